@@ -1,0 +1,3 @@
+from rtvc.cli import main
+
+raise SystemExit(main())

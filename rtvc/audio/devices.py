@@ -1,0 +1,159 @@
+"""Sound devices: list them, find one by index or name substring, check rate and channels.
+
+Every miss is a DeviceError that names what was asked, what exists, and how to choose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import sounddevice as sd
+
+from rtvc.errors import DeviceError
+
+Kind = Literal["input", "output"]
+
+
+@dataclass(frozen=True)
+class Device:
+    index: int
+    name: str
+    host_api: str
+    max_input: int
+    max_output: int
+    default_samplerate: float
+    low_input_latency: float
+    low_output_latency: float
+
+    def channels(self, kind: Kind) -> int:
+        return self.max_input if kind == "input" else self.max_output
+
+    def title(self) -> str:
+        return f"[{self.index}] {self.name} ({self.host_api})"
+
+
+def rescan() -> None:
+    """Re-read the device list (PortAudio enumerates devices only when it starts)."""
+    sd._terminate()
+    sd._initialize()
+
+
+def list_devices() -> list[Device]:
+    apis = sd.query_hostapis()
+    return [
+        Device(
+            index=i,
+            name=d["name"],
+            host_api=apis[d["hostapi"]]["name"],
+            max_input=d["max_input_channels"],
+            max_output=d["max_output_channels"],
+            default_samplerate=d["default_samplerate"],
+            low_input_latency=d["default_low_input_latency"],
+            low_output_latency=d["default_low_output_latency"],
+        )
+        for i, d in enumerate(sd.query_devices())
+    ]
+
+
+def format_devices(devices: list[Device]) -> str:
+    if not devices:
+        return "no sound devices found"
+    default_in, default_out = sd.default.device
+    rows = [f"{'':2}{'#':>3}  {'name':<36} {'host API':<28} {'in':>3} {'out':>3} {'rate':>7}"]
+    for d in devices:
+        mark = ("<" if d.index == default_in else " ") + (">" if d.index == default_out else " ")
+        rows.append(
+            f"{mark}{d.index:>3}  {d.name[:36]:<36} {d.host_api[:28]:<28} {d.max_input:>3} {d.max_output:>3}"
+            f" {d.default_samplerate:>7.0f}"
+        )
+    rows.append("< default input, > default output")
+    return "\n".join(rows)
+
+
+def no_devices_error() -> DeviceError:
+    return DeviceError(
+        "no sound devices found",
+        "plug in or enable a sound card (or start a JACK/PipeWire server), check `rtvc devices`;"
+        " without one, `rtvc run --virtual` runs the engine on the virtual device",
+    )
+
+
+def find_device(spec: int | str, kind: Kind, host_api: str = "") -> Device:
+    """A device by index, by name substring (case-insensitive), or '' for the host API's default."""
+    devices = list_devices()
+    if not devices:
+        raise no_devices_error()
+    flag = f"--{kind}-device"
+    usable = [d for d in devices if d.channels(kind) > 0 and host_api.lower() in d.host_api.lower()]
+    if host_api and not usable:
+        apis = sorted({d.host_api for d in devices if d.channels(kind) > 0})
+        raise DeviceError(
+            f"no {kind} device on a host API matching '{host_api}'",
+            f"host APIs with {kind} devices: {', '.join(apis) or 'none'}; set audio.host_api",
+        )
+    if isinstance(spec, str) and spec.strip().isdigit():
+        spec = int(spec)
+    if isinstance(spec, int):
+        match = [d for d in devices if d.index == spec]
+        if not match:
+            raise DeviceError(f"no device with index {spec}", f"run `rtvc devices` and pass {flag} N")
+        if match[0].channels(kind) == 0:
+            raise DeviceError(
+                f"device {match[0].title()} has no {kind} channels", f"choose an {kind} device with {flag}"
+            )
+        return match[0]
+    if spec == "":
+        return _default(kind, usable, host_api, flag)
+    match = [d for d in usable if spec.lower() in d.name.lower()]
+    if not match:
+        names = ", ".join(f"'{d.name}'" for d in usable) or "none"
+        raise DeviceError(
+            f"no {kind} device matches '{spec}'", f"{kind} devices: {names}; see `rtvc devices`"
+        )
+    if len(match) > 1:
+        exact = [d for d in match if d.name.lower() == spec.lower()]
+        if len(exact) == 1:
+            return exact[0]
+        names = ", ".join(d.title() for d in match)
+        raise DeviceError(
+            f"'{spec}' matches {len(match)} {kind} devices: {names}",
+            f"give more of the name, or the index: {flag} {match[0].index}",
+        )
+    return match[0]
+
+
+def _default(kind: Kind, usable: list[Device], host_api: str, flag: str) -> Device:
+    """The system default device, or with audio.host_api set, that host API's default."""
+    if not usable:
+        raise DeviceError(
+            f"no {kind} device found", f"connect one, or choose one with {flag} (see `rtvc devices`)"
+        )
+    if host_api:
+        api = sd.query_hostapis(sd.query_devices(usable[0].index)["hostapi"])
+        idx = api["default_input_device" if kind == "input" else "default_output_device"]
+    else:
+        idx = sd.default.device[0 if kind == "input" else 1]
+        if idx < 0:  # PortAudio's own default
+            idx = sd.query_hostapis(0)["default_input_device" if kind == "input" else "default_output_device"]
+    for d in usable:
+        if d.index == idx:
+            return d
+    raise DeviceError(f"no default {kind} device", f"choose one with {flag} (see `rtvc devices`)")
+
+
+def check_rate(device: Device, kind: Kind, samplerate: int, channels: int) -> None:
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    try:
+        check(device=device.index, samplerate=samplerate, channels=channels, dtype="float32")
+    except sd.PortAudioError as e:
+        msg = str(e)
+        if "sample rate" in msg.lower():
+            raise DeviceError(
+                f"{kind} device {device.title()} does not support {samplerate} Hz",
+                f"set audio.samplerate (or --samplerate) to {device.default_samplerate:.0f}, its default",
+            ) from None
+        raise DeviceError(
+            f"{kind} device {device.title()} refuses {channels} channel(s) at {samplerate} Hz: {msg}",
+            f"it has {device.channels(kind)} {kind} channel(s); check audio.input_channel/output_channels",
+        ) from None

@@ -1,0 +1,167 @@
+"""PortAudio streams (through sounddevice) that drive the engine's callbacks.
+
+One duplex stream when input and output are the same device (same host API), two streams otherwise,
+plus an optional monitor stream. The callbacks here only pick the microphone channel and hand the
+buffers to the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sounddevice as sd
+
+from rtvc.audio.devices import Device, check_rate, find_device
+from rtvc.config import AudioConfig
+from rtvc.engine import Engine
+from rtvc.errors import DeviceError
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    input: Device
+    output: Device
+    monitor: Device | None
+    input_channel: int  # 1-based
+    output_channels: int
+    monitor_channels: int
+
+    @property
+    def duplex(self) -> bool:
+        return self.input.index == self.output.index
+
+    def describe(self) -> str:
+        lines = [
+            f"  input   {self.input.title()}, channel {self.input_channel}",
+            f"  output  {self.output.title()}, {self.output_channels} channel(s)"
+            + (" (one duplex stream)" if self.duplex else " (separate stream)"),
+        ]
+        if self.monitor:
+            lines.append(f"  monitor {self.monitor.title()}, {self.monitor_channels} channel(s)")
+        return "\n".join(lines)
+
+
+def choose_devices(cfg: AudioConfig) -> DeviceChoice:
+    inp = find_device(cfg.input_device, "input", cfg.host_api)
+    out = find_device(cfg.output_device, "output", cfg.host_api)
+    mon = find_device(cfg.monitor_device, "output", cfg.host_api) if cfg.monitor_device != "" else None
+    if cfg.input_channel > inp.max_input:
+        raise DeviceError(
+            f"audio.input_channel = {cfg.input_channel}, but {inp.title()} has {inp.max_input} input(s)",
+            f"set audio.input_channel to 1..{inp.max_input}",
+        )
+    out_ch = cfg.output_channels or min(2, out.max_output)
+    if out_ch > out.max_output:
+        raise DeviceError(
+            f"audio.output_channels = {out_ch}, but {out.title()} has {out.max_output} output channel(s)",
+            f"set audio.output_channels to 1..{out.max_output}, or 0 for up to 2",
+        )
+    mon_ch = min(2, mon.max_output) if mon else 0
+    check_rate(inp, "input", cfg.samplerate, cfg.input_channel)
+    check_rate(out, "output", cfg.samplerate, out_ch)
+    if mon:
+        check_rate(mon, "output", cfg.samplerate, mon_ch)
+    return DeviceChoice(inp, out, mon, cfg.input_channel, out_ch, mon_ch)
+
+
+class DeviceStreams:
+    """Opened, not started. `start()`/`stop()`/`close()`; device failures reach engine status."""
+
+    def __init__(self, choice: DeviceChoice, engine: Engine, samplerate: int, period: int):
+        self.choice = choice
+        self.engine = engine
+        self._streams: list[sd._StreamBase] = []
+        self._stopping = False
+        ch = choice.input_channel - 1
+        common = dict(samplerate=samplerate, blocksize=period, dtype="float32", latency="low")
+
+        def duplex_cb(indata, outdata, frames, _time, status):
+            engine.on_duplex(indata[:, ch], outdata, frames, status)
+
+        def input_cb(indata, frames, _time, status):
+            engine.on_input(indata[:, ch], frames, status)
+
+        def output_cb(outdata, frames, _time, status):
+            engine.on_output(outdata, frames, status)
+
+        def monitor_cb(outdata, frames, _time, status):
+            engine.on_monitor(outdata, frames, status)
+
+        try:
+            if choice.duplex:
+                main = sd.Stream(
+                    device=(choice.input.index, choice.output.index),
+                    channels=(choice.input_channel, choice.output_channels),
+                    callback=duplex_cb,
+                    finished_callback=self._finished("audio stream"),
+                    **common,
+                )
+                self._streams.append(main)
+                lat_in, lat_out = main.latency
+            else:
+                si = sd.InputStream(
+                    device=choice.input.index,
+                    channels=choice.input_channel,
+                    callback=input_cb,
+                    finished_callback=self._finished("input stream"),
+                    **common,
+                )
+                so = sd.OutputStream(
+                    device=choice.output.index,
+                    channels=choice.output_channels,
+                    callback=output_cb,
+                    finished_callback=self._finished("output stream"),
+                    **common,
+                )
+                self._streams += [si, so]
+                lat_in, lat_out = si.latency, so.latency
+            if choice.monitor:
+                self._streams.append(
+                    sd.OutputStream(
+                        device=choice.monitor.index,
+                        channels=choice.monitor_channels,
+                        callback=monitor_cb,
+                        finished_callback=self._finished("monitor stream"),
+                        **common,
+                    )
+                )
+                engine.has_monitor_device = True
+        except sd.PortAudioError as e:
+            self.close()
+            raise DeviceError(
+                f"could not open the audio device: {e}", "check `rtvc devices` and the settings"
+            ) from None
+        engine.set_device(round(lat_in * samplerate), round(lat_out * samplerate), not choice.duplex)
+
+    def _finished(self, what: str):
+        def cb():
+            if not self._stopping:
+                self.engine.report_device_error(f"{what} stopped: the device failed or disappeared")
+
+        return cb
+
+    def start(self) -> None:
+        try:
+            for s in self._streams:
+                s.start()
+        except sd.PortAudioError as e:
+            raise DeviceError(
+                f"could not start the audio stream: {e}", "is the device in use or unplugged?"
+            ) from None
+
+    def stop(self) -> None:
+        self._stopping = True
+        for s in self._streams:
+            try:
+                s.stop()
+            except sd.PortAudioError:
+                pass  # a stream whose device already vanished; the engine's status says so
+
+    def close(self) -> None:
+        self._stopping = True
+        for s in self._streams:
+            try:
+                s.close()
+            except sd.PortAudioError:
+                pass
+        self._streams.clear()

@@ -1,0 +1,115 @@
+"""The `rtvc` command line. Errors a user can fix end as one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rtvc.errors import RtvcError
+
+EXIT_USER_ERROR = 2
+
+# flag -> (dotted config key, type)
+FLAGS: dict[str, tuple[str, Any]] = {
+    "--host-api": ("audio.host_api", str),
+    "--input-device": ("audio.input_device", str),
+    "--output-device": ("audio.output_device", str),
+    "--monitor-device": ("audio.monitor_device", str),
+    "--samplerate": ("audio.samplerate", int),
+    "--input-channel": ("audio.input_channel", int),
+    "--output-channels": ("audio.output_channels", int),
+    "--period": ("audio.period", int),
+    "--block-ms": ("stream.block_ms", float),
+    "--prefill-ms": ("stream.prefill_ms", float),
+    "--profile": ("voice.profile", str),
+}
+
+
+def _add_config_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    p.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
+    for flag, (key, typ) in FLAGS.items():
+        if only is None or flag in only:
+            p.add_argument(flag, type=typ, dest=key, metavar=typ.__name__.upper(), help=f"overrides {key}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rtvc", description="Real-time voice changer with measured latency.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("devices", help="list sound devices")
+
+    r = sub.add_parser("run", help="microphone -> voice -> speakers, live")
+    _add_config_flags(r)
+    r.add_argument("--monitor", action="store_true", default=None, help="start with 'hear myself' on")
+    r.add_argument(
+        "--virtual", action="store_true", help="use the virtual device even if a sound card exists"
+    )
+    r.add_argument("--clip", type=Path, help="virtual device: audio file to play as the microphone")
+    r.add_argument("--record", type=Path, help="virtual device: where to write the output (out/rtvc-run.wav)")
+    r.add_argument("--duration", type=float, help="stop after this many seconds")
+    r.add_argument("--report-json", type=Path, help="write the final status snapshot as JSON")
+
+    c = sub.add_parser("convert", help="run a file through the streaming path as fast as it can")
+    _add_config_flags(c, ("--samplerate", "--block-ms", "--prefill-ms", "--profile", "--period"))
+    c.add_argument("input", type=Path)
+    c.add_argument("output", type=Path)
+    return p
+
+
+def _load(args: argparse.Namespace):
+    from rtvc.config import load_config
+
+    path = args.config
+    if path is None and Path("config.toml").is_file():
+        path = Path("config.toml")
+    overrides = {}
+    for flag, (key, _typ) in FLAGS.items():
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = (value, flag)
+    if getattr(args, "monitor", None):
+        overrides["audio.monitor"] = (True, "--monitor")
+    return load_config(path, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except RtvcError as e:
+        print(f"rtvc: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "devices":
+        from rtvc.audio.devices import format_devices, list_devices, no_devices_error
+
+        devices = list_devices()
+        if not devices:
+            raise no_devices_error()
+        print(format_devices(devices))
+        return 0
+    cfg = _load(args)
+    if args.command == "run":
+        from rtvc.run import RunOptions, run_live
+
+        opts = RunOptions(
+            virtual=args.virtual,
+            clip=args.clip,
+            record=args.record,
+            duration=args.duration,
+            report_json=args.report_json,
+        )
+        return run_live(cfg, opts)
+    if args.command == "convert":
+        from rtvc.run import VIRTUAL_PERIOD, convert_file
+
+        st = convert_file(cfg, args.input, args.output, cfg.audio.period or VIRTUAL_PERIOD)
+        print(
+            f"wrote {args.output}: {st.blocks} blocks, voice {st.voice}, "
+            f"block time p50 {st.timing.p50_ms:.3f} ms p99 {st.timing.p99_ms:.3f} ms"
+        )
+        return 0
+    raise AssertionError(args.command)

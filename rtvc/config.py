@@ -1,0 +1,102 @@
+"""config.toml: parsed once into typed dataclasses; CLI flags override it; printed resolved at start."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rtvc.errors import ConfigError
+from rtvc.settings import from_table, in_range, one_of, read_toml, setting
+
+DEVICE_HELP = "a device index, or a substring of its name (see `rtvc devices`); '' for the system default"
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    host_api: str = setting("", "substring of the host API name (e.g. 'JACK', 'WASAPI'); '' for the default")
+    input_device: int | str = setting("", "microphone: " + DEVICE_HELP)
+    output_device: int | str = setting("", "where the converted voice goes: " + DEVICE_HELP)
+    monitor_device: int | str = setting(
+        "", "'hear myself' device (e.g. headphones): " + DEVICE_HELP.replace("the system default", "none")
+    )
+    monitor: bool = setting(False, "start with the monitor ('hear myself') on")
+    samplerate: int = setting(
+        48000, "device sample rate in Hz", one_of(16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+    )
+    input_channel: int = setting(1, "which input channel carries the microphone (1-based)", in_range(1, 64))
+    output_channels: int = setting(
+        0, "output channels the voice is copied to; 0 for up to 2", in_range(0, 64)
+    )
+    period: int = setting(
+        0, "frames per device callback; 0 lets the host choose (lowest latency)", in_range(0, 8192)
+    )
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    block_ms: float = setting(20.0, "processing block in milliseconds", in_range(1.0, 500.0))
+    prefill_ms: float = setting(
+        4.0, "time guaranteed to the worker for each block, against jitter (ms)", in_range(0.0, 500.0)
+    )
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    profile: str = setting("default", "voice profile: a name in profiles/ or a path to a .toml file")
+
+
+@dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = dataclasses.field(default_factory=AudioConfig)
+    stream: StreamConfig = dataclasses.field(default_factory=StreamConfig)
+    voice: VoiceConfig = dataclasses.field(default_factory=VoiceConfig)
+    # dotted key -> where its value came from ("default", the file, or "--flag")
+    sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
+    path: Path | None = None
+
+
+SECTIONS: dict[str, type] = {"audio": AudioConfig, "stream": StreamConfig, "voice": VoiceConfig}
+
+
+def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None = None) -> Config:
+    """Read `path` (None: defaults only), then apply `overrides`: {"audio.samplerate": (48000, "--samplerate")}."""
+    tables: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    sources: dict[str, str] = {}
+    where: dict[str, str] = {}
+    if path is not None:
+        raw = read_toml(path)
+        for name, table in raw.items():
+            if name not in SECTIONS:
+                raise ConfigError(
+                    f"{path}: unknown section [{name}]", f"allowed sections: {', '.join(SECTIONS)}"
+                )
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: '{name}' must be a [{name}] table", "see config.toml's comments")
+            tables[name].update(table)
+            where.update({f"{name}.{k}": str(path) for k in table})
+    for dotted, (value, flag) in (overrides or {}).items():
+        name, key = dotted.split(".", 1)
+        tables[name][key] = value
+        where[dotted] = flag
+    sections = {}
+    for name, cls in SECTIONS.items():
+        keys_where = {k: where[f"{name}.{k}"] for k in tables[name]}
+        sections[name] = from_table(cls, tables[name], keys_where, name)
+        for f in dataclasses.fields(cls):
+            sources[f"{name}.{f.name}"] = where.get(f"{name}.{f.name}", "default")
+    return Config(**sections, sources=sources, path=path)
+
+
+def format_config(cfg: Config) -> str:
+    """The resolved settings, one per line, with where each value came from."""
+    lines = [f"settings ({cfg.path or 'no config file'}):"]
+    for name in SECTIONS:
+        section = getattr(cfg, name)
+        for f in dataclasses.fields(section):
+            key = f"{name}.{f.name}"
+            lines.append(
+                f"  {key:<24} = {getattr(section, f.name)!r:<12} [{cfg.sources.get(key, 'default')}]"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,306 @@
+"""The real-time engine: device callbacks <-> SPSC rings <-> worker thread running the converter.
+
+The callbacks (`on_duplex`, `on_input`, `on_output`, `on_monitor`) are what a device calls on its own
+thread, real (PortAudio) or virtual. They copy into and out of preallocated rings, bump counters and
+ring the worker's doorbell: no allocation of buffers, no logging, no locks, no torch.
+
+The worker takes fixed blocks from the input ring, runs the converter, and writes the output ring (and
+the monitor ring). The output ring starts with `prefill` frames of silence; it is read on a fixed
+timeline, so an underrun costs a gap but never shifts the latency away from what was declared.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rtvc.converter import StreamingConverter
+from rtvc.doorbell import Doorbell
+from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
+from rtvc.ring import SpscRing
+from rtvc.status import EngineStatus, Levels, Xruns
+from rtvc.timing import BlockTimer
+
+# A worker holding the GIL for Python's default 5 ms starves the audio callback (xruns at 128-frame
+# periods); 0.5 ms keeps the callback's wait for the GIL well inside one period.
+SWITCH_INTERVAL_S = 0.0005
+MAX_CALLBACK_FRAMES = 16384
+
+
+@dataclass
+class _Counters:
+    """Written by the callbacks only (each field by one thread)."""
+
+    callbacks: int = 0
+    last_callback: float = 0.0  # time.monotonic() of the latest callback
+    period: int = 0  # frames in the latest callback
+    pa_flags: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming_output"), 0
+        )
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        converter: StreamingConverter,
+        samplerate: int,
+        headroom: int,
+        monitor: bool = False,
+        voice_label: str = "",
+    ):
+        self.converter = converter
+        self.samplerate = samplerate
+        self.block = converter.block
+        self.headroom = headroom
+        self.voice_label = voice_label
+        self.monitor_enabled = monitor  # read by the worker at block boundaries
+        self.has_monitor_device = False
+
+        cap = max(samplerate, 8 * self.block)  # 1 s or 8 blocks: a stall long enough to notice
+        self.in_ring = SpscRing(cap)
+        self.out_ring = SpscRing(cap)
+        self.mon_ring = SpscRing(cap)
+        self._out_scratch = np.zeros(MAX_CALLBACK_FRAMES, dtype=np.float32)
+        self._mon_scratch = np.zeros(MAX_CALLBACK_FRAMES, dtype=np.float32)
+        self._block_in = np.zeros(self.block, dtype=np.float32)
+        self._silence = np.zeros(self.block, dtype=np.float32)
+
+        self._bell = Doorbell()
+        self._counters = _Counters()  # input or duplex stream
+        self._out_counters = _Counters()  # output stream, when separate
+        self._mon_counters = _Counters()  # monitor stream
+        self.timer = BlockTimer(self.block / samplerate)
+        self._levels = np.full(4, 0.0)  # in peak, in rms, out peak, out rms (linear)
+        self.blocks_done = 0
+        self.plan: PrefillPlan | None = None
+        self.device_latency = (0, 0)
+        self.separate_streams = False
+        self._live = False  # set last by prepare(): the callbacks then carry audio
+        self._host_period = 0  # frames of the first callback, when the host chooses the period
+        self._state = "starting"
+        self._detail = ""
+        self._stop = threading.Event()
+        self._progress = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._prev_switch = sys.getswitchinterval()
+
+    # -- set-up (control thread) ----------------------------------------------------------------
+    def set_device(self, latency_in: int, latency_out: int, separate_streams: bool) -> None:
+        self.device_latency = (latency_in, latency_out)
+        self.separate_streams = separate_streams
+
+    def prepare(self, period: int) -> PrefillPlan:
+        """Plan the prefill for callbacks of `period` frames and make the rings live."""
+        plan = plan_prefill(self.block, period, self.headroom, self.separate_streams)
+        if plan.prefill + 2 * self.block > self.out_ring.capacity:
+            raise ValueError(f"prefill {plan.prefill} frames does not fit the output ring")
+        self.plan = plan
+        for ring in (self.in_ring, self.out_ring, self.mon_ring):
+            ring.read_pos = ring.write_pos = 0
+        self.out_ring.write(np.zeros(plan.prefill, dtype=np.float32))
+        self.mon_ring.write(np.zeros(plan.prefill, dtype=np.float32))
+        self._counters.period = period
+        self._live = True
+        if self._state == "starting":
+            self._state = "running"
+        return plan
+
+    def start(self) -> None:
+        self._prev_switch = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._state = "running" if self._live else "starting"
+        self._thread = threading.Thread(target=self._run, name="rtvc-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._bell.ring()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        sys.setswitchinterval(self._prev_switch)
+        if not self._state.startswith("failed"):
+            self._state = "stopped"
+
+    def close(self) -> None:
+        self._bell.close()
+
+    def report_device_error(self, detail: str) -> None:
+        """Device layer: the stream died (device unplugged, server gone). Shown in status."""
+        self._state = "failed"
+        self._detail = detail
+
+    # -- callbacks (device thread): copy, count, ring ------------------------------------------
+    def on_duplex(self, indata: np.ndarray, outdata: np.ndarray, frames: int, flags) -> None:
+        """indata: (frames,) mono view; outdata: (frames, channels)."""
+        c = self._counters
+        c.callbacks += 1
+        c.last_callback = time.monotonic()
+        if flags:
+            self._count_flags(c, flags)
+        if not self._live:
+            self._host_period = frames
+            outdata.fill(0)
+            self._bell.ring()
+            return
+        self.in_ring.write(indata)
+        out = self._out_scratch[:frames]
+        self.out_ring.read_timeline(out)
+        outdata[:] = out[:, None]
+        self._bell.ring()
+
+    def on_input(self, indata: np.ndarray, frames: int, flags) -> None:
+        c = self._counters
+        c.callbacks += 1
+        c.last_callback = time.monotonic()
+        if flags:
+            self._count_flags(c, flags)
+        if not self._live:
+            self._host_period = frames
+        else:
+            self.in_ring.write(indata)
+        self._bell.ring()
+
+    def on_output(self, outdata: np.ndarray, frames: int, flags) -> None:
+        if flags:
+            self._count_flags(self._out_counters, flags)
+        if not self._live:
+            outdata.fill(0)
+            return
+        out = self._out_scratch[:frames]
+        self.out_ring.read_timeline(out)
+        outdata[:] = out[:, None]
+
+    def on_monitor(self, outdata: np.ndarray, frames: int, flags) -> None:
+        if flags:
+            self._count_flags(self._mon_counters, flags)
+        if not self._live:
+            outdata.fill(0)
+            return
+        out = self._mon_scratch[:frames]
+        self.mon_ring.read_timeline(out)
+        outdata[:] = out[:, None]
+
+    @staticmethod
+    def _count_flags(c: _Counters, flags) -> None:
+        f = c.pa_flags
+        if flags.input_underflow:
+            f["input_underflow"] += 1
+        if flags.input_overflow:
+            f["input_overflow"] += 1
+        if flags.output_underflow:
+            f["output_underflow"] += 1
+        if flags.output_overflow:
+            f["output_overflow"] += 1
+        if flags.priming_output:
+            f["priming_output"] += 1
+
+    # -- worker thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        block = self.block
+        try:
+            while not self._stop.is_set():
+                if not self._live:
+                    # period chosen by the host: learnt from the first callback, then the rings go live
+                    self._bell.wait(0.1)
+                    if not self._live and self._host_period:
+                        self.prepare(self._host_period)
+                    continue
+                if self.in_ring.available() < block:
+                    self._bell.wait(0.05)
+                    self._check_device()
+                    continue
+                self.in_ring.read_into(self._block_in)
+                t0 = time.perf_counter()
+                y = self.converter.process_block(self._block_in)
+                self.out_ring.write(y)
+                if self.has_monitor_device:
+                    self.mon_ring.write(y if self.monitor_enabled else self._silence)
+                self.timer.record(time.perf_counter() - t0)
+                self._meter(self._block_in, y)
+                self.blocks_done += 1
+                self._progress.set()
+        except Exception as e:  # the worker must not die silently: status carries the error
+            self._state = "failed"
+            self._detail = f"worker: {type(e).__name__}: {e}"
+            self._progress.set()
+
+    def _meter(self, x: np.ndarray, y: np.ndarray) -> None:
+        lv = self._levels
+        lv[0] = np.abs(x).max()
+        lv[1] = np.sqrt(np.mean(np.square(x, dtype=np.float64)))
+        lv[2] = np.abs(y).max()
+        lv[3] = np.sqrt(np.mean(np.square(y, dtype=np.float64)))
+
+    def _check_device(self) -> None:
+        c = self._counters
+        if self._state == "failed":
+            return
+        period_s = (c.period or self.block) / self.samplerate
+        quiet = time.monotonic() - c.last_callback
+        if c.callbacks and quiet > max(0.5, 20 * period_s):
+            self._state = "stalled"
+            self._detail = f"no audio callback for {quiet:.1f} s: is the device still there?"
+        elif self._state == "stalled":
+            self._state, self._detail = "running", ""
+
+    def wait_for_worker(self, timeout: float = 10.0) -> None:
+        """Block until every complete block written so far has been processed (file conversion)."""
+        deadline = time.monotonic() + timeout
+        while self.blocks_done < self.in_ring.write_pos // self.block:
+            if self._state == "failed":
+                raise RuntimeError(self._detail)
+            if time.monotonic() > deadline:
+                raise TimeoutError("the worker did not keep up")
+            self._progress.wait(0.01)
+            self._progress.clear()
+
+    # -- status (any thread) --------------------------------------------------------------------
+    def latency(self) -> LatencyBreakdown | None:
+        if self.plan is None:
+            return None
+        return LatencyBreakdown(
+            samplerate=self.samplerate,
+            device_in=self.device_latency[0],
+            block=self.block,
+            converter=self.converter.latency,
+            prefill=self.plan.prefill - self.block,
+            device_out=self.device_latency[1],
+        )
+
+    def status(self) -> EngineStatus:
+        c = self._counters
+        flags = {
+            k: sum(x.pa_flags[k] for x in (c, self._out_counters, self._mon_counters)) for k in c.pa_flags
+        }
+        xruns = Xruns(
+            input_overrun_frames=self.in_ring.overrun_frames,
+            input_overrun_events=self.in_ring.overrun_events,
+            output_underrun_frames=self.out_ring.underrun_frames,
+            output_underrun_events=self.out_ring.underrun_events,
+            output_late_frames=self.out_ring.late_frames,
+            monitor_underrun_events=self.mon_ring.underrun_events if self.has_monitor_device else 0,
+            portaudio=flags,
+        )
+        lv = self._levels.copy()
+        return EngineStatus(
+            state=self._state,
+            detail=self._detail,
+            voice=self.voice_label,
+            samplerate=self.samplerate,
+            block=self.block,
+            period=c.period,
+            callbacks=c.callbacks,
+            blocks=self.blocks_done,
+            latency=self.latency(),
+            worker_slack_ms=1e3 * self.plan.slack / self.samplerate if self.plan else 0.0,
+            timing=self.timer.stats(),
+            xruns=xruns,
+            levels=Levels.from_linear(*lv),
+            monitor=self.monitor_enabled,
+        )

@@ -1,0 +1,67 @@
+"""Voice profiles: `profiles/<name>.toml` = a voice kind and its parameters.
+
+label = "Deep voice"         # optional, what the UI shows
+voice = "passthrough"        # a registered voice kind
+[params]                     # the voice's own parameters, validated like config.toml
+gain_db = 0.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rtvc.errors import ConfigError
+from rtvc.settings import from_table, read_toml
+from rtvc.voices import VOICES, voice_class
+
+PROFILE_KEYS = ("label", "voice", "params")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    path: Path
+    label: str
+    voice: str
+    params: Any  # the voice's Params dataclass
+
+
+def profile_path(name_or_path: str, profiles_dir: Path) -> Path:
+    """A profile name (looked up in `profiles_dir`) or a path to a .toml file."""
+    if name_or_path.endswith(".toml") or "/" in name_or_path:
+        return Path(name_or_path)
+    return profiles_dir / f"{name_or_path}.toml"
+
+
+def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
+    path = profile_path(name_or_path, profiles_dir)
+    if not path.is_file():
+        there = sorted(p.stem for p in profiles_dir.glob("*.toml")) if profiles_dir.is_dir() else []
+        raise ConfigError(
+            f"profile '{name_or_path}' not found: no file {path}",
+            f"profiles in {profiles_dir}: {', '.join(there) or 'none'}; or pass a path to a .toml file",
+        )
+    raw = read_toml(path)
+    for key in raw:
+        if key not in PROFILE_KEYS:
+            raise ConfigError(f"{path}: unknown key '{key}'", f"allowed keys: {', '.join(PROFILE_KEYS)}")
+    kind = raw.get("voice")
+    if not isinstance(kind, str):
+        raise ConfigError(
+            f"{path}: 'voice' is missing or not a string", f"set voice = one of {sorted(VOICES)}"
+        )
+    cls = voice_class(kind, str(path))
+    params_table = raw.get("params", {})
+    if not isinstance(params_table, dict):
+        raise ConfigError(f"{path}: 'params' must be a [params] table", "see profiles/default.toml")
+    params = from_table(cls.Params, params_table, str(path), "params")
+    label = raw.get("label", path.stem)
+    if not isinstance(label, str):
+        raise ConfigError(f"{path}: 'label' = {label!r} must be a string", "quote it")
+    return Profile(name=path.stem, path=path, label=label, voice=kind, params=params)
+
+
+def make_voice(profile: Profile, samplerate: int):
+    return VOICES[profile.voice](samplerate)

@@ -1,0 +1,180 @@
+"""`rtvc run` and `rtvc convert`: wire config, profile, converter, engine and a device together."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rtvc.audio.devices import list_devices
+from rtvc.audio.io import DeviceStreams, choose_devices
+from rtvc.audio.virtual import VirtualDevice
+from rtvc.config import Config, format_config
+from rtvc.converter import StreamingConverter
+from rtvc.engine import Engine
+from rtvc.errors import ConfigError
+from rtvc.latency import plan_prefill
+from rtvc.profiles import load_profile, make_voice
+from rtvc.status import EngineStatus
+from rtvc.wavio import bundled_speech, load_mono, save
+
+VIRTUAL_PERIOD = 256  # frames per virtual-device callback when audio.period is 0
+
+
+def profiles_dir(cfg: Config) -> Path:
+    """profiles/ beside the config file (or in the working directory without one)."""
+    return (cfg.path.parent if cfg.path else Path.cwd()) / "profiles"
+
+
+def frames(ms: float, samplerate: int) -> int:
+    return round(ms * samplerate / 1000.0)
+
+
+def build_engine(cfg: Config) -> Engine:
+    sr = cfg.audio.samplerate
+    profile = load_profile(cfg.voice.profile, profiles_dir(cfg))
+    voice = make_voice(profile, sr)
+    block = frames(cfg.stream.block_ms, sr)
+    if cfg.audio.period and block < cfg.audio.period and cfg.audio.period % block:
+        raise ConfigError(
+            f"stream.block_ms = {cfg.stream.block_ms} ({block} frames) is shorter than audio.period "
+            f"({cfg.audio.period} frames) and does not divide it",
+            "make the block a whole divisor or a multiple of the period",
+        )
+    conv = StreamingConverter(voice, profile.params, sr, block)
+    return Engine(
+        conv,
+        sr,
+        headroom=frames(cfg.stream.prefill_ms, sr),
+        monitor=cfg.audio.monitor,
+        voice_label=f"{profile.label}: {voice.label}",
+    )
+
+
+@dataclass
+class RunOptions:
+    virtual: bool = False  # force the virtual device
+    clip: Path | None = None  # what the virtual device plays (default: the bundled speech clip)
+    record: Path | None = None  # where the virtual device's output goes
+    duration: float | None = None  # seconds; None: until Ctrl-C (or the clip's end on the virtual device)
+    report_json: Path | None = None
+    status_every: float = 1.0
+
+
+def _sigterm_to_interrupt() -> None:
+    def handler(_sig, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_live(cfg: Config, opts: RunOptions) -> int:
+    out = sys.stdout
+    print(f"rtvc {__import__('rtvc').__version__}", file=out)
+    print(format_config(cfg), file=out)
+    engine = build_engine(cfg)
+    sr = cfg.audio.samplerate
+    virtual = opts.virtual
+    if not virtual and not list_devices():
+        print("no sound card found: running the live engine on the virtual device instead", file=out)
+        virtual = True
+
+    device: VirtualDevice | DeviceStreams
+    if virtual:
+        clip = opts.clip or bundled_speech()
+        x = load_mono(clip, sr)
+        x = np.concatenate([x, np.zeros(sr, dtype=np.float32)])  # 1 s of silence lets the tail play out
+        record = opts.record or Path("out/rtvc-run.wav")
+        device = VirtualDevice(engine, x, cfg.audio.period or VIRTUAL_PERIOD, paced=True)
+        print(
+            f"virtual device: playing {clip} ({len(x) / sr:.1f} s) as the microphone, recording to {record}"
+        )
+    else:
+        choice = choose_devices(cfg.audio)
+        print("devices:\n" + choice.describe(), file=out)
+        device = DeviceStreams(choice, engine, sr, cfg.audio.period)
+        if cfg.audio.period:
+            engine.prepare(cfg.audio.period)
+    print(f"voice: {engine.voice_label}", file=out)
+
+    _sigterm_to_interrupt()
+    engine.start()
+    device.start()
+    t0 = time.monotonic()
+    tty = out.isatty()
+    last_print = 0.0
+    try:
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic() - t0
+            if opts.duration is not None and now >= opts.duration:
+                break
+            if virtual and device.done:
+                break
+            if now - last_print >= (opts.status_every if tty else 5 * opts.status_every):
+                last_print = now
+                line = engine.status().line()
+                print(
+                    ("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n", file=out, flush=True
+                )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        device.stop()
+        engine.stop()
+        if not virtual:
+            device.close()
+    if tty:
+        print(file=out)
+    status = engine.status()
+    print(report(status), file=out)
+    if virtual:
+        save(record, device.recording, sr)
+        print(f"wrote {record} ({len(device.recording) / sr:.1f} s)", file=out)
+    if opts.report_json:
+        opts.report_json.parent.mkdir(parents=True, exist_ok=True)
+        opts.report_json.write_text(json.dumps(status.to_dict(), indent=2))
+    return 1 if status.state == "failed" else 0
+
+
+def report(st: EngineStatus) -> str:
+    """The closing latency report."""
+    t = st.timing
+    lines = ["latency report:"]
+    if st.latency:
+        lines.append(f"  declared latency  {st.latency.describe()}")
+    lines += [
+        f"  block             {st.block} frames ({1e3 * st.block / st.samplerate:.1f} ms),"
+        f" device period {st.period}",
+        f"  worker time       {st.worker_slack_ms:.1f} ms guaranteed per block",
+        f"  block processing  last {t.last_ms:.3f}  p50 {t.p50_ms:.3f}  p99 {t.p99_ms:.3f}"
+        f"  max {t.max_ms:.3f} ms over {t.count} blocks",
+        f"  xruns             {st.xruns.total} (output underruns {st.xruns.output_underrun_events},"
+        f" input overruns {st.xruns.input_overrun_events}, PortAudio flags {st.xruns.portaudio})",
+        f"  state             {st.state}" + (f": {st.detail}" if st.detail else ""),
+    ]
+    return "\n".join(lines)
+
+
+def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> EngineStatus:
+    """Run a file through the streaming path (rings, worker, converter) as fast as it can.
+
+    The output is aligned to the input: the declared latency is trimmed from its start.
+    """
+    sr = cfg.audio.samplerate
+    engine = build_engine(cfg)
+    x = load_mono(src, sr)
+    pad = plan_prefill(engine.block, period, engine.headroom).prefill + engine.converter.latency
+    dev = VirtualDevice(engine, np.concatenate([x, np.zeros(pad, dtype=np.float32)]), period, paced=False)
+    engine.start()
+    dev.start()
+    dev.join()
+    engine.stop()
+    assert engine.latency().total == pad, (engine.latency(), pad)
+    save(dst, dev.recording[pad:], sr)
+    return engine.status()

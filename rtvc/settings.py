@@ -1,0 +1,113 @@
+"""Validated settings dataclasses: the one place TOML tables become typed values.
+
+A settings class is a frozen dataclass whose fields carry `setting(...)` metadata: a help line and a
+check. `from_table` rejects unknown keys, wrong types and out-of-range values with a `ConfigError` that
+names the key, the file and what is allowed. config.toml and profiles use it alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from rtvc.errors import ConfigError
+
+Check = Callable[[Any], str | None]  # returns what is allowed when the value is bad, else None
+
+
+def setting(default: Any, help: str, check: Check | None = None) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help, "check": check})
+
+
+def in_range(lo: float, hi: float) -> Check:
+    def check(v: Any) -> str | None:
+        return None if lo <= v <= hi else f"a number from {lo:g} to {hi:g}"
+
+    return check
+
+
+def one_of(*choices: Any) -> Check:
+    def check(v: Any) -> str | None:
+        return None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
+
+    return check
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    """Whether a TOML value fits a field's annotation (int is accepted where float is asked)."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return any(_type_ok(value, a) for a in typing.get_args(annotation))
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )
+
+
+def from_table(cls: type, table: Mapping[str, Any], where: str | Mapping[str, str], prefix: str) -> Any:
+    """Build `cls` from a TOML table.
+
+    `where` names the source in errors (a file path or "--flag"), or maps each key to its source;
+    `prefix` is the table's dotted name.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}.{key}" if prefix else key
+        source = where if isinstance(where, str) else where[key]
+        if key not in fields:
+            near = difflib.get_close_matches(key, fields, n=1)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            raise ConfigError(
+                f"{source}: unknown key '{name}'",
+                f"{hint}allowed keys in [{prefix}]: {', '.join(fields)}",
+            )
+        value = _coerce(value, hints[key])
+        if not _type_ok(value, hints[key]):
+            raise ConfigError(
+                f"{source}: '{name}' = {value!r} has the wrong type",
+                f"it must be {_type_name(hints[key])}: {fields[key].metadata['help']}",
+            )
+        check = fields[key].metadata.get("check")
+        allowed = check(value) if check else None
+        if allowed:
+            raise ConfigError(f"{source}: '{name}' = {value!r} is not allowed", f"it must be {allowed}")
+        values[key] = value
+    return cls(**values)
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def describe(cls: type) -> list[tuple[str, str]]:
+    """(key, help) pairs for a settings class, for generated docs and `--help`."""
+    return [(f.name, f.metadata["help"]) for f in dataclasses.fields(cls)]
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found", "check the path, or pass --config") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}", "fix the syntax at that line") from None

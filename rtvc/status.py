@@ -1,0 +1,81 @@
+"""The status snapshot every control surface reads: one frozen dataclass, JSON-ready."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from rtvc.latency import LatencyBreakdown
+from rtvc.timing import TimingStats
+
+FLOOR_DB = -120.0  # silence is reported as this, not -inf (JSON has no infinities)
+
+
+def dbfs(linear: float) -> float:
+    return max(FLOOR_DB, 20.0 * math.log10(linear)) if linear > 0 else FLOOR_DB
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Levels of the latest block, dBFS."""
+
+    in_peak: float
+    in_rms: float
+    out_peak: float
+    out_rms: float
+
+    @classmethod
+    def from_linear(cls, in_peak: float, in_rms: float, out_peak: float, out_rms: float) -> Levels:
+        return cls(*(round(dbfs(v), 2) for v in (in_peak, in_rms, out_peak, out_rms)))
+
+
+@dataclass(frozen=True)
+class Xruns:
+    input_overrun_frames: int  # dropped: the worker fell behind by more than the input ring holds
+    input_overrun_events: int
+    output_underrun_frames: int  # played as silence: a block was not ready in time
+    output_underrun_events: int
+    output_late_frames: int  # produced after their slot had been played, dropped
+    monitor_underrun_events: int
+    portaudio: dict[str, int]  # PortAudio's callback status flags, counted
+
+    @property
+    def total(self) -> int:
+        """Events a listener could hear (priming_output is PortAudio's start-up, not an xrun)."""
+        pa = sum(v for k, v in self.portaudio.items() if k != "priming_output")
+        return self.input_overrun_events + self.output_underrun_events + self.monitor_underrun_events + pa
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    state: str  # starting | running | stalled | failed | stopped
+    detail: str  # why, when not plainly running
+    voice: str
+    samplerate: int
+    block: int  # frames per processing block
+    period: int  # frames per device callback
+    callbacks: int
+    blocks: int  # blocks processed
+    latency: LatencyBreakdown | None
+    worker_slack_ms: float  # time guaranteed to the worker per block
+    timing: TimingStats
+    xruns: Xruns
+    levels: Levels
+    monitor: bool
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["latency"] = self.latency.to_dict() if self.latency else None
+        d["xruns"]["total"] = self.xruns.total
+        return d
+
+    def line(self) -> str:
+        """One status line for a terminal."""
+        lat = f"{self.latency.ms(self.latency.total):.1f} ms" if self.latency else "-"
+        t = self.timing
+        return (
+            f"{self.state:<8} latency {lat}  block {t.p50_ms:.2f}/{t.p99_ms:.2f} ms p50/p99"
+            f" ({100 * t.load:.0f}% load)  xruns {self.xruns.total}"
+            f"  in {self.levels.in_peak:6.1f} dBFS  out {self.levels.out_peak:6.1f} dBFS"
+            + (f"  [{self.detail}]" if self.detail else "")
+        )

@@ -1,0 +1,46 @@
+"""Block processing times: a preallocated window of the latest durations, summarised on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TimingStats:
+    count: int  # blocks timed since start
+    last_ms: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    budget_ms: float  # the block's duration: the real-time limit
+
+    @property
+    def load(self) -> float:
+        """p50 as a fraction of the block's duration (1.0 = no real-time margin left)."""
+        return self.p50_ms / self.budget_ms if self.budget_ms else 0.0
+
+
+class BlockTimer:
+    def __init__(self, budget_s: float, window: int = 2048):
+        self._durations = np.zeros(window, dtype=np.float64)
+        self._count = 0
+        self._budget_s = budget_s
+
+    def record(self, seconds: float) -> None:
+        """Worker thread: one store, no allocation."""
+        self._durations[self._count % len(self._durations)] = seconds
+        self._count += 1
+
+    def stats(self) -> TimingStats:
+        """Any thread: a copy of the window, summarised."""
+        n = min(self._count, len(self._durations))
+        if n == 0:
+            return TimingStats(0, 0.0, 0.0, 0.0, 0.0, self._budget_s * 1e3)
+        d = self._durations[:n].copy() * 1e3
+        last = self._durations[(self._count - 1) % len(self._durations)] * 1e3
+        p50, p99 = np.percentile(d, [50, 99])
+        return TimingStats(
+            self._count, float(last), float(p50), float(p99), float(d.max()), self._budget_s * 1e3
+        )

@@ -1,0 +1,30 @@
+"""The voice interface the streaming converter drives.
+
+A voice has fixed sample rates and a fixed amount of left context; each block the converter hands it
+a window (context + new audio, at the voice's rate) and asks for the last `tail` frames converted.
+Parameters arrive as the voice's own frozen dataclass, changed only at block boundaries.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+
+class Voice(Protocol):
+    kind: ClassVar[str]  # registry name, used in profiles
+    Params: ClassVar[type]  # frozen settings dataclass of the voice's parameters
+
+    label: str  # what status and the UI show
+    samplerate: int  # rate the voice consumes and produces
+    context: int  # frames of left context it needs before the tail (at `samplerate`)
+    latency: int  # frames of algorithmic delay it adds (lookahead), at `samplerate`
+
+    def convert(self, window: np.ndarray, tail: int, params: Any) -> np.ndarray:
+        """window: (context + tail,) float32 -> (tail,) float32, the converted end of the window."""
+        ...
+
+    def reset(self) -> None:
+        """Forget all state (a new stream starts)."""
+        ...
