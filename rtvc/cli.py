@@ -42,9 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="microphone -> voice -> speakers, live")
     _add_config_flags(r)
     r.add_argument("--monitor", action="store_true", default=None, help="start with 'hear myself' on")
-    r.add_argument(
-        "--virtual", action="store_true", help="use the virtual device even if a sound card exists"
-    )
+    r.add_argument("--virtual", action="store_true", help="use the virtual device even if a sound card exists")
     r.add_argument("--clip", type=Path, help="virtual device: audio file to play as the microphone")
     r.add_argument("--record", type=Path, help="virtual device: where to write the output (out/rtvc-run.wav)")
     r.add_argument("--duration", type=float, help="stop after this many seconds")

@@ -26,12 +26,8 @@ class AudioConfig:
         48000, "device sample rate in Hz", one_of(16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
     )
     input_channel: int = setting(1, "which input channel carries the microphone (1-based)", in_range(1, 64))
-    output_channels: int = setting(
-        0, "output channels the voice is copied to; 0 for up to 2", in_range(0, 64)
-    )
-    period: int = setting(
-        0, "frames per device callback; 0 lets the host choose (lowest latency)", in_range(0, 8192)
-    )
+    output_channels: int = setting(0, "output channels the voice is copied to; 0 for up to 2", in_range(0, 64))
+    period: int = setting(0, "frames per device callback; 0 lets the host choose (lowest latency)", in_range(0, 8192))
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ SECTIONS: dict[str, type] = {"audio": AudioConfig, "stream": StreamConfig, "voic
 
 
 def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None = None) -> Config:
-    """Read `path` (None: defaults only), then apply `overrides`: {"audio.samplerate": (48000, "--samplerate")}."""
+    """Read `path` (None: defaults only), then apply `overrides` {"audio.samplerate": (48000, "--flag")}."""
     tables: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     sources: dict[str, str] = {}
     where: dict[str, str] = {}
@@ -69,9 +65,7 @@ def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None 
         raw = read_toml(path)
         for name, table in raw.items():
             if name not in SECTIONS:
-                raise ConfigError(
-                    f"{path}: unknown section [{name}]", f"allowed sections: {', '.join(SECTIONS)}"
-                )
+                raise ConfigError(f"{path}: unknown section [{name}]", f"allowed sections: {', '.join(SECTIONS)}")
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: '{name}' must be a [{name}] table", "see config.toml's comments")
             tables[name].update(table)
@@ -96,7 +90,5 @@ def format_config(cfg: Config) -> str:
         section = getattr(cfg, name)
         for f in dataclasses.fields(section):
             key = f"{name}.{f.name}"
-            lines.append(
-                f"  {key:<24} = {getattr(section, f.name)!r:<12} [{cfg.sources.get(key, 'default')}]"
-            )
+            lines.append(f"  {key:<24} = {getattr(section, f.name)!r:<12} [{cfg.sources.get(key, 'default')}]")
     return "\n".join(lines)

@@ -1,45 +1,33 @@
-"""Wake the worker from the audio callback without taking a lock.
+"""Wake the worker from the audio callback without ever making the callback wait.
 
-`ring()` is one non-blocking write() on an eventfd (Linux) or a pipe (other POSIX systems); a bell
-already rung stays rung. The worker waits in select() with a timeout, so it also notices a device that
-stopped calling back.
+A raw `_thread` lock serves as a binary semaphore: "locked" means no wake-up is pending. The callback
+(the only releaser) posts by releasing it when it is locked, a non-blocking C call that keeps the GIL
+(releasing the GIL inside the callback would hand it to the woken worker and make the callback wait
+to get it back: measured as JACK xruns at 128-frame periods). The worker (the only acquirer) waits in
+`acquire(timeout)`, so it also notices a device that stopped calling back.
 """
 
 from __future__ import annotations
 
-import os
-import select
+import threading
 
 
 class Doorbell:
     def __init__(self) -> None:
-        if hasattr(os, "eventfd"):
-            fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-            self._rfd = self._wfd = fd
-            self._token = (1).to_bytes(8, "little")  # eventfd takes a 64-bit counter increment
-        else:
-            self._rfd, self._wfd = os.pipe()
-            os.set_blocking(self._rfd, False)
-            os.set_blocking(self._wfd, False)
-            self._token = b"\1"
+        self._lock = threading.Lock()
+        self._lock.acquire()  # nothing pending
 
     def ring(self) -> None:
-        try:
-            os.write(self._wfd, self._token)
-        except BlockingIOError:  # pipe full: the bell is already rung
-            pass
+        """Producer side: never blocks. A bell already rung stays rung."""
+        if self._lock.locked():
+            try:
+                self._lock.release()
+            except RuntimeError:  # released meanwhile by a racing ring(); still rung
+                pass
 
     def wait(self, timeout: float) -> bool:
-        """Block until rung or `timeout` seconds; clears the bell. True if it was rung."""
-        ready, _, _ = select.select([self._rfd], [], [], timeout)
-        if not ready:
-            return False
-        try:
-            os.read(self._rfd, 4096 if self._rfd != self._wfd else 8)
-        except BlockingIOError:
-            pass
-        return True
+        """Consumer side: block until rung or `timeout` seconds; clears the bell. True if it was rung."""
+        return self._lock.acquire(timeout=timeout)
 
     def close(self) -> None:
-        for fd in {self._rfd, self._wfd}:
-            os.close(fd)
+        pass

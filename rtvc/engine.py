@@ -11,6 +11,7 @@ timeline, so an underrun costs a gap but never shifts the latency away from what
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -114,6 +115,11 @@ class Engine:
     def start(self) -> None:
         self._prev_switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # A full garbage collection walks every object (numpy, scipy, later torch: ~10^5 of them) while
+        # holding the GIL, long enough to miss a 128-frame period. Objects alive at start are frozen out
+        # of collection; the per-block garbage is young and cheap to collect.
+        gc.collect()
+        gc.freeze()
         self._state = "running" if self._live else "starting"
         self._thread = threading.Thread(target=self._run, name="rtvc-worker", daemon=True)
         self._thread.start()
@@ -152,7 +158,8 @@ class Engine:
         out = self._out_scratch[:frames]
         self.out_ring.read_timeline(out)
         outdata[:] = out[:, None]
-        self._bell.ring()
+        if self.in_ring.available() >= self.block:  # wake the worker once per block, not per callback
+            self._bell.ring()
 
     def on_input(self, indata: np.ndarray, frames: int, flags) -> None:
         c = self._counters
@@ -162,9 +169,11 @@ class Engine:
             self._count_flags(c, flags)
         if not self._live:
             self._host_period = frames
+            self._bell.ring()
         else:
             self.in_ring.write(indata)
-        self._bell.ring()
+            if self.in_ring.available() >= self.block:
+                self._bell.ring()
 
     def on_output(self, outdata: np.ndarray, frames: int, flags) -> None:
         if flags:
@@ -275,9 +284,7 @@ class Engine:
 
     def status(self) -> EngineStatus:
         c = self._counters
-        flags = {
-            k: sum(x.pa_flags[k] for x in (c, self._out_counters, self._mon_counters)) for k in c.pa_flags
-        }
+        flags = {k: sum(x.pa_flags[k] for x in (c, self._out_counters, self._mon_counters)) for k in c.pa_flags}
         xruns = Xruns(
             input_overrun_frames=self.in_ring.overrun_frames,
             input_overrun_events=self.in_ring.overrun_events,

@@ -34,12 +34,16 @@ def _worst_slack(block: int, period: int, prefill: int) -> int:
 def plan_prefill(block: int, period: int, headroom: int, separate_streams: bool = False) -> PrefillPlan:
     """Smallest prefill whose worst-case worker time per block is >= max(headroom, 1 frame).
 
+    Block b needs k2 - k1 >= m periods, m = ceil(headroom / period): floor((b*block + F) / period) >=
+    k1 + m, i.e. F >= (k1 + m) * period - b*block, for every b of the alignment cycle.
     With separate input and output streams their callbacks' phase is unknown: one more output period.
     """
-    need = max(headroom, 1)
+    m = -(-max(headroom, 1) // period)
+    cycle = period // math.gcd(block, period)
     prefill = block
-    while _worst_slack(block, period, prefill) < need:
-        prefill += 1
+    for b in range(cycle):
+        k1 = ((b + 1) * block - 1) // period
+        prefill = max(prefill, (k1 + m) * period - b * block)
     slack = _worst_slack(block, period, prefill)
     if separate_streams:
         prefill += period

@@ -49,9 +49,7 @@ def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
             raise ConfigError(f"{path}: unknown key '{key}'", f"allowed keys: {', '.join(PROFILE_KEYS)}")
     kind = raw.get("voice")
     if not isinstance(kind, str):
-        raise ConfigError(
-            f"{path}: 'voice' is missing or not a string", f"set voice = one of {sorted(VOICES)}"
-        )
+        raise ConfigError(f"{path}: 'voice' is missing or not a string", f"set voice = one of {sorted(VOICES)}")
     cls = voice_class(kind, str(path))
     params_table = raw.get("params", {})
     if not isinstance(params_table, dict):

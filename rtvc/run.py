@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtvc.audio.devices import list_devices
+from rtvc.audio.devices import list_devices, no_devices_error
 from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.audio.virtual import VirtualDevice
 from rtvc.config import Config, format_config
@@ -81,6 +81,8 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     sr = cfg.audio.samplerate
     virtual = opts.virtual
     if not virtual and not list_devices():
+        if cfg.audio.input_device != "" or cfg.audio.output_device != "":
+            raise no_devices_error()  # the user named a device: say it is not there
         print("no sound card found: running the live engine on the virtual device instead", file=out)
         virtual = True
 
@@ -91,9 +93,7 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
         x = np.concatenate([x, np.zeros(sr, dtype=np.float32)])  # 1 s of silence lets the tail play out
         record = opts.record or Path("out/rtvc-run.wav")
         device = VirtualDevice(engine, x, cfg.audio.period or VIRTUAL_PERIOD, paced=True)
-        print(
-            f"virtual device: playing {clip} ({len(x) / sr:.1f} s) as the microphone, recording to {record}"
-        )
+        print(f"virtual device: playing {clip} ({len(x) / sr:.1f} s) as the microphone, recording to {record}")
     else:
         choice = choose_devices(cfg.audio)
         print("devices:\n" + choice.describe(), file=out)
@@ -119,9 +119,7 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
             if now - last_print >= (opts.status_every if tty else 5 * opts.status_every):
                 last_print = now
                 line = engine.status().line()
-                print(
-                    ("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n", file=out, flush=True
-                )
+                print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n", file=out, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -149,8 +147,7 @@ def report(st: EngineStatus) -> str:
     if st.latency:
         lines.append(f"  declared latency  {st.latency.describe()}")
     lines += [
-        f"  block             {st.block} frames ({1e3 * st.block / st.samplerate:.1f} ms),"
-        f" device period {st.period}",
+        f"  block             {st.block} frames ({1e3 * st.block / st.samplerate:.1f} ms), device period {st.period}",
         f"  worker time       {st.worker_slack_ms:.1f} ms guaranteed per block",
         f"  block processing  last {t.last_ms:.3f}  p50 {t.p50_ms:.3f}  p99 {t.p99_ms:.3f}"
         f"  max {t.max_ms:.3f} ms over {t.count} blocks",

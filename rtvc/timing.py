@@ -41,6 +41,4 @@ class BlockTimer:
         d = self._durations[:n].copy() * 1e3
         last = self._durations[(self._count - 1) % len(self._durations)] * 1e3
         p50, p99 = np.percentile(d, [50, 99])
-        return TimingStats(
-            self._count, float(last), float(p50), float(p99), float(d.max()), self._budget_s * 1e3
-        )
+        return TimingStats(self._count, float(last), float(p50), float(p99), float(d.max()), self._budget_s * 1e3)

@@ -108,9 +108,7 @@ def find_device(spec: int | str, kind: Kind, host_api: str = "") -> Device:
     match = [d for d in usable if spec.lower() in d.name.lower()]
     if not match:
         names = ", ".join(f"'{d.name}'" for d in usable) or "none"
-        raise DeviceError(
-            f"no {kind} device matches '{spec}'", f"{kind} devices: {names}; see `rtvc devices`"
-        )
+        raise DeviceError(f"no {kind} device matches '{spec}'", f"{kind} devices: {names}; see `rtvc devices`")
     if len(match) > 1:
         exact = [d for d in match if d.name.lower() == spec.lower()]
         if len(exact) == 1:
@@ -126,9 +124,7 @@ def find_device(spec: int | str, kind: Kind, host_api: str = "") -> Device:
 def _default(kind: Kind, usable: list[Device], host_api: str, flag: str) -> Device:
     """The system default device, or with audio.host_api set, that host API's default."""
     if not usable:
-        raise DeviceError(
-            f"no {kind} device found", f"connect one, or choose one with {flag} (see `rtvc devices`)"
-        )
+        raise DeviceError(f"no {kind} device found", f"connect one, or choose one with {flag} (see `rtvc devices`)")
     if host_api:
         api = sd.query_hostapis(sd.query_devices(usable[0].index)["hostapi"])
         idx = api["default_input_device" if kind == "input" else "default_output_device"]

@@ -145,9 +145,7 @@ class DeviceStreams:
             for s in self._streams:
                 s.start()
         except sd.PortAudioError as e:
-            raise DeviceError(
-                f"could not start the audio stream: {e}", "is the device in use or unplugged?"
-            ) from None
+            raise DeviceError(f"could not start the audio stream: {e}", "is the device in use or unplugged?") from None
 
     def stop(self) -> None:
         self._stopping = True

@@ -15,6 +15,4 @@ def voice_class(kind: str, where: str) -> type[Voice]:
     try:
         return VOICES[kind]
     except KeyError:
-        raise ConfigError(
-            f"{where}: unknown voice '{kind}'", f"choose one of: {', '.join(sorted(VOICES))}"
-        ) from None
+        raise ConfigError(f"{where}: unknown voice '{kind}'", f"choose one of: {', '.join(sorted(VOICES))}") from None

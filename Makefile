@@ -1,0 +1,37 @@
+# `make run`: set up and run rtvc on the default voice.   `make test`: set up and run the tests.
+# Each makes its own virtual environment (.venv) and installs the system packages it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run: pyproject.toml | $(BIN)/python
+	scripts/system-deps.sh run
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	scripts/system-deps.sh test
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@ $(VENV)/.run
+
+run: $(VENV)/.run
+	$(BIN)/rtvc run $(ARGS)
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check rtvc tests bench
+	$(BIN)/ruff format --check rtvc tests bench
+
+test: $(VENV)/.test lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.test
+	$(BIN)/python bench/latency.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,165 @@
+"""Measured vs declared round-trip latency of the live engine over JACK (dummy backend, 48 kHz).
+
+For each device period and block size: rtvc runs on real PortAudio callbacks; a JACK client in this
+process plays impulses into rtvc's input port and records its output port on JACK's clock. Reports the
+measured delay of every impulse against the declared latency, the worker's block time (p50/p99) and the
+xruns seen in a steady-state window (with the clients jackd blamed: on this 2-vCPU VM, 64- and
+128-frame periods miss JACK deadlines even with one C client alone).
+
+    python bench/latency.py [--periods 64 128 256] [--blocks-ms 5 10 20] [--seconds 5]
+
+Prints a table and writes bench/results/latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from jack_harness import Harness, JackServer  # noqa: E402
+
+SR = 48000
+
+
+@contextlib.contextmanager
+def jack(period: int):
+    import sounddevice as sd
+
+    server = JackServer(period)
+    server.start()
+    os.environ["JACK_DEFAULT_SERVER"] = server.name
+    sd._terminate()
+    sd._initialize()
+    try:
+        yield server
+    finally:
+        sd._terminate()  # PortAudio's JACK host API aborts if its server vanishes first
+        server.stop()
+        sd._initialize()
+
+
+def measure(server: JackServer, block_ms: float, seconds: float) -> dict:
+    from rtvc.audio.io import DeviceStreams, choose_devices
+    from rtvc.config import load_config
+    from rtvc.run import build_engine
+
+    cfg = load_config(
+        None,
+        {
+            "audio.host_api": ("JACK", "bench"),
+            "audio.input_device": ("system", "bench"),
+            "audio.output_device": ("system", "bench"),
+            "audio.output_channels": (1, "bench"),
+            "stream.block_ms": (block_ms, "bench"),
+        },
+    )
+    engine = build_engine(cfg)
+    streams = DeviceStreams(choose_devices(cfg.audio), engine, SR, 0)
+    engine.start()
+    streams.start()
+    try:
+        with Harness(server.name) as h:
+            while engine.status().state != "running":
+                time.sleep(0.02)
+            h.wire()
+            time.sleep(0.5)
+            # impulses at several phases against the block and the period
+            spacing = SR // 5 + 37
+            at = [2000 + i * spacing for i in range(8)]
+            sig = np.zeros(at[-1] + SR, dtype=np.float32)
+            sig[at] = 0.5
+            before = engine.status()
+            blamed_before = len(server.late_clients())
+            rec = h.play_and_record(sig, len(sig) / SR + seconds)
+            after = engine.status()
+            blamed = server.late_clients()[blamed_before:]
+        lat = engine.latency()
+        measured = []
+        for a in at:
+            win = rec[a : a + 4 * SR // 10]
+            measured.append(int(np.argmax(np.abs(win))))
+    finally:
+        streams.stop()
+        engine.stop()
+        streams.close()
+    x0, x1 = before.xruns, after.xruns
+    return {
+        "period": server.period,
+        "block_ms": block_ms,
+        "declared_frames": lat.total,
+        "declared_ms": round(lat.ms(lat.total), 3),
+        "breakdown_ms": lat.to_dict()["ms"],
+        "measured_frames": measured,
+        "measured_ms_median": round(1e3 * float(np.median(measured)) / SR, 3),
+        "measured_minus_declared": sorted({m - lat.total for m in measured}),
+        "block_p50_ms": round(after.timing.p50_ms, 4),
+        "block_p99_ms": round(after.timing.p99_ms, 4),
+        "worker_slack_ms": round(after.worker_slack_ms, 3),
+        "window_s": round(len(rec) / SR, 2),
+        "rtvc_underruns": x1.output_underrun_events - x0.output_underrun_events,
+        "portaudio_xrun_flags": sum(x1.portaudio.values()) - sum(x0.portaudio.values()),
+        "jackd_blamed": {c: blamed.count(c) for c in sorted(set(blamed))},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--periods", type=int, nargs="+", default=[64, 128, 256])
+    ap.add_argument("--blocks-ms", type=float, nargs="+", default=[5.0, 10.0, 20.0])
+    ap.add_argument("--seconds", type=float, default=5.0, help="steady-state window after the impulses")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency.json")
+    args = ap.parse_args()
+
+    rows = []
+    for period in args.periods:
+        with jack(period) as server:
+            for block_ms in args.blocks_ms:
+                rows.append(measure(server, block_ms, args.seconds))
+                r = rows[-1]
+                print(
+                    f"period {period:4d}  block {block_ms:5.1f} ms  declared {r['declared_ms']:6.2f} ms"
+                    f"  measured {r['measured_ms_median']:6.2f} ms  diff {r['measured_minus_declared']}"
+                    f"  block p50/p99 {r['block_p50_ms']:.3f}/{r['block_p99_ms']:.3f} ms"
+                    f"  rtvc underruns {r['rtvc_underruns']}  PA flags {r['portaudio_xrun_flags']}"
+                    f"  jackd blamed {r['jackd_blamed']}",
+                    flush=True,
+                )
+    print()
+    head = (
+        f"{'period':>6} {'block ms':>8} {'declared ms':>11} {'measured ms':>11} {'diff (frames)':>14} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'underruns':>9} {'PA flags':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['period']:>6} {r['block_ms']:>8.1f} {r['declared_ms']:>11.2f} {r['measured_ms_median']:>11.2f} "
+            f"{','.join(map(str, r['measured_minus_declared'])):>14} {r['block_p50_ms']:>7.3f} "
+            f"{r['block_p99_ms']:>7.3f} {r['rtvc_underruns']:>9} {r['portaudio_xrun_flags']:>8}"
+        )
+    result = {
+        "bench": "latency",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "voice": "default profile",
+        "jackd": "dummy backend, 48 kHz, --no-realtime",
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Make sure the Debian/Ubuntu packages rtvc needs are installed: installs what is missing when it can
+# (root, or sudo without a password), otherwise prints the one command to run and fails.
+#   scripts/system-deps.sh run    what `rtvc run` needs (PortAudio)
+#   scripts/system-deps.sh test   what the tests need too (JACK, espeak-ng, sox)
+set -euo pipefail
+case "${1:-run}" in
+  run)  pkgs=(libportaudio2 python3-venv) ;;
+  test) pkgs=(libportaudio2 python3-venv jackd2 espeak-ng sox) ;;
+  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null; then
+  echo "rtvc needs these system packages: ${missing[*]} (PortAudio, JACK, espeak-ng, sox); install them with your package manager" >&2
+  exit 1
+fi
+if [ "$(id -u)" -eq 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo); else
+  echo "rtvc needs these system packages: ${missing[*]}" >&2
+  echo "run: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing system packages: ${missing[*]}"
+# jackd2 asks whether to enable realtime limits; answer for it (no prompt without a terminal)
+echo "jackd2 jackd/tweak_rt_limits boolean false" | "${sudo[@]}" debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

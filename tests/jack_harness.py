@@ -1,0 +1,170 @@
+"""Real audio callbacks without a sound card: a JACK server on the dummy backend, and a JACK client that
+takes the sound card's place for rtvc: it plays a signal into rtvc's input port and records rtvc's
+output port, both on JACK's one clock, so delays are exact frame counts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+SAMPLERATE = 48000
+
+
+class JackServer:
+    """`jackd --no-realtime -d dummy`: clock-paced periods, no hardware."""
+
+    def __init__(self, period: int, samplerate: int = SAMPLERATE, realtime: bool = False):
+        self.period = period
+        self.realtime = realtime
+        self.samplerate = samplerate
+        self.name = f"rtvc-test-{period}-{uuid.uuid4().hex[:6]}"
+        self.proc: subprocess.Popen | None = None
+        self.log_path = Path(tempfile.gettempdir()) / f"{self.name}.log"
+
+    def start(self) -> None:
+        jackd = shutil.which("jackd")
+        if jackd is None:
+            raise RuntimeError("jackd not found: install jackd2 (`.ci/run` does; see README)")
+        self.proc = subprocess.Popen(
+            [
+                jackd,
+                "--realtime" if self.realtime else "--no-realtime",
+                "-n",
+                self.name,
+                "-d",
+                "dummy",
+                "-r",
+                str(self.samplerate),
+                "-p",
+                str(self.period),
+                "-C",
+                "2",
+                "-P",
+                "2",
+            ],
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"},
+        )
+        env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jackd exited: {self.log()}")
+            ok = subprocess.run(["jack_wait", "-w", "-t", "1"], env=env, capture_output=True, text=True)
+            if "server is available" in ok.stdout:
+                return
+        raise RuntimeError(f"jackd '{self.name}' did not come up in 10 s")
+
+    @property
+    def realtime_in_effect(self) -> bool:
+        """jackd goes on without SCHED_FIFO when the system refuses it; its log says so."""
+        return self.realtime and "real-time scheduling" not in self.log().lower()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def late_clients(self) -> list[str]:
+        """Clients jackd blamed for an xrun so far ("client = NAME was not finished")."""
+        return re.findall(r"XRun: client = (\S+) was not finished", self.log())
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Harness:
+    """A JACK client standing in for the sound card: `src` feeds rtvc, `sink` records it."""
+
+    def __init__(self, server: str):
+        import jack
+
+        self.client = jack.Client("harness", servername=server, no_start_server=True)
+        self.src = self.client.outports.register("src")
+        self.sink = self.client.inports.register("sink")
+        self.period = self.client.blocksize
+        self.samplerate = self.client.samplerate
+        self.recording = np.zeros(0, dtype=np.float32)
+        self._signal = np.zeros(0, dtype=np.float32)
+        self._pos = 0  # frames since recording started (JACK's clock)
+        self._recording = False
+        self.xruns = 0
+        self._done = threading.Event()
+        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+
+    def _xrun(self, _delay) -> None:
+        self.xruns += 1
+
+    def _process(self, frames: int) -> None:
+        out = self.src.get_array()
+        if not self._recording:
+            out.fill(0)
+            return
+        p = self._pos
+        sig = self._signal
+        n = max(0, min(frames, len(sig) - p))
+        out[:n] = sig[p : p + n]
+        out[n:] = 0
+        m = max(0, min(frames, len(self.recording) - p))
+        self.recording[p : p + m] = self.sink.get_array()[:m]
+        self._pos = p + frames
+        if self._pos >= len(self.recording):
+            self._recording = False
+            self._done.set()
+
+    def __enter__(self) -> Harness:
+        self.client.activate()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+    def wire(self) -> None:
+        """Take the sound card's place: cut `system` from rtvc's ports and connect ours.
+
+        rtvc's ports are PortAudio's (one input, the first output); their numbers grow with each stream
+        a process opens, so they are looked up.
+        """
+        ins = self.client.get_ports("PortAudio", is_audio=True, is_input=True)
+        outs = self.client.get_ports("PortAudio", is_audio=True, is_output=True)
+        if len(ins) != 1 or not outs:
+            raise RuntimeError(f"expected one PortAudio input port, found {[p.name for p in ins]}")
+        into, out_of = ins[0].name, outs[0].name
+        for port in (into, out_of):
+            for other in self.client.get_all_connections(port):
+                if other.name.startswith("system:"):
+                    if port == into:
+                        self.client.disconnect(other, port)
+                    else:
+                        self.client.disconnect(port, other)
+        self.client.connect(self.src, into)
+        self.client.connect(out_of, self.sink)
+
+    def play_and_record(self, signal: np.ndarray, seconds: float) -> np.ndarray:
+        """Play `signal` from frame 0 and record `seconds` of rtvc's output on the same timeline."""
+        n = int(seconds * self.samplerate)
+        self._signal = np.ascontiguousarray(signal, dtype=np.float32)
+        self.recording = np.zeros(n, dtype=np.float32)
+        self._pos = 0
+        self._done.clear()
+        self._recording = True
+        if not self._done.wait(seconds + 10):
+            raise TimeoutError("the JACK harness stopped getting process callbacks")
+        return self.recording

@@ -1,0 +1,125 @@
+"""Bad input at the command line: a non-zero exit and one line that names the problem and the fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from rtvc.audio import devices
+from rtvc.audio.devices import Device
+from rtvc.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rtvc(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rtvc", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("rtvc: error: ")
+    return lines[0]
+
+
+NO_SERVER = {"JACK_DEFAULT_SERVER": "rtvc-no-such-server", "JACK_NO_START_SERVER": "1"}
+
+
+def has_sound_card() -> bool:
+    r = rtvc("devices", env=NO_SERVER)
+    return r.returncode == 0
+
+
+@pytest.mark.skipif("has_sound_card()", reason="this machine has a sound card: 'no devices' cannot be shown")
+def test_no_devices_at_all():
+    r = rtvc("devices", env=NO_SERVER)
+    assert r.returncode == 2
+    line = one_error_line(r.stderr)
+    assert "no sound devices found" in line and "rtvc run --virtual" in line
+    r = rtvc("run", "--input-device", "mic", env=NO_SERVER)
+    assert r.returncode == 2
+    assert "no sound devices found" in one_error_line(r.stderr)
+
+
+def test_bad_config_key_and_value_from_the_command_line(tmp_path):
+    bad = tmp_path / "config.toml"
+    bad.write_text("[stream]\nblok_ms = 10\n")
+    r = rtvc("run", "--config", str(bad), "--virtual", "--duration", "1")
+    assert r.returncode == 2
+    line = one_error_line(r.stderr)
+    assert f"{bad}: unknown key 'stream.blok_ms'" in line and "did you mean 'block_ms'" in line
+    r = rtvc("run", "--block-ms", "0", "--virtual")
+    assert r.returncode == 2
+    assert "--block-ms: 'stream.block_ms' = 0.0 is not allowed (it must be a number from 1 to 500)" in one_error_line(
+        r.stderr
+    )
+
+
+def test_unknown_profile_names_the_file_and_the_choices(tmp_path):
+    r = rtvc("run", "--profile", "robot", "--virtual")
+    assert r.returncode == 2
+    line = one_error_line(r.stderr)
+    assert "profile 'robot' not found" in line and "default" in line
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("jack_server", [256], indirect=True)
+def test_device_errors_on_a_real_server(jack_server, capsys):
+    """JACK lists one device, 'system' (2 in, 2 out) at 48 kHz."""
+    assert main(["run", "--input-device", "usb mic"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "no input device matches 'usb mic'" in line and "'system'" in line
+    assert main(["run", "--input-device", "system", "--samplerate", "44100"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "does not support 44100 Hz" in line and "to 48000" in line
+    assert main(["run", "--input-device", "system", "--input-channel", "5"]) == 2
+    assert "has 2 input(s)" in one_error_line(capsys.readouterr().err)
+    assert main(["run", "--input-device", "42"]) == 2
+    assert "no device with index 42" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_name_that_matches_several_devices(monkeypatch, capsys):
+    fake = [
+        Device(0, "USB Mic", "ALSA", 1, 0, 48000.0, 0.01, 0.01),
+        Device(1, "USB Headset", "ALSA", 1, 2, 48000.0, 0.01, 0.01),
+    ]
+    monkeypatch.setattr(devices, "list_devices", lambda: fake)
+    assert main(["run", "--input-device", "usb", "--output-device", "1"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "'usb' matches 2 input devices" in line and "[0] USB Mic" in line and "--input-device 0" in line
+
+
+def test_convert_runs_a_file_through_the_streaming_path(tmp_path):
+    sr = 48000
+    x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr)).astype(np.float32)
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(src, x, sr, subtype="FLOAT")
+    r = rtvc("convert", str(src), str(dst), "--block-ms", "10")
+    assert r.returncode == 0, r.stderr
+    y, sr2 = sf.read(dst, dtype="float32")
+    assert sr2 == sr and len(y) == len(x)
+    np.testing.assert_array_equal(y, x)  # passthrough, aligned: the declared latency is trimmed
+
+
+def test_run_without_a_sound_card_uses_the_virtual_device(tmp_path):
+    record = tmp_path / "run.wav"
+    r = rtvc("run", "--virtual", "--record", str(record), env=NO_SERVER)
+    assert r.returncode == 0, r.stderr
+    assert "virtual device: playing" in r.stdout and "declared latency" in r.stdout
+    assert "xruns             0" in r.stdout
+    y, sr = sf.read(record, dtype="float32")
+    assert sr == 48000 and np.abs(y).max() > 0.1  # the speech clip came through

@@ -1,0 +1,65 @@
+"""config.toml: typed, validated, overridable, printed; every mistake named with its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rtvc.config import format_config, load_config
+from rtvc.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "config.toml"
+    p.write_text(text)
+    return p
+
+
+def test_the_shipped_config_is_valid_and_equals_the_defaults():
+    shipped = load_config(ROOT / "config.toml")
+    defaults = load_config(None)
+    assert (shipped.audio, shipped.stream, shipped.voice) == (defaults.audio, defaults.stream, defaults.voice)
+
+
+def test_values_are_typed_and_flags_override_the_file(tmp_path):
+    p = write(tmp_path, "[audio]\nsamplerate = 44100\ninput_device = 3\n[stream]\nblock_ms = 10\n")
+    cfg = load_config(p, {"audio.samplerate": (48000, "--samplerate")})
+    assert cfg.audio.samplerate == 48000 and cfg.audio.input_device == 3
+    assert cfg.stream.block_ms == 10.0 and isinstance(cfg.stream.block_ms, float)
+    text = format_config(cfg)
+    assert "audio.samplerate         = 48000        [--samplerate]" in text
+    assert f"audio.input_device       = 3            [{p}]" in text
+    assert "stream.prefill_ms        = 4.0          [default]" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[audio]\nsamplrate = 48000\n", ["unknown key 'audio.samplrate'", "did you mean 'samplerate'"]),
+        ("[audo]\n", ["unknown section [audo]", "allowed sections: audio, stream, voice"]),
+        ("[audio]\nsamplerate = 12345\n", ["'audio.samplerate' = 12345 is not allowed", "one of 16000"]),
+        (
+            "[audio]\nsamplerate = '48000'\n",
+            ["'audio.samplerate' = '48000' has the wrong type", "an integer"],
+        ),
+        ("[stream]\nblock_ms = 0.1\n", ["'stream.block_ms' = 0.1", "a number from 1 to 500"]),
+        ("[audio]\nmonitor = 1\n", ["'audio.monitor' = 1 has the wrong type", "true or false"]),
+        ("[audio\n", ["not valid TOML", "fix the syntax"]),
+    ],
+)
+def test_bad_config_names_the_key_the_file_and_what_is_allowed(tmp_path, text, words):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert str(p) in msg
+    for w in words:
+        assert w in msg
+
+
+def test_a_bad_flag_is_blamed_on_the_flag(tmp_path):
+    with pytest.raises(ConfigError, match=r"^--block-ms: 'stream.block_ms' = 9999.0 is not allowed"):
+        load_config(None, {"stream.block_ms": (9999.0, "--block-ms")})
