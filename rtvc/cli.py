@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     cfg = _load(args)
     if args.command == "run":
-        from rtvc.run import RunOptions, run_live
+        from rtvc.run import EXIT_DEVICE_HUNG, RunOptions, run_live
 
         opts = RunOptions(
             virtual=args.virtual,
@@ -100,7 +101,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             duration=args.duration,
             report_json=args.report_json,
         )
-        return run_live(cfg, opts)
+        code = run_live(cfg, opts)
+        if code == EXIT_DEVICE_HUNG:
+            # PortAudio's exit handler would wait on (or, for JACK, abort in) the dead device
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     if args.command == "convert":
         from rtvc.run import VIRTUAL_PERIOD, convert_file
 

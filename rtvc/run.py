@@ -24,6 +24,7 @@ from rtvc.status import EngineStatus
 from rtvc.wavio import bundled_speech, load_mono, save
 
 VIRTUAL_PERIOD = 256  # frames per virtual-device callback when audio.period is 0
+EXIT_DEVICE_HUNG = 3  # the device never acknowledged the stop: exit without terminating PortAudio
 
 
 def profiles_dir(cfg: Config) -> Path:
@@ -123,10 +124,8 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        device.stop()
+        stopped = device.stop() is not False
         engine.stop()
-        if not virtual:
-            device.close()
     if tty:
         print(file=out)
     status = engine.status()
@@ -137,6 +136,8 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     if opts.report_json:
         opts.report_json.parent.mkdir(parents=True, exist_ok=True)
         opts.report_json.write_text(json.dumps(status.to_dict(), indent=2))
+    if not stopped:
+        return EXIT_DEVICE_HUNG
     return 1 if status.state == "failed" else 0
 
 

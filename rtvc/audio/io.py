@@ -7,6 +7,7 @@ buffers to the engine.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import sounddevice as sd
@@ -147,19 +148,33 @@ class DeviceStreams:
         except sd.PortAudioError as e:
             raise DeviceError(f"could not start the audio stream: {e}", "is the device in use or unplugged?") from None
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop and close the streams. False if PortAudio did not return within `timeout` seconds.
+
+        PortAudio's stop waits for the device to acknowledge; a device that vanished (a JACK server
+        that died, an unplugged USB card) never does, and the call would hang forever. It runs on a
+        helper thread instead, left behind if it does not return: the caller must then exit without
+        terminating PortAudio (which would block or abort the same way).
+        """
         self._stopping = True
-        for s in self._streams:
-            try:
-                s.stop()
-            except sd.PortAudioError:
-                pass  # a stream whose device already vanished; the engine's status says so
+        streams, self._streams = self._streams, []
+
+        def stop_all():
+            for s in streams:
+                try:
+                    s.stop()
+                    s.close()
+                except sd.PortAudioError:
+                    pass  # a stream whose device already vanished; the engine's status says so
+
+        t = threading.Thread(target=stop_all, name="rtvc-stream-stop", daemon=True)
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            self.engine.report_device_error("the audio device did not stop: it is gone or hung")
+            return False
+        return True
 
     def close(self) -> None:
-        self._stopping = True
-        for s in self._streams:
-            try:
-                s.close()
-            except sd.PortAudioError:
-                pass
-        self._streams.clear()
+        """Release streams that were opened but never started."""
+        self.stop()
