@@ -62,6 +62,7 @@ def measure(server: JackServer, block_ms: float, seconds: float) -> dict:
             "audio.output_device": ("system", "bench"),
             "audio.output_channels": (1, "bench"),
             "stream.block_ms": (block_ms, "bench"),
+            "voice.profile": (str(ROOT / "profiles" / "passthrough.toml"), "bench"),
         },
     )
     engine = build_engine(cfg)

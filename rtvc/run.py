@@ -15,7 +15,7 @@ from rtvc.audio.devices import list_devices, no_devices_error
 from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.audio.virtual import VirtualDevice
 from rtvc.config import Config, format_config
-from rtvc.converter import StreamingConverter
+from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError
 from rtvc.latency import plan_prefill
@@ -47,7 +47,14 @@ def build_engine(cfg: Config) -> Engine:
             f"({cfg.audio.period} frames) and does not divide it",
             "make the block a whole divisor or a multiple of the period",
         )
-    conv = StreamingConverter(voice, profile.params, sr, block)
+    shape = StreamShape(
+        samplerate=sr,
+        block=block,
+        crossfade=frames(cfg.stream.crossfade_ms, sr),
+        search=frames(cfg.stream.search_ms, sr),
+        context=frames(cfg.stream.context_ms, sr),
+    )
+    conv = StreamingConverter(voice, profile.params, shape)
     return Engine(
         conv,
         sr,

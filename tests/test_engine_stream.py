@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rtvc.audio.virtual import VirtualDevice
-from rtvc.converter import StreamingConverter
+from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.engine import Engine
 from rtvc.voices.passthrough import PassthroughParams, PassthroughVoice
 
@@ -16,7 +16,8 @@ SR = 48000
 
 
 def make_engine(block: int, headroom: int = 192, gain_db: float = 0.0) -> Engine:
-    conv = StreamingConverter(PassthroughVoice(SR), PassthroughParams(gain_db), SR, block)
+    shape = StreamShape(SR, block, crossfade=min(block, 192), search=384)
+    conv = StreamingConverter(PassthroughVoice(SR), PassthroughParams(gain_db), shape)
     return Engine(conv, SR, headroom=headroom, voice_label="passthrough")
 
 
@@ -39,23 +40,28 @@ def test_random_chunks_come_back_delayed_by_exactly_the_declared_latency(block, 
     y = run_virtual(engine, x, chunks, paced=False)
     st = engine.status()
     lat = st.latency.total
-    assert lat == st.latency.block + st.latency.prefill  # virtual device: no device latency
+    assert lat == st.latency.block + st.latency.converter + st.latency.prefill  # virtual device: no device latency
     assert np.all(y[:lat] == 0)
     np.testing.assert_array_equal(y[lat:], x[: len(x) - lat])
     assert st.xruns.total == 0 and st.xruns.output_late_frames == 0
 
 
-def test_paced_virtual_device_keeps_real_time():
-    """Paced at 48 kHz: 1 s of audio takes 1 s of wall time and comes back intact."""
-    x = (0.5 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)).astype(np.float32)
+def test_paced_virtual_device_keeps_real_time_and_counts_every_gap():
+    """Paced at 48 kHz: 2 s of audio take 2 s of wall time and come back delayed by exactly the declared
+    latency. This shared VM sometimes stalls for many milliseconds; a block that misses its deadline
+    then plays as silence, and every frame that differs from the input is one the engine counted."""
+    x = (0.5 * np.sin(2 * np.pi * 440 * np.arange(2 * SR) / SR)).astype(np.float32)
     engine = make_engine(480)
     t0 = time.monotonic()
     y = run_virtual(engine, x, 128, paced=True)
     took = time.monotonic() - t0
     lat = engine.latency().total
-    assert 0.95 < took < 1.5, took
-    np.testing.assert_array_equal(y[lat:], x[: len(x) - lat])
-    assert engine.status().xruns.total == 0
+    assert 1.95 < took < 3.0, took
+    xr = engine.status().xruns
+    wrong = np.count_nonzero(y[lat:] != x[: len(x) - lat])
+    assert wrong <= xr.output_underrun_frames, (wrong, xr)
+    assert np.all(y[lat:][y[lat:] != x[: len(x) - lat]] == 0)  # a gap is silence, never garbage
+    assert wrong < len(x) // 10  # and the stream is mostly intact
 
 
 def test_gain_and_levels_are_reported():
@@ -74,7 +80,7 @@ def test_a_failing_voice_is_reported_in_status_not_raised():
         def convert(self, window, tail, params):
             raise FloatingPointError("boom")
 
-    conv = StreamingConverter(Broken(SR), PassthroughParams(), SR, 480)
+    conv = StreamingConverter(Broken(SR), PassthroughParams(), StreamShape(SR, 480, 192, 384))
     engine = Engine(conv, SR, headroom=192)
     dev = VirtualDevice(engine, np.zeros(SR, np.float32), 256, paced=False)
     engine.start()

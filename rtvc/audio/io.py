@@ -148,7 +148,7 @@ class DeviceStreams:
         except sd.PortAudioError as e:
             raise DeviceError(f"could not start the audio stream: {e}", "is the device in use or unplugged?") from None
 
-    def stop(self, timeout: float = 2.0) -> bool:
+    def stop(self, timeout: float = 5.0) -> bool:
         """Stop and close the streams. False if PortAudio did not return within `timeout` seconds.
 
         PortAudio's stop waits for the device to acknowledge; a device that vanished (a JACK server

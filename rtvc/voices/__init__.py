@@ -5,9 +5,11 @@ from __future__ import annotations
 from rtvc.errors import ConfigError
 from rtvc.voices.base import Voice
 from rtvc.voices.passthrough import PassthroughVoice
+from rtvc.voices.pitch import PitchVoice
 
 VOICES: dict[str, type[Voice]] = {
     PassthroughVoice.kind: PassthroughVoice,
+    PitchVoice.kind: PitchVoice,
 }
 
 

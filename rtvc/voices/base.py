@@ -2,7 +2,9 @@
 
 A voice has fixed sample rates and a fixed amount of left context; each block the converter hands it
 a window (context + new audio, at the voice's rate) and asks for the last `tail` frames converted.
-Parameters arrive as the voice's own frozen dataclass, changed only at block boundaries.
+Parameters arrive as the voice's own frozen dataclass, changed only at block boundaries. `convert`
+must be a function of (window, params) alone: the converter renders a block twice, with the old and
+the new parameters, to ramp between them.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ class Voice(Protocol):
 
     label: str  # what status and the UI show
     samplerate: int  # rate the voice consumes and produces
-    context: int  # frames of left context it needs before the tail (at `samplerate`)
     latency: int  # frames of algorithmic delay it adds (lookahead), at `samplerate`
+
+    def context_for(self, tail: int) -> int:
+        """Frames of left context the voice needs before a tail of `tail` frames."""
+        ...
 
     def convert(self, window: np.ndarray, tail: int, params: Any) -> np.ndarray:
         """window: (context + tail,) float32 -> (tail,) float32, the converted end of the window."""

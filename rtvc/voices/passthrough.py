@@ -22,8 +22,10 @@ class PassthroughVoice:
     def __init__(self, samplerate: int):
         self.label = "passthrough (no voice change)"
         self.samplerate = samplerate
-        self.context = 0
         self.latency = 0
+
+    def context_for(self, tail: int) -> int:
+        return tail
 
     def convert(self, window: np.ndarray, tail: int, params: PassthroughParams) -> np.ndarray:
         out = window[len(window) - tail :]
