@@ -23,7 +23,8 @@ from rtvc.settings import in_range, setting
 
 MAX_SEMITONES = 24.0
 FRAME_S = 0.0213  # STFT frame for the envelope (1024 at 48 kHz)
-LIFTER_S = 0.0016  # cepstral cut-off: resolves formants of voices up to ~600 Hz F0
+LIFTER_S = 0.0016  # cepstral cut-off for frames with no clear pitch
+MAX_LIFTER_S = 0.004  # the longest cut-off (voices below 200 Hz): keeps F1 and F2 apart
 ENV_RANGE = 7.0  # nepers (~60 dB) below an envelope's peak count as empty
 MAX_GAIN = 3.0  # nepers (~26 dB): the most the formant correction boosts or cuts a band
 
@@ -51,18 +52,20 @@ class PitchVoice:
         self._margin = self._frame  # left warm-up of the STFT, cut away
         # sqrt of a periodic Hann on analysis and synthesis: their product overlap-adds to one at hop N/2
         self._win = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self._frame) / self._frame))
-        q = round(LIFTER_S * samplerate)
-        lifter = np.zeros(self._nfft)
-        lifter[:q] = 1.0
-        lifter[-q + 1 :] = 1.0
-        lifter[q - 1] = lifter[-q + 1] = 0.5
-        self._lifter = lifter
-        self._bins = np.arange(self._nfft // 2 + 1, dtype=np.float64)
+        # the envelope is analysed on longer input frames: two periods of a 50 Hz voice
+        self._env_frame = 2 * self._frame
+        self._env_win = np.hanning(self._env_frame)
+        self._quef = np.minimum(np.arange(self._env_frame), self._env_frame - np.arange(self._env_frame))
+        self._pitch_range = (round(samplerate / 600), round(samplerate / 50))  # cepstral pitch search (samples)
+        self._default_lifter = LIFTER_S * samplerate
+        self._max_lifter = MAX_LIFTER_S * samplerate
+        # synthesis bins (N-point FFT) on the envelope's (2N-point) grid
+        self._bins = np.arange(self._nfft // 2 + 1, dtype=np.float64) * (self._env_frame / self._nfft)
         self._norms: dict[tuple[int, int], np.ndarray] = {}
 
     def context_for(self, tail: int) -> int:
         ratio = 2.0 ** (MAX_SEMITONES / 12)
-        return math.ceil((tail + self._margin) * ratio + 64 * ratio) + self._frame
+        return math.ceil((tail + self._margin) * ratio + 64 * ratio) + self._env_frame
 
     def reset(self) -> None:
         pass
@@ -83,11 +86,19 @@ class PitchVoice:
         return y.astype(np.float32)
 
     def _envelope(self, frames: np.ndarray) -> np.ndarray:
-        """frames: (F, N) windowed -> (F, bins) log-magnitude spectral envelope."""
-        spec = np.fft.rfft(frames, self._nfft, axis=1)
+        """frames: (F, 2N) windowed -> (F, N + 1) log-magnitude spectral envelope.
+
+        Cepstral smoothing with the cut-off adapted to each frame's pitch (0.6 of the period found as
+        the cepstral peak): low enough to drop the harmonics, high enough to keep F1 and F2 apart."""
+        spec = np.fft.rfft(frames, axis=1)
         logmag = np.log(np.abs(spec) + 1e-9)
-        cep = np.fft.irfft(logmag, self._nfft, axis=1)
-        env = np.fft.rfft(cep * self._lifter, self._nfft, axis=1).real
+        cep = np.fft.irfft(logmag, self._env_frame, axis=1)
+        lo, hi = self._pitch_range
+        peak = lo + np.argmax(cep[:, lo:hi], axis=1)  # (F,) pitch period in samples, if voiced
+        voiced = cep[np.arange(len(cep)), peak] > 0.08
+        cut = np.where(voiced, np.minimum(0.55 * peak, self._max_lifter), self._default_lifter)
+        lifter = np.clip(cut[:, None] - self._quef[None, :] + 0.5, 0.0, 1.0)
+        env = np.fft.rfft(cep * lifter, axis=1).real
         # an empty band (nothing above the tone's last harmonic) must not be "restored" by a huge gain
         return np.maximum(env, env.max(axis=1, keepdims=True) - ENV_RANGE)
 
@@ -101,8 +112,9 @@ class PitchVoice:
         spec = np.fft.rfft(frames, self._nfft, axis=1)
         # input envelope around the place each output frame was read from
         centre = np.clip(starts + N // 2, 0, n - 1)
-        src = np.clip(np.round(pos[centre]).astype(np.int64) - N // 2, 0, len(window) - N)
-        src_frames = window[src[:, None] + np.arange(N)[None, :]].astype(np.float64) * self._win
+        E = self._env_frame
+        src = np.clip(np.round(pos[centre]).astype(np.int64) - E // 2, 0, len(window) - E)
+        src_frames = window[src[:, None] + np.arange(E)[None, :]].astype(np.float64) * self._env_win
         env = self._envelope(src_frames)  # (F, bins) log E(w)
         # gain = E(w / f) / E(w / r): the shifted spectrum has E(w / r); we want E(w / f)
         target = _interp_rows(env, self._bins / f)

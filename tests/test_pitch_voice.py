@@ -1,0 +1,119 @@
+"""The built-in pitch voice, measured with Praat (parselmouth): an estimator independent of rtvc's code.
+
+Every conversion runs through the streaming converter, block by block. The SOLA search spans 20 ms
+here: joining blocks in phase needs one period of the output voice, and -12 semitones on a 100 Hz
+tone is 50 Hz (config.toml's default, 8 ms, covers outputs down to 125 Hz).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import parselmouth
+import pytest
+from scipy.signal import lfilter
+
+from rtvc.converter import StreamingConverter, StreamShape
+from rtvc.voices.pitch import PitchParams, PitchVoice
+
+SR = 48000
+SHAPE = StreamShape(SR, 960, crossfade=192, search=960)
+SEMITONES = [-12, -7, -3, 0, 3, 7, 12]
+
+
+def convert(x: np.ndarray, pitch: float, formant: float = 0.0) -> np.ndarray:
+    conv = StreamingConverter(PitchVoice(SR), PitchParams(pitch=pitch, formant=formant), SHAPE)
+    b = SHAPE.block
+    y = np.concatenate([conv.process_block(x[i : i + b]) for i in range(0, len(x) - b + 1, b)])
+    return y[conv.latency :]
+
+
+def praat_f0(y: np.ndarray, floor: float = 40.0, ceiling: float = 1200.0) -> np.ndarray:
+    pitch = parselmouth.Sound(y.astype(np.float64), SR).to_pitch(time_step=0.01, pitch_floor=floor, pitch_ceiling=ceiling)
+    return pitch.selected_array["frequency"]
+
+
+def cents(a: float, b: float) -> float:
+    return 1200 * np.log2(a / b)
+
+
+def harmonic_tone(f0: float, seconds: float = 2.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return sum((0.3 / k) * np.sin(2 * np.pi * f0 * k * t + k) for k in range(1, 16) if f0 * k < 6000).astype(np.float32)
+
+
+@pytest.mark.parametrize("f0", [100.0, 220.0, 400.0])
+@pytest.mark.parametrize("s", SEMITONES)
+def test_pitch_of_harmonic_tones(f0, s):
+    y = convert(harmonic_tone(f0), s)
+    f = praat_f0(y[SR // 4 :])
+    voiced = f[f > 0]
+    assert len(voiced) > 0.9 * len(f)
+    assert abs(cents(np.median(voiced), f0 * 2 ** (s / 12))) <= 10.0
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """A real voice: espeak-ng's (about 100-140 Hz), 48 kHz."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is missing: install it (scripts/system-deps.sh test does)")
+    wav = subprocess.run(
+        ["espeak-ng", "-v", "en-us", "-s", "150", "--stdout", "Hello there. The quick brown fox jumps over the lazy dog."],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    import io
+
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    x, sr = sf.read(io.BytesIO(wav), dtype="float32")
+    return resample_poly(x, SR // 50, sr // 50).astype(np.float32) if sr != SR else x
+
+
+@pytest.mark.parametrize("s", SEMITONES)
+def test_pitch_of_speech(speech, s):
+    f_in = praat_f0(speech)
+    y = convert(speech, s)
+    f_out = praat_f0(y)
+    n = min(len(f_in), len(f_out))
+    both = (f_in[:n] > 0) & (f_out[:n] > 0)  # frames voiced in both, on the same timeline
+    assert both.sum() > 100
+    error = 1200 * np.log2(f_out[:n][both] / (f_in[:n][both] * 2 ** (s / 12)))  # per frame, cents
+    assert abs(np.median(error)) <= 10.0
+
+
+def vowel(f0: float = 120.0, seconds: float = 2.0) -> np.ndarray:
+    """A synthetic /a/: a pulse train, glottal roll-off, a cascade of four formant resonators
+    (Klatt-style) and lip radiation."""
+    n = int(seconds * SR)
+    x = np.zeros(n)
+    x[:: int(round(SR / f0))] = 1.0
+    x = lfilter([1.0], [1.0, -0.9], x)
+    for fc, bw in ((700, 60), (1220, 70), (2600, 100), (3400, 150)):
+        r = np.exp(-np.pi * bw / SR)
+        a = [1.0, -2 * r * np.cos(2 * np.pi * fc / SR), r * r]
+        x = lfilter([sum(a)], a, x)
+    x = np.diff(x, prepend=0.0)
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+def praat_formants(y: np.ndarray) -> np.ndarray:
+    fmt = parselmouth.Sound(y.astype(np.float64), SR).to_formant_burg(
+        time_step=0.01, max_number_of_formants=5, maximum_formant=5500.0
+    )
+    times = np.arange(0.2, len(y) / SR - 0.2, 0.01)
+    return np.array([[np.nanmedian([fmt.get_value_at_time(i, t) for t in times])] for i in (1, 2, 3)]).ravel()
+
+
+@pytest.mark.parametrize(("pitch", "formant"), [(0.0, 3.0), (0.0, 2.0), (0.0, -2.0), (7.0, 7.0)])
+def test_formants_move_by_the_ratio_asked_while_f0_follows_the_pitch(pitch, formant):
+    """Formant shift with the pitch kept (F0 within 10 cents), and the chipmunk preset (both move)."""
+    x = vowel()
+    y = convert(x, pitch, formant)
+    f_in, f_out = praat_formants(x), praat_formants(y)
+    ratio = 2 ** (formant / 12)
+    np.testing.assert_allclose(f_out[:2] / f_in[:2], ratio, rtol=0.05)  # F1 and F2
+    f0 = praat_f0(y[SR // 4 :])
+    assert abs(cents(np.median(f0[f0 > 0]), 120.0 * 2 ** (pitch / 12))) <= 10.0
