@@ -32,6 +32,8 @@ test: $(VENV)/.test lint
 
 bench: $(VENV)/.test
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/latency.py --voice pitch --periods 128 256 --blocks-ms 10 20
+	$(BIN)/python bench/voice_cpu.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def jack(period: int):
         sd._initialize()
 
 
-def measure(server: JackServer, block_ms: float, seconds: float) -> dict:
+def measure(server: JackServer, block_ms: float, seconds: float, profile: Path) -> dict:
     from rtvc.audio.io import DeviceStreams, choose_devices
     from rtvc.config import load_config
     from rtvc.run import build_engine
@@ -62,7 +63,7 @@ def measure(server: JackServer, block_ms: float, seconds: float) -> dict:
             "audio.output_device": ("system", "bench"),
             "audio.output_channels": (1, "bench"),
             "stream.block_ms": (block_ms, "bench"),
-            "voice.profile": (str(ROOT / "profiles" / "passthrough.toml"), "bench"),
+            "voice.profile": (str(profile), "bench"),
         },
     )
     engine = build_engine(cfg)
@@ -119,14 +120,26 @@ def main() -> None:
     ap.add_argument("--periods", type=int, nargs="+", default=[64, 128, 256])
     ap.add_argument("--blocks-ms", type=float, nargs="+", default=[5.0, 10.0, 20.0])
     ap.add_argument("--seconds", type=float, default=5.0, help="steady-state window after the impulses")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency.json")
+    ap.add_argument(
+        "--voice",
+        choices=["passthrough", "pitch"],
+        default="passthrough",
+        help="pitch: the default voice's kind and path, at 0 semitones so that an impulse stays one",
+    )
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    out = args.out or ROOT / "bench" / "results" / f"latency-{args.voice}.json"
+    if args.voice == "passthrough":
+        profile = ROOT / "profiles" / "passthrough.toml"
+    else:  # same voice, converter and latency as the default profile; params do not change latency
+        profile = Path(tempfile.mkdtemp()) / "pitch-zero.toml"
+        profile.write_text('voice = "pitch"\n[params]\npitch = 0.0\nformant = 0.0\n')
 
     rows = []
     for period in args.periods:
         with jack(period) as server:
             for block_ms in args.blocks_ms:
-                rows.append(measure(server, block_ms, args.seconds))
+                rows.append(measure(server, block_ms, args.seconds, profile))
                 r = rows[-1]
                 print(
                     f"period {period:4d}  block {block_ms:5.1f} ms  declared {r['declared_ms']:6.2f} ms"
@@ -153,13 +166,13 @@ def main() -> None:
         "bench": "latency",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "voice": "default profile",
+        "voice": args.voice,
         "jackd": "dummy backend, 48 kHz, --no-realtime",
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ block: the block is rendered with the old and the new settings and blended, so n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,10 @@ class StreamShape:
 class StreamingConverter:
     def __init__(self, voice: Any, params: Any, shape: StreamShape):
         shape.validate()
+        if getattr(voice, "seamless", False):
+            # consecutive tails of a seamless voice (passthrough) continue each other exactly:
+            # nothing to align or crossfade, so no SOLA delay either
+            shape = replace(shape, crossfade=0, search=0)
         if voice.samplerate != shape.samplerate:
             raise ConfigError(
                 f"voice '{voice.kind}' runs at {voice.samplerate} Hz, the stream at {shape.samplerate} Hz",

@@ -55,8 +55,8 @@ def stream(conv: StreamingConverter, x: np.ndarray) -> np.ndarray:
 def test_streamed_equals_offline_delayed_by_the_declared_latency(block, kind):
     rng = np.random.default_rng(block)
     x = rng.uniform(-0.9, 0.9, 3 * SR).astype(np.float32)
-    if kind == "identity":
-        voice, params, offline = PassthroughVoice(SR), PassthroughParams(), x
+    if kind == "identity":  # an identity that goes through SOLA (passthrough itself skips it)
+        voice, params, offline = FirVoice(np.array([1.0])), NoParams(), x
     else:
         taps = rng.standard_normal(63) / 8
         voice, params, offline = FirVoice(taps), NoParams(), lfilter(taps, [1.0], x)
@@ -68,6 +68,13 @@ def test_streamed_equals_offline_delayed_by_the_declared_latency(block, kind):
     assert np.all(np.abs(y[:lat]) <= 1e-6)
     err = np.abs(y[lat:] - offline[: len(y) - lat])
     assert err.max() <= 1e-6, err.max()
+
+
+def test_passthrough_skips_sola_and_adds_no_delay():
+    conv = StreamingConverter(PassthroughVoice(SR), PassthroughParams(), StreamShape(SR, 480, 192, 384))
+    assert conv.latency == 0
+    x = np.random.default_rng(0).uniform(-1, 1, SR).astype(np.float32)
+    np.testing.assert_array_equal(stream(conv, x), x[: len(x) // 480 * 480])
 
 
 def test_the_shape_is_validated():

@@ -31,7 +31,9 @@ def convert(x: np.ndarray, pitch: float, formant: float = 0.0) -> np.ndarray:
 
 
 def praat_f0(y: np.ndarray, floor: float = 40.0, ceiling: float = 1200.0) -> np.ndarray:
-    pitch = parselmouth.Sound(y.astype(np.float64), SR).to_pitch(time_step=0.01, pitch_floor=floor, pitch_ceiling=ceiling)
+    pitch = parselmouth.Sound(y.astype(np.float64), SR).to_pitch(
+        time_step=0.01, pitch_floor=floor, pitch_ceiling=ceiling
+    )
     return pitch.selected_array["frequency"]
 
 
@@ -59,10 +61,10 @@ def speech() -> np.ndarray:
     """A real voice: espeak-ng's (about 100-140 Hz), 48 kHz."""
     if shutil.which("espeak-ng") is None:
         pytest.fail("espeak-ng is missing: install it (scripts/system-deps.sh test does)")
+    text = "Hello there. The quick brown fox jumps over the lazy dog."
     wav = subprocess.run(
-        ["espeak-ng", "-v", "en-us", "-s", "150", "--stdout", "Hello there. The quick brown fox jumps over the lazy dog."],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
+        ["espeak-ng", "-v", "en-us", "-s", "150", "--stdout", text], capture_output=True, check=True
+    ).stdout
     import io
 
     import soundfile as sf
@@ -89,7 +91,7 @@ def vowel(f0: float = 120.0, seconds: float = 2.0) -> np.ndarray:
     (Klatt-style) and lip radiation."""
     n = int(seconds * SR)
     x = np.zeros(n)
-    x[:: int(round(SR / f0))] = 1.0
+    x[:: round(SR / f0)] = 1.0
     x = lfilter([1.0], [1.0, -0.9], x)
     for fc, bw in ((700, 60), (1220, 70), (2600, 100), (3400, 150)):
         r = np.exp(-np.pi * bw / SR)

@@ -18,6 +18,7 @@ class Voice(Protocol):
     kind: ClassVar[str]  # registry name, used in profiles
     Params: ClassVar[type]  # frozen settings dataclass of the voice's parameters
 
+    seamless: ClassVar[bool]  # optional: consecutive tails continue each other exactly (no SOLA)
     label: str  # what status and the UI show
     samplerate: int  # rate the voice consumes and produces
     latency: int  # frames of algorithmic delay it adds (lookahead), at `samplerate`

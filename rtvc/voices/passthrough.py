@@ -19,6 +19,8 @@ class PassthroughVoice:
     kind: ClassVar[str] = "passthrough"
     Params: ClassVar[type] = PassthroughParams
 
+    seamless: ClassVar[bool] = True  # consecutive tails continue each other: no SOLA needed
+
     def __init__(self, samplerate: int):
         self.label = "passthrough (no voice change)"
         self.samplerate = samplerate

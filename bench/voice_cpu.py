@@ -1,0 +1,95 @@
+"""CPU time per block of the built-in voices at 48 kHz, through the streaming converter.
+
+For 10 ms and 20 ms blocks and each profile: thread CPU time and wall time per block (p50, p99), and
+the p50/p99 CPU time as a fraction of the block's duration (1.0 = one core fully used; the aim for the
+default voice is <= 0.15). Input: the bundled espeak-ng speech clip, looped. All rows in one run.
+
+    python bench/voice_cpu.py [--seconds 20]
+
+Prints a table and writes bench/results/voice_cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rtvc.converter import StreamingConverter, StreamShape
+from rtvc.profiles import load_profile, make_voice
+from rtvc.wavio import bundled_speech, load_mono
+
+ROOT = Path(__file__).resolve().parent.parent
+SR = 48000
+PROFILES = ["default", "higher", "feminine", "chipmunk", "giant", "passthrough"]
+
+
+def run(profile_name: str, block_ms: float, seconds: float, x: np.ndarray) -> dict:
+    profile = load_profile(profile_name, ROOT / "profiles")
+    block = round(block_ms * SR / 1000)
+    shape = StreamShape(SR, block, crossfade=round(0.004 * SR), search=round(0.008 * SR))  # config.toml's
+    conv = StreamingConverter(make_voice(profile, SR), profile.params, shape)
+    n = int(seconds * SR) // block
+    reps = int(np.ceil(n * block / len(x))) + 1
+    src = np.tile(x, reps)
+    for i in range(20):  # warm-up: tables, FFT plans, caches
+        conv.process_block(src[i * block : (i + 1) * block])
+    cpu = np.empty(n)
+    wall = np.empty(n)
+    for i in range(n):
+        b = src[i * block : (i + 1) * block]
+        c0, w0 = time.thread_time(), time.perf_counter()
+        conv.process_block(b)
+        cpu[i], wall[i] = time.thread_time() - c0, time.perf_counter() - w0
+    budget = block / SR
+    return {
+        "profile": profile_name,
+        "voice": profile.voice,
+        "block_ms": block_ms,
+        "blocks": n,
+        "cpu_p50_ms": round(1e3 * float(np.median(cpu)), 4),
+        "cpu_p99_ms": round(1e3 * float(np.percentile(cpu, 99)), 4),
+        "wall_p50_ms": round(1e3 * float(np.median(wall)), 4),
+        "wall_p99_ms": round(1e3 * float(np.percentile(wall, 99)), 4),
+        "cpu_p50_load": round(float(np.median(cpu)) / budget, 4),
+        "cpu_p99_load": round(float(np.percentile(cpu, 99)) / budget, 4),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20.0, help="audio per row")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "voice_cpu.json")
+    args = ap.parse_args()
+    x = load_mono(bundled_speech(), SR)
+    rows = [run(p, b, args.seconds, x) for b in (10.0, 20.0) for p in PROFILES]
+    head = (
+        f"{'profile':<12} {'block':>6} {'cpu p50 ms':>10} {'cpu p99 ms':>10} {'wall p50':>9} {'wall p99':>9} "
+        f"{'load p50':>8} {'load p99':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['profile']:<12} {r['block_ms']:>4.0f}ms {r['cpu_p50_ms']:>10.3f} {r['cpu_p99_ms']:>10.3f} "
+            f"{r['wall_p50_ms']:>9.3f} {r['wall_p99_ms']:>9.3f} {r['cpu_p50_load']:>8.3f} {r['cpu_p99_load']:>8.3f}"
+        )
+    result = {
+        "bench": "voice_cpu",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "samplerate": SR,
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
