@@ -199,3 +199,27 @@ def test_a_device_that_disappears_is_reported_not_a_crash(jack_bare):
     assert "Traceback" not in out
     assert "stalled" in out and "is the device still there?" in out
     assert "latency report:" in out and "state             failed" in out
+
+
+@pytest.mark.parametrize("jack_server", [256], indirect=True)
+def test_monitor_device_hears_the_voice_and_can_be_switched_off(jack_server):
+    """'Hear myself': a second output stream gets the same converted audio; off means silence."""
+    tone = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(SR) / SR)).astype(np.float32)
+    with live_engine(audio__monitor_device="system", audio__monitor=True) as engine, Harness(jack_server.name) as h:
+        wait_running(engine)
+        outs = h.client.get_ports("PortAudio", is_audio=True, is_output=True)
+        assert len(outs) == 3  # the main stream's one output, then the monitor stream's two
+        h.wire()
+        h.client.disconnect(outs[0].name, h.sink)
+        h.client.connect(outs[1].name, h.sink)  # record the monitor instead of the main output
+        time.sleep(0.3)
+        heard = h.play_and_record(tone, 1.2)
+        engine.monitor_enabled = False
+        time.sleep(0.2)
+        silent = h.play_and_record(tone, 1.0)
+        st = engine.status()
+    assert st.monitor is False
+    # tone[0] is exactly 0 and tone[1] is not: the first sound heard is tone[1]
+    d = int(np.flatnonzero(heard)[0]) - 1
+    np.testing.assert_array_equal(heard[d + SR // 10 : d + SR // 2], tone[SR // 10 : SR // 2])
+    assert np.all(silent[SR // 5 :] == 0)
