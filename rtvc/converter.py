@@ -14,12 +14,14 @@ block: the block is rendered with the old and the new settings and blended, so n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from rtvc.errors import ConfigError
+from rtvc.resample import StreamResampler, resample_block
 from rtvc.sola import best_offset, crossfade, fade_shape
 
 
@@ -55,12 +57,8 @@ class StreamingConverter:
             # consecutive tails of a seamless voice (passthrough) continue each other exactly:
             # nothing to align or crossfade, so no SOLA delay either
             shape = replace(shape, crossfade=0, search=0)
-        if voice.samplerate != shape.samplerate:
-            raise ConfigError(
-                f"voice '{voice.kind}' runs at {voice.samplerate} Hz, the stream at {shape.samplerate} Hz",
-                f"set audio.samplerate = {voice.samplerate}",
-            )
         self.voice = voice
+        self._rates = _Rates(shape, voice.samplerate)
         self.shape = shape
         self.block = shape.block
         self.samplerate = shape.samplerate
@@ -69,8 +67,9 @@ class StreamingConverter:
         self._pending: Any = None  # params to ramp to at the next block
         self.bypass = False
         self._bypass_now = False
-        context = max(shape.context, voice.context_for(shape.tail))
-        self._window = np.zeros(context + shape.block, dtype=np.float32)  # (context + block,)
+        rt = self._rates
+        context = max(rt.to_voice(shape.context), voice.context_for(rt.tail_v + rt.pad_v))
+        self._window = np.zeros(context + rt.block_v, dtype=np.float32)  # (context + block,) at the voice's rate
         self._overlap = np.zeros(shape.crossfade, dtype=np.float32)  # pending output, not yet played
         self._shape = fade_shape(shape.crossfade)
         self._ramp = ((np.arange(shape.block) + 0.5) / shape.block).astype(np.float32)
@@ -80,7 +79,8 @@ class StreamingConverter:
     @property
     def latency(self) -> int:
         """Frames of delay the converter adds beyond the block itself."""
-        return self.shape.crossfade + self._nominal + self.voice.latency
+        rt = self._rates
+        return rt.delay + self.shape.crossfade + self._nominal + round(self.voice.latency * rt.device / rt.voice)
 
     @property
     def params(self) -> Any:
@@ -91,17 +91,23 @@ class StreamingConverter:
         self._pending = params
 
     def _render(self, params: Any, bypass: bool) -> np.ndarray:
-        tail = self.shape.tail
-        if bypass:
-            return self._window[-tail:]
-        return self.voice.convert(self._window, tail, params)
+        """The tail at the device rate: (block + crossfade + search,)."""
+        rt = self._rates
+        n = rt.tail_v + rt.pad_v
+        tail_v = self._window[-n:] if bypass else self.voice.convert(self._window, n, params)
+        if rt.same:
+            return tail_v
+        # back to the device rate; the left pad keeps the filter's start-up out of the tail
+        return resample_block(tail_v, rt.voice, rt.device, self.shape.tail + rt.pad)[rt.pad :]
 
     def process_block(self, block: np.ndarray) -> np.ndarray:
         """block: (block,) float32 -> (block,) float32."""
-        w, n, x = self._window, self.block, self.shape.crossfade
-        if len(w) > n:
-            w[:-n] = w[n:]
-        w[-n:] = block
+        n, x = self.block, self.shape.crossfade
+        new = block if self._rates.same else self._rates.input.process(block)
+        w, nv = self._window, len(new)
+        if len(w) > nv:
+            w[:-nv] = w[nv:]
+        w[-nv:] = new
         pending, bypass = self._pending, self.bypass
         tail = self._render(pending if pending is not None else self._params, bypass)
         k, rho = best_offset(self._overlap, tail, self.shape.search, self._nominal)
@@ -121,4 +127,36 @@ class StreamingConverter:
     def reset(self) -> None:
         self._window[:] = 0
         self._overlap[:] = 0
+        if not self._rates.same:
+            self._rates.input.reset()
         self.voice.reset()
+
+
+class _Rates:
+    """Device rate <-> voice rate: the streaming resampler for new audio, the lengths at the voice's
+    rate, and the left pad that keeps the output resampler's start-up out of the tail."""
+
+    PAD = 64  # device frames (rounded up to a whole number of voice frames)
+
+    def __init__(self, shape: StreamShape, voice_rate: int):
+        self.device, self.voice = shape.samplerate, voice_rate
+        self.same = voice_rate == shape.samplerate
+        step = shape.samplerate // math.gcd(shape.samplerate, voice_rate)  # device frames per whole voice step
+        if not self.same:
+            for name, frames in (("block", shape.block), ("crossfade", shape.crossfade), ("search", shape.search)):
+                if frames % step:
+                    ms = 1000.0 * step / shape.samplerate
+                    raise ConfigError(
+                        f"stream {name} of {frames} frames is not a whole number of the voice's frames "
+                        f"({voice_rate} Hz against {shape.samplerate} Hz)",
+                        f"make stream.{name}_ms a multiple of {ms:g} ms",
+                    )
+        self.block_v = self.to_voice(shape.block)
+        self.tail_v = self.to_voice(shape.tail)
+        self.pad = 0 if self.same else -(-self.PAD // step) * step
+        self.pad_v = self.to_voice(self.pad)
+        self.input = None if self.same else StreamResampler(shape.samplerate, voice_rate)
+        self.delay = 0 if self.same else round(self.input.delay)  # device frames
+
+    def to_voice(self, frames: int) -> int:
+        return frames * self.voice // self.device
