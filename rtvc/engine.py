@@ -291,6 +291,7 @@ class Engine:
             output_underrun_frames=self.out_ring.underrun_frames,
             output_underrun_events=self.out_ring.underrun_events,
             output_late_frames=self.out_ring.late_frames,
+            monitor_underrun_frames=self.mon_ring.underrun_frames if self.has_monitor_device else 0,
             monitor_underrun_events=self.mon_ring.underrun_events if self.has_monitor_device else 0,
             portaudio=flags,
         )

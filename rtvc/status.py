@@ -36,6 +36,7 @@ class Xruns:
     output_underrun_frames: int  # played as silence: a block was not ready in time
     output_underrun_events: int
     output_late_frames: int  # produced after their slot had been played, dropped
+    monitor_underrun_frames: int
     monitor_underrun_events: int
     portaudio: dict[str, int]  # PortAudio's callback status flags, counted
 

@@ -58,6 +58,28 @@ def impulse_delay(recording: np.ndarray, at: int) -> int:
     return int(np.argmax(np.abs(recording))) - at
 
 
+ATTEMPTS = 3
+
+
+def measure_clean(engine, what: str, measure):
+    """Run `measure()` until no xrun was counted during it (up to ATTEMPTS times); return its result.
+
+    This shared 2-vCPU VM sometimes stops scheduling every JACK client for milliseconds (C clients
+    included: see the soak test). A JACK cycle a client misses can shift the harness's timeline
+    against rtvc's by whole periods, so a measurement during which any xrun was counted says nothing
+    about rtvc: it is taken again. If every attempt was disturbed, the test is skipped, saying so.
+    """
+    seen = []
+    for _ in range(ATTEMPTS):
+        before = engine.status().xruns.total
+        result = measure()
+        disturbed = engine.status().xruns.total - before
+        if not disturbed:
+            return result
+        seen.append(disturbed)
+    pytest.skip(f"{what}: this VM missed JACK deadlines during all {ATTEMPTS} attempts (xruns {seen})")
+
+
 @pytest.mark.parametrize("jack_server", [128, 256], indirect=True)
 @pytest.mark.parametrize("block_ms", [10.0, 20.0])
 def test_impulse_comes_out_after_the_declared_latency(jack_server, block_ms):
@@ -65,45 +87,56 @@ def test_impulse_comes_out_after_the_declared_latency(jack_server, block_ms):
         wait_running(engine)
         h.wire()
         time.sleep(0.3)  # JACK reports an xrun around reconnections; let it settle
+        declared = engine.latency()
         sig = np.zeros(SR, dtype=np.float32)
         at = 4800
         sig[at] = 0.5
-        rec = h.play_and_record(sig, 0.5)
-        declared = engine.latency()
-        xruns = engine.status().xruns
+        rec = measure_clean(engine, "impulse", lambda: h.play_and_record(sig, 0.5))
     measured = impulse_delay(rec, at)
     print(f"period {jack_server.period} block {block_ms} ms: measured {measured}, declared {declared.total}")
     assert declared.device_out == jack_server.period  # what PortAudio reports for JACK
-    assert abs(measured - declared.total) < jack_server.period, (measured, declared)
+    assert abs(measured - declared.total) <= jack_server.period, (measured, declared)
+    assert measured == declared.total  # in fact, exactly
     assert rec[at + measured] == np.float32(0.5)  # the impulse itself, unaltered
-    rest = np.delete(rec, at + measured)
-    if xruns.total == 0:  # a JACK cycle missed by a client on this VM may replay a stale buffer
-        assert np.all(rest == 0)  # and nothing else: no echo, no smear
+    assert np.all(np.delete(rec, at + measured) == 0)  # and nothing else: no echo, no smear
 
 
 @pytest.mark.parametrize("jack_server", [128, 256], indirect=True)
 def test_tone_comes_back_bit_exact(jack_server):
     n = 2 * SR
-    t = np.arange(n) / SR
-    tone = (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    tone = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(n) / SR)).astype(np.float32)
     with live_engine() as engine, Harness(jack_server.name) as h:
         wait_running(engine)
         h.wire()
         time.sleep(0.3)
-        rec = h.play_and_record(tone, 2.5)
         lat = engine.latency().total
-        xruns = engine.status().xruns
-    # Bit-exact wherever no xrun was counted. This VM stalls now and then: a block that missed its
-    # deadline plays as silence on the fixed timeline (rtvc's underrun frames), and a JACK cycle that a
-    # client missed (PortAudio's xrun flags, raised for any client's miss) loses at most the cycle in
-    # and the cycle out. Every differing frame must be accounted for by those counters.
-    got = rec[lat : lat + n]
-    wrong = np.count_nonzero(got != tone)
-    jack_xruns = max(xruns.portaudio["input_overflow"], xruns.portaudio["output_underflow"])
-    assert wrong <= xruns.output_underrun_frames + 2 * jack_server.period * jack_xruns, (wrong, xruns)
-    assert wrong < n // 10
-    if xruns.total == 0:
-        assert wrong == 0
+        rec = measure_clean(engine, "tone", lambda: h.play_and_record(tone, 2.5))
+    np.testing.assert_array_equal(rec[lat : lat + n], tone)
+    assert np.all(rec[:lat] == 0)
+
+
+@pytest.mark.parametrize("jack_server", [256], indirect=True)
+def test_monitor_device_hears_the_voice_and_can_be_switched_off(jack_server):
+    """'Hear myself': a second output stream gets the same converted audio; off means silence."""
+    tone = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(SR) / SR)).astype(np.float32)
+    with live_engine(audio__monitor_device="system", audio__monitor=True) as engine, Harness(jack_server.name) as h:
+        wait_running(engine)
+        outs = h.client.get_ports("PortAudio", is_audio=True, is_output=True)
+        assert len(outs) == 3  # the main stream's one output, then the monitor stream's two
+        h.wire()
+        h.client.disconnect(outs[0].name, h.sink)
+        h.client.connect(outs[1].name, h.sink)  # record the monitor instead of the main output
+        time.sleep(0.3)
+        heard = measure_clean(engine, "monitor", lambda: h.play_and_record(tone, 1.2))
+        engine.monitor_enabled = False
+        time.sleep(0.2)
+        silent = h.play_and_record(tone, 1.0)
+        st = engine.status()
+    assert st.monitor is False
+    # tone[0] is exactly 0 and tone[1] is not: the first sound heard is tone[1]
+    d = int(np.flatnonzero(heard)[0]) - 1
+    np.testing.assert_array_equal(heard[d + SR // 10 : d + SR // 2], tone[SR // 10 : SR // 2])
+    assert np.all(silent[SR // 5 :] == 0)
 
 
 def soak_once(server, seconds: float, tmp_path) -> tuple[dict, str, list[str]]:
@@ -166,9 +199,10 @@ def test_sixty_seconds_without_an_xrun(jack_bare, tmp_path):
         x = st["xruns"]
         print(out[-700:])
         print(f"PortAudio flags {x['portaudio']}, jackd blamed {blamed}")
-        assert st["state"] == "stopped" and st["blocks"] >= 60 * 100 * 0.95
+        assert st["state"] == "stopped", st
         assert st["levels"]["in_peak"] > -30 and abs(st["levels"]["out_peak"] - st["levels"]["in_peak"]) < 1e-6
         if x["total"] == 0 and x["output_late_frames"] == 0:
+            assert st["blocks"] >= 60 * 100 * 0.99  # every block of the minute was processed
             return
         if "jack_simple_client" not in blamed:
             pytest.fail(f"rtvc had xruns while the C reference client had none: {x}, jackd blamed {blamed}")
@@ -205,27 +239,3 @@ def test_a_device_that_disappears_is_reported_not_a_crash(jack_bare):
     assert "Traceback" not in out
     assert "stalled" in out and "is the device still there?" in out
     assert "latency report:" in out and "state             failed" in out
-
-
-@pytest.mark.parametrize("jack_server", [256], indirect=True)
-def test_monitor_device_hears_the_voice_and_can_be_switched_off(jack_server):
-    """'Hear myself': a second output stream gets the same converted audio; off means silence."""
-    tone = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(SR) / SR)).astype(np.float32)
-    with live_engine(audio__monitor_device="system", audio__monitor=True) as engine, Harness(jack_server.name) as h:
-        wait_running(engine)
-        outs = h.client.get_ports("PortAudio", is_audio=True, is_output=True)
-        assert len(outs) == 3  # the main stream's one output, then the monitor stream's two
-        h.wire()
-        h.client.disconnect(outs[0].name, h.sink)
-        h.client.connect(outs[1].name, h.sink)  # record the monitor instead of the main output
-        time.sleep(0.3)
-        heard = h.play_and_record(tone, 1.2)
-        engine.monitor_enabled = False
-        time.sleep(0.2)
-        silent = h.play_and_record(tone, 1.0)
-        st = engine.status()
-    assert st.monitor is False
-    # tone[0] is exactly 0 and tone[1] is not: the first sound heard is tone[1]
-    d = int(np.flatnonzero(heard)[0]) - 1
-    np.testing.assert_array_equal(heard[d + SR // 10 : d + SR // 2], tone[SR // 10 : SR // 2])
-    assert np.all(silent[SR // 5 :] == 0)
