@@ -32,7 +32,7 @@ PROFILES = ["default", "higher", "feminine", "chipmunk", "giant", "passthrough"]
 def run(profile_name: str, block_ms: float, seconds: float, x: np.ndarray) -> dict:
     profile = load_profile(profile_name, ROOT / "profiles")
     block = round(block_ms * SR / 1000)
-    shape = StreamShape(SR, block, crossfade=round(0.004 * SR), search=round(0.008 * SR))  # config.toml's
+    shape = StreamShape(SR, block, crossfade=round(0.003 * SR), search=round(0.008 * SR))  # config.toml's
     conv = StreamingConverter(make_voice(profile, SR), profile.params, shape)
     n = int(seconds * SR) // block
     reps = int(np.ceil(n * block / len(x))) + 1

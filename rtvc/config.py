@@ -34,7 +34,7 @@ class AudioConfig:
 class StreamConfig:
     block_ms: float = setting(20.0, "processing block in milliseconds", in_range(1.0, 500.0))
     crossfade_ms: float = setting(
-        4.0, "crossfade between consecutive blocks (ms), at most one block", in_range(0.0, 100.0)
+        3.0, "crossfade between consecutive blocks (ms), at most one block", in_range(0.0, 100.0)
     )
     search_ms: float = setting(
         8.0, "SOLA search window (ms): where each block may join the last; half of it adds latency", in_range(0.0, 50.0)

@@ -110,12 +110,11 @@ class PitchVoice:
         idx = (starts + N)[:, None] + np.arange(N)[None, :]
         frames = padded[idx] * self._win  # (F, N)
         spec = np.fft.rfft(frames, self._nfft, axis=1)
-        # input envelope around the place each output frame was read from
-        centre = np.clip(starts + N // 2, 0, n - 1)
+        # one input envelope per tail, from around where its newest part was read: the envelope changes
+        # slowly next to a 5-20 ms block, and SOLA crossfades into the next tail's
         E = self._env_frame
-        src = np.clip(np.round(pos[centre]).astype(np.int64) - E // 2, 0, len(window) - E)
-        src_frames = window[src[:, None] + np.arange(E)[None, :]].astype(np.float64) * self._env_win
-        env = self._envelope(src_frames)  # (F, bins) log E(w)
+        src = int(np.clip(round(pos[n - self._margin // 2]) - E // 2, 0, len(window) - E))
+        env = self._envelope(window[None, src : src + E].astype(np.float64) * self._env_win)  # (1, bins)
         # gain = E(w / f) / E(w / r): the shifted spectrum has E(w / r); we want E(w / f)
         target = _interp_rows(env, self._bins / f)
         current = _interp_rows(env, self._bins / r)
