@@ -176,23 +176,20 @@ class Engine:
                 self._bell.ring()
 
     def on_output(self, outdata: np.ndarray, frames: int, flags) -> None:
-        if flags:
-            self._count_flags(self._out_counters, flags)
-        if not self._live:
-            outdata.fill(0)
-            return
-        out = self._out_scratch[:frames]
-        self.out_ring.read_timeline(out)
-        outdata[:] = out[:, None]
+        self._play(self.out_ring, self._out_scratch, self._out_counters, outdata, frames, flags)
 
     def on_monitor(self, outdata: np.ndarray, frames: int, flags) -> None:
+        self._play(self.mon_ring, self._mon_scratch, self._mon_counters, outdata, frames, flags)
+
+    def _play(self, ring: SpscRing, scratch: np.ndarray, c: _Counters, outdata: np.ndarray, frames: int, flags) -> None:
+        """An output-only stream's callback: its ring on the fixed timeline, to every channel."""
         if flags:
-            self._count_flags(self._mon_counters, flags)
+            self._count_flags(c, flags)
         if not self._live:
             outdata.fill(0)
             return
-        out = self._mon_scratch[:frames]
-        self.mon_ring.read_timeline(out)
+        out = scratch[:frames]
+        ring.read_timeline(out)
         outdata[:] = out[:, None]
 
     @staticmethod

@@ -90,3 +90,28 @@ def test_a_failing_voice_is_reported_in_status_not_raised():
     engine.stop()
     st = engine.status()
     assert st.state == "failed" and "boom" in st.detail
+
+
+def test_separate_input_and_output_streams_keep_the_declared_latency():
+    """Input and output on two devices: two callbacks, one timeline; one more period is declared
+    for their unknown phase."""
+    period = 256
+    engine = make_engine(480)
+    engine.set_device(0, 0, separate_streams=True)
+    engine.prepare(period)
+    engine.start()
+    x = np.random.default_rng(5).uniform(-1, 1, SR).astype(np.float32)
+    y = np.zeros_like(x)
+    out = np.zeros((period, 2), dtype=np.float32)
+    for pos in range(0, len(x) - period + 1, period):
+        engine.on_input(x[pos : pos + period], period, None)
+        engine.wait_for_worker()
+        engine.on_output(out, period, None)
+        assert np.array_equal(out[:, 0], out[:, 1])  # the voice goes to every output channel
+        y[pos : pos + period] = out[:, 0]
+    engine.stop()
+    lat = engine.latency()
+    assert lat.prefill == engine.plan.prefill - 480 and engine.plan.prefill >= 480 + period
+    n = len(x) // period * period
+    np.testing.assert_array_equal(y[lat.total : n], x[: n - lat.total])
+    assert engine.status().xruns.total == 0
