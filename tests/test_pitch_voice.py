@@ -119,3 +119,14 @@ def test_formants_move_by_the_ratio_asked_while_f0_follows_the_pitch(pitch, form
     np.testing.assert_allclose(f_out[:2] / f_in[:2], ratio, rtol=0.05)  # F1 and F2
     f0 = praat_f0(y[SR // 4 :])
     assert abs(cents(np.median(f0[f0 > 0]), 120.0 * 2 ** (pitch / 12))) <= 10.0
+
+
+@pytest.mark.parametrize(("pitch", "formant"), [(-4.0, -1.5), (5.0, 2.5), (0.0, 3.0), (7.0, 7.0)])
+def test_a_shifted_voice_is_as_loud_as_the_input(speech, pitch, formant):
+    """Moving pitch and formants reshapes the spectrum; it must not make the stream louder (clipping
+    a sound card) or quieter: level within 2 dB, peaks not above the input's by more than 2 dB."""
+    y = convert(speech, pitch, formant)
+    x = speech[: len(y)]
+    rms = 20 * np.log10(np.sqrt(np.mean(y.astype(np.float64) ** 2)) / np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+    assert abs(rms) <= 2.0, rms
+    assert 20 * np.log10(np.abs(y).max() / np.abs(x).max()) <= 2.0

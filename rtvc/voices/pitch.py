@@ -118,7 +118,13 @@ class PitchVoice:
         # gain = E(w / f) / E(w / r): the shifted spectrum has E(w / r); we want E(w / f)
         target = _interp_rows(env, self._bins / f)
         current = _interp_rows(env, self._bins / r)
-        spec *= np.exp(np.clip(target - current, -MAX_GAIN, MAX_GAIN))
+        gain = np.exp(np.clip(target - current, -MAX_GAIN, MAX_GAIN))  # (1, bins)
+        # moving formants reshapes the spectrum, it should not make the voice louder: keep each frame's energy
+        power = np.abs(spec) ** 2
+        gain = gain * np.sqrt(
+            power.sum(axis=1, keepdims=True) / np.maximum((power * gain**2).sum(axis=1, keepdims=True), 1e-20)
+        )
+        spec *= gain
         out_frames = np.fft.irfft(spec, self._nfft, axis=1)[:, :N] * self._win
         out = _overlap_add(out_frames, hop, n + 2 * N, first=hop)
         norm = self._norm(len(out_frames), n + 2 * N)
