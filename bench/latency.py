@@ -14,7 +14,6 @@ Prints a table and writes bench/results/latency.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -28,26 +27,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from jack_harness import Harness, JackServer  # noqa: E402
+from jack_harness import Harness, JackServer, portaudio_on  # noqa: E402
 
 SR = 48000
 
 
-@contextlib.contextmanager
 def jack(period: int):
-    import sounddevice as sd
-
     server = JackServer(period)
     server.start()
-    os.environ["JACK_DEFAULT_SERVER"] = server.name
-    sd._terminate()
-    sd._initialize()
-    try:
-        yield server
-    finally:
-        sd._terminate()  # PortAudio's JACK host API aborts if its server vanishes first
-        server.stop()
-        sd._initialize()
+    return portaudio_on(server)
 
 
 def measure(server: JackServer, block_ms: float, seconds: float, profile: Path) -> dict:

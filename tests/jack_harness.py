@@ -5,6 +5,7 @@ output port, both on JACK's one clock, so delays are exact frame counts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -86,6 +87,29 @@ class JackServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@contextlib.contextmanager
+def portaudio_on(server: JackServer):
+    """Point this process's PortAudio at `server` (PortAudio reads the device list only when it starts),
+    and stop the server on the way out. PortAudio's JACK host API aborts the process if it is
+    terminated after its server is gone, so PortAudio is always terminated first."""
+    import sounddevice as sd
+
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = server.name
+    sd._terminate()
+    sd._initialize()
+    try:
+        yield server
+    finally:
+        sd._terminate()
+        server.stop()
+        if old is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = old
+        sd._initialize()
 
 
 class Harness:
