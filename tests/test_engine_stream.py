@@ -115,3 +115,33 @@ def test_separate_input_and_output_streams_keep_the_declared_latency():
     n = len(x) // period * period
     np.testing.assert_array_equal(y[lat.total : n], x[: n - lat.total])
     assert engine.status().xruns.total == 0
+
+
+def test_cycles_the_device_skipped_do_not_shift_the_latency():
+    """A duplex device that skips whole cycles (a JACK client that missed its deadline is not called
+    for them) loses their input and their output slots alike: every frame rtvc did carry still comes
+    out exactly the declared latency later, before and after the gap."""
+    period = 256
+    engine = make_engine(480)
+    engine.set_device(0, 0, separate_streams=False)
+    engine.prepare(period)
+    engine.start()
+    n_cycles = 400
+    x = np.random.default_rng(9).uniform(-1, 1, n_cycles * period).astype(np.float32)
+    y = np.full_like(x, np.nan)
+    skipped = list(range(150, 154))
+    out = np.zeros((period, 1), dtype=np.float32)
+    for k in range(n_cycles):
+        if k in skipped:
+            continue
+        engine.on_duplex(x[k * period : (k + 1) * period], out, period, None)
+        engine.wait_for_worker()
+        y[k * period : (k + 1) * period] = out[:, 0]
+    engine.stop()
+    lat = engine.latency().total
+    m = np.arange(lat, len(x))
+    carried = ~np.isin(m // period, skipped) & ~np.isin((m - lat) // period, skipped)
+    same = y[m] == x[m - lat]
+    assert np.all(same[carried & (m < 150 * period)])  # before the gap
+    after = carried & (m >= 154 * period + lat)
+    assert np.all(same[after]), np.flatnonzero(after & ~same)[:5]  # and after it: no shift
