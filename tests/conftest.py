@@ -25,7 +25,7 @@ def jack_server(request):
 def jack_bare(request):
     """A JACK dummy server for a test whose rtvc runs in its own process: this process stays off it
     (no PortAudio client of ours in its graph), so the graph holds only rtvc and the harness."""
-    server = JackServer(getattr(request, "param", 256))
+    server = JackServer(getattr(request, "param", 256), role="bare")
     server.start()
     try:
         yield server

@@ -13,7 +13,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,13 @@ SAMPLERATE = 48000
 class JackServer:
     """`jackd --no-realtime -d dummy`: clock-paced periods, no hardware."""
 
-    def __init__(self, period: int, samplerate: int = SAMPLERATE, realtime: bool = False):
+    def __init__(self, period: int, samplerate: int = SAMPLERATE, realtime: bool = False, role: str = "test"):
         self.period = period
         self.realtime = realtime
         self.samplerate = samplerate
-        self.name = f"rtvc-test-{period}-{uuid.uuid4().hex[:6]}"
+        # A few fixed names: JACK keeps every server name it saw in a shared-memory registry of eight
+        # slots, and a server that died uncleanly keeps its slot ("Too many servers already active").
+        self.name = f"rtvc-{role}-{period}"
         self.proc: subprocess.Popen | None = None
         self.log_path = Path(tempfile.gettempdir()) / f"{self.name}.log"
 
