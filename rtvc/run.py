@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtvc.audio.devices import list_devices, no_devices_error
+from rtvc.audio import devices
 from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.audio.virtual import VirtualDevice
 from rtvc.config import Config, format_config
@@ -88,9 +88,9 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     engine = build_engine(cfg)
     sr = cfg.audio.samplerate
     virtual = opts.virtual
-    if not virtual and not list_devices():
+    if not virtual and not devices.list_devices():
         if cfg.audio.input_device != "" or cfg.audio.output_device != "":
-            raise no_devices_error()  # the user named a device: say it is not there
+            raise devices.no_devices_error()  # the user named a device: say it is not there
         print("no sound card found: running the live engine on the virtual device instead", file=out)
         virtual = True
 

@@ -96,11 +96,6 @@ def _coerce(value: Any, annotation: Any) -> Any:
     return value
 
 
-def describe(cls: type) -> list[tuple[str, str]]:
-    """(key, help) pairs for a settings class, for generated docs and `--help`."""
-    return [(f.name, f.metadata["help"]) for f in dataclasses.fields(cls)]
-
-
 def read_toml(path: Path) -> dict[str, Any]:
     import tomllib
 

@@ -33,12 +33,6 @@ class Device:
         return f"[{self.index}] {self.name} ({self.host_api})"
 
 
-def rescan() -> None:
-    """Re-read the device list (PortAudio enumerates devices only when it starts)."""
-    sd._terminate()
-    sd._initialize()
-
-
 def list_devices() -> list[Device]:
     apis = sd.query_hostapis()
     return [
