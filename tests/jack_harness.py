@@ -128,6 +128,7 @@ class Harness:
         self._signal = np.zeros(0, dtype=np.float32)
         self._pos = 0  # frames since recording started (JACK's clock)
         self._recording = False
+        self._closing = False
         self.xruns = 0
         self._done = threading.Event()
         self.client.set_process_callback(self._process)
@@ -136,8 +137,19 @@ class Harness:
     def _xrun(self, _delay) -> None:
         self.xruns += 1
 
+    @staticmethod
+    def _array(port, frames: int) -> np.ndarray:
+        """The port's buffer for this cycle. JACK-Client's own get_array() asks libjack for the buffer
+        size on every call, which deadlocks against a deactivate() running on another thread."""
+        import jack
+
+        ptr = jack._lib.jack_port_get_buffer(port._ptr, frames)
+        return np.frombuffer(jack._ffi.buffer(ptr, frames * 4), dtype=np.float32)
+
     def _process(self, frames: int) -> None:
-        out = self.src.get_array()
+        if self._closing:
+            return
+        out = self._array(self.src, frames)
         if not self._recording:
             out.fill(0)
             return
@@ -147,7 +159,7 @@ class Harness:
         out[:n] = sig[p : p + n]
         out[n:] = 0
         m = max(0, min(frames, len(self.recording) - p))
-        self.recording[p : p + m] = self.sink.get_array()[:m]
+        self.recording[p : p + m] = self._array(self.sink, frames)[:m]
         self._pos = p + frames
         if self._pos >= len(self.recording):
             self._recording = False
@@ -158,6 +170,8 @@ class Harness:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._closing = True  # the process callback stops touching libjack before we deactivate
+        time.sleep(0.05)
         self.client.deactivate()
         self.client.close()
 
