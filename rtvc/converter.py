@@ -73,8 +73,6 @@ class StreamingConverter:
         self._overlap = np.zeros(shape.crossfade, dtype=np.float32)  # pending output, not yet played
         self._shape = fade_shape(shape.crossfade)
         self._ramp = ((np.arange(shape.block) + 0.5) / shape.block).astype(np.float32)
-        self.last_offset = self._nominal
-        self.last_rho = 1.0
 
     @property
     def latency(self) -> int:
@@ -121,7 +119,6 @@ class StreamingConverter:
         if x:
             out[:x] = crossfade(self._overlap, out[:x], self._shape, rho)
             self._overlap[:] = tail[k + n : k + n + x]
-        self.last_offset, self.last_rho = k, rho
         return out
 
     def reset(self) -> None:

@@ -30,6 +30,18 @@ def _design(up: int, down: int, half: int = HALF_TAPS) -> np.ndarray:
     return h * (up / h.sum() * 1.0)  # DC gain `up` after zero-stuffing
 
 
+@lru_cache(maxsize=16)
+def _polyphase(up: int, down: int) -> np.ndarray:
+    """(up, q) taps per output phase: [phi, m] = h[phi + m*up] (built once per rate pair)."""
+    h = _design(up, down)
+    q = math.ceil(len(h) / up)
+    poly = np.zeros((up, q))
+    for phi in range(up):
+        taps = h[phi::up]
+        poly[phi, : len(taps)] = taps
+    return poly
+
+
 def ratio(src: int, dst: int) -> tuple[int, int]:
     g = math.gcd(src, dst)
     return dst // g, src // g  # (up, down)
@@ -39,12 +51,8 @@ class StreamResampler:
     def __init__(self, src: int, dst: int):
         self.up, self.down = ratio(src, dst)
         h = _design(self.up, self.down)
-        q = math.ceil(len(h) / self.up)
-        self._poly = np.zeros((self.up, q))  # taps per output phase: _poly[phi, m] = h[phi + m*up]
-        for phi in range(self.up):
-            taps = h[phi :: self.up]
-            self._poly[phi, : len(taps)] = taps
-        self._q = q
+        self._poly = _polyphase(self.up, self.down)
+        q = self._q = self._poly.shape[1]
         self._hist = np.zeros(q - 1)  # the last q - 1 input frames
         self._consumed = 0  # input frames seen so far
         self._pos = 0  # upsampled position of the next output frame
@@ -77,17 +85,13 @@ def resample_block(x: np.ndarray, src: int, dst: int, n_out: int) -> np.ndarray:
     """Zero-phase resampling of a segment: (n,) at `src` -> (n_out,) at `dst`, output frame t centred
     on input position t * src / dst. Frames beyond the segment's ends count as silence."""
     up, down = ratio(src, dst)
-    h = _design(up, down)
-    c = (len(h) - 1) // 2
+    c = (len(_design(up, down)) - 1) // 2
     p = np.arange(n_out) * down + c  # upsampled position of each output, shifted by the centre tap
-    q = math.ceil(len(h) / up)
+    taps = _polyphase(up, down)
+    q = taps.shape[1]
     phase = p % up
     newest = p // up
     idx = newest[:, None] - np.arange(q)[None, :]
-    taps = np.zeros((up, q))
-    for phi in range(up):
-        t = h[phi::up]
-        taps[phi, : len(t)] = t
     valid = (idx >= 0) & (idx < len(x))
     xs = np.where(valid, x[np.clip(idx, 0, len(x) - 1)], 0.0)
     return np.einsum("ij,ij->i", xs, taps[phase]).astype(np.float32)

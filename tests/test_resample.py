@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import pytest
-from test_converter import edge_residual_db, sine, stream
+from test_converter import NoParams, edge_residual_db, sine, stream
 
 from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.errors import ConfigError
@@ -46,11 +45,6 @@ def test_a_sine_comes_out_as_the_same_sine_delayed(src, dst):
     yb = resample_block(x, src, dst, len(y))
     t0 = np.arange(len(yb)) / dst
     np.testing.assert_allclose(yb[200:-200], np.sin(2 * np.pi * f * t0[200:-200]), atol=2e-4)
-
-
-@dataclass(frozen=True)
-class NoParams:
-    pass
 
 
 class Identity16k:

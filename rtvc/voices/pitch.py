@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -158,6 +159,7 @@ def _interp_rows(rows: np.ndarray, at: np.ndarray) -> np.ndarray:
     return rows[:, i] * (1 - frac) + rows[:, i + 1] * frac
 
 
+@lru_cache(maxsize=8)
 def lowpass_taps(cutoff: float, half: int) -> np.ndarray:
     """(2*half+1,) Hann-windowed sinc low-pass, cut-off in units of Nyquist, unit DC gain."""
     t = np.arange(-half, half + 1)
