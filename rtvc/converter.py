@@ -58,7 +58,8 @@ class StreamingConverter:
             # nothing to align or crossfade, so no SOLA delay either
             shape = replace(shape, crossfade=0, search=0)
         self.voice = voice
-        self._rates = _Rates(shape, voice.samplerate)
+        self._rates = _Rates(shape, voice.samplerate, getattr(voice, "out_samplerate", voice.samplerate))
+        self._advance = getattr(voice, "advance", None)
         self.shape = shape
         self.block = shape.block
         self.samplerate = shape.samplerate
@@ -92,21 +93,27 @@ class StreamingConverter:
         """The tail at the device rate: (block + crossfade + search,)."""
         rt = self._rates
         n = rt.tail_v + rt.pad_v
-        tail_v = self._window[-n:] if bypass else self.voice.convert(self._window, n, params)
-        if rt.same:
-            return tail_v
+        if bypass:
+            tail_o, rate = self._window[-n:], rt.voice
+        else:
+            tail_o, rate = self.voice.convert(self._window, n, params), rt.out
+        if rate == rt.device:
+            return tail_o
         # back to the device rate; the left pad keeps the filter's start-up out of the tail
-        return resample_block(tail_v, rt.voice, rt.device, self.shape.tail + rt.pad)[rt.pad :]
+        return resample_block(tail_o, rate, rt.device, self.shape.tail + rt.pad)[rt.pad :]
 
     def process_block(self, block: np.ndarray) -> np.ndarray:
         """block: (block,) float32 -> (block,) float32."""
         n, x = self.block, self.shape.crossfade
-        new = block if self._rates.same else self._rates.input.process(block)
+        new = block if self._rates.input is None else self._rates.input.process(block)
         w, nv = self._window, len(new)
         if len(w) > nv:
             w[:-nv] = w[nv:]
         w[-nv:] = new
         pending, bypass = self._pending, self.bypass
+        if self._advance is not None:
+            # once per block, whatever is rendered: the voice's own streaming state (features, F0 cache)
+            self._advance(w, nv, pending if pending is not None else self._params)
         tail = self._render(pending if pending is not None else self._params, bypass)
         k, rho = best_offset(self._overlap, tail, self.shape.search, self._nominal)
         out = np.array(tail[k : k + n], dtype=np.float32)
@@ -124,36 +131,37 @@ class StreamingConverter:
     def reset(self) -> None:
         self._window[:] = 0
         self._overlap[:] = 0
-        if not self._rates.same:
+        if self._rates.input is not None:
             self._rates.input.reset()
         self.voice.reset()
 
 
 class _Rates:
-    """Device rate <-> voice rate: the streaming resampler for new audio, the lengths at the voice's
-    rate, and the left pad that keeps the output resampler's start-up out of the tail."""
+    """Device rate <-> voice rates: the streaming resampler for new audio (to the voice's input rate),
+    the lengths at the voice's input rate, and the left pad that keeps the output resampler's start-up
+    out of the tail. A voice may produce another rate than it consumes (RVC: 16 kHz in, 40 kHz out)."""
 
     PAD = 64  # device frames (rounded up to a whole number of voice frames)
 
-    def __init__(self, shape: StreamShape, voice_rate: int):
-        self.device, self.voice = shape.samplerate, voice_rate
-        self.same = voice_rate == shape.samplerate
-        step = shape.samplerate // math.gcd(shape.samplerate, voice_rate)  # device frames per whole voice step
-        if not self.same:
+    def __init__(self, shape: StreamShape, voice_rate: int, out_rate: int):
+        self.device, self.voice, self.out = shape.samplerate, voice_rate, out_rate
+        # device frames per whole step of both voice rates
+        step = math.lcm(*(shape.samplerate // math.gcd(shape.samplerate, r) for r in (voice_rate, out_rate)))
+        if step > 1:
             for name, frames in (("block", shape.block), ("crossfade", shape.crossfade), ("search", shape.search)):
                 if frames % step:
                     ms = 1000.0 * step / shape.samplerate
                     raise ConfigError(
                         f"stream {name} of {frames} frames is not a whole number of the voice's frames "
-                        f"({voice_rate} Hz against {shape.samplerate} Hz)",
+                        f"({voice_rate} Hz in, {out_rate} Hz out, against {shape.samplerate} Hz)",
                         f"make stream.{name}_ms a multiple of {ms:g} ms",
                     )
         self.block_v = self.to_voice(shape.block)
         self.tail_v = self.to_voice(shape.tail)
-        self.pad = 0 if self.same else -(-self.PAD // step) * step
+        self.pad = 0 if out_rate == shape.samplerate else -(-self.PAD // step) * step
         self.pad_v = self.to_voice(self.pad)
-        self.input = None if self.same else StreamResampler(shape.samplerate, voice_rate)
-        self.delay = 0 if self.same else round(self.input.delay)  # device frames
+        self.input = None if voice_rate == shape.samplerate else StreamResampler(shape.samplerate, voice_rate)
+        self.delay = 0 if self.input is None else round(self.input.delay)  # device frames
 
     def to_voice(self, frames: int) -> int:
         return frames * self.voice // self.device

@@ -20,3 +20,7 @@ class ConfigError(RtvcError):
 
 class DeviceError(RtvcError):
     """A sound device that cannot be found, opened or kept running."""
+
+
+class ModelError(RtvcError):
+    """A model file that is missing, truncated, of the wrong kind or inconsistent with itself."""

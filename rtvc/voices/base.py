@@ -20,15 +20,22 @@ class Voice(Protocol):
 
     seamless: ClassVar[bool]  # optional: consecutive tails continue each other exactly (no SOLA)
     label: str  # what status and the UI show
-    samplerate: int  # rate the voice consumes and produces
+    samplerate: int  # rate the voice consumes (and produces, unless it has out_samplerate)
+    out_samplerate: int  # optional: rate it produces; `convert` returns tail * out / in frames
     latency: int  # frames of algorithmic delay it adds (lookahead), at `samplerate`
 
     def context_for(self, tail: int) -> int:
         """Frames of left context the voice needs before a tail of `tail` frames."""
         ...
 
+    def advance(self, window: np.ndarray, new: int, params: Any) -> None:
+        """Optional: called once per block, before any `convert`, with the window whose last `new`
+        frames just arrived and the parameters that hold after this block. A voice keeps its streaming
+        state here (features, F0 cache), so that `convert` stays a function of (window, params)."""
+        ...
+
     def convert(self, window: np.ndarray, tail: int, params: Any) -> np.ndarray:
-        """window: (context + tail,) float32 -> (tail,) float32, the converted end of the window."""
+        """window: (context + tail,) float32 -> (tail * out / in,) float32, the converted end of the window."""
         ...
 
     def reset(self) -> None:

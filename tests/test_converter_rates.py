@@ -1,0 +1,74 @@
+"""A voice that consumes one rate and produces another (RVC: 16 kHz in, 32/40/48 kHz out), and the
+once-per-block `advance` hook."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from test_converter import NoParams, stream
+
+from rtvc.converter import StreamingConverter, StreamShape
+from rtvc.errors import ConfigError
+from rtvc.resample import resample_block
+
+SR = 48000
+
+
+class UpVoice:
+    """16 kHz in, `out` Hz out: a band-limited identity, so the whole chain should give the input back."""
+
+    kind: ClassVar[str] = "up"
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, out: int):
+        self.label = "up"
+        self.samplerate = 16000
+        self.out_samplerate = out
+        self.latency = 0
+        self.advanced: list[int] = []
+
+    def context_for(self, tail: int) -> int:
+        return tail + 256
+
+    def advance(self, window, new, params):
+        self.advanced.append(new)
+
+    def convert(self, window, tail, params):
+        pad = 128
+        seg = window[-(tail + pad) :]
+        n_out = (tail + pad) * self.out_samplerate // 16000
+        return resample_block(seg, 16000, self.out_samplerate, n_out)[n_out - tail * self.out_samplerate // 16000 :]
+
+    def reset(self):
+        pass
+
+
+def tones(seconds: float = 1.5) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (
+        0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 1230 * t + 1) + 0.1 * np.sin(2 * np.pi * 3100 * t)
+    ).astype(np.float32)
+
+
+@pytest.mark.parametrize("out", [32000, 40000, 48000])
+def test_two_rate_voice_comes_back_aligned_at_the_declared_latency(out):
+    voice = UpVoice(out)
+    conv = StreamingConverter(voice, NoParams(), StreamShape(SR, 960, crossfade=144, search=384))
+    x = tones()
+    y = stream(conv, x)
+    lat = conv.latency
+    ref = x[: len(y) - lat]
+    got = y[lat:]
+    skip = SR // 10  # the resamplers' start-up
+    err = got[skip:] - ref[skip:]
+    snr = 10 * np.log10(np.sum(ref[skip:] ** 2) / np.sum(err**2))
+    assert snr > 50, snr
+    assert voice.advanced == [320] * (len(x) // 960)  # once per block, with the new 16 kHz frames
+
+
+def test_block_must_be_whole_frames_of_both_rates():
+    # 48 kHz against 16 kHz in and 40 kHz out: whole steps of lcm(3, 6) = 6 device frames (0.125 ms)
+    with pytest.raises(ConfigError, match=r"crossfade .*\(16000 Hz in, 40000 Hz out.*multiple of 0.125 ms"):
+        StreamingConverter(UpVoice(40000), NoParams(), StreamShape(SR, 960, crossfade=147, search=384))
