@@ -1,0 +1,76 @@
+"""Feature retrieval from a faiss .index file, and the frame-indexed synthesizer noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+faiss = pytest.importorskip("faiss", reason="needs the rvc extra (faiss-cpu)")
+
+from rtvc.errors import ModelError  # noqa: E402
+from rtvc.rvc.index import FeatureIndex, write_index  # noqa: E402
+from rtvc.rvc.noise import FrameNoise  # noqa: E402
+
+
+@pytest.fixture
+def index_file(tmp_path):
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((2000, 32)).astype(np.float32)
+    path = tmp_path / "voice.index"
+    write_index(path, feats, n_lists=8)
+    return path, feats
+
+
+def test_retrieval_blends_the_nearest_training_features(index_file):
+    path, feats = index_file
+    idx = FeatureIndex.load(path, 32)
+    assert idx.vectors.shape == (2000, 32)
+    idx.index.nprobe = 8  # search every list: the exact nearest neighbours, to compare with brute force
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((50, 32)).astype(np.float32)
+    # brute force: 8 nearest by squared L2, weights 1/d^4 normalised (RVC's 1/score^2 with score = d^2)
+    d2 = ((q[:, None, :] - feats[None]) ** 2).sum(-1)
+    nn = np.argsort(d2, axis=1)[:, :8]
+    w = 1.0 / np.take_along_axis(d2, nn, 1) ** 2
+    w /= w.sum(1, keepdims=True)
+    expect = (w[..., None] * feats[nn]).sum(1)
+    for rate in (0.0, 0.3, 1.0):
+        got = idx.blend(q, rate)
+        np.testing.assert_allclose(got, rate * expect + (1 - rate) * q, rtol=1e-4, atol=1e-4)
+
+
+def test_a_training_feature_retrieves_itself(index_file):
+    path, feats = index_file
+    idx = FeatureIndex.load(path, 32)
+    got = idx.blend(feats[:20], 1.0)  # distance 0 dominates the weights
+    np.testing.assert_allclose(got, feats[:20], atol=1e-4)
+
+
+def test_bad_index_files_name_the_file_and_the_problem(index_file, tmp_path):
+    path, _ = index_file
+    with pytest.raises(ModelError, match="holds 32-d features but the voice uses 768-d"):
+        FeatureIndex.load(path, 768)
+    with pytest.raises(ModelError, match=r"index file .*missing\.index not found"):
+        FeatureIndex.load(tmp_path / "missing.index", 32)
+    junk = tmp_path / "junk.index"
+    junk.write_bytes(b"not an index at all" * 10)
+    with pytest.raises(ModelError, match="junk.index: not a faiss index"):
+        FeatureIndex.load(junk, 32)
+    cut = tmp_path / "cut.index"
+    cut.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ModelError, match="cut.index: not a faiss index"):
+        FeatureIndex.load(cut, 32)
+
+
+def test_noise_is_a_function_of_seed_and_absolute_frame():
+    a = FrameNoise(seed=7, inter_channels=4, upp=10)
+    flow, sine = a.frames(100, 110)
+    assert flow.shape == (4, 10) and sine.shape == (100,)
+    # any split of the frame range gives the same noise: what a streamed decode needs
+    f1, s1 = FrameNoise(7, 4, 10).frames(100, 103)
+    f2, s2 = FrameNoise(7, 4, 10).frames(103, 110)
+    np.testing.assert_array_equal(np.concatenate([f1, f2], axis=1), flow)
+    np.testing.assert_array_equal(np.concatenate([s1, s2]), sine)
+    other, _ = FrameNoise(8, 4, 10).frames(100, 110)
+    assert not np.allclose(other, flow)
+    assert abs(float(sine.std()) - 1.0) < 0.2 and abs(float(sine.mean())) < 0.2
