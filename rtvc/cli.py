@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("convert", help="run a file through the streaming path as fast as it can")
     _add_config_flags(c, ("--samplerate", "--block-ms", "--prefill-ms", "--profile", "--period"))
+    c.add_argument("--offline", action="store_true", help="model voices: convert the whole file in one pass")
     c.add_argument("input", type=Path)
     c.add_argument("output", type=Path)
     return p
@@ -108,6 +109,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             sys.stderr.flush()
             os._exit(code)
         return code
+    if args.command == "convert" and args.offline:
+        from rtvc.run import convert_file_offline
+
+        label = convert_file_offline(cfg, args.input, args.output)
+        print(f"wrote {args.output}: whole file in one pass, voice {label}")
+        return 0
     if args.command == "convert":
         from rtvc.run import VIRTUAL_PERIOD, convert_file
 

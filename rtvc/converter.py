@@ -60,6 +60,9 @@ class StreamingConverter:
         self.voice = voice
         self._rates = _Rates(shape, voice.samplerate, getattr(voice, "out_samplerate", voice.samplerate))
         self._advance = getattr(voice, "advance", None)
+        if hasattr(voice, "set_origin"):
+            # a voice that works on a fixed frame grid puts the stream's time zero where it arrives
+            voice.set_origin(self._rates.delay_v)
         self.shape = shape
         self.block = shape.block
         self.samplerate = shape.samplerate
@@ -162,6 +165,8 @@ class _Rates:
         self.pad_v = self.to_voice(self.pad)
         self.input = None if voice_rate == shape.samplerate else StreamResampler(shape.samplerate, voice_rate)
         self.delay = 0 if self.input is None else round(self.input.delay)  # device frames
+        # the same delay in the voice's input frames (whole for every rate pair: HALF_TAPS slow-side frames)
+        self.delay_v = 0 if self.input is None else round(self.input.delay * voice_rate / shape.samplerate)
 
     def to_voice(self, frames: int) -> int:
         return frames * self.voice // self.device

@@ -56,6 +56,7 @@ class Engine:
         voice_label: str = "",
     ):
         self.converter = converter
+        self._next: tuple[StreamingConverter, str] | None = None  # swapped in by the worker at a block edge
         self.samplerate = samplerate
         self.block = converter.block
         self.headroom = headroom
@@ -111,6 +112,12 @@ class Engine:
         if self._state == "starting":
             self._state = "running"
         return plan
+
+    def swap_converter(self, converter: StreamingConverter, voice_label: str) -> None:
+        """Any thread: a new voice (already loaded) takes over at the next block, faded in over it."""
+        if converter.block != self.block:
+            raise ValueError(f"block of {converter.block} frames, the engine runs {self.block}")
+        self._next = (converter, voice_label)  # one reference store; the worker takes it
 
     def start(self) -> None:
         self._prev_switch = sys.getswitchinterval()
@@ -223,7 +230,8 @@ class Engine:
                     continue
                 self.in_ring.read_into(self._block_in)
                 t0 = time.perf_counter()
-                y = self.converter.process_block(self._block_in)
+                nxt = self._next
+                y = self.converter.process_block(self._block_in) if nxt is None else self._swap(nxt)
                 self.out_ring.write(y)
                 if self.has_monitor_device:
                     self.mon_ring.write(y if self.monitor_enabled else self._silence)
@@ -235,6 +243,14 @@ class Engine:
             self._state = "failed"
             self._detail = f"worker: {type(e).__name__}: {e}"
             self._progress.set()
+
+    def _swap(self, nxt: tuple[StreamingConverter, str]) -> np.ndarray:
+        old = self.converter.process_block(self._block_in)
+        new = nxt[0].process_block(self._block_in)
+        ramp = (np.arange(self.block, dtype=np.float32) + 0.5) / self.block
+        self.converter, self.voice_label = nxt
+        self._next = None
+        return old + ramp * (new - old)
 
     def _meter(self, x: np.ndarray, y: np.ndarray) -> None:
         lv = self._levels

@@ -4,6 +4,8 @@ label = "Deep voice"         # optional, what the UI shows
 voice = "passthrough"        # a registered voice kind
 [params]                     # the voice's own parameters, validated like config.toml
 gain_db = 0.0
+[model]                      # model voices only (rvc): files and load-time settings; relative paths are
+path = "alice.pth"           # taken from the profile's folder
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from rtvc.errors import ConfigError
 from rtvc.settings import from_table, read_toml
 from rtvc.voices import VOICES, voice_class
 
-PROFILE_KEYS = ("label", "voice", "params")
+PROFILE_KEYS = ("label", "voice", "params", "model")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Profile:
     label: str
     voice: str
     params: Any  # the voice's Params dataclass
+    model: Any = None  # the voice's Model settings dataclass (model voices), else None
 
 
 def profile_path(name_or_path: str, profiles_dir: Path) -> Path:
@@ -55,11 +58,28 @@ def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     if not isinstance(params_table, dict):
         raise ConfigError(f"{path}: 'params' must be a [params] table", "see profiles/default.toml")
     params = from_table(cls.Params, params_table, str(path), "params")
+    model = None
+    model_cls = getattr(cls, "Model", None)
+    if model_cls is not None:
+        table = raw.get("model")
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{path}: a '{kind}' voice needs a [model] table", "add [model] with path = the model file (see README)"
+            )
+        model = from_table(model_cls, table, str(path), "model")
+    elif "model" in raw:
+        raise ConfigError(f"{path}: a '{kind}' voice takes no [model] table", "remove it")
     label = raw.get("label", path.stem)
     if not isinstance(label, str):
         raise ConfigError(f"{path}: 'label' = {label!r} must be a string", "quote it")
-    return Profile(name=path.stem, path=path, label=label, voice=kind, params=params)
+    return Profile(name=path.stem, path=path, label=label, voice=kind, params=params, model=model)
 
 
 def make_voice(profile: Profile, samplerate: int):
-    return VOICES[profile.voice](samplerate)
+    """Build the profile's voice, loading its model files (errors name the file and the fix)."""
+    cls = VOICES[profile.voice]
+    if profile.model is None:
+        return cls(samplerate)
+    voice = cls(samplerate, profile.model, profile.path.parent)
+    voice.check_params(profile.params, str(profile.path))
+    return voice

@@ -20,6 +20,7 @@ from rtvc.engine import Engine
 from rtvc.errors import ConfigError
 from rtvc.latency import plan_prefill
 from rtvc.profiles import load_profile, make_voice
+from rtvc.resample import resample_block
 from rtvc.status import EngineStatus
 from rtvc.wavio import bundled_speech, load_mono, save
 
@@ -36,9 +37,11 @@ def frames(ms: float, samplerate: int) -> int:
     return round(ms * samplerate / 1000.0)
 
 
-def build_engine(cfg: Config) -> Engine:
+def build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter, str]:
+    """Load a profile's voice and its converter; the voice label for status. Raises RtvcError on any bad
+    file or value, having changed nothing."""
     sr = cfg.audio.samplerate
-    profile = load_profile(cfg.voice.profile, profiles_dir(cfg))
+    profile = load_profile(profile_name, profiles_dir(cfg))
     voice = make_voice(profile, sr)
     block = frames(cfg.stream.block_ms, sr)
     if cfg.audio.period and block < cfg.audio.period and cfg.audio.period % block:
@@ -54,14 +57,21 @@ def build_engine(cfg: Config) -> Engine:
         search=frames(cfg.stream.search_ms, sr),
         context=frames(cfg.stream.context_ms, sr),
     )
-    conv = StreamingConverter(voice, profile.params, shape)
-    return Engine(
-        conv,
-        sr,
-        headroom=frames(cfg.stream.prefill_ms, sr),
-        monitor=cfg.audio.monitor,
-        voice_label=f"{profile.label}: {voice.label}",
-    )
+    return StreamingConverter(voice, profile.params, shape), f"{profile.label}: {voice.label}"
+
+
+def build_engine(cfg: Config) -> Engine:
+    conv, label = build_converter(cfg, cfg.voice.profile)
+    sr = cfg.audio.samplerate
+    return Engine(conv, sr, headroom=frames(cfg.stream.prefill_ms, sr), monitor=cfg.audio.monitor, voice_label=label)
+
+
+def switch_voice(engine: Engine, cfg: Config, profile_name: str) -> str:
+    """Load another profile and hand it to the running engine. A profile that fails to load raises and
+    the engine keeps its current voice, untouched."""
+    conv, label = build_converter(cfg, profile_name)
+    engine.swap_converter(conv, label)
+    return label
 
 
 @dataclass
@@ -184,3 +194,22 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> EngineStatus
         raise RuntimeError(f"internal: declared latency {engine.latency()} differs from the planned {pad} frames")
     save(dst, dev.recording[pad:], sr)
     return engine.status()
+
+
+def convert_file_offline(cfg: Config, src: Path, dst: Path) -> str:
+    """The whole file in one pass of the voice (no blocks, no SOLA): the reference a streamed conversion
+    is compared with. Only model voices have it (the others are streaming by construction)."""
+    sr = cfg.audio.samplerate
+    profile = load_profile(cfg.voice.profile, profiles_dir(cfg))
+    voice = make_voice(profile, sr)
+    offline = getattr(voice, "convert_offline", None)
+    if offline is None:
+        raise ConfigError(
+            f"--offline: the '{profile.voice}' voice has no whole-file mode", "drop --offline; it streams the same way"
+        )
+    x = load_mono(src, sr)
+    x_v = x if voice.samplerate == sr else resample_block(x, sr, voice.samplerate, len(x) * voice.samplerate // sr)
+    y_v = offline(x_v, profile.params)
+    y = y_v if voice.out_samplerate == sr else resample_block(y_v, voice.out_samplerate, sr, len(x))
+    save(dst, y, sr)
+    return f"{profile.label}: {voice.label}"

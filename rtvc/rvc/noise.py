@@ -22,7 +22,8 @@ class FrameNoise:
     def _frame(self, t: int) -> np.ndarray:
         v = self._cache.get(t)
         if v is None:
-            gen = np.random.Generator(np.random.Philox(key=np.array([self.seed, t], dtype=np.uint64)))
+            # (frames before the stream start are negative: wrapped into the unsigned key)
+            gen = np.random.Generator(np.random.Philox(key=np.array([self.seed, t % 2**64], dtype=np.uint64)))
             v = gen.standard_normal(self.inter + self.upp, dtype=np.float32)
             if len(self._cache) > 4096:  # a stream touches each frame a few times, then moves on
                 self._cache.clear()

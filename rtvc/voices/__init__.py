@@ -6,10 +6,12 @@ from rtvc.errors import ConfigError
 from rtvc.voices.base import Voice
 from rtvc.voices.passthrough import PassthroughVoice
 from rtvc.voices.pitch import PitchVoice
+from rtvc.voices.rvc import RvcVoice
 
 VOICES: dict[str, type[Voice]] = {
     PassthroughVoice.kind: PassthroughVoice,
     PitchVoice.kind: PitchVoice,
+    RvcVoice.kind: RvcVoice,
 }
 
 

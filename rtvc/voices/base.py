@@ -34,6 +34,12 @@ class Voice(Protocol):
         state here (features, F0 cache), so that `convert` stays a function of (window, params)."""
         ...
 
+    def set_origin(self, frames: int) -> None:
+        """Optional: the stream's time zero arrives `frames` into the voice's input (the converter's input
+        resampler delays it). A voice that analyses on a fixed frame grid starts its grid there, so a
+        stream sees the frames a whole-file conversion sees."""
+        ...
+
     def convert(self, window: np.ndarray, tail: int, params: Any) -> np.ndarray:
         """window: (context + tail,) float32 -> (tail * out / in,) float32, the converted end of the window."""
         ...

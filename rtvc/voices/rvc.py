@@ -1,0 +1,250 @@
+"""`rvc`: an RVC v1/v2 community voice (`.pth` + optional `.index`), streamed.
+
+Per block (`advance`, once, whatever is rendered):
+- content features over the whole context window (HuBERT/ContentVec is non-causal: it needs the left
+  context), on a 20 ms grid fixed to the stream's start, so a window sees the frames the whole file would;
+- F0 only over the newest audio (block + the estimator's window), written into a rolling per-frame cache:
+  frames that now have their full right context are final, the newest few are re-estimated next block;
+- the sine source's phase carried to where the next decode starts.
+Per render (`convert`, a function of window and params): retrieval, pitch shift, protect, then the
+synthesizer: text encoder over all frames, flow over the tail + 24 frames, decoder only over the tail the
+converter asked for (+ `decoder_margin` frames it drops: the decoder's left edge). RVC's realtime GUI
+decodes the whole window every block; `bench/rvc_cpu.py` measures both.
+
+Frames are 10 ms, so RVC voices need blocks of whole 10 ms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from rtvc.errors import ConfigError, ModelError
+from rtvc.settings import in_range, one_of, setting
+
+IN_RATE = 16000  # content and F0 run at 16 kHz
+HOP = 160  # 16 kHz samples per 10 ms frame
+GRID = 320  # content frames (50 Hz)
+CONTEXT = 16000  # default left context: 1 s
+F0_METHODS = ("fcpe", "crepe", "crepe-tiny", "rmvpe", "yin")
+
+
+@dataclass(frozen=True)
+class RvcParams:
+    pitch: float = setting(0.0, "pitch shift in semitones (12 = an octave up)", in_range(-24.0, 24.0))
+    speaker: int = setting(0, "speaker id of a multi-speaker model", in_range(0, 100_000))
+    index_rate: float = setting(0.5, "how much of the .index retrieval to blend in (0 = none)", in_range(0.0, 1.0))
+    protect: float = setting(
+        0.33, "keep unvoiced consonants from the source features: lower protects more, 0.5 = off", in_range(0.0, 0.5)
+    )
+    rms_mix: float = setting(0.25, "loudness contour: 0 = follow the input's, 1 = the model's own", in_range(0.0, 1.0))
+    gain_db: float = setting(0.0, "output gain in dB", in_range(-60.0, 24.0))
+
+
+@dataclass(frozen=True)
+class RvcModelSettings:
+    path: str = setting("", "the voice's .pth file (relative paths: from the profile's folder)")
+    content: str = setting("", "content encoder: RVC's hubert_base.pt (fairseq) or a transformers HuBERT folder")
+    f0: str = setting("fcpe", "F0 estimator", one_of(*F0_METHODS))
+    f0_model: str = setting("", "the RMVPE checkpoint (rmvpe.pt) when f0 = 'rmvpe'")
+    f0_min: float = setting(50.0, "lowest F0 the estimator reports, Hz", in_range(30.0, 500.0))
+    f0_max: float = setting(1100.0, "highest F0 the estimator reports, Hz", in_range(100.0, 2000.0))
+    index: str = setting("", "the voice's faiss .index file (optional)")
+    seed: int = setting(0, "noise seed: the same seed converts the same input the same way", in_range(0, 2**63 - 1))
+    decoder_margin: int = setting(
+        4, "10 ms frames decoded left of the tail and dropped (the decoder's left edge)", in_range(0, 24)
+    )
+    lookahead_ms: int = setting(
+        0,
+        "right context the synthesizer sees before a frame plays, in 10 ms steps; adds that much latency "
+        "(0 = RVC's realtime behaviour; ~40 ms comes close to whole-file quality)",
+        in_range(0, 500),
+    )
+
+
+def _file(base: Path, value: str, key: str, what: str) -> Path:
+    if not value:
+        raise ConfigError(f"profile: [model] {key} is not set", f"set {key} = the path of {what}")
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+class RvcVoice:
+    kind: ClassVar[str] = "rvc"
+    Params: ClassVar[type] = RvcParams
+    Model: ClassVar[type] = RvcModelSettings
+
+    def __init__(self, samplerate: int, model: RvcModelSettings, base: Path):
+        try:
+            import torch  # noqa: F401
+        except ImportError as e:
+            raise ModelError("RVC voices need torch", 'install the rvc extra: pip install -e ".[rvc]"') from e
+        from rtvc.rvc.checkpoint import load_rvc
+        from rtvc.rvc.content import ContentEncoder
+        from rtvc.rvc.f0 import make_f0
+        from rtvc.rvc.index import FeatureIndex
+        from rtvc.rvc.pipeline import RvcPipeline
+
+        path = _file(base, model.path, "path", "the voice's .pth file")
+        rvc = load_rvc(path)
+        content = ContentEncoder.load(
+            _file(base, model.content, "content", "hubert_base.pt (ContentVec) or a HuBERT folder"), rvc.version
+        )
+        if content.dim != rvc.phone_dim:
+            raise ModelError(
+                f"{path}: the voice takes {rvc.phone_dim}-d features but the content encoder gives {content.dim}-d",
+                "use a HuBERT/ContentVec base model with final_proj for v1 voices",
+            )
+        self.f0 = None
+        if rvc.f0:
+            f0_path = _file(base, model.f0_model, "f0_model", "rmvpe.pt") if model.f0 == "rmvpe" else None
+            self.f0 = make_f0(model.f0, f0_min=model.f0_min, f0_max=model.f0_max, model_path=f0_path)
+        index = FeatureIndex.load(_file(base, model.index, "index", ""), rvc.phone_dim) if model.index else None
+        self.rvc = rvc
+        self.pipeline = RvcPipeline(rvc, content, index, model.seed)
+        if model.lookahead_ms % 10:
+            raise ConfigError(
+                f"[model] lookahead_ms = {model.lookahead_ms} is not whole 10 ms frames", "use a multiple of 10"
+            )
+        self.margin = model.decoder_margin
+        self.look = model.lookahead_ms // 10  # frames decoded after the tail and dropped
+        self.samplerate = IN_RATE
+        self.out_samplerate = rvc.samplerate
+        self.latency = self.look * HOP  # the tail returned ends `look` frames before the newest input
+        self._origin = 0  # input frames before the stream's time zero (the converter's resampler delay)
+        self.label = (
+            f"RVC {rvc.version} {rvc.samplerate // 1000}k {path.stem}"
+            + (f" (F0 {model.f0})" if rvc.f0 else " (no F0)")
+            + (" + index" if index else "")
+        )
+        self.reset()
+
+    def check_params(self, params: RvcParams, where: str) -> None:
+        if params.speaker >= self.rvc.n_speakers:
+            raise ConfigError(
+                f"{where}: speaker = {params.speaker}, but {self.rvc.path.name} has {self.rvc.n_speakers} speaker(s)",
+                f"choose a speaker from 0 to {self.rvc.n_speakers - 1}",
+            )
+
+    def context_for(self, tail: int) -> int:
+        return max(CONTEXT, tail + 2 * GRID) + GRID  # + GRID: room to start the analysis on the 20 ms grid
+
+    def set_origin(self, frames: int) -> None:
+        self._origin = frames
+        self.reset()
+
+    def reset(self) -> None:
+        self._pos = -self._origin  # absolute time (16 kHz samples) of the window's end; 0 = the stream's start
+        self._f0_cache: np.ndarray | None = None  # (frames,) Hz, row i <-> frame pos/HOP - len + i
+        self._content: np.ndarray | None = None  # (rows, dim) 50 Hz features of the analysed window
+        self._first = 0  # absolute frame of the analysed window's first frame
+        self._frames = 0  # frames in it
+        self._tail_frames: int | None = None  # frames the last render decoded
+        self._audio = np.zeros(0, np.float32)
+        self._end = 0  # the analysed audio ends here (a 10 ms line at or just after _pos)
+        # the sine phase is known at the start of this frame (the stream starts at frame 0 with phase 0,
+        # as the whole file does; frames before it are silent, so nothing accumulates there either)
+        self._phase_frame = 0
+        self._phase = 0.0  # cycles
+
+    # -- streaming state, once per block ------------------------------------------------------------
+    def advance(self, window: np.ndarray, new: int, params: RvcParams) -> None:
+        if new % HOP:
+            raise ConfigError(
+                f"RVC voices work in 10 ms frames but a block brought {new * 1000 / IN_RATE:g} ms",
+                "make stream.block_ms a multiple of 10",
+            )
+        self._pos += new
+        pos, n = self._pos, len(window)
+        # frames lie on the absolute grid: the analysis starts on a 20 ms line (content frames) and ends
+        # on the 10 ms line at or after the newest sample (the few samples past it are not here yet: zeros)
+        start = math.ceil((pos - n) / GRID) * GRID
+        end = -(-pos // HOP) * HOP
+        audio = np.zeros(end - start, np.float32)
+        audio[: pos - start] = window[start - (pos - n) :]
+        self._end, self._first, self._frames = end, start // HOP, len(audio) // HOP
+        self._audio = audio
+        self._content = self.pipeline.content_frames(audio)
+        if self.f0 is not None:
+            self._update_f0(audio, new)
+        if self._tail_frames is not None:  # carry the sine phase to where the next render starts
+            a = end // HOP - self._tail_frames
+            if a > self._phase_frame:
+                self._phase = self._phase_at(a, params)
+                self._phase_frame = a
+
+    def _update_f0(self, audio: np.ndarray, new: int) -> None:
+        est = self.f0
+        rows = len(audio) // HOP
+        cache = self._f0_cache
+        if cache is None or len(cache) != rows:
+            cache = self._f0_cache = np.zeros(rows, np.float32)
+        shift = new // HOP
+        cache[:-shift] = cache[shift:]
+        cache[-shift:] = 0.0
+        look = -(-est.lookahead // HOP)  # frames of context each side an estimate needs
+        seg = min(rows, shift + 2 * look + 2) * HOP  # newest audio only
+        f0 = est.estimate(audio[-seg:])  # frame k centred on sample end - seg + HOP k
+        k0 = min(look, seg // HOP - shift)  # the oldest frame rewritten has its full left context
+        fresh = f0[k0 : seg // HOP]  # up to the frame centred on end - HOP (the last whole frame)
+        cache[len(cache) - len(fresh) :] = fresh
+
+    def _f0_rows(self, a: int, b: int) -> np.ndarray:
+        """Cached F0 of absolute frames [a, b) (zeros before the cache)."""
+        cache = self._f0_cache
+        first = self._end // HOP - len(cache)
+        out = np.zeros(b - a, np.float32)
+        lo, hi = max(a, first), min(b, first + len(cache))
+        if hi > lo:
+            out[lo - a : hi - a] = cache[lo - first : hi - first]
+        return out
+
+    def _phase_at(self, a: int, params: RvcParams) -> float:
+        """The sine phase at the start of frame a, carried from the last known one over cached F0."""
+        if self.f0 is None or a <= self._phase_frame:
+            return self._phase  # (a < the known frame only before the stream's frame 0: silence, phase 0)
+        import torch
+
+        from rtvc.rvc.synth import sine_phase_end
+
+        f0 = self._f0_rows(self._phase_frame, a) * np.float32(2.0 ** (params.pitch / 12.0))
+        return sine_phase_end(torch.from_numpy(f0), self.rvc.samplerate, self.rvc.upp, phase0=self._phase)
+
+    # -- rendering: a function of (window, params) ---------------------------------------------------
+    def convert(self, window: np.ndarray, tail: int, params: RvcParams) -> np.ndarray:
+        from rtvc.rvc.pipeline import Step
+
+        want = tail * self.out_samplerate // IN_RATE  # output frames to return
+        frames = min(-(-tail // HOP) + self.margin + self.look, self._frames)
+        self._tail_frames = frames
+        skip = self._frames - frames
+        f0 = self._f0_rows(self._first, self._first + self._frames) if self.f0 is not None else None
+        step = Step(
+            self._first, self._content, f0 if f0 is not None else np.zeros(self._frames, np.float32), self._audio
+        )
+        out = self.pipeline.decode(step, skip, params, self._phase_at(self._first + skip, params))
+        # drop the lookahead frames and the part of the last frame that lies past the newest sample
+        drop = self.look * self.rvc.upp + (self._end - self._pos) * self.rvc.upp // HOP
+        if drop:
+            out = out[: len(out) - drop]
+        if len(out) < want:  # the stream has just started: less than a tail of audio so far
+            out = np.concatenate([np.zeros(want - len(out), np.float32), out])
+        return out[len(out) - want :]
+
+    # -- offline: the whole file at once -------------------------------------------------------------
+    def convert_offline(self, audio16k: np.ndarray, params: RvcParams) -> np.ndarray:
+        """(N,) at 16 kHz -> (N * out / 16000,) at the model's rate, in one decode (frames from 0, phase 0)."""
+        from rtvc.rvc.pipeline import Step
+
+        n = len(audio16k)
+        padded = np.zeros(-(-n // GRID) * GRID, np.float32)
+        padded[:n] = audio16k
+        frames = len(padded) // HOP
+        content = self.pipeline.content_frames(padded)
+        f0 = self.f0.estimate(padded)[:frames] if self.f0 is not None else np.zeros(frames, np.float32)
+        out = self.pipeline.decode(Step(0, content, f0, padded), 0, params, 0.0)
+        return out[: n * self.out_samplerate // IN_RATE]
