@@ -54,11 +54,11 @@ def test_bad_index_files_name_the_file_and_the_problem(index_file, tmp_path):
         FeatureIndex.load(tmp_path / "missing.index", 32)
     junk = tmp_path / "junk.index"
     junk.write_bytes(b"not an index at all" * 10)
-    with pytest.raises(ModelError, match="junk.index: not a faiss index"):
+    with pytest.raises(ModelError, match=r"junk\.index: not a faiss index"):
         FeatureIndex.load(junk, 32)
     cut = tmp_path / "cut.index"
     cut.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(ModelError, match="cut.index: not a faiss index"):
+    with pytest.raises(ModelError, match=r"cut\.index: not a faiss index"):
         FeatureIndex.load(cut, 32)
 
 

@@ -97,7 +97,7 @@ class RvcVoice:
         if content.dim != rvc.phone_dim:
             raise ModelError(
                 f"{path}: the voice takes {rvc.phone_dim}-d features but the content encoder gives {content.dim}-d",
-                "use a HuBERT/ContentVec base model with final_proj for v1 voices",
+                "use HuBERT/ContentVec base: 768-d, with final_proj (256-d) for v1 voices",
             )
         self.f0 = None
         if rvc.f0:
