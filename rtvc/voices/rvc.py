@@ -164,25 +164,28 @@ class RvcVoice:
         # on the 10 ms line at or after the newest sample (the few samples past it are not here yet: zeros)
         start = math.ceil((pos - n) / GRID) * GRID
         end = -(-pos // HOP) * HOP
+        # nothing before the stream's start is audio: the models see from time 0 on, as on the whole file
+        # (but at least two content frames: HuBERT needs 400 samples)
+        start = max(start, min(0, (end - 3 * GRID) // GRID * GRID))
         audio = np.zeros(end - start, np.float32)
         audio[: pos - start] = window[start - (pos - n) :]
         self._end, self._first, self._frames = end, start // HOP, len(audio) // HOP
         self._audio = audio
         self._content = self.pipeline.content_frames(audio)
         if self.f0 is not None:
-            self._update_f0(audio, new)
+            self._update_f0(audio, new, n // HOP + 2)
         if self._tail_frames is not None:  # carry the sine phase to where the next render starts
             a = end // HOP - self._tail_frames
             if a > self._phase_frame:
                 self._phase = self._phase_at(a, params)
                 self._phase_frame = a
 
-    def _update_f0(self, audio: np.ndarray, new: int) -> None:
+    def _update_f0(self, audio: np.ndarray, new: int, size: int) -> None:
         est = self.f0
         rows = len(audio) // HOP
         cache = self._f0_cache
-        if cache is None or len(cache) != rows:
-            cache = self._f0_cache = np.zeros(rows, np.float32)
+        if cache is None or len(cache) != size:
+            cache = self._f0_cache = np.zeros(size, np.float32)  # frames ending at self._end
         shift = new // HOP
         cache[:-shift] = cache[shift:]
         cache[-shift:] = 0.0
