@@ -89,7 +89,7 @@ def _read(path: Path) -> object:
     if not path.exists():
         raise ModelError(
             f"{path}: voice model file not found",
-            "put the RVC voice's .pth file (from RVC's assets/weights) at this path, or point the voice at it",
+            "put the RVC voice's .pth file (RVC's assets/weights) there, or set path in the profile's [model] table",
         )
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not an RVC voice .pth file", "point the voice at the .pth file")
