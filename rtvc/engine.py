@@ -62,6 +62,8 @@ class Engine:
         self.headroom = headroom
         self.voice_label = voice_label
         self.monitor_enabled = monitor  # read by the worker at block boundaries
+        self.muted = False  # mic mute: silence out (speakers and monitor), faded over one block
+        self._muted_now = False
         self.has_monitor_device = False
 
         cap = max(samplerate, 8 * self.block)  # 1 s or 8 blocks: a stall long enough to notice
@@ -232,6 +234,8 @@ class Engine:
                 t0 = time.perf_counter()
                 nxt = self._next
                 y = self.converter.process_block(self._block_in) if nxt is None else self._swap(nxt)
+                if self.muted or self._muted_now:
+                    y = self._gate(y)
                 self.out_ring.write(y)
                 if self.has_monitor_device:
                     self.mon_ring.write(y if self.monitor_enabled else self._silence)
@@ -251,6 +255,14 @@ class Engine:
         self.converter, self.voice_label = nxt
         self._next = None
         return old + ramp * (new - old)
+
+    def _gate(self, y: np.ndarray) -> np.ndarray:
+        muted = self.muted
+        if muted == self._muted_now:
+            return self._silence  # (only reached while muted)
+        ramp = (np.arange(self.block, dtype=np.float32) + 0.5) / self.block
+        self._muted_now = muted
+        return y * (1.0 - ramp if muted else ramp)
 
     def _meter(self, x: np.ndarray, y: np.ndarray) -> None:
         lv = self._levels

@@ -28,6 +28,7 @@ def in_range(lo: float, hi: float) -> Check:
     def check(v: Any) -> str | None:
         return None if lo <= v <= hi else f"a number from {lo:g} to {hi:g}"
 
+    check.range = (lo, hi)  # type: ignore[attr-defined]  # for describe(): the API lists ranges
     return check
 
 
@@ -35,7 +36,23 @@ def one_of(*choices: Any) -> Check:
     def check(v: Any) -> str | None:
         return None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
 
+    check.choices = choices  # type: ignore[attr-defined]
     return check
+
+
+def describe(cls: type) -> dict[str, dict[str, Any]]:
+    """Each field of a settings class: type, default, help, and its range or choices (what a UI needs)."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, dict[str, Any]] = {}
+    for f in dataclasses.fields(cls):
+        d: dict[str, Any] = {"type": _type_name(hints[f.name]), "default": f.default, "help": f.metadata["help"]}
+        check = f.metadata.get("check")
+        if hasattr(check, "range"):
+            d["min"], d["max"] = check.range
+        if hasattr(check, "choices"):
+            d["choices"] = list(check.choices)
+        out[f.name] = d
+    return out
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:

@@ -1,0 +1,196 @@
+"""The control state every surface drives: voice, parameters, voice on/off, monitor, mute, push-to-talk.
+
+One object, thread-safe, between the engine and the control surfaces (websocket clients, OBS, the TUI). A
+surface calls a method; the controller applies it to the engine at the next block boundary (through the
+engine's and converter's one-reference switches) and tells every listener what changed and who changed it.
+A request that fails (a profile whose model does not load, a value out of range) raises `RtvcError` and
+changes nothing.
+
+Mute and push-to-talk: the output is silent when muted, or when push-to-talk mode is on and nobody holds
+the talk key. Holders are named (a client id), so a client's presses are released when it disconnects.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from rtvc.config import Config
+from rtvc.engine import Engine
+from rtvc.errors import ConfigError
+from rtvc.profiles import load_profile
+from rtvc.settings import describe, from_table
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class Controller:
+    def __init__(self, cfg: Config, engine: Engine, profile: str):
+        from rtvc.run import profiles_dir
+
+        self.cfg = cfg
+        self.engine = engine
+        self.profiles_dir = profiles_dir(cfg)
+        self.profile = profile
+        self.voice_on = True
+        self.mute = False
+        self.ptt_mode = False
+        self._held: set[str] = set()
+        self._lock = threading.RLock()  # state changes; a voice load runs outside it
+        self._load_lock = threading.Lock()  # one voice load at a time
+        self._listeners: list[Listener] = []
+        self.loading: str | None = None
+        self.started = time.time()
+        self._engine_seen: tuple[str, str] | None = None
+        # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
+        # virtual device, where there is nothing to switch
+        self.device_switcher: Callable[[str | None, str | None], dict[str, Any]] | None = None
+
+    # -- reading ------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            conv = self.engine.converter
+            return {
+                "profile": self.profile,
+                "voice": self.engine.voice_label,
+                "kind": getattr(conv.voice, "kind", ""),
+                "params": asdict(conv.params),
+                "voice_on": self.voice_on,
+                "monitor": self.engine.monitor_enabled,
+                "mute": self.mute,
+                "ptt": {"mode": self.ptt_mode, "held": len(self._held)},
+                "silent": self.engine.muted,
+                "loading": self.loading,
+                "engine": self.engine.status().state,
+            }
+
+    def status(self) -> dict[str, Any]:
+        return {"engine": self.engine.status().to_dict(), "control": self.state()}
+
+    def voices(self) -> list[dict[str, Any]]:
+        out = []
+        for path in sorted(self.profiles_dir.glob("*.toml")):
+            try:
+                p = load_profile(str(path), self.profiles_dir)
+                out.append({"name": p.name, "label": p.label, "voice": p.voice, "active": p.name == self.profile})
+            except ConfigError as e:  # listed, so the user sees why it cannot be chosen
+                out.append({"name": path.stem, "label": path.stem, "voice": "", "active": False, "error": str(e)})
+        return out
+
+    def params(self) -> dict[str, Any]:
+        conv = self.engine.converter
+        return {
+            "kind": getattr(conv.voice, "kind", ""),
+            "values": asdict(conv.params),
+            "ranges": describe(type(conv.params)),
+        }
+
+    # -- changing -----------------------------------------------------------------------------------
+    def select_voice(self, name: str, by: str) -> dict[str, Any]:
+        """Load a profile (seconds, for a model voice) and switch to it; on any error nothing changes."""
+        from rtvc.run import build_converter
+
+        with self._load_lock:
+            with self._lock:
+                self.loading = name
+            self._emit(["loading"], by)
+            try:
+                conv, label = build_converter(self.cfg, name)
+            finally:
+                with self._lock:
+                    self.loading = None
+            with self._lock:
+                conv.bypass = not self.voice_on
+                self.engine.swap_converter(conv, label)
+                self.profile = load_profile(name, self.profiles_dir).name
+        self._emit(["loading", "profile", "voice", "params"], by)
+        return self.state()
+
+    def set_params(self, values: dict[str, Any], by: str) -> dict[str, Any]:
+        if not isinstance(values, dict) or not values:
+            raise ConfigError(
+                "params: give a non-empty object of name: value", f"names: {', '.join(self.params()['values'])}"
+            )
+        with self._lock:
+            conv = self.engine.converter
+            merged = {**asdict(conv.params), **values}
+            new = from_table(type(conv.params), merged, "params", "params")
+            check = getattr(conv.voice, "check_params", None)
+            if check:
+                check(new, "params")
+            conv.set_params(new)
+        self._emit(["params"], by)
+        return asdict(new)
+
+    def set_voice_on(self, on: bool, by: str) -> bool:
+        with self._lock:
+            self.voice_on = bool(on)
+            self.engine.converter.bypass = not self.voice_on
+        self._emit(["voice_on"], by)
+        return self.voice_on
+
+    def set_monitor(self, on: bool, by: str) -> bool:
+        with self._lock:
+            self.engine.monitor_enabled = bool(on)
+        self._emit(["monitor"], by)
+        return bool(on)
+
+    def set_mute(self, on: bool, by: str) -> bool:
+        with self._lock:
+            self.mute = bool(on)
+            self._apply_gate()
+        self._emit(["mute"], by)
+        return self.mute
+
+    def set_ptt_mode(self, on: bool, by: str) -> bool:
+        with self._lock:
+            self.ptt_mode = bool(on)
+            self._apply_gate()
+        self._emit(["ptt"], by)
+        return self.ptt_mode
+
+    def ptt_press(self, holder: str, by: str) -> int:
+        with self._lock:
+            self._held.add(holder)
+            self._apply_gate()
+            n = len(self._held)
+        self._emit(["ptt"], by)
+        return n
+
+    def ptt_release(self, holder: str, by: str) -> int:
+        with self._lock:
+            if holder not in self._held:
+                return len(self._held)
+            self._held.discard(holder)
+            self._apply_gate()
+            n = len(self._held)
+        self._emit(["ptt"], by)
+        return n
+
+    def _apply_gate(self) -> None:
+        self.engine.muted = self.mute or (self.ptt_mode and not self._held)
+
+    def poll_engine(self) -> None:
+        """Called now and then by the daemon: the engine's own state changes (stalled, failed) become events."""
+        st = self.engine.status()
+        now = (st.state, st.detail)
+        if now != self._engine_seen:
+            self._engine_seen = now
+            self._emit(["engine"], "engine")
+
+    # -- events -------------------------------------------------------------------------------------
+    def add_listener(self, fn: Listener) -> None:
+        with self._lock:
+            self._listeners = [*self._listeners, fn]
+
+    def remove_listener(self, fn: Listener) -> None:
+        with self._lock:
+            self._listeners = [f for f in self._listeners if f is not fn]
+
+    def _emit(self, changed: list[str], by: str) -> None:
+        event = {"type": "state", "changed": changed, "by": by, "state": self.state()}
+        for fn in self._listeners:  # a copy-on-write list: no lock held while listeners run
+            fn(event)
