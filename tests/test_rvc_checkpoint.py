@@ -18,10 +18,9 @@ from rtvc.rvc.checkpoint import RvcModel, load_rvc  # noqa: E402
 from rtvc.rvc.factory import write_rvc_checkpoint  # noqa: E402
 from rtvc.rvc.synth import coarse_pitch  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rvc-reference"
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"RVC reference fixtures not found at {FIXTURES} (workspace shared/fixtures)"
-)
+# a copy of the workspace's shared/fixtures/rvc-reference (data only: RVC's outputs, no RVC code)
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rvc-reference"
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"RVC reference fixtures not found at {FIXTURES}")
 COMBOS = [(v, sr, f0) for v in ("v1", "v2") for sr in (32000, 40000, 48000) for f0 in (0, 1)]
 
 

@@ -22,10 +22,9 @@ from rtvc.rvc.checkpoint import RvcModel, load_rvc  # noqa: E402
 from rtvc.rvc.nsf import sine_excitation, sine_phase_end  # noqa: E402
 from rtvc.rvc.synth import SynthTrace, coarse_pitch  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rvc-reference"
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"RVC reference fixtures not found at {FIXTURES} (workspace shared/fixtures)"
-)
+# a copy of the workspace's shared/fixtures/rvc-reference (data only: RVC's outputs, no RVC code)
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rvc-reference"
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"RVC reference fixtures not found at {FIXTURES}")
 CASES = ["v1_40k_f0", "v2_48k_f0", "v2_32k_nof0"]
 F0_CASES = ["v1_40k_f0", "v2_48k_f0"]
 KINDS = ["case", "stream_case"]
