@@ -2,11 +2,11 @@
 # Make sure the Debian/Ubuntu packages rtvc needs are installed: installs what is missing when it can
 # (root, or sudo without a password), otherwise prints the one command to run and fails.
 #   scripts/system-deps.sh run    what `rtvc run` needs (PortAudio)
-#   scripts/system-deps.sh test   what the tests need too (JACK, espeak-ng, sox)
+#   scripts/system-deps.sh test   what the tests need too (JACK, espeak-ng, sox, OBS Studio under Xvfb, Chromium)
 set -euo pipefail
 case "${1:-run}" in
   run)  pkgs=(libportaudio2 python3-venv) ;;
-  test) pkgs=(libportaudio2 python3-venv jackd2 espeak-ng sox) ;;
+  test) pkgs=(libportaudio2 python3-venv jackd2 espeak-ng sox obs-studio xvfb libgl1-mesa-dri chromium) ;;
   *) echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 missing=()
@@ -15,7 +15,7 @@ for p in "${pkgs[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null; then
-  echo "rtvc needs these system packages: ${missing[*]} (PortAudio, JACK, espeak-ng, sox); install them with your package manager" >&2
+  echo "rtvc needs these system packages: ${missing[*]} (PortAudio, JACK, espeak-ng, sox, OBS Studio, Xvfb, Chromium); install them with your package manager" >&2
   exit 1
 fi
 if [ "$(id -u)" -eq 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo); else

@@ -1,0 +1,1 @@
+"""Control surfaces around the engine: OBS scene switching and other remote controls."""

@@ -1,0 +1,298 @@
+"""rtvc's link to OBS Studio: an obs-websocket 5 client (RPC version 1) that follows OBS's program scene.
+
+The link runs its own asyncio loop on a daemon thread. It connects, identifies (answering OBS's password
+challenge), asks for the current program scene and then listens for `CurrentProgramSceneChanged`. When OBS
+goes away it reconnects by itself, 0.5 s after the loss and then backing off (doubling to 5 s; every 10 s
+after a refused password), so OBS may be started, closed or restarted at any time.
+
+The password only answers OBS's challenge: it is never sent, logged or put in a state detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import inspect
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.typing import Subprotocol
+
+from rtvc.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+OP_HELLO, OP_IDENTIFY, OP_IDENTIFIED, OP_EVENT, OP_REQUEST, OP_RESPONSE = 0, 1, 2, 5, 6, 7
+RPC_VERSION = 1
+SUBSCRIBE_SCENES = 1 << 2  # EventSubscription.Scenes: CurrentProgramSceneChanged and friends
+CLOSE_AUTH_FAILED, CLOSE_UNSUPPORTED_RPC, CLOSE_SESSION_INVALIDATED = 4009, 4010, 4011
+FIRST_RETRY_S, MAX_RETRY_S, SLOW_RETRY_S = 0.5, 5.0, 10.0
+HANDSHAKE_TIMEOUT_S = 5.0
+_CONNECT_OPTIONS: dict[str, Any] = {
+    "subprotocols": [Subprotocol("obswebsocket.json")],
+    "open_timeout": HANDSHAKE_TIMEOUT_S,
+    "close_timeout": 2,
+    "ping_interval": 5,  # a silent OBS (hung, or its machine gone) is noticed within 15 s
+    "ping_timeout": 10,
+    "compression": None,
+    "max_size": 16 * 2**20,
+}
+if "proxy" in inspect.signature(connect).parameters:  # websockets 15 goes through $HTTPS_PROXY by default
+    _CONNECT_OPTIONS["proxy"] = None
+_FIX_PASSWORD = "check `password` under [obs] in config.toml against OBS's Tools > WebSocket Server Settings"
+_FIX_SERVER = "is OBS running, with Tools > WebSocket Server Settings > Enable WebSocket server on, at this port?"
+
+
+@dataclass(frozen=True)
+class ObsSettings:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 4455
+    password: str = field(default="", repr=False)  # never logged
+    scenes: dict[str, str] = field(default_factory=dict)  # OBS scene name -> rtvc profile name
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host.strip() or any(c in self.host for c in "/ ?#@"):
+            raise ConfigError(f"obs host {self.host!r} is not a host name or address", 'use e.g. host = "127.0.0.1"')
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
+            raise ConfigError(
+                f"obs port {self.port!r} is not a TCP port", "use OBS's Tools > WebSocket Server Settings > Server Port"
+            )
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def profile_for(self, scene: str) -> str | None:
+        """The rtvc profile mapped to an OBS scene, or None when the scene is not mapped."""
+        return self.scenes.get(scene)
+
+
+def auth_response(password: str, salt: str, challenge: str) -> str:
+    """obs-websocket's answer to a challenge: base64(sha256(base64(sha256(password + salt)) + challenge))."""
+    secret = base64.b64encode(hashlib.sha256((password + salt).encode()).digest()).decode()
+    return base64.b64encode(hashlib.sha256((secret + challenge).encode()).digest()).decode()
+
+
+class _Ended(Exception):
+    """Why a connection ended: the state to report, what happened, and a fixed retry delay (None: back off)."""
+
+    def __init__(self, state: str, what: str, retry_s: float | None = None) -> None:
+        super().__init__(what)
+        self.state, self.what, self.retry_s = state, what, retry_s
+
+
+class ObsLink:
+    """Follows OBS's program scene. Callbacks run on the link's thread and must return quickly."""
+
+    def __init__(
+        self,
+        settings: ObsSettings,
+        on_scene: Callable[[str], None],
+        on_state: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_scene = on_scene
+        self.on_state = on_state
+        self.state = "stopped"
+        self.detail = f"OBS link to {settings.address} not started"
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._identified = False
+        self._logged = ""
+
+    def start(self) -> None:
+        """Start the link's thread (no-op when it runs or the link is disabled in the settings)."""
+        if not self.settings.enabled:
+            self._report("stopped", "OBS link disabled (set enabled = true under [obs] in config.toml)")
+            return
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="rtvc-obs", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection cleanly and join the thread (at most `timeout` seconds)."""
+        with self._lock:
+            self._stopping = True
+            thread, loop, wake = self._thread, self._loop, self._wake
+        if loop is not None and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop has already finished
+                pass
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("OBS link: thread still running %.1f s after stop()", timeout)
+                return
+        with self._lock:
+            self._thread, self._loop, self._wake = None, None, None
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:  # never expected: the loop catches per connection; say so rather than die silently
+            log.exception("OBS link: stopped by an unexpected error")
+            self._report("stopped", f"OBS link to {self.settings.address} stopped by an internal error (see log)")
+
+    async def _main(self) -> None:
+        with self._lock:
+            self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+            if self._stopping:
+                self._wake.set()
+        wake, addr = self._wake, self.settings.address
+        delay = FIRST_RETRY_S
+        while not wake.is_set():
+            self._report("connecting", f"connecting to OBS at {addr}")
+            self._identified = False
+            session = asyncio.create_task(self._session())
+            waiter = asyncio.create_task(wake.wait())
+            await asyncio.wait({session, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if not session.done():  # stop(): leaving `async with connect()` closes the connection cleanly
+                session.cancel()
+                await asyncio.gather(session, return_exceptions=True)
+                break
+            ended = session.result()
+            if self._identified:  # a working connection was lost: retry soon
+                delay = FIRST_RETRY_S
+            if ended.retry_s is not None:
+                wait = ended.retry_s
+            else:
+                wait, delay = delay, min(delay * 2, MAX_RETRY_S)
+            self._report(ended.state, f"{ended.what}; retrying in {wait:g} s")
+            try:
+                await asyncio.wait_for(wake.wait(), wait)
+            except TimeoutError:
+                pass
+        self._report("stopped", f"OBS link to {addr} stopped")
+
+    async def _session(self) -> _Ended:
+        """One connection, from TCP connect to close. Returns why it ended; never raises (but CancelledError)."""
+        addr = self.settings.address
+        host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
+        ws: ClientConnection | None = None
+        try:
+            async with connect(f"ws://{host}:{self.settings.port}", **_CONNECT_OPTIONS) as ws:
+                await self._identify(ws)
+                self._identified = True
+                rid = "rtvc-current-scene"  # one per connection
+                request = {"requestType": "GetCurrentProgramScene", "requestId": rid}
+                await ws.send(json.dumps({"op": OP_REQUEST, "d": request}))
+                self._report("connected", f"connected to OBS at {addr}")
+                await self._follow(ws, rid)
+        except ConnectionClosed as e:
+            code, reason = (e.rcvd.code, e.rcvd.reason) if e.rcvd is not None else (None, "")
+            return self._closed(code, reason)
+        except ConnectionRefusedError:
+            return _Ended("disconnected", f"OBS at {addr}: connection refused ({_FIX_SERVER})")
+        except socket.gaierror as e:
+            return _Ended("disconnected", f"OBS at {addr}: cannot resolve host {self.settings.host!r} ({e.strerror})")
+        except TimeoutError:
+            return _Ended("disconnected", f"OBS at {addr}: no answer within {HANDSHAKE_TIMEOUT_S:g} s ({_FIX_SERVER})")
+        except OSError as e:
+            return _Ended("disconnected", f"OBS at {addr}: cannot connect: {e.strerror or e}")
+        except (InvalidHandshake, InvalidURI, ValueError) as e:
+            what = f"OBS at {addr}: not an obs-websocket 5 server ({e}); is OBS 28 or newer listening on this port?"
+            return _Ended("disconnected", what, MAX_RETRY_S)
+        except _Ended as e:
+            return e
+        except Exception as e:  # keep the link alive whatever happens; the log has the traceback
+            log.exception("OBS link: unexpected error")
+            return _Ended("disconnected", f"OBS at {addr}: unexpected error {type(e).__name__}: {e}", MAX_RETRY_S)
+        return self._closed(ws.close_code, ws.close_reason or "")
+
+    async def _identify(self, ws: ClientConnection) -> None:
+        hello = await self._expect(ws, OP_HELLO, "Hello")
+        identify: dict[str, Any] = {"rpcVersion": RPC_VERSION, "eventSubscriptions": SUBSCRIBE_SCENES}
+        challenge = hello.get("authentication")
+        if challenge:
+            if not self.settings.password:
+                what = f"OBS at {self.settings.address} asks for a password and none is set: {_FIX_PASSWORD}"
+                raise _Ended("auth failed", what, SLOW_RETRY_S)
+            identify["authentication"] = auth_response(
+                self.settings.password, challenge["salt"], challenge["challenge"]
+            )
+        await ws.send(json.dumps({"op": OP_IDENTIFY, "d": identify}))
+        await self._expect(ws, OP_IDENTIFIED, "Identified")
+
+    async def _expect(self, ws: ClientConnection, op: int, name: str) -> dict[str, Any]:
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+            op_got, data = _decode(await ws.recv())
+        if op_got != op:
+            raise ValueError(f"expected {name} (op {op}), got op {op_got}")
+        return data
+
+    async def _follow(self, ws: ClientConnection, rid: str) -> None:
+        """Deliver the answer to GetCurrentProgramScene and every program scene change until the connection ends."""
+        changed = False  # a change event that came before the answer is newer than (or the same as) the answer
+        async for raw in ws:
+            op, data = _decode(raw)
+            if op == OP_EVENT and data.get("eventType") == "CurrentProgramSceneChanged":
+                changed = True
+                self._scene(str(data.get("eventData", {}).get("sceneName", "")))
+            elif op == OP_RESPONSE and data.get("requestId") == rid:
+                status = data.get("requestStatus", {})
+                if not status.get("result"):
+                    log.warning("OBS link: GetCurrentProgramScene failed: %s", status.get("comment", status))
+                elif not changed:
+                    self._scene(str(data.get("responseData", {}).get("currentProgramSceneName", "")))
+
+    def _closed(self, code: int | None, reason: str) -> _Ended:
+        addr = self.settings.address
+        if code == CLOSE_AUTH_FAILED:
+            return _Ended("auth failed", f"OBS at {addr} refused the password: {_FIX_PASSWORD}", SLOW_RETRY_S)
+        if code == CLOSE_UNSUPPORTED_RPC:
+            what = f"OBS at {addr} does not speak obs-websocket RPC version {RPC_VERSION}: update OBS to 28 or newer"
+            return _Ended("disconnected", what, SLOW_RETRY_S)
+        if code == CLOSE_SESSION_INVALIDATED:
+            return _Ended("disconnected", f"OBS at {addr} ended our session (kicked in its session list)", SLOW_RETRY_S)
+        if code is None:
+            return _Ended("disconnected", f"OBS at {addr}: connection lost (OBS closed or crashed?)")
+        if code == 1001:
+            return _Ended("disconnected", f"OBS at {addr} closed the connection (OBS is shutting down)")
+        return _Ended("disconnected", f"OBS at {addr} closed the connection (code {code}{reason and ': '}{reason})")
+
+    def _scene(self, name: str) -> None:
+        if not name:
+            log.warning("OBS link: OBS reported a program scene without a name; ignored")
+            return
+        log.debug("OBS link: program scene %r", name)
+        try:
+            self.on_scene(name)
+        except Exception:
+            log.exception("OBS link: on_scene(%r) failed", name)
+
+    def _report(self, state: str, detail: str) -> None:
+        # the log gets each settled state once (not every retry); "connecting" and repeats go to debug
+        quiet, self._logged = state in ("connecting", self._logged), self._logged if state == "connecting" else state
+        level = logging.DEBUG if quiet else logging.WARNING if state == "auth failed" else logging.INFO
+        log.log(level, "OBS link: %s: %s", state, detail)
+        self.state, self.detail = state, detail
+        if self.on_state is not None:
+            try:
+                self.on_state(state, detail)
+            except Exception:
+                log.exception("OBS link: on_state(%r) failed", state)
+
+
+def _decode(raw: str | bytes) -> tuple[int, dict[str, Any]]:
+    """(op, d) of an obs-websocket message; ValueError when it is not one."""
+    msg = json.loads(raw)
+    if not isinstance(msg, dict) or not isinstance(msg.get("op"), int) or not isinstance(msg.get("d"), dict):
+        raise ValueError(f"not an obs-websocket message: {str(raw)[:80]!r}")
+    return msg["op"], msg["d"]
