@@ -25,7 +25,9 @@ FLAGS: dict[str, tuple[str, Any]] = {
     "--block-ms": ("stream.block_ms", float),
     "--prefill-ms": ("stream.prefill_ms", float),
     "--profile": ("voice.profile", str),
+    "--port": ("control.port", int),
 }
+RUN_FLAGS = tuple(f for f, (key, _t) in FLAGS.items() if not key.startswith("control."))
 
 
 def _add_config_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -41,13 +43,22 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("devices", help="list sound devices")
 
     r = sub.add_parser("run", help="microphone -> voice -> speakers, live")
-    _add_config_flags(r)
+    _add_config_flags(r, RUN_FLAGS)
     r.add_argument("--monitor", action="store_true", default=None, help="start with 'hear myself' on")
     r.add_argument("--virtual", action="store_true", help="use the virtual device even if a sound card exists")
     r.add_argument("--clip", type=Path, help="virtual device: audio file to play as the microphone")
     r.add_argument("--record", type=Path, help="virtual device: where to write the output (out/rtvc-run.wav)")
     r.add_argument("--duration", type=float, help="stop after this many seconds")
     r.add_argument("--report-json", type=Path, help="write the final status snapshot as JSON")
+
+    s = sub.add_parser("serve", help="the daemon: live voice, controlled over the websocket API (docs/API.md)")
+    _add_config_flags(s)
+    s.add_argument("--virtual", action="store_true", help="use the virtual device (a clip in a loop)")
+    s.add_argument("--clip", type=Path, help="virtual device: audio file to play as the microphone, in a loop")
+
+    t = sub.add_parser("token", help="print the control API token and the OBS dock URL")
+    _add_config_flags(t, ("--port",))
+    t.add_argument("--new", action="store_true", help="make a new token (clients must use the new one)")
 
     c = sub.add_parser("convert", help="run a file through the streaming path as fast as it can")
     _add_config_flags(c, ("--samplerate", "--block-ms", "--prefill-ms", "--profile", "--period"))
@@ -109,6 +120,24 @@ def _dispatch(args: argparse.Namespace) -> int:
             sys.stderr.flush()
             os._exit(code)
         return code
+    if args.command == "serve":
+        from rtvc.run import EXIT_DEVICE_HUNG
+        from rtvc.serve import ServeOptions, serve
+
+        code = serve(cfg, ServeOptions(virtual=args.virtual, clip=args.clip))
+        if code == EXIT_DEVICE_HUNG:  # as for run: PortAudio's exit handler would hang on the dead device
+            sys.stdout.flush()
+            os._exit(code)
+        return code
+    if args.command == "token":
+        from rtvc.control.auth import connect_host, load_or_create_token, token_path
+
+        token = load_or_create_token(renew=args.new)
+        where = connect_host(cfg.control, cfg.control.port)
+        print(f"token:     {token}\n  (kept in {token_path()}; `rtvc token --new` replaces it)")
+        print(f"OBS dock:  http://{where}/dock?token={token}\n  (OBS: Docks > Custom Browser Docks, paste as URL)")
+        print(f"websocket: ws://{where}/rpc (send auth {{token}} first, or connect to ws://{where}/rpc?token=...)")
+        return 0
     if args.command == "convert" and args.offline:
         from rtvc.run import convert_file_offline
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,17 +55,63 @@ class VoiceConfig:
     profile: str = setting("default", "voice profile: a name in profiles/ or a path to a .toml file")
 
 
+def _origins_ok(v: Any) -> str | None:
+    ok = all(isinstance(o, str) and o.startswith(("http://", "https://")) and o.count("/") == 2 for o in v)
+    return None if ok else 'a list of origins like "http://192.168.1.20:8000" (scheme://host[:port], no path)'
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    port: int = setting(
+        47800, "TCP port of the control API (websocket /rpc) and the browser dock (/dock)", in_range(1, 65535)
+    )
+    bind: str = setting("127.0.0.1", "address to listen on: a loopback address unless allow_remote is true")
+    allow_remote: bool = setting(
+        False, "accept other machines (a non-loopback bind); anyone with the token can control rtvc"
+    )
+    origins: tuple | list = setting(  # noqa: RUF009  (a tuple default; TOML gives a list)
+        (), "extra browser origins allowed to connect (the dock's own is always allowed)", _origins_ok
+    )
+    max_clients: int = setting(32, "most connected clients; more are refused", in_range(1, 1024))
+    max_frame_kb: int = setting(64, "largest message a client may send, in KiB", in_range(1, 1024))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "origins", tuple(self.origins))  # TOML gives a list; keep the config hashable
+
+
+def _check_bind(control: ControlConfig, where: str) -> None:
+    """A non-loopback bind opens the daemon to the network: only when the user said so."""
+    try:
+        loopback = control.bind == "localhost" or ipaddress.ip_address(control.bind).is_loopback
+    except ValueError:
+        raise ConfigError(
+            f"{where}: 'control.bind' = {control.bind!r} is not an IP address",
+            "use 127.0.0.1 (this machine only), or an address of this machine with allow_remote = true",
+        ) from None
+    if not loopback and not control.allow_remote:
+        raise ConfigError(
+            f"{where}: 'control.bind' = {control.bind!r} would accept other machines",
+            "set control.allow_remote = true to allow that (keep the token secret), or bind 127.0.0.1",
+        )
+
+
 @dataclass(frozen=True)
 class Config:
     audio: AudioConfig = dataclasses.field(default_factory=AudioConfig)
     stream: StreamConfig = dataclasses.field(default_factory=StreamConfig)
     voice: VoiceConfig = dataclasses.field(default_factory=VoiceConfig)
+    control: ControlConfig = dataclasses.field(default_factory=ControlConfig)
     # dotted key -> where its value came from ("default", the file, or "--flag")
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
     path: Path | None = None
 
 
-SECTIONS: dict[str, type] = {"audio": AudioConfig, "stream": StreamConfig, "voice": VoiceConfig}
+SECTIONS: dict[str, type] = {
+    "audio": AudioConfig,
+    "stream": StreamConfig,
+    "voice": VoiceConfig,
+    "control": ControlConfig,
+}
 
 
 def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None = None) -> Config:
@@ -91,6 +138,7 @@ def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None 
         sections[name] = from_table(cls, tables[name], keys_where, name)
         for f in dataclasses.fields(cls):
             sources[f"{name}.{f.name}"] = where.get(f"{name}.{f.name}", "default")
+    _check_bind(sections["control"], sources["control.bind"])
     return Config(**sections, sources=sources, path=path)
 
 

@@ -115,6 +115,13 @@ class Engine:
             self._state = "running"
         return plan
 
+    @property
+    def active(self) -> tuple[StreamingConverter, str]:
+        """The converter (and its label) that plays from the next block on: a swapped-in one not yet taken
+        by the worker counts, so a change made right after a swap reaches the new voice."""
+        nxt = self._next
+        return nxt if nxt is not None else (self.converter, self.voice_label)
+
     def swap_converter(self, converter: StreamingConverter, voice_label: str) -> None:
         """Any thread: a new voice (already loaded) takes over at the next block, faded in over it."""
         if converter.block != self.block:
@@ -253,7 +260,8 @@ class Engine:
         new = nxt[0].process_block(self._block_in)
         ramp = (np.arange(self.block, dtype=np.float32) + 0.5) / self.block
         self.converter, self.voice_label = nxt
-        self._next = None
+        if self._next is nxt:  # (another voice may have been handed over meanwhile: it goes next block)
+            self._next = None
         return old + ramp * (new - old)
 
     def _gate(self, y: np.ndarray) -> np.ndarray:

@@ -52,10 +52,10 @@ class Controller:
     # -- reading ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         with self._lock:
-            conv = self.engine.converter
+            conv, label = self.engine.active
             return {
                 "profile": self.profile,
-                "voice": self.engine.voice_label,
+                "voice": label,
                 "kind": getattr(conv.voice, "kind", ""),
                 "params": asdict(conv.params),
                 "voice_on": self.voice_on,
@@ -81,7 +81,7 @@ class Controller:
         return out
 
     def params(self) -> dict[str, Any]:
-        conv = self.engine.converter
+        conv, _ = self.engine.active
         return {
             "kind": getattr(conv.voice, "kind", ""),
             "values": asdict(conv.params),
@@ -99,9 +99,13 @@ class Controller:
             self._emit(["loading"], by)
             try:
                 conv, label = build_converter(self.cfg, name)
-            finally:
+            except Exception as e:
                 with self._lock:
                     self.loading = None
+                self._emit(["loading"], by, error=f"voice '{name}' did not load: {e}")
+                raise
+            with self._lock:
+                self.loading = None
             with self._lock:
                 conv.bypass = not self.voice_on
                 self.engine.swap_converter(conv, label)
@@ -115,7 +119,7 @@ class Controller:
                 "params: give a non-empty object of name: value", f"names: {', '.join(self.params()['values'])}"
             )
         with self._lock:
-            conv = self.engine.converter
+            conv, _ = self.engine.active
             merged = {**asdict(conv.params), **values}
             new = from_table(type(conv.params), merged, "params", "params")
             check = getattr(conv.voice, "check_params", None)
@@ -129,6 +133,7 @@ class Controller:
         with self._lock:
             self.voice_on = bool(on)
             self.engine.converter.bypass = not self.voice_on
+            self.engine.active[0].bypass = not self.voice_on
         self._emit(["voice_on"], by)
         return self.voice_on
 
@@ -190,7 +195,9 @@ class Controller:
         with self._lock:
             self._listeners = [f for f in self._listeners if f is not fn]
 
-    def _emit(self, changed: list[str], by: str) -> None:
+    def _emit(self, changed: list[str], by: str, error: str = "") -> None:
         event = {"type": "state", "changed": changed, "by": by, "state": self.state()}
+        if error:
+            event["error"] = error
         for fn in self._listeners:  # a copy-on-write list: no lock held while listeners run
             fn(event)

@@ -1,0 +1,106 @@
+"""Who may talk to the control API: the token, the browser Origin allowlist and the Host check.
+
+The token is made once (`secrets.token_urlsafe(32)`, 256 bits) and kept in `$XDG_CONFIG_HOME/rtvc/token`
+(or `~/.config/rtvc/token`), mode 0600 in a 0700 folder, like an ssh key. It is never logged; only
+`rtvc token` prints it, for the user to paste into OBS or a script.
+
+Browsers send an Origin header and let any web page open a websocket to 127.0.0.1, so a page is only
+let in from our own dock's origin or one the user listed (control.origins). Native tools send no Origin.
+The Host check stops DNS rebinding: a page at evil.example whose name resolves to 127.0.0.1 still sends
+`Host: evil.example`, so only loopback names with our port are accepted (unless allow_remote).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from rtvc.config import ControlConfig
+from rtvc.errors import ConfigError
+
+TOKEN_BYTES = 32
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def token_path() -> Path:
+    """$XDG_CONFIG_HOME/rtvc/token; ~/.config/rtvc/token when XDG_CONFIG_HOME is unset, empty or relative
+    (the XDG spec says to ignore a relative one)."""
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".config"
+    return root / "rtvc" / "token"
+
+
+def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
+    """The token, made at first use. Refuses a token file other users can read (it would be no secret)."""
+    path = path or token_path()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    if renew:
+        path.unlink(missing_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # no window where others can read it
+    except FileExistsError:
+        return _read_token(path)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def _read_token(path: Path) -> str:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path} can be read by other users (mode {mode:04o})",
+            f"run `chmod 600 {path}`, or `rtvc token --new` to make a new token",
+        )
+    token = path.read_text().strip()
+    if len(token) < 32 or not all(c.isalnum() or c in "-_" for c in token):
+        raise ConfigError(f"{path} does not hold a valid token", "run `rtvc token --new` to make a new one")
+    return token
+
+
+def token_matches(given: object, token: str) -> bool:
+    """Constant-time comparison (no timing hints about how much of a guess was right)."""
+    return isinstance(given, str) and secrets.compare_digest(given.encode(), token.encode())
+
+
+def allowed_origins(cfg: ControlConfig, port: int) -> frozenset[str]:
+    ours = {f"http://{name}:{port}" for name in LOOPBACK_NAMES}
+    return frozenset(ours | set(cfg.origins))
+
+
+def check_origin(origin: str | None, allowed: frozenset[str]) -> str | None:
+    """None when allowed, else the reason to refuse. No Origin header: a native tool, not a browser page."""
+    if origin is None or origin in allowed:
+        return None
+    return (
+        f"Origin {origin!r} is not allowed: pages from the rtvc dock's own address can connect; "
+        "to allow this page, add its origin to control.origins in config.toml and restart rtvc serve"
+    )
+
+
+def check_host(host: str | None, port: int, allow_remote: bool) -> str | None:
+    """None when the Host header names this machine's loopback at our port (anything, with allow_remote)."""
+    if allow_remote:
+        return None
+    if host is not None:
+        name, _, p = host.rpartition(":")
+        if name.lower() in LOOPBACK_NAMES and p == str(port):
+            return None
+    return (
+        f"Host {host!r} is not a loopback address with this port: connect to 127.0.0.1:{port} "
+        "(or set control.allow_remote = true to accept other names)"
+    )
+
+
+def connect_host(cfg: ControlConfig, port: int) -> str:
+    """host:port a local client should use (an any-address bind is reached on 127.0.0.1)."""
+    host = cfg.bind
+    if host in ("0.0.0.0", "::", "localhost"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}"

@@ -1,0 +1,166 @@
+"""One websocket client of the control server: its requests in, its replies and events out, on the loop.
+
+Outgoing messages go through a bounded queue drained by the connection's own writer task, in order
+(a reply before the events its change caused). A client that stops reading fills its queue: meter
+updates are dropped first (counted), and when a reply or a state event no longer fits, the client is
+closed (4008) so the daemon never buffers without bound or waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from rtvc.control import auth, rpc
+from rtvc.control.methods import Hub
+
+log = logging.getLogger("rtvc.control")
+SEND_QUEUE = 256  # messages waiting for a client (after the socket's and websockets' own buffers)
+SOCKET_SEND_BUFFER = 128 * 1024  # the kernel's share, fixed: autotuning would hold megabytes for a stuck client
+METER_ROOM = 16  # meters are sent only while fewer than this many messages wait: state events come first
+KICK_TIMEOUT_S = 1.0
+_background: set[asyncio.Task[Any]] = set()  # tasks that outlive their connection (a voice still loading)
+
+
+class Connection:
+    def __init__(self, id_: str, ws: ServerConnection, hub: Hub, token: str, meters: Callable[[], str]):
+        self.id = id_
+        self.ws = ws
+        self.hub = hub
+        self.authed = False
+        self.events: frozenset[str] = frozenset()
+        self.meter_hz: float | None = None
+        self.closing = False
+        self.dropped_meters = 0
+        self._token = token
+        self._meters = meters
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
+        self._close_after_reply: tuple[int, str] | None = None
+        self._queue: asyncio.Queue[str | tuple[int, str]] = asyncio.Queue(SEND_QUEUE)
+        self._writer = asyncio.create_task(self._write())
+        self._meter_task: asyncio.Task[None] | None = None
+        self._started = time.monotonic()
+
+    # -- what handlers see (methods.Session) ----------------------------------------------------------
+    def login(self, token: str) -> bool:
+        if auth.token_matches(token, self._token):
+            self.authed = True
+            return True
+        log.warning("%s: wrong token, closing it", self.id)
+        self._close_after_reply = (rpc.CLOSE_UNAUTHORIZED, "wrong token: run `rtvc token` and use the token it prints")
+        return False
+
+    def subscribe(self, events: list[str], meter_hz: float | None) -> None:
+        self.events = frozenset(events)
+        if meter_hz != self.meter_hz:
+            if self._meter_task is not None:
+                self._meter_task.cancel()
+            self._meter_task = asyncio.create_task(self._send_meters(meter_hz)) if meter_hz else None
+            self.meter_hz = meter_hz
+
+    # -- in -----------------------------------------------------------------------------------------
+    async def run(self, methods: dict[str, rpc.Method]) -> None:
+        """Serve requests until the client goes, or is sent away."""
+        deadline = asyncio.get_running_loop().time() + rpc.AUTH_TIMEOUT_S
+        while not self.closing:
+            try:
+                async with asyncio.timeout_at(None if self.authed else deadline):
+                    message = await self.ws.recv()
+            except TimeoutError:
+                self.close_soon(rpc.CLOSE_UNAUTHORIZED, f"no auth within {rpc.AUTH_TIMEOUT_S:g} s: send auth first")
+                break
+            call = rpc.parse(message)
+            m = methods.get(call.name)
+            if m is not None and m.slow and self.authed and call.error is None:
+                task = asyncio.create_task(self._answer(call, methods))  # the loop keeps serving this client too
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+            else:
+                await self._answer(call, methods)
+        await asyncio.wait({self._writer}, timeout=2 * KICK_TIMEOUT_S)  # let the writer deliver the close frame
+
+    async def _answer(self, call: rpc.Call, methods: dict[str, rpc.Method]) -> None:
+        text = await rpc.execute(call, self, methods)
+        if text is not None:
+            self.send(text)
+        if self._close_after_reply is not None:
+            self.close_soon(*self._close_after_reply)
+
+    # -- out ----------------------------------------------------------------------------------------
+    def send(self, text: str, droppable: bool = False) -> None:
+        if self.closing:
+            return
+        if droppable and self._queue.qsize() >= METER_ROOM:
+            self.dropped_meters += 1
+            return
+        try:
+            self._queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self._kick()
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close after the messages already queued."""
+        if self.closing:
+            return
+        self.closing = True
+        try:
+            self._queue.put_nowait((code, reason))
+        except asyncio.QueueFull:
+            self._kick()
+
+    def _kick(self) -> None:
+        """A client that does not read: no polite wait behind its full buffers."""
+        self.closing = True
+        log.warning("%s does not read its messages (%d queued): closing it", self.id, self._queue.qsize())
+        self._writer.cancel()
+        task = asyncio.create_task(self._close_or_abort(rpc.CLOSE_TOO_SLOW, "too slow: read your messages"))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _close_or_abort(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code, reason), KICK_TIMEOUT_S)
+        except (TimeoutError, ConnectionClosed):
+            pass
+        self.ws.transport.abort()
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, tuple):
+                    await self.ws.close(*item)
+                    return
+                await self.ws.send(item)
+        except ConnectionClosed:
+            pass
+
+    async def _send_meters(self, hz: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            due += 1.0 / hz
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                due = loop.time()  # the loop was busy: carry on at the rate, no burst to catch up
+            self.send(self._meters(), droppable=True)
+
+    def shutdown(self) -> None:
+        for task in (self._writer, self._meter_task):
+            if task is not None:
+                task.cancel()
+
+    def summary(self) -> str:
+        s = f" after {time.monotonic() - self._started:.1f} s"
+        return s + (f", {self.dropped_meters} meter updates dropped" if self.dropped_meters else "")

@@ -1,0 +1,681 @@
+// rtvc dock: voice buttons, pitch, voice on/off, mute, monitor, push-to-talk, meters and latency, over the
+// daemon's JSON-RPC 2.0 websocket (/rpc?token=...). Plain script, no build step, no external resources.
+"use strict";
+
+(() => {
+  const METER_HZ = 15;
+  const METER_FLOOR_DB = -60; // the meters' left edge
+  const SILENCE_DB = -119; // the daemon reports silence as -120 dBFS
+  const POLL_MS = 2000; // status.get for latency, xruns and load
+  const VOICES_EVERY = 8; // re-list the voices every this many polls (profiles added on disk)
+  const ERROR_MS = 12000; // how long an error stays up unless dismissed
+  const CLOSE_UNAUTHORIZED = 4001; // the daemon's close code for a wrong token
+  const EDIT_HOLD_MS = 700; // a slider the user just moved ignores the daemon's echo for this long
+  const VOICE_SETTLE_MS = 250; // after a voice switch: the engine takes the new voice at its next block
+  const LABELS = { pitch: "Pitch", formant: "Formant", gain_db: "Gain dB", index_rate: "Index", rms_mix: "RMS mix" };
+
+  const $ = (id) => document.getElementById(id);
+  const token = new URLSearchParams(location.search).get("token") || "";
+
+  // what the page knows; the daemon is the truth, the page only mirrors its state
+  let ws = null;
+  let nextId = 1;
+  const pending = new Map();
+  let attempt = 0;
+  let connectedOnce = false;
+  let pollTimer = null;
+  let polls = 0;
+  let state = null; // control state: profile, voice, params, voice_on, monitor, mute, ptt, silent, loading
+  let engine = null; // engine status: state, latency, xruns, timing, levels
+  let voices = []; // [{name, label, voice, active, error?}]
+  let ranges = {}; // params.get ranges for the current voice
+  let selecting = null; // a voice this page asked for, until the daemon answers
+  let pttDown = false;
+  let errorTimer = null;
+
+  // measurements the test reads (ms since navigation start)
+  const marks = { firstState: null, connects: 0 };
+  window.rtvcDock = marks;
+
+  // ---- JSON-RPC over the websocket ----------------------------------------------------------------
+  class RpcError extends Error {
+    constructor(method, err) {
+      let text = err && err.message ? String(err.message) : "request failed";
+      const data = err && err.data;
+      if (typeof data === "string" && data && !text.includes(data)) text += ": " + data;
+      else if (data && typeof data === "object" && data.hint && !text.includes(data.hint)) text += ": " + data.hint;
+      super(text);
+      this.method = method;
+      this.code = err && err.code;
+    }
+  }
+
+  function call(method, params) {
+    return new Promise((resolve, reject) => {
+      if (!ws || ws.readyState !== WebSocket.OPEN) {
+        reject(new Error("not connected to rtvc: " + method + " was not sent"));
+        return;
+      }
+      const id = nextId++;
+      pending.set(id, { resolve, reject, method });
+      const msg = { jsonrpc: "2.0", id, method };
+      if (params !== undefined) msg.params = params;
+      ws.send(JSON.stringify(msg));
+    });
+  }
+
+  // a user action: errors go to the page
+  function act(method, params) {
+    return call(method, params).catch((e) => {
+      showError(e);
+      throw e;
+    });
+  }
+
+  function onMessage(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch (e) {
+      return;
+    }
+    for (const m of Array.isArray(msg) ? msg : [msg]) {
+      if (m && m.id !== undefined && m.id !== null && pending.has(m.id)) {
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        if (m.error) p.reject(new RpcError(p.method, m.error));
+        else p.resolve(m.result);
+      } else if (m && m.method === "event" && m.params) {
+        onEvent(m.params);
+      }
+    }
+  }
+
+  // ---- connection -------------------------------------------------------------------------------
+  function connect() {
+    if (!token) {
+      setConn("error", "no token");
+      showError("This page needs its token: open the dock URL that `rtvc token` prints (.../dock?token=...).", true);
+      return;
+    }
+    if (!location.host) {
+      setConn("error", "no daemon");
+      showError("Open this page from the daemon (http://127.0.0.1:PORT/dock?token=...), not as a file.", true);
+      return;
+    }
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const sock = new WebSocket(proto + "//" + location.host + "/rpc?token=" + encodeURIComponent(token));
+    ws = sock;
+    let opened = false;
+    setConn("connecting", attempt ? "reconnecting" : "connecting");
+    sock.onopen = () => {
+      opened = true;
+      init(sock).catch((e) => {
+        if (ws === sock) {
+          showError(e);
+          sock.close();
+        }
+      });
+    };
+    sock.onmessage = (e) => {
+      if (ws === sock) onMessage(e.data);
+    };
+    sock.onclose = (e) => {
+      if (ws !== sock) return;
+      ws = null;
+      for (const p of pending.values()) p.reject(new Error("connection to rtvc closed during " + p.method));
+      pending.clear();
+      goOffline();
+      diagnose(e, opened).finally(reconnectLater);
+    };
+    sock.onerror = () => {}; // a close event follows with what we can know
+  }
+
+  async function init(sock) {
+    // subscribe first: nothing that changes between the reads below is missed
+    const info = await call("server.info").catch(() => null);
+    if (info && typeof info === "object") {
+      const v = info.version ? " " + info.version : "";
+      $("brand").title = "rtvc" + v + (info.host ? " on " + info.host : "");
+    }
+    const sub = await call("events.subscribe", { events: ["state", "engine", "meters"], meter_hz: METER_HZ });
+    if (sub && sub.state) state = sub.state;
+    const [st, vl, pr] = await Promise.all([call("status.get"), call("voices.list"), call("params.get")]);
+    if (ws !== sock) return;
+    attempt = 0;
+    connectedOnce = true;
+    marks.connects += 1;
+    document.body.classList.remove("offline");
+    setConn("connected", "connected");
+    hideError(true);
+    voices = voiceList(vl, []);
+    applyParams(pr);
+    applyStatus(st);
+    if (marks.firstState === null) marks.firstState = performance.now();
+    document.body.dataset.ready = "1";
+    clearInterval(pollTimer);
+    polls = 0;
+    pollTimer = setInterval(poll, POLL_MS);
+  }
+
+  function voiceList(vl, fallback) {
+    if (Array.isArray(vl)) return vl;
+    return vl && Array.isArray(vl.voices) ? vl.voices : fallback;
+  }
+
+  function poll() {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    call("status.get").then(applyStatus, () => {});
+    if (++polls % VOICES_EVERY === 0) {
+      call("voices.list").then((vl) => {
+        voices = voiceList(vl, voices);
+        renderVoices();
+      }, () => {});
+    }
+  }
+
+  function goOffline() {
+    clearInterval(pollTimer);
+    pollTimer = null;
+    pttDown = false;
+    selecting = null;
+    engine = null;
+    document.body.classList.add("offline");
+    delete document.body.dataset.ready;
+    setMeters(null);
+    renderAll();
+  }
+
+  // why the connection closed (or never opened), in words that say what to do
+  async function diagnose(e, opened) {
+    const where = location.host;
+    if (e.code === CLOSE_UNAUTHORIZED) {
+      setConn("error", "wrong token");
+      showError("rtvc refused this dock's token" + (e.reason ? " (" + e.reason + ")" : "") +
+        ". Copy the dock URL again from `rtvc token` and set it as the dock's URL in OBS.", true);
+      return;
+    }
+    if (opened) {
+      setConn("offline", "reconnecting");
+      setFoot("rtvc closed the connection" + (e.reason ? ": " + e.reason : "") + "; reconnecting");
+      return;
+    }
+    // the websocket handshake failed: is the daemon there at all? (the page itself is served by it)
+    let up = false;
+    try {
+      const r = await fetch(location.pathname + location.search, { cache: "no-store" });
+      up = r.ok;
+    } catch (err) {
+      up = false;
+    }
+    if (up) {
+      setConn("error", "refused");
+      setFoot("rtvc at " + where + " answers but refused the websocket (too many clients, or this address is " +
+        "not allowed): see the log of `rtvc serve`; retrying");
+    } else {
+      setConn("offline", connectedOnce ? "reconnecting" : "offline");
+      setFoot("rtvc is not running at " + where + ": start it with `rtvc serve`; this dock reconnects by itself");
+    }
+  }
+
+  function reconnectLater() {
+    const delay = Math.min(1000, 250 * Math.pow(2, attempt));
+    attempt += 1;
+    setTimeout(connect, delay);
+  }
+
+  // ---- events from the daemon -------------------------------------------------------------------
+  function onEvent(ev) {
+    if (ev.type === "meters") {
+      setMeters(ev);
+    } else if (ev.type === "state" && ev.state) {
+      const before = state;
+      state = ev.state;
+      const changed = Array.isArray(ev.changed) ? ev.changed : [];
+      const voiceChanged = before && (before.profile !== state.profile || before.kind !== state.kind);
+      if (voiceChanged || changed.includes("profile") || changed.includes("voice")) refreshVoice();
+      if (changed.includes("engine")) call("status.get").then(applyStatus, () => {});
+      renderAll();
+    } else if (ev.type === "engine") {
+      if (ev.state && typeof ev.state === "object") state = ev.state;
+      if (ev.engine && typeof ev.engine === "object") engine = Object.assign({}, engine, ev.engine);
+      renderAll();
+      call("status.get").then(applyStatus, () => {}); // latency and the rest
+    }
+  }
+
+  // the new voice's parameters and ranges. Asked again a moment later: the daemon reports a switch as soon
+  // as it hands the voice to the engine, whose worker takes it at the next block edge.
+  function refreshVoice() {
+    call("params.get").then(applyParams, () => {});
+    setTimeout(() => {
+      call("params.get").then(applyParams, () => {});
+      call("status.get").then(applyStatus, () => {});
+    }, VOICE_SETTLE_MS);
+  }
+
+  function applyStatus(st) {
+    if (!st || typeof st !== "object") return;
+    if (st.engine) engine = st.engine;
+    if (st.control) state = st.control;
+    renderAll();
+  }
+
+  function applyParams(pr) {
+    if (!pr || typeof pr !== "object") return;
+    ranges = pr.ranges || {};
+    buildSliders();
+    if (pr.values && state) state = Object.assign({}, state, { params: pr.values });
+    renderSliders(pr.values || (state && state.params) || {});
+  }
+
+  // ---- rendering ----------------------------------------------------------------------------------
+  function renderAll() {
+    renderVoices();
+    renderToggles();
+    renderSliders(state ? state.params || {} : {});
+    renderEngine();
+  }
+
+  function setConn(kind, text) {
+    const el = $("conn");
+    el.dataset.state = kind;
+    el.textContent = text;
+  }
+
+  function setFoot(text) {
+    $("foot").textContent = text || "\u00a0";
+  }
+
+  function showError(e, sticky) {
+    const text = e instanceof Error ? e.message : String(e);
+    $("error-text").textContent = text;
+    const box = $("error");
+    box.hidden = false;
+    box.dataset.sticky = sticky ? "1" : "";
+    clearTimeout(errorTimer);
+    if (!sticky) errorTimer = setTimeout(() => (box.hidden = true), ERROR_MS);
+  }
+
+  function hideError(onlySticky) {
+    const box = $("error");
+    if (onlySticky && !box.dataset.sticky) return;
+    box.hidden = true;
+  }
+
+  function renderVoices() {
+    const box = $("voices");
+    const names = voices.map((v) => v.name).join("\n");
+    if (box.dataset.names !== names) {
+      box.dataset.names = names;
+      box.textContent = "";
+      for (const v of voices) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "voice";
+        b.dataset.testid = "voice-" + v.name;
+        b.dataset.name = v.name;
+        const label = document.createElement("span");
+        label.className = "label";
+        const sub = document.createElement("span");
+        sub.className = "sub";
+        b.append(label, sub);
+        b.addEventListener("click", () => selectVoice(v.name));
+        box.append(b);
+      }
+    }
+    const online = !!(ws && ws.readyState === WebSocket.OPEN && state);
+    const loading = (state && state.loading) || selecting;
+    voices.forEach((v, i) => {
+      const b = box.children[i];
+      const active = !!state && state.profile === v.name;
+      const isLoading = loading === v.name;
+      b.querySelector(".label").textContent = v.label || v.name;
+      b.querySelector(".sub").textContent = v.error ? "cannot load" : isLoading ? "loading\u2026" : v.voice || "";
+      b.title = v.error ? v.name + ": " + v.error : v.name + " (" + (v.voice || "?") + ")";
+      b.classList.toggle("active", active);
+      b.classList.toggle("loading", isLoading);
+      b.classList.toggle("broken", !!v.error);
+      b.dataset.active = active ? "true" : "false";
+      b.setAttribute("aria-pressed", active ? "true" : "false");
+      b.disabled = !online || (!!loading && !isLoading);
+    });
+  }
+
+  function selectVoice(name) {
+    const v = voices.find((x) => x.name === name);
+    if (v && v.error) {
+      showError(v.name + ": " + v.error);
+      return;
+    }
+    if (!state || selecting || state.loading || state.profile === name) return;
+    selecting = name;
+    renderVoices();
+    act("voices.select", { name })
+      .then((st) => {
+        if (st && typeof st === "object" && st.profile) state = st;
+      })
+      .catch(() => {
+        // the profile may have been edited since the list was read: the list says why it cannot load
+        call("voices.list").then((vl) => {
+          voices = voiceList(vl, voices);
+          renderVoices();
+        }, () => {});
+      })
+      .finally(() => {
+        selecting = null;
+        renderAll();
+        refreshVoice();
+      });
+  }
+
+  function renderToggles() {
+    const online = !!(ws && ws.readyState === WebSocket.OPEN && state);
+    const s = state || {};
+    setPressed($("voice-on"), !!s.voice_on, online);
+    $("voice-on").textContent = s.voice_on === false ? "Voice off" : "Voice on";
+    setPressed($("mute"), !!s.mute, online);
+    $("mute").textContent = s.mute ? "Muted" : "Mute";
+    setPressed($("monitor"), !!s.monitor, online);
+
+    const ptt = $("ptt");
+    const held = s.ptt ? s.ptt.held || 0 : 0;
+    const mode = !!(s.ptt && s.ptt.mode);
+    ptt.disabled = !online;
+    setPressed($("ptt-mode"), mode, online);
+    ptt.setAttribute("aria-pressed", pttDown || held > 0 ? "true" : "false");
+    ptt.dataset.held = String(held);
+    ptt.textContent = pttDown ? "Talking\u2026" : held > 0 ? "Talking (" + held + " held)" : "Hold to talk";
+    const sub = document.createElement("span");
+    sub.className = "sub";
+    sub.textContent = mode ? "silent unless held" : "push-to-talk mode is off";
+    ptt.append(sub);
+
+    const air = $("air");
+    if (!online) {
+      air.hidden = true;
+    } else {
+      air.hidden = false;
+      const eng = engine && engine.state && engine.state !== "running" ? engine.state : null;
+      air.dataset.state = eng ? "engine" : s.silent ? "silent" : "live";
+      air.textContent = eng || (s.silent ? (s.mute ? "muted" : "silent") : "live");
+    }
+  }
+
+  function setPressed(b, on, enabled) {
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+    b.disabled = !enabled;
+  }
+
+  function renderEngine() {
+    const lat = $("latency");
+    const L = engine && engine.latency;
+    if (L && L.ms && typeof L.ms.total === "number") {
+      lat.textContent = L.ms.total.toFixed(1) + " ms";
+      const parts = ["device_in", "block", "converter", "prefill", "device_out"]
+        .filter((k) => typeof L.ms[k] === "number")
+        .map((k) => k.replace("_", " ") + " " + L.ms[k].toFixed(1));
+      lat.title = "declared end-to-end latency: " + parts.join(", ") + " ms";
+    } else {
+      lat.textContent = "\u2013 ms";
+    }
+    if (!ws || ws.readyState !== WebSocket.OPEN || !engine) return;
+    const bits = [];
+    bits.push(engine.state + (engine.detail ? ": " + engine.detail : ""));
+    if (engine.xruns && typeof engine.xruns.total === "number") bits.push("xruns " + engine.xruns.total);
+    if (engine.timing && typeof engine.timing.load === "number") {
+      bits.push("load " + Math.round(100 * engine.timing.load) + "%");
+    }
+    if (state && state.voice) bits.push(state.voice);
+    setFoot(bits.join(" \u00b7 "));
+    $("foot").dataset.state = engine.state;
+  }
+
+  // ---- sliders ------------------------------------------------------------------------------------
+  const sliders = new Map(); // name -> {input, output, range, busy, want, edited, dragging}
+
+  function stepFor(r) {
+    if (r.type === "an integer") return 1;
+    const span = r.max - r.min;
+    return span <= 2 ? 0.01 : span <= 20 ? 0.1 : 0.5;
+  }
+
+  function fmt(v, step) {
+    if (typeof v !== "number" || !isFinite(v)) return "\u2013";
+    const d = step >= 1 ? 0 : step >= 0.1 ? 1 : 2;
+    return (v > 0 && step >= 0.1 ? "+" : "") + v.toFixed(d);
+  }
+
+  function numeric(r) {
+    return r && typeof r.min === "number" && typeof r.max === "number" && /number|integer/.test(r.type || "");
+  }
+
+  function buildSliders() {
+    for (const [name, s] of sliders) {
+      if (name !== "pitch") s.row.remove();
+    }
+    sliders.clear();
+    const more = $("more-sliders");
+    more.textContent = "";
+    const pitchRow = $("pitch-row");
+    if (numeric(ranges.pitch)) {
+      pitchRow.hidden = false;
+      bindSlider("pitch", $("pitch"), $("pitch-value"), pitchRow, ranges.pitch);
+    } else {
+      pitchRow.hidden = true;
+    }
+    let extra = 0;
+    for (const [name, r] of Object.entries(ranges)) {
+      if (name === "pitch" || !numeric(r) || r.type !== "a number") continue;
+      const row = document.createElement("div");
+      row.className = "slider";
+      const label = document.createElement("label");
+      label.textContent = LABELS[name] || name.replace(/_/g, " ");
+      label.htmlFor = "param-" + name;
+      const input = document.createElement("input");
+      input.type = "range";
+      input.id = "param-" + name;
+      input.dataset.testid = "param-" + name;
+      input.dataset.param = name;
+      const output = document.createElement("output");
+      row.append(label, input, output);
+      more.append(row);
+      bindSlider(name, input, output, row, r);
+      extra += 1;
+    }
+    $("more").hidden = extra === 0;
+  }
+
+  function bindSlider(name, input, output, row, r) {
+    const step = stepFor(r);
+    input.min = String(r.min);
+    input.max = String(r.max);
+    input.step = String(step);
+    input.title = r.help || name;
+    row.title = r.help || name;
+    const s = { input, output, row, range: r, step, busy: false, want: null, edited: -Infinity, dragging: false };
+    sliders.set(name, s);
+    if (input.dataset.bound) return; // the static pitch slider keeps its listeners across voices
+    input.dataset.bound = "1";
+    input.addEventListener("input", () => sliderMoved(name));
+    input.addEventListener("change", () => sliderMoved(name));
+    input.addEventListener("pointerdown", () => {
+      const cur = sliders.get(name);
+      if (cur) cur.dragging = true;
+    });
+    const up = () => {
+      const cur = sliders.get(name);
+      if (cur) cur.dragging = false;
+    };
+    input.addEventListener("pointerup", up);
+    input.addEventListener("pointercancel", up);
+    input.addEventListener("dblclick", () => {
+      const cur = sliders.get(name);
+      if (!cur || typeof cur.range.default !== "number") return;
+      cur.input.value = String(cur.range.default);
+      sliderMoved(name);
+    });
+  }
+
+  function sliderMoved(name) {
+    const s = sliders.get(name);
+    if (!s) return;
+    const v = Number(s.input.value);
+    s.output.textContent = fmt(v, s.step);
+    s.edited = performance.now();
+    s.want = v;
+    if (!s.busy) pumpSlider(name, s);
+  }
+
+  // one params.set in flight per slider; while it runs only the latest position is kept
+  async function pumpSlider(name, s) {
+    s.busy = true;
+    try {
+      while (s.want !== null) {
+        const v = s.want;
+        s.want = null;
+        try {
+          const r = await call("params.set", { values: { [name]: v } });
+          const values = r && typeof r === "object" && r.values ? r.values : null;
+          if (values && state) state = Object.assign({}, state, { params: values });
+        } catch (e) {
+          showError(e);
+          s.want = null;
+          s.edited = -Infinity;
+        }
+      }
+    } finally {
+      s.busy = false;
+      renderSliders(state ? state.params || {} : {});
+    }
+  }
+
+  function renderSliders(values) {
+    const online = !!(ws && ws.readyState === WebSocket.OPEN && state);
+    const now = performance.now();
+    for (const [name, s] of sliders) {
+      s.input.disabled = !online;
+      if (s.busy || s.dragging || now - s.edited < EDIT_HOLD_MS) continue;
+      const v = values[name];
+      if (typeof v !== "number") continue;
+      if (document.activeElement !== s.input || Number(s.input.value) !== v) s.input.value = String(v);
+      s.output.textContent = fmt(v, s.step);
+      s.input.dataset.value = String(v);
+    }
+  }
+
+  // ---- meters -------------------------------------------------------------------------------------
+  const meterEls = ["in", "out"].map((k) => {
+    const el = $("meter-" + k);
+    return {
+      key: k,
+      el,
+      cover: el.querySelector(".meter-cover"),
+      peak: el.querySelector(".meter-peak"),
+      db: el.querySelector(".meter-db"),
+    };
+  });
+
+  function frac(db) {
+    return Math.min(1, Math.max(0, (db - METER_FLOOR_DB) / -METER_FLOOR_DB));
+  }
+
+  function setMeters(ev) {
+    for (const m of meterEls) {
+      const peak = ev && typeof ev[m.key + "_peak"] === "number" ? ev[m.key + "_peak"] : -120;
+      const rms = ev && typeof ev[m.key + "_rms"] === "number" ? ev[m.key + "_rms"] : -120;
+      m.el.dataset.peak = String(peak);
+      m.el.dataset.rms = String(rms);
+      m.cover.style.width = (100 * (1 - frac(rms))).toFixed(1) + "%";
+      const fp = frac(peak);
+      m.peak.style.left = "calc(" + (100 * fp).toFixed(1) + "% - 2px)";
+      m.peak.style.opacity = fp > 0 ? "1" : "0";
+      m.db.textContent = peak <= SILENCE_DB ? "\u2013" : peak.toFixed(1);
+      m.el.classList.toggle("clip", peak > -0.1);
+    }
+  }
+
+  // ---- controls -----------------------------------------------------------------------------------
+  function toggle(id, method, field) {
+    $(id).addEventListener("click", () => {
+      if (!state) return;
+      act(method, { on: !state[field] })
+        .then((r) => {
+          const on = r && typeof r === "object" ? r.on : r;
+          if (typeof on === "boolean" && state) {
+            state = Object.assign({}, state, { [field]: on });
+            renderToggles();
+          }
+        })
+        .catch(() => {});
+    });
+  }
+  toggle("voice-on", "voice.set", "voice_on");
+  toggle("mute", "mute.set", "mute");
+  toggle("monitor", "monitor.set", "monitor");
+  $("ptt-mode").addEventListener("click", () => {
+    if (!state) return;
+    act("ptt.mode", { on: !(state.ptt && state.ptt.mode) })
+      .then((r) => {
+        if (r && typeof r.on === "boolean" && state) {
+          state = Object.assign({}, state, { ptt: Object.assign({}, state.ptt, { mode: r.on }) });
+          renderToggles();
+        }
+      })
+      .catch(() => {});
+  });
+
+  // push-to-talk: held while the pointer (or Space/Enter on the focused button) is down
+  const ptt = $("ptt");
+  function pttPress() {
+    if (pttDown || !state) return;
+    pttDown = true;
+    renderToggles();
+    act("ptt.press").catch(() => {
+      pttDown = false;
+      renderToggles();
+    });
+  }
+  function pttRelease() {
+    if (!pttDown) return;
+    pttDown = false;
+    renderToggles();
+    act("ptt.release").catch(() => {});
+  }
+  ptt.addEventListener("pointerdown", (e) => {
+    if (e.button !== 0) return;
+    try {
+      ptt.setPointerCapture(e.pointerId);
+    } catch (err) {
+      // no capture (synthetic events): pointerup on the button still releases
+    }
+    e.preventDefault();
+    pttPress();
+  });
+  ptt.addEventListener("pointerup", pttRelease);
+  ptt.addEventListener("pointercancel", pttRelease);
+  ptt.addEventListener("lostpointercapture", pttRelease);
+  ptt.addEventListener("keydown", (e) => {
+    if ((e.key === " " || e.key === "Enter") && !e.repeat) {
+      e.preventDefault();
+      pttPress();
+    }
+  });
+  ptt.addEventListener("keyup", (e) => {
+    if (e.key === " " || e.key === "Enter") {
+      e.preventDefault();
+      pttRelease();
+    }
+  });
+  ptt.addEventListener("contextmenu", (e) => e.preventDefault());
+  window.addEventListener("blur", pttRelease);
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) pttRelease();
+  });
+
+  $("error-close").addEventListener("click", () => hideError(false));
+
+  setMeters(null);
+  renderAll();
+  connect();
+})();

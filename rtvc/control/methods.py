@@ -1,0 +1,231 @@
+"""The control API's method table: name -> handler, parameters (by name, typed, ranged), one-line doc.
+
+Handlers are coroutines run on the server's event loop; each drives the `Controller`, which applies the
+change at the engine's next block edge and tells every listener. Work that takes seconds (loading a
+voice, opening devices) runs in a worker thread so the loop keeps serving the other clients.
+docs/API.md is generated from this table (`python -m rtvc.control.rpc --markdown`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rtvc.control.controller import Controller
+from rtvc.control.rpc import (
+    API_VERSION,
+    BUSY,
+    INVALID_PARAMS,
+    LOAD_FAILED,
+    NOT_AVAILABLE,
+    NOT_FOUND,
+    UNAUTHORIZED,
+    Method,
+    Param,
+    RpcError,
+)
+from rtvc.errors import DeviceError, RtvcError
+
+EVENT_TYPES = ("state", "engine", "meters")
+
+
+@dataclass
+class Hub:
+    """What handlers reach beyond their own connection; made by the server."""
+
+    controller: Controller
+    info: dict[str, Any]  # server facts for server.info
+    devices_in_use: Callable[[], dict[str, Any]]
+    busy: set[str] = field(default_factory=set)  # long operations under way: "voice", "devices"
+
+
+class Session(Protocol):
+    """One connection, as handlers see it."""
+
+    id: str  # "client 3": the `by` of its changes and the holder of its push-to-talk presses
+    authed: bool
+    hub: Hub
+
+    def login(self, token: str) -> bool: ...
+    def subscribe(self, events: list[str], meter_hz: float | None) -> None: ...
+
+
+METHODS: dict[str, Method] = {}
+_ON = {"on": Param("boolean", "true or false")}
+
+
+def method(name: str, doc: str, returns: str, params: dict[str, Param] | None = None, slow: bool = False):
+    def register(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        METHODS[name] = Method(fn, doc, returns, params or {}, slow)
+        return fn
+
+    return register
+
+
+@method(
+    "auth",
+    "Authenticate this connection (or connect to /rpc?token=...)",
+    "{client, version}",
+    {"token": Param("string", "the token `rtvc token` prints")},
+)
+async def _auth(s: Session, token: str) -> dict[str, Any]:
+    if not s.login(token):
+        raise RpcError(UNAUTHORIZED, "wrong token: run `rtvc token` on the rtvc machine and send the token it prints")
+    return {"client": s.id, "version": s.hub.info["version"]}
+
+
+@method("server.info", "Server name and version, API version, this client's id, the methods", "object")
+async def _info(s: Session) -> dict[str, Any]:
+    return {**s.hub.info, "api": API_VERSION, "client": s.id, "methods": list(METHODS), "events": list(EVENT_TYPES)}
+
+
+@method("status.get", "Engine status (latency, timing, xruns, levels) and the control state", "{engine, control}")
+async def _status(s: Session) -> dict[str, Any]:
+    return s.hub.controller.status()
+
+
+@method("voices.list", "The voice profiles; `error` says why one cannot load", "{voices, active}")
+async def _voices(s: Session) -> dict[str, Any]:
+    return {"voices": s.hub.controller.voices(), "active": s.hub.controller.profile}
+
+
+@method(
+    "voices.select",
+    "Load a profile and switch to it at a block edge (seconds for a model voice)",
+    "state",
+    {"name": Param("string", "a name from voices.list")},
+    slow=True,
+)
+async def _select(s: Session, name: str) -> dict[str, Any]:
+    c = s.hub.controller
+    known = [v["name"] for v in c.voices()]
+    if name not in known:
+        near = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{near[0]}'? " if near else ""
+        raise RpcError(NOT_FOUND, f"no voice '{name[:60]}': {hint}voices: {', '.join(known) or 'none'}")
+    if "voice" in s.hub.busy or c.loading is not None:
+        loading = f"voice '{c.loading}'" if c.loading else "another voice"
+        raise RpcError(BUSY, f"{loading} is still loading: wait for its state event, then select again")
+    s.hub.busy.add("voice")
+    try:
+        return await asyncio.to_thread(c.select_voice, name, s.id)
+    except RtvcError as e:
+        raise RpcError(LOAD_FAILED, f"voice '{name}' did not load, the current voice stays: {e}") from None
+    finally:
+        s.hub.busy.discard("voice")
+
+
+@method("params.get", "The voice's parameters, with their types, ranges and help", "{kind, values, ranges}")
+async def _params(s: Session) -> dict[str, Any]:
+    return s.hub.controller.params()
+
+
+@method(
+    "params.set",
+    "Change some parameters: all are applied or none",
+    "{values}",
+    {"values": Param("object", 'name: value, e.g. {"pitch": -3}; ranges in params.get')},
+)
+async def _set_params(s: Session, values: dict[str, Any]) -> dict[str, Any]:
+    return {"values": s.hub.controller.set_params(values, s.id)}
+
+
+def _switch(name: str, doc: str, get: Callable[[Controller], bool], set_: str) -> None:
+    async def on(s: Session, on: bool) -> dict[str, bool]:
+        return {"on": getattr(s.hub.controller, set_)(on, s.id)}
+
+    async def toggle(s: Session) -> dict[str, bool]:
+        c = s.hub.controller
+        return {"on": getattr(c, set_)(not get(c), s.id)}
+
+    METHODS[f"{name}.set"] = Method(on, doc, "{on}", _ON)
+    METHODS[f"{name}.toggle"] = Method(toggle, f"Flip {name}.set", "{on}")
+
+
+_switch("voice", "Voice changer on; off passes the microphone through", lambda c: c.voice_on, "set_voice_on")
+_switch("monitor", "Hear myself on the monitor device", lambda c: c.engine.monitor_enabled, "set_monitor")
+_switch("mute", "Mute the output (faded over one block)", lambda c: c.mute, "set_mute")
+
+
+@method("ptt.mode", "Push-to-talk mode: silent unless some client holds the talk key", "{on}", _ON)
+async def _ptt_mode(s: Session, on: bool) -> dict[str, bool]:
+    return {"on": s.hub.controller.set_ptt_mode(on, s.id)}
+
+
+@method("ptt.press", "Hold the talk key; released by ptt.release or when this connection closes", "{held, silent}")
+async def _ptt_press(s: Session) -> dict[str, Any]:
+    return {"held": s.hub.controller.ptt_press(s.id, s.id), "silent": s.hub.controller.engine.muted}
+
+
+@method("ptt.release", "Release this client's talk key", "{held, silent}")
+async def _ptt_release(s: Session) -> dict[str, Any]:
+    return {"held": s.hub.controller.ptt_release(s.id, s.id), "silent": s.hub.controller.engine.muted}
+
+
+@method("devices.list", "Sound devices, the ones in use, and whether they can be switched", "object")
+async def _devices(s: Session) -> dict[str, Any]:
+    from rtvc.audio.devices import list_devices
+
+    found = await asyncio.to_thread(list_devices)
+    in_use, switchable = s.hub.devices_in_use(), s.hub.controller.device_switcher is not None
+    return {"devices": [vars(d) for d in found], "in_use": in_use, "switchable": switchable}
+
+
+_DEV = "a device index or part of its name, from devices.list"
+
+
+@method(
+    "devices.select",
+    "Switch the input and/or the output device",
+    "object",
+    {"input": Param("string", _DEV, False), "output": Param("string", _DEV, False)},
+    slow=True,
+)
+async def _select_devices(s: Session, input: str | None = None, output: str | None = None) -> dict[str, Any]:
+    switch = s.hub.controller.device_switcher
+    if switch is None:
+        where = "on the virtual device" if s.hub.devices_in_use().get("virtual") else "while this daemon runs"
+        raise RpcError(
+            NOT_AVAILABLE,
+            f"devices.select is not available {where}: "
+            "choose devices with audio.input_device/output_device in config.toml and restart rtvc serve",
+        )
+    if input is None and output is None:
+        raise RpcError(INVALID_PARAMS, "devices.select: give input, output or both (see devices.list)")
+    if "devices" in s.hub.busy:
+        raise RpcError(BUSY, "a device switch is under way: wait for it to finish")
+    s.hub.busy.add("devices")
+    try:
+        return await asyncio.to_thread(switch, input, output)
+    except DeviceError as e:
+        raise RpcError(NOT_FOUND, f"devices not switched, the current ones stay: {e}") from None
+    finally:
+        s.hub.busy.discard("devices")
+
+
+@method(
+    "events.subscribe",
+    "Receive `event` notifications (replaces this client's earlier subscription)",
+    "{events, meter_hz, state}",
+    {
+        "events": Param("array", "of state, engine, meters (default: state and engine)", False),
+        "meter_hz": Param("number", "meter updates per second, with meters (default 10)", False, 1, 30),
+    },
+)
+async def _subscribe(s: Session, events: list[Any] | None = None, meter_hz: float | None = None) -> dict[str, Any]:
+    chosen = list(dict.fromkeys(["state", "engine"] if events is None else events))
+    bad = [e for e in chosen if e not in EVENT_TYPES]
+    if bad:
+        raise RpcError(INVALID_PARAMS, f"events.subscribe: unknown event type {bad[0]!r}: choose from {EVENT_TYPES}")
+    hz = (meter_hz or 10.0) if "meters" in chosen else None
+    s.subscribe(chosen, hz)
+    return {"events": chosen, "meter_hz": hz, "state": s.hub.controller.state()}
+
+
+@method("events.unsubscribe", "Stop all event notifications to this client", "{events}")
+async def _unsubscribe(s: Session) -> dict[str, Any]:
+    s.subscribe([], None)
+    return {"events": []}

@@ -1,0 +1,240 @@
+"""JSON-RPC 2.0 for the control API: parse a message, check it against the method table, run it, reply.
+
+No transport here (server.py carries the messages) and no methods (methods.py is the table). Every failure
+becomes a JSON-RPC error whose message says what to fix. `python -m rtvc.control.rpc --markdown` writes
+docs/API.md from the table, so the reference cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import math
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rtvc.errors import ConfigError
+
+log = logging.getLogger("rtvc.control")
+
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
+UNAUTHORIZED, NOT_FOUND, LOAD_FAILED, NOT_AVAILABLE, BUSY = -32001, -32002, -32003, -32004, -32005
+CLOSE_UNAUTHORIZED, CLOSE_TOO_SLOW, CLOSE_FULL = 4001, 4008, 1013
+AUTH_TIMEOUT_S = 10.0
+API_VERSION = 1
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str):
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+class Caller(Protocol):
+    id: str
+    authed: bool
+
+
+@dataclass(frozen=True)
+class Param:
+    type: str  # JSON type: boolean | string | number | object | array
+    doc: str
+    required: bool = True
+    lo: float | None = None
+    hi: float | None = None
+
+
+@dataclass(frozen=True)
+class Method:
+    handler: Callable[..., Awaitable[Any]]  # async (session, **params) -> result
+    doc: str
+    returns: str
+    params: dict[str, Param] = field(default_factory=dict)
+    slow: bool = False  # seconds of work in a thread: runs beside the connection's other requests
+
+
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "boolean": lambda v: isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+}
+
+
+def dumps(msg: Any) -> str:
+    return json.dumps(msg, separators=(",", ":"), allow_nan=False)
+
+
+def reply(id_: Any, result: Any = None, error: RpcError | None = None) -> str:
+    if error is not None:
+        return dumps({"jsonrpc": "2.0", "id": id_, "error": {"code": error.code, "message": error.message}})
+    return dumps({"jsonrpc": "2.0", "id": id_, "result": result})
+
+
+def notification(params: dict[str, Any]) -> str:
+    return dumps({"jsonrpc": "2.0", "method": "event", "params": params})
+
+
+@dataclass
+class Call:
+    id: Any = None
+    notify: bool = False  # a request without "id": JSON-RPC sends no reply to it, not even an error
+    name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    error: RpcError | None = None
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse(message: str | bytes) -> Call:
+    """One websocket message -> a Call, or a Call carrying the error to send back."""
+    if not isinstance(message, str):
+        return Call(error=RpcError(INVALID_REQUEST, "binary frames are not accepted: send JSON as a text frame"))
+    try:
+        req = json.loads(message, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as e:
+        return Call(error=RpcError(PARSE_ERROR, f"not valid JSON ({e}): send one JSON-RPC 2.0 request object"))
+    if isinstance(req, list):
+        return Call(error=RpcError(INVALID_REQUEST, "batches are not supported: send one request per message"))
+    if not isinstance(req, dict):
+        return Call(error=RpcError(INVALID_REQUEST, "a request is a JSON object with jsonrpc, method, params, id"))
+    call = Call(id=req.get("id"))
+    if not (call.id is None or isinstance(call.id, str) or _TYPES["number"](call.id)):
+        call.id, call.error = None, RpcError(INVALID_REQUEST, '"id" must be a string, a number or null')
+    elif req.get("jsonrpc") != "2.0":
+        call.error = RpcError(INVALID_REQUEST, 'add "jsonrpc": "2.0": this server speaks JSON-RPC 2.0')
+    elif not isinstance(req.get("method"), str):
+        call.error = RpcError(INVALID_REQUEST, '"method" must be a string, e.g. "status.get"')
+    elif not isinstance(req.get("params", {}), dict):
+        call.error = RpcError(INVALID_PARAMS, '"params" must be an object: parameters are passed by name')
+    else:
+        call.name, call.params, call.notify = req["method"], req.get("params", {}), "id" not in req
+    return call
+
+
+def _check_params(name: str, m: Method, params: dict[str, Any]) -> None:
+    for key in params:
+        if key not in m.params:
+            allowed = ", ".join(m.params) or "none"
+            raise RpcError(INVALID_PARAMS, f"{name}: unknown parameter '{key[:40]}': its parameters are {allowed}")
+    for key, p in m.params.items():
+        if key not in params:
+            if p.required:
+                raise RpcError(INVALID_PARAMS, f"{name}: missing parameter '{key}' ({p.type}: {p.doc})")
+            continue
+        v = params[key]
+        if not _TYPES[p.type](v):
+            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {json.dumps(v)[:40]} must be a {p.type}: {p.doc}")
+        if p.lo is not None and p.hi is not None and not p.lo <= v <= p.hi:
+            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {v} is out of range: from {p.lo:g} to {p.hi:g}")
+
+
+async def execute(call: Call, caller: Caller, methods: dict[str, Method]) -> str | None:
+    """Run a parsed call; the reply to send, or None for a notification."""
+    try:
+        if call.error is not None:
+            raise call.error
+        m = methods.get(call.name)
+        if m is None:
+            near = difflib.get_close_matches(call.name, methods, n=1, cutoff=0.5)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            raise RpcError(METHOD_NOT_FOUND, f"unknown method '{call.name[:60]}': {hint}server.info lists them")
+        if not caller.authed and call.name != "auth":
+            raise RpcError(UNAUTHORIZED, "not authenticated: send auth {token} first (`rtvc token` prints it)")
+        _check_params(call.name, m, call.params)
+        result = await m.handler(caller, **call.params)
+    except RpcError as e:
+        return None if call.notify else reply(call.id, error=e)
+    except ConfigError as e:  # a value the controller refused: names the key and the allowed range
+        return None if call.notify else reply(call.id, error=RpcError(INVALID_PARAMS, str(e)))
+    except Exception as e:  # a bug: reported and logged; the daemon keeps serving
+        log.exception("%s: %s failed", caller.id, call.name)
+        err = RpcError(INTERNAL_ERROR, f"internal error in {call.name}: {type(e).__name__}: {e} (please report it)")
+        return None if call.notify else reply(call.id, error=err)
+    return None if call.notify else reply(call.id, result)
+
+
+# -- the reference ------------------------------------------------------------------------------------
+_INTRO = """# rtvc control API
+
+Generated from the method table (`rtvc/control/methods.py`) by `python -m rtvc.control.rpc --markdown`;
+edit the table, not this file.
+
+## Connecting
+
+- WebSocket `ws://127.0.0.1:47800/rpc` (`control.port` in config.toml), text frames, one JSON-RPC 2.0
+  request per message, parameters by name. Batches are refused (-32600).
+- Authenticate first: `{"jsonrpc":"2.0","id":1,"method":"auth","params":{"token":"..."}}`, or connect to
+  `/rpc?token=...` (tools that cannot send a first message). `rtvc token` prints the token and the dock URL.
+  Before `auth`, every other method answers -32001. A wrong token closes the connection with code 4001, and
+  so does no `auth` within AUTH_S seconds.
+- Browsers: only pages from `http://127.0.0.1:PORT`, `http://localhost:PORT` (the dock, served at `/dock`)
+  and `control.origins`. Native tools send no Origin header and are allowed. The Host header must name a
+  loopback address with the port (DNS rebinding), unless `control.allow_remote`.
+- Limits: a message over `control.max_frame_kb` KiB closes the connection (1009); past
+  `control.max_clients` connections, HTTP 503 (or close 1013). A client that does not read its messages
+  loses meter updates first and is closed (4008) when a reply or state event cannot be queued.
+
+```
+-> {"jsonrpc":"2.0","id":2,"method":"mute.set","params":{"on":true}}
+<- {"jsonrpc":"2.0","id":2,"result":{"on":true}}
+<- {"jsonrpc":"2.0","method":"event","params":{"type":"state","changed":["mute"],"by":"client 3","state":{...}}}
+```
+
+## Events (after `events.subscribe`)
+
+| type | when | params |
+|---|---|---|
+| `state` | any control change, by anyone | `changed` (keys of `state`), `by` (`client N`, `obs`, ...), `state` |
+| `engine` | the engine's state changes (running, stalled, ...) | `by`: `engine`, `engine`: {state, detail}, `state` |
+| `meters` | `meter_hz` times a second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS, -120 = silence) |
+
+`state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
+`silent` (the output is muted now), `loading` (a profile being loaded, or null) and `engine`.
+
+## Errors
+
+| code | meaning |
+|---|---|
+| -32700 | parse error: not JSON |
+| -32600 | invalid request (not a JSON-RPC 2.0 request object; a batch; a binary frame) |
+| -32601 | method not found (the message suggests the closest name) |
+| -32602 | invalid params: the message names the key and the allowed type or range |
+| -32603 | internal error (a bug; the daemon keeps serving) |
+| -32001 | unauthorized: send `auth` first |
+| -32002 | not found: unknown voice or device |
+| -32003 | load failed: the voice's files did not load; the current voice stays |
+| -32004 | not available here (e.g. switching devices on the virtual device) |
+| -32005 | busy: a voice is loading |
+
+## Methods
+
+| method | params | result | what it does |
+|---|---|---|---|
+"""
+
+
+def markdown(methods: dict[str, Method]) -> str:
+    rows = []
+    for name, m in methods.items():
+        ps = []
+        for key, p in m.params.items():
+            rng = f" {p.lo:g}..{p.hi:g}" if p.lo is not None and p.hi is not None else ""
+            ps.append(f"`{key}`{'' if p.required else '?'}: {p.type}{rng}, {p.doc}")
+        rows.append(f"| `{name}` | {'<br>'.join(ps) or '-'} | `{m.returns}` | {m.doc} |")
+    return _INTRO.replace("AUTH_S", f"{AUTH_TIMEOUT_S:g}") + "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m rtvc.control.rpc --markdown > docs/API.md")
+    from rtvc.control.methods import METHODS
+
+    sys.stdout.write(markdown(METHODS))

@@ -1,0 +1,239 @@
+"""The control server: a websocket JSON-RPC endpoint (/rpc) and the browser dock's files (/dock).
+
+It runs an asyncio loop on its own thread. This module is the one bridge between threads and that loop:
+the controller calls its listeners on whatever thread made a change (a client's request, a voice loading
+in a worker thread, the daemon polling the engine), and the listener here only hands the event to the loop
+with `loop.call_soon_threadsafe`. Everything else in this file runs on the loop.
+
+Each client has a bounded send queue drained by its own writer task, so a client that stops reading
+cannot stall the others: meter updates are dropped when its queue is filling, and it is closed (4008)
+when a reply or a state event no longer fits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import itertools
+import logging
+import mimetypes
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from rtvc import __version__
+from rtvc.config import ControlConfig
+from rtvc.control import auth, rpc
+from rtvc.control.connection import Connection
+from rtvc.control.controller import Controller
+from rtvc.control.methods import METHODS, Hub
+from rtvc.errors import ConfigError
+
+log = logging.getLogger("rtvc.control")
+DOCK_DIR = Path(__file__).parent / "dock"
+METER_CACHE_S = 0.01  # clients subscribed at different rates share one reading of the levels
+
+
+def _one_line(record: logging.LogRecord) -> bool:
+    """websockets logs a failed handshake (a port scan, a plain HTTP client) with a traceback: one line does."""
+    if record.exc_info and record.exc_info[1] is not None:
+        record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        record.args, record.exc_info, record.exc_text = None, None, None
+    return True
+
+
+class ControlServer:
+    def __init__(
+        self,
+        cfg: ControlConfig,
+        controller: Controller,
+        token: str,
+        port: int | None = None,  # None: cfg.port; 0: any free port (tests)
+        devices_in_use: Callable[[], dict[str, Any]] | None = None,
+        dock_dir: Path = DOCK_DIR,
+    ):
+        self.cfg = cfg
+        self.controller = controller
+        self._token = token
+        self.port = cfg.port if port is None else port
+        self.dock_dir = dock_dir.resolve()
+        info = {"name": "rtvc", "version": __version__, "max_frame_kb": cfg.max_frame_kb}
+        self.hub = Hub(controller, info, devices_in_use or (lambda: {"virtual": True}))
+        self.clients: set[Connection] = set()
+        self._ids = itertools.count(1)
+        self._origins: frozenset[str] = frozenset()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._meters: tuple[float, str] = (0.0, "")
+
+    @property
+    def url(self) -> str:
+        return f"ws://{auth.connect_host(self.cfg, self.port)}/rpc"
+
+    # -- the thread ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Listen; returns once the port is bound. Raises ConfigError if it cannot be."""
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="rtvc-control", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise ConfigError(
+                f"the control server cannot listen on {self.cfg.bind}:{self.port}: {self._error}",
+                "another rtvc serve (or another program) uses that port: stop it, or set control.port",
+            )
+
+    def stop(self) -> None:
+        """Close every connection (1001) and end the loop's thread."""
+        self.controller.remove_listener(self._on_event)
+        if self._loop is not None and self._stop is not None and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(10)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        """Controller listener, on any thread: the one hand-over to the loop."""
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._broadcast, event)
+            except RuntimeError:  # the loop has closed: shutting down, nobody left to tell
+                pass
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        quiet = logging.getLogger("rtvc.control.websockets")  # never DEBUG: frames would show the token
+        quiet.setLevel(logging.WARNING)
+        quiet.addFilter(_one_line)
+        try:
+            server = await serve(
+                self._serve_client,
+                self.cfg.bind,
+                self.port,
+                process_request=self._check_request,
+                max_size=self.cfg.max_frame_kb * 1024,
+                compression=None,  # CPU and the GIL belong to the audio worker; messages are small
+                close_timeout=2,
+                open_timeout=5,
+                server_header=f"rtvc/{__version__}",
+                logger=quiet,
+            )
+        except OSError as e:
+            self._error = e
+            self._ready.set()
+            return
+        self.port = next(iter(server.sockets)).getsockname()[1]
+        self._origins = auth.allowed_origins(self.cfg, self.port)
+        self.hub.info["port"] = self.port
+        self.controller.add_listener(self._on_event)
+        self._ready.set()
+        await self._stop.wait()
+        await self._shutdown(server)
+
+    async def _shutdown(self, server: Server) -> None:
+        server.close()  # 1001 to every client
+        try:
+            await asyncio.wait_for(server.wait_closed(), 3)
+        except TimeoutError:  # clients that do not read cannot take a close frame
+            for ws in list(server.connections):
+                ws.transport.abort()
+
+    # -- HTTP: the handshake and the dock's files -----------------------------------------------------
+    def _check_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        bad_host = auth.check_host(request.headers.get("Host"), self.port, self.cfg.allow_remote)
+        if bad_host:
+            log.warning("refused a request: %s", bad_host)
+            return ws.respond(403, bad_host + "\n")
+        path, _, query = request.path.partition("?")
+        if path == "/dock":  # relative links in the page need the trailing slash; keep ?token=
+            return self._respond(308, b"", "text/plain", {"Location": "/dock/" + ("?" + query if query else "")})
+        if path.startswith("/dock/"):
+            return self._static(ws, unquote(path[len("/dock/") :]) or "index.html")
+        if path != "/rpc":
+            return ws.respond(404, f"no {path[:80]} here: the API is the websocket at /rpc, the dock is /dock\n")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            response = ws.respond(426, "this is the control API's websocket: connect with a websocket client\n")
+            response.headers["Upgrade"] = "websocket"
+            return response
+        bad_origin = auth.check_origin(request.headers.get("Origin"), self._origins)
+        if bad_origin:
+            log.warning("refused a browser page: %s", bad_origin)
+            return ws.respond(403, bad_origin + "\n")
+        if len(self.clients) >= self.cfg.max_clients:
+            return ws.respond(503, f"too many clients (control.max_clients = {self.cfg.max_clients})\n")
+        return None
+
+    def _static(self, ws: ServerConnection, rel: str) -> Response:
+        f = (self.dock_dir / rel).resolve()
+        if not f.is_relative_to(self.dock_dir) or not f.is_file():
+            return ws.respond(404, f"the dock has no file {rel[:80]!r}\n")
+        ctype = mimetypes.guess_type(f.name)[0] or "application/octet-stream"
+        return self._respond(200, f.read_bytes(), ctype + ("; charset=utf-8" if ctype.startswith("text/") else ""))
+
+    @staticmethod
+    def _respond(status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> Response:
+        headers = Headers(
+            [
+                ("Date", email.utils.formatdate(usegmt=True)),
+                ("Connection", "close"),
+                ("Content-Type", ctype),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-cache"),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Referrer-Policy", "no-referrer"),  # the dock's URL holds the token
+                *(extra or {}).items(),
+            ]
+        )
+        return Response(status, {200: "OK", 308: "Permanent Redirect"}[status], headers, body)
+
+    # -- websocket clients --------------------------------------------------------------------------
+    async def _serve_client(self, ws: ServerConnection) -> None:
+        if len(self.clients) >= self.cfg.max_clients:  # several handshakes at once got past the check
+            await ws.close(rpc.CLOSE_FULL, f"too many clients (control.max_clients = {self.cfg.max_clients})")
+            return
+        client = Connection(f"client {next(self._ids)}", ws, self.hub, self._token, self.meters_text)
+        self.clients.add(client)
+        kind = "browser" if ws.request and ws.request.headers.get("Origin") else "native"
+        log.info("%s connected (%s)", client.id, kind)
+        try:
+            query = parse_qs(ws.request.path.partition("?")[2]) if ws.request else {}
+            if "token" in query and not client.login(query["token"][0]):
+                client.close_soon(rpc.CLOSE_UNAUTHORIZED, "wrong token: run `rtvc token` and use the token it prints")
+            await client.run(METHODS)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.discard(client)
+            client.shutdown()
+            self.controller.ptt_release(client.id, client.id)  # its talk key goes up with it (an event if held)
+            log.info("%s disconnected%s", client.id, client.summary())
+
+    def _broadcast(self, event: dict[str, Any]) -> None:
+        if event["changed"] == ["engine"]:
+            st = self.controller.engine.status()
+            kind, event = "engine", {**event, "type": "engine", "engine": {"state": st.state, "detail": st.detail}}
+        else:
+            kind = "state"
+        text = rpc.notification(event)
+        for c in list(self.clients):
+            if kind in c.events:
+                c.send(text)
+
+    def meters_text(self) -> str:
+        """The levels as a meters notification, read at most every METER_CACHE_S whoever asks."""
+        now = time.monotonic()
+        if now - self._meters[0] > METER_CACHE_S:
+            lv = self.controller.engine.status().levels
+            params = {"type": "meters", "in_peak": lv.in_peak, "in_rms": lv.in_rms}
+            self._meters = (now, rpc.notification({**params, "out_peak": lv.out_peak, "out_rms": lv.out_rms}))
+        return self._meters[1]

@@ -1,0 +1,174 @@
+"""`rtvc serve`: the headless daemon. Engine + sound devices + controller + control server, until a signal.
+
+Real sound cards, or (`--virtual`, or when there are none) the virtual device playing a clip in a loop on
+the audio clock. Every control change, whoever made it, is logged as one line (`mute on (by client 3)`);
+the engine's own state is polled four times a second so a stalled or failed device becomes an event.
+SIGTERM and SIGINT stop the devices first, then the engine, then tell the clients and close the server.
+The token is never logged: `rtvc token` prints it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rtvc.audio import devices
+from rtvc.audio.io import DeviceStreams, choose_devices
+from rtvc.config import Config, format_config
+from rtvc.control.auth import connect_host, load_or_create_token
+from rtvc.control.controller import Controller
+from rtvc.control.server import ControlServer
+from rtvc.engine import Engine
+from rtvc.profiles import profile_path
+from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report
+from rtvc.wavio import bundled_speech, load_mono
+
+POLL_S = 0.25  # engine state -> events, four times a second
+log = logging.getLogger("rtvc")
+
+
+@dataclass
+class ServeOptions:
+    virtual: bool = False  # the virtual device even when a sound card exists
+    clip: Path | None = None  # what the virtual device plays, in a loop (default: the bundled speech clip)
+
+
+class LoopingDevice:
+    """The daemon's virtual device: the clip as the microphone, over and over, paced on the audio clock
+    (absolute deadlines, no drift). The output is not kept: the levels and the clients' meters show it."""
+
+    def __init__(self, engine: Engine, clip: np.ndarray, period: int):
+        self.engine = engine
+        self.period = period
+        n = -(-len(clip) // period) * period  # whole periods: no callback straddles the loop point
+        self.source = np.zeros(n, dtype=np.float32)
+        self.source[: len(clip)] = clip
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rtvc-virtual-device", daemon=True)
+
+    def start(self) -> None:
+        self.engine.set_device(0, 0, separate_streams=False)
+        self.engine.prepare(self.period)
+        self._thread.start()
+
+    def stop(self) -> bool:
+        self._stop.set()
+        self._thread.join(5)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        sr, p, n = self.engine.samplerate, self.period, len(self.source)
+        out = np.zeros((p, 1), dtype=np.float32)
+        t0, k = time.perf_counter(), 0
+        while not self._stop.is_set():
+            delay = t0 + (k + 1) * p / sr - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pos = (k * p) % n
+            self.engine.on_duplex(self.source[pos : pos + p], out, p, None)
+            k += 1
+
+
+def _onoff(v: bool) -> str:
+    return "on" if v else "off"
+
+
+def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
+    """One log line for one state event."""
+    st, parts = event["state"], []
+    for key in event["changed"]:
+        if key == "mute":
+            parts.append(f"mute {_onoff(st['mute'])}")
+        elif key == "voice_on":
+            parts.append(f"voice changer {_onoff(st['voice_on'])}")
+        elif key == "monitor":
+            parts.append(f"monitor {_onoff(st['monitor'])}")
+        elif key == "ptt":
+            parts.append(f"push-to-talk mode {_onoff(st['ptt']['mode'])}, {st['ptt']['held']} holding")
+        elif key == "params":
+            parts.append("params " + " ".join(f"{k}={v}" for k, v in st["params"].items()))
+        elif key == "loading" and st["loading"]:
+            parts.append(f"loading voice '{st['loading']}'")
+        elif key == "profile":
+            parts.append(f"voice '{st['profile']}'")
+        elif key == "engine":
+            parts.append(f"engine {st['engine']}" + (f": {engine_detail}" if engine_detail else ""))
+    if event.get("error"):
+        parts.append(event["error"])
+    silent = ", output silent" if st["silent"] and set(event["changed"]) & {"mute", "ptt"} else ""
+    return f"{', '.join(parts) or '/'.join(event['changed'])}{silent} (by {event['by']})"
+
+
+def serve(cfg: Config, opts: ServeOptions) -> int:
+    stop = threading.Event()  # set by SIGTERM/SIGINT, even one that comes while the daemon starts
+    caught: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        caught.append(signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    print(f"rtvc {__import__('rtvc').__version__}\n{format_config(cfg)}", flush=True)
+    token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
+    engine = build_engine(cfg)
+    virtual = opts.virtual
+    if not virtual and not devices.list_devices():
+        if cfg.audio.input_device != "" or cfg.audio.output_device != "":
+            raise devices.no_devices_error()
+        log.info("no sound card found: serving on the virtual device instead")
+        virtual = True
+    device: LoopingDevice | DeviceStreams
+    if virtual:
+        clip = opts.clip or bundled_speech()
+        device = LoopingDevice(engine, load_mono(clip, cfg.audio.samplerate), cfg.audio.period or VIRTUAL_PERIOD)
+        in_use: dict[str, Any] = {"virtual": True, "clip": str(clip)}
+        log.info("virtual device: playing %s in a loop as the microphone", clip)
+    else:
+        choice = choose_devices(cfg.audio)
+        device = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
+        if cfg.audio.period:
+            engine.prepare(cfg.audio.period)
+        in_use = {"virtual": False, "input": choice.input.title(), "output": choice.output.title()}
+        in_use["monitor"] = choice.monitor.title() if choice.monitor else None
+        log.info("devices:\n%s", choice.describe())
+
+    controller = Controller(cfg, engine, profile_path(cfg.voice.profile, profiles_dir(cfg)).stem)
+    controller.add_listener(
+        lambda e: log.info(describe_change(e, engine.status().detail if e["changed"] == ["engine"] else ""))
+    )
+    server = ControlServer(cfg.control, controller, token, devices_in_use=lambda: in_use)
+    try:
+        server.start()
+    except Exception:
+        if isinstance(device, DeviceStreams):
+            device.close()  # opened, not started: release the sound card
+        raise
+    where = connect_host(cfg.control, server.port)
+    log.info("voice: %s", engine.voice_label)
+    log.info("control: ws://%s/rpc, dock http://%s/dock (`rtvc token` prints the token)", where, where)
+
+    engine.start()
+    device.start()
+    while not stop.wait(POLL_S):
+        controller.poll_engine()
+    log.info("stopping (%s)", caught[0] if caught else "stop")
+    stopped = device.stop() is not False  # devices first: no callback may run into a stopped engine
+    engine.stop()
+    controller.poll_engine()  # 'stopped' reaches the clients before they are closed
+    server.stop()
+    print(report(engine.status()), flush=True)
+    return 0 if stopped else EXIT_DEVICE_HUNG

@@ -1,0 +1,505 @@
+"""The OBS browser dock, end to end: a real headless Chromium opens /dock on a real `rtvc serve --virtual`.
+
+The test clicks with real mouse events (DevTools `Input.dispatchMouseEvent` at the element's box) and asks
+the daemon through its own websocket API (a separate client, as a script would) whether anything changed:
+another voice, mute, the pitch slider, push-to-talk held then released. It breaks a profile while the page
+is open and checks the daemon's error is shown; it changes the monitor from its own client and checks the
+page follows; it reads the meters over a second while the virtual device plays speech; it screenshots the
+page and checks the PNG (size, colours, the active voice's and mute's highlights); and it restarts the
+daemon and checks the page reconnects by itself.
+
+Chromium is driven over the DevTools protocol with the `websockets` package: no selenium, no playwright.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+WIDTH, HEIGHT = 360, 640  # an OBS dock's size
+PROFILES = ("default", "edited", "higher", "passthrough")  # the test breaks "edited" while the dock is open
+
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (scripts/system-deps.sh test)"
+    ),
+    pytest.mark.timeout(150),
+]
+
+# The machine has no network: without these Chromium retries its background services and floods the log.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--disable-extensions",
+    "--no-default-browser-check",
+    "--mute-audio",
+    "--hide-scrollbars",
+    f"--window-size={WIDTH},{HEIGHT}",
+    "--remote-debugging-port=0",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what: str, fn: Callable[[], Any], timeout: float, every: float = 0.05) -> Any:
+    """fn()'s first truthy value; fails naming `what` and the last value after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
+        time.sleep(every)
+
+
+# ---- the daemon -------------------------------------------------------------------------------------
+class Daemon:
+    """`rtvc serve --virtual` in its own process, with its own config, profiles and token folder."""
+
+    def __init__(self, root: Path, port: int):
+        self.root = root
+        self.port = port
+        self.config = root / "config.toml"
+        self.xdg = root / "xdg"
+        self.log_path = root / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        (root / "profiles").mkdir(parents=True, exist_ok=True)
+        for name in ("default", "higher", "passthrough"):
+            shutil.copy(ROOT / "profiles" / f"{name}.toml", self.profile(name))
+        self.profile("edited").write_text('label = "Edited"\nvoice = "pitch"\n\n[params]\npitch = 2.0\n')
+        self.config.write_text(f'[voice]\nprofile = "default"\n\n[control]\nport = {port}\n')
+
+    def profile(self, name: str) -> Path:
+        return self.root / "profiles" / f"{name}.toml"
+
+    def start(self) -> None:
+        env = {**os.environ, "XDG_CONFIG_HOME": str(self.xdg), "PYTHONUNBUFFERED": "1"}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rtvc", "serve", "--virtual", "--config", str(self.config)],
+            cwd=self.root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                pytest.fail(f"rtvc serve exited with {self.proc.returncode}:\n{self.log()}")
+            try:  # an HTTP request (a bare TCP probe would be logged as a failed handshake)
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/dock/dock.css", timeout=1) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_until("rtvc serve to listen", up, timeout)
+
+    def token(self) -> str:
+        return (self.xdg / "rtvc" / "token").read_text().strip()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+
+class RpcClient:
+    """The test's own JSON-RPC client on the daemon's websocket: what the daemon says, not what the page shows."""
+
+    def __init__(self, port: int, token: str):
+        self.ws: ClientConnection = connect(f"ws://127.0.0.1:{port}/rpc?token={token}", open_timeout=10)
+        self.next_id = 1
+
+    def call(self, method: str, **params: Any) -> Any:
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "id": self.next_id, "method": method}
+        if params:
+            msg["params"] = params
+        self.next_id += 1
+        self.ws.send(json.dumps(msg))
+        while True:
+            reply = json.loads(self.ws.recv(timeout=10))
+            if reply.get("id") == msg["id"]:
+                if "error" in reply:
+                    raise AssertionError(f"{method} failed: {reply['error']}")
+                return reply["result"]
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+# ---- Chromium over the DevTools protocol ------------------------------------------------------------
+class Cdp:
+    """A minimal DevTools protocol client for one page target."""
+
+    def __init__(self, url: str):
+        self.ws = connect(url, open_timeout=10, max_size=64 * 2**20)
+        self.next_id = 1
+        self.exceptions: list[str] = []
+        self.console_errors: list[str] = []
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        mid = self.next_id
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": mid, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=15))
+            if msg.get("id") == mid:
+                if "error" in msg:
+                    raise AssertionError(f"DevTools {method}: {msg['error']}")
+                return msg.get("result", {})
+            self._event(msg)
+
+    def _event(self, msg: dict[str, Any]) -> None:
+        method, params = msg.get("method"), msg.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            d = params.get("exceptionDetails", {})
+            self.exceptions.append(d.get("exception", {}).get("description") or d.get("text", "?"))
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            self.console_errors.append(" ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
+
+    def js(self, expression: str) -> Any:
+        r = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in r:
+            raise AssertionError(f"page script {expression!r} threw: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def point(self, testid: str, fx: float = 0.5) -> tuple[float, float]:
+        """A point inside the element's box: fx of the way across, half way down."""
+        box = self.js(
+            f"(() => {{ const e = document.querySelector('[data-testid={json.dumps(testid)}]');"
+            " if (!e) return null; e.scrollIntoView({block: 'nearest'}); const r = e.getBoundingClientRect();"
+            " return [r.x, r.y, r.width, r.height]; })()"
+        )
+        assert box and box[2] > 0 and box[3] > 0, f"no visible element with data-testid={testid}"
+        return box[0] + fx * box[2], box[1] + box[3] / 2
+
+    def mouse(self, kind: str, x: float, y: float) -> None:
+        """A real mouse event: move, press or release (the left button)."""
+        if kind == "move":
+            self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        else:
+            down = kind == "press"
+            self.send(
+                "Input.dispatchMouseEvent",
+                type="mousePressed" if down else "mouseReleased",
+                x=x,
+                y=y,
+                button="left",
+                buttons=1 if down else 0,
+                clickCount=1,
+            )
+
+    def click(self, testid: str, fx: float = 0.5) -> None:
+        """A left click (move, press, release) at a point of the element's box."""
+        x, y = self.point(testid, fx)
+        for kind in ("move", "press", "release"):
+            self.mouse(kind, x, y)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@contextlib.contextmanager
+def chromium(profile_dir: Path) -> Iterator[Cdp]:
+    proc = subprocess.Popen(
+        [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    cdp: Cdp | None = None
+    try:
+        active = profile_dir / "DevToolsActivePort"
+
+        def port() -> int | None:
+            if proc.poll() is not None:
+                pytest.fail(f"chromium exited with {proc.returncode}")
+            lines = active.read_text().split() if active.exists() else []
+            return int(lines[0]) if lines else None
+
+        dt_port = wait_until("chromium's DevTools port", port, 30)
+
+        def page() -> str | None:
+            with urllib.request.urlopen(f"http://127.0.0.1:{dt_port}/json/list", timeout=2) as r:
+                targets = json.load(r)
+            return next((t["webSocketDebuggerUrl"] for t in targets if t.get("type") == "page"), None)
+
+        cdp = Cdp(wait_until("chromium's page target", page, 15))
+        cdp.send("Runtime.enable")
+        cdp.send("Page.enable")
+        cdp.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+        yield cdp
+    finally:
+        if cdp is not None:
+            with contextlib.suppress(Exception):
+                cdp.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+# ---- PNG ----------------------------------------------------------------------------------------------
+def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and RGB(A) rows of an 8-bit truecolour PNG (what Chromium writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, width, height, bpp = 8, b"", 0, 0, 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and colour in (2, 6) and interlace == 0, f"unexpected PNG format {depth=} {colour=}"
+            bpp = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows: list[bytes] = []
+    prev = bytearray(stride)
+    for y in range(height):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        if f == 1:
+            for i in range(bpp, stride):
+                line[i] = (line[i] + line[i - bpp]) & 255
+        elif f == 2:
+            for i in range(stride):
+                line[i] = (line[i] + prev[i]) & 255
+        elif f == 3:
+            for i in range(stride):
+                left = line[i - bpp] if i >= bpp else 0
+                line[i] = (line[i] + ((left + prev[i]) >> 1)) & 255
+        elif f == 4:
+            for i in range(stride):
+                a = line[i - bpp] if i >= bpp else 0
+                b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, [bytes(r[i] for i in range(len(r)) if i % bpp < 3) if bpp == 4 else r for r in rows]
+
+
+def colours(rows: list[bytes]) -> dict[tuple[int, int, int], int]:
+    """Pixel count of each RGB colour."""
+    out: dict[tuple[int, int, int], int] = {}
+    for r in rows:
+        for i in range(0, len(r), 3):
+            c = (r[i], r[i + 1], r[i + 2])
+            out[c] = out.get(c, 0) + 1
+    return out
+
+
+def near(counts: dict[tuple[int, int, int], int], rgb: tuple[int, int, int], tol: int = 6) -> int:
+    return sum(n for c, n in counts.items() if all(abs(a - b) <= tol for a, b in zip(c, rgb, strict=True)))
+
+
+# ---- the test -----------------------------------------------------------------------------------------
+DOM_SUMMARY = """(() => {
+  const q = (t) => document.querySelector(`[data-testid="${t}"]`);
+  const visible = (e) => !!e && !e.closest('[hidden]') && e.getBoundingClientRect().width > 0;
+  const voices = [...document.querySelectorAll('[data-testid^="voice-"]')].filter((e) => e.dataset.name);
+  const pitch = q('pitch');
+  return {
+    voices: voices.map((e) => ({name: e.dataset.name, text: e.textContent, active: e.dataset.active === 'true',
+                                disabled: e.disabled, visible: visible(e)})),
+    mute: visible(q('mute')) && q('mute').getAttribute('aria-pressed'),
+    voice_on: visible(q('voice-on')) && q('voice-on').getAttribute('aria-pressed'),
+    monitor: visible(q('monitor')) && q('monitor').getAttribute('aria-pressed'),
+    ptt: visible(q('ptt')),
+    pitch: visible(pitch) ? {min: +pitch.min, max: +pitch.max, value: +pitch.value,
+                              shown: q('pitch-value').textContent} : null,
+    meters: visible(q('meter-in')) && visible(q('meter-out')),
+    conn: q('conn').dataset.state,
+    latency: q('latency').textContent,
+    error: q('error').hidden ? null : q('error').textContent,
+  };
+})()"""
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    d = Daemon(tmp_path / "daemon", free_port())
+    d.start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
+    with chromium(tmp_path / "chromium") as page:  # starts while the daemon loads
+        daemon.wait_ready()
+        token = daemon.token()
+        api = RpcClient(daemon.port, token)
+        try:
+            before = api.call("status.get")["control"]
+            assert before["profile"] == "default" and before["mute"] is False, before
+
+            # load the dock as OBS would, with the token from its URL
+            t0 = time.monotonic()
+            page.send("Page.navigate", url=f"http://127.0.0.1:{daemon.port}/dock?token={token}")
+            wait_until("the dock's first state", lambda: page.js("document.body?.dataset.ready === '1'"), 15)
+            first_state_s = time.monotonic() - t0
+            first_state_ms = page.js("window.rtvcDock.firstState")
+
+            dom = page.js(DOM_SUMMARY)
+            assert [v["name"] for v in dom["voices"]] == list(PROFILES), dom
+            assert all(v["visible"] and not v["disabled"] for v in dom["voices"]), dom
+            assert [v["active"] for v in dom["voices"]] == [True, False, False, False], dom
+            assert "Deeper" in dom["voices"][0]["text"] and "Higher" in dom["voices"][2]["text"], dom
+            assert dom["mute"] == "false" and dom["voice_on"] == "true" and dom["monitor"] == "false", dom
+            assert dom["ptt"] and dom["meters"] and dom["conn"] == "connected" and dom["error"] is None, dom
+            ranges = api.call("params.get")["ranges"]["pitch"]
+            assert dom["pitch"] == {"min": ranges["min"], "max": ranges["max"], "value": -4.0, "shown": "-4.0"}, dom
+            assert dom["latency"].endswith(" ms") and float(dom["latency"].split()[0]) > 0, dom
+
+            # the meters move while the virtual device plays speech (15 Hz events, ~1 s)
+            meters = "['in', 'out'].map((k) => +document.querySelector(`[data-testid=meter-${k}]`).dataset.rms)"
+            samples = []
+            for _ in range(12):
+                samples.append(page.js(meters))
+                time.sleep(0.09)
+            for k, side in enumerate(("input", "output")):
+                seen = [s[k] for s in samples]
+                assert len(set(seen)) >= 4 and max(seen) > -50, f"the {side} meter did not move: {seen}"
+
+            # a real click on another voice: the daemon switches (asked through its own API, not the page)
+            t1 = time.monotonic()
+            page.click("voice-higher")
+            wait_until("the daemon on 'higher'", lambda: api.call("status.get")["control"]["profile"] == "higher", 10)
+            switch_s = time.monotonic() - t1
+            wait_until(
+                "the page to show 'higher' with its pitch",
+                lambda: (d := page.js(DOM_SUMMARY))["voices"][2]["active"] and d["pitch"]["value"] == 4.0,
+                5,
+            )
+            switch_page_s = time.monotonic() - t1
+
+            t2 = time.monotonic()
+            page.click("mute")
+            wait_until("the daemon muted", lambda: api.call("status.get")["control"]["mute"] is True, 5)
+            mute_s = time.monotonic() - t2
+            state = api.call("status.get")["control"]
+            assert state["profile"] == "higher" and state["mute"] is True and state["silent"] is True, state
+            wait_until("the page to show mute", lambda: page.js(DOM_SUMMARY)["mute"] == "true", 5)
+
+            # the pitch slider: a click three quarters along its track sets the daemon's pitch there
+            page.click("pitch", 0.75)
+            pitch = wait_until(
+                "the daemon's pitch to follow the slider",
+                lambda: (v := api.call("params.get")["values"]["pitch"]) > 6.0 and v,
+                5,
+            )
+            assert abs(pitch - (ranges["min"] + 0.75 * (ranges["max"] - ranges["min"]))) < 3, pitch
+            wait_until("the page to show the pitch", lambda: page.js(DOM_SUMMARY)["pitch"]["value"] == pitch, 5)
+
+            # push-to-talk: held while the mouse button is down, released when it goes up
+            x, y = page.point("ptt")
+            page.mouse("move", x, y)
+            page.mouse("press", x, y)
+            wait_until(
+                "the daemon to see the talk key held", lambda: api.call("status.get")["control"]["ptt"]["held"] == 1, 5
+            )
+            page.mouse("release", x, y)
+            wait_until("the talk key released", lambda: api.call("status.get")["control"]["ptt"]["held"] == 0, 5)
+
+            # a profile edited into a broken one while the dock is open: the daemon's error is shown, nothing changes
+            daemon.profile("edited").write_text('label = "Edited"\nvoice = "pitch"\npich = 3.0\n')
+            page.click("voice-edited")
+            error = wait_until("the page to show the daemon's error", lambda: page.js(DOM_SUMMARY)["error"], 5)
+            assert "did not load" in error and "pich" in error, error
+            assert api.call("status.get")["control"]["profile"] == "higher"
+            wait_until(
+                "the page to mark the broken voice",
+                lambda: page.js("document.querySelector('[data-testid=voice-edited]').classList.contains('broken')"),
+                5,
+            )
+
+            # the other way: another client changes the monitor and the page follows (events, no reload)
+            api.call("monitor.set", on=True)
+            wait_until("the page to show the monitor on", lambda: page.js(DOM_SUMMARY)["monitor"] == "true", 5)
+
+            # the screenshot: a PNG of the dock's size, not blank, the active voice and mute highlighted
+            shot = base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"])
+            (tmp_path / "dock.png").write_bytes(shot)
+            width, height, rows = decode_png(shot)
+            assert (width, height) == (WIDTH, HEIGHT)
+            counts = colours(rows)
+            assert len(counts) >= 16, f"only {len(counts)} colours: blank page?"
+            background = max(counts.values())
+            assert background < 0.9 * WIDTH * HEIGHT, "the page is almost one colour"
+            assert near(counts, (0x3B, 0x82, 0xF6)) > 500, "no active-voice highlight (#3b82f6) in the screenshot"
+            assert near(counts, (0x99, 0x1B, 0x1B)) > 500, "no muted highlight (#991b1b) in the screenshot"
+
+            # the daemon restarts: the page reconnects by itself and shows the new daemon's state
+            api.close()
+            daemon.stop()
+            wait_until("the page to notice", lambda: page.js("document.body.dataset.ready") is None, 10)
+            daemon.start()
+            daemon.wait_ready()
+            t3 = time.monotonic()
+            wait_until("the page to reconnect", lambda: page.js("window.rtvcDock.connects") == 2, 15)
+            reconnect_s = time.monotonic() - t3
+            dom = page.js(DOM_SUMMARY)
+            assert dom["conn"] == "connected" and dom["voices"][0]["active"] and dom["mute"] == "false", dom
+
+            assert not page.exceptions, f"page script errors: {page.exceptions}"
+            assert "Traceback" not in daemon.log(), daemon.log()
+            print(
+                f"\ndock: first state {1000 * first_state_s:.0f} ms after navigate ({first_state_ms:.0f} ms after "
+                f"navigation start); click -> daemon voice {1000 * switch_s:.0f} ms (page shows its pitch at"
+                f" {1000 * switch_page_s:.0f} ms), mute {1000 * mute_s:.0f} ms;"
+                f" reconnect {1000 * reconnect_s:.0f} ms after the daemon listens; screenshot {tmp_path / 'dock.png'}"
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                api.close()
