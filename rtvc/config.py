@@ -95,12 +95,34 @@ def _check_bind(control: ControlConfig, where: str) -> None:
         )
 
 
+def _scenes_ok(v: Any) -> str | None:
+    ok = all(isinstance(k, str) and isinstance(x, str) and x for k, x in v.items())
+    return None if ok else 'a table of "OBS scene name" = "profile name" under [obs.scenes]'
+
+
+@dataclass(frozen=True)
+class ObsConfig:
+    enabled: bool = setting(False, "connect to OBS Studio (obs-websocket 5, OBS 28+) and switch voices by scene")
+    host: str = setting("127.0.0.1", "the machine OBS runs on")
+    port: int = setting(4455, "OBS's Tools > WebSocket Server Settings > Server Port", in_range(1, 65535))
+    password: str = dataclasses.field(  # not in repr: a config printed or logged never shows it
+        default="", repr=False, metadata={"help": "OBS's websocket server password (never printed or logged)"}
+    )
+    scenes: dict | tuple = setting(  # noqa: RUF009  (an empty, hashable default; TOML gives a dict)
+        (), 'OBS scene -> profile, as [obs.scenes] "Just Chatting" = "default"', _scenes_ok
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scenes", dict(self.scenes))
+
+
 @dataclass(frozen=True)
 class Config:
     audio: AudioConfig = dataclasses.field(default_factory=AudioConfig)
     stream: StreamConfig = dataclasses.field(default_factory=StreamConfig)
     voice: VoiceConfig = dataclasses.field(default_factory=VoiceConfig)
     control: ControlConfig = dataclasses.field(default_factory=ControlConfig)
+    obs: ObsConfig = dataclasses.field(default_factory=ObsConfig)
     # dotted key -> where its value came from ("default", the file, or "--flag")
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
     path: Path | None = None
@@ -111,6 +133,7 @@ SECTIONS: dict[str, type] = {
     "stream": StreamConfig,
     "voice": VoiceConfig,
     "control": ControlConfig,
+    "obs": ObsConfig,
 }
 
 
@@ -149,5 +172,7 @@ def format_config(cfg: Config) -> str:
         section = getattr(cfg, name)
         for f in dataclasses.fields(section):
             key = f"{name}.{f.name}"
-            lines.append(f"  {key:<24} = {getattr(section, f.name)!r:<12} [{cfg.sources.get(key, 'default')}]")
+            value = getattr(section, f.name)
+            shown = ("'***'" if value else "''") if f.name == "password" else repr(value)
+            lines.append(f"  {key:<24} = {shown:<12} [{cfg.sources.get(key, 'default')}]")
     return "\n".join(lines)

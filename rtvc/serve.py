@@ -25,8 +25,10 @@ from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.config import Config, format_config
 from rtvc.control.auth import connect_host, load_or_create_token
 from rtvc.control.controller import Controller
+from rtvc.control.obs import ObsLink, ObsSettings
 from rtvc.control.server import ControlServer
 from rtvc.engine import Engine
+from rtvc.errors import RtvcError
 from rtvc.profiles import profile_path
 from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report
 from rtvc.wavio import bundled_speech, load_mono
@@ -97,6 +99,9 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
             parts.append("params " + " ".join(f"{k}={v}" for k, v in st["params"].items()))
         elif key == "loading" and st["loading"]:
             parts.append(f"loading voice '{st['loading']}'")
+        elif key in st.get("links", {}):
+            link = st["links"][key]
+            parts.append(f"{key.upper()} {link['state']}" + (f": {link['detail']}" if link["detail"] else ""))
         elif key == "profile":
             parts.append(f"voice '{st['profile']}'")
         elif key == "engine":
@@ -105,6 +110,31 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
         parts.append(event["error"])
     silent = ", output silent" if st["silent"] and set(event["changed"]) & {"mute", "ptt"} else ""
     return f"{', '.join(parts) or '/'.join(event['changed'])}{silent} (by {event['by']})"
+
+
+def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
+    """With [obs] enabled: follow OBS's program scene; a scene mapped in [obs.scenes] selects its voice."""
+    if not cfg.obs.enabled:
+        return None
+    scenes = dict(cfg.obs.scenes)
+
+    def select(profile: str) -> None:
+        try:
+            controller.select_voice(profile, "obs")
+        except RtvcError:
+            pass  # the controller's event carries the error; the serve log prints it
+
+    def on_scene(scene: str) -> None:
+        profile = scenes.get(scene)
+        log.info("OBS program scene %r%s", scene, f": voice '{profile}'" if profile else " (no voice mapped)")
+        if profile and profile != controller.profile:
+            # a model loads for seconds: not on the link's thread, which must keep reading OBS
+            threading.Thread(target=select, args=(profile,), name="rtvc-obs-voice", daemon=True).start()
+
+    settings = ObsSettings(True, cfg.obs.host, cfg.obs.port, cfg.obs.password, scenes)
+    link = ObsLink(settings, on_scene, lambda state, detail: controller.set_link("obs", state, detail))
+    link.start()
+    return link
 
 
 def serve(cfg: Config, opts: ServeOptions) -> int:
@@ -163,9 +193,12 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
 
     engine.start()
     device.start()
+    obs = start_obs_link(cfg, controller)
     while not stop.wait(POLL_S):
         controller.poll_engine()
     log.info("stopping (%s)", caught[0] if caught else "stop")
+    if obs is not None:
+        obs.stop()
     stopped = device.stop() is not False  # devices first: no callback may run into a stopped engine
     engine.stop()
     controller.poll_engine()  # 'stopped' reaches the clients before they are closed

@@ -47,6 +47,7 @@ class Controller:
         self._engine_seen: tuple[str, str] | None = None
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
         # virtual device, where there is nothing to switch
+        self.links: dict[str, dict[str, str]] = {}  # outside links (OBS): name -> {state, detail}
         self.device_switcher: Callable[[str | None, str | None], dict[str, Any]] | None = None
 
     # -- reading ------------------------------------------------------------------------------------
@@ -65,6 +66,7 @@ class Controller:
                 "silent": self.engine.muted,
                 "loading": self.loading,
                 "engine": self.engine.status().state,
+                "links": {k: dict(v) for k, v in self.links.items()},
             }
 
     def status(self) -> dict[str, Any]:
@@ -174,6 +176,12 @@ class Controller:
             n = len(self._held)
         self._emit(["ptt"], by)
         return n
+
+    def set_link(self, name: str, state: str, detail: str) -> None:
+        """An outside link (OBS) reports its connection state."""
+        with self._lock:
+            self.links[name] = {"state": state, "detail": detail}
+        self._emit([name], name)
 
     def _apply_gate(self) -> None:
         self.engine.muted = self.mute or (self.ptt_mode and not self._held)

@@ -1,0 +1,158 @@
+"""Control round trip while the engine plays over JACK: set a parameter -> the state event arrives.
+
+rtvc runs the default voice on real PortAudio callbacks (JACK dummy backend, 48 kHz, period 256); its
+control server listens on loopback; 10 clients subscribe to state and meters (30 Hz each); one driver
+client sets the pitch again and again and times (a) its own reply, (b) the state event reaching it and
+(c) the event reaching the last of the 10 subscribers. The clients run in a separate process (as real
+tools do). The engine's xruns are counted over the run.
+
+    python bench/control_rtt.py [--changes 300] [--clients 10]
+
+Prints a table and writes bench/results/control_rtt.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from control_client import Client  # noqa: E402
+from jack_harness import JackServer, portaudio_on  # noqa: E402
+
+SR = 48000
+PERIOD = 256
+TOKEN = "bench-token-not-a-secret"
+
+
+def stats(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    return {"p50_ms": round(float(np.median(a)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
+
+
+async def drive(port: int, n_clients: int, changes: int) -> dict[str, list[float]]:
+    subs = [await Client.open(port, TOKEN) for _ in range(n_clients)]
+    for c in subs:
+        await c.call("events.subscribe", events=["state", "meters"], meter_hz=30)
+    driver = await Client.open(port, TOKEN)
+    await driver.call("events.subscribe", events=["state"])
+    reply, own, last = [], [], []
+    await asyncio.sleep(1.0)  # meters flowing
+    for i in range(changes):
+        pitch = -4.0 + (i % 2)  # alternate, so every set is a change
+        for c in [*subs, driver]:  # drop what queued up (meters, earlier events)
+            while not c.events.empty():
+                c.events.get_nowait()
+        t0 = time.perf_counter()
+        await driver.call("params.set", values={"pitch": pitch})
+        t1 = time.perf_counter()
+        await driver.event("state")
+        t2 = time.perf_counter()
+        await asyncio.gather(*(c.event("state") for c in subs))
+        t3 = time.perf_counter()
+        reply.append(1e3 * (t1 - t0))
+        own.append(1e3 * (t2 - t0))
+        last.append(1e3 * (t3 - t0))
+        await asyncio.sleep(0.02)
+    for c in [*subs, driver]:
+        await c.ws.close()
+    return {"reply": reply, "event_to_driver": own, "event_to_all_subscribers": last}
+
+
+def clients_process(port: int, n_clients: int, changes: int, out) -> None:
+    """The clients run in their own process, as real tools do: their JSON work is not the daemon's."""
+    out.put(asyncio.run(drive(port, n_clients, changes)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--changes", type=int, default=300)
+    ap.add_argument("--clients", type=int, default=10)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "control_rtt.json")
+    args = ap.parse_args()
+
+    from rtvc.audio.io import DeviceStreams, choose_devices
+    from rtvc.config import load_config
+    from rtvc.control.controller import Controller
+    from rtvc.control.server import ControlServer
+    from rtvc.run import build_engine
+
+    server = JackServer(PERIOD)
+    server.start()
+    with portaudio_on(server):
+        cfg = load_config(
+            None,
+            {
+                "audio.host_api": ("JACK", "bench"),
+                "audio.input_device": ("system", "bench"),
+                "audio.output_device": ("system", "bench"),
+                "audio.output_channels": (1, "bench"),
+                "voice.profile": (str(ROOT / "profiles" / "default.toml"), "bench"),
+            },
+        )
+        engine = build_engine(cfg)
+        streams = DeviceStreams(choose_devices(cfg.audio), engine, SR, 0)
+        controller = Controller(cfg, engine, "default")
+        control = ControlServer(cfg.control, controller, TOKEN, port=0)
+        engine.start()
+        streams.start()
+        control.start()
+        time.sleep(1.0)
+        before = engine.status().xruns
+        t0 = time.monotonic()
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=clients_process, args=(control.port, args.clients, args.changes, queue))
+        proc.start()
+        times = queue.get(timeout=600)
+        proc.join(30)
+        seconds = time.monotonic() - t0
+        after = engine.status()
+        control.stop()
+        streams.stop()
+        engine.stop()
+    server.stop()
+    xr = after.xruns
+    rows = {k: stats(v) for k, v in times.items()}
+    xruns = {
+        "engine_events": xr.total - before.total,
+        "output_underrun_frames": xr.output_underrun_frames - before.output_underrun_frames,
+        "input_overrun_frames": xr.input_overrun_frames - before.input_overrun_frames,
+    }
+    print(f"{'round trip':<28} {'p50 ms':>8} {'p99 ms':>8}")
+    for k, r in rows.items():
+        print(f"{k:<28} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
+    print(f"\n{args.changes} changes in {seconds:.1f} s, {args.clients} clients on meters (30 Hz); xruns: {xruns}")
+    print(f"worker block time p50/p99: {after.timing.p50_ms:.3f}/{after.timing.p99_ms:.3f} ms")
+    result = {
+        "bench": "control_rtt",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "jackd": f"dummy backend, 48 kHz, period {PERIOD}, --no-realtime",
+        "voice": "default (pitch)",
+        "clients_on_meters": args.clients,
+        "meter_hz": 30,
+        "changes": args.changes,
+        "seconds": round(seconds, 1),
+        "rows": rows,
+        "engine_xruns_during_run": xruns,
+        "worker_block_ms": {"p50": after.timing.p50_ms, "p99": after.timing.p99_ms},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""`rtvc serve` against a real OBS Studio: the program scene picks the voice, and an OBS restart is survived."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from obs_harness import ObsClient, ObsStudio, free_port
+from test_dock import Daemon, RpcClient, wait_until
+
+pytestmark = pytest.mark.obs
+PASSWORD = "rtvc-test-pass"  # the harness's OBS scenes: "Starting", "Just Chatting", "Gaming"
+
+
+@pytest.fixture
+def studio() -> Iterator[ObsStudio]:
+    if shutil.which("obs") is None:
+        pytest.skip("OBS Studio (`obs`) is not installed: run scripts/system-deps.sh test")
+    s = ObsStudio(free_port(), PASSWORD)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.cleanup()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, studio: ObsStudio) -> Iterator[Daemon]:
+    d = Daemon(tmp_path, free_port())
+    d.config.write_text(
+        d.config.read_text()
+        + f'\n[obs]\nenabled = true\nport = {studio.port}\npassword = "{PASSWORD}"\n'
+        + '[obs.scenes]\n"Just Chatting" = "higher"\n"Gaming" = "passthrough"\n'
+    )
+    d.start()
+    try:
+        d.wait_ready()
+        yield d
+    finally:
+        d.stop()
+
+
+def profile(rpc: RpcClient) -> str:
+    return rpc.call("status.get")["control"]["profile"]
+
+
+def test_the_program_scene_selects_the_voice_and_an_obs_restart_is_survived(studio, daemon):
+    rpc = RpcClient(daemon.port, daemon.token())
+    obs = ObsClient(studio.port, PASSWORD)
+    try:
+        wait_until(
+            "the OBS link",
+            lambda: rpc.call("status.get")["control"]["links"].get("obs", {}).get("state") == "connected",
+            15,
+        )
+        obs.set_scene("Just Chatting")
+        wait_until("the voice mapped to 'Just Chatting'", lambda: profile(rpc) == "higher", 10)
+        assert rpc.call("params.get")["values"]["pitch"] == 4.0  # profiles/higher.toml
+        obs.set_scene("Starting")  # not mapped: the voice stays
+        time.sleep(1.0)
+        assert profile(rpc) == "higher"
+        obs.close()
+
+        studio.kill_obs()
+        wait_until(
+            "the link to notice",
+            lambda: rpc.call("status.get")["control"]["links"]["obs"]["state"] == "disconnected",
+            10,
+        )
+        assert profile(rpc) == "higher"  # OBS gone: the daemon keeps its voice and keeps serving
+        studio.start()
+        wait_until(
+            "the link to come back",
+            lambda: rpc.call("status.get")["control"]["links"]["obs"]["state"] == "connected",
+            20,
+        )
+        obs = ObsClient(studio.port, PASSWORD)
+        obs.set_scene("Gaming")
+        wait_until("the voice mapped to 'Gaming'", lambda: profile(rpc) == "passthrough", 10)
+    finally:
+        obs.close()
+        rpc.close()
+    log = daemon.log()
+    assert "OBS program scene 'Gaming': voice 'passthrough'" in log
+    assert PASSWORD not in log
