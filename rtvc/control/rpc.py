@@ -197,7 +197,8 @@ edit the table, not this file.
 | `meters` | `meter_hz` times a second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS, -120 = silence) |
 
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
-`silent` (the output is muted now), `loading` (a profile being loaded, or null) and `engine`.
+`silent` (the output is muted now), `loading` (a profile being loaded, or null), `engine` and `links`
+(outside links such as `obs`: {state, detail}; a change arrives as an event with `changed: ["obs"]`).
 
 ## Errors
 
