@@ -180,8 +180,13 @@ class Controller:
     def set_link(self, name: str, state: str, detail: str) -> None:
         """An outside link (OBS) reports its connection state."""
         with self._lock:
+            before = self.links.get(name, {}).get("state")
+            if state == "connecting" and before in ("disconnected", "auth failed"):
+                self.links[name]["detail"] = detail  # a retry: still down, not a change
+                return
             self.links[name] = {"state": state, "detail": detail}
-        self._emit([name], name)
+        if state != before:
+            self._emit([name], name)
 
     def _apply_gate(self) -> None:
         self.engine.muted = self.mute or (self.ptt_mode and not self._held)
