@@ -4,7 +4,8 @@ rtvc runs the default voice on real PortAudio callbacks (JACK dummy backend, 48 
 control server listens on loopback; 10 clients subscribe to state and meters (30 Hz each); one driver
 client sets the pitch again and again and times (a) its own reply, (b) the state event reaching it and
 (c) the event reaching the last of the 10 subscribers. The clients run in a separate process (as real
-tools do). The engine's xruns are counted over the run.
+tools do). Two phases in one run, side by side: the driver alone, then with the 10 meter clients; the
+engine's xruns and worker block times are counted per phase.
 
     python bench/control_rtt.py [--changes 300] [--clients 10]
 
@@ -109,45 +110,50 @@ def main() -> None:
         streams.start()
         control.start()
         time.sleep(1.0)
-        before = engine.status().xruns
-        t0 = time.monotonic()
-        ctx = multiprocessing.get_context("spawn")
-        queue = ctx.Queue()
-        proc = ctx.Process(target=clients_process, args=(control.port, args.clients, args.changes, queue))
-        proc.start()
-        times = queue.get(timeout=600)
-        proc.join(30)
-        seconds = time.monotonic() - t0
-        after = engine.status()
+        phases = {}
+        # side by side in one run: the same changes with the driver alone, then with the meter clients
+        for name, n_clients in (("driver only", 0), (f"{args.clients} clients on meters", args.clients)):
+            before, blocks = engine.status().xruns, engine.timer.count
+            t0 = time.monotonic()
+            ctx = multiprocessing.get_context("spawn")
+            queue = ctx.Queue()
+            proc = ctx.Process(target=clients_process, args=(control.port, n_clients, args.changes, queue))
+            proc.start()
+            times = queue.get(timeout=600)
+            proc.join(30)
+            xr = engine.status().xruns
+            work = 1e3 * engine.timer.since(blocks)
+            phases[name] = {
+                "clients_on_meters": n_clients,
+                "seconds": round(time.monotonic() - t0, 1),
+                "rows": {k: stats(v) for k, v in times.items()},
+                "engine_xrun_events": xr.total - before.total,
+                "output_underrun_frames": xr.output_underrun_frames - before.output_underrun_frames,
+                "worker_block_ms": stats(list(work)),
+            }
         control.stop()
         streams.stop()
         engine.stop()
     server.stop()
-    xr = after.xruns
-    rows = {k: stats(v) for k, v in times.items()}
-    xruns = {
-        "engine_events": xr.total - before.total,
-        "output_underrun_frames": xr.output_underrun_frames - before.output_underrun_frames,
-        "input_overrun_frames": xr.input_overrun_frames - before.input_overrun_frames,
-    }
-    print(f"{'round trip':<28} {'p50 ms':>8} {'p99 ms':>8}")
-    for k, r in rows.items():
-        print(f"{k:<28} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
-    print(f"\n{args.changes} changes in {seconds:.1f} s, {args.clients} clients on meters (30 Hz); xruns: {xruns}")
-    print(f"worker block time p50/p99: {after.timing.p50_ms:.3f}/{after.timing.p99_ms:.3f} ms")
+    print(f"{'phase':<24} {'round trip':<26} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, ph in phases.items():
+        for k, r in ph["rows"].items():
+            print(f"{name:<24} {k:<26} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
+        w = ph["worker_block_ms"]
+        print(
+            f"{name:<24} engine: {ph['engine_xrun_events']} xrun events, {ph['output_underrun_frames']} frames "
+            f"played as silence; worker block p50/p99 {w['p50_ms']:.2f}/{w['p99_ms']:.2f} ms\n"
+        )
     result = {
         "bench": "control_rtt",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "jackd": f"dummy backend, 48 kHz, period {PERIOD}, --no-realtime",
-        "voice": "default (pitch)",
-        "clients_on_meters": args.clients,
+        "voice": "default (pitch), 20 ms blocks",
         "meter_hz": 30,
-        "changes": args.changes,
-        "seconds": round(seconds, 1),
-        "rows": rows,
-        "engine_xruns_during_run": xruns,
-        "worker_block_ms": {"p50": after.timing.p50_ms, "p99": after.timing.p99_ms},
+        "changes_per_phase": args.changes,
+        "clients": "in a separate process",
+        "phases": phases,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

@@ -33,6 +33,16 @@ class BlockTimer:
         self._durations[self._count % len(self._durations)] = seconds
         self._count += 1
 
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def since(self, count: int) -> np.ndarray:
+        """Any thread: the durations (s) recorded since `count` was read (at most the window's worth)."""
+        n = min(self._count - count, len(self._durations))
+        idx = (np.arange(self._count - n, self._count)) % len(self._durations)
+        return self._durations[idx].copy()
+
     def stats(self) -> TimingStats:
         """Any thread: a copy of the window, summarised."""
         n = min(self._count, len(self._durations))
