@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from common import jack_config, machine, write_result  # noqa: E402
 from control_client import Client  # noqa: E402
 from jack_harness import JackServer, portaudio_on  # noqa: E402
 
@@ -84,7 +82,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from rtvc.audio.io import DeviceStreams, choose_devices
-    from rtvc.config import load_config
     from rtvc.control.controller import Controller
     from rtvc.control.server import ControlServer
     from rtvc.run import build_engine
@@ -92,16 +89,7 @@ def main() -> None:
     server = JackServer(PERIOD)
     server.start()
     with portaudio_on(server):
-        cfg = load_config(
-            None,
-            {
-                "audio.host_api": ("JACK", "bench"),
-                "audio.input_device": ("system", "bench"),
-                "audio.output_device": ("system", "bench"),
-                "audio.output_channels": (1, "bench"),
-                "voice.profile": (str(ROOT / "profiles" / "default.toml"), "bench"),
-            },
-        )
+        cfg = jack_config(ROOT / "profiles" / "default.toml")
         engine = build_engine(cfg)
         streams = DeviceStreams(choose_devices(cfg.audio), engine, SR, 0)
         controller = Controller(cfg, engine, "default")
@@ -145,9 +133,7 @@ def main() -> None:
             f"played as silence; worker block p50/p99 {w['p50_ms']:.2f}/{w['p99_ms']:.2f} ms\n"
         )
     result = {
-        "bench": "control_rtt",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
         "jackd": f"dummy backend, 48 kHz, period {PERIOD}, --no-realtime",
         "voice": "default (pitch), 20 ms blocks",
         "meter_hz": 30,
@@ -155,9 +141,7 @@ def main() -> None:
         "clients": "in a separate process",
         "phases": phases,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {args.out}")
+    write_result(args.out, "control_rtt", result)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,6 @@ Prints a table and writes bench/results/latency.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from common import jack_config, machine, write_result  # noqa: E402
 from jack_harness import Harness, JackServer, portaudio_on  # noqa: E402
 
 SR = 48000
@@ -40,20 +38,9 @@ def jack(period: int):
 
 def measure(server: JackServer, block_ms: float, seconds: float, profile: Path) -> dict:
     from rtvc.audio.io import DeviceStreams, choose_devices
-    from rtvc.config import load_config
     from rtvc.run import build_engine
 
-    cfg = load_config(
-        None,
-        {
-            "audio.host_api": ("JACK", "bench"),
-            "audio.input_device": ("system", "bench"),
-            "audio.output_device": ("system", "bench"),
-            "audio.output_channels": (1, "bench"),
-            "stream.block_ms": (block_ms, "bench"),
-            "voice.profile": (str(profile), "bench"),
-        },
-    )
+    cfg = jack_config(profile, block_ms=block_ms)
     engine = build_engine(cfg)
     streams = DeviceStreams(choose_devices(cfg.audio), engine, SR, 0)
     engine.start()
@@ -151,16 +138,12 @@ def main() -> None:
             f"{r['block_p99_ms']:>7.3f} {r['rtvc_underruns']:>9} {r['portaudio_xrun_flags']:>8}"
         )
     result = {
-        "bench": "latency",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
         "voice": args.voice,
         "jackd": "dummy backend, 48 kHz, --no-realtime",
         "rows": rows,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {out}")
+    write_result(out, "latency", result)
 
 
 if __name__ == "__main__":

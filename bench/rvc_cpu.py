@@ -24,7 +24,6 @@ on a 2-core CPU, so the default run takes ~8 minutes; with 60 blocks, p99 is clo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from common import machine, write_result
 
 import rtvc.converter as converter_mod
 from rtvc.converter import StreamingConverter, StreamShape
@@ -275,20 +275,15 @@ def main() -> None:
         f"torch threads {args.threads}; GPU: none (CPU only)"
     )
     result = {
-        "bench": "rvc_cpu",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": args.threads,
-            "gpu": "none (CPU only)",
-            "note": "shared machine: other processes were running on the same CPUs during the run",
-            "loadavg_1_5_15_before": [round(v, 2) for v in load_before],
-            "loadavg_1_5_15_after": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine(
+            processor=platform.processor(),
+            torch=torch.__version__,
+            torch_threads=args.threads,
+            gpu="none (CPU only)",
+            note="shared machine: other processes were running on the same CPUs during the run",
+            loadavg_1_5_15_before=[round(v, 2) for v in load_before],
+            loadavg_1_5_15_after=[round(v, 2) for v in os.getloadavg()],
+        ),
         "model": {
             "voice": "RVC v2 48k, size full, f0 = 1, random weights (rtvc.rvc.factory.write_rvc_checkpoint, seed 0)",
             "content": "fairseq HuBERT base, 12 layers, 768-d, random weights (write_fairseq_hubert, seed 0)",
@@ -315,9 +310,7 @@ def main() -> None:
         "run_s": round(time.perf_counter() - t_start, 1),
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {args.out}")
+    write_result(args.out, "rvc_cpu", result)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,11 @@ Prints a table and writes bench/results/voice_cpu.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from common import machine, write_result
 
 from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.profiles import load_profile, make_voice
@@ -80,15 +78,11 @@ def main() -> None:
             f"{r['wall_p50_ms']:>9.3f} {r['wall_p99_ms']:>9.3f} {r['cpu_p50_load']:>8.3f} {r['cpu_p99_load']:>8.3f}"
         )
     result = {
-        "bench": "voice_cpu",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
         "samplerate": SR,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {args.out}")
+    write_result(args.out, "voice_cpu", result)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ code) that drives it the way a streamer's other tools would.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -16,8 +17,10 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from websockets.sync.client import connect
 
 SCENES = ("Starting", "Just Chatting", "Gaming")
@@ -215,3 +218,16 @@ class ObsClient:
 
     def close(self) -> None:
         self.ws.close()
+
+
+@contextlib.contextmanager
+def running_obs(password: str) -> Iterator[ObsStudio]:
+    """A started OBS on a free port, cleaned up after; skips the test when `obs` is not installed."""
+    if shutil.which("obs") is None:
+        pytest.skip("OBS Studio (`obs`) is not installed: run scripts/system-deps.sh test")
+    studio = ObsStudio(free_port(), password)
+    try:
+        studio.start()
+        yield studio
+    finally:
+        studio.cleanup()

@@ -6,14 +6,13 @@ is not there. OBS is driven by an independent obs-websocket client (tests/obs_ha
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from obs_harness import SCENES, ObsClient, ObsStudio, free_port
+from obs_harness import SCENES, ObsClient, ObsStudio, free_port, running_obs
 
 from rtvc.control.obs import ObsLink, ObsSettings
 
@@ -58,14 +57,8 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def obs() -> Iterator[ObsStudio]:
-    if shutil.which("obs") is None:
-        pytest.skip("OBS Studio (`obs`) is not installed: run scripts/system-deps.sh test")
-    studio = ObsStudio(free_port(), PASSWORD)
-    try:
-        studio.start()
+    with running_obs(PASSWORD) as studio:
         yield studio
-    finally:
-        studio.cleanup()
     assert studio.obs is None and studio.xvfb is None
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from obs_harness import ObsClient, ObsStudio, free_port
+from obs_harness import ObsClient, ObsStudio, free_port, running_obs
 from test_dock import Daemon, RpcClient, wait_until
 
 pytestmark = pytest.mark.obs
@@ -17,14 +16,8 @@ PASSWORD = "rtvc-test-pass"  # the harness's OBS scenes: "Starting", "Just Chatt
 
 @pytest.fixture
 def studio() -> Iterator[ObsStudio]:
-    if shutil.which("obs") is None:
-        pytest.skip("OBS Studio (`obs`) is not installed: run scripts/system-deps.sh test")
-    s = ObsStudio(free_port(), PASSWORD)
-    try:
-        s.start()
+    with running_obs(PASSWORD) as s:
         yield s
-    finally:
-        s.cleanup()
 
 
 @pytest.fixture
