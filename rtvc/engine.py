@@ -74,6 +74,7 @@ class Engine:
         self._mon_scratch = np.zeros(MAX_CALLBACK_FRAMES, dtype=np.float32)
         self._block_in = np.zeros(self.block, dtype=np.float32)
         self._silence = np.zeros(self.block, dtype=np.float32)
+        self._ramp = (np.arange(self.block, dtype=np.float32) + 0.5) / self.block  # 0 -> 1 over a block
 
         self._bell = Doorbell()
         self._counters = _Counters()  # input or duplex stream
@@ -258,19 +259,17 @@ class Engine:
     def _swap(self, nxt: tuple[StreamingConverter, str]) -> np.ndarray:
         old = self.converter.process_block(self._block_in)
         new = nxt[0].process_block(self._block_in)
-        ramp = (np.arange(self.block, dtype=np.float32) + 0.5) / self.block
         self.converter, self.voice_label = nxt
         if self._next is nxt:  # (another voice may have been handed over meanwhile: it goes next block)
             self._next = None
-        return old + ramp * (new - old)
+        return old + self._ramp * (new - old)
 
     def _gate(self, y: np.ndarray) -> np.ndarray:
         muted = self.muted
         if muted == self._muted_now:
             return self._silence  # (only reached while muted)
-        ramp = (np.arange(self.block, dtype=np.float32) + 0.5) / self.block
         self._muted_now = muted
-        return y * (1.0 - ramp if muted else ramp)
+        return y * (1.0 - self._ramp if muted else self._ramp)
 
     def _meter(self, x: np.ndarray, y: np.ndarray) -> None:
         lv = self._levels

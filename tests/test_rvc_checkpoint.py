@@ -20,7 +20,6 @@ from rtvc.rvc.synth import coarse_pitch  # noqa: E402
 
 # a copy of the workspace's shared/fixtures/rvc-reference (data only: RVC's outputs, no RVC code)
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rvc-reference"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"RVC reference fixtures not found at {FIXTURES}")
 COMBOS = [(v, sr, f0) for v in ("v1", "v2") for sr in (32000, 40000, 48000) for f0 in (0, 1)]
 
 
@@ -42,7 +41,6 @@ def infer(m: RvcModel, frames: int, seed: int = 0, sid: int = 0, **stream) -> to
     )
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", ["v1_40k_f0", "v2_48k_f0", "v2_32k_nof0"])
 def test_loads_reference_voices(name: str):
     info = json.loads((FIXTURES / name / "case.json").read_text())
@@ -61,7 +59,6 @@ def test_loads_reference_voices(name: str):
     assert all(p.dtype == torch.float32 and not p.requires_grad for p in m.net.parameters())
 
 
-@needs_fixtures
 def test_weight_norm_folded_in_float32_from_fp16():
     """w = v * g / ||v|| from the upcast fp16 g and v, kept in float32; every other tensor just upcast."""
     path = FIXTURES / "v1_40k_f0" / "model.pth"
@@ -145,13 +142,10 @@ def test_factory_is_deterministic_per_seed(tmp_path: Path):
 
 
 def full_size_cases() -> list:
-    path = FIXTURES / "counts.json"
-    if not path.is_file():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{path} not found (workspace shared/fixtures)"))]
-    return sorted(json.loads(path.read_text())["models"].items())
+    return sorted(json.loads((FIXTURES / "counts.json").read_text())["models"].items())
 
 
-@pytest.mark.parametrize("case", full_size_cases(), ids=lambda c: c[0] if c else "absent")
+@pytest.mark.parametrize("case", full_size_cases(), ids=lambda c: c[0])
 def test_full_size_configs_match_rvc_parameter_counts(tmp_path: Path, case):
     _, want = case
     sr = want["config"][-1]

@@ -24,7 +24,6 @@ from rtvc.rvc.synth import SynthTrace, coarse_pitch  # noqa: E402
 
 # a copy of the workspace's shared/fixtures/rvc-reference (data only: RVC's outputs, no RVC code)
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rvc-reference"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"RVC reference fixtures not found at {FIXTURES}")
 CASES = ["v1_40k_f0", "v2_48k_f0", "v2_32k_nof0"]
 F0_CASES = ["v1_40k_f0", "v2_48k_f0"]
 KINDS = ["case", "stream_case"]
@@ -67,7 +66,6 @@ def run(m: RvcModel, a: dict[str, np.ndarray], **override) -> SynthTrace:
     return m.net.trace(**args)
 
 
-@needs_fixtures
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", CASES)
 def test_matches_rvc_reference(name: str, kind: str):
@@ -87,7 +85,6 @@ def test_matches_rvc_reference(name: str, kind: str):
     assert rel_l2(audio, a["audio"]) <= AUDIO_TOL  # measured 1.5e-7 .. 8.8e-7
 
 
-@needs_fixtures
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", F0_CASES)
 def test_sine_excitation_matches_rvc(name: str, kind: str):
@@ -102,7 +99,6 @@ def test_sine_excitation_matches_rvc(name: str, kind: str):
     assert np.abs(exc.numpy() - a["sine_excitation"].reshape(-1)).max() <= 1e-6
 
 
-@needs_fixtures
 def test_threshold_catches_known_mistakes():
     """The parity check is not vacuous: the README's typical mistakes fail it by a wide margin."""
     name = "v1_40k_f0"
@@ -127,7 +123,6 @@ def test_threshold_catches_known_mistakes():
     assert rel_l2(run(m, a, sine_noise=quiet).audio.numpy(), a["audio"]) > 0.05
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", F0_CASES)
 def test_coarse_pitch_matches_rvc(name: str):
     a = arrays(name, "case")
@@ -147,7 +142,6 @@ def test_coarse_pitch_range():
     assert np.all(np.diff(sweep) >= 0) and sweep[0] <= 2 and sweep[-1] >= 254
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", CASES)
 def test_stream_call_over_all_frames_equals_full_call(name: str):
     a = arrays(name, "case")
@@ -197,7 +191,6 @@ def test_sine_phase_chains_over_many_calls():
     assert sine_phase_end(f0[:0], sr, upp, phase0=phase) == pytest.approx(phase)
 
 
-@needs_fixtures
 def test_synthesizer_sine_continues_across_stream_calls():
     """Decoding frames [0, T) at once and [0, k) then [k, T) with the carried phase0 gives the same source."""
     name = "v1_40k_f0"

@@ -80,14 +80,15 @@ class RvcVoice:
 
     def __init__(self, samplerate: int, model: RvcModelSettings, base: Path):
         try:
-            import torch  # noqa: F401
+            import torch
         except ImportError as e:
             raise ModelError("RVC voices need torch", 'install the rvc extra: pip install -e ".[rvc]"') from e
         from rtvc.rvc.checkpoint import load_rvc
         from rtvc.rvc.content import ContentEncoder
         from rtvc.rvc.f0 import make_f0
         from rtvc.rvc.index import FeatureIndex
-        from rtvc.rvc.pipeline import RvcPipeline
+        from rtvc.rvc.pipeline import RvcPipeline, Step
+        from rtvc.rvc.synth import sine_phase_end
 
         path = _file(base, model.path, "path", "the voice's .pth file")
         rvc = load_rvc(path)
@@ -105,6 +106,7 @@ class RvcVoice:
             self.f0 = make_f0(model.f0, f0_min=model.f0_min, f0_max=model.f0_max, model_path=f0_path)
         index = FeatureIndex.load(_file(base, model.index, "index", ""), rvc.phone_dim) if model.index else None
         self.rvc = rvc
+        self._torch, self._step, self._sine_phase_end = torch, Step, sine_phase_end  # used every block
         self.pipeline = RvcPipeline(rvc, content, index, model.seed)
         if model.lookahead_ms % 10:
             raise ConfigError(
@@ -210,23 +212,17 @@ class RvcVoice:
         """The sine phase at the start of frame a, carried from the last known one over cached F0."""
         if self.f0 is None or a <= self._phase_frame:
             return self._phase  # (a < the known frame only before the stream's frame 0: silence, phase 0)
-        import torch
-
-        from rtvc.rvc.synth import sine_phase_end
-
         f0 = self._f0_rows(self._phase_frame, a) * np.float32(2.0 ** (params.pitch / 12.0))
-        return sine_phase_end(torch.from_numpy(f0), self.rvc.samplerate, self.rvc.upp, phase0=self._phase)
+        return self._sine_phase_end(self._torch.from_numpy(f0), self.rvc.samplerate, self.rvc.upp, phase0=self._phase)
 
     # -- rendering: a function of (window, params) ---------------------------------------------------
     def convert(self, window: np.ndarray, tail: int, params: RvcParams) -> np.ndarray:
-        from rtvc.rvc.pipeline import Step
-
         want = tail * self.out_samplerate // IN_RATE  # output frames to return
         frames = min(-(-tail // HOP) + self.margin + self.look, self._frames)
         self._tail_frames = frames
         skip = self._frames - frames
         f0 = self._f0_rows(self._first, self._first + self._frames) if self.f0 is not None else None
-        step = Step(
+        step = self._step(
             self._first, self._content, f0 if f0 is not None else np.zeros(self._frames, np.float32), self._audio
         )
         out = self.pipeline.decode(step, skip, params, self._phase_at(self._first + skip, params))
@@ -241,13 +237,11 @@ class RvcVoice:
     # -- offline: the whole file at once -------------------------------------------------------------
     def convert_offline(self, audio16k: np.ndarray, params: RvcParams) -> np.ndarray:
         """(N,) at 16 kHz -> (N * out / 16000,) at the model's rate, in one decode (frames from 0, phase 0)."""
-        from rtvc.rvc.pipeline import Step
-
         n = len(audio16k)
         padded = np.zeros(-(-n // GRID) * GRID, np.float32)
         padded[:n] = audio16k
         frames = len(padded) // HOP
         content = self.pipeline.content_frames(padded)
         f0 = self.f0.estimate(padded)[:frames] if self.f0 is not None else np.zeros(frames, np.float32)
-        out = self.pipeline.decode(Step(0, content, f0, padded), 0, params, 0.0)
+        out = self.pipeline.decode(self._step(0, content, f0, padded), 0, params, 0.0)
         return out[: n * self.out_samplerate // IN_RATE]
