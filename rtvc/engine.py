@@ -92,6 +92,7 @@ class Engine:
         self._detail = ""
         self._stop = threading.Event()
         self._progress = threading.Event()
+        self._idle = threading.Event()  # the worker saw the rings idle (suspend)
         self._thread: threading.Thread | None = None
         self._prev_switch = sys.getswitchinterval()
 
@@ -115,6 +116,24 @@ class Engine:
         if self._state == "starting":
             self._state = "running"
         return plan
+
+    def suspend(self, timeout: float = 2.0) -> None:
+        """Control thread, with the device streams already stopped (a device switch): the rings go idle and
+        the worker waits, between blocks, until `resume`. The voice keeps its state."""
+        self._host_period = 0
+        self._idle.clear()
+        self._live = False
+        self._bell.ring()
+        if self._thread is not None and self._thread.is_alive() and not self._idle.wait(timeout):
+            raise RuntimeError("the worker did not reach a block edge")
+
+    def resume(self, period: int) -> None:
+        """After `suspend` and new streams opened (not started): plan for their period (0: learn it from the
+        first callback, as at start) and make the rings live again."""
+        for c in (self._counters, self._out_counters, self._mon_counters):
+            c.last_callback = time.monotonic()  # the switch's gap is not a stall
+        if period:
+            self.prepare(period)
 
     @property
     def active(self) -> tuple[StreamingConverter, str]:
@@ -230,6 +249,7 @@ class Engine:
             while not self._stop.is_set():
                 if not self._live:
                     # period chosen by the host: learnt from the first callback, then the rings go live
+                    self._idle.set()
                     self._bell.wait(0.1)
                     if not self._live and self._host_period:
                         self.prepare(self._host_period)

@@ -22,6 +22,7 @@ import numpy as np
 
 from rtvc.audio import devices
 from rtvc.audio.io import DeviceStreams, choose_devices
+from rtvc.audio.switch import DeviceSwitcher
 from rtvc.config import Config, format_config
 from rtvc.control.auth import connect_host, load_or_create_token
 from rtvc.control.controller import Controller
@@ -104,6 +105,8 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
             parts.append(f"{key.upper()} {link['state']}" + (f": {link['detail']}" if link["detail"] else ""))
         elif key == "profile":
             parts.append(f"voice '{st['profile']}'")
+        elif key == "devices":
+            parts.append("sound devices switched")
         elif key == "engine":
             parts.append(f"engine {st['engine']}" + (f": {engine_detail}" if engine_detail else ""))
     if event.get("error"):
@@ -161,7 +164,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             raise devices.no_devices_error()
         log.info("no sound card found: serving on the virtual device instead")
         virtual = True
-    device: LoopingDevice | DeviceStreams
+    device: LoopingDevice | DeviceSwitcher
     if virtual:
         clip = opts.clip or bundled_speech()
         device = LoopingDevice(engine, load_mono(clip, cfg.audio.samplerate), cfg.audio.period or VIRTUAL_PERIOD)
@@ -169,23 +172,25 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         log.info("virtual device: playing %s in a loop as the microphone", clip)
     else:
         choice = choose_devices(cfg.audio)
-        device = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
+        streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
         if cfg.audio.period:
             engine.prepare(cfg.audio.period)
-        in_use = {"virtual": False, "input": choice.input.title(), "output": choice.output.title()}
-        in_use["monitor"] = choice.monitor.title() if choice.monitor else None
+        device = DeviceSwitcher(engine, cfg.audio, choice, streams)
         log.info("devices:\n%s", choice.describe())
 
     controller = Controller(cfg, engine, profile_path(cfg.voice.profile, profiles_dir(cfg)).stem)
     controller.add_listener(
         lambda e: log.info(describe_change(e, engine.status().detail if e["changed"] == ["engine"] else ""))
     )
-    server = ControlServer(cfg.control, controller, token, devices_in_use=lambda: in_use)
+    if isinstance(device, DeviceSwitcher):
+        controller.device_switcher = device.switch
+    in_use_now = device.in_use if isinstance(device, DeviceSwitcher) else lambda: in_use
+    server = ControlServer(cfg.control, controller, token, devices_in_use=in_use_now)
     try:
         server.start()
     except Exception:
-        if isinstance(device, DeviceStreams):
-            device.close()  # opened, not started: release the sound card
+        if isinstance(device, DeviceSwitcher):
+            device.streams.close()  # opened, not started: release the sound card
         raise
     where = connect_host(cfg.control, server.port)
     log.info("voice: %s", engine.voice_label)

@@ -177,6 +177,13 @@ class Controller:
         self._emit(["ptt"], by)
         return n
 
+    def switch_devices(self, input: str | None, output: str | None, by: str) -> dict[str, Any]:
+        """Switch sound devices (slow: streams stop and open). DeviceError: the current devices stay."""
+        assert self.device_switcher is not None
+        result = self.device_switcher(input, output)
+        self._emit(["devices"], by)
+        return result
+
     def set_link(self, name: str, state: str, detail: str) -> None:
         """An outside link (OBS) reports its connection state."""
         with self._lock:

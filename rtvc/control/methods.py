@@ -199,7 +199,7 @@ async def _select_devices(s: Session, input: str | None = None, output: str | No
         raise RpcError(BUSY, "a device switch is under way: wait for it to finish")
     s.hub.busy.add("devices")
     try:
-        return await asyncio.to_thread(switch, input, output)
+        return await asyncio.to_thread(s.hub.controller.switch_devices, input, output, s.id)
     except DeviceError as e:
         raise RpcError(NOT_FOUND, f"devices not switched, the current ones stay: {e}") from None
     finally:

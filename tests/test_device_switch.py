@@ -1,0 +1,174 @@
+"""`devices.select` on a running `rtvc serve`, over real PortAudio callbacks on a JACK server.
+
+PortAudio's JACK host API lists every JACK client with ports as a device, so a client made here,
+"rtvc-mic", is a second sound card: it plays a 440 Hz tone at -12 dBFS. The daemon starts on "system"
+(the dummy backend's capture: silence), is switched to "rtvc-mic" over the API and back, and a name
+that matches nothing is refused while the current device keeps playing. What the daemon plays is
+recorded from its JACK output port, so the test hears the switch, not only the daemon's meters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.sync.client import connect
+
+pytestmark = [pytest.mark.jack, pytest.mark.timeout(120)]
+jack = pytest.importorskip("jack", reason="needs the JACK-Client package (test extra)")
+ROOT = Path(__file__).resolve().parent.parent
+TONE_DB = -12.0
+
+
+class Mic:
+    """A JACK client: a tone on out_1 (the second "device"), and whatever reaches in_1 recorded."""
+
+    def __init__(self, server: str):
+        os.environ["JACK_DEFAULT_SERVER"] = server
+        self.client = jack.Client("rtvc-mic", no_start_server=True)
+        self.out = self.client.outports.register("out_1")
+        self.inp = self.client.inports.register("in_1")
+        sr = self.client.samplerate
+        self._phase = 0
+        self._w = 2 * np.pi * 440.0 / sr
+        self._amp = np.float32(10 ** (TONE_DB / 20))
+        self._lock = threading.Lock()
+        self._heard: list[np.ndarray] = []
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        n = np.arange(self._phase, self._phase + frames)
+        self.out.get_array()[:] = self._amp * np.sin(self._w * n).astype(np.float32)
+        self._phase += frames
+        with self._lock:
+            self._heard.append(self.inp.get_array().copy())
+
+    def listen_to(self, port: str) -> None:
+        for p in list(self.inp.connections):
+            self.client.disconnect(p, self.inp)
+        self.client.connect(port, self.inp)
+
+    def heard_db(self, seconds: float) -> float:
+        with self._lock:
+            self._heard.clear()
+        time.sleep(seconds)
+        with self._lock:
+            x = np.concatenate(self._heard) if self._heard else np.zeros(1, np.float32)
+        return 20 * np.log10(max(np.abs(x).max(), 1e-6))
+
+    def rtvc_out_port(self) -> str:
+        ports = [p.name for p in self.client.get_ports(is_audio=True, is_output=True) if "PortAudio" in p.name]
+        assert ports, [p.name for p in self.client.get_ports()]
+        return ports[0]
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+class Rpc:
+    def __init__(self, port: int, token: str):
+        self.ws = connect(f"ws://127.0.0.1:{port}/rpc?token={token}", open_timeout=10)
+        self._id = 0
+
+    def call(self, method: str, **params):
+        self._id += 1
+        self.ws.send(json.dumps({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=30))
+            if msg.get("id") == self._id:
+                return msg
+
+
+def wait_for(what: str, fn, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what} (last: {value!r})"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mic = Mic(jack_bare.name)  # before the daemon starts: PortAudio lists the devices it sees at start
+    (tmp_path / "config.toml").write_text(f'[voice]\nprofile = "{ROOT / "profiles" / "passthrough.toml"}"\n')
+    env = {**os.environ, "JACK_DEFAULT_SERVER": jack_bare.name, "JACK_NO_START_SERVER": "1",
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtvc", "serve", "--config", str(tmp_path / "config.toml"), "--port", str(port),
+         "--host-api", "JACK", "--input-device", "system", "--output-device", "system", "--output-channels", "1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+    )  # fmt: skip
+
+    def serve_log() -> str:
+        return (tmp_path / "serve.log").read_text(errors="replace")[-3000:]
+
+    try:
+        token_file = tmp_path / "xdg" / "rtvc" / "token"
+        wait_for("the token", lambda: token_file.exists() and proc.poll() is None, 30)
+
+        def connected():
+            assert proc.poll() is None, serve_log()
+            try:
+                return Rpc(port, token_file.read_text().strip())
+            except OSError:
+                return None
+
+        rpc = wait_for("rtvc serve to listen", connected, 30)
+        listed = rpc.call("devices.list")["result"]
+        assert listed["switchable"] is True, listed
+        assert [d["name"] for d in listed["devices"] if d["name"] == "rtvc-mic"], listed["devices"]
+        assert "system" in listed["in_use"]["input"], listed["in_use"]
+
+        def in_peak() -> float:
+            return rpc.call("status.get")["result"]["engine"]["levels"]["in_peak"]
+
+        wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
+        mic.listen_to(mic.rtvc_out_port())
+        assert in_peak() < -60 and mic.heard_db(0.5) < -60, "the dummy capture should be silence"
+
+        switched = rpc.call("devices.select", input="rtvc-mic")
+        assert "result" in switched, (switched, serve_log())
+        assert "rtvc-mic" in switched["result"]["in_use"]["input"], switched
+        wait_for("the tone in the daemon's meters", lambda: abs(in_peak() - TONE_DB) < 1.0)
+        mic.listen_to(mic.rtvc_out_port())  # the new stream's port
+        heard = mic.heard_db(0.5)
+        assert abs(heard - TONE_DB) < 1.0, f"the daemon plays {heard:.1f} dBFS after the switch"
+
+        refused = rpc.call("devices.select", input="no-such-card")
+        assert refused["error"]["code"] == -32002, refused
+        assert "devices not switched" in refused["error"]["message"] and "no-such-card" in refused["error"]["message"]
+        assert "rtvc-mic" in rpc.call("devices.list")["result"]["in_use"]["input"]
+        assert abs(mic.heard_db(0.5) - TONE_DB) < 1.0, "the current device must keep playing after a refusal"
+
+        back = rpc.call("devices.select", input="system")
+        assert "system" in back["result"]["in_use"]["input"], back
+        wait_for("silence again", lambda: in_peak() < -60)
+        status = rpc.call("status.get")["result"]["engine"]
+        assert status["state"] == "running", status
+        assert "sound devices switched" in serve_log()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        mic.close()
+    assert proc.returncode == 0, serve_log()
