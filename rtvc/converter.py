@@ -74,6 +74,9 @@ class StreamingConverter:
         rt = self._rates
         context = max(rt.to_voice(shape.context), voice.context_for(rt.tail_v + rt.pad_v))
         self._window = np.zeros(context + rt.block_v, dtype=np.float32)  # (context + block,) at the voice's rate
+        prepare = getattr(voice, "prepare_stream", None)
+        if prepare is not None:  # shapes are fixed from here on: a voice may capture graphs or load engines now
+            prepare(len(self._window), rt.block_v)
         self._overlap = np.zeros(shape.crossfade, dtype=np.float32)  # pending output, not yet played
         self._shape = fade_shape(shape.crossfade)
         self._ramp = ((np.arange(shape.block) + 0.5) / shape.block).astype(np.float32)

@@ -43,6 +43,13 @@ def build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter,
     sr = cfg.audio.samplerate
     profile = load_profile(profile_name, profiles_dir(cfg))
     voice = make_voice(profile, sr)
+    if getattr(getattr(voice, "model", None), "backend", "") == "tensorrt":
+        from rtvc.backends.manifest import build_command
+        from rtvc.build import engines_dir
+        from rtvc.voices.rvc import EngineContext
+
+        command = build_command(profile_name, cfg.stream.block_ms, voice.model.precision, sr, cfg.path)
+        voice.engine_context = EngineContext(engines_dir(cfg), command)
     block = frames(cfg.stream.block_ms, sr)
     if cfg.audio.period and block < cfg.audio.period and cfg.audio.period % block:
         raise ConfigError(
@@ -212,4 +219,6 @@ def convert_file_offline(cfg: Config, src: Path, dst: Path) -> str:
     y_v = offline(x_v, profile.params)
     y = y_v if voice.out_samplerate == sr else resample_block(y_v, voice.out_samplerate, sr, len(x))
     save(dst, y, sr)
-    return f"{profile.label}: {voice.label}"
+    # the whole-file pass is the reference: eager torch on the CPU, in fp32, whatever backend streams the voice
+    ref = " (offline: eager cpu fp32)" if getattr(voice, "fixed", False) else ""
+    return f"{profile.label}: {voice.label}{ref}"

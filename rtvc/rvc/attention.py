@@ -32,8 +32,9 @@ class ChannelLayerNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, T)
-        y = F.layer_norm(x.transpose(1, -1), (x.shape[1],), self.gamma, self.beta, self.eps)
-        return y.transpose(1, -1)
+        # an fp32 island in fp16 models: the variance of fp16 activations loses too much (a no-op for fp32)
+        y = F.layer_norm(x.transpose(1, -1).float(), (x.shape[1],), self.gamma.float(), self.beta.float(), self.eps)
+        return y.to(x.dtype).transpose(1, -1)
 
 
 class RelativeSelfAttention(nn.Module):

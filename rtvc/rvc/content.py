@@ -101,18 +101,23 @@ class ContentEncoder:
             raise ValueError(f"features() takes float32 audio, got {audio16k.dtype}")
         if audio16k.shape[1] < self.min_samples:
             raise ValueError(f"features() needs at least {self.min_samples} samples, got {audio16k.shape[1]}")
-        m, enc = self.model, self.model.encoder
         with torch.inference_mode():
-            x = audio16k
-            if self.normalize:
-                x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + self.normalize_eps)
-            h = m.feature_extractor(x).transpose(1, 2)  # (1, F, 512)
-            h = m.feature_projection(h)  # (1, F, D): layer norm over the conv features, then the projection
-            h = enc.layer_norm(h + enc.pos_conv_embed(h))  # hidden_states[0]
-            for block in enc.layers:  # the first `layer` blocks only (see _trim)
-                h = _first(block(h))  # (1, F, D)
-            if self.use_final_proj:
-                h = m.final_proj(h)  # (1, F, 256)
+            return self.run(audio16k, self.model)
+
+    def run(self, audio16k: torch.Tensor, model: HubertWithFinalProj, dtype: torch.dtype = torch.float32):
+        """The unchecked computation of `features` with `model` (this encoder's, or a copy of it in `dtype`):
+        what the fixed-shape content step (rtvc.rvc.steps) traces. The input normalisation stays float32."""
+        m, enc = model, model.encoder
+        x = audio16k
+        if self.normalize:
+            x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + self.normalize_eps)
+        h = m.feature_extractor(x.to(dtype)).transpose(1, 2)  # (1, F, 512)
+        h = m.feature_projection(h)  # (1, F, D): layer norm over the conv features, then the projection
+        h = enc.layer_norm(h + enc.pos_conv_embed(h))  # hidden_states[0]
+        for block in enc.layers:  # the first `layer` blocks only (see _trim)
+            h = _first(block(h))  # (1, F, D)
+        if self.use_final_proj:
+            h = m.final_proj(h)  # (1, F, 256)
         return h
 
 

@@ -186,6 +186,12 @@ class Decoder(nn.Module):
                 source = F.interpolate(source, size=n_res * self.upp, mode="linear")
             if n_res != x.shape[-1]:
                 x = F.interpolate(x, size=n_res, mode="linear")
+        return self.run(x, g, source), har
+
+    def run(self, x: Tensor, g: Tensor, source: Tensor | None) -> Tensor:
+        """The generator proper: latent (1, inter, n), speaker (1, gin, 1), the sine source at the output rate
+        (1, 1, n * upp) or None -> audio (1, 1, n * upp). The fixed-shape synth step (rtvc.rvc.steps) calls it
+        with a source it computed in float32 from a phase input."""
         x = self.conv_pre(x) + self.cond(g)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
@@ -197,4 +203,4 @@ class Decoder(nn.Module):
                 xs = xs + block(x)
             x = xs / self.num_kernels
         x = self.conv_post(F.leaky_relu(x))  # slope 0.01 here, as in RVC
-        return torch.tanh(x), har
+        return torch.tanh(x)

@@ -37,6 +37,7 @@ class Step:
     content50: np.ndarray  # (ceil(T / 2), dim) content features, row k <-> frames first + 2k, +2k+1
     f0: np.ndarray  # (T,) source F0 in Hz, 0 = unvoiced (before the pitch shift)
     audio: np.ndarray  # (T * HOP,) the 16 kHz input of those frames (for the RMS mix)
+    lead: int = 0  # frames of content50's first row before `first` (0, or 1 in the fixed-shape path)
 
 
 class RvcPipeline:
@@ -64,39 +65,56 @@ class RvcPipeline:
         model's rate. The text encoder sees all T frames; the flow the last T - skip + 24; the decoder
         only the T - skip it returns. `phase0`: the sine source's phase (cycles) at frame first + skip."""
         m = self.model
+        x = self.synth_inputs(step, skip, params, phase0)
+        with torch.inference_mode():
+            audio = m.net.infer(
+                torch.from_numpy(x["phone"])[None],
+                torch.from_numpy(x["pitch"]) if m.f0 else None,
+                torch.from_numpy(x["pitchf"]) if m.f0 else None,
+                params.speaker,
+                torch.from_numpy(x["flow_noise"]),
+                torch.from_numpy(x["sine_noise"]) if m.f0 else None,
+                skip_head=skip,
+                return_length=len(step.f0) - skip,
+                phase0=phase0,
+            )
+        return self.finish(audio.reshape(-1).numpy(), step, skip, params)
+
+    def synth_inputs(self, step: Step, skip: int, params, phase0: float) -> dict[str, np.ndarray]:
+        """The synthesizer's inputs for `decode`, as the fixed-shape synth step names them (rtvc.rvc.steps):
+        phone (T, dim) [no batch axis], pitch (1, T) int64, pitchf (1, T), sid (1,), flow_noise
+        (1, inter, T - flow_head), sine_noise (1, (T - skip) * upp), phase0 (1,) float32."""
+        m = self.model
         t_all = len(step.f0)
-        ret = t_all - skip
         flow_head = max(skip - FLOW_MARGIN, 0)
         feats0 = step.content50
         feats = feats0
         if self.index is not None and params.index_rate > 0:
-            k0 = flow_head // 2  # retrieval only where it reaches the flow, as RVC's realtime path does
+            k0 = (flow_head + step.lead) // 2  # retrieval only where it reaches the flow, as RVC's realtime path
             feats = feats0.copy()
             feats[k0:] = self.index.blend(feats0[k0:], params.index_rate)
-        phone = np.repeat(feats, 2, axis=0)[:t_all]  # (T, dim) at 100 Hz
+        phone = np.repeat(feats, 2, axis=0)[step.lead : step.lead + t_all]  # (T, dim) at 100 Hz
         f0 = step.f0 * np.float32(2.0 ** (params.pitch / 12.0))
         if m.f0 and feats is not feats0 and params.protect < 0.5:
             # keep the source's own features on unvoiced frames (consonants, breaths): retrieval smears them
-            phone0 = np.repeat(feats0, 2, axis=0)[:t_all]
+            phone0 = np.repeat(feats0, 2, axis=0)[step.lead : step.lead + t_all]
             keep = np.where(f0 > 0, 1.0, params.protect).astype(np.float32)[:, None]
             phone = phone * keep + phone0 * (1.0 - keep)
         a = step.first + skip
         flow_noise, _ = self.noise.frames(step.first + flow_head, step.first + t_all)
         _, sine_noise = self.noise.frames(a, step.first + t_all)
-        with torch.inference_mode():
-            pitchf = torch.from_numpy(f0.astype(np.float32))[None] if m.f0 else None
-            audio = m.net.infer(
-                torch.from_numpy(np.ascontiguousarray(phone, np.float32))[None],
-                torch.from_numpy(coarse_pitch(f0))[None] if m.f0 else None,
-                pitchf,
-                params.speaker,
-                torch.from_numpy(flow_noise)[None],
-                torch.from_numpy(sine_noise)[None] if m.f0 else None,
-                skip_head=skip,
-                return_length=ret,
-                phase0=phase0,
-            )
-        out = audio.reshape(-1).numpy()
+        return {
+            "phone": np.ascontiguousarray(phone, np.float32),
+            "pitch": coarse_pitch(f0)[None],
+            "pitchf": f0.astype(np.float32)[None],
+            "sid": np.array([params.speaker], np.int64),
+            "flow_noise": flow_noise[None],
+            "sine_noise": sine_noise[None],
+            "phase0": np.array([phase0], np.float32),
+        }
+
+    def finish(self, out: np.ndarray, step: Step, skip: int, params) -> np.ndarray:
+        """The synthesizer's audio -> the voice's output: RMS mix and gain."""
         if params.rms_mix < 1.0:
             out = self.rms_mix(out, step.audio[skip * HOP :], params.rms_mix)
         if params.gain_db:

@@ -28,6 +28,12 @@ class Voice(Protocol):
         """Frames of left context the voice needs before a tail of `tail` frames."""
         ...
 
+    def prepare_stream(self, window: int, block: int) -> None:
+        """Optional: called once by the converter when its shapes are fixed (window and block lengths at the
+        voice's rate), before any audio: a voice builds its fixed-shape model runners here (graph capture,
+        engine loading), so none of that happens inside a block."""
+        ...
+
     def advance(self, window: np.ndarray, new: int, params: Any) -> None:
         """Optional: called once per block, before any `convert`, with the window whose last `new`
         frames just arrived and the parameters that hold after this block. A voice keeps its streaming

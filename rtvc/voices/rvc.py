@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from rtvc.backends.base import BACKENDS, PRECISIONS
 from rtvc.errors import ConfigError, ModelError
 from rtvc.settings import in_range, one_of, setting
 
@@ -64,6 +65,24 @@ class RvcModelSettings:
         "(0 = RVC's realtime behaviour; ~40 ms comes close to whole-file quality)",
         in_range(0, 500),
     )
+    backend: str = setting(
+        "eager",
+        "what runs the models: 'eager' (torch, the reference), 'cuda-graph' (each step captured once, replayed "
+        "per block) or 'tensorrt' (engines from `rtvc build`)",
+        one_of(*BACKENDS),
+    )
+    device: str = setting("cpu", "where the models run", one_of("cpu", "cuda"))
+    precision: str = setting(
+        "fp32", "model precision on the GPU: fp16 keeps fp32 islands (sine phase, normalisations)", one_of(*PRECISIONS)
+    )
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """Where a TensorRT voice finds its engines, and the `rtvc build` command named when they are missing."""
+
+    folder: Path
+    command: str
 
 
 def _file(base: Path, value: str, key: str, what: str) -> Path:
@@ -83,6 +102,7 @@ class RvcVoice:
             import torch
         except ImportError as e:
             raise ModelError("RVC voices need torch", 'install the rvc extra: pip install -e ".[rvc]"') from e
+        from rtvc.backends.registry import check_backend
         from rtvc.rvc.checkpoint import load_rvc
         from rtvc.rvc.content import ContentEncoder
         from rtvc.rvc.f0 import make_f0
@@ -90,6 +110,7 @@ class RvcVoice:
         from rtvc.rvc.pipeline import RvcPipeline, Step
         from rtvc.rvc.synth import sine_phase_end
 
+        check_backend(model.backend, model.device, model.precision, "[model]")
         path = _file(base, model.path, "path", "the voice's .pth file")
         rvc = load_rvc(path)
         content = ContentEncoder.load(
@@ -122,7 +143,18 @@ class RvcVoice:
             f"RVC {rvc.version} {rvc.samplerate // 1000}k {path.stem}"
             + (f" (F0 {model.f0})" if rvc.f0 else " (no F0)")
             + (" + index" if index else "")
+            + f" [{model.backend} {model.device} {model.precision}]"
         )
+        self.model = model
+        # eager on the CPU in fp32 runs the models directly on the stream's window (the reference path);
+        # any other choice runs the fixed-shape steps through runners, built at the first block (rvc_steps)
+        self.fixed = (model.backend, model.device, model.precision) != ("eager", "cpu", "fp32")
+        self._tail_req = 0  # the tail the converter asks for (context_for tells it)
+        self._plan = None
+        self.runners: dict = {}
+        self.base = base
+        self.engine_context: EngineContext | None = None  # set by whoever builds the stream (run.build_converter)
+        self._model_ids: tuple[dict, dict] | None = None
         self.reset()
 
     def check_params(self, params: RvcParams, where: str) -> None:
@@ -133,7 +165,67 @@ class RvcVoice:
             )
 
     def context_for(self, tail: int) -> int:
+        self._tail_req = tail
         return max(CONTEXT, tail + 2 * GRID) + GRID  # + GRID: room to start the analysis on the 20 ms grid
+
+    # -- fixed-shape steps (the backend seam) ---------------------------------------------------------
+    def plan(self, window: int, block: int, tail: int):
+        from rtvc.voices.rvc_steps import f0_lookahead, plan_for
+
+        return plan_for(window, block, tail, self.margin, self.look, f0_lookahead(self.f0))
+
+    def steps(self, shape, precision: str = "fp32") -> dict:
+        """The voice's step modules for a StreamShape (rtvc.voices.rvc_steps.stream_shape), by name, each with
+        `.inputs` / `.outputs` TensorSpecs; F0 is a step only for CREPE (see rtvc.rvc.steps)."""
+        from rtvc.rvc.steps import ContentStep, CrepeStep, SynthStep
+        from rtvc.voices.rvc_steps import f0_lookahead, plan_from_shape
+
+        plan = plan_from_shape(shape, self.rvc.upp, f0_lookahead(self.f0))
+        out = {"content": ContentStep(self.pipeline.content, plan.content, precision)}
+        if self.f0 is not None and self.f0.name.startswith("crepe"):
+            out["f0"] = CrepeStep(self.f0.net, plan.f0_segment // HOP + 1, precision)
+        out["synth"] = SynthStep(self.rvc.net, plan.synth, precision)
+        return out
+
+    def prepare_stream(self, window: int, block: int) -> None:
+        """The converter, once its shapes are known (before the stream starts): build the step runners now, so
+        CUDA-graph capture and engine loading happen here and not in the first block."""
+        if self.fixed:
+            self._build_runners(window, block)
+
+    def _build_runners(self, window: int, block: int) -> None:
+        from rtvc.backends.base import StreamShape
+        from rtvc.backends.registry import make_runner
+
+        m = self.model
+        self._plan = plan = self.plan(window, block, self._tail_req)
+        shape = StreamShape(IN_RATE, self.out_samplerate, block, plan.content, plan.synth.ret * self.rvc.upp)
+        steps = self.steps(shape, m.precision)
+        steps.pop("f0", None)  # F0 stays with its estimator (CPU) for now: see rtvc.rvc.steps
+        where = {} if m.backend != "tensorrt" else {"engines_dir": self._engines().folder}
+        self.runners = {
+            name: make_runner(m.backend, name, mod, m.device, **where, **self._engine_request(name, shape))
+            for name, mod in steps.items()
+        }
+
+    def _engines(self) -> EngineContext:
+        if self.engine_context is None:
+            raise ModelError(
+                f"{self.rvc.path}: backend = 'tensorrt' needs to know the profile and stream to find its engines",
+                "run it with `rtvc run` / `rtvc serve`, which pass them",
+            )
+        return self.engine_context
+
+    def _engine_request(self, step: str, shape) -> dict:
+        if self.model.backend != "tensorrt":
+            return {}
+        from rtvc.backends.manifest import EngineRequest, rvc_models
+
+        ctx = self._engines()
+        if self._model_ids is None:  # hashing the model files: once per voice, not per step
+            self._model_ids = rvc_models(self.model, self.base)
+        models, paths = self._model_ids
+        return {"request": EngineRequest(step, models, paths, shape, self.model.precision, ctx.command)}
 
     def set_origin(self, frames: int) -> None:
         self._origin = frames
@@ -161,6 +253,9 @@ class RvcVoice:
                 "make stream.block_ms a multiple of 10",
             )
         self._pos += new
+        if self.fixed:
+            self._advance_fixed(window, new, params)
+            return
         pos, n = self._pos, len(window)
         # frames lie on the absolute grid: the analysis starts on a 20 ms line (content frames) and ends
         # on the 10 ms line at or after the newest sample (the few samples past it are not here yet: zeros)
@@ -181,6 +276,41 @@ class RvcVoice:
             if a > self._phase_frame:
                 self._phase = self._phase_at(a, params)
                 self._phase_frame = a
+
+    def _advance_fixed(self, window: np.ndarray, new: int, params: RvcParams) -> None:
+        from rtvc.voices.rvc_steps import window_bounds
+
+        if self._plan is None or self._plan.window != len(window):
+            self._build_runners(len(window), new)
+        plan, pos, n = self._plan, self._pos, len(window)
+        end, cstart, _ = window_bounds(pos, plan.content)
+        audio = np.zeros(plan.content, np.float32)  # past the newest sample: zeros (the next 10-20 ms)
+        audio[: pos - cstart] = window[cstart - (pos - n) :]  # before time 0 the window holds silence
+        feats = self.runners["content"](audio=audio[None])["features"]
+        self._content = feats[0].float().cpu().numpy()  # (rows, dim)
+        self._end, self._first, self._frames = end, cstart // HOP, (end - cstart) // HOP
+        self._audio = audio[: end - cstart]
+        if self.f0 is not None:
+            self._update_f0(self._audio[-plan.f0_segment :], new, n // HOP + 2)
+        if self._tail_frames is not None:
+            a = end // HOP - self._tail_frames
+            if a > self._phase_frame:
+                self._phase = self._phase_at(a, params)
+                self._phase_frame = a
+
+    def _convert_fixed(self, tail: int, params: RvcParams) -> np.ndarray:
+        s = self._plan.synth
+        first = self._end // HOP - s.frames
+        lead = first - self._first  # 0 or 1: where frame `first` lies in the 20 ms content grid
+        self._tail_frames = s.ret
+        f0 = self._f0_rows(first, first + s.frames) if self.f0 is not None else np.zeros(s.frames, np.float32)
+        audio = self._audio[lead * HOP : (lead + s.frames) * HOP]
+        step = self._step(first, self._content, f0, audio, lead)
+        x = self.pipeline.synth_inputs(step, s.skip, params, self._phase_at(first + s.skip, params))
+        x["phone"] = x["phone"][None]
+        names = [spec.name for spec in self.runners["synth"].inputs]
+        out = self.runners["synth"](**{k: x[k] for k in names})["audio"]
+        return self.pipeline.finish(out.reshape(-1).float().cpu().numpy(), step, s.skip, params)
 
     def _update_f0(self, audio: np.ndarray, new: int, size: int) -> None:
         est = self.f0
@@ -218,14 +348,17 @@ class RvcVoice:
     # -- rendering: a function of (window, params) ---------------------------------------------------
     def convert(self, window: np.ndarray, tail: int, params: RvcParams) -> np.ndarray:
         want = tail * self.out_samplerate // IN_RATE  # output frames to return
-        frames = min(-(-tail // HOP) + self.margin + self.look, self._frames)
-        self._tail_frames = frames
-        skip = self._frames - frames
-        f0 = self._f0_rows(self._first, self._first + self._frames) if self.f0 is not None else None
-        step = self._step(
-            self._first, self._content, f0 if f0 is not None else np.zeros(self._frames, np.float32), self._audio
-        )
-        out = self.pipeline.decode(step, skip, params, self._phase_at(self._first + skip, params))
+        if self.fixed:
+            out = self._convert_fixed(tail, params)
+        else:
+            frames = min(-(-tail // HOP) + self.margin + self.look, self._frames)
+            self._tail_frames = frames
+            skip = self._frames - frames
+            f0 = self._f0_rows(self._first, self._first + self._frames) if self.f0 is not None else None
+            step = self._step(
+                self._first, self._content, f0 if f0 is not None else np.zeros(self._frames, np.float32), self._audio
+            )
+            out = self.pipeline.decode(step, skip, params, self._phase_at(self._first + skip, params))
         # drop the lookahead frames and the part of the last frame that lies past the newest sample
         drop = self.look * self.rvc.upp + (self._end - self._pos) * self.rvc.upp // HOP
         if drop:

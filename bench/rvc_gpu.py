@@ -1,0 +1,130 @@
+"""RVC on a GPU: per-block time of eager vs CUDA graphs (fp32, fp16) vs the RVC-style baseline, in one run.
+
+Full-size RVC v2 48k voice and HuBERT base (random weights, as bench/rvc_cpu.py builds them), 20 ms and 10 ms
+blocks at 48 kHz, 1 s context. Four converters on the same input, alternating block by block (the order
+rotates) so that clocks, boosts and other tenants hit them alike:
+- eager:        the fixed-shape steps in torch eager on CUDA, fp32 (the reference);
+- cuda-graph:   the same steps captured once and replayed, fp32 and fp16 (fp32 islands);
+- baseline:     RVC's realtime GUI's way: eager fp32 on CUDA, decoding the whole window every block.
+A block's time is the converter's whole `process_block` (resampling, content, F0, synth, SOLA) with
+torch.cuda.synchronize() before and after. F0 runs on the CPU in every row (yin by default: see
+rtvc.rvc.steps). Without CUDA it says so and exits with code 2.
+
+    python bench/rvc_gpu.py [--blocks 300] [--warmup 30] [--f0 yin]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import machine, write_result
+
+from rtvc.converter import StreamingConverter, StreamShape
+from rtvc.rvc.factory import write_rvc_checkpoint
+from rtvc.rvc.hubert_factory import write_fairseq_hubert
+from rtvc.voices.rvc import RvcModelSettings, RvcParams, RvcVoice
+from rtvc.wavio import bundled_speech, load_mono
+
+ROOT = Path(__file__).resolve().parent.parent
+SR = 48000
+ROWS = {  # name -> (backend, precision, whole-window decode)
+    "eager fp32": ("eager", "fp32", False),
+    "cuda-graph fp32": ("cuda-graph", "fp32", False),
+    "cuda-graph fp16": ("cuda-graph", "fp16", False),
+    "baseline (RVC-style) fp32": ("eager", "fp32", True),
+}
+
+
+def stats(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"p50_ms": round(float(np.median(a)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
+
+
+def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args: argparse.Namespace) -> dict:
+    block = SR * block_ms // 1000
+    shape = StreamShape(SR, block, crossfade=144, search=384, context=SR)  # 3 ms, 8 ms, 1 s
+    convs, voices = {}, {}
+    for name, (backend, precision, whole) in ROWS.items():
+        settings = RvcModelSettings(
+            path=str(files["voice"]), content=str(files["content"]), f0=args.f0,
+            backend=backend, device="cuda", precision=precision,
+        )  # fmt: skip
+        voice = RvcVoice(SR, settings, files["voice"].parent)
+        if whole:
+            voice.margin = 10**6  # the plan caps the decoded frames at the window's: every frame, every block
+        voices[name] = voice
+        convs[name] = StreamingConverter(voice, RvcParams(), shape)
+    times: dict[str, list[float]] = {name: [] for name in ROWS}
+    names = list(ROWS)
+    for i in range(args.warmup + args.blocks):
+        x = src[i * block : (i + 1) * block]
+        order = names[i % len(names) :] + names[: i % len(names)]
+        for name in order:
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            convs[name].process_block(x)
+            torch.cuda.synchronize()
+            if i >= args.warmup:  # the first block builds the runners (capture): warm-up
+                times[name].append(1e3 * (time.perf_counter() - t0))
+    rows = {name: stats(t) for name, t in times.items()}
+    for name, v in voices.items():
+        rows[name]["label"] = v.label
+        rows[name]["decoded_frames"] = v._plan.synth.ret
+        rows[name]["window_frames"] = v._plan.synth.frames
+    eager, graph = rows["eager fp32"]["p50_ms"], rows["cuda-graph fp16"]["p50_ms"]
+    return {
+        "block_ms": block_ms,
+        "rows": rows,
+        "speedup_p50": {
+            "cuda-graph fp16 vs eager": round(eager / graph, 2),
+            "cuda-graph fp16 vs baseline": round(rows["baseline (RVC-style) fp32"]["p50_ms"] / graph, 2),
+            "cuda-graph fp32 vs eager": round(eager / rows["cuda-graph fp32"]["p50_ms"], 2),
+        },
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--blocks", type=int, default=300, help="timed blocks per row and block size")
+    ap.add_argument("--warmup", type=int, default=30, help="untimed blocks first")
+    ap.add_argument("--f0", default="yin", choices=["yin", "fcpe", "crepe-tiny", "crepe"])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rvc_gpu.json")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        cuda = torch.version.cuda or "none"
+        print(f"rvc_gpu: no CUDA device (torch {torch.__version__}, built for CUDA {cuda}); nothing to run")
+        sys.exit(2)
+    x = load_mono(bundled_speech(), SR)
+    n = (args.warmup + args.blocks) * SR // 50
+    src = np.tile(x, n // len(x) + 1)[:n]
+    with tempfile.TemporaryDirectory(prefix="rtvc-bench-") as tmp:
+        files = {
+            "voice": write_rvc_checkpoint(Path(tmp) / "voice.pth", version="v2", sr="48k", f0=1, size="full", seed=0),
+            "content": write_fairseq_hubert(Path(tmp) / "hubert_base.pt", seed=0),
+        }
+        results = [run_block_size(ms, files, src, args) for ms in (20, 10)]
+    for r in results:
+        print(f"\n{r['block_ms']} ms blocks, ms per block ({args.blocks} blocks)")
+        print(f"{'row':<28} {'p50':>8} {'p99':>8} {'decoded':>8}")
+        for name, s in r["rows"].items():
+            print(f"{name:<28} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f} {s['decoded_frames']:>8}")
+        print("speedups (p50):", r["speedup_p50"])
+    gpu = torch.cuda.get_device_name()
+    result = {
+        "machine": machine(gpu=gpu, torch=torch.__version__, cuda=torch.version.cuda),
+        "model": "RVC v2 48k size full + fairseq HuBERT base, random weights (seed 0)",
+        "f0": f"{args.f0} on the CPU (all rows)",
+        "method": "four converters alternating block by block (rotating order), synchronize around each block",
+        "results": results,
+    }
+    write_result(args.out, "rvc_gpu", result)
+
+
+if __name__ == "__main__":
+    main()

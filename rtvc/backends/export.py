@@ -1,0 +1,83 @@
+"""ONNX export of a voice's fixed-shape steps (rtvc.rvc.steps), the input of `rtvc build` (TensorRT).
+
+One file per step, `<step>-<precision>.onnx`, exported at the stream's fixed shapes (no dynamic axes) with
+torch's ONNX exporter (torch.export based, `dynamo=True`, which needs the onnxscript package), opset >= 17.
+Inputs and outputs keep the step's names and are float32/int64 at both precisions: an fp16 export holds
+fp16 weights and casts at its edges and around its fp32 islands (see rtvc.rvc.steps), so TensorRT builds it
+strongly typed and onnxruntime / the tests feed both variants the same arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from rtvc.backends.base import PRECISIONS, ExportedStep, StreamShape
+from rtvc.errors import ModelError
+
+if TYPE_CHECKING:
+    from rtvc.voices.rvc import RvcVoice
+
+MIN_OPSET = 17
+
+
+def export_step(module: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> None:
+    """Export one step module (with `.inputs` / `.outputs` TensorSpecs) at its fixed shapes to `path`."""
+    from rtvc.rvc.steps import example_inputs
+
+    if opset < MIN_OPSET:
+        raise ModelError(f"ONNX opset {opset} is too old for the steps", f"use opset >= {MIN_OPSET}")
+    try:
+        import onnxscript  # noqa: F401  (torch's exporter needs it; say so here rather than deep inside torch)
+    except ImportError as e:
+        raise ModelError("ONNX export needs the onnx and onnxscript packages", 'pip install -e ".[rvc]"') from e
+    module.eval()
+    args = example_inputs(module)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [q.level for q in quiet]
+    try:
+        for q in quiet:
+            q.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module,
+                args,
+                dynamo=True,
+                opset_version=opset,
+                input_names=[s.name for s in module.inputs],
+                output_names=[s.name for s in module.outputs],
+                external_data=False,
+                verbose=False,
+            )
+        program.save(str(path))
+    except Exception as e:  # torch.export / onnxscript raise many kinds; the step's name is what a user needs
+        raise ModelError(
+            f"ONNX export of step '{getattr(module, 'step_name', type(module).__name__)}' failed "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+            "report it with the voice file; the eager and cuda-graph backends do not need ONNX",
+        ) from None
+    finally:
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
+
+
+def export_steps(
+    voice: RvcVoice, shape: StreamShape, out_dir: Path, precision: str, opset: int = MIN_OPSET
+) -> list[ExportedStep]:
+    """Each of the voice's steps for `shape` as `<out_dir>/<step>-<precision>.onnx`."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}", f"choose one of: {', '.join(PRECISIONS)}")
+    out_dir = Path(out_dir)
+    exported = []
+    for name, module in voice.steps(shape, precision).items():
+        module.step_name = name
+        path = out_dir / f"{name}-{precision}.onnx"
+        export_step(module, path, opset)
+        exported.append(ExportedStep(name, path, precision, module.inputs, module.outputs))
+    return exported

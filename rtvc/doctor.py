@@ -1,0 +1,204 @@
+"""`rtvc doctor`: what this machine has for rtvc, and how to install what it lacks.
+
+One line per check: `ok` or `missing`, what was found, and for a missing piece the command that fixes it.
+It only reports (exit 0): nothing here changes the machine, starts a JACK server or touches the GPU beyond
+asking torch for its name. Optional pieces (GPU, TensorRT, JACK) say "optional" in their fix.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TextIO
+
+RVC_EXTRA = 'pip install -e ".[rvc]"'
+GPU_EXTRA = 'pip install -e ".[gpu]"'
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    name: str
+    found: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{'ok' if self.ok else 'missing':<8} {self.name:<14} {self.found}"
+        return text + (f"  -> {self.fix}" if self.fix and not self.ok else "")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _package(name: str, dist: str, fix: str) -> Check:
+    v = _version(dist)
+    return Check(v is not None, name, v or "not installed", fix)
+
+
+def check_python() -> list[Check]:
+    import numpy
+
+    import rtvc
+
+    ok = sys.version_info >= (3, 11)
+    return [
+        Check(ok, "python", f"{platform.python_version()} ({sys.executable})", "rtvc needs Python 3.11 or newer"),
+        Check(True, "rtvc", rtvc.__version__),
+        Check(True, "numpy", numpy.__version__),
+    ]
+
+
+def check_torch() -> list[Check]:
+    try:
+        import torch
+    except ImportError:
+        return [Check(False, "torch", "not installed", f"{RVC_EXTRA} (neural voices)")]
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only build"
+    out = [
+        Check(True, "torch", f"{torch.__version__} ({build})"),
+        _package("torchaudio", "torchaudio", RVC_EXTRA),
+    ]
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        out.append(Check(True, "cuda", f"{torch.cuda.device_count()} device(s) visible to torch"))
+        out.append(Check(True, "gpu", f"{torch.cuda.get_device_name()} (compute capability {major}.{minor})"))
+    else:
+        fix = "optional: an NVIDIA GPU with its driver (nvidia-smi must list it); rtvc runs on the CPU without"
+        if not torch.version.cuda:
+            fix = "optional: a CUDA build of torch (pip install torch from the CUDA index) and an NVIDIA GPU"
+        out.append(Check(False, "cuda", "no CUDA device visible to torch", fix))
+    return out
+
+
+def check_driver() -> list[Check]:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return [Check(False, "driver", "nvidia-smi not found", "optional: install the NVIDIA driver for GPU voices")]
+    try:
+        q = ["--query-gpu=name,driver_version,compute_cap", "--format=csv,noheader"]
+        res = subprocess.run([smi, *q], capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return [Check(False, "driver", "nvidia-smi did not answer in 10 s", "check the NVIDIA driver (dmesg)")]
+    if res.returncode != 0:
+        said = (res.stdout + res.stderr).strip().splitlines()
+        return [
+            Check(False, "driver", f"nvidia-smi failed: {said[0] if said else res.returncode}", "reinstall the driver")
+        ]
+    gpus = [ln.strip() for ln in res.stdout.splitlines() if ln.strip()]
+    return [Check(True, "driver", "; ".join(gpus) + " (name, driver, compute capability)")]
+
+
+def check_cuda_bindings() -> list[Check]:
+    v = _version("cuda-bindings") or _version("cuda-python")
+    if v is None:
+        return [Check(False, "cuda-bindings", "not installed", f"optional, for TensorRT: {GPU_EXTRA}")]
+    from rtvc.backends.cudart import driver_version
+
+    try:
+        d = driver_version()
+    except Exception as e:  # the bindings report a broken driver install as an error; show it as found
+        return [Check(False, "cuda-bindings", f"{v}, driver query failed: {e}", "check the NVIDIA driver")]
+    driver = f"CUDA driver {d // 1000}.{d % 1000 // 10}" if d else "no CUDA driver loaded"
+    return [Check(True, "cuda-bindings", f"{v} ({driver})")]
+
+
+def check_tensorrt() -> list[Check]:
+    from rtvc.backends.tensorrt import SUPPORTED, install_hint
+
+    try:
+        import tensorrt as trt
+    except (ImportError, OSError) as e:
+        return [Check(False, "tensorrt", f"absent ({type(e).__name__})", f"optional, for engines: {install_hint()}")]
+    ok = int(trt.__version__.split(".")[0]) in SUPPORTED
+    return [Check(ok, "tensorrt", trt.__version__, f"rtvc supports TensorRT 10.x and 11.x: {install_hint()}")]
+
+
+def check_onnx() -> list[Check]:
+    return [
+        _package("onnx", "onnx", f"optional, for `rtvc build`: {RVC_EXTRA}"),
+        _package("onnxruntime", "onnxruntime", 'optional, for the export tests: pip install -e ".[test]"'),
+    ]
+
+
+def check_engines(folder: Path) -> list[Check]:
+    from rtvc.backends.manifest import Manifest
+    from rtvc.errors import RtvcError
+
+    try:
+        manifest = Manifest.load(folder)
+    except RtvcError as e:
+        return [Check(False, "engines", e.what, e.fix)]
+    entries = manifest.entries
+    if not entries:
+        return [Check(False, "engines", f"none in {folder}", "optional: rtvc build PROFILE (TensorRT voices)")]
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    except ImportError:
+        gpu = None
+    mine = [e for e in entries if e.gpu == gpu]
+    where = f"{len(entries)} in {folder}"
+    if gpu is None:
+        return [Check(False, "engines", f"{where}, none usable: no GPU", "they run on the GPU they were built on")]
+    found = f"{where}, {len(mine)} for {gpu}: " + ", ".join(sorted({f"{e.step}/{e.precision}" for e in mine}))
+    return [Check(bool(mine), "engines", found.rstrip(": "), "rtvc build PROFILE on this machine")]
+
+
+def check_audio() -> list[Check]:
+    try:
+        import sounddevice as sd
+    except OSError as e:  # the module is installed, PortAudio's shared library is not
+        return [Check(False, "portaudio", f"library not found ({e})", "sudo apt-get install libportaudio2")]
+    apis = ", ".join(h["name"] for h in sd.query_hostapis()) or "none"
+    return [Check(True, "portaudio", f"{sd.get_portaudio_version()[1]}; host APIs: {apis}")]
+
+
+def check_jack() -> list[Check]:
+    lsp = shutil.which("jack_lsp")
+    if lsp is None:
+        return [Check(False, "jack", "JACK tools not found", "optional: sudo apt-get install jackd2")]
+    env = {**os.environ, "JACK_NO_START_SERVER": "1"}  # ask, never start one
+    try:
+        res = subprocess.run([lsp], capture_output=True, text=True, timeout=5, env=env)
+    except subprocess.TimeoutExpired:
+        return [Check(False, "jack", "jack_lsp did not answer in 5 s", "restart the JACK server")]
+    if res.returncode != 0:
+        return [Check(False, "jack", "no JACK server running", "optional: start one (jackd, or via PipeWire)")]
+    return [Check(True, "jack", f"server running, {len(res.stdout.splitlines())} ports")]
+
+
+def check_token() -> list[Check]:
+    from rtvc.control.auth import token_path
+
+    path = token_path()
+    if path.is_file():
+        return [Check(True, "control token", str(path))]
+    return [Check(False, "control token", f"no {path}", "rtvc token (or rtvc serve) makes one")]
+
+
+def doctor(folder: Path, out: TextIO = sys.stdout) -> int:
+    checks: list[Callable[[], list[Check]]] = [
+        check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_onnx,
+        lambda: check_engines(folder), check_audio, check_jack, check_token,
+    ]  # fmt: skip
+    for run in checks:
+        try:
+            results = run()
+        except Exception as e:  # a check that breaks is itself a finding; the others still run
+            name = getattr(run, "__name__", "check").removeprefix("check_")
+            results = [Check(False, name, f"the check failed: {type(e).__name__}: {e}", "report this")]
+        for c in results:
+            print(c.line(), file=out, flush=True)
+    return 0

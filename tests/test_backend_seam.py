@@ -1,0 +1,136 @@
+"""The backend seam: a profile's backend / device / precision reach the RVC voice and its label; a choice this
+machine cannot honour is an error naming the reason and the fix (never a silent eager fallback); the
+fixed-shape step path streams what the eager path streams; CUDA graphs equal eager (GPU only)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="RVC voices need the rvc extra (torch)")
+
+from rtvc.backends.registry import check_backend  # noqa: E402
+from rtvc.converter import StreamingConverter, StreamShape  # noqa: E402
+from rtvc.errors import ConfigError  # noqa: E402
+from rtvc.profiles import load_profile, make_voice  # noqa: E402
+from rtvc.rvc.factory import write_rvc_checkpoint  # noqa: E402
+from rtvc.rvc.hubert_factory import write_fairseq_hubert  # noqa: E402
+from rtvc.rvc.steps import example_inputs  # noqa: E402
+from rtvc.voices.rvc import RvcModelSettings, RvcParams, RvcVoice  # noqa: E402
+from rtvc.voices.rvc_steps import stream_shape  # noqa: E402
+from rtvc.wavio import bundled_speech, load_mono  # noqa: E402
+
+SR = 48000
+NO_CUDA = not torch.cuda.is_available()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("seam-models")
+    write_rvc_checkpoint(d / "v2.pth", version="v2", sr="48k", f0=1, size="tiny", seed=1)
+    write_fairseq_hubert(d / "hubert.pt", seed=0, layers=2, dim=768, heads=12, ffn=512)
+    return d
+
+
+def profile(d, **model) -> str:
+    table = {"path": "v2.pth", "content": "hubert.pt", "f0": "yin", **model}
+    lines = ['voice = "rvc"', "[model]"] + [f'{k} = "{v}"' for k, v in table.items()]
+    (d / "p.toml").write_text("\n".join(lines) + "\n")
+    return str(d / "p.toml")
+
+
+def test_the_profile_choice_reaches_the_voice(models):
+    voice = make_voice(load_profile(profile(models), models), SR)
+    assert voice.label.endswith("[eager cpu fp32]") and not voice.fixed
+    with pytest.raises(ConfigError, match=r"'model\.backend' = 'vulkan' is not allowed") as e:
+        load_profile(profile(models, backend="vulkan"), models)
+    assert "cuda-graph" in e.value.fix and "tensorrt" in e.value.fix
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="checks the errors of a machine without CUDA")
+@pytest.mark.parametrize("backend", ["eager", "cuda-graph", "tensorrt"])
+def test_cuda_choices_without_cuda_are_errors_not_fallbacks(models, backend):
+    p = load_profile(profile(models, backend=backend, device="cuda"), models)
+    with pytest.raises(ConfigError, match="device = 'cuda', but torch sees no CUDA device") as e:
+        make_voice(p, SR)
+    assert "device = 'cpu'" in e.value.fix
+
+
+@pytest.mark.parametrize(
+    ("backend", "device", "precision", "says"),
+    [
+        ("cuda-graph", "cpu", "fp32", "backend = 'cuda-graph' runs on a CUDA device"),
+        ("tensorrt", "cpu", "fp32", "backend = 'tensorrt' runs on a CUDA device"),
+        ("eager", "cpu", "fp16", "precision = 'fp16' needs device = 'cuda'"),
+    ],
+)
+def test_impossible_combinations_name_the_fix(models, backend, device, precision, says):
+    p = load_profile(profile(models, backend=backend, device=device, precision=precision), models)
+    with pytest.raises(ConfigError, match=says):
+        make_voice(p, SR)
+
+
+def test_tensorrt_missing_is_an_error_naming_the_install(monkeypatch):
+    import rtvc.backends
+
+    monkeypatch.delattr(rtvc.backends, "tensorrt", raising=False)  # (set once anything imported it)
+    monkeypatch.setitem(sys.modules, "rtvc.backends.tensorrt", None)  # what an absent module looks like to import
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # get past the device check on this machine
+    with pytest.raises(ConfigError, match="TensorRT cannot be loaded") as e:
+        check_backend("tensorrt", "cuda", "fp16")
+    assert "pip install tensorrt" in e.value.fix and "cuda-graph" in e.value.fix
+    monkeypatch.delitem(sys.modules, "rtvc.backends.tensorrt")  # the module is there; the tensorrt package is not
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(ConfigError, match=r"TensorRT cannot be loaded .*TensorRT is not installed") as e:
+        check_backend("tensorrt", "cuda", "fp16")
+    assert "pip install tensorrt-cu" in e.value.fix
+
+
+def test_the_fixed_shape_step_path_streams_what_the_eager_path_streams(models):
+    """The step path (what cuda-graph / tensorrt run) through eager runners on the CPU, against the eager
+    reference path: after the first second they differ only by the fixed window (a few frames less left
+    context, up to 10 ms of zeros past the newest audio): measured 33.7 dB SNR with 20 ms blocks."""
+    x = load_mono(bundled_speech(), SR)[: 2 * SR]
+    outs = {}
+    for fixed in (False, True):
+        voice = RvcVoice(SR, RvcModelSettings(path="v2.pth", content="hubert.pt", f0="yin"), models)
+        voice.fixed = fixed  # on this CPU-only machine the settings cannot select the step path
+        conv = StreamingConverter(voice, RvcParams(), StreamShape(SR, 960, 144, 384))
+        outs[fixed] = np.concatenate([conv.process_block(x[i : i + 960]) for i in range(0, len(x) - 959, 960)])
+        if fixed:
+            assert set(voice.runners) == {"content", "synth"}
+            assert voice.runners["content"].inputs[0].shape == (1, voice._plan.content)
+    ref, got = outs[False][SR:], outs[True][SR:]
+    assert np.sqrt(np.mean(ref**2)) > 0.01
+    snr = 10 * np.log10(np.sum(ref**2) / np.sum((got - ref) ** 2))
+    assert snr >= 25.0, f"step path vs eager path: {snr:.1f} dB"
+
+
+@pytest.mark.skipif(NO_CUDA, reason="no CUDA device")
+@pytest.mark.parametrize(("precision", "tol"), [("fp32", 1e-4), ("fp16", 1e-2)])
+def test_cuda_graphs_equal_eager(models, precision, tol):
+    from rtvc.backends.cudagraph import CudaGraphRunner
+    from rtvc.backends.eager import EagerRunner
+
+    voice = RvcVoice(SR, RvcModelSettings(path="v2.pth", content="hubert.pt", f0="yin"), models)
+    shape = stream_shape(voice, 20.0, SR)
+    ref_steps = voice.steps(shape, "fp32")
+    for name, module in voice.steps(shape, precision).items():
+        args = example_inputs(module, seed=7)
+        feed = {s.name: a for s, a in zip(module.inputs, args, strict=True)}
+        ref = EagerRunner(name, ref_steps[name], "cuda")(**feed)[module.outputs[0].name].double()
+        graph = CudaGraphRunner(name, module, "cuda")
+        for _ in range(2):  # replays read the new inputs, not the captured ones
+            got = graph(**feed)[module.outputs[0].name].double()
+        err = float((got - ref).norm() / ref.norm())
+        assert err <= tol, f"{name} {precision}: {err:.2e}"

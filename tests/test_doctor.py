@@ -1,0 +1,81 @@
+"""`rtvc doctor` on this machine, in a subprocess: one ok/missing line per check, each missing one with its
+fix, exit 0. The expectations follow what the machine has (no GPU here; a GPU runner sees the ok lines)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is not installed (rvc extra)")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def doctor(cwd: Path, config_home: Path) -> dict[str, str]:
+    """`rtvc doctor` run in `cwd` (its engines/), the token under `config_home`: {check name: its line}."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config_home), "PYTHONPATH": str(ROOT)}
+    res = subprocess.run(
+        [sys.executable, "-m", "rtvc", "doctor"], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
+    )
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert lines and all(ln.startswith(("ok ", "missing ")) for ln in lines), res.stdout
+    return {ln[9:24].strip(): ln for ln in lines}
+
+
+def test_doctor_reports_this_machine(tmp_path: Path):
+    got = doctor(tmp_path, tmp_path / "config")
+    names = {"python", "rtvc", "numpy", "torch", "cuda", "driver", "tensorrt", "engines", "portaudio", "jack"}
+    assert names <= got.keys(), sorted(got)
+    assert got["python"].startswith("ok") and sys.version.split()[0] in got["python"]
+    assert got["torch"].startswith("ok") and torch.__version__ in got["torch"]
+    if torch.cuda.is_available():
+        assert got["cuda"].startswith("ok") and torch.cuda.get_device_name() in got["gpu"]
+    else:
+        assert got["cuda"].startswith("missing") and "no CUDA device visible to torch" in got["cuda"]
+        assert "-> optional: " in got["cuda"]  # with the fix
+    if importlib.util.find_spec("tensorrt") is None:
+        assert got["tensorrt"].startswith("missing") and "absent" in got["tensorrt"]
+        assert "-> optional, for engines: pip install tensorrt-cu" in got["tensorrt"]
+    else:
+        import tensorrt
+
+        assert tensorrt.__version__ in got["tensorrt"]
+    assert got["engines"].startswith("missing") and f"none in {tmp_path / 'engines'}" in got["engines"]
+    assert "rtvc build PROFILE" in got["engines"]
+    assert got["control token"].startswith("missing") and "-> rtvc token" in got["control token"]
+    import sounddevice
+
+    assert got["portaudio"].startswith("ok")
+    for api in sounddevice.query_hostapis():
+        assert api["name"] in got["portaudio"]
+
+
+def test_doctor_reads_the_engines_and_the_token(tmp_path: Path):
+    (tmp_path / "config" / "rtvc").mkdir(parents=True)
+    (tmp_path / "config" / "rtvc" / "token").write_text("secret\n")
+    (tmp_path / "engines").mkdir()
+    entry = {
+        "step": "synth", "file": "synth.engine", "models": {"voice": "0" * 64}, "model_paths": {"voice": "a.pth"},
+        "shape": "16000-48000-b320-c16640-t2400", "precision": "fp16", "gpu": "NVIDIA Some Other GPU",
+        "compute_capability": "8.9", "tensorrt": "10.13.3.9", "built_at": "2026-11-22T04:00:00Z",
+        "build_seconds": 1.0, "engine_sha256": "0" * 64,
+    }  # fmt: skip
+    (tmp_path / "engines" / "manifest.json").write_text(json.dumps({"format": 1, "engines": [entry]}))
+    got = doctor(tmp_path, tmp_path / "config")
+    assert got["control token"].startswith("ok") and str(tmp_path / "config" / "rtvc" / "token") in got["control token"]
+    assert got["engines"].startswith("missing") and f"1 in {tmp_path / 'engines'}" in got["engines"]
+    if not torch.cuda.is_available():
+        assert "none usable: no GPU" in got["engines"]
+    else:
+        assert f"0 for {torch.cuda.get_device_name()}" in got["engines"]
+    (tmp_path / "engines" / "manifest.json").write_text("{broken")
+    got = doctor(tmp_path, tmp_path / "config")
+    assert got["engines"].startswith("missing") and "is not a valid engine manifest" in got["engines"]
+    assert "-> delete it and rebuild" in got["engines"]

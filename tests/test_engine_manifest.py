@@ -1,0 +1,225 @@
+"""engines/manifest.json: keys, every reason an engine cannot serve (with the `rtvc build` command that
+fixes it), atomic writes and a corrupt manifest. Pure Python: no TensorRT, no GPU."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from rtvc.backends.base import StreamShape
+from rtvc.backends.manifest import (
+    EngineEntry,
+    EngineError,
+    EngineRequest,
+    Manifest,
+    Target,
+    build_command,
+    engine_filename,
+    model_identity,
+    rvc_models,
+    timing_cache_path,
+)
+from rtvc.voices.rvc import RvcModelSettings
+
+SHAPE = StreamShape(samplerate=16000, out_samplerate=48000, block=320, context=16640, tail=2400)
+H100 = Target("NVIDIA H100 80GB HBM3", "9.0", "10.13.3.9")
+COMMAND = build_command("alice", 20, "fp16")
+
+
+@pytest.fixture
+def voice(tmp_path: Path) -> tuple[dict[str, str], dict[str, str], Path]:
+    """An RVC profile's model files on disk: a .pth, a transformers-style HuBERT folder, an RMVPE file."""
+    base = tmp_path / "profiles"
+    (base / "hubert").mkdir(parents=True)
+    (base / "alice.pth").write_bytes(b"voice weights v1")
+    (base / "hubert" / "config.json").write_text("{}")
+    (base / "hubert" / "model.safetensors").write_bytes(b"hubert weights")
+    (base / "rmvpe.pt").write_bytes(b"rmvpe weights")
+    settings = RvcModelSettings(path="alice.pth", content="hubert", f0="rmvpe", f0_model="rmvpe.pt")
+    models, paths = rvc_models(settings, base)
+    return models, paths, base
+
+
+def _request(models, paths, step="synth", shape=SHAPE, precision="fp16") -> EngineRequest:
+    return EngineRequest(step, models, paths, shape, precision, COMMAND)
+
+
+def _built(folder: Path, models, paths, step="synth", shape=SHAPE, precision="fp16", target=H100) -> EngineEntry:
+    """An entry as `rtvc build` records it, with an engine file (bytes standing in for a plan) beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = engine_filename(step, models, shape, precision, target)
+    data = f"plan {step} {shape.key()} {precision} {target}".encode()
+    (folder / name).write_bytes(data)
+    return EngineEntry(
+        step=step, file=name, models=models, model_paths=paths, shape=shape.key(), precision=precision,
+        gpu=target.gpu, compute_capability=target.compute_capability, tensorrt=target.tensorrt,
+        built_at="2026-11-22T04:00:00Z", build_seconds=12.5, engine_sha256=hashlib.sha256(data).hexdigest(),
+        inputs=[["phone", [1, 100, 768], "float32"]], outputs=[["audio", [1, 2400], "float32"]],
+    )  # fmt: skip
+
+
+def _saved(folder: Path, *entries: EngineEntry) -> Manifest:
+    m = Manifest(folder)
+    for e in entries:
+        m.record(e)
+    m.save()
+    return Manifest.load(folder)
+
+
+def _why(folder: Path, want: EngineRequest, target: Target = H100) -> EngineError:
+    with pytest.raises(EngineError) as info:
+        Manifest.load(folder, want.command).lookup(want, target)
+    err = info.value
+    assert "\n" not in str(err)
+    assert COMMAND in str(err), str(err)  # every refusal names the command that fixes it
+    return err
+
+
+def test_keys():
+    assert SHAPE.key() == "16000-48000-b320-c16640-t2400"
+    keys = {replace(SHAPE, **{f: getattr(SHAPE, f) + 1}).key() for f in SHAPE.__dataclass_fields__}
+    assert len(keys) == 5 and SHAPE.key() not in keys  # every field of the shape is in its key
+    assert H100.slug() == "nvidia-h100-80gb-hbm3-sm90-trt10.13.3.9"
+    name = engine_filename("content", {"voice": "ab" * 32}, SHAPE, "fp32", H100)
+    assert name == f"content-abababababab-{SHAPE.key()}-fp32-{H100.slug()}.engine"
+    other = replace(H100, tensorrt="11.3.0")
+    assert timing_cache_path(Path("e"), H100) != timing_cache_path(Path("e"), other)
+    assert timing_cache_path(Path("e"), H100) == Path("e") / f"timing-{H100.slug()}.cache"
+    assert build_command("alice", 10, "fp32") == "rtvc build alice --block-ms 10 --precision fp32"
+    assert build_command("a", 7.5, "fp16", 44100, Path("c.toml")) == (
+        "rtvc build a --block-ms 7.5 --precision fp16 --samplerate 44100 --config c.toml"
+    )
+
+
+def test_model_identity(tmp_path: Path, voice):
+    models, paths, base = voice
+    assert models["voice"] == hashlib.sha256(b"voice weights v1").hexdigest()
+    assert models["f0"] == hashlib.sha256(b"rmvpe weights").hexdigest()
+    assert paths["voice"] == str(base / "alice.pth")  # relative to the profile's folder
+    folder_id = models["content"]
+    (base / "hubert" / "config.json").write_text('{"x": 1}')
+    assert model_identity(base / "hubert") != folder_id  # a folder changes with any file in it
+    (base / "hubert" / "config.json").write_text("{}")
+    assert model_identity(base / "hubert") == folder_id
+    (base / "hubert" / "config.json").rename(base / "hubert" / "other.json")
+    assert model_identity(base / "hubert") != folder_id  # and with a renamed file
+    fcpe, _ = rvc_models(RvcModelSettings(path="alice.pth", content="hubert", f0="fcpe"), base)
+    assert fcpe["f0"].startswith("fcpe (torchfcpe ")  # weights shipped in a package: named by its version
+
+
+def test_lookup_finds_the_matching_engine(tmp_path: Path, voice):
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    synth, content = _built(folder, models, paths), _built(folder, models, paths, step="content")
+    other_gpu = _built(folder, models, paths, target=replace(H100, gpu="NVIDIA L4", compute_capability="8.9"))
+    m = _saved(folder, synth, content, other_gpu)
+    assert m.lookup(_request(models, paths), H100) == synth
+    assert m.lookup(_request(models, paths, step="content"), H100) == content
+    assert len(m.for_target(H100)) == 2
+
+
+def test_missing(tmp_path: Path, voice):
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    err = _why(folder, _request(models, paths))
+    assert err.reason == "missing" and "no TensorRT engine for step 'synth' of alice.pth" in str(err)
+    entry = _built(folder, models, paths)
+    _saved(folder, entry)
+    (folder / entry.file).unlink()
+    err = _why(folder, _request(models, paths))
+    assert err.reason == "missing" and "the file is gone" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("reason", "built_with", "expect"),
+    [
+        ("gpu", {"target": replace(H100, gpu="NVIDIA GeForce RTX 4090", compute_capability="8.9")},
+         "built for NVIDIA GeForce RTX 4090 (sm 8.9), but this GPU is NVIDIA H100 80GB HBM3 (sm 9.0)"),
+        ("tensorrt", {"target": replace(H100, tensorrt="10.9.0.34")},
+         "built with TensorRT 10.9.0.34, but this is TensorRT 10.13.3.9"),
+        ("shape", {"shape": replace(SHAPE, block=160)},
+         f"built for stream {replace(SHAPE, block=160).key()}, but the stream is now {SHAPE.key()}"),
+        ("precision", {"precision": "fp32"}, "built for fp32, but the profile asks for fp16"),
+    ],
+)  # fmt: skip
+def test_built_for_something_else(tmp_path: Path, voice, reason, built_with, expect):
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    _saved(folder, _built(folder, models, paths, **built_with))
+    err = _why(folder, _request(models, paths))
+    assert err.reason == reason
+    assert expect in str(err), str(err)
+
+
+def test_stale_after_the_model_changed(tmp_path: Path, voice):
+    models, paths, base = voice
+    folder = tmp_path / "engines"
+    _saved(folder, _built(folder, models, paths))
+    (base / "alice.pth").write_bytes(b"voice weights v2: retrained")
+    new_models, same_paths = rvc_models(
+        RvcModelSettings(path="alice.pth", content="hubert", f0="rmvpe", f0_model="rmvpe.pt"), base
+    )
+    assert same_paths == paths and new_models["voice"] != models["voice"]
+    err = _why(folder, _request(new_models, paths))
+    assert err.reason == "stale"
+    assert f"stale: {base / 'alice.pth'} changed since it was built (2026-11-22T04:00:00Z)" in str(err)
+
+
+def test_corrupt_engine_file(tmp_path: Path, voice):
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    entry = _built(folder, models, paths)
+    _saved(folder, entry)
+    (folder / entry.file).write_bytes(b"half a plan")
+    err = _why(folder, _request(models, paths))
+    assert err.reason == "corrupt" and "is corrupt (its sha256 differs" in str(err)
+
+
+def test_record_replaces_and_round_trips(tmp_path: Path, voice):
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    old = _built(folder, models, paths)
+    m = _saved(folder, old, _built(folder, models, paths, step="content"))
+    newer = _built(folder, {**models, "voice": "f" * 64}, paths)  # rebuilt after the voice changed
+    assert m.record(newer) == [old.file]  # the stale engine's file is no longer referenced
+    m.save()
+    again = Manifest.load(folder)
+    assert sorted(e.step for e in again.entries) == ["content", "synth"]
+    assert again.entries == m.entries
+    assert again.entries[-1].specs("inputs")[0].shape == (1, 100, 768)
+    doc = json.loads((folder / "manifest.json").read_text())
+    assert doc["format"] == 1 and {"model_paths", "engine_sha256", "tensorrt"} <= doc["engines"][0].keys()
+
+
+def test_save_is_atomic(tmp_path: Path, voice, monkeypatch):
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    m = _saved(folder, _built(folder, models, paths))
+    before = (folder / "manifest.json").read_bytes()
+    m.record(_built(folder, models, paths, step="content"))
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        m.save()
+    assert (folder / "manifest.json").read_bytes() == before  # the old manifest, whole
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # and no leftover temporary file
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"format": 99, "engines": []}', '{"format": 1, "engines": [{"x": 1}]}'])
+def test_corrupt_manifest(tmp_path: Path, voice, text):
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(text)
+    err = _why(folder, _request(models, paths))
+    assert err.reason == "corrupt"
+    assert f"{folder / 'manifest.json'} is not a valid engine manifest" in str(err)
+    assert "delete it and rebuild" in str(err)

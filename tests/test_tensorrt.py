@@ -1,0 +1,185 @@
+"""The TensorRT backend: `rtvc build` and the runner. Where TensorRT or a CUDA device is absent (CI, this
+machine) the engine tests skip with that reason; what does not need them (the refusals with their install
+hints, the CUDA runtime's error path, the progress output) runs everywhere."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rtvc.backends.base import ExportedStep, StreamShape, TensorSpec
+from rtvc.build import ProgressPrinter
+from rtvc.errors import RtvcError
+
+ROOT = Path(__file__).resolve().parent.parent
+HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def rtvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "rtvc", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
+    )
+
+
+def _profiles(tmp_path: Path) -> Path:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "alice.toml").write_text(
+        'voice = "rvc"\n[model]\npath = "alice.pth"\ncontent = "hubert_base.pt"\nf0 = "yin"\n'
+    )
+    (tmp_path / "profiles" / "deep.toml").write_text('voice = "pitch"\n[params]\npitch = -4.0\n')
+    return tmp_path
+
+
+@pytest.mark.skipif(HAVE_TRT and _cuda(), reason="TensorRT and a CUDA device are present: the build would run")
+def test_build_without_tensorrt_or_cuda_exits_2_with_the_fix(tmp_path: Path):
+    res = rtvc("build", "alice", "--block-ms", "10", cwd=_profiles(tmp_path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rtvc: error: rtvc build needs TensorRT and a CUDA GPU: ")
+    if not HAVE_TRT:
+        assert "TensorRT is not installed" in lines[0] and "pip install tensorrt-cu" in lines[0]
+    if not _cuda():
+        assert "torch sees no CUDA device" in lines[0] and "NVIDIA GPU" in lines[0]
+    assert not (tmp_path / "engines").exists()  # refused before touching anything
+
+
+def test_build_of_a_voice_without_engines_says_so(tmp_path: Path):
+    res = rtvc("build", "deep", cwd=_profiles(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "uses the 'pitch' voice, which runs without engines: nothing to build" in res.stdout
+
+
+@pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed")
+def test_runner_without_tensorrt_names_the_package(tmp_path: Path):
+    from rtvc.backends.manifest import EngineRequest
+    from rtvc.backends.tensorrt import import_tensorrt, step_runner
+
+    with pytest.raises(RtvcError) as info:
+        import_tensorrt()
+    assert "TensorRT is not installed" in info.value.what and "pip install tensorrt-cu" in info.value.fix
+    shape = StreamShape(16000, 48000, 160, 16320, 1200)
+    want = EngineRequest("synth", {"voice": "0" * 64}, {"voice": "a.pth"}, shape, "fp16", "rtvc build alice")
+    (tmp_path / "manifest.json").write_text("{corrupt")
+    with pytest.raises(RtvcError, match="TensorRT is not installed"):  # named before the manifest is read
+        step_runner("synth", None, "cuda", request=want, engines_dir=tmp_path)
+    with pytest.raises(RtvcError, match="runs on the GPU, but device = 'cpu'"):
+        step_runner("synth", None, "cpu", request=want, engines_dir=tmp_path)
+
+
+def test_cuda_runtime_errors_name_the_call():
+    pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings is not installed")
+    from rtvc.backends.cudart import GraphStream, driver_version
+
+    if driver_version() == 0:
+        with pytest.raises(RtvcError) as info:
+            GraphStream("TensorRT engine 'synth'")
+        assert str(info.value).startswith("TensorRT engine 'synth': cudaStreamCreateWithFlags failed with cudaError")
+    else:
+        gs = GraphStream("a test stream")
+        assert gs.handle != 0
+        gs.synchronize()
+        gs.close()
+
+
+def test_progress_output():
+    out = io.StringIO()
+    p = ProgressPrinter("synth", out, tty=False)
+    p.phase_start("Building engine", None, 3)
+    for i in range(3):
+        p.phase_start("Timing", "Building engine", 2)
+        p.step_complete("Timing", 0)
+        p.phase_finish("Timing")
+        p.step_complete("Building engine", i)
+    p.phase_finish("Building engine")
+    assert out.getvalue().splitlines() == ["  synth: Building engine (3 steps)", "  synth: Building engine done"]
+    out = io.StringIO()
+    p = ProgressPrinter("synth", out, tty=True)
+    p.phase_start("Building engine", None, 4)
+    p.step_complete("Building engine", 1)
+    assert out.getvalue().endswith("\r\033[K  synth [" + "#" * 15 + "." * 15 + "] 2/4 Building engine")
+    p.phase_finish("Building engine")
+    assert out.getvalue().endswith("\r\033[K  synth: Building engine done\n")
+
+
+# ---- on a machine with TensorRT and a CUDA device ----
+
+
+@pytest.fixture
+def trt_gpu():
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed")
+    if not _cuda():
+        pytest.skip("no CUDA device")
+    pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings is not installed")
+    pytest.importorskip("onnxscript", reason="onnxscript is not installed (torch's ONNX exporter needs it)")
+    import torch
+
+    torch.manual_seed(0)
+    return torch
+
+
+def _tiny_step(torch, folder: Path) -> tuple[object, ExportedStep]:
+    model = torch.nn.Sequential(torch.nn.Conv1d(1, 4, 5, padding=2), torch.nn.Tanh()).eval()
+    path = folder / "tiny-fp32.onnx"
+    with torch.no_grad():
+        torch.onnx.export(model, (torch.zeros(1, 1, 480),), dynamo=True, input_names=["x"], output_names=["y"]).save(
+            str(path)
+        )
+    step = ExportedStep(
+        "tiny", path, "fp32", (TensorSpec("x", (1, 1, 480), "float32"),), (TensorSpec("y", (1, 4, 480), "float32"),)
+    )
+    return model, step
+
+
+def test_engine_runs_like_torch(trt_gpu, tmp_path: Path):
+    torch = trt_gpu
+    from rtvc.backends.manifest import EngineRequest, Manifest
+    from rtvc.backends.tensorrt import TensorRTStep, build_engine, current_target, import_tensorrt, load_engines
+    from rtvc.build import _entry
+
+    model, step = _tiny_step(torch, tmp_path)
+    out = io.StringIO()
+    built = build_engine(
+        step, tmp_path / "tiny.engine", tmp_path / "timing.cache", 256 << 20, ProgressPrinter("tiny", out, False)
+    )
+    assert built.path.stat().st_size > 0 and (tmp_path / "timing.cache").stat().st_size > 0
+    assert "tiny: " in out.getvalue()  # TensorRT reported its phases
+    runner = TensorRTStep("tiny", built.path, step.inputs)
+    model = model.cuda()
+    results = []
+    for _ in range(2):  # the replayed graph reads each call's new input
+        x = torch.randn(1, 1, 480, device="cuda")
+        y = runner(x=x)["y"].clone()
+        with torch.no_grad():
+            ref = model(x)
+        torch.testing.assert_close(y, ref, rtol=2e-3, atol=2e-3)  # TF32 kernels are allowed for fp32
+        results.append(y)
+    assert not torch.equal(results[0], results[1])
+    runner.close()
+    # the same engine through the manifest, as the voice's seam loads it
+    target = current_target(import_tensorrt())
+    shape = StreamShape(16000, 16000, 480, 480, 480)
+    models, paths = {"voice": "a" * 64}, {"voice": "tiny.pth"}
+    m = Manifest(tmp_path)
+    m.record(_entry(step, "tiny.engine", built, models, paths, shape, "fp32", target))
+    m.save()
+    runners = load_engines([EngineRequest("tiny", models, paths, shape, "fp32", "rtvc build tiny")], tmp_path)
+    x = torch.randn(1, 1, 480, device="cuda")
+    with torch.no_grad():
+        torch.testing.assert_close(runners["tiny"](x=x)["y"], model(x), rtol=2e-3, atol=2e-3)
+    assert runners["tiny"].outputs == (TensorSpec("y", (1, 4, 480), "float32"),)
+    runners["tiny"].close()
