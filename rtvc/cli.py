@@ -50,11 +50,18 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--record", type=Path, help="virtual device: where to write the output (out/rtvc-run.wav)")
     r.add_argument("--duration", type=float, help="stop after this many seconds")
     r.add_argument("--report-json", type=Path, help="write the final status snapshot as JSON")
+    r.add_argument("--headless", action="store_true", help="no terminal UI: the engine in this process, a status line")
 
     s = sub.add_parser("serve", help="the daemon: live voice, controlled over the websocket API (docs/API.md)")
     _add_config_flags(s)
     s.add_argument("--virtual", action="store_true", help="use the virtual device (a clip in a loop)")
     s.add_argument("--clip", type=Path, help="virtual device: audio file to play as the microphone, in a loop")
+    s.add_argument("--monitor", action="store_true", default=None, help="start with 'hear myself' on")
+
+    u = sub.add_parser("tui", help="the terminal UI, attached to a running daemon (rtvc serve)")
+    _add_config_flags(u, ("--port",))
+    u.add_argument("--host", default="127.0.0.1", help="the daemon's address (default 127.0.0.1)")
+    u.add_argument("--token", help="the daemon's token (default: this machine's token file; `rtvc token` prints it)")
 
     t = sub.add_parser("token", help="print the control API token and the OBS dock URL")
     _add_config_flags(t, ("--port",))
@@ -65,6 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--offline", action="store_true", help="model voices: convert the whole file in one pass")
     c.add_argument("input", type=Path)
     c.add_argument("output", type=Path)
+
+    b = sub.add_parser("build", help="build a profile's TensorRT engines for this GPU and stream (engines/)")
+    _add_config_flags(b, ("--samplerate", "--block-ms"))
+    b.add_argument("profile", help="a profile name in profiles/ or a path to a .toml file")
+    b.add_argument("--precision", choices=("fp16", "fp32"), help="default: the profile's [model] precision")
+    b.add_argument("--workspace-mb", type=int, default=2048, metavar="N", help="TensorRT workspace limit (MiB)")
+
+    d = sub.add_parser("doctor", help="check GPU, CUDA, TensorRT, engines and audio; say how to fix what is missing")
+    _add_config_flags(d, ())
     return p
 
 
@@ -102,7 +118,23 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise no_devices_error()
         print(format_devices(devices))
         return 0
+    if args.command == "doctor":  # before the config: it reports a broken one instead of stopping at it
+        return _doctor(args)
     cfg = _load(args)
+    if args.command == "build":
+        from rtvc.build import BuildOptions, build_profile
+
+        if args.workspace_mb < 64:
+            raise RtvcError(f"--workspace-mb {args.workspace_mb} is too small", "give at least 64 (MiB)")
+        return build_profile(cfg, BuildOptions(args.profile, args.precision, args.workspace_mb))
+    if args.command == "tui":
+        from rtvc.tui.launch import attach
+
+        return attach(args.host, cfg.control.port, args.token)
+    if args.command == "run" and _interactive(args):
+        from rtvc.tui.launch import run_with_daemon
+
+        return run_with_daemon(_serve_argv(args))
     if args.command == "run":
         from rtvc.run import EXIT_DEVICE_HUNG, RunOptions, run_live
 
@@ -154,3 +186,39 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 0
     raise AssertionError(args.command)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from rtvc.build import engines_dir
+    from rtvc.doctor import doctor
+
+    try:
+        cfg = _load(args)
+    except RtvcError as e:
+        print(f"missing  config         {e}")
+        cfg = None
+    folder = engines_dir(cfg) if cfg is not None else Path.cwd() / "engines"
+    return doctor(folder)
+
+
+def _interactive(args: argparse.Namespace) -> bool:
+    """`rtvc run` shows the TUI (daemon + client) on a terminal; scripted runs keep the in-process engine."""
+    if args.headless or args.duration is not None or args.record or args.report_json:
+        return False
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _serve_argv(args: argparse.Namespace) -> list[str]:
+    """`rtvc run`'s flags for the `rtvc serve` it starts."""
+    argv = ["--config", str(args.config)] if args.config else []
+    for flag, (key, _typ) in FLAGS.items():
+        value = getattr(args, key, None)
+        if value is not None:
+            argv += [flag, str(value)]
+    if args.monitor:
+        argv.append("--monitor")
+    if args.virtual:
+        argv.append("--virtual")
+    if args.clip:
+        argv += ["--clip", str(args.clip)]
+    return argv

@@ -6,7 +6,7 @@
 set -euo pipefail
 case "${1:-run}" in
   run)  pkgs=(libportaudio2 python3-venv) ;;
-  test) pkgs=(libportaudio2 python3-venv jackd2 espeak-ng sox obs-studio xvfb libgl1-mesa-dri chromium) ;;
+  test) pkgs=(libportaudio2 python3-venv jackd2 espeak-ng sox obs-studio xvfb libgl1-mesa-dri chromium tmux) ;;
   *) echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 missing=()

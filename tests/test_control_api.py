@@ -249,7 +249,9 @@ def test_meters_come_at_the_subscribers_rate(daemon):
             await c.event("meters")
             n += 1
         assert 15 <= n <= 23, n
-        assert set(first) == {"type", "in_peak", "in_rms", "out_peak", "out_rms"}
+        levels = {"in_peak", "in_rms", "out_peak", "out_rms"}
+        assert set(first) == {"type", *levels, "block_ms", "p99_ms", "budget_ms", "xruns"}
+        assert first["budget_ms"] == pytest.approx(20.0) and first["p99_ms"] > 0
         assert first["in_peak"] == pytest.approx(-6.02, abs=0.1)  # the 0.5 sine
         assert first["in_rms"] == pytest.approx(-9.03, abs=0.3)
         await c.close()

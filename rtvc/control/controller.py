@@ -131,6 +131,32 @@ class Controller:
         self._emit(["params"], by)
         return asdict(new)
 
+    def save_profile(self, name: str, label: str | None, overwrite: bool, by: str) -> dict[str, Any]:
+        """Write the running voice's kind, [model] and current [params] to profiles/NAME.toml; that
+        profile becomes the active one (it is what is playing)."""
+        from rtvc.profile_writer import portable_model, write_profile
+        from rtvc.settings import read_toml
+
+        with self._lock:
+            conv, _ = self.engine.active
+            kind = getattr(conv.voice, "kind", "")
+            params = asdict(conv.params)
+            source = self.profiles_dir / f"{self.profile}.toml"
+        model = None
+        if getattr(conv.voice, "Model", None) is not None:  # a model voice: its files come from its profile
+            if not source.is_file():
+                raise ConfigError(
+                    f"cannot save: the running voice's profile file {source} is gone, so its [model] is unknown",
+                    "restore that file, or write the new profile by hand",
+                )
+            raw = read_toml(source).get("model", {})
+            model = portable_model(raw, source.parent, self.profiles_dir)
+        path = write_profile(self.profiles_dir, name, label or name, kind, params, model, overwrite)
+        with self._lock:
+            self.profile = name
+        self._emit(["profile"], by)
+        return {"name": name, "path": str(path), "state": self.state()}
+
     def set_voice_on(self, on: bool, by: str) -> bool:
         with self._lock:
             self.voice_on = bool(on)

@@ -118,6 +118,23 @@ async def _select(s: Session, name: str) -> dict[str, Any]:
         s.hub.busy.discard("voice")
 
 
+@method(
+    "profiles.save",
+    "Save the running voice and its current parameters as profiles/NAME.toml; it becomes the active profile",
+    "{name, path, state}",
+    {
+        "name": Param("string", "1-64 letters, digits, - or _ (the file name)"),
+        "label": Param("string", "what the voice list shows (default: the name)", False),
+        "overwrite": Param("boolean", "replace an existing profile of that name (default false)", False),
+    },
+)
+async def _save_profile(s: Session, name: str, label: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    c = s.hub.controller
+    if "voice" in s.hub.busy or c.loading is not None:
+        raise RpcError(BUSY, "a voice is loading: save once it has loaded")
+    return await asyncio.to_thread(c.save_profile, name, label, overwrite, s.id)
+
+
 @method("params.get", "The voice's parameters, with their types, ranges and help", "{kind, values, ranges}")
 async def _params(s: Session) -> dict[str, Any]:
     return s.hub.controller.params()

@@ -194,11 +194,15 @@ edit the table, not this file.
 |---|---|---|
 | `state` | any control change, by anyone | `changed` (keys of `state`), `by` (`client N`, `obs`, ...), `state` |
 | `engine` | the engine's state changes (running, stalled, ...) | `by`: `engine`, `engine`: {state, detail}, `state` |
-| `meters` | `meter_hz` times a second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS, -120 = silence) |
+| `meters` | `meter_hz` times a second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS, -120 = silence), block time |
 
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
 `silent` (the output is muted now), `loading` (a profile being loaded, or null), `engine` and `links`
 (outside links such as `obs`: {state, detail}; a change arrives as an event with `changed: ["obs"]`).
+
+`meters` also holds the block processing time, for a sparkline: `block_ms` (the slowest block since the
+previous meters reading, by any client; null if none), `p99_ms` (p99 of the last 2048 blocks), `budget_ms`
+(a block's duration: the real-time limit) and `xruns` (the total so far).
 
 ## Errors
 

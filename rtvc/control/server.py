@@ -76,6 +76,7 @@ class ControlServer:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._meters: tuple[float, str] = (0.0, "")
+        self._blocks_seen = 0  # engine.timer.count at the previous meters reading
 
     @property
     def url(self) -> str:
@@ -233,7 +234,19 @@ class ControlServer:
         """The levels as a meters notification, read at most every METER_CACHE_S whoever asks."""
         now = time.monotonic()
         if now - self._meters[0] > METER_CACHE_S:
-            lv = self.controller.engine.status().levels
+            engine = self.controller.engine
+            st = engine.status()
+            lv = st.levels
+            # the worst block since the previous reading: a sparkline of these shows every slow block
+            recent = engine.timer.since(self._blocks_seen)
+            self._blocks_seen = engine.timer.count
             params = {"type": "meters", "in_peak": lv.in_peak, "in_rms": lv.in_rms}
-            self._meters = (now, rpc.notification({**params, "out_peak": lv.out_peak, "out_rms": lv.out_rms}))
+            params |= {"out_peak": lv.out_peak, "out_rms": lv.out_rms}
+            params |= {
+                "block_ms": round(float(recent.max()) * 1e3, 3) if len(recent) else None,
+                "p99_ms": round(st.timing.p99_ms, 3),
+                "budget_ms": round(st.timing.budget_ms, 3),
+                "xruns": st.xruns.total,
+            }
+            self._meters = (now, rpc.notification(params))
         return self._meters[1]

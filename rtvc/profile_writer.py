@@ -1,0 +1,94 @@
+"""Write a voice profile (`profiles/NAME.toml`) from the settings a voice is running with.
+
+The control API's `profiles.save` uses it: "save these settings to a profile". The file is written to a
+temporary name, read back through `load_profile` (so a saved profile always loads), then renamed into
+place: a failed save leaves no half-written profile and never replaces a good one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from rtvc.errors import ConfigError
+from rtvc.profiles import load_profile
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_name(name: str) -> None:
+    if not NAME_RE.fullmatch(name):
+        raise ConfigError(
+            f"profile name {name[:70]!r} is not allowed",
+            "use 1 to 64 letters, digits, '-' or '_', starting with a letter or digit (it becomes NAME.toml)",
+        )
+
+
+def _value(v: Any) -> str:
+    """One TOML value. JSON's string escapes are valid TOML basic-string escapes."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float | str):
+        return json.dumps(v)
+    raise ConfigError(f"cannot write {v!r} to a profile", "only strings, numbers and booleans are profile values")
+
+
+def _table(name: str, values: dict[str, Any]) -> list[str]:
+    return [f"\n[{name}]", *(f"{k} = {_value(v)}" for k, v in values.items())]
+
+
+def render(label: str, kind: str, params: dict[str, Any], model: dict[str, Any] | None) -> str:
+    lines = ["# Saved by rtvc (profiles.save).", f"label = {_value(label)}", f"voice = {_value(kind)}"]
+    if model:
+        lines += _table("model", model)
+    lines += _table("params", params)
+    return "\n".join(lines) + "\n"
+
+
+def portable_model(model: dict[str, Any], source_dir: Path, target_dir: Path) -> dict[str, Any]:
+    """The [model] table for a profile in `target_dir`: relative file paths were taken from the source
+    profile's folder, so when the folders differ they are written as absolute paths."""
+    if source_dir.resolve() == target_dir.resolve():
+        return dict(model)
+    out = {}
+    for k, v in model.items():
+        if isinstance(v, str) and not os.path.isabs(v) and (source_dir / v).exists():
+            v = str((source_dir / v).resolve())
+        out[k] = v
+    return out
+
+
+def write_profile(
+    profiles_dir: Path,
+    name: str,
+    label: str,
+    kind: str,
+    params: dict[str, Any],
+    model: dict[str, Any] | None,
+    overwrite: bool = False,
+) -> Path:
+    """Write profiles_dir/NAME.toml; returns its path. Refuses to replace an existing profile unless asked."""
+    check_name(name)
+    path = profiles_dir / f"{name}.toml"
+    if path.exists() and not overwrite:
+        raise ConfigError(
+            f"profile '{name}' already exists ({path})", "choose another name, or pass overwrite: true to replace it"
+        )
+    profiles_dir.mkdir(parents=True, exist_ok=True)
+    tmp = profiles_dir / f".{name}.toml.saving"
+    try:
+        tmp.write_text(render(label, kind, params, model))
+        load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any profile
+    except ConfigError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write profile '{name}' in {profiles_dir}: {e}", "check the folder's permissions"
+        ) from None
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,430 @@
+"""The terminal UI: live control and metering of a running daemon, as a client of its websocket API.
+
+It runs in its own process (the daemon's audio worker never shares a GIL with the UI). What it shows
+comes from the daemon: the state events (whoever made the change), meter events at METER_HZ, and a
+status poll once a second (latency breakdown, xruns). What the user does becomes API calls; a refusal is
+shown on the message line, never as a traceback. `connect=False` gives an app that connects nowhere:
+tests feed it a fixed state (`apply_*`) for snapshots.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Input, OptionList, Sparkline, Static
+from textual.widgets.option_list import Option
+
+from rtvc.tui.client import CallError, DaemonClient, Endpoint, Link
+from rtvc.tui.commands import RtvcCommands
+from rtvc.tui.meter import LevelMeter
+from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
+from rtvc.tui.stepper import Spec, Stepper
+from rtvc.tui.toggle import Toggle
+
+SPARK_POINTS = 60  # block-time history: the last few seconds of meter readings
+STATUS_POLL_S = 1.0
+# step, big step, unit per parameter name; others: 1/100 of the range
+STEPS: dict[str, tuple[float, float, str]] = {
+    "pitch": (1.0, 12.0, "st"),
+    "formant": (0.5, 3.0, "st"),
+    "gain_db": (1.0, 6.0, "dB"),
+    "index_rate": (0.05, 0.25, ""),
+    "protect": (0.01, 0.1, ""),
+    "rms_mix": (0.05, 0.25, ""),
+    "speaker": (1.0, 10.0, ""),
+}
+
+
+def spec_for(name: str, r: dict[str, Any]) -> Spec | None:
+    """A stepper for a numeric parameter with a range (params.get's `ranges`), else None."""
+    if "min" not in r or "max" not in r:
+        return None
+    integer = r.get("type") == "an integer"
+    step, big, unit = STEPS.get(name, (1.0 if integer else (r["max"] - r["min"]) / 100, 10.0, ""))
+    return Spec(name, float(r["min"]), float(r["max"]), step, big, integer, unit, r.get("help", ""))
+
+
+def latency_text(st: dict[str, Any]) -> str:
+    lat = st.get("latency")
+    if not lat:
+        return "latency: - (the device is not running yet)"
+    ms = lat["ms"]
+    names = {"device_in": "device in", "block": "block", "converter": "converter", "prefill": "prefill"}
+    parts = " + ".join(f"{label} {ms[k]:.1f}" for k, label in names.items())
+    return f"latency {ms['total']:.1f} ms = {parts} + device out {ms['device_out']:.1f}"
+
+
+# key, action, what it does: the bindings, the help screen and the command palette, from one table
+ACTIONS: list[tuple[str, str, str]] = [
+    ("v", "toggle('voice')", "Voice changer on/off"),
+    ("m", "toggle('mute')", "Mute the output on/off"),
+    ("h", "toggle('monitor')", "Hear myself (monitor) on/off"),
+    ("t", "toggle_ptt_mode", "Push-to-talk mode on/off"),
+    ("space", "talk", "Push-to-talk: start / stop talking"),
+    ("slash", "find_voice", "Find a voice (filter the list)"),
+    ("s", "save_profile", "Save these settings to a profile"),
+    ("d", "devices", "Pick sound devices"),
+    ("r", "reconnect", "Reconnect to the daemon now"),
+    ("question_mark", "help", "Help: the keys"),
+    ("q", "quit", "Quit (the daemon keeps running unless rtvc run started it)"),
+]
+FOOTER: dict[str, str] = {"s": "save", "d": "devices", "question_mark": "help", "q": "quit"}
+
+
+class RtvcApp(App[None]):
+    TITLE = "rtvc"
+    COMMANDS = App.COMMANDS | {RtvcCommands}
+    CSS = """
+    #link { height: 1; background: $panel; padding: 0 1; }
+    #body { height: 1fr; }
+    #left { width: 22; border-right: solid $panel; }
+    #filter { height: 1; border: none; padding: 0 1; }
+    #voices { height: 1fr; border: none; }
+    #right { width: 1fr; padding: 0 1; }
+    #toggles { height: 1; }
+    #voice { height: 1; text-style: bold; }
+    #params { height: auto; margin: 1 0; }
+    #latency { height: auto; }
+    #timing-row { height: 1; }
+    #blocks { width: 1fr; height: 1; }
+    #timing { width: auto; margin-left: 1; }
+    #message { height: 1; padding: 0 1; }
+    #message.error { color: $error; text-style: bold; }
+    """
+    ACTIONS = ACTIONS
+    BINDINGS: ClassVar[list[Binding]] = [
+        *(Binding(k, a, FOOTER.get(k, t), show=k in FOOTER) for k, a, t in ACTIONS),
+        Binding("f1", "help", show=False),
+        Binding("down", "app.focus_next", show=False),
+        Binding("up", "app.focus_previous", show=False),
+    ]
+
+    def __init__(self, endpoint: Endpoint | None, clock: Callable[[], float] = time.monotonic, connect: bool = True):
+        super().__init__()
+        self.endpoint = endpoint
+        self.clock = clock
+        self.client: DaemonClient | None = None
+        if endpoint is not None and connect:
+            self.client = DaemonClient(endpoint, self.apply_link, self.apply_event, self._on_ready)
+        self.link = Link("connecting" if endpoint else "disconnected", "" if endpoint else "no daemon")
+        self.state: dict[str, Any] = {}
+        self.voices: list[dict[str, Any]] = []
+        self.ranges: dict[str, dict[str, Any]] = {}
+        self.talking = False
+        self.blocks: list[float] = []
+        self.meters: dict[str, Any] = {}
+        self._timing_text = ""
+
+    # -- layout ---------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="link")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield Input(placeholder="/ find a voice", id="filter")
+                yield OptionList(id="voices")
+            with Vertical(id="right"):
+                with Horizontal(id="toggles"):
+                    yield Toggle("V", "voice", "toggle('voice')", id="t-voice")
+                    yield Toggle("M", "mute", "toggle('mute')", id="t-mute")
+                    yield Toggle("H", "hear", "toggle('monitor')", id="t-monitor")
+                    yield Toggle("T", "ptt", "toggle_ptt_mode", id="t-ptt")
+                    yield Toggle("␣", "talk", "talk", id="t-talk", on_word="TALK")
+                yield Static(id="voice")
+                yield Vertical(id="params")
+                yield LevelMeter("in", self.clock, id="m-in")
+                yield LevelMeter("out", self.clock, id="m-out")
+                yield Static(id="latency")
+                with Horizontal(id="timing-row"):
+                    yield Sparkline([0.0], id="blocks")
+                    yield Static(id="timing")
+        yield Static(id="message")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#voices", OptionList).focus()
+        self._draw_link()
+        self.query_one("#timing", Static).update("block time p99 -")
+        self.query_one("#latency", Static).update("latency -")
+        if self.client is not None:
+            self.run_worker(self.client.run(), name="daemon link", exclusive=True, exit_on_error=False)
+            self.set_interval(STATUS_POLL_S, self._poll_status)
+
+    # -- from the daemon ------------------------------------------------------------------------------
+    def apply_link(self, link: Link) -> None:
+        before, self.link = self.link, link
+        self._draw_link()
+        if link.state in ("disconnected", "unauthorized"):
+            self.show_message(link.detail, error=True)
+        elif link.state == "connected" and before.state != "connected":
+            self.show_message(f"connected to {link.detail} as {link.client}")
+
+    def _draw_link(self) -> None:
+        link = self.link
+        icon, colour = {"connected": ("●", "green"), "connecting": ("◌", "yellow")}.get(link.state, ("✖", "red"))
+        where = self.endpoint.url if self.endpoint else "no daemon"
+        extra = f"  attempt {link.attempt}" if link.state == "connecting" and link.attempt > 1 else ""
+        engine = self.state.get("engine", "") if link.state == "connected" else ""
+        text = f"rtvc  [{colour}]{icon} {link.state}[/]  {where}{extra}"
+        if engine:
+            text += f"  engine [{'green' if engine == 'running' else 'red'}]{engine}[/]"
+        self.query_one("#link", Static).update(text)
+
+    async def _on_ready(self) -> None:
+        """A (re)connection: everything the screen shows, fresh."""
+        try:
+            st = await self._call("status.get")
+            listed = await self._call("voices.list")
+            params = await self._call("params.get")
+        except CallError:
+            return  # shown by _call; the connection's own end (if any) reconnects
+        if st and listed and params:
+            self.apply_voices(listed["voices"])
+            self.apply_state(st["control"])
+            self.apply_status(st["engine"])
+            await self.apply_params(params)  # last: steppers on screen mean the rest is there too
+
+    def apply_event(self, ev: dict[str, Any]) -> None:
+        kind = ev.get("type")
+        if kind == "meters":
+            self.apply_meters(ev)
+            return
+        if ev.get("error"):
+            self.show_message(ev["error"], error=True)
+        if kind == "engine":
+            eng = ev["engine"]
+            if eng["state"] in ("stalled", "failed"):
+                self.show_message(f"engine {eng['state']}: {eng['detail']}", error=True)
+        changed = set(ev.get("changed", ()))
+        mine = self.client is not None and ev.get("by") == self.client.link.client
+        self.apply_state(ev["state"], params=not (mine and changed == {"params"}))
+        if changed & {"profile", "voice"}:
+            self.refresh_voice_lists()
+
+    @work(group="refresh", exclusive=True, exit_on_error=False)
+    async def refresh_voice_lists(self) -> None:
+        try:
+            listed = await self._call("voices.list")
+            params = await self._call("params.get")
+        except CallError:
+            return
+        self.apply_voices(listed["voices"])
+        await self.apply_params(params)
+
+    def apply_state(self, st: dict[str, Any], params: bool = True) -> None:
+        self.state = st
+        self.query_one("#t-voice", Toggle).set(st["voice_on"])
+        self.query_one("#t-mute", Toggle).set(st["mute"])
+        self.query_one("#t-monitor", Toggle).set(st["monitor"])
+        self.query_one("#t-ptt", Toggle).set(st["ptt"]["mode"])
+        self.query_one("#t-talk", Toggle).set(self.talking)
+        loading = f"  loading '{st['loading']}'…" if st.get("loading") else ""
+        silent = "  [reverse yellow] OUTPUT SILENT [/]" if st.get("silent") else ""
+        self.query_one("#voice", Static).update(f"{st['voice']}{loading}{silent}")
+        if params:
+            for s in self.query(Stepper):
+                if s.spec.name in st["params"] and s.typing is None:
+                    s.value = st["params"][s.spec.name]
+        self._mark_active(st["profile"])
+        self._draw_link()
+
+    def apply_voices(self, voices: list[dict[str, Any]]) -> None:
+        self.voices = voices
+        self._fill_voice_list()
+
+    async def apply_params(self, params: dict[str, Any]) -> None:
+        """Steppers for the voice's parameters (rebuilt when the set of parameters changes)."""
+        box = self.query_one("#params", Vertical)
+        specs = [s for n, r in params["ranges"].items() if (s := spec_for(n, r)) is not None]
+        if [s.spec for s in self.query(Stepper)] != specs:
+            await box.remove_children()
+            await box.mount_all(Stepper(s, params["values"][s.name], id=f"p-{s.name}") for s in specs)
+        else:
+            for s in self.query(Stepper):
+                s.value = params["values"][s.spec.name]
+        self.ranges = params["ranges"]
+
+    def apply_meters(self, ev: dict[str, Any]) -> None:
+        self.meters = ev
+        self.query_one("#m-in", LevelMeter).set_level(ev["in_peak"])
+        self.query_one("#m-out", LevelMeter).set_level(ev["out_peak"])
+        if ev.get("block_ms") is not None:
+            self.blocks = [*self.blocks[-(SPARK_POINTS - 1) :], ev["block_ms"]]
+            self.query_one("#blocks", Sparkline).data = self.blocks
+        if "p99_ms" in ev:
+            self._timing(ev["p99_ms"], ev.get("budget_ms", 0.0), ev.get("xruns", 0))
+
+    def apply_status(self, st: dict[str, Any]) -> None:
+        self.query_one("#latency", Static).update(latency_text(st))
+        t = st["timing"]
+        self._timing(t["p99_ms"], t["budget_ms"], st["xruns"]["total"])
+        if st.get("state") and self.state:
+            self.state = {**self.state, "engine": st["state"]}
+
+    def _timing(self, p99: float, budget: float, xruns: int) -> None:
+        xr = f"[bold red]xruns {xruns}[/]" if xruns else "xruns 0"
+        text = f"block p99 {p99:.2f}/{budget:.0f} ms  {xr}"
+        if text != self._timing_text:  # a Static update lays the screen out again: only when it changed
+            self._timing_text = text
+            self.query_one("#timing", Static).update(text)
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        msg = self.query_one("#message", Static)
+        msg.update(("✖ " if error else "") + text)
+        msg.set_class(error, "error")
+
+    # -- the voice list -------------------------------------------------------------------------------
+    def _fill_voice_list(self) -> None:
+        needle = self.query_one("#filter", Input).value.strip().lower()
+        ol = self.query_one("#voices", OptionList)
+        ol.clear_options()
+        for v in self.voices:
+            label = v.get("label") or v["name"]
+            if needle and needle not in label.lower() and needle not in v["name"].lower():
+                continue
+            mark = "▶ " if v["name"] == self.state.get("profile") else "  "
+            text = f"{mark}{label}" + (" ✖" if v.get("error") else "")  # selecting it shows why
+            ol.add_option(Option(text, id=v["name"], disabled=False))
+        self._mark_active(self.state.get("profile"))
+
+    def _mark_active(self, profile: str | None) -> None:
+        ol = self.query_one("#voices", OptionList)
+        for i in range(ol.option_count):
+            opt = ol.get_option_at_index(i)
+            active = opt.id == profile
+            text = str(opt.prompt)
+            if text.startswith("▶ ") != active:
+                ol.replace_option_prompt_at_index(i, ("▶ " if active else "  ") + text[2:])
+
+    @on(Input.Changed, "#filter")
+    def _filter(self) -> None:
+        self._fill_voice_list()
+
+    def on_key(self, event: Any) -> None:
+        if event.key == "escape" and self.focused is self.query_one("#filter", Input):
+            self.query_one("#voices", OptionList).focus()
+            event.stop()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        ol = self.query_one("#voices", OptionList)
+        if ol.option_count:
+            ol.highlighted = 0
+            ol.focus()
+
+    @on(OptionList.OptionSelected, "#voices")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.select_voice(event.option.id)
+
+    @work(group="select", exclusive=True, exit_on_error=False)
+    async def select_voice(self, name: str) -> None:
+        v = next((v for v in self.voices if v["name"] == name), {})
+        if v.get("error"):
+            self.show_message(f"voice '{name}' cannot load: {v['error']}", error=True)
+            return
+        self.show_message(f"loading voice '{name}'…")
+        try:
+            await self._call("voices.select", name=name)
+        except CallError:
+            return
+        self.show_message(f"voice '{name}'")
+
+    # -- actions --------------------------------------------------------------------------------------
+    async def _call(self, method: str, **params: Any) -> Any:
+        """An API call; a refusal goes to the message line (and is raised, for the caller to stop)."""
+        if self.client is None:
+            err = CallError(method, 0, "not connected to a daemon")
+        else:
+            try:
+                return await self.client.call(method, **params)
+            except CallError as e:
+                err = e
+        self.show_message(str(err), error=True)
+        raise err
+
+    @on(Stepper.Changed)
+    async def _stepped(self, event: Stepper.Changed) -> None:
+        try:
+            await self._call("params.set", values={event.stepper.spec.name: event.value})
+        except CallError:
+            pass
+
+    async def action_toggle(self, what: str) -> None:
+        try:
+            await self._call(f"{what}.toggle")
+        except CallError:
+            pass
+
+    async def action_toggle_ptt_mode(self) -> None:
+        try:
+            await self._call("ptt.mode", on=not self.state.get("ptt", {}).get("mode", False))
+        except CallError:
+            pass
+
+    async def action_talk(self) -> None:
+        """Terminals report no key releases, so the talk key latches: press to talk, press again to stop."""
+        try:
+            got = await self._call("ptt.release" if self.talking else "ptt.press")
+        except CallError:
+            return
+        self.talking = not self.talking
+        self.query_one("#t-talk", Toggle).set(self.talking)
+        silent = " (output silent)" if got["silent"] else ""
+        self.show_message(("talking" if self.talking else "stopped talking") + silent)
+
+    def action_find_voice(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_help(self) -> None:
+        keys = [(k.replace("question_mark", "?"), t) for k, _a, t in self.ACTIONS]
+        keys += [
+            ("up/down, tab", "move between controls"),
+            ("left/right, -/+", "step the focused parameter (shift: big steps)"),
+            ("0-9 . Enter", "type a value for the focused parameter ('-' flips its sign, Esc cancels)"),
+            ("ctrl+p", "command palette"),
+        ]
+        self.push_screen(HelpScreen(keys))
+
+    def action_save_profile(self) -> None:
+        async def save(name: str | None) -> None:
+            if name:
+                try:
+                    got = await self._call("profiles.save", name=name)
+                except CallError:
+                    return
+                self.show_message(f"saved profile '{name}' ({got['path']})")
+
+        self.push_screen(SaveScreen(self.state.get("profile", "")), save)
+
+    @work(group="devices", exclusive=True, exit_on_error=False)
+    async def action_devices(self) -> None:
+        try:
+            listing = await self._call("devices.list")
+        except CallError:
+            return
+        picked = await self.push_screen_wait(DeviceScreen(listing))
+        if picked:
+            kind, index = picked
+            try:
+                await self._call("devices.select", **{kind: index})
+            except CallError:
+                return
+            self.show_message(f"{kind} device switched to {index}")
+
+    def action_reconnect(self) -> None:
+        if self.client is not None:
+            self.client.retry()
+
+    async def _poll_status(self) -> None:
+        if self.client is not None and self.link.state == "connected":
+            try:
+                st = await self.client.call("status.get")
+            except CallError:
+                return  # a closing connection: the link line says so
+            self.apply_status(st["engine"])

@@ -1,0 +1,185 @@
+"""The TUI's connection to the daemon: a JSON-RPC client on the control websocket, with reconnect.
+
+It runs on the TUI's own asyncio loop (Textual's), so replies and events reach the widgets without a
+thread hand-over. `run()` connects, authenticates, subscribes to state, engine and meter events, hands the
+app a fresh snapshot, then reads until the connection ends; then it waits (backoff 0.25 s doubling to 2 s)
+and connects again, so a restarted daemon is picked up by itself. A wrong token is not retried (it cannot
+get better by itself): `retry()` tries again at once, e.g. after `rtvc token --new`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from rtvc.control import rpc
+
+BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between attempts; the last repeats
+CALL_TIMEOUT_S = 30.0  # a voice load may take seconds; a daemon that never answers is an error
+METER_HZ = 15.0  # >= 10 Hz meters (the issue), light on the daemon's loop
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    token: str
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}/rpc"
+
+
+@dataclass(frozen=True)
+class Link:
+    """The connection as the app shows it."""
+
+    state: str  # connecting | connected | disconnected | unauthorized
+    detail: str = ""
+    attempt: int = 0
+    client: str = ""  # our id on the daemon ("client 3"): the `by` of our own changes
+
+
+class CallError(Exception):
+    """A request the daemon refused (its message says why), or could not send (not connected)."""
+
+    def __init__(self, method: str, code: int, message: str):
+        super().__init__(f"{method}: {message}")
+        self.method = method
+        self.code = code
+        self.message = message
+
+
+class DaemonClient:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        on_link: Callable[[Link], None],
+        on_event: Callable[[dict[str, Any]], None],
+        on_ready: Callable[[], Awaitable[None]],
+        meter_hz: float = METER_HZ,
+    ):
+        self.endpoint = endpoint
+        self.meter_hz = meter_hz
+        self._on_link = on_link
+        self._on_event = on_event
+        self._on_ready = on_ready
+        self._ws: ClientConnection | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._wake = asyncio.Event()
+        self.link = Link("connecting")
+
+    def _set(self, link: Link) -> None:
+        self.link = link
+        self._on_link(link)
+
+    def retry(self) -> None:
+        """Try again now (after a wrong token, or to skip the backoff)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect; until cancelled."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self._set(Link("connecting", self.endpoint.url, attempt))
+            refused = await self._session()
+            if refused is not None and refused.state == "connected":
+                attempt = 0  # it was up: the next wait starts short
+                refused = Link("disconnected", f"the daemon at {self.endpoint.url} closed the connection; reconnecting")
+            wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            assert refused is not None
+            self._set(Link(refused.state, refused.detail, attempt))
+            self._wake.clear()
+            if refused.state == "unauthorized":
+                await self._wake.wait()  # no point retrying a wrong token on a timer
+                attempt = 0
+            else:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except TimeoutError:
+                    pass
+
+    async def _session(self) -> Link:
+        """One connection, until it ends; how it ended (state 'connected' if it had been up)."""
+        url = self.endpoint.url
+        try:
+            ws = await connect(url, open_timeout=5, close_timeout=1, compression=None, max_size=2**22)
+        except InvalidStatus as e:
+            body = e.response.body.decode(errors="replace").strip() if e.response.body else ""
+            return Link("disconnected", f"the daemon at {url} refused the connection: {e.response.status_code} {body}")
+        except (OSError, TimeoutError, InvalidHandshake) as e:
+            why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+            return Link(
+                "disconnected",
+                f"daemon unreachable at {url}: {why} (start it with `rtvc serve`, or check --host/--port)",
+            )
+        self._ws = ws
+        reader = asyncio.create_task(self._read(ws))
+        up = False
+        try:
+            auth = await self.call("auth", token=self.endpoint.token)
+            await self.call("events.subscribe", events=["state", "engine", "meters"], meter_hz=self.meter_hz)
+            up = True
+            self._set(Link("connected", url, 0, auth["client"]))
+            await self._on_ready()
+            await reader
+        except CallError as e:
+            if e.code == rpc.UNAUTHORIZED:
+                return Link("unauthorized", f"wrong token for {url}: {e.message}")
+            if not up:
+                return Link("disconnected", f"{e.method} failed on {url}: {e.message}")
+        finally:
+            reader.cancel()
+            self._ws = None
+            self._fail_waiting("the connection closed")
+            await ws.close()
+        return Link("connected")
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for text in ws:
+                msg = json.loads(text)
+                fut = self._waiting.pop(msg.get("id"), None) if "id" in msg else None
+                if fut is not None:
+                    if not fut.done():
+                        fut.set_result(msg)
+                elif msg.get("method") == "event":
+                    self._on_event(msg["params"])
+        except ConnectionClosed:
+            pass
+
+    def _fail_waiting(self, why: str) -> None:
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(CallError("request", 0, why))
+        self._waiting.clear()
+
+    async def call(self, method: str, **params: Any) -> Any:
+        ws = self._ws
+        if ws is None:
+            raise CallError(method, 0, f"not connected to the daemon ({self.link.detail or self.endpoint.url})")
+        mid = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[mid] = fut
+        try:
+            await ws.send(rpc.dumps({"jsonrpc": "2.0", "id": mid, "method": method, "params": params}))
+            reply = await asyncio.wait_for(fut, CALL_TIMEOUT_S)
+        except ConnectionClosed:
+            raise CallError(method, 0, "the connection closed") from None
+        except TimeoutError:
+            raise CallError(method, 0, f"no reply within {CALL_TIMEOUT_S:g} s") from None
+        finally:
+            self._waiting.pop(mid, None)
+        if "error" in reply:
+            raise CallError(method, reply["error"]["code"], reply["error"]["message"])
+        return reply["result"]

@@ -1,0 +1,104 @@
+"""Starting the TUI: `rtvc tui` attaches to a running daemon; `rtvc run` on a terminal starts one first.
+
+`rtvc run` on an interactive terminal starts `rtvc serve` (same config and flags) as a child process with
+its log in a file (the terminal belongs to the TUI), waits until the log says it listens, runs the TUI
+attached to it, and when the TUI quits stops the daemon (SIGTERM) and prints the daemon's latency report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rtvc.control.auth import load_or_create_token, token_path
+from rtvc.errors import ConfigError, RtvcError
+from rtvc.tui.client import Endpoint
+
+START_TIMEOUT_S = 120.0  # a model voice loads for seconds to a minute before the daemon listens
+STOP_TIMEOUT_S = 15.0
+LISTENING = re.compile(r"control: ws://(\S+):(\d+)/rpc")
+
+
+def run_tui(endpoint: Endpoint) -> None:
+    from rtvc.tui.app import RtvcApp
+
+    RtvcApp(endpoint).run()
+
+
+def attach(host: str, port: int, token: str | None) -> int:
+    """`rtvc tui`: the token defaults to this machine's token file (the daemon's, when it runs here)."""
+    if token is None:
+        if not token_path().is_file():
+            raise ConfigError(
+                f"no token file at {token_path()}: is the daemon running on this machine as this user?",
+                "start it with `rtvc serve`, or pass --token (`rtvc token` on the daemon's machine prints it)",
+            )
+        token = load_or_create_token()
+    run_tui(Endpoint(host, port, token))
+    return 0
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], log: Path) -> tuple[str, int]:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        m = LISTENING.search(text)
+        if m:
+            return m.group(1), int(m.group(2))
+        if proc.poll() is not None:
+            raise RtvcError(
+                f"the daemon (rtvc serve) exited with {proc.returncode} before listening:\n{text.strip()[-2000:]}",
+                f"its log: {log}",
+            )
+        time.sleep(0.05)
+    raise RtvcError(f"the daemon did not listen within {START_TIMEOUT_S:g} s", f"see its log: {log}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: the daemon stops its devices and engine, then prints its latency report."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_with_daemon(serve_argv: list[str]) -> int:
+    """`rtvc run` on a terminal: daemon child + TUI; the daemon's exit code."""
+    log = Path(tempfile.mkstemp(prefix="rtvc-serve-", suffix=".log")[1])
+    print(f"starting the daemon (log: {log})…", flush=True)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rtvc", "serve", *serve_argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        host, port = _wait_listening(proc, log)
+    except BaseException:
+        _stop(proc)
+        raise
+    try:
+        run_tui(Endpoint(host.strip("[]"), port, load_or_create_token()))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(proc)
+    text = log.read_text(errors="replace")
+    report = text[text.find("latency report:") :] if "latency report:" in text else text.strip()[-2000:]
+    print(report.rstrip(), flush=True)
+    if proc.returncode == 0:
+        log.unlink(missing_ok=True)
+    else:
+        print(f"the daemon exited with {proc.returncode}; its log: {log}", file=sys.stderr)
+    return proc.returncode

@@ -1,0 +1,70 @@
+"""A one-line level meter in dBFS with peak hold: `in   ███████████▌·····│···  -18.2 dBFS`.
+
+The bar shows the block peak on a -60..0 dBFS scale (the range a voice lives in); the hold mark stays at
+the highest peak for HOLD_S seconds, then falls at FALL_DB_PER_S. The clock is injected so a snapshot is
+the same every run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.text import Text
+from textual.widget import Widget
+
+LO_DB, HI_DB = -60.0, 0.0
+HOLD_S = 1.5
+FALL_DB_PER_S = 20.0
+LABEL_W = 5
+VALUE_W = 12
+EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def _position(db: float, width: int) -> float:
+    """Cells from the left (fractional) for a level."""
+    return max(0.0, min(1.0, (db - LO_DB) / (HI_DB - LO_DB))) * width
+
+
+class LevelMeter(Widget):
+    DEFAULT_CSS = "LevelMeter { height: 1; width: 1fr; }"
+
+    def __init__(self, label: str, clock: Callable[[], float] = time.monotonic, id: str | None = None):
+        super().__init__(id=id)
+        self.label = label
+        self.clock = clock
+        self.level = -120.0  # dBFS, the latest block's peak
+        self.hold = -120.0
+        self._hold_at = 0.0
+
+    def set_level(self, db: float) -> None:
+        now = self.clock()
+        held = self.hold - max(0.0, now - self._hold_at - HOLD_S) * FALL_DB_PER_S
+        if db >= held:
+            self.hold, self._hold_at = db, now
+        else:
+            self.hold = held
+            if now - self._hold_at > HOLD_S:  # falling: keep falling from here
+                self._hold_at = now - HOLD_S
+        self.level = db
+        self.refresh()
+
+    def render(self) -> Text:
+        width = max(1, self.size.width - LABEL_W - VALUE_W)
+        t = Text(f"{self.label:<{LABEL_W}}")
+        pos = _position(self.level, width)
+        full = int(pos)
+        colour = "red" if self.level > -3 else "yellow" if self.level > -12 else "green"
+        part = int((pos - full) * 8) if full < width else 0
+        bar = "█" * full + (EIGHTHS[part] if part else "")
+        hold = min(width - 1, int(_position(self.hold, width))) if self.hold > LO_DB else -1
+        t.append(bar, style=colour)
+        if hold >= len(bar):
+            t.append("·" * (hold - len(bar)), style="dim")
+            t.append("│", style="bold red" if self.hold > -3 else "bold")
+            t.append("·" * (width - hold - 1), style="dim")
+        else:
+            t.append("·" * (width - len(bar)), style="dim")
+        shown = "  silence" if self.level <= -120 else f"{self.level:6.1f} dBFS"
+        t.append(f"{shown:>{VALUE_W}}")
+        return t

@@ -1,0 +1,106 @@
+"""The TUI's pop-up screens: help, "save these settings to a profile", and the device picker.
+
+Each is a ModalScreen that returns its answer with `dismiss()`; the app does the API call, so every daemon
+error ends up in the same message line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from rtvc.profile_writer import NAME_RE
+
+
+class Modal(ModalScreen[Any]):
+    DEFAULT_CSS = """
+    Modal { align: center middle; }
+    Modal > Vertical { width: 72; max-width: 95%; height: auto; max-height: 90%;
+                       border: round $accent; background: $surface; padding: 0 1; }
+    Modal .title { text-style: bold; }
+    Modal .hint { color: $text-muted; }
+    Modal OptionList { height: auto; max-height: 16; }
+    """
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Close")]
+
+
+class HelpScreen(Modal):
+    def __init__(self, keys: list[tuple[str, str]]):
+        super().__init__()
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        t = Text()
+        for key, what in self.keys:
+            t.append(f"{key:>12}  ", style="bold cyan")
+            t.append(what + "\n")
+        with Vertical():
+            yield Label("rtvc: keys", classes="title")
+            yield Static(t)
+            yield Label("Esc closes. Ctrl+P: every action by name.", classes="hint")
+
+    BINDINGS: ClassVar[list[Binding]] = [*Modal.BINDINGS, Binding("question_mark,f1,q", "dismiss(None)", show=False)]
+
+
+class SaveScreen(Modal):
+    """Asks for a profile name; returns it (or None)."""
+
+    def __init__(self, current: str):
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Save these settings to a profile", classes="title")
+            yield Label(f"voice and parameters as they are now; the active profile is '{self.current}'", classes="hint")
+            yield Input(placeholder="profile name (letters, digits, - and _)", id="name")
+            yield Label("Enter saves, Esc cancels. An existing name is not replaced.", classes="hint", id="why")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        name = event.value.strip()
+        if not NAME_RE.fullmatch(name):
+            self.query_one("#why", Label).update("use 1-64 letters, digits, - or _, starting with a letter or digit")
+            return
+        self.dismiss(name)
+
+
+class DeviceScreen(Modal):
+    """Lists the daemon's sound devices; returns ("input" | "output", index) or None."""
+
+    def __init__(self, listing: dict[str, Any]):
+        super().__init__()
+        self.listing = listing
+
+    def compose(self) -> ComposeResult:
+        in_use = self.listing.get("in_use", {})
+        if in_use.get("virtual"):
+            now = f"in use: the virtual device (playing {in_use.get('clip', 'a clip')})"
+        else:
+            now = f"in use: input {in_use.get('input', '?')}, output {in_use.get('output', '?')}"
+        options: list[Option] = []
+        for d in self.listing.get("devices", []):
+            for kind, n in (("input", d["max_input"]), ("output", d["max_output"])):
+                if n:
+                    text = f"{kind:<6} [{d['index']}] {d['name']} ({d['host_api']})"
+                    options.append(Option(text, f"{kind}:{d['index']}"))
+        with Vertical():
+            yield Label("Sound devices", classes="title")
+            yield Label(now, classes="hint")
+            if not self.listing.get("switchable"):
+                yield Label("this daemon cannot switch devices: choose them in config.toml and restart", classes="hint")
+            if options:
+                yield OptionList(*options, id="devices")
+            else:
+                yield Label("no sound devices found", classes="hint")
+            yield Label("Enter switches to the highlighted device, Esc closes.", classes="hint")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        kind, _, index = (event.option.id or "").partition(":")
+        self.dismiss((kind, index))

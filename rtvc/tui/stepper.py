@@ -1,0 +1,179 @@
+"""A one-line number stepper: `pitch  ◀ ━━━━━●━━━━ ▶  -4.0 st`. Textual has no slider, so it is built
+from a plain focusable Widget.
+
+Keyboard: left/right or -/+ step, shift+left/right (or page up/down) take big steps, home/end jump to the
+ends; a digit or '.' starts typing a value (Enter sets it, Escape cancels, '-' flips its sign, Backspace
+deletes), Enter alone starts typing too. Mouse: click the arrows to step, click the bar to set a value, or
+scroll over it. Every change the user makes posts `Stepper.Changed`; setting `value` from the daemon's
+state does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+from textual.widget import Widget
+
+LABEL_W = 11
+VALUE_W = 10
+BAR_MAX_POINTS = 1000  # wider ranges (a speaker id) show no bar: a position in 0..100000 means nothing
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    lo: float
+    hi: float
+    step: float
+    big: float
+    integer: bool = False
+    unit: str = ""
+    help: str = ""
+
+    def clamp(self, v: float) -> float:
+        v = min(self.hi, max(self.lo, v))
+        return float(round(v)) if self.integer else round(v, 4)
+
+    def show(self, v: float) -> str:
+        digits = 0 if self.integer else (2 if self.step < 0.1 else 1)
+        return f"{v:.{digits}f}{(' ' + self.unit) if self.unit else ''}"
+
+
+class Stepper(Widget, can_focus=True):
+    DEFAULT_CSS = """
+    Stepper { height: 1; width: 1fr; }
+    Stepper:focus { background: $boost; }
+    """
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("left,minus", "step(-1)", "-", show=False),
+        Binding("right,plus,equals_sign", "step(1)", "+", show=False),
+        Binding("shift+left,pagedown", "step(-10)", show=False),
+        Binding("shift+right,pageup", "step(10)", show=False),
+        Binding("home", "jump(-1)", show=False),
+        Binding("end", "jump(1)", show=False),
+    ]
+
+    class Changed(Message):
+        def __init__(self, stepper: Stepper, value: float):
+            super().__init__()
+            self.stepper = stepper
+            self.value = value
+
+    def __init__(self, spec: Spec, value: float, id: str | None = None):
+        super().__init__(id=id)
+        self.spec = spec
+        self._value = spec.clamp(value)
+        self.typing: str | None = None  # the value being typed, or None
+
+    @property
+    def value(self) -> float:
+        return self._value
+
+    @value.setter
+    def value(self, v: float) -> None:
+        """From the daemon: shown, not sent back."""
+        self._value = self.spec.clamp(v)
+        self.refresh()
+
+    def _user_set(self, v: float) -> None:
+        v = self.spec.clamp(v)
+        if v != self._value:
+            self._value = v
+            self.refresh()
+            self.post_message(self.Changed(self, v))
+
+    def action_step(self, n: int) -> None:
+        if self.typing is None:
+            s = self.spec
+            self._user_set(self._value + (s.big * (n // 10) if abs(n) >= 10 else s.step * n))
+        elif n < 0:  # '-' while typing flips the sign
+            self.typing = self.typing[1:] if self.typing.startswith("-") else "-" + self.typing
+            self.refresh()
+
+    def action_jump(self, end: int) -> None:
+        self._user_set(self.spec.hi if end > 0 else self.spec.lo)
+
+    def on_key(self, event: events.Key) -> None:
+        ch = event.character or ""
+        if self.typing is None:
+            if ch.isdigit() or ch == ".":
+                self.typing = ch
+            elif event.key == "enter":
+                self.typing = ""
+            else:
+                return
+        elif ch.isdigit() or ch == "." or (ch == "-" and not self.typing):
+            self.typing += ch
+        elif event.key == "backspace":
+            self.typing = self.typing[:-1]
+        elif event.key == "escape":
+            self.typing = None
+        elif event.key == "enter":
+            text, self.typing = self.typing, None
+            try:
+                self._user_set(float(text))
+            except ValueError:
+                self.notify(f"{self.spec.name}: {text!r} is not a number", severity="warning")
+        elif event.key in ("minus", "left"):
+            self.action_step(-1)
+        else:
+            return
+        event.stop()
+        event.prevent_default()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.typing = None
+        self.refresh()
+
+    # -- mouse ----------------------------------------------------------------------------------------
+    def _bar_span(self) -> tuple[int, int]:
+        """Columns of the bar (between the arrows)."""
+        return LABEL_W + 2, max(LABEL_W + 2, self.size.width - VALUE_W - 2)
+
+    def on_click(self, event: events.Click) -> None:
+        a, b = self._bar_span()
+        if event.x in (LABEL_W, LABEL_W + 1):  # ◀
+            self.action_step(-1)
+        elif event.x in (b, b + 1):  # ▶
+            self.action_step(1)
+        elif a <= event.x < b and self._has_bar():
+            s = self.spec
+            self._user_set(s.lo + (s.hi - s.lo) * (event.x - a) / max(1, b - a - 1))
+        self.focus()
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self.action_step(1)
+        event.stop()
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        self.action_step(-1)
+        event.stop()
+
+    # -- drawing --------------------------------------------------------------------------------------
+    def _has_bar(self) -> bool:
+        s = self.spec
+        return (s.hi - s.lo) / (1 if s.integer else s.step) <= BAR_MAX_POINTS
+
+    def render(self) -> Text:
+        s = self.spec
+        a, b = self._bar_span()
+        width = b - a
+        t = Text(f"{s.name[: LABEL_W - 1]:<{LABEL_W}}", style="bold" if self.has_focus else "")
+        t.append("◀ ", style="bold cyan" if self.has_focus else "dim")
+        if self._has_bar() and width > 1:
+            pos = round((self._value - s.lo) / (s.hi - s.lo) * (width - 1)) if s.hi > s.lo else 0
+            t.append("━" * pos, style="cyan")
+            t.append("●", style="bold")
+            t.append("─" * (width - pos - 1), style="dim")
+        else:
+            t.append(" " * width)
+        t.append(" ▶", style="bold cyan" if self.has_focus else "dim")
+        shown = (self.typing + "▏") if self.typing is not None else s.show(self._value)
+        t.append(f"{shown:>{VALUE_W}}", style="reverse" if self.typing is not None else "")
+        return t

@@ -1,0 +1,121 @@
+"""profiles.save: the running voice and its current parameters become profiles/NAME.toml, over the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+from control_client import Client, RpcFailure
+
+from rtvc.audio.virtual import VirtualDevice
+from rtvc.config import load_config
+from rtvc.control import rpc
+from rtvc.control.auth import load_or_create_token
+from rtvc.control.controller import Controller
+from rtvc.control.server import ControlServer
+from rtvc.errors import ConfigError
+from rtvc.profile_writer import portable_model, write_profile
+from rtvc.profiles import load_profile
+from rtvc.run import build_engine
+
+SR = 48000
+PASSTHROUGH = '# shipped\nlabel = "Passthrough"\nvoice = "passthrough"\n'
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def daemon(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "passthrough.toml").write_text(PASSTHROUGH)
+    (tmp_path / "profiles" / "pitch.toml").write_text('label = "Deeper"\nvoice = "pitch"\n[params]\npitch = -4.0\n')
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "pitch"\n')
+    cfg = load_config(tmp_path / "config.toml")
+    engine = build_engine(cfg)
+    controller = Controller(cfg, engine, "pitch")
+    server = ControlServer(cfg.control, controller, load_or_create_token(), port=0)
+    x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(5 * SR) / SR)).astype(np.float32)
+    device = VirtualDevice(engine, x, 256, paced=True)
+    server.start()
+    engine.start()
+    device.start()
+    yield server, tmp_path / "profiles"
+    device.stop()
+    engine.stop()
+    server.stop()
+
+
+def run(coro) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def test_save_writes_the_running_voice_and_its_params(daemon):
+    server, profiles = daemon
+
+    async def main():
+        c = await Client.open(server.port, load_or_create_token())
+        other = await Client.open(server.port, load_or_create_token())
+        await other.call("events.subscribe")
+        await c.call("params.set", values={"pitch": -7.5, "formant": 2.0})
+        got = await c.call("profiles.save", name="my-voice", label="Mine")
+        assert got["name"] == "my-voice" and got["state"]["profile"] == "my-voice"
+        ev = await other.event("state")
+        while ev["changed"] != ["profile"]:
+            ev = await other.event("state")
+        assert ev["by"] == "client 1" and ev["state"]["profile"] == "my-voice"
+        listed = {v["name"]: v for v in (await c.call("voices.list"))["voices"]}
+        assert listed["my-voice"]["active"] and listed["my-voice"]["label"] == "Mine"
+        await c.call("params.set", values={"pitch": 0.0})
+        await c.call("voices.select", name="my-voice")  # the saved file loads as a profile
+        assert (await c.call("params.get"))["values"]["pitch"] == -7.5
+        await c.close()
+        await other.close()
+
+    run(main())
+    p = load_profile("my-voice", profiles)
+    assert (p.voice, p.label, p.params.pitch, p.params.formant) == ("pitch", "Mine", -7.5, 2.0)
+    assert not list(profiles.glob(".*")), "no temporary file left behind"
+
+
+def test_save_refuses_to_replace_a_profile_unless_asked(daemon):
+    server, profiles = daemon
+
+    async def main():
+        c = await Client.open(server.port, load_or_create_token())
+        with pytest.raises(RpcFailure) as e:
+            await c.call("profiles.save", name="passthrough")
+        assert e.value.code == rpc.INVALID_PARAMS
+        assert "profile 'passthrough' already exists" in e.value.message and "overwrite: true" in e.value.message
+        assert (profiles / "passthrough.toml").read_text() == PASSTHROUGH
+        await c.call("profiles.save", name="passthrough", overwrite=True)
+        for bad in ("../evil", "", "a b", "x" * 65):
+            with pytest.raises(RpcFailure, match=r"is not allowed.*letters, digits") as e:
+                await c.call("profiles.save", name=bad)
+        with pytest.raises(RpcFailure, match="'overwrite' = \"yes\" must be a boolean"):
+            await c.call("profiles.save", name="ok", overwrite="yes")
+        await c.close()
+
+    run(main())
+    assert load_profile("passthrough", profiles).voice == "pitch"  # replaced, as asked
+    assert sorted(p.name for p in profiles.iterdir()) == ["passthrough.toml", "pitch.toml"]
+
+
+def test_write_profile_keeps_a_model_voice_loadable_from_another_folder(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "voice.pth").write_bytes(b"x")
+    model = {"path": "voice.pth", "content": "/abs/hubert_base.pt", "f0": "yin", "seed": 3}
+    moved = portable_model(model, src, dst)
+    assert moved == {**model, "path": str((src / "voice.pth").resolve())}
+    assert portable_model(model, src, src) == model
+    params = {"pitch": 12.0, "speaker": 2, "index_rate": 0.5, "protect": 0.33, "rms_mix": 0.25}
+    path = write_profile(dst, "alice", 'Alice "A"', "rvc", params, moved)
+    p = load_profile("alice", dst)
+    assert (p.label, p.voice, p.model.path, p.model.seed, p.params.speaker) == ('Alice "A"', "rvc", moved["path"], 3, 2)
+    with pytest.raises(ConfigError, match=r"'params\.pitch' = 99\.0 is not allowed"):
+        write_profile(dst, "alice", "A", "rvc", {**params, "pitch": 99.0}, moved, overwrite=True)
+    assert load_profile("alice", dst).params.pitch == 12.0  # the good file stays
+    assert os.listdir(dst) == [path.name]

@@ -1,0 +1,222 @@
+"""The TUI against a real daemon: `rtvc serve --virtual` on loopback, the app driven by Textual's Pilot.
+
+Key presses must change the daemon's state (asked through a separate API client, as a script would);
+changes made by another client must appear on screen; the meters must move while the virtual device plays
+speech; a wrong token, an unreachable daemon and a voice that fails to load must show as messages (the app
+keeps running); a restarted daemon must be picked up again. Every wait is a condition with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_harness import Daemon, RpcClient, free_port
+from tui_screen import screen_text
+
+from rtvc.tui.app import RtvcApp
+from rtvc.tui.client import Endpoint
+from rtvc.tui.screens import HelpScreen
+from rtvc.tui.stepper import Stepper
+from rtvc.tui.toggle import Toggle
+
+pytestmark = pytest.mark.timeout(120)
+SIZE = (100, 30)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory) -> Iterator[Daemon]:
+    d = Daemon(tmp_path_factory.mktemp("tui") / "daemon", free_port())
+    d.start()
+    try:
+        d.wait_ready()
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture
+def rpc(daemon: Daemon) -> Iterator[RpcClient]:
+    c = RpcClient(daemon.port, daemon.token())
+    c.call("voices.select", name="default")  # every test starts from the same state
+    for m in ("mute", "voice", "monitor"):
+        c.call(f"{m}.set", on=m == "voice")
+    c.call("ptt.mode", on=False)
+    yield c
+    c.close()
+
+
+async def until(pilot: Any, what: str, fn: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """fn()'s first truthy value, letting the app run meanwhile; fails naming `what` and the screen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}; screen:\n{screen_text(pilot.app)}")
+        await pilot.pause(0.05)
+
+
+def run(coro: Any) -> None:
+    asyncio.run(asyncio.wait_for(coro, 100))
+
+
+async def connected(pilot: Any) -> None:
+    app = pilot.app
+    ready = lambda: app.link.state == "connected" and app.query(Stepper) and app.query_one("#t-mute", Toggle).known  # noqa: E731
+    await until(pilot, "the connection", ready)
+
+
+def control(rpc: RpcClient) -> dict[str, Any]:
+    return rpc.call("status.get")["control"]
+
+
+def test_keys_change_the_daemons_state(daemon: Daemon, rpc: RpcClient) -> None:
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("m")
+            await until(pilot, "mute on in the daemon", lambda: control(rpc)["mute"])
+            await until(pilot, "mute ON on screen", lambda: "M mute ON" in screen_text(app))
+            await pilot.press("v", "h", "t")
+            await until(pilot, "voice off, monitor and ptt on", lambda: control(rpc)["voice_on"] is False)
+            st = await until(
+                pilot, "monitor and ptt", lambda: (c := control(rpc))["monitor"] and c["ptt"]["mode"] and c
+            )
+            assert st["silent"]  # muted, and push-to-talk with nobody talking
+            await pilot.press("space")
+            await until(pilot, "the talk key held", lambda: control(rpc)["ptt"]["held"] == 1)
+            await pilot.press("space")
+            await until(pilot, "the talk key released", lambda: control(rpc)["ptt"]["held"] == 0)
+
+            app.query_one("#p-pitch", Stepper).focus()  # default profile: pitch -4
+            await pilot.press("right")
+            await until(pilot, "pitch -3", lambda: control(rpc)["params"]["pitch"] == -3.0)
+            await pilot.press("shift+right")
+            await until(pilot, "pitch 9 (a big step)", lambda: control(rpc)["params"]["pitch"] == 9.0)
+            await pilot.press("1", "0", ".", "5", "minus", "enter")  # typed: -10.5
+            await until(pilot, "pitch -10.5 typed", lambda: control(rpc)["params"]["pitch"] == -10.5)
+            assert "-10.5 st" in screen_text(app)
+            await pilot.press("down", "left")  # the next stepper: formant -1.5 -> -2.0
+            await until(pilot, "formant -2", lambda: control(rpc)["params"]["formant"] == -2.0)
+
+            await pilot.press("slash", "h", "i", "g", "h", "enter", "enter")  # find a voice, pick it
+            await until(pilot, "profile 'higher'", lambda: control(rpc)["profile"] == "higher")
+            await until(pilot, "its steppers", lambda: app.query_one("#p-pitch", Stepper).value == 4.0)
+
+            await pilot.press("question_mark")
+            await until(pilot, "the help screen", lambda: isinstance(app.screen, HelpScreen))
+            assert "Save these settings to a profile" in screen_text(app)
+            await pilot.press("escape")
+            await pilot.press("ctrl+p")  # the command palette runs the same actions by name
+            await until(pilot, "the command palette", lambda: "CommandPalette" in type(app.screen).__name__)
+            await pilot.press(*"mute the output", "enter")
+            await until(pilot, "mute off by the palette", lambda: control(rpc)["mute"] is False)
+
+            await pilot.press("s")
+            await pilot.press(*"tui-saved", "enter")
+            await until(pilot, "the saved profile", lambda: (daemon.root / "profiles" / "tui-saved.toml").is_file())
+            assert control(rpc)["profile"] == "tui-saved"
+            assert "pitch = 4.0" in (daemon.root / "profiles" / "tui-saved.toml").read_text()
+
+    run(main())
+
+
+def test_changes_by_another_client_appear_on_screen(daemon: Daemon, rpc: RpcClient) -> None:
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            assert "M mute off" in screen_text(app)
+            rpc.call("mute.set", on=True)
+            await until(pilot, "mute ON", lambda: "M mute ON" in screen_text(app))
+            assert app.query_one("#t-mute", Toggle).on and "OUTPUT SILENT" in screen_text(app)
+            rpc.call("params.set", values={"pitch": 5.5})
+            await until(pilot, "pitch 5.5", lambda: "5.5 st" in screen_text(app))
+            rpc.call("voices.select", name="passthrough")
+            await until(
+                pilot, "passthrough's one stepper", lambda: [s.spec.name for s in app.query(Stepper)] == ["gain_db"]
+            )
+            await until(pilot, "the active mark", lambda: "▶ Passthrough" in screen_text(app))
+
+    run(main())
+
+
+def test_meters_move_while_audio_flows(daemon: Daemon, rpc: RpcClient) -> None:
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            seen: set[float] = set()
+
+            def moving() -> bool:
+                if app.meters:
+                    seen.add(app.meters["in_peak"])
+                return len(seen) >= 5 and len(app.blocks) >= 5
+
+            await until(pilot, "five different input levels and block times", moving)
+            assert max(seen) > -60.0, seen  # the clip is speech, not silence
+            assert all(b > 0 for b in app.blocks)
+            text = screen_text(app)
+            assert "dBFS" in text and "block p99" in text and "latency" in text and "block 20.0" in text
+
+    run(main())
+
+
+def test_errors_are_shown_not_raised(daemon: Daemon, rpc: RpcClient, tmp_path: Path) -> None:
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, "x" * 43))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, "the wrong token", lambda: app.link.state == "unauthorized")
+            await until(pilot, "its message", lambda: "wrong token" in screen_text(app))
+            await pilot.press("m")  # no crash: the refusal is a message
+            await until(pilot, "not connected", lambda: "not connected" in screen_text(app))
+        assert control(rpc)["mute"] is False
+
+        nobody = free_port()
+        app = RtvcApp(Endpoint("127.0.0.1", nobody, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, "two attempts", lambda: app.link.attempt >= 2 and app.link.state == "disconnected")
+            assert f"daemon unreachable at ws://127.0.0.1:{nobody}/rpc" in screen_text(app)
+
+        daemon.profile("edited").write_text('voice = "rvc"\n[model]\npath = "missing.pth"\ncontent = "missing.pt"\n')
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            app.select_voice("edited")
+            await until(pilot, "the load error", lambda: "did not load" in screen_text(app), timeout=30)
+            assert control(rpc)["profile"] == "default"
+            assert app.is_running
+
+    try:
+        run(main())
+    finally:
+        daemon.profile("edited").write_text('label = "Edited"\nvoice = "pitch"\n\n[params]\npitch = 2.0\n')
+
+
+def test_reconnects_when_the_daemon_restarts(daemon: Daemon, rpc: RpcClient) -> None:
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            first = app.link.client
+            await asyncio.to_thread(daemon.stop)
+            await until(pilot, "the disconnection", lambda: app.link.state != "connected")
+            await until(pilot, "its message", lambda: "✖" in screen_text(app))
+            await asyncio.to_thread(daemon.start)
+            await asyncio.to_thread(daemon.wait_ready)
+            await until(pilot, "the reconnection", lambda: app.link.state == "connected", timeout=30)
+            assert first != "client 1" and app.link.client == "client 1"  # the new daemon counts from 1
+            c = RpcClient(daemon.port, daemon.token())
+            c.call("mute.set", on=True)
+            await until(pilot, "state from the new daemon", lambda: "M mute ON" in screen_text(app))
+            c.close()
+
+    rpc.close()
+    run(main())

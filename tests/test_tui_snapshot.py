@@ -1,0 +1,93 @@
+"""Snapshots of the TUI's main screen at 80x24 and 120x40, fed a fixed state (no daemon, no live meters).
+
+The snapshot is the screen's text, cell by cell (tests/snapshots/tui_WxH.txt), compared exactly: layout,
+labels, steppers, meters with peak hold, latency, sparkline, footer. An SVG of the same screen is written
+beside it for people to look at. After an intended change: RTVC_UPDATE_SNAPSHOTS=1 pytest this file, and
+look at the SVGs before committing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import os
+from pathlib import Path
+
+import pytest
+from tui_screen import screen_text
+
+from rtvc.tui.app import RtvcApp
+from rtvc.tui.client import Endpoint, Link
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE = os.environ.get("RTVC_UPDATE_SNAPSHOTS") == "1"
+pytestmark = pytest.mark.timeout(60)
+
+VOICES = [
+    {"name": "default", "label": "Deeper", "voice": "pitch", "active": True},
+    {"name": "chipmunk", "label": "Chipmunk", "voice": "pitch", "active": False},
+    {"name": "passthrough", "label": "Passthrough", "voice": "passthrough", "active": False},
+    {"name": "rvc-example", "label": "RVC example", "voice": "rvc", "active": False, "error": "no model file"},
+]
+RANGES = {
+    "pitch": {"type": "a number", "default": 0.0, "help": "semitones", "min": -24.0, "max": 24.0},
+    "formant": {"type": "a number", "default": 0.0, "help": "semitones", "min": -12.0, "max": 12.0},
+    "gain_db": {"type": "a number", "default": 0.0, "help": "dB", "min": -60.0, "max": 24.0},
+}
+VALUES = {"pitch": -4.0, "formant": -1.5, "gain_db": 0.0}
+STATE = {
+    "profile": "default",
+    "voice": "Deeper: pitch + formant shifter",
+    "kind": "pitch",
+    "params": VALUES,
+    "voice_on": True,
+    "monitor": False,
+    "mute": False,
+    "ptt": {"mode": False, "held": 0},
+    "silent": False,
+    "loading": None,
+    "engine": "running",
+    "links": {},
+}
+LATENCY = {"ms": {"device_in": 5.3, "block": 20.0, "converter": 7.0, "prefill": 4.0, "device_out": 5.3, "total": 41.6}}
+STATUS = {"state": "running", "latency": LATENCY, "timing": {"p99_ms": 3.21, "budget_ms": 20.0}, "xruns": {"total": 0}}
+BLOCKS = [1.2, 1.3, 1.1, 2.8, 1.2, 1.4, 1.3, 5.9, 1.2, 1.1, 1.3, 1.2, 3.3, 1.2, 1.25, 1.3]
+
+
+def meters(in_peak: float, out_peak: float, block: float) -> dict:
+    return {"type": "meters", "in_peak": in_peak, "in_rms": -30.0, "out_peak": out_peak, "out_rms": -32.0,
+            "block_ms": block, "p99_ms": 3.21, "budget_ms": 20.0, "xruns": 0}  # fmt: skip
+
+
+async def main_screen(width: int, height: int) -> tuple[str, str]:
+    now = [100.0]
+    app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), clock=lambda: now[0], connect=False)
+    async with app.run_test(size=(width, height)) as pilot:
+        app.apply_link(Link("connected", "ws://127.0.0.1:47800/rpc", 0, "client 1"))
+        app.apply_voices(VOICES)
+        await app.apply_params({"kind": "pitch", "values": VALUES, "ranges": RANGES})
+        app.apply_state(STATE)
+        app.apply_status(STATUS)
+        for i, b in enumerate(BLOCKS):  # loud at first, then quieter: the hold marks stay at the peak
+            now[0] += 0.066
+            app.apply_meters(meters(-4.0 if i == 3 else -18.0 - i * 0.5, -6.5 if i == 3 else -20.0, b))
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        return screen_text(app), app.export_screenshot(title="rtvc")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_main_screen(size: tuple[int, int]) -> None:
+    text, svg = asyncio.run(main_screen(*size))
+    lines = text.splitlines()
+    assert len(lines) == size[1] and all(len(ln) <= size[0] for ln in lines)
+    path = SNAPSHOTS / f"tui_{size[0]}x{size[1]}.txt"
+    if UPDATE or not path.exists():
+        path.write_text(text)
+        path.with_suffix(".svg").write_text(svg)
+        if not UPDATE:
+            pytest.fail(f"no snapshot yet: wrote {path}; look at it (and its .svg), then run again")
+    want = path.read_text()
+    if text != want:
+        diff = "\n".join(difflib.unified_diff(want.splitlines(), lines, "snapshot", "now", lineterm=""))
+        pytest.fail(f"the screen differs from {path.name} (RTVC_UPDATE_SNAPSHOTS=1 to accept):\n{diff}")
