@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, OptionList, Sparkline, Static
 from textual.widgets.option_list import Option
 
@@ -190,6 +191,12 @@ class RtvcApp(App[None]):
             await self.apply_params(params)  # last: steppers on screen mean the rest is there too
 
     def apply_event(self, ev: dict[str, Any]) -> None:
+        try:
+            self._apply_event(ev)
+        except NoMatches:
+            pass  # an event that arrived while the app was closing its screen: nothing left to show it on
+
+    def _apply_event(self, ev: dict[str, Any]) -> None:
         kind = ev.get("type")
         if kind == "meters":
             self.apply_meters(ev)
@@ -427,4 +434,7 @@ class RtvcApp(App[None]):
                 st = await self.client.call("status.get")
             except CallError:
                 return  # a closing connection: the link line says so
-            self.apply_status(st["engine"])
+            try:
+                self.apply_status(st["engine"])
+            except NoMatches:
+                pass  # the reply landed while the app was closing its screen: nothing left to show it on
