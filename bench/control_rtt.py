@@ -4,10 +4,13 @@ rtvc runs the default voice on real PortAudio callbacks (JACK dummy backend, 48 
 control server listens on loopback; 10 clients subscribe to state and meters (30 Hz each); one driver
 client sets the pitch again and again and times (a) its own reply, (b) the state event reaching it and
 (c) the event reaching the last of the 10 subscribers. The clients run in a separate process (as real
-tools do). Two phases in one run, side by side: the driver alone, then with the 10 meter clients; the
-engine's xruns and worker block times are counted per phase.
+tools do). Four phases, side by side, alternating for --rounds rounds so that a noisy stretch of a shared
+machine falls on all: the driver alone, then with the 10 meter clients, each with the engine's worker on
+the normal scheduler and on real-time scheduling (stream.realtime, the default); the engine's xruns and
+worker block times are counted per phase. A C client (jack_simple_client) runs in the same JACK graph as a
+reference: jackd's blame for it says when the machine, not rtvc, missed a deadline.
 
-    python bench/control_rtt.py [--changes 300] [--clients 10]
+    python bench/control_rtt.py [--changes 150] [--clients 10] [--rounds 3]
 
 Prints a table and writes bench/results/control_rtt.json.
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -74,9 +79,47 @@ def clients_process(port: int, n_clients: int, changes: int, out) -> None:
     out.put(asyncio.run(drive(port, n_clients, changes)))
 
 
+def run_phase(engine, server: JackServer, port: int, n_clients: int, changes: int) -> dict:
+    before, blocks, blamed = engine.status().xruns, engine.timer.count, len(server.late_clients())
+    t0 = time.monotonic()
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=clients_process, args=(port, n_clients, changes, queue))
+    proc.start()
+    times = queue.get(timeout=600)
+    proc.join(30)
+    xr = engine.status().xruns
+    late = server.late_clients()[blamed:]
+    return {
+        "times": times,
+        "seconds": time.monotonic() - t0,
+        "xruns": xr.total - before.total,
+        "underrun_frames": xr.output_underrun_frames - before.output_underrun_frames,
+        "work": list(1e3 * engine.timer.since(blocks)),
+        "blamed_rtvc": sum(1 for c in late if c.startswith("PortAudio")),
+        "blamed_reference": late.count("jack_simple_client"),
+    }
+
+
+def merge(rounds: list[dict]) -> dict:
+    keys = rounds[0]["times"]
+    return {
+        "seconds": round(sum(r["seconds"] for r in rounds), 1),
+        "rows": {k: stats([t for r in rounds for t in r["times"][k]]) for k in keys},
+        "engine_xrun_events": sum(r["xruns"] for r in rounds),
+        "xruns_per_round": [r["xruns"] for r in rounds],
+        "output_underrun_frames": sum(r["underrun_frames"] for r in rounds),
+        "worker_block_ms": stats([w for r in rounds for w in r["work"]]),
+        "jackd_blamed_rtvc": sum(r["blamed_rtvc"] for r in rounds),
+        "jackd_blamed_reference": sum(r["blamed_reference"] for r in rounds),
+        "worker_priority": rounds[0]["priority"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--changes", type=int, default=300)
+    ap.add_argument("--changes", type=int, default=150, help="per phase and round")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "control_rtt.json")
     args = ap.parse_args()
@@ -97,47 +140,45 @@ def main() -> None:
         engine.start()
         streams.start()
         control.start()
+        env = {**os.environ, "JACK_DEFAULT_SERVER": server.name, "JACK_NO_START_SERVER": "1"}
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        reference = subprocess.Popen(["jack_simple_client"], env=env, **quiet)
         time.sleep(1.0)
-        phases = {}
-        # side by side in one run: the same changes with the driver alone, then with the meter clients
-        for name, n_clients in (("driver only", 0), (f"{args.clients} clients on meters", args.clients)):
-            before, blocks = engine.status().xruns, engine.timer.count
-            t0 = time.monotonic()
-            ctx = multiprocessing.get_context("spawn")
-            queue = ctx.Queue()
-            proc = ctx.Process(target=clients_process, args=(control.port, n_clients, args.changes, queue))
-            proc.start()
-            times = queue.get(timeout=600)
-            proc.join(30)
-            xr = engine.status().xruns
-            work = 1e3 * engine.timer.since(blocks)
-            phases[name] = {
-                "clients_on_meters": n_clients,
-                "seconds": round(time.monotonic() - t0, 1),
-                "rows": {k: stats(v) for k, v in times.items()},
-                "engine_xrun_events": xr.total - before.total,
-                "output_underrun_frames": xr.output_underrun_frames - before.output_underrun_frames,
-                "worker_block_ms": stats(list(work)),
-            }
+        runs: dict[str, list[dict]] = {}
+        for _round in range(args.rounds):
+            for realtime in (False, True):  # the worker's scheduling, switched by the worker at a block edge
+                engine.realtime = realtime
+                time.sleep(0.1)
+                worker = "real-time" if realtime else "normal"
+                for what, n_clients in (("driver only", 0), (f"{args.clients} clients on meters", args.clients)):
+                    row = run_phase(engine, server, control.port, n_clients, args.changes)
+                    row["priority"] = engine.status().worker_priority
+                    runs.setdefault(f"{worker} worker, {what}", []).append(row)
+        reference.terminate()
+        reference.wait(5)
+        phases = {name: merge(rs) for name, rs in runs.items()}
         control.stop()
         streams.stop()
         engine.stop()
     server.stop()
-    print(f"{'phase':<24} {'round trip':<26} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'phase':<44} {'round trip':<26} {'p50 ms':>8} {'p99 ms':>8}")
     for name, ph in phases.items():
         for k, r in ph["rows"].items():
-            print(f"{name:<24} {k:<26} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
+            print(f"{name:<44} {k:<26} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
         w = ph["worker_block_ms"]
         print(
-            f"{name:<24} engine: {ph['engine_xrun_events']} xrun events, {ph['output_underrun_frames']} frames "
-            f"played as silence; worker block p50/p99 {w['p50_ms']:.2f}/{w['p99_ms']:.2f} ms\n"
+            f"{name:<44} engine: {ph['engine_xrun_events']} xrun events per round {ph['xruns_per_round']}, "
+            f"{ph['output_underrun_frames']} frames played as silence; worker block p50/p99 "
+            f"{w['p50_ms']:.2f}/{w['p99_ms']:.2f} ms; jackd blamed rtvc {ph['jackd_blamed_rtvc']}, "
+            f"the C reference client {ph['jackd_blamed_reference']} times\n"
         )
     result = {
         "machine": machine(),
         "jackd": f"dummy backend, 48 kHz, period {PERIOD}, --no-realtime",
         "voice": "default (pitch), 20 ms blocks",
         "meter_hz": 30,
-        "changes_per_phase": args.changes,
+        "changes_per_phase_and_round": args.changes,
+        "rounds": args.rounds,
         "clients": "in a separate process",
         "phases": phases,
     }

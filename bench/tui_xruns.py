@@ -46,6 +46,7 @@ def tui_client(port: int, token: str, seconds: float, meter_hz: float) -> None:
     """Phase 2's client (its own process): the real app, headless, for `seconds`; prints what it received."""
     from rtvc.tui.app import RtvcApp
     from rtvc.tui.client import DaemonClient, Endpoint
+    from rtvc.tui.launch import yield_cpu
 
     class Timed(RtvcApp):
         received = 0
@@ -58,6 +59,7 @@ def tui_client(port: int, token: str, seconds: float, meter_hz: float) -> None:
             Timed.received += 1
             super().apply_meters(ev)
 
+    yield_cpu()  # as `rtvc tui` and `rtvc run` do
     app = Timed(Endpoint("127.0.0.1", port, token))
     assert isinstance(app.client, DaemonClient)
     app.client.meter_hz = meter_hz
@@ -153,6 +155,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="per phase and round")
     ap.add_argument("--rounds", type=int, default=3, help="without/with pairs, alternating")
+    ap.add_argument(
+        "--jack-realtime",
+        action="store_true",
+        help="jackd --realtime: its clients' process threads (rtvc's PortAudio callback too) run SCHED_FIFO, "
+        "as on a desktop with JACK or PipeWire",
+    )
     ap.add_argument("--period", type=int, default=256)
     ap.add_argument("--block-ms", type=float, default=10.0)
     ap.add_argument("--meter-hz", type=float, default=15.0, help="the TUI's meter rate (the issue asks >= 10)")
@@ -162,7 +170,7 @@ def main() -> None:
     if args.tui_client:
         tui_client(int(args.tui_client[0]), args.tui_client[1], args.seconds, args.meter_hz)
         return
-    server = JackServer(args.period, role="bench")
+    server = JackServer(args.period, realtime=args.jack_realtime, role="bench")
     server.start()
     proc = sine = None
     try:
@@ -203,6 +211,7 @@ def main() -> None:
     summary = {"xruns_without": sums["without"], "xruns_with": sums["with"], "c_client_blamed": c_blamed}
     summary["tui_cpu_percent_median"] = cpu
     settings = {"period": args.period, "block_ms": args.block_ms, "meter_hz": args.meter_hz, "rounds": args.rounds}
+    settings["jackd"] = "--realtime (in effect)" if server.realtime_in_effect else "--no-realtime"
     result = {"machine": machine(), "settings": settings, "summary": summary, "phases": rows}
     write_result(args.out, "tui_xruns", result)
 

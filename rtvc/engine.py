@@ -22,6 +22,7 @@ import numpy as np
 from rtvc.converter import StreamingConverter
 from rtvc.doorbell import Doorbell
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
+from rtvc.priority import make_normal, make_realtime
 from rtvc.ring import SpscRing
 from rtvc.status import EngineStatus, Levels, Xruns
 from rtvc.timing import BlockTimer
@@ -54,6 +55,7 @@ class Engine:
         headroom: int,
         monitor: bool = False,
         voice_label: str = "",
+        realtime: bool = False,
     ):
         self.converter = converter
         self._next: tuple[StreamingConverter, str] | None = None  # swapped in by the worker at a block edge
@@ -93,6 +95,8 @@ class Engine:
         self._stop = threading.Event()
         self._progress = threading.Event()
         self._idle = threading.Event()  # the worker saw the rings idle (suspend)
+        self.realtime = realtime  # real-time scheduling for the worker thread (rtvc.priority); any thread may flip it
+        self.priority = "normal"  # what the worker thread got
         self._thread: threading.Thread | None = None
         self._prev_switch = sys.getswitchinterval()
 
@@ -245,8 +249,12 @@ class Engine:
     # -- worker thread --------------------------------------------------------------------------
     def _run(self) -> None:
         block = self.block
+        applied = False
         try:
             while not self._stop.is_set():
+                if self.realtime != applied:  # (a flag any thread may flip: applied here, on this thread)
+                    applied = self.realtime
+                    self.priority = make_realtime() if applied else make_normal()
                 if not self._live:
                     # period chosen by the host: learnt from the first callback, then the rings go live
                     self._idle.set()
@@ -363,4 +371,5 @@ class Engine:
             xruns=xruns,
             levels=Levels.from_linear(*lv),
             monitor=self.monitor_enabled,
+            worker_priority=self.priority,
         )

@@ -70,7 +70,8 @@ def build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter,
 def build_engine(cfg: Config) -> Engine:
     conv, label = build_converter(cfg, cfg.voice.profile)
     sr = cfg.audio.samplerate
-    return Engine(conv, sr, headroom=frames(cfg.stream.prefill_ms, sr), monitor=cfg.audio.monitor, voice_label=label)
+    headroom = frames(cfg.stream.prefill_ms, sr)
+    return Engine(conv, sr, headroom, cfg.audio.monitor, label, realtime=cfg.stream.realtime)
 
 
 def switch_voice(engine: Engine, cfg: Config, profile_name: str) -> str:
@@ -173,7 +174,7 @@ def report(st: EngineStatus) -> str:
         lines.append(f"  declared latency  {st.latency.describe()}")
     lines += [
         f"  block             {st.block} frames ({1e3 * st.block / st.samplerate:.1f} ms), device period {st.period}",
-        f"  worker time       {st.worker_slack_ms:.1f} ms guaranteed per block",
+        f"  worker time       {st.worker_slack_ms:.1f} ms guaranteed per block; scheduling {st.worker_priority}",
         f"  block processing  last {t.last_ms:.3f}  p50 {t.p50_ms:.3f}  p99 {t.p99_ms:.3f}"
         f"  max {t.max_ms:.3f} ms over {t.count} blocks",
         f"  xruns             {st.xruns.total} (output underruns {st.xruns.output_underrun_events},"
@@ -190,6 +191,7 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> EngineStatus
     """
     sr = cfg.audio.samplerate
     engine = build_engine(cfg)
+    engine.realtime = False  # as fast as it can, not against a clock: no reason to preempt the machine
     x = load_mono(src, sr)
     pad = plan_prefill(engine.block, period, engine.headroom).prefill + engine.converter.latency
     dev = VirtualDevice(engine, np.concatenate([x, np.zeros(pad, dtype=np.float32)]), period, paced=False)

@@ -63,6 +63,7 @@ class EngineStatus:
     xruns: Xruns
     levels: Levels
     monitor: bool
+    worker_priority: str = "normal"  # the worker thread's scheduling, as the system granted it
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -145,3 +145,35 @@ def test_cycles_the_device_skipped_do_not_shift_the_latency():
     assert np.all(same[carried & (m < 150 * period)])  # before the gap
     after = carried & (m >= 154 * period + lat)
     assert np.all(same[after]), np.flatnonzero(after & ~same)[:5]  # and after it: no shift
+
+
+def test_the_worker_priority_in_status_is_what_the_kernel_says():
+    """stream.realtime: the worker asks for SCHED_FIFO; status reports what it got (granted here as root, or
+    refused with the reason in a container without the capability), and a flip back applies too."""
+    import os
+    import threading
+
+    engine = make_engine(480)
+    engine.realtime = True
+    engine.start()
+    try:
+        worker = next(t for t in threading.enumerate() if t.name == "rtvc-worker")
+        deadline = time.monotonic() + 5
+        while engine.status().worker_priority == "normal" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        got = engine.status().worker_priority
+        policy = os.sched_getscheduler(worker.native_id)
+        if got.startswith("real-time"):
+            assert got == "real-time (SCHED_FIFO 1)"
+            assert policy == os.SCHED_FIFO and os.sched_getparam(worker.native_id).sched_priority == 1
+        else:
+            assert got.startswith("normal (") and "real-time" in got, got  # refused: the reason is given
+            assert policy == os.SCHED_OTHER
+        engine.realtime = False
+        engine._bell.ring()  # (the worker applies the flag at the top of its loop)
+        while engine.status().worker_priority != "normal" and time.monotonic() < deadline + 5:
+            time.sleep(0.01)
+        assert engine.status().worker_priority == "normal"
+        assert os.sched_getscheduler(worker.native_id) == os.SCHED_OTHER
+    finally:
+        engine.stop()

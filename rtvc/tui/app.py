@@ -19,66 +19,22 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, OptionList, Sparkline, Static
-from textual.widgets.option_list import Option
 
 from rtvc.tui.client import CallError, DaemonClient, Endpoint, Link
 from rtvc.tui.commands import RtvcCommands
+from rtvc.tui.keys import ACTIONS, FOOTER
 from rtvc.tui.meter import LevelMeter
 from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
-from rtvc.tui.stepper import Spec, Stepper
+from rtvc.tui.stepper import Stepper
+from rtvc.tui.texts import latency_text, spec_for
 from rtvc.tui.toggle import Toggle
+from rtvc.tui.voicelist import VoiceListMixin
 
 SPARK_POINTS = 60  # block-time history: the last few seconds of meter readings
 STATUS_POLL_S = 1.0
-# step, big step, unit per parameter name; others: 1/100 of the range
-STEPS: dict[str, tuple[float, float, str]] = {
-    "pitch": (1.0, 12.0, "st"),
-    "formant": (0.5, 3.0, "st"),
-    "gain_db": (1.0, 6.0, "dB"),
-    "index_rate": (0.05, 0.25, ""),
-    "protect": (0.01, 0.1, ""),
-    "rms_mix": (0.05, 0.25, ""),
-    "speaker": (1.0, 10.0, ""),
-}
 
 
-def spec_for(name: str, r: dict[str, Any]) -> Spec | None:
-    """A stepper for a numeric parameter with a range (params.get's `ranges`), else None."""
-    if "min" not in r or "max" not in r:
-        return None
-    integer = r.get("type") == "an integer"
-    step, big, unit = STEPS.get(name, (1.0 if integer else (r["max"] - r["min"]) / 100, 10.0, ""))
-    return Spec(name, float(r["min"]), float(r["max"]), step, big, integer, unit, r.get("help", ""))
-
-
-def latency_text(st: dict[str, Any]) -> str:
-    lat = st.get("latency")
-    if not lat:
-        return "latency: - (the device is not running yet)"
-    ms = lat["ms"]
-    names = {"device_in": "device in", "block": "block", "converter": "converter", "prefill": "prefill"}
-    parts = " + ".join(f"{label} {ms[k]:.1f}" for k, label in names.items())
-    return f"latency {ms['total']:.1f} ms = {parts} + device out {ms['device_out']:.1f}"
-
-
-# key, action, what it does: the bindings, the help screen and the command palette, from one table
-ACTIONS: list[tuple[str, str, str]] = [
-    ("v", "toggle('voice')", "Voice changer on/off"),
-    ("m", "toggle('mute')", "Mute the output on/off"),
-    ("h", "toggle('monitor')", "Hear myself (monitor) on/off"),
-    ("t", "toggle_ptt_mode", "Push-to-talk mode on/off"),
-    ("space", "talk", "Push-to-talk: start / stop talking"),
-    ("slash", "find_voice", "Find a voice (filter the list)"),
-    ("s", "save_profile", "Save these settings to a profile"),
-    ("d", "devices", "Pick sound devices"),
-    ("r", "reconnect", "Reconnect to the daemon now"),
-    ("question_mark", "help", "Help: the keys"),
-    ("q", "quit", "Quit (the daemon keeps running unless rtvc run started it)"),
-]
-FOOTER: dict[str, str] = {"s": "save", "d": "devices", "question_mark": "help", "q": "quit"}
-
-
-class RtvcApp(App[None]):
+class RtvcApp(VoiceListMixin, App[None]):
     TITLE = "rtvc"
     COMMANDS = App.COMMANDS | {RtvcCommands}
     CSS = """
@@ -285,62 +241,18 @@ class RtvcApp(App[None]):
         msg.update(("✖ " if error else "") + text)
         msg.set_class(error, "error")
 
-    # -- the voice list -------------------------------------------------------------------------------
-    def _fill_voice_list(self) -> None:
-        needle = self.query_one("#filter", Input).value.strip().lower()
-        ol = self.query_one("#voices", OptionList)
-        ol.clear_options()
-        for v in self.voices:
-            label = v.get("label") or v["name"]
-            if needle and needle not in label.lower() and needle not in v["name"].lower():
-                continue
-            mark = "▶ " if v["name"] == self.state.get("profile") else "  "
-            text = f"{mark}{label}" + (" ✖" if v.get("error") else "")  # selecting it shows why
-            ol.add_option(Option(text, id=v["name"], disabled=False))
-        self._mark_active(self.state.get("profile"))
-
-    def _mark_active(self, profile: str | None) -> None:
-        ol = self.query_one("#voices", OptionList)
-        for i in range(ol.option_count):
-            opt = ol.get_option_at_index(i)
-            active = opt.id == profile
-            text = str(opt.prompt)
-            if text.startswith("▶ ") != active:
-                ol.replace_option_prompt_at_index(i, ("▶ " if active else "  ") + text[2:])
-
+    # -- the voice list's messages (handled in VoiceListMixin) ---------------------------------------------
     @on(Input.Changed, "#filter")
     def _filter(self) -> None:
-        self._fill_voice_list()
-
-    def on_key(self, event: Any) -> None:
-        if event.key == "escape" and self.focused is self.query_one("#filter", Input):
-            self.query_one("#voices", OptionList).focus()
-            event.stop()
+        self.filter_changed()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
-        ol = self.query_one("#voices", OptionList)
-        if ol.option_count:
-            ol.highlighted = 0
-            ol.focus()
+        self.filter_submitted()
 
     @on(OptionList.OptionSelected, "#voices")
     def _picked(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id:
-            self.select_voice(event.option.id)
-
-    @work(group="select", exclusive=True, exit_on_error=False)
-    async def select_voice(self, name: str) -> None:
-        v = next((v for v in self.voices if v["name"] == name), {})
-        if v.get("error"):
-            self.show_message(f"voice '{name}' cannot load: {v['error']}", error=True)
-            return
-        self.show_message(f"loading voice '{name}'…")
-        try:
-            await self._call("voices.select", name=name)
-        except CallError:
-            return
-        self.show_message(f"voice '{name}'")
+        self.option_picked(event)
 
     # -- actions --------------------------------------------------------------------------------------
     async def _call(self, method: str, **params: Any) -> Any:

@@ -25,9 +25,24 @@ STOP_TIMEOUT_S = 15.0
 LISTENING = re.compile(r"control: ws://(\S+):(\d+)/rpc")
 
 
+TUI_NICE = 10  # the UI yields the CPU to everything at the default priority
+
+
+def yield_cpu() -> None:
+    """Lower this process's CPU priority. The audio path (the engine's worker, and the device callback where
+    the audio server does not run it real-time) must never wait for a redraw; a UI redrawing meters 15 times
+    a second on a 2-core machine otherwise competes with it. Call it after starting the daemon: children
+    inherit it."""
+    try:
+        os.nice(TUI_NICE)
+    except OSError:
+        pass  # (no such limit on this OS: the UI runs at the default priority)
+
+
 def run_tui(endpoint: Endpoint) -> None:
     from rtvc.tui.app import RtvcApp
 
+    yield_cpu()
     RtvcApp(endpoint).run()
 
 

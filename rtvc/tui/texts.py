@@ -1,0 +1,37 @@
+"""What the main screen writes: a parameter's stepper spec from the daemon's ranges, the latency line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rtvc.tui.stepper import Spec
+
+# step, big step, unit per parameter name; others: 1/100 of the range
+STEPS: dict[str, tuple[float, float, str]] = {
+    "pitch": (1.0, 12.0, "st"),
+    "formant": (0.5, 3.0, "st"),
+    "gain_db": (1.0, 6.0, "dB"),
+    "index_rate": (0.05, 0.25, ""),
+    "protect": (0.01, 0.1, ""),
+    "rms_mix": (0.05, 0.25, ""),
+    "speaker": (1.0, 10.0, ""),
+}
+
+
+def spec_for(name: str, r: dict[str, Any]) -> Spec | None:
+    """A stepper for a numeric parameter with a range (params.get's `ranges`), else None."""
+    if "min" not in r or "max" not in r:
+        return None
+    integer = r.get("type") == "an integer"
+    step, big, unit = STEPS.get(name, (1.0 if integer else (r["max"] - r["min"]) / 100, 10.0, ""))
+    return Spec(name, float(r["min"]), float(r["max"]), step, big, integer, unit, r.get("help", ""))
+
+
+def latency_text(st: dict[str, Any]) -> str:
+    lat = st.get("latency")
+    if not lat:
+        return "latency: - (the device is not running yet)"
+    ms = lat["ms"]
+    names = {"device_in": "device in", "block": "block", "converter": "converter", "prefill": "prefill"}
+    parts = " + ".join(f"{label} {ms[k]:.1f}" for k, label in names.items())
+    return f"latency {ms['total']:.1f} ms = {parts} + device out {ms['device_out']:.1f}"

@@ -1,0 +1,71 @@
+"""The main screen's voice list: the profiles with a filter, the active one marked, Enter selects.
+
+A mixin of RtvcApp (it uses the app's `voices`, `state`, `_call` and `show_message`): the list's widgets
+live in the app's layout, its logic here. Textual registers `@on` handlers only on its own classes, so the
+app routes the list's messages here (RtvcApp._filter and friends).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+from textual.widgets import Input, OptionList
+from textual.widgets.option_list import Option
+
+from rtvc.tui.client import CallError
+
+
+class VoiceListMixin:
+    def _fill_voice_list(self) -> None:
+        needle = self.query_one("#filter", Input).value.strip().lower()
+        ol = self.query_one("#voices", OptionList)
+        ol.clear_options()
+        for v in self.voices:
+            label = v.get("label") or v["name"]
+            if needle and needle not in label.lower() and needle not in v["name"].lower():
+                continue
+            mark = "▶ " if v["name"] == self.state.get("profile") else "  "
+            text = f"{mark}{label}" + (" ✖" if v.get("error") else "")  # selecting it shows why
+            ol.add_option(Option(text, id=v["name"], disabled=False))
+        self._mark_active(self.state.get("profile"))
+
+    def _mark_active(self, profile: str | None) -> None:
+        ol = self.query_one("#voices", OptionList)
+        for i in range(ol.option_count):
+            opt = ol.get_option_at_index(i)
+            active = opt.id == profile
+            text = str(opt.prompt)
+            if text.startswith("▶ ") != active:
+                ol.replace_option_prompt_at_index(i, ("▶ " if active else "  ") + text[2:])
+
+    def filter_changed(self) -> None:
+        self._fill_voice_list()
+
+    def on_key(self, event: Any) -> None:
+        if event.key == "escape" and self.focused is self.query_one("#filter", Input):
+            self.query_one("#voices", OptionList).focus()
+            event.stop()
+
+    def filter_submitted(self) -> None:
+        ol = self.query_one("#voices", OptionList)
+        if ol.option_count:
+            ol.highlighted = 0
+            ol.focus()
+
+    def option_picked(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.select_voice(event.option.id)
+
+    @work(group="select", exclusive=True, exit_on_error=False)
+    async def select_voice(self, name: str) -> None:
+        v = next((v for v in self.voices if v["name"] == name), {})
+        if v.get("error"):
+            self.show_message(f"voice '{name}' cannot load: {v['error']}", error=True)
+            return
+        self.show_message(f"loading voice '{name}'…")
+        try:
+            await self._call("voices.select", name=name)
+        except CallError:
+            return
+        self.show_message(f"voice '{name}'")
