@@ -112,6 +112,10 @@ def merge(rounds: list[dict]) -> dict:
         "worker_block_ms": stats([w for r in rounds for w in r["work"]]),
         "jackd_blamed_rtvc": sum(r["blamed_rtvc"] for r in rounds),
         "jackd_blamed_reference": sum(r["blamed_reference"] for r in rounds),
+        "reference_blamed_per_round": [r["blamed_reference"] for r in rounds],
+        # rounds in which the machine kept the C reference client on time: what rtvc did on a quiet machine
+        "xruns_in_quiet_rounds": sum(r["xruns"] for r in rounds if not r["blamed_reference"]),
+        "quiet_rounds": sum(1 for r in rounds if not r["blamed_reference"]),
         "worker_priority": rounds[0]["priority"],
     }
 
@@ -170,7 +174,9 @@ def main() -> None:
             f"{name:<44} engine: {ph['engine_xrun_events']} xrun events per round {ph['xruns_per_round']}, "
             f"{ph['output_underrun_frames']} frames played as silence; worker block p50/p99 "
             f"{w['p50_ms']:.2f}/{w['p99_ms']:.2f} ms; jackd blamed rtvc {ph['jackd_blamed_rtvc']}, "
-            f"the C reference client {ph['jackd_blamed_reference']} times\n"
+            f"the C reference client {ph['jackd_blamed_reference']} times (per round "
+            f"{ph['reference_blamed_per_round']}); in the {ph['quiet_rounds']} rounds it was on time: "
+            f"{ph['xruns_in_quiet_rounds']} xruns\n"
         )
     result = {
         "machine": machine(),
