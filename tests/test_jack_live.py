@@ -69,10 +69,17 @@ def measure_clean(engine, what: str, measure):
     against rtvc's by whole periods, so a measurement during which any xrun was counted says nothing
     about rtvc: it is taken again. If every attempt was disturbed, the test is skipped, saying so.
     """
-    seen = []
+    seen: list[int | str] = []
     for _ in range(ATTEMPTS):
         before = engine.status().xruns.total
-        result = measure()
+        try:
+            result = measure()
+        except TimeoutError as e:
+            # jackd drops a client whose callback misses its timeout; the harness (a Python client) is the
+            # first to go when the VM stalls. rtvc's stream must not have failed: that would be rtvc's.
+            assert engine.status().state != "failed", engine.status()
+            seen.append(str(e))
+            continue
         disturbed = engine.status().xruns.total - before
         if not disturbed:
             return result

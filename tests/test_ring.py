@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from hypothesis import given, settings
@@ -104,6 +105,8 @@ def test_two_threads_lose_and_reorder_nothing():
             if k:
                 assert ring.write(sent[pos : pos + k]) == k
                 pos += k
+            else:
+                time.sleep(0)  # full: hand the GIL over now, not after a whole switch interval of spinning
 
     def consume():
         pos, i = 0, 0
@@ -113,11 +116,14 @@ def test_two_threads_lose_and_reorder_nothing():
             i += 1
             received[pos : pos + k] = buf[:k]
             pos += k
+            if not k:
+                time.sleep(0)  # empty: likewise
 
     threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(300)  # two spinning threads on a starved 2-vCPU VM: seconds normally, a minute seen in CI
+    assert not any(t.is_alive() for t in threads), "producer/consumer did not finish within 300 s"
     np.testing.assert_array_equal(received, sent)
     assert ring.overrun_frames == ring.underrun_frames == 0
