@@ -127,6 +127,9 @@ class Connection:
         task.add_done_callback(_background.discard)
 
     async def _close_or_abort(self, code: int, reason: str) -> None:
+        if self.ws.transport.get_write_buffer_size() > 0:  # it stopped reading: a close frame could not get out
+            self.ws.transport.abort()
+            return
         try:
             await asyncio.wait_for(self.ws.close(code, reason), KICK_TIMEOUT_S)
         except (TimeoutError, ConnectionClosed):
