@@ -136,6 +136,8 @@ class Engine:
         first callback, as at start) and make the rings live again."""
         for c in (self._counters, self._out_counters, self._mon_counters):
             c.last_callback = time.monotonic()  # the switch's gap is not a stall
+        if self._state in ("failed", "stalled") and self._thread is not None and self._thread.is_alive():
+            self._state, self._detail = "starting", ""  # the devices failed, not the worker: new ones now
         if period:
             self.prepare(period)
 

@@ -31,3 +31,14 @@ def jack_bare(request):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def torch_two_threads():
+    """torch on two threads for a module: as on the machines CI runs on, whatever this one has."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(n)

@@ -21,14 +21,7 @@ from rtvc.voices.rvc import RvcModelSettings, RvcVoice  # noqa: E402
 from rtvc.voices.rvc_steps import stream_shape  # noqa: E402
 
 PARITY = {"fp32": 1e-4, "fp16": 1e-2}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_two_threads")
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,7 @@ from rtvc.wavio import bundled_speech, load_mono  # noqa: E402
 
 SR = 48000
 NO_CUDA = not torch.cuda.is_available()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_two_threads")
 
 
 @pytest.fixture(scope="module")

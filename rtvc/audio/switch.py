@@ -60,7 +60,14 @@ class DeviceSwitcher:
                 streams = DeviceStreams(choice, self.engine, cfg.samplerate, cfg.period)
             except DeviceError as e:
                 log.info("devices: could not open the new ones (%s); reopening the previous ones", e)
-                self._open(old, self.audio)
+                try:
+                    self._open(old, self.audio)
+                except DeviceError as again:  # both gone (unplugged meanwhile): say so, in status too
+                    what = (
+                        f"the new devices did not open ({e.what}) and the previous ones did not reopen ({again.what})"
+                    )
+                    self.engine.report_device_error(what)
+                    raise DeviceError(what, "select devices that are there with devices.select") from e
                 raise
             self._start(streams, cfg)
             self.audio, self.choice = cfg, choice

@@ -1,0 +1,92 @@
+"""`devices.select` when the devices fail under it: the error names what failed and status says so.
+
+The PortAudio streams are stood in for here (a device that vanishes between being found and being opened
+cannot be timed on a JACK server); the switch itself runs over real callbacks in test_device_switch.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+import rtvc.audio.switch as switch
+from rtvc.config import load_config
+from rtvc.errors import DeviceError
+from rtvc.run import build_engine
+
+
+@dataclass(frozen=True)
+class Dev:
+    name: str
+
+    def title(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Choice:
+    input: Dev
+    output: Dev
+    monitor: None = None
+
+    def describe(self) -> str:
+        return f"{self.input.name} -> {self.output.name}"
+
+
+class Streams:
+    gone: ClassVar[set[str]] = set()  # device names that fail to open
+
+    def __init__(self, choice, engine, samplerate, period):
+        if choice.input.name in self.gone:
+            raise DeviceError(f"{choice.input.name} could not be opened", "plug it back in")
+        self.choice = choice
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def switcher(tmp_path, monkeypatch):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+    (tmp_path / "config.toml").write_text(
+        '[voice]\nprofile = "passthrough"\n[audio]\ninput_device = "usb mic"\noutput_device = "headphones"\n'
+    )
+    cfg = load_config(tmp_path / "config.toml")
+    engine = build_engine(cfg)
+    engine.start()
+    monkeypatch.setattr(switch, "DeviceStreams", Streams)
+    monkeypatch.setattr(switch, "choose_devices", lambda a: Choice(Dev(a.input_device), Dev(a.output_device)))
+    monkeypatch.setattr(Streams, "gone", set())
+    first = Choice(Dev("usb mic"), Dev("headphones"))
+    s = switch.DeviceSwitcher(engine, cfg.audio, first, Streams(first, engine, 48000, 256))
+    engine.resume(256)
+    yield s
+    engine.stop()
+
+
+def test_new_devices_that_do_not_open_leave_the_old_ones(switcher):
+    Streams.gone = {"webcam mic"}
+    with pytest.raises(DeviceError, match="webcam mic could not be opened"):
+        switcher.switch("webcam mic", None)
+    assert switcher.in_use()["input"] == "usb mic"
+    assert switcher.engine.status().state == "running"
+
+
+def test_when_old_and_new_devices_both_fail_both_are_named_and_status_says_so(switcher):
+    Streams.gone = {"webcam mic", "usb mic"}  # the old mic was unplugged while the switch ran
+    with pytest.raises(DeviceError) as e:
+        switcher.switch("webcam mic", None)
+    assert "webcam mic could not be opened" in str(e.value) and "usb mic could not be opened" in str(e.value)
+    assert "devices.select" in str(e.value)
+    st = switcher.engine.status()
+    assert st.state == "failed" and "usb mic" in st.detail
+    Streams.gone = set()  # plugged back in: a later switch brings the engine back
+    assert switcher.switch("usb mic", None)["in_use"]["input"] == "usb mic"
+    st = switcher.engine.status()
+    assert (st.state, st.detail) == ("starting", "")  # until the new stream's first callback sets its period
