@@ -104,6 +104,7 @@ class FreshNoise:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 250 s on an idle VM here, past the suite's 420 s in a starved CI run
 def test_streamed_against_the_whole_file(models, capsys):
     """The issue asks for >= 30 dB between a streamed and a whole-file conversion after the first second.
     The streaming machinery (tail-only decoding, F0 cache, carried phase, frame-indexed noise) reaches it
