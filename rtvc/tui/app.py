@@ -244,7 +244,7 @@ class RtvcApp(VoiceListMixin, App[None]):
     # -- the voice list's messages (handled in VoiceListMixin) ---------------------------------------------
     @on(Input.Changed, "#filter")
     def _filter(self) -> None:
-        self.filter_changed()
+        self._fill_voice_list()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:

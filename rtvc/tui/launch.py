@@ -33,10 +33,8 @@ def yield_cpu() -> None:
     the audio server does not run it real-time) must never wait for a redraw; a UI redrawing meters 15 times
     a second on a 2-core machine otherwise competes with it. Call it after starting the daemon: children
     inherit it."""
-    try:
-        os.nice(TUI_NICE)
-    except OSError:
-        pass  # (no such limit on this OS: the UI runs at the default priority)
+    if hasattr(os, "nice"):  # (Windows has none: the UI runs at the default priority there)
+        os.nice(TUI_NICE)  # raising one's own niceness needs no permission
 
 
 def run_tui(endpoint: Endpoint) -> None:

@@ -39,9 +39,6 @@ class VoiceListMixin:
             if text.startswith("▶ ") != active:
                 ol.replace_option_prompt_at_index(i, ("▶ " if active else "  ") + text[2:])
 
-    def filter_changed(self) -> None:
-        self._fill_voice_list()
-
     def on_key(self, event: Any) -> None:
         if event.key == "escape" and self.focused is self.query_one("#filter", Input):
             self.query_one("#voices", OptionList).focus()
