@@ -70,6 +70,8 @@ async def connected(pilot: Any) -> None:
     app = pilot.app
     ready = lambda: app.link.state == "connected" and app.query(Stepper) and app.query_one("#t-mute", Toggle).known  # noqa: E731
     await until(pilot, "the connection", ready)
+    # the widgets exist before the compositor has laid them out: the screen shows them a refresh later
+    await until(pilot, "the controls on screen", lambda: "M mute" in screen_text(app))
 
 
 def control(rpc: RpcClient) -> dict[str, Any]:
@@ -102,7 +104,7 @@ def test_keys_change_the_daemons_state(daemon: Daemon, rpc: RpcClient) -> None:
             await until(pilot, "pitch 9 (a big step)", lambda: control(rpc)["params"]["pitch"] == 9.0)
             await pilot.press("1", "0", ".", "5", "minus", "enter")  # typed: -10.5
             await until(pilot, "pitch -10.5 typed", lambda: control(rpc)["params"]["pitch"] == -10.5)
-            assert "-10.5 st" in screen_text(app)
+            await until(pilot, "-10.5 on screen", lambda: "-10.5 st" in screen_text(app))
             await pilot.press("down", "left")  # the next stepper: formant -1.5 -> -2.0
             await until(pilot, "formant -2", lambda: control(rpc)["params"]["formant"] == -2.0)
 
@@ -112,7 +114,7 @@ def test_keys_change_the_daemons_state(daemon: Daemon, rpc: RpcClient) -> None:
 
             await pilot.press("question_mark")
             await until(pilot, "the help screen", lambda: isinstance(app.screen, HelpScreen))
-            assert "Save these settings to a profile" in screen_text(app)
+            await until(pilot, "the help text", lambda: "Save these settings to a profile" in screen_text(app))
             await pilot.press("escape")
             await pilot.press("ctrl+p")  # the command palette runs the same actions by name
             await until(pilot, "the command palette", lambda: "CommandPalette" in type(app.screen).__name__)
@@ -133,10 +135,11 @@ def test_changes_by_another_client_appear_on_screen(daemon: Daemon, rpc: RpcClie
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
-            assert "M mute off" in screen_text(app)
+            await until(pilot, "mute off on screen", lambda: "M mute off" in screen_text(app))
             rpc.call("mute.set", on=True)
             await until(pilot, "mute ON", lambda: "M mute ON" in screen_text(app))
-            assert app.query_one("#t-mute", Toggle).on and "OUTPUT SILENT" in screen_text(app)
+            assert app.query_one("#t-mute", Toggle).on
+            await until(pilot, "the silent warning", lambda: "OUTPUT SILENT" in screen_text(app))
             rpc.call("params.set", values={"pitch": 5.5})
             await until(pilot, "pitch 5.5", lambda: "5.5 st" in screen_text(app))
             rpc.call("voices.select", name="passthrough")
@@ -163,8 +166,8 @@ def test_meters_move_while_audio_flows(daemon: Daemon, rpc: RpcClient) -> None:
             await until(pilot, "five different input levels and block times", moving)
             assert max(seen) > -60.0, seen  # the clip is speech, not silence
             assert all(b > 0 for b in app.blocks)
-            text = screen_text(app)
-            assert "dBFS" in text and "block p99" in text and "latency" in text and "block 20.0" in text
+            labels = ("dBFS", "block p99", "latency", "block 20.0")
+            await until(pilot, f"the labels {labels}", lambda: all(s in screen_text(app) for s in labels))
 
     run(main())
 
@@ -183,7 +186,8 @@ def test_errors_are_shown_not_raised(daemon: Daemon, rpc: RpcClient, tmp_path: P
         app = RtvcApp(Endpoint("127.0.0.1", nobody, daemon.token()))
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, "two attempts", lambda: app.link.attempt >= 2 and app.link.state == "disconnected")
-            assert f"daemon unreachable at ws://127.0.0.1:{nobody}/rpc" in screen_text(app)
+            unreachable = f"daemon unreachable at ws://127.0.0.1:{nobody}/rpc"
+            await until(pilot, "the unreachable message", lambda: unreachable in screen_text(app))
 
         daemon.profile("edited").write_text('voice = "rvc"\n[model]\npath = "missing.pth"\ncontent = "missing.pt"\n')
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
