@@ -320,14 +320,19 @@ class Engine:
         elif self._state == "stalled":
             self._state, self._detail = "running", ""
 
-    def wait_for_worker(self, timeout: float = 10.0) -> None:
-        """Block until every complete block written so far has been processed (file conversion)."""
-        deadline = time.monotonic() + timeout
+    def wait_for_worker(self, timeout: float = 60.0) -> None:
+        """Block until every complete block written so far has been processed (file conversion).
+
+        A slow voice on a slow machine is waited for as long as blocks keep finishing; only a worker that
+        finishes none for `timeout` seconds (hung) raises."""
+        deadline, done = time.monotonic() + timeout, self.blocks_done
         while self.blocks_done < self.in_ring.write_pos // self.block:
             if self._state == "failed":
                 raise RuntimeError(self._detail)
-            if time.monotonic() > deadline:
-                raise TimeoutError("the worker did not keep up")
+            if self.blocks_done != done:
+                deadline, done = time.monotonic() + timeout, self.blocks_done
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"the worker finished no block in {timeout:g} s (block {done}): it is stuck")
             self._progress.wait(0.01)
             self._progress.clear()
 
