@@ -38,6 +38,20 @@ def profile_path(name_or_path: str, profiles_dir: Path) -> Path:
     return profiles_dir / f"{name_or_path}.toml"
 
 
+def voice_kinds(profiles_dir: Path) -> dict[str, list[str]]:
+    """The voices the profiles in `profiles_dir` use: kind -> profile names. A file that does not read is
+    left out here (selecting it gives its error)."""
+    kinds: dict[str, list[str]] = {}
+    for path in sorted(profiles_dir.glob("*.toml")) if profiles_dir.is_dir() else []:
+        try:
+            kind = read_toml(path).get("voice")
+        except ConfigError:
+            continue
+        if isinstance(kind, str):
+            kinds.setdefault(kind, []).append(path.stem)
+    return kinds
+
+
 def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     path = profile_path(name_or_path, profiles_dir)
     if not path.is_file():

@@ -30,8 +30,9 @@ from rtvc.control.obs import ObsLink, ObsSettings
 from rtvc.control.server import ControlServer
 from rtvc.engine import Engine
 from rtvc.errors import RtvcError
-from rtvc.profiles import profile_path
+from rtvc.profiles import profile_path, voice_kinds
 from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report
+from rtvc.voices import VOICES
 from rtvc.wavio import bundled_speech, load_mono
 
 POLL_S = 0.25  # engine state -> events, four times a second
@@ -140,6 +141,22 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     return link
 
 
+def preload_voices(cfg: Config) -> None:
+    """Load what the profiles' voices need (torch for RVC) before audio starts: loading it later, when a
+    client selects such a voice, would stop the audio worker for the time a native library takes to load."""
+    for kind, names in voice_kinds(profiles_dir(cfg)).items():
+        preload = getattr(VOICES.get(kind), "preload", None)
+        if preload is None:
+            continue
+        t0 = time.monotonic()
+        try:
+            preload()
+        except RtvcError as e:  # said now; selecting such a profile gives the same error
+            log.info("profiles %s need the '%s' voice, which cannot load: %s", ", ".join(names), kind, e)
+            continue
+        log.info("loaded the '%s' voice's runtime for %s in %.1f s", kind, ", ".join(names), time.monotonic() - t0)
+
+
 def serve(cfg: Config, opts: ServeOptions) -> int:
     stop = threading.Event()  # set by SIGTERM/SIGINT, even one that comes while the daemon starts
     caught: list[str] = []
@@ -158,6 +175,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     print(f"rtvc {__import__('rtvc').__version__}\n{format_config(cfg)}", flush=True)
     token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
     engine = build_engine(cfg)
+    preload_voices(cfg)
     virtual = opts.virtual
     if not virtual and not devices.list_devices():
         if cfg.audio.input_device != "" or cfg.audio.output_device != "":

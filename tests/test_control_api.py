@@ -685,6 +685,8 @@ def free_port() -> int:
 def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+    if sig == signal.SIGTERM:  # (once: importing torch takes seconds) an RVC profile: its runtime loads first
+        (tmp_path / "profiles" / "neural.toml").write_text('voice = "rvc"\n[model]\npath = "later.pth"\n')
     port = free_port()
     (tmp_path / "config.toml").write_text(f'[voice]\nprofile = "passthrough"\n[control]\nport = {port}\n')
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
@@ -737,3 +739,7 @@ def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
     assert sum(f"(by {me})" in ln for ln in lines) == 4, log  # one line per change, released on disconnect
     assert f"stopping ({signal.Signals(sig).name})" in log and "engine stopped (by engine)" in log
     assert "Traceback" not in log
+    preloaded = [k for k, ln in enumerate(lines) if "loaded the 'rvc' voice's runtime for neural in" in ln]
+    control = [k for k, ln in enumerate(lines) if " control: ws://" in ln]
+    # before audio starts: importing torch later would stop the audio worker while its libraries load
+    assert (preloaded and preloaded[0] < control[0]) if sig == signal.SIGTERM else not preloaded, log

@@ -97,11 +97,25 @@ class RvcVoice:
     Params: ClassVar[type] = RvcParams
     Model: ClassVar[type] = RvcModelSettings
 
-    def __init__(self, samplerate: int, model: RvcModelSettings, base: Path):
+    @staticmethod
+    def preload() -> None:
+        """Import torch and the RVC modules. Python holds its lock while it loads a native library, and
+        torch's are hundreds of MB: importing them with audio running stops the worker (measured here:
+        0.56-0.59 s at once, 3-5 s in all). The daemon calls this before its audio starts."""
         try:
-            import torch
+            import torch  # noqa: F401
         except ImportError as e:
             raise ModelError("RVC voices need torch", 'install the rvc extra: pip install -e ".[rvc]"') from e
+        import rtvc.rvc.checkpoint
+        import rtvc.rvc.content
+        import rtvc.rvc.f0
+        import rtvc.rvc.index
+        import rtvc.rvc.pipeline  # noqa: F401
+
+    def __init__(self, samplerate: int, model: RvcModelSettings, base: Path):
+        self.preload()
+        import torch
+
         from rtvc.backends.registry import check_backend
         from rtvc.rvc.checkpoint import load_rvc
         from rtvc.rvc.content import ContentEncoder
