@@ -61,6 +61,15 @@ def select(c: RpcClient, name: str) -> bool:
     return True
 
 
+def layout(app: Any) -> str:
+    """Where the app's main parts are, for a failure message (a screen that shows less than the app has)."""
+    parts = [f"screens {app.screen_stack}", f"compositor {app.screen._compositor.size}"]
+    for sel in ("#body", "#right", "#t-mute", "#message"):
+        found = app.query(sel)
+        parts.append(f"{sel} {found.first().region if found else 'absent'}")
+    return ", ".join(parts)
+
+
 async def until(pilot: Any, what: str, fn: Callable[[], Any], timeout: float = 20.0) -> Any:
     """fn()'s first truthy value, letting the app run meanwhile; fails naming `what` and the screen."""
     deadline = time.monotonic() + timeout
@@ -69,7 +78,8 @@ async def until(pilot: Any, what: str, fn: Callable[[], Any], timeout: float = 2
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}; screen:\n{screen_text(pilot.app)}")
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}; {layout(pilot.app)}; screen:\n"
+                        f"{screen_text(pilot.app)}")  # fmt: skip
         await pilot.pause(0.05)
 
 
