@@ -161,9 +161,20 @@ def tui(port: int, token: str, seconds: float, meter_hz: float) -> dict[str, Any
                 ready()
                 # (this runs in the websocket client's task, outside Textual's message handling: the timer is a
                 # thread that hands the exit to the app through Textual's thread bridge)
-                threading.Timer(seconds, lambda: self.call_from_thread(self.exit)).start()
+                threading.Thread(target=self.stop_after, args=(seconds,), daemon=True).start()
             Timed.received += 1
             super().apply_meters(ev)
+
+        def stop_after(self, seconds: float) -> None:
+            time.sleep(seconds)
+            count = Timed.received - 1
+            # (call_from_thread waits for the app to run it: from a thread of its own, so this one goes on)
+            threading.Thread(target=self.call_from_thread, args=(self.exit,), daemon=True).start()
+            time.sleep(10)  # the app exits and main() prints; this thread is a daemon and dies with it. Textual
+            # sometimes never acts on an exit handed over from a thread (seen here): say so, and end anyway
+            sys.__stdout__.write(json.dumps({"meter_updates": count, "link": self.link.state, "exit": "forced"}) + "\n")
+            sys.__stdout__.flush()
+            os._exit(0)
 
     yield_cpu()  # as `rtvc tui` does
     app = Timed(Endpoint("127.0.0.1", port, token))
