@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -144,9 +142,7 @@ def main() -> None:
         engine.start()
         streams.start()
         control.start()
-        env = {**os.environ, "JACK_DEFAULT_SERVER": server.name, "JACK_NO_START_SERVER": "1"}
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        reference = subprocess.Popen(["jack_simple_client"], env=env, **quiet)
+        reference = server.start_reference()
         time.sleep(1.0)
         runs: dict[str, list[dict]] = {}
         for _round in range(args.rounds):

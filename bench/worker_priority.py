@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -111,9 +110,7 @@ def main() -> None:
         streams = DeviceStreams(choose_devices(cfg.audio), engine, cfg.audio.samplerate, 0)
         engine.start()
         streams.start()
-        env = {**os.environ, "JACK_DEFAULT_SERVER": server.name, "JACK_NO_START_SERVER": "1"}
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        reference = subprocess.Popen(["jack_simple_client"], env=env, **quiet)
+        reference = server.start_reference()
         time.sleep(1.0)
         for _round in range(args.rounds):
             for realtime in (False, True):  # switched by the worker itself at a block edge

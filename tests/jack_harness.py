@@ -80,6 +80,12 @@ class JackServer:
         """Clients jackd blamed for an xrun so far ("client = NAME was not finished")."""
         return re.findall(r"XRun: client = (\S+) was not finished", self.log())
 
+    def start_reference(self) -> subprocess.Popen:
+        """The C reference client (jack_simple_client) in this server's graph: when jackd blames it for an
+        xrun, the machine, not rtvc, missed the deadline."""
+        env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+        return subprocess.Popen(["jack_simple_client"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
