@@ -8,8 +8,11 @@ Each block it
 4. returns `block` frames and keeps the next `crossfade` frames as the pending overlap.
 
 Its latency, beyond the block itself, is crossfade + search/2 (the nominal SOLA offset) + the voice's
-own lookahead. Parameter changes and bypass are swapped in at a block boundary and ramped over that
-block: the block is rendered with the old and the new settings and blended, so no change clicks.
+own lookahead. A parameter change takes effect at a block boundary: the new block is rendered with the
+new settings only and joined to the previous one (rendered with the old) by the same SOLA crossfade that
+joins every block, so it costs no more than any block (a block rendered twice and blended, as before, doubled
+the worker's time whenever a slider moved: xruns when a control surface sent 20 changes a second). Bypass is
+ramped over a block (its dry side costs nothing), and so is a new voice (the engine's swap).
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class StreamingConverter:
         self.samplerate = shape.samplerate
         self._nominal = shape.search // 2
         self._params = params
-        self._pending: Any = None  # params to ramp to at the next block
+        self._pending: Any = None  # params that take over at the next block
         self.bypass = False
         self._bypass_now = False
         rt = self._rates
@@ -92,7 +95,7 @@ class StreamingConverter:
         return self._pending if self._pending is not None else self._params
 
     def set_params(self, params: Any) -> None:
-        """Any thread: ramped in over the next block (one reference store)."""
+        """Any thread: in effect from the next block, joined by its crossfade (one reference store)."""
         self._pending = params
 
     def _render(self, params: Any, bypass: bool) -> np.ndarray:
@@ -123,12 +126,13 @@ class StreamingConverter:
         tail = self._render(pending if pending is not None else self._params, bypass)
         k, rho = best_offset(self._overlap, tail, self.shape.search, self._nominal)
         out = np.array(tail[k : k + n], dtype=np.float32)
-        if pending is not None or bypass != self._bypass_now:
+        if bypass != self._bypass_now:
             old = self._render(self._params, self._bypass_now)[k : k + n]
             out = old + self._ramp * (out - old)
-            self._params = pending if pending is not None else self._params
-            self._pending = None if self._pending is pending else self._pending
             self._bypass_now = bypass
+        if pending is not None:
+            self._params = pending
+            self._pending = None if self._pending is pending else self._pending
         if x:
             out[:x] = crossfade(self._overlap, out[:x], self._shape, rho)
             self._overlap[:] = tail[k + n : k + n + x]

@@ -133,6 +133,28 @@ def test_a_live_pitch_change_makes_no_click():
     assert abs(np.argmax(spec) * SR / (16 * 960) - 220 * 2 ** (5 / 12)) < 3.0
 
 
+def test_a_parameter_change_costs_one_render():
+    """A change is joined by the crossfade every block gets, not by rendering the block twice: a control
+    surface sending 20 changes a second must not double the worker's time on every other block."""
+    calls = []
+
+    class Counting(PitchVoice):
+        def convert(self, window, tail, params):
+            calls.append(params)
+            return super().convert(window, tail, params)
+
+    shape = StreamShape(SR, 960, crossfade=144, search=384)
+    conv = StreamingConverter(Counting(SR), PitchParams(pitch=0.0), shape)
+    x = sine(220.0, 0.5)
+    for i, b in enumerate(range(0, len(x) - 960 + 1, 960)):
+        if i % 2:
+            conv.set_params(PitchParams(pitch=float(i % 5)))
+        calls.clear()
+        conv.process_block(x[b : b + 960])
+        assert len(calls) == 1, (i, calls)
+        assert calls[0].pitch == (float(i % 5) if i % 2 else conv.params.pitch)
+
+
 def test_bypass_is_ramped_and_exact_once_on():
     shape = StreamShape(SR, 480, crossfade=96, search=192)
     conv = StreamingConverter(PitchVoice(SR), PitchParams(pitch=7.0), shape)
