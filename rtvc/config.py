@@ -46,7 +46,7 @@ class StreamConfig:
         in_range(0.0, 5000.0),
     )
     prefill_ms: float = setting(
-        4.0, "time guaranteed to the worker for each block, against jitter (ms)", in_range(0.0, 500.0)
+        8.0, "time guaranteed to the worker for each block, against jitter (ms)", in_range(0.0, 500.0)
     )
     realtime: bool = setting(
         False,

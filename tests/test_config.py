@@ -32,7 +32,7 @@ def test_values_are_typed_and_flags_override_the_file(tmp_path):
     text = format_config(cfg)
     assert "audio.samplerate         = 48000        [--samplerate]" in text
     assert f"audio.input_device       = 3            [{p}]" in text
-    assert "stream.prefill_ms        = 4.0          [default]" in text
+    assert "stream.prefill_ms        = 8.0          [default]" in text
 
 
 @pytest.mark.parametrize(
