@@ -6,7 +6,7 @@ client sets the pitch again and again and times (a) its own reply, (b) the state
 (c) the event reaching the last of the 10 subscribers. The clients run in a separate process (as real
 tools do). Four phases, side by side, alternating for --rounds rounds so that a noisy stretch of a shared
 machine falls on all: the driver alone, then with the 10 meter clients, each with the engine's worker on
-the normal scheduler and on real-time scheduling (stream.realtime, the default); the engine's xruns and
+the normal scheduler and on real-time scheduling (stream.realtime, off by default); the engine's xruns and
 worker block times are counted per phase. A C client (jack_simple_client) runs in the same JACK graph as a
 reference: jackd's blame for it says when the machine, not rtvc, missed a deadline.
 

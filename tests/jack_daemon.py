@@ -34,12 +34,14 @@ REFERENCE = "jack_simple_client"
 class JackDaemon:
     """`rtvc serve --host-api JACK` on the server's system ports, with its own config and token folder."""
 
-    def __init__(self, server_name: str, root: Path, profile: str, block_ms: float | None = None):
+    def __init__(self, server_name: str, root: Path, profile: str, block_ms: float | None = None, stream: str = ""):
+        """`stream`: lines for the config's [stream] table (e.g. "prefill_ms = 4")."""
         (root / "profiles").mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "profiles" / f"{profile}.toml", root / "profiles")
         with socket.socket() as s:  # a free port (the config takes no 0)
             s.bind(("127.0.0.1", 0))
-            (root / "config.toml").write_text(f"[control]\nport = {s.getsockname()[1]}\n")
+            config = f"[control]\nport = {s.getsockname()[1]}\n" + (f"[stream]\n{stream}\n" if stream else "")
+            (root / "config.toml").write_text(config)
         self.root = root
         self.env = {
             **os.environ,
