@@ -137,6 +137,7 @@ class Harness:
         self._closing = False
         self.xruns = 0
         self._done = threading.Event()
+        self._left = threading.Event()  # the process thread saw _closing and is leaving
         self.client.set_process_callback(self._process)
         self.client.set_xrun_callback(self._xrun)
 
@@ -154,7 +155,14 @@ class Harness:
 
     def _process(self, frames: int) -> None:
         if self._closing:
-            return
+            # The thread leaves on its own (libjack ends a client whose process callback fails), so that
+            # deactivate() finds it gone. Otherwise jack2 kills it with an asynchronous pthread_cancel, and a
+            # thread killed while waiting for Python's GIL leaves the GIL's mutex locked: every thread of the
+            # test process then hangs (seen once, with rtvc's worker on SCHED_FIFO making this one late).
+            import jack
+
+            self._left.set()
+            raise jack.CallbackExit
         out = self._array(self.src, frames)
         if not self._recording:
             out.fill(0)
@@ -176,8 +184,9 @@ class Harness:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._closing = True  # the process callback stops touching libjack before we deactivate
-        time.sleep(0.05)
+        self._closing = True  # the process callback stops touching libjack and ends its thread (see _process)
+        self._left.wait(5.0)
+        time.sleep(max(0.05, 4 * self.period / self.samplerate))  # libjack ends the thread after the callback returns
         self.client.deactivate()
         self.client.close()
 
