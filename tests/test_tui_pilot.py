@@ -172,6 +172,41 @@ def test_changes_by_another_client_appear_on_screen(daemon: Daemon, rpc: RpcClie
     run(main())
 
 
+def test_a_change_made_while_the_tui_connects_stays_on_screen(daemon: Daemon, rpc: RpcClient) -> None:
+    """Another client mutes between the TUI's snapshot (status.get) and the moment it shows it: the event
+    reaches the TUI first, and the older snapshot must not then overwrite it (seen in CI as a restarted
+    daemon's first change never showing)."""
+    rpc.call("mute.set", on=False)
+
+    class Racing(RtvcApp):
+        raced = False
+
+        async def _call(self, method: str, **params: Any) -> Any:
+            if method == "voices.list" and not Racing.raced:  # the snapshot (mute off) is in hand
+                Racing.raced = True
+                before = self._events
+                await asyncio.to_thread(rpc.call, "mute.set", on=True)
+                deadline = time.monotonic() + 20
+                while self._events == before:  # until the event (mute ON) has been applied
+                    assert time.monotonic() < deadline, "no state event reached the TUI after mute.set"
+                    await asyncio.sleep(0.02)
+            return await super()._call(method, **params)
+
+    async def main() -> None:
+        app = Racing(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            assert Racing.raced
+            await until(pilot, "mute ON on screen", lambda: "M mute ON" in screen_text(app))
+            await pilot.pause(0.3)  # and it stays
+            assert "M mute ON" in screen_text(app) and app.query_one("#t-mute", Toggle).on
+
+    try:
+        run(main())
+    finally:
+        rpc.call("mute.set", on=False)
+
+
 def test_meters_move_while_audio_flows(daemon: Daemon, rpc: RpcClient) -> None:
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))

@@ -71,6 +71,7 @@ class RtvcApp(VoiceListMixin, App[None]):
             self.client = DaemonClient(endpoint, self.apply_link, self.apply_event, self._on_ready)
         self.link = Link("connecting" if endpoint else "disconnected", "" if endpoint else "no daemon")
         self.state: dict[str, Any] = {}
+        self._events = 0  # state and engine events applied (a snapshot asked for before one is older)
         self.voices: list[dict[str, Any]] = []
         self.ranges: dict[str, dict[str, Any]] = {}
         self.talking = False
@@ -136,14 +137,19 @@ class RtvcApp(VoiceListMixin, App[None]):
         """A (re)connection: everything the screen shows, fresh."""
         try:
             st = await self._call("status.get")
+            seen = self._events  # state events from here on are newer than this snapshot
             listed = await self._call("voices.list")
             params = await self._call("params.get")
         except CallError:
             return  # shown by _call; the connection's own end (if any) reconnects
         if st and listed and params:
             self.apply_voices(listed["voices"])
-            self.apply_state(st["control"])
-            self.apply_status(st["engine"])
+            if self._events == seen:  # else an event (another client's change) already showed newer state
+                self.apply_state(st["control"])
+                self.apply_status(st["engine"])
+            else:  # keep the newer state; take the engine's figures (latency, timing) only
+                self.apply_status({**st["engine"], "state": None})
+                self._mark_active(self.state.get("profile"))
             await self.apply_params(params)  # last: steppers on screen mean the rest is there too
 
     def apply_event(self, ev: dict[str, Any]) -> None:
@@ -163,6 +169,7 @@ class RtvcApp(VoiceListMixin, App[None]):
             eng = ev["engine"]
             if eng["state"] in ("stalled", "failed"):
                 self.show_message(f"engine {eng['state']}: {eng['detail']}", error=True)
+        self._events += 1
         changed = set(ev.get("changed", ()))
         mine = self.client is not None and ev.get("by") == self.client.link.client
         self.apply_state(ev["state"], params=not (mine and changed == {"params"}))
