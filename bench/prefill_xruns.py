@@ -34,9 +34,12 @@ from jack_harness import JackServer  # noqa: E402
 
 
 def window(server: JackServer, prefill: float, seconds: float, clients: int) -> dict[str, Any]:
-    daemon = JackDaemon(
-        server.name, Path(tempfile.mkdtemp(prefix="rtvc-prefill-")), "default", stream=f"prefill_ms = {prefill}"
-    )
+    with tempfile.TemporaryDirectory(prefix="rtvc-prefill-") as root:
+        return _window(server, Path(root), prefill, seconds, clients)
+
+
+def _window(server: JackServer, root: Path, prefill: float, seconds: float, clients: int) -> dict[str, Any]:
+    daemon = JackDaemon(server.name, root, "default", stream=f"prefill_ms = {prefill}")
     try:
         daemon.feed_sine()
         time.sleep(2.0)  # start-up (priming, first blocks) belongs to no window
