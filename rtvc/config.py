@@ -49,9 +49,9 @@ class StreamConfig:
         8.0, "time guaranteed to the worker for each block, against jitter (ms)", in_range(0.0, 500.0)
     )
     realtime: bool = setting(
-        False,
-        "run the worker thread with real-time scheduling (SCHED_FIFO 1) where the system allows it; status says "
-        "whether it got it (off by default: see README 'Latency')",
+        True,
+        "run the worker thread with real-time scheduling (SCHED_FIFO 1, below the audio callbacks) where the "
+        "system allows it; status says what it got and why (README 'Latency')",
     )
 
 

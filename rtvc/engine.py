@@ -22,7 +22,7 @@ import numpy as np
 from rtvc.converter import StreamingConverter
 from rtvc.doorbell import Doorbell
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
-from rtvc.priority import make_normal, make_realtime
+from rtvc.priority import Sched, current, make_normal, make_worker_realtime, raise_callback
 from rtvc.ring import SpscRing
 from rtvc.status import EngineStatus, Levels, Xruns
 from rtvc.timing import BlockTimer
@@ -40,6 +40,10 @@ class _Counters:
     callbacks: int = 0
     last_callback: float = 0.0  # time.monotonic() of the latest callback
     period: int = 0  # frames in the latest callback
+    # the callback thread's scheduling (rtvc.priority), learnt for the realtime wish `sched_for`; None: not yet
+    sched_for: bool | None = None
+    sched: Sched | None = None
+    raised: bool = False  # we raised this (our own) callback thread to real-time
     pa_flags: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             ("input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming_output"), 0
@@ -82,12 +86,14 @@ class Engine:
         self._counters = _Counters()  # input or duplex stream
         self._out_counters = _Counters()  # output stream, when separate
         self._mon_counters = _Counters()  # monitor stream
+        self._all_counters = (self._counters, self._out_counters, self._mon_counters)
         self.timer = BlockTimer(self.block / samplerate)
         self._levels = np.full(4, 0.0)  # in peak, in rms, out peak, out rms (linear)
         self.blocks_done = 0
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
         self.separate_streams = False
+        self.callbacks_ours = True  # the callback threads are ours to schedule (not an audio server's: JACK)
         self._live = False  # set last by prepare(): the callbacks then carry audio
         self._host_period = 0  # frames of the first callback, when the host chooses the period
         self._state = "starting"
@@ -101,9 +107,13 @@ class Engine:
         self._prev_switch = sys.getswitchinterval()
 
     # -- set-up (control thread) ----------------------------------------------------------------
-    def set_device(self, latency_in: int, latency_out: int, separate_streams: bool) -> None:
+    def set_device(
+        self, latency_in: int, latency_out: int, separate_streams: bool, callbacks_ours: bool = True
+    ) -> None:
+        """callbacks_ours: False where an audio server schedules the callback threads (JACK); rtvc.priority."""
         self.device_latency = (latency_in, latency_out)
         self.separate_streams = separate_streams
+        self.callbacks_ours = callbacks_ours
 
     def prepare(self, period: int) -> PrefillPlan:
         """Plan the prefill for callbacks of `period` frames and make the rings live."""
@@ -127,6 +137,8 @@ class Engine:
         self._host_period = 0
         self._idle.clear()
         self._live = False
+        for c in self._all_counters:  # the new streams' callbacks run on new threads: learn them anew
+            c.sched_for, c.sched, c.raised = None, None, False
         self._bell.ring()
         if self._thread is not None and self._thread.is_alive() and not self._idle.wait(timeout):
             raise RuntimeError("the worker did not reach a block edge")
@@ -134,7 +146,7 @@ class Engine:
     def resume(self, period: int) -> None:
         """After `suspend` and new streams opened (not started): plan for their period (0: learn it from the
         first callback, as at start) and make the rings live again."""
-        for c in (self._counters, self._out_counters, self._mon_counters):
+        for c in self._all_counters:
             c.last_callback = time.monotonic()  # the switch's gap is not a stall
         if self._state in ("failed", "stalled") and self._thread is not None and self._thread.is_alive():
             self._state, self._detail = "starting", ""  # the devices failed, not the worker: new ones now
@@ -189,6 +201,8 @@ class Engine:
         c = self._counters
         c.callbacks += 1
         c.last_callback = time.monotonic()
+        if c.sched_for is not self.realtime:
+            self._schedule_callback(c)
         if flags:
             self._count_flags(c, flags)
         if not self._live:
@@ -207,6 +221,8 @@ class Engine:
         c = self._counters
         c.callbacks += 1
         c.last_callback = time.monotonic()
+        if c.sched_for is not self.realtime:
+            self._schedule_callback(c)
         if flags:
             self._count_flags(c, flags)
         if not self._live:
@@ -225,6 +241,8 @@ class Engine:
 
     def _play(self, ring: SpscRing, scratch: np.ndarray, c: _Counters, outdata: np.ndarray, frames: int, flags) -> None:
         """An output-only stream's callback: its ring on the fixed timeline, to every channel."""
+        if c.sched_for is not self.realtime:
+            self._schedule_callback(c)
         if flags:
             self._count_flags(c, flags)
         if not self._live:
@@ -233,6 +251,15 @@ class Engine:
         out = scratch[:frames]
         ring.read_timeline(out)
         outdata[:] = out[:, None]
+
+    def _schedule_callback(self, c: _Counters) -> None:
+        """On a callback thread, when the realtime wish changed (or at its first call): raise it above the
+        worker where it is ours, and learn its scheduling for the worker (rtvc.priority). Two syscalls, once."""
+        want = self.realtime
+        if self.callbacks_ours:
+            c.raised = raise_callback(want, c.raised)
+        c.sched = current()
+        c.sched_for = want
 
     @staticmethod
     def _count_flags(c: _Counters, flags) -> None:
@@ -251,12 +278,14 @@ class Engine:
     # -- worker thread --------------------------------------------------------------------------
     def _run(self) -> None:
         block = self.block
-        applied = False
+        applied: tuple = (False,)
         try:
             while not self._stop.is_set():
-                if self.realtime != applied:  # (a flag any thread may flip: applied here, on this thread)
-                    applied = self.realtime
-                    self.priority = make_realtime() if applied else make_normal()
+                # (the flag any thread may flip, and the callback threads' scheduling: applied on this thread)
+                wish = (self.realtime, *(c.sched for c in self._all_counters))
+                if wish != applied:
+                    applied = wish
+                    self.priority = self._worker_priority(wish[0], [s for s in wish[1:] if s is not None])
                 if not self._live:
                     # period chosen by the host: learnt from the first callback, then the rings go live
                     self._idle.set()
@@ -285,6 +314,14 @@ class Engine:
             self._state = "failed"
             self._detail = f"worker: {type(e).__name__}: {e}"
             self._progress.set()
+
+    def _worker_priority(self, want: bool, callbacks: list[Sched]) -> str:
+        if not want:
+            return make_normal()
+        if not callbacks and current() is not None:  # (devices not called back yet: decided at the first call)
+            make_normal()
+            return "normal (real-time once the audio device calls back)"
+        return make_worker_realtime(callbacks)
 
     def _swap(self, nxt: tuple[StreamingConverter, str]) -> np.ndarray:
         old = self.converter.process_block(self._block_in)

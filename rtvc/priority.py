@@ -7,30 +7,72 @@ between blocks (it waits on the doorbell), so it takes only its processing time;
 keeps a runaway from locking the machine. Linux grants it to root, to users with an `rtprio` limit
 (/etc/security/limits.d, the `audio` group on most distributions), and to nobody in some containers.
 Whatever happened is reported (status and the latency report), never silently assumed.
+
+The worker must never outrank the audio callbacks: a callback that waits behind a block's processing is a
+missed deadline. So it takes real-time scheduling only below the callback threads, as they run:
+- where the callback threads are ours (PortAudio's ALSA, PulseAudio, and the virtual device's threads),
+  they are raised first, to CALLBACK_PRIORITY (PortAudio's own PaAlsa_EnableRealtimeScheduling does the
+  same for ALSA);
+- where an audio server schedules them (JACK: its clients' process threads run at the server's priority,
+  10 by default), the worker goes below them, and stays on the normal scheduler when the server itself
+  runs without real-time scheduling (`jackd --no-realtime`): there every client of the graph is an
+  ordinary thread that a real-time worker would delay.
 """
 
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 # The lowest real-time priority: above every ordinary thread (UI, browser, OBS's encoder), below every audio
 # driver thread (JACK's client threads run at the server's priority, 10 by default; PipeWire's data loop
-# at up to 88; PortAudio's ALSA callback thread higher still), which must be able to preempt the worker: a
-# callback waiting for a block to finish is a missed deadline.
+# at up to 88), which must be able to preempt the worker.
 WORKER_PRIORITY = 1
+CALLBACK_PRIORITY = 2  # our own callback threads, where nobody else schedules them: just above the worker
+_REALTIME = {getattr(os, "SCHED_FIFO", -1), getattr(os, "SCHED_RR", -1)}
+SUPPORTED = hasattr(os, "sched_setscheduler")  # Linux (Python has no binding on macOS or Windows)
+_PERMISSION = (
+    "no permission for real-time scheduling: add an rtprio limit for your user, e.g. join the 'audio' group; "
+    "see README 'Latency'"
+)
+NON_REALTIME_SERVER = (
+    "the audio server's callbacks run without real-time scheduling (jackd --no-realtime?), so a real-time "
+    "worker would delay every client of its graph; start the server with real-time scheduling"
+)
+
+
+class Sched(NamedTuple):
+    """A thread's scheduling: its policy's name and its real-time priority (0 on the normal scheduler)."""
+
+    policy: str
+    priority: int
+
+    @property
+    def realtime(self) -> bool:
+        return self.priority > 0
+
+    def __str__(self) -> str:
+        return f"{self.policy} {self.priority}" if self.realtime else self.policy
+
+
+def current() -> Sched | None:
+    """The calling thread's scheduling (None where the OS gives no way to ask)."""
+    if not SUPPORTED:
+        return None
+    policy = os.sched_getscheduler(0)  # pid 0: this thread (Linux)
+    names = {os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR", os.SCHED_OTHER: "SCHED_OTHER"}
+    prio = os.sched_getparam(0).sched_priority if policy in _REALTIME else 0
+    return Sched(names.get(policy, f"policy {policy}"), prio)
 
 
 def make_realtime(priority: int = WORKER_PRIORITY) -> str:
     """Give the calling thread SCHED_FIFO `priority`; return what it got, for status."""
-    if not hasattr(os, "sched_setscheduler"):
+    if not SUPPORTED:
         return "normal (this OS has no SCHED_FIFO)"
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # pid 0: this thread (Linux)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except PermissionError:
-        return (
-            "normal (no permission for real-time scheduling: add an rtprio limit for your user, "
-            "e.g. join the 'audio' group; see README 'Latency')"
-        )
+        return f"normal ({_PERMISSION})"
     except OSError as e:
         return f"normal (real-time scheduling refused: {e.strerror})"
     return f"real-time (SCHED_FIFO {priority})"
@@ -38,6 +80,39 @@ def make_realtime(priority: int = WORKER_PRIORITY) -> str:
 
 def make_normal() -> str:
     """Back to the default scheduler for the calling thread."""
-    if hasattr(os, "sched_setscheduler"):
+    if SUPPORTED:
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     return "normal"
+
+
+def raise_callback(want: bool, raised: bool) -> bool:
+    """On one of our own callback threads: SCHED_FIFO CALLBACK_PRIORITY if `want`, else back to normal if we
+    `raised` it. Returns whether it is raised now. A refusal is not reported here: the worker's own request
+    meets the same refusal and reports it."""
+    if not SUPPORTED:
+        return False
+    if want:
+        return make_realtime(CALLBACK_PRIORITY).startswith("real-time")
+    if raised:
+        make_normal()
+    return False
+
+
+def make_worker_realtime(callbacks: list[Sched]) -> str:
+    """On the worker thread: real-time below the slowest-ranked audio callback thread, or normal with the
+    reason. `callbacks`: the scheduling each callback thread reported (after raising it, where ours)."""
+    if not SUPPORTED or not callbacks:
+        return make_realtime()  # (no way to compare: says what the OS gave)
+    lowest = min(callbacks, key=lambda s: s.priority)
+    if not lowest.realtime:
+        make_normal()
+        refused = make_realtime()  # the same request the callbacks made: its refusal names the fix
+        if refused.startswith("normal"):
+            return refused
+        make_normal()
+        return f"normal ({NON_REALTIME_SERVER})"
+    if lowest.priority <= WORKER_PRIORITY:
+        make_normal()
+        return f"normal (an audio callback runs at {lowest}: the worker must stay below it)"
+    got = make_realtime()
+    return f"{got[:-1]}, below the audio callback's {lowest})" if got.startswith("real-time") else got

@@ -217,8 +217,12 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     engine.start()
     device.start()
     obs = start_obs_link(cfg, controller)
+    scheduling = ""
     while not stop.wait(POLL_S):
         controller.poll_engine()
+        if engine.priority != scheduling and "once the audio device" not in engine.priority:
+            scheduling = engine.priority  # (what the worker got, and why: at start and after a device switch)
+            log.info("worker scheduling: %s", scheduling)
     log.info("stopping (%s)", caught[0] if caught else "stop")
     if obs is not None:
         obs.stop()

@@ -147,33 +147,80 @@ def test_cycles_the_device_skipped_do_not_shift_the_latency():
     assert np.all(same[after]), np.flatnonzero(after & ~same)[:5]  # and after it: no shift
 
 
-def test_the_worker_priority_in_status_is_what_the_kernel_says():
-    """stream.realtime: the worker asks for SCHED_FIFO; status reports what it got (granted here as root, or
-    refused with the reason in a container without the capability), and a flip back applies too."""
+def _policy(thread) -> tuple[int, int]:
+    import os
+
+    return os.sched_getscheduler(thread.native_id), os.sched_getparam(thread.native_id).sched_priority
+
+
+def _wait_priority(engine: Engine, done, seconds: float = 5.0) -> str:
+    deadline = time.monotonic() + seconds
+    while not done(engine.status().worker_priority) and time.monotonic() < deadline:
+        engine._bell.ring()  # (the worker applies the wish at the top of its loop)
+        time.sleep(0.01)
+    return engine.status().worker_priority
+
+
+def test_the_worker_goes_real_time_only_below_its_callback_thread():
+    """stream.realtime with callbacks on our own thread (the virtual device here; PortAudio's ALSA thread on a
+    desktop): the callback thread is raised to SCHED_FIFO 2 first, the worker to 1 below it, and status says
+    what the kernel says (or, in a container without the capability, that it was refused and why). A flip
+    back applies to both threads."""
     import os
     import threading
 
     engine = make_engine(480)
     engine.realtime = True
+    x = np.zeros(30 * SR, dtype=np.float32)
+    dev = VirtualDevice(engine, x, 128, paced=True)
     engine.start()
+    dev.start()
     try:
         worker = next(t for t in threading.enumerate() if t.name == "rtvc-worker")
-        deadline = time.monotonic() + 5
-        while engine.status().worker_priority == "normal" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        got = engine.status().worker_priority
-        policy = os.sched_getscheduler(worker.native_id)
+        got = _wait_priority(engine, lambda p: p != "normal" and "once the audio device" not in p)
         if got.startswith("real-time"):
-            assert got == "real-time (SCHED_FIFO 1)"
-            assert policy == os.SCHED_FIFO and os.sched_getparam(worker.native_id).sched_priority == 1
+            assert got == "real-time (SCHED_FIFO 1, below the audio callback's SCHED_FIFO 2)"
+            assert _policy(worker) == (os.SCHED_FIFO, 1)
+            assert _policy(dev._thread) == (os.SCHED_FIFO, 2)
         else:
             assert got.startswith("normal (") and "real-time" in got, got  # refused: the reason is given
-            assert policy == os.SCHED_OTHER
+            assert _policy(worker)[0] == _policy(dev._thread)[0] == os.SCHED_OTHER
         engine.realtime = False
-        engine._bell.ring()  # (the worker applies the flag at the top of its loop)
-        while engine.status().worker_priority != "normal" and time.monotonic() < deadline + 5:
+        assert _wait_priority(engine, lambda p: p == "normal") == "normal"
+        deadline = time.monotonic() + 5  # (the callback thread applies it at its next call)
+        while _policy(dev._thread)[0] != os.SCHED_OTHER and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert engine.status().worker_priority == "normal"
-        assert os.sched_getscheduler(worker.native_id) == os.SCHED_OTHER
+        assert _policy(worker)[0] == _policy(dev._thread)[0] == os.SCHED_OTHER
+    finally:
+        dev.stop()
+        engine.stop()
+
+
+def test_the_worker_stays_below_an_audio_server_that_is_not_real_time():
+    """Callback threads an audio server schedules (JACK's), found on the normal scheduler (jackd
+    --no-realtime): the worker must not outrank them, so it stays normal and status says why; found
+    real-time, the worker goes below them."""
+    import os
+
+    from rtvc.priority import NON_REALTIME_SERVER
+
+    engine = make_engine(480)
+    engine.realtime = True
+    engine.callbacks_ours = False
+    engine.start()
+    try:
+        engine.on_input(np.zeros(128, np.float32), 128, None)  # a callback on this (ordinary) thread
+        got = _wait_priority(engine, lambda p: p != "normal" and "once the audio device" not in p)
+        if "permission" in got or "refused" in got:
+            pytest.skip(f"no real-time scheduling in this container: {got}")
+        assert got == f"normal ({NON_REALTIME_SERVER})"
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))  # this thread as a real-time JACK's
+        try:
+            engine._counters.sched_for = None  # (learnt again at the next call, as after a device switch)
+            engine.on_input(np.zeros(128, np.float32), 128, None)
+        finally:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        got = _wait_priority(engine, lambda p: p.startswith("real-time"))
+        assert got == "real-time (SCHED_FIFO 1, below the audio callback's SCHED_FIFO 10)"
     finally:
         engine.stop()

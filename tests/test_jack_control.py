@@ -75,6 +75,19 @@ def without_xrun(served: tuple[JackServer, JackDaemon], what: str, window: Calla
     pytest.skip(f"{what}: the machine missed JACK deadlines (the C reference client blamed) in every window: {noisy}")
 
 
+def test_the_worker_does_not_outrank_a_jack_server_without_real_time(served) -> None:
+    """stream.realtime is on by default, but this jackd runs --no-realtime: every client of its graph (the C
+    reference client too) is an ordinary thread, so the worker stays on the normal scheduler and the log
+    says why (rtvc.priority)."""
+    daemon = served[1]
+    deadline = time.monotonic() + 10
+    while "worker scheduling:" not in daemon.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    line = next((ln for ln in daemon.log().splitlines() if "worker scheduling:" in ln), daemon.log()[-2000:])
+    assert "worker scheduling: normal (the audio server's callbacks run without real-time scheduling" in line
+    assert daemon.engine()["worker_priority"] in line
+
+
 def test_ten_meter_clients_and_parameter_changes_cost_no_xrun(served, capsys) -> None:
     daemon = served[1]
 
