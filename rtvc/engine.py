@@ -44,6 +44,7 @@ class _Counters:
     sched_for: bool | None = None
     sched: Sched | None = None
     raised: bool = False  # we raised this (our own) callback thread to real-time
+    ours: bool = True  # the stream's callback thread is ours to schedule (not an audio server's: JACK)
     pa_flags: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             ("input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming_output"), 0
@@ -93,7 +94,6 @@ class Engine:
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
         self.separate_streams = False
-        self.callbacks_ours = True  # the callback threads are ours to schedule (not an audio server's: JACK)
         self._live = False  # set last by prepare(): the callbacks then carry audio
         self._host_period = 0  # frames of the first callback, when the host chooses the period
         self._state = "starting"
@@ -102,18 +102,24 @@ class Engine:
         self._progress = threading.Event()
         self._idle = threading.Event()  # the worker saw the rings idle (suspend)
         self.realtime = realtime  # real-time scheduling for the worker thread (rtvc.priority); any thread may flip it
-        self.priority = "normal"  # what the worker thread got
+        self.priority = ""  # what the worker thread got ("" until it has started)
         self._thread: threading.Thread | None = None
         self._prev_switch = sys.getswitchinterval()
 
     # -- set-up (control thread) ----------------------------------------------------------------
     def set_device(
-        self, latency_in: int, latency_out: int, separate_streams: bool, callbacks_ours: bool = True
+        self,
+        latency_in: int,
+        latency_out: int,
+        separate_streams: bool,
+        ours: tuple[bool, bool, bool] = (True, True, True),
     ) -> None:
-        """callbacks_ours: False where an audio server schedules the callback threads (JACK); rtvc.priority."""
+        """ours: per stream (input or duplex, separate output, monitor), whether its callback thread is ours to
+        schedule, False where an audio server schedules it (JACK); see rtvc.priority."""
         self.device_latency = (latency_in, latency_out)
         self.separate_streams = separate_streams
-        self.callbacks_ours = callbacks_ours
+        for c, mine in zip(self._all_counters, ours, strict=True):
+            c.ours = mine
 
     def prepare(self, period: int) -> PrefillPlan:
         """Plan the prefill for callbacks of `period` frames and make the rings live."""
@@ -137,7 +143,9 @@ class Engine:
         self._host_period = 0
         self._idle.clear()
         self._live = False
-        for c in self._all_counters:  # the new streams' callbacks run on new threads: learn them anew
+        # The new streams' callbacks run on new threads: learn them anew. (PortAudio's PulseAudio host API runs
+        # every stream on one mainloop thread: one we raised stays raised if the next device is JACK's.)
+        for c in self._all_counters:
             c.sched_for, c.sched, c.raised = None, None, False
         self._bell.ring()
         if self._thread is not None and self._thread.is_alive() and not self._idle.wait(timeout):
@@ -256,7 +264,7 @@ class Engine:
         """On a callback thread, when the realtime wish changed (or at its first call): raise it above the
         worker where it is ours, and learn its scheduling for the worker (rtvc.priority). Two syscalls, once."""
         want = self.realtime
-        if self.callbacks_ours:
+        if c.ours:
             c.raised = raise_callback(want, c.raised)
         c.sched = current()
         c.sched_for = want
@@ -282,10 +290,11 @@ class Engine:
         try:
             while not self._stop.is_set():
                 # (the flag any thread may flip, and the callback threads' scheduling: applied on this thread)
-                wish = (self.realtime, *(c.sched for c in self._all_counters))
+                want = self.realtime  # (callback threads count once they have applied this same wish)
+                wish = (want, *(c.sched if c.sched_for is want else None for c in self._all_counters))
                 if wish != applied:
                     applied = wish
-                    self.priority = self._worker_priority(wish[0], [s for s in wish[1:] if s is not None])
+                    self.priority = self._worker_priority(want, [s for s in wish[1:] if s is not None])
                 if not self._live:
                     # period chosen by the host: learnt from the first callback, then the rings go live
                     self._idle.set()
@@ -415,5 +424,5 @@ class Engine:
             xruns=xruns,
             levels=Levels.from_linear(*lv),
             monitor=self.monitor_enabled,
-            worker_priority=self.priority,
+            worker_priority=self.priority or "normal",
         )

@@ -11,12 +11,12 @@ Whatever happened is reported (status and the latency report), never silently as
 The worker must never outrank the audio callbacks: a callback that waits behind a block's processing is a
 missed deadline. So it takes real-time scheduling only below the callback threads, as they run:
 - where the callback threads are ours (PortAudio's ALSA, PulseAudio, and the virtual device's threads),
-  they are raised first, to CALLBACK_PRIORITY (PortAudio's own PaAlsa_EnableRealtimeScheduling does the
-  same for ALSA);
-- where an audio server schedules them (JACK: its clients' process threads run at the server's priority,
-  10 by default), the worker goes below them, and stays on the normal scheduler when the server itself
-  runs without real-time scheduling (`jackd --no-realtime`): there every client of the graph is an
-  ordinary thread that a real-time worker would delay.
+  they are raised first, to CALLBACK_PRIORITY (PortAudio's PaAlsa_EnableRealtimeScheduling raises its ALSA
+  thread too, higher);
+- where an audio server schedules them (JACK: jack2 runs its clients' process threads 5 below the server's
+  priority, at 5 by default; PipeWire's JACK at its data loop's), the worker goes below them, and stays on
+  the normal scheduler when the server itself runs without real-time scheduling (`jackd --no-realtime`):
+  there every client of the graph is an ordinary thread that a real-time worker would delay.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import os
 from typing import NamedTuple
 
 # The lowest real-time priority: above every ordinary thread (UI, browser, OBS's encoder), below every audio
-# driver thread (JACK's client threads run at the server's priority, 10 by default; PipeWire's data loop
-# at up to 88), which must be able to preempt the worker.
+# driver thread (jack2's client threads run at 5 by default; PipeWire's data loop at up to 88), which must be
+# able to preempt the worker.
 WORKER_PRIORITY = 1
 CALLBACK_PRIORITY = 2  # our own callback threads, where nobody else schedules them: just above the worker
 _REALTIME = {getattr(os, "SCHED_FIFO", -1), getattr(os, "SCHED_RR", -1)}
@@ -59,7 +59,8 @@ def current() -> Sched | None:
     """The calling thread's scheduling (None where the OS gives no way to ask)."""
     if not SUPPORTED:
         return None
-    policy = os.sched_getscheduler(0)  # pid 0: this thread (Linux)
+    # pid 0: this thread (Linux). RTKit and PipeWire set SCHED_RESET_ON_FORK on the threads they make real-time
+    policy = os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
     names = {os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR", os.SCHED_OTHER: "SCHED_OTHER"}
     prio = os.sched_getparam(0).sched_priority if policy in _REALTIME else 0
     return Sched(names.get(policy, f"policy {policy}"), prio)
@@ -86,15 +87,22 @@ def make_normal() -> str:
 
 
 def raise_callback(want: bool, raised: bool) -> bool:
-    """On one of our own callback threads: SCHED_FIFO CALLBACK_PRIORITY if `want`, else back to normal if we
-    `raised` it. Returns whether it is raised now. A refusal is not reported here: the worker's own request
-    meets the same refusal and reports it."""
+    """On one of our own callback threads: SCHED_FIFO CALLBACK_PRIORITY if `want` (unless it already runs at
+    that or higher: a service manager may start the whole daemon real-time), else back to normal if we
+    `raised` it. Returns whether we raised it. Never raises (it runs inside an audio callback); a refusal is
+    not reported here: the worker's own request meets the same refusal and reports it."""
     if not SUPPORTED:
         return False
-    if want:
-        return make_realtime(CALLBACK_PRIORITY).startswith("real-time")
-    if raised:
-        make_normal()
+    try:
+        if want:
+            now = current()
+            if raised or (now is not None and now.priority >= CALLBACK_PRIORITY):
+                return raised
+            return make_realtime(CALLBACK_PRIORITY).startswith("real-time")
+        if raised:
+            make_normal()
+    except OSError:
+        return raised
     return False
 
 

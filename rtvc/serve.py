@@ -220,7 +220,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     scheduling = ""
     while not stop.wait(POLL_S):
         controller.poll_engine()
-        if engine.priority != scheduling and "once the audio device" not in engine.priority:
+        if engine.priority not in (scheduling, "") and "once the audio device" not in engine.priority:
             scheduling = engine.priority  # (what the worker got, and why: at start and after a device switch)
             log.info("worker scheduling: %s", scheduling)
     log.info("stopping (%s)", caught[0] if caught else "stop")

@@ -196,6 +196,32 @@ def test_the_worker_goes_real_time_only_below_its_callback_thread():
         engine.stop()
 
 
+def test_a_thread_made_real_time_by_rtkit_counts_as_real_time():
+    """RTKit and PipeWire make threads real-time with SCHED_RESET_ON_FORK set (PipeWire's JACK clients among
+    them): its flag is in the policy the kernel reports, and must not hide the policy."""
+    import os
+    import threading
+
+    from rtvc.priority import current
+
+    seen: list = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(20))
+        except PermissionError as e:
+            seen.append(e)
+            return
+        seen.append(current())
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    if isinstance(seen[0], PermissionError):
+        pytest.skip(f"no real-time scheduling in this container: {seen[0]}")
+    assert str(seen[0]) == "SCHED_FIFO 20" and seen[0].realtime
+
+
 def test_the_worker_stays_below_an_audio_server_that_is_not_real_time():
     """Callback threads an audio server schedules (JACK's), found on the normal scheduler (jackd
     --no-realtime): the worker must not outrank them, so it stays normal and status says why; found
@@ -206,7 +232,7 @@ def test_the_worker_stays_below_an_audio_server_that_is_not_real_time():
 
     engine = make_engine(480)
     engine.realtime = True
-    engine.callbacks_ours = False
+    engine.set_device(0, 0, separate_streams=False, ours=(False, False, False))
     engine.start()
     try:
         engine.on_input(np.zeros(128, np.float32), 128, None)  # a callback on this (ordinary) thread

@@ -83,9 +83,11 @@ def test_the_worker_does_not_outrank_a_jack_server_without_real_time(served) -> 
     deadline = time.monotonic() + 10
     while "worker scheduling:" not in daemon.log() and time.monotonic() < deadline:
         time.sleep(0.1)
-    line = next((ln for ln in daemon.log().splitlines() if "worker scheduling:" in ln), daemon.log()[-2000:])
-    assert "worker scheduling: normal (the audio server's callbacks run without real-time scheduling" in line
-    assert daemon.engine()["worker_priority"] in line
+    lines = [ln for ln in daemon.log().splitlines() if "worker scheduling:" in ln] or [daemon.log()[-2000:]]
+    if "permission" in lines[-1] or "refused" in lines[-1]:
+        pytest.skip(f"no real-time scheduling on this machine at all: {lines[-1]}")
+    assert "worker scheduling: normal (the audio server's callbacks run without real-time scheduling" in lines[-1]
+    assert daemon.engine()["worker_priority"] in lines[-1]
 
 
 def test_ten_meter_clients_and_parameter_changes_cost_no_xrun(served, capsys) -> None:

@@ -133,8 +133,8 @@ class DeviceStreams:
                 f"could not open the audio device: {e}", "check `rtvc devices` and the settings"
             ) from None
         # JACK runs its clients' callbacks on threads it schedules; other host APIs' threads are ours to raise
-        jack = any(d is not None and "JACK" in d.host_api for d in (choice.input, choice.output, choice.monitor))
-        engine.set_device(round(lat_in * samplerate), round(lat_out * samplerate), not choice.duplex, not jack)
+        ours = tuple(d is None or "JACK" not in d.host_api for d in (choice.input, choice.output, choice.monitor))
+        engine.set_device(round(lat_in * samplerate), round(lat_out * samplerate), not choice.duplex, ours)
 
     def _finished(self, what: str):
         def cb():
