@@ -179,6 +179,35 @@ def check_jack() -> list[Check]:
     return [Check(True, "jack", f"server running, {len(res.stdout.splitlines())} ports")]
 
 
+def check_realtime() -> list[Check]:
+    """Whether the worker and the callbacks can get real-time scheduling (stream.realtime): tried on a
+    throwaway thread, at the callbacks' priority (the higher of the two rtvc asks for)."""
+    import resource
+    import threading
+
+    from rtvc.priority import CALLBACK_PRIORITY, SUPPORTED, make_realtime
+
+    if not SUPPORTED:
+        return [Check(True, "real-time", "not on this OS: the worker runs on the normal scheduler")]
+    got: list[str] = []
+    t = threading.Thread(target=lambda: got.append(make_realtime(CALLBACK_PRIORITY)), name="rtvc-doctor-probe")
+    t.start()
+    t.join()
+    soft, _hard = resource.getrlimit(resource.RLIMIT_RTPRIO)
+    limit = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+    if got[0].startswith("real-time"):
+        return [Check(True, "real-time", f"SCHED_FIFO allowed (rtprio limit {limit}, uid {os.geteuid()})")]
+    return [
+        Check(
+            False,
+            "real-time",
+            f"{got[0].removeprefix('normal (').removesuffix(')').split(':')[0]} (rtprio limit {limit})",
+            "sudo usermod -aG audio $USER and log in again (an rtprio limit for the group in "
+            "/etc/security/limits.d/); without it blocks can run late on a busy machine (README 'Latency')",
+        )
+    ]
+
+
 def check_token() -> list[Check]:
     from rtvc.control.auth import token_path
 
@@ -191,7 +220,7 @@ def check_token() -> list[Check]:
 def doctor(folder: Path, out: TextIO = sys.stdout) -> int:
     checks: list[Callable[[], list[Check]]] = [
         check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_onnx,
-        lambda: check_engines(folder), check_audio, check_jack, check_token,
+        lambda: check_engines(folder), check_audio, check_jack, check_realtime, check_token,
     ]  # fmt: skip
     for run in checks:
         try:

@@ -29,6 +29,25 @@ def doctor(cwd: Path, config_home: Path) -> dict[str, str]:
     return {ln[9:24].strip(): ln for ln in lines}
 
 
+def _realtime_allowed() -> bool:
+    """Asked of the kernel here, on a throwaway thread, independently of rtvc.priority."""
+    import threading
+
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(2))
+            ok.append(True)
+        except PermissionError:
+            ok.append(False)
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    return ok[0]
+
+
 def test_doctor_reports_this_machine(tmp_path: Path):
     got = doctor(tmp_path, tmp_path / "config")
     names = {"python", "rtvc", "numpy", "torch", "cuda", "driver", "tensorrt", "engines", "portaudio", "jack"}
@@ -50,6 +69,9 @@ def test_doctor_reports_this_machine(tmp_path: Path):
     assert got["engines"].startswith("missing") and f"none in {tmp_path / 'engines'}" in got["engines"]
     assert "rtvc build PROFILE" in got["engines"]
     assert got["control token"].startswith("missing") and "-> rtvc token" in got["control token"]
+    assert got["real-time"].startswith("ok" if _realtime_allowed() else "missing"), got["real-time"]
+    if got["real-time"].startswith("missing"):
+        assert "no permission" in got["real-time"] and "-> sudo usermod -aG audio $USER" in got["real-time"]
     import sounddevice
 
     assert got["portaudio"].startswith("ok")
