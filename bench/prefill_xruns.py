@@ -1,7 +1,8 @@
 """How much time per block must the worker be guaranteed? `stream.prefill_ms` side by side under control load.
 
-`rtvc serve` (default voice, 20 ms blocks, the worker on the normal scheduler as by default) runs on a JACK
-dummy server (period 256, 48 kHz, --no-realtime), fed a sine by a C client (jack_simple_client), once per
+`rtvc serve` (default voice, 20 ms blocks, default settings) runs on a JACK dummy server (period 256, 48 kHz,
+--no-realtime: the worker stays on the normal scheduler; with --jack-realtime jackd runs real-time, as on a
+desktop, and the worker real-time below its callbacks), fed a sine by a C client (jack_simple_client), once per
 --prefill value and round, alternating, so that a noisy stretch of a shared machine falls on all. In each
 window a separate process runs what a busy control surface does: --clients websocket clients take meters at
 30 Hz while a driver sets the pitch every 50 ms and times the round trip (reply; the state event at the
@@ -10,8 +11,9 @@ often jackd blamed the C reference client (then the machine, not rtvc, missed de
 
     python bench/prefill_xruns.py                          # 3 rounds of 20 s, prefill 4 and 8 ms
     python bench/prefill_xruns.py --seconds 5 --rounds 1   # a smoke run
+    python bench/prefill_xruns.py --jack-realtime           # the worker real-time (prefill_xruns_rt.json)
 
-Prints a table and writes bench/results/prefill_xruns.json.
+Prints a table and writes bench/results/prefill_xruns.json (prefill_xruns_rt.json with --jack-realtime).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def _window(server: JackServer, root: Path, prefill: float, seconds: float, clie
     row: dict[str, Any] = {"prefill_ms": prefill, "seconds": round(elapsed, 1)}
     row.update({k: after[k] - before[k] for k in after})
     row["worker_slack_ms"] = round(engine["worker_slack_ms"], 3)
+    row["worker_priority"] = engine["worker_priority"]
     row["latency_ms"] = engine["latency"]["ms"]["total"]
     row["worker_block_ms"] = {k: round(engine["timing"][k], 3) for k in ("p50_ms", "p99_ms", "max_ms")}
     row["reference_blamed"] = blamed.count(REFERENCE)
@@ -74,11 +77,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="per window")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--clients", type=int, default=10, help="meter subscribers at 30 Hz")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "prefill_xruns.json")
+    ap.add_argument("--jack-realtime", action="store_true", help="jackd real-time: the worker goes real-time too")
+    ap.add_argument("--out", type=Path, help="default: bench/results/prefill_xruns.json (_rt with --jack-realtime)")
     args = ap.parse_args()
+    out = args.out or ROOT / "bench" / "results" / f"prefill_xruns{'_rt' if args.jack_realtime else ''}.json"
 
-    server = JackServer(256, role="bare")
+    server = JackServer(256, realtime=args.jack_realtime, role="bare")
     server.start()
+    if args.jack_realtime and not server.realtime_in_effect:
+        server.stop()
+        raise SystemExit("jackd could not get real-time scheduling here (run as root)")
     rows: list[dict[str, Any]] = []
     try:
         for r in range(args.rounds):
@@ -89,7 +97,7 @@ def main() -> None:
                     f"round {row['round']}  prefill {prefill:4.1f} ms (worker gets {row['worker_slack_ms']:5.2f} ms, "
                     f"latency {row['latency_ms']:.2f} ms): {row['output_underrun_events']} underruns, "
                     f"{row['portaudio_flags']} PA flags, block p99 {row['worker_block_ms']['p99_ms']:.2f} ms, "
-                    f"reference blamed {row['reference_blamed']}",
+                    f"reference blamed {row['reference_blamed']}; worker {row['worker_priority']}",
                     flush=True,
                 )
     finally:
@@ -121,15 +129,16 @@ def main() -> None:
         )
     result = {
         "machine": machine(),
-        "jackd": "dummy backend, 48 kHz, period 256, --no-realtime",
-        "voice": "default (pitch), 20 ms blocks, worker on the normal scheduler",
+        "jackd": f"dummy backend, 48 kHz, period 256, {'--realtime' if args.jack_realtime else '--no-realtime'}",
+        "voice": "default (pitch), 20 ms blocks",
+        "worker_priority": rows[0]["worker_priority"],
         "load": f"{args.clients} clients on meters at 30 Hz + a pitch change every 50 ms, in a separate process",
         "seconds": args.seconds,
         "rounds": args.rounds,
         "summary": summary,
         "windows": rows,
     }
-    write_result(args.out, "prefill_xruns", result)
+    write_result(out, "prefill_xruns", result)
 
 
 if __name__ == "__main__":
