@@ -205,6 +205,10 @@ edit the table, not this file.
 previous meters reading, by any client; null if none), `p99_ms` (p99 of the last 2048 blocks), `budget_ms`
 (a block's duration: the real-time limit) and `xruns` (the total so far).
 
+`status.get`'s `engine.worker_priority` is the worker thread's scheduling as the system granted it, e.g.
+`real-time (SCHED_FIFO 1, below the audio callback's SCHED_FIFO 5)`, or `normal (...)` with the reason and
+the fix (stream.realtime off, no permission, or an audio server without real-time scheduling).
+
 ## Errors
 
 | code | meaning |
