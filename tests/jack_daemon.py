@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jack_harness import jack_tool
+
 ROOT = Path(__file__).resolve().parent.parent
 XRUN_KEYS = ("input_overrun_events", "output_underrun_events", "monitor_underrun_events")
 REFERENCE = "jack_simple_client"
@@ -74,15 +76,17 @@ class JackDaemon:
         self.sine = subprocess.Popen([REFERENCE], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while True:
-            ports = subprocess.run(["jack_lsp"], env=self.env, capture_output=True, text=True).stdout.split()
+            ports = jack_tool(self.env, "jack_lsp").stdout.split()
             rtvc_in = [p for p in ports if p.startswith("PortAudio") and ":in_" in p]
             if rtvc_in and f"{REFERENCE}:output1" in ports:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"JACK ports never appeared: {ports}")
             time.sleep(0.1)
-        subprocess.run(["jack_disconnect", "system:capture_1", rtvc_in[0]], env=self.env, capture_output=True)
-        subprocess.run(["jack_connect", f"{REFERENCE}:output1", rtvc_in[0]], env=self.env, check=True)
+        jack_tool(self.env, "jack_disconnect", "system:capture_1", rtvc_in[0])
+        wired = jack_tool(self.env, "jack_connect", f"{REFERENCE}:output1", rtvc_in[0])
+        if wired.returncode != 0:
+            raise RuntimeError(f"jack_connect {REFERENCE}:output1 {rtvc_in[0]} failed: {wired.stderr}")
 
     def engine(self) -> dict[str, Any]:
         from websockets.sync.client import connect

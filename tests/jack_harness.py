@@ -20,6 +20,18 @@ import numpy as np
 SAMPLERATE = 48000
 
 
+def jack_tool(env: dict[str, str], *args: str, timeout: float = 5.0) -> subprocess.CompletedProcess:
+    """One JACK command-line tool (jack_wait, jack_lsp, jack_connect...) against the server `env` names.
+    Each opens a JACK client, and opening one blocks inside libjack while the server is wedged: in CI a
+    `jack_wait -t 1` never returned and took the whole run down at pytest's timeout. So every call has
+    its own deadline; past it the tool is killed and the result says so (returncode 124, empty stdout),
+    and the caller's own loop or check decides what that means."""
+    try:
+        return subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(list(args), 124, "", f"{args[0]} did not return in {timeout:g} s")
+
+
 class JackServer:
     """`jackd --no-realtime -d dummy`: clock-paced periods, no hardware."""
 
@@ -59,14 +71,18 @@ class JackServer:
             env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"},
         )
         env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
+        tries = []
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"jackd exited: {self.log()}")
-            ok = subprocess.run(["jack_wait", "-w", "-t", "1"], env=env, capture_output=True, text=True)
+            ok = jack_tool(env, "jack_wait", "-w", "-t", "1")
             if "server is available" in ok.stdout:
                 return
-        raise RuntimeError(f"jackd '{self.name}' did not come up in 10 s")
+            tries.append((ok.stdout + ok.stderr).strip()[-200:])
+        self.stop()
+        said = tries[-3:]
+        raise RuntimeError(f"jackd '{self.name}' did not come up in 20 s; jack_wait said {said}; log: {self.log()}")
 
     @property
     def realtime_in_effect(self) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_harness import Harness
+from jack_harness import Harness, jack_tool
 
 from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.config import load_config
@@ -169,7 +169,7 @@ def soak_once(server, seconds: float, tmp_path) -> tuple[dict, str, list[str], i
     try:
         deadline = time.monotonic() + 20
         while True:
-            ports = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True).stdout.split()
+            ports = jack_tool(env, "jack_lsp").stdout.split()
             rtvc_in = [p for p in ports if p.startswith("PortAudio") and ":in_" in p]
             if rtvc_in and "jack_simple_client:output1" in ports:
                 break
@@ -177,8 +177,9 @@ def soak_once(server, seconds: float, tmp_path) -> tuple[dict, str, list[str], i
             assert time.monotonic() < deadline, f"ports never appeared: {ports}"
             time.sleep(0.1)
         # the dummy backend's capture port is silence: connected or not, it adds nothing
-        subprocess.run(["jack_disconnect", "system:capture_1", rtvc_in[0]], env=env, capture_output=True)
-        subprocess.run(["jack_connect", "jack_simple_client:output1", rtvc_in[0]], env=env, check=True)
+        jack_tool(env, "jack_disconnect", "system:capture_1", rtvc_in[0])
+        wired = jack_tool(env, "jack_connect", "jack_simple_client:output1", rtvc_in[0])
+        assert wired.returncode == 0, f"jack_connect failed: {wired.stderr}"
         out, _ = proc.communicate(timeout=seconds + 30)
     finally:
         for p in (proc, sine):
@@ -251,7 +252,7 @@ def test_a_device_that_disappears_is_reported_not_a_crash(jack_bare):
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 20
-        while "PortAudio" not in subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True).stdout:
+        while "PortAudio" not in jack_tool(env, "jack_lsp").stdout:
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
             time.sleep(0.1)
         time.sleep(1.0)
