@@ -50,7 +50,13 @@ STATE = {
     "links": {},
 }
 LATENCY = {"ms": {"device_in": 5.3, "block": 20.0, "converter": 7.0, "prefill": 4.0, "device_out": 5.3, "total": 41.6}}
-STATUS = {"state": "running", "latency": LATENCY, "timing": {"p99_ms": 3.21, "budget_ms": 20.0}, "xruns": {"total": 0}}
+STATUS = {
+    "state": "running",
+    "latency": LATENCY,
+    "timing": {"p99_ms": 3.21, "budget_ms": 20.0},
+    "xruns": {"total": 0},
+    "worker_priority": "real-time (SCHED_FIFO 1, below the audio callback's SCHED_FIFO 2)",
+}
 BLOCKS = [1.2, 1.3, 1.1, 2.8, 1.2, 1.4, 1.3, 5.9, 1.2, 1.1, 1.3, 1.2, 3.3, 1.2, 1.25, 1.3]
 
 
@@ -91,3 +97,30 @@ def test_main_screen(size: tuple[int, int]) -> None:
     if text != want:
         diff = "\n".join(difflib.unified_diff(want.splitlines(), lines, "snapshot", "now", lineterm=""))
         pytest.fail(f"the screen differs from {path.name} (RTVC_UPDATE_SNAPSHOTS=1 to accept):\n{diff}")
+
+
+def test_a_refused_real_time_request_is_on_screen_with_its_fix() -> None:
+    """The worker on the normal scheduler although the user asked for real-time is the likely cause of
+    crackle: the screen says so and names the fix (the daemon's own words), and updates when it changes."""
+    from rtvc.priority import make_realtime
+
+    async def main() -> list[str]:
+        app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), clock=lambda: 100.0, connect=False)
+        screens = []
+        async with app.run_test(size=(80, 24)) as pilot:
+            for priority in ("normal (real-time once the audio device calls back)", refused, "normal"):
+                app.apply_status({**STATUS, "worker_priority": priority})
+                await pilot.pause()
+                screens.append(" ".join(screen_text(app).replace("│", " ").split()))
+        return screens
+
+    import unittest.mock
+
+    with unittest.mock.patch("os.sched_setscheduler", side_effect=PermissionError):
+        refused = make_realtime()
+    assert refused.startswith("normal (no permission")
+    waiting, refusal, off = asyncio.run(main())
+    assert "worker normal (real-time once the audio device calls back)" in waiting and "⚠" not in waiting
+    assert "⚠ worker normal (no permission for real-time scheduling: add an rtprio limit for your user" in refusal
+    assert "see README 'Latency')" in refusal
+    assert "worker normal scheduler (stream.realtime = false)" in off and "⚠" not in off

@@ -26,7 +26,7 @@ from rtvc.tui.keys import ACTIONS, FOOTER
 from rtvc.tui.meter import LevelMeter
 from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
 from rtvc.tui.stepper import Stepper
-from rtvc.tui.texts import latency_text, spec_for
+from rtvc.tui.texts import latency_text, scheduling_text, spec_for
 from rtvc.tui.toggle import Toggle
 from rtvc.tui.voicelist import VoiceListMixin
 
@@ -51,6 +51,7 @@ class RtvcApp(VoiceListMixin, App[None]):
     #timing-row { height: 1; }
     #blocks { width: 1fr; height: 1; }
     #timing { width: auto; margin-left: 1; }
+    #scheduling { height: auto; }
     #message { height: 1; padding: 0 1; }
     #message.error { color: $error; text-style: bold; }
     """
@@ -78,6 +79,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.blocks: list[float] = []
         self.meters: dict[str, Any] = {}
         self._timing_text = ""
+        self._scheduling_text = ""
 
     # -- layout ---------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -101,6 +103,7 @@ class RtvcApp(VoiceListMixin, App[None]):
                 with Horizontal(id="timing-row"):
                     yield Sparkline([0.0], id="blocks")
                     yield Static(id="timing")
+                yield Static(id="scheduling")
         yield Static(id="message")
         yield Footer()
 
@@ -231,6 +234,10 @@ class RtvcApp(VoiceListMixin, App[None]):
 
     def apply_status(self, st: dict[str, Any]) -> None:
         self.query_one("#latency", Static).update(latency_text(st))
+        sched = scheduling_text(st.get("worker_priority"))
+        if sched != self._scheduling_text:
+            self._scheduling_text = sched
+            self.query_one("#scheduling", Static).update(sched)
         t = st["timing"]
         self._timing(t["p99_ms"], t["budget_ms"], st["xruns"]["total"])
         if st.get("state") and self.state:

@@ -1,8 +1,11 @@
-"""What the main screen writes: a parameter's stepper spec from the daemon's ranges, the latency line."""
+"""What the main screen writes: a parameter's stepper spec from the daemon's ranges, the latency line, the
+worker's scheduling."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from rich.markup import escape
 
 from rtvc.tui.stepper import Spec
 
@@ -35,3 +38,16 @@ def latency_text(st: dict[str, Any]) -> str:
     names = {"device_in": "device in", "block": "block", "converter": "converter", "prefill": "prefill"}
     parts = " + ".join(f"{label} {ms[k]:.1f}" for k, label in names.items())
     return f"latency {ms['total']:.1f} ms = {parts} + device out {ms['device_out']:.1f}"
+
+
+def scheduling_text(priority: str | None) -> str:
+    """The worker thread's scheduling (status.get's `engine.worker_priority`) as rich markup: a refusal of
+    the real-time scheduling the user asked for stands out, since it is the likely cause of crackle and the
+    text names the fix; off by the user's own choice is dim."""
+    if not priority:
+        return ""
+    if priority == "normal":
+        return "[dim]worker normal scheduler (stream.realtime = false)[/]"
+    if priority.startswith("normal (") and "once the audio device" not in priority:
+        return f"[yellow]⚠ worker {escape(priority)}[/]"
+    return f"worker {escape(priority)}"
