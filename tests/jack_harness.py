@@ -20,6 +20,16 @@ import numpy as np
 SAMPLERATE = 48000
 
 
+def answering(server: str) -> None:
+    """Raise unless the JACK server `server` answers a client within 5 s. Checked (in a killable process)
+    before this process opens a client of its own, which would block inside libjack, out of any timeout's
+    reach but pytest-timeout's, which ends the whole run."""
+    env = {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1"}
+    probe = jack_tool(env, "jack_lsp")
+    if probe.returncode != 0:
+        raise RuntimeError(f"JACK server '{server}' is not answering: {(probe.stderr or probe.stdout).strip()[-300:]}")
+
+
 def jack_tool(env: dict[str, str], *args: str, timeout: float = 5.0) -> subprocess.CompletedProcess:
     """One JACK command-line tool (jack_wait, jack_lsp, jack_connect...) against the server `env` names.
     Each opens a JACK client, and opening one blocks inside libjack while the server is wedged: in CI a
@@ -119,6 +129,7 @@ def portaudio_on(server: JackServer):
     terminated after its server is gone, so PortAudio is always terminated first."""
     import sounddevice as sd
 
+    answering(server.name)
     old = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = server.name
     sd._terminate()
@@ -141,6 +152,7 @@ class Harness:
     def __init__(self, server: str):
         import jack
 
+        answering(server)
         self.client = jack.Client("harness", servername=server, no_start_server=True)
         self.src = self.client.outports.register("src")
         self.sink = self.client.inports.register("sink")
