@@ -22,7 +22,7 @@ import numpy as np
 from rtvc.converter import StreamingConverter
 from rtvc.doorbell import Doorbell
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
-from rtvc.priority import Sched, current, make_normal, make_worker_realtime, raise_callback
+from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_worker_realtime, raise_callback
 from rtvc.ring import SpscRing
 from rtvc.status import EngineStatus, Levels, Xruns
 from rtvc.timing import BlockTimer
@@ -329,7 +329,7 @@ class Engine:
             return make_normal()
         if not callbacks and current() is not None:  # (devices not called back yet: decided at the first call)
             make_normal()
-            return "normal (real-time once the audio device calls back)"
+            return AWAITING_CALLBACKS
         return make_worker_realtime(callbacks)
 
     def _swap(self, nxt: tuple[StreamingConverter, str]) -> np.ndarray:

@@ -35,6 +35,8 @@ _PERMISSION = (
     "no permission for real-time scheduling: add an rtprio limit for your user, e.g. join the 'audio' group; "
     "see README 'Latency'"
 )
+# the worker's scheduling before the first callbacks said theirs (the decision waits for them)
+AWAITING_CALLBACKS = "normal (real-time once the audio device calls back)"
 NON_REALTIME_SERVER = (
     "the audio server's callbacks run without real-time scheduling (jackd --no-realtime?), so a real-time "
     "worker would delay every client of its graph; start the server with real-time scheduling"

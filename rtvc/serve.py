@@ -30,6 +30,7 @@ from rtvc.control.obs import ObsLink, ObsSettings
 from rtvc.control.server import ControlServer
 from rtvc.engine import Engine
 from rtvc.errors import RtvcError
+from rtvc.priority import AWAITING_CALLBACKS
 from rtvc.profiles import profile_path, voice_kinds
 from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report
 from rtvc.voices import VOICES
@@ -220,7 +221,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     scheduling = ""
     while not stop.wait(POLL_S):
         controller.poll_engine()
-        if engine.priority not in (scheduling, "") and "once the audio device" not in engine.priority:
+        if engine.priority not in (scheduling, "", AWAITING_CALLBACKS):
             scheduling = engine.priority  # (what the worker got, and why: at start and after a device switch)
             log.info("worker scheduling: %s", scheduling)
     log.info("stopping (%s)", caught[0] if caught else "stop")

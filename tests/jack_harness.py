@@ -20,16 +20,6 @@ import numpy as np
 SAMPLERATE = 48000
 
 
-def answering(server: str) -> None:
-    """Raise unless the JACK server `server` answers a client within 5 s. Checked (in a killable process)
-    before this process opens a client of its own, which would block inside libjack, out of any timeout's
-    reach but pytest-timeout's, which ends the whole run."""
-    env = {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1"}
-    probe = jack_tool(env, "jack_lsp")
-    if probe.returncode != 0:
-        raise RuntimeError(f"JACK server '{server}' is not answering: {(probe.stderr or probe.stdout).strip()[-300:]}")
-
-
 def jack_tool(env: dict[str, str], *args: str, timeout: float = 5.0) -> subprocess.CompletedProcess:
     """One JACK command-line tool (jack_wait, jack_lsp, jack_connect...) against the server `env` names.
     Each opens a JACK client, and opening one blocks inside libjack while the server is wedged: in CI a
@@ -40,6 +30,20 @@ def jack_tool(env: dict[str, str], *args: str, timeout: float = 5.0) -> subproce
         return subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(list(args), 124, "", f"{args[0]} did not return in {timeout:g} s")
+
+
+def client_env(server: str) -> dict[str, str]:
+    """The environment for a JACK client (tool or rtvc) of `server`, never starting a server of its own."""
+    return {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1"}
+
+
+def answering(server: str) -> None:
+    """Raise unless the JACK server `server` answers a client within 5 s. Checked (in a killable process)
+    before this process opens a client of its own, which would block inside libjack, out of any timeout's
+    reach but pytest-timeout's, which ends the whole run."""
+    probe = jack_tool(client_env(server), "jack_lsp")
+    if probe.returncode != 0:
+        raise RuntimeError(f"JACK server '{server}' is not answering: {(probe.stderr or probe.stdout).strip()[-300:]}")
 
 
 class JackServer:
@@ -80,7 +84,7 @@ class JackServer:
             stderr=subprocess.STDOUT,
             env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"},
         )
-        env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+        env = client_env(self.name)
         deadline = time.monotonic() + 20
         tries = []
         while time.monotonic() < deadline:
@@ -109,7 +113,7 @@ class JackServer:
     def start_reference(self) -> subprocess.Popen:
         """The C reference client (jack_simple_client) in this server's graph: when jackd blames it for an
         xrun, the machine, not rtvc, missed the deadline."""
-        env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
+        env = client_env(self.name)
         return subprocess.Popen(["jack_simple_client"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ import pytest
 from rtvc.audio.virtual import VirtualDevice
 from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.engine import Engine
+from rtvc.priority import AWAITING_CALLBACKS
 from rtvc.voices.passthrough import PassthroughParams, PassthroughVoice
 
 SR = 48000
@@ -177,7 +178,7 @@ def test_the_worker_goes_real_time_only_below_its_callback_thread():
     dev.start()
     try:
         worker = next(t for t in threading.enumerate() if t.name == "rtvc-worker")
-        got = _wait_priority(engine, lambda p: p != "normal" and "once the audio device" not in p)
+        got = _wait_priority(engine, lambda p: p != "normal" and p != AWAITING_CALLBACKS)
         if got.startswith("real-time"):
             assert got == "real-time (SCHED_FIFO 1, below the audio callback's SCHED_FIFO 2)"
             assert _policy(worker) == (os.SCHED_FIFO, 1)
@@ -236,7 +237,7 @@ def test_the_worker_stays_below_an_audio_server_that_is_not_real_time():
     engine.start()
     try:
         engine.on_input(np.zeros(128, np.float32), 128, None)  # a callback on this (ordinary) thread
-        got = _wait_priority(engine, lambda p: p != "normal" and "once the audio device" not in p)
+        got = _wait_priority(engine, lambda p: p != "normal" and p != AWAITING_CALLBACKS)
         if "permission" in got or "refused" in got:
             pytest.skip(f"no real-time scheduling in this container: {got}")
         assert got == f"normal ({NON_REALTIME_SERVER})"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_harness import Harness, jack_tool
+from jack_harness import Harness, client_env, jack_tool
 
 from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.config import load_config
@@ -152,12 +152,11 @@ def soak_once(server, seconds: float, tmp_path) -> tuple[dict, str, list[str], i
     jackd blamed for xruns meanwhile, and its exit code (3: the device never acknowledged the stop, which
     happens when jackd dropped a client that a stalled VM kept from answering in time)."""
     import json
-    import os
     import subprocess
     import sys
 
     report = tmp_path / "report.json"
-    env = {**os.environ, "JACK_DEFAULT_SERVER": server.name, "JACK_NO_START_SERVER": "1"}
+    env = client_env(server.name)
     blamed_before = len(server.late_clients())
     proc = subprocess.Popen(
         [sys.executable, "-m", "rtvc", "run", "--host-api", "JACK", "--input-device", "system",
@@ -240,11 +239,10 @@ def test_sixty_seconds_without_an_xrun(jack_bare, tmp_path):
 def test_a_device_that_disappears_is_reported_not_a_crash(jack_bare):
     """The JACK server dies under a running `rtvc run`: status says so, the report is printed, and rtvc
     exits on its own with a non-zero code (no hang in PortAudio, no traceback)."""
-    import os
     import subprocess
     import sys
 
-    env = {**os.environ, "JACK_DEFAULT_SERVER": jack_bare.name, "JACK_NO_START_SERVER": "1"}
+    env = client_env(jack_bare.name)
     proc = subprocess.Popen(
         [sys.executable, "-m", "rtvc", "run", "--host-api", "JACK", "--input-device", "system",
          "--output-device", "system", "--duration", "6"],

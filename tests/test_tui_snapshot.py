@@ -102,13 +102,13 @@ def test_main_screen(size: tuple[int, int]) -> None:
 def test_a_refused_real_time_request_is_on_screen_with_its_fix() -> None:
     """The worker on the normal scheduler although the user asked for real-time is the likely cause of
     crackle: the screen says so and names the fix (the daemon's own words), and updates when it changes."""
-    from rtvc.priority import make_realtime
+    from rtvc.priority import AWAITING_CALLBACKS, make_realtime
 
     async def main() -> list[str]:
         app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), clock=lambda: 100.0, connect=False)
         screens = []
         async with app.run_test(size=(80, 24)) as pilot:
-            for priority in ("normal (real-time once the audio device calls back)", refused, "normal"):
+            for priority in (AWAITING_CALLBACKS, refused, "normal"):
                 app.apply_status({**STATUS, "worker_priority": priority})
                 await pilot.pause()
                 screens.append(" ".join(screen_text(app).replace("│", " ").split()))

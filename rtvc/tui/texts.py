@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from rtvc.priority import AWAITING_CALLBACKS
 from rtvc.tui.stepper import Spec
 
 # step, big step, unit per parameter name; others: 1/100 of the range
@@ -48,6 +49,6 @@ def scheduling_text(priority: str | None) -> str:
         return ""
     if priority == "normal":
         return "[dim]worker normal scheduler (stream.realtime = false)[/]"
-    if priority.startswith("normal (") and "once the audio device" not in priority:
+    if priority.startswith("normal (") and priority != AWAITING_CALLBACKS:
         return f"[yellow]⚠ worker {escape(priority)}[/]"
     return f"worker {escape(priority)}"
