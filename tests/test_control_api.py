@@ -307,6 +307,28 @@ def test_no_token_and_wrong_token_are_refused(daemon, monkeypatch):
     run(main())
 
 
+def test_odd_ids_tokens_and_headers_get_answers_not_crashes(daemon):
+    port = daemon.port
+
+    async def main():
+        c = await Client.open(port, daemon.token)
+        big = 10**400  # JSON allows it; it is no float
+        reply = await c.send_raw(json.dumps({"jsonrpc": "2.0", "id": big, "method": "status.get"}), big)
+        assert reply["result"]["control"]["mute"] is False
+        await c.close()
+        lone = await Client.open(port)  # a lone surrogate cannot be any token: refused like a wrong one
+        reply = await lone.send_raw('{"jsonrpc": "2.0", "id": 1, "method": "auth", "params": {"token": "\\ud800"}}', 1)
+        assert reply["error"]["code"] == rpc.UNAUTHORIZED
+        assert (await asyncio.wait_for(lone.closed, 5))[0] == rpc.CLOSE_UNAUTHORIZED
+
+    run(main())
+    for name, value in (("Origin", f"http://127.0.0.1:{port}"), ("Host", f"127.0.0.1:{port}")):
+        twice = {name: f"{value}\r\n{name}: {value}"}
+        status, _, body = http_get(port, "/rpc", {**twice, **WS_UPGRADE})
+        assert status == 400 and f"more than one {name} header".encode() in body, (status, body)
+    assert http_get(port, "/dock/%00")[0] == 404
+
+
 def test_origins_and_hosts_off_the_list_are_refused(daemon):
     port = daemon.port
 
@@ -350,7 +372,17 @@ BAD = [  # (what is sent, the error code, words the message must hold)
         rpc.PARSE_ERROR,
         "NaN is not JSON",
     ),
-    ("[" * 20000 + "]" * 20000, rpc.PARSE_ERROR, "not valid JSON"),
+    ("[" * 20000 + "]" * 20000, rpc.INVALID_REQUEST, "nested too deeply"),
+    (
+        '{"jsonrpc": "2.0", "id": 1, "method": "status.get", "params": {"x": ' + "7" * 5000 + "}}",
+        rpc.INVALID_REQUEST,
+        "too many digits",
+    ),
+    (
+        '{"jsonrpc": "2.0", "id": 1, "method": "status.get", "params": null}',
+        rpc.INVALID_REQUEST,
+        '"params" must be an object',
+    ),
     ('[{"jsonrpc": "2.0", "id": 1, "method": "status.get"}]', rpc.INVALID_REQUEST, "batches are not supported"),
     ('"status.get"', rpc.INVALID_REQUEST, "JSON object"),
     ('{"id": 1, "method": "status.get"}', rpc.INVALID_REQUEST, '"jsonrpc": "2.0"'),
@@ -392,7 +424,27 @@ BAD = [  # (what is sent, the error code, words the message must hold)
     (
         '{"jsonrpc": "2.0", "id": 1, "method": "events.subscribe", "params": {"events": ["mic"]}}',
         rpc.INVALID_PARAMS,
-        "unknown event type 'mic'",
+        'unknown event type "mic"',
+    ),
+    (
+        '{"jsonrpc": "2.0", "id": 1, "method": "events.subscribe", "params": {"events": [[1], "state"]}}',
+        rpc.INVALID_PARAMS,
+        "unknown event type [1]",
+    ),
+    (
+        '{"jsonrpc": "2.0", "id": 1, "method": "events.subscribe", "params": {"events": ["state"], "meter_hz": 5}}',
+        rpc.INVALID_PARAMS,
+        'add "meters" to events',
+    ),
+    (  # integers past a float's range: a range error like any other, not an overflow inside
+        '{"jsonrpc": "2.0", "id": 1, "method": "events.subscribe", "params": {"meter_hz": 1' + "0" * 400 + "}}",
+        rpc.INVALID_PARAMS,
+        "'meter_hz' = 1000000000",
+    ),
+    (
+        '{"jsonrpc": "2.0", "id": 1, "method": "params.set", "params": {"values": {"gain_db": -1' + "0" * 400 + "}}}",
+        rpc.INVALID_PARAMS,
+        "'params.gain_db' = -1000000000",
     ),
     (
         '{"jsonrpc": "2.0", "id": 1, "method": "voices.select", "params": {"name": "pich"}}',
@@ -425,6 +477,7 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(daemon):
             assert words in reply["error"]["message"], (words, reply)
         # a notification (no id) gets no reply, even when it is wrong; the next request's reply is next
         await c.ws.send('{"jsonrpc": "2.0", "method": "no.such"}')
+        await c.ws.send('{"jsonrpc": "2.0", "method": "mute.set", "params": [true]}')
         n = len(c.frames)
         assert (await c.call("status.get"))["control"] == before
         assert len(c.frames) == n + 1

@@ -64,7 +64,13 @@ def _read_token(path: Path) -> str:
 
 def token_matches(given: object, token: str) -> bool:
     """Constant-time comparison (no timing hints about how much of a guess was right)."""
-    return isinstance(given, str) and secrets.compare_digest(given.encode(), token.encode())
+    if not isinstance(given, str):
+        return False
+    try:
+        guess = given.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") is no token's character
+        return False
+    return secrets.compare_digest(guess, token.encode())
 
 
 def allowed_origins(cfg: ControlConfig, port: int) -> frozenset[str]:

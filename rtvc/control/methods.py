@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -233,10 +234,14 @@ async def _select_devices(s: Session, input: str | None = None, output: str | No
     },
 )
 async def _subscribe(s: Session, events: list[Any] | None = None, meter_hz: float | None = None) -> dict[str, Any]:
-    chosen = list(dict.fromkeys(["state", "engine"] if events is None else events))
-    bad = [e for e in chosen if e not in EVENT_TYPES]
+    asked = ["state", "engine"] if events is None else events
+    bad = [e for e in asked if not isinstance(e, str) or e not in EVENT_TYPES]
     if bad:
-        raise RpcError(INVALID_PARAMS, f"events.subscribe: unknown event type {bad[0]!r}: choose from {EVENT_TYPES}")
+        shown = json.dumps(bad[0])[:40]
+        raise RpcError(INVALID_PARAMS, f"events.subscribe: unknown event type {shown}: choose from {EVENT_TYPES}")
+    chosen = list(dict.fromkeys(asked))
+    if meter_hz is not None and "meters" not in chosen:
+        raise RpcError(INVALID_PARAMS, 'events.subscribe: meter_hz is the rate of "meters": add "meters" to events')
     hz = (meter_hz or 10.0) if "meters" in chosen else None
     s.subscribe(chosen, hz)
     return {"events": chosen, "meter_hz": hz, "state": s.hub.controller.state()}

@@ -60,7 +60,7 @@ class Method:
 _TYPES: dict[str, Callable[[Any], bool]] = {
     "boolean": lambda v: isinstance(v, bool),
     "string": lambda v: isinstance(v, str),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+    "number": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and math.isfinite(v)),
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
 }
@@ -99,7 +99,11 @@ def parse(message: str | bytes) -> Call:
         return Call(error=RpcError(INVALID_REQUEST, "binary frames are not accepted: send JSON as a text frame"))
     try:
         req = json.loads(message, parse_constant=_no_constants)
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        return Call(error=RpcError(INVALID_REQUEST, "the message is nested too deeply: send one flat request object"))
+    except ValueError as e:
+        if "int_max_str_digits" in str(e):  # valid JSON, but a number too long to read
+            return Call(error=RpcError(INVALID_REQUEST, "a number in the message has too many digits (over 4300)"))
         return Call(error=RpcError(PARSE_ERROR, f"not valid JSON ({e}): send one JSON-RPC 2.0 request object"))
     if isinstance(req, list):
         return Call(error=RpcError(INVALID_REQUEST, "batches are not supported: send one request per message"))
@@ -112,10 +116,14 @@ def parse(message: str | bytes) -> Call:
         call.error = RpcError(INVALID_REQUEST, 'add "jsonrpc": "2.0": this server speaks JSON-RPC 2.0')
     elif not isinstance(req.get("method"), str):
         call.error = RpcError(INVALID_REQUEST, '"method" must be a string, e.g. "status.get"')
-    elif not isinstance(req.get("params", {}), dict):
-        call.error = RpcError(INVALID_PARAMS, '"params" must be an object: parameters are passed by name')
-    else:
-        call.name, call.params, call.notify = req["method"], req.get("params", {}), "id" not in req
+    elif not isinstance(req.get("params", {}), dict | list):
+        call.error = RpcError(INVALID_REQUEST, '"params" must be an object (parameters by name), or left out')
+    else:  # a valid request: without "id" it is a notification, answered by nothing, not even an error
+        call.name, call.notify = req["method"], "id" not in req
+        if isinstance(req.get("params", {}), list):
+            call.error = RpcError(INVALID_PARAMS, '"params" must be an object: parameters are passed by name')
+        else:
+            call.params = req.get("params", {})
     return call
 
 
@@ -133,7 +141,8 @@ def _check_params(name: str, m: Method, params: dict[str, Any]) -> None:
         if not _TYPES[p.type](v):
             raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {json.dumps(v)[:40]} must be a {p.type}: {p.doc}")
         if p.lo is not None and p.hi is not None and not p.lo <= v <= p.hi:
-            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {v} is out of range: from {p.lo:g} to {p.hi:g}")
+            shown = json.dumps(v)[:40]
+            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {shown} is out of range: from {p.lo:g} to {p.hi:g}")
 
 
 async def execute(call: Call, caller: Caller, methods: dict[str, Method]) -> str | None:

@@ -151,6 +151,10 @@ class ControlServer:
 
     # -- HTTP: the handshake and the dock's files -----------------------------------------------------
     def _check_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        for name in ("Host", "Origin"):  # two of either: which one a proxy or browser meant is unknowable
+            if len(request.headers.get_all(name)) > 1:
+                log.warning("refused a request with %d %s headers", len(request.headers.get_all(name)), name)
+                return ws.respond(400, f"more than one {name} header: send one\n")
         bad_host = auth.check_host(request.headers.get("Host"), self.port, self.cfg.allow_remote)
         if bad_host:
             log.warning("refused a request: %s", bad_host)
@@ -175,6 +179,8 @@ class ControlServer:
         return None
 
     def _static(self, ws: ServerConnection, rel: str) -> Response:
+        if "\0" in rel:  # no file name holds one; the OS calls would raise
+            return ws.respond(404, f"the dock has no file {rel[:80]!r}\n")
         f = (self.dock_dir / rel).resolve()
         if not f.is_relative_to(self.dock_dir) or not f.is_file():
             return ws.respond(404, f"the dock has no file {rel[:80]!r}\n")
