@@ -28,10 +28,21 @@ def check_name(name: str) -> None:
 
 
 def _value(v: Any) -> str:
-    """One TOML value. JSON's string escapes are valid TOML basic-string escapes."""
+    """One TOML value. JSON's string escapes are valid TOML basic-string escapes; characters past the
+    ASCII range are written as themselves (JSON would write an emoji as a surrogate pair, which TOML refuses)."""
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int | float | str):
+    if isinstance(v, str):
+        try:
+            v.encode()
+        except UnicodeEncodeError:
+            shown = v.encode("utf-8", "backslashreplace").decode()[:70]
+            raise ConfigError(
+                f"text {shown!r} holds half of a surrogate pair, which is no character",
+                "send valid Unicode text (in JSON escapes an emoji is a whole pair, e.g. \\ud83c\\udfa4)",
+            ) from None
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")  # TOML wants DEL escaped too
+    if isinstance(v, int | float):
         return json.dumps(v)
     raise ConfigError(f"cannot write {v!r} to a profile", "only strings, numbers and booleans are profile values")
 
@@ -80,7 +91,7 @@ def write_profile(
     profiles_dir.mkdir(parents=True, exist_ok=True)
     tmp = profiles_dir / f".{name}.toml.saving"
     try:
-        tmp.write_text(render(label, kind, params, model))
+        tmp.write_text(render(label, kind, params, model), encoding="utf-8")
         load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any profile
     except ConfigError:
         tmp.unlink(missing_ok=True)

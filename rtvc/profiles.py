@@ -54,7 +54,7 @@ def voice_kinds(profiles_dir: Path) -> dict[str, list[str]]:
 
 def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     path = profile_path(name_or_path, profiles_dir)
-    if not path.is_file():
+    if not path.exists():  # a folder or an unreadable file: read_toml says which
         there = sorted(p.stem for p in profiles_dir.glob("*.toml")) if profiles_dir.is_dir() else []
         raise ConfigError(
             f"profile '{name_or_path}' not found: no file {path}",
@@ -94,6 +94,6 @@ def make_voice(profile: Profile, samplerate: int):
     cls = VOICES[profile.voice]
     if profile.model is None:
         return cls(samplerate)
-    voice = cls(samplerate, profile.model, profile.path.parent)
+    voice = cls(samplerate, profile.model, profile.path.parent, f"{profile.path}: [model]")
     voice.check_params(profile.params, str(profile.path))
     return voice

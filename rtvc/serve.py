@@ -128,6 +128,8 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
             controller.select_voice(profile, "obs")
         except RtvcError:
             pass  # the controller's event carries the error; the serve log prints it
+        except Exception:  # a bug: logged with its trace, and the link and the current voice carry on
+            log.exception("OBS scene's voice '%s' failed to load", profile)
 
     def on_scene(scene: str) -> None:
         profile = scenes.get(scene)

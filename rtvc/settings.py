@@ -90,36 +90,58 @@ def from_table(cls: type, table: Mapping[str, Any], where: str | Mapping[str, st
             near = difflib.get_close_matches(key, fields, n=1)
             hint = f"did you mean '{near[0]}'? " if near else ""
             raise ConfigError(
-                f"{source}: unknown key '{name}'",
+                f"{source}: unknown key '{name[:60]}'",
                 f"{hint}allowed keys in [{prefix}]: {', '.join(fields)}",
             )
         value = _coerce(value, hints[key])
         if not _type_ok(value, hints[key]):
             raise ConfigError(
-                f"{source}: '{name}' = {value!r} has the wrong type",
+                f"{source}: '{name}' = {_shown(value)} has the wrong type",
                 f"it must be {_type_name(hints[key])}: {fields[key].metadata['help']}",
             )
         check = fields[key].metadata.get("check")
         allowed = check(value) if check else None
         if allowed:
-            raise ConfigError(f"{source}: '{name}' = {value!r} is not allowed", f"it must be {allowed}")
+            raise ConfigError(f"{source}: '{name}' = {_shown(value)} is not allowed", f"it must be {allowed}")
         values[key] = value
     return cls(**values)
 
 
 def _coerce(value: Any, annotation: Any) -> Any:
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # too large for a float: kept, so the range check names it
+            return value
     return value
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value as an error message quotes it: its repr, cut short (a client may send megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     import tomllib
 
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found", "check the path, or pass --config") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a file", "name a .toml file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror})", "check the file's permissions") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark (Windows Notepad writes one) is not content
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line {line})",
+            "save the file as UTF-8 (your editor's encoding menu)",
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}", "fix the syntax at that line") from None

@@ -63,3 +63,19 @@ def test_bad_config_names_the_key_the_file_and_what_is_allowed(tmp_path, text, w
 def test_a_bad_flag_is_blamed_on_the_flag(tmp_path):
     with pytest.raises(ConfigError, match=r"^--block-ms: 'stream.block_ms' = 9999.0 is not allowed"):
         load_config(None, {"stream.block_ms": (9999.0, "--block-ms")})
+
+
+def test_files_that_are_not_utf8_text_are_named_and_a_bom_is_read(tmp_path):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('[audio]\n# Gerät: USB\ninput_device = "USB"\n'.encode("latin-1"))
+    with pytest.raises(
+        ConfigError, match=r"latin1\.toml: not UTF-8 text \(byte 0xe4 on line 2\).*save the file as UTF-8"
+    ):
+        load_config(latin1)
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"folder\.toml: is a folder, not a file"):
+        load_config(folder)
+    bom = tmp_path / "notepad.toml"  # Windows Notepad starts UTF-8 files with a byte-order mark
+    bom.write_bytes(b"\xef\xbb\xbf" + '[audio]\ninput_device = "Gerät"\n'.encode())
+    assert load_config(bom).audio.input_device == "Gerät"

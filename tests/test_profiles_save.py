@@ -119,3 +119,14 @@ def test_write_profile_keeps_a_model_voice_loadable_from_another_folder(tmp_path
         write_profile(dst, "alice", "A", "rvc", {**params, "pitch": 99.0}, moved, overwrite=True)
     assert load_profile("alice", dst).params.pitch == 12.0  # the good file stays
     assert os.listdir(dst) == [path.name]
+
+
+def test_any_unicode_label_is_saved_as_written_and_half_a_surrogate_is_refused(tmp_path):
+    label = '🎤 Mic ✨ Ünïcode\x7f\t"q"\\'  # an emoji (two UTF-16 units), DEL, tab, quotes, a backslash
+    path = write_profile(tmp_path, "mic", label, "pitch", {"pitch": 3.0}, None)
+    assert load_profile("mic", tmp_path).label == label
+    assert "🎤 Mic ✨ Ünïcode" in path.read_text(encoding="utf-8")  # readable in an editor, not \ud83c escapes
+    with pytest.raises(ConfigError, match=r"half of a surrogate pair.*whole pair") as e:
+        write_profile(tmp_path, "mic", "\ud83c Mic", "pitch", {"pitch": 0.0}, None, overwrite=True)
+    assert "saving" not in str(e.value)  # names the text, not a temporary file
+    assert load_profile("mic", tmp_path).label == label and os.listdir(tmp_path) == ["mic.toml"]

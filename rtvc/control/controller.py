@@ -21,7 +21,7 @@ from typing import Any
 from rtvc.config import Config
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError
-from rtvc.profiles import load_profile
+from rtvc.profiles import load_profile, profile_path
 from rtvc.settings import describe, from_table
 
 Listener = Callable[[dict[str, Any]], None]
@@ -111,7 +111,7 @@ class Controller:
             with self._lock:
                 conv.bypass = not self.voice_on
                 self.engine.swap_converter(conv, label)
-                self.profile = load_profile(name, self.profiles_dir).name
+                self.profile = profile_path(name, self.profiles_dir).stem  # as loaded: the file is not read again
         self._emit(["loading", "profile", "voice", "params"], by)
         return self.state()
 
