@@ -282,6 +282,10 @@ BAD_FILES = {
         _edited(lambda cpt: cpt["weight"].pop("dec.ups.0.weight_v")),
         "'dec.ups.0.weight_g' has no matching 'dec.ups.0.weight_v'",
     ),
+    "unnamed weight": (
+        _edited(lambda cpt: cpt["weight"].__setitem__(1, torch.zeros(1))),
+        "not a dict of named tensors",
+    ),
     "no speaker table": (_edited(lambda cpt: cpt["weight"].pop("emb_g.weight")), "'emb_g.weight'"),
     "RMVPE": (
         _saved(

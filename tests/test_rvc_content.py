@@ -10,6 +10,7 @@ import argparse
 import builtins
 import enum
 import math
+import re
 import sys
 import types
 from pathlib import Path
@@ -290,6 +291,36 @@ def test_missing_and_unknown_keys(tmp_path):
     torch.save(ckpt, tmp_path / "count.pt")
     with pytest.raises(ModelError, match="cfg says 3 encoder layers but the weights hold 2"):
         ContentEncoder.load(tmp_path / "count.pt", "v2")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("encoder_attention_heads", 0, "encoder_attention_heads = 0 in its config must be positive"),
+        ("conv_pos", "wide", "conv_pos = 'wide' in its config is not a positive whole number"),
+        ("encoder_layers", 2.5, "encoder_layers = 2.5 in its config is not a positive whole number"),
+        ("conv_pos_groups", 5, "not divisible by conv_pos_groups"),
+    ],
+)
+def test_a_config_with_impossible_numbers_is_named(tmp_path, key, value, words):
+    path = write_fairseq_hubert(tmp_path / "a.pt", layers=2, **TINY)
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        ckpt = torch.load(path, weights_only=True)
+    setattr(ckpt["args"], key, value)
+    torch.save(ckpt, path)
+    with pytest.raises(ModelError, match=re.escape(words)) as err:
+        ContentEncoder.load(path, "v2")
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", b"\xff\xfe"])
+def test_a_broken_preprocessor_config_is_named(tiny, tmp_path, text):
+    out = convert_fairseq_hubert(tiny, tmp_path / "hf")
+    pre = out / "preprocessor_config.json"
+    pre.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ModelError, match=r"preprocessor_config\.json: (unreadable|not a JSON object)") as err:
+        ContentEncoder.load(out, "v2")
+    assert "again" in err.value.fix
 
 
 def test_version_and_layer_errors(tmp_path):

@@ -176,10 +176,15 @@ def test_missing_files_name_the_file_and_the_fix(models, tmp_path):
         ({"path": "v2f0.pth", "content": "hubert.pt", "f0": "rmvpe"}, ConfigError, "f0_model is not set"),
         ({"content": "hubert.pt"}, ConfigError, r"\[model\] path is not set"),
         ({"path": "v2f0.pth", "content": "hubert9.pt"}, ModelError, "takes 768-d features but .* gives 64-d"),
+        ({"path": "v2f0.pth", "content": "hubert.pt", "lookahead_ms": 15}, ConfigError, "15 is not whole 10 ms"),
+        ({"path": "v2f0.pth", "content": "hubert.pt", "f0_model": "r.pt"}, ConfigError, "takes no model file"),
+        ({"path": "v2f0.pth", "content": "hubert.pt", "f0_min": 400, "f0_max": 300}, ConfigError, "is not a range"),
     ]
     for model, err, match in cases:
-        with pytest.raises(err, match=match):
-            make_voice(load_profile(str(profile(models, "bad", model)), models), SR)
+        path = profile(models, "bad", model)
+        with pytest.raises(err, match=match) as e:
+            make_voice(load_profile(str(path), models), SR)
+        assert str(path) in str(e.value) or err is ModelError, e.value  # a model file's error names that file
     with pytest.raises(ConfigError, match=r"speaker = 7, but v2f0\.pth has 3 speaker"):
         make_voice(
             load_profile(
@@ -194,7 +199,7 @@ def test_missing_files_name_the_file_and_the_fix(models, tmp_path):
 
 def test_a_running_engine_keeps_its_voice_when_a_new_one_fails_to_load(models, tmp_path):
     from rtvc.audio.virtual import VirtualDevice
-    from rtvc.run import build_engine, switch_voice
+    from rtvc.run import build_converter, build_engine, switch_voice
 
     profiles = tmp_path / "profiles"
     profiles.mkdir()
@@ -212,6 +217,10 @@ def test_a_running_engine_keeps_its_voice_when_a_new_one_fails_to_load(models, t
     label = engine.status().voice
     with pytest.raises(ModelError, match=r"truncated\.pth"):
         switch_voice(engine, cfg, "broken")
+    # a block that is not whole 10 ms frames is refused while loading, not at the new voice's first block
+    (tmp_path / "c25.toml").write_text('[voice]\nprofile = "plain"\n[stream]\nblock_ms = 25.0\n')
+    with pytest.raises(ConfigError, match=r"a block is 25 ms.*multiple of 10"):
+        build_converter(load_config(tmp_path / "c25.toml"), "good")
     x = np.random.default_rng(0).uniform(-0.5, 0.5, SR).astype(np.float32)
     dev = VirtualDevice(engine, x, 256, paced=False)
     engine.start()

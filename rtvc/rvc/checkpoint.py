@@ -162,8 +162,11 @@ def _reject_other_kinds(path: Path, cpt: object) -> None:
             "so it is not an RVC voice",
             "give the voice's .pth as RVC exports it to assets/weights",
         )
-    if not isinstance(cpt["weight"], dict) or not all(isinstance(v, torch.Tensor) for v in cpt["weight"].values()):
-        raise ModelError(f"{path}: 'weight' is not a dict of tensors", REEXPORT)
+    weight = cpt["weight"]
+    if not isinstance(weight, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weight.items()
+    ):
+        raise ModelError(f"{path}: 'weight' is not a dict of named tensors", REEXPORT)
 
 
 def _fold_weight_norm(path: Path, weight: dict) -> dict[str, torch.Tensor]:

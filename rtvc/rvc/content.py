@@ -184,6 +184,12 @@ def _load_transformers_dir(path: Path) -> tuple[HubertWithFinalProj, bool, float
         model.final_proj = None  # from_pretrained filled it with random numbers: it is not in the file
     normalize = False
     pre = path / "preprocessor_config.json"
-    if pre.is_file():
-        normalize = bool(json.loads(pre.read_text()).get("do_normalize", False))
+    if pre.exists():
+        try:
+            settings = json.loads(pre.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ModelError(f"{pre}: unreadable ({err})", "download or convert the model again") from None
+        if not isinstance(settings, dict):
+            raise ModelError(f"{pre}: not a JSON object of settings", "download or convert the model again")
+        normalize = bool(settings.get("do_normalize", False))
     return model.float().eval(), normalize, 1e-7

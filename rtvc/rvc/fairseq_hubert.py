@@ -196,31 +196,43 @@ def read_spec(ckpt: dict, path: Path) -> FairseqHubertSpec:
         value = model_cfg.get(key)
         return _DEFAULTS[key] if value is None else value
 
+    def count(key: str, source: dict[str, Any] | None = None) -> int:
+        """A positive whole number from the config, or an error naming the key."""
+        value = get(key) if source is None else source.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+            raise ModelError(f"{path}: {key} = {value!r} in its config is not a positive whole number", _FIX_TRUNC)
+        n = int(value)
+        if n <= 0:
+            raise ModelError(f"{path}: {key} = {n} in its config must be positive", _FIX_TRUNC)
+        return n
+
     if bool(get("layer_norm_first")):
         raise ModelError(f"{path}: a pre-LN (layer_norm_first) model such as HuBERT large; RVC uses post-LN", _FIX_KIND)
     if str(get("extractor_mode")) != "default":
         raise ModelError(f"{path}: extractor_mode {get('extractor_mode')!r}; RVC's encoders use 'default'", _FIX_KIND)
-    if int(get("pos_conv_depth")) != 1 or bool(get("conv_pos_batch_norm")) or str(get("layer_type")) != "transformer":
+    if count("pos_conv_depth") != 1 or bool(get("conv_pos_batch_norm")) or str(get("layer_type")) != "transformer":
         raise ModelError(f"{path}: a wav2vec2-style variant (deep/batch-norm pos conv or conformer)", _FIX_KIND)
     activation = str(get("activation_fn"))
     if activation not in ("gelu", "relu"):
         raise ModelError(f"{path}: activation_fn {activation!r} is not supported (gelu, relu)", _FIX_KIND)
-    sample_rate = int(task_cfg.get("sample_rate") or 16000)
+    sample_rate = count("sample_rate", task_cfg) if task_cfg.get("sample_rate") else 16000
     if sample_rate != 16000:
         raise ModelError(f"{path}: trained on {sample_rate} Hz audio; RVC's content encoders take 16 kHz", _FIX_KIND)
-    dim, heads = int(get("encoder_embed_dim")), int(get("encoder_attention_heads"))
+    dim, heads = count("encoder_embed_dim"), count("encoder_attention_heads")
     if dim % heads:
         raise ModelError(f"{path}: encoder_embed_dim {dim} is not divisible by {heads} heads", _FIX_TRUNC)
+    if dim % count("conv_pos_groups"):
+        raise ModelError(f"{path}: encoder_embed_dim {dim} is not divisible by conv_pos_groups", _FIX_TRUNC)
     return FairseqHubertSpec(
-        layers=int(get("encoder_layers")),
+        layers=count("encoder_layers"),
         dim=dim,
-        ffn=int(get("encoder_ffn_embed_dim")),
+        ffn=count("encoder_ffn_embed_dim"),
         heads=heads,
         activation=activation,
         conv_layers=parse_conv_layers(str(get("conv_feature_layers")), path),
         conv_bias=bool(get("conv_bias")),
-        conv_pos=int(get("conv_pos")),
-        conv_pos_groups=int(get("conv_pos_groups")),
+        conv_pos=count("conv_pos"),
+        conv_pos_groups=count("conv_pos_groups"),
         normalize=bool(task_cfg.get("normalize") or False),
     )
 

@@ -85,9 +85,9 @@ class EngineContext:
     command: str
 
 
-def _file(base: Path, value: str, key: str, what: str) -> Path:
+def _file(base: Path, value: str, key: str, what: str, where: str = "profile: [model]") -> Path:
     if not value:
-        raise ConfigError(f"profile: [model] {key} is not set", f"set {key} = the path of {what}")
+        raise ConfigError(f"{where} {key} is not set", f"set {key} = the path of {what}")
     p = Path(value).expanduser()
     return p if p.is_absolute() else base / p
 
@@ -112,7 +112,8 @@ class RvcVoice:
         import rtvc.rvc.index
         import rtvc.rvc.pipeline  # noqa: F401
 
-    def __init__(self, samplerate: int, model: RvcModelSettings, base: Path):
+    def __init__(self, samplerate: int, model: RvcModelSettings, base: Path, where: str = "profile: [model]"):
+        """`base`: the folder relative model paths start from; `where`: the profile, as errors name it."""
         self.preload()
         import torch
 
@@ -124,11 +125,16 @@ class RvcVoice:
         from rtvc.rvc.pipeline import RvcPipeline, Step
         from rtvc.rvc.synth import sine_phase_end
 
-        check_backend(model.backend, model.device, model.precision, "[model]")
-        path = _file(base, model.path, "path", "the voice's .pth file")
+        check_backend(model.backend, model.device, model.precision, where)
+        if model.lookahead_ms % 10:  # the cheap checks first: loading the models takes seconds
+            raise ConfigError(
+                f"{where} lookahead_ms = {model.lookahead_ms} is not whole 10 ms frames", "use a multiple of 10"
+            )
+        path = _file(base, model.path, "path", "the voice's .pth file", where)
         rvc = load_rvc(path)
         content = ContentEncoder.load(
-            _file(base, model.content, "content", "hubert_base.pt (ContentVec) or a HuBERT folder"), rvc.version
+            _file(base, model.content, "content", "hubert_base.pt (ContentVec) or a HuBERT folder", where),
+            rvc.version,
         )
         if content.dim != rvc.phone_dim:
             raise ModelError(
@@ -137,16 +143,14 @@ class RvcVoice:
             )
         self.f0 = None
         if rvc.f0:
-            f0_path = _file(base, model.f0_model, "f0_model", "rmvpe.pt") if model.f0 == "rmvpe" else None
-            self.f0 = make_f0(model.f0, f0_min=model.f0_min, f0_max=model.f0_max, model_path=f0_path)
-        index = FeatureIndex.load(_file(base, model.index, "index", ""), rvc.phone_dim) if model.index else None
+            # a model file set for a method that takes none is refused by make_f0, not silently ignored
+            given = model.f0 == "rmvpe" or model.f0_model
+            f0_path = _file(base, model.f0_model, "f0_model", "rmvpe.pt", where) if given else None
+            self.f0 = make_f0(model.f0, f0_min=model.f0_min, f0_max=model.f0_max, model_path=f0_path, where=where)
+        index = FeatureIndex.load(_file(base, model.index, "index", "", where), rvc.phone_dim) if model.index else None
         self.rvc = rvc
         self._torch, self._step, self._sine_phase_end = torch, Step, sine_phase_end  # used every block
         self.pipeline = RvcPipeline(rvc, content, index, model.seed)
-        if model.lookahead_ms % 10:
-            raise ConfigError(
-                f"[model] lookahead_ms = {model.lookahead_ms} is not whole 10 ms frames", "use a multiple of 10"
-            )
         self.margin = model.decoder_margin
         self.look = model.lookahead_ms // 10  # frames decoded after the tail and dropped
         self.samplerate = IN_RATE
@@ -203,7 +207,13 @@ class RvcVoice:
 
     def prepare_stream(self, window: int, block: int) -> None:
         """The converter, once its shapes are known (before the stream starts): build the step runners now, so
-        CUDA-graph capture and engine loading happen here and not in the first block."""
+        CUDA-graph capture and engine loading happen here and not in the first block. A block that is not
+        whole 10 ms frames is refused here, while the voice that plays now keeps playing."""
+        if block % HOP:
+            raise ConfigError(
+                f"RVC voices work in 10 ms frames but a block is {block * 1000 / IN_RATE:g} ms",
+                "make stream.block_ms a multiple of 10",
+            )
         if self.fixed:
             self._build_runners(window, block)
 
