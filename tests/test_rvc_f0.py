@@ -349,6 +349,12 @@ def test_rmvpe_file_errors(tmp_path):
     with pytest.raises(ModelError, match="this is an RVC voice, not an RMVPE model"):
         make_f0("rmvpe", model_path=voice)
 
+    from rtvc.rvc.hubert_factory import write_fairseq_hubert
+
+    hubert = write_fairseq_hubert(tmp_path / "hubert_base.pt", layers=1, dim=32, heads=2, ffn=64, final_dim=16)
+    with pytest.raises(ModelError, match=r"this is a HuBERT / ContentVec content model.*not an RMVPE model"):
+        make_f0("rmvpe", model_path=hubert)
+
     with pytest.raises(ModelError, match="not an RMVPE model: 740 keys missing"):  # 741 keys, one present
         make_f0("rmvpe", model_path=small)
 

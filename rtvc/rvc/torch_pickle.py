@@ -102,9 +102,11 @@ def load_torch_file(path: Path, missing_fix: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RESTRICTED_PICKLE)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... on bad files
+        # torch's first sentence says what broke; what follows is advice for torch's developers
+        said = str(err).strip().split("\n")[0].split(". ")[0]
+        said = said if len(said) <= 160 else said[:159] + "…"
         raise ModelError(
-            f"{path}: truncated or not a torch checkpoint ({type(err).__name__}: {str(err)[:160]})",
-            "download the file again",
+            f"{path}: truncated or not a torch checkpoint ({type(err).__name__}: {said})", "download the file again"
         ) from None
 
 

@@ -17,6 +17,7 @@ from rtvc.errors import ModelError
 from rtvc.rvc.f0.base import as_audio, keep_range, local_average_f0
 from rtvc.rvc.f0.logmel import RMVPE_MEL, LogMel
 from rtvc.rvc.f0.rmvpe_net import RmvpeNet
+from rtvc.rvc.torch_pickle import load_torch_file
 
 THRESHOLD = 0.03  # peak salience at or below this is unvoiced (RVC's pipeline uses 0.03)
 TILE = 32  # frames: the U-Net pools time by 2 five times
@@ -37,14 +38,14 @@ def load_rmvpe_state(path: str | Path, where: str = "profile") -> dict[str, torc
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: RMVPE model file not found", _fix(where))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, random bytes, a pickle that needs code: all mean "not this file"
-        raise ModelError(
-            f"{path}: truncated or not a torch checkpoint ({type(exc).__name__})", "download rmvpe.pt again"
-        ) from exc
+    state = load_torch_file(path, _fix(where))  # runs no code the file names; truncated files are named so
     if isinstance(state, dict) and "weight" in state and "config" in state:
         raise ModelError(f"{path}: this is an RVC voice, not an RMVPE model", _fix(where))
+    if isinstance(state, dict) and "model" in state and ("cfg" in state or "args" in state):
+        raise ModelError(
+            f"{path}: this is a HuBERT / ContentVec content model (a fairseq checkpoint), not an RMVPE model",
+            "set it as the profile's content model; " + _fix(where),
+        )
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path}: not an RMVPE model (expected a bare state dict of tensors)", _fix(where))
     with torch.device("meta"):  # shapes only: no memory, no random init
