@@ -105,10 +105,14 @@ def _scenes_ok(v: Any) -> str | None:
     return None if ok else 'a table of "OBS scene name" = "profile name" under [obs.scenes]'
 
 
+def _host_ok(v: Any) -> str | None:
+    return None if v.strip() and not any(c.isspace() for c in v) else "a host name or address, e.g. 127.0.0.1"
+
+
 @dataclass(frozen=True)
 class ObsConfig:
     enabled: bool = setting(False, "connect to OBS Studio (obs-websocket 5, OBS 28+) and switch voices by scene")
-    host: str = setting("127.0.0.1", "the machine OBS runs on")
+    host: str = setting("127.0.0.1", "the machine OBS runs on", _host_ok)
     port: int = setting(4455, "OBS's Tools > WebSocket Server Settings > Server Port", in_range(1, 65535))
     password: str = dataclasses.field(  # not in repr: a config printed or logged never shows it
         default="", repr=False, metadata={"help": "OBS's websocket server password (never printed or logged)"}

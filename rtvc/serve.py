@@ -117,11 +117,26 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
     return f"{', '.join(parts) or '/'.join(event['changed'])}{silent} (by {event['by']})"
 
 
+def unknown_scene_profiles(cfg: Config) -> list[str]:
+    """[obs.scenes] entries whose profile has no file now: said at start, not first when the scene comes up
+    on stream (not an error: the profile may be saved later, and selecting it then works)."""
+    folder = profiles_dir(cfg)
+    there = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+    return [
+        f"[obs.scenes] {scene!r} = {name!r}: no such profile ({profile_path(name, folder)}); "
+        f"profiles: {', '.join(there) or 'none'}"
+        for scene, name in cfg.obs.scenes.items()
+        if not profile_path(name, folder).is_file()
+    ]
+
+
 def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     """With [obs] enabled: follow OBS's program scene; a scene mapped in [obs.scenes] selects its voice."""
     if not cfg.obs.enabled:
         return None
     scenes = dict(cfg.obs.scenes)
+    for problem in unknown_scene_profiles(cfg):
+        log.warning("%s", problem)
 
     def select(profile: str) -> None:
         try:

@@ -79,3 +79,16 @@ def test_files_that_are_not_utf8_text_are_named_and_a_bom_is_read(tmp_path):
     bom = tmp_path / "notepad.toml"  # Windows Notepad starts UTF-8 files with a byte-order mark
     bom.write_bytes(b"\xef\xbb\xbf" + '[audio]\ninput_device = "Gerät"\n'.encode())
     assert load_config(bom).audio.input_device == "Gerät"
+
+
+def test_obs_settings_are_checked_and_unknown_scene_profiles_are_named_at_start(tmp_path):
+    from rtvc.serve import unknown_scene_profiles
+
+    with pytest.raises(ConfigError, match=r"'obs\.host' = '' is not allowed.*a host name or address"):
+        load_config(write(tmp_path, '[obs]\nhost = ""\n'))
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "deep.toml").write_text('voice = "pitch"\n')
+    cfg = load_config(write(tmp_path, '[obs.scenes]\n"Just Chatting" = "deep"\n"Gaming" = "deeep"\n'))
+    assert unknown_scene_profiles(cfg) == [
+        f"[obs.scenes] 'Gaming' = 'deeep': no such profile ({tmp_path / 'profiles' / 'deeep.toml'}); profiles: deep"
+    ]
