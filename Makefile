@@ -6,9 +6,12 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test lint bench clean
 
+# python3-venv first (Debian and Ubuntu ship Python without it); a half-made .venv is removed, so the
+# next make starts it again instead of finding a python without pip
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || scripts/system-deps.sh venv
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
+	$(BIN)/pip install -q --upgrade pip || { rm -rf $(VENV); exit 1; }
 
 $(VENV)/.run: pyproject.toml | $(BIN)/python
 	scripts/system-deps.sh run

@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -31,14 +32,15 @@ import pytest
 from daemon_harness import Daemon, RpcClient, free_port, wait_until
 from websockets.sync.client import connect
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium")  # Debian, Ubuntu
 ROOT = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT = 360, 640  # an OBS dock's size
 PROFILES = ("default", "edited", "higher", "passthrough")  # the test breaks "edited" while the dock is open
 
 pytestmark = [
     pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (scripts/system-deps.sh test)"
+        not CHROMIUM.exists(),
+        reason="needs chromium (Debian) or chromium-browser (Ubuntu): scripts/system-deps.sh test",
     ),
     pytest.mark.timeout(150),
 ]
