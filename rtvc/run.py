@@ -156,8 +156,9 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     status = engine.status()
     print(report(status), file=out)
     if virtual:
-        save(record, device.recording, sr)
-        print(f"wrote {record} ({len(device.recording) / sr:.1f} s)", file=out)
+        played = device.recording[: device.frames_done]  # a --duration or Ctrl-C ends it before the clip does
+        save(record, played, sr)
+        print(f"wrote {record} ({len(played) / sr:.1f} s)", file=out)
     if opts.report_json:
         opts.report_json.parent.mkdir(parents=True, exist_ok=True)
         opts.report_json.write_text(json.dumps(status.to_dict(), indent=2))

@@ -123,3 +123,12 @@ def test_run_without_a_sound_card_uses_the_virtual_device(tmp_path):
     assert "xruns  " in r.stdout and "state             stopped" in r.stdout
     y, sr = sf.read(record, dtype="float32")
     assert sr == 48000 and np.abs(y).max() > 0.1  # the speech clip came through
+
+
+def test_a_run_cut_short_records_what_was_played_and_no_trailing_silence(tmp_path):
+    record = tmp_path / "short.wav"
+    r = rtvc("run", "--virtual", "--duration", "1", "--record", str(record), env=NO_SERVER)
+    assert r.returncode == 0, r.stderr
+    y, sr = sf.read(record, dtype="float32")
+    assert 0.9 * sr <= len(y) <= 1.3 * sr, len(y) / sr  # the bundled clip is 8 s long
+    assert f"({len(y) / sr:.1f} s)" in r.stdout

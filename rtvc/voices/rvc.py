@@ -62,7 +62,7 @@ class RvcModelSettings:
     lookahead_ms: int = setting(
         0,
         "right context the synthesizer sees before a frame plays, in 10 ms steps; adds that much latency "
-        "(0 = RVC's realtime behaviour; ~40 ms comes close to whole-file quality)",
+        "(0 = RVC's realtime behaviour; more brings the stream closer to the whole-file conversion)",
         in_range(0, 500),
     )
     backend: str = setting(
