@@ -37,6 +37,17 @@ def _add_config_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None =
             p.add_argument(flag, type=typ, dest=key, metavar=typ.__name__.upper(), help=f"overrides {key}")
 
 
+def _seconds(text: str) -> float:
+    """--duration: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} s: give a number of seconds above 0") from None
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtvc", description="Real-time voice changer with measured latency.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -48,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--virtual", action="store_true", help="use the virtual device even if a sound card exists")
     r.add_argument("--clip", type=Path, help="virtual device: audio file to play as the microphone")
     r.add_argument("--record", type=Path, help="virtual device: where to write the output (out/rtvc-run.wav)")
-    r.add_argument("--duration", type=float, help="stop after this many seconds")
+    r.add_argument("--duration", type=_seconds, help="stop after this many seconds")
     r.add_argument("--report-json", type=Path, help="write the final status snapshot as JSON")
     r.add_argument("--headless", action="store_true", help="no terminal UI: the engine in this process, a status line")
 
@@ -107,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     except RtvcError as e:
         print(f"rtvc: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:  # Ctrl-C where no command handles it itself (convert, build): nothing half-written
+        print(f"rtvc: {args.command} interrupted", file=sys.stderr)
+        return 130
 
 
 def _dispatch(args: argparse.Namespace) -> int:

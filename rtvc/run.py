@@ -17,12 +17,12 @@ from rtvc.audio.virtual import VirtualDevice
 from rtvc.config import Config, format_config
 from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.engine import Engine
-from rtvc.errors import ConfigError
+from rtvc.errors import ConfigError, RtvcError
 from rtvc.latency import plan_prefill
 from rtvc.profiles import load_profile, make_voice
 from rtvc.resample import resample_block
 from rtvc.status import EngineStatus
-from rtvc.wavio import bundled_speech, load_mono, save
+from rtvc.wavio import bundled_speech, check_not_same, check_output, load_mono, save
 
 VIRTUAL_PERIOD = 256  # frames per virtual-device callback when audio.period is 0
 EXIT_DEVICE_HUNG = 3  # the device never acknowledged the stop: exit without terminating PortAudio
@@ -103,6 +103,12 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     out = sys.stdout
     print(f"rtvc {__import__('rtvc').__version__}", file=out)
     print(format_config(cfg), file=out)
+    # where the results go is checked before the run, not found unwritable after it
+    if opts.record is not None:
+        check_output(opts.record)
+        check_not_same(opts.clip or bundled_speech(), opts.record)
+    if opts.report_json is not None:
+        check_output(opts.report_json, audio=False)
     engine = build_engine(cfg)
     sr = cfg.audio.samplerate
     virtual = opts.virtual
@@ -160,8 +166,10 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
         save(record, played, sr)
         print(f"wrote {record} ({len(played) / sr:.1f} s)", file=out)
     if opts.report_json:
-        opts.report_json.parent.mkdir(parents=True, exist_ok=True)
-        opts.report_json.write_text(json.dumps(status.to_dict(), indent=2))
+        try:
+            opts.report_json.write_text(json.dumps(status.to_dict(), indent=2))
+        except OSError as e:
+            raise RtvcError(f"cannot write {opts.report_json}: {e.strerror}", "check the folder's space") from None
     if not stopped:
         return EXIT_DEVICE_HUNG
     return 1 if status.state == "failed" else 0
@@ -191,15 +199,22 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> EngineStatus
     The output is aligned to the input: the declared latency is trimmed from its start.
     """
     sr = cfg.audio.samplerate
+    check_not_same(src, dst)
+    check_output(dst)  # before the work: an unwritable output would throw the conversion away
+    x = load_mono(src, sr)
     engine = build_engine(cfg)
     engine.realtime = False  # as fast as it can, not against a clock: no reason to preempt the machine
-    x = load_mono(src, sr)
     pad = plan_prefill(engine.block, period, engine.headroom).prefill + engine.converter.latency
     dev = VirtualDevice(engine, np.concatenate([x, np.zeros(pad, dtype=np.float32)]), period, paced=False)
     engine.start()
-    dev.start()
-    dev.join()
-    engine.stop()
+    try:
+        dev.start()
+        dev.join()
+    finally:  # Ctrl-C too: the worker stops, nothing is written
+        try:
+            dev.stop()
+        finally:
+            engine.stop()
     if engine.latency().total != pad:  # the trim below relies on it
         raise RuntimeError(f"internal: declared latency {engine.latency()} differs from the planned {pad} frames")
     save(dst, dev.recording[pad:], sr)
@@ -210,6 +225,8 @@ def convert_file_offline(cfg: Config, src: Path, dst: Path) -> str:
     """The whole file in one pass of the voice (no blocks, no SOLA): the reference a streamed conversion
     is compared with. Only model voices have it (the others are streaming by construction)."""
     sr = cfg.audio.samplerate
+    check_not_same(src, dst)
+    check_output(dst)
     profile = load_profile(cfg.voice.profile, profiles_dir(cfg))
     voice = make_voice(profile, sr)
     offline = getattr(voice, "convert_offline", None)

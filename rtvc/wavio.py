@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from math import gcd
 from pathlib import Path
@@ -20,10 +21,20 @@ def bundled_speech() -> Path:
 
 def load_mono(path: Path, samplerate: int) -> np.ndarray:
     """Read any file libsndfile reads; mix down to mono; resample (offline, polyphase) to `samplerate`."""
+    path = Path(path)
+    if not path.exists():
+        raise RtvcError(
+            f"{path}: file not found",
+            "check the path; rtvc reads WAV, FLAC, OGG and the other formats libsndfile reads",
+        )
+    if path.is_dir():
+        raise RtvcError(f"{path}: is a folder, not an audio file", "name a WAV, FLAC or OGG file")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as e:
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise RtvcError(f"cannot read audio file {path}: {e}", "give a WAV/FLAC/OGG file") from None
+    if len(data) == 0:
+        raise RtvcError(f"{path}: holds no audio (0 samples)", "give a file with sound in it")
     x = data.mean(axis=1)
     if sr != samplerate:
         g = gcd(sr, samplerate)
@@ -31,6 +42,50 @@ def load_mono(path: Path, samplerate: int) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def _format(path: Path) -> tuple[str, str]:
+    """(libsndfile format, subtype) for a file name: 32-bit float where the format has it (WAV, AIFF, ...),
+    else the format's own default (FLAC: 24-bit PCM, OGG: Vorbis)."""
+    ext = path.suffix[1:].upper()
+    if ext not in sf.available_formats():
+        raise RtvcError(
+            f"{path}: cannot tell an audio format from the name '{path.name}'",
+            "end it in .wav, .flac, .ogg or .aiff",
+        )
+    return ext, "FLOAT" if sf.check_format(ext, "FLOAT") else sf.default_subtype(ext)
+
+
+def check_output(path: Path, audio: bool = True) -> None:
+    """Before the work: the file can be written there (its folder exists or can be made; for audio, the
+    name says a format libsndfile writes). Makes the folder."""
+    path = Path(path)
+    if path.is_dir():
+        example = path / ("out.wav" if audio else "report.json")
+        raise RtvcError(f"{path}: is a folder", f"name a file in it, e.g. {example}")
+    if audio:
+        _format(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:
+        raise RtvcError(f"cannot write {path}: {e.filename} is a file, not a folder", "choose another path") from None
+    except OSError as e:
+        raise RtvcError(
+            f"cannot write {path}: {e.strerror} ({e.filename})", "choose a folder you can write to"
+        ) from None
+    if not os.access(path.parent, os.W_OK):
+        raise RtvcError(f"cannot write {path}: its folder is not writable", "choose a folder you can write to")
+
+
+def check_not_same(src: Path, dst: Path) -> None:
+    """Writing the output over the input would lose the input."""
+    if Path(dst).exists() and Path(src).resolve() == Path(dst).resolve():
+        raise RtvcError(f"{dst} is also the input: writing it would destroy the original", "name another output file")
+
+
 def save(path: Path, x: np.ndarray, samplerate: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x, samplerate, subtype="FLOAT")
+    path = Path(path)
+    check_output(path)
+    fmt, subtype = _format(path)
+    try:
+        sf.write(str(path), x, samplerate, subtype=subtype, format=fmt)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise RtvcError(f"cannot write {path}: {e}", "check the folder's space and permissions") from None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +134,65 @@ def test_a_run_cut_short_records_what_was_played_and_no_trailing_silence(tmp_pat
     y, sr = sf.read(record, dtype="float32")
     assert 0.9 * sr <= len(y) <= 1.3 * sr, len(y) / sr  # the bundled clip is 8 s long
     assert f"({len(y) / sr:.1f} s)" in r.stdout
+
+
+def test_bad_inputs_and_outputs_are_named_before_any_work_and_the_input_is_never_overwritten(tmp_path, capsys):
+    sr = 48000
+    src = tmp_path / "in.wav"
+    sf.write(src, (0.1 * np.sin(np.arange(sr // 2) / 10)).astype(np.float32), sr, subtype="FLOAT")
+    original = src.read_bytes()
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "zero.wav", np.zeros(0, np.float32), sr)
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "folder").mkdir()
+    t = str(tmp_path)
+    cases = [
+        (["convert", f"{t}/nope.wav", f"{t}/o.wav"], "nope.wav: file not found"),
+        (["convert", f"{t}/folder", f"{t}/o.wav"], "folder: is a folder, not an audio file"),
+        (["convert", f"{t}/empty.wav", f"{t}/o.wav"], "cannot read audio file"),
+        (["convert", f"{t}/zero.wav", f"{t}/o.wav"], "zero.wav: holds no audio (0 samples)"),
+        (["convert", str(src), str(src)], "is also the input: writing it would destroy the original"),
+        (["convert", str(src), f"{t}/file.txt/o.wav"], "file.txt is a file, not a folder"),
+        (["convert", str(src), f"{t}/folder"], "folder: is a folder (name a file in it, e.g."),
+        (["convert", str(src), f"{t}/o.mp4"], "cannot tell an audio format from the name 'o.mp4'"),
+        (["convert", "--offline", str(src), f"{t}/o.mp4"], "cannot tell an audio format"),
+        (["run", "--virtual", "--clip", str(src), "--record", str(src)], "is also the input"),
+        (["run", "--virtual", "--report-json", f"{t}/folder"], "e.g. " + f"{t}/folder/report.json"),
+    ]
+    for argv, words in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("rtvc: error: ") and words in err, (argv, err)
+        assert "Traceback" not in err
+    assert src.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.wav", "file.txt", "folder", "in.wav", "zero.wav"]
+    assert main(["convert", str(src), f"{t}/out/deeper.flac"]) == 0  # formats without float samples: their own
+    y, sr2 = sf.read(tmp_path / "out" / "deeper.flac", dtype="float32")
+    assert sr2 == sr and len(y) == sr // 2 and np.abs(y).max() > 0.01
+    for bad in ("0", "-3", "nan", "inf"):
+        with pytest.raises(SystemExit) as e:
+            main(["run", "--virtual", "--duration", bad])
+        assert e.value.code == 2 and "give a number of seconds above 0" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_convert_is_one_line_and_writes_nothing(tmp_path):
+    sr = 48000
+    src = tmp_path / "long.wav"
+    sf.write(src, (0.1 * np.sin(np.arange(240 * sr) / 10)).astype(np.float32), sr)  # ~20 s of work here
+    dst = tmp_path / "out" / "long.wav"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtvc", "convert", str(src), str(dst)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not dst.parent.exists():  # made once the output is checked, before the conversion starts
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert err.strip() == "rtvc: convert interrupted" and not dst.exists()
