@@ -91,6 +91,10 @@ class Engine:
         self.timer = BlockTimer(self.block / samplerate)
         self._levels = np.full(4, 0.0)  # in peak, in rms, out peak, out rms (linear)
         self.blocks_done = 0
+        # blocks holding NaN or infinity: from the input (a driver, a clip) they would poison the voice's
+        # state; from a voice (fp16 overflow) they would reach the speakers. Both become silence, counted.
+        self.nonfinite_in = 0
+        self.nonfinite_out = 0
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
         self.separate_streams = False
@@ -308,8 +312,15 @@ class Engine:
                     continue
                 self.in_ring.read_into(self._block_in)
                 t0 = time.perf_counter()
+                if not np.isfinite(self._block_in).all():
+                    self.nonfinite_in += 1
+                    np.nan_to_num(self._block_in, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
                 nxt = self._next
                 y = self.converter.process_block(self._block_in) if nxt is None else self._swap(nxt)
+                if not np.isfinite(y).all():
+                    self.nonfinite_out += 1
+                    y = np.zeros_like(y)
+                    self.converter.reset()  # its overlap and context hold the bad values: start clean
                 if self.muted or self._muted_now:
                     y = self._gate(y)
                 self.out_ring.write(y)
@@ -425,4 +436,5 @@ class Engine:
             levels=Levels.from_linear(*lv),
             monitor=self.monitor_enabled,
             worker_priority=self.priority or "normal",
+            nonfinite={"input_blocks": self.nonfinite_in, "output_blocks": self.nonfinite_out},
         )

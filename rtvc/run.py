@@ -190,6 +190,13 @@ def report(st: EngineStatus) -> str:
         f" input overruns {st.xruns.input_overrun_events}, PortAudio flags {st.xruns.portaudio})",
         f"  state             {st.state}" + (f": {st.detail}" if st.detail else ""),
     ]
+    bad_in, bad_out = st.nonfinite["input_blocks"], st.nonfinite["output_blocks"]
+    if bad_in or bad_out:
+        lines.insert(
+            -1,
+            f"  NaN/infinity      silenced in {bad_in} input blocks (the device's samples) and {bad_out} output "
+            "blocks (the voice's)",
+        )
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from rtvc.latency import LatencyBreakdown
 from rtvc.timing import TimingStats
@@ -64,6 +64,8 @@ class EngineStatus:
     levels: Levels
     monitor: bool
     worker_priority: str = "normal"  # the worker thread's scheduling, as the system granted it
+    # blocks with NaN/infinity silenced: {"input_blocks": from the device, "output_blocks": from the voice}
+    nonfinite: dict[str, int] = field(default_factory=lambda: {"input_blocks": 0, "output_blocks": 0})
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -93,6 +93,38 @@ def test_a_failing_voice_is_reported_in_status_not_raised():
     assert st.state == "failed" and "boom" in st.detail
 
 
+def test_nan_and_infinity_are_silenced_counted_and_do_not_stay():
+    """A NaN from the device must not poison the voice's state; a NaN from a voice (an fp16 overflow)
+    must not reach the speakers."""
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, SR).astype(np.float32)
+    x[10_000], x[20_000] = np.nan, np.inf
+    engine = make_engine(480)
+    y = run_virtual(engine, x, 256, paced=False)
+    lat = engine.latency().total
+    want = x[: len(x) - lat].copy()
+    want[[10_000, 20_000]] = 0.0  # those samples, and only those, became silence
+    np.testing.assert_array_equal(y[lat:], want)
+    assert engine.status().nonfinite == {"input_blocks": 2, "output_blocks": 0}
+
+    class Overflows(PassthroughVoice):  # one block's output overflows, as an fp16 model can
+        calls = 0
+
+        def convert(self, window, tail, params):
+            out = super().convert(window, tail, params)
+            self.calls += 1
+            return np.full_like(out, np.nan) if self.calls == 30 else out
+
+    conv = StreamingConverter(Overflows(SR), PassthroughParams(), StreamShape(SR, 480, 192, 384))
+    engine = Engine(conv, SR, headroom=192)
+    x = np.random.default_rng(4).uniform(-0.5, 0.5, SR).astype(np.float32)
+    y = run_virtual(engine, x, 256, paced=False)
+    assert np.isfinite(y).all()
+    lat = engine.latency().total
+    silent = np.flatnonzero(y[lat:] != x[: len(x) - lat])
+    assert len(silent) == 480 and np.all(y[lat:][silent] == 0)  # one block of silence, then the voice again
+    assert engine.status().nonfinite == {"input_blocks": 0, "output_blocks": 1}
+
+
 def test_separate_input_and_output_streams_keep_the_declared_latency():
     """Input and output on two devices: two callbacks, one timeline; one more period is declared
     for their unknown phase."""

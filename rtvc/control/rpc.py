@@ -217,6 +217,9 @@ previous meters reading, by any client; null if none), `p99_ms` (p99 of the last
 `status.get`'s `engine.worker_priority` is the worker thread's scheduling as the system granted it, e.g.
 `real-time (SCHED_FIFO 1, below the audio callback's SCHED_FIFO 5)`, or `normal (...)` with the reason and
 the fix (stream.realtime off, no permission, or an audio server without real-time scheduling).
+`engine.nonfinite` counts blocks that held NaN or infinity and were silenced: `input_blocks` (samples from
+the device or clip; replaced by zeros before the voice sees them) and `output_blocks` (a voice's output,
+e.g. an fp16 overflow: the block is played as silence and the converter starts clean).
 
 ## Errors
 
