@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C where no command handles it itself (convert, build): nothing half-written
         print(f"rtvc: {args.command} interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`rtvc doctor | head`): quiet, as a tool killed by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python's exit flush would raise again)
+        return 141
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -208,11 +211,12 @@ def _doctor(args: argparse.Namespace) -> int:
 
     try:
         cfg = _load(args)
-    except RtvcError as e:
+    except RtvcError as e:  # reported with the rest; the exit code says rtvc would not start with it
         print(f"missing  config         {e}")
         cfg = None
     folder = engines_dir(cfg) if cfg is not None else Path.cwd() / "engines"
-    return doctor(folder)
+    code = doctor(folder)
+    return code if cfg is not None else EXIT_USER_ERROR
 
 
 def _interactive(args: argparse.Namespace) -> bool:

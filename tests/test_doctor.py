@@ -101,3 +101,28 @@ def test_doctor_reads_the_engines_and_the_token(tmp_path: Path):
     got = doctor(tmp_path, tmp_path / "config")
     assert got["engines"].startswith("missing") and "is not a valid engine manifest" in got["engines"]
     assert "-> delete it and rebuild" in got["engines"]
+
+
+def test_a_config_that_does_not_load_is_reported_and_fails_the_exit_code(tmp_path: Path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": str(ROOT)}
+    res = subprocess.run(
+        [sys.executable, "-m", "rtvc", "doctor", "--config", str(tmp_path / "nosuch.toml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert res.returncode == 2, res.stderr
+    assert f"missing  config         {tmp_path / 'nosuch.toml'}: file not found" in res.stdout
+    assert "python" in res.stdout and "portaudio" in res.stdout  # the other checks still ran
+
+
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtvc", "doctor"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env
+    )
+    proc.stdout.close()  # as `rtvc doctor | head -0` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(120) == 141 and "Traceback" not in err, err
