@@ -193,17 +193,19 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     print(f"rtvc {__import__('rtvc').__version__}\n{format_config(cfg)}", flush=True)
     token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
     engine = build_engine(cfg)
-    preload_voices(cfg)
+    clip_audio = load_mono(opts.clip, cfg.audio.samplerate) if opts.clip else None  # a bad clip: said at once
+    preload_voices(cfg)  # (seconds, when a profile uses an RVC voice)
     virtual = opts.virtual
     if not virtual and not devices.list_devices():
-        if cfg.audio.input_device != "" or cfg.audio.output_device != "":
+        if devices.names_a_device(cfg.audio):
             raise devices.no_devices_error()
         log.info("no sound card found: serving on the virtual device instead")
         virtual = True
     device: LoopingDevice | DeviceSwitcher
     if virtual:
         clip = opts.clip or bundled_speech()
-        device = LoopingDevice(engine, load_mono(clip, cfg.audio.samplerate), cfg.audio.period or VIRTUAL_PERIOD)
+        audio = clip_audio if clip_audio is not None else load_mono(clip, cfg.audio.samplerate)
+        device = LoopingDevice(engine, audio, cfg.audio.period or VIRTUAL_PERIOD)
         in_use: dict[str, Any] = {"virtual": True, "clip": str(clip)}
         log.info("virtual device: playing %s in a loop as the microphone", clip)
     else:

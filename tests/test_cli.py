@@ -52,9 +52,10 @@ def test_no_devices_at_all():
     assert r.returncode == 2
     line = one_error_line(r.stderr)
     assert "no sound devices found" in line and "rtvc run --virtual" in line
-    r = rtvc("run", "--input-device", "mic", env=NO_SERVER)
-    assert r.returncode == 2
-    assert "no sound devices found" in one_error_line(r.stderr)
+    for flag in ("--input-device", "--monitor-device", "--host-api"):  # a wish for a device: not the virtual one
+        r = rtvc("run", flag, "mic", "--headless", env=NO_SERVER)
+        assert r.returncode == 2, (flag, r.stdout)
+        assert "no sound devices found" in one_error_line(r.stderr)
 
 
 def test_bad_config_key_and_value_from_the_command_line(tmp_path):
@@ -196,3 +197,10 @@ def test_ctrl_c_during_convert_is_one_line_and_writes_nothing(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
     assert err.strip() == "rtvc: convert interrupted" and not dst.exists()
+
+
+def test_serve_refuses_an_empty_clip_at_once(tmp_path):
+    sf.write(tmp_path / "zero.wav", np.zeros(0, np.float32), 48000)
+    r = rtvc("serve", "--virtual", "--clip", str(tmp_path / "zero.wav"), env={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert r.returncode == 2, r.stdout
+    assert "zero.wav: holds no audio (0 samples)" in one_error_line(r.stderr)

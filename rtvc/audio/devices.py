@@ -6,7 +6,7 @@ Every miss is a DeviceError that names what was asked, what exists, and how to c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sounddevice as sd
 
@@ -63,6 +63,12 @@ def format_devices(devices: list[Device]) -> str:
         )
     rows.append("< default input, > default output")
     return "\n".join(rows)
+
+
+def names_a_device(audio: Any) -> bool:
+    """Whether the settings ask for a particular device or host API (with no sound card, that is an error;
+    without any such wish rtvc falls back to the virtual device)."""
+    return any(getattr(audio, k) != "" for k in ("host_api", "input_device", "output_device", "monitor_device"))
 
 
 def no_devices_error() -> DeviceError:
