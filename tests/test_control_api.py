@@ -519,6 +519,9 @@ def test_a_voice_that_loads_slowly_does_not_stop_the_others(daemon, monkeypatch)
         await b.call("mute.toggle")
         await b.call("mute.toggle")
         assert time.perf_counter() - t0 < 0.5
+        with pytest.raises(RpcFailure, match="is loading with its profile's params") as e:
+            await b.call("params.set", values={"gain_db": -3.0})  # it would be lost with the old voice
+        assert e.value.code == rpc.BUSY
         with pytest.raises(RpcFailure, match="still loading") as e:
             await b.call("voices.select", name="passthrough")
         assert e.value.code == rpc.BUSY

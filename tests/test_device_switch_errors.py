@@ -37,6 +37,9 @@ class Choice:
 
 class Streams:
     gone: ClassVar[set[str]] = set()  # device names that fail to open
+    busy: ClassVar[set[str]] = set()  # device names that open but refuse to start
+    started: ClassVar[list[str]] = []
+    stopped: ClassVar[list[str]] = []
 
     def __init__(self, choice, engine, samplerate, period):
         if choice.input.name in self.gone:
@@ -44,9 +47,12 @@ class Streams:
         self.choice = choice
 
     def start(self) -> None:
-        pass
+        if self.choice.input.name in self.busy:
+            raise DeviceError(f"could not start {self.choice.input.name}", "is the device in use or unplugged?")
+        self.started.append(self.choice.input.name)
 
     def stop(self) -> bool:
+        self.stopped.append(self.choice.input.name)
         return True
 
 
@@ -63,6 +69,9 @@ def switcher(tmp_path, monkeypatch):
     monkeypatch.setattr(switch, "DeviceStreams", Streams)
     monkeypatch.setattr(switch, "choose_devices", lambda a: Choice(Dev(a.input_device), Dev(a.output_device)))
     monkeypatch.setattr(Streams, "gone", set())
+    monkeypatch.setattr(Streams, "busy", set())
+    monkeypatch.setattr(Streams, "started", [])
+    monkeypatch.setattr(Streams, "stopped", [])
     first = Choice(Dev("usb mic"), Dev("headphones"))
     s = switch.DeviceSwitcher(engine, cfg.audio, first, Streams(first, engine, 48000, 256))
     engine.resume(256)
@@ -78,9 +87,19 @@ def test_new_devices_that_do_not_open_leave_the_old_ones(switcher):
     assert switcher.engine.status().state == "running"
 
 
+def test_new_devices_that_open_but_do_not_start_leave_the_old_ones_running(switcher):
+    Streams.busy = {"webcam mic"}  # another program holds it: it opens, then refuses to start
+    with pytest.raises(DeviceError, match="could not start webcam mic") as e:
+        switcher.switch("webcam mic", None)
+    assert not isinstance(e.value, switch.AudioLost)  # the reply may say the current devices stay: they do
+    assert Streams.stopped == ["usb mic", "webcam mic"] and Streams.started == ["usb mic"]  # the old ones again
+    assert switcher.streams.choice.input.name == "usb mic" and switcher.in_use()["input"] == "usb mic"
+    assert switcher.engine.status().state == "running"
+
+
 def test_when_old_and_new_devices_both_fail_both_are_named_and_status_says_so(switcher):
     Streams.gone = {"webcam mic", "usb mic"}  # the old mic was unplugged while the switch ran
-    with pytest.raises(DeviceError) as e:
+    with pytest.raises(switch.AudioLost) as e:
         switcher.switch("webcam mic", None)
     assert "webcam mic could not be opened" in str(e.value) and "usb mic could not be opened" in str(e.value)
     assert "devices.select" in str(e.value)

@@ -4,7 +4,9 @@ The new devices are resolved before anything stops, so a name that matches nothi
 cannot run at the stream's rate, changes nothing. Then the old streams stop, the engine's rings go idle
 at a block edge (the voice keeps its state), the new streams open and the engine re-plans its prefill for
 their period and latencies. If the new streams cannot open, the old devices are opened again: the daemon
-keeps its last good devices and the error names what failed. The switch is heard as a short gap.
+keeps its last good devices and the error names what failed (`AudioLost` when even that failed: then no
+device runs, status says so, and the reply does not claim the current ones stay). The switch is heard as a
+short gap.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from rtvc.engine import Engine
 from rtvc.errors import DeviceError
 
 log = logging.getLogger("rtvc")
+SUSPEND_S = 10.0  # how long a switch waits for the worker to finish its block
+
+
+class AudioLost(DeviceError):
+    """A switch that failed after the old devices had stopped, and left none running."""
 
 
 def describe_choice(choice: DeviceChoice) -> dict[str, Any]:
@@ -54,33 +61,42 @@ class DeviceSwitcher:
             choice = choose_devices(cfg)  # DeviceError: nothing has been touched
             old = self.choice
             if not self.streams.stop():
-                raise DeviceError("the current audio device did not stop: it is gone or hung", "restart rtvc serve")
-            self.engine.suspend()
+                raise AudioLost("the current audio device did not stop: it is gone or hung", "restart rtvc serve")
             try:
-                streams = DeviceStreams(choice, self.engine, cfg.samplerate, cfg.period)
+                # a voice's first block can be slow (a cold model): the worker gets time to reach the edge
+                self.engine.suspend(timeout=SUSPEND_S)
+            except RuntimeError:
+                what = f"the audio worker did not finish its block within {SUSPEND_S:g} s, so no device was opened"
+                self.engine.report_device_error(what)
+                raise AudioLost(
+                    what, "restart rtvc serve (and report it: a block should never take this long)"
+                ) from None
+            try:
+                self._open(choice, cfg)  # opened and started, or nothing kept
             except DeviceError as e:
-                log.info("devices: could not open the new ones (%s); reopening the previous ones", e)
+                log.info("devices: the new ones did not run (%s); reopening the previous ones", e)
                 try:
                     self._open(old, self.audio)
                 except DeviceError as again:  # both gone (unplugged meanwhile): say so, in status too
-                    what = (
-                        f"the new devices did not open ({e.what}) and the previous ones did not reopen ({again.what})"
-                    )
+                    what = f"the new devices did not run ({e.what}) and the previous ones did not reopen ({again.what})"
                     self.engine.report_device_error(what)
-                    raise DeviceError(what, "select devices that are there with devices.select") from e
+                    raise AudioLost(what, "select devices that are there with devices.select") from e
                 raise
-            self._start(streams, cfg)
             self.audio, self.choice = cfg, choice
             log.info("devices switched:\n%s", choice.describe())
             return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
 
     def _open(self, choice: DeviceChoice, cfg: AudioConfig) -> None:
-        self._start(DeviceStreams(choice, self.engine, cfg.samplerate, cfg.period), cfg)
-
-    def _start(self, streams: DeviceStreams, cfg: AudioConfig) -> None:
+        """Open and start `choice`'s streams; they become the running ones only once started (a device can
+        open and then refuse to start: busy, or unplugged in between)."""
+        streams = DeviceStreams(choice, self.engine, cfg.samplerate, cfg.period)
         self.engine.resume(cfg.period)
+        try:
+            streams.start()
+        except DeviceError:
+            streams.stop()
+            raise
         self.streams = streams
-        streams.start()
 
     def _latency_ms(self) -> float | None:
         lat = self.engine.latency()

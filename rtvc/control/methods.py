@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from rtvc.audio.switch import AudioLost
 from rtvc.control.controller import Controller
 from rtvc.control.rpc import (
     API_VERSION,
@@ -148,7 +149,11 @@ async def _params(s: Session) -> dict[str, Any]:
     {"values": Param("object", 'name: value, e.g. {"pitch": -3}; ranges in params.get')},
 )
 async def _set_params(s: Session, values: dict[str, Any]) -> dict[str, Any]:
-    return {"values": s.hub.controller.set_params(values, s.id)}
+    c = s.hub.controller
+    if "voice" in s.hub.busy or c.loading is not None:  # they would reach the voice that is about to go
+        loading = f"voice '{c.loading}'" if c.loading else "another voice"
+        raise RpcError(BUSY, f"{loading} is loading with its profile's params: change them once it is in")
+    return {"values": c.set_params(values, s.id)}
 
 
 def _switch(name: str, doc: str, get: Callable[[Controller], bool], set_: str) -> None:
@@ -218,6 +223,8 @@ async def _select_devices(s: Session, input: str | None = None, output: str | No
     s.hub.busy.add("devices")
     try:
         return await asyncio.to_thread(s.hub.controller.switch_devices, input, output, s.id)
+    except AudioLost as e:  # the old devices had stopped and did not come back: no sound now
+        raise RpcError(NOT_AVAILABLE, f"devices not switched, and audio is stopped: {e}") from None
     except DeviceError as e:
         raise RpcError(NOT_FOUND, f"devices not switched, the current ones stay: {e}") from None
     finally:
