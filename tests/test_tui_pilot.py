@@ -261,6 +261,23 @@ def test_errors_are_shown_not_raised(daemon: Daemon, rpc: RpcClient, tmp_path: P
         daemon.profile("edited").write_text('label = "Edited"\nvoice = "pitch"\n\n[params]\npitch = 2.0\n')
 
 
+def test_a_refused_parameter_change_shows_the_daemons_value_again(daemon: Daemon, rpc: RpcClient) -> None:
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            stepper = app.query_one("#p-pitch", Stepper)
+            await until(pilot, "the pitch stepper", lambda: stepper.value == control(rpc)["params"]["pitch"])
+            before = stepper.value
+            stepper.value = 99.0 if stepper.spec.hi >= 99 else stepper.spec.hi  # on screen already, as a step is
+            stepper.post_message(Stepper.Changed(stepper, 99.0))  # a value the daemon refuses
+            await until(pilot, "the refusal", lambda: "is not allowed" in screen_text(app))
+            await until(pilot, "the daemon's value back", lambda: stepper.value == before)
+            assert control(rpc)["params"]["pitch"] == before
+
+    run(main())
+
+
 def test_reconnects_when_the_daemon_restarts(daemon: Daemon, rpc: RpcClient) -> None:
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))

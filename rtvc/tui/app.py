@@ -145,6 +145,9 @@ class RtvcApp(VoiceListMixin, App[None]):
             params = await self._call("params.get")
         except CallError:
             return  # shown by _call; the connection's own end (if any) reconnects
+        # the daemon released a talk key held by the lost connection (push-to-talk ends with its client)
+        self.talking = False
+        self.query_one("#t-talk", Toggle).set(False)
         if st and listed and params:
             self.apply_voices(listed["voices"])
             if self._events == seen:  # else an event (another client's change) already showed newer state
@@ -283,10 +286,16 @@ class RtvcApp(VoiceListMixin, App[None]):
 
     @on(Stepper.Changed)
     async def _stepped(self, event: Stepper.Changed) -> None:
+        name = event.stepper.spec.name
         try:
-            await self._call("params.set", values={event.stepper.spec.name: event.value})
-        except CallError:
-            pass
+            await self._call("params.set", values={name: event.value})
+        except CallError:  # refused (out of the voice's range, a voice loading): show the daemon's value again
+            try:
+                now = await self.client.call("params.get") if self.client is not None else None
+            except CallError:
+                return
+            if now and name in now["values"]:
+                event.stepper.value = now["values"][name]
 
     async def action_toggle(self, what: str) -> None:
         try:
