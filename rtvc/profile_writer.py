@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from rtvc.errors import ConfigError
 from rtvc.profiles import load_profile
 
+_SAVING = threading.Lock()
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
@@ -84,22 +87,33 @@ def write_profile(
     """Write profiles_dir/NAME.toml; returns its path. Refuses to replace an existing profile unless asked."""
     check_name(name)
     path = profiles_dir / f"{name}.toml"
-    if path.exists() and not overwrite:
-        raise ConfigError(
-            f"profile '{name}' already exists ({path})", "choose another name, or pass overwrite: true to replace it"
-        )
-    profiles_dir.mkdir(parents=True, exist_ok=True)
-    tmp = profiles_dir / f".{name}.toml.saving"
-    try:
-        tmp.write_text(render(label, kind, params, model), encoding="utf-8")
-        load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any profile
-    except ConfigError:
-        tmp.unlink(missing_ok=True)
-        raise
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(
-            f"cannot write profile '{name}' in {profiles_dir}: {e}", "check the folder's permissions"
-        ) from None
-    os.replace(tmp, path)
+    with _SAVING:  # two clients saving one name: the check and the rename are one step
+        if path.exists() and not overwrite:
+            raise ConfigError(
+                f"profile '{name}' already exists ({path})",
+                "choose another name, or pass overwrite: true to replace it",
+            )
+        try:
+            profiles_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".toml.saving", dir=profiles_dir)
+        except OSError as e:
+            raise ConfigError(
+                f"cannot write profile '{name}' in {profiles_dir}: {e.strerror}", "check the folder's permissions"
+            ) from None
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(render(label, kind, params, model))
+                f.flush()
+                os.fsync(f.fileno())  # the rename below must not publish an empty file after a crash
+            load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any profile
+            os.replace(tmp, path)
+        except ConfigError:
+            tmp.unlink(missing_ok=True)
+            raise
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ConfigError(
+                f"cannot write profile '{name}' in {profiles_dir}: {e}", "check the folder's permissions"
+            ) from None
     return path

@@ -130,3 +130,23 @@ def test_any_unicode_label_is_saved_as_written_and_half_a_surrogate_is_refused(t
         write_profile(tmp_path, "mic", "\ud83c Mic", "pitch", {"pitch": 0.0}, None, overwrite=True)
     assert "saving" not in str(e.value)  # names the text, not a temporary file
     assert load_profile("mic", tmp_path).label == label and os.listdir(tmp_path) == ["mic.toml"]
+
+
+def test_clients_saving_one_name_at_once_each_get_a_true_answer(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def save(i: int) -> str:
+        try:
+            write_profile(tmp_path, "same", f"client {i}", "pitch", {"pitch": float(i)}, None)
+            return f"saved {i}"
+        except ConfigError as e:
+            return str(e)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(save, range(8)))
+    saved = [a for a in answers if a.startswith("saved")]
+    assert len(saved) == 1 and all("already exists" in a for a in answers if a not in saved), answers
+    i = int(saved[0].split()[1])
+    p = load_profile("same", tmp_path)
+    assert (p.label, p.params.pitch) == (f"client {i}", float(i))  # the one told "saved" is the one on disk
+    assert os.listdir(tmp_path) == ["same.toml"]  # no temporary file left behind
