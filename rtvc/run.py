@@ -64,7 +64,26 @@ def build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter,
         search=frames(cfg.stream.search_ms, sr),
         context=frames(cfg.stream.context_ms, sr),
     )
-    return StreamingConverter(voice, profile.params, shape), f"{profile.label}: {voice.label}"
+    conv = StreamingConverter(voice, profile.params, shape)
+    rehearse(conv, profile.path)
+    return conv, f"{profile.label}: {voice.label}"
+
+
+def rehearse(conv: StreamingConverter, where: Path) -> None:
+    """One block of silence through a new converter, then a clean start: what fails on a voice's first
+    block (out of GPU memory, a shape the model refuses) fails here, in the loader, while the playing voice
+    plays on, and not on the audio worker after the switch was announced."""
+    try:
+        conv.process_block(np.zeros(conv.block, dtype=np.float32))
+    except RtvcError:
+        raise
+    except Exception as e:
+        raise RtvcError(
+            f"{where}: the voice failed on its first block ({type(e).__name__}: {str(e)[:200]})",
+            "check the profile's [model] settings (device, precision, block size); a GPU may be out of memory",
+        ) from e
+    finally:
+        conv.reset()
 
 
 def build_engine(cfg: Config) -> Engine:

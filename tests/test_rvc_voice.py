@@ -248,3 +248,36 @@ def test_cli_converts_streamed_and_offline_and_reports_bad_models(models, tmp_pa
     assert main(["convert", "--profile", str(models / "cli-bad.toml"), str(src), str(a)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.pth" in err[0] and err[0].startswith("rtvc: error:")
+
+
+def test_a_new_voice_is_rehearsed_on_one_block_and_starts_as_fresh(models, tmp_path, monkeypatch):
+    """build_converter runs one block of silence through a new voice before anyone switches to it (a voice
+    that fails on its first block fails in the loader), then resets it: its stream is the fresh one's."""
+    import rtvc.run
+    from rtvc.errors import RtvcError
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "r.toml").write_text(
+        f'voice = "rvc"\n[model]\npath = "{models}/v2f0.pth"\ncontent = "{models}/hubert.pt"\nf0 = "yin"\n'
+    )
+    (profiles / "p.toml").write_text('voice = "pitch"\n[params]\npitch = -4.0\nformant = -1.5\n')
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "p"\n')
+    cfg = load_config(tmp_path / "config.toml")
+    x = 0.3 * load_mono(bundled_speech(), SR)[: SR // 2]
+    for name in ("r", "p"):
+        rehearsed, _ = rtvc.run.build_converter(cfg, name)
+        with monkeypatch.context() as m:
+            m.setattr(rtvc.run, "rehearse", lambda conv, where: None)
+            fresh, _ = rtvc.run.build_converter(cfg, name)
+        n = rehearsed.block
+        a = np.concatenate([rehearsed.process_block(x[i : i + n]) for i in range(0, len(x) - n + 1, n)])
+        b = np.concatenate([fresh.process_block(x[i : i + n]) for i in range(0, len(x) - n + 1, n)])
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+    def first_block_fails(self, window, new, params):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(RvcVoice, "advance", first_block_fails)
+    with pytest.raises(RtvcError, match=r"r\.toml: the voice failed on its first block \(RuntimeError: CUDA out of"):
+        rtvc.run.build_converter(cfg, "r")
