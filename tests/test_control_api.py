@@ -799,3 +799,11 @@ def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
     control = [k for k, ln in enumerate(lines) if " control: ws://" in ln]
     # before audio starts: importing torch later would stop the audio worker while its libraries load
     assert (preloaded and preloaded[0] < control[0]) if sig == signal.SIGTERM else not preloaded, log
+
+
+def test_the_tui_waits_longer_for_exactly_the_methods_that_take_seconds():
+    from rtvc.control.methods import METHODS
+    from rtvc.tui.client import CALL_TIMEOUT_S, SLOW_METHODS
+
+    assert set(SLOW_METHODS) == {name for name, m in METHODS.items() if m.slow}
+    assert all(limit > CALL_TIMEOUT_S for limit in SLOW_METHODS.values())

@@ -22,7 +22,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from rtvc.control import rpc
 
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between attempts; the last repeats
-CALL_TIMEOUT_S = 30.0  # a voice load may take seconds; a daemon that never answers is an error
+CALL_TIMEOUT_S = 30.0  # a daemon that never answers is an error
+# methods that do seconds of work in the daemon (a first RVC load imports torch and reads hundreds of MB;
+# a device switch waits for the old device): their replies come when the work is done, and the state
+# events show the work going on meanwhile
+SLOW_METHODS = {"voices.select": 300.0, "devices.select": 60.0}
 METER_HZ = 15.0  # >= 10 Hz meters (the issue), light on the daemon's loop
 
 
@@ -171,13 +175,14 @@ class DaemonClient:
         mid = next(self._ids)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[mid] = fut
+        limit = SLOW_METHODS.get(method, CALL_TIMEOUT_S)
         try:
             await ws.send(rpc.dumps({"jsonrpc": "2.0", "id": mid, "method": method, "params": params}))
-            reply = await asyncio.wait_for(fut, CALL_TIMEOUT_S)
+            reply = await asyncio.wait_for(fut, limit)
         except ConnectionClosed:
             raise CallError(method, 0, "the connection closed") from None
         except TimeoutError:
-            raise CallError(method, 0, f"no reply within {CALL_TIMEOUT_S:g} s") from None
+            raise CallError(method, 0, f"no reply within {limit:g} s") from None
         finally:
             self._waiting.pop(mid, None)
         if "error" in reply:
