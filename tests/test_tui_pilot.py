@@ -278,6 +278,37 @@ def test_a_refused_parameter_change_shows_the_daemons_value_again(daemon: Daemon
     run(main())
 
 
+def test_a_change_landing_just_after_the_snapshot_is_kept(daemon: Daemon, rpc: RpcClient) -> None:
+    """Another client's change whose event arrives between status.get's reply and the TUI reading it: the
+    event is newer than the snapshot, so the screen keeps it (it used to be overwritten by the snapshot)."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        real, injected = app._call, []
+
+        async def call(method: str, **params: Any) -> Any:
+            got = await real(method, **params)
+            if method == "status.get" and not injected:
+                injected.append(app._events)
+                await asyncio.to_thread(rpc.call, "mute.set", on=True)
+                deadline = time.monotonic() + 10
+                while app._events == injected[0] and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)  # the event is on screen before the snapshot is used
+            return got
+
+        app._call = call  # type: ignore[method-assign]
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await until(pilot, "the steppers (the snapshot has been used)", lambda: app.query(Stepper))
+            assert injected and app.state["mute"] is True
+            await until(pilot, "mute ON on screen", lambda: "M mute ON" in screen_text(app), timeout=5)
+
+    try:
+        run(main())
+    finally:
+        rpc.call("mute.set", on=False)
+
+
 def test_reconnects_when_the_daemon_restarts(daemon: Daemon, rpc: RpcClient) -> None:
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))

@@ -138,9 +138,13 @@ class RtvcApp(VoiceListMixin, App[None]):
 
     async def _on_ready(self) -> None:
         """A (re)connection: everything the screen shows, fresh."""
+        # taken before the request: an event that arrives after this is either newer than the snapshot or, if
+        # older, followed on the wire by the events of every later change (events carry the whole state), so
+        # the screen's state is then the one to keep. (Taken after the reply, an event landing between the
+        # reply and this line was counted as older, and the stale snapshot overwrote it.)
+        seen = self._events
         try:
             st = await self._call("status.get")
-            seen = self._events  # state events from here on are newer than this snapshot
             listed = await self._call("voices.list")
             params = await self._call("params.get")
         except CallError:
