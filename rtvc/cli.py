@@ -44,7 +44,7 @@ def _seconds(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} s: give a number of seconds above 0") from None
+        raise argparse.ArgumentTypeError(f"{text} s: give a number of seconds above 0")
     return value
 
 

@@ -116,14 +116,14 @@ def parse(message: str | bytes) -> Call:
         call.error = RpcError(INVALID_REQUEST, 'add "jsonrpc": "2.0": this server speaks JSON-RPC 2.0')
     elif not isinstance(req.get("method"), str):
         call.error = RpcError(INVALID_REQUEST, '"method" must be a string, e.g. "status.get"')
-    elif not isinstance(req.get("params", {}), dict | list):
+    elif not isinstance(params := req.get("params", {}), dict | list):
         call.error = RpcError(INVALID_REQUEST, '"params" must be an object (parameters by name), or left out')
     else:  # a valid request: without "id" it is a notification, answered by nothing, not even an error
         call.name, call.notify = req["method"], "id" not in req
-        if isinstance(req.get("params", {}), list):
+        if isinstance(params, list):
             call.error = RpcError(INVALID_PARAMS, '"params" must be an object: parameters are passed by name')
         else:
-            call.params = req.get("params", {})
+            call.params = params
     return call
 
 

@@ -152,8 +152,8 @@ class ControlServer:
     # -- HTTP: the handshake and the dock's files -----------------------------------------------------
     def _check_request(self, ws: ServerConnection, request: Request) -> Response | None:
         for name in ("Host", "Origin"):  # two of either: which one a proxy or browser meant is unknowable
-            if len(request.headers.get_all(name)) > 1:
-                log.warning("refused a request with %d %s headers", len(request.headers.get_all(name)), name)
+            if (n := len(request.headers.get_all(name))) > 1:
+                log.warning("refused a request with %d %s headers", n, name)
                 return ws.respond(400, f"more than one {name} header: send one\n")
         bad_host = auth.check_host(request.headers.get("Host"), self.port, self.cfg.allow_remote)
         if bad_host:

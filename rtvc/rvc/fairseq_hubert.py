@@ -218,10 +218,10 @@ def read_spec(ckpt: dict, path: Path) -> FairseqHubertSpec:
     sample_rate = count("sample_rate", task_cfg) if task_cfg.get("sample_rate") else 16000
     if sample_rate != 16000:
         raise ModelError(f"{path}: trained on {sample_rate} Hz audio; RVC's content encoders take 16 kHz", _FIX_KIND)
-    dim, heads = count("encoder_embed_dim"), count("encoder_attention_heads")
+    dim, heads, groups = count("encoder_embed_dim"), count("encoder_attention_heads"), count("conv_pos_groups")
     if dim % heads:
         raise ModelError(f"{path}: encoder_embed_dim {dim} is not divisible by {heads} heads", _FIX_TRUNC)
-    if dim % count("conv_pos_groups"):
+    if dim % groups:
         raise ModelError(f"{path}: encoder_embed_dim {dim} is not divisible by conv_pos_groups", _FIX_TRUNC)
     return FairseqHubertSpec(
         layers=count("encoder_layers"),
@@ -232,7 +232,7 @@ def read_spec(ckpt: dict, path: Path) -> FairseqHubertSpec:
         conv_layers=parse_conv_layers(str(get("conv_feature_layers")), path),
         conv_bias=bool(get("conv_bias")),
         conv_pos=count("conv_pos"),
-        conv_pos_groups=count("conv_pos_groups"),
+        conv_pos_groups=groups,
         normalize=bool(task_cfg.get("normalize") or False),
     )
 
