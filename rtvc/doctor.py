@@ -67,7 +67,7 @@ def check_torch() -> list[Check]:
     build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only build"
     out = [
         Check(True, "torch", f"{torch.__version__} ({build})"),
-        _package("torchaudio", "torchaudio", RVC_EXTRA),
+        check_torchaudio(torch.__version__),
     ]
     if torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability()
@@ -79,6 +79,26 @@ def check_torch() -> list[Check]:
             fix = "optional: a CUDA build of torch (pip install torch from the CUDA index) and an NVIDIA GPU"
         out.append(Check(False, "cuda", "no CUDA device visible to torch", fix))
     return out
+
+
+def check_torchaudio(torch_version: str) -> Check:
+    """torchaudio installed and loadable against this torch: its compiled part is built for one torch release,
+    and a mismatched pair fails at import (speechbrain, torchfcpe and torchcrepe import it)."""
+    v = _version("torchaudio")
+    if v is None:
+        return Check(False, "torchaudio", "not installed", RVC_EXTRA)
+    try:
+        import torchaudio  # noqa: F401
+    except (ImportError, OSError) as e:
+        said = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        pair = torch_version.split("+")[0]
+        return Check(
+            False,
+            "torchaudio",
+            f"{v} does not load with torch {torch_version} ({said})",
+            f"pip install torchaudio=={pair} (the release built for this torch)",
+        )
+    return Check(True, "torchaudio", v)
 
 
 def check_driver() -> list[Check]:

@@ -126,3 +126,15 @@ def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path):
     proc.stdout.close()  # as `rtvc doctor | head -0` does
     err = proc.stderr.read().decode()
     assert proc.wait(120) == 141 and "Traceback" not in err, err
+
+
+def test_a_torchaudio_that_does_not_load_with_this_torch_is_named(monkeypatch):
+    """torchaudio 2.11.1 installed beside torch 2.11.0 failed at import ('undefined symbol'), and so did every
+    RVC voice through torchfcpe: doctor says which pair and the release to install, not just 'ok 2.11.1'."""
+    from rtvc.doctor import check_torchaudio
+
+    assert check_torchaudio(torch.__version__).ok  # this environment's pair loads
+    monkeypatch.setitem(sys.modules, "torchaudio", None)  # what a failing import looks like to the check
+    check = check_torchaudio("2.11.0+cu130")
+    assert not check.ok and "does not load with torch 2.11.0+cu130" in check.found
+    assert check.fix == "pip install torchaudio==2.11.0 (the release built for this torch)"
