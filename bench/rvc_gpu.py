@@ -7,10 +7,11 @@ rotates) so that clocks, boosts and other tenants hit them alike:
 - cuda-graph:   the same steps captured once and replayed, fp32 and fp16 (fp32 islands);
 - baseline:     RVC's realtime GUI's way: eager fp32 on CUDA, decoding the whole window every block.
 A block's time is the converter's whole `process_block` (resampling, content, F0, synth, SOLA) with
-torch.cuda.synchronize() before and after. F0 runs on the CPU in every row (yin by default: see
-rtvc.rvc.steps). Without CUDA it says so and exits with code 2.
+torch.cuda.synchronize() before and after. F0 (FCPE by default, the profiles' default) is a step on the GPU
+in every row (rtvc.rvc.f0_steps); `--f0 yin` runs YIN's numpy on the CPU instead. Resampling and SOLA are
+numpy on the CPU in every row. Without CUDA it says so and exits with code 2.
 
-    python bench/rvc_gpu.py [--blocks 300] [--warmup 30] [--f0 yin]
+    python bench/rvc_gpu.py [--blocks 300] [--warmup 30] [--f0 fcpe]
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", type=int, default=300, help="timed blocks per row and block size")
     ap.add_argument("--warmup", type=int, default=30, help="untimed blocks first")
-    ap.add_argument("--f0", default="yin", choices=["yin", "fcpe", "crepe-tiny", "crepe"])
+    ap.add_argument("--f0", default="fcpe", choices=["fcpe", "yin", "crepe-tiny", "crepe"])
+    ap.add_argument("--blocks-ms", type=int, nargs="+", default=[20, 10], help="block sizes to measure")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rvc_gpu.json")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -108,7 +110,7 @@ def main() -> None:
             "voice": write_rvc_checkpoint(Path(tmp) / "voice.pth", version="v2", sr="48k", f0=1, size="full", seed=0),
             "content": write_fairseq_hubert(Path(tmp) / "hubert_base.pt", seed=0),
         }
-        results = [run_block_size(ms, files, src, args) for ms in (20, 10)]
+        results = [run_block_size(ms, files, src, args) for ms in args.blocks_ms]
     for r in results:
         print(f"\n{r['block_ms']} ms blocks, ms per block ({args.blocks} blocks)")
         print(f"{'row':<28} {'p50':>8} {'p99':>8} {'decoded':>8}")
@@ -119,7 +121,7 @@ def main() -> None:
     result = {
         "machine": machine(gpu=gpu, torch=torch.__version__, cuda=torch.version.cuda),
         "model": "RVC v2 48k size full + fairseq HuBERT base, random weights (seed 0)",
-        "f0": f"{args.f0} on the CPU (all rows)",
+        "f0": f"{args.f0} ({'numpy on the CPU' if args.f0 == 'yin' else 'a step on the GPU'}, all rows)",
         "method": "four converters alternating block by block (rotating order), synchronize around each block",
         "results": results,
     }

@@ -11,9 +11,13 @@ torch = pytest.importorskip("torch", reason="RVC voices need the rvc extra (torc
 ort = pytest.importorskip("onnxruntime", reason="the parity check needs onnxruntime (the test extra)")
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx package (the rvc extra)")
 
-from rtvc.backends.export import export_step, export_steps  # noqa: E402
+from rtvc.backends.base import TensorSpec  # noqa: E402
+from rtvc.backends.export import export_step, export_steps, tensorrt_refuses  # noqa: E402
 from rtvc.errors import ModelError  # noqa: E402
 from rtvc.rvc.checkpoint import load_rvc  # noqa: E402
+from rtvc.rvc.f0 import make_f0  # noqa: E402
+from rtvc.rvc.f0.rmvpe_factory import write_rmvpe_checkpoint  # noqa: E402
+from rtvc.rvc.f0_steps import f0_step  # noqa: E402
 from rtvc.rvc.factory import write_rvc_checkpoint  # noqa: E402
 from rtvc.rvc.hubert_factory import write_fairseq_hubert  # noqa: E402
 from rtvc.rvc.steps import SynthShape, SynthStep, example_inputs  # noqa: E402
@@ -78,6 +82,7 @@ def test_each_step_of_a_v2_voice_matches_eager_in_onnxruntime(voice, tmp_path, c
             got = run_onnx(e.path, ref_modules[e.name], args)
             errors[f"{e.name} {precision}"] = err = rel_l2(got, ref)
             assert err <= PARITY[precision], f"{e.name} {precision}: relative L2 {err:.2e}"
+            assert tensorrt_refuses(e.path) == [], e.name
             share = fp16_share(e.path)
             assert share > 0.5 if precision == "fp16" else share == 0.0, f"{e.name} {precision}: fp16 share {share}"
     # an fp16 step that computes anything at all differently from fp32 shows it
@@ -117,3 +122,36 @@ def test_a_bad_opset_and_precision_are_refused(voice, tmp_path):
         export_step(module, tmp_path / "x.onnx", opset=13)
     with pytest.raises(ModelError, match="precision 'int8'"):
         export_steps(voice, stream_shape(voice, 20.0, 48000), tmp_path, "int8")
+
+
+@pytest.mark.parametrize("method", ["fcpe", "rmvpe"])
+def test_the_f0_steps_of_fcpe_and_rmvpe_match_eager_in_onnxruntime(method, tmp_path):
+    """(CREPE's is in the voice's test above.) Measured: fcpe 1.2e-5 / 5.9e-4, rmvpe 5.3e-8 / 2.2e-4 (fp32 / fp16).
+    RMVPE's bidirectional GRU exports as ONNX GRU, which TensorRT takes."""
+    path = write_rmvpe_checkpoint(tmp_path / "rmvpe.pt", seed=1) if method == "rmvpe" else None
+    est = make_f0(method, model_path=path)
+    ref_module = f0_step(est, 1920, "fp32")
+    args = example_inputs(ref_module, seed=3)
+    with torch.no_grad():
+        ref = ref_module(*args).numpy().astype(np.float64)
+    for precision in ("fp32", "fp16"):
+        module = f0_step(est, 1920, precision)
+        export_step(module, tmp_path / f"f0-{precision}.onnx")
+        assert tensorrt_refuses(tmp_path / f"f0-{precision}.onnx") == []
+        err = rel_l2(run_onnx(tmp_path / f"f0-{precision}.onnx", module, args), ref)
+        assert err <= PARITY[precision], f"{method} {precision}: relative L2 {err:.2e}"
+
+
+def test_an_operator_tensorrt_cannot_parse_is_named_at_export(tmp_path):
+    """torch.fft exports as ONNX DFT, which TensorRT's parser does not take: the export says so, at once."""
+
+    class Spectrum(torch.nn.Module):
+        inputs = (TensorSpec("audio", (1, 1024), "float32"),)
+        outputs = (TensorSpec("magnitude", (1, 513), "float32"),)
+
+        def forward(self, audio):
+            return torch.fft.rfft(audio).abs()
+
+    with pytest.raises(ModelError, match="operators TensorRT cannot parse: DFT") as e:
+        export_step(Spectrum(), tmp_path / "spectrum.onnx")
+    assert "cuda-graph" in e.value.fix

@@ -115,9 +115,10 @@ def test_cuda_graphs_equal_eager(models, precision, tol):
     from rtvc.backends.cudagraph import CudaGraphRunner
     from rtvc.backends.eager import EagerRunner
 
-    voice = RvcVoice(SR, RvcModelSettings(path="v2.pth", content="hubert.pt", f0="yin"), models)
+    voice = RvcVoice(SR, RvcModelSettings(path="v2.pth", content="hubert.pt", f0="fcpe"), models)
     shape = stream_shape(voice, 20.0, SR)
     ref_steps = voice.steps(shape, "fp32")
+    assert set(ref_steps) == {"content", "f0", "synth"}
     for name, module in voice.steps(shape, precision).items():
         args = example_inputs(module, seed=7)
         feed = {s.name: a for s, a in zip(module.inputs, args, strict=True)}

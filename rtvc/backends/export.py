@@ -24,6 +24,37 @@ if TYPE_CHECKING:
 
 MIN_OPSET = 17
 
+# ONNX operators (default domain) that TensorRT 10's ONNX parser does not take (onnx-tensorrt, docs/operators.md,
+# "Operator Support Matrix", rows marked N). An exported step holding one would fail in `rtvc build` on the GPU
+# machine, after minutes; the export names it at once. DFT/STFT are why the F0 front ends use a conv (f0_steps).
+# fmt: off
+TENSORRT_UNSUPPORTED = frozenset((
+    "AffineGrid", "Bernoulli", "BitShift", "BitwiseAnd", "BitwiseNot", "BitwiseOr", "BitwiseXor", "BlackmanWindow",
+    "Col2Im", "CenterCropPad", "Compress", "ConcatFromSequence", "ConvInteger", "DFT", "Det",
+    "DynamicQuantizeLinear", "HammingWindow", "HannWindow", "ImageDecoder", "MatMulInteger", "MaxRoiPool",
+    "MaxUnpool", "MelWeightMatrix", "Multinomial", "NegativeLogLikelihoodLoss", "Optional", "OptionalGetElement",
+    "OptionalHasElement", "QLinearConv", "QLinearMatMul", "RegexFullMatch", "STFT", "SequenceAt",
+    "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength", "SequenceMap",
+    "SoftmaxCrossEntropyLoss", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit",
+    "TfIdfVectorizer", "Unique",
+))
+# fmt: on
+
+
+def tensorrt_refuses(path: Path) -> list[str]:
+    """The operators of the ONNX file at `path` that TensorRT's parser does not take, sorted (none: [])."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    graphs, ops = [model.graph], set()
+    while graphs:  # subgraphs (If / Loop bodies) too
+        g = graphs.pop()
+        for node in g.node:
+            if node.domain not in ("", "ai.onnx") or node.op_type in TENSORRT_UNSUPPORTED:
+                ops.add(f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type)
+            graphs += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+    return sorted(ops)
+
 
 def export_step(module: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> None:
     """Export one step module (with `.inputs` / `.outputs` TensorSpecs) at its fixed shapes to `path`."""
@@ -56,6 +87,7 @@ def export_step(module: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> 
                 verbose=False,
             )
         program.save(str(path))
+        refused = tensorrt_refuses(path)
     except Exception as e:  # torch.export / onnxscript raise many kinds; the step's name is what a user needs
         raise ModelError(
             f"ONNX export of step '{getattr(module, 'step_name', type(module).__name__)}' failed "
@@ -65,6 +97,12 @@ def export_step(module: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> 
     finally:
         for q, level in zip(quiet, levels, strict=True):
             q.setLevel(level)
+    if refused:
+        raise ModelError(
+            f"ONNX export of step '{getattr(module, 'step_name', type(module).__name__)}' holds operators TensorRT "
+            f"cannot parse: {', '.join(refused)}",
+            "report it with the voice file; backend = 'cuda-graph' runs the step without TensorRT",
+        )
 
 
 def export_steps(

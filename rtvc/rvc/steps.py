@@ -4,7 +4,8 @@ Once the stream is configured (block, context, tail), every model call of a bloc
 so each step can be captured once as a CUDA graph or exported once to ONNX / TensorRT:
 
     content  audio (1, W) f32 16 kHz                               -> features (1, W / 320, dim) f32
-    f0       frames (T_f0, 1024) f32, normalised (CREPE only)      -> salience (T_f0, 360) f32
+    f0       audio (1, S) f32 16 kHz, the newest S samples         -> salience (S / 160 + 1, 360) f32
+             (FCPE, RMVPE, CREPE: front end + network; rtvc.rvc.f0_steps)
     synth    phone (1, T, dim) f32, pitch (1, T) i64, pitchf (1, T) f32, sid (1,) i64,
              flow_noise (1, inter, T - flow_head) f32, sine_noise (1, ret * upp) f32, phase0 (1,) f32
                                                                    -> audio (1, ret * upp) f32
@@ -18,8 +19,7 @@ source (its per-frame phase accumulation, sin and l_linear stay fp32: the output
 the phase), the layer/group norms (normalisation after attention and in HuBERT's front end; see
 ChannelLayerNorm and Fp32Norm) and HuBERT's input normalisation.
 
-F0 with "yin" is numpy on the CPU and "fcpe"/"rmvpe" run eager on the CPU: only CREPE's network is a
-step so far (its framing and decoding are numpy around it).
+F0 with "yin" (no network) is numpy on the CPU; the estimator decodes a step's salience into Hz on the host.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ from rtvc.rvc.nsf import NOISE_STD, SINE_AMP, _frame_advance
 from rtvc.rvc.synth import FLOW_CONTEXT, NOISE_SCALE, Synthesizer
 
 CONTENT_HOP = 320  # 16 kHz samples per content frame
-CREPE_WINDOW = 1024
-CREPE_BINS = 360
 
 
 @dataclass(frozen=True)
@@ -105,20 +103,6 @@ class ContentStep(nn.Module):
     def forward(self, audio: Tensor) -> Tensor:
         h = self.encoder.run(audio, self.model, self.dtype).float()  # (1, rows - 1, dim)
         return torch.cat([h, h[:, -1:]], dim=1)  # (1, rows, dim)
-
-
-class CrepeStep(nn.Module):
-    """CREPE's network over a fixed number of normalised 1024-sample frames -> 360-bin salience."""
-
-    def __init__(self, net: nn.Module, frames: int, precision: str = "fp32"):
-        super().__init__()
-        self.dtype = _dtype(precision)
-        self.net = net if self.dtype == torch.float32 else copy.deepcopy(net).to(self.dtype)
-        self.inputs = (TensorSpec("frames", (frames, CREPE_WINDOW), "float32"),)
-        self.outputs = (TensorSpec("salience", (frames, CREPE_BINS), "float32"),)
-
-    def forward(self, frames: Tensor) -> Tensor:
-        return self.net(frames.to(self.dtype)).float()
 
 
 def sine_source(f0: Tensor, noise: Tensor, phase0: Tensor, samplerate: int, upp: int) -> Tensor:

@@ -194,14 +194,16 @@ class RvcVoice:
 
     def steps(self, shape, precision: str = "fp32") -> dict:
         """The voice's step modules for a StreamShape (rtvc.voices.rvc_steps.stream_shape), by name, each with
-        `.inputs` / `.outputs` TensorSpecs; F0 is a step only for CREPE (see rtvc.rvc.steps)."""
-        from rtvc.rvc.steps import ContentStep, CrepeStep, SynthStep
+        `.inputs` / `.outputs` TensorSpecs; F0 is a step for the estimators with a network (not yin)."""
+        from rtvc.rvc.f0_steps import f0_step
+        from rtvc.rvc.steps import ContentStep, SynthStep
         from rtvc.voices.rvc_steps import f0_lookahead, plan_from_shape
 
         plan = plan_from_shape(shape, self.rvc.upp, f0_lookahead(self.f0))
         out = {"content": ContentStep(self.pipeline.content, plan.content, precision)}
-        if self.f0 is not None and self.f0.name.startswith("crepe"):
-            out["f0"] = CrepeStep(self.f0.net, plan.f0_segment // HOP + 1, precision)
+        f0 = f0_step(self.f0, plan.f0_segment, precision) if self.f0 is not None else None
+        if f0 is not None:
+            out["f0"] = f0
         out["synth"] = SynthStep(self.rvc.net, plan.synth, precision)
         return out
 
@@ -225,7 +227,6 @@ class RvcVoice:
         self._plan = plan = self.plan(window, block, self._tail_req)
         shape = StreamShape(IN_RATE, self.out_samplerate, block, plan.content, plan.synth.ret * self.rvc.upp)
         steps = self.steps(shape, m.precision)
-        steps.pop("f0", None)  # F0 stays with its estimator (CPU) for now: see rtvc.rvc.steps
         where = {} if m.backend != "tensorrt" else {"engines_dir": self._engines().folder}
         self.runners = {
             name: make_runner(m.backend, name, mod, m.device, **where, **self._engine_request(name, shape))
@@ -315,7 +316,9 @@ class RvcVoice:
         self._end, self._first, self._frames = end, cstart // HOP, (end - cstart) // HOP
         self._audio = audio[: end - cstart]
         if self.f0 is not None:
-            self._update_f0(self._audio[-plan.f0_segment :], new, n // HOP + 2)
+            runner = self.runners.get("f0")  # None for yin: numpy on the CPU
+            estimate = None if runner is None else self._f0_on_runner
+            self._update_f0(self._audio[-plan.f0_segment :], new, n // HOP + 2, estimate)
         if self._tail_frames is not None:
             a = end // HOP - self._tail_frames
             if a > self._phase_frame:
@@ -336,7 +339,14 @@ class RvcVoice:
         out = self.runners["synth"](**{k: x[k] for k in names})["audio"]
         return self.pipeline.finish(out.reshape(-1).float().cpu().numpy(), step, s.skip, params)
 
-    def _update_f0(self, audio: np.ndarray, new: int, size: int) -> None:
+    def _f0_on_runner(self, audio: np.ndarray) -> np.ndarray:
+        """The F0 step on its backend (the segment is always plan.f0_segment samples), decoded on the host."""
+        salience = self.runners["f0"](audio=audio[None])["salience"]
+        return self.f0.decode(salience.float().cpu().numpy())
+
+    def _update_f0(self, audio: np.ndarray, new: int, size: int, estimate=None) -> None:
+        """Estimate F0 over the newest audio into the rolling cache; `estimate` replaces the estimator's own
+        (the fixed-shape path's F0 step), given exactly the segment the estimator would get."""
         est = self.f0
         rows = len(audio) // HOP
         cache = self._f0_cache
@@ -347,7 +357,7 @@ class RvcVoice:
         cache[-shift:] = 0.0
         look = -(-est.lookahead // HOP)  # frames of context each side an estimate needs
         seg = min(rows, shift + 2 * look + 2) * HOP  # newest audio only
-        f0 = est.estimate(audio[-seg:])  # frame k centred on sample end - seg + HOP k
+        f0 = (estimate or est.estimate)(audio[-seg:])  # frame k centred on sample end - seg + HOP k
         k0 = min(look, seg // HOP - shift)  # the oldest frame rewritten has its full left context
         fresh = f0[k0 : seg // HOP]  # up to the frame centred on end - HOP (the last whole frame)
         cache[len(cache) - len(fresh) :] = fresh

@@ -102,8 +102,12 @@ class CrepeF0:
         frames, rms = self.frames(as_audio(audio16k))
         return self.net(frames).numpy(), rms
 
+    def decode(self, salience: np.ndarray) -> np.ndarray:
+        """(T, 360) -> (T,) Hz. The F0 step (rtvc.rvc.f0_steps) zeroes the salience of silent frames itself."""
+        return keep_range(local_average_f0(salience, self.threshold, self.lo, self.hi), self.f0_min, self.f0_max)
+
     def estimate(self, audio16k: np.ndarray) -> np.ndarray:
         salience, rms = self.salience(audio16k)
-        f0 = local_average_f0(salience, self.threshold, self.lo, self.hi)
+        f0 = self.decode(salience)
         f0[rms < SILENCE_RMS] = 0.0
-        return keep_range(f0, self.f0_min, self.f0_max)
+        return f0

@@ -69,8 +69,28 @@ class FcpeF0:
         self.net = load_fcpe()
         self.mel = LogMel(FCPE_MEL)
 
+        # FCPE's own pitch grid (its `cent_table` buffer: 360 bins, 32.7-1975.5 Hz, float32 as torchfcpe made it)
+        self.cents = self.net.cent_table.double().numpy()  # (360,)
+
     @torch.inference_mode()
-    def estimate(self, audio16k: np.ndarray) -> np.ndarray:
+    def salience(self, audio16k: np.ndarray) -> np.ndarray:
+        """(N,) audio -> (N // 160 + 1, 360) the network's latent (the F0 step computes the same: rtvc.rvc.f0_steps)."""
         mel = self.mel(as_audio(audio16k)).T[None]  # (1, T, 128)
-        f0 = self.net.infer(mel, decoder="local_argmax", threshold=self.threshold)  # (1, T, 1) Hz
-        return keep_range(f0[0, :, 0].numpy(), self.f0_min, self.f0_max)
+        return self.net(mel)[0].numpy()
+
+    def decode(self, salience: np.ndarray) -> np.ndarray:
+        """torchfcpe's `local_argmax` decoder: the salience-weighted mean of the cents of the 9 bins around the peak
+        (indices clamped at the grid's edges, as torchfcpe does), unvoiced where the peak is at or below the
+        threshold; then our f0 range."""
+        sal = np.asarray(salience, dtype=np.float64)  # (T, 360)
+        peak = np.argmax(sal, axis=1)  # (T,)
+        near = np.clip(peak[:, None] + np.arange(-4, 5)[None, :], 0, sal.shape[1] - 1)  # (T, 9)
+        weights = np.take_along_axis(sal, near, axis=1)
+        total = weights.sum(axis=1)
+        cents = (weights * self.cents[near]).sum(axis=1) / np.where(total > 0, total, 1.0)
+        voiced = (sal[np.arange(len(sal)), peak] > self.threshold) & (total > 0)
+        f0 = np.where(voiced, 10.0 * np.exp2(cents / 1200.0), 0.0)
+        return keep_range(f0, self.f0_min, self.f0_max)
+
+    def estimate(self, audio16k: np.ndarray) -> np.ndarray:
+        return self.decode(self.salience(audio16k))

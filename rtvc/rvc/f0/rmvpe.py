@@ -103,6 +103,8 @@ class RmvpeF0:
             mel = mel[:, torch.from_numpy(reflect_index(t, tiles))]
         return self.net(mel[None])[0, :t].numpy()  # (T, 360)
 
+    def decode(self, salience: np.ndarray) -> np.ndarray:
+        return keep_range(local_average_f0(salience, THRESHOLD), self.f0_min, self.f0_max)
+
     def estimate(self, audio16k: np.ndarray) -> np.ndarray:
-        f0 = local_average_f0(self.salience(audio16k), THRESHOLD)
-        return keep_range(f0, self.f0_min, self.f0_max)
+        return self.decode(self.salience(audio16k))
