@@ -204,3 +204,31 @@ def test_serve_refuses_an_empty_clip_at_once(tmp_path):
     r = rtvc("serve", "--virtual", "--clip", str(tmp_path / "zero.wav"), env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert r.returncode == 2, r.stdout
     assert "zero.wav: holds no audio (0 samples)" in one_error_line(r.stderr)
+
+
+NO_PORTAUDIO = '''
+import sys
+class NoPortAudio:  # what `import sounddevice` does where PortAudio's library is absent
+    def find_spec(self, name, path=None, target=None):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+sys.meta_path.insert(0, NoPortAudio())
+'''
+
+
+def test_without_portaudio_the_virtual_device_runs_and_a_sound_card_is_named(tmp_path):
+    """A GPU server or a container without libportaudio2: `rtvc run --virtual` and `rtvc convert` work (they
+    loaded sounddevice at import and died with a traceback), and asking for a sound card names the package."""
+    (tmp_path / "sitecustomize.py").write_text(NO_PORTAUDIO)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    out = tmp_path / "out.wav"
+    r = rtvc("run", "--virtual", "--headless", "--duration", "1", "--record", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    played, sr = sf.read(out)
+    assert sr == 48000 and len(played) >= 48000 and np.abs(played).max() > 0.01
+    for args in (["devices"], ["run", "--headless", "--duration", "1"]):
+        r = rtvc(*args, env=env)
+        assert r.returncode == 2, (args, r.stdout)
+        line = one_error_line(r.stderr)
+        assert "PortAudio's library is not installed" in line and "apt-get install libportaudio2" in line
+        assert "--virtual" in line

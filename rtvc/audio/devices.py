@@ -1,14 +1,14 @@
 """Sound devices: list them, find one by index or name substring, check rate and channels.
 
-Every miss is a DeviceError that names what was asked, what exists, and how to choose.
+Every miss is a DeviceError that names what was asked, what exists, and how to choose. PortAudio (through
+sounddevice) is loaded on first use: the virtual device and `rtvc convert` run where its library is absent (a GPU
+server, a container), and asking for a sound card there says what to install.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import sounddevice as sd
 
 from rtvc.errors import DeviceError
 
@@ -33,7 +33,20 @@ class Device:
         return f"[{self.index}] {self.name} ({self.host_api})"
 
 
+def portaudio():
+    """The sounddevice module. Importing it loads PortAudio's shared library, which may be missing."""
+    try:
+        import sounddevice
+    except OSError as e:  # the module is installed, PortAudio's library is not
+        raise DeviceError(
+            f"PortAudio's library is not installed, so no sound card can be used ({e})",
+            "sudo apt-get install libportaudio2 (Debian/Ubuntu), or run on the virtual device: --virtual",
+        ) from None
+    return sounddevice
+
+
 def list_devices() -> list[Device]:
+    sd = portaudio()
     apis = sd.query_hostapis()
     return [
         Device(
@@ -53,7 +66,7 @@ def list_devices() -> list[Device]:
 def format_devices(devices: list[Device]) -> str:
     if not devices:
         return "no sound devices found"
-    default_in, default_out = sd.default.device
+    default_in, default_out = portaudio().default.device
     rows = [f"{'':2}{'#':>3}  {'name':<36} {'host API':<28} {'in':>3} {'out':>3} {'rate':>7}"]
     for d in devices:
         mark = ("<" if d.index == default_in else " ") + (">" if d.index == default_out else " ")
@@ -125,6 +138,7 @@ def _default(kind: Kind, usable: list[Device], host_api: str, flag: str) -> Devi
     """The system default device, or with audio.host_api set, that host API's default."""
     if not usable:
         raise DeviceError(f"no {kind} device found", f"connect one, or choose one with {flag} (see `rtvc devices`)")
+    sd = portaudio()
     if host_api:
         api = sd.query_hostapis(sd.query_devices(usable[0].index)["hostapi"])
         idx = api["default_input_device" if kind == "input" else "default_output_device"]
@@ -139,6 +153,7 @@ def _default(kind: Kind, usable: list[Device], host_api: str, flag: str) -> Devi
 
 
 def check_rate(device: Device, kind: Kind, samplerate: int, channels: int) -> None:
+    sd = portaudio()
     check = sd.check_input_settings if kind == "input" else sd.check_output_settings
     try:
         check(device=device.index, samplerate=samplerate, channels=channels, dtype="float32")

@@ -10,9 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import sounddevice as sd
-
-from rtvc.audio.devices import Device, check_rate, find_device
+from rtvc.audio.devices import Device, check_rate, find_device, portaudio
 from rtvc.config import AudioConfig
 from rtvc.engine import Engine
 from rtvc.errors import DeviceError
@@ -69,6 +67,7 @@ class DeviceStreams:
     """Opened, not started. `start()`/`stop()`/`close()`; device failures reach engine status."""
 
     def __init__(self, choice: DeviceChoice, engine: Engine, samplerate: int, period: int):
+        sd = portaudio()
         self.choice = choice
         self.engine = engine
         self._streams: list[sd._StreamBase] = []
@@ -144,6 +143,7 @@ class DeviceStreams:
         return cb
 
     def start(self) -> None:
+        sd = portaudio()
         try:
             for s in self._streams:
                 s.start()
@@ -158,6 +158,7 @@ class DeviceStreams:
         helper thread instead, left behind if it does not return: the caller must then exit without
         terminating PortAudio (which would block or abort the same way).
         """
+        sd = portaudio()
         self._stopping = True
         streams, self._streams = self._streams, []
 
