@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The GPU checks, in one call on a lent GPU machine (README, Development). Prepare here first:
+#     scripts/gpu-wheels.sh                      # the wheels that machine lacks, into .whl/ (git-ignored)
+# then run it there with .whl carried, e.g. with the device tool:
+#     run(command="bash scripts/gpu-check.sh", carry=[".whl"], timeout_s=540)
+# What it does, each step under its own deadline, all output in $OUT/gpu-check.log:
+#   1. the GPU, driver and torch it finds; `rtvc doctor`;
+#   2. CUDA-graph vs eager parity per step (content, F0, synth; fp32 <= 1e-4, fp16 <= 1e-2):
+#      tests/test_backend_seam.py, which skips those tests without CUDA;
+#   3. bench/rvc_gpu.py: full-size RVC v2 48k + HuBERT base, eager vs CUDA graphs vs the RVC-style baseline,
+#      20 and 10 ms blocks, p50/p99 -> $OUT/rvc_gpu.json;
+#   4. bench/live_virtual.py: the live engine on the virtual device at 10 ms blocks for 60 s on that voice
+#      (cuda-graph, fp16), deadline misses and block times -> $OUT/live_virtual_gpu.json.
+# A failed step does not stop the next; the summary at the end lists each step's exit code.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-out/gpu-check}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/gpu-check.log") 2>&1
+export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+if compgen -G ".whl/*.whl" >/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/rtvc-site .whl/*.whl \
+    || { echo "gpu-check: installing .whl/ failed"; exit 1; }
+  export PYTHONPATH="/tmp/rtvc-site:$PWD"
+else
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+summary=()
+step() {  # step NAME SECONDS COMMAND...
+  local name=$1 limit=$2
+  shift 2
+  echo
+  echo "== $name ($(date -u +%T), limit ${limit} s)"
+  timeout --kill-after=10 "$limit" "$@"
+  local rc=$?
+  summary+=("$name: exit $rc")
+}
+step "gpu" 30 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.mem,temperature.gpu --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"'
+step "doctor" 60 $PY -m rtvc doctor
+step "cuda-graph parity" 240 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py
+step "rvc_gpu bench" 300 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --out "$OUT/rvc_gpu.json"
+step "live 60 s at 10 ms" 360 $PY bench/live_virtual.py --rvc full --backend cuda-graph --device cuda \
+  --precision fp16 --block-ms 10 --seconds 60 --out "$OUT/live_virtual_gpu.json"
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
