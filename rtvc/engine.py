@@ -31,6 +31,10 @@ from rtvc.timing import BlockTimer
 # periods); 0.5 ms keeps the callback's wait for the GIL well inside one period.
 SWITCH_INTERVAL_S = 0.0005
 MAX_CALLBACK_FRAMES = 16384
+# The state while the playing voice raises on its blocks (a GPU out of memory, a driver error): the engine plays
+# silence for each such block, restarts the voice's stream state and tries it again at the next block; devices
+# and worker run on, so another voice can be selected. A live voice is never replaced by the dry microphone.
+VOICE_FAILED = "voice failed"
 
 
 @dataclass
@@ -95,6 +99,8 @@ class Engine:
         # state; from a voice (fp16 overflow) they would reach the speakers. Both become silence, counted.
         self.nonfinite_in = 0
         self.nonfinite_out = 0
+        self.voice_errors = 0  # blocks on which the voice raised (VOICE_FAILED): silence played instead
+        self.voice_error = ""  # the latest such error, in words
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
         self.separate_streams = False
@@ -316,7 +322,7 @@ class Engine:
                     self.nonfinite_in += 1
                     np.nan_to_num(self._block_in, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
                 nxt = self._next
-                y = self.converter.process_block(self._block_in) if nxt is None else self._swap(nxt)
+                y = self._convert(self.converter) if nxt is None else self._swap(nxt)
                 if not np.isfinite(y).all():
                     self.nonfinite_out += 1
                     y = np.zeros_like(y)
@@ -343,9 +349,29 @@ class Engine:
             return AWAITING_CALLBACKS
         return make_worker_realtime(callbacks)
 
+    def _convert(self, conv: StreamingConverter) -> np.ndarray:
+        """One block through `conv`; a voice that raises gives a block of silence (VOICE_FAILED), counted."""
+        try:
+            y = conv.process_block(self._block_in)
+        except Exception as e:  # the voice's code, torch, CUDA: whatever it raises, the engine runs on
+            said = str(e).splitlines()[0][:200] if str(e) else ""
+            self.voice_error = f"{type(e).__name__}: {said}" if said else type(e).__name__
+            self.voice_errors += 1
+            if self._state in ("running", VOICE_FAILED):  # (a device's failure or stall says more)
+                self._detail = f"the voice raised {self.voice_error}; playing silence, retrying each block"
+                self._state = VOICE_FAILED
+            try:
+                conv.reset()  # its window and overlap may hold half a block's work
+            except Exception:
+                pass  # a converter that cannot even reset is retried as it is
+            return self._silence
+        if self._state == VOICE_FAILED:
+            self._state, self._detail = "running", ""
+        return y
+
     def _swap(self, nxt: tuple[StreamingConverter, str]) -> np.ndarray:
-        old = self.converter.process_block(self._block_in)
-        new = nxt[0].process_block(self._block_in)
+        old = self._convert(self.converter)
+        new = self._convert(nxt[0])
         self.converter, self.voice_label = nxt
         if self._next is nxt:  # (another voice may have been handed over meanwhile: it goes next block)
             self._next = None
@@ -437,4 +463,5 @@ class Engine:
             monitor=self.monitor_enabled,
             worker_priority=self.priority or "normal",
             nonfinite={"input_blocks": self.nonfinite_in, "output_blocks": self.nonfinite_out},
+            voice_errors={"blocks": self.voice_errors, "last": self.voice_error},
         )

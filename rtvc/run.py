@@ -191,7 +191,7 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
             raise RtvcError(f"cannot write {opts.report_json}: {e.strerror}", "check the folder's space") from None
     if not stopped:
         return EXIT_DEVICE_HUNG
-    return 1 if status.state == "failed" else 0
+    return 1 if status.state == "failed" or status.voice_errors["blocks"] else 0
 
 
 def report(st: EngineStatus) -> str:
@@ -209,6 +209,12 @@ def report(st: EngineStatus) -> str:
         f" input overruns {st.xruns.input_overrun_events}, PortAudio flags {st.xruns.portaudio})",
         f"  state             {st.state}" + (f": {st.detail}" if st.detail else ""),
     ]
+    if st.voice_errors["blocks"]:
+        lines.insert(
+            -1,
+            f"  voice errors      {st.voice_errors['blocks']} blocks played silence because the voice raised "
+            f"(the last: {st.voice_errors['last']})",
+        )
     bad_in, bad_out = st.nonfinite["input_blocks"], st.nonfinite["output_blocks"]
     if bad_in or bad_out:
         lines.insert(
@@ -241,6 +247,12 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> EngineStatus
             dev.stop()
         finally:
             engine.stop()
+    if engine.voice_errors:  # live, a failing block plays silence and the voice is retried; a file has no retry
+        raise RtvcError(
+            f"the voice raised on {engine.voice_errors} of {engine.blocks_done} blocks ({engine.voice_error}); "
+            f"{dst} was not written",
+            "check the profile's [model] settings (device, precision); a GPU may be out of memory",
+        )
     if engine.latency().total != pad:  # the trim below relies on it
         raise RuntimeError(f"internal: declared latency {engine.latency()} differs from the planned {pad} frames")
     save(dst, dev.recording[pad:], sr)

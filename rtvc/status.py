@@ -49,7 +49,7 @@ class Xruns:
 
 @dataclass(frozen=True)
 class EngineStatus:
-    state: str  # starting | running | stalled | failed | stopped
+    state: str  # starting | running | voice failed | stalled | failed | stopped
     detail: str  # why, when not plainly running
     voice: str
     samplerate: int
@@ -66,6 +66,8 @@ class EngineStatus:
     worker_priority: str = "normal"  # the worker thread's scheduling, as the system granted it
     # blocks with NaN/infinity silenced: {"input_blocks": from the device, "output_blocks": from the voice}
     nonfinite: dict[str, int] = field(default_factory=lambda: {"input_blocks": 0, "output_blocks": 0})
+    # blocks on which the voice raised and silence played: {"blocks": n, "last": the latest error, in words}
+    voice_errors: dict = field(default_factory=lambda: {"blocks": 0, "last": ""})
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -232,3 +232,36 @@ def test_without_portaudio_the_virtual_device_runs_and_a_sound_card_is_named(tmp
         line = one_error_line(r.stderr)
         assert "PortAudio's library is not installed" in line and "apt-get install libportaudio2" in line
         assert "--virtual" in line
+
+
+FAILS_MID_STREAM = '''
+import rtvc.voices.pitch as pitch
+_convert = pitch.PitchVoice.convert
+calls = [0]
+def convert(self, window, tail, params):  # from its 101st block on, as a GPU voice that ran out of memory
+    calls[0] += 1
+    if calls[0] > 100:
+        raise MemoryError("out of memory on the device")
+    return _convert(self, window, tail, params)
+pitch.PitchVoice.convert = convert
+'''
+
+
+def test_a_voice_that_raises_mid_file_writes_no_file_and_live_says_so_in_the_report(tmp_path):
+    """Live, a block the voice raises on plays silence and the voice is retried; a file has no retry: convert
+    names the error and writes nothing rather than a file with holes. `rtvc run` counts the blocks in its report
+    and ends with code 1."""
+    (tmp_path / "sitecustomize.py").write_text(FAILS_MID_STREAM)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(src, 0.3 * np.sin(2 * np.pi * 220 * np.arange(3 * 48000) / 48000), 48000)
+    r = rtvc("convert", str(src), str(dst), env=env)
+    assert r.returncode == 2, r.stdout
+    line = one_error_line(r.stderr)
+    assert "the voice raised on" in line and "MemoryError: out of memory on the device" in line
+    assert f"{dst} was not written" in line and not dst.exists()
+    r = rtvc("run", "--virtual", "--headless", "--duration", "3", "--record", str(dst), env=env)
+    assert r.returncode == 1, r.stderr
+    assert "blocks played silence because the voice raised (the last: MemoryError: out of memory" in r.stdout
+    played, _ = sf.read(dst)
+    assert np.abs(played[: 48000]).max() > 0.01 and not played[3 * 48000 - 9600 :].any()

@@ -203,7 +203,7 @@ edit the table, not this file.
 | type | when | params |
 |---|---|---|
 | `state` | any control change, by anyone | `changed` (keys of `state`), `by` (`client N`, `obs`, ...), `state` |
-| `engine` | the engine's state changes (running, stalled, ...) | `by`: `engine`, `engine`: {state, detail}, `state` |
+| `engine` | engine state changes (running, voice failed, ...) | `by`: `engine`, `engine`: {state, detail}, `state` |
 | `meters` | `meter_hz` times a second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS, -120 = silence), block time |
 
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
@@ -220,6 +220,10 @@ the fix (stream.realtime off, no permission, or an audio server without real-tim
 `engine.nonfinite` counts blocks that held NaN or infinity and were silenced: `input_blocks` (samples from
 the device or clip; replaced by zeros before the voice sees them) and `output_blocks` (a voice's output,
 e.g. an fp16 overflow: the block is played as silence and the converter starts clean).
+`engine.state` is `voice failed` while the voice raises on its blocks (a GPU out of memory, a driver error):
+each such block plays silence (never the dry microphone), the voice is tried again at the next block, and
+`engine.voice_errors` {`blocks`, `last`} counts them and quotes the latest error; the devices and the API run
+on, so `voices.select` can switch to another voice. A block that converts again makes the state `running`.
 
 ## Errors
 

@@ -177,7 +177,7 @@ class RtvcApp(VoiceListMixin, App[None]):
             self.show_message(ev["error"], error=True)
         if kind == "engine":
             eng = ev["engine"]
-            if eng["state"] in ("stalled", "failed"):
+            if eng["state"] in ("stalled", "failed", "voice failed"):
                 self.show_message(f"engine {eng['state']}: {eng['detail']}", error=True)
         self._events += 1
         changed = set(ev.get("changed", ()))
