@@ -206,14 +206,14 @@ def test_serve_refuses_an_empty_clip_at_once(tmp_path):
     assert "zero.wav: holds no audio (0 samples)" in one_error_line(r.stderr)
 
 
-NO_PORTAUDIO = '''
+NO_PORTAUDIO = """
 import sys
 class NoPortAudio:  # what `import sounddevice` does where PortAudio's library is absent
     def find_spec(self, name, path=None, target=None):
         if name == "sounddevice":
             raise OSError("PortAudio library not found")
 sys.meta_path.insert(0, NoPortAudio())
-'''
+"""
 
 
 def test_without_portaudio_the_virtual_device_runs_and_a_sound_card_is_named(tmp_path):
@@ -234,7 +234,7 @@ def test_without_portaudio_the_virtual_device_runs_and_a_sound_card_is_named(tmp
         assert "--virtual" in line
 
 
-FAILS_MID_STREAM = '''
+FAILS_MID_STREAM = """
 import rtvc.voices.pitch as pitch
 _convert = pitch.PitchVoice.convert
 calls = [0]
@@ -244,7 +244,7 @@ def convert(self, window, tail, params):  # from its 101st block on, as a GPU vo
         raise MemoryError("out of memory on the device")
     return _convert(self, window, tail, params)
 pitch.PitchVoice.convert = convert
-'''
+"""
 
 
 def test_a_voice_that_raises_mid_file_writes_no_file_and_live_says_so_in_the_report(tmp_path):
@@ -264,4 +264,4 @@ def test_a_voice_that_raises_mid_file_writes_no_file_and_live_says_so_in_the_rep
     assert r.returncode == 1, r.stderr
     assert "blocks played silence because the voice raised (the last: MemoryError: out of memory" in r.stdout
     played, _ = sf.read(dst)
-    assert np.abs(played[: 48000]).max() > 0.01 and not played[3 * 48000 - 9600 :].any()
+    assert np.abs(played[:48000]).max() > 0.01 and not played[3 * 48000 - 9600 :].any()
