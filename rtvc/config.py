@@ -84,6 +84,16 @@ class ControlConfig:
         object.__setattr__(self, "origins", tuple(self.origins))  # TOML gives a list; keep the config hashable
 
 
+def _check_monitor(audio: AudioConfig, where: str) -> None:
+    """'Hear myself' at start with nowhere to hear it would be a switch that silently does nothing."""
+    if audio.monitor and audio.monitor_device == "":
+        raise ConfigError(
+            f"{where}: 'audio.monitor' = true (hear myself) needs a monitor device; audio.monitor_device is not set",
+            "set audio.monitor_device (or --monitor-device) to your headphones, an index or part of a name from "
+            "`rtvc devices`; or leave the monitor off",
+        )
+
+
 def _check_bind(control: ControlConfig, where: str) -> None:
     """A non-loopback bind opens the daemon to the network: only when the user said so."""
     try:
@@ -171,6 +181,7 @@ def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None 
         for f in dataclasses.fields(cls):
             sources[f"{name}.{f.name}"] = where.get(f"{name}.{f.name}", "default")
     _check_bind(sections["control"], sources["control.bind"])
+    _check_monitor(sections["audio"], sources["audio.monitor"])
     return Config(**sections, sources=sources, path=path)
 
 

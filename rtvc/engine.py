@@ -75,7 +75,8 @@ class Engine:
         self.monitor_enabled = monitor  # read by the worker at block boundaries
         self.muted = False  # mic mute: silence out (speakers and monitor), faded over one block
         self._muted_now = False
-        self.has_monitor_device = False
+        self.has_monitor_device = False  # a monitor stream is open and playing (set by the device layer)
+        self.monitor_error = ""  # why the monitor stream stopped (unplugged headphones); "" otherwise
 
         cap = max(samplerate, 8 * self.block)  # 1 s or 8 blocks: a stall long enough to notice
         self.in_ring = SpscRing(cap)
@@ -207,6 +208,12 @@ class Engine:
 
     def close(self) -> None:
         self._bell.close()
+
+    def monitor_lost(self, detail: str) -> None:
+        """Device layer, any thread: the monitor stream died. The main output plays on (the stream, the call),
+        so the engine keeps running; hear-myself has nowhere to go until a monitor device is selected again."""
+        self.has_monitor_device = False
+        self.monitor_error = detail
 
     def report_device_error(self, detail: str) -> None:
         """Device layer: the stream died (device unplugged, server gone). Shown in status."""
@@ -435,14 +442,15 @@ class Engine:
     def status(self) -> EngineStatus:
         c = self._counters
         flags = {k: sum(x.pa_flags[k] for x in (c, self._out_counters, self._mon_counters)) for k in c.pa_flags}
+        mon = self.has_monitor_device or bool(self.monitor_error)  # (a lost monitor's underruns still count)
         xruns = Xruns(
             input_overrun_frames=self.in_ring.overrun_frames,
             input_overrun_events=self.in_ring.overrun_events,
             output_underrun_frames=self.out_ring.underrun_frames,
             output_underrun_events=self.out_ring.underrun_events,
             output_late_frames=self.out_ring.late_frames,
-            monitor_underrun_frames=self.mon_ring.underrun_frames if self.has_monitor_device else 0,
-            monitor_underrun_events=self.mon_ring.underrun_events if self.has_monitor_device else 0,
+            monitor_underrun_frames=self.mon_ring.underrun_frames if mon else 0,
+            monitor_underrun_events=self.mon_ring.underrun_events if mon else 0,
             portaudio=flags,
         )
         lv = self._levels.copy()
@@ -464,4 +472,5 @@ class Engine:
             worker_priority=self.priority or "normal",
             nonfinite={"input_blocks": self.nonfinite_in, "output_blocks": self.nonfinite_out},
             voice_errors={"blocks": self.voice_errors, "last": self.voice_error},
+            monitor_device={"present": self.has_monitor_device, "error": self.monitor_error},
         )

@@ -86,6 +86,12 @@ def _onoff(v: bool) -> str:
     return "on" if v else "off"
 
 
+def engine_words(st) -> str:
+    """The engine's detail for the log, with a lost monitor device (the engine runs on without it)."""
+    lost = st.monitor_device["error"]
+    return "; ".join(w for w in (st.detail, f"monitor: {lost}" if lost else "") if w)
+
+
 def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
     """One log line for one state event."""
     st, parts = event["state"], []
@@ -218,7 +224,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
 
     controller = Controller(cfg, engine, profile_path(cfg.voice.profile, profiles_dir(cfg)).stem)
     controller.add_listener(
-        lambda e: log.info(describe_change(e, engine.status().detail if e["changed"] == ["engine"] else ""))
+        lambda e: log.info(describe_change(e, engine_words(engine.status()) if e["changed"] == ["engine"] else ""))
     )
     if isinstance(device, DeviceSwitcher):
         controller.device_switcher = device.switch

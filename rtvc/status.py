@@ -68,6 +68,8 @@ class EngineStatus:
     nonfinite: dict[str, int] = field(default_factory=lambda: {"input_blocks": 0, "output_blocks": 0})
     # blocks on which the voice raised and silence played: {"blocks": n, "last": the latest error, in words}
     voice_errors: dict = field(default_factory=lambda: {"blocks": 0, "last": ""})
+    # the monitor (hear-myself) device: a stream playing, and why it stopped if it did
+    monitor_device: dict = field(default_factory=lambda: {"present": False, "error": ""})
 
     def to_dict(self) -> dict:
         d = asdict(self)

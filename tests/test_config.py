@@ -47,6 +47,7 @@ def test_values_are_typed_and_flags_override_the_file(tmp_path):
         ),
         ("[stream]\nblock_ms = 0.1\n", ["'stream.block_ms' = 0.1", "a number from 1 to 500"]),
         ("[audio]\nmonitor = 1\n", ["'audio.monitor' = 1 has the wrong type", "true or false"]),
+        ("[audio]\nmonitor = true\n", ["'audio.monitor' = true (hear myself) needs a monitor device", "headphones"]),
         ("[audio\n", ["not valid TOML", "fix the syntax"]),
     ],
 )
@@ -63,6 +64,10 @@ def test_bad_config_names_the_key_the_file_and_what_is_allowed(tmp_path, text, w
 def test_a_bad_flag_is_blamed_on_the_flag(tmp_path):
     with pytest.raises(ConfigError, match=r"^--block-ms: 'stream.block_ms' = 9999.0 is not allowed"):
         load_config(None, {"stream.block_ms": (9999.0, "--block-ms")})
+    with pytest.raises(ConfigError, match=r"^--monitor: 'audio.monitor' = true \(hear myself\) needs a monitor"):
+        load_config(None, {"audio.monitor": (True, "--monitor")})  # it did nothing, and said nothing
+    cfg = load_config(None, {"audio.monitor": (True, "--monitor"), "audio.monitor_device": ("USB", "--monitor-device")})
+    assert cfg.audio.monitor and cfg.audio.monitor_device == "USB"
 
 
 def test_files_that_are_not_utf8_text_are_named_and_a_bom_is_read(tmp_path):

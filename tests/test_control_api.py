@@ -174,8 +174,22 @@ def test_every_method_answers_on_the_wire_and_drives_the_engine(daemon):
         assert await c.call("mute.toggle") == {"on": False} and daemon.engine.muted is False
         assert await c.call("voice.set", on=False) == {"on": False} and daemon.engine.converter.bypass is True
         assert await c.call("voice.toggle") == {"on": True} and daemon.engine.converter.bypass is False
+        with pytest.raises(RpcFailure, match="monitor not switched on: hear myself needs a monitor device") as e:
+            await c.call("monitor.set", on=True)  # the virtual device has none: nothing to hear it on
+        assert e.value.code == -32002 and "monitor_device" in str(e.value) and not daemon.engine.monitor_enabled
+        with pytest.raises(RpcFailure, match="needs a monitor device"):
+            await c.call("monitor.toggle")
+        assert await c.call("monitor.set", on=False) == {"on": False}  # off is always allowed
+        daemon.engine.has_monitor_device = True  # (what DeviceStreams sets when it opens a monitor stream)
         assert await c.call("monitor.set", on=True) == {"on": True} and daemon.engine.monitor_enabled
+        lost = "the monitor stream stopped: [4] USB Headset (ALSA) failed or disappeared"
+        daemon.engine.monitor_lost(lost)
+        assert daemon.engine.status().state == "running"  # the main output plays on
+        assert (await c.call("status.get"))["engine"]["monitor_device"] == {"present": False, "error": lost}
         assert await c.call("monitor.toggle") == {"on": False} and not daemon.engine.monitor_enabled
+        with pytest.raises(RpcFailure, match=r"hear myself has no device: the monitor stream stopped: \[4\] USB"):
+            await c.call("monitor.set", on=True)
+        daemon.engine.monitor_error = ""  # (the daemon is shared by this module's tests)
         assert await c.call("ptt.mode", on=True) == {"on": True} and daemon.engine.muted
         assert await c.call("ptt.press") == {"held": 1, "silent": False}
         assert await c.call("ptt.release") == {"held": 0, "silent": True}
@@ -225,8 +239,14 @@ def test_a_change_by_one_client_reaches_every_subscriber_with_who_made_it(daemon
         await clients[0].call("events.subscribe", events=["engine"])
         await asyncio.to_thread(daemon.controller.poll_engine)  # the daemon's poll, on its own thread
         ev = await clients[0].event("engine")
-        assert ev["by"] == "engine" and ev["engine"] == {"state": "running", "detail": ""}
+        assert ev["by"] == "engine" and ev["engine"] == {"state": "running", "detail": "", "monitor_error": ""}
         assert ev["state"]["engine"] == "running"
+        lost = "the monitor stream stopped: headphones failed or disappeared"
+        daemon.engine.monitor_lost(lost)  # unplugged: the engine runs on, and says so
+        await asyncio.to_thread(daemon.controller.poll_engine)
+        ev = await clients[0].event("engine")
+        assert ev["engine"] == {"state": "running", "detail": "", "monitor_error": lost}
+        daemon.engine.monitor_error = ""
         await clients[0].call("events.subscribe")
 
         # round trip: params.set by one client -> the event at another

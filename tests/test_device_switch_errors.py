@@ -29,7 +29,7 @@ class Dev:
 class Choice:
     input: Dev
     output: Dev
-    monitor: None = None
+    monitor: Dev | None = None
 
     def describe(self) -> str:
         return f"{self.input.name} -> {self.output.name}"
@@ -67,7 +67,11 @@ def switcher(tmp_path, monkeypatch):
     engine = build_engine(cfg)
     engine.start()
     monkeypatch.setattr(switch, "DeviceStreams", Streams)
-    monkeypatch.setattr(switch, "choose_devices", lambda a: Choice(Dev(a.input_device), Dev(a.output_device)))
+
+    def choose(a):
+        return Choice(Dev(a.input_device), Dev(a.output_device), Dev(a.monitor_device) if a.monitor_device else None)
+
+    monkeypatch.setattr(switch, "choose_devices", choose)
     monkeypatch.setattr(Streams, "gone", set())
     monkeypatch.setattr(Streams, "busy", set())
     monkeypatch.setattr(Streams, "started", [])
@@ -109,3 +113,16 @@ def test_when_old_and_new_devices_both_fail_both_are_named_and_status_says_so(sw
     assert switcher.switch("usb mic", None)["in_use"]["input"] == "usb mic"
     st = switcher.engine.status()
     assert (st.state, st.detail) == ("starting", "")  # until the new stream's first callback sets its period
+
+
+def test_a_monitor_device_is_added_changed_and_dropped_and_the_others_stay(switcher):
+    assert switcher.switch(None, None, "headphones 2")["in_use"] == {
+        "virtual": False, "input": "usb mic", "output": "headphones", "monitor": "headphones 2",
+    }  # fmt: skip
+    assert switcher.audio.monitor_device == "headphones 2"
+    assert switcher.switch("webcam mic", None)["in_use"]["monitor"] == "headphones 2"  # None keeps it
+    assert switcher.switch(None, None, "")["in_use"]["monitor"] is None  # "" drops it
+    Streams.gone = {"usb mic"}
+    with pytest.raises(DeviceError):
+        switcher.switch("usb mic", None, "headphones 3")
+    assert switcher.in_use()["monitor"] is None and switcher.audio.monitor_device == ""  # nothing changed

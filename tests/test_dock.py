@@ -359,9 +359,9 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
                 5,
             )
 
-            # the other way: another client changes the monitor and the page follows (events, no reload)
-            api.call("monitor.set", on=True)
-            wait_until("the page to show the monitor on", lambda: page.js(DOM_SUMMARY)["monitor"] == "true", 5)
+            # the other way: another client turns the voice changer off and the page follows (events, no reload)
+            api.call("voice.set", on=False)
+            wait_until("the page to show the voice off", lambda: page.js(DOM_SUMMARY)["voice_on"] == "false", 5)
 
             # the screenshot: a PNG of the dock's size, not blank, the active voice and mute highlighted
             shot = base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"])

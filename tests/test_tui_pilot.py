@@ -108,10 +108,10 @@ def test_keys_change_the_daemons_state(daemon: Daemon, rpc: RpcClient) -> None:
             await until(pilot, "mute on in the daemon", lambda: control(rpc)["mute"])
             await until(pilot, "mute ON on screen", lambda: "M mute ON" in screen_text(app))
             await pilot.press("v", "h", "t")
-            await until(pilot, "voice off, monitor and ptt on", lambda: control(rpc)["voice_on"] is False)
-            st = await until(
-                pilot, "monitor and ptt", lambda: (c := control(rpc))["monitor"] and c["ptt"]["mode"] and c
-            )
+            await until(pilot, "voice off and ptt on", lambda: control(rpc)["voice_on"] is False)
+            st = await until(pilot, "ptt", lambda: (c := control(rpc))["ptt"]["mode"] and c)
+            assert st["monitor"] is False  # this daemon has no monitor device: refused, and the screen says why
+            await until(pilot, "the refusal on screen", lambda: "needs a monitor device" in screen_text(app))
             assert st["silent"]  # muted, and push-to-talk with nobody talking
             await pilot.press("space")
             await until(pilot, "the talk key held", lambda: control(rpc)["ptt"]["held"] == 1)

@@ -121,11 +121,11 @@ class DeviceStreams:
                         device=choice.monitor.index,
                         channels=choice.monitor_channels,
                         callback=monitor_cb,
-                        finished_callback=self._finished("monitor stream"),
+                        finished_callback=self._monitor_finished,
                         **common,
                     )
                 )
-                engine.has_monitor_device = True
+            engine.has_monitor_device, engine.monitor_error = choice.monitor is not None, ""
         except sd.PortAudioError as e:
             self.close()
             raise DeviceError(
@@ -141,6 +141,10 @@ class DeviceStreams:
                 self.engine.report_device_error(f"{what} stopped: the device failed or disappeared")
 
         return cb
+
+    def _monitor_finished(self) -> None:
+        if not self._stopping:  # headphones unplugged: the main output plays on
+            self.engine.monitor_lost(f"the monitor stream stopped: {self.choice.monitor.title()} failed or disappeared")
 
     def start(self) -> None:
         sd = portaudio()

@@ -51,12 +51,14 @@ class DeviceSwitcher:
     def in_use(self) -> dict[str, Any]:
         return describe_choice(self.choice)
 
-    def switch(self, input: str | None, output: str | None) -> dict[str, Any]:
+    def switch(self, input: str | None, output: str | None, monitor: str | None = None) -> dict[str, Any]:
+        """None keeps a device as it is; monitor "" runs without one (hear-myself then has nowhere to go)."""
         with self._lock:
             cfg = dataclasses.replace(
                 self.audio,
                 input_device=self.audio.input_device if input is None else input,
                 output_device=self.audio.output_device if output is None else output,
+                monitor_device=self.audio.monitor_device if monitor is None else monitor,
             )
             choice = choose_devices(cfg)  # DeviceError: nothing has been touched
             old = self.choice

@@ -20,7 +20,7 @@ from typing import Any
 
 from rtvc.config import Config
 from rtvc.engine import Engine
-from rtvc.errors import ConfigError
+from rtvc.errors import ConfigError, DeviceError
 from rtvc.profiles import load_profile, profile_path
 from rtvc.settings import describe, from_table
 
@@ -44,11 +44,11 @@ class Controller:
         self._listeners: list[Listener] = []
         self.loading: str | None = None
         self.started = time.time()
-        self._engine_seen: tuple[str, str] | None = None
+        self._engine_seen: tuple[str, str, str] | None = None
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
         # virtual device, where there is nothing to switch
         self.links: dict[str, dict[str, str]] = {}  # outside links (OBS): name -> {state, detail}
-        self.device_switcher: Callable[[str | None, str | None], dict[str, Any]] | None = None
+        self.device_switcher: Callable[[str | None, str | None, str | None], dict[str, Any]] | None = None
 
     # -- reading ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -166,6 +166,16 @@ class Controller:
         return self.voice_on
 
     def set_monitor(self, on: bool, by: str) -> bool:
+        """Hear myself on the monitor device; DeviceError (nothing changes) when on is asked with none playing."""
+        if on and not self.engine.has_monitor_device:
+            lost = self.engine.monitor_error
+            again = "devices.select with `monitor`" if self.device_switcher is not None else "restart rtvc serve"
+            if lost:
+                raise DeviceError(f"hear myself has no device: {lost}", f"plug it back in and select it ({again})")
+            raise DeviceError(
+                "hear myself needs a monitor device, and none is set",
+                f"choose your headphones: {again}, or audio.monitor_device / --monitor-device (`rtvc devices`)",
+            )
         with self._lock:
             self.engine.monitor_enabled = bool(on)
         self._emit(["monitor"], by)
@@ -203,10 +213,10 @@ class Controller:
         self._emit(["ptt"], by)
         return n
 
-    def switch_devices(self, input: str | None, output: str | None, by: str) -> dict[str, Any]:
+    def switch_devices(self, input: str | None, output: str | None, by: str, monitor: str | None = None) -> dict:
         """Switch sound devices (slow: streams stop and open). DeviceError: the current devices stay."""
         assert self.device_switcher is not None
-        result = self.device_switcher(input, output)
+        result = self.device_switcher(input, output, monitor)
         self._emit(["devices"], by)
         return result
 
@@ -227,7 +237,7 @@ class Controller:
     def poll_engine(self) -> None:
         """Called now and then by the daemon: the engine's own state changes (stalled, failed) become events."""
         st = self.engine.status()
-        now = (st.state, st.detail)
+        now = (st.state, st.detail, st.monitor_device["error"])
         if now != self._engine_seen:
             self._engine_seen = now
             self._emit(["engine"], "engine")

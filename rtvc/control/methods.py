@@ -157,12 +157,17 @@ async def _set_params(s: Session, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _switch(name: str, doc: str, get: Callable[[Controller], bool], set_: str) -> None:
+    def apply(s: Session, on: bool) -> dict[str, bool]:
+        try:
+            return {"on": getattr(s.hub.controller, set_)(on, s.id)}
+        except DeviceError as e:  # hear myself with no monitor device: nothing changed
+            raise RpcError(NOT_FOUND, f"{name} not switched on: {e}") from None
+
     async def on(s: Session, on: bool) -> dict[str, bool]:
-        return {"on": getattr(s.hub.controller, set_)(on, s.id)}
+        return apply(s, on)
 
     async def toggle(s: Session) -> dict[str, bool]:
-        c = s.hub.controller
-        return {"on": getattr(c, set_)(not get(c), s.id)}
+        return apply(s, not get(s.hub.controller))
 
     METHODS[f"{name}.set"] = Method(on, doc, "{on}", _ON)
     METHODS[f"{name}.toggle"] = Method(toggle, f"Flip {name}.set", "{on}")
@@ -202,12 +207,18 @@ _DEV = "a device index or part of its name, from devices.list"
 
 @method(
     "devices.select",
-    "Switch the input and/or the output device",
+    "Switch the input, output and/or monitor (hear myself) device",
     "object",
-    {"input": Param("string", _DEV, False), "output": Param("string", _DEV, False)},
+    {
+        "input": Param("string", _DEV, False),
+        "output": Param("string", _DEV, False),
+        "monitor": Param("string", _DEV + "; an empty string for none", False),
+    },
     slow=True,
 )
-async def _select_devices(s: Session, input: str | None = None, output: str | None = None) -> dict[str, Any]:
+async def _select_devices(
+    s: Session, input: str | None = None, output: str | None = None, monitor: str | None = None
+) -> dict[str, Any]:
     switch = s.hub.controller.device_switcher
     if switch is None:
         where = "on the virtual device" if s.hub.devices_in_use().get("virtual") else "while this daemon runs"
@@ -216,13 +227,13 @@ async def _select_devices(s: Session, input: str | None = None, output: str | No
             f"devices.select is not available {where}: "
             "choose devices with audio.input_device/output_device in config.toml and restart rtvc serve",
         )
-    if input is None and output is None:
-        raise RpcError(INVALID_PARAMS, "devices.select: give input, output or both (see devices.list)")
+    if input is None and output is None and monitor is None:
+        raise RpcError(INVALID_PARAMS, "devices.select: give input, output, monitor or several (see devices.list)")
     if "devices" in s.hub.busy:
         raise RpcError(BUSY, "a device switch is under way: wait for it to finish")
     s.hub.busy.add("devices")
     try:
-        return await asyncio.to_thread(s.hub.controller.switch_devices, input, output, s.id)
+        return await asyncio.to_thread(s.hub.controller.switch_devices, input, output, s.id, monitor)
     except AudioLost as e:  # the old devices had stopped and did not come back: no sound now
         raise RpcError(NOT_AVAILABLE, f"devices not switched, and audio is stopped: {e}") from None
     except DeviceError as e:

@@ -203,7 +203,7 @@ edit the table, not this file.
 | type | when | params |
 |---|---|---|
 | `state` | any control change, by anyone | `changed` (keys of `state`), `by` (`client N`, `obs`, ...), `state` |
-| `engine` | engine state changes (running, voice failed, ...) | `by`: `engine`, `engine`: {state, detail}, `state` |
+| `engine` | engine state changes (running, voice failed, ...) | `by`: `engine`, `engine` (below), `state` |
 | `meters` | `meter_hz` times a second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS, -120 = silence), block time |
 
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
@@ -224,6 +224,11 @@ e.g. an fp16 overflow: the block is played as silence and the converter starts c
 each such block plays silence (never the dry microphone), the voice is tried again at the next block, and
 `engine.voice_errors` {`blocks`, `last`} counts them and quotes the latest error; the devices and the API run
 on, so `voices.select` can switch to another voice. A block that converts again makes the state `running`.
+An `engine` event's `engine` holds `state`, `detail` and `monitor_error` (below).
+`engine.monitor_device` {`present`, `error`}: whether a monitor (hear myself) stream plays, and why it stopped
+if it did (headphones unplugged): the main output plays on and the state stays `running`; an `engine` event
+carries the error as `monitor_error`. `monitor.set` on with no monitor device playing is refused (-32002) with
+the fix; `devices.select` with `monitor` opens one (an empty string: none).
 
 ## Errors
 

@@ -228,7 +228,8 @@ class ControlServer:
     def _broadcast(self, event: dict[str, Any]) -> None:
         if event["changed"] == ["engine"]:
             st = self.controller.engine.status()
-            kind, event = "engine", {**event, "type": "engine", "engine": {"state": st.state, "detail": st.detail}}
+            eng = {"state": st.state, "detail": st.detail, "monitor_error": st.monitor_device["error"]}
+            kind, event = "engine", {**event, "type": "engine", "engine": eng}
         else:
             kind = "state"
         text = rpc.notification(event)

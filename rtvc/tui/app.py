@@ -179,6 +179,8 @@ class RtvcApp(VoiceListMixin, App[None]):
             eng = ev["engine"]
             if eng["state"] in ("stalled", "failed", "voice failed"):
                 self.show_message(f"engine {eng['state']}: {eng['detail']}", error=True)
+            elif eng.get("monitor_error"):
+                self.show_message(f"hear myself: {eng['monitor_error']}", error=True)
         self._events += 1
         changed = set(ev.get("changed", ()))
         mine = self.client is not None and ev.get("by") == self.client.link.client
@@ -361,7 +363,7 @@ class RtvcApp(VoiceListMixin, App[None]):
                 await self._call("devices.select", **{kind: index})
             except CallError:
                 return
-            self.show_message(f"{kind} device switched to {index}")
+            self.show_message(f"{kind} device switched to {index}" if index else f"{kind} device removed")
 
     def action_reconnect(self) -> None:
         if self.client is not None:

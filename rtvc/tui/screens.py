@@ -72,7 +72,8 @@ class SaveScreen(Modal):
 
 
 class DeviceScreen(Modal):
-    """Lists the daemon's sound devices; returns ("input" | "output", index) or None."""
+    """Lists the daemon's sound devices; returns ("input" | "output" | "monitor", index) or None (index "" for the
+    monitor: none)."""
 
     def __init__(self, listing: dict[str, Any]):
         super().__init__()
@@ -84,12 +85,15 @@ class DeviceScreen(Modal):
             now = f"in use: the virtual device (playing {in_use.get('clip', 'a clip')})"
         else:
             now = f"in use: input {in_use.get('input', '?')}, output {in_use.get('output', '?')}"
+            now += f", monitor {in_use.get('monitor') or 'none'}"
         options: list[Option] = []
         for d in self.listing.get("devices", []):
-            for kind, n in (("input", d["max_input"]), ("output", d["max_output"])):
+            for kind, n in (("input", d["max_input"]), ("output", d["max_output"]), ("monitor", d["max_output"])):
                 if n:
-                    text = f"{kind:<6} [{d['index']}] {d['name']} ({d['host_api']})"
+                    text = f"{kind:<7} [{d['index']}] {d['name']} ({d['host_api']})"
                     options.append(Option(text, f"{kind}:{d['index']}"))
+        if in_use.get("monitor"):
+            options.append(Option("monitor none (no hear-myself device)", "monitor:"))
         with Vertical():
             yield Label("Sound devices", classes="title")
             yield Label(now, classes="hint")
