@@ -27,6 +27,7 @@ from rtvc.config import Config, format_config
 from rtvc.control.auth import connect_host, load_or_create_token
 from rtvc.control.controller import Controller
 from rtvc.control.obs import ObsLink, ObsSettings
+from rtvc.control.scenes import SceneVoices
 from rtvc.control.server import ControlServer
 from rtvc.engine import Engine
 from rtvc.errors import RtvcError
@@ -149,15 +150,15 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
             controller.select_voice(profile, "obs")
         except RtvcError:
             pass  # the controller's event carries the error; the serve log prints it
-        except Exception:  # a bug: logged with its trace, and the link and the current voice carry on
-            log.exception("OBS scene's voice '%s' failed to load", profile)
+
+    # a model loads for seconds: not on the link's thread, which must keep reading OBS; the latest scene wins
+    voices = SceneVoices(lambda: controller.profile, select)
 
     def on_scene(scene: str) -> None:
         profile = scenes.get(scene)
         log.info("OBS program scene %r%s", scene, f": voice '{profile}'" if profile else " (no voice mapped)")
-        if profile and profile != controller.profile:
-            # a model loads for seconds: not on the link's thread, which must keep reading OBS
-            threading.Thread(target=select, args=(profile,), name="rtvc-obs-voice", daemon=True).start()
+        if profile:
+            voices.request(profile)
 
     settings = ObsSettings(True, cfg.obs.host, cfg.obs.port, cfg.obs.password, scenes)
     link = ObsLink(settings, on_scene, lambda state, detail: controller.set_link("obs", state, detail))

@@ -1,0 +1,49 @@
+"""OBS scenes pick voices: the latest program scene's voice is the one that ends up playing.
+
+A model voice loads for seconds, and a streamer may cut through several scenes meanwhile. Each scene used to
+start its own load, and loads waited on one lock in no set order: after A, B, C in quick succession the voice
+of B could load last and play on scene C. Here one thread loads, always the voice the latest scene asked for;
+a scene passed through during a load is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger("rtvc")
+
+
+class SceneVoices:
+    def __init__(self, current: Callable[[], str], select: Callable[[str], None]):
+        """current(): the profile playing now; select(profile): load and switch to it (slow; errors are its own)."""
+        self._current, self._select = current, select
+        self._lock = threading.Lock()
+        self._want: str | None = None  # the latest scene's profile, not yet taken by the loader
+        self._loading = False
+        self.loaded: list[str] = []  # profiles selected, in order (for the log and tests)
+
+    def request(self, profile: str) -> None:
+        """A scene that maps to `profile` came on air (any thread; returns at once)."""
+        with self._lock:
+            self._want = profile
+            if self._loading:
+                return  # the loader takes it when its load ends
+            self._loading = True
+        threading.Thread(target=self._run, name="rtvc-obs-voice", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                profile, self._want = self._want, None
+                if profile is None:
+                    self._loading = False
+                    return
+            if profile == self._current():
+                continue
+            self.loaded.append(profile)
+            try:
+                self._select(profile)
+            except Exception:  # a bug in a load: logged with its trace; the next scene still loads
+                log.exception("OBS scene's voice '%s' failed to load", profile)

@@ -1,0 +1,59 @@
+"""OBS scene changes that come faster than a model voice loads: the latest scene's voice is the one that plays
+(each scene started its own load, and the waiting loads took one lock in no set order)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rtvc.control.scenes import SceneVoices
+from rtvc.errors import ModelError
+
+
+class SlowVoices:
+    """A controller whose voices take `seconds` to load, one at a time, as Controller.select_voice does."""
+
+    def __init__(self, seconds: float, broken: frozenset[str] = frozenset()):
+        self.profile, self.seconds, self.broken = "default", seconds, broken
+        self.lock = threading.Lock()
+        self.started = threading.Event()
+
+    def select(self, name: str) -> None:
+        with self.lock:
+            self.started.set()
+            time.sleep(self.seconds)
+            if name in self.broken:
+                raise ModelError(f"{name}.pth: truncated", "download it again")
+            self.profile = name
+
+
+def settle(scenes: SceneVoices, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while scenes._loading:
+        assert time.monotonic() < deadline, "the scene loader never finished"
+        time.sleep(0.01)
+
+
+def test_scenes_cut_through_during_a_load_end_on_the_latest_scenes_voice():
+    c = SlowVoices(0.3)
+    scenes = SceneVoices(lambda: c.profile, c.select)
+    scenes.request("giant")
+    assert c.started.wait(5)  # giant is loading now
+    for name in ("chipmunk", "higher", "feminine"):  # three cuts within the load
+        scenes.request(name)
+    settle(scenes)
+    assert c.profile == "feminine" and scenes.loaded == ["giant", "feminine"]  # the scenes passed through: skipped
+
+
+def test_a_scene_whose_voice_plays_loads_nothing_and_a_failed_load_does_not_stop_the_next():
+    c = SlowVoices(0.05, broken=frozenset({"broken"}))
+    scenes = SceneVoices(lambda: c.profile, c.select)
+    scenes.request("default")
+    settle(scenes)
+    assert scenes.loaded == []
+    scenes.request("broken")
+    settle(scenes)
+    assert c.profile == "default" and scenes.loaded == ["broken"]  # (the controller reports the error)
+    scenes.request("giant")
+    settle(scenes)
+    assert c.profile == "giant" and scenes.loaded == ["broken", "giant"]
