@@ -150,3 +150,31 @@ def test_clients_saving_one_name_at_once_each_get_a_true_answer(tmp_path):
     p = load_profile("same", tmp_path)
     assert (p.label, p.params.pitch) == (f"client {i}", float(i))  # the one told "saved" is the one on disk
     assert os.listdir(tmp_path) == ["same.toml"]  # no temporary file left behind
+
+
+def test_a_model_voice_is_saved_with_the_model_it_runs_not_its_edited_or_removed_file(tmp_path, monkeypatch):
+    """[model] was copied from the running profile's file on disk: edited after loading, it saved settings that
+    were not playing; removed, saving failed. Now it comes from the loaded voice."""
+    pytest.importorskip("torch", reason="RVC voices need the rvc extra (torch)")
+    from rtvc.rvc.factory import write_rvc_checkpoint
+    from rtvc.rvc.hubert_factory import write_fairseq_hubert
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    models, profiles = tmp_path / "models", tmp_path / "profiles"
+    models.mkdir()
+    profiles.mkdir()
+    write_rvc_checkpoint(models / "v2.pth", version="v2", sr="48k", f0=1, size="tiny", seed=1)
+    write_fairseq_hubert(models / "hubert.pt", seed=0, layers=2, dim=768, heads=12, ffn=512)
+    model = '[model]\npath = "../models/v2.pth"\ncontent = "../models/hubert.pt"\nf0 = "yin"\nseed = 7\n'
+    (profiles / "alice.toml").write_text(f'voice = "rvc"\n{model}[params]\npitch = 3.0\n')
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "alice"\n')
+    cfg = load_config(tmp_path / "config.toml")
+    controller = Controller(cfg, build_engine(cfg), "alice")
+    (profiles / "alice.toml").write_text(f'voice = "rvc"\n{model.replace("yin", "fcpe")}')  # edited meanwhile
+    controller.save_profile("alice-copy", None, False, "test")
+    (profiles / "alice.toml").unlink()  # and then removed
+    controller.save_profile("alice-again", None, False, "test")
+    for name in ("alice-copy", "alice-again"):
+        p = load_profile(name, profiles)
+        assert (p.model.f0, p.model.seed, p.params.pitch) == ("yin", 7, 3.0), name
+        assert (profiles / p.model.path).resolve() == (models / "v2.pth").resolve()

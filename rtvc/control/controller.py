@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from rtvc.config import Config
@@ -135,22 +135,18 @@ class Controller:
         """Write the running voice's kind, [model] and current [params] to profiles/NAME.toml; that
         profile becomes the active one (it is what is playing)."""
         from rtvc.profile_writer import portable_model, write_profile
-        from rtvc.settings import read_toml
 
         with self._lock:
             conv, _ = self.engine.active
             kind = getattr(conv.voice, "kind", "")
             params = asdict(conv.params)
-            source = self.profiles_dir / f"{self.profile}.toml"
         model = None
-        if getattr(conv.voice, "Model", None) is not None:  # a model voice: its files come from its profile
-            if not source.is_file():
-                raise ConfigError(
-                    f"cannot save: the running voice's profile file {source} is gone, so its [model] is unknown",
-                    "restore that file, or write the new profile by hand",
-                )
-            raw = read_toml(source).get("model", {})
-            model = portable_model(raw, source.parent, self.profiles_dir)
+        if getattr(conv.voice, "Model", None) is not None:
+            # a model voice: the [model] it was loaded with (its profile file may have been edited or removed
+            # since), every setting that is not the default, paths as the voice resolved them
+            settings = conv.voice.model
+            raw = {f.name: v for f in fields(settings) if (v := getattr(settings, f.name)) != f.default}
+            model = portable_model(raw, conv.voice.base, self.profiles_dir)
         path = write_profile(self.profiles_dir, name, label or name, kind, params, model, overwrite)
         with self._lock:
             self.profile = name
