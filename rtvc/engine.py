@@ -77,6 +77,7 @@ class Engine:
         self._muted_now = False
         self.has_monitor_device = False  # a monitor stream is open and playing (set by the device layer)
         self.monitor_error = ""  # why the monitor stream stopped (unplugged headphones); "" otherwise
+        self._monitor_stalled = False  # monitor_error says its callbacks stopped (and clears if they come back)
 
         cap = max(samplerate, 8 * self.block)  # 1 s or 8 blocks: a stall long enough to notice
         self.in_ring = SpscRing(cap)
@@ -209,11 +210,15 @@ class Engine:
     def close(self) -> None:
         self._bell.close()
 
+    def monitor_opened(self, present: bool) -> None:
+        """Device layer, with new streams opened: whether one of them is a monitor (hear-myself) stream."""
+        self.has_monitor_device, self.monitor_error, self._monitor_stalled = present, "", False
+
     def monitor_lost(self, detail: str) -> None:
         """Device layer, any thread: the monitor stream died. The main output plays on (the stream, the call),
         so the engine keeps running; hear-myself has nowhere to go until a monitor device is selected again."""
         self.has_monitor_device = False
-        self.monitor_error = detail
+        self.monitor_error, self._monitor_stalled = detail, False
 
     def report_device_error(self, detail: str) -> None:
         """Device layer: the stream died (device unplugged, server gone). Shown in status."""
@@ -266,6 +271,8 @@ class Engine:
 
     def _play(self, ring: SpscRing, scratch: np.ndarray, c: _Counters, outdata: np.ndarray, frames: int, flags) -> None:
         """An output-only stream's callback: its ring on the fixed timeline, to every channel."""
+        c.callbacks += 1
+        c.last_callback = time.monotonic()
         if c.sched_for is not self.realtime:
             self._schedule_callback(c)
         if flags:
@@ -399,16 +406,28 @@ class Engine:
         lv[3] = np.sqrt(np.mean(np.square(y, dtype=np.float64)))
 
     def _check_device(self) -> None:
-        c = self._counters
+        """A stream whose callbacks stopped without a word from its host API (some never call the finished
+        callback for a vanished device): the input or duplex stream, a separate output stream, the monitor."""
+        c, out, mon = self._counters, self._out_counters, self._mon_counters
         if self._state == "failed":
             return
-        period_s = (c.period or self.block) / self.samplerate
-        quiet = time.monotonic() - c.last_callback
-        if c.callbacks and quiet > max(0.5, 20 * period_s):
+        now = time.monotonic()
+        limit = max(0.5, 20 * (c.period or self.block) / self.samplerate)
+        if c.callbacks and now - c.last_callback > limit:
             self._state = "stalled"
-            self._detail = f"no audio callback for {quiet:.1f} s: is the device still there?"
+            self._detail = f"no audio callback for {now - c.last_callback:.1f} s: is the device still there?"
+        elif self.separate_streams and out.callbacks and now - out.last_callback > limit:
+            self._state = "stalled"
+            self._detail = f"no output callback for {now - out.last_callback:.1f} s: is the output device still there?"
         elif self._state == "stalled":
             self._state, self._detail = "running", ""
+        # the monitor: the main output plays on whatever it does (monitor_lost); back when its callbacks are
+        quiet = self.has_monitor_device and mon.callbacks and now - mon.last_callback > limit
+        if quiet and not self.monitor_error:
+            self.monitor_error = f"no monitor callback for {now - mon.last_callback:.1f} s: is it still there?"
+            self._monitor_stalled = True
+        elif not quiet and self._monitor_stalled:
+            self.monitor_error, self._monitor_stalled = "", False
 
     def wait_for_worker(self, timeout: float = 60.0) -> None:
         """Block until every complete block written so far has been processed (file conversion).

@@ -336,3 +336,45 @@ def test_a_voice_that_keeps_raising_can_be_replaced_by_another():
     np.testing.assert_array_equal(got[31 * 480 :], want[31 * 480 :])
     st = engine.status()
     assert st.voice == "passthrough" and st.voice_errors["blocks"] == 22 and st.state == "stopped"
+
+
+def test_an_output_or_monitor_stream_whose_callbacks_stop_is_noticed():
+    """Separate input and output devices: the stall check watched only the input's callbacks, so an output
+    device that vanished without a word from its host API went unnoticed while the input ran on. A quiet
+    output is 'stalled' until it calls back again; a quiet monitor is said in monitor_device, and the engine
+    runs on (the main output is what the stream hears)."""
+    period = 256
+    engine = make_engine(480)
+    engine.set_device(0, 0, separate_streams=True)
+    engine.monitor_opened(True)
+    engine.prepare(period)
+    engine.start()
+    x = np.zeros(period, dtype=np.float32)
+    out = np.zeros((period, 1), dtype=np.float32)
+    seen = []
+
+    def run(seconds: float, output: bool, monitor: bool) -> None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:  # callbacks at about the device's pace
+            engine.on_input(x, period, None)
+            if output:
+                engine.on_output(out, period, None)
+            if monitor:
+                engine.on_monitor(out, period, None)
+            time.sleep(period / SR)
+        st = engine.status()
+        seen.append((st.state, st.detail.split(" for ")[0], st.monitor_device["error"].split(" for ")[0]))
+
+    run(0.5, True, True)
+    run(1.2, False, True)  # the output device is gone; input and monitor go on
+    run(0.5, True, True)
+    run(1.2, True, False)  # the headphones are gone
+    run(0.5, True, True)
+    engine.stop()
+    assert seen == [
+        ("running", "", ""),
+        ("stalled", "no output callback", ""),
+        ("running", "", ""),
+        ("running", "", "no monitor callback"),
+        ("running", "", ""),
+    ]

@@ -125,7 +125,7 @@ class DeviceStreams:
                         **common,
                     )
                 )
-            engine.has_monitor_device, engine.monitor_error = choice.monitor is not None, ""
+            engine.monitor_opened(choice.monitor is not None)
         except sd.PortAudioError as e:
             self.close()
             raise DeviceError(
