@@ -35,11 +35,45 @@ def load_mono(path: Path, samplerate: int) -> np.ndarray:
         raise RtvcError(f"cannot read audio file {path}: {e}", "give a WAV/FLAC/OGG file") from None
     if len(data) == 0:
         raise RtvcError(f"{path}: holds no audio (0 samples)", "give a file with sound in it")
+    promised = wav_declared_frames(path)
+    if promised is not None and promised > len(data):
+        raise RtvcError(
+            f"{path}: truncated: its header promises {promised / sr:.2f} s of audio, it holds {len(data) / sr:.2f} s",
+            "copy or export it again (an interrupted download or recording); rtvc does not guess at the rest",
+        )
     x = data.mean(axis=1)
     if sr != samplerate:
         g = gcd(sr, samplerate)
         x = resample_poly(x, samplerate // g, sr // g).astype(np.float32)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def wav_declared_frames(path: Path) -> int | None:
+    """The frames a RIFF/WAVE file's 'data' chunk header declares, or None (not WAV, or a length left open as
+    writers to a pipe do: 0, or near 2 or 4 GiB, e.g. espeak-ng's 0x7ffff000). libsndfile reads a truncated WAV
+    without a word: this is how to tell."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            align = 0
+            while chunk := f.read(8):
+                if len(chunk) < 8:
+                    return None
+                kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if kind == b"fmt ":
+                    fmt = f.read(size)
+                    align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+                    f.seek(size & 1, os.SEEK_CUR)  # chunks are padded to even sizes
+                elif kind == b"data":
+                    open_ended = size == 0 or size >= 0x7FFF0000
+                    return size // align if align and not open_ended else None
+                else:
+                    f.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
 
 
 def _format(path: Path) -> tuple[str, str]:

@@ -146,12 +146,14 @@ def test_bad_inputs_and_outputs_are_named_before_any_work_and_the_input_is_never
     sf.write(tmp_path / "zero.wav", np.zeros(0, np.float32), sr)
     (tmp_path / "file.txt").write_text("x")
     (tmp_path / "folder").mkdir()
+    (tmp_path / "cut.wav").write_bytes(original[: len(original) // 2])  # an interrupted copy: libsndfile reads half
     t = str(tmp_path)
     cases = [
         (["convert", f"{t}/nope.wav", f"{t}/o.wav"], "nope.wav: file not found"),
         (["convert", f"{t}/folder", f"{t}/o.wav"], "folder: is a folder, not an audio file"),
         (["convert", f"{t}/empty.wav", f"{t}/o.wav"], "cannot read audio file"),
         (["convert", f"{t}/zero.wav", f"{t}/o.wav"], "zero.wav: holds no audio (0 samples)"),
+        (["convert", f"{t}/cut.wav", f"{t}/o.wav"], "cut.wav: truncated: its header promises 0.50 s of audio, it"),
         (["convert", str(src), str(src)], "is also the input: writing it would destroy the original"),
         (["convert", str(src), f"{t}/file.txt/o.wav"], "file.txt is a file, not a folder"),
         (["convert", str(src), f"{t}/folder"], "folder: is a folder (name a file in it, e.g."),
@@ -166,7 +168,14 @@ def test_bad_inputs_and_outputs_are_named_before_any_work_and_the_input_is_never
         assert err.startswith("rtvc: error: ") and words in err, (argv, err)
         assert "Traceback" not in err
     assert src.read_bytes() == original
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.wav", "file.txt", "folder", "in.wav", "zero.wav"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cut.wav",
+        "empty.wav",
+        "file.txt",
+        "folder",
+        "in.wav",
+        "zero.wav",
+    ]
     assert main(["convert", str(src), f"{t}/out/deeper.flac"]) == 0  # formats without float samples: their own
     y, sr2 = sf.read(tmp_path / "out" / "deeper.flac", dtype="float32")
     assert sr2 == sr and len(y) == sr // 2 and np.abs(y).max() > 0.01

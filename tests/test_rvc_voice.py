@@ -168,6 +168,13 @@ def test_rms_mix_follows_the_input_loudness(models):
     assert 17 < ratio < 23, ratio  # the output's contour is the input's
 
 
+def test_f0_settings_on_a_voice_without_f0_are_named_not_ignored(models):
+    for model in ({"f0": "rmvpe", "f0_model": "rmvpe.pt"}, {"f0_min": 80.0}, {"f0": "yin", "f0_max": 600.0}):
+        with pytest.raises(ConfigError, match=r"set, but v2nof0\.pth is a voice without F0 \(pitch\)") as e:
+            RvcVoice(SR, RvcModelSettings(path="v2nof0.pth", content="hubert.pt", **model), models)
+        assert all(k in str(e.value) for k in model) and "remove them" in e.value.fix
+
+
 def test_missing_files_name_the_file_and_the_fix(models, tmp_path):
     cases = [
         ({"path": "nope.pth", "content": "hubert.pt"}, ModelError, r"nope\.pth"),

@@ -132,6 +132,14 @@ class RvcVoice:
             )
         path = _file(base, model.path, "path", "the voice's .pth file", where)
         rvc = load_rvc(path)
+        if not rvc.f0:  # F0 settings would do nothing: said before seconds of loading, not ignored
+            defaults = RvcModelSettings()
+            set_ = [k for k in ("f0", "f0_model", "f0_min", "f0_max") if getattr(model, k) != getattr(defaults, k)]
+            if set_:
+                raise ConfigError(
+                    f"{where} {', '.join(set_)} set, but {path.name} is a voice without F0 (pitch): they do nothing",
+                    "remove them from the profile, or use the voice's F0 version if it has one",
+                )
         content = ContentEncoder.load(
             _file(base, model.content, "content", "hubert_base.pt (ContentVec) or a HuBERT folder", where),
             rvc.version,
