@@ -128,3 +128,28 @@ def test_cuda_graphs_equal_eager(models, precision, tol):
             got = graph(**feed)[module.outputs[0].name].double()
         err = float((got - ref).norm() / ref.norm())
         assert err <= tol, f"{name} {precision}: {err:.2e}"
+
+
+@pytest.mark.parametrize("f0", ["fcpe", "crepe-tiny", "rmvpe"])
+def test_every_step_runs_off_the_cpu_without_a_host_sync(models, f0):
+    """What a GPU path needs of a step, checked here without a GPU: each step runs on the meta device, where a
+    tensor made on the CPU inside the step meets the inputs' device and fails, and so does anything that reads
+    values back to the host (.item(), a branch on a tensor), which would also break CUDA-graph capture."""
+    if f0 == "rmvpe":
+        from rtvc.rvc.f0.rmvpe_factory import write_rmvpe_checkpoint
+
+        if not (models / "rmvpe.pt").exists():
+            write_rmvpe_checkpoint(models / "rmvpe.pt", seed=1)
+    extra = {"f0_model": "rmvpe.pt"} if f0 == "rmvpe" else {}
+    voice = RvcVoice(SR, RvcModelSettings(path="v2.pth", content="hubert.pt", f0=f0, **extra), models)
+    for block_ms in (20.0, 10.0):
+        shape = stream_shape(voice, block_ms, SR)
+        for precision in ("fp32", "fp16"):
+            steps = voice.steps(shape, precision)
+            assert set(steps) == {"content", "f0", "synth"}
+            for name, module in steps.items():
+                args = [a.to("meta") for a in example_inputs(module)]
+                with torch.no_grad():
+                    out = module.to("meta")(*args)
+                spec = module.outputs[0]
+                assert (tuple(out.shape), str(out.dtype)) == (spec.shape, f"torch.{spec.dtype}"), (name, precision)
