@@ -20,6 +20,7 @@ from typing import TextIO
 
 RVC_EXTRA = 'pip install -e ".[rvc]"'
 GPU_EXTRA = 'pip install -e ".[gpu]"'
+LAST_TORCHAUDIO = (2, 11)  # torchaudio's last release; its compiled part is built for one torch release
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,14 @@ def check_torchaudio(torch_version: str) -> Check:
         return Check(False, "torchaudio", "not installed", RVC_EXTRA)
     try:
         import torchaudio  # noqa: F401
-    except (ImportError, OSError) as e:
+    except (ImportError, OSError, RuntimeError) as e:
         said = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         pair = torch_version.split("+")[0]
-        return Check(
-            False,
-            "torchaudio",
-            f"{v} does not load with torch {torch_version} ({said})",
-            f"pip install torchaudio=={pair} (the release built for this torch)",
-        )
+        major_minor = tuple(int(p) for p in pair.split(".")[:2] if p.isdigit())
+        fix = f"pip install torchaudio=={pair} (the release built for this torch)"
+        if major_minor > LAST_TORCHAUDIO:  # torchaudio's releases ended with 2.11
+            fix = "pip install torch==2.11.0 torchaudio==2.11.0 (torchaudio's last release is 2.11)"
+        return Check(False, "torchaudio", f"{v} does not load with torch {torch_version} ({said})", fix)
     return Check(True, "torchaudio", v)
 
 

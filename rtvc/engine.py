@@ -78,6 +78,7 @@ class Engine:
         self.has_monitor_device = False  # a monitor stream is open and playing (set by the device layer)
         self.monitor_error = ""  # why the monitor stream stopped (unplugged headphones); "" otherwise
         self._monitor_stalled = False  # monitor_error says its callbacks stopped (and clears if they come back)
+        self.stall_after_s = 0.5  # a stream quiet this long (or 20 periods) is stalled
 
         cap = max(samplerate, 8 * self.block)  # 1 s or 8 blocks: a stall long enough to notice
         self.in_ring = SpscRing(cap)
@@ -159,6 +160,8 @@ class Engine:
         # every stream on one mainloop thread: one we raised stays raised if the next device is JACK's.)
         for c in self._all_counters:
             c.sched_for, c.sched, c.raised = None, None, False
+        for c in (self._out_counters, self._mon_counters):
+            c.callbacks = 0  # the new streams' stall checks start at their first callback (a slow start is no stall)
         self._bell.ring()
         if self._thread is not None and self._thread.is_alive() and not self._idle.wait(timeout):
             raise RuntimeError("the worker did not reach a block edge")
@@ -211,13 +214,17 @@ class Engine:
         self._bell.close()
 
     def monitor_opened(self, present: bool) -> None:
-        """Device layer, with new streams opened: whether one of them is a monitor (hear-myself) stream."""
+        """Device layer, with new streams opened: whether one of them is a monitor (hear-myself) stream. Without
+        one, hear-myself is off: it would say on while nothing plays."""
         self.has_monitor_device, self.monitor_error, self._monitor_stalled = present, "", False
+        if not present:
+            self.monitor_enabled = False
 
     def monitor_lost(self, detail: str) -> None:
         """Device layer, any thread: the monitor stream died. The main output plays on (the stream, the call),
-        so the engine keeps running; hear-myself has nowhere to go until a monitor device is selected again."""
+        so the engine keeps running; hear-myself goes off until a monitor device is selected again."""
         self.has_monitor_device = False
+        self.monitor_enabled = False
         self.monitor_error, self._monitor_stalled = detail, False
 
     def report_device_error(self, detail: str) -> None:
@@ -412,19 +419,21 @@ class Engine:
         if self._state == "failed":
             return
         now = time.monotonic()
-        limit = max(0.5, 20 * (c.period or self.block) / self.samplerate)
+        limit = max(self.stall_after_s, 20 * (c.period or self.block) / self.samplerate)
+        # (the words name the limit, not the time so far: a detail that changed every check would be a new
+        # event and log line four times a second)
         if c.callbacks and now - c.last_callback > limit:
             self._state = "stalled"
-            self._detail = f"no audio callback for {now - c.last_callback:.1f} s: is the device still there?"
+            self._detail = f"no audio callback for over {limit:.1f} s: is the device still there?"
         elif self.separate_streams and out.callbacks and now - out.last_callback > limit:
             self._state = "stalled"
-            self._detail = f"no output callback for {now - out.last_callback:.1f} s: is the output device still there?"
+            self._detail = f"no output callback for over {limit:.1f} s: is the output device still there?"
         elif self._state == "stalled":
             self._state, self._detail = "running", ""
         # the monitor: the main output plays on whatever it does (monitor_lost); back when its callbacks are
         quiet = self.has_monitor_device and mon.callbacks and now - mon.last_callback > limit
         if quiet and not self.monitor_error:
-            self.monitor_error = f"no monitor callback for {now - mon.last_callback:.1f} s: is it still there?"
+            self.monitor_error = f"no monitor callback for over {limit:.1f} s: is it still there?"
             self._monitor_stalled = True
         elif not quiet and self._monitor_stalled:
             self.monitor_error, self._monitor_stalled = "", False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from importlib import resources
 from math import gcd
 from pathlib import Path
@@ -33,14 +34,14 @@ def load_mono(path: Path, samplerate: int) -> np.ndarray:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise RtvcError(f"cannot read audio file {path}: {e}", "give a WAV/FLAC/OGG file") from None
-    if len(data) == 0:
-        raise RtvcError(f"{path}: holds no audio (0 samples)", "give a file with sound in it")
     promised = wav_declared_frames(path)
     if promised is not None and promised > len(data):
         raise RtvcError(
             f"{path}: truncated: its header promises {promised / sr:.2f} s of audio, it holds {len(data) / sr:.2f} s",
             "copy or export it again (an interrupted download or recording); rtvc does not guess at the rest",
         )
+    if len(data) == 0:
+        raise RtvcError(f"{path}: holds no audio (0 samples)", "give a file with sound in it")
     x = data.mean(axis=1)
     if sr != samplerate:
         g = gcd(sr, samplerate)
@@ -53,6 +54,8 @@ def wav_declared_frames(path: Path) -> int | None:
     writers to a pipe do: 0, or near 2 or 4 GiB, e.g. espeak-ng's 0x7ffff000). libsndfile reads a truncated WAV
     without a word: this is how to tell."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe was read once already; opening it again would block
+            return None
         with open(path, "rb") as f:
             head = f.read(12)
             if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -63,9 +66,9 @@ def wav_declared_frames(path: Path) -> int | None:
                     return None
                 kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
                 if kind == b"fmt ":
-                    fmt = f.read(size)
+                    fmt = f.read(min(size, 16))  # (a corrupt size must not become a huge read)
                     align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
-                    f.seek(size & 1, os.SEEK_CUR)  # chunks are padded to even sizes
+                    f.seek(size - len(fmt) + (size & 1), os.SEEK_CUR)  # chunks are padded to even sizes
                 elif kind == b"data":
                     open_ended = size == 0 or size >= 0x7FFF0000
                     return size // align if align and not open_ended else None

@@ -16,32 +16,37 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/gpu-check}
 mkdir -p "$OUT"
-exec > >(tee -a "$OUT/gpu-check.log") 2>&1
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
-if compgen -G ".whl/*.whl" >/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/rtvc-site .whl/*.whl \
-    || { echo "gpu-check: installing .whl/ failed"; exit 1; }
-  export PYTHONPATH="/tmp/rtvc-site:$PWD"
-else
-  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-fi
-summary=()
-step() {  # step NAME SECONDS COMMAND...
+
+step() {  # step NAME SECONDS COMMAND...: the limits add up to 510 s, inside a 540 s call
   local name=$1 limit=$2
   shift 2
   echo
   echo "== $name ($(date -u +%T), limit ${limit} s)"
-  timeout --kill-after=10 "$limit" "$@"
-  local rc=$?
-  summary+=("$name: exit $rc")
+  timeout --kill-after=5 "$limit" "$@"
+  summary+=("$name: exit $?")
 }
-step "gpu" 30 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.mem,temperature.gpu --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"'
-step "doctor" 60 $PY -m rtvc doctor
-step "cuda-graph parity" 240 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py
-step "rvc_gpu bench" 300 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --out "$OUT/rvc_gpu.json"
-step "live 60 s at 10 ms" 360 $PY bench/live_virtual.py --rvc full --backend cuda-graph --device cuda \
-  --precision fp16 --block-ms 10 --seconds 60 --out "$OUT/live_virtual_gpu.json"
-echo
-echo "== summary"
-printf '%s\n' "${summary[@]}"
+
+checks() {
+  if compgen -G ".whl/*.whl" >/dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/rtvc-site \
+      .whl/*.whl || { echo "gpu-check: installing .whl/ failed"; return 1; }
+    export PYTHONPATH="/tmp/rtvc-site:$PWD"
+  else
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  summary=()
+  step "gpu" 20 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.mem,temperature.gpu --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"'
+  step "doctor" 40 $PY -m rtvc doctor
+  step "cuda-graph parity" 120 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py
+  step "rvc_gpu bench" 180 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --out "$OUT/rvc_gpu.json"
+  step "live 60 s at 10 ms" 150 $PY bench/live_virtual.py --rvc full --backend cuda-graph --device cuda \
+    --precision fp16 --block-ms 10 --seconds 60 --out "$OUT/live_virtual_gpu.json"
+  echo
+  echo "== summary"
+  printf '%s\n' "${summary[@]}"
+}
+
+# a pipeline, not a process substitution: the log is whole when the script ends
+checks 2>&1 | tee -a "$OUT/gpu-check.log"

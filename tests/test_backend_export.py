@@ -155,3 +155,28 @@ def test_an_operator_tensorrt_cannot_parse_is_named_at_export(tmp_path):
     with pytest.raises(ModelError, match="operators TensorRT cannot parse: DFT") as e:
         export_step(Spectrum(), tmp_path / "spectrum.onnx")
     assert "cuda-graph" in e.value.fix
+
+
+def test_local_functions_are_judged_by_their_bodies(tmp_path):
+    """An exporter may keep local functions (TensorRT inlines them): what counts is what they hold; an operator
+    of another domain that is not one of them (onnxruntime's contrib ops) is one TensorRT cannot parse."""
+    from onnx import TensorProto, helper
+
+    def model(body_op: str, extra=()):
+        fn = helper.make_function(
+            "rtvc.local", "Step", ["x"], ["y"], [helper.make_node(body_op, ["x", "x"], ["y"])],
+            [helper.make_opsetid("", 17)],
+        )  # fmt: skip
+        nodes = [helper.make_node("Step", ["x"], ["y"], domain="rtvc.local"), *extra]
+        io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in ("x", "y")]
+        graph = helper.make_graph(nodes, "g", [io[0]], [io[1]])
+        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("rtvc.local", 1)]
+        m = helper.make_model(graph, functions=[fn], opset_imports=opsets)
+        path = tmp_path / f"{body_op}-{len(extra)}.onnx"
+        onnx.save(m, str(path))
+        return path
+
+    assert tensorrt_refuses(model("Add")) == []
+    assert tensorrt_refuses(model("DFT")) == ["DFT"]
+    contrib = helper.make_node("FusedMatMul", ["x", "x"], ["z"], domain="com.microsoft")
+    assert tensorrt_refuses(model("Add", [contrib])) == ["com.microsoft::FusedMatMul"]

@@ -30,6 +30,7 @@ class Choice:
     input: Dev
     output: Dev
     monitor: Dev | None = None
+    monitor_channels: int = 0
 
     def describe(self) -> str:
         return f"{self.input.name} -> {self.output.name}"
@@ -42,9 +43,11 @@ class Streams:
     stopped: ClassVar[list[str]] = []
 
     def __init__(self, choice, engine, samplerate, period):
-        if choice.input.name in self.gone:
-            raise DeviceError(f"{choice.input.name} could not be opened", "plug it back in")
+        if choice.input.name in self.gone or (choice.monitor and choice.monitor.name in self.gone):
+            name = choice.input.name if choice.input.name in self.gone else choice.monitor.name
+            raise DeviceError(f"{name} could not be opened", "plug it back in")
         self.choice = choice
+        engine.monitor_opened(choice.monitor is not None)  # (as DeviceStreams does)
 
     def start(self) -> None:
         if self.choice.input.name in self.busy:
@@ -126,3 +129,25 @@ def test_a_monitor_device_is_added_changed_and_dropped_and_the_others_stay(switc
     with pytest.raises(DeviceError):
         switcher.switch("usb mic", None, "headphones 3")
     assert switcher.in_use()["monitor"] is None and switcher.audio.monitor_device == ""  # nothing changed
+
+
+def test_a_lost_monitor_is_dropped_by_the_next_switch_not_reopened(switcher):
+    """Headphones unplugged, then the mic changed: the lost monitor was chosen again (PortAudio's list does not
+    change while rtvc runs), failed to open, and took the switch, and the fallback to the old devices, with it."""
+    assert switcher.switch(None, None, "headset")["in_use"]["monitor"] == "headset"
+    switcher.engine.monitor_enabled = True
+    Streams.gone = {"headset"}
+    switcher.engine.monitor_lost("the monitor stream stopped: headset failed or disappeared")
+    assert not switcher.engine.monitor_enabled  # hear-myself off: it has nowhere to go
+    assert switcher.switch("webcam mic", None)["in_use"] == {
+        "virtual": False, "input": "webcam mic", "output": "headphones", "monitor": None,
+    }  # fmt: skip
+    assert switcher.audio.monitor_device == "" and switcher.engine.status().state == "running"
+    # and when the new devices fail, the old ones come back without the lost monitor
+    assert switcher.switch(None, None, "headset 2")["in_use"]["monitor"] == "headset 2"
+    Streams.gone = {"headset 2", "usb mic"}
+    switcher.engine.monitor_lost("the monitor stream stopped: headset 2 failed or disappeared")
+    with pytest.raises(DeviceError, match="usb mic could not be opened"):
+        switcher.switch("usb mic", None)
+    assert switcher.in_use()["input"] == "webcam mic" and switcher.in_use()["monitor"] is None
+    assert switcher.engine.status().state == "running"

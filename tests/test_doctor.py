@@ -138,3 +138,5 @@ def test_a_torchaudio_that_does_not_load_with_this_torch_is_named(monkeypatch):
     check = check_torchaudio("2.11.0+cu130")
     assert not check.ok and "does not load with torch 2.11.0+cu130" in check.found
     assert check.fix == "pip install torchaudio==2.11.0 (the release built for this torch)"
+    newer = check_torchaudio("2.13.0+cpu")  # torchaudio has no 2.13: the pair to go back to
+    assert newer.fix == "pip install torch==2.11.0 torchaudio==2.11.0 (torchaudio's last release is 2.11)"

@@ -86,7 +86,11 @@ def test_keys():
     assert len(keys) == 5 and SHAPE.key() not in keys  # every field of the shape is in its key
     assert H100.slug() == "nvidia-h100-80gb-hbm3-sm90-trt10.13.3.9"
     name = engine_filename("content", {"voice": "ab" * 32}, SHAPE, "fp32", H100)
-    assert name == f"content-abababababab-{SHAPE.key()}-fp32-{H100.slug()}.engine"
+    assert name.startswith("content-abababababab-") and name.endswith(f"-{SHAPE.key()}-fp32-{H100.slug()}.engine")
+    # one .pth under two profiles with other F0 (or content) models: engines that do not overwrite each other
+    fcpe = engine_filename("f0", {"voice": "ab" * 32, "f0": "fcpe (torchfcpe 0.0.4)"}, SHAPE, "fp32", H100)
+    rmvpe = engine_filename("f0", {"voice": "ab" * 32, "f0": "cd" * 32}, SHAPE, "fp32", H100)
+    assert fcpe != rmvpe and fcpe.startswith("f0-abababababab-")
     other = replace(H100, tensorrt="11.3.0")
     assert timing_cache_path(Path("e"), H100) != timing_cache_path(Path("e"), other)
     assert timing_cache_path(Path("e"), H100) == Path("e") / f"timing-{H100.slug()}.cache"

@@ -298,6 +298,7 @@ def test_a_voice_that_raises_plays_silence_for_those_blocks_and_the_engine_runs_
 
     conv = StreamingConverter(Flaky(SR, range(30, 35), look), PassthroughParams(), shape)
     engine = Engine(conv, SR, headroom=192)
+    engine.stall_after_s = 60.0  # (not clock-paced: a starved machine's pause is no stall here)
     x = np.random.default_rng(5).uniform(-0.5, 0.5, 2 * SR).astype(np.float32)
     y = run_virtual(engine, x, 256, paced=False)
     lat = engine.latency().total
@@ -325,6 +326,7 @@ def test_a_voice_that_keeps_raising_can_be_replaced_by_another():
 
     conv = StreamingConverter(Flaky(SR, range(10, 10**9), select_another), PassthroughParams(), shape)
     engine = Engine(conv, SR, headroom=192, voice_label="flaky")
+    engine.stall_after_s = 60.0
     x = np.random.default_rng(6).uniform(-0.5, 0.5, 2 * SR).astype(np.float32)
     y = run_virtual(engine, x, 256, paced=False)
     lat = engine.latency().total
@@ -345,6 +347,7 @@ def test_an_output_or_monitor_stream_whose_callbacks_stop_is_noticed():
     runs on (the main output is what the stream hears)."""
     period = 256
     engine = make_engine(480)
+    engine.stall_after_s = 1.0  # quiet phases of 2.5 s, busy ones of 1.5 s: a starved machine's pause is not 1 s
     engine.set_device(0, 0, separate_streams=True)
     engine.monitor_opened(True)
     engine.prepare(period)
@@ -365,11 +368,11 @@ def test_an_output_or_monitor_stream_whose_callbacks_stop_is_noticed():
         st = engine.status()
         seen.append((st.state, st.detail.split(" for ")[0], st.monitor_device["error"].split(" for ")[0]))
 
-    run(0.5, True, True)
-    run(1.2, False, True)  # the output device is gone; input and monitor go on
-    run(0.5, True, True)
-    run(1.2, True, False)  # the headphones are gone
-    run(0.5, True, True)
+    run(1.5, True, True)
+    run(2.5, False, True)  # the output device is gone; input and monitor go on
+    run(1.5, True, True)
+    run(2.5, True, False)  # the headphones are gone
+    run(1.5, True, True)
     engine.stop()
     assert seen == [
         ("running", "", ""),

@@ -35,7 +35,7 @@ def settle(scenes: SceneVoices, timeout: float = 10.0) -> None:
 
 
 def test_scenes_cut_through_during_a_load_end_on_the_latest_scenes_voice():
-    c = SlowVoices(0.3)
+    c = SlowVoices(1.0)  # (long enough for the three cuts below on a starved machine)
     scenes = SceneVoices(lambda: c.profile, c.select)
     scenes.request("giant")
     assert c.started.wait(5)  # giant is loading now

@@ -37,6 +37,11 @@ def portaudio():
     """The sounddevice module. Importing it loads PortAudio's shared library, which may be missing."""
     try:
         import sounddevice
+    except ImportError:
+        raise DeviceError(
+            "the sounddevice package is not installed, so no sound card can be used",
+            "pip install sounddevice (rtvc's own dependency: reinstall rtvc), or run on the virtual device: --virtual",
+        ) from None
     except OSError as e:  # the module is installed, PortAudio's library is not
         raise DeviceError(
             f"PortAudio's library is not installed, so no sound card can be used ({e})",
@@ -92,12 +97,13 @@ def no_devices_error() -> DeviceError:
     )
 
 
-def find_device(spec: int | str, kind: Kind, host_api: str = "") -> Device:
-    """A device by index, by name substring (case-insensitive), or '' for the host API's default."""
+def find_device(spec: int | str, kind: Kind, host_api: str = "", flag: str = "") -> Device:
+    """A device by index, by name substring (case-insensitive), or '' for the host API's default. `flag`: the
+    option that chooses it, for the fixes (default --input-device / --output-device)."""
     devices = list_devices()
     if not devices:
         raise no_devices_error()
-    flag = f"--{kind}-device"
+    flag = flag or f"--{kind}-device"
     usable = [d for d in devices if d.channels(kind) > 0 and host_api.lower() in d.host_api.lower()]
     if host_api and not usable:
         apis = sorted({d.host_api for d in devices if d.channels(kind) > 0})

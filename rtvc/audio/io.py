@@ -43,7 +43,9 @@ class DeviceChoice:
 def choose_devices(cfg: AudioConfig) -> DeviceChoice:
     inp = find_device(cfg.input_device, "input", cfg.host_api)
     out = find_device(cfg.output_device, "output", cfg.host_api)
-    mon = find_device(cfg.monitor_device, "output", cfg.host_api) if cfg.monitor_device != "" else None
+    mon = None
+    if cfg.monitor_device != "":
+        mon = find_device(cfg.monitor_device, "output", cfg.host_api, "--monitor-device")
     if cfg.input_channel > inp.max_input:
         raise DeviceError(
             f"audio.input_channel = {cfg.input_channel}, but {inp.title()} has {inp.max_input} input(s)",

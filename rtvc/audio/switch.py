@@ -52,8 +52,13 @@ class DeviceSwitcher:
         return describe_choice(self.choice)
 
     def switch(self, input: str | None, output: str | None, monitor: str | None = None) -> dict[str, Any]:
-        """None keeps a device as it is; monitor "" runs without one (hear-myself then has nowhere to go)."""
+        """None keeps a device as it is; monitor "" runs without one (hear-myself then has nowhere to go).
+        A monitor that was lost (unplugged) is not kept: PortAudio's device list does not change while rtvc
+        runs, so reopening it would fail, and take the switch and the fallback to the old devices with it."""
         with self._lock:
+            lost = not self.engine.has_monitor_device and bool(self.engine.monitor_error)
+            if monitor is None and lost:
+                monitor = ""
             cfg = dataclasses.replace(
                 self.audio,
                 input_device=self.audio.input_device if input is None else input,
@@ -61,7 +66,8 @@ class DeviceSwitcher:
                 monitor_device=self.audio.monitor_device if monitor is None else monitor,
             )
             choice = choose_devices(cfg)  # DeviceError: nothing has been touched
-            old = self.choice
+            old = self.choice if not lost else dataclasses.replace(self.choice, monitor=None, monitor_channels=0)
+            old_cfg = self.audio if not lost else dataclasses.replace(self.audio, monitor_device="")
             if not self.streams.stop():
                 raise AudioLost("the current audio device did not stop: it is gone or hung", "restart rtvc serve")
             try:
@@ -78,11 +84,12 @@ class DeviceSwitcher:
             except DeviceError as e:
                 log.info("devices: the new ones did not run (%s); reopening the previous ones", e)
                 try:
-                    self._open(old, self.audio)
+                    self._open(old, old_cfg)
                 except DeviceError as again:  # both gone (unplugged meanwhile): say so, in status too
                     what = f"the new devices did not run ({e.what}) and the previous ones did not reopen ({again.what})"
                     self.engine.report_device_error(what)
                     raise AudioLost(what, "select devices that are there with devices.select") from e
+                self.audio, self.choice = old_cfg, old  # (without a lost monitor)
                 raise
             self.audio, self.choice = cfg, choice
             log.info("devices switched:\n%s", choice.describe())

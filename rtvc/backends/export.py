@@ -46,13 +46,21 @@ def tensorrt_refuses(path: Path) -> list[str]:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    graphs, ops = [model.graph], set()
-    while graphs:  # subgraphs (If / Loop bodies) too
-        g = graphs.pop()
-        for node in g.node:
-            if node.domain not in ("", "ai.onnx") or node.op_type in TENSORRT_UNSUPPORTED:
-                ops.add(f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type)
-            graphs += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+    # the model's local functions (an exporter may keep some): TensorRT inlines them, so their bodies count
+    local = {(fn.domain, fn.name): fn for fn in model.functions}
+    bodies, seen, ops = [model.graph.node], set(), set()
+    while bodies:  # subgraphs (If / Loop bodies) and function bodies too
+        for node in bodies.pop():
+            key = (node.domain, node.op_type)
+            if key in local:
+                if key not in seen:
+                    seen.add(key)
+                    bodies.append(local[key].node)
+            elif node.domain not in ("", "ai.onnx"):
+                ops.add(f"{node.domain}::{node.op_type}")
+            elif node.op_type in TENSORRT_UNSUPPORTED:
+                ops.add(node.op_type)
+            bodies += [a.g.node for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
     return sorted(ops)
 
 

@@ -131,8 +131,11 @@ def rvc_models(settings, base: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def engine_filename(step: str, models: dict[str, str], shape: StreamShape, precision: str, target: Target) -> str:
+    """The voice's hash (to find its files by eye), then one of all the models (voice, content, F0): two profiles
+    on one .pth with another F0 or content model must not build over each other's engines."""
     voice = models.get("voice", next(iter(models.values()), "none"))[:12]
-    return f"{step}-{voice}-{shape.key()}-{precision}-{target.slug()}.engine"
+    together = hashlib.sha256(json.dumps(sorted(models.items())).encode()).hexdigest()[:8]
+    return f"{step}-{voice}-{together}-{shape.key()}-{precision}-{target.slug()}.engine"
 
 
 def timing_cache_path(engines_dir: Path, target: Target) -> Path:

@@ -212,8 +212,10 @@ class Controller:
     def switch_devices(self, input: str | None, output: str | None, by: str, monitor: str | None = None) -> dict:
         """Switch sound devices (slow: streams stop and open). DeviceError: the current devices stay."""
         assert self.device_switcher is not None
+        hearing = self.engine.monitor_enabled
         result = self.device_switcher(input, output, monitor)
-        self._emit(["devices"], by)
+        # without a monitor device hear-myself goes off (Engine.monitor_opened): say so with the switch
+        self._emit(["devices"] + (["monitor"] if self.engine.monitor_enabled != hearing else []), by)
         return result
 
     def set_link(self, name: str, state: str, detail: str) -> None:

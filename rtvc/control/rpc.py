@@ -225,10 +225,11 @@ each such block plays silence (never the dry microphone), the voice is tried aga
 `engine.voice_errors` {`blocks`, `last`} counts them and quotes the latest error; the devices and the API run
 on, so `voices.select` can switch to another voice. A block that converts again makes the state `running`.
 An `engine` event's `engine` holds `state`, `detail` and `monitor_error` (below).
-`engine.monitor_device` {`present`, `error`}: whether a monitor (hear myself) stream plays, and why it stopped
-if it did (headphones unplugged): the main output plays on and the state stays `running`; an `engine` event
-carries the error as `monitor_error`. `monitor.set` on with no monitor device playing is refused (-32002) with
-the fix; `devices.select` with `monitor` opens one (an empty string: none).
+`engine.monitor_device` {`present`, `error`}: whether a monitor (hear myself) stream is open, and why it
+stopped if it did (headphones unplugged, or no callbacks for a while): the main output plays on and the state
+stays `running`; an `engine` event carries the error as `monitor_error`. A monitor that is lost or removed turns
+`monitor` off. `monitor.set` on with no monitor device open is refused (-32002) with the fix; `devices.select`
+with `monitor` opens one (an empty string: none), and drops one that was lost when it is not given.
 
 ## Errors
 

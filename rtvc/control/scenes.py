@@ -34,16 +34,22 @@ class SceneVoices:
         threading.Thread(target=self._run, name="rtvc-obs-voice", daemon=True).start()
 
     def _run(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._lock:
+                    profile, self._want = self._want, None
+                    if profile is None:
+                        return
+                if profile == self._current():
+                    continue
+                self.loaded.append(profile)
+                try:
+                    self._select(profile)
+                except Exception:  # a bug in a load: logged with its trace; the next scene still loads
+                    log.exception("OBS scene's voice '%s' failed to load", profile)
+        finally:  # whatever ended the loop, the next scene starts a loader again
             with self._lock:
-                profile, self._want = self._want, None
-                if profile is None:
-                    self._loading = False
-                    return
-            if profile == self._current():
-                continue
-            self.loaded.append(profile)
-            try:
-                self._select(profile)
-            except Exception:  # a bug in a load: logged with its trace; the next scene still loads
-                log.exception("OBS scene's voice '%s' failed to load", profile)
+                self._loading = False
+                pending, self._want = self._want, None  # (asked for between the loop's end and here)
+            if pending is not None:
+                self.request(pending)
