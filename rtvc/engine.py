@@ -37,6 +37,12 @@ MAX_CALLBACK_FRAMES = 16384
 VOICE_FAILED = "voice failed"
 
 
+def _words(e: BaseException) -> str:
+    """An exception in one line: its type and the first line of its message (if any), cut to 200 characters."""
+    said = (str(e).splitlines() or [""])[0][:200]
+    return f"{type(e).__name__}: {said}" if said else type(e).__name__
+
+
 @dataclass
 class _Counters:
     """Written by the callbacks only (each field by one thread)."""
@@ -375,16 +381,15 @@ class Engine:
         try:
             y = conv.process_block(self._block_in)
         except Exception as e:  # the voice's code, torch, CUDA: whatever it raises, the engine runs on
-            said = str(e).splitlines()[0][:200] if str(e) else ""
-            self.voice_error = f"{type(e).__name__}: {said}" if said else type(e).__name__
+            self.voice_error = _words(e)
             self.voice_errors += 1
             if self._state in ("running", VOICE_FAILED):  # (a device's failure or stall says more)
                 self._detail = f"the voice raised {self.voice_error}; playing silence, retrying each block"
                 self._state = VOICE_FAILED
             try:
                 conv.reset()  # its window and overlap may hold half a block's work
-            except Exception:
-                pass  # a converter that cannot even reset is retried as it is
+            except Exception as r:  # retried as it is; the words say so
+                self.voice_error += f" (and its reset raised {_words(r)})"
             return self._silence
         if self._state == VOICE_FAILED:
             self._state, self._detail = "running", ""

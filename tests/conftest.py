@@ -42,3 +42,16 @@ def torch_two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_v2_models(tmp_path_factory):
+    """A tiny RVC v2 48k voice with F0 (v2.pth) and a small 768-d HuBERT (hubert.pt), random weights in the real
+    file formats: the fixed-shape step tests share them."""
+    from rtvc.rvc.factory import write_rvc_checkpoint
+    from rtvc.rvc.hubert_factory import write_fairseq_hubert
+
+    d = tmp_path_factory.mktemp("tiny-v2-models")
+    write_rvc_checkpoint(d / "v2.pth", version="v2", sr="48k", f0=1, size="tiny", seed=1)
+    write_fairseq_hubert(d / "hubert.pt", seed=0, layers=2, dim=768, heads=12, ffn=512)
+    return d

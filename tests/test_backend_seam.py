@@ -15,8 +15,6 @@ from rtvc.backends.registry import check_backend  # noqa: E402
 from rtvc.converter import StreamingConverter, StreamShape  # noqa: E402
 from rtvc.errors import ConfigError  # noqa: E402
 from rtvc.profiles import load_profile, make_voice  # noqa: E402
-from rtvc.rvc.factory import write_rvc_checkpoint  # noqa: E402
-from rtvc.rvc.hubert_factory import write_fairseq_hubert  # noqa: E402
 from rtvc.rvc.steps import example_inputs  # noqa: E402
 from rtvc.voices.rvc import RvcModelSettings, RvcParams, RvcVoice  # noqa: E402
 from rtvc.voices.rvc_steps import stream_shape  # noqa: E402
@@ -28,11 +26,8 @@ pytestmark = pytest.mark.usefixtures("torch_two_threads")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("seam-models")
-    write_rvc_checkpoint(d / "v2.pth", version="v2", sr="48k", f0=1, size="tiny", seed=1)
-    write_fairseq_hubert(d / "hubert.pt", seed=0, layers=2, dim=768, heads=12, ffn=512)
-    return d
+def models(tiny_v2_models):
+    return tiny_v2_models
 
 
 def profile(d, **model) -> str:

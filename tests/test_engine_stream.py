@@ -381,3 +381,20 @@ def test_an_output_or_monitor_stream_whose_callbacks_stop_is_noticed():
         ("running", "", "no monitor callback"),
         ("running", "", ""),
     ]
+
+
+def test_a_voice_whose_reset_raises_too_is_retried_and_said():
+    class Stuck(Flaky):
+        def reset(self):
+            raise RuntimeError()  # no message at all
+
+    shape = StreamShape(SR, 480, 192, 384)
+    engine = Engine(StreamingConverter(Stuck(SR, range(5, 8)), PassthroughParams(), shape), SR, headroom=192)
+    engine.stall_after_s = 60.0
+    x = np.random.default_rng(7).uniform(-0.5, 0.5, SR).astype(np.float32)
+    y = run_virtual(engine, x, 256, paced=False)
+    st = engine.status()
+    assert st.voice_errors == {
+        "blocks": 3, "last": "RuntimeError: CUDA error: out of memory (and its reset raised RuntimeError)"
+    }  # fmt: skip
+    assert st.state == "stopped" and np.abs(y[-SR // 4 :]).max() > 0.1  # the worker ran on, the voice came back

@@ -17,8 +17,6 @@ from rtvc.rvc.f0.base import keep_range  # noqa: E402
 from rtvc.rvc.f0.logmel import FCPE_MEL, RMVPE_MEL, LogMel  # noqa: E402
 from rtvc.rvc.f0.rmvpe_factory import write_rmvpe_checkpoint  # noqa: E402
 from rtvc.rvc.f0_steps import ConvLogMel, f0_step  # noqa: E402
-from rtvc.rvc.factory import write_rvc_checkpoint  # noqa: E402
-from rtvc.rvc.hubert_factory import write_fairseq_hubert  # noqa: E402
 from rtvc.voices.rvc import RvcModelSettings, RvcParams, RvcVoice  # noqa: E402
 from rtvc.wavio import bundled_speech, load_mono  # noqa: E402
 
@@ -95,11 +93,8 @@ def test_yin_has_no_step():
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("f0-step-models")
-    write_rvc_checkpoint(d / "v2.pth", version="v2", sr="48k", f0=1, size="tiny", seed=1)
-    write_fairseq_hubert(d / "hubert.pt", seed=0, layers=2, dim=768, heads=12, ffn=512)
-    return d
+def models(tiny_v2_models):
+    return tiny_v2_models
 
 
 @pytest.mark.parametrize("block", [480, 960])

@@ -324,8 +324,7 @@ class RvcVoice:
         self._end, self._first, self._frames = end, cstart // HOP, (end - cstart) // HOP
         self._audio = audio[: end - cstart]
         if self.f0 is not None:
-            runner = self.runners.get("f0")  # None for yin: numpy on the CPU
-            estimate = None if runner is None else self._f0_on_runner
+            estimate = self._f0_on_runner if "f0" in self.runners else None  # (yin: numpy on the CPU)
             self._update_f0(self._audio[-plan.f0_segment :], new, n // HOP + 2, estimate)
         if self._tail_frames is not None:
             a = end // HOP - self._tail_frames
