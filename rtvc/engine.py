@@ -7,6 +7,12 @@ ring the worker's doorbell: no allocation of buffers, no logging, no locks, no t
 The worker takes fixed blocks from the input ring, runs the converter, and writes the output ring (and
 the monitor ring). The output ring starts with `prefill` frames of silence; it is read on a fixed
 timeline, so an underrun costs a gap but never shifts the latency away from what was declared.
+
+A worker that falls behind (a voice too slow for the block, a stall of the machine) catches up rather than
+playing the past: input the ring overwrote while nobody read it and whole blocks whose output slot has already
+been played are dropped unconverted (their output would have been dropped as late), and the output of the
+input frame at position p always goes to p + prefill. A voice whose typical block takes longer than the worker
+is given makes the state OVERLOADED, with the fix in words.
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ MAX_CALLBACK_FRAMES = 16384
 # silence for each such block, restarts the voice's stream state and tries it again at the next block; devices
 # and worker run on, so another voice can be selected. A live voice is never replaced by the dry microphone.
 VOICE_FAILED = "voice failed"
+# The state while the voice's median block time (over the last LOAD_WINDOW blocks) exceeds the worker's time per
+# block: blocks play late or not at all. Checked every LOAD_EVERY blocks; it clears below 90 % of that time.
+OVERLOADED = "overloaded"
+LOAD_WINDOW = 16
+LOAD_EVERY = 4
 
 
 def _words(e: BaseException) -> str:
@@ -87,7 +98,7 @@ class Engine:
         self.stall_after_s = 0.5  # a stream quiet this long (or 20 periods) is stalled
 
         cap = max(samplerate, 8 * self.block)  # 1 s or 8 blocks: a stall long enough to notice
-        self.in_ring = SpscRing(cap)
+        self.in_ring = SpscRing(cap, keep_newest=True)  # a worker stalled longer: the newest input waits for it
         self.out_ring = SpscRing(cap)
         self.mon_ring = SpscRing(cap)
         self._out_scratch = np.zeros(MAX_CALLBACK_FRAMES, dtype=np.float32)
@@ -104,12 +115,15 @@ class Engine:
         self.timer = BlockTimer(self.block / samplerate)
         self._levels = np.full(4, 0.0)  # in peak, in rms, out peak, out rms (linear)
         self.blocks_done = 0
+        self._done_pos = 0  # the input position the worker is done with (converted or dropped): wait_for_worker
         # blocks holding NaN or infinity: from the input (a driver, a clip) they would poison the voice's
         # state; from a voice (fp16 overflow) they would reach the speakers. Both become silence, counted.
         self.nonfinite_in = 0
         self.nonfinite_out = 0
         self.voice_errors = 0  # blocks on which the voice raised (VOICE_FAILED): silence played instead
         self.voice_error = ""  # the latest such error, in words
+        self.skipped_blocks = 0  # dropped unconverted: their output slot had been played (the worker fell behind)
+        self.watch_load = True  # OVERLOADED when the voice cannot keep up (off for files: no clock to keep up with)
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
         self.separate_streams = False
@@ -147,7 +161,8 @@ class Engine:
             raise ValueError(f"prefill {plan.prefill} frames does not fit the output ring")
         self.plan = plan
         for ring in (self.in_ring, self.out_ring, self.mon_ring):
-            ring.read_pos = ring.write_pos = 0
+            ring.restart()
+        self._done_pos = 0
         self.out_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self.mon_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self._counters.period = period
@@ -324,6 +339,7 @@ class Engine:
     def _run(self) -> None:
         block = self.block
         applied: tuple = (False,)
+        fresh = False  # input was dropped: the voice restarts its stream state before the next block
         try:
             while not self._stop.is_set():
                 # (the flag any thread may flip, and the callback threads' scheduling: applied on this thread)
@@ -343,13 +359,20 @@ class Engine:
                     self._bell.wait(0.05)
                     self._check_device()
                     continue
+                fresh = self._drop_stale() or fresh
+                if self.in_ring.available() < block:  # (all that was there was stale)
+                    self._done_pos = self.in_ring.read_pos
+                    self._progress.set()
+                    continue
                 self.in_ring.read_into(self._block_in)
+                self._align(self.in_ring.read_pos - block + self.plan.prefill)
                 t0 = time.perf_counter()
                 if not np.isfinite(self._block_in).all():
                     self.nonfinite_in += 1
                     np.nan_to_num(self._block_in, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
                 nxt = self._next
-                y = self._convert(self.converter) if nxt is None else self._swap(nxt)
+                y = self._convert(self.converter, fresh) if nxt is None else self._swap(nxt, fresh)
+                fresh = False
                 if not np.isfinite(y).all():
                     self.nonfinite_out += 1
                     y = np.zeros_like(y)
@@ -362,6 +385,9 @@ class Engine:
                 self.timer.record(time.perf_counter() - t0)
                 self._meter(self._block_in, y)
                 self.blocks_done += 1
+                self._done_pos = self.in_ring.read_pos
+                if self.watch_load and self.blocks_done % LOAD_EVERY == 0:
+                    self._check_load()
                 self._progress.set()
         except Exception as e:  # the worker must not die silently: status carries the error
             self._state = "failed"
@@ -376,9 +402,55 @@ class Engine:
             return AWAITING_CALLBACKS
         return make_worker_realtime(callbacks)
 
-    def _convert(self, conv: StreamingConverter) -> np.ndarray:
-        """One block through `conv`; a voice that raises gives a block of silence (VOICE_FAILED), counted."""
+    def _drop_stale(self) -> bool:
+        """Before a block: drop the input the ring overwrote unread (a stall longer than the ring) and every
+        whole block whose output slot the device has already played (converting it would be wasted: its
+        output would be dropped as late). Returns whether any input was dropped."""
+        ring, block = self.in_ring, self.block
+        lost = ring.skip_overwritten()
+        late = self.out_ring.read_pos - (ring.read_pos + self.plan.prefill)  # output slots played past this block
+        n = min(late // block, ring.available() // block) if late >= block else 0
+        if n:
+            ring.discard(n * block)
+            self.skipped_blocks += n
+        return bool(lost or n)
+
+    def _align(self, target: int) -> None:
+        """The output of the block being converted goes to `target` (its input position + prefill): after
+        dropped input, the output rings move on by as much, so the latency stays the declared one."""
+        for ring in (self.out_ring, self.mon_ring) if self.has_monitor_device else (self.out_ring,):
+            if ring.write_pos < target:
+                ring.advance(target - ring.write_pos)
+
+    def _check_load(self) -> None:
+        """OVERLOADED while the median of the latest blocks' times exceeds the worker's time per block. The
+        words name the limits, not the measure (it is in status.timing): they change only with the case."""
+        if self._state not in ("running", OVERLOADED) or self.plan is None:
+            return
+        took = float(np.median(self.timer.since(max(0, self.timer.count - LOAD_WINDOW))))
+        block_s, slack_s = self.block / self.samplerate, self.plan.slack / self.samplerate
+        if took > block_s:
+            self._state = OVERLOADED
+            self._detail = (
+                f"the voice takes longer than a block ({1e3 * block_s:.1f} ms) to convert one: it cannot keep up "
+                'here, and blocks are dropped; run it on a GPU (the profile\'s device = "cuda"), '
+                "raise stream.block_ms, or choose a lighter voice"
+            )
+        elif took > slack_s:
+            self._state = OVERLOADED
+            self._detail = (
+                f"the voice takes longer than the {1e3 * slack_s:.1f} ms the worker is given per block, so blocks "
+                "play late (gaps): raise stream.prefill_ms above the block time p99, or stream.block_ms"
+            )
+        elif self._state == OVERLOADED and took < 0.9 * slack_s:
+            self._state, self._detail = "running", ""
+
+    def _convert(self, conv: StreamingConverter, fresh: bool = False) -> np.ndarray:
+        """One block through `conv` (restarted first if `fresh`: input before this block was dropped); a voice
+        that raises gives a block of silence (VOICE_FAILED), counted."""
         try:
+            if fresh:
+                conv.reset()
             y = conv.process_block(self._block_in)
         except Exception as e:  # the voice's code, torch, CUDA: whatever it raises, the engine runs on
             self.voice_error = _words(e)
@@ -395,8 +467,8 @@ class Engine:
             self._state, self._detail = "running", ""
         return y
 
-    def _swap(self, nxt: tuple[StreamingConverter, str]) -> np.ndarray:
-        old = self._convert(self.converter)
+    def _swap(self, nxt: tuple[StreamingConverter, str], fresh: bool = False) -> np.ndarray:
+        old = self._convert(self.converter, fresh)
         new = self._convert(nxt[0])
         self.converter, self.voice_label = nxt
         if self._next is nxt:  # (another voice may have been handed over meanwhile: it goes next block)
@@ -448,12 +520,12 @@ class Engine:
 
         A slow voice on a slow machine is waited for as long as blocks keep finishing; only a worker that
         finishes none for `timeout` seconds (hung) raises."""
-        deadline, done = time.monotonic() + timeout, self.blocks_done
-        while self.blocks_done < self.in_ring.write_pos // self.block:
+        deadline, done = time.monotonic() + timeout, self._done_pos
+        while self.in_ring.write_pos - self._done_pos >= self.block:
             if self._state == "failed":
                 raise RuntimeError(self._detail)
-            if self.blocks_done != done:
-                deadline, done = time.monotonic() + timeout, self.blocks_done
+            if self._done_pos != done:
+                deadline, done = time.monotonic() + timeout, self._done_pos
             elif time.monotonic() > deadline:
                 raise TimeoutError(f"the worker finished no block in {timeout:g} s (block {done}): it is stuck")
             self._progress.wait(0.01)
@@ -477,8 +549,8 @@ class Engine:
         flags = {k: sum(x.pa_flags[k] for x in (c, self._out_counters, self._mon_counters)) for k in c.pa_flags}
         mon = self.has_monitor_device or bool(self.monitor_error)  # (a lost monitor's underruns still count)
         xruns = Xruns(
-            input_overrun_frames=self.in_ring.overrun_frames,
-            input_overrun_events=self.in_ring.overrun_events,
+            input_overrun_frames=self.in_ring.overrun_frames + self.in_ring.overwritten(),
+            input_overrun_events=self.in_ring.overrun_events + bool(self.in_ring.overwritten()),
             output_underrun_frames=self.out_ring.underrun_frames,
             output_underrun_events=self.out_ring.underrun_events,
             output_late_frames=self.out_ring.late_frames,
@@ -505,5 +577,6 @@ class Engine:
             worker_priority=self.priority or "normal",
             nonfinite={"input_blocks": self.nonfinite_in, "output_blocks": self.nonfinite_out},
             voice_errors={"blocks": self.voice_errors, "last": self.voice_error},
+            skipped_blocks=self.skipped_blocks,
             monitor_device={"present": self.has_monitor_device, "error": self.monitor_error},
         )

@@ -215,6 +215,12 @@ def report(st: EngineStatus) -> str:
             f"  voice errors      {st.voice_errors['blocks']} blocks played silence because the voice raised "
             f"(the last: {st.voice_errors['last']})",
         )
+    if st.skipped_blocks:
+        lines.insert(
+            -1,
+            f"  skipped blocks    {st.skipped_blocks} dropped unconverted: the worker fell behind and their slot had "
+            "gone by (silence there; the latency did not move)",
+        )
     bad_in, bad_out = st.nonfinite["input_blocks"], st.nonfinite["output_blocks"]
     if bad_in or bad_out:
         lines.insert(
@@ -236,6 +242,7 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> EngineStatus
     x = load_mono(src, sr)
     engine = build_engine(cfg)
     engine.realtime = False  # as fast as it can, not against a clock: no reason to preempt the machine
+    engine.watch_load = False  # (nor is a block slower than real time an overload)
     pad = plan_prefill(engine.block, period, engine.headroom).prefill + engine.converter.latency
     dev = VirtualDevice(engine, np.concatenate([x, np.zeros(pad, dtype=np.float32)]), period, paced=False)
     engine.start()

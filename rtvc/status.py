@@ -49,7 +49,7 @@ class Xruns:
 
 @dataclass(frozen=True)
 class EngineStatus:
-    state: str  # starting | running | voice failed | stalled | failed | stopped
+    state: str  # starting | running | overloaded | voice failed | stalled | failed | stopped
     detail: str  # why, when not plainly running
     voice: str
     samplerate: int
@@ -70,6 +70,8 @@ class EngineStatus:
     voice_errors: dict = field(default_factory=lambda: {"blocks": 0, "last": ""})
     # the monitor (hear-myself) device: a stream playing, and why it stopped if it did
     monitor_device: dict = field(default_factory=lambda: {"present": False, "error": ""})
+    # blocks dropped unconverted because their output slot had been played: the worker fell behind
+    skipped_blocks: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)

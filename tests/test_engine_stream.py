@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -398,3 +399,137 @@ def test_a_voice_whose_reset_raises_too_is_retried_and_said():
         "blocks": 3, "last": "RuntimeError: CUDA error: out of memory (and its reset raised RuntimeError)"
     }  # fmt: skip
     assert st.state == "stopped" and np.abs(y[-SR // 4 :]).max() > 0.1  # the worker ran on, the voice came back
+
+
+class _Stalls(PassthroughVoice):
+    """Passthrough that stops inside its `stall_at`-th call until the test lets it go (the machine froze)."""
+
+    def __init__(self, samplerate: int, stall_at: int):
+        super().__init__(samplerate)
+        self.calls, self.stall_at = 0, stall_at
+        self.stalled, self.go = threading.Event(), threading.Event()
+        self.resets = 0
+
+    def convert(self, window, tail, params):
+        self.calls += 1
+        if self.calls == self.stall_at:
+            self.stalled.set()
+            assert self.go.wait(60)
+        return super().convert(window, tail, params)
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+@pytest.mark.parametrize("stall_s", [0.3, 2.5])
+def test_after_a_stall_the_worker_catches_up_and_the_latency_is_the_declared_one(stall_s):
+    """The worker stops for a while (a page fault storm, a frozen VM, a GPU hiccup) while the device's clock
+    runs on: the blocks whose output slot went by are dropped unconverted, input the ring overwrote (a stall
+    longer than its second) is skipped, and from the next block on every frame comes out exactly the declared
+    latency after it went in, as before the stall. (rtvc played silence for good after a stall over 1 s: the
+    refused newest input put every later block's slot in the past.)"""
+    period, block = 256, 480
+    voice = _Stalls(SR, stall_at=100)
+    engine = Engine(StreamingConverter(voice, PassthroughParams(), StreamShape(SR, block, 0, 0)), SR, headroom=192)
+    engine.set_device(0, 0, separate_streams=False)
+    engine.prepare(period)
+    engine.start()
+    n_cycles = int((2.0 + stall_s + 2.0) * SR / period)
+    x = np.random.default_rng(11).uniform(-1, 1, n_cycles * period).astype(np.float32)
+    y = np.zeros_like(x)
+    out = np.zeros((period, 1), dtype=np.float32)
+    stall_cycles = int(stall_s * SR / period)
+    k = resumed = 0
+    try:
+        while k < n_cycles:
+            engine.on_duplex(x[k * period : (k + 1) * period], out, period, None)
+            y[k * period : (k + 1) * period] = out[:, 0]
+            k += 1
+            if voice.stalled.is_set() and not voice.go.is_set():
+                if stall_cycles:  # the clock runs on while the worker is stuck
+                    stall_cycles -= 1
+                    continue
+                voice.go.set()
+                resumed = k
+            while not (voice.stalled.is_set() and not voice.go.is_set()):  # the worker is done, or stuck
+                try:
+                    engine.wait_for_worker(timeout=0.05)
+                    break
+                except TimeoutError:
+                    continue
+    finally:
+        voice.go.set()
+        engine.stop()
+    lat = engine.latency().total
+    st = engine.status()
+    assert resumed and st.skipped_blocks > 0 and voice.resets == 1  # (restarted once, before the block after)
+    assert (st.xruns.input_overrun_frames > 0) == (stall_s > 1.0)  # the ring holds 1 s
+    m = np.arange(lat, len(x))
+    same = y[m] == x[m - lat]
+    before = m - lat < 99 * block  # (blocks 1-99 went through before the 100th stuck)
+    assert np.all(same[before])
+    # from the first block the worker took after the stall (it ends by the end of the next cycle)
+    back = (resumed + 1) * period + block + lat
+    assert np.all(same[m >= back]), np.flatnonzero(~same & (m >= back))[:5]
+    assert np.all(y[m][~before & (m < back) & ~same] == 0)  # the gap is silence
+    assert st.blocks + st.skipped_blocks <= len(x) // block
+
+
+class _Slow(PassthroughVoice):
+    """Passthrough that takes `delay` seconds per block (a model too heavy for the machine)."""
+
+    delay = 0.0
+
+    def convert(self, window, tail, params):
+        if self.delay:
+            time.sleep(self.delay)
+        return super().convert(window, tail, params)
+
+
+def _wait_state(engine: Engine, state: str, seconds: float = 5.0) -> str:
+    deadline = time.monotonic() + seconds
+    while engine.status().state != state and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return engine.status().state
+
+
+@pytest.mark.parametrize(
+    ("block", "delay", "words"),
+    [
+        (960, 0.030, "the voice takes longer than a block (20.0 ms) to convert one: it cannot keep up here"),
+        (1920, 0.012, "the voice takes longer than the 5.3 ms the worker is given per block, so blocks play late"),
+    ],
+)
+def test_a_voice_too_slow_for_the_block_is_overloaded_says_the_fix_and_plays_on_time(block, delay, words):
+    """A voice slower than a block (it cannot keep up at all), or slower than the time the worker is given per
+    block (each block plays late): the state says `overloaded` and how to fix it, every frame that does play is
+    the declared latency after its input (never an older block played late), and once the voice is fast again
+    the state is `running` and the stream is whole again."""
+    voice = _Slow(SR)
+    voice.delay = delay
+    engine = Engine(StreamingConverter(voice, PassthroughParams(), StreamShape(SR, block, 0, 0)), SR, headroom=192)
+    x = np.random.default_rng(12).uniform(-1, 1, 8 * SR).astype(np.float32)
+    dev = VirtualDevice(engine, x, 128, paced=True)
+    engine.start()
+    dev.start()
+    try:
+        assert _wait_state(engine, "overloaded") == "overloaded"
+        st = engine.status()
+        assert st.detail.startswith(words), st.detail
+        assert ("prefill_ms" in st.detail) == (delay < block / SR)
+        voice.delay = 0.0
+        assert _wait_state(engine, "running") == "running", engine.status().detail
+        back = dev.frames_done
+        dev.join(60)
+    finally:
+        dev.stop()
+        engine.stop()
+    lat = engine.latency().total
+    y = dev.recording
+    played = np.flatnonzero(y[lat:])
+    np.testing.assert_array_equal(y[lat:][played], x[played])  # what played was on time: no old block late
+    tail = slice(max(back + SR // 2, len(x) - 2 * SR), len(x) - lat)
+    same = y[lat:][tail] == x[tail]
+    assert same.mean() > 0.9, same.mean()  # whole again (up to this VM's own stalls)
+    if delay > block / SR:
+        assert engine.status().skipped_blocks > 0

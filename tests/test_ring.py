@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -127,3 +128,92 @@ def test_two_threads_lose_and_reorder_nothing():
     assert not any(t.is_alive() for t in threads), "producer/consumer did not finish within 300 s"
     np.testing.assert_array_equal(received, sent)
     assert ring.overrun_frames == ring.underrun_frames == 0
+
+
+newest_ops = st.lists(
+    st.tuples(st.sampled_from(["write", "read", "discard"]), st.integers(min_value=0, max_value=90)),
+    max_size=200,
+)
+
+
+@given(capacity=st.integers(min_value=1, max_value=64), ops=newest_ops)
+@settings(max_examples=400, deadline=None)
+def test_keep_newest_ring_keeps_the_clock_and_counts_what_it_overwrote(capacity, ops):
+    """The input ring: a write is never refused, so positions stay the clock's; what the consumer reads is
+    always the newest `capacity` frames at their own positions, and every frame it never saw is counted."""
+    ring = SpscRing(capacity, keep_newest=True)
+    w = r = 0
+    overrun = 0
+    for op, n in ops:
+        if op == "write":
+            assert ring.write(np.arange(w, w + n, dtype=np.float32)) == n  # value = timeline position
+            w += n
+        else:
+            gone = max(0, w - capacity - r)
+            overrun += gone
+            r += gone
+            if op == "read":
+                out = np.full(n, -1.0, dtype=np.float32)
+                got = ring.read_into(out)
+                assert got == min(n, w - r)
+                np.testing.assert_array_equal(out[:got], np.arange(r, r + got))
+                assert np.all(out[got:] == -1.0)
+            else:
+                got = ring.discard(n)
+                assert got == min(n, w - r)
+            r += got
+        assert (ring.write_pos, ring.read_pos + ring.overwritten()) == (w, max(r, w - capacity))
+        assert ring.available() == min(capacity, w - r)
+        assert ring.overrun_frames == overrun
+
+
+def test_keep_newest_ring_lapped_by_its_producer_never_hands_out_a_torn_read():
+    """A producer that laps a slow consumer again and again, with threads switching as often as CPython can
+    (a switch between the two halves of a wrapped copy let the producer write over what was being copied: 101
+    torn reads in 2049 without the seqlock check): every frame the consumer gets is the one at its position, and
+    frames read plus frames counted as overrun are every frame written."""
+    ring = SpscRing(61, keep_newest=True)
+    total = 1_000_000
+    sent = np.arange(total, dtype=np.float32)
+    rng = np.random.default_rng(2)
+    sizes_w = rng.integers(1, 40, size=total)
+    sizes_r = rng.integers(1, 64, size=total)
+    bad: list[tuple[int, float]] = []
+    read = [0, 0]  # frames, reads
+
+    def produce():
+        pos, i = 0, 0
+        while pos < total:
+            k = min(int(sizes_w[i]), total - pos)
+            i += 1
+            ring.write(sent[pos : pos + k])
+            pos += k
+
+    def consume():
+        buf = np.empty(64, dtype=np.float32)
+        i = 0
+        while ring.read_pos + ring.overwritten() < total:
+            k = ring.read_into(buf[: int(sizes_r[i % total])])
+            i += 1
+            if k:
+                want = np.arange(ring.read_pos - k, ring.read_pos, dtype=np.float32)
+                if not np.array_equal(buf[:k], want):
+                    bad.append((ring.read_pos, float(buf[0])))
+                read[0] += k
+                read[1] += 1
+
+    threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+    finally:
+        sys.setswitchinterval(before)
+    assert not any(t.is_alive() for t in threads), "producer/consumer did not finish within 300 s"
+    ring.skip_overwritten()
+    assert not bad, (len(bad), read[1], bad[:5])
+    assert read[0] + ring.overrun_frames == total
+    assert read[1] > 500 and ring.overrun_frames > 0  # (they did interleave, and the producer lapped)

@@ -224,6 +224,11 @@ e.g. an fp16 overflow: the block is played as silence and the converter starts c
 each such block plays silence (never the dry microphone), the voice is tried again at the next block, and
 `engine.voice_errors` {`blocks`, `last`} counts them and quotes the latest error; the devices and the API run
 on, so `voices.select` can switch to another voice. A block that converts again makes the state `running`.
+`engine.state` is `overloaded` while the voice's median block time exceeds what the worker has per block: the
+block's duration (it cannot keep up at all) or the time the prefill guarantees it (`worker_slack_ms`: blocks play
+late); `detail` says which, and the fix (a GPU, a longer block, more prefill). A worker that fell behind, or
+stalled, drops unconverted the blocks whose output slot has gone by (`engine.skipped_blocks` counts them) and
+input the ring overwrote (counted as input overruns), so the latency stays the declared one after it catches up.
 An `engine` event's `engine` holds `state`, `detail` and `monitor_error` (below).
 `engine.monitor_device` {`present`, `error`}: whether a monitor (hear myself) stream is open, and why it
 stopped if it did (headphones unplugged, or no callbacks for a while): the main output plays on and the state

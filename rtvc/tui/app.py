@@ -177,7 +177,7 @@ class RtvcApp(VoiceListMixin, App[None]):
             self.show_message(ev["error"], error=True)
         if kind == "engine":
             eng = ev["engine"]
-            if eng["state"] in ("stalled", "failed", "voice failed"):
+            if eng["state"] in ("stalled", "failed", "voice failed", "overloaded"):
                 self.show_message(f"engine {eng['state']}: {eng['detail']}", error=True)
             elif eng.get("monitor_error"):
                 self.show_message(f"hear myself: {eng['monitor_error']}", error=True)
