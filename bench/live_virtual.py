@@ -95,10 +95,11 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
         "xruns_total": x["total"],
         "deadline_misses": x["output_underrun_events"] + x["input_overrun_events"],
         "skipped_blocks": st["skipped_blocks"],  # dropped unconverted: their slot had gone by
+        "overloaded_blocks": st["overload"]["blocks"],
         "declared_latency_ms": st["latency"]["ms"]["total"],
         "worker_priority": st["worker_priority"],
         "state": st["state"],
-        "state_detail": st["detail"],
+        "state_detail": st["detail"] or st["overload"]["last"],
         "output_rms_dbfs": round(float(20 * np.log10(np.sqrt(np.mean(played**2)) + 1e-12)), 1),
     }
 

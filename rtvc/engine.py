@@ -123,6 +123,8 @@ class Engine:
         self.voice_errors = 0  # blocks on which the voice raised (VOICE_FAILED): silence played instead
         self.voice_error = ""  # the latest such error, in words
         self.skipped_blocks = 0  # dropped unconverted: their output slot had been played (the worker fell behind)
+        self.overloaded_blocks = 0  # blocks converted while OVERLOADED
+        self.overload = ""  # the latest OVERLOADED detail (kept after it clears, for the report)
         self.watch_load = True  # OVERLOADED when the voice cannot keep up (off for files: no clock to keep up with)
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
@@ -444,6 +446,9 @@ class Engine:
             )
         elif self._state == OVERLOADED and took < 0.9 * slack_s:
             self._state, self._detail = "running", ""
+        if self._state == OVERLOADED:
+            self.overloaded_blocks += LOAD_EVERY
+            self.overload = self._detail
 
     def _convert(self, conv: StreamingConverter, fresh: bool = False) -> np.ndarray:
         """One block through `conv` (restarted first if `fresh`: input before this block was dropped); a voice
@@ -578,5 +583,6 @@ class Engine:
             nonfinite={"input_blocks": self.nonfinite_in, "output_blocks": self.nonfinite_out},
             voice_errors={"blocks": self.voice_errors, "last": self.voice_error},
             skipped_blocks=self.skipped_blocks,
+            overload={"blocks": self.overloaded_blocks, "last": self.overload},
             monitor_device={"present": self.has_monitor_device, "error": self.monitor_error},
         )

@@ -215,6 +215,8 @@ def report(st: EngineStatus) -> str:
             f"  voice errors      {st.voice_errors['blocks']} blocks played silence because the voice raised "
             f"(the last: {st.voice_errors['last']})",
         )
+    if st.overload["blocks"]:
+        lines.insert(-1, f"  overloaded        for {st.overload['blocks']} blocks: {st.overload['last']}")
     if st.skipped_blocks:
         lines.insert(
             -1,

@@ -274,3 +274,36 @@ def test_a_voice_that_raises_mid_file_writes_no_file_and_live_says_so_in_the_rep
     assert "blocks played silence because the voice raised (the last: MemoryError: out of memory" in r.stdout
     played, _ = sf.read(dst)
     assert np.abs(played[:48000]).max() > 0.01 and not played[3 * 48000 - 9600 :].any()
+
+
+TOO_SLOW = """
+import time
+import rtvc.voices.pitch as pitch
+_convert = pitch.PitchVoice.convert
+def convert(self, window, tail, params):  # 30 ms a block: a model too heavy for this machine at 20 ms blocks
+    time.sleep(0.03)
+    return _convert(self, window, tail, params)
+pitch.PitchVoice.convert = convert
+"""
+
+
+def test_a_voice_too_slow_to_run_live_is_named_in_the_report_and_still_converts_files(tmp_path):
+    """Live, a voice slower than its block is `overloaded`: the report says for how long and what to do, and
+    counts the blocks dropped to keep the latency; a file has no clock to keep up with, so convert writes it
+    whole and says nothing of the kind."""
+    (tmp_path / "sitecustomize.py").write_text(TOO_SLOW)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(src, 0.3 * np.sin(2 * np.pi * 220 * np.arange(48000) / 48000), 48000)
+    r = rtvc("run", "--virtual", "--headless", "--duration", "3", "--record", str(dst), env=env)
+    assert r.returncode == 0, r.stderr
+    over = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("overloaded"))
+    assert "the voice takes longer than a block (20.0 ms) to convert one" in over and "run it on a GPU" in over
+    skipped = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("skipped blocks"))
+    assert int(skipped.split()[2]) > 0, skipped
+    r = rtvc("convert", str(src), str(dst), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "overload" not in r.stdout + r.stderr and "skipped" not in r.stdout + r.stderr
+    played, _ = sf.read(dst)
+    assert len(played) == 48000
+    assert (np.abs(played[4800:43200].reshape(-1, 480)).max(axis=1) > 0.05).all()  # no 10 ms without the voice

@@ -521,6 +521,7 @@ def test_a_voice_too_slow_for_the_block_is_overloaded_says_the_fix_and_plays_on_
         assert _wait_state(engine, "running") == "running", engine.status().detail
         back = dev.frames_done
         dev.join(60)
+        assert engine.status().overload["blocks"] >= 4 and engine.status().overload["last"] == st.detail
     finally:
         dev.stop()
         engine.stop()

@@ -229,6 +229,7 @@ block's duration (it cannot keep up at all) or the time the prefill guarantees i
 late); `detail` says which, and the fix (a GPU, a longer block, more prefill). A worker that fell behind, or
 stalled, drops unconverted the blocks whose output slot has gone by (`engine.skipped_blocks` counts them) and
 input the ring overwrote (counted as input overruns), so the latency stays the declared one after it catches up.
+`engine.overload` {`blocks`, `last`}: how many blocks were converted while overloaded, and the latest such words.
 An `engine` event's `engine` holds `state`, `detail` and `monitor_error` (below).
 `engine.monitor_device` {`present`, `error`}: whether a monitor (hear myself) stream is open, and why it
 stopped if it did (headphones unplugged, or no callbacks for a while): the main output plays on and the state
