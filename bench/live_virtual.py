@@ -127,6 +127,8 @@ def main() -> None:
         f"{r['budget_ms']:>7.1f} {r['deadline_misses']:>7} {r['output_rms_dbfs']:>9.1f}"
     )
     print(f"worker: {r['worker_priority']}; state {r['state']}")
+    print(f"skipped blocks {r['skipped_blocks']}, overloaded for {r['overloaded_blocks']} blocks", end="")
+    print(f": {r['state_detail']}" if r["state_detail"] else "")
     gpu = "none (CPU only)"
     if args.device == "cuda":
         import torch
