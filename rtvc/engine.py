@@ -98,7 +98,7 @@ class Engine:
         self.stall_after_s = 0.5  # a stream quiet this long (or 20 periods) is stalled
 
         cap = max(samplerate, 8 * self.block)  # 1 s or 8 blocks: a stall long enough to notice
-        self.in_ring = SpscRing(cap, keep_newest=True)  # a worker stalled longer: the newest input waits for it
+        self.in_ring = SpscRing(cap)  # a worker stalled longer finds the newest second waiting
         self.out_ring = SpscRing(cap)
         self.mon_ring = SpscRing(cap)
         self._out_scratch = np.zeros(MAX_CALLBACK_FRAMES, dtype=np.float32)
@@ -125,6 +125,8 @@ class Engine:
         self.skipped_blocks = 0  # dropped unconverted: their output slot had been played (the worker fell behind)
         self.overloaded_blocks = 0  # blocks converted while OVERLOADED
         self.overload = ""  # the latest OVERLOADED detail (kept after it clears, for the report)
+        self._load_from = 0  # the first timed block of this voice on these devices (OVERLOADED judges from there)
+        self._lag_limit = 0  # frames an output stream may trail its ring's writer by before it catches up
         self.watch_load = True  # OVERLOADED when the voice cannot keep up (off for files: no clock to keep up with)
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
@@ -165,6 +167,10 @@ class Engine:
         for ring in (self.in_ring, self.out_ring, self.mon_ring):
             ring.restart()
         self._done_pos = 0
+        self._load_from = self.timer.count
+        # an output or monitor stream trails its writer by about the prefill; one that trails it by much more had
+        # its callbacks stop a while (its own device, not the input's): it skips ahead to the input's clock
+        self._lag_limit = plan.prefill + 2 * (self.block + period) + self.samplerate // 20
         self.out_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self.mon_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self._counters.period = period
@@ -310,6 +316,13 @@ class Engine:
         if not self._live:
             outdata.fill(0)
             return
+        # A stream whose callbacks stopped a while trails its writer by more than its phase: it skips ahead to
+        # the input's clock (less the phase the plan's extra period covers). At once when the host says that its
+        # device ran dry (the time it missed is gone); otherwise past a limit that a late callback's burst of
+        # catch-up calls stays under.
+        lead = ring.write_pos - ring.read_pos
+        if lead > self._lag_limit or (flags and flags.output_underflow and lead > self.plan.prefill + 2 * frames):
+            ring.skip_to(self.in_ring.write_pos - frames, count=True)
         out = scratch[:frames]
         ring.read_timeline(out)
         outdata[:] = out[:, None]
@@ -366,7 +379,9 @@ class Engine:
                     self._done_pos = self.in_ring.read_pos
                     self._progress.set()
                     continue
+                overruns = self.in_ring.overrun_frames
                 self.in_ring.read_into(self._block_in)
+                fresh = fresh or self.in_ring.overrun_frames != overruns  # (overwritten as it read)
                 self._align(self.in_ring.read_pos - block + self.plan.prefill)
                 t0 = time.perf_counter()
                 if not np.isfinite(self._block_in).all():
@@ -410,10 +425,11 @@ class Engine:
         output would be dropped as late). Returns whether any input was dropped."""
         ring, block = self.in_ring, self.block
         lost = ring.skip_overwritten()
-        late = self.out_ring.read_pos - (ring.read_pos + self.plan.prefill)  # output slots played past this block
+        r = ring.read_pos
+        late = self.out_ring.read_pos - (r + self.plan.prefill)  # output slots played past this block's
         n = min(late // block, ring.available() // block) if late >= block else 0
         if n:
-            ring.discard(n * block)
+            ring.skip_to(r + n * block)  # (to a position: frames overwritten meanwhile are not dropped twice)
             self.skipped_blocks += n
         return bool(lost or n)
 
@@ -427,10 +443,13 @@ class Engine:
     def _check_load(self) -> None:
         """OVERLOADED while the median of the latest blocks' times exceeds the worker's time per block. The
         words name the limits, not the measure (it is in status.timing): they change only with the case."""
-        if self._state not in ("running", OVERLOADED) or self.plan is None:
+        count = self.timer.count
+        if count - self._load_from < LOAD_WINDOW or self.plan is None:  # (a voice's first blocks may be cold)
             return
-        took = float(np.median(self.timer.since(max(0, self.timer.count - LOAD_WINDOW))))
+        took = float(np.median(self.timer.since(count - LOAD_WINDOW)))
         block_s, slack_s = self.block / self.samplerate, self.plan.slack / self.samplerate
+        if self._state not in ("running", OVERLOADED):  # (read last: a device failure says more)
+            return
         if took > block_s:
             self._state = OVERLOADED
             self._detail = (
@@ -444,7 +463,7 @@ class Engine:
                 f"the voice takes longer than the {1e3 * slack_s:.1f} ms the worker is given per block, so blocks "
                 "play late (gaps): raise stream.prefill_ms above the block time p99, or stream.block_ms"
             )
-        elif self._state == OVERLOADED and took < 0.9 * slack_s:
+        elif self._state == OVERLOADED and took < 0.9 * min(slack_s, block_s):
             self._state, self._detail = "running", ""
         if self._state == OVERLOADED:
             self.overloaded_blocks += LOAD_EVERY
@@ -460,7 +479,7 @@ class Engine:
         except Exception as e:  # the voice's code, torch, CUDA: whatever it raises, the engine runs on
             self.voice_error = _words(e)
             self.voice_errors += 1
-            if self._state in ("running", VOICE_FAILED):  # (a device's failure or stall says more)
+            if self._state in ("running", OVERLOADED, VOICE_FAILED):  # (a device's failure or stall says more)
                 self._detail = f"the voice raised {self.voice_error}; playing silence, retrying each block"
                 self._state = VOICE_FAILED
             try:
@@ -476,6 +495,7 @@ class Engine:
         old = self._convert(self.converter, fresh)
         new = self._convert(nxt[0])
         self.converter, self.voice_label = nxt
+        self._load_from = self.timer.count + 1  # the new voice is judged on its own blocks (this one ran two)
         if self._next is nxt:  # (another voice may have been handed over meanwhile: it goes next block)
             self._next = None
         return old + self._ramp * (new - old)
@@ -559,6 +579,8 @@ class Engine:
             output_underrun_frames=self.out_ring.underrun_frames,
             output_underrun_events=self.out_ring.underrun_events,
             output_late_frames=self.out_ring.late_frames,
+            output_skipped_frames=self.out_ring.overrun_frames + (self.mon_ring.overrun_frames if mon else 0),
+            output_skipped_events=self.out_ring.overrun_events + (self.mon_ring.overrun_events if mon else 0),
             monitor_underrun_frames=self.mon_ring.underrun_frames if mon else 0,
             monitor_underrun_events=self.mon_ring.underrun_events if mon else 0,
             portaudio=flags,

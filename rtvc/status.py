@@ -36,6 +36,10 @@ class Xruns:
     output_underrun_frames: int  # played as silence: a block was not ready in time
     output_underrun_events: int
     output_late_frames: int  # produced after their slot had been played, dropped
+    # produced, never played: an output or monitor stream whose callbacks stopped a while skipped ahead to the
+    # declared latency (or the ring overwrote them first)
+    output_skipped_frames: int
+    output_skipped_events: int
     monitor_underrun_frames: int
     monitor_underrun_events: int
     portaudio: dict[str, int]  # PortAudio's callback status flags, counted
@@ -44,7 +48,8 @@ class Xruns:
     def total(self) -> int:
         """Events a listener could hear (priming_output is PortAudio's start-up, not an xrun)."""
         pa = sum(v for k, v in self.portaudio.items() if k != "priming_output")
-        return self.input_overrun_events + self.output_underrun_events + self.monitor_underrun_events + pa
+        heard = self.input_overrun_events + self.output_underrun_events + self.output_skipped_events
+        return heard + self.monitor_underrun_events + pa
 
 
 @dataclass(frozen=True)

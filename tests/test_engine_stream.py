@@ -534,3 +534,53 @@ def test_a_voice_too_slow_for_the_block_is_overloaded_says_the_fix_and_plays_on_
     assert same.mean() > 0.9, same.mean()  # whole again (up to this VM's own stalls)
     if delay > block / SR:
         assert engine.status().skipped_blocks > 0
+
+
+class _Flags:  # PortAudio's callback flags, as sounddevice hands them over
+    input_underflow = input_overflow = output_overflow = priming_output = False
+
+    def __init__(self, output_underflow: bool):
+        self.output_underflow = output_underflow
+
+    def __bool__(self) -> bool:
+        return self.output_underflow
+
+
+@pytest.mark.parametrize(("quiet_s", "ran_dry"), [(0.02, True), (0.3, False), (1.5, False)])
+def test_a_monitor_whose_callbacks_stopped_a_while_comes_back_at_the_declared_latency(quiet_s, ran_dry):
+    """Headphones on their own device stop calling back for a while (Bluetooth reconnecting) and resume, while the
+    microphone and the main output run on: the monitor skips ahead (counted) and plays the voice exactly the declared
+    latency late again, as the main output did all along; after a short gap when the host says its device ran dry.
+    (A monitor quiet for over 1 s froze its ring: it replayed one stale second for good.)"""
+    period, block = 256, 480
+    conv = StreamingConverter(PassthroughVoice(SR), PassthroughParams(), StreamShape(SR, block, 0, 0))
+    engine = Engine(conv, SR, headroom=192)
+    engine.set_device(0, 0, separate_streams=True)
+    engine.monitor_opened(True)
+    engine.monitor_enabled = True
+    engine.prepare(period)
+    engine.start()
+    n = int(5 * SR / period)
+    x = np.random.default_rng(13).uniform(-1, 1, n * period).astype(np.float32)
+    main, mon = np.zeros_like(x), np.full_like(x, np.nan)  # mon: what the headphones played at each clock frame
+    out = np.zeros((period, 1), dtype=np.float32)
+    quiet = range(int(SR / period), int((1 + quiet_s) * SR / period))
+    try:
+        for k in range(n):
+            engine.on_input(x[k * period : (k + 1) * period], period, None)
+            engine.on_output(out, period, None)
+            main[k * period : (k + 1) * period] = out[:, 0]
+            if k not in quiet:
+                engine.on_monitor(out, period, _Flags(ran_dry) if k == quiet.stop else None)
+                mon[k * period : (k + 1) * period] = out[:, 0]
+            engine.wait_for_worker()
+    finally:
+        engine.stop()
+    lat = engine.latency().total
+    np.testing.assert_array_equal(main[lat:], x[:-lat])
+    back = (quiet.stop + 1) * period  # the first monitor callback after the quiet spell, and on
+    np.testing.assert_array_equal(mon[lat : quiet.start * period], x[: quiet.start * period - lat])
+    np.testing.assert_array_equal(mon[back:], x[back - lat : -lat])
+    xr = engine.status().xruns
+    assert xr.output_skipped_frames > 0 and xr.output_skipped_events == 1
+    assert engine.status().xruns.portaudio["output_underflow"] == ran_dry

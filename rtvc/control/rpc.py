@@ -230,6 +230,9 @@ late); `detail` says which, and the fix (a GPU, a longer block, more prefill). A
 stalled, drops unconverted the blocks whose output slot has gone by (`engine.skipped_blocks` counts them) and
 input the ring overwrote (counted as input overruns), so the latency stays the declared one after it catches up.
 `engine.overload` {`blocks`, `last`}: how many blocks were converted while overloaded, and the latest such words.
+An output or monitor stream on its own device whose callbacks stopped a while (so that it trails the voice by
+far more than the prefill) skips ahead to the declared latency when they resume; `xruns.output_skipped_frames`
+and `output_skipped_events` count what it never played.
 An `engine` event's `engine` holds `state`, `detail` and `monitor_error` (below).
 `engine.monitor_device` {`present`, `error`}: whether a monitor (hear myself) stream is open, and why it
 stopped if it did (headphones unplugged, or no callbacks for a while): the main output plays on and the state
