@@ -72,7 +72,12 @@ def run(args: argparse.Namespace, folder: Path) -> dict:
         "--duration", str(args.seconds), "--clip", str(folder / "clip.wav"), "--record", str(record),
         "--report-json", str(report),
     ]  # fmt: skip
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 600, cwd=folder)
+    try:  # (loading and capturing a full-size voice takes seconds; a run that hangs past that says what it printed)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 90, cwd=folder)
+    except subprocess.TimeoutExpired as e:
+        said = [(t.decode(errors="replace") if isinstance(t, bytes) else t or "")[-3000:] for t in (e.stdout, e.stderr)]
+        print(*said, sep="\n", file=sys.stderr)
+        raise SystemExit(f"live_virtual: rtvc run did not end {args.seconds + 90:g} s after it started") from None
     if res.returncode != 0 or not report.exists():
         print(res.stdout[-3000:], res.stderr[-3000:], sep="\n", file=sys.stderr)
         raise SystemExit(f"live_virtual: rtvc run ended with code {res.returncode}")

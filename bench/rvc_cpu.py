@@ -1,19 +1,20 @@
-"""CPU time per 20 ms block of a full-size RVC v2 48k voice, by stage, against an RVC-style baseline.
+"""CPU time per 20 ms block of a full-size RVC v2 48k voice, by stage, against a whole-window-decode baseline.
 
 The voice: RVC v2 48k at its real size (random weights, f0 = 1) with a full-size HuBERT base (12 layers, 768-d,
 random weights), both written to a temp folder by the repo's factories; eager PyTorch on the CPU, `--threads`
 intra-op threads. The stream: 48 kHz, 20 ms blocks, 3 ms crossfade, 8 ms SOLA search, 1 s context. Input: the
 bundled espeak-ng speech clip, looped.
 
-Two converters, two voices built from the same files: ours decodes only the tail the converter asks for
-(+ decoder_margin frames); the baseline is the same voice with the margin raised so the synthesizer decodes
-every frame of the window each block, as RVC's realtime GUI does. Content features and F0 are the same work in
-both; only the synthesizer's differs. The two alternate block by block on the same input, so machine noise hits
-both alike. Stages are timed by wrapping the callables on the instances (and SOLA's in rtvc.converter) in this
-script only: input/output resampling, content (HuBERT), F0, synthesizer (`net.infer`, also split into text
-encoder / flow / decoder), SOLA; "other" is the block's total minus those stages (window bookkeeping, the RMS
-mix, pitch/phase arithmetic). Times are CPU time (thread time with 1 thread, process time otherwise) and wall
-time; p50/p99 over the timed blocks; ratio = baseline p50 / ours p50. Rows for F0 = fcpe and F0 = yin.
+Two converters, two voices built from the same files: ours decodes only the tail the converter asks for (+
+decoder_margin frames); the baseline is the same voice with the margin raised so the synthesizer decodes every frame
+of the window each block: the "RVC-style" baseline of issue 4 (RVC's realtime GUI before it passed
+skip_head/return_length; its current infer/lib/rtrvc.py decodes the tail, as ours). Content features and F0 are the
+same work in both; only the synthesizer's differs. The two alternate block by block on the same input, so machine
+noise hits both alike. Stages are timed by wrapping the callables on the instances (and SOLA's in rtvc.converter) in
+this script only: input/output resampling, content (HuBERT), F0, synthesizer (`net.infer`, also split into text
+encoder / flow / decoder), SOLA; "other" is the block's total minus those stages (window bookkeeping, the RMS mix,
+pitch/phase arithmetic). Times are CPU time (thread time with 1 thread, process time otherwise) and wall time;
+p50/p99 over the timed blocks; ratio = baseline p50 / ours p50. Rows for F0 = fcpe and F0 = yin.
 
     python bench/rvc_cpu.py [--blocks 60] [--warmup 10] [--threads 1]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except RtvcError as e:
+        if e.__cause__ is not None and os.environ.get("RTVC_TRACEBACK"):  # (what a bug report needs, on request)
+            traceback.print_exception(e.__cause__, file=sys.stderr)
         print(f"rtvc: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # Ctrl-C where no command handles it itself (convert, build): nothing half-written

@@ -27,6 +27,7 @@ import numpy as np
 
 from rtvc.converter import StreamingConverter
 from rtvc.doorbell import Doorbell
+from rtvc.errors import words
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
 from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_worker_realtime, raise_callback
 from rtvc.ring import SpscRing
@@ -46,12 +47,6 @@ VOICE_FAILED = "voice failed"
 OVERLOADED = "overloaded"
 LOAD_WINDOW = 16
 LOAD_EVERY = 4
-
-
-def _words(e: BaseException) -> str:
-    """An exception in one line: its type and the first line of its message (if any), cut to 200 characters."""
-    said = (str(e).splitlines() or [""])[0][:200]
-    return f"{type(e).__name__}: {said}" if said else type(e).__name__
 
 
 @dataclass
@@ -477,7 +472,7 @@ class Engine:
                 conv.reset()
             y = conv.process_block(self._block_in)
         except Exception as e:  # the voice's code, torch, CUDA: whatever it raises, the engine runs on
-            self.voice_error = _words(e)
+            self.voice_error = words(e)
             self.voice_errors += 1
             if self._state in ("running", OVERLOADED, VOICE_FAILED):  # (a device's failure or stall says more)
                 self._detail = f"the voice raised {self.voice_error}; playing silence, retrying each block"
@@ -485,7 +480,7 @@ class Engine:
             try:
                 conv.reset()  # its window and overlap may hold half a block's work
             except Exception as r:  # retried as it is; the words say so
-                self.voice_error += f" (and its reset raised {_words(r)})"
+                self.voice_error += f" (and its reset raised {words(r)})"
             return self._silence
         if self._state == VOICE_FAILED:
             self._state, self._detail = "running", ""

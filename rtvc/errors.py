@@ -24,3 +24,9 @@ class DeviceError(RtvcError):
 
 class ModelError(RtvcError):
     """A model file that is missing, truncated, of the wrong kind or inconsistent with itself."""
+
+
+def words(e: BaseException) -> str:
+    """An exception in one line: its type and the first line of its message (if any), cut to 200 characters."""
+    said = (str(e).splitlines() or [""])[0][:200]
+    return f"{type(e).__name__}: {said}" if said else type(e).__name__

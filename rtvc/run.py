@@ -17,7 +17,7 @@ from rtvc.audio.virtual import VirtualDevice
 from rtvc.config import Config, format_config
 from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.engine import Engine
-from rtvc.errors import ConfigError, RtvcError
+from rtvc.errors import ConfigError, RtvcError, words
 from rtvc.latency import plan_prefill
 from rtvc.profiles import load_profile, make_voice
 from rtvc.resample import resample_block
@@ -79,7 +79,7 @@ def rehearse(conv: StreamingConverter, where: Path) -> None:
         raise
     except Exception as e:
         raise RtvcError(
-            f"{where}: the voice failed on its first block ({type(e).__name__}: {str(e)[:200]})",
+            f"{where}: the voice failed on its first block ({words(e)})",
             "check the profile's [model] settings (device, precision, block size); a GPU may be out of memory",
         ) from e
     finally:

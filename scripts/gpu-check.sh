@@ -5,10 +5,11 @@
 #     run(command="bash scripts/gpu-check.sh", carry=[".whl"], timeout_s=540)
 # What it does, each step under its own deadline, all output in $OUT/gpu-check.log:
 #   1. the GPU, driver and torch it finds; `rtvc doctor`;
-#   2. CUDA-graph vs eager parity per step (content, F0, synth; fp32 <= 1e-4, fp16 <= 1e-2):
-#      tests/test_backend_seam.py, which skips those tests without CUDA;
-#   3. bench/rvc_gpu.py: full-size RVC v2 48k + HuBERT base, eager vs CUDA graphs vs the RVC-style baseline,
-#      20 and 10 ms blocks, p50/p99 -> $OUT/rvc_gpu.json;
+#   2. CUDA-graph vs eager parity per step (content, F0, synth; fp32 <= 1e-4, fp16 <= 1e-2) on the tiny test
+#      models: tests/test_backend_seam.py -k cuda_graphs_equal_eager;
+#   3. bench/rvc_gpu.py: the same parity on the full-size models, then full-size RVC v2 48k + HuBERT base,
+#      eager vs CUDA graphs vs the whole-window baseline, 20 and 10 ms blocks, p50/p99 -> $OUT/rvc_gpu.json
+#      (written after each block size);
 #   4. bench/live_virtual.py: the live engine on the virtual device at 10 ms blocks for 60 s on that voice
 #      (cuda-graph, fp16), deadline misses and block times -> $OUT/live_virtual_gpu.json.
 # A failed step does not stop the next; the summary at the end lists each step's exit code.
@@ -16,10 +17,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/gpu-check}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 RTVC_TRACEBACK=1  # (an error's cause is printed whole: the one run must tell all)
 PY=${PYTHON:-python3}
 
-step() {  # step NAME SECONDS COMMAND...: the limits add up to 510 s, inside a 540 s call
+step() {  # step NAME SECONDS COMMAND...: the limits add up to 500 s, inside a 540 s call
   local name=$1 limit=$2
   shift 2
   echo
@@ -39,9 +40,9 @@ checks() {
   summary=()
   step "gpu" 20 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.mem,temperature.gpu --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"'
   step "doctor" 40 $PY -m rtvc doctor
-  step "cuda-graph parity" 120 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py
-  step "rvc_gpu bench" 180 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --out "$OUT/rvc_gpu.json"
-  step "live 60 s at 10 ms" 150 $PY bench/live_virtual.py --rvc full --backend cuda-graph --device cuda \
+  step "cuda-graph parity" 90 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py -k cuda_graphs_equal_eager
+  step "rvc_gpu bench" 190 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --out "$OUT/rvc_gpu.json"
+  step "live 60 s at 10 ms" 160 $PY bench/live_virtual.py --rvc full --backend cuda-graph --device cuda \
     --precision fp16 --block-ms 10 --seconds 60 --out "$OUT/live_virtual_gpu.json"
   echo
   echo "== summary"

@@ -307,3 +307,30 @@ def test_a_voice_too_slow_to_run_live_is_named_in_the_report_and_still_converts_
     played, _ = sf.read(dst)
     assert len(played) == 48000
     assert (np.abs(played[4800:43200].reshape(-1, 480)).max(axis=1) > 0.05).all()  # no 10 ms without the voice
+
+
+FAILS_AT_ONCE = """
+import rtvc.voices.pitch as pitch
+def convert(self, window, tail, params):
+    raise ValueError("a shape the model refuses\\nand a second line")
+pitch.PitchVoice.convert = convert
+"""
+
+
+def test_an_error_is_one_line_and_its_cause_is_printed_whole_on_request(tmp_path):
+    """A voice that fails on its first block is one line naming the error's first line; RTVC_TRACEBACK=1 (set
+    by scripts/gpu-check.sh, where one run must tell all) prints the cause's traceback before it."""
+    (tmp_path / "sitecustomize.py").write_text(FAILS_AT_ONCE)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(src, np.zeros(4800), 48000)
+    r = rtvc("convert", str(src), str(dst), env=env)
+    assert r.returncode == 2
+    assert one_error_line(r.stderr).endswith(
+        "the voice failed on its first block (ValueError: a shape the model refuses) (check the profile's [model] "
+        "settings (device, precision, block size); a GPU may be out of memory)"
+    )
+    r = rtvc("convert", str(src), str(dst), env={**env, "RTVC_TRACEBACK": "1"})
+    assert r.returncode == 2 and r.stderr.startswith("Traceback (most recent call last):")
+    assert 'raise ValueError("a shape the model refuses' in r.stderr and "\nValueError: a shape" in r.stderr
+    assert r.stderr.rstrip().splitlines()[-1].startswith("rtvc: error: ")

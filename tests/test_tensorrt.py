@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rtvc.backends.base import ExportedStep, StreamShape, TensorSpec
@@ -182,4 +183,7 @@ def test_engine_runs_like_torch(trt_gpu, tmp_path: Path):
     with torch.no_grad():
         torch.testing.assert_close(runners["tiny"](x=x)["y"], model(x), rtol=2e-3, atol=2e-3)
     assert runners["tiny"].outputs == (TensorSpec("y", (1, 4, 480), "float32"),)
+    xn = np.random.default_rng(1).standard_normal((1, 1, 480)).astype(np.float32)  # as the voice hands them over
+    with torch.no_grad():
+        torch.testing.assert_close(runners["tiny"](x=xn)["y"], model(torch.from_numpy(xn).cuda()), rtol=2e-3, atol=2e-3)
     runners["tiny"].close()

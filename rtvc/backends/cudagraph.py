@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from rtvc.backends.base import TensorSpec
-from rtvc.errors import ModelError
+from rtvc.errors import ModelError, words
 
 WARMUP = 3  # eager runs on the side stream before capture (torch's example uses 3)
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "int64": torch.int64, "int32": torch.int32}
@@ -32,21 +32,30 @@ class CudaGraphRunner:
         self._static_in = [torch.zeros(s.shape, dtype=_DTYPES[s.dtype], device=self.device) for s in self.inputs]
         self._seed_inputs()
         self.graph = torch.cuda.CUDAGraph()
-        try:
+        try:  # the eager warm-up first: an error there (out of memory, a dtype) is the step's, not the capture's
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side), torch.no_grad():
                 for _ in range(WARMUP):
                     self.module(*self._static_in)
             torch.cuda.current_stream(self.device).wait_stream(side)
-            with torch.cuda.graph(self.graph, pool=pool), torch.no_grad():
+        except Exception as e:
+            raise ModelError(
+                f"step '{name}' failed on {self.device} before its CUDA graph capture ({words(e)})",
+                "backend = 'eager' runs the same step without the capture; RTVC_TRACEBACK=1 prints the trace",
+            ) from e
+        try:
+            # thread_local: a voice is loaded (and captured) on a control thread while the worker may be running
+            # another voice on this GPU; "global" would forbid that work (and fail it) for the capture's length
+            with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"), torch.no_grad():
                 out = self.module(*self._static_in)
             torch.cuda.synchronize(self.device)
         except Exception as e:  # torch raises RuntimeError/AssertionError from capture; name the step either way
             raise ModelError(
-                f"CUDA graph capture of step '{name}' failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
-                "run the voice with backend = 'eager' on device = 'cuda' and report this step",
-            ) from None
+                f"CUDA graph capture of step '{name}' failed ({words(e)})",
+                "run the voice with backend = 'eager' on device = 'cuda' and report this step with the trace that "
+                "RTVC_TRACEBACK=1 prints",
+            ) from e
         self._static_out = list(out) if isinstance(out, tuple) else [out]
 
     def _seed_inputs(self) -> None:

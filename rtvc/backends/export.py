@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from rtvc.backends.base import PRECISIONS, ExportedStep, StreamShape
-from rtvc.errors import ModelError
+from rtvc.errors import ModelError, words
 
 if TYPE_CHECKING:
     from rtvc.voices.rvc import RvcVoice
@@ -98,10 +98,9 @@ def export_step(module: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> 
         refused = tensorrt_refuses(path)
     except Exception as e:  # torch.export / onnxscript raise many kinds; the step's name is what a user needs
         raise ModelError(
-            f"ONNX export of step '{getattr(module, 'step_name', type(module).__name__)}' failed "
-            f"({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+            f"ONNX export of step '{getattr(module, 'step_name', type(module).__name__)}' failed ({words(e)})",
             "report it with the voice file; the eager and cuda-graph backends do not need ONNX",
-        ) from None
+        ) from e
     finally:
         for q, level in zip(quiet, levels, strict=True):
             q.setLevel(level)

@@ -242,7 +242,7 @@ class TensorRTStep:
         self._stream.wait_event(self._inputs_ready)
         with torch.cuda.stream(self._stream):
             for n, buf in self._in.items():
-                x = inputs[n]
+                x = torch.as_tensor(inputs[n])  # (the voice hands over numpy arrays from the host)
                 if x.shape != buf.shape:  # copy_ would broadcast a smaller tensor silently
                     got, takes = tuple(x.shape), tuple(buf.shape)
                     raise RtvcError(f"step '{self.name}': '{n}' is {got}, the engine takes {takes}", "rtvc build")

@@ -8,8 +8,8 @@ Per block (`advance`, once, whatever is rendered):
 - the sine source's phase carried to where the next decode starts.
 Per render (`convert`, a function of window and params): retrieval, pitch shift, protect, then the
 synthesizer: text encoder over all frames, flow over the tail + 24 frames, decoder only over the tail the
-converter asked for (+ `decoder_margin` frames it drops: the decoder's left edge). RVC's realtime GUI
-decodes the whole window every block; `bench/rvc_cpu.py` measures both.
+converter asked for (+ `decoder_margin` frames it drops: the decoder's left edge), as RVC's current realtime
+code does too (skip_head); its older one decoded the whole window every block: `bench/rvc_cpu.py` measures both.
 
 Frames are 10 ms, so RVC voices need blocks of whole 10 ms.
 """
