@@ -121,7 +121,7 @@ class Engine:
         self.overloaded_blocks = 0  # blocks converted while OVERLOADED
         self.overload = ""  # the latest OVERLOADED detail (kept after it clears, for the report)
         self._load_from = 0  # the first timed block of this voice on these devices (OVERLOADED judges from there)
-        self._lag_limit = 0  # frames an output stream may trail its ring's writer by before it catches up
+        self._lag_limit = 0  # frames an output-only stream may trail its ring's writer by (_play: it skips ahead)
         self.watch_load = True  # OVERLOADED when the voice cannot keep up (off for files: no clock to keep up with)
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
@@ -163,8 +163,6 @@ class Engine:
             ring.restart()
         self._done_pos = 0
         self._load_from = self.timer.count
-        # an output or monitor stream trails its writer by about the prefill; one that trails it by much more had
-        # its callbacks stop a while (its own device, not the input's): it skips ahead to the input's clock
         self._lag_limit = plan.prefill + 2 * (self.block + period) + self.samplerate // 20
         self.out_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self.mon_ring.write(np.zeros(plan.prefill, dtype=np.float32))
