@@ -124,3 +124,28 @@ def test_a_refused_real_time_request_is_on_screen_with_its_fix() -> None:
     assert "⚠ worker normal (no permission for real-time scheduling: add an rtprio limit for your user" in refusal
     assert "see README 'Latency')" in refusal
     assert "worker normal scheduler (stream.realtime = false)" in off and "⚠" not in off
+
+
+def test_an_overloaded_engine_is_on_screen_with_its_fix_until_it_runs_again() -> None:
+    """The daemon's `engine` events: a voice too slow for its block puts the state and its fix on the message line;
+    once the engine runs again the line says so (the error used to stay on screen)."""
+    detail = "the voice takes longer than a block (20.0 ms) to convert one: it cannot keep up here"
+
+    def engine_event(state: str, said: str) -> dict:
+        return {"type": "engine", "by": "engine", "changed": ["engine"], "state": {**STATE, "engine": state},
+                "engine": {"state": state, "detail": said, "monitor_error": ""}}  # fmt: skip
+
+    async def main() -> list[str]:
+        app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), clock=lambda: 100.0, connect=False)
+        screens = []
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.apply_state(STATE)
+            for state, said in (("overloaded", detail), ("running", "")):
+                app.apply_event(engine_event(state, said))
+                await pilot.pause()
+                screens.append(" ".join(screen_text(app).replace("│", " ").split()))
+        return screens
+
+    overloaded, running = asyncio.run(main())
+    assert f"✖ engine overloaded: {detail}" in overloaded
+    assert "engine running again" in running and "✖ engine overloaded" not in running

@@ -73,6 +73,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.link = Link("connecting" if endpoint else "disconnected", "" if endpoint else "no daemon")
         self.state: dict[str, Any] = {}
         self._events = 0  # state and engine events applied (a snapshot asked for before one is older)
+        self._engine_trouble = False  # the message line shows an engine error (cleared when it runs again)
         self.voices: list[dict[str, Any]] = []
         self.ranges: dict[str, dict[str, Any]] = {}
         self.talking = False
@@ -179,8 +180,12 @@ class RtvcApp(VoiceListMixin, App[None]):
             eng = ev["engine"]
             if eng["state"] in ("stalled", "failed", "voice failed", "overloaded"):
                 self.show_message(f"engine {eng['state']}: {eng['detail']}", error=True)
+                self._engine_trouble = True
             elif eng.get("monitor_error"):
                 self.show_message(f"hear myself: {eng['monitor_error']}", error=True)
+            elif eng["state"] == "running" and self._engine_trouble:  # (the error would stay on screen)
+                self.show_message("engine running again")
+                self._engine_trouble = False
         self._events += 1
         changed = set(ev.get("changed", ()))
         mine = self.client is not None and ev.get("by") == self.client.link.client
