@@ -57,9 +57,7 @@ def parity(files: dict[str, Path], args: argparse.Namespace) -> dict:
     """Each step of the full-size voice captured as a CUDA graph (fp32, fp16) against eager fp32 on the same
     inputs (random, in range; seed 7), relative L2 of its output: what tests/test_backend_seam.py checks on tiny
     models, here on the sizes the timings are for."""
-    from rtvc.backends.cudagraph import CudaGraphRunner
-    from rtvc.backends.eager import EagerRunner
-    from rtvc.rvc.steps import example_inputs
+    from rtvc.backends.cudagraph import graph_vs_eager
     from rtvc.voices.rvc_steps import stream_shape
 
     settings = RvcModelSettings(path=str(files["voice"]), content=str(files["content"]), f0=args.f0)
@@ -72,13 +70,7 @@ def parity(files: dict[str, Path], args: argparse.Namespace) -> dict:
             for name, module in voice.steps(shape, precision).items():
                 key = f"{ms} ms {name} {precision}"
                 try:
-                    feed = dict(zip((s.name for s in module.inputs), example_inputs(module, seed=7), strict=True))
-                    first = module.outputs[0].name
-                    ref = EagerRunner(name, ref_steps[name], "cuda")(**feed)[first].double()
-                    graph = CudaGraphRunner(name, module, "cuda")
-                    for _ in range(2):  # a replay reads the new inputs, not the captured ones
-                        got = graph(**feed)[first].double()
-                    err = float((got - ref).norm() / ref.norm())
+                    err = graph_vs_eager(name, module, ref_steps[name])
                     out[key] = {"rel_l2": float(f"{err:.3g}"), "limit": limit, "ok": err <= limit}
                 except Exception as e:  # (one step's failure must not cost the other figures)
                     out[key] = {"error": words(e)}

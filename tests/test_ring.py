@@ -62,8 +62,8 @@ def test_ring_matches_a_model(capacity, ops):
             r += n
             for k in [k for k in model if k < r]:  # skipped slots are gone
                 del model[k]
-        assert ring.available() == max(0, w - max(r, w - capacity))
-        assert ring.free() == capacity - ring.available()
+        held = max(0, w - max(r, w - capacity))  # unread and not overwritten
+        assert (ring.available(), ring.free()) == (held, capacity - held)
         assert (ring.overrun_frames, ring.late_frames, ring.underrun_frames) == (overrun, late, underrun)
 
 

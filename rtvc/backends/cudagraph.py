@@ -71,3 +71,18 @@ class CudaGraphRunner:
             buf.copy_(torch.as_tensor(inputs[spec.name]).reshape(spec.shape), non_blocking=True)
         self.graph.replay()
         return {s.name: t for s, t in zip(self.outputs, self._static_out, strict=True)}
+
+
+def graph_vs_eager(name: str, module: torch.nn.Module, reference: torch.nn.Module, seed: int = 7) -> float:
+    """Relative L2 between a step captured as a CUDA graph and `reference` (the same step, fp32) run eager on
+    CUDA, on in-range random inputs; the graph is replayed twice (a replay must read the new inputs)."""
+    from rtvc.backends.eager import EagerRunner
+    from rtvc.rvc.steps import example_inputs
+
+    feed = dict(zip((s.name for s in module.inputs), example_inputs(module, seed=seed), strict=True))
+    first = module.outputs[0].name
+    ref = EagerRunner(name, reference, "cuda")(**feed)[first].double()
+    graph = CudaGraphRunner(name, module, "cuda")
+    for _ in range(2):
+        got = graph(**feed)[first].double()
+    return float((got - ref).norm() / ref.norm())
