@@ -26,6 +26,7 @@ FLAGS: dict[str, tuple[str, Any]] = {
     "--block-ms": ("stream.block_ms", float),
     "--prefill-ms": ("stream.prefill_ms", float),
     "--profile": ("voice.profile", str),
+    "--gate-db": ("gate.threshold_db", float),
     "--port": ("control.port", int),
 }
 RUN_FLAGS = tuple(f for f, (key, _t) in FLAGS.items() if not key.startswith("control."))
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="microphone -> voice -> speakers, live")
     _add_config_flags(r, RUN_FLAGS)
     r.add_argument("--monitor", action="store_true", default=None, help="start with 'hear myself' on")
+    r.add_argument("--no-gate", action="store_true", default=None, help="start with the noise gate off")
     r.add_argument("--virtual", action="store_true", help="use the virtual device even if a sound card exists")
     r.add_argument("--clip", type=Path, help="virtual device: audio file to play as the microphone")
     r.add_argument("--record", type=Path, help="virtual device: where to write the output (out/rtvc-run.wav)")
@@ -69,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--virtual", action="store_true", help="use the virtual device (a clip in a loop)")
     s.add_argument("--clip", type=Path, help="virtual device: audio file to play as the microphone, in a loop")
     s.add_argument("--monitor", action="store_true", default=None, help="start with 'hear myself' on")
+    s.add_argument("--no-gate", action="store_true", default=None, help="start with the noise gate off")
 
     u = sub.add_parser("tui", help="the terminal UI, attached to a running daemon (rtvc serve)")
     _add_config_flags(u, ("--port",))
@@ -80,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--new", action="store_true", help="make a new token (clients must use the new one)")
 
     c = sub.add_parser("convert", help="run a file through the streaming path as fast as it can")
-    _add_config_flags(c, ("--samplerate", "--block-ms", "--prefill-ms", "--profile", "--period"))
+    _add_config_flags(c, ("--samplerate", "--block-ms", "--prefill-ms", "--profile", "--period"))  # (no gate: a file)
     c.add_argument("--offline", action="store_true", help="model voices: convert the whole file in one pass")
     c.add_argument("input", type=Path)
     c.add_argument("output", type=Path)
@@ -109,6 +112,8 @@ def _load(args: argparse.Namespace):
             overrides[key] = (value, flag)
     if getattr(args, "monitor", None):
         overrides["audio.monitor"] = (True, "--monitor")
+    if getattr(args, "no_gate", None):
+        overrides["gate.enabled"] = (False, "--no-gate")
     return load_config(path, overrides)
 
 

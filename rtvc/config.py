@@ -60,6 +60,19 @@ class VoiceConfig:
     profile: str = setting("default", "voice profile: a name in profiles/ or a path to a .toml file")
 
 
+@dataclass(frozen=True)
+class GateConfig:
+    enabled: bool = setting(
+        True, "the noise gate: the output is silent while the microphone is quieter than threshold_db"
+    )
+    threshold_db: float = setting(
+        -60.0, "input level (dBFS RMS over 10 ms) that opens the gate; it closes 6 dB below", in_range(-100.0, 0.0)
+    )
+    hold_ms: float = setting(
+        200.0, "how long the input stays below the closing level before the gate closes (ms)", in_range(0.0, 5000.0)
+    )
+
+
 def _origins_ok(v: Any) -> str | None:
     ok = all(isinstance(o, str) and o.startswith(("http://", "https://")) and o.count("/") == 2 for o in v)
     return None if ok else 'a list of origins like "http://192.168.1.20:8000" (scheme://host[:port], no path)'
@@ -140,6 +153,7 @@ class Config:
     audio: AudioConfig = dataclasses.field(default_factory=AudioConfig)
     stream: StreamConfig = dataclasses.field(default_factory=StreamConfig)
     voice: VoiceConfig = dataclasses.field(default_factory=VoiceConfig)
+    gate: GateConfig = dataclasses.field(default_factory=GateConfig)
     control: ControlConfig = dataclasses.field(default_factory=ControlConfig)
     obs: ObsConfig = dataclasses.field(default_factory=ObsConfig)
     # dotted key -> where its value came from ("default", the file, or "--flag")
@@ -151,6 +165,7 @@ SECTIONS: dict[str, type] = {
     "audio": AudioConfig,
     "stream": StreamConfig,
     "voice": VoiceConfig,
+    "gate": GateConfig,
     "control": ControlConfig,
     "obs": ObsConfig,
 }

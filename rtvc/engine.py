@@ -28,6 +28,7 @@ import numpy as np
 from rtvc.converter import StreamingConverter
 from rtvc.doorbell import Doorbell
 from rtvc.errors import words
+from rtvc.gate import GateSettings, NoiseGate
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
 from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_worker_realtime, raise_callback
 from rtvc.ring import SpscRing
@@ -77,6 +78,7 @@ class Engine:
         monitor: bool = False,
         voice_label: str = "",
         realtime: bool = False,
+        gate: GateSettings | None = None,
     ):
         self.converter = converter
         self._next: tuple[StreamingConverter, str] | None = None  # swapped in by the worker at a block edge
@@ -85,6 +87,8 @@ class Engine:
         self.headroom = headroom
         self.voice_label = voice_label
         self.monitor_enabled = monitor  # read by the worker at block boundaries
+        # the noise gate (rtvc.gate): off unless given; `gate.settings` may be replaced from any thread
+        self.gate = NoiseGate(samplerate, self.block, gate if gate is not None else GateSettings(on=False))
         self.muted = False  # mic mute: silence out (speakers and monitor), faded over one block
         self._muted_now = False
         self.has_monitor_device = False  # a monitor stream is open and playing (set by the device layer)
@@ -161,6 +165,7 @@ class Engine:
         self.plan = plan
         for ring in (self.in_ring, self.out_ring, self.mon_ring):
             ring.restart()
+        self.gate.reset()  # (new streams: it starts open, as at the start)
         self._done_pos = 0
         self._load_from = self.timer.count
         self._lag_limit = plan.prefill + 2 * (self.block + period) + self.samplerate // 20
@@ -387,6 +392,7 @@ class Engine:
                     self.nonfinite_out += 1
                     y = np.zeros_like(y)
                     self.converter.reset()  # its overlap and context hold the bad values: start clean
+                y = self.gate.process(self._block_in, y, self.converter.latency)
                 if self.muted or self._muted_now:
                     y = self._gate(y)
                 self.out_ring.write(y)
@@ -550,6 +556,17 @@ class Engine:
             self._progress.clear()
 
     # -- status (any thread) --------------------------------------------------------------------
+    def gate_status(self) -> dict:
+        g = self.gate
+        s = g.settings
+        return {
+            "on": s.on,
+            "threshold_db": s.threshold_db,
+            "hold_ms": s.hold_ms,
+            "open": g.open or not s.on,
+            "closed_s": round(g.closed_frames / self.samplerate, 3),
+        }
+
     def latency(self) -> LatencyBreakdown | None:
         if self.plan is None:
             return None
@@ -599,5 +616,6 @@ class Engine:
             voice_errors={"blocks": self.voice_errors, "last": self.voice_error},
             skipped_blocks=self.skipped_blocks,
             overload={"blocks": self.overloaded_blocks, "last": self.overload},
+            gate=self.gate_status(),
             monitor_device={"present": self.has_monitor_device, "error": self.monitor_error},
         )

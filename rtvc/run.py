@@ -18,6 +18,7 @@ from rtvc.config import Config, format_config
 from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, RtvcError, words
+from rtvc.gate import GateSettings
 from rtvc.latency import plan_prefill
 from rtvc.profiles import load_profile, make_voice
 from rtvc.resample import resample_block
@@ -90,7 +91,8 @@ def build_engine(cfg: Config) -> Engine:
     conv, label = build_converter(cfg, cfg.voice.profile)
     sr = cfg.audio.samplerate
     headroom = frames(cfg.stream.prefill_ms, sr)
-    return Engine(conv, sr, headroom, cfg.audio.monitor, label, realtime=cfg.stream.realtime)
+    gate = GateSettings(cfg.gate.enabled, cfg.gate.threshold_db, cfg.gate.hold_ms)
+    return Engine(conv, sr, headroom, cfg.audio.monitor, label, realtime=cfg.stream.realtime, gate=gate)
 
 
 def switch_voice(engine: Engine, cfg: Config, profile_name: str) -> str:
@@ -245,6 +247,7 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> EngineStatus
     engine = build_engine(cfg)
     engine.realtime = False  # as fast as it can, not against a clock: no reason to preempt the machine
     engine.watch_load = False  # (nor is a block slower than real time an overload)
+    engine.gate.settings = GateSettings(on=False)  # the gate keeps a room's noise off the air; a file is as it is
     pad = plan_prefill(engine.block, period, engine.headroom).prefill + engine.converter.latency
     dev = VirtualDevice(engine, np.concatenate([x, np.zeros(pad, dtype=np.float32)]), period, paced=False)
     engine.start()

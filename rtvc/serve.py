@@ -99,6 +99,11 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
     for key in event["changed"]:
         if key == "mute":
             parts.append(f"mute {_onoff(st['mute'])}")
+        elif key == "gate":
+            g = st["gate"]
+            parts.append(
+                f"noise gate {_onoff(g['on'])}, opens at {g['threshold_db']:g} dBFS, holds {g['hold_ms']:g} ms"
+            )
         elif key == "voice_on":
             parts.append(f"voice changer {_onoff(st['voice_on'])}")
         elif key == "monitor":

@@ -79,6 +79,10 @@ class EngineStatus:
     skipped_blocks: int = 0
     # blocks converted while the state was overloaded, and the latest such state's words (they outlive it)
     overload: dict = field(default_factory=lambda: {"blocks": 0, "last": ""})
+    # the noise gate (rtvc.gate): its settings, whether it lets the voice through now, seconds it silenced
+    gate: dict = field(
+        default_factory=lambda: {"on": False, "threshold_db": -60.0, "hold_ms": 200.0, "open": True, "closed_s": 0.0}
+    )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -94,5 +98,6 @@ class EngineStatus:
             f"{self.state:<8} latency {lat}  block {t.p50_ms:.2f}/{t.p99_ms:.2f} ms p50/p99"
             f" ({100 * t.load:.0f}% load)  xruns {self.xruns.total}"
             f"  in {self.levels.in_peak:6.1f} dBFS  out {self.levels.out_peak:6.1f} dBFS"
+            + ("" if self.gate["open"] else "  gate closed")
             + (f"  [{self.detail}]" if self.detail else "")
         )

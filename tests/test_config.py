@@ -22,6 +22,7 @@ def test_the_shipped_config_is_valid_and_equals_the_defaults():
     shipped = load_config(ROOT / "config.toml")
     defaults = load_config(None)
     assert (shipped.audio, shipped.stream, shipped.voice) == (defaults.audio, defaults.stream, defaults.voice)
+    assert shipped.gate == defaults.gate and shipped.gate.enabled
 
 
 def test_values_are_typed_and_flags_override_the_file(tmp_path):
@@ -49,6 +50,9 @@ def test_values_are_typed_and_flags_override_the_file(tmp_path):
         ("[audio]\nmonitor = 1\n", ["'audio.monitor' = 1 has the wrong type", "true or false"]),
         ("[audio]\nmonitor = true\n", ["'audio.monitor' = true (hear myself) needs a monitor device", "headphones"]),
         ("[audio\n", ["not valid TOML", "fix the syntax"]),
+        ("[gate]\nthreshold_db = 6\n", ["'gate.threshold_db' = 6", "a number from -100 to 0"]),
+        ("[gate]\nthreshold = -50\n", ["unknown key 'gate.threshold'", "did you mean 'threshold_db'"]),
+        ("[gate]\nhold_ms = -5\n", ["'gate.hold_ms' = -5", "a number from 0 to 5000"]),
     ],
 )
 def test_bad_config_names_the_key_the_file_and_what_is_allowed(tmp_path, text, words):
@@ -68,6 +72,8 @@ def test_a_bad_flag_is_blamed_on_the_flag(tmp_path):
         load_config(None, {"audio.monitor": (True, "--monitor")})  # it did nothing, and said nothing
     cfg = load_config(None, {"audio.monitor": (True, "--monitor"), "audio.monitor_device": ("USB", "--monitor-device")})
     assert cfg.audio.monitor and cfg.audio.monitor_device == "USB"
+    with pytest.raises(ConfigError, match=r"^--gate-db: 'gate.threshold_db' = 3.0 is not allowed"):
+        load_config(None, {"gate.threshold_db": (3.0, "--gate-db")})
 
 
 def test_files_that_are_not_utf8_text_are_named_and_a_bom_is_read(tmp_path):

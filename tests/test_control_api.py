@@ -107,6 +107,7 @@ def baseline(request):
         c.set_mute(False, "tests")
         c.set_ptt_mode(False, "tests")
         c.set_voice_on(True, "tests")
+        c.set_gate("tests", True, -60.0, 200.0)
 
 
 def run(coro) -> Any:
@@ -293,7 +294,8 @@ def test_meters_come_at_the_subscribers_rate(daemon):
                 break
         assert all(r <= 23 for r in rates) and rates[-1] >= 15, f"meter updates a second: {rates}, not 20"
         levels = {"in_peak", "in_rms", "out_peak", "out_rms"}
-        assert set(first) == {"type", *levels, "block_ms", "p99_ms", "budget_ms", "xruns"}
+        assert set(first) == {"type", *levels, "gate", "block_ms", "p99_ms", "budget_ms", "xruns"}
+        assert first["gate"] == "open"  # (the sine is far above the gate's threshold)
         assert first["budget_ms"] == pytest.approx(20.0) and first["p99_ms"] > 0
         assert first["in_peak"] == pytest.approx(-6.02, abs=0.1)  # the 0.5 sine
         assert first["in_rms"] == pytest.approx(-9.03, abs=0.3)
@@ -661,6 +663,59 @@ def test_a_client_that_never_reads_is_closed_and_stalls_no_one(daemon):
         assert n >= i + 100
         await fast.close()
         slow.transport.abort()
+
+    run(main())
+
+
+def test_the_noise_gate_on_the_wire_silences_the_output_and_refuses_bad_values(daemon):
+    """gate.set above the input's level: the sine (-9 dBFS RMS, more than 6 dB below it) counts as room noise,
+    and what plays becomes exact silence; the state event, meters and status say so. Bad values are refused by
+    name and change nothing; gate.toggle flips it; the default threshold lets the sine through again."""
+    dev, lat = daemon.device, daemon.engine.latency().total
+
+    def heard(a: int, b: int) -> float:
+        return float(np.mean(np.abs(dev.recording[a:b]) > 0.01))
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+        await c.call("events.subscribe", events=["state", "meters"], meter_hz=20)
+        assert (await c.call("status.get"))["control"]["gate"] == {"on": True, "threshold_db": -60.0, "hold_ms": 200.0}
+        await c.request("gate.set", threshold_db=-1, hold_ms=50)
+        assert c.frames[-1] == (
+            f'{{"jsonrpc":"2.0","id":{c._next},"result":{{"on":true,"threshold_db":-1.0,"hold_ms":50.0}}}}'
+        )
+        ev = await c.event("state")
+        assert ev["changed"] == ["gate"] and ev["state"]["gate"]["threshold_db"] == -1
+        t_set = dev.frames_done
+        for _ in range(100):
+            if (await c.event("meters"))["gate"] == "closed":
+                break
+        else:
+            raise AssertionError("meters never said the gate closed")
+        await asyncio.sleep(0.4)
+        a = t_set + lat + round(0.25 * SR)  # the hold (50 ms), the release (100 ms) and a block or two
+        assert dev.frames_done - a > 0.1 * SR and heard(a, dev.frames_done) == 0.0
+        st = (await c.call("status.get"))["engine"]["gate"]
+        assert st["on"] and not st["open"] and st["closed_s"] > 0.1
+
+        for params, words in (
+            ({"threshold_db": 5}, "'threshold_db' = 5 is out of range: from -100 to 0"),
+            ({"hold_ms": -1}, "'hold_ms' = -1 is out of range: from 0 to 5000"),
+            ({"on": "yes"}, "'on' = \"yes\" must be a boolean"),
+            ({"threshold": -40}, "unknown parameter 'threshold': its parameters are on, threshold_db, hold_ms"),
+        ):
+            with pytest.raises(RpcFailure) as e:
+                await c.call("gate.set", **params)
+            assert e.value.code == rpc.INVALID_PARAMS and words in str(e.value), str(e.value)
+        assert daemon.state()["gate"] == {"on": True, "threshold_db": -1, "hold_ms": 50}  # nothing changed
+
+        assert await c.call("gate.toggle") == {"on": False, "threshold_db": -1, "hold_ms": 50}
+        t_off = dev.frames_done
+        await asyncio.sleep(0.4)
+        a = t_off + lat + round(0.05 * SR)
+        assert heard(a, dev.frames_done) > 0.9  # off: the sine plays
+        assert await c.call("gate.set", on=True, threshold_db=-60) == {"on": True, "threshold_db": -60, "hold_ms": 50}
+        await c.close()
 
     run(main())
 

@@ -151,6 +151,29 @@ def test_keys_change_the_daemons_state(daemon: Daemon, rpc: RpcClient) -> None:
     run(main())
 
 
+def test_gate_keys_switch_it_and_move_its_threshold(daemon: Daemon, rpc: RpcClient) -> None:
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await until(pilot, "the gate line", lambda: "G gate ON  opens at -60 dBFS" in screen_text(app))
+            await until(pilot, "the input's level on it", lambda: "dBFS rms" in screen_text(app))
+            await pilot.press("g")
+            await until(pilot, "gate off in the daemon", lambda: control(rpc)["gate"]["on"] is False)
+            await until(pilot, "gate off on screen", lambda: "G gate off" in screen_text(app))
+            await pilot.press("g", "right_square_bracket")
+            await until(pilot, "on, -58 dB", lambda: control(rpc)["gate"] == {"on": True, "threshold_db": -58.0,
+                                                                              "hold_ms": 200.0})  # fmt: skip
+            await pilot.press("left_square_bracket", "left_square_bracket")
+            await until(pilot, "-62 dB", lambda: control(rpc)["gate"]["threshold_db"] == -62.0)
+            await until(pilot, "-62 on screen", lambda: "opens at -62 dBFS" in screen_text(app))
+
+    try:
+        run(main())
+    finally:
+        rpc.call("gate.set", on=True, threshold_db=-60.0)
+
+
 def test_changes_by_another_client_appear_on_screen(daemon: Daemon, rpc: RpcClient) -> None:
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))

@@ -45,6 +45,7 @@ STATE = {
     "mute": False,
     "ptt": {"mode": False, "held": 0},
     "silent": False,
+    "gate": {"on": True, "threshold_db": -60.0, "hold_ms": 200.0},
     "loading": None,
     "engine": "running",
     "links": {},
@@ -62,7 +63,7 @@ BLOCKS = [1.2, 1.3, 1.1, 2.8, 1.2, 1.4, 1.3, 5.9, 1.2, 1.1, 1.3, 1.2, 3.3, 1.2, 
 
 def meters(in_peak: float, out_peak: float, block: float) -> dict:
     return {"type": "meters", "in_peak": in_peak, "in_rms": -30.0, "out_peak": out_peak, "out_rms": -32.0,
-            "block_ms": block, "p99_ms": 3.21, "budget_ms": 20.0, "xruns": 0}  # fmt: skip
+            "gate": "open", "block_ms": block, "p99_ms": 3.21, "budget_ms": 20.0, "xruns": 0}  # fmt: skip
 
 
 async def main_screen(width: int, height: int) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""The control state every surface drives: voice, parameters, voice on/off, monitor, mute, push-to-talk.
+"""The control state every surface drives: voice, parameters, voice on/off, monitor, mute, push-to-talk, the
+noise gate.
 
 One object, thread-safe, between the engine and the control surfaces (websocket clients, OBS, the TUI). A
 surface calls a method; the controller applies it to the engine at the next block boundary (through the
@@ -18,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import asdict, fields
 from typing import Any
 
-from rtvc.config import Config
+from rtvc.config import Config, GateConfig
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError
+from rtvc.gate import GateSettings
 from rtvc.profiles import load_profile, profile_path
 from rtvc.settings import describe, from_table
 
@@ -64,6 +66,7 @@ class Controller:
                 "mute": self.mute,
                 "ptt": {"mode": self.ptt_mode, "held": len(self._held)},
                 "silent": self.engine.muted,
+                "gate": self._gate_settings(),
                 "loading": self.loading,
                 "engine": self.engine.status().state,
                 "links": {k: dict(v) for k, v in self.links.items()},
@@ -183,6 +186,27 @@ class Controller:
             self._apply_gate()
         self._emit(["mute"], by)
         return self.mute
+
+    def set_gate(
+        self, by: str, on: bool | None = None, threshold_db: float | None = None, hold_ms: float | None = None
+    ) -> dict[str, Any]:
+        """The noise gate's settings (those given; the others stay), in effect from the next block. Values are
+        checked against config.toml's [gate] ranges: a bad one raises ConfigError and nothing changes."""
+        with self._lock:
+            now = self.engine.gate.settings
+            table = {"enabled": now.on if on is None else on, "threshold_db": now.threshold_db, "hold_ms": now.hold_ms}
+            if threshold_db is not None:
+                table["threshold_db"] = threshold_db
+            if hold_ms is not None:
+                table["hold_ms"] = hold_ms
+            new = from_table(GateConfig, table, "gate.set", "gate")
+            self.engine.gate.settings = GateSettings(new.enabled, float(new.threshold_db), float(new.hold_ms))
+        self._emit(["gate"], by)
+        return self._gate_settings()
+
+    def _gate_settings(self) -> dict[str, Any]:
+        s = self.engine.gate.settings
+        return {"on": s.on, "threshold_db": s.threshold_db, "hold_ms": s.hold_ms}
 
     def set_ptt_mode(self, on: bool, by: str) -> bool:
         with self._lock:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rtvc.audio.switch import AudioLost
+from rtvc.config import GateConfig
 from rtvc.control.controller import Controller
 from rtvc.control.rpc import (
     API_VERSION,
@@ -30,6 +31,7 @@ from rtvc.control.rpc import (
     RpcError,
 )
 from rtvc.errors import DeviceError, RtvcError
+from rtvc.settings import describe
 
 EVENT_TYPES = ("state", "engine", "meters")
 
@@ -176,6 +178,34 @@ def _switch(name: str, doc: str, get: Callable[[Controller], bool], set_: str) -
 _switch("voice", "Voice changer on; off passes the microphone through", lambda c: c.voice_on, "set_voice_on")
 _switch("monitor", "Hear myself on the monitor device", lambda c: c.engine.monitor_enabled, "set_monitor")
 _switch("mute", "Mute the output (faded over one block)", lambda c: c.mute, "set_mute")
+
+
+def _gate_param(key: str, doc: str) -> Param:
+    d = describe(GateConfig)[key]
+    return Param("number", f"{doc} (config.toml gate.{key})", False, d["min"], d["max"])
+
+
+@method(
+    "gate.set",
+    "The noise gate: the output is silent while the microphone is quieter than the threshold; "
+    "the settings given change, the others stay",
+    "{on, threshold_db, hold_ms}",
+    {
+        "on": Param("boolean", "true or false", False),
+        "threshold_db": _gate_param("threshold_db", "input level (dBFS RMS) that opens the gate"),
+        "hold_ms": _gate_param("hold_ms", "time below the threshold (less 6 dB) before it closes"),
+    },
+)
+async def _gate_set(
+    s: Session, on: bool | None = None, threshold_db: float | None = None, hold_ms: float | None = None
+) -> dict[str, Any]:
+    return s.hub.controller.set_gate(s.id, on, threshold_db, hold_ms)
+
+
+@method("gate.toggle", "Flip the noise gate on or off", "{on, threshold_db, hold_ms}")
+async def _gate_toggle(s: Session) -> dict[str, Any]:
+    c = s.hub.controller
+    return c.set_gate(s.id, not c.engine.gate.settings.on)
 
 
 @method("ptt.mode", "Push-to-talk mode: silent unless some client holds the talk key", "{on}", _ON)

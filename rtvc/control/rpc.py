@@ -204,11 +204,18 @@ edit the table, not this file.
 |---|---|---|
 | `state` | any control change, by anyone | `changed` (keys of `state`), `by` (`client N`, `obs`, ...), `state` |
 | `engine` | engine state changes (running, voice failed, ...) | `by`: `engine`, `engine` (below), `state` |
-| `meters` | `meter_hz` times a second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS, -120 = silence), block time |
+| `meters` | `meter_hz` per second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS; -120: none), `gate`, timing |
 
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
-`silent` (the output is muted now), `loading` (a profile being loaded, or null), `engine` and `links`
-(outside links such as `obs`: {state, detail}; a change arrives as an event with `changed: ["obs"]`).
+`silent` (the output is muted now), `gate` {on, threshold_db, hold_ms}, `loading` (a profile being loaded, or
+null), `engine` and `links` (outside links such as `obs`: {state, detail}; a change arrives as an event with
+`changed: ["obs"]`).
+
+The noise gate silences the output while the microphone is quieter than `threshold_db` (dBFS RMS over 10 ms):
+it opens at the threshold, closes after `hold_ms` below 6 dB under it, fades in over 5 ms and out over 100 ms,
+and reads the microphone ahead by the converter's latency so that a word's start is not cut. `meters.gate` is
+`open` or `closed` (`open` while the gate is off); `status.get`'s `engine.gate` adds `closed_s`, the seconds of
+output it has silenced. The gate does not apply to `rtvc convert` (a file).
 
 `meters` also holds the block processing time, for a sparkline: `block_ms` (the slowest block since the
 previous meters reading, by any client; null if none), `p99_ms` (p99 of the last 2048 blocks), `budget_ms`

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Input, OptionList, Sparkline, Static
 
 from rtvc.tui.client import CallError, DaemonClient, Endpoint, Link
 from rtvc.tui.commands import RtvcCommands
+from rtvc.tui.gateline import GateLine
 from rtvc.tui.keys import ACTIONS, FOOTER
 from rtvc.tui.meter import LevelMeter
 from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
@@ -30,6 +31,7 @@ from rtvc.tui.texts import latency_text, scheduling_text, spec_for
 from rtvc.tui.toggle import Toggle
 from rtvc.tui.voicelist import VoiceListMixin
 
+GATE_MIN_DB, GATE_MAX_DB = -100.0, 0.0  # config.toml's gate.threshold_db range (the daemon checks it too)
 SPARK_POINTS = 60  # block-time history: the last few seconds of meter readings
 STATUS_POLL_S = 1.0
 
@@ -45,6 +47,7 @@ class RtvcApp(VoiceListMixin, App[None]):
     #voices { height: 1fr; border: none; }
     #right { width: 1fr; padding: 0 1; }
     #toggles { height: 1; }
+    #gate { height: 1; }
     #voice { height: 1; text-style: bold; }
     #params { height: auto; margin: 1 0; }
     #latency { height: auto; }
@@ -99,6 +102,7 @@ class RtvcApp(VoiceListMixin, App[None]):
                 yield Static(id="voice")
                 yield Vertical(id="params")
                 yield LevelMeter("in", self.clock, id="m-in")
+                yield GateLine(id="gate")
                 yield LevelMeter("out", self.clock, id="m-out")
                 yield Static(id="latency")
                 with Horizontal(id="timing-row"):
@@ -210,6 +214,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.query_one("#t-monitor", Toggle).set(st["monitor"])
         self.query_one("#t-ptt", Toggle).set(st["ptt"]["mode"])
         self.query_one("#t-talk", Toggle).set(self.talking)
+        if "gate" in st:
+            self.query_one("#gate", GateLine).set_settings(st["gate"])
         loading = f"  loading '{st['loading']}'…" if st.get("loading") else ""
         silent = "  [reverse yellow] OUTPUT SILENT [/]" if st.get("silent") else ""
         self.query_one("#voice", Static).update(f"{st['voice']}{loading}{silent}")
@@ -239,6 +245,7 @@ class RtvcApp(VoiceListMixin, App[None]):
     def apply_meters(self, ev: dict[str, Any]) -> None:
         self.meters = ev
         self.query_one("#m-in", LevelMeter).set_level(ev["in_peak"])
+        self.query_one("#gate", GateLine).set_meters(ev)
         self.query_one("#m-out", LevelMeter).set_level(ev["out_peak"])
         if ev.get("block_ms") is not None:
             self.blocks = [*self.blocks[-(SPARK_POINTS - 1) :], ev["block_ms"]]
@@ -314,6 +321,16 @@ class RtvcApp(VoiceListMixin, App[None]):
         except CallError:
             pass
 
+    async def action_gate_step(self, db: float) -> None:
+        """Raise or lower the gate's threshold (kept within its range: a step past the end stops there)."""
+        now = self.state.get("gate", {}).get("threshold_db")
+        if now is None:
+            return
+        try:
+            await self._call("gate.set", threshold_db=max(GATE_MIN_DB, min(GATE_MAX_DB, now + db)))
+        except CallError:
+            pass
+
     async def action_toggle_ptt_mode(self) -> None:
         try:
             await self._call("ptt.mode", on=not self.state.get("ptt", {}).get("mode", False))
@@ -335,7 +352,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.query_one("#filter", Input).focus()
 
     def action_help(self) -> None:
-        keys = [(k.replace("question_mark", "?"), t) for k, _a, t in self.ACTIONS]
+        shown = {"question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]"}
+        keys = [(shown.get(k, k), t) for k, _a, t in self.ACTIONS]
         keys += [
             ("up/down, tab", "move between controls"),
             ("left/right, -/+", "step the focused parameter (shift: big steps)"),

@@ -1,0 +1,184 @@
+"""The noise gate: silence out while the microphone carries only the room, the voice whole when it speaks.
+
+Blocks go through `NoiseGate` as the engine sends them (the input block and the converter's output for it,
+lagging by the converter's latency); then through the live engine, with the pitch voice and espeak-ng speech
+over a noise floor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rtvc.audio.virtual import VirtualDevice
+from rtvc.converter import StreamingConverter, StreamShape
+from rtvc.engine import Engine
+from rtvc.gate import ATTACK_MS, RELEASE_MS, GateSettings, NoiseGate
+from rtvc.voices.pitch import PitchParams, PitchVoice
+from rtvc.wavio import bundled_speech, load_mono
+
+SR = 48000
+BLOCK = 960  # 20 ms
+
+
+def db_rms(x: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-30)
+
+
+def noise(seconds: float, level_db: float, seed: int = 0) -> np.ndarray:
+    """White noise at `level_db` dBFS RMS."""
+    x = np.random.default_rng(seed).standard_normal(round(seconds * SR))
+    return (x * 10 ** (level_db / 20)).astype(np.float32)
+
+
+def tone(seconds: float, level_db: float, hz: float = 220.0) -> np.ndarray:
+    t = np.arange(round(seconds * SR)) / SR
+    return (np.sqrt(2) * 10 ** (level_db / 20) * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def through(gate: NoiseGate, x: np.ndarray, delay: int, settings_at: dict[int, GateSettings] | None = None):
+    """x through the gate, block by block, with a converter that is a pure delay of `delay` frames: returns
+    (gated output, ungated output), both as long as x's whole blocks."""
+    n = len(x) // BLOCK * BLOCK
+    padded = np.concatenate([np.zeros(delay, dtype=np.float32), x[:n]])
+    out, dry = [], []
+    for i in range(0, n, BLOCK):
+        if settings_at and i // BLOCK in settings_at:
+            gate.settings = settings_at[i // BLOCK]
+        y = padded[i : i + BLOCK].copy()
+        dry.append(y)
+        out.append(gate.process(x[i : i + BLOCK], y, delay))
+    return np.concatenate(out), np.concatenate(dry)
+
+
+def test_room_noise_is_silenced_and_speech_after_it_comes_through_whole():
+    """1 s of a -70 dBFS noise floor, then a -20 dBFS tone over it: the noise is gated to digital silence once
+    the hold and release are over; the tone plays unchanged from its first frame (the gate reads ahead by the
+    converter's latency, here 10 ms, more than the attack)."""
+    delay = 480
+    floor = noise(2.0, -70)
+    x = floor.copy()
+    x[SR:] += tone(1.0, -20)
+    y, dry = through(NoiseGate(SR, BLOCK, GateSettings(True, -50.0, 200.0)), x, delay)
+    hold_release = round((0.2 + RELEASE_MS / 1000 + 0.03) * SR)  # + a window and a hop or two
+    assert np.all(y[hold_release : SR + delay - round(ATTACK_MS * SR / 1000)] == 0)  # noise: silence
+    onset = SR + delay  # where the tone's first frame plays
+    np.testing.assert_array_equal(y[onset:], dry[onset:])  # the tone, every frame of it, untouched
+    assert np.any(y[:hold_release] != 0)  # the gate starts open (a stream that starts with speech)
+
+
+def test_the_gate_opens_ahead_of_the_onset_and_without_a_click():
+    """The gain rises over ATTACK_MS before the onset's output plays and falls over RELEASE_MS: no step
+    larger than one ramp step (a click) anywhere."""
+    delay = 480
+    x = np.concatenate([np.zeros(SR, np.float32), np.full(SR // 2, 0.1, np.float32), np.zeros(SR, np.float32)])
+    gate = NoiseGate(SR, BLOCK, GateSettings(True, -40.0, 100.0))
+    n = len(x) // BLOCK * BLOCK
+    gains = np.concatenate(
+        [gate.process(x[i : i + BLOCK], np.ones(BLOCK, np.float32), delay) for i in range(0, n, BLOCK)]
+    )
+    attack = round(ATTACK_MS * SR / 1000)
+    steps = np.abs(np.diff(gains))
+    assert steps.max() <= 1 / attack + 1e-6
+    rise = np.flatnonzero((gains[1:] > 0) & (gains[:-1] == 0)) + 1  # where it starts opening after closing
+    assert len(rise) == 1
+    assert SR + delay - attack - 120 <= rise[0] <= SR + delay - attack  # (a hop's judgment: 2.5 ms)
+    assert np.all(gains[SR + delay : SR + SR // 2 + delay] == 1.0)
+    fall = np.flatnonzero((gains[1:] < 1) & (gains[:-1] == 1)) + 1
+    end = SR + SR // 2 + delay  # the tone's last output frame + 1
+    assert end + 0.1 * SR <= fall[-1] <= end + 0.1 * SR + 0.015 * SR  # after the hold (100 ms) and its window
+
+
+def test_pauses_shorter_than_the_hold_stay_open_and_longer_ones_close():
+    """Over a -70 dBFS floor: a 150 ms pause inside a tone plays as it is (the hold is 200 ms); a 600 ms one is
+    gated to silence once the hold and release are over."""
+    x = np.concatenate([tone(0.5, -20), np.zeros(int(0.15 * SR), np.float32), tone(0.5, -20)])
+    x = np.concatenate([x, np.zeros(int(0.6 * SR), np.float32), tone(0.3, -20)])
+    x += noise(len(x) / SR, -70)
+    gate = NoiseGate(SR, BLOCK, GateSettings(True, -50.0, 200.0))
+    y, dry = through(gate, x, 480)
+    short_pause = slice(int(0.5 * SR), int(0.65 * SR) + 480)
+    np.testing.assert_array_equal(y[short_pause], dry[short_pause])  # bridged by the hold
+    gap = int(1.15 * SR) + 480  # where the long pause plays
+    assert np.all(y[gap + int(0.35 * SR) : gap + int(0.55 * SR)] == 0)  # past hold + release: silence
+    np.testing.assert_array_equal(y[gap + int(0.6 * SR) :], dry[gap + int(0.6 * SR) :])  # the last tone, whole
+    assert 0.1 * SR < gate.closed_frames < 0.4 * SR  # counted
+
+
+def test_a_level_hovering_at_the_threshold_does_not_chatter():
+    """A tone that wobbles +-3 dB around the threshold: once open, the gate stays open (it closes 6 dB below)."""
+    t = np.arange(3 * SR) / SR
+    wobble = 10 ** ((-50 + 3 * np.sin(2 * np.pi * 2 * t)) / 20)
+    x = (np.sqrt(2) * wobble * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    gate = NoiseGate(SR, BLOCK, GateSettings(True, -50.0, 0.0))
+    y, dry = through(gate, x, 480)
+    settled = slice(SR // 2, None)
+    np.testing.assert_array_equal(y[settled], dry[settled])
+    assert gate.open
+
+
+def test_off_passes_the_output_itself_and_switching_off_ramps_up():
+    gate = NoiseGate(SR, BLOCK, GateSettings(False))
+    y = np.ones(BLOCK, np.float32)
+    assert gate.process(np.zeros(BLOCK, np.float32), y, 480) is y  # (no copy, no work)
+    # closed on silence, then switched off mid-stream: the gain comes back up over the attack, no jump
+    gate = NoiseGate(SR, BLOCK, GateSettings(True, -50.0, 0.0))
+    silence = np.zeros(BLOCK, np.float32)
+    for _ in range(50):  # 1 s of silence: closed
+        gate.process(silence, np.ones(BLOCK, np.float32), 0)
+    assert not gate.open
+    gate.settings = GateSettings(False, -50.0, 0.0)
+    gains = np.concatenate([gate.process(silence, np.ones(BLOCK, np.float32), 0) for _ in range(3)])
+    assert gains[0] < 1e-2 and np.all(gains[-BLOCK:] == 1.0)
+    assert np.abs(np.diff(gains)).max() <= 1 / round(ATTACK_MS * SR / 1000) + 1e-6
+    y = np.ones(BLOCK, np.float32)
+    assert gate.process(silence, y, 0) is y  # settled again: untouched
+
+
+def test_a_new_threshold_takes_effect_at_the_next_block():
+    x = noise(1.0, -45)
+    gate = NoiseGate(SR, BLOCK, GateSettings(True, -40.0, 0.0))
+    y, dry = through(gate, x, 480, {25: GateSettings(True, -60.0, 0.0)})
+    assert np.all(y[int(0.4 * SR) : 25 * BLOCK] == 0)  # -45 dBFS noise under a -40 threshold: closed
+    assert gate.open  # under -60 it opened
+    np.testing.assert_array_equal(y[-BLOCK:], dry[-BLOCK:])
+
+
+# -- the live engine -------------------------------------------------------------------------------------
+def _engine(gate: GateSettings | None) -> Engine:
+    shape = StreamShape(SR, BLOCK, crossfade=144, search=384)
+    conv = StreamingConverter(PitchVoice(SR), PitchParams(pitch=-4.0, formant=-1.5), shape)
+    return Engine(conv, SR, headroom=192, voice_label="pitch", gate=gate)
+
+
+def _run(engine: Engine, x: np.ndarray) -> np.ndarray:
+    dev = VirtualDevice(engine, x, 256, paced=False)
+    engine.start()
+    dev.start()
+    dev.join(60)
+    engine.stop()
+    return dev.recording
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_engine_speech_over_room_noise(gated):
+    """espeak-ng speech over a -65 dBFS noise floor with 1.5 s of room noise after it, through the pitch voice:
+    with the gate, the room noise after the speech comes out as digital silence and the speech as it does
+    without the gate (within 0.1 dB over each word); without it, the pitched noise plays on."""
+    speech = load_mono(bundled_speech(), SR)  # espeak-ng's voice
+    x = np.concatenate([speech, np.zeros(int(1.5 * SR), np.float32)]) + noise(len(speech) / SR + 1.5, -65)
+    settings = GateSettings(True, -50.0, 200.0) if gated else GateSettings(False)
+    engine = _engine(settings)
+    y = _run(engine, x)
+    lat = engine.latency().total
+    y = y[lat:]
+    after = slice(len(speech) + int(0.5 * SR), len(x) - lat)  # room noise only, past the hold and release
+    if gated:
+        assert np.all(y[after] == 0)
+        reference = _run(_engine(GateSettings(False)), x)[lat:]
+        words = np.abs(speech) > 0.05  # frames inside loud speech
+        assert abs(db_rms(y[: len(speech)][words]) - db_rms(reference[: len(speech)][words])) < 0.1
+        g = engine.status().gate
+        assert g["on"] and not g["open"] and g["closed_s"] > 1.0
+    else:
+        assert db_rms(y[after]) > -75  # the noise floor, pitched, plays on
+        assert engine.status().gate["open"]
