@@ -2,7 +2,9 @@
 
 For 10 ms and 20 ms blocks and each profile: thread CPU time and wall time per block (p50, p99), and
 the p50/p99 CPU time as a fraction of the block's duration (1.0 = one core fully used; the aim for the
-default voice is <= 0.15). Input: the bundled espeak-ng speech clip, looped. All rows in one run.
+default voice is <= 0.15). Input: the bundled espeak-ng speech clip, looped. All rows in one run. The row
+`default+gate` is the default voice with the noise gate after it (on, -60 dBFS, as config.toml ships it): what
+the gate adds per block, beside the row without it.
 
     python bench/voice_cpu.py [--seconds 20]
 
@@ -19,6 +21,7 @@ import numpy as np
 from common import machine, write_result
 
 from rtvc.converter import StreamingConverter, StreamShape
+from rtvc.gate import GateSettings, NoiseGate
 from rtvc.profiles import load_profile, make_voice
 from rtvc.wavio import bundled_speech, load_mono
 
@@ -27,11 +30,12 @@ SR = 48000
 PROFILES = ["default", "higher", "feminine", "chipmunk", "giant", "passthrough"]
 
 
-def run(profile_name: str, block_ms: float, seconds: float, x: np.ndarray) -> dict:
+def run(profile_name: str, block_ms: float, seconds: float, x: np.ndarray, gated: bool = False) -> dict:
     profile = load_profile(profile_name, ROOT / "profiles")
     block = round(block_ms * SR / 1000)
     shape = StreamShape(SR, block, crossfade=round(0.003 * SR), search=round(0.008 * SR))  # config.toml's
     conv = StreamingConverter(make_voice(profile, SR), profile.params, shape)
+    gate = NoiseGate(SR, block, GateSettings()) if gated else None
     n = int(seconds * SR) // block
     reps = int(np.ceil(n * block / len(x))) + 1
     src = np.tile(x, reps)
@@ -42,11 +46,13 @@ def run(profile_name: str, block_ms: float, seconds: float, x: np.ndarray) -> di
     for i in range(n):
         b = src[i * block : (i + 1) * block]
         c0, w0 = time.thread_time(), time.perf_counter()
-        conv.process_block(b)
+        y = conv.process_block(b)
+        if gate is not None:
+            gate.process(b, y, conv.latency)
         cpu[i], wall[i] = time.thread_time() - c0, time.perf_counter() - w0
     budget = block / SR
     return {
-        "profile": profile_name,
+        "profile": profile_name + ("+gate" if gated else ""),
         "voice": profile.voice,
         "block_ms": block_ms,
         "blocks": n,
@@ -65,7 +71,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "voice_cpu.json")
     args = ap.parse_args()
     x = load_mono(bundled_speech(), SR)
-    rows = [run(p, b, args.seconds, x) for b in (10.0, 20.0) for p in PROFILES]
+    rows = [
+        run(p, b, args.seconds, x, g)
+        for b in (10.0, 20.0)
+        for p, g in [*((p, False) for p in PROFILES), ("default", True)]
+    ]
     head = (
         f"{'profile':<12} {'block':>6} {'cpu p50 ms':>10} {'cpu p99 ms':>10} {'wall p50':>9} {'wall p99':>9} "
         f"{'load p50':>8} {'load p99':>8}"

@@ -211,6 +211,13 @@ def report(st: EngineStatus) -> str:
         f" input overruns {st.xruns.input_overrun_events}, PortAudio flags {st.xruns.portaudio})",
         f"  state             {st.state}" + (f": {st.detail}" if st.detail else ""),
     ]
+    g = st.gate
+    if g["on"] or g["closed_s"]:
+        lines.insert(
+            -1,
+            f"  noise gate        {'on' if g['on'] else 'off'}, opens at {g['threshold_db']:g} dBFS; it silenced "
+            f"{g['closed_s']:.1f} s of the output (the microphone carried only the room)",
+        )
     if st.voice_errors["blocks"]:
         lines.insert(
             -1,

@@ -249,6 +249,7 @@ DOM_SUMMARY = """(() => {
     mute: visible(q('mute')) && q('mute').getAttribute('aria-pressed'),
     voice_on: visible(q('voice-on')) && q('voice-on').getAttribute('aria-pressed'),
     monitor: visible(q('monitor')) && q('monitor').getAttribute('aria-pressed'),
+    gate: visible(q('gate')) && q('gate').getAttribute('aria-pressed'),
     ptt: visible(q('ptt')),
     pitch: visible(pitch) ? {min: +pitch.min, max: +pitch.max, value: +pitch.value,
                               shown: q('pitch-value').textContent} : null,
@@ -292,6 +293,7 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
             assert [v["active"] for v in dom["voices"]] == [True, False, False, False], dom
             assert "Deeper" in dom["voices"][0]["text"] and "Higher" in dom["voices"][2]["text"], dom
             assert dom["mute"] == "false" and dom["voice_on"] == "true" and dom["monitor"] == "false", dom
+            assert dom["gate"] == "true", dom
             assert dom["ptt"] and dom["meters"] and dom["conn"] == "connected" and dom["error"] is None, dom
             ranges = api.call("params.get")["ranges"]["pitch"]
             assert dom["pitch"] == {"min": ranges["min"], "max": ranges["max"], "value": -4.0, "shown": "-4.0"}, dom
@@ -326,6 +328,13 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
             state = api.call("status.get")["control"]
             assert state["profile"] == "higher" and state["mute"] is True and state["silent"] is True, state
             wait_until("the page to show mute", lambda: page.js(DOM_SUMMARY)["mute"] == "true", 5)
+
+            # the noise gate's button switches it off and on again
+            page.click("gate")
+            wait_until("the gate off", lambda: api.call("status.get")["control"]["gate"]["on"] is False, 5)
+            wait_until("the page to show the gate off", lambda: page.js(DOM_SUMMARY)["gate"] == "false", 5)
+            page.click("gate")
+            wait_until("the gate on again", lambda: api.call("status.get")["control"]["gate"]["on"] is True, 5)
 
             # the pitch slider: a click three quarters along its track sets the daemon's pitch there
             page.click("pitch", 0.75)

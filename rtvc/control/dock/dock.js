@@ -1,4 +1,4 @@
-// rtvc dock: voice buttons, pitch, voice on/off, mute, monitor, push-to-talk, meters and latency, over the
+// rtvc dock: voice buttons, pitch, voice on/off, mute, monitor, noise gate, push-to-talk, meters and latency, over the
 // daemon's JSON-RPC 2.0 websocket (/rpc?token=...). Plain script, no build step, no external resources.
 "use strict";
 
@@ -377,6 +377,12 @@
     setPressed($("mute"), !!s.mute, online);
     $("mute").textContent = s.mute ? "Muted" : "Mute";
     setPressed($("monitor"), !!s.monitor, online);
+    const gate = s.gate || {};
+    setPressed($("gate"), !!gate.on, online);
+    $("gate").title = gate.on
+      ? "noise gate on: the output is silent while your microphone is below " + gate.threshold_db +
+        " dBFS (now " + ($("gate").dataset.open === "false" ? "closed" : "open") + "); click to switch it off"
+      : "noise gate off: everything your microphone hears is converted; click to switch it on";
 
     const ptt = $("ptt");
     const held = s.ptt ? s.ptt.held || 0 : 0;
@@ -581,6 +587,7 @@
   }
 
   function setMeters(ev) {
+    if (ev && typeof ev.gate === "string") $("gate").dataset.open = ev.gate === "open" ? "true" : "false";
     for (const m of meterEls) {
       const peak = ev && typeof ev[m.key + "_peak"] === "number" ? ev[m.key + "_peak"] : -120;
       const rms = ev && typeof ev[m.key + "_rms"] === "number" ? ev[m.key + "_rms"] : -120;
@@ -613,6 +620,17 @@
   toggle("voice-on", "voice.set", "voice_on");
   toggle("mute", "mute.set", "mute");
   toggle("monitor", "monitor.set", "monitor");
+  $("gate").addEventListener("click", () => {
+    if (!state) return;
+    act("gate.set", { on: !(state.gate && state.gate.on) })
+      .then((r) => {
+        if (r && typeof r.on === "boolean" && state) {
+          state = Object.assign({}, state, { gate: r });
+          renderToggles();
+        }
+      })
+      .catch(() => {});
+  });
   $("ptt-mode").addEventListener("click", () => {
     if (!state) return;
     act("ptt.mode", { on: !(state.ptt && state.ptt.mode) })
