@@ -192,6 +192,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         token = load_or_create_token(renew=args.new)
         where = connect_host(cfg.control, cfg.control.port)
         print(f"token:     {token}\n  (kept in {token_path()}; `rtvc token --new` replaces it)")
+        if args.new:
+            print(
+                "  a running rtvc serve takes the new token within a second and disconnects the clients that used "
+                "the old one: give them the new token (the OBS dock: its new URL below)"
+            )
         print(f"OBS dock:  http://{where}/dock?token={token}\n  (OBS: Docks > Custom Browser Docks, paste as URL)")
         print(f"websocket: ws://{where}/rpc (send auth {{token}} first, or connect to ws://{where}/rpc?token=...)")
         return 0

@@ -24,7 +24,7 @@ from rtvc.audio import devices
 from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.audio.switch import DeviceSwitcher
 from rtvc.config import Config, format_config
-from rtvc.control.auth import connect_host, load_or_create_token
+from rtvc.control.auth import connect_host, load_or_create_token, token_path
 from rtvc.control.controller import Controller
 from rtvc.control.obs import ObsLink, ObsSettings
 from rtvc.control.scenes import SceneVoices
@@ -235,7 +235,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     if isinstance(device, DeviceSwitcher):
         controller.device_switcher = device.switch
     in_use_now = device.in_use if isinstance(device, DeviceSwitcher) else lambda: in_use
-    server = ControlServer(cfg.control, controller, token, devices_in_use=in_use_now)
+    server = ControlServer(cfg.control, controller, token, devices_in_use=in_use_now, token_file=token_path())
     try:
         server.start()
     except Exception:

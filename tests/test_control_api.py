@@ -33,7 +33,7 @@ from rtvc.control import rpc
 from rtvc.control.auth import load_or_create_token
 from rtvc.control.controller import Controller
 from rtvc.control.methods import METHODS
-from rtvc.control.server import ControlServer
+from rtvc.control.server import TOKEN_CHECK_S, ControlServer
 from rtvc.errors import ConfigError
 from rtvc.run import build_engine
 
@@ -136,6 +136,12 @@ def test_rtvc_token_prints_the_token_and_the_dock_url(tmp_path, monkeypatch, cap
     token = (tmp_path / "xdg" / "rtvc" / "token").read_text().strip()
     out = capsys.readouterr().out
     assert f"token:     {token}\n" in out and f"http://127.0.0.1:47999/dock?token={token}\n" in out
+    assert "disconnects the clients" not in out
+    assert main(["token", "--new", "--config", str(tmp_path / "config.toml")]) == 0
+    new = (tmp_path / "xdg" / "rtvc" / "token").read_text().strip()
+    out = capsys.readouterr().out
+    assert new != token and f"token:     {new}\n" in out
+    assert "a running rtvc serve takes the new token within a second and disconnects the clients" in out
 
 
 # -- every method ---------------------------------------------------------------------------------------
@@ -350,6 +356,40 @@ def test_odd_ids_tokens_and_headers_get_answers_not_crashes(daemon):
         status, _, body = http_get(port, "/rpc", {**twice, **WS_UPGRADE})
         assert status == 400 and f"more than one {name} header".encode() in body, (status, body)
     assert http_get(port, "/dock/%00")[0] == 404
+
+
+def test_a_renewed_token_takes_over_in_a_running_daemon(daemon, tmp_path):
+    """`rtvc token --new` after a leak: the running server reads the new token from its file; the clients
+    logged in with the old one are disconnected (4001, saying why), the old token is refused from then on and
+    the new one works. A token file made unusable meanwhile keeps the token it had."""
+    path = tmp_path / "rtvc" / "token"
+    old = load_or_create_token(path)
+    server = ControlServer(daemon.cfg.control, daemon.controller, old, port=0, token_file=path)
+    server.start()
+
+    async def main():
+        logged_in = await Client.open(server.port, old)
+        new = await asyncio.to_thread(load_or_create_token, path, True)
+        assert new != old
+        code, reason = await asyncio.wait_for(logged_in.closed, 5)
+        assert code == rpc.CLOSE_UNAUTHORIZED and "the token was renewed" in reason, (code, reason)
+        late = await Client.open(server.port)
+        reply = await late.request("auth", token=old)
+        assert reply["error"]["code"] == rpc.UNAUTHORIZED
+        fresh = await Client.open(server.port, new)
+        assert (await fresh.call("status.get"))["control"]["profile"]
+        path.chmod(0o644)  # others can read it now: no secret, so not taken; the token in use stays
+        path.write_text("x" * 43 + "\n")
+        await asyncio.sleep(2.5 * TOKEN_CHECK_S)
+        assert (await fresh.call("status.get"))["control"]["profile"]  # (still connected)
+        again = await Client.open(server.port, new)
+        await again.close()
+        await fresh.close()
+
+    try:
+        run(main())
+    finally:
+        server.stop()
 
 
 def test_origins_and_hosts_off_the_list_are_refused(daemon):

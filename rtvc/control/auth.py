@@ -42,14 +42,14 @@ def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # no window where others can read it
     except FileExistsError:
-        return _read_token(path)
+        return read_token(path)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     return token
 
 
-def _read_token(path: Path) -> str:
+def read_token(path: Path) -> str:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ConfigError(

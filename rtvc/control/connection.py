@@ -30,7 +30,7 @@ _background: set[asyncio.Task[Any]] = set()  # tasks that outlive their connecti
 
 
 class Connection:
-    def __init__(self, id_: str, ws: ServerConnection, hub: Hub, token: str, meters: Callable[[], str]):
+    def __init__(self, id_: str, ws: ServerConnection, hub: Hub, token: Callable[[], str], meters: Callable[[], str]):
         self.id = id_
         self.ws = ws
         self.hub = hub
@@ -39,7 +39,7 @@ class Connection:
         self.meter_hz: float | None = None
         self.closing = False
         self.dropped_meters = 0
-        self._token = token
+        self._token = token  # the daemon's token now (`rtvc token --new` changes it while we run)
         self._meters = meters
         sock = ws.transport.get_extra_info("socket")
         if sock is not None:
@@ -52,7 +52,7 @@ class Connection:
 
     # -- what handlers see (methods.Session) ----------------------------------------------------------
     def login(self, token: str) -> bool:
-        if auth.token_matches(token, self._token):
+        if auth.token_matches(token, self._token()):
             self.authed = True
             return True
         log.warning("%s: wrong token, closing it", self.id)

@@ -183,7 +183,8 @@ edit the table, not this file.
 - Authenticate first: `{"jsonrpc":"2.0","id":1,"method":"auth","params":{"token":"..."}}`, or connect to
   `/rpc?token=...` (tools that cannot send a first message). `rtvc token` prints the token and the dock URL.
   Before `auth`, every other method answers -32001. A wrong token closes the connection with code 4001, and
-  so does no `auth` within AUTH_S seconds.
+  so does no `auth` within AUTH_S seconds. `rtvc token --new` renews the token: within a second the daemon
+  accepts only the new one and closes (4001) the connections that logged in with the old one.
 - Browsers: only pages from `http://127.0.0.1:PORT`, `http://localhost:PORT` (the dock, served at `/dock`)
   and `control.origins`. Native tools send no Origin header and are allowed. The Host header must name a
   loopback address with the port (DNS rebinding), unless `control.allow_remote`.

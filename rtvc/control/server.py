@@ -39,6 +39,7 @@ from rtvc.errors import ConfigError
 
 log = logging.getLogger("rtvc.control")
 DOCK_DIR = Path(__file__).parent / "dock"
+TOKEN_CHECK_S = 1.0  # how often the token file is looked at (a stat)
 METER_CACHE_S = 0.01  # clients subscribed at different rates share one reading of the levels
 
 
@@ -50,6 +51,14 @@ def _one_line(record: logging.LogRecord) -> bool:
     return True
 
 
+def _file_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class ControlServer:
     def __init__(
         self,
@@ -59,10 +68,13 @@ class ControlServer:
         port: int | None = None,  # None: cfg.port; 0: any free port (tests)
         devices_in_use: Callable[[], dict[str, Any]] | None = None,
         dock_dir: Path = DOCK_DIR,
+        token_file: Path | None = None,  # watched: a token renewed there (`rtvc token --new`) takes over
     ):
         self.cfg = cfg
         self.controller = controller
         self._token = token
+        self._token_file = token_file
+        self._token_seen: tuple[int, int, int] | None = None  # the file's (inode, mtime, size) last read
         self.port = cfg.port if port is None else port
         self.dock_dir = dock_dir.resolve()
         info = {"name": "rtvc", "version": __version__, "max_frame_kb": cfg.max_frame_kb}
@@ -137,9 +149,39 @@ class ControlServer:
         self._origins = auth.allowed_origins(self.cfg, self.port)
         self.hub.info["port"] = self.port
         self.controller.add_listener(self._on_event)
+        watch = asyncio.create_task(self._watch_token()) if self._token_file is not None else None
         self._ready.set()
         await self._stop.wait()
+        if watch is not None:
+            watch.cancel()
         await self._shutdown(server)
+
+    async def _watch_token(self) -> None:
+        """A token renewed in the token file (`rtvc token --new`, after a leak) is the only one from then on:
+        new connections need it, and the clients that logged in with the old one are disconnected (4001)."""
+        path = self._token_file
+        assert path is not None
+        self._token_seen = _file_key(path)
+        while True:
+            await asyncio.sleep(TOKEN_CHECK_S)
+            key = _file_key(path)
+            if key is None or key == self._token_seen:  # (missing: mid-renewal, or removed: the old one stays)
+                continue
+            self._token_seen = key
+            try:
+                token = auth.read_token(path)
+            except (ConfigError, OSError) as e:
+                log.warning("control: the token file changed but cannot be used (%s); the old token stays", e)
+                continue
+            if token == self._token:
+                continue
+            self._token = token
+            old = [c for c in self.clients if c.authed]
+            for c in old:
+                c.close_soon(
+                    rpc.CLOSE_UNAUTHORIZED, "the token was renewed (rtvc token --new): connect with the new one"
+                )
+            log.info("control: token renewed; %d client(s) that used the old one disconnected", len(old))
 
     async def _shutdown(self, server: Server) -> None:
         server.close()  # 1001 to every client
@@ -208,7 +250,7 @@ class ControlServer:
         if len(self.clients) >= self.cfg.max_clients:  # several handshakes at once got past the check
             await ws.close(rpc.CLOSE_FULL, f"too many clients (control.max_clients = {self.cfg.max_clients})")
             return
-        client = Connection(f"client {next(self._ids)}", ws, self.hub, self._token, self.meters_text)
+        client = Connection(f"client {next(self._ids)}", ws, self.hub, lambda: self._token, self.meters_text)
         self.clients.add(client)
         kind = "browser" if ws.request and ws.request.headers.get("Origin") else "native"
         log.info("%s connected (%s)", client.id, kind)
