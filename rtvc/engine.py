@@ -216,6 +216,15 @@ class Engine:
             raise ValueError(f"block of {converter.block} frames, the engine runs {self.block}")
         self._next = (converter, voice_label)  # one reference store; the worker takes it
 
+    def relabel(self, converter: StreamingConverter, voice_label: str) -> None:
+        """Control thread: a new label for a converter that plays or is about to (its profile was saved under
+        another name); a converter that has meanwhile been replaced keeps its old one."""
+        nxt = self._next
+        if nxt is not None and nxt[0] is converter:
+            self._next = (converter, voice_label)
+        elif self.converter is converter:
+            self.voice_label = voice_label
+
     def start(self) -> None:
         self._prev_switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)

@@ -62,10 +62,12 @@ def test_save_writes_the_running_voice_and_its_params(daemon):
         await c.call("params.set", values={"pitch": -7.5, "formant": 2.0})
         got = await c.call("profiles.save", name="my-voice", label="Mine")
         assert got["name"] == "my-voice" and got["state"]["profile"] == "my-voice"
+        assert got["state"]["voice"] == "Mine: pitch + formant shifter"  # the saved label, as a load would show it
         ev = await other.event("state")
-        while ev["changed"] != ["profile"]:
+        while "profile" not in ev["changed"]:
             ev = await other.event("state")
         assert ev["by"] == "client 1" and ev["state"]["profile"] == "my-voice"
+        assert ev["changed"] == ["profile", "voice"] and ev["state"]["voice"].startswith("Mine: ")
         listed = {v["name"]: v for v in (await c.call("voices.list"))["voices"]}
         assert listed["my-voice"]["active"] and listed["my-voice"]["label"] == "Mine"
         await c.call("params.set", values={"pitch": 0.0})

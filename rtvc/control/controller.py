@@ -153,7 +153,8 @@ class Controller:
         path = write_profile(self.profiles_dir, name, label or name, kind, params, model, overwrite)
         with self._lock:
             self.profile = name
-        self._emit(["profile"], by)
+            self.engine.relabel(conv, f"{label or name}: {conv.voice.label}")  # (as a load of the file would name it)
+        self._emit(["profile", "voice"], by)
         return {"name": name, "path": str(path), "state": self.state()}
 
     def set_voice_on(self, on: bool, by: str) -> bool:
