@@ -216,6 +216,30 @@ def test_every_method_answers_on_the_wire_and_drives_the_engine(daemon):
     run(main())
 
 
+def test_voices_list_says_which_model_files_are_missing(daemon):
+    """A profile whose model file is not there is listed with the file named (the dock and the TUI mark it), not
+    as a button that fails first when pressed on stream; selecting it still says the same."""
+    folder = daemon.controller.profiles_dir
+    (folder / "rvc-gone.toml").write_text(
+        'label = "Gone"\nvoice = "rvc"\n[model]\npath = "../models/nope.pth"\ncontent = "."\n'
+    )
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+        listed = {v["name"]: v for v in (await c.call("voices.list"))["voices"]}
+        gone = listed["rvc-gone"]
+        assert gone["label"] == "Gone" and gone["voice"] == "rvc" and not gone["active"], gone
+        assert "path = '../models/nope.pth'" in gone["error"] and "no such file" in gone["error"], gone
+        assert "content" not in gone["error"]  # (a folder: a transformers HuBERT may be one)
+        assert "error" not in listed["pitch"]
+        await c.close()
+
+    try:
+        run(main())
+    finally:
+        (folder / "rvc-gone.toml").unlink()
+
+
 # -- events -----------------------------------------------------------------------------------------------
 def test_a_change_by_one_client_reaches_every_subscriber_with_who_made_it(daemon):
     async def main():

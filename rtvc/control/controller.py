@@ -25,6 +25,7 @@ from rtvc.errors import ConfigError, DeviceError
 from rtvc.gate import GateSettings
 from rtvc.profiles import load_profile, profile_path
 from rtvc.settings import describe, from_table
+from rtvc.voices import voice_class
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -80,7 +81,14 @@ class Controller:
         for path in sorted(self.profiles_dir.glob("*.toml")):
             try:
                 p = load_profile(str(path), self.profiles_dir)
-                out.append({"name": p.name, "label": p.label, "voice": p.voice, "active": p.name == self.profile})
+                entry = {"name": p.name, "label": p.label, "voice": p.voice, "active": p.name == self.profile}
+                missing = getattr(voice_class(p.voice, str(path)), "missing_files", None)
+                gone = missing(p.model, p.path.parent) if missing is not None and p.model is not None else []
+                if gone:  # said here, not first when it is selected on stream
+                    entry["error"] = (
+                        f"{path}: [model] {'; '.join(gone)}: put the files there or point the profile at them"
+                    )
+                out.append(entry)
             except ConfigError as e:  # listed, so the user sees why it cannot be chosen
                 out.append({"name": path.stem, "label": path.stem, "voice": "", "active": False, "error": str(e)})
         return out

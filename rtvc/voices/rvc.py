@@ -98,6 +98,19 @@ class RvcVoice:
     Model: ClassVar[type] = RvcModelSettings
 
     @staticmethod
+    def missing_files(model: RvcModelSettings, base: Path) -> list[str]:
+        """The model files the settings name that are not there (a listing's cheap check: no file is read)."""
+        out = []
+        for key, folder_ok in (("path", False), ("content", True), ("f0_model", False), ("index", False)):
+            value = getattr(model, key)
+            if not value:
+                continue
+            p = _file(base, value, key, "")
+            if not (p.is_file() or (folder_ok and p.is_dir())):
+                out.append(f"{key} = {value!r} ({p}): {'no such file' if not p.exists() else 'not a file'}")
+        return out
+
+    @staticmethod
     def preload() -> None:
         """Import torch and the RVC modules. Python holds its lock while it loads a native library, and
         torch's are hundreds of MB: importing them with audio running stops the worker (measured here:
