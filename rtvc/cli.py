@@ -203,16 +203,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "convert" and args.offline:
         from rtvc.run import convert_file_offline
 
-        label = convert_file_offline(cfg, args.input, args.output)
-        print(f"wrote {args.output}: whole file in one pass, voice {label}")
+        label, note = convert_file_offline(cfg, args.input, args.output)
+        print(f"wrote {args.output}: whole file in one pass, voice {label}" + (f"; {note}" if note else ""))
         return 0
     if args.command == "convert":
         from rtvc.run import VIRTUAL_PERIOD, convert_file
 
-        st = convert_file(cfg, args.input, args.output, cfg.audio.period or VIRTUAL_PERIOD)
+        st, note = convert_file(cfg, args.input, args.output, cfg.audio.period or VIRTUAL_PERIOD)
         print(
             f"wrote {args.output}: {st.blocks} blocks, voice {st.voice}, "
-            f"block time p50 {st.timing.p50_ms:.3f} ms p99 {st.timing.p99_ms:.3f} ms"
+            f"block time p50 {st.timing.p50_ms:.3f} ms p99 {st.timing.p99_ms:.3f} ms" + (f"; {note}" if note else "")
         )
         return 0
     raise AssertionError(args.command)

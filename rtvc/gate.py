@@ -10,8 +10,9 @@ is louder than `threshold_db`.
   hovers at the threshold), after `hold_ms` below it (the pauses inside a sentence stay open).
 - Gain ramps: up over ATTACK_MS, down over RELEASE_MS (no clicks).
 - The output lags the input by the converter's latency, so the gate reads the microphone ahead of what it
-  gates: the ramp up ends as the first loud input frame's output plays (as long as the converter's latency is at
-  least ATTACK_MS, which every voice but passthrough has): a word's onset is never cut.
+  gates: the ramp up ends as the first loud input frame's output plays, and a word's onset is never cut. (A
+  converter with less latency than ATTACK_MS fades in over what it has; passthrough, with none, steps up at the
+  start of the hop whose level crossed: the step is on the room's noise, below the threshold.)
 
 Settings change from any thread (one reference store), in effect from the next block. Off, or open and
 settled, the gate costs a comparison per block.
@@ -74,13 +75,18 @@ class NoiseGate:
         self._input[self._window :] = x
         g = self._gains
         g[:-n] = g[n:]
+        # the output frame i plays input position (block start + i - delay): the gate reads `attack` frames ahead,
+        # and its fade-in is that long, so that it is over when the onset plays (a converter with less latency
+        # than ATTACK_MS gets a shorter one; passthrough, none: the gain steps up at the start of the hop whose
+        # level crossed, where only the room is, below the threshold)
+        delay = min(self._max_delay, max(0, delay))
+        attack = min(self._attack, delay)
         if s.on:
-            self._judge(s, g[-n:])
+            self._judge(s, g[-n:], attack)
         else:  # switched off: ramp up to open, then settle
             self.open, self._held = True, 0
-            self._ramp(g[-n:], 0, n, 1.0)
-        # the output frame i plays input position (block start + i - delay); the gate reads up to ATTACK ahead
-        lag = min(self._max_delay, max(0, delay - self._attack))
+            self._ramp(g[-n:], 0, n, 1.0, self._attack)
+        lag = delay - attack
         start = len(g) - n - lag
         gains = g[start : start + n]
         if self._gain == 1.0 and (gains == 1.0).all():
@@ -90,7 +96,7 @@ class NoiseGate:
         self.closed_frames += int(np.count_nonzero(gains == 0.0))
         return y * gains
 
-    def _judge(self, s: GateSettings, out: np.ndarray) -> None:
+    def _judge(self, s: GateSettings, out: np.ndarray, attack: int) -> None:
         sq = np.concatenate(([0.0], np.cumsum(self._input * self._input)))
         w = self._window
         open_at = 10.0 ** (s.threshold_db / 10.0)  # (in power: mean of squares)
@@ -105,18 +111,18 @@ class NoiseGate:
                 self._held += b - a
                 if self._held > hold:
                     self.open = False
-            self._ramp(out, a, b, 1.0 if self.open else 0.0)
+            self._ramp(out, a, b, 1.0 if self.open else 0.0, attack)
 
-    def _ramp(self, out: np.ndarray, a: int, b: int, target: float) -> None:
-        """Gains for frames [a, b) moving from the current gain toward `target` at the attack or release rate."""
+    def _ramp(self, out: np.ndarray, a: int, b: int, target: float, attack: int) -> None:
+        """Gains for frames [a, b) moving from the current gain toward `target`: up over `attack` frames (0: at
+        once), down over the release."""
         g = self._gain
-        if g == target:
+        if g == target or (target > g and attack == 0):
             out[a:b] = target
+            self._gain = target
             return
         steps = np.arange(1, b - a + 1, dtype=np.float64)
-        if target > g:
-            seg = np.minimum(target, g + steps / self._attack)
-        else:
-            seg = np.maximum(target, g - steps / self._release)
+        up = target > g
+        seg = np.minimum(target, g + steps / attack) if up else np.maximum(target, g - steps / self._release)
         out[a:b] = seg
         self._gain = float(seg[-1])

@@ -23,7 +23,7 @@ from rtvc.latency import plan_prefill
 from rtvc.profiles import load_profile, make_voice
 from rtvc.resample import resample_block
 from rtvc.status import EngineStatus
-from rtvc.wavio import bundled_speech, check_not_same, check_output, load_mono, save
+from rtvc.wavio import bundled_speech, check_not_same, check_output, load_mono, save, silence_nonfinite
 
 VIRTUAL_PERIOD = 256  # frames per virtual-device callback when audio.period is 0
 EXIT_DEVICE_HUNG = 3  # the device never acknowledged the stop: exit without terminating PortAudio
@@ -242,8 +242,9 @@ def report(st: EngineStatus) -> str:
     return "\n".join(lines)
 
 
-def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> EngineStatus:
-    """Run a file through the streaming path (rings, worker, converter) as fast as it can.
+def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> tuple[EngineStatus, str]:
+    """Run a file through the streaming path (rings, worker, converter) as fast as it can: its status, and a
+    note for the user ("" or what was wrong with the input).
 
     The output is aligned to the input: the declared latency is trimmed from its start.
     """
@@ -251,6 +252,7 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> EngineStatus
     check_not_same(src, dst)
     check_output(dst)  # before the work: an unwritable output would throw the conversion away
     x = load_mono(src, sr)
+    note = silence_nonfinite(x, sr)
     engine = build_engine(cfg)
     engine.realtime = False  # as fast as it can, not against a clock: no reason to preempt the machine
     engine.watch_load = False  # (nor is a block slower than real time an overload)
@@ -275,12 +277,13 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> EngineStatus
     if engine.latency().total != pad:  # the trim below relies on it
         raise RuntimeError(f"internal: declared latency {engine.latency()} differs from the planned {pad} frames")
     save(dst, dev.recording[pad:], sr)
-    return engine.status()
+    return engine.status(), note
 
 
-def convert_file_offline(cfg: Config, src: Path, dst: Path) -> str:
+def convert_file_offline(cfg: Config, src: Path, dst: Path) -> tuple[str, str]:
     """The whole file in one pass of the voice (no blocks, no SOLA): the reference a streamed conversion
-    is compared with. Only model voices have it (the others are streaming by construction)."""
+    is compared with. Only model voices have it (the others are streaming by construction). Returns the voice's
+    label and a note for the user ("" or what was wrong with the input)."""
     sr = cfg.audio.samplerate
     check_not_same(src, dst)
     check_output(dst)
@@ -292,10 +295,11 @@ def convert_file_offline(cfg: Config, src: Path, dst: Path) -> str:
             f"--offline: the '{profile.voice}' voice has no whole-file mode", "drop --offline; it streams the same way"
         )
     x = load_mono(src, sr)
+    note = silence_nonfinite(x, sr)
     x_v = x if voice.samplerate == sr else resample_block(x, sr, voice.samplerate, len(x) * voice.samplerate // sr)
     y_v = offline(x_v, profile.params)
     y = y_v if voice.out_samplerate == sr else resample_block(y_v, voice.out_samplerate, sr, len(x))
     save(dst, y, sr)
     # the whole-file pass is the reference: eager torch on the CPU, in fp32, whatever backend streams the voice
     ref = " (offline: eager cpu fp32)" if getattr(voice, "fixed", False) else ""
-    return f"{profile.label}: {voice.label}{ref}"
+    return f"{profile.label}: {voice.label}{ref}", note

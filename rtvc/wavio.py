@@ -126,3 +126,15 @@ def save(path: Path, x: np.ndarray, samplerate: int) -> None:
         sf.write(str(path), x, samplerate, subtype=subtype, format=fmt)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise RtvcError(f"cannot write {path}: {e}", "check the folder's space and permissions") from None
+
+
+def silence_nonfinite(x: np.ndarray, samplerate: int) -> str:
+    """NaN or infinite samples (a damaged float file) become silence, in place, as they do live; returns what to
+    tell the user ("" when there were none). A model would spread one NaN over the whole output."""
+    bad = ~np.isfinite(x)
+    n = int(np.count_nonzero(bad))
+    if not n:
+        return ""
+    first = int(np.argmax(bad))
+    x[bad] = 0.0
+    return f"{n} NaN/infinite input samples played as silence (the first at {first / samplerate:.3f} s)"

@@ -88,6 +88,17 @@ def test_the_gate_opens_ahead_of_the_onset_and_without_a_click():
     assert end + 0.1 * SR <= fall[-1] <= end + 0.1 * SR + 0.015 * SR  # after the hold (100 ms) and its window
 
 
+@pytest.mark.parametrize("delay", [0, 96])
+def test_a_converter_with_less_latency_than_the_fade_in_loses_no_onset(delay):
+    """Passthrough (no latency) and a converter 2 ms late: the gate, closed on silence, opens for a lone impulse
+    (the latency bench's) at the start of its hop, and the impulse plays unaltered."""
+    x = np.zeros(2 * SR, np.float32)
+    x[SR + 333] = 0.5
+    y, dry = through(NoiseGate(SR, BLOCK, GateSettings(True, -60.0, 200.0)), x, delay)
+    assert y[SR + 333 + delay] == np.float32(0.5)
+    np.testing.assert_array_equal(y[SR:], dry[SR:])  # (the rest is silence either way)
+
+
 def test_pauses_shorter_than_the_hold_stay_open_and_longer_ones_close():
     """Over a -70 dBFS floor: a 150 ms pause inside a tone plays as it is (the hold is 200 ms); a 600 ms one is
     gated to silence once the hold and release are over."""

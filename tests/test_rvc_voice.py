@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 torch = pytest.importorskip("torch", reason="RVC voices need the rvc extra (torch)")
 
@@ -251,6 +252,16 @@ def test_cli_converts_streamed_and_offline_and_reports_bad_models(models, tmp_pa
     assert len(ya) == len(yb) == SR
     assert np.sqrt(np.mean(yb**2)) > 1e-3 and np.sqrt(np.mean(ya**2)) > 1e-3
     capsys.readouterr()
+    # a damaged float file: one NaN would spread over the whole offline pass; both paths silence it and say so
+    x = load_mono(src, SR)
+    x[1000], x[5000] = np.nan, np.inf
+    sf.write(tmp_path / "nan.wav", x, SR, subtype="FLOAT")
+    for extra, out in (([], a), (["--offline"], b)):
+        assert main(["convert", *extra, "--profile", prof, str(tmp_path / "nan.wav"), str(out)]) == 0
+        said = capsys.readouterr().out
+        assert "2 NaN/infinite input samples played as silence (the first at 0.021 s)" in said, said
+        y = load_mono(out, SR)
+        assert np.isfinite(y).all() and np.sqrt(np.mean(y**2)) > 1e-3
     profile(models, "cli-bad", {"path": "missing.pth", "content": "hubert.pt"})
     assert main(["convert", "--profile", str(models / "cli-bad.toml"), str(src), str(a)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
