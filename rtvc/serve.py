@@ -10,6 +10,7 @@ The token is never logged: `rtvc token` prints it.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -256,6 +257,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             scheduling = engine.priority  # (what the worker got, and why: at start and after a device switch)
             log.info("worker scheduling: %s", scheduling)
     log.info("stopping (%s)", caught[0] if caught else "stop")
+    controller.close()
     if obs is not None:
         obs.stop()
     stopped = device.stop() is not False  # devices first: no callback may run into a stopped engine
@@ -263,4 +265,12 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     controller.poll_engine()  # 'stopped' reaches the clients before they are closed
     server.stop()
     print(report(engine.status()), flush=True)
-    return 0 if stopped else EXIT_DEVICE_HUNG
+    code = 0 if stopped else EXIT_DEVICE_HUNG
+    if controller.loading is not None:
+        # a model load cannot be interrupted, and Python would wait for its thread (seconds; a hung network
+        # drive: for ever) after everything else has stopped
+        log.info("voice '%s' was still loading: not waited for", controller.loading)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -877,6 +877,64 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_rtvc_serve_stops_at_once_while_a_voice_loads(tmp_path):
+    """SIGTERM while a model loads (here from a named pipe nobody writes: a hung network drive): the daemon
+    stops now, says the load was not waited for, and never switches to the voice after its report."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+    os.mkfifo(tmp_path / "profiles" / "slow.pth")
+    (tmp_path / "profiles" / "slow.toml").write_text('voice = "rvc"\n[model]\npath = "slow.pth"\ncontent = "."\n')
+    port = free_port()
+    (tmp_path / "config.toml").write_text(f'[voice]\nprofile = "passthrough"\n[control]\nport = {port}\n')
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtvc", "serve", "--virtual", "--config", "config.toml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(" control: ws://" in ln for ln in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.05)
+        token = (tmp_path / "xdg" / "rtvc" / "token").read_text().strip()
+
+        async def select():
+            c = await Client.open(port, token)
+            await c.ws.send(
+                json.dumps({"jsonrpc": "2.0", "id": 9, "method": "voices.select", "params": {"name": "slow"}})
+            )
+            for _ in range(200):
+                if any("loading voice 'slow'" in ln for ln in lines):
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            c.ws.transport.abort()
+
+        run(select())
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    reader.join(5)
+    log = "".join(lines)
+    assert "loading voice 'slow'" in log and "voice 'slow' was still loading: not waited for" in log, log
+    assert took < 10, (took, log)
+    report = log.index("latency report:")
+    assert "voice 'slow'" not in log[report:].replace("voice 'slow' was still loading", ""), log
+    assert "Traceback" not in log
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
     (tmp_path / "profiles").mkdir()

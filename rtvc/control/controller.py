@@ -21,7 +21,7 @@ from typing import Any
 
 from rtvc.config import Config, GateConfig
 from rtvc.engine import Engine
-from rtvc.errors import ConfigError, DeviceError
+from rtvc.errors import ConfigError, DeviceError, RtvcError
 from rtvc.gate import GateSettings
 from rtvc.profiles import load_profile, profile_path
 from rtvc.settings import describe, from_table
@@ -46,6 +46,7 @@ class Controller:
         self._load_lock = threading.Lock()  # one voice load at a time
         self._listeners: list[Listener] = []
         self.loading: str | None = None
+        self.closed = False  # the daemon is stopping: a voice that finishes loading now is not switched to
         self.started = time.time()
         self._engine_seen: tuple[str, str, str] | None = None
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
@@ -119,6 +120,8 @@ class Controller:
                 raise
             with self._lock:
                 self.loading = None
+                if self.closed:  # (the engine has stopped: nobody would hear it, and the log would say it)
+                    raise RtvcError(f"voice '{name}' loaded after rtvc began to stop: not switched to")
             with self._lock:
                 conv.bypass = not self.voice_on
                 self.engine.swap_converter(conv, label)
@@ -264,6 +267,11 @@ class Controller:
 
     def _apply_gate(self) -> None:
         self.engine.muted = self.mute or (self.ptt_mode and not self._held)
+
+    def close(self) -> None:
+        """The daemon is stopping: a voice load still under way ends without a switch or an event."""
+        with self._lock:
+            self.closed = True
 
     def poll_engine(self) -> None:
         """Called now and then by the daemon: the engine's own state changes (stalled, failed) become events."""

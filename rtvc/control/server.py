@@ -97,7 +97,7 @@ class ControlServer:
     # -- the thread ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Listen; returns once the port is bound. Raises ConfigError if it cannot be."""
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="rtvc-control", daemon=True)
+        self._thread = threading.Thread(target=self._run_loop, name="rtvc-control", daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
@@ -105,6 +105,21 @@ class ControlServer:
                 f"the control server cannot listen on {self.cfg.bind}:{self.port}: {self._error}",
                 "another rtvc serve (or another program) uses that port: stop it, or set control.port",
             )
+
+    def _run_loop(self) -> None:
+        """asyncio.run, but for its last step: it waits for the default executor's threads, and a voice may be
+        loading in one (a model load cannot be interrupted; from a hung network drive it never ends). Here the
+        loop closes without waiting for them; rtvc serve then exits without them."""
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._main())
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()  # (shuts the default executor down without waiting)
 
     def stop(self) -> None:
         """Close every connection (1001) and end the loop's thread."""
