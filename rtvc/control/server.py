@@ -111,14 +111,17 @@ class ControlServer:
         loading in one (a model load cannot be interrupted; from a hung network drive it never ends). Here the
         loop closes without waiting for them; rtvc serve then exits without them."""
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._main())
             left = asyncio.all_tasks(loop)
             for task in left:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
+            asyncio.set_event_loop(None)
             loop.close()  # (shuts the default executor down without waiting)
 
     def stop(self) -> None:
