@@ -146,6 +146,11 @@ class StreamingConverter:
         self.voice.reset()
 
 
+def _step(device: int, voice_rate: int, out_rate: int) -> int:
+    """Device frames per whole step of both voice rates."""
+    return math.lcm(*(device // math.gcd(device, r) for r in (voice_rate, out_rate)))
+
+
 class _Rates:
     """Device rate <-> voice rates: the streaming resampler for new audio (to the voice's input rate),
     the lengths at the voice's input rate, and the left pad that keeps the output resampler's start-up
@@ -156,16 +161,21 @@ class _Rates:
     def __init__(self, shape: StreamShape, voice_rate: int, out_rate: int):
         self.device, self.voice, self.out = shape.samplerate, voice_rate, out_rate
         # device frames per whole step of both voice rates
-        step = math.lcm(*(shape.samplerate // math.gcd(shape.samplerate, r) for r in (voice_rate, out_rate)))
+        step = _step(shape.samplerate, voice_rate, out_rate)
         if step > 1:
-            for name, frames in (("block", shape.block), ("crossfade", shape.crossfade), ("search", shape.search)):
-                if frames % step:
-                    ms = 1000.0 * step / shape.samplerate
-                    raise ConfigError(
-                        f"stream {name} of {frames} frames is not a whole number of the voice's frames "
-                        f"({voice_rate} Hz in, {out_rate} Hz out, against {shape.samplerate} Hz)",
-                        f"make stream.{name}_ms a multiple of {ms:g} ms",
-                    )
+            sizes = (("block", shape.block), ("crossfade", shape.crossfade), ("search", shape.search))
+            bad = [(name, frames) for name, frames in sizes if frames % step]
+            if bad:  # all of them in one error: fixing one only to meet the next is a slow way to learn
+                ms = 1000.0 * step / shape.samplerate
+                now = [f"{name} {frames} frames ({1000.0 * frames / shape.samplerate:.2f} ms)" for name, frames in bad]
+                fix = [f"stream.{name}_ms = {ms * -(-frames // step):g}" for name, frames in bad]
+                finer = 1000.0 * _step(48000, voice_rate, out_rate) / 48000
+                raise ConfigError(
+                    f"stream {', '.join(now)}: not a whole number of the voice's frames ({voice_rate} Hz in, "
+                    f"{out_rate} Hz out, against the device's {shape.samplerate} Hz: steps of {ms:g} ms)",
+                    f"set {', '.join(fix)} (multiples of {ms:g} ms)"
+                    + (f", or audio.samplerate = 48000 (steps of {finer:g} ms)" if finer < ms else ""),
+                )
         self.block_v = self.to_voice(shape.block)
         self.tail_v = self.to_voice(shape.tail)
         self.pad = 0 if out_rate == shape.samplerate else -(-self.PAD // step) * step

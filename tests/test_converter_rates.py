@@ -70,5 +70,14 @@ def test_two_rate_voice_comes_back_aligned_at_the_declared_latency(out):
 
 def test_block_must_be_whole_frames_of_both_rates():
     # 48 kHz against 16 kHz in and 40 kHz out: whole steps of lcm(3, 6) = 6 device frames (0.125 ms)
-    with pytest.raises(ConfigError, match=r"crossfade .*\(16000 Hz in, 40000 Hz out.*multiple of 0.125 ms"):
+    with pytest.raises(ConfigError, match=r"crossfade .*\(16000 Hz in, 40000 Hz out.*multiples of 0.125 ms\)\)$"):
         StreamingConverter(UpVoice(40000), NoParams(), StreamShape(SR, 960, crossfade=147, search=384))
+    # 44.1 kHz: steps of 10 ms; config.toml's crossfade (3 ms) and search (8 ms) are both off, named in one error
+    with pytest.raises(ConfigError) as e:
+        StreamingConverter(UpVoice(48000), NoParams(), StreamShape(44100, 882, crossfade=132, search=353))
+    assert str(e.value) == (
+        "stream crossfade 132 frames (2.99 ms), search 353 frames (8.00 ms): not a whole number of the voice's "
+        "frames (16000 Hz in, 48000 Hz out, against the device's 44100 Hz: steps of 10 ms) (set "
+        "stream.crossfade_ms = 10, stream.search_ms = 10 (multiples of 10 ms), or audio.samplerate = 48000 (steps "
+        "of 0.0625 ms))"
+    )
