@@ -146,7 +146,10 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
         x = np.concatenate([x, np.zeros(sr, dtype=np.float32)])  # 1 s of silence lets the tail play out
         record = opts.record or Path("out/rtvc-run.wav")
         device = VirtualDevice(engine, x, cfg.audio.period or VIRTUAL_PERIOD, paced=True)
-        print(f"virtual device: playing {clip} ({len(x) / sr:.1f} s) as the microphone, recording to {record}")
+        print(
+            f"virtual device: playing {clip} ({len(x) / sr - 1:.2f} s, then 1 s of silence) as the microphone, "
+            f"recording to {record}"
+        )
     else:
         choice = choose_devices(cfg.audio)
         print("devices:\n" + choice.describe(), file=out)
@@ -189,6 +192,7 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     if opts.report_json:
         try:
             opts.report_json.write_text(json.dumps(status.to_dict(), indent=2))
+            print(f"wrote {opts.report_json} (the status as JSON)", file=out)
         except OSError as e:
             raise RtvcError(f"cannot write {opts.report_json}: {e.strerror}", "check the folder's space") from None
     if not stopped:
