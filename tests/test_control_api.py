@@ -387,11 +387,15 @@ def test_a_renewed_token_takes_over_in_a_running_daemon(daemon, tmp_path):
     logged in with the old one are disconnected (4001, saying why), the old token is refused from then on and
     the new one works. A token file made unusable meanwhile keeps the token it had."""
     path = tmp_path / "rtvc" / "token"
-    old = load_or_create_token(path)
-    server = ControlServer(daemon.cfg.control, daemon.controller, old, port=0, token_file=path)
+    older = load_or_create_token(path)
+    old = load_or_create_token(path, renew=True)  # renewed after the daemon read its token, before it listened
+    server = ControlServer(daemon.cfg.control, daemon.controller, older, port=0, token_file=path)
     server.start()
 
     async def main():
+        late = await Client.open(server.port)
+        await asyncio.sleep(1.5 * TOKEN_CHECK_S)
+        assert (await late.request("auth", token=older))["error"]["code"] == rpc.UNAUTHORIZED
         logged_in = await Client.open(server.port, old)
         new = await asyncio.to_thread(load_or_create_token, path, True)
         assert new != old
@@ -405,10 +409,18 @@ def test_a_renewed_token_takes_over_in_a_running_daemon(daemon, tmp_path):
         path.chmod(0o644)  # others can read it now: no secret, so not taken; the token in use stays
         path.write_text("x" * 43 + "\n")
         await asyncio.sleep(2.5 * TOKEN_CHECK_S)
+        path.chmod(0o600)
+        path.write_bytes(b"\xff\xfe not UTF-8\n")  # nor is this; and the watcher lives on to take the next one
+        await asyncio.sleep(2.5 * TOKEN_CHECK_S)
         assert (await fresh.call("status.get"))["control"]["profile"]  # (still connected)
         again = await Client.open(server.port, new)
         await again.close()
-        await fresh.close()
+        path.unlink()
+        newest = await asyncio.to_thread(load_or_create_token, path)
+        await asyncio.sleep(2.5 * TOKEN_CHECK_S)
+        assert (await asyncio.wait_for(fresh.closed, 5))[0] == rpc.CLOSE_UNAUTHORIZED
+        last = await Client.open(server.port, newest)
+        await last.close()
 
     try:
         run(main())

@@ -109,6 +109,8 @@ class Controller:
 
         with self._load_lock:
             with self._lock:
+                if self.closed:
+                    raise RtvcError(f"rtvc is stopping: voice '{name}' not loaded")
                 self.loading = name
             self._emit(["loading"], by)
             try:

@@ -179,7 +179,9 @@ class ControlServer:
         new connections need it, and the clients that logged in with the old one are disconnected (4001)."""
         path = self._token_file
         assert path is not None
-        self._token_seen = _file_key(path)
+        # (nothing seen yet: the first look compares the file's token with ours, which was read before the voice
+        # preload and the devices; a renewal meanwhile counts)
+        self._token_seen = None
         while True:
             await asyncio.sleep(TOKEN_CHECK_S)
             key = _file_key(path)
@@ -188,7 +190,7 @@ class ControlServer:
             self._token_seen = key
             try:
                 token = auth.read_token(path)
-            except (ConfigError, OSError) as e:
+            except (ConfigError, OSError, ValueError) as e:  # (ValueError: not UTF-8)
                 log.warning("control: the token file changed but cannot be used (%s); the old token stays", e)
                 continue
             if token == self._token:
