@@ -18,6 +18,7 @@ import pytest
 from daemon_harness import Daemon, RpcClient, free_port, wait_until
 from tui_screen import screen_text
 
+from rtvc.control.auth import load_or_create_token
 from rtvc.tui.app import RtvcApp
 from rtvc.tui.client import Endpoint
 from rtvc.tui.screens import HelpScreen
@@ -330,6 +331,30 @@ def test_a_change_landing_just_after_the_snapshot_is_kept(daemon: Daemon, rpc: R
         run(main())
     finally:
         rpc.call("mute.set", on=False)
+
+
+def test_follows_a_token_renewed_in_the_token_file(daemon: Daemon) -> None:
+    """`rtvc token --new` while the TUI is attached: the daemon disconnects it (the old token); it reconnects
+    at once with the token it reads from the file again, and its keys work."""
+    path = daemon.xdg / "rtvc" / "token"
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token(), path))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            first = app.link.client
+            await asyncio.to_thread(load_or_create_token, path, True)
+            again = lambda: app.link.state == "connected" and app.link.client != first  # noqa: E731
+            await until(pilot, "a reconnection with the new token", again)
+            fresh = RpcClient(daemon.port, daemon.token())
+            try:
+                await pilot.press("m")
+                await until(pilot, "mute on in the daemon", lambda: fresh.call("status.get")["control"]["mute"])
+                fresh.call("mute.set", on=False)
+            finally:
+                fresh.close()
+
+    run(main())
 
 
 def test_reconnects_when_the_daemon_restarts(daemon: Daemon, rpc: RpcClient) -> None:

@@ -14,12 +14,15 @@ import itertools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from rtvc.control import rpc
+from rtvc.control.auth import read_token
+from rtvc.errors import ConfigError
 
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between attempts; the last repeats
 CALL_TIMEOUT_S = 30.0  # a daemon that never answers is an error
@@ -35,6 +38,17 @@ class Endpoint:
     host: str
     port: int
     token: str
+    # the daemon's token file, when the token came from it: read again at each connection, so a token renewed
+    # there (`rtvc token --new`, which disconnects us) is the one the reconnection uses
+    token_file: Path | None = None
+
+    def current_token(self) -> str:
+        if self.token_file is not None:
+            try:
+                return read_token(self.token_file)
+            except (ConfigError, OSError, ValueError):
+                pass  # (the daemon keeps its token too when the file is unusable)
+        return self.token
 
     @property
     def url(self) -> str:
@@ -131,7 +145,7 @@ class DaemonClient:
         reader = asyncio.create_task(self._read(ws))
         up = False
         try:
-            auth = await self.call("auth", token=self.endpoint.token)
+            auth = await self.call("auth", token=self.endpoint.current_token())
             await self.call("events.subscribe", events=["state", "engine", "meters"], meter_hz=self.meter_hz)
             up = True
             self._set(Link("connected", url, 0, auth["client"]))

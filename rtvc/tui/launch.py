@@ -52,7 +52,8 @@ def attach(host: str, port: int, token: str | None) -> int:
                 f"no token file at {token_path()}: is the daemon running on this machine as this user?",
                 "start it with `rtvc serve`, or pass --token (`rtvc token` on the daemon's machine prints it)",
             )
-        token = load_or_create_token()
+        run_tui(Endpoint(host, port, load_or_create_token(), token_path()))
+        return 0
     run_tui(Endpoint(host, port, token))
     return 0
 
@@ -102,7 +103,7 @@ def run_with_daemon(serve_argv: list[str]) -> int:
         _stop(proc)
         raise
     try:
-        run_tui(Endpoint(host.strip("[]"), port, load_or_create_token()))
+        run_tui(Endpoint(host.strip("[]"), port, load_or_create_token(), token_path()))
     except KeyboardInterrupt:
         pass
     finally:
