@@ -79,6 +79,6 @@ def test_a_voice_at_another_rate_joins_without_edges_and_at_the_declared_latency
 
 def test_lengths_that_do_not_fit_the_voice_rate_are_refused():
     with pytest.raises(
-        ConfigError, match=r"stream block of 961 frames .* \(make stream.block_ms a multiple of 0.0625 ms\)"
+        ConfigError, match=r"stream block 961 frames .* \(set stream.block_ms = 20.0625 \(multiples of 0.0625 ms\)\)"
     ):
         StreamingConverter(Identity16k(), NoParams(), StreamShape(48000, 961, 192, 384))

@@ -269,7 +269,9 @@ def test_errors_are_shown_not_raised(daemon: Daemon, rpc: RpcClient, tmp_path: P
             unreachable = f"daemon unreachable at ws://127.0.0.1:{nobody}/rpc"
             await until(pilot, "the unreachable message", lambda: unreachable in screen_text(app))
 
-        daemon.profile("edited").write_text('voice = "rvc"\n[model]\npath = "missing.pth"\ncontent = "missing.pt"\n')
+        # files that are there but are no model: the daemon's load fails, and says so
+        daemon.profile("garbage").with_suffix(".pth").write_bytes(b"not a checkpoint" * 64)
+        daemon.profile("edited").write_text('voice = "rvc"\n[model]\npath = "garbage.pth"\ncontent = "garbage.pth"\n')
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
@@ -278,11 +280,21 @@ def test_errors_are_shown_not_raised(daemon: Daemon, rpc: RpcClient, tmp_path: P
             await until(pilot, "the load error", lambda: "did not load" in screen_text(app), timeout=90)
             assert control(rpc)["profile"] == "default"
             assert app.is_running
+        # files that are not there: the list says so before anyone selects it, and selecting it asks no one
+        daemon.profile("edited").write_text('voice = "rvc"\n[model]\npath = "missing.pth"\ncontent = "missing.pt"\n')
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await until(pilot, "the mark on the list", lambda: "edited ✖" in screen_text(app))
+            app.select_voice("edited")
+            await until(pilot, "why", lambda: "voice 'edited' cannot load" in screen_text(app))
+            assert control(rpc)["profile"] == "default" and control(rpc)["loading"] is None
 
     try:
         run(main(), 200)
     finally:
         daemon.profile("edited").write_text('label = "Edited"\nvoice = "pitch"\n\n[params]\npitch = 2.0\n')
+        daemon.profile("garbage").with_suffix(".pth").unlink(missing_ok=True)
 
 
 def test_a_refused_parameter_change_shows_the_daemons_value_again(daemon: Daemon, rpc: RpcClient) -> None:
