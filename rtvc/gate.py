@@ -18,7 +18,7 @@ is louder than `threshold_db`.
 
 Gains are kept per input frame, for the converter's latency. Settings change from any thread (one reference
 store), in effect from the next block. Off and settled, the gate costs a comparison per block; on, some
-30-50 us per block on this project's 2-core machine (`python bench/voice_cpu.py`: the default+gate row).
+tens of microseconds per block (`python bench/voice_cpu.py` times it inside the default voice's blocks).
 """
 
 from __future__ import annotations
@@ -60,13 +60,14 @@ class NoiseGate:
         self.open = True  # starts open: a stream that starts with speech plays its first word whole
         self._held = 0  # frames spent below the closing level while open
         self._settled = True  # every stored gain is 1: the output passes untouched
+        self._span = 0  # gains kept up to date before the newest block (the delay of the block before)
         self.closed_frames = 0  # output frames the gate silenced (gain 0), in total
 
     def reset(self) -> None:
         """Open and settled, as at the start (a new stream after a device switch)."""
         self._input[:] = 0
         self._gains[:] = 1
-        self._gain, self.open, self._held, self._settled = 1.0, True, 0, True
+        self._gain, self.open, self._held, self._settled, self._span = 1.0, True, 0, True, 0
 
     def process(self, x: np.ndarray, y: np.ndarray, delay: int) -> np.ndarray:
         """x: this block's input (block,), y: the converter's output for it (block,), lagging x by `delay`
@@ -77,12 +78,20 @@ class NoiseGate:
         self._input[: self._window] = self._input[n:]
         self._input[self._window :] = x
         g = self._gains
-        g[:-n] = g[n:]
-        g[-n:] = self._gain  # (this block's gains start where the last ended; judged below)
+        end = len(g)
         delay = min(self._max_delay, max(0, delay))
+        # only the gains still to be played are kept up to date (the last `span` before this block: moving all
+        # 2 s of them cost more than the rest of the gate); a longer delay now (another voice) sees the oldest
+        # kept gain repeated back to it
+        kept = self._span
+        g[end - n - kept : end - n] = g[end - kept : end]
+        if delay > kept:
+            g[end - n - delay : end - n - kept] = g[end - n - kept] if kept else self._gain
+        self._span = delay
+        g[end - n :] = self._gain  # (this block's gains start where the last ended; judged below)
         # the output frame i plays input position (block start + i - delay): gains from index `first` on are
         # still to be played, and may be changed
-        first = len(g) - n - delay
+        first = end - n - delay
         if s.on:
             self._settled = False
             self._judge(s, g, first)
@@ -91,7 +100,7 @@ class NoiseGate:
             self._ramp(g, len(g) - n, len(g), 1.0)
         gains = g[first : first + n]
         if not s.on:
-            self._settled = bool(g.min() == 1.0)
+            self._settled = bool(g[first:].min() == 1.0)
         if gains.min() == 1.0:
             return y
         self.closed_frames += int(np.count_nonzero(gains == 0.0))

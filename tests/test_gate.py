@@ -137,6 +137,22 @@ def test_switching_off_and_on_leaves_no_old_dip_behind():
     np.testing.assert_array_equal(out, np.tile(loud, 4))
 
 
+def test_a_latency_that_changes_between_blocks_plays_no_stale_gain():
+    """Voice swaps change the converter's latency from one block to the next: over speech-level input the gate
+    stays open whatever the latency does; over silence, once closed, it stays closed (nothing old leaks back)."""
+    rng = np.random.default_rng(5)
+    delays = [int(d) for d in rng.integers(0, 6000, size=150)]
+    for x, want in ((tone(150 * BLOCK / SR, -20), "open"), (np.zeros(150 * BLOCK, np.float32), "closed")):
+        gate = NoiseGate(SR, BLOCK, GateSettings(True, -50.0, 100.0))
+        for i, d in enumerate(delays):
+            y = np.ones(BLOCK, np.float32)
+            out = gate.process(x[i * BLOCK : (i + 1) * BLOCK], y, d)
+            if want == "open":
+                assert out is y, i
+            elif i >= 30:  # (past the hold and the release, however late the output plays)
+                assert np.all(out == 0), (i, d)
+
+
 def test_pauses_shorter_than_the_hold_stay_open_and_longer_ones_close():
     """Over a -70 dBFS floor: a 150 ms pause inside a tone plays as it is (the hold is 200 ms); a 600 ms one is
     gated to silence once the hold and release are over."""
