@@ -7,6 +7,7 @@ Every test that sends bad input then checks the daemon still answers and still h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -888,13 +891,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_rtvc_serve_stops_at_once_while_a_voice_loads(tmp_path):
-    """SIGTERM while a model loads (here from a named pipe nobody writes: a hung network drive): the daemon
-    stops now, says the load was not waited for, and never switches to the voice after its report."""
-    (tmp_path / "profiles").mkdir()
-    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
-    os.mkfifo(tmp_path / "profiles" / "slow.pth")
-    (tmp_path / "profiles" / "slow.toml").write_text('voice = "rvc"\n[model]\npath = "slow.pth"\ncontent = "."\n')
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    lines: list[str]  # its output so far, line by line
+    port: int
+    token: str
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, profiles: dict[str, str]) -> Iterator[Served]:
+    """`rtvc serve --virtual` in its own process, on the passthrough profile, with these profiles too; its
+    output read as it comes; killed at the end if it still runs."""
+    (tmp_path / "profiles").mkdir(exist_ok=True)
+    for name, text in {"passthrough": 'voice = "passthrough"\n', **profiles}.items():
+        (tmp_path / "profiles" / f"{name}.toml").write_text(text)
     port = free_port()
     (tmp_path / "config.toml").write_text(f'[voice]\nprofile = "passthrough"\n[control]\nport = {port}\n')
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
@@ -914,15 +925,28 @@ def test_rtvc_serve_stops_at_once_while_a_voice_loads(tmp_path):
         while not any(" control: ws://" in ln for ln in lines):
             assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
             time.sleep(0.05)
-        token = (tmp_path / "xdg" / "rtvc" / "token").read_text().strip()
+        yield Served(proc, lines, port, (tmp_path / "xdg" / "rtvc" / "token").read_text().strip())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        reader.join(5)
+
+
+def test_rtvc_serve_stops_at_once_while_a_voice_loads(tmp_path):
+    """SIGTERM while a model loads (here from a named pipe nobody writes: a hung network drive): the daemon
+    stops now, says the load was not waited for, and never switches to the voice after its report."""
+    (tmp_path / "profiles").mkdir()
+    os.mkfifo(tmp_path / "profiles" / "slow.pth")
+    with serving(tmp_path, {"slow": 'voice = "rvc"\n[model]\npath = "slow.pth"\ncontent = "."\n'}) as d:
 
         async def select():
-            c = await Client.open(port, token)
+            c = await Client.open(d.port, d.token)
             await c.ws.send(
                 json.dumps({"jsonrpc": "2.0", "id": 9, "method": "voices.select", "params": {"name": "slow"}})
             )
             for _ in range(200):
-                if any("loading voice 'slow'" in ln for ln in lines):
+                if any("loading voice 'slow'" in ln for ln in d.lines):
                     break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
@@ -930,15 +954,10 @@ def test_rtvc_serve_stops_at_once_while_a_voice_loads(tmp_path):
 
         run(select())
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(15) == 0
         took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-    reader.join(5)
-    log = "".join(lines)
+    log = "".join(d.lines)
     assert "loading voice 'slow'" in log and "voice 'slow' was still loading: not waited for" in log, log
     assert took < 10, (took, log)
     report = log.index("latency report:")
@@ -948,34 +967,14 @@ def test_rtvc_serve_stops_at_once_while_a_voice_loads(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
-    (tmp_path / "profiles").mkdir()
-    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
-    if sig == signal.SIGTERM:  # (once: importing torch takes seconds) an RVC profile: its runtime loads first
-        (tmp_path / "profiles" / "neural.toml").write_text('voice = "rvc"\n[model]\npath = "later.pth"\n')
-    port = free_port()
-    (tmp_path / "config.toml").write_text(f'[voice]\nprofile = "passthrough"\n[control]\nport = {port}\n')
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rtvc", "serve", "--virtual", "--config", "config.toml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not any(" control: ws://" in ln for ln in lines):
-            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.05)
-        token = (tmp_path / "xdg" / "rtvc" / "token").read_text().strip()
+    # (once: importing torch takes seconds) an RVC profile: its runtime loads first
+    neural = {"neural": 'voice = "rvc"\n[model]\npath = "later.pth"\n'} if sig == signal.SIGTERM else {}
+    with serving(tmp_path, neural) as d:
+        token, lines = d.token, d.lines
         assert stat.S_IMODE((tmp_path / "xdg" / "rtvc" / "token").stat().st_mode) == 0o600
 
         async def drive():
-            c = await Client.open(port, path=f"/rpc?token={token}")
+            c = await Client.open(d.port, path=f"/rpc?token={token}")
             me = (await c.call("server.info"))["client"]
             await c.call("mute.set", on=True)
             await c.call("ptt.mode", on=True)
@@ -985,13 +984,8 @@ def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
 
         me = run(drive())
         time.sleep(0.3)
-        proc.send_signal(sig)
-        assert proc.wait(20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-    reader.join(5)
+        d.proc.send_signal(sig)
+        assert d.proc.wait(20) == 0
     log = "".join(lines)
     assert token not in log
     for change in (
