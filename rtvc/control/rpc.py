@@ -213,9 +213,9 @@ null), `engine` and `links` (outside links such as `obs`: {state, detail}; a cha
 `changed: ["obs"]`).
 
 The noise gate silences the output while the microphone is quieter than `threshold_db` (dBFS RMS over 10 ms):
-it opens at the threshold, closes after `hold_ms` below 6 dB under it, fades in over 5 ms (at most the
-converter's latency) and out over 100 ms, and reads the microphone ahead by the converter's latency so that a
-word's start is not cut. `meters.gate` is
+it opens at the threshold, closes after `hold_ms` below 6 dB under it and fades out over 100 ms. An opening is
+dated back to the start of the window whose level crossed, faded in over 5 ms before it, as far as the output
+(which lags by the converter's latency) has not yet played it: a word's start is not cut. `meters.gate` is
 `open` or `closed` (`open` while the gate is off); `status.get`'s `engine.gate` adds `closed_s`, the seconds of
 output it has silenced. The gate does not apply to `rtvc convert` (a file).
 
