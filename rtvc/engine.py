@@ -403,7 +403,7 @@ class Engine:
                     self.converter.reset()  # its overlap and context hold the bad values: start clean
                 y = self.gate.process(self._block_in, y, self.converter.latency)
                 if self.muted or self._muted_now:
-                    y = self._gate(y)
+                    y = self._fade_mute(y)
                 self.out_ring.write(y)
                 if self.has_monitor_device:
                     self.mon_ring.write(y if self.monitor_enabled else self._silence)
@@ -508,7 +508,7 @@ class Engine:
             self._next = None
         return old + self._ramp * (new - old)
 
-    def _gate(self, y: np.ndarray) -> np.ndarray:
+    def _fade_mute(self, y: np.ndarray) -> np.ndarray:
         muted = self.muted
         if muted == self._muted_now:
             return self._silence  # (only reached while muted)

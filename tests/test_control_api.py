@@ -800,7 +800,7 @@ def test_the_noise_gate_on_the_wire_silences_the_output_and_refuses_bad_values(d
 
 def test_push_to_talk_is_released_when_its_holder_disconnects(daemon):
     """ptt mode on: the output is silent unless someone holds the key. The holder's connection drops: the
-    engine's gate closes and the audio coming out is exact silence again."""
+    engine mutes again and the audio coming out is exact silence again."""
     dev, lat, block = daemon.device, daemon.engine.latency().total, daemon.engine.block
 
     def wait_until(pred, timeout=5.0):

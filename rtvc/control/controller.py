@@ -197,7 +197,7 @@ class Controller:
     def set_mute(self, on: bool, by: str) -> bool:
         with self._lock:
             self.mute = bool(on)
-            self._apply_gate()
+            self._apply_mute()
         self._emit(["mute"], by)
         return self.mute
 
@@ -225,14 +225,14 @@ class Controller:
     def set_ptt_mode(self, on: bool, by: str) -> bool:
         with self._lock:
             self.ptt_mode = bool(on)
-            self._apply_gate()
+            self._apply_mute()
         self._emit(["ptt"], by)
         return self.ptt_mode
 
     def ptt_press(self, holder: str, by: str) -> int:
         with self._lock:
             self._held.add(holder)
-            self._apply_gate()
+            self._apply_mute()
             n = len(self._held)
         self._emit(["ptt"], by)
         return n
@@ -242,7 +242,7 @@ class Controller:
             if holder not in self._held:
                 return len(self._held)
             self._held.discard(holder)
-            self._apply_gate()
+            self._apply_mute()
             n = len(self._held)
         self._emit(["ptt"], by)
         return n
@@ -267,7 +267,7 @@ class Controller:
         if state != before:
             self._emit([name], name)
 
-    def _apply_gate(self) -> None:
+    def _apply_mute(self) -> None:
         self.engine.muted = self.mute or (self.ptt_mode and not self._held)
 
     def close(self) -> None:
