@@ -74,7 +74,6 @@ class ControlServer:
         self.controller = controller
         self._token = token
         self._token_file = token_file
-        self._token_seen: tuple[int, int, int] | None = None  # the file's (inode, mtime, size) last read
         self.port = cfg.port if port is None else port
         self.dock_dir = dock_dir.resolve()
         info = {"name": "rtvc", "version": __version__, "max_frame_kb": cfg.max_frame_kb}
@@ -179,15 +178,15 @@ class ControlServer:
         new connections need it, and the clients that logged in with the old one are disconnected (4001)."""
         path = self._token_file
         assert path is not None
-        # (nothing seen yet: the first look compares the file's token with ours, which was read before the voice
-        # preload and the devices; a renewal meanwhile counts)
-        self._token_seen = None
+        # the file's (inode, mtime, size) when last read; none yet: the first look compares the file's token with
+        # ours, which was read before the voice preload and the devices (a renewal meanwhile counts)
+        seen: tuple[int, int, int] | None = None
         while True:
             await asyncio.sleep(TOKEN_CHECK_S)
             key = _file_key(path)
-            if key is None or key == self._token_seen:  # (missing: mid-renewal, or removed: the old one stays)
+            if key is None or key == seen:  # (missing: mid-renewal, or removed: the old one stays)
                 continue
-            self._token_seen = key
+            seen = key
             try:
                 token = auth.read_token(path)
             except (ConfigError, OSError, ValueError) as e:  # (ValueError: not UTF-8)
