@@ -20,6 +20,8 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, OptionList, Sparkline, Static
 
+from rtvc.config import GateConfig
+from rtvc.settings import describe
 from rtvc.tui.client import CallError, DaemonClient, Endpoint, Link
 from rtvc.tui.commands import RtvcCommands
 from rtvc.tui.gateline import GateLine
@@ -31,7 +33,7 @@ from rtvc.tui.texts import latency_text, scheduling_text, spec_for
 from rtvc.tui.toggle import Toggle
 from rtvc.tui.voicelist import VoiceListMixin
 
-GATE_MIN_DB, GATE_MAX_DB = -100.0, 0.0  # config.toml's gate.threshold_db range (the daemon checks it too)
+_GATE_DB = describe(GateConfig)["threshold_db"]  # the threshold's range (the daemon checks it too)
 SPARK_POINTS = 60  # block-time history: the last few seconds of meter readings
 STATUS_POLL_S = 1.0
 
@@ -327,7 +329,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         if now is None:
             return
         try:
-            await self._call("gate.set", threshold_db=max(GATE_MIN_DB, min(GATE_MAX_DB, now + db)))
+            await self._call("gate.set", threshold_db=max(_GATE_DB["min"], min(_GATE_DB["max"], now + db)))
         except CallError:
             pass
 
