@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -371,6 +372,15 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
             # the other way: another client turns the voice changer off and the page follows (events, no reload)
             api.call("voice.set", on=False)
             wait_until("the page to show the voice off", lambda: page.js(DOM_SUMMARY)["voice_on"] == "false", 5)
+            # a voice another client (or an OBS scene) asks for does not load: the page says why too
+            daemon.profile("edited").write_text('label = "Edited"\nvoice = "pitch"\nfrobnicate = 1\n')
+            with pytest.raises(AssertionError, match="frobnicate"):
+                api.call("voices.select", name="edited")
+            wait_until("the page to show the other client's error", lambda: page.js(DOM_SUMMARY)["error"], 5)
+            wait_until("its words", lambda: "frobnicate" in (page.js(DOM_SUMMARY)["error"] or ""), 5)
+            # the footer: the engine's state, xruns and the block's load
+            foot = lambda: page.js("document.getElementById('foot').textContent")  # noqa: E731
+            wait_until("the load in the footer", lambda: re.search(r"load \d+%", foot()), 5)
 
             # the screenshot: a PNG of the dock's size, not blank, the active voice and mute highlighted
             shot = base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"])
@@ -395,6 +405,13 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
             reconnect_s = time.monotonic() - t3
             dom = page.js(DOM_SUMMARY)
             assert dom["conn"] == "connected" and dom["voices"][0]["active"] and dom["mute"] == "false", dom
+
+            # a wrong token (say, renewed by `rtvc token --new`): the page says so once and stops knocking
+            page.send("Page.navigate", url=f"http://127.0.0.1:{daemon.port}/dock?token={'w' * 43}")
+            wait_until("the wrong token on the page", lambda: page.js(DOM_SUMMARY)["conn"] == "error", 10)
+            time.sleep(3)
+            assert daemon.log().count("wrong token, closing it") == 1, daemon.log()[-2000:]
+            assert "Copy the dock URL again" in page.js(DOM_SUMMARY)["error"]
 
             assert not page.exceptions, f"page script errors: {page.exceptions}"
             assert "Traceback" not in daemon.log(), daemon.log()

@@ -126,7 +126,9 @@
       for (const p of pending.values()) p.reject(new Error("connection to rtvc closed during " + p.method));
       pending.clear();
       goOffline();
-      diagnose(e, opened).finally(reconnectLater);
+      diagnose(e, opened).then((again) => {
+        if (again) reconnectLater(); // (a refused token stays refused: this URL's token cannot change)
+      }, reconnectLater);
     };
     sock.onerror = () => {}; // a close event follows with what we can know
   }
@@ -186,19 +188,19 @@
     renderAll();
   }
 
-  // why the connection closed (or never opened), in words that say what to do
+  // why the connection closed (or never opened), in words that say what to do; whether to try again
   async function diagnose(e, opened) {
     const where = location.host;
     if (e.code === CLOSE_UNAUTHORIZED) {
       setConn("error", "wrong token");
       showError("rtvc refused this dock's token" + (e.reason ? " (" + e.reason + ")" : "") +
         ". Copy the dock URL again from `rtvc token` and set it as the dock's URL in OBS.", true);
-      return;
+      return false;
     }
     if (opened) {
       setConn("offline", "reconnecting");
       setFoot("rtvc closed the connection" + (e.reason ? ": " + e.reason : "") + "; reconnecting");
-      return;
+      return true;
     }
     // the websocket handshake failed: is the daemon there at all? (the page itself is served by it)
     let up = false;
@@ -216,6 +218,7 @@
       setConn("offline", connectedOnce ? "reconnecting" : "offline");
       setFoot("rtvc is not running at " + where + ": start it with `rtvc serve`; this dock reconnects by itself");
     }
+    return true;
   }
 
   function reconnectLater() {
@@ -229,6 +232,8 @@
     if (ev.type === "meters") {
       setMeters(ev);
     } else if (ev.type === "state" && ev.state) {
+      // a change that failed, whoever asked (an OBS scene's voice that did not load): said here too
+      if (typeof ev.error === "string" && ev.error) showError(ev.error);
       const before = state;
       state = ev.state;
       const changed = Array.isArray(ev.changed) ? ev.changed : [];
@@ -429,8 +434,9 @@
     const bits = [];
     bits.push(engine.state + (engine.detail ? ": " + engine.detail : ""));
     if (engine.xruns && typeof engine.xruns.total === "number") bits.push("xruns " + engine.xruns.total);
-    if (engine.timing && typeof engine.timing.load === "number") {
-      bits.push("load " + Math.round(100 * engine.timing.load) + "%");
+    const t = engine.timing;
+    if (t && typeof t.p50_ms === "number" && t.budget_ms > 0) {
+      bits.push("load " + Math.round((100 * t.p50_ms) / t.budget_ms) + "%"); // (the block's p50 of its duration)
     }
     if (state && state.voice) bits.push(state.voice);
     setFoot(bits.join(" \u00b7 "));
