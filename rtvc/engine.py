@@ -263,6 +263,11 @@ class Engine:
         self.monitor_enabled = False
         self.monitor_error, self._monitor_stalled = detail, False
 
+    @property
+    def devices_failed(self) -> bool:
+        """The device streams died or stalled (unplugged, server gone): what PortAudio listed may be stale."""
+        return self._state in ("failed", "stalled")
+
     def report_device_error(self, detail: str) -> None:
         """Device layer: the stream died (device unplugged, server gone). Shown in status."""
         self._state = "failed"

@@ -5,6 +5,10 @@ PortAudio's JACK host API lists every JACK client with ports as a device, so a c
 (the dummy backend's capture: silence), is switched to "rtvc-mic" over the API and back, and a name
 that matches nothing is refused while the current device keeps playing. What the daemon plays is
 recorded from its JACK output port, so the test hears the switch, not only the daemon's meters.
+
+A second client, "rtvc-late", made after the daemon started, is a headset plugged in later: PortAudio's list
+does not hold it until it is read again, which devices.select does on its own for a name it does not find, and
+devices.list does with `rescan`.
 """
 
 from __future__ import annotations
@@ -25,20 +29,21 @@ pytestmark = [pytest.mark.jack, pytest.mark.timeout(120)]
 jack = pytest.importorskip("jack", reason="needs the JACK-Client package (test extra)")
 ROOT = Path(__file__).resolve().parent.parent
 TONE_DB = -12.0
+LATE_DB = -6.0
 
 
 class Mic:
     """A JACK client: a tone on out_1 (the second "device"), and whatever reaches in_1 recorded."""
 
-    def __init__(self, server: str):
+    def __init__(self, server: str, name: str = "rtvc-mic", tone_db: float = TONE_DB):
         os.environ["JACK_DEFAULT_SERVER"] = server
-        self.client = jack.Client("rtvc-mic", no_start_server=True)
+        self.client = jack.Client(name, no_start_server=True)
         self.out = self.client.outports.register("out_1")
         self.inp = self.client.inports.register("in_1")
         sr = self.client.samplerate
         self._phase = 0
         self._w = 2 * np.pi * 440.0 / sr
-        self._amp = np.float32(10 ** (TONE_DB / 20))
+        self._amp = np.float32(10 ** (tone_db / 20))
         self._lock = threading.Lock()
         self._heard: list[np.ndarray] = []
         self.client.set_process_callback(self._process)
@@ -98,39 +103,61 @@ def wait_for(what: str, fn, timeout: float = 15.0):
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("jack_bare", [256], indirect=True)
-def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
-    import socket
+class Served:
+    """`rtvc serve` on the JACK server, on its "system" ports, with the passthrough voice."""
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mic = Mic(jack_bare.name)  # before the daemon starts: PortAudio lists the devices it sees at start
-    (tmp_path / "config.toml").write_text(f'[voice]\nprofile = "{ROOT / "profiles" / "passthrough.toml"}"\n')
-    env = {**os.environ, "JACK_DEFAULT_SERVER": jack_bare.name, "JACK_NO_START_SERVER": "1",
-           "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}  # fmt: skip
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rtvc", "serve", "--config", str(tmp_path / "config.toml"), "--port", str(port),
-         "--host-api", "JACK", "--input-device", "system", "--output-device", "system", "--output-channels", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )  # fmt: skip
+    def __init__(self, server: str, tmp_path: Path):
+        import socket
 
-    def serve_log() -> str:
-        return (tmp_path / "serve.log").read_text(errors="replace")[-3000:]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.tmp_path = tmp_path
+        (tmp_path / "config.toml").write_text(f'[voice]\nprofile = "{ROOT / "profiles" / "passthrough.toml"}"\n')
+        env = {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1",
+               "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        self._log = (tmp_path / "serve.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rtvc", "serve", "--config", str(tmp_path / "config.toml"), "--port",
+             str(self.port), "--host-api", "JACK", "--input-device", "system", "--output-device", "system",
+             "--output-channels", "1"],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        )  # fmt: skip
 
-    try:
-        token_file = tmp_path / "xdg" / "rtvc" / "token"
-        wait_for("the token", lambda: token_file.exists() and proc.poll() is None, 30)
+    def log(self) -> str:
+        return (self.tmp_path / "serve.log").read_text(errors="replace")[-3000:]
+
+    def connect(self) -> Rpc:
+        token_file = self.tmp_path / "xdg" / "rtvc" / "token"
+        wait_for("the token", lambda: token_file.exists() and self.proc.poll() is None, 30)
 
         def connected():
-            assert proc.poll() is None, serve_log()
+            assert self.proc.poll() is None, self.log()
             try:
-                return Rpc(port, token_file.read_text().strip())
+                return Rpc(self.port, token_file.read_text().strip())
             except OSError:
                 return None
 
-        rpc = wait_for("rtvc serve to listen", connected, 30)
+        return wait_for("rtvc serve to listen", connected, 30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
+    mic = Mic(jack_bare.name)  # before the daemon starts: PortAudio lists the devices it sees at start
+    served = Served(jack_bare.name, tmp_path)
+    proc, serve_log = served.proc, served.log
+    try:
+        rpc = served.connect()
         listed = rpc.call("devices.list")["result"]
         assert listed["switchable"] is True, listed
         assert [d["name"] for d in listed["devices"] if d["name"] == "rtvc-mic"], listed["devices"]
@@ -151,11 +178,39 @@ def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
         heard = mic.heard_db(0.5)
         assert abs(heard - TONE_DB) < 1.0, f"the daemon plays {heard:.1f} dBFS after the switch"
 
-        refused = rpc.call("devices.select", input="no-such-card")
-        assert refused["error"]["code"] == -32002, refused
-        assert "devices not switched" in refused["error"]["message"] and "no-such-card" in refused["error"]["message"]
-        assert "rtvc-mic" in rpc.call("devices.list")["result"]["in_use"]["input"]
-        assert abs(mic.heard_db(0.5) - TONE_DB) < 1.0, "the current device must keep playing after a refusal"
+        late = Mic(jack_bare.name, "rtvc-late", LATE_DB)  # plugged in while the daemon runs
+        try:
+            names = [d["name"] for d in rpc.call("devices.list")["result"]["devices"]]
+            assert "rtvc-late" not in names, names  # PortAudio's list as read at start
+
+            plugged = rpc.call("devices.select", input="rtvc-late")
+            assert "result" in plugged, (plugged, serve_log())
+            assert "rtvc-late" in plugged["result"]["in_use"]["input"], plugged
+            wait_for("the late device's tone in the meters", lambda: abs(in_peak() - LATE_DB) < 1.0)
+            mic.listen_to(mic.rtvc_out_port())  # (PortAudio, restarted, is a new JACK client)
+            assert abs(mic.heard_db(0.5) - LATE_DB) < 1.0
+            assert "device list read again" in serve_log()
+
+            refused = rpc.call("devices.select", input="no-such-card")
+            msg = refused["error"]["message"]
+            assert refused["error"]["code"] == -32002, refused
+            assert "devices not switched, the current ones stay" in msg and "no-such-card" in msg, msg
+            assert "'rtvc-late'" in msg, "the refusal lists the input devices there are"
+            assert "rtvc-late" in rpc.call("devices.list")["result"]["in_use"]["input"]
+            mic.listen_to(mic.rtvc_out_port())
+            assert abs(mic.heard_db(0.5) - LATE_DB) < 1.0, "the current device must keep playing after a refusal"
+
+            again = rpc.call("devices.list", rescan=True)["result"]
+            assert {"rtvc-mic", "rtvc-late"} <= {d["name"] for d in again["devices"]}, again
+            assert "rtvc-late" in again["in_use"]["input"], again
+            mic.listen_to(mic.rtvc_out_port())
+            assert abs(mic.heard_db(0.5) - LATE_DB) < 1.0, "the devices in use play on after a rescan"
+
+            back = rpc.call("devices.select", input="rtvc-mic")
+            assert "rtvc-mic" in back["result"]["in_use"]["input"], back
+            wait_for("the first tone again", lambda: abs(in_peak() - TONE_DB) < 1.0)
+        finally:
+            late.close()
 
         back = rpc.call("devices.select", input="system")
         assert "system" in back["result"]["in_use"]["input"], back
@@ -164,11 +219,38 @@ def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
         assert status["state"] == "running", status
         assert "sound devices switched" in serve_log()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        served.stop()
         mic.close()
     assert proc.returncode == 0, serve_log()
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_jack_server_that_dies_under_serve_gets_one_answer_and_a_prompt_exit(jack_bare, tmp_path):
+    """PortAudio cannot let go of a JACK server that died (its stop never returns; restarting it aborts the
+    process). Every device change says to restart rtvc serve, in the same words; the daemon answers on, and
+    stops when told to, without hanging on PortAudio or aborting in it."""
+    served = Served(jack_bare.name, tmp_path)
+    try:
+        rpc = served.connect()
+
+        def state() -> str:
+            return rpc.call("status.get")["result"]["engine"]["state"]
+
+        wait_for("the engine to run", lambda: state() == "running")
+        jack_bare.stop()
+        wait_for("the engine to see its device gone", lambda: state() in ("stalled", "failed"))
+        answers = [rpc.call("devices.select", input="system"), rpc.call("devices.select", output="system")]
+        answers.append(rpc.call("devices.list", rescan=True))
+        for a in answers:
+            assert a.get("error", {}).get("code") == -32004, (a, served.log())
+            assert "restart rtvc serve" in a["error"]["message"], a
+        said = {a["error"]["message"] for a in answers}
+        assert len(said) == 1, said
+        assert rpc.call("status.get")["result"]["engine"]["state"] == "failed"
+        served.proc.terminate()
+        code = served.proc.wait(20)
+    finally:
+        served.stop()
+    out = served.log()
+    assert code == 3, out  # EXIT_DEVICE_HUNG: gone without terminating PortAudio
+    assert "Traceback" not in out and "Assertion" not in out, out

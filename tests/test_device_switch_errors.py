@@ -6,12 +6,14 @@ cannot be timed on a JACK server); the switch itself runs over real callbacks in
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 import pytest
 
 import rtvc.audio.switch as switch
+from rtvc.audio.devices import DeviceNotFound, RescanHung
 from rtvc.config import load_config
 from rtvc.errors import DeviceError
 from rtvc.run import build_engine
@@ -39,6 +41,7 @@ class Choice:
 class Streams:
     gone: ClassVar[set[str]] = set()  # device names that fail to open
     busy: ClassVar[set[str]] = set()  # device names that open but refuse to start
+    hung: ClassVar[set[str]] = set()  # device names whose streams do not stop (a JACK server that died)
     started: ClassVar[list[str]] = []
     stopped: ClassVar[list[str]] = []
 
@@ -55,8 +58,27 @@ class Streams:
         self.started.append(self.choice.input.name)
 
     def stop(self) -> bool:
+        if self.choice.input.name in self.hung:
+            return False
         self.stopped.append(self.choice.input.name)
         return True
+
+
+class PortAudio:
+    """PortAudio's device list as it was read: `unlisted` names are not in it; `rescan()` reads it again, and
+    then finds the `plugged` ones (plugged in since). `refuse`: the error a rescan raises (a dead JACK server)."""
+
+    unlisted: ClassVar[set[str]] = set()
+    plugged: ClassVar[set[str]] = set()
+    refuse: ClassVar[DeviceError | None] = None
+    rescans: ClassVar[int] = 0
+
+    @classmethod
+    def rescan(cls) -> None:
+        if cls.refuse is not None:
+            raise cls.refuse
+        cls.rescans += 1
+        cls.unlisted = cls.unlisted - cls.plugged
 
 
 @pytest.fixture
@@ -72,11 +94,18 @@ def switcher(tmp_path, monkeypatch):
     monkeypatch.setattr(switch, "DeviceStreams", Streams)
 
     def choose(a):
+        for name in (a.input_device, a.output_device, a.monitor_device):
+            if name in PortAudio.unlisted:
+                raise DeviceNotFound(f"no device matches '{name}'", "see `rtvc devices`")
         return Choice(Dev(a.input_device), Dev(a.output_device), Dev(a.monitor_device) if a.monitor_device else None)
 
     monkeypatch.setattr(switch, "choose_devices", choose)
+    monkeypatch.setattr(switch, "rescan_devices", PortAudio.rescan)
+    for name, value in (("unlisted", set()), ("plugged", set()), ("refuse", None), ("rescans", 0)):
+        monkeypatch.setattr(PortAudio, name, value)
     monkeypatch.setattr(Streams, "gone", set())
     monkeypatch.setattr(Streams, "busy", set())
+    monkeypatch.setattr(Streams, "hung", set())
     monkeypatch.setattr(Streams, "started", [])
     monkeypatch.setattr(Streams, "stopped", [])
     first = Choice(Dev("usb mic"), Dev("headphones"))
@@ -151,3 +180,89 @@ def test_a_lost_monitor_is_dropped_by_the_next_switch_not_reopened(switcher):
         switcher.switch("usb mic", None)
     assert switcher.in_use()["input"] == "webcam mic" and switcher.in_use()["monitor"] is None
     assert switcher.engine.status().state == "running"
+
+
+def test_a_device_in_the_list_is_switched_to_without_reading_the_list_again(switcher):
+    assert switcher.switch("webcam mic", None)["in_use"]["input"] == "webcam mic"
+    assert PortAudio.rescans == 0  # (a rescan stops the audio for longer)
+
+
+def test_a_device_plugged_in_after_start_is_found_by_reading_the_list_again(switcher):
+    PortAudio.unlisted = PortAudio.plugged = {"new headset"}
+    assert switcher.switch(None, "new headset")["in_use"]["output"] == "new headset"
+    assert PortAudio.rescans == 1
+    assert Streams.stopped == ["usb mic"] and Streams.started == ["usb mic"]  # the new pair runs
+    assert switcher.engine.status().state == "running"
+
+
+def test_a_name_found_nowhere_leaves_the_old_devices_running_after_looking_again(switcher):
+    PortAudio.unlisted = {"no-such-card"}
+    with pytest.raises(DeviceNotFound, match="no device matches 'no-such-card'") as e:
+        switcher.switch("no-such-card", None)
+    assert not isinstance(e.value, switch.AudioLost)
+    assert PortAudio.rescans == 1
+    assert Streams.started == ["usb mic"] and switcher.in_use()["input"] == "usb mic"
+    assert switcher.engine.status().state == "running"
+
+
+def test_after_the_streams_failed_the_list_is_read_again(switcher):
+    """A USB mic plugged out and back in keeps its stale entry in PortAudio's list: reopening it by that entry
+    fails until the list is read again."""
+    switcher.engine.report_device_error("input stream stopped: the device failed or disappeared")
+    assert switcher.switch("usb mic", None)["in_use"]["input"] == "usb mic"
+    assert PortAudio.rescans == 1
+    assert switcher.engine.status().state == "starting"  # until the new streams' first callback
+
+
+def test_rescan_on_request_reopens_the_current_devices(switcher):
+    got = switcher.rescan()
+    assert got["in_use"] == {"virtual": False, "input": "usb mic", "output": "headphones", "monitor": None}
+    assert PortAudio.rescans == 1 and Streams.started == ["usb mic"]
+
+
+def test_a_list_that_cannot_be_read_again_leaves_the_old_devices(switcher):
+    PortAudio.unlisted = PortAudio.plugged = {"new headset"}
+    PortAudio.refuse = DeviceError("the JACK server rtvc started on no longer answers", "start it and restart rtvc")
+    with pytest.raises(DeviceError, match="JACK server rtvc started on no longer answers"):
+        switcher.switch(None, "new headset")
+    assert switcher.in_use()["output"] == "headphones" and Streams.started == ["usb mic"]
+    assert switcher.engine.status().state == "running"
+
+
+def test_a_stop_that_hangs_gives_the_same_answer_until_rtvc_restarts(switcher):
+    """The JACK server died under the daemon: PortAudio's stop never returns, and PortAudio cannot be used
+    again in this process. Every later switch says so in the same words (the second one used to try to open
+    the new devices, and failed with 'Insufficient memory')."""
+    Streams.hung = {"usb mic"}
+    answers = []
+    for _ in range(2):
+        with pytest.raises(switch.AudioLost) as e:
+            switcher.switch("webcam mic", None)
+        answers.append(str(e.value))
+    assert answers[0] == answers[1] and "did not stop" in answers[0] and "restart rtvc serve" in answers[0]
+    with pytest.raises(switch.AudioLost, match="did not stop"):
+        switcher.rescan()
+    assert Streams.started == [] and PortAudio.rescans == 0  # nothing opened, PortAudio left alone
+
+
+def test_a_rescan_that_hangs_gives_the_same_answer_until_rtvc_restarts(switcher, monkeypatch):
+    def hangs():
+        raise RescanHung("PortAudio did not restart within 10 s while reading the device list again", "restart rtvc")
+
+    monkeypatch.setattr(switch, "rescan_devices", hangs)
+    for _ in range(2):
+        with pytest.raises(switch.AudioLost, match="PortAudio did not restart within 10 s"):
+            switcher.rescan()
+    assert switcher.engine.status().state == "failed"
+
+
+def test_device_indices_are_pinned_to_names_before_the_list_is_read_again(switcher, monkeypatch):
+    """Reading the list again renumbers the devices: an index given (the TUI picks by index) or kept in the
+    settings is turned into the name it stood for before the list changed."""
+    names = {"3": "webcam mic", "7": "usb mic"}
+    monkeypatch.setattr(switch, "find_device", lambda spec, kind, host_api: Dev(names[str(spec)]))
+    switcher.audio = dataclasses.replace(switcher.audio, input_device="7")
+    PortAudio.unlisted = PortAudio.plugged = {"new headset"}
+    got = switcher.switch(None, "new headset")
+    assert got["in_use"]["input"] == "usb mic" and switcher.audio.input_device == "usb mic"
+    assert switcher.switch("3", None, rescan=True)["in_use"]["input"] == "webcam mic"

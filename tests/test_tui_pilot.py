@@ -21,7 +21,7 @@ from tui_screen import screen_text
 from rtvc.control.auth import load_or_create_token
 from rtvc.tui.app import RtvcApp
 from rtvc.tui.client import Endpoint
-from rtvc.tui.screens import HelpScreen
+from rtvc.tui.screens import DeviceScreen, HelpScreen
 from rtvc.tui.stepper import Stepper
 from rtvc.tui.toggle import Toggle
 
@@ -173,6 +173,28 @@ def test_gate_keys_switch_it_and_move_its_threshold(daemon: Daemon, rpc: RpcClie
         run(main())
     finally:
         rpc.call("gate.set", on=True, threshold_db=-60.0)
+
+
+def test_the_device_picker_reads_the_list_again_on_r(daemon: Daemon, rpc: RpcClient) -> None:
+    """`d` lists the daemon's devices; `r` there has the daemon read the system's list again (devices.list with
+    rescan) and shows the new list."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("d")
+            await until(pilot, "the device picker", lambda: isinstance(app.screen, DeviceScreen))
+            await until(pilot, "its hint", lambda: "r looks again for devices plugged in" in screen_text(app))
+            first = app.screen
+            await pilot.press("r")
+            await until(pilot, "the list read again", lambda: "device list read again:" in screen_text(app))
+            await until(pilot, "a new picker", lambda: isinstance(app.screen, DeviceScreen) and app.screen is not first)
+            await pilot.press("escape")
+            await until(pilot, "the picker closed", lambda: not isinstance(app.screen, DeviceScreen))
+
+    run(main())
+    assert "PortAudio's device list read again" in daemon.log()
 
 
 def test_changes_by_another_client_appear_on_screen(daemon: Daemon, rpc: RpcClient) -> None:

@@ -3,16 +3,37 @@
 Every miss is a DeviceError that names what was asked, what exists, and how to choose. PortAudio (through
 sounddevice) is loaded on first use: the virtual device and `rtvc convert` run where its library is absent (a GPU
 server, a container), and asking for a sound card there says what to install.
+
+PortAudio reads the device list once, when it starts: a headset plugged in later is not in it, and a USB
+microphone plugged out and back in keeps its stale entry. `rescan()` restarts PortAudio to read it again; no
+stream may be open then, so the daemon stops its streams around it (rtvc/audio/switch.py).
 """
 
 from __future__ import annotations
 
+import ctypes.util
+import logging
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from rtvc.errors import DeviceError
 
+log = logging.getLogger("rtvc")
 Kind = Literal["input", "output"]
+RESCAN_TIMEOUT_S = 10.0
+# PortAudio is not thread-safe: its device list is read under this lock, and restarted under it.
+_pa_lock = threading.RLock()
+
+
+class DeviceNotFound(DeviceError):
+    """No device answers to what was asked (in PortAudio's list as it was read: see rescan)."""
+
+
+class RescanHung(DeviceError):
+    """PortAudio did not restart within RESCAN_TIMEOUT_S: it is unusable until rtvc restarts."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +73,11 @@ def portaudio():
 
 def list_devices() -> list[Device]:
     sd = portaudio()
+    with _pa_lock:
+        return _read_devices(sd)
+
+
+def _read_devices(sd) -> list[Device]:
     apis = sd.query_hostapis()
     return [
         Device(
@@ -66,6 +92,70 @@ def list_devices() -> list[Device]:
         )
         for i, d in enumerate(sd.query_devices())
     ]
+
+
+_JACK_PROBE = """
+import ctypes, sys
+jack = ctypes.CDLL(sys.argv[1])
+jack.jack_client_open.restype = ctypes.c_void_p
+status = ctypes.c_int(0)
+client = jack.jack_client_open(b"rtvc-probe", 1, ctypes.byref(status))  # 1: JackNoStartServer
+if client:
+    jack.jack_client_close(ctypes.c_void_p(client))
+sys.exit(0 if client else 1)
+"""
+
+
+def jack_server_answers(timeout: float = 5.0) -> bool:
+    """Whether the JACK server PortAudio uses (JACK_DEFAULT_SERVER) answers a client. Asked from a child
+    process: a client opened on a dying server can block inside libjack, out of reach of any timeout."""
+    lib = ctypes.util.find_library("jack")
+    if lib is None:
+        return False
+    try:
+        probe = subprocess.run([sys.executable, "-c", _JACK_PROBE, lib], capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return probe.returncode == 0
+
+
+def rescan() -> list[Device]:
+    """Restart PortAudio so that it reads the device list again, and return the new list. No stream may be
+    open. Device indices can change: a device kept across a rescan is found again by its name.
+
+    DeviceError when PortAudio runs on a JACK server that no longer answers: PortAudio's JACK host API aborts
+    the whole process if it is restarted then, so it is left as it is. RescanHung when the restart does not
+    return (PortAudio then cannot be used again in this process)."""
+    sd = portaudio()
+    with _pa_lock:
+        apis = [a["name"] for a in sd.query_hostapis()]
+        if any("JACK" in a for a in apis) and not jack_server_answers():
+            raise DeviceError(
+                "the JACK server rtvc started on no longer answers, so the device list cannot be read again",
+                "start the JACK server again and restart rtvc (PortAudio cannot let go of a JACK server that died)",
+            )
+        done = threading.Event()
+        failed: list[BaseException] = []
+
+        def restart():
+            try:
+                sd._terminate()  # sounddevice has no public call for this (RVC's GUI does the same)
+                sd._initialize()
+            except BaseException as e:  # (handed to the caller)
+                failed.append(e)
+            done.set()
+
+        threading.Thread(target=restart, name="rtvc-portaudio-rescan", daemon=True).start()
+        if not done.wait(RESCAN_TIMEOUT_S):
+            raise RescanHung(
+                f"PortAudio did not restart within {RESCAN_TIMEOUT_S:g} s while reading the device list again",
+                "restart rtvc (a sound device or its driver is hung)",
+            )
+        if failed:
+            raise DeviceError(f"PortAudio did not restart: {failed[0]}", "restart rtvc") from failed[0]
+        found = _read_devices(sd)
+    log.info("PortAudio's device list read again: %d devices", len(found))
+    return found
 
 
 def format_devices(devices: list[Device]) -> str:
@@ -90,7 +180,7 @@ def names_a_device(audio: Any) -> bool:
 
 
 def no_devices_error() -> DeviceError:
-    return DeviceError(
+    return DeviceNotFound(
         "no sound devices found",
         "plug in or enable a sound card (or start a JACK/PipeWire server), check `rtvc devices`;"
         " without one, `rtvc run --virtual` runs the engine on the virtual device",
@@ -100,6 +190,11 @@ def no_devices_error() -> DeviceError:
 def find_device(spec: int | str, kind: Kind, host_api: str = "", flag: str = "") -> Device:
     """A device by index, by name substring (case-insensitive), or '' for the host API's default. `flag`: the
     option that chooses it, for the fixes (default --input-device / --output-device)."""
+    with _pa_lock:
+        return _find(spec, kind, host_api, flag)
+
+
+def _find(spec: int | str, kind: Kind, host_api: str, flag: str) -> Device:
     devices = list_devices()
     if not devices:
         raise no_devices_error()
@@ -107,7 +202,7 @@ def find_device(spec: int | str, kind: Kind, host_api: str = "", flag: str = "")
     usable = [d for d in devices if d.channels(kind) > 0 and host_api.lower() in d.host_api.lower()]
     if host_api and not usable:
         apis = sorted({d.host_api for d in devices if d.channels(kind) > 0})
-        raise DeviceError(
+        raise DeviceNotFound(
             f"no {kind} device on a host API matching '{host_api}'",
             f"host APIs with {kind} devices: {', '.join(apis) or 'none'}; set audio.host_api",
         )
@@ -116,7 +211,7 @@ def find_device(spec: int | str, kind: Kind, host_api: str = "", flag: str = "")
     if isinstance(spec, int):
         match = [d for d in devices if d.index == spec]
         if not match:
-            raise DeviceError(f"no device with index {spec}", f"run `rtvc devices` and pass {flag} N")
+            raise DeviceNotFound(f"no device with index {spec}", f"run `rtvc devices` and pass {flag} N")
         if match[0].channels(kind) == 0:
             raise DeviceError(
                 f"device {match[0].title()} has no {kind} channels", f"choose an {kind} device with {flag}"
@@ -127,7 +222,7 @@ def find_device(spec: int | str, kind: Kind, host_api: str = "", flag: str = "")
     match = [d for d in usable if spec.lower() in d.name.lower()]
     if not match:
         names = ", ".join(f"'{d.name}'" for d in usable) or "none"
-        raise DeviceError(f"no {kind} device matches '{spec}'", f"{kind} devices: {names}; see `rtvc devices`")
+        raise DeviceNotFound(f"no {kind} device matches '{spec}'", f"{kind} devices: {names}; see `rtvc devices`")
     if len(match) > 1:
         exact = [d for d in match if d.name.lower() == spec.lower()]
         if len(exact) == 1:
@@ -143,7 +238,7 @@ def find_device(spec: int | str, kind: Kind, host_api: str = "", flag: str = "")
 def _default(kind: Kind, usable: list[Device], host_api: str, flag: str) -> Device:
     """The system default device, or with audio.host_api set, that host API's default."""
     if not usable:
-        raise DeviceError(f"no {kind} device found", f"connect one, or choose one with {flag} (see `rtvc devices`)")
+        raise DeviceNotFound(f"no {kind} device found", f"connect one, or choose one with {flag} (see `rtvc devices`)")
     sd = portaudio()
     if host_api:
         api = sd.query_hostapis(sd.query_devices(usable[0].index)["hostapi"])
@@ -155,14 +250,15 @@ def _default(kind: Kind, usable: list[Device], host_api: str, flag: str) -> Devi
     for d in usable:
         if d.index == idx:
             return d
-    raise DeviceError(f"no default {kind} device", f"choose one with {flag} (see `rtvc devices`)")
+    raise DeviceNotFound(f"no default {kind} device", f"choose one with {flag} (see `rtvc devices`)")
 
 
 def check_rate(device: Device, kind: Kind, samplerate: int, channels: int) -> None:
     sd = portaudio()
     check = sd.check_input_settings if kind == "input" else sd.check_output_settings
     try:
-        check(device=device.index, samplerate=samplerate, channels=channels, dtype="float32")
+        with _pa_lock:
+            check(device=device.index, samplerate=samplerate, channels=channels, dtype="float32")
     except sd.PortAudioError as e:
         msg = str(e)
         if "sample rate" in msg.lower():

@@ -52,7 +52,8 @@ class Controller:
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
         # virtual device, where there is nothing to switch
         self.links: dict[str, dict[str, str]] = {}  # outside links (OBS): name -> {state, detail}
-        self.device_switcher: Callable[[str | None, str | None, str | None], dict[str, Any]] | None = None
+        # DeviceSwitcher.switch(input, output, monitor, rescan=False), with real devices that can be switched
+        self.device_switcher: Callable[..., dict[str, Any]] | None = None
 
     # -- reading ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -247,11 +248,14 @@ class Controller:
         self._emit(["ptt"], by)
         return n
 
-    def switch_devices(self, input: str | None, output: str | None, by: str, monitor: str | None = None) -> dict:
-        """Switch sound devices (slow: streams stop and open). DeviceError: the current devices stay."""
+    def switch_devices(
+        self, input: str | None, output: str | None, by: str, monitor: str | None = None, rescan: bool = False
+    ) -> dict:
+        """Switch sound devices (slow: streams stop and open), or with `rescan` read PortAudio's device list
+        again and reopen the current ones. DeviceError: the current devices stay."""
         assert self.device_switcher is not None
         hearing = self.engine.monitor_enabled
-        result = self.device_switcher(input, output, monitor)
+        result = self.device_switcher(input, output, monitor, rescan=rescan)
         # without a monitor device hear-myself goes off (Engine.monitor_opened): say so with the switch
         self._emit(["devices"] + (["monitor"] if self.engine.monitor_enabled != hearing else []), by)
         return result

@@ -223,13 +223,49 @@ async def _ptt_release(s: Session) -> dict[str, Any]:
     return {"held": s.hub.controller.ptt_release(s.id, s.id), "silent": s.hub.controller.engine.muted}
 
 
-@method("devices.list", "Sound devices, the ones in use, and whether they can be switched", "object")
-async def _devices(s: Session) -> dict[str, Any]:
+@method(
+    "devices.list",
+    "Sound devices, the ones in use, and whether they can be switched",
+    "object",
+    {
+        "rescan": Param(
+            "boolean",
+            "read the system's device list again first, for a device plugged in since rtvc started"
+            " (the audio stops for a moment)",
+            False,
+        )
+    },
+    slow=True,
+)
+async def _devices(s: Session, rescan: bool = False) -> dict[str, Any]:
     from rtvc.audio.devices import list_devices
+    from rtvc.audio.devices import rescan as rescan_devices
 
+    if rescan:
+        if s.hub.controller.device_switcher is not None:
+            await _device_change(s, lambda: s.hub.controller.switch_devices(None, None, s.id, rescan=True))
+        elif s.hub.devices_in_use().get("virtual"):  # no stream of PortAudio's is open
+            await asyncio.to_thread(rescan_devices)
+        else:
+            raise RpcError(NOT_AVAILABLE, "devices.list: this daemon cannot read the device list again; restart it")
     found = await asyncio.to_thread(list_devices)
     in_use, switchable = s.hub.devices_in_use(), s.hub.controller.device_switcher is not None
     return {"devices": [vars(d) for d in found], "in_use": in_use, "switchable": switchable}
+
+
+async def _device_change(s: Session, change: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a switch of sound devices (slow) on a worker thread; one at a time."""
+    if "devices" in s.hub.busy:
+        raise RpcError(BUSY, "a device switch is under way: wait for it to finish")
+    s.hub.busy.add("devices")
+    try:
+        return await asyncio.to_thread(change)
+    except AudioLost as e:  # the old devices had stopped and did not come back: no sound now
+        raise RpcError(NOT_AVAILABLE, f"devices not switched, and audio is stopped: {e}") from None
+    except DeviceError as e:
+        raise RpcError(NOT_FOUND, f"devices not switched, the current ones stay: {e}") from None
+    finally:
+        s.hub.busy.discard("devices")
 
 
 _DEV = "a device index or part of its name, from devices.list"
@@ -259,17 +295,7 @@ async def _select_devices(
         )
     if input is None and output is None and monitor is None:
         raise RpcError(INVALID_PARAMS, "devices.select: give input, output, monitor or several (see devices.list)")
-    if "devices" in s.hub.busy:
-        raise RpcError(BUSY, "a device switch is under way: wait for it to finish")
-    s.hub.busy.add("devices")
-    try:
-        return await asyncio.to_thread(s.hub.controller.switch_devices, input, output, s.id, monitor)
-    except AudioLost as e:  # the old devices had stopped and did not come back: no sound now
-        raise RpcError(NOT_AVAILABLE, f"devices not switched, and audio is stopped: {e}") from None
-    except DeviceError as e:
-        raise RpcError(NOT_FOUND, f"devices not switched, the current ones stay: {e}") from None
-    finally:
-        s.hub.busy.discard("devices")
+    return await _device_change(s, lambda: s.hub.controller.switch_devices(input, output, s.id, monitor))
 
 
 @method(

@@ -248,6 +248,9 @@ stopped if it did (headphones unplugged, or no callbacks for a while): the main 
 stays `running`; an `engine` event carries the error as `monitor_error`. A monitor that is lost or removed turns
 `monitor` off. `monitor.set` on with no monitor device open is refused (-32002) with the fix; `devices.select`
 with `monitor` opens one (an empty string: none), and drops one that was lost when it is not given.
+The system's device list is read when rtvc starts. `devices.select` reads it again, stopping the audio for a
+moment, when a name or index it is given is not in it (a device plugged in since) and when the current devices
+failed; `devices.list` with `rescan` does it on request. After that, indices can differ from those listed before.
 
 ## Errors
 

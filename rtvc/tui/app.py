@@ -377,11 +377,18 @@ class RtvcApp(VoiceListMixin, App[None]):
 
     @work(group="devices", exclusive=True, exit_on_error=False)
     async def action_devices(self) -> None:
-        try:
-            listing = await self._call("devices.list")
-        except CallError:
-            return
-        picked = await self.push_screen_wait(DeviceScreen(listing))
+        params: dict[str, Any] = {}
+        while True:
+            try:
+                listing = await self._call("devices.list", **params)
+            except CallError:
+                return
+            if params:
+                self.show_message(f"device list read again: {len(listing['devices'])} devices")
+            picked = await self.push_screen_wait(DeviceScreen(listing))
+            if not picked or picked[0] != "rescan":
+                break
+            params = {"rescan": True}
         if picked:
             kind, index = picked
             try:

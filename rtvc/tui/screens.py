@@ -73,7 +73,9 @@ class SaveScreen(Modal):
 
 class DeviceScreen(Modal):
     """Lists the daemon's sound devices; returns ("input" | "output" | "monitor", index) or None (index "" for the
-    monitor: none)."""
+    monitor: none), or ("rescan", "") for `r`: look for devices plugged in since the daemon started."""
+
+    BINDINGS: ClassVar[list[Binding]] = [*Modal.BINDINGS, Binding("r", "dismiss(('rescan', ''))", "Look again")]
 
     def __init__(self, listing: dict[str, Any]):
         super().__init__()
@@ -104,6 +106,8 @@ class DeviceScreen(Modal):
             else:
                 yield Label("no sound devices found", classes="hint")
             yield Label("Enter switches to the highlighted device, Esc closes.", classes="hint")
+            gap = " (the audio stops for a moment)" if self.listing.get("switchable") else ""
+            yield Label(f"r looks again for devices plugged in since rtvc started{gap}.", classes="hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         kind, _, index = (event.option.id or "").partition(":")
