@@ -161,6 +161,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_with_daemon(_serve_argv(args))
     if args.command == "run":
+        from rtvc.audio.devices import must_not_terminate
         from rtvc.run import EXIT_DEVICE_HUNG, RunOptions, run_live
 
         opts = RunOptions(
@@ -171,18 +172,19 @@ def _dispatch(args: argparse.Namespace) -> int:
             report_json=args.report_json,
         )
         code = run_live(cfg, opts)
-        if code == EXIT_DEVICE_HUNG:
+        if code == EXIT_DEVICE_HUNG or must_not_terminate():
             # PortAudio's exit handler would wait on (or, for JACK, abort in) the dead device
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
         return code
     if args.command == "serve":
+        from rtvc.audio.devices import must_not_terminate
         from rtvc.run import EXIT_DEVICE_HUNG
         from rtvc.serve import ServeOptions, serve
 
         code = serve(cfg, ServeOptions(virtual=args.virtual, clip=args.clip))
-        if code == EXIT_DEVICE_HUNG:  # as for run: PortAudio's exit handler would hang on the dead device
+        if code == EXIT_DEVICE_HUNG or must_not_terminate():  # as for run: PortAudio's exit handler would hang
             sys.stdout.flush()
             os._exit(code)
         return code

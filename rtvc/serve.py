@@ -252,6 +252,9 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     obs = start_obs_link(cfg, controller)
     scheduling = ""
     while not stop.wait(POLL_S):
+        if isinstance(device, DeviceSwitcher) and device.recover_due(time.monotonic()):
+            # devices that failed are looked for and reopened (seconds, when a stop hangs): beside this loop
+            threading.Thread(target=device.recover, name="rtvc-device-recover", daemon=True).start()
         controller.poll_engine()
         if engine.priority not in (scheduling, "", AWAITING_CALLBACKS):
             scheduling = engine.priority  # (what the worker got, and why: at start and after a device switch)

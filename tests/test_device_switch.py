@@ -106,7 +106,7 @@ def wait_for(what: str, fn, timeout: float = 15.0):
 class Served:
     """`rtvc serve` on the JACK server, on its "system" ports, with the passthrough voice."""
 
-    def __init__(self, server: str, tmp_path: Path):
+    def __init__(self, server: str, tmp_path: Path, virtual: bool = False):
         import socket
 
         with socket.socket() as s:
@@ -117,10 +117,11 @@ class Served:
         env = {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1",
                "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}  # fmt: skip
         self._log = (tmp_path / "serve.log").open("wb")
+        devices = ["--virtual"] if virtual else ["--host-api", "JACK", "--input-device", "system",
+                                                 "--output-device", "system", "--output-channels", "1"]  # fmt: skip
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rtvc", "serve", "--config", str(tmp_path / "config.toml"), "--port",
-             str(self.port), "--host-api", "JACK", "--input-device", "system", "--output-device", "system",
-             "--output-channels", "1"],
+             str(self.port), *devices],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp_path,
         )  # fmt: skip
 
@@ -210,7 +211,26 @@ def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
             assert "rtvc-mic" in back["result"]["in_use"]["input"], back
             wait_for("the first tone again", lambda: abs(in_peak() - TONE_DB) < 1.0)
         finally:
-            late.close()
+            late.close()  # unplugged: its entry in the daemon's list is stale now
+
+        stale = rpc.call("devices.select", input="rtvc-late")  # (opening the stale entry fails: looked for again)
+        msg = stale["error"]["message"]
+        assert stale["error"]["code"] == -32002 and "no input device matches 'rtvc-late'" in msg, stale
+        assert "host error" not in msg and "rtvc-mic" in rpc.call("devices.list")["result"]["in_use"]["input"]
+
+        usb = Mic(jack_bare.name, "rtvc-usb", LATE_DB)
+        try:
+            assert "rtvc-usb" in rpc.call("devices.select", input="rtvc-usb")["result"]["in_use"]["input"]
+        finally:
+            usb.close()  # the device in use unplugged (JACK keeps the stream: no failure to notice)
+        gone = rpc.call("devices.list", rescan=True)["result"]  # the new list comes, with what happened
+        assert "the input device 'rtvc-usb' (JACK Audio Connection Kit) is gone" in gone.get("error", ""), gone
+        assert "rtvc-usb" not in {d["name"] for d in gone["devices"]} and "rtvc-usb" in gone["in_use"]["stopped"]
+        assert rpc.call("status.get")["result"]["engine"]["state"] == "failed"
+        again = rpc.call("devices.select", input="rtvc-mic")
+        assert "rtvc-mic" in again["result"]["in_use"]["input"] and "stopped" not in again["result"]["in_use"]
+        assert again["result"]["latency_ms"] < 1000, again  # (JACK client ports declare no latency: estimated)
+        wait_for("the first tone after the lost device", lambda: abs(in_peak() - TONE_DB) < 1.0)
 
         back = rpc.call("devices.select", input="system")
         assert "system" in back["result"]["in_use"]["input"], back
@@ -240,12 +260,13 @@ def test_a_jack_server_that_dies_under_serve_gets_one_answer_and_a_prompt_exit(j
         jack_bare.stop()
         wait_for("the engine to see its device gone", lambda: state() in ("stalled", "failed"))
         answers = [rpc.call("devices.select", input="system"), rpc.call("devices.select", output="system")]
-        answers.append(rpc.call("devices.list", rescan=True))
         for a in answers:
             assert a.get("error", {}).get("code") == -32004, (a, served.log())
             assert "restart rtvc serve" in a["error"]["message"], a
-        said = {a["error"]["message"] for a in answers}
+        listed = rpc.call("devices.list", rescan=True)["result"]  # the list as it was, and the same words
+        said = {a["error"]["message"] for a in answers} | {listed["error"]}
         assert len(said) == 1, said
+        assert "restart rtvc serve" in listed["in_use"]["stopped"], listed
         assert rpc.call("status.get")["result"]["engine"]["state"] == "failed"
         served.proc.terminate()
         code = served.proc.wait(20)
@@ -254,3 +275,25 @@ def test_a_jack_server_that_dies_under_serve_gets_one_answer_and_a_prompt_exit(j
     out = served.log()
     assert code == 3, out  # EXIT_DEVICE_HUNG: gone without terminating PortAudio
     assert "Traceback" not in out and "Assertion" not in out, out
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_virtual_daemon_that_listed_jack_devices_survives_the_server(jack_bare, tmp_path):
+    """`rtvc serve --virtual` listed the devices (PortAudio then holds the JACK server), and the server died: the
+    list is not read again (PortAudio would abort the process), the reply says why, and the daemon exits
+    cleanly (PortAudio's exit handler used to abort in its JACK host API)."""
+    served = Served(jack_bare.name, tmp_path, virtual=True)
+    try:
+        rpc = served.connect()
+        assert "system" in {d["name"] for d in rpc.call("devices.list")["result"]["devices"]}
+        jack_bare.stop()
+        refused = rpc.call("devices.list", rescan=True)
+        assert refused["error"]["code"] == -32004, refused
+        assert "the JACK server rtvc started on no longer answers" in refused["error"]["message"], refused
+        assert rpc.call("status.get")["result"]["engine"]["state"] == "running"  # (the virtual device plays on)
+        served.proc.terminate()
+        code = served.proc.wait(20)
+    finally:
+        served.stop()
+    out = served.log()
+    assert code == 0 and "Assertion" not in out and "Traceback" not in out, out

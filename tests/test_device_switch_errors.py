@@ -6,13 +6,13 @@ cannot be timed on a JACK server); the switch itself runs over real callbacks in
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 import pytest
 
 import rtvc.audio.switch as switch
+from rtvc.audio import devices
 from rtvc.audio.devices import DeviceNotFound, RescanHung
 from rtvc.config import load_config
 from rtvc.errors import DeviceError
@@ -93,13 +93,22 @@ def switcher(tmp_path, monkeypatch):
     engine.start()
     monkeypatch.setattr(switch, "DeviceStreams", Streams)
 
-    def choose(a):
-        for name in (a.input_device, a.output_device, a.monitor_device):
-            if name in PortAudio.unlisted:
+    def choose(a, fixed=None):
+        fixed = fixed or {}
+        for role, name in (("input", a.input_device), ("output", a.output_device), ("monitor", a.monitor_device)):
+            if role not in fixed and name in PortAudio.unlisted:
                 raise DeviceNotFound(f"no device matches '{name}'", "see `rtvc devices`")
-        return Choice(Dev(a.input_device), Dev(a.output_device), Dev(a.monitor_device) if a.monitor_device else None)
+        mon = fixed.get("monitor") or (Dev(a.monitor_device) if a.monitor_device else None)
+        return Choice(fixed.get("input") or Dev(a.input_device), fixed.get("output") or Dev(a.output_device), mon)
+
+    def find_pinned(dev, role):  # (a device's pin is the device itself here)
+        if dev.name in PortAudio.unlisted:
+            raise DeviceNotFound(f"the {role} device '{dev.name}' is gone", "plug it back in")
+        return dev
 
     monkeypatch.setattr(switch, "choose_devices", choose)
+    monkeypatch.setattr(switch, "pin_device", lambda dev: dev)
+    monkeypatch.setattr(switch, "find_pinned", find_pinned)
     monkeypatch.setattr(switch, "rescan_devices", PortAudio.rescan)
     for name, value in (("unlisted", set()), ("plugged", set()), ("refuse", None), ("rescans", 0)):
         monkeypatch.setattr(PortAudio, name, value)
@@ -128,7 +137,9 @@ def test_new_devices_that_open_but_do_not_start_leave_the_old_ones_running(switc
     with pytest.raises(DeviceError, match="could not start webcam mic") as e:
         switcher.switch("webcam mic", None)
     assert not isinstance(e.value, switch.AudioLost)  # the reply may say the current devices stay: they do
-    assert Streams.stopped == ["usb mic", "webcam mic"] and Streams.started == ["usb mic"]  # the old ones again
+    # (tried again once after reading the device list again), then the old ones again
+    assert Streams.stopped == ["usb mic", "webcam mic", "webcam mic"] and Streams.started == ["usb mic"]
+    assert PortAudio.rescans == 1
     assert switcher.streams.choice.input.name == "usb mic" and switcher.in_use()["input"] == "usb mic"
     assert switcher.engine.status().state == "running"
 
@@ -223,8 +234,11 @@ def test_rescan_on_request_reopens_the_current_devices(switcher):
 def test_a_list_that_cannot_be_read_again_leaves_the_old_devices(switcher):
     PortAudio.unlisted = PortAudio.plugged = {"new headset"}
     PortAudio.refuse = DeviceError("the JACK server rtvc started on no longer answers", "start it and restart rtvc")
-    with pytest.raises(DeviceError, match="JACK server rtvc started on no longer answers"):
+    with pytest.raises(DeviceError) as e:
         switcher.switch(None, "new headset")
+    assert str(e.value).startswith(
+        "no device matches 'new headset'; and the device list could not be read again: the JACK server rtvc"
+    )
     assert switcher.in_use()["output"] == "headphones" and Streams.started == ["usb mic"]
     assert switcher.engine.status().state == "running"
 
@@ -256,13 +270,99 @@ def test_a_rescan_that_hangs_gives_the_same_answer_until_rtvc_restarts(switcher,
     assert switcher.engine.status().state == "failed"
 
 
-def test_device_indices_are_pinned_to_names_before_the_list_is_read_again(switcher, monkeypatch):
-    """Reading the list again renumbers the devices: an index given (the TUI picks by index) or kept in the
-    settings is turned into the name it stood for before the list changed."""
-    names = {"3": "webcam mic", "7": "usb mic"}
-    monkeypatch.setattr(switch, "find_device", lambda spec, kind, host_api: Dev(names[str(spec)]))
-    switcher.audio = dataclasses.replace(switcher.audio, input_device="7")
-    PortAudio.unlisted = PortAudio.plugged = {"new headset"}
-    got = switcher.switch(None, "new headset")
-    assert got["in_use"]["input"] == "usb mic" and switcher.audio.input_device == "usb mic"
-    assert switcher.switch("3", None, rescan=True)["in_use"]["input"] == "webcam mic"
+def test_a_device_in_use_that_is_gone_after_a_rescan_is_named(switcher):
+    PortAudio.unlisted = {"usb mic"}  # unplugged, its stream not (yet) failed
+    with pytest.raises(switch.AudioLost) as e:
+        switcher.rescan()
+    assert str(e.value).startswith("the input device 'usb mic' is gone; no device runs now")
+    assert switcher.in_use()["stopped"].startswith("the input device 'usb mic' is gone")
+    assert switcher.engine.status().state == "failed"
+    PortAudio.plugged = {"usb mic"}
+    assert "stopped" not in switcher.switch("usb mic", None)["in_use"]
+
+
+def test_new_devices_that_do_not_open_are_looked_for_in_a_new_list_once(switcher):
+    """An entry gone stale (the device unplugged since the list was read) fails to open: the list is read again,
+    and the device's new entry opens."""
+    opened = []
+
+    class Stale(Streams):
+        def __init__(self, choice, engine, samplerate, period):
+            opened.append(choice.input.name)
+            if choice.input.name == "webcam mic" and PortAudio.rescans == 0:
+                raise DeviceError("could not open the audio device: Unanticipated host error", "check it")
+            super().__init__(choice, engine, samplerate, period)
+
+    switch.DeviceStreams = Stale  # (monkeypatched by the fixture: restored after the test)
+    assert switcher.switch("webcam mic", None)["in_use"]["input"] == "webcam mic"
+    assert opened == ["webcam mic", "webcam mic"] and PortAudio.rescans == 1
+
+
+def test_devices_that_failed_are_reopened_when_they_come_back(switcher):
+    """A USB microphone unplugged: its stream fails. The daemon looks for it every RECOVER_S in a fresh device
+    list and reopens it once it is plugged back in; meanwhile status says so."""
+    switcher.engine.report_device_error("input stream stopped: the device failed or disappeared")
+    assert not switcher.recover_due(100.0)  # (first seen failed now)
+    assert not switcher.recover_due(100.0 + switch.RECOVER_S / 2)
+    assert switcher.recover_due(100.0 + switch.RECOVER_S)
+    PortAudio.unlisted = {"usb mic"}  # still unplugged
+    assert switcher.recover() is False
+    st = switcher.engine.status()
+    assert st.state == "failed" and st.detail.startswith("input stream stopped: the device failed or disappeared")
+    assert "not back yet (the input device 'usb mic' is gone)" in st.detail and "every 2 s" in st.detail
+    assert not switcher.recover_due(101.0 + switch.RECOVER_S)  # the next try waits its turn
+    assert switcher.recover_due(100.0 + 2 * switch.RECOVER_S)
+    PortAudio.plugged = {"usb mic"}  # plugged back in
+    assert switcher.recover() is True
+    assert PortAudio.rescans == 2 and Streams.started == ["usb mic"]
+    assert switcher.in_use()["input"] == "usb mic"
+    st = switcher.engine.status()
+    assert (st.state, st.detail) == ("starting", "")  # running from the new streams' first callback
+    assert not switcher.recover_due(200.0)
+
+
+def test_running_devices_are_left_alone(switcher):
+    assert not switcher.recover_due(0.0) and not switcher.recover_due(1000.0)
+    assert switcher.recover() is False and Streams.stopped == [] and PortAudio.rescans == 0
+
+
+def test_a_stop_that_hangs_ends_the_recovery_and_says_to_restart(switcher):
+    switcher.engine.report_device_error("input stream stopped: the device failed or disappeared")
+    Streams.hung = {"usb mic"}
+    switcher.recover_due(0.0)
+    assert switcher.recover() is False
+    st = switcher.engine.status()
+    assert st.state == "failed" and "did not stop" in st.detail and "restart rtvc serve" in st.detail
+    assert not switcher.recover_due(100.0) and PortAudio.rescans == 0
+
+
+def _devices(*rows: tuple[int, str, str, int, int]) -> list[devices.Device]:
+    return [devices.Device(i, name, api, n_in, n_out, 48000.0, 0.01, 0.01) for i, name, api, n_in, n_out in rows]
+
+
+def test_a_pin_finds_the_same_device_after_the_list_is_renumbered(monkeypatch):
+    """Two identical USB headsets on two host APIs (as Windows lists them under MME and WASAPI): the pinned one
+    is found again by name, host API and its place among its twins, whatever the new indices."""
+    before = _devices(
+        (0, "Speakers (Realtek)", "MME", 0, 2),
+        (1, "Microphone (USB Audio)", "MME", 1, 0),
+        (2, "Microphone (USB Audio)", "MME", 1, 0),
+        (3, "Microphone (USB Audio)", "Windows WASAPI", 1, 0),
+    )
+    monkeypatch.setattr(devices, "list_devices", lambda: before)
+    pin = devices.pin_device(before[2])
+    assert pin == devices.Pin("Microphone (USB Audio)", "MME", 1)
+    after = _devices(
+        (0, "Headset (new)", "MME", 1, 2),
+        (1, "Speakers (Realtek)", "MME", 0, 2),
+        (2, "Microphone (USB Audio)", "MME", 1, 0),
+        (3, "Microphone (USB Audio)", "MME", 1, 0),
+        (4, "Microphone (USB Audio)", "Windows WASAPI", 1, 0),
+    )
+    monkeypatch.setattr(devices, "list_devices", lambda: after)
+    assert devices.find_pinned(pin, "input").index == 3
+    assert devices.find_pinned(devices.pin_device(before[3]), "input").index == 4
+    monkeypatch.setattr(devices, "list_devices", lambda: after[:2])
+    with pytest.raises(DeviceNotFound) as e:
+        devices.find_pinned(pin, "input")
+    assert str(e.value).startswith("the input device 'Microphone (USB Audio)' (MME) is gone")

@@ -26,6 +26,7 @@ Kind = Literal["input", "output"]
 RESCAN_TIMEOUT_S = 10.0
 # PortAudio is not thread-safe: its device list is read under this lock, and restarted under it.
 _pa_lock = threading.RLock()
+_stuck = ""  # why PortAudio cannot be used again in this process (a restart that did not return)
 
 
 class DeviceNotFound(DeviceError):
@@ -74,7 +75,45 @@ def portaudio():
 def list_devices() -> list[Device]:
     sd = portaudio()
     with _pa_lock:
+        _check_usable()
         return _read_devices(sd)
+
+
+def _check_usable() -> None:
+    if _stuck:
+        raise DeviceError(_stuck, "restart rtvc")
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A device as it is found again after the list was read anew (indices change): its name, host API and
+    place among the devices of that same name and host API (two identical USB headsets)."""
+
+    name: str
+    host_api: str
+    nth: int
+
+    def title(self) -> str:
+        return f"'{self.name}' ({self.host_api})"
+
+
+def pin_device(device: Device) -> Pin:
+    """`device`'s Pin, in the device list as it is now."""
+    same = [d.index for d in list_devices() if (d.name, d.host_api) == (device.name, device.host_api)]
+    return Pin(device.name, device.host_api, same.index(device.index) if device.index in same else 0)
+
+
+def find_pinned(pin: Pin, role: str) -> Device:
+    """The device `pin` stands for in the device list as it is now; DeviceNotFound when it is gone. `role`:
+    input, output or monitor."""
+    kind: Kind = "input" if role == "input" else "output"
+    same = [d for d in list_devices() if (d.name, d.host_api) == (pin.name, pin.host_api) and d.channels(kind) > 0]
+    if not same:
+        raise DeviceNotFound(
+            f"the {role} device {pin.title()} is gone (not in the system's device list)",
+            f"plug it back in, or choose another {role} device with devices.select (devices.list shows them)",
+        )
+    return same[min(pin.nth, len(same) - 1)]
 
 
 def _read_devices(sd) -> list[Device]:
@@ -126,8 +165,10 @@ def rescan() -> list[Device]:
     DeviceError when PortAudio runs on a JACK server that no longer answers: PortAudio's JACK host API aborts
     the whole process if it is restarted then, so it is left as it is. RescanHung when the restart does not
     return (PortAudio then cannot be used again in this process)."""
+    global _stuck
     sd = portaudio()
     with _pa_lock:
+        _check_usable()
         apis = [a["name"] for a in sd.query_hostapis()]
         if any("JACK" in a for a in apis) and not jack_server_answers():
             raise DeviceError(
@@ -146,16 +187,31 @@ def rescan() -> list[Device]:
             done.set()
 
         threading.Thread(target=restart, name="rtvc-portaudio-rescan", daemon=True).start()
-        if not done.wait(RESCAN_TIMEOUT_S):
-            raise RescanHung(
-                f"PortAudio did not restart within {RESCAN_TIMEOUT_S:g} s while reading the device list again",
-                "restart rtvc (a sound device or its driver is hung)",
-            )
+        if not done.wait(RESCAN_TIMEOUT_S):  # (PortAudio may be half restarted: nothing may call it again)
+            _stuck = f"PortAudio did not restart within {RESCAN_TIMEOUT_S:g} s while reading the device list again"
+            raise RescanHung(_stuck, "restart rtvc (a sound device or its driver is hung)")
         if failed:
             raise DeviceError(f"PortAudio did not restart: {failed[0]}", "restart rtvc") from failed[0]
         found = _read_devices(sd)
     log.info("PortAudio's device list read again: %d devices", len(found))
     return found
+
+
+def must_not_terminate() -> bool:
+    """Whether PortAudio, loaded in this process, must not be terminated at exit (sounddevice does it from an
+    exit handler): a restart of it hung, or it runs on a JACK server that died (its JACK host API aborts the
+    process then). The caller exits with os._exit instead."""
+    sd = sys.modules.get("sounddevice")
+    if sd is None or not getattr(sd, "_initialized", 0):
+        return False
+    if _stuck:
+        return True
+    try:
+        with _pa_lock:
+            jack = any("JACK" in a["name"] for a in sd.query_hostapis())
+    except Exception:  # (a PortAudio that cannot answer this cannot be terminated safely either)
+        return True
+    return jack and not jack_server_answers()
 
 
 def format_devices(devices: list[Device]) -> str:
@@ -191,6 +247,7 @@ def find_device(spec: int | str, kind: Kind, host_api: str = "", flag: str = "")
     """A device by index, by name substring (case-insensitive), or '' for the host API's default. `flag`: the
     option that chooses it, for the fixes (default --input-device / --output-device)."""
     with _pa_lock:
+        _check_usable()
         return _find(spec, kind, host_api, flag)
 
 
@@ -258,6 +315,7 @@ def check_rate(device: Device, kind: Kind, samplerate: int, channels: int) -> No
     check = sd.check_input_settings if kind == "input" else sd.check_output_settings
     try:
         with _pa_lock:
+            _check_usable()
             check(device=device.index, samplerate=samplerate, channels=channels, dtype="float32")
     except sd.PortAudioError as e:
         msg = str(e)

@@ -7,6 +7,8 @@ buffers to the engine.
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 from dataclasses import dataclass
 
@@ -14,6 +16,8 @@ from rtvc.audio.devices import Device, check_rate, find_device, portaudio
 from rtvc.config import AudioConfig
 from rtvc.engine import Engine
 from rtvc.errors import DeviceError
+
+log = logging.getLogger("rtvc")
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,14 @@ class DeviceChoice:
         return "\n".join(lines)
 
 
-def choose_devices(cfg: AudioConfig) -> DeviceChoice:
-    inp = find_device(cfg.input_device, "input", cfg.host_api)
-    out = find_device(cfg.output_device, "output", cfg.host_api)
-    mon = None
-    if cfg.monitor_device != "":
+def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> DeviceChoice:
+    """The devices `cfg` names; `fixed` ("input", "output", "monitor"): devices already found, kept as they are
+    (a switch keeps the devices it is not given)."""
+    fixed = fixed or {}
+    inp = fixed.get("input") or find_device(cfg.input_device, "input", cfg.host_api)
+    out = fixed.get("output") or find_device(cfg.output_device, "output", cfg.host_api)
+    mon = fixed.get("monitor")
+    if mon is None and cfg.monitor_device != "":
         mon = find_device(cfg.monitor_device, "output", cfg.host_api, "--monitor-device")
     if cfg.input_channel > inp.max_input:
         raise DeviceError(
@@ -63,6 +70,23 @@ def choose_devices(cfg: AudioConfig) -> DeviceChoice:
     if mon:
         check_rate(mon, "output", cfg.samplerate, mon_ch)
     return DeviceChoice(inp, out, mon, cfg.input_channel, out_ch, mon_ch)
+
+
+MAX_DEVICE_LATENCY_S = 1.0  # more than this from PortAudio is not a latency but a missing one
+
+
+def _plausible(latency: float, device: Device, kind: str, period: int, samplerate: int) -> float:
+    """A stream's latency as PortAudio reports it, unless that is no latency at all: a JACK port of another
+    client (not a sound card) that declares none reads as about 2^32 frames. Then one period is assumed, and the
+    log says so (the latency shown is then an estimate)."""
+    if math.isfinite(latency) and 0.0 <= latency <= MAX_DEVICE_LATENCY_S:
+        return latency
+    guess = (period or 256) / samplerate
+    log.info(
+        "the %s device %s reports a latency of %.3g s, which cannot be: %.1f ms (one period) is assumed",
+        kind, device.title(), latency, guess * 1e3,
+    )  # fmt: skip
+    return guess
 
 
 class DeviceStreams:
@@ -135,6 +159,8 @@ class DeviceStreams:
             ) from None
         # JACK runs its clients' callbacks on threads it schedules; other host APIs' threads are ours to raise
         ours = tuple(d is None or "JACK" not in d.host_api for d in (choice.input, choice.output, choice.monitor))
+        lat_in = _plausible(lat_in, choice.input, "input", period, samplerate)
+        lat_out = _plausible(lat_out, choice.output, "output", period, samplerate)
         engine.set_device(round(lat_in * samplerate), round(lat_out * samplerate), not choice.duplex, ours)
 
     def _finished(self, what: str):

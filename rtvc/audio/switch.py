@@ -1,19 +1,23 @@
-"""Switching sound devices while the daemon runs (`devices.select`).
+"""Switching sound devices while the daemon runs (`devices.select`), and reopening them after they failed.
 
-The new devices are resolved before anything stops, so a name that matches nothing, or a device that
-cannot run at the stream's rate, changes nothing. Then the old streams stop, the engine's rings go idle
-at a block edge (the voice keeps its state), the new streams open and the engine re-plans its prefill for
-their period and latencies. If the new streams cannot open, the old devices are opened again: the daemon
-keeps its last good devices and the error names what failed (`AudioLost` when even that failed: then no
-device runs, status says so, and the reply does not claim the current ones stay). The switch is heard as a
-short gap.
+The new devices are resolved before anything stops, so a device that cannot run at the stream's rate changes
+nothing. Then the old streams stop, the engine's rings go idle at a block edge (the voice keeps its state), the
+new streams open and the engine re-plans its prefill for their period and latencies. If the new streams cannot
+open, the old devices are opened again: the daemon keeps its last good devices and the error names what failed
+(`AudioLost` when even that failed: then no device runs, status says so, and the reply does not claim the
+current ones stay). The switch is heard as a short gap. A device that is not given is kept as it is: the same
+device, not whatever its setting would resolve to now.
 
-PortAudio reads its device list once, when it starts. A device asked for that is not in the list (a headset
-plugged in after rtvc started) is looked for again once the streams have stopped: PortAudio is restarted
-(`devices.rescan`), and the devices in use are found again by name. So is every device after the streams failed
-(a USB microphone plugged out and back in keeps a stale entry), and `devices.list` with `rescan` does it on
-request. A typo therefore costs a short gap too, and the reply names what the new list holds. A stop or restart
-that hangs leaves PortAudio unusable: every later switch says to restart rtvc serve, in the same words.
+PortAudio reads its device list once, when it starts. The list is read again (`devices.rescan`, with the streams
+stopped) when a device asked for is not in it (a headset plugged in after rtvc started), when the new devices do
+not open (an entry gone stale), when the current streams failed (a USB microphone plugged out and back in keeps a
+stale entry), and when `devices.list` asks with `rescan`. Devices are renumbered then: the devices in use, and
+those given by index (from a list read before), are found again by name, host API and their place among devices
+of that same name (`Pin`). A typo therefore costs a short gap too, and the reply names what the new list holds.
+
+While the devices in use have failed or stalled, the daemon looks for them every RECOVER_S and reopens them
+(`recover`), so plugging them back in is all a user has to do. A stop or restart of PortAudio that hangs
+leaves it unusable: every later switch says to restart rtvc serve, in the same words.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import logging
 import threading
 from typing import Any, NoReturn
 
-from rtvc.audio.devices import DeviceNotFound, RescanHung, find_device
+from rtvc.audio.devices import Device, DeviceNotFound, RescanHung, find_device, find_pinned, pin_device
 from rtvc.audio.devices import rescan as rescan_devices
 from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
 from rtvc.config import AudioConfig
@@ -32,6 +36,13 @@ from rtvc.errors import DeviceError
 
 log = logging.getLogger("rtvc")
 SUSPEND_S = 10.0  # how long a switch waits for the worker to finish its block
+RECOVER_S = 2.0  # after the devices failed or stalled, how often they are looked for and reopened
+# (role, its AudioConfig key, the kind of device it takes)
+ROLES = (
+    ("input", "input_device", "input"),
+    ("output", "output_device", "output"),
+    ("monitor", "monitor_device", "output"),
+)
 
 
 class AudioLost(DeviceError):
@@ -48,7 +59,7 @@ def describe_choice(choice: DeviceChoice) -> dict[str, Any]:
 
 
 class DeviceSwitcher:
-    """Owns the running DeviceStreams of `rtvc serve`; `switch()` runs on a worker thread of the server."""
+    """Owns the running DeviceStreams of `rtvc serve`; `switch()` and `recover()` run on worker threads."""
 
     def __init__(self, engine: Engine, audio: AudioConfig, choice: DeviceChoice, streams: DeviceStreams):
         self.engine = engine
@@ -57,95 +68,120 @@ class DeviceSwitcher:
         self.streams = streams
         self._lock = threading.Lock()  # one switch at a time (the API also refuses a second one: busy)
         self._wedged = ""  # why PortAudio cannot be used again in this process (a stop or restart that hung)
+        self._stopped = ""  # why no device runs (AudioLost), until one does again
+        self._failed_since: float | None = None  # (recover_due: when the devices were first seen failed)
+        self._lost = ""  # what the engine said when they failed, kept while they are looked for
 
     def in_use(self) -> dict[str, Any]:
-        return describe_choice(self.choice)
+        """The devices in use; with `stopped` (why) while none runs: the names are then those last used."""
+        got = describe_choice(self.choice)
+        if self._wedged:
+            got["stopped"] = f"{self._wedged} (restart rtvc serve)"
+        elif self._stopped:
+            got["stopped"] = self._stopped
+        return got
 
     def switch(
         self, input: str | None, output: str | None, monitor: str | None = None, rescan: bool = False
     ) -> dict[str, Any]:
         """None keeps a device as it is; monitor "" runs without one (hear-myself then has nowhere to go).
         A monitor that was lost (unplugged) is not kept: reopening it would fail, and take the switch and the
-        fallback to the old devices with it.
-
-        PortAudio's device list is read again (devices.rescan: the streams are stopped around it) when `rescan`
-        asks, when a device asked for is not in it (plugged in since), and when the current streams failed (a
-        device unplugged and plugged back keeps a stale entry)."""
+        fallback to the old devices with it. `rescan`: read the device list again even when nothing needs it."""
         with self._lock:
             if self._wedged:
                 raise AudioLost(self._wedged, "restart rtvc serve")
-            lost = not self.engine.has_monitor_device and bool(self.engine.monitor_error)
-            if monitor is None and lost:
+            lost_monitor = not self.engine.has_monitor_device and bool(self.engine.monitor_error)
+            if monitor is None and lost_monitor:
                 monitor = ""
+            given = {"input": input, "output": output, "monitor": monitor}
             cfg = dataclasses.replace(
-                self.audio,
-                input_device=self.audio.input_device if input is None else input,
-                output_device=self.audio.output_device if output is None else output,
-                monitor_device=self.audio.monitor_device if monitor is None else monitor,
+                self.audio, **{key: given[role] for role, key, _ in ROLES if given[role] is not None}
             )
-            old: DeviceChoice | None = self.choice
-            old_cfg = self.audio
-            if lost:
-                old = dataclasses.replace(self.choice, monitor=None, monitor_channels=0)
-                old_cfg = dataclasses.replace(self.audio, monitor_device="")
-            look_again = rescan or self.engine.devices_failed
-            choice = None
-            if not look_again:
+            current = self._current(lost_monitor)
+            kept = {role: d for role, d in current.items() if given[role] is None and d is not None}
+            old_cfg = dataclasses.replace(self.audio, monitor_device="") if lost_monitor else self.audio
+            choice, first = None, None
+            if not (rescan or self.engine.devices_failed):
                 try:
-                    choice = choose_devices(cfg)  # DeviceError: nothing has been touched
-                except DeviceNotFound:
-                    look_again = True  # plugged in since PortAudio read its list? It is read again below
-            if look_again:  # indices change when the list is read again: the ones given name what they name now
-                cfg, old_cfg = _pin(cfg), _pin(old_cfg)
-            if not self.streams.stop():
-                self._wedged = "the current audio device did not stop: it is gone or hung"
-                raise AudioLost(self._wedged, "restart rtvc serve")
-            try:
-                # a voice's first block can be slow (a cold model): the worker gets time to reach the edge
-                self.engine.suspend(timeout=SUSPEND_S)
-            except RuntimeError:
-                what = f"the audio worker did not finish its block within {SUSPEND_S:g} s, so no device was opened"
-                self.engine.report_device_error(what)
-                raise AudioLost(
-                    what, "restart rtvc serve (and report it: a block should never take this long)"
-                ) from None
-            if look_again:
+                    choice = choose_devices(cfg, kept)  # DeviceError: nothing has been touched
+                except DeviceNotFound as e:
+                    first = e  # plugged in since PortAudio read its list? It is read again below
+            # (before the list is read again: the devices in use, and indices given from the list as it is)
+            pins = {role: pin_device(d) for role, d in current.items() if d is not None}
+            wanted = {
+                **{role: pins[role] for role in kept},
+                **{r: pin_device(d) for r, d in _given_indices(cfg, given).items()},
+            }
+            self._stop_and_suspend()
+            if choice is not None:
                 try:
-                    rescan_devices()
-                except RescanHung as e:
-                    self._wedged = e.what
-                    self.engine.report_device_error(e.what)
-                    raise AudioLost(e.what, "restart rtvc serve") from None
-                except DeviceError as e:  # not read again (a JACK server that died): the old list stands
-                    self._fall_back(old, old_cfg, e)
-                else:
-                    old = None  # its indices are stale: found again by name if it is needed
-                    try:
-                        choice = choose_devices(cfg)
-                    except DeviceError as e:
-                        self._fall_back(old, old_cfg, e)
-            assert choice is not None
+                    self._open(choice, cfg)
+                    return self._switched(cfg, choice)
+                except DeviceError as e:  # an entry gone stale (unplugged since the list was read)? Read it again
+                    log.info("devices: the new ones did not open (%s); reading the device list again", e)
+                    first = e
             try:
-                self._open(choice, cfg)  # opened and started, or nothing kept
+                rescan_devices()
+            except RescanHung as e:
+                self._wedge(e.what)
+            except DeviceError as e:  # not read again (a JACK server that died): the old list stands
+                if first is not None:
+                    e = DeviceError(f"{first.what}; and the device list could not be read again: {e.what}", e.fix)
+                self._fall_back(current, old_cfg, {}, e)
+            try:
+                choice = choose_devices(cfg, {role: find_pinned(p, role) for role, p in wanted.items()})
+                self._open(choice, cfg)
             except DeviceError as e:
-                self._fall_back(old, old_cfg, e)
-            self.audio, self.choice = cfg, choice
-            log.info("devices switched:\n%s", choice.describe())
-            return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
+                self._fall_back(None, old_cfg, pins, e)
+            return self._switched(cfg, choice)
 
-    def _fall_back(self, old: DeviceChoice | None, old_cfg: AudioConfig, e: DeviceError) -> NoReturn:
-        """The new devices are not to be had (`e`): the previous ones run again (`old`, or found again from
-        `old_cfg` after the list was read anew) and `e` is raised; AudioLost when they do not run either."""
+    def _current(self, lost_monitor: bool) -> dict[str, Device | None]:
+        c = self.choice
+        return {"input": c.input, "output": c.output, "monitor": None if lost_monitor else c.monitor}
+
+    def _stop_and_suspend(self) -> None:
+        if not self.streams.stop():
+            self._wedge("the current audio device did not stop: it is gone or hung")
+        try:
+            # a voice's first block can be slow (a cold model): the worker gets time to reach the edge
+            self.engine.suspend(timeout=SUSPEND_S)
+        except RuntimeError:
+            what = f"the audio worker did not finish its block within {SUSPEND_S:g} s, so no device was opened"
+            self.engine.report_device_error(what)
+            self._stopped = what
+            raise AudioLost(what, "restart rtvc serve (and report it: a block should never take this long)") from None
+
+    def _wedge(self, what: str) -> NoReturn:
+        self._wedged = what
+        self.engine.report_device_error(f"{what} (restart rtvc serve)")
+        raise AudioLost(what, "restart rtvc serve")
+
+    def _switched(self, cfg: AudioConfig, choice: DeviceChoice) -> dict[str, Any]:
+        self.audio, self.choice, self._stopped = cfg, choice, ""
+        log.info("devices switched:\n%s", choice.describe())
+        return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
+
+    def _fall_back(
+        self, old: dict[str, Device | None] | None, old_cfg: AudioConfig, pins: dict[str, Any], e: DeviceError
+    ) -> NoReturn:
+        """The new devices are not to be had (`e`): the previous ones run again (`old`, as they were, or found
+        again from `pins` after the list was read anew) and `e` is raised; AudioLost when they do not run."""
         log.info("devices: the new ones did not run (%s); reopening the previous ones", e)
         try:
             if old is None:
-                old = choose_devices(old_cfg)
-            self._open(old, old_cfg)
+                old = {role: find_pinned(p, role) for role, p in pins.items()}
+            fixed = {role: d for role, d in old.items() if d is not None}
+            choice = choose_devices(old_cfg, fixed)
+            self._open(choice, old_cfg)
         except DeviceError as again:  # both gone (unplugged meanwhile): say so, in status too
-            what = f"the new devices did not run ({e.what}) and the previous ones did not reopen ({again.what})"
+            if again.what == e.what:  # (a device in use is gone: the new choice needed it too)
+                what = f"{e.what}; no device runs now"
+            else:
+                what = f"the new devices did not run ({e.what}) and the previous ones did not reopen ({again.what})"
             self.engine.report_device_error(what)
-            raise AudioLost(what, "select devices that are there with devices.select") from e
-        self.audio, self.choice = old_cfg, old  # (without a lost monitor)
+            self._stopped = what
+            raise AudioLost(what, "select devices that are there with devices.select (devices.list shows them)") from e
+        self.audio, self.choice, self._stopped = old_cfg, choice, ""  # (without a lost monitor)
         raise e
 
     def _open(self, choice: DeviceChoice, cfg: AudioConfig) -> None:
@@ -159,6 +195,53 @@ class DeviceSwitcher:
             streams.stop()
             raise
         self.streams = streams
+
+    def recover_due(self, now: float) -> bool:
+        """Called now and then by the daemon (serve's loop): whether to call `recover` now (on a thread of its
+        own: it takes a while). While the devices in use have failed or stalled (a USB microphone unplugged, a
+        laptop back from sleep), that is every RECOVER_S, so that plugging them back in is all a user has to do.
+        Not while a switch is under way, and never once PortAudio is stuck (then rtvc must restart)."""
+        if self._wedged or not self.engine.devices_failed:
+            self._failed_since, self._lost = None, ""
+            return False
+        if self._failed_since is None:
+            self._failed_since = now
+            self._lost = self.engine.status().detail
+        if now - self._failed_since < RECOVER_S or self._lock.locked():
+            return False
+        self._failed_since = now
+        return True
+
+    def recover(self) -> bool:
+        """Reopen the devices in use, after reading the device list again. False (status says why, and that
+        rtvc keeps looking) when they are not there."""
+        with self._lock:
+            if self._wedged or not self.engine.devices_failed:
+                return False
+            lost = self._lost or self.engine.status().detail
+            lost_monitor = not self.engine.has_monitor_device and bool(self.engine.monitor_error)
+            cfg = dataclasses.replace(self.audio, monitor_device="") if lost_monitor else self.audio
+            pins = {role: pin_device(d) for role, d in self._current(lost_monitor).items() if d is not None}
+            try:
+                self._stop_and_suspend()
+                rescan_devices()
+                choice = choose_devices(cfg, {role: find_pinned(p, role) for role, p in pins.items()})
+                self._open(choice, cfg)
+            except AudioLost:
+                return False  # (stuck: status says to restart)
+            except RescanHung as e:
+                self._wedged = e.what
+                self.engine.report_device_error(f"{lost}; {e.what}: restart rtvc serve")
+                return False
+            except DeviceError as e:
+                self.engine.report_device_error(
+                    f"{lost}; not back yet ({e.what}); rtvc looks for it every {RECOVER_S:g} s"
+                    " (plug it back in, or choose another device with devices.select)"
+                )
+                return False
+            self.audio, self.choice, self._stopped = cfg, choice, ""
+            log.info("devices back after a failure (%s):\n%s", lost, choice.describe())
+            return True
 
     def rescan(self) -> dict[str, Any]:
         """Read PortAudio's device list again, the current devices kept (a short gap in the audio)."""
@@ -178,15 +261,14 @@ class DeviceSwitcher:
             return self.streams.stop() and not self._wedged
 
 
-def _pin(cfg: AudioConfig) -> AudioConfig:
-    """`cfg` with device indices replaced by the names of the devices they stand for now: reading PortAudio's
-    list again renumbers the devices. An index that names nothing stays (its error comes later)."""
-    named = {}
-    for key, kind in (("input_device", "input"), ("output_device", "output"), ("monitor_device", "output")):
+def _given_indices(cfg: AudioConfig, given: dict[str, str | None]) -> dict[str, Device]:
+    """The devices given by index, as the list read before names them (a client picked them from it)."""
+    found = {}
+    for role, key, kind in ROLES:
         spec = getattr(cfg, key)
-        if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        if given[role] is not None and isinstance(spec, str) and spec.strip().isdigit():
             try:
-                named[key] = find_device(spec, kind, cfg.host_api).name
+                found[role] = find_device(spec, kind, cfg.host_api)
             except DeviceError:
-                pass
-    return dataclasses.replace(cfg, **named)
+                pass  # (not in the list as it was: it is looked for in the new one)
+    return found

@@ -225,32 +225,47 @@ async def _ptt_release(s: Session) -> dict[str, Any]:
 
 @method(
     "devices.list",
-    "Sound devices, the ones in use, and whether they can be switched",
-    "object",
+    "Sound devices, the ones in use (with `stopped`: why none runs), and whether they can be switched",
+    "{devices, in_use, switchable, error?}",
     {
         "rescan": Param(
             "boolean",
             "read the system's device list again first, for a device plugged in since rtvc started"
-            " (the audio stops for a moment)",
+            " (the audio stops for a moment); `error` says why the devices in use did not reopen, if they did not",
             False,
         )
     },
     slow=True,
 )
 async def _devices(s: Session, rescan: bool = False) -> dict[str, Any]:
+    """With rescan, a reopen that failed (a device in use is gone) does not fail the listing: the new list is
+    what the user needs to choose another; `error` says what happened."""
     from rtvc.audio.devices import list_devices
     from rtvc.audio.devices import rescan as rescan_devices
 
+    error = None
     if rescan:
         if s.hub.controller.device_switcher is not None:
-            await _device_change(s, lambda: s.hub.controller.switch_devices(None, None, s.id, rescan=True))
+            try:
+                await _device_change(s, lambda: s.hub.controller.switch_devices(None, None, s.id, rescan=True))
+            except RpcError as e:
+                if e.code == BUSY:
+                    raise
+                error = e.message
         elif s.hub.devices_in_use().get("virtual"):  # no stream of PortAudio's is open
-            await asyncio.to_thread(rescan_devices)
+            try:
+                await asyncio.to_thread(rescan_devices)
+            except DeviceError as e:
+                raise RpcError(NOT_AVAILABLE, f"devices.list: the device list was not read again: {e}") from None
         else:
             raise RpcError(NOT_AVAILABLE, "devices.list: this daemon cannot read the device list again; restart it")
-    found = await asyncio.to_thread(list_devices)
+    try:
+        found = await asyncio.to_thread(list_devices)
+    except DeviceError as e:
+        raise RpcError(NOT_AVAILABLE, f"devices.list: {e}") from None
     in_use, switchable = s.hub.devices_in_use(), s.hub.controller.device_switcher is not None
-    return {"devices": [vars(d) for d in found], "in_use": in_use, "switchable": switchable}
+    got = {"devices": [vars(d) for d in found], "in_use": in_use, "switchable": switchable}
+    return got if error is None else {**got, "error": error}
 
 
 async def _device_change(s: Session, change: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -249,8 +249,12 @@ stays `running`; an `engine` event carries the error as `monitor_error`. A monit
 `monitor` off. `monitor.set` on with no monitor device open is refused (-32002) with the fix; `devices.select`
 with `monitor` opens one (an empty string: none), and drops one that was lost when it is not given.
 The system's device list is read when rtvc starts. `devices.select` reads it again, stopping the audio for a
-moment, when a name or index it is given is not in it (a device plugged in since) and when the current devices
-failed; `devices.list` with `rescan` does it on request. After that, indices can differ from those listed before.
+moment, when a name it is given is not in it (a device plugged in since), when the new devices do not open, and
+when the current devices failed; `devices.list` with `rescan` does it on request. Indices then change: the devices
+in use, and an index given from the list read before, are found again by name and host API. `devices.list`'s
+`in_use.stopped` says why no device runs (one in use is gone), and after a rescan `error` says why the devices in
+use did not reopen. Devices in use that failed are looked for every 2 s and reopened when they are back (status
+says so meanwhile).
 
 ## Errors
 

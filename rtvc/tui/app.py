@@ -384,7 +384,8 @@ class RtvcApp(VoiceListMixin, App[None]):
             except CallError:
                 return
             if params:
-                self.show_message(f"device list read again: {len(listing['devices'])} devices")
+                said = listing.get("error")
+                self.show_message(said or f"device list read again: {len(listing['devices'])} devices", bool(said))
             picked = await self.push_screen_wait(DeviceScreen(listing))
             if not picked or picked[0] != "rescan":
                 break

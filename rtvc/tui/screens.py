@@ -26,6 +26,7 @@ class Modal(ModalScreen[Any]):
                        border: round $accent; background: $surface; padding: 0 1; }
     Modal .title { text-style: bold; }
     Modal .hint { color: $text-muted; }
+    Modal .error { color: $error; }
     Modal OptionList { height: auto; max-height: 16; }
     """
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Close")]
@@ -88,6 +89,8 @@ class DeviceScreen(Modal):
         else:
             now = f"in use: input {in_use.get('input', '?')}, output {in_use.get('output', '?')}"
             now += f", monitor {in_use.get('monitor') or 'none'}"
+            if in_use.get("stopped"):
+                now += f" (stopped: {in_use['stopped']})"
         options: list[Option] = []
         for d in self.listing.get("devices", []):
             for kind, n in (("input", d["max_input"]), ("output", d["max_output"]), ("monitor", d["max_output"])):
@@ -99,6 +102,8 @@ class DeviceScreen(Modal):
         with Vertical():
             yield Label("Sound devices", classes="title")
             yield Label(now, classes="hint")
+            if self.listing.get("error"):
+                yield Label(self.listing["error"], classes="error")
             if not self.listing.get("switchable"):
                 yield Label("this daemon cannot switch devices: choose them in config.toml and restart", classes="hint")
             if options:
