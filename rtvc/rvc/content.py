@@ -83,6 +83,11 @@ class ContentEncoder:
             layer, dim = min(12, n_layers), model.config.hidden_size
             model.final_proj = None
         _trim(model, layer)
+        for name, t in model.state_dict().items():  # (a damaged file would turn every voice into NaN or silence)
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise ModelError(
+                    f"{path}: weight {name!r} holds NaN or infinite values", "download or convert the model again"
+                )
         return cls(model, layer, dim, version == "v1", normalize, eps, _receptive_field(model))
 
     @property
