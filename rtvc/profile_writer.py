@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rtvc.errors import ConfigError
-from rtvc.profiles import load_profile
+from rtvc.profiles import check_label, load_profile
 
 _SAVING = threading.Lock()
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -86,6 +86,7 @@ def write_profile(
 ) -> Path:
     """Write profiles_dir/NAME.toml; returns its path. Refuses to replace an existing profile unless asked."""
     check_name(name)
+    check_label(label, "profiles.save: 'label'")
     path = profiles_dir / f"{name}.toml"
     with _SAVING:  # two clients saving one name: the check and the rename are one step
         if path.exists() and not overwrite:

@@ -10,6 +10,7 @@ path = "alice.pth"           # taken from the profile's folder
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,21 @@ def voice_kinds(profiles_dir: Path) -> dict[str, list[str]]:
     return kinds
 
 
+MAX_LABEL = 100
+
+
+def check_label(label: str, where: str) -> None:
+    """A label is shown in the voice list, the TUI, the dock and the log: one line of text, no control characters
+    (an escape sequence would reach the terminal)."""
+    bad = next((ch for ch in label if unicodedata.category(ch) == "Cc"), None)  # (not Cf: emoji joiners)
+    if bad is not None:
+        raise ConfigError(
+            f"{where} = {label[:60]!r} holds a control character ({bad!r})", "use printable text on one line"
+        )
+    if len(label) > MAX_LABEL:
+        raise ConfigError(f"{where} is {len(label)} characters long", f"keep it to {MAX_LABEL}")
+
+
 def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     path = profile_path(name_or_path, profiles_dir)
     if not path.exists():  # a folder or an unreadable file: read_toml says which
@@ -86,6 +102,8 @@ def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     label = raw.get("label", path.stem)
     if not isinstance(label, str):
         raise ConfigError(f"{path}: 'label' = {label!r} must be a string", "quote it")
+    check_label(label, f"{path}: 'label'")
+    label = label.strip() or path.stem  # (an empty label: the file's name, as without one)
     return Profile(name=path.stem, path=path, label=label, voice=kind, params=params, model=model)
 
 

@@ -68,10 +68,10 @@ def _type_ok(value: Any, annotation: Any) -> bool:
 
 def _type_name(annotation: Any) -> str:
     if isinstance(annotation, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        annotation, getattr(annotation, "__name__", str(annotation))
-    )
+        return " or ".join(dict.fromkeys(_type_name(a) for a in typing.get_args(annotation)))
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", tuple: "a list",
+             list: "a list", dict: "a table"}  # fmt: skip
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
 def from_table(cls: type, table: Mapping[str, Any], where: str | Mapping[str, str], prefix: str) -> Any:

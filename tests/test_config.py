@@ -103,3 +103,19 @@ def test_obs_settings_are_checked_and_unknown_scene_profiles_are_named_at_start(
     assert unknown_scene_profiles(cfg) == [
         f"[obs.scenes] 'Gaming' = 'deeep': no such profile ({tmp_path / 'profiles' / 'deeep.toml'}); profiles: deep"
     ]
+
+
+def test_a_profile_label_is_one_line_of_printable_text(tmp_path):
+    """A label is printed by convert and run and shown in every UI: an escape sequence in it would reach the
+    terminal; an empty one printed 'voice : ...'."""
+    from rtvc.profile_writer import write_profile
+    from rtvc.profiles import load_profile
+
+    (tmp_path / "esc.toml").write_text('label = "\\u001b[31mred"\nvoice = "pitch"\n')
+    with pytest.raises(ConfigError, match=r"esc.toml: 'label' = '\\x1b\[31mred' holds a control character"):
+        load_profile("esc", tmp_path)
+    (tmp_path / "empty.toml").write_text('label = " "\nvoice = "pitch"\n')
+    assert load_profile("empty", tmp_path).label == "empty"
+    with pytest.raises(ConfigError, match=r"profiles.save: 'label' = 'a\\nb' holds a control character"):
+        write_profile(tmp_path, "saved", "a\nb", "pitch", {}, None)
+    assert not (tmp_path / "saved.toml").exists()

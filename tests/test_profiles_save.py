@@ -124,7 +124,10 @@ def test_write_profile_keeps_a_model_voice_loadable_from_another_folder(tmp_path
 
 
 def test_any_unicode_label_is_saved_as_written_and_half_a_surrogate_is_refused(tmp_path):
-    label = '🎤 Mic ✨ Ünïcode\x7f\t"q"\\'  # an emoji (two UTF-16 units), DEL, tab, quotes, a backslash
+    label = '🎤 Mic ✨ Ünïcode 👩\u200d🎤 "q"\\'  # emoji (two UTF-16 units; joined), quotes, a backslash
+    for control in ("\x7f", "\t", "\x1b[31m"):  # (DEL, tab, an escape sequence: one line of text, no controls)
+        with pytest.raises(ConfigError, match="holds a control character"):
+            write_profile(tmp_path, "mic", label + control, "pitch", {"pitch": 3.0}, None)
     path = write_profile(tmp_path, "mic", label, "pitch", {"pitch": 3.0}, None)
     assert load_profile("mic", tmp_path).label == label
     assert "🎤 Mic ✨ Ünïcode" in path.read_text(encoding="utf-8")  # readable in an editor, not \ud83c escapes
