@@ -23,7 +23,16 @@ from rtvc.latency import plan_prefill
 from rtvc.profiles import load_profile, make_voice
 from rtvc.resample import resample_block
 from rtvc.status import EngineStatus
-from rtvc.wavio import bundled_speech, check_not_same, check_output, load_mono, save, silence_nonfinite
+from rtvc.wavio import (
+    bundled_speech,
+    check_not_same,
+    check_output,
+    check_output_name,
+    load_mono,
+    peak_note,
+    save,
+    silence_nonfinite,
+)
 
 VIRTUAL_PERIOD = 256  # frames per virtual-device callback when audio.period is 0
 EXIT_DEVICE_HUNG = 3  # the device never acknowledged the stop: exit without terminating PortAudio
@@ -254,10 +263,11 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> tuple[Engine
     """
     sr = cfg.audio.samplerate
     check_not_same(src, dst)
-    check_output(dst)  # before the work: an unwritable output would throw the conversion away
-    x = load_mono(src, sr)
-    note = silence_nonfinite(x, sr)
+    check_output_name(dst)
+    notes: list[str] = []
+    x = load_mono(src, sr, notes)
     engine = build_engine(cfg)
+    check_output(dst)  # before the work: an unwritable output would throw the conversion away
     engine.realtime = False  # as fast as it can, not against a clock: no reason to preempt the machine
     engine.watch_load = False  # (nor is a block slower than real time an overload)
     engine.gate.settings = GateSettings(on=False)  # the gate keeps a room's noise off the air; a file is as it is
@@ -280,8 +290,15 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> tuple[Engine
         )
     if engine.latency().total != pad:  # the trim below relies on it
         raise RuntimeError(f"internal: declared latency {engine.latency()} differs from the planned {pad} frames")
-    save(dst, dev.recording[pad:], sr)
-    return engine.status(), note
+    y = dev.recording[pad:]
+    save(dst, y, sr)
+    st = engine.status()
+    if st.nonfinite["output_blocks"]:
+        notes.append(
+            f"the voice gave NaN/infinite samples in {st.nonfinite['output_blocks']} blocks, written as silence"
+            " (its model files may be damaged)"
+        )
+    return st, "; ".join(filter(None, [*notes, peak_note(y, dst)]))
 
 
 def convert_file_offline(cfg: Config, src: Path, dst: Path) -> tuple[str, str]:
@@ -290,7 +307,7 @@ def convert_file_offline(cfg: Config, src: Path, dst: Path) -> tuple[str, str]:
     label and a note for the user ("" or what was wrong with the input)."""
     sr = cfg.audio.samplerate
     check_not_same(src, dst)
-    check_output(dst)
+    check_output_name(dst)
     profile = load_profile(cfg.voice.profile, profiles_dir(cfg))
     voice = make_voice(profile, sr)
     offline = getattr(voice, "convert_offline", None)
@@ -298,12 +315,19 @@ def convert_file_offline(cfg: Config, src: Path, dst: Path) -> tuple[str, str]:
         raise ConfigError(
             f"--offline: the '{profile.voice}' voice has no whole-file mode", "drop --offline; it streams the same way"
         )
-    x = load_mono(src, sr)
-    note = silence_nonfinite(x, sr)
+    notes: list[str] = []
+    x = load_mono(src, sr, notes)
+    check_output(dst)
     x_v = x if voice.samplerate == sr else resample_block(x, sr, voice.samplerate, len(x) * voice.samplerate // sr)
     y_v = offline(x_v, profile.params)
     y = y_v if voice.out_samplerate == sr else resample_block(y_v, voice.out_samplerate, sr, len(x))
+    if len(y) < len(x):  # (a file of a few samples: less than one sample at the voice's rate)
+        y = np.concatenate([y, np.zeros(len(x) - len(y), np.float32)])
+    said = silence_nonfinite(y, sr, "output")
+    if said:
+        notes.append(f"{said}: the voice gave them (its model files may be damaged)")
     save(dst, y, sr)
+    note = "; ".join(filter(None, [*notes, peak_note(y, dst)]))
     # the whole-file pass is the reference: eager torch on the CPU, in fp32, whatever backend streams the voice
     ref = " (offline: eager cpu fp32)" if getattr(voice, "fixed", False) else ""
     return f"{profile.label}: {voice.label}{ref}", note

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from fractions import Fraction
 from importlib import resources
 from math import gcd
 from pathlib import Path
@@ -20,8 +21,15 @@ def bundled_speech() -> Path:
     return Path(str(resources.files("rtvc") / "data" / "speech.wav"))
 
 
-def load_mono(path: Path, samplerate: int) -> np.ndarray:
-    """Read any file libsndfile reads; mix down to mono; resample (offline, polyphase) to `samplerate`."""
+RATES = (1000, 768000)  # the sample rates a file may declare: outside them its header is wrong
+MAX_FACTOR = 10000  # resampling ratios with larger terms are approximated (to parts in 10^8): see _resample
+CANCELLED_DB = 20.0  # a mix-down this far below its loudest channel is reported (channels in opposite phase)
+
+
+def load_mono(path: Path, samplerate: int, notes: list[str] | None = None) -> np.ndarray:
+    """Read any file libsndfile reads; mix down to mono; resample (offline, polyphase) to `samplerate`. NaN and
+    infinite samples become silence (a model would spread one NaN over the whole output); what was wrong with
+    the file is appended to `notes` (that, and a mix-down its channels cancelled)."""
     path = Path(path)
     if not path.exists():
         raise RtvcError(
@@ -42,11 +50,48 @@ def load_mono(path: Path, samplerate: int) -> np.ndarray:
         )
     if len(data) == 0:
         raise RtvcError(f"{path}: holds no audio (0 samples)", "give a file with sound in it")
+    if not RATES[0] <= sr <= RATES[1]:
+        raise RtvcError(
+            f"{path}: its header says {sr} Hz, a sample rate no audio is recorded at ({RATES[0]}-{RATES[1]} Hz)",
+            "the header is damaged: export the audio again (48000 Hz is what rtvc runs at)",
+        )
+    said = silence_nonfinite(data, sr)  # (counted at the file's own rate: resampling would smear a NaN)
     x = data.mean(axis=1)
+    if data.shape[1] > 1:
+        loudest = float(np.sqrt(np.mean(data.astype(np.float64) ** 2, axis=0)).max())
+        mixed = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+        if loudest > 0 and mixed < loudest * 10 ** (-CANCELLED_DB / 20):
+            said += (", and " if said else "") + (
+                f"its {data.shape[1]} channels cancel when mixed to mono ({_db(mixed)} dBFS RMS, its loudest "
+                f"channel {_db(loudest)}): one is in opposite phase; export one channel to convert it"
+            )
+    if said and notes is not None:
+        notes.append(said)
     if sr != samplerate:
-        g = gcd(sr, samplerate)
-        x = resample_poly(x, samplerate // g, sr // g).astype(np.float32)
+        x = _resample(x, sr, samplerate)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _db(rms: float) -> str:
+    return f"{20 * np.log10(max(rms, 1e-12)):.0f}"
+
+
+def _resample(x: np.ndarray, sr: int, samplerate: int) -> np.ndarray:
+    """Polyphase resampling by samplerate/sr. A ratio whose reduced terms are large (44101 Hz: 48000/44101)
+    would need a filter of 20 times the larger term (a million taps, seconds and gigabytes): it is approximated
+    by the nearest ratio with terms up to MAX_FACTOR (off by parts in 10^8: no audible pitch or length change),
+    and the length is the exact one."""
+    g = gcd(sr, samplerate)
+    up, down = samplerate // g, sr // g
+    if max(up, down) > MAX_FACTOR:
+        r = Fraction(samplerate, sr).limit_denominator(MAX_FACTOR)
+        up, down = r.numerator, r.denominator
+        while max(up, down) > MAX_FACTOR:  # (a numerator past the bound: coarser)
+            r = Fraction(samplerate, sr).limit_denominator(max(1, down * MAX_FACTOR // up // 2))
+            up, down = r.numerator, r.denominator
+    y = resample_poly(x, up, down).astype(np.float32)
+    n = round(len(x) * samplerate / sr)
+    return y[:n] if len(y) >= n else np.concatenate([y, np.zeros(n - len(y), np.float32)])
 
 
 def wav_declared_frames(path: Path) -> int | None:
@@ -80,26 +125,35 @@ def wav_declared_frames(path: Path) -> int | None:
 
 
 def _format(path: Path) -> tuple[str, str]:
-    """(libsndfile format, subtype) for a file name: 32-bit float where the format has it (WAV, AIFF, ...),
-    else the format's own default (FLAC: 24-bit PCM, OGG: Vorbis)."""
+    """(libsndfile format, subtype) for a file name: 32-bit float where the format has it (WAV, AIFF, ...), else
+    24-bit PCM (FLAC), else the format's own default (OGG: Vorbis)."""
     ext = path.suffix[1:].upper()
     if ext not in sf.available_formats():
         raise RtvcError(
             f"{path}: cannot tell an audio format from the name '{path.name}'",
             "end it in .wav, .flac, .ogg or .aiff",
         )
-    return ext, "FLOAT" if sf.check_format(ext, "FLOAT") else sf.default_subtype(ext)
+    if sf.check_format(ext, "FLOAT"):
+        return ext, "FLOAT"
+    return ext, "PCM_24" if sf.check_format(ext, "PCM_24") else sf.default_subtype(ext)
 
 
-def check_output(path: Path, audio: bool = True) -> None:
-    """Before the work: the file can be written there (its folder exists or can be made; for audio, the
-    name says a format libsndfile writes). Makes the folder."""
+def check_output_name(path: Path, audio: bool = True) -> None:
+    """Before anything else: the name can be written (not a folder; for audio, it names a format libsndfile
+    writes). Touches nothing."""
     path = Path(path)
     if path.is_dir():
         example = path / ("out.wav" if audio else "report.json")
         raise RtvcError(f"{path}: is a folder", f"name a file in it, e.g. {example}")
     if audio:
         _format(path)
+
+
+def check_output(path: Path, audio: bool = True) -> None:
+    """Before the work: the file can be written there (its folder exists or can be made; for audio, the
+    name says a format libsndfile writes). Makes the folder."""
+    path = Path(path)
+    check_output_name(path, audio)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as e:
@@ -114,7 +168,7 @@ def check_output(path: Path, audio: bool = True) -> None:
 
 def check_not_same(src: Path, dst: Path) -> None:
     """Writing the output over the input would lose the input."""
-    if Path(dst).exists() and Path(src).resolve() == Path(dst).resolve():
+    if Path(dst).exists() and Path(src).exists() and os.path.samefile(src, dst):  # (links and mounts too)
         raise RtvcError(f"{dst} is also the input: writing it would destroy the original", "name another output file")
 
 
@@ -128,13 +182,28 @@ def save(path: Path, x: np.ndarray, samplerate: int) -> None:
         raise RtvcError(f"cannot write {path}: {e}", "check the folder's space and permissions") from None
 
 
-def silence_nonfinite(x: np.ndarray, samplerate: int) -> str:
-    """NaN or infinite samples (a damaged float file) become silence, in place, as they do live; returns what to
-    tell the user ("" when there were none). A model would spread one NaN over the whole output."""
+def silence_nonfinite(x: np.ndarray, samplerate: int, what: str = "input") -> str:
+    """NaN or infinite samples (a damaged float file, a damaged model) become silence, in place, as they do
+    live; returns what to tell the user ("" when there were none). `x`: (frames,) or (frames, channels)."""
     bad = ~np.isfinite(x)
-    n = int(np.count_nonzero(bad))
-    if not n:
+    if not bad.any():
         return ""
-    first = int(np.argmax(bad))
+    frames = bad.any(axis=1) if bad.ndim == 2 else bad
+    n, first = int(np.count_nonzero(frames)), int(np.argmax(frames))
     x[bad] = 0.0
-    return f"{n} NaN/infinite input samples played as silence (the first at {first / samplerate:.3f} s)"
+    return f"{n} NaN/infinite {what} samples played as silence (the first at {first / samplerate:.3f} s)"
+
+
+def peak_note(y: np.ndarray, path: Path) -> str:
+    """What to tell the user about an output beyond full scale ("" when it is within): a float file keeps it,
+    but it clips where it is played; an integer format (FLAC) clips it as it is written."""
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    if peak <= 1.0:
+        return ""
+    over = int(np.count_nonzero(np.abs(y) > 1.0))
+    kept = _format(Path(path))[1] == "FLOAT"
+    how = "kept in the float file; it clips where it is played" if kept else "clipped in the file"
+    return (
+        f"the output peaks at +{20 * np.log10(peak):.1f} dBFS ({over} samples beyond full scale, {how}): "
+        "lower the voice's gain_db or the input's level"
+    )

@@ -268,6 +268,33 @@ def test_cli_converts_streamed_and_offline_and_reports_bad_models(models, tmp_pa
     assert len(err) == 1 and "missing.pth" in err[0] and err[0].startswith("rtvc: error:")
 
 
+def test_offline_takes_a_file_shorter_than_one_content_frame(models, tmp_path, capsys):
+    """HuBERT needs 25 ms for its first frame: a 10 ms file is padded for it, and comes out 10 ms long."""
+    prof = str(profile(models, "short", {"path": "v2f0.pth", "content": "hubert.pt", "f0": "yin"}))
+    for n in (1, 480):
+        src, out = tmp_path / f"short{n}.wav", tmp_path / f"out{n}.wav"
+        save(src, (0.3 * np.sin(np.arange(n) * 0.05)).astype(np.float32), SR)
+        assert main(["convert", "--offline", "--profile", prof, str(src), str(out)]) == 0, capsys.readouterr()
+        assert len(load_mono(out, SR)) == n
+
+
+def test_a_content_encoder_with_nan_weights_is_refused_by_name(models, tmp_path, capsys):
+    """A damaged HuBERT used to convert "successfully": silence streamed, NaN samples offline, exit 0."""
+    import torch
+
+    ckpt = torch.load(models / "hubert.pt", weights_only=False)
+    ckpt["model"]["feature_extractor.conv_layers.0.0.weight"].fill_(float("nan"))
+    torch.save(ckpt, tmp_path / "hubert-nan.pt")
+    prof = str(profile(tmp_path, "nan", {"path": str(models / "v2f0.pth"), "content": str(tmp_path / "hubert-nan.pt")}))
+    src = tmp_path / "in.wav"
+    save(src, load_mono(bundled_speech(), SR)[: SR // 4], SR)
+    for extra in ([], ["--offline"]):
+        assert main(["convert", *extra, "--profile", prof, str(src), str(tmp_path / "out.wav")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "hubert-nan.pt: weight" in err and "holds NaN or infinite values" in err, err
+    assert not (tmp_path / "out.wav").exists()
+
+
 def test_a_new_voice_is_rehearsed_on_one_block_and_starts_as_fresh(models, tmp_path, monkeypatch):
     """build_converter runs one block of silence through a new voice before anyone switches to it (a voice
     that fails on its first block fails in the loader), then resets it: its stream is the fresh one's."""

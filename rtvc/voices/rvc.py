@@ -425,7 +425,8 @@ class RvcVoice:
     def convert_offline(self, audio16k: np.ndarray, params: RvcParams) -> np.ndarray:
         """(N,) at 16 kHz -> (N * out / 16000,) at the model's rate, in one decode (frames from 0, phase 0)."""
         n = len(audio16k)
-        padded = np.zeros(-(-n // GRID) * GRID, np.float32)
+        shortest = -(-self.pipeline.content.min_samples // GRID) * GRID  # (a file shorter than one content frame)
+        padded = np.zeros(max(-(-n // GRID) * GRID, shortest), np.float32)
         padded[:n] = audio16k
         frames = len(padded) // HOP
         content = self.pipeline.content_frames(padded)
