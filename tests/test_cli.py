@@ -338,3 +338,14 @@ def test_an_error_is_one_line_and_its_cause_is_printed_whole_on_request(tmp_path
     assert r.returncode == 2 and r.stderr.startswith("Traceback (most recent call last):")
     assert 'raise ValueError("a shape the model refuses' in r.stderr and "\nValueError: a shape" in r.stderr
     assert r.stderr.rstrip().splitlines()[-1].startswith("rtvc: error: ")
+
+
+def test_a_device_on_another_host_api_than_the_one_set_is_named_so(monkeypatch, capsys):
+    from rtvc.audio import devices
+    from rtvc.audio.devices import Device
+
+    fake = [Device(0, "USB Mic", "ALSA", 1, 0, 48000.0, 0.01, 0.01), Device(1, "system", "JACK", 2, 2, 48000, 0, 0)]
+    monkeypatch.setattr(devices, "list_devices", lambda: fake)
+    assert main(["run", "--host-api", "JACK", "--input-device", "usb mic", "--output-device", "system"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "input device 'usb mic' is on ALSA, but audio.host_api is 'JACK'" in line, line

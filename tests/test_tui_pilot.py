@@ -411,3 +411,33 @@ def test_reconnects_when_the_daemon_restarts(daemon: Daemon, rpc: RpcClient) -> 
 
     rpc.close()
     run(main())
+
+
+def test_the_device_picker_names_a_device_by_name_unless_it_has_a_twin() -> None:
+    """Indices change when the daemon reads its device list again (another client's rescan): a device whose
+    name is its own is picked by name, which still names it then; twins (two identical headsets) by index."""
+    from textual.app import App
+    from textual.widgets import OptionList
+
+    def dev(i: int, name: str) -> dict[str, Any]:
+        return {"index": i, "name": name, "host_api": "ALSA", "max_input": 1, "max_output": 0}
+
+    listing = {"devices": [dev(0, "USB Mic"), dev(1, "Headset"), dev(2, "Headset"), dev(3, "7")], "switchable": True,
+               "in_use": {"virtual": False, "input": "[0] USB Mic (ALSA)", "output": "x", "monitor": None}}  # fmt: skip
+    picked: list[Any] = []
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(DeviceScreen(listing), picked.append)
+
+    async def main() -> None:
+        app = Host()
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, "the picker", lambda: isinstance(app.screen, DeviceScreen))
+            ids = [o.id for o in app.screen.query_one(OptionList).options]
+            assert ids == ["input:USB Mic", "input:1", "input:2", "input:3"], ids
+            await pilot.press("enter")
+            await until(pilot, "the answer", lambda: picked)
+        assert picked == [("input", "USB Mic")]
+
+    run(main())

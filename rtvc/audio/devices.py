@@ -277,6 +277,12 @@ def _find(spec: int | str, kind: Kind, host_api: str, flag: str) -> Device:
     if spec == "":
         return _default(kind, usable, host_api, flag)
     match = [d for d in usable if spec.lower() in d.name.lower()]
+    elsewhere = [d for d in devices if d.channels(kind) > 0 and d.name.lower() == spec.lower()]
+    if not match and elsewhere:
+        raise DeviceError(
+            f"{kind} device '{spec}' is on {elsewhere[0].host_api}, but audio.host_api is '{host_api}'",
+            f"choose a device on {host_api}, or set audio.host_api (or --host-api) to '{elsewhere[0].host_api}'",
+        )
     if not match:
         names = ", ".join(f"'{d.name}'" for d in usable) or "none"
         raise DeviceNotFound(f"no {kind} device matches '{spec}'", f"{kind} devices: {names}; see `rtvc devices`")

@@ -391,12 +391,12 @@ class RtvcApp(VoiceListMixin, App[None]):
                 break
             params = {"rescan": True}
         if picked:
-            kind, index = picked
+            kind, device = picked
             try:
-                await self._call("devices.select", **{kind: index})
+                await self._call("devices.select", **{kind: device})
             except CallError:
                 return
-            self.show_message(f"{kind} device switched to {index}" if index else f"{kind} device removed")
+            self.show_message(f"{kind} device switched to {device}" if device else f"{kind} device removed")
 
     def action_reconnect(self) -> None:
         if self.client is not None:

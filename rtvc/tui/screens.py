@@ -6,6 +6,7 @@ error ends up in the same message line.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -73,8 +74,9 @@ class SaveScreen(Modal):
 
 
 class DeviceScreen(Modal):
-    """Lists the daemon's sound devices; returns ("input" | "output" | "monitor", index) or None (index "" for the
-    monitor: none), or ("rescan", "") for `r`: look for devices plugged in since the daemon started."""
+    """Lists the daemon's sound devices; returns ("input" | "output" | "monitor", device) or None (device "" for
+    the monitor: none), or ("rescan", "") for `r`: look for devices plugged in since the daemon started. The
+    device is its name where no other has it, else its index."""
 
     BINDINGS: ClassVar[list[Binding]] = [*Modal.BINDINGS, Binding("r", "dismiss(('rescan', ''))", "Look again")]
 
@@ -92,11 +94,17 @@ class DeviceScreen(Modal):
             if in_use.get("stopped"):
                 now += f" (stopped: {in_use['stopped']})"
         options: list[Option] = []
-        for d in self.listing.get("devices", []):
+        listed = self.listing.get("devices", [])
+        names = Counter(d["name"] for d in listed)
+        for d in listed:
+            # by name where it is the only one of that name: an index changes when the daemon reads the list
+            # again (another client's rescan, or a device plugged in) while this screen shows the old one
+            by_name = names[d["name"]] == 1 and not d["name"].strip().isdigit()
+            pick = d["name"] if by_name else str(d["index"])
             for kind, n in (("input", d["max_input"]), ("output", d["max_output"]), ("monitor", d["max_output"])):
                 if n:
                     text = f"{kind:<7} [{d['index']}] {d['name']} ({d['host_api']})"
-                    options.append(Option(text, f"{kind}:{d['index']}"))
+                    options.append(Option(text, f"{kind}:{pick}"))
         if in_use.get("monitor"):
             options.append(Option("monitor none (no hear-myself device)", "monitor:"))
         with Vertical():
