@@ -12,8 +12,10 @@ is louder than `threshold_db`.
   wherever in it, however it rises), with a fade-in over ATTACK_MS before that: a word's first sound is never
   cut. The output lags the input by the converter's latency, so a gain for an input frame can be set until
   that frame's output plays: with WINDOW_MS + ATTACK_MS (15 ms) of latency all of it is in time; with less, the
-  part that has played stays silent and the fade-in starts where playing is (passthrough, with no latency:
-  within the block, in front of the hop that crossed).
+  part that has played stays silent and the fade-in starts where playing is, and lasts until the window's start
+  but at least MIN_ATTACK_MS (passthrough, with no latency: within the block, in front of the hop that crossed).
+  It is never a jump: a gate opening on sound that was already there (a crescendo, a threshold lowered under a
+  steady sound) would click.
 - It fades out over RELEASE_MS once the hold is over.
 
 Gains are kept per input frame, for the converter's latency. Settings change from any thread (one reference
@@ -31,6 +33,7 @@ import numpy as np
 WINDOW_MS = 10.0
 HOP_MS = 2.5
 ATTACK_MS = 5.0
+MIN_ATTACK_MS = 2.0  # the shortest fade-in, where the latency leaves no room for ATTACK_MS before the sound
 RELEASE_MS = 100.0
 HYSTERESIS_DB = 6.0
 MAX_DELAY_S = 2.0  # a converter latency beyond this is read as this (no voice comes near it)
@@ -52,11 +55,13 @@ class NoiseGate:
         hops = max(1, round(block / (HOP_MS * ms)))
         self._edges = [int(v) for v in np.linspace(0, block, hops + 1).round()]  # hop boundaries in the block
         self._attack = max(1, round(ATTACK_MS * ms))
+        self._min_attack = max(1, round(MIN_ATTACK_MS * ms))
         self._release = max(1, round(RELEASE_MS * ms))
         self._max_delay = round(MAX_DELAY_S * samplerate)
         self._input = np.zeros(self._window + block, dtype=np.float64)  # the last window's input + this block
         self._gains = np.ones(self._max_delay + block, dtype=np.float32)  # per input position, newest last
         self._gain = 1.0  # at the newest input position
+        self._played = 1.0  # the last gain played (the stored gains before the play position are not kept)
         self.open = True  # starts open: a stream that starts with speech plays its first word whole
         self._held = 0  # frames spent below the closing level while open
         self._settled = True  # every stored gain is 1: the output passes untouched
@@ -68,12 +73,14 @@ class NoiseGate:
         self._input[:] = 0
         self._gains[:] = 1
         self._gain, self.open, self._held, self._settled, self._span = 1.0, True, 0, True, 0
+        self._played = 1.0
 
     def process(self, x: np.ndarray, y: np.ndarray, delay: int) -> np.ndarray:
         """x: this block's input (block,), y: the converter's output for it (block,), lagging x by `delay`
         frames. Returns y gated (a new array), or y itself where the gate passes it untouched."""
         s, n = self.settings, self.block
         if not s.on and self._settled:
+            self._played = 1.0
             return y
         self._input[: self._window] = self._input[n:]
         self._input[self._window :] = x
@@ -99,6 +106,7 @@ class NoiseGate:
             self.open, self._held = True, 0
             self._ramp(g, len(g) - n, len(g), 1.0)
         gains = g[first : first + n]
+        self._played = float(gains[-1])
         if not s.on:
             self._settled = bool(g[first:].min() == 1.0)
         if gains.min() == 1.0:
@@ -116,11 +124,11 @@ class NoiseGate:
         for a, b in itertools.pairwise(self._edges):
             power = (sq[b + w] - sq[b]) / w  # the window ending at this hop's end
             if power >= open_at or (self.open and power >= close_at):
-                if self._gain < 1.0:  # opening (or back from a fade-out): from the window's start, faded in before
+                if not self.open and self._gain < 1.0:  # opening (or back from a fade-out): from the window's start
                     self._open_from(g, base + b - w, base + b, first)
+                else:  # open: 1, or a fade-in still under way carries on
+                    self._ramp(g, base + a, base + b, 1.0)
                 self.open, self._held = True, 0
-                g[base + a : base + b] = 1.0
-                self._gain = 1.0
             else:
                 if self.open:
                     self._held += b - a
@@ -129,13 +137,22 @@ class NoiseGate:
                 self._ramp(g, base + a, base + b, 1.0 if self.open else 0.0)
 
     def _open_from(self, g: np.ndarray, start: int, end: int, first: int) -> None:
-        """Gains 1 over [start, end) and a fade-in over the ATTACK before it, where they are still to be played
-        (from index `first`); never lowered."""
-        lo = max(first, start - self._attack)
-        if lo < start:
-            rise = (np.arange(lo, start) - (start - self._attack) + 1) / self._attack
-            np.maximum(g[lo:start], rise.astype(np.float32), out=g[lo:start])
-        g[max(first, start) : end] = 1.0
+        """Open for the window [start, end): gains 1 over it, reached by a fade-in from the gain before it. The
+        fade-in is the ATTACK before `start` where that is still to be played (from index `first`); otherwise
+        it starts where playing is, and ends at `start` or, when that is too close or has played, after
+        MIN_ATTACK (a jump there would click on sound that was already below the threshold: a crescendo, a
+        threshold lowered under a tone). Never lowers a gain."""
+        if start - self._attack >= first:
+            lo, hi = start - self._attack, start
+        else:
+            lo = first
+            hi = max(start, first + self._min_attack)
+        g0 = self._played if lo <= first else float(g[lo - 1])  # (the gain played, or to be played, just before)
+        if hi > lo:
+            steps = np.arange(1, hi - lo + 1, dtype=np.float64) / (hi - lo)
+            np.maximum(g[lo:hi], (g0 + (1.0 - g0) * steps).astype(np.float32), out=g[lo:hi])
+        g[hi:end] = 1.0
+        self._gain = float(g[end - 1])
 
     def _ramp(self, g: np.ndarray, a: int, b: int, target: float) -> None:
         """Gains for indices [a, b) moving from the current gain toward `target`: up over the attack, down over

@@ -118,6 +118,22 @@ def test_an_onset_late_in_a_hop_is_not_cut(hop, delay):
     assert np.all(y[int(0.5 * SR) : onset + delay - 720] == 0)  # (before: silence, closed)
 
 
+@pytest.mark.parametrize("delay", [0, 336, 720])
+def test_opening_on_sound_already_there_does_not_click(delay):
+    """The gate opens on sound that was there before it crossed: the threshold lowered under a steady tone, and
+    a slow crescendo. The opening used to jump from 0 to the tone (41 times the tone's own largest step) where
+    the latency left no room for the fade-in: now it fades in over at least MIN_ATTACK_MS."""
+    steady = tone(2.0, -20)
+    settings = {0: GateSettings(True, -10.0, 200.0), 50: GateSettings(True, -30.0, 200.0)}  # lowered at 1 s
+    rise = np.linspace(0, 1, 2 * SR, dtype=np.float32) ** 2 * tone(2.0, -20)  # up to -20 dBFS in 2 s
+    for x, at, th in ((steady, settings, -10.0), (rise, None, -40.0)):
+        y, dry = through(NoiseGate(SR, BLOCK, GateSettings(True, th, 200.0)), x, delay, at)
+        own = np.abs(np.diff(dry)).max()  # the tone's own largest step
+        assert np.abs(np.diff(y)).max() <= 2.0 * own, (delay, np.abs(np.diff(y)).max() / own)
+        opened = np.flatnonzero((y == 0) & (dry != 0))[-1] + 1  # (it starts open, and closes first)
+        assert opened > 0.5 * SR and np.all(y[opened + round(0.005 * SR) :] == dry[opened + round(0.005 * SR) :])
+
+
 def test_switching_off_and_on_leaves_no_old_dip_behind():
     """A dip the gate had stored but not yet played when it was switched off must not play over later speech
     when it is switched on again (a review found one: 961 frames of silence with a 200 ms block)."""
