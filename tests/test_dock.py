@@ -408,7 +408,8 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
 
             # a wrong token (say, renewed by `rtvc token --new`): the page says so once and stops knocking
             page.send("Page.navigate", url=f"http://127.0.0.1:{daemon.port}/dock?token={'w' * 43}")
-            wait_until("the wrong token on the page", lambda: page.js(DOM_SUMMARY)["conn"] == "error", 10)
+            conn = "document.querySelector('[data-testid=\"conn\"]')?.dataset.state"  # (null while it loads)
+            wait_until("the wrong token on the page", lambda: page.js(conn) == "error", 10)
             time.sleep(3)
             assert daemon.log().count("wrong token, closing it") == 1, daemon.log()[-2000:]
             assert "Copy the dock URL again" in page.js(DOM_SUMMARY)["error"]
