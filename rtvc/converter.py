@@ -138,6 +138,26 @@ class StreamingConverter:
             self._overlap[:] = tail[k + n : k + n + x]
         return out
 
+    def continue_from(self, old: StreamingConverter, fresh: bool = False) -> bool:
+        """Before this converter's first block, as it takes over from `old` (a voice switch). It starts bypassed
+        if it is to be (no voice-to-dry ramp in its first block). Where the two stream alike (no resampler
+        state to carry, no streaming state of the voice's own) its window gets old's input history: a voice
+        that reads back (a higher pitch, the dry signal) rendered its first block from silence, a click and a
+        hole. Returns whether it also took old's pending output (the same crossfade): its first block is then
+        joined to what played by its own SOLA crossfade, as a parameter change is; otherwise the engine
+        crossfades the two. `fresh`: input was dropped, so there is no history to go on."""
+        self._bypass_now = self.bypass
+        rt, ort = self._rates, old._rates
+        if fresh or rt.input is not None or ort.input is not None or self._advance is not None:
+            return False
+        m = min(len(self._window), len(old._window))
+        self._window[-m:] = old._window[-m:]
+        if not self.shape.crossfade or self.shape.crossfade != old.shape.crossfade:
+            return False
+        self._overlap[:] = old._overlap
+        self._bypass_now = old._bypass_now  # (a change of bypass rides this converter's own ramp)
+        return True
+
     def reset(self) -> None:
         self._window[:] = 0
         self._overlap[:] = 0

@@ -505,13 +505,19 @@ class Engine:
         return y
 
     def _swap(self, nxt: tuple[StreamingConverter, str], fresh: bool = False) -> np.ndarray:
-        old = self._convert(self.converter, fresh)
-        new = self._convert(nxt[0])
+        """The block where a new voice takes over: joined to the old one's output by its own SOLA crossfade
+        where the two stream alike (StreamingConverter.continue_from), else crossfaded with it over the block."""
+        if nxt[0].continue_from(self.converter, fresh):
+            y = self._convert(nxt[0])
+        else:
+            old = self._convert(self.converter, fresh)
+            new = self._convert(nxt[0])
+            y = old + self._ramp * (new - old)
         self.converter, self.voice_label = nxt
-        self._load_from = self.timer.count + 1  # the new voice is judged on its own blocks (this one ran two)
+        self._load_from = self.timer.count + 1  # the new voice is judged on its own blocks (this one may run two)
         if self._next is nxt:  # (another voice may have been handed over meanwhile: it goes next block)
             self._next = None
-        return old + self._ramp * (new - old)
+        return y
 
     def _fade_mute(self, y: np.ndarray) -> np.ndarray:
         muted = self.muted
