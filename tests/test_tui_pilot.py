@@ -441,3 +441,37 @@ def test_the_device_picker_names_a_device_by_name_unless_it_has_a_twin() -> None
         assert picked == [("input", "USB Mic")]
 
     run(main())
+
+
+def test_a_call_cancelled_as_its_connection_fails_is_cancelled() -> None:
+    """Quitting with a status poll pending: the connection's end fails the pending call while the poll's timer
+    is cancelled, in one turn of the loop. The cancellation must win (with asyncio.wait_for the call raised the
+    connection's CallError, the poll swallowed it, and its timer never stopped: the UI froze on quit)."""
+    from rtvc.tui.client import CallError, DaemonClient
+
+    class Ws:
+        async def send(self, _text: str) -> None:
+            pass
+
+    async def main() -> None:
+        async def ready() -> None:
+            pass
+
+        client = DaemonClient(Endpoint("127.0.0.1", 1, "t"), lambda _l: None, lambda _e: None, ready)
+        client._ws = Ws()  # (as connected)
+
+        async def poll() -> str:
+            try:
+                await client.call("status.get")
+            except CallError:
+                return "swallowed"
+            return "answered"
+
+        task = asyncio.create_task(poll())
+        await asyncio.sleep(0.05)
+        client._fail_waiting("the connection closed")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())

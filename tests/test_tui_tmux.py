@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +23,16 @@ pytestmark = [
 
 
 def test_rtvc_run_in_a_terminal(tmp_path: Path) -> None:
+    _run_in_tmux(tmp_path, "q")
+
+
+def test_sigterm_to_rtvc_run_quits_like_q(tmp_path: Path) -> None:
+    """`kill` (or a closed terminal's SIGHUP) used to kill the UI alone: the daemon ran on, holding the port and
+    the sound card, and the terminal was left in the UI's screen with mouse reporting on."""
+    _run_in_tmux(tmp_path, "SIGTERM")
+
+
+def _run_in_tmux(tmp_path: Path, quit_by: str) -> None:
     port = free_port()
     (tmp_path / "profiles").mkdir()
     for name in ("default", "passthrough"):
@@ -59,9 +71,17 @@ def test_rtvc_run_in_a_terminal(tmp_path: Path) -> None:
         rpc.call("params.set", values={"pitch": 7.0})
         until("another client's change on the terminal", lambda: "7.0 st" in screen())
         rpc.close()
-        tmux("send-keys", "-t", "rtvc", "q")
+        if quit_by == "q":
+            tmux("send-keys", "-t", "rtvc", "q")
+        else:
+            shell = tmux("display-message", "-p", "-t", "rtvc", "#{pane_pid}").strip()
+            pids = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout.split()
+            assert len(pids) == 1, pids
+            os.kill(int(pids[0]), signal.SIGTERM)
         text = until("the daemon's report after quitting", lambda: "rtvc-exit=" in screen() and screen())
         assert "latency report:" in str(text) and "rtvc-exit=0" in str(text), text
         assert "Traceback" not in str(text)
+        with socket.socket() as sk:  # the daemon is gone: its port is free again
+            assert sk.connect_ex(("127.0.0.1", port)) != 0
     finally:
         tmux("kill-server")

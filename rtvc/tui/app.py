@@ -9,6 +9,9 @@ tests feed it a fixed state (`apply_*`) for snapshots.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -115,6 +118,13 @@ class RtvcApp(VoiceListMixin, App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # SIGTERM (a service manager, `kill`) and SIGHUP (the terminal closed) quit as `q` does: the terminal is
+        # restored and `rtvc run` stops its daemon (the default action killed the UI alone, the daemon ran on)
+        loop = asyncio.get_running_loop()
+        for sig in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
+            if sig is not None and hasattr(loop, "add_signal_handler"):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self.exit)
         self.query_one("#voices", OptionList).focus()
         self._draw_link()
         self.query_one("#timing", Static).update("block time p99 -")

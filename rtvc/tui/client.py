@@ -192,7 +192,11 @@ class DaemonClient:
         limit = SLOW_METHODS.get(method, CALL_TIMEOUT_S)
         try:
             await ws.send(rpc.dumps({"jsonrpc": "2.0", "id": mid, "method": method, "params": params}))
-            reply = await asyncio.wait_for(fut, limit)
+            # (not wait_for: Python 3.11's raises the reply's error instead of a cancellation that comes with it,
+            # and a caller that catches CallError, the status poll, then loops on in a cancelled timer: the UI
+            # froze on quit while a reply was pending)
+            async with asyncio.timeout(limit):
+                reply = await fut
         except ConnectionClosed:
             raise CallError(method, 0, "the connection closed") from None
         except TimeoutError:

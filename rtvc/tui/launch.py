@@ -7,6 +7,7 @@ attached to it, and when the TUI quits stops the daemon (SIGTERM) and prints the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -58,6 +59,15 @@ def attach(host: str, port: int, token: str | None) -> int:
     return 0
 
 
+def _stop_with_parent() -> None:
+    """In the daemon child, before it runs: SIGTERM it when `rtvc run` dies, however it dies (SIGKILL, a crash):
+    a daemon left behind holds the sound card and the control port."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _wait_listening(proc: subprocess.Popen[bytes], log: Path) -> tuple[str, int]:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -96,6 +106,7 @@ def run_with_daemon(serve_argv: list[str]) -> int:
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
         )
     try:
         host, port = _wait_listening(proc, log)
