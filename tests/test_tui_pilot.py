@@ -148,6 +148,14 @@ def test_keys_change_the_daemons_state(daemon: Daemon, rpc: RpcClient) -> None:
             await until(pilot, "the saved profile", lambda: (daemon.root / "profiles" / "tui-saved.toml").is_file())
             assert control(rpc)["profile"] == "tui-saved"
             assert "pitch = 4.0" in (daemon.root / "profiles" / "tui-saved.toml").read_text()
+            await until(pilot, "tui-saved in the list", lambda: "tui-saved" in {v["name"] for v in app.voices})
+            rpc.call("params.set", values={"pitch": 5.0})  # then saved again over it: a second Enter confirms
+            await until(pilot, "pitch 5 on screen", lambda: "5.0 st" in screen_text(app))
+            await pilot.press("s", *"tui-saved", "enter")
+            await until(pilot, "the question", lambda: "profile 'tui-saved' exists: Enter again" in screen_text(app))
+            await pilot.press("enter")
+            saved = daemon.root / "profiles" / "tui-saved.toml"
+            await until(pilot, "replaced", lambda: "pitch = 5.0" in saved.read_text())
 
     run(main())
 
@@ -473,5 +481,27 @@ def test_a_call_cancelled_as_its_connection_fails_is_cancelled() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+    run(main())
+
+
+def test_the_voice_lists_cursor_stays_put_when_the_voice_changes(daemon: Daemon, rpc: RpcClient) -> None:
+    """The list is refilled on every voice change (anyone's): its cursor used to vanish, so the next down-arrow
+    started from the top and Enter picked another voice than the one meant."""
+    from textual.widgets import OptionList
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            ol = app.query_one("#voices", OptionList)
+            ids = [ol.get_option_at_index(i).id for i in range(ol.option_count)]
+            ol.highlighted = ids.index("higher")
+            rpc.call("voices.select", name="passthrough")  # another client
+            await until(pilot, "the switch on screen", lambda: app.state.get("profile") == "passthrough")
+            await pilot.pause(0.2)
+            assert ol.get_option_at_index(ol.highlighted).id == "higher"
+            await pilot.press("enter")
+            await until(pilot, "'higher' picked", lambda: control(rpc)["profile"] == "higher")
 
     run(main())

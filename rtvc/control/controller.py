@@ -183,7 +183,8 @@ class Controller:
         """Hear myself on the monitor device; DeviceError (nothing changes) when on is asked with none playing."""
         if on and not self.engine.has_monitor_device:
             lost = self.engine.monitor_error
-            again = "devices.select with `monitor`" if self.device_switcher is not None else "restart rtvc serve"
+            switchable = self.device_switcher is not None
+            again = "devices.select with `monitor`; d in the TUI" if switchable else "restart rtvc serve"
             if lost:
                 raise DeviceError(f"hear myself has no device: {lost}", f"plug it back in and select it ({again})")
             raise DeviceError(

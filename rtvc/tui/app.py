@@ -28,7 +28,7 @@ from rtvc.settings import describe
 from rtvc.tui.client import CallError, DaemonClient, Endpoint, Link
 from rtvc.tui.commands import RtvcCommands
 from rtvc.tui.gateline import GateLine
-from rtvc.tui.keys import ACTIONS, FOOTER
+from rtvc.tui.keys import ACTIONS, FOOTER, shown
 from rtvc.tui.meter import LevelMeter
 from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
 from rtvc.tui.stepper import Stepper
@@ -60,7 +60,7 @@ class RtvcApp(VoiceListMixin, App[None]):
     #blocks { width: 1fr; height: 1; }
     #timing { width: auto; margin-left: 1; }
     #scheduling { height: auto; }
-    #message { height: 1; padding: 0 1; }
+    #message { height: auto; max-height: 3; padding: 0 1; }
     #message.error { color: $error; text-style: bold; }
     """
     ACTIONS = ACTIONS
@@ -111,7 +111,7 @@ class RtvcApp(VoiceListMixin, App[None]):
                 yield LevelMeter("out", self.clock, id="m-out")
                 yield Static(id="latency")
                 with Horizontal(id="timing-row"):
-                    yield Sparkline([0.0], id="blocks")
+                    yield Sparkline([], id="blocks")  # (one value is drawn as a full bar: "full load")
                     yield Static(id="timing")
                 yield Static(id="scheduling")
         yield Static(id="message")
@@ -364,26 +364,28 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.query_one("#filter", Input).focus()
 
     def action_help(self) -> None:
-        shown = {"question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]"}
-        keys = [(shown.get(k, k), t) for k, _a, t in self.ACTIONS]
+        keys = [(shown(k), t) for k, _a, t in self.ACTIONS]
         keys += [
             ("up/down, tab", "move between controls"),
-            ("left/right, -/+", "step the focused parameter (shift: big steps)"),
+            ("left/right -/+", "step the focused parameter (shift: big steps)"),
+            ("home/end", "the focused parameter's lowest / highest value"),
             ("0-9 . Enter", "type a value for the focused parameter ('-' flips its sign, Esc cancels)"),
             ("ctrl+p", "command palette"),
         ]
         self.push_screen(HelpScreen(keys))
 
     def action_save_profile(self) -> None:
-        async def save(name: str | None) -> None:
-            if name:
+        async def save(picked: tuple[str, bool] | None) -> None:
+            if picked:
+                name, overwrite = picked
                 try:
-                    got = await self._call("profiles.save", name=name)
+                    got = await self._call("profiles.save", name=name, overwrite=overwrite)
                 except CallError:
                     return
-                self.show_message(f"saved profile '{name}' ({got['path']})")
+                self.show_message(f"{'replaced' if overwrite else 'saved'} profile '{name}' ({got['path']})")
 
-        self.push_screen(SaveScreen(self.state.get("profile", "")), save)
+        taken = {v["name"] for v in self.voices}
+        self.push_screen(SaveScreen(self.state.get("profile", ""), taken), save)
 
     @work(group="devices", exclusive=True, exit_on_error=False)
     async def action_devices(self) -> None:
@@ -395,7 +397,8 @@ class RtvcApp(VoiceListMixin, App[None]):
                 return
             if params:
                 said = listing.get("error")
-                self.show_message(said or f"device list read again: {len(listing['devices'])} devices", bool(said))
+                n = len(listing["devices"])
+                self.show_message(said or f"device list read again: {n} device{'' if n == 1 else 's'}", bool(said))
             picked = await self.push_screen_wait(DeviceScreen(listing))
             if not picked or picked[0] != "rescan":
                 break
@@ -409,8 +412,13 @@ class RtvcApp(VoiceListMixin, App[None]):
             self.show_message(f"{kind} device switched to {device}" if device else f"{kind} device removed")
 
     def action_reconnect(self) -> None:
-        if self.client is not None:
-            self.client.retry()
+        if self.client is None:
+            return
+        if self.link.state == "connected":
+            self.show_message(f"connected to {self.client.endpoint.url}: nothing to reconnect")
+            return
+        self.show_message(f"reconnecting to {self.client.endpoint.url}…")
+        self.client.retry()
 
     async def _poll_status(self) -> None:
         if self.client is not None and self.link.state == "connected":

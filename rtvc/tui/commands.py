@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from textual.command import Hit, Hits, Provider
 
+from rtvc.tui.keys import shown
+
 if TYPE_CHECKING:
     from rtvc.tui.app import RtvcApp
 
@@ -16,7 +18,7 @@ class RtvcCommands(Provider):
         app: RtvcApp = self.app  # type: ignore[assignment]
         out: list[tuple[str, str, object]] = []
         for key, action, text in app.ACTIONS:
-            out.append((text, f"key: {key}", partial(app.run_action, action)))
+            out.append((text, f"key: {shown(key)}", partial(app.run_action, action)))
         for v in app.voices:
             label = v.get("label") or v["name"]
             out.append((f"Voice: {label}", f"select profile '{v['name']}'", partial(app.select_voice, v["name"])))

@@ -20,3 +20,10 @@ ACTIONS: list[tuple[str, str, str]] = [
     ("q", "quit", "Quit (the daemon keeps running unless rtvc run started it)"),
 ]
 FOOTER: dict[str, str] = {"s": "save", "d": "devices", "question_mark": "help", "q": "quit"}
+
+# how a key is written for people (help, the command palette): Textual's names for some are words
+SHOWN = {"question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]", "slash": "/"}
+
+
+def shown(key: str) -> str:
+    return SHOWN.get(key, key)

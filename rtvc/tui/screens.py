@@ -23,8 +23,9 @@ from rtvc.profile_writer import NAME_RE
 class Modal(ModalScreen[Any]):
     DEFAULT_CSS = """
     Modal { align: center middle; }
-    Modal > Vertical { width: 72; max-width: 95%; height: auto; max-height: 90%;
+    Modal > Vertical { width: 90; max-width: 95%; height: auto; max-height: 90%;
                        border: round $accent; background: $surface; padding: 0 1; }
+    Modal Label { width: 1fr; }
     Modal .title { text-style: bold; }
     Modal .hint { color: $text-muted; }
     Modal .error { color: $error; }
@@ -52,25 +53,32 @@ class HelpScreen(Modal):
 
 
 class SaveScreen(Modal):
-    """Asks for a profile name; returns it (or None)."""
+    """Asks for a profile name; returns (name, overwrite) or None. A name in use is replaced only after a second
+    Enter (the daemon refuses to replace a profile unless told to)."""
 
-    def __init__(self, current: str):
+    def __init__(self, current: str, taken: set[str] | None = None):
         super().__init__()
         self.current = current
+        self.taken = taken or set()
+        self._confirm: str | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Save these settings to a profile", classes="title")
             yield Label(f"voice and parameters as they are now; the active profile is '{self.current}'", classes="hint")
             yield Input(placeholder="profile name (letters, digits, - and _)", id="name")
-            yield Label("Enter saves, Esc cancels. An existing name is not replaced.", classes="hint", id="why")
+            yield Label("Enter saves, Esc cancels.", classes="hint", id="why")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         name = event.value.strip()
         if not NAME_RE.fullmatch(name):
             self.query_one("#why", Label).update("use 1-64 letters, digits, - or _, starting with a letter or digit")
             return
-        self.dismiss(name)
+        if name in self.taken and self._confirm != name:
+            self._confirm = name
+            self.query_one("#why", Label).update(f"profile '{name}' exists: Enter again replaces it, Esc cancels")
+            return
+        self.dismiss((name, name in self.taken))
 
 
 class DeviceScreen(Modal):

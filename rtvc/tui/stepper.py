@@ -119,8 +119,10 @@ class Stepper(Widget, can_focus=True):
                 self._user_set(float(text))
             except ValueError:
                 self.notify(f"{self.spec.name}: {text!r} is not a number", severity="warning")
-        elif event.key in ("minus", "left"):
-            self.action_step(-1)
+        elif event.key == "minus":
+            self.action_step(-1)  # (flips the sign of what is typed)
+        elif event.key in ("left", "right"):
+            pass  # (no step while a value is typed; left used to flip its sign)
         else:
             return
         event.stop()

@@ -20,6 +20,8 @@ class VoiceListMixin:
     def _fill_voice_list(self) -> None:
         needle = self.query_one("#filter", Input).value.strip().lower()
         ol = self.query_one("#voices", OptionList)
+        at = ol.highlighted
+        kept = ol.get_option_at_index(at).id if at is not None and at < ol.option_count else None
         ol.clear_options()
         for v in self.voices:
             label = v.get("label") or v["name"]
@@ -29,6 +31,13 @@ class VoiceListMixin:
             text = f"{mark}{label}" + (" ✖" if v.get("error") else "")  # selecting it shows why
             ol.add_option(Option(text, id=v["name"], disabled=False))
         self._mark_active(self.state.get("profile"))
+        # the cursor stays where it was (a list refilled on every voice change lost it: the next down-arrow
+        # started from the top, and Enter picked another voice than meant); else on the active voice
+        for want in (kept, self.state.get("profile")):
+            index = next((i for i in range(ol.option_count) if ol.get_option_at_index(i).id == want), None)
+            if want is not None and index is not None:
+                ol.highlighted = index
+                break
 
     def _mark_active(self, profile: str | None) -> None:
         ol = self.query_one("#voices", OptionList)
