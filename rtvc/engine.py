@@ -67,6 +67,8 @@ class _Counters:
             ("input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming_output"), 0
         )
     )
+    # callbacks with any xrun flag: one xrun of a duplex stream sets an input and an output flag at once
+    pa_xrun_callbacks: int = 0
 
 
 class Engine:
@@ -361,6 +363,8 @@ class Engine:
             f["output_overflow"] += 1
         if flags.priming_output:
             f["priming_output"] += 1
+        if flags.input_underflow or flags.input_overflow or flags.output_underflow or flags.output_overflow:
+            c.pa_xrun_callbacks += 1
 
     # -- worker thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -614,6 +618,7 @@ class Engine:
             monitor_underrun_frames=self.mon_ring.underrun_frames if mon else 0,
             monitor_underrun_events=self.mon_ring.underrun_events if mon else 0,
             portaudio=flags,
+            portaudio_events=sum(x.pa_xrun_callbacks for x in (c, self._out_counters, self._mon_counters)),
         )
         lv = self._levels.copy()
         return EngineStatus(

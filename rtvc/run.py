@@ -221,7 +221,8 @@ def report(st: EngineStatus) -> str:
         f"  block processing  last {t.last_ms:.3f}  p50 {t.p50_ms:.3f}  p99 {t.p99_ms:.3f}"
         f"  max {t.max_ms:.3f} ms over {t.count} blocks",
         f"  xruns             {st.xruns.total} (output underruns {st.xruns.output_underrun_events},"
-        f" input overruns {st.xruns.input_overrun_events}, PortAudio flags {st.xruns.portaudio})",
+        f" input overruns {st.xruns.input_overrun_events}, PortAudio xrun callbacks {st.xruns.portaudio_events}:"
+        f" flags {st.xruns.portaudio})",
         f"  state             {st.state}" + (f": {st.detail}" if st.detail else ""),
     ]
     g = st.gate

@@ -205,6 +205,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     log.propagate = False
     print(f"rtvc {__import__('rtvc').__version__}\n{format_config(cfg)}", flush=True)
     token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
+    ControlServer.check_port(cfg.control)  # (before seconds of loading)
     engine = build_engine(cfg)
     clip_audio = load_mono(opts.clip, cfg.audio.samplerate) if opts.clip else None  # a bad clip: said at once
     preload_voices(cfg)  # (seconds, when a profile uses an RVC voice)

@@ -43,13 +43,15 @@ class Xruns:
     monitor_underrun_frames: int
     monitor_underrun_events: int
     portaudio: dict[str, int]  # PortAudio's callback status flags, counted
+    # callbacks that carried any xrun flag (priming_output is PortAudio's start-up, not an xrun): one xrun of a
+    # duplex stream sets an input and an output flag in the same callback, and is one event
+    portaudio_events: int = 0
 
     @property
     def total(self) -> int:
-        """Events a listener could hear (priming_output is PortAudio's start-up, not an xrun)."""
-        pa = sum(v for k, v in self.portaudio.items() if k != "priming_output")
+        """Events a listener could hear."""
         heard = self.input_overrun_events + self.output_underrun_events + self.output_skipped_events
-        return heard + self.monitor_underrun_events + pa
+        return heard + self.monitor_underrun_events + self.portaudio_events
 
 
 @dataclass(frozen=True)

@@ -349,3 +349,36 @@ def test_a_device_on_another_host_api_than_the_one_set_is_named_so(monkeypatch, 
     assert main(["run", "--host-api", "JACK", "--input-device", "usb mic", "--output-device", "system"]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "input device 'usb mic' is on ALSA, but audio.host_api is 'JACK'" in line, line
+
+
+def test_a_taken_control_port_is_said_before_the_voices_load(tmp_path):
+    """A second `rtvc run` learnt that the port was taken after the voices had loaded (seconds with a model),
+    and `rtvc run` on a terminal showed the daemon's settings dump before the reason."""
+    import socket
+
+    from rtvc.errors import RtvcError
+    from rtvc.tui.launch import _wait_listening
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        r = rtvc("serve", "--virtual", "--port", str(port), env={**NO_SERVER, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert r.returncode == 2
+    line = one_error_line(r.stderr)
+    assert f"the control server cannot listen on 127.0.0.1:{port}" in line and "set control.port" in line, line
+    assert "voice: " not in r.stdout  # (said before anything was loaded)
+
+    log = tmp_path / "serve.log"
+    log.write_text("rtvc 0.1\n  audio.host_api = ''\n" * 20 + line + "\n")
+
+    class Exited:
+        returncode = 2
+
+        def poll(self) -> int:
+            return 2
+
+    with pytest.raises(RtvcError) as e:
+        _wait_listening(Exited(), log)  # type: ignore[arg-type]
+    assert str(e.value).startswith("the daemon (rtvc serve) exited with 2 before listening: the control server")
+    assert "audio.host_api" not in str(e.value) and f"its log: {log}" in str(e.value)

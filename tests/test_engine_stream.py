@@ -638,3 +638,21 @@ def test_a_voice_switch_plays_no_click_and_no_dip(new_pitch, bypass):
 
     dip = 20 * np.log10(rms(at - 2400, at + 2400) / min(rms(at - 9600, at - 4800), rms(at + 4800, at + 9600)))
     assert dip > -1.0, (dip, new_pitch, bypass)
+
+
+def test_one_duplex_xrun_is_one_event_though_it_sets_two_flags():
+    """A JACK xrun on a duplex stream sets input_overflow and output_underflow in the same callback: the total
+    counted it twice (the report said 78 xruns for 39)."""
+    from types import SimpleNamespace
+
+    engine = make_engine(480)
+    engine.set_device(0, 0, separate_streams=False)
+    engine.prepare(240)
+    both = SimpleNamespace(input_underflow=False, input_overflow=True, output_underflow=True, output_overflow=False,
+                           priming_output=False)  # fmt: skip
+    out = np.zeros((240, 1), np.float32)
+    for flags in (both, both, None):
+        engine.on_duplex(np.zeros(240, np.float32), out, 240, flags)
+    xr = engine.status().xruns
+    assert xr.portaudio["input_overflow"] == xr.portaudio["output_underflow"] == 2
+    assert xr.portaudio_events == 2 and xr.total == 2 + xr.output_underrun_events  # (the engine's own: not started)

@@ -26,6 +26,10 @@ def test_rtvc_run_in_a_terminal(tmp_path: Path) -> None:
     _run_in_tmux(tmp_path, "q")
 
 
+def test_ctrl_c_in_the_ui_quits_like_q(tmp_path: Path) -> None:
+    _run_in_tmux(tmp_path, "C-c")  # (Textual's default only said to press ctrl+q)
+
+
 def test_sigterm_to_rtvc_run_quits_like_q(tmp_path: Path) -> None:
     """`kill` (or a closed terminal's SIGHUP) used to kill the UI alone: the daemon ran on, holding the port and
     the sound card, and the terminal was left in the UI's screen with mouse reporting on."""
@@ -71,8 +75,8 @@ def _run_in_tmux(tmp_path: Path, quit_by: str) -> None:
         rpc.call("params.set", values={"pitch": 7.0})
         until("another client's change on the terminal", lambda: "7.0 st" in screen())
         rpc.close()
-        if quit_by == "q":
-            tmux("send-keys", "-t", "rtvc", "q")
+        if quit_by in ("q", "C-c"):
+            tmux("send-keys", "-t", "rtvc", quit_by)
         else:
             shell = tmux("display-message", "-p", "-t", "rtvc", "#{pane_pid}").strip()
             pids = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout.split()

@@ -17,6 +17,7 @@ import email.utils
 import itertools
 import logging
 import mimetypes
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -94,6 +95,23 @@ class ControlServer:
         return f"ws://{auth.connect_host(self.cfg, self.port)}/rpc"
 
     # -- the thread ---------------------------------------------------------------------------------
+    @staticmethod
+    def check_port(cfg: ControlConfig) -> None:
+        """Before the slow parts of a start (voices loading, devices opening): ConfigError, as `start` would
+        raise, when the port is taken (a second `rtvc run` learnt it after seconds of loading)."""
+        if cfg.port == 0:
+            return
+        try:
+            family, kind, proto, _, addr = socket.getaddrinfo(cfg.bind, cfg.port, type=socket.SOCK_STREAM)[0]
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (as the server binds: TIME_WAIT is fine)
+                probe.bind(addr)
+        except OSError as e:
+            raise ConfigError(
+                f"the control server cannot listen on {cfg.bind}:{cfg.port}: {e.strerror or e}",
+                "another rtvc serve (or another program) uses that port: stop it, or set control.port",
+            ) from None
+
     def start(self) -> None:
         """Listen; returns once the port is bound. Raises ConfigError if it cannot be."""
         self._thread = threading.Thread(target=self._run_loop, name="rtvc-control", daemon=True)

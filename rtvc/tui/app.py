@@ -67,6 +67,7 @@ class RtvcApp(VoiceListMixin, App[None]):
     BINDINGS: ClassVar[list[Binding]] = [
         *(Binding(k, a, FOOTER.get(k, t), show=k in FOOTER) for k, a, t in ACTIONS),
         Binding("f1", "help", show=False),
+        Binding("ctrl+c", "quit", show=False, priority=True),  # (Textual's default only says to press ctrl+q)
         Binding("down", "app.focus_next", show=False),
         Binding("up", "app.focus_previous", show=False),
     ]

@@ -76,9 +76,10 @@ def _wait_listening(proc: subprocess.Popen[bytes], log: Path) -> tuple[str, int]
         if m:
             return m.group(1), int(m.group(2))
         if proc.poll() is not None:
+            said = [ln.removeprefix("rtvc: error: ") for ln in text.splitlines() if ln.startswith("rtvc: error: ")]
+            why = said[-1] if said else f"its log ends:\n{text.strip()[-1500:]}"
             raise RtvcError(
-                f"the daemon (rtvc serve) exited with {proc.returncode} before listening:\n{text.strip()[-2000:]}",
-                f"its log: {log}",
+                f"the daemon (rtvc serve) exited with {proc.returncode} before listening: {why}", f"its log: {log}"
             )
         time.sleep(0.05)
     raise RtvcError(f"the daemon did not listen within {START_TIMEOUT_S:g} s", f"see its log: {log}")
