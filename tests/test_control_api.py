@@ -462,6 +462,8 @@ def test_the_dock_files_are_served_and_nothing_else(daemon):
     assert status == 200 and body == b"console.log('dock');" and "javascript" in hdrs["content-type"]
     for path in ("/dock/../config.toml", "/dock/%2e%2e/config.toml", "/dock/nope.js", "/", "/config.toml"):
         assert http_get(port, path)[0] == 404, path
+    status, _, body = http_get(port, "/dock/" + "a" * 5000)  # a name too long for the file system: was a 500
+    assert status == 404 and body.startswith(b"the dock has no file 'aaaa"), (status, body[:80])
     status, _, body = http_get(port, "/rpc")
     assert status == 426 and b"websocket client" in body
 
@@ -1010,3 +1012,44 @@ def test_the_tui_waits_longer_for_exactly_the_methods_that_take_seconds():
 
     assert set(SLOW_METHODS) == {name for name, m in METHODS.items() if m.slow}
     assert all(limit > CALL_TIMEOUT_S for limit in SLOW_METHODS.values())
+
+
+def test_a_client_whose_socket_takes_nothing_is_closed_after_stall_s(monkeypatch):
+    """A client subscribed to meters alone that stops reading: meters are dropped, never queued past a few, so
+    its queue never filled and it kept its connection (and its slot of control.max_clients) for ever. A
+    message its socket has not taken in STALL_S closes it."""
+    import asyncio
+
+    from rtvc.control import connection
+
+    monkeypatch.setattr(connection, "STALL_S", 0.2)
+    aborted: list[bool] = []
+
+    class Transport:
+        def get_extra_info(self, _name: str) -> None:
+            return None
+
+        def get_write_buffer_size(self) -> int:
+            return 4096  # (what it did not read)
+
+        def abort(self) -> None:
+            aborted.append(True)
+
+    class Stalled:
+        transport = Transport()
+
+        async def send(self, _text: str) -> None:
+            await asyncio.Event().wait()  # the socket takes nothing
+
+        async def close(self, _code: int, _reason: str) -> None:
+            await asyncio.Event().wait()
+
+    async def main() -> None:
+        conn = connection.Connection("client 1", Stalled(), None, lambda: "t", lambda: "{}")  # type: ignore[arg-type]
+        conn.send('{"meters": 1}', droppable=True)
+        await asyncio.sleep(0.1)
+        assert not conn.closing  # (a slow reader gets STALL_S)
+        await asyncio.sleep(0.4)
+        assert conn.closing and aborted == [True]
+
+    asyncio.run(main())

@@ -183,3 +183,40 @@ def test_a_model_voice_is_saved_with_the_model_it_runs_not_its_edited_or_removed
         p = load_profile(name, profiles)
         assert (p.model.f0, p.model.seed, p.params.pitch) == ("yin", 7, 3.0), name
         assert (profiles / p.model.path).resolve() == (models / "v2.pth").resolve()
+
+
+def test_a_save_racing_a_voice_select_names_the_voice_that_plays(daemon, monkeypatch):
+    """voices.select (slow: its busy mark is set when its task first runs) and profiles.save from another client
+    at the same moment: the save ran across the load. It read the voice playing before the switch and named its
+    profile after it, so the state named the saved profile while the selected voice played (10 times in 20 for
+    a helper). It now waits for the load and saves what then plays. Forced here with a slow load and a slow
+    write, called as the two requests' worker threads call them."""
+    import threading
+    import time
+
+    import rtvc.profile_writer
+    import rtvc.run
+
+    server, profiles = daemon
+    controller = server.controller
+    build, write = rtvc.run.build_converter, rtvc.profile_writer.write_profile
+
+    def slow_build(cfg, name):
+        time.sleep(0.5)  # (a model voice takes seconds)
+        return build(cfg, name)
+
+    def slow_write(*args, **kwargs):
+        time.sleep(0.8)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(rtvc.run, "build_converter", slow_build)
+    monkeypatch.setattr(rtvc.profile_writer, "write_profile", slow_write)
+    selecting = threading.Thread(target=controller.select_voice, args=("passthrough", "client 1"))
+    selecting.start()
+    time.sleep(0.1)
+    controller.save_profile("race", None, True, "client 2")
+    selecting.join(10)
+    playing = controller.params()["kind"]
+    assert playing == "passthrough" and controller.profile in ("race", "passthrough")
+    assert load_profile(controller.profile, profiles).voice == playing, (controller.profile, playing)
+    assert load_profile("race", profiles).voice == "passthrough"

@@ -1,9 +1,11 @@
 """One websocket client of the control server: its requests in, its replies and events out, on the loop.
 
-Outgoing messages go through a bounded queue drained by the connection's own writer task, in order
-(a reply before the events its change caused). A client that stops reading fills its queue: meter
-updates are dropped first (counted), and when a reply or a state event no longer fits, the client is
-closed (4008) so the daemon never buffers without bound or waits on it.
+Outgoing messages go through a bounded queue drained by the connection's own writer task, in order (a reply
+before the events its change caused; a slow method's changes, made on a worker thread, are announced as they
+happen: their events can come before its reply). A client that stops reading fills its queue: meter updates
+are dropped first (counted), and when a reply or a state event no longer fits, or one message has waited
+STALL_S for the socket to take it, the client is closed (4008) so the daemon never buffers without bound or
+waits on it (a client subscribed to meters alone never filled the queue: it kept its slot for ever).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ SEND_QUEUE = 256  # messages waiting for a client (after the socket's and websoc
 SOCKET_SEND_BUFFER = 128 * 1024  # the kernel's share, fixed: autotuning would hold megabytes for a stuck client
 METER_ROOM = 16  # meters are sent only while fewer than this many messages wait: state events come first
 KICK_TIMEOUT_S = 1.0
+STALL_S = 10.0  # a message the socket has not taken in this long: the client stopped reading
 _background: set[asyncio.Task[Any]] = set()  # tasks that outlive their connection (a voice still loading)
 
 
@@ -117,10 +120,11 @@ class Connection:
         except asyncio.QueueFull:
             self._kick()
 
-    def _kick(self) -> None:
+    def _kick(self, why: str = "") -> None:
         """A client that does not read: no polite wait behind its full buffers."""
         self.closing = True
-        log.warning("%s does not read its messages (%d queued): closing it", self.id, self._queue.qsize())
+        why = why or f"{self._queue.qsize()} queued"
+        log.warning("%s does not read its messages (%s): closing it", self.id, why)
         self._writer.cancel()
         task = asyncio.create_task(self._close_or_abort(rpc.CLOSE_TOO_SLOW, "too slow: read your messages"))
         _background.add(task)
@@ -143,7 +147,12 @@ class Connection:
                 if isinstance(item, tuple):
                     await self.ws.close(*item)
                     return
-                await self.ws.send(item)
+                try:
+                    async with asyncio.timeout(STALL_S):
+                        await self.ws.send(item)
+                except TimeoutError:
+                    self._kick(f"its socket took nothing for {STALL_S:g} s")
+                    return
         except ConnectionClosed:
             pass
 

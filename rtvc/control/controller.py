@@ -150,24 +150,26 @@ class Controller:
 
     def save_profile(self, name: str, label: str | None, overwrite: bool, by: str) -> dict[str, Any]:
         """Write the running voice's kind, [model] and current [params] to profiles/NAME.toml; that
-        profile becomes the active one (it is what is playing)."""
+        profile becomes the active one (it is what is playing). A voice being selected meanwhile is saved
+        before or after, never across: the state named a profile another voice played."""
         from rtvc.profile_writer import portable_model, write_profile
 
-        with self._lock:
-            conv, _ = self.engine.active
-            kind = getattr(conv.voice, "kind", "")
-            params = asdict(conv.params)
-        model = None
-        if getattr(conv.voice, "Model", None) is not None:
-            # a model voice: the [model] it was loaded with (its profile file may have been edited or removed
-            # since), every setting that is not the default, paths as the voice resolved them
-            settings = conv.voice.model
-            raw = {f.name: v for f in fields(settings) if (v := getattr(settings, f.name)) != f.default}
-            model = portable_model(raw, conv.voice.base, self.profiles_dir)
-        path = write_profile(self.profiles_dir, name, label or name, kind, params, model, overwrite)
-        with self._lock:
-            self.profile = name
-            self.engine.relabel(conv, f"{label or name}: {conv.voice.label}")  # (as a load of the file would name it)
+        with self._load_lock:
+            with self._lock:
+                conv, _ = self.engine.active
+                kind = getattr(conv.voice, "kind", "")
+                params = asdict(conv.params)
+            model = None
+            if getattr(conv.voice, "Model", None) is not None:
+                # a model voice: the [model] it was loaded with (its profile file may have been edited or removed
+                # since), every setting that is not the default, paths as the voice resolved them
+                settings = conv.voice.model
+                raw = {f.name: v for f in fields(settings) if (v := getattr(settings, f.name)) != f.default}
+                model = portable_model(raw, conv.voice.base, self.profiles_dir)
+            path = write_profile(self.profiles_dir, name, label or name, kind, params, model, overwrite)
+            with self._lock:
+                self.profile = name
+                self.engine.relabel(conv, f"{label or name}: {conv.voice.label}")  # (as a load of the file names it)
         self._emit(["profile", "voice"], by)
         return {"name": name, "path": str(path), "state": self.state()}
 

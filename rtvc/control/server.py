@@ -47,7 +47,9 @@ METER_CACHE_S = 0.01  # clients subscribed at different rates share one reading 
 def _one_line(record: logging.LogRecord) -> bool:
     """websockets logs a failed handshake (a port scan, a plain HTTP client) with a traceback: one line does."""
     if record.exc_info and record.exc_info[1] is not None:
-        record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        said = str(record.exc_info[1])
+        said = said if len(said) <= 200 else said[:200] + "…"  # (a 5 KB request path came back in it whole)
+        record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: {said}"
         record.args, record.exc_info, record.exc_text = None, None, None
     return True
 
@@ -260,8 +262,12 @@ class ControlServer:
     def _static(self, ws: ServerConnection, rel: str) -> Response:
         if "\0" in rel:  # no file name holds one; the OS calls would raise
             return ws.respond(404, f"the dock has no file {rel[:80]!r}\n")
-        f = (self.dock_dir / rel).resolve()
-        if not f.is_relative_to(self.dock_dir) or not f.is_file():
+        try:
+            f = (self.dock_dir / rel).resolve()
+            found = f.is_relative_to(self.dock_dir) and f.is_file()
+        except OSError:  # (a name too long for the file system: ENAMETOOLONG was a 500)
+            found = False
+        if not found:
             return ws.respond(404, f"the dock has no file {rel[:80]!r}\n")
         ctype = mimetypes.guess_type(f.name)[0] or "application/octet-stream"
         return self._respond(200, f.read_bytes(), ctype + ("; charset=utf-8" if ctype.startswith("text/") else ""))
