@@ -63,6 +63,12 @@ class JackServer:
         jackd = shutil.which("jackd")
         if jackd is None:
             raise RuntimeError("jackd not found: install jackd2 (`.ci/run` does; see README)")
+        stale = jack_tool(client_env(self.name), "jack_wait", "-c")
+        if stale.stdout.strip() == "running":  # (its tests would kill their own jackd, and this one play on)
+            raise RuntimeError(
+                f"a JACK server named '{self.name}' is already running (left by a test run that was killed?):"
+                f" stop it (pkill -f 'jackd.*-n {self.name} ') and run the tests again"
+            )
         self.proc = subprocess.Popen(
             [
                 jackd,

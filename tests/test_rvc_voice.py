@@ -200,6 +200,13 @@ def test_missing_files_name_the_file_and_the_fix(models, tmp_path):
             ),
             SR,
         )
+    with pytest.raises(ConfigError, match=r"pitch = 3, but v2nof0\.pth was trained without F0"):  # (it did nothing)
+        make_voice(
+            load_profile(
+                str(profile(models, "bad", {"path": "v2nof0.pth", "content": "hubert.pt"}, {"pitch": 3.0})), models
+            ),
+            SR,
+        )
     with pytest.raises(ConfigError, match="needs a \\[model\\] table"):
         (tmp_path / "m.toml").write_text('voice = "rvc"\n')
         load_profile(str(tmp_path / "m.toml"), tmp_path)

@@ -190,8 +190,9 @@ edit the table, not this file.
   loopback address with the port (DNS rebinding), unless `control.allow_remote`.
 - Limits: a message over `control.max_frame_kb` KiB closes the connection (1009); past
   `control.max_clients` connections, HTTP 503 (or close 1013). A client that does not read its messages
-  loses meter updates first and is closed (4008) when a reply or state event cannot be queued; if even
-  the close frame cannot be sent (its socket is full), the connection is dropped at once.
+  loses meter updates first and is closed (4008) when a reply or state event cannot be queued, or when its
+  socket has taken no message for 10 s; if even the close frame cannot be sent (its socket is full), the
+  connection is dropped at once.
 
 ```
 -> {"jsonrpc":"2.0","id":2,"method":"mute.set","params":{"on":true}}
