@@ -13,9 +13,9 @@ is louder than `threshold_db`.
   cut. The output lags the input by the converter's latency, so a gain for an input frame can be set until
   that frame's output plays: with WINDOW_MS + ATTACK_MS (15 ms) of latency all of it is in time; with less, the
   part that has played stays silent and the fade-in starts where playing is, and lasts until the window's start
-  but at least MIN_ATTACK_MS (passthrough, with no latency: within the block, in front of the hop that crossed).
-  It is never a jump: a gate opening on sound that was already there (a crescendo, a threshold lowered under a
-  steady sound) would click.
+  but at least MIN_ATTACK_MS, when there was sound before (a crescendo, a threshold lowered under a steady
+  sound: a jump would click); out of silence (QUIET_DB under the threshold) it jumps where playing is, and the
+  onset plays exact (passthrough, with no latency: within the block, in front of the hop that crossed).
 - It fades out over RELEASE_MS once the hold is over.
 
 Gains are kept per input frame, for the converter's latency. Settings change from any thread (one reference
@@ -36,6 +36,7 @@ ATTACK_MS = 5.0
 MIN_ATTACK_MS = 2.0  # the shortest fade-in, where the latency leaves no room for ATTACK_MS before the sound
 RELEASE_MS = 100.0
 HYSTERESIS_DB = 6.0
+QUIET_DB = 20.0  # input this far under the threshold before an opening is silence: the opening may jump there
 MAX_DELAY_S = 2.0  # a converter latency beyond this is read as this (no voice comes near it)
 
 
@@ -62,6 +63,7 @@ class NoiseGate:
         self._gains = np.ones(self._max_delay + block, dtype=np.float32)  # per input position, newest last
         self._gain = 1.0  # at the newest input position
         self._played = 1.0  # the last gain played (the stored gains before the play position are not kept)
+        self._before = 0.0  # the input's power over the window judged last (the hop before)
         self.open = True  # starts open: a stream that starts with speech plays its first word whole
         self._held = 0  # frames spent below the closing level while open
         self._settled = True  # every stored gain is 1: the output passes untouched
@@ -73,7 +75,7 @@ class NoiseGate:
         self._input[:] = 0
         self._gains[:] = 1
         self._gain, self.open, self._held, self._settled, self._span = 1.0, True, 0, True, 0
-        self._played = 1.0
+        self._played, self._before = 1.0, 0.0
 
     def process(self, x: np.ndarray, y: np.ndarray, delay: int) -> np.ndarray:
         """x: this block's input (block,), y: the converter's output for it (block,), lagging x by `delay`
@@ -123,9 +125,13 @@ class NoiseGate:
         base = len(g) - n  # index of this block's first input frame
         for a, b in itertools.pairwise(self._edges):
             power = (sq[b + w] - sq[b]) / w  # the window ending at this hop's end
+            before, self._before = self._before, power
             if power >= open_at or (self.open and power >= close_at):
                 if not self.open and self._gain < 1.0:  # opening (or back from a fade-out): from the window's start
-                    self._open_from(g, base + b - w, base + b, first)
+                    # sound already there (the window before was within QUIET_DB of the threshold): a jump to it
+                    # would click; out of silence the onset itself is the first sound, and is kept exact
+                    gentle = before >= open_at * 10.0 ** (-QUIET_DB / 10.0)
+                    self._open_from(g, base + b - w, base + b, first, gentle)
                 else:  # open: 1, or a fade-in still under way carries on
                     self._ramp(g, base + a, base + b, 1.0)
                 self.open, self._held = True, 0
@@ -136,22 +142,25 @@ class NoiseGate:
                         self.open = False
                 self._ramp(g, base + a, base + b, 1.0 if self.open else 0.0)
 
-    def _open_from(self, g: np.ndarray, start: int, end: int, first: int) -> None:
-        """Open for the window [start, end): gains 1 over it, reached by a fade-in from the gain before it. The
-        fade-in is the ATTACK before `start` where that is still to be played (from index `first`); otherwise
-        it starts where playing is, and ends at `start` or, when that is too close or has played, after
-        MIN_ATTACK (a jump there would click on sound that was already below the threshold: a crescendo, a
-        threshold lowered under a tone). Never lowers a gain."""
-        if start - self._attack >= first:
-            lo, hi = start - self._attack, start
+    def _open_from(self, g: np.ndarray, start: int, end: int, first: int, gentle: bool) -> None:
+        """Open for the window [start, end): gains 1 over it, reached by a fade-in over the ATTACK before `start`
+        where that is still to be played (from index `first`). Where it is not: out of silence, the gains jump
+        to 1 at the play position (what plays before the onset is silence); over sound that was already there
+        (`gentle`: a crescendo, a threshold lowered under a steady sound) a jump would click, so the fade-in
+        starts where playing is, from the gain that played, and lasts until `start` but at least MIN_ATTACK.
+        Never lowers a gain."""
+        if start - self._attack >= first or not gentle:
+            lo = max(first, start - self._attack)
+            if lo < start:
+                rise = (np.arange(lo, start) - (start - self._attack) + 1) / self._attack
+                np.maximum(g[lo:start], rise.astype(np.float32), out=g[lo:start])
+            g[max(first, start) : end] = 1.0
         else:
-            lo = first
-            hi = max(start, first + self._min_attack)
-        g0 = self._played if lo <= first else float(g[lo - 1])  # (the gain played, or to be played, just before)
-        if hi > lo:
+            lo, hi = first, max(start, first + self._min_attack)
+            g0 = self._played  # (the stored gains before the play position are not kept)
             steps = np.arange(1, hi - lo + 1, dtype=np.float64) / (hi - lo)
             np.maximum(g[lo:hi], (g0 + (1.0 - g0) * steps).astype(np.float32), out=g[lo:hi])
-        g[hi:end] = 1.0
+            g[hi:end] = 1.0
         self._gain = float(g[end - 1])
 
     def _ramp(self, g: np.ndarray, a: int, b: int, target: float) -> None:

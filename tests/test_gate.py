@@ -118,6 +118,18 @@ def test_an_onset_late_in_a_hop_is_not_cut(hop, delay):
     assert np.all(y[int(0.5 * SR) : onset + delay - 720] == 0)  # (before: silence, closed)
 
 
+@pytest.mark.parametrize(("at", "delay"), [(0, 0), (50, 0), (0, 96), (50, 256)])
+def test_an_onset_out_of_silence_early_in_a_block_plays_exact(at, delay):
+    """A tone out of silence starting in a block's first 2 ms with little latency (passthrough on JACK): the
+    opening is a jump where playing is, onto the silence before the onset, and the onset plays exact. (A fade
+    from the play position over MIN_ATTACK_MS, which sound already there needs, cut the first 94 samples of
+    the live test's tone.)"""
+    x = np.zeros(2 * SR, np.float32)
+    x[SR + at :] = tone(1.0 - at / SR, -10)
+    y, dry = through(NoiseGate(SR, BLOCK, GateSettings(True, -60.0, 200.0)), x, delay)
+    np.testing.assert_array_equal(y[SR + at + delay :], dry[SR + at + delay :])
+
+
 @pytest.mark.parametrize("delay", [0, 336, 720])
 def test_opening_on_sound_already_there_does_not_click(delay):
     """The gate opens on sound that was there before it crossed: the threshold lowered under a steady tone, and
