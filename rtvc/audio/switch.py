@@ -213,35 +213,22 @@ class DeviceSwitcher:
         return True
 
     def recover(self) -> bool:
-        """Reopen the devices in use, after reading the device list again. False (status says why, and that
-        rtvc keeps looking) when they are not there."""
-        with self._lock:
-            if self._wedged or not self.engine.devices_failed:
-                return False
-            lost = self._lost or self.engine.status().detail
-            lost_monitor = not self.engine.has_monitor_device and bool(self.engine.monitor_error)
-            cfg = dataclasses.replace(self.audio, monitor_device="") if lost_monitor else self.audio
-            pins = {role: pin_device(d) for role, d in self._current(lost_monitor).items() if d is not None}
-            try:
-                self._stop_and_suspend()
-                rescan_devices()
-                choice = choose_devices(cfg, {role: find_pinned(p, role) for role, p in pins.items()})
-                self._open(choice, cfg)
-            except AudioLost:
-                return False  # (stuck: status says to restart)
-            except RescanHung as e:
-                self._wedged = e.what
-                self.engine.report_device_error(f"{lost}; {e.what}: restart rtvc serve")
-                return False
-            except DeviceError as e:
+        """Reopen the devices in use, after reading the device list again (a switch that keeps them all). False
+        (status says why, and that rtvc keeps looking) when they are not there."""
+        if self._wedged or not self.engine.devices_failed:
+            return False
+        lost = self._lost or self.engine.status().detail
+        try:
+            self.switch(None, None, None, rescan=True)
+        except DeviceError as e:
+            if not self._wedged:  # (stuck: status already says to restart)
                 self.engine.report_device_error(
                     f"{lost}; not back yet ({e.what}); rtvc looks for it every {RECOVER_S:g} s"
                     " (plug it back in, or choose another device with devices.select)"
                 )
-                return False
-            self.audio, self.choice, self._stopped = cfg, choice, ""
-            log.info("devices back after a failure (%s):\n%s", lost, choice.describe())
-            return True
+            return False
+        log.info("devices back after a failure (%s)", lost)
+        return True
 
     def rescan(self) -> dict[str, Any]:
         """Read PortAudio's device list again, the current devices kept (a short gap in the audio)."""
