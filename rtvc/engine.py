@@ -18,6 +18,7 @@ is given makes the state OVERLOADED, with the fix in words.
 from __future__ import annotations
 
 import gc
+import queue
 import sys
 import threading
 import time
@@ -84,6 +85,10 @@ class Engine:
     ):
         self.converter = converter
         self._next: tuple[StreamingConverter, str] | None = None  # swapped in by the worker at a block edge
+        # voices the worker has swapped out, freed on the retire thread: freeing a model voice's tensors
+        # (hundreds of MB) took 3-12 ms here, time the worker's block does not have
+        self._retired: queue.SimpleQueue[StreamingConverter | None] = queue.SimpleQueue()
+        self._retire_thread: threading.Thread | None = None
         self.samplerate = samplerate
         self.block = converter.block
         self.headroom = headroom
@@ -238,18 +243,29 @@ class Engine:
         self._state = "running" if self._live else "starting"
         self._thread = threading.Thread(target=self._run, name="rtvc-worker", daemon=True)
         self._thread.start()
+        if self._retire_thread is None:
+            self._retire_thread = threading.Thread(target=self._free_retired, name="rtvc-retire", daemon=True)
+            self._retire_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._bell.ring()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._retire_thread is not None:
+            self._retired.put(None)  # (after what the worker retired: it is freed first)
+            self._retire_thread.join(timeout=5)
+            self._retire_thread = None
         sys.setswitchinterval(self._prev_switch)
         if not self._state.startswith("failed"):
             self._state = "stopped"
 
     def close(self) -> None:
         self._bell.close()
+
+    def _free_retired(self) -> None:
+        while (old := self._retired.get()) is not None:
+            del old  # (the last reference: the voice's models are freed here, off the worker)
 
     def monitor_opened(self, present: bool) -> None:
         """Device layer, with new streams opened: whether one of them is a monitor (hear-myself) stream. Without
@@ -517,6 +533,7 @@ class Engine:
             old = self._convert(self.converter, fresh)
             new = self._convert(nxt[0])
             y = old + self._ramp * (new - old)
+        self._retired.put(self.converter)
         self.converter, self.voice_label = nxt
         self._load_from = self.timer.count + 1  # the new voice is judged on its own blocks (this one may run two)
         if self._next is nxt:  # (another voice may have been handed over meanwhile: it goes next block)

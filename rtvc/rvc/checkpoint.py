@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from rtvc.errors import ModelError
+from rtvc.rvc.quiet_io import torch_load
 from rtvc.rvc.synth import PHONE_DIM, SynthConfig, Synthesizer
 
 REEXPORT = "export the voice again from RVC (its assets/weights/*.pth file)"
@@ -101,7 +102,7 @@ def _read(path: Path) -> object:
             "RVC voices are .pth files written by torch.save; check that this is the right file",
         )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch_load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         if "GLOBAL" not in str(e):  # torch's weights-only refusal of a class or function names it GLOBAL
             raise ModelError(f"{path}: truncated or damaged checkpoint ({e.__class__.__name__})", REEXPORT) from None

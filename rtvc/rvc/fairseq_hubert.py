@@ -120,12 +120,13 @@ def load_fairseq_hubert(path: str | Path) -> tuple[HubertWithFinalProj, FairseqH
         feat_proj_dropout=0.0,
         layerdrop=0.0,
     )
-    model = HubertWithFinalProj(config)
+    with torch.device("meta"):  # no init cost (seconds for HuBERT base): every parameter comes from the file
+        model = HubertWithFinalProj(config)
     if not has_proj:
         model.final_proj = None
     mapped = _map_state(state, spec, model, path)
     try:
-        model.load_state_dict(mapped, strict=True)
+        model.load_state_dict(mapped, strict=True, assign=True)
     except RuntimeError as err:  # size mismatches: the cfg disagrees with the tensors
         raise ModelError(
             f"{path}: weights do not match the shape its cfg describes: {err}", "the checkpoint is inconsistent"

