@@ -505,3 +505,30 @@ def test_the_voice_lists_cursor_stays_put_when_the_voice_changes(daemon: Daemon,
             await until(pilot, "'higher' picked", lambda: control(rpc)["profile"] == "higher")
 
     run(main())
+
+
+def test_a_40_column_terminal_shows_the_values_and_its_arrows_and_toggles_work(daemon: Daemon, rpc: RpcClient) -> None:
+    """At 40 columns the steppers' values were cut off and the toggles after 'mute' were off screen. The
+    narrow layout drops the bars first; the arrows it draws must still step the value, where they are now.
+    The toggles must switch when clicked or when Enter is pressed on them."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=(40, 24)) as pilot:
+            await connected(pilot)
+            await until(pilot, "pitch -4.0 st on screen", lambda: "-4.0 st" in screen_text(app))
+            assert all(f"{k} " in screen_text(app) for k in ("V voice", "M mute", "H hear", "T ptt", "␣ talk"))
+            pitch = app.query_one("#p-pitch", Stepper)
+            drawn = pitch.render().plain
+            await pilot.click("#p-pitch", offset=(drawn.index("▶"), 0))
+            await until(pilot, "pitch -3 by the right arrow", lambda: control(rpc)["params"]["pitch"] == -3.0)
+            await until(pilot, "-3.0 st on screen", lambda: "-3.0 st" in screen_text(app))
+            await pilot.click("#p-pitch", offset=(drawn.index("◀"), 0))
+            await until(pilot, "pitch -4 by the left arrow", lambda: control(rpc)["params"]["pitch"] == -4.0)
+            await pilot.click("#t-ptt")  # (a toggle's click, and Enter on it, did nothing at any width)
+            await until(pilot, "ptt on by its toggle", lambda: control(rpc)["ptt"]["mode"] is True)
+            app.query_one("#t-mute", Toggle).focus()
+            await pilot.press("enter")
+            await until(pilot, "mute on by Enter on its toggle", lambda: control(rpc)["mute"] is True)
+
+    run(main())

@@ -1,4 +1,4 @@
-"""Snapshots of the TUI's main screen at 80x24 and 120x40, fed a fixed state (no daemon, no live meters).
+"""Snapshots of the TUI's main screen at 40x24, 60x24, 80x24 and 120x40, fed a fixed state (no daemon, no live meters).
 
 The snapshot is the screen's text, cell by cell (tests/snapshots/tui_WxH.txt), compared exactly: layout,
 labels, steppers, meters with peak hold, latency, sparkline, footer. An SVG of the same screen is written
@@ -83,8 +83,11 @@ async def main_screen(width: int, height: int) -> tuple[str, str]:
         return screen_text(app), app.export_screenshot(title="rtvc")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.parametrize("size", [(40, 24), (60, 24), (80, 24), (120, 40)], ids=["40x24", "60x24", "80x24", "120x40"])
 def test_main_screen(size: tuple[int, int]) -> None:
+    """At 40 and 60 columns the toggles go into two and three columns beside a narrower voice list, and the
+    steppers drop their bars before their values (at 40 columns the values were cut off, and at 60 the
+    toggles after 'hear')."""
     text, svg = asyncio.run(main_screen(*size))
     lines = text.splitlines()
     assert len(lines) == size[1] and all(len(ln) <= size[0] for ln in lines)

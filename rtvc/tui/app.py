@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -38,6 +38,10 @@ from rtvc.tui.voicelist import VoiceListMixin
 
 _GATE_DB = describe(GateConfig)["threshold_db"]  # the threshold's range (the daemon checks it too)
 SPARK_POINTS = 60  # block-time history: the last few seconds of meter readings
+# Narrower terminals: below TIGHT_COLS the toggles' row does not fit beside the voice list and goes into three
+# columns; below NARROW_COLS the voice list narrows and the toggles take two columns
+TIGHT_COLS = 78
+NARROW_COLS = 60
 STATUS_POLL_S = 1.0
 
 
@@ -62,6 +66,10 @@ class RtvcApp(VoiceListMixin, App[None]):
     #scheduling { height: auto; }
     #message { height: auto; max-height: 3; padding: 0 1; }
     #message.error { color: $error; text-style: bold; }
+    .tight #toggles { layout: grid; grid-size: 3; height: auto; }
+    .tight Toggle { margin-right: 0; }
+    .narrow #left { width: 16; }
+    .narrow #toggles { grid-size: 2; }
     """
     ACTIONS = ACTIONS
     BINDINGS: ClassVar[list[Binding]] = [
@@ -117,6 +125,10 @@ class RtvcApp(VoiceListMixin, App[None]):
                 yield Static(id="scheduling")
         yield Static(id="message")
         yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.screen.set_class(event.size.width < TIGHT_COLS, "tight")
+        self.screen.set_class(event.size.width < NARROW_COLS, "narrow")
 
     def on_mount(self) -> None:
         # SIGTERM (a service manager, `kill`) and SIGHUP (the terminal closed) quit as `q` does: the terminal is

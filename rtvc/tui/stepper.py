@@ -21,6 +21,7 @@ from textual.widget import Widget
 
 LABEL_W = 11
 VALUE_W = 10
+MIN_BAR = 5  # narrower than this, the bar goes (then the label's tail): the value always shows
 BAR_MAX_POINTS = 1000  # wider ranges (a speaker id) show no bar: a position in 0..100000 means nothing
 
 
@@ -134,13 +135,23 @@ class Stepper(Widget, can_focus=True):
         self.refresh()
 
     # -- mouse ----------------------------------------------------------------------------------------
+    def _layout(self) -> tuple[int, int, int, int]:
+        """Label width, the bar's first and end columns (between the arrows), value width. Short of room
+        (a 40-column terminal), the bar goes first, then the label's tail; the value always shows."""
+        w = self.size.width
+        if w - LABEL_W - VALUE_W - 4 >= MIN_BAR:
+            return LABEL_W, LABEL_W + 2, w - VALUE_W - 2, VALUE_W
+        value_w = len(self.spec.show(self.spec.lo if self.spec.lo < 0 else self.spec.hi)) + 1
+        label_w = max(1, min(LABEL_W, w - value_w - 4))
+        return label_w, label_w + 2, label_w + 2, value_w
+
     def _bar_span(self) -> tuple[int, int]:
         """Columns of the bar (between the arrows)."""
-        return LABEL_W + 2, max(LABEL_W + 2, self.size.width - VALUE_W - 2)
+        return self._layout()[1:3]
 
     def on_click(self, event: events.Click) -> None:
-        a, b = self._bar_span()
-        if event.x in (LABEL_W, LABEL_W + 1):  # ◀
+        label_w, a, b, _ = self._layout()
+        if event.x in (label_w, label_w + 1):  # ◀
             self.action_step(-1)
         elif event.x in (b, b + 1):  # ▶
             self.action_step(1)
@@ -164,9 +175,9 @@ class Stepper(Widget, can_focus=True):
 
     def render(self) -> Text:
         s = self.spec
-        a, b = self._bar_span()
+        label_w, a, b, value_w = self._layout()
         width = b - a
-        t = Text(f"{s.name[: LABEL_W - 1]:<{LABEL_W}}", style="bold" if self.has_focus else "")
+        t = Text(f"{s.name[: label_w - 1]:<{label_w}}", style="bold" if self.has_focus else "")
         t.append("◀ ", style="bold cyan" if self.has_focus else "dim")
         if self._has_bar() and width > 1:
             pos = round((self._value - s.lo) / (s.hi - s.lo) * (width - 1)) if s.hi > s.lo else 0
@@ -177,5 +188,5 @@ class Stepper(Widget, can_focus=True):
             t.append(" " * width)
         t.append(" ▶", style="bold cyan" if self.has_focus else "dim")
         shown = (self.typing + "▏") if self.typing is not None else s.show(self._value)
-        t.append(f"{shown:>{VALUE_W}}", style="reverse" if self.typing is not None else "")
+        t.append(f"{shown:>{value_w}}", style="reverse" if self.typing is not None else "")
         return t

@@ -34,12 +34,12 @@ class Toggle(Widget, can_focus=True):
         self.on, self.known = bool(on), True
         self.refresh(layout=True)
 
-    def action_press(self) -> None:
-        self.app.run_action(self.action)
+    async def action_press(self) -> None:
+        await self.app.run_action(self.action)  # (a coroutine: not awaited, a click did nothing)
 
-    def on_click(self, event: events.Click) -> None:
+    async def on_click(self, event: events.Click) -> None:
         event.stop()
-        self.app.run_action(self.action)
+        await self.app.run_action(self.action)
 
     def render(self) -> Text:
         t = Text.assemble((self.key, "bold cyan"), " ", self.label, " ")
