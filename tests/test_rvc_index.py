@@ -58,8 +58,35 @@ def test_bad_index_files_name_the_file_and_the_problem(index_file, tmp_path):
         FeatureIndex.load(junk, 32)
     cut = tmp_path / "cut.index"
     cut.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(ModelError, match=r"cut\.index: not a faiss index"):
+    with pytest.raises(ModelError, match=r"cut\.index: damaged index: it declares 2000 features of 32 values, more"):
         FeatureIndex.load(cut, 32)
+    with pytest.raises(ModelError, match=r"is a folder, not a \.index file"):
+        FeatureIndex.load(tmp_path, 32)
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "said"),
+    [
+        (8, 1 << 62, "it declares 4611686018427387904 features of 32 values, more than its"),
+        (8, 2001, "it says 2001 features but holds 2000"),
+        (90, 3_600_000_000, "its coarse quantizer does not match"),
+    ],
+    ids=["ntotal-huge", "ntotal-off-by-one", "centroid-count"],
+)
+def test_a_damaged_index_header_is_refused_before_faiss_allocates_what_it_declares(
+    index_file, tmp_path, offset, value, said
+):
+    """A 2-byte corruption of the centroid count made faiss allocate and zero 14 GB and take a minute before it
+    found the file short; a huge feature count raised numpy's ValueError as an internal error."""
+    import struct
+
+    path, _ = index_file
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<q", data, offset, value)
+    bad = tmp_path / "bad.index"
+    bad.write_bytes(data)
+    with pytest.raises(ModelError, match="bad\\.index: damaged index: " + said):
+        FeatureIndex.load(bad, 32)
 
 
 def test_noise_is_a_function_of_seed_and_absolute_frame():

@@ -53,3 +53,41 @@ def test_chunked_reads_return_the_file(tmp_path):
     assert read_chunked(path) == data
     (tmp_path / "empty").write_bytes(b"")
     assert read_chunked(tmp_path / "empty") == b""
+
+
+def test_a_file_truncated_during_its_load_does_not_kill_the_process(tmp_path, monkeypatch):
+    """`cp new.pth voice.pth` during a load truncates the file first. The load used to map the user's file,
+    and touching a page past its new end killed the daemon with SIGBUS; it maps a private copy now."""
+    import rtvc.rvc.quiet_io as q
+
+    ckpt = _checkpoint()
+    path = tmp_path / "voice.pth"
+    torch.save(ckpt, path)
+    real = q._own
+
+    def truncating(obj):
+        with path.open("r+b") as f:
+            f.truncate(0)
+        return real(obj)
+
+    monkeypatch.setattr(q, "_own", truncating)
+    _same(ckpt, torch_load(path, map_location="cpu", weights_only=True))  # the file as it was when read
+
+
+def test_a_zip_checkpoint_with_a_damaged_part_is_refused_by_name(tmp_path):
+    """torch does not check the zip checksums: a download with a hole of zeros loaded (and played)."""
+    import zipfile
+
+    import pytest
+
+    from rtvc.errors import ModelError
+
+    path = tmp_path / "voice.pth"
+    torch.save(_checkpoint(), path)
+    data = bytearray(path.read_bytes())
+    info = next(i for i in zipfile.ZipFile(path).infolist() if i.file_size > 100_000)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 1000
+    data[start : start + 4000] = bytes(4000)
+    path.write_bytes(data)
+    with pytest.raises(ModelError, match=r"voice\.pth: damaged: its part '.*' fails its checksum"):
+        torch_load(path, map_location="cpu", weights_only=True)

@@ -16,9 +16,12 @@ the user may overwrite or delete while it plays.
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from rtvc.errors import ModelError
 
 CHUNK = 1 << 20  # bytes per read() in read_chunked: a short kernel copy each, preemptible in between
 
@@ -40,13 +43,53 @@ def read_chunked(path: Path) -> bytearray:
 
 
 def torch_load(path: Path, **kwargs: Any) -> Any:
-    """`torch.load(path, **kwargs)`, with every tensor a copy of its own: mapped and copied for a zip
-    checkpoint (every file torch.save has written since torch 1.6), read in chunks for a legacy one."""
+    """`torch.load(path, **kwargs)` from a private copy of the file, read in chunks, with every tensor a copy
+    of its own. A zip checkpoint (every file torch.save has written since torch 1.6) has its members'
+    checksums checked (torch does not check them: a download with a hole of zeros loaded as a voice), then is
+    mapped and copied tensor by tensor. The mapping is of the private copy, never of the user's file: a file
+    truncated while mapped (`cp new.pth voice.pth` during the load) killed the daemon with SIGBUS."""
     import torch
 
-    if zipfile.is_zipfile(path):
-        return _own(torch.load(path, mmap=True, **kwargs))
-    return torch.load(io.BytesIO(read_chunked(path)), **kwargs)
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):  # (not Linux)
+        data = io.BytesIO(read_chunked(path))
+        if zipfile.is_zipfile(data):
+            _check_members(path, data)
+        data.seek(0)
+        return torch.load(data, **kwargs)
+    fd = os.memfd_create("rtvc-model", os.MFD_CLOEXEC)
+    try:
+        with open(fd, "r+b", buffering=0, closefd=False) as copy:
+            _copy_chunked(path, copy)
+            if zipfile.is_zipfile(copy):
+                _check_members(path, copy)
+                return _own(torch.load(f"/proc/self/fd/{fd}", mmap=True, **kwargs))
+            copy.seek(0)
+            return torch.load(copy, **kwargs)
+    finally:
+        os.close(fd)  # (the tensors are copies by now: the copy's memory goes with its last mapping)
+
+
+def _copy_chunked(path: Path, out: BinaryIO) -> None:
+    with path.open("rb", buffering=0) as f:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := f.readinto(view):
+            out.write(view[:n])
+        view.release()
+
+
+def _check_members(path: Path, f: BinaryIO) -> None:
+    """ModelError naming the first member of a zip file whose data fails its checksum."""
+    f.seek(0)
+    try:
+        bad = zipfile.ZipFile(f).testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise ModelError(f"{path}: damaged zip archive ({e})", "download the file again") from None
+    if bad is not None:
+        raise ModelError(
+            f"{path}: damaged: its part {bad!r} fails its checksum (the download is incomplete or corrupted)",
+            "download the file again",
+        )
 
 
 def _own(obj: Any) -> Any:
