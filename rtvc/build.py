@@ -126,13 +126,20 @@ def build_profile(cfg: Config, opts: BuildOptions, out: TextIO = sys.stdout) -> 
         print(f"profile '{profile.name}' uses the '{profile.voice}' voice, which runs without engines: "
               "nothing to build (only rvc voices have TensorRT engines)", file=out)  # fmt: skip
         return 0
+    backend = getattr(profile.model, "backend", "")
+    if backend != "tensorrt":  # (engines it would never use: minutes of building, and "done" said)
+        raise RtvcError(
+            f"profile '{profile.name}' runs backend = '{backend}' (device '{profile.model.device}'): it would not "
+            "use TensorRT engines",
+            f'set backend = "tensorrt" and device = "cuda" in {profile.path}\'s [model] table, then build again',
+        )
     precision = opts.precision or getattr(profile.model, "precision", "fp32")
     _trt, target = require_gpu_build()
     export_steps, stream_shape = _export_functions()
     sr = cfg.audio.samplerate
     command = build_command(opts.profile, cfg.stream.block_ms, precision, sr, cfg.path)
     folder = engines_dir(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
+    _check_writable(folder)
     manifest = Manifest.load(folder, command)
     voice = make_voice(profile, sr)
     st = cfg.stream
@@ -162,6 +169,19 @@ def build_profile(cfg: Config, opts: BuildOptions, out: TextIO = sys.stdout) -> 
     print(f"done: {len(steps)} engines in {folder} ({time.perf_counter() - t_all:.1f} s); "
           f"manifest {manifest.path}", file=out)  # fmt: skip
     return 0
+
+
+def _check_writable(folder: Path) -> None:
+    """RtvcError, before minutes of export and building, where the engines folder cannot take files."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise RtvcError(
+            f"cannot write engines in {folder} ({e.strerror or e})",
+            "make it a writable folder (remove a file of that name), or run rtvc build with a config elsewhere",
+        ) from None
 
 
 def _entry(step, file: str, built, models: dict, paths: dict, shape, precision: str, target) -> EngineEntry:

@@ -7,6 +7,7 @@ asking torch for its name. Optional pieces (GPU, TensorRT, JACK) say "optional" 
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -240,13 +241,13 @@ def check_token() -> list[Check]:
 def doctor(folder: Path, out: TextIO = sys.stdout) -> int:
     checks: list[Callable[[], list[Check]]] = [
         check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_onnx,
-        lambda: check_engines(folder), check_audio, check_jack, check_realtime, check_token,
+        functools.partial(check_engines, folder), check_audio, check_jack, check_realtime, check_token,
     ]  # fmt: skip
     for run in checks:
         try:
             results = run()
         except Exception as e:  # a check that breaks is itself a finding; the others still run
-            name = getattr(run, "__name__", "check").removeprefix("check_")
+            name = getattr(getattr(run, "func", run), "__name__", "check").removeprefix("check_")
             results = [Check(False, name, f"the check failed: {type(e).__name__}: {e}", "report this")]
         for c in results:
             print(c.line(), file=out, flush=True)

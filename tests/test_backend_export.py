@@ -180,3 +180,11 @@ def test_local_functions_are_judged_by_their_bodies(tmp_path):
     assert tensorrt_refuses(model("DFT")) == ["DFT"]
     contrib = helper.make_node("FusedMatMul", ["x", "x"], ["z"], domain="com.microsoft")
     assert tensorrt_refuses(model("Add", [contrib])) == ["com.microsoft::FusedMatMul"]
+
+
+def test_a_block_that_is_not_whole_10_ms_frames_has_no_stream_shape(voice):
+    """`rtvc build --block-ms 15` exported and built engines for a stream the voice then refused."""
+    from rtvc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RVC voices work in 10 ms frames but a block is 15 ms"):
+        stream_shape(voice, 15.0, 48000)

@@ -24,6 +24,7 @@ from rtvc.backends.manifest import (
     rvc_models,
     timing_cache_path,
 )
+from rtvc.errors import RtvcError
 from rtvc.voices.rvc import RvcModelSettings
 
 SHAPE = StreamShape(samplerate=16000, out_samplerate=48000, block=320, context=16640, tail=2400)
@@ -211,7 +212,7 @@ def test_save_is_atomic(tmp_path: Path, voice, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RtvcError, match=r"cannot write the engine manifest .*manifest\.json \(disk full\)"):
         m.save()
     assert (folder / "manifest.json").read_bytes() == before  # the old manifest, whole
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # and no leftover temporary file
@@ -227,3 +228,25 @@ def test_corrupt_manifest(tmp_path: Path, voice, text):
     assert err.reason == "corrupt"
     assert f"{folder / 'manifest.json'} is not a valid engine manifest" in str(err)
     assert "delete it and rebuild" in str(err)
+
+
+def test_a_manifest_that_is_a_folder_or_unreadable_or_mistyped_is_corrupt_not_a_traceback(tmp_path: Path, voice):
+    """A folder named manifest.json counted as "no manifest" (the build then failed after its first engine);
+    an unreadable one, or one with an entry's field of the wrong type, was a traceback in doctor and lookup."""
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    (folder / "manifest.json").mkdir(parents=True)
+    err = _why(folder, _request(models, paths))
+    assert err.reason == "corrupt" and "is not a valid engine manifest (not a file)" in str(err)
+    (folder / "manifest.json").rmdir()
+    entry = _built(folder, models, paths)
+    _saved(folder, entry)
+    doc = json.loads((folder / "manifest.json").read_text())
+    doc["engines"][0]["models"] = ["not", "a", "table"]
+    (folder / "manifest.json").write_text(json.dumps(doc))
+    err = _why(folder, _request(models, paths))
+    assert err.reason == "corrupt" and "an entry's 'models' is not a table of text" in str(err)
+    if os.geteuid() != 0:  # (root reads it anyway)
+        (folder / "manifest.json").chmod(0)
+        err = _why(folder, _request(models, paths))
+        assert err.reason == "corrupt" and "cannot be read (Permission denied)" in str(err)

@@ -41,6 +41,10 @@ def _profiles(tmp_path: Path) -> Path:
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "alice.toml").write_text(
         'voice = "rvc"\n[model]\npath = "alice.pth"\ncontent = "hubert_base.pt"\nf0 = "yin"\n'
+        'backend = "tensorrt"\ndevice = "cuda"\n'
+    )
+    (tmp_path / "profiles" / "eager.toml").write_text(
+        'voice = "rvc"\n[model]\npath = "alice.pth"\ncontent = "hubert_base.pt"\nf0 = "yin"\n'
     )
     (tmp_path / "profiles" / "deep.toml").write_text('voice = "pitch"\n[params]\npitch = -4.0\n')
     return tmp_path
@@ -57,6 +61,17 @@ def test_build_without_tensorrt_or_cuda_exits_2_with_the_fix(tmp_path: Path):
     if not _cuda():
         assert "torch sees no CUDA device" in lines[0] and "NVIDIA GPU" in lines[0]
     assert not (tmp_path / "engines").exists()  # refused before touching anything
+
+
+def test_build_refuses_a_profile_that_would_not_use_the_engines(tmp_path: Path):
+    """It built them (minutes on a GPU) and said "done" for a profile that runs eager, or CUDA graphs."""
+    res = rtvc("build", "eager", "--block-ms", "10", cwd=_profiles(tmp_path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert "profile 'eager' runs backend = 'eager' (device 'cpu'): it would not use TensorRT engines" in lines[0]
+    assert 'set backend = "tensorrt" and device = "cuda"' in lines[0]
+    assert not (tmp_path / "engines").exists()
 
 
 def test_build_of_a_voice_without_engines_says_so(tmp_path: Path):
@@ -187,3 +202,16 @@ def test_engine_runs_like_torch(trt_gpu, tmp_path: Path):
     with torch.no_grad():
         torch.testing.assert_close(runners["tiny"](x=xn)["y"], model(torch.from_numpy(xn).cuda()), rtol=2e-3, atol=2e-3)
     runners["tiny"].close()
+
+
+def test_an_engines_folder_that_cannot_take_files_is_said_before_the_build(tmp_path: Path):
+    """A file named engines (or a read-only folder) was a FileExistsError / OSError traceback, the latter after
+    the ONNX export."""
+    from rtvc.build import _check_writable
+    from rtvc.errors import RtvcError
+
+    (tmp_path / "engines").write_text("x")
+    with pytest.raises(RtvcError, match=r"cannot write engines in .*engines \(File exists\)"):
+        _check_writable(tmp_path / "engines")
+    _check_writable(tmp_path / "fresh" / "engines")  # made, and left empty
+    assert list((tmp_path / "fresh" / "engines").iterdir()) == []

@@ -156,6 +156,21 @@ def write_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _check_types(e: EngineEntry) -> None:
+    """ValueError naming a field of a (hand-edited) manifest entry with a value of the wrong type."""
+    text = ("step", "file", "shape", "precision", "gpu", "compute_capability", "tensorrt", "engine_sha256")
+    for name in text:
+        if not isinstance(getattr(e, name), str):
+            raise ValueError(f"an entry's {name!r} is not text")
+    for name in ("models", "model_paths"):
+        value = getattr(e, name)
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ValueError(f"an entry's {name!r} is not a table of text")
+    for name in ("inputs", "outputs"):
+        if not isinstance(getattr(e, name), list):
+            raise ValueError(f"an entry's {name!r} is not a list")
+
+
 class Manifest:
     def __init__(self, engines_dir: Path, entries: list[EngineEntry] | None = None):
         self.dir = engines_dir
@@ -168,24 +183,38 @@ class Manifest:
     @classmethod
     def load(cls, engines_dir: Path, command: str = "rtvc build PROFILE") -> Manifest:
         path = engines_dir / MANIFEST
-        if not path.is_file():
+        if not path.exists():
             return cls(engines_dir)
         names = {f.name for f in fields(EngineEntry)}
         try:
+            if not path.is_file():
+                raise ValueError("not a file")
             raw = json.loads(path.read_text())
             if raw.get("format") != FORMAT:
                 raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT}")
             entries = [EngineEntry(**{k: v for k, v in e.items() if k in names}) for e in raw["engines"]]
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            for e in entries:
+                _check_types(e)
+        except OSError as e:  # (unreadable: written by another user, e.g. a `sudo rtvc build`)
+            raise EngineError(
+                "corrupt", f"{path} cannot be read ({e.strerror or e})", f"fix its permissions, or delete it: {command}"
+            ) from None
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             raise EngineError(
                 "corrupt", f"{path} is not a valid engine manifest ({e})", f"delete it and rebuild: {command}"
             ) from None
         return cls(engines_dir, entries)
 
     def save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
         doc = {"format": FORMAT, "engines": [asdict(e) for e in self.entries]}
-        write_atomic(self.path, (json.dumps(doc, indent=2) + "\n").encode())
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, (json.dumps(doc, indent=2) + "\n").encode())
+        except OSError as e:
+            raise RtvcError(
+                f"cannot write the engine manifest {self.path} ({e.strerror or e})",
+                "make the engines folder writable (and remove whatever is in the way), then build again",
+            ) from None
 
     def record(self, entry: EngineEntry) -> list[str]:
         """Add `entry`, dropping entries it replaces (same step, model files, stream, precision and machine);

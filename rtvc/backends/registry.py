@@ -86,7 +86,8 @@ def check_backend(backend: str, device: str, precision: str, where: str = "profi
         raise ConfigError(
             f"{where}: device = 'cuda', but torch sees no CUDA device (torch {torch.__version__}, "
             f"built with CUDA {torch.version.cuda or 'none'})",
-            "install a CUDA build of torch and an NVIDIA driver, or set device = 'cpu' and backend = 'eager'",
+            "install a CUDA build of torch and an NVIDIA driver, or set device = 'cpu' and backend = 'eager'"
+            + (" and precision = 'fp32'" if precision == "fp16" else ""),
         )
     if backend == "tensorrt":
         tensorrt_module()
