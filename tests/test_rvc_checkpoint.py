@@ -305,6 +305,17 @@ BAD_FILES = {
         _saved(lambda tmp: {"args": argparse.Namespace(encoder_layers=12), "model": {"x": torch.zeros(1)}}),
         "this looks like a HuBERT / ContentVec content-feature model",
     ),
+    "HuBERT (argparse args, legacy torch format)": (
+        lambda tmp: (
+            torch.save(
+                {"args": argparse.Namespace(encoder_layers=12), "model": {"x": torch.zeros(1)}},
+                tmp / "bad.pth",
+                _use_new_zipfile_serialization=False,
+            ),
+            tmp / "bad.pth",
+        )[1],
+        "this looks like a HuBERT / ContentVec content-feature model",  # (was: "export the voice again")
+    ),
     "training checkpoint": (
         _saved(lambda tmp: {"model": {"x": torch.zeros(1)}, "iteration": 10, "optimizer": {}, "learning_rate": 1e-4}),
         "RVC training checkpoint",

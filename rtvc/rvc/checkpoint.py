@@ -122,14 +122,22 @@ def _read(path: Path) -> object:
 
 
 def _pickle_strings(path: Path) -> list[str]:
-    """Strings (module and class names among them) in a zip checkpoint's pickle, read without running it."""
+    """Strings (module and class names among them) in a checkpoint's pickle, read without running it: the
+    zip format's data.pkl, or the legacy format's leading pickles (magic number, protocol, system info, the
+    object)."""
+    out: list[str] = []
     try:
-        with zipfile.ZipFile(path) as z:
-            pkl = next(n for n in z.namelist() if n.endswith("data.pkl"))
-            data = z.read(pkl)
-        return [str(arg) for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)]
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                pkl = next(n for n in z.namelist() if n.endswith("data.pkl"))
+                data = z.read(pkl)
+            return [str(arg) for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)]
+        with path.open("rb") as f:
+            for _ in range(4):
+                out += [str(arg) for _, arg, _ in pickletools.genops(f) if isinstance(arg, str)]
     except Exception:
-        return []  # unreadable: the caller reports the generic message
+        pass  # unreadable (or what follows the object): the caller words what was found
+    return out
 
 
 def _reject_other_kinds(path: Path, cpt: object) -> None:
