@@ -6,12 +6,7 @@ device (--period frames a callback, --block-ms blocks, the daemon's real-time wo
 v2 48k voice with HuBERT base, FCPE and a faiss index, all written here with random weights, the way the
 daemon does (`build_converter` on another thread: read, build, check, one rehearsal block). It counts the
 output underruns (ms of silence), the virtual device's late callbacks and the worker's slowest block, per
-load, for three modes taken in turns, in one run:
-
-- `idle`: nothing loads (the same stretch of time): what the machine does on its own;
-- `quiet`: rtvc's loader (model files read through rtvc.rvc.quiet_io);
-- `whole-reads`: the same loader, with the model files read whole into fresh memory (plain `torch.load`,
-  `faiss.read_index`), as rtvc read them before.
+load, beside `idle` stretches of the same length in turns (nothing loads: what the machine does on its own).
 
     python bench/voice_load.py --loads 5
 """
@@ -24,14 +19,13 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from common import machine, write_result
 
 SR = 48000
-MODES = ("idle", "quiet", "whole-reads")
+MODES = ("idle", "load")
 
 
 def write_voice(folder: Path, index_vectors: int) -> None:
@@ -55,43 +49,15 @@ def write_voice(folder: Path, index_vectors: int) -> None:
     )
 
 
-@contextmanager
-def whole_reads():
-    """rtvc's loader with the model files read as before rtvc.rvc.quiet_io: whole, into fresh memory."""
-    import torch
-
-    from rtvc.rvc import checkpoint, index, torch_pickle
-    from rtvc.rvc.f0 import crepe
-
-    def plain_load(path, **kwargs):
-        return torch.load(path, **kwargs)
-
-    def whole(path):
-        return bytearray(Path(path).read_bytes())
-
-    saved = [(m, "torch_load", m.torch_load) for m in (checkpoint, torch_pickle, crepe)]
-    saved.append((index, "read_chunked", index.read_chunked))
-    for m, name, _ in saved:
-        setattr(m, name, plain_load if name == "torch_load" else whole)
-    try:
-        yield
-    finally:
-        for m, name, fn in saved:
-            setattr(m, name, fn)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loads", type=int, default=5, help="loads per mode")
     ap.add_argument("--block-ms", type=int, default=20)
     ap.add_argument("--period", type=int, default=256)
     ap.add_argument("--index-vectors", type=int, default=10000, help="features in the voice's .index")
-    ap.add_argument("--modes", default=",".join(MODES), help="which modes, in turns (default: all three)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "voice_load.json")
     args = ap.parse_args()
-    modes = args.modes.split(",")
-    if not modes or set(modes) - set(MODES):
-        raise SystemExit(f"voice_load: --modes takes some of {', '.join(MODES)}")
+    modes = MODES
 
     from rtvc.audio.virtual import VirtualDevice
     from rtvc.config import load_config
@@ -127,8 +93,7 @@ def main() -> None:
                 if mode == "idle":
                     time.sleep(statistics.median(load_s) if load_s else 1.5)
                 else:
-                    with whole_reads() if mode == "whole-reads" else _nothing():
-                        load_on_a_thread(build_converter, cfg)
+                    load_on_a_thread(build_converter, cfg)
                 took = time.perf_counter() - t0
                 if mode != "idle":
                     load_s.append(took)
@@ -171,9 +136,6 @@ def main() -> None:
             f"{s['underrun_events_median']:>10g} {s['late_callbacks_median']:>8g} "
             f"{s['block_max_ms_median']:>7.1f} ({s['block_max_ms_max']:>6.1f})"
         )
-    q, w = (result.get(m, {}).get("underrun_ms_median", 0.0) for m in ("quiet", "whole-reads"))
-    if q > 0 and w > 0:
-        print(f"silence per load, whole reads / quiet: {w / q:.1f}x")
     write_result(
         args.out,
         "voice_load",
@@ -217,11 +179,6 @@ def _commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=where, capture_output=True, text=True)
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else "?"
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from rtvc.errors import ModelError
-from rtvc.rvc.quiet_io import torch_load
+from rtvc.rvc.model_files import torch_load
 from rtvc.rvc.synth import PHONE_DIM, SynthConfig, Synthesizer
 
 REEXPORT = "export the voice again from RVC (its assets/weights/*.pth file)"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rtvc.errors import ModelError
-from rtvc.rvc.quiet_io import read_chunked
+from rtvc.rvc.model_files import read_chunked
 
 K = 8  # neighbours, as RVC uses
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from rtvc.errors import ModelError
-from rtvc.rvc.quiet_io import torch_load
+from rtvc.rvc.model_files import torch_load
 
 
 class Opaque:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from rtvc.errors import ModelError
 from rtvc.rvc.f0.base import HOP, as_audio, bin_range, keep_range, local_average_f0, n_frames
-from rtvc.rvc.quiet_io import torch_load
+from rtvc.rvc.model_files import torch_load
 
 WINDOW = 1024
 SILENCE_RMS = 10 ** (-70 / 20)

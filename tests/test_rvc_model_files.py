@@ -1,4 +1,4 @@
-"""Model files read for a voice load: the tensors are the model's own copies, in both torch formats."""
+"""Model files read for a voice load: the tensors are the model's own, in both torch formats; damage is named."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import collections
 
 import torch
 
-from rtvc.rvc.quiet_io import CHUNK, read_chunked, torch_load
+from rtvc.rvc.model_files import CHUNK, read_chunked, torch_load
 
 
 def _checkpoint() -> dict:
@@ -25,9 +25,8 @@ def _same(a: dict, b: dict) -> None:
 
 
 def test_a_zip_checkpoint_loads_into_memory_of_its_own(tmp_path):
-    """Read through a mapping of the file, then copied: a file overwritten in place after the load (a user
-    saving a new version over it) does not change the voice that plays. Without the copy it did: the mapping
-    shows the file's new bytes."""
+    """A file overwritten in place after the load (a user saving a new version over it) does not change the
+    voice that plays: nothing of it stays mapped."""
     ckpt = _checkpoint()
     path = tmp_path / "voice.pth"
     torch.save(ckpt, path)
@@ -55,23 +54,27 @@ def test_chunked_reads_return_the_file(tmp_path):
     assert read_chunked(tmp_path / "empty") == b""
 
 
-def test_a_file_truncated_during_its_load_does_not_kill_the_process(tmp_path, monkeypatch):
-    """`cp new.pth voice.pth` during a load truncates the file first. The load used to map the user's file,
-    and touching a page past its new end killed the daemon with SIGBUS; it maps a private copy now."""
-    import rtvc.rvc.quiet_io as q
+def test_a_file_truncated_during_its_load_is_an_error_not_a_crash(tmp_path, monkeypatch):
+    """`cp new.pth voice.pth` during a load truncates the file first. A load that mapped the file (tried, see
+    the module's docstring) died of SIGBUS here; read, it is a ModelError naming the file."""
+    import pytest
 
-    ckpt = _checkpoint()
-    path = tmp_path / "voice.pth"
-    torch.save(ckpt, path)
-    real = q._own
+    import rtvc.rvc.model_files as m
+    from rtvc.errors import ModelError
+    from rtvc.rvc.checkpoint import load_rvc
+    from rtvc.rvc.factory import write_rvc_checkpoint
 
-    def truncating(obj):
-        with path.open("r+b") as f:
-            f.truncate(0)
-        return real(obj)
+    path = write_rvc_checkpoint(tmp_path / "voice.pth", version="v2", sr="40k", f0=1, size="tiny", seed=0)
+    checked = m._check_members
 
-    monkeypatch.setattr(q, "_own", truncating)
-    _same(ckpt, torch_load(path, map_location="cpu", weights_only=True))  # the file as it was when read
+    def then_truncated(p):
+        checked(p)
+        with p.open("r+b") as f:
+            f.truncate(p.stat().st_size // 2)
+
+    monkeypatch.setattr(m, "_check_members", then_truncated)
+    with pytest.raises(ModelError, match=r"voice\.pth: truncated or damaged checkpoint"):
+        load_rvc(path)
 
 
 def test_a_zip_checkpoint_with_a_damaged_part_is_refused_by_name(tmp_path):
