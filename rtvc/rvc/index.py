@@ -18,6 +18,7 @@ from rtvc.errors import ModelError
 from rtvc.rvc.model_files import read_chunked
 
 K = 8  # neighbours, as RVC uses
+DAMAGED_FIX = "use the voice's .index file again (download it again), or remove it"
 
 
 @dataclass
@@ -45,7 +46,7 @@ class FeatureIndex:
             )
         data = read_chunked(path)
         _check_ivf_flat(path, data, dim)
-        fix = "use the voice's .index file again (download it again), or remove it"
+        fix = DAMAGED_FIX
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except (RuntimeError, ValueError, MemoryError) as e:
@@ -98,7 +99,7 @@ def _check_ivf_flat(path: Path, data: bytes | bytearray, dim: int) -> None:
     """ModelError where an IVF-Flat index declares more than its file holds: faiss allocates (and zero-fills)
     what the header declares before it finds the file short (a 2-byte corruption asked for 14 GB and took a
     minute). Other index types go to faiss unchecked."""
-    fix = "use the voice's .index file again (download it again), or remove it"
+    fix = DAMAGED_FIX
     size = len(data)
     if size < _HEAD.size + 16 + _HEAD.size + 8 + 8 or bytes(data[:4]) not in _IVF_FLAT:
         return
