@@ -1053,3 +1053,35 @@ def test_a_client_whose_socket_takes_nothing_is_closed_after_stall_s(monkeypatch
         assert conn.closing and aborted == [True]
 
     asyncio.run(main())
+
+
+def test_voices_list_says_which_profiles_this_machine_cannot_run(daemon):
+    """A CUDA or TensorRT profile on a machine without them was listed as a plain voice, and failed first
+    when selected; it is marked with what selecting it says."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the profile could run here")
+    folder = daemon.controller.profiles_dir
+    models = folder.parent / "gpu-models"
+    models.mkdir(exist_ok=True)
+    (models / "v.pth").write_bytes(b"x")
+    (folder / "rvc-gpu.toml").write_text(
+        'label = "GPU"\nvoice = "rvc"\n[model]\npath = "../gpu-models/v.pth"\ncontent = "."\n'
+        'backend = "cuda-graph"\ndevice = "cuda"\nprecision = "fp16"\n'
+    )
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+        listed = {v["name"]: v for v in (await c.call("voices.list"))["voices"]}
+        err = listed["rvc-gpu"]["error"]
+        assert "device = 'cuda', but torch sees no CUDA device" in err, err
+        assert "precision = 'fp32'" in err, err  # (the fix names every setting to change)
+        with pytest.raises(RpcFailure, match="torch sees no CUDA device"):
+            await c.call("voices.select", name="rvc-gpu")
+        await c.close()
+
+    try:
+        run(main())
+    finally:
+        (folder / "rvc-gpu.toml").unlink()

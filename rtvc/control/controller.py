@@ -84,12 +84,15 @@ class Controller:
             try:
                 p = load_profile(str(path), self.profiles_dir)
                 entry = {"name": p.name, "label": p.label, "voice": p.voice, "active": p.name == self.profile}
-                missing = getattr(voice_class(p.voice, str(path)), "missing_files", None)
+                kind = voice_class(p.voice, str(path))
+                missing = getattr(kind, "missing_files", None)
                 gone = missing(p.model, p.path.parent) if missing is not None and p.model is not None else []
                 if gone:  # said here, not first when it is selected on stream
                     entry["error"] = (
                         f"{path}: [model] {'; '.join(gone)}: put the files there or point the profile at them"
                     )
+                elif p.model is not None and (why := getattr(kind, "cannot_run", lambda *_: "")(p.model, str(path))):
+                    entry["error"] = why  # (a GPU profile on a machine without one)
                 out.append(entry)
             except ConfigError as e:  # listed, so the user sees why it cannot be chosen
                 out.append({"name": path.stem, "label": path.stem, "voice": "", "active": False, "error": str(e)})

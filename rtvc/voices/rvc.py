@@ -111,6 +111,20 @@ class RvcVoice:
         return out
 
     @staticmethod
+    def cannot_run(model: RvcModelSettings, where: str) -> str:
+        """Why this machine cannot run the settings' backend, device and precision (no CUDA device, no
+        TensorRT), or "": what selecting the voice would refuse first, for a listing."""
+        try:
+            from rtvc.backends.registry import check_backend
+        except ImportError as e:
+            return f'{where}: RVC voices need torch ({e}); install the rvc extra: pip install -e ".[rvc]"'
+        try:
+            check_backend(model.backend, model.device, model.precision, where)
+        except ConfigError as e:
+            return str(e)
+        return ""
+
+    @staticmethod
     def preload() -> None:
         """Import torch and the RVC modules. Python holds its lock while it loads a native library, and
         torch's are hundreds of MB: importing them with audio running stops the worker (measured here:
