@@ -57,7 +57,6 @@ def main() -> None:
     ap.add_argument("--index-vectors", type=int, default=10000, help="features in the voice's .index")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "voice_load.json")
     args = ap.parse_args()
-    modes = MODES
 
     from rtvc.audio.virtual import VirtualDevice
     from rtvc.config import load_config
@@ -79,15 +78,15 @@ def main() -> None:
         build_converter(cfg, "voice")  # one load first: the files are in the page cache for every mode
         engine = build_engine(cfg)
         speech = load_mono(bundled_speech(), SR)
-        seconds = 30 * len(modes) * args.loads + 30
+        seconds = 30 * len(MODES) * args.loads + 30
         device = VirtualDevice(engine, np.tile(speech, seconds * SR // len(speech) + 1)[: seconds * SR], args.period)
         engine.start()
         device.start()
         time.sleep(3)
-        rows: dict[str, list[dict]] = {m: [] for m in modes}
+        rows: dict[str, list[dict]] = {m: [] for m in MODES}
         load_s: list[float] = []
         for k in range(args.loads):
-            for mode in modes:
+            for mode in MODES:
                 x0, late0, n0 = engine.status().xruns, device.late_callbacks, engine.timer.count
                 t0 = time.perf_counter()
                 if mode == "idle":
@@ -125,11 +124,11 @@ def main() -> None:
             "per_load": r,
         }
 
-    result = {m: summary(m) for m in modes}
+    result = {m: summary(m) for m in MODES}
     print(f"\nloading a full-size RVC voice while the default voice plays ({args.block_ms} ms blocks, period "
           f"{args.period}), {args.loads} loads a mode, medians (max)")  # fmt: skip
     print(f"{'mode':12s} {'load s':>7} {'silence ms':>15} {'underruns':>10} {'late cb':>8} {'worker max ms':>16}")
-    for m in modes:
+    for m in MODES:
         s = result[m]
         print(
             f"{m:12s} {s['seconds_median']:>7.2f} {s['underrun_ms_median']:>7.1f} ({s['underrun_ms_max']:>5.1f}) "

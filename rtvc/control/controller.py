@@ -85,13 +85,13 @@ class Controller:
                 p = load_profile(str(path), self.profiles_dir)
                 entry = {"name": p.name, "label": p.label, "voice": p.voice, "active": p.name == self.profile}
                 kind = voice_class(p.voice, str(path))
-                missing = getattr(kind, "missing_files", None)
+                missing, cannot_run = getattr(kind, "missing_files", None), getattr(kind, "cannot_run", None)
                 gone = missing(p.model, p.path.parent) if missing is not None and p.model is not None else []
                 if gone:  # said here, not first when it is selected on stream
                     entry["error"] = (
                         f"{path}: [model] {'; '.join(gone)}: put the files there or point the profile at them"
                     )
-                elif p.model is not None and (why := getattr(kind, "cannot_run", lambda *_: "")(p.model, str(path))):
+                elif cannot_run is not None and p.model is not None and (why := cannot_run(p.model, str(path))):
                     entry["error"] = why  # (a GPU profile on a machine without one)
                 out.append(entry)
             except ConfigError as e:  # listed, so the user sees why it cannot be chosen

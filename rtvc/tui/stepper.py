@@ -145,10 +145,6 @@ class Stepper(Widget, can_focus=True):
         label_w = max(1, min(LABEL_W, w - value_w - 4))
         return label_w, label_w + 2, label_w + 2, value_w
 
-    def _bar_span(self) -> tuple[int, int]:
-        """Columns of the bar (between the arrows)."""
-        return self._layout()[1:3]
-
     def on_click(self, event: events.Click) -> None:
         label_w, a, b, _ = self._layout()
         if event.x in (label_w, label_w + 1):  # ◀

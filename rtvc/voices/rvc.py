@@ -248,15 +248,20 @@ class RvcVoice:
         out["synth"] = SynthStep(self.rvc.net, plan.synth, precision)
         return out
 
-    def prepare_stream(self, window: int, block: int) -> None:
-        """The converter, once its shapes are known (before the stream starts): build the step runners now, so
-        CUDA-graph capture and engine loading happen here and not in the first block. A block that is not
-        whole 10 ms frames is refused here, while the voice that plays now keeps playing."""
+    @staticmethod
+    def check_block(block: int) -> None:
+        """ConfigError for a block (16 kHz samples) that is not whole 10 ms frames."""
         if block % HOP:
             raise ConfigError(
                 f"RVC voices work in 10 ms frames but a block is {block * 1000 / IN_RATE:g} ms",
                 "make stream.block_ms a multiple of 10",
             )
+
+    def prepare_stream(self, window: int, block: int) -> None:
+        """The converter, once its shapes are known (before the stream starts): build the step runners now, so
+        CUDA-graph capture and engine loading happen here and not in the first block. A block that is not
+        whole 10 ms frames is refused here, while the voice that plays now keeps playing."""
+        self.check_block(block)
         if self.fixed:
             self._build_runners(window, block)
 

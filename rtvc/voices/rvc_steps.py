@@ -66,13 +66,7 @@ def stream_shape(
     dev = DeviceShape(samplerate, *frames)
     dev.validate()
     rates = _Rates(dev, voice.samplerate, voice.out_samplerate)
-    if rates.block_v % HOP:  # (as the voice refuses it when the stream starts: `rtvc build` built engines for it)
-        from rtvc.errors import ConfigError
-
-        raise ConfigError(
-            f"RVC voices work in 10 ms frames but a block is {rates.block_v * 1000 / voice.samplerate:g} ms",
-            "make stream.block_ms a multiple of 10",
-        )
+    voice.check_block(rates.block_v)  # (as the stream's start does: `rtvc build` built engines for such a block)
     tail = rates.tail_v + rates.pad_v
     context = max(rates.to_voice(dev.context), voice.context_for(tail))
     plan = voice.plan(context + rates.block_v, rates.block_v, tail)
