@@ -94,6 +94,21 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--precision", choices=("fp16", "fp32"), help="default: the profile's [model] precision")
     b.add_argument("--workspace-mb", type=int, default=2048, metavar="N", help="TensorRT workspace limit (MiB)")
 
+    i = sub.add_parser(
+        "import",
+        help="check and copy model files under models/ and write a voice's profile (an RVC .pth, its .index, "
+        "hubert_base.pt, rmvpe.pt, or a .zip of them)",
+    )
+    _add_config_flags(i, ())
+    i.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    i.add_argument("--name", help="the profile's name (default: from the voice's file name)")
+    i.add_argument("--label", help="what the voice list shows (default: the voice's file name)")
+    i.add_argument("--f0", help="F0 estimator: fcpe (default), crepe, crepe-tiny, rmvpe or yin")
+    i.add_argument("--force", action="store_true", help="replace a profile of that name, and the voice's files")
+
+    m = sub.add_parser("models", help="list the imported model files, and the profiles that use them")
+    _add_config_flags(m, ())
+
     d = sub.add_parser("doctor", help="check GPU, CUDA, TensorRT, engines and audio; say how to fix what is missing")
     _add_config_flags(d, ())
     return p
@@ -152,6 +167,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.workspace_mb < 64:
             raise RtvcError(f"--workspace-mb {args.workspace_mb} is too small", "give at least 64 (MiB)")
         return build_profile(cfg, BuildOptions(args.profile, args.precision, args.workspace_mb))
+    if args.command == "import":
+        from rtvc.models import ImportOptions, import_models
+
+        import_models(cfg, ImportOptions(args.files, args.name, args.label, args.f0, args.force))
+        return 0
+    if args.command == "models":
+        from rtvc.models import list_models
+
+        print(list_models(cfg))
+        return 0
     if args.command == "tui":
         from rtvc.tui.launch import attach
 

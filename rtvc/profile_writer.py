@@ -20,6 +20,7 @@ from rtvc.profiles import check_label, load_profile
 
 _SAVING = threading.Lock()
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+SAVED = "Saved by rtvc (profiles.save)."
 
 
 def check_name(name: str) -> None:
@@ -54,8 +55,14 @@ def _table(name: str, values: dict[str, Any]) -> list[str]:
     return [f"\n[{name}]", *(f"{k} = {_value(v)}" for k, v in values.items())]
 
 
-def render(label: str, kind: str, params: dict[str, Any], model: dict[str, Any] | None) -> str:
-    lines = ["# Saved by rtvc (profiles.save).", f"label = {_value(label)}", f"voice = {_value(kind)}"]
+def render(
+    label: str,
+    kind: str,
+    params: dict[str, Any],
+    model: dict[str, Any] | None,
+    comment: str = SAVED,
+) -> str:
+    lines = [f"# {comment}", f"label = {_value(label)}", f"voice = {_value(kind)}"]
     if model:
         lines += _table("model", model)
     lines += _table("params", params)
@@ -83,6 +90,7 @@ def write_profile(
     params: dict[str, Any],
     model: dict[str, Any] | None,
     overwrite: bool = False,
+    comment: str = SAVED,
 ) -> Path:
     """Write profiles_dir/NAME.toml; returns its path. Refuses to replace an existing profile unless asked."""
     check_name(name)
@@ -104,7 +112,7 @@ def write_profile(
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(render(label, kind, params, model))
+                f.write(render(label, kind, params, model, comment))
                 f.flush()
                 os.fsync(f.fileno())  # the rename below must not publish an empty file after a crash
             load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any profile

@@ -90,7 +90,8 @@ def _read(path: Path) -> object:
     if not path.exists():
         raise ModelError(
             f"{path}: voice model file not found",
-            "put the RVC voice's .pth file (RVC's assets/weights) there, or set path in the profile's [model] table",
+            "put the RVC voice's .pth file (RVC's assets/weights) there, or set path in the profile's [model] table; "
+            "`rtvc import VOICE.pth [VOICE.index]` copies a voice under models/ and writes its profile",
         )
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not an RVC voice .pth file", "point the voice at the .pth file")

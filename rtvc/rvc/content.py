@@ -63,7 +63,10 @@ class ContentEncoder:
             raise ModelError(f"unknown RVC version {version!r}", "use 'v1' or 'v2' (the voice file's 'version')")
         path = Path(path)
         if not path.exists():
-            raise ModelError(f"{path}: no such file or directory", _FIX)
+            raise ModelError(
+                f"{path}: no such file or directory",
+                f"{_FIX}; `rtvc import hubert_base.pt` copies it to models/content/, for `content` to name",
+            )
         if path.is_dir():
             model, normalize, eps = _load_transformers_dir(path)
         else:

@@ -30,7 +30,10 @@ LOOKAHEAD = RMVPE_MEL.left
 
 
 def _fix(where: str) -> str:
-    return f"download rmvpe.pt (RVC's F0 model, ~181 MB) and set its path in {where}"
+    return (
+        f"download rmvpe.pt (RVC's F0 model, ~181 MB) and set its path in {where} "
+        "(`rtvc import rmvpe.pt` copies it to models/f0/)"
+    )
 
 
 def load_rmvpe_state(path: str | Path, where: str = "profile") -> dict[str, torch.Tensor]:

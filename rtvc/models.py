@@ -1,0 +1,544 @@
+"""Importing model files: `rtvc import FILE...` and `rtvc models`.
+
+A user downloads a community voice (a `.pth`, often with a `.index`, often both in a `.zip`) and, once, RVC's
+`hubert_base.pt`. `rtvc import` checks each file by loading it as what it is, with the loaders a voice uses (a
+file that imports, loads), copies it under `models/` beside config.toml, records its kind, size and sha256 in
+`models/registry.json`, and for a voice writes `profiles/NAME.toml` naming the copies: `rtvc run --profile NAME`
+then plays it. The content model and RMVPE are shared: imported once, every later voice uses them.
+
+Nothing is downloaded. Every file is checked before anything is copied, and a failure part-way (a full disk)
+takes back what this import copied: a failed import changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rtvc.errors import ConfigError, ModelError, RtvcError
+
+REGISTRY = "registry.json"
+KINDS = ("voice", "index", "content", "rmvpe")
+# where each kind is copied, under models/: a voice and its index into a folder of the voice's own
+SHARED_FOLDER = {"content": "content", "rmvpe": "f0"}
+MODEL_SUFFIXES = (".pth", ".pt", ".index", ".safetensors", ".bin", ".json")
+KNOWN = "an RVC voice (.pth), its .index, RVC's hubert_base.pt, rmvpe.pt, a transformers HuBERT folder, or a .zip"
+
+
+def models_dir(cfg) -> Path:
+    """models/ beside the config file (or in the working directory without one), like profiles/."""
+    return (cfg.path.parent if cfg.path else Path.cwd()) / "models"
+
+
+@dataclass
+class Found:
+    """A checked model file: what it is, in a line, and what pairing it with others needs."""
+
+    kind: str  # one of KINDS
+    path: Path  # where it is now (a file, or a folder for a transformers HuBERT)
+    about: str  # what `rtvc models` and the import show
+    details: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # what the user named (a zip member reads "voice.zip:voice.pth")
+    arg: str = ""  # the argument it came from, for the commands errors suggest (the .zip for its members)
+
+
+# ---------------------------------------------------------------------------------------------- identifying
+
+
+def identify(path: Path, source: str = "", arg: str = "") -> Found:
+    """Load `path` as the model it is; ModelError naming the file if it is none rtvc runs (or is damaged)."""
+    found = _identify(path, source or str(path))
+    found.arg = shlex.quote(arg or str(path))
+    return found
+
+
+def _identify(path: Path, source: str) -> Found:
+    if path.is_dir():
+        return _content(path, source)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file", f"give the path of {KNOWN}")
+    with path.open("rb") as f:
+        head = f.read(8)
+    if path.suffix.lower() == ".index" or head[:4] in _FAISS_FOURCC:
+        return _index(path, source)
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        return _torch_file(path, source)
+    raise ModelError(
+        f"{path}: not a model file rtvc knows (starts with bytes {head.hex() or 'nothing: the file is empty'})",
+        f"give {KNOWN}",
+    )
+
+
+def _torch_file(path: Path, source: str) -> Found:
+    from rtvc.rvc.checkpoint import load_rvc
+
+    try:
+        rvc = load_rvc(path)
+    except ModelError as e:
+        if "content-feature model" in e.what:
+            return _content(path, source)
+        if "RMVPE F0 model" in e.what:
+            return _rmvpe(path, source)
+        raise
+    params = sum(p.numel() for p in rvc.net.parameters())
+    speakers = f"{rvc.n_speakers} speakers" if rvc.n_speakers > 1 else "1 speaker"
+    return Found(
+        "voice",
+        path,
+        f"RVC {rvc.version} {rvc.samplerate // 1000}k voice, {'with F0' if rvc.f0 else 'no F0'}, {speakers}, "
+        f"{params / 1e6:.1f} M parameters",
+        {"version": rvc.version, "f0": rvc.f0, "samplerate": rvc.samplerate, "speakers": rvc.n_speakers,
+         "dim": rvc.phone_dim},
+        source,
+    )  # fmt: skip
+
+
+def _content(path: Path, source: str) -> Found:
+    from rtvc.rvc.content import _load_transformers_dir
+    from rtvc.rvc.fairseq_hubert import load_fairseq_hubert
+
+    model = _load_transformers_dir(path)[0] if path.is_dir() else load_fairseq_hubert(path)[0]
+    layers, hidden = model.config.num_hidden_layers, model.config.hidden_size
+    proj = model.final_proj.out_features if model.final_proj is not None else 0
+    return Found(
+        "content",
+        path,
+        f"HuBERT / ContentVec content model, {layers} layers, {hidden}-d" + (f", final_proj {proj}-d" if proj else ""),
+        {"layers": layers, "hidden": hidden, "proj": proj},
+        source,
+    )
+
+
+def _rmvpe(path: Path, source: str) -> Found:
+    from rtvc.rvc.f0.rmvpe import load_rmvpe_state
+
+    load_rmvpe_state(path, "a profile's [model] f0_model")
+    return Found("rmvpe", path, "RMVPE F0 model", {}, source)
+
+
+_FAISS_FOURCC = (b"IwFl", b"IvFl", b"IxF2", b"IxFI", b"IxFl", b"IwPQ", b"IvPQ", b"IwSq", b"IwQR")
+
+
+def _index(path: Path, source: str) -> Found:
+    import struct
+
+    from rtvc.rvc.index import FeatureIndex
+
+    with path.open("rb") as f:
+        head = f.read(8)
+    if len(head) < 8:
+        raise ModelError(
+            f"{path}: not a faiss index (only {len(head)} bytes)", "use the .index that came with the voice"
+        )
+    (dim,) = struct.unpack_from("<i", head, 4)  # every faiss index starts with its fourcc and its dimension
+    if not 0 < dim <= 65536:
+        raise ModelError(f"{path}: not a faiss index (it declares {dim}-d features)", "use the voice's own .index")
+    index = FeatureIndex.load(path, dim)  # the voice's own checks: header, size, features readable
+    return Found(
+        "index",
+        path,
+        f"feature index, {dim}-d, {index.vectors.shape[0]:,} features",
+        {"dim": dim, "features": int(index.vectors.shape[0])},
+        source,
+    )
+
+
+def serves(content: dict[str, Any], version: str) -> bool:
+    """Whether a content model (its details) gives what an RVC `version` voice reads (rtvc.rvc.content)."""
+    if version == "v1":
+        return content.get("proj") == 256 and content.get("layers", 0) >= 9
+    return content.get("hidden") == 768
+
+
+def expand(paths: list[Path], into: Path, say: Callable[[str], None]) -> list[tuple[Path, str, str]]:
+    """The files to identify: each path as given, but a downloaded .zip archive (not a torch checkpoint, which
+    is a zip too) is unpacked into `into` (model files only, by their base names: nothing lands outside it)."""
+    out: list[tuple[Path, str, str]] = []
+    for p in paths:
+        if not (p.is_file() and p.suffix.lower() == ".zip"):
+            out.append((p, str(p), str(p)))
+            continue
+        try:
+            with zipfile.ZipFile(p) as z:
+                members = [
+                    m
+                    for m in z.infolist()
+                    if not m.is_dir()
+                    and not m.filename.startswith("__MACOSX/")
+                    and Path(m.filename).suffix.lower() in (".pth", ".pt", ".index")
+                ]
+                if not members:
+                    raise ModelError(f"{p}: the archive holds no .pth, .pt or .index file", f"give {KNOWN}")
+                folder = into / f"{len(out)}-{p.stem}"
+                folder.mkdir(parents=True)
+                for m in members:
+                    target = folder / Path(m.filename).name
+                    if target.exists():
+                        raise ModelError(
+                            f"{p}: holds two files named {target.name}", "unpack it and import the one you want"
+                        )
+                    with z.open(m) as src, target.open("wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                    out.append((target, f"{p}:{m.filename}", str(p)))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as e:
+            raise ModelError(f"{p}: damaged .zip archive ({e})", "download it again") from None
+        say(f"unpacked {p}: {', '.join(Path(m.filename).name for m in members)}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the registry
+
+
+@dataclass
+class Entry:
+    kind: str
+    file: str  # relative to models/ (posix)
+    sha256: str
+    bytes: int
+    about: str
+    details: dict[str, Any]
+    source: str
+    imported: str  # UTC, ISO 8601
+
+
+class Registry:
+    """models/registry.json: what was imported, where it lies under models/, its sha256."""
+
+    def __init__(self, folder: Path, entries: list[Entry]):
+        self.folder = folder
+        self.entries = entries
+
+    @property
+    def path(self) -> Path:
+        return self.folder / REGISTRY
+
+    @classmethod
+    def load(cls, folder: Path) -> Registry:
+        path = folder / REGISTRY
+        if not path.exists():
+            return cls(folder, [])
+        fix = "fix it, or move it away: the files under models/ stay, and importing them again lists them"
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            entries = [Entry(**e) for e in doc["models"]]
+            for e in entries:
+                if e.kind not in KINDS or not isinstance(e.file, str) or not isinstance(e.details, dict):
+                    raise ValueError(f"an entry of kind {e.kind!r} for {e.file!r}")
+        except OSError as e:
+            raise RtvcError(f"cannot read the model registry {path} ({e.strerror or e})", fix) from None
+        except (ValueError, KeyError, TypeError) as e:  # (JSONDecodeError and UnicodeDecodeError are ValueErrors)
+            raise RtvcError(f"{path} is not a valid model registry ({type(e).__name__}: {e})", fix) from None
+        return cls(folder, entries)
+
+    def save(self) -> None:
+        from rtvc.backends.manifest import write_atomic
+
+        doc = {"format": 1, "models": [vars(e) for e in self.entries]}
+        write_atomic(self.path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+
+    def by_sha(self, sha: str) -> Entry | None:
+        return next((e for e in self.entries if e.sha256 == sha and (self.folder / e.file).exists()), None)
+
+    def newest(self, kind: str, ok: Callable[[Entry], bool] = lambda e: True) -> Entry | None:
+        """The most recently imported entry of `kind` whose file is still there and that `ok` accepts."""
+        have = [e for e in self.entries if e.kind == kind and (self.folder / e.file).exists() and ok(e)]
+        return max(have, key=lambda e: e.imported, default=None)
+
+    def put(self, entry: Entry) -> None:
+        self.entries = [e for e in self.entries if e.file != entry.file] + [entry]
+
+
+# ---------------------------------------------------------------------------------------------- importing
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    files: list[Path]
+    name: str | None = None  # the profile's name (default: from the voice's file name)
+    label: str | None = None
+    f0: str | None = None  # default fcpe (rmvpe when the import brings an rmvpe.pt)
+    force: bool = False  # replace an existing profile of that name (and the voice's files under models/NAME/)
+
+
+def profile_name(stem: str) -> str:
+    """A profile name from a file name: 'Alice (RVC v2) 300e' -> 'alice-rvc-v2-300e'."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:64].rstrip("-_")
+    return name or "voice"
+
+
+def import_models(cfg, opts: ImportOptions, say: Callable[[str], None] = print) -> Path | None:
+    """Check, copy and register the files; write the voice's profile. Returns the profile written, if any."""
+    from rtvc.profile_writer import check_name
+    from rtvc.run import profiles_dir
+
+    if not opts.files:
+        raise ConfigError("rtvc import: no files given", f"give {KNOWN}")
+    folder = models_dir(cfg)
+    registry = Registry.load(folder)
+    with tempfile.TemporaryDirectory(prefix="rtvc-import-") as tmp:
+        found = [identify(*given) for given in expand(opts.files, Path(tmp), say)]
+        by_kind: dict[str, list[Found]] = {k: [f for f in found if f.kind == k] for k in KINDS}
+        for kind, items in by_kind.items():
+            if len(items) > 1:
+                raise ConfigError(
+                    f"rtvc import: {len(items)} files of one kind ({kind}): {', '.join(f.source for f in items)}",
+                    "import one voice at a time, with its own .index and at most one content and one RMVPE model",
+                )
+        voice = by_kind["voice"][0] if by_kind["voice"] else None
+        index = by_kind["index"][0] if by_kind["index"] else None
+        if index is not None and voice is None:
+            raise ConfigError(
+                f"rtvc import: {index.source} is a voice's feature index, given without its voice",
+                f"import it together with the voice's .pth: rtvc import VOICE.pth {index.arg}",
+            )
+        plan = _plan(cfg, opts, registry, voice, index, by_kind, check_name, profiles_dir(cfg))
+        copied: list[Path] = []
+        try:
+            placed = {f.kind: _place(f, folder, registry, plan.get("name"), opts.force, copied, say) for f in found}
+            registry.save()
+        except BaseException:
+            for p in copied:  # a failure part-way takes back what this import copied
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            raise
+    if voice is None:
+        return None
+    return _write_voice_profile(cfg, opts, plan, voice, placed, registry, say)
+
+
+def _plan(cfg, opts, registry, voice, index, by_kind, check_name, profiles: Path) -> dict[str, Any]:
+    """For a voice: its profile's name, and the content and F0 models it will use (given now or imported
+    before); errors before anything is copied."""
+    if voice is None:
+        if opts.name or opts.label or opts.f0:
+            raise ConfigError("rtvc import: --name, --label and --f0 are for a voice", "give the voice's .pth too")
+        return {}
+    from rtvc.voices.rvc import F0_METHODS
+
+    if opts.f0 is not None and opts.f0 not in F0_METHODS:
+        raise ConfigError(f"rtvc import: --f0 {opts.f0!r} is no F0 estimator", f"use one of {', '.join(F0_METHODS)}")
+    version = voice.details["version"]
+    if index is not None and index.details["dim"] != voice.details["dim"]:
+        raise ModelError(
+            f"{index.source}: the index holds {index.details['dim']}-d features but {voice.source} is an RVC "
+            f"{version} voice ({voice.details['dim']}-d)",
+            "give the .index that came with this voice, or import the voice without one",
+        )
+    name = opts.name or profile_name(voice.path.stem)
+    check_name(name)
+    target = profiles / f"{name}.toml"
+    if target.exists() and not opts.force:
+        raise ConfigError(
+            f"profile '{name}' already exists ({target})", "choose another name with --name, or replace it with --force"
+        )
+    plan: dict[str, Any] = {"name": name}
+    content = by_kind["content"][0] if by_kind["content"] else None
+    if content is not None:
+        if not serves(content.details, version):
+            raise ModelError(f"{content.source}: {_unfit(content.details, version)}", _CONTENT_FIX)
+    else:
+        prior = registry.newest("content", lambda e: serves(e.details, version))
+        if prior is None:
+            raise ModelError(
+                f"rtvc import: {voice.source} needs a content model (RVC's hubert_base.pt, ContentVec) and none is "
+                f"imported" + (" that an RVC v1 voice can use" if registry.newest("content") else ""),
+                f"import it once with the voice: rtvc import hubert_base.pt {voice.arg}",
+            )
+        plan["content_entry"] = prior
+    if voice.details["f0"]:
+        f0 = opts.f0 or ("rmvpe" if by_kind["rmvpe"] else "fcpe")
+        if f0 == "rmvpe" and not by_kind["rmvpe"]:
+            prior = registry.newest("rmvpe")
+            if prior is None:
+                raise ModelError(
+                    "rtvc import: --f0 rmvpe needs RVC's rmvpe.pt and none is imported",
+                    f"import it with the voice: rtvc import rmvpe.pt {voice.arg}",
+                )
+            plan["rmvpe_entry"] = prior
+        elif f0 != "rmvpe" and by_kind["rmvpe"]:
+            raise ConfigError(f"rtvc import: rmvpe.pt given with --f0 {f0}", "leave out --f0, or give --f0 rmvpe")
+        plan["f0"] = f0
+    elif opts.f0:
+        raise ConfigError(
+            f"rtvc import: --f0 {opts.f0}, but {voice.source} is a voice without F0 (pitch): it takes none",
+            "leave out --f0",
+        )
+    return plan
+
+
+_CONTENT_FIX = "use RVC's hubert_base.pt (ContentVec base: 12 layers, 768-d, final_proj 256-d)"
+
+
+def _unfit(details: dict[str, Any], version: str) -> str:
+    if version == "v1":
+        proj = f"a {details['proj']}-d final_proj" if details.get("proj") else "no final_proj"
+        return (
+            "an RVC v1 voice reads layer 9 through final_proj (256-d); this content model has "
+            f"{details.get('layers')} layers and {proj}"
+        )
+    return f"an RVC v2 voice reads 768-d features; this content model gives {details.get('hidden')}-d"
+
+
+def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: bool, copied: list[Path], say) -> Path:
+    """Copy `f` under models/ (unless the same file is there already) and register it; its path there."""
+    from rtvc.backends.manifest import model_identity
+
+    sha = model_identity(f.path)
+    size = sum(p.stat().st_size for p in f.path.rglob("*") if p.is_file()) if f.path.is_dir() else f.path.stat().st_size
+    same = registry.by_sha(sha)
+    if same is not None and (f.kind in SHARED_FOLDER or Path(same.file).parent.name == name):
+        say(f"already imported: {f.source} is {folder / same.file} ({same.about})")
+        return folder / same.file
+    sub = SHARED_FOLDER.get(f.kind) or name or "voices"
+    dest = folder / sub / f.path.name
+    if dest.exists() and not (f.kind not in SHARED_FOLDER and force):
+        if f.kind not in SHARED_FOLDER:
+            raise ConfigError(f"{dest} already exists", "choose another name with --name, or replace it with --force")
+        dest = dest.with_name(f"{f.path.stem}-{sha[:8]}{f.path.suffix}")  # another file of a shared kind
+    _copy(f.path, dest, copied)
+    registry.put(
+        Entry(
+            kind=f.kind,
+            file=dest.relative_to(folder).as_posix(),
+            sha256=sha,
+            bytes=size,
+            about=f.about,
+            details=f.details,
+            source=_absolute(f.source),
+            imported=datetime.now(UTC).isoformat(timespec="microseconds"),
+        )
+    )
+    say(f"imported {f.source} -> {dest}: {f.about} ({_mb(size)}, sha256 {sha[:12]})")
+    return dest
+
+
+def _copy(src: Path, dest: Path, copied: list[Path]) -> None:
+    """Copy a file or folder to `dest` by way of a hidden name beside it (no half-copied model under its name)."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.importing")
+        copied.append(tmp)
+        if src.is_dir():
+            shutil.copytree(src, tmp)
+        else:
+            shutil.copyfile(src, tmp)
+        if dest.is_dir():  # (--force over a folder of the same name)
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+        copied[-1] = dest
+    except OSError as e:
+        raise RtvcError(
+            f"cannot copy {src} to {dest} ({e.strerror or e})", "check the free space and the folder's permissions"
+        ) from None
+
+
+def _absolute(source: str) -> str:
+    """Where a file came from, as a path that still says so from another folder (zip members: the zip's)."""
+    path, sep, member = source.partition(".zip:") if ".zip:" in source else (source, "", "")
+    return str(Path(path + (".zip" if sep else "")).absolute()) + (f":{member}" if sep else "")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+
+
+def _write_voice_profile(cfg, opts, plan, voice: Found, placed: dict[str, Path], registry: Registry, say) -> Path:
+    from rtvc.profile_writer import write_profile
+    from rtvc.run import profiles_dir
+
+    profiles = profiles_dir(cfg)
+    folder = registry.folder
+
+    def rel(p: Path) -> str:  # the profile names its files relative to its own folder, as the example does
+        return Path(os.path.relpath(p.resolve(), profiles.resolve())).as_posix()
+
+    content = placed.get("content") or folder / plan["content_entry"].file
+    model: dict[str, Any] = {"path": rel(placed["voice"]), "content": rel(content)}
+    params: dict[str, Any] = {}
+    if voice.details["f0"]:
+        model["f0"] = plan["f0"]
+        if plan["f0"] == "rmvpe":
+            model["f0_model"] = rel(placed.get("rmvpe") or folder / plan["rmvpe_entry"].file)
+        params["pitch"] = 0.0
+    if "index" in placed:
+        model["index"] = rel(placed["index"])
+        params["index_rate"] = 0.5
+    if voice.details["speakers"] > 1:
+        params["speaker"] = 0
+    params.update(protect=0.33, rms_mix=0.25)
+    where = _where_it_runs()
+    model.update(where)
+    label = opts.label if opts.label is not None else voice.path.stem[:100]
+    path = write_profile(
+        profiles,
+        plan["name"],
+        label,
+        "rvc",
+        params,
+        model,
+        overwrite=opts.force,
+        comment=f"Written by rtvc import from {voice.source}. Edit freely; README, RVC voices, names every key.",
+    )
+    runs = f"{where['device']}, {where['backend']}, {where['precision']}" if where else "cpu, eager, fp32"
+    say(f"wrote {path}: label {label!r}, F0 {model.get('f0', 'none (the voice has no F0)')}, runs on {runs}")
+    if not where:
+        say("  (no CUDA GPU here: a full-size RVC voice runs far slower than real time on a CPU; README, GPU)")
+    say(f"run it: rtvc run --profile {plan['name']}")
+    return path
+
+
+def _where_it_runs() -> dict[str, str]:
+    """On a machine with a CUDA GPU the voice runs there, as CUDA graphs in fp16 (what real time needs); on
+    others the defaults (eager, CPU, fp32), written as nothing. Printed either way."""
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:
+        cuda = False
+    return {"device": "cuda", "backend": "cuda-graph", "precision": "fp16"} if cuda else {}
+
+
+# ---------------------------------------------------------------------------------------------- listing
+
+
+def list_models(cfg) -> str:
+    """`rtvc models`: the registry as a table, with the profiles that use each file and files gone missing."""
+    from rtvc.run import profiles_dir
+    from rtvc.settings import read_toml
+
+    folder = models_dir(cfg)
+    registry = Registry.load(folder)
+    if not registry.entries:
+        return f"no models imported in {folder} (import a voice: rtvc import hubert_base.pt VOICE.pth [VOICE.index])"
+    users: dict[Path, list[str]] = {}
+    profiles = profiles_dir(cfg)
+    for toml in sorted(profiles.glob("*.toml")) if profiles.is_dir() else []:
+        try:
+            table = read_toml(toml).get("model")
+        except ConfigError:
+            continue
+        if not isinstance(table, dict):
+            continue
+        for key in ("path", "content", "f0_model", "index"):
+            value = table.get(key)
+            if isinstance(value, str) and value:
+                p = Path(value).expanduser()
+                users.setdefault((p if p.is_absolute() else toml.parent / p).resolve(), []).append(toml.stem)
+    lines = [f"imported models ({registry.path}):"]
+    for e in sorted(registry.entries, key=lambda e: (KINDS.index(e.kind), e.file)):
+        where = (folder / e.file).resolve()
+        state = "" if where.exists() else "  MISSING: the file is gone; import it again"
+        used = ", ".join(sorted(set(users.get(where, [])))) or "no profile"
+        lines.append(f"  {e.kind:8s} {e.file}  ({_mb(e.bytes)}, sha256 {e.sha256[:12]}){state}")
+        lines.append(f"           {e.about}; used by {used}")
+    return "\n".join(lines)

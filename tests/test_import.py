@@ -1,0 +1,258 @@
+"""`rtvc import` and `rtvc models`: downloaded voice files become a profile that plays, or nothing changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("transformers")
+pytest.importorskip("faiss")
+
+from rtvc.cli import main
+from rtvc.rvc.factory import write_rvc_checkpoint
+from rtvc.rvc.index import write_index
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory, tiny_v2_models):
+    """What a user has downloaded: a voice as a .zip (its .pth and .index in a folder, with a macOS leftover),
+    the same voice unzipped, RVC's hubert_base.pt, a v1 voice and a 256-d index."""
+    d = tmp_path_factory.mktemp("downloads")
+    shutil.copy(tiny_v2_models / "hubert.pt", d / "hubert_base.pt")
+    shutil.copy(tiny_v2_models / "v2.pth", d / "Alice (RVC v2) 300e.pth")
+    rng = np.random.default_rng(0)
+    write_index(d / "added_IVF16_Flat_nprobe_1_alice_v2.index", rng.standard_normal((200, 768)).astype(np.float32))
+    write_index(d / "v1.index", rng.standard_normal((200, 256)).astype(np.float32))
+    with zipfile.ZipFile(d / "alice.zip", "w") as z:
+        z.write(d / "Alice (RVC v2) 300e.pth", "Alice/Alice (RVC v2) 300e.pth")
+        z.write(d / "added_IVF16_Flat_nprobe_1_alice_v2.index", "Alice/added_IVF16_Flat_nprobe_1_alice_v2.index")
+        z.writestr("__MACOSX/Alice/._Alice (RVC v2) 300e.pth", b"\0\x05\x16\x07")
+        z.writestr("Alice/readme.txt", "thanks for downloading")
+    write_rvc_checkpoint(d / "bob_v1.pth", version="v1", sr="40k", f0=1, size="tiny", seed=2)
+    return d
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A fresh rtvc folder: config.toml and profiles/ (the default profile)."""
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "default"\n')
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(ROOT / "profiles" / "default.toml", tmp_path / "profiles")
+    return tmp_path
+
+
+def rtvc(home: Path, capsys, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main([args[0], "--config", str(home / "config.toml"), *args[1:]])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def state(home: Path) -> dict[str, bytes]:
+    """Every file under the rtvc folder, by name: what a refused import must leave as it was."""
+    return {p.relative_to(home).as_posix(): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+
+def test_a_zipped_voice_and_hubert_become_a_profile_that_converts(home, downloads, capsys):
+    code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(downloads / "alice.zip"))
+    assert code == 0, err
+    name = "alice-rvc-v2-300e"
+    voice = home / "models" / name / "Alice (RVC v2) 300e.pth"
+    index = home / "models" / name / "added_IVF16_Flat_nprobe_1_alice_v2.index"
+    content = home / "models" / "content" / "hubert_base.pt"
+    assert sha256(voice) == sha256(downloads / "Alice (RVC v2) 300e.pth")
+    assert sha256(index) == sha256(downloads / "added_IVF16_Flat_nprobe_1_alice_v2.index")
+    assert sha256(content) == sha256(downloads / "hubert_base.pt")
+    assert sorted(p.name for p in (home / "models").rglob("*") if p.is_file()) == sorted(
+        [voice.name, index.name, content.name, "registry.json"]
+    )  # (no readme, no macOS leftover, no temporary file)
+    assert "RVC v2 48k voice, with F0, 3 speakers" in out
+    assert "feature index, 768-d, 200 features" in out
+    assert f"run it: rtvc run --profile {name}" in out
+
+    registry = json.loads((home / "models" / "registry.json").read_text())
+    entries = {e["kind"]: e for e in registry["models"]}
+    assert sorted(entries) == ["content", "index", "voice"]
+    for e in entries.values():
+        assert e["sha256"] == sha256(home / "models" / e["file"])
+        assert e["bytes"] == (home / "models" / e["file"]).stat().st_size
+    assert entries["voice"]["source"] == f"{downloads / 'alice.zip'}:Alice/Alice (RVC v2) 300e.pth"
+
+    from rtvc.profiles import load_profile
+
+    profile = load_profile(name, home / "profiles")
+    assert (profile.voice, profile.label) == ("rvc", "Alice (RVC v2) 300e")
+    assert (home / "profiles" / profile.model.path).resolve() == voice.resolve()
+    assert (home / "profiles" / profile.model.content).resolve() == content.resolve()
+    assert (home / "profiles" / profile.model.index).resolve() == index.resolve()
+    assert (profile.model.f0, profile.params.index_rate, profile.params.pitch) == ("fcpe", 0.5, 0.0)
+
+    t = np.arange(int(1.5 * 48000)) / 48000
+    tone = 0.3 * np.sign(np.sin(2 * np.pi * (140 + 20 * np.sin(2 * np.pi * 3 * t)) * t)) * np.hanning(len(t))
+    sf.write(home / "in.wav", tone.astype(np.float32), 48000, subtype="FLOAT")
+    code, out, err = rtvc(
+        home, capsys, "convert", "--offline", "--profile", name, str(home / "in.wav"), str(home / "o.wav")
+    )
+    assert code == 0, err
+    y, sr = sf.read(home / "o.wav", dtype="float32")
+    assert sr == 48000 and abs(len(y) - len(tone)) <= 480
+    assert np.isfinite(y).all() and np.sqrt(np.mean(y**2)) > 1e-3  # the voice plays: sound, not silence
+
+    code, out, err = rtvc(home, capsys, "models")
+    assert code == 0, err
+    assert out.count(f"used by {name}") == 3, out
+    assert f"{name}/Alice (RVC v2) 300e.pth" in out and "content/hubert_base.pt" in out
+
+
+def test_the_next_voice_reuses_the_imported_content_model(home, downloads, capsys):
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))[0] == 0
+    code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))
+    assert code == 0 and "already imported" in out, (out, err)
+    code, out, err = rtvc(
+        home, capsys, "import", str(downloads / "Alice (RVC v2) 300e.pth"), "--name", "al", "--f0", "yin"
+    )
+    assert code == 0, err
+    text = (home / "profiles" / "al.toml").read_text()
+    assert 'content = "../models/content/hubert_base.pt"' in text and 'f0 = "yin"' in text and "index" not in text
+    kinds = [e["kind"] for e in json.loads((home / "models" / "registry.json").read_text())["models"]]
+    assert sorted(kinds) == ["content", "voice"]  # one content model, copied once
+    assert len(list((home / "models" / "content").iterdir())) == 1
+
+
+def test_a_voice_without_a_content_model_is_refused_and_nothing_changes(home, downloads, capsys):
+    before = state(home)
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "alice.zip"))
+    assert code == 2
+    assert "needs a content model (RVC's hubert_base.pt, ContentVec) and none is imported" in err
+    assert f"rtvc import hubert_base.pt {downloads / 'alice.zip'}" in err  # (the command to run, as given)
+    assert state(home) == before
+
+
+def test_a_damaged_voice_stops_the_import_before_anything_is_copied(home, downloads, capsys, tmp_path_factory):
+    bad = tmp_path_factory.mktemp("bad") / "cut.pth"
+    data = (downloads / "Alice (RVC v2) 300e.pth").read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    before = state(home)
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(bad))
+    assert code == 2
+    assert f"{bad}: truncated or damaged checkpoint" in err
+    assert state(home) == before  # the good hubert_base.pt given first was not copied either
+
+
+@pytest.mark.parametrize(
+    "files, said",
+    [
+        (["Alice (RVC v2) 300e.pth", "v1.index"], "the index holds 256-d features but"),
+        (["added_IVF16_Flat_nprobe_1_alice_v2.index"], "is a voice's feature index, given without its voice"),
+        (["bob_v1.pth", "hubert_base.pt"], "an RVC v1 voice reads layer 9 through final_proj (256-d); this content"),
+        (["Alice (RVC v2) 300e.pth", "bob_v1.pth", "hubert_base.pt"], "2 files of one kind (voice)"),
+        (["Alice (RVC v2) 300e.pth", "hubert_base.pt", "--f0", "pyin"], "--f0 'pyin' is no F0 estimator"),
+        (["hubert_base.pt", "--name", "x"], "--name, --label and --f0 are for a voice"),
+    ],
+)
+def test_files_that_do_not_go_together_are_refused_by_name(home, downloads, capsys, files, said):
+    before = state(home)
+    args = [a if a.startswith("-") or a in ("x", "pyin") else str(downloads / a) for a in files]
+    code, _out, err = rtvc(home, capsys, "import", *args)
+    assert code == 2 and said in err, err
+    assert state(home) == before
+
+
+def test_an_existing_profile_is_kept_unless_force(home, downloads, capsys):
+    args = ("import", str(downloads / "hubert_base.pt"), str(downloads / "Alice (RVC v2) 300e.pth"), "--name", "al")
+    assert rtvc(home, capsys, *args)[0] == 0
+    (home / "profiles" / "al.toml").write_text((home / "profiles" / "al.toml").read_text() + "# my notes\n")
+    before = state(home)
+    code, _out, err = rtvc(home, capsys, *args, "--f0", "yin")
+    assert code == 2 and "profile 'al' already exists" in err and "--force" in err
+    assert state(home) == before
+    code, _out, err = rtvc(home, capsys, *args, "--f0", "yin", "--force")
+    assert code == 0, err
+    assert 'f0 = "yin"' in (home / "profiles" / "al.toml").read_text()
+    kinds = [e["kind"] for e in json.loads((home / "models" / "registry.json").read_text())["models"]]
+    assert sorted(kinds) == ["content", "voice"]
+
+
+def test_a_copy_that_fails_part_way_takes_back_what_it_copied(home, downloads, capsys, monkeypatch):
+    real = shutil.copyfile
+    calls = []
+
+    def full_disk(src, dst, *a, **k):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    before = state(home)
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(downloads / "alice.zip"))
+    assert code == 2 and "No space left on device" in err and "check the free space" in err
+    assert len(calls) == 2
+    assert state(home) == before  # the content model copied first is gone again; no registry, no profile
+
+
+def test_a_damaged_registry_is_named_and_left_alone(home, downloads, capsys):
+    (home / "models").mkdir()
+    (home / "models" / "registry.json").write_text('{"format": 1, "models": [{"kind": "voice"')
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))
+    assert code == 2 and "registry.json is not a valid model registry" in err and "move it away" in err
+    assert (home / "models" / "registry.json").read_text() == '{"format": 1, "models": [{"kind": "voice"'
+    code, _out, err = rtvc(home, capsys, "models")
+    assert code == 2 and "not a valid model registry" in err
+
+
+def test_models_lists_nothing_imported_and_files_gone_missing(home, downloads, capsys):
+    code, out, _err = rtvc(home, capsys, "models")
+    assert code == 0 and "no models imported" in out and "rtvc import hubert_base.pt VOICE.pth" in out
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))[0] == 0
+    (home / "models" / "content" / "hubert_base.pt").unlink()
+    code, out, _err = rtvc(home, capsys, "models")
+    assert code == 0 and "MISSING: the file is gone; import it again" in out and "used by no profile" in out
+
+
+def test_a_profile_whose_voice_file_is_missing_names_the_import_command(home, capsys):
+    (home / "profiles" / "gone.toml").write_text(
+        'voice = "rvc"\n[model]\npath = "../models/gone.pth"\ncontent = "../models/hubert_base.pt"\n'
+    )
+    wavs = str(ROOT / "rtvc/data/speech.wav"), str(home / "o.wav")
+    code, _out, err = rtvc(home, capsys, "convert", "--offline", "--profile", "gone", *wavs)
+    assert code == 2 and "gone.pth: voice model file not found" in err
+    assert "rtvc import VOICE.pth [VOICE.index]" in err
+
+
+def test_rmvpe_imported_with_a_voice_becomes_its_f0_and_a_cuda_machine_gets_cuda_graphs(
+    home, downloads, capsys, monkeypatch, tmp_path_factory
+):
+    import torch
+
+    from rtvc.rvc.f0.rmvpe_factory import write_rmvpe_checkpoint
+
+    rmvpe = write_rmvpe_checkpoint(tmp_path_factory.mktemp("rmvpe") / "rmvpe.pt", seed=1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # (the profile is written, not run)
+    voice = str(downloads / "Alice (RVC v2) 300e.pth")
+    code, out, err = rtvc(home, capsys, "import", str(rmvpe), str(downloads / "hubert_base.pt"), voice, "--name", "a")
+    assert code == 0, err
+    assert f"imported {rmvpe} -> {home / 'models' / 'f0' / 'rmvpe.pt'}: RMVPE F0 model" in out
+    assert "runs on cuda, cuda-graph, fp16" in out
+    text = (home / "profiles" / "a.toml").read_text()
+    assert 'f0 = "rmvpe"' in text and 'f0_model = "../models/f0/rmvpe.pt"' in text
+    assert 'device = "cuda"' in text and 'backend = "cuda-graph"' in text and 'precision = "fp16"' in text
+    # the next voice takes the imported RMVPE when asked for it
+    code, out, err = rtvc(home, capsys, "import", voice, "--name", "b", "--f0", "rmvpe")
+    assert code == 0, err
+    assert 'f0_model = "../models/f0/rmvpe.pt"' in (home / "profiles" / "b.toml").read_text()
+    code, out, err = rtvc(home, capsys, "import", voice, "--name", "c", "--f0", "fcpe")
+    assert code == 0 and 'f0 = "fcpe"' in (home / "profiles" / "c.toml").read_text()
