@@ -275,6 +275,8 @@ def _serve_argv(args: argparse.Namespace) -> list[str]:
             argv += [flag, str(value)]
     if args.monitor:
         argv.append("--monitor")
+    if args.no_gate:
+        argv.append("--no-gate")
     if args.virtual:
         argv.append("--virtual")
     if args.clip:

@@ -382,3 +382,19 @@ def test_a_taken_control_port_is_said_before_the_voices_load(tmp_path):
         _wait_listening(Exited(), log)  # type: ignore[arg-type]
     assert str(e.value).startswith("the daemon (rtvc serve) exited with 2 before listening: the control server")
     assert "audio.host_api" not in str(e.value) and f"its log: {log}" in str(e.value)
+
+
+def test_run_on_a_terminal_starts_its_daemon_with_every_setting_given(tmp_path):
+    """`rtvc run` on a terminal hands its flags to the `rtvc serve` it starts: `--no-gate` was left out, and the
+    daemon ran with the noise gate on."""
+    from rtvc.cli import _load, _parser, _serve_argv
+
+    clip = tmp_path / "clip.wav"
+    run = _parser().parse_args(
+        ["run", "--no-gate", "--monitor", "--monitor-device", "phones", "--block-ms", "10", "--gate-db", "-50",
+         "--profile", "higher", "--virtual", "--clip", str(clip)]
+    )  # fmt: skip
+    serve = _parser().parse_args(["serve", *_serve_argv(run)])
+    assert _load(serve) == _load(run)
+    assert not _load(serve).gate.enabled
+    assert (serve.virtual, serve.clip) == (True, clip)
