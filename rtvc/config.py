@@ -128,14 +128,23 @@ def _scenes_ok(v: Any) -> str | None:
     return None if ok else 'a table of "OBS scene name" = "profile name" under [obs.scenes]'
 
 
-def _host_ok(v: Any) -> str | None:
-    return None if v.strip() and not any(c.isspace() for c in v) else "a host name or address, e.g. 127.0.0.1"
+def host_ok(v: Any) -> str | None:
+    """A host name or address alone: 'ws://127.0.0.1' or '127.0.0.1:4455' (copied from a URL) is not one."""
+    bad = not isinstance(v, str) or not v.strip() or any(c.isspace() or c in "/?#@[]" for c in v)
+    if not bad and ":" in v:  # only an IPv6 address has a colon; a name or IPv4 address with one holds a port
+        try:
+            ipaddress.IPv6Address(v)
+        except ValueError:
+            bad = True
+    if bad:
+        return "a host name or address alone, e.g. 127.0.0.1: no ws://, no path, no port (it goes in obs.port)"
+    return None
 
 
 @dataclass(frozen=True)
 class ObsConfig:
     enabled: bool = setting(False, "connect to OBS Studio (obs-websocket 5, OBS 28+) and switch voices by scene")
-    host: str = setting("127.0.0.1", "the machine OBS runs on", _host_ok)
+    host: str = setting("127.0.0.1", "the machine OBS runs on", host_ok)
     port: int = setting(4455, "OBS's Tools > WebSocket Server Settings > Server Port", in_range(1, 65535))
     password: str = dataclasses.field(  # not in repr: a config printed or logged never shows it
         default="", repr=False, metadata={"help": "OBS's websocket server password (never printed or logged)"}

@@ -119,3 +119,20 @@ def test_a_profile_label_is_one_line_of_printable_text(tmp_path):
     with pytest.raises(ConfigError, match=r"profiles.save: 'label' = 'a\\nb' holds a control character"):
         write_profile(tmp_path, "saved", "a\nb", "pitch", {}, None)
     assert not (tmp_path / "saved.toml").exists()
+
+
+@pytest.mark.parametrize("host", ["ws://127.0.0.1", "127.0.0.1:4455", "localhost:4455", "obs pc", "[::1]", "me@obs-pc"])
+def test_an_obs_host_with_a_scheme_or_port_is_named_at_load(tmp_path, host):
+    """OBS's address copied as a URL ('ws://127.0.0.1') passed config.toml, and `rtvc serve` started its audio and
+    then stopped with "obs host ... is not a host name or address", naming no file or key; 'localhost:4455' was
+    taken for an IPv6 address and the link retried every 5 s with 'not an obs-websocket 5 server'."""
+    with pytest.raises(ConfigError, match=r"'obs\.host' = .* is not allowed.*no ws://, no path, no port"):
+        load_config(write(tmp_path, f'[obs]\nhost = "{host}"\n'))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "fe80::1%eth0", "obs-pc.local", "OBS_PC"])
+def test_obs_hosts_that_are_a_name_or_an_address_load_and_link(tmp_path, host):
+    from rtvc.control.obs import ObsSettings
+
+    cfg = load_config(write(tmp_path, f'[obs]\nhost = "{host}"\n'))
+    assert ObsSettings(True, cfg.obs.host, cfg.obs.port).host == host

@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
+from rtvc.config import host_ok
 from rtvc.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,8 @@ class ObsSettings:
     scenes: dict[str, str] = field(default_factory=dict)  # OBS scene name -> rtvc profile name
 
     def __post_init__(self) -> None:
-        if not isinstance(self.host, str) or not self.host.strip() or any(c in self.host for c in "/ ?#@"):
-            raise ConfigError(f"obs host {self.host!r} is not a host name or address", 'use e.g. host = "127.0.0.1"')
+        if allowed := host_ok(self.host):
+            raise ConfigError(f"obs host {self.host!r} is not allowed", f"it must be {allowed}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise ConfigError(
                 f"obs port {self.port!r} is not a TCP port", "use OBS's Tools > WebSocket Server Settings > Server Port"
