@@ -147,7 +147,9 @@ class ObsConfig:
     host: str = setting("127.0.0.1", "the machine OBS runs on", host_ok)
     port: int = setting(4455, "OBS's Tools > WebSocket Server Settings > Server Port", in_range(1, 65535))
     password: str = dataclasses.field(  # not in repr: a config printed or logged never shows it
-        default="", repr=False, metadata={"help": "OBS's websocket server password (never printed or logged)"}
+        default="",
+        repr=False,
+        metadata={"help": "OBS's websocket server password (never printed or logged)", "secret": True},
     )
     scenes: dict | tuple = setting(  # noqa: RUF009  (an empty, hashable default; TOML gives a dict)
         (), 'OBS scene -> profile, as [obs.scenes] "Just Chatting" = "default"', _scenes_ok

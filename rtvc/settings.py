@@ -94,15 +94,16 @@ def from_table(cls: type, table: Mapping[str, Any], where: str | Mapping[str, st
                 f"{hint}allowed keys in [{prefix}]: {', '.join(fields)}",
             )
         value = _coerce(value, hints[key])
+        shown = "(not shown)" if fields[key].metadata.get("secret") else _shown(value)  # (a password)
         if not _type_ok(value, hints[key]):
             raise ConfigError(
-                f"{source}: '{name}' = {_shown(value)} has the wrong type",
+                f"{source}: '{name}' = {shown} has the wrong type",
                 f"it must be {_type_name(hints[key])}: {fields[key].metadata['help']}",
             )
         check = fields[key].metadata.get("check")
         allowed = check(value) if check else None
         if allowed:
-            raise ConfigError(f"{source}: '{name}' = {_shown(value)} is not allowed", f"it must be {allowed}")
+            raise ConfigError(f"{source}: '{name}' = {shown} is not allowed", f"it must be {allowed}")
         values[key] = value
     return cls(**values)
 

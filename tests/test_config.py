@@ -136,3 +136,12 @@ def test_obs_hosts_that_are_a_name_or_an_address_load_and_link(tmp_path, host):
 
     cfg = load_config(write(tmp_path, f'[obs]\nhost = "{host}"\n'))
     assert ObsSettings(True, cfg.obs.host, cfg.obs.port).host == host
+
+
+def test_a_password_of_the_wrong_type_is_not_printed(tmp_path):
+    """obs.password is never printed or logged; a numeric one (password = 123456, unquoted) was printed whole in
+    the error that said it must be a string."""
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, "[obs]\npassword = 9876543210\n"))
+    assert "'obs.password' = (not shown) has the wrong type" in str(e.value) and "a string" in str(e.value)
+    assert "9876543210" not in str(e.value)
