@@ -451,6 +451,30 @@ def test_origins_and_hosts_off_the_list_are_refused(daemon):
     assert status == 101 and hdrs["upgrade"] == "websocket"
 
 
+def test_a_bind_on_another_loopback_address_is_reached_there(daemon):
+    """control.bind = "127.0.0.2" is a loopback address, so config.toml allows it without allow_remote; the daemon
+    listened there and `rtvc token` printed its URLs there, but the Host check knew only 127.0.0.1, localhost and
+    [::1]: the dock, the TUI and every tool got 403 "connect to 127.0.0.1:PORT", where nothing listened."""
+    from dataclasses import replace
+
+    server = ControlServer(replace(daemon.cfg.control, bind="127.0.0.2"), daemon.controller, daemon.token, port=0)
+    server.start()
+
+    async def main():
+        url = f"ws://127.0.0.2:{server.port}/rpc?token={daemon.token}"
+        async with connect(url, origin=f"http://127.0.0.2:{server.port}", open_timeout=10) as ws:  # the dock
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "status.get"}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["result"]["control"]["profile"]
+        with pytest.raises(InvalidStatus) as e:  # (another name for the machine is still refused)
+            await connect(f"ws://evil.example:{server.port}/rpc", host="127.0.0.2", port=server.port, open_timeout=10)
+        assert b"connect to 127.0.0.2:" in e.value.response.body
+
+    try:
+        run(main())
+    finally:
+        server.stop()
+
+
 def test_the_dock_files_are_served_and_nothing_else(daemon):
     port = daemon.port
     status, hdrs, _ = http_get(port, "/dock?token=abc")

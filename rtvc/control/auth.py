@@ -73,8 +73,14 @@ def token_matches(given: object, token: str) -> bool:
     return secrets.compare_digest(guess, token.encode())
 
 
+def local_names(cfg: ControlConfig, port: int) -> frozenset[str]:
+    """The names a client on this machine reaches the daemon by: the loopback names, and the address it is bound
+    to (a bind on another loopback address, 127.0.0.2, is reached there and only there)."""
+    return frozenset({*LOOPBACK_NAMES, connect_host(cfg, port).rpartition(":")[0].lower()})
+
+
 def allowed_origins(cfg: ControlConfig, port: int) -> frozenset[str]:
-    ours = {f"http://{name}:{port}" for name in LOOPBACK_NAMES}
+    ours = {f"http://{name}:{port}" for name in local_names(cfg, port)}
     return frozenset(ours | set(cfg.origins))
 
 
@@ -88,16 +94,16 @@ def check_origin(origin: str | None, allowed: frozenset[str]) -> str | None:
     )
 
 
-def check_host(host: str | None, port: int, allow_remote: bool) -> str | None:
+def check_host(host: str | None, port: int, cfg: ControlConfig) -> str | None:
     """None when the Host header names this machine's loopback at our port (anything, with allow_remote)."""
-    if allow_remote:
+    if cfg.allow_remote:
         return None
     if host is not None:
         name, _, p = host.rpartition(":")
-        if name.lower() in LOOPBACK_NAMES and p == str(port):
+        if name.lower() in local_names(cfg, port) and p == str(port):
             return None
     return (
-        f"Host {host!r} is not a loopback address with this port: connect to 127.0.0.1:{port} "
+        f"Host {host!r} is not a loopback address with this port: connect to {connect_host(cfg, port)} "
         "(or set control.allow_remote = true to accept other names)"
     )
 

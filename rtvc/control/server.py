@@ -236,7 +236,7 @@ class ControlServer:
             if (n := len(request.headers.get_all(name))) > 1:
                 log.warning("refused a request with %d %s headers", n, name)
                 return ws.respond(400, f"more than one {name} header: send one\n")
-        bad_host = auth.check_host(request.headers.get("Host"), self.port, self.cfg.allow_remote)
+        bad_host = auth.check_host(request.headers.get("Host"), self.port, self.cfg)
         if bad_host:
             log.warning("refused a request: %s", bad_host)
             return ws.respond(403, bad_host + "\n")
