@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("tui", help="the terminal UI, attached to a running daemon (rtvc serve)")
     _add_config_flags(u, ("--port",))
-    u.add_argument("--host", default="127.0.0.1", help="the daemon's address (default 127.0.0.1)")
+    u.add_argument("--host", help="the daemon's address (default: where control.bind makes it listen, 127.0.0.1)")
     u.add_argument("--token", help="the daemon's token (default: this machine's token file; `rtvc token` prints it)")
 
     t = sub.add_parser("token", help="print the control API token and the OBS dock URL")
@@ -178,9 +178,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(list_models(cfg))
         return 0
     if args.command == "tui":
+        from rtvc.control.auth import connect_host
         from rtvc.tui.launch import attach
 
-        return attach(args.host, cfg.control.port, args.token)
+        host = args.host or connect_host(cfg.control, cfg.control.port).rpartition(":")[0].strip("[]")
+        return attach(host, cfg.control.port, args.token)
     if args.command == "run" and _interactive(args):
         from rtvc.tui.launch import run_with_daemon
 

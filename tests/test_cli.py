@@ -398,3 +398,18 @@ def test_run_on_a_terminal_starts_its_daemon_with_every_setting_given(tmp_path):
     assert _load(serve) == _load(run)
     assert not _load(serve).gate.enabled
     assert (serve.virtual, serve.clip) == (True, clip)
+
+
+@pytest.mark.parametrize(("bind", "host"), [("127.0.0.1", "127.0.0.1"), ("::1", "::1"), ("127.0.0.2", "127.0.0.2")])
+def test_tui_attaches_where_the_daemon_listens(tmp_path, monkeypatch, bind, host):
+    """`rtvc tui` tried 127.0.0.1 whatever control.bind said: with bind = "::1" (a loopback address config.toml
+    allows) it found no daemon, and kept reconnecting to nothing."""
+    from rtvc.tui import launch
+
+    called = []
+    monkeypatch.setattr(launch, "attach", lambda *a: called.append(a) or 0)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[control]\nbind = "{bind}"\nport = 47999\n')
+    assert main(["tui", "--config", str(config), "--token", "t"]) == 0
+    assert main(["tui", "--config", str(config), "--token", "t", "--host", "rig.local"]) == 0
+    assert called == [(host, 47999, "t"), ("rig.local", 47999, "t")]
