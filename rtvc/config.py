@@ -57,7 +57,9 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class VoiceConfig:
-    profile: str = setting("default", "voice profile: a name in profiles/ or a path to a .toml file")
+    profile: str = setting(
+        "default", "voice profile: a name in profiles/ or a path to a .toml file (relative: from config.toml's folder)"
+    )
 
 
 @dataclass(frozen=True)
@@ -206,9 +208,23 @@ def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None 
         sections[name] = from_table(cls, tables[name], keys_where, name)
         for f in dataclasses.fields(cls):
             sources[f"{name}.{f.name}"] = where.get(f"{name}.{f.name}", "default")
+    if path is not None:  # a profile named by a relative path in the file is found beside the file, as profiles/ is
+        base = path.parent
+        if sources["voice.profile"] == str(path):
+            sections["voice"] = VoiceConfig(_beside(sections["voice"].profile, base))
+        obs = sections["obs"]
+        sections["obs"] = dataclasses.replace(obs, scenes={k: _beside(v, base) for k, v in obs.scenes.items()})
     _check_bind(sections["control"], sources["control.bind"])
     _check_monitor(sections["audio"], sources["audio.monitor"])
     return Config(**sections, sources=sources, path=path)
+
+
+def _beside(profile: str, base: Path) -> str:
+    """A profile given as a relative path (it ends in .toml or holds a '/', as profile_path reads it) in config.toml:
+    that path from the file's folder; a profile name as it is."""
+    if (profile.endswith(".toml") or "/" in profile) and not Path(profile).is_absolute():
+        return str(base / profile)
+    return profile
 
 
 def format_config(cfg: Config) -> str:

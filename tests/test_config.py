@@ -145,3 +145,28 @@ def test_a_password_of_the_wrong_type_is_not_printed(tmp_path):
         load_config(write(tmp_path, "[obs]\npassword = 9876543210\n"))
     assert "'obs.password' = (not shown) has the wrong type" in str(e.value) and "a string" in str(e.value)
     assert "9876543210" not in str(e.value)
+
+
+def test_a_profile_path_in_the_config_file_is_taken_from_the_files_folder(tmp_path, monkeypatch):
+    """`[voice] profile = "voices/alice.toml"` was looked for in the working directory, not beside config.toml
+    (as profiles/ is): `rtvc serve --config ~/rtvc/config.toml` run from elsewhere, or under systemd (working
+    directory /), stopped with "profile 'voices/alice.toml' not found"; [obs.scenes] paths alike."""
+    from rtvc.profiles import load_profile
+    from rtvc.run import profiles_dir
+    from rtvc.serve import unknown_scene_profiles
+
+    home = tmp_path / "rtvc"
+    (home / "voices").mkdir(parents=True)
+    (home / "voices" / "alice.toml").write_text('voice = "pitch"\n')
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = load_config(
+        write(
+            home, '[voice]\nprofile = "voices/alice.toml"\n[obs.scenes]\n"Game" = "voices/alice.toml"\n"Chat" = "x"\n'
+        )
+    )
+    assert load_profile(cfg.voice.profile, profiles_dir(cfg)).name == "alice"
+    assert cfg.obs.scenes == {"Game": str(home / "voices" / "alice.toml"), "Chat": "x"}
+    assert [p.split(":")[0] for p in unknown_scene_profiles(cfg)] == ["[obs.scenes] 'Chat' = 'x'"]
+    flag = load_config(home / "config.toml", {"voice.profile": ("voices/alice.toml", "--profile")})
+    assert flag.voice.profile == "voices/alice.toml"  # a flag's path is the shell's: from the working directory
