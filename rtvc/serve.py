@@ -158,7 +158,8 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
             pass  # the controller's event carries the error; the serve log prints it
 
     # a model loads for seconds: not on the link's thread, which must keep reading OBS; the latest scene wins
-    voices = SceneVoices(lambda: controller.profile, select)
+    folder = profiles_dir(cfg)
+    voices = SceneVoices(lambda: controller.profile, select, lambda p: profile_path(p, folder).stem)
 
     def on_scene(scene: str) -> None:
         profile = scenes.get(scene)

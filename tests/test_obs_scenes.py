@@ -57,3 +57,42 @@ def test_a_scene_whose_voice_plays_loads_nothing_and_a_failed_load_does_not_stop
     scenes.request("giant")
     settle(scenes)
     assert c.profile == "giant" and scenes.loaded == ["broken", "giant"]
+
+
+def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_path):
+    """[obs.scenes] "Gaming" = "voices/giant.toml": the voice plays as 'giant' (the controller names a profile by its
+    file's stem), so the scene's 'voices/giant.toml' never equalled it and every cut back to the scene loaded the
+    voice again (seconds for a model voice, audio lost meanwhile, the live pitch changes undone)."""
+    from rtvc.config import load_config
+    from rtvc.serve import start_obs_link
+
+    (tmp_path / "voices").mkdir()
+    (tmp_path / "voices" / "giant.toml").write_text('voice = "pitch"\n')
+    config = tmp_path / "config.toml"
+    config.write_text('[obs]\nenabled = true\nport = 1\n[obs.scenes]\n"Gaming" = "voices/giant.toml"\n')
+    cfg = load_config(config)
+
+    class Controller:
+        def __init__(self) -> None:
+            self.profile, self.selected = "default", []
+
+        def select_voice(self, name: str, by: str) -> None:
+            self.selected.append(name)
+            self.profile = name.rsplit("/", 1)[-1].removesuffix(".toml")
+
+        def set_link(self, *_: str) -> None:
+            pass
+
+    c = Controller()
+    link = start_obs_link(cfg, c)
+    assert link is not None
+    try:
+        for scene in ("Gaming", "Chatting", "Gaming", "Gaming"):
+            link.on_scene(scene)
+            deadline = time.monotonic() + 5
+            while not c.selected and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.1)  # (a second load, the bug, would have started by now)
+    finally:
+        link.stop()
+    assert c.selected == [str(tmp_path / "voices" / "giant.toml")] and c.profile == "giant"

@@ -16,9 +16,12 @@ log = logging.getLogger("rtvc")
 
 
 class SceneVoices:
-    def __init__(self, current: Callable[[], str], select: Callable[[str], None]):
-        """current(): the profile playing now; select(profile): load and switch to it (slow; errors are its own)."""
-        self._current, self._select = current, select
+    def __init__(
+        self, current: Callable[[], str], select: Callable[[str], None], name: Callable[[str], str] = str
+    ) -> None:
+        """current(): the profile playing now, by name; select(profile): load and switch to it (slow; errors are its
+        own); name(profile): the name a profile plays under (a path to a .toml file: the file's stem)."""
+        self._current, self._select, self._name = current, select, name
         self._lock = threading.Lock()
         self._want: str | None = None  # the latest scene's profile, not yet taken by the loader
         self._loading = False
@@ -40,7 +43,7 @@ class SceneVoices:
                     profile, self._want = self._want, None
                     if profile is None:
                         return
-                if profile == self._current():
+                if self._name(profile) == self._current():
                     continue
                 self.loaded.append(profile)
                 try:
