@@ -153,8 +153,9 @@ class ObsConfig:
         repr=False,
         metadata={"help": "OBS's websocket server password (never printed or logged)", "secret": True},
     )
-    scenes: dict | tuple = setting(  # noqa: RUF009  (an empty, hashable default; TOML gives a dict)
-        (), 'OBS scene -> profile, as [obs.scenes] "Just Chatting" = "default"', _scenes_ok
+    scenes: dict = dataclasses.field(
+        default_factory=dict,
+        metadata={"help": 'OBS scene -> profile, as [obs.scenes] "Just Chatting" = "default"', "check": _scenes_ok},
     )
 
     def __post_init__(self) -> None:

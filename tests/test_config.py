@@ -53,6 +53,10 @@ def test_values_are_typed_and_flags_override_the_file(tmp_path):
         ("[gate]\nthreshold_db = 6\n", ["'gate.threshold_db' = 6", "a number from -100 to 0"]),
         ("[gate]\nthreshold = -50\n", ["unknown key 'gate.threshold'", "did you mean 'threshold_db'"]),
         ("[gate]\nhold_ms = -5\n", ["'gate.hold_ms' = -5", "a number from 0 to 5000"]),
+        (
+            '[obs]\nscenes = ["Gaming", "giant"]\n',
+            ["'obs.scenes' = ['Gaming', 'giant'] has the wrong type", "a table:"],
+        ),
     ],
 )
 def test_bad_config_names_the_key_the_file_and_what_is_allowed(tmp_path, text, words):
