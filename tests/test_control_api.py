@@ -475,6 +475,32 @@ def test_a_bind_on_another_loopback_address_is_reached_there(daemon):
         server.stop()
 
 
+def test_with_allow_remote_the_dock_opened_from_another_machine_connects(daemon):
+    """With control.allow_remote the dock is meant to be opened from another machine (OBS on a streaming PC:
+    http://rig.local:PORT/dock?token=...), but its page's Origin was not 127.0.0.1 or localhost: its websocket was
+    refused (403) and the dock said 'refused the websocket' although config.toml says the dock is always allowed."""
+    from dataclasses import replace
+
+    cfg = replace(daemon.cfg.control, bind="127.0.0.1", allow_remote=True)
+    server = ControlServer(cfg, daemon.controller, daemon.token, port=0)
+    server.start()
+    port = server.port
+
+    async def main():
+        url = f"ws://rig.local:{port}/rpc?token={daemon.token}"  # (reached on 127.0.0.1, named rig.local)
+        async with connect(url, host="127.0.0.1", port=port, origin=f"http://rig.local:{port}", open_timeout=10) as ws:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "status.get"}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["result"]["control"]["profile"]
+        with pytest.raises(InvalidStatus) as e:  # another site's page is still refused
+            await connect(url, host="127.0.0.1", port=port, origin="http://evil.example", open_timeout=10)
+        assert e.value.response.status_code == 403 and b"control.origins" in e.value.response.body
+
+    try:
+        run(main())
+    finally:
+        server.stop()
+
+
 def test_the_dock_files_are_served_and_nothing_else(daemon):
     port = daemon.port
     status, hdrs, _ = http_get(port, "/dock?token=abc")

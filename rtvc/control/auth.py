@@ -84,9 +84,13 @@ def allowed_origins(cfg: ControlConfig, port: int) -> frozenset[str]:
     return frozenset(ours | set(cfg.origins))
 
 
-def check_origin(origin: str | None, allowed: frozenset[str]) -> str | None:
-    """None when allowed, else the reason to refuse. No Origin header: a native tool, not a browser page."""
+def check_origin(origin: str | None, allowed: frozenset[str], remote_host: str | None = None) -> str | None:
+    """None when allowed, else the reason to refuse. No Origin header: a native tool, not a browser page.
+    `remote_host`: the request's Host header when control.allow_remote lets other machines in; a page from that
+    address is the dock itself, opened from another machine (OBS on a streaming PC)."""
     if origin is None or origin in allowed:
+        return None
+    if remote_host is not None and origin.lower() == f"http://{remote_host}".lower():
         return None
     return (
         f"Origin {origin!r} is not allowed: pages from the rtvc dock's own address can connect; "

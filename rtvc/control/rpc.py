@@ -186,9 +186,10 @@ edit the table, not this file.
   so does no `auth` within AUTH_S seconds. `rtvc token --new` renews the token: within a second the daemon
   accepts only the new one and closes (4001) the connections that logged in with the old one.
 - Browsers: only pages from `http://127.0.0.1:PORT`, `http://localhost:PORT`, the address in `control.bind`
-  (the dock, served at `/dock`) and `control.origins`. Native tools send no Origin header and are allowed. The
-  Host header must name a loopback address or `control.bind`, with the port (DNS rebinding), unless
-  `control.allow_remote`.
+  (the dock, served at `/dock`) and `control.origins`; with `control.allow_remote`, also the dock opened from
+  another machine (a page from the address in the Host header). Native tools send no Origin header and are
+  allowed. The Host header must name a loopback address or `control.bind`, with the port (DNS rebinding),
+  unless `control.allow_remote`.
 - Limits: a message over `control.max_frame_kb` KiB closes the connection (1009); past
   `control.max_clients` connections, HTTP 503 (or close 1013). A client that does not read its messages
   loses meter updates first and is closed (4008) when a reply or state event cannot be queued, or when its

@@ -251,7 +251,8 @@ class ControlServer:
             response = ws.respond(426, "this is the control API's websocket: connect with a websocket client\n")
             response.headers["Upgrade"] = "websocket"
             return response
-        bad_origin = auth.check_origin(request.headers.get("Origin"), self._origins)
+        remote_host = request.headers.get("Host") if self.cfg.allow_remote else None
+        bad_origin = auth.check_origin(request.headers.get("Origin"), self._origins, remote_host)
         if bad_origin:
             log.warning("refused a browser page: %s", bad_origin)
             return ws.respond(403, bad_origin + "\n")
