@@ -7,6 +7,7 @@ place: a failed save leaves no half-written profile and never replaces a good on
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -106,9 +107,7 @@ def write_profile(
             profiles_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".toml.saving", dir=profiles_dir)
         except OSError as e:
-            raise ConfigError(
-                f"cannot write profile '{name}' in {profiles_dir}: {e.strerror}", "check the folder's permissions"
-            ) from None
+            raise ConfigError(f"cannot write profile '{name}' in {profiles_dir}: {e.strerror}", _fix(e)) from None
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -122,7 +121,13 @@ def write_profile(
             raise
         except OSError as e:
             tmp.unlink(missing_ok=True)
-            raise ConfigError(
-                f"cannot write profile '{name}' in {profiles_dir}: {e}", "check the folder's permissions"
-            ) from None
+            raise ConfigError(f"cannot write profile '{name}' in {profiles_dir}: {e.strerror or e}", _fix(e)) from None
     return path
+
+
+def _fix(e: OSError) -> str:
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # (a quota: Linux and macOS)
+        return "free some space on that disk, then save again"
+    if e.errno == errno.EROFS:
+        return "the folder is on a read-only file system: run rtvc with a config.toml in a folder you can write to"
+    return "check the folder's permissions"

@@ -220,3 +220,19 @@ def test_a_save_racing_a_voice_select_names_the_voice_that_plays(daemon, monkeyp
     assert playing == "passthrough" and controller.profile in ("race", "passthrough")
     assert load_profile(controller.profile, profiles).voice == playing, (controller.profile, playing)
     assert load_profile("race", profiles).voice == "passthrough"
+
+
+def test_a_save_on_a_full_disk_says_so_and_leaves_nothing(tmp_path, monkeypatch):
+    """A full disk was reported as '[Errno 28] No space left on device (check the folder's permissions)': the
+    permissions were fine."""
+    import errno
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(ConfigError) as e:
+        write_profile(tmp_path, "mine", "Mine", "pitch", {"pitch": 2.0}, None)
+    assert "cannot write profile 'mine'" in str(e.value) and "No space left on device" in str(e.value)
+    assert "free some space on that disk" in str(e.value) and "permissions" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []  # no half-written profile, no temporary file
