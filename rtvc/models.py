@@ -513,6 +513,7 @@ def _where_it_runs() -> dict[str, str]:
 
 def list_models(cfg) -> str:
     """`rtvc models`: the registry as a table, with the profiles that use each file and files gone missing."""
+    from rtvc.profiles import profile_files
     from rtvc.run import profiles_dir
     from rtvc.settings import read_toml
 
@@ -522,7 +523,7 @@ def list_models(cfg) -> str:
         return f"no models imported in {folder} (import a voice: rtvc import hubert_base.pt VOICE.pth [VOICE.index])"
     users: dict[Path, list[str]] = {}
     profiles = profiles_dir(cfg)
-    for toml in sorted(profiles.glob("*.toml")) if profiles.is_dir() else []:
+    for toml in profile_files(profiles):
         try:
             table = read_toml(toml).get("model")
         except ConfigError:

@@ -111,6 +111,8 @@ def write_profile(
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
+                # mkstemp makes a private (0600) file: a profile is readable as the one it replaces, or as files are
+                os.fchmod(f.fileno(), path.stat().st_mode & 0o777 if path.exists() else 0o644)
                 f.write(render(label, kind, params, model, comment))
                 f.flush()
                 os.fsync(f.fileno())  # the rename below must not publish an empty file after a crash

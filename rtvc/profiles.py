@@ -39,11 +39,19 @@ def profile_path(name_or_path: str, profiles_dir: Path) -> Path:
     return profiles_dir / f"{name_or_path}.toml"
 
 
+def profile_files(profiles_dir: Path) -> list[Path]:
+    """The profiles in a folder, sorted: its *.toml files, but no hidden ones (an editor's lock or backup file,
+    `.#default.toml`, is no voice)."""
+    if not profiles_dir.is_dir():
+        return []
+    return sorted(p for p in profiles_dir.glob("*.toml") if not p.name.startswith("."))
+
+
 def voice_kinds(profiles_dir: Path) -> dict[str, list[str]]:
     """The voices the profiles in `profiles_dir` use: kind -> profile names. A file that does not read is
     left out here (selecting it gives its error)."""
     kinds: dict[str, list[str]] = {}
-    for path in sorted(profiles_dir.glob("*.toml")) if profiles_dir.is_dir() else []:
+    for path in profile_files(profiles_dir):
         try:
             kind = read_toml(path).get("voice")
         except ConfigError:
@@ -71,7 +79,7 @@ def check_label(label: str, where: str) -> None:
 def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     path = profile_path(name_or_path, profiles_dir)
     if not path.exists():  # a folder or an unreadable file: read_toml says which
-        there = sorted(p.stem for p in profiles_dir.glob("*.toml")) if profiles_dir.is_dir() else []
+        there = [p.stem for p in profile_files(profiles_dir)]
         raise ConfigError(
             f"profile '{name_or_path}' not found: no file {path}",
             f"profiles in {profiles_dir}: {', '.join(there) or 'none'}; or pass a path to a .toml file",

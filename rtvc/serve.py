@@ -33,7 +33,7 @@ from rtvc.control.server import ControlServer
 from rtvc.engine import Engine
 from rtvc.errors import RtvcError
 from rtvc.priority import AWAITING_CALLBACKS
-from rtvc.profiles import profile_path, voice_kinds
+from rtvc.profiles import profile_files, profile_path, voice_kinds
 from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report
 from rtvc.voices import VOICES
 from rtvc.wavio import bundled_speech, load_mono
@@ -134,7 +134,7 @@ def unknown_scene_profiles(cfg: Config) -> list[str]:
     """[obs.scenes] entries whose profile has no file now: said at start, not first when the scene comes up
     on stream (not an error: the profile may be saved later, and selecting it then works)."""
     folder = profiles_dir(cfg)
-    there = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+    there = [p.stem for p in profile_files(folder)]
     return [
         f"[obs.scenes] {scene!r} = {name!r}: no such profile ({profile_path(name, folder)}); "
         f"profiles: {', '.join(there) or 'none'}"

@@ -236,3 +236,19 @@ def test_a_save_on_a_full_disk_says_so_and_leaves_nothing(tmp_path, monkeypatch)
     assert "cannot write profile 'mine'" in str(e.value) and "No space left on device" in str(e.value)
     assert "free some space on that disk" in str(e.value) and "permissions" not in str(e.value)
     assert list(tmp_path.iterdir()) == []  # no half-written profile, no temporary file
+
+
+def test_a_saved_profile_is_readable_as_the_one_it_replaces_and_hidden_files_are_no_voices(tmp_path):
+    from rtvc.profiles import profile_files, voice_kinds
+
+    path = write_profile(tmp_path, "mic", "Mic", "pitch", {"pitch": 3.0}, None)
+    assert path.stat().st_mode & 0o777 == 0o644  # (mkstemp's 0600 made it private to its owner)
+    path.chmod(0o640)
+    write_profile(tmp_path, "mic", "Mic", "pitch", {"pitch": 4.0}, None, overwrite=True)
+    assert path.stat().st_mode & 0o777 == 0o640
+    (tmp_path / ".#mic.toml").symlink_to("user@host.1234")  # an editor's lock file, and its backup
+    (tmp_path / ".mic.toml.swp.toml").write_text("not a profile")
+    assert profile_files(tmp_path) == [path]
+    assert voice_kinds(tmp_path) == {"pitch": ["mic"]}
+    with pytest.raises(ConfigError, match=r"profiles in .*: mic;"):
+        load_profile("other", tmp_path)

@@ -23,7 +23,7 @@ from rtvc.config import Config, GateConfig
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
 from rtvc.gate import GateSettings
-from rtvc.profiles import load_profile, profile_path
+from rtvc.profiles import load_profile, profile_files, profile_path
 from rtvc.settings import describe, from_table
 from rtvc.voices import voice_class
 
@@ -80,7 +80,7 @@ class Controller:
 
     def voices(self) -> list[dict[str, Any]]:
         out = []
-        for path in sorted(self.profiles_dir.glob("*.toml")):
+        for path in profile_files(self.profiles_dir):
             try:
                 p = load_profile(str(path), self.profiles_dir)
                 entry = {"name": p.name, "label": p.label, "voice": p.voice, "active": p.name == self.profile}
