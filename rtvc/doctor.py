@@ -178,10 +178,13 @@ def check_engines(folder: Path) -> list[Check]:
 
 
 def check_audio() -> list[Check]:
-    try:
-        import sounddevice as sd
-    except OSError as e:  # the module is installed, PortAudio's shared library is not
-        return [Check(False, "portaudio", f"library not found ({e})", "sudo apt-get install libportaudio2")]
+    from rtvc.audio.devices import portaudio
+    from rtvc.errors import DeviceError
+
+    try:  # (the package absent, or installed without PortAudio's shared library: each named with its install)
+        sd = portaudio()
+    except DeviceError as e:
+        return [Check(False, "portaudio", e.what, e.fix)]
     apis = ", ".join(h["name"] for h in sd.query_hostapis()) or "none"
     return [Check(True, "portaudio", f"{sd.get_portaudio_version()[1]}; host APIs: {apis}")]
 

@@ -140,3 +140,14 @@ def test_a_torchaudio_that_does_not_load_with_this_torch_is_named(monkeypatch):
     assert check.fix == "pip install torchaudio==2.11.0 (the release built for this torch)"
     newer = check_torchaudio("2.13.0+cpu")  # torchaudio has no 2.13: the pair to go back to
     assert newer.fix == "pip install torch==2.11.0 torchaudio==2.11.0 (torchaudio's last release is 2.11)"
+
+
+def test_sounddevice_absent_is_a_missing_line_with_the_install(monkeypatch):
+    """On a machine without sounddevice (the GPU image scripts/gpu-check.sh runs on) the audio check raised
+    ModuleNotFoundError, which doctor printed as 'the check failed ... -> report this'."""
+    from rtvc.doctor import check_audio
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # what an absent package looks like to import
+    (check,) = check_audio()
+    assert not check.ok and check.name == "portaudio" and "sounddevice package is not installed" in check.found
+    assert "pip install sounddevice" in check.fix
