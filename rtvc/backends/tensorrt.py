@@ -201,7 +201,9 @@ class TensorRTStep:
                     self._ctx.set_input_shape(n, shape)
                 elif n in want and want[n] != shape:
                     raise EngineError("shape", f"{what} takes '{n}' as {shape}, the step needs {want[n]}", command)
-                self._in[n] = torch.empty(
+                # zeros, not empty: the warm-up below runs the engine on them, and uninitialised int64 ids (the
+                # synth's pitch and sid) would index outside their embedding tables
+                self._in[n] = torch.zeros(
                     shape, dtype=_torch_dtype(trt, self._engine.get_tensor_dtype(n)), device="cuda"
                 )
         for n in io:
@@ -228,6 +230,7 @@ class TensorRTStep:
                 said = "; ".join(self._log.errors[-3:]) or "no reason given"
                 raise RtvcError(f"{what}: execute_async_v3 failed: {said}", "rebuild it (rtvc build); see rtvc doctor")
 
+        torch.cuda.current_stream().synchronize()  # the zeros: our stream is non-blocking, it would not wait for them
         enqueue()  # warm-up: TensorRT's deferred set-up runs here, outside the capture
         self._gs.synchronize()
         self._gs.capture(enqueue)
