@@ -215,3 +215,49 @@ def test_an_engines_folder_that_cannot_take_files_is_said_before_the_build(tmp_p
         _check_writable(tmp_path / "engines")
     _check_writable(tmp_path / "fresh" / "engines")  # made, and left empty
     assert list((tmp_path / "fresh" / "engines").iterdir()) == []
+
+
+def test_an_enqueue_that_fails_inside_the_capture_is_the_error_raised(monkeypatch):
+    """A failed execute_async_v3 invalidates the capture, and ending it then fails too: that second error
+    (cudaStreamEndCapture ... cudaErrorStreamCaptureInvalidated) was the one raised, hiding what TensorRT said.
+    The CUDA runtime here is the real module's enums with calls that behave as such a capture does (and, last,
+    as one that went well)."""
+    rt = pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings is not installed")
+    from rtvc.backends import cudart
+
+    ok, ended = rt.cudaError_t.cudaSuccess, []
+
+    class CaptureInvalidated:
+        invalid = True
+        cudaError_t, cudaStreamCaptureMode = rt.cudaError_t, rt.cudaStreamCaptureMode
+        cudaStreamNonBlocking, cudaGetErrorName = rt.cudaStreamNonBlocking, staticmethod(rt.cudaGetErrorName)
+
+        @staticmethod
+        def cudaStreamCreateWithFlags(flags):
+            return ok, rt.cudaStream_t(1)
+
+        @staticmethod
+        def cudaStreamBeginCapture(stream, mode):
+            return (ok,)
+
+        @classmethod
+        def cudaStreamEndCapture(cls, stream):
+            ended.append(stream)
+            return (rt.cudaError_t.cudaErrorStreamCaptureInvalidated, rt.cudaGraph_t(0)) if cls.invalid else (ok, 7)
+
+        @staticmethod
+        def cudaGraphInstantiate(graph, flags):
+            return ok, ("exec of", graph)
+
+    monkeypatch.setattr(cudart, "runtime", lambda: CaptureInvalidated)
+    gs = cudart.GraphStream("TensorRT engine 'synth'")
+
+    def enqueue() -> None:
+        raise RtvcError("TensorRT engine 'synth': execute_async_v3 failed: what TensorRT said", "rebuild it")
+
+    with pytest.raises(RtvcError, match="execute_async_v3 failed: what TensorRT said"):
+        gs.capture(enqueue)
+    assert len(ended) == 1 and gs.graph is None and gs.exec is None  # the capture was ended, nothing kept
+    CaptureInvalidated.invalid = False
+    gs.capture(lambda: None)
+    assert (gs.graph, gs.exec) == (7, ("exec of", 7))

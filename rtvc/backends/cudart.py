@@ -66,11 +66,15 @@ class GraphStream:
         check(rt.cudaStreamBeginCapture(self.stream, mode), "cudaStreamBeginCapture", self.what)
         try:
             enqueue()
-        finally:
-            # always end the capture, or the stream stays unusable; a failed enqueue invalidates the graph
-            graph = check(rt.cudaStreamEndCapture(self.stream), "cudaStreamEndCapture", self.what)
-        self.graph = graph
-        self.exec = check(rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate", self.what)
+        except BaseException:
+            # end the capture, or the stream stays unusable, and drop what it recorded; a failed enqueue has
+            # usually invalidated it, so ending it fails too: the enqueue's error is the one that says why
+            err, graph = rt.cudaStreamEndCapture(self.stream)
+            if err == rt.cudaError_t.cudaSuccess:
+                rt.cudaGraphDestroy(graph)
+            raise
+        self.graph = check(rt.cudaStreamEndCapture(self.stream), "cudaStreamEndCapture", self.what)
+        self.exec = check(rt.cudaGraphInstantiate(self.graph, 0), "cudaGraphInstantiate", self.what)
 
     def launch(self) -> None:
         check(self.rt.cudaGraphLaunch(self.exec, self.stream), "cudaGraphLaunch", self.what)
