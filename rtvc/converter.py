@@ -70,6 +70,9 @@ class StreamingConverter:
         self.block = shape.block
         self.samplerate = shape.samplerate
         self._nominal = shape.search // 2
+        # output frame j of a block is tail[k + j]: it lags its input by crossfade + search - k frames (for
+        # an odd search, one more than crossfade + search // 2)
+        self._sola_delay = shape.crossfade + shape.search - self._nominal
         self._params = params
         self._pending: Any = None  # params that take over at the next block
         self.bypass = False
@@ -88,7 +91,7 @@ class StreamingConverter:
     def latency(self) -> int:
         """Frames of delay the converter adds beyond the block itself."""
         rt = self._rates
-        return rt.delay + self.shape.crossfade + self._nominal + round(self.voice.latency * rt.device / rt.voice)
+        return rt.delay + self._sola_delay + round(self.voice.latency * rt.device / rt.voice)
 
     @property
     def params(self) -> Any:
