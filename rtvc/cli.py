@@ -228,6 +228,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         print(f"OBS dock:  http://{where}/dock?token={token}\n  (OBS: Docks > Custom Browser Docks, paste as URL)")
         print(f"websocket: ws://{where}/rpc (send auth {{token}} first, or connect to ws://{where}/rpc?token=...)")
+        if cfg.control.allow_remote and cfg.control.bind in ("0.0.0.0", "::"):
+            import socket
+
+            print(
+                f"  from another machine (allow_remote): this machine's address in place of {where.split(':')[0]}, "
+                f"e.g. http://{socket.gethostname()}:{cfg.control.port}/dock?token={token}"
+            )
         return 0
     if args.command == "convert" and args.offline:
         from rtvc.run import convert_file_offline

@@ -129,7 +129,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found", "check the path, or pass --config") from None
+        raise ConfigError(f"{path}: file not found", "check the path (a .toml file)") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a file", "name a .toml file") from None
     except OSError as e:
