@@ -38,7 +38,10 @@ class StreamConfig:
         3.0, "crossfade between consecutive blocks (ms), at most one block", in_range(0.0, 100.0)
     )
     search_ms: float = setting(
-        8.0, "SOLA search window (ms): where each block may join the last; half of it adds latency", in_range(0.0, 50.0)
+        16.0,
+        "SOLA search window (ms): where each block may join the last; it should span one period of the output "
+        "voice (16 ms: down to 62.5 Hz); half of it adds latency",
+        in_range(0.0, 50.0),
     )
     context_ms: float = setting(
         0.0,

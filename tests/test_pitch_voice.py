@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import parselmouth
@@ -130,3 +131,28 @@ def test_a_shifted_voice_is_as_loud_as_the_input(speech, pitch, formant):
     rms = 20 * np.log10(np.sqrt(np.mean(y.astype(np.float64) ** 2)) / np.sqrt(np.mean(x.astype(np.float64) ** 2)))
     assert abs(rms) <= 2.0, rms
     assert 20 * np.log10(np.abs(y).max() / np.abs(x).max()) <= 2.0
+
+
+def test_the_default_stream_joins_a_male_voice_made_deeper_in_phase():
+    """The default profile (Deeper, -4 semitones) on a 100 Hz voice gives 79 Hz, a 12.6 ms period: the default
+    SOLA search must span it, or every block joins out of phase and half the energy falls between the
+    harmonics (-0.7 dB with the old 8 ms search; bench/sola_search.py)."""
+    from rtvc.config import load_config
+    from rtvc.profiles import load_profile
+    from rtvc.run import frames
+
+    st = load_config(None, {}).stream
+    shape = StreamShape(SR, frames(st.block_ms, SR), frames(st.crossfade_ms, SR), frames(st.search_ms, SR))
+    params = load_profile("default", Path(__file__).resolve().parent.parent / "profiles").params
+    x = harmonic_tone(100.0)
+    conv = StreamingConverter(PitchVoice(SR), params, shape)
+    b = shape.block
+    y = np.concatenate([conv.process_block(x[i : i + b]) for i in range(0, len(x) - b + 1, b)])[conv.latency :]
+    seg = y[SR // 2 : SR // 2 + SR]
+    power = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
+    f = np.fft.rfftfreq(len(seg), 1 / SR)
+    f0 = 100.0 * 2 ** (params.pitch / 12)
+    near = np.min(np.abs(f[:, None] - f0 * np.arange(1, 4000 / f0)[None, :]), axis=1) < 4
+    band = f < 4000
+    off_db = 10 * np.log10(power[band & ~near].sum() / power[band].sum())
+    assert off_db < -20.0, f"{off_db:.1f} dB of the output between the harmonics"
