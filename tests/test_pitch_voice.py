@@ -2,7 +2,7 @@
 
 Every conversion runs through the streaming converter, block by block. The SOLA search spans 20 ms
 here: joining blocks in phase needs one period of the output voice, and -12 semitones on a 100 Hz
-tone is 50 Hz (config.toml's default, 8 ms, covers outputs down to 125 Hz).
+tone is 50 Hz (config.toml's default, 16 ms, covers outputs down to 62.5 Hz).
 """
 
 from __future__ import annotations
