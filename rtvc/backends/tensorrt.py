@@ -230,10 +230,17 @@ class TensorRTStep:
                 said = "; ".join(self._log.errors[-3:]) or "no reason given"
                 raise RtvcError(f"{what}: execute_async_v3 failed: {said}", "rebuild it (rtvc build); see rtvc doctor")
 
-        torch.cuda.current_stream().synchronize()  # the zeros: our stream is non-blocking, it would not wait for them
-        enqueue()  # warm-up: TensorRT's deferred set-up runs here, outside the capture
-        self._gs.synchronize()
-        self._gs.capture(enqueue)
+        try:
+            torch.cuda.current_stream().synchronize()  # the zeros: our stream is non-blocking, it would not wait
+            enqueue()  # warm-up: TensorRT's deferred set-up runs here, outside the capture
+            self._gs.synchronize()
+            self._gs.capture(enqueue)
+        except BaseException:
+            try:  # a runner that failed to start keeps no CUDA stream (a voice may be retried many times)
+                self._gs.close()
+            except RtvcError:
+                pass  # (the first error says why; a broken context fails its clean-up too)
+            raise
 
     def __call__(self, **inputs) -> dict:
         import torch
