@@ -57,7 +57,12 @@ class Found:
 
 def identify(path: Path, source: str = "", arg: str = "") -> Found:
     """Load `path` as the model it is; ModelError naming the file if it is none rtvc runs (or is damaged)."""
-    found = _identify(path, source or str(path))
+    try:
+        found = _identify(path, source or str(path))
+    except RtvcError as e:
+        if source and source != str(path):  # a zip member: named as the user knows it, not as its temporary copy
+            raise type(e)(e.what.replace(str(path), source), e.fix) from None
+        raise
     found.arg = shlex.quote(arg or str(path))
     return found
 
@@ -151,6 +156,33 @@ def _index(path: Path, source: str) -> Found:
         {"dim": dim, "features": int(index.vectors.shape[0])},
         source,
     )
+
+
+# what RVC's training leaves beside the exported voice (logs/NAME/: G_2333.pth, D_2333.pth, trained_IVF..._v2.index,
+# which has no features): archives of a voice often carry them along
+_TRAINING_FILE = re.compile(r"[GD]_\w*\.pth|trained_.*\.index", re.IGNORECASE)
+
+
+def identify_all(given: list[tuple[Path, str, str]], say: Callable[[str], None]) -> list[Found]:
+    """`identify` each file; a training file that came in an archive is skipped with a line, not the voice's."""
+    found: list[Found] = []
+    skipped: list[tuple[str, str]] = []  # (the member, its archive)
+    for path, source, arg in given:
+        try:
+            found.append(identify(path, source, arg))
+        except ModelError:
+            if source == str(path) or not _TRAINING_FILE.fullmatch(path.name):
+                raise
+            skipped.append((source, arg))
+            say(f"skipped {source}: a file RVC's training leaves (G_/D_ checkpoints, trained_ index), not the voice")
+    if skipped and not any(f.kind == "voice" for f in found):
+        member, archive = skipped[0]
+        raise ModelError(
+            f"{member}: a file RVC's training leaves, and {archive} holds no exported voice",
+            "export the voice in RVC (its 'ckpt processing' tab, or the small .pth it writes to assets/weights) and "
+            "import that",
+        )
+    return found
 
 
 def serves(content: dict[str, Any], version: str) -> bool:
@@ -286,7 +318,7 @@ def import_models(cfg, opts: ImportOptions, say: Callable[[str], None] = print) 
     folder = models_dir(cfg)
     registry = Registry.load(folder)
     with tempfile.TemporaryDirectory(prefix="rtvc-import-") as tmp:
-        found = [identify(*given) for given in expand(opts.files, Path(tmp), say)]
+        found = identify_all(expand(opts.files, Path(tmp), say), say)
         by_kind: dict[str, list[Found]] = {k: [f for f in found if f.kind == k] for k in KINDS}
         for kind, items in by_kind.items():
             if len(items) > 1:

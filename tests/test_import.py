@@ -256,3 +256,66 @@ def test_rmvpe_imported_with_a_voice_becomes_its_f0_and_a_cuda_machine_gets_cuda
     assert 'f0_model = "../models/f0/rmvpe.pt"' in (home / "profiles" / "b.toml").read_text()
     code, out, err = rtvc(home, capsys, "import", voice, "--name", "c", "--f0", "fcpe")
     assert code == 0 and 'f0 = "fcpe"' in (home / "profiles" / "c.toml").read_text()
+
+
+def test_a_damaged_file_in_a_zip_is_named_as_the_member_the_user_has(home, downloads, capsys, tmp_path):
+    data = (downloads / "Alice (RVC v2) 300e.pth").read_bytes()
+    with zipfile.ZipFile(tmp_path / "cut.zip", "w") as z:
+        z.writestr("Alice/alice.pth", data[: len(data) // 2])
+    before = state(home)
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(tmp_path / "cut.zip"))
+    assert code == 2 and f"{tmp_path / 'cut.zip'}:Alice/alice.pth: truncated or damaged checkpoint" in err, err
+    assert "rtvc-import-" not in err  # (not the temporary copy, gone by the time the user reads the line)
+    assert state(home) == before
+
+
+def _training_checkpoint(path: Path, voice: Path) -> Path:
+    """What RVC's training writes to logs/NAME/ (G_2333.pth, D_2333.pth): the full model and the optimizer."""
+    import torch
+
+    weights = torch.load(voice, weights_only=True)["weight"]
+    torch.save({"model": {k: v.float() for k, v in weights.items()}, "iteration": 2333, "optimizer": {}}, path)
+    return path
+
+
+def test_a_zip_with_rvc_training_files_imports_the_exported_voice(home, downloads, capsys, tmp_path):
+    import faiss
+
+    voice = downloads / "Alice (RVC v2) 300e.pth"
+    trained = faiss.index_factory(768, "IVF4,Flat")  # RVC's trained_*.index: trained, no features added
+    trained.train(np.random.default_rng(1).standard_normal((200, 768)).astype(np.float32))
+    faiss.write_index(trained, str(tmp_path / "trained_IVF4_Flat_nprobe_1_alice_v2.index"))
+    with zipfile.ZipFile(tmp_path / "alice-logs.zip", "w") as z:
+        z.write(voice, "alice/alice.pth")
+        z.write(
+            downloads / "added_IVF16_Flat_nprobe_1_alice_v2.index", "alice/added_IVF16_Flat_nprobe_1_alice_v2.index"
+        )
+        z.write(
+            tmp_path / "trained_IVF4_Flat_nprobe_1_alice_v2.index", "alice/trained_IVF4_Flat_nprobe_1_alice_v2.index"
+        )
+        z.write(_training_checkpoint(tmp_path / "G_2333.pth", voice), "alice/G_2333.pth")
+        z.write(_training_checkpoint(tmp_path / "D_2333.pth", voice), "alice/D_2333.pth")
+    code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(tmp_path / "alice-logs.zip"))
+    assert code == 0, err
+    for skipped in ("G_2333.pth", "D_2333.pth", "trained_IVF4_Flat_nprobe_1_alice_v2.index"):
+        assert f"skipped {tmp_path / 'alice-logs.zip'}:alice/{skipped}: a file RVC's training leaves" in out, out
+    assert sorted(p.name for p in (home / "models" / "alice").iterdir()) == [
+        "added_IVF16_Flat_nprobe_1_alice_v2.index",
+        "alice.pth",
+    ]
+    assert (
+        'index = "../models/alice/added_IVF16_Flat_nprobe_1_alice_v2.index"'
+        in (home / "profiles" / "alice.toml").read_text()
+    )
+
+    # an archive of the training folder alone has no voice to import: said, and nothing changes
+    with zipfile.ZipFile(tmp_path / "logs-only.zip", "w") as z:
+        z.write(tmp_path / "G_2333.pth", "logs/bob/G_2333.pth")
+        z.write(
+            downloads / "added_IVF16_Flat_nprobe_1_alice_v2.index", "logs/bob/added_IVF16_Flat_nprobe_1_bob_v2.index"
+        )
+    before = state(home)
+    code, _out, err = rtvc(home, capsys, "import", str(tmp_path / "logs-only.zip"))
+    assert code == 2 and f"{tmp_path / 'logs-only.zip'}:logs/bob/G_2333.pth: a file RVC's training leaves" in err, err
+    assert "holds no exported voice" in err and "ckpt processing" in err
+    assert state(home) == before
