@@ -18,6 +18,7 @@ import re
 import shlex
 import shutil
 import tempfile
+import unicodedata
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -334,17 +335,45 @@ def import_models(cfg, opts: ImportOptions, say: Callable[[str], None] = print) 
                 f"import it together with the voice's .pth: rtvc import VOICE.pth {index.arg}",
             )
         plan = _plan(cfg, opts, registry, voice, index, by_kind, check_name, profiles_dir(cfg))
-        copied: list[Path] = []
+        undo = _Undo(registry.path)
         try:
-            placed = {f.kind: _place(f, folder, registry, plan.get("name"), opts.force, copied, say) for f in found}
+            placed = {f.kind: _place(f, folder, registry, plan.get("name"), opts.force, undo, say) for f in found}
             registry.save()
+            later: list[str] = []  # (said once it is done: a closed stdout must not take back a written profile)
+            profile = _write_voice_profile(cfg, opts, plan, voice, placed, registry, later.append) if voice else None
         except BaseException:
-            for p in copied:  # a failure part-way takes back what this import copied
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            undo.undo()  # a failure part-way (a full disk, a profile that cannot be written) takes back this import
             raise
-    if voice is None:
-        return None
-    return _write_voice_profile(cfg, opts, plan, voice, placed, registry, say)
+        undo.commit()
+    for line in later:
+        say(line)
+    return profile
+
+
+class _Undo:
+    """What an import changed under models/, to take back when a later step fails: a failed import changes nothing."""
+
+    def __init__(self, registry: Path):
+        self.copied: list[Path] = []
+        self.aside: list[tuple[Path, Path]] = []  # (a file --force replaces, where it waits until the import is done)
+        self.registry = registry
+        self.registry_was = registry.read_bytes() if registry.exists() else None
+
+    def undo(self) -> None:
+        from rtvc.backends.manifest import write_atomic
+
+        for p in reversed(self.copied):
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        for dest, old in self.aside:
+            os.replace(old, dest)
+        if self.registry_was is None:
+            self.registry.unlink(missing_ok=True)
+        else:
+            write_atomic(self.registry, self.registry_was)
+
+    def commit(self) -> None:
+        for _, old in self.aside:
+            shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
 
 
 def _plan(cfg, opts, registry, voice, index, by_kind, check_name, profiles: Path) -> dict[str, Any]:
@@ -354,6 +383,7 @@ def _plan(cfg, opts, registry, voice, index, by_kind, check_name, profiles: Path
         if opts.name or opts.label or opts.f0:
             raise ConfigError("rtvc import: --name, --label and --f0 are for a voice", "give the voice's .pth too")
         return {}
+    from rtvc.profiles import check_label
     from rtvc.voices.rvc import F0_METHODS
 
     if opts.f0 is not None and opts.f0 not in F0_METHODS:
@@ -367,12 +397,14 @@ def _plan(cfg, opts, registry, voice, index, by_kind, check_name, profiles: Path
         )
     name = opts.name or profile_name(voice.path.stem)
     check_name(name)
+    label = opts.label if opts.label is not None else _printable(voice.path.stem)[:100]
+    check_label(label, "rtvc import: --label")  # (here: once files are copied, a refused label would leave them)
     target = profiles / f"{name}.toml"
     if target.exists() and not opts.force:
         raise ConfigError(
             f"profile '{name}' already exists ({target})", "choose another name with --name, or replace it with --force"
         )
-    plan: dict[str, Any] = {"name": name}
+    plan: dict[str, Any] = {"name": name, "label": label}
     content = by_kind["content"][0] if by_kind["content"] else None
     if content is not None:
         if not serves(content.details, version):
@@ -420,7 +452,7 @@ def _unfit(details: dict[str, Any], version: str) -> str:
     return f"an RVC v2 voice reads 768-d features; this content model gives {details.get('hidden')}-d"
 
 
-def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: bool, copied: list[Path], say) -> Path:
+def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: bool, undo: _Undo, say) -> Path:
     """Copy `f` under models/ (unless the same file is there already) and register it; its path there."""
     from rtvc.backends.manifest import model_identity
 
@@ -436,7 +468,7 @@ def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: 
         if f.kind not in SHARED_FOLDER:
             raise ConfigError(f"{dest} already exists", "choose another name with --name, or replace it with --force")
         dest = dest.with_name(f"{f.path.stem}-{sha[:8]}{f.path.suffix}")  # another file of a shared kind
-    _copy(f.path, dest, copied)
+    _copy(f.path, dest, undo)
     registry.put(
         Entry(
             kind=f.kind,
@@ -453,20 +485,22 @@ def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: 
     return dest
 
 
-def _copy(src: Path, dest: Path, copied: list[Path]) -> None:
+def _copy(src: Path, dest: Path, undo: _Undo) -> None:
     """Copy a file or folder to `dest` by way of a hidden name beside it (no half-copied model under its name)."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.importing")
-        copied.append(tmp)
+        undo.copied.append(tmp)
         if src.is_dir():
             shutil.copytree(src, tmp)
         else:
             shutil.copyfile(src, tmp)
-        if dest.is_dir():  # (--force over a folder of the same name)
-            shutil.rmtree(dest)
+        if dest.exists():  # (--force over a file or folder of that name: set aside, back if the import fails)
+            old = dest.with_name(f".{dest.name}.{os.getpid()}.replaced")
+            os.replace(dest, old)
+            undo.aside.append((dest, old))
         os.replace(tmp, dest)
-        copied[-1] = dest
+        undo.copied[-1] = dest
     except OSError as e:
         raise RtvcError(
             f"cannot copy {src} to {dest} ({e.strerror or e})", "check the free space and the folder's permissions"
@@ -477,6 +511,11 @@ def _absolute(source: str) -> str:
     """Where a file came from, as a path that still says so from another folder (zip members: the zip's)."""
     path, sep, member = source.partition(".zip:") if ".zip:" in source else (source, "", "")
     return str(Path(path + (".zip" if sep else "")).absolute()) + (f":{member}" if sep else "")
+
+
+def _printable(text: str) -> str:
+    """`text` without control characters (a file name may hold a newline; a label and a TOML comment cannot)."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc")
 
 
 def _mb(size: int) -> str:
@@ -509,7 +548,7 @@ def _write_voice_profile(cfg, opts, plan, voice: Found, placed: dict[str, Path],
     params.update(protect=0.33, rms_mix=0.25)
     where = _where_it_runs()
     model.update(where)
-    label = opts.label if opts.label is not None else voice.path.stem[:100]
+    label = plan["label"]
     path = write_profile(
         profiles,
         plan["name"],
@@ -518,7 +557,8 @@ def _write_voice_profile(cfg, opts, plan, voice: Found, placed: dict[str, Path],
         params,
         model,
         overwrite=opts.force,
-        comment=f"Written by rtvc import from {voice.source}. Edit freely; README, RVC voices, names every key.",
+        comment=f"Written by rtvc import from {_printable(voice.source)}. Edit freely; README, RVC voices, names "
+        "every key.",
     )
     runs = f"{where['device']}, {where['backend']}, {where['precision']}" if where else "cpu, eager, fp32"
     say(f"wrote {path}: label {label!r}, F0 {model.get('f0', 'none (the voice has no F0)')}, runs on {runs}")

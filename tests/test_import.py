@@ -319,3 +319,52 @@ def test_a_zip_with_rvc_training_files_imports_the_exported_voice(home, download
     assert code == 2 and f"{tmp_path / 'logs-only.zip'}:logs/bob/G_2333.pth: a file RVC's training leaves" in err, err
     assert "holds no exported voice" in err and "ckpt processing" in err
     assert state(home) == before
+
+
+def test_a_label_that_cannot_be_written_is_refused_before_anything_is_copied(home, downloads, capsys):
+    before = state(home)
+    voice = str(downloads / "Alice (RVC v2) 300e.pth")
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), voice, "--label", "two\nlines")
+    assert code == 2 and "--label = 'two\\nlines' holds a control character" in err, err
+    assert state(home) == before
+
+
+def test_a_profile_that_cannot_be_written_takes_back_the_import(home, downloads, capsys, monkeypatch):
+    from rtvc import profile_writer
+    from rtvc.errors import ConfigError
+
+    def cannot(*a, **k):
+        raise ConfigError("cannot write profile 'al' in profiles: No space left on device", "free some space")
+
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))[0] == 0
+    monkeypatch.setattr(profile_writer, "write_profile", cannot)
+    before = state(home)
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "alice.zip"), "--name", "al")
+    assert code == 2 and "No space left on device" in err
+    assert state(home) == before  # no voice, no index, the registry as it was
+
+
+def test_a_forced_import_that_fails_part_way_keeps_the_files_it_was_replacing(
+    home, downloads, capsys, monkeypatch, tmp_path
+):
+    voice, index = "Alice (RVC v2) 300e.pth", "added_IVF16_Flat_nprobe_1_alice_v2.index"
+    args = (str(downloads / "hubert_base.pt"), str(downloads / voice), str(downloads / index), "--name", "al")
+    assert rtvc(home, capsys, "import", *args)[0] == 0
+    # a new version of the voice, in files of the same names
+    write_rvc_checkpoint(tmp_path / voice, version="v2", sr="48k", f0=1, size="tiny", seed=5)
+    write_index(tmp_path / index, np.random.default_rng(5).standard_normal((200, 768)).astype(np.float32))
+    real, calls = shutil.copyfile, []
+
+    def full_disk(src, dst, *a, **k):
+        calls.append(dst)
+        if len(calls) == 2:  # the voice is copied; its index is not
+            raise OSError(28, "No space left on device")
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    before = state(home)
+    code, _out, err = rtvc(
+        home, capsys, "import", str(tmp_path / voice), str(tmp_path / index), "--name", "al", "--force"
+    )
+    assert code == 2 and "No space left on device" in err and len(calls) == 2
+    assert state(home) == before  # the old voice is back under its name: profile al still plays
