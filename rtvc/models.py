@@ -203,6 +203,9 @@ def expand(paths: list[Path], into: Path, say: Callable[[str], None]) -> list[tu
             continue
         try:
             with zipfile.ZipFile(p) as z:
+                if any(re.fullmatch(r"[^/]+/data\.pkl", n) for n in z.namelist()):  # torch.save's zip, renamed
+                    out.append((p, str(p), str(p)))
+                    continue
                 members = [
                     m
                     for m in z.infolist()
@@ -414,7 +417,7 @@ def _plan(cfg, opts, registry, voice, index, by_kind, check_name, profiles: Path
         if prior is None:
             raise ModelError(
                 f"rtvc import: {voice.source} needs a content model (RVC's hubert_base.pt, ContentVec) and none is "
-                f"imported" + (" that an RVC v1 voice can use" if registry.newest("content") else ""),
+                f"imported" + (f" that an RVC {version} voice can use" if registry.newest("content") else ""),
                 f"import it once with the voice: rtvc import hubert_base.pt {voice.arg}",
             )
         plan["content_entry"] = prior
@@ -463,11 +466,12 @@ def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: 
         say(f"already imported: {f.source} is {folder / same.file} ({same.about})")
         return folder / same.file
     sub = SHARED_FOLDER.get(f.kind) or name or "voices"
-    dest = folder / sub / f.path.name
+    own = Path(os.path.abspath(f.path))  # its own name, also when given as "." (a HuBERT folder one is in)
+    dest = folder / sub / own.name
     if dest.exists() and not (f.kind not in SHARED_FOLDER and force):
         if f.kind not in SHARED_FOLDER:
             raise ConfigError(f"{dest} already exists", "choose another name with --name, or replace it with --force")
-        dest = dest.with_name(f"{f.path.stem}-{sha[:8]}{f.path.suffix}")  # another file of a shared kind
+        dest = dest.with_name(f"{own.stem}-{sha[:8]}{own.suffix}")  # another file of a shared kind
     _copy(f.path, dest, undo)
     registry.put(
         Entry(
@@ -564,7 +568,10 @@ def _write_voice_profile(cfg, opts, plan, voice: Found, placed: dict[str, Path],
     say(f"wrote {path}: label {label!r}, F0 {model.get('f0', 'none (the voice has no F0)')}, runs on {runs}")
     if not where:
         say("  (no CUDA GPU here: a full-size RVC voice runs far slower than real time on a CPU; README, GPU)")
-    say(f"run it: rtvc run --profile {plan['name']}")
+    run = f"rtvc run --profile {plan['name']}"
+    if cfg.path is not None and cfg.path.resolve() != Path("config.toml").resolve():  # (rtvc reads ./config.toml)
+        run += f" --config {shlex.quote(str(cfg.path))}"
+    say(f"run it: {run}")
     return path
 
 

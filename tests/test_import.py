@@ -368,3 +368,44 @@ def test_a_forced_import_that_fails_part_way_keeps_the_files_it_was_replacing(
     )
     assert code == 2 and "No space left on device" in err and len(calls) == 2
     assert state(home) == before  # the old voice is back under its name: profile al still plays
+
+
+def test_a_v2_voice_with_only_a_v1_content_model_imported_is_told_so(home, downloads, capsys, tmp_path):
+    from rtvc.rvc.hubert_factory import write_fairseq_hubert
+
+    v1_only = write_fairseq_hubert(tmp_path / "hubert_v1.pt", seed=0, layers=9, dim=64, heads=4, ffn=128)
+    assert rtvc(home, capsys, "import", str(v1_only))[0] == 0
+    before = state(home)
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "Alice (RVC v2) 300e.pth"))
+    assert code == 2 and "and none is imported that an RVC v2 voice can use" in err, err
+    assert state(home) == before
+
+
+def test_a_content_folder_given_as_dot_is_copied_under_its_own_name(home, downloads, capsys, tmp_path, monkeypatch):
+    from rtvc.rvc.fairseq_hubert import convert_fairseq_hubert
+
+    folder = convert_fairseq_hubert(downloads / "hubert_base.pt", tmp_path / "contentvec-base")
+    monkeypatch.chdir(folder)  # the user is in the downloaded folder
+    code, _out, err = rtvc(home, capsys, "import", ".", str(downloads / "Alice (RVC v2) 300e.pth"), "--name", "al")
+    assert code == 0, err
+    assert sorted(p.name for p in (home / "models" / "content" / "contentvec-base").iterdir()) == sorted(
+        p.name for p in folder.iterdir()
+    )
+    assert 'content = "../models/content/contentvec-base"' in (home / "profiles" / "al.toml").read_text()
+
+
+def test_a_voice_saved_with_a_zip_name_is_imported_as_the_checkpoint_it_is(home, downloads, capsys, tmp_path):
+    shutil.copy(downloads / "Alice (RVC v2) 300e.pth", tmp_path / "alice.zip")  # (torch.save writes a zip)
+    code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(tmp_path / "alice.zip"))
+    assert code == 0, err
+    assert "RVC v2 48k voice" in out and (home / "profiles" / "alice.toml").exists()
+
+
+def test_the_run_command_it_prints_names_a_config_elsewhere(home, downloads, capsys, tmp_path_factory, monkeypatch):
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(downloads / "alice.zip"))
+    assert code == 0, err
+    assert f"run it: rtvc run --profile alice-rvc-v2-300e --config {home / 'config.toml'}\n" in out, out
+    monkeypatch.chdir(home)  # beside config.toml, where rtvc finds it by itself
+    code, out, err = rtvc(home, capsys, "import", str(downloads / "Alice (RVC v2) 300e.pth"), "--name", "al")
+    assert code == 0 and "run it: rtvc run --profile al\n" in out, (out, err)
