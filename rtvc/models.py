@@ -280,7 +280,13 @@ class Registry:
         from rtvc.backends.manifest import write_atomic
 
         doc = {"format": 1, "models": [vars(e) for e in self.entries]}
-        write_atomic(self.path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+        try:
+            write_atomic(self.path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+        except OSError as e:
+            raise RtvcError(
+                f"cannot write the model registry {self.path} ({e.strerror or e})",
+                "check the free space and the folder's permissions",
+            ) from None
 
     def by_sha(self, sha: str) -> Entry | None:
         return next((e for e in self.entries if e.sha256 == sha and (self.folder / e.file).exists()), None)
