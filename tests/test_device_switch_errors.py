@@ -367,3 +367,29 @@ def test_a_pin_finds_the_same_device_after_the_list_is_renumbered(monkeypatch):
     with pytest.raises(DeviceNotFound) as e:
         devices.find_pinned(pin, "input")
     assert str(e.value).startswith("the input device 'Microphone (USB Audio)' (MME) is gone")
+
+
+def test_a_device_that_stays_busy_is_looked_for_with_the_same_words_for_hours(switcher):
+    """A device in the list that opens but will not start (another program holds it): each try reopens it, and while
+    its streams start the engine is briefly not failed. The daemon's loop polled recover_due meanwhile: that was a
+    recovery, and the next failure's words (already 'X; not back yet (...)') became the cause the next try quoted,
+    so the detail (status, every engine event, a log line) grew by a sentence at each poll that landed there, for
+    as long as the device stayed busy (here every poll lands there)."""
+    polls: list[float] = []
+
+    class Polled(Streams):
+        def start(self) -> None:
+            switcher.recover_due(polls[-1] + 0.25)  # (serve's loop, every POLL_S, while the recovery runs)
+            super().start()
+
+    switch.DeviceStreams = Polled  # (monkeypatched by the fixture: restored after the test)
+    Streams.busy = {"usb mic"}
+    switcher.engine.report_device_error("input stream stopped: the device failed or disappeared")
+    details = []
+    for k in range(10):
+        polls.append(100.0 + k * switch.RECOVER_S)
+        if switcher.recover_due(polls[-1]) or switcher.recover_due(polls[-1] + switch.RECOVER_S / 2):
+            assert switcher.recover() is False
+        details.append(switcher.engine.status().detail)
+    assert details[-1].startswith("input stream stopped: the device failed or disappeared; not back yet")
+    assert details[-1].count("not back yet") == 1 and len(set(details[2:])) == 1

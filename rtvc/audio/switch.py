@@ -201,13 +201,18 @@ class DeviceSwitcher:
         own: it takes a while). While the devices in use have failed or stalled (a USB microphone unplugged, a
         laptop back from sleep), that is every RECOVER_S, so that plugging them back in is all a user has to do.
         Not while a switch is under way, and never once PortAudio is stuck (then rtvc must restart)."""
+        if self._lock.locked():
+            # a switch or recovery under way: the engine runs between its new streams' opening and their failing to
+            # start, and that is no recovery (the next failure's words, which quote this one, became the cause the
+            # next try quoted: the detail grew by a sentence at each such poll while a device stayed busy)
+            return False
         if self._wedged or not self.engine.devices_failed:
             self._failed_since, self._lost = None, ""
             return False
         if self._failed_since is None:
             self._failed_since = now
             self._lost = self.engine.status().detail
-        if now - self._failed_since < RECOVER_S or self._lock.locked():
+        if now - self._failed_since < RECOVER_S:
             return False
         self._failed_since = now
         return True
