@@ -42,7 +42,7 @@ def test_scenes_cut_through_during_a_load_end_on_the_latest_scenes_voice():
     for name in ("chipmunk", "higher", "feminine"):  # three cuts within the load
         scenes.request(name)
     settle(scenes)
-    assert c.profile == "feminine" and scenes.loaded == ["giant", "feminine"]  # the scenes passed through: skipped
+    assert c.profile == "feminine" and list(scenes.loaded) == ["giant", "feminine"]  # (cuts passed through: skipped)
 
 
 def test_a_scene_whose_voice_plays_loads_nothing_and_a_failed_load_does_not_stop_the_next():
@@ -50,13 +50,13 @@ def test_a_scene_whose_voice_plays_loads_nothing_and_a_failed_load_does_not_stop
     scenes = SceneVoices(lambda: c.profile, c.select)
     scenes.request("default")
     settle(scenes)
-    assert scenes.loaded == []
+    assert list(scenes.loaded) == []
     scenes.request("broken")
     settle(scenes)
-    assert c.profile == "default" and scenes.loaded == ["broken"]  # (the controller reports the error)
+    assert c.profile == "default" and list(scenes.loaded) == ["broken"]  # (the controller reports the error)
     scenes.request("giant")
     settle(scenes)
-    assert c.profile == "giant" and scenes.loaded == ["broken", "giant"]
+    assert c.profile == "giant" and list(scenes.loaded) == ["broken", "giant"]
 
 
 def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_path):
@@ -96,3 +96,16 @@ def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_pa
     finally:
         link.stop()
     assert c.selected == [str(tmp_path / "voices" / "giant.toml")] and c.profile == "giant"
+
+
+def test_a_long_stream_of_scene_cuts_keeps_only_the_latest_loads():
+    """Every load was kept in a list for the life of the daemon: one entry per scene cut, for hours."""
+    from rtvc.control.scenes import LOADED_KEPT
+
+    c = SlowVoices(0.0)
+    scenes = SceneVoices(lambda: c.profile, c.select)
+    for k in range(3 * LOADED_KEPT):
+        scenes.request("giant" if k % 2 == 0 else "default")
+        settle(scenes)
+    assert c.profile == "default" and len(scenes.loaded) == LOADED_KEPT
+    assert list(scenes.loaded)[-2:] == ["giant", "default"]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 
 log = logging.getLogger("rtvc")
+LOADED_KEPT = 32  # the latest scene loads remembered (a stream cuts between scenes for hours)
 
 
 class SceneVoices:
@@ -25,7 +27,7 @@ class SceneVoices:
         self._lock = threading.Lock()
         self._want: str | None = None  # the latest scene's profile, not yet taken by the loader
         self._loading = False
-        self.loaded: list[str] = []  # profiles selected, in order (for the log and tests)
+        self.loaded: deque[str] = deque(maxlen=LOADED_KEPT)  # the latest profiles selected, in order (for tests)
 
     def request(self, profile: str) -> None:
         """A scene that maps to `profile` came on air (any thread; returns at once)."""
