@@ -70,6 +70,7 @@ def _logger(trt: Any) -> Any:
         def log(self, severity, msg: str) -> None:
             if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
                 self.errors.append(msg)
+                del self.errors[:-16]  # (the latest say why; a runner lives as long as its voice)
 
     return Log()
 
