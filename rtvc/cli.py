@@ -100,7 +100,13 @@ def _parser() -> argparse.ArgumentParser:
         "hubert_base.pt, rmvpe.pt, or a .zip of them)",
     )
     _add_config_flags(i, ())
-    i.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    i.add_argument(
+        "files",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="a voice's .pth (with its .index), or a .zip of them; hubert_base.pt (once); rmvpe.pt (once)",
+    )
     i.add_argument("--name", help="the profile's name (default: from the voice's file name)")
     i.add_argument("--label", help="what the voice list shows (default: the voice's file name)")
     i.add_argument("--f0", help="F0 estimator: fcpe (default), crepe, crepe-tiny, rmvpe or yin")
