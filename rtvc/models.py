@@ -32,7 +32,6 @@ REGISTRY = "registry.json"
 KINDS = ("voice", "index", "content", "rmvpe")
 # where each kind is copied, under models/: a voice and its index into a folder of the voice's own
 SHARED_FOLDER = {"content": "content", "rmvpe": "f0"}
-MODEL_SUFFIXES = (".pth", ".pt", ".index", ".safetensors", ".bin", ".json")
 KNOWN = "an RVC voice (.pth), its .index, RVC's hubert_base.pt, rmvpe.pt, a transformers HuBERT folder, or a .zip"
 
 
