@@ -102,10 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_flags(i, ())
     i.add_argument(
         "files",
-        type=Path,
         nargs="+",
         metavar="FILE",
-        help="a voice's .pth (with its .index), or a .zip of them; hubert_base.pt (once); rmvpe.pt (once)",
+        help="a voice's .pth (with its .index), or a .zip of them; hubert_base.pt (once); rmvpe.pt (once); "
+        "an http(s) address of one is downloaded",
     )
     i.add_argument("--name", help="the profile's name (default: from the voice's file name)")
     i.add_argument("--label", help="what the voice list shows (default: the voice's file name)")

@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 import unicodedata
 import zipfile
@@ -171,7 +172,7 @@ def identify_all(given: list[tuple[Path, str, str]], say: Callable[[str], None])
         try:
             found.append(identify(path, source, arg))
         except ModelError:
-            if source == str(path) or not _TRAINING_FILE.fullmatch(path.name):
+            if source == arg or not _TRAINING_FILE.fullmatch(path.name):  # (given itself, not an archive member)
                 raise
             skipped.append((source, arg))
             say(f"skipped {source}: a file RVC's training leaves (G_/D_ checkpoints, trained_ index), not the voice")
@@ -192,18 +193,69 @@ def serves(content: dict[str, Any], version: str) -> bool:
     return content.get("hidden") == 768
 
 
-def expand(paths: list[Path], into: Path, say: Callable[[str], None]) -> list[tuple[Path, str, str]]:
-    """The files to identify: each path as given, but a downloaded .zip archive (not a torch checkpoint, which
-    is a zip too) is unpacked into `into` (model files only, by their base names: nothing lands outside it)."""
+def is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def download(url: str, into: Path, say: Callable[[str], None]) -> Path:
+    """Fetch `url` (what the user asked for: rtvc downloads nothing else) into a new file under `into`."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from rtvc import __version__
+
+    name = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    fix = "check the address and the network, or download the file yourself and import it"
+    request = urllib.request.Request(url, headers={"User-Agent": f"rtvc/{__version__}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            if r.headers.get_content_type() == "text/html":
+                raise ModelError(
+                    f"{url}: is a web page, not a model file",
+                    "use the file's download link (on Hugging Face: .../resolve/main/FILE, not .../blob/main/FILE)",
+                )
+            name = Path(r.headers.get_filename() or name).name  # (Content-Disposition: the CDN's own name)
+            if name in ("", ".", ".."):
+                name = "download"
+            total = int(r.headers.get("Content-Length") or 0)
+            folder = Path(tempfile.mkdtemp(prefix="download-", dir=into))
+            target, size, shown = folder / name, 0, -1
+            with target.open("wb") as f:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+                    size += len(chunk)
+                    if total and sys.stderr.isatty() and (pct := 100 * size // total) != shown:
+                        shown = pct
+                        print(f"\rdownloading {name}: {pct}% of {_mb(total)}", end="", file=sys.stderr, flush=True)
+            if shown >= 0:
+                print(file=sys.stderr)
+    except urllib.error.HTTPError as e:
+        raise ModelError(f"{url}: download failed (HTTP {e.code} {e.reason})", fix) from None
+    except (urllib.error.URLError, OSError, ValueError) as e:  # (no route, DNS, a timeout, a cut connection)
+        reason = getattr(e, "reason", None) or e
+        raise ModelError(f"{url}: cannot download ({reason})", fix) from None
+    if total and size != total:
+        raise ModelError(f"{url}: the download stopped at {_mb(size)} of {_mb(total)}", fix)
+    say(f"downloaded {url}: {name} ({_mb(size)})")
+    return target
+
+
+def expand(items: list[str | Path], into: Path, say: Callable[[str], None]) -> list[tuple[Path, str, str]]:
+    """The files to identify, each with how to name it and the argument it came from: each path as given; an
+    http(s) address downloaded (into `into`); a .zip archive (not a torch checkpoint, which is a zip too)
+    unpacked into `into` (model files only, by their base names: nothing lands outside it)."""
     out: list[tuple[Path, str, str]] = []
-    for p in paths:
+    for item in items:
+        given = str(item)
+        p = download(given, into, say) if is_url(given) else Path(item)
         if not (p.is_file() and p.suffix.lower() == ".zip"):
-            out.append((p, str(p), str(p)))
+            out.append((p, given, given))
             continue
         try:
             with zipfile.ZipFile(p) as z:
                 if any(re.fullmatch(r"[^/]+/data\.pkl", n) for n in z.namelist()):  # torch.save's zip, renamed
-                    out.append((p, str(p), str(p)))
+                    out.append((p, given, given))
                     continue
                 members = [
                     m
@@ -213,21 +265,21 @@ def expand(paths: list[Path], into: Path, say: Callable[[str], None]) -> list[tu
                     and Path(m.filename).suffix.lower() in (".pth", ".pt", ".index")
                 ]
                 if not members:
-                    raise ModelError(f"{p}: the archive holds no .pth, .pt or .index file", f"give {KNOWN}")
+                    raise ModelError(f"{given}: the archive holds no .pth, .pt or .index file", f"give {KNOWN}")
                 folder = into / f"{len(out)}-{p.stem}"
                 folder.mkdir(parents=True)
                 for m in members:
                     target = folder / Path(m.filename).name
                     if target.exists():
                         raise ModelError(
-                            f"{p}: holds two files named {target.name}", "unpack it and import the one you want"
+                            f"{given}: holds two files named {target.name}", "unpack it and import the one you want"
                         )
                     with z.open(m) as src, target.open("wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 20)
-                    out.append((target, f"{p}:{m.filename}", str(p)))
+                    out.append((target, f"{given}:{m.filename}", given))
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as e:
-            raise ModelError(f"{p}: damaged .zip archive ({e})", "download it again") from None
-        say(f"unpacked {p}: {', '.join(Path(m.filename).name for m in members)}")
+            raise ModelError(f"{given}: damaged .zip archive ({e})", "download it again") from None
+        say(f"unpacked {given}: {', '.join(Path(m.filename).name for m in members)}")
     return out
 
 
@@ -304,7 +356,7 @@ class Registry:
 
 @dataclass(frozen=True)
 class ImportOptions:
-    files: list[Path]
+    files: list[str | Path]  # paths, or http(s) addresses to download
     name: str | None = None  # the profile's name (default: from the voice's file name)
     label: str | None = None
     f0: str | None = None  # default fcpe (rmvpe when the import brings an rmvpe.pt)
@@ -517,7 +569,10 @@ def _copy(src: Path, dest: Path, undo: _Undo) -> None:
 
 
 def _absolute(source: str) -> str:
-    """Where a file came from, as a path that still says so from another folder (zip members: the zip's)."""
+    """Where a file came from, as a path that still says so from another folder (zip members: the zip's); an
+    address as it is."""
+    if is_url(source):
+        return source
     path, sep, member = source.partition(".zip:") if ".zip:" in source else (source, "", "")
     return str(Path(path + (".zip" if sep else "")).absolute()) + (f":{member}" if sep else "")
 

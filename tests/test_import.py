@@ -409,3 +409,90 @@ def test_the_run_command_it_prints_names_a_config_elsewhere(home, downloads, cap
     monkeypatch.chdir(home)  # beside config.toml, where rtvc finds it by itself
     code, out, err = rtvc(home, capsys, "import", str(downloads / "Alice (RVC v2) 300e.pth"), "--name", "al")
     assert code == 0 and "run it: rtvc run --profile al\n" in out, (out, err)
+
+
+@pytest.fixture
+def web(downloads):
+    """An HTTP server on this machine serving the downloads folder (a Hugging Face stand-in: no network),
+    plus a web page and a file whose transfer stops early. Yields its base address."""
+    import http.server
+    import threading
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(downloads), **k)
+
+        def log_message(self, *a):  # (quiet test output)
+            pass
+
+        def do_GET(self):
+            if self.path == "/blob/main/voice.pth":
+                body = b"<!doctype html><title>voice.pth</title>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            elif self.path == "/resolve/main/cut.pth":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.write(b"PK\x03\x04" + bytes(1000))
+                self.close_connection = True
+            elif self.path == "/resolve/main/model?download=true":  # a name given by Content-Disposition
+                data = (downloads / "hubert_base.pt").read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Disposition", 'attachment; filename="hubert_base.pt"')
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            else:
+                super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_addresses_are_downloaded_and_imported_as_files_are(home, downloads, web, capsys):
+    voice_zip = f"{web}/alice.zip"
+    code, out, err = rtvc(home, capsys, "import", f"{web}/resolve/main/model?download=true", voice_zip, "--name", "al")
+    assert code == 0, err
+    assert f"downloaded {web}/resolve/main/model?download=true: hubert_base.pt" in out
+    assert sha256(home / "models" / "content" / "hubert_base.pt") == sha256(downloads / "hubert_base.pt")
+    assert sha256(home / "models" / "al" / "Alice (RVC v2) 300e.pth") == sha256(downloads / "Alice (RVC v2) 300e.pth")
+    sources = {e["kind"]: e["source"] for e in json.loads((home / "models" / "registry.json").read_text())["models"]}
+    assert sources["voice"] == f"{voice_zip}:Alice/Alice (RVC v2) 300e.pth"
+    assert sources["content"] == f"{web}/resolve/main/model?download=true"
+    assert "run it: rtvc run" in out
+
+
+@pytest.mark.parametrize(
+    "path, said",
+    [
+        ("/nothing.pth", "download failed (HTTP 404 File not found)"),
+        ("/blob/main/voice.pth", "is a web page, not a model file (use the file's download link"),
+        ("/resolve/main/cut.pth", "the download stopped at 1.0 kB of 0.1 MB"),
+    ],
+)
+def test_a_failed_download_is_named_and_changes_nothing(home, downloads, web, capsys, path, said):
+    before = state(home)
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), web + path)
+    assert code == 2 and f"{web}{path}: " in err and said in err, err
+    assert state(home) == before
+
+
+def test_an_address_nothing_answers_is_named(home, downloads, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _out, err = rtvc(home, capsys, "import", f"http://127.0.0.1:{port}/hubert_base.pt")
+    assert code == 2 and f"http://127.0.0.1:{port}/hubert_base.pt: cannot download (" in err
+    assert "download the file yourself and import it" in err
