@@ -271,10 +271,10 @@ def test_meters_move_while_audio_flows(daemon: Daemon, rpc: RpcClient) -> None:
             def moving() -> bool:
                 if app.meters:
                     seen.add(app.meters["in_peak"])
-                return len(seen) >= 5 and len(app.blocks) >= 5
+                # the clip is speech, not silence: some level is a voice's (five readings may all fall in a pause)
+                return len(seen) >= 5 and len(app.blocks) >= 5 and max(seen) > -60.0
 
-            await until(pilot, "five different input levels and block times", moving)
-            assert max(seen) > -60.0, seen  # the clip is speech, not silence
+            await until(pilot, "five different input levels, one of them speech, and block times", moving)
             assert all(b > 0 for b in app.blocks)
             labels = ("dBFS", "block p99", "latency", "block 20.0")
             await until(pilot, f"the labels {labels}", lambda: all(s in screen_text(app) for s in labels))
