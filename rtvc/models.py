@@ -371,7 +371,6 @@ def profile_name(stem: str) -> str:
 
 def import_models(cfg, opts: ImportOptions, say: Callable[[str], None] = print) -> Path | None:
     """Check, copy and register the files; write the voice's profile. Returns the profile written, if any."""
-    from rtvc.profile_writer import check_name
     from rtvc.run import profiles_dir
 
     if not opts.files:
@@ -394,7 +393,7 @@ def import_models(cfg, opts: ImportOptions, say: Callable[[str], None] = print) 
                 f"rtvc import: {index.source} is a voice's feature index, given without its voice",
                 f"import it together with the voice's .pth: rtvc import VOICE.pth {index.arg}",
             )
-        plan = _plan(cfg, opts, registry, voice, index, by_kind, check_name, profiles_dir(cfg))
+        plan = _plan(opts, registry, voice, index, by_kind, profiles_dir(cfg))
         undo = _Undo(registry.path)
         try:
             placed = {f.kind: _place(f, folder, registry, plan.get("name"), opts.force, undo, say) for f in found}
@@ -436,13 +435,14 @@ class _Undo:
             shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
 
 
-def _plan(cfg, opts, registry, voice, index, by_kind, check_name, profiles: Path) -> dict[str, Any]:
+def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, Any]:
     """For a voice: its profile's name, and the content and F0 models it will use (given now or imported
     before); errors before anything is copied."""
     if voice is None:
         if opts.name or opts.label or opts.f0:
             raise ConfigError("rtvc import: --name, --label and --f0 are for a voice", "give the voice's .pth too")
         return {}
+    from rtvc.profile_writer import check_name
     from rtvc.profiles import check_label
     from rtvc.voices.rvc import F0_METHODS
 
@@ -525,10 +525,10 @@ def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: 
     sub = SHARED_FOLDER.get(f.kind) or name or "voices"
     own = Path(os.path.abspath(f.path))  # its own name, also when given as "." (a HuBERT folder one is in)
     dest = folder / sub / own.name
-    if dest.exists() and not (f.kind not in SHARED_FOLDER and force):
-        if f.kind not in SHARED_FOLDER:
-            raise ConfigError(f"{dest} already exists", "choose another name with --name, or replace it with --force")
-        dest = dest.with_name(f"{own.stem}-{sha[:8]}{own.suffix}")  # another file of a shared kind
+    if dest.exists() and f.kind in SHARED_FOLDER:  # another file of a shared kind under that name
+        dest = dest.with_name(f"{own.stem}-{sha[:8]}{own.suffix}")
+    elif dest.exists() and not force:
+        raise ConfigError(f"{dest} already exists", "choose another name with --name, or replace it with --force")
     _copy(f.path, dest, undo)
     registry.put(
         Entry(
@@ -638,13 +638,9 @@ def _write_voice_profile(cfg, opts, plan, voice: Found, placed: dict[str, Path],
 def _where_it_runs() -> dict[str, str]:
     """On a machine with a CUDA GPU the voice runs there, as CUDA graphs in fp16 (what real time needs); on
     others the defaults (eager, CPU, fp32), written as nothing. Printed either way."""
-    try:
-        import torch
+    import torch  # (loaded already: the files were checked with it)
 
-        cuda = torch.cuda.is_available()
-    except ImportError:
-        cuda = False
-    return {"device": "cuda", "backend": "cuda-graph", "precision": "fp16"} if cuda else {}
+    return {"device": "cuda", "backend": "cuda-graph", "precision": "fp16"} if torch.cuda.is_available() else {}
 
 
 # ---------------------------------------------------------------------------------------------- listing
