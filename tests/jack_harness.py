@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 SAMPLERATE = 48000
+# late_clients()'s entry for an xrun of the server itself (its clock thread woke late), not of a client
+SERVER_LATE = "jackd"
 
 
 def jack_tool(env: dict[str, str], *args: str, timeout: float = 5.0) -> subprocess.CompletedProcess:
@@ -113,8 +115,13 @@ class JackServer:
         return self.log_path.read_text(errors="replace")
 
     def late_clients(self) -> list[str]:
-        """Clients jackd blamed for an xrun so far ("client = NAME was not finished")."""
-        return re.findall(r"XRun: client = (\S+) was not finished", self.log())
+        """Who jackd blamed for each xrun so far, in order: a client's name ("client = NAME was not
+        finished"), or SERVER_LATE where the server's own clock thread woke late ("JackTimedDriver::Process
+        XRun = N usec"). JACK raises every client's xrun callback, PortAudio's flags too, for either kind;
+        the second is the machine's, as a stall of jackd alone shows (SIGSTOP for 30 ms: that line, no
+        client named)."""
+        found = re.findall(r"XRun: client = (\S+) was not finished|(JackTimedDriver::Process XRun)", self.log())
+        return [client or SERVER_LATE for client, _driver in found]
 
     def start_reference(self) -> subprocess.Popen:
         """The C reference client (jack_simple_client) in this server's graph: when jackd blames it for an

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from jack_daemon import REFERENCE, JackDaemon, children_cpu, finish
-from jack_harness import JackServer
+from jack_harness import SERVER_LATE, JackServer
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 ATTEMPTS = 3
@@ -66,7 +66,7 @@ def without_xrun(served: tuple[JackServer, JackDaemon], what: str, window: Calla
                 return {**figures, "seconds": round(elapsed, 1), "blocks": got["blocks"]}
             noisy.append(seen)  # JACK itself ran late (the dummy driver's clock thread starved): no xrun to see
             continue
-        if REFERENCE in blamed:
+        if REFERENCE in blamed or SERVER_LATE in blamed:  # the machine stalled a C client or jackd itself
             noisy.append(seen)
             continue
         alone.append(seen)

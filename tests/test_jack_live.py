@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_harness import Harness, client_env, jack_tool
+from jack_harness import SERVER_LATE, Harness, client_env, jack_tool
 
 from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.config import load_config
@@ -189,6 +189,11 @@ def soak_once(server, seconds: float, tmp_path) -> tuple[dict, str, list[str], i
     return json.loads(report.read_text()), out, server.late_clients()[blamed_before:], proc.returncode
 
 
+def machine_stalled(blamed: list[str]) -> bool:
+    """jackd blamed the C reference client or its own clock thread: the machine, not rtvc, was late."""
+    return "jack_simple_client" in blamed or SERVER_LATE in blamed
+
+
 def tail_first(out: str) -> str:
     """rtvc's output for an assertion message, its end (the report: why it stopped) first: CI shows only
     the start of a long message."""
@@ -202,8 +207,9 @@ def test_sixty_seconds_without_an_xrun(jack_bare, tmp_path):
 
     This 2-vCPU VM sometimes stops scheduling every JACK client for milliseconds (jackd then blames
     whichever client it was waiting for, C clients included), and JACK raises every client's PortAudio
-    flags for any client's xrun. A run in which jackd also blamed the C reference client is the
-    machine's, not rtvc's: it is run again, up to three times. rtvc blamed alone twice fails the test
+    flags for any client's xrun. A run in which jackd also blamed the C reference client, or its own
+    clock thread (a server xrun, no client named: CI once failed on one), is the machine's, not rtvc's:
+    it is run again, up to three times. rtvc blamed alone twice fails the test
     (once happened in CI on a VM where the C client alone missed hundreds of deadlines a minute).
     At 128 frames the VM misses deadlines even with one C client alone (4 in 30 s measured):
     bench/latency.py reports those periods instead.
@@ -217,21 +223,22 @@ def test_sixty_seconds_without_an_xrun(jack_bare, tmp_path):
         if code != 0 or st["state"] != "stopped":
             # jackd drops a client that misses its deadline by its timeout; on this VM the C client's own
             # misses show when the machine, not rtvc, stalled
-            assert "jack_simple_client" in blamed, f"exit code {code}, state {st['state']}: {tail_first(out)}"
-            noisy.append(blamed.count("jack_simple_client"))
+            assert machine_stalled(blamed), f"exit code {code}, state {st['state']}: {tail_first(out)}"
+            noisy.append(len(blamed))
             continue
         assert st["levels"]["in_peak"] > -30 and abs(st["levels"]["out_peak"] - st["levels"]["in_peak"]) < 1e-6
         if x["total"] == 0 and x["output_late_frames"] == 0:
             assert st["blocks"] >= 60 * 100 * 0.99  # every block of the minute was processed
             return
-        if "jack_simple_client" not in blamed:
+        if not machine_stalled(blamed):
             alone.append(f"{x['total']} xruns, jackd blamed {blamed[:20]}")
             if len(alone) == 2:
                 pytest.fail(f"rtvc had xruns while the C reference client had none, twice: {alone}")
             continue
-        noisy.append(blamed.count("jack_simple_client"))
+        noisy.append(len(blamed))
     pytest.skip(
-        f"no clean minute in 3 runs: the C reference client was blamed {noisy} times; rtvc alone in {len(alone)}"
+        f"no clean minute in 3 runs: the machine stalled (jackd blamed the C reference client or its own clock) "
+        f"with {noisy} blames; rtvc alone in {len(alone)}"
     )
 
 
