@@ -1,10 +1,12 @@
 """RVC on a GPU: per-block time of eager vs CUDA graphs (fp32, fp16) vs a whole-window baseline, in one run.
 
 Full-size RVC v2 48k voice and HuBERT base (random weights, as bench/rvc_cpu.py builds them), 20 ms and 10 ms
-blocks at 48 kHz, 1 s context. Four converters on the same input, alternating block by block (the order
+blocks at 48 kHz, 1 s context. Six converters on the same input, alternating block by block (the order
 rotates) so that clocks, boosts and other tenants hit them alike:
 - eager:        the fixed-shape steps in torch eager on CUDA, fp32 (the reference);
-- cuda-graph:   the same steps captured once and replayed, fp32 and fp16 (fp32 islands);
+- cuda-graph:   the same steps captured once and replayed, fp32 and fp16 (fp32 islands), the layers in the
+                backend's GPU forms (rtvc.backends.gpu_forms); fp16 also with plain layers and with every form
+                (+ channels-last), to measure the forms side by side;
 - baseline:     eager fp32 on CUDA, decoding the whole window every block: the "RVC-style" baseline issue 4
                 names (RVC's realtime GUI before its skip_head/return_length change; its current code decodes
                 only the tail, as the eager row does).
@@ -24,11 +26,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
 from common import machine, write_result
 
+from rtvc.backends import gpu_forms
 from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.errors import words
 from rtvc.rvc.factory import write_rvc_checkpoint
@@ -38,11 +42,13 @@ from rtvc.wavio import bundled_speech, load_mono
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 48000
-ROWS = {  # name -> (backend, precision, whole-window decode)
-    "eager fp32": ("eager", "fp32", False),
-    "cuda-graph fp32": ("cuda-graph", "fp32", False),
-    "cuda-graph fp16": ("cuda-graph", "fp16", False),
-    "baseline: whole-window decode fp32": ("eager", "fp32", True),
+ROWS = {  # name -> (backend, precision, whole-window decode, GPU forms of the layers: None = the backend's default)
+    "eager fp32": ("eager", "fp32", False, None),
+    "cuda-graph fp32": ("cuda-graph", "fp32", False, None),
+    "cuda-graph fp16": ("cuda-graph", "fp16", False, None),
+    "cuda-graph fp16, plain layers": ("cuda-graph", "fp16", False, ()),
+    "cuda-graph fp16, + channels-last": ("cuda-graph", "fp16", False, gpu_forms.FORMS),
+    "baseline: whole-window decode fp32": ("eager", "fp32", True, None),
 }
 BASELINE = "baseline: whole-window decode fp32"
 PARITY_LIMIT = {"fp32": 1e-4, "fp16": 1e-2}  # relative L2 against eager fp32 (issue 5)
@@ -58,6 +64,7 @@ def parity(files: dict[str, Path], args: argparse.Namespace) -> dict:
     inputs (random, in range; seed 7), relative L2 of its output: what tests/test_backend_seam.py checks on tiny
     models, here on the sizes the timings are for."""
     from rtvc.backends.cudagraph import graph_vs_eager
+    from rtvc.backends.gpu_forms import FORMS
     from rtvc.voices.rvc_steps import stream_shape
 
     settings = RvcModelSettings(path=str(files["voice"]), content=str(files["content"]), f0=args.f0)
@@ -66,11 +73,11 @@ def parity(files: dict[str, Path], args: argparse.Namespace) -> dict:
     for ms in args.blocks_ms:
         shape = stream_shape(voice, float(ms), SR)
         ref_steps = voice.steps(shape, "fp32")
-        for precision, limit in PARITY_LIMIT.items():
+        for (precision, limit), forms in [*((p, None) for p in PARITY_LIMIT.items()), (("fp16", 1e-2), FORMS)]:
             for name, module in voice.steps(shape, precision).items():
-                key = f"{ms} ms {name} {precision}"
+                key = f"{ms} ms {name} {precision}" + (" all forms" if forms else "")
                 try:
-                    err = graph_vs_eager(name, module, ref_steps[name])
+                    err = graph_vs_eager(name, module, ref_steps[name], forms=forms)
                     out[key] = {"rel_l2": float(f"{err:.3g}"), "limit": limit, "ok": err <= limit}
                 except Exception as e:  # (one step's failure must not cost the other figures)
                     out[key] = {"error": words(e)}
@@ -82,7 +89,7 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
     block = SR * block_ms // 1000
     shape = StreamShape(SR, block, crossfade=144, search=384, context=SR)  # 3 ms, 8 ms, 1 s
     convs, voices, failed = {}, {}, {}
-    for name, (backend, precision, whole) in ROWS.items():
+    for name, (backend, precision, whole, forms) in ROWS.items():
         settings = RvcModelSettings(
             path=str(files["voice"]), content=str(files["content"]), f0=args.f0,
             backend=backend, device="cuda", precision=precision,
@@ -92,7 +99,9 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
             if whole:
                 voice.margin = 10**6  # the plan caps the decoded frames at the window's: every frame, every block
             conv = StreamingConverter(voice, RvcParams(), shape)
-            conv.process_block(src[:block])  # the first block builds the runners (capture)
+            # the first block builds the runners (capture), the layers in this row's forms
+            with mock.patch.object(gpu_forms, "DEFAULT_FORMS", gpu_forms.DEFAULT_FORMS if forms is None else forms):
+                conv.process_block(src[:block])
         except Exception as e:  # a row that cannot run is reported; the others still are
             failed[name] = words(e)
             print(f"{block_ms} ms {name}: {failed[name]}", flush=True)
@@ -129,13 +138,15 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
             "cuda-graph fp16 vs eager": ratio("eager fp32", "cuda-graph fp16"),
             "cuda-graph fp16 vs baseline": ratio(BASELINE, "cuda-graph fp16"),
             "cuda-graph fp32 vs eager": ratio("eager fp32", "cuda-graph fp32"),
+            "default forms vs plain layers (fp16)": ratio("cuda-graph fp16, plain layers", "cuda-graph fp16"),
+            "+ channels-last vs default forms (fp16)": ratio("cuda-graph fp16", "cuda-graph fp16, + channels-last"),
         },
     }
 
 
 def show(r: dict, blocks: int) -> None:
     print(f"\n{r['block_ms']} ms blocks, ms per block ({blocks} blocks)")
-    print(f"{'row':<36} {'p50':>8} {'p99':>8} {'decoded':>8}")
+    print(f"{'row':<36} {'p50':>8} {'p99':>8} {'decoded':>8}")  # (names up to 36 characters)
     for name, s in r["rows"].items():
         if "error" in s:
             print(f"{name:<36} failed: {s['error']}")
@@ -165,7 +176,7 @@ def main() -> None:
         "machine": machine(gpu=gpu, torch=torch.__version__, cuda=torch.version.cuda, tf32=tf32),
         "model": "RVC v2 48k size full + fairseq HuBERT base, random weights (seed 0)",
         "f0": f"{args.f0} ({'numpy on the CPU' if args.f0 == 'yin' else 'a step on the GPU'}, all rows)",
-        "method": "four converters alternating block by block (rotating order), synchronize around each block",
+        "method": "six converters alternating block by block (rotating order), synchronize around each block",
         "baseline": "the whole window decoded every block, as issue 4 defines RVC-style; RVC's own realtime code "
         "(infer/lib/rtrvc.py, skip_head/return_length) now decodes only the tail, as the eager row does",
         "results": [],

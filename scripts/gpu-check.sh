@@ -4,13 +4,15 @@
 # then run it there with .whl carried, e.g. with the device tool:
 #     run(command="bash scripts/gpu-check.sh", carry=[".whl"], timeout_s=540)
 # What it does, each step under its own deadline, all output in $OUT/gpu-check.log:
-#   1. the GPU, driver and torch it finds; `rtvc doctor`;
+#   1. the GPU, driver, torch and triton it finds; `rtvc doctor`;
 #   2. CUDA-graph vs eager parity per step (content, F0, synth; fp32 <= 1e-4, fp16 <= 1e-2) on the tiny test
 #      models: tests/test_backend_seam.py -k cuda_graphs_equal_eager;
 #   3. bench/rvc_gpu.py: the same parity on the full-size models, then full-size RVC v2 48k + HuBERT base,
-#      eager vs CUDA graphs vs the whole-window baseline, 20 and 10 ms blocks, p50/p99 -> $OUT/rvc_gpu.json
+#      eager vs CUDA graphs (the layers' GPU forms side by side) vs the whole-window baseline, 20 and 10 ms
+#      blocks, p50/p99 -> $OUT/rvc_gpu.json
 #      (written after each block size);
-#   4. bench/live_virtual.py: the live engine on the virtual device at 10 ms blocks for 60 s on that voice
+#   4. scripts/gpu-profile.py: where a block's time goes (host and device hot spots) -> $OUT/gpu_profile.txt;
+#   5. bench/live_virtual.py: the live engine on the virtual device at 10 ms blocks for 60 s on that voice
 #      (cuda-graph, fp16), deadline misses and block times -> $OUT/live_virtual_gpu.json.
 # A failed step does not stop the next; the summary at the end lists each step's exit code.
 set -uo pipefail
@@ -38,11 +40,12 @@ checks() {
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
   fi
   summary=()
-  step "gpu" 20 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.mem,temperature.gpu --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"'
+  step "gpu" 20 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.mem,temperature.gpu --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"; '"$PY"' -c "import triton; print(\"triton\", triton.__version__)" || echo "no triton"'
   step "doctor" 40 $PY -m rtvc doctor
   step "cuda-graph parity" 90 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py -k cuda_graphs_equal_eager
-  step "rvc_gpu bench" 190 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --out "$OUT/rvc_gpu.json"
-  step "live 60 s at 10 ms" 160 $PY bench/live_virtual.py --rvc full --backend cuda-graph --device cuda \
+  step "rvc_gpu bench" 180 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --out "$OUT/rvc_gpu.json"
+  step "profile" 50 bash -c "$PY scripts/gpu-profile.py > $OUT/gpu_profile.txt"
+  step "live 60 s at 10 ms" 120 $PY bench/live_virtual.py --rvc full --backend cuda-graph --device cuda \
     --precision fp16 --block-ms 10 --seconds 60 --out "$OUT/live_virtual_gpu.json"
   echo
   echo "== summary"

@@ -4,15 +4,17 @@ Following torch's documented recipe (torch.cuda.graphs, "CUDA Graphs" in the CUD
 is warmed up on a side stream (cuDNN/cuBLAS pick their algorithms and the caching allocator settles), then
 captured with `torch.cuda.graph` into a private memory pool, reading static input buffers and writing static
 output tensors. Each call copies the new inputs into the static buffers and replays the graph: one launch
-instead of hundreds of kernel launches, no Python per layer. The outputs are the runner's static buffers,
-valid until its next call (the StepRunner contract). A capture failure (an op that synchronises with the host,
-a CPU tensor inside the step) is a ModelError naming the step.
+instead of hundreds of kernel launches, no Python per layer. Before the capture some layers are put in forms that
+run faster as GPU kernels (rtvc.backends.gpu_forms; the same function, the same weights). The outputs are the
+runner's static buffers, valid until its next call (the StepRunner contract). A capture failure (an op that
+synchronises with the host, a CPU tensor inside the step) is a ModelError naming the step.
 """
 
 from __future__ import annotations
 
 import torch
 
+from rtvc.backends import gpu_forms
 from rtvc.backends.base import TensorSpec
 from rtvc.errors import ModelError, words
 
@@ -31,14 +33,15 @@ def _fastest_convolutions():
 
 
 class CudaGraphRunner:
-    def __init__(self, name: str, module: torch.nn.Module, device: str = "cuda", pool=None):
+    def __init__(self, name: str, module: torch.nn.Module, device: str = "cuda", pool=None, forms=None):
         if not torch.cuda.is_available():
             raise ModelError(f"step '{name}': CUDA graphs need a CUDA device; torch sees none", "use backend 'eager'")
         self.name = name
         self.inputs: tuple[TensorSpec, ...] = module.inputs
         self.outputs: tuple[TensorSpec, ...] = module.outputs
         self.device = torch.device(device)
-        self.module = module.to(self.device).eval()
+        self.forms = gpu_forms.DEFAULT_FORMS if forms is None else forms  # (None: read now, so a bench can set them)
+        self.module = gpu_forms.rewrite(module, self.forms).to(self.device).eval()
         self._static_in = [torch.zeros(s.shape, dtype=_DTYPES[s.dtype], device=self.device) for s in self.inputs]
         self._seed_inputs()
         self.graph = torch.cuda.CUDAGraph()
@@ -87,16 +90,17 @@ class CudaGraphRunner:
         return {s.name: t for s, t in zip(self.outputs, self._static_out, strict=True)}
 
 
-def graph_vs_eager(name: str, module: torch.nn.Module, reference: torch.nn.Module, seed: int = 7) -> float:
-    """Relative L2 between a step captured as a CUDA graph and `reference` (the same step, fp32) run eager on
-    CUDA, on in-range random inputs; the graph is replayed twice (a replay must read the new inputs)."""
+def graph_vs_eager(name: str, module: torch.nn.Module, reference: torch.nn.Module, seed=7, forms=None):
+    """Relative L2 between a step captured as a CUDA graph (its layers in `forms`, default: the backend's) and
+    `reference` (the same step, fp32, plain layers) run eager on CUDA, on in-range random inputs; the graph is
+    replayed twice (a replay must read the new inputs)."""
     from rtvc.backends.eager import EagerRunner
     from rtvc.rvc.steps import example_inputs
 
     feed = dict(zip((s.name for s in module.inputs), example_inputs(module, seed=seed), strict=True))
     first = module.outputs[0].name
     ref = EagerRunner(name, reference, "cuda")(**feed)[first].double()
-    graph = CudaGraphRunner(name, module, "cuda")
+    graph = CudaGraphRunner(name, module, "cuda", forms=forms)
     for _ in range(2):
         got = graph(**feed)[first].double()
     return float((got - ref).norm() / ref.norm())

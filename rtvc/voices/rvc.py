@@ -357,13 +357,17 @@ class RvcVoice:
         end, cstart, _ = window_bounds(pos, plan.content)
         audio = np.zeros(plan.content, np.float32)  # past the newest sample: zeros (the next 10-20 ms)
         audio[: pos - cstart] = window[cstart - (pos - n) :]  # before time 0 the window holds silence
+        # both steps are queued before either result is read: on a GPU the F0 step's launch and the content
+        # features' copy to the host overlap the other step's kernels
         feats = self.runners["content"](audio=audio[None])["features"]
-        self._content = feats[0].float().cpu().numpy()  # (rows, dim)
         self._end, self._first, self._frames = end, cstart // HOP, (end - cstart) // HOP
         self._audio = audio[: end - cstart]
+        segment = self._audio[-plan.f0_segment :]
+        salience = self.runners["f0"](audio=segment[None])["salience"] if "f0" in self.runners else None
+        self._content = feats[0].float().cpu().numpy()  # (rows, dim)
         if self.f0 is not None:
-            estimate = self._f0_on_runner if "f0" in self.runners else None  # (yin: numpy on the CPU)
-            self._update_f0(self._audio[-plan.f0_segment :], new, n // HOP + 2, estimate)
+            estimate = None if salience is None else self._decoder(salience, len(segment))  # (yin: numpy, CPU)
+            self._update_f0(segment, new, n // HOP + 2, estimate)
         if self._tail_frames is not None:
             a = end // HOP - self._tail_frames
             if a > self._phase_frame:
@@ -384,10 +388,15 @@ class RvcVoice:
         out = self.runners["synth"](**{k: x[k] for k in names})["audio"]
         return self.pipeline.finish(out.reshape(-1).float().cpu().numpy(), step, s.skip, params)
 
-    def _f0_on_runner(self, audio: np.ndarray) -> np.ndarray:
-        """The F0 step on its backend (the segment is always plan.f0_segment samples), decoded on the host."""
-        salience = self.runners["f0"](audio=audio[None])["salience"]
-        return self.f0.decode(salience.float().cpu().numpy())
+    def _decoder(self, salience, samples: int):
+        """The F0 estimate of _update_f0 from the F0 step's output for the segment of `samples` it was given
+        (always plan.f0_segment: the segment _update_f0 asks for), decoded on the host."""
+
+        def estimate(audio: np.ndarray) -> np.ndarray:
+            assert len(audio) == samples, f"the F0 step ran on {samples} samples, the cache asks for {len(audio)}"
+            return self.f0.decode(salience.float().cpu().numpy())
+
+        return estimate
 
     def _update_f0(self, audio: np.ndarray, new: int, size: int, estimate=None) -> None:
         """Estimate F0 over the newest audio into the rolling cache; `estimate` replaces the estimator's own

@@ -1,0 +1,97 @@
+"""The GPU forms of layers (rtvc.backends.gpu_forms) compute what the layers compute, share their weights, and leave
+the original module tree as it was. Checked on the CPU in fp32; the CUDA-graph parity test (GPU only) checks the
+rewritten steps captured against plain eager on the GPU."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="RVC voices need the rvc extra (torch)")
+
+from torch import nn  # noqa: E402
+
+from rtvc.backends.gpu_forms import (  # noqa: E402
+    DEFAULT_FORMS,
+    FORMS,
+    ChannelsLastConv1d,
+    GroupedConv1dAsBmm,
+    PointwiseConv1dAsMatmul,
+    rewrite,
+)
+from rtvc.rvc.steps import example_inputs  # noqa: E402
+from rtvc.voices.rvc import RvcModelSettings, RvcVoice  # noqa: E402
+from rtvc.voices.rvc_steps import stream_shape  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("torch_two_threads")
+
+
+def rel(got: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((got.double() - ref.double()).norm() / ref.double().norm())
+
+
+@pytest.mark.parametrize(
+    ("conv", "form"),
+    [
+        (nn.Conv1d(48, 48, 16, padding=8, groups=4), GroupedConv1dAsBmm),  # HuBERT's positional conv, small
+        (nn.Conv1d(24, 12, 5, padding=4, dilation=2, groups=3), GroupedConv1dAsBmm),
+        (nn.Conv1d(16, 16, 31, padding=15, groups=16), GroupedConv1dAsBmm),  # depthwise
+        (nn.Conv1d(32, 64, 1), PointwiseConv1dAsMatmul),
+        (nn.Conv1d(32, 8, 1, bias=False), PointwiseConv1dAsMatmul),
+        (nn.Conv1d(16, 24, 7, padding=3), ChannelsLastConv1d),
+        (nn.Conv1d(16, 16, 3, padding=5, dilation=5), ChannelsLastConv1d),
+        (nn.Conv1d(1, 16, 8, stride=4, padding=2), ChannelsLastConv1d),  # the NSF's noise convolutions
+        (nn.Conv1d(16, 1, 7, padding=3, bias=False), ChannelsLastConv1d),
+        (nn.ConvTranspose1d(32, 16, 16, 8, padding=4), ChannelsLastConv1d),  # the NSF's upsampling
+    ],
+)
+@pytest.mark.parametrize("batch", [1, 2])
+def test_each_form_computes_its_layer(conv, form, batch):
+    torch.manual_seed(0)
+    x = torch.randn(batch, conv.in_channels, 37)
+    new = rewrite(conv, FORMS)
+    assert type(new) is form
+    with torch.no_grad():
+        ref, got = conv(x), new(x)
+    assert got.shape == ref.shape
+    assert rel(got, ref) < 1e-6
+
+
+def test_the_default_forms_leave_other_convolutions_alone():
+    for conv in (nn.Conv1d(16, 24, 7, padding=3), nn.Conv1d(8, 8, 1, stride=2), nn.Conv1d(8, 8, 3, padding="same")):
+        assert rewrite(conv, DEFAULT_FORMS) is conv
+    with pytest.raises(ValueError, match=r"unknown GPU forms \['winograd'\]"):
+        rewrite(nn.Conv1d(1, 1, 1), ("winograd",))
+
+
+@pytest.fixture(scope="module")
+def steps(tiny_v2_models):
+    voice = RvcVoice(48000, RvcModelSettings(path="v2.pth", content="hubert.pt", f0="fcpe"), tiny_v2_models)
+    return voice.steps(stream_shape(voice, 20.0, 48000), "fp32")
+
+
+def kinds(module: nn.Module) -> dict[str, int]:
+    names = {}
+    for m in module.modules():
+        names[type(m).__name__] = names.get(type(m).__name__, 0) + 1
+    return names
+
+
+@pytest.mark.parametrize("forms", [DEFAULT_FORMS, FORMS])
+def test_a_voices_steps_rewritten_compute_the_same_and_share_the_weights(steps, forms):
+    """Content (HuBERT's positional conv is the grouped one), F0 (FCPE) and synth of a tiny v2 voice: every
+    output within 1e-5 of the plain step; the plain steps still hold their nn.Conv1d layers; the rewritten
+    ones use the same parameter tensors (channels-last keeps its own copy of a kernel's weight)."""
+    for name, step in steps.items():
+        before = kinds(step)
+        new = rewrite(step, forms)
+        assert new is not step and kinds(step) == before, name
+        assert kinds(new).get("PointwiseConv1dAsMatmul", 0) > 0 or name == "content", (name, kinds(new))
+        if name == "content":
+            assert kinds(new)["GroupedConv1dAsBmm"] == 1
+        shared = {p.data_ptr() for p in step.parameters()}
+        if forms == DEFAULT_FORMS:
+            assert {p.data_ptr() for p in new.parameters()} == shared, name
+        args = example_inputs(step, seed=3)
+        with torch.no_grad():
+            ref, got = step(*args), new(*args)
+        assert rel(got, ref) < 1e-5, (name, forms, rel(got, ref))
