@@ -1,12 +1,13 @@
 """RVC on a GPU: per-block time of eager vs CUDA graphs (fp32, fp16) vs a whole-window baseline, in one run.
 
 Full-size RVC v2 48k voice and HuBERT base (random weights, as bench/rvc_cpu.py builds them), 20 ms and 10 ms
-blocks at 48 kHz, 1 s context. Six converters on the same input, alternating block by block (the order
+blocks at 48 kHz, 1 s context. Six converters (by default) on the same input, alternating block by block (the order
 rotates) so that clocks, boosts and other tenants hit them alike:
 - eager:        the fixed-shape steps in torch eager on CUDA, fp32 (the reference);
 - cuda-graph:   the same steps captured once and replayed, fp32 and fp16 (fp32 islands), the layers in the
                 backend's GPU forms (rtvc.backends.gpu_forms); fp16 also with plain layers and with every form
-                (+ channels-last), to measure the forms side by side;
+                (+ channels-last), to measure the forms side by side; `--rows` adds "cuda-graph fp16, compiled"
+                (torch.compile, the "inductor" form: a compile of a minute or more first);
 - baseline:     eager fp32 on CUDA, decoding the whole window every block: the "RVC-style" baseline issue 4
                 names (RVC's realtime GUI before its skip_head/return_length change; its current code decodes
                 only the tail, as the eager row does).
@@ -16,7 +17,7 @@ torch.cuda.synchronize() before and after. F0 (FCPE by default, the profiles' de
 in every row (rtvc.rvc.f0_steps); `--f0 yin` runs YIN's numpy on the CPU instead. Resampling and SOLA are
 numpy on the CPU in every row. Without CUDA it says so and exits with code 2.
 
-    python bench/rvc_gpu.py [--blocks 300] [--warmup 30] [--f0 fcpe]
+    python bench/rvc_gpu.py [--blocks 300] [--warmup 30] [--f0 fcpe] [--rows ROW...] [--no-parity]
 """
 
 from __future__ import annotations
@@ -47,9 +48,11 @@ ROWS = {  # name -> (backend, precision, whole-window decode, GPU forms of the l
     "cuda-graph fp32": ("cuda-graph", "fp32", False, None),
     "cuda-graph fp16": ("cuda-graph", "fp16", False, None),
     "cuda-graph fp16, plain layers": ("cuda-graph", "fp16", False, ()),
-    "cuda-graph fp16, + channels-last": ("cuda-graph", "fp16", False, gpu_forms.FORMS),
+    "cuda-graph fp16, + channels-last": ("cuda-graph", "fp16", False, gpu_forms.LAYER_FORMS),
     "baseline: whole-window decode fp32": ("eager", "fp32", True, None),
+    "cuda-graph fp16, compiled": ("cuda-graph", "fp16", False, (*gpu_forms.DEFAULT_FORMS, "inductor")),
 }
+DEFAULT_ROWS = [name for name in ROWS if "compiled" not in name]  # (a compile takes a minute or more: asked for)
 BASELINE = "baseline: whole-window decode fp32"
 PARITY_LIMIT = {"fp32": 1e-4, "fp16": 1e-2}  # relative L2 against eager fp32 (issue 5)
 
@@ -64,7 +67,6 @@ def parity(files: dict[str, Path], args: argparse.Namespace) -> dict:
     inputs (random, in range; seed 7), relative L2 of its output: what tests/test_backend_seam.py checks on tiny
     models, here on the sizes the timings are for."""
     from rtvc.backends.cudagraph import graph_vs_eager
-    from rtvc.backends.gpu_forms import FORMS
     from rtvc.voices.rvc_steps import stream_shape
 
     settings = RvcModelSettings(path=str(files["voice"]), content=str(files["content"]), f0=args.f0)
@@ -73,9 +75,11 @@ def parity(files: dict[str, Path], args: argparse.Namespace) -> dict:
     for ms in args.blocks_ms:
         shape = stream_shape(voice, float(ms), SR)
         ref_steps = voice.steps(shape, "fp32")
-        for (precision, limit), forms in [*((p, None) for p in PARITY_LIMIT.items()), (("fp16", 1e-2), FORMS)]:
+        checks = [(p, None) for p in PARITY_LIMIT.items()]  # the backend's default forms, fp32 and fp16
+        checks += [(("fp16", 1e-2), ROWS[r][3]) for r in args.rows if ROWS[r][0] == "cuda-graph" and ROWS[r][3]]
+        for (precision, limit), forms in checks:
             for name, module in voice.steps(shape, precision).items():
-                key = f"{ms} ms {name} {precision}" + (" all forms" if forms else "")
+                key = f"{ms} ms {name} {precision}" + (f" forms {'+'.join(forms)}" if forms else "")
                 try:
                     err = graph_vs_eager(name, module, ref_steps[name], forms=forms)
                     out[key] = {"rel_l2": float(f"{err:.3g}"), "limit": limit, "ok": err <= limit}
@@ -89,7 +93,8 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
     block = SR * block_ms // 1000
     shape = StreamShape(SR, block, crossfade=144, search=384, context=SR)  # 3 ms, 8 ms, 1 s
     convs, voices, failed = {}, {}, {}
-    for name, (backend, precision, whole, forms) in ROWS.items():
+    for name in args.rows:
+        backend, precision, whole, forms = ROWS[name]
         settings = RvcModelSettings(
             path=str(files["voice"]), content=str(files["content"]), f0=args.f0,
             backend=backend, device="cuda", precision=precision,
@@ -127,7 +132,7 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
     rows.update({name: {"error": e} for name, e in failed.items()})
 
     def ratio(a: str, b: str) -> float | None:
-        if "p50_ms" not in rows[a] or "p50_ms" not in rows[b]:
+        if "p50_ms" not in rows.get(a, {}) or "p50_ms" not in rows.get(b, {}):
             return None
         return round(rows[a]["p50_ms"] / rows[b]["p50_ms"], 2)
 
@@ -140,6 +145,7 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
             "cuda-graph fp32 vs eager": ratio("eager fp32", "cuda-graph fp32"),
             "default forms vs plain layers (fp16)": ratio("cuda-graph fp16, plain layers", "cuda-graph fp16"),
             "+ channels-last vs default forms (fp16)": ratio("cuda-graph fp16", "cuda-graph fp16, + channels-last"),
+            "compiled vs default forms (fp16)": ratio("cuda-graph fp16", "cuda-graph fp16, compiled"),
         },
     }
 
@@ -161,6 +167,15 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=30, help="untimed blocks first")
     ap.add_argument("--f0", default="fcpe", choices=["fcpe", "yin", "crepe-tiny", "crepe"])
     ap.add_argument("--blocks-ms", type=int, nargs="+", default=[20, 10], help="block sizes to measure")
+    ap.add_argument(
+        "--rows",
+        nargs="+",
+        choices=list(ROWS),
+        default=DEFAULT_ROWS,
+        metavar="ROW",
+        help=f"rows to run, by name (default: all but the compiled one); of: {', '.join(ROWS)}",
+    )
+    ap.add_argument("--no-parity", action="store_true", help="skip the parity checks (the timings only)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rvc_gpu.json")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -176,7 +191,7 @@ def main() -> None:
         "machine": machine(gpu=gpu, torch=torch.__version__, cuda=torch.version.cuda, tf32=tf32),
         "model": "RVC v2 48k size full + fairseq HuBERT base, random weights (seed 0)",
         "f0": f"{args.f0} ({'numpy on the CPU' if args.f0 == 'yin' else 'a step on the GPU'}, all rows)",
-        "method": "six converters alternating block by block (rotating order), synchronize around each block",
+        "method": f"{len(args.rows)} converters alternating block by block (rotating order), synchronize around each",
         "baseline": "the whole window decoded every block, as issue 4 defines RVC-style; RVC's own realtime code "
         "(infer/lib/rtrvc.py, skip_head/return_length) now decodes only the tail, as the eager row does",
         "results": [],
@@ -186,7 +201,7 @@ def main() -> None:
             "voice": write_rvc_checkpoint(Path(tmp) / "voice.pth", version="v2", sr="48k", f0=1, size="full", seed=0),
             "content": write_fairseq_hubert(Path(tmp) / "hubert_base.pt", seed=0),
         }
-        result["parity_vs_eager_fp32"] = parity(files, args)
+        result["parity_vs_eager_fp32"] = {} if args.no_parity else parity(files, args)
         write_result(args.out, "rvc_gpu", result)
         for ms in args.blocks_ms:  # written after each block size: a run cut short keeps what it measured
             result["results"].append(run_block_size(ms, files, src, args))

@@ -15,6 +15,9 @@
 #   5. bench/live_virtual.py: the live engine on the virtual device at 10 ms blocks for 60 s on that voice
 #      (cuda-graph, fp16), deadline misses and block times -> $OUT/live_virtual_gpu.json.
 # A failed step does not stop the next; the summary at the end lists each step's exit code.
+# `gpu-check.sh compiled` runs only the torch.compile experiment (rtvc.backends.gpu_forms, "inductor"): parity
+# and 20/10 ms block times of CUDA graphs fp16 with and without it -> $OUT/rvc_gpu_compiled.json (a second call
+# while the machine is still warm: it idles out after 30 s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/gpu-check}
@@ -40,6 +43,7 @@ checks() {
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
   fi
   summary=()
+  if [ "$MODE" = compiled ]; then compiled; return; fi
   step "gpu" 20 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.mem,temperature.gpu --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"; '"$PY"' -c "import triton; print(\"triton\", triton.__version__)" || echo "no triton"'
   step "doctor" 40 $PY -m rtvc doctor
   step "cuda-graph parity" 90 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py -k cuda_graphs_equal_eager
@@ -52,5 +56,15 @@ checks() {
   printf '%s\n' "${summary[@]}"
 }
 
+compiled() {  # `gpu-check.sh compiled`: the "inductor" form (torch.compile before the capture) against the default
+  step "gpu" 20 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv; gcc --version | head -1; '"$PY"' -c "import triton; print(\"triton\", triton.__version__)" || echo "no triton"'
+  step "compiled vs default forms" 450 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 \
+    --rows "cuda-graph fp16" "cuda-graph fp16, compiled" --out "$OUT/rvc_gpu_compiled.json"
+  echo
+  echo "== summary"
+  printf '%s\n' "${summary[@]}"
+}
+
+MODE=${1:-all}
 # a pipeline, not a process substitution: the log is whole when the script ends
 checks 2>&1 | tee -a "$OUT/gpu-check.log"

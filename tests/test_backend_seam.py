@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="RVC voices need the rvc extra (torch)")
 
-from rtvc.backends.gpu_forms import FORMS, rewrite  # noqa: E402
+from rtvc.backends.gpu_forms import LAYER_FORMS, rewrite  # noqa: E402
 from rtvc.backends.registry import check_backend  # noqa: E402
 from rtvc.converter import StreamingConverter, StreamShape  # noqa: E402
 from rtvc.errors import ConfigError  # noqa: E402
@@ -139,7 +139,7 @@ def test_every_step_runs_off_the_cpu_without_a_host_sync(models, f0):
             for name, module in steps.items():
                 args = [a.to("meta") for a in example_inputs(module)]
                 module.to("meta")
-                for form in (module, rewrite(module, FORMS)):  # (as captured: rtvc.backends.gpu_forms)
+                for form in (module, rewrite(module, LAYER_FORMS)):  # (as captured: rtvc.backends.gpu_forms)
                     with torch.no_grad():
                         out = form(*args)
                     spec = module.outputs[0]

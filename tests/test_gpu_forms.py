@@ -13,6 +13,7 @@ from torch import nn  # noqa: E402
 from rtvc.backends.gpu_forms import (  # noqa: E402
     DEFAULT_FORMS,
     FORMS,
+    LAYER_FORMS,
     ChannelsLastConv1d,
     GroupedConv1dAsBmm,
     PointwiseConv1dAsMatmul,
@@ -48,7 +49,7 @@ def rel(got: torch.Tensor, ref: torch.Tensor) -> float:
 def test_each_form_computes_its_layer(conv, form, batch):
     torch.manual_seed(0)
     x = torch.randn(batch, conv.in_channels, 37)
-    new = rewrite(conv, FORMS)
+    new = rewrite(conv, LAYER_FORMS)
     assert type(new) is form
     with torch.no_grad():
         ref, got = conv(x), new(x)
@@ -59,6 +60,7 @@ def test_each_form_computes_its_layer(conv, form, batch):
 def test_the_default_forms_leave_other_convolutions_alone():
     for conv in (nn.Conv1d(16, 24, 7, padding=3), nn.Conv1d(8, 8, 1, stride=2), nn.Conv1d(8, 8, 3, padding="same")):
         assert rewrite(conv, DEFAULT_FORMS) is conv
+    assert set(FORMS) == {*LAYER_FORMS, "inductor"}
     with pytest.raises(ValueError, match=r"unknown GPU forms \['winograd'\]"):
         rewrite(nn.Conv1d(1, 1, 1), ("winograd",))
 
@@ -76,7 +78,7 @@ def kinds(module: nn.Module) -> dict[str, int]:
     return names
 
 
-@pytest.mark.parametrize("forms", [DEFAULT_FORMS, FORMS])
+@pytest.mark.parametrize("forms", [DEFAULT_FORMS, LAYER_FORMS])
 def test_a_voices_steps_rewritten_compute_the_same_and_share_the_weights(steps, forms):
     """Content (HuBERT's positional conv is the grouped one), F0 (FCPE) and synth of a tiny v2 voice: every
     output within 1e-5 of the plain step; the plain steps still hold their nn.Conv1d layers; the rewritten
@@ -95,3 +97,15 @@ def test_a_voices_steps_rewritten_compute_the_same_and_share_the_weights(steps, 
         with torch.no_grad():
             ref, got = step(*args), new(*args)
         assert rel(got, ref) < 1e-5, (name, forms, rel(got, ref))
+
+
+def test_a_step_compiled_by_inductor_computes_the_same(steps):
+    """The "inductor" form: the F0 step (FCPE, the quickest to compile) in the default forms, compiled as one graph
+    (fullgraph: a graph break, which would put Python back between kernels, is an error), on the CPU's Inductor
+    backend (C++); on a GPU the same graph becomes Triton kernels."""
+    step = steps["f0"]
+    compiled = rewrite(step, (*DEFAULT_FORMS, "inductor"))
+    args = example_inputs(step, seed=3)
+    with torch.no_grad():
+        ref, got = step(*args), compiled(*args)
+    assert rel(got, ref) < 1e-5

@@ -12,6 +12,10 @@ gpu_profile_h200.txt, CUDA graphs fp16, 4.5 ms of GPU time a block):
   NCHW<->NHWC conversions (about 300 conversion kernels a block, 0.85 ms), a matmul needs none.
 - "channels-last": the other convolutions as 2-D convolutions on channels-last (NHWC) tensors, so cuDNN's NHWC
   kernels get their layout without converting input and weight each call. Not measured yet: not a default.
+- "inductor": the whole step (after the forms above) compiled by torch.compile (TorchInductor, one graph, fixed
+  shapes), which fuses the ~900 small kernels of a block (elementwise, norms) into fewer Triton kernels; the
+  CUDA-graph runner then captures the compiled step. It costs a compile at load (tens of seconds; Inductor
+  caches it on disk). Not measured yet: not a default.
 
 FORMS lists them; DEFAULT_FORMS are what the CUDA-graph backend applies. `rewrite` returns a new module tree
 that shares every parameter with the original and leaves the original as it was (the eager path and the ONNX
@@ -26,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-FORMS = ("grouped-bmm", "pointwise-matmul", "channels-last")
+FORMS = ("grouped-bmm", "pointwise-matmul", "channels-last", "inductor")
+LAYER_FORMS = FORMS[:3]  # (inductor compiles the whole step)
 DEFAULT_FORMS = ("grouped-bmm", "pointwise-matmul")
 
 
@@ -112,10 +117,18 @@ def _form(child: nn.Module, forms: tuple[str, ...]) -> nn.Module | None:
 
 def rewrite(module: nn.Module, forms: tuple[str, ...] = DEFAULT_FORMS) -> nn.Module:
     """`module` with its layers in `forms`, as a new tree sharing every parameter and buffer with `module`
-    (only the modules on the way to a replaced layer are copied, shallowly); `module` itself is unchanged."""
+    (only the modules on the way to a replaced layer are copied, shallowly); `module` itself is unchanged.
+    With "inductor", that tree compiled (torch.compile: one graph, fixed shapes; it compiles at its first call)."""
     unknown = set(forms) - set(FORMS)
     if unknown:
         raise ValueError(f"unknown GPU forms {sorted(unknown)}; known: {', '.join(FORMS)}")
+    out = _rewrite(module, tuple(f for f in forms if f in LAYER_FORMS))
+    if "inductor" in forms:
+        out = torch.compile(out, fullgraph=True, dynamic=False)
+    return out
+
+
+def _rewrite(module: nn.Module, forms: tuple[str, ...]) -> nn.Module:
     if not forms:
         return module
     new = _form(module, forms)
@@ -123,7 +136,7 @@ def rewrite(module: nn.Module, forms: tuple[str, ...] = DEFAULT_FORMS) -> nn.Mod
         return new
     children = {}
     for name, child in module.named_children():
-        replaced = rewrite(child, forms)
+        replaced = _rewrite(child, forms)
         if replaced is not child:
             children[name] = replaced
     if not children:
