@@ -67,7 +67,7 @@ class FeatureIndex:
         if index.ntotal < K:
             raise ModelError(f"{path}: the index holds only {index.ntotal} features", "it needs at least 8")
         try:
-            vectors = index.reconstruct_n(0, index.ntotal).astype(np.float32)
+            vectors = np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)  # (float32 already: no copy)
         except (RuntimeError, ValueError, MemoryError) as e:
             raise ModelError(f"{path}: damaged index: its features cannot be read ({type(e).__name__})", fix) from None
         return cls(path, index, vectors)
