@@ -99,14 +99,18 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
             path=str(files["voice"]), content=str(files["content"]), f0=args.f0,
             backend=backend, device="cuda", precision=precision,
         )  # fmt: skip
+        want = gpu_forms.DEFAULT_FORMS if forms is None else tuple(forms)
         try:
-            voice = RvcVoice(SR, settings, files["voice"].parent)
-            if whole:
-                voice.margin = 10**6  # the plan caps the decoded frames at the window's: every frame, every block
-            conv = StreamingConverter(voice, RvcParams(), shape)
-            # the first block builds the runners (capture), the layers in this row's forms
-            with mock.patch.object(gpu_forms, "DEFAULT_FORMS", gpu_forms.DEFAULT_FORMS if forms is None else forms):
+            # the runners are built (captured) when the converter prepares the stream: this row's forms from here
+            with mock.patch.object(gpu_forms, "DEFAULT_FORMS", want):
+                voice = RvcVoice(SR, settings, files["voice"].parent)
+                if whole:
+                    voice.margin = 10**6  # the plan caps the decoded frames at the window's: every frame, every block
+                conv = StreamingConverter(voice, RvcParams(), shape)
                 conv.process_block(src[:block])
+            got = {tuple(r.forms) for r in voice.runners.values() if hasattr(r, "forms")}
+            if backend == "cuda-graph" and got != {want}:
+                raise RuntimeError(f"the runners were built with forms {sorted(got)}, not {want}")
         except Exception as e:  # a row that cannot run is reported; the others still are
             failed[name] = words(e)
             print(f"{block_ms} ms {name}: {failed[name]}", flush=True)
@@ -127,6 +131,8 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
     rows: dict[str, dict] = {name: stats(t) for name, t in times.items()}
     for name, v in voices.items():
         rows[name]["label"] = v.label
+        if ROWS[name][0] == "cuda-graph":
+            rows[name]["forms"] = list(gpu_forms.DEFAULT_FORMS if ROWS[name][3] is None else ROWS[name][3])
         rows[name]["decoded_frames"] = v._plan.synth.ret
         rows[name]["window_frames"] = v._plan.synth.frames
     rows.update({name: {"error": e} for name, e in failed.items()})

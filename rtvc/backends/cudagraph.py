@@ -41,7 +41,8 @@ class CudaGraphRunner:
         self.outputs: tuple[TensorSpec, ...] = module.outputs
         self.device = torch.device(device)
         self.forms = gpu_forms.DEFAULT_FORMS if forms is None else forms  # (None: read now, so a bench can set them)
-        self.module = gpu_forms.rewrite(module, self.forms).to(self.device).eval()
+        # on the device first: a form that needs its own weight layout (channels-last) makes that copy there
+        self.module = gpu_forms.rewrite(module.to(self.device).eval(), self.forms).eval()
         self._static_in = [torch.zeros(s.shape, dtype=_DTYPES[s.dtype], device=self.device) for s in self.inputs]
         self._seed_inputs()
         self.graph = torch.cuda.CUDAGraph()

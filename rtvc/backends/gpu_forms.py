@@ -70,7 +70,7 @@ class PointwiseConv1dAsMatmul(nn.Module):
         w, b = self.conv.weight, self.conv.bias
         if b is None:
             return torch.matmul(w[:, :, 0], x)
-        if x.shape[0] == 1:  # the steps' case: one GEMM with the bias in its epilogue
+        if x.shape[0] == 1:  # the steps' case: one GEMM accumulating onto the bias, not a GEMM and then an add
             return torch.addmm(b[:, None], w[:, :, 0], x[0])[None]
         return torch.matmul(w[:, :, 0], x) + b[:, None]
 
