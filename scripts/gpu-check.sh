@@ -58,6 +58,7 @@ checks() {
 
 compiled() {  # `gpu-check.sh compiled`: the "inductor" form (torch.compile before the capture) against the default
   step "gpu" 20 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv; gcc --version | head -1; '"$PY"' -c "import triton; print(\"triton\", triton.__version__)" || echo "no triton"'
+  step "cuda-graph parity" 60 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py -k cuda_graphs_equal_eager
   # 20 ms blocks only, parity included: each compile of the full-size steps takes a minute or more
   step "compiled vs default forms" "${COMPILED_S:-450}" $PY bench/rvc_gpu.py --blocks 150 --warmup 15 --blocks-ms 20 \
     --rows "cuda-graph fp16" "cuda-graph fp16, compiled" --out "$OUT/rvc_gpu_compiled.json"

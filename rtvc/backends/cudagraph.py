@@ -94,14 +94,19 @@ class CudaGraphRunner:
 def graph_vs_eager(name: str, module: torch.nn.Module, reference: torch.nn.Module, seed=7, forms=None):
     """Relative L2 between a step captured as a CUDA graph (its layers in `forms`, default: the backend's) and
     `reference` (the same step, fp32, plain layers) run eager on CUDA, on in-range random inputs; the graph is
-    replayed twice (a replay must read the new inputs)."""
+    replayed twice (a replay must read the new inputs). Both sides without TF32: cuDNN convolutions use it by
+    default (matmuls do not), so a form that turns a convolution into a matmul would otherwise be measured
+    against the reference's own TF32 rounding (4e-4 on an H200), not against fp32."""
     from rtvc.backends.eager import EagerRunner
     from rtvc.rvc.steps import example_inputs
 
     feed = dict(zip((s.name for s in module.inputs), example_inputs(module, seed=seed), strict=True))
     first = module.outputs[0].name
-    ref = EagerRunner(name, reference, "cuda")(**feed)[first].double()
-    graph = CudaGraphRunner(name, module, "cuda", forms=forms)
-    for _ in range(2):
-        got = graph(**feed)[first].double()
+    cudnn = torch.backends.cudnn
+    with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
+                     allow_tf32=False):  # fmt: skip
+        ref = EagerRunner(name, reference, "cuda")(**feed)[first].double()
+        graph = CudaGraphRunner(name, module, "cuda", forms=forms)
+        for _ in range(2):
+            got = graph(**feed)[first].double()
     return float((got - ref).norm() / ref.norm())
