@@ -3,7 +3,7 @@
 Each form computes the function of the layer it replaces, with the same weight tensors (no copy, except where a
 form needs its own layout), so parity with eager holds as it did (tests/test_gpu_forms.py checks each against the
 layer on the CPU). Why, from the profile of a full-size RVC v2 48k block on an H200 (bench/results/
-gpu_profile_h200.txt, CUDA graphs fp16, 4.5 ms of GPU time a block):
+gpu_profile_h200_before_forms.txt, CUDA graphs fp16, 4.5 ms of GPU time a block):
 - "grouped-bmm": HuBERT's positional convolution (768 channels, 16 groups, kernel 128) ran as cuDNN's
   `conv2d_grouped_direct_kernel`, 0.41 ms a block for 0.5 GFLOP; as one batched matmul over the 16 groups
   (the taps unfolded) it is a single tensor-core GEMM.
@@ -11,13 +11,14 @@ gpu_profile_h200.txt, CUDA graphs fp16, 4.5 ms of GPU time a block):
   encoder's attention projections, the flow's WaveNet projections, the conditioning); cuDNN ran each between
   NCHW<->NHWC conversions (about 300 conversion kernels a block, 0.85 ms), a matmul needs none.
 - "channels-last": the other convolutions as 2-D convolutions on channels-last (NHWC) tensors, so cuDNN's NHWC
-  kernels get their layout without converting input and weight each call. Not measured yet: not a default.
+  kernels get their layout without converting input and weight each call. Measured on the H200 with the two
+  above: p50 per 20 ms block 6.36 -> 5.32 ms (the two above alone: 6.68 -> 6.36 ms; bench/results/rvc_gpu.json).
 - "inductor": the whole step (after the forms above) compiled by torch.compile (TorchInductor, one graph, fixed
   shapes), which fuses the ~900 small kernels of a block (elementwise, norms) into fewer Triton kernels; the
   CUDA-graph runner then captures the compiled step. It costs a compile at load (tens of seconds; Inductor
   caches it on disk). Not measured yet: not a default.
 
-FORMS lists them; DEFAULT_FORMS are what the CUDA-graph backend applies. `rewrite` returns a new module tree
+FORMS lists them; DEFAULT_FORMS (the three layer forms) are what the CUDA-graph backend applies. `rewrite` returns a new module tree
 that shares every parameter with the original and leaves the original as it was (the eager path and the ONNX
 export keep the plain layers).
 """
