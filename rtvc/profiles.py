@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtvc.errors import ConfigError
+from rtvc.errors import ConfigError, ModelError
 from rtvc.settings import from_table, read_toml
 from rtvc.voices import VOICES, voice_class
 
@@ -120,6 +120,12 @@ def make_voice(profile: Profile, samplerate: int):
     cls = VOICES[profile.voice]
     if profile.model is None:
         return cls(samplerate)
-    voice = cls(samplerate, profile.model, profile.path.parent, f"{profile.path}: [model]")
+    try:
+        voice = cls(samplerate, profile.model, profile.path.parent, f"{profile.path}: [model]")
+    except OSError as e:  # a model file that cannot be looked at or read (no permission, a name too long)
+        what = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+        raise ModelError(
+            f"{profile.path}: [model] {what}", "check that the model files are there and readable"
+        ) from None
     voice.check_params(profile.params, str(profile.path))
     return voice

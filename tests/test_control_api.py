@@ -243,6 +243,43 @@ def test_voices_list_says_which_model_files_are_missing(daemon):
         (folder / "rvc-gone.toml").unlink()
 
 
+def test_a_model_path_that_cannot_be_looked_at_fails_its_voice_alone(daemon):
+    """'~rtvc-nouser/x.pth' (pathlib's expanduser raises for a user this machine lacks) and a name too long to
+    stat (OSError, as a folder without permission gives): voices.list and voices.select raised for every voice (-32603).
+    The others are listed and selected; that voice alone is marked, and selecting it is a load failure."""
+    folder = daemon.controller.profiles_dir
+    long = "a" * 300 + ".pth"
+    bad = {"rvc-nouser": "~rtvc-nouser/x.pth", "rvc-long": long}
+    for name, path in bad.items():
+        (folder / f"{name}.toml").write_text(f'voice = "rvc"\n[model]\npath = "{path}"\ncontent = "."\n')
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+        listed = {v["name"]: v for v in (await c.call("voices.list"))["voices"]}
+        assert {"passthrough", "pitch", "broken", *bad} <= set(listed) and "error" not in listed["pitch"]
+        err = listed["rvc-nouser"]["error"]
+        said = "path = '~rtvc-nouser/x.pth': '~rtvc-nouser': no user 'rtvc-nouser' on this machine"
+        assert f"{folder / 'rvc-nouser.toml'}: [model] {said}" in err, err
+        err = listed["rvc-long"]["error"]
+        assert f"{folder / 'rvc-long.toml'}: [model] path = '{long}'" in err and "File name too long" in err, err
+        assert (await c.call("voices.select", name="pitch"))["profile"] == "pitch"
+        for name, path in bad.items():
+            reply = await c.request("voices.select", name=name)
+            message = reply["error"]["message"]
+            assert reply["error"]["code"] == rpc.LOAD_FAILED, reply
+            assert message.startswith(f"voice '{name}' did not load, the current voice stays: "), message
+            assert str(folder / f"{name}.toml") in message and path in message, message
+        assert daemon.state()["profile"] == "pitch"
+        await c.call("voices.select", name="passthrough")
+        await c.close()
+
+    try:
+        run(main())
+    finally:
+        for name in bad:
+            (folder / f"{name}.toml").unlink()
+
+
 # -- events -----------------------------------------------------------------------------------------------
 def test_a_change_by_one_client_reaches_every_subscriber_with_who_made_it(daemon):
     async def main():

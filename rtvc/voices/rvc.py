@@ -85,11 +85,24 @@ class EngineContext:
     command: str
 
 
+def _resolve(base: Path, value: str) -> Path:
+    """A [model] path: ~ expanded, a relative one from `base`. ValueError (why) when its ~ cannot be expanded:
+    pathlib raises RuntimeError for '~nouser/x' where os.path would leave it as it is."""
+    try:
+        p = Path(value).expanduser()
+    except RuntimeError:
+        user = value[1:].split("/", 1)[0]
+        raise ValueError(f"'~{user}': no user '{user}' on this machine" if user else "'~': no home directory") from None
+    return p if p.is_absolute() else base / p
+
+
 def _file(base: Path, value: str, key: str, what: str, where: str = "profile: [model]") -> Path:
     if not value:
         raise ConfigError(f"{where} {key} is not set", f"set {key} = the path of {what}")
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else base / p
+    try:
+        return _resolve(base, value)
+    except ValueError as e:
+        raise ConfigError(f"{where} {key} = {value!r}: {e}", "write the path out in full") from None
 
 
 class RvcVoice:
@@ -105,9 +118,18 @@ class RvcVoice:
             value = getattr(model, key)
             if not value:
                 continue
-            p = _file(base, value, key, "")
-            if not (p.is_file() or (folder_ok and p.is_dir())):
-                out.append(f"{key} = {value!r} ({p}): {'no such file' if not p.exists() else 'not a file'}")
+            try:
+                p = _resolve(base, value)
+            except ValueError as e:
+                out.append(f"{key} = {value!r}: {e}")
+                continue
+            try:  # (a stat can fail: no permission on a folder on the way, a name too long)
+                if p.is_file() or (folder_ok and p.is_dir()):
+                    continue
+                why = "no such file" if not p.exists() else "not a file"
+            except OSError as e:
+                why = f"cannot be looked at: {e.strerror or e}"
+            out.append(f"{key} = {value!r} ({p}): {why}")
         return out
 
     @staticmethod
