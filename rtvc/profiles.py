@@ -76,6 +76,13 @@ def check_label(label: str, where: str) -> None:
         raise ConfigError(f"{where} is {len(label)} characters long", f"keep it to {MAX_LABEL}")
 
 
+def profile_label(label: str, where: str, name: str) -> str:
+    """A label as the voice list shows it: checked, stripped, and an empty one is the profile's name. A load
+    and a save read it alike."""
+    check_label(label, where)
+    return label.strip() or name
+
+
 def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     path = profile_path(name_or_path, profiles_dir)
     if not path.exists():  # a folder or an unreadable file: read_toml says which
@@ -110,8 +117,7 @@ def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     label = raw.get("label", path.stem)
     if not isinstance(label, str):
         raise ConfigError(f"{path}: 'label' = {label!r} must be a string", "quote it")
-    check_label(label, f"{path}: 'label'")
-    label = label.strip() or path.stem  # (an empty label: the file's name, as without one)
+    label = profile_label(label, f"{path}: 'label'", path.stem)  # (an empty label: the file's name, as without one)
     return Profile(name=path.stem, path=path, label=label, voice=kind, params=params, model=model)
 
 

@@ -105,6 +105,30 @@ def test_save_refuses_to_replace_a_profile_unless_asked(daemon):
     assert sorted(p.name for p in profiles.iterdir()) == ["passthrough.toml", "pitch.toml"]
 
 
+def test_a_saved_label_is_stripped_as_a_loaded_one_is(daemon):
+    """A profile's label is stripped when it is loaded, and an empty one is its name; profiles.save wrote
+    '  Mine  ' as given and named the playing voice '  Mine  : ...' until the file was loaded again."""
+    server, profiles = daemon
+
+    async def main():
+        c = await Client.open(server.port, load_or_create_token())
+        got = await c.call("profiles.save", name="spaced", label="  Mine \u00a0")
+        assert got["state"]["voice"] == "Mine: pitch + formant shifter", got
+        got = await c.call("profiles.save", name="blank", label=" \u3000 ")
+        assert got["state"]["voice"] == "blank: pitch + formant shifter", got
+        listed = {v["name"]: v["label"] for v in (await c.call("voices.list"))["voices"]}
+        assert listed["spaced"] == "Mine" and listed["blank"] == "blank", listed
+        with pytest.raises(RpcFailure, match="holds a control character") as e:
+            await c.call("profiles.save", name="tabbed", label="Mine\t")  # refused as a load refuses it
+        assert e.value.code == rpc.INVALID_PARAMS
+        await c.close()
+
+    run(main())
+    assert 'label = "Mine"\n' in (profiles / "spaced.toml").read_text()
+    assert 'label = "blank"\n' in (profiles / "blank.toml").read_text()
+    assert not (profiles / "tabbed.toml").exists()
+
+
 def test_write_profile_keeps_a_model_voice_loadable_from_another_folder(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()

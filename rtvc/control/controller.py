@@ -23,7 +23,7 @@ from rtvc.config import Config, GateConfig
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
 from rtvc.gate import GateSettings
-from rtvc.profiles import load_profile, profile_files, profile_path
+from rtvc.profiles import load_profile, profile_files, profile_label, profile_path
 from rtvc.settings import describe, from_table
 from rtvc.voices import voice_class
 
@@ -157,6 +157,7 @@ class Controller:
         before or after, never across: the state named a profile another voice played."""
         from rtvc.profile_writer import portable_model, write_profile
 
+        label = profile_label(label or "", "profiles.save: 'label'", name)  # what a load of the file will show
         with self._load_lock:
             with self._lock:
                 conv, _ = self.engine.active
@@ -169,10 +170,10 @@ class Controller:
                 settings = conv.voice.model
                 raw = {f.name: v for f in fields(settings) if (v := getattr(settings, f.name)) != f.default}
                 model = portable_model(raw, conv.voice.base, self.profiles_dir)
-            path = write_profile(self.profiles_dir, name, label or name, kind, params, model, overwrite)
+            path = write_profile(self.profiles_dir, name, label, kind, params, model, overwrite)
             with self._lock:
                 self.profile = name
-                self.engine.relabel(conv, f"{label or name}: {conv.voice.label}")  # (as a load of the file names it)
+                self.engine.relabel(conv, f"{label}: {conv.voice.label}")  # (as a load of the file names it)
         self._emit(["profile", "voice"], by)
         return {"name": name, "path": str(path), "state": self.state()}
 
