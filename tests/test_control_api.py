@@ -590,6 +590,16 @@ BAD = [  # (what is sent, the error code, words the message must hold)
         rpc.INVALID_PARAMS,
         "'on' = \"yes\" must be a boolean",
     ),
+    (  # JSON's words, with their article ("a object" / "a array" were built from the type's name)
+        '{"jsonrpc": "2.0", "id": 1, "method": "params.set", "params": {"values": [1]}}',
+        rpc.INVALID_PARAMS,
+        "params.set: 'values' = [1] must be an object: name: value",
+    ),
+    (
+        '{"jsonrpc": "2.0", "id": 1, "method": "events.subscribe", "params": {"events": "state"}}',
+        rpc.INVALID_PARAMS,
+        "events.subscribe: 'events' = \"state\" must be an array: of state, engine, meters",
+    ),
     ('{"jsonrpc": "2.0", "id": 1, "method": "mute.set", "params": {}}', rpc.INVALID_PARAMS, "missing parameter 'on'"),
     (
         '{"jsonrpc": "2.0", "id": 1, "method": "mute.set", "params": {"on": true, "x": 1}}',

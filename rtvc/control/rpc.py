@@ -64,6 +64,13 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
 }
+_A_TYPE = {  # as messages say it
+    "boolean": "a boolean",
+    "string": "a string",
+    "number": "a number",
+    "object": "an object",
+    "array": "an array",
+}
 
 
 def dumps(msg: Any) -> str:
@@ -139,7 +146,7 @@ def _check_params(name: str, m: Method, params: dict[str, Any]) -> None:
             continue
         v = params[key]
         if not _TYPES[p.type](v):
-            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {json.dumps(v)[:40]} must be a {p.type}: {p.doc}")
+            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {json.dumps(v)[:40]} must be {_A_TYPE[p.type]}: {p.doc}")
         if p.lo is not None and p.hi is not None and not p.lo <= v <= p.hi:
             shown = json.dumps(v)[:40]
             raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {shown} is out of range: from {p.lo:g} to {p.hi:g}")
