@@ -104,6 +104,8 @@ def parse(message: str | bytes) -> Call:
     """One websocket message -> a Call, or a Call carrying the error to send back."""
     if not isinstance(message, str):
         return Call(error=RpcError(INVALID_REQUEST, "binary frames are not accepted: send JSON as a text frame"))
+    if message.startswith("\ufeff"):  # a byte-order mark (some Windows tools send one) is not content
+        message = message[1:]
     try:
         req = json.loads(message, parse_constant=_no_constants)
     except RecursionError:
