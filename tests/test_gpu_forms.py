@@ -4,6 +4,8 @@ rewritten steps captured against plain eager on the GPU."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 torch = pytest.importorskip("torch", reason="RVC voices need the rvc extra (torch)")
@@ -17,8 +19,10 @@ from rtvc.backends.gpu_forms import (  # noqa: E402
     ChannelsLastConv1d,
     GroupedConv1dAsBmm,
     PointwiseConv1dAsMatmul,
+    compile_missing,
     rewrite,
 )
+from rtvc.errors import ConfigError  # noqa: E402
 from rtvc.rvc.steps import example_inputs  # noqa: E402
 from rtvc.voices.rvc import RvcModelSettings, RvcVoice  # noqa: E402
 from rtvc.voices.rvc_steps import stream_shape  # noqa: E402
@@ -115,3 +119,22 @@ def test_a_step_compiled_by_inductor_computes_the_same(steps):
     with torch.no_grad():
         ref, got = step(*args), compiled(*args)
     assert rel(got, ref) < 1e-5
+
+
+def test_compile_missing_names_what_triton_lacks(monkeypatch, tmp_path):
+    """What a profile's compile = true needs besides a GPU, checked before any loading: Triton, and a C compiler
+    ($CC, else gcc or clang on PATH), as Triton itself looks for them."""
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    assert "is not a program on this machine" in compile_missing()
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv("PATH", str(tmp_path))  # (an empty folder: no gcc, no clang)
+    assert compile_missing().startswith("no C compiler (gcc or clang)")
+    monkeypatch.setitem(sys.modules, "triton", None)  # (an import of it fails, as where it is not installed)
+    assert compile_missing().startswith("Triton is not installed")
+
+
+def test_compile_is_refused_for_a_backend_it_does_nothing_for(tiny_v2_models):
+    settings = RvcModelSettings(path="v2.pth", content="hubert.pt", compile=True)  # (backend eager)
+    with pytest.raises(ConfigError, match=r"p\.toml: \[model\] compile = true compiles .* but backend = 'eager'"):
+        RvcVoice(48000, settings, tiny_v2_models, "p.toml: [model]")
+    assert RvcVoice.cannot_run(settings, "p.toml: [model]").startswith("p.toml: [model] compile = true")

@@ -54,6 +54,11 @@ class CudaGraphRunner:
                     self.module(*self._static_in)
             torch.cuda.current_stream(self.device).wait_stream(side)
         except Exception as e:
+            if "inductor" in self.forms:  # (the compile happens at the first call: here)
+                raise ModelError(
+                    f"step '{name}': torch.compile failed ({words(e)})",
+                    "remove compile = true from the profile's [model] table; RTVC_TRACEBACK=1 prints the trace",
+                ) from e
             raise ModelError(
                 f"step '{name}' failed on {self.device} before its CUDA graph capture ({words(e)})",
                 "backend = 'eager' runs the same step without the capture; RTVC_TRACEBACK=1 prints the trace",

@@ -15,12 +15,14 @@ gpu_profile_h200_before_forms.txt, CUDA graphs fp16, 4.5 ms of GPU time a block)
   above: p50 per 20 ms block 6.36 -> 5.32 ms (the two above alone: 6.68 -> 6.36 ms; bench/results/rvc_gpu.json).
 - "inductor": the whole step (after the forms above) compiled by torch.compile (TorchInductor, one graph, fixed
   shapes), which fuses the ~900 small kernels of a block (elementwise, norms) into fewer Triton kernels; the
-  CUDA-graph runner then captures the compiled step. It costs a compile at load (tens of seconds; Inductor
-  caches it on disk). Not measured yet: not a default.
+  CUDA-graph runner then captures the compiled step. On the H200, after the three layer forms: p50/p99 per
+  20 ms block 5.16/6.38 -> 3.92/5.00 ms, parity 1.1e-3 to 1.5e-3 in fp16 (bench/results/
+  rvc_gpu_with_compiled.json). It costs a compile when the voice loads (seconds to a minute; Inductor caches it
+  on disk) and needs Triton and a C compiler: a profile asks for it (compile = true), it is not a default.
 
-FORMS lists them; DEFAULT_FORMS (the three layer forms) are what the CUDA-graph backend applies. `rewrite` returns a new module tree
-that shares every parameter with the original and leaves the original as it was (the eager path and the ONNX
-export keep the plain layers).
+FORMS lists them; DEFAULT_FORMS (the three layer forms) are what the CUDA-graph backend applies. `rewrite`
+returns a new module tree that shares every parameter with the original and leaves the original as it was (the
+eager path and the ONNX export keep the plain layers).
 """
 
 from __future__ import annotations
@@ -34,6 +36,23 @@ from torch import Tensor, nn
 FORMS = ("grouped-bmm", "pointwise-matmul", "channels-last", "inductor")
 LAYER_FORMS = FORMS[:3]  # (inductor compiles the whole step)
 DEFAULT_FORMS = LAYER_FORMS  # (measured on an H200: README, GPU)
+
+
+def compile_missing() -> str:
+    """What the "inductor" form lacks on this machine to compile for a GPU, or "": Triton (its kernels) and a C
+    compiler (Triton builds its launchers with $CC, else gcc or clang, as triton.runtime.build looks for them)."""
+    import importlib.util
+    import os
+    import shutil
+
+    if importlib.util.find_spec("triton") is None:
+        return "Triton is not installed (pip install triton; Linux x86-64 CUDA builds of torch bring it)"
+    cc = os.environ.get("CC")
+    if cc:
+        return "" if shutil.which(cc) else f"CC = {cc!r} is not a program on this machine"
+    if shutil.which("gcc") or shutil.which("clang"):
+        return ""
+    return "no C compiler (gcc or clang) on this machine, which Triton needs (apt-get install gcc, or set CC)"
 
 
 def _plain_conv(conv: nn.Module) -> bool:
