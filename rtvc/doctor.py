@@ -145,6 +145,16 @@ def check_tensorrt() -> list[Check]:
     return [Check(ok, "tensorrt", trt.__version__, f"rtvc supports TensorRT 10.x and 11.x: {install_hint()}")]
 
 
+def check_compile() -> list[Check]:
+    """What a profile's compile = true needs (rtvc.backends.gpu_forms): Triton and a C compiler."""
+    from rtvc.backends.gpu_forms import compile_missing
+
+    missing = compile_missing()
+    if missing:
+        return [Check(False, "compile", missing, "optional, for compile = true in a cuda-graph profile")]
+    return [Check(True, "compile", f"triton {_version('triton') or '(version unknown)'}, a C compiler")]
+
+
 def check_onnx() -> list[Check]:
     return [
         _package("onnx", "onnx", f"optional, for `rtvc build`: {RVC_EXTRA}"),
@@ -243,7 +253,7 @@ def check_token() -> list[Check]:
 
 def doctor(folder: Path, out: TextIO = sys.stdout) -> int:
     checks: list[Callable[[], list[Check]]] = [
-        check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_onnx,
+        check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_compile, check_onnx,
         functools.partial(check_engines, folder), check_audio, check_jack, check_realtime, check_token,
     ]  # fmt: skip
     for run in checks:
