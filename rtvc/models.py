@@ -668,8 +668,12 @@ def list_models(cfg) -> str:
         for key in ("path", "content", "f0_model", "index"):
             value = table.get(key)
             if isinstance(value, str) and value:
-                p = Path(value).expanduser()
-                users.setdefault((p if p.is_absolute() else toml.parent / p).resolve(), []).append(toml.stem)
+                try:
+                    p = Path(value).expanduser()
+                    p = (p if p.is_absolute() else toml.parent / p).resolve()
+                except (RuntimeError, OSError):  # ('~nouser/x': no imported file; the voice's listing says why)
+                    continue
+                users.setdefault(p, []).append(toml.stem)
     lines = [f"imported models ({registry.path}):"]
     for e in sorted(registry.entries, key=lambda e: (KINDS.index(e.kind), e.file)):
         where = (folder / e.file).resolve()

@@ -221,6 +221,11 @@ def test_models_lists_nothing_imported_and_files_gone_missing(home, downloads, c
     (home / "models" / "content" / "hubert_base.pt").unlink()
     code, out, _err = rtvc(home, capsys, "models")
     assert code == 0 and "MISSING: the file is gone; import it again" in out and "used by no profile" in out
+    # a profile naming a file under a user this machine lacks is not the listing's to refuse (its voice is)
+    (home / "profiles").mkdir(exist_ok=True)
+    (home / "profiles" / "odd.toml").write_text('voice = "rvc"\n[model]\npath = "~rtvc-nouser/x.pth"\n')
+    code, out, err = rtvc(home, capsys, "models")
+    assert code == 0 and "MISSING: the file is gone" in out, (out, err)
 
 
 def test_a_profile_whose_voice_file_is_missing_names_the_import_command(home, capsys):
