@@ -8,7 +8,7 @@ hides them. Block time is the worker's processing per block, against the block's
 
 Voices: --voice NAME, a profile in this repository (default: the built-in pitch voice), or --rvc SIZE: an RVC
 v2 48k voice with HuBERT base written here with random weights ("full": the reference models' sizes, as the GPU
-aims are stated; "tiny" for a CPU smoke run), run with --backend / --device / --precision / --f0.
+aims are stated; "tiny" for a CPU smoke run), run with --backend / --device / --precision / --f0 / --compile.
 
     python bench/live_virtual.py --block-ms 10 --seconds 20
     python bench/live_virtual.py --rvc full --backend cuda-graph --device cuda --precision fp16 --seconds 60
@@ -48,6 +48,8 @@ def write_rvc_profile(folder: Path, args: argparse.Namespace) -> str:
         "backend": args.backend, "device": args.device, "precision": args.precision,
     }  # fmt: skip
     lines = ['label = "bench"', 'voice = "rvc"', "[model]", *(f'{k} = "{v}"' for k, v in model.items())]
+    if args.compile:
+        lines.append("compile = true")
     (folder / "profiles" / "bench.toml").write_text("\n".join(lines) + "\n")
     return "bench"
 
@@ -116,6 +118,7 @@ def main() -> None:
     ap.add_argument("--backend", default="eager", choices=["eager", "cuda-graph", "tensorrt"])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    ap.add_argument("--compile", action="store_true", help="compile = true in the voice's profile (cuda-graph)")
     ap.add_argument("--f0", default="fcpe", choices=["fcpe", "yin", "crepe-tiny", "crepe"])
     ap.add_argument("--block-ms", type=float, default=10.0)
     ap.add_argument("--period", type=int, default=256, help="frames per virtual-device callback")
@@ -140,8 +143,10 @@ def main() -> None:
 
         gpu = torch.cuda.get_device_name()
     name = "live_virtual" + (f"_rvc_{args.rvc}_{args.backend}_{args.device}_{args.precision}" if args.rvc else "")
+    name += "_compiled" if args.compile else ""
     out = args.out or ROOT / "bench" / "results" / f"{name}.json"
-    setup = {k: getattr(args, k) for k in ("rvc", "backend", "device", "precision", "f0")} if args.rvc else {}
+    keys = ("rvc", "backend", "device", "precision", "f0", "compile")
+    setup = {k: getattr(args, k) for k in keys} if args.rvc else {}
     write_result(out, "live_virtual", {"machine": machine(gpu=gpu), "setup": setup, "result": r})
 
 
