@@ -651,6 +651,7 @@ def list_models(cfg) -> str:
     from rtvc.profiles import profile_files
     from rtvc.run import profiles_dir
     from rtvc.settings import read_toml
+    from rtvc.voices.rvc import model_path
 
     folder = models_dir(cfg)
     registry = Registry.load(folder)
@@ -669,9 +670,8 @@ def list_models(cfg) -> str:
             value = table.get(key)
             if isinstance(value, str) and value:
                 try:
-                    p = Path(value).expanduser()
-                    p = (p if p.is_absolute() else toml.parent / p).resolve()
-                except (RuntimeError, OSError):  # ('~nouser/x': no imported file; the voice's listing says why)
+                    p = model_path(toml.parent, value).resolve()
+                except (ValueError, OSError):  # ('~nouser/x': no imported file; the voice's listing says why)
                     continue
                 users.setdefault(p, []).append(toml.stem)
     lines = [f"imported models ({registry.path}):"]

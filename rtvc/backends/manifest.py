@@ -108,15 +108,12 @@ def rvc_models(settings, base: Path) -> tuple[dict[str, str], dict[str, str]]:
     """An RVC profile's model identities and where they came from, by role, from its [model] settings
     (rtvc.voices.rvc.RvcModelSettings; relative paths from the profile's folder). F0 estimators whose
     weights ship in a package (fcpe, crepe) are identified by package and version; yin has no weights."""
-
-    def resolve(value: str) -> Path:
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else base / p
+    from rtvc.voices.rvc import model_path  # (here: that module imports the backends)
 
     files = {"voice": settings.path, "content": settings.content}
     if settings.f0 == "rmvpe":
         files["f0"] = settings.f0_model
-    paths = {role: str(resolve(v)) for role, v in files.items()}
+    paths = {role: str(model_path(base, v)) for role, v in files.items()}
     ids = {role: model_identity(Path(p)) for role, p in paths.items()}
     if settings.f0 in ("fcpe", "crepe", "crepe-tiny"):
         package = "torchfcpe" if settings.f0 == "fcpe" else "torchcrepe"

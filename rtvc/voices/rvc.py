@@ -91,7 +91,7 @@ class EngineContext:
     command: str
 
 
-def _resolve(base: Path, value: str) -> Path:
+def model_path(base: Path, value: str) -> Path:
     """A [model] path: ~ expanded, a relative one from `base`. ValueError (why) when its ~ cannot be expanded:
     pathlib raises RuntimeError for '~nouser/x' where os.path would leave it as it is."""
     try:
@@ -116,14 +116,14 @@ def check_compile(model: RvcModelSettings, where: str) -> None:
 
     missing = compile_missing()
     if missing:
-        raise ConfigError(f"{where} compile = true: {missing}", "install it, or remove compile (about 1.3 ms slower)")
+        raise ConfigError(f"{where} compile = true: {missing}", "install it, or remove compile = true")
 
 
 def _file(base: Path, value: str, key: str, what: str, where: str = "profile: [model]") -> Path:
     if not value:
         raise ConfigError(f"{where} {key} is not set", f"set {key} = the path of {what}")
     try:
-        return _resolve(base, value)
+        return model_path(base, value)
     except ValueError as e:
         raise ConfigError(f"{where} {key} = {value!r}: {e}", "write the path out in full") from None
 
@@ -142,7 +142,7 @@ class RvcVoice:
             if not value:
                 continue
             try:
-                p = _resolve(base, value)
+                p = model_path(base, value)
             except ValueError as e:
                 out.append(f"{key} = {value!r}: {e}")
                 continue
