@@ -94,7 +94,7 @@ def parity(files: dict[str, Path], args: argparse.Namespace) -> dict:
 def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args: argparse.Namespace) -> dict:
     block = SR * block_ms // 1000
     shape = StreamShape(SR, block, crossfade=144, search=384, context=SR)  # 3 ms, 8 ms, 1 s
-    convs, voices, failed = {}, {}, {}
+    convs, voices, failed, forms_of = {}, {}, {}, {}
     for name in args.rows:
         backend, precision, whole, forms = ROWS[name]
         settings = RvcModelSettings(
@@ -113,6 +113,8 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
             got = {tuple(r.forms) for r in voice.runners.values() if hasattr(r, "forms")}
             if backend == "cuda-graph" and got != {want}:
                 raise RuntimeError(f"the runners were built with forms {sorted(got)}, not {want}")
+            if backend == "cuda-graph":
+                forms_of[name] = list(want)
         except Exception as e:  # a row that cannot run is reported; the others still are
             failed[name] = words(e)
             print(f"{block_ms} ms {name}: {failed[name]}", flush=True)
@@ -133,8 +135,8 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
     rows: dict[str, dict] = {name: stats(t) for name, t in times.items()}
     for name, v in voices.items():
         rows[name]["label"] = v.label
-        if ROWS[name][0] == "cuda-graph":
-            rows[name]["forms"] = list(gpu_forms.DEFAULT_FORMS if ROWS[name][3] is None else ROWS[name][3])
+        if name in forms_of:
+            rows[name]["forms"] = forms_of[name]
         rows[name]["decoded_frames"] = v._plan.synth.ret
         rows[name]["window_frames"] = v._plan.synth.frames
     rows.update({name: {"error": e} for name, e in failed.items()})

@@ -68,7 +68,9 @@ def test_doctor_reports_this_machine(tmp_path: Path):
 
         assert tensorrt.__version__ in got["tensorrt"]
     if importlib.util.find_spec("triton") is not None and shutil.which("gcc"):
-        assert got["compile"].startswith("ok") and "triton 3." in got["compile"], got["compile"]
+        from importlib.metadata import version
+
+        assert got["compile"].startswith("ok") and f"triton {version('triton')}," in got["compile"], got["compile"]
     assert got["engines"].startswith("missing") and f"none in {tmp_path / 'engines'}" in got["engines"]
     assert "rtvc build PROFILE" in got["engines"]
     assert got["control token"].startswith("missing") and "-> rtvc token" in got["control token"]
