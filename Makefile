@@ -13,12 +13,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
 	$(BIN)/pip install -q --upgrade pip || { rm -rf $(VENV); exit 1; }
 
-$(VENV)/.run: pyproject.toml | $(BIN)/python
+$(VENV)/.run: pyproject.toml setup.py rtvc/_rt.c | $(BIN)/python
 	scripts/system-deps.sh run
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.test: pyproject.toml | $(BIN)/python
+$(VENV)/.test: pyproject.toml setup.py rtvc/_rt.c | $(BIN)/python
 	scripts/system-deps.sh test
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@ $(VENV)/.run

@@ -187,6 +187,17 @@ def check_engines(folder: Path) -> list[Check]:
     return [Check(bool(mine), "engines", found.rstrip(": "), "rtvc build PROFILE on this machine")]
 
 
+def check_core() -> list[Check]:
+    """rtvc's compiled audio callbacks (rtvc/_rt.c): a checkout pip has not built lacks them."""
+    from rtvc.errors import RtvcError
+
+    try:
+        from rtvc import native
+    except RtvcError as e:
+        return [Check(False, "audio core", e.what, e.fix)]
+    return [Check(True, "audio core", str(native.PATH))]
+
+
 def check_audio() -> list[Check]:
     from rtvc.audio.devices import portaudio
     from rtvc.errors import DeviceError
@@ -254,7 +265,7 @@ def check_token() -> list[Check]:
 def doctor(folder: Path, out: TextIO = sys.stdout) -> int:
     checks: list[Callable[[], list[Check]]] = [
         check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_compile, check_onnx,
-        functools.partial(check_engines, folder), check_audio, check_jack, check_realtime, check_token,
+        functools.partial(check_engines, folder), check_core, check_audio, check_jack, check_realtime, check_token,
     ]  # fmt: skip
     for run in checks:
         try:

@@ -1,8 +1,9 @@
 """The real-time engine: device callbacks <-> SPSC rings <-> worker thread running the converter.
 
-The callbacks (`on_duplex`, `on_input`, `on_output`, `on_monitor`) are what a device calls on its own
-thread, real (PortAudio) or virtual. They copy into and out of preallocated rings, bump counters and
-ring the worker's doorbell: no allocation of buffers, no logging, no locks, no torch.
+The callbacks are C (rtvc/_rt.c, through rtvc.callbacks.DeviceSide): a PortAudio stream calls them directly,
+a virtual device through `on_duplex` (and tests through `on_input`, `on_output`, `on_monitor`). They copy into
+and out of preallocated rings, bump counters and ring the worker's doorbell: no allocation, no logging, no
+locks, and no wait for Python's GIL.
 
 The worker takes fixed blocks from the input ring, runs the converter, and writes the output ring (and
 the monitor ring). The output ring starts with `prefill` frames of silence; it is read on a fixed
@@ -22,24 +23,22 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from rtvc import native
+from rtvc.callbacks import MONITOR, OUTPUT, DeviceSide
 from rtvc.converter import StreamingConverter
-from rtvc.doorbell import Doorbell
 from rtvc.errors import words
 from rtvc.gate import GateSettings, NoiseGate
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
-from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_worker_realtime, raise_callback
-from rtvc.ring import SpscRing
+from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_worker_realtime
 from rtvc.status import EngineStatus, Levels, Xruns
 from rtvc.timing import BlockTimer
 
 # A worker holding the GIL for Python's default 5 ms starves the audio callback (xruns at 128-frame
 # periods); 0.5 ms keeps the callback's wait for the GIL well inside one period.
 SWITCH_INTERVAL_S = 0.0005
-MAX_CALLBACK_FRAMES = 16384
 # The state while the playing voice raises on its blocks (a GPU out of memory, a driver error): the engine plays
 # silence for each such block, restarts the voice's stream state and tries it again at the next block; devices
 # and worker run on, so another voice can be selected. A live voice is never replaced by the dry microphone.
@@ -49,27 +48,6 @@ VOICE_FAILED = "voice failed"
 OVERLOADED = "overloaded"
 LOAD_WINDOW = 16
 LOAD_EVERY = 4
-
-
-@dataclass
-class _Counters:
-    """Written by the callbacks only (each field by one thread)."""
-
-    callbacks: int = 0
-    last_callback: float = 0.0  # time.monotonic() of the latest callback
-    period: int = 0  # frames in the latest callback
-    # the callback thread's scheduling (rtvc.priority), learnt for the realtime wish `sched_for`; None: not yet
-    sched_for: bool | None = None
-    sched: Sched | None = None
-    raised: bool = False  # we raised this (our own) callback thread to real-time
-    ours: bool = True  # the stream's callback thread is ours to schedule (not an audio server's: JACK)
-    pa_flags: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming_output"), 0
-        )
-    )
-    # callbacks with any xrun flag: one xrun of a duplex stream sets an input and an output flag at once
-    pa_xrun_callbacks: int = 0
 
 
 class Engine:
@@ -104,20 +82,16 @@ class Engine:
         self.stall_after_s = 0.5  # a stream quiet this long (or 20 periods) is stalled
 
         cap = max(samplerate, 8 * self.block)  # 1 s or 8 blocks: a stall long enough to notice
-        self.in_ring = SpscRing(cap)  # a worker stalled longer finds the newest second waiting
-        self.out_ring = SpscRing(cap)
-        self.mon_ring = SpscRing(cap)
-        self._out_scratch = np.zeros(MAX_CALLBACK_FRAMES, dtype=np.float32)
-        self._mon_scratch = np.zeros(MAX_CALLBACK_FRAMES, dtype=np.float32)
+        self.device = DeviceSide(cap, self.block)  # (a worker stalled longer finds the newest second waiting)
+        self.in_ring, self.out_ring, self.mon_ring = self.device.in_ring, self.device.out_ring, self.device.mon_ring
         self._block_in = np.zeros(self.block, dtype=np.float32)
         self._silence = np.zeros(self.block, dtype=np.float32)
         self._ramp = (np.arange(self.block, dtype=np.float32) + 0.5) / self.block  # 0 -> 1 over a block
 
-        self._bell = Doorbell()
-        self._counters = _Counters()  # input or duplex stream
-        self._out_counters = _Counters()  # output stream, when separate
-        self._mon_counters = _Counters()  # monitor stream
-        self._all_counters = (self._counters, self._out_counters, self._mon_counters)
+        self._bell = self.device  # (ring / wait)
+        self._all_counters = self.device.counters
+        # input or duplex stream, separate output stream, monitor stream
+        self._counters, self._out_counters, self._mon_counters = self._all_counters
         self.timer = BlockTimer(self.block / samplerate)
         self._levels = np.full(4, 0.0)  # in peak, in rms, out peak, out rms (linear)
         self.blocks_done = 0
@@ -137,17 +111,29 @@ class Engine:
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
         self.separate_streams = False
-        self._live = False  # set last by prepare(): the callbacks then carry audio
-        self._host_period = 0  # frames of the first callback, when the host chooses the period
         self._state = "starting"
         self._detail = ""
         self._stop = threading.Event()
         self._progress = threading.Event()
         self._idle = threading.Event()  # the worker saw the rings idle (suspend)
-        self.realtime = realtime  # real-time scheduling for the worker thread (rtvc.priority); any thread may flip it
+        self.realtime = realtime
         self.priority = ""  # what the worker thread got ("" until it has started)
         self._thread: threading.Thread | None = None
         self._prev_switch = sys.getswitchinterval()
+
+    @property
+    def realtime(self) -> bool:
+        """Real-time scheduling for the worker and our own callback threads (rtvc.priority); any thread may flip
+        it: the callback threads apply it at their next call, the worker at its next turn."""
+        return self.device.want
+
+    @realtime.setter
+    def realtime(self, on: bool) -> None:
+        self.device.want = on
+
+    @property
+    def _live(self) -> bool:  # set last by prepare(): the callbacks then carry audio
+        return self.device.live
 
     # -- set-up (control thread) ----------------------------------------------------------------
     def set_device(
@@ -176,10 +162,11 @@ class Engine:
         self._done_pos = 0
         self._load_from = self.timer.count
         self._lag_limit = plan.prefill + 2 * (self.block + period) + self.samplerate // 20
+        self.device.plan(self.block, plan.prefill, self._lag_limit)
         self.out_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self.mon_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self._counters.period = period
-        self._live = True
+        self.device.live = True
         if self._state == "starting":
             self._state = "running"
         return plan
@@ -187,13 +174,13 @@ class Engine:
     def suspend(self, timeout: float = 2.0) -> None:
         """Control thread, with the device streams already stopped (a device switch): the rings go idle and
         the worker waits, between blocks, until `resume`. The voice keeps its state."""
-        self._host_period = 0
+        self.device.host_period = 0
         self._idle.clear()
-        self._live = False
+        self.device.live = False
         # The new streams' callbacks run on new threads: learn them anew. (PortAudio's PulseAudio host API runs
         # every stream on one mainloop thread: one we raised stays raised if the next device is JACK's.)
         for c in self._all_counters:
-            c.sched_for, c.sched, c.raised = None, None, False
+            c.forget()
         for c in (self._out_counters, self._mon_counters):
             c.callbacks = 0  # the new streams' stall checks start at their first callback (a slow start is no stall)
         self._bell.ring()
@@ -204,7 +191,7 @@ class Engine:
         """After `suspend` and new streams opened (not started): plan for their period (0: learn it from the
         first callback, as at start) and make the rings live again."""
         for c in self._all_counters:
-            c.last_callback = time.monotonic()  # the switch's gap is not a stall
+            c.last_callback = native.now()  # the switch's gap is not a stall
         if self._state in ("failed", "stalled") and self._thread is not None and self._thread.is_alive():
             self._state, self._detail = "starting", ""  # the devices failed, not the worker: new ones now
         if period:
@@ -261,7 +248,8 @@ class Engine:
             self._state = "stopped"
 
     def close(self) -> None:
-        self._bell.close()
+        """Nothing to release here: the device side's memory (rtvc.callbacks) goes with the last reference to it,
+        which every open stream holds."""
 
     def _free_retired(self) -> None:
         while (old := self._retired.get()) is not None:
@@ -291,96 +279,19 @@ class Engine:
         self._state = "failed"
         self._detail = detail
 
-    # -- callbacks (device thread): copy, count, ring ------------------------------------------
+    # -- callbacks from Python (a virtual device, tests): the same C code PortAudio calls ---------------
     def on_duplex(self, indata: np.ndarray, outdata: np.ndarray, frames: int, flags) -> None:
         """indata: (frames,) mono view; outdata: (frames, channels)."""
-        c = self._counters
-        c.callbacks += 1
-        c.last_callback = time.monotonic()
-        if c.sched_for is not self.realtime:
-            self._schedule_callback(c)
-        if flags:
-            self._count_flags(c, flags)
-        if not self._live:
-            self._host_period = frames
-            outdata.fill(0)
-            self._bell.ring()
-            return
-        self.in_ring.write(indata)
-        out = self._out_scratch[:frames]
-        self.out_ring.read_timeline(out)
-        outdata[:] = out[:, None]
-        if self.in_ring.available() >= self.block:  # wake the worker once per block, not per callback
-            self._bell.ring()
+        self.device.duplex(indata, outdata, frames, flags)
 
     def on_input(self, indata: np.ndarray, frames: int, flags) -> None:
-        c = self._counters
-        c.callbacks += 1
-        c.last_callback = time.monotonic()
-        if c.sched_for is not self.realtime:
-            self._schedule_callback(c)
-        if flags:
-            self._count_flags(c, flags)
-        if not self._live:
-            self._host_period = frames
-            self._bell.ring()
-        else:
-            self.in_ring.write(indata)
-            if self.in_ring.available() >= self.block:
-                self._bell.ring()
+        self.device.input(indata, frames, flags)
 
     def on_output(self, outdata: np.ndarray, frames: int, flags) -> None:
-        self._play(self.out_ring, self._out_scratch, self._out_counters, outdata, frames, flags)
+        self.device.play(OUTPUT, outdata, frames, flags)
 
     def on_monitor(self, outdata: np.ndarray, frames: int, flags) -> None:
-        self._play(self.mon_ring, self._mon_scratch, self._mon_counters, outdata, frames, flags)
-
-    def _play(self, ring: SpscRing, scratch: np.ndarray, c: _Counters, outdata: np.ndarray, frames: int, flags) -> None:
-        """An output-only stream's callback: its ring on the fixed timeline, to every channel."""
-        c.callbacks += 1
-        c.last_callback = time.monotonic()
-        if c.sched_for is not self.realtime:
-            self._schedule_callback(c)
-        if flags:
-            self._count_flags(c, flags)
-        if not self._live:
-            outdata.fill(0)
-            return
-        # A stream whose callbacks stopped a while trails its writer by more than its phase: it skips ahead to
-        # the input's clock (less the phase the plan's extra period covers). At once when the host says that its
-        # device ran dry (the time it missed is gone); otherwise past a limit that a late callback's burst of
-        # catch-up calls stays under.
-        lead = ring.write_pos - ring.read_pos
-        if lead > self._lag_limit or (flags and flags.output_underflow and lead > self.plan.prefill + 2 * frames):
-            ring.skip_to(self.in_ring.write_pos - frames, count=True)
-        out = scratch[:frames]
-        ring.read_timeline(out)
-        outdata[:] = out[:, None]
-
-    def _schedule_callback(self, c: _Counters) -> None:
-        """On a callback thread, when the realtime wish changed (or at its first call): raise it above the
-        worker where it is ours, and learn its scheduling for the worker (rtvc.priority). Two syscalls, once."""
-        want = self.realtime
-        if c.ours:
-            c.raised = raise_callback(want, c.raised)
-        c.sched = current()
-        c.sched_for = want
-
-    @staticmethod
-    def _count_flags(c: _Counters, flags) -> None:
-        f = c.pa_flags
-        if flags.input_underflow:
-            f["input_underflow"] += 1
-        if flags.input_overflow:
-            f["input_overflow"] += 1
-        if flags.output_underflow:
-            f["output_underflow"] += 1
-        if flags.output_overflow:
-            f["output_overflow"] += 1
-        if flags.priming_output:
-            f["priming_output"] += 1
-        if flags.input_underflow or flags.input_overflow or flags.output_underflow or flags.output_overflow:
-            c.pa_xrun_callbacks += 1
+        self.device.play(MONITOR, outdata, frames, flags)
 
     # -- worker thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -391,7 +302,7 @@ class Engine:
             while not self._stop.is_set():
                 # (the flag any thread may flip, and the callback threads' scheduling: applied on this thread)
                 want = self.realtime  # (callback threads count once they have applied this same wish)
-                wish = (want, *(c.sched if c.sched_for is want else None for c in self._all_counters))
+                wish = (want, *(c.learnt(want) for c in self._all_counters))
                 if wish != applied:
                     applied = wish
                     self.priority = self._worker_priority(want, [s for s in wish[1:] if s is not None])
@@ -399,8 +310,8 @@ class Engine:
                     # period chosen by the host: learnt from the first callback, then the rings go live
                     self._idle.set()
                     self._bell.wait(0.1)
-                    if not self._live and self._host_period:
-                        self.prepare(self._host_period)
+                    if not self._live and self.device.host_period:
+                        self.prepare(self.device.host_period)
                     continue
                 if self.in_ring.available() < block:
                     self._bell.wait(0.05)
@@ -560,7 +471,7 @@ class Engine:
         c, out, mon = self._counters, self._out_counters, self._mon_counters
         if self._state == "failed":
             return
-        now = time.monotonic()
+        now = native.now()
         limit = max(self.stall_after_s, 20 * (c.period or self.block) / self.samplerate)
         # (the words name the limit, not the time so far: a detail that changed every check would be a new
         # event and log line four times a second)

@@ -63,9 +63,15 @@ def current() -> Sched | None:
         return None
     # pid 0: this thread (Linux). RTKit and PipeWire set SCHED_RESET_ON_FORK on the threads they make real-time
     policy = os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
+    return sched_of(policy, os.sched_getparam(0).sched_priority if policy in _REALTIME else 0)
+
+
+def sched_of(policy: int, priority: int) -> Sched | None:
+    """A scheduling as the OS numbers it (a callback thread's, learnt in C: rtvc/_rt.c); policy -1: unknown."""
+    if policy < 0 or not SUPPORTED:
+        return None
     names = {os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR", os.SCHED_OTHER: "SCHED_OTHER"}
-    prio = os.sched_getparam(0).sched_priority if policy in _REALTIME else 0
-    return Sched(names.get(policy, f"policy {policy}"), prio)
+    return Sched(names.get(policy, f"policy {policy}"), priority if policy in _REALTIME else 0)
 
 
 def make_realtime(priority: int = WORKER_PRIORITY) -> str:
@@ -86,26 +92,6 @@ def make_normal() -> str:
     if SUPPORTED:
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     return "normal"
-
-
-def raise_callback(want: bool, raised: bool) -> bool:
-    """On one of our own callback threads: SCHED_FIFO CALLBACK_PRIORITY if `want` (unless it already runs at
-    that or higher: a service manager may start the whole daemon real-time), else back to normal if we
-    `raised` it. Returns whether we raised it. Never raises (it runs inside an audio callback); a refusal is
-    not reported here: the worker's own request meets the same refusal and reports it."""
-    if not SUPPORTED:
-        return False
-    try:
-        if want:
-            now = current()
-            if raised or (now is not None and now.priority >= CALLBACK_PRIORITY):
-                return raised
-            return make_realtime(CALLBACK_PRIORITY).startswith("real-time")
-        if raised:
-            make_normal()
-    except OSError:
-        return raised
-    return False
 
 
 def make_worker_realtime(callbacks: list[Sched]) -> str:

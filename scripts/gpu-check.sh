@@ -42,6 +42,11 @@ checks() {
   else
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
   fi
+  # rtvc's audio core (rtvc/_rt.c) is built by pip install; here (the checkout on PYTHONPATH) by hand
+  local ext
+  ext=$($PY -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+  ${CC:-cc} -O2 -std=c11 -shared -fPIC -fvisibility=hidden rtvc/_rt.c -o "rtvc/_rt$ext" -lpthread \
+    || { echo "gpu-check: building rtvc/_rt.c failed"; return 1; }
   summary=()
   if [ "$MODE" = profile ]; then
     step "profile" 60 bash -c "$PY scripts/gpu-profile.py > $OUT/gpu_profile.txt"

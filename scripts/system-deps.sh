@@ -2,7 +2,7 @@
 # Make sure the Debian/Ubuntu packages rtvc needs are installed: installs what is missing when it can
 # (root, or sudo without a password), otherwise prints the one command to run and fails.
 #   scripts/system-deps.sh venv   what making .venv needs (python3-venv)
-#   scripts/system-deps.sh run    what `rtvc run` needs (PortAudio)
+#   scripts/system-deps.sh run    what `rtvc run` needs (PortAudio; a C compiler for rtvc's audio core, rtvc/_rt.c)
 #   scripts/system-deps.sh test   what the tests need too (JACK, espeak-ng, sox, OBS Studio under Xvfb, Chromium)
 set -euo pipefail
 # Debian's browser package is chromium; Ubuntu's is chromium-browser
@@ -13,8 +13,8 @@ if command -v apt-cache >/dev/null && ! apt-cache policy chromium 2>/dev/null | 
 fi
 case "${1:-run}" in
   venv) pkgs=(python3-venv) ;;
-  run)  pkgs=(libportaudio2 python3-venv) ;;
-  test) pkgs=(libportaudio2 python3-venv jackd2 espeak-ng sox obs-studio xvfb libgl1-mesa-dri "$browser" tmux) ;;
+  run)  pkgs=(libportaudio2 python3-venv gcc libc6-dev) ;;
+  test) pkgs=(libportaudio2 python3-venv gcc libc6-dev jackd2 espeak-ng sox obs-studio xvfb libgl1-mesa-dri "$browser" tmux) ;;
   *) echo "usage: $0 venv|run|test" >&2; exit 2 ;;
 esac
 missing=()

@@ -36,8 +36,17 @@ REFERENCE = "jack_simple_client"
 class JackDaemon:
     """`rtvc serve --host-api JACK` on the server's system ports, with its own config and token folder."""
 
-    def __init__(self, server_name: str, root: Path, profile: str, block_ms: float | None = None, stream: str = ""):
-        """`stream`: lines for the config's [stream] table (e.g. "prefill_ms = 4")."""
+    def __init__(
+        self,
+        server_name: str,
+        root: Path,
+        profile: str,
+        block_ms: float | None = None,
+        stream: str = "",
+        source: Path | None = None,
+    ):
+        """`stream`: lines for the config's [stream] table (e.g. "prefill_ms = 4"). `source`: a checkout whose rtvc
+        runs (another revision's, for a bench that compares two); this one's by default."""
         (root / "profiles").mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "profiles" / f"{profile}.toml", root / "profiles")
         with socket.socket() as s:  # a free port (the config takes no 0)
@@ -52,6 +61,8 @@ class JackDaemon:
             "XDG_CONFIG_HOME": str(root / "xdg"),
             "PYTHONUNBUFFERED": "1",
         }
+        if source is not None:
+            self.env["PYTHONPATH"] = str(source)
         self.log_path = root / "serve.log"
         argv = [sys.executable, "-m", "rtvc", "serve", "--config", str(root / "config.toml"), "--host-api", "JACK"]
         argv += ["--input-device", "system", "--output-device", "system", "--output-channels", "1"]

@@ -156,3 +156,22 @@ def test_sounddevice_absent_is_a_missing_line_with_the_install(monkeypatch):
     (check,) = check_audio()
     assert not check.ok and check.name == "portaudio" and "sounddevice package is not installed" in check.found
     assert "pip install sounddevice" in check.fix
+
+
+def test_a_checkout_whose_audio_core_was_not_built_says_how_to_build_it(tmp_path: Path):
+    """rtvc/_rt.c is compiled by pip install. A copy of the package without it: doctor names the missing core and
+    the command that builds it, and a run fails with the same words (no Python stand-in for the callbacks)."""
+    shutil.copytree(ROOT / "rtvc", tmp_path / "rtvc", ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONPATH": str(tmp_path)}
+    res = subprocess.run(
+        [sys.executable, "-m", "rtvc", "doctor"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
+    line = next(ln for ln in res.stdout.splitlines() if ln[9:24].strip() == "audio core")
+    assert line.startswith("missing") and "rtvc's audio core is not built" in line, line
+    assert "-> build it with `pip install -e .`" in line and "apt-get install gcc libc6-dev" in line, line
+    res = subprocess.run(
+        [sys.executable, "-m", "rtvc", "run", "--virtual", "--duration", "1", "--headless"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert res.returncode != 0
+    assert "error: rtvc's audio core is not built" in res.stderr and "Traceback" not in res.stderr, res.stderr

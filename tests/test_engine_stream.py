@@ -259,7 +259,7 @@ def test_the_worker_stays_below_an_audio_server_that_is_not_real_time():
         assert got == f"normal ({NON_REALTIME_SERVER})"
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))  # this thread as a real-time JACK's
         try:
-            engine._counters.sched_for = None  # (learnt again at the next call, as after a device switch)
+            engine._counters.forget()  # (learnt again at the next call, as after a device switch)
             engine.on_input(np.zeros(128, np.float32), 128, None)
         finally:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))

@@ -1,21 +1,24 @@
 """PortAudio streams (through sounddevice) that drive the engine's callbacks.
 
 One duplex stream when input and output are the same device (same host API), two streams otherwise,
-plus an optional monitor stream. The callbacks here only pick the microphone channel and hand the
-buffers to the engine.
+plus an optional monitor stream. Each calls the engine's C callback (rtvc/_rt.c) with its own userData: which
+stream it is and which of its input channels the microphone is on.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import threading
 from dataclasses import dataclass
 
 from rtvc.audio.devices import Device, check_rate, find_device, portaudio
+from rtvc.callbacks import DUPLEX, INPUT, MONITOR_STREAM, OUTPUT_STREAM
 from rtvc.config import AudioConfig
 from rtvc.engine import Engine
 from rtvc.errors import DeviceError
+from rtvc.native import PA_CALLBACK
 
 log = logging.getLogger("rtvc")
 
@@ -98,44 +101,53 @@ class DeviceStreams:
         self.engine = engine
         self._streams: list[sd._StreamBase] = []
         self._stopping = False
-        ch = choice.input_channel - 1
+        side = engine.device
+
+        def stream(kind: str, native_kind: int, layout: dict, **kw) -> sd._StreamBase:
+            """A stream that calls rtvc's C callback (rtvc/_rt.c) directly: it never takes Python's GIL. Its
+            userData lives on the stream object (a stream left running by a hung stop keeps it)."""
+            fields = side.stream_fields(native_kind, **layout)
+            s = sd._StreamBase(
+                kind,
+                callback=sd._ffi.cast("PaStreamCallback *", PA_CALLBACK),
+                userdata=sd._ffi.cast("void *", ctypes.addressof(fields)),
+                wrap_callback=None,
+                **kw,
+            )
+            s._rtvc_fields = fields
+            return s
+
         common = dict(samplerate=samplerate, blocksize=period, dtype="float32", latency="low")
-
-        def duplex_cb(indata, outdata, frames, _time, status):
-            engine.on_duplex(indata[:, ch], outdata, frames, status)
-
-        def input_cb(indata, frames, _time, status):
-            engine.on_input(indata[:, ch], frames, status)
-
-        def output_cb(outdata, frames, _time, status):
-            engine.on_output(outdata, frames, status)
-
-        def monitor_cb(outdata, frames, _time, status):
-            engine.on_monitor(outdata, frames, status)
-
+        mic = dict(in_channels=choice.input_channel, in_channel=choice.input_channel - 1)
         try:
             if choice.duplex:
-                main = sd.Stream(
+                main = stream(
+                    "duplex",
+                    DUPLEX,
+                    dict(**mic, out_channels=choice.output_channels),
                     device=(choice.input.index, choice.output.index),
                     channels=(choice.input_channel, choice.output_channels),
-                    callback=duplex_cb,
                     finished_callback=self._finished("audio stream"),
                     **common,
                 )
                 self._streams.append(main)
                 lat_in, lat_out = main.latency
             else:
-                si = sd.InputStream(
+                si = stream(
+                    "input",
+                    INPUT,
+                    mic,
                     device=choice.input.index,
                     channels=choice.input_channel,
-                    callback=input_cb,
                     finished_callback=self._finished("input stream"),
                     **common,
                 )
-                so = sd.OutputStream(
+                so = stream(
+                    "output",
+                    OUTPUT_STREAM,
+                    dict(out_channels=choice.output_channels),
                     device=choice.output.index,
                     channels=choice.output_channels,
-                    callback=output_cb,
                     finished_callback=self._finished("output stream"),
                     **common,
                 )
@@ -143,10 +155,12 @@ class DeviceStreams:
                 lat_in, lat_out = si.latency, so.latency
             if choice.monitor:
                 self._streams.append(
-                    sd.OutputStream(
+                    stream(
+                        "output",
+                        MONITOR_STREAM,
+                        dict(out_channels=choice.monitor_channels),
                         device=choice.monitor.index,
                         channels=choice.monitor_channels,
-                        callback=monitor_cb,
                         finished_callback=self._monitor_finished,
                         **common,
                     )
