@@ -39,7 +39,7 @@ class _CounterFields(ctypes.Structure):
         ("raised", ctypes.c_int32),
         ("policy", ctypes.c_int32),
         ("priority", ctypes.c_int32),
-        ("pad", ctypes.c_int32),
+        ("slice_us", ctypes.c_int32),
     ]
 
 
@@ -117,6 +117,12 @@ class StreamCounters:
     def raised(self) -> bool:
         return bool(self._f.raised)
 
+    @property
+    def slice_ms(self) -> float:
+        """On the normal scheduler: the time slice the callback thread asked for and got (rtvc/_rt.c,
+        ask_short_slice), as the kernel reports it; 0.0 where it reports none (real-time, other kernels)."""
+        return self._f.slice_us / 1e3
+
     def learnt(self, want: bool) -> Sched | None:
         """The callback thread's scheduling, once it has applied the real-time wish `want` (None before, or where
         the OS gives no way to ask)."""
@@ -133,6 +139,7 @@ class StreamCounters:
         the next device is JACK's.)"""
         self._f.raised = 0
         self._f.policy = -1
+        self._f.slice_us = 0
         self._f.sched_for = -1
 
 

@@ -123,6 +123,15 @@ class JackServer:
         found = re.findall(r"XRun: client = (\S+) was not finished|(JackTimedDriver::Process XRun)", self.log())
         return [client or SERVER_LATE for client, _driver in found]
 
+    def blame_states(self) -> list[tuple[str, str]]:
+        """Like late_clients, with the state jackd found each blamed client in: "Triggered" (signalled, its
+        thread not yet woken: the OS had not run it), "Running" (woken, not finished: its own processing), or ""
+        for SERVER_LATE."""
+        found = re.findall(
+            r"XRun: client = (\S+) was not finished, state = (\S+)|(JackTimedDriver::Process XRun)", self.log()
+        )
+        return [(client, state) if client else (SERVER_LATE, "") for client, state, _driver in found]
+
     def start_reference(self) -> subprocess.Popen:
         """The C reference client (jack_simple_client) in this server's graph: when jackd blames it for an
         xrun, the machine, not rtvc, missed the deadline."""

@@ -213,6 +213,49 @@ def test_the_worker_goes_real_time_only_below_its_callback_thread():
         engine.stop()
 
 
+def _slice_us(tid: int) -> int:
+    """The thread's time slice as the kernel reports it (sched_getattr's sched_runtime), in microseconds."""
+    import ctypes
+
+    class Attr(ctypes.Structure):
+        _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32), ("flags", ctypes.c_uint64),
+                    ("nice", ctypes.c_int32), ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+                    ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64)]  # fmt: skip
+
+    a = Attr()
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(315, tid, ctypes.byref(a), ctypes.sizeof(a), 0) == 0, ctypes.get_errno()  # (x86-64)
+    return a.runtime // 1000
+
+
+def test_a_callback_thread_on_the_normal_scheduler_asks_for_a_short_slice():
+    """Without real-time scheduling (stream.realtime off here; a JACK server run with --no-realtime), a callback
+    thread asks the kernel for its shortest slice, 0.1 ms, so that it preempts a busy thread when it wakes
+    (EEVDF, Linux 6.12 on); the kernel's own report of the thread says whether it got it."""
+    import platform
+    import threading
+
+    if platform.machine() != "x86_64":
+        pytest.skip("the test reads the slice with x86-64's syscall number for sched_getattr")
+    if _slice_us(threading.get_native_id()) == 0:
+        pytest.skip(f"this kernel ({platform.release()}) reports no slice for normal threads (EEVDF's: 6.12 on)")
+    engine = make_engine(480)
+    engine.realtime = False
+    dev = VirtualDevice(engine, np.zeros(5 * SR, dtype=np.float32), 128, paced=True)
+    engine.start()
+    dev.start()
+    try:
+        deadline = time.monotonic() + 5
+        while engine._counters.slice_ms == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine._counters.slice_ms == 0.1
+        assert _slice_us(dev._thread.native_id) == 100
+        assert _slice_us(threading.get_native_id()) > 100  # (this thread's, untouched: the kernel's default)
+    finally:
+        dev.stop()
+        engine.stop()
+
+
 def test_a_thread_made_real_time_by_rtkit_counts_as_real_time():
     """RTKit and PipeWire make threads real-time with SCHED_RESET_ON_FORK set (PipeWire's JACK clients among
     them): its flag is in the policy the kernel reports, and must not hide the policy."""
