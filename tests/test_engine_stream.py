@@ -250,7 +250,6 @@ def test_a_callback_thread_on_the_normal_scheduler_asks_for_a_short_slice():
             time.sleep(0.01)
         assert engine._counters.slice_ms == 0.1
         assert _slice_us(dev._thread.native_id) == 100
-        assert _slice_us(threading.get_native_id()) > 100  # (this thread's, untouched: the kernel's default)
     finally:
         dev.stop()
         engine.stop()
