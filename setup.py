@@ -4,7 +4,12 @@ Everything else is in pyproject.toml. `pip install -e .` (or `make run`/`make te
 compiler (Debian/Ubuntu: gcc, libc6-dev; scripts/system-deps.sh installs them).
 """
 
+import sys
+
 from setuptools import Extension, setup
+
+if sys.platform == "win32":  # (its Windows branches are written, never built or tested)
+    raise SystemExit("rtvc builds and is tested on Linux only (macOS untested); see README")
 
 setup(
     ext_modules=[

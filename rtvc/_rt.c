@@ -21,6 +21,7 @@
 
 #define _GNU_SOURCE
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,7 @@
 #define PA_CONTINUE 0
 
 /* frames a callback's output is staged in at a time (a longer callback is done in pieces) */
-#define SCRATCH_FRAMES 4096
+#define SCRATCH_FRAMES 16384
 
 /* ---- the ring -------------------------------------------------------------------------------------- */
 
@@ -242,7 +243,7 @@ RTVC_EXPORT int64_t rtvc_ring_skip_to(rtvc_ring *r, int64_t pos, int count) {
 /* ---- the doorbell: a binary semaphore the callbacks post without ever waiting -------------------------- */
 
 typedef struct {
-    atomic_int pending; /* a wake-up is posted and not yet taken */
+    atomic_int pending; /* rung: a post is made (or about to be) and not yet taken */
 #if defined(_WIN32)
     HANDLE sem;
 #elif defined(__APPLE__)
@@ -286,16 +287,6 @@ static void bell_ring(rtvc_bell *b) {
 #endif
 }
 
-static int bell_try(rtvc_bell *b) {
-#if defined(_WIN32)
-    return WaitForSingleObject(b->sem, 0) == WAIT_OBJECT_0;
-#elif defined(__APPLE__)
-    return dispatch_semaphore_wait(b->sem, DISPATCH_TIME_NOW) == 0;
-#else
-    return sem_trywait(&b->sem) == 0;
-#endif
-}
-
 /* Block until rung or `timeout` seconds; clears the bell. 1 if it was rung. */
 static int bell_wait(rtvc_bell *b, double timeout) {
     int rung;
@@ -323,9 +314,10 @@ static int bell_wait(rtvc_bell *b, double timeout) {
     } while (rc != 0 && errno == EINTR);
     rung = rc == 0;
 #endif
-    atomic_store_explicit(&b->pending, 0, memory_order_release);
-    while (rung && bell_try(b)) {
-    } /* (posts that raced the clear: one wake-up covers them) */
+    /* Cleared only once its post is taken, so at most one post is ever outstanding: a ring between the wake-up
+       and this finds the bell still rung and posts nothing (the worker looks at the rings after this anyway).
+       After a timeout it is left as it is: a ring that set it has posted, or is about to. */
+    if (rung) atomic_exchange_explicit(&b->pending, 0, memory_order_acq_rel);
     return rung;
 }
 
@@ -611,4 +603,27 @@ RTVC_EXPORT int rtvc_pa_callback(const void *input, void *output, unsigned long 
         rtvc_play(s->engine, MONITOR, output, s->out_channels, (int64_t)frames, flags);
     }
     return PA_CONTINUE;
+}
+
+/* ---- the layout rtvc/callbacks.py mirrors (checked at import: a build older than the Python fails there) -- */
+
+#define RTVC_ABI 1
+
+RTVC_EXPORT int rtvc_layout(int64_t *out, int n) {
+    int64_t v[] = {
+        RTVC_ABI,
+        (int64_t)sizeof(rtvc_ring),
+        (int64_t)offsetof(rtvc_ring, buf),
+        (int64_t)sizeof(rtvc_counters),
+        (int64_t)offsetof(rtvc_counters, slice_us),
+        (int64_t)offsetof(rtvc_engine, c),
+        (int64_t)offsetof(rtvc_engine, live),
+        (int64_t)offsetof(rtvc_engine, lag_limit),
+        (int64_t)offsetof(rtvc_engine, bell),
+        (int64_t)sizeof(rtvc_stream),
+        (int64_t)offsetof(rtvc_stream, out_channels),
+    };
+    int k = 0;
+    for (; k < n && k < (int)(sizeof v / sizeof v[0]); k++) out[k] = v[k];
+    return k;
 }

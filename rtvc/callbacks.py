@@ -17,6 +17,7 @@ import ctypes
 import numpy as np
 
 from rtvc import native
+from rtvc.errors import RtvcError
 from rtvc.priority import CALLBACK_PRIORITY, Sched, sched_of
 from rtvc.ring import RingFields, SpscRing
 
@@ -71,11 +72,53 @@ class StreamFields(ctypes.Structure):
     ]
 
 
+ABI = 1  # RTVC_ABI in rtvc/_rt.c
+
+
+def _check_layout() -> None:
+    """The structs above against the library that loaded: one built from an older rtvc/_rt.c would be read at
+    the wrong offsets."""
+    got = (ctypes.c_int64 * 16)()
+    n = _lib.rtvc_layout(ctypes.addressof(got), len(got))
+    want = [
+        ABI,
+        ctypes.sizeof(RingFields), RingFields.buf.offset,
+        ctypes.sizeof(_CounterFields), _CounterFields.slice_us.offset,
+        _CoreFields.counters.offset, _CoreFields.live.offset, _CoreFields.lag_limit.offset, ctypes.sizeof(_CoreFields),
+        ctypes.sizeof(StreamFields), StreamFields.out_channels.offset,
+    ]  # fmt: skip
+    if list(got[:n]) != want:
+        raise RtvcError(
+            f"rtvc's audio core {native.PATH} does not match this rtvc (its layout {list(got[:n])}, expected {want})",
+            "rebuild it with `pip install -e .` in the checkout",
+        )
+
+
+_check_layout()
+
+
+class _Core:
+    """The engine's C memory (an rtvc_engine), freed with the last reference to this object. It references
+    nothing back, so no cycle keeps it for the garbage collector (which gc.freeze() at the engine's start
+    would then never free)."""
+
+    def __init__(self, capacity: int):
+        self.ptr = _lib.rtvc_engine_new(capacity)
+        if not self.ptr:
+            raise MemoryError(f"no memory for the engine's rings of {capacity} frames")
+
+    def __del__(self) -> None:
+        if getattr(self, "ptr", 0) and _lib is not None:
+            _lib.rtvc_engine_free(self.ptr)
+            self.ptr = 0
+
+
 class StreamCounters:
     """One stream's counters, written by its callback thread in C; `period` is the engine's own note."""
 
-    def __init__(self, fields: _CounterFields):
+    def __init__(self, fields: _CounterFields, core: _Core):
         self._f = fields
+        self._core = core  # (the memory `fields` points into)
         self.period = 0  # frames per callback, as planned (prepare)
 
     @property
@@ -145,20 +188,15 @@ class StreamCounters:
 
 class DeviceSide:
     def __init__(self, capacity: int, block: int):
-        self._ptr = _lib.rtvc_engine_new(capacity)
-        if not self._ptr:
-            raise MemoryError(f"no memory for the engine's rings of {capacity} frames")
+        self._core = _Core(capacity)  # (every object pointing into its memory holds it: rings, counters, streams)
+        self._ptr = self._core.ptr
         self._f = _CoreFields.from_address(self._ptr)
         self._f.callback_priority = CALLBACK_PRIORITY
         size = ctypes.sizeof(RingFields)
-        self.in_ring, self.out_ring, self.mon_ring = (SpscRing.inside(self._ptr + k * size, self) for k in range(3))
-        self.counters = tuple(StreamCounters(self._f.counters[k]) for k in range(3))
+        rings = (SpscRing.inside(self._ptr + k * size, self._core) for k in range(3))
+        self.in_ring, self.out_ring, self.mon_ring = rings
+        self.counters = tuple(StreamCounters(self._f.counters[k], self._core) for k in range(3))
         self.plan(block, 0, 0)
-
-    def __del__(self) -> None:
-        if getattr(self, "_ptr", 0):
-            _lib.rtvc_engine_free(self._ptr)
-            self._ptr = 0
 
     @property
     def address(self) -> int:
@@ -230,7 +268,7 @@ class DeviceSide:
         """The userData of one PortAudio stream opened with native.PA_CALLBACK; keep it alive as long as the
         stream (and `self` with it: it holds a reference)."""
         s = StreamFields(self._ptr, kind, in_channels, in_channel, out_channels)
-        s._side = self  # (the engine's memory must outlive every stream pointing at it)
+        s._core = self._core  # (the engine's memory must outlive every stream pointing at it)
         return s
 
 

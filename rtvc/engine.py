@@ -36,8 +36,9 @@ from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_
 from rtvc.status import EngineStatus, Levels, Xruns
 from rtvc.timing import BlockTimer
 
-# A worker holding the GIL for Python's default 5 ms starves the audio callback (xruns at 128-frame
-# periods); 0.5 ms keeps the callback's wait for the GIL well inside one period.
+# The device callbacks are C and never wait for the GIL (rtvc/_rt.c); the worker does, behind the control
+# server's thread: Python's default 5 ms switch interval let that thread hold it for 5 ms at a time. 0.5 ms keeps
+# the worker's waits short (and the virtual device's, whose callbacks are called from Python).
 SWITCH_INTERVAL_S = 0.0005
 # The state while the playing voice raises on its blocks (a GPU out of memory, a driver error): the engine plays
 # silence for each such block, restarts the voice's stream state and tries it again at the next block; devices
@@ -223,8 +224,9 @@ class Engine:
         self._prev_switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # A full garbage collection walks every object (numpy, scipy, later torch: ~10^5 of them) while
-        # holding the GIL, long enough to miss a 128-frame period. Objects alive at start are frozen out
-        # of collection; the per-block garbage is young and cheap to collect.
+        # holding the GIL, milliseconds the worker's block then waits. Objects alive at start are frozen out
+        # of collection; the per-block garbage is young and cheap to collect. (The engine's C memory is in no
+        # reference cycle: rtvc.callbacks._Core.)
         gc.collect()
         gc.freeze()
         self._state = "running" if self._live else "starting"

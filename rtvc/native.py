@@ -62,6 +62,7 @@ _SIGNATURES: dict[str, tuple[type | None, list]] = {
     "rtvc_duplex": (None, [_ptr, _ptr, _i64, _ptr, _i32, _i64, _ulong]),
     "rtvc_input": (None, [_ptr, _ptr, _i64, _i64, _ulong]),
     "rtvc_play": (None, [_ptr, _i32, _ptr, _i32, _i64, _ulong]),
+    "rtvc_layout": (_i32, [_ptr, _i32]),
 }
 for _name, (_res, _args) in _SIGNATURES.items():
     for _l in (lib, wait_lib):

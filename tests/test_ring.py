@@ -228,3 +228,31 @@ def test_a_ring_lapped_by_its_producer_never_hands_out_a_torn_read():
     assert not bad, (len(bad), read[1], bad[:5])
     assert read[0] + ring.overrun_frames == total
     assert read[1] > 10 and ring.overrun_frames > 0  # (they did interleave, and the producer lapped)
+
+
+def test_the_doorbell_never_loses_a_wake_up():
+    """The worker's doorbell (rtvc/_rt.c) under a ring on every turn of a loop, while the worker waits: every wait
+    must end rung, none by its timeout (a lost wake-up left it rung with nothing posted: the worker then slept a
+    whole timeout, 50 ms, while blocks waited)."""
+    from rtvc.callbacks import DeviceSide
+
+    side = DeviceSide(4800, 480)
+    stop = threading.Event()
+    waits, timeouts = [0], [0]
+
+    def worker() -> None:
+        while not stop.is_set():
+            rung = side.wait(0.1)
+            waits[0] += 1
+            timeouts[0] += not rung
+
+    t = threading.Thread(target=worker)
+    t.start()
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        for _ in range(1000):
+            side.ring()
+    stop.set()
+    side.ring()
+    t.join()
+    assert waits[0] > 1000 and timeouts[0] == 0, (waits, timeouts)

@@ -75,6 +75,9 @@ def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> 
     return DeviceChoice(inp, out, mon, cfg.input_channel, out_ch, mon_ch)
 
 
+# Streams PortAudio would not close: kept for the life of the process, since their C callback may still run
+# and reads its userData (rtvc.callbacks.StreamFields) on every call.
+_UNCLOSED: list = []
 MAX_DEVICE_LATENCY_S = 1.0  # more than this from PortAudio is not a latency but a missing one
 
 
@@ -212,9 +215,12 @@ class DeviceStreams:
             for s in streams:
                 try:
                     s.stop()
-                    s.close()
                 except sd.PortAudioError:
                     pass  # a stream whose device already vanished; the engine's status says so
+                try:
+                    s.close()
+                except sd.PortAudioError:
+                    _UNCLOSED.append(s)  # (it may still call back: its userData must stay alive)
 
         t = threading.Thread(target=stop_all, name="rtvc-stream-stop", daemon=True)
         t.start()
