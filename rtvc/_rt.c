@@ -532,10 +532,9 @@ static int not_live(rtvc_engine *e, float *out, int channels, int64_t frames, in
     return 1;
 }
 
-/* The input (or duplex) stream's samples into the input ring; the worker's doorbell once a block waits. */
-static void take_input(rtvc_engine *e, const float *in, int64_t stride, int64_t frames) {
-    rtvc_ring_write(&e->in, in, frames, stride);
-    if (rtvc_ring_available(&e->in) >= load(&e->block)) bell_ring(&e->bell); /* once per block, not per call */
+/* The worker's doorbell once a block waits in the input ring (once per block, not per callback). */
+static void wake_if_block(rtvc_engine *e) {
+    if (rtvc_ring_available(&e->in) >= load(&e->block)) bell_ring(&e->bell);
 }
 
 /* in: the input channel's first sample, `stride` samples between frames; out: (frames, channels) */
@@ -545,13 +544,14 @@ RTVC_EXPORT void rtvc_duplex(rtvc_engine *e, const float *in, int64_t stride, fl
     if (not_live(e, out, channels, frames, 1)) return;
     rtvc_ring_write(&e->in, in, frames, stride);
     play(&e->out, e->scratch[MAIN], out, channels, frames);
-    if (rtvc_ring_available(&e->in) >= load(&e->block)) bell_ring(&e->bell);
+    wake_if_block(e);
 }
 
 RTVC_EXPORT void rtvc_input(rtvc_engine *e, const float *in, int64_t stride, int64_t frames, unsigned long flags) {
     enter(e, &e->c[MAIN], flags);
     if (not_live(e, NULL, 0, frames, 1)) return;
-    take_input(e, in, stride, frames);
+    rtvc_ring_write(&e->in, in, frames, stride);
+    wake_if_block(e);
 }
 
 /* An output-only stream (which: OUTPUT or MONITOR): its ring on the fixed timeline, to every channel. */

@@ -157,10 +157,6 @@ class StreamCounters:
         self._f.ours = int(mine)
 
     @property
-    def raised(self) -> bool:
-        return bool(self._f.raised)
-
-    @property
     def slice_ms(self) -> float:
         """On the normal scheduler: the time slice the callback thread asked for and got (rtvc/_rt.c,
         ask_short_slice), as the kernel reports it; 0.0 where it reports none (real-time, other kernels)."""
@@ -172,9 +168,6 @@ class StreamCounters:
         if self._f.sched_for != int(want):
             return None
         return sched_of(self._f.policy, self._f.priority)
-
-    def has_learnt(self, want: bool) -> bool:
-        return self._f.sched_for == int(want)
 
     def forget(self) -> None:
         """New streams (a device switch) call back on new threads: learn their scheduling anew at the next call.
@@ -197,10 +190,6 @@ class DeviceSide:
         self.in_ring, self.out_ring, self.mon_ring = rings
         self.counters = tuple(StreamCounters(self._f.counters[k], self._core) for k in range(3))
         self.plan(block, 0, 0)
-
-    @property
-    def address(self) -> int:
-        return self._ptr
 
     # -- set by the engine (any thread) -----------------------------------------------------------
     def plan(self, block: int, prefill: int, lag_limit: int) -> None:
