@@ -255,7 +255,7 @@ class DeviceSide:
     # -- PortAudio streams call the C callback directly ---------------------------------------------
     def stream_fields(self, kind: int, in_channels: int = 0, in_channel: int = 0, out_channels: int = 0):
         """The userData of one PortAudio stream opened with native.PA_CALLBACK; keep it alive as long as the
-        stream (and `self` with it: it holds a reference)."""
+        stream (it holds the engine's memory, _Core, which must outlive every stream pointing at it)."""
         s = StreamFields(self._ptr, kind, in_channels, in_channel, out_channels)
         s._core = self._core  # (the engine's memory must outlive every stream pointing at it)
         return s
