@@ -6,7 +6,7 @@ import collections
 
 import torch
 
-from rtvc.rvc.model_files import CHUNK, read_chunked, torch_load
+from rtvc.rvc.model_files import torch_load
 
 
 def _checkpoint() -> dict:
@@ -43,15 +43,6 @@ def test_a_legacy_format_checkpoint_loads(tmp_path):
     path = tmp_path / "old.pth"
     torch.save(ckpt, path, _use_new_zipfile_serialization=False)
     _same(ckpt, torch_load(path, map_location="cpu", weights_only=True))
-
-
-def test_chunked_reads_return_the_file(tmp_path):
-    data = torch.randint(0, 256, (3 * CHUNK + 12345,), dtype=torch.uint8).numpy().tobytes()
-    path = tmp_path / "blob"
-    path.write_bytes(data)
-    assert read_chunked(path) == data
-    (tmp_path / "empty").write_bytes(b"")
-    assert read_chunked(tmp_path / "empty") == b""
 
 
 def test_a_file_truncated_during_its_load_is_an_error_not_a_crash(tmp_path, monkeypatch):

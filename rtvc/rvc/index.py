@@ -8,6 +8,7 @@ blended as rate * retrieved + (1 - rate) * own.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from rtvc.errors import ModelError
-from rtvc.rvc.model_files import read_chunked
+from rtvc.rvc.model_files import CHUNK
 
 K = 8  # neighbours, as RVC uses
+HEADER_BYTES = 4096  # what _check_ivf_flat reads: the index's header and its quantizer's (about 100 bytes)
 DAMAGED_FIX = "use the voice's .index file again (download it again), or remove it"
 
 
@@ -44,11 +46,13 @@ class FeatureIndex:
                 f"index file {path} not found",
                 "put the voice's .index file there, fix `index` in the profile's [model] table, or remove it",
             )
-        data = read_chunked(path)
-        _check_ivf_flat(path, data, dim)
         fix = DAMAGED_FIX
         try:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            with path.open("rb", buffering=0) as f:
+                _check_ivf_flat(path, f.read(HEADER_BYTES), os.fstat(f.fileno()).st_size, dim)
+                f.seek(0)
+                # faiss parses the file as it reads it, with the GIL released, asking for a chunk at a time
+                index = faiss.read_index(faiss.PyCallbackIOReader(f.read, CHUNK))
         except (RuntimeError, ValueError, MemoryError) as e:
             said = str(e).strip()
             if "read error" in said:
@@ -95,13 +99,12 @@ _FLAT = (b"IxF2", b"IxFI")
 _HEAD = struct.Struct("<4siqqqBi")
 
 
-def _check_ivf_flat(path: Path, data: bytes | bytearray, dim: int) -> None:
-    """ModelError where an IVF-Flat index declares more than its file holds: faiss allocates (and zero-fills)
-    what the header declares before it finds the file short (a 2-byte corruption asked for 14 GB and took a
-    minute). Other index types go to faiss unchecked."""
+def _check_ivf_flat(path: Path, data: bytes, size: int, dim: int) -> None:
+    """ModelError where an IVF-Flat index declares more than its file (`size` bytes, `data` its first ones)
+    holds: faiss allocates (and zero-fills) what the header declares before it finds the file short (a 2-byte
+    corruption asked for 14 GB and took a minute). Other index types go to faiss unchecked."""
     fix = DAMAGED_FIX
-    size = len(data)
-    if size < _HEAD.size + 16 + _HEAD.size + 8 + 8 or bytes(data[:4]) not in _IVF_FLAT:
+    if len(data) < _HEAD.size + 16 + _HEAD.size + 8 + 8 or data[:4] not in _IVF_FLAT:
         return
     _, d, ntotal, _, _, _, metric = _HEAD.unpack_from(data, 0)
     at = _HEAD.size + (4 if metric > 1 else 0)

@@ -1,4 +1,4 @@
-"""Reading model files: torch checkpoints checked against their own checksums, indexes read in chunks.
+"""Reading model files: torch checkpoints checked against their own checksums, indexes read in chunks (rtvc.rvc.index).
 
 - torch does not check a zip checkpoint's checksums: a download with a hole of zeros loaded as a voice and
   played. `torch_load` checks every member first (zipfile's CRC-32), and names the damaged one.
@@ -7,8 +7,9 @@
   while mapped (`cp new.pth voice.pth` during a load) killed the daemon with SIGBUS, where a read raises.
 - A large file read whole into fresh memory (one `f.read()`) stalled rtvc's audio threads on the 2-CPU VM we
   develop on, though they run SCHED_FIFO and the reader was another process: 3.5 s of underruns in 8 s of
-  reading the 380 MB HuBERT file over and over, none with 1 MiB reads into one buffer. `read_chunked` reads
-  so (faiss indexes, which are parsed from memory).
+  reading the 380 MB HuBERT file over and over, none with 1 MiB reads. Reading a file into one buffer of its
+  size also holds the GIL while Python zero-fills the buffer (186 ms for a 190 MB index, a block's deadline
+  missed ten times over): faiss indexes are read by faiss itself, CHUNK bytes a call (rtvc.rvc.index).
 """
 
 from __future__ import annotations
@@ -19,23 +20,7 @@ from typing import Any
 
 from rtvc.errors import ModelError
 
-CHUNK = 1 << 20  # bytes per read() in read_chunked: a short kernel copy each, preemptible in between
-
-
-def read_chunked(path: Path) -> bytearray:
-    """The whole file, read CHUNK bytes at a time into one buffer."""
-    with path.open("rb", buffering=0) as f:
-        size = path.stat().st_size
-        buf = bytearray(size)
-        view, done = memoryview(buf), 0
-        while done < size:
-            n = f.readinto(view[done : done + CHUNK])
-            if not n:
-                break  # the file shrank while read: the parser reports what is missing
-            done += n
-        view.release()
-        del buf[done:]
-    return buf
+CHUNK = 1 << 20  # bytes per read() of a large file: a short kernel copy each, preemptible in between
 
 
 def torch_load(path: Path, **kwargs: Any) -> Any:
