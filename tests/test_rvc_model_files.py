@@ -68,6 +68,20 @@ def test_a_file_truncated_during_its_load_is_an_error_not_a_crash(tmp_path, monk
         load_rvc(path)
 
 
+def test_a_loaded_checkpoint_survives_its_file_being_truncated_and_rewritten(tmp_path):
+    """The tensors are read into memory: `cp new.pth voice.pth` after a load changes nothing in the voice that
+    plays, and kills nothing (a mapping of the file would be a SIGBUS at the next read of a weight)."""
+    ckpt = _checkpoint()
+    path = tmp_path / "voice.pth"
+    torch.save(ckpt, path)
+    loaded = torch_load(path, map_location="cpu", weights_only=True)
+    with path.open("r+b") as f:
+        f.truncate(0)
+    _same(ckpt, loaded)
+    torch.save({"weight": {"a": torch.zeros(3)}}, path)
+    _same(ckpt, loaded)
+
+
 def test_a_zip_checkpoint_with_a_damaged_part_is_refused_by_name(tmp_path):
     """torch does not check the zip checksums: a download with a hole of zeros loaded (and played)."""
     import zipfile
@@ -85,3 +99,7 @@ def test_a_zip_checkpoint_with_a_damaged_part_is_refused_by_name(tmp_path):
     path.write_bytes(data)
     with pytest.raises(ModelError, match=r"voice\.pth: damaged: its part '.*' fails its checksum"):
         torch_load(path, map_location="cpu", weights_only=True)
+    from rtvc.rvc.checkpoint import load_rvc
+
+    with pytest.raises(ModelError, match=r"voice\.pth: damaged: its part '.*' fails its checksum"):
+        load_rvc(path)  # (the voice loader says so too, not "truncated or damaged checkpoint (ModelError)")

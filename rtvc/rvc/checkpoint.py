@@ -104,6 +104,8 @@ def _read(path: Path) -> object:
         )
     try:
         return torch_load(path, map_location="cpu", weights_only=True)
+    except ModelError:
+        raise  # (a damaged part, named)
     except Exception as e:
         if "GLOBAL" not in str(e):  # torch's weights-only refusal of a class or function names it GLOBAL
             raise ModelError(f"{path}: truncated or damaged checkpoint ({e.__class__.__name__})", REEXPORT) from None
