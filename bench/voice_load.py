@@ -7,6 +7,8 @@ v2 48k voice with HuBERT base, FCPE and a faiss index, all written here with ran
 daemon does (`build_converter` on another thread: read, build, check, one rehearsal block). It counts the
 output underruns (ms of silence), the virtual device's late callbacks and the worker's slowest block, per
 load, beside `idle` stretches of the same length in turns (nothing loads: what the machine does on its own).
+In `load, shared` another RVC voice on the same HuBERT file is loaded already, as when a user switches from one
+community voice to another: the new voice takes that voice's content encoder (ContentEncoder.shared).
 
     python bench/voice_load.py --loads 5
 """
@@ -14,6 +16,7 @@ load, beside `idle` stretches of the same length in turns (nothing loads: what t
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import tempfile
@@ -25,7 +28,7 @@ import numpy as np
 from common import machine, write_result
 
 SR = 48000
-MODES = ("idle", "load")
+MODES = ("idle", "load", "load, shared")  # shared: another RVC voice on the same HuBERT file is loaded meanwhile
 
 
 def write_voice(folder: Path, index_vectors: int) -> None:
@@ -36,6 +39,7 @@ def write_voice(folder: Path, index_vectors: int) -> None:
     models = folder / "models"
     models.mkdir()
     write_rvc_checkpoint(models / "voice.pth", version="v2", sr="48k", f0=1, size="full", seed=0)
+    write_rvc_checkpoint(models / "other.pth", version="v2", sr="48k", f0=1, size="full", seed=1)
     write_fairseq_hubert(models / "hubert_base.pt", seed=0)
     feats = np.random.default_rng(0).standard_normal((index_vectors, 768)).astype(np.float32)
     write_index(models / "voice.index", feats)
@@ -43,6 +47,10 @@ def write_voice(folder: Path, index_vectors: int) -> None:
     (folder / "profiles" / "voice.toml").write_text(
         'label = "bench"\nvoice = "rvc"\n[model]\npath = "../models/voice.pth"\n'
         'content = "../models/hubert_base.pt"\nf0 = "fcpe"\nindex = "../models/voice.index"\n'
+    )
+    (folder / "profiles" / "other.toml").write_text(
+        'label = "other"\nvoice = "rvc"\n[model]\npath = "../models/other.pth"\n'
+        'content = "../models/hubert_base.pt"\nf0 = "fcpe"\n'
     )
     (folder / "profiles" / "default.toml").write_text(
         (Path(__file__).parent.parent / "profiles/default.toml").read_text()
@@ -92,6 +100,11 @@ def main() -> None:
         load_s: list[float] = []
         for k in range(args.loads):
             for mode in MODES:
+                # "load, shared": the voice a user switches from, another RVC voice on the same HuBERT, is loaded
+                # (loaded here before the measured stretch; the other modes run with no RVC voice loaded)
+                other = build_converter(cfg, "other") if mode == "load, shared" else None
+                if other is not None:
+                    time.sleep(1.0)  # (as after each mode)
                 x0, late0, n0 = engine.status().xruns, device.late_callbacks, engine.timer.count
                 t0 = time.perf_counter()
                 if mode == "idle":
@@ -111,6 +124,8 @@ def main() -> None:
                     "block_max_ms": round(float(blocks.max()) * 1e3, 2) if len(blocks) else 0.0,
                 })  # fmt: skip
                 print(f"  {k + 1}/{args.loads} {mode:12s} {rows[mode][-1]}", flush=True)
+                del other
+                gc.collect()
                 time.sleep(1.0)  # (the next mode starts from a drained ring)
         device.stop()
         engine.stop()

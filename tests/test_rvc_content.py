@@ -460,3 +460,34 @@ def test_full_size_hubert_base(tmp_path, capsys):
     rel = relative(enc.features(window)[:, -10:], enc.features(long)[:, -10:])
     with capsys.disabled():
         print(f"[HuBERT base, random] v2 last 10 frames, 1 s window vs 5 s signal: relative difference {rel:.3f}")
+
+
+def test_voices_that_read_one_content_file_share_its_encoder_until_the_file_changes(tmp_path):
+    """Every community RVC voice reads RVC's hubert_base.pt: a switch between two of them loads HuBERT once."""
+    import gc
+    import weakref
+
+    path = write_fairseq_hubert(tmp_path / "hubert.pt", layers=2, seed=0, **TINY)
+    a = ContentEncoder.shared(path, "v2", "cpu")
+    assert ContentEncoder.shared(str(path), "v2", "cpu") is a
+    assert ContentEncoder.shared(tmp_path / "." / "hubert.pt", "v2", "cpu") is a
+    assert ContentEncoder.shared(path, "v2", "cuda") is not a  # (a CUDA voice moves its encoder to the GPU)
+    nine = write_fairseq_hubert(tmp_path / "hubert9.pt", layers=9, seed=0, **TINY)
+    assert ContentEncoder.shared(nine, "v1", "cpu").layer == 9
+    assert ContentEncoder.shared(nine, "v2", "cpu").layer == 9  # (v2 reads the last of its 9 layers: its own)
+    assert ContentEncoder.shared(nine, "v1", "cpu") is not ContentEncoder.shared(nine, "v2", "cpu")
+    audio = speech(0.5)
+    before = a.features(audio)
+
+    write_fairseq_hubert(path, layers=2, seed=1, **TINY)  # replaced at once, in place: same name, size, inode
+    b = ContentEncoder.shared(path, "v2", "cpu")
+    assert b is not a
+    assert (b.features(audio) - before).abs().max() > 1e-3  # the new file's weights
+    assert (a.features(audio) - before).abs().max() == 0  # the voice that holds the old one is unchanged
+    assert ContentEncoder.shared(path, "v2", "cpu") is b
+
+    gone = weakref.ref(b)
+    del b
+    gc.collect()
+    assert gone() is None  # no voice holds it: freed, not kept by the sharing
+    assert ContentEncoder.shared(path, "v2", "cpu") is not None

@@ -333,3 +333,14 @@ def test_a_new_voice_is_rehearsed_on_one_block_and_starts_as_fresh(models, tmp_p
     monkeypatch.setattr(RvcVoice, "advance", first_block_fails)
     with pytest.raises(RtvcError, match=r"r\.toml: the voice failed on its first block \(RuntimeError: CUDA out of"):
         rtvc.run.build_converter(cfg, "r")
+
+
+def test_two_rvc_voices_on_one_content_file_share_its_encoder(models):
+    """A switch from one RVC voice to another loads HuBERT once (rtvc.rvc.content.ContentEncoder.shared)."""
+    a = make_voice(load_profile(str(profile(models, "s-a", {"path": "v2f0.pth", "content": "hubert.pt"})), models), SR)
+    b = make_voice(
+        load_profile(str(profile(models, "s-b", {"path": "v2nof0.pth", "content": "hubert.pt"})), models), SR
+    )
+    assert a.pipeline.content is b.pipeline.content
+    c = make_voice(load_profile(str(profile(models, "s-c", {"path": "v1f0.pth", "content": "hubert9.pt"})), models), SR)
+    assert c.pipeline.content is not a.pipeline.content

@@ -214,9 +214,10 @@ class RvcVoice:
                     f"{where} {', '.join(set_)} set, but {path.name} is a voice without F0 (pitch): they do nothing",
                     "remove them from the profile, or use the voice's F0 version if it has one",
                 )
-        content = ContentEncoder.load(
+        content = ContentEncoder.shared(  # (the playing voice's, where it reads the same file)
             _file(base, model.content, "content", "hubert_base.pt (ContentVec) or a HuBERT folder", where),
             rvc.version,
+            model.device,
         )
         if content.dim != rvc.phone_dim:
             raise ModelError(
