@@ -5,8 +5,9 @@ worker plays the current voice. This bench plays the default voice (pitch, no mo
 device (--period frames a callback, --block-ms blocks, the daemon's real-time worker) and loads a full-size RVC
 v2 48k voice with HuBERT base, FCPE and a faiss index, all written here with random weights, the way the
 daemon does (`build_converter` on another thread: read, build, check, one rehearsal block). It counts the
-output underruns (ms of silence), the virtual device's late callbacks and the worker's slowest block, per
-load, beside `idle` stretches of the same length in turns (nothing loads: what the machine does on its own).
+output underruns (ms of silence), the virtual device's late callbacks, the worker's slowest block and how long
+a real-time Python thread waited for the interpreter's lock (LockProbe), per load, beside `idle` stretches of
+the same length in turns (nothing loads: what the machine does on its own).
 In `load, shared` another RVC voice on the same HuBERT file is loaded already, as when a user switches from one
 community voice to another: the new voice takes that voice's content encoder (ContentEncoder.shared).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import tempfile
@@ -97,6 +99,7 @@ def main() -> None:
         device.start()
         time.sleep(3)
         rows: dict[str, list[dict]] = {m: [] for m in MODES}
+        probe = LockProbe()
         load_s: list[float] = []
         for k in range(args.loads):
             for mode in MODES:
@@ -106,12 +109,14 @@ def main() -> None:
                 if other is not None:
                     time.sleep(1.0)  # (as after each mode)
                 x0, late0, n0 = engine.status().xruns, device.late_callbacks, engine.timer.count
+                probe.window()
                 t0 = time.perf_counter()
                 if mode == "idle":
                     time.sleep(statistics.median(load_s) if load_s else 1.5)
                 else:
                     load_on_a_thread(build_converter, cfg)
                 took = time.perf_counter() - t0
+                held = probe.result()
                 if mode != "idle":
                     load_s.append(took)
                 x = engine.status().xruns
@@ -122,6 +127,7 @@ def main() -> None:
                     "underrun_events": x.output_underrun_events - x0.output_underrun_events,
                     "late_callbacks": device.late_callbacks - late0,
                     "block_max_ms": round(float(blocks.max()) * 1e3, 2) if len(blocks) else 0.0,
+                    **held,
                 })  # fmt: skip
                 print(f"  {k + 1}/{args.loads} {mode:12s} {rows[mode][-1]}", flush=True)
                 del other
@@ -129,6 +135,7 @@ def main() -> None:
                 time.sleep(1.0)  # (the next mode starts from a drained ring)
         device.stop()
         engine.stop()
+        probe.stop()
 
     def summary(mode: str) -> dict:
         r = rows[mode]
@@ -141,19 +148,25 @@ def main() -> None:
             "late_callbacks_median": statistics.median(col["late_callbacks"]),
             "block_max_ms_median": round(statistics.median(col["block_max_ms"]), 1),
             "block_max_ms_max": round(max(col["block_max_ms"]), 1),
+            "lock_waits_over_4ms_median": statistics.median(col["lock_waits_over_4ms"]),
+            "lock_wait_max_ms_max": max(col["lock_wait_max_ms"]),
             "per_load": r,
         }
 
     result = {m: summary(m) for m in MODES}
     print(f"\nloading a full-size RVC voice while the default voice plays ({args.block_ms} ms blocks, period "
           f"{args.period}), {args.loads} loads a mode, medians (max)")  # fmt: skip
-    print(f"{'mode':12s} {'load s':>7} {'silence ms':>15} {'underruns':>10} {'late cb':>8} {'worker max ms':>16}")
+    print(
+        f"{'mode':12s} {'load s':>7} {'silence ms':>15} {'underruns':>10} {'late cb':>8} {'worker max ms':>16}"
+        f" {'lock waits>4ms':>15} {'longest':>8}"
+    )
     for m in MODES:
         s = result[m]
         print(
             f"{m:12s} {s['seconds_median']:>7.2f} {s['underrun_ms_median']:>7.1f} ({s['underrun_ms_max']:>5.1f}) "
             f"{s['underrun_events_median']:>10g} {s['late_callbacks_median']:>8g} "
             f"{s['block_max_ms_median']:>7.1f} ({s['block_max_ms_max']:>6.1f})"
+            f" {s['lock_waits_over_4ms_median']:>15g} {s['lock_wait_max_ms_max']:>8.1f}"
         )
     write_result(
         args.out,
@@ -165,10 +178,51 @@ def main() -> None:
             "loads_per_mode": args.loads,
             "index_vectors": args.index_vectors,
             "rtvc_commit": _commit(),
+            "lock_probe_realtime": probe.realtime,
+            "thp": {"THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"), "kernel": _thp_mode()},
             "modes": result,
             "command": "python " + " ".join(["bench/voice_load.py", *sys.argv[1:]]),
         },
     )
+
+
+class LockProbe:
+    """A thread at the worker's kind of priority (SCHED_FIFO 3 where allowed) that sleeps 1 ms at a time and
+    records how much later than that it runs again: with the CPU its own, what it waits for is Python's lock.
+    The waits over 4 ms in a window are the loader's long hold-ups of the lock, as the audio worker meets them."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.recording = False
+        self.realtime = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lock-probe", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(3))
+            self.realtime = True
+        except (OSError, AttributeError):
+            pass
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            time.sleep(0.001)
+            late = (time.perf_counter() - t0 - 0.001) * 1e3
+            if self.recording and late > 4.0:
+                self.waits.append(late)
+
+    def window(self) -> None:
+        self.waits = []
+        self.recording = True
+
+    def result(self) -> dict:
+        self.recording = False
+        return {"lock_waits_over_4ms": len(self.waits), "lock_wait_max_ms": round(max(self.waits, default=0.0), 1)}
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def load_on_a_thread(build_converter, cfg) -> None:
@@ -186,6 +240,15 @@ def load_on_a_thread(build_converter, cfg) -> None:
     th.join()
     if failed:
         raise SystemExit(f"voice_load: the load failed: {failed[0]}")
+
+
+def _thp_mode() -> str:
+    """The kernel's transparent huge page mode ("always", "madvise", "never"), as torch meets it."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "unknown"
+    return text[text.index("[") + 1 : text.index("]")] if "[" in text else text.strip()
 
 
 def _commit() -> str:

@@ -1,0 +1,23 @@
+"""What importing rtvc sets up for the process before any of its modules imports torch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def _env_after_import(**env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    code = "import os, rtvc.voices.rvc; print(os.environ.get('THP_MEM_ALLOC_ENABLE'))"
+    done = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_torch_backs_large_cpu_tensors_with_huge_pages_unless_the_user_says_otherwise():
+    """A voice load reads its weights into fresh memory while it holds Python's lock: with 4 KiB pages the audio
+    worker waited 10-20 times 5-20 ms during a load that grew the process; with huge pages 1-2 times
+    (bench/voice_load.py). torch reads the setting at its first allocation, so rtvc sets it on import."""
+    assert _env_after_import() == "1"
+    assert _env_after_import(THP_MEM_ALLOC_ENABLE="0") == "0"
