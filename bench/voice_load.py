@@ -218,7 +218,11 @@ class LockProbe:
 
     def result(self) -> dict:
         self.recording = False
-        return {"lock_waits_over_4ms": len(self.waits), "lock_wait_max_ms": round(max(self.waits, default=0.0), 1)}
+        return {
+            "lock_waits_over_4ms": len(self.waits),
+            "lock_wait_ms_sum": round(sum(self.waits), 1),
+            "lock_wait_max_ms": round(max(self.waits, default=0.0), 1),
+        }
 
     def stop(self) -> None:
         self._stop.set()
