@@ -2,7 +2,8 @@
 
 The control API's `profiles.save` uses it: "save these settings to a profile". The file is written to a
 temporary name, read back through `load_profile` (so a saved profile always loads), then renamed into
-place: a failed save leaves no half-written profile and never replaces a good one.
+place: a failed save leaves no half-written profile and never replaces a good one. A profile saved over one of
+the same voice kind keeps that file's comments and layout (`update`): only its values change.
 """
 
 from __future__ import annotations
@@ -70,6 +71,43 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def update(old: str, label: str, kind: str, params: dict[str, Any], model: dict[str, Any] | None) -> str | None:
+    """The text of a profile being replaced, with these values: its comments, key order and layout kept
+    (a comment after a value stays beside the new value). [model] keys the new settings lack are removed (they
+    are defaults now). None where the old text does not parse or names another voice kind: comments written
+    for another voice would describe what is no longer there, so that profile is written afresh."""
+    import tomlkit
+    from tomlkit.items import Table
+
+    try:
+        doc = tomlkit.parse(old)
+    except Exception:  # (tomlkit's ParseError and its kin: a file a user broke by hand)
+        return None
+    if doc.get("voice") != kind:
+        return None
+    for v in (label, *params.values(), *(model or {}).values()):
+        _value(v)  # the same refusals as a fresh file (half a surrogate pair, a value TOML has no form for)
+    doc["label"] = label
+    for name, values in (("model", model or {}), ("params", params)):
+        table = doc.get(name)
+        if not isinstance(table, Table):
+            if name in doc:
+                del doc[name]
+            if values:
+                doc[name] = tomlkit.table()
+                table = doc[name]
+        if table is None:
+            continue
+        for key in [k for k in table if k not in values]:
+            del table[key]
+        for key, v in values.items():
+            was = table.get(key)
+            was = was.unwrap() if hasattr(was, "unwrap") else was
+            if was != v or type(was) is not type(v):  # (an unchanged value keeps its spelling: 1e-3, 0.50)
+                table[key] = v
+    return tomlkit.dumps(doc)
+
+
 def portable_model(model: dict[str, Any], source_dir: Path, target_dir: Path) -> dict[str, Any]:
     """The [model] table for a profile in `target_dir`: relative file paths were taken from the source
     profile's folder, so when the folders differ they are written as absolute paths."""
@@ -113,7 +151,9 @@ def write_profile(
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 # mkstemp makes a private (0600) file: a profile is readable as the one it replaces, or as files are
                 os.fchmod(f.fileno(), path.stat().st_mode & 0o777 if path.exists() else 0o644)
-                f.write(render(label, kind, params, model, comment))
+                old = _readable(path)
+                kept = update(old, label, kind, params, model) if old is not None else None
+                f.write(kept if kept is not None else render(label, kind, params, model, comment))
                 f.flush()
                 os.fsync(f.fileno())  # the rename below must not publish an empty file after a crash
             load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any profile
@@ -125,6 +165,14 @@ def write_profile(
             tmp.unlink(missing_ok=True)
             raise ConfigError(f"cannot write profile '{name}' in {profiles_dir}: {e.strerror or e}", _fix(e)) from None
     return path
+
+
+def _readable(path: Path) -> str | None:
+    """The text of the profile being replaced, or None (none there, or not text)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _fix(e: OSError) -> str:

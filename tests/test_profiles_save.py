@@ -276,3 +276,61 @@ def test_a_saved_profile_is_readable_as_the_one_it_replaces_and_hidden_files_are
     assert voice_kinds(tmp_path) == {"pitch": ["mic"]}
     with pytest.raises(ConfigError, match=r"profiles in .*: mic;"):
         load_profile("other", tmp_path)
+
+
+def test_saving_over_a_profile_keeps_its_comments_and_layout(tmp_path):
+    """A user's notes in a hand-written profile survive a save from the TUI or OBS over it."""
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        "# My stream voice: tuned for the USB mic\n"
+        'label = "Mine"   # shown in OBS\n'
+        'voice = "pitch"\n'
+        "\n"
+        "[params]\n"
+        "# lower is deeper\n"
+        "pitch = -4.0     # semitones\n"
+        "formant = -1.5   # semitones\n"
+        "gain_db = 0.00\n"
+    )
+    write_profile(tmp_path, "mine", "Mine 2", "pitch", {"pitch": -5.5, "formant": -1.5, "gain_db": 0.0}, None, True)
+    assert path.read_text() == (
+        "# My stream voice: tuned for the USB mic\n"
+        'label = "Mine 2"   # shown in OBS\n'
+        'voice = "pitch"\n'
+        "\n"
+        "[params]\n"
+        "# lower is deeper\n"
+        "pitch = -5.5     # semitones\n"
+        "formant = -1.5   # semitones\n"
+        "gain_db = 0.00\n"
+    )
+    p = load_profile("mine", tmp_path)
+    assert (p.label, p.params.pitch, p.params.formant, p.params.gain_db) == ("Mine 2", -5.5, -1.5, 0.0)
+
+
+def test_a_model_profile_saved_over_keeps_its_notes_and_drops_settings_now_default(tmp_path):
+    (tmp_path / "v.pth").write_bytes(b"x")
+    path = tmp_path / "alice.toml"
+    path.write_text(
+        'label = "Alice"\nvoice = "rvc"\n\n[model]\npath = "v.pth"  # from the Discord pack\nseed = 5\n'
+        "\n[params]\npitch = 2.0\n"
+    )
+    write_profile(tmp_path, "alice", "Alice", "rvc", {"pitch": 3.0, "index_rate": 0.5}, {"path": "v.pth"}, True)
+    text = path.read_text()
+    assert 'path = "v.pth"  # from the Discord pack\n' in text and "seed" not in text, text
+    p = load_profile("alice", tmp_path)
+    assert (p.model.seed, p.params.pitch, p.params.index_rate) == (0, 3.0, 0.5)
+
+
+def test_a_profile_saved_over_one_of_another_kind_or_a_broken_one_is_written_afresh(tmp_path):
+    """Comments written for another voice would describe what is no longer there."""
+    path = tmp_path / "mine.toml"
+    path.write_text('# no change, gain only\nlabel = "Mine"\nvoice = "passthrough"\n')
+    write_profile(tmp_path, "mine", "Mine", "pitch", {"pitch": 2.0}, None, True)
+    assert path.read_text().startswith("# Saved by rtvc (profiles.save).\n") and "gain only" not in path.read_text()
+    path.write_text('# broken by hand\nlabel = "Mine\nvoice = "pitch"\n')
+    write_profile(tmp_path, "mine", "Mine", "pitch", {"pitch": 3.0}, None, True)
+    assert "broken by hand" not in path.read_text() and load_profile("mine", tmp_path).params.pitch == 3.0
+    path.write_bytes(b"\xff\xfe not text")
+    write_profile(tmp_path, "mine", "Mine", "pitch", {"pitch": 4.0}, None, True)
+    assert load_profile("mine", tmp_path).params.pitch == 4.0

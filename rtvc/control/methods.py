@@ -129,7 +129,11 @@ async def _select(s: Session, name: str) -> dict[str, Any]:
     {
         "name": Param("string", "1-64 letters, digits, - or _ (the file name)"),
         "label": Param("string", "what the voice list shows (default: the name)", False),
-        "overwrite": Param("boolean", "replace an existing profile of that name (default false)", False),
+        "overwrite": Param(
+            "boolean",
+            "replace an existing profile of that name (default false); one of the same voice kind keeps its comments",
+            False,
+        ),
     },
 )
 async def _save_profile(s: Session, name: str, label: str | None = None, overwrite: bool = False) -> dict[str, Any]:
