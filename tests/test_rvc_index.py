@@ -64,6 +64,19 @@ def test_bad_index_files_name_the_file_and_the_problem(index_file, tmp_path):
         FeatureIndex.load(tmp_path, 32)
 
 
+def test_an_index_that_cannot_be_read_is_named_with_the_reason(index_file, monkeypatch):
+    from pathlib import Path
+
+    path, _ = index_file
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", refused)  # (as root, chmod 0 would not stop the read)
+    with pytest.raises(ModelError, match=r"voice\.index: cannot be read \(Permission denied\)"):
+        FeatureIndex.load(path, 32)
+
+
 @pytest.mark.parametrize(
     ("offset", "value", "said"),
     [

@@ -100,10 +100,10 @@ class ContentEncoder:
     @classmethod
     def shared(cls, path: str | Path, version: str, device: str) -> ContentEncoder:
         """`load`, or the encoder another voice already holds, loaded from the same file (unchanged since: its
-        inode, size and modification time) for the same RVC version and device. Community voices all read RVC's
-        hubert_base.pt: a switch from one RVC voice to another then loads only the voice (HuBERT is 1.3 s of a
-        2.6 s load here, and 380 MB of fresh memory). The encoder is read-only once loaded (runners copy what
-        they change; a CUDA voice's moves it to its device, hence the device in the key)."""
+        inode, size, modification time and a digest of its ends) for the same RVC version and device. Community
+        voices all read RVC's hubert_base.pt: a switch from one RVC voice to another then loads only the voice
+        (HuBERT is 1.3 s of a 2.6 s load here, and 380 MB of fresh memory). The encoder is read-only once loaded
+        (runners copy what they change; a CUDA voice's moves it to its device, hence the device in the key)."""
         key = (_identity(Path(path)), version, device)
         with _SHARED_LOCK:
             enc = _SHARED.get(key) if key[0] is not None else None

@@ -53,6 +53,8 @@ class FeatureIndex:
                 f.seek(0)
                 # faiss parses the file as it reads it, with the GIL released, asking for a chunk at a time
                 index = faiss.read_index(faiss.PyCallbackIOReader(f.read, CHUNK))
+        except OSError as e:
+            raise ModelError(f"{path}: cannot be read ({e.strerror or e})", "check the file's permissions") from None
         except (RuntimeError, ValueError, MemoryError) as e:
             said = str(e).strip()
             if "read error" in said:
