@@ -205,6 +205,12 @@ class Engine:
         nxt = self._next
         return nxt if nxt is not None else (self.converter, self.voice_label)
 
+    def plays(self, converter: StreamingConverter) -> bool:
+        """Whether the worker may still run `converter`: the one that plays, or one handed over and not taken
+        yet. (Once the worker has swapped another in, it never touches the old one again.)"""
+        nxt = self._next
+        return converter is self.converter or (nxt is not None and nxt[0] is converter)
+
     def swap_converter(self, converter: StreamingConverter, voice_label: str) -> None:
         """Any thread: a new voice (already loaded) takes over at the next block, faded in over it."""
         if converter.block != self.block:

@@ -79,6 +79,31 @@ def build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter,
     return conv, f"{profile.label}: {voice.label}"
 
 
+def converter_key(cfg: Config, profile_name: str) -> tuple | None:
+    """What `build_converter(cfg, profile_name)` would build from: the profile file's bytes, the identity of
+    every file its [model] names, and the audio and stream settings. An equal key builds the same converter,
+    so one built earlier can serve again (rtvc.control.controller keeps the voice played before). None where
+    the profile cannot be read: a load then says why."""
+    import hashlib
+    from dataclasses import fields
+
+    from rtvc.rvc.model_files import path_identity
+
+    try:
+        profile = load_profile(profile_name, profiles_dir(cfg))
+        text = profile.path.read_bytes()
+        files = []
+        for f in fields(profile.model) if profile.model is not None else ():
+            value = getattr(profile.model, f.name)
+            if isinstance(value, str) and value and (where := profile.path.parent / value).exists():
+                files.append((f.name, path_identity(where)))
+    except (RtvcError, OSError):
+        return None
+    a, s = cfg.audio, cfg.stream
+    audio = (a.samplerate, a.period, s.block_ms, s.crossfade_ms, s.search_ms, s.context_ms)
+    return (str(profile.path.resolve()), hashlib.sha256(text).hexdigest(), tuple(files), audio)
+
+
 def rehearse(conv: StreamingConverter, where: Path) -> None:
     """One block of silence through a new converter, then a clean start: what fails on a voice's first
     block (out of GPU memory, a shape the model refuses) fails here, in the loader, while the playing voice

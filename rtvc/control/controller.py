@@ -20,6 +20,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from rtvc.config import Config, GateConfig
+from rtvc.converter import StreamingConverter
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
 from rtvc.gate import GateSettings
@@ -46,6 +47,13 @@ class Controller:
         self._load_lock = threading.Lock()  # one voice load at a time
         self._listeners: list[Listener] = []
         self.loading: str | None = None
+        # the voice played before this one, kept loaded for a quick switch back: (converter_key, converter, label)
+        self._kept: tuple[tuple, StreamingConverter, str] | None = None
+        self._key: tuple | None = None  # converter_key of the voice that plays (None: not known)
+        if profile_path(cfg.voice.profile, self.profiles_dir).stem == profile:  # (what build_engine loaded)
+            from rtvc.run import converter_key
+
+            self._key = converter_key(cfg, cfg.voice.profile)
         self.closed = False  # the daemon is stopping: a voice that finishes loading now is not switched to
         self.started = time.time()
         self._engine_seen: tuple[str, str, str] | None = None
@@ -108,8 +116,10 @@ class Controller:
 
     # -- changing -----------------------------------------------------------------------------------
     def select_voice(self, name: str, by: str) -> dict[str, Any]:
-        """Load a profile (seconds, for a model voice) and switch to it; on any error nothing changes."""
-        from rtvc.run import build_converter
+        """Load a profile (seconds, for a model voice) and switch to it; on any error nothing changes. The voice
+        played before is kept loaded: selecting it again, unchanged (its profile, its model files, the stream
+        settings: run.converter_key), takes it back at once, from a clean start and the profile's parameters."""
+        from rtvc.run import build_converter, converter_key
 
         with self._load_lock:
             with self._lock:
@@ -118,7 +128,8 @@ class Controller:
                 self.loading = name
             self._emit(["loading"], by)
             try:
-                conv, label = build_converter(self.cfg, name)
+                key = converter_key(self.cfg, name)
+                conv, label = self._take_kept(key, name) or build_converter(self.cfg, name)
             except Exception as e:
                 with self._lock:
                     self.loading = None
@@ -129,11 +140,33 @@ class Controller:
                 if self.closed:  # (the engine has stopped: nobody would hear it, and the log would say it)
                     raise RtvcError(f"voice '{name}' loaded after rtvc began to stop: not switched to")
             with self._lock:
+                outgoing = self.engine.active
                 conv.bypass = not self.voice_on
                 self.engine.swap_converter(conv, label)
                 self.profile = profile_path(name, self.profiles_dir).stem  # as loaded: the file is not read again
+                dropped, self._kept = self._kept, (self._key, *outgoing) if self._key is not None else None
+                self._key = key
+            del dropped  # (a voice kept before: freed here, outside the lock)
         self._emit(["loading", "profile", "voice", "params"], by)
         return self.state()
+
+    def _take_kept(self, key: tuple | None, name: str) -> tuple[StreamingConverter, str] | None:
+        """The kept voice, restarted with its profile's parameters, where `key` is what it was built from; else
+        None, and the kept voice is let go first, so that a load holds two voices at most, as without it."""
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is None or key is None or kept[0] != key:
+            return None  # (the kept voice is freed here, on the loader's thread, when kept goes)
+        _, conv, label = kept
+        for _ in range(50):  # the worker lets go of a voice at its next block edge: at most one block after a swap
+            if not self.engine.plays(conv):
+                break
+            time.sleep(0.01)
+        else:
+            return None
+        conv.reset()
+        conv.set_params(load_profile(name, self.profiles_dir).params)
+        return conv, label
 
     def set_params(self, values: dict[str, Any], by: str) -> dict[str, Any]:
         if not isinstance(values, dict) or not values:
@@ -156,6 +189,7 @@ class Controller:
         profile becomes the active one (it is what is playing). A voice being selected meanwhile is saved
         before or after, never across: the state named a profile another voice played."""
         from rtvc.profile_writer import portable_model, write_profile
+        from rtvc.run import converter_key
 
         label = profile_label(label or "", "profiles.save: 'label'", name)  # what a load of the file will show
         with self._load_lock:
@@ -171,8 +205,10 @@ class Controller:
                 raw = {f.name: v for f in fields(settings) if (v := getattr(settings, f.name)) != f.default}
                 model = portable_model(raw, conv.voice.base, self.profiles_dir)
             path = write_profile(self.profiles_dir, name, label, kind, params, model, overwrite)
+            key = converter_key(self.cfg, name)  # (the voice that plays is what the saved profile describes)
             with self._lock:
                 self.profile = name
+                self._key = key
                 self.engine.relabel(conv, f"{label}: {conv.voice.label}")  # (as a load of the file names it)
         self._emit(["profile", "voice"], by)
         return {"name": name, "path": str(path), "state": self.state()}

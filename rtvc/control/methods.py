@@ -98,7 +98,8 @@ async def _voices(s: Session) -> dict[str, Any]:
 
 @method(
     "voices.select",
-    "Load a profile and switch to it at a block edge (seconds for a model voice)",
+    "Load a profile and switch to it at a block edge (seconds for a model voice; the voice played before comes "
+    "back at once, as its profile says)",
     "state",
     {"name": Param("string", "a name from voices.list")},
     slow=True,

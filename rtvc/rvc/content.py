@@ -28,9 +28,7 @@ Frames: the conv extractor sees 400 samples (25 ms) per frame at a 320-sample (2
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from torch.nn.utils import parametrize
 
 from rtvc.errors import ModelError
 from rtvc.rvc.fairseq_hubert import HubertWithFinalProj, load_fairseq_hubert
+from rtvc.rvc.model_files import path_identity
 
 _VERSION_LAYER = {"v1": 9, "v2": 12}
 _FIX = "give RVC's hubert_base.pt (ContentVec) or a transformers HuBERT directory (config.json + model.safetensors)"
@@ -104,7 +103,7 @@ class ContentEncoder:
         voices all read RVC's hubert_base.pt: a switch from one RVC voice to another then loads only the voice
         (HuBERT is 1.3 s of a 2.6 s load here, and 380 MB of fresh memory). The encoder is read-only once loaded
         (runners copy what they change; a CUDA voice's moves it to its device, hence the device in the key)."""
-        key = (_identity(Path(path)), version, device)
+        key = (path_identity(Path(path)), version, device)
         with _SHARED_LOCK:
             enc = _SHARED.get(key) if key[0] is not None else None
             if enc is None:
@@ -163,33 +162,6 @@ def _first(out: Any) -> torch.Tensor:
 
 _SHARED: weakref.WeakValueDictionary[tuple, ContentEncoder] = weakref.WeakValueDictionary()  # held by voices
 _SHARED_LOCK = threading.Lock()
-_ENDS = 1 << 16  # bytes read from each end of a model file for its identity
-
-
-def _identity(path: Path) -> tuple | None:
-    """What tells a model file (or a transformers directory's files) apart from an edited or replaced one; None
-    when it cannot be read (the load then says why). Besides the file's inode, size and time, a digest of its
-    ends: a file rewritten within one tick of the file system's clock keeps its time, and the end of a zip
-    checkpoint (torch's format) lists the checksum of every tensor in it."""
-    try:
-        return (
-            os.path.realpath(path),
-            tuple(_file_identity(f) for f in (sorted(path.iterdir()) if path.is_dir() else [path])),
-        )
-    except OSError:
-        return None
-
-
-def _file_identity(f: Path) -> tuple:
-    st = f.stat()
-    if not f.is_file():
-        return (f.name, st.st_ino)
-    with f.open("rb") as fh:
-        head = fh.read(_ENDS)
-        fh.seek(max(st.st_size - _ENDS, 0))
-        tail = fh.read(_ENDS)
-    digest = hashlib.sha256(head + tail).hexdigest()
-    return (f.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest)
 
 
 def _receptive_field(model: HubertWithFinalProj) -> int:

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 from rtvc.errors import ModelError
 
 CHUNK = 1 << 20  # bytes per read() of a large file: a short kernel copy each, preemptible in between
+ENDS = 1 << 16  # bytes read from each end of a model file for its identity
 
 
 def torch_load(path: Path, **kwargs: Any) -> Any:
@@ -45,3 +48,26 @@ def _check_members(path: Path) -> None:
             f"{path}: damaged: its part {bad!r} fails its checksum (the download is incomplete or corrupted)",
             "download the file again",
         )
+
+
+def path_identity(path: Path) -> tuple | None:
+    """What tells a model file (or a folder's files: a transformers model) apart from an edited or replaced one;
+    None when it cannot be read (a load then says why). Besides each file's inode, size and time, a digest of
+    its ends: a file rewritten within one tick of the file system's clock keeps its time, and the end of a zip
+    checkpoint (torch's format) lists the checksum of every tensor in it."""
+    try:
+        files = sorted(path.iterdir()) if path.is_dir() else [path]
+        return (os.path.realpath(path), tuple(_file_identity(f) for f in files))
+    except OSError:
+        return None
+
+
+def _file_identity(f: Path) -> tuple:
+    st = f.stat()
+    if not f.is_file():
+        return (f.name, st.st_ino)
+    with f.open("rb") as fh:
+        head = fh.read(ENDS)
+        fh.seek(max(st.st_size - ENDS, 0))
+        tail = fh.read(ENDS)
+    return (f.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, hashlib.sha256(head + tail).hexdigest())
