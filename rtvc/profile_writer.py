@@ -98,6 +98,9 @@ def update(old: str, label: str, kind: str, params: dict[str, Any], model: dict[
                 table = doc[name]
         if table is None:
             continue
+        if not values:  # (no [model] for a voice without models)
+            del doc[name]
+            continue
         for key in [k for k in table if k not in values]:
             del table[key]
         for key, v in values.items():
@@ -130,8 +133,11 @@ def write_profile(
     model: dict[str, Any] | None,
     overwrite: bool = False,
     comment: str = SAVED,
+    keep_layout: bool = False,
 ) -> Path:
-    """Write profiles_dir/NAME.toml; returns its path. Refuses to replace an existing profile unless asked."""
+    """Write profiles_dir/NAME.toml; returns its path. Refuses to replace an existing profile unless asked.
+    `keep_layout`: a profile of the same voice kind it replaces keeps its comments and layout (`update`), where
+    the result loads; else the file is written afresh."""
     check_name(name)
     check_label(label, "profiles.save: 'label'")
     path = profiles_dir / f"{name}.toml"
@@ -151,11 +157,21 @@ def write_profile(
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 # mkstemp makes a private (0600) file: a profile is readable as the one it replaces, or as files are
                 os.fchmod(f.fileno(), path.stat().st_mode & 0o777 if path.exists() else 0o644)
-                old = _readable(path)
+                old = _readable(path) if keep_layout else None
                 kept = update(old, label, kind, params, model) if old is not None else None
-                f.write(kept if kept is not None else render(label, kind, params, model, comment))
+                fresh = render(label, kind, params, model, comment)
+                f.write(kept if kept is not None else fresh)
                 f.flush()
                 os.fsync(f.fileno())  # the rename below must not publish an empty file after a crash
+                if kept is not None:
+                    try:
+                        load_profile(str(tmp), profiles_dir)
+                    except ConfigError:  # what the old file kept does not load (a key typed wrong by hand)
+                        f.seek(0)
+                        f.truncate()
+                        f.write(fresh)
+                        f.flush()
+                        os.fsync(f.fileno())
             load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any profile
             os.replace(tmp, path)
         except ConfigError:

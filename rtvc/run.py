@@ -88,6 +88,7 @@ def converter_key(cfg: Config, profile_name: str) -> tuple | None:
     from dataclasses import fields
 
     from rtvc.rvc.model_files import path_identity
+    from rtvc.voices.rvc import model_path
 
     try:
         profile = load_profile(profile_name, profiles_dir(cfg))
@@ -95,8 +96,11 @@ def converter_key(cfg: Config, profile_name: str) -> tuple | None:
         files = []
         for f in fields(profile.model) if profile.model is not None else ():
             value = getattr(profile.model, f.name)
-            if isinstance(value, str) and value and (where := profile.path.parent / value).exists():
-                files.append((f.name, path_identity(where)))
+            if isinstance(value, str) and value:
+                try:  # (the path the voice itself reads: ~ expanded, a relative one from the profile's folder)
+                    files.append((f.name, path_identity(model_path(profile.path.parent, value))))
+                except ValueError:
+                    files.append((f.name, None))
     except (RtvcError, OSError):
         return None
     a, s = cfg.audio, cfg.stream

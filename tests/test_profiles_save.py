@@ -292,7 +292,8 @@ def test_saving_over_a_profile_keeps_its_comments_and_layout(tmp_path):
         "formant = -1.5   # semitones\n"
         "gain_db = 0.00\n"
     )
-    write_profile(tmp_path, "mine", "Mine 2", "pitch", {"pitch": -5.5, "formant": -1.5, "gain_db": 0.0}, None, True)
+    new = {"pitch": -5.5, "formant": -1.5, "gain_db": 0.0}
+    write_profile(tmp_path, "mine", "Mine 2", "pitch", new, None, True, keep_layout=True)
     assert path.read_text() == (
         "# My stream voice: tuned for the USB mic\n"
         'label = "Mine 2"   # shown in OBS\n'
@@ -315,7 +316,8 @@ def test_a_model_profile_saved_over_keeps_its_notes_and_drops_settings_now_defau
         'label = "Alice"\nvoice = "rvc"\n\n[model]\npath = "v.pth"  # from the Discord pack\nseed = 5\n'
         "\n[params]\npitch = 2.0\n"
     )
-    write_profile(tmp_path, "alice", "Alice", "rvc", {"pitch": 3.0, "index_rate": 0.5}, {"path": "v.pth"}, True)
+    params = {"pitch": 3.0, "index_rate": 0.5}
+    write_profile(tmp_path, "alice", "Alice", "rvc", params, {"path": "v.pth"}, True, keep_layout=True)
     text = path.read_text()
     assert 'path = "v.pth"  # from the Discord pack\n' in text and "seed" not in text, text
     p = load_profile("alice", tmp_path)
@@ -323,14 +325,25 @@ def test_a_model_profile_saved_over_keeps_its_notes_and_drops_settings_now_defau
 
 
 def test_a_profile_saved_over_one_of_another_kind_or_a_broken_one_is_written_afresh(tmp_path):
-    """Comments written for another voice would describe what is no longer there."""
+    """Comments written for another voice would describe what is no longer there; what a broken file kept
+    would not load; `rtvc import --force` writes its own header (keep_layout is profiles.save's)."""
     path = tmp_path / "mine.toml"
+
+    def save(pitch: float, keep_layout: bool = True, comment: str = "Saved by rtvc (profiles.save).") -> str:
+        write_profile(tmp_path, "mine", "Mine", "pitch", {"pitch": pitch}, None, True, comment, keep_layout)
+        assert load_profile("mine", tmp_path).params.pitch == pitch
+        return path.read_text()
+
     path.write_text('# no change, gain only\nlabel = "Mine"\nvoice = "passthrough"\n')
-    write_profile(tmp_path, "mine", "Mine", "pitch", {"pitch": 2.0}, None, True)
-    assert path.read_text().startswith("# Saved by rtvc (profiles.save).\n") and "gain only" not in path.read_text()
+    text = save(2.0)
+    assert text.startswith("# Saved by rtvc (profiles.save).\n") and "gain only" not in text
     path.write_text('# broken by hand\nlabel = "Mine\nvoice = "pitch"\n')
-    write_profile(tmp_path, "mine", "Mine", "pitch", {"pitch": 3.0}, None, True)
-    assert "broken by hand" not in path.read_text() and load_profile("mine", tmp_path).params.pitch == 3.0
+    assert "broken by hand" not in save(3.0)
+    path.write_text('# typed by hand\nlable = "Mine"\nvoice = "pitch"\n')  # parses, but does not load
+    assert "typed by hand" not in save(3.5)
+    path.write_text('# mine\nlabel = "Mine"\nvoice = "pitch"\n[model]\n')  # an empty [model]: not for pitch
+    assert save(3.75).startswith("# mine\n")
     path.write_bytes(b"\xff\xfe not text")
-    write_profile(tmp_path, "mine", "Mine", "pitch", {"pitch": 4.0}, None, True)
-    assert load_profile("mine", tmp_path).params.pitch == 4.0
+    save(4.0)
+    path.write_text('# mine\nlabel = "Mine"\nvoice = "pitch"\n')
+    assert save(5.0, keep_layout=False, comment="Written by rtvc import").startswith("# Written by rtvc import\n")

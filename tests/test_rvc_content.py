@@ -465,6 +465,7 @@ def test_full_size_hubert_base(tmp_path, capsys):
 def test_voices_that_read_one_content_file_share_its_encoder_until_the_file_changes(tmp_path):
     """Every community RVC voice reads RVC's hubert_base.pt: a switch between two of them loads HuBERT once."""
     import gc
+    import os
     import weakref
 
     path = write_fairseq_hubert(tmp_path / "hubert.pt", layers=2, seed=0, **TINY)
@@ -486,8 +487,14 @@ def test_voices_that_read_one_content_file_share_its_encoder_until_the_file_chan
     assert (a.features(audio) - before).abs().max() == 0  # the voice that holds the old one is unchanged
     assert ContentEncoder.shared(path, "v2", "cpu") is b
 
+    stat = path.stat()
+    write_fairseq_hubert(path, layers=2, seed=2, **TINY)  # rewritten within one tick of the clock: the same time
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    c = ContentEncoder.shared(path, "v2", "cpu")
+    assert c is not b and (c.features(audio) - b.features(audio)).abs().max() > 1e-3  # told apart by its ends
+
     gone = weakref.ref(b)
     del b
     gc.collect()
     assert gone() is None  # no voice holds it: freed, not kept by the sharing
-    assert ContentEncoder.shared(path, "v2", "cpu") is not None

@@ -3,6 +3,7 @@ would (a clean start, its profile's parameters), unless its profile or model fil
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -92,10 +93,38 @@ def test_what_a_voice_was_built_from_covers_its_model_files_and_the_stream(tmp_p
     cfg = load_config(tmp_path / "config.toml")
     key = converter_key(cfg, "alice")
     assert key is not None and converter_key(cfg, "alice") == key
-    data = (profiles / "models" / "h.pt").read_bytes()
-    (profiles / "models" / "h.pt").write_bytes(data[:-1] + b"X")  # same size, same inode, maybe the same time
+    hubert = profiles / "models" / "h.pt"
+    stat = hubert.stat()
+    hubert.write_bytes(hubert.read_bytes()[:-1] + b"X")  # same size, same inode, and (below) the same time
+    os.utime(hubert, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert converter_key(cfg, "alice") != key
     key = converter_key(cfg, "alice")
     cfg2 = load_config(tmp_path / "config.toml", {"stream.block_ms": (10.0, "test")})
     assert converter_key(cfg2, "alice") != key
     assert converter_key(cfg, "nobody") is None
+
+
+def test_a_model_file_named_from_home_is_part_of_what_a_voice_was_built_from(tmp_path, monkeypatch):
+    from rtvc.run import converter_key
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "v.pth").write_bytes(b"voice")
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "bob.toml").write_text('voice = "rvc"\n[model]\npath = "~/v.pth"\n')
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "bob"\n')
+    cfg = load_config(tmp_path / "config.toml")
+    key = converter_key(cfg, "bob")
+    (tmp_path / "home" / "v.pth").write_bytes(b"another voice")
+    assert converter_key(cfg, "bob") != key
+    (tmp_path / "home" / "v.pth").unlink()
+    assert converter_key(cfg, "bob") is not None  # (a missing file is part of the key too; its load says why)
+
+
+def test_selecting_the_voice_that_plays_reloads_it_and_keeps_no_second_copy(live):
+    controller, engine, device, _ = live
+    first = engine.active[0]
+    controller.select_voice("up", "test")
+    assert engine.active[0] is not first  # loaded again (a reload, as before)
+    assert controller._kept is None
+    assert _played_hz(device) == pytest.approx(440, abs=10)

@@ -144,7 +144,10 @@ class Controller:
                 conv.bypass = not self.voice_on
                 self.engine.swap_converter(conv, label)
                 self.profile = profile_path(name, self.profiles_dir).stem  # as loaded: the file is not read again
-                dropped, self._kept = self._kept, (self._key, *outgoing) if self._key is not None else None
+                # the voice that played is kept, unless it is the one selected again (a reload: no second copy)
+                same = key is not None and key == self._key
+                keep = (self._key, *outgoing) if self._key is not None and not same else None
+                dropped, self._kept = self._kept, keep
                 self._key = key
             del dropped  # (a voice kept before: freed here, outside the lock)
         self._emit(["loading", "profile", "voice", "params"], by)
@@ -204,11 +207,13 @@ class Controller:
                 settings = conv.voice.model
                 raw = {f.name: v for f in fields(settings) if (v := getattr(settings, f.name)) != f.default}
                 model = portable_model(raw, conv.voice.base, self.profiles_dir)
-            path = write_profile(self.profiles_dir, name, label, kind, params, model, overwrite)
-            key = converter_key(self.cfg, name)  # (the voice that plays is what the saved profile describes)
+            path = write_profile(self.profiles_dir, name, label, kind, params, model, overwrite, keep_layout=True)
+            key = converter_key(self.cfg, name)
             with self._lock:
                 self.profile = name
-                self._key = key
+                # the voice that plays is what the saved profile describes, if its model files are still the ones
+                # it was loaded from (one replaced since would make a kept voice stale)
+                self._key = key if key is not None and self._key is not None and key[2] == self._key[2] else None
                 self.engine.relabel(conv, f"{label}: {conv.voice.label}")  # (as a load of the file names it)
         self._emit(["profile", "voice"], by)
         return {"name": name, "path": str(path), "state": self.state()}
