@@ -160,19 +160,14 @@ def write_profile(
                 old = _readable(path) if keep_layout else None
                 kept = update(old, label, kind, params, model) if old is not None else None
                 fresh = render(label, kind, params, model, comment)
-                f.write(kept if kept is not None else fresh)
-                f.flush()
-                os.fsync(f.fileno())  # the rename below must not publish an empty file after a crash
-                if kept is not None:
-                    try:
-                        load_profile(str(tmp), profiles_dir)
-                    except ConfigError:  # what the old file kept does not load (a key typed wrong by hand)
-                        f.seek(0)
-                        f.truncate()
-                        f.write(fresh)
-                        f.flush()
-                        os.fsync(f.fileno())
-            load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any profile
+                _write_synced(f, kept if kept is not None else fresh)
+                try:
+                    load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any profile
+                except ConfigError:
+                    if kept is None:
+                        raise
+                    _write_synced(f, fresh)  # what the old file kept does not load (a key typed wrong by hand)
+                    load_profile(str(tmp), profiles_dir)
             os.replace(tmp, path)
         except ConfigError:
             tmp.unlink(missing_ok=True)
@@ -181,6 +176,16 @@ def write_profile(
             tmp.unlink(missing_ok=True)
             raise ConfigError(f"cannot write profile '{name}' in {profiles_dir}: {e.strerror or e}", _fix(e)) from None
     return path
+
+
+def _write_synced(f, text: str) -> None:
+    """`text` as the whole of file `f`, on disk: the rename that publishes it must not publish an empty file
+    after a crash."""
+    f.seek(0)
+    f.truncate()
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def _readable(path: Path) -> str | None:

@@ -1,4 +1,4 @@
-"""Reading model files: torch checkpoints checked against their own checksums, indexes read in chunks (rtvc.rvc.index).
+"""Model files: torch checkpoints checked against their own checksums as they load, and what identifies a file.
 
 - torch does not check a zip checkpoint's checksums: a download with a hole of zeros loaded as a voice and
   played. `torch_load` checks every member first (zipfile's CRC-32), and names the damaged one.
