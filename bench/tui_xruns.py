@@ -28,11 +28,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from common import machine, write_result  # noqa: E402
 from jack_daemon import XRUN_KEYS, JackDaemon, children_cpu, finish  # noqa: E402
-from jack_harness import JackServer  # noqa: E402
+from jack_harness import JackServer, steal_ms  # noqa: E402
+
+
+def alone_states(row: dict[str, Any]) -> list[str]:
+    """jackd's states for rtvc's client in a phase where it never blamed the C reference client (else: [])."""
+    if "jack_simple_client" in row["jackd_blamed"] or "jackd" in row["jackd_blamed"]:
+        return []
+    return [s.split(" ", 1)[1] for s in row["blame_states"] if s.startswith("PortAudio")]
 
 
 def phase(name: str, server: JackServer, daemon: JackDaemon, seconds: float, tui: float | None) -> dict[str, Any]:
-    blamed0 = len(server.late_clients())
+    blamed0 = len(server.blame_states())
+    steal0 = steal_ms()
     got: dict[str, Any] = {}
     if tui is None:
         before = daemon.counters()
@@ -46,7 +54,10 @@ def phase(name: str, server: JackServer, daemon: JackDaemon, seconds: float, tui
         tui_cpu = (children_cpu() - cpu0) / (time.monotonic() - t0)  # its whole life: start-up included
     after = daemon.counters()
     row: dict[str, Any] = {"phase": name, "seconds": seconds, **{k: after[k] - before[k] for k in after}}
-    row["jackd_blamed"] = server.late_clients()[blamed0:]
+    states = server.blame_states()[blamed0:]
+    row["jackd_blamed"] = [client for client, _ in states]
+    row["blame_states"] = [f"{client} {state}".strip() for client, state in states]
+    row["steal_ms"] = round(steal_ms() - steal0)
     if got:
         row["tui_cpu_percent"] = round(100 * tui_cpu, 1)
         row["meter_hz_received"] = round(got["meter_updates"] / seconds, 1)
@@ -64,6 +75,7 @@ def main() -> None:
         "as on a desktop with JACK or PipeWire",
     )
     ap.add_argument("--period", type=int, default=256)
+    ap.add_argument("--profile", default="default", help="the daemon's voice (the JACK control test's: default)")
     ap.add_argument("--block-ms", type=float, default=10.0)
     ap.add_argument("--meter-hz", type=float, default=15.0, help="the TUI's meter rate (the issue asks >= 10)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "tui_xruns.json")
@@ -73,7 +85,7 @@ def main() -> None:
     daemon = None
     try:
         with tempfile.TemporaryDirectory(prefix="rtvc-tui-xruns-") as tmp:
-            daemon = JackDaemon(server.name, Path(tmp), "passthrough", args.block_ms)
+            daemon = JackDaemon(server.name, Path(tmp), args.profile, args.block_ms)
             daemon.feed_sine()
             time.sleep(1.0)  # start-up (priming, first blocks) is not part of either phase
             rows = []
@@ -87,13 +99,17 @@ def main() -> None:
             daemon.stop()
         server.stop()
     cols = ("seconds", "total", *XRUN_KEYS, "portaudio_flags", "blocks")
-    print(f"\nJACK dummy, period {args.period}, block {args.block_ms:g} ms, passthrough")
-    print(f"{'phase':<26}" + "".join(f"{c[:18]:>20}" for c in cols) + f"{'meters/s':>10}  jackd blamed rtvc / C client")
+    print(f"\nJACK dummy, period {args.period}, block {args.block_ms:g} ms, profile {args.profile}")
+    print(f"{'phase':<26}" + "".join(f"{c[:18]:>20}" for c in cols) + f"{'meters/s':>10}{'steal ms':>10}"
+          "  jackd blamed rtvc / C client; rtvc alone (its states)")  # fmt: skip
     for r in rows:
         cells = "".join(f"{r[c]:>20g}" for c in cols)
         b = r["jackd_blamed"]
         blamed = f"{b.count('PortAudio')} / {b.count('jack_simple_client')}"
-        print(f"{r['phase']:<26}{cells}{r.get('meter_hz_received', '-'):>10}  {blamed}")
+        print(
+            f"{r['phase']:<26}{cells}{r.get('meter_hz_received', '-'):>10}{r['steal_ms']:>10}  {blamed}; "
+            f"{alone_states(r) or '-'}"
+        )
     tui = [r for r in rows if "meter_hz_received" in r]
     alone = [r for r in rows if r not in tui]
     cpu = statistics.median(r["tui_cpu_percent"] for r in tui)
@@ -116,8 +132,15 @@ def main() -> None:
           f"with TUI {q['xruns_with']}")  # fmt: skip
     summary = {"xruns_without": sums["without"], "xruns_with": sums["with"], "c_client_blamed": c_blamed}
     summary["quiet_rounds"] = q
+    summary["rtvc_blamed_alone"] = {name: [s for r in rs for s in alone_states(r)] for name, rs in
+                                    (("without", alone), ("with", tui))}  # fmt: skip
+    print(
+        f"rtvc's client blamed while the C reference client was on time: without TUI "
+        f"{summary['rtvc_blamed_alone']['without']}, with TUI {summary['rtvc_blamed_alone']['with']}"
+    )
     summary["tui_cpu_percent_median"] = cpu
-    settings = {"period": args.period, "block_ms": args.block_ms, "meter_hz": args.meter_hz, "rounds": args.rounds}
+    settings = {"period": args.period, "block_ms": args.block_ms, "meter_hz": args.meter_hz, "rounds": args.rounds,
+                "profile": args.profile, "seconds": args.seconds}  # fmt: skip
     settings["jackd"] = "--realtime (in effect)" if server.realtime_in_effect else "--no-realtime"
     result = {"machine": machine(), "settings": settings, "summary": summary, "phases": rows}
     write_result(args.out, "tui_xruns", result)

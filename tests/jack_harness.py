@@ -22,6 +22,13 @@ SAMPLERATE = 48000
 SERVER_LATE = "jackd"
 
 
+def steal_ms() -> float:
+    """CPU time the hypervisor gave to others while this VM had work, all CPUs together (/proc/stat 'steal')."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
 def jack_tool(env: dict[str, str], *args: str, timeout: float = 5.0) -> subprocess.CompletedProcess:
     """One JACK command-line tool (jack_wait, jack_lsp, jack_connect...) against the server `env` names.
     Each opens a JACK client, and opening one blocks inside libjack while the server is wedged: in CI a
