@@ -746,15 +746,62 @@ def test_a_voice_that_loads_slowly_does_not_stop_the_others(daemon, monkeypatch)
         with pytest.raises(RpcFailure, match="is loading with its profile's params") as e:
             await b.call("params.set", values={"gain_db": -3.0})  # it would be lost with the old voice
         assert e.value.code == rpc.BUSY
-        with pytest.raises(RpcFailure, match="still loading") as e:
-            await b.call("voices.select", name="passthrough")
-        assert e.value.code == rpc.BUSY
         assert (await loading)["profile"] == "pitch"
         await a.call("voices.select", name="passthrough")
         await a.close()
         await b.close()
 
     run(main())
+
+
+def test_during_a_load_the_latest_voices_select_wins(daemon, monkeypatch):
+    """A streamer clicks through voices faster than a model loads: the voice clicked last is the one that plays,
+    with no click refused. A select made during a load waits for it; one overtaken while it waited loads nothing
+    and is answered SUPERSEDED naming the later voice; a second select of the voice loading now (a double click)
+    is answered by that load, which runs once."""
+    import rtvc.run
+
+    real, built = rtvc.run.build_converter, []
+
+    def slow(cfg, name):
+        built.append(name)
+        time.sleep(0.8)  # a model loading
+        return real(cfg, name)
+
+    monkeypatch.setattr(rtvc.run, "build_converter", slow)
+    folder = Path(daemon.controller.profiles_dir)
+    fresh = [folder / f"{name}.toml" for name in ("first", "between", "last")]  # (no voice kept from other tests)
+    for k, path in enumerate(fresh):
+        path.write_text(f'voice = "pitch"\n[params]\npitch = {k + 1}.0\n')
+
+    async def main():
+        a = await Client.open(daemon.port, daemon.token)
+        b = await Client.open(daemon.port, daemon.token)
+        await b.call("events.subscribe")
+        first = asyncio.create_task(a.call("voices.select", name="first"))
+        assert (await b.event())["state"]["loading"] == "first"
+        twice = asyncio.create_task(b.call("voices.select", name="first"))  # the same, while it loads
+        overtaken = asyncio.create_task(b.call("voices.select", name="between"))
+        await asyncio.sleep(0.05)
+        last = asyncio.create_task(a.call("voices.select", name="last"))
+        assert (await first)["profile"] == "first" and (await twice)["profile"] == "first"
+        with pytest.raises(RpcFailure) as e:
+            await overtaken
+        assert e.value.code == rpc.SUPERSEDED
+        assert str(e.value).endswith("voice 'between' was not loaded: voice 'last' was selected after it")
+        assert (await last)["profile"] == "last"
+        assert built == ["first", "last"]  # nothing loaded twice, nothing for the overtaken select
+        assert daemon.state()["profile"] == "last" and daemon.state()["loading"] is None
+        assert (await b.call("params.set", values={"pitch": 5.0}))["values"]["pitch"] == 5.0  # nothing busy now
+        await a.call("voices.select", name="passthrough")
+        await a.close()
+        await b.close()
+
+    try:
+        run(main())
+    finally:
+        for path in fresh:
+            path.unlink()
 
 
 def test_a_10_mb_message_closes_only_its_sender(daemon):

@@ -25,6 +25,7 @@ from rtvc.control.rpc import (
     LOAD_FAILED,
     NOT_AVAILABLE,
     NOT_FOUND,
+    SUPERSEDED,
     UNAUTHORIZED,
     Method,
     Param,
@@ -44,6 +45,20 @@ class Hub:
     info: dict[str, Any]  # server facts for server.info
     devices_in_use: Callable[[], dict[str, Any]]
     busy: set[str] = field(default_factory=set)  # long operations under way: "voice", "devices"
+    selects: Selects = field(default_factory=lambda: Selects())
+
+
+@dataclass
+class Selects:
+    """voices.select requests: one loads at a time, and the latest wins (as OBS scenes do, rtvc.control.scenes).
+    A request made while a load is under way waits for it; one that a later request overtook while it waited is
+    answered SUPERSEDED without loading; one for the voice that is loading now is answered by that load."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    latest: int = 0  # the number of the latest request
+    latest_name: str = ""
+    pending: int = 0  # requests loading or waiting to
+    loading: tuple[str, asyncio.Future] | None = None  # the name loading now, and its answer
 
 
 class Session(Protocol):
@@ -99,28 +114,51 @@ async def _voices(s: Session) -> dict[str, Any]:
 @method(
     "voices.select",
     "Load a profile and switch to it at a block edge (seconds for a model voice; the voice played before comes "
-    "back at once, as its profile says)",
+    "back at once, as its profile says). During a load the latest select wins: it waits for the load, and one "
+    "overtaken while it waited is answered superseded (-32006)",
     "state",
     {"name": Param("string", "a name from voices.list")},
     slow=True,
 )
 async def _select(s: Session, name: str) -> dict[str, Any]:
-    c = s.hub.controller
+    c, q = s.hub.controller, s.hub.selects
     known = [v["name"] for v in c.voices()]
     if name not in known:
         near = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{near[0]}'? " if near else ""
         raise RpcError(NOT_FOUND, f"no voice '{name[:60]}': {hint}voices: {', '.join(known) or 'none'}")
-    if "voice" in s.hub.busy or c.loading is not None:
-        loading = f"voice '{c.loading}'" if c.loading else "another voice"
-        raise RpcError(BUSY, f"{loading} is still loading: wait for its state event, then select again")
+    q.latest += 1
+    mine, q.latest_name = q.latest, name
+    if q.loading is not None and q.loading[0] == name:  # (a double click): that load's answer is this one's too
+        return await asyncio.shield(q.loading[1])
+    q.pending += 1
     s.hub.busy.add("voice")
     try:
-        return await asyncio.to_thread(c.select_voice, name, s.id)
-    except RtvcError as e:
-        raise RpcError(LOAD_FAILED, f"voice '{name}' did not load, the current voice stays: {e}") from None
+        async with q.lock:
+            if mine != q.latest:
+                raise RpcError(
+                    SUPERSEDED, f"voice '{name}' was not loaded: voice '{q.latest_name}' was selected after it"
+                )
+            answer = asyncio.get_running_loop().create_future()
+            answer.add_done_callback(lambda f: f.cancelled() or f.exception())  # (no "never retrieved" warning)
+            q.loading = (name, answer)
+            try:
+                state = await asyncio.to_thread(c.select_voice, name, s.id)
+            except RtvcError as e:
+                err = RpcError(LOAD_FAILED, f"voice '{name}' did not load, the current voice stays: {e}")
+                answer.set_exception(err)
+                raise err from None
+            except BaseException:
+                answer.cancel()
+                raise
+            finally:
+                q.loading = None
+            answer.set_result(state)
+            return state
     finally:
-        s.hub.busy.discard("voice")
+        q.pending -= 1
+        if not q.pending:
+            s.hub.busy.discard("voice")
 
 
 @method(

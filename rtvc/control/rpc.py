@@ -22,6 +22,7 @@ log = logging.getLogger("rtvc.control")
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
 UNAUTHORIZED, NOT_FOUND, LOAD_FAILED, NOT_AVAILABLE, BUSY = -32001, -32002, -32003, -32004, -32005
+SUPERSEDED = -32006
 CLOSE_UNAUTHORIZED, CLOSE_TOO_SLOW, CLOSE_FULL = 4001, 4008, 1013
 AUTH_TIMEOUT_S = 10.0
 API_VERSION = 1
@@ -281,7 +282,8 @@ says so meanwhile).
 | -32002 | not found: unknown voice or device |
 | -32003 | load failed: the voice's files did not load; the current voice stays |
 | -32004 | not available here (e.g. switching devices on the virtual device) |
-| -32005 | busy: a voice is loading |
+| -32005 | busy: a voice is loading (params.set, profiles.save) or a device switch is under way |
+| -32006 | superseded: a later voices.select came in while this one waited for a load; the later one is loaded |
 
 ## Methods
 
