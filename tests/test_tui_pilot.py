@@ -160,6 +160,34 @@ def test_keys_change_the_daemons_state(daemon: Daemon, rpc: RpcClient) -> None:
     run(main())
 
 
+def test_labels_and_messages_show_as_written_not_as_markup(daemon: Daemon, rpc: RpcClient) -> None:
+    """The daemon's words are text: a profile label "Alice [/v2]" crashed the TUI (a closing tag with no opening
+    one; under `rtvc run` the daemon stopped with it), "Miku [JP]" showed as "Miku ", and an error lost its
+    "[model]". And a bug in showing one event must not end the link: the keys still reach the daemon."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            rpc.call("profiles.save", name="bracketed", label="Miku [JP] [/v2]", overwrite=True)
+            await until(pilot, "the label in the list", lambda: "Miku [JP] [/v2]" in screen_text(app))
+            app.show_message("x.toml: [model] path = '[/b]' [@click=app.quit]", error=True)
+            await until(
+                pilot, "the message whole", lambda: "[model] path = '[/b]' [@click=app.quit]" in screen_text(app)
+            )
+            app.apply_event({"type": "state"})  # (a state event without its fields: a bug's stand-in)
+            await until(
+                pilot, "the event's error said", lambda: "could not show the daemon's 'state' event" in screen_text(app)
+            )
+            await pilot.press("m")
+            await until(pilot, "mute on in the daemon: the link lives", lambda: control(rpc)["mute"])
+
+    try:
+        run(main())
+    finally:
+        (daemon.root / "profiles" / "bracketed.toml").unlink(missing_ok=True)
+
+
 def test_gate_keys_switch_it_and_move_its_threshold(daemon: Daemon, rpc: RpcClient) -> None:
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))

@@ -20,6 +20,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, OptionList, Sparkline, Static
 
@@ -161,10 +162,10 @@ class RtvcApp(VoiceListMixin, App[None]):
         where = self.endpoint.url if self.endpoint else "no daemon"
         extra = f"  attempt {link.attempt}" if link.state == "connecting" and link.attempt > 1 else ""
         engine = self.state.get("engine", "") if link.state == "connected" else ""
-        text = f"rtvc  [{colour}]{icon} {link.state}[/]  {where}{extra}"
+        text = f"rtvc  [{colour}]{icon} {link.state}[/]  $where{extra}"  # (an IPv6 address has brackets)
         if engine:
-            text += f"  engine [{'green' if engine == 'running' else 'red'}]{engine}[/]"
-        self.query_one("#link", Static).update(text)
+            text += f"  engine [{'green' if engine == 'running' else 'red'}]$engine[/]"
+        self.query_one("#link", Static).update(Content.from_markup(text, where=where, engine=engine))
 
     async def _on_ready(self) -> None:
         """A (re)connection: everything the screen shows, fresh."""
@@ -197,6 +198,8 @@ class RtvcApp(VoiceListMixin, App[None]):
             self._apply_event(ev)
         except NoMatches:
             pass  # an event that arrived while the app was closing its screen: nothing left to show it on
+        except Exception as e:  # a bug in showing one event: said on the screen; the link and later events go on
+            self.show_message(f"could not show the daemon's '{ev.get('type')}' event ({type(e).__name__}: {e})", True)
 
     def _apply_event(self, ev: dict[str, Any]) -> None:
         kind = ev.get("type")
@@ -242,8 +245,9 @@ class RtvcApp(VoiceListMixin, App[None]):
         if "gate" in st:
             self.query_one("#gate", GateLine).set_settings(st["gate"])
         loading = f"  loading '{st['loading']}'…" if st.get("loading") else ""
-        silent = "  [reverse yellow] OUTPUT SILENT [/]" if st.get("silent") else ""
-        self.query_one("#voice", Static).update(f"{st['voice']}{loading}{silent}")
+        silent = ("  ", (" OUTPUT SILENT ", "reverse yellow")) if st.get("silent") else ()
+        # the daemon's words are text, not markup: a label "Miku [JP]" showed as "Miku ", and "[/v2]" crashed
+        self.query_one("#voice", Static).update(Content.assemble(st["voice"], loading, *silent))
         if params:
             for s in self.query(Stepper):
                 if s.spec.name in st["params"] and s.typing is None:
@@ -298,7 +302,7 @@ class RtvcApp(VoiceListMixin, App[None]):
 
     def show_message(self, text: str, error: bool = False) -> None:
         msg = self.query_one("#message", Static)
-        msg.update(("✖ " if error else "") + text)
+        msg.update(Content(("✖ " if error else "") + text))  # (errors quote labels, paths and "[model]")
         msg.set_class(error, "error")
 
     # -- the voice list's messages (handled in VoiceListMixin) ---------------------------------------------

@@ -38,11 +38,14 @@ def yield_cpu() -> None:
         os.nice(TUI_NICE)  # raising one's own niceness needs no permission
 
 
-def run_tui(endpoint: Endpoint) -> None:
+def run_tui(endpoint: Endpoint) -> int:
+    """The app until the user quits: 0, or 1 where it stopped on an error (Textual has printed the trace)."""
     from rtvc.tui.app import RtvcApp
 
     yield_cpu()
-    RtvcApp(endpoint).run()
+    app = RtvcApp(endpoint)
+    app.run()
+    return app.return_code or 0
 
 
 def attach(host: str, port: int, token: str | None) -> int:
@@ -53,10 +56,8 @@ def attach(host: str, port: int, token: str | None) -> int:
                 f"no token file at {token_path()}: is the daemon running on this machine as this user?",
                 "start it with `rtvc serve`, or pass --token (`rtvc token` on the daemon's machine prints it)",
             )
-        run_tui(Endpoint(host, port, load_or_create_token(), token_path()))
-        return 0
-    run_tui(Endpoint(host, port, token))
-    return 0
+        return run_tui(Endpoint(host, port, load_or_create_token(), token_path()))
+    return run_tui(Endpoint(host, port, token))
 
 
 def _stop_with_parent() -> None:
@@ -114,8 +115,9 @@ def run_with_daemon(serve_argv: list[str]) -> int:
     except BaseException:
         _stop(proc)
         raise
+    ui = 0
     try:
-        run_tui(Endpoint(host.strip("[]"), port, load_or_create_token(), token_path()))
+        ui = run_tui(Endpoint(host.strip("[]"), port, load_or_create_token(), token_path()))
     except KeyboardInterrupt:
         pass
     finally:
@@ -127,4 +129,8 @@ def run_with_daemon(serve_argv: list[str]) -> int:
         log.unlink(missing_ok=True)
     else:
         print(f"the daemon exited with {proc.returncode}; its log: {log}", file=sys.stderr)
+    if ui and not proc.returncode:  # (the daemon stops cleanly when the UI goes, however it went)
+        print("rtvc: error: the terminal UI stopped on an error (its trace is above); the daemon was stopped with it",
+              file=sys.stderr)  # fmt: skip
+        return ui
     return proc.returncode

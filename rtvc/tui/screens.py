@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -65,7 +66,9 @@ class SaveScreen(Modal):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Save these settings to a profile", classes="title")
-            yield Label(f"voice and parameters as they are now; the active profile is '{self.current}'", classes="hint")
+            yield Label(
+                Content(f"voice and parameters as they are now; the active profile is '{self.current}'"), classes="hint"
+            )
             yield Input(placeholder="profile name (letters, digits, - and _)", id="name")
             yield Label("Enter saves, Esc cancels.", classes="hint", id="why")
 
@@ -112,14 +115,14 @@ class DeviceScreen(Modal):
             for kind, n in (("input", d["max_input"]), ("output", d["max_output"]), ("monitor", d["max_output"])):
                 if n:
                     text = f"{kind:<7} [{d['index']}] {d['name']} ({d['host_api']})"
-                    options.append(Option(text, f"{kind}:{pick}"))
+                    options.append(Option(Content(text), f"{kind}:{pick}"))  # (a name may hold brackets)
         if in_use.get("monitor"):
             options.append(Option("monitor none (no hear-myself device)", "monitor:"))
         with Vertical():
             yield Label("Sound devices", classes="title")
-            yield Label(now, classes="hint")
+            yield Label(Content(now), classes="hint")
             if self.listing.get("error"):
-                yield Label(self.listing["error"], classes="error")
+                yield Label(Content(self.listing["error"]), classes="error")
             if not self.listing.get("switchable"):
                 yield Label("this daemon cannot switch devices: choose them in config.toml and restart", classes="hint")
             if options:

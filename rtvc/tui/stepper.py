@@ -119,7 +119,7 @@ class Stepper(Widget, can_focus=True):
             try:
                 self._user_set(float(text))
             except ValueError:
-                self.notify(f"{self.spec.name}: {text!r} is not a number", severity="warning")
+                self.notify(f"{self.spec.name}: {text!r} is not a number", severity="warning", markup=False)
         elif event.key == "minus":
             self.action_step(-1)  # (flips the sign of what is typed)
         elif event.key in ("left", "right"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual import work
+from textual.content import Content
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
@@ -29,7 +30,7 @@ class VoiceListMixin:
                 continue
             mark = "▶ " if v["name"] == self.state.get("profile") else "  "
             text = f"{mark}{label}" + (" ✖" if v.get("error") else "")  # selecting it shows why
-            ol.add_option(Option(text, id=v["name"], disabled=False))
+            ol.add_option(Option(Content(text), id=v["name"], disabled=False))  # (a label is text, not markup)
         self._mark_active(self.state.get("profile"))
         # the cursor stays where it was (a list refilled on every voice change lost it: the next down-arrow
         # started from the top, and Enter picked another voice than meant); else on the active voice
