@@ -33,10 +33,14 @@ class Profile:
 
 
 def profile_path(name_or_path: str, profiles_dir: Path) -> Path:
-    """A profile name (looked up in `profiles_dir`) or a path to a .toml file."""
+    """A profile name (looked up in `profiles_dir`) or a path to a .toml file. A name the folder lists comes first:
+    `alice.toml.toml` there is listed as 'alice.toml', and selecting that read ./alice.toml instead (or failed)."""
+    listed = profiles_dir / f"{name_or_path}.toml"
+    if name_or_path.endswith(".toml") and "/" not in name_or_path and listed.is_file():
+        return listed
     if name_or_path.endswith(".toml") or "/" in name_or_path:
         return Path(name_or_path)
-    return profiles_dir / f"{name_or_path}.toml"
+    return listed
 
 
 def profile_files(profiles_dir: Path) -> list[Path]:

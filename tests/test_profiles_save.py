@@ -129,6 +129,24 @@ def test_a_saved_label_is_stripped_as_a_loaded_one_is(daemon):
     assert not (profiles / "tabbed.toml").exists()
 
 
+def test_saving_over_a_profile_without_a_label_keeps_its_label(daemon):
+    """The TUI's save sends no label: saving over "pitch" turned its "Deeper" into "pitch" (comments kept)."""
+    server, profiles = daemon
+
+    async def main():
+        c = await Client.open(server.port, load_or_create_token())
+        await c.call("params.set", values={"pitch": -5.0})
+        got = await c.call("profiles.save", name="pitch", overwrite=True)
+        assert got["state"]["voice"] == "Deeper: pitch + formant shifter", got
+        got = await c.call("profiles.save", name="fresh")  # a new profile: its name
+        assert got["state"]["voice"] == "fresh: pitch + formant shifter", got
+        await c.close()
+
+    run(main())
+    p = load_profile("pitch", profiles)
+    assert (p.label, p.params.pitch) == ("Deeper", -5.0)
+
+
 def test_write_profile_keeps_a_model_voice_loadable_from_another_folder(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
@@ -347,3 +365,18 @@ def test_a_profile_saved_over_one_of_another_kind_or_a_broken_one_is_written_afr
     save(4.0)
     path.write_text('# mine\nlabel = "Mine"\nvoice = "pitch"\n')
     assert save(5.0, keep_layout=False, comment="Written by rtvc import").startswith("# Written by rtvc import\n")
+
+
+def test_a_profile_named_like_a_file_loads_by_the_name_it_is_listed_under(tmp_path, monkeypatch):
+    """`alice.toml.toml` in profiles/ is listed as 'alice.toml'; selecting that name read ./alice.toml from the
+    working directory, or failed with "no file alice.toml (profiles: alice.toml, ...)"."""
+    from rtvc.profiles import profile_files
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "alice.toml.toml").write_text('label = "Alice"\nvoice = "pitch"\n')
+    (tmp_path / "alice.toml").write_text('label = "Stray"\nvoice = "passthrough"\n')
+    monkeypatch.chdir(tmp_path)
+    assert [p.stem for p in profile_files(tmp_path / "profiles")] == ["alice.toml"]
+    p = load_profile("alice.toml", tmp_path / "profiles")
+    assert (p.name, p.label) == ("alice.toml", "Alice")
+    assert load_profile("./alice.toml", tmp_path / "profiles").label == "Stray"  # a path still reads the path

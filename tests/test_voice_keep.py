@@ -128,3 +128,22 @@ def test_selecting_the_voice_that_plays_reloads_it_and_keeps_no_second_copy(live
     assert engine.active[0] is not first  # loaded again (a reload, as before)
     assert controller._kept is None
     assert _played_hz(device) == pytest.approx(440, abs=10)
+
+
+def test_a_select_that_fails_or_reloads_the_playing_voice_keeps_the_voice_kept(live):
+    """A misclick on a voice that does not load, or a reselect of the voice that plays (to reset its parameters),
+    must not cost the quick switch back: the kept voice went before the load was tried, and the next switch back
+    loaded it again (seconds for a model voice)."""
+    from rtvc.errors import RtvcError
+
+    controller, engine, device, profiles = live
+    first = engine.active[0]
+    controller.select_voice("same", "test")
+    (profiles / "bad.toml").write_text('voice = "pitch"\n[params]\npitch = 99.0\n')  # out of range
+    with pytest.raises(RtvcError, match="pitch"):
+        controller.select_voice("bad", "test")
+    controller.select_voice("same", "test")  # the playing voice, reloaded
+    assert controller._kept is not None and controller._kept[1] is first
+    controller.select_voice("up", "test")
+    assert engine.active[0] is first, "the kept voice came back"
+    assert _played_hz(device) == pytest.approx(440, abs=10)

@@ -13,6 +13,7 @@ the talk key. Holders are named (a client id), so a client's presses are release
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -127,9 +128,11 @@ class Controller:
                     raise RtvcError(f"rtvc is stopping: voice '{name}' not loaded")
                 self.loading = name
             self._emit(["loading"], by)
+            taken = None
             try:
                 key = converter_key(self.cfg, name)
-                conv, label = self._take_kept(key, name) or build_converter(self.cfg, name)
+                taken = self._take_kept(key, name)
+                conv, label = taken or build_converter(self.cfg, name)
             except Exception as e:
                 with self._lock:
                     self.loading = None
@@ -144,10 +147,11 @@ class Controller:
                 conv.bypass = not self.voice_on
                 self.engine.swap_converter(conv, label)
                 self.profile = profile_path(name, self.profiles_dir).stem  # as loaded: the file is not read again
-                # the voice that played is kept, unless it is the one selected again (a reload: no second copy)
-                same = key is not None and key == self._key
-                keep = (self._key, *outgoing) if self._key is not None and not same else None
-                dropped, self._kept = self._kept, keep
+                # the voice that played is kept, and the one kept before goes; but a reload of the voice that
+                # plays keeps no second copy of it, and leaves the kept one as it was
+                dropped = None
+                if key is None or key != self._key:
+                    dropped, self._kept = self._kept, ((self._key, *outgoing) if self._key is not None else None)
                 self._key = key
             del dropped  # (a voice kept before: freed here, outside the lock)
         self._emit(["loading", "profile", "voice", "params"], by)
@@ -155,11 +159,13 @@ class Controller:
 
     def _take_kept(self, key: tuple | None, name: str) -> tuple[StreamingConverter, str] | None:
         """The kept voice, restarted with its profile's parameters, where `key` is what it was built from; else
-        None, and the kept voice is let go first, so that a load holds two voices at most, as without it."""
+        None, and it stays kept: a load that fails (a corrupt file, a misclick) must not cost the quick switch
+        back. So a load holds three voices at most (the one playing, the kept one, the one loading)."""
         with self._lock:
-            kept, self._kept = self._kept, None
-        if kept is None or key is None or kept[0] != key:
-            return None  # (the kept voice is freed here, on the loader's thread, when kept goes)
+            kept = self._kept
+            if kept is None or key is None or kept[0] != key:
+                return None
+            self._kept = None
         _, conv, label = kept
         for _ in range(50):  # the worker lets go of a voice at its next block edge: at most one block after a swap
             if not self.engine.plays(conv):
@@ -194,6 +200,9 @@ class Controller:
         from rtvc.profile_writer import portable_model, write_profile
         from rtvc.run import converter_key
 
+        if not label and overwrite:  # the label of the profile replaced (its comments stay too), else the name
+            with contextlib.suppress(RtvcError, OSError):
+                label = load_profile(name, self.profiles_dir).label
         label = profile_label(label or "", "profiles.save: 'label'", name)  # what a load of the file will show
         with self._load_lock:
             with self._lock:

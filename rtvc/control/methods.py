@@ -167,7 +167,9 @@ async def _select(s: Session, name: str) -> dict[str, Any]:
     "{name, path, state}",
     {
         "name": Param("string", "1-64 letters, digits, - or _ (the file name)"),
-        "label": Param("string", "what the voice list shows (default: the name)", False),
+        "label": Param(
+            "string", "what the voice list shows (default: the label of the profile replaced, else the name)", False
+        ),
         "overwrite": Param(
             "boolean",
             "replace an existing profile of that name (default false); one of the same voice kind keeps its comments",
