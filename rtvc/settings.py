@@ -109,6 +109,8 @@ def from_table(cls: type, table: Mapping[str, Any], where: str | Mapping[str, st
 
 
 def _coerce(value: Any, annotation: Any) -> Any:
+    if annotation is int and isinstance(value, float) and value.is_integer():  # (JSON has one number type: 1.0)
+        return int(value)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         try:
             return float(value)

@@ -344,3 +344,20 @@ def test_two_rvc_voices_on_one_content_file_share_its_encoder(models):
     assert a.pipeline.content is b.pipeline.content
     c = make_voice(load_profile(str(profile(models, "s-c", {"path": "v1f0.pth", "content": "hubert9.pt"})), models), SR)
     assert c.pipeline.content is not a.pipeline.content
+
+
+def test_params_get_shows_the_speakers_the_model_has(models):
+    """params.get listed speaker 0..100000 for every RVC voice, while a 3-speaker model refuses 3 and up, and the
+    TUI's End key jumped to 100000. Whole-number floats (JSON has one number type) are integers."""
+    from types import SimpleNamespace
+
+    from rtvc.control.controller import Controller
+    from rtvc.settings import from_table
+
+    voice = RvcVoice(SR, RvcModelSettings(path="v2f0.pth", content="hubert.pt", f0="yin"), models)
+    ranges = Controller._ranges(SimpleNamespace(voice=voice, params=RvcParams()))
+    assert (ranges["speaker"]["min"], ranges["speaker"]["max"]) == (0, 2)
+    assert ranges["pitch"]["max"] == 24.0  # the others as the voice kind says
+    assert from_table(RvcParams, {"speaker": 2.0}, "params", "params").speaker == 2
+    with pytest.raises(ConfigError, match=r"'params\.speaker' = 1\.5 has the wrong type"):
+        from_table(RvcParams, {"speaker": 1.5}, "params", "params")

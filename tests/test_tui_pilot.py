@@ -188,6 +188,30 @@ def test_labels_and_messages_show_as_written_not_as_markup(daemon: Daemon, rpc: 
         (daemon.root / "profiles" / "bracketed.toml").unlink(missing_ok=True)
 
 
+def test_a_voice_whose_missing_file_came_back_is_asked_for_again(daemon: Daemon, rpc: RpcClient) -> None:
+    """The list marks a voice whose model file is missing (✖), and Enter on it said so without asking the daemon,
+    until the list happened to be read again: a file copied in meanwhile changed nothing."""
+    folder = daemon.root / "profiles"
+    (folder / "later.toml").write_text('voice = "rvc"\n[model]\npath = "later.pth"\ncontent = "later.pt"\n')
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await until(pilot, "the ✖ on it", lambda: any(v["name"] == "later" and v.get("error") for v in app.voices))
+            for name in ("later.pth", "later.pt"):
+                (folder / name).write_bytes(b"not a model")  # there now (and damaged: the load says why)
+            await pilot.press("slash", *"later", "enter", "enter")
+            await until(pilot, "the daemon's answer", lambda: "did not load" in screen_text(app), timeout=120)
+            assert "no such file" not in screen_text(app)
+
+    try:
+        run(main(), limit=200)
+    finally:
+        for name in ("later.toml", "later.pth", "later.pt"):
+            (folder / name).unlink(missing_ok=True)
+
+
 def test_gate_keys_switch_it_and_move_its_threshold(daemon: Daemon, rpc: RpcClient) -> None:
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))

@@ -112,8 +112,17 @@ class Controller:
         return {
             "kind": getattr(conv.voice, "kind", ""),
             "values": asdict(conv.params),
-            "ranges": describe(type(conv.params)),
+            "ranges": self._ranges(conv),
         }
+
+    @staticmethod
+    def _ranges(conv: StreamingConverter) -> dict[str, dict[str, Any]]:
+        """The parameters' ranges, narrowed to what the loaded voice takes (an RVC voice's speaker ids)."""
+        ranges = describe(type(conv.params))
+        narrow = getattr(conv.voice, "param_ranges", None)
+        for name, (lo, hi) in (narrow() if narrow else {}).items():
+            ranges[name] = {**ranges[name], "min": lo, "max": hi}
+        return ranges
 
     # -- changing -----------------------------------------------------------------------------------
     def select_voice(self, name: str, by: str) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class Spec:
 
     def clamp(self, v: float) -> float:
         v = min(self.hi, max(self.lo, v))
-        return float(round(v)) if self.integer else round(v, 4)
+        return round(v) if self.integer else round(v, 4)  # (an int for an integer: a speaker id is sent as 1, not 1.0)
 
     def show(self, v: float) -> str:
         digits = 0 if self.integer else (2 if self.step < 0.1 else 1)

@@ -271,6 +271,10 @@ class RvcVoice:
                 f"choose a speaker from 0 to {self.rvc.n_speakers - 1}",
             )
 
+    def param_ranges(self) -> dict[str, tuple[int, int]]:
+        """Ranges narrower than RvcParams' for this model (params.get shows them; check_params enforces them)."""
+        return {"speaker": (0, self.rvc.n_speakers - 1)}
+
     def context_for(self, tail: int) -> int:
         self._tail_req = tail
         return max(CONTEXT, tail + 2 * GRID) + GRID  # + GRID: room to start the analysis on the 20 ms grid
