@@ -61,7 +61,8 @@ class StreamingConverter:
             # nothing to align or crossfade, so no SOLA delay either
             shape = replace(shape, crossfade=0, search=0)
         self.voice = voice
-        self._rates = _Rates(shape, voice.samplerate, getattr(voice, "out_samplerate", voice.samplerate))
+        out_rate = getattr(voice, "out_samplerate", voice.samplerate)
+        self._rates = _Rates(shape, voice.samplerate, out_rate, getattr(voice, "frame_ms", 0.0))
         self._advance = getattr(voice, "advance", None)
         if hasattr(voice, "set_origin"):
             # a voice that works on a fixed frame grid puts the stream's time zero where it arrives
@@ -174,6 +175,15 @@ def _step(device: int, voice_rate: int, out_rate: int) -> int:
     return math.lcm(*(device // math.gcd(device, r) for r in (voice_rate, out_rate)))
 
 
+def _block_step(device: int, step: int, frame_ms: float) -> int:
+    """Device frames per whole step of a block that is also whole `frame_ms` frames of the voice's (RVC: 10 ms)."""
+    for k in range(1, 1001):  # (10 ms is 220.5 frames at 22.05 kHz: 20 ms is the step there)
+        frames = k * frame_ms * device / 1000.0
+        if frames == int(frames) and int(frames) % step == 0:
+            return int(frames)
+    return step  # (no such block: the voice's own check names the rule)
+
+
 class _Rates:
     """Device rate <-> voice rates: the streaming resampler for new audio (to the voice's input rate),
     the lengths at the voice's input rate, and the left pad that keeps the output resampler's start-up
@@ -181,24 +191,34 @@ class _Rates:
 
     PAD = 64  # device frames (rounded up to a whole number of voice frames)
 
-    def __init__(self, shape: StreamShape, voice_rate: int, out_rate: int):
+    def __init__(self, shape: StreamShape, voice_rate: int, out_rate: int, frame_ms: float = 0.0):
+        """`frame_ms`: the voice works in frames of this many ms, so a block must be whole ones (RVC: 10)."""
         self.device, self.voice, self.out = shape.samplerate, voice_rate, out_rate
         # device frames per whole step of both voice rates
         step = _step(shape.samplerate, voice_rate, out_rate)
-        if step > 1:
-            sizes = (("block", shape.block), ("crossfade", shape.crossfade), ("search", shape.search))
-            bad = [(name, frames) for name, frames in sizes if frames % step]
-            if bad:  # all of them in one error: fixing one only to meet the next is a slow way to learn
-                ms = 1000.0 * step / shape.samplerate
-                now = [f"{name} {frames} frames ({1000.0 * frames / shape.samplerate:.2f} ms)" for name, frames in bad]
-                fix = [f"stream.{name}_ms = {ms * -(-frames // step):g}" for name, frames in bad]
-                finer = 1000.0 * _step(48000, voice_rate, out_rate) / 48000
-                raise ConfigError(
-                    f"stream {', '.join(now)}: not a whole number of the voice's frames ({voice_rate} Hz in, "
-                    f"{out_rate} Hz out, against the device's {shape.samplerate} Hz: steps of {ms:g} ms)",
-                    f"set {', '.join(fix)} (multiples of {ms:g} ms)"
-                    + (f", or audio.samplerate = 48000 (steps of {finer:g} ms)" if finer < ms else ""),
-                )
+        block_step = _block_step(shape.samplerate, step, frame_ms) if frame_ms else step
+        sizes = (
+            ("block", shape.block, block_step),
+            ("crossfade", shape.crossfade, step),
+            ("search", shape.search, step),
+        )
+        bad = [(name, frames, q) for name, frames, q in sizes if frames % q]
+        if bad:  # all of them in one error: fixing one only to meet the next is a slow way to learn
+            ms = 1000.0 * step / shape.samplerate
+            now = [f"{name} {frames} frames ({1000.0 * frames / shape.samplerate:.2f} ms)" for name, frames, _ in bad]
+            fix = []
+            for q in dict.fromkeys(q for _, _, q in bad):  # (the block's step may be coarser than the others')
+                fix.append(", ".join(f"stream.{name}_ms = {1000.0 * q * -(-f // q) / shape.samplerate:g}"
+                                     for name, f, qq in bad if qq == q)
+                           + f" (multiples of {1000.0 * q / shape.samplerate:g} ms)")  # fmt: skip
+            finer = 1000.0 * _step(48000, voice_rate, out_rate) / 48000
+            rule = f"; it works in {frame_ms:g} ms frames" if block_step != step else ""
+            raise ConfigError(
+                f"stream {', '.join(now)}: not a whole number of the voice's frames ({voice_rate} Hz in, "
+                f"{out_rate} Hz out, against the device's {shape.samplerate} Hz: steps of {ms:g} ms{rule})",
+                f"set {', '.join(fix)}"
+                + (f", or audio.samplerate = 48000 (steps of {finer:g} ms)" if finer < ms else ""),
+            )
         self.block_v = self.to_voice(shape.block)
         self.tail_v = self.to_voice(shape.tail)
         self.pad = 0 if out_rate == shape.samplerate else -(-self.PAD // step) * step

@@ -81,3 +81,20 @@ def test_block_must_be_whole_frames_of_both_rates():
         "stream.crossfade_ms = 10, stream.search_ms = 10 (multiples of 10 ms), or audio.samplerate = 48000 (steps "
         "of 0.0625 ms))"
     )
+
+
+def test_a_voice_that_works_in_10_ms_frames_is_named_with_the_grid_in_one_error():
+    """RVC voices need whole 10 ms blocks. At 48 kHz, block_ms = 12.3 was told "set stream.block_ms = 12.3125
+    (multiples of 0.0625 ms)", which the voice then refused ("a multiple of 10"): two errors, the first one wrong."""
+    voice = UpVoice(48000)
+    voice.frame_ms = 10.0
+    with pytest.raises(ConfigError) as e:
+        StreamingConverter(voice, NoParams(), StreamShape(SR, 590, crossfade=144, search=768))
+    assert str(e.value) == (
+        "stream block 590 frames (12.29 ms): not a whole number of the voice's frames (16000 Hz in, 48000 Hz out, "
+        "against the device's 48000 Hz: steps of 0.0625 ms; it works in 10 ms frames) (set stream.block_ms = 20 "
+        "(multiples of 10 ms))"
+    )
+    StreamingConverter(voice, NoParams(), StreamShape(SR, 960, crossfade=144, search=768))  # 20 ms: fine
+    voice.frame_ms = 0.0  # a voice without frames takes the finer grid
+    StreamingConverter(voice, NoParams(), StreamShape(SR, 591, crossfade=144, search=768))

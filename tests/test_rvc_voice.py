@@ -234,7 +234,9 @@ def test_a_running_engine_keeps_its_voice_when_a_new_one_fails_to_load(models, t
         switch_voice(engine, cfg, "broken")
     # a block that is not whole 10 ms frames is refused while loading, not at the new voice's first block
     (tmp_path / "c25.toml").write_text('[voice]\nprofile = "plain"\n[stream]\nblock_ms = 25.0\n')
-    with pytest.raises(ConfigError, match=r"a block is 25 ms.*multiple of 10"):
+    with pytest.raises(
+        ConfigError, match=r"block 1200 frames \(25\.00 ms\).*10 ms frames.*block_ms = 30 \(multiples of 10"
+    ):
         build_converter(load_config(tmp_path / "c25.toml"), "good")
     x = np.random.default_rng(0).uniform(-0.5, 0.5, SR).astype(np.float32)
     dev = VirtualDevice(engine, x, 256, paced=False)

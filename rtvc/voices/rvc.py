@@ -130,6 +130,7 @@ def _file(base: Path, value: str, key: str, what: str, where: str = "profile: [m
 
 class RvcVoice:
     kind: ClassVar[str] = "rvc"
+    frame_ms: ClassVar[float] = 10.0  # a block is whole frames (the converter's grid check names it with the others)
     Params: ClassVar[type] = RvcParams
     Model: ClassVar[type] = RvcModelSettings
 

@@ -65,7 +65,7 @@ def stream_shape(
     frames = [round(v * ms) for v in (block_ms, crossfade_ms, search_ms, context_ms)]
     dev = DeviceShape(samplerate, *frames)
     dev.validate()
-    rates = _Rates(dev, voice.samplerate, voice.out_samplerate)
+    rates = _Rates(dev, voice.samplerate, voice.out_samplerate, voice.frame_ms)
     voice.check_block(rates.block_v)  # (as the stream's start does: `rtvc build` built engines for such a block)
     tail = rates.tail_v + rates.pad_v
     context = max(rates.to_voice(dev.context), voice.context_for(tail))
