@@ -253,7 +253,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         st, note = convert_file(cfg, args.input, args.output, cfg.audio.period or VIRTUAL_PERIOD)
         print(
-            f"wrote {args.output}: {st.blocks} blocks, voice {st.voice}, "
+            f"wrote {args.output}: {st.blocks} block{'s' if st.blocks != 1 else ''}, voice {st.voice}, "
             f"block time p50 {st.timing.p50_ms:.3f} ms p99 {st.timing.p99_ms:.3f} ms" + (f"; {note}" if note else "")
         )
         return 0

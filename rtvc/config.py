@@ -197,6 +197,10 @@ def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None 
         raw = read_toml(path)
         for name, table in raw.items():
             if name not in SECTIONS:
+                if not isinstance(table, dict):  # a key above every [section] header (a common TOML slip)
+                    home = [s for s, cls in SECTIONS.items() if name in {f.name for f in dataclasses.fields(cls)}]
+                    put = f"put it under [{home[0]}]" if home else f"keys belong in a section: {', '.join(SECTIONS)}"
+                    raise ConfigError(f"{path}: '{name}' is outside any [section]", put)
                 raise ConfigError(f"{path}: unknown section [{name}]", f"allowed sections: {', '.join(SECTIONS)}")
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: '{name}' must be a [{name}] table", "see config.toml's comments")

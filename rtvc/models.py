@@ -455,7 +455,7 @@ def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, An
             f"{version} voice ({voice.details['dim']}-d)",
             "give the .index that came with this voice, or import the voice without one",
         )
-    name = opts.name or profile_name(voice.path.stem)
+    name = opts.name if opts.name is not None else profile_name(voice.path.stem)  # (--name "": refused by name)
     check_name(name)
     label = opts.label if opts.label is not None else _printable(voice.path.stem)[:100]
     check_label(label, "rtvc import: --label")  # (here: once files are copied, a refused label would leave them)

@@ -120,8 +120,11 @@ def _coerce(value: Any, annotation: Any) -> Any:
 
 
 def _shown(value: Any, limit: int = 40) -> str:
-    """A value as an error message quotes it: its repr, cut short (a client may send megabytes)."""
-    text = repr(value)
+    """A value as an error message quotes it: its repr, cut short (a client may send megabytes); true, false and null
+    as the user wrote them (TOML, JSON), not Python's True, False and None."""
+    text = (
+        {True: "true", False: "false"}[value] if isinstance(value, bool) else "null" if value is None else repr(value)
+    )
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

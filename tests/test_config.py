@@ -174,3 +174,17 @@ def test_a_profile_path_in_the_config_file_is_taken_from_the_files_folder(tmp_pa
     assert [p.split(":")[0] for p in unknown_scene_profiles(cfg)] == ["[obs.scenes] 'Chat' = 'x'"]
     flag = load_config(home / "config.toml", {"voice.profile": ("voices/alice.toml", "--profile")})
     assert flag.voice.profile == "voices/alice.toml"  # a flag's path is the shell's: from the working directory
+
+
+def test_a_key_above_every_section_is_named_with_the_section_it_belongs_in(tmp_path):
+    """`block_ms = 10` pasted above its [stream] header was "unknown section [block_ms]": it is a key."""
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, "block_ms = 10\n[stream]\n"))
+    assert str(e.value).endswith("'block_ms' is outside any [section] (put it under [stream])"), str(e.value)
+    with pytest.raises(ConfigError, match=r"'nonsense' is outside any \[section\] \(keys belong in a section: audio"):
+        load_config(write(tmp_path, "nonsense = 1\n"))
+
+
+def test_a_boolean_is_quoted_as_toml_writes_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"'stream\.block_ms' = true has the wrong type"):
+        load_config(write(tmp_path, "[stream]\nblock_ms = true\n"))

@@ -130,6 +130,22 @@ def test_token_file_is_private_and_kept(tmp_path):
         load_or_create_token(path)
 
 
+def test_a_damaged_token_file_or_a_folder_in_its_place_is_named_not_a_traceback(tmp_path):
+    """A token file with a byte that is not text gave a UnicodeDecodeError traceback from `rtvc token` and stopped
+    `rtvc serve` the same way; a folder in its place gave IsADirectoryError (and told to chmod 600)."""
+    path = tmp_path / "xdg" / "rtvc" / "token"
+    load_or_create_token(path)
+    path.write_bytes(b"tok\xe9n" * 10)
+    with pytest.raises(ConfigError, match=r"does not hold a valid token.*rtvc token --new"):
+        load_or_create_token(path)
+    assert len(load_or_create_token(path, renew=True)) >= 43  # the fix it names works
+    path.unlink()
+    path.mkdir()
+    for renew in (False, True):
+        with pytest.raises(ConfigError, match=r"is a folder, not the token file.*rmdir"):
+            load_or_create_token(path, renew=renew)
+
+
 def test_rtvc_token_prints_the_token_and_the_dock_url(tmp_path, monkeypatch, capsys):
     from rtvc.cli import main
 

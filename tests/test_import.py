@@ -161,11 +161,12 @@ def test_a_damaged_voice_stops_the_import_before_anything_is_copied(home, downlo
         (["Alice (RVC v2) 300e.pth", "bob_v1.pth", "hubert_base.pt"], "2 files of one kind (voice)"),
         (["Alice (RVC v2) 300e.pth", "hubert_base.pt", "--f0", "pyin"], "--f0 'pyin' is no F0 estimator"),
         (["hubert_base.pt", "--name", "x"], "--name, --label and --f0 are for a voice"),
+        (["Alice (RVC v2) 300e.pth", "hubert_base.pt", "--name", ""], "profile name '' is not allowed"),
     ],
 )
 def test_files_that_do_not_go_together_are_refused_by_name(home, downloads, capsys, files, said):
     before = state(home)
-    args = [a if a.startswith("-") or a in ("x", "pyin") else str(downloads / a) for a in files]
+    args = [a if a.startswith("-") or a in ("x", "pyin", "") else str(downloads / a) for a in files]
     code, _out, err = rtvc(home, capsys, "import", *args)
     assert code == 2 and said in err, err
     assert state(home) == before

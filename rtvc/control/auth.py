@@ -37,7 +37,7 @@ def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
     path = path or token_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    if renew:
+    if renew and not path.is_dir():  # (a folder there: read_token says so)
         path.unlink(missing_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # no window where others can read it
@@ -50,13 +50,18 @@ def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
 
 
 def read_token(path: Path) -> str:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not the token file", f"remove it (`rmdir {path}`), then run rtvc again")
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ConfigError(
             f"{path} can be read by other users (mode {mode:04o})",
             f"run `chmod 600 {path}`, or `rtvc token --new` to make a new token",
         )
-    token = path.read_text().strip()
+    try:
+        token = path.read_bytes().decode("ascii").strip()
+    except UnicodeDecodeError:  # (a token is ASCII: a damaged file, or another file copied over it)
+        token = ""
     if len(token) < 32 or not all(c.isalnum() or c in "-_" for c in token):
         raise ConfigError(f"{path} does not hold a valid token", "run `rtvc token --new` to make a new one")
     return token
