@@ -270,7 +270,7 @@ def _doctor(args: argparse.Namespace) -> int:
         print(f"missing  config         {e}")
         cfg = None
     folder = engines_dir(cfg) if cfg is not None else Path.cwd() / "engines"
-    code = doctor(folder)
+    code = doctor(folder, audio=cfg.audio if cfg is not None else None)
     return code if cfg is not None else EXIT_USER_ERROR
 
 

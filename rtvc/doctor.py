@@ -210,6 +210,22 @@ def check_audio() -> list[Check]:
     return [Check(True, "portaudio", f"{sd.get_portaudio_version()[1]}; host APIs: {apis}")]
 
 
+def check_devices(audio) -> list[Check]:
+    """The sound devices config.toml's [audio] names (the defaults where it names none), as `rtvc run` would choose
+    them: a microphone the system does not show is found here, not at the stream's start."""
+    from rtvc.audio.io import choose_devices
+    from rtvc.errors import DeviceError
+
+    try:
+        choice = choose_devices(audio)
+    except DeviceError as e:
+        return [Check(False, "sound devices", e.what, e.fix)]
+    said = f"input {choice.input.title()}, output {choice.output.title()}"
+    if choice.monitor is not None:
+        said += f", monitor {choice.monitor.title()}"
+    return [Check(True, "sound devices", f"{said} at {audio.samplerate} Hz")]
+
+
 def check_jack() -> list[Check]:
     lsp = shutil.which("jack_lsp")
     if lsp is None:
@@ -262,10 +278,13 @@ def check_token() -> list[Check]:
     return [Check(False, "control token", f"no {path}", "rtvc token (or rtvc serve) makes one")]
 
 
-def doctor(folder: Path, out: TextIO = sys.stdout) -> int:
+def doctor(folder: Path, out: TextIO = sys.stdout, audio=None) -> int:
+    """`audio`: config.toml's [audio], whose devices are looked for (None: a config that did not load)."""
     checks: list[Callable[[], list[Check]]] = [
         check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_compile, check_onnx,
-        functools.partial(check_engines, folder), check_core, check_audio, check_jack, check_realtime, check_token,
+        functools.partial(check_engines, folder), check_core, check_audio,
+        *([functools.partial(check_devices, audio)] if audio is not None else []),
+        check_jack, check_realtime, check_token,
     ]  # fmt: skip
     for run in checks:
         try:

@@ -582,6 +582,14 @@ def _printable(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cc")
 
 
+def _size(path: Path) -> int:
+    """Bytes in a file, or in every file under a folder (a transformers HuBERT), as `import` counts them."""
+    try:
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    except OSError:
+        return -1
+
+
 def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
 
@@ -678,6 +686,8 @@ def list_models(cfg) -> str:
     for e in sorted(registry.entries, key=lambda e: (KINDS.index(e.kind), e.file)):
         where = (folder / e.file).resolve()
         state = "" if where.exists() else "  MISSING: the file is gone; import it again"
+        if not state and (now := _size(where)) != e.bytes:  # (cut short, or another file copied over it)
+            state = f"  CHANGED: {_mb(now)} now, {_mb(e.bytes)} when imported; import it again"
         used = ", ".join(sorted(set(users.get(where, [])))) or "no profile"
         lines.append(f"  {e.kind:8s} {e.file}  ({_mb(e.bytes)}, sha256 {e.sha256[:12]}){state}")
         lines.append(f"           {e.about}; used by {used}")

@@ -82,6 +82,12 @@ def test_doctor_reports_this_machine(tmp_path: Path):
     assert got["portaudio"].startswith("ok")
     for api in sounddevice.query_hostapis():
         assert api["name"] in got["portaudio"]
+    # the devices `rtvc run` would choose (the defaults here): this machine's, or why there are none
+    if sounddevice.query_devices():
+        assert got["sound devices"].startswith(("ok", "missing")), got["sound devices"]
+    else:
+        assert got["sound devices"].startswith("missing") and "no sound devices found" in got["sound devices"]
+        assert "rtvc run --virtual" in got["sound devices"]
 
 
 def test_doctor_reads_the_engines_and_the_token(tmp_path: Path):

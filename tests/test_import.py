@@ -219,7 +219,14 @@ def test_models_lists_nothing_imported_and_files_gone_missing(home, downloads, c
     code, out, _err = rtvc(home, capsys, "models")
     assert code == 0 and "no models imported" in out and "rtvc import hubert_base.pt VOICE.pth" in out
     assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))[0] == 0
-    (home / "models" / "content" / "hubert_base.pt").unlink()
+    imported = home / "models" / "content" / "hubert_base.pt"
+    whole = imported.read_bytes()
+    imported.write_bytes(whole[:1000])  # cut short (a copy that stopped): listed as imported, without a word
+    code, out, _err = rtvc(home, capsys, "models")
+    assert code == 0 and "CHANGED: 1.0 kB now, " in out and "when imported; import it again" in out, out
+    imported.write_bytes(whole)
+    assert "CHANGED" not in rtvc(home, capsys, "models")[1]
+    imported.unlink()
     code, out, _err = rtvc(home, capsys, "models")
     assert code == 0 and "MISSING: the file is gone; import it again" in out and "used by no profile" in out
     # a profile naming a file under a user this machine lacks is not the listing's to refuse (its voice is)
