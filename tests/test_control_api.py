@@ -397,6 +397,9 @@ def test_no_token_and_wrong_token_are_refused(daemon, monkeypatch):
         with pytest.raises(RpcFailure, match="send auth") as e:
             await c.call("mute.set", on=True)
         assert e.value.code == rpc.UNAUTHORIZED and daemon.state()["mute"] is False
+        with pytest.raises(RpcFailure, match="send auth") as e:  # an unknown method too, as docs/API.md says
+            await c.call("no.such")
+        assert e.value.code == rpc.UNAUTHORIZED
         reply = await c.request("auth", token="x" * 43)
         assert reply["error"]["code"] == rpc.UNAUTHORIZED and "rtvc token" in reply["error"]["message"]
         assert (await asyncio.wait_for(c.closed, 5))[0] == rpc.CLOSE_UNAUTHORIZED
@@ -580,10 +583,10 @@ BAD = [  # (what is sent, the error code, words the message must hold)
         "NaN is not JSON",
     ),
     ("[" * 20000 + "]" * 20000, rpc.INVALID_REQUEST, "nested too deeply"),
-    (
-        '{"jsonrpc": "2.0", "id": 1, "method": "status.get", "params": {"x": ' + "7" * 5000 + "}}",
-        rpc.INVALID_REQUEST,
-        "too many digits",
+    (  # valid JSON with a number longer than Python reads: answered under its id, the value refused by name
+        '{"jsonrpc": "2.0", "id": 1, "method": "params.set", "params": {"values": {"gain_db": ' + "7" * 5000 + "}}}",
+        rpc.INVALID_PARAMS,
+        "'params.gain_db' = <a number of 5000 digits> has the wrong type",
     ),
     (
         '{"jsonrpc": "2.0", "id": 1, "method": "status.get", "params": null}',
@@ -730,7 +733,7 @@ def test_a_request_after_a_byte_order_mark_is_answered(daemon):
 def json_id(text: str | bytes) -> bool:
     """Whether the server can read an id out of this request (else it answers with id null)."""
     try:
-        msg = json.loads(text, parse_constant=rpc._no_constants)
+        msg = json.loads(text, parse_constant=rpc._no_constants, parse_int=rpc._parse_int)
     except (ValueError, RecursionError):
         return False
     return isinstance(msg, dict) and isinstance(msg.get("id"), int)
@@ -746,28 +749,33 @@ def test_a_voice_that_loads_slowly_does_not_stop_the_others(daemon, monkeypatch)
         return real(cfg, name)
 
     monkeypatch.setattr(rtvc.run, "build_converter", slow)
+    fresh = Path(daemon.controller.profiles_dir) / "slow.toml"  # (not a voice another test left kept)
+    fresh.write_text('voice = "pitch"\n[params]\npitch = -4.0\n')
 
     async def main():
         a = await Client.open(daemon.port, daemon.token)
         b = await Client.open(daemon.port, daemon.token)
         await b.call("events.subscribe")
-        loading = asyncio.create_task(a.call("voices.select", name="pitch"))
+        loading = asyncio.create_task(a.call("voices.select", name="slow"))
         ev = await b.event()
-        assert ev["changed"] == ["loading"] and ev["state"]["loading"] == "pitch"
+        assert ev["changed"] == ["loading"] and ev["state"]["loading"] == "slow"
         t0 = time.perf_counter()
-        assert (await a.call("status.get"))["control"]["loading"] == "pitch"  # a's own requests go on too
+        assert (await a.call("status.get"))["control"]["loading"] == "slow"  # a's own requests go on too
         await b.call("mute.toggle")
         await b.call("mute.toggle")
         assert time.perf_counter() - t0 < 0.5
         with pytest.raises(RpcFailure, match="is loading with its profile's params") as e:
             await b.call("params.set", values={"gain_db": -3.0})  # it would be lost with the old voice
         assert e.value.code == rpc.BUSY
-        assert (await loading)["profile"] == "pitch"
+        assert (await loading)["profile"] == "slow"
         await a.call("voices.select", name="passthrough")
         await a.close()
         await b.close()
 
-    run(main())
+    try:
+        run(main())
+    finally:
+        fresh.unlink()
 
 
 def test_during_a_load_the_latest_voices_select_wins(daemon, monkeypatch):
@@ -979,6 +987,26 @@ def test_the_noise_gate_on_the_wire_silences_the_output_and_refuses_bad_values(d
         assert heard(a, dev.frames_done) > 0.9  # off: the sine plays
         assert await c.call("gate.set", on=True, threshold_db=-60) == {"on": True, "threshold_db": -60, "hold_ms": 50}
         await c.close()
+
+    run(main())
+
+
+def test_a_gate_set_that_changes_nothing_announces_nothing(daemon):
+    """gate.set {} (or the values it has) answered the settings and also sent every client a state event and wrote
+    a log line, for no change."""
+
+    async def main():
+        a = await Client.open(daemon.port, daemon.token)
+        b = await Client.open(daemon.port, daemon.token)
+        await b.call("events.subscribe", events=["state"])
+        now = await a.call("gate.set")
+        assert await a.call("gate.set", **now) == now
+        await a.call("mute.toggle")
+        ev = await b.event("state")
+        assert ev["changed"] == ["mute"], ev  # the first event is the mute's: none for the gate
+        await a.call("mute.toggle")
+        await a.close()
+        await b.close()
 
     run(main())
 
@@ -1248,7 +1276,7 @@ def test_voices_list_says_which_profiles_this_machine_cannot_run(daemon):
     folder = daemon.controller.profiles_dir
     models = folder.parent / "gpu-models"
     models.mkdir(exist_ok=True)
-    (models / "v.pth").write_bytes(b"x")
+    (models / "v.pth").write_bytes(b"PK\x03\x04 not read: a torch zip's first bytes")  # (what is checked before torch)
     (folder / "rvc-gpu.toml").write_text(
         'label = "GPU"\nvoice = "rvc"\n[model]\npath = "../gpu-models/v.pth"\ncontent = "."\n'
         'backend = "cuda-graph"\ndevice = "cuda"\nprecision = "fp16"\n'

@@ -21,3 +21,20 @@ def test_torch_backs_large_cpu_tensors_with_huge_pages_unless_the_user_says_othe
     (bench/voice_load.py). torch reads the setting at its first allocation, so rtvc sets it on import."""
     assert _env_after_import() == "1"
     assert _env_after_import(THP_MEM_ALLOC_ENABLE="0") == "0"
+
+
+def test_listing_an_rvc_profile_does_not_import_torch():
+    """voices.list asks every profile whether this machine can run it. Before, that imported torch: with audio
+    running and no RVC voice at the daemon's start (torch is preloaded only then), a voice imported mid-stream
+    stopped the audio for the seconds Python holds its lock to load torch (the in-process control tests saw the
+    engine 'overloaded' after it). What needs no torch is still checked; selecting the voice checks the rest."""
+    code = (
+        "import sys; from rtvc.voices.rvc import RvcModelSettings as M, RvcVoice as V; "
+        "print(repr(V.cannot_run(M(device='cuda', backend='cuda-graph'), 'p'))); "
+        "print(repr(V.cannot_run(M(backend='cuda-graph'), 'p'))); print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "''" and "runs on a CUDA device, but device = 'cpu'" in lines[1], lines
+    assert lines[2] == "False"

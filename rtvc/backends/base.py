@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 BACKENDS = ("eager", "cuda-graph", "tensorrt")
+DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "fp16")  # fp16 = fp16 with fp32 islands (sine phase, normalisation after attention)
 
 
@@ -59,6 +60,29 @@ class StepRunner(Protocol):
     outputs: tuple[TensorSpec, ...]
 
     def __call__(self, **inputs) -> dict: ...
+
+
+def check_choice(backend: str, device: str, precision: str, where: str = "profile") -> None:
+    """ConfigError for a (backend, device, precision) that cannot go together on any machine. Needs no torch: a
+    voice listing checks this much without importing it (rtvc.backends.registry.check_backend checks the rest)."""
+    from rtvc.errors import ConfigError
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"{where}: unknown backend {backend!r}", f"choose one of: {', '.join(BACKENDS)}")
+    if device not in DEVICES:
+        raise ConfigError(f"{where}: unknown device {device!r}", f"choose one of: {', '.join(DEVICES)}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{where}: unknown precision {precision!r}", f"choose one of: {', '.join(PRECISIONS)}")
+    if backend != "eager" and device != "cuda":
+        raise ConfigError(
+            f"{where}: backend = '{backend}' runs on a CUDA device, but device = '{device}'",
+            "set device = 'cuda', or backend = 'eager' for the CPU",
+        )
+    if precision == "fp16" and device != "cuda":
+        raise ConfigError(
+            f"{where}: precision = 'fp16' needs device = 'cuda' (the CPU has no fast fp16 kernels)",
+            "set precision = 'fp32', or device = 'cuda'",
+        )
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

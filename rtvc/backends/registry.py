@@ -11,10 +11,8 @@ from collections.abc import Callable
 
 import torch
 
-from rtvc.backends.base import BACKENDS, PRECISIONS, StepRunner
+from rtvc.backends.base import BACKENDS, StepRunner, check_choice
 from rtvc.errors import ConfigError, ModelError, RtvcError
-
-DEVICES = ("cpu", "cuda")
 
 
 def _eager(name: str, module: torch.nn.Module, device: str) -> StepRunner:
@@ -66,22 +64,7 @@ def tensorrt_module():
 
 def check_backend(backend: str, device: str, precision: str, where: str = "profile") -> None:
     """Raise ConfigError if this machine cannot run (backend, device, precision) as asked."""
-    if backend not in RUNNERS:
-        raise ConfigError(f"{where}: unknown backend {backend!r}", f"choose one of: {', '.join(RUNNERS)}")
-    if device not in DEVICES:
-        raise ConfigError(f"{where}: unknown device {device!r}", f"choose one of: {', '.join(DEVICES)}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"{where}: unknown precision {precision!r}", f"choose one of: {', '.join(PRECISIONS)}")
-    if backend != "eager" and device != "cuda":
-        raise ConfigError(
-            f"{where}: backend = '{backend}' runs on a CUDA device, but device = '{device}'",
-            "set device = 'cuda', or backend = 'eager' for the CPU",
-        )
-    if precision == "fp16" and device != "cuda":
-        raise ConfigError(
-            f"{where}: precision = 'fp16' needs device = 'cuda' (the CPU has no fast fp16 kernels)",
-            "set precision = 'fp32', or device = 'cuda'",
-        )
+    check_choice(backend, device, precision, where)
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             f"{where}: device = 'cuda', but torch sees no CUDA device (torch {torch.__version__}, "

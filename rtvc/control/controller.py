@@ -282,7 +282,8 @@ class Controller:
                 table["hold_ms"] = hold_ms
             new = from_table(GateConfig, table, "gate.set", "gate")
             self.engine.gate.settings = GateSettings(new.enabled, float(new.threshold_db), float(new.hold_ms))
-        self._emit(["gate"], by)
+        if self.engine.gate.settings != now:  # (gate.set {} changes nothing: no event, no log line)
+            self._emit(["gate"], by)
         return self._gate_settings()
 
     def _gate_settings(self) -> dict[str, Any]:

@@ -101,6 +101,22 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+class LongNumber:
+    """A JSON integer with more digits than Python reads (sys.get_int_max_str_digits(), 4300): valid JSON, kept
+    as this so that the request is still answered under its id, and the parameter refused by name."""
+
+    def __init__(self, digits: str):
+        self.digits = len(digits)
+
+    def __repr__(self) -> str:
+        return f"<a number of {self.digits} digits>"
+
+
+def _parse_int(text: str) -> int | LongNumber:
+    limit = sys.get_int_max_str_digits()
+    return LongNumber(text) if limit and len(text.lstrip("-")) > limit else int(text)
+
+
 def parse(message: str | bytes) -> Call:
     """One websocket message -> a Call, or a Call carrying the error to send back."""
     if not isinstance(message, str):
@@ -108,12 +124,10 @@ def parse(message: str | bytes) -> Call:
     if message.startswith("\ufeff"):  # a byte-order mark (some Windows tools send one) is not content
         message = message[1:]
     try:
-        req = json.loads(message, parse_constant=_no_constants)
+        req = json.loads(message, parse_constant=_no_constants, parse_int=_parse_int)
     except RecursionError:
         return Call(error=RpcError(INVALID_REQUEST, "the message is nested too deeply: send one flat request object"))
     except ValueError as e:
-        if "int_max_str_digits" in str(e):  # valid JSON, but a number too long to read
-            return Call(error=RpcError(INVALID_REQUEST, "a number in the message has too many digits (over 4300)"))
         return Call(error=RpcError(PARSE_ERROR, f"not valid JSON ({e}): send one JSON-RPC 2.0 request object"))
     if isinstance(req, list):
         return Call(error=RpcError(INVALID_REQUEST, "batches are not supported: send one request per message"))
@@ -160,13 +174,13 @@ async def execute(call: Call, caller: Caller, methods: dict[str, Method]) -> str
     try:
         if call.error is not None:
             raise call.error
+        if not caller.authed and call.name != "auth":  # (before the lookup: every method answers this before auth)
+            raise RpcError(UNAUTHORIZED, "not authenticated: send auth {token} first (`rtvc token` prints it)")
         m = methods.get(call.name)
         if m is None:
             near = difflib.get_close_matches(call.name, methods, n=1, cutoff=0.5)
             hint = f"did you mean '{near[0]}'? " if near else ""
             raise RpcError(METHOD_NOT_FOUND, f"unknown method '{call.name[:60]}': {hint}server.info lists them")
-        if not caller.authed and call.name != "auth":
-            raise RpcError(UNAUTHORIZED, "not authenticated: send auth {token} first (`rtvc token` prints it)")
         _check_params(call.name, m, call.params)
         result = await m.handler(caller, **call.params)
     except RpcError as e:

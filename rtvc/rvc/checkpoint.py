@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from rtvc.errors import ModelError
-from rtvc.rvc.model_files import torch_load
+from rtvc.rvc.model_files import check_voice_file, torch_load
 from rtvc.rvc.synth import PHONE_DIM, SynthConfig, Synthesizer
 
 REEXPORT = "export the voice again from RVC (its assets/weights/*.pth file)"
@@ -87,21 +87,7 @@ def load_rvc(path: str | Path) -> RvcModel:
 
 
 def _read(path: Path) -> object:
-    if not path.exists():
-        raise ModelError(
-            f"{path}: voice model file not found",
-            "put the RVC voice's .pth file (RVC's assets/weights) there, or set path in the profile's [model] table; "
-            "`rtvc import VOICE.pth [VOICE.index]` copies a voice under models/ and writes its profile",
-        )
-    if path.is_dir():
-        raise ModelError(f"{path}: is a folder, not an RVC voice .pth file", "point the voice at the .pth file")
-    with path.open("rb") as f:
-        head = f.read(4)
-    if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":  # torch's zip format / legacy pickle format
-        raise ModelError(
-            f"{path}: not a PyTorch checkpoint (starts with bytes {head.hex() or 'nothing: the file is empty'})",
-            "RVC voices are .pth files written by torch.save; check that this is the right file",
-        )
+    check_voice_file(path)
     try:
         return torch_load(path, map_location="cpu", weights_only=True)
     except ModelError:

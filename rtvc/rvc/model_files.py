@@ -36,6 +36,26 @@ def torch_load(path: Path, **kwargs: Any) -> Any:
     return torch.load(path, **kwargs)
 
 
+def check_voice_file(path: Path) -> None:
+    """ModelError for a voice .pth that is not there, is a folder, or is no PyTorch checkpoint: what can be told
+    without torch (a voice checks it before it imports torch, which stops the audio while it loads)."""
+    if not path.exists():
+        raise ModelError(
+            f"{path}: voice model file not found",
+            "put the RVC voice's .pth file (RVC's assets/weights) there, or set path in the profile's [model] table; "
+            "`rtvc import VOICE.pth [VOICE.index]` copies a voice under models/ and writes its profile",
+        )
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder, not an RVC voice .pth file", "point the voice at the .pth file")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":  # torch's zip format / legacy pickle format
+        raise ModelError(
+            f"{path}: not a PyTorch checkpoint (starts with bytes {head.hex() or 'nothing: the file is empty'})",
+            "RVC voices are .pth files written by torch.save; check that this is the right file",
+        )
+
+
 def _check_members(path: Path) -> None:
     """ModelError naming the first member of a zip file whose data fails its checksum."""
     try:

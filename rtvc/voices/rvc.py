@@ -159,7 +159,22 @@ class RvcVoice:
     @staticmethod
     def cannot_run(model: RvcModelSettings, where: str) -> str:
         """Why this machine cannot run the settings' backend, device and precision (no CUDA device, no
-        TensorRT), or "": what selecting the voice would refuse first, for a listing."""
+        TensorRT), or "": what selecting the voice would refuse first, for a listing. Before torch is loaded only what
+        needs no torch is checked: importing it holds Python's lock for seconds, and the audio worker waits (a
+        voice imported while rtvc plays was listed with a dropout); selecting the voice checks the rest."""
+        import importlib.util
+        import sys
+
+        from rtvc.backends.base import check_choice
+
+        if "torch" not in sys.modules:
+            if importlib.util.find_spec("torch") is None:
+                return f'{where}: RVC voices need torch; install the rvc extra: pip install -e ".[rvc]"'
+            try:
+                check_choice(model.backend, model.device, model.precision, where)
+            except ConfigError as e:
+                return str(e)
+            return ""
         try:
             from rtvc.backends.registry import check_backend
         except ImportError as e:
@@ -188,6 +203,18 @@ class RvcVoice:
 
     def __init__(self, samplerate: int, model: RvcModelSettings, base: Path, where: str = "profile: [model]"):
         """`base`: the folder relative model paths start from; `where`: the profile, as errors name it."""
+        from rtvc.backends.base import check_choice
+        from rtvc.rvc.model_files import check_voice_file
+
+        # what needs no torch first: importing it (a daemon that started without RVC profiles has not) holds
+        # Python's lock for seconds, and a profile refused for a missing file or a wrong setting need not cost that
+        check_choice(model.backend, model.device, model.precision, where)
+        if model.lookahead_ms % 10:
+            raise ConfigError(
+                f"{where} lookahead_ms = {model.lookahead_ms} is not whole 10 ms frames", "use a multiple of 10"
+            )
+        path = _file(base, model.path, "path", "the voice's .pth file", where)
+        check_voice_file(path)
         self.preload()
         import torch
 
@@ -199,13 +226,8 @@ class RvcVoice:
         from rtvc.rvc.pipeline import RvcPipeline, Step
         from rtvc.rvc.synth import sine_phase_end
 
-        check_backend(model.backend, model.device, model.precision, where)
+        check_backend(model.backend, model.device, model.precision, where)  # (the rest: CUDA, TensorRT)
         check_compile(model, where)
-        if model.lookahead_ms % 10:  # the cheap checks first: loading the models takes seconds
-            raise ConfigError(
-                f"{where} lookahead_ms = {model.lookahead_ms} is not whole 10 ms frames", "use a multiple of 10"
-            )
-        path = _file(base, model.path, "path", "the voice's .pth file", where)
         rvc = load_rvc(path)
         if not rvc.f0:  # F0 settings would do nothing: said before seconds of loading, not ignored
             defaults = RvcModelSettings()
