@@ -230,7 +230,7 @@ edit the table, not this file.
 
 | type | when | params |
 |---|---|---|
-| `state` | any control change, by anyone | `changed` (keys of `state`), `by` (`client N`, `obs`, ...), `state` |
+| `state` | any control change, by anyone | `changed` (keys of `state`), `by` (`client N`, `obs`, ...), `state`; `error` when a voice did not load (`changed: ["loading"]`) |
 | `engine` | engine state changes (running, voice failed, ...) | `by`: `engine`, `engine` (below), `state` |
 | `meters` | `meter_hz` per second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS; -120: none), `gate`, timing |
 
