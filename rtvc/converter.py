@@ -211,13 +211,19 @@ class _Rates:
                 fix.append(", ".join(f"stream.{name}_ms = {1000.0 * q * -(-f // q) / shape.samplerate:g}"
                                      for name, f, qq in bad if qq == q)
                            + f" (multiples of {1000.0 * q / shape.samplerate:g} ms)")  # fmt: skip
-            finer = 1000.0 * _step(48000, voice_rate, out_rate) / 48000
+            step48 = _step(48000, voice_rate, out_rate)
+            finer = 1000.0 * step48 / 48000
+            # 48 kHz is named where its grid takes every value as set in ms (not a block off the voice's frames)
+            quanta48 = {"block": _block_step(48000, step48, frame_ms) if frame_ms else step48}
+            fits48 = all(
+                round(round(1000.0 * f / shape.samplerate, 1) * 48) % quanta48.get(n, step48) == 0 for n, f, _ in bad
+            )
             rule = f"; it works in {frame_ms:g} ms frames" if block_step != step else ""
             raise ConfigError(
                 f"stream {', '.join(now)}: not a whole number of the voice's frames ({voice_rate} Hz in, "
                 f"{out_rate} Hz out, against the device's {shape.samplerate} Hz: steps of {ms:g} ms{rule})",
                 f"set {', '.join(fix)}"
-                + (f", or audio.samplerate = 48000 (steps of {finer:g} ms)" if finer < ms else ""),
+                + (f", or audio.samplerate = 48000 (steps of {finer:g} ms)" if finer < ms and fits48 else ""),
             )
         self.block_v = self.to_voice(shape.block)
         self.tail_v = self.to_voice(shape.tail)

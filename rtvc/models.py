@@ -687,7 +687,8 @@ def list_models(cfg) -> str:
         where = (folder / e.file).resolve()
         state = "" if where.exists() else "  MISSING: the file is gone; import it again"
         if not state and (now := _size(where)) != e.bytes:  # (cut short, or another file copied over it)
-            state = f"  CHANGED: {_mb(now)} now, {_mb(e.bytes)} when imported; import it again"
+            size = _mb(now) if now >= 0 else "unreadable"
+            state = f"  CHANGED: {size} now, {_mb(e.bytes)} when imported; import it again"
         used = ", ".join(sorted(set(users.get(where, [])))) or "no profile"
         lines.append(f"  {e.kind:8s} {e.file}  ({_mb(e.bytes)}, sha256 {e.sha256[:12]}){state}")
         lines.append(f"           {e.about}; used by {used}")

@@ -804,16 +804,17 @@ def test_during_a_load_the_latest_voices_select_wins(daemon, monkeypatch):
         await b.call("events.subscribe")
         first = asyncio.create_task(a.call("voices.select", name="first"))
         assert (await b.event())["state"]["loading"] == "first"
+        # (from one client: its requests reach the server in the order sent)
         twice = asyncio.create_task(b.call("voices.select", name="first"))  # the same, while it loads
         overtaken = asyncio.create_task(b.call("voices.select", name="between"))
-        await asyncio.sleep(0.05)
-        last = asyncio.create_task(a.call("voices.select", name="last"))
+        last = asyncio.create_task(b.call("voices.select", name="last"))
+        last_twice = asyncio.create_task(b.call("voices.select", name="last"))  # the same, while it waits
         assert (await first)["profile"] == "first" and (await twice)["profile"] == "first"
         with pytest.raises(RpcFailure) as e:
             await overtaken
         assert e.value.code == rpc.SUPERSEDED
         assert str(e.value).endswith("voice 'between' was not loaded: voice 'last' was selected after it")
-        assert (await last)["profile"] == "last"
+        assert (await last)["profile"] == "last" and (await last_twice)["profile"] == "last"
         assert built == ["first", "last"]  # nothing loaded twice, nothing for the overtaken select
         assert daemon.state()["profile"] == "last" and daemon.state()["loading"] is None
         assert (await b.call("params.set", values={"pitch": 5.0}))["values"]["pitch"] == 5.0  # nothing busy now

@@ -98,3 +98,8 @@ def test_a_voice_that_works_in_10_ms_frames_is_named_with_the_grid_in_one_error(
     StreamingConverter(voice, NoParams(), StreamShape(SR, 960, crossfade=144, search=768))  # 20 ms: fine
     voice.frame_ms = 0.0  # a voice without frames takes the finer grid
     StreamingConverter(voice, NoParams(), StreamShape(SR, 591, crossfade=144, search=768))
+    # at 44.1 kHz a 25 ms block: 30 ms, and no "or audio.samplerate = 48000" (a 25 ms block is refused there too)
+    voice.frame_ms = 10.0
+    with pytest.raises(ConfigError) as e:
+        StreamingConverter(voice, NoParams(), StreamShape(44100, 1102, crossfade=441, search=882))
+    assert str(e.value).endswith("(set stream.block_ms = 30 (multiples of 10 ms))"), str(e.value)

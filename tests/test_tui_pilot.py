@@ -171,6 +171,9 @@ def test_labels_and_messages_show_as_written_not_as_markup(daemon: Daemon, rpc: 
             await connected(pilot)
             rpc.call("profiles.save", name="bracketed", label="Miku [JP] [/v2]", overwrite=True)
             await until(pilot, "the label in the list", lambda: "Miku [JP] [/v2]" in screen_text(app))
+            rpc.call("voices.select", name="default")  # its row is marked again (not active): still text
+            await until(pilot, "the list marked again", lambda: "▶ Deeper" in screen_text(app))
+            assert "  Miku [JP] [/v2]" in screen_text(app)
             app.show_message("x.toml: [model] path = '[/b]' [@click=app.quit]", error=True)
             await until(
                 pilot, "the message whole", lambda: "[model] path = '[/b]' [@click=app.quit]" in screen_text(app)

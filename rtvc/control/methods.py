@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,6 +20,7 @@ from rtvc.control.controller import Controller
 from rtvc.control.rpc import (
     API_VERSION,
     BUSY,
+    INTERNAL_ERROR,
     INVALID_PARAMS,
     LOAD_FAILED,
     NOT_AVAILABLE,
@@ -30,8 +30,9 @@ from rtvc.control.rpc import (
     Method,
     Param,
     RpcError,
+    quoted,
 )
-from rtvc.errors import DeviceError, RtvcError
+from rtvc.errors import DeviceError, RtvcError, words
 from rtvc.settings import describe
 
 EVENT_TYPES = ("state", "engine", "meters")
@@ -51,14 +52,14 @@ class Hub:
 @dataclass
 class Selects:
     """voices.select requests: one loads at a time, and the latest wins (as OBS scenes do, rtvc.control.scenes).
-    A request made while a load is under way waits for it; one that a later request overtook while it waited is
-    answered SUPERSEDED without loading; one for the voice that is loading now is answered by that load."""
+    A request made during a load waits for it, in the one waiting place: a later request for another voice takes
+    that place, and the one it held is answered SUPERSEDED without loading. A request for the voice that is
+    loading, or waiting, is answered with that request (a double click loads once)."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    latest: int = 0  # the number of the latest request
-    latest_name: str = ""
     pending: int = 0  # requests loading or waiting to
-    loading: tuple[str, asyncio.Future] | None = None  # the name loading now, and its answer
+    loading: tuple[str, asyncio.Future] | None = None  # the voice loading now, and its answer
+    waiting: tuple[str, asyncio.Future] | None = None  # the voice to load next, and its answer
 
 
 class Session(Protocol):
@@ -127,27 +128,36 @@ async def _select(s: Session, name: str) -> dict[str, Any]:
         near = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{near[0]}'? " if near else ""
         raise RpcError(NOT_FOUND, f"no voice '{name[:60]}': {hint}voices: {', '.join(known) or 'none'}")
-    q.latest += 1
-    mine, q.latest_name = q.latest, name
-    if q.loading is not None and q.loading[0] == name:  # (a double click): that load's answer is this one's too
+    if c.loading is not None and q.loading is None:  # (OBS scenes load on their own thread, latest scene first)
+        raise RpcError(BUSY, f"voice '{c.loading}' is loading for an OBS scene: select again once it is in")
+    if q.waiting is not None:
+        if q.waiting[0] == name:
+            return await asyncio.shield(q.waiting[1])
+        q.waiting[1].set_exception(
+            RpcError(SUPERSEDED, f"voice '{q.waiting[0]}' was not loaded: voice '{name}' was selected after it")
+        )
+        q.waiting = None
+    if q.loading is not None and q.loading[0] == name:  # (a double click, or back to it: that load answers)
         return await asyncio.shield(q.loading[1])
+    answer = asyncio.get_running_loop().create_future()
+    answer.add_done_callback(lambda f: f.cancelled() or f.exception())  # (no "never retrieved" warning)
+    q.waiting = (name, answer)
     q.pending += 1
     s.hub.busy.add("voice")
     try:
         async with q.lock:
-            if mine != q.latest:
-                raise RpcError(
-                    SUPERSEDED, f"voice '{name}' was not loaded: voice '{q.latest_name}' was selected after it"
-                )
-            answer = asyncio.get_running_loop().create_future()
-            answer.add_done_callback(lambda f: f.cancelled() or f.exception())  # (no "never retrieved" warning)
-            q.loading = (name, answer)
+            if answer.done():  # overtaken while it waited
+                return await answer
+            q.waiting, q.loading = None, (name, answer)
             try:
                 state = await asyncio.to_thread(c.select_voice, name, s.id)
             except RtvcError as e:
                 err = RpcError(LOAD_FAILED, f"voice '{name}' did not load, the current voice stays: {e}")
                 answer.set_exception(err)
                 raise err from None
+            except Exception as e:  # a bug: this request's reply says so (rpc.execute logs it); the same for others
+                answer.set_exception(RpcError(INTERNAL_ERROR, f"internal error in voices.select: {words(e)}"))
+                raise
             except BaseException:
                 answer.cancel()
                 raise
@@ -371,7 +381,7 @@ async def _subscribe(s: Session, events: list[Any] | None = None, meter_hz: floa
     asked = ["state", "engine"] if events is None else events
     bad = [e for e in asked if not isinstance(e, str) or e not in EVENT_TYPES]
     if bad:
-        shown = json.dumps(bad[0])[:40]
+        shown = quoted(bad[0])
         raise RpcError(INVALID_PARAMS, f"events.subscribe: unknown event type {shown}: choose from {EVENT_TYPES}")
     chosen = list(dict.fromkeys(asked))
     if meter_hz is not None and "meters" not in chosen:

@@ -112,6 +112,11 @@ class LongNumber:
         return f"<a number of {self.digits} digits>"
 
 
+def quoted(value: Any) -> str:
+    """A value as an error message quotes it: as JSON, cut to 40 characters (a LongNumber by its size)."""
+    return json.dumps(value, default=repr)[:40]
+
+
 def _parse_int(text: str) -> int | LongNumber:
     limit = sys.get_int_max_str_digits()
     return LongNumber(text) if limit and len(text.lstrip("-")) > limit else int(text)
@@ -163,9 +168,9 @@ def _check_params(name: str, m: Method, params: dict[str, Any]) -> None:
             continue
         v = params[key]
         if not _TYPES[p.type](v):
-            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {json.dumps(v)[:40]} must be {_A_TYPE[p.type]}: {p.doc}")
+            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {quoted(v)} must be {_A_TYPE[p.type]}: {p.doc}")
         if p.lo is not None and p.hi is not None and not p.lo <= v <= p.hi:
-            shown = json.dumps(v)[:40]
+            shown = quoted(v)
             raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {shown} is out of range: from {p.lo:g} to {p.hi:g}")
 
 
@@ -230,14 +235,14 @@ edit the table, not this file.
 
 | type | when | params |
 |---|---|---|
-| `state` | any control change, by anyone | `changed` (keys of `state`), `by` (`client N`, `obs`, ...), `state`; `error` when a voice did not load (`changed: ["loading"]`) |
+| `state` | any control change, by anyone | `changed` (keys of `state`), `by` (`client N`, `obs`, ...), `state` |
 | `engine` | engine state changes (running, voice failed, ...) | `by`: `engine`, `engine` (below), `state` |
 | `meters` | `meter_hz` per second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS; -120: none), `gate`, timing |
 
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
 `silent` (the output is muted now), `gate` {on, threshold_db, hold_ms}, `loading` (a profile being loaded, or
 null), `engine` and `links` (outside links such as `obs`: {state, detail}; a change arrives as an event with
-`changed: ["obs"]`).
+`changed: ["obs"]`). A `state` event for a voice that did not load carries `error`, saying why.
 
 The noise gate silences the output while the microphone is quieter than `threshold_db` (dBFS RMS over 10 ms):
 it opens at the threshold, closes after `hold_ms` below 6 dB under it and fades out over 100 ms. An opening is
@@ -296,7 +301,7 @@ says so meanwhile).
 | -32002 | not found: unknown voice or device |
 | -32003 | load failed: the voice's files did not load; the current voice stays |
 | -32004 | not available here (e.g. switching devices on the virtual device) |
-| -32005 | busy: a voice is loading (params.set, profiles.save) or a device switch is under way |
+| -32005 | busy: a voice loads (params.set, profiles.save; voices.select during an OBS scene's load), devices switch |
 | -32006 | superseded: a later voices.select came in while this one waited for a load; the later one is loaded |
 
 ## Methods

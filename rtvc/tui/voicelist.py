@@ -46,8 +46,8 @@ class VoiceListMixin:
             opt = ol.get_option_at_index(i)
             active = opt.id == profile
             text = str(opt.prompt)
-            if text.startswith("▶ ") != active:
-                ol.replace_option_prompt_at_index(i, ("▶ " if active else "  ") + text[2:])
+            if text.startswith("▶ ") != active:  # (Content again: a string would be read as markup)
+                ol.replace_option_prompt_at_index(i, Content(("▶ " if active else "  ") + text[2:]))
 
     def on_key(self, event: Any) -> None:
         if event.key == "escape" and self.focused is self.query_one("#filter", Input):

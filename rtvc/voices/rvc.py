@@ -102,8 +102,9 @@ def model_path(base: Path, value: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def check_compile(model: RvcModelSettings, where: str) -> None:
-    """compile = true: refused where it would do nothing (not the cuda-graph backend) or could not work."""
+def check_compile(model: RvcModelSettings, where: str, torch_loaded: bool = True) -> None:
+    """compile = true: refused where it would do nothing (not the cuda-graph backend) or could not work (Triton or
+    a compiler missing: asked of torch, so only with `torch_loaded`)."""
     if not model.compile:
         return
     if model.backend != "cuda-graph":
@@ -112,6 +113,8 @@ def check_compile(model: RvcModelSettings, where: str) -> None:
             f"'{model.backend}'",
             "set backend = 'cuda-graph' (with device = 'cuda'), or remove compile",
         )
+    if not torch_loaded:
+        return
     from rtvc.backends.gpu_forms import compile_missing
 
     missing = compile_missing()
@@ -172,6 +175,7 @@ class RvcVoice:
                 return f'{where}: RVC voices need torch; install the rvc extra: pip install -e ".[rvc]"'
             try:
                 check_choice(model.backend, model.device, model.precision, where)
+                check_compile(model, where, torch_loaded=False)
             except ConfigError as e:
                 return str(e)
             return ""
@@ -209,6 +213,7 @@ class RvcVoice:
         # what needs no torch first: importing it (a daemon that started without RVC profiles has not) holds
         # Python's lock for seconds, and a profile refused for a missing file or a wrong setting need not cost that
         check_choice(model.backend, model.device, model.precision, where)
+        check_compile(model, where, torch_loaded=False)
         if model.lookahead_ms % 10:
             raise ConfigError(
                 f"{where} lookahead_ms = {model.lookahead_ms} is not whole 10 ms frames", "use a multiple of 10"
