@@ -517,7 +517,7 @@ def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: 
     from rtvc.backends.manifest import model_identity
 
     sha = model_identity(f.path)
-    size = sum(p.stat().st_size for p in f.path.rglob("*") if p.is_file()) if f.path.is_dir() else f.path.stat().st_size
+    size = _size(f.path)
     same = registry.by_sha(sha)
     if same is not None and (f.kind in SHARED_FOLDER or Path(same.file).parent.name == name):
         say(f"already imported: {f.source} is {folder / same.file} ({same.about})")
@@ -583,11 +583,8 @@ def _printable(text: str) -> str:
 
 
 def _size(path: Path) -> int:
-    """Bytes in a file, or in every file under a folder (a transformers HuBERT), as `import` counts them."""
-    try:
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-    except OSError:
-        return -1
+    """Bytes in a file, or in every file under a folder (a transformers HuBERT)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def _mb(size: int) -> str:
@@ -686,9 +683,13 @@ def list_models(cfg) -> str:
     for e in sorted(registry.entries, key=lambda e: (KINDS.index(e.kind), e.file)):
         where = (folder / e.file).resolve()
         state = "" if where.exists() else "  MISSING: the file is gone; import it again"
-        if not state and (now := _size(where)) != e.bytes:  # (cut short, or another file copied over it)
-            size = _mb(now) if now >= 0 else "unreadable"
-            state = f"  CHANGED: {size} now, {_mb(e.bytes)} when imported; import it again"
+        if not state:
+            try:
+                now = _mb(size) if (size := _size(where)) != e.bytes else ""  # (cut short, or replaced)
+            except OSError as err:
+                now = f"unreadable ({err.strerror or err})"
+            if now:
+                state = f"  CHANGED: {now} now, {_mb(e.bytes)} when imported; import it again"
         used = ", ".join(sorted(set(users.get(where, [])))) or "no profile"
         lines.append(f"  {e.kind:8s} {e.file}  ({_mb(e.bytes)}, sha256 {e.sha256[:12]}){state}")
         lines.append(f"           {e.about}; used by {used}")

@@ -137,11 +137,9 @@ class Controller:
                     raise RtvcError(f"rtvc is stopping: voice '{name}' not loaded")
                 self.loading = name
             self._emit(["loading"], by)
-            taken = None
             try:
                 key = converter_key(self.cfg, name)
-                taken = self._take_kept(key, name)
-                conv, label = taken or build_converter(self.cfg, name)
+                conv, label = self._take_kept(key, name) or build_converter(self.cfg, name)
             except Exception as e:
                 with self._lock:
                     self.loading = None
