@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -128,11 +129,36 @@ def _shown(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+TOML_LIMIT = 1 << 20  # bytes: a config or profile is a few hundred; more is some other file
+
+
+def _read_settings_file(path: Path) -> bytes:
+    """The bytes of a regular file of at most TOML_LIMIT. A device, a FIFO or /dev/zero named as a profile (a
+    client may name any path) would block the reading thread or fill the memory: refused unread (a FIFO is
+    opened without waiting for a writer)."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, "Is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: is not a regular file", "name a .toml file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(TOML_LIMIT + 1)
+    finally:
+        os.close(fd)
+    if len(data) > TOML_LIMIT:
+        raise ConfigError(f"{path}: over {TOML_LIMIT >> 20} MiB, too large for a settings file", "name a .toml file")
+    return data
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     import tomllib
 
     try:
-        data = path.read_bytes()
+        data = _read_settings_file(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found", "check the path (a .toml file)") from None
     except IsADirectoryError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,22 @@ def test_a_key_above_every_section_is_named_with_the_section_it_belongs_in(tmp_p
 def test_a_boolean_is_quoted_as_toml_writes_it(tmp_path):
     with pytest.raises(ConfigError, match=r"'stream\.block_ms' = true has the wrong type"):
         load_config(write(tmp_path, "[stream]\nblock_ms = true\n"))
+
+
+def test_a_settings_file_that_is_a_device_a_fifo_or_huge_is_refused_unread(tmp_path):
+    """A client may name any path as a profile: /dev/zero filled the memory, a FIFO blocked the reading thread."""
+    from rtvc.settings import TOML_LIMIT, read_toml
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * TOML_LIMIT + "\n")
+    for path, words in (
+        (Path("/dev/zero"), "/dev/zero: is not a regular file (name a .toml file)"),
+        (fifo, f"{fifo}: is not a regular file (name a .toml file)"),
+        (big, f"{big}: over 1 MiB, too large for a settings file (name a .toml file)"),
+        (tmp_path, f"{tmp_path}: is a folder, not a file (name a .toml file)"),
+    ):
+        with pytest.raises(ConfigError) as e:
+            read_toml(path)
+        assert str(e.value) == words

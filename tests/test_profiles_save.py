@@ -147,6 +147,26 @@ def test_saving_over_a_profile_without_a_label_keeps_its_label(daemon):
     assert (p.label, p.params.pitch) == ("Deeper", -5.0)
 
 
+def test_a_save_over_a_name_that_is_a_path_reads_nothing(daemon, tmp_path):
+    """profiles.save with overwrite and no label read the profile it replaces before it checked the name, and a
+    name may be a path: /dev/zero filled the memory, a FIFO hung the client's connection. The name is refused
+    first (voices.select takes listed names only; read_toml refuses such files unread: test_config)."""
+    server, _ = daemon
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+
+    async def main():
+        c = await Client.open(server.port, load_or_create_token())
+        for name in ("/dev/zero", str(fifo)):
+            with pytest.raises(RpcFailure) as e:
+                await c.call("profiles.save", name=name, overwrite=True)
+            assert e.value.code == rpc.INVALID_PARAMS and "is not allowed" in e.value.message, e.value
+        assert (await c.call("status.get"))["control"]["profile"] == "pitch"  # answered at once, state kept
+        await c.close()
+
+    run(main())
+
+
 def test_write_profile_keeps_a_model_voice_loadable_from_another_folder(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()

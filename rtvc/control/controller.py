@@ -204,9 +204,10 @@ class Controller:
         """Write the running voice's kind, [model] and current [params] to profiles/NAME.toml; that
         profile becomes the active one (it is what is playing). A voice being selected meanwhile is saved
         before or after, never across: the state named a profile another voice played."""
-        from rtvc.profile_writer import portable_model, write_profile
+        from rtvc.profile_writer import check_name, portable_model, write_profile
         from rtvc.run import converter_key
 
+        check_name(name)  # (before the replaced profile is read: a client's name must not name another file)
         if not label and overwrite:  # the label of the profile replaced (its comments stay too), else the name
             with contextlib.suppress(RtvcError, OSError):
                 label = load_profile(name, self.profiles_dir).label
