@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from rtvc import native
+from rtvc import native, quiet_import
 from rtvc.callbacks import MONITOR, OUTPUT, DeviceSide
 from rtvc.converter import StreamingConverter
 from rtvc.errors import words
@@ -117,6 +117,9 @@ class Engine:
         self._stop = threading.Event()
         self._progress = threading.Event()
         self._idle = threading.Event()  # the worker saw the rings idle (suspend)
+        self._block_end = threading.Event()  # set as each block is done (loaders giving way wait on it)
+        self._block_start = 0.0  # perf_counter at the latest block's start
+        self.in_block = False  # converting a block now (loaders giving way read it: rtvc.quiet_import)
         self.realtime = realtime
         self.priority = ""  # what the worker thread got ("" until it has started)
         self._thread: threading.Thread | None = None
@@ -211,6 +214,28 @@ class Engine:
         nxt = self._next
         return converter is self.converter or (nxt is not None and nxt[0] is converter)
 
+    def stay_off(self) -> None:
+        """A loader thread (rtvc.quiet_import): returns when it may run without holding up the worker. While
+        the worker converts a block, that is when the block ends; between blocks, at once if the next is not
+        due within a device period and 2 ms (blocks start as their input completes, up to a period early),
+        else when that next block ends. It never waits past the time a block has (a worker that falls behind
+        or makes no blocks holds no loader up)."""
+        if self._thread is None or threading.current_thread() is self._thread or not self._live:
+            return
+        block_s = self.block / self.samplerate
+        start, now = self._block_start, time.perf_counter()
+        if self.in_block:
+            until = start + block_s
+        elif now - start < block_s - self.device.host_period / self.samplerate - 0.002:
+            return
+        else:
+            until = start + 2 * block_s
+        if now >= until:
+            return
+        self._block_end.clear()
+        if self.in_block or self._block_start == start:  # (a block in hand, or the next not begun yet)
+            self._block_end.wait(until - now)
+
     def swap_converter(self, converter: StreamingConverter, voice_label: str) -> None:
         """Any thread: a new voice (already loaded) takes over at the next block, faded in over it."""
         if converter.block != self.block:
@@ -235,6 +260,7 @@ class Engine:
         # reference cycle: rtvc.callbacks._Core.)
         gc.collect()
         gc.freeze()
+        quiet_import.give_way(self)
         self._state = "running" if self._live else "starting"
         self._thread = threading.Thread(target=self._run, name="rtvc-worker", daemon=True)
         self._thread.start()
@@ -252,6 +278,7 @@ class Engine:
             self._retire_thread.join(timeout=5)
             self._retire_thread = None
         sys.setswitchinterval(self._prev_switch)
+        quiet_import.give_way(None, owner=self)
         if not self._state.startswith("failed"):
             self._state = "stopped"
 
@@ -335,6 +362,7 @@ class Engine:
                 fresh = fresh or self.in_ring.overrun_frames != overruns  # (overwritten as it read)
                 self._align(self.in_ring.read_pos - block + self.plan.prefill)
                 t0 = time.perf_counter()
+                self._block_start, self.in_block = t0, True
                 if not np.isfinite(self._block_in).all():
                     self.nonfinite_in += 1
                     np.nan_to_num(self._block_in, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
@@ -352,6 +380,8 @@ class Engine:
                 if self.has_monitor_device:
                     self.mon_ring.write(y if self.monitor_enabled else self._silence)
                 self.timer.record(time.perf_counter() - t0)
+                self.in_block = False
+                self._block_end.set()
                 self._meter(self._block_in, y)
                 self.blocks_done += 1
                 self._done_pos = self.in_ring.read_pos

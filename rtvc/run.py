@@ -49,7 +49,15 @@ def frames(ms: float, samplerate: int) -> int:
 
 def build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter, str]:
     """Load a profile's voice and its converter; the voice label for status. Raises RtvcError on any bad
-    file or value, having changed nothing."""
+    file or value, having changed nothing. While an engine plays, the load gives way to its worker
+    (rtvc.quiet_import.giving_way)."""
+    from rtvc.quiet_import import giving_way
+
+    with giving_way():
+        return _build_converter(cfg, profile_name)
+
+
+def _build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter, str]:
     sr = cfg.audio.samplerate
     profile = load_profile(profile_name, profiles_dir(cfg))
     voice = make_voice(profile, sr)

@@ -16,7 +16,11 @@ Frames are 10 ms, so RVC voices need blocks of whole 10 ms.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import math
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -131,6 +135,54 @@ def _file(base: Path, value: str, key: str, what: str, where: str = "profile: [m
         raise ConfigError(f"{where} {key} = {value!r}: {e}", "write the path out in full") from None
 
 
+def import_runtime() -> None:
+    """What RVC voices import: torch and the RVC modules (a ModelError naming the extra where torch is not
+    installed). `RvcVoice.preload` does it quietly."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        raise ModelError("RVC voices need torch", 'install the rvc extra: pip install -e ".[rvc]"') from e
+    import rtvc.rvc.checkpoint
+    import rtvc.rvc.content
+    import rtvc.rvc.f0
+    import rtvc.rvc.index
+    import rtvc.rvc.pipeline  # noqa: F401
+
+
+# the modules a voice's F0 method imports when it is built
+_F0_MODULES = {
+    "fcpe": ("rtvc.rvc.f0.fcpe", "torchfcpe"),
+    "crepe": ("rtvc.rvc.f0.crepe", "torchcrepe"),
+    "crepe-tiny": ("rtvc.rvc.f0.crepe", "torchcrepe"),
+    "rmvpe": ("rtvc.rvc.f0.rmvpe",),
+    "yin": ("rtvc.rvc.f0.yin",),
+}
+
+
+def _model_modules(model: RvcModelSettings) -> tuple[str, ...]:
+    """What loading `model` imports beyond `import_runtime`: its F0 method's modules, faiss for an index."""
+    return _F0_MODULES.get(model.f0, ()) + (("faiss",) if model.index else ())
+
+
+def _preopen_torch() -> None:
+    """Load torch's native libraries without the GIL before `import torch` does with it (0.4-0.6 s here):
+    libtorch_global_deps as torch loads it itself (ctypes.CDLL, RTLD_GLOBAL), then its extension module,
+    which brings libtorch, the CUDA libraries it links and the Python bindings. A torch laid out otherwise
+    (another version, another platform) is imported as it is, only less quietly."""
+    if "torch" in sys.modules:
+        return
+    spec = importlib.util.find_spec("torch")  # (a top-level package: found, not imported)
+    if spec is None or spec.origin is None:
+        return  # (import_runtime says torch is missing)
+    from rtvc.quiet_import import preopen
+
+    here = os.path.dirname(spec.origin)
+    preopen(os.path.join(here, "lib", "libtorch_global_deps.so"), os.RTLD_GLOBAL | os.RTLD_NOW)
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if preopen(os.path.join(here, "_C" + suffix)):
+            break
+
+
 class RvcVoice:
     kind: ClassVar[str] = "rvc"
     frame_ms: ClassVar[float] = 10.0  # a block is whole frames (the converter's grid check names it with the others)
@@ -191,19 +243,24 @@ class RvcVoice:
         return ""
 
     @staticmethod
-    def preload() -> None:
-        """Import torch and the RVC modules. Python holds its lock while it loads a native library, and
-        torch's are hundreds of MB: importing them with audio running stops the worker (measured here:
-        0.56-0.59 s at once, 3-5 s in all). The daemon calls this before its audio starts."""
-        try:
-            import torch  # noqa: F401
-        except ImportError as e:
-            raise ModelError("RVC voices need torch", 'install the rvc extra: pip install -e ".[rvc]"') from e
-        import rtvc.rvc.checkpoint
-        import rtvc.rvc.content
-        import rtvc.rvc.f0
-        import rtvc.rvc.index
-        import rtvc.rvc.pipeline  # noqa: F401
+    def preload(model: RvcModelSettings | None = None) -> None:
+        """Import torch and the RVC modules, and what `model`'s F0 method and index need (torchfcpe brings
+        librosa and numba, torchcrepe, faiss). The daemon calls this before its audio starts when a profile
+        uses an RVC voice; a voice loading with audio running calls it too: quietly (rtvc.quiet_import), so
+        the worker is not stopped for the seconds the imports take (bench/torch_load.py)."""
+        needed = ["rtvc.rvc.pipeline", *(_model_modules(model) if model is not None else ())]
+        if all(name in sys.modules for name in needed):
+            return
+        from rtvc.quiet_import import quiet_imports
+
+        with quiet_imports():
+            _preopen_torch()
+            import_runtime()
+            for name in needed[1:]:
+                try:
+                    importlib.import_module(name)
+                except ImportError:
+                    pass  # (the load that follows imports it again and says what is missing, in its words)
 
     def __init__(self, samplerate: int, model: RvcModelSettings, base: Path, where: str = "profile: [model]"):
         """`base`: the folder relative model paths start from; `where`: the profile, as errors name it."""
@@ -220,7 +277,7 @@ class RvcVoice:
             )
         path = _file(base, model.path, "path", "the voice's .pth file", where)
         check_voice_file(path)
-        self.preload()
+        self.preload(model)
         import torch
 
         from rtvc.backends.registry import check_backend
