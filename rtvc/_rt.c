@@ -368,6 +368,8 @@ typedef struct {
     _Atomic int64_t block;       /* the worker's block: its doorbell rings once a block is waiting */
     _Atomic int64_t prefill;
     _Atomic int64_t lag_limit;   /* frames an output-only stream may trail its ring's writer by */
+    _Atomic int64_t main_frames; /* frames of the input or duplex stream's latest live callback */
+    _Atomic int64_t main_run;    /* its live callbacks in a row of that many frames (a period change: rtvc.engine) */
     rtvc_bell bell;
     float scratch[3][SCRATCH_FRAMES]; /* one per stream: the output callbacks run on their own threads */
 } rtvc_engine;
@@ -405,6 +407,8 @@ RTVC_EXPORT void rtvc_engine_plan(rtvc_engine *e, int64_t block, int64_t prefill
     store(&e->block, block);
     store(&e->prefill, prefill);
     store(&e->lag_limit, lag_limit);
+    store(&e->main_frames, 0); /* (the callbacks are not live: no writer meanwhile) */
+    store(&e->main_run, 0);
 }
 
 /* Set last by prepare (after the rings' restart and prefill), cleared first by suspend. */
@@ -532,6 +536,17 @@ static int not_live(rtvc_engine *e, float *out, int channels, int64_t frames, in
     return 1;
 }
 
+/* The main stream's callback size and how many callbacks in a row had it: an audio server can change its period
+   while streams run (JACK's buffer size, PipeWire's quantum), and the worker then plans for the new one. */
+static void note_frames(rtvc_engine *e, int64_t frames) {
+    if (load(&e->main_frames) == frames) {
+        bump(&e->main_run, 1);
+    } else {
+        store(&e->main_frames, frames);
+        store(&e->main_run, 1);
+    }
+}
+
 /* The worker's doorbell once a block waits in the input ring (once per block, not per callback). */
 static void wake_if_block(rtvc_engine *e) {
     if (rtvc_ring_available(&e->in) >= load(&e->block)) bell_ring(&e->bell);
@@ -542,6 +557,7 @@ RTVC_EXPORT void rtvc_duplex(rtvc_engine *e, const float *in, int64_t stride, fl
                              int64_t frames, unsigned long flags) {
     enter(e, &e->c[MAIN], flags);
     if (not_live(e, out, channels, frames, 1)) return;
+    note_frames(e, frames);
     rtvc_ring_write(&e->in, in, frames, stride);
     play(&e->out, e->scratch[MAIN], out, channels, frames);
     wake_if_block(e);
@@ -550,6 +566,7 @@ RTVC_EXPORT void rtvc_duplex(rtvc_engine *e, const float *in, int64_t stride, fl
 RTVC_EXPORT void rtvc_input(rtvc_engine *e, const float *in, int64_t stride, int64_t frames, unsigned long flags) {
     enter(e, &e->c[MAIN], flags);
     if (not_live(e, NULL, 0, frames, 1)) return;
+    note_frames(e, frames);
     rtvc_ring_write(&e->in, in, frames, stride);
     wake_if_block(e);
 }
@@ -607,7 +624,7 @@ RTVC_EXPORT int rtvc_pa_callback(const void *input, void *output, unsigned long 
 
 /* ---- the layout rtvc/callbacks.py mirrors (checked at import: a build older than the Python fails there) -- */
 
-#define RTVC_ABI 1
+#define RTVC_ABI 2
 
 RTVC_EXPORT int rtvc_layout(int64_t *out, int n) {
     int64_t v[] = {

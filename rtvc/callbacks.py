@@ -57,6 +57,8 @@ class _CoreFields(ctypes.Structure):
         ("block", ctypes.c_int64),
         ("prefill", ctypes.c_int64),
         ("lag_limit", ctypes.c_int64),
+        ("main_frames", ctypes.c_int64),
+        ("main_run", ctypes.c_int64),
     ]
 
 
@@ -72,7 +74,7 @@ class StreamFields(ctypes.Structure):
     ]
 
 
-ABI = 1  # RTVC_ABI in rtvc/_rt.c
+ABI = 2  # RTVC_ABI in rtvc/_rt.c
 
 
 def _check_layout() -> None:
@@ -221,6 +223,11 @@ class DeviceSide:
     @host_period.setter
     def host_period(self, frames: int) -> None:
         self._f.host_period = frames
+
+    def main_period(self) -> tuple[int, int]:
+        """The main stream's latest live callback size in frames, and how many live callbacks in a row had it
+        (0, 0 before the first). Reset by `plan`."""
+        return self._f.main_frames, self._f.main_run
 
     # -- the doorbell -------------------------------------------------------------------------------
     def ring(self) -> None:

@@ -120,6 +120,8 @@ class Engine:
         self._block_end = threading.Event()  # set as each block is done (loaders giving way wait on it)
         self._block_start = 0.0  # perf_counter at the latest block's start
         self.in_block = False  # converting a block now (loaders giving way read it: rtvc.quiet_import)
+        self._period_was = 0  # the period planned for, while the worker plans anew for another (_period_changed)
+        self.period_changes = 0
         self.realtime = realtime
         self.priority = ""  # what the worker thread got ("" until it has started)
         self._thread: threading.Thread | None = None
@@ -166,13 +168,20 @@ class Engine:
         self._done_pos = 0
         self._load_from = self.timer.count
         self._lag_limit = plan.prefill + 2 * (self.block + period) + self.samplerate // 20
-        self.device.plan(self.block, plan.prefill, self._lag_limit)
+        self.device.plan(self.block, plan.prefill, self._lag_limit)  # (and the main stream's period count anew)
         self.out_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self.mon_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self._counters.period = period
         self.device.live = True
         if self._state == "starting":
             self._state = "running"
+        if self._period_was:  # (a re-plan: said in status, and so in the daemon's log and an engine event)
+            ms = 1e3 * self.latency().total / self.samplerate
+            self._detail = (
+                f"the device's period changed from {self._period_was} to {period} frames (the audio server's "
+                f"buffer size): the latency is planned for it, now {ms:.1f} ms"
+            )
+            self._period_was = 0
         return plan
 
     def suspend(self, timeout: float = 2.0) -> None:
@@ -352,6 +361,8 @@ class Engine:
                     self._bell.wait(0.05)
                     self._check_device()
                     continue
+                if self._period_changed():
+                    continue
                 fresh = self._drop_stale() or fresh
                 if self.in_ring.available() < block:  # (all that was there was stale)
                     self._done_pos = self.in_ring.read_pos
@@ -503,6 +514,28 @@ class Engine:
         lv[2] = np.abs(y).max()
         lv[3] = np.sqrt(np.mean(np.square(y, dtype=np.float64)))
 
+    def _period_changed(self) -> bool:
+        """The worker: an audio server changed its period under running streams (JACK's buffer size, PipeWire's
+        quantum): the prefill planned for the old one underran every cycle and the declared latency was wrong.
+        Once the main stream's callbacks have had one other size for a quarter of a second, the rings go idle
+        and the worker plans for the period the next callback brings, as at the start (what was in the rings
+        is dropped: a gap of a few ms, once). The devices' own latency is taken to scale with the period:
+        PortAudio reports it at the stream's open only, and for JACK it is whole periods (measured: an impulse
+        through JACK at 1024 frames after 256 took 768 frames longer in the device, tests/test_jack_live.py)."""
+        frames, run = self.device.main_period()
+        period = self._counters.period
+        if not period or frames in (0, period) or run < 4 or run * frames < self.samplerate // 4:
+            return False
+        self._period_was = period
+        self.device_latency = (
+            round(self.device_latency[0] * frames / period),
+            round(self.device_latency[1] * frames / period),
+        )
+        self.period_changes += 1
+        self.device.live = False  # (the callbacks play silence and report their size: host_period)
+        self.device.host_period = 0
+        return True
+
     def _check_device(self) -> None:
         """A stream whose callbacks stopped without a word from its host API (some never call the finished
         callback for a vanished device): the input or duplex stream, a separate output stream, the monitor."""
@@ -606,6 +639,7 @@ class Engine:
             nonfinite={"input_blocks": self.nonfinite_in, "output_blocks": self.nonfinite_out},
             voice_errors={"blocks": self.voice_errors, "last": self.voice_error},
             skipped_blocks=self.skipped_blocks,
+            period_changes=self.period_changes,
             overload={"blocks": self.overloaded_blocks, "last": self.overload},
             gate=self.gate_status(),
             monitor_device={"present": self.has_monitor_device, "error": self.monitor_error},

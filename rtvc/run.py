@@ -283,6 +283,12 @@ def report(st: EngineStatus) -> str:
             f"  skipped blocks    {st.skipped_blocks} dropped unconverted: the worker fell behind and their slot had "
             "gone by (silence there; the latency did not move)",
         )
+    if st.period_changes:
+        lines.insert(
+            -1,
+            f"  period changes    the audio server changed its period {st.period_changes} time(s) under the "
+            f"streams; the latency above is the one planned for the last ({st.period} frames)",
+        )
     bad_in, bad_out = st.nonfinite["input_blocks"], st.nonfinite["output_blocks"]
     if bad_in or bad_out:
         lines.insert(

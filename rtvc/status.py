@@ -79,6 +79,8 @@ class EngineStatus:
     monitor_device: dict = field(default_factory=lambda: {"present": False, "error": ""})
     # blocks dropped unconverted because their output slot had been played: the worker fell behind
     skipped_blocks: int = 0
+    # times the audio server changed its period under running streams and the latency was planned anew
+    period_changes: int = 0
     # blocks converted while the state was overloaded, and the latest such state's words (they outlive it)
     overload: dict = field(default_factory=lambda: {"blocks": 0, "last": ""})
     # the noise gate (rtvc.gate): its settings, whether it lets the voice through now, seconds it silenced

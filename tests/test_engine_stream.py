@@ -728,3 +728,53 @@ def test_a_swapped_out_voice_is_freed_off_the_worker_and_before_stop_returns():
     finally:
         engine.stop()
     assert freed_on == ["rtvc-retire"]
+
+
+def _settle(engine: Engine, timeout: float = 10.0) -> None:
+    """Until the worker has converted every whole block it was given, or waits for a callback to learn a new
+    period from (a re-plan)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not engine.device.live:
+            if engine.device.host_period == 0:
+                return
+        elif engine.in_ring.write_pos - engine._done_pos < engine.block:
+            return
+        time.sleep(0.0005)
+    raise TimeoutError("the worker did not settle")
+
+
+def test_a_period_changed_under_running_streams_is_planned_for():
+    """JACK's buffer size (qjackctl, jack_bufsize) and PipeWire's quantum change while streams run. rtvc kept
+    the plan for the old period: with callbacks of 1024 frames planned for 256, output underran every cycle
+    (about 60 a second, 13 % of the audio gone) and the declared latency was 16 ms short. Now the worker plans
+    for the new period once the callbacks have had it for a quarter of a second: from there every frame comes
+    out exactly the newly declared latency after it went in, and status says what happened."""
+    engine = make_engine(480)
+    engine.set_device(0, 0, separate_streams=False)
+    engine.prepare(256)
+    engine.start()
+    before = engine.latency().total
+    rng = np.random.default_rng(5)
+    xs, ys = [], []
+    try:
+        for n in [256] * 200 + [1024] * 140:
+            x = rng.uniform(-1, 1, n).astype(np.float32)
+            out = np.zeros((n, 1), dtype=np.float32)
+            engine.on_duplex(x, out, n, None)
+            _settle(engine)
+            xs.append(x)
+            ys.append(out[:, 0].copy())
+    finally:
+        engine.stop()
+    st = engine.status()
+    assert engine.period_changes == 1 and engine.plan is not None
+    lat = engine.latency().total
+    assert lat > before
+    assert f"the device's period changed from 256 to 1024 frames (the audio server's buffer size): the latency is " \
+        f"planned for it, now {1e3 * lat / SR:.1f} ms" == st.detail, st.detail  # fmt: skip
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    since = engine.in_ring.write_pos  # frames carried since the re-plan (the rings started again there)
+    assert SR < since < 140 * 1024
+    x, y = x[-since:], y[-since:]
+    assert np.array_equal(y[lat:], x[: since - lat]), np.flatnonzero(y[lat:] != x[: since - lat])[:5]

@@ -108,6 +108,36 @@ def test_impulse_comes_out_after_the_declared_latency(jack_server, block_ms):
     assert np.all(np.delete(rec, at + measured) == 0)  # and nothing else: no echo, no smear
 
 
+@pytest.mark.parametrize("jack_server", [256], indirect=True)
+def test_a_buffer_size_changed_live_is_planned_for(jack_server):
+    """`jack_bufsize 1024` under running streams (qjackctl does the same; PipeWire changes its quantum): rtvc
+    kept the plan for 256, underran every cycle and declared 16 ms too little. Now the impulse comes out after
+    the latency planned for the new period, exactly, and status says what changed."""
+    env = client_env(jack_server.name)
+    with live_engine(stream__block_ms=20.0) as engine, Harness(jack_server.name) as h:
+        wait_running(engine)
+        h.wire()
+        try:
+            assert jack_tool(env, "jack_bufsize", "1024").returncode == 0
+            deadline = time.monotonic() + 5
+            while engine.period_changes < 1 or not engine.device.live:
+                assert time.monotonic() < deadline, engine.status()
+                time.sleep(0.02)
+            time.sleep(0.5)  # (JACK reports an xrun around the change; let it settle)
+            declared = engine.latency()
+            sig = np.zeros(SR, dtype=np.float32)
+            at = 4800
+            sig[at] = 0.5
+            rec = measure_clean(engine, "impulse at 1024", lambda: h.play_and_record(sig, 0.5))
+            detail = engine.status().detail
+        finally:
+            jack_tool(env, "jack_bufsize", str(jack_server.period))
+    assert "the device's period changed from 256 to 1024 frames" in detail, detail
+    assert declared.device_out == 1024  # (PortAudio still says 256: it reports the latency at the open only)
+    assert impulse_delay(rec, at) == declared.total, (impulse_delay(rec, at), declared)
+    assert np.all(np.delete(rec, at + declared.total) == 0)
+
+
 @pytest.mark.parametrize("jack_server", [128, 256], indirect=True)
 def test_tone_comes_back_bit_exact(jack_server):
     n = 2 * SR
