@@ -68,14 +68,20 @@ def voice_kinds(profiles_dir: Path) -> dict[str, list[str]]:
 MAX_LABEL = 100
 
 
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_label(label: str, where: str) -> None:
     """A label is shown in the voice list, the TUI, the dock and the log: one line of text, no control characters
-    (an escape sequence would reach the terminal)."""
-    bad = next((ch for ch in label if unicodedata.category(ch) == "Cc"), None)  # (not Cf: emoji joiners)
-    if bad is not None:
-        raise ConfigError(
-            f"{where} = {label[:60]!r} holds a control character ({bad!r})", "use printable text on one line"
+    (an escape sequence would reach the terminal), no line or paragraph separator (U+2028/9: a line break in
+    the dock and the log) and no bidirectional override or isolate, which would reorder what follows it on
+    the line (the label "\u202eevil" shows as "live")."""
+    bad = next((ch for ch in label if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI), None)
+    if bad is not None:  # (other Cf characters stay: emoji joiners)
+        kind = {"Cc": "a control character", "Zl": "a line separator", "Zp": "a paragraph separator"}.get(
+            unicodedata.category(bad), "a text-direction override"
         )
+        raise ConfigError(f"{where} = {label[:60]!r} holds {kind} ({bad!r})", "use printable text on one line")
     if len(label) > MAX_LABEL:
         raise ConfigError(f"{where} is {len(label)} characters long", f"keep it to {MAX_LABEL}")
 

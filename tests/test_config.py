@@ -124,6 +124,12 @@ def test_a_profile_label_is_one_line_of_printable_text(tmp_path):
     with pytest.raises(ConfigError, match=r"profiles.save: 'label' = 'a\\nb' holds a control character"):
         write_profile(tmp_path, "saved", "a\nb", "pitch", {}, None)
     assert not (tmp_path / "saved.toml").exists()
+    # a line break by another name, and a bidirectional override ("\u202eevil" shows as "live"): refused too
+    for label, kind in (("line\u2028two", "a line separator"), ("\u202eevil", "a text-direction override")):
+        with pytest.raises(ConfigError, match=f"holds {kind}"):
+            write_profile(tmp_path, "saved", label, "pitch", {}, None)
+    write_profile(tmp_path, "saved", "Miku \U0001f469\u200d\U0001f3a4", "pitch", {}, None)  # (a joiner: an emoji)
+    assert load_profile("saved", tmp_path).label == "Miku \U0001f469\u200d\U0001f3a4"
 
 
 @pytest.mark.parametrize("host", ["ws://127.0.0.1", "127.0.0.1:4455", "localhost:4455", "obs pc", "[::1]", "me@obs-pc"])

@@ -404,12 +404,16 @@ def test_no_token_and_wrong_token_are_refused(daemon, monkeypatch):
         assert reply["error"]["code"] == rpc.UNAUTHORIZED and "rtvc token" in reply["error"]["message"]
         assert (await asyncio.wait_for(c.closed, 5))[0] == rpc.CLOSE_UNAUTHORIZED
 
-        bad = await Client.open(daemon.port, path="/rpc?token=wrong")
-        code, reason = await asyncio.wait_for(bad.closed, 5)
-        assert code == rpc.CLOSE_UNAUTHORIZED and "rtvc token" in reason
+        for wrong in ("wrong", ""):  # an empty one too (a tool's unfilled template): at once, not after 10 s
+            bad = await Client.open(daemon.port, path=f"/rpc?token={wrong}")
+            code, reason = await asyncio.wait_for(bad.closed, 5)
+            assert code == rpc.CLOSE_UNAUTHORIZED and "wrong token" in reason and "rtvc token" in reason
         good = await Client.open(daemon.port, path=f"/rpc?token={daemon.token}")
         assert (await good.call("status.get"))["control"]["mute"] is False
         await good.close()
+        pasted = await Client.open(daemon.port)  # a token pasted with its line end
+        assert "client" in (await pasted.request("auth", token=daemon.token + "\n"))["result"]
+        await pasted.close()
 
         monkeypatch.setattr(rpc, "AUTH_TIMEOUT_S", 0.3)
         idle = await Client.open(daemon.port)

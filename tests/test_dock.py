@@ -382,6 +382,15 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
             foot = lambda: page.js("document.getElementById('foot').textContent")  # noqa: E731
             wait_until("the load in the footer", lambda: re.search(r"load \d+%", foot()), 5)
 
+            # another client saves the running voice as a new profile: its button is there, active, at once
+            # (the page read the list again only every 16 s)
+            api.call("profiles.save", name="saved", label="Saved here")
+            wait_until(
+                "the page to show the saved profile, active",
+                lambda: any(v["name"] == "saved" and v["active"] for v in page.js(DOM_SUMMARY)["voices"]),
+                3,
+            )
+
             # the screenshot: a PNG of the dock's size, not blank, the active voice and mute highlighted
             shot = base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"])
             (tmp_path / "dock.png").write_bytes(shot)

@@ -55,7 +55,8 @@ class Connection:
 
     # -- what handlers see (methods.Session) ----------------------------------------------------------
     def login(self, token: str) -> bool:
-        if auth.token_matches(token, self._token()):
+        """`token` without the spaces or line end a paste may bring (a token has none of its own)."""
+        if auth.token_matches(token.strip() if isinstance(token, str) else token, self._token()):
             self.authed = True
             return True
         log.warning("%s: wrong token, closing it", self.id)

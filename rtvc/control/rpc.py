@@ -211,8 +211,9 @@ edit the table, not this file.
   request per message, parameters by name. Batches are refused (-32600).
 - Authenticate first: `{"jsonrpc":"2.0","id":1,"method":"auth","params":{"token":"..."}}`, or connect to
   `/rpc?token=...` (tools that cannot send a first message). `rtvc token` prints the token and the dock URL.
-  Before `auth`, every other method answers -32001. A wrong token closes the connection with code 4001, and
-  so does no `auth` within AUTH_S seconds. `rtvc token --new` renews the token: within a second the daemon
+  Before `auth`, every other method answers -32001. A wrong token (an empty `?token=` too) closes the
+  connection with code 4001, and so does no `auth` within AUTH_S seconds; spaces or a line end around a
+  pasted token are not part of it. `rtvc token --new` renews the token: within a second the daemon
   accepts only the new one and closes (4001) the connections that logged in with the old one.
 - Browsers: only pages from `http://127.0.0.1:PORT`, `http://localhost:PORT`, the address in `control.bind`
   (the dock, served at `/dock`) and `control.origins`; with `control.allow_remote`, also the dock opened from
@@ -223,7 +224,8 @@ edit the table, not this file.
   `control.max_clients` connections, HTTP 503 (or close 1013). A client that does not read its messages
   loses meter updates first and is closed (4008) when a reply or state event cannot be queued, or when its
   socket has taken no message for 10 s; if even the close frame cannot be sent (its socket is full), the
-  connection is dropped at once.
+  connection is dropped at once. Up to SEND_QUEUE replies and events wait for a client beyond what its socket
+  holds: a client that sends hundreds of requests before it reads any answer is one that does not read.
 
 ```
 -> {"jsonrpc":"2.0","id":2,"method":"mute.set","params":{"on":true}}
@@ -242,7 +244,9 @@ edit the table, not this file.
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
 `silent` (the output is muted now), `gate` {on, threshold_db, hold_ms}, `loading` (a profile being loaded, or
 null), `engine` and `links` (outside links such as `obs`: {state, detail}; a change arrives as an event with
-`changed: ["obs"]`). A `state` event for a voice that did not load carries `error`, saying why.
+`changed: ["obs"]`). `changed: ["devices"]` says the sound devices were switched (`devices.select`, or reopened
+after a failure): `devices.list` has them; `state` holds no devices key. A `state` event for a voice that did not
+load carries `error`, saying why.
 
 The noise gate silences the output while the microphone is quieter than `threshold_db` (dBFS RMS over 10 ms):
 it opens at the threshold, closes after `hold_ms` below 6 dB under it and fades out over 100 ms. An opening is
@@ -271,6 +275,10 @@ late); `detail` says which, and the fix (a GPU, a longer block, more prefill). A
 stalled, drops unconverted the blocks whose output slot has gone by (`engine.skipped_blocks` counts them) and
 input the ring overwrote (counted as input overruns), so the latency stays the declared one after it catches up.
 `engine.overload` {`blocks`, `last`}: how many blocks were converted while overloaded, and the latest such words.
+An audio server that changes its period under running streams (JACK's buffer size, PipeWire's quantum): once
+the callbacks have had the new size for a quarter of a second, the engine plans its latency for it (a gap of a
+few ms, once); `engine.latency` is then the new one, `engine.detail` says what changed (an `engine` event), and
+`engine.period_changes` counts it.
 An output or monitor stream on its own device whose callbacks stopped a while (so that it trails the voice by
 far more than the prefill) skips ahead to the declared latency when they resume; `xruns.output_skipped_frames`
 and `output_skipped_events` count what it never played.
@@ -319,7 +327,10 @@ def markdown(methods: dict[str, Method]) -> str:
             rng = f" {p.lo:g}..{p.hi:g}" if p.lo is not None and p.hi is not None else ""
             ps.append(f"`{key}`{'' if p.required else '?'}: {p.type}{rng}, {p.doc}")
         rows.append(f"| `{name}` | {'<br>'.join(ps) or '-'} | `{m.returns}` | {m.doc} |")
-    return _INTRO.replace("AUTH_S", f"{AUTH_TIMEOUT_S:g}") + "\n".join(rows) + "\n"
+    from rtvc.control.connection import SEND_QUEUE  # (it imports this module)
+
+    intro = _INTRO.replace("AUTH_S", f"{AUTH_TIMEOUT_S:g}").replace("SEND_QUEUE", str(SEND_QUEUE))
+    return intro + "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":

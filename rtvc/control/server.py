@@ -299,7 +299,8 @@ class ControlServer:
         kind = "browser" if ws.request and ws.request.headers.get("Origin") else "native"
         log.info("%s connected (%s)", client.id, kind)
         try:
-            query = parse_qs(ws.request.path.partition("?")[2]) if ws.request else {}
+            # (an empty ?token= is a wrong token, said at once: a tool's unfilled template waited 10 s for auth)
+            query = parse_qs(ws.request.path.partition("?")[2], keep_blank_values=True) if ws.request else {}
             if "token" in query and not client.login(query["token"][0]):
                 client.close_soon(rpc.CLOSE_UNAUTHORIZED, "wrong token: run `rtvc token` and use the token it prints")
             await client.run(METHODS)

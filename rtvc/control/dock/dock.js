@@ -168,12 +168,14 @@
   function poll() {
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     call("status.get").then(applyStatus, () => {});
-    if (++polls % VOICES_EVERY === 0) {
-      call("voices.list").then((vl) => {
-        voices = voiceList(vl, voices);
-        renderVoices();
-      }, () => {});
-    }
+    if (++polls % VOICES_EVERY === 0) reloadVoices();
+  }
+
+  function reloadVoices() {
+    call("voices.list").then((vl) => {
+      voices = voiceList(vl, voices);
+      renderVoices();
+    }, () => {});
   }
 
   function goOffline() {
@@ -239,6 +241,9 @@
       const changed = Array.isArray(ev.changed) ? ev.changed : [];
       const voiceChanged = before && (before.profile !== state.profile || before.kind !== state.kind);
       if (voiceChanged || changed.includes("profile") || changed.includes("voice")) refreshVoice();
+      // a profile saved (a new button, or a new label on one) or selected: the list now, not at the next
+      // reread (16 s): a saved profile had no button and no voice was marked active until then
+      if (changed.includes("profile")) reloadVoices();
       if (changed.includes("engine")) call("status.get").then(applyStatus, () => {});
       renderAll();
     } else if (ev.type === "engine") {
@@ -361,11 +366,7 @@
         if (st && typeof st === "object" && st.profile) state = st;
       })
       .catch(() => {
-        // the profile may have been edited since the list was read: the list says why it cannot load
-        call("voices.list").then((vl) => {
-          voices = voiceList(vl, voices);
-          renderVoices();
-        }, () => {});
+        reloadVoices(); // the profile may have been edited since the list was read: the list says why it cannot load
       })
       .finally(() => {
         selecting = null;
