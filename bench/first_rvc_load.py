@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -90,12 +91,14 @@ def child(mode: str, folder: Path, block_ms: int, period: int, idle_s: float) ->
             failed.append(e)
 
     probe.window()
+    steal0 = _steal_ms()
     t0 = time.perf_counter()
     th = threading.Thread(target=load, name="load")
     th.start()
     th.join()
     took = time.perf_counter() - t0
     time.sleep(0.2)  # (a block late at the end shows in the counters)
+    steal = _steal_ms() - steal0
     held = probe.result()
     x = engine.status().xruns
     blocks = engine.timer.since(n0)
@@ -110,8 +113,19 @@ def child(mode: str, folder: Path, block_ms: int, period: int, idle_s: float) ->
         "underrun_events": x.output_underrun_events - x0.output_underrun_events,
         "late_callbacks": device.late_callbacks - late0,
         "block_max_ms": round(float(blocks.max()) * 1e3, 2) if len(blocks) else 0.0,
+        "steal_ms": steal,
         **held,
     }
+
+
+def _steal_ms() -> float:
+    """CPU time the hypervisor took from this VM so far (/proc/stat's steal, all CPUs), in ms: a run that
+    lost audio while the VM was stolen from lost it to the machine."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return 0.0
+    return int(fields[8]) * 1e3 / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def run_modes(args: argparse.Namespace, folder: Path) -> dict[str, list[dict]]:
@@ -174,6 +188,7 @@ def main() -> None:
             "lock_wait_ms_sum_median": round(statistics.median(col["lock_wait_ms_sum"]), 1),
             "lock_wait_max_ms_median": round(statistics.median(col["lock_wait_max_ms"]), 1),
             "lock_wait_max_ms_max": max(col["lock_wait_max_ms"]),
+            "steal_ms_median": round(statistics.median(col["steal_ms"]), 1),
             "per_run": rows[mode],
         }
 
@@ -184,7 +199,7 @@ def main() -> None:
     )
     print(
         f"{'mode':20s} {'s':>5} {'silence ms':>15} {'underruns':>10} {'late cb':>8} {'worker max ms':>16}"
-        f" {'lock waits>4ms':>15} {'lock wait ms':>9} {'longest ms':>16}"
+        f" {'lock waits>4ms':>15} {'lock wait ms':>9} {'longest ms':>16} {'VM steal ms':>12}"
     )
     for m in MODES:
         s = result[m]
@@ -193,7 +208,7 @@ def main() -> None:
             f"{s['underrun_events_median']:>10g} {s['late_callbacks_median']:>8g} "
             f"{s['block_max_ms_median']:>7.1f} ({s['block_max_ms_max']:>6.1f})"
             f" {s['lock_waits_over_4ms_median']:>15g} {s['lock_wait_ms_sum_median']:>12.1f}"
-            f" {s['lock_wait_max_ms_median']:>7.1f} ({s['lock_wait_max_ms_max']:>6.1f})"
+            f" {s['lock_wait_max_ms_median']:>7.1f} ({s['lock_wait_max_ms_max']:>6.1f}) {s['steal_ms_median']:>12.0f}"
         )
     from voice_load import _commit
 

@@ -53,7 +53,8 @@ def _seconds(text: str) -> float:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtvc", description="Real-time voice changer with measured latency.")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("devices", help="list sound devices")
+    d = sub.add_parser("devices", help="list sound devices, and those config.toml chooses")
+    d.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
 
     r = sub.add_parser("run", help="microphone -> voice -> speakers, live")
     _add_config_flags(r, RUN_FLAGS)
@@ -161,8 +162,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         devices = list_devices()
         if not devices:
-            raise no_devices_error()
+            raise no_devices_error(listing=True)
         print(format_devices(devices))
+        from rtvc.doctor import check_devices
+
+        # what `rtvc run` would open with this config (a config that does not load is said by its own error)
+        chosen = check_devices(_load(args).audio)[0]
+        print(f"config: {chosen.found}" if chosen.ok else f"config: {chosen.found} ({chosen.fix})")
         return 0
     if args.command == "doctor":  # before the config: it reports a broken one instead of stopping at it
         return _doctor(args)

@@ -209,7 +209,6 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     ControlServer.check_port(cfg.control)  # (before seconds of loading)
     engine = build_engine(cfg)
     clip_audio = load_mono(opts.clip, cfg.audio.samplerate) if opts.clip else None  # a bad clip: said at once
-    preload_voices(cfg)  # (seconds, when a profile uses an RVC voice)
     virtual = opts.virtual
     if not virtual and not devices.list_devices():
         if devices.names_a_device(cfg.audio):
@@ -230,6 +229,13 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             engine.prepare(cfg.audio.period)
         device = DeviceSwitcher(engine, cfg.audio, choice, streams)
         log.info("devices:\n%s", choice.describe())
+    # (seconds, when a profile uses an RVC voice: after the devices, so that a wrong one is said at once)
+    try:
+        preload_voices(cfg)
+    except BaseException:
+        if isinstance(device, DeviceSwitcher):
+            device.streams.close()  # opened, not started: release the sound card
+        raise
 
     controller = Controller(cfg, engine, profile_path(cfg.voice.profile, profiles_dir(cfg)).stem)
     controller.add_listener(

@@ -52,6 +52,7 @@ def test_no_devices_at_all():
     assert r.returncode == 2
     line = one_error_line(r.stderr)
     assert "no sound devices found" in line and "rtvc run --virtual" in line
+    assert "check `rtvc devices`" not in line  # (the command the user just ran)
     for flag in ("--input-device", "--monitor-device", "--host-api"):  # a wish for a device: not the virtual one
         r = rtvc("run", flag, "mic", "--headless", env=NO_SERVER)
         assert r.returncode == 2, (flag, r.stdout)
@@ -104,6 +105,27 @@ def test_a_name_that_matches_several_devices(monkeypatch, capsys):
     assert main(["run", "--input-device", "usb", "--output-device", "1"]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "'usb' matches 2 input devices" in line and "[0] USB Mic" in line and "--input-device 0" in line
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("jack_server", [256], indirect=True)
+def test_rtvc_devices_takes_a_config_and_says_what_it_would_open(jack_server, tmp_path):
+    """`rtvc devices --config PATH` was refused (every other command takes it); it now lists the devices and
+    says which ones that config chooses, or why it chooses none."""
+    from jack_harness import client_env
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[audio]\nhost_api = "JACK"\ninput_device = "system"\noutput_device = "system"\n')
+    r = rtvc("devices", "--config", str(cfg), env=client_env(jack_server.name))
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.splitlines()[-1]
+    assert last.startswith("config: input [") and "system (JACK Audio Connection Kit)" in last, r.stdout
+    assert last.endswith("at 48000 Hz"), last
+    cfg.write_text('[audio]\nhost_api = "JACK"\ninput_device = "headset"\n')
+    r = rtvc("devices", "--config", str(cfg), env=client_env(jack_server.name))
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.splitlines()[-1]
+    assert last.startswith("config: no input device matches 'headset'"), r.stdout
 
 
 def test_convert_runs_a_file_through_the_streaming_path(tmp_path):

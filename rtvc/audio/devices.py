@@ -235,11 +235,13 @@ def names_a_device(audio: Any) -> bool:
     return any(getattr(audio, k) != "" for k in ("host_api", "input_device", "output_device", "monitor_device"))
 
 
-def no_devices_error() -> DeviceError:
+def no_devices_error(listing: bool = False) -> DeviceError:
+    """`listing`: for `rtvc devices` itself (its fix does not send the user back to it)."""
     return DeviceNotFound(
         "no sound devices found",
-        "plug in or enable a sound card (or start a JACK/PipeWire server), check `rtvc devices`;"
-        " without one, `rtvc run --virtual` runs the engine on the virtual device",
+        "plug in or enable a sound card (or start a JACK/PipeWire server)"
+        + ("" if listing else ", check `rtvc devices`")
+        + "; without one, `rtvc run --virtual` runs the engine on the virtual device",
     )
 
 
