@@ -6,12 +6,12 @@ then builds the voice. Each run here is a fresh process (an import happens once 
 voice (pitch, no model) plays on the paced virtual device (--period frames a callback, --block-ms blocks,
 the daemon's real-time worker) for 3 s, then one thread loads a full-size RVC v2 48k voice with HuBERT base,
 FCPE and a faiss index (voice_load.write_voice: random weights), as voices.select does (`build_converter`):
-- `plain`: the imports as rtvc made them until 2026-12-04 (torch and the RVC modules, then what the voice
-  needs as its build reaches it);
+- `plain`: the load as rtvc made it until 2026-12-04 (torch and the RVC modules imported, then what the
+  voice needs as its build reaches it; no giving way);
 - `quiet`: as rtvc makes them now (`RvcVoice.preload(model)`, rtvc.quiet_import): native libraries loaded
   without the GIL, no garbage collection during the imports and what they made frozen out of later ones,
   and each module waits for the worker's free time between blocks;
-- `quiet, not yielding`: the same without that wait;
+- `quiet, not yielding`: the same imports without the waits (nor the build's: rtvc.quiet_import.giving_way);
 - `idle`: nothing loads, for as long as the median load took (what the machine does on its own).
 The modes take turns, in an order that changes each round. Per run: the load's seconds, output underruns
 (ms of silence and events), late callbacks of the virtual device (its callbacks are Python: they wait for
@@ -72,7 +72,7 @@ def child(mode: str, folder: Path, block_ms: int, period: int, idle_s: float) ->
     seconds = 60
     device = VirtualDevice(engine, np.tile(speech, seconds * SR // len(speech) + 1)[: seconds * SR], period)
     engine.start()
-    if mode == "quiet, not yielding":
+    if mode in ("plain", "quiet, not yielding"):  # (no engine to give way to: no wait, no hook)
         quiet_import.give_way(None)
     device.start()
     probe = LockProbe()
