@@ -437,9 +437,11 @@ class Engine:
         """OVERLOADED while the median of the latest blocks' times exceeds the worker's time per block. The
         words name the limits, not the measure (it is in status.timing): they change only with the case."""
         count = self.timer.count
-        if count - self._load_from < LOAD_WINDOW or self.plan is None:  # (a voice's first blocks may be cold)
+        # (blocks of 2 s at most: with 500 ms blocks 16 took 8 s, and a short run was never judged)
+        window = max(LOAD_EVERY, min(LOAD_WINDOW, 2 * self.samplerate // self.block))
+        if count - self._load_from < window or self.plan is None:  # (a voice's first blocks may be cold)
             return
-        took = float(np.median(self.timer.since(count - LOAD_WINDOW)))
+        took = float(np.median(self.timer.since(count - window)))
         block_s, slack_s = self.block / self.samplerate, self.plan.slack / self.samplerate
         if self._state not in ("running", OVERLOADED):  # (read last: a device failure says more)
             return
@@ -454,7 +456,7 @@ class Engine:
             self._state = OVERLOADED
             self._detail = (
                 f"the voice takes longer than the {1e3 * slack_s:.1f} ms the worker is given per block, so blocks "
-                "play late (gaps): raise stream.prefill_ms above the block time p99, or stream.block_ms"
+                "play late (gaps): raise stream.prefill_ms above the block time p99"
             )
         elif self._state == OVERLOADED and took < 0.9 * min(slack_s, block_s):
             self._state, self._detail = "running", ""

@@ -431,6 +431,10 @@ def test_odd_ids_tokens_and_headers_get_answers_not_crashes(daemon):
         big = 10**400  # JSON allows it; it is no float
         reply = await c.send_raw(json.dumps({"jsonrpc": "2.0", "id": big, "method": "status.get"}), big)
         assert reply["result"]["control"]["mute"] is False
+        for huge in ("1e400", "7" * 5000):  # a number it cannot echo: said as that, not as "must be a number"
+            reply = await c.send_raw(f'{{"jsonrpc": "2.0", "id": {huge}, "method": "status.get"}}')
+            assert reply["error"]["message"] == '"id" is a number too large to echo back: use a string or a ' \
+                "smaller number", reply  # fmt: skip
         await c.close()
         lone = await Client.open(port)  # a lone surrogate cannot be any token: refused like a wrong one
         reply = await lone.send_raw('{"jsonrpc": "2.0", "id": 1, "method": "auth", "params": {"token": "\\ud800"}}', 1)

@@ -578,6 +578,28 @@ def test_a_voice_too_slow_for_the_block_is_overloaded_says_the_fix_and_plays_on_
         assert engine.status().skipped_blocks > 0
 
 
+def test_a_voice_too_slow_for_long_blocks_is_judged_within_two_seconds():
+    """The overload check took the median of 16 blocks: with 500 ms blocks a 6 s run was never judged (a helper
+    ran the pitch voice at twice its guaranteed time per block, 32 underruns, state running). It now judges
+    over 2 s of blocks (4 at least)."""
+    voice = _Slow(SR)
+    voice.delay = 0.05
+    block = SR // 2
+    engine = Engine(StreamingConverter(voice, PassthroughParams(), StreamShape(SR, block, 0, 0)), SR, headroom=192)
+    x = np.zeros(6 * SR, dtype=np.float32)
+    dev = VirtualDevice(engine, x, 256, paced=True)
+    engine.start()
+    dev.start()
+    try:
+        state = _wait_state(engine, "overloaded", 4.0)
+        st = engine.status()
+    finally:
+        dev.stop()
+        engine.stop()
+    assert state == "overloaded", (st.blocks, st.detail)
+    assert st.blocks <= 8 and "given per block, so blocks play late" in st.detail, (st.blocks, st.detail)
+
+
 class _Flags:  # PortAudio's callback flags, as sounddevice hands them over
     input_underflow = input_overflow = output_overflow = priming_output = False
 

@@ -140,7 +140,14 @@ def parse(message: str | bytes) -> Call:
         return Call(error=RpcError(INVALID_REQUEST, "a request is a JSON object with jsonrpc, method, params, id"))
     call = Call(id=req.get("id"))
     if not (call.id is None or isinstance(call.id, str) or _TYPES["number"](call.id)):
-        call.id, call.error = None, RpcError(INVALID_REQUEST, '"id" must be a string, a number or null')
+        # (a number past what a double holds, 1e400, or past the digits Python reads, cannot be echoed as given)
+        huge = isinstance(call.id, LongNumber) or (isinstance(call.id, float) and math.isinf(call.id))
+        words = (
+            "is a number too large to echo back: use a string or a smaller number"
+            if huge
+            else "must be a string, a number or null"
+        )
+        call.id, call.error = None, RpcError(INVALID_REQUEST, f'"id" {words}')
     elif req.get("jsonrpc") != "2.0":
         call.error = RpcError(INVALID_REQUEST, 'add "jsonrpc": "2.0": this server speaks JSON-RPC 2.0')
     elif not isinstance(req.get("method"), str):
