@@ -122,6 +122,7 @@ class Engine:
         self.in_block = False  # converting a block now (loaders giving way read it: rtvc.quiet_import)
         self._period_was = 0  # the period planned for, while the worker plans anew for another (_period_changed)
         self.period_changes = 0
+        self.stall_note = ""  # what the device layer found out about a stall (a JACK server not answering)
         self.realtime = realtime
         self.priority = ""  # what the worker thread got ("" until it has started)
         self._thread: threading.Thread | None = None
@@ -550,12 +551,14 @@ class Engine:
         # event and log line four times a second)
         if c.callbacks and now - c.last_callback > limit:
             self._state = "stalled"
-            self._detail = f"no audio callback for over {limit:.1f} s: is the device still there?"
+            self._detail = (
+                f"no audio callback for over {limit:.1f} s: {self.stall_note or 'is the device still there?'}"
+            )
         elif self.separate_streams and out.callbacks and now - out.last_callback > limit:
             self._state = "stalled"
             self._detail = f"no output callback for over {limit:.1f} s: is the output device still there?"
         elif self._state == "stalled":
-            self._state, self._detail = "running", ""
+            self._state, self._detail, self.stall_note = "running", "", ""
         # the monitor: the main output plays on whatever it does (monitor_lost); back when its callbacks are
         quiet = self.has_monitor_device and mon.callbacks and now - mon.last_callback > limit
         if quiet and not self.monitor_error:

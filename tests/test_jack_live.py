@@ -300,3 +300,43 @@ def test_a_device_that_disappears_is_reported_not_a_crash(jack_bare):
     assert "Traceback" not in out
     assert "stalled" in out and "is the device still there?" in out
     assert "latency report:" in out and "state             failed" in out
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_jack_server_that_stops_a_while_is_waited_for_not_reopened(jack_bare, tmp_path):
+    """The JACK server stops for 6 s (SIGSTOP: as a frozen machine or a laptop's suspend) under `rtvc serve`.
+    rtvc's recovery reopened the streams 2 s into the stall; closing them blocked inside libjack, and PortAudio
+    was unusable until rtvc restarted ("did not stop: it is gone or hung"), though the server ran again. Now it
+    asks the server first (from a child process, with a deadline), leaves the streams alone while it does not
+    answer, and the callbacks come back by themselves, on the same streams (JACK's routing kept)."""
+    import os
+    import signal
+
+    from jack_daemon import JackDaemon
+
+    daemon = JackDaemon(jack_bare.name, tmp_path, "passthrough")
+    try:
+        deadline = time.monotonic() + 20
+        while daemon.engine()["state"] != "running":
+            assert time.monotonic() < deadline, daemon.log()[-2000:]
+            time.sleep(0.2)
+        ports = jack_tool(daemon.env, "jack_lsp").stdout.split()
+        os.kill(jack_bare.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(6.0)
+            stalled = daemon.engine()  # (the API answers meanwhile)
+        finally:
+            os.kill(jack_bare.proc.pid, signal.SIGCONT)
+        assert stalled["state"] == "stalled" and "the JACK server is not answering" in stalled["detail"], stalled
+        deadline = time.monotonic() + 10
+        while (st := daemon.engine())["state"] != "running":
+            assert time.monotonic() < deadline, (st["state"], st["detail"], daemon.log()[-2000:])
+            time.sleep(0.2)
+        before = st["callbacks"]
+        time.sleep(1.0)
+        assert daemon.engine()["callbacks"] > before + 100  # (256 frames at 48 kHz: 187 a second)
+        assert jack_tool(daemon.env, "jack_lsp").stdout.split() == ports  # the same streams: nothing reopened
+        log = daemon.log()
+        assert "did not stop" not in log and "restart rtvc serve" not in log and "Traceback" not in log, log
+    finally:
+        daemon.stop()

@@ -37,7 +37,13 @@ from rtvc.errors import DeviceError
 log = logging.getLogger("rtvc")
 SUSPEND_S = 10.0  # how long a switch waits for the worker to finish its block
 RECOVER_S = 2.0  # after the devices failed or stalled, how often they are looked for and reopened
+
+
 # (role, its AudioConfig key, the kind of device it takes)
+class ServerNotAnswering(DeviceError):
+    """The JACK server under stalled streams does not answer: nothing may touch them now."""
+
+
 ROLES = (
     ("input", "input_device", "input"),
     ("output", "output_device", "output"),
@@ -90,6 +96,7 @@ class DeviceSwitcher:
         with self._lock:
             if self._wedged:
                 raise AudioLost(self._wedged, "restart rtvc serve")
+            self._check_jack_answers()
             lost_monitor = not self.engine.has_monitor_device and bool(self.engine.monitor_error)
             if monitor is None and lost_monitor:
                 monitor = ""
@@ -138,6 +145,24 @@ class DeviceSwitcher:
     def _current(self, lost_monitor: bool) -> dict[str, Device | None]:
         c = self.choice
         return {"input": c.input, "output": c.output, "monitor": None if lost_monitor else c.monitor}
+
+    def _check_jack_answers(self) -> None:
+        """Streams on JACK that stalled: closing them blocks for as long as the server is stopped (a frozen
+        machine, a laptop's suspend), and leaves PortAudio unusable. ServerNotAnswering, touching nothing, while
+        the server does not answer (rtvc.audio.jack_probe)."""
+        if self.engine.status().state != "stalled":
+            return
+        c = self.choice
+        if not any(d is not None and "JACK" in d.host_api for d in (c.input, c.output, c.monitor)):
+            return
+        from rtvc.audio.jack_probe import NOT_ANSWERING, jack_server
+
+        if jack_server() == NOT_ANSWERING:
+            raise ServerNotAnswering(
+                "the JACK server is not answering (stopped, or stuck): the devices were left as they are, since "
+                "closing its streams now would hang",
+                "wait for it to run again (rtvc goes on by itself), or restart the JACK server",
+            )
 
     def _stop_and_suspend(self) -> None:
         if not self.streams.stop():
@@ -225,6 +250,9 @@ class DeviceSwitcher:
         lost = self._lost or self.engine.status().detail
         try:
             self.switch(None, None, None, rescan=True)
+        except ServerNotAnswering as e:  # stalled, not failed: its callbacks may come back by themselves
+            self.engine.stall_note = e.what
+            return False
         except DeviceError as e:
             if not self._wedged:  # (stuck: status already says to restart)
                 self.engine.report_device_error(

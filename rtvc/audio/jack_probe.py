@@ -1,0 +1,43 @@
+"""Whether the JACK server answers, asked from a process of its own.
+
+When rtvc's JACK streams stop getting callbacks, the server is stopped (a frozen machine, SIGSTOP, a laptop's
+suspend), stuck, or gone. Closing a stream of a server that is stopped blocks inside libjack until the server
+runs again, and PortAudio cannot be used again in a process where that happened: rtvc's device recovery, which
+reopens the streams after 2 s without callbacks, made a JACK server that froze for 5 s cost a restart of rtvc.
+So before it closes JACK streams that stalled, rtvc asks: a child process opens a JACK client (never starting
+a server) within a deadline. One that does not return in time is killed: the server is not answering, and rtvc
+waits for it, touching nothing, until the callbacks come back or the server answers or is gone.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+ANSWERS, GONE, NOT_ANSWERING, NO_LIBJACK = "answers", "gone", "not answering", "no libjack"
+
+_PROBE = r"""
+import ctypes, ctypes.util, sys
+found = ctypes.util.find_library("jack")
+if not found:
+    sys.exit(3)
+lib = ctypes.CDLL(found)
+lib.jack_client_open.restype = ctypes.c_void_p
+lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+lib.jack_client_close.argtypes = [ctypes.c_void_p]
+status = ctypes.c_int(0)
+client = lib.jack_client_open(b"rtvc-probe", 0x01, ctypes.byref(status))  # JackNoStartServer
+if not client:
+    sys.exit(2)
+lib.jack_client_close(client)
+"""
+
+
+def jack_server(timeout: float = 2.0) -> str:
+    """ANSWERS, GONE (no server to connect to), NOT_ANSWERING (a client's open did not return within
+    `timeout`), or NO_LIBJACK. The server is the one rtvc's own streams use (JACK_DEFAULT_SERVER, inherited)."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return NOT_ANSWERING
+    return {0: ANSWERS, 2: GONE, 3: NO_LIBJACK}.get(done.returncode, GONE)
