@@ -297,3 +297,49 @@ def test_a_virtual_daemon_that_listed_jack_devices_survives_the_server(jack_bare
         served.stop()
     out = served.log()
     assert code == 0 and "Assertion" not in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_reopen_of_the_same_devices_keeps_the_jack_routing(jack_bare, tmp_path):
+    """A user routes rtvc in JACK: a mic client into rtvc's input, rtvc's output into an OBS-like client, the
+    system ports cut. A refused devices.select (a mistyped name reads the device list again, which reopens the
+    streams) and a rescan put the ports back on system:*: the stream went silent while status said running. The
+    same devices reopened now keep their connections (rtvc.audio.jack_links)."""
+    mic = Mic(jack_bare.name)
+    served = Served(jack_bare.name, tmp_path)
+    try:
+        rpc = served.connect()
+        wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
+
+        def rtvc_ports(inputs: bool) -> list[str]:
+            ports = mic.client.get_ports("PortAudio", is_audio=True, is_input=inputs, is_output=not inputs)
+            return [p.name for p in ports]
+
+        def route() -> tuple[list[str], list[str]]:
+            into, out_of = rtvc_ports(True)[0], rtvc_ports(False)[0]
+            peers_in = [p.name for p in mic.client.get_all_connections(into)]
+            peers_out = [p.name for p in mic.client.get_all_connections(out_of)]
+            return peers_in, peers_out
+
+        into, out_of = rtvc_ports(True)[0], rtvc_ports(False)[0]
+        for p in mic.client.get_all_connections(into):
+            mic.client.disconnect(p, into)
+        for p in mic.client.get_all_connections(out_of):
+            mic.client.disconnect(out_of, p)
+        mic.client.connect(mic.out, into)
+        mic.listen_to(out_of)
+        assert route() == (["rtvc-mic:out_1"], ["rtvc-mic:in_1"])
+        assert abs(mic.heard_db(0.5) - TONE_DB) < 1.0  # the tone through rtvc (passthrough) and back
+
+        refused = rpc.call("devices.select", input="no-such-card")
+        assert refused["error"]["code"] == -32002, refused
+        wait_for("the routing back", lambda: route() == (["rtvc-mic:out_1"], ["rtvc-mic:in_1"]), 10)
+        assert abs(mic.heard_db(0.5) - TONE_DB) < 1.0, "the stream went silent after the refused switch"
+
+        rpc.call("devices.list", rescan=True)
+        wait_for("the routing after a rescan", lambda: route() == (["rtvc-mic:out_1"], ["rtvc-mic:in_1"]), 10)
+        assert abs(mic.heard_db(0.5) - TONE_DB) < 1.0
+        assert "JACK connections of rtvc's ports restored" in served.log()
+    finally:
+        served.stop()
+        mic.close()

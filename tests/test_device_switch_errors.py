@@ -22,6 +22,7 @@ from rtvc.run import build_engine
 @dataclass(frozen=True)
 class Dev:
     name: str
+    host_api: str = "ALSA"
 
     def title(self) -> str:
         return self.name

@@ -119,11 +119,12 @@ class DeviceSwitcher:
                 **{role: pins[role] for role in kept},
                 **{r: pin_device(d) for r, d in _given_indices(cfg, given).items()},
             }
+            links = self._jack_links(current)
             self._stop_and_suspend()
             if choice is not None:
                 try:
                     self._open(choice, cfg)
-                    return self._switched(cfg, choice)
+                    return self._switched(cfg, choice, links, current)
                 except DeviceError as e:  # an entry gone stale (unplugged since the list was read)? Read it again
                     log.info("devices: the new ones did not open (%s); reading the device list again", e)
                     first = e
@@ -134,13 +135,13 @@ class DeviceSwitcher:
             except DeviceError as e:  # not read again (a JACK server that died): the old list stands
                 if first is not None:
                     e = DeviceError(f"{first.what}; and the device list could not be read again: {e.what}", e.fix)
-                self._fall_back(current, old_cfg, {}, e)
+                self._fall_back(current, old_cfg, {}, e, links)
             try:
                 choice = choose_devices(cfg, {role: find_pinned(p, role) for role, p in wanted.items()})
                 self._open(choice, cfg)
             except DeviceError as e:
-                self._fall_back(None, old_cfg, pins, e)
-            return self._switched(cfg, choice)
+                self._fall_back(None, old_cfg, pins, e, links)
+            return self._switched(cfg, choice, links, current)
 
     def _current(self, lost_monitor: bool) -> dict[str, Device | None]:
         c = self.choice
@@ -181,13 +182,49 @@ class DeviceSwitcher:
         self.engine.report_device_error(f"{what} (restart rtvc serve)")
         raise AudioLost(what, "restart rtvc serve")
 
-    def _switched(self, cfg: AudioConfig, choice: DeviceChoice) -> dict[str, Any]:
+    @staticmethod
+    def _jack_links(current: dict[str, Device | None]) -> Any:
+        """Before a reopen: what rtvc's JACK ports are connected to (rtvc.audio.jack_links), when the devices
+        in use are JACK's; None otherwise."""
+        if not any(d is not None and "JACK" in d.host_api for d in current.values()):
+            return None
+        from rtvc.audio import jack_links
+
+        return jack_links.snapshot()
+
+    @staticmethod
+    def _relink(links: Any, before: dict[str, Device | None], after: DeviceChoice) -> None:
+        """After a reopen of the same devices (a rescan, a recovery, a refused switch): their JACK connections
+        as they were. A device changed: PortAudio's own connections stand (the user chose that device)."""
+        if links is None:
+            return
+        now = {"input": after.input, "output": after.output, "monitor": after.monitor}
+        same = all(
+            (d is None) == (now[role] is None)
+            and (d is None or (d.name, d.host_api) == (now[role].name, now[role].host_api))
+            for role, d in before.items()
+        )
+        if same:
+            from rtvc.audio import jack_links
+
+            jack_links.restore(links)
+
+    def _switched(
+        self, cfg: AudioConfig, choice: DeviceChoice, links: Any = None, before: dict[str, Device | None] | None = None
+    ) -> dict[str, Any]:
+        if before is not None:
+            self._relink(links, before, choice)
         self.audio, self.choice, self._stopped = cfg, choice, ""
         log.info("devices switched:\n%s", choice.describe())
         return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
 
     def _fall_back(
-        self, old: dict[str, Device | None] | None, old_cfg: AudioConfig, pins: dict[str, Any], e: DeviceError
+        self,
+        old: dict[str, Device | None] | None,
+        old_cfg: AudioConfig,
+        pins: dict[str, Any],
+        e: DeviceError,
+        links: Any = None,
     ) -> NoReturn:
         """The new devices are not to be had (`e`): the previous ones run again (`old`, as they were, or found
         again from `pins` after the list was read anew) and `e` is raised; AudioLost when they do not run."""
@@ -198,6 +235,7 @@ class DeviceSwitcher:
             fixed = {role: d for role, d in old.items() if d is not None}
             choice = choose_devices(old_cfg, fixed)
             self._open(choice, old_cfg)
+            self._relink(links, self._current(False), choice)
         except DeviceError as again:  # both gone (unplugged meanwhile): say so, in status too
             if again.what == e.what:  # (a device in use is gone: the new choice needed it too)
                 what = f"{e.what}; no device runs now"

@@ -1,0 +1,137 @@
+"""JACK connections of rtvc's own ports, kept across a reopen of the same devices.
+
+Under JACK, PortAudio's streams are one JACK client whose ports it connects to the physical ones (`system:*`)
+as each stream starts; the user then routes them (qjackctl, Carla, a patchbay): a noise suppressor into rtvc's
+input, rtvc's output into OBS. rtvc reopens its streams without any change of device when it reads the device
+list again (`devices.select` of a name the list lacks, `devices.list` with rescan) and when it recovers from a
+failure, and each reopen put the ports back on `system:*`: the stream went silent while status said running (a
+helper's bug hunt). So around such a reopen rtvc notes what its ports were connected to and, once the new ports
+run, connects them the same way (the n-th input port as the n-th was; PortAudio numbers them anew) and cuts the
+connections PortAudio made that were not there.
+
+Both steps run in a child process with a deadline (a JACK client opened in this process would block inside
+libjack if the server stopped meanwhile: rtvc.audio.jack_probe); what fails is logged, never raised: the
+devices run either way.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import logging
+import subprocess
+import sys
+
+log = logging.getLogger("rtvc")
+
+# The child's side: `snapshot NAME` prints {"inputs": [[peer, ...], ...], "outputs": [...]}, the peers of each
+# of NAME's ports in their order; `restore NAME JSON` makes NAME's ports' connections those, and prints what
+# it could not do.
+_CHILD = r"""
+import ctypes, ctypes.util, json, sys
+lib = ctypes.CDLL(ctypes.util.find_library("jack"))
+vp, cp = ctypes.c_void_p, ctypes.c_char_p
+lib.jack_client_open.restype = vp
+lib.jack_client_open.argtypes = [cp, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+lib.jack_get_ports.restype = ctypes.POINTER(cp)
+lib.jack_get_ports.argtypes = [vp, cp, cp, ctypes.c_ulong]
+lib.jack_port_by_name.restype = vp
+lib.jack_port_by_name.argtypes = [vp, cp]
+lib.jack_port_get_all_connections.restype = ctypes.POINTER(cp)
+lib.jack_port_get_all_connections.argtypes = [vp, vp]
+lib.jack_connect.argtypes = lib.jack_disconnect.argtypes = [vp, cp, cp]
+lib.jack_free.argtypes = [vp]
+lib.jack_client_close.argtypes = [vp]
+INPUT, OUTPUT = 0x1, 0x2
+
+def names(arr):
+    out, k = [], 0
+    while arr and arr[k]:
+        out.append(arr[k].decode())
+        k += 1
+    if arr:
+        lib.jack_free(ctypes.cast(arr, vp))
+    return out
+
+status = ctypes.c_int(0)
+c = lib.jack_client_open(b"rtvc-links", 0x01, ctypes.byref(status))
+if not c:
+    sys.exit(2)
+try:
+    name = sys.argv[2]
+    ports = {d: names(lib.jack_get_ports(c, ("^" + name + ":").encode(), None, flag))
+             for d, flag in (("inputs", INPUT), ("outputs", OUTPUT))}
+    peers = {d: [names(lib.jack_port_get_all_connections(c, lib.jack_port_by_name(c, p.encode()))) for p in ps]
+             for d, ps in ports.items()}
+    if sys.argv[1] == "snapshot":
+        print(json.dumps(peers))
+    else:
+        want, failed = json.loads(sys.argv[3]), []
+        for d in ("inputs", "outputs"):
+            for port, now, wanted in zip(ports[d], peers[d], want.get(d, [])):
+                for peer in set(now) - set(wanted):
+                    a, b = (peer, port) if d == "inputs" else (port, peer)
+                    if lib.jack_disconnect(c, a.encode(), b.encode()):
+                        failed.append(f"disconnect {a} {b}")
+                for peer in set(wanted) - set(now):
+                    a, b = (peer, port) if d == "inputs" else (port, peer)
+                    if lib.jack_connect(c, a.encode(), b.encode()):
+                        failed.append(f"connect {a} {b} (gone?)")
+        print(json.dumps(failed))
+finally:
+    lib.jack_client_close(c)
+"""
+TIMEOUT_S = 3.0
+
+
+def client_name() -> str | None:
+    """The JACK client name PortAudio's streams use in this process (PaJack_GetClientName), or None where
+    PortAudio has no JACK host API."""
+    from rtvc.audio.devices import portaudio
+
+    portaudio()  # (PortAudio loaded and initialised, by sounddevice)
+    found = ctypes.util.find_library("portaudio")
+    if found is None:
+        return None
+    try:
+        fn = ctypes.CDLL(found).PaJack_GetClientName
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    name = ctypes.c_char_p()
+    return name.value.decode() if fn(ctypes.byref(name)) == 0 and name.value else None
+
+
+def _child(*args: str) -> str | None:
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log.info("JACK connections: the server did not answer within %g s", TIMEOUT_S)
+        return None
+    if done.returncode != 0:
+        log.info("JACK connections: could not ask the server (%s)", (done.stderr.strip() or "no server")[-200:])
+        return None
+    return done.stdout
+
+
+def snapshot() -> tuple[str, dict[str, list[list[str]]]] | None:
+    """rtvc's JACK client name and its ports' connections, or None (no JACK client, no server)."""
+    name = client_name()
+    if name is None:
+        return None
+    out = _child("snapshot", name)
+    return None if out is None else (name, json.loads(out))
+
+
+def restore(saved: tuple[str, dict[str, list[list[str]]]]) -> None:
+    """Connect rtvc's (new) ports as `saved` says, under the client name PortAudio uses now."""
+    name = client_name() or saved[0]
+    out = _child("restore", name, json.dumps(saved[1]))
+    if out is None:
+        return
+    failed = json.loads(out)
+    if failed:
+        log.info("JACK connections after reopening the devices: could not %s", "; ".join(failed))
+    else:
+        log.info("JACK connections of rtvc's ports restored after reopening the devices")
