@@ -368,8 +368,9 @@ typedef struct {
     _Atomic int64_t block;       /* the worker's block: its doorbell rings once a block is waiting */
     _Atomic int64_t prefill;
     _Atomic int64_t lag_limit;   /* frames an output-only stream may trail its ring's writer by */
-    _Atomic int64_t main_frames; /* frames of the input or duplex stream's latest live callback */
-    _Atomic int64_t main_run;    /* its live callbacks in a row of that many frames (a period change: rtvc.engine) */
+    /* the input or duplex stream's latest live callback size (high 32 bits) and how many live callbacks in a row
+       had it (low 32): one word, so that the worker never reads a new size with the old size's count */
+    _Atomic int64_t main_period;
     rtvc_bell bell;
     float scratch[3][SCRATCH_FRAMES]; /* one per stream: the output callbacks run on their own threads */
 } rtvc_engine;
@@ -407,8 +408,7 @@ RTVC_EXPORT void rtvc_engine_plan(rtvc_engine *e, int64_t block, int64_t prefill
     store(&e->block, block);
     store(&e->prefill, prefill);
     store(&e->lag_limit, lag_limit);
-    store(&e->main_frames, 0); /* (the callbacks are not live: no writer meanwhile) */
-    store(&e->main_run, 0);
+    store(&e->main_period, 0); /* (the callbacks are not live: no writer meanwhile) */
 }
 
 /* Set last by prepare (after the rings' restart and prefill), cleared first by suspend. */
@@ -539,11 +539,11 @@ static int not_live(rtvc_engine *e, float *out, int channels, int64_t frames, in
 /* The main stream's callback size and how many callbacks in a row had it: an audio server can change its period
    while streams run (JACK's buffer size, PipeWire's quantum), and the worker then plans for the new one. */
 static void note_frames(rtvc_engine *e, int64_t frames) {
-    if (load(&e->main_frames) == frames) {
-        bump(&e->main_run, 1);
+    int64_t v = load(&e->main_period);
+    if ((v >> 32) == frames) {
+        if ((v & 0x7fffffff) != 0x7fffffff) store(&e->main_period, v + 1);
     } else {
-        store(&e->main_frames, frames);
-        store(&e->main_run, 1);
+        store(&e->main_period, (frames << 32) | 1);
     }
 }
 

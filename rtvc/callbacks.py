@@ -57,8 +57,7 @@ class _CoreFields(ctypes.Structure):
         ("block", ctypes.c_int64),
         ("prefill", ctypes.c_int64),
         ("lag_limit", ctypes.c_int64),
-        ("main_frames", ctypes.c_int64),
-        ("main_run", ctypes.c_int64),
+        ("main_period", ctypes.c_int64),
     ]
 
 
@@ -227,7 +226,8 @@ class DeviceSide:
     def main_period(self) -> tuple[int, int]:
         """The main stream's latest live callback size in frames, and how many live callbacks in a row had it
         (0, 0 before the first). Reset by `plan`."""
-        return self._f.main_frames, self._f.main_run
+        v = self._f.main_period  # (one word: the size and its count read together)
+        return v >> 32, v & 0xFFFFFFFF
 
     # -- the doorbell -------------------------------------------------------------------------------
     def ring(self) -> None:

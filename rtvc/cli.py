@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from rtvc.errors import RtvcError
+from rtvc.errors import ConfigError, RtvcError
 
 EXIT_USER_ERROR = 2
 
@@ -167,7 +167,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rtvc.doctor import check_devices
 
         # what `rtvc run` would open with this config (a config that does not load is said by its own error)
-        chosen = check_devices(_load(args).audio)[0]
+        try:
+            chosen = check_devices(_load(args).audio)[0]
+        except ConfigError as e:  # (the list stands; the config's own error is the answer for it)
+            print(f"config: {e}")
+            return 0
         print(f"config: {chosen.found}" if chosen.ok else f"config: {chosen.found} ({chosen.fix})")
         return 0
     if args.command == "doctor":  # before the config: it reports a broken one instead of stopping at it

@@ -123,6 +123,7 @@ class Engine:
         self._period_was = 0  # the period planned for, while the worker plans anew for another (_period_changed)
         self.period_changes = 0
         self.stall_note = ""  # what the device layer found out about a stall (a JACK server not answering)
+        self._light = True  # the voice's blocks take under half their time (loaders give way: stay_off)
         self.realtime = realtime
         self.priority = ""  # what the worker thread got ("" until it has started)
         self._thread: threading.Thread | None = None
@@ -173,6 +174,7 @@ class Engine:
         self.out_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self.mon_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self._counters.period = period
+        self.stall_note = ""  # (new streams, or these planned anew: what a stall found out is old)
         self.device.live = True
         if self._state == "starting":
             self._state = "running"
@@ -229,12 +231,16 @@ class Engine:
         the worker converts a block, that is when the block ends; between blocks, at once if the next is not
         due within a device period and 2 ms (blocks start as their input completes, up to a period early),
         else when that next block ends. It never waits past the time a block has (a worker that falls behind
-        or makes no blocks holds no loader up)."""
+        or makes no blocks holds no loader up), nor at all while the voice's blocks take over half their time
+        (the loader would get the rest: a 12 s load took minutes beside a heavy voice)."""
         if self._thread is None or threading.current_thread() is self._thread or not self._live:
+            return
+        if not self._light:  # (a voice that takes most of each block: giving way would starve the loader)
             return
         block_s = self.block / self.samplerate
         start, now = self._block_start, time.perf_counter()
-        if self.in_block:
+        in_block = self.in_block
+        if in_block:
             until = start + block_s
         elif now - start < block_s - self.device.host_period / self.samplerate - 0.002:
             return
@@ -243,6 +249,8 @@ class Engine:
         if now >= until:
             return
         self._block_end.clear()
+        if in_block and not self.in_block:  # (it ended between the look and the clear)
+            return
         if self.in_block or self._block_start == start:  # (a block in hand, or the next not begun yet)
             self._block_end.wait(until - now)
 
@@ -444,6 +452,7 @@ class Engine:
             return
         took = float(np.median(self.timer.since(count - window)))
         block_s, slack_s = self.block / self.samplerate, self.plan.slack / self.samplerate
+        self._light = took < 0.5 * block_s
         if self._state not in ("running", OVERLOADED):  # (read last: a device failure says more)
             return
         if took > block_s:
@@ -522,18 +531,21 @@ class Engine:
         quantum): the prefill planned for the old one underran every cycle and the declared latency was wrong.
         Once the main stream's callbacks have had one other size for a quarter of a second, the rings go idle
         and the worker plans for the period the next callback brings, as at the start (what was in the rings
-        is dropped: a gap of a few ms, once). The devices' own latency is taken to scale with the period:
-        PortAudio reports it at the stream's open only, and for JACK it is whole periods (measured: an impulse
-        through JACK at 1024 frames after 256 took 768 frames longer in the device, tests/test_jack_live.py)."""
+        is dropped: a gap of a few ms, once). Under JACK the devices' own latency is taken to scale with the
+        period: PortAudio reports it at the stream's open only, and there it is whole periods (measured: an
+        impulse through JACK at 1024 frames after 256 took 768 frames longer in the device,
+        tests/test_jack_live.py); other host APIs' is left as reported. (With audio.period set, PortAudio's own
+        buffering keeps the callbacks at that size: a change is not seen here.)"""
         frames, run = self.device.main_period()
         period = self._counters.period
         if not period or frames in (0, period) or run < 4 or run * frames < self.samplerate // 4:
             return False
         self._period_was = period
-        self.device_latency = (
-            round(self.device_latency[0] * frames / period),
-            round(self.device_latency[1] * frames / period),
-        )
+        if not self._counters.ours:  # (a JACK stream: the server schedules its thread)
+            self.device_latency = (
+                round(self.device_latency[0] * frames / period),
+                round(self.device_latency[1] * frames / period),
+            )
         self.period_changes += 1
         self.device.live = False  # (the callbacks play silence and report their size: host_period)
         self.device.host_period = 0

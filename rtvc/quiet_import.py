@@ -18,8 +18,11 @@ thousands of objects the import makes. `quiet_imports()` takes both out of the l
   that holds the lock, torch's module init for one, still runs to its end.)
 - the garbage collector is off during the imports, and what they made is frozen out of later full
   collections (as the engine does with what is alive when it starts). A full collection first frees what
-  is garbage already, so the freeze keeps none of it: after the engine's own freeze that collection walks
-  only what was made since (milliseconds; the bench times it).
+  is garbage already (after the engine's own freeze it walks only what was made since: milliseconds); cyclic
+  garbage made during the imports themselves is frozen with them (kept for good: the imports' own is small).
+The wait and the dlopen before a module run inside its find_spec, which CPython calls holding the global
+import lock: another thread's first import of a module waits meanwhile (the worker imports nothing; a
+control thread's lazy import may wait up to two blocks, or a library's load).
 The imports are the same imports: what fails fails as before. Where dlopen cannot be called (Windows), only
 the collector part applies.
 """
@@ -80,8 +83,10 @@ def give_way(worker: Worker | None, owner: Worker | None = None) -> None:
 @contextmanager
 def giving_way() -> Iterator[None]:
     """On a loader thread (a voice loading while another plays): while the worker converts a block, this
-    thread's Python code waits for the block to end. Costs the loader about a quarter more time (a profile
-    hook on each call); nothing where no engine runs or on the worker itself."""
+    thread's Python code waits for the block to end. The hook on each call costs the loader about a quarter
+    more time, and the waits more (the first RVC voice's load: 12.6 -> 18.5 s, bench/first_rvc_load.py);
+    nothing where no engine runs, on the worker itself, or beside a voice that takes over half of each block
+    (Engine.stay_off)."""
     worker = _give_way[0] if _give_way else None
     if worker is None or sys.getprofile() is not None:  # (no worker, or a profiler already hooked: left alone)
         yield

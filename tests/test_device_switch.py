@@ -339,6 +339,10 @@ def test_a_reopen_of_the_same_devices_keeps_the_jack_routing(jack_bare, tmp_path
         rpc.call("devices.list", rescan=True)
         wait_for("the routing after a rescan", lambda: route() == (["rtvc-mic:out_1"], ["rtvc-mic:in_1"]), 10)
         assert abs(mic.heard_db(0.5) - TONE_DB) < 1.0
+        # another input device: PortAudio connects the input to it, and the output keeps its route (not system:*)
+        assert "rtvc-mic" in rpc.call("devices.select", input="rtvc-mic")["result"]["in_use"]["input"]
+        wait_for("the output's route after a switch of the input", lambda: route()[1] == ["rtvc-mic:in_1"], 10)
+        assert route()[0] == ["rtvc-mic:out_1"]
         assert "JACK connections of rtvc's ports restored" in served.log()
     finally:
         served.stop()

@@ -156,8 +156,9 @@ class _When(importlib.abc.MetaPathFinder):
 def test_a_quiet_import_waits_for_the_block_the_worker_is_converting(tmp_path):
     """With an engine running, each module of a quiet import waits until the worker has finished its block
     (at most two blocks' time): the importing thread would otherwise share Python's lock with the worker
-    mid-block. Here a block stalls for 0.1 s, well inside two 200 ms blocks."""
-    sr, period, block = 48000, 256, 9600
+    mid-block. Here a block stalls for 0.1 s after the import begins, well inside the block's second (a
+    loader never waits past it)."""
+    sr, period, block = 48000, 256, 48000
     voice = _Stalls(sr, stall_at=3)
     engine = Engine(StreamingConverter(voice, PassthroughParams(), StreamShape(sr, block, 0, 0)), sr, headroom=192)
     engine.set_device(0, 0, separate_streams=False)

@@ -11,7 +11,7 @@ connections PortAudio made that were not there.
 
 Both steps run in a child process with a deadline (a JACK client opened in this process would block inside
 libjack if the server stopped meanwhile: rtvc.audio.jack_probe); what fails is logged, never raised: the
-devices run either way.
+devices run either way. Ports are matched in the order JACK lists them (the order PortAudio registered them).
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ import json
 import logging
 import subprocess
 import sys
+from typing import Any
+
+from rtvc.errors import DeviceError
 
 log = logging.getLogger("rtvc")
 
@@ -44,6 +47,9 @@ lib.jack_connect.argtypes = lib.jack_disconnect.argtypes = [vp, cp, cp]
 lib.jack_free.argtypes = [vp]
 lib.jack_client_close.argtypes = [vp]
 INPUT, OUTPUT = 0x1, 0x2
+QUIET = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(lambda msg: None)  # (libjack's messages go to stdout)
+lib.jack_set_info_function(QUIET)
+lib.jack_set_error_function(QUIET)
 
 def names(arr):
     out, k = [], 0
@@ -65,7 +71,7 @@ try:
     peers = {d: [names(lib.jack_port_get_all_connections(c, lib.jack_port_by_name(c, p.encode()))) for p in ps]
              for d, ps in ports.items()}
     if sys.argv[1] == "snapshot":
-        print(json.dumps(peers))
+        print("rtvc-links " + json.dumps(peers))
     else:
         want, failed = json.loads(sys.argv[3]), []
         for d in ("inputs", "outputs"):
@@ -78,7 +84,7 @@ try:
                     a, b = (peer, port) if d == "inputs" else (port, peer)
                     if lib.jack_connect(c, a.encode(), b.encode()):
                         failed.append(f"connect {a} {b} (gone?)")
-        print(json.dumps(failed))
+        print("rtvc-links " + json.dumps(failed))
 finally:
     lib.jack_client_close(c)
 """
@@ -103,34 +109,50 @@ def client_name() -> str | None:
     return name.value.decode() if fn(ctypes.byref(name)) == 0 and name.value else None
 
 
-def _child(*args: str) -> str | None:
+def _child(*args: str) -> Any:
+    """The child's answer (its `rtvc-links` line, parsed), or None, logged: it timed out, failed or said
+    something else."""
     try:
         done = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         log.info("JACK connections: the server did not answer within %g s", TIMEOUT_S)
         return None
-    if done.returncode != 0:
+    except OSError as e:  # (no process to be had: out of memory or processes)
+        log.info("JACK connections: could not ask the server (%s)", e)
+        return None
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("rtvc-links ")]
+    if done.returncode != 0 or not lines:
         log.info("JACK connections: could not ask the server (%s)", (done.stderr.strip() or "no server")[-200:])
         return None
-    return done.stdout
+    try:
+        return json.loads(lines[-1].removeprefix("rtvc-links "))
+    except ValueError:
+        log.info("JACK connections: the server's answer did not read (%s)", lines[-1][:200])
+        return None
 
 
 def snapshot() -> tuple[str, dict[str, list[list[str]]]] | None:
     """rtvc's JACK client name and its ports' connections, or None (no JACK client, no server)."""
-    name = client_name()
+    try:
+        name = client_name()
+    except DeviceError:
+        return None
     if name is None:
         return None
-    out = _child("snapshot", name)
-    return None if out is None else (name, json.loads(out))
+    peers = _child("snapshot", name)
+    return None if not isinstance(peers, dict) else (name, peers)
 
 
-def restore(saved: tuple[str, dict[str, list[list[str]]]]) -> None:
-    """Connect rtvc's (new) ports as `saved` says, under the client name PortAudio uses now."""
-    name = client_name() or saved[0]
-    out = _child("restore", name, json.dumps(saved[1]))
-    if out is None:
+def restore(saved: tuple[str, dict[str, list[list[str]]]], directions: tuple[str, ...]) -> None:
+    """Connect rtvc's (new) ports as `saved` says for `directions` ("inputs", "outputs"), under the client name
+    PortAudio uses now."""
+    try:
+        name = client_name() or saved[0]
+    except DeviceError:
+        name = saved[0]
+    failed = _child("restore", name, json.dumps({d: saved[1].get(d, []) for d in directions}))
+    if not isinstance(failed, list):
         return
-    failed = json.loads(out)
     if failed:
         log.info("JACK connections after reopening the devices: could not %s", "; ".join(failed))
     else:

@@ -194,20 +194,25 @@ class DeviceSwitcher:
 
     @staticmethod
     def _relink(links: Any, before: dict[str, Device | None], after: DeviceChoice) -> None:
-        """After a reopen of the same devices (a rescan, a recovery, a refused switch): their JACK connections
-        as they were. A device changed: PortAudio's own connections stand (the user chose that device)."""
+        """After a reopen (a rescan, a recovery, a refused switch, a switch of another role): the JACK connections
+        of the ports whose devices did not change, as they were: the input port's when the input is the same,
+        the output ports' when the output and the monitor are. A device changed: PortAudio's own connections
+        stand for it (the user chose that device)."""
         if links is None:
             return
         now = {"input": after.input, "output": after.output, "monitor": after.monitor}
-        same = all(
-            (d is None) == (now[role] is None)
-            and (d is None or (d.name, d.host_api) == (now[role].name, now[role].host_api))
-            for role, d in before.items()
+
+        def same(role: str) -> bool:
+            a, b = before.get(role), now[role]
+            return (a is None) == (b is None) and (a is None or (a.name, a.host_api) == (b.name, b.host_api))
+
+        directions = (("inputs",) if same("input") else ()) + (
+            ("outputs",) if same("output") and same("monitor") else ()
         )
-        if same:
+        if directions:
             from rtvc.audio import jack_links
 
-            jack_links.restore(links)
+            jack_links.restore(links, directions)
 
     def _switched(
         self, cfg: AudioConfig, choice: DeviceChoice, links: Any = None, before: dict[str, Device | None] | None = None
@@ -235,7 +240,9 @@ class DeviceSwitcher:
             fixed = {role: d for role, d in old.items() if d is not None}
             choice = choose_devices(old_cfg, fixed)
             self._open(choice, old_cfg)
-            self._relink(links, self._current(False), choice)
+            self._relink(
+                links, {"input": self.choice.input, "output": self.choice.output, "monitor": choice.monitor}, choice
+            )
         except DeviceError as again:  # both gone (unplugged meanwhile): say so, in status too
             if again.what == e.what:  # (a device in use is gone: the new choice needed it too)
                 what = f"{e.what}; no device runs now"

@@ -251,8 +251,9 @@ edit the table, not this file.
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
 `silent` (the output is muted now), `gate` {on, threshold_db, hold_ms}, `loading` (a profile being loaded, or
 null), `engine` and `links` (outside links such as `obs`: {state, detail}; a change arrives as an event with
-`changed: ["obs"]`). `changed: ["devices"]` says the sound devices were switched (`devices.select`, or reopened
-after a failure): `devices.list` has them; `state` holds no devices key. A `state` event for a voice that did not
+`changed: ["obs"]`). `changed: ["devices"]` says a `devices.select` switched the sound devices: `devices.list` has
+them; `state` holds no devices key (devices reopened after a failure show in `engine` events: the state goes
+back to `running`). A `state` event for a voice that did not
 load carries `error`, saying why.
 
 The noise gate silences the output while the microphone is quieter than `threshold_db` (dBFS RMS over 10 ms):

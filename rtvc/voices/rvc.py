@@ -159,6 +159,9 @@ _F0_MODULES = {
 }
 
 
+_MISSING: set[str] = set()  # what a quiet preload could not import (an extra not installed)
+
+
 def _model_modules(model: RvcModelSettings) -> tuple[str, ...]:
     """What loading `model` imports beyond `import_runtime`: its F0 method's modules, faiss for an index."""
     return _F0_MODULES.get(model.f0, ()) + (("faiss",) if model.index else ())
@@ -249,7 +252,7 @@ class RvcVoice:
         uses an RVC voice; a voice loading with audio running calls it too: quietly (rtvc.quiet_import), so
         the worker is not stopped for the seconds the imports take (bench/torch_load.py)."""
         needed = ["rtvc.rvc.pipeline", *(_model_modules(model) if model is not None else ())]
-        if all(name in sys.modules for name in needed):
+        if all(name in sys.modules or name in _MISSING for name in needed):
             return
         from rtvc.quiet_import import quiet_imports
 
@@ -259,8 +262,8 @@ class RvcVoice:
             for name in needed[1:]:
                 try:
                     importlib.import_module(name)
-                except ImportError:
-                    pass  # (the load that follows imports it again and says what is missing, in its words)
+                except ImportError:  # (the load that follows imports it again and says what is missing, in its
+                    _MISSING.add(name)  # words; not tried quietly again: each try would collect garbage first)
 
     def __init__(self, samplerate: int, model: RvcModelSettings, base: Path, where: str = "profile: [model]"):
         """`base`: the folder relative model paths start from; `where`: the profile, as errors name it."""
