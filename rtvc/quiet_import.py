@@ -3,9 +3,10 @@
 Python holds its lock (the GIL) while it loads a native library and while it collects garbage, and the
 worker needs that lock for every block. A daemon started without RVC profiles imports torch when a client
 first selects an RVC voice, with audio running; done plainly, that stopped the worker for up to 0.4-0.6 s
-at once and for 100-300 ms at a time for seconds after (`python bench/torch_load.py`, bench/results/
-torch_load.json): loading torch's native libraries, and full garbage collections set off by the hundreds of
-thousands of objects the import makes. `quiet_imports()` takes both out of the lock's way:
+at once and for 100-300 ms at a time for seconds after, 2.5 s of audio lost in all (`python
+bench/first_rvc_load.py`, bench/results/first_rvc_load.json): loading torch's native libraries, and full
+garbage collections set off by the hundreds of thousands of objects the import makes. `quiet_imports()`
+takes both out of the lock's way:
 - an extension module's file is opened first with a dlopen called through ctypes (a CDLL call gives the GIL
   up): the library loads, relocates and runs its constructors while the worker runs, and the import's own
   dlopen then finds it loaded (the same file and flags) and only calls the module's init function;
@@ -159,21 +160,18 @@ class _OpenFirst(importlib.abc.MetaPathFinder):
 
 
 @contextmanager
-def quiet_imports(yielding: bool = True) -> Iterator[None]:
+def quiet_imports() -> Iterator[None]:
     """Imports made inside (by any thread) hold the GIL for as little as they can: native libraries are
-    loaded without it, no full garbage collection runs (what was made is frozen out of later ones), and, with
-    `yielding`, each module waits for the audio worker's free time (when an engine runs)."""
+    loaded without it, no full garbage collection runs (what was made is frozen out of later ones), and each
+    module waits for the audio worker's free time (when an engine runs)."""
     with _lock:
         gc.collect()
         collecting = gc.isenabled()
         gc.disable()
-        finder = _OpenFirst(_give_way[0] if yielding and _give_way else None)
+        finder = _OpenFirst(_give_way[0] if _give_way else None)
         sys.meta_path.insert(0, finder)
         try:
-            if yielding:
-                with giving_way():
-                    yield
-            else:
+            with giving_way():
                 yield
         finally:
             sys.meta_path.remove(finder)

@@ -1,7 +1,7 @@
 """rtvc.quiet_import: imports made with audio running hold Python's lock as little as they can.
 
 Each library built here records, in its constructor (which runs when the library loads), whether the thread
-loading it held the GIL: PyGILState_Check(), no timing. bench/torch_load.py measures what that spares the
+loading it held the GIL: PyGILState_Check(), no timing. bench/first_rvc_load.py measures what that spares the
 audio worker when torch is imported.
 """
 

@@ -40,6 +40,11 @@ RECOVER_S = 2.0  # after the devices failed or stalled, how often they are looke
 
 
 # (role, its AudioConfig key, the kind of device it takes)
+def _on_jack(devices) -> bool:
+    """Whether any of these devices (None: none) is on JACK's host API."""
+    return any(d is not None and "JACK" in d.host_api for d in devices)
+
+
 class ServerNotAnswering(DeviceError):
     """The JACK server under stalled streams does not answer: nothing may touch them now."""
 
@@ -153,8 +158,7 @@ class DeviceSwitcher:
         the server does not answer (rtvc.audio.jack_probe)."""
         if self.engine.status().state != "stalled":
             return
-        c = self.choice
-        if not any(d is not None and "JACK" in d.host_api for d in (c.input, c.output, c.monitor)):
+        if not _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
             return
         from rtvc.audio.jack_probe import NOT_ANSWERING, jack_server
 
@@ -186,7 +190,7 @@ class DeviceSwitcher:
     def _jack_links(current: dict[str, Device | None]) -> Any:
         """Before a reopen: what rtvc's JACK ports are connected to (rtvc.audio.jack_links), when the devices
         in use are JACK's; None otherwise."""
-        if not any(d is not None and "JACK" in d.host_api for d in current.values()):
+        if not _on_jack(current.values()):
             return None
         from rtvc.audio import jack_links
 

@@ -250,7 +250,7 @@ class RvcVoice:
         """Import torch and the RVC modules, and what `model`'s F0 method and index need (torchfcpe brings
         librosa and numba, torchcrepe, faiss). The daemon calls this before its audio starts when a profile
         uses an RVC voice; a voice loading with audio running calls it too: quietly (rtvc.quiet_import), so
-        the worker is not stopped for the seconds the imports take (bench/torch_load.py)."""
+        the worker is not stopped for the seconds the imports take (bench/first_rvc_load.py)."""
         needed = ["rtvc.rvc.pipeline", *(_model_modules(model) if model is not None else ())]
         if all(name in sys.modules or name in _MISSING for name in needed):
             return
