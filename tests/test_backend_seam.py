@@ -105,6 +105,23 @@ def test_the_fixed_shape_step_path_streams_what_the_eager_path_streams(models):
     assert snr >= 25.0, f"step path vs eager path: {snr:.1f} dB"
 
 
+@pytest.mark.skipif(not NO_CUDA, reason="checks the runner's error on a machine without CUDA")
+@pytest.mark.parametrize("compile_", [False, True])
+def test_the_voice_asks_the_cuda_graph_backend_for_what_it_can_build(models, compile_):
+    """The voice's runners for backend = 'cuda-graph' (compile = true adds the "inductor" form) reach the CUDA-graph
+    runner, whose first act is to look for CUDA: here its error, not a TypeError on the way (compile = true was
+    passed to a factory that took no forms, and only a GPU would have shown it)."""
+    from dataclasses import replace
+
+    from rtvc.errors import ModelError
+
+    voice = RvcVoice(SR, RvcModelSettings(path="v2.pth", content="hubert.pt", f0="fcpe"), models)
+    voice.model = replace(voice.model, backend="cuda-graph", device="cuda", precision="fp16", compile=compile_)
+    voice.fixed = True  # (what those settings give, past the CUDA check that a CPU-only machine fails first)
+    with pytest.raises(ModelError, match="step 'content': CUDA graphs need a CUDA device"):
+        StreamingConverter(voice, RvcParams(), StreamShape(SR, 960, 144, 384))
+
+
 @pytest.mark.skipif(NO_CUDA, reason="no CUDA device")
 @pytest.mark.parametrize(("precision", "tol"), [("fp32", 1e-4), ("fp16", 1e-2)])
 def test_cuda_graphs_equal_eager(models, precision, tol):

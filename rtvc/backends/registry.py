@@ -21,10 +21,10 @@ def _eager(name: str, module: torch.nn.Module, device: str) -> StepRunner:
     return EagerRunner(name, module, device)
 
 
-def _cuda_graph(name: str, module: torch.nn.Module, device: str) -> StepRunner:
+def _cuda_graph(name: str, module: torch.nn.Module, device: str, forms: tuple[str, ...] | None = None) -> StepRunner:
     from rtvc.backends.cudagraph import CudaGraphRunner
 
-    return CudaGraphRunner(name, module, device)
+    return CudaGraphRunner(name, module, device, forms=forms)  # forms: a profile's compile = true adds "inductor"
 
 
 def _tensorrt(name: str, module: torch.nn.Module, device: str, **where) -> StepRunner:
@@ -78,5 +78,5 @@ def check_backend(backend: str, device: str, precision: str, where: str = "profi
 
 def make_runner(backend: str, name: str, module: torch.nn.Module, device: str, **where) -> StepRunner:
     """The runner of step `name` on `backend` (call check_backend first: this only builds). `where`: what a
-    backend needs beyond the module (tensorrt: request=EngineRequest, engines_dir=Path)."""
+    backend needs beyond the module (tensorrt: request=EngineRequest, engines_dir=Path; cuda-graph: forms)."""
     return RUNNERS[backend](name, module, device, **where)
