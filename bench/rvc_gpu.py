@@ -1,14 +1,16 @@
 """RVC on a GPU: per-block time of eager vs CUDA graphs (fp32, fp16) vs a whole-window baseline, in one run.
 
 Full-size RVC v2 48k voice and HuBERT base (random weights, as bench/rvc_cpu.py builds them), 20 ms and 10 ms
-blocks at 48 kHz, 1 s context. Seven converters (by default; `--rows` chooses) on the same input, alternating block by
+blocks at 48 kHz, 1 s context. Nine converters (by default; `--rows` chooses) on the same input, alternating block by
 block (the order rotates) so that clocks, boosts and other tenants hit them alike:
 - eager:        the fixed-shape steps in torch eager on CUDA, fp32 (the reference);
 - cuda-graph:   the same steps captured once and replayed, fp32 and fp16 (fp32 islands), the layers in the
                 backend's GPU forms (rtvc.backends.gpu_forms); fp16 also with plain layers and without the
                 channels-last form, to measure the forms side by side, and compiled ("cuda-graph fp16, compiled":
                 torch.compile, the "inductor" form, what a profile's compile = true asks for; a compile of tens
-                of seconds first);
+                of seconds first); "concurrent" rows add the forms that run work side by side (the decoder's
+                resblocks of a stage on streams of their own, each step replayed on its own stream, so the F0
+                step runs beside the content step), with and without the compile;
 - baseline:     eager fp32 on CUDA, decoding the whole window every block: the "RVC-style" baseline issue 4
                 names (RVC's realtime GUI before its skip_head/return_length change; its current code decodes
                 only the tail, as the eager row does).
@@ -44,6 +46,7 @@ from rtvc.wavio import bundled_speech, load_mono
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 48000
+CONCURRENT = (gpu_forms.BRANCHES, gpu_forms.OWN_STREAM)  # the forms that run work side by side (not yet defaults)
 ROWS = {  # name -> (backend, precision, whole-window decode, GPU forms of the layers: None = the backend's default)
     "eager fp32": ("eager", "fp32", False, None),
     "cuda-graph fp32": ("cuda-graph", "fp32", False, None),
@@ -52,6 +55,13 @@ ROWS = {  # name -> (backend, precision, whole-window decode, GPU forms of the l
     "cuda-graph fp16, no channels-last": ("cuda-graph", "fp16", False, ("grouped-bmm", "pointwise-matmul")),
     "baseline: whole-window decode fp32": ("eager", "fp32", True, None),
     "cuda-graph fp16, compiled": ("cuda-graph", "fp16", False, (*gpu_forms.DEFAULT_FORMS, "inductor")),
+    "cuda-graph fp16, concurrent": ("cuda-graph", "fp16", False, (*gpu_forms.DEFAULT_FORMS, *CONCURRENT)),
+    "cuda-graph fp16, compiled concurrent": (
+        "cuda-graph",
+        "fp16",
+        False,
+        (*gpu_forms.DEFAULT_FORMS, *CONCURRENT, "inductor"),
+    ),
 }
 DEFAULT_ROWS = list(ROWS)
 BASELINE = "baseline: whole-window decode fp32"
@@ -156,6 +166,14 @@ def run_block_size(block_ms: int, files: dict[str, Path], src: np.ndarray, args:
             "default forms vs plain layers (fp16)": ratio("cuda-graph fp16, plain layers", "cuda-graph fp16"),
             "default forms vs no channels-last (fp16)": ratio("cuda-graph fp16, no channels-last", "cuda-graph fp16"),
             "compiled vs default forms (fp16)": ratio("cuda-graph fp16", "cuda-graph fp16, compiled"),
+            "concurrent vs default forms (fp16)": ratio("cuda-graph fp16", "cuda-graph fp16, concurrent"),
+            "compiled concurrent vs compiled (fp16)": ratio(
+                "cuda-graph fp16, compiled", "cuda-graph fp16, compiled concurrent"
+            ),
+            "fastest cuda-graph row vs baseline": max(
+                (r for r in (ratio(BASELINE, n) for n in rows if n.startswith("cuda-graph")) if r is not None),
+                default=None,
+            ),
         },
     }
 

@@ -7,12 +7,14 @@
 #   1. the GPU, driver, torch and triton it finds; `rtvc doctor`;
 #   2. CUDA-graph vs eager parity per step (content, F0, synth; fp32 <= 1e-4, fp16 <= 1e-2) on the tiny test
 #      models: tests/test_backend_seam.py -k cuda_graphs_equal_eager;
+#      and the voice streamed with the concurrency forms (steps and the decoder's branches side by side);
 #   3. bench/rvc_gpu.py: the same parity on the full-size models, then full-size RVC v2 48k + HuBERT base,
-#      eager vs CUDA graphs (the layers' GPU forms side by side, and compiled) vs the whole-window baseline,
+#      eager vs CUDA graphs (default forms, and with the concurrency forms) vs the whole-window baseline,
 #      20 and 10 ms blocks, p50/p99 -> $OUT/rvc_gpu.json (written after each block size);
 #   4. bench/live_virtual.py: the live engine on the virtual device at 10 ms blocks for 60 s on that voice
-#      (cuda-graph, fp16), deadline misses and block times -> $OUT/live_virtual_gpu.json; then the same
-#      compiled (a profile's compile = true) -> $OUT/live_virtual_gpu_compiled.json.
+#      (cuda-graph, fp16), deadline misses and block times -> $OUT/live_virtual_gpu.json;
+#   5. bench/rvc_gpu.py's compiled rows (torch.compile, with and without the concurrency forms; parity first),
+#      20 ms blocks -> $OUT/rvc_gpu_compiled.json (the H200 took minutes for one compiled variant: last).
 # The GPU's clocks, power and load every 250 ms through it all -> $OUT/gpu_clocks.csv (a live block leaves the
 # GPU idle most of its period; the bench keeps it busy: do the clocks differ?).
 # A failed step does not stop the next; the summary at the end lists each step's exit code.
@@ -25,7 +27,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 RTVC_TRACEBACK=1  # (an error's cause is printed whole: the one run must tell all)
 PY=${PYTHON:-python3}
 
-step() {  # step NAME SECONDS COMMAND...: the limits add up to 505 s, inside a 540 s call
+step() {  # step NAME SECONDS COMMAND...: the limits add up to 530 s, inside a 540 s call
   local name=$1 limit=$2
   shift 2
   echo
@@ -54,13 +56,17 @@ checks() {
     nvidia-smi --query-gpu=timestamp,pstate,clocks.sm,clocks.mem,power.draw,utilization.gpu --format=csv \
       -lms 250 >"$OUT/gpu_clocks.csv" 2>&1 &
     local clocks=$!
-    step "gpu" 20 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.mem,temperature.gpu --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"; '"$PY"' -c "import triton; print(\"triton\", triton.__version__)" || echo "no triton"; gcc --version | head -1'
-    step "doctor" 20 $PY -m rtvc doctor
-    step "cuda-graph parity" 45 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py -k cuda_graphs_equal_eager
-    step "rvc_gpu bench" 200 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --out "$OUT/rvc_gpu.json"
+    step "gpu" 15 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.mem,temperature.gpu --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"; '"$PY"' -c "import triton; print(\"triton\", triton.__version__)" || echo "no triton"; gcc --version | head -1'
+    step "doctor" 15 $PY -m rtvc doctor
+    step "cuda-graph parity" 60 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py -k cuda_graphs_equal_eager
+    local rows=("eager fp32" "cuda-graph fp32" "cuda-graph fp16" "cuda-graph fp16, concurrent" "baseline: whole-window decode fp32")
+    step "rvc_gpu bench" 150 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --rows "${rows[@]}" --out "$OUT/rvc_gpu.json"
     local live=(bench/live_virtual.py --rvc full --backend cuda-graph --device cuda --precision fp16 --block-ms 10 --seconds 60)
-    step "live 60 s at 10 ms" 100 $PY "${live[@]}" --out "$OUT/live_virtual_gpu.json"
-    step "live 60 s at 10 ms, compiled" 120 $PY "${live[@]}" --compile --out "$OUT/live_virtual_gpu_compiled.json"
+    step "live 60 s at 10 ms" 90 $PY "${live[@]}" --out "$OUT/live_virtual_gpu.json"
+    # the compiled rows last (a compile of each step for the parity check and again for the row: minutes)
+    rows=("cuda-graph fp16" "cuda-graph fp16, compiled" "cuda-graph fp16, compiled concurrent" "baseline: whole-window decode fp32")
+    step "rvc_gpu bench, compiled" 200 $PY bench/rvc_gpu.py --blocks 150 --warmup 20 --blocks-ms 20 --rows "${rows[@]}" \
+      --out "$OUT/rvc_gpu_compiled.json"
     kill "$clocks" 2>/dev/null
   fi
   echo

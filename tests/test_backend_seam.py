@@ -136,6 +136,37 @@ def test_cuda_graphs_equal_eager(models, precision, tol):
         assert err <= tol, f"{name} {precision}: {err:.2e}"
 
 
+@pytest.mark.skipif(NO_CUDA, reason="no CUDA device")
+def test_cuda_graphs_equal_eager_with_steps_and_branches_side_by_side(models, monkeypatch):
+    """The concurrency forms (rtvc.backends.gpu_forms: each step on its own stream, the decoder's resblocks side by
+    side): the voice streamed through CUDA graphs with them against eager on the GPU, fp32, without TF32 in either
+    (the default forms' parity is checked per step above). A missing wait between streams shows here: a block read
+    before its step ran, or a step's input overwritten while it runs."""
+    from rtvc.backends import gpu_forms
+
+    x = load_mono(bundled_speech(), SR)[:SR]
+    outs = {}
+    cudnn = torch.backends.cudnn
+    for backend, forms in (
+        ("eager", None),
+        ("cuda-graph", (*gpu_forms.LAYER_FORMS, "parallel-branches", "own-stream")),
+    ):
+        if forms:
+            monkeypatch.setattr(gpu_forms, "DEFAULT_FORMS", forms)
+        settings = RvcModelSettings(path="v2.pth", content="hubert.pt", f0="fcpe", backend=backend, device="cuda")
+        with cudnn.flags(enabled=True, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=False):
+            voice = RvcVoice(SR, settings, models)
+            conv = StreamingConverter(voice, RvcParams(), StreamShape(SR, 480, 144, 384))
+            outs[backend] = np.concatenate([conv.process_block(x[i : i + 480]) for i in range(0, len(x) - 479, 480)])
+        if forms:
+            assert {tuple(r.forms) for r in voice.runners.values()} == {forms}
+            assert all(r.stream is not None for r in voice.runners.values())
+    ref, got = outs["eager"], outs["cuda-graph"]
+    assert np.sqrt(np.mean(ref**2)) > 0.01
+    err = float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
+    assert err <= 1e-4, f"cuda-graph with the concurrency forms vs eager: {err:.2e}"
+
+
 @pytest.mark.parametrize("f0", ["fcpe", "crepe-tiny", "rmvpe"])
 def test_every_step_runs_off_the_cpu_without_a_host_sync(models, f0):
     """What a GPU path needs of a step, checked here without a GPU: each step runs on the meta device, where a

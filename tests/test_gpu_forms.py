@@ -16,6 +16,7 @@ from rtvc.backends.gpu_forms import (  # noqa: E402
     DEFAULT_FORMS,
     FORMS,
     LAYER_FORMS,
+    BranchesOnStreams,
     ChannelsLastConv1d,
     GroupedConv1dAsBmm,
     PointwiseConv1dAsMatmul,
@@ -70,7 +71,7 @@ def test_forms_leave_the_convolutions_they_do_not_name_alone():
         assert rewrite(conv, MATMUL_FORMS) is conv
     same = nn.Conv1d(8, 8, 3, padding="same")
     assert rewrite(same, LAYER_FORMS) is same  # (padding given as a word: left as it is)
-    assert set(FORMS) == {*LAYER_FORMS, "inductor"}
+    assert set(FORMS) == {*LAYER_FORMS, "parallel-branches", "own-stream", "inductor"}
     with pytest.raises(ValueError, match=r"unknown GPU forms \['winograd'\]"):
         rewrite(nn.Conv1d(1, 1, 1), ("winograd",))
 
@@ -119,6 +120,48 @@ def test_a_step_compiled_by_inductor_computes_the_same(steps):
     with torch.no_grad():
         ref, got = step(*args), compiled(*args)
     assert rel(got, ref) < 1e-5
+
+
+class _Small(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return torch.tanh(self.conv(x)) * 0.5
+
+
+def test_compiling_step_after_step_never_meets_dynamos_limit():
+    """A daemon loads voice after voice, each compiled (compile = true): one class's steps in other sizes, more than
+    the 8 graphs Dynamo keeps per code object. Each compiled step has a code object of its own, so the 10th
+    compiles as the first did (through the class's shared forward the 9th failed: FailOnRecompileLimitHit)."""
+    for channels in range(1, 11):
+        step = _Small(channels)
+        x = torch.randn(1, channels, 16)
+        with torch.no_grad():
+            assert rel(rewrite(step, ("inductor",))(x), step(x)) < 1e-6, channels
+
+
+def test_the_decoders_branches_side_by_side_compute_the_same(steps):
+    """The "parallel-branches" form: the synth step's decoder gets its own BranchesOnStreams (on the CPU the plain
+    sum; its streams are checked on a GPU, tests/test_backend_seam.py), the original decoder keeps the plain sum;
+    with "inductor" the decoder's run stays Python between compiled pieces (head, each stage's upsampling, tail)
+    and the rest of the step is compiled around it: the same output, compiled on the CPU's Inductor (C++)."""
+    step = steps["synth"]
+    args = example_inputs(step, seed=3)
+    with torch.no_grad():
+        ref = step(*args)
+    for forms in ((*LAYER_FORMS, "parallel-branches"), (*LAYER_FORMS, "parallel-branches", "own-stream", "inductor")):
+        new = rewrite(step, forms)
+        decoders = [m for m in new.modules() if isinstance(m.__dict__.get("sum_branches"), BranchesOnStreams)]
+        assert len(decoders) == 1 and decoders[0] is not step.net.dec, forms
+        assert "sum_branches" not in step.net.dec.__dict__ and "run" not in step.net.dec.__dict__
+        assert ("run" in decoders[0].__dict__) == ("inductor" in forms)
+        with torch.no_grad():
+            got = new(*args)
+        assert rel(got, ref) < 1e-5, (forms, rel(got, ref))
+    content = rewrite(steps["content"], ("parallel-branches",))  # (no decoder in it: left as it is)
+    assert content is steps["content"]
 
 
 def test_compile_missing_names_what_triton_lacks(monkeypatch, tmp_path):

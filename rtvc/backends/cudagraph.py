@@ -6,8 +6,11 @@ captured with `torch.cuda.graph` into a private memory pool, reading static inpu
 output tensors. Each call copies the new inputs into the static buffers and replays the graph: one launch
 instead of hundreds of kernel launches, no Python per layer. Before the capture some layers are put in forms that
 run faster as GPU kernels (rtvc.backends.gpu_forms; the same function, the same weights). The outputs are the
-runner's static buffers, valid until its next call (the StepRunner contract). A capture failure (an op that
-synchronises with the host, a CPU tensor inside the step) is a ModelError naming the step.
+runner's static buffers, valid until its next call (the StepRunner contract); with the "own-stream" form the
+replay runs on the runner's own stream, which the current stream then waits for, and the next call waits for
+nothing on the current stream: its outputs must have been read by then, as the voice reads them (to the host, a
+copy the host waits for). A capture failure (an op that synchronises with the host, a CPU tensor inside the step)
+is a ModelError naming the step.
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ class CudaGraphRunner:
                 "RTVC_TRACEBACK=1 prints",
             ) from e
         self._static_out = list(out) if isinstance(out, tuple) else [out]
+        # "own-stream": replayed on a stream of its own, so a step queued after another that it does not depend on
+        # (the voice's F0 after its content: both read the block's audio) runs beside it on the GPU
+        self.stream = torch.cuda.Stream(self.device) if gpu_forms.OWN_STREAM in self.forms else None
 
     def _seed_inputs(self) -> None:
         """Valid values for the warm-up (speaker 0, pitch id 1 = unvoiced, small noise): indices must be in range."""
@@ -90,10 +96,21 @@ class CudaGraphRunner:
                 t.normal_(0.0, 0.1)
 
     def __call__(self, **inputs) -> dict:
+        if self.stream is None:
+            self._replay(inputs)
+        else:
+            # the inputs come from the host and the last replay's outputs were read (the caller copied them to
+            # the host): nothing on the current stream to wait for. Its own stream keeps this replay after the
+            # last one; the current stream waits for it before anything there reads the outputs
+            with torch.cuda.stream(self.stream):
+                self._replay(inputs)
+            torch.cuda.current_stream(self.device).wait_stream(self.stream)
+        return {s.name: t for s, t in zip(self.outputs, self._static_out, strict=True)}
+
+    def _replay(self, inputs: dict) -> None:
         for spec, buf in zip(self.inputs, self._static_in, strict=True):
             buf.copy_(torch.as_tensor(inputs[spec.name]).reshape(spec.shape), non_blocking=True)
         self.graph.replay()
-        return {s.name: t for s, t in zip(self.outputs, self._static_out, strict=True)}
 
 
 def graph_vs_eager(name: str, module: torch.nn.Module, reference: torch.nn.Module, seed=7, forms=None):
@@ -114,4 +131,5 @@ def graph_vs_eager(name: str, module: torch.nn.Module, reference: torch.nn.Modul
         graph = CudaGraphRunner(name, module, "cuda", forms=forms)
         for _ in range(2):
             got = graph(**feed)[first].double()
+            torch.cuda.synchronize(graph.device)  # (read before the next call: an own-stream replay waits for nothing)
     return float((got - ref).norm() / ref.norm())

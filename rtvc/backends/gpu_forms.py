@@ -28,14 +28,17 @@ eager path and the ONNX export keep the plain layers).
 from __future__ import annotations
 
 import copy
+import types
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-FORMS = ("grouped-bmm", "pointwise-matmul", "channels-last", "inductor")
-LAYER_FORMS = FORMS[:3]  # (inductor compiles the whole step)
-DEFAULT_FORMS = LAYER_FORMS  # (measured on an H200: README, GPU)
+LAYER_FORMS = ("grouped-bmm", "pointwise-matmul", "channels-last")
+BRANCHES = "parallel-branches"  # the decoder's resblocks of a stage side by side (a module form)
+OWN_STREAM = "own-stream"  # the step's graph on a stream of its own (read by the CUDA-graph runner, not `rewrite`)
+FORMS = (*LAYER_FORMS, BRANCHES, OWN_STREAM, "inductor")
+DEFAULT_FORMS = LAYER_FORMS  # (measured on an H200: README, GPU; the two concurrency forms not yet measured)
 
 
 def compile_missing() -> str:
@@ -120,6 +123,92 @@ class ChannelsLastConv1d(nn.Module):
         return y.squeeze(2)
 
 
+class BranchesOnStreams:
+    """The "parallel-branches" form of a decoder's `sum_branches` (rtvc.rvc.nsf.sum_of_branches): on a CUDA device
+    the first resblock runs on the current stream and each other one on a side stream of its own, forked from the
+    current stream and joined back before the sum (in the same order, so the same numbers). A stage's three
+    resblocks are each a chain of small convolutions (a few microseconds a kernel, a few of the GPU's SMs), so
+    side by side they take about as long as one. Captured in a CUDA graph, the fork and join become the graph's
+    branches: the replay runs them concurrently on whatever stream it is launched on. Elsewhere (CPU, meta) it is
+    the plain sum. A block's tensors never cross streams but through the fork (the input) and the join (the
+    outputs), so the caching allocator's per-stream reuse is safe without record_stream."""
+
+    def __init__(self):
+        self.streams: dict[torch.device, list] = {}
+
+    def _side(self, device: torch.device, n: int) -> list:
+        have = self.streams.setdefault(device, [])
+        while len(have) < n:
+            have.append(torch.cuda.Stream(device))
+        return have[:n]
+
+    @torch.compiler.disable  # (Dynamo breaks its graph here: streams are this Python's, around compiled resblocks)
+    def __call__(self, blocks, x: Tensor) -> Tensor:
+        if not x.is_cuda:
+            from rtvc.rvc.nsf import sum_of_branches
+
+            return sum_of_branches(blocks, x)
+        here = torch.cuda.current_stream(x.device)
+        side = self._side(x.device, len(blocks) - 1)
+        for s in side:
+            s.wait_stream(here)
+        outs = [blocks[0](x)]
+        for s, block in zip(side, blocks[1:], strict=True):
+            with torch.cuda.stream(s):
+                outs.append(block(x))
+        for s in side:
+            here.wait_stream(s)
+        xs = outs[0]
+        for o in outs[1:]:
+            xs = xs + o
+        return xs
+
+
+def _branch_form(module: nn.Module, forms: tuple[str, ...]) -> nn.Module:
+    """`module` (already rewritten below it) with its branches side by side, if it has a `sum_branches` (the NSF
+    decoder) and `forms` ask for it: a shallow copy holding its own BranchesOnStreams. With "inductor" the
+    decoder's `run` stays Python (torch.compiler.disable: the step's compiled graph stops at it) and its pieces
+    around the branches (head, each stage's upsampling, tail) are compiled one by one; the resblocks run as they
+    are, side by side (a stage's three of them uncompiled take about a third of one stage's compiled chain)."""
+    if BRANCHES not in forms or not hasattr(type(module), "sum_branches"):
+        return module
+    out = copy.copy(module)
+    out._modules = dict(module._modules)
+    out.sum_branches = BranchesOnStreams()
+    if "inductor" in forms:
+        out.run = torch.compiler.disable(types.MethodType(type(module).run, out))
+        for piece in ("head", "stage_in", "tail"):  # (stage_in: a graph per stage)
+            setattr(out, piece, compiled_method(out, piece))
+    return out
+
+
+def compiled_method(obj, name: str, fullgraph: bool = True):
+    """`obj.<name>` compiled by torch.compile (fixed shapes), through a copy of its function with a code object of
+    its own. Dynamo keeps its compiled graphs per code object, at most 8 of them (torch._dynamo.config.
+    recompile_limit), and past that a fullgraph compile fails: a daemon that loads voice after voice (other sizes,
+    precisions, block sizes; a decoder's 4 stages) would get there through a class's shared `forward`. Its own code
+    object also takes its graphs with it when the module goes (Inductor's on-disk cache still serves a recompile)."""
+    fn = getattr(type(obj), name)
+    own = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    return torch.compile(types.MethodType(own, obj), fullgraph=fullgraph, dynamic=False)
+
+
+class CompiledStep(nn.Module):
+    """A step (its layers in their forms) compiled as a whole by "inductor": compiled_method of its forward."""
+
+    def __init__(self, step: nn.Module, fullgraph: bool):
+        super().__init__()
+        self.step = step
+        self.run = compiled_method(step, "forward", fullgraph)
+
+    def forward(self, *args: Tensor):
+        return self.run(*args)
+
+
+def _has_branches(module: nn.Module) -> bool:
+    return any(isinstance(m.__dict__.get("sum_branches"), BranchesOnStreams) for m in module.modules())
+
+
 def _form(child: nn.Module, forms: tuple[str, ...]) -> nn.Module | None:
     """The replacement for `child` under `forms`, or None to keep it."""
     if _plain_conv(child):
@@ -142,14 +231,15 @@ def rewrite(module: nn.Module, forms: tuple[str, ...] = DEFAULT_FORMS) -> nn.Mod
     unknown = set(forms) - set(FORMS)
     if unknown:
         raise ValueError(f"unknown GPU forms {sorted(unknown)}; known: {', '.join(FORMS)}")
-    out = _rewrite(module, tuple(f for f in forms if f in LAYER_FORMS))
+    out = _rewrite(module, tuple(f for f in forms if f != OWN_STREAM))
     if "inductor" in forms:
-        out = torch.compile(out, fullgraph=True, dynamic=False)
+        # one graph, unless the branches' streams break it (their resblocks are compiled graphs of their own)
+        out = CompiledStep(out, fullgraph=not _has_branches(out))
     return out
 
 
 def _rewrite(module: nn.Module, forms: tuple[str, ...]) -> nn.Module:
-    if not forms:
+    if not set(forms) - {"inductor"}:
         return module
     new = _form(module, forms)
     if new is not None:
@@ -159,9 +249,10 @@ def _rewrite(module: nn.Module, forms: tuple[str, ...]) -> nn.Module:
         replaced = _rewrite(child, forms)
         if replaced is not child:
             children[name] = replaced
-    if not children:
-        return module
-    out = copy.copy(module)
-    out._modules = dict(module._modules)  # (copy.copy shares the dict itself)
-    out._modules.update(children)
-    return out
+    if children:
+        out = copy.copy(module)
+        out._modules = dict(module._modules)  # (copy.copy shares the dict itself)
+        out._modules.update(children)
+    else:
+        out = module
+    return _branch_form(out, forms)

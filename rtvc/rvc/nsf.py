@@ -125,8 +125,19 @@ class SineSource(nn.Module):
         return torch.tanh(self.l_linear(exc.view(1, -1, 1)))
 
 
+def sum_of_branches(blocks, x: Tensor) -> Tensor:
+    """The multi-receptive-field fusion: the resblocks of one stage read the same input; their outputs summed,
+    in order. (rtvc.backends.gpu_forms' "parallel-branches" runs them side by side on a GPU, summed the same.)"""
+    xs = blocks[0](x)
+    for block in blocks[1:]:
+        xs = xs + block(x)
+    return xs
+
+
 class Decoder(nn.Module):
     """HiFi-GAN generator; with `samplerate` set it is RVC's GeneratorNSF (sine source + noise convs)."""
+
+    sum_branches = staticmethod(sum_of_branches)  # (an instance's own replaces it: rtvc.backends.gpu_forms)
 
     def __init__(
         self,
@@ -192,15 +203,20 @@ class Decoder(nn.Module):
         """The generator proper: latent (1, inter, n), speaker (1, gin, 1), the sine source at the output rate
         (1, 1, n * upp) or None -> audio (1, 1, n * upp). The fixed-shape synth step (rtvc.rvc.steps) calls it
         with a source it computed in float32 from a phase input."""
-        x = self.conv_pre(x) + self.cond(g)
-        for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))
-            if source is not None:
-                x = x + self.noise_convs[i](source)
+        x = self.head(x, g)
+        for i in range(len(self.ups)):
+            x = self.stage_in(i, x, source)
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            xs = blocks[0](x)
-            for block in blocks[1:]:
-                xs = xs + block(x)
-            x = xs / self.num_kernels
-        x = self.conv_post(F.leaky_relu(x))  # slope 0.01 here, as in RVC
-        return torch.tanh(x)
+            x = self.sum_branches(blocks, x) / self.num_kernels
+        return self.tail(x)
+
+    # (run's pieces: rtvc.backends.gpu_forms compiles them one by one around the branches it runs side by side)
+    def head(self, x: Tensor, g: Tensor) -> Tensor:
+        return self.conv_pre(x) + self.cond(g)
+
+    def stage_in(self, i: int, x: Tensor, source: Tensor | None) -> Tensor:
+        x = self.ups[i](F.leaky_relu(x, LRELU_SLOPE))
+        return x if source is None else x + self.noise_convs[i](source)
+
+    def tail(self, x: Tensor) -> Tensor:
+        return torch.tanh(self.conv_post(F.leaky_relu(x)))  # slope 0.01 here, as in RVC
