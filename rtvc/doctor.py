@@ -131,6 +131,10 @@ def check_cuda_bindings() -> list[Check]:
     except Exception as e:  # the bindings report a broken driver install as an error; show it as found
         return [Check(False, "cuda-bindings", f"{v}, driver query failed: {e}", "check the NVIDIA driver")]
     driver = f"CUDA driver {d // 1000}.{d % 1000 // 10}" if d else "no CUDA driver loaded"
+    major = int(v.split(".")[0]) if v.split(".")[0].isdigit() else 0
+    if d and major > d // 1000:  # (the runtime the bindings load is newer than the driver: every call fails)
+        fix = f"pip install 'cuda-bindings=={d // 1000}.*' (the driver's CUDA major), or update the NVIDIA driver"
+        return [Check(False, "cuda-bindings", f"{v} needs a CUDA {major} driver; this one is {driver}", fix)]
     return [Check(True, "cuda-bindings", f"{v} ({driver})")]
 
 
@@ -179,12 +183,24 @@ def check_engines(folder: Path) -> list[Check]:
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     except ImportError:
         gpu = None
-    mine = [e for e in entries if e.gpu == gpu]
     where = f"{len(entries)} in {folder}"
     if gpu is None:
         return [Check(False, "engines", f"{where}, none usable: no GPU", "they run on the GPU they were built on")]
-    found = f"{where}, {len(mine)} for {gpu}: " + ", ".join(sorted({f"{e.step}/{e.precision}" for e in mine}))
-    return [Check(bool(mine), "engines", found.rstrip(": "), "rtvc build PROFILE on this machine")]
+    try:  # an engine runs on the GPU model, compute capability and TensorRT version it was built with
+        from rtvc.backends.tensorrt import current_target, import_tensorrt
+
+        target = current_target(import_tensorrt())
+    except Exception as e:  # (TensorRT absent or broken: check_tensorrt says why and how to install it)
+        mine = [x for x in entries if x.gpu == gpu]
+        found = f"{where}, {len(mine)} built for {gpu}, none usable without TensorRT ({getattr(e, 'what', e)})"
+        return [Check(False, "engines", found, "install TensorRT (see the tensorrt line)")]
+    mine = manifest.for_target(target)
+    other = len([x for x in entries if x.gpu == gpu]) - len(mine)
+    found = f"{where}, {len(mine)} for {gpu} with TensorRT {target.tensorrt}: " + ", ".join(
+        sorted({f"{e.step}/{e.precision}" for e in mine})
+    )
+    found = found.rstrip(": ") + (f"; {other} built with another TensorRT (stale)" if other else "")
+    return [Check(bool(mine), "engines", found, "rtvc build PROFILE on this machine")]
 
 
 def check_core() -> list[Check]:

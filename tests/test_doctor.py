@@ -181,3 +181,19 @@ def test_a_checkout_whose_audio_core_was_not_built_says_how_to_build_it(tmp_path
     )  # fmt: skip
     assert res.returncode != 0
     assert "error: rtvc's audio core is not built" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_cuda_bindings_newer_than_the_driver_is_named(monkeypatch):
+    """cuda-bindings 13 on a CUDA 12 driver: every runtime call fails with cudaErrorInsufficientDriver; doctor says
+    so, and which bindings to install, instead of ok."""
+    import rtvc.backends.cudart as cudart
+    import rtvc.doctor as doc
+
+    monkeypatch.setattr(doc, "_version", lambda name: "13.5.0" if name == "cuda-bindings" else None)
+    monkeypatch.setattr(cudart, "driver_version", lambda: 12040)
+    (check,) = doc.check_cuda_bindings()
+    assert not check.ok and check.found == "13.5.0 needs a CUDA 13 driver; this one is CUDA driver 12.4"
+    assert check.fix.startswith("pip install 'cuda-bindings==12.*'")
+    monkeypatch.setattr(cudart, "driver_version", lambda: 13000)
+    (check,) = doc.check_cuda_bindings()
+    assert check.ok and check.found == "13.5.0 (CUDA driver 13.0)"

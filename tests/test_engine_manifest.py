@@ -250,3 +250,31 @@ def test_a_manifest_that_is_a_folder_or_unreadable_or_mistyped_is_corrupt_not_a_
         (folder / "manifest.json").chmod(0)
         err = _why(folder, _request(models, paths))
         assert err.reason == "corrupt" and "cannot be read (Permission denied)" in str(err)
+
+
+def test_doctor_counts_the_engines_this_tensorrt_can_run(voice, tmp_path, monkeypatch):
+    """`rtvc doctor`'s engines line: engines built with another TensorRT version on this GPU are stale (the manifest's
+    lookup refuses them), not usable; without TensorRT none is usable, whatever GPU they were built for."""
+    import torch
+
+    import rtvc.backends.tensorrt as trt_backend
+    from rtvc.doctor import check_engines
+
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    old = Target(H100.gpu, H100.compute_capability, "10.0.1")
+    _saved(folder, _built(folder, models, paths), _built(folder, models, paths, step="content", target=old))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: H100.gpu)
+    monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: None)
+    monkeypatch.setattr(trt_backend, "current_target", lambda trt: H100)
+    (check,) = check_engines(folder)
+    assert check.ok and f"1 for {H100.gpu} with TensorRT {H100.tensorrt}: synth/fp16" in check.found, check.found
+    assert check.found.endswith("; 1 built with another TensorRT (stale)")
+
+    def absent():
+        raise RtvcError("TensorRT is not installed", "pip install tensorrt-cu13")
+
+    monkeypatch.setattr(trt_backend, "import_tensorrt", absent)
+    (check,) = check_engines(folder)
+    assert not check.ok and "2 built for" in check.found and "none usable without TensorRT" in check.found

@@ -105,11 +105,25 @@ def test_cuda_runtime_errors_name_the_call():
         with pytest.raises(RtvcError) as info:
             GraphStream("TensorRT engine 'synth'")
         assert str(info.value).startswith("TensorRT engine 'synth': cudaStreamCreateWithFlags failed with cudaError")
+        if "cudaErrorInsufficientDriver" in str(info.value):  # (no NVIDIA driver at all: the driver is what to fix)
+            assert info.value.fix.startswith("no NVIDIA driver, or one older than these CUDA bindings need")
     else:
         gs = GraphStream("a test stream")
         assert gs.handle != 0
         gs.synchronize()
         gs.close()
+        dropped = GraphStream("a stream dropped without close()")  # (its __del__ gives it back, quietly)
+        del dropped
+
+
+def test_cuda_errors_say_what_to_do_about_them():
+    from rtvc.backends.cudart import _fix_for
+
+    assert "install or update it" in _fix_for("cudaErrorInsufficientDriver")
+    assert "out of memory" in _fix_for("cudaErrorMemoryAllocation") and "nvidia-smi" in _fix_for("cudaErrorNoDevice")
+    for capture in ("cudaErrorStreamCaptureInvalidated", "cudaErrorStreamCaptureUnsupported"):
+        assert _fix_for(capture).startswith("this engine cannot be captured as a CUDA graph")
+    assert "rtvc doctor" in _fix_for("cudaErrorLaunchFailure")
 
 
 def test_progress_output():

@@ -29,13 +29,26 @@ def check(result: tuple, call: str, what: str) -> Any:
     if err != rt.cudaError_t.cudaSuccess:
         ok, name = rt.cudaGetErrorName(err)
         label = name.decode() if ok == rt.cudaError_t.cudaSuccess else str(err)
-        raise RtvcError(
-            f"{what}: {call} failed with {label}",
-            "check that the GPU is visible (nvidia-smi) and not out of memory; run `rtvc doctor`",
-        )
+        raise RtvcError(f"{what}: {call} failed with {label}", _fix_for(label))
     if not rest:
         return None
     return rest[0] if len(rest) == 1 else tuple(rest)
+
+
+def _fix_for(error: str) -> str:
+    """What to do about a CUDA runtime error, by its name (cudaGetErrorName)."""
+    if error in ("cudaErrorInsufficientDriver", "cudaErrorCompatNotSupportedOnDevice"):
+        return (
+            "no NVIDIA driver, or one older than these CUDA bindings need (`rtvc doctor` shows its CUDA version): "
+            f"install or update it, or {INSTALL}"
+        )
+    if error in ("cudaErrorNoDevice", "cudaErrorInvalidDevice", "cudaErrorDevicesUnavailable"):
+        return "no usable GPU: check nvidia-smi and CUDA_VISIBLE_DEVICES; run `rtvc doctor`"
+    if error == "cudaErrorMemoryAllocation":
+        return "the GPU is out of memory: close what else uses it (nvidia-smi lists it), or use fewer voices"
+    if error.startswith("cudaErrorStreamCapture") or error == "cudaErrorGraphExecUpdateFailure":
+        return "this engine cannot be captured as a CUDA graph: report it with `rtvc doctor`'s output"
+    return "check that the GPU is visible (nvidia-smi) and not out of memory; run `rtvc doctor`"
 
 
 class GraphStream:
@@ -81,6 +94,15 @@ class GraphStream:
 
     def synchronize(self) -> None:
         check(self.rt.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize", self.what)
+
+    def __del__(self) -> None:
+        # a runner dropped without close() (a voice replaced, a failed load) still gives its stream and graph back
+        try:
+            if self.stream is not None:
+                self.synchronize()
+            self.close()
+        except Exception:  # (at exit, or with a broken context, there is nothing left to tell)
+            pass
 
     def close(self) -> None:
         rt = self.rt

@@ -223,8 +223,6 @@ class TensorRTStep:
             TensorSpec(n, tuple(b.shape), str(b.dtype).removeprefix("torch.")) for n, b in self._out.items()
         )
         self._gs = GraphStream(what)
-        self._stream = torch.cuda.ExternalStream(self._gs.handle)
-        self._inputs_ready, self._done = torch.cuda.Event(), torch.cuda.Event()
 
         def enqueue() -> None:
             if not self._ctx.execute_async_v3(self._gs.handle):
@@ -232,6 +230,8 @@ class TensorRTStep:
                 raise RtvcError(f"{what}: execute_async_v3 failed: {said}", "rebuild it (rtvc build); see rtvc doctor")
 
         try:
+            self._stream = torch.cuda.ExternalStream(self._gs.handle)
+            self._inputs_ready, self._done = torch.cuda.Event(), torch.cuda.Event()
             torch.cuda.current_stream().synchronize()  # the zeros: our stream is non-blocking, it would not wait
             enqueue()  # warm-up: TensorRT's deferred set-up runs here, outside the capture
             self._gs.synchronize()
