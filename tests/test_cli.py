@@ -435,3 +435,12 @@ def test_tui_attaches_where_the_daemon_listens(tmp_path, monkeypatch, bind, host
     assert main(["tui", "--config", str(config), "--token", "t"]) == 0
     assert main(["tui", "--config", str(config), "--token", "t", "--host", "rig.local"]) == 0
     assert called == [(host, 47999, "t"), ("rig.local", 47999, "t")]
+
+
+def test_tui_without_a_terminal_says_so(tmp_path, capsys):
+    """`rtvc tui </dev/null >file` drew escape codes into the file and waited for keys for ever."""
+    config = tmp_path / "config.toml"
+    config.write_text("[control]\nport = 47999\n")
+    assert main(["tui", "--config", str(config), "--token", "t"]) == 2
+    err = capsys.readouterr().err
+    assert "rtvc tui needs a terminal, and its standard input is not one" in err and "rtvc run --headless" in err

@@ -174,6 +174,13 @@ def test_labels_and_messages_show_as_written_not_as_markup(daemon: Daemon, rpc: 
             rpc.call("voices.select", name="default")  # its row is marked again (not active): still text
             await until(pilot, "the list marked again", lambda: "▶ Deeper" in screen_text(app))
             assert "  Miku [JP] [/v2]" in screen_text(app)
+            await pilot.press("ctrl+p")  # the command palette lists it by its label: as text too (it crashed)
+            await until(pilot, "the command palette", lambda: "CommandPalette" in type(app.screen).__name__)
+            await pilot.press(*"miku")
+            await until(pilot, "the label in the palette", lambda: "Voice: Miku [JP] [/v2]" in screen_text(app))
+            assert "select profile 'bracketed'" in screen_text(app)
+            await pilot.press("escape")
+            await until(pilot, "the palette closed", lambda: "CommandPalette" not in type(app.screen).__name__)
             app.show_message("x.toml: [model] path = '[/b]' [@click=app.quit]", error=True)
             await until(
                 pilot, "the message whole", lambda: "[model] path = '[/b]' [@click=app.quit]" in screen_text(app)
@@ -585,5 +592,79 @@ def test_a_40_column_terminal_shows_the_values_and_its_arrows_and_toggles_work(d
             app.query_one("#t-mute", Toggle).focus()
             await pilot.press("enter")
             await until(pilot, "mute on by Enter on its toggle", lambda: control(rpc)["mute"] is True)
+
+    run(main())
+
+
+def test_typed_values_the_talk_key_and_quick_gate_steps_do_what_was_pressed(daemon: Daemon, rpc: RpcClient) -> None:
+    """Three things a helper's hunt found doing something else, live:
+    - typing "-5" Enter set +5 ('-' stepped down first, then 5 was set); and a pitch set by another client while
+      the user typed showed the old value after Escape, and typing that old value then sent nothing;
+    - space (the talk key) flipped whichever switch had the focus: with push-to-talk on and mute focused, it muted;
+    - ten quick ']' moved the gate about six steps (each began from the state shown, updated later)."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            pitch = app.query_one("#p-pitch", Stepper)
+            pitch.focus()
+            await pilot.press("3")  # typing...
+            rpc.call("params.set", values={"pitch": -9.0})  # ...while another client sets it
+            await until(pilot, "-9 from the other client", lambda: pitch.value == -9.0)
+            assert pitch.typing == "3"
+            await pilot.press("escape")
+            await until(pilot, "-9.0 st on screen after Escape", lambda: "-9.0 st" in screen_text(app))
+            await pilot.press("minus", "5", "enter")
+            await until(pilot, "pitch -5 as typed", lambda: control(rpc)["params"]["pitch"] == -5.0)
+            await pilot.press("minus", "9", "enter")  # (the value another client set, while ours was -5)
+            await until(pilot, "pitch -9 as typed", lambda: control(rpc)["params"]["pitch"] == -9.0)
+
+            rpc.call("ptt.mode", on=True)
+            await until(pilot, "ptt on screen", lambda: app.query_one("#t-ptt", Toggle).on)
+            app.query_one("#t-mute", Toggle).focus()
+            await pilot.press("space")
+            await until(pilot, "talking", lambda: app.talking and not rpc.call("status.get")["control"]["silent"])
+            assert control(rpc)["mute"] is False
+            await pilot.press("space")
+            await until(pilot, "stopped talking", lambda: not app.talking)
+
+            rpc.call("gate.set", on=True, threshold_db=-60.0)
+            await until(pilot, "-60 on screen", lambda: "opens at -60 dBFS" in screen_text(app))
+            await pilot.press(*["right_square_bracket"] * 10)
+            await until(pilot, "the gate at -40", lambda: control(rpc)["gate"]["threshold_db"] == -40.0)
+            await until(pilot, "-40 on screen", lambda: "opens at -40 dBFS" in screen_text(app))
+
+    try:
+        run(main())
+    finally:
+        rpc.call("gate.set", on=True, threshold_db=-60.0)
+        rpc.call("params.set", values={"pitch": -4.0})
+
+
+def test_a_frozen_daemon_shows_no_readings_then_a_lost_link(daemon: Daemon, rpc: RpcClient) -> None:
+    """A daemon that stops (SIGSTOP: a hung machine) looked healthy for 40 s: meters frozen mid-level, 'connected'.
+    Within 2 s the meters and the gate line say there is no reading; the link is dropped within about 10 s; after
+    SIGCONT it comes back with its readings."""
+    import os
+    import signal
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await until(pilot, "an input level", lambda: "dBFS rms" in screen_text(app))
+            assert daemon.proc is not None
+            os.kill(daemon.proc.pid, signal.SIGSTOP)
+            try:
+                await until(pilot, "no reading", lambda: screen_text(app).count("no reading ") >= 2, timeout=6)
+                assert "dBFS rms" not in screen_text(app) and "is it frozen?" in screen_text(app)
+                await until(pilot, "the link dropped", lambda: app.link.state != "connected", timeout=20)
+                assert "M mute ?" in screen_text(app)
+            finally:
+                os.kill(daemon.proc.pid, signal.SIGCONT)
+            await connected(pilot)
+            await until(pilot, "readings again", lambda: "dBFS rms" in screen_text(app) and "no reading" not in
+                        screen_text(app), timeout=30)  # fmt: skip
 
     run(main())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,27 @@ def test_an_overloaded_engine_is_on_screen_with_its_fix_until_it_runs_again() ->
     overloaded, running = asyncio.run(main())
     assert f"✖ engine overloaded: {detail}" in overloaded
     assert "engine running again" in running and "✖ engine overloaded" not in running
+
+
+def test_a_quit_by_signal_ends_the_process_if_the_app_hangs(monkeypatch):
+    """After its terminal closed, Textual's shutdown could hang for good (its writer thread's queue): SIGHUP and
+    SIGTERM then did nothing. A quit by signal arms a deadline that exits the process; run() returning disarms it."""
+    import signal
+    import threading
+
+    import rtvc.tui.app as app_mod
+
+    exits: list[int] = []
+    done = threading.Event()
+    monkeypatch.setattr(app_mod, "QUIT_DEADLINE_S", 0.2)
+    monkeypatch.setattr(app_mod.os, "_exit", lambda code: (exits.append(code), done.set()))
+    hung = RtvcApp(None, connect=False)
+    monkeypatch.setattr(hung, "exit", lambda *a, **k: None)  # (a shutdown that never ends)
+    hung.quit_on_signal(signal.SIGHUP)
+    assert done.wait(5) and exits == [128 + signal.SIGHUP]
+    fine = RtvcApp(None, connect=False)
+    monkeypatch.setattr(fine, "exit", lambda *a, **k: None)
+    fine.quit_on_signal(signal.SIGTERM)
+    fine.returned()  # (run() came back in time)
+    time.sleep(0.5)
+    assert exits == [128 + signal.SIGHUP]

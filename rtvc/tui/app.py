@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -44,6 +46,8 @@ SPARK_POINTS = 60  # block-time history: the last few seconds of meter readings
 TIGHT_COLS = 78
 NARROW_COLS = 60
 STATUS_POLL_S = 1.0
+QUIT_DEADLINE_S = 5.0  # a quit by signal that has not ended the app by then ends the process
+STALE_S = 2.0  # no meter event for this long (they come 15 a second): the meters show no reading
 
 
 class RtvcApp(VoiceListMixin, App[None]):
@@ -92,6 +96,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.state: dict[str, Any] = {}
         self._events = 0  # state and engine events applied (a snapshot asked for before one is older)
         self._engine_trouble = False  # the message line shows an engine error (cleared when it runs again)
+        self._gate_calls = 0  # gate.set calls out: a quick gate step starts from _gate_sent, not the state shown
+        self._gate_sent: float | None = None
         self.voices: list[dict[str, Any]] = []
         self.ranges: dict[str, dict[str, Any]] = {}
         self.talking = False
@@ -99,6 +105,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.meters: dict[str, Any] = {}
         self._timing_text = ""
         self._scheduling_text = ""
+        self._meters_at = clock()  # when the last meter event came
+        self._quit_deadline: threading.Timer | None = None
 
     # -- layout ---------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -138,7 +146,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         for sig in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
             if sig is not None and hasattr(loop, "add_signal_handler"):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(sig, self.exit)
+                    loop.add_signal_handler(sig, self.quit_on_signal, sig)
         self.query_one("#voices", OptionList).focus()
         self._draw_link()
         self.query_one("#timing", Static).update("block time p99 -")
@@ -146,11 +154,34 @@ class RtvcApp(VoiceListMixin, App[None]):
         if self.client is not None:
             self.run_worker(self.client.run(), name="daemon link", exclusive=True, exit_on_error=False)
             self.set_interval(STATUS_POLL_S, self._poll_status)
+            self.set_interval(STALE_S / 2, self._check_readings)  # (its own timer: a status call can hang 30 s)
+
+    def quit_on_signal(self, sig: int) -> None:
+        """Quit as `q` does, and make sure the process ends: after its terminal closed, Textual's shutdown has
+        hung for good in its writer thread's queue (1 in 6 closes, a helper's hunt; SIGTERM then did nothing,
+        only kill -9 ended it). If the app has not returned from run() within QUIT_DEADLINE_S, the process exits
+        with 128 + the signal; `rtvc run`'s daemon then stops by its parent-death signal."""
+        if self._quit_deadline is None:
+            self._quit_deadline = threading.Timer(QUIT_DEADLINE_S, os._exit, (128 + sig,))
+            self._quit_deadline.daemon = True
+            self._quit_deadline.start()
+        self.exit()
+
+    def returned(self) -> None:
+        """run() has returned: the deadline of a signal's quit is off (`rtvc run` goes on to stop its daemon)."""
+        if self._quit_deadline is not None:
+            self._quit_deadline.cancel()
 
     # -- from the daemon ------------------------------------------------------------------------------
     def apply_link(self, link: Link) -> None:
         before, self.link = self.link, link
         self._draw_link()
+        if link.state != "connected":  # what the screen shows of the daemon is not known any more
+            self._no_readings()
+            for t in self.query(Toggle):
+                if t.known:
+                    t.known = False
+                    t.refresh(layout=True)
         if link.state in ("disconnected", "unauthorized"):
             self.show_message(link.detail, error=True)
         elif link.state == "connected" and before.state != "connected":
@@ -174,6 +205,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         # the screen's state is then the one to keep. (Taken after the reply, an event landing between the
         # reply and this line was counted as older, and the stale snapshot overwrote it.)
         seen = self._events
+        self._meters_at = self.clock()  # (the subscription's first readings are on their way)
         try:
             st = await self._call("status.get")
             listed = await self._call("voices.list")
@@ -250,7 +282,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.query_one("#voice", Static).update(Content.assemble(st["voice"], loading, *silent))
         if params:
             for s in self.query(Stepper):
-                if s.spec.name in st["params"] and s.typing is None:
+                if s.spec.name in st["params"]:  # (while typing too: the typed text shows on top of it)
                     s.value = st["params"][s.spec.name]
         self._mark_active(st["profile"])
         self._draw_link()
@@ -271,8 +303,26 @@ class RtvcApp(VoiceListMixin, App[None]):
                 s.value = params["values"][s.spec.name]
         self.ranges = params["ranges"]
 
+    def _check_readings(self) -> None:
+        if self.link.state == "connected" and self.clock() - self._meters_at > STALE_S:
+            if self.query_one("#m-in", LevelMeter).reading:
+                self.show_message(
+                    f"no readings from the daemon for {STALE_S:g} s: is it frozen? (the link is dropped after"
+                    " 10 s without an answer)",
+                    error=True,
+                )
+            self._no_readings()
+
+    def _no_readings(self) -> None:
+        for m in self.query(LevelMeter):
+            m.no_reading()
+        self.query_one("#gate", GateLine).no_reading()
+
     def apply_meters(self, ev: dict[str, Any]) -> None:
         self.meters = ev
+        self._meters_at = self.clock()
+        if not self.query_one("#m-in", LevelMeter).reading and self.link.state == "connected":
+            self.show_message("readings from the daemon again")
         self.query_one("#m-in", LevelMeter).set_level(ev["in_peak"])
         self.query_one("#gate", GateLine).set_meters(ev)
         self.query_one("#m-out", LevelMeter).set_level(ev["out_peak"])
@@ -351,14 +401,23 @@ class RtvcApp(VoiceListMixin, App[None]):
             pass
 
     async def action_gate_step(self, db: float) -> None:
-        """Raise or lower the gate's threshold (kept within its range: a step past the end stops there)."""
-        now = self.state.get("gate", {}).get("threshold_db")
+        """Raise or lower the gate's threshold (kept within its range: a step past the end stops there). Steps
+        pressed faster than the daemon answers add up: each starts from the last one sent while calls are out
+        (from the state shown, which the daemon's event updates only later, ten quick presses made about six)."""
+        now = self._gate_sent if self._gate_calls else self.state.get("gate", {}).get("threshold_db")
         if now is None:
             return
+        self._gate_sent = want = max(_GATE_DB["min"], min(_GATE_DB["max"], now + db))
+        self._gate_calls += 1
         try:
-            await self._call("gate.set", threshold_db=max(_GATE_DB["min"], min(_GATE_DB["max"], now + db)))
+            got = await self._call("gate.set", threshold_db=want)
         except CallError:
-            pass
+            return
+        finally:
+            self._gate_calls -= 1
+        if not self._gate_calls:  # (the reply is the daemon's gate: shown now, before its event)
+            self.state = {**self.state, "gate": got}
+            self.query_one("#gate", GateLine).set_settings(got)
 
     async def action_toggle_ptt_mode(self) -> None:
         try:
@@ -384,9 +443,9 @@ class RtvcApp(VoiceListMixin, App[None]):
         keys = [(shown(k), t) for k, _a, t in self.ACTIONS]
         keys += [
             ("up/down, tab", "move between controls"),
-            ("left/right -/+", "step the focused parameter (shift: big steps)"),
+            ("left/right +", "step the focused parameter (shift: big steps)"),
             ("home/end", "the focused parameter's lowest / highest value"),
-            ("0-9 . Enter", "type a value for the focused parameter ('-' flips its sign, Esc cancels)"),
+            ("0-9 . - Enter", "type a value for the focused parameter ('-' sets its sign, Esc cancels)"),
             ("ctrl+p", "command palette"),
         ]
         self.push_screen(HelpScreen(keys))

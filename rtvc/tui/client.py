@@ -31,6 +31,7 @@ CALL_TIMEOUT_S = 30.0  # a daemon that never answers is an error
 # events show the work going on meanwhile
 SLOW_METHODS = {"voices.select": 300.0, "devices.select": 60.0, "devices.list": 60.0}
 METER_HZ = 15.0  # >= 10 Hz meters (the issue), light on the daemon's loop
+PING_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,10 @@ class DaemonClient:
         """One connection, until it ends; how it ended (state 'connected' if it had been up)."""
         url = self.endpoint.url
         try:
-            ws = await connect(url, open_timeout=5, close_timeout=1, compression=None, max_size=2**22)
+            # pings every PING_S, answered within PING_S: a frozen daemon (SIGSTOP, a hung machine) is a lost link
+            # within about 10 s, not the ~40 s of the library's defaults (meanwhile the UI showed it as healthy)
+            ws = await connect(url, open_timeout=5, close_timeout=1, compression=None, max_size=2**22,
+                               ping_interval=PING_S, ping_timeout=PING_S)  # fmt: skip
         except InvalidStatus as e:
             body = e.response.body.decode(errors="replace").strip() if e.response.body else ""
             return Link("disconnected", f"the daemon at {url} refused the connection: {e.response.status_code} {body}")

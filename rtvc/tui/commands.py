@@ -6,6 +6,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from textual.command import Hit, Hits, Provider
+from textual.content import Content
 
 from rtvc.tui.keys import shown
 
@@ -24,13 +25,31 @@ class RtvcCommands(Provider):
             out.append((f"Voice: {label}", f"select profile '{v['name']}'", partial(app.select_voice, v["name"])))
         return out
 
+    # A hit's display and help are markup to Textual; a label is text ("Miku [JP] [/v2]" crashed the palette, and
+    # "[x]" vanished from a name): the display is plain Content with the match laid on it, the help escaped
     async def discover(self) -> Hits:
         for text, help_, run in self._entries():
-            yield Hit(1.0, text, run, help=help_)  # type: ignore[arg-type]
+            yield Hit(1.0, Content(text), run, text=text, help=literal(help_))  # type: ignore[arg-type]
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for text, help_, run in self._entries():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), run, help=help_)  # type: ignore[arg-type]
+                yield Hit(score, highlighted(matcher, text), run, text=text, help=literal(help_))  # type: ignore[arg-type]
+
+
+def literal(text: str) -> str:
+    """`text` as Textual markup that shows it as it is (every "[" escaped; a backslash stays a backslash)."""
+    return text.replace("[", "\\[")
+
+
+def highlighted(matcher, text: str) -> Content:
+    """`text` as plain Content with the characters the query matched in the matcher's style (as its highlight()
+    does, but that one reads the text as markup)."""
+    content = Content(text)
+    _, offsets = matcher.fuzzy_search.match(matcher.query, text)
+    for i in offsets:
+        if not text[i].isspace():
+            content = content.stylize(matcher.match_style, i, i + 1)
+    return content

@@ -35,13 +35,20 @@ class GateLine(Toggle):
             self.closed, self.in_rms = closed, rms
             self.refresh()
 
+    def no_reading(self) -> None:
+        """No meter events (the daemon lost or frozen): neither open/closed nor the input level is known."""
+        if self.in_rms is not None or self.closed:
+            self.closed, self.in_rms = False, None
+            self.refresh()
+
     def render(self) -> Text:
         t = super().render()
         if not self.known:
             return t
         if self.on:
             t.append(f"  opens at {self.threshold_db:g} dBFS  ")
-            t.append("closed" if self.closed else "open", style="bold yellow" if self.closed else "green")
+            if self.in_rms is not None:  # (no readings: whether it is open is not known either)
+                t.append("closed" if self.closed else "open", style="bold yellow" if self.closed else "green")
         if self.in_rms is not None:
             shown = "silence" if self.in_rms <= -120 else f"{self.in_rms:g} dBFS rms"
             t.append(f"  input {shown}", style="dim")

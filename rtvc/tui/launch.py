@@ -44,12 +44,21 @@ def run_tui(endpoint: Endpoint) -> int:
 
     yield_cpu()
     app = RtvcApp(endpoint)
-    app.run()
+    try:
+        app.run()
+    finally:
+        app.returned()
     return app.return_code or 0
 
 
 def attach(host: str, port: int, token: str | None) -> int:
     """`rtvc tui`: the token defaults to this machine's token file (the daemon's, when it runs here)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # (it drew into a file and waited for keys for ever)
+        which = "standard input" if not sys.stdin.isatty() else "standard output"
+        raise ConfigError(
+            f"rtvc tui needs a terminal, and its {which} is not one",
+            "run it in a terminal; scripts use the websocket API (docs/API.md) or `rtvc run --headless`",
+        )
     if token is None:
         if not token_path().is_file():
             raise ConfigError(

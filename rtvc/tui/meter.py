@@ -36,6 +36,13 @@ class LevelMeter(Widget):
         self.level = -120.0  # dBFS, the latest block's peak
         self.hold = -120.0
         self._hold_at = 0.0
+        self.reading = True  # False: no readings come (the daemon lost or frozen): no bar, not a level
+
+    def no_reading(self) -> None:
+        """The daemon sends no readings: the meter shows none (a frozen bar looked like a live level)."""
+        if self.reading:
+            self.reading, self.level, self.hold = False, -120.0, -120.0
+            self.refresh()
 
     def set_level(self, db: float) -> None:
         now = self.clock()
@@ -47,6 +54,7 @@ class LevelMeter(Widget):
             if now - self._hold_at > HOLD_S:  # falling: keep falling from here
                 self._hold_at = now - HOLD_S
         self.level = db
+        self.reading = True
         self.refresh()
 
     def render(self) -> Text:
@@ -65,6 +73,6 @@ class LevelMeter(Widget):
             t.append("·" * (width - hold - 1), style="dim")
         else:
             t.append("·" * (width - len(bar)), style="dim")
-        shown = "  silence" if self.level <= -120 else f"{self.level:6.1f} dBFS"
+        shown = "no reading" if not self.reading else "  silence" if self.level <= -120 else f"{self.level:6.1f} dBFS"
         t.append(f"{shown:>{VALUE_W}}")
         return t

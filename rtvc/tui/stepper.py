@@ -1,11 +1,13 @@
 """A one-line number stepper: `pitch  ◀ ━━━━━●━━━━ ▶  -4.0 st`. Textual has no slider, so it is built
 from a plain focusable Widget.
 
-Keyboard: left/right or -/+ step, shift+left/right (or page up/down) take big steps, home/end jump to the
-ends; a digit or '.' starts typing a value (Enter sets it, Escape cancels, '-' flips its sign, Backspace
-deletes), Enter alone starts typing too. Mouse: click the arrows to step, click the bar to set a value, or
-scroll over it. Every change the user makes posts `Stepper.Changed`; setting `value` from the daemon's
-state does not.
+Keyboard: left/right (or +) step, shift+left/right (or page up/down) take big steps, home/end jump to the
+ends; a digit, '.' or '-' starts typing a value (Enter sets it, Escape cancels, '-' flips its sign, Backspace
+deletes), Enter alone starts typing too. ('-' stepped down once: "-5" Enter then set +5, the voice a step down
+and then ten semitones up, live.) The value kept is always the daemon's: one that changes while the user types
+is taken (the typed text stays on top), so Escape shows it and Enter compares against it. Mouse: click the
+arrows to step, click the bar to set a value, or scroll over it. Every change the user makes posts
+`Stepper.Changed`; setting `value` from the daemon's state does not.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Stepper(Widget, can_focus=True):
     Stepper:focus { background: $boost; }
     """
     BINDINGS: ClassVar[list[Binding]] = [
-        Binding("left,minus", "step(-1)", "-", show=False),
+        Binding("left", "step(-1)", "-", show=False),
         Binding("right,plus,equals_sign", "step(1)", "+", show=False),
         Binding("shift+left,pagedown", "step(-10)", show=False),
         Binding("shift+right,pageup", "step(10)", show=False),
@@ -102,7 +104,7 @@ class Stepper(Widget, can_focus=True):
     def on_key(self, event: events.Key) -> None:
         ch = event.character or ""
         if self.typing is None:
-            if ch.isdigit() or ch == ".":
+            if ch.isdigit() or ch == "." or ch == "-":
                 self.typing = ch
             elif event.key == "enter":
                 self.typing = ""

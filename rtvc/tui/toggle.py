@@ -1,7 +1,7 @@
 """An on/off switch on one line, `[M] mute  ON`: a key, a name and the state, clickable.
 
 Textual's Switch is three rows high with its border; a row of these fits an 80-column terminal. Clicking
-(or Enter/space while focused) runs the app action named in `action`; the state shown is the daemon's.
+(or Enter while focused) runs the app action named in `action`; the state shown is the daemon's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ class Toggle(Widget, can_focus=True):
     Toggle { height: 1; width: auto; margin-right: 1; }
     Toggle:focus { background: $boost; }
     """
-    BINDINGS: ClassVar[list[Binding]] = [Binding("enter,space", "press", show=False)]
+    # Enter only: space is the talk key everywhere (a focused switch took it, and push-to-talk muted instead)
+    BINDINGS: ClassVar[list[Binding]] = [Binding("enter", "press", show=False)]
 
     def __init__(self, key: str, label: str, action: str, id: str | None = None, on_word: str = "ON"):
         super().__init__(id=id)
