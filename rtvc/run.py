@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 import time
@@ -220,7 +221,7 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
                 break
             if now - last_print >= (opts.status_every if tty else 5 * opts.status_every):
                 last_print = now
-                line = engine.status().line()
+                line = engine.status().line(shutil.get_terminal_size().columns if tty else None)
                 print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n", file=out, flush=True)
     except KeyboardInterrupt:
         pass

@@ -94,14 +94,23 @@ class EngineStatus:
         d["xruns"]["total"] = self.xruns.total
         return d
 
-    def line(self) -> str:
-        """One status line for a terminal."""
+    def line(self, width: int | None = None) -> str:
+        """One status line for a terminal; with `width`, one that fits it (a line that wrapped on an 80-column
+        terminal left a new line at every update, since the carriage return goes back to its last row only):
+        the short form, then cut, with the levels and xruns before the rest."""
         lat = f"{self.latency.ms(self.latency.total):.1f} ms" if self.latency else "-"
         t = self.timing
-        return (
+        gate = "" if self.gate["open"] else "  gate closed"
+        detail = f"  [{self.detail}]" if self.detail else ""
+        full = (
             f"{self.state:<8} latency {lat}  block {t.p50_ms:.2f}/{t.p99_ms:.2f} ms p50/p99"
             f" ({100 * t.load:.0f}% load)  xruns {self.xruns.total}"
-            f"  in {self.levels.in_peak:6.1f} dBFS  out {self.levels.out_peak:6.1f} dBFS"
-            + ("" if self.gate["open"] else "  gate closed")
-            + (f"  [{self.detail}]" if self.detail else "")
+            f"  in {self.levels.in_peak:6.1f} dBFS  out {self.levels.out_peak:6.1f} dBFS" + gate + detail
         )
+        if width is None or len(full) < width:
+            return full
+        short = (
+            f"{self.state} {lat}  xruns {self.xruns.total}  in {self.levels.in_peak:.1f}  out"
+            f" {self.levels.out_peak:.1f} dBFS  p99 {t.p99_ms:.1f} ms" + gate + detail
+        )
+        return short if len(short) < width else short[: max(1, width - 2)] + "…"

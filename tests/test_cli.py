@@ -444,3 +444,9 @@ def test_tui_without_a_terminal_says_so(tmp_path, capsys):
     assert main(["tui", "--config", str(config), "--token", "t"]) == 2
     err = capsys.readouterr().err
     assert "rtvc tui needs a terminal, and its standard input is not one" in err and "rtvc run --headless" in err
+
+
+def test_a_daemon_killed_by_a_signal_exits_as_a_shell_says():
+    from rtvc.tui.launch import exit_status
+
+    assert (exit_status(-9), exit_status(-15), exit_status(0), exit_status(2)) == (137, 143, 0, 2)

@@ -75,6 +75,13 @@ def test_gain_and_levels_are_reported():
     lv = engine.status().levels
     assert lv.in_peak == pytest.approx(-6.02, abs=0.01)
     assert lv.out_peak == pytest.approx(-12.02, abs=0.01)
+    full = engine.status().line()  # (`rtvc run --headless` on a terminal: the line it rewrites in place)
+    assert "xruns 0" in full and "in   -6.0 dBFS  out  -12.0 dBFS" in full
+    for width in (80, 60, 40):  # it wrapped at 80 columns, and each update then left a line behind
+        fit = engine.status().line(width)
+        assert len(fit) < width, (width, fit)
+        assert fit.startswith(("stopped", "running", "starting")), fit
+    assert "xruns 0  in -6.0  out -12.0 dBFS" in engine.status().line(80)
 
 
 def test_nan_and_infinity_are_silenced_counted_and_do_not_stay():

@@ -668,3 +668,33 @@ def test_a_frozen_daemon_shows_no_readings_then_a_lost_link(daemon: Daemon, rpc:
                         screen_text(app), timeout=30)  # fmt: skip
 
     run(main())
+
+
+def test_the_voice_list_starts_on_the_active_voice(daemon: Daemon, rpc: RpcClient) -> None:
+    """At start nothing was highlighted (the list was filled before the state said which voice plays), so the first
+    down-arrow went to the top of the list, not to the voice after the active one."""
+    from textual.widgets import OptionList
+
+    async def main() -> None:
+        rpc.call("voices.select", name="higher")
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            ol = app.query_one("#voices", OptionList)
+            await until(pilot, "the cursor on 'higher'", lambda: ol.highlighted is not None and
+                        ol.get_option_at_index(ol.highlighted).id == "higher")  # fmt: skip
+
+    run(main())
+
+
+def test_rtvc_runs_ui_says_its_own_daemon_stopped() -> None:
+    """Under `rtvc run` the UI said to start the daemon with `rtvc serve` when the daemon rtvc run had started died."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", free_port(), "t"), own_daemon=lambda: "exited with 137 (its log: /tmp/x)")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, "the message", lambda: "the daemon that `rtvc run` started exited with 137 (its log:"
+                        " /tmp/x): q quits" in screen_text(app).replace("\n", " "))  # fmt: skip
+            assert "rtvc serve" not in screen_text(app)
+
+    run(main())

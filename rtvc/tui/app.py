@@ -69,7 +69,7 @@ class RtvcApp(VoiceListMixin, App[None]):
     #blocks { width: 1fr; height: 1; }
     #timing { width: auto; margin-left: 1; }
     #scheduling { height: auto; }
-    #message { height: auto; max-height: 3; padding: 0 1; }
+    #message { height: auto; max-height: 5; padding: 0 1; }
     #message.error { color: $error; text-style: bold; }
     .tight #toggles { layout: grid; grid-size: 3; height: auto; }
     .tight Toggle { margin-right: 0; }
@@ -85,9 +85,18 @@ class RtvcApp(VoiceListMixin, App[None]):
         Binding("up", "app.focus_previous", show=False),
     ]
 
-    def __init__(self, endpoint: Endpoint | None, clock: Callable[[], float] = time.monotonic, connect: bool = True):
+    def __init__(
+        self,
+        endpoint: Endpoint | None,
+        clock: Callable[[], float] = time.monotonic,
+        connect: bool = True,
+        own_daemon: Callable[[], str | None] | None = None,
+    ):
         super().__init__()
         self.endpoint = endpoint
+        # `rtvc run`'s daemon: None while it runs, else what became of it (the link's own words would say to
+        # start one with `rtvc serve`, for the daemon `rtvc run` started and that has stopped)
+        self.own_daemon = own_daemon
         self.clock = clock
         self.client: DaemonClient | None = None
         if endpoint is not None and connect:
@@ -182,7 +191,10 @@ class RtvcApp(VoiceListMixin, App[None]):
                 if t.known:
                     t.known = False
                     t.refresh(layout=True)
-        if link.state in ("disconnected", "unauthorized"):
+        ended = self.own_daemon() if self.own_daemon is not None and link.state == "disconnected" else None
+        if ended:
+            self.show_message(f"the daemon that `rtvc run` started {ended}: q quits and prints its log", error=True)
+        elif link.state in ("disconnected", "unauthorized"):
             self.show_message(link.detail, error=True)
         elif link.state == "connected" and before.state != "connected":
             self.show_message(f"connected to {link.detail} as {link.client}")
@@ -216,11 +228,12 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.talking = False
         self.query_one("#t-talk", Toggle).set(False)
         if st and listed and params:
-            self.apply_voices(listed["voices"])
             if self._events == seen:  # else an event (another client's change) already showed newer state
-                self.apply_state(st["control"])
+                self.apply_state(st["control"])  # (first: the list then puts its cursor on the active voice)
+                self.apply_voices(listed["voices"])
                 self.apply_status(st["engine"])
             else:  # keep the newer state; take the engine's figures (latency, timing) only
+                self.apply_voices(listed["voices"])
                 self.apply_status({**st["engine"], "state": None})
                 self._mark_active(self.state.get("profile"))
             await self.apply_params(params)  # last: steppers on screen mean the rest is there too

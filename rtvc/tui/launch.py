@@ -38,12 +38,12 @@ def yield_cpu() -> None:
         os.nice(TUI_NICE)  # raising one's own niceness needs no permission
 
 
-def run_tui(endpoint: Endpoint) -> int:
+def run_tui(endpoint: Endpoint, own_daemon=None) -> int:
     """The app until the user quits: 0, or 1 where it stopped on an error (Textual has printed the trace)."""
     from rtvc.tui.app import RtvcApp
 
     yield_cpu()
-    app = RtvcApp(endpoint)
+    app = RtvcApp(endpoint, own_daemon=own_daemon)
     try:
         app.run()
     finally:
@@ -125,8 +125,13 @@ def run_with_daemon(serve_argv: list[str]) -> int:
         _stop(proc)
         raise
     ui = 0
+
+    def ended() -> str | None:
+        code = proc.poll()
+        return None if code is None else f"exited with {exit_status(code)} (its log: {log})"
+
     try:
-        ui = run_tui(Endpoint(host.strip("[]"), port, load_or_create_token(), token_path()))
+        ui = run_tui(Endpoint(host.strip("[]"), port, load_or_create_token(), token_path()), ended)
     except KeyboardInterrupt:
         pass
     finally:
@@ -134,12 +139,18 @@ def run_with_daemon(serve_argv: list[str]) -> int:
     text = log.read_text(errors="replace")
     report = text[text.find("latency report:") :] if "latency report:" in text else text.strip()[-2000:]
     print(report.rstrip(), flush=True)
-    if proc.returncode == 0:
+    code = exit_status(proc.returncode)
+    if code == 0:
         log.unlink(missing_ok=True)
     else:
-        print(f"the daemon exited with {proc.returncode}; its log: {log}", file=sys.stderr)
-    if ui and not proc.returncode:  # (the daemon stops cleanly when the UI goes, however it went)
+        print(f"the daemon exited with {code}; its log: {log}", file=sys.stderr)
+    if ui and not code:  # (the daemon stops cleanly when the UI goes, however it went)
         print("rtvc: error: the terminal UI stopped on an error (its trace is above); the daemon was stopped with it",
               file=sys.stderr)  # fmt: skip
         return ui
-    return proc.returncode
+    return code
+
+
+def exit_status(returncode: int) -> int:
+    """A child's return code as a shell reports it: killed by signal N (Popen's -N) is 128 + N (-9 was 247)."""
+    return 128 - returncode if returncode < 0 else returncode
