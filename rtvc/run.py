@@ -256,8 +256,9 @@ def report(st: EngineStatus) -> str:
     lines += [
         f"  block             {st.block} frames ({1e3 * st.block / st.samplerate:.1f} ms), device period {st.period}",
         f"  worker time       {st.worker_slack_ms:.1f} ms guaranteed per block; scheduling {st.worker_priority}",
-        f"  block processing  last {t.last_ms:.3f}  p50 {t.p50_ms:.3f}  p99 {t.p99_ms:.3f}"
-        f"  max {t.max_ms:.3f} ms over {t.count} blocks",
+        f"  block processing  last {t.last_ms:.3f}  p50 {t.p50_ms:.3f}  p99 {t.p99_ms:.3f} ms"
+        + (f" (the last {t.window_blocks} blocks)" if t.window_blocks < t.count else "")
+        + f"  max {t.max_ms:.3f} ms of all {t.count} blocks",
         f"  xruns             {st.xruns.total} (output underruns {st.xruns.output_underrun_events},"
         f" input overruns {st.xruns.input_overrun_events}, PortAudio xrun callbacks {st.xruns.portaudio_events}:"
         f" flags {st.xruns.portaudio})",

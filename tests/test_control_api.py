@@ -1305,3 +1305,41 @@ def test_voices_list_says_which_profiles_this_machine_cannot_run(daemon):
         run(main())
     finally:
         (folder / "rvc-gpu.toml").unlink()
+
+
+def test_a_client_that_answers_no_ping_is_dropped_and_said(daemon, monkeypatch, caplog):
+    """A dead client (a machine gone, a process stopped) held its slot for 42 s (the library's 20 + 20 s pings) and
+    the log did not say why it left (a helper's run: 65 such clients). Now PING_S to answer each ping (then the
+    close handshake's 2 s), and the log
+    line names the close; here with PING_S at 0.5 s, a client that completes its handshake and then is silent."""
+    import base64
+    import logging
+
+    import rtvc.control.server as server_mod
+
+    monkeypatch.setattr(server_mod, "PING_S", 0.5)
+    server = ControlServer(daemon.cfg.control, daemon.controller, daemon.token, port=0)
+    server.start()
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET /rpc?token={daemon.token} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+        with caplog.at_level(logging.INFO, logger="rtvc.control"):
+            t0 = time.monotonic()
+            while not server.clients and time.monotonic() - t0 < 5:
+                time.sleep(0.02)
+            assert server.clients, "the client never counted as connected"
+            t0 = time.monotonic()
+            while server.clients and time.monotonic() - t0 < 10:
+                time.sleep(0.02)
+            took = time.monotonic() - t0
+        assert took < 6.0, took  # (a ping, its 0.5 s, then the 2 s close_timeout for the close frame)
+        said = [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
+        assert any("(closed by rtvc: 1011 keepalive ping timeout)" in s for s in said), said
+    finally:
+        sock.close()
+        server.stop()

@@ -176,4 +176,14 @@ class Connection:
 
     def summary(self) -> str:
         s = f" after {time.monotonic() - self._started:.1f} s"
-        return s + (f", {self.dropped_meters} meter updates dropped" if self.dropped_meters else "")
+        s += f", {self.dropped_meters} meter updates dropped" if self.dropped_meters else ""
+        # why, when it did not leave politely: the close rtvc sent (1011 keepalive ping timeout: a ping unanswered),
+        # else the one it got (1006: the connection ended without one)
+        protocol = getattr(self.ws, "protocol", None)
+        sent = getattr(protocol, "close_sent", None)
+        if sent is not None and sent.code not in (1000, 1001):
+            return s + f" (closed by rtvc: {sent.code}{' ' + sent.reason if sent.reason else ''})"
+        code = getattr(self.ws, "close_code", None)
+        if code not in (None, 1000, 1001, 1005):
+            s += f" (close {code}{': ' + self.ws.close_reason if self.ws.close_reason else ''})"
+        return s

@@ -231,7 +231,9 @@ edit the table, not this file.
   `control.max_clients` connections, HTTP 503 (or close 1013). A client that does not read its messages
   loses meter updates first and is closed (4008) when a reply or state event cannot be queued, or when its
   socket has taken no message for 10 s; if even the close frame cannot be sent (its socket is full), the
-  connection is dropped at once. Up to SEND_QUEUE replies and events wait for a client beyond what its socket
+  connection is dropped at once. A client that answers no ping (every 10 s, 10 s to answer) is dropped
+  (1011): its slot is free within 22 s (a client that stops reading meters at 30 Hz fills no socket for
+  minutes: this is what ends it). Up to SEND_QUEUE replies and events wait for a client beyond what its socket
   holds: a client that sends hundreds of requests before it reads any answer is one that does not read.
 
 ```
@@ -265,7 +267,9 @@ output it has silenced. The gate does not apply to `rtvc convert` (a file).
 
 `meters` also holds the block processing time, for a sparkline: `block_ms` (the slowest block since the
 previous meters reading, by any client; null if none), `p99_ms` (p99 of the last 2048 blocks), `budget_ms`
-(a block's duration: the real-time limit) and `xruns` (the total so far).
+(a block's duration: the real-time limit) and `xruns` (the total so far). `status.get`'s `engine.timing` has
+`p50_ms` and `p99_ms` of the last `window_blocks` blocks (2048 at most: what runs now), and `max_ms`, the
+slowest block since the start, of `count`.
 
 `status.get`'s `engine.worker_priority` is the worker thread's scheduling as the system granted it, e.g.
 `real-time (SCHED_FIFO 1, below the audio callback's SCHED_FIFO 5)`, or `normal (...)` with the reason and

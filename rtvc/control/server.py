@@ -38,6 +38,7 @@ from rtvc.control.controller import Controller
 from rtvc.control.methods import METHODS, Hub
 from rtvc.errors import ConfigError
 
+PING_S = 10.0
 log = logging.getLogger("rtvc.control")
 DOCK_DIR = Path(__file__).parent / "dock"
 TOKEN_CHECK_S = 1.0  # how often the token file is looked at (a stat)
@@ -175,6 +176,10 @@ class ControlServer:
                 compression=None,  # CPU and the GIL belong to the audio worker; messages are small
                 close_timeout=2,
                 open_timeout=5,
+                # a client that answers no ping is dropped within 22 s (the library's 20 + 20 s held a dead one's
+                # slot for 42 s; one that stopped reading only closes with 4008 once its socket is full)
+                ping_interval=PING_S,
+                ping_timeout=PING_S,
                 server_header=f"rtvc/{__version__}",
                 logger=quiet,
             )
