@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from rtvc import __version__
 from rtvc.errors import ConfigError, RtvcError
 
 EXIT_USER_ERROR = 2
@@ -52,6 +53,7 @@ def _seconds(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtvc", description="Real-time voice changer with measured latency.")
+    p.add_argument("--version", action="version", version=f"rtvc {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("devices", help="list sound devices, and those config.toml chooses")
     d.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")

@@ -450,3 +450,11 @@ def test_a_daemon_killed_by_a_signal_exits_as_a_shell_says():
     from rtvc.tui.launch import exit_status
 
     assert (exit_status(-9), exit_status(-15), exit_status(0), exit_status(2)) == (137, 143, 0, 2)
+
+
+def test_version(capsys):
+    from rtvc import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"rtvc {__version__}\n"
