@@ -86,7 +86,8 @@ def parity(files: dict[str, Path], args: argparse.Namespace) -> dict:
     for ms in args.blocks_ms:
         shape = stream_shape(voice, float(ms), SR)
         ref_steps = voice.steps(shape, "fp32")
-        checks = [(p, None) for p in PARITY_LIMIT.items()]  # the backend's default forms, fp32 and fp16
+        # the backend's default forms, fp32 and fp16 (unless --parity-rows-only: a run that did them already)
+        checks = [] if args.parity_rows_only else [(p, None) for p in PARITY_LIMIT.items()]
         if ms == args.blocks_ms[0]:  # the rows' other forms at one block size (a compile takes tens of seconds)
             checks += [(("fp16", 1e-2), ROWS[r][3]) for r in args.rows if ROWS[r][0] == "cuda-graph" and ROWS[r][3]]
         for (precision, limit), forms in checks:
@@ -204,6 +205,9 @@ def main() -> None:
         help=f"rows to run, by name (default: all); of: {', '.join(ROWS)}",
     )
     ap.add_argument("--no-parity", action="store_true", help="skip the parity checks (the timings only)")
+    ap.add_argument(
+        "--parity-rows-only", action="store_true", help="check only the rows' own forms (not the default forms)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rvc_gpu.json")
     args = ap.parse_args()
     if not torch.cuda.is_available():

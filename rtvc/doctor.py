@@ -120,6 +120,16 @@ def check_driver() -> list[Check]:
     return [Check(True, "driver", "; ".join(gpus) + " (name, driver, compute capability)")]
 
 
+def _torch_cuda_major() -> int:
+    """The CUDA major torch was built for (0: unknown, or a CPU build)."""
+    try:
+        import torch
+
+        return int((torch.version.cuda or "0").split(".")[0])
+    except (ImportError, ValueError):
+        return 0
+
+
 def check_cuda_bindings() -> list[Check]:
     v = _version("cuda-bindings") or _version("cuda-python")
     if v is None:
@@ -133,7 +143,11 @@ def check_cuda_bindings() -> list[Check]:
     driver = f"CUDA driver {d // 1000}.{d % 1000 // 10}" if d else "no CUDA driver loaded"
     major = int(v.split(".")[0]) if v.split(".")[0].isdigit() else 0
     if d and major > d // 1000:  # (the runtime the bindings load is newer than the driver: every call fails)
-        fix = f"pip install 'cuda-bindings=={d // 1000}.*' (the driver's CUDA major), or update the NVIDIA driver"
+        torch_major = _torch_cuda_major()
+        if torch_major and torch_major > d // 1000:  # torch needs the newer driver too: that is the fix
+            fix = f"update the NVIDIA driver to one for CUDA {torch_major} (torch is built for it as well)"
+        else:
+            fix = f"pip install 'cuda-bindings=={d // 1000}.*' (the driver's CUDA major, as torch's), or a newer driver"
         return [Check(False, "cuda-bindings", f"{v} needs a CUDA {major} driver; this one is {driver}", fix)]
     return [Check(True, "cuda-bindings", f"{v} ({driver})")]
 

@@ -13,8 +13,8 @@
 #      20 and 10 ms blocks, p50/p99 -> $OUT/rvc_gpu.json (written after each block size);
 #   4. bench/live_virtual.py: the live engine on the virtual device at 10 ms blocks for 60 s on that voice
 #      (cuda-graph, fp16), deadline misses and block times -> $OUT/live_virtual_gpu.json;
-#   5. bench/rvc_gpu.py's compiled rows (torch.compile, with and without the concurrency forms; parity first),
-#      20 ms blocks -> $OUT/rvc_gpu_compiled.json (the H200 took minutes for one compiled variant: last).
+# `gpu-check.sh compiled`, a second call where the device time allows: the compiled row with the concurrency forms
+# (parity of its forms first) beside the default forms and the baseline, 20 ms blocks -> $OUT/rvc_gpu_compiled.json.
 # The GPU's clocks, power and load every 250 ms through it all -> $OUT/gpu_clocks.csv (a live block leaves the
 # GPU idle most of its period; the bench keeps it busy: do the clocks differ?).
 # A failed step does not stop the next; the summary at the end lists each step's exit code.
@@ -27,7 +27,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 RTVC_TRACEBACK=1  # (an error's cause is printed whole: the one run must tell all)
 PY=${PYTHON:-python3}
 
-step() {  # step NAME SECONDS COMMAND...: the limits add up to 530 s, inside a 540 s call
+step() {  # step NAME SECONDS COMMAND...: the limits add up to 330 s (compiled: 500 s), inside a 540 s call
   local name=$1 limit=$2
   shift 2
   echo
@@ -52,6 +52,13 @@ checks() {
   summary=()
   if [ "$MODE" = profile ]; then
     step "profile" 60 bash -c "$PY scripts/gpu-profile.py > $OUT/gpu_profile.txt"
+  elif [ "$MODE" = compiled ]; then
+    # compiled concurrent against the default forms and the baseline, in one run (the compiled default forms were
+    # measured before: 3.92 / 5.00 ms on the H200); parity of its own forms only: a compile of each step for the
+    # check and again for the row (Inductor's cache helps the second) took minutes for one variant on the H200
+    local rows=("cuda-graph fp16" "cuda-graph fp16, compiled concurrent" "baseline: whole-window decode fp32")
+    step "rvc_gpu bench, compiled concurrent" 500 $PY bench/rvc_gpu.py --blocks 150 --warmup 20 --blocks-ms 20 \
+      --parity-rows-only --rows "${rows[@]}" --out "$OUT/rvc_gpu_compiled.json"
   else
     nvidia-smi --query-gpu=timestamp,pstate,clocks.sm,clocks.mem,power.draw,utilization.gpu --format=csv \
       -lms 250 >"$OUT/gpu_clocks.csv" 2>&1 &
@@ -63,10 +70,7 @@ checks() {
     step "rvc_gpu bench" 150 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --rows "${rows[@]}" --out "$OUT/rvc_gpu.json"
     local live=(bench/live_virtual.py --rvc full --backend cuda-graph --device cuda --precision fp16 --block-ms 10 --seconds 60)
     step "live 60 s at 10 ms" 90 $PY "${live[@]}" --out "$OUT/live_virtual_gpu.json"
-    # the compiled rows last (a compile of each step for the parity check and again for the row: minutes)
-    rows=("cuda-graph fp16" "cuda-graph fp16, compiled" "cuda-graph fp16, compiled concurrent" "baseline: whole-window decode fp32")
-    step "rvc_gpu bench, compiled" 200 $PY bench/rvc_gpu.py --blocks 150 --warmup 20 --blocks-ms 20 --rows "${rows[@]}" \
-      --out "$OUT/rvc_gpu_compiled.json"
+
     kill "$clocks" 2>/dev/null
   fi
   echo

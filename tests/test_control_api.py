@@ -1337,9 +1337,26 @@ def test_a_client_that_answers_no_ping_is_dropped_and_said(daemon, monkeypatch, 
             while server.clients and time.monotonic() - t0 < 10:
                 time.sleep(0.02)
             took = time.monotonic() - t0
+
+            def said() -> list[str]:
+                return [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
+
+            while not said() and time.monotonic() - t0 < 10:  # (logged just after the client leaves the set)
+                time.sleep(0.02)
         assert took < 6.0, took  # (a ping, its 0.5 s, then the 2 s close_timeout for the close frame)
-        said = [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
-        assert any("(closed by rtvc: 1011 keepalive ping timeout)" in s for s in said), said
+        assert any("(closed by rtvc: 1011 keepalive ping timeout)" in s for s in said()), said()
+
+        async def leave() -> None:  # a client's own close is its own (rtvc echoes it: that is not rtvc closing it)
+            async with connect(f"ws://127.0.0.1:{server.port}/rpc?token={daemon.token}") as ws:
+                await ws.close(4000, "bye")
+
+        with caplog.at_level(logging.INFO, logger="rtvc.control"):
+            caplog.clear()
+            run(leave())
+            t0 = time.monotonic()
+            while not said() and time.monotonic() - t0 < 10:
+                time.sleep(0.02)
+        assert len(said()) == 1 and said()[0].endswith("(close 4000: bye)"), said()
     finally:
         sock.close()
         server.stop()

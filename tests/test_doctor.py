@@ -191,9 +191,13 @@ def test_cuda_bindings_newer_than_the_driver_is_named(monkeypatch):
 
     monkeypatch.setattr(doc, "_version", lambda name: "13.5.0" if name == "cuda-bindings" else None)
     monkeypatch.setattr(cudart, "driver_version", lambda: 12040)
+    monkeypatch.setattr(doc, "_torch_cuda_major", lambda: 12)  # (torch for CUDA 12: the bindings are the odd one)
     (check,) = doc.check_cuda_bindings()
     assert not check.ok and check.found == "13.5.0 needs a CUDA 13 driver; this one is CUDA driver 12.4"
     assert check.fix.startswith("pip install 'cuda-bindings==12.*'")
+    monkeypatch.setattr(doc, "_torch_cuda_major", lambda: 13)  # (torch needs the newer driver too)
+    (check,) = doc.check_cuda_bindings()
+    assert check.fix.startswith("update the NVIDIA driver to one for CUDA 13")
     monkeypatch.setattr(cudart, "driver_version", lambda: 13000)
     (check,) = doc.check_cuda_bindings()
     assert check.ok and check.found == "13.5.0 (CUDA driver 13.0)"

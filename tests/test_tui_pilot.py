@@ -610,6 +610,8 @@ def test_typed_values_the_talk_key_and_quick_gate_steps_do_what_was_pressed(daem
             pitch = app.query_one("#p-pitch", Stepper)
             pitch.focus()
             await pilot.press("3")  # typing...
+            pitch.action_step(-1)  # (what a scroll or a click on ◀ does: it flipped the typed value's sign)
+            assert pitch.typing == "3"
             rpc.call("params.set", values={"pitch": -9.0})  # ...while another client sets it
             await until(pilot, "-9 from the other client", lambda: pitch.value == -9.0)
             assert pitch.typing == "3"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from rtvc.backends import gpu_forms
+from rtvc.backends import gpu_forms, streams
 from rtvc.backends.base import TensorSpec
 from rtvc.errors import ModelError, words
 
@@ -50,12 +50,12 @@ class CudaGraphRunner:
         self._seed_inputs()
         self.graph = torch.cuda.CUDAGraph()
         try:  # the eager warm-up first: an error there (out of memory, a dtype) is the step's, not the capture's
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with _fastest_convolutions(), torch.cuda.stream(side), torch.no_grad():
-                for _ in range(WARMUP):
-                    self.module(*self._static_in)
-            torch.cuda.current_stream(self.device).wait_stream(side)
+            with streams.held(self.device) as side:  # (a stream no replay of a playing voice is on)
+                side.wait_stream(torch.cuda.current_stream(self.device))
+                with _fastest_convolutions(), torch.cuda.stream(side), torch.no_grad():
+                    for _ in range(WARMUP):
+                        self.module(*self._static_in)
+                torch.cuda.current_stream(self.device).wait_stream(side)
         except Exception as e:
             if "inductor" in self.forms:  # (the compile happens at the first call: here)
                 raise ModelError(
@@ -69,9 +69,12 @@ class CudaGraphRunner:
         try:
             # thread_local: a voice is loaded (and captured) on a control thread while the worker may be running
             # another voice on this GPU; "global" would forbid that work (and fail it) for the capture's length
+            # on a stream of its own too: torch's default capture stream is one of its pool, which an own-stream
+            # runner of the playing voice may have been handed
             with (
+                streams.held(self.device) as capture,
                 _fastest_convolutions(),
-                torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"),
+                torch.cuda.graph(self.graph, pool=pool, stream=capture, capture_error_mode="thread_local"),
                 torch.no_grad(),
             ):
                 out = self.module(*self._static_in)  # (the algorithms the warm-up chose: no timing in the capture)
@@ -85,7 +88,7 @@ class CudaGraphRunner:
         self._static_out = list(out) if isinstance(out, tuple) else [out]
         # "own-stream": replayed on a stream of its own, so a step queued after another that it does not depend on
         # (the voice's F0 after its content: both read the block's audio) runs beside it on the GPU
-        self.stream = torch.cuda.Stream(self.device) if gpu_forms.OWN_STREAM in self.forms else None
+        self.stream = streams.draw(self.device, owner=self) if gpu_forms.OWN_STREAM in self.forms else None
 
     def _seed_inputs(self) -> None:
         """Valid values for the warm-up (speaker 0, pitch id 1 = unvoiced, small noise): indices must be in range."""

@@ -137,12 +137,14 @@ class BranchesOnStreams:
         self.streams: dict[torch.device, list] = {}
 
     def _side(self, device: torch.device, n: int) -> list:
+        from rtvc.backends import streams
+
         have = self.streams.setdefault(device, [])
-        while len(have) < n:
-            have.append(torch.cuda.Stream(device))
+        while len(have) < n:  # (held for this decoder's life: a capture of it never shares one with a replay)
+            have.append(streams.draw(device, owner=self))
         return have[:n]
 
-    @torch.compiler.disable  # (Dynamo breaks its graph here: streams are this Python's, around compiled resblocks)
+    @torch.compiler.disable  # (Dynamo breaks its graph here: the streams are Python; the resblocks run uncompiled)
     def __call__(self, blocks, x: Tensor) -> Tensor:
         if not x.is_cuda:
             from rtvc.rvc.nsf import sum_of_branches
@@ -233,7 +235,7 @@ def rewrite(module: nn.Module, forms: tuple[str, ...] = DEFAULT_FORMS) -> nn.Mod
         raise ValueError(f"unknown GPU forms {sorted(unknown)}; known: {', '.join(FORMS)}")
     out = _rewrite(module, tuple(f for f in forms if f != OWN_STREAM))
     if "inductor" in forms:
-        # one graph, unless the branches' streams break it (their resblocks are compiled graphs of their own)
+        # one graph, unless the branches' streams break it (the decoder's run then stays Python: _branch_form)
         out = CompiledStep(out, fullgraph=not _has_branches(out))
     return out
 

@@ -181,7 +181,8 @@ class Connection:
         # else the one it got (1006: the connection ended without one)
         protocol = getattr(self.ws, "protocol", None)
         sent = getattr(protocol, "close_sent", None)
-        if sent is not None and sent.code not in (1000, 1001):
+        first = not getattr(protocol, "close_rcvd_then_sent", False)  # (an echo of the client's close is not ours)
+        if sent is not None and first and sent.code not in (1000, 1001):
             return s + f" (closed by rtvc: {sent.code}{' ' + sent.reason if sent.reason else ''})"
         code = getattr(self.ws, "close_code", None)
         if code not in (None, 1000, 1001, 1005):

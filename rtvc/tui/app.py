@@ -116,6 +116,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._scheduling_text = ""
         self._meters_at = clock()  # when the last meter event came
         self._quit_deadline: threading.Timer | None = None
+        self._frozen_said = False  # the message line asked whether the daemon is frozen
 
     # -- layout ---------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -187,6 +188,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._draw_link()
         if link.state != "connected":  # what the screen shows of the daemon is not known any more
             self._no_readings()
+            self._frozen_said = False  # (the link's own message says it now)
             for t in self.query(Toggle):
                 if t.known:
                     t.known = False
@@ -318,7 +320,8 @@ class RtvcApp(VoiceListMixin, App[None]):
 
     def _check_readings(self) -> None:
         if self.link.state == "connected" and self.clock() - self._meters_at > STALE_S:
-            if self.query_one("#m-in", LevelMeter).reading:
+            if not self._frozen_said:
+                self._frozen_said = True
                 self.show_message(
                     f"no readings from the daemon for {STALE_S:g} s: is it frozen? (the link is dropped after"
                     " 10 s without an answer)",
@@ -334,7 +337,8 @@ class RtvcApp(VoiceListMixin, App[None]):
     def apply_meters(self, ev: dict[str, Any]) -> None:
         self.meters = ev
         self._meters_at = self.clock()
-        if not self.query_one("#m-in", LevelMeter).reading and self.link.state == "connected":
+        if self._frozen_said:  # (said only after "is it frozen?": a first reading after connecting says nothing)
+            self._frozen_said = False
             self.show_message("readings from the daemon again")
         self.query_one("#m-in", LevelMeter).set_level(ev["in_peak"])
         self.query_one("#gate", GateLine).set_meters(ev)

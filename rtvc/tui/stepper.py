@@ -91,12 +91,13 @@ class Stepper(Widget, can_focus=True):
             self.post_message(self.Changed(self, v))
 
     def action_step(self, n: int) -> None:
-        if self.typing is None:
+        if self.typing is None:  # (while a value is typed a step does nothing: a scroll flipped its sign)
             s = self.spec
             self._user_set(self._value + (s.big * (n // 10) if abs(n) >= 10 else s.step * n))
-        elif n < 0:  # '-' while typing flips the sign
-            self.typing = self.typing[1:] if self.typing.startswith("-") else "-" + self.typing
-            self.refresh()
+
+    def _flip_sign(self) -> None:
+        assert self.typing is not None
+        self.typing = self.typing[1:] if self.typing.startswith("-") else "-" + self.typing
 
     def action_jump(self, end: int) -> None:
         self._user_set(self.spec.hi if end > 0 else self.spec.lo)
@@ -123,7 +124,7 @@ class Stepper(Widget, can_focus=True):
             except ValueError:
                 self.notify(f"{self.spec.name}: {text!r} is not a number", severity="warning", markup=False)
         elif event.key == "minus":
-            self.action_step(-1)  # (flips the sign of what is typed)
+            self._flip_sign()
         elif event.key in ("left", "right"):
             pass  # (no step while a value is typed; left used to flip its sign)
         else:
