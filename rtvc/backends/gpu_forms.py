@@ -20,6 +20,11 @@ gpu_profile_h200_before_forms.txt, CUDA graphs fp16, 4.5 ms of GPU time a block)
   rvc_gpu_with_compiled.json). It costs a compile when the voice loads (seconds to a minute; Inductor caches it
   on disk) and needs Triton and a C compiler: a profile asks for it (compile = true), it is not a default.
 
+- "parallel-branches" and "own-stream" run independent work side by side: each decoder stage's resblocks on
+  streams of their own (BranchesOnStreams), each step's replay on a stream of its own (read by the CUDA-graph
+  runner, so F0 runs beside content). Written for the launch-bound GPU block (about 1,000 kernels of a few
+  microseconds each, one after another); not measured on a GPU yet, so not defaults.
+
 FORMS lists them; DEFAULT_FORMS (the three layer forms) are what the CUDA-graph backend applies. `rewrite`
 returns a new module tree that shares every parameter with the original and leaves the original as it was (the
 eager path and the ONNX export keep the plain layers).
