@@ -51,18 +51,32 @@ def profile_files(profiles_dir: Path) -> list[Path]:
     return sorted(p for p in profiles_dir.glob("*.toml") if not p.name.startswith("."))
 
 
-def voice_kinds(profiles_dir: Path) -> dict[str, list[str]]:
-    """The voices the profiles in `profiles_dir` use: kind -> profile names. A file that does not read is
-    left out here (selecting it gives its error)."""
-    kinds: dict[str, list[str]] = {}
+def voice_kinds(profiles_dir: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The voices the profiles in `profiles_dir` use, kind -> profile names: those that can load, and those that
+    cannot now (a model file missing, a GPU backend on a machine without one: `unusable`). A file that does not
+    read is left out (selecting it gives its error)."""
+    usable: dict[str, list[str]] = {}
+    not_now: dict[str, list[str]] = {}
     for path in profile_files(profiles_dir):
         try:
-            kind = read_toml(path).get("voice")
+            p = load_profile(str(path), profiles_dir)
         except ConfigError:
             continue
-        if isinstance(kind, str):
-            kinds.setdefault(kind, []).append(path.stem)
-    return kinds
+        (not_now if unusable(p) else usable).setdefault(p.voice, []).append(p.name)
+    return usable, not_now
+
+
+def unusable(p: Profile) -> str:
+    """Why the profile's voice cannot load on this machine now, found without reading a model file (its files
+    missing; a backend this machine cannot run, as far as it is known before torch loads), or ""."""
+    if p.model is None:
+        return ""
+    kind = voice_class(p.voice, str(p.path))
+    missing, cannot_run = getattr(kind, "missing_files", None), getattr(kind, "cannot_run", None)
+    gone = missing(p.model, p.path.parent) if missing is not None else []
+    if gone:
+        return f"{p.path}: [model] {'; '.join(gone)}: put the files there or point the profile at them"
+    return cannot_run(p.model, str(p.path)) if cannot_run is not None else ""
 
 
 MAX_LABEL = 100

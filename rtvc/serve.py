@@ -176,7 +176,16 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
 def preload_voices(cfg: Config) -> None:
     """Load what the profiles' voices need (torch for RVC) before audio starts: loading it later, when a
     client selects such a voice, would stop the audio worker for the time a native library takes to load."""
-    for kind, names in voice_kinds(profiles_dir(cfg)).items():
+    usable, not_now = voice_kinds(profiles_dir(cfg))
+    for kind, names in not_now.items():  # (the bundled RVC example without its files loaded torch for every serve)
+        if kind not in usable and getattr(VOICES.get(kind), "preload", None) is not None:
+            log.info(
+                "profiles %s use the '%s' voice but cannot load now (voices.list says why): its runtime is not"
+                " loaded; it loads, giving way to the audio, when one is selected",
+                ", ".join(names),
+                kind,
+            )
+    for kind, names in usable.items():
         preload = getattr(VOICES.get(kind), "preload", None)
         if preload is None:
             continue

@@ -1189,8 +1189,12 @@ def test_rtvc_serve_stops_at_once_while_a_voice_loads(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
-    # (once: importing torch takes seconds) an RVC profile: its runtime loads first
-    neural = {"neural": 'voice = "rvc"\n[model]\npath = "later.pth"\n'} if sig == signal.SIGTERM else {}
+    # (once: importing torch takes seconds) an RVC profile: its runtime loads first; one whose model file is not
+    # there does not load it (the bundled example, its files absent, loaded torch for every serve: 5-7 s, 700 MB)
+    neural = {"neural": 'voice = "rvc"\n[model]\npath = "here.pth"\n'} if sig == signal.SIGTERM else {}
+    neural = {**neural, "absent": 'voice = "rvc"\n[model]\npath = "later.pth"\n'}
+    (tmp_path / "profiles").mkdir(exist_ok=True)
+    (tmp_path / "profiles" / "here.pth").write_bytes(b"a voice's file (only its presence is looked at)")
     with serving(tmp_path, neural) as d:
         token, lines = d.token, d.lines
         assert stat.S_IMODE((tmp_path / "xdg" / "rtvc" / "token").stat().st_mode) == 0o600
@@ -1224,6 +1228,9 @@ def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
     control = [k for k, ln in enumerate(lines) if " control: ws://" in ln]
     # before audio starts: importing torch later would stop the audio worker while its libraries load
     assert (preloaded and preloaded[0] < control[0]) if sig == signal.SIGTERM else not preloaded, log
+    if sig == signal.SIGINT:
+        assert "profiles absent use the 'rvc' voice but cannot load now (voices.list says why)" in log, log
+        assert "loaded the 'rvc' voice's runtime" not in log
 
 
 def test_the_tui_waits_longer_for_exactly_the_methods_that_take_seconds():

@@ -311,7 +311,7 @@ def test_a_saved_profile_is_readable_as_the_one_it_replaces_and_hidden_files_are
     (tmp_path / ".#mic.toml").symlink_to("user@host.1234")  # an editor's lock file, and its backup
     (tmp_path / ".mic.toml.swp.toml").write_text("not a profile")
     assert profile_files(tmp_path) == [path]
-    assert voice_kinds(tmp_path) == {"pitch": ["mic"]}
+    assert voice_kinds(tmp_path) == ({"pitch": ["mic"]}, {})
     with pytest.raises(ConfigError, match=r"profiles in .*: mic;"):
         load_profile("other", tmp_path)
 

@@ -25,9 +25,8 @@ from rtvc.converter import StreamingConverter
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
 from rtvc.gate import GateSettings
-from rtvc.profiles import load_profile, profile_files, profile_label, profile_path
+from rtvc.profiles import load_profile, profile_files, profile_label, profile_path, unusable
 from rtvc.settings import describe, from_table
-from rtvc.voices import voice_class
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -93,15 +92,8 @@ class Controller:
             try:
                 p = load_profile(str(path), self.profiles_dir)
                 entry = {"name": p.name, "label": p.label, "voice": p.voice, "active": p.name == self.profile}
-                kind = voice_class(p.voice, str(path))
-                missing, cannot_run = getattr(kind, "missing_files", None), getattr(kind, "cannot_run", None)
-                gone = missing(p.model, p.path.parent) if missing is not None and p.model is not None else []
-                if gone:  # said here, not first when it is selected on stream
-                    entry["error"] = (
-                        f"{path}: [model] {'; '.join(gone)}: put the files there or point the profile at them"
-                    )
-                elif cannot_run is not None and p.model is not None and (why := cannot_run(p.model, str(path))):
-                    entry["error"] = why  # (a GPU profile on a machine without one)
+                if why := unusable(p):  # said here, not first when it is selected on stream
+                    entry["error"] = why
                 out.append(entry)
             except ConfigError as e:  # listed, so the user sees why it cannot be chosen
                 out.append({"name": path.stem, "label": path.stem, "voice": "", "active": False, "error": str(e)})
