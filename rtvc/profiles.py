@@ -43,6 +43,18 @@ def profile_path(name_or_path: str, profiles_dir: Path) -> Path:
     return listed
 
 
+def profile_name(name_or_path: str, profiles_dir: Path) -> str:
+    """What the daemon calls the profile `name_or_path` names: its file's name for a profile in `profiles_dir`, the
+    path itself for one elsewhere. (`--profile /elsewhere/giant.toml` was called 'giant', so the voice list
+    marked profiles/giant.toml as playing, and a scene mapped to 'giant' counted as selected.)"""
+    path = profile_path(name_or_path, profiles_dir)
+    try:
+        inside = path.parent.resolve() == profiles_dir.resolve()
+    except OSError:
+        inside = False
+    return path.stem if inside else str(path)
+
+
 def profile_files(profiles_dir: Path) -> list[Path]:
     """The profiles in a folder, sorted: its *.toml files, but no hidden ones (an editor's lock or backup file,
     `.#default.toml`, is no voice)."""

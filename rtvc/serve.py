@@ -33,7 +33,7 @@ from rtvc.control.server import ControlServer
 from rtvc.engine import Engine
 from rtvc.errors import RtvcError
 from rtvc.priority import AWAITING_CALLBACKS
-from rtvc.profiles import profile_files, profile_path, voice_kinds
+from rtvc.profiles import profile_files, profile_name, profile_path, voice_kinds
 from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report
 from rtvc.voices import VOICES
 from rtvc.wavio import bundled_speech, load_mono
@@ -159,7 +159,7 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
 
     # a model loads for seconds: not on the link's thread, which must keep reading OBS; the latest scene wins
     folder = profiles_dir(cfg)
-    voices = SceneVoices(lambda: controller.profile, select, lambda p: profile_path(p, folder).stem)
+    voices = SceneVoices(lambda: controller.profile, select, lambda p: profile_name(p, folder))
 
     def on_scene(scene: str) -> None:
         profile = scenes.get(scene)
@@ -246,7 +246,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             device.streams.close()  # opened, not started: release the sound card
         raise
 
-    controller = Controller(cfg, engine, profile_path(cfg.voice.profile, profiles_dir(cfg)).stem)
+    controller = Controller(cfg, engine, profile_name(cfg.voice.profile, profiles_dir(cfg)))
     controller.add_listener(
         lambda e: log.info(describe_change(e, engine_words(engine.status()) if e["changed"] == ["engine"] else ""))
     )

@@ -259,6 +259,35 @@ def test_voices_list_says_which_model_files_are_missing(daemon):
         (folder / "rvc-gone.toml").unlink()
 
 
+def test_a_profile_from_elsewhere_is_named_by_its_path_not_as_a_listed_one(daemon, tmp_path):
+    """`rtvc serve --profile /elsewhere/pitch.toml` played that file but called it 'pitch': the list marked
+    profiles/pitch.toml ('Deeper') as playing, and a scene mapped to 'pitch' counted as selected. (The API selects
+    listed names only; the daemon's start profile is loaded as the controller loads it here.)"""
+    from rtvc.profiles import profile_name
+
+    folder = daemon.controller.profiles_dir
+    elsewhere = tmp_path / "pitch.toml"
+    elsewhere.write_text('label = "Chipmunk"\nvoice = "pitch"\n[params]\npitch = 7.0\n')
+    assert profile_name("pitch", folder) == "pitch" == profile_name(str(folder / "pitch.toml"), folder)
+    assert profile_name(str(elsewhere), folder) == str(elsewhere)
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+        await asyncio.to_thread(daemon.controller.select_voice, str(elsewhere), "test")
+        st = await c.call("status.get")
+        assert st["control"]["profile"] == str(elsewhere) and st["control"]["params"]["pitch"] == 7.0
+        listed = {v["name"]: v for v in (await c.call("voices.list"))["voices"]}
+        assert not any(v["active"] for v in listed.values()), listed
+        await c.call("voices.select", name="pitch")
+        assert (await c.call("status.get"))["control"]["profile"] == "pitch"
+        listed = {v["name"]: v for v in (await c.call("voices.list"))["voices"]}
+        assert listed["pitch"]["active"]
+        await c.call("voices.select", name="passthrough")
+        await c.close()
+
+    run(main())
+
+
 def test_a_model_path_that_cannot_be_looked_at_fails_its_voice_alone(daemon):
     """'~rtvc-nouser/x.pth' (pathlib's expanduser raises for a user this machine lacks) and a name too long to
     stat (OSError, as a folder without permission gives): voices.list and voices.select raised for every voice (-32603).

@@ -60,10 +60,13 @@ def test_a_scene_whose_voice_plays_loads_nothing_and_a_failed_load_does_not_stop
 
 
 def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_path):
-    """[obs.scenes] "Gaming" = "voices/giant.toml": the voice plays as 'giant' (the controller names a profile by its
-    file's stem), so the scene's 'voices/giant.toml' never equalled it and every cut back to the scene loaded the
-    voice again (seconds for a model voice, audio lost meanwhile, the live pitch changes undone)."""
+    """[obs.scenes] "Gaming" = "voices/giant.toml": the voice played as 'giant' (the controller named a profile by
+    its file's stem), so the scene's 'voices/giant.toml' never equalled it and every cut back to the scene loaded
+    the voice again (seconds for a model voice, audio lost meanwhile, the live pitch changes undone). The
+    controller now names a profile outside profiles/ by its path (rtvc.profiles.profile_name), as the scenes do."""
     from rtvc.config import load_config
+    from rtvc.profiles import profile_name
+    from rtvc.run import profiles_dir
     from rtvc.serve import start_obs_link
 
     (tmp_path / "voices").mkdir()
@@ -78,7 +81,7 @@ def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_pa
 
         def select_voice(self, name: str, by: str) -> None:
             self.selected.append(name)
-            self.profile = name.rsplit("/", 1)[-1].removesuffix(".toml")
+            self.profile = profile_name(name, profiles_dir(cfg))  # (as rtvc.control.controller names it)
 
         def set_link(self, *_: str) -> None:
             pass
@@ -95,7 +98,7 @@ def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_pa
             time.sleep(0.1)  # (a second load, the bug, would have started by now)
     finally:
         link.stop()
-    assert c.selected == [str(tmp_path / "voices" / "giant.toml")] and c.profile == "giant"
+    assert c.selected == [str(tmp_path / "voices" / "giant.toml")] == [c.profile]
 
 
 def test_a_long_stream_of_scene_cuts_keeps_only_the_latest_loads():

@@ -25,7 +25,7 @@ from rtvc.converter import StreamingConverter
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
 from rtvc.gate import GateSettings
-from rtvc.profiles import load_profile, profile_files, profile_label, profile_path, unusable
+from rtvc.profiles import load_profile, profile_files, profile_label, profile_name, unusable
 from rtvc.settings import describe, from_table
 
 Listener = Callable[[dict[str, Any]], None]
@@ -50,7 +50,7 @@ class Controller:
         # the voice played before this one, kept loaded for a quick switch back: (converter_key, converter, label)
         self._kept: tuple[tuple, StreamingConverter, str] | None = None
         self._key: tuple | None = None  # converter_key of the voice that plays (None: not known)
-        if profile_path(cfg.voice.profile, self.profiles_dir).stem == profile:  # (what build_engine loaded)
+        if profile_name(cfg.voice.profile, self.profiles_dir) == profile:  # (what build_engine loaded)
             from rtvc.run import converter_key
 
             self._key = converter_key(cfg, cfg.voice.profile)
@@ -145,7 +145,7 @@ class Controller:
                 outgoing = self.engine.active
                 conv.bypass = not self.voice_on
                 self.engine.swap_converter(conv, label)
-                self.profile = profile_path(name, self.profiles_dir).stem  # as loaded: the file is not read again
+                self.profile = profile_name(name, self.profiles_dir)  # as loaded: the file is not read again
                 # the voice that played is kept, and the one kept before goes; but a reload of the voice that
                 # plays keeps no second copy of it, and leaves the kept one as it was
                 dropped = None
