@@ -621,6 +621,10 @@ def test_typed_values_the_talk_key_and_quick_gate_steps_do_what_was_pressed(daem
             await until(pilot, "pitch -5 as typed", lambda: control(rpc)["params"]["pitch"] == -5.0)
             await pilot.press("minus", "9", "enter")  # (the value another client set, while ours was -5)
             await until(pilot, "pitch -9 as typed", lambda: control(rpc)["params"]["pitch"] == -9.0)
+            await pilot.press("9", "9", "enter")  # past the range: set to its end, and said (it was silent)
+            await until(pilot, "pitch 24", lambda: control(rpc)["params"]["pitch"] == 24.0)
+            await until(pilot, "why on screen", lambda: "pitch: 99 is past its range (-24.0 st to 24.0 st): 24.0 st"
+                        in screen_text(app).replace("\n", " "))  # fmt: skip
 
             rpc.call("ptt.mode", on=True)
             await until(pilot, "ptt on screen", lambda: app.query_one("#t-ptt", Toggle).on)

@@ -120,9 +120,15 @@ class Stepper(Widget, can_focus=True):
         elif event.key == "enter":
             text, self.typing = self.typing, None
             try:
-                self._user_set(float(text))
+                typed = float(text)
             except ValueError:
-                self.notify(f"{self.spec.name}: {text!r} is not a number", severity="warning", markup=False)
+                self._say(f"{self.spec.name}: {text!r} is not a number")
+            else:
+                s = self.spec
+                if not s.lo <= typed <= s.hi:  # (set to the end it passed, and said: 99 became 24 in silence)
+                    ends = f"{s.show(s.lo)} to {s.show(s.hi)}"
+                    self._say(f"{s.name}: {text} is past its range ({ends}): {s.show(s.clamp(typed))}")
+                self._user_set(typed)
         elif event.key == "minus":
             self._flip_sign()
         elif event.key in ("left", "right"):
@@ -132,6 +138,14 @@ class Stepper(Widget, can_focus=True):
         event.stop()
         event.prevent_default()
         self.refresh()
+
+    def _say(self, text: str) -> None:
+        """On the app's message line where it has one (rtvc's), else as a notification."""
+        show = getattr(self.app, "show_message", None)
+        if show is not None:
+            show(text, error=True)
+        else:
+            self.notify(text, severity="warning", markup=False)
 
     def on_blur(self) -> None:
         self.typing = None
