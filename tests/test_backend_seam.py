@@ -199,3 +199,33 @@ def test_every_step_runs_off_the_cpu_without_a_host_sync(models, f0):
                         out = form(*args)
                     spec = module.outputs[0]
                     assert (tuple(out.shape), str(out.dtype)) == (spec.shape, f"torch.{spec.dtype}"), (name, precision)
+
+
+def test_a_tensorrt_voice_hands_its_runners_its_own_modules_not_fp16_copies(models, monkeypatch):
+    """A TensorRT runner reads only a step's I/O specs (the engine carries its weights), so the voice must not
+    build fp16 copies of HuBERT, F0 and the synthesizer for it: they cost seconds and memory at every load."""
+    from dataclasses import replace
+
+    from rtvc.backends import registry
+    from rtvc.voices.rvc import EngineContext
+
+    got = {}
+
+    def runner(name, module, device, **where):
+        got[name] = module
+        assert where["request"].precision == "fp16" and where["engines_dir"] == models / "engines"
+        return registry.RUNNERS["eager"](name, module, "cpu")
+
+    monkeypatch.setitem(registry.RUNNERS, "tensorrt", runner)
+    voice = RvcVoice(SR, RvcModelSettings(path="v2.pth", content="hubert.pt", f0="fcpe"), models)
+    voice.model = replace(voice.model, backend="tensorrt", device="cuda", precision="fp16")
+    voice.fixed = True  # (what those settings give, past the CUDA check that a CPU-only machine fails first)
+    voice.engine_context = EngineContext(models / "engines", "rtvc build p")
+    StreamingConverter(voice, RvcParams(), StreamShape(SR, 960, 144, 384))
+    assert set(got) == {"content", "f0", "synth"}
+    for name, module in got.items():
+        assert module.inputs and module.outputs, name
+        halves = [n for n, p in module.named_parameters() if p.dtype != torch.float32]
+        assert halves == [], f"{name}: fp16 copies {halves[:3]}"
+    assert got["content"].model is voice.pipeline.content.model
+    assert got["synth"].net is voice.rvc.net

@@ -412,7 +412,9 @@ class RvcVoice:
         m = self.model
         self._plan = plan = self.plan(window, block, self._tail_req)
         shape = StreamShape(IN_RATE, self.out_samplerate, block, plan.content, plan.synth.ret * self.rvc.upp)
-        steps = self.steps(shape, m.precision)
+        # a TensorRT engine carries its own weights and types: its runner reads only the steps' I/O specs, which
+        # are the same at every precision, so the steps are the voice's own modules, not fp16 copies
+        steps = self.steps(shape, "fp32" if m.backend == "tensorrt" else m.precision)
         where = {} if m.backend != "tensorrt" else {"engines_dir": self._engines().folder}
         if m.compile:  # (check_compile: cuda-graph only)
             from rtvc.backends import gpu_forms
