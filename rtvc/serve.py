@@ -122,6 +122,10 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
             parts.append(f"voice '{st['profile']}'")
         elif key == "devices":
             parts.append("sound devices switched")
+        elif key == "profiles":
+            files = event.get("profiles", {})
+            said = [f"{how} {', '.join(files[how])}" for how in ("added", "removed", "edited") if files.get(how)]
+            parts.append("profiles folder: " + ("; ".join(said) or "changed"))
         elif key == "engine":
             parts.append(f"engine {st['engine']}" + (f": {engine_detail}" if engine_detail else ""))
     if event.get("error"):
@@ -273,6 +277,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             # devices that failed are looked for and reopened (seconds, when a stop hangs): beside this loop
             threading.Thread(target=device.recover, name="rtvc-device-recover", daemon=True).start()
         controller.poll_engine()
+        controller.poll_profiles()
         if engine.priority not in (scheduling, "", AWAITING_CALLBACKS):
             scheduling = engine.priority  # (what the worker got, and why: at start and after a device switch)
             log.info("worker scheduling: %s", scheduling)

@@ -1262,6 +1262,49 @@ def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
         assert "loaded the 'rvc' voice's runtime" not in log
 
 
+def test_a_profile_added_edited_or_removed_in_the_folder_is_an_event(tmp_path):
+    """Profiles copied into profiles/ by hand or by another program reached the clients' lists only at the next
+    voice change. `rtvc serve` looks at the folder once a second: each change is one `state` event naming the
+    files, and voices.list has them; a profiles.save is said by its own event alone."""
+    with serving(tmp_path, {}) as d:
+        folder = tmp_path / "profiles"
+
+        async def drive():
+            c = await Client.open(d.port, d.token)
+            await c.call("events.subscribe", events=["state"])
+
+            async def change(expect: dict[str, list[str]]) -> None:
+                ev = await asyncio.wait_for(c.event(), 5)
+                assert ev["changed"] == ["profiles"] and ev["by"] == "profiles", ev
+                assert ev["profiles"] == {"added": [], "removed": [], "edited": [], **expect}, ev
+                assert ev["state"]["profile"] == "passthrough"  # (the voice that plays is untouched)
+
+            (folder / "giant.toml").write_text('label = "Giant"\nvoice = "pitch"\n')
+            await change({"added": ["giant"]})
+            (folder / "elf.toml").write_text('voice = "pitch"\n[params]\npitch = 7.0\n')
+            await change({"added": ["elf"]})
+            assert {v["name"] for v in (await c.call("voices.list"))["voices"]} == {"passthrough", "giant", "elf"}
+            (folder / "giant.toml").write_text('label = "Giant, lower"\nvoice = "pitch"\n[params]\npitch = -9.0\n')
+            await change({"edited": ["giant"]})
+            (folder / "elf.toml").unlink()
+            await change({"removed": ["elf"]})
+            labels = {v["name"]: v["label"] for v in (await c.call("voices.list"))["voices"]}
+            assert labels == {"passthrough": "passthrough", "giant": "Giant, lower"}, labels
+            await c.call("profiles.save", name="saved")
+            ev = await asyncio.wait_for(c.event(), 5)
+            assert ev["changed"] == ["profile", "voice"] and ev["state"]["profile"] == "saved"
+            await asyncio.sleep(2.5)  # two looks at the folder: the saved file is not said again
+            assert c.events.empty(), c.events.get_nowait()
+            await c.close()
+
+        run(drive())
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(20) == 0
+    log = "".join(d.lines)
+    for said in ("added giant", "added elf", "edited giant", "removed elf"):
+        assert f"profiles folder: {said} (by profiles)" in log, log
+
+
 def test_the_tui_waits_longer_for_exactly_the_methods_that_take_seconds():
     from rtvc.control.methods import METHODS
     from rtvc.tui.client import CALL_TIMEOUT_S, SLOW_METHODS

@@ -390,6 +390,13 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
                 lambda: any(v["name"] == "saved" and v["active"] for v in page.js(DOM_SUMMARY)["voices"]),
                 3,
             )
+            # a profile copied into the folder by hand gets its button within seconds, and loses it when removed
+            # (before: at the next voice change, or the page's 16 s reread)
+            names = lambda: [v["name"] for v in page.js(DOM_SUMMARY)["voices"]]  # noqa: E731
+            daemon.profile("copied").write_text('label = "Copied in"\nvoice = "pitch"\n')
+            wait_until("the copied profile's button", lambda: "copied" in names(), 5)
+            daemon.profile("copied").unlink()
+            wait_until("its button gone", lambda: "copied" not in names(), 5)
 
             # the screenshot: a PNG of the dock's size, not blank, the active voice and mute highlighted
             shot = base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"])

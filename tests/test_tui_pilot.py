@@ -693,6 +693,28 @@ def test_the_voice_list_starts_on_the_active_voice(daemon: Daemon, rpc: RpcClien
     run(main())
 
 
+def test_a_profile_added_to_or_removed_from_the_folder_shows_in_the_list(daemon: Daemon, rpc: RpcClient) -> None:
+    """A profile copied into profiles/ (by hand, by `rtvc import`) appeared only at the next voice change; the
+    daemon now looks at the folder once a second and the list follows it, both ways, with no key pressed."""
+    folder = daemon.root / "profiles"
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            assert "Dropped In" not in screen_text(app)
+            (folder / "dropped.toml").write_text('label = "Dropped In"\nvoice = "pitch"\n[params]\npitch = 3.0\n')
+            await until(pilot, "the new profile in the list", lambda: "Dropped In" in screen_text(app), timeout=10)
+            (folder / "dropped.toml").unlink()
+            await until(pilot, "it gone from the list", lambda: "Dropped In" not in screen_text(app), timeout=10)
+            assert control(rpc)["profile"] == "default"  # (the voice that plays is untouched)
+
+    try:
+        run(main())
+    finally:
+        (folder / "dropped.toml").unlink(missing_ok=True)
+
+
 def test_rtvc_runs_ui_says_its_own_daemon_stopped() -> None:
     """Under `rtvc run` the UI said to start the daemon with `rtvc serve` when the daemon rtvc run had started died."""
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any
 
 from rtvc.config import Config, GateConfig
@@ -29,6 +30,21 @@ from rtvc.profiles import load_profile, profile_files, profile_label, profile_na
 from rtvc.settings import describe, from_table
 
 Listener = Callable[[dict[str, Any]], None]
+
+
+PROFILES_CHECK_S = 1.0  # how often profiles/ is looked at (a stat per profile)
+
+
+def profiles_seen(folder) -> tuple:
+    """What tells a change in a profiles folder: each profile's name, modification time and size."""
+    seen = []
+    for path in profile_files(folder):
+        try:
+            st = path.stat()
+        except OSError:  # (removed between the listing and the stat: the next look sees it gone)
+            continue
+        seen.append((path.name, st.st_mtime_ns, st.st_size))
+    return tuple(seen)
 
 
 class Controller:
@@ -57,6 +73,8 @@ class Controller:
         self.closed = False  # the daemon is stopping: a voice that finishes loading now is not switched to
         self.started = time.time()
         self._engine_seen: tuple[str, str, str] | None = None
+        self._profiles_seen = profiles_seen(self.profiles_dir)  # profiles/ as poll_profiles last saw it
+        self._profiles_at = time.monotonic()
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
         # virtual device, where there is nothing to switch
         self.links: dict[str, dict[str, str]] = {}  # outside links (OBS): name -> {state, detail}
@@ -224,6 +242,7 @@ class Controller:
                 # it was loaded from (one replaced since would make a kept voice stale)
                 self._key = key if key is not None and self._key is not None and key[2] == self._key[2] else None
                 self.engine.relabel(conv, f"{label}: {conv.voice.label}")  # (as a load of the file names it)
+        self._profiles_seen = profiles_seen(self.profiles_dir)  # (this event says so: no "profiles" one after it)
         self._emit(["profile", "voice"], by)
         return {"name": name, "path": str(path), "state": self.state()}
 
@@ -345,6 +364,24 @@ class Controller:
             self._engine_seen = now
             self._emit(["engine"], "engine")
 
+    def poll_profiles(self) -> None:
+        """Called now and then by the daemon: a profile added to, removed from or edited in profiles/ (by hand, by
+        `rtvc import`, by another program) becomes a `state` event with changed ["profiles"], so the voice lists of
+        the TUI and the dock show it without waiting for a voice change. A stat of each profile, once a second."""
+        if time.monotonic() - self._profiles_at < PROFILES_CHECK_S:
+            return
+        self._profiles_at = time.monotonic()
+        now = profiles_seen(self.profiles_dir)
+        if now != self._profiles_seen:
+            before, after = {n: (t, z) for n, t, z in self._profiles_seen}, {n: (t, z) for n, t, z in now}
+            self._profiles_seen = now
+            files = {
+                "added": sorted(Path(n).stem for n in after.keys() - before.keys()),
+                "removed": sorted(Path(n).stem for n in before.keys() - after.keys()),
+                "edited": sorted(Path(n).stem for n in after.keys() & before.keys() if after[n] != before[n]),
+            }
+            self._emit(["profiles"], "profiles", profiles=files)
+
     # -- events -------------------------------------------------------------------------------------
     def add_listener(self, fn: Listener) -> None:
         with self._lock:
@@ -354,8 +391,8 @@ class Controller:
         with self._lock:
             self._listeners = [f for f in self._listeners if f is not fn]
 
-    def _emit(self, changed: list[str], by: str, error: str = "") -> None:
-        event = {"type": "state", "changed": changed, "by": by, "state": self.state()}
+    def _emit(self, changed: list[str], by: str, error: str = "", **extra: Any) -> None:
+        event = {"type": "state", "changed": changed, "by": by, "state": self.state(), **extra}
         if error:
             event["error"] = error
         for fn in self._listeners:  # a copy-on-write list: no lock held while listeners run

@@ -253,7 +253,9 @@ edit the table, not this file.
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
 `silent` (the output is muted now), `gate` {on, threshold_db, hold_ms}, `loading` (a profile being loaded, or
 null), `engine` and `links` (outside links such as `obs`: {state, detail}; a change arrives as an event with
-`changed: ["obs"]`). `changed: ["devices"]` says a `devices.select` switched the sound devices: `devices.list` has
+`changed: ["obs"]`). `changed: ["profiles"]` (`by`: `profiles`) says a profile was added to, edited in or removed
+from the profiles folder (looked at once a second): `profiles` {added, removed, edited} names them, and `voices.list`
+has the new list. `changed: ["devices"]` says a `devices.select` switched the sound devices: `devices.list` has
 them; `state` holds no devices key (devices reopened after a failure show in `engine` events: the state goes
 back to `running`). A `state` event for a voice that did not
 load carries `error`, saying why.

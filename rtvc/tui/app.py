@@ -269,7 +269,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         changed = set(ev.get("changed", ()))
         mine = self.client is not None and ev.get("by") == self.client.link.client
         self.apply_state(ev["state"], params=not (mine and changed == {"params"}))
-        if changed & {"profile", "voice"}:
+        if changed & {"profile", "voice", "profiles"}:  # (profiles: a file added, edited or removed in profiles/)
             self.refresh_voice_lists()
 
     @work(group="refresh", exclusive=True, exit_on_error=False)

@@ -67,7 +67,7 @@ class VoiceListMixin:
     @work(group="select", exclusive=True, exit_on_error=False)
     async def select_voice(self, name: str) -> None:
         v = next((v for v in self.voices if v["name"] == name), {})
-        if v.get("error"):  # asked again: the missing file may be there now (the list is read at voice changes)
+        if v.get("error"):  # asked again: the missing file may be there now (only profile files are watched)
             try:
                 self.apply_voices((await self._call("voices.list"))["voices"])
             except CallError:

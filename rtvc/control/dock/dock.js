@@ -241,9 +241,9 @@
       const changed = Array.isArray(ev.changed) ? ev.changed : [];
       const voiceChanged = before && (before.profile !== state.profile || before.kind !== state.kind);
       if (voiceChanged || changed.includes("profile") || changed.includes("voice")) refreshVoice();
-      // a profile saved (a new button, or a new label on one) or selected: the list now, not at the next
-      // reread (16 s): a saved profile had no button and no voice was marked active until then
-      if (changed.includes("profile")) reloadVoices();
+      // a profile saved (a new button, or a new label on one) or selected, or a file added to, edited in or
+      // removed from profiles/: the list now, not at the next reread (16 s)
+      if (changed.includes("profile") || changed.includes("profiles")) reloadVoices();
       if (changed.includes("engine")) call("status.get").then(applyStatus, () => {});
       renderAll();
     } else if (ev.type === "engine") {
