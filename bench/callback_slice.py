@@ -122,7 +122,7 @@ def main() -> None:
                         after, blamed = daemon.counters(), server.blame_states()[n0:]
                         row = {"round": k + 1, "mode": mode, "slice_us": got_slice, "seconds": args.seconds}
                         row["xruns"] = after["total"] - before["total"]
-                        for who, name in (("rtvc", "PortAudio"), ("reference", REFERENCE)):
+                        for who, name in (("rtvc", "rtvc"), ("reference", REFERENCE)):
                             states = [s for c, s in blamed if c == name]
                             row[f"{who}_blamed"] = len(states)
                             row[f"{who}_triggered"] = states.count("Triggered")

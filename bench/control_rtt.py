@@ -95,7 +95,7 @@ def run_phase(engine, server: JackServer, port: int, n_clients: int, changes: in
         "xruns": xr.total - before.total,
         "underrun_frames": xr.output_underrun_frames - before.output_underrun_frames,
         "work": list(1e3 * engine.timer.since(blocks)),
-        "blamed_rtvc": sum(1 for c in late if c.startswith("PortAudio")),
+        "blamed_rtvc": sum(1 for c in late if c == "rtvc"),
         "blamed_reference": late.count("jack_simple_client"),
     }
 

@@ -35,7 +35,7 @@ def alone_states(row: dict[str, Any]) -> list[str]:
     """jackd's states for rtvc's client in a phase where it never blamed the C reference client (else: [])."""
     if "jack_simple_client" in row["jackd_blamed"] or "jackd" in row["jackd_blamed"]:
         return []
-    return [s.split(" ", 1)[1] for s in row["blame_states"] if s.startswith("PortAudio")]
+    return [s.split(" ", 1)[1] for s in row["blame_states"] if s.startswith("rtvc ")]
 
 
 def phase(name: str, server: JackServer, daemon: JackDaemon, seconds: float, tui: float | None) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def main() -> None:
     for r in rows:
         cells = "".join(f"{r[c]:>20g}" for c in cols)
         b = r["jackd_blamed"]
-        blamed = f"{b.count('PortAudio')} / {b.count('jack_simple_client')}"
+        blamed = f"{b.count('rtvc')} / {b.count('jack_simple_client')}"
         print(
             f"{r['phase']:<26}{cells}{r.get('meter_hz_received', '-'):>10}{r['steal_ms']:>10}  {blamed}; "
             f"{alone_states(r) or '-'}"

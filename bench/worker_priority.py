@@ -61,7 +61,7 @@ def run_phase(engine, server: JackServer, seconds: float, busy: int) -> dict:
         "xruns": xr.total - before.total,
         "underrun_frames": xr.output_underrun_frames - before.output_underrun_frames,
         "work": list(work),
-        "blamed_rtvc": sum(1 for c in late if c.startswith("PortAudio")),
+        "blamed_rtvc": sum(1 for c in late if c == "rtvc"),
         "blamed_reference": late.count("jack_simple_client"),
         "priority": engine.status().worker_priority,
     }

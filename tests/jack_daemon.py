@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jack_harness import jack_tool
+from jack_harness import is_rtvc_port, jack_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 XRUN_KEYS = ("input_overrun_events", "output_underrun_events", "monitor_underrun_events")
@@ -88,7 +88,7 @@ class JackDaemon:
         deadline = time.monotonic() + 20
         while True:
             ports = jack_tool(self.env, "jack_lsp").stdout.split()
-            rtvc_in = [p for p in ports if p.startswith("PortAudio") and ":in_" in p]
+            rtvc_in = [p for p in ports if is_rtvc_port(p) and ":in_" in p]
             if rtvc_in and f"{REFERENCE}:output1" in ports:
                 break
             if time.monotonic() > deadline:

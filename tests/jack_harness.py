@@ -20,6 +20,13 @@ import numpy as np
 SAMPLERATE = 48000
 # late_clients()'s entry for an xrun of the server itself (its clock thread woke late), not of a client
 SERVER_LATE = "jackd"
+# rtvc's own JACK client (rtvc.audio.devices.JACK_CLIENT), as a POSIX regex for jack's get_ports; JACK names a second
+# one in the same server rtvc-01 (test clients here are named rtvc-mic, rtvc-late: not matched)
+RTVC_PORTS = r"^rtvc(-[0-9]+)?:"
+
+
+def is_rtvc_port(name: str) -> bool:
+    return re.match(RTVC_PORTS, name) is not None
 
 
 def steal_ms() -> float:
@@ -160,8 +167,9 @@ def portaudio_on(server: JackServer):
     """Point this process's PortAudio at `server` (PortAudio reads the device list only when it starts),
     and stop the server on the way out. PortAudio's JACK host API aborts the process if it is
     terminated after its server is gone, so PortAudio is always terminated first."""
-    import sounddevice as sd
+    from rtvc.audio.devices import portaudio
 
+    sd = portaudio()  # (rtvc's: it names PortAudio's JACK client before PortAudio starts)
     answering(server.name)
     old = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = server.name
@@ -254,13 +262,13 @@ class Harness:
     def wire(self) -> None:
         """Take the sound card's place: cut `system` from rtvc's ports and connect ours.
 
-        rtvc's ports are PortAudio's (one input, the first output); their numbers grow with each stream
+        rtvc's ports (one input, the first output) are its JACK client's; their numbers grow with each stream
         a process opens, so they are looked up.
         """
-        ins = self.client.get_ports("PortAudio", is_audio=True, is_input=True)
-        outs = self.client.get_ports("PortAudio", is_audio=True, is_output=True)
+        ins = self.client.get_ports(RTVC_PORTS, is_audio=True, is_input=True)
+        outs = self.client.get_ports(RTVC_PORTS, is_audio=True, is_output=True)
         if len(ins) != 1 or not outs:
-            raise RuntimeError(f"expected one PortAudio input port, found {[p.name for p in ins]}")
+            raise RuntimeError(f"expected one rtvc input port, found {[p.name for p in ins]}")
         into, out_of = ins[0].name, outs[0].name
         for port in (into, out_of):
             for other in self.client.get_all_connections(port):

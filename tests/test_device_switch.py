@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from jack_harness import RTVC_PORTS
 from websockets.sync.client import connect
 
 pytestmark = [pytest.mark.jack, pytest.mark.timeout(120)]
@@ -70,7 +71,7 @@ class Mic:
         return 20 * np.log10(max(np.abs(x).max(), 1e-6))
 
     def rtvc_out_port(self) -> str:
-        ports = [p.name for p in self.client.get_ports(is_audio=True, is_output=True) if "PortAudio" in p.name]
+        ports = [p.name for p in self.client.get_ports(RTVC_PORTS, is_audio=True, is_output=True)]
         assert ports, [p.name for p in self.client.get_ports()]
         return ports[0]
 
@@ -312,7 +313,7 @@ def test_a_reopen_of_the_same_devices_keeps_the_jack_routing(jack_bare, tmp_path
         wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
 
         def rtvc_ports(inputs: bool) -> list[str]:
-            ports = mic.client.get_ports("PortAudio", is_audio=True, is_input=inputs, is_output=not inputs)
+            ports = mic.client.get_ports(RTVC_PORTS, is_audio=True, is_input=inputs, is_output=not inputs)
             return [p.name for p in ports]
 
         def route() -> tuple[list[str], list[str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_harness import SERVER_LATE, Harness, client_env, jack_tool
+from jack_harness import RTVC_PORTS, SERVER_LATE, Harness, client_env, is_rtvc_port, jack_tool
 
 from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.config import load_config
@@ -158,7 +158,7 @@ def test_monitor_device_hears_the_voice_and_can_be_switched_off(jack_server):
     tone = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(SR) / SR)).astype(np.float32)
     with live_engine(audio__monitor_device="system", audio__monitor=True) as engine, Harness(jack_server.name) as h:
         wait_running(engine)
-        outs = h.client.get_ports("PortAudio", is_audio=True, is_output=True)
+        outs = h.client.get_ports(RTVC_PORTS, is_audio=True, is_output=True)
         assert len(outs) == 3  # the main stream's one output, then the monitor stream's two
         h.wire()
         h.client.disconnect(outs[0].name, h.sink)
@@ -199,7 +199,7 @@ def soak_once(server, seconds: float, tmp_path) -> tuple[dict, str, list[str], i
         deadline = time.monotonic() + 20
         while True:
             ports = jack_tool(env, "jack_lsp").stdout.split()
-            rtvc_in = [p for p in ports if p.startswith("PortAudio") and ":in_" in p]
+            rtvc_in = [p for p in ports if is_rtvc_port(p) and ":in_" in p]
             if rtvc_in and "jack_simple_client:output1" in ports:
                 break
             assert proc.poll() is None and sine.poll() is None, tail_first(proc.stdout.read())
@@ -287,7 +287,7 @@ def test_a_device_that_disappears_is_reported_not_a_crash(jack_bare):
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 20
-        while "PortAudio" not in jack_tool(env, "jack_lsp").stdout:
+        while not any(is_rtvc_port(p) for p in jack_tool(env, "jack_lsp").stdout.split()):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
             time.sleep(0.1)
         time.sleep(1.0)

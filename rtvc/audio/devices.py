@@ -55,8 +55,35 @@ class Device:
         return f"[{self.index}] {self.name} ({self.host_api})"
 
 
+JACK_CLIENT = "rtvc"  # the JACK client name of rtvc's ports (rtvc:in_1, rtvc:out_1); JACK adds -01... to a second
+_jack_name = ctypes.create_string_buffer(JACK_CLIENT.encode())  # (PortAudio keeps the pointer: never freed)
+_jack_named = False
+
+
+def name_jack_client() -> None:
+    """Ask PortAudio's JACK host API to connect as JACK_CLIENT: a patchbay (qjackctl, Carla, qpwgraph) showed rtvc's
+    ports as "PortAudio", the name every PortAudio program gets (Audacity's too). PortAudio reads the name when it
+    starts, so this runs before sounddevice is first imported (sounddevice starts PortAudio then); sounddevice
+    loads the same shared library by the same name. Nothing happens where PortAudio has no JACK host API."""
+    global _jack_named
+    if _jack_named:
+        return
+    _jack_named = True
+    found = ctypes.util.find_library("portaudio")
+    try:
+        fn = ctypes.CDLL(found).PaJack_SetClientName if found else None
+    except (OSError, AttributeError):  # (no such library, or one built without JACK)
+        fn = None
+    if fn is None:
+        return
+    fn.argtypes, fn.restype = [ctypes.c_char_p], ctypes.c_int
+    if fn(_jack_name) != 0:
+        log.info("PortAudio did not take the JACK client name '%s'", JACK_CLIENT)
+
+
 def portaudio():
     """The sounddevice module. Importing it loads PortAudio's shared library, which may be missing."""
+    name_jack_client()
     try:
         import sounddevice
     except ImportError:
