@@ -21,8 +21,9 @@ import sys
 import tempfile
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -205,8 +206,11 @@ def download(url: str, into: Path, say: Callable[[str], None]) -> Path:
 
     from rtvc import __version__
 
-    name = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
     fix = "check the address and the network, or download the file yourself and import it"
+    try:
+        name = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    except ValueError as e:  # (http://[::1: an address that does not parse)
+        raise ModelError(f"{url}: not a valid address ({e})", fix) from None
     request = urllib.request.Request(url, headers={"User-Agent": f"rtvc/{__version__}"})
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
@@ -241,6 +245,15 @@ def download(url: str, into: Path, say: Callable[[str], None]) -> Path:
     return target
 
 
+_UNZIP_YOURSELF = "unpack it with your own archive tool and import the .pth (and .index) it holds"
+
+
+def _member_path(m: zipfile.ZipInfo) -> str:
+    """A zip member's path with '/' between folders: older Windows tools (PowerShell's Compress-Archive) wrote
+    '\\', which zipfile keeps as part of the name ('Alice\\Alice.pth' became the voice 'alice-alice')."""
+    return m.filename.replace("\\", "/")
+
+
 def expand(items: list[str | Path], into: Path, say: Callable[[str], None]) -> list[tuple[Path, str, str]]:
     """The files to identify, each with how to name it and the argument it came from: each path as given; an
     http(s) address downloaded (into `into`); a .zip archive (not a torch checkpoint, which is a zip too)
@@ -261,25 +274,29 @@ def expand(items: list[str | Path], into: Path, say: Callable[[str], None]) -> l
                     m
                     for m in z.infolist()
                     if not m.is_dir()
-                    and not m.filename.startswith("__MACOSX/")
-                    and Path(m.filename).suffix.lower() in (".pth", ".pt", ".index")
+                    and not _member_path(m).startswith("__MACOSX/")
+                    and Path(_member_path(m)).suffix.lower() in (".pth", ".pt", ".index")
                 ]
                 if not members:
                     raise ModelError(f"{given}: the archive holds no .pth, .pt or .index file", f"give {KNOWN}")
                 folder = into / f"{len(out)}-{p.stem}"
                 folder.mkdir(parents=True)
                 for m in members:
-                    target = folder / Path(m.filename).name
+                    target = folder / Path(_member_path(m)).name
                     if target.exists():
                         raise ModelError(
                             f"{given}: holds two files named {target.name}", "unpack it and import the one you want"
                         )
                     with z.open(m) as src, target.open("wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 20)
-                    out.append((target, f"{given}:{m.filename}", given))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as e:
+                    out.append((target, f"{given}:{_member_path(m)}", given))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as e:
             raise ModelError(f"{given}: damaged .zip archive ({e})", "download it again") from None
-        say(f"unpacked {given}: {', '.join(Path(m.filename).name for m in members)}")
+        except RuntimeError as e:  # (zipfile: "File X is encrypted, password required")
+            raise ModelError(f"{given}: a .zip archive rtvc cannot open ({e})", _UNZIP_YOURSELF) from None
+        except NotImplementedError as e:  # (a compression method zipfile lacks: Deflate64 from Windows' own zip)
+            raise ModelError(f"{given}: a .zip archive rtvc cannot open ({e})", _UNZIP_YOURSELF) from None
+        say(f"unpacked {given}: {', '.join(Path(_member_path(m)).name for m in members)}")
     return out
 
 
@@ -321,6 +338,9 @@ class Registry:
             for e in entries:
                 if e.kind not in KINDS or not isinstance(e.file, str) or not isinstance(e.details, dict):
                     raise ValueError(f"an entry of kind {e.kind!r} for {e.file!r}")
+                texts = (e.sha256, e.about, e.source, e.imported)
+                if not all(isinstance(t, str) for t in texts) or type(e.bytes) is not int:
+                    raise ValueError(f"the entry for {e.file!r} has a field of the wrong type")
         except OSError as e:
             raise RtvcError(f"cannot read the model registry {path} ({e.strerror or e})", fix) from None
         except (ValueError, KeyError, TypeError) as e:  # (JSONDecodeError and UnicodeDecodeError are ValueErrors)
@@ -419,16 +439,32 @@ class _Undo:
         self.registry_was = registry.read_bytes() if registry.exists() else None
 
     def undo(self) -> None:
+        """Each step is tried on its own: one that fails (a folder made read-only) is said on stderr, and the import's
+        own error, raised after this, stays the one shown. The registry is written back only if it changed."""
         from rtvc.backends.manifest import write_atomic
 
+        left: list[str] = []
         for p in reversed(self.copied):
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            try:
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+            except OSError as e:
+                left.append(f"remove {p} ({e.strerror or e})")
         for dest, old in self.aside:
-            os.replace(old, dest)
-        if self.registry_was is None:
-            self.registry.unlink(missing_ok=True)
-        else:
-            write_atomic(self.registry, self.registry_was)
+            try:
+                os.replace(old, dest)
+            except OSError as e:
+                left.append(f"put {old} back as {dest} ({e.strerror or e})")
+        try:
+            now = self.registry.read_bytes() if self.registry.is_file() else None
+            if now != self.registry_was:
+                if self.registry_was is None:
+                    self.registry.unlink(missing_ok=True)
+                else:
+                    write_atomic(self.registry, self.registry_was)
+        except OSError as e:
+            left.append(f"restore {self.registry} ({e.strerror or e})")
+        if left:
+            print(f"rtvc import: the failed import could not all be taken back: {'; '.join(left)}", file=sys.stderr)
 
     def commit(self) -> None:
         for _, old in self.aside:
@@ -457,6 +493,11 @@ def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, An
         )
     name = opts.name if opts.name is not None else profile_name(voice.path.stem)  # (--name "": refused by name)
     check_name(name)
+    if name in SHARED_FOLDER.values():  # a voice's files go to models/NAME/: these hold every voice's shared models
+        raise ConfigError(
+            f"rtvc import: the voice cannot be named '{name}': models/{name}/ holds the models every voice shares",
+            "choose another name with --name",
+        )
     label = opts.label if opts.label is not None else _printable(voice.path.stem)[:100]
     check_label(label, "rtvc import: --label")  # (here: once files are copied, a refused label would leave them)
     target = profiles / f"{name}.toml"
@@ -520,8 +561,20 @@ def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: 
     size = _size(f.path)
     same = registry.by_sha(sha)
     if same is not None and (f.kind in SHARED_FOLDER or Path(same.file).parent.name == name):
-        say(f"already imported: {f.source} is {folder / same.file} ({same.about})")
-        return folder / same.file
+        there = folder / same.file
+        try:
+            intact = model_identity(there) == sha
+        except OSError:
+            intact = False
+        if intact:
+            say(f"already imported: {f.source} is {there} ({same.about})")
+            return there
+        # the copy under models/ is not what was imported (cut short, edited: `rtvc models` says CHANGED and to
+        # import it again), so it is copied again in its place; said "already imported" and kept it damaged
+        say(f"{there} was damaged or changed since it was imported: copied again from {f.source}")
+        _copy(f.path, there, undo)
+        registry.put(replace(same, bytes=size, source=_absolute(f.source), imported=_now()))
+        return there
     sub = SHARED_FOLDER.get(f.kind) or name or "voices"
     own = Path(os.path.abspath(f.path))  # its own name, also when given as "." (a HuBERT folder one is in)
     dest = folder / sub / own.name
@@ -539,11 +592,15 @@ def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: 
             about=f.about,
             details=f.details,
             source=_absolute(f.source),
-            imported=datetime.now(UTC).isoformat(timespec="microseconds"),
+            imported=_now(),
         )
     )
     say(f"imported {f.source} -> {dest}: {f.about} ({_mb(size)}, sha256 {sha[:12]})")
     return dest
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _copy(src: Path, dest: Path, undo: _Undo) -> None:

@@ -509,3 +509,114 @@ def test_an_address_nothing_answers_is_named(home, downloads, capsys):
     code, _out, err = rtvc(home, capsys, "import", f"http://127.0.0.1:{port}/hubert_base.pt")
     assert code == 2 and f"http://127.0.0.1:{port}/hubert_base.pt: cannot download (" in err
     assert "download the file yourself and import it" in err
+
+
+def test_zips_damaged_encrypted_or_packed_in_ways_rtvc_cannot_read_are_named(home, downloads, capsys, tmp_path):
+    """A zip with a hole of bad bytes (zlib.error), an encrypted member and a Deflate64 one (Windows' own zip)
+    gave tracebacks: a damaged download's error, or what to do instead, and nothing changes."""
+    voice = (downloads / "Alice (RVC v2) 300e.pth").read_bytes()
+    with zipfile.ZipFile(tmp_path / "deflated.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("alice.pth", voice)
+    raw = bytearray((tmp_path / "deflated.zip").read_bytes())
+    raw[45:200] = b"\xff" * 155  # (inside the member's compressed data: the CRC is never reached)
+    (tmp_path / "holed.zip").write_bytes(bytes(raw))
+    for flag, method, name in ((0x1, None, "encrypted.zip"), (0, 9, "deflate64.zip")):
+        raw = bytearray((tmp_path / "deflated.zip").read_bytes())
+        for sig in (b"PK\x03\x04", b"PK\x01\x02"):  # the local and the central header say the same
+            at = raw.index(sig)
+            flags_at = at + (6 if sig == b"PK\x03\x04" else 8)
+            raw[flags_at] |= flag
+            if method is not None:
+                raw[flags_at + 2 : flags_at + 4] = method.to_bytes(2, "little")
+        (tmp_path / name).write_bytes(bytes(raw))
+    before = state(home)
+    for name, said, fix in (
+        ("holed.zip", "damaged .zip archive (", "download it again"),
+        ("encrypted.zip", "a .zip archive rtvc cannot open (", "unpack it with your own archive tool"),
+        ("deflate64.zip", "a .zip archive rtvc cannot open (", "unpack it with your own archive tool"),
+    ):
+        code, _out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(tmp_path / name))
+        assert code == 2 and f"{name}: {said}" in err and fix in err and "Traceback" not in err, (name, err)
+        assert state(home) == before
+
+
+def test_a_zip_written_with_windows_backslashes_imports_as_its_folders_say(home, downloads, capsys, tmp_path):
+    """Older Windows tools write 'Alice\\Alice.pth': the voice became 'alice-alice', its file 'Alice\\Alice.pth',
+    and RVC's training files in such a zip were not recognised (the import was refused)."""
+    with zipfile.ZipFile(tmp_path / "win.zip", "w") as z:
+        z.write(downloads / "Alice (RVC v2) 300e.pth", "Alice\\Alice.pth")
+        z.write(downloads / "added_IVF16_Flat_nprobe_1_alice_v2.index", "Alice\\added_IVF16_alice_v2.index")
+        _training_checkpoint(tmp_path / "G_2333.pth", downloads / "Alice (RVC v2) 300e.pth")
+        z.write(tmp_path / "G_2333.pth", "Alice\\G_2333.pth")
+    code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(tmp_path / "win.zip"))
+    assert code == 0, err
+    assert sorted(p.name for p in (home / "models" / "alice").iterdir()) == [
+        "Alice.pth",
+        "added_IVF16_alice_v2.index",
+    ]
+    assert "run it: rtvc run --profile alice" in out
+
+
+def test_reimporting_a_damaged_copy_repairs_it(home, downloads, capsys):
+    """`rtvc models` says a damaged copy CHANGED and to import it again; the import said "already imported" and
+    kept the damaged copy, even with --force."""
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(downloads / "alice.zip"))[0] == 0
+    content = home / "models" / "content" / "hubert_base.pt"
+    voice = home / "models" / "alice-rvc-v2-300e" / "Alice (RVC v2) 300e.pth"
+    for copy, given in ((content, "hubert_base.pt"), (voice, "alice.zip")):
+        whole = copy.read_bytes()
+        copy.write_bytes(whole[: len(whole) // 2])
+        assert "CHANGED" in rtvc(home, capsys, "models")[1]
+        code, out, err = rtvc(home, capsys, "import", str(downloads / given), "--force")
+        assert code == 0, err
+        assert f"{copy} was damaged or changed since it was imported: copied again" in out, out
+        assert copy.read_bytes() == whole
+        code, out, _err = rtvc(home, capsys, "models")
+        assert code == 0 and "CHANGED" not in out, out
+    code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))
+    assert code == 0 and "already imported" in out, out
+
+
+def test_a_voice_named_as_a_shared_folder_is_refused(home, downloads, capsys):
+    """--name content put the voice into models/content/, beside (and with --force over) every voice's HuBERT."""
+    before = state(home)
+    for name in ("content", "f0"):
+        code, _out, err = rtvc(
+            home, capsys, "import", str(downloads / "hubert_base.pt"), str(downloads / "alice.zip"), "--name", name
+        )
+        assert code == 2 and f"the voice cannot be named '{name}'" in err and "choose another name" in err, err
+        assert state(home) == before
+
+
+def test_a_failed_import_whose_undo_fails_too_shows_the_first_error(home, downloads, capsys, monkeypatch):
+    """The take-back wrote the registry again even where nothing had changed, and its own failure (a read-only
+    models/) came out as a traceback that hid why the import failed."""
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))[0] == 0
+    registry = (home / "models" / "registry.json").read_bytes()
+
+    def refused(*_a, **_k):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(shutil, "copyfile", refused)
+    from rtvc.backends import manifest
+
+    monkeypatch.setattr(manifest, "write_atomic", refused)  # (no registry could be written back either)
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "alice.zip"))
+    assert code == 2 and "cannot copy" in err and "Operation not permitted" in err, err
+    assert "Traceback" not in err and "could not all be taken back" not in err  # (the registry never changed)
+    assert (home / "models" / "registry.json").read_bytes() == registry
+
+
+def test_an_address_that_does_not_parse_is_named(home, capsys):
+    code, _out, err = rtvc(home, capsys, "import", "http://[::1")
+    assert code == 2 and "http://[::1: not a valid address" in err, err
+
+
+def test_a_registry_entry_of_the_wrong_type_is_named(home, downloads, capsys):
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))[0] == 0
+    path = home / "models" / "registry.json"
+    doc = json.loads(path.read_text())
+    doc["models"][0]["bytes"] = "zz"
+    path.write_text(json.dumps(doc))
+    code, _out, err = rtvc(home, capsys, "models")
+    assert code == 2 and "not a valid model registry" in err and "wrong type" in err, err
