@@ -1,10 +1,12 @@
-"""Measured vs declared round-trip latency of the live engine over JACK (dummy backend, 48 kHz).
+"""Measured vs declared latency of the live engine over JACK (dummy backend, 48 kHz).
 
-For each device period and block size: rtvc runs on real PortAudio callbacks; a JACK client in this
-process plays impulses into rtvc's input port and records its output port on JACK's clock. Reports the
-measured delay of every impulse against the declared latency, the worker's block time (p50/p99) and the
-xruns seen in a steady-state window (with the clients jackd blamed: on this 2-vCPU VM, 64- and
-128-frame periods miss JACK deadlines even with one C client alone).
+For each device period and block size: rtvc runs on real PortAudio callbacks; two JACK clients in this
+process stand in for the sound card, one playing impulses into rtvc's input port, one recording its output
+port on JACK's clock (no feedback loop: JACK runs them and rtvc in order within each cycle). The declared
+latency is the sound card's ports' (JACK's capture latency before rtvc, its playback latency after: the
+devices' part) plus rtvc's own; the impulses measure rtvc's own, port to port. Reports every impulse's delay
+against it, the worker's block time (p50/p99) and the xruns seen in a steady-state window (with the clients
+jackd blamed: on this 2-vCPU VM, 64- and 128-frame periods miss JACK deadlines even with one C client alone).
 
     python bench/latency.py [--periods 64 128 256] [--blocks-ms 5 10 20] [--seconds 5]
 
@@ -71,15 +73,19 @@ def measure(server: JackServer, block_ms: float, seconds: float, profile: Path) 
         engine.stop()
         streams.close()
     x0, x1 = before.xruns, after.xruns
+    own = lat.total - lat.device_in - lat.device_out  # rtvc's own part: port to port
     return {
         "period": server.period,
         "block_ms": block_ms,
         "declared_frames": lat.total,
         "declared_ms": round(lat.ms(lat.total), 3),
+        "devices_ms": round(lat.ms(lat.device_in + lat.device_out), 3),
+        "declared_port_to_port_frames": own,
+        "declared_port_to_port_ms": round(lat.ms(own), 3),
         "breakdown_ms": lat.to_dict()["ms"],
         "measured_frames": measured,
         "measured_ms_median": round(1e3 * float(np.median(measured)) / SR, 3),
-        "measured_minus_declared": sorted({m - lat.total for m in measured}),
+        "measured_minus_declared": sorted({m - own for m in measured}),
         "block_p50_ms": round(after.timing.p50_ms, 4),
         "block_p99_ms": round(after.timing.p99_ms, 4),
         "worker_slack_ms": round(after.worker_slack_ms, 3),
@@ -118,6 +124,7 @@ def main() -> None:
                 r = rows[-1]
                 print(
                     f"period {period:4d}  block {block_ms:5.1f} ms  declared {r['declared_ms']:6.2f} ms"
+                    f" (devices {r['devices_ms']:.2f}, port to port {r['declared_port_to_port_ms']:.2f})"
                     f"  measured {r['measured_ms_median']:6.2f} ms  diff {r['measured_minus_declared']}"
                     f"  block p50/p99 {r['block_p50_ms']:.3f}/{r['block_p99_ms']:.3f} ms"
                     f"  rtvc underruns {r['rtvc_underruns']}  PA flags {r['portaudio_xrun_flags']}"
@@ -126,14 +133,15 @@ def main() -> None:
                 )
     print()
     head = (
-        f"{'period':>6} {'block ms':>8} {'declared ms':>11} {'measured ms':>11} {'diff (frames)':>14} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'underruns':>9} {'PA flags':>8}"
+        f"{'period':>6} {'block ms':>8} {'declared ms':>11} {'devices ms':>10} {'rtvc ms':>8} {'measured ms':>11} "
+        f"{'diff (frames)':>14} {'p50 ms':>7} {'p99 ms':>7} {'underruns':>9} {'PA flags':>8}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r['period']:>6} {r['block_ms']:>8.1f} {r['declared_ms']:>11.2f} {r['measured_ms_median']:>11.2f} "
+            f"{r['period']:>6} {r['block_ms']:>8.1f} {r['declared_ms']:>11.2f} {r['devices_ms']:>10.2f} "
+            f"{r['declared_port_to_port_ms']:>8.2f} {r['measured_ms_median']:>11.2f} "
             f"{','.join(map(str, r['measured_minus_declared'])):>14} {r['block_p50_ms']:>7.3f} "
             f"{r['block_p99_ms']:>7.3f} {r['rtvc_underruns']:>9} {r['portaudio_xrun_flags']:>8}"
         )
@@ -141,6 +149,7 @@ def main() -> None:
         "machine": machine(),
         "voice": args.voice,
         "jackd": "dummy backend, 48 kHz, --no-realtime",
+        "measured": "port to port (rtvc's own part); declared = devices (JACK's port latencies) + rtvc's own",
         "rows": rows,
     }
     write_result(out, "latency", result)

@@ -532,8 +532,8 @@ class Engine:
         Once the main stream's callbacks have had one other size for a quarter of a second, the rings go idle
         and the worker plans for the period the next callback brings, as at the start (what was in the rings
         is dropped: a gap of a few ms, once). Under JACK the devices' own latency is taken to scale with the
-        period: PortAudio reports it at the stream's open only, and there it is whole periods (measured: an
-        impulse through JACK at 1024 frames after 256 took 768 frames longer in the device,
+        period: it is asked when the streams start (rtvc.audio.io.DeviceStreams.jack_latency), and a sound card's is
+        whole periods (JACK's dummy backend: one of capture and two of playback at 256 frames and at 1024,
         tests/test_jack_live.py); other host APIs' is left as reported. (With audio.period set, PortAudio's own
         buffering keeps the callbacks at that size: a change is not seen here.)"""
         frames, run = self.device.main_period()

@@ -55,11 +55,11 @@ class LatencyBreakdown:
     """Where the delay from microphone to speaker goes, in frames at `samplerate`."""
 
     samplerate: int
-    device_in: int  # reported by the host API (ADC + driver buffering)
+    device_in: int  # ADC + driver buffering: JACK's capture latency of the ports feeding rtvc, else PortAudio's
     block: int  # waiting for a whole block
     converter: int  # the converter's own delay (crossfade, SOLA search, lookahead)
     prefill: int  # output prefill beyond the block: the worker's time and period alignment
-    device_out: int  # reported by the host API (driver buffering + DAC)
+    device_out: int  # driver buffering + DAC: JACK's playback latency of the ports rtvc feeds, else PortAudio's
 
     @property
     def total(self) -> int:

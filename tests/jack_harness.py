@@ -53,6 +53,15 @@ def client_env(server: str) -> dict[str, str]:
     return {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1"}
 
 
+def jack_port_latency(server: str, port: str) -> dict[str, int]:
+    """What JACK says of a port's latency ({"capture": max, "playback": max} in frames), from `jack_lsp -l`."""
+    out = jack_tool(client_env(server), "jack_lsp", "-l", port).stdout
+    found = dict(re.findall(r"port (capture|playback) latency = \[ \d+ (\d+) \]", out))
+    if set(found) != {"capture", "playback"}:
+        raise RuntimeError(f"jack_lsp -l {port} said no latency: {out!r}")
+    return {k: int(v) for k, v in found.items()}
+
+
 def answering(server: str) -> None:
     """Raise unless the JACK server `server` answers a client within 5 s. Checked (in a killable process)
     before this process opens a client of its own, which would block inside libjack, out of any timeout's
@@ -188,27 +197,33 @@ def portaudio_on(server: JackServer):
 
 
 class Harness:
-    """A JACK client standing in for the sound card: `src` feeds rtvc, `sink` records it."""
+    """Two JACK clients standing in for the sound card: "harness" plays `src` into rtvc, "harness-sink" records
+    rtvc's output at `sink`, on JACK's clock (the frame time of each cycle). Two clients, not one: a client that
+    both fed rtvc and recorded it made a feedback loop, which JACK runs one period late, and that period looked
+    like the devices' latency (PortAudio's output latency for JACK, one period short of the sound card's, was the
+    same number). Here JACK runs src, rtvc, sink in order within each cycle: port to port is rtvc's own delay."""
 
     def __init__(self, server: str):
         import jack
 
         answering(server)
         self.client = jack.Client("harness", servername=server, no_start_server=True)
+        self.sink_client = jack.Client("harness-sink", servername=server, no_start_server=True)
         self.src = self.client.outports.register("src")
-        self.sink = self.client.inports.register("sink")
+        self.sink = self.sink_client.inports.register("sink")
         self.period = self.client.blocksize
         self.samplerate = self.client.samplerate
         self.recording = np.zeros(0, dtype=np.float32)
         self._signal = np.zeros(0, dtype=np.float32)
-        self._pos = 0  # frames since recording started (JACK's clock)
+        self._start: int | None = None  # JACK frame time of the signal's first frame (set by the src client)
         self._recording = False
         self._closing = False
         self.xruns = 0
         self._done = threading.Event()
-        self._left = threading.Event()  # the process thread saw _closing and is leaving
-        self.client.set_process_callback(self._process)
-        self.client.set_xrun_callback(self._xrun)
+        self._left = [threading.Event(), threading.Event()]  # each process thread saw _closing and is leaving
+        self.client.set_process_callback(self._play)
+        self.sink_client.set_process_callback(self._record)
+        self.client.set_xrun_callback(self._xrun)  # (JACK tells every client of each xrun: one counts them)
 
     def _xrun(self, _delay) -> None:
         self.xruns += 1
@@ -222,42 +237,59 @@ class Harness:
         ptr = jack._lib.jack_port_get_buffer(port._ptr, frames)
         return np.frombuffer(jack._ffi.buffer(ptr, frames * 4), dtype=np.float32)
 
-    def _process(self, frames: int) -> None:
-        if self._closing:
-            # The thread leaves on its own (libjack ends a client whose process callback fails), so that
-            # deactivate() finds it gone. Otherwise jack2 kills it with an asynchronous pthread_cancel, and a
-            # thread killed while waiting for Python's GIL leaves the GIL's mutex locked: every thread of the
-            # test process then hangs (seen once, with rtvc's worker on SCHED_FIFO making this one late).
-            import jack
+    def _leave(self, k: int) -> None:
+        # The thread leaves on its own (libjack ends a client whose process callback fails), so that deactivate()
+        # finds it gone. Otherwise jack2 kills it with an asynchronous pthread_cancel, and a thread killed while
+        # waiting for Python's GIL leaves the GIL's mutex locked: every thread of the test process then hangs
+        # (seen once, with rtvc's worker on SCHED_FIFO making this one late).
+        import jack
 
-            self._left.set()
-            raise jack.CallbackExit
+        self._left[k].set()
+        raise jack.CallbackExit
+
+    def _play(self, frames: int) -> None:
+        if self._closing:
+            self._leave(0)
         out = self._array(self.src, frames)
         if not self._recording:
             out.fill(0)
             return
-        p = self._pos
-        sig = self._signal
+        now = self.client.last_frame_time
+        if self._start is None:
+            self._start = now
+        p, sig = now - self._start, self._signal
         n = max(0, min(frames, len(sig) - p))
         out[:n] = sig[p : p + n]
         out[n:] = 0
+
+    def _record(self, frames: int) -> None:
+        if self._closing:
+            self._leave(1)
+        start = self._start
+        if not self._recording or start is None:
+            return
+        p = self.sink_client.last_frame_time - start  # (the same cycle's frame time as src's: same timeline)
+        if p < 0:
+            return
         m = max(0, min(frames, len(self.recording) - p))
         self.recording[p : p + m] = self._array(self.sink, frames)[:m]
-        self._pos = p + frames
-        if self._pos >= len(self.recording):
+        if p + frames >= len(self.recording):
             self._recording = False
             self._done.set()
 
     def __enter__(self) -> Harness:
         self.client.activate()
+        self.sink_client.activate()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._closing = True  # the process callback stops touching libjack and ends its thread (see _process)
-        self._left.wait(5.0)
+        self._closing = True  # the process callbacks stop touching libjack and end their threads (see _leave)
+        for left in self._left:
+            left.wait(5.0)
         time.sleep(max(0.05, 4 * self.period / self.samplerate))  # libjack ends the thread after the callback returns
-        self.client.deactivate()
-        self.client.close()
+        for c in (self.client, self.sink_client):
+            c.deactivate()
+            c.close()
 
     def wire(self) -> None:
         """Take the sound card's place: cut `system` from rtvc's ports and connect ours.
@@ -285,7 +317,7 @@ class Harness:
         n = int(seconds * self.samplerate)
         self._signal = np.ascontiguousarray(signal, dtype=np.float32)
         self.recording = np.zeros(n, dtype=np.float32)
-        self._pos = 0
+        self._start = None
         self._done.clear()
         self._recording = True
         if not self._done.wait(seconds + 10):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jack_harness import RTVC_PORTS
+from jack_harness import RTVC_PORTS, jack_port_latency
 from websockets.sync.client import connect
 
 pytestmark = [pytest.mark.jack, pytest.mark.timeout(120)]
@@ -168,13 +168,29 @@ def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
         def in_peak() -> float:
             return rpc.call("status.get")["result"]["engine"]["levels"]["in_peak"]
 
+        def devices_latency() -> tuple[int, int]:
+            lat = rpc.call("status.get")["result"]["engine"]["latency"]
+            return lat["device_in"], lat["device_out"]
+
         wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
+        # the devices' latency is JACK's for the ports rtvc's are connected to: the sound card's at the start
+        card = (
+            jack_port_latency(jack_bare.name, "system:capture_1")["capture"],
+            jack_port_latency(jack_bare.name, "system:playback_1")["playback"],
+        )
+        assert card == (256, 512)
+        # (asked from a child process once the streams run: the engine runs a moment before the figures change)
+        wait_for("JACK's figures in status", lambda: devices_latency() == card)
+        assert "JACK ports' latency: 256 frames before rtvc's input, 512 after its output" in serve_log()
         mic.listen_to(mic.rtvc_out_port())
         assert in_peak() < -60 and mic.heard_db(0.5) < -60, "the dummy capture should be silence"
 
         switched = rpc.call("devices.select", input="rtvc-mic")
         assert "result" in switched, (switched, serve_log())
         assert "rtvc-mic" in switched["result"]["in_use"]["input"], switched
+        # a program as the input: its port's capture latency (JACK's, as the client leaves it), the output's as before
+        mic_in = jack_port_latency(jack_bare.name, "rtvc-mic:out_1")["capture"]
+        assert devices_latency() == (mic_in, card[1]), (mic_in, serve_log())
         wait_for("the tone in the daemon's meters", lambda: abs(in_peak() - TONE_DB) < 1.0)
         mic.listen_to(mic.rtvc_out_port())  # the new stream's port
         heard = mic.heard_db(0.5)
@@ -230,7 +246,7 @@ def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
         assert rpc.call("status.get")["result"]["engine"]["state"] == "failed"
         again = rpc.call("devices.select", input="rtvc-mic")
         assert "rtvc-mic" in again["result"]["in_use"]["input"] and "stopped" not in again["result"]["in_use"]
-        assert again["result"]["latency_ms"] < 1000, again  # (JACK client ports declare no latency: estimated)
+        assert again["result"]["latency_ms"] < 1000, again  # (PortAudio said about 2^32 frames: JACK says 0)
         wait_for("the first tone after the lost device", lambda: abs(in_peak() - TONE_DB) < 1.0)
 
         back = rpc.call("devices.select", input="system")

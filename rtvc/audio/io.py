@@ -191,13 +191,46 @@ class DeviceStreams:
         if not self._stopping:  # headphones unplugged: the main output plays on
             self.engine.monitor_lost(f"the monitor stream stopped: {self.choice.monitor.title()} failed or disappeared")
 
-    def start(self) -> None:
+    def start(self, jack_latency: bool = True) -> None:
+        """Start the streams; then, under JACK, take the devices' latency from JACK (`jack_latency`; a caller that
+        reconnects the ports first, rtvc.audio.switch, asks for it after)."""
         sd = portaudio()
         try:
             for s in self._streams:
                 s.start()
         except sd.PortAudioError as e:
             raise DeviceError(f"could not start the audio stream: {e}", "is the device in use or unplugged?") from None
+        if jack_latency:
+            self.jack_latency()
+
+    def jack_latency(self) -> None:
+        """Under JACK, the devices' latency is what JACK says of the ports rtvc's are connected to: the capture
+        latency of the ports feeding its input (system:capture_1: the sound card's, one period on the dummy
+        backend) and the playback latency of the ports its output feeds (system:playback_1: two periods there; a
+        program that records it, such as OBS, usually none). PortAudio reports each less one period ("one buffer
+        is not counted", pa_jack.c), so the declared latency was two periods short of the sound card's, which a
+        test harness that both fed and recorded rtvc (a feedback loop, which JACK runs one period late) hid.
+        Asked from a child process (rtvc.audio.jack_links) after the streams start and after their ports are
+        reconnected; when JACK cannot be asked, PortAudio's figures stay (logged)."""
+        c = self.choice
+        jin = c.input is not None and "JACK" in c.input.host_api
+        jout = "JACK" in c.output.host_api
+        if not (jin or jout):
+            return
+        from rtvc.audio import jack_links
+
+        got = jack_links.port_latency()
+        lat_in, lat_out = self.engine.device_latency
+        if got is None:
+            log.info("JACK ports' latency: not known; PortAudio's figures are used (%d in, %d out)", lat_in, lat_out)
+            return
+        inputs, outputs = got
+        if jin:  # (only the main stream has inputs)
+            lat_in = max((f for f in inputs if f is not None), default=0)
+        if jout:  # the main stream's output ports are the first (a monitor stream opens after it)
+            lat_out = max((f for f in outputs[: c.output_channels] if f is not None), default=0)
+        self.engine.device_latency = (lat_in, lat_out)
+        log.info("JACK ports' latency: %d frames before rtvc's input, %d after its output", lat_in, lat_out)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop and close the streams. False if PortAudio did not return within `timeout` seconds.

@@ -30,7 +30,9 @@ log = logging.getLogger("rtvc")
 
 # The child's side: `snapshot NAME` prints {"inputs": [[peer, ...], ...], "outputs": [...]}, the peers of each
 # of NAME's ports in their order; `restore NAME JSON` makes NAME's ports' connections those, and prints what
-# it could not do.
+# it could not do; `latency NAME` prints {"inputs": [frames or null, ...], "outputs": [...]}: per input port the
+# largest capture latency of its peers, per output port the largest playback latency of its peers (JACK's
+# jack_port_get_latency_range, max of the range), null for a port with no peer.
 _CHILD = r"""
 import ctypes, ctypes.util, json, sys
 lib = ctypes.CDLL(ctypes.util.find_library("jack"))
@@ -46,7 +48,9 @@ lib.jack_port_get_all_connections.argtypes = [vp, vp]
 lib.jack_connect.argtypes = lib.jack_disconnect.argtypes = [vp, cp, cp]
 lib.jack_free.argtypes = [vp]
 lib.jack_client_close.argtypes = [vp]
+lib.jack_port_get_latency_range.argtypes = [vp, ctypes.c_int, ctypes.POINTER(ctypes.c_uint32 * 2)]
 INPUT, OUTPUT = 0x1, 0x2
+CAPTURE, PLAYBACK = 0, 1  # jack_latency_callback_mode_t
 QUIET = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(lambda msg: None)  # (libjack's messages go to stdout)
 lib.jack_set_info_function(QUIET)
 lib.jack_set_error_function(QUIET)
@@ -72,6 +76,15 @@ try:
              for d, ps in ports.items()}
     if sys.argv[1] == "snapshot":
         print("rtvc-links " + json.dumps(peers))
+    elif sys.argv[1] == "latency":
+        def latency(peer, mode):
+            r = (ctypes.c_uint32 * 2)()
+            lib.jack_port_get_latency_range(lib.jack_port_by_name(c, peer.encode()), mode, ctypes.byref(r))
+            return r[1]
+        print("rtvc-links " + json.dumps({
+            "inputs": [max((latency(q, CAPTURE) for q in qs), default=None) for qs in peers["inputs"]],
+            "outputs": [max((latency(q, PLAYBACK) for q in qs), default=None) for qs in peers["outputs"]],
+        }))
     else:
         want, failed = json.loads(sys.argv[3]), []
         for d in ("inputs", "outputs"):
@@ -141,6 +154,24 @@ def snapshot() -> tuple[str, dict[str, list[list[str]]]] | None:
         return None
     peers = _child("snapshot", name)
     return None if not isinstance(peers, dict) else (name, peers)
+
+
+def port_latency() -> tuple[list[int | None], list[int | None]] | None:
+    """The JACK latency outside rtvc, per port of rtvc's client in JACK's order: for each input port, the largest
+    capture latency of the ports feeding it (how old the audio is when it arrives: system:capture_1 says the
+    sound card's), for each output port the largest playback latency of the ports it feeds (how long until what
+    rtvc writes is heard, or reaches a program that records it); None for a port with no peer. None when JACK
+    cannot be asked (logged)."""
+    try:
+        name = client_name()
+    except DeviceError:
+        return None
+    if name is None:
+        return None
+    got = _child("latency", name)
+    if not isinstance(got, dict):
+        return None
+    return list(got.get("inputs", [])), list(got.get("outputs", []))
 
 
 def restore(saved: tuple[str, dict[str, list[list[str]]]], directions: tuple[str, ...]) -> None:

@@ -223,6 +223,7 @@ class DeviceSwitcher:
     ) -> dict[str, Any]:
         if before is not None:
             self._relink(links, before, choice)
+        self.streams.jack_latency()
         self.audio, self.choice, self._stopped = cfg, choice, ""
         log.info("devices switched:\n%s", choice.describe())
         return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
@@ -247,6 +248,7 @@ class DeviceSwitcher:
             self._relink(
                 links, {"input": self.choice.input, "output": self.choice.output, "monitor": choice.monitor}, choice
             )
+            self.streams.jack_latency()
         except DeviceError as again:  # both gone (unplugged meanwhile): say so, in status too
             if again.what == e.what:  # (a device in use is gone: the new choice needed it too)
                 what = f"{e.what}; no device runs now"
@@ -264,7 +266,7 @@ class DeviceSwitcher:
         streams = DeviceStreams(choice, self.engine, cfg.samplerate, cfg.period)
         self.engine.resume(cfg.period)
         try:
-            streams.start()
+            streams.start(jack_latency=False)  # (asked once the ports are reconnected: _switched, _fall_back)
         except DeviceError:
             streams.stop()
             raise
