@@ -384,8 +384,10 @@ class ImportOptions:
 
 
 def profile_name(stem: str) -> str:
-    """A profile name from a file name: 'Alice (RVC v2) 300e' -> 'alice-rvc-v2-300e'."""
-    name = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:64].rstrip("-_")
+    """A profile name from a file name: 'Alice (RVC v2) 300e' -> 'alice-rvc-v2-300e', 'Élodie' -> 'elodie' (accents
+    dropped, not the letters that carry them)."""
+    plain = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9_-]+", "-", plain.lower()).strip("-_")[:64].rstrip("-_")
     return name or "voice"
 
 
@@ -417,6 +419,9 @@ def import_models(cfg, opts: ImportOptions, say: Callable[[str], None] = print) 
         undo = _Undo(registry.path)
         try:
             placed = {f.kind: _place(f, folder, registry, plan.get("name"), opts.force, undo, say) for f in found}
+            if voice is not None and opts.force:
+                users = model_users(profiles_dir(cfg))
+                _replace_voice_files(folder, plan["name"], set(placed.values()), registry, users, undo, say)
             registry.save()
             later: list[str] = []  # (said once it is done: a closed stdout must not take back a written profile)
             profile = _write_voice_profile(cfg, opts, plan, voice, placed, registry, later.append) if voice else None
@@ -599,6 +604,31 @@ def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: 
     return dest
 
 
+def _replace_voice_files(
+    folder: Path, name: str, kept: set[Path], registry: Registry, users: dict[Path, list[str]], undo: _Undo, say
+) -> None:
+    """--force over a voice: the files of the voice it replaces (registered under models/NAME/, another .pth or
+    .index than this import's) go too, with their registry entries; they stayed, listed as used by no profile.
+    Set aside until the import is done (back if it fails). Files rtvc did not import, and files another profile
+    names, are left alone."""
+    for e in list(registry.entries):
+        path = folder / e.file
+        if e.kind not in ("voice", "index") or Path(e.file).parent.as_posix() != name or path in kept:
+            continue
+        if set(users.get(path.resolve(), [])) - {name}:
+            continue
+        registry.entries.remove(e)
+        if not path.exists():
+            continue
+        old = path.with_name(f".{path.name}.{os.getpid()}.replaced")
+        try:
+            os.replace(path, old)
+        except OSError as err:
+            raise RtvcError(f"cannot remove {path} ({err.strerror or err})", "check the folder's permissions") from None
+        undo.aside.append((path, old))
+        say(f"replaced: {path} (the voice's earlier {'index' if e.kind == 'index' else 'file'})")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -708,19 +738,13 @@ def _where_it_runs() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------- listing
 
 
-def list_models(cfg) -> str:
-    """`rtvc models`: the registry as a table, with the profiles that use each file and files gone missing."""
+def model_users(profiles: Path) -> dict[Path, list[str]]:
+    """Which profiles name each model file: resolved path -> profile names."""
     from rtvc.profiles import profile_files
-    from rtvc.run import profiles_dir
     from rtvc.settings import read_toml
     from rtvc.voices.rvc import model_path
 
-    folder = models_dir(cfg)
-    registry = Registry.load(folder)
-    if not registry.entries:
-        return f"no models imported in {folder} (import a voice: rtvc import hubert_base.pt VOICE.pth [VOICE.index])"
     users: dict[Path, list[str]] = {}
-    profiles = profiles_dir(cfg)
     for toml in profile_files(profiles):
         try:
             table = read_toml(toml).get("model")
@@ -736,6 +760,18 @@ def list_models(cfg) -> str:
                 except (ValueError, OSError):  # ('~nouser/x': no imported file; the voice's listing says why)
                     continue
                 users.setdefault(p, []).append(toml.stem)
+    return users
+
+
+def list_models(cfg) -> str:
+    """`rtvc models`: the registry as a table, with the profiles that use each file and files gone missing."""
+    from rtvc.run import profiles_dir
+
+    folder = models_dir(cfg)
+    registry = Registry.load(folder)
+    if not registry.entries:
+        return f"no models imported in {folder} (import a voice: rtvc import hubert_base.pt VOICE.pth [VOICE.index])"
+    users = model_users(profiles_dir(cfg))
     lines = [f"imported models ({registry.path}):"]
     for e in sorted(registry.entries, key=lambda e: (KINDS.index(e.kind), e.file)):
         where = (folder / e.file).resolve()

@@ -620,3 +620,32 @@ def test_a_registry_entry_of_the_wrong_type_is_named(home, downloads, capsys):
     path.write_text(json.dumps(doc))
     code, _out, err = rtvc(home, capsys, "models")
     assert code == 2 and "not a valid model registry" in err and "wrong type" in err, err
+
+
+def test_force_over_a_voice_replaces_its_files_unless_another_profile_uses_them(home, downloads, capsys, tmp_path):
+    """--force kept the replaced voice's .pth and .index under models/NAME/ and in the registry, used by no profile."""
+    new = write_rvc_checkpoint(tmp_path / "Newer take.pth", version="v2", sr="48k", f0=1, size="tiny", seed=5)
+    alice = [str(downloads / "Alice (RVC v2) 300e.pth"), str(downloads / "added_IVF16_Flat_nprobe_1_alice_v2.index")]
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), *alice, "--name", "al")[0] == 0
+    code, out, err = rtvc(home, capsys, "import", str(new), "--name", "al", "--force")
+    assert code == 0, err
+    assert "replaced: " in out and "Alice (RVC v2) 300e.pth" in out, out
+    assert sorted(p.name for p in (home / "models" / "al").iterdir()) == ["Newer take.pth"]
+    files = sorted(e["file"] for e in json.loads((home / "models" / "registry.json").read_text())["models"])
+    assert files == ["al/Newer take.pth", "content/hubert_base.pt"]
+    assert "used by no profile" not in rtvc(home, capsys, "models")[1]
+
+    # a file another profile names stays, registered
+    assert rtvc(home, capsys, "import", *alice, "--name", "al2")[0] == 0
+    mine = (home / "profiles" / "al2.toml").read_text().replace('label = "', 'label = "Mine: ', 1)
+    (home / "profiles" / "mine.toml").write_text(mine)
+    code, out, err = rtvc(home, capsys, "import", str(new), "--name", "al2", "--force")
+    assert code == 0 and "replaced: " not in out, (out, err)
+    assert (home / "models" / "al2" / "Alice (RVC v2) 300e.pth").exists()
+    assert "used by mine" in rtvc(home, capsys, "models")[1]
+
+
+def test_a_voice_name_keeps_the_letters_under_accents(home, downloads, capsys, tmp_path):
+    shutil.copy(downloads / "Alice (RVC v2) 300e.pth", tmp_path / "Élodie.pth")
+    code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(tmp_path / "Élodie.pth"))
+    assert code == 0 and "run it: rtvc run --profile elodie" in out, (out, err)
