@@ -498,3 +498,17 @@ def test_voices_that_read_one_content_file_share_its_encoder_until_the_file_chan
     del b
     gc.collect()
     assert gone() is None  # no voice holds it: freed, not kept by the sharing
+
+
+def test_loading_a_transformers_directory_writes_nothing_on_stderr(tiny, tmp_path, capfd):
+    """transformers drew a progress bar and a LOAD REPORT calling final_proj MISSING at every import and voice load
+    of a plain HuBERT folder; rtvc checks what is missing itself."""
+    full, _ = load_fairseq_hubert(tiny)
+    full.final_proj = None
+    full.save_pretrained(tmp_path / "plain")
+    convert_fairseq_hubert(tiny, tmp_path / "hf")
+    capfd.readouterr()
+    ContentEncoder.load(tmp_path / "plain", "v2")
+    ContentEncoder.load(tmp_path / "hf", "v2")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", ""), (out, err)

@@ -28,6 +28,7 @@ Frames: the conv extractor sees 400 samples (25 ms) per frame at a 320-sample (2
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import weakref
@@ -187,6 +188,24 @@ def _trim(model: HubertWithFinalProj, layer: int) -> None:
     model.eval()
 
 
+@contextlib.contextmanager
+def _transformers_quiet():
+    """transformers' loading says nothing on stderr: it drew a progress bar and a LOAD REPORT that called final_proj
+    MISSING ("consider training on your downstream task") at every import and voice load, though a checkpoint
+    without it is a plain HuBERT, and what is missing is checked below and said as rtvc's own error."""
+    from transformers.utils import logging as tf_logging
+
+    verbosity, bars = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
+    tf_logging.set_verbosity_error()
+    tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        tf_logging.set_verbosity(verbosity)
+        if bars:
+            tf_logging.enable_progress_bar()
+
+
 def _load_transformers_dir(path: Path) -> tuple[HubertWithFinalProj, bool, float]:
     config_file = path / "config.json"
     if not config_file.is_file():
@@ -201,7 +220,8 @@ def _load_transformers_dir(path: Path) -> tuple[HubertWithFinalProj, bool, float
     if config.get("do_stable_layer_norm"):
         raise ModelError(f"{path}: a pre-LN (stable layer norm) HuBERT such as HuBERT large; RVC uses post-LN", _FIX)
     try:
-        model, info = HubertWithFinalProj.from_pretrained(path, local_files_only=True, output_loading_info=True)
+        with _transformers_quiet():
+            model, info = HubertWithFinalProj.from_pretrained(path, local_files_only=True, output_loading_info=True)
     except Exception as err:  # transformers, safetensors and torch raise OSError, ValueError, RuntimeError, ...
         raise ModelError(
             f"{path}: cannot load the weights ({type(err).__name__}: {str(err)[:160]})",
