@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         "files",
         nargs="+",
         metavar="FILE",
-        help="a voice's .pth (with its .index), or a .zip of them; hubert_base.pt (once); rmvpe.pt (once); "
+        help="a voice's .pth (with its .index), or a .zip or folder of them; hubert_base.pt (once); rmvpe.pt (once); "
         "an http(s) address of one is downloaded",
     )
     i.add_argument("--name", help="the profile's name (default: from the voice's file name)")

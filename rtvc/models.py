@@ -12,6 +12,7 @@ takes back what this import copied: a failed import changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -254,14 +255,36 @@ def _member_path(m: zipfile.ZipInfo) -> str:
     return m.filename.replace("\\", "/")
 
 
+def _folder_files(folder: Path, given: str) -> list[tuple[Path, str, str]]:
+    """The model files in a folder and the folders in it (a voice unzipped: its .pth and .index), as a .zip's are
+    taken; hidden files and macOS leftovers are not."""
+    files = sorted(
+        f
+        for f in folder.rglob("*")
+        if f.is_file()
+        and f.suffix.lower() in (".pth", ".pt", ".index")
+        and not any(part.startswith(".") or part == "__MACOSX" for part in f.relative_to(folder).parts)
+    )
+    if not files:
+        raise ModelError(
+            f"{given}: the folder holds no .pth, .pt or .index file (and no config.json: not a transformers HuBERT)",
+            f"give {KNOWN}",
+        )
+    return [(f, str(f), given) for f in files]
+
+
 def expand(items: list[str | Path], into: Path, say: Callable[[str], None]) -> list[tuple[Path, str, str]]:
     """The files to identify, each with how to name it and the argument it came from: each path as given; an
     http(s) address downloaded (into `into`); a .zip archive (not a torch checkpoint, which is a zip too)
-    unpacked into `into` (model files only, by their base names: nothing lands outside it)."""
+    unpacked into `into` (model files only, by their base names: nothing lands outside it); a folder that is not a
+    transformers HuBERT, its model files."""
     out: list[tuple[Path, str, str]] = []
     for item in items:
         given = str(item)
         p = download(given, into, say) if is_url(given) else Path(item)
+        if p.is_dir() and not (p / "config.json").exists():  # a voice's folder (unzipped), not a transformers HuBERT
+            out += _folder_files(p, given)
+            continue
         if not (p.is_file() and p.suffix.lower() == ".zip"):
             out.append((p, given, given))
             continue
@@ -393,11 +416,41 @@ def profile_name(stem: str) -> str:
 
 def import_models(cfg, opts: ImportOptions, say: Callable[[str], None] = print) -> Path | None:
     """Check, copy and register the files; write the voice's profile. Returns the profile written, if any."""
-    from rtvc.run import profiles_dir
-
     if not opts.files:
         raise ConfigError("rtvc import: no files given", f"give {KNOWN}")
     folder = models_dir(cfg)
+    with _one_import_at_a_time(folder.parent, say):
+        return _import(cfg, opts, folder, say)
+
+
+@contextlib.contextmanager
+def _one_import_at_a_time(where: Path, say: Callable[[str], None]):
+    """Imports into one models/ folder take turns (an advisory lock on the folder that holds it): two at once each
+    read the registry and wrote it back, and the second dropped the first one's entries. Where locks are not to
+    be had (Windows, a file system without them), imports run as before."""
+    try:
+        import fcntl
+
+        fd = os.open(where, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another rtvc import into {where / 'models'} to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # (no locks on this file system)
+        yield
+    finally:
+        os.close(fd)  # (the lock goes with it)
+
+
+def _import(cfg, opts: ImportOptions, folder: Path, say: Callable[[str], None]) -> Path | None:
+    from rtvc.run import profiles_dir
+
     registry = Registry.load(folder)
     with tempfile.TemporaryDirectory(prefix="rtvc-import-") as tmp:
         found = identify_all(expand(opts.files, Path(tmp), say), say)
@@ -406,7 +459,8 @@ def import_models(cfg, opts: ImportOptions, say: Callable[[str], None] = print) 
             if len(items) > 1:
                 raise ConfigError(
                     f"rtvc import: {len(items)} files of one kind ({kind}): {', '.join(f.source for f in items)}",
-                    "import one voice at a time, with its own .index and at most one content and one RMVPE model",
+                    "import one voice at a time, with its own .index and at most one content and one RMVPE model"
+                    " (a .zip or folder holding several voices: unpack it and give one voice's files)",
                 )
         voice = by_kind["voice"][0] if by_kind["voice"] else None
         index = by_kind["index"][0] if by_kind["index"] else None
@@ -427,6 +481,9 @@ def import_models(cfg, opts: ImportOptions, say: Callable[[str], None] = print) 
             profile = _write_voice_profile(cfg, opts, plan, voice, placed, registry, later.append) if voice else None
         except BaseException:
             undo.undo()  # a failure part-way (a full disk, a profile that cannot be written) takes back this import
+            if undo.copied or undo.aside:  # (what was said of them on stdout no longer holds)
+                with contextlib.suppress(Exception):
+                    say("taken back: the files copied above are gone again (the error follows)")
             raise
         undo.commit()
     for line in later:
@@ -782,7 +839,10 @@ def list_models(cfg) -> str:
             except OSError as err:
                 now = f"unreadable ({err.strerror or err})"
             if now:
-                state = f"  CHANGED: {now} now, {_mb(e.bytes)} when imported; import it again"
+                was = _mb(e.bytes)
+                if now == was:  # (a few bytes apart: 0.4 MB now, 0.4 MB when imported said nothing)
+                    now, was = f"{size:,} bytes", f"{e.bytes:,} bytes"
+                state = f"  CHANGED: {now} now, {was} when imported; import it again"
         used = ", ".join(sorted(set(users.get(where, [])))) or "no profile"
         lines.append(f"  {e.kind:8s} {e.file}  ({_mb(e.bytes)}, sha256 {e.sha256[:12]}){state}")
         lines.append(f"           {e.about}; used by {used}")

@@ -649,3 +649,82 @@ def test_a_voice_name_keeps_the_letters_under_accents(home, downloads, capsys, t
     shutil.copy(downloads / "Alice (RVC v2) 300e.pth", tmp_path / "Élodie.pth")
     code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(tmp_path / "Élodie.pth"))
     assert code == 0 and "run it: rtvc run --profile elodie" in out, (out, err)
+
+
+def test_a_voice_folder_imports_as_its_zip_would(home, downloads, capsys, tmp_path):
+    """`rtvc import ~/Downloads/Alice/` (the zip unpacked) said the folder had no config.json."""
+    with zipfile.ZipFile(downloads / "alice.zip") as z:
+        z.extractall(tmp_path / "unzipped")
+    code, _out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(tmp_path / "unzipped"))
+    assert code == 0, err
+    assert sorted(p.name for p in (home / "models" / "alice-rvc-v2-300e").iterdir()) == [
+        "Alice (RVC v2) 300e.pth",
+        "added_IVF16_Flat_nprobe_1_alice_v2.index",
+    ]  # (not the macOS leftover)
+    (tmp_path / "empty").mkdir()
+    before = state(home)
+    code, _out, err = rtvc(home, capsys, "import", str(tmp_path / "empty"))
+    assert code == 2 and "the folder holds no .pth, .pt or .index file" in err, err
+    assert state(home) == before
+
+
+def test_a_copy_a_few_bytes_off_is_shown_in_bytes(home, downloads, capsys):
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))[0] == 0
+    imported = home / "models" / "content" / "hubert_base.pt"
+    whole = imported.read_bytes()
+    imported.write_bytes(whole[:-3])
+    out = rtvc(home, capsys, "models")[1]
+    assert f"CHANGED: {len(whole) - 3:,} bytes now, {len(whole):,} bytes when imported" in out, out
+
+
+def test_imports_into_one_folder_take_turns(home, downloads, capsys, tmp_path):
+    """Two imports at once each read the registry and wrote it back: the second dropped the first's entries."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    args = ["import", "--config", str(home / "config.toml"), str(downloads / "hubert_base.pt")]
+    fd = os.open(home, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # (another import holding the folder)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rtvc", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        lines: list[str] = []
+        waiting = threading.Event()
+
+        def read() -> None:
+            for line in proc.stdout:
+                lines.append(line)
+                if "waiting for another rtvc import" in line:
+                    waiting.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert waiting.wait(60), "".join(lines)
+        assert proc.poll() is None and not (home / "models").exists()  # it waits, having copied nothing
+    finally:
+        os.close(fd)
+    assert proc.wait(60) == 0, "".join(lines)
+    reader.join(5)
+    assert (home / "models" / "content" / "hubert_base.pt").exists(), "".join(lines)
+
+
+def test_a_failed_import_says_its_copies_were_taken_back(home, downloads, capsys, monkeypatch):
+    real, calls = shutil.copyfile, []
+
+    def full_disk(src, dst, *a, **k):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    code, out, _err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(downloads / "alice.zip"))
+    assert (
+        code == 2
+        and "imported " in out
+        and out.rstrip().endswith("taken back: the files copied above are gone again (the error follows)")
+    ), out
