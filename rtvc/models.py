@@ -74,7 +74,8 @@ def _identify(path: Path, source: str) -> Found:
     if path.is_dir():
         return _content(path, source)
     if not path.is_file():
-        raise ModelError(f"{path}: no such file", f"give the path of {KNOWN}")
+        what = "not a file (a device, a pipe or a socket)" if path.exists() else "no such file"
+        raise ModelError(f"{path}: {what}", f"give the path of {KNOWN}")
     with path.open("rb") as f:
         head = f.read(8)
     if path.suffix.lower() == ".index" or head[:4] in _FAISS_FOURCC:
@@ -722,8 +723,11 @@ def _absolute(source: str) -> str:
 
 
 def _printable(text: str) -> str:
-    """`text` without control characters (a file name may hold a newline; a label and a TOML comment cannot)."""
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc")
+    """`text` without what a label cannot hold (rtvc.profiles.check_label): control characters, line and paragraph
+    separators, text-direction overrides (a file name may hold any of them; a label and a TOML comment cannot)."""
+    from rtvc.profiles import _BIDI
+
+    return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Zl", "Zp") and ch not in _BIDI)
 
 
 def _size(path: Path) -> int:

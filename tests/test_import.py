@@ -728,3 +728,16 @@ def test_a_failed_import_says_its_copies_were_taken_back(home, downloads, capsys
         and "imported " in out
         and out.rstrip().endswith("taken back: the files copied above are gone again (the error follows)")
     ), out
+
+
+def test_a_file_name_a_label_cannot_hold_becomes_a_label_it_can(home, downloads, capsys, tmp_path):
+    """A voice file named with a text-direction override was refused as "--label = ... holds a text-direction
+    override", though no --label was given; /dev/null was "no such file"."""
+    shutil.copy(downloads / "Alice (RVC v2) 300e.pth", tmp_path / "Eve\u202eevil\u2028.pth")
+    code, out, err = rtvc(
+        home, capsys, "import", str(downloads / "hubert_base.pt"), str(tmp_path / "Eve\u202eevil\u2028.pth")
+    )
+    assert code == 0, err
+    assert 'label = "Eveevil"' in (home / "profiles" / "eveevil.toml").read_text(), out
+    code, _out, err = rtvc(home, capsys, "import", "/dev/null")
+    assert code == 2 and "/dev/null: not a file (a device, a pipe or a socket)" in err, err
