@@ -184,6 +184,8 @@ def check_engines(folder: Path) -> list[Check]:
     from rtvc.backends.manifest import Manifest
     from rtvc.errors import RtvcError
 
+    if folder.exists() and not folder.is_dir():  # (the manifest's load would find nothing, and say "none")
+        return [Check(False, "engines", f"{folder} is not a folder", "move it away: rtvc build makes the folder")]
     try:
         manifest = Manifest.load(folder)
     except RtvcError as e:

@@ -111,6 +111,10 @@ class Engine:
         self.watch_load = True  # OVERLOADED when the voice cannot keep up (off for files: no clock to keep up with)
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
+        # the period device_latency is in frames of (0: the one planned for): _period_changed rescales it on the worker
+        # while the control thread may store JACK's figures (set_device_latency); the lock keeps them from crossing
+        self._latency_at = 0
+        self._latency_lock = threading.Lock()
         self.separate_streams = False
         self._state = "starting"
         self._detail = ""
@@ -153,10 +157,23 @@ class Engine:
     ) -> None:
         """ours: per stream (input or duplex, separate output, monitor), whether its callback thread is ours to
         schedule, False where an audio server schedules it (JACK); see rtvc.priority."""
-        self.device_latency = (latency_in, latency_out)
+        with self._latency_lock:
+            self.device_latency = (latency_in, latency_out)
+            self._latency_at = 0
         self.separate_streams = separate_streams
         for c, mine in zip(self._all_counters, ours, strict=True):
             c.ours = mine
+
+    def set_device_latency(self, latency_in: int, latency_out: int, at_period: int) -> None:
+        """The devices' latency as an audio server gave it, in frames at its period then (`at_period`; JACK's buffer
+        size when asked): stored for the period the engine's figures refer to now, so that a period change around
+        the asking is counted once (it was scaled twice when the server's new period came before the worker's
+        re-plan, and lost when the re-plan came between the asking and the storing). at_period 0: as they are."""
+        with self._latency_lock:
+            ref = self._latency_at or self._counters.period or at_period
+            scale = ref / at_period if at_period else 1.0
+            self.device_latency = (round(latency_in * scale), round(latency_out * scale))
+            self._latency_at = ref
 
     def prepare(self, period: int) -> PrefillPlan:
         """Plan the prefill for callbacks of `period` frames and make the rings live."""
@@ -542,10 +559,13 @@ class Engine:
             return False
         self._period_was = period
         if not self._counters.ours:  # (a JACK stream: the server schedules its thread)
-            self.device_latency = (
-                round(self.device_latency[0] * frames / period),
-                round(self.device_latency[1] * frames / period),
-            )
+            with self._latency_lock:
+                ref = self._latency_at or period
+                self.device_latency = (
+                    round(self.device_latency[0] * frames / ref),
+                    round(self.device_latency[1] * frames / ref),
+                )
+                self._latency_at = frames
         self.period_changes += 1
         self.device.live = False  # (the callbacks play silence and report their size: host_period)
         self.device.host_period = 0

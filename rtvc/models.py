@@ -316,9 +316,8 @@ def expand(items: list[str | Path], into: Path, say: Callable[[str], None]) -> l
                     out.append((target, f"{given}:{_member_path(m)}", given))
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as e:
             raise ModelError(f"{given}: damaged .zip archive ({e})", "download it again") from None
-        except RuntimeError as e:  # (zipfile: "File X is encrypted, password required")
-            raise ModelError(f"{given}: a .zip archive rtvc cannot open ({e})", _UNZIP_YOURSELF) from None
-        except NotImplementedError as e:  # (a compression method zipfile lacks: Deflate64 from Windows' own zip)
+        except RuntimeError as e:  # "File X is encrypted, password required"; NotImplementedError (a RuntimeError):
+            # a compression method zipfile lacks (Deflate64, from Windows' own zip)
             raise ModelError(f"{given}: a .zip archive rtvc cannot open ({e})", _UNZIP_YOURSELF) from None
         say(f"unpacked {given}: {', '.join(Path(_member_path(m)).name for m in members)}")
     return out

@@ -1,5 +1,5 @@
-"""Real audio callbacks without a sound card: a JACK server on the dummy backend, and a JACK client that
-takes the sound card's place for rtvc: it plays a signal into rtvc's input port and records rtvc's
+"""Real audio callbacks without a sound card: a JACK server on the dummy backend, and two JACK clients that
+take the sound card's place for rtvc: one plays a signal into rtvc's input port, the other records rtvc's
 output port, both on JACK's one clock, so delays are exact frame counts.
 """
 

@@ -1,7 +1,8 @@
 """The live engine on real PortAudio callbacks paced by a JACK server (dummy backend, 48 kHz).
 
-A JACK client takes the sound card's place: it plays into rtvc's input port and records rtvc's output
-port on JACK's own clock, so latencies are exact frame counts.
+Two JACK clients take the sound card's place: one plays into rtvc's input port, one records rtvc's output
+port, on JACK's own clock, so latencies are exact frame counts (rtvc's own part: the sound card's is what JACK
+says of its ports).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @contextlib.contextmanager
 def live_engine(**settings):
+    with live_streams(**settings) as (engine, _streams):
+        yield engine
+
+
+@contextlib.contextmanager
+def live_streams(jack_latency: bool = True, **settings):
     overrides = {
         "audio.host_api": ("JACK", "test"),
         "audio.input_device": ("system", "test"),
@@ -37,9 +44,9 @@ def live_engine(**settings):
     engine = build_engine(cfg)
     streams = DeviceStreams(choose_devices(cfg.audio), engine, cfg.audio.samplerate, cfg.audio.period)
     engine.start()
-    streams.start()
+    streams.start(jack_latency)
     try:
-        yield engine
+        yield engine, streams
     finally:
         streams.stop()
         engine.stop()
@@ -93,9 +100,12 @@ def measure_clean(engine, what: str, measure):
 
 
 @pytest.mark.parametrize("jack_server", [128, 256], indirect=True)
-@pytest.mark.parametrize("block_ms", [10.0, 20.0])
-def test_impulse_comes_out_after_the_declared_latency(jack_server, block_ms):
-    with live_engine(stream__block_ms=block_ms) as engine, Harness(jack_server.name) as h:
+@pytest.mark.parametrize(("block_ms", "period"), [(10.0, 0), (20.0, 0), (20.0, 256)])
+def test_impulse_comes_out_after_the_declared_latency(jack_server, block_ms, period):
+    """period 256 (audio.period set): PortAudio's duplex stream then buffers one callback of output on JACK, which
+    the devices' part counts (it was 256 frames short). The harness, in the sound card's place, measures all but
+    the sound card's own latency: rtvc's part and that buffering."""
+    with live_engine(stream__block_ms=block_ms, audio__period=period) as engine, Harness(jack_server.name) as h:
         wait_running(engine)
         h.wire()
         time.sleep(0.3)  # JACK reports an xrun around reconnections; let it settle
@@ -108,11 +118,14 @@ def test_impulse_comes_out_after_the_declared_latency(jack_server, block_ms):
     # the devices' part is what JACK says of the sound card's ports rtvc was connected to at its start: audio from
     # system:capture_1 is its capture latency old, and what reaches system:playback_1 is heard its playback
     # latency later (one and two periods on the dummy backend; PortAudio reports each one period less)
-    assert declared.device_in == jack_port_latency(jack_server.name, "system:capture_1")["capture"]
-    assert declared.device_out == jack_port_latency(jack_server.name, "system:playback_1")["playback"]
-    assert (declared.device_in, declared.device_out) == (jack_server.period, 2 * jack_server.period)
+    card = (
+        jack_port_latency(jack_server.name, "system:capture_1")["capture"],
+        jack_port_latency(jack_server.name, "system:playback_1")["playback"],
+    )
+    assert card == (jack_server.period, 2 * jack_server.period)
+    assert (declared.device_in, declared.device_out) == (card[0], card[1] + period)
     # port to port (the harness in the sound card's place) is the rest, to the frame
-    own = port_to_port(declared)
+    own = declared.total - sum(card)
     print(f"period {jack_server.period} block {block_ms} ms: measured {measured} port to port, declared {own} of "
           f"{declared.total} (devices {declared.device_in} + {declared.device_out})")  # fmt: skip
     assert measured == own
@@ -153,6 +166,33 @@ def test_a_buffer_size_changed_live_is_planned_for(jack_server):
     own = port_to_port(declared)
     assert impulse_delay(rec, at) == own, (impulse_delay(rec, at), declared)
     assert np.all(np.delete(rec, at + own) == 0)
+
+
+@pytest.mark.parametrize("jack_server", [256], indirect=True)
+@pytest.mark.parametrize("ask", ["before the re-plan", "after the re-plan"])
+def test_jacks_figures_asked_around_a_buffer_size_change_are_counted_once(jack_server, ask):
+    """JACK's port latencies asked while the buffer size changes: they were scaled a second time when JACK's new
+    size came before the worker's re-plan (4096/8192 declared for 1024/2048), and left at the old size when the
+    re-plan came between the asking and the storing."""
+    env = client_env(jack_server.name)
+    with live_streams(jack_latency=False, stream__block_ms=20.0) as (engine, streams):
+        wait_running(engine)
+        try:
+            assert jack_tool(env, "jack_bufsize", "1024").returncode == 0
+            if ask == "after the re-plan":
+                deadline = time.monotonic() + 5
+                while engine.period_changes < 1:
+                    assert time.monotonic() < deadline, engine.status()
+                    time.sleep(0.02)
+            streams.jack_latency()  # (before: the worker re-plans a quarter of a second after the change)
+            deadline = time.monotonic() + 5
+            while engine.period_changes < 1 or not engine.device.live:
+                assert time.monotonic() < deadline, engine.status()
+                time.sleep(0.02)
+            declared = engine.latency()
+        finally:
+            jack_tool(env, "jack_bufsize", str(jack_server.period))
+    assert (declared.device_in, declared.device_out) == (1024, 2048), declared
 
 
 @pytest.mark.parametrize("jack_server", [128, 256], indirect=True)

@@ -88,6 +88,8 @@ def _plausible(latency: float, device: Device, kind: str, period: int, samplerat
     if math.isfinite(latency) and 0.0 <= latency <= MAX_DEVICE_LATENCY_S:
         return latency
     guess = (period or 256) / samplerate
+    if "JACK" in device.host_api:  # (JACK's own figures are asked once the streams start: jack_latency)
+        return guess
     log.info(
         "the %s device %s reports a latency of %.3g s, which cannot be: %.1f ms (one period) is assumed",
         kind, device.title(), latency, guess * 1e3,
@@ -102,6 +104,7 @@ class DeviceStreams:
         sd = portaudio()
         self.choice = choice
         self.engine = engine
+        self._period = period  # (audio.period; 0: the host's)
         self._streams: list[sd._StreamBase] = []
         self._stopping = False
         side = engine.device
@@ -212,24 +215,42 @@ class DeviceStreams:
         test harness that both fed and recorded rtvc (a feedback loop, which JACK runs one period late) hid.
         Asked from a child process (rtvc.audio.jack_links) after the streams start and after their ports are
         reconnected; when JACK cannot be asked, PortAudio's figures stay (logged)."""
+        self.apply_jack(self.ask_jack())
+
+    def _on_jack(self) -> tuple[bool, bool]:
         c = self.choice
-        jin = c.input is not None and "JACK" in c.input.host_api
-        jout = "JACK" in c.output.host_api
-        if not (jin or jout):
-            return
+        return c.input is not None and "JACK" in c.input.host_api, "JACK" in c.output.host_api
+
+    def ask_jack(self) -> tuple[list[int | None], list[int | None], int] | None:
+        """JACK's answer for jack_latency (rtvc.audio.jack_links.port_latency), or None (not on JACK, or no answer)."""
+        if not any(self._on_jack()):
+            return None
         from rtvc.audio import jack_links
 
-        got = jack_links.port_latency()
+        return jack_links.port_latency()
+
+    def apply_jack(self, got: tuple[list[int | None], list[int | None], int] | None) -> None:
+        """The devices' latency from JACK's answer (ask_jack); without one, PortAudio's figures stay (logged)."""
+        c = self.choice
+        jin, jout = self._on_jack()
+        if not (jin or jout):
+            return
         lat_in, lat_out = self.engine.device_latency
         if got is None:
             log.info("JACK ports' latency: not known; PortAudio's figures are used (%d in, %d out)", lat_in, lat_out)
             return
-        inputs, outputs = got
+        inputs, outputs, at_period = got
         if jin:  # (only the main stream has inputs)
             lat_in = max((f for f in inputs if f is not None), default=0)
         if jout:  # the main stream's output ports are the first (a monitor stream opens after it)
             lat_out = max((f for f in outputs[: c.output_channels] if f is not None), default=0)
-        self.engine.device_latency = (lat_in, lat_out)
+            if c.duplex and self._period:
+                # PortAudio's own buffering: a duplex stream with a fixed callback size on JACK (whose buffer size
+                # it takes as unknown) starts its output a user buffer late (pa_process.c); measured, 256 frames
+                lat_out += self._period
+        # (with audio.period set, PortAudio keeps the callbacks at that size: the engine's period is not JACK's, and
+        # the figures are not rescaled)
+        self.engine.set_device_latency(lat_in, lat_out, at_period if not self._period else 0)
         log.info("JACK ports' latency: %d frames before rtvc's input, %d after its output", lat_in, lat_out)
 
     def stop(self, timeout: float = 5.0) -> bool:

@@ -30,9 +30,9 @@ log = logging.getLogger("rtvc")
 
 # The child's side: `snapshot NAME` prints {"inputs": [[peer, ...], ...], "outputs": [...]}, the peers of each
 # of NAME's ports in their order; `restore NAME JSON` makes NAME's ports' connections those, and prints what
-# it could not do; `latency NAME` prints {"inputs": [frames or null, ...], "outputs": [...]}: per input port the
-# largest capture latency of its peers, per output port the largest playback latency of its peers (JACK's
-# jack_port_get_latency_range, max of the range), null for a port with no peer.
+# it could not do; `latency NAME` prints {"inputs": [frames or null, ...], "outputs": [...], "period": frames}: per
+# input port the largest capture latency of its peers, per output port the largest playback latency of its peers
+# (JACK's jack_port_get_latency_range, max of the range), null for a port with no peer; and the server's period.
 _CHILD = r"""
 import ctypes, ctypes.util, json, sys
 lib = ctypes.CDLL(ctypes.util.find_library("jack"))
@@ -49,6 +49,8 @@ lib.jack_connect.argtypes = lib.jack_disconnect.argtypes = [vp, cp, cp]
 lib.jack_free.argtypes = [vp]
 lib.jack_client_close.argtypes = [vp]
 lib.jack_port_get_latency_range.argtypes = [vp, ctypes.c_int, ctypes.POINTER(ctypes.c_uint32 * 2)]
+lib.jack_get_buffer_size.restype = ctypes.c_uint32
+lib.jack_get_buffer_size.argtypes = [vp]
 INPUT, OUTPUT = 0x1, 0x2
 CAPTURE, PLAYBACK = 0, 1  # jack_latency_callback_mode_t
 QUIET = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(lambda msg: None)  # (libjack's messages go to stdout)
@@ -84,6 +86,7 @@ try:
         print("rtvc-links " + json.dumps({
             "inputs": [max((latency(q, CAPTURE) for q in qs), default=None) for qs in peers["inputs"]],
             "outputs": [max((latency(q, PLAYBACK) for q in qs), default=None) for qs in peers["outputs"]],
+            "period": lib.jack_get_buffer_size(c),
         }))
     else:
         want, failed = json.loads(sys.argv[3]), []
@@ -156,12 +159,12 @@ def snapshot() -> tuple[str, dict[str, list[list[str]]]] | None:
     return None if not isinstance(peers, dict) else (name, peers)
 
 
-def port_latency() -> tuple[list[int | None], list[int | None]] | None:
+def port_latency() -> tuple[list[int | None], list[int | None], int] | None:
     """The JACK latency outside rtvc, per port of rtvc's client in JACK's order: for each input port, the largest
     capture latency of the ports feeding it (how old the audio is when it arrives: system:capture_1 says the
     sound card's), for each output port the largest playback latency of the ports it feeds (how long until what
-    rtvc writes is heard, or reaches a program that records it); None for a port with no peer. None when JACK
-    cannot be asked (logged)."""
+    rtvc writes is heard, or reaches a program that records it); None for a port with no peer; and the server's
+    period then (frames). None when JACK cannot be asked (logged)."""
     try:
         name = client_name()
     except DeviceError:
@@ -171,7 +174,7 @@ def port_latency() -> tuple[list[int | None], list[int | None]] | None:
     got = _child("latency", name)
     if not isinstance(got, dict):
         return None
-    return list(got.get("inputs", [])), list(got.get("outputs", []))
+    return list(got.get("inputs", [])), list(got.get("outputs", [])), int(got.get("period") or 0)
 
 
 def restore(saved: tuple[str, dict[str, list[list[str]]]], directions: tuple[str, ...]) -> None:

@@ -323,7 +323,19 @@ class DeviceSwitcher:
         return None if lat is None else round(lat.ms(lat.total), 2)
 
     def start(self) -> None:
-        self.streams.start()
+        """Start the streams; under JACK, its figures for the devices' latency are asked on a thread of its own (a
+        child process, up to seconds while a server does not answer: serve's loop, which looks after a stalled
+        server, must not wait for it), and kept only if these streams still run when the answer comes."""
+        streams = self.streams
+        streams.start(jack_latency=False)
+        if _on_jack((self.choice.input, self.choice.output)):
+            threading.Thread(target=self._ask_jack, args=(streams,), name="rtvc-jack-latency", daemon=True).start()
+
+    def _ask_jack(self, streams: DeviceStreams) -> None:
+        answer = streams.ask_jack()
+        with self._lock:  # (a switch meanwhile asked for its own streams' figures)
+            if self.streams is streams:
+                streams.apply_jack(answer)
 
     def stop(self) -> bool:
         """False when PortAudio is stuck (a stop or restart that hung): the process must then exit without

@@ -75,6 +75,7 @@ class Controller:
         self._engine_seen: tuple[str, str, str] | None = None
         self._profiles_seen = profiles_seen(self.profiles_dir)  # profiles/ as poll_profiles last saw it
         self._profiles_at = time.monotonic()
+        self._profiles_lock = threading.Lock()  # (a save, on an RPC thread, and the poll, on serve's loop)
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
         # virtual device, where there is nothing to switch
         self.links: dict[str, dict[str, str]] = {}  # outside links (OBS): name -> {state, detail}
@@ -234,7 +235,9 @@ class Controller:
                 settings = conv.voice.model
                 raw = {f.name: v for f in fields(settings) if (v := getattr(settings, f.name)) != f.default}
                 model = portable_model(raw, conv.voice.base, self.profiles_dir)
-            path = write_profile(self.profiles_dir, name, label, kind, params, model, overwrite, keep_layout=True)
+            with self._profiles_lock:  # (the event below says so: no "profiles" one for it, before or after)
+                path = write_profile(self.profiles_dir, name, label, kind, params, model, overwrite, keep_layout=True)
+                self._profiles_seen = profiles_seen(self.profiles_dir)
             key = converter_key(self.cfg, name)
             with self._lock:
                 self.profile = name
@@ -242,7 +245,6 @@ class Controller:
                 # it was loaded from (one replaced since would make a kept voice stale)
                 self._key = key if key is not None and self._key is not None and key[2] == self._key[2] else None
                 self.engine.relabel(conv, f"{label}: {conv.voice.label}")  # (as a load of the file names it)
-        self._profiles_seen = profiles_seen(self.profiles_dir)  # (this event says so: no "profiles" one after it)
         self._emit(["profile", "voice"], by)
         return {"name": name, "path": str(path), "state": self.state()}
 
@@ -371,6 +373,10 @@ class Controller:
         if time.monotonic() - self._profiles_at < PROFILES_CHECK_S:
             return
         self._profiles_at = time.monotonic()
+        with self._profiles_lock:
+            self._poll_profiles()
+
+    def _poll_profiles(self) -> None:
         now = profiles_seen(self.profiles_dir)
         if now != self._profiles_seen:
             before, after = {n: (t, z) for n, t, z in self._profiles_seen}, {n: (t, z) for n, t, z in now}

@@ -195,15 +195,19 @@ def _transformers_quiet():
     without it is a plain HuBERT, and what is missing is checked below and said as rtvc's own error."""
     from transformers.utils import logging as tf_logging
 
-    verbosity, bars = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
-    tf_logging.set_verbosity_error()
-    tf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        tf_logging.set_verbosity(verbosity)
-        if bars:
-            tf_logging.enable_progress_bar()
+    with _TRANSFORMERS_LOADS:  # (the settings are the process's: two loads at once would restore them wrongly)
+        verbosity, bars = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
+        tf_logging.set_verbosity_error()
+        tf_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            tf_logging.set_verbosity(verbosity)
+            if bars:
+                tf_logging.enable_progress_bar()
+
+
+_TRANSFORMERS_LOADS = threading.Lock()
 
 
 def _load_transformers_dir(path: Path) -> tuple[HubertWithFinalProj, bool, float]:
