@@ -112,6 +112,10 @@ def test_doctor_reads_the_engines_and_the_token(tmp_path: Path):
     got = doctor(tmp_path, tmp_path / "config")
     assert got["engines"].startswith("missing") and "is not a valid engine manifest" in got["engines"]
     assert "-> delete it and rebuild" in got["engines"]
+    shutil.rmtree(tmp_path / "engines")
+    (tmp_path / "engines").write_text("not a folder")  # (it read "none in .../engines")
+    got = doctor(tmp_path, tmp_path / "config")
+    assert got["engines"].startswith("missing") and "engines is not a folder" in got["engines"], got["engines"]
 
 
 def test_a_config_that_does_not_load_is_reported_and_fails_the_exit_code(tmp_path: Path):
