@@ -1439,3 +1439,31 @@ def test_a_client_that_answers_no_ping_is_dropped_and_said(daemon, monkeypatch, 
     finally:
         sock.close()
         server.stop()
+
+
+def test_sockets_that_never_authenticate_cannot_lock_out_a_client_with_the_token(daemon):
+    """Every slot held by sockets that send no token (another user's program, reconnecting within the 10 s auth
+    deadline) refused the TUI and the dock: a client with the token in its address now takes the oldest one's slot;
+    one without it is still refused."""
+    cap = daemon.cfg.control.max_clients
+
+    async def main():
+        before = daemon.state()
+        squatters = [await connect(f"ws://127.0.0.1:{daemon.port}/rpc", open_timeout=20) for _ in range(cap)]
+        with pytest.raises(InvalidStatus) as e:
+            await connect(f"ws://127.0.0.1:{daemon.port}/rpc", open_timeout=20)
+        assert e.value.response.status_code == 503
+        with pytest.raises(InvalidStatus):  # (a wrong token does not get in either)
+            await connect(f"ws://127.0.0.1:{daemon.port}/rpc?token={'w' * 43}", open_timeout=20)
+        c = await Client.open(daemon.port, path=f"/rpc?token={daemon.token}")
+        assert (await c.call("status.get"))["control"] == before
+        await asyncio.sleep(0.3)
+        closed = [s for s in squatters if s.close_code is not None]
+        assert [s.close_code for s in closed] == [rpc.CLOSE_FULL] and closed[0] is squatters[0], [
+            s.close_code for s in squatters
+        ]
+        await c.close()
+        for s in squatters:
+            await s.close()
+
+    run(main())

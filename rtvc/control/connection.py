@@ -38,6 +38,7 @@ class Connection:
         self.ws = ws
         self.hub = hub
         self.authed = False
+        self.opened = time.monotonic()
         self.events: frozenset[str] = frozenset()
         self.meter_hz: float | None = None
         self.closing = False

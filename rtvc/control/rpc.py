@@ -228,7 +228,9 @@ edit the table, not this file.
   allowed. The Host header must name a loopback address or `control.bind`, with the port (DNS rebinding),
   unless `control.allow_remote`.
 - Limits: a message over `control.max_frame_kb` KiB closes the connection (1009); past
-  `control.max_clients` connections, HTTP 503 (or close 1013). A client that does not read its messages
+  `control.max_clients` connections, HTTP 503 (or close 1013); while connections that have not authenticated hold
+  slots, a client with the token in its address (`?token=`) takes the oldest one's (closed 1013). A client that
+  does not read its messages
   loses meter updates first and is closed (4008) when a reply or state event cannot be queued, or when its
   socket has taken no message for 10 s; if even the close frame cannot be sent (its socket is full), the
   connection is dropped at once. A client that answers no ping (every 10 s, 10 s to answer) is dropped

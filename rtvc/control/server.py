@@ -261,9 +261,28 @@ class ControlServer:
         if bad_origin:
             log.warning("refused a browser page: %s", bad_origin)
             return ws.respond(403, bad_origin + "\n")
-        if len(self.clients) >= self.cfg.max_clients:
+        if len(self.clients) >= self.cfg.max_clients and not self._room_for(request.path):
             return ws.respond(503, f"too many clients (control.max_clients = {self.cfg.max_clients})\n")
         return None
+
+    def _room_for(self, path: str) -> bool:
+        """Whether a client with the right token in its address (?token=, as the TUI and the dock connect) may take
+        the slot of a socket that has not sent one: sockets that never authenticate (another user's program on
+        this machine, reconnecting every 10 s) could otherwise keep every slot and lock the user out."""
+        query = parse_qs(path.partition("?")[2])
+        token = query.get("token", [""])[0]
+        waiting = any(not c.authed and not c.closing for c in self.clients)
+        return bool(token) and waiting and auth.token_matches(token, self._token)
+
+    def _make_room(self) -> bool:
+        """Close the oldest socket that has not authenticated (for a client with the token: _room_for)."""
+        waiting = [c for c in self.clients if not c.authed and not c.closing]
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda c: c.opened)
+        oldest.close_soon(rpc.CLOSE_FULL, "too many clients: this slot went to a client with the token")
+        log.warning("%s closed unauthenticated: its slot went to a client with the token", oldest.id)
+        return True
 
     def _static(self, ws: ServerConnection, rel: str) -> Response:
         if "\0" in rel:  # no file name holds one; the OS calls would raise
@@ -296,7 +315,8 @@ class ControlServer:
 
     # -- websocket clients --------------------------------------------------------------------------
     async def _serve_client(self, ws: ServerConnection) -> None:
-        if len(self.clients) >= self.cfg.max_clients:  # several handshakes at once got past the check
+        full = len(self.clients) >= self.cfg.max_clients  # several handshakes at once got past the check
+        if full and not (ws.request is not None and self._room_for(ws.request.path) and self._make_room()):
             await ws.close(rpc.CLOSE_FULL, f"too many clients (control.max_clients = {self.cfg.max_clients})")
             return
         client = Connection(f"client {next(self._ids)}", ws, self.hub, lambda: self._token, self.meters_text)
