@@ -715,6 +715,33 @@ def test_a_profile_added_to_or_removed_from_the_folder_shows_in_the_list(daemon:
         (folder / "dropped.toml").unlink(missing_ok=True)
 
 
+def test_the_tui_gets_in_while_sockets_without_a_token_hold_every_slot(daemon: Daemon, rpc: RpcClient) -> None:
+    """Sockets that never authenticate (another user's program) could hold every slot: the TUI was refused until
+    they left. It sends the token in its address, and takes the oldest one's slot."""
+    from websockets.asyncio.client import connect
+
+    async def main() -> None:
+        held = []
+        try:
+            while True:  # (every free slot: the rpc fixture's client holds one)
+                try:
+                    held.append(await connect(f"ws://127.0.0.1:{daemon.port}/rpc", open_timeout=10))
+                except Exception:
+                    break
+            assert len(held) >= 8, len(held)
+            app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+            async with app.run_test(size=SIZE) as pilot:
+                await connected(pilot)
+                # given the oldest socket's slot (1013), not let in after they all timed out unauthenticated (4001)
+                await until(pilot, "a slot given up", lambda: [ws.close_code for ws in held if ws.close_code])
+                assert [ws.close_code for ws in held if ws.close_code] == [1013]
+        finally:
+            for ws in held:
+                await ws.close()
+
+    run(main())
+
+
 def test_rtvc_runs_ui_says_its_own_daemon_stopped() -> None:
     """Under `rtvc run` the UI said to start the daemon with `rtvc serve` when the daemon rtvc run had started died."""
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -131,10 +132,14 @@ class DaemonClient:
     async def _session(self) -> Link:
         """One connection, until it ends; how it ended (state 'connected' if it had been up)."""
         url = self.endpoint.url
+        token = self.endpoint.current_token()
+        # the token in the address too (never shown: `url` is what messages name): a daemon whose every slot is held by
+        # sockets that sent none gives the oldest one's to a client that has it (rtvc.control.server._room_for)
+        address = f"{url}?token={quote(token, safe='')}"
         try:
             # pings every PING_S, answered within PING_S: a frozen daemon (SIGSTOP, a hung machine) is a lost link
             # within about 10 s, not the ~40 s of the library's defaults (meanwhile the UI showed it as healthy)
-            ws = await connect(url, open_timeout=5, close_timeout=1, compression=None, max_size=2**22,
+            ws = await connect(address, open_timeout=5, close_timeout=1, compression=None, max_size=2**22,
                                ping_interval=PING_S, ping_timeout=PING_S)  # fmt: skip
         except InvalidStatus as e:
             body = e.response.body.decode(errors="replace").strip() if e.response.body else ""
@@ -149,7 +154,7 @@ class DaemonClient:
         reader = asyncio.create_task(self._read(ws))
         up = False
         try:
-            auth = await self.call("auth", token=self.endpoint.current_token())
+            auth = await self.call("auth", token=token)
             await self.call("events.subscribe", events=["state", "engine", "meters"], meter_hz=self.meter_hz)
             up = True
             self._set(Link("connected", url, 0, auth["client"]))
@@ -158,6 +163,8 @@ class DaemonClient:
         except CallError as e:
             if e.code == rpc.UNAUTHORIZED:
                 return Link("unauthorized", f"wrong token for {url}: {e.message}")
+            if ws.close_code == rpc.CLOSE_UNAUTHORIZED:  # (the address's token, refused before the auth call's answer)
+                return Link("unauthorized", f"wrong token for {url}: {ws.close_reason}")
             if not up:
                 return Link("disconnected", f"{e.method} failed on {url}: {e.message}")
         finally:
