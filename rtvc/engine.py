@@ -170,6 +170,8 @@ class Engine:
         the asking is counted once (it was scaled twice when the server's new period came before the worker's
         re-plan, and lost when the re-plan came between the asking and the storing). at_period 0: as they are."""
         with self._latency_lock:
+            if at_period not in (self.device.main_period()[0], self._counters.period):
+                at_period = 0  # (a period that is neither the callbacks' nor planned: PipeWire's JACK may say so)
             ref = self._latency_at or self._counters.period or at_period
             scale = ref / at_period if at_period else 1.0
             self.device_latency = (round(latency_in * scale), round(latency_out * scale))
@@ -190,6 +192,10 @@ class Engine:
         self.device.plan(self.block, plan.prefill, self._lag_limit)  # (and the main stream's period count anew)
         self.out_ring.write(np.zeros(plan.prefill, dtype=np.float32))
         self.mon_ring.write(np.zeros(plan.prefill, dtype=np.float32))
+        with self._latency_lock:  # (figures stored for another period, as a switch's: in this one's frames now)
+            if self._latency_at and self._latency_at != period and not self._counters.ours:
+                self.device_latency = tuple(round(f * period / self._latency_at) for f in self.device_latency)
+            self._latency_at = 0
         self._counters.period = period
         self.stall_note = ""  # (new streams, or these planned anew: what a stall found out is old)
         self.device.live = True

@@ -742,6 +742,32 @@ def test_the_tui_gets_in_while_sockets_without_a_token_hold_every_slot(daemon: D
     run(main())
 
 
+def test_a_proxy_in_the_environment_is_not_used_for_the_daemon(daemon: Daemon, rpc: RpcClient, monkeypatch) -> None:
+    """websockets 15 connects through $HTTP(S)_PROXY by default, also to 127.0.0.1: with a proxy set and no
+    $NO_PROXY, the TUI could not reach its own daemon."""
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # (the discard port: nothing answers)
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+
+    run(main())
+
+
+def test_an_address_that_is_no_address_is_said_without_the_token() -> None:
+    async def main() -> None:
+        app = RtvcApp(Endpoint("bad host@x", 8765, "s3cret-token-value"))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, "the message", lambda: "is not an address" in screen_text(app))
+            assert "s3cret" not in screen_text(app)
+
+    run(main())
+
+
 def test_rtvc_runs_ui_says_its_own_daemon_stopped() -> None:
     """Under `rtvc run` the UI said to start the daemon with `rtvc serve` when the daemon rtvc run had started died."""
 

@@ -250,7 +250,9 @@ class DeviceStreams:
                 lat_out += self._period
         # (with audio.period set, PortAudio keeps the callbacks at that size: the engine's period is not JACK's, and
         # the figures are not rescaled)
-        self.engine.set_device_latency(lat_in, lat_out, at_period if not self._period else 0)
+        # (and not when only one side is JACK's: the engine's period is then the other host API's)
+        scaled = at_period if (jin and jout and not self._period) else 0
+        self.engine.set_device_latency(lat_in, lat_out, scaled)
         log.info("JACK ports' latency: %d frames before rtvc's input, %d after its output", lat_in, lat_out)
 
     def stop(self, timeout: float = 5.0) -> bool:

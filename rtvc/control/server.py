@@ -270,7 +270,7 @@ class ControlServer:
         the slot of a socket that has not sent one: sockets that never authenticate (another user's program on
         this machine, reconnecting every 10 s) could otherwise keep every slot and lock the user out."""
         query = parse_qs(path.partition("?")[2])
-        token = query.get("token", [""])[0]
+        token = query.get("token", [""])[0].strip()  # (as Connection.login takes it)
         waiting = any(not c.authed and not c.closing for c in self.clients)
         return bool(token) and waiting and auth.token_matches(token, self._token)
 

@@ -10,6 +10,7 @@ get better by itself): `retry()` tries again at once, e.g. after `rtvc token --n
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 from collections.abc import Awaitable, Callable
@@ -19,12 +20,14 @@ from typing import Any
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from rtvc.control import rpc
 from rtvc.control.auth import read_token
 from rtvc.errors import ConfigError
 
+# websockets 15 connects through $HTTP(S)_PROXY by default, also to 127.0.0.1 without $NO_PROXY
+_NO_PROXY: dict[str, Any] = {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between attempts; the last repeats
 CALL_TIMEOUT_S = 30.0  # a daemon that never answers is an error
 # methods that do seconds of work in the daemon (a first RVC load imports torch and reads hundreds of MB;
@@ -140,10 +143,12 @@ class DaemonClient:
             # pings every PING_S, answered within PING_S: a frozen daemon (SIGSTOP, a hung machine) is a lost link
             # within about 10 s, not the ~40 s of the library's defaults (meanwhile the UI showed it as healthy)
             ws = await connect(address, open_timeout=5, close_timeout=1, compression=None, max_size=2**22,
-                               ping_interval=PING_S, ping_timeout=PING_S)  # fmt: skip
+                               ping_interval=PING_S, ping_timeout=PING_S, **_NO_PROXY)  # fmt: skip
         except InvalidStatus as e:
             body = e.response.body.decode(errors="replace").strip() if e.response.body else ""
             return Link("disconnected", f"the daemon at {url} refused the connection: {e.response.status_code} {body}")
+        except (InvalidURI, ValueError):  # (its words hold the address, and the address the token: never shown)
+            return Link("unauthorized", f"{url} is not an address a websocket can connect to: check --host and --port")
         except (OSError, TimeoutError, InvalidHandshake) as e:
             why = getattr(e, "strerror", None) or str(e) or type(e).__name__
             return Link(
@@ -163,7 +168,7 @@ class DaemonClient:
         except CallError as e:
             if e.code == rpc.UNAUTHORIZED:
                 return Link("unauthorized", f"wrong token for {url}: {e.message}")
-            if ws.close_code == rpc.CLOSE_UNAUTHORIZED:  # (the address's token, refused before the auth call's answer)
+            if not up and ws.close_code == rpc.CLOSE_UNAUTHORIZED:  # (the address's token, refused before auth's reply)
                 return Link("unauthorized", f"wrong token for {url}: {ws.close_reason}")
             if not up:
                 return Link("disconnected", f"{e.method} failed on {url}: {e.message}")
@@ -186,6 +191,8 @@ class DaemonClient:
                     self._on_event(msg["params"])
         except ConnectionClosed:
             pass
+        finally:  # (a call sent as the daemon closed, say for a wrong token, gets no reply: it fails now, not in 30 s)
+            self._fail_waiting("the connection closed")
 
     def _fail_waiting(self, why: str) -> None:
         for fut in self._waiting.values():
