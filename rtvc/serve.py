@@ -122,6 +122,10 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
             parts.append(f"voice '{st['profile']}'")
         elif key == "devices":
             parts.append("sound devices switched")
+        elif key == "routing":
+            back = event.get("routing", {}).get("restored", [])
+            if back:
+                parts.append("JACK: " + ", ".join(f"{p} connected to {q} again" for p, q in back))
         elif key == "profiles":
             files = event.get("profiles", {})
             said = [f"{how} {', '.join(files[how])}" for how in ("added", "removed", "edited") if files.get(how)]
@@ -256,6 +260,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     )
     if isinstance(device, DeviceSwitcher):
         controller.device_switcher = device.switch
+        device.on_routing = controller.routing_changed
     in_use_now = device.in_use if isinstance(device, DeviceSwitcher) else lambda: in_use
     server = ControlServer(cfg.control, controller, token, devices_in_use=in_use_now, token_file=token_path())
     try:

@@ -76,8 +76,10 @@ class Mic:
         return ports[0]
 
     def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
+        if not getattr(self, "_closed", False):  # (once: a test that failed between a close and a new Mic)
+            self._closed = True
+            self.client.deactivate()
+            self.client.close()
 
 
 class Rpc:
@@ -364,3 +366,72 @@ def test_a_reopen_of_the_same_devices_keeps_the_jack_routing(jack_bare, tmp_path
     finally:
         served.stop()
         mic.close()
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconnected(jack_bare, tmp_path):
+    """Under JACK the user routes rtvc in a patchbay, and programs at the other end come and go (rtvc.audio.
+    jack_watch). Rerouting rtvc from the sound card to programs (one feeding it, one recording it) changes the
+    devices' latency to JACK's figures for the new peers (it went on counting the sound card's until a reopen). The
+    programs closing is said (a `routing` event, devices.list's in_use.waiting), and when they start again they are
+    connected again: the tone comes through once more. A connection the user cuts, its program closing after, is not
+    made again."""
+    served = Served(jack_bare.name, tmp_path)
+    mic, rec = Mic(jack_bare.name), Mic(jack_bare.name, "rtvc-rec")
+    try:
+        rpc = served.connect()
+        wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
+
+        def devices_latency() -> tuple[int, int]:
+            lat = rpc.call("status.get")["result"]["engine"]["latency"]
+            return lat["device_in"], lat["device_out"]
+
+        def waiting() -> list[list[str]]:
+            return sorted(rpc.call("devices.list")["result"]["in_use"].get("waiting", []))
+
+        def peers(port: str) -> list[str]:
+            return [p.name for p in mic.client.get_all_connections(port)]
+
+        wait_for("the sound card's figures", lambda: devices_latency() == (256, 512))
+        out_of = mic.rtvc_out_port()
+        into = out_of.replace(":out_", ":in_")
+        mic.client.disconnect("system:capture_1", into)
+        mic.client.connect("rtvc-mic:out_1", into)
+        rec.listen_to(out_of)
+        mic.client.disconnect(out_of, "system:playback_1")
+        # the new peers' figures: the programs' ports declare none (not sound cards)
+        new = (
+            jack_port_latency(jack_bare.name, "rtvc-mic:out_1")["capture"],
+            jack_port_latency(jack_bare.name, "rtvc-rec:in_1")["playback"],
+        )
+        assert new == (0, 0)
+        wait_for("the new routing's latency", lambda: devices_latency() == new, 5)
+        assert "JACK ports' latency (JACK's graph around rtvc changed): 0 frames before" in served.log()
+        assert abs(rec.heard_db(0.5) - TONE_DB) < 1.0
+
+        mic.close()  # the programs close: their connections go
+        rec.close()
+        lost = [[into, "rtvc-mic:out_1"], [out_of, "rtvc-rec:in_1"]]
+        wait_for("the loss said", lambda: waiting() == lost, 5)
+        assert f"JACK: {into} lost its connection to rtvc-mic:out_1" in served.log()
+        mic, rec = Mic(jack_bare.name), Mic(jack_bare.name, "rtvc-rec")  # and start again
+        wait_for("the connections made again", lambda: not waiting(), 5)
+        assert (peers(into), peers(out_of)) == (["rtvc-mic:out_1"], ["rtvc-rec:in_1"])
+        heard = rec.heard_db(0.5)
+        assert abs(heard - TONE_DB) < 1.0, f"the restarted programs hear {heard:.1f} dBFS"
+        assert f"JACK: {into} connected to rtvc-mic:out_1 again" in served.log()
+
+        mic.client.disconnect("rtvc-mic:out_1", into)  # the user cuts the input...
+        time.sleep(1.0)
+        mic.close()  # ...then both programs close and come back: only the output's connection is made again
+        rec.close()
+        wait_for("the output's loss said", lambda: waiting() == [[out_of, "rtvc-rec:in_1"]], 5)
+        mic, rec = Mic(jack_bare.name), Mic(jack_bare.name, "rtvc-rec")
+        wait_for("the output connected again", lambda: not waiting(), 5)
+        time.sleep(1.0)
+        assert (peers(into), peers(out_of)) == ([], ["rtvc-rec:in_1"])
+    finally:
+        served.stop()
+        mic.close()
+        rec.close()
+    assert served.proc.returncode == 0, served.log()

@@ -229,8 +229,9 @@ class DeviceStreams:
 
         return jack_links.port_latency()
 
-    def apply_jack(self, got: tuple[list[int | None], list[int | None], int] | None) -> None:
-        """The devices' latency from JACK's answer (ask_jack); without one, PortAudio's figures stay (logged)."""
+    def apply_jack(self, got: tuple[list[int | None], list[int | None], int] | None, watched: bool = False) -> None:
+        """The devices' latency from JACK's answer (ask_jack); without one, PortAudio's figures stay (logged).
+        `watched`: an answer of rtvc.audio.jack_watch (the routing changed), logged only when the figures did."""
         c = self.choice
         jin, jout = self._on_jack()
         if not (jin or jout):
@@ -252,8 +253,16 @@ class DeviceStreams:
         # the figures are not rescaled)
         # (and not when only one side is JACK's: the engine's period is then the other host API's)
         scaled = at_period if (jin and jout and not self._period) else 0
+        was = self.engine.device_latency
         self.engine.set_device_latency(lat_in, lat_out, scaled)
-        log.info("JACK ports' latency: %d frames before rtvc's input, %d after its output", lat_in, lat_out)
+        if watched and self.engine.device_latency == was:
+            return
+        log.info(
+            "JACK ports' latency%s: %d frames before rtvc's input, %d after its output",
+            " (JACK's graph around rtvc changed)" if watched else "",
+            lat_in,
+            lat_out,
+        )
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop and close the streams. False if PortAudio did not return within `timeout` seconds.

@@ -147,7 +147,7 @@ def _child(*args: str) -> Any:
         return None
 
 
-def _own_name() -> str | None:
+def own_name() -> str | None:
     try:
         return client_name()
     except DeviceError:
@@ -156,7 +156,7 @@ def _own_name() -> str | None:
 
 def snapshot() -> tuple[str, dict[str, list[list[str]]]] | None:
     """rtvc's JACK client name and its ports' connections, or None (no JACK client, no server)."""
-    name = _own_name()
+    name = own_name()
     if name is None:
         return None
     peers = _child("snapshot", name)
@@ -169,7 +169,7 @@ def port_latency() -> tuple[list[int | None], list[int | None], int] | None:
     sound card's), for each output port the largest playback latency of the ports it feeds (how long until what
     rtvc writes is heard, or reaches a program that records it); None for a port with no peer; and the server's
     period then (frames). None when JACK cannot be asked (logged)."""
-    name = _own_name()
+    name = own_name()
     if name is None:
         return None
     got = _child("latency", name)

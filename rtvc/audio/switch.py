@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from rtvc.audio.devices import Device, DeviceNotFound, RescanHung, find_device, find_pinned, pin_device
@@ -82,6 +83,9 @@ class DeviceSwitcher:
         self._stopped = ""  # why no device runs (AudioLost), until one does again
         self._failed_since: float | None = None  # (recover_due: when the devices were first seen failed)
         self._lost = ""  # what the engine said when they failed, kept while they are looked for
+        self._watch: Any = None  # rtvc.audio.jack_watch.JackWatch while the streams run on JACK
+        self._waiting: list[list[str]] = []  # [rtvc port, peer]: JACK connections lost with their program
+        self.on_routing: Callable[[dict[str, Any]], None] | None = None  # (serve: the controller's event)
 
     def in_use(self) -> dict[str, Any]:
         """The devices in use; with `stopped` (why) while none runs: the names are then those last used."""
@@ -90,6 +94,8 @@ class DeviceSwitcher:
             got["stopped"] = f"{self._wedged} (restart rtvc serve)"
         elif self._stopped:
             got["stopped"] = self._stopped
+        if self._waiting:
+            got["waiting"] = [list(w) for w in self._waiting]
         return got
 
     def switch(
@@ -170,6 +176,7 @@ class DeviceSwitcher:
             )
 
     def _stop_and_suspend(self) -> None:
+        self._unwatch()
         if not self.streams.stop():
             self._wedge("the current audio device did not stop: it is gone or hung")
         try:
@@ -225,6 +232,7 @@ class DeviceSwitcher:
             self._relink(links, before, choice)
         self.streams.jack_latency()
         self.audio, self.choice, self._stopped = cfg, choice, ""
+        self._watch_jack()
         log.info("devices switched:\n%s", choice.describe())
         return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
 
@@ -258,6 +266,7 @@ class DeviceSwitcher:
             self._stopped = what
             raise AudioLost(what, "select devices that are there with devices.select (devices.list shows them)") from e
         self.audio, self.choice, self._stopped = old_cfg, choice, ""  # (without a lost monitor)
+        self._watch_jack()
         raise e
 
     def _open(self, choice: DeviceChoice, cfg: AudioConfig) -> None:
@@ -330,6 +339,8 @@ class DeviceSwitcher:
         streams.start(jack_latency=False)
         if _on_jack((self.choice.input, self.choice.output)):
             threading.Thread(target=self._ask_jack, args=(streams,), name="rtvc-jack-latency", daemon=True).start()
+            with self._lock:
+                self._watch_jack()
 
     def _ask_jack(self, streams: DeviceStreams) -> None:
         answer = streams.ask_jack()
@@ -341,7 +352,48 @@ class DeviceSwitcher:
         """False when PortAudio is stuck (a stop or restart that hung): the process must then exit without
         terminating it."""
         with self._lock:
+            self._unwatch()
             return self.streams.stop() and not self._wedged
+
+    # -- JACK's graph, watched while the streams run on it (rtvc.audio.jack_watch) ------------------------
+    def _watch_jack(self) -> None:
+        """(Under the lock, the streams running.) Reroutes of rtvc's ports update the devices' latency; a program
+        rtvc is connected to that closes is said, and connected again when it is back."""
+        self._unwatch()
+        if not _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
+            return
+        from rtvc.audio import jack_links
+        from rtvc.audio.jack_watch import JackWatch
+
+        name = jack_links.own_name()
+        if name is None:
+            return
+        streams = self.streams
+        self._watch = JackWatch(name, lambda what: self._watched(streams, what))
+
+    def _unwatch(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+        self._waiting = []
+
+    def _watched(self, streams: DeviceStreams, what: dict[str, Any]) -> None:
+        with self._lock:  # (a switch meanwhile: these streams, and what was seen of them, are gone)
+            if self.streams is not streams or self._watch is None:
+                return
+            if "latency" in what:
+                got = what["latency"]
+                streams.apply_jack((got["inputs"], got["outputs"], int(got["period"])), watched=True)
+                return
+            lost, back = what.get("lost", []), what.get("restored", [])
+            self._waiting = [w for w in self._waiting if w not in back] + [w for w in lost if w not in self._waiting]
+            waiting = [list(w) for w in self._waiting]
+        error = ""
+        if lost:
+            error = "JACK: " + "; ".join(f"{p} lost its connection to {q}" for p, q in lost)
+            error += " (that program closed); rtvc connects it again when the program is back"
+        if (lost or back) and self.on_routing is not None:  # (serve logs the event)
+            self.on_routing({"lost": lost, "restored": back, "waiting": waiting, "error": error})
 
 
 def _given_indices(cfg: AudioConfig, given: dict[str, str | None]) -> dict[str, Device]:

@@ -259,8 +259,12 @@ null), `engine` and `links` (outside links such as `obs`: {state, detail}; a cha
 from the profiles folder (looked at once a second): `profiles` {added, removed, edited} names them, and `voices.list`
 has the new list. `changed: ["devices"]` says a `devices.select` switched the sound devices: `devices.list` has
 them; `state` holds no devices key (devices reopened after a failure show in `engine` events: the state goes
-back to `running`). A `state` event for a voice that did not
-load carries `error`, saying why.
+back to `running`). Under JACK, `changed: ["routing"]` (`by`: `jack`) says connections of rtvc's ports were
+lost because the program at their other end closed (`error` says which, and that rtvc connects them again), or were
+made again when it came back: `routing` {lost, restored, waiting}, each a list of [rtvc's port, the other port];
+`devices.list`'s `in_use.waiting` lists those still waiting. A connection the user cuts is left cut. Rerouting
+rtvc's ports (a patchbay) changes `engine.latency`'s device parts to JACK's figures for the new peers, within a
+second. A `state` event for a voice that did not load carries `error`, saying why.
 
 The noise gate silences the output while the microphone is quieter than `threshold_db` (dBFS RMS over 10 ms):
 it opens at the threshold, closes after `hold_ms` below 6 dB under it and fades out over 100 ms. An opening is

@@ -265,6 +265,9 @@ class RtvcApp(VoiceListMixin, App[None]):
             elif eng["state"] == "running" and self._engine_trouble:  # (the error would stay on screen)
                 self.show_message("engine running again")
                 self._engine_trouble = False
+        back = ev.get("routing", {}).get("restored") if kind == "state" else None
+        if back:
+            self.show_message("JACK: " + ", ".join(f"{p} connected to {q} again" for p, q in back))
         self._events += 1
         changed = set(ev.get("changed", ()))
         mine = self.client is not None and ev.get("by") == self.client.link.client
