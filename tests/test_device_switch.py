@@ -86,6 +86,7 @@ class Rpc:
     def __init__(self, port: int, token: str):
         self.ws = connect(f"ws://127.0.0.1:{port}/rpc?token={token}", open_timeout=10)
         self._id = 0
+        self.events: list[dict] = []  # (the daemon's events that came in while waiting for replies)
 
     def call(self, method: str, **params):
         self._id += 1
@@ -94,6 +95,8 @@ class Rpc:
             msg = json.loads(self.ws.recv(timeout=30))
             if msg.get("id") == self._id:
                 return msg
+            if msg.get("method") == "event":
+                self.events.append(msg["params"])
 
 
 def wait_for(what: str, fn, timeout: float = 15.0):
@@ -380,6 +383,7 @@ def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconne
     mic, rec = Mic(jack_bare.name), Mic(jack_bare.name, "rtvc-rec")
     try:
         rpc = served.connect()
+        assert "result" in rpc.call("events.subscribe", events=["state"])
         wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
 
         def devices_latency() -> tuple[int, int]:
@@ -414,12 +418,18 @@ def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconne
         lost = [[into, "rtvc-mic:out_1"], [out_of, "rtvc-rec:in_1"]]
         wait_for("the loss said", lambda: waiting() == lost, 5)
         assert f"JACK: {into} lost its connection to rtvc-mic:out_1" in served.log()
+        said = [e for e in rpc.events if e.get("changed") == ["routing"]]  # (as the TUI and the dock get it)
+        assert said and all(e["by"] == "jack" for e in said), rpc.events[-3:]
+        assert sorted(p for e in said for p in e["routing"]["lost"]) == lost, said
+        assert "rtvc connects it again when the program is back" in said[-1]["error"], said
         mic, rec = Mic(jack_bare.name), Mic(jack_bare.name, "rtvc-rec")  # and start again
         wait_for("the connections made again", lambda: not waiting(), 5)
         assert (peers(into), peers(out_of)) == (["rtvc-mic:out_1"], ["rtvc-rec:in_1"])
         heard = rec.heard_db(0.5)
         assert abs(heard - TONE_DB) < 1.0, f"the restarted programs hear {heard:.1f} dBFS"
         assert f"JACK: {into} connected to rtvc-mic:out_1 again" in served.log()
+        back = [e["routing"]["restored"] for e in rpc.events if e.get("changed") == ["routing"]]
+        assert sorted(p for r in back for p in r) == lost, back
 
         mic.client.disconnect("rtvc-mic:out_1", into)  # the user cuts the input...
         time.sleep(1.0)

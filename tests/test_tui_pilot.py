@@ -513,6 +513,28 @@ def test_the_device_picker_names_a_device_by_name_unless_it_has_a_twin() -> None
     run(main())
 
 
+def test_the_device_picker_says_which_jack_programs_rtvc_waits_for() -> None:
+    """Under JACK, a program connected to rtvc that closed is waited for (in_use.waiting): the picker says so."""
+    from textual.app import App
+
+    listing = {"devices": [], "switchable": True,
+               "in_use": {"virtual": False, "input": "[0] system (JACK Audio Connection Kit)", "output": "x",
+                          "monitor": None, "waiting": [["rtvc:in_1", "denoiser:out_1"]]}}  # fmt: skip
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(DeviceScreen(listing))
+
+    async def main() -> None:
+        app = Host()
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, "the picker", lambda: isinstance(app.screen, DeviceScreen))
+            words = lambda: " ".join(screen_text(app).replace("│", " ").split())  # noqa: E731 (the text wraps)
+            await until(pilot, "what is waited for", lambda: "waiting for denoiser:out_1 (to rtvc:in_1)" in words())
+
+    run(main())
+
+
 def test_a_call_cancelled_as_its_connection_fails_is_cancelled() -> None:
     """Quitting with a status poll pending: the connection's end fails the pending call while the poll's timer
     is cancelled, in one turn of the loop. The cancellation must win (with asyncio.wait_for the call raised the
