@@ -111,6 +111,7 @@ class Engine:
         self.watch_load = True  # OVERLOADED when the voice cannot keep up (off for files: no clock to keep up with)
         self.plan: PrefillPlan | None = None
         self.device_latency = (0, 0)
+        self.input_one_period = False  # (set_device)
         # the period device_latency is in frames of (0: the one planned for): _period_changed rescales it on the worker
         # while the control thread may store JACK's figures (set_device_latency); the lock keeps them from crossing
         self._latency_at = 0
@@ -154,12 +155,16 @@ class Engine:
         latency_out: int,
         separate_streams: bool,
         ours: tuple[bool, bool, bool] = (True, True, True),
+        input_one_period: bool = False,
     ) -> None:
         """ours: per stream (input or duplex, separate output, monitor), whether its callback thread is ours to
-        schedule, False where an audio server schedules it (JACK); see rtvc.priority."""
+        schedule, False where an audio server schedules it (JACK); see rtvc.priority. input_one_period: the input
+        device's latency is one period of the callbacks, known once they come (`prepare`), not `latency_in`
+        (rtvc.audio.io: ALSA)."""
         with self._latency_lock:
             self.device_latency = (latency_in, latency_out)
             self._latency_at = 0
+        self.input_one_period = input_one_period
         self.separate_streams = separate_streams
         for c, mine in zip(self._all_counters, ours, strict=True):
             c.ours = mine
@@ -196,6 +201,8 @@ class Engine:
             if self._latency_at and self._latency_at != period and not self._counters.ours:
                 self.device_latency = tuple(round(f * period / self._latency_at) for f in self.device_latency)
             self._latency_at = 0
+            if self.input_one_period:
+                self.device_latency = (period, self.device_latency[1])
         self._counters.period = period
         self.stall_note = ""  # (new streams, or these planned anew: what a stall found out is old)
         self.device.live = True

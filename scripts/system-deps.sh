@@ -4,6 +4,9 @@
 #   scripts/system-deps.sh venv   what making .venv needs (python3-venv)
 #   scripts/system-deps.sh run    what `rtvc run` needs (PortAudio; a C compiler for rtvc's audio core, rtvc/_rt.c)
 #   scripts/system-deps.sh test   what the tests need too (JACK, espeak-ng, sox, OBS Studio under Xvfb, Chromium)
+#   scripts/system-deps.sh pipewire   PipeWire, WirePlumber and its ALSA and JACK libraries, for the PipeWire tests and
+#                                 bench; CI installs them (.ci/run). Not part of `test`: pipewire-alsa makes PipeWire
+#                                 the ALSA default, which a desktop with another sound server must not get unasked
 set -euo pipefail
 # Debian's browser package is chromium; Ubuntu's is chromium-browser
 browser=chromium
@@ -15,7 +18,8 @@ case "${1:-run}" in
   venv) pkgs=(python3-venv) ;;
   run)  pkgs=(libportaudio2 python3-venv gcc libc6-dev) ;;
   test) pkgs=(libportaudio2 python3-venv gcc libc6-dev jackd2 espeak-ng sox obs-studio xvfb libgl1-mesa-dri "$browser" tmux) ;;
-  *) echo "usage: $0 venv|run|test" >&2; exit 2 ;;
+  pipewire) pkgs=(pipewire pipewire-bin wireplumber pipewire-alsa pipewire-jack dbus) ;;
+  *) echo "usage: $0 venv|run|test|pipewire" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

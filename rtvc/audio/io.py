@@ -181,7 +181,13 @@ class DeviceStreams:
         ours = tuple(d is None or "JACK" not in d.host_api for d in (choice.input, choice.output, choice.monitor))
         lat_in = _plausible(lat_in, choice.input, "input", period, samplerate)
         lat_out = _plausible(lat_out, choice.output, "output", period, samplerate)
-        engine.set_device(round(lat_in * samplerate), round(lat_out * samplerate), not choice.duplex, ours)
+        # ALSA: PortAudio gives each side its buffer less one period. That is the playback's latency (what is
+        # queued ahead of a period written), but a capture is read as soon as a period is in: it is one period old
+        # (JACK's ALSA backend counts the same). Measured through PipeWire's ALSA plugin at periods 128, 256 and
+        # 512 (bench/latency_pipewire.py), PortAudio's figure overstated the input by up to two periods. With
+        # audio.period set, PortAudio's ALSA period is a multiple of it, not known here: its figure stands then.
+        one_period = choice.input is not None and choice.input.host_api == "ALSA" and not period
+        engine.set_device(round(lat_in * samplerate), round(lat_out * samplerate), not choice.duplex, ours, one_period)
 
     def _finished(self, what: str):
         def cb():

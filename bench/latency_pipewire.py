@@ -1,0 +1,85 @@
+"""Measured vs declared latency of rtvc on PipeWire, the sound server of most Linux desktops, by both ways in.
+
+On a private PipeWire (tests/pipewire_harness.py: dummy driver, 48 kHz, null sinks for the sound card, WirePlumber
+linking as on a desktop), impulses go through rtvc port to port, its whole path, devices' part included:
+- ALSA: PortAudio's ALSA host API, device "pipewire" (PipeWire's ALSA plugin: "default" on such a desktop); the
+  declared devices' part is one period in (rtvc.audio.io) and PortAudio's figure out;
+- JACK: PortAudio's JACK host API under pw-jack, devices "mic" and "speakers" (JACK's figures).
+
+Each row runs `rtvc run --headless` (passthrough voice, gate off) --repeats times: every run gives every impulse's
+delay, the declared latency and the xruns. An xrun can move the ALSA plugin's buffering by a period for the rest
+of a run (its recovery refills the buffer), so the table counts only runs without one.
+
+    python bench/latency_pipewire.py [--quanta 256] [--alsa-periods 0 256 512] [--repeats 3]
+
+Needs pipewire, wireplumber, pipewire-alsa, pipewire-jack and dbus-daemon. Prints a table and writes
+bench/results/latency-pipewire.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from common import machine, write_result  # noqa: E402
+from pipewire_harness import PipeWire, missing, run_once  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quanta", type=int, nargs="+", default=[256], help="PipeWire's quantum (frames)")
+    ap.add_argument(
+        "--alsa-periods", type=int, nargs="+", default=[0, 256, 512], help="audio.period for ALSA (0: the host's)"
+    )
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency-pipewire.json")
+    args = ap.parse_args()
+    if missing():
+        sys.exit(f"needs these packages: {' '.join(missing())} (apt-get install them)")
+    rows, version = [], ""
+    for quantum in args.quanta:
+        with PipeWire(quantum) as pw:
+            version = pw.version()
+            for via, period in [("alsa", p) for p in args.alsa_periods] + [("jack", 0)]:
+                for k in range(args.repeats):
+                    r = {"quantum": quantum, "via": via, "audio_period": period, "run": k + 1}
+                    r.update(run_once(pw, via, period, args.seconds))
+                    rows.append(r)
+                    diff = {d - r["declared"]: n for d, n in r["measured"].items()}
+                    print(
+                        f"quantum {quantum}  {via:4s} audio.period {period or '-':>4}  run {k + 1}: period "
+                        f"{r['period']}, declared {r['declared']} frames ({r['declared_ms']:.2f} ms: in "
+                        f"{r['device_in']}, rtvc {r['rtvc_own']}, out {r['device_out']}), measured - declared "
+                        f"{diff} (frames: impulses), xruns {r['xruns']}",
+                        flush=True,
+                    )
+    print()
+    head = f"{'quantum':>7} {'via':>4} {'period':>6} {'declared ms':>11} {'in':>5} {'out':>5}"
+    head += f" {'measured - declared':>19}"
+    print(head)
+    print("-" * len(head))
+    for quantum in args.quanta:
+        for via, period in [("alsa", p) for p in args.alsa_periods] + [("jack", 0)]:
+            mine = [r for r in rows if (r["quantum"], r["via"], r["audio_period"]) == (quantum, via, period)]
+            clean = sorted({d - r["declared"] for r in mine if not r["xruns"] for d in r["measured"]})
+            r = mine[0]
+            print(
+                f"{quantum:>7} {via:>4} {r['period']:>6} {r['declared_ms']:>11.2f} {r['device_in']:>5} "
+                f"{r['device_out']:>5} {','.join(map(str, clean)) or '-':>19}"
+            )
+    result = {
+        "machine": machine(),
+        "pipewire": version,
+        "measured": "port to port through null sinks (mic's monitor to speakers): rtvc's whole path, devices included",
+        "rows": rows,
+    }
+    write_result(args.out, "latency-pipewire", result)
+
+
+if __name__ == "__main__":
+    main()

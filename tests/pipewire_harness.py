@@ -1,0 +1,237 @@
+"""A private PipeWire with WirePlumber, and impulses through rtvc on it, for tests/test_pipewire_live.py and
+bench/latency_pipewire.py.
+
+PipeWire is the sound server of most Linux desktops; a program reaches it through its ALSA plugin (device
+"pipewire", what "default" is there) or its JACK library (pw-jack). Here it runs with a dummy driver (48 kHz, a
+fixed quantum) and two null sinks that stand in for the sound card: "mic" (rtvc's input: its monitor ports are a
+source) and "speakers" (rtvc's output). WirePlumber links rtvc's streams to them as it would to a real card; its
+hardware monitors are off, and it has its own D-Bus session, runtime, config and state folders, so a desktop's
+own PipeWire and sound card are not touched. Two JACK clients (PipeWire's libjack, by pw-jack, in a child
+process) play impulses into mic and record speakers' monitor on the graph's clock. Both null sinks pass audio
+through within a cycle and declare no latency, so port to port is rtvc's whole path: what the ALSA plugin or the
+JACK ports buffer (the devices' part) and rtvc's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SR = 48000
+EVERY = SR // 2  # an impulse every half second
+NEEDS = {  # program: the Debian package that has it
+    "pipewire": "pipewire",
+    "wireplumber": "wireplumber",
+    "pw-jack": "pipewire-jack",
+    "pw-cli": "pipewire-bin",
+    "dbus-run-session": "dbus-daemon",
+}
+ALSA_PLUGIN = "libasound_module_pcm_pipewire.so"  # (pipewire-alsa)
+
+
+def missing() -> list[str]:
+    """The packages this needs that are not installed."""
+    gone = [pkg for prog, pkg in NEEDS.items() if shutil.which(prog) is None]
+    plugin = list(Path("/usr/lib").glob(f"**/alsa-lib/{ALSA_PLUGIN}")) + list(
+        Path("/usr/lib64").glob(f"**/{ALSA_PLUGIN}")
+    )
+    return gone + ([] if plugin else ["pipewire-alsa"])
+
+
+_SERVER_CONF = """
+context.properties = {{
+    core.daemon = true
+    core.name = pipewire-0
+    default.clock.rate = {rate}
+    default.clock.quantum = {quantum}
+    default.clock.min-quantum = {quantum}
+    default.clock.max-quantum = {quantum}
+    support.dbus = false
+}}
+context.spa-libs = {{
+    audio.convert.* = audioconvert/libspa-audioconvert
+    support.* = support/libspa-support
+}}
+context.modules = [
+    {{ name = libpipewire-module-protocol-native }}
+    {{ name = libpipewire-module-metadata }}
+    {{ name = libpipewire-module-spa-node-factory }}
+    {{ name = libpipewire-module-client-node }}
+    {{ name = libpipewire-module-access args = {{ }} }}
+    {{ name = libpipewire-module-adapter }}
+    {{ name = libpipewire-module-link-factory }}
+]
+context.objects = [
+    {{ factory = metadata args = {{ metadata.name = default }} }}
+    {{ factory = spa-node-factory args = {{ factory.name = support.node.driver node.name = Dummy-Driver
+        node.group = pipewire.dummy priority.driver = 20000 }} }}
+    {{ factory = spa-node-factory args = {{ factory.name = support.node.driver node.name = Freewheel-Driver
+        priority.driver = 19000 node.group = pipewire.freewheel node.freewheel = true }} }}
+{sinks}
+]
+"""
+_SINK = """    {{ factory = adapter args = {{ factory.name = support.null-audio-sink node.name = "{name}"
+        media.class = "{cls}" audio.position = [ MONO ] node.group = pipewire.dummy node.always-process = true
+        object.linger = true adapter.auto-port-config = {{ mode = dsp monitor = true control = false
+        position = preserve }} }} }}"""
+# WirePlumber without its hardware monitors, in the config forms of 0.4 (Lua) and 0.5 (SPA-JSON)
+_WP_LUA = "alsa_monitor.enabled = false\nv4l2_monitor.enabled = false\nlibcamera_monitor.enabled = false\n"
+_WP_CONF = (
+    "wireplumber.profiles = { main = { monitor.alsa = disabled, monitor.alsa-midi = disabled, "
+    "monitor.bluez = disabled, monitor.v4l2 = disabled, monitor.libcamera = disabled } }\n"
+)
+
+# The impulse clients, run under pw-jack: src plays an impulse every EVERY frames of the graph's clock into
+# mic:input_MONO, sink records speakers:monitor_MONO; after a warm-up, each impulse's delay (frames) mod EVERY.
+_IMPULSES = r"""
+import json, sys, time, numpy as np, jack
+every, warm, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+src = jack.Client("impulse-src", no_start_server=True)
+snk = jack.Client("impulse-sink", no_start_server=True)
+out, inp = src.outports.register("out"), snk.inports.register("in")
+got = []
+def play(frames):
+    t = src.last_frame_time
+    buf = out.get_array()
+    buf[:] = 0
+    buf[(np.arange(t, t + frames) % every) == 0] = 0.5
+def record(frames):
+    got.append((snk.last_frame_time, inp.get_array().copy()))
+src.set_process_callback(play)
+snk.set_process_callback(record)
+src.activate()
+snk.activate()
+src.connect(out, "mic:input_MONO")
+snk.connect("speakers:monitor_MONO", inp)
+time.sleep(warm)
+got.clear()
+time.sleep(seconds)
+heard = list(got)
+delays = [int((t + k) % every) for t, a in heard for k in np.flatnonzero(np.abs(a) > 0.25)]
+print("impulses " + json.dumps(delays))
+"""
+
+
+class PipeWire:
+    """A private PipeWire and WirePlumber (own runtime, config and state folders, own D-Bus session)."""
+
+    def __init__(self, quantum: int):
+        self.quantum = quantum
+        self.dir = Path(tempfile.mkdtemp(prefix="rtvc-pw-"))
+        for sub in ("run", "config/wireplumber/main.lua.d", "config/wireplumber/wireplumber.conf.d", "state"):
+            (self.dir / sub).mkdir(parents=True)
+        os.chmod(self.dir / "run", 0o700)
+        sinks = ",\n".join(
+            _SINK.format(name=n, cls=c) for n, c in (("speakers", "Audio/Sink"), ("mic", "Audio/Source/Virtual"))
+        )
+        (self.dir / "pipewire.conf").write_text(_SERVER_CONF.format(rate=SR, quantum=quantum, sinks=sinks))
+        (self.dir / "config/wireplumber/main.lua.d/51-rtvc-bench.lua").write_text(_WP_LUA)
+        (self.dir / "config/wireplumber/wireplumber.conf.d/51-rtvc-bench.conf").write_text(_WP_CONF)
+        self.env = {
+            **os.environ,
+            "XDG_RUNTIME_DIR": str(self.dir / "run"),
+            "XDG_CONFIG_HOME": str(self.dir / "config"),
+            "XDG_STATE_HOME": str(self.dir / "state"),
+            "PIPEWIRE_RUNTIME_DIR": str(self.dir / "run"),
+        }
+        self.env.pop("JACK_DEFAULT_SERVER", None)
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> PipeWire:
+        script = f"pipewire -c {self.dir / 'pipewire.conf'} & sleep 1; wireplumber & wait"
+        self.log = (self.dir / "server.log").open("wb")
+        self.proc = subprocess.Popen(
+            ["dbus-run-session", "--", "bash", "-c", script],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ports = subprocess.run(["pw-jack", "jack_lsp"], env=self.env, capture_output=True, text=True).stdout
+            clients = subprocess.run(["pw-cli", "ls", "Client"], env=self.env, capture_output=True, text=True).stdout
+            if "mic:capture_MONO" in ports and "speakers:monitor_MONO" in ports and "WirePlumber" in clients:
+                time.sleep(1.0)  # (its scripts load after it connects)
+                return self
+            time.sleep(0.3)
+        self.__exit__()
+        raise RuntimeError(f"PipeWire did not come up: {(self.dir / 'server.log').read_text()[-2000:]}")
+
+    def version(self) -> str:
+        done = subprocess.run(["pipewire", "--version"], capture_output=True, text=True)
+        return " ".join(done.stdout.split()[-1:])
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_once(pw: PipeWire, via: str, period: int, seconds: float) -> dict:
+    """One `rtvc run --headless` on PipeWire, impulses through it: every delay, and what rtvc declared."""
+    work = Path(tempfile.mkdtemp(prefix="rtvc-pw-run-"))
+    (work / "config.toml").write_text(f'[voice]\nprofile = "{ROOT / "profiles" / "passthrough.toml"}"\n')
+    if via == "alsa":
+        devices = ["--host-api", "ALSA", "--input-device", "pipewire", "--output-device", "pipewire"]
+        prefix: list[str] = []
+    else:
+        devices = ["--host-api", "JACK", "--input-device", "mic", "--output-device", "speakers"]
+        devices += ["--output-channels", "1"]
+        prefix = ["pw-jack"]
+    warm = 3.0
+    rtvc = subprocess.Popen(
+        [*prefix, sys.executable, "-m", "rtvc", "run", "--config", str(work / "config.toml"), "--headless",
+         "--no-gate", *devices, *(["--period", str(period)] if period else []),
+         "--duration", str(warm + seconds + 2), "--report-json", str(work / "report.json")],
+        env={**pw.env, "XDG_CONFIG_HOME": str(work / "xdg")}, cwd=work,
+        stdout=(work / "rtvc.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        meter = subprocess.run(
+            ["pw-jack", sys.executable, "-c", _IMPULSES, str(EVERY), str(warm), str(seconds)],
+            env=pw.env, capture_output=True, text=True, timeout=warm + seconds + 30,
+        )  # fmt: skip
+        rtvc.wait(60)
+    finally:
+        if rtvc.poll() is None:
+            rtvc.kill()
+            rtvc.wait()
+    lines = [ln for ln in meter.stdout.splitlines() if ln.startswith("impulses ")]
+    if not lines or not (work / "report.json").exists():
+        log = (work / "rtvc.log").read_text(errors="replace")[-1500:]
+        raise RuntimeError(f"{via} period {period}: no result ({meter.stderr[-500:]}; rtvc: {log})")
+    delays = json.loads(lines[-1].removeprefix("impulses "))
+    report = json.loads((work / "report.json").read_text())
+    lat = report["latency"]
+    if lat is None:  # (no callback came: WirePlumber did not link the streams?)
+        log = (work / "rtvc.log").read_text(errors="replace")[-1500:]
+        raise RuntimeError(f"{via} period {period}: rtvc never ran ({report['state']}: {report['detail']}); {log}")
+    shutil.rmtree(work, ignore_errors=True)
+    own = lat["block"] + lat["converter"] + lat["prefill"]
+    values, counts = np.unique(delays, return_counts=True) if delays else ([], [])
+    return {
+        "period": report["period"],
+        "declared": lat["total"],
+        "declared_ms": round(lat["ms"]["total"], 2),
+        "device_in": lat["device_in"],
+        "device_out": lat["device_out"],
+        "rtvc_own": own,
+        "measured": {int(v): int(c) for v, c in zip(values, counts, strict=True)},
+        "xruns": report["xruns"]["total"],
+    }
