@@ -123,9 +123,11 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
         elif key == "devices":
             parts.append("sound devices switched")
         elif key == "routing":
-            back = event.get("routing", {}).get("restored", [])
-            if back:
-                parts.append("JACK: " + ", ".join(f"{p} connected to {q} again" for p, q in back))
+            routing = event.get("routing", {})
+            said = [f"{p} connected to {q} again" for p, q in routing.get("restored", [])]
+            said += [f"{p} no longer waits for {q} (connected elsewhere)" for p, q in routing.get("dropped", [])]
+            if said:
+                parts.append("JACK: " + ", ".join(said))
         elif key == "profiles":
             files = event.get("profiles", {})
             said = [f"{how} {', '.join(files[how])}" for how in ("added", "removed", "edited") if files.get(how)]

@@ -421,7 +421,7 @@ def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconne
         said = [e for e in rpc.events if e.get("changed") == ["routing"]]  # (as the TUI and the dock get it)
         assert said and all(e["by"] == "jack" for e in said), rpc.events[-3:]
         assert sorted(p for e in said for p in e["routing"]["lost"]) == lost, said
-        assert "rtvc connects it again when the program is back" in said[-1]["error"], said
+        assert "(rtvc-mic, rtvc-rec closed); rtvc connects them again when they are back" in said[-1]["error"], said
         mic, rec = Mic(jack_bare.name), Mic(jack_bare.name, "rtvc-rec")  # and start again
         wait_for("the connections made again", lambda: not waiting(), 5)
         assert (peers(into), peers(out_of)) == (["rtvc-mic:out_1"], ["rtvc-rec:in_1"])
@@ -440,6 +440,30 @@ def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconne
         wait_for("the output connected again", lambda: not waiting(), 5)
         time.sleep(1.0)
         assert (peers(into), peers(out_of)) == ([], ["rtvc-rec:in_1"])
+
+        # a reopen of the devices (a rescan) while a program is waited for: it still is, and is connected when back
+        rec.close()
+        wait_for("the recorder waited for", lambda: waiting() == [[out_of, "rtvc-rec:in_1"]], 5)
+        assert "error" not in rpc.call("devices.list", rescan=True)
+        out_of = mic.rtvc_out_port()  # (the new streams')
+        assert waiting() == [[out_of, "rtvc-rec:in_1"]]
+        rec = Mic(jack_bare.name, "rtvc-rec")
+        wait_for("the recorder connected after the reopen", lambda: peers(out_of) == ["rtvc-rec:in_1"], 5)
+        wait_for("nothing waited for", lambda: not waiting(), 5)
+        # a program that restarts at once (its client closed and opened again within milliseconds)
+        rec.close()
+        rec = Mic(jack_bare.name, "rtvc-rec")
+        wait_for("the restarted recorder connected", lambda: peers(out_of) == ["rtvc-rec:in_1"], 5)
+        # the user connects rtvc's output elsewhere while the recorder is away: it is no longer waited for
+        rec.close()
+        wait_for("the recorder waited for", lambda: waiting() == [[out_of, "rtvc-rec:in_1"]], 5)
+        mic.client.connect(out_of, "system:playback_1")
+        wait_for("no longer waited for", lambda: not waiting(), 5)
+        rec = Mic(jack_bare.name, "rtvc-rec")
+        time.sleep(1.0)
+        assert peers(out_of) == ["system:playback_1"]
+        dropped = [e["routing"]["dropped"] for e in rpc.events if e.get("changed") == ["routing"]]
+        assert [[out_of, "rtvc-rec:in_1"]] in dropped, dropped
     finally:
         served.stop()
         mic.close()

@@ -530,7 +530,11 @@ def test_the_device_picker_says_which_jack_programs_rtvc_waits_for() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, "the picker", lambda: isinstance(app.screen, DeviceScreen))
             words = lambda: " ".join(screen_text(app).replace("│", " ").split())  # noqa: E731 (the text wraps)
-            await until(pilot, "what is waited for", lambda: "waiting for denoiser:out_1 (to rtvc:in_1)" in words())
+            await until(
+                pilot,
+                "what is waited for",
+                lambda: "waiting for denoiser:out_1 (was connected to rtvc:in_1)" in words(),
+            )
 
     run(main())
 

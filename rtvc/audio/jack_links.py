@@ -29,10 +29,11 @@ from rtvc.errors import DeviceError
 log = logging.getLogger("rtvc")
 
 # The child's side: `snapshot NAME` prints {"inputs": [[peer, ...], ...], "outputs": [...]}, the peers of each
-# of NAME's ports in their order; `restore NAME JSON` makes NAME's ports' connections those, and prints what
-# it could not do; `latency NAME` prints {"inputs": [frames or null, ...], "outputs": [...], "period": frames}: per
-# input port the largest capture latency of its peers, per output port the largest playback latency of its peers
-# (JACK's jack_port_get_latency_range, max of the range), null for a port with no peer; and the server's period.
+# of NAME's ports in their order; `restore NAME JSON` makes NAME's ports' connections those, and prints
+# {"failed": [what it could not do], "gone": [[direction, port, peer] whose peer is gone]}; `latency NAME` prints
+# {"inputs": [frames or null, ...], "outputs": [...], "period": frames}: per input port the largest capture latency
+# of its peers, per output port the largest playback latency of its peers (JACK's jack_port_get_latency_range, max
+# of the range), null for a port with no peer; and the server's period.
 _CHILD = r"""
 import ctypes, ctypes.util, json, sys
 lib = ctypes.CDLL(ctypes.util.find_library("jack"))
@@ -89,18 +90,20 @@ try:
             "period": lib.jack_get_buffer_size(c),
         }))
     else:
-        want, failed = json.loads(sys.argv[3]), []
+        want, failed, gone = json.loads(sys.argv[3]), [], []
         for d in ("inputs", "outputs"):
             for port, now, wanted in zip(ports[d], peers[d], want.get(d, [])):
                 for peer in set(now) - set(wanted):
                     a, b = (peer, port) if d == "inputs" else (port, peer)
                     if lib.jack_disconnect(c, a.encode(), b.encode()):
                         failed.append(f"disconnect {a} {b}")
-                for peer in set(wanted) - set(now):
+                for peer in sorted(set(wanted) - set(now)):
                     a, b = (peer, port) if d == "inputs" else (port, peer)
-                    if lib.jack_connect(c, a.encode(), b.encode()):
-                        failed.append(f"connect {a} {b} (gone?)")
-        print("rtvc-links " + json.dumps(failed))
+                    if not lib.jack_port_by_name(c, peer.encode()):
+                        gone.append([d, port, peer])  # (its program closed meanwhile: waited for)
+                    elif lib.jack_connect(c, a.encode(), b.encode()):
+                        failed.append(f"connect {a} {b}")
+        print("rtvc-links " + json.dumps({"failed": failed, "gone": gone}))
 finally:
     lib.jack_client_close(c)
 """
@@ -178,17 +181,25 @@ def port_latency() -> tuple[list[int | None], list[int | None], int] | None:
     return list(got.get("inputs", [])), list(got.get("outputs", [])), int(got.get("period") or 0)
 
 
-def restore(saved: tuple[str, dict[str, list[list[str]]]], directions: tuple[str, ...]) -> None:
+def restore(saved: tuple[str, dict[str, list[list[str]]]], directions: tuple[str, ...]) -> list[list[str]]:
     """Connect rtvc's (new) ports as `saved` says for `directions` ("inputs", "outputs"), under the client name
-    PortAudio uses now."""
+    PortAudio uses now. Returns the connections whose other port is gone ([direction, rtvc's port, the other port]:
+    its program closed meanwhile), for rtvc.audio.jack_watch to wait for."""
     try:
         name = client_name() or saved[0]
     except DeviceError:
         name = saved[0]
-    failed = _child("restore", name, json.dumps({d: saved[1].get(d, []) for d in directions}))
-    if not isinstance(failed, list):
-        return
+    done = _child("restore", name, json.dumps({d: saved[1].get(d, []) for d in directions}))
+    if not isinstance(done, dict):
+        return []
+    failed, gone = done.get("failed", []), done.get("gone", [])
     if failed:
         log.info("JACK connections after reopening the devices: could not %s", "; ".join(failed))
-    else:
+    elif not gone:
         log.info("JACK connections of rtvc's ports restored after reopening the devices")
+    if gone:
+        log.info(
+            "JACK connections after reopening the devices: %s gone meanwhile (waited for)",
+            ", ".join(sorted({q for _d, _p, q in gone})),
+        )
+    return gone

@@ -84,7 +84,8 @@ class DeviceSwitcher:
         self._failed_since: float | None = None  # (recover_due: when the devices were first seen failed)
         self._lost = ""  # what the engine said when they failed, kept while they are looked for
         self._watch: Any = None  # rtvc.audio.jack_watch.JackWatch while the streams run on JACK
-        self._waiting: list[list[str]] = []  # [rtvc port, peer]: JACK connections lost with their program
+        self._waiting: list[list[str]] = []  # [direction, rtvc port, peer]: JACK connections lost with their program
+        self._seed: dict[str, Any] = {}  # for the next watch, after a reopen (_relink)
         self.on_routing: Callable[[dict[str, Any]], None] | None = None  # (serve: the controller's event)
 
     def in_use(self) -> dict[str, Any]:
@@ -95,7 +96,7 @@ class DeviceSwitcher:
         elif self._stopped:
             got["stopped"] = self._stopped
         if self._waiting:
-            got["waiting"] = [list(w) for w in self._waiting]
+            got["waiting"] = [w[1:] for w in self._waiting]
         return got
 
     def switch(
@@ -176,7 +177,7 @@ class DeviceSwitcher:
             )
 
     def _stop_and_suspend(self) -> None:
-        self._unwatch()
+        self._unwatch(keep=True)
         if not self.streams.stop():
             self._wedge("the current audio device did not stop: it is gone or hung")
         try:
@@ -203,12 +204,13 @@ class DeviceSwitcher:
 
         return jack_links.snapshot()
 
-    @staticmethod
-    def _relink(links: Any, before: dict[str, Device | None], after: DeviceChoice) -> None:
+    def _relink(self, links: Any, before: dict[str, Device | None], after: DeviceChoice) -> None:
         """After a reopen (a rescan, a recovery, a refused switch, a switch of another role): the JACK connections
         of the ports whose devices did not change, as they were: the input port's when the input is the same,
         the output ports' when the output and the monitor are. A device changed: PortAudio's own connections
-        stand for it (the user chose that device)."""
+        stand for it (the user chose that device). The next watch waits on for those directions' programs that
+        were waited for, and for those gone meanwhile, and knows what the ports should be connected to now."""
+        waited, self._waiting, self._seed = self._waiting, [], {}
         if links is None:
             return
         now = {"input": after.input, "output": after.output, "monitor": after.monitor}
@@ -223,7 +225,10 @@ class DeviceSwitcher:
         if directions:
             from rtvc.audio import jack_links
 
-            jack_links.restore(links, directions)
+            gone = jack_links.restore(links, directions)
+            lost = [w for w in waited if w[0] in directions] + [g for g in gone if g not in waited]
+            self._seed = {"lost": lost, "expected": {d: links[1].get(d, []) for d in directions}}
+            self._waiting = lost
 
     def _switched(
         self, cfg: AudioConfig, choice: DeviceChoice, links: Any = None, before: dict[str, Device | None] | None = None
@@ -263,7 +268,7 @@ class DeviceSwitcher:
             else:
                 what = f"the new devices did not run ({e.what}) and the previous ones did not reopen ({again.what})"
             self.engine.report_device_error(what)
-            self._stopped = what
+            self._stopped, self._waiting = what, []
             raise AudioLost(what, "select devices that are there with devices.select (devices.list shows them)") from e
         self.audio, self.choice, self._stopped = old_cfg, choice, ""  # (without a lost monitor)
         self._watch_jack()
@@ -339,8 +344,8 @@ class DeviceSwitcher:
         streams.start(jack_latency=False)
         if _on_jack((self.choice.input, self.choice.output)):
             threading.Thread(target=self._ask_jack, args=(streams,), name="rtvc-jack-latency", daemon=True).start()
-            with self._lock:
-                self._watch_jack()
+        with self._lock:
+            self._watch_jack()
 
     def _ask_jack(self, streams: DeviceStreams) -> None:
         answer = streams.ask_jack()
@@ -359,8 +364,10 @@ class DeviceSwitcher:
     def _watch_jack(self) -> None:
         """(Under the lock, the streams running.) Reroutes of rtvc's ports update the devices' latency; a program
         rtvc is connected to that closes is said, and connected again when it is back."""
-        self._unwatch()
+        seed, self._seed = self._seed, {}
+        self._unwatch(keep=True)
         if not _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
+            self._waiting = []
             return
         from rtvc.audio import jack_links
         from rtvc.audio.jack_watch import JackWatch
@@ -369,13 +376,15 @@ class DeviceSwitcher:
         if name is None:
             return
         streams = self.streams
-        self._watch = JackWatch(name, lambda what: self._watched(streams, what))
+        self._watch = JackWatch(name, lambda what: self._watched(streams, what), seed)
 
-    def _unwatch(self) -> None:
+    def _unwatch(self, keep: bool = False) -> None:
+        """`keep`: what is waited for stays, for the next watch (a reopen: _relink hands it on)."""
         if self._watch is not None:
             self._watch.stop()
             self._watch = None
-        self._waiting = []
+        if not keep:
+            self._waiting = []
 
     def _watched(self, streams: DeviceStreams, what: dict[str, Any]) -> None:
         with self._lock:  # (a switch meanwhile: these streams, and what was seen of them, are gone)
@@ -385,15 +394,21 @@ class DeviceSwitcher:
                 got = what["latency"]
                 streams.apply_jack((got["inputs"], got["outputs"], int(got["period"])), watched=True)
                 return
-            lost, back = what.get("lost", []), what.get("restored", [])
-            self._waiting = [w for w in self._waiting if w not in back] + [w for w in lost if w not in self._waiting]
-            waiting = [list(w) for w in self._waiting]
+            lost, back, dropped = what.get("lost", []), what.get("restored", []), what.get("dropped", [])
+            done = back + dropped
+            self._waiting = [w for w in self._waiting if w not in done] + [w for w in lost if w not in self._waiting]
+            waiting = [w[1:] for w in self._waiting]
+        if not (lost or back or dropped) or self.on_routing is None:
+            return
         error = ""
         if lost:
-            error = "JACK: " + "; ".join(f"{p} lost its connection to {q}" for p, q in lost)
-            error += " (that program closed); rtvc connects it again when the program is back"
-        if (lost or back) and self.on_routing is not None:  # (serve logs the event)
-            self.on_routing({"lost": lost, "restored": back, "waiting": waiting, "error": error})
+            programs = sorted({q.rsplit(":", 1)[0] for _d, _p, q in lost})
+            error = "JACK: " + "; ".join(f"{p} lost its connection to {q}" for _d, p, q in lost)
+            error += f" ({', '.join(programs)} closed); rtvc connects {'it' if len(lost) == 1 else 'them'} again"
+            error += " when it is back" if len(programs) == 1 else " when they are back"
+        pairs = {"lost": lost, "restored": back, "dropped": dropped}
+        routing = {k: [w[1:] for w in v] for k, v in pairs.items()}
+        self.on_routing({**routing, "waiting": waiting, "error": error})  # (serve logs the event)
 
 
 def _given_indices(cfg: AudioConfig, given: dict[str, str | None]) -> dict[str, Device]:

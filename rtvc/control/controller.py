@@ -351,10 +351,11 @@ class Controller:
             self._emit([name], name)
 
     def routing_changed(self, routing: dict[str, Any]) -> None:
-        """Under JACK, connections of rtvc's ports were lost with the program at their other end, or made again
-        when it came back (rtvc.audio.jack_watch): a `routing` event, with the loss as its error."""
+        """Under JACK, connections of rtvc's ports were lost with the program at their other end, made again when it
+        came back, or no longer waited for (rtvc.audio.jack_watch): a `routing` event, with a loss as its error."""
         error = routing.get("error", "")
-        self._emit(["routing"], "jack", error, routing={k: routing[k] for k in ("lost", "restored", "waiting")})
+        keys = ("lost", "restored", "dropped", "waiting")
+        self._emit(["routing"], "jack", error, routing={k: routing.get(k, []) for k in keys})
 
     def _apply_mute(self) -> None:
         self.engine.muted = self.mute or (self.ptt_mode and not self._held)

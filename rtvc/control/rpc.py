@@ -261,8 +261,9 @@ has the new list. `changed: ["devices"]` says a `devices.select` switched the so
 them; `state` holds no devices key (devices reopened after a failure show in `engine` events: the state goes
 back to `running`). Under JACK, `changed: ["routing"]` (`by`: `jack`) says connections of rtvc's ports were
 lost because the program at their other end closed (`error` says which, and that rtvc connects them again), or were
-made again when it came back: `routing` {lost, restored, waiting}, each a list of [rtvc's port, the other port];
-`devices.list`'s `in_use.waiting` lists those still waiting. A connection the user cuts is left cut. Rerouting
+made again when it came back: `routing` {lost, restored, dropped, waiting}, each a list of [rtvc's port, the other
+port]; `devices.list`'s `in_use.waiting` lists those still waited for, also across a reopen of the devices. A
+connection the user cuts is left cut, and one of a port the user connects elsewhere meanwhile is `dropped`. Rerouting
 rtvc's ports (a patchbay) changes `engine.latency`'s device parts to JACK's figures for the new peers, within a
 second. A `state` event for a voice that did not load carries `error`, saying why.
 

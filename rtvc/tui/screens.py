@@ -105,7 +105,7 @@ class DeviceScreen(Modal):
             if in_use.get("stopped"):
                 now += f" (stopped: {in_use['stopped']})"
             if in_use.get("waiting"):  # (JACK connections lost with their program: made again when it is back)
-                now += "; waiting for " + ", ".join(f"{q} (to {p})" for p, q in in_use["waiting"])
+                now += "; waiting for " + ", ".join(f"{q} (was connected to {p})" for p, q in in_use["waiting"])
         options: list[Option] = []
         listed = self.listing.get("devices", [])
         names = Counter(d["name"] for d in listed)
