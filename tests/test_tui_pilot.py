@@ -108,11 +108,12 @@ def test_keys_change_the_daemons_state(daemon: Daemon, rpc: RpcClient) -> None:
             await pilot.press("m")
             await until(pilot, "mute on in the daemon", lambda: control(rpc)["mute"])
             await until(pilot, "mute ON on screen", lambda: "M mute ON" in screen_text(app))
-            await pilot.press("v", "h", "t")
+            await pilot.press("v", "t")
             await until(pilot, "voice off and ptt on", lambda: control(rpc)["voice_on"] is False)
             st = await until(pilot, "ptt", lambda: (c := control(rpc))["ptt"]["mode"] and c)
-            assert st["monitor"] is False  # this daemon has no monitor device: refused, and the screen says why
+            await pilot.press("h")
             await until(pilot, "the refusal on screen", lambda: "needs a monitor device" in screen_text(app))
+            assert control(rpc)["monitor"] is False  # this daemon has no monitor device: refused, the screen says why
             assert st["silent"]  # muted, and push-to-talk with nobody talking
             await pilot.press("space")
             await until(pilot, "the talk key held", lambda: control(rpc)["ptt"]["held"] == 1)
@@ -803,5 +804,94 @@ def test_rtvc_runs_ui_says_its_own_daemon_stopped() -> None:
             await until(pilot, "the message", lambda: "the daemon that `rtvc run` started exited with 137 (its log:"
                         " /tmp/x): q quits" in screen_text(app).replace("\n", " "))  # fmt: skip
             assert "rtvc serve" not in screen_text(app)
+
+    run(main())
+
+
+def test_a_focused_parameter_that_goes_leaves_the_focus_on_a_parameter_not_the_talk_key(
+    daemon: Daemon, rpc: RpcClient
+) -> None:
+    """Another client (an OBS scene) switched to a voice with other parameters while one had the focus: Textual gave
+    the focus to the widget before the parameters, the talk switch, and a value typed next (3, Enter) held the talk
+    key: the microphone open in push-to-talk mode. The focus now stays on a parameter."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("t")
+            await until(pilot, "push-to-talk on", lambda: control(rpc)["ptt"]["mode"])
+            app.query_one("#p-pitch", Stepper).focus()
+            await pilot.pause(0.1)
+            rpc.call("voices.select", name="passthrough")  # another client
+            await until(pilot, "its parameter", lambda: app.query("#p-gain_db"))
+            await pilot.pause(0.2)
+            assert isinstance(app.focused, Stepper), app.focused
+            await pilot.press("3", "enter")
+            await until(pilot, "gain 3 dB typed", lambda: control(rpc)["params"]["gain_db"] == 3.0)
+            assert control(rpc)["ptt"]["held"] == 0, "the typed Enter held the talk key"
+
+    run(main())
+
+
+def test_keys_typed_right_after_the_find_key_go_into_the_filter(daemon: Daemon, rpc: RpcClient) -> None:
+    """'/' then 'm' in one burst (a paste, a macro, a fast typist): the 'm' muted the output, since the filter took
+    the focus only at the next idle moment."""
+    from textual import events
+    from textual.widgets import Input
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            for key, char in (("slash", "/"), ("m", "m"), ("i", "i")):  # queued before any is handled
+                event = events.Key(key, char)
+                event.set_sender(app)
+                app._driver.send_message(event)  # (as the terminal's driver does; Pilot.press waits between keys)
+            await until(pilot, "the filter typed", lambda: app.query_one("#filter", Input).value == "mi")
+            await pilot.pause(0.2)
+            assert control(rpc)["mute"] is False
+
+    run(main())
+
+
+def test_resizing_under_a_pop_up_lays_the_main_screen_out_for_the_new_width(daemon: Daemon, rpc: RpcClient) -> None:
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("question_mark")
+            await until(pilot, "the help", lambda: isinstance(app.screen, HelpScreen))
+            await pilot.resize_terminal(70, 24)
+            await pilot.pause(0.2)
+            await pilot.press("escape")
+            await until(pilot, "the main screen", lambda: not isinstance(app.screen, HelpScreen))
+            assert app.screen.has_class("tight"), "the main screen kept the 100-column layout"
+
+    run(main())
+
+
+def test_a_refusal_goes_once_something_works_and_a_gate_step_with_the_gate_off_is_said(
+    daemon: Daemon, rpc: RpcClient
+) -> None:
+    """A refusal (hear myself without a monitor device) stayed on screen through every later key that worked. And
+    [ ] with the gate off moved its threshold with nothing on screen (the gate line shows none while it is off)."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("h")
+            await until(pilot, "the refusal", lambda: "needs a monitor device" in screen_text(app))
+            await pilot.press("m")
+            await until(pilot, "mute on", lambda: control(rpc)["mute"])
+            await until(pilot, "the refusal gone", lambda: "needs a monitor device" not in screen_text(app))
+            await pilot.press("g")
+            await until(pilot, "the gate off", lambda: not control(rpc)["gate"]["on"])
+            before = control(rpc)["gate"]["threshold_db"]
+            await pilot.press("left_square_bracket")
+            await until(pilot, "the step said", lambda: f"threshold {before - 2:g} dBFS (the gate is off" in
+                        screen_text(app))  # fmt: skip
+        rpc.call("gate.set", on=True, threshold_db=before)
 
     run(main())

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from textual import events, on, work
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -47,6 +48,7 @@ TIGHT_COLS = 78
 NARROW_COLS = 60
 STATUS_POLL_S = 1.0
 QUIT_DEADLINE_S = 5.0  # a quit by signal that has not ended the app by then ends the process
+READS = ("status.get", "voices.list", "params.get", "devices.list")  # calls that change nothing the user did
 STALE_S = 2.0  # no meter event for this long (they come 15 a second): the meters show no reading
 
 
@@ -78,7 +80,9 @@ class RtvcApp(VoiceListMixin, App[None]):
     """
     ACTIONS = ACTIONS
     BINDINGS: ClassVar[list[Binding]] = [
-        *(Binding(k, a, FOOTER.get(k, t), show=k in FOOTER) for k, a, t in ACTIONS),
+        # '/' is a priority binding: handled as it arrives, before the keys typed after it are given to the focused
+        # widget (they were the app's keys: m muted), and skipped where it is text (action_find_voice)
+        *(Binding(k, a, FOOTER.get(k, t), show=k in FOOTER, priority=k == "slash") for k, a, t in ACTIONS),
         Binding("f1", "help", show=False),
         Binding("ctrl+c", "quit", show=False, priority=True),  # (Textual's default only says to press ctrl+q)
         Binding("down", "app.focus_next", show=False),
@@ -117,6 +121,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._meters_at = clock()  # when the last meter event came
         self._quit_deadline: threading.Timer | None = None
         self._frozen_said = False  # the message line asked whether the daemon is frozen
+        self._refusal_shown = False  # the message line shows a call's refusal (the next call that works clears it)
 
     # -- layout ---------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -146,8 +151,9 @@ class RtvcApp(VoiceListMixin, App[None]):
         yield Footer()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.screen.set_class(event.size.width < TIGHT_COLS, "tight")
-        self.screen.set_class(event.size.width < NARROW_COLS, "narrow")
+        main = self.screen_stack[0]  # (not a pop-up that is open: the main screen kept the old width's layout)
+        main.set_class(event.size.width < TIGHT_COLS, "tight")
+        main.set_class(event.size.width < NARROW_COLS, "narrow")
 
     def on_mount(self) -> None:
         # SIGTERM (a service manager, `kill`) and SIGHUP (the terminal closed) quit as `q` does: the terminal is
@@ -314,8 +320,17 @@ class RtvcApp(VoiceListMixin, App[None]):
         box = self.query_one("#params", Vertical)
         specs = [s for n, r in params["ranges"].items() if (s := spec_for(n, r)) is not None]
         if [s.spec for s in self.query(Stepper)] != specs:
+            # a focused parameter that goes: its place is kept (Textual gave the focus to the widget before it, the
+            # talk switch, and the digits typed next were Enter's talk: the microphone open in push-to-talk mode)
+            steppers = list(self.query(Stepper))
+            at = steppers.index(self.focused) if self.focused in steppers else None
+            if at is not None:
+                self.screen.set_focus(None)
             await box.remove_children()
             await box.mount_all(Stepper(s, params["values"][s.name], id=f"p-{s.name}") for s in specs)
+            if at is not None:
+                now = list(self.query(Stepper))
+                self.screen.set_focus(now[min(at, len(now) - 1)] if now else self.query_one("#voices", OptionList))
         else:
             for s in self.query(Stepper):
                 s.value = params["values"][s.spec.name]
@@ -371,6 +386,7 @@ class RtvcApp(VoiceListMixin, App[None]):
             self.query_one("#timing", Static).update(text)
 
     def show_message(self, text: str, error: bool = False) -> None:
+        self._refusal_shown = False
         msg = self.query_one("#message", Static)
         msg.update(Content(("✖ " if error else "") + text))  # (errors quote labels, paths and "[model]")
         msg.set_class(error, "error")
@@ -395,10 +411,15 @@ class RtvcApp(VoiceListMixin, App[None]):
             err = CallError(method, 0, "not connected to a daemon")
         else:
             try:
-                return await self.client.call(method, **params)
+                got = await self.client.call(method, **params)
             except CallError as e:
                 err = e
+            else:
+                if self._refusal_shown and method not in READS:  # (something the user did worked: it is old)
+                    self.show_message("")
+                return got
         self.show_message(str(err), error=True)
+        self._refusal_shown = True
         raise err
 
     @on(Stepper.Changed)
@@ -438,6 +459,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         if not self._gate_calls:  # (the reply is the daemon's gate: shown now, before its event)
             self.state = {**self.state, "gate": got}
             self.query_one("#gate", GateLine).set_settings(got)
+            if not got["on"]:  # (the gate line shows no threshold while the gate is off)
+                self.show_message(f"noise gate threshold {got['threshold_db']:g} dBFS (the gate is off: g turns it on)")
 
     async def action_toggle_ptt_mode(self) -> None:
         try:
@@ -457,7 +480,10 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.show_message(("talking" if self.talking else "stopped talking") + silent)
 
     def action_find_voice(self) -> None:
-        self.query_one("#filter", Input).focus()
+        if self.screen is not self.screen_stack[0] or isinstance(self.focused, Input):
+            raise SkipAction()  # (a pop-up, or a text field: the key is theirs)
+        # at once, not at the next idle (Widget.focus), for the keys already typed after it
+        self.screen.set_focus(self.query_one("#filter", Input))
 
     def action_help(self) -> None:
         keys = [(shown(k), t) for k, _a, t in self.ACTIONS]
