@@ -269,7 +269,8 @@ def report(st: EngineStatus) -> str:
         lines.insert(
             -1,
             f"  noise gate        {'on' if g['on'] else 'off'}, opens at {g['threshold_db']:g} dBFS; it silenced "
-            f"{g['closed_s']:.1f} s of the output (the microphone carried only the room)",
+            f"{g['closed_s']:.1f} s of the output"
+            + (" (the microphone carried only the room)" if g["closed_s"] >= 0.05 else ""),
         )
     if st.voice_errors["blocks"]:
         lines.insert(

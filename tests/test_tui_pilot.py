@@ -378,7 +378,7 @@ def test_errors_are_shown_not_raised(daemon: Daemon, rpc: RpcClient, tmp_path: P
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
-            await until(pilot, "the mark on the list", lambda: "edited ✖" in screen_text(app))
+            await until(pilot, "the mark on the list", lambda: "✖ edited" in screen_text(app))
             app.select_voice("edited")
             await until(pilot, "why", lambda: "voice 'edited' cannot load" in screen_text(app))
             assert control(rpc)["profile"] == "default" and control(rpc)["loading"] is None
@@ -804,6 +804,11 @@ def test_rtvc_runs_ui_says_its_own_daemon_stopped() -> None:
             await until(pilot, "the message", lambda: "the daemon that `rtvc run` started exited with 137 (its log:"
                         " /tmp/x): q quits" in screen_text(app).replace("\n", " "))  # fmt: skip
             assert "rtvc serve" not in screen_text(app)
+            # the daemon's own advice is for a daemon the user started: under rtvc run it says what to do there
+            app.show_message("the current audio device did not stop: it is gone or hung (restart rtvc serve)", True)
+            words = lambda: " ".join(screen_text(app).split())  # noqa: E731 (the text wraps)
+            await until(pilot, "rtvc run's advice", lambda: "(quit (q) and start rtvc run again)" in words())
+            assert "rtvc serve" not in screen_text(app)
 
     run(main())
 
@@ -893,5 +898,66 @@ def test_a_refusal_goes_once_something_works_and_a_gate_step_with_the_gate_off_i
             await until(pilot, "the step said", lambda: f"threshold {before - 2:g} dBFS (the gate is off" in
                         screen_text(app))  # fmt: skip
         rpc.call("gate.set", on=True, threshold_db=before)
+
+    run(main())
+
+
+def test_a_long_voice_label_takes_one_row_cut_with_an_ellipsis(daemon: Daemon, rpc: RpcClient) -> None:
+    """A label longer than the list is wide wrapped onto rows of their own at column 0, read as other voices."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            label = "Miku a very long label that goes on and on"
+            rpc.call("profiles.save", name="longlabel", label=label, overwrite=True)
+            await until(pilot, "the label in the list", lambda: "Miku a very" in screen_text(app))
+            listed = [ln.split("│")[0] for ln in screen_text(app).splitlines() if "│" in ln]  # (the list's column)
+            rows = [ln for ln in listed if "Miku" in ln or "long" in ln or "and on" in ln]
+            assert len(rows) == 1 and rows[0].rstrip().endswith("…"), listed
+
+    try:
+        run(main())
+    finally:
+        (daemon.root / "profiles" / "longlabel.toml").unlink(missing_ok=True)
+
+
+def test_typing_into_a_stepper_says_what_it_did_and_a_long_value_stays_in_its_box() -> None:
+    """Enter, Enter said "'' is not a number"; 1.5 into a whole-number parameter became 2 in silence, and 0.5 became
+    0 (Python rounds halves to even); a long typed value ran off the line (its end and the cursor hidden)."""
+    from textual.app import App
+
+    from rtvc.tui.stepper import Spec
+
+    said: list[str] = []
+    got: list[float] = []
+
+    class Host(App):
+        def compose(self):
+            yield Stepper(Spec("speaker", 0.0, 2.0, 1.0, 1.0, integer=True), 0, id="s")
+
+        def show_message(self, text: str, error: bool = False) -> None:
+            said.append(text)
+
+        def on_stepper_changed(self, event: Stepper.Changed) -> None:
+            got.append(event.value)
+
+    async def main() -> None:
+        app = Host()
+        async with app.run_test(size=(60, 5)) as pilot:
+            app.query_one("#s", Stepper).focus()
+            await pilot.press("enter", "enter")
+            await pilot.pause(0.1)
+            assert said == [] and got == []
+            await pilot.press("1", ".", "5", "enter")
+            await until(pilot, "1.5 taken", lambda: got)
+            assert got == [2] and said == ["speaker takes whole numbers: 1.5 set as 2"], (got, said)
+            await pilot.press("0", ".", "5", "enter")
+            await until(pilot, "0.5 taken", lambda: len(got) == 2)
+            assert got[-1] == 1, got
+            await pilot.press(*"1234567890123")
+            await pilot.pause(0.1)
+            line = screen_text(app).splitlines()[0]
+            assert "…" in line and line.rstrip().endswith("90123▏") and "▶" in line, line
 
     run(main())

@@ -48,6 +48,11 @@ TIGHT_COLS = 78
 NARROW_COLS = 60
 STATUS_POLL_S = 1.0
 QUIT_DEADLINE_S = 5.0  # a quit by signal that has not ended the app by then ends the process
+# the daemon's and the link's advice, as it reads under `rtvc run`, which started the daemon and stops it on quit
+RUN_ADVICE = (
+    ("restart rtvc serve", "quit (q) and start rtvc run again"),
+    ("start it with `rtvc serve`, or check --host/--port", "q quits rtvc run and prints the daemon's log"),
+)
 READS = ("status.get", "voices.list", "params.get", "devices.list")  # calls that change nothing the user did
 STALE_S = 2.0  # no meter event for this long (they come 15 a second): the meters show no reading
 
@@ -60,7 +65,7 @@ class RtvcApp(VoiceListMixin, App[None]):
     #body { height: 1fr; }
     #left { width: 22; border-right: solid $panel; }
     #filter { height: 1; border: none; padding: 0 1; }
-    #voices { height: 1fr; border: none; }
+    #voices { height: 1fr; border: none; text-wrap: nowrap; text-overflow: ellipsis; }
     #right { width: 1fr; padding: 0 1; }
     #toggles { height: 1; }
     #gate { height: 1; }
@@ -386,6 +391,9 @@ class RtvcApp(VoiceListMixin, App[None]):
             self.query_one("#timing", Static).update(text)
 
     def show_message(self, text: str, error: bool = False) -> None:
+        if self.own_daemon is not None:  # (the daemon's advice is for one a user started: here `rtvc run` did)
+            for said, meant in RUN_ADVICE:
+                text = text.replace(said, meant)
         self._refusal_shown = False
         msg = self.query_one("#message", Static)
         msg.update(Content(("✖ " if error else "") + text))  # (errors quote labels, paths and "[model]")

@@ -167,9 +167,9 @@ class DaemonClient:
             await reader
         except CallError as e:
             if e.code == rpc.UNAUTHORIZED:
-                return Link("unauthorized", f"wrong token for {url}: {e.message}")
+                return Link("unauthorized", f"wrong token for {url}: {_without_prefix(e.message)}")
             if not up and ws.close_code == rpc.CLOSE_UNAUTHORIZED:  # (the address's token, refused before auth's reply)
-                return Link("unauthorized", f"wrong token for {url}: {ws.close_reason}")
+                return Link("unauthorized", f"wrong token for {url}: {_without_prefix(ws.close_reason)}")
             if not up:
                 return Link("disconnected", f"{e.method} failed on {url}: {e.message}")
         finally:
@@ -224,3 +224,8 @@ class DaemonClient:
         if "error" in reply:
             raise CallError(method, reply["error"]["code"], reply["error"]["message"])
         return reply["result"]
+
+
+def _without_prefix(reason: str) -> str:
+    """The daemon's words after its own "wrong token: " (the message said it twice)."""
+    return reason.removeprefix("wrong token: ")

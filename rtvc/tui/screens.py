@@ -42,8 +42,9 @@ class HelpScreen(Modal):
 
     def compose(self) -> ComposeResult:
         t = Text()
+        w = max((len(key) for key, _ in self.keys), default=0)  # (12 cut "0-9 . - Enter" out of line)
         for key, what in self.keys:
-            t.append(f"{key:>12}  ", style="bold cyan")
+            t.append(f"{key:>{w}}  ", style="bold cyan")
             t.append(what + "\n")
         with Vertical():
             yield Label("rtvc: keys", classes="title")
@@ -82,6 +83,15 @@ class SaveScreen(Modal):
             self.query_one("#why", Label).update(f"profile '{name}' exists: Enter again replaces it, Esc cancels")
             return
         self.dismiss((name, name in self.taken))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """While a name is typed the hint says what Enter will do with it (a refusal stayed on screen)."""
+        name = event.value.strip()
+        if not name or NAME_RE.fullmatch(name):
+            said = "Enter saves"
+            if name in self.taken:
+                said = f"profile '{name}' exists: Enter, then Enter again, replaces it"
+            self.query_one("#why", Label).update(f"{said}, Esc cancels.")
 
 
 class DeviceScreen(Modal):

@@ -12,6 +12,7 @@ arrows to step, click the bar to set a value, or scroll over it. Every change th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -40,7 +41,8 @@ class Spec:
 
     def clamp(self, v: float) -> float:
         v = min(self.hi, max(self.lo, v))
-        return round(v) if self.integer else round(v, 4)  # (an int for an integer: a speaker id is sent as 1, not 1.0)
+        # (an int for an integer: a speaker id is sent as 1, not 1.0; halves up, not Python's to-even: 0.5 is 1)
+        return math.floor(v + 0.5) if self.integer else round(v, 4)
 
     def show(self, v: float) -> str:
         digits = 0 if self.integer else (2 if self.step < 0.1 else 1)
@@ -117,6 +119,8 @@ class Stepper(Widget, can_focus=True):
             self.typing = self.typing[:-1]
         elif event.key == "escape":
             self.typing = None
+        elif event.key == "enter" and not self.typing.strip("-"):
+            self.typing = None  # (Enter, Enter: nothing typed, nothing to say)
         elif event.key == "enter":
             text, self.typing = self.typing, None
             try:
@@ -128,6 +132,8 @@ class Stepper(Widget, can_focus=True):
                 if not s.lo <= typed <= s.hi:  # (set to the end it passed, and said: 99 became 24 in silence)
                     ends = f"{s.show(s.lo)} to {s.show(s.hi)}"
                     self._say(f"{s.name}: {text} is past its range ({ends}): {s.show(s.clamp(typed))}")
+                elif s.integer and typed != int(typed):  # (1.5 became 2 in silence, 0.5 became 0)
+                    self._say(f"{s.name} takes whole numbers: {text} set as {s.show(s.clamp(typed))}")
                 self._user_set(typed)
         elif event.key == "minus":
             self._flip_sign()
@@ -201,5 +207,7 @@ class Stepper(Widget, can_focus=True):
             t.append(" " * width)
         t.append(" ▶", style="bold cyan" if self.has_focus else "dim")
         shown = (self.typing + "▏") if self.typing is not None else s.show(self._value)
+        if len(shown) > value_w:  # (a long typed value: its end shows, where the cursor is)
+            shown = "…" + shown[-(value_w - 1) :]
         t.append(f"{shown:>{value_w}}", style="reverse" if self.typing is not None else "")
         return t

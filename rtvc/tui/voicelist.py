@@ -28,8 +28,9 @@ class VoiceListMixin:
             label = v.get("label") or v["name"]
             if needle and needle not in label.lower() and needle not in v["name"].lower():
                 continue
-            mark = "▶ " if v["name"] == self.state.get("profile") else "  "
-            text = f"{mark}{label}" + (" ✖" if v.get("error") else "")  # selecting it shows why
+            # ✖: it cannot load now, and selecting it shows why; in front, where a long label's cut leaves it be
+            mark = "▶ " if v["name"] == self.state.get("profile") else ("✖ " if v.get("error") else "  ")
+            text = f"{mark}{label}"
             ol.add_option(Option(Content(text), id=v["name"], disabled=False))  # (a label is text, not markup)
         self._mark_active(self.state.get("profile"))
         # the cursor stays where it was (a list refilled on every voice change lost it: the next down-arrow
