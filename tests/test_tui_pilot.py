@@ -21,7 +21,7 @@ from tui_screen import screen_text
 from rtvc.control.auth import load_or_create_token
 from rtvc.tui.app import RtvcApp
 from rtvc.tui.client import Endpoint
-from rtvc.tui.screens import DeviceScreen, HelpScreen
+from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
 from rtvc.tui.stepper import Stepper
 from rtvc.tui.toggle import Toggle
 
@@ -959,5 +959,18 @@ def test_typing_into_a_stepper_says_what_it_did_and_a_long_value_stays_in_its_bo
             await pilot.pause(0.1)
             line = screen_text(app).splitlines()[0]
             assert "…" in line and line.rstrip().endswith("90123▏") and "▶" in line, line
+
+    run(main())
+
+
+def test_while_not_connected_the_daemons_last_state_is_dimmed_and_nothing_is_offered_to_save() -> None:
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", free_port(), "t"))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, "the link down", lambda: app.link.state == "disconnected")
+            assert app.screen.has_class("offline")
+            await pilot.press("s")
+            await until(pilot, "the refusal", lambda: "nothing to save" in screen_text(app))
+            assert not isinstance(app.screen, SaveScreen)
 
     run(main())

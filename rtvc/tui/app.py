@@ -61,14 +61,14 @@ class RtvcApp(VoiceListMixin, App[None]):
     TITLE = "rtvc"
     COMMANDS = App.COMMANDS | {RtvcCommands}
     CSS = """
-    #link { height: 1; background: $panel; padding: 0 1; }
+    #link { height: auto; background: $panel; padding: 0 1; }
     #body { height: 1fr; }
     #left { width: 22; border-right: solid $panel; }
     #filter { height: 1; border: none; padding: 0 1; }
     #voices { height: 1fr; border: none; text-wrap: nowrap; text-overflow: ellipsis; }
     #right { width: 1fr; padding: 0 1; }
     #toggles { height: 1; }
-    #gate { height: 1; }
+    #gate { height: auto; }
     #voice { height: 1; text-style: bold; }
     #params { height: auto; margin: 1 0; }
     #latency { height: auto; }
@@ -78,6 +78,9 @@ class RtvcApp(VoiceListMixin, App[None]):
     #scheduling { height: auto; }
     #message { height: auto; max-height: 5; padding: 0 1; }
     #message.error { color: $error; text-style: bold; }
+    .offline #voice, .offline #params, .offline #latency, .offline #timing-row, .offline #scheduling {
+        text-opacity: 45%;
+    }
     .tight #toggles { layout: grid; grid-size: 3; height: auto; }
     .tight Toggle { margin-right: 0; }
     .narrow #left { width: 16; }
@@ -197,6 +200,11 @@ class RtvcApp(VoiceListMixin, App[None]):
     def apply_link(self, link: Link) -> None:
         before, self.link = self.link, link
         self._draw_link()
+        # while not connected what the screen shows of the daemon is its last state: dimmed, the timing's history
+        # dropped at the next connection (a restarted daemon's blocks are not the old one's)
+        self.screen_stack[0].set_class(link.state != "connected", "offline")
+        if link.state == "connected" and before.state != "connected":
+            self.blocks = []
         if link.state != "connected":  # what the screen shows of the daemon is not known any more
             self._no_readings()
             self._frozen_said = False  # (the link's own message says it now)
@@ -505,6 +513,10 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.push_screen(HelpScreen(keys))
 
     def action_save_profile(self) -> None:
+        if self.link.state != "connected":  # (it offered to save "the active profile ''")
+            self.show_message("not connected to the daemon: nothing to save", error=True)
+            return
+
         async def save(picked: tuple[str, bool] | None) -> None:
             if picked:
                 name, overwrite = picked

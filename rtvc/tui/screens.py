@@ -112,8 +112,8 @@ class DeviceScreen(Modal):
         else:
             now = f"in use: input {in_use.get('input', '?')}, output {in_use.get('output', '?')}"
             now += f", monitor {in_use.get('monitor') or 'none'}"
-            if in_use.get("stopped"):
-                now += f" (stopped: {in_use['stopped']})"
+            if in_use.get("stopped"):  # (its own line: after the monitor it read as the monitor's)
+                now += f"\nno device runs: {in_use['stopped']}"
             if in_use.get("waiting"):  # (JACK connections lost with their program: made again when it is back)
                 now += "; waiting for " + ", ".join(f"{q} (was connected to {p})" for p, q in in_use["waiting"])
         options: list[Option] = []
@@ -141,7 +141,11 @@ class DeviceScreen(Modal):
                 yield OptionList(*options, id="devices")
             else:
                 yield Label("no sound devices found", classes="hint")
-            yield Label("Enter switches to the highlighted device, Esc closes.", classes="hint")
+            yield Label(
+                "Enter switches to the highlighted device, Esc closes." if options and self.listing.get("switchable")
+                else "Esc closes.",
+                classes="hint",
+            )  # fmt: skip
             gap = " (the audio stops for a moment)" if self.listing.get("switchable") else ""
             yield Label(f"r looks again for devices plugged in since rtvc started{gap}.", classes="hint")
 
