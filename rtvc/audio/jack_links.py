@@ -20,94 +20,25 @@ import ctypes
 import ctypes.util
 import json
 import logging
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from rtvc.errors import DeviceError
 
 log = logging.getLogger("rtvc")
 
-# The child's side: `snapshot NAME` prints {"inputs": [[peer, ...], ...], "outputs": [...]}, the peers of each
-# of NAME's ports in their order; `restore NAME JSON` makes NAME's ports' connections those, and prints
-# {"failed": [what it could not do], "gone": [[direction, port, peer] whose peer is gone]}; `latency NAME` prints
-# {"inputs": [frames or null, ...], "outputs": [...], "period": frames}: per input port the largest capture latency
-# of its peers, per output port the largest playback latency of its peers (JACK's jack_port_get_latency_range, max
-# of the range), null for a port with no peer; and the server's period.
-_CHILD = r"""
-import ctypes, ctypes.util, json, sys
-lib = ctypes.CDLL(ctypes.util.find_library("jack"))
-vp, cp = ctypes.c_void_p, ctypes.c_char_p
-lib.jack_client_open.restype = vp
-lib.jack_client_open.argtypes = [cp, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-lib.jack_get_ports.restype = ctypes.POINTER(cp)
-lib.jack_get_ports.argtypes = [vp, cp, cp, ctypes.c_ulong]
-lib.jack_port_by_name.restype = vp
-lib.jack_port_by_name.argtypes = [vp, cp]
-lib.jack_port_get_all_connections.restype = ctypes.POINTER(cp)
-lib.jack_port_get_all_connections.argtypes = [vp, vp]
-lib.jack_connect.argtypes = lib.jack_disconnect.argtypes = [vp, cp, cp]
-lib.jack_free.argtypes = [vp]
-lib.jack_client_close.argtypes = [vp]
-lib.jack_port_get_latency_range.argtypes = [vp, ctypes.c_int, ctypes.POINTER(ctypes.c_uint32 * 2)]
-lib.jack_get_buffer_size.restype = ctypes.c_uint32
-lib.jack_get_buffer_size.argtypes = [vp]
-INPUT, OUTPUT = 0x1, 0x2
-CAPTURE, PLAYBACK = 0, 1  # jack_latency_callback_mode_t
-QUIET = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(lambda msg: None)  # (libjack's messages go to stdout)
-lib.jack_set_info_function(QUIET)
-lib.jack_set_error_function(QUIET)
-
-def names(arr):
-    out, k = [], 0
-    while arr and arr[k]:
-        out.append(arr[k].decode())
-        k += 1
-    if arr:
-        lib.jack_free(ctypes.cast(arr, vp))
-    return out
-
-status = ctypes.c_int(0)
-c = lib.jack_client_open(b"rtvc-links", 0x01, ctypes.byref(status))
-if not c:
-    sys.exit(2)
-try:
-    name = sys.argv[2]
-    ports = {d: names(lib.jack_get_ports(c, ("^" + name + ":").encode(), None, flag))
-             for d, flag in (("inputs", INPUT), ("outputs", OUTPUT))}
-    peers = {d: [names(lib.jack_port_get_all_connections(c, lib.jack_port_by_name(c, p.encode()))) for p in ps]
-             for d, ps in ports.items()}
-    if sys.argv[1] == "snapshot":
-        print("rtvc-links " + json.dumps(peers))
-    elif sys.argv[1] == "latency":
-        def latency(peer, mode):
-            r = (ctypes.c_uint32 * 2)()
-            lib.jack_port_get_latency_range(lib.jack_port_by_name(c, peer.encode()), mode, ctypes.byref(r))
-            return r[1]
-        print("rtvc-links " + json.dumps({
-            "inputs": [max((latency(q, CAPTURE) for q in qs), default=None) for qs in peers["inputs"]],
-            "outputs": [max((latency(q, PLAYBACK) for q in qs), default=None) for qs in peers["outputs"]],
-            "period": lib.jack_get_buffer_size(c),
-        }))
-    else:
-        want, failed, gone = json.loads(sys.argv[3]), [], []
-        for d in ("inputs", "outputs"):
-            for port, now, wanted in zip(ports[d], peers[d], want.get(d, [])):
-                for peer in set(now) - set(wanted):
-                    a, b = (peer, port) if d == "inputs" else (port, peer)
-                    if lib.jack_disconnect(c, a.encode(), b.encode()):
-                        failed.append(f"disconnect {a} {b}")
-                for peer in sorted(set(wanted) - set(now)):
-                    a, b = (peer, port) if d == "inputs" else (port, peer)
-                    if not lib.jack_port_by_name(c, peer.encode()):
-                        gone.append([d, port, peer])  # (its program closed meanwhile: waited for)
-                    elif lib.jack_connect(c, a.encode(), b.encode()):
-                        failed.append(f"connect {a} {b}")
-        print("rtvc-links " + json.dumps({"failed": failed, "gone": gone}))
-finally:
-    lib.jack_client_close(c)
-"""
 TIMEOUT_S = 3.0
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child that runs a module of rtvc (`python -P -m rtvc.audio...`): this rtvc first on
+    its path, wherever the daemon was started from (-P: not the folder it runs in)."""
+    root = str(Path(__file__).resolve().parents[2])
+    rest = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + rest if rest else "")}
 
 
 def client_name() -> str | None:
@@ -132,7 +63,13 @@ def _child(*args: str) -> Any:
     """The child's answer (its `rtvc-links` line, parsed), or None, logged: it timed out, failed or said
     something else."""
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = subprocess.run(
+            [sys.executable, "-P", "-m", "rtvc.audio.jack_links_child", *args],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env=child_env(),
+        )
     except subprocess.TimeoutExpired:
         log.info("JACK connections: the server did not answer within %g s", TIMEOUT_S)
         return None

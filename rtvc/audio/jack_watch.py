@@ -8,7 +8,7 @@ Two things change there without rtvc doing anything:
   rtvc, or OBS recording its output, restarted). JACK drops its connections, rtvc runs on in silence, status said
   running, and when the program came back nothing connected it again.
 
-So while rtvc's streams run on JACK a child process (jack_watch_child.py) holds a JACK client of its own (no ports,
+So while rtvc's streams run on JACK a child process (jack_watch_child) holds a JACK client of its own (no ports,
 no process callback: it is no part of the audio cycle) that JACK tells of every connection, port, client and latency
 change. After each burst of changes (WAIT_S of quiet) it looks at rtvc's ports and prints one JSON line per finding,
 connections as [direction ("inputs" or "outputs"), rtvc's port, the other port]:
@@ -34,15 +34,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from rtvc.audio.jack_links import child_env
 
 log = logging.getLogger("rtvc")
 WAIT_S = 0.15  # a burst of JACK's notifications (a client closing: disconnects, ports, the client) is read as one
 GRACE_S = 0.5  # a cut connection whose peer port is gone within this long was lost with its program (one
 # that deactivates, then closes)
-
-CHILD = Path(__file__).with_name("jack_watch_child.py")
 
 
 class JackWatch:
@@ -54,12 +53,14 @@ class JackWatch:
         self._on_line = on_line
         self._stopped = False
         try:
+            args = [name, str(WAIT_S), str(GRACE_S), json.dumps(seed or {})]
             self._proc: subprocess.Popen[str] | None = subprocess.Popen(
-                [sys.executable, str(CHILD), name, str(WAIT_S), str(GRACE_S), json.dumps(seed or {})],
+                [sys.executable, "-P", "-m", "rtvc.audio.jack_watch_child", *args],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                env=child_env(),
             )
         except OSError as e:  # (no process to be had: out of memory or processes)
             log.info("JACK routing: not watched (%s): a reroute of rtvc's ports is not seen until a reopen", e)
