@@ -162,7 +162,9 @@ class Engine:
         device's latency is one period of the callbacks, known once they come (`prepare`), not `latency_in`
         (rtvc.audio.io: ALSA)."""
         with self._latency_lock:
-            self.device_latency = (latency_in, latency_out)
+            # (one period: the last callbacks' until these streams' first come, as a switch's reply says it)
+            self.device_latency = (self._counters.period if input_one_period and self._counters.period else latency_in,
+                                   latency_out)  # fmt: skip
             self._latency_at = 0
         self.input_one_period = input_one_period
         self.separate_streams = separate_streams

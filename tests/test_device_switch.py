@@ -421,7 +421,7 @@ def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconne
         said = [e for e in rpc.events if e.get("changed") == ["routing"]]  # (as the TUI and the dock get it)
         assert said and all(e["by"] == "jack" for e in said), rpc.events[-3:]
         assert sorted(p for e in said for p in e["routing"]["lost"]) == lost, said
-        assert "(rtvc-mic, rtvc-rec closed); rtvc connects them again when they are back" in said[-1]["error"], said
+        assert "(gone from rtvc-mic, rtvc-rec); rtvc connects them again when they are back" in said[-1]["error"], said
         mic, rec = Mic(jack_bare.name), Mic(jack_bare.name, "rtvc-rec")  # and start again
         wait_for("the connections made again", lambda: not waiting(), 5)
         assert (peers(into), peers(out_of)) == (["rtvc-mic:out_1"], ["rtvc-rec:in_1"])
@@ -464,6 +464,34 @@ def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconne
         assert peers(out_of) == ["system:playback_1"]
         dropped = [e["routing"]["dropped"] for e in rpc.events if e.get("changed") == ["routing"]]
         assert [[out_of, "rtvc-rec:in_1"]] in dropped, dropped
+
+        # a program that comes back and connects one port of a pair itself (a session manager): the other is still
+        # connected again, not dropped as if the user had connected rtvc elsewhere
+        def pair() -> jack.Client:
+            c = jack.Client("rtvc-pair", no_start_server=True)
+            c.inports.register("in_1")
+            c.inports.register("in_2")
+            c.activate()
+            return c
+
+        p = pair()
+        for q in ("rtvc-pair:in_1", "rtvc-pair:in_2"):
+            mic.client.connect(out_of, q)
+        wait_for("the pair connected", lambda: {"rtvc-pair:in_1", "rtvc-pair:in_2"} <= set(peers(out_of)), 5)
+        time.sleep(0.5)  # (seen connected)
+        p.deactivate()
+        p.close()
+        wait_for("the pair waited for", lambda: len(waiting()) == 2, 5)
+        p = pair()
+        p.connect(out_of, "rtvc-pair:in_1")
+        try:
+            wait_for("both connected", lambda: {"rtvc-pair:in_1", "rtvc-pair:in_2"} <= set(peers(out_of)), 5)
+            wait_for("nothing waited for", lambda: not waiting(), 5)
+            dropped = [d for e in rpc.events if e.get("changed") == ["routing"] for d in e["routing"]["dropped"]]
+            assert [out_of, "rtvc-pair:in_2"] not in dropped, dropped
+        finally:
+            p.deactivate()
+            p.close()
     finally:
         served.stop()
         mic.close()

@@ -807,7 +807,7 @@ def test_rtvc_runs_ui_says_its_own_daemon_stopped() -> None:
             # the daemon's own advice is for a daemon the user started: under rtvc run it says what to do there
             app.show_message("the current audio device did not stop: it is gone or hung (restart rtvc serve)", True)
             words = lambda: " ".join(screen_text(app).split())  # noqa: E731 (the text wraps)
-            await until(pilot, "rtvc run's advice", lambda: "(quit (q) and start rtvc run again)" in words())
+            await until(pilot, "rtvc run's advice", lambda: "(restart rtvc run (q quits it))" in words())
             assert "rtvc serve" not in screen_text(app)
 
     run(main())
@@ -818,7 +818,8 @@ def test_a_focused_parameter_that_goes_leaves_the_focus_on_a_parameter_not_the_t
 ) -> None:
     """Another client (an OBS scene) switched to a voice with other parameters while one had the focus: Textual gave
     the focus to the widget before the parameters, the talk switch, and a value typed next (3, Enter) held the talk
-    key: the microphone open in push-to-talk mode. The focus now stays on a parameter."""
+    key: the microphone open in push-to-talk mode. The parameter of the same name keeps the focus, else nothing has
+    it (a value meant for pitch must not reach the gain)."""
 
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
@@ -828,13 +829,18 @@ def test_a_focused_parameter_that_goes_leaves_the_focus_on_a_parameter_not_the_t
             await until(pilot, "push-to-talk on", lambda: control(rpc)["ptt"]["mode"])
             app.query_one("#p-pitch", Stepper).focus()
             await pilot.pause(0.1)
-            rpc.call("voices.select", name="passthrough")  # another client
+            rpc.call("voices.select", name="higher")  # another client: a voice with the same parameters
+            await until(pilot, "its values", lambda: app.query_one("#p-pitch", Stepper).value == 4.0)
+            assert app.focused is app.query_one("#p-pitch", Stepper), app.focused
+            rpc.call("voices.select", name="passthrough")  # one without pitch: nothing has the focus
             await until(pilot, "its parameter", lambda: app.query("#p-gain_db"))
             await pilot.pause(0.2)
-            assert isinstance(app.focused, Stepper), app.focused
-            await pilot.press("3", "enter")
-            await until(pilot, "gain 3 dB typed", lambda: control(rpc)["params"]["gain_db"] == 3.0)
-            assert control(rpc)["ptt"]["held"] == 0, "the typed Enter held the talk key"
+            assert app.focused is None, app.focused
+            await pilot.press("1", "2", "enter")  # (meant for pitch)
+            await pilot.pause(0.5)
+            c = control(rpc)
+            assert c["ptt"]["held"] == 0, "the typed Enter held the talk key"
+            assert c["params"]["gain_db"] == 0.0, "the value meant for pitch went to the gain"
 
     run(main())
 

@@ -70,7 +70,7 @@ def links(ports):
 
 
 def client(port):
-    return port.rsplit(":", 1)[0]
+    return port.split(":", 1)[0]  # (JACK splits a port's name at its first colon)
 
 
 c, status = open_client(b"rtvc-watch")
@@ -95,7 +95,7 @@ for d, wanted in (SEED.get("expected") or {}).items():
         before[d][p] = sorted(set(before[d][p]) | set(qs))
 # (direction, rtvc port, peer): cut as the peer went away; connected again when it is back. A seed's rtvc port
 # under this client's name (a reopen can rename it: rtvc-01)
-lost = {(d, NAME + ":" + p.rsplit(":", 1)[1], q) for d, p, q in SEED.get("lost", [])}
+lost = {(d, NAME + ":" + p.split(":", 1)[1], q) for d, p, q in SEED.get("lost", [])}
 cut = {}  # (direction, rtvc port, peer) -> when it was seen cut, its peer still there (closing, or the user's doing)
 said_latency = None
 changed.set()
@@ -114,9 +114,9 @@ while True:
     for k in then - have:
         cut[k] = t
     dropped = []
-    for k in have - then:  # a port connected by someone: what it waited for is no longer wanted there
-        cut.pop(k, None)
-        mine = {x for x in lost if x[:2] == k[:2] and x != k}
+    for k in have - then:  # a port connected to another program: what it waited for is no longer wanted there
+        cut.pop(k, None)  # (a program that comes back and connects a port of a pair itself is no other program)
+        mine = {x for x in lost if x[:2] == k[:2] and client(x[2]) != client(k[2])}
         lost -= mine
         dropped += sorted(mine)
     went = sorted(k for k in cut if client(k[2]) in went_clients or not exists(c, k[2]))

@@ -47,7 +47,7 @@ def names(arr) -> list[str]:
     """A NULL-terminated array of port names that libjack allocated, as a list (the array freed)."""
     out, k = [], 0
     while arr and arr[k]:
-        out.append(arr[k].decode())
+        out.append(arr[k].decode(errors="replace"))
         k += 1
     if arr:
         lib.jack_free(ctypes.cast(arr, vp))

@@ -186,11 +186,11 @@ class DeviceSwitcher:
         except RuntimeError:
             what = f"the audio worker did not finish its block within {SUSPEND_S:g} s, so no device was opened"
             self.engine.report_device_error(what)
-            self._stopped = what
+            self._stopped, self._waiting = what, []
             raise AudioLost(what, "restart rtvc serve (and report it: a block should never take this long)") from None
 
     def _wedge(self, what: str) -> NoReturn:
-        self._wedged = what
+        self._wedged, self._waiting = what, []  # (no watch runs any more: nothing is waited for)
         self.engine.report_device_error(f"{what} (restart rtvc serve)")
         raise AudioLost(what, "restart rtvc serve")
 
@@ -226,7 +226,9 @@ class DeviceSwitcher:
             from rtvc.audio import jack_links
 
             gone = jack_links.restore(links, directions)
-            lost = [w for w in waited if w[0] in directions] + [g for g in gone if g not in waited]
+            name = jack_links.own_name()  # (rtvc's ports under the client's name now: a reopen can rename it)
+            kept = [[d, f"{name}:{p.split(':', 1)[1]}" if name else p, q] for d, p, q in waited if d in directions]
+            lost = kept + [g for g in gone if g not in kept]
             self._seed = {"lost": lost, "expected": {d: links[1].get(d, []) for d in directions}}
             self._waiting = lost
 
@@ -402,10 +404,10 @@ class DeviceSwitcher:
             return
         error = ""
         if lost:
-            programs = sorted({q.rsplit(":", 1)[0] for _d, _p, q in lost})
+            programs = sorted({q.split(":", 1)[0] for _d, _p, q in lost})
             error = "JACK: " + "; ".join(f"{p} lost its connection to {q}" for _d, p, q in lost)
-            error += f" ({', '.join(programs)} closed); rtvc connects {'it' if len(lost) == 1 else 'them'} again"
-            error += " when it is back" if len(programs) == 1 else " when they are back"
+            error += f" (gone from {', '.join(programs)}); rtvc connects {'it' if len(lost) == 1 else 'them'} again"
+            error += " when it is back" if len(lost) == 1 else " when they are back"
         pairs = {"lost": lost, "restored": back, "dropped": dropped}
         routing = {k: [w[1:] for w in v] for k, v in pairs.items()}
         self.on_routing({**routing, "waiting": waiting, "error": error})  # (serve logs the event)

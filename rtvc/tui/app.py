@@ -50,7 +50,7 @@ STATUS_POLL_S = 1.0
 QUIT_DEADLINE_S = 5.0  # a quit by signal that has not ended the app by then ends the process
 # the daemon's and the link's advice, as it reads under `rtvc run`, which started the daemon and stops it on quit
 RUN_ADVICE = (
-    ("restart rtvc serve", "quit (q) and start rtvc run again"),
+    ("restart rtvc serve", "restart rtvc run (q quits it)"),
     ("start it with `rtvc serve`, or check --host/--port", "q quits rtvc run and prints the daemon's log"),
 )
 READS = ("status.get", "voices.list", "params.get", "devices.list")  # calls that change nothing the user did
@@ -284,9 +284,11 @@ class RtvcApp(VoiceListMixin, App[None]):
             elif eng["state"] == "running" and self._engine_trouble:  # (the error would stay on screen)
                 self.show_message("engine running again")
                 self._engine_trouble = False
-        back = ev.get("routing", {}).get("restored") if kind == "state" else None
-        if back:
-            self.show_message("JACK: " + ", ".join(f"{p} connected to {q} again" for p, q in back))
+        routing = ev.get("routing", {}) if kind == "state" else {}
+        said = [f"{p} connected to {q} again" for p, q in routing.get("restored", [])]
+        said += [f"{p} no longer waits for {q} (connected elsewhere)" for p, q in routing.get("dropped", [])]
+        if said and not ev.get("error"):
+            self.show_message("JACK: " + ", ".join(said))
         self._events += 1
         changed = set(ev.get("changed", ()))
         mine = self.client is not None and ev.get("by") == self.client.link.client
@@ -333,17 +335,16 @@ class RtvcApp(VoiceListMixin, App[None]):
         box = self.query_one("#params", Vertical)
         specs = [s for n, r in params["ranges"].items() if (s := spec_for(n, r)) is not None]
         if [s.spec for s in self.query(Stepper)] != specs:
-            # a focused parameter that goes: its place is kept (Textual gave the focus to the widget before it, the
-            # talk switch, and the digits typed next were Enter's talk: the microphone open in push-to-talk mode)
-            steppers = list(self.query(Stepper))
-            at = steppers.index(self.focused) if self.focused in steppers else None
-            if at is not None:
+            # a focused parameter that goes (Textual gave the focus to the widget before it, the talk switch, and the
+            # digits typed next were Enter's talk: the microphone open in push-to-talk mode): the parameter of that
+            # name keeps it, or nothing has it (a value meant for pitch must not go to the gain)
+            had = self.focused.spec.name if isinstance(self.focused, Stepper) else None
+            if had is not None:
                 self.screen.set_focus(None)
             await box.remove_children()
             await box.mount_all(Stepper(s, params["values"][s.name], id=f"p-{s.name}") for s in specs)
-            if at is not None:
-                now = list(self.query(Stepper))
-                self.screen.set_focus(now[min(at, len(now) - 1)] if now else self.query_one("#voices", OptionList))
+            if had is not None and self.query(f"#p-{had}"):
+                self.screen.set_focus(self.query_one(f"#p-{had}", Stepper))
         else:
             for s in self.query(Stepper):
                 s.value = params["values"][s.spec.name]
@@ -398,10 +399,15 @@ class RtvcApp(VoiceListMixin, App[None]):
             self._timing_text = text
             self.query_one("#timing", Static).update(text)
 
-    def show_message(self, text: str, error: bool = False) -> None:
-        if self.own_daemon is not None:  # (the daemon's advice is for one a user started: here `rtvc run` did)
+    def _advice(self, text: str) -> str:
+        """The daemon's words as they read here: its advice is for a daemon a user started; `rtvc run` started it."""
+        if self.own_daemon is not None:
             for said, meant in RUN_ADVICE:
                 text = text.replace(said, meant)
+        return text
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        text = self._advice(text)
         self._refusal_shown = False
         msg = self.query_one("#message", Static)
         msg.update(Content(("✖ " if error else "") + text))  # (errors quote labels, paths and "[model]")
@@ -541,7 +547,7 @@ class RtvcApp(VoiceListMixin, App[None]):
                 said = listing.get("error")
                 n = len(listing["devices"])
                 self.show_message(said or f"device list read again: {n} device{'' if n == 1 else 's'}", bool(said))
-            picked = await self.push_screen_wait(DeviceScreen(listing))
+            picked = await self.push_screen_wait(DeviceScreen(listing, self._advice))
             if not picked or picked[0] != "rescan":
                 break
             params = {"rescan": True}

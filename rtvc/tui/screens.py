@@ -7,6 +7,7 @@ error ends up in the same message line.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -101,9 +102,10 @@ class DeviceScreen(Modal):
 
     BINDINGS: ClassVar[list[Binding]] = [*Modal.BINDINGS, Binding("r", "dismiss(('rescan', ''))", "Look again")]
 
-    def __init__(self, listing: dict[str, Any]):
+    def __init__(self, listing: dict[str, Any], words: Callable[[str], str] = str):
         super().__init__()
         self.listing = listing
+        self.words = words  # (the daemon's words as they read in this app: RtvcApp._advice)
 
     def compose(self) -> ComposeResult:
         in_use = self.listing.get("in_use", {})
@@ -113,7 +115,7 @@ class DeviceScreen(Modal):
             now = f"in use: input {in_use.get('input', '?')}, output {in_use.get('output', '?')}"
             now += f", monitor {in_use.get('monitor') or 'none'}"
             if in_use.get("stopped"):  # (its own line: after the monitor it read as the monitor's)
-                now += f"\nno device runs: {in_use['stopped']}"
+                now += f"\nno device runs: {self.words(in_use['stopped'])}"
             if in_use.get("waiting"):  # (JACK connections lost with their program: made again when it is back)
                 now += "; waiting for " + ", ".join(f"{q} (was connected to {p})" for p, q in in_use["waiting"])
         options: list[Option] = []
@@ -134,9 +136,12 @@ class DeviceScreen(Modal):
             yield Label("Sound devices", classes="title")
             yield Label(Content(now), classes="hint")
             if self.listing.get("error"):
-                yield Label(Content(self.listing["error"]), classes="error")
+                yield Label(Content(self.words(self.listing["error"])), classes="error")
             if not self.listing.get("switchable"):
-                yield Label("this daemon cannot switch devices: choose them in config.toml and restart", classes="hint")
+                yield Label(
+                    self.words("this daemon cannot switch devices: choose them in config.toml and restart rtvc serve"),
+                    classes="hint",
+                )
             if options:
                 yield OptionList(*options, id="devices")
             else:

@@ -43,12 +43,13 @@ class VoiceListMixin:
 
     def _mark_active(self, profile: str | None) -> None:
         ol = self.query_one("#voices", OptionList)
+        broken = {v["name"] for v in self.voices if v.get("error")}
         for i in range(ol.option_count):
             opt = ol.get_option_at_index(i)
-            active = opt.id == profile
+            mark = "▶ " if opt.id == profile else ("✖ " if opt.id in broken else "  ")
             text = str(opt.prompt)
-            if text.startswith("▶ ") != active:  # (Content again: a string would be read as markup)
-                ol.replace_option_prompt_at_index(i, Content(("▶ " if active else "  ") + text[2:]))
+            if text[:2] != mark:  # (Content again: a string would be read as markup)
+                ol.replace_option_prompt_at_index(i, Content(mark + text[2:]))
 
     def on_key(self, event: Any) -> None:
         if event.key == "escape" and self.focused is self.query_one("#filter", Input):
