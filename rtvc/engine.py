@@ -40,6 +40,8 @@ from rtvc.timing import BlockTimer
 # server's thread: Python's default 5 ms switch interval let that thread hold it for 5 ms at a time. 0.5 ms keeps
 # the worker's waits short (and the virtual device's, whose callbacks are called from Python).
 SWITCH_INTERVAL_S = 0.0005
+NO_CALLBACK_S = 3.0  # started streams with no callback this long are said to be so (status stays "starting")
+PERIOD_CHANGED = "the device's period changed"
 # The state while the playing voice raises on its blocks (a GPU out of memory, a driver error): the engine plays
 # silence for each such block, restarts the voice's stream state and tries it again at the next block; devices
 # and worker run on, so another voice can be selected. A live voice is never replaced by the dry microphone.
@@ -119,6 +121,7 @@ class Engine:
         self.separate_streams = False
         self._state = "starting"
         self._detail = ""
+        self._starting_since = 0.0  # (native.now() of the start or the last device switch)
         self._stop = threading.Event()
         self._progress = threading.Event()
         self._idle = threading.Event()  # the worker saw the rings idle (suspend)
@@ -209,11 +212,11 @@ class Engine:
         self.stall_note = ""  # (new streams, or these planned anew: what a stall found out is old)
         self.device.live = True
         if self._state == "starting":
-            self._state = "running"
+            self._state, self._detail = "running", ""
         if self._period_was:  # (a re-plan: said in status, and so in the daemon's log and an engine event)
             ms = 1e3 * self.latency().total / self.samplerate
             self._detail = (
-                f"the device's period changed from {self._period_was} to {period} frames (the audio server's "
+                f"{PERIOD_CHANGED} from {self._period_was} to {period} frames (the audio server's "
                 f"buffer size): the latency is planned for it, now {ms:.1f} ms"
             )
             self._period_was = 0
@@ -240,8 +243,11 @@ class Engine:
         first callback, as at start) and make the rings live again."""
         for c in self._all_counters:
             c.last_callback = native.now()  # the switch's gap is not a stall
+        self._starting_since = native.now()
         if self._state in ("failed", "stalled") and self._thread is not None and self._thread.is_alive():
             self._state, self._detail = "starting", ""  # the devices failed, not the worker: new ones now
+        elif self._detail.startswith(PERIOD_CHANGED):  # (new streams: an old period change is not news)
+            self._detail = ""
         if period:
             self.prepare(period)
 
@@ -312,6 +318,7 @@ class Engine:
         gc.freeze()
         quiet_import.give_way(self)
         self._state = "running" if self._live else "starting"
+        self._starting_since = native.now()
         self._thread = threading.Thread(target=self._run, name="rtvc-worker", daemon=True)
         self._thread.start()
         if self._retire_thread is None:
@@ -397,6 +404,13 @@ class Engine:
                     self._bell.wait(0.1)
                     if not self._live and self.device.host_period:
                         self.prepare(self.device.host_period)
+                    elif self._state == "starting" and native.now() - self._starting_since > NO_CALLBACK_S:
+                        # streams that never call back (PipeWire without its session manager links nothing):
+                        # "starting" with no word of why, for ever
+                        self._detail = (
+                            f"no audio callback {NO_CALLBACK_S:g} s after the devices started: the audio server "
+                            "does not run them (under PipeWire: is its session manager, WirePlumber, running?)"
+                        )
                     continue
                 if self.in_ring.available() < block:
                     self._bell.wait(0.05)

@@ -826,3 +826,28 @@ def test_the_slowest_block_is_the_slowest_since_the_start_not_of_the_window():
     engine.timer.record(0.5)
     text = report(engine.status())
     assert "max 500.000 ms of all" in text, text
+
+
+def test_streams_that_never_call_back_are_said_to_and_an_old_period_change_goes_with_a_switch():
+    """Streams the audio server never runs (PipeWire without WirePlumber links nothing) left the engine "starting"
+    with no word of why, for ever; and after a device switch status still quoted a period change of the old
+    streams."""
+    import rtvc.engine as eng
+
+    engine = make_engine(960)
+    engine.start()
+    try:
+        deadline = time.monotonic() + eng.NO_CALLBACK_S + 3
+        while "no audio callback" not in engine.status().detail:
+            assert time.monotonic() < deadline, engine.status()
+            time.sleep(0.05)
+        assert engine.status().state == "starting"
+        assert "WirePlumber" in engine.status().detail
+        engine.prepare(256)  # (the callbacks come)
+        assert engine.status().state == "running" and engine.status().detail == ""
+        engine._detail = f"{eng.PERIOD_CHANGED} from 256 to 1024 frames"
+        engine.suspend()
+        engine.resume(256)  # another device: its streams' plan
+        assert engine.status().detail == "", engine.status().detail
+    finally:
+        engine.stop()

@@ -16,7 +16,7 @@ ALSA default, so `make test` does not install it on a desktop that has another s
 from __future__ import annotations
 
 import pytest
-from pipewire_harness import PipeWire, missing, run_once
+from pipewire_harness import ROOT, PipeWire, missing, run_once
 
 pytestmark = [
     pytest.mark.pipewire,
@@ -46,3 +46,22 @@ def test_the_declared_latency_is_what_impulses_take_on_pipewire(pipewire, via):
     if via == "alsa":
         # the capture's part is one period (PortAudio said its buffer less one period: three here)
         assert r["device_in"] == r["period"], r
+
+
+def test_pipewire_jack_has_no_default_device_to_loop_through(pipewire, tmp_path):
+    """Under pw-jack PortAudio's default JACK device was the first sink, in and out: rtvc recorded its own output
+    from the sink's monitor (an impulse came back every 34.67 ms without end; a howl with a pitch voice). PipeWire's
+    JACK has no 'system' ports, so rtvc names the devices to choose from instead."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        ["pw-jack", sys.executable, "-m", "rtvc", "run", "--headless", "--host-api", "JACK", "--duration", "2",
+         "--profile", str(ROOT / "profiles" / "passthrough.toml")],
+        env={**pipewire.env, "XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said[-2000:]
+    assert "no default input device on this JACK server" in said, said[-2000:]
+    assert "'speakers'" in said and "'mic'" in said, said[-2000:]

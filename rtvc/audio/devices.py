@@ -288,8 +288,11 @@ def _find(spec: int | str, kind: Kind, host_api: str, flag: str) -> Device:
     usable = [d for d in devices if d.channels(kind) > 0 and host_api.lower() in d.host_api.lower()]
     if host_api and not usable:
         apis = sorted({d.host_api for d in devices if d.channels(kind) > 0})
+        jack = ""
+        if "jack" in host_api.lower():
+            jack = " (no JACK server runs? start jackd, or under PipeWire run rtvc with pw-jack)"
         raise DeviceNotFound(
-            f"no {kind} device on a host API matching '{host_api}'",
+            f"no {kind} device on a host API matching '{host_api}'{jack}",
             f"host APIs with {kind} devices: {', '.join(apis) or 'none'}; set audio.host_api",
         )
     if isinstance(spec, str) and spec.strip().isdigit():
@@ -341,6 +344,16 @@ def _default(kind: Kind, usable: list[Device], host_api: str, flag: str) -> Devi
             idx = sd.query_hostapis(0)["default_input_device" if kind == "input" else "default_output_device"]
     for d in usable:
         if d.index == idx:
+            if "JACK" in d.host_api and d.name != "system":
+                # JACK's default is the first client with ports: jackd's sound card is "system", but PipeWire's
+                # JACK has none, and its first device was a sink, whose capture ports are its monitor: rtvc took
+                # what it plays itself as the microphone, a feedback loop (a howl with a pitch voice)
+                names = ", ".join(f"'{u.name}'" for u in usable)
+                raise DeviceNotFound(
+                    f"no default {kind} device on this JACK server (no 'system' ports: PipeWire's JACK names each "
+                    "device on its own, and a sink's capture ports are its monitor, what it plays)",
+                    f"choose the {kind} with {flag}: {names}",
+                )
             return d
     raise DeviceNotFound(f"no default {kind} device", f"choose one with {flag} (see `rtvc devices`)")
 
