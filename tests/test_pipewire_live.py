@@ -65,3 +65,26 @@ def test_pipewire_jack_has_no_default_device_to_loop_through(pipewire, tmp_path)
     assert done.returncode == 2, said[-2000:]
     assert "no default input device on this JACK server" in said, said[-2000:]
     assert "'speakers'" in said and "'mic'" in said, said[-2000:]
+
+
+def test_mixers_show_rtvc_by_name_through_the_alsa_plugin(pipewire, tmp_path):
+    """pavucontrol, qpwgraph and wpctl showed rtvc's streams as "PipeWire ALSA [python3.11]"."""
+    import subprocess
+    import sys
+    import time
+
+    rtvc = subprocess.Popen(
+        [sys.executable, "-m", "rtvc", "run", "--headless", "--host-api", "ALSA", "--input-device", "pipewire",
+         "--output-device", "pipewire", "--duration", "4", "--profile", str(ROOT / "profiles" / "passthrough.toml")],
+        env={**pipewire.env, "XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline, names = time.monotonic() + 10, []
+        while time.monotonic() < deadline and names.count('application.name = "rtvc"') < 2:
+            time.sleep(0.3)
+            nodes = subprocess.run(["pw-cli", "ls", "Node"], env=pipewire.env, capture_output=True, text=True).stdout
+            names = [ln.strip() for ln in nodes.splitlines() if "application.name" in ln]
+        assert names.count('application.name = "rtvc"') == 2, names  # (the capture and the playback stream)
+    finally:
+        rtvc.wait(30)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes.util
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -69,6 +70,10 @@ def name_jack_client() -> None:
     if _jack_named:
         return
     _jack_named = True
+    # (the same through the ALSA plugins of PipeWire and PulseAudio: mixers showed "PipeWire ALSA [python3.11]",
+    # "ALSA Capture" and "ALSA Playback"; a user's own settings of these stay)
+    os.environ.setdefault("PIPEWIRE_ALSA", f'{{ application.name = "{JACK_CLIENT}" node.name = "{JACK_CLIENT}" }}')
+    os.environ.setdefault("PULSE_PROP", f"application.name={JACK_CLIENT}")
     found = ctypes.util.find_library("portaudio")
     try:
         fn = ctypes.CDLL(found).PaJack_SetClientName if found else None
