@@ -268,6 +268,11 @@ def check_jack() -> list[Check]:
     except subprocess.TimeoutExpired:
         return [Check(False, "jack", "jack_lsp did not answer in 5 s", "restart the JACK server")]
     if res.returncode != 0:
+        runtime = os.environ.get("PIPEWIRE_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR") or ""
+        if runtime and os.path.exists(os.path.join(runtime, "pipewire-0")) and shutil.which("pw-jack"):
+            # (PipeWire runs: its JACK is reached through pw-jack, not a jackd to start)
+            fix = "optional: run rtvc under pw-jack (pw-jack rtvc run --host-api JACK ...), PipeWire's JACK"
+            return [Check(False, "jack", "no JACK server for this process (PipeWire runs)", fix)]
         return [Check(False, "jack", "no JACK server running", "optional: start one (jackd, or via PipeWire)")]
     return [Check(True, "jack", f"server running, {len(res.stdout.splitlines())} ports")]
 

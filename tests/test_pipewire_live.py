@@ -88,3 +88,15 @@ def test_mixers_show_rtvc_by_name_through_the_alsa_plugin(pipewire, tmp_path):
         assert names.count('application.name = "rtvc"') == 2, names  # (the capture and the playback stream)
     finally:
         rtvc.wait(30)
+
+
+def test_doctor_on_pipewire_points_at_pw_jack_not_at_starting_jackd(pipewire, tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "rtvc", "doctor"], env={**pipewire.env, "XDG_CONFIG_HOME": str(tmp_path)},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    jack = [ln for ln in done.stdout.splitlines() if " jack " in f" {ln} "]
+    assert jack and "PipeWire runs" in jack[0] and "pw-jack" in jack[0], done.stdout[-2000:]

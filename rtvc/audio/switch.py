@@ -86,6 +86,7 @@ class DeviceSwitcher:
         self._watch: Any = None  # rtvc.audio.jack_watch.JackWatch while the streams run on JACK
         self._waiting: list[list[str]] = []  # [direction, rtvc port, peer]: JACK connections lost with their program
         self._seed: dict[str, Any] = {}  # for the next watch, after a reopen (_relink)
+        self._reopening = False  # the switch under way keeps every device (a rescan, a recovery)
         self.on_routing: Callable[[dict[str, Any]], None] | None = None  # (serve: the controller's event)
 
     def in_use(self) -> dict[str, Any]:
@@ -109,6 +110,7 @@ class DeviceSwitcher:
             if self._wedged:
                 raise AudioLost(self._wedged, "restart rtvc serve")
             self._check_jack_answers()
+            self._reopening = input is None and output is None and monitor is None  # (the same ones: for the log)
             lost_monitor = not self.engine.has_monitor_device and bool(self.engine.monitor_error)
             if monitor is None and lost_monitor:
                 monitor = ""
@@ -240,7 +242,7 @@ class DeviceSwitcher:
         self.streams.jack_latency()
         self.audio, self.choice, self._stopped = cfg, choice, ""
         self._watch_jack()
-        log.info("devices switched:\n%s", choice.describe())
+        log.info("devices %s:\n%s", "reopened" if self._reopening else "switched", choice.describe())
         return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
 
     def _fall_back(
@@ -253,7 +255,10 @@ class DeviceSwitcher:
     ) -> NoReturn:
         """The new devices are not to be had (`e`): the previous ones run again (`old`, as they were, or found
         again from `pins` after the list was read anew) and `e` is raised; AudioLost when they do not run."""
-        log.info("devices: the new ones did not run (%s); reopening the previous ones", e)
+        if self._reopening:  # (a rescan or a recovery: no new devices were asked for)
+            log.info("devices: they did not reopen (%s); trying them as they were", e)
+        else:
+            log.info("devices: the new ones did not run (%s); reopening the previous ones", e)
         try:
             if old is None:
                 old = {role: find_pinned(p, role) for role, p in pins.items()}
