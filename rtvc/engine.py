@@ -246,8 +246,8 @@ class Engine:
         self._starting_since = native.now()
         if self._state in ("failed", "stalled") and self._thread is not None and self._thread.is_alive():
             self._state, self._detail = "starting", ""  # the devices failed, not the worker: new ones now
-        elif self._detail.startswith(PERIOD_CHANGED):  # (new streams: an old period change is not news)
-            self._detail = ""
+        elif self._state == "starting" or self._detail.startswith(PERIOD_CHANGED):
+            self._detail = ""  # (new streams: an old period change, or the old ones' silence, is not news)
         if period:
             self.prepare(period)
 
