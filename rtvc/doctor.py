@@ -255,7 +255,21 @@ def check_devices(audio) -> list[Check]:
     said = f"input {choice.input.title()}, output {choice.output.title()}"
     if choice.monitor is not None:
         said += f", monitor {choice.monitor.title()}"
-    return [Check(True, "sound devices", f"{said} at {audio.samplerate} Hz")]
+    return [Check(True, "sound devices", f"{said} at {audio.samplerate} Hz"), *check_quantum(choice, audio)]
+
+
+def check_quantum(choice, audio) -> list[Check]:
+    """Through PipeWire's ALSA plugin, a quantum the user's settings hold above 256 frames costs rtvc a period of
+    one quantum on each side (rtvc.audio.pipewire): said, with the shorter way."""
+    from rtvc.audio import pipewire
+
+    quantum, key = pipewire.quantum_for((choice.input, choice.output, choice.monitor))
+    if not pipewire.sizing(quantum):
+        return []
+    ms = quantum / audio.samplerate * 1e3
+    found = f"quantum held at {quantum} frames or more ({key}): rtvc's ALSA streams take periods of {ms:.1f} ms"
+    fix = f"optional: lower {key}, or run rtvc under pw-jack with --host-api JACK (no ALSA buffer on top)"
+    return [Check(False, "pipewire", found, fix)]
 
 
 def check_jack() -> list[Check]:

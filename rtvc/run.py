@@ -201,8 +201,8 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
         choice = choose_devices(cfg.audio)
         print("devices:\n" + choice.describe(), file=out)
         device = DeviceStreams(choice, engine, sr, cfg.audio.period)
-        if cfg.audio.period:
-            engine.prepare(cfg.audio.period)
+        if device.period:
+            engine.prepare(device.period)
     print(f"voice: {engine.voice_label}", file=out)
 
     _sigterm_to_interrupt()

@@ -244,8 +244,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     else:
         choice = choose_devices(cfg.audio)
         streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
-        if cfg.audio.period:
-            engine.prepare(cfg.audio.period)
+        if streams.period:
+            engine.prepare(streams.period)
         device = DeviceSwitcher(engine, cfg.audio, choice, streams)
         log.info("devices:\n%s", choice.describe())
     # (seconds, when a profile uses an RVC voice: after the devices, so that a wrong one is said at once)

@@ -54,7 +54,7 @@ context.properties = {{
     default.clock.rate = {rate}
     default.clock.quantum = {quantum}
     default.clock.min-quantum = {quantum}
-    default.clock.max-quantum = {quantum}
+    default.clock.max-quantum = {max_quantum}
     support.dbus = false
 }}
 context.spa-libs = {{
@@ -124,7 +124,9 @@ print("impulses " + json.dumps(delays))
 class PipeWire:
     """A private PipeWire and WirePlumber (own runtime, config and state folders, own D-Bus session)."""
 
-    def __init__(self, quantum: int):
+    def __init__(self, quantum: int, max_quantum: int = 0):
+        """`quantum`: the graph's, and its minimum (what rtvc asks does not lower it); `max_quantum`: what
+        `force_quantum` may raise it to (the quantum when 0)."""
         self.quantum = quantum
         self.dir = Path(tempfile.mkdtemp(prefix="rtvc-pw-"))
         for sub in ("run", "config/wireplumber/main.lua.d", "config/wireplumber/wireplumber.conf.d", "state"):
@@ -133,7 +135,9 @@ class PipeWire:
         sinks = ",\n".join(
             _SINK.format(name=n, cls=c) for n, c in (("speakers", "Audio/Sink"), ("mic", "Audio/Source/Virtual"))
         )
-        (self.dir / "pipewire.conf").write_text(_SERVER_CONF.format(rate=SR, quantum=quantum, sinks=sinks))
+        (self.dir / "pipewire.conf").write_text(
+            _SERVER_CONF.format(rate=SR, quantum=quantum, max_quantum=max_quantum or quantum, sinks=sinks)
+        )
         (self.dir / "config/wireplumber/main.lua.d/51-rtvc-bench.lua").write_text(_WP_LUA)
         (self.dir / "config/wireplumber/wireplumber.conf.d/51-rtvc-bench.conf").write_text(_WP_CONF)
         self.env = {
@@ -167,6 +171,11 @@ class PipeWire:
         self.__exit__()
         raise RuntimeError(f"PipeWire did not come up: {(self.dir / 'server.log').read_text()[-2000:]}")
 
+    def force_quantum(self, quantum: int) -> None:
+        """What `pw-metadata -n settings 0 clock.force-quantum N` does on a desktop (0 lets go of it)."""
+        cmd = ["pw-metadata", "-n", "settings", "0", "clock.force-quantum", str(quantum)]
+        subprocess.run(cmd, env=self.env, capture_output=True, check=True, timeout=10)
+
     def version(self) -> str:
         done = subprocess.run(["pipewire", "--version"], capture_output=True, text=True)
         return " ".join(done.stdout.split()[-1:])
@@ -181,6 +190,79 @@ class PipeWire:
                 self.proc.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def impulses(pw: PipeWire, warm: float, seconds: float) -> list[int]:
+    """Impulses into mic, recorded from speakers' monitor for `seconds` after `warm`: each one's delay (frames)."""
+    meter = subprocess.run(
+        ["pw-jack", sys.executable, "-c", _IMPULSES, str(EVERY), str(warm), str(seconds)],
+        env=pw.env, capture_output=True, text=True, timeout=warm + seconds + 30,
+    )  # fmt: skip
+    lines = [ln for ln in meter.stdout.splitlines() if ln.startswith("impulses ")]
+    if not lines:
+        raise RuntimeError(f"the impulse clients gave nothing: {meter.stderr[-500:]}")
+    return json.loads(lines[-1].removeprefix("impulses "))
+
+
+class Served:
+    """`rtvc serve` on PipeWire through its ALSA plugin (device `device`, the passthrough voice), and what its
+    control API says of the latency."""
+
+    def __init__(self, pw: PipeWire, device: str = "pipewire"):
+        from daemon_harness import free_port
+
+        self.pw = pw
+        self.work = Path(tempfile.mkdtemp(prefix="rtvc-pw-serve-"))
+        self.port = free_port()
+        profile = ROOT / "profiles" / "passthrough.toml"
+        (self.work / "config.toml").write_text(
+            f'[voice]\nprofile = "{profile}"\n\n[control]\nport = {self.port}\n\n[gate]\nenabled = false\n'
+            f'\n[audio]\nhost_api = "ALSA"\ninput_device = "{device}"\noutput_device = "{device}"\n'
+        )
+        self.env = {**pw.env, "XDG_CONFIG_HOME": str(self.work / "xdg"), "PYTHONUNBUFFERED": "1"}
+        self.log_path = self.work / "serve.log"
+        self.proc: subprocess.Popen | None = None
+        self.rpc = None
+
+    def __enter__(self) -> Served:
+        from daemon_harness import RpcClient
+
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "rtvc", "serve", "--config", str(self.work / "config.toml")],
+                env=self.env, cwd=self.work, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while self.rpc is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"rtvc serve did not come up: {self.log()}")
+            token = self.work / "xdg" / "rtvc" / "token"
+            try:
+                self.rpc = RpcClient(self.port, token.read_text().strip())
+            except OSError:
+                time.sleep(0.2)
+        return self
+
+    def latency(self) -> dict | None:
+        """The declared latency (rtvc.latency's to_dict) while rtvc runs; None before its first callback."""
+        st = self.rpc.call("status.get")["engine"]
+        return st["latency"] if st["state"] == "running" else None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __exit__(self, *exc) -> None:
+        if self.rpc is not None:
+            self.rpc.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def run_once(pw: PipeWire, via: str, period: int, seconds: float) -> dict:
@@ -203,20 +285,18 @@ def run_once(pw: PipeWire, via: str, period: int, seconds: float) -> dict:
         stdout=(work / "rtvc.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        meter = subprocess.run(
-            ["pw-jack", sys.executable, "-c", _IMPULSES, str(EVERY), str(warm), str(seconds)],
-            env=pw.env, capture_output=True, text=True, timeout=warm + seconds + 30,
-        )  # fmt: skip
+        delays = impulses(pw, warm, seconds)
         rtvc.wait(60)
+    except RuntimeError as e:
+        log = (work / "rtvc.log").read_text(errors="replace")[-1500:]
+        raise RuntimeError(f"{via} period {period}: no result ({e}; rtvc: {log})") from None
     finally:
         if rtvc.poll() is None:
             rtvc.kill()
             rtvc.wait()
-    lines = [ln for ln in meter.stdout.splitlines() if ln.startswith("impulses ")]
-    if not lines or not (work / "report.json").exists():
+    if not (work / "report.json").exists():
         log = (work / "rtvc.log").read_text(errors="replace")[-1500:]
-        raise RuntimeError(f"{via} period {period}: no result ({meter.stderr[-500:]}; rtvc: {log})")
-    delays = json.loads(lines[-1].removeprefix("impulses "))
+        raise RuntimeError(f"{via} period {period}: no report ({log})")
     report = json.loads((work / "report.json").read_text())
     lat = report["latency"]
     if lat is None:  # (no callback came: WirePlumber did not link the streams?)

@@ -51,6 +51,7 @@ class Streams:
             name = choice.input.name if choice.input.name in self.gone else choice.monitor.name
             raise DeviceError(f"{name} could not be opened", "plug it back in")
         self.choice = choice
+        self.period = period  # (what the engine plans for: DeviceStreams may raise it, for PipeWire's quantum)
         engine.monitor_opened(choice.monitor is not None)  # (as DeviceStreams does)
 
     def start(self, jack_latency: bool = True) -> None:

@@ -16,7 +16,7 @@ ALSA default, so `make test` does not install it on a desktop that has another s
 from __future__ import annotations
 
 import pytest
-from pipewire_harness import ROOT, PipeWire, missing, run_once
+from pipewire_harness import ROOT, PipeWire, Served, impulses, missing, run_once
 
 pytestmark = [
     pytest.mark.pipewire,
@@ -46,6 +46,87 @@ def test_the_declared_latency_is_what_impulses_take_on_pipewire(pipewire, via):
     if via == "alsa":
         # the capture's part is one period (PortAudio said its buffer less one period: three here)
         assert r["device_in"] == r["period"], r
+
+
+def test_a_quantum_held_above_256_gets_alsa_streams_of_one_quantum():
+    """A user's clock.min-quantum of 1024 (a common cure for crackling elsewhere): PortAudio's low-latency ALSA
+    buffer (512 frames) let no impulse through, while rtvc said it ran (at 512: about 13 underruns a second). rtvc
+    now opens PipeWire's ALSA streams with a period of one quantum, and declares what impulses take."""
+    with PipeWire(1024) as pw:
+        tried = []
+        for _ in range(RUNS):
+            r = run_once(pw, "alsa", 0, 4.0)
+            tried.append(r)
+            assert sum(r["measured"].values()) >= 6, r  # (none came through before)
+            assert r["period"] == 1024 and r["xruns"] <= 3, r
+            most = max(r["measured"], key=r["measured"].get)
+            assert most == r["declared"], f"most impulses took {most} frames, {r['declared']} were declared: {r}"
+            if set(r["measured"]) == {r["declared"]}:
+                break
+        assert set(tried[-1]["measured"]) == {tried[-1]["declared"]}, f"no run had every impulse on time: {tried}"
+        # audio.period = 256 under it: 442 xruns in 10 s, and 1536 frames declared too many, before
+        r = run_once(pw, "alsa", 256, 4.0)
+        assert r["period"] == 1024 and r["xruns"] <= 3, r
+        assert max(r["measured"], key=r["measured"].get) == r["declared"], r
+        said = doctor(pw, 'host_api = "ALSA"\ninput_device = "pipewire"\noutput_device = "pipewire"')
+    line = [ln for ln in said.splitlines() if ln.split()[1:2] == ["pipewire"]]
+    assert line and "quantum held at 1024 frames or more (clock.min-quantum)" in line[0], said
+    assert "pw-jack" in line[0], said
+
+
+def doctor(pw: PipeWire, audio: str = "") -> str:
+    """`rtvc doctor` on PipeWire, with these [audio] settings."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.toml").write_text(f"[audio]\n{audio}\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "rtvc", "doctor"], env={**pw.env, "XDG_CONFIG_HOME": tmp}, cwd=tmp,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    return done.stdout
+
+
+def test_a_quantum_forced_while_rtvc_serves_reopens_its_alsa_streams_sized_for_it():
+    """`pw-metadata -n settings 0 clock.force-quantum 1024` while rtvc serves through the ALSA device "default":
+    rtvc's streams, opened for PipeWire's quantum then (256), let nothing through. rtvc follows PipeWire's settings,
+    reopens its streams sized for the new quantum, and again with its low latency once the quantum is let go.
+    (Through the ALSA plugin the latency can come out a period off after a reopen: PipeWire's own buffering.)"""
+    with PipeWire(256, max_quantum=1024) as pw, Served(pw, "default") as rtvc:
+
+        def planned(period: int) -> dict:
+            got = wait_for(lambda: (lat := rtvc.latency()) and lat["device_in"] == period and lat, rtvc)
+            return got
+
+        def heard(lat: dict, period: int) -> None:
+            xruns = rtvc.rpc.call("status.get")["engine"]["xruns"]["total"]
+            delays = impulses(pw, 1.0, 3.0)
+            assert len(delays) >= 5, (delays, rtvc.log()[-2000:])  # (an impulse every 0.5 s)
+            assert len(set(delays)) == 1 and abs(delays[0] - lat["total"]) <= period, (delays, lat)
+            assert rtvc.rpc.call("status.get")["engine"]["xruns"]["total"] - xruns <= 1, rtvc.log()[-2000:]
+
+        low = planned(128)
+        assert low["total"] == 1792, low  # (37.33 ms: PortAudio's low latency, callbacks of 128 frames)
+        pw.force_quantum(1024)
+        heard(planned(1024), 1024)
+        assert "PipeWire's quantum is now at least 1024 frames (clock.force-quantum)" in rtvc.log()
+        pw.force_quantum(0)
+        again = planned(128)
+        assert again["total"] == low["total"], again
+        heard(again, 128)
+
+
+def wait_for(fn, rtvc, timeout: float = 15.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (got := fn()):
+        assert time.monotonic() < deadline, f"timed out; rtvc said:\n{rtvc.log()[-3000:]}"
+        time.sleep(0.1)
+    return got
 
 
 def test_pipewire_jack_has_no_default_device_to_loop_through(pipewire, tmp_path):
@@ -90,13 +171,9 @@ def test_mixers_show_rtvc_by_name_through_the_alsa_plugin(pipewire, tmp_path):
         rtvc.wait(30)
 
 
-def test_doctor_on_pipewire_points_at_pw_jack_not_at_starting_jackd(pipewire, tmp_path):
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-m", "rtvc", "doctor"], env={**pipewire.env, "XDG_CONFIG_HOME": str(tmp_path)},
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    jack = [ln for ln in done.stdout.splitlines() if " jack " in f" {ln} "]
-    assert jack and "PipeWire runs" in jack[0] and "pw-jack" in jack[0], done.stdout[-2000:]
+def test_doctor_on_pipewire_points_at_pw_jack_not_at_starting_jackd(pipewire):
+    said = doctor(pipewire)
+    jack = [ln for ln in said.splitlines() if " jack " in f" {ln} "]
+    assert jack and "PipeWire runs" in jack[0] and "pw-jack" in jack[0], said[-2000:]
+    # (PipeWire's quantum here is 256: rtvc's low-latency ALSA buffer keeps up with it, nothing to say)
+    assert "sound devices" in said and not [ln for ln in said.splitlines() if ln.split()[1:2] == ["pipewire"]], said

@@ -13,6 +13,7 @@ import math
 import threading
 from dataclasses import dataclass
 
+from rtvc.audio import pipewire
 from rtvc.audio.devices import Device, check_rate, find_device, portaudio
 from rtvc.callbacks import DUPLEX, INPUT, MONITOR_STREAM, OUTPUT_STREAM
 from rtvc.config import AudioConfig
@@ -104,7 +105,6 @@ class DeviceStreams:
         sd = portaudio()
         self.choice = choice
         self.engine = engine
-        self._period = period  # (audio.period; 0: the host's)
         self._streams: list[sd._StreamBase] = []
         self._stopping = False
         side = engine.device
@@ -123,7 +123,30 @@ class DeviceStreams:
             s._rtvc_fields = fields
             return s
 
-        common = dict(samplerate=samplerate, blocksize=period, dtype="float32", latency="low")
+        # PipeWire's ALSA plugin takes a whole quantum a cycle: for a quantum the user's settings hold above what
+        # PortAudio's low-latency buffer keeps up with, a period of one quantum (rtvc.audio.pipewire)
+        self.quantum, key = pipewire.quantum_for((choice.input, choice.output, choice.monitor))
+        self.sized_for = pipewire.sizing(self.quantum)
+        self.period = period  # what the engine plans for (0: the first callback's size)
+        blocksize, latency = period, "low"
+        if self.sized_for:
+            latency = 2 * self.sized_for / samplerate  # (PortAudio then keeps three periods: measured)
+            log.info(
+                "PipeWire runs at a quantum of at least %d frames (%s): its ALSA streams are opened with a period of"
+                " one quantum (%.1f ms); under pw-jack (--host-api JACK) the devices' part is shorter",
+                self.sized_for, key, self.sized_for / samplerate * 1e3,
+            )  # fmt: skip
+            if period <= self.sized_for:
+                # (measured: callbacks shorter than the quantum underran PortAudio's ALSA buffer 44 to 94 times a
+                # second at 1024 and 2048, and PortAudio's figures overstated the latency by up to 2560 frames)
+                if period and period < self.sized_for:
+                    log.warning(
+                        "audio.period = %d is shorter than PipeWire's quantum (%d frames, %s): the callbacks take"
+                        " the quantum (shorter ones underran)",
+                        period, self.sized_for, key,
+                    )  # fmt: skip
+                blocksize, self.period = self.sized_for, 0
+        common = dict(samplerate=samplerate, blocksize=blocksize, dtype="float32", latency=latency)
         mic = dict(in_channels=choice.input_channel, in_channel=choice.input_channel - 1)
         try:
             if choice.duplex:
@@ -186,7 +209,7 @@ class DeviceStreams:
         # (JACK's ALSA backend counts the same). Measured through PipeWire's ALSA plugin at periods 128, 256 and
         # 512 (bench/latency_pipewire.py), PortAudio's figure overstated the input by up to two periods. With
         # audio.period set, PortAudio's ALSA period is a multiple of it, not known here: its figure stands then.
-        one_period = choice.input is not None and choice.input.host_api == "ALSA" and not period
+        one_period = choice.input is not None and choice.input.host_api == "ALSA" and not self.period
         engine.set_device(round(lat_in * samplerate), round(lat_out * samplerate), not choice.duplex, ours, one_period)
 
     def _finished(self, what: str):
@@ -251,14 +274,14 @@ class DeviceStreams:
             lat_in = max((f for f in inputs if f is not None), default=0)
         if jout:  # the main stream's output ports are the first (a monitor stream opens after it)
             lat_out = max((f for f in outputs[: c.output_channels] if f is not None), default=0)
-            if c.duplex and self._period:
+            if c.duplex and self.period:
                 # PortAudio's own buffering: a duplex stream with a fixed callback size on JACK (whose buffer size
                 # it takes as unknown) starts its output a user buffer late (pa_process.c); measured, 256 frames
-                lat_out += self._period
+                lat_out += self.period
         # (with audio.period set, PortAudio keeps the callbacks at that size: the engine's period is not JACK's, and
         # the figures are not rescaled)
         # (and not when only one side is JACK's: the engine's period is then the other host API's)
-        scaled = at_period if (jin and jout and not self._period) else 0
+        scaled = at_period if (jin and jout and not self.period) else 0
         was = self.engine.device_latency
         self.engine.set_device_latency(lat_in, lat_out, scaled)
         if watched and self.engine.device_latency == was:

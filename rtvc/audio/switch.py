@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from rtvc.audio import pipewire
 from rtvc.audio.devices import Device, DeviceNotFound, RescanHung, find_device, find_pinned, pin_device
 from rtvc.audio.devices import rescan as rescan_devices
 from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
@@ -84,6 +85,7 @@ class DeviceSwitcher:
         self._failed_since: float | None = None  # (recover_due: when the devices were first seen failed)
         self._lost = ""  # what the engine said when they failed, kept while they are looked for
         self._watch: Any = None  # rtvc.audio.jack_watch.JackWatch while the streams run on JACK
+        self._quantum_watch: Any = None  # rtvc.audio.pipewire.QuantumWatch while they run on PipeWire's ALSA plugin
         self._waiting: list[list[str]] = []  # [direction, rtvc port, peer]: JACK connections lost with their program
         self._seed: dict[str, Any] = {}  # for the next watch, after a reopen (_relink)
         self._reopening = False  # the switch under way keeps every device (a rescan, a recovery)
@@ -285,7 +287,7 @@ class DeviceSwitcher:
         """Open and start `choice`'s streams; they become the running ones only once started (a device can
         open and then refuse to start: busy, or unplugged in between)."""
         streams = DeviceStreams(choice, self.engine, cfg.samplerate, cfg.period)
-        self.engine.resume(cfg.period)
+        self.engine.resume(streams.period)
         try:
             streams.start(jack_latency=False)  # (asked once the ports are reconnected: _switched, _fall_back)
         except DeviceError:
@@ -373,6 +375,7 @@ class DeviceSwitcher:
         rtvc is connected to that closes is said, and connected again when it is back."""
         seed, self._seed = self._seed, {}
         self._unwatch(keep=True)
+        self._watch_pipewire()
         if not _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
             self._waiting = []
             return
@@ -385,8 +388,39 @@ class DeviceSwitcher:
         streams = self.streams
         self._watch = JackWatch(name, lambda what: self._watched(streams, what), seed)
 
+    # -- PipeWire's quantum, watched while the streams run through its ALSA plugin (rtvc.audio.pipewire) ----
+    def _watch_pipewire(self) -> None:
+        """(Under the lock, the streams running.) A quantum the user forces or raises later (or lets go of)
+        reopens the devices sized for it: through PipeWire's ALSA plugin a quantum above what the streams were
+        opened for lets no sound through, or underruns."""
+        c = self.choice
+        if not pipewire.served((c.input, c.output, c.monitor)) or pipewire.settings() is None:
+            return
+        streams = self.streams
+        self._quantum_watch = pipewire.QuantumWatch(
+            lambda q, key: self._quantum_changed(streams, q, key), streams.quantum
+        )
+
+    def _quantum_changed(self, streams: DeviceStreams, quantum: int, key: str) -> None:
+        if self.streams is not streams or pipewire.sizing(quantum) == streams.sized_for:
+            return
+        why = f"at least {quantum} frames ({key})" if quantum else "no longer held up by a setting"
+        log.info("PipeWire's quantum is now %s: the devices reopen sized for it", why)
+        threading.Thread(target=self._requantum, args=(streams,), name="rtvc-pipewire-reopen", daemon=True).start()
+
+    def _requantum(self, streams: DeviceStreams) -> None:
+        if self.streams is not streams or self._wedged:  # (reopened meanwhile: sized for the settings then)
+            return
+        try:
+            self.switch(None, None, None)
+        except DeviceError as e:
+            log.info("PipeWire's quantum: the devices did not reopen (%s)", e.what)
+
     def _unwatch(self, keep: bool = False) -> None:
         """`keep`: what is waited for stays, for the next watch (a reopen: _relink hands it on)."""
+        if self._quantum_watch is not None:
+            self._quantum_watch.stop()
+            self._quantum_watch = None
         if self._watch is not None:
             self._watch.stop()
             self._watch = None

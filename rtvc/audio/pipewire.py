@@ -1,0 +1,157 @@
+"""PipeWire's quantum, for streams that reach PipeWire through its ALSA plugin (device "pipewire", and "default" on
+a desktop where PipeWire is the sound server).
+
+PipeWire runs its graph in cycles of a quantum of frames. Through the ALSA plugin each cycle takes a whole quantum
+out of the ALSA buffer that PortAudio fills (and puts one into the capture buffer). The graph runs at the smallest
+quantum its streams ask for, which follows rtvc's own period (128 frames, PortAudio's "low" latency) unless the
+user's settings hold it higher: `clock.min-quantum` raised (a common cure for crackling elsewhere on a desktop), or
+`clock.force-quantum`. PortAudio's low-latency ALSA buffer is 512 frames: measured on PipeWire 0.3.65
+(bench/latency_pipewire.py), a quantum of 512 underran it about 13 times a second and one of 1024 let no sound through
+at all, while rtvc said it ran. For such a quantum the streams are opened with a period of one quantum (PortAudio
+then keeps three in its buffer): no underrun, and the declared latency is what impulses take (measured from 512 to
+2048).
+
+The settings are read with `pw-metadata -n settings` (pipewire-bin, installed with PipeWire); `QuantumWatch` follows
+them while `rtvc serve` runs, so that a quantum forced later reopens the devices sized for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+
+from rtvc.audio.devices import Device
+
+log = logging.getLogger("rtvc")
+SERVED = ("pipewire", "default")  # ALSA devices that reach PipeWire (where it runs)
+LOW_QUANTUM = 256  # the largest quantum PortAudio's low-latency ALSA buffer (512 frames) keeps up with
+ASK_S = 2.0
+WAIT_S = 0.2  # a change of the settings is read once they have been quiet this long
+_LINE = re.compile(r"key:'([^']*)' value:'([^']*)'")
+KEYS = ("clock.force-quantum", "clock.min-quantum")
+
+
+def served(devices: tuple[Device | None, ...]) -> bool:
+    """Whether any of these devices is an ALSA device that reaches PipeWire when it runs."""
+    return any(d is not None and d.host_api == "ALSA" and d.name in SERVED for d in devices)
+
+
+def parse(text: str, into: dict[str, str] | None = None) -> dict[str, str]:
+    """pw-metadata's lines ("update: id:0 key:'clock.min-quantum' value:'1024' type:''") as {key: value}."""
+    got = {} if into is None else into
+    for line in text.splitlines():
+        m = _LINE.search(line)
+        if m and "id:0 " in line:
+            got[m.group(1)] = m.group(2)
+    return got
+
+
+def floor(settings: dict[str, str]) -> tuple[int, str]:
+    """The smallest quantum PipeWire runs at, whatever rtvc asks, and the setting that says so: a forced quantum,
+    else the minimum; (0, "") when neither is set."""
+    for key in KEYS:
+        try:
+            value = int(settings.get(key, "0"))
+        except ValueError:
+            continue
+        if value > 0:
+            return value, key
+    return 0, ""
+
+
+def sizing(quantum: int) -> int:
+    """The period to open PipeWire's ALSA streams with for this quantum floor; 0: PortAudio's low latency."""
+    return quantum if quantum > LOW_QUANTUM else 0
+
+
+def settings() -> dict[str, str] | None:
+    """PipeWire's clock settings; None when it cannot be asked (not running, pw-metadata not installed)."""
+    if shutil.which("pw-metadata") is None:
+        return None
+    try:
+        done = subprocess.run(
+            ["pw-metadata", "-n", "settings"], capture_output=True, text=True, timeout=ASK_S, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0 or "Found" not in done.stdout:
+        return None
+    return parse(done.stdout)
+
+
+def quantum_for(devices: tuple[Device | None, ...]) -> tuple[int, str]:
+    """(the quantum floor, its setting) when these devices reach a running PipeWire; (0, "") otherwise."""
+    if not served(devices):
+        return 0, ""
+    got = settings()
+    return (0, "") if got is None else floor(got)
+
+
+class QuantumWatch:
+    """Follows PipeWire's settings (`pw-metadata -m -n settings`, a child that prints each change);
+    `on_change(quantum, key)` gets each new quantum floor, on a thread of its own."""
+
+    def __init__(self, on_change: Callable[[int, str], None], now: int):
+        self._on_change = on_change
+        self._seen = now
+        self._stopped = False
+        self._lock = threading.Lock()
+        try:
+            self._proc: subprocess.Popen[str] | None = subprocess.Popen(
+                ["pw-metadata", "-m", "-n", "settings"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        except OSError as e:
+            log.info("PipeWire's quantum: not watched (%s): a quantum forced later is not seen", e)
+            self._proc = None
+            return
+        threading.Thread(target=self._read, name="rtvc-pipewire-watch", daemon=True).start()
+
+    def _read(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        current: dict[str, str] = {}
+        timer: threading.Timer | None = None
+        for line in proc.stdout:
+            with self._lock:
+                parse(line, current)
+            if timer is not None:
+                timer.cancel()
+            # (the settings come a key a line: the floor is read once they have all come, WAIT_S of quiet)
+            timer = threading.Timer(WAIT_S, self._settled, args=(current,))
+            timer.daemon = True
+            timer.start()
+        proc.wait()
+        if not self._stopped:
+            log.info("PipeWire's quantum: no longer watched (PipeWire stopped?)")
+
+    def _settled(self, current: dict[str, str]) -> None:
+        with self._lock:
+            quantum, key = floor(current)
+            if self._stopped or quantum == self._seen:
+                return
+            self._seen = quantum
+        try:
+            self._on_change(quantum, key)
+        except Exception:  # (a bug: the watch must not end for it)
+            log.exception("PipeWire's quantum: could not take the change to %d", quantum)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
