@@ -326,10 +326,36 @@ def test_a_model_path_that_cannot_be_looked_at_fails_its_voice_alone(daemon):
 
 
 # -- events -----------------------------------------------------------------------------------------------
+def test_a_set_that_changes_nothing_sends_no_event(daemon):
+    """A Stream Deck key pressed twice, an OBS scene that sets what is already set: every other client got an event
+    and the daemon logged a line for each, with nothing changed. Now only a change is an event."""
+
+    async def main():
+        setter, watcher = await Client.open(daemon.port, daemon.token), await Client.open(daemon.port, daemon.token)
+        sets = [("mute.set", {"on": False}), ("voice.set", {"on": True}), ("ptt.mode", {"on": False})]
+        sets.append(("params.set", {"values": {"gain_db": -0.75}}))
+        for method, params in sets:  # (as they are now, before the watcher listens)
+            await setter.call(method, **params)
+        await watcher.call("events.subscribe", events=["state"])
+        for method, params in sets:
+            await setter.call(method, **params)
+        await setter.call("mute.set", on=True)  # the one change
+        ev = await asyncio.wait_for(watcher.event(), 5)
+        assert ev["changed"] == ["mute"], ev
+        await setter.call("mute.set", on=False)
+        assert (await asyncio.wait_for(watcher.event(), 5))["changed"] == ["mute"]
+        assert watcher.events.empty(), watcher.events.get_nowait()
+        for c in (setter, watcher):
+            await c.close()
+
+    run(main())
+
+
 def test_a_change_by_one_client_reaches_every_subscriber_with_who_made_it(daemon):
     async def main():
         clients = [await Client.open(daemon.port, daemon.token) for _ in range(3)]
         ids = [(await c.call("server.info"))["client"] for c in clients]
+        await clients[0].call("mute.set", on=False)  # (as an earlier test may have left it: a change below)
         for c in clients:
             await c.call("events.subscribe")
         quiet = await Client.open(daemon.port, daemon.token)  # not subscribed: gets no events
@@ -376,13 +402,13 @@ def test_a_change_by_one_client_reaches_every_subscriber_with_who_made_it(daemon
                         "jsonrpc": "2.0",
                         "id": f"g{i}",
                         "method": "params.set",
-                        "params": {"values": {"gain_db": -float(i % 2)}},
+                        "params": {"values": {"gain_db": -0.25 - i % 2}},  # (a change each time: an event)
                     }
                 )
             )
             ev = await clients[2].event()
             times.append(time.perf_counter() - t0)
-            assert ev["changed"] == ["params"] and ev["state"]["params"]["gain_db"] == -float(i % 2)
+            assert ev["changed"] == ["params"] and ev["state"]["params"]["gain_db"] == -0.25 - i % 2
         ms = sorted(1e3 * t for t in times)
         print(f"\nparams.set -> event at another client: median {statistics.median(ms):.2f} ms, max {ms[-1]:.2f} ms")
         assert statistics.median(ms) < 50

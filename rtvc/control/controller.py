@@ -207,8 +207,10 @@ class Controller:
             check = getattr(conv.voice, "check_params", None)
             if check:
                 check(new, "params")
+            changed = new != conv.params
             conv.set_params(new)
-        self._emit(["params"], by)
+        if changed:  # (values as they were: no event, no log line; a Stream Deck key pressed twice)
+            self._emit(["params"], by)
         return asdict(new)
 
     def save_profile(self, name: str, label: str | None, overwrite: bool, by: str) -> dict[str, Any]:
@@ -250,10 +252,11 @@ class Controller:
 
     def set_voice_on(self, on: bool, by: str) -> bool:
         with self._lock:
-            self.voice_on = bool(on)
+            changed, self.voice_on = self.voice_on != bool(on), bool(on)
             self.engine.converter.bypass = not self.voice_on
             self.engine.active[0].bypass = not self.voice_on
-        self._emit(["voice_on"], by)
+        if changed:
+            self._emit(["voice_on"], by)
         return self.voice_on
 
     def set_monitor(self, on: bool, by: str) -> bool:
@@ -269,15 +272,18 @@ class Controller:
                 f"choose your headphones: {again}, or audio.monitor_device / --monitor-device (`rtvc devices`)",
             )
         with self._lock:
+            changed = self.engine.monitor_enabled != bool(on)
             self.engine.monitor_enabled = bool(on)
-        self._emit(["monitor"], by)
+        if changed:
+            self._emit(["monitor"], by)
         return bool(on)
 
     def set_mute(self, on: bool, by: str) -> bool:
         with self._lock:
-            self.mute = bool(on)
+            changed, self.mute = self.mute != bool(on), bool(on)
             self._apply_mute()
-        self._emit(["mute"], by)
+        if changed:
+            self._emit(["mute"], by)
         return self.mute
 
     def set_gate(
@@ -304,9 +310,10 @@ class Controller:
 
     def set_ptt_mode(self, on: bool, by: str) -> bool:
         with self._lock:
-            self.ptt_mode = bool(on)
+            changed, self.ptt_mode = self.ptt_mode != bool(on), bool(on)
             self._apply_mute()
-        self._emit(["ptt"], by)
+        if changed:
+            self._emit(["ptt"], by)
         return self.ptt_mode
 
     def ptt_press(self, holder: str, by: str) -> int:

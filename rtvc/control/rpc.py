@@ -265,7 +265,8 @@ made again when it came back: `routing` {lost, restored, dropped, waiting}, each
 port]; `devices.list`'s `in_use.waiting` lists those still waited for, also across a reopen of the devices. A
 connection the user cuts is left cut, and one of a port the user connects elsewhere meanwhile is `dropped`. Rerouting
 rtvc's ports (a patchbay) changes `engine.latency`'s device parts to JACK's figures for the new peers, within a
-second. A `state` event for a voice that did not load carries `error`, saying why.
+second. A `state` event for a voice that did not load carries `error`, saying why. A set that changes nothing
+(`mute.set` as it is, `params.set` with the values there) is answered and sends no event.
 
 The noise gate silences the output while the microphone is quieter than `threshold_db` (dBFS RMS over 10 ms):
 it opens at the threshold, closes after `hold_ms` below 6 dB under it and fades out over 100 ms. An opening is
