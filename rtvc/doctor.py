@@ -263,7 +263,7 @@ def check_quantum(choice, audio) -> list[Check]:
     one quantum on each side (rtvc.audio.pipewire): said, with the shorter way."""
     from rtvc.audio import pipewire
 
-    quantum, key = pipewire.quantum_for((choice.input, choice.output, choice.monitor))
+    quantum, key, _ = pipewire.quantum_for((choice.input, choice.output, choice.monitor)) or (0, "", {})
     if not pipewire.sizing(quantum):
         return []
     ms = quantum / audio.samplerate * 1e3

@@ -171,10 +171,14 @@ class PipeWire:
         self.__exit__()
         raise RuntimeError(f"PipeWire did not come up: {(self.dir / 'server.log').read_text()[-2000:]}")
 
-    def force_quantum(self, quantum: int) -> None:
-        """What `pw-metadata -n settings 0 clock.force-quantum N` does on a desktop (0 lets go of it)."""
-        cmd = ["pw-metadata", "-n", "settings", "0", "clock.force-quantum", str(quantum)]
+    def setting(self, key: str, value: int | None) -> None:
+        """What `pw-metadata -n settings 0 clock.force-quantum N` does on a desktop; None removes the setting
+        (`pw-metadata -n settings -d 0 KEY`: PipeWire's own, its config file's, stands again)."""
+        cmd = ["pw-metadata", "-n", "settings", *(["-d", "0", key] if value is None else ["0", key, str(value)])]
         subprocess.run(cmd, env=self.env, capture_output=True, check=True, timeout=10)
+
+    def force_quantum(self, quantum: int) -> None:
+        self.setting("clock.force-quantum", quantum)
 
     def version(self) -> str:
         done = subprocess.run(["pipewire", "--version"], capture_output=True, text=True)

@@ -33,6 +33,61 @@ def test_the_floor_is_the_forced_quantum_else_the_minimum():
     assert pipewire.parse("update: id:31 key:'clock.min-quantum' value:'4096' type:''") == {}
 
 
+def test_a_removed_setting_falls_back_to_pipewires_own():
+    """`pw-metadata -n settings -d 0 clock.force-quantum` (or -d 0: all keys) lets go of a setting: the watch kept
+    the forced value, and so the quantum it was sized for, and no later change of clock.min-quantum was seen."""
+    core = pipewire.core_defaults(
+        '*\t\tdefault.clock.rate = "48000"\n*\t\tdefault.clock.quantum = "1024"\n'
+        '*\t\tdefault.clock.min-quantum = "512"\n*\t\tdefault.clock.max-quantum = "2048"\n'
+    )  # (as `pw-cli info 0` prints PipeWire's own, its config file's)
+    assert core == {"clock.min-quantum": "512"}
+    seen = pipewire.parse(PRINTED.format(min=32, force=1024), dict(core), core)
+    assert pipewire.floor(seen) == (1024, "clock.force-quantum")
+    pipewire.parse("remove: id:0 key:'clock.force-quantum'", seen, core)
+    assert pipewire.floor(seen) == (32, "clock.min-quantum")
+    pipewire.parse("remove: id:0 key:'clock.min-quantum'", seen, core)
+    assert pipewire.floor(seen) == (512, "clock.min-quantum")  # (the config file's)
+    pipewire.parse("update: id:0 key:'clock.force-quantum' value:'2048' type:''\nremove: id:0 all keys", seen, core)
+    assert pipewire.floor(seen) == (512, "clock.min-quantum")
+    alone = pipewire.parse("remove: id:0 key:'clock.min-quantum'", {"clock.min-quantum": "1024"})
+    assert pipewire.floor(alone) == (0, "")  # (nothing to fall back to: PipeWire's own was not read)
+
+
+def test_the_watch_says_each_new_floor_once_its_settings_have_come(tmp_path, monkeypatch):
+    """QuantumWatch runs `pw-metadata -m -n settings` (here a script that prints as PipeWire 0.3.65 did: the
+    settings a key a line, then changes) and says each new floor once, not the floors of half-read settings."""
+    import os
+    import stat
+    import threading
+    import time
+
+    script = tmp_path / "pw-metadata"
+    lines = PRINTED.format(min=32, force=1024).splitlines()  # (at first: forced to 1024, the floor it opened at)
+    lines += ["SLEEP", "update: id:0 key:'clock.min-quantum' value:'2048' type:''"]  # (force wins: no change)
+    lines += ["SLEEP", "remove: id:0 key:'clock.force-quantum'"]  # min-quantum 2048 now
+    lines += ["SLEEP", "update: id:0 key:'clock.force-quantum' value:'256' type:''"]
+    lines += ["SLEEP", "remove: id:0 all keys"]  # PipeWire's own: 512
+    body = "\n".join("sleep 0.5" if ln == "SLEEP" else f'echo "{ln}"' for ln in lines)
+    script.write_text(f"#!/bin/sh\n{body}\nsleep 30\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    said, done = [], threading.Event()
+
+    def on_change(quantum: int, key: str) -> None:
+        said.append((quantum, key))
+        if len(said) == 3:
+            done.set()
+
+    watch = pipewire.QuantumWatch(on_change, 1024, {"clock.min-quantum": "512"})
+    try:
+        assert done.wait(10), said
+        time.sleep(0.5)
+    finally:
+        watch.stop()
+    assert said == [(2048, "clock.min-quantum"), (256, "clock.force-quantum"), (512, "clock.min-quantum")]
+    assert watch._proc is not None and watch._proc.poll() is not None  # (the child ends with the watch)
+
+
 def test_only_a_quantum_above_what_the_low_latency_buffer_keeps_up_with_sizes_the_streams():
     assert [pipewire.sizing(q) for q in (0, 32, 128, 256, 512, 1024, 8192)] == [0, 0, 0, 0, 512, 1024, 8192]
 

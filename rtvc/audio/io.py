@@ -125,20 +125,16 @@ class DeviceStreams:
 
         # PipeWire's ALSA plugin takes a whole quantum a cycle: for a quantum the user's settings hold above what
         # PortAudio's low-latency buffer keeps up with, a period of one quantum (rtvc.audio.pipewire)
-        self.quantum, key = pipewire.quantum_for((choice.input, choice.output, choice.monitor))
+        got = pipewire.quantum_for((choice.input, choice.output, choice.monitor))
+        self.pipewire = got  # (None: no device here reaches a PipeWire that answers)
+        self.quantum, key, _ = got or (0, "", {})
         self.sized_for = pipewire.sizing(self.quantum)
         self.period = period  # what the engine plans for (0: the first callback's size)
         blocksize, latency = period, "low"
         if self.sized_for:
-            latency = 2 * self.sized_for / samplerate  # (PortAudio then keeps three periods: measured)
-            log.info(
-                "PipeWire runs at a quantum of at least %d frames (%s): its ALSA streams are opened with a period of"
-                " one quantum (%.1f ms); under pw-jack (--host-api JACK) the devices' part is shorter",
-                self.sized_for, key, self.sized_for / samplerate * 1e3,
-            )  # fmt: skip
             if period <= self.sized_for:
                 # (measured: callbacks shorter than the quantum underran PortAudio's ALSA buffer 44 to 94 times a
-                # second at 1024 and 2048, and PortAudio's figures overstated the latency by up to 2560 frames)
+                # second at 1024 and 2048, and PortAudio's figures overstated the latency by up to 3072 frames)
                 if period and period < self.sized_for:
                     log.warning(
                         "audio.period = %d is shorter than PipeWire's quantum (%d frames, %s): the callbacks take"
@@ -146,6 +142,12 @@ class DeviceStreams:
                         period, self.sized_for, key,
                     )  # fmt: skip
                 blocksize, self.period = self.sized_for, 0
+            latency = 2 * blocksize / samplerate  # (PortAudio then keeps three periods: measured)
+            log.info(
+                "PipeWire runs at a quantum of at least %d frames (%s): its ALSA streams are opened with periods of"
+                " %d frames (%.1f ms); under pw-jack (--host-api JACK) the devices' part is shorter",
+                self.sized_for, key, blocksize, blocksize / samplerate * 1e3,
+            )  # fmt: skip
         common = dict(samplerate=samplerate, blocksize=blocksize, dtype="float32", latency=latency)
         mic = dict(in_channels=choice.input_channel, in_channel=choice.input_channel - 1)
         try:

@@ -32,6 +32,8 @@ LOW_QUANTUM = 256  # the largest quantum PortAudio's low-latency ALSA buffer (51
 ASK_S = 2.0
 WAIT_S = 0.2  # a change of the settings is read once they have been quiet this long
 _LINE = re.compile(r"key:'([^']*)' value:'([^']*)'")
+_REMOVED = re.compile(r"key:'([^']*)'")
+_CORE = re.compile(r'default\.clock\.([a-z-]+) = "([^"]*)"')
 KEYS = ("clock.force-quantum", "clock.min-quantum")
 
 
@@ -40,13 +42,37 @@ def served(devices: tuple[Device | None, ...]) -> bool:
     return any(d is not None and d.host_api == "ALSA" and d.name in SERVED for d in devices)
 
 
-def parse(text: str, into: dict[str, str] | None = None) -> dict[str, str]:
-    """pw-metadata's lines ("update: id:0 key:'clock.min-quantum' value:'1024' type:''") as {key: value}."""
+def parse(text: str, into: dict[str, str] | None = None, defaults: dict[str, str] | None = None) -> dict[str, str]:
+    """pw-metadata's lines ("update: id:0 key:'clock.min-quantum' value:'1024' type:''") as {key: value}. A key
+    removed ("remove: id:0 key:'clock.force-quantum'", "remove: id:0 all keys") goes back to PipeWire's own
+    setting (`defaults`: core_defaults), or goes."""
     got = {} if into is None else into
     for line in text.splitlines():
-        m = _LINE.search(line)
-        if m and "id:0 " in line:
+        if "id:0 " not in line:
+            continue
+        if line.startswith("remove:"):
+            if "all keys" in line:
+                got.clear()
+                got.update(defaults or {})
+            elif m := _REMOVED.search(line):
+                key = m.group(1)
+                if defaults and key in defaults:
+                    got[key] = defaults[key]
+                else:
+                    got.pop(key, None)
+        elif m := _LINE.search(line):
             got[m.group(1)] = m.group(2)
+    return got
+
+
+def core_defaults(text: str) -> dict[str, str]:
+    """PipeWire's own settings (its config file's default.clock.*, as `pw-cli info 0` prints them), under the names
+    the settings metadata gives them: what a key removed from the metadata falls back to."""
+    got = {}
+    for line in text.splitlines():
+        m = _CORE.search(line)
+        if m and f"clock.{m.group(1)}" in KEYS:
+            got[f"clock.{m.group(1)}"] = m.group(2)
     return got
 
 
@@ -68,36 +94,43 @@ def sizing(quantum: int) -> int:
     return quantum if quantum > LOW_QUANTUM else 0
 
 
-def settings() -> dict[str, str] | None:
-    """PipeWire's clock settings; None when it cannot be asked (not running, pw-metadata not installed)."""
-    if shutil.which("pw-metadata") is None:
-        return None
+def _ask(args: list[str]) -> str | None:
     try:
-        done = subprocess.run(
-            ["pw-metadata", "-n", "settings"], capture_output=True, text=True, timeout=ASK_S, stdin=subprocess.DEVNULL
-        )
+        done = subprocess.run(args, capture_output=True, text=True, timeout=ASK_S, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if done.returncode != 0 or "Found" not in done.stdout:
+    return done.stdout if done.returncode == 0 else None
+
+
+def settings() -> tuple[dict[str, str], dict[str, str]] | None:
+    """PipeWire's clock settings, and its own (core_defaults) that a removed one falls back to; None when it cannot
+    be asked (not running, pw-metadata not installed)."""
+    if shutil.which("pw-metadata") is None:
         return None
-    return parse(done.stdout)
+    meta = _ask(["pw-metadata", "-n", "settings"])
+    if meta is None or "Found" not in meta:
+        return None
+    defaults = core_defaults(_ask(["pw-cli", "info", "0"]) or "") if shutil.which("pw-cli") else {}
+    return parse(meta, dict(defaults), defaults), defaults
 
 
-def quantum_for(devices: tuple[Device | None, ...]) -> tuple[int, str]:
-    """(the quantum floor, its setting) when these devices reach a running PipeWire; (0, "") otherwise."""
+def quantum_for(devices: tuple[Device | None, ...]) -> tuple[int, str, dict[str, str]] | None:
+    """(the quantum floor, its setting, PipeWire's own settings) when these devices reach a running PipeWire; None
+    otherwise."""
     if not served(devices):
-        return 0, ""
+        return None
     got = settings()
-    return (0, "") if got is None else floor(got)
+    return None if got is None else (*floor(got[0]), got[1])
 
 
 class QuantumWatch:
     """Follows PipeWire's settings (`pw-metadata -m -n settings`, a child that prints each change);
     `on_change(quantum, key)` gets each new quantum floor, on a thread of its own."""
 
-    def __init__(self, on_change: Callable[[int, str], None], now: int):
+    def __init__(self, on_change: Callable[[int, str], None], now: int, defaults: dict[str, str]):
         self._on_change = on_change
         self._seen = now
+        self._defaults = defaults
         self._stopped = False
         self._lock = threading.Lock()
         try:
@@ -117,11 +150,11 @@ class QuantumWatch:
     def _read(self) -> None:
         proc = self._proc
         assert proc is not None and proc.stdout is not None
-        current: dict[str, str] = {}
+        current = dict(self._defaults)
         timer: threading.Timer | None = None
         for line in proc.stdout:
             with self._lock:
-                parse(line, current)
+                parse(line, current, self._defaults)
             if timer is not None:
                 timer.cancel()
             # (the settings come a key a line: the floor is read once they have all come, WAIT_S of quiet)

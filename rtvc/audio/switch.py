@@ -89,6 +89,7 @@ class DeviceSwitcher:
         self._waiting: list[list[str]] = []  # [direction, rtvc port, peer]: JACK connections lost with their program
         self._seed: dict[str, Any] = {}  # for the next watch, after a reopen (_relink)
         self._reopening = False  # the switch under way keeps every device (a rescan, a recovery)
+        self._closed = False  # stop() was called: nothing opens again
         self.on_routing: Callable[[dict[str, Any]], None] | None = None  # (serve: the controller's event)
 
     def in_use(self) -> dict[str, Any]:
@@ -103,12 +104,22 @@ class DeviceSwitcher:
         return got
 
     def switch(
-        self, input: str | None, output: str | None, monitor: str | None = None, rescan: bool = False
-    ) -> dict[str, Any]:
+        self,
+        input: str | None,
+        output: str | None,
+        monitor: str | None = None,
+        rescan: bool = False,
+        only_if: DeviceStreams | None = None,
+    ) -> dict[str, Any] | None:
         """None keeps a device as it is; monitor "" runs without one (hear-myself then has nowhere to go).
         A monitor that was lost (unplugged) is not kept: reopening it would fail, and take the switch and the
-        fallback to the old devices with it. `rescan`: read the device list again even when nothing needs it."""
+        fallback to the old devices with it. `rescan`: read the device list again even when nothing needs it.
+        `only_if`: only while these streams run (None back otherwise: a reopen they asked for, made already)."""
         with self._lock:
+            if self._closed:  # (a reopen asked for by a watch as rtvc stops: no device may open again)
+                raise DeviceError("rtvc is stopping: no device is opened now", "start rtvc again")
+            if only_if is not None and self.streams is not only_if:
+                return None
             if self._wedged:
                 raise AudioLost(self._wedged, "restart rtvc serve")
             self._check_jack_answers()
@@ -366,6 +377,7 @@ class DeviceSwitcher:
         """False when PortAudio is stuck (a stop or restart that hung): the process must then exit without
         terminating it."""
         with self._lock:
+            self._closed = True
             self._unwatch()
             return self.streams.stop() and not self._wedged
 
@@ -393,12 +405,11 @@ class DeviceSwitcher:
         """(Under the lock, the streams running.) A quantum the user forces or raises later (or lets go of)
         reopens the devices sized for it: through PipeWire's ALSA plugin a quantum above what the streams were
         opened for lets no sound through, or underruns."""
-        c = self.choice
-        if not pipewire.served((c.input, c.output, c.monitor)) or pipewire.settings() is None:
-            return
         streams = self.streams
+        if streams.pipewire is None:  # (no device of these reaches a PipeWire that answered when they opened)
+            return
         self._quantum_watch = pipewire.QuantumWatch(
-            lambda q, key: self._quantum_changed(streams, q, key), streams.quantum
+            lambda q, key: self._quantum_changed(streams, q, key), streams.quantum, streams.pipewire[2]
         )
 
     def _quantum_changed(self, streams: DeviceStreams, quantum: int, key: str) -> None:
@@ -409,10 +420,8 @@ class DeviceSwitcher:
         threading.Thread(target=self._requantum, args=(streams,), name="rtvc-pipewire-reopen", daemon=True).start()
 
     def _requantum(self, streams: DeviceStreams) -> None:
-        if self.streams is not streams or self._wedged:  # (reopened meanwhile: sized for the settings then)
-            return
         try:
-            self.switch(None, None, None)
+            self.switch(None, None, None, only_if=streams)  # (reopened meanwhile: sized for the settings then)
         except DeviceError as e:
             log.info("PipeWire's quantum: the devices did not reopen (%s)", e.what)
 
