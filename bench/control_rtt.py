@@ -53,7 +53,7 @@ async def drive(port: int, n_clients: int, changes: int) -> dict[str, list[float
     reply, own, last = [], [], []
     await asyncio.sleep(1.0)  # meters flowing
     for i in range(changes):
-        pitch = -4.0 + (i % 2)  # alternate, so every set is a change
+        pitch = -3.0 - (i % 2)  # alternate from the profile's -4, so every set is a change (and an event)
         for c in [*subs, driver]:  # drop what queued up (meters, earlier events)
             while not c.events.empty():
                 c.events.get_nowait()

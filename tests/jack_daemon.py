@@ -222,7 +222,7 @@ async def control(port: int, token: str, seconds: float, n_clients: int) -> dict
             while not c.events.empty():
                 c.events.get_nowait()
         t0 = time.perf_counter()
-        await driver.call("params.set", values={"pitch": -4.0 + (i % 2)})  # alternate: every set is a change
+        await driver.call("params.set", values={"pitch": -3.0 - (i % 2)})  # alternate from -4: every set is a change
         t1 = time.perf_counter()
         await driver.event("state", timeout=10)
         t2 = time.perf_counter()
