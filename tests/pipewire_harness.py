@@ -91,10 +91,12 @@ _WP_CONF = (
 )
 
 # The impulse clients, run under pw-jack: src plays an impulse every EVERY frames of the graph's clock into
-# mic:input_MONO, sink records speakers:monitor_MONO; after a warm-up, each impulse's delay (frames) mod EVERY.
+# a port (mic:input_MONO), sink records another (speakers:monitor_MONO); after a warm-up, each impulse's delay
+# (frames) mod EVERY.
 _IMPULSES = r"""
 import json, sys, time, numpy as np, jack
 every, warm, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+into, out_of = sys.argv[4], sys.argv[5]
 src = jack.Client("impulse-src", no_start_server=True)
 snk = jack.Client("impulse-sink", no_start_server=True)
 out, inp = src.outports.register("out"), snk.inports.register("in")
@@ -110,8 +112,8 @@ src.set_process_callback(play)
 snk.set_process_callback(record)
 src.activate()
 snk.activate()
-src.connect(out, "mic:input_MONO")
-snk.connect("speakers:monitor_MONO", inp)
+src.connect(out, into)
+snk.connect(out_of, inp)
 time.sleep(warm)
 got.clear()
 time.sleep(seconds)
@@ -196,10 +198,13 @@ class PipeWire:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def impulses(pw: PipeWire, warm: float, seconds: float) -> list[int]:
-    """Impulses into mic, recorded from speakers' monitor for `seconds` after `warm`: each one's delay (frames)."""
+def impulses(
+    pw: PipeWire, warm: float, seconds: float, into: str = "mic:input_MONO", out_of: str = "speakers:monitor_MONO"
+) -> list[int]:
+    """Impulses into mic (`into`), recorded from speakers' monitor (`out_of`) for `seconds` after `warm`: each one's
+    delay (frames)."""
     meter = subprocess.run(
-        ["pw-jack", sys.executable, "-c", _IMPULSES, str(EVERY), str(warm), str(seconds)],
+        ["pw-jack", sys.executable, "-c", _IMPULSES, str(EVERY), str(warm), str(seconds), into, out_of],
         env=pw.env, capture_output=True, text=True, timeout=warm + seconds + 30,
     )  # fmt: skip
     lines = [ln for ln in meter.stdout.splitlines() if ln.startswith("impulses ")]
@@ -269,15 +274,18 @@ class Served:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def run_once(pw: PipeWire, via: str, period: int, seconds: float) -> dict:
-    """One `rtvc run --headless` on PipeWire, impulses through it: every delay, and what rtvc declared."""
+def run_once(
+    pw: PipeWire, via: str, period: int, seconds: float, output: str = "speakers", out_of: str = "speakers:monitor_MONO"
+) -> dict:
+    """One `rtvc run --headless` on PipeWire, impulses through it: every delay, and what rtvc declared. Under pw-jack
+    (`via` "jack") rtvc plays into `output`, and the impulses are recorded from `out_of`."""
     work = Path(tempfile.mkdtemp(prefix="rtvc-pw-run-"))
     (work / "config.toml").write_text(f'[voice]\nprofile = "{ROOT / "profiles" / "passthrough.toml"}"\n')
     if via == "alsa":
         devices = ["--host-api", "ALSA", "--input-device", "pipewire", "--output-device", "pipewire"]
         prefix: list[str] = []
     else:
-        devices = ["--host-api", "JACK", "--input-device", "mic", "--output-device", "speakers"]
+        devices = ["--host-api", "JACK", "--input-device", "mic", "--output-device", output]
         devices += ["--output-channels", "1"]
         prefix = ["pw-jack"]
     warm = 3.0
@@ -289,7 +297,7 @@ def run_once(pw: PipeWire, via: str, period: int, seconds: float) -> dict:
         stdout=(work / "rtvc.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        delays = impulses(pw, warm, seconds)
+        delays = impulses(pw, warm, seconds, out_of=out_of)
         rtvc.wait(60)
     except RuntimeError as e:
         log = (work / "rtvc.log").read_text(errors="replace")[-1500:]
