@@ -52,7 +52,7 @@ class Streams:
             raise DeviceError(f"{name} could not be opened", "plug it back in")
         self.choice = choice
         self.period = period  # (what the engine plans for: DeviceStreams may raise it, for PipeWire's quantum)
-        self.pipewire = None  # (no PipeWire here: no quantum to follow)
+        self.pipewire_defaults = None  # (no PipeWire here: no quantum to follow)
         engine.monitor_opened(choice.monitor is not None)  # (as DeviceStreams does)
 
     def start(self, jack_latency: bool = True) -> None:

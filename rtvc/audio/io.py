@@ -126,8 +126,9 @@ class DeviceStreams:
         # PipeWire's ALSA plugin takes a whole quantum a cycle: for a quantum the user's settings hold above what
         # PortAudio's low-latency buffer keeps up with, a period of one quantum (rtvc.audio.pipewire)
         got = pipewire.quantum_for((choice.input, choice.output, choice.monitor))
-        self.pipewire = got  # (None: no device here reaches a PipeWire that answers)
-        self.quantum, key, _ = got or (0, "", {})
+        self.quantum, key, defaults = got or (0, "", {})
+        # PipeWire's own settings, for a watch of its quantum; None: no device here reaches a PipeWire that answers
+        self.pipewire_defaults = None if got is None else defaults
         self.sized_for = pipewire.sizing(self.quantum)
         self.period = period  # what the engine plans for (0: the first callback's size)
         blocksize, latency = period, "low"

@@ -406,10 +406,10 @@ class DeviceSwitcher:
         reopens the devices sized for it: through PipeWire's ALSA plugin a quantum above what the streams were
         opened for lets no sound through, or underruns."""
         streams = self.streams
-        if streams.pipewire is None:  # (no device of these reaches a PipeWire that answered when they opened)
+        if streams.pipewire_defaults is None:  # (no device of these reaches a PipeWire that answered at their open)
             return
         self._quantum_watch = pipewire.QuantumWatch(
-            lambda q, key: self._quantum_changed(streams, q, key), streams.quantum, streams.pipewire[2]
+            lambda q, key: self._quantum_changed(streams, q, key), streams.quantum, streams.pipewire_defaults
         )
 
     def _quantum_changed(self, streams: DeviceStreams, quantum: int, key: str) -> None:
