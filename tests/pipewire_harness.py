@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -314,6 +315,10 @@ def run_once(
     if lat is None:  # (no callback came: WirePlumber did not link the streams?)
         log = (work / "rtvc.log").read_text(errors="replace")[-1500:]
         raise RuntimeError(f"{via} period {period}: rtvc never ran ({report['state']}: {report['detail']}); {log}")
+    # rtvc's first status line, 5 s into its run (it prints one every 5 s where stdout is no terminal): the xruns
+    # of the start (the harness's clients joining the graph) are not those of a steady run
+    said = (work / "rtvc.log").read_text(errors="replace")
+    first = re.search(r"^\S+ +latency .* xruns (\d+) ", said, re.M)
     shutil.rmtree(work, ignore_errors=True)
     own = lat["block"] + lat["converter"] + lat["prefill"]
     values, counts = np.unique(delays, return_counts=True) if delays else ([], [])
@@ -326,4 +331,6 @@ def run_once(
         "rtvc_own": own,
         "measured": {int(v): int(c) for v, c in zip(values, counts, strict=True)},
         "xruns": report["xruns"]["total"],
+        # xruns in the run's last 4 s (from the status line at 5 s to the end); None: no status line
+        "xruns_late": report["xruns"]["total"] - int(first.group(1)) if first else None,
     }

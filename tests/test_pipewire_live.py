@@ -58,7 +58,7 @@ def test_a_quantum_held_above_256_gets_alsa_streams_of_one_quantum():
             r = run_once(pw, "alsa", 0, 4.0)
             tried.append(r)
             assert sum(r["measured"].values()) >= 6, r  # (none came through before)
-            assert r["period"] == 1024 and r["xruns"] <= 3, r
+            assert r["period"] == 1024 and r["xruns_late"] <= 2, r  # (before: ~44 a second)
             most = max(r["measured"], key=r["measured"].get)
             assert most == r["declared"], f"most impulses took {most} frames, {r['declared']} were declared: {r}"
             if set(r["measured"]) == {r["declared"]}:
@@ -66,7 +66,7 @@ def test_a_quantum_held_above_256_gets_alsa_streams_of_one_quantum():
         assert set(tried[-1]["measured"]) == {tried[-1]["declared"]}, f"no run had every impulse on time: {tried}"
         # audio.period = 256 under it: 442 xruns in 10 s, and 1536 frames declared too many, before
         r = run_once(pw, "alsa", 256, 4.0)
-        assert r["period"] == 1024 and r["xruns"] <= 3, r
+        assert r["period"] == 1024 and r["xruns_late"] <= 2, r  # (before: ~44 a second)
         assert max(r["measured"], key=r["measured"].get) == r["declared"], r
         said = doctor(pw, 'host_api = "ALSA"\ninput_device = "pipewire"\noutput_device = "pipewire"')
     line = [ln for ln in said.splitlines() if ln.split()[1:2] == ["pipewire"]]
