@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from rtvc import restart
 from rtvc.audio import devices
-from rtvc.audio.io import DeviceStreams, choose_devices
+from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
 from rtvc.audio.switch import DeviceSwitcher
 from rtvc.config import Config, format_config
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
@@ -31,7 +32,7 @@ from rtvc.control.obs import ObsLink, ObsSettings
 from rtvc.control.scenes import SceneVoices
 from rtvc.control.server import ControlServer
 from rtvc.engine import Engine
-from rtvc.errors import RtvcError
+from rtvc.errors import DeviceError, RtvcError
 from rtvc.priority import AWAITING_CALLBACKS
 from rtvc.profiles import profile_files, profile_name, profile_path, voice_kinds
 from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report
@@ -208,6 +209,41 @@ def preload_voices(cfg: Config) -> None:
         log.info("loaded the '%s' voice's runtime for %s in %.1f s", kind, ", ".join(names), time.monotonic() - t0)
 
 
+def resumed_engine(cfg: Config, state: dict[str, Any]) -> Engine:
+    """A restarted serve's engine, on the voice it had; on the configured one when that no longer loads (its
+    profile removed or broken meanwhile: said)."""
+    try:
+        return build_engine(restart.config_for(cfg, state))
+    except RtvcError as e:
+        log.info("restarted: voice '%s' does not load now (%s); the configured one instead", state.get("profile"), e)
+        state.pop("profile", None)
+        state.pop("params", None)  # (the other voice's)
+        return build_engine(cfg)
+
+
+RESUME_DEVICES_S = 15.0  # how long a restarted serve waits for its devices (a sound server that starts anew)
+
+
+def devices_again(cfg: Config) -> DeviceChoice:
+    """A restarted serve's devices: they may come a moment after the server (WirePlumber makes PipeWire's);
+    the list is read again until they are there, for up to RESUME_DEVICES_S."""
+    deadline, said = time.monotonic() + RESUME_DEVICES_S, False
+    while True:
+        try:
+            return choose_devices(cfg.audio)
+        except DeviceError as e:
+            if time.monotonic() > deadline:
+                raise
+            if not said:
+                log.info("restarted: waiting up to %g s for the devices (%s)", RESUME_DEVICES_S, e.what)
+                said = True
+        time.sleep(1.0)
+        try:
+            devices.rescan()
+        except DeviceError:
+            pass  # (no server yet: the next try says so)
+
+
 def serve(cfg: Config, opts: ServeOptions) -> int:
     stop = threading.Event()  # set by SIGTERM/SIGINT, even one that comes while the daemon starts
     caught: list[str] = []
@@ -224,12 +260,20 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     log.setLevel(logging.INFO)
     log.propagate = False
     print(f"rtvc {__import__('rtvc').__version__}\n{format_config(cfg)}", flush=True)
+    resumed = restart.take()  # (a serve that started anew: rtvc.restart)
     token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
     ControlServer.check_port(cfg.control)  # (before seconds of loading)
-    engine = build_engine(cfg)
+    engine = build_engine(cfg) if resumed is None else resumed_engine(cfg, resumed)
+    if resumed is not None:
+        cfg = restart.config_for(cfg, resumed)
+        log.info(
+            "started anew (%d of at most %d restarts in %g minutes): voice '%s', with its settings and devices",
+            len(restart.recent_restarts()), restart.MAX_RESTARTS, restart.WINDOW_S / 60,
+            profile_name(cfg.voice.profile, profiles_dir(cfg)),
+        )  # fmt: skip
     clip_audio = load_mono(opts.clip, cfg.audio.samplerate) if opts.clip else None  # a bad clip: said at once
     virtual = opts.virtual
-    if not virtual and not devices.list_devices():
+    if not virtual and resumed is None and not devices.list_devices():
         if devices.names_a_device(cfg.audio):
             raise devices.no_devices_error()
         log.info("no sound card found: serving on the virtual device instead")
@@ -242,11 +286,12 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         in_use: dict[str, Any] = {"virtual": True, "clip": str(clip)}
         log.info("virtual device: playing %s in a loop as the microphone", clip)
     else:
-        choice = choose_devices(cfg.audio)
+        choice = choose_devices(cfg.audio) if resumed is None else devices_again(cfg)
         streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
         if streams.period:
             engine.prepare(streams.period)
         device = DeviceSwitcher(engine, cfg.audio, choice, streams)
+        device.self_restart = restart.allowed()
         log.info("devices:\n%s", choice.describe())
     # (seconds, when a profile uses an RVC voice: after the devices, so that a wrong one is said at once)
     try:
@@ -260,6 +305,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     controller.add_listener(
         lambda e: log.info(describe_change(e, engine_words(engine.status()) if e["changed"] == ["engine"] else ""))
     )
+    if resumed is not None:
+        restart.apply(controller, resumed)
     if isinstance(device, DeviceSwitcher):
         controller.device_switcher = device.switch
         device.on_routing = controller.routing_changed
@@ -279,7 +326,16 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     device.start()
     obs = start_obs_link(cfg, controller)
     scheduling = ""
+    again: dict[str, Any] | None = None  # the state to start anew with (rtvc.restart)
     while not stop.wait(POLL_S):
+        if isinstance(device, DeviceSwitcher) and device.restart_wanted:
+            log.info(
+                "the JACK server runs again, and PortAudio cannot reach it from this process (%s): rtvc serve starts"
+                " anew, with its voice, settings and devices; clients reconnect",
+                device.restart_wanted,
+            )
+            again = restart.snapshot(controller, device.audio, device.choice)
+            break
         if isinstance(device, DeviceSwitcher) and device.recover_due(time.monotonic()):
             # devices that failed are looked for and reopened (seconds, when a stop hangs): beside this loop
             threading.Thread(target=device.recover, name="rtvc-device-recover", daemon=True).start()
@@ -288,7 +344,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         if engine.priority not in (scheduling, "", AWAITING_CALLBACKS):
             scheduling = engine.priority  # (what the worker got, and why: at start and after a device switch)
             log.info("worker scheduling: %s", scheduling)
-    log.info("stopping (%s)", caught[0] if caught else "stop")
+    log.info("stopping (%s)", caught[0] if caught else "to start anew" if again else "stop")
     controller.close()
     if obs is not None:
         obs.stop()
@@ -296,6 +352,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     engine.stop()
     controller.poll_engine()  # 'stopped' reaches the clients before they are closed
     server.stop()
+    if again is not None and not caught:
+        restart.exec_again(again)  # (returns only when that failed: then as any stop)
     print(report(engine.status()), flush=True)
     code = 0 if stopped else EXIT_DEVICE_HUNG
     if controller.loading is not None:

@@ -300,6 +300,64 @@ def test_a_jack_server_that_dies_under_serve_gets_one_answer_and_a_prompt_exit(j
 
 
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_jack_server_restarted_under_serve_gets_rtvc_back_as_it_was(jack_bare, tmp_path):
+    """The JACK server restarted under rtvc serve (as PipeWire's is, under pw-jack, by `systemctl --user restart
+    pipewire`): PortAudio cannot let go of the old server, and rtvc stayed without sound until the user restarted
+    it. Now serve starts anew by itself once the server runs again: the same process (PID), port and token, the
+    same devices and live settings, and sound through it again (the C reference client's sine heard at its
+    input). The test's own process stays off JACK (its client would be stuck on the old server too)."""
+    from daemon_harness import RpcClient
+    from jack_daemon import JackDaemon
+
+    daemon = JackDaemon(jack_bare.name, tmp_path, "passthrough")
+
+    def call(method: str, **params):
+        rpc = RpcClient(daemon.port, daemon.token)
+        try:
+            return rpc.call(method, **params)
+        finally:
+            rpc.close()
+
+    def answering_running():
+        try:
+            st = call("status.get")
+        except (OSError, AssertionError, ValueError, TimeoutError) as e:  # (between the two processes)
+            return ("not answering", repr(e))
+        return st if st["engine"]["state"] == "running" else (st["engine"]["state"], st["engine"]["detail"])
+
+    try:
+        wait_for("the engine to run", lambda: isinstance(answering_running(), dict), 30)
+        call("params.set", values={"gain_db": -6.0})
+        call("mute.set", on=True)
+        call("voice.set", on=False)
+        call("ptt.mode", on=True)
+        call("gate.set", on=True, threshold_db=-50.0)
+        before = call("status.get")["control"]
+        pid = daemon.proc.pid
+        jack_bare.stop()
+        time.sleep(1.0)
+        jack_bare.start()
+        t0 = time.monotonic()
+        wait_for("rtvc to start anew", lambda: "stopping (to start anew)" in daemon.log(), 40)
+        st = wait_for("rtvc to run again", lambda: isinstance(r := answering_running(), dict) and r, 40)
+        print(f"running again {time.monotonic() - t0:.1f} s after the server")
+        assert daemon.proc.poll() is None and daemon.proc.pid == pid, daemon.log()[-3000:]
+        now = st["control"]
+        for key in ("profile", "params", "mute", "voice_on", "gate", "monitor", "ptt"):
+            assert now[key] == before[key], (key, now[key], before[key])
+        calls = st["engine"]["callbacks"]
+        daemon.feed_sine()  # (a client started on the new server, wired into rtvc's input)
+        time.sleep(1.0)
+        st = call("status.get")["engine"]
+        assert st["callbacks"] > calls + 100 and st["levels"]["in_peak"] > -30, st
+        log = daemon.log()
+        assert "Traceback" not in log and log.count("control: ws://") == 2, log[-3000:]
+    finally:
+        daemon.stop()
+    assert daemon.proc.returncode == 0, daemon.log()[-3000:]
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
 def test_a_virtual_daemon_that_listed_jack_devices_survives_the_server(jack_bare, tmp_path):
     """`rtvc serve --virtual` listed the devices (PortAudio then holds the JACK server), and the server died: the
     list is not read again (PortAudio would abort the process), the reply says why, and the daemon exits

@@ -7,6 +7,10 @@ reopens the streams after 2 s without callbacks, made a JACK server that froze f
 So before it closes JACK streams that stalled, rtvc asks: a child process opens a JACK client (never starting
 a server) within a deadline. One that does not return in time is killed: the server is not answering, and rtvc
 waits for it, touching nothing, until the callbacks come back or the server answers or is gone.
+
+A server that answers without rtvc's own client (`client`) is a new one (a JACK server or PipeWire restarted) or
+one that dropped rtvc: its streams cannot be stopped either (PortAudio waits ten minutes for a callback from the
+old server), and neither can they where the server is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import subprocess
 import sys
 
 ANSWERS, GONE, NOT_ANSWERING, NO_LIBJACK = "answers", "gone", "not answering", "no libjack"
+WITHOUT = "answers without the client"  # (jack_server's `client` is not in its graph)
 
 _PROBE = r"""
 import ctypes, ctypes.util, sys
@@ -29,15 +34,33 @@ status = ctypes.c_int(0)
 client = lib.jack_client_open(b"rtvc-probe", 0x01, ctypes.byref(status))  # JackNoStartServer
 if not client:
     sys.exit(2)
+ours = True
+if len(sys.argv) > 1:  # a client whose ports should be in the graph
+    lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
+    lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+    lib.jack_free.argtypes = [ctypes.c_void_p]
+    ports = lib.jack_get_ports(client, None, None, 0)
+    names = []
+    if ports:
+        i = 0
+        while ports[i]:
+            names.append(ports[i].decode(errors="replace"))
+            i += 1
+        lib.jack_free(ports)
+    ours = any(n.startswith(sys.argv[1] + ":") for n in names)
 lib.jack_client_close(client)
+sys.exit(0 if ours else 4)
 """
 
 
-def jack_server(timeout: float = 2.0) -> str:
+def jack_server(timeout: float = 2.0, client: str | None = None) -> str:
     """ANSWERS, GONE (no server to connect to), NOT_ANSWERING (a client's open did not return within
-    `timeout`), or NO_LIBJACK. The server is the one rtvc's own streams use (JACK_DEFAULT_SERVER, inherited)."""
+    `timeout`), or NO_LIBJACK; with `client` (a JACK client name), WITHOUT where the server answers and that
+    client has no port in its graph. The server is the one rtvc's own streams use (JACK_DEFAULT_SERVER,
+    inherited)."""
     try:
-        done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, timeout=timeout)
+        argv = [sys.executable, "-c", _PROBE, *([client] if client else [])]
+        done = subprocess.run(argv, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return NOT_ANSWERING
-    return {0: ANSWERS, 2: GONE, 3: NO_LIBJACK}.get(done.returncode, GONE)
+    return {0: ANSWERS, 2: GONE, 3: NO_LIBJACK, 4: WITHOUT}.get(done.returncode, GONE)

@@ -17,7 +17,9 @@ of that same name (`Pin`). A typo therefore costs a short gap too, and the reply
 
 While the devices in use have failed or stalled, the daemon looks for them every RECOVER_S and reopens them
 (`recover`), so plugging them back in is all a user has to do. A stop or restart of PortAudio that hangs
-leaves it unusable: every later switch says to restart rtvc serve, in the same words.
+leaves it unusable: every later switch says to restart rtvc serve, in the same words. On JACK (a JACK server that
+died or restarted, PipeWire's restarted under pw-jack) `rtvc serve` does that itself (`self_restart`, rtvc.restart):
+once the server answers again, `restart_wanted` says why, and serve starts anew with its state.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -90,13 +93,17 @@ class DeviceSwitcher:
         self._seed: dict[str, Any] = {}  # for the next watch, after a reopen (_relink)
         self._reopening = False  # the switch under way keeps every device (a rescan, a recovery)
         self._closed = False  # stop() was called: nothing opens again
+        # serve's: PortAudio stuck on a JACK server makes the process start anew once the server answers again
+        self.self_restart = False
+        self.restart_wanted = ""  # why, once it may (serve's loop then restarts)
+        self._fix = "restart rtvc serve"  # what the words about a stuck PortAudio tell the user to do
         self.on_routing: Callable[[dict[str, Any]], None] | None = None  # (serve: the controller's event)
 
     def in_use(self) -> dict[str, Any]:
         """The devices in use; with `stopped` (why) while none runs: the names are then those last used."""
         got = describe_choice(self.choice)
         if self._wedged:
-            got["stopped"] = f"{self._wedged} (restart rtvc serve)"
+            got["stopped"] = f"{self._wedged} ({self._fix})"
         elif self._stopped:
             got["stopped"] = self._stopped
         if self._waiting:
@@ -121,7 +128,7 @@ class DeviceSwitcher:
             if only_if is not None and self.streams is not only_if:
                 return None
             if self._wedged:
-                raise AudioLost(self._wedged, "restart rtvc serve")
+                raise AudioLost(self._wedged, self._fix)
             self._check_jack_answers()
             self._reopening = input is None and output is None and monitor is None  # (the same ones: for the log)
             lost_monitor = not self.engine.has_monitor_device and bool(self.engine.monitor_error)
@@ -177,14 +184,21 @@ class DeviceSwitcher:
     def _check_jack_answers(self) -> None:
         """Streams on JACK that stalled: closing them blocks for as long as the server is stopped (a frozen
         machine, a laptop's suspend), and leaves PortAudio unusable. ServerNotAnswering, touching nothing, while
-        the server does not answer (rtvc.audio.jack_probe)."""
-        if self.engine.status().state != "stalled":
+        the server does not answer (rtvc.audio.jack_probe). Where it is gone, or a new one runs (rtvc's client
+        not in its graph), stopping them would hang for minutes: PortAudio is as good as stuck (`_wedge`)."""
+        if self.engine.status().state != "stalled":  # (failed: its streams may be closed, no port in the graph)
             return
         if not _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
             return
-        from rtvc.audio.jack_probe import NOT_ANSWERING, jack_server
+        from rtvc.audio import jack_links
+        from rtvc.audio.jack_probe import GONE, NOT_ANSWERING, WITHOUT, jack_server
 
-        if jack_server() == NOT_ANSWERING:
+        said = jack_server(client=jack_links.own_name())
+        if said == GONE:
+            self._wedge("the JACK server rtvc played on is gone, and PortAudio cannot let go of it")
+        if said == WITHOUT:
+            self._wedge("the JACK server was restarted (or dropped rtvc), and PortAudio cannot let go of the old one")
+        if said == NOT_ANSWERING:
             raise ServerNotAnswering(
                 "the JACK server is not answering (stopped, or stuck): the devices were left as they are, since "
                 "closing its streams now would hang",
@@ -206,8 +220,22 @@ class DeviceSwitcher:
 
     def _wedge(self, what: str) -> NoReturn:
         self._wedged, self._waiting = what, []  # (no watch runs any more: nothing is waited for)
-        self.engine.report_device_error(f"{what} (restart rtvc serve)")
-        raise AudioLost(what, "restart rtvc serve")
+        if self.self_restart and _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
+            self._fix = "rtvc serve restarts itself once the JACK server runs again, or restart rtvc serve"
+            threading.Thread(target=self._await_jack, args=(what,), name="rtvc-await-jack", daemon=True).start()
+        self.engine.report_device_error(f"{what} ({self._fix})")
+        raise AudioLost(what, self._fix)
+
+    def _await_jack(self, what: str) -> None:
+        """PortAudio is stuck on a JACK server that went away (or dropped rtvc): only a new process can reach the
+        server again. Once it answers (a new one started, PipeWire restarted), serve is asked to restart."""
+        from rtvc.audio.jack_probe import ANSWERS, jack_server
+
+        while not self._closed:
+            if jack_server() == ANSWERS:
+                self.restart_wanted = what
+                return
+            time.sleep(1.0)
 
     @staticmethod
     def _jack_links(current: dict[str, Device | None]) -> Any:
@@ -379,7 +407,9 @@ class DeviceSwitcher:
         with self._lock:
             self._closed = True
             self._unwatch()
-            return self.streams.stop() and not self._wedged
+            if self._wedged:  # (its streams would hang the stop too: PortAudio is left as it is)
+                return False
+            return self.streams.stop()
 
     # -- JACK's graph, watched while the streams run on it (rtvc.audio.jack_watch) ------------------------
     def _watch_jack(self) -> None:

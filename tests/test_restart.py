@@ -1,0 +1,118 @@
+"""rtvc.restart: what `rtvc serve` takes back when it starts anew (PortAudio stuck on a JACK server that went away),
+the exec itself (the same process, the state file read and removed), and the bound on restarts. The restart
+under a real JACK server and a real PipeWire: tests/test_device_switch.py, tests/test_pipewire_live.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rtvc import restart
+from rtvc.audio.devices import Device
+from rtvc.audio.io import DeviceChoice
+from rtvc.config import load_config
+from rtvc.control.controller import Controller
+from rtvc.run import build_engine
+
+pytestmark = pytest.mark.timeout(60)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _device(index: int, name: str) -> Device:
+    return Device(index, name, "JACK Audio Connection Kit", 2, 2, 48000.0, 0.005, 0.005)
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+    (tmp_path / "profiles" / "deeper.toml").write_text('voice = "pitch"\n[params]\npitch = -4.0\n')
+    (tmp_path / "config.toml").write_text(
+        '[voice]\nprofile = "passthrough"\n[audio]\nhost_api = "JACK"\ninput_device = 3\noutput_device = "system"\n'
+    )
+    return tmp_path, load_config(tmp_path / "config.toml")
+
+
+def test_a_restarted_serve_takes_back_its_voice_settings_and_devices(setup):
+    _, cfg = setup
+    controller = Controller(cfg, build_engine(cfg), "passthrough")
+    controller.select_voice("deeper", "client 1")
+    controller.set_params({"pitch": -2.5, "formant": 0.9}, "client 1")
+    controller.set_mute(True, "client 1")
+    controller.set_voice_on(False, "client 1")
+    controller.set_ptt_mode(True, "client 1")
+    controller.set_gate("client 1", on=False, threshold_db=-42.0, hold_ms=350.0)
+    # (the input chosen from devices.list by index: indices change with the new PortAudio, names do not)
+    choice = DeviceChoice(_device(3, "USB Mic"), _device(0, "system"), None, 1, 1, 0)
+    state = json.loads(json.dumps(restart.snapshot(controller, cfg.audio, choice)))  # (through the file's JSON)
+
+    again = restart.config_for(cfg, state)
+    assert again.audio.input_device == "USB Mic" and again.audio.output_device == "system", again.audio
+    assert again.audio.host_api == "JACK" and again.voice.profile == "deeper"
+    fresh = Controller(again, build_engine(again), "deeper")
+    events = []
+    fresh.add_listener(events.append)
+    restart.apply(fresh, state)
+    was, now = controller.state(), fresh.state()
+    for key in ("profile", "params", "mute", "voice_on", "ptt", "gate", "monitor"):
+        assert now[key] == was[key], (key, now[key], was[key])
+    assert now["params"]["pitch"] == -2.5 and now["gate"]["threshold_db"] == -42.0
+    assert {e["by"] for e in events} == {restart.BY}, events  # (each change said, as from the restart)
+
+
+def test_settings_the_voice_no_longer_takes_are_said_and_the_rest_applied(setup, caplog):
+    _, cfg = setup
+    controller = Controller(cfg, build_engine(cfg), "passthrough")
+    state = {"profile": "passthrough", "params": {"pitch": 3.0}, "mute": True, "gate": {"on": True}}
+    with caplog.at_level("INFO", logger="rtvc"):
+        restart.apply(controller, state)
+    assert controller.state()["mute"] is True and controller.state()["gate"]["on"] is True
+    assert "restarted: params not as it was" in caplog.text and "pitch" in caplog.text, caplog.text
+
+
+def test_the_exec_keeps_the_process_and_hands_the_state_over(tmp_path):
+    """The real exec: a script that starts anew with a state, and the new image reads it (the same PID; the file
+    and the variable gone; one restart counted)."""
+    script = tmp_path / "again.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "from rtvc import restart\n"
+        "got = restart.take()\n"
+        "if got is None:\n"
+        "    restart.exec_again({'pid': os.getpid(), 'profile': 'deeper'})\n"
+        "    print('the exec failed')\n"
+        "else:\n"
+        "    print(json.dumps({'got': got, 'pid': os.getpid(), 'env': os.environ.get(restart.RESUME_ENV),\n"
+        "                      'restarts': len(restart.recent_restarts()), 'allowed': restart.allowed()}))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("RTVC_")}
+    env["TMPDIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    said = json.loads(done.stdout.strip().splitlines()[-1])
+    assert said["got"] == {"pid": said["pid"], "profile": "deeper"}, said
+    assert said["env"] is None and said["restarts"] == 1 and said["allowed"], said
+    assert not list(tmp_path.glob("rtvc-resume-*")), "the state file stayed"
+
+
+def test_restarts_are_bounded(monkeypatch):
+    now = time.time()
+    monkeypatch.setenv(restart.RESTARTS_ENV, f"{now - 5000:.3f},{now - 30:.3f},nonsense,{now - 20:.3f}")
+    assert restart.recent_restarts(now) == pytest.approx([now - 30, now - 20], abs=0.01)  # (the window: 10 min)
+    assert restart.allowed()
+    monkeypatch.setenv(restart.RESTARTS_ENV, ",".join(f"{now - s:.3f}" for s in (300, 200, 100)))
+    assert not restart.allowed()  # (a device that wedges PortAudio at every start: not restarted for ever)
+
+
+def test_a_state_file_that_cannot_be_read_starts_as_configured(tmp_path, monkeypatch, caplog):
+    bad = tmp_path / "rtvc-resume-x.json"
+    bad.write_text("{not json")
+    monkeypatch.setenv(restart.RESUME_ENV, str(bad))
+    with caplog.at_level("INFO", logger="rtvc"):
+        assert restart.take() is None
+    assert "could not be read" in caplog.text and not bad.exists()
