@@ -155,7 +155,7 @@ class PipeWire:
 
     def __enter__(self) -> PipeWire:
         script = f"pipewire -c {self.dir / 'pipewire.conf'} & sleep 1; wireplumber & wait"
-        self.log = (self.dir / "server.log").open("wb")
+        self.log = (self.dir / "server.log").open("ab")
         self.proc = subprocess.Popen(
             ["dbus-run-session", "--", "bash", "-c", script],
             env=self.env,
@@ -187,7 +187,8 @@ class PipeWire:
         done = subprocess.run(["pipewire", "--version"], capture_output=True, text=True)
         return " ".join(done.stdout.split()[-1:])
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
+        """PipeWire and WirePlumber stopped (as `systemctl --user stop pipewire wireplumber` on a desktop)."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
             try:
@@ -196,6 +197,15 @@ class PipeWire:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
         self.log.close()
+
+    def restart(self) -> None:
+        """PipeWire restarted, at the same socket (`systemctl --user restart pipewire`: a common cure for a desktop's
+        sound trouble); returns once WirePlumber runs."""
+        self.stop()
+        self.__enter__()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -216,43 +226,59 @@ def impulses(
 
 class Served:
     """`rtvc serve` on PipeWire through its ALSA plugin (device `device`, the passthrough voice), and what its
-    control API says of the latency."""
+    control API says of the latency. `via` "jack": under pw-jack instead, from mic to speakers."""
 
-    def __init__(self, pw: PipeWire, device: str = "pipewire"):
+    def __init__(self, pw: PipeWire, device: str = "pipewire", via: str = "alsa"):
         from daemon_harness import free_port
 
         self.pw = pw
         self.work = Path(tempfile.mkdtemp(prefix="rtvc-pw-serve-"))
         self.port = free_port()
         profile = ROOT / "profiles" / "passthrough.toml"
+        audio = (
+            f'host_api = "ALSA"\ninput_device = "{device}"\noutput_device = "{device}"\n'
+            if via == "alsa"
+            else 'host_api = "JACK"\ninput_device = "mic"\noutput_device = "speakers"\noutput_channels = 1\n'
+        )
         (self.work / "config.toml").write_text(
             f'[voice]\nprofile = "{profile}"\n\n[control]\nport = {self.port}\n\n[gate]\nenabled = false\n'
-            f'\n[audio]\nhost_api = "ALSA"\ninput_device = "{device}"\noutput_device = "{device}"\n'
+            f"\n[audio]\n{audio}"
         )
+        self.prefix = [] if via == "alsa" else ["pw-jack"]
         self.env = {**pw.env, "XDG_CONFIG_HOME": str(self.work / "xdg"), "PYTHONUNBUFFERED": "1"}
         self.log_path = self.work / "serve.log"
         self.proc: subprocess.Popen | None = None
         self.rpc = None
 
     def __enter__(self) -> Served:
-        from daemon_harness import RpcClient
-
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rtvc", "serve", "--config", str(self.work / "config.toml")],
+                [*self.prefix, sys.executable, "-m", "rtvc", "serve", "--config", str(self.work / "config.toml")],
                 env=self.env, cwd=self.work, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 30
+        try:
+            self.connect()
+        except RuntimeError:
+            self.__exit__()
+            raise
+        return self
+
+    def connect(self, timeout: float = 30) -> None:
+        """(Again, after rtvc serve started anew: rtvc.restart.)"""
+        from daemon_harness import RpcClient
+
+        if self.rpc is not None:
+            self.rpc.close()
+            self.rpc = None
+        deadline = time.monotonic() + timeout
         while self.rpc is None:
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
                 raise RuntimeError(f"rtvc serve did not come up: {self.log()}")
             token = self.work / "xdg" / "rtvc" / "token"
             try:
                 self.rpc = RpcClient(self.port, token.read_text().strip())
             except OSError:
                 time.sleep(0.2)
-        return self
 
     def latency(self) -> dict | None:
         """The declared latency (rtvc.latency's to_dict) while rtvc runs; None before its first callback."""

@@ -6,14 +6,16 @@ card; port to port is rtvc's whole path there, the devices' part included.
 Through the ALSA plugin PortAudio declared each side's buffer less one period; the capture's part is one period
 (it is read as soon as a period is in), and rtvc declared 10.7 ms more than it took at period 128 (rtvc.audio.io).
 
-An xrun can move the ALSA plugin's buffering by a period for the rest of a run (its recovery refills the buffer; the
-harness's clients joining the graph as rtvc starts can cause one): most impulses of every run must come out on time,
-and every impulse of one run in RUNS.
+An xrun can move the ALSA plugin's buffering by a period or two for the rest of a run (its recovery refills the
+buffer; the harness's clients joining the graph as rtvc starts can cause one): a run without an xrun must have every
+impulse on time, one with an xrun most of them or all a whole period or two off, and one run in RUNS every impulse.
 CI installs the packages (.ci/run); elsewhere the test says which are missing (pipewire-alsa makes PipeWire the
 ALSA default, so `make test` does not install it on a desktop that has another sound server).
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from pipewire_harness import ROOT, PipeWire, Served, impulses, missing, run_once
@@ -25,8 +27,11 @@ pytestmark = [
 RUNS = 3
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def pipewire():
+    """A PipeWire of the test's own: one kept for the module ran its graph (null sinks that always process) beside
+    the PipeWire of each test that makes its own, and on 2 cores their ALSA streams had xruns now and then that
+    moved the plugin's buffering (a quantum test failed in CI: 5 xruns; the serve test: delays 1024 frames apart)."""
     with PipeWire(256) as pw:
         yield pw
 
@@ -38,11 +43,9 @@ def test_the_declared_latency_is_what_impulses_take_on_pipewire(pipewire, via):
         r = run_once(pipewire, via, 0, 4.0)
         tried.append(r)
         assert sum(r["measured"].values()) >= 6, r  # (an impulse every 0.5 s for 4 s)
-        most = max(r["measured"], key=r["measured"].get)
-        assert most == r["declared"], f"most impulses took {most} frames, {r['declared']} were declared: {r}"
-        if set(r["measured"]) == {r["declared"]}:
+        if on_time(r):
             break
-    assert set(tried[-1]["measured"]) == {tried[-1]["declared"]}, f"no run had every impulse on time: {tried}"
+    assert on_time(tried[-1]), f"no run had every impulse on time: {tried}"
     if via == "alsa":
         # the capture's part is one period (PortAudio said its buffer less one period: three here)
         assert r["device_in"] == r["period"], r
@@ -59,19 +62,34 @@ def test_a_quantum_held_above_256_gets_alsa_streams_of_one_quantum():
             tried.append(r)
             assert sum(r["measured"].values()) >= 6, r  # (none came through before)
             assert r["period"] == 1024 and r["xruns_late"] <= 2, r  # (before: ~44 a second)
-            most = max(r["measured"], key=r["measured"].get)
-            assert most == r["declared"], f"most impulses took {most} frames, {r['declared']} were declared: {r}"
-            if set(r["measured"]) == {r["declared"]}:
+            if on_time(r):
                 break
-        assert set(tried[-1]["measured"]) == {tried[-1]["declared"]}, f"no run had every impulse on time: {tried}"
+        assert on_time(tried[-1]), f"no run had every impulse on time: {tried}"
         # audio.period = 256 under it: 442 xruns in 10 s, and 1536 frames declared too many, before
-        r = run_once(pw, "alsa", 256, 4.0)
-        assert r["period"] == 1024 and r["xruns_late"] <= 2, r  # (before: ~44 a second)
-        assert max(r["measured"], key=r["measured"].get) == r["declared"], r
+        for _ in range(RUNS):
+            r = run_once(pw, "alsa", 256, 4.0)
+            assert r["period"] == 1024 and r["xruns_late"] <= 2, r  # (before: ~44 a second)
+            if on_time(r):
+                break
+        assert on_time(r), r
         said = doctor(pw, 'host_api = "ALSA"\ninput_device = "pipewire"\noutput_device = "pipewire"')
     line = [ln for ln in said.splitlines() if ln.split()[1:2] == ["pipewire"]]
     assert line and "quantum held at 1024 frames or more (clock.min-quantum)" in line[0], said
     assert "pw-jack" in line[0], said
+
+
+def on_time(r: dict) -> bool:
+    """Every impulse of a run of run_once took the declared latency. A run that is not is one with an xrun (as the
+    harness's clients join the graph, mostly), after which the ALSA plugin's buffering can sit a period off for
+    the rest of the run (its recovery refills it): most impulses then took the declared latency, or a whole period
+    or two more or less (1024 frames less at quantum 1024 in a run with one xrun at its start)."""
+    most = max(r["measured"], key=r["measured"].get)
+    if set(r["measured"]) == {r["declared"]}:
+        return True
+    assert r["xruns"] > 0, f"impulses off the declared latency in a run without an xrun: {r}"
+    off = abs(most - r["declared"])
+    assert off in (0, r["period"], 2 * r["period"]), f"most impulses took {most} frames: {r}"
+    return False
 
 
 def doctor(pw: PipeWire, audio: str = "") -> str:
@@ -131,9 +149,46 @@ def test_a_quantum_forced_while_rtvc_serves_reopens_its_alsa_streams_sized_for_i
         heard(again, 128)
 
 
-def wait_for(fn, rtvc, timeout: float = 15.0):
-    import time
+@pytest.mark.parametrize("via", ["alsa", "jack"])
+def test_pipewire_restarted_under_serve_brings_the_sound_back(via):
+    """PipeWire restarted while rtvc serves (`systemctl --user restart pipewire`, a common cure for a desktop's sound
+    trouble). Through the ALSA plugin the streams fail and rtvc's recovery reopens them. Under pw-jack PortAudio
+    cannot let go of the old server (its stop waits ten minutes), and rtvc stayed silent until restarted by hand:
+    now it starts anew by itself once PipeWire runs (rtvc.restart), in the same process, its settings kept."""
+    from websockets.exceptions import ConnectionClosed
 
+    with PipeWire(256) as pw, Served(pw, "default", via=via) as rtvc:
+        first = wait_for(lambda: rtvc.latency(), rtvc)
+        rtvc.rpc.call("params.set", values={"gain_db": -6.0})
+        assert len(impulses(pw, 1.0, 2.0)) >= 3
+        pid = rtvc.proc.pid
+        pw.restart()
+        t0 = time.monotonic()
+        while True:
+            assert time.monotonic() < t0 + 40, rtvc.log()[-3000:]
+            try:
+                lat = rtvc.latency()
+            except (ConnectionClosed, OSError, TimeoutError):  # (serve started anew)
+                rtvc.connect()
+                continue
+            if lat is not None and len(delays := impulses(pw, 0.5, 2.0)) >= 3:
+                break
+            time.sleep(0.5)
+        print(f"{via}: sound again {time.monotonic() - t0:.1f} s after PipeWire restarted")
+        assert rtvc.proc.poll() is None and rtvc.proc.pid == pid
+        assert rtvc.rpc.call("status.get")["control"]["params"]["gain_db"] == -6.0
+        most = max(set(delays), key=delays.count)
+        lat, log = rtvc.latency(), rtvc.log()  # (JACK's figures come a moment after the first callbacks)
+        if via == "jack":  # (exact: no buffer of PortAudio's own under JACK)
+            assert "stopping (to start anew)" in log, log[-3000:]
+            assert most == lat["total"] == first["total"], (delays, lat, first)
+        else:  # (the ALSA plugin's drift after a reopen: test_a_quantum_forced_while_rtvc_serves_...)
+            assert "devices back after a failure" in log and "start anew" not in log, log[-3000:]
+            assert abs(most - lat["total"]) <= 256, (delays, lat)
+        assert "Traceback" not in log, log[-3000:]
+
+
+def wait_for(fn, rtvc, timeout: float = 15.0):
     deadline = time.monotonic() + timeout
     while not (got := fn()):
         assert time.monotonic() < deadline, f"timed out; rtvc said:\n{rtvc.log()[-3000:]}"
@@ -185,7 +240,6 @@ def test_mixers_show_rtvc_by_name_through_the_alsa_plugin(pipewire, tmp_path):
     """pavucontrol, qpwgraph and wpctl showed rtvc's streams as "PipeWire ALSA [python3.11]"."""
     import subprocess
     import sys
-    import time
 
     rtvc = subprocess.Popen(
         [sys.executable, "-m", "rtvc", "run", "--headless", "--host-api", "ALSA", "--input-device", "pipewire",
