@@ -7,8 +7,10 @@ sound trouble), left rtvc serve running without sound until the user restarted i
 again (rtvc.audio.switch), serve writes its state to a file, closes its clients (they reconnect: the TUI, the OBS
 dock) and execs itself with the same command line: a new process image on the same PID, whose PortAudio is new.
 The new serve reads the state back: the voice and its parameters, mute, the voice changer on or off, hear-myself,
-push-to-talk mode, the noise gate, and the devices in use (by name: indices change). At most MAX_RESTARTS in
-WINDOW_S, so that a device that wedges PortAudio at every start does not restart rtvc for ever.
+push-to-talk mode, the noise gate, the devices in use (pinned: name, host API and place among devices of that name,
+since indices change; a monitor already lost is left out) and the control port. At most MAX_RESTARTS in WINDOW_S,
+so that a device that wedges PortAudio at every start does not restart rtvc for ever. SIGTERM and SIGINT are
+blocked from the last look at them to the exec; the new serve takes one that came meanwhile as soon as it can.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -31,6 +34,7 @@ RESTARTS_ENV = "RTVC_RESTARTS"  # when the earlier restarts were (Unix times, co
 MAX_RESTARTS = 3
 WINDOW_S = 600.0
 BY = "rtvc restart"  # who the state's changes are from, in the events and the log
+STOPS = {signal.SIGTERM, signal.SIGINT}
 
 
 def recent_restarts(now: float | None = None) -> list[float]:
@@ -48,18 +52,33 @@ def recent_restarts(now: float | None = None) -> list[float]:
 
 
 def allowed() -> bool:
-    return len(recent_restarts()) < MAX_RESTARTS
+    """Whether serve may start anew now (asked at each wedge): where exec keeps the process (not on Windows)."""
+    return os.name == "posix" and len(recent_restarts()) < MAX_RESTARTS
 
 
-def snapshot(controller: Any, audio: Any, choice: Any) -> dict[str, Any]:
-    """What the new serve takes back. `audio`: the AudioConfig in use (devices.select changes it), with the
-    devices given by index named instead (`choice`: the devices in use)."""
+def snapshot(controller: Any, audio: Any, choice: Any, port: int) -> dict[str, Any]:
+    """What the new serve takes back. `audio`: the AudioConfig in use (devices.select changes it); `choice`: the
+    devices in use, pinned (a monitor the engine lost is not: the new serve would wait for it); `port`: the
+    control server's (kept where the config let the system choose it)."""
+    from rtvc.audio.devices import Pin, pin_device
+    from rtvc.errors import DeviceError
+
     st = controller.state()
-    by_role = {"input_device": choice.input, "output_device": choice.output, "monitor_device": choice.monitor}
-    devices = {}
-    for key, dev in by_role.items():
-        given = getattr(audio, key)
-        devices[key] = dev.name if isinstance(given, int) and dev is not None else given
+    engine = controller.engine
+    lost_monitor = not engine.has_monitor_device and bool(engine.monitor_error)
+    roles = {"input": choice.input, "output": choice.output, "monitor": None if lost_monitor else choice.monitor}
+    pins, devices = {}, {}
+    for role, dev in roles.items():
+        if dev is None:
+            continue
+        try:
+            pin = pin_device(dev)
+        except DeviceError:  # (PortAudio unusable: the name is what there is)
+            pin = Pin(dev.name, dev.host_api, 0)
+        pins[role] = dataclasses.asdict(pin)
+        devices[f"{role}_device"] = dev.name  # (in place of an index, which the new list does not keep)
+    if lost_monitor:
+        devices["monitor_device"] = ""
     return {
         "profile": controller.profile,
         "params": st["params"],
@@ -69,24 +88,55 @@ def snapshot(controller: Any, audio: Any, choice: Any) -> dict[str, Any]:
         "monitor": st["monitor"],
         "gate": st["gate"],
         "audio": {**dataclasses.asdict(audio), **devices, "monitor": st["monitor"]},
+        "pins": pins,
+        "port": port,
     }
 
 
-def exec_again(state: dict[str, Any]) -> None:
+def block_stops() -> None:
+    """SIGTERM and SIGINT held from here (this thread) to the exec: one that comes now stays pending, and the new
+    serve, which unblocks them once its handlers are in, stops at once."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+
+
+def unblock_stops() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+
+
+def exec_again(state: dict[str, Any], caught: list[str]) -> None:
     """Replace this process with a new `rtvc serve` (same command line, same environment) that takes `state`
-    back. Returns only when the exec failed (OSError, logged): the caller then stops as it would have."""
-    fd, path = tempfile.mkstemp(prefix="rtvc-resume-", suffix=".json")  # (0600: the settings are the user's)
-    with os.fdopen(fd, "w") as f:
-        json.dump(state, f)
-    times = [*recent_restarts(), time.time()]
-    env = {**os.environ, RESUME_ENV: path, RESTARTS_ENV: ",".join(f"{t:.3f}" for t in times)}
-    sys.stdout.flush()
-    sys.stderr.flush()
+    back (call block_stops first). Returns only when that failed (logged), or when a stop signal was `caught`
+    meanwhile (by another thread), the stop signals unblocked: the caller then stops as it would have."""
+    path = ""
     try:
+        fd, path = tempfile.mkstemp(prefix="rtvc-resume-", suffix=".json")  # (0600: the settings are the user's)
+        with os.fdopen(fd, "w") as f:
+            json.dump(state, f)
+        times = [*recent_restarts(), time.time()]
+        env = {**os.environ, RESUME_ENV: path, RESTARTS_ENV: ",".join(f"{t:.3f}" for t in times)}
+        _close_on_exec()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if caught:
+            raise ValueError(f"{caught[0]} came: rtvc stops instead")
         os.execve(sys.executable, sys.orig_argv, env)
-    except OSError as e:
-        Path(path).unlink(missing_ok=True)
-        log.info("rtvc serve could not start anew (%s: %s): restart it", sys.executable, e.strerror or e)
+    except (OSError, TypeError, ValueError) as e:
+        if path:
+            Path(path).unlink(missing_ok=True)
+        unblock_stops()
+        log.info("rtvc serve could not start anew (%s): restart it", getattr(e, "strerror", None) or e)
+
+
+def _close_on_exec() -> None:
+    """Every descriptor but the standard three closed by the exec: libjack opens its sockets without
+    close-on-exec, and each restart would keep the last one's."""
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # (the listing's own descriptor, closed by now)
 
 
 def take() -> dict[str, Any] | None:
@@ -110,7 +160,18 @@ def config_for(cfg: Config, state: dict[str, Any]) -> Config:
     fields = {f.name for f in dataclasses.fields(cfg.audio)}
     audio = dataclasses.replace(cfg.audio, **{k: v for k, v in state.get("audio", {}).items() if k in fields})
     voice = dataclasses.replace(cfg.voice, profile=state.get("profile") or cfg.voice.profile)
-    return dataclasses.replace(cfg, audio=audio, voice=voice)
+    control = cfg.control
+    if control.port == 0 and isinstance(state.get("port"), int):  # (the system chose it: clients know that one)
+        control = dataclasses.replace(control, port=state["port"])
+    return dataclasses.replace(cfg, audio=audio, voice=voice, control=control)
+
+
+def pinned(state: dict[str, Any]) -> dict[str, Any]:
+    """The devices in use at the restart, found again in the device list as it is now (rtvc.audio.devices.Pin);
+    DeviceNotFound for one that is not there (yet)."""
+    from rtvc.audio.devices import Pin, find_pinned
+
+    return {role: find_pinned(Pin(**pin), role) for role, pin in state.get("pins", {}).items()}
 
 
 def apply(controller: Any, state: dict[str, Any]) -> None:

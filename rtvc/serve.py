@@ -9,6 +9,7 @@ The token is never logged: `rtvc token` prints it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -25,7 +26,7 @@ from rtvc import restart
 from rtvc.audio import devices
 from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
 from rtvc.audio.switch import DeviceSwitcher
-from rtvc.config import Config, format_config
+from rtvc.config import AudioConfig, Config, format_config
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
 from rtvc.control.controller import Controller
 from rtvc.control.obs import ObsLink, ObsSettings
@@ -218,30 +219,48 @@ def resumed_engine(cfg: Config, state: dict[str, Any]) -> Engine:
         log.info("restarted: voice '%s' does not load now (%s); the configured one instead", state.get("profile"), e)
         state.pop("profile", None)
         state.pop("params", None)  # (the other voice's)
-        return build_engine(cfg)
+        return build_engine(restart.config_for(cfg, state))  # (hear-myself as it was)
 
 
 RESUME_DEVICES_S = 15.0  # how long a restarted serve waits for its devices (a sound server that starts anew)
 
 
-def devices_again(cfg: Config) -> DeviceChoice:
-    """A restarted serve's devices: they may come a moment after the server (WirePlumber makes PipeWire's);
-    the list is read again until they are there, for up to RESUME_DEVICES_S."""
-    deadline, said = time.monotonic() + RESUME_DEVICES_S, False
-    while True:
-        try:
-            return choose_devices(cfg.audio)
-        except DeviceError as e:
-            if time.monotonic() > deadline:
-                raise
+def devices_again(
+    cfg: Config, configured: Config, state: dict[str, Any], engine: Engine, stop: threading.Event
+) -> tuple[AudioConfig, DeviceChoice, DeviceStreams]:
+    """A restarted serve's devices, opened: they may come a moment after the server (WirePlumber makes
+    PipeWire's), so the list is read again until they are there, for up to RESUME_DEVICES_S. Then without the
+    monitor (a Bluetooth headset takes longer), then the `configured` ones: a restart must not end rtvc.
+    DeviceError, with the last reason, when none open."""
+    pins = state.get("pins", {})
+    ways = [("as they were", cfg.audio, pins)]
+    if cfg.audio.monitor_device != "":
+        alone = {role: pin for role, pin in pins.items() if role != "monitor"}
+        ways.append(("without the monitor", dataclasses.replace(cfg.audio, monitor_device=""), alone))
+    ways.append(("as configured", configured.audio, {}))
+    deadline, last, said = time.monotonic() + RESUME_DEVICES_S, "", False
+    for n, (how, audio, pinned) in enumerate(ways):
+        while True:
+            try:
+                choice = choose_devices(audio, restart.pinned({"pins": pinned}))
+                streams = DeviceStreams(choice, engine, audio.samplerate, audio.period)
+            except DeviceError as e:
+                last = e.what
+            else:
+                if n:
+                    log.info("restarted: the devices as they were did not come back (%s); %s instead", last, how)
+                return audio, choice, streams
+            if n or time.monotonic() > deadline or stop.is_set():
+                break
             if not said:
-                log.info("restarted: waiting up to %g s for the devices (%s)", RESUME_DEVICES_S, e.what)
+                log.info("restarted: waiting up to %g s for the devices (%s)", RESUME_DEVICES_S, last)
                 said = True
-        time.sleep(1.0)
-        try:
-            devices.rescan()
-        except DeviceError:
-            pass  # (no server yet: the next try says so)
+            time.sleep(1.0)  # (the first way only: the server may not list them yet)
+            try:
+                devices.rescan()
+            except DeviceError:
+                pass  # (no server yet: the next try says so)
+    raise DeviceError(f"restarted, and no devices opened: {last}", "check the sound server, then start rtvc serve")
 
 
 def serve(cfg: Config, opts: ServeOptions) -> int:
@@ -254,6 +273,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
+    restart.unblock_stops()  # (blocked across a restart's exec: one that came then is taken now)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
@@ -264,6 +284,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
     ControlServer.check_port(cfg.control)  # (before seconds of loading)
     engine = build_engine(cfg) if resumed is None else resumed_engine(cfg, resumed)
+    configured = cfg
     if resumed is not None:
         cfg = restart.config_for(cfg, resumed)
         log.info(
@@ -286,12 +307,16 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         in_use: dict[str, Any] = {"virtual": True, "clip": str(clip)}
         log.info("virtual device: playing %s in a loop as the microphone", clip)
     else:
-        choice = choose_devices(cfg.audio) if resumed is None else devices_again(cfg)
-        streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
+        if resumed is None:
+            choice = choose_devices(cfg.audio)
+            streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
+        else:
+            audio, choice, streams = devices_again(cfg, configured, resumed, engine, stop)
+            cfg = dataclasses.replace(cfg, audio=audio)
         if streams.period:
             engine.prepare(streams.period)
         device = DeviceSwitcher(engine, cfg.audio, choice, streams)
-        device.self_restart = restart.allowed()
+        device.self_restart = restart.allowed
         log.info("devices:\n%s", choice.describe())
     # (seconds, when a profile uses an RVC voice: after the devices, so that a wrong one is said at once)
     try:
@@ -334,7 +359,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
                 " anew, with its voice, settings and devices; clients reconnect",
                 device.restart_wanted,
             )
-            again = restart.snapshot(controller, device.audio, device.choice)
+            again = restart.snapshot(controller, device.audio, device.choice, server.port)
             break
         if isinstance(device, DeviceSwitcher) and device.recover_due(time.monotonic()):
             # devices that failed are looked for and reopened (seconds, when a stop hangs): beside this loop
@@ -352,8 +377,9 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     engine.stop()
     controller.poll_engine()  # 'stopped' reaches the clients before they are closed
     server.stop()
-    if again is not None and not caught:
-        restart.exec_again(again)  # (returns only when that failed: then as any stop)
+    if again is not None:
+        restart.block_stops()
+        restart.exec_again(again, caught)  # (returns when that failed, or a stop signal came: then as any stop)
     print(report(engine.status()), flush=True)
     code = 0 if stopped else EXIT_DEVICE_HUNG
     if controller.loading is not None:

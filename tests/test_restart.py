@@ -4,6 +4,7 @@ under a real JACK server and a real PipeWire: tests/test_device_switch.py, tests
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -50,11 +51,18 @@ def test_a_restarted_serve_takes_back_its_voice_settings_and_devices(setup):
     controller.set_gate("client 1", on=False, threshold_db=-42.0, hold_ms=350.0)
     # (the input chosen from devices.list by index: indices change with the new PortAudio, names do not)
     choice = DeviceChoice(_device(3, "USB Mic"), _device(0, "system"), None, 1, 1, 0)
-    state = json.loads(json.dumps(restart.snapshot(controller, cfg.audio, choice)))  # (through the file's JSON)
+    state = json.loads(json.dumps(restart.snapshot(controller, cfg.audio, choice, 47999)))  # (as the file has it)
+    assert state["pins"] == {
+        "input": {"name": "USB Mic", "host_api": "JACK Audio Connection Kit", "nth": 0},
+        "output": {"name": "system", "host_api": "JACK Audio Connection Kit", "nth": 0},
+    }, state["pins"]
 
     again = restart.config_for(cfg, state)
     assert again.audio.input_device == "USB Mic" and again.audio.output_device == "system", again.audio
     assert again.audio.host_api == "JACK" and again.voice.profile == "deeper"
+    assert again.control.port == cfg.control.port  # (configured: kept)
+    chosen = restart.config_for(dataclasses.replace(cfg, control=dataclasses.replace(cfg.control, port=0)), state)
+    assert chosen.control.port == 47999  # (the system's choice, which the clients know)
     fresh = Controller(again, build_engine(again), "deeper")
     events = []
     fresh.add_listener(events.append)
@@ -78,18 +86,24 @@ def test_settings_the_voice_no_longer_takes_are_said_and_the_rest_applied(setup,
 
 def test_the_exec_keeps_the_process_and_hands_the_state_over(tmp_path):
     """The real exec: a script that starts anew with a state, and the new image reads it (the same PID; the file
-    and the variable gone; one restart counted)."""
+    and the variable gone; one restart counted); a SIGTERM that came meanwhile reaches the new image."""
     script = tmp_path / "again.py"
     script.write_text(
-        "import json, os, sys\n"
+        "import json, os, signal, sys\n"
         "from rtvc import restart\n"
         "got = restart.take()\n"
         "if got is None:\n"
-        "    restart.exec_again({'pid': os.getpid(), 'profile': 'deeper'})\n"
+        "    restart.block_stops()\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)  # (as a user's stop that comes during the restart)\n"
+        "    restart.exec_again({'pid': os.getpid(), 'profile': 'deeper'}, [])\n"
         "    print('the exec failed')\n"
         "else:\n"
+        "    caught = []\n"
+        "    signal.signal(signal.SIGTERM, lambda n, f: caught.append(n))\n"
+        "    restart.unblock_stops()  # (as serve does once its handlers are in)\n"
         "    print(json.dumps({'got': got, 'pid': os.getpid(), 'env': os.environ.get(restart.RESUME_ENV),\n"
-        "                      'restarts': len(restart.recent_restarts()), 'allowed': restart.allowed()}))\n"
+        "                      'restarts': len(restart.recent_restarts()), 'allowed': restart.allowed(),\n"
+        "                      'stopped': caught == [signal.SIGTERM]}))\n"
     )
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("RTVC_")}
     env["TMPDIR"] = str(tmp_path)
@@ -97,6 +111,7 @@ def test_the_exec_keeps_the_process_and_hands_the_state_over(tmp_path):
     said = json.loads(done.stdout.strip().splitlines()[-1])
     assert said["got"] == {"pid": said["pid"], "profile": "deeper"}, said
     assert said["env"] is None and said["restarts"] == 1 and said["allowed"], said
+    assert said["stopped"], "a SIGTERM that came during the restart was lost"
     assert not list(tmp_path.glob("rtvc-resume-*")), "the state file stayed"
 
 
@@ -116,3 +131,43 @@ def test_a_state_file_that_cannot_be_read_starts_as_configured(tmp_path, monkeyp
     with caplog.at_level("INFO", logger="rtvc"):
         assert restart.take() is None
     assert "could not be read" in caplog.text and not bad.exists()
+
+
+@pytest.mark.jack
+def test_a_restarted_serve_whose_monitor_is_not_back_opens_without_it(jack_server, monkeypatch, caplog):
+    """The devices as they were, pinned, on a real JACK server (PortAudio on it in this process): the input and
+    output come back, a monitor (headphones) that does not within the wait is left out, and rtvc serves on
+    without it (a restarted serve that waited for it for ever, or exited, would be no voice at all). A state
+    that names nothing that is there falls back to the configured devices."""
+    import threading
+
+    from rtvc import serve
+    from rtvc.config import load_config
+
+    overrides = {
+        "audio.host_api": ("JACK", "test"), "audio.input_device": ("system", "test"),
+        "audio.output_device": ("system", "test"), "audio.output_channels": (1, "test"),
+        "voice.profile": (str(ROOT / "profiles" / "passthrough.toml"), "test"),
+    }  # fmt: skip
+    cfg = load_config(None, overrides)
+    engine = build_engine(cfg)
+    jack = "JACK Audio Connection Kit"
+    state = {
+        "pins": {role: {"name": n, "host_api": jack, "nth": 0} for role, n in
+                 (("input", "system"), ("output", "system"), ("monitor", "Bluetooth headset"))},
+        "audio": {"monitor_device": "Bluetooth headset", "monitor": True},
+    }  # fmt: skip
+    monkeypatch.setattr(serve, "RESUME_DEVICES_S", 1.5)
+    resumed = restart.config_for(cfg, state)
+    with caplog.at_level("INFO", logger="rtvc"):
+        audio, choice, streams = serve.devices_again(resumed, cfg, state, engine, threading.Event())
+    streams.close()
+    assert choice.input.name == choice.output.name == "system" and choice.monitor is None, choice
+    assert audio.monitor_device == "" and "without the monitor instead" in caplog.text, caplog.text
+    assert "waiting up to 1.5 s for the devices" in caplog.text and "Bluetooth headset" in caplog.text
+
+    gone = {"pins": {"input": {"name": "USB mic", "host_api": jack, "nth": 0}}, "audio": {"input_device": "USB mic"}}
+    audio, choice, streams = serve.devices_again(restart.config_for(cfg, gone), cfg, gone, engine, threading.Event())
+    streams.close()
+    assert audio == cfg.audio and choice.input.name == "system", (audio, choice)
+    engine.close()

@@ -15,11 +15,13 @@ old server), and neither can they where the server is gone.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 ANSWERS, GONE, NOT_ANSWERING, NO_LIBJACK = "answers", "gone", "not answering", "no libjack"
 WITHOUT = "answers without the client"  # (jack_server's `client` is not in its graph)
+UNKNOWN = "the probe failed"  # (it crashed or was killed: nothing is known of the server)
 
 _PROBE = r"""
 import ctypes, ctypes.util, sys
@@ -47,7 +49,8 @@ if len(sys.argv) > 1:  # a client whose ports should be in the graph
             names.append(ports[i].decode(errors="replace"))
             i += 1
         lib.jack_free(ports)
-    ours = any(n.startswith(sys.argv[1] + ":") for n in names)
+    # (a client whose name holds rtvc's counts: PipeWire's JACK can add a prefix or a suffix to the name it reports)
+    ours = any(sys.argv[1] in n.split(":", 1)[0] for n in names)
 lib.jack_client_close(client)
 sys.exit(0 if ours else 4)
 """
@@ -58,9 +61,13 @@ def jack_server(timeout: float = 2.0, client: str | None = None) -> str:
     `timeout`), or NO_LIBJACK; with `client` (a JACK client name), WITHOUT where the server answers and that
     client has no port in its graph. The server is the one rtvc's own streams use (JACK_DEFAULT_SERVER,
     inherited)."""
+    # (-I: nothing from the folder it runs in; PIPEWIRE_NODE would show pw-jack's client that node's ports only)
+    env = {k: v for k, v in os.environ.items() if k != "PIPEWIRE_NODE"}
     try:
-        argv = [sys.executable, "-c", _PROBE, *([client] if client else [])]
-        done = subprocess.run(argv, capture_output=True, timeout=timeout)
+        argv = [sys.executable, "-I", "-c", _PROBE, *([client] if client else [])]
+        done = subprocess.run(argv, capture_output=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return NOT_ANSWERING
-    return {0: ANSWERS, 2: GONE, 3: NO_LIBJACK, 4: WITHOUT}.get(done.returncode, GONE)
+    except OSError:  # (no process to be had)
+        return UNKNOWN
+    return {0: ANSWERS, 2: GONE, 3: NO_LIBJACK, 4: WITHOUT}.get(done.returncode, UNKNOWN)

@@ -94,7 +94,7 @@ class DeviceSwitcher:
         self._reopening = False  # the switch under way keeps every device (a rescan, a recovery)
         self._closed = False  # stop() was called: nothing opens again
         # serve's: PortAudio stuck on a JACK server makes the process start anew once the server answers again
-        self.self_restart = False
+        self.self_restart: Callable[[], bool] = lambda: False  # (asked at each wedge: rtvc.restart.allowed)
         self.restart_wanted = ""  # why, once it may (serve's loop then restarts)
         self._fix = "restart rtvc serve"  # what the words about a stuck PortAudio tell the user to do
         self.on_routing: Callable[[dict[str, Any]], None] | None = None  # (serve: the controller's event)
@@ -193,7 +193,11 @@ class DeviceSwitcher:
         from rtvc.audio import jack_links
         from rtvc.audio.jack_probe import GONE, NOT_ANSWERING, WITHOUT, jack_server
 
-        said = jack_server(client=jack_links.own_name())
+        name = jack_links.own_name()
+        said = jack_server(client=name)
+        if said in (GONE, WITHOUT):  # (asked twice: one failed open of a client is no server gone)
+            time.sleep(0.5)
+            said = jack_server(client=name)
         if said == GONE:
             self._wedge("the JACK server rtvc played on is gone, and PortAudio cannot let go of it")
         if said == WITHOUT:
@@ -220,7 +224,7 @@ class DeviceSwitcher:
 
     def _wedge(self, what: str) -> NoReturn:
         self._wedged, self._waiting = what, []  # (no watch runs any more: nothing is waited for)
-        if self.self_restart and _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
+        if _on_jack((self.choice.input, self.choice.output, self.choice.monitor)) and self.self_restart():
             self._fix = "rtvc serve restarts itself once the JACK server runs again, or restart rtvc serve"
             threading.Thread(target=self._await_jack, args=(what,), name="rtvc-await-jack", daemon=True).start()
         self.engine.report_device_error(f"{what} ({self._fix})")
