@@ -235,11 +235,13 @@ class DeviceSwitcher:
         server again. Once it answers (a new one started, PipeWire restarted), serve is asked to restart."""
         from rtvc.audio.jack_probe import ANSWERS, jack_server
 
+        tries = 0
         while not self._closed:
             if jack_server() == ANSWERS:
                 self.restart_wanted = what
                 return
-            time.sleep(1.0)
+            tries += 1
+            time.sleep(1.0 if tries < 60 else 5.0)  # (a Python child each time: less often once it is long gone)
 
     @staticmethod
     def _jack_links(current: dict[str, Device | None]) -> Any:
