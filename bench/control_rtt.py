@@ -52,8 +52,10 @@ async def drive(port: int, n_clients: int, changes: int) -> dict[str, list[float
     await driver.call("events.subscribe", events=["state"])
     reply, own, last = [], [], []
     await asyncio.sleep(1.0)  # meters flowing
+    start = (await driver.call("params.get"))["values"]["pitch"]
+    step = 1.0 if start < 0 else -1.0  # (within the range either way)
     for i in range(changes):
-        pitch = -3.0 - (i % 2)  # alternate from the profile's -4, so every set is a change (and an event)
+        pitch = start + step * (1 - i % 2)  # alternate away from the pitch there is: every set is a change (an event)
         for c in [*subs, driver]:  # drop what queued up (meters, earlier events)
             while not c.events.empty():
                 c.events.get_nowait()

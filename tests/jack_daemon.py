@@ -217,12 +217,16 @@ async def control(port: int, token: str, seconds: float, n_clients: int) -> dict
     times: dict[str, list[float]] = {"reply": [], "event_to_driver": [], "event_to_all_subscribers": []}
     end = time.monotonic() + seconds
     i = 0
+    # alternate away from the pitch there is now, so every set is a change (a set that changes nothing sends no
+    # event): a load started again on the same daemon (the test's next window) found -3 left by the last one
+    start = (await driver.call("params.get"))["values"]["pitch"]
+    step = 1.0 if start < 0 else -1.0  # (within the range either way)
     while time.monotonic() < end:
         for c in [*subs, driver]:  # drop what queued up (meters, earlier events)
             while not c.events.empty():
                 c.events.get_nowait()
         t0 = time.perf_counter()
-        await driver.call("params.set", values={"pitch": -3.0 - (i % 2)})  # alternate from -4: every set is a change
+        await driver.call("params.set", values={"pitch": start + step * (1 - i % 2)})
         t1 = time.perf_counter()
         await driver.event("state", timeout=10)
         t2 = time.perf_counter()
