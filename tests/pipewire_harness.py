@@ -154,6 +154,15 @@ class PipeWire:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> PipeWire:
+        try:
+            self._start()
+        except RuntimeError:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+        return self
+
+    def _start(self) -> None:
+        """PipeWire and WirePlumber, until they serve the null sinks (RuntimeError, both stopped, if not in 20 s)."""
         script = f"pipewire -c {self.dir / 'pipewire.conf'} & sleep 1; wireplumber & wait"
         self.log = (self.dir / "server.log").open("ab")
         self.proc = subprocess.Popen(
@@ -169,10 +178,10 @@ class PipeWire:
             clients = subprocess.run(["pw-cli", "ls", "Client"], env=self.env, capture_output=True, text=True).stdout
             if "mic:capture_MONO" in ports and "speakers:monitor_MONO" in ports and "WirePlumber" in clients:
                 time.sleep(1.0)  # (its scripts load after it connects)
-                return self
+                return
             time.sleep(0.3)
-        self.__exit__()
-        raise RuntimeError(f"PipeWire did not come up: {(self.dir / 'server.log').read_text()[-2000:]}")
+        self.stop()
+        raise RuntimeError(f"PipeWire did not come up: {(self.dir / 'server.log').read_text(errors='replace')[-2000:]}")
 
     def setting(self, key: str, value: int | None) -> None:
         """What `pw-metadata -n settings 0 clock.force-quantum N` does on a desktop; None removes the setting
@@ -202,7 +211,11 @@ class PipeWire:
         """PipeWire restarted, at the same socket (`systemctl --user restart pipewire`: a common cure for a desktop's
         sound trouble); returns once WirePlumber runs."""
         self.stop()
-        self.__enter__()
+        try:
+            self._start()
+        except RuntimeError as e:  # (once in 13 restarts under rtvc, not reproduced: PipeWire's own start)
+            print(f"PipeWire's restart, tried again: {e}", file=sys.stderr)
+            self._start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
