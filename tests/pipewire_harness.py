@@ -293,6 +293,24 @@ class Served:
             except OSError:
                 time.sleep(0.2)
 
+    def heard_again(self, timeout: float, warm: float = 0.5) -> list[int]:
+        """After a restart of PipeWire: reconnect as often as serve starts anew, until it runs and at least 3
+        impulses come through it (each try a 2 s window after `warm`); their delays. RuntimeError after `timeout`."""
+        from websockets.exceptions import ConnectionClosed
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no sound through rtvc {timeout:g} s after the restart: {self.log()[-3000:]}")
+            try:
+                running = self.latency() is not None
+            except (ConnectionClosed, OSError, TimeoutError):  # (serve started anew: rtvc.restart)
+                self.connect()
+                continue
+            if running and len(delays := impulses(self.pw, warm, 2.0)) >= 3:
+                return delays
+            time.sleep(0.5)
+
     def latency(self) -> dict | None:
         """The declared latency (rtvc.latency's to_dict) while rtvc runs; None before its first callback."""
         st = self.rpc.call("status.get")["engine"]
