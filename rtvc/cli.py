@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rtvc import __version__
-from rtvc.errors import ConfigError, RtvcError
+from rtvc.errors import ConfigError, DeviceError, RtvcError
 
 EXIT_USER_ERROR = 2
 
@@ -31,6 +31,12 @@ FLAGS: dict[str, tuple[str, Any]] = {
     "--port": ("control.port", int),
 }
 RUN_FLAGS = tuple(f for f, (key, _t) in FLAGS.items() if not key.startswith("control."))
+
+
+VIRTUAL_MIC_HELP = (
+    "play the voice into the virtual microphone 'rtvc voice' (made in PipeWire when missing) for a call or OBS; "
+    "overrides audio.virtual_mic"
+)
 
 
 def _add_config_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -63,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--monitor", action="store_true", default=None, help="start with 'hear myself' on")
     r.add_argument("--no-gate", action="store_true", default=None, help="start with the noise gate off")
     r.add_argument("--virtual", action="store_true", help="use the virtual device even if a sound card exists")
+    r.add_argument("--virtual-mic", action="store_true", default=None, help=VIRTUAL_MIC_HELP)
     r.add_argument("--clip", type=Path, help="virtual device: audio file to play as the microphone")
     r.add_argument("--record", type=Path, help="virtual device: where to write the output (out/rtvc-run.wav)")
     r.add_argument("--duration", type=_seconds, help="stop after this many seconds")
@@ -72,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="the daemon: live voice, controlled over the websocket API (docs/API.md)")
     _add_config_flags(s)
     s.add_argument("--virtual", action="store_true", help="use the virtual device (a clip in a loop)")
+    s.add_argument("--virtual-mic", action="store_true", default=None, help=VIRTUAL_MIC_HELP)
     s.add_argument("--clip", type=Path, help="virtual device: audio file to play as the microphone, in a loop")
     s.add_argument("--monitor", action="store_true", default=None, help="start with 'hear myself' on")
     s.add_argument("--no-gate", action="store_true", default=None, help="start with the noise gate off")
@@ -138,6 +146,8 @@ def _load(args: argparse.Namespace):
         overrides["audio.monitor"] = (True, "--monitor")
     if getattr(args, "no_gate", None):
         overrides["gate.enabled"] = (False, "--no-gate")
+    if getattr(args, "virtual_mic", None):
+        overrides["audio.virtual_mic"] = (True, "--virtual-mic")
     return load_config(path, overrides)
 
 
@@ -160,20 +170,31 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "devices":
+        from rtvc.audio import voice_mic
         from rtvc.audio.devices import format_devices, list_devices, no_devices_error
+        from rtvc.doctor import check_devices
 
+        try:
+            cfg, problem = _load(args), ""
+        except ConfigError as e:  # (the list stands; the config's own error is the answer for it)
+            cfg, problem = None, str(e)
+        said = ""
+        if cfg is not None and cfg.audio.virtual_mic:  # (before PortAudio: the list is then PipeWire's JACK's)
+            try:
+                cfg, said = voice_mic.apply(cfg)
+            except DeviceError as e:
+                cfg, problem = None, str(e)
         devices = list_devices()
         if not devices:
             raise no_devices_error(listing=True)
         print(format_devices(devices))
-        from rtvc.doctor import check_devices
-
         # what `rtvc run` would open with this config (a config that does not load is said by its own error)
-        try:
-            chosen = check_devices(_load(args).audio)[0]
-        except ConfigError as e:  # (the list stands; the config's own error is the answer for it)
-            print(f"config: {e}")
+        if cfg is None:
+            print(f"config: {problem}")
             return 0
+        chosen = check_devices(cfg.audio)[0]
+        if said:
+            print(f"config: {said}")
         print(f"config: {chosen.found}" if chosen.ok else f"config: {chosen.found} ({chosen.fix})")
         return 0
     if args.command == "doctor":  # before the config: it reports a broken one instead of stopping at it
@@ -306,6 +327,8 @@ def _serve_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--no-gate")
     if args.virtual:
         argv.append("--virtual")
+    if args.virtual_mic:
+        argv.append("--virtual-mic")
     if args.clip:
         argv += ["--clip", str(args.clip)]
     return argv

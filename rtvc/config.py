@@ -23,6 +23,12 @@ class AudioConfig:
         "", "'hear myself' device (e.g. headphones): " + DEVICE_HELP.replace("the system default", "none")
     )
     monitor: bool = setting(False, "start with the monitor ('hear myself') on")
+    virtual_mic: bool = setting(
+        False,
+        "play the voice into the virtual microphone 'rtvc voice' (a PipeWire node rtvc makes when it is missing) "
+        "for a call or OBS to record; needs PipeWire and pipewire-jack; hear-myself then goes to PipeWire's default "
+        "speakers unless monitor_device names others",
+    )
     samplerate: int = setting(
         48000, "device sample rate in Hz", one_of(16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
     )
@@ -103,12 +109,34 @@ class ControlConfig:
 
 
 def _check_monitor(audio: AudioConfig, where: str) -> None:
-    """'Hear myself' at start with nowhere to hear it would be a switch that silently does nothing."""
-    if audio.monitor and audio.monitor_device == "":
+    """'Hear myself' at start with nowhere to hear it would be a switch that silently does nothing (with the virtual
+    microphone, PipeWire's default speakers are there: rtvc.audio.voice_mic)."""
+    if audio.monitor and audio.monitor_device == "" and not audio.virtual_mic:
         raise ConfigError(
             f"{where}: 'audio.monitor' = true (hear myself) needs a monitor device; audio.monitor_device is not set",
             "set audio.monitor_device (or --monitor-device) to your headphones, an index or part of a name from "
             "`rtvc devices`; or leave the monitor off",
+        )
+
+
+def _check_virtual_mic(audio: AudioConfig, sources: dict[str, str]) -> None:
+    """The virtual microphone is where the voice goes, on PipeWire's JACK: an output device or another host API
+    beside it would be two answers to one question."""
+    if not audio.virtual_mic:
+        return
+    where = sources["audio.virtual_mic"]
+    if audio.output_device != "":
+        raise ConfigError(
+            f"audio.virtual_mic ({where}) and audio.output_device = {audio.output_device!r} "
+            f"({sources['audio.output_device']}) both say where the voice goes",
+            "leave audio.output_device unset (the voice goes to the virtual microphone); to hear yourself, set "
+            "audio.monitor_device",
+        )
+    if audio.host_api != "" and audio.host_api.lower() not in "jack audio connection kit":
+        raise ConfigError(
+            f"audio.virtual_mic ({where}) runs on PipeWire's JACK, but audio.host_api = {audio.host_api!r} "
+            f"({sources['audio.host_api']})",
+            "leave audio.host_api unset (or 'JACK') with the virtual microphone",
         )
 
 
@@ -224,6 +252,7 @@ def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None 
         sections["obs"] = dataclasses.replace(obs, scenes={k: _beside(v, base) for k, v in obs.scenes.items()})
     _check_bind(sections["control"], sources["control.bind"])
     _check_monitor(sections["audio"], sources["audio.monitor"])
+    _check_virtual_mic(sections["audio"], sources)
     return Config(**sections, sources=sources, path=path)
 
 

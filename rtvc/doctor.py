@@ -285,7 +285,10 @@ def check_jack() -> list[Check]:
         runtime = os.environ.get("PIPEWIRE_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR") or ""
         if runtime and os.path.exists(os.path.join(runtime, "pipewire-0")) and shutil.which("pw-jack"):
             # (PipeWire runs: its JACK is reached through pw-jack, not a jackd to start)
-            fix = "optional: run rtvc under pw-jack (pw-jack rtvc run --host-api JACK ...), PipeWire's JACK"
+            fix = (
+                "optional: rtvc run --virtual-mic (a microphone for calls and OBS, on PipeWire's JACK), or run rtvc "
+                "under pw-jack (pw-jack rtvc run --host-api JACK ...)"
+            )
             return [Check(False, "jack", "no JACK server for this process (PipeWire runs)", fix)]
         return [Check(False, "jack", "no JACK server running", "optional: start one (jackd, or via PipeWire)")]
     return [Check(True, "jack", f"server running, {len(res.stdout.splitlines())} ports")]
@@ -331,10 +334,29 @@ def check_token() -> list[Check]:
 
 def doctor(folder: Path, out: TextIO = sys.stdout, audio=None) -> int:
     """`audio`: config.toml's [audio], whose devices are looked for (None: a config that did not load)."""
+    planned = [audio]  # (with the virtual microphone: the devices rtvc opens with it, once it is there)
+
+    def check_virtual_mic() -> list[Check]:
+        """Before PortAudio loads (it must take PipeWire's JACK): the virtual microphone the config asks for, made
+        as `rtvc run` would make it."""
+        from rtvc.audio import voice_mic
+        from rtvc.errors import DeviceError
+
+        if audio is None or not audio.virtual_mic:
+            return []
+        try:
+            planned[0], said = voice_mic.prepare(audio)
+        except DeviceError as e:
+            planned[0] = None
+            return [Check(False, "virtual mic", e.what, e.fix)]
+        return [Check(True, "virtual mic", said)]
+
+    def check_devices_planned() -> list[Check]:
+        return check_devices(planned[0]) if planned[0] is not None else []
+
     checks: list[Callable[[], list[Check]]] = [
         check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_compile, check_onnx,
-        functools.partial(check_engines, folder), check_core, check_audio,
-        *([functools.partial(check_devices, audio)] if audio is not None else []),
+        functools.partial(check_engines, folder), check_core, check_virtual_mic, check_audio, check_devices_planned,
         check_jack, check_realtime, check_token,
     ]  # fmt: skip
     for run in checks:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtvc.audio import devices
+from rtvc.audio import devices, voice_mic
 from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.audio.virtual import VirtualDevice
 from rtvc.config import Config, format_config
@@ -177,9 +177,14 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
         check_not_same(opts.clip or bundled_speech(), opts.record)
     if opts.report_json is not None:
         check_output(opts.report_json, audio=False)
+    virtual = opts.virtual
+    if virtual and cfg.audio.virtual_mic:
+        print("virtual device: audio.virtual_mic is not used (the virtual device plays no sound out)", file=out)
+    elif cfg.audio.virtual_mic:
+        cfg, said = voice_mic.apply(cfg)  # (before PortAudio loads: it must take PipeWire's JACK)
+        print(said, file=out)
     engine = build_engine(cfg)
     sr = cfg.audio.samplerate
-    virtual = opts.virtual
     if not virtual and not devices.list_devices():
         if devices.names_a_device(cfg.audio):
             raise devices.no_devices_error()  # the user named a device: say it is not there

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from rtvc import restart
-from rtvc.audio import devices
+from rtvc.audio import devices, voice_mic
 from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
 from rtvc.audio.switch import DeviceSwitcher
 from rtvc.config import AudioConfig, Config, format_config
@@ -283,6 +283,11 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     resumed = restart.take()  # (a serve that started anew: rtvc.restart)
     token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
     ControlServer.check_port(cfg.control)  # (before seconds of loading)
+    if opts.virtual and cfg.audio.virtual_mic:
+        log.info("virtual device: audio.virtual_mic is not used (the virtual device plays no sound out)")
+    elif cfg.audio.virtual_mic:  # (before PortAudio loads: it must take PipeWire's JACK)
+        cfg, said = voice_mic.apply(cfg, patience_s=0.0 if resumed is None else RESUME_DEVICES_S)
+        log.info("%s", said)
     engine = build_engine(cfg) if resumed is None else resumed_engine(cfg, resumed)
     configured = cfg
     if resumed is not None:

@@ -239,7 +239,8 @@ def impulses(
 
 class Served:
     """`rtvc serve` on PipeWire through its ALSA plugin (device `device`, the passthrough voice), and what its
-    control API says of the latency. `via` "jack": under pw-jack instead, from mic to speakers."""
+    control API says of the latency. `via` "jack": under pw-jack instead, from mic to speakers; "voice-mic": into
+    rtvc's virtual microphone (`out_of`: where the impulses are recorded)."""
 
     def __init__(self, pw: PipeWire, device: str = "pipewire", via: str = "alsa"):
         from daemon_harness import free_port
@@ -248,16 +249,17 @@ class Served:
         self.work = Path(tempfile.mkdtemp(prefix="rtvc-pw-serve-"))
         self.port = free_port()
         profile = ROOT / "profiles" / "passthrough.toml"
-        audio = (
-            f'host_api = "ALSA"\ninput_device = "{device}"\noutput_device = "{device}"\n'
-            if via == "alsa"
-            else 'host_api = "JACK"\ninput_device = "mic"\noutput_device = "speakers"\noutput_channels = 1\n'
-        )
+        audio = {
+            "alsa": f'host_api = "ALSA"\ninput_device = "{device}"\noutput_device = "{device}"\n',
+            "jack": 'host_api = "JACK"\ninput_device = "mic"\noutput_device = "speakers"\noutput_channels = 1\n',
+            "voice-mic": "virtual_mic = true\n",  # (PipeWire's default microphone, no pw-jack)
+        }[via]
+        self.out_of = "rtvc voice:capture_MONO" if via == "voice-mic" else "speakers:monitor_MONO"
         (self.work / "config.toml").write_text(
             f'[voice]\nprofile = "{profile}"\n\n[control]\nport = {self.port}\n\n[gate]\nenabled = false\n'
             f"\n[audio]\n{audio}"
         )
-        self.prefix = [] if via == "alsa" else ["pw-jack"]
+        self.prefix = ["pw-jack"] if via == "jack" else []
         self.env = {**pw.env, "XDG_CONFIG_HOME": str(self.work / "xdg"), "PYTHONUNBUFFERED": "1"}
         self.log_path = self.work / "serve.log"
         self.proc: subprocess.Popen | None = None
@@ -307,7 +309,11 @@ class Served:
             except (ConnectionClosed, OSError, TimeoutError):  # (serve started anew: rtvc.restart)
                 self.connect()
                 continue
-            if running and len(delays := impulses(self.pw, warm, 2.0)) >= 3:
+            try:
+                delays = impulses(self.pw, warm, 2.0, out_of=self.out_of) if running else []
+            except RuntimeError:  # (a port not there yet: rtvc's virtual microphone is made again as it starts)
+                delays = []
+            if len(delays) >= 3:
                 return delays
             time.sleep(0.5)
 
@@ -336,12 +342,17 @@ def run_once(
     pw: PipeWire, via: str, period: int, seconds: float, output: str = "speakers", out_of: str = "speakers:monitor_MONO"
 ) -> dict:
     """One `rtvc run --headless` on PipeWire, impulses through it: every delay, and what rtvc declared. Under pw-jack
-    (`via` "jack") rtvc plays into `output`, and the impulses are recorded from `out_of`."""
+    (`via` "jack") rtvc plays into `output`, and the impulses are recorded from `out_of`; "jack-defaults": under
+    pw-jack on PipeWire's default devices; "voice-mic": `--virtual-mic` (record from "rtvc voice:capture_MONO")."""
     work = Path(tempfile.mkdtemp(prefix="rtvc-pw-run-"))
     (work / "config.toml").write_text(f'[voice]\nprofile = "{ROOT / "profiles" / "passthrough.toml"}"\n')
     if via == "alsa":
         devices = ["--host-api", "ALSA", "--input-device", "pipewire", "--output-device", "pipewire"]
         prefix: list[str] = []
+    elif via == "voice-mic":  # (rtvc's own virtual microphone, no pw-jack, no device named: PipeWire's defaults)
+        devices, prefix = ["--virtual-mic"], []
+    elif via == "jack-defaults":  # (under pw-jack, no device named: PipeWire's defaults)
+        devices, prefix = ["--host-api", "JACK", "--output-channels", "1"], ["pw-jack"]
     else:
         devices = ["--host-api", "JACK", "--input-device", "mic", "--output-device", output]
         devices += ["--output-channels", "1"]
@@ -355,6 +366,13 @@ def run_once(
         stdout=(work / "rtvc.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
+        if via == "voice-mic":  # (the node rtvc makes: there before the impulse clients connect to it)
+            deadline = time.monotonic() + 20
+            lsp = ["pw-jack", "jack_lsp"]
+            while out_of not in subprocess.run(lsp, env=pw.env, capture_output=True, text=True).stdout:
+                if time.monotonic() > deadline or rtvc.poll() is not None:
+                    raise RuntimeError(f"no {out_of}")
+                time.sleep(0.2)
         delays = impulses(pw, warm, seconds, out_of=out_of)
         rtvc.wait(60)
     except RuntimeError as e:

@@ -420,6 +420,9 @@ def test_run_on_a_terminal_starts_its_daemon_with_every_setting_given(tmp_path):
     assert _load(serve) == _load(run)
     assert not _load(serve).gate.enabled
     assert (serve.virtual, serve.clip) == (True, clip)
+    mic = _parser().parse_args(["run", "--virtual-mic", "--input-device", "USB"])
+    served = _load(_parser().parse_args(["serve", *_serve_argv(mic)]))
+    assert served == _load(mic) and served.audio.virtual_mic and served.sources["audio.virtual_mic"] == "--virtual-mic"
 
 
 @pytest.mark.parametrize(("bind", "host"), [("127.0.0.1", "127.0.0.1"), ("::1", "::1"), ("127.0.0.2", "127.0.0.2")])

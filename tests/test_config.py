@@ -81,6 +81,25 @@ def test_a_bad_flag_is_blamed_on_the_flag(tmp_path):
         load_config(None, {"gate.threshold_db": (3.0, "--gate-db")})
 
 
+def test_the_virtual_microphone_is_where_the_voice_goes_and_says_what_contradicts_it(tmp_path):
+    """audio.virtual_mic plays the voice into rtvc's PipeWire node through PipeWire's JACK: an output device or
+    another host API beside it is refused at load, naming both settings; hear-myself at start needs no monitor
+    device (PipeWire's default speakers)."""
+    p = write(tmp_path, '[audio]\nvirtual_mic = true\noutput_device = "USB"\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    said = str(e.value)
+    assert f"audio.virtual_mic ({p}) and audio.output_device = 'USB' ({p}) both say where the voice goes" in said
+    assert "leave audio.output_device unset" in str(e.value)
+    with pytest.raises(ConfigError, match=r"runs on PipeWire's JACK, but audio.host_api = 'ALSA' \(--host-api\)"):
+        load_config(None, {"audio.virtual_mic": (True, "--virtual-mic"), "audio.host_api": ("ALSA", "--host-api")})
+    for api in ("", "JACK", "jack"):
+        cfg = load_config(None, {"audio.virtual_mic": (True, "--virtual-mic"), "audio.host_api": (api, "--host-api")})
+        assert cfg.audio.virtual_mic
+    cfg = load_config(None, {"audio.virtual_mic": (True, "--virtual-mic"), "audio.monitor": (True, "--monitor")})
+    assert cfg.audio.monitor and cfg.audio.monitor_device == ""
+
+
 def test_files_that_are_not_utf8_text_are_named_and_a_bom_is_read(tmp_path):
     latin1 = tmp_path / "latin1.toml"
     latin1.write_bytes('[audio]\n# Gerät: USB\ninput_device = "USB"\n'.encode("latin-1"))

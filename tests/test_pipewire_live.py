@@ -15,6 +15,7 @@ ALSA default, so `make test` does not install it on a desktop that has another s
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -149,16 +150,17 @@ def test_a_quantum_forced_while_rtvc_serves_reopens_its_alsa_streams_sized_for_i
         heard(again, 128)
 
 
-@pytest.mark.parametrize("via", ["alsa", "jack"])
+@pytest.mark.parametrize("via", ["alsa", "jack", "voice-mic"])
 def test_pipewire_restarted_under_serve_brings_the_sound_back(via):
     """PipeWire restarted while rtvc serves (`systemctl --user restart pipewire`, a common cure for a desktop's sound
     trouble). Through the ALSA plugin the streams fail and rtvc's recovery reopens them. Under pw-jack PortAudio
     cannot let go of the old server (its stop waits ten minutes), and rtvc stayed silent until restarted by hand:
-    now it starts anew by itself once PipeWire runs (rtvc.restart), in the same process, its settings kept."""
+    now it starts anew by itself once PipeWire runs (rtvc.restart), in the same process, its settings kept. With the
+    virtual microphone (gone with the old PipeWire) the same, and the new serve makes the node again."""
     with PipeWire(256) as pw, Served(pw, "default", via=via) as rtvc:
         wait_for(lambda: rtvc.latency(), rtvc)
         rtvc.rpc.call("params.set", values={"gain_db": -6.0})
-        assert len(impulses(pw, 1.0, 2.0)) >= 3
+        assert len(impulses(pw, 1.0, 2.0, out_of=rtvc.out_of)) >= 3
         first = rtvc.latency()  # (JACK's figures come a moment after the first callbacks)
         pid = rtvc.proc.pid
         pw.restart()
@@ -169,7 +171,7 @@ def test_pipewire_restarted_under_serve_brings_the_sound_back(via):
         assert rtvc.rpc.call("status.get")["control"]["params"]["gain_db"] == -6.0
         most = max(set(delays), key=delays.count)
         lat, log = rtvc.latency(), rtvc.log()  # (JACK's figures come a moment after the first callbacks)
-        if via == "jack":  # (exact: no buffer of PortAudio's own under JACK)
+        if via != "alsa":  # (exact: no buffer of PortAudio's own under JACK)
             assert "stopping (to start anew)" in log, log[-3000:]
             assert most == lat["total"] == first["total"], (delays, lat, first)
         else:  # (the ALSA plugin's drift after a reopen: test_a_quantum_forced_while_rtvc_serves_...)
@@ -186,44 +188,114 @@ def wait_for(fn, rtvc, timeout: float = 15.0):
     return got
 
 
-def readme_voice_mic() -> str:
-    """The node description in the README's `pw-cli create-node adapter '{ ... }'` line, as a user copies it."""
-    line = next(ln for ln in (ROOT / "README.md").read_text().splitlines() if ln.startswith("pw-cli create-node"))
-    return line.split("'")[1]
-
-
-def test_the_readmes_virtual_microphone_carries_rtvc_to_a_program_that_records_it():
-    """The README's recipe for a call (Discord, a browser) or OBS on PipeWire: a virtual microphone ("rtvc voice",
-    the node pw-cli creates), rtvc playing into it under pw-jack, a program recording from it as from a microphone
-    (the impulse sink here). Every impulse arrives after the declared latency, to the frame."""
-    import subprocess
-
-    with PipeWire(256) as pw:
-        made = ["pw-cli", "create-node", "adapter", readme_voice_mic()]
-        subprocess.run(made, env=pw.env, check=True, capture_output=True)
-        r = run_once(pw, "jack", 0, 4.0, output="rtvc voice", out_of="rtvc voice:capture_MONO")
-    assert sum(r["measured"].values()) >= 6, r
-    assert max(r["measured"], key=r["measured"].get) == r["declared"], r
-    assert r["device_out"] == 0, r  # (a virtual source passes audio through within a cycle)
-
-
-def test_pipewire_jack_has_no_default_device_to_loop_through(pipewire, tmp_path):
+def test_under_pw_jack_rtvc_takes_pipewires_default_microphone_and_speakers(pipewire):
     """Under pw-jack PortAudio's default JACK device was the first sink, in and out: rtvc recorded its own output
     from the sink's monitor (an impulse came back every 34.67 ms without end; a howl with a pitch voice). PipeWire's
-    JACK has no 'system' ports, so rtvc names the devices to choose from instead."""
+    JACK has no 'system' ports; rtvc takes the devices the desktop's sound settings make the default (WirePlumber's
+    "default" metadata: mic and speakers here), and every impulse goes from mic to speakers on time."""
+    r = run_once(pipewire, "jack-defaults", 0, 4.0)
+    assert sum(r["measured"].values()) >= 6, r
+    assert on_time(r), r
+
+
+def rtvc_run(pw: PipeWire, tmp_path, *flags: str, seconds: float = 1.0):
     import subprocess
     import sys
 
-    done = subprocess.run(
-        ["pw-jack", sys.executable, "-m", "rtvc", "run", "--headless", "--host-api", "JACK", "--duration", "2",
-         "--profile", str(ROOT / "profiles" / "passthrough.toml")],
-        env={**pipewire.env, "XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path, capture_output=True, text=True,
-        timeout=60,
+    return subprocess.run(
+        [sys.executable, "-m", "rtvc", "run", "--headless", "--duration", str(seconds), "--no-gate",
+         "--profile", str(ROOT / "profiles" / "passthrough.toml"), *flags],
+        env={**pw.env, "XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    said = done.stdout + done.stderr
-    assert done.returncode == 2, said[-2000:]
-    assert "no default input device on this JACK server" in said, said[-2000:]
-    assert "'speakers'" in said and "'mic'" in said, said[-2000:]
+
+
+def voice_mics(pw: PipeWire) -> list[dict]:
+    import json
+    import subprocess
+
+    dump = json.loads(subprocess.run(["pw-dump"], env=pw.env, capture_output=True, text=True, check=True).stdout)
+    return [
+        o["info"]["props"]
+        for o in dump
+        if o["type"].endswith(":Node") and o["info"]["props"].get("node.name") == "rtvc-voice"
+    ]
+
+
+def test_rtvc_makes_its_virtual_microphone_and_a_program_records_the_voice_from_it(pipewire, tmp_path):
+    """`rtvc run --virtual-mic`, no pw-jack, no device named: rtvc makes the node "rtvc voice" (the README's recipe
+    by hand before), loads PipeWire's JACK itself, takes PipeWire's default microphone, and a program recording from
+    the virtual microphone gets every impulse after the declared latency, to the frame. The node stays for the call
+    program (it keeps its microphone while rtvc is off); the next start takes it as it is, a second is not made."""
+    assert voice_mics(pipewire) == []
+    r = run_once(pipewire, "voice-mic", 0, 4.0, out_of="rtvc voice:capture_MONO")
+    assert sum(r["measured"].values()) >= 6, r
+    assert on_time(r), r
+    assert r["device_out"] == 0, r
+    (mic,) = voice_mics(pipewire)
+    assert mic["media.class"] == "Audio/Source/Virtual" and mic["node.description"] == "rtvc voice", mic
+    again = rtvc_run(pipewire, tmp_path, "--virtual-mic")
+    said = again.stdout + again.stderr
+    assert again.returncode == 0, said[-2000:]
+    assert "virtual microphone 'rtvc voice': there" in said, said[-2000:]
+    assert "output  [" in said and "rtvc voice (JACK" in said, said[-2000:]
+    assert "monitor [" in said and "speakers (JACK" in said, said[-2000:]  # (hear-myself: the default speakers)
+    assert len(voice_mics(pipewire)) == 1
+
+
+def test_the_virtual_microphone_as_the_default_microphone_is_refused_not_looped(pipewire, tmp_path):
+    """A user who makes "rtvc voice" the desktop's default microphone (so that every program gets the voice): rtvc's
+    own default input would be its output, a feedback loop. It says so, and which microphones there are."""
+    import subprocess
+
+    assert rtvc_run(pipewire, tmp_path, "--virtual-mic").returncode == 0
+    subprocess.run(
+        ["pw-metadata", "0", "default.audio.source", '{"name":"rtvc-voice"}'], env=pipewire.env, check=True,
+        capture_output=True,
+    )  # fmt: skip
+    done = rtvc_run(pipewire, tmp_path, "--virtual-mic")
+    assert done.returncode == 2, done.stdout[-2000:]
+    assert "default microphone is rtvc's own virtual microphone" in done.stderr, done.stderr
+    assert "--input-device: 'speakers', 'mic'" in done.stderr, done.stderr  # (not 'rtvc voice' itself)
+    named = rtvc_run(pipewire, tmp_path, "--virtual-mic", "--input-device", "rtvc voice")
+    assert named.returncode == 2 and "rtvc would hear itself" in named.stderr, named.stderr
+
+
+def test_the_virtual_microphone_without_pipewire_says_what_is_missing(tmp_path):
+    """No PipeWire for this user (plain ALSA, jackd): a clear error, exit 2, nothing opened."""
+    import subprocess
+    import sys
+
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "PIPEWIRE_RUNTIME_DIR": str(runtime)}
+    done = subprocess.run(
+        [sys.executable, "-m", "rtvc", "run", "--headless", "--duration", "1", "--virtual-mic"],
+        env={**env, "XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout[-2000:]
+    assert "audio.virtual_mic: PipeWire does not answer" in done.stderr, done.stderr
+    assert "systemctl --user start pipewire" in done.stderr, done.stderr
+
+
+def test_doctor_and_devices_show_the_virtual_microphone_rtvc_plays_into(pipewire, tmp_path):
+    """With virtual_mic in config.toml, `rtvc doctor` and `rtvc devices` show what `rtvc run` opens: PipeWire's JACK
+    devices (without rtvc loading it, PortAudio had none: jackd's library, no jackd), the voice into the node."""
+    import subprocess
+    import sys
+
+    said = doctor(pipewire, "virtual_mic = true")
+    assert "virtual microphone 'rtvc voice': made now" in said, said[-3000:]
+    sound = [ln for ln in said.splitlines() if "sound devices" in ln]
+    assert sound and sound[0].startswith("ok") and "output [" in sound[0] and "rtvc voice" in sound[0], said[-3000:]
+    assert "input [" in sound[0] and "] mic (JACK" in sound[0], sound  # (PipeWire's default microphone)
+    (tmp_path / "config.toml").write_text("[audio]\nvirtual_mic = true\n")
+    listed = subprocess.run(
+        [sys.executable, "-m", "rtvc", "devices"], env={**pipewire.env, "XDG_CONFIG_HOME": str(tmp_path)},
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "rtvc voice" in listed.stdout and "JACK" in listed.stdout, listed.stdout
+    assert "config: virtual microphone 'rtvc voice': there" in listed.stdout, listed.stdout
 
 
 def test_mixers_show_rtvc_by_name_through_the_alsa_plugin(pipewire, tmp_path):

@@ -264,7 +264,8 @@ def format_devices(devices: list[Device]) -> str:
 def names_a_device(audio: Any) -> bool:
     """Whether the settings ask for a particular device or host API (with no sound card, that is an error;
     without any such wish rtvc falls back to the virtual device)."""
-    return any(getattr(audio, k) != "" for k in ("host_api", "input_device", "output_device", "monitor_device"))
+    named = ("host_api", "input_device", "output_device", "monitor_device")
+    return audio.virtual_mic or any(getattr(audio, k) != "" for k in named)
 
 
 def no_devices_error(listing: bool = False) -> DeviceError:
@@ -350,17 +351,36 @@ def _default(kind: Kind, usable: list[Device], host_api: str, flag: str) -> Devi
     for d in usable:
         if d.index == idx:
             if "JACK" in d.host_api and d.name != "system":
-                # JACK's default is the first client with ports: jackd's sound card is "system", but PipeWire's
-                # JACK has none, and its first device was a sink, whose capture ports are its monitor: rtvc took
-                # what it plays itself as the microphone, a feedback loop (a howl with a pitch voice)
-                names = ", ".join(f"'{u.name}'" for u in usable)
-                raise DeviceNotFound(
-                    f"no default {kind} device on this JACK server (no 'system' ports: PipeWire's JACK names each "
-                    "device on its own, and a sink's capture ports are its monitor, what it plays)",
-                    f"choose the {kind} with {flag}: {names}",
-                )
+                return _pipewire_default(kind, [u for u in usable if "JACK" in u.host_api], flag)
             return d
     raise DeviceNotFound(f"no default {kind} device", f"choose one with {flag} (see `rtvc devices`)")
+
+
+def _pipewire_default(kind: Kind, usable: list[Device], flag: str) -> Device:
+    """On a JACK server without 'system' ports (PipeWire's JACK): PipeWire's default microphone or speakers, as the
+    desktop's sound settings choose them. PortAudio's own default there is the first client with ports: under
+    pw-jack it was a sink, whose capture ports are its monitor, and rtvc took what it played itself as the
+    microphone, a feedback loop (a howl with a pitch voice)."""
+    from rtvc.audio import voice_mic
+
+    names = ", ".join(f"'{u.name}'" for u in usable if kind == "output" or u.name != voice_mic.LABEL)
+    name, node = voice_mic.default_device(kind)
+    if kind == "input" and node == voice_mic.NODE:
+        raise DeviceNotFound(
+            f"PipeWire's default microphone is rtvc's own virtual microphone '{voice_mic.LABEL}': rtvc would hear "
+            "itself",
+            f"choose your microphone with {flag}: {names} (or make it the default again in the sound settings)",
+        )
+    found = [d for d in usable if d.name == name] if name else []
+    if not found:
+        why = f"PipeWire's default {kind} '{name or node}' is not among them" if name or node else "PipeWire names none"
+        raise DeviceNotFound(
+            f"no default {kind} device on this JACK server (no 'system' ports: PipeWire's JACK names each device on "
+            f"its own; {why})",
+            f"choose the {kind} with {flag}: {names}",
+        )
+    log.info("%s device: PipeWire's default, '%s' (node %s)", kind, name, node)
+    return found[0]
 
 
 def check_rate(device: Device, kind: Kind, samplerate: int, channels: int) -> None:

@@ -13,7 +13,7 @@ import math
 import threading
 from dataclasses import dataclass
 
-from rtvc.audio import pipewire
+from rtvc.audio import pipewire, voice_mic
 from rtvc.audio.devices import Device, check_rate, find_device, portaudio
 from rtvc.callbacks import DUPLEX, INPUT, MONITOR_STREAM, OUTPUT_STREAM
 from rtvc.config import AudioConfig
@@ -57,6 +57,11 @@ def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> 
     mon = fixed.get("monitor")
     if mon is None and cfg.monitor_device != "":
         mon = find_device(cfg.monitor_device, "output", cfg.host_api, "--monitor-device")
+    if inp.name == voice_mic.LABEL and "JACK" in inp.host_api:
+        raise DeviceError(
+            f"the input device {inp.title()} is rtvc's own virtual microphone: rtvc would hear itself",
+            "choose your microphone with audio.input_device (or --input-device); see `rtvc devices`",
+        )
     if cfg.input_channel > inp.max_input:
         raise DeviceError(
             f"audio.input_channel = {cfg.input_channel}, but {inp.title()} has {inp.max_input} input(s)",

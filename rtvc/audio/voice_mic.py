@@ -1,0 +1,265 @@
+"""The virtual microphone (`audio.virtual_mic`, `--virtual-mic`): a PipeWire node, "rtvc voice", that a call (Discord,
+a browser, Zoom) or OBS records from as from a microphone, and that rtvc plays its voice into.
+
+rtvc makes the node when it is missing (`pw-cli create-node`, a null-audio-sink of class Audio/Source/Virtual) and
+leaves it when it stops: a call program keeps the microphone it was given, and hears silence while rtvc is off
+(`pw-cli destroy rtvc-voice` removes it; it is gone anyway when PipeWire restarts, and rtvc makes it again).
+
+rtvc reaches the node through PipeWire's JACK (what `pw-jack` gives a program): through it, what rtvc declares is
+what the recording program gets, to the frame (tests/test_pipewire_live.py). `pw-jack` points the dynamic loader at
+PipeWire's libjack before a program starts; rtvc loads that library itself before PortAudio, which then takes it
+(a library already loaded answers for its soname), and puts its folder in LD_LIBRARY_PATH for rtvc's own JACK
+children (rtvc.audio.jack_probe, jack_watch, jack_links).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from rtvc.config import AudioConfig, Config
+from rtvc.errors import DeviceError
+
+NODE = "rtvc-voice"  # the node's name (pw-cli destroy rtvc-voice)
+LABEL = "rtvc voice"  # its description: what call programs, mixers and PipeWire's JACK show
+PROPS = (
+    f'{{ factory.name = support.null-audio-sink node.name = {NODE} node.description = "{LABEL}" '
+    "media.class = Audio/Source/Virtual audio.position = [ MONO ] object.linger = true }"
+)
+ASK_S = 5.0
+APPEAR_S = 5.0  # how long a node just made may take to show its ports
+# where distributions put PipeWire's libjack beside the real one (Debian, Ubuntu: pw-jack's folder); Fedora and
+# Arch install it as the system's libjack
+PW_JACK_DIRS = ("/usr/lib/*/pipewire-0.3/jack", "/usr/lib64/pipewire-0.3/jack", "/usr/lib/pipewire-0.3/jack")
+FIX_PIPEWIRE = (
+    "the virtual microphone is a PipeWire node: start PipeWire (systemctl --user start pipewire wireplumber); "
+    "without PipeWire, leave audio.virtual_mic off and choose an output device"
+)
+
+
+def _ask(args: list[str]) -> str | None:
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=ASK_S, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def pipewire_runs() -> str:
+    """'' when PipeWire answers; otherwise what is wrong."""
+    missing = [tool for tool in ("pw-cli", "pw-dump", "pw-metadata") if shutil.which(tool) is None]
+    if missing:
+        return f"{', '.join(missing)} not found (Debian/Ubuntu: sudo apt-get install pipewire-bin)"
+    if _ask(["pw-cli", "info", "0"]) is None:
+        return "PipeWire does not answer (pw-cli info 0 failed): it does not run for this user"
+    return ""
+
+
+def nodes() -> list[dict]:
+    """The properties of every node PipeWire has (pw-dump); [] when it cannot be asked."""
+    text = _ask(["pw-dump"])
+    try:
+        objects = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [
+        {**o["info"].get("props", {}), "object.id": o["id"]}
+        for o in objects
+        if isinstance(o, dict) and o.get("type", "").endswith(":Node") and isinstance(o.get("info"), dict)
+    ]
+
+
+def _ports_of(node_id: int) -> int:
+    text = _ask(["pw-dump"])
+    try:
+        objects = json.loads(text) if text else []
+    except ValueError:
+        return 0
+    return sum(
+        1
+        for o in objects
+        if isinstance(o, dict)
+        and o.get("type", "").endswith(":Port")
+        and (o.get("info") or {}).get("props", {}).get("node.id") == node_id
+    )
+
+
+def default_node(kind: str) -> str:
+    """The node name of PipeWire's default microphone ("input") or speakers ("output"), as the desktop's sound
+    settings choose them (WirePlumber keeps them in the "default" metadata); '' when there is none."""
+    key = "default.audio.source" if kind == "input" else "default.audio.sink"
+    text = _ask(["pw-metadata", "-n", "default", "0", key]) or ""
+    for line in text.splitlines():
+        if f"key:'{key}'" in line and "value:'" in line:
+            value = line.split("value:'", 1)[1].rsplit("' type:", 1)[0]
+            try:
+                name = json.loads(value).get("name", "")
+            except (ValueError, AttributeError):
+                return ""
+            return name if isinstance(name, str) else ""
+    return ""
+
+
+def jack_name(props: dict) -> str:
+    """The name PipeWire's JACK gives a node's ports (its client name): the description, else the nick, else the
+    node's name."""
+    for key in ("node.description", "node.nick", "node.name"):
+        if isinstance(props.get(key), str) and props[key]:
+            return props[key]
+    return ""
+
+
+def default_device(kind: str) -> tuple[str, str]:
+    """(the JACK name of PipeWire's default device of this kind, its node name); ('', '') when PipeWire has none or
+    cannot be asked."""
+    name = default_node(kind)
+    if not name:
+        return "", ""
+    for props in nodes():
+        if props.get("node.name") == name:
+            return jack_name(props), name
+    return "", name
+
+
+def _loaded_libjack() -> str:
+    """The path of the libjack this process has loaded; '' when none is."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return ""
+    for line in maps.splitlines():
+        path = line.split(None, 5)[-1] if line.count(" ") >= 5 else ""
+        if "/libjack.so" in path:
+            return path.strip()
+    return ""
+
+
+def _is_pipewires(path: str) -> bool:
+    """Whether a libjack is PipeWire's (it needs libpipewire; jackd's does not)."""
+    try:
+        return "pipewire" in os.path.realpath(path) or b"libpipewire-0.3" in Path(path).read_bytes()
+    except OSError:
+        return False
+
+
+def use_pipewire_jack() -> str:
+    """Load PipeWire's libjack into this process (before PortAudio) and give its folder to rtvc's children; the
+    path loaded. DeviceError when it is not installed, or when another libjack is loaded already."""
+    loaded = _loaded_libjack()
+    if loaded:
+        if _is_pipewires(loaded):
+            return loaded
+        raise DeviceError(
+            f"audio.virtual_mic: this process already uses the JACK library {loaded}, not PipeWire's",
+            "run rtvc with pw-jack (pw-jack rtvc run ...), or report it: rtvc loads PipeWire's own before PortAudio",
+        )
+    found = sorted(p for pattern in PW_JACK_DIRS for p in glob.glob(f"{pattern}/libjack.so.0"))
+    path = found[0] if found else "libjack.so.0"  # (Fedora, Arch: PipeWire's is the system's)
+    try:
+        ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_GLOBAL)
+    except OSError:
+        path = ""
+    loaded = _loaded_libjack()
+    if not path or not loaded or not _is_pipewires(loaded):
+        jackd = f" ({loaded} is jackd's)" if loaded else ""
+        raise DeviceError(
+            f"audio.virtual_mic: PipeWire's JACK library is not installed{jackd}",
+            "sudo apt-get install pipewire-jack (Debian/Ubuntu; Fedora: pipewire-jack-audio-connection-kit)",
+        )
+    if found:
+        folder = os.path.dirname(found[0])
+        paths = os.environ.get("LD_LIBRARY_PATH", "")
+        if folder not in paths.split(":"):
+            os.environ["LD_LIBRARY_PATH"] = folder + (f":{paths}" if paths else "")
+    return loaded
+
+
+def ensure_node() -> bool:
+    """Make the virtual microphone unless PipeWire has it; True when it was made now. DeviceError when PipeWire
+    refuses it, or it does not show its ports within APPEAR_S."""
+    have = [p for p in nodes() if p.get("node.name") == NODE]
+    if have:
+        if have[0].get("media.class") != "Audio/Source/Virtual":
+            raise DeviceError(
+                f"audio.virtual_mic: PipeWire has a node named {NODE} that is a {have[0].get('media.class')}, "
+                "not rtvc's virtual microphone",
+                f"remove it (pw-cli destroy {NODE}), then start rtvc again",
+            )
+        return False
+    try:
+        done = subprocess.run(
+            ["pw-cli", "create-node", "adapter", PROPS],
+            capture_output=True, text=True, timeout=ASK_S, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        said = (done.stdout + done.stderr).strip()
+        failed = done.returncode != 0 or "error" in said.lower()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        said, failed = str(e), True
+    if failed:
+        raise DeviceError(f"audio.virtual_mic: PipeWire did not make the node {NODE}: {said[-300:]}", FIX_PIPEWIRE)
+    deadline = time.monotonic() + APPEAR_S
+    while time.monotonic() < deadline:
+        made = [p for p in nodes() if p.get("node.name") == NODE]
+        if made and _ports_of(made[0]["object.id"]) > 0:
+            return True
+        time.sleep(0.1)
+    raise DeviceError(
+        f"audio.virtual_mic: PipeWire made the node {NODE}, but it showed no ports within {APPEAR_S:g} s",
+        "check PipeWire's log (journalctl --user -u pipewire), then start rtvc again",
+    )
+
+
+def prepare(audio: AudioConfig) -> tuple[AudioConfig, str]:
+    """With audio.virtual_mic on: PipeWire's JACK loaded, the node there, and the settings rtvc opens its devices
+    with (the voice into the node, on JACK; hear-myself on PipeWire's default speakers unless a monitor device is
+    named); and a line for the user. DeviceError (nothing made) when PipeWire or its JACK is missing."""
+    why = pipewire_runs()
+    if why:
+        raise DeviceError(f"audio.virtual_mic: {why}", FIX_PIPEWIRE)
+    use_pipewire_jack()
+    made = ensure_node()
+    monitor = audio.monitor_device
+    if monitor == "":
+        monitor = default_device("output")[0]
+        if not monitor and audio.monitor:
+            raise DeviceError(
+                "audio.monitor = true (hear myself), but PipeWire has no default speakers to hear it on",
+                "set audio.monitor_device (or --monitor-device) to your headphones (see `rtvc devices`)",
+            )
+    effective = dataclasses.replace(
+        audio,
+        host_api=audio.host_api or "JACK",
+        output_device=LABEL,
+        output_channels=audio.output_channels or 1,
+        monitor_device=monitor,
+    )
+    said = (
+        f"virtual microphone '{LABEL}': {'made now' if made else 'there'} (PipeWire node {NODE}); choose it as the "
+        "microphone in your call or in OBS"
+    )
+    return effective, said
+
+
+def apply(cfg: Config, patience_s: float = 0.0) -> tuple[Config, str]:
+    """The config with the virtual microphone's settings, and a line for the user, when audio.virtual_mic is on
+    (prepare); as it is, and '', otherwise. `patience_s`: how long to try again (a serve started anew after PipeWire
+    restarted: its session manager may not be up yet)."""
+    if not cfg.audio.virtual_mic:
+        return cfg, ""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            audio, said = prepare(cfg.audio)
+        except DeviceError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+            continue
+        return dataclasses.replace(cfg, audio=audio), said
