@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("devices", help="list sound devices, and those config.toml chooses")
     d.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
+    d.add_argument("--virtual-mic", action="store_true", default=None, help=VIRTUAL_MIC_HELP)
 
     r = sub.add_parser("run", help="microphone -> voice -> speakers, live")
     _add_config_flags(r, RUN_FLAGS)
@@ -128,6 +129,15 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("doctor", help="check GPU, CUDA, TensorRT, engines and audio; say how to fix what is missing")
     _add_config_flags(d, ())
+    d.add_argument("--virtual-mic", action="store_true", default=None, help=VIRTUAL_MIC_HELP)
+
+    v = sub.add_parser(
+        "virtual-mic", help="keep the virtual microphone 'rtvc voice' in PipeWire for good (install), or remove it"
+    )
+    v.add_argument(
+        "action", choices=("install", "remove"),
+        help="install: PipeWire makes it at each start (a call program started before rtvc finds it); remove: gone",
+    )  # fmt: skip
     return p
 
 
@@ -199,6 +209,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "doctor":  # before the config: it reports a broken one instead of stopping at it
         return _doctor(args)
+    if args.command == "virtual-mic":
+        from rtvc.audio import voice_mic
+
+        print("\n".join(voice_mic.install() if args.action == "install" else voice_mic.remove()))
+        return 0
     cfg = _load(args)
     if args.command == "build":
         from rtvc.build import BuildOptions, build_profile

@@ -26,8 +26,8 @@ class AudioConfig:
     virtual_mic: bool = setting(
         False,
         "play the voice into the virtual microphone 'rtvc voice' (a PipeWire node rtvc makes when it is missing) "
-        "for a call or OBS to record; needs PipeWire and pipewire-jack; hear-myself then goes to PipeWire's default "
-        "speakers unless monitor_device names others",
+        "for a call or OBS to record; needs PipeWire and pipewire-jack; hear-myself (when turned on) then goes to "
+        "PipeWire's default speakers unless monitor_device names others",
     )
     samplerate: int = setting(
         48000, "device sample rate in Hz", one_of(16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
@@ -109,9 +109,9 @@ class ControlConfig:
 
 
 def _check_monitor(audio: AudioConfig, where: str) -> None:
-    """'Hear myself' at start with nowhere to hear it would be a switch that silently does nothing (with the virtual
-    microphone, PipeWire's default speakers are there: rtvc.audio.voice_mic)."""
-    if audio.monitor and audio.monitor_device == "" and not audio.virtual_mic:
+    """'Hear myself' at start with nowhere to hear it would be a switch that silently does nothing. With the virtual
+    microphone too: PipeWire's default speakers may be a laptop's, beside its microphone (a howl at start)."""
+    if audio.monitor and audio.monitor_device == "":
         raise ConfigError(
             f"{where}: 'audio.monitor' = true (hear myself) needs a monitor device; audio.monitor_device is not set",
             "set audio.monitor_device (or --monitor-device) to your headphones, an index or part of a name from "
@@ -125,14 +125,14 @@ def _check_virtual_mic(audio: AudioConfig, sources: dict[str, str]) -> None:
     if not audio.virtual_mic:
         return
     where = sources["audio.virtual_mic"]
-    if audio.output_device != "":
+    if audio.output_device not in ("", "rtvc voice"):  # (the README's recipe before rtvc made it: the same node)
         raise ConfigError(
             f"audio.virtual_mic ({where}) and audio.output_device = {audio.output_device!r} "
             f"({sources['audio.output_device']}) both say where the voice goes",
             "leave audio.output_device unset (the voice goes to the virtual microphone); to hear yourself, set "
             "audio.monitor_device",
         )
-    if audio.host_api != "" and audio.host_api.lower() not in "jack audio connection kit":
+    if not "jack audio connection kit".startswith(audio.host_api.lower()):
         raise ConfigError(
             f"audio.virtual_mic ({where}) runs on PipeWire's JACK, but audio.host_api = {audio.host_api!r} "
             f"({sources['audio.host_api']})",

@@ -343,7 +343,12 @@ def doctor(folder: Path, out: TextIO = sys.stdout, audio=None) -> int:
         from rtvc.errors import DeviceError
 
         if audio is None or not audio.virtual_mic:
-            return []
+            if audio is None or voice_mic.pipewire_runs():  # (no PipeWire here: nothing to offer)
+                return []
+            jack = voice_mic.pipewire_jack_installed()
+            found = f"off; `rtvc run --virtual-mic` makes '{voice_mic.LABEL}', a microphone for calls and OBS"
+            fix = "for it: sudo apt-get install pipewire-jack (Debian/Ubuntu)"
+            return [Check(jack, "virtual mic", found + ("" if jack else ", and needs pipewire-jack"), fix)]
         try:
             planned[0], said = voice_mic.prepare(audio)
         except DeviceError as e:

@@ -265,7 +265,9 @@ def report(st: EngineStatus) -> str:
         + (f" (the last {t.window_blocks} blocks)" if t.window_blocks < t.count else "")
         + f"  max {t.max_ms:.3f} ms of all {t.count} blocks",
         f"  xruns             {st.xruns.total} (output underruns {st.xruns.output_underrun_events},"
-        f" input overruns {st.xruns.input_overrun_events}, PortAudio xrun callbacks {st.xruns.portaudio_events}:"
+        f" input overruns {st.xruns.input_overrun_events}, output skipped {st.xruns.output_skipped_events},"
+        f" monitor underruns {st.xruns.monitor_underrun_events},"
+        f" PortAudio xrun callbacks {st.xruns.portaudio_events}:"
         f" flags {st.xruns.portaudio})",
         f"  state             {st.state}" + (f": {st.detail}" if st.detail else ""),
     ]

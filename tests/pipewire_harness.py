@@ -82,8 +82,11 @@ context.objects = [
 """
 _SINK = """    {{ factory = adapter args = {{ factory.name = support.null-audio-sink node.name = "{name}"
         media.class = "{cls}" audio.position = [ MONO ] node.group = pipewire.dummy node.always-process = true
+        priority.session = 2000
         object.linger = true adapter.auto-port-config = {{ mode = dsp monitor = true control = false
         position = preserve }} }} }}"""
+# (priority.session: as a sound card's nodes have it; WirePlumber makes the highest the default, over a virtual source
+# such as rtvc's own "rtvc voice")
 # WirePlumber without its hardware monitors, in the config forms of 0.4 (Lua) and 0.5 (SPA-JSON)
 _WP_LUA = "alsa_monitor.enabled = false\nv4l2_monitor.enabled = false\nlibcamera_monitor.enabled = false\n"
 _WP_CONF = (
@@ -127,9 +130,11 @@ print("impulses " + json.dumps(delays))
 class PipeWire:
     """A private PipeWire and WirePlumber (own runtime, config and state folders, own D-Bus session)."""
 
-    def __init__(self, quantum: int, max_quantum: int = 0):
+    def __init__(self, quantum: int, max_quantum: int = 0, user_config: bool = False):
         """`quantum`: the graph's, and its minimum (what rtvc asks does not lower it); `max_quantum`: what
-        `force_quantum` may raise it to (the quantum when 0)."""
+        `force_quantum` may raise it to (the quantum when 0); `user_config`: PipeWire reads its config as on a desktop,
+        from XDG_CONFIG_HOME/pipewire/pipewire.conf, with the drop-ins in pipewire.conf.d/ beside it (given by path,
+        it reads none)."""
         self.quantum = quantum
         self.dir = Path(tempfile.mkdtemp(prefix="rtvc-pw-"))
         for sub in ("run", "config/wireplumber/main.lua.d", "config/wireplumber/wireplumber.conf.d", "state"):
@@ -138,7 +143,9 @@ class PipeWire:
         sinks = ",\n".join(
             _SINK.format(name=n, cls=c) for n, c in (("speakers", "Audio/Sink"), ("mic", "Audio/Source/Virtual"))
         )
-        (self.dir / "pipewire.conf").write_text(
+        self.conf = self.dir / "config" / "pipewire" / "pipewire.conf" if user_config else self.dir / "pipewire.conf"
+        self.conf.parent.mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(
             _SERVER_CONF.format(rate=SR, quantum=quantum, max_quantum=max_quantum or quantum, sinks=sinks)
         )
         (self.dir / "config/wireplumber/main.lua.d/51-rtvc-bench.lua").write_text(_WP_LUA)
@@ -163,7 +170,8 @@ class PipeWire:
 
     def _start(self) -> None:
         """PipeWire and WirePlumber, until they serve the null sinks (RuntimeError, both stopped, if not in 20 s)."""
-        script = f"pipewire -c {self.dir / 'pipewire.conf'} & sleep 1; wireplumber & wait"
+        by = "" if self.conf.parent.name == "pipewire" else f" -c {self.conf}"
+        script = f"pipewire{by} & sleep 1; wireplumber & wait"
         self.log = (self.dir / "server.log").open("ab")
         self.proc = subprocess.Popen(
             ["dbus-run-session", "--", "bash", "-c", script],
@@ -338,12 +346,11 @@ class Served:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def run_once(
-    pw: PipeWire, via: str, period: int, seconds: float, output: str = "speakers", out_of: str = "speakers:monitor_MONO"
-) -> dict:
+def run_once(pw: PipeWire, via: str, period: int, seconds: float, output: str = "speakers", out_of: str = "") -> dict:
     """One `rtvc run --headless` on PipeWire, impulses through it: every delay, and what rtvc declared. Under pw-jack
     (`via` "jack") rtvc plays into `output`, and the impulses are recorded from `out_of`; "jack-defaults": under
     pw-jack on PipeWire's default devices; "voice-mic": `--virtual-mic` (record from "rtvc voice:capture_MONO")."""
+    out_of = out_of or ("rtvc voice:capture_MONO" if via == "voice-mic" else "speakers:monitor_MONO")
     work = Path(tempfile.mkdtemp(prefix="rtvc-pw-run-"))
     (work / "config.toml").write_text(f'[voice]\nprofile = "{ROOT / "profiles" / "passthrough.toml"}"\n')
     if via == "alsa":

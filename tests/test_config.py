@@ -83,8 +83,7 @@ def test_a_bad_flag_is_blamed_on_the_flag(tmp_path):
 
 def test_the_virtual_microphone_is_where_the_voice_goes_and_says_what_contradicts_it(tmp_path):
     """audio.virtual_mic plays the voice into rtvc's PipeWire node through PipeWire's JACK: an output device or
-    another host API beside it is refused at load, naming both settings; hear-myself at start needs no monitor
-    device (PipeWire's default speakers)."""
+    another host API beside it is refused at load, naming both settings."""
     p = write(tmp_path, '[audio]\nvirtual_mic = true\noutput_device = "USB"\n')
     with pytest.raises(ConfigError) as e:
         load_config(p)
@@ -96,8 +95,12 @@ def test_the_virtual_microphone_is_where_the_voice_goes_and_says_what_contradict
     for api in ("", "JACK", "jack"):
         cfg = load_config(None, {"audio.virtual_mic": (True, "--virtual-mic"), "audio.host_api": (api, "--host-api")})
         assert cfg.audio.virtual_mic
-    cfg = load_config(None, {"audio.virtual_mic": (True, "--virtual-mic"), "audio.monitor": (True, "--monitor")})
-    assert cfg.audio.monitor and cfg.audio.monitor_device == ""
+    with pytest.raises(ConfigError, match=r"needs a monitor device"):  # (default speakers: a laptop's would howl)
+        load_config(None, {"audio.virtual_mic": (True, "--virtual-mic"), "audio.monitor": (True, "--monitor")})
+    p = write(tmp_path, '[audio]\nvirtual_mic = true\noutput_device = "rtvc voice"\nhost_api = "JACK"\n')
+    assert load_config(p).audio.virtual_mic  # (the README's recipe before rtvc made the node: the same node)
+    with pytest.raises(ConfigError, match=r"audio.host_api = 'audio'"):
+        load_config(None, {"audio.virtual_mic": (True, "--virtual-mic"), "audio.host_api": ("audio", "--host-api")})
 
 
 def test_files_that_are_not_utf8_text_are_named_and_a_bom_is_read(tmp_path):

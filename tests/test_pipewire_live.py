@@ -26,6 +26,7 @@ pytestmark = [
     pytest.mark.skipif(bool(missing()), reason=f"needs the packages {' '.join(missing())} (CI installs them)"),
 ]
 RUNS = 3
+PASSTHROUGH = ROOT / "profiles" / "passthrough.toml"
 
 
 @pytest.fixture
@@ -242,9 +243,21 @@ def test_rtvc_makes_its_virtual_microphone_and_a_program_records_the_voice_from_
     assert len(voice_mics(pipewire)) == 1
 
 
-def test_the_virtual_microphone_as_the_default_microphone_is_refused_not_looped(pipewire, tmp_path):
+def test_a_run_with_a_monitor_ends_without_an_xrun():
+    """Every run with a monitor (hear-myself; with the virtual microphone, PipeWire's default speakers) ended on one:
+    the input stream was stopped first, the worker had nothing to convert, and the monitor, stopped a JACK cycle
+    later, underran (640 frames at quantum 1024, 3 runs of 3); the final report counted it as an xrun. The outputs
+    stop first now."""
+    with PipeWire(1024) as pw:
+        tried = [run_once(pw, "voice-mic", 0, 3.0) for _ in range(RUNS)]
+    assert all(sum(r["measured"].values()) >= 4 for r in tried), tried
+    assert any(r["xruns"] == 0 for r in tried), tried
+
+
+def test_the_virtual_microphone_as_the_default_microphone_is_not_taken_as_rtvcs_own(pipewire, tmp_path):
     """A user who makes "rtvc voice" the desktop's default microphone (so that every program gets the voice): rtvc's
-    own default input would be its output, a feedback loop. It says so, and which microphones there are."""
+    own default input would be its output, a feedback loop. rtvc takes the microphone of highest priority instead,
+    says so, and refuses its own virtual microphone named as its input."""
     import subprocess
 
     assert rtvc_run(pipewire, tmp_path, "--virtual-mic").returncode == 0
@@ -253,11 +266,44 @@ def test_the_virtual_microphone_as_the_default_microphone_is_refused_not_looped(
         capture_output=True,
     )  # fmt: skip
     done = rtvc_run(pipewire, tmp_path, "--virtual-mic")
-    assert done.returncode == 2, done.stdout[-2000:]
-    assert "default microphone is rtvc's own virtual microphone" in done.stderr, done.stderr
-    assert "--input-device: 'speakers', 'mic'" in done.stderr, done.stderr  # (not 'rtvc voice' itself)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "input   [" in done.stdout and "] mic (JACK" in done.stdout, done.stdout[-2000:]
     named = rtvc_run(pipewire, tmp_path, "--virtual-mic", "--input-device", "rtvc voice")
     assert named.returncode == 2 and "rtvc would hear itself" in named.stderr, named.stderr
+
+
+def test_virtual_mic_install_keeps_it_over_a_pipewire_restart_and_remove_takes_it_away():
+    """A microphone made by rtvc is gone when PipeWire restarts (a log-out): a call program started before rtvc found
+    no "rtvc voice" and took the real microphone, the user's own voice. `rtvc virtual-mic install` writes it into
+    PipeWire's user config (made at each start); `remove` takes it away, now and at the next start."""
+    import subprocess
+    import sys
+
+    def rtvc(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "rtvc", *args], env=pw.env, cwd=pw.dir, capture_output=True, text=True, timeout=60
+        )
+
+    with PipeWire(256, user_config=True) as pw:
+        drop_in = pw.dir / "config" / "pipewire" / "pipewire.conf.d" / "rtvc-voice.conf"
+        done = rtvc("virtual-mic", "install")
+        assert done.returncode == 0 and drop_in.is_file(), done.stderr
+        assert f"wrote {drop_in}" in done.stdout and "'rtvc voice' made now" in done.stdout, done.stdout
+        assert len(voice_mics(pw)) == 1
+        pw.restart()
+        assert len(voice_mics(pw)) == 1  # (made by PipeWire itself: no rtvc ran since)
+        used = rtvc("run", "--headless", "--duration", "1", "--virtual-mic", "--profile", str(PASSTHROUGH))
+        assert used.returncode == 0 and "'rtvc voice': there (PipeWire node rtvc-voice)" in used.stdout, used.stdout
+        assert "virtual-mic install" not in used.stdout  # (the hint to install it: not when it is)
+        assert len(voice_mics(pw)) == 1
+        done = rtvc("virtual-mic", "remove")
+        assert done.returncode == 0 and not drop_in.exists(), done.stderr
+        assert "removed the node rtvc-voice" in done.stdout, done.stdout
+        assert voice_mics(pw) == []
+        pw.restart()
+        assert voice_mics(pw) == []
+        again = rtvc("virtual-mic", "remove")
+        assert again.returncode == 0 and "no virtual microphone to remove" in again.stdout, again.stdout
 
 
 def test_the_virtual_microphone_without_pipewire_says_what_is_missing(tmp_path):
@@ -288,10 +334,10 @@ def test_doctor_and_devices_show_the_virtual_microphone_rtvc_plays_into(pipewire
     sound = [ln for ln in said.splitlines() if "sound devices" in ln]
     assert sound and sound[0].startswith("ok") and "output [" in sound[0] and "rtvc voice" in sound[0], said[-3000:]
     assert "input [" in sound[0] and "] mic (JACK" in sound[0], sound  # (PipeWire's default microphone)
-    (tmp_path / "config.toml").write_text("[audio]\nvirtual_mic = true\n")
-    listed = subprocess.run(
-        [sys.executable, "-m", "rtvc", "devices"], env={**pipewire.env, "XDG_CONFIG_HOME": str(tmp_path)},
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    listed = subprocess.run(  # (by the flag this time, as `rtvc run --virtual-mic` is given it)
+        [sys.executable, "-m", "rtvc", "devices", "--virtual-mic"],
+        env={**pipewire.env, "XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert "rtvc voice" in listed.stdout and "JACK" in listed.stdout, listed.stdout
@@ -324,5 +370,7 @@ def test_doctor_on_pipewire_points_at_pw_jack_not_at_starting_jackd(pipewire):
     said = doctor(pipewire)
     jack = [ln for ln in said.splitlines() if " jack " in f" {ln} "]
     assert jack and "PipeWire runs" in jack[0] and "pw-jack" in jack[0], said[-2000:]
+    mic = [ln for ln in said.splitlines() if "virtual mic" in ln]  # (offered: pipewire-jack is there)
+    assert mic and mic[0].startswith("ok") and "rtvc run --virtual-mic" in mic[0], said[-2000:]
     # (PipeWire's quantum here is 256: rtvc's low-latency ALSA buffer keeps up with it, nothing to say)
     assert "sound devices" in said and not [ln for ln in said.splitlines() if ln.split()[1:2] == ["pipewire"]], said

@@ -366,12 +366,23 @@ def _pipewire_default(kind: Kind, usable: list[Device], flag: str) -> Device:
     names = ", ".join(f"'{u.name}'" for u in usable if kind == "output" or u.name != voice_mic.LABEL)
     name, node = voice_mic.default_device(kind)
     if kind == "input" and node == voice_mic.NODE:
-        raise DeviceNotFound(
-            f"PipeWire's default microphone is rtvc's own virtual microphone '{voice_mic.LABEL}': rtvc would hear "
-            "itself",
-            f"choose your microphone with {flag}: {names} (or make it the default again in the sound settings)",
+        # (made every program's microphone in the sound settings: rtvc's own input would be its output, a loop;
+        # the microphone WirePlumber would make the default without it is the one meant)
+        for mic, mic_node in voice_mic.microphones():
+            if found := [d for d in usable if d.name == mic]:
+                log.info(
+                    "input device: PipeWire's default microphone is rtvc's own '%s'; rtvc takes '%s' (node %s), "
+                    "the microphone of highest priority (%s chooses another)", voice_mic.LABEL, mic, mic_node, flag,
+                )  # fmt: skip
+                return found[0]
+        raise DeviceError(
+            f"PipeWire's default microphone is rtvc's own virtual microphone '{voice_mic.LABEL}', and PipeWire has "
+            "no other: rtvc would hear itself",
+            f"choose your microphone with {flag}: {names}",
         )
     found = [d for d in usable if d.name == name] if name else []
+    if name and not found:  # (PipeWire's JACK may add to a name: a prefix, a -N for a second of the same name)
+        found = [d for d in usable if name in d.name] if len([d for d in usable if name in d.name]) == 1 else []
     if not found:
         why = f"PipeWire's default {kind} '{name or node}' is not among them" if name or node else "PipeWire names none"
         raise DeviceNotFound(
@@ -379,7 +390,7 @@ def _pipewire_default(kind: Kind, usable: list[Device], flag: str) -> Device:
             f"its own; {why})",
             f"choose the {kind} with {flag}: {names}",
         )
-    log.info("%s device: PipeWire's default, '%s' (node %s)", kind, name, node)
+    log.info("%s device: PipeWire's default, '%s' (node %s)", kind, found[0].name, node)
     return found[0]
 
 

@@ -314,7 +314,10 @@ class DeviceStreams:
         streams, self._streams = self._streams, []
 
         def stop_all():
-            for s in streams:
+            # the outputs first: with the input stopped first, the worker had nothing to convert while the monitor
+            # (its stop a JACK cycle later) still played, and every run with a monitor ended on an underrun that
+            # the final report counted as an xrun (640 frames at quantum 1024)
+            for s in reversed(streams):
                 try:
                     s.stop()
                 except sd.PortAudioError:

@@ -2,8 +2,10 @@
 a browser, Zoom) or OBS records from as from a microphone, and that rtvc plays its voice into.
 
 rtvc makes the node when it is missing (`pw-cli create-node`, a null-audio-sink of class Audio/Source/Virtual) and
-leaves it when it stops: a call program keeps the microphone it was given, and hears silence while rtvc is off
-(`pw-cli destroy rtvc-voice` removes it; it is gone anyway when PipeWire restarts, and rtvc makes it again).
+leaves it when it stops: a call program keeps the microphone it was given, and hears silence while rtvc is off. A
+node made so is gone when PipeWire restarts (a log-out): a call program started before rtvc then finds no "rtvc
+voice" and takes the real microphone, the user's own voice. `rtvc virtual-mic install` keeps it for good (a
+drop-in in PipeWire's user config, read at each PipeWire start); `rtvc virtual-mic remove` takes it away.
 
 rtvc reaches the node through PipeWire's JACK (what `pw-jack` gives a program): through it, what rtvc declares is
 what the recording program gets, to the frame (tests/test_pipewire_live.py). `pw-jack` points the dynamic loader at
@@ -15,12 +17,14 @@ children (rtvc.audio.jack_probe, jack_watch, jack_links).
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import dataclasses
 import glob
 import json
 import os
 import shutil
 import subprocess
+import sysconfig
 import time
 from pathlib import Path
 
@@ -33,11 +37,21 @@ PROPS = (
     f'{{ factory.name = support.null-audio-sink node.name = {NODE} node.description = "{LABEL}" '
     "media.class = Audio/Source/Virtual audio.position = [ MONO ] object.linger = true }"
 )
+DROP_IN = f"""# rtvc's virtual microphone, "{LABEL}": made at each PipeWire start, so that a call program finds it
+# before rtvc runs (written by `rtvc virtual-mic install`; `rtvc virtual-mic remove` deletes this file)
+context.objects = [
+    {{ factory = adapter args = {PROPS} }}
+]
+"""
 ASK_S = 5.0
 APPEAR_S = 5.0  # how long a node just made may take to show its ports
 # where distributions put PipeWire's libjack beside the real one (Debian, Ubuntu: pw-jack's folder); Fedora and
 # Arch install it as the system's libjack
-PW_JACK_DIRS = ("/usr/lib/*/pipewire-0.3/jack", "/usr/lib64/pipewire-0.3/jack", "/usr/lib/pipewire-0.3/jack")
+PW_JACK_DIRS = (
+    f"/usr/lib/{sysconfig.get_config_var('MULTIARCH') or '*'}/pipewire-0.3/jack",
+    "/usr/lib64/pipewire-0.3/jack",
+    "/usr/lib/pipewire-0.3/jack",
+)
 FIX_PIPEWIRE = (
     "the virtual microphone is a PipeWire node: start PipeWire (systemctl --user start pipewire wireplumber); "
     "without PipeWire, leave audio.virtual_mic off and choose an output device"
@@ -128,6 +142,15 @@ def default_device(kind: str) -> tuple[str, str]:
     return "", name
 
 
+def microphones() -> list[tuple[str, str]]:
+    """PipeWire's microphones but rtvc's own (sources, and virtual ones: a noise suppressor's), highest session
+    priority first (WirePlumber makes the highest the default): [(JACK name, node name)]."""
+    kinds = ("Audio/Source", "Audio/Source/Virtual")
+    found = [p for p in nodes() if p.get("media.class") in kinds and p.get("node.name") not in (NODE, None)]
+    found.sort(key=lambda p: -int(p.get("priority.session") or 0))
+    return [(jack_name(p), p["node.name"]) for p in found]
+
+
 def _loaded_libjack() -> str:
     """The path of the libjack this process has loaded; '' when none is."""
     try:
@@ -149,6 +172,16 @@ def _is_pipewires(path: str) -> bool:
         return False
 
 
+def pipewire_jack_installed() -> bool:
+    """Whether PipeWire's libjack is there (pw-jack's folder, or the system's libjack is PipeWire's)."""
+    if any(glob.glob(f"{pattern}/libjack.so.0") for pattern in PW_JACK_DIRS):
+        return True
+    system = ctypes.util.find_library("jack")
+    arch = sysconfig.get_config_var("MULTIARCH") or ""
+    folders = (f"/usr/lib/{arch}", "/usr/lib64", "/usr/lib")
+    return bool(system) and any(os.path.exists(f"{d}/{system}") and _is_pipewires(f"{d}/{system}") for d in folders)
+
+
 def use_pipewire_jack() -> str:
     """Load PipeWire's libjack into this process (before PortAudio) and give its folder to rtvc's children; the
     path loaded. DeviceError when it is not installed, or when another libjack is loaded already."""
@@ -160,21 +193,24 @@ def use_pipewire_jack() -> str:
             f"audio.virtual_mic: this process already uses the JACK library {loaded}, not PipeWire's",
             "run rtvc with pw-jack (pw-jack rtvc run ...), or report it: rtvc loads PipeWire's own before PortAudio",
         )
-    found = sorted(p for pattern in PW_JACK_DIRS for p in glob.glob(f"{pattern}/libjack.so.0"))
-    path = found[0] if found else "libjack.so.0"  # (Fedora, Arch: PipeWire's is the system's)
-    try:
-        ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_GLOBAL)
-    except OSError:
-        path = ""
+    found = [p for pattern in PW_JACK_DIRS for p in sorted(glob.glob(f"{pattern}/libjack.so.0"))]
+    failed = []
+    for path in [*found, "libjack.so.0"]:  # (the last: Fedora, Arch, where PipeWire's is the system's)
+        try:
+            ctypes.CDLL(path, mode=os.RTLD_NOW | os.RTLD_GLOBAL)
+        except OSError as e:
+            failed.append(str(e))
+            continue
+        break
     loaded = _loaded_libjack()
-    if not path or not loaded or not _is_pipewires(loaded):
-        jackd = f" ({loaded} is jackd's)" if loaded else ""
+    if not loaded or not _is_pipewires(loaded):
+        why = f" ({loaded} is jackd's)" if loaded else (f" ({failed[-1]})" if failed else "")
         raise DeviceError(
-            f"audio.virtual_mic: PipeWire's JACK library is not installed{jackd}",
+            f"audio.virtual_mic: PipeWire's JACK library is not installed{why}",
             "sudo apt-get install pipewire-jack (Debian/Ubuntu; Fedora: pipewire-jack-audio-connection-kit)",
         )
-    if found:
-        folder = os.path.dirname(found[0])
+    if "pipewire-0.3/jack" in loaded:
+        folder = os.path.dirname(loaded)
         paths = os.environ.get("LD_LIBRARY_PATH", "")
         if folder not in paths.split(":"):
             os.environ["LD_LIBRARY_PATH"] = folder + (f":{paths}" if paths else "")
@@ -225,14 +261,15 @@ def prepare(audio: AudioConfig) -> tuple[AudioConfig, str]:
         raise DeviceError(f"audio.virtual_mic: {why}", FIX_PIPEWIRE)
     use_pipewire_jack()
     made = ensure_node()
-    monitor = audio.monitor_device
-    if monitor == "":
-        monitor = default_device("output")[0]
-        if not monitor and audio.monitor:
-            raise DeviceError(
-                "audio.monitor = true (hear myself), but PipeWire has no default speakers to hear it on",
-                "set audio.monitor_device (or --monitor-device) to your headphones (see `rtvc devices`)",
-            )
+    monitor, note = audio.monitor_device, ""
+    if monitor == "":  # (hear-myself, off until asked for: `h`; on PipeWire's default speakers where JACK shows them)
+        from rtvc.audio.devices import list_devices
+
+        speakers = default_device("output")[0]
+        if speakers and any(d.name == speakers and d.max_output and "JACK" in d.host_api for d in list_devices()):
+            monitor = speakers
+        else:
+            note = "; hear-myself: no default speakers found on PipeWire's JACK (name them with --monitor-device)"
     effective = dataclasses.replace(
         audio,
         host_api=audio.host_api or "JACK",
@@ -243,6 +280,8 @@ def prepare(audio: AudioConfig) -> tuple[AudioConfig, str]:
     said = (
         f"virtual microphone '{LABEL}': {'made now' if made else 'there'} (PipeWire node {NODE}); choose it as the "
         "microphone in your call or in OBS"
+        + ("" if installed() else "; `rtvc virtual-mic install` keeps it over a PipeWire restart or log-out")
+        + note
     )
     return effective, said
 
@@ -263,3 +302,47 @@ def apply(cfg: Config, patience_s: float = 0.0) -> tuple[Config, str]:
             time.sleep(0.5)
             continue
         return dataclasses.replace(cfg, audio=audio), said
+
+
+def drop_in_path() -> Path:
+    """Where `install` writes the node for PipeWire to make at each start: its user config's drop-in folder."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "pipewire" / "pipewire.conf.d" / "rtvc-voice.conf"
+
+
+def installed() -> bool:
+    return drop_in_path().is_file()
+
+
+def install() -> list[str]:
+    """`rtvc virtual-mic install`: the node in PipeWire's user config (made at each PipeWire start), and made now
+    when PipeWire runs; what was done, a line each."""
+    path = drop_in_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(DROP_IN)
+    except OSError as e:
+        raise DeviceError(f"could not write {path}: {e.strerror or e}", "check that folder's owner and space") from None
+    said = [f"wrote {path}: PipeWire makes the virtual microphone '{LABEL}' at each start"]
+    if pipewire_runs():
+        said.append("PipeWire does not run now: the microphone is there from its next start")
+    else:
+        said.append(f"'{LABEL}' {'made now' if ensure_node() else 'is there'}: choose it as the microphone in a call")
+    return said
+
+
+def remove() -> list[str]:
+    """`rtvc virtual-mic remove`: the drop-in deleted and the node destroyed (a program recording from it loses
+    it)."""
+    path, said = drop_in_path(), []
+    if path.is_file():
+        try:
+            path.unlink()
+        except OSError as e:
+            raise DeviceError(f"could not remove {path}: {e.strerror or e}", "remove it by hand") from None
+        said.append(f"removed {path}")
+    if not pipewire_runs() and any(p.get("node.name") == NODE for p in nodes()):
+        if _ask(["pw-cli", "destroy", NODE]) is None:
+            raise DeviceError(f"PipeWire did not remove the node {NODE}", f"pw-cli destroy {NODE}")
+        said.append(f"removed the node {NODE} ('{LABEL}') from PipeWire")
+    return said or [f"no virtual microphone to remove ({path} absent, no node {NODE})"]
