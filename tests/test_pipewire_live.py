@@ -153,14 +153,22 @@ def test_a_quantum_forced_while_rtvc_serves_reopens_its_alsa_streams_sized_for_i
         heard(again, 128)
 
 
-@pytest.mark.parametrize("via", ["alsa", "jack", "voice-mic"])
+@pytest.mark.parametrize("via", ["alsa", "jack", "voice-mic", "voice-mic-installed"])
 def test_pipewire_restarted_under_serve_brings_the_sound_back(via):
     """PipeWire restarted while rtvc serves (`systemctl --user restart pipewire`, a common cure for a desktop's sound
     trouble). Through the ALSA plugin the streams fail and rtvc's recovery reopens them. Under pw-jack PortAudio
     cannot let go of the old server (its stop waits ten minutes), and rtvc stayed silent until restarted by hand:
     now it starts anew by itself once PipeWire runs (rtvc.restart), in the same process, its settings kept. With the
-    virtual microphone (gone with the old PipeWire) the same, and the new serve makes the node again."""
-    with PipeWire(256) as pw, Served(pw, "default", via=via) as rtvc:
+    virtual microphone (gone with the old PipeWire) the same, and the new serve makes the node again; installed
+    (`rtvc virtual-mic install`), PipeWire makes it again at its start, and rtvc does not take that "rtvc voice" for
+    its own client still there (it tried the stop that hangs, 5 s, before it restarted)."""
+    from rtvc.audio import voice_mic
+
+    pw = PipeWire(256, user_config=via == "voice-mic-installed")
+    if via == "voice-mic-installed":
+        (pw.conf.parent / "pipewire.conf.d").mkdir()
+        (pw.conf.parent / "pipewire.conf.d" / "rtvc-voice.conf").write_text(voice_mic.DROP_IN)
+    with pw, Served(pw, "default", via=via.removesuffix("-installed")) as rtvc:
         wait_for(lambda: rtvc.latency(), rtvc)
         rtvc.rpc.call("params.set", values={"gain_db": -6.0})
         assert len(impulses(pw, 1.0, 2.0, out_of=rtvc.out_of)) >= 3
@@ -176,6 +184,9 @@ def test_pipewire_restarted_under_serve_brings_the_sound_back(via):
         lat, log = rtvc.latency(), rtvc.log()  # (JACK's figures come a moment after the first callbacks)
         if via != "alsa":  # (exact: no buffer of PortAudio's own under JACK)
             assert "stopping (to start anew)" in log, log[-3000:]
+            # (the server gone when rtvc asked, or back without rtvc's client: never the stop that hangs first)
+            assert "did not stop" not in log, log[-3000:]
+            assert "was restarted (or dropped rtvc)" in log or "rtvc played on is gone" in log, log[-3000:]
             assert most == lat["total"] == first["total"], (delays, lat, first)
         else:  # (the ALSA plugin's drift after a reopen: test_a_quantum_forced_while_rtvc_serves_...)
             assert "devices back after a failure" in log and "start anew" not in log, log[-3000:]

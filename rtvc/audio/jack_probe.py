@@ -49,22 +49,24 @@ if len(sys.argv) > 1:  # a client whose ports should be in the graph
             names.append(ports[i].decode(errors="replace"))
             i += 1
         lib.jack_free(ports)
-    # (a client whose name holds rtvc's counts: PipeWire's JACK can add a prefix or a suffix to the name it reports)
-    ours = any(sys.argv[1] in n.split(":", 1)[0] for n in names)
+    # (a client whose name holds rtvc's counts: PipeWire's JACK can add a prefix or a suffix to the name it reports;
+    # not those named after it: rtvc's virtual microphone, "rtvc voice", which PipeWire may make again at its start)
+    others = set(sys.argv[2:])
+    ours = any(sys.argv[1] in c and c not in others for c in (n.split(":", 1)[0] for n in names))
 lib.jack_client_close(client)
 sys.exit(0 if ours else 4)
 """
 
 
-def jack_server(timeout: float = 2.0, client: str | None = None) -> str:
+def jack_server(timeout: float = 2.0, client: str | None = None, not_client: tuple[str, ...] = ()) -> str:
     """ANSWERS, GONE (no server to connect to), NOT_ANSWERING (a client's open did not return within
     `timeout`), or NO_LIBJACK; with `client` (a JACK client name), WITHOUT where the server answers and that
-    client has no port in its graph. The server is the one rtvc's own streams use (JACK_DEFAULT_SERVER,
-    inherited)."""
+    client has no port in its graph (`not_client`: names that hold `client`'s but are others'). The server is the
+    one rtvc's own streams use (JACK_DEFAULT_SERVER, inherited)."""
     # (-I: nothing from the folder it runs in; PIPEWIRE_NODE would show pw-jack's client that node's ports only)
     env = {k: v for k, v in os.environ.items() if k != "PIPEWIRE_NODE"}
     try:
-        argv = [sys.executable, "-I", "-c", _PROBE, *([client] if client else [])]
+        argv = [sys.executable, "-I", "-c", _PROBE, *([client, *not_client] if client else [])]
         done = subprocess.run(argv, capture_output=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return NOT_ANSWERING

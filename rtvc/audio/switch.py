@@ -190,14 +190,14 @@ class DeviceSwitcher:
             return
         if not _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
             return
-        from rtvc.audio import jack_links
+        from rtvc.audio import jack_links, voice_mic
         from rtvc.audio.jack_probe import GONE, NOT_ANSWERING, WITHOUT, jack_server
 
-        name = jack_links.own_name()
-        said = jack_server(client=name)
+        name, others = jack_links.own_name(), (voice_mic.LABEL,)  # (the virtual microphone's name holds rtvc's)
+        said = jack_server(client=name, not_client=others)
         if said in (GONE, WITHOUT):  # (asked twice: one failed open of a client is no server gone)
             time.sleep(0.5)
-            said = jack_server(client=name)
+            said = jack_server(client=name, not_client=others)
         if said == GONE:
             self._wedge("the JACK server rtvc played on is gone, and PortAudio cannot let go of it")
         if said == WITHOUT:
