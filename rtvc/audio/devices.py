@@ -382,7 +382,8 @@ def _pipewire_default(kind: Kind, usable: list[Device], flag: str) -> Device:
         )
     found = [d for d in usable if d.name == name] if name else []
     if name and not found:  # (PipeWire's JACK may add to a name: a prefix, a -N for a second of the same name)
-        found = [d for d in usable if name in d.name] if len([d for d in usable if name in d.name]) == 1 else []
+        near = [d for d in usable if name in d.name]
+        found = near if len(near) == 1 else []
     if not found:
         why = f"PipeWire's default {kind} '{name or node}' is not among them" if name or node else "PipeWire names none"
         raise DeviceNotFound(

@@ -94,9 +94,10 @@ def sizing(quantum: int) -> int:
     return quantum if quantum > LOW_QUANTUM else 0
 
 
-def _ask(args: list[str]) -> str | None:
+def ask(args: list[str], timeout: float = ASK_S) -> str | None:
+    """What a PipeWire tool prints (stdout); None when it fails, is missing, or takes longer than `timeout`."""
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=ASK_S, stdin=subprocess.DEVNULL)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
@@ -107,10 +108,10 @@ def settings() -> tuple[dict[str, str], dict[str, str]] | None:
     be asked (not running, pw-metadata not installed)."""
     if shutil.which("pw-metadata") is None:
         return None
-    meta = _ask(["pw-metadata", "-n", "settings"])
+    meta = ask(["pw-metadata", "-n", "settings"])
     if meta is None or "Found" not in meta:
         return None
-    defaults = core_defaults(_ask(["pw-cli", "info", "0"]) or "") if shutil.which("pw-cli") else {}
+    defaults = core_defaults(ask(["pw-cli", "info", "0"]) or "") if shutil.which("pw-cli") else {}
     return parse(meta, dict(defaults), defaults), defaults
 
 

@@ -28,6 +28,7 @@ import sysconfig
 import time
 from pathlib import Path
 
+from rtvc.audio import pipewire
 from rtvc.config import AudioConfig, Config
 from rtvc.errors import DeviceError
 
@@ -59,11 +60,7 @@ FIX_PIPEWIRE = (
 
 
 def _ask(args: list[str]) -> str | None:
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=ASK_S, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
+    return pipewire.ask(args, ASK_S)
 
 
 def pipewire_runs() -> str:
@@ -76,33 +73,25 @@ def pipewire_runs() -> str:
     return ""
 
 
-def nodes() -> list[dict]:
-    """The properties of every node PipeWire has (pw-dump); [] when it cannot be asked."""
+def _dump() -> list[dict]:
+    """PipeWire's objects (pw-dump); [] when it cannot be asked."""
     text = _ask(["pw-dump"])
     try:
         objects = json.loads(text) if text else []
     except ValueError:
         return []
-    return [
-        {**o["info"].get("props", {}), "object.id": o["id"]}
-        for o in objects
-        if isinstance(o, dict) and o.get("type", "").endswith(":Node") and isinstance(o.get("info"), dict)
-    ]
+    return [o for o in objects if isinstance(o, dict) and isinstance(o.get("info"), dict)]
+
+
+def nodes() -> list[dict]:
+    """The properties of every node PipeWire has, with its "object.id"."""
+    found = [o for o in _dump() if o.get("type", "").endswith(":Node")]
+    return [{**o["info"].get("props", {}), "object.id": o["id"]} for o in found]
 
 
 def _ports_of(node_id: int) -> int:
-    text = _ask(["pw-dump"])
-    try:
-        objects = json.loads(text) if text else []
-    except ValueError:
-        return 0
-    return sum(
-        1
-        for o in objects
-        if isinstance(o, dict)
-        and o.get("type", "").endswith(":Port")
-        and (o.get("info") or {}).get("props", {}).get("node.id") == node_id
-    )
+    ports = [o for o in _dump() if o.get("type", "").endswith(":Port")]
+    return sum(1 for o in ports if o["info"].get("props", {}).get("node.id") == node_id)
 
 
 def default_node(kind: str) -> str:
