@@ -83,15 +83,22 @@ def _dump() -> list[dict]:
     return [o for o in objects if isinstance(o, dict) and isinstance(o.get("info"), dict)]
 
 
-def nodes() -> list[dict]:
-    """The properties of every node PipeWire has, with its "object.id"."""
-    found = [o for o in _dump() if o.get("type", "").endswith(":Node")]
+def _props(objects: list[dict], kind: str) -> list[dict]:
+    """The properties of PipeWire's objects of a kind ("Node", "Port"), each with its "object.id"."""
+    found = [o for o in objects if o.get("type", "").endswith(f":{kind}")]
     return [{**o["info"].get("props", {}), "object.id": o["id"]} for o in found]
 
 
-def _ports_of(node_id: int) -> int:
-    ports = [o for o in _dump() if o.get("type", "").endswith(":Port")]
-    return sum(1 for o in ports if o["info"].get("props", {}).get("node.id") == node_id)
+def nodes() -> list[dict]:
+    """The properties of every node PipeWire has, with its "object.id"."""
+    return _props(_dump(), "Node")
+
+
+def _priority(props: dict) -> int:
+    try:
+        return int(props.get("priority.session") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def default_node(kind: str) -> str:
@@ -136,7 +143,7 @@ def microphones() -> list[tuple[str, str]]:
     priority first (WirePlumber makes the highest the default): [(JACK name, node name)]."""
     kinds = ("Audio/Source", "Audio/Source/Virtual")
     found = [p for p in nodes() if p.get("media.class") in kinds and p.get("node.name") not in (NODE, None)]
-    found.sort(key=lambda p: -int(p.get("priority.session") or 0))
+    found.sort(key=lambda p: -_priority(p))
     return [(jack_name(p), p["node.name"]) for p in found]
 
 
@@ -231,8 +238,9 @@ def ensure_node() -> bool:
         raise DeviceError(f"audio.virtual_mic: PipeWire did not make the node {NODE}: {said[-300:]}", FIX_PIPEWIRE)
     deadline = time.monotonic() + APPEAR_S
     while time.monotonic() < deadline:
-        made = [p for p in nodes() if p.get("node.name") == NODE]
-        if made and _ports_of(made[0]["object.id"]) > 0:
+        objects = _dump()  # (one look for both: the node, and ports of it)
+        made = {p["object.id"] for p in _props(objects, "Node") if p.get("node.name") == NODE}
+        if any(p.get("node.id") in made for p in _props(objects, "Port")):
             return True
         time.sleep(0.1)
     raise DeviceError(
