@@ -7,8 +7,9 @@ Through the ALSA plugin PortAudio declared each side's buffer less one period; t
 (it is read as soon as a period is in), and rtvc declared 10.7 ms more than it took at period 128 (rtvc.audio.io).
 
 An xrun can move the ALSA plugin's buffering by a period or two for the rest of a run (its recovery refills the
-buffer; the harness's clients joining the graph as rtvc starts can cause one): a run without an xrun must have every
-impulse on time, one with an xrun most of them or all a whole period or two off, and one run in RUNS every impulse.
+buffer; the harness's clients joining the graph as rtvc starts can cause one; once in CI it started a period off with
+no xrun seen): a run without an xrun must have every impulse on one delay, the declared one or a whole period off, one
+with an xrun most of them or all a whole period or two off, and one run in RUNS every impulse on the declared one.
 CI installs the packages (.ci/run); elsewhere the test says which are missing (pipewire-alsa makes PipeWire the
 ALSA default, so `make test` does not install it on a desktop that has another sound server).
 """
@@ -84,11 +85,14 @@ def on_time(r: dict) -> bool:
     """Every impulse of a run of run_once took the declared latency. A run that is not is one with an xrun (as the
     harness's clients join the graph, mostly), after which the ALSA plugin's buffering can sit a period off for
     the rest of the run (its recovery refills it): most impulses then took the declared latency, or a whole period
-    or two more or less (1024 frames less at quantum 1024 in a run with one xrun at its start)."""
+    or two more or less (1024 frames less at quantum 1024 in a run with one xrun at its start). The plugin can also
+    start a period off with no xrun on either side that rtvc sees (CI once: all 8 impulses 1024 frames late at
+    quantum 1024, 0 xruns): in a run without an xrun every impulse then took one delay, a whole period off."""
     most = max(r["measured"], key=r["measured"].get)
     if set(r["measured"]) == {r["declared"]}:
         return True
-    assert r["xruns"] > 0, f"impulses off the declared latency in a run without an xrun: {r}"
+    if not r["xruns"]:
+        assert len(r["measured"]) == 1, f"impulses on more than one delay in a run without an xrun: {r}"
     off = abs(most - r["declared"])
     assert off in (0, r["period"], 2 * r["period"]), f"most impulses took {most} frames: {r}"
     return False
