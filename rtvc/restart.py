@@ -23,6 +23,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,11 @@ def allowed() -> bool:
     return os.name == "posix" and len(recent_restarts()) < MAX_RESTARTS
 
 
-def snapshot(controller: Any, audio: Any, choice: Any, port: int) -> dict[str, Any]:
+def snapshot(controller: Any, audio: Any, choice: Any, port: int, follow: Iterable[str] = ()) -> dict[str, Any]:
     """What the new serve takes back. `audio`: the AudioConfig in use (devices.select changes it); `choice`: the
     devices in use, pinned (a monitor the engine lost is not: the new serve would wait for it); `port`: the
-    control server's (kept where the config let the system choose it)."""
+    control server's (kept where the config let the system choose it); `follow`: the roles that follow PipeWire's
+    default devices (rtvc.audio.switch)."""
     from rtvc.audio.devices import Pin, pin_device
     from rtvc.errors import DeviceError
 
@@ -90,6 +92,7 @@ def snapshot(controller: Any, audio: Any, choice: Any, port: int) -> dict[str, A
         "audio": {**dataclasses.asdict(audio), **devices, "monitor": st["monitor"]},
         "pins": pins,
         "port": port,
+        "follow": sorted(follow),
     }
 
 

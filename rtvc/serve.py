@@ -25,7 +25,7 @@ import numpy as np
 from rtvc import restart
 from rtvc.audio import devices, voice_mic
 from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
-from rtvc.audio.switch import DeviceSwitcher
+from rtvc.audio.switch import DeviceSwitcher, describe_follow, following, left_to_default
 from rtvc.config import AudioConfig, Config, format_config
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
 from rtvc.control.controller import Controller
@@ -283,6 +283,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     resumed = restart.take()  # (a serve that started anew: rtvc.restart)
     token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
     ControlServer.check_port(cfg.control)  # (before seconds of loading)
+    asked = cfg.audio  # (what the config names: the devices it leaves to the desktop's default are followed)
     if opts.virtual and cfg.audio.virtual_mic:
         log.info("virtual device: audio.virtual_mic is not used (the virtual device plays no sound out)")
     elif cfg.audio.virtual_mic:  # (before PortAudio loads: it must take PipeWire's JACK)
@@ -322,6 +323,10 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             engine.prepare(streams.period)
         device = DeviceSwitcher(engine, cfg.audio, choice, streams)
         device.self_restart = restart.allowed
+        defaults = left_to_default(asked, monitor_default=cfg.audio.virtual_mic and asked.monitor_device == "")
+        device.follow = following(choice, defaults if resumed is None else set(resumed.get("follow", [])))
+        if device.follow:
+            log.info("following PipeWire's default %s (the desktop's sound settings)", describe_follow(device.follow))
         log.info("devices:\n%s", choice.describe())
     # (seconds, when a profile uses an RVC voice: after the devices, so that a wrong one is said at once)
     try:
@@ -340,6 +345,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     if isinstance(device, DeviceSwitcher):
         controller.device_switcher = device.switch
         device.on_routing = controller.routing_changed
+        device.on_followed = controller.devices_followed
     in_use_now = device.in_use if isinstance(device, DeviceSwitcher) else lambda: in_use
     server = ControlServer(cfg.control, controller, token, devices_in_use=in_use_now, token_file=token_path())
     try:
@@ -364,7 +370,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
                 " anew, with its voice, settings and devices; clients reconnect",
                 device.restart_wanted,
             )
-            again = restart.snapshot(controller, device.audio, device.choice, server.port)
+            again = restart.snapshot(controller, device.audio, device.choice, server.port, device.follow)
             break
         if isinstance(device, DeviceSwitcher) and device.recover_due(time.monotonic()):
             # devices that failed are looked for and reopened (seconds, when a stop hangs): beside this loop

@@ -80,11 +80,12 @@ context.objects = [
 {sinks}
 ]
 """
-_SINK = """    {{ factory = adapter args = {{ factory.name = support.null-audio-sink node.name = "{name}"
+_NODE = """{{ factory.name = support.null-audio-sink node.name = "{name}"
         media.class = "{cls}" audio.position = [ MONO ] node.group = pipewire.dummy node.always-process = true
         priority.session = 2000
         object.linger = true adapter.auto-port-config = {{ mode = dsp monitor = true control = false
-        position = preserve }} }} }}"""
+        position = preserve }} }}"""
+_SINK = "    {{ factory = adapter args = " + _NODE + " }}"
 # (priority.session: as a sound card's nodes have it; WirePlumber makes the highest the default, over a virtual source
 # such as rtvc's own "rtvc voice")
 # WirePlumber without its hardware monitors, in the config forms of 0.4 (Lua) and 0.5 (SPA-JSON)
@@ -196,6 +197,28 @@ class PipeWire:
         (`pw-metadata -n settings -d 0 KEY`: PipeWire's own, its config file's, stands again)."""
         cmd = ["pw-metadata", "-n", "settings", *(["-d", "0", key] if value is None else ["0", key, str(value)])]
         subprocess.run(cmd, env=self.env, capture_output=True, check=True, timeout=10)
+
+    def add_node(self, name: str, cls: str) -> None:
+        """A device plugged in, as the null sinks of the start: "Audio/Sink" (speakers), "Audio/Source/Virtual" (a
+        microphone, as "mic"); returns once PipeWire's JACK shows its ports."""
+        done = subprocess.run(
+            ["pw-cli", "create-node", "adapter", _NODE.format(name=name, cls=cls).replace("\n", " ")],
+            env=self.env, capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        assert done.returncode == 0 and "error" not in done.stdout.lower(), done.stdout + done.stderr
+        deadline = time.monotonic() + 10
+        port = f"{name}:{'monitor_MONO' if cls == 'Audio/Sink' else 'capture_MONO'}"
+        while port not in subprocess.run(["pw-jack", "jack_lsp"], env=self.env, capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, f"{name}: no ports"
+            time.sleep(0.2)
+
+    def set_default(self, kind: str, name: str) -> None:
+        """The node `name` made the default "source" (microphone) or "sink" (speakers), as a desktop's sound settings
+        do: WirePlumber's configured default (what `wpctl set-default` writes, which refuses virtual sources), from
+        which WirePlumber sets the default itself."""
+        key, value = f"default.configured.audio.{kind}", json.dumps({"name": name})
+        cmd = ["pw-metadata", "-n", "default", "0", key, value, "Spa:String:JSON"]
+        subprocess.run(cmd, env=self.env, check=True, capture_output=True, timeout=10)
 
     def force_quantum(self, quantum: int) -> None:
         self.setting("clock.force-quantum", quantum)

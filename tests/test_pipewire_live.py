@@ -391,3 +391,41 @@ def test_doctor_on_pipewire_points_at_pw_jack_not_at_starting_jackd(pipewire):
     assert mic and mic[0].startswith("ok") and "rtvc run --virtual-mic" in mic[0], said[-2000:]
     # (PipeWire's quantum here is 256: rtvc's low-latency ALSA buffer keeps up with it, nothing to say)
     assert "sound devices" in said and not [ln for ln in said.splitlines() if ln.split()[1:2] == ["pipewire"]], said
+
+
+def test_rtvc_follows_the_desktops_default_microphone_and_speakers(pipewire):
+    """A headset plugged in, or another microphone chosen in the desktop's sound settings, becomes PipeWire's default,
+    and programs on PipeWire's own streams move to it. On PipeWire's JACK rtvc's ports stayed on the devices of its
+    start: the user spoke into the headset and the call heard the laptop's microphone. rtvc now follows the default
+    where it took it (here the virtual microphone's input, and hear-myself's speakers), and keeps a device the user
+    named."""
+    import re
+
+    def in_use() -> dict[str, str]:
+        got = rtvc.rpc.call("devices.list")["in_use"]
+        return {role: (re.search(r"\] (.*) \(", got[role] or "") or [None, ""])[1] for role in ("input", "monitor")}
+
+    with Served(pipewire, "default", via="voice-mic") as rtvc:
+        wait_for(lambda: rtvc.latency(), rtvc)
+        assert in_use() == {"input": "mic", "monitor": "speakers"}, rtvc.log()[-3000:]
+        assert "following PipeWire's default microphone and speakers for hear-myself" in rtvc.log(), rtvc.log()
+        pipewire.add_node("headset-mic", "Audio/Source/Virtual")
+        pipewire.add_node("headset", "Audio/Sink")
+        pipewire.set_default("source", "headset-mic")
+        pipewire.set_default("sink", "headset")
+        wait_for(lambda: in_use() == {"input": "headset-mic", "monitor": "headset"}, rtvc)
+        lat = wait_for(lambda: rtvc.latency(), rtvc)
+        rtvc.rpc.call("monitor.set", on=True)
+        delays = impulses(pipewire, 1.0, 2.0, into="headset-mic:input_MONO", out_of=rtvc.out_of)
+        assert len(delays) >= 3 and set(delays) == {lat["total"]}, (delays, lat)  # (on time, to the frame)
+        assert len(impulses(pipewire, 0.5, 1.5, into="headset-mic:input_MONO", out_of="headset:monitor_MONO")) >= 2
+        assert impulses(pipewire, 0.5, 1.5, into="mic:input_MONO", out_of=rtvc.out_of) == []  # (the old one: off)
+        log = rtvc.log()
+        assert "PipeWire's default devices changed: rtvc follows them" in log and "Traceback" not in log, log[-3000:]
+        # a microphone the user chose stays; hear-myself's speakers, still the default's, follow it back
+        rtvc.rpc.call("devices.select", input="headset-mic")
+        pipewire.set_default("source", "mic")
+        pipewire.set_default("sink", "speakers")
+        wait_for(lambda: in_use()["monitor"] == "speakers", rtvc)
+        time.sleep(1.0)
+        assert in_use() == {"input": "headset-mic", "monitor": "speakers"}, rtvc.log()[-3000:]

@@ -85,7 +85,8 @@ def test_the_watch_says_each_new_floor_once_its_settings_have_come(tmp_path, mon
     finally:
         watch.stop()
     assert said == [(2048, "clock.min-quantum"), (256, "clock.force-quantum"), (512, "clock.min-quantum")]
-    assert watch._proc is not None and watch._proc.poll() is not None  # (the child ends with the watch)
+    proc = watch._watch._proc
+    assert proc is not None and proc.poll() is not None  # (the child ends with the watch)
 
 
 def test_only_a_quantum_above_what_the_low_latency_buffer_keeps_up_with_sizes_the_streams():
@@ -101,3 +102,44 @@ def test_only_alsa_devices_that_reach_pipewire_are_sized():
     assert pipewire.served((dev("default", "ALSA"), dev("HDA Intel PCH: ALC257 Analog (hw:0,0)", "ALSA")))
     assert not pipewire.served((dev("HDA Intel PCH: ALC257 Analog (hw:0,0)", "ALSA"), None))
     assert not pipewire.served((dev("system", "JACK Audio Connection Kit"), dev("default", "JACK")))
+
+
+def test_which_devices_follow_pipewires_default(monkeypatch):
+    """The roles the config leaves to the default (the output not under audio.virtual_mic: rtvc's own node; the
+    monitor only as hear-myself's default speakers) follow PipeWire's default where they are on PipeWire's JACK; not on
+    plain JACK (its 'system' ports, or jackd's library loaded)."""
+    from rtvc.audio import switch, voice_mic
+    from rtvc.audio.io import DeviceChoice
+    from rtvc.config import AudioConfig
+
+    def dev(name: str, api: str = "JACK Audio Connection Kit") -> Device:
+        return Device(index=0, name=name, host_api=api, max_input=2, max_output=2, default_samplerate=48000.0,
+                      low_input_latency=0.01, low_output_latency=0.01)  # fmt: skip
+
+    assert switch.left_to_default(AudioConfig()) == {"input", "output"}
+    assert switch.left_to_default(AudioConfig(input_device="USB", output_device=3)) == set()
+    mic = AudioConfig(virtual_mic=True, output_device="rtvc voice")
+    assert switch.left_to_default(mic, monitor_default=True) == {"input", "monitor"}
+
+    def choice(i: Device, o: Device, m: Device | None) -> DeviceChoice:
+        return DeviceChoice(i, o, m, input_channel=1, output_channels=1, monitor_channels=1)
+
+    on_pw = choice(dev("Built-in Mic"), dev("rtvc voice"), dev("Speakers"))
+    monkeypatch.setattr(voice_mic, "on_pipewire_jack", lambda: True)
+    assert switch.following(on_pw, {"input", "monitor"}) == {"input", "monitor"}
+    assert switch.following(choice(dev("Built-in Mic"), dev("rtvc voice"), None), {"monitor"}) == set()
+    assert switch.following(choice(dev("system"), dev("system"), None), {"input", "output"}) == set()
+    alsa = choice(dev("default", "ALSA"), dev("default", "ALSA"), None)
+    assert switch.following(alsa, {"input", "output"}) == set()  # (PipeWire's ALSA streams move by themselves)
+    monkeypatch.setattr(voice_mic, "on_pipewire_jack", lambda: False)
+    assert switch.following(on_pw, {"input", "monitor"}) == set()
+
+
+def test_the_default_devices_node_names_are_read_from_wireplumbers_metadata():
+    assert pipewire.node_named('{"name":"alsa_input.usb-Headset-00.mono-fallback"}') == (
+        "alsa_input.usb-Headset-00.mono-fallback"
+    )
+    assert pipewire.node_named("") == pipewire.node_named("{") == pipewire.node_named('{"name":3}') == ""
+    assert pipewire.node_named("[1]") == ""
+    line = """update: id:0 key:'default.audio.source' value:'{"name":"mic"}' type:'Spa:String:JSON'"""
+    assert pipewire.node_named(pipewire.parse(line)["default.audio.source"]) == "mic"

@@ -51,7 +51,9 @@ def test_a_restarted_serve_takes_back_its_voice_settings_and_devices(setup):
     controller.set_gate("client 1", on=False, threshold_db=-42.0, hold_ms=350.0)
     # (the input chosen from devices.list by index: indices change with the new PortAudio, names do not)
     choice = DeviceChoice(_device(3, "USB Mic"), _device(0, "system"), None, 1, 1, 0)
-    state = json.loads(json.dumps(restart.snapshot(controller, cfg.audio, choice, 47999)))  # (as the file has it)
+    # (the input PipeWire's default, followed: rtvc.audio.switch; the new serve follows it on)
+    state = json.loads(json.dumps(restart.snapshot(controller, cfg.audio, choice, 47999, {"input"})))  # (as a file)
+    assert state["follow"] == ["input"]
     assert state["pins"] == {
         "input": {"name": "USB Mic", "host_api": "JACK Audio Connection Kit", "nth": 0},
         "output": {"name": "system", "host_api": "JACK Audio Connection Kit", "nth": 0},

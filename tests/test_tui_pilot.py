@@ -506,7 +506,7 @@ def test_the_device_picker_names_a_device_by_name_unless_it_has_a_twin() -> None
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, "the picker", lambda: isinstance(app.screen, DeviceScreen))
             ids = [o.id for o in app.screen.query_one(OptionList).options]
-            assert ids == ["input:USB Mic", "input:1", "input:2", "input:3"], ids
+            assert ids == ["input:USB Mic", "input:1", "input:2", "input:3", "input:"], ids  # (last: the default)
             await pilot.press("enter")
             await until(pilot, "the answer", lambda: picked)
         assert picked == [("input", "USB Mic")]
@@ -538,6 +538,42 @@ def test_the_device_picker_says_which_jack_programs_rtvc_waits_for() -> None:
             )
 
     run(main())
+
+
+def test_the_device_picker_says_which_devices_follow_the_desktops_default() -> None:
+    """On PipeWire's JACK the devices rtvc took as the desktop's default follow it (in_use.follows: a headset plugged in
+    takes their place): the picker says so, and offers the default microphone only where the input does not follow."""
+    from textual.app import App
+    from textual.widgets import OptionList
+
+    mic = {"index": 0, "name": "mic", "host_api": "JACK Audio Connection Kit", "max_input": 1, "max_output": 0}
+    in_use = {"virtual": False, "input": "[0] mic (JACK Audio Connection Kit)", "output": "[1] rtvc voice (JACK)",
+              "monitor": "[2] speakers (JACK)", "follows": ["input", "monitor"]}  # fmt: skip
+
+    class Host(App):
+        def __init__(self, listing: dict[str, Any]):
+            super().__init__()
+            self.listing = listing
+
+        def on_mount(self) -> None:
+            self.push_screen(DeviceScreen(self.listing))
+
+    async def main(listing: dict[str, Any]) -> tuple[str, list[str | None]]:
+        app = Host(listing)
+        async with app.run_test(size=(140, 30)) as pilot:
+            await until(pilot, "the picker", lambda: isinstance(app.screen, DeviceScreen))
+            words = " ".join(screen_text(app).replace("│", " ").split())
+            return words, [o.id for o in app.screen.query_one(OptionList).options]
+
+    words, ids = asyncio.run(main({"devices": [mic], "switchable": True, "in_use": in_use}))
+    assert "input [0] mic (JACK Audio Connection Kit) (the desktop's default, followed)" in words, words
+    assert "monitor [2] speakers (JACK) (the desktop's default, followed)" in words, words
+    assert "rtvc voice (JACK), monitor" in words, words  # (the output does not follow: rtvc's own node)
+    assert ids == ["input:mic", "monitor:"], ids
+    named = {**in_use, "follows": ["monitor"]}
+    words, ids = asyncio.run(main({"devices": [mic], "switchable": True, "in_use": named}))
+    assert "mic (JACK Audio Connection Kit), output" in words, words
+    assert ids == ["input:mic", "input:", "monitor:"], ids
 
 
 def test_a_call_cancelled_as_its_connection_fails_is_cancelled() -> None:

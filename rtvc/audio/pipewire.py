@@ -17,6 +17,7 @@ them while `rtvc serve` runs, so that a quantum forced later reopens the devices
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -63,6 +64,16 @@ def parse(text: str, into: dict[str, str] | None = None, defaults: dict[str, str
         elif m := _LINE.search(line):
             got[m.group(1)] = m.group(2)
     return got
+
+
+def node_named(value: str) -> str:
+    """The node name in a value of WirePlumber's "default" metadata (default.audio.source, default.audio.sink:
+    '{"name":"alsa_input.usb-..."}'); '' when it names none."""
+    try:
+        name = json.loads(value).get("name", "")
+    except (ValueError, AttributeError):
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 def core_defaults(text: str) -> dict[str, str]:
@@ -124,26 +135,35 @@ def quantum_for(devices: tuple[Device | None, ...]) -> tuple[int, str, dict[str,
     return None if got is None else (*floor(got[0]), got[1])
 
 
-class QuantumWatch:
-    """Follows PipeWire's settings (`pw-metadata -m -n settings`, a child that prints each change);
-    `on_change(quantum, key)` gets each new quantum floor, on a thread of its own."""
+class MetadataWatch:
+    """Follows one of PipeWire's metadata objects (`pw-metadata -m -n NAME`, a child that prints its keys, then each
+    change): once changes have been quiet for WAIT_S, `on_quiet(values)` gets every key and value so far (parse), on
+    a thread of its own. `what` names it in the log."""
 
-    def __init__(self, on_change: Callable[[int, str], None], now: int, defaults: dict[str, str]):
-        self._on_change = on_change
-        self._seen = now
+    def __init__(
+        self,
+        name: str,
+        on_quiet: Callable[[dict[str, str]], None],
+        what: str,
+        values: dict[str, str] | None = None,
+        defaults: dict[str, str] | None = None,
+    ):
+        self._on_quiet = on_quiet
+        self._what = what
+        self._values = dict(values or {})
         self._defaults = defaults
         self._stopped = False
         self._lock = threading.Lock()
         try:
             self._proc: subprocess.Popen[str] | None = subprocess.Popen(
-                ["pw-metadata", "-m", "-n", "settings"],
+                ["pw-metadata", "-m", "-n", name],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,
             )
         except OSError as e:
-            log.info("PipeWire's quantum: not watched (%s): a quantum forced later is not seen", e)
+            log.info("%s: not watched (%s)", what, e)
             self._proc = None
             return
         threading.Thread(target=self._read, name="rtvc-pipewire-watch", daemon=True).start()
@@ -151,31 +171,29 @@ class QuantumWatch:
     def _read(self) -> None:
         proc = self._proc
         assert proc is not None and proc.stdout is not None
-        current = dict(self._defaults)
         timer: threading.Timer | None = None
         for line in proc.stdout:
             with self._lock:
-                parse(line, current, self._defaults)
+                parse(line, self._values, self._defaults)
             if timer is not None:
                 timer.cancel()
-            # (the settings come a key a line: the floor is read once they have all come, WAIT_S of quiet)
-            timer = threading.Timer(WAIT_S, self._settled, args=(current,))
+            # (a change comes a key a line: the values are taken once they have all come, WAIT_S of quiet)
+            timer = threading.Timer(WAIT_S, self._quiet)
             timer.daemon = True
             timer.start()
         proc.wait()
         if not self._stopped:
-            log.info("PipeWire's quantum: no longer watched (PipeWire stopped?)")
+            log.info("%s: no longer watched (PipeWire stopped?)", self._what)
 
-    def _settled(self, current: dict[str, str]) -> None:
+    def _quiet(self) -> None:
         with self._lock:
-            quantum, key = floor(current)
-            if self._stopped or quantum == self._seen:
+            if self._stopped:
                 return
-            self._seen = quantum
+            values = dict(self._values)
         try:
-            self._on_change(quantum, key)
+            self._on_quiet(values)
         except Exception:  # (a bug: the watch must not end for it)
-            log.exception("PipeWire's quantum: could not take the change to %d", quantum)
+            log.exception("%s: could not take a change", self._what)
 
     def stop(self) -> None:
         with self._lock:
@@ -189,3 +207,26 @@ class QuantumWatch:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class QuantumWatch:
+    """Follows PipeWire's settings (MetadataWatch of "settings"); `on_change(quantum, key)` gets each new quantum
+    floor, on a thread of its own."""
+
+    def __init__(self, on_change: Callable[[int, str], None], now: int, defaults: dict[str, str]):
+        self._on_change = on_change
+        self._seen = now
+        self._lock = threading.Lock()
+        what = "PipeWire's quantum (a quantum forced later is not seen while unwatched)"
+        self._watch = MetadataWatch("settings", self._settled, what, defaults, defaults)
+
+    def _settled(self, current: dict[str, str]) -> None:
+        with self._lock:
+            quantum, key = floor(current)
+            if quantum == self._seen:
+                return
+            self._seen = quantum
+        self._on_change(quantum, key)
+
+    def stop(self) -> None:
+        self._watch.stop()

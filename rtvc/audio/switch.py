@@ -65,6 +65,34 @@ class AudioLost(DeviceError):
     """A switch that failed after the old devices had stopped, and left none running."""
 
 
+def left_to_default(audio: AudioConfig, monitor_default: bool = False) -> set[str]:
+    """The roles `audio` names no device for (the desktop's default then): the input, and the output but under
+    audio.virtual_mic (rtvc's own node); the monitor only where `monitor_default` (hear-myself on PipeWire's default
+    speakers: audio.virtual_mic with no monitor device named)."""
+    roles = {"input"} if audio.input_device == "" else set()
+    if audio.output_device == "" and not audio.virtual_mic:
+        roles.add("output")
+    return roles | ({"monitor"} if monitor_default else set())
+
+
+def following(choice: DeviceChoice, defaults: set[str]) -> set[str]:
+    """Of the roles in `defaults` (left to the desktop's default: left_to_default), those whose device is on
+    PipeWire's JACK (under pw-jack, or with audio.virtual_mic): there rtvc chose PipeWire's default device, and
+    follows it as programs on PipeWire do (DeviceSwitcher.follow). Not on plain JACK (its 'system' ports)."""
+    from rtvc.audio import voice_mic
+
+    devices = {"input": choice.input, "output": choice.output, "monitor": choice.monitor}
+    roles = {r for r in defaults if (d := devices.get(r)) is not None and "JACK" in d.host_api and d.name != "system"}
+    return roles if roles and voice_mic.on_pipewire_jack() else set()
+
+
+def describe_follow(roles: set[str]) -> str:
+    """'microphone and speakers', for the log."""
+    words = [w for role, w in (("input", "microphone"), ("output", "speakers"), ("monitor", "speakers for hear-myself"))
+             if role in roles]  # fmt: skip
+    return " and ".join(words)
+
+
 def describe_choice(choice: DeviceChoice) -> dict[str, Any]:
     return {
         "virtual": False,
@@ -98,6 +126,10 @@ class DeviceSwitcher:
         self.restart_wanted = ""  # why, once it may (serve's loop then restarts)
         self._fix = "restart rtvc serve"  # what the words about a stuck PortAudio tell the user to do
         self.on_routing: Callable[[dict[str, Any]], None] | None = None  # (serve: the controller's event)
+        # the roles whose device is PipeWire's default, followed when the desktop's default changes (following)
+        self.follow: set[str] = set()
+        self._defaults_watch: Any = None  # rtvc.audio.pipewire.MetadataWatch of "default" while some role follows
+        self.on_followed: Callable[[], None] | None = None  # (serve: the controller's `devices` event)
 
     def in_use(self) -> dict[str, Any]:
         """The devices in use; with `stopped` (why) while none runs: the names are then those last used."""
@@ -108,6 +140,8 @@ class DeviceSwitcher:
             got["stopped"] = self._stopped
         if self._waiting:
             got["waiting"] = [w[1:] for w in self._waiting]
+        if self.follow:
+            got["follows"] = sorted(self.follow)
         return got
 
     def switch(
@@ -117,11 +151,14 @@ class DeviceSwitcher:
         monitor: str | None = None,
         rescan: bool = False,
         only_if: DeviceStreams | None = None,
+        follow: bool = False,
     ) -> dict[str, Any] | None:
         """None keeps a device as it is; monitor "" runs without one (hear-myself then has nowhere to go).
         A monitor that was lost (unplugged) is not kept: reopening it would fail, and take the switch and the
         fallback to the old devices with it. `rescan`: read the device list again even when nothing needs it.
-        `only_if`: only while these streams run (None back otherwise: a reopen they asked for, made already)."""
+        `only_if`: only while these streams run (None back otherwise: a reopen they asked for, made already).
+        A device named stops following PipeWire's default (self.follow), "" (the default) starts; `follow`: the
+        switch follows the default (_follow), and what follows stays so."""
         with self._lock:
             if self._closed:  # (a reopen asked for by a watch as rtvc stops: no device may open again)
                 raise DeviceError("rtvc is stopping: no device is opened now", "start rtvc again")
@@ -132,6 +169,7 @@ class DeviceSwitcher:
             self._check_jack_answers()
             self._reopening = input is None and output is None and monitor is None  # (the same ones: for the log)
             lost_monitor = not self.engine.has_monitor_device and bool(self.engine.monitor_error)
+            asked = {r for r, v in (("input", input), ("output", output), ("monitor", monitor)) if v is not None}
             if monitor is None and lost_monitor:
                 monitor = ""
             given = {"input": input, "output": output, "monitor": monitor}
@@ -158,7 +196,7 @@ class DeviceSwitcher:
             if choice is not None:
                 try:
                     self._open(choice, cfg)
-                    return self._switched(cfg, choice, links, current)
+                    return self._switched(cfg, choice, links, current, set() if follow else asked)
                 except DeviceError as e:  # an entry gone stale (unplugged since the list was read)? Read it again
                     log.info("devices: the new ones did not open (%s); reading the device list again", e)
                     first = e
@@ -175,7 +213,7 @@ class DeviceSwitcher:
                 self._open(choice, cfg)
             except DeviceError as e:
                 self._fall_back(None, old_cfg, pins, e, links)
-            return self._switched(cfg, choice, links, current)
+            return self._switched(cfg, choice, links, current, set() if follow else asked)
 
     def _current(self, lost_monitor: bool) -> dict[str, Device | None]:
         c = self.choice
@@ -282,12 +320,18 @@ class DeviceSwitcher:
             self._waiting = lost
 
     def _switched(
-        self, cfg: AudioConfig, choice: DeviceChoice, links: Any = None, before: dict[str, Device | None] | None = None
+        self,
+        cfg: AudioConfig,
+        choice: DeviceChoice,
+        links: Any,
+        before: dict[str, Device | None],
+        asked: set[str],
     ) -> dict[str, Any]:
-        if before is not None:
-            self._relink(links, before, choice)
+        """`asked`: the roles the user chose a device for: followed when it is the default ("")."""
+        self._relink(links, before, choice)
         self.streams.jack_latency()
         self.audio, self.choice, self._stopped = cfg, choice, ""
+        self.follow = (self.follow - asked) | following(choice, left_to_default(cfg) & asked)
         self._watch_jack()
         log.info("devices %s:\n%s", "reopened" if self._reopening else "switched", choice.describe())
         return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
@@ -424,6 +468,7 @@ class DeviceSwitcher:
         seed, self._seed = self._seed, {}
         self._unwatch(keep=True)
         self._watch_pipewire()
+        self._watch_defaults()
         if not _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
             self._waiting = []
             return
@@ -461,11 +506,71 @@ class DeviceSwitcher:
         except DeviceError as e:
             log.info("PipeWire's quantum: the devices did not reopen (%s)", e.what)
 
+    # -- PipeWire's default devices, followed where rtvc took them (self.follow) ---------------------------
+    def _watch_defaults(self) -> None:
+        """(Under the lock, the streams running.) On PipeWire's JACK each device is a client of its own, and rtvc's
+        ports stay on the one they were connected to: a headset plugged in, or another microphone chosen in the
+        desktop's sound settings, changes PipeWire's default device (WirePlumber's "default" metadata), and a
+        role that follows it (self.follow) switches to it, as a program on PipeWire's own streams would move."""
+        if not self.follow:
+            return
+        streams = self.streams
+        self._defaults_watch = pipewire.MetadataWatch(
+            "default",
+            lambda values: self._defaults_changed(streams, values),
+            "PipeWire's default devices (a headset plugged in is not followed while unwatched)",
+        )
+
+    def _defaults_changed(self, streams: DeviceStreams, values: dict[str, str]) -> None:
+        if self.streams is not streams or self._closed or self._wedged:
+            return
+        wanted = self._defaults_wanted(values)
+        if wanted:
+            threading.Thread(target=self._follow, args=(streams, wanted), name="rtvc-follow", daemon=True).start()
+
+    def _defaults_wanted(self, values: dict[str, str]) -> dict[str, str]:
+        """{role: the JACK name of PipeWire's default device for it}, for the roles that follow it and are not on
+        it now."""
+        from rtvc.audio import voice_mic
+        from rtvc.audio.devices import list_devices
+
+        listed = [d for d in list_devices() if "JACK" in d.host_api]
+        wanted = {}
+        for role in sorted(self.follow):
+            key = "default.audio.source" if role == "input" else "default.audio.sink"
+            node = pipewire.node_named(values.get(key, ""))
+            if not node or node == voice_mic.NODE:  # (none; rtvc's own made the default: the device in use stays)
+                continue
+            name, current = voice_mic.node_jack_name(node), getattr(self.choice, role)
+            if not name or current is None:
+                continue
+            # (PipeWire's JACK may add to a name: a unique one holding it is that device, as at start)
+            found = [d for d in listed if d.name == name] or [d for d in listed if name in d.name]
+            if name == current.name or (len(found) == 1 and found[0].name == current.name):
+                continue
+            wanted[role] = found[0].name if len(found) == 1 else name  # (not listed yet: the switch reads the list)
+        return wanted
+
+    def _follow(self, streams: DeviceStreams, wanted: dict[str, str]) -> None:
+        said = ", ".join(f"{describe_follow({role})} '{name}'" for role, name in wanted.items())
+        log.info("PipeWire's default devices changed: rtvc follows them (%s)", said)
+        try:
+            roles = (wanted.get(role) for role in ("input", "output", "monitor"))
+            got = self.switch(*roles, only_if=streams, follow=True)
+        except DeviceError as e:
+            log.info("PipeWire's default devices: rtvc did not follow them (%s)", e.what)
+            return
+        if got is not None and self.on_followed is not None:
+            self.on_followed()
+
     def _unwatch(self, keep: bool = False) -> None:
         """`keep`: what is waited for stays, for the next watch (a reopen: _relink hands it on)."""
         if self._quantum_watch is not None:
             self._quantum_watch.stop()
             self._quantum_watch = None
+        if self._defaults_watch is not None:
+            self._defaults_watch.stop()
+            self._defaults_watch = None
         if self._watch is not None:
             self._watch.stop()
             self._watch = None

@@ -108,12 +108,7 @@ def default_node(kind: str) -> str:
     text = _ask(["pw-metadata", "-n", "default", "0", key]) or ""
     for line in text.splitlines():
         if f"key:'{key}'" in line and "value:'" in line:
-            value = line.split("value:'", 1)[1].rsplit("' type:", 1)[0]
-            try:
-                name = json.loads(value).get("name", "")
-            except (ValueError, AttributeError):
-                return ""
-            return name if isinstance(name, str) else ""
+            return pipewire.node_named(line.split("value:'", 1)[1].rsplit("' type:", 1)[0])
     return ""
 
 
@@ -130,12 +125,21 @@ def default_device(kind: str) -> tuple[str, str]:
     """(the JACK name of PipeWire's default device of this kind, its node name); ('', '') when PipeWire has none or
     cannot be asked."""
     name = default_node(kind)
-    if not name:
-        return "", ""
+    return (node_jack_name(name), name) if name else ("", "")
+
+
+def node_jack_name(node: str) -> str:
+    """The JACK name of the node of this name; '' when PipeWire has no such node (or cannot be asked)."""
     for props in nodes():
-        if props.get("node.name") == name:
-            return jack_name(props), name
-    return "", name
+        if props.get("node.name") == node:
+            return jack_name(props)
+    return ""
+
+
+def on_pipewire_jack() -> bool:
+    """Whether the JACK library this process has loaded is PipeWire's (pw-jack, or audio.virtual_mic)."""
+    loaded = _loaded_libjack()
+    return bool(loaded) and _is_pipewires(loaded)
 
 
 def microphones() -> list[tuple[str, str]]:

@@ -257,16 +257,17 @@ edit the table, not this file.
 null), `engine` and `links` (outside links such as `obs`: {state, detail}; a change arrives as an event with
 `changed: ["obs"]`). `changed: ["profiles"]` (`by`: `profiles`) says a profile was added to, edited in or removed
 from the profiles folder (looked at once a second): `profiles` {added, removed, edited} names them, and `voices.list`
-has the new list. `changed: ["devices"]` says a `devices.select` switched the sound devices: `devices.list` has
-them; `state` holds no devices key (devices reopened after a failure show in `engine` events: the state goes
-back to `running`). Under JACK, `changed: ["routing"]` (`by`: `jack`) says connections of rtvc's ports were
-lost because the program at their other end closed (`error` says which, and that rtvc connects them again), or were
-made again when it came back: `routing` {lost, restored, dropped, waiting}, each a list of [rtvc's port, the other
-port]; `devices.list`'s `in_use.waiting` lists those still waited for, also across a reopen of the devices. A
-connection the user cuts is left cut, and one of a port the user connects elsewhere meanwhile is `dropped`. Rerouting
-rtvc's ports (a patchbay) changes `engine.latency`'s device parts to JACK's figures for the new peers, within a
-second. A `state` event for a voice that did not load carries `error`, saying why. A set that changes nothing
-(`mute.set` as it is, `params.set` with the values there) is answered and sends no event.
+has the new list. `changed: ["devices"]` says a `devices.select` switched the sound devices, or (`by`: `pipewire`)
+that rtvc followed PipeWire's default devices to new ones: `devices.list` has them; `state` holds no devices key
+(devices reopened after a failure show in `engine` events: the state goes back to `running`). Under JACK, `changed:
+["routing"]` (`by`: `jack`) says connections of rtvc's ports were lost because the program at their other end closed
+(`error` says which, and that rtvc connects them again), or were made again when it came back: `routing` {lost,
+restored, dropped, waiting}, each a list of [rtvc's port, the other port]; `devices.list`'s `in_use.waiting` lists those
+still waited for, also across a reopen of the devices. A connection the user cuts is left cut, and one of a port the
+user connects elsewhere meanwhile is `dropped`. Rerouting rtvc's ports (a patchbay) changes `engine.latency`'s device
+parts to JACK's figures for the new peers, within a second. A `state` event for a voice that did not load carries
+`error`, saying why. A set that changes nothing (`mute.set` as it is, `params.set` with the values there) is answered
+and sends no event.
 
 The noise gate silences the output while the microphone is quieter than `threshold_db` (dBFS RMS over 10 ms):
 it opens at the threshold, closes after `hold_ms` below 6 dB under it and fades out over 100 ms. An opening is
@@ -315,8 +316,11 @@ moment, when a name it is given is not in it (a device plugged in since), when t
 when the current devices failed; `devices.list` with `rescan` does it on request. Indices then change: the devices
 in use, and an index given from the list read before, are found again by name and host API. `devices.list`'s
 `in_use.stopped` says why no device runs (one in use is gone), and after a rescan `error` says why the devices in
-use did not reopen. Devices in use that failed are looked for every 2 s and reopened when they are back (status
-says so meanwhile).
+use did not reopen. On PipeWire's JACK (`audio.virtual_mic`, or under pw-jack) a device left to the default (none
+named, or `""` given to `devices.select` for the input or output) is PipeWire's default, and follows it when the
+desktop's default changes (a headset plugged in, a choice in the sound settings); `in_use.follows` lists those roles
+(hear-myself's speakers among them under `audio.virtual_mic` with no monitor device named). A device named stays.
+Devices in use that failed are looked for every 2 s and reopened when they are back (status says so meanwhile).
 
 ## Errors
 

@@ -557,7 +557,8 @@ class RtvcApp(VoiceListMixin, App[None]):
                 await self._call("devices.select", **{kind: device})
             except CallError:
                 return
-            self.show_message(f"{kind} device switched to {device}" if device else f"{kind} device removed")
+            gone = f"{kind} device removed" if kind == "monitor" else f"{kind} device switched to the default"
+            self.show_message(f"{kind} device switched to {device}" if device else gone)
 
     def action_reconnect(self) -> None:
         if self.client is None:

@@ -112,8 +112,11 @@ class DeviceScreen(Modal):
         if in_use.get("virtual"):
             now = f"in use: the virtual device (playing {in_use.get('clip', 'a clip')})"
         else:
-            now = f"in use: input {in_use.get('input', '?')}, output {in_use.get('output', '?')}"
-            now += f", monitor {in_use.get('monitor') or 'none'}"
+            # (a device that is PipeWire's default and followed: a headset plugged in takes its place)
+            tag = {role: " (the desktop's default, followed)" for role in in_use.get("follows", [])}
+            now = f"in use: input {in_use.get('input', '?')}{tag.get('input', '')}"
+            now += f", output {in_use.get('output', '?')}{tag.get('output', '')}"
+            now += f", monitor {in_use.get('monitor') or 'none'}{tag.get('monitor', '')}"
             if in_use.get("stopped"):  # (its own line: after the monitor it read as the monitor's)
                 now += f"\nno device runs: {self.words(in_use['stopped'])}"
             if in_use.get("waiting"):  # (JACK connections lost with their program: made again when it is back)
@@ -130,6 +133,8 @@ class DeviceScreen(Modal):
                 if n:
                     text = f"{kind:<7} [{d['index']}] {d['name']} ({d['host_api']})"
                     options.append(Option(Content(text), f"{kind}:{pick}"))  # (a name may hold brackets)
+        if listed and not in_use.get("virtual") and "input" not in in_use.get("follows", []):
+            options.append(Option("input   the default microphone (followed where PipeWire's JACK runs)", "input:"))
         if in_use.get("monitor"):
             options.append(Option("monitor none (no hear-myself device)", "monitor:"))
         with Vertical():
