@@ -126,7 +126,7 @@ def test_a_quantum_forced_while_rtvc_serves_reopens_its_alsa_streams_sized_for_i
             got = wait_for(lambda: (lat := rtvc.latency()) and lat["device_in"] == period and lat, rtvc)
             return got
 
-        def heard(lat: dict, period: int) -> None:
+        def heard(lat: dict, period: int, tries: int = 2) -> None:
             xruns = rtvc.rpc.call("status.get")["engine"]["xruns"]["total"]
             delays = impulses(pw, 1.0, 3.0)
             assert len(delays) >= 5, (delays, rtvc.log()[-2000:])  # (an impulse every 0.5 s)
@@ -135,10 +135,17 @@ def test_a_quantum_forced_while_rtvc_serves_reopens_its_alsa_streams_sized_for_i
             most = max(set(delays), key=delays.count)
             assert abs(most - lat["total"]) <= max(period, 256), (delays, lat)
             if period > 128:  # sized for the quantum: steady, no underrun (before: none came through, or ~13/s)
-                assert rtvc.rpc.call("status.get")["engine"]["xruns"]["total"] - xruns <= 1, rtvc.log()[-2000:]
+                more = rtvc.rpc.call("status.get")["engine"]["xruns"]["total"] - xruns
                 # (one impulse may come late just after the reopen: CI once had the first of 6 six periods late,
                 # the rest on one delay; not seen in runs by hand)
-                assert delays.count(most) >= len(delays) - 1, (delays, lat)
+                steady = delays.count(most) >= len(delays) - 1
+                if (more > 1 or not steady) and tries > 1:
+                    # (a second window, 4 s on: the machine's own stall right after the reopen, 2 xruns once with the
+                    # whole file's tests before it and none in runs of this test alone; streams sized wrong underrun
+                    # in every window)
+                    return heard(lat, period, tries - 1)
+                assert more <= 1, rtvc.log()[-2000:]
+                assert steady, (delays, lat)
             # (at 128 frames, PortAudio's low latency, a loaded machine has an xrun now and then, each moving the
             # plugin's buffering: CI saw 1664 to 1920 frames in one run; test_the_declared_latency_... covers it)
 
