@@ -198,16 +198,20 @@ class PipeWire:
         cmd = ["pw-metadata", "-n", "settings", *(["-d", "0", key] if value is None else ["0", key, str(value)])]
         subprocess.run(cmd, env=self.env, capture_output=True, check=True, timeout=10)
 
-    def add_node(self, name: str, cls: str) -> None:
+    def add_node(self, name: str, cls: str, description: str = "") -> None:
         """A device plugged in, as the null sinks of the start: "Audio/Sink" (speakers), "Audio/Source/Virtual" (a
-        microphone, as "mic"); returns once PipeWire's JACK shows its ports."""
+        microphone, as "mic"); with a `description` (a sound card's node has one: its JACK name, and what sound
+        settings show) unlike those. Returns once PipeWire's JACK shows its ports."""
+        props = _NODE.format(name=name, cls=cls).replace("\n", " ")
+        if description:
+            props = props.replace("node.name =", f'node.description = "{description}" node.name =', 1)
         done = subprocess.run(
-            ["pw-cli", "create-node", "adapter", _NODE.format(name=name, cls=cls).replace("\n", " ")],
+            ["pw-cli", "create-node", "adapter", props],
             env=self.env, capture_output=True, text=True, timeout=10,
         )  # fmt: skip
         assert done.returncode == 0 and "error" not in done.stdout.lower(), done.stdout + done.stderr
         deadline = time.monotonic() + 10
-        port = f"{name}:{'monitor_MONO' if cls == 'Audio/Sink' else 'capture_MONO'}"
+        port = f"{description or name}:{'monitor_MONO' if cls == 'Audio/Sink' else 'capture_MONO'}"
         while port not in subprocess.run(["pw-jack", "jack_lsp"], env=self.env, capture_output=True, text=True).stdout:
             assert time.monotonic() < deadline, f"{name}: no ports"
             time.sleep(0.2)

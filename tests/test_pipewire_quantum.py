@@ -143,3 +143,37 @@ def test_the_default_devices_node_names_are_read_from_wireplumbers_metadata():
     assert pipewire.node_named("[1]") == ""
     line = """update: id:0 key:'default.audio.source' value:'{"name":"mic"}' type:'Spa:String:JSON'"""
     assert pipewire.node_named(pipewire.parse(line)["default.audio.source"]) == "mic"
+
+
+def test_a_default_device_is_gone_for_once_and_not_again_and_again(monkeypatch):
+    """A followed role goes for each new default node once (by its index in the list as read, or its JACK name where
+    the list does not have it yet): one that does not open, or that the list names otherwise, was tried again at each
+    watch the fallback started (a gap in the voice every second), and rtvc's own node is never gone for."""
+    from rtvc.audio import devices, switch, voice_mic
+    from rtvc.audio.io import DeviceChoice
+    from rtvc.config import AudioConfig
+
+    def dev(i: int, name: str, ins: int, outs: int) -> Device:
+        return Device(index=i, name=name, host_api="JACK Audio Connection Kit", max_input=ins, max_output=outs,
+                      default_samplerate=48000.0, low_input_latency=0.01, low_output_latency=0.01)  # fmt: skip
+
+    mic, usb = dev(0, "Built-in Mic", 1, 0), dev(1, "USB Headset Mic", 1, 0)
+    speakers, voice = dev(2, "Speakers", 0, 2), dev(3, "rtvc voice", 1, 1)
+    nodes = [
+        {"node.name": "alsa_input.pci", "node.description": "Built-in Mic"},
+        {"node.name": "alsa_input.usb", "node.description": "USB Headset Mic"},
+        {"node.name": "rtvc-voice", "node.description": "rtvc voice"},
+    ]
+    monkeypatch.setattr(devices, "list_devices", lambda: [mic, usb, speakers, voice])
+    monkeypatch.setattr(voice_mic, "nodes", lambda: nodes)
+    choice = DeviceChoice(mic, voice, speakers, input_channel=1, output_channels=1, monitor_channels=2)
+    sw = switch.DeviceSwitcher(None, AudioConfig(virtual_mic=True), choice, None)  # type: ignore[arg-type]
+    sw.follow = {"input"}
+    assert sw._defaults_wanted({"input": "alsa_input.pci", "output": "x"}) == {}  # (the one in use)
+    assert sw._defaults_wanted({"input": "alsa_input.usb"}) == {"input": "1"}  # (its index in the list as read)
+    assert sw._defaults_wanted({"input": "alsa_input.usb"}) == {}  # (gone for once: it did not open, say)
+    assert sw._defaults_wanted({"input": "rtvc-voice"}) == {}  # (rtvc's own: the microphone in use stays)
+    assert sw._defaults_wanted({"input": "alsa_input.gone"}) == {}  # (PipeWire does not list it: nothing to go for)
+    nodes.append({"node.name": "alsa_input.bt", "node.description": "BT Mic"})  # (not in PortAudio's list yet)
+    assert sw._defaults_wanted({"input": "alsa_input.bt"}) == {"input": "BT Mic"}
+    assert sw._defaults_wanted({"input": "alsa_input.usb"}) == {"input": "1"}  # (another default since: again)

@@ -36,6 +36,7 @@ _LINE = re.compile(r"key:'([^']*)' value:'([^']*)'")
 _REMOVED = re.compile(r"key:'([^']*)'")
 _CORE = re.compile(r'default\.clock\.([a-z-]+) = "([^"]*)"')
 KEYS = ("clock.force-quantum", "clock.min-quantum")
+DEFAULT_KEYS = {"input": "default.audio.source", "output": "default.audio.sink"}  # (WirePlumber's "default" metadata)
 
 
 def served(devices: tuple[Device | None, ...]) -> bool:
@@ -138,18 +139,19 @@ def quantum_for(devices: tuple[Device | None, ...]) -> tuple[int, str, dict[str,
 class MetadataWatch:
     """Follows one of PipeWire's metadata objects (`pw-metadata -m -n NAME`, a child that prints its keys, then each
     change): once changes have been quiet for WAIT_S, `on_quiet(values)` gets every key and value so far (parse), on
-    a thread of its own. `what` names it in the log."""
+    a thread of its own. `what` names it in the log, `unseen` says what is missed while it is not watched."""
 
     def __init__(
         self,
         name: str,
         on_quiet: Callable[[dict[str, str]], None],
         what: str,
+        unseen: str,
         values: dict[str, str] | None = None,
         defaults: dict[str, str] | None = None,
     ):
         self._on_quiet = on_quiet
-        self._what = what
+        self._what, self._unseen = what, unseen
         self._values = dict(values or {})
         self._defaults = defaults
         self._stopped = False
@@ -163,7 +165,7 @@ class MetadataWatch:
                 text=True,
             )
         except OSError as e:
-            log.info("%s: not watched (%s)", what, e)
+            log.info("%s: not watched (%s): %s", what, e, unseen)
             self._proc = None
             return
         threading.Thread(target=self._read, name="rtvc-pipewire-watch", daemon=True).start()
@@ -183,7 +185,7 @@ class MetadataWatch:
             timer.start()
         proc.wait()
         if not self._stopped:
-            log.info("%s: no longer watched (PipeWire stopped?)", self._what)
+            log.info("%s: no longer watched (PipeWire stopped?): %s", self._what, self._unseen)
 
     def _quiet(self) -> None:
         with self._lock:
@@ -217,8 +219,8 @@ class QuantumWatch:
         self._on_change = on_change
         self._seen = now
         self._lock = threading.Lock()
-        what = "PipeWire's quantum (a quantum forced later is not seen while unwatched)"
-        self._watch = MetadataWatch("settings", self._settled, what, defaults, defaults)
+        unseen = "a quantum forced later is not seen"
+        self._watch = MetadataWatch("settings", self._settled, "PipeWire's quantum", unseen, defaults, defaults)
 
     def _settled(self, current: dict[str, str]) -> None:
         with self._lock:

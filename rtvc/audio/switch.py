@@ -129,7 +129,9 @@ class DeviceSwitcher:
         # the roles whose device is PipeWire's default, followed when the desktop's default changes (following)
         self.follow: set[str] = set()
         self._defaults_watch: Any = None  # rtvc.audio.pipewire.MetadataWatch of "default" while some role follows
-        self.on_followed: Callable[[], None] | None = None  # (serve: the controller's `devices` event)
+        self._tried: dict[str, str] = {}  # role: the default node last gone for (_defaults_wanted)
+        # (serve: the controller's `devices` event: an error, or ''; whether hear-myself went off with it)
+        self.on_followed: Callable[[str, bool], None] | None = None
 
     def in_use(self) -> dict[str, Any]:
         """The devices in use; with `stopped` (why) while none runs: the names are then those last used."""
@@ -332,6 +334,7 @@ class DeviceSwitcher:
         self.streams.jack_latency()
         self.audio, self.choice, self._stopped = cfg, choice, ""
         self.follow = (self.follow - asked) | following(choice, left_to_default(cfg) & asked)
+        self._tried = {role: node for role, node in self._tried.items() if role not in asked}
         self._watch_jack()
         log.info("devices %s:\n%s", "reopened" if self._reopening else "switched", choice.describe())
         return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
@@ -405,6 +408,17 @@ class DeviceSwitcher:
         self._failed_since = now
         return True
 
+    def _defaults_now(self) -> dict[str, str]:
+        """_defaults_wanted for PipeWire's default devices as they are now ({} when nothing follows them)."""
+        if not self.follow:
+            return {}
+        from rtvc.audio import voice_mic
+
+        try:
+            return self._defaults_wanted({kind: voice_mic.default_node(kind) for kind in ("input", "output")})
+        except DeviceError:
+            return {}
+
     def recover(self) -> bool:
         """Reopen the devices in use, after reading the device list again (a switch that keeps them all). False
         (status says why, and that rtvc keeps looking) when they are not there."""
@@ -412,7 +426,9 @@ class DeviceSwitcher:
             return False
         lost = self._lost or self.engine.status().detail
         try:
-            self.switch(None, None, None, rescan=True)
+            # (a device that follows PipeWire's default: the default now, if it is another, e.g. a headset unplugged)
+            now = self._defaults_now()
+            self.switch(*(now.get(role) for role in ("input", "output", "monitor")), rescan=True, follow=True)
         except ServerNotAnswering as e:  # stalled, not failed: its callbacks may come back by themselves
             self.engine.stall_note = e.what
             return False
@@ -518,50 +534,69 @@ class DeviceSwitcher:
         self._defaults_watch = pipewire.MetadataWatch(
             "default",
             lambda values: self._defaults_changed(streams, values),
-            "PipeWire's default devices (a headset plugged in is not followed while unwatched)",
+            "PipeWire's default devices",
+            "a headset plugged in is not followed",
         )
 
     def _defaults_changed(self, streams: DeviceStreams, values: dict[str, str]) -> None:
         if self.streams is not streams or self._closed or self._wedged:
             return
-        wanted = self._defaults_wanted(values)
+        nodes = {kind: pipewire.node_named(values.get(key, "")) for kind, key in pipewire.DEFAULT_KEYS.items()}
+        try:
+            wanted = self._defaults_wanted(nodes)
+        except DeviceError as e:  # (PortAudio unusable meanwhile: what runs says so)
+            log.info("PipeWire's default devices: not followed (%s)", e.what)
+            return
         if wanted:
             threading.Thread(target=self._follow, args=(streams, wanted), name="rtvc-follow", daemon=True).start()
 
-    def _defaults_wanted(self, values: dict[str, str]) -> dict[str, str]:
-        """{role: the JACK name of PipeWire's default device for it}, for the roles that follow it and are not on
-        it now."""
+    def _defaults_wanted(self, nodes: dict[str, str]) -> dict[str, str]:
+        """{role: the device to switch to (its index in the list as read now, or its JACK name where the list does
+        not have it yet: the switch reads it again)} for the roles that follow PipeWire's default and are not on it;
+        `nodes`: the default node of each kind ("input", "output"). Each default node is gone for once per role
+        (self._tried): one that does not open, or that the list names otherwise, is not tried again and again."""
         from rtvc.audio import voice_mic
         from rtvc.audio.devices import list_devices
 
-        listed = [d for d in list_devices() if "JACK" in d.host_api]
+        jack_names = {p.get("node.name"): voice_mic.jack_name(p) for p in voice_mic.nodes()} if self.follow else {}
+        listed = [d for d in list_devices() if "JACK" in d.host_api] if self.follow else []
         wanted = {}
         for role in sorted(self.follow):
-            key = "default.audio.source" if role == "input" else "default.audio.sink"
-            node = pipewire.node_named(values.get(key, ""))
-            if not node or node == voice_mic.NODE:  # (none; rtvc's own made the default: the device in use stays)
+            kind = "input" if role == "input" else "output"
+            node, current = nodes.get(kind, ""), getattr(self.choice, role)
+            # (none; rtvc's own made the default microphone: the device in use stays; one gone for already)
+            name = jack_names.get(node, "")  # ('' for a node PipeWire does not list (yet): looked at next time)
+            if not name or node == voice_mic.NODE or current is None or self._tried.get(role) == node:
                 continue
-            name, current = voice_mic.node_jack_name(node), getattr(self.choice, role)
-            if not name or current is None:
-                continue
+            self._tried[role] = node
+            usable = [d for d in listed if d.channels(kind) > 0]
             # (PipeWire's JACK may add to a name: a unique one holding it is that device, as at start)
-            found = [d for d in listed if d.name == name] or [d for d in listed if name in d.name]
-            if name == current.name or (len(found) == 1 and found[0].name == current.name):
+            found = [d for d in usable if d.name == name] or [d for d in usable if name in d.name]
+            if name == current.name or (len(found) == 1 and found[0].index == current.index):
                 continue
-            wanted[role] = found[0].name if len(found) == 1 else name  # (not listed yet: the switch reads the list)
+            wanted[role] = str(found[0].index) if len(found) == 1 else name
         return wanted
 
     def _follow(self, streams: DeviceStreams, wanted: dict[str, str]) -> None:
-        said = ", ".join(f"{describe_follow({role})} '{name}'" for role, name in wanted.items())
-        log.info("PipeWire's default devices changed: rtvc follows them (%s)", said)
+        hearing = self.engine.monitor_enabled
         try:
             roles = (wanted.get(role) for role in ("input", "output", "monitor"))
             got = self.switch(*roles, only_if=streams, follow=True)
         except DeviceError as e:
-            log.info("PipeWire's default devices: rtvc did not follow them (%s)", e.what)
+            if self._closed:
+                return
+            kept = "no device runs now" if isinstance(e, AudioLost) else "the devices in use stay"
+            error = f"PipeWire's default devices changed, and rtvc did not follow them ({e.what}): {kept}"
+            log.info("%s", error)
+            if self.on_followed is not None:
+                self.on_followed(error, self.engine.monitor_enabled != hearing)
             return
-        if got is not None and self.on_followed is not None:
-            self.on_followed()
+        if got is None:  # (other streams meanwhile: a user's switch, which the user's choice stands for)
+            return
+        said = ", ".join(f"{describe_follow({role})} '{getattr(self.choice, role).name}'" for role in wanted)
+        log.info("PipeWire's default devices changed: rtvc follows them (%s)", said)
+        if self.on_followed is not None:
+            self.on_followed("", self.engine.monitor_enabled != hearing)
 
     def _unwatch(self, keep: bool = False) -> None:
         """`keep`: what is waited for stays, for the next watch (a reopen: _relink hands it on)."""

@@ -346,10 +346,11 @@ class Controller:
         self._emit(["devices"] + (["monitor"] if self.engine.monitor_enabled != hearing else []), by)
         return result
 
-    def devices_followed(self) -> None:
+    def devices_followed(self, error: str, monitor_changed: bool) -> None:
         """rtvc switched to PipeWire's new default devices by itself (rtvc.audio.switch: a headset plugged in, a
-        choice in the desktop's sound settings): a `devices` event, by "pipewire"."""
-        self._emit(["devices"], "pipewire")
+        choice in the desktop's sound settings), or could not (`error`): a `devices` event, by "pipewire"; with
+        "monitor" where hear-myself went off with it."""
+        self._emit(["devices"] + (["monitor"] if monitor_changed else []), "pipewire", error)
 
     def set_link(self, name: str, state: str, detail: str) -> None:
         """An outside link (OBS) reports its connection state."""
