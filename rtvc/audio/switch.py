@@ -593,7 +593,8 @@ class DeviceSwitcher:
             return
         if got is None:  # (other streams meanwhile: a user's switch, which the user's choice stands for)
             return
-        said = ", ".join(f"{describe_follow({role})} '{getattr(self.choice, role).name}'" for role in wanted)
+        now = {"input": self.choice.input, "output": self.choice.output, "monitor": self.choice.monitor}
+        said = ", ".join(f"{describe_follow({role})} '{now[role].name if now[role] else 'none'}'" for role in wanted)
         log.info("PipeWire's default devices changed: rtvc follows them (%s)", said)
         if self.on_followed is not None:
             self.on_followed("", self.engine.monitor_enabled != hearing)
