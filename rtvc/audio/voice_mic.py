@@ -104,7 +104,7 @@ def _priority(props: dict) -> int:
 def default_node(kind: str) -> str:
     """The node name of PipeWire's default microphone ("input") or speakers ("output"), as the desktop's sound
     settings choose them (WirePlumber keeps them in the "default" metadata); '' when there is none."""
-    key = "default.audio.source" if kind == "input" else "default.audio.sink"
+    key = pipewire.DEFAULT_KEYS["input" if kind == "input" else "output"]
     text = _ask(["pw-metadata", "-n", "default", "0", key]) or ""
     for line in text.splitlines():
         if f"key:'{key}'" in line and "value:'" in line:
