@@ -8,8 +8,8 @@ Through the ALSA plugin PortAudio declared each side's buffer less one period; t
 
 An xrun can move the ALSA plugin's buffering by a period or two for the rest of a run (its recovery refills the
 buffer; the harness's clients joining the graph as rtvc starts can cause one; once in CI it started a period off with
-no xrun seen): a run without an xrun must have every impulse on one delay, the declared one or a whole period off, one
-with an xrun most of them or all a whole period or two off, and one run in RUNS every impulse on the declared one.
+no xrun seen): most impulses of a run must take the declared latency or a whole period or two more or less, and one
+run in RUNS every impulse the declared one.
 CI installs the packages (.ci/run); elsewhere the test says which are missing (pipewire-alsa makes PipeWire the
 ALSA default, so `make test` does not install it on a desktop that has another sound server).
 """
@@ -85,14 +85,12 @@ def on_time(r: dict) -> bool:
     """Every impulse of a run of run_once took the declared latency. A run that is not is one with an xrun (as the
     harness's clients join the graph, mostly), after which the ALSA plugin's buffering can sit a period off for
     the rest of the run (its recovery refills it): most impulses then took the declared latency, or a whole period
-    or two more or less (1024 frames less at quantum 1024 in a run with one xrun at its start). The plugin can also
-    start a period off with no xrun on either side that rtvc sees (CI once: all 8 impulses 1024 frames late at
-    quantum 1024, 0 xruns): in a run without an xrun every impulse then took one delay, a whole period off."""
+    or two more or less (1024 frames less at quantum 1024 in a run with one xrun at its start). The plugin's
+    buffering can also move with no xrun that rtvc sees (CI at quantum 1024, 0 xruns: all 8 impulses 1024 frames
+    late once; 7 on time and 1 a period early another time): such a run is tried again as one with an xrun."""
     most = max(r["measured"], key=r["measured"].get)
     if set(r["measured"]) == {r["declared"]}:
         return True
-    if not r["xruns"]:
-        assert len(r["measured"]) == 1, f"impulses on more than one delay in a run without an xrun: {r}"
     off = abs(most - r["declared"])
     assert off in (0, r["period"], 2 * r["period"]), f"most impulses took {most} frames: {r}"
     return False
