@@ -19,6 +19,7 @@ from daemon_harness import Daemon, RpcClient, free_port, wait_until
 from tui_screen import screen_text
 
 from rtvc.control.auth import load_or_create_token
+from rtvc.control.rpc import AUTH_TIMEOUT_S
 from rtvc.tui.app import RtvcApp
 from rtvc.tui.client import Endpoint
 from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
@@ -84,8 +85,8 @@ async def until(pilot: Any, what: str, fn: Callable[[], Any], timeout: float = 2
         await pilot.pause(0.05)
 
 
-def run(coro: Any, limit: float = 100) -> None:
-    asyncio.run(asyncio.wait_for(coro, limit))
+def run(coro: Any, limit: float = 100) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, limit))
 
 
 async def connected(pilot: Any) -> None:
@@ -783,7 +784,8 @@ def test_the_tui_gets_in_while_sockets_without_a_token_hold_every_slot(daemon: D
     they left. It sends the token in its address, and takes the oldest one's slot."""
     from websockets.asyncio.client import connect
 
-    async def main() -> None:
+    async def attempt() -> tuple[list[int], float]:
+        """The close codes the held sockets got, and how long after the oldest opened the TUI was in."""
         held = []
         try:
             while True:  # (every free slot: the rpc fixture's client holds one)
@@ -791,18 +793,26 @@ def test_the_tui_gets_in_while_sockets_without_a_token_hold_every_slot(daemon: D
                     held.append(await connect(f"ws://127.0.0.1:{daemon.port}/rpc", open_timeout=10))
                 except Exception:
                     break
+                if len(held) == 1:
+                    opened = time.monotonic()
             assert len(held) >= 8, len(held)
             app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
             async with app.run_test(size=SIZE) as pilot:
                 await connected(pilot)
-                # given the oldest socket's slot (1013), not let in after they all timed out unauthenticated (4001)
+                took = time.monotonic() - opened
                 await until(pilot, "a slot given up", lambda: [ws.close_code for ws in held if ws.close_code])
-                assert [ws.close_code for ws in held if ws.close_code] == [1013]
+                return [ws.close_code for ws in held if ws.close_code], took
         finally:
             for ws in held:
                 await ws.close()
 
-    run(main())
+    for _ in range(3):
+        codes, took = run(attempt())
+        # the oldest timed out unauthenticated (4001) before the TUI came (a loaded machine: CI once) proves nothing
+        if not (codes == [4001] and took >= AUTH_TIMEOUT_S - 1):
+            break
+    # given the oldest socket's slot (1013), not let in after they all timed out unauthenticated (4001)
+    assert codes == [1013], (codes, f"the TUI was in {took:.1f} s after the oldest socket opened")
 
 
 def test_a_proxy_in_the_environment_is_not_used_for_the_daemon(daemon: Daemon, rpc: RpcClient, monkeypatch) -> None:
