@@ -70,6 +70,12 @@ class Mic:
             x = np.concatenate(self._heard) if self._heard else np.zeros(1, np.float32)
         return 20 * np.log10(max(np.abs(x).max(), 1e-6))
 
+    def take(self) -> np.ndarray:
+        """What reached in_1 since the last take (or heard_db)."""
+        with self._lock:
+            got, self._heard = self._heard, []
+        return np.concatenate(got) if got else np.zeros(0, np.float32)
+
     def rtvc_out_port(self) -> str:
         ports = [p.name for p in self.client.get_ports(RTVC_PORTS, is_audio=True, is_output=True)]
         assert ports, [p.name for p in self.client.get_ports()]
@@ -112,7 +118,7 @@ def wait_for(what: str, fn, timeout: float = 15.0):
 class Served:
     """`rtvc serve` on the JACK server, on its "system" ports, with the passthrough voice."""
 
-    def __init__(self, server: str, tmp_path: Path, virtual: bool = False):
+    def __init__(self, server: str, tmp_path: Path, virtual: bool = False, devices: list[str] | None = None):
         import socket
 
         with socket.socket() as s:
@@ -123,8 +129,9 @@ class Served:
         env = {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1",
                "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}  # fmt: skip
         self._log = (tmp_path / "serve.log").open("wb")
-        devices = ["--virtual"] if virtual else ["--host-api", "JACK", "--input-device", "system",
-                                                 "--output-device", "system", "--output-channels", "1"]  # fmt: skip
+        if devices is None:
+            devices = ["--virtual"] if virtual else ["--host-api", "JACK", "--input-device", "system",
+                                                     "--output-device", "system", "--output-channels", "1"]  # fmt: skip
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rtvc", "serve", "--config", str(tmp_path / "config.toml"), "--port",
              str(self.port), *devices],
@@ -206,19 +213,21 @@ def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
             names = [d["name"] for d in rpc.call("devices.list")["result"]["devices"]]
             assert "rtvc-late" not in names, names  # PortAudio's list as read at start
 
+            # a JACK client by its exact name: rtvc's ports move to it, the list is not read again (that stops the
+            # streams); in_use says it is not listed ("[-]") until the list is read again
             plugged = rpc.call("devices.select", input="rtvc-late")
             assert "result" in plugged, (plugged, serve_log())
-            assert "rtvc-late" in plugged["result"]["in_use"]["input"], plugged
+            assert plugged["result"]["in_use"]["input"] == "[-] rtvc-late (JACK Audio Connection Kit)", plugged
             wait_for("the late device's tone in the meters", lambda: abs(in_peak() - LATE_DB) < 1.0)
-            mic.listen_to(mic.rtvc_out_port())  # (PortAudio, restarted, is a new JACK client)
             assert abs(mic.heard_db(0.5) - LATE_DB) < 1.0
-            assert "device list read again" in serve_log()
+            assert "rtvc's JACK ports moved to them" in serve_log() and "device list read again" not in serve_log()
 
             refused = rpc.call("devices.select", input="no-such-card")
             msg = refused["error"]["message"]
             assert refused["error"]["code"] == -32002, refused
             assert "devices not switched, the current ones stay" in msg and "no-such-card" in msg, msg
             assert "'rtvc-late'" in msg, "the refusal lists the input devices there are"
+            assert "device list read again" in serve_log()  # (for a name no JACK client has either)
             assert "rtvc-late" in rpc.call("devices.list")["result"]["in_use"]["input"]
             mic.listen_to(mic.rtvc_out_port())
             assert abs(mic.heard_db(0.5) - LATE_DB) < 1.0, "the current device must keep playing after a refusal"
@@ -427,6 +436,72 @@ def test_a_reopen_of_the_same_devices_keeps_the_jack_routing(jack_bare, tmp_path
     finally:
         served.stop()
         mic.close()
+
+
+def longest_silence_ms(x: np.ndarray, samplerate: int = 48000) -> float:
+    """The longest run of samples under -80 dBFS (a tone at -12 dBFS is under it for one sample at a zero crossing)."""
+    quiet = np.concatenate([[0], (np.abs(x) < 1e-4).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(quiet))
+    runs = edges[1::2] - edges[0::2]
+    return 1e3 * (runs.max() if runs.size else 0) / samplerate
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(jack_bare, tmp_path):
+    """On JACK a device is another client on the same server: a switch that keeps the streams' shape (channels, one
+    stream or two, a monitor or none) moves rtvc's running ports to the new device's, and nothing stops. Each switch
+    reopened the streams before: a gap in the voice, which a rescan (a reopen still) shows here."""
+    one, two = Mic(jack_bare.name, "rtvc-mic"), Mic(jack_bare.name, "rtvc-mic2", LATE_DB)
+    ear = Mic(jack_bare.name, "rtvc-ear", -90.0)  # (what rtvc plays, recorded block by block)
+    devices = ["--host-api", "JACK", "--input-device", "rtvc-mic", "--output-device", "system"]
+    devices += ["--output-channels", "1"]
+    served = Served(jack_bare.name, tmp_path, devices=devices)
+    late = None
+    try:
+        rpc = served.connect()
+
+        def engine() -> dict:
+            return rpc.call("status.get")["result"]["engine"]
+
+        wait_for("the first tone in the meters", lambda: abs(engine()["levels"]["in_peak"] - TONE_DB) < 1.0)
+        port = ear.rtvc_out_port()
+        ear.listen_to(port)
+        wait_for("the tone at the ear", lambda: abs(ear.heard_db(0.2) - TONE_DB) < 1.0)
+        underruns = engine()["xruns"]["output_underrun_events"]
+
+        late = Mic(jack_bare.name, "rtvc-late", -3.0)  # (started after rtvc: not in PortAudio's list)
+        for k, (name, db) in enumerate((("rtvc-mic2", LATE_DB), ("rtvc-late", -3.0), ("rtvc-mic", TONE_DB))):
+            ear.take()
+            time.sleep(0.4)
+            got = rpc.call("devices.select", input=name)
+            assert name in got["result"]["in_use"]["input"], (got, served.log())
+            time.sleep(0.4)
+            heard = ear.take()
+            assert heard.size > 0.7 * 48000, heard.size  # (the ear's own callbacks ran on)
+            gap = longest_silence_ms(heard)
+            assert gap < 1.0, f"{gap:.1f} ms of silence in the switch to {name}"
+            tail = 20 * np.log10(np.abs(heard[-4800:]).max())
+            assert abs(tail - db) < 1.0, f"{tail:.1f} dBFS after the switch to {name}"
+            assert ear.rtvc_out_port() == port, "the streams were reopened (a new port)"
+            whole = (tmp_path / "serve.log").read_text(errors="replace")
+            assert whole.count("rtvc's JACK ports moved to them") == k + 1, served.log()
+        assert engine()["xruns"]["output_underrun_events"] == underruns
+        assert engine()["state"] == "running"
+        # the devices' latency: JACK's for the ports rtvc's are connected to now (a client that declares none: 0)
+        assert engine()["latency"]["device_in"] == jack_port_latency(jack_bare.name, "rtvc-mic:out_1")["capture"]
+
+        # a reopen (the list read again) leaves a gap, heard by the same measure
+        ear.take()
+        rpc.call("devices.list", rescan=True)
+        wait_for("the ear reconnected", lambda: ear.rtvc_out_port() in [p.name for p in ear.inp.connections])
+        time.sleep(0.4)
+        gap = longest_silence_ms(ear.take())
+        assert gap > 5.0, f"a reopen of the streams left only {gap:.1f} ms of silence"
+    finally:
+        served.stop()
+        for m in (one, two, ear, late):
+            if m is not None:
+                m.close()
 
 
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)

@@ -433,6 +433,7 @@ def test_rtvc_follows_the_desktops_default_microphone_and_speakers(pipewire):
         assert impulses(pipewire, 0.5, 1.5, into="mic:input_MONO", out_of=rtvc.out_of) == []  # (the old one: off)
         log = rtvc.log()
         assert log.count(followed) == 1 and "Traceback" not in log, log[-3000:]  # (both in one switch, once)
+        assert "devices switched (rtvc's JACK ports moved to them" in log, log[-3000:]  # (no reopen: no gap)
         # a microphone the user chose stays; hear-myself's speakers, still the default's, follow it back
         rtvc.rpc.call("devices.select", input="USB Headset Mic")
         assert in_use()["follows"] == ["monitor"]

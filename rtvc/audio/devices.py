@@ -53,7 +53,13 @@ class Device:
         return self.max_input if kind == "input" else self.max_output
 
     def title(self) -> str:
-        return f"[{self.index}] {self.name} ({self.host_api})"
+        return f"[{self.index if self.listed else '-'}] {self.name} ({self.host_api})"
+
+    @property
+    def listed(self) -> bool:
+        """In PortAudio's list as read; not: a JACK client that came after it, which rtvc's ports were moved to
+        (rtvc.audio.switch: unlisted_jack_device), until the list is read again."""
+        return self.index >= 0
 
 
 JACK_CLIENT = "rtvc"  # the JACK client name of rtvc's ports (rtvc:in_1, rtvc:out_1); JACK adds -01... to a second
@@ -396,6 +402,8 @@ def _pipewire_default(kind: Kind, usable: list[Device], flag: str) -> Device:
 
 
 def check_rate(device: Device, kind: Kind, samplerate: int, channels: int) -> None:
+    if not device.listed:  # (a JACK client PortAudio has not listed yet: it runs at the server's rate)
+        return
     sd = portaudio()
     check = sd.check_input_settings if kind == "input" else sd.check_output_settings
     try:

@@ -24,6 +24,11 @@ from rtvc.native import PA_CALLBACK
 log = logging.getLogger("rtvc")
 
 
+def same_device(a: Device | None, b: Device | None) -> bool:
+    """The same device of the list as read (by index), or the same JACK client PortAudio has not listed yet."""
+    return a is b or (a is not None and b is not None and (a.index, a.name) == (b.index, b.name))
+
+
 @dataclass(frozen=True)
 class DeviceChoice:
     input: Device
@@ -35,7 +40,7 @@ class DeviceChoice:
 
     @property
     def duplex(self) -> bool:
-        return self.input.index == self.output.index
+        return same_device(self.input, self.output)
 
     def describe(self) -> str:
         lines = [
@@ -107,11 +112,18 @@ class DeviceStreams:
     """Opened, not started. `start()`/`stop()`/`close()`; device failures reach engine status."""
 
     def __init__(self, choice: DeviceChoice, engine: Engine, samplerate: int, period: int):
+        unlisted = [d for d in (choice.input, choice.output, choice.monitor) if d is not None and not d.listed]
+        if unlisted:  # (rtvc's ports were moved to it while they ran: rtvc.audio.switch)
+            raise DeviceError(
+                f"{unlisted[0].title()} came after PortAudio read its device list: no stream opens on it until then",
+                "read the device list again (devices.list with rescan; a switch that needs it does so itself)",
+            )
         sd = portaudio()
         self.choice = choice
         self.engine = engine
         self._streams: list[sd._StreamBase] = []
         self._stopping = False
+        self._started = False
         side = engine.device
 
         def stream(kind: str, native_kind: int, layout: dict, **kw) -> sd._StreamBase:
@@ -240,8 +252,14 @@ class DeviceStreams:
                 s.start()
         except sd.PortAudioError as e:
             raise DeviceError(f"could not start the audio stream: {e}", "is the device in use or unplugged?") from None
+        self._started = True
         if jack_latency:
             self.jack_latency()
+
+    @property
+    def running(self) -> bool:
+        """Started, and not stopped since."""
+        return self._started and not self._stopping
 
     def jack_latency(self) -> None:
         """Under JACK, the devices' latency is what JACK says of the ports rtvc's are connected to: the capture

@@ -140,3 +140,28 @@ def restore(saved: tuple[str, dict[str, list[list[str]]]], directions: tuple[str
             ", ".join(sorted({q for _d, _p, q in gone})),
         )
     return gone
+
+
+def route(groups: list[tuple[str, int, int, str]]) -> list[str] | None:
+    """Move rtvc's running ports to other devices on the same JACK server, its streams untouched (a switch with
+    no gap: rtvc.audio.switch): `groups` [(direction, first port, count, device)], see jack_links_child. The ports
+    moved, or None (logged) where any part failed: the caller reopens the streams then, on the new devices."""
+    name = own_name()
+    if name is None:
+        return None
+    done = _child("route", name, json.dumps([list(g) for g in groups]))
+    if not isinstance(done, dict):
+        return None
+    if done.get("failed"):
+        log.info("JACK: rtvc's ports not moved to the new devices: could not %s", "; ".join(done["failed"]))
+        return None
+    return list(done.get("ports", []))
+
+
+def client_ports(device: str) -> tuple[int, int] | None:
+    """How many audio ports JACK client `device` has to capture from and to play to (what PortAudio would count as
+    its input and output channels), or None when JACK cannot be asked (logged)."""
+    got = _child("ports", device)
+    if not isinstance(got, dict):
+        return None
+    return int(got.get("capture", 0)), int(got.get("playback", 0))

@@ -2,6 +2,13 @@
 
 - `snapshot CLIENT` prints {"inputs": [[peer, ...] per port], "outputs": [...]}, in the order of CLIENT's ports;
 - `latency CLIENT` prints libjack.latency's answer for CLIENT's ports;
+- `route CLIENT JSON` connects CLIENT's ports to another device's, JSON [[direction, first port, count, device],
+  ...]: the `count` ports of `direction` from the `first` (in CLIENT's order) to that device's first ports (those
+  PortAudio would connect a stream on it to), each connected to the new port before its other connections are cut
+  (a moment of both rather than of neither); prints {"ports": [CLIENT's ports moved], "failed": [what it could
+  not do]} (a device without enough ports is one);
+- `ports DEVICE` prints {"capture": n, "playback": n}: how many audio ports JACK client DEVICE has that rtvc's
+  inputs, and its outputs, would connect to;
 - `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON (a snapshot's lists, for the directions it
   holds) and prints {"failed": [what it could not do], "gone": [[direction, port, peer] whose peer is gone]}.
 Each answer is one line, "rtvc-links JSON". Exit 2: no JACK server to connect to.
@@ -12,9 +19,9 @@ from __future__ import annotations
 import json
 import sys
 
+from rtvc.audio.libjack import EEXIST, device_ports, exists, lib, open_client, ports_and_peers
 from rtvc.audio.libjack import connect as jack_connect
 from rtvc.audio.libjack import disconnect as jack_disconnect
-from rtvc.audio.libjack import exists, lib, open_client, ports_and_peers
 from rtvc.audio.libjack import latency as jack_latency
 
 
@@ -33,17 +40,45 @@ def restore(c, now: dict[str, dict[str, list[str]]], want: dict[str, list[list[s
     return {"failed": failed, "gone": gone}
 
 
+def route(c, now: dict[str, dict[str, list[str]]], groups: list[list]) -> dict:
+    moved, failed = [], []
+    for d, first, count, device in groups:
+        ports = list(now[d].items())[first : first + count]
+        theirs = device_ports(c, device, d)[:count]
+        if len(ports) < count or len(theirs) < count:
+            failed.append(f"find {count} {d} of rtvc's from {first} ({len(ports)}) and as many of {device} ({theirs})")
+            continue
+        for (port, peers), peer in zip(ports, theirs, strict=True):
+            if jack_connect(c, d, port, peer) not in (0, EEXIST):
+                failed.append(f"connect {port} {peer}")
+                continue
+            moved.append(port)
+            for old in sorted(set(peers) - {peer}):
+                if jack_disconnect(c, d, port, old):
+                    failed.append(f"disconnect {port} {old}")
+    return {"ports": moved, "failed": failed}
+
+
 def main(argv: list[str]) -> int:
     c, _status = open_client(b"rtvc-links")
     if not c:
         return 2
     try:
         command, client = argv[0], argv[1]
+        if command == "ports":
+            counts = {
+                "capture": len(device_ports(c, client, "inputs")),
+                "playback": len(device_ports(c, client, "outputs")),
+            }
+            print("rtvc-links " + json.dumps(counts), flush=True)
+            return 0
         now = ports_and_peers(c, client)
         if command == "snapshot":
             answer: object = {d: list(ps.values()) for d, ps in now.items()}
         elif command == "latency":
             answer = jack_latency(c, now)
+        elif command == "route":
+            answer = route(c, now, json.loads(argv[2]))
         else:
             answer = restore(c, now, json.loads(argv[2]))
         print("rtvc-links " + json.dumps(answer), flush=True)

@@ -54,6 +54,22 @@ def names(arr) -> list[str]:
     return out
 
 
+AUDIO = b"32 bit float mono audio"  # JACK_DEFAULT_AUDIO_TYPE
+
+
+def ere(text: str) -> str:
+    """`text` as a POSIX extended regular expression that matches it literally (jack_get_ports' patterns)."""
+    return "".join("\\" + ch if ch in "\\.[](){}*+?|^$" else ch for ch in text)
+
+
+def device_ports(c, device: str, direction: str) -> list[str]:
+    """The audio ports of JACK client `device` that rtvc's ports of `direction` connect to, in JACK's order (the
+    ports PortAudio connects a stream on that device to): its outputs for rtvc's "inputs", its inputs for rtvc's
+    "outputs"."""
+    flag = OUTPUT if direction == "inputs" else INPUT
+    return names(lib.jack_get_ports(c, ("^" + ere(device) + ":").encode(), AUDIO, flag))
+
+
 def exists(c, port: str) -> bool:
     return bool(lib.jack_port_by_name(c, port.encode()))
 

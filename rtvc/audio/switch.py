@@ -5,8 +5,10 @@ nothing. Then the old streams stop, the engine's rings go idle at a block edge (
 new streams open and the engine re-plans its prefill for their period and latencies. If the new streams cannot
 open, the old devices are opened again: the daemon keeps its last good devices and the error names what failed
 (`AudioLost` when even that failed: then no device runs, status says so, and the reply does not claim the
-current ones stay). The switch is heard as a short gap. A device that is not given is kept as it is: the same
-device, not whatever its setting would resolve to now.
+current ones stay). The switch is heard as a short gap. On JACK, where the new devices take the streams as they
+are, nothing stops: rtvc's running ports are moved to the new devices' (`_rewire`), also to a JACK client that came
+after the device list was read (`_unlisted_choice`). A device that is not given is kept as it is: the same device,
+not whatever its setting would resolve to now.
 
 PortAudio reads its device list once, when it starts. The list is read again (`devices.rescan`, with the streams
 stopped) when a device asked for is not in it (a headset plugged in after rtvc started), when the new devices do
@@ -34,7 +36,7 @@ from typing import Any, NoReturn
 from rtvc.audio import pipewire
 from rtvc.audio.devices import Device, DeviceNotFound, RescanHung, find_device, find_pinned, pin_device
 from rtvc.audio.devices import rescan as rescan_devices
-from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
+from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices, same_device
 from rtvc.config import AudioConfig
 from rtvc.engine import Engine
 from rtvc.errors import DeviceError
@@ -193,6 +195,12 @@ class DeviceSwitcher:
                 **{role: pins[role] for role in kept},
                 **{r: pin_device(d) for r, d in _given_indices(cfg, given).items()},
             }
+            if not (self._reopening or lost_monitor or rescan):
+                # (a JACK client that came after the list was read: moved to without reading the list again)
+                moving = choice if choice is not None else self._unlisted_choice(cfg, kept, given)
+                got = None if moving is None else self._rewire(cfg, moving, set() if follow else asked)
+                if got is not None:
+                    return got
             links = self._jack_links(current)
             self._stop_and_suspend()
             if choice is not None:
@@ -331,13 +339,87 @@ class DeviceSwitcher:
     ) -> dict[str, Any]:
         """`asked`: the roles the user chose a device for: followed when it is the default ("")."""
         self._relink(links, before, choice)
+        return self._took(cfg, choice, asked, "reopened" if self._reopening else "switched")
+
+    def _took(self, cfg: AudioConfig, choice: DeviceChoice, asked: set[str], how: str) -> dict[str, Any]:
         self.streams.jack_latency()
         self.audio, self.choice, self._stopped = cfg, choice, ""
         self.follow = (self.follow - asked) | following(choice, left_to_default(cfg) & asked)
         self._tried = {role: node for role, node in self._tried.items() if role not in asked}
         self._watch_jack()
-        log.info("devices %s:\n%s", "reopened" if self._reopening else "switched", choice.describe())
+        log.info("devices %s:\n%s", how, choice.describe())
         return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
+
+    def _unlisted_choice(
+        self, cfg: AudioConfig, kept: dict[str, Device], given: dict[str, str | None]
+    ) -> DeviceChoice | None:
+        """The devices asked for, where some are JACK clients that came after PortAudio read its list (a headset
+        plugged in under PipeWire's JACK, a program started since): by their exact JACK name, with JACK's word for
+        their ports, so that rtvc's ports can be moved to them (_rewire) without reading the list again, which
+        stops the streams. None where that is not so: the switch then reads the list again."""
+        old = self.choice
+        on_jack = [d for d in (old.input, old.output, old.monitor) if d is not None and "JACK" in d.host_api]
+        if self.engine.devices_failed or len(on_jack) != len([d for d in (old.input, old.output, old.monitor) if d]):
+            return None
+        from rtvc.audio import jack_links
+
+        fixed = dict(kept)
+        for role, _key, kind in ROLES:
+            name = given[role]
+            if not name or role in fixed:  # (None: kept; "": the default, which the list names)
+                continue
+            try:
+                fixed[role] = find_device(name, kind, cfg.host_api)
+                continue
+            except DeviceError:
+                pass
+            counts = jack_links.client_ports(name)
+            if counts is None or counts[0 if kind == "input" else 1] == 0:
+                return None
+            api, rate = on_jack[0].host_api, float(self.engine.samplerate)
+            fixed[role] = Device(-1, name, api, counts[0], counts[1], rate, 0.0, 0.0)
+        try:
+            return choose_devices(cfg, fixed)
+        except DeviceError:
+            return None
+
+    def _rewire(self, cfg: AudioConfig, choice: DeviceChoice, asked: set[str]) -> dict[str, Any] | None:
+        """On JACK, a device is another JACK client on the same server, and rtvc's streams are ports that PortAudio
+        connected to its ports when they started: when the new devices take the streams as they are (the same
+        channels, one duplex stream or two, a monitor stream or none), rtvc's running ports are moved to theirs
+        (rtvc.audio.jack_links.route) and nothing stops: no gap, no worker suspended. None where that is not so,
+        or the move failed: the caller then reopens the streams on the new devices, as on any other host API."""
+        old = self.choice
+        devices = (choice.input, choice.output, choice.monitor, old.input, old.output, old.monitor)
+        same_shape = (
+            all(d is None or "JACK" in d.host_api for d in devices)
+            and old.duplex == choice.duplex
+            and (old.monitor is None) == (choice.monitor is None)
+            and (old.input_channel, old.output_channels, old.monitor_channels)
+            == (choice.input_channel, choice.output_channels, choice.monitor_channels)
+        )
+        if not same_shape or self.engine.devices_failed or not self.streams.running:
+            return None
+        groups = []
+        if not same_device(choice.input, old.input):
+            groups.append(("inputs", 0, choice.input_channel, choice.input.name))
+        if not same_device(choice.output, old.output):
+            groups.append(("outputs", 0, choice.output_channels, choice.output.name))
+        if choice.monitor is not None and old.monitor is not None and not same_device(choice.monitor, old.monitor):
+            groups.append(("outputs", choice.output_channels, choice.monitor_channels, choice.monitor.name))
+        if not groups:
+            return None
+        from rtvc.audio import jack_links
+
+        self._unwatch(keep=True)  # (the move is no reroute of the user's, nor a program lost)
+        moved = jack_links.route(groups)
+        if moved is None:
+            return None
+        # a connection waited for (its program closed) on a port moved is not made again: the new device stands
+        self._waiting = [w for w in self._waiting if w[1] not in moved]
+        self._seed = {"lost": self._waiting}
+        self.streams.choice = choice
+        return self._took(cfg, choice, asked, "switched (rtvc's JACK ports moved to them: the audio ran on)")
 
     def _fall_back(
         self,
@@ -495,7 +577,10 @@ class DeviceSwitcher:
         if name is None:
             return
         streams = self.streams
-        self._watch = JackWatch(name, lambda what: self._watched(streams, what), seed)
+        # (the watch itself, not only the streams: a move of rtvc's ports keeps the streams and starts a new watch)
+        watch: list[Any] = []
+        self._watch = JackWatch(name, lambda what: self._watched(streams, what, watch), seed)
+        watch.append(self._watch)
 
     # -- PipeWire's quantum, watched while the streams run through its ALSA plugin (rtvc.audio.pipewire) ----
     def _watch_pipewire(self) -> None:
@@ -613,9 +698,9 @@ class DeviceSwitcher:
         if not keep:
             self._waiting = []
 
-    def _watched(self, streams: DeviceStreams, what: dict[str, Any]) -> None:
-        with self._lock:  # (a switch meanwhile: these streams, and what was seen of them, are gone)
-            if self.streams is not streams or self._watch is None:
+    def _watched(self, streams: DeviceStreams, what: dict[str, Any], watch: list[Any]) -> None:
+        with self._lock:  # (a switch meanwhile: these streams, or this watch, and what was seen of them, are gone)
+            if self.streams is not streams or self._watch is None or self._watch not in watch:
                 return
             if "latency" in what:
                 got = what["latency"]

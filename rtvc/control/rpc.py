@@ -311,9 +311,14 @@ stopped if it did (headphones unplugged, or no callbacks for a while): the main 
 stays `running`; an `engine` event carries the error as `monitor_error`. A monitor that is lost or removed turns
 `monitor` off. `monitor.set` on with no monitor device open is refused (-32002) with the fix; `devices.select`
 with `monitor` opens one (an empty string: none), and drops one that was lost when it is not given.
+A switch stops the streams and opens them on the new devices (the audio stops for a moment), except on JACK (and
+PipeWire's JACK) where the new devices take the streams as they are (the same channels, one stream or two for input
+and output, a monitor or none): there rtvc's running ports are moved to the new devices' and the audio runs on; the
+log says "rtvc's JACK ports moved to them".
 The system's device list is read when rtvc starts. `devices.select` reads it again, stopping the audio for a
-moment, when a name it is given is not in it (a device plugged in since), when the new devices do not open, and
-when the current devices failed; `devices.list` with `rescan` does it on request. Indices then change: the devices
+moment, when a name it is given is not in it (a device plugged in since; on JACK a client of exactly that name is
+moved to without reading it, shown as `[-] NAME` until the list is read again), when the new devices do not open,
+and when the current devices failed; `devices.list` with `rescan` does it on request. Indices then change: the devices
 in use, and an index given from the list read before, are found again by name and host API. `devices.list`'s
 `in_use.stopped` says why no device runs (one in use is gone), and after a rescan `error` says why the devices in
 use did not reopen. On PipeWire's JACK (`audio.virtual_mic`, or under pw-jack) a device left to the default (none
