@@ -399,3 +399,18 @@ def test_a_device_that_stays_busy_is_looked_for_with_the_same_words_for_hours(sw
         details.append(switcher.engine.status().detail)
     assert details[-1].startswith("input stream stopped: the device failed or disappeared; not back yet")
     assert details[-1].count("not back yet") == 1 and len(set(details[2:])) == 1
+
+
+def test_under_the_virtual_microphone_another_output_is_refused_touching_nothing(switcher):
+    """Under audio.virtual_mic the output is "rtvc voice", what the call records: a switch of the output to speakers
+    (the TUI offered every output) took the voice from the call without a word."""
+    import dataclasses
+
+    switcher.audio = dataclasses.replace(switcher.audio, virtual_mic=True)
+    for output in ("speakers", ""):
+        with pytest.raises(DeviceError, match="would take your voice from the call") as e:
+            switcher.switch(None, output)
+        assert "hear-myself" in e.value.fix and "--virtual-mic" in e.value.fix
+    assert Streams.stopped == [] and switcher.in_use()["output"] == "headphones"
+    assert switcher.in_use()["virtual_mic"] is True
+    assert switcher.switch("webcam mic", None)["in_use"]["input"] == "webcam mic"  # (the other roles switch)

@@ -575,6 +575,14 @@ def test_the_device_picker_says_which_devices_follow_the_desktops_default() -> N
     words, ids = asyncio.run(main({"devices": [mic], "switchable": True, "in_use": named}))
     assert "mic (JACK Audio Connection Kit), output" in words, words
     assert ids == ["input:mic", "input:", "monitor:"], ids
+    # under --virtual-mic the output is the call's microphone and stays (the daemon refuses another): no output offered
+    speakers = {"index": 2, "name": "speakers", "host_api": "JACK", "max_input": 0, "max_output": 2}
+    voice_mic = {**in_use, "virtual_mic": True}
+    words, ids = asyncio.run(main({"devices": [mic, speakers], "switchable": True, "in_use": voice_mic}))
+    assert "output [1] rtvc voice (JACK) (the virtual microphone: what the call records)" in words, words
+    assert ids == ["input:mic", "monitor:speakers", "monitor:"], ids
+    words, ids = asyncio.run(main({"devices": [mic, speakers], "switchable": True, "in_use": in_use}))
+    assert ids == ["input:mic", "output:speakers", "monitor:speakers", "monitor:"], ids
 
 
 def test_a_call_cancelled_as_its_connection_fails_is_cancelled() -> None:

@@ -146,6 +146,8 @@ class DeviceSwitcher:
             got["waiting"] = [w[1:] for w in self._waiting]
         if self.follow:
             got["follows"] = sorted(self.follow)
+        if self.audio.virtual_mic:
+            got["virtual_mic"] = True  # (the output is rtvc's virtual microphone, and stays: _check_output_kept)
         return got
 
     def switch(
@@ -170,6 +172,7 @@ class DeviceSwitcher:
                 return None
             if self._wedged:
                 raise AudioLost(self._wedged, self._fix)
+            self._check_output_kept(output)
             self._check_jack_answers()
             self._reopening = input is None and output is None and monitor is None  # (the same ones: for the log)
             lost_monitor = not self.engine.has_monitor_device and bool(self.engine.monitor_error)
@@ -224,6 +227,25 @@ class DeviceSwitcher:
             except DeviceError as e:
                 self._fall_back(None, old_cfg, pins, e, links)
             return self._switched(cfg, choice, links, current, set() if follow else asked)
+
+    def _check_output_kept(self, output: str | None) -> None:
+        """Under audio.virtual_mic the output is rtvc's virtual microphone, what the call records: another output
+        took the voice from the call without a word (the TUI offered every output). Refused, touching nothing."""
+        from rtvc.audio import voice_mic
+
+        if not self.audio.virtual_mic or output is None:
+            return
+        try:
+            named = find_device(output, "output", self.audio.host_api).name if output else ""
+        except DeviceError:
+            named = output
+        if named != voice_mic.LABEL:
+            raise DeviceError(
+                f"rtvc plays into its virtual microphone '{voice_mic.LABEL}' (audio.virtual_mic), what the call "
+                f"records: another output ({output or 'the default speakers'}) would take your voice from the call",
+                "hear yourself on speakers or headphones with hear-myself (devices.select with monitor, d and h in "
+                "the UI); to play to speakers instead, start rtvc without --virtual-mic",
+            )
 
     def _current(self, lost_monitor: bool) -> dict[str, Device | None]:
         c = self.choice

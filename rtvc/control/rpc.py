@@ -325,6 +325,8 @@ use did not reopen. On PipeWire's JACK (`audio.virtual_mic`, or under pw-jack) a
 named, or `""` given to `devices.select` for the input or output) is PipeWire's default, and follows it when the
 desktop's default changes (a headset plugged in, a choice in the sound settings); `in_use.follows` lists those roles
 (hear-myself's speakers among them under `audio.virtual_mic` with no monitor device named). A device named stays.
+Under `audio.virtual_mic` the output is rtvc's virtual microphone, what the call records (`in_use.virtual_mic`):
+`devices.select` with another `output` is refused (-32002) and names hear-myself's monitor for speakers.
 Devices in use that failed are looked for every 2 s and reopened when they are back (status says so meanwhile).
 
 ## Errors

@@ -116,6 +116,7 @@ class DeviceScreen(Modal):
             tag = {role: " (the desktop's default, followed)" for role in in_use.get("follows", [])}
             now = f"in use: input {in_use.get('input', '?')}{tag.get('input', '')}"
             now += f", output {in_use.get('output', '?')}{tag.get('output', '')}"
+            now += " (the virtual microphone: what the call records)" if in_use.get("virtual_mic") else ""
             now += f", monitor {in_use.get('monitor') or 'none'}{tag.get('monitor', '')}"
             if in_use.get("stopped"):  # (its own line: after the monitor it read as the monitor's)
                 now += f"\nno device runs: {self.words(in_use['stopped'])}"
@@ -130,7 +131,8 @@ class DeviceScreen(Modal):
             by_name = names[d["name"]] == 1 and not d["name"].strip().isdigit()
             pick = d["name"] if by_name else str(d["index"])
             for kind, n in (("input", d["max_input"]), ("output", d["max_output"]), ("monitor", d["max_output"])):
-                if n:
+                # (under --virtual-mic the output is the call's microphone, and stays: the daemon refuses another)
+                if n and not (kind == "output" and in_use.get("virtual_mic")):
                     text = f"{kind:<7} [{d['index']}] {d['name']} ({d['host_api']})"
                     options.append(Option(Content(text), f"{kind}:{pick}"))  # (a name may hold brackets)
         if listed and not in_use.get("virtual") and "input" not in in_use.get("follows", []):
