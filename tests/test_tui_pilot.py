@@ -507,7 +507,7 @@ def test_the_device_picker_names_a_device_by_name_unless_it_has_a_twin() -> None
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, "the picker", lambda: isinstance(app.screen, DeviceScreen))
             ids = [o.id for o in app.screen.query_one(OptionList).options]
-            assert ids == ["input:USB Mic", "input:1", "input:2", "input:3", "input:"], ids  # (last: the default)
+            assert ids == ["input:USB Mic", "input:1", "input:2", "input:3", "input:", "output:"], ids  # defaults last
             await pilot.press("enter")
             await until(pilot, "the answer", lambda: picked)
         assert picked == [("input", "USB Mic")]
@@ -570,11 +570,15 @@ def test_the_device_picker_says_which_devices_follow_the_desktops_default() -> N
     assert "input [0] mic (JACK Audio Connection Kit) (the desktop's default, followed)" in words, words
     assert "monitor [2] speakers (JACK) (the desktop's default, followed)" in words, words
     assert "rtvc voice (JACK), monitor" in words, words  # (the output does not follow: rtvc's own node)
-    assert ids == ["input:mic", "monitor:"], ids
+    assert ids == ["input:mic", "output:", "monitor:"], ids
     named = {**in_use, "follows": ["monitor"]}
     words, ids = asyncio.run(main({"devices": [mic], "switchable": True, "in_use": named}))
     assert "mic (JACK Audio Connection Kit), output" in words, words
-    assert ids == ["input:mic", "input:", "monitor:"], ids
+    assert ids == ["input:mic", "input:", "output:", "monitor:"], ids
+    assert "output the default speakers (followed where PipeWire's JACK runs)" in words, words
+    both = {**in_use, "follows": ["input", "output"]}  # (under pw-jack: the output follows, no option for it)
+    words, ids = asyncio.run(main({"devices": [mic], "switchable": True, "in_use": both}))
+    assert ids == ["input:mic", "monitor:"], ids
     # under --virtual-mic the output is the call's microphone and stays (the daemon refuses another): no output offered
     speakers = {"index": 2, "name": "speakers", "host_api": "JACK", "max_input": 0, "max_output": 2}
     voice_mic = {**in_use, "virtual_mic": True}
@@ -582,7 +586,7 @@ def test_the_device_picker_says_which_devices_follow_the_desktops_default() -> N
     assert "output [1] rtvc voice (JACK) (the virtual microphone: what the call records)" in words, words
     assert ids == ["input:mic", "monitor:speakers", "monitor:"], ids
     words, ids = asyncio.run(main({"devices": [mic, speakers], "switchable": True, "in_use": in_use}))
-    assert ids == ["input:mic", "output:speakers", "monitor:speakers", "monitor:"], ids
+    assert ids == ["input:mic", "output:speakers", "monitor:speakers", "output:", "monitor:"], ids
 
 
 def test_a_call_cancelled_as_its_connection_fails_is_cancelled() -> None:

@@ -137,6 +137,8 @@ class DeviceScreen(Modal):
                     options.append(Option(Content(text), f"{kind}:{pick}"))  # (a name may hold brackets)
         if listed and not in_use.get("virtual") and "input" not in in_use.get("follows", []):
             options.append(Option("input   the default microphone (followed where PipeWire's JACK runs)", "input:"))
+        if listed and not (in_use.get("virtual") or in_use.get("virtual_mic") or "output" in in_use.get("follows", [])):
+            options.append(Option("output  the default speakers (followed where PipeWire's JACK runs)", "output:"))
         if in_use.get("monitor"):
             options.append(Option("monitor none (no hear-myself device)", "monitor:"))
         with Vertical():
