@@ -23,6 +23,7 @@ from rtvc.run import build_engine
 class Dev:
     name: str
     host_api: str = "ALSA"
+    index: int = 0
 
     def title(self) -> str:
         return self.name
@@ -34,6 +35,9 @@ class Choice:
     output: Dev
     monitor: Dev | None = None
     monitor_channels: int = 0
+    input_channel: int = 1
+    output_channels: int = 2
+    duplex: bool = False
 
     def describe(self) -> str:
         return f"{self.input.name} -> {self.output.name}"
@@ -45,6 +49,8 @@ class Streams:
     hung: ClassVar[set[str]] = set()  # device names whose streams do not stop (a JACK server that died)
     started: ClassVar[list[str]] = []
     stopped: ClassVar[list[str]] = []
+
+    running = True  # (started, not stopped: what a move of JACK ports asks)
 
     def __init__(self, choice, engine, samplerate, period):
         if choice.input.name in self.gone or (choice.monitor and choice.monitor.name in self.gone):
@@ -414,3 +420,31 @@ def test_under_the_virtual_microphone_another_output_is_refused_touching_nothing
     assert Streams.stopped == [] and switcher.in_use()["output"] == "headphones"
     assert switcher.in_use()["virtual_mic"] is True
     assert switcher.switch("webcam mic", None)["in_use"]["input"] == "webcam mic"  # (the other roles switch)
+
+
+def test_a_switch_asked_for_about_earlier_devices_is_not_made_on_these(switcher):
+    """A follow of PipeWire's default (or a quantum's reopen) is asked for about the devices running then; a user's
+    switch meanwhile (a reopen, or a move of rtvc's JACK ports, which keeps the streams) stands."""
+    setup = switcher._setup
+    assert switcher.switch("webcam mic", None)["in_use"]["input"] == "webcam mic"
+    assert switcher.switch("usb mic", None, only_if=setup) is None
+    assert switcher.in_use()["input"] == "webcam mic"
+    assert switcher.switch("usb mic", None, only_if=switcher._setup)["in_use"]["input"] == "usb mic"
+
+
+def test_rtvcs_own_jack_client_is_no_device_to_move_to(switcher, monkeypatch):
+    """A JACK client not in PortAudio's list is moved to by its exact name; rtvc's own client (never listed: it has no
+    ports when the list is read) would feed rtvc its own output, a howl: the list is read again and the name refused."""
+    from rtvc.audio import jack_links
+
+    jack = "JACK Audio Connection Kit"
+    first = Choice(Dev("usb mic", jack), Dev("headphones", jack))
+    switcher.choice = switcher.streams.choice = first
+    moved = []
+    monkeypatch.setattr(jack_links, "own_name", lambda: "rtvc")
+    monkeypatch.setattr(jack_links, "client_ports", lambda name: (2, 2))  # (its ports: JACK lists them)
+    monkeypatch.setattr(jack_links, "route", lambda groups: moved.append(groups))
+    PortAudio.unlisted = {"rtvc"}
+    with pytest.raises(DeviceNotFound, match="rtvc"):
+        switcher.switch("rtvc", None)
+    assert moved == [] and PortAudio.rescans == 1 and switcher.in_use()["input"] == "usb mic"

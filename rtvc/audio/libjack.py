@@ -65,7 +65,8 @@ def ere(text: str) -> str:
 def device_ports(c, device: str, direction: str) -> list[str]:
     """The audio ports of JACK client `device` that rtvc's ports of `direction` connect to, in JACK's order (the
     ports PortAudio connects a stream on that device to): its outputs for rtvc's "inputs", its inputs for rtvc's
-    "outputs"."""
+    "outputs". (PortAudio's pattern is not anchored, so that a client whose name ends in this one's, "USB Headset"
+    beside "Headset", counts there too; only this client's are meant.)"""
     flag = OUTPUT if direction == "inputs" else INPUT
     return names(lib.jack_get_ports(c, ("^" + ere(device) + ":").encode(), AUDIO, flag))
 

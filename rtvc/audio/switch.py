@@ -122,6 +122,9 @@ class DeviceSwitcher:
         self._waiting: list[list[str]] = []  # [direction, rtvc port, peer]: JACK connections lost with their program
         self._seed: dict[str, Any] = {}  # for the next watch, after a reopen (_relink)
         self._reopening = False  # the switch under way keeps every device (a rescan, a recovery)
+        # which devices run: one more at each reopen and each move of rtvc's JACK ports (which keeps the streams),
+        # so that what a watch or a thread asked for about earlier ones is not done to these (switch's only_if)
+        self._setup = 0
         self._closed = False  # stop() was called: nothing opens again
         # serve's: PortAudio stuck on a JACK server makes the process start anew once the server answers again
         self.self_restart: Callable[[], bool] = lambda: False  # (asked at each wedge: rtvc.restart.allowed)
@@ -156,19 +159,20 @@ class DeviceSwitcher:
         output: str | None,
         monitor: str | None = None,
         rescan: bool = False,
-        only_if: DeviceStreams | None = None,
+        only_if: int | None = None,
         follow: bool = False,
     ) -> dict[str, Any] | None:
         """None keeps a device as it is; monitor "" runs without one (hear-myself then has nowhere to go).
         A monitor that was lost (unplugged) is not kept: reopening it would fail, and take the switch and the
         fallback to the old devices with it. `rescan`: read the device list again even when nothing needs it.
-        `only_if`: only while these streams run (None back otherwise: a reopen they asked for, made already).
+        `only_if`: only while the devices are still those of this setup (self._setup; None back otherwise: a reopen
+        they asked for, made already, or a user's switch meanwhile).
         A device named stops following PipeWire's default (self.follow), "" (the default) starts; `follow`: the
         switch follows the default (_follow), and what follows stays so."""
         with self._lock:
             if self._closed:  # (a reopen asked for by a watch as rtvc stops: no device may open again)
                 raise DeviceError("rtvc is stopping: no device is opened now", "start rtvc again")
-            if only_if is not None and self.streams is not only_if:
+            if only_if is not None and self._setup != only_if:
                 return None
             if self._wedged:
                 raise AudioLost(self._wedged, self._fix)
@@ -198,13 +202,15 @@ class DeviceSwitcher:
                 **{role: pins[role] for role in kept},
                 **{r: pin_device(d) for r, d in _given_indices(cfg, given).items()},
             }
+            links = None
             if not (self._reopening or lost_monitor or rescan):
                 # (a JACK client that came after the list was read: moved to without reading the list again)
                 moving = choice if choice is not None else self._unlisted_choice(cfg, kept, given)
-                got = None if moving is None else self._rewire(cfg, moving, set() if follow else asked)
+                got, links = (None, None) if moving is None else self._rewire(cfg, moving, set() if follow else asked)
                 if got is not None:
                     return got
-            links = self._jack_links(current)
+            # (a move that failed part-way: the connections as they were before it, for _relink)
+            links = links if links is not None else self._jack_links(current)
             self._stop_and_suspend()
             if choice is not None:
                 try:
@@ -395,6 +401,8 @@ class DeviceSwitcher:
                 continue
             except DeviceError:
                 pass
+            if name == jack_links.own_name():  # (rtvc's own ports, never listed: a loop; the list's words refuse it)
+                return None
             counts = jack_links.client_ports(name)
             if counts is None or counts[0 if kind == "input" else 1] == 0:
                 return None
@@ -405,12 +413,14 @@ class DeviceSwitcher:
         except DeviceError:
             return None
 
-    def _rewire(self, cfg: AudioConfig, choice: DeviceChoice, asked: set[str]) -> dict[str, Any] | None:
+    def _rewire(self, cfg: AudioConfig, choice: DeviceChoice, asked: set[str]) -> tuple[dict[str, Any] | None, Any]:
         """On JACK, a device is another JACK client on the same server, and rtvc's streams are ports that PortAudio
         connected to its ports when they started: when the new devices take the streams as they are (the same
         channels, one duplex stream or two, a monitor stream or none), rtvc's running ports are moved to theirs
         (rtvc.audio.jack_links.route) and nothing stops: no gap, no worker suspended. None where that is not so,
-        or the move failed: the caller then reopens the streams on the new devices, as on any other host API."""
+        or the move failed: the caller then reopens the streams on the new devices, as on any other host API; with
+        the connections as they were before a move that failed (jack_links.snapshot), which a reopen of the same
+        devices makes again. The same devices as now: nothing stops or moves."""
         old = self.choice
         devices = (choice.input, choice.output, choice.monitor, old.input, old.output, old.monitor)
         same_shape = (
@@ -421,7 +431,7 @@ class DeviceSwitcher:
             == (choice.input_channel, choice.output_channels, choice.monitor_channels)
         )
         if not same_shape or self.engine.devices_failed or not self.streams.running:
-            return None
+            return None, None
         groups = []
         if not same_device(choice.input, old.input):
             groups.append(("inputs", 0, choice.input_channel, choice.input.name))
@@ -429,19 +439,22 @@ class DeviceSwitcher:
             groups.append(("outputs", 0, choice.output_channels, choice.output.name))
         if choice.monitor is not None and old.monitor is not None and not same_device(choice.monitor, old.monitor):
             groups.append(("outputs", choice.output_channels, choice.monitor_channels, choice.monitor.name))
-        if not groups:
-            return None
+        if not groups:  # (a reopen gave a gap and the same connections: _relink)
+            self._seed = {"lost": self._waiting}
+            return self._took(cfg, choice, asked, "kept (the same devices: nothing stopped)"), None
         from rtvc.audio import jack_links
 
+        before = jack_links.snapshot()
         self._unwatch(keep=True)  # (the move is no reroute of the user's, nor a program lost)
         moved = jack_links.route(groups)
         if moved is None:
-            return None
+            return None, before
         # a connection waited for (its program closed) on a port moved is not made again: the new device stands
         self._waiting = [w for w in self._waiting if w[1] not in moved]
         self._seed = {"lost": self._waiting}
         self.streams.choice = choice
-        return self._took(cfg, choice, asked, "switched (rtvc's JACK ports moved to them: the audio ran on)")
+        self._setup += 1
+        return self._took(cfg, choice, asked, "switched (rtvc's JACK ports moved to them: the audio ran on)"), None
 
     def _fall_back(
         self,
@@ -490,6 +503,7 @@ class DeviceSwitcher:
             streams.stop()
             raise
         self.streams = streams
+        self._setup += 1
 
     def recover_due(self, now: float) -> bool:
         """Called now and then by the daemon (serve's loop): whether to call `recover` now (on a thread of its
@@ -561,14 +575,15 @@ class DeviceSwitcher:
         streams = self.streams
         streams.start(jack_latency=False)
         if _on_jack((self.choice.input, self.choice.output)):
-            threading.Thread(target=self._ask_jack, args=(streams,), name="rtvc-jack-latency", daemon=True).start()
+            args = (streams, self._setup)
+            threading.Thread(target=self._ask_jack, args=args, name="rtvc-jack-latency", daemon=True).start()
         with self._lock:
             self._watch_jack()
 
-    def _ask_jack(self, streams: DeviceStreams) -> None:
+    def _ask_jack(self, streams: DeviceStreams, setup: int) -> None:
         answer = streams.ask_jack()
         with self._lock:  # (a switch meanwhile asked for its own streams' figures)
-            if self.streams is streams:
+            if self._setup == setup:
                 streams.apply_jack(answer)
 
     def stop(self) -> bool:
@@ -613,19 +628,21 @@ class DeviceSwitcher:
         if streams.pipewire_defaults is None:  # (no device of these reaches a PipeWire that answered at their open)
             return
         self._quantum_watch = pipewire.QuantumWatch(
-            lambda q, key: self._quantum_changed(streams, q, key), streams.quantum, streams.pipewire_defaults
+            lambda q, key, setup=self._setup: self._quantum_changed(streams, setup, q, key),
+            streams.quantum,
+            streams.pipewire_defaults,
         )
 
-    def _quantum_changed(self, streams: DeviceStreams, quantum: int, key: str) -> None:
-        if self.streams is not streams or pipewire.sizing(quantum) == streams.sized_for:
+    def _quantum_changed(self, streams: DeviceStreams, setup: int, quantum: int, key: str) -> None:
+        if self._setup != setup or pipewire.sizing(quantum) == streams.sized_for:
             return
         why = f"at least {quantum} frames ({key})" if quantum else "no longer held up by a setting"
         log.info("PipeWire's quantum is now %s: the devices reopen sized for it", why)
-        threading.Thread(target=self._requantum, args=(streams,), name="rtvc-pipewire-reopen", daemon=True).start()
+        threading.Thread(target=self._requantum, args=(setup,), name="rtvc-pipewire-reopen", daemon=True).start()
 
-    def _requantum(self, streams: DeviceStreams) -> None:
+    def _requantum(self, setup: int) -> None:
         try:
-            self.switch(None, None, None, only_if=streams)  # (reopened meanwhile: sized for the settings then)
+            self.switch(None, None, None, only_if=setup)  # (reopened meanwhile: sized for the settings then)
         except DeviceError as e:
             log.info("PipeWire's quantum: the devices did not reopen (%s)", e.what)
 
@@ -637,16 +654,16 @@ class DeviceSwitcher:
         role that follows it (self.follow) switches to it, as a program on PipeWire's own streams would move."""
         if not self.follow:
             return
-        streams = self.streams
+        setup = self._setup
         self._defaults_watch = pipewire.MetadataWatch(
             "default",
-            lambda values: self._defaults_changed(streams, values),
+            lambda values: self._defaults_changed(setup, values),
             "PipeWire's default devices",
             "a headset plugged in is not followed",
         )
 
-    def _defaults_changed(self, streams: DeviceStreams, values: dict[str, str]) -> None:
-        if self.streams is not streams or self._closed or self._wedged:
+    def _defaults_changed(self, setup: int, values: dict[str, str]) -> None:
+        if self._setup != setup or self._closed or self._wedged:
             return
         nodes = {kind: pipewire.node_named(values.get(key, "")) for kind, key in pipewire.DEFAULT_KEYS.items()}
         try:
@@ -655,7 +672,7 @@ class DeviceSwitcher:
             log.info("PipeWire's default devices: not followed (%s)", e.what)
             return
         if wanted:
-            threading.Thread(target=self._follow, args=(streams, wanted), name="rtvc-follow", daemon=True).start()
+            threading.Thread(target=self._follow, args=(setup, wanted), name="rtvc-follow", daemon=True).start()
 
     def _defaults_wanted(self, nodes: dict[str, str]) -> dict[str, str]:
         """{role: the device to switch to (its index in the list as read now, or its JACK name where the list does
@@ -684,11 +701,11 @@ class DeviceSwitcher:
             wanted[role] = str(found[0].index) if len(found) == 1 else name
         return wanted
 
-    def _follow(self, streams: DeviceStreams, wanted: dict[str, str]) -> None:
+    def _follow(self, setup: int, wanted: dict[str, str]) -> None:
         hearing = self.engine.monitor_enabled
         try:
             roles = (wanted.get(role) for role in ("input", "output", "monitor"))
-            got = self.switch(*roles, only_if=streams, follow=True)
+            got = self.switch(*roles, only_if=setup, follow=True)
         except DeviceError as e:
             if self._closed:
                 return
@@ -698,7 +715,7 @@ class DeviceSwitcher:
             if self.on_followed is not None:
                 self.on_followed(error, self.engine.monitor_enabled != hearing)
             return
-        if got is None:  # (other streams meanwhile: a user's switch, which the user's choice stands for)
+        if got is None:  # (other devices meanwhile: a user's switch, which the user's choice stands for)
             return
         now = {"input": self.choice.input, "output": self.choice.output, "monitor": self.choice.monitor}
         said = ", ".join(f"{describe_follow({role})} '{now[role].name if now[role] else 'none'}'" for role in wanted)
