@@ -142,20 +142,23 @@ def restore(saved: tuple[str, dict[str, list[list[str]]]], directions: tuple[str
     return gone
 
 
-def route(groups: list[tuple[str, int, int, str]]) -> list[str] | None:
+def route(groups: list[tuple[str, int, int, str]]) -> tuple[list[str] | None, Any]:
     """Move rtvc's running ports to other devices on the same JACK server, its streams untouched (a switch with
     no gap: rtvc.audio.switch): `groups` [(direction, first port, count, device)], see jack_links_child. The ports
-    moved, or None (logged) where any part failed: the caller reopens the streams then, on the new devices."""
+    moved, or None (logged) where any part failed: the caller reopens the streams then, on the new devices; and
+    the connections before (a `snapshot`: for that reopen, which makes those of the devices kept again), or None
+    when the child did not answer."""
     name = own_name()
     if name is None:
-        return None
+        return None, None
     done = _child("route", name, json.dumps([list(g) for g in groups]))
     if not isinstance(done, dict):
-        return None
+        return None, None
+    before = (name, done["before"]) if isinstance(done.get("before"), dict) else None
     if done.get("failed"):
         log.info("JACK: rtvc's ports not moved to the new devices: could not %s", "; ".join(done["failed"]))
-        return None
-    return list(done.get("ports", []))
+        return None, before
+    return list(done.get("ports", [])), before
 
 
 def client_ports(device: str) -> tuple[int, int] | None:

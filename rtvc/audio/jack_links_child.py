@@ -6,7 +6,8 @@
   ...]: the `count` ports of `direction` from the `first` (in CLIENT's order) to that device's first ports (those
   PortAudio would connect a stream on it to), each connected to the new port before its other connections are cut
   (a moment of both rather than of neither); prints {"ports": [CLIENT's ports moved], "failed": [what it could
-  not do]} (a device without enough ports is one);
+  not do], "before": CLIENT's connections before, as `snapshot` prints them} (a device without enough ports is
+  one thing it could not do);
 - `ports DEVICE` prints {"capture": n, "playback": n}: how many audio ports JACK client DEVICE has that rtvc's
   inputs, and its outputs, would connect to;
 - `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON (a snapshot's lists, for the directions it
@@ -56,7 +57,7 @@ def route(c, now: dict[str, dict[str, list[str]]], groups: list[list]) -> dict:
             for old in sorted(set(peers) - {peer}):
                 if jack_disconnect(c, d, port, old):
                     failed.append(f"disconnect {port} {old}")
-    return {"ports": moved, "failed": failed}
+    return {"ports": moved, "failed": failed, "before": {d: list(ps.values()) for d, ps in now.items()}}
 
 
 def main(argv: list[str]) -> int:

@@ -419,8 +419,8 @@ class DeviceSwitcher:
         channels, one duplex stream or two, a monitor stream or none), rtvc's running ports are moved to theirs
         (rtvc.audio.jack_links.route) and nothing stops: no gap, no worker suspended. None where that is not so,
         or the move failed: the caller then reopens the streams on the new devices, as on any other host API; with
-        the connections as they were before a move that failed (jack_links.snapshot), which a reopen of the same
-        devices makes again. The same devices as now: nothing stops or moves."""
+        the connections as they were before a move that failed (what jack_links.route saw first), which a reopen
+        makes again for the devices it keeps. The same devices as now: nothing stops or moves."""
         old = self.choice
         devices = (choice.input, choice.output, choice.monitor, old.input, old.output, old.monitor)
         same_shape = (
@@ -444,9 +444,8 @@ class DeviceSwitcher:
             return self._took(cfg, choice, asked, "kept (the same devices: nothing stopped)"), None
         from rtvc.audio import jack_links
 
-        before = jack_links.snapshot()
         self._unwatch(keep=True)  # (the move is no reroute of the user's, nor a program lost)
-        moved = jack_links.route(groups)
+        moved, before = jack_links.route(groups)
         if moved is None:
             return None, before
         # a connection waited for (its program closed) on a port moved is not made again: the new device stands
