@@ -451,7 +451,8 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
     """On JACK a device is another client on the same server: a switch that keeps the streams' shape (channels, one
     stream or two, a monitor or none) moves rtvc's running ports to the new device's, and nothing stops. Each switch
     reopened the streams before: a gap in the voice, which a rescan (a reopen still) shows here."""
-    one, two = Mic(jack_bare.name, "rtvc-mic"), Mic(jack_bare.name, "rtvc-mic2", LATE_DB)
+    # (a name with brackets: JACK finds a client's ports by a regular expression, where they are no letters)
+    one, two = Mic(jack_bare.name, "rtvc-mic"), Mic(jack_bare.name, "rtvc mic (2)", LATE_DB)
     ear = Mic(jack_bare.name, "rtvc-ear", -90.0)  # (what rtvc plays, recorded block by block)
     devices = ["--host-api", "JACK", "--input-device", "rtvc-mic", "--output-device", "system"]
     devices += ["--output-channels", "1"]
@@ -469,8 +470,8 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
         wait_for("the tone at the ear", lambda: abs(ear.heard_db(0.2) - TONE_DB) < 1.0)
         underruns = engine()["xruns"]["output_underrun_events"]
 
-        late = Mic(jack_bare.name, "rtvc-late", -3.0)  # (started after rtvc: not in PortAudio's list)
-        for k, (name, db) in enumerate((("rtvc-mic2", LATE_DB), ("rtvc-late", -3.0), ("rtvc-mic", TONE_DB))):
+        late = Mic(jack_bare.name, "rtvc-late.1", -3.0)  # (started after rtvc: not in PortAudio's list)
+        for k, (name, db) in enumerate((("rtvc mic (2)", LATE_DB), ("rtvc-late.1", -3.0), ("rtvc-mic", TONE_DB))):
             ear.take()
             time.sleep(0.4)
             got = rpc.call("devices.select", input=name)

@@ -58,7 +58,7 @@ class Device:
     @property
     def listed(self) -> bool:
         """In PortAudio's list as read; not: a JACK client that came after it, which rtvc's ports were moved to
-        (rtvc.audio.switch: unlisted_jack_device), until the list is read again."""
+        (rtvc.audio.switch: _unlisted_choice), until the list is read again."""
         return self.index >= 0
 
 
