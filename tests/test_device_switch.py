@@ -453,11 +453,12 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
     reopened the streams before: a gap in the voice, which a rescan (a reopen still) shows here."""
     # (a name with brackets: JACK finds a client's ports by a regular expression, where they are no letters)
     one, two = Mic(jack_bare.name, "rtvc-mic"), Mic(jack_bare.name, "rtvc mic (2)", LATE_DB)
+    usb = Mic(jack_bare.name, "USB Headset.1", -15.0)  # (listed; its name holds the late "Headset.1"'s)
     ear = Mic(jack_bare.name, "rtvc-ear", -90.0)  # (what rtvc plays, recorded block by block)
     devices = ["--host-api", "JACK", "--input-device", "rtvc-mic", "--output-device", "system"]
     devices += ["--output-channels", "1"]
     served = Served(jack_bare.name, tmp_path, devices=devices)
-    late = None
+    late = flaky = None
     try:
         rpc = served.connect()
 
@@ -470,12 +471,13 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
         wait_for("the tone at the ear", lambda: abs(ear.heard_db(0.2) - TONE_DB) < 1.0)
         underruns = engine()["xruns"]["output_underrun_events"]
 
-        late = Mic(jack_bare.name, "rtvc-late.1", -3.0)  # (started after rtvc: not in PortAudio's list)
-        for k, (name, db) in enumerate((("rtvc mic (2)", LATE_DB), ("rtvc-late.1", -3.0), ("rtvc-mic", TONE_DB))):
+        # started after rtvc: not in PortAudio's list; named exactly, it is taken before "USB Headset.1", listed
+        late = Mic(jack_bare.name, "Headset.1", -3.0)
+        for k, (name, db) in enumerate((("rtvc mic (2)", LATE_DB), ("Headset.1", -3.0), ("rtvc-mic", TONE_DB))):
             ear.take()
             time.sleep(0.4)
             got = rpc.call("devices.select", input=name)
-            assert name in got["result"]["in_use"]["input"], (got, served.log())
+            assert got["result"]["in_use"]["input"].split("] ", 1)[1].startswith(f"{name} ("), (got, served.log())
             time.sleep(0.4)
             heard = ear.take()
             assert heard.size > 0.7 * 48000, heard.size  # (the ear's own callbacks ran on)
@@ -498,9 +500,24 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
         time.sleep(0.4)
         gap = longest_silence_ms(ear.take())
         assert gap > 5.0, f"a reopen of the streams left only {gap:.1f} ms of silence"
+
+        # a program moved to that closes at once, before the JACK watch that starts with the move first looks: said,
+        # and connected again when it is back (the watch knows the connections the move made)
+        flaky = Mic(jack_bare.name, "rtvc-flaky", -9.0)
+        assert "rtvc-flaky" in rpc.call("devices.select", input="rtvc-flaky")["result"]["in_use"]["input"]
+        flaky.close()
+
+        def waiting() -> list:
+            return rpc.call("devices.list")["result"]["in_use"].get("waiting", [])
+
+        lost = wait_for("the loss said", waiting)
+        assert [q for _p, q in lost] == ["rtvc-flaky:out_1"] and lost[0][0].startswith("rtvc:in_"), lost
+        flaky = Mic(jack_bare.name, "rtvc-flaky", -9.0)
+        wait_for("the program's tone again", lambda: abs(engine()["levels"]["in_peak"] + 9.0) < 1.0)
+        assert waiting() == []
     finally:
         served.stop()
-        for m in (one, two, ear, late):
+        for m in (one, two, usb, ear, late, flaky):
             if m is not None:
                 m.close()
 

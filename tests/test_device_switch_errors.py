@@ -443,7 +443,7 @@ def test_rtvcs_own_jack_client_is_no_device_to_move_to(switcher, monkeypatch):
     moved = []
     monkeypatch.setattr(jack_links, "own_name", lambda: "rtvc")
     monkeypatch.setattr(jack_links, "client_ports", lambda name: (2, 2))  # (its ports: JACK lists them)
-    monkeypatch.setattr(jack_links, "route", lambda groups: (moved.append(groups), None))
+    monkeypatch.setattr(jack_links, "route", lambda groups: (moved.append(groups), None, None))
     PortAudio.unlisted = {"rtvc"}
     with pytest.raises(DeviceNotFound, match="rtvc"):
         switcher.switch("rtvc", None)

@@ -142,23 +142,24 @@ def restore(saved: tuple[str, dict[str, list[list[str]]]], directions: tuple[str
     return gone
 
 
-def route(groups: list[tuple[str, int, int, str]]) -> tuple[list[str] | None, Any]:
+def route(groups: list[tuple[str, int, int, str]]) -> tuple[list[str] | None, Any, Any]:
     """Move rtvc's running ports to other devices on the same JACK server, its streams untouched (a switch with
     no gap: rtvc.audio.switch): `groups` [(direction, first port, count, device)], see jack_links_child. The ports
-    moved, or None (logged) where any part failed: the caller reopens the streams then, on the new devices; and
-    the connections before (a `snapshot`: for that reopen, which makes those of the devices kept again), or None
-    when the child did not answer."""
+    moved, or None (logged) where any part failed: the caller reopens the streams then, on the new devices; the
+    connections before (a `snapshot`: for that reopen, which makes those of the devices kept again) and after (for
+    the JACK watch that starts then: a program that closes meanwhile is seen), each None when the child did not
+    answer."""
     name = own_name()
     if name is None:
-        return None, None
+        return None, None, None
     done = _child("route", name, json.dumps([list(g) for g in groups]))
     if not isinstance(done, dict):
-        return None, None
-    before = (name, done["before"]) if isinstance(done.get("before"), dict) else None
+        return None, None, None
+    before, after = ((name, done[k]) if isinstance(done.get(k), dict) else None for k in ("before", "after"))
     if done.get("failed"):
         log.info("JACK: rtvc's ports not moved to the new devices: could not %s", "; ".join(done["failed"]))
-        return None, before
-    return list(done.get("ports", [])), before
+        return None, before, after
+    return list(done.get("ports", [])), before, after
 
 
 def client_ports(device: str) -> tuple[int, int] | None:

@@ -6,8 +6,8 @@
   ...]: the `count` ports of `direction` from the `first` (in CLIENT's order) to that device's first ports (those
   PortAudio would connect a stream on it to), each connected to the new port before its other connections are cut
   (a moment of both rather than of neither); prints {"ports": [CLIENT's ports moved], "failed": [what it could
-  not do], "before": CLIENT's connections before, as `snapshot` prints them} (a device without enough ports is
-  one thing it could not do);
+  not do], "before" and "after": CLIENT's connections before and after, as `snapshot` prints them} (a device
+  without enough ports is one thing it could not do);
 - `ports DEVICE` prints {"capture": n, "playback": n}: how many audio ports JACK client DEVICE has that rtvc's
   inputs, and its outputs, would connect to;
 - `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON (a snapshot's lists, for the directions it
@@ -41,7 +41,7 @@ def restore(c, now: dict[str, dict[str, list[str]]], want: dict[str, list[list[s
     return {"failed": failed, "gone": gone}
 
 
-def route(c, now: dict[str, dict[str, list[str]]], groups: list[list]) -> dict:
+def route(c, client: str, now: dict[str, dict[str, list[str]]], groups: list[list]) -> dict:
     moved, failed = [], []
     for d, first, count, device in groups:
         ports = list(now[d].items())[first : first + count]
@@ -57,7 +57,9 @@ def route(c, now: dict[str, dict[str, list[str]]], groups: list[list]) -> dict:
             for old in sorted(set(peers) - {peer}):
                 if jack_disconnect(c, d, port, old):
                     failed.append(f"disconnect {port} {old}")
-    return {"ports": moved, "failed": failed, "before": {d: list(ps.values()) for d, ps in now.items()}}
+    after = ports_and_peers(c, client)
+    return {"ports": moved, "failed": failed, **{k: {d: list(ps.values()) for d, ps in v.items()}
+                                                  for k, v in (("before", now), ("after", after))}}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -79,7 +81,7 @@ def main(argv: list[str]) -> int:
         elif command == "latency":
             answer = jack_latency(c, now)
         elif command == "route":
-            answer = route(c, now, json.loads(argv[2]))
+            answer = route(c, client, now, json.loads(argv[2]))
         else:
             answer = restore(c, now, json.loads(argv[2]))
         print("rtvc-links " + json.dumps(answer), flush=True)

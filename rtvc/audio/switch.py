@@ -190,8 +190,11 @@ class DeviceSwitcher:
             current = self._current(lost_monitor)
             kept = {role: d for role, d in current.items() if given[role] is None and d is not None}
             old_cfg = dataclasses.replace(self.audio, monitor_device="") if lost_monitor else self.audio
-            choice, first = None, None
-            if not (rescan or self.engine.devices_failed):
+            choice, first, late = None, None, None
+            if not (rescan or self.engine.devices_failed or self._reopening or lost_monitor):
+                # (a JACK client started after the list was read, named exactly: moved to without reading the list)
+                late = self._unlisted_choice(cfg, kept, given)
+            if not (rescan or self.engine.devices_failed) and late is None:
                 try:
                     choice = choose_devices(cfg, kept)  # DeviceError: nothing has been touched
                 except DeviceNotFound as e:
@@ -204,8 +207,7 @@ class DeviceSwitcher:
             }
             links = None
             if not (self._reopening or lost_monitor or rescan):
-                # (a JACK client that came after the list was read: moved to without reading the list again)
-                moving = choice if choice is not None else self._unlisted_choice(cfg, kept, given)
+                moving = late or choice
                 got, links = (None, None) if moving is None else self._rewire(cfg, moving, set() if follow else asked)
                 if got is not None:
                     return got
@@ -384,30 +386,37 @@ class DeviceSwitcher:
         """The devices asked for, where some are JACK clients that came after PortAudio read its list (a headset
         plugged in under PipeWire's JACK, a program started since): by their exact JACK name, with JACK's word for
         their ports, so that rtvc's ports can be moved to them (_rewire) without reading the list again, which
-        stops the streams. None where that is not so: the switch then reads the list again."""
+        stops the streams; before a listed device whose name holds that name ("USB Headset" for a late "Headset").
+        None where no name given is such a client: the switch then takes the list's words (a part of a name, an
+        index), and reads the list again for a name it lacks."""
         old = self.choice
         on_jack = [d for d in (old.input, old.output, old.monitor) if d is not None and "JACK" in d.host_api]
         if self.engine.devices_failed or len(on_jack) != len([d for d in (old.input, old.output, old.monitor) if d]):
             return None
         from rtvc.audio import jack_links
+        from rtvc.audio.devices import list_devices
 
-        fixed = dict(kept)
+        fixed, late = dict(kept), False
         for role, _key, kind in ROLES:
             name = given[role]
             if not name or role in fixed:  # (None: kept; "": the default, which the list names)
                 continue
-            try:
-                fixed[role] = find_device(name, kind, cfg.host_api)
-                continue
-            except DeviceError:
-                pass
-            if name == jack_links.own_name():  # (rtvc's own ports, never listed: a loop; the list's words refuse it)
+            exact = [d for d in list_devices() if d.name == name and "JACK" in d.host_api and d.channels(kind) > 0]
+            if len(exact) == 1 or name.strip().isdigit():  # (an index: the list's)
+                try:
+                    fixed[role] = find_device(name, kind, cfg.host_api) if not exact else exact[0]
+                    continue
+                except DeviceError:
+                    return None
+            if exact or name == jack_links.own_name():  # (twins: the list's words; rtvc's own ports: a loop)
                 return None
             counts = jack_links.client_ports(name)
             if counts is None or counts[0 if kind == "input" else 1] == 0:
                 return None
             api, rate = on_jack[0].host_api, float(self.engine.samplerate)
-            fixed[role] = Device(-1, name, api, counts[0], counts[1], rate, 0.0, 0.0)
+            fixed[role], late = Device(-1, name, api, counts[0], counts[1], rate, 0.0, 0.0), True
+        if not late:
+            return None
         try:
             return choose_devices(cfg, fixed)
         except DeviceError:
@@ -445,12 +454,13 @@ class DeviceSwitcher:
         from rtvc.audio import jack_links
 
         self._unwatch(keep=True)  # (the move is no reroute of the user's, nor a program lost)
-        moved, before = jack_links.route(groups)
+        moved, before, after = jack_links.route(groups)
         if moved is None:
             return None, before
         # a connection waited for (its program closed) on a port moved is not made again: the new device stands
         self._waiting = [w for w in self._waiting if w[1] not in moved]
-        self._seed = {"lost": self._waiting}
+        # (and the connections as the move left them: a program that closes before the new watch looks is seen)
+        self._seed = {"lost": self._waiting, **({"expected": after[1]} if after else {})}
         self.streams.choice = choice
         self._setup += 1
         return self._took(cfg, choice, asked, "switched (rtvc's JACK ports moved to them: the audio ran on)"), None
