@@ -88,6 +88,37 @@ class Mic:
             self.client.close()
 
 
+class Program:
+    """A JACK program in a process of its own: a client `name` playing a -9 dBFS tone on out_1; `kill()` ends it
+    at once, as a program that crashes or is closed."""
+
+    CODE = """
+import sys, time, numpy as np, jack
+c = jack.Client(sys.argv[1], no_start_server=True)
+out = c.outports.register("out_1")
+n = [0]
+w = 2 * np.pi * 440.0 / c.samplerate
+def process(frames):
+    out.get_array()[:] = 10 ** (-9 / 20) * np.sin(w * np.arange(n[0], n[0] + frames))
+    n[0] += frames
+c.set_process_callback(process)
+c.activate()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+    def __init__(self, server: str, name: str):
+        env = {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, name], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class Rpc:
     def __init__(self, port: int, token: str):
         self.ws = connect(f"ws://127.0.0.1:{port}/rpc?token={token}", open_timeout=10)
@@ -458,7 +489,7 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
     devices = ["--host-api", "JACK", "--input-device", "rtvc-mic", "--output-device", "system"]
     devices += ["--output-channels", "1"]
     served = Served(jack_bare.name, tmp_path, devices=devices)
-    late = flaky = None
+    late = flaky = program = None
     try:
         rpc = served.connect()
 
@@ -502,10 +533,11 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
         assert gap > 5.0, f"a reopen of the streams left only {gap:.1f} ms of silence"
 
         # a program moved to that closes at once, before the JACK watch that starts with the move first looks: said,
-        # and connected again when it is back (the watch knows the connections the move made)
-        flaky = Mic(jack_bare.name, "rtvc-flaky", -9.0)
+        # and connected again when it is back (the watch knows the connections the move made). A process of its own,
+        # killed: a client closed in this process just after it opened once left this process's lock held for good
+        program = Program(jack_bare.name, "rtvc-flaky")
         assert "rtvc-flaky" in rpc.call("devices.select", input="rtvc-flaky")["result"]["in_use"]["input"]
-        flaky.close()
+        program.kill()
 
         def waiting() -> list:
             return rpc.call("devices.list")["result"]["in_use"].get("waiting", [])
@@ -517,6 +549,8 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
         assert waiting() == []
     finally:
         served.stop()
+        if program is not None:
+            program.kill()
         for m in (one, two, usb, ear, late, flaky):
             if m is not None:
                 m.close()

@@ -76,12 +76,19 @@ def exists(c, port: str) -> bool:
 
 
 def ports_and_peers(c, client: str) -> dict[str, dict[str, list[str]]]:
-    """{"inputs": {port: [peer, ...]}, "outputs": {...}} for `client`'s ports, in JACK's order (the order PortAudio
-    registered them); a port gone since it was listed is left out."""
+    """{"inputs": {port: [peer, ...]}, "outputs": {...}} for `client`'s ports, in the order PortAudio registered
+    them (the number it ends their names with: in_3 after in_2; jackd lists ports by slot, and a slot another
+    client freed can put a port registered later first); a port gone since it was listed is left out."""
+
+    def registered(port: str) -> int:
+        digits = port.rsplit("_", 1)[-1]
+        return int(digits) if digits.isdigit() else 1 << 30
+
     got: dict[str, dict[str, list[str]]] = {}
     for d, flag in (("inputs", INPUT), ("outputs", OUTPUT)):
         got[d] = {}
-        for p in names(lib.jack_get_ports(c, ("^" + client + ":").encode(), None, flag)):
+        ports = names(lib.jack_get_ports(c, ("^" + ere(client) + ":").encode(), None, flag))
+        for p in sorted(ports, key=registered):  # (stable: names without a number keep JACK's order, last)
             port = lib.jack_port_by_name(c, p.encode())
             if port:
                 got[d][p] = names(lib.jack_port_get_all_connections(c, port))
