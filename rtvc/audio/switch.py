@@ -396,12 +396,12 @@ class DeviceSwitcher:
         from rtvc.audio import jack_links
         from rtvc.audio.devices import list_devices
 
-        fixed, late = dict(kept), False
+        fixed, late, listed = dict(kept), False, [d for d in list_devices() if "JACK" in d.host_api]
         for role, _key, kind in ROLES:
             name = given[role]
             if not name or role in fixed:  # (None: kept; "": the default, which the list names)
                 continue
-            exact = [d for d in list_devices() if d.name == name and "JACK" in d.host_api and d.channels(kind) > 0]
+            exact = [d for d in listed if d.name == name and d.channels(kind) > 0]
             if len(exact) == 1 or name.strip().isdigit():  # (an index: the list's)
                 try:
                     fixed[role] = find_device(name, kind, cfg.host_api) if not exact else exact[0]
