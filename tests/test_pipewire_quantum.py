@@ -4,6 +4,10 @@ sound through rtvc's low-latency ALSA buffer (1024) or underran it (512); tests/
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from rtvc.audio import pipewire
 from rtvc.audio.devices import Device
 
@@ -177,3 +181,26 @@ def test_a_default_device_is_gone_for_once_and_not_again_and_again(monkeypatch):
     nodes.append({"node.name": "alsa_input.bt", "node.description": "BT Mic"})  # (not in PortAudio's list yet)
     assert sw._defaults_wanted({"input": "alsa_input.bt"}) == {"input": "BT Mic"}
     assert sw._defaults_wanted({"input": "alsa_input.usb"}) == {"input": "1"}  # (another default since: again)
+
+
+def test_pipewires_default_devices_are_waited_for_while_wireplumber_names_none_yet(monkeypatch):
+    """rtvc started with the desktop's session (or just after PipeWire restarted) asked before WirePlumber had named
+    the default devices: "no default input device ... PipeWire names none", and serve did not start (CI once). Where
+    none is named yet, rtvc waits up to DEFAULTS_WAIT_S for one."""
+    from rtvc.audio import devices, voice_mic
+
+    answers = iter(["", "", "alsa_input.usb"])
+    monkeypatch.setattr(voice_mic, "default_node", lambda kind: next(answers, "alsa_input.usb"))
+    monkeypatch.setattr(voice_mic, "node_jack_name", lambda node: {"alsa_input.usb": "USB Mic"}[node])
+    assert voice_mic.default_device("input", wait_s=5.0) == ("USB Mic", "alsa_input.usb")
+    usable = [devices.Device(3, "USB Mic", "JACK Audio Connection Kit", 1, 0, 48000.0, 0.0, 0.0)]
+    answers = iter(["", "alsa_input.usb"])
+    assert devices._pipewire_default("input", usable, "--input-device").name == "USB Mic"
+    # none within the wait: the words say so, and what to choose
+    monkeypatch.setattr(voice_mic, "default_node", lambda kind: "")
+    monkeypatch.setattr(voice_mic, "DEFAULTS_WAIT_S", 0.5)
+    t0 = time.monotonic()
+    with pytest.raises(devices.DeviceNotFound, match=r"PipeWire named none within 0\.5 s: does WirePlumber run") as e:
+        devices._pipewire_default("input", usable, "--input-device")
+    assert time.monotonic() - t0 >= 0.5 and "'USB Mic'" in e.value.fix
+    assert voice_mic.default_device("input") == ("", "")  # (no wait asked: at once)

@@ -370,7 +370,7 @@ def _pipewire_default(kind: Kind, usable: list[Device], flag: str) -> Device:
     from rtvc.audio import voice_mic
 
     names = ", ".join(f"'{u.name}'" for u in usable if kind == "output" or u.name != voice_mic.LABEL)
-    name, node = voice_mic.default_device(kind)
+    name, node = voice_mic.default_device(kind, wait_s=voice_mic.DEFAULTS_WAIT_S)
     if kind == "input" and node == voice_mic.NODE:
         # (made every program's microphone in the sound settings: rtvc's own input would be its output, a loop;
         # the microphone WirePlumber would make the default without it is the one meant)
@@ -391,7 +391,11 @@ def _pipewire_default(kind: Kind, usable: list[Device], flag: str) -> Device:
         near = [d for d in usable if name in d.name]
         found = near if len(near) == 1 else []
     if not found:
-        why = f"PipeWire's default {kind} '{name or node}' is not among them" if name or node else "PipeWire names none"
+        why = (
+            f"PipeWire's default {kind} '{name or node}' is not among them"
+            if name or node
+            else (f"PipeWire named none within {voice_mic.DEFAULTS_WAIT_S:g} s: does WirePlumber run?")
+        )
         raise DeviceNotFound(
             f"no default {kind} device on this JACK server (no 'system' ports: PipeWire's JACK names each device on "
             f"its own; {why})",

@@ -21,6 +21,7 @@ import ctypes.util
 import dataclasses
 import glob
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ from rtvc.audio import pipewire
 from rtvc.config import AudioConfig, Config
 from rtvc.errors import DeviceError
 
+log = logging.getLogger("rtvc")
 NODE = "rtvc-voice"  # the node's name (pw-cli destroy rtvc-voice)
 LABEL = "rtvc voice"  # its description: what call programs, mixers and PipeWire's JACK show
 PROPS = (
@@ -45,6 +47,7 @@ context.objects = [
 ]
 """
 ASK_S = 5.0
+DEFAULTS_WAIT_S = 5.0  # how long PipeWire's default devices are waited for where it names none (yet)
 APPEAR_S = 5.0  # how long a node just made may take to show its ports
 # where distributions put PipeWire's libjack beside the real one (Debian, Ubuntu: pw-jack's folder); Fedora and
 # Arch install it as the system's libjack
@@ -121,10 +124,16 @@ def jack_name(props: dict) -> str:
     return ""
 
 
-def default_device(kind: str) -> tuple[str, str]:
+def default_device(kind: str, wait_s: float = 0.0) -> tuple[str, str]:
     """(the JACK name of PipeWire's default device of this kind, its node name); ('', '') when PipeWire has none or
-    cannot be asked."""
-    name = default_node(kind)
+    cannot be asked. `wait_s`: how long to wait for one where it names none yet (WirePlumber names the defaults a
+    moment after PipeWire runs: rtvc started with the desktop's session, or PipeWire just restarted)."""
+    name, deadline = default_node(kind), time.monotonic() + wait_s
+    while not name and time.monotonic() < deadline:
+        time.sleep(0.25)
+        name = default_node(kind)
+        if name:
+            log.info("PipeWire named its default %s after %.1f s", kind, wait_s - (deadline - time.monotonic()))
     return (node_jack_name(name), name) if name else ("", "")
 
 
@@ -266,7 +275,7 @@ def prepare(audio: AudioConfig) -> tuple[AudioConfig, str]:
     if monitor == "":  # (hear-myself, off until asked for: `h`; on PipeWire's default speakers where JACK shows them)
         from rtvc.audio.devices import list_devices
 
-        speakers = default_device("output")[0]
+        speakers = default_device("output", wait_s=DEFAULTS_WAIT_S)[0]
         if speakers and any(d.name == speakers and d.max_output and "JACK" in d.host_api for d in list_devices()):
             monitor = speakers
         else:
