@@ -557,6 +557,53 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
 
 
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_switch_of_speakers_keeps_the_programs_the_user_connected_rtvcs_output_to(jack_bare, tmp_path):
+    """A streamer connects rtvc's output to OBS (here "rtvc-obs") beside the speakers PortAudio connected. A switch of
+    speakers cut every connection of the ports it moved, and a reopen on other devices made only PortAudio's: the
+    voice left the stream without a word. Only the old device's connections are cut now, by a move and by a reopen."""
+    mic = Mic(jack_bare.name, "rtvc-mic")
+    obs = Mic(jack_bare.name, "rtvc-obs", -90.0)
+    speakers = Mic(jack_bare.name, "rtvc-speakers", -90.0)
+    devices = ["--host-api", "JACK", "--input-device", "rtvc-mic", "--output-device", "system"]
+    served = Served(jack_bare.name, tmp_path, devices=[*devices, "--output-channels", "1"])
+    try:
+        rpc = served.connect()
+        wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
+        port = obs.rtvc_out_port()
+        obs.client.connect(port, obs.inp)  # (beside system:playback_1, which PortAudio connected)
+
+        def peers() -> list[str]:
+            return sorted(p.name for p in obs.client.get_all_connections(port))
+
+        assert peers() == ["rtvc-obs:in_1", "system:playback_1"]
+        wait_for("the tone in OBS", lambda: abs(obs.heard_db(0.2) - TONE_DB) < 1.0)
+
+        # a move (the same shape: one channel, two streams): no gap in OBS either
+        obs.take()
+        got = rpc.call("devices.select", output="rtvc-speakers")
+        assert "rtvc-speakers" in got["result"]["in_use"]["output"], (got, served.log())
+        assert "rtvc's JACK ports moved to them" in served.log()
+        assert peers() == ["rtvc-obs:in_1", "rtvc-speakers:in_1"]
+        time.sleep(0.3)
+        assert longest_silence_ms(obs.take()) < 1.0
+        assert abs(speakers.heard_db(0.3) - TONE_DB) < 1.0
+
+        # a reopen (the microphone's client for the speakers too: one duplex stream, another shape): OBS connected
+        # again to the new output port, the old speakers' connection not made again
+        got = rpc.call("devices.select", output="rtvc-mic")
+        assert "rtvc-mic" in got["result"]["in_use"]["output"], (got, served.log())
+        port = obs.rtvc_out_port()
+        wait_for("OBS connected again", lambda: peers() == ["rtvc-mic:in_1", "rtvc-obs:in_1"], 10)
+        assert abs(obs.heard_db(0.3) - TONE_DB) < 1.0
+        assert abs(mic.heard_db(0.3) - TONE_DB) < 1.0
+        assert rpc.call("devices.list")["result"]["in_use"].get("waiting", []) == []
+    finally:
+        served.stop()
+        for m in (mic, obs, speakers):
+            m.close()
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
 def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconnected(jack_bare, tmp_path):
     """Under JACK the user routes rtvc in a patchbay, and programs at the other end come and go (rtvc.audio.
     jack_watch). Rerouting rtvc from the sound card to programs (one feeding it, one recording it) changes the

@@ -448,3 +448,26 @@ def test_rtvcs_own_jack_client_is_no_device_to_move_to(switcher, monkeypatch):
     with pytest.raises(DeviceNotFound, match="rtvc"):
         switcher.switch("rtvc", None)
     assert moved == [] and PortAudio.rescans == 1 and switcher.in_use()["input"] == "usb mic"
+
+
+def test_a_reopen_on_other_devices_connects_rtvcs_ports_again_to_the_programs_the_user_connected():
+    """rtvc's output was fed to OBS beside the speakers; the new streams (stereo speakers for mono ones, another
+    monitor) get those connections again on the same ports of each role, not those to the old or the new device."""
+    from rtvc.audio.switch import _extra_links
+
+    mono, stereo, phones, desk = Dev("mono"), Dev("stereo"), Dev("phones"), Dev("desk")
+    old = Choice(Dev("mic"), mono, phones, monitor_channels=2, output_channels=1)
+    new = Choice(Dev("mic"), stereo, desk, monitor_channels=1, output_channels=2)
+    peers = {
+        "inputs": [["mic:capture_1", "suppressor:out"]],
+        "outputs": [["mono:in", "obs:in_1", "stereo:playback_2"], ["phones:l", "rec:in"], ["phones:r", "rec:in_r"]],
+    }
+    before = {"input": old.input, "output": mono, "monitor": phones}
+    got = _extra_links(peers, old, before, new, ("inputs",))
+    # (the output's first port: OBS; the monitor's first, now after two output ports: the recorder's; the monitor's
+    # second port has no place in the new one-channel monitor)
+    assert got == {"outputs": [["obs:in_1"], [], ["rec:in"]]}
+    assert _extra_links(peers, old, before, new, ("inputs", "outputs")) == {}
+    # the input's device changed: the suppressor the user connected beside it stays
+    other = Choice(Dev("usb"), stereo, desk, monitor_channels=1, output_channels=2)
+    assert _extra_links(peers, old, before, other, ())["inputs"] == [["suppressor:out"]]

@@ -142,9 +142,29 @@ def restore(saved: tuple[str, dict[str, list[list[str]]]], directions: tuple[str
     return gone
 
 
-def route(groups: list[tuple[str, int, int, str]]) -> tuple[list[str] | None, Any, Any]:
+def add(extra: dict[str, list[list[str]]]) -> list[list[str]]:
+    """Connect rtvc's ports to more peers, cutting none (`extra`: {direction: [[peer, ...] per port]}): after a
+    reopen on other devices, the programs the user had connected rtvc's ports to (OBS recording its output), which
+    PortAudio does not know. Returns the connections whose other port is gone, as `restore` does."""
+    name = own_name()
+    if name is None or not any(peers for ports in extra.values() for peers in ports):
+        return []
+    done = _child("add", name, json.dumps(extra))
+    if not isinstance(done, dict):
+        return []
+    failed, gone = done.get("failed", []), done.get("gone", [])
+    if failed:
+        log.info("JACK connections to other programs after the switch: could not %s", "; ".join(failed))
+    if gone:
+        programs = ", ".join(sorted({q for *_, q in gone}))
+        log.info("JACK connections after the switch: %s gone meanwhile (waited for)", programs)
+    return gone
+
+
+def route(groups: list[tuple[str, int, int, str, str]]) -> tuple[list[str] | None, Any, Any]:
     """Move rtvc's running ports to other devices on the same JACK server, its streams untouched (a switch with
-    no gap: rtvc.audio.switch): `groups` [(direction, first port, count, device)], see jack_links_child. The ports
+    no gap: rtvc.audio.switch): `groups` [(direction, first port, count, device, old device)], see
+    jack_links_child: only the connections to the old device are cut (those to other programs stay). The ports
     moved, or None (logged) where any part failed: the caller reopens the streams then, on the new devices; the
     connections before (a `snapshot`: for that reopen, which makes those of the devices kept again) and after (for
     the JACK watch that starts then: a program that closes meanwhile is seen), each None when the child did not

@@ -2,16 +2,18 @@
 
 - `snapshot CLIENT` prints {"inputs": [[peer, ...] per port], "outputs": [...]}, in the order of CLIENT's ports;
 - `latency CLIENT` prints libjack.latency's answer for CLIENT's ports;
-- `route CLIENT JSON` connects CLIENT's ports to another device's, JSON [[direction, first port, count, device],
-  ...]: the `count` ports of `direction` from the `first` (in CLIENT's order) to that device's first ports (those
-  PortAudio would connect a stream on it to), each connected to the new port before its other connections are cut
-  (a moment of both rather than of neither); prints {"ports": [CLIENT's ports moved], "failed": [what it could
-  not do], "before" and "after": CLIENT's connections before and after, as `snapshot` prints them} (a device
-  without enough ports is one thing it could not do);
+- `route CLIENT JSON` connects CLIENT's ports to another device's, JSON [[direction, first port, count, device,
+  old device], ...]: the `count` ports of `direction` from the `first` (in CLIENT's order) to that device's first
+  ports (those PortAudio would connect a stream on it to), each connected to the new port before its other
+  connections to the old device's and the new one's ports are cut (a moment of both rather than of neither; its
+  connections to other programs, which the user made, stay); prints {"ports": [CLIENT's ports moved], "failed":
+  [what it could not do], "before" and "after": CLIENT's connections before and after, as `snapshot` prints them}
+  (a device without enough ports is one thing it could not do);
 - `ports DEVICE` prints {"capture": n, "playback": n}: how many audio ports JACK client DEVICE has that rtvc's
   inputs, and its outputs, would connect to;
 - `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON (a snapshot's lists, for the directions it
-  holds) and prints {"failed": [what it could not do], "gone": [[direction, port, peer] whose peer is gone]}.
+  holds) and prints {"failed": [what it could not do], "gone": [[direction, port, peer] whose peer is gone]};
+- `add CLIENT JSON` makes the connections of JSON (as restore's) and cuts none; prints as restore does.
 Each answer is one line, "rtvc-links JSON". Exit 2: no JACK server to connect to.
 """
 
@@ -26,11 +28,11 @@ from rtvc.audio.libjack import disconnect as jack_disconnect
 from rtvc.audio.libjack import latency as jack_latency
 
 
-def restore(c, now: dict[str, dict[str, list[str]]], want: dict[str, list[list[str]]]) -> dict:
+def restore(c, now: dict[str, dict[str, list[str]]], want: dict[str, list[list[str]]], cut: bool = True) -> dict:
     failed, gone = [], []
     for d in ("inputs", "outputs"):
         for (port, peers), wanted in zip(now[d].items(), want.get(d, []), strict=False):  # (as many as both have)
-            for peer in sorted(set(peers) - set(wanted)):
+            for peer in sorted(set(peers) - set(wanted)) if cut else ():
                 if jack_disconnect(c, d, port, peer):
                     failed.append(f"disconnect {port} {peer}")
             for peer in sorted(set(wanted) - set(peers)):
@@ -43,7 +45,7 @@ def restore(c, now: dict[str, dict[str, list[str]]], want: dict[str, list[list[s
 
 def route(c, client: str, now: dict[str, dict[str, list[str]]], groups: list[list]) -> dict:
     moved, failed = [], []
-    for d, first, count, device in groups:
+    for d, first, count, device, old in groups:
         ports = list(now[d].items())[first : first + count]
         theirs = device_ports(c, device, d)[:count]
         if len(ports) < count or len(theirs) < count:
@@ -54,9 +56,10 @@ def route(c, client: str, now: dict[str, dict[str, list[str]]], groups: list[lis
                 failed.append(f"connect {port} {peer}")
                 continue
             moved.append(port)
-            for old in sorted(set(peers) - {peer}):
-                if jack_disconnect(c, d, port, old):
-                    failed.append(f"disconnect {port} {old}")
+            devices = (old, device)  # (JACK splits a port's name at its first colon)
+            for was in sorted(q for q in peers if q != peer and q.split(":", 1)[0] in devices):
+                if jack_disconnect(c, d, port, was):
+                    failed.append(f"disconnect {port} {was}")
     after = ports_and_peers(c, client)
     return {"ports": moved, "failed": failed, **{k: {d: list(ps.values()) for d, ps in v.items()}
                                                   for k, v in (("before", now), ("after", after))}}  # fmt: skip
@@ -82,8 +85,11 @@ def main(argv: list[str]) -> int:
             answer = jack_latency(c, now)
         elif command == "route":
             answer = route(c, client, now, json.loads(argv[2]))
+        elif command in ("restore", "add"):
+            answer = restore(c, now, json.loads(argv[2]), cut=command == "restore")
         else:
-            answer = restore(c, now, json.loads(argv[2]))
+            sys.stderr.write(f"no command {command!r}\n")
+            return 2
         print("rtvc-links " + json.dumps(answer), flush=True)
         return 0
     finally:

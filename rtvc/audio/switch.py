@@ -335,7 +335,8 @@ class DeviceSwitcher:
         """After a reopen (a rescan, a recovery, a refused switch, a switch of another role): the JACK connections
         of the ports whose devices did not change, as they were: the input port's when the input is the same,
         the output ports' when the output and the monitor are. A device changed: PortAudio's own connections
-        stand for it (the user chose that device). The next watch waits on for those directions' programs that
+        stand for it (the user chose that device), and those the ports had to other programs are made again
+        (_extra_links). The next watch waits on for those directions' programs that
         were waited for, and for those gone meanwhile, and knows what the ports should be connected to now."""
         waited, self._waiting, self._seed = self._waiting, [], {}
         if links is None:
@@ -349,15 +350,16 @@ class DeviceSwitcher:
         directions = (("inputs",) if same("input") else ()) + (
             ("outputs",) if same("output") and same("monitor") else ()
         )
-        if directions:
-            from rtvc.audio import jack_links
+        from rtvc.audio import jack_links
 
-            gone = jack_links.restore(links, directions)
-            name = jack_links.own_name()  # (rtvc's ports under the client's name now: a reopen can rename it)
-            kept = [[d, f"{name}:{p.split(':', 1)[1]}" if name else p, q] for d, p, q in waited if d in directions]
-            lost = kept + [g for g in gone if g not in kept]
-            self._seed = {"lost": lost, "expected": {d: links[1].get(d, []) for d in directions}}
-            self._waiting = lost
+        extra = _extra_links(links[1], self.choice, before, after, directions)  # (self.choice: what `links` shows)
+        gone = jack_links.restore(links, directions) if directions else []
+        gone += [g for g in jack_links.add(extra) if g not in gone]
+        name = jack_links.own_name()  # (rtvc's ports under the client's name now: a reopen can rename it)
+        kept = [[d, f"{name}:{p.split(':', 1)[1]}" if name else p, q] for d, p, q in waited if d in directions]
+        lost = kept + [g for g in gone if g not in kept]
+        self._seed = {"lost": lost, "expected": {**{d: links[1].get(d, []) for d in directions}, **extra}}
+        self._waiting = lost
 
     def _switched(
         self,
@@ -426,7 +428,8 @@ class DeviceSwitcher:
         """On JACK, a device is another JACK client on the same server, and rtvc's streams are ports that PortAudio
         connected to its ports when they started: when the new devices take the streams as they are (the same
         channels, one duplex stream or two, a monitor stream or none), rtvc's running ports are moved to theirs
-        (rtvc.audio.jack_links.route) and nothing stops: no gap, no worker suspended. None where that is not so,
+        (rtvc.audio.jack_links.route: only the old device's connections are cut, those the user made to other
+        programs stay) and nothing stops: no gap, no worker suspended. None where that is not so,
         or the move failed: the caller then reopens the streams on the new devices, as on any other host API; with
         the connections as they were before a move that failed (what jack_links.route saw first), which a reopen
         makes again for the devices it keeps. The same devices as now: nothing stops or moves."""
@@ -443,11 +446,12 @@ class DeviceSwitcher:
             return None, None
         groups = []
         if not same_device(choice.input, old.input):
-            groups.append(("inputs", 0, choice.input_channel, choice.input.name))
+            groups.append(("inputs", 0, choice.input_channel, choice.input.name, old.input.name))
         if not same_device(choice.output, old.output):
-            groups.append(("outputs", 0, choice.output_channels, choice.output.name))
+            groups.append(("outputs", 0, choice.output_channels, choice.output.name, old.output.name))
         if choice.monitor is not None and old.monitor is not None and not same_device(choice.monitor, old.monitor):
-            groups.append(("outputs", choice.output_channels, choice.monitor_channels, choice.monitor.name))
+            m = ("outputs", choice.output_channels, choice.monitor_channels, choice.monitor.name, old.monitor.name)
+            groups.append(m)
         if not groups:  # (a reopen gave a gap and the same connections: _relink)
             self._seed = {"lost": self._waiting}
             return self._took(cfg, choice, asked, "kept (the same devices: nothing stopped)"), None
@@ -457,8 +461,10 @@ class DeviceSwitcher:
         moved, before, after = jack_links.route(groups)
         if moved is None:
             return None, before
-        # a connection waited for (its program closed) on a port moved is not made again: the new device stands
-        self._waiting = [w for w in self._waiting if w[1] not in moved]
+        # a connection to the old device waited for (its program closed) on a port moved is not made again: the new
+        # device stands; one to another program (OBS restarting) still is
+        olds = {g[4] for g in groups}
+        self._waiting = [w for w in self._waiting if w[1] not in moved or _client(w[2]) not in olds]
         # (and the connections as the move left them: a program that closes before the new watch looks is seen)
         self._seed = {"lost": self._waiting, **({"expected": after[1]} if after else {})}
         self.streams.choice = choice
@@ -769,6 +775,43 @@ class DeviceSwitcher:
         pairs = {"lost": lost, "restored": back, "dropped": dropped}
         routing = {k: [w[1:] for w in v] for k, v in pairs.items()}
         self.on_routing({**routing, "waiting": waiting, "error": error})  # (serve logs the event)
+
+
+def _client(port: str) -> str:
+    return port.split(":", 1)[0]  # (JACK splits a port's name at its first colon)
+
+
+def _extra_links(
+    peers: dict[str, list[list[str]]],
+    old: DeviceChoice,
+    before: dict[str, Device | None],
+    after: DeviceChoice,
+    restored: tuple[str, ...],
+) -> dict[str, list[list[str]]]:
+    """For the directions a reopen on other devices does not restore wholesale (`restored` are): the connections
+    rtvc's ports had to other programs than their devices' (`peers`, a snapshot's, of `old`'s ports: OBS or a
+    recorder fed by rtvc's output, which the user connected and PortAudio does not know), for the same ports of
+    each role in `after`'s streams (the n-th output port's for the n-th, the monitor's after the output's);
+    {direction: [[peer, ...] per port]}. Those to the old and the new device of a role are PortAudio's to make."""
+    now = {"input": after.input, "output": after.output, "monitor": after.monitor}
+    # (role, direction, its first port and count in the old streams, and in the new)
+    o, a = old, after
+    roles = [
+        ("input", "inputs", 0, o.input_channel, 0, a.input_channel),
+        ("output", "outputs", 0, o.output_channels, 0, a.output_channels),
+        ("monitor", "outputs", o.output_channels, o.monitor_channels, a.output_channels, a.monitor_channels),
+    ]
+    extra: dict[str, list[list[str]]] = {}
+    for role, d, first, count, new_first, new_count in roles:
+        was, device = before.get(role), now[role]
+        if d in restored or was is None or device is None:
+            continue
+        ports = extra.setdefault(d, [[] for _ in range(new_first + new_count)])
+        ports.extend([] for _ in range(new_first + new_count - len(ports)))
+        theirs = {was.name, device.name}
+        for k, qs in enumerate(peers.get(d, [])[first : first + min(count, new_count)]):
+            ports[new_first + k] += [q for q in qs if _client(q) not in theirs]
+    return {d: ports for d, ports in extra.items() if any(ports)}
 
 
 def _given_indices(cfg: AudioConfig, given: dict[str, str | None]) -> dict[str, Device]:
