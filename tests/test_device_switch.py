@@ -604,6 +604,53 @@ def test_a_switch_of_speakers_keeps_the_programs_the_user_connected_rtvcs_output
 
 
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)
+@pytest.mark.parametrize("first", ["system", "rtvc-speakers"])
+def test_a_switch_between_mono_and_stereo_speakers_moves_rtvcs_ports_too(jack_bare, tmp_path, first):
+    """The voice is the same on every output channel: where rtvc chose how many (up to 2), a switch from stereo
+    speakers ("system") to mono ones (a headset's mono profile) or back moves rtvc's ports too (it reopened the
+    streams: a gap): one mono port on both speakers' ports, or the first of two on the mono one."""
+    mic = Mic(jack_bare.name, "rtvc-mic")
+    speakers = Mic(jack_bare.name, "rtvc-speakers", -90.0)  # (one playback port: in_1)
+    obs = Mic(jack_bare.name, "rtvc-obs", -90.0)
+    devices = ["--host-api", "JACK", "--input-device", "rtvc-mic", "--output-device", first]
+    served = Served(jack_bare.name, tmp_path, devices=devices)
+    try:
+        rpc = served.connect()
+        wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
+        ports = [p.name for p in obs.client.get_ports(RTVC_PORTS, is_audio=True, is_output=True)]
+        assert len(ports) == (2 if first == "system" else 1), ports
+        obs.client.connect(ports[0], obs.inp)
+        wait_for("the tone in OBS", lambda: abs(obs.heard_db(0.2) - TONE_DB) < 1.0)
+
+        def peers() -> list[list[str]]:
+            return [sorted(q.name for q in obs.client.get_all_connections(p) if q.name != "rtvc-obs:in_1")
+                    for p in ports]  # fmt: skip
+
+        playback = ["system:playback_1", "system:playback_2"]
+        stereo = [playback[:1], playback[1:]] if len(ports) == 2 else [playback]
+        mono = [["rtvc-speakers:in_1"], []] if len(ports) == 2 else [["rtvc-speakers:in_1"]]
+        steps = [("rtvc-speakers", mono), ("system", stereo)]
+        for k, (name, want) in enumerate(steps if first == "system" else steps[::-1]):
+            obs.take()
+            time.sleep(0.3)
+            got = rpc.call("devices.select", output=name)
+            assert name in got["result"]["in_use"]["output"], (got, served.log())
+            time.sleep(0.3)
+            whole = (tmp_path / "serve.log").read_text(errors="replace")
+            assert whole.count("rtvc's JACK ports moved to them") == k + 1, served.log()
+            assert peers() == want
+            assert longest_silence_ms(obs.take()) < 1.0, f"a gap in OBS at the switch to {name}"
+            if name == "rtvc-speakers":
+                assert abs(speakers.heard_db(0.3) - TONE_DB) < 1.0
+        assert [p.name for p in obs.client.get_ports(RTVC_PORTS, is_audio=True, is_output=True)] == ports
+        assert rpc.call("status.get")["result"]["engine"]["xruns"]["output_underrun_events"] == 0
+    finally:
+        served.stop()
+        for m in (mic, speakers, obs):
+            m.close()
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
 def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconnected(jack_bare, tmp_path):
     """Under JACK the user routes rtvc in a patchbay, and programs at the other end come and go (rtvc.audio.
     jack_watch). Rerouting rtvc from the sound card to programs (one feeding it, one recording it) changes the

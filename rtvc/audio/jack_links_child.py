@@ -3,12 +3,14 @@
 - `snapshot CLIENT` prints {"inputs": [[peer, ...] per port], "outputs": [...]}, in the order of CLIENT's ports;
 - `latency CLIENT` prints libjack.latency's answer for CLIENT's ports;
 - `route CLIENT JSON` connects CLIENT's ports to another device's, JSON [[direction, first port, count, device,
-  old device], ...]: the `count` ports of `direction` from the `first` (in CLIENT's order) to that device's first
-  ports (those PortAudio would connect a stream on it to), each connected to the new port before its other
-  connections to the old device's and the new one's ports are cut (a moment of both rather than of neither; its
-  connections to other programs, which the user made, stay); prints {"ports": [CLIENT's ports moved], "failed":
-  [what it could not do], "before" and "after": CLIENT's connections before and after, as `snapshot` prints them}
-  (a device without enough ports is one thing it could not do);
+  old device, the device's ports], ...]: the `count` ports of `direction` from the `first` (in CLIENT's order) to
+  that device's first ports (those PortAudio would connect a stream on it to; as many as the last figure says,
+  `count` where it is left out: where they differ, the n-th port to the n-th, the last of CLIENT's to each port
+  beyond, and CLIENT's ports beyond the device's to none), all connected before their other connections to the old
+  device's and the new one's ports are cut (a moment of both rather than of neither; their connections to other
+  programs, which the user made, stay); prints {"ports": [CLIENT's ports moved], "failed": [what it could not do],
+  "before" and "after": CLIENT's connections before and after, as `snapshot` prints them} (a device without enough
+  ports is one thing it could not do);
 - `ports DEVICE` prints {"capture": n, "playback": n}: how many audio ports JACK client DEVICE has that rtvc's
   inputs, and its outputs, would connect to;
 - `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON (a snapshot's lists, for the directions it
@@ -45,19 +47,28 @@ def restore(c, now: dict[str, dict[str, list[str]]], want: dict[str, list[list[s
 
 def route(c, client: str, now: dict[str, dict[str, list[str]]], groups: list[list]) -> dict:
     moved, failed = [], []
-    for d, first, count, device, old in groups:
+    for d, first, count, device, old, *rest in groups:
+        wanted = rest[0] if rest else count  # (the device's ports to play on: rtvc's are spread over them)
         ports = list(now[d].items())[first : first + count]
-        theirs = device_ports(c, device, d)[:count]
-        if len(ports) < count or len(theirs) < count:
-            failed.append(f"find {count} {d} of rtvc's from {first} ({len(ports)}) and as many of {device} ({theirs})")
+        theirs = device_ports(c, device, d)[:wanted]
+        if len(ports) < count or len(theirs) < wanted:
+            failed.append(f"find {count} {d} of rtvc's from {first} ({len(ports)}) and {wanted} of {device} ({theirs})")
             continue
-        for (port, peers), peer in zip(ports, theirs, strict=True):
-            if jack_connect(c, d, port, peer) not in (0, EEXIST):
-                failed.append(f"connect {port} {peer}")
-                continue
+        new: dict[str, list[str]] = {port: [] for port, _peers in ports}
+        for k, peer in enumerate(theirs):  # (one mono port on both of stereo speakers; the second of two unused)
+            new[ports[min(k, count - 1)][0]].append(peer)
+        made = True
+        for port, peers in new.items():
+            for peer in peers:
+                if jack_connect(c, d, port, peer) not in (0, EEXIST):
+                    failed.append(f"connect {port} {peer}")
+                    made = False
+        if not made:  # (the old device still connected: the caller reopens)
+            continue
+        for port, peers in ports:
             moved.append(port)
             devices = (old, device)  # (JACK splits a port's name at its first colon)
-            for was in sorted(q for q in peers if q != peer and q.split(":", 1)[0] in devices):
+            for was in sorted(q for q in peers if q not in new[port] and q.split(":", 1)[0] in devices):
                 if jack_disconnect(c, d, port, was):
                     failed.append(f"disconnect {port} {was}")
     after = ports_and_peers(c, client)

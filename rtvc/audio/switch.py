@@ -427,7 +427,7 @@ class DeviceSwitcher:
     def _rewire(self, cfg: AudioConfig, choice: DeviceChoice, asked: set[str]) -> tuple[dict[str, Any] | None, Any]:
         """On JACK, a device is another JACK client on the same server, and rtvc's streams are ports that PortAudio
         connected to its ports when they started: when the new devices take the streams as they are (the same
-        channels, one duplex stream or two, a monitor stream or none), rtvc's running ports are moved to theirs
+        input channel, one duplex stream or two, a monitor stream or none), rtvc's running ports are moved to theirs
         (rtvc.audio.jack_links.route: only the old device's connections are cut, those the user made to other
         programs stay) and nothing stops: no gap, no worker suspended. None where that is not so,
         or the move failed: the caller then reopens the streams on the new devices, as on any other host API; with
@@ -439,8 +439,10 @@ class DeviceSwitcher:
             all(d is None or "JACK" in d.host_api for d in devices)
             and old.duplex == choice.duplex
             and (old.monitor is None) == (choice.monitor is None)
-            and (old.input_channel, old.output_channels, old.monitor_channels)
-            == (choice.input_channel, choice.output_channels, choice.monitor_channels)
+            and old.input_channel == choice.input_channel
+            # (the voice is the same on each output channel: where rtvc chose how many (up to 2), its ports are
+            # spread over the new device's, one mono port on stereo speakers; a count the user set stays)
+            and (not cfg.output_channels or old.output_channels == choice.output_channels)
         )
         if not same_shape or self.engine.devices_failed or not self.streams.running:
             return None, None
@@ -448,10 +450,13 @@ class DeviceSwitcher:
         if not same_device(choice.input, old.input):
             groups.append(("inputs", 0, choice.input_channel, choice.input.name, old.input.name))
         if not same_device(choice.output, old.output):
-            groups.append(("outputs", 0, choice.output_channels, choice.output.name, old.output.name))
+            out = (old.output_channels, choice.output.name, old.output.name, choice.output_channels)
+            groups.append(("outputs", 0, *out))
         if choice.monitor is not None and old.monitor is not None and not same_device(choice.monitor, old.monitor):
-            m = ("outputs", choice.output_channels, choice.monitor_channels, choice.monitor.name, old.monitor.name)
-            groups.append(m)
+            mon = (old.monitor_channels, choice.monitor.name, old.monitor.name, choice.monitor_channels)
+            groups.append(("outputs", old.output_channels, *mon))
+        # (the streams as they are: their channels)
+        choice = dataclasses.replace(choice, output_channels=old.output_channels, monitor_channels=old.monitor_channels)
         if not groups:  # (a reopen gave a gap and the same connections: _relink)
             self._seed = {"lost": self._waiting}
             return self._took(cfg, choice, asked, "kept (the same devices: nothing stopped)"), None
