@@ -78,6 +78,9 @@ class Engine:
         # the noise gate (rtvc.gate): off unless given; `gate.settings` may be replaced from any thread
         self.gate = NoiseGate(samplerate, self.block, gate if gate is not None else GateSettings(on=False))
         self.muted = False  # mic mute: silence out (speakers and monitor), faded over one block
+        # silence out as muted, while rtvc's JACK ports are moved from the device a stream opened on to the one meant
+        # (rtvc.audio.io: by_move): not the user's mute
+        self.held = False
         self._muted_now = False
         self.has_monitor_device = False  # a monitor stream is open and playing (set by the device layer)
         self.monitor_error = ""  # why the monitor stream stopped (unplugged headphones); "" otherwise
@@ -440,7 +443,7 @@ class Engine:
                     y = np.zeros_like(y)
                     self.converter.reset()  # its overlap and context hold the bad values: start clean
                 y = self.gate.process(self._block_in, y, self.converter.latency)
-                if self.muted or self._muted_now:
+                if self.muted or self.held or self._muted_now:
                     y = self._fade_mute(y)
                 self.out_ring.write(y)
                 if self.has_monitor_device:
@@ -559,6 +562,9 @@ class Engine:
         return y
 
     def _fade_mute(self, y: np.ndarray) -> np.ndarray:
+        if self.held:  # (at once: a stream on a device not meant gets no voice at all; faded in after)
+            self._muted_now = True
+            return self._silence
         muted = self.muted
         if muted == self._muted_now:
             return self._silence  # (only reached while muted)

@@ -651,6 +651,54 @@ def test_a_switch_between_mono_and_stereo_speakers_moves_rtvcs_ports_too(jack_ba
 
 
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_jack_devices_whose_names_portaudio_reads_as_a_pattern_run(jack_bare, tmp_path):
+    """PortAudio's JACK host API (19.6, Debian's and Ubuntu's) finds a client's ports by a regular expression made of
+    its name, unescaped: PipeWire's JACK names devices by their description, "... Speaker + Headphones" on Intel
+    laptops, "... (HDMI)", and PortAudio listed those with no channels: rtvc could not use them at all ("no input
+    device matches"). Their streams open on another JACK device now, and rtvc's ports are moved to them. Its pattern
+    is not anchored either: "Phones" counted and connected "USB Phones"'s ports too (hear-myself here)."""
+    mic = Mic(jack_bare.name, "Mic (USB)")
+    speakers = Mic(jack_bare.name, "Speaker + Headphones", -90.0)
+    phones, usb_phones = Mic(jack_bare.name, "Phones", -90.0), Mic(jack_bare.name, "USB Phones", -90.0)
+    env = {**os.environ, "JACK_DEFAULT_SERVER": jack_bare.name, "JACK_NO_START_SERVER": "1"}
+    listing = subprocess.run([sys.executable, "-m", "rtvc", "devices"], env=env, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+    rows = {ln[5:41].strip(): ln.split()[-3:-1] for ln in listing.stdout.splitlines() if "JACK" in ln}
+    for name in ("Speaker + Headphones", "Mic (USB)", "Phones"):
+        assert rows.get(name) == ["1", "1"], listing.stdout
+    devices = ["--host-api", "JACK", "--input-device", "Mic (USB)", "--output-device", "Speaker + Headphones"]
+    served = Served(jack_bare.name, tmp_path, devices=[*devices, "--monitor-device", "Phones"])
+    try:
+        rpc = served.connect()
+        wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
+
+        def peers() -> tuple[list[str], list[str]]:
+            got = []
+            for inputs in (True, False):
+                ports = mic.client.get_ports(RTVC_PORTS, is_audio=True, is_input=inputs, is_output=not inputs)
+                got.append(sorted(q.name for p in ports for q in mic.client.get_all_connections(p)))
+            return got[0], got[1]
+
+        assert rpc.call("monitor.set", on=True)["result"]["on"] is True
+        for k in range(2):
+            wait_for("the tone at the speakers", lambda: abs(speakers.heard_db(0.2) - TONE_DB) < 1.0)
+            wait_for("the tone in the phones", lambda: abs(phones.heard_db(0.2) - TONE_DB) < 1.0)
+            assert usb_phones.heard_db(0.2) < -80.0
+            assert peers() == (["Mic (USB):out_1"], ["Phones:in_1", "Speaker + Headphones:in_1"])
+            whole = (tmp_path / "serve.log").read_text(errors="replace")
+            assert whole.count("opens on [0] system (JACK Audio Connection Kit) first") == 3 * (k + 1), served.log()
+            engine = rpc.call("status.get")["result"]["engine"]
+            assert engine["latency"]["device_in"] == jack_port_latency(jack_bare.name, "Mic (USB):out_1")["capture"]
+            in_use = rpc.call("devices.list", rescan=k == 0)["result"]["in_use"]  # (a reopen: the same way again)
+            assert "Speaker + Headphones" in in_use["output"] and "Mic (USB)" in in_use["input"], in_use
+        assert rpc.call("status.get")["result"]["engine"]["xruns"]["output_underrun_events"] == 0
+    finally:
+        served.stop()
+        for m in (mic, speakers, phones, usb_phones):
+            m.close()
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
 def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconnected(jack_bare, tmp_path):
     """Under JACK the user routes rtvc in a patchbay, and programs at the other end come and go (rtvc.audio.
     jack_watch). Rerouting rtvc from the sound card to programs (one feeding it, one recording it) changes the

@@ -851,3 +851,30 @@ def test_streams_that_never_call_back_are_said_to_and_an_old_period_change_goes_
         assert engine.status().detail == "", engine.status().detail
     finally:
         engine.stop()
+
+
+def test_a_held_engine_plays_silence_at_once_and_fades_back_in_when_let_go():
+    """While rtvc's JACK ports are moved from the device a stream opened on to the one meant (rtvc.audio.io: a device
+    PortAudio cannot open itself), the engine is held: no voice at all reaches the device not meant, not even a
+    fade-out; then the voice fades in over one block."""
+    x = np.full(SR, 0.5, dtype=np.float32)
+    engine = make_engine(480)
+    engine.held = True
+    dev = VirtualDevice(engine, x, 128, paced=True)
+
+    def let_go():
+        while dev.frames_done < SR // 2:
+            time.sleep(0.005)
+        engine.held = False
+
+    threading.Thread(target=let_go, daemon=True).start()
+    engine.start()
+    dev.start()
+    dev.join(60)
+    engine.stop()
+    y = dev.recording
+    assert np.all(y[: SR // 2] == 0)  # (held: every block, from the first)
+    # (a paced run on a loaded machine may underrun: a gap is silence)
+    assert np.mean(np.isclose(y[-SR // 5 :], 0.5)) > 0.9, "not let go"
+    rise = np.flatnonzero(y)[0]
+    assert np.all(np.diff(y[rise : rise + 480]) >= 0) and y[rise] < 0.01, "no fade in"

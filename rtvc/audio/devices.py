@@ -12,6 +12,7 @@ stream may be open then, so the daemon stops its streams around it (rtvc/audio/s
 from __future__ import annotations
 
 import ctypes.util
+import dataclasses
 import logging
 import os
 import subprocess
@@ -48,6 +49,9 @@ class Device:
     default_samplerate: float
     low_input_latency: float
     low_output_latency: float
+    # a JACK client whose name PortAudio reads as a pattern ("Speaker + Headphones", "Audio (HDMI)"): it finds none of
+    # its ports, lists it with no channels and opens no stream on it; its channels here are JACK's (_reach_by_move)
+    by_move: bool = False
 
     def channels(self, kind: Kind) -> int:
         return self.max_input if kind == "input" else self.max_output
@@ -60,6 +64,12 @@ class Device:
         """In PortAudio's list as read; not: a JACK client that came after it, which rtvc's ports were moved to
         (rtvc.audio.switch: _unlisted_choice), until the list is read again."""
         return self.index >= 0
+
+    @property
+    def opened_by_move(self) -> bool:
+        """PortAudio cannot open a stream on it (not listed, or `by_move`): rtvc.audio.io opens the stream on another
+        JACK device and moves rtvc's ports to this one's."""
+        return not self.listed or self.by_move
 
 
 JACK_CLIENT = "rtvc"  # the JACK client name of rtvc's ports (rtvc:in_1, rtvc:out_1); JACK adds -01... to a second
@@ -156,19 +166,56 @@ def find_pinned(pin: Pin, role: str) -> Device:
 
 def _read_devices(sd) -> list[Device]:
     apis = sd.query_hostapis()
-    return [
-        Device(
-            index=i,
-            name=d["name"],
-            host_api=apis[d["hostapi"]]["name"],
-            max_input=d["max_input_channels"],
-            max_output=d["max_output_channels"],
-            default_samplerate=d["default_samplerate"],
-            low_input_latency=d["default_low_input_latency"],
-            low_output_latency=d["default_low_output_latency"],
-        )
-        for i, d in enumerate(sd.query_devices())
-    ]
+    return _reach_by_move(
+        [
+            Device(
+                index=i,
+                name=d["name"],
+                host_api=apis[d["hostapi"]]["name"],
+                max_input=d["max_input_channels"],
+                max_output=d["max_output_channels"],
+                default_samplerate=d["default_samplerate"],
+                low_input_latency=d["default_low_input_latency"],
+                low_output_latency=d["default_low_output_latency"],
+            )
+            for i, d in enumerate(sd.query_devices())
+        ]
+    )
+
+
+PATTERN_CHARACTERS = set("\\[](){}*+?|^$")  # (a '.' matches itself too)
+# JACK's port counts (None: not to be had), per reading of the list (_generation)
+_by_move: dict[int, dict[str, tuple[int, int] | None]] = {}
+_generation = 0
+
+
+def _reach_by_move(devices: list[Device]) -> list[Device]:
+    """PortAudio's JACK host API (19.6, what Debian and Ubuntu ship) finds a client's ports by a regular expression
+    made of its name, unescaped: a client whose name holds a pattern's characters, as PipeWire's JACK names devices
+    by their description ("Tiger Lake-LP Smart Sound Technology Audio Controller Speaker + Headphones", "Family 17h
+    (Models 10h-1fh) HD Audio Controller Analog Stereo", "... Digital Stereo (HDMI)"), is listed with no channels,
+    or with another client's, and opens no stream; a name another client's ends with ("Headset" beside "USB
+    Headset") gets that client's ports too. Those get JACK's own counts of their ports (asked once per
+    reading of the list, from a child: rtvc.audio.jack_links) and `by_move`: rtvc opens their streams on another
+    JACK device and moves its ports to theirs (rtvc.audio.io)."""
+    jack = [d.name for d in devices if "JACK" in d.host_api]
+    # (and its pattern is not anchored: "Headset" finds "USB Headset"'s ports too, counts and connects them)
+    odd = [n for n in jack if PATTERN_CHARACTERS & set(n) or any(o != n and o.endswith(n) for o in jack)]
+    if not odd:
+        return devices
+    counts = _by_move.setdefault(_generation, {})
+    if any(name not in counts for name in odd):
+        from rtvc.audio import jack_links
+
+        got = jack_links.client_counts(odd)  # (None: logged, and not asked again for this list: PortAudio's stand)
+        counts.update({name: (got or {}).get(name) for name in odd})
+    fixed = []
+    for d in devices:
+        ports = counts.get(d.name) if "JACK" in d.host_api else None
+        if ports and sum(ports):
+            d = dataclasses.replace(d, max_input=ports[0], max_output=ports[1], by_move=True)
+        fixed.append(d)
+    return fixed
 
 
 _JACK_PROBE = """
@@ -203,7 +250,7 @@ def rescan() -> list[Device]:
     DeviceError when PortAudio runs on a JACK server that no longer answers: PortAudio's JACK host API aborts
     the whole process if it is restarted then, so it is left as it is. RescanHung when the restart does not
     return (PortAudio then cannot be used again in this process)."""
-    global _stuck
+    global _stuck, _generation
     sd = portaudio()
     with _pa_lock:
         _check_usable()
@@ -230,6 +277,8 @@ def rescan() -> list[Device]:
             raise RescanHung(_stuck, "restart rtvc (a sound device or its driver is hung)")
         if failed:
             raise DeviceError(f"PortAudio did not restart: {failed[0]}", "restart rtvc") from failed[0]
+        _generation += 1
+        _by_move.clear()
         found = _read_devices(sd)
     log.info("PortAudio's device list read again: %d devices", len(found))
     return found
@@ -406,7 +455,7 @@ def _pipewire_default(kind: Kind, usable: list[Device], flag: str) -> Device:
 
 
 def check_rate(device: Device, kind: Kind, samplerate: int, channels: int) -> None:
-    if not device.listed:  # (a JACK client PortAudio has not listed yet: it runs at the server's rate)
+    if device.opened_by_move:  # (a JACK client PortAudio cannot open: it runs at the server's rate)
         return
     sd = portaudio()
     check = sd.check_input_settings if kind == "input" else sd.check_output_settings

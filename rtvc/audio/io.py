@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 
 from rtvc.audio import pipewire, voice_mic
-from rtvc.audio.devices import Device, check_rate, find_device, portaudio
+from rtvc.audio.devices import Device, Kind, check_rate, find_device, portaudio
 from rtvc.callbacks import DUPLEX, INPUT, MONITOR_STREAM, OUTPUT_STREAM
 from rtvc.config import AudioConfig
 from rtvc.engine import Engine
@@ -108,17 +108,53 @@ def _plausible(latency: float, device: Device, kind: str, period: int, samplerat
     return guess
 
 
+def _carriers(choice: DeviceChoice) -> tuple[dict[str, Device | None], list[tuple[str, int, int, str, str, int]]]:
+    """The device each role's stream opens on ({role: device}), and the moves of rtvc's ports that then take them to
+    the devices meant (rtvc.audio.jack_links.route's groups), for the devices PortAudio cannot open a stream on
+    (Device.opened_by_move: a JACK client named with a pattern's characters, or one it has not listed yet): another
+    JACK device with as many ports, the server's own ("system") first, rtvc's virtual microphone last; the voice is
+    held silent until the move is made (DeviceStreams.start). DeviceError where none has the ports."""
+    from rtvc.audio import voice_mic
+    from rtvc.audio.devices import list_devices
+
+    roles = {"input": choice.input, "output": choice.output, "monitor": choice.monitor}
+    counts = {"input": choice.input_channel, "output": choice.output_channels, "monitor": choice.monitor_channels}
+    opened: dict[str, Device | None] = dict(roles)
+    moves = []
+    for role, device in roles.items():
+        if device is None or not device.opened_by_move:
+            continue
+        kind: Kind = "input" if role == "input" else "output"
+        need = counts[role]
+        others = [
+            d for d in list_devices()
+            if d.host_api == device.host_api and not d.opened_by_move and d.channels(kind) >= need
+        ]  # fmt: skip
+        others.sort(key=lambda d: (d.name == voice_mic.LABEL, d.name != "system"))
+        if not others:
+            raise DeviceError(
+                f"PortAudio cannot open a stream on the {role} device {device.title()} itself (its name holds "
+                "characters PortAudio's JACK host API reads as a pattern, or it came after the list was read), and no "
+                f"other JACK device has {need} {kind} port(s) to open it on first",
+                "choose another device (`rtvc devices`), or rename this one (PipeWire: its node.description)",
+            )
+        opened[role] = others[0]
+        first = counts["output"] if role == "monitor" else 0  # (a monitor's ports come after the output's)
+        moves.append(("inputs" if role == "input" else "outputs", first, need, device.name, others[0].name, need))
+        log.info(
+            "the %s device %s opens on %s first, and rtvc's ports are moved to it (PortAudio cannot open it itself)",
+            role, device.title(), others[0].title(),
+        )  # fmt: skip
+    return opened, moves
+
+
 class DeviceStreams:
     """Opened, not started. `start()`/`stop()`/`close()`; device failures reach engine status."""
 
     def __init__(self, choice: DeviceChoice, engine: Engine, samplerate: int, period: int):
-        unlisted = [d for d in (choice.input, choice.output, choice.monitor) if d is not None and not d.listed]
-        if unlisted:  # (rtvc's ports were moved to it while they ran: rtvc.audio.switch)
-            raise DeviceError(
-                f"{unlisted[0].title()} came after PortAudio read its device list: no stream opens on it until then",
-                "read the device list again (devices.list with rescan; a switch that needs it does so itself)",
-            )
         sd = portaudio()
+        # the devices PortAudio cannot open a stream on: opened on another JACK device, rtvc's ports moved after
+        opened, self._moves = _carriers(choice)
         self.choice = choice
         self.engine = engine
         self._streams: list[sd._StreamBase] = []
@@ -174,7 +210,7 @@ class DeviceStreams:
                     "duplex",
                     DUPLEX,
                     dict(**mic, out_channels=choice.output_channels),
-                    device=(choice.input.index, choice.output.index),
+                    device=(opened["input"].index, opened["output"].index),
                     channels=(choice.input_channel, choice.output_channels),
                     finished_callback=self._finished("audio stream"),
                     **common,
@@ -186,7 +222,7 @@ class DeviceStreams:
                     "input",
                     INPUT,
                     mic,
-                    device=choice.input.index,
+                    device=opened["input"].index,
                     channels=choice.input_channel,
                     finished_callback=self._finished("input stream"),
                     **common,
@@ -195,7 +231,7 @@ class DeviceStreams:
                     "output",
                     OUTPUT_STREAM,
                     dict(out_channels=choice.output_channels),
-                    device=choice.output.index,
+                    device=opened["output"].index,
                     channels=choice.output_channels,
                     finished_callback=self._finished("output stream"),
                     **common,
@@ -208,7 +244,7 @@ class DeviceStreams:
                         "output",
                         MONITOR_STREAM,
                         dict(out_channels=choice.monitor_channels),
-                        device=choice.monitor.index,
+                        device=opened["monitor"].index,
                         channels=choice.monitor_channels,
                         finished_callback=self._monitor_finished,
                         **common,
@@ -247,14 +283,35 @@ class DeviceStreams:
         """Start the streams; then, under JACK, take the devices' latency from JACK (`jack_latency`; a caller that
         reconnects the ports first, rtvc.audio.switch, asks for it after)."""
         sd = portaudio()
+        self.engine.held = bool(self._moves)  # (no voice to a device not meant, until the ports are moved)
         try:
             for s in self._streams:
                 s.start()
+            self._move()
         except sd.PortAudioError as e:
             raise DeviceError(f"could not start the audio stream: {e}", "is the device in use or unplugged?") from None
+        finally:
+            self.engine.held = False
         self._started = True
         if jack_latency:
             self.jack_latency()
+
+    def _move(self) -> None:
+        """rtvc's ports, on the devices their streams opened on (_carriers), moved to the devices meant."""
+        if not self._moves:
+            return
+        from rtvc.audio import jack_links
+
+        moved, _before, _after = jack_links.route(self._moves)
+        if moved is None:
+            names = ", ".join(f"'{g[3]}'" for g in self._moves)
+            raise DeviceError(
+                f"rtvc's JACK ports could not be connected to {names} (PortAudio opened them on "
+                f"{', '.join(sorted({repr(g[4]) for g in self._moves}))} first, as it cannot open that device itself)",
+                "check that the device is still there (`rtvc devices`), or choose another",
+            )
+        log.info("rtvc's JACK ports moved to %s (PortAudio cannot open a stream on it itself)",
+                 ", ".join(f"'{g[3]}'" for g in self._moves))  # fmt: skip
 
     @property
     def running(self) -> bool:

@@ -189,3 +189,12 @@ def client_ports(device: str) -> tuple[int, int] | None:
     if not isinstance(got, dict):
         return None
     return int(got.get("capture", 0)), int(got.get("playback", 0))
+
+
+def client_counts(devices: list[str]) -> dict[str, tuple[int, int]] | None:
+    """For each JACK client of `devices`, how many audio ports it has to capture from and to play to (as
+    client_ports), or None when JACK cannot be asked (logged)."""
+    got = _child("counts", "-", json.dumps(devices))
+    if not isinstance(got, dict):
+        return None
+    return {d: (int(v[0]), int(v[1])) for d, v in got.items() if isinstance(v, list) and len(v) == 2}

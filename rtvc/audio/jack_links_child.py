@@ -13,6 +13,7 @@
   ports is one thing it could not do);
 - `ports DEVICE` prints {"capture": n, "playback": n}: how many audio ports JACK client DEVICE has that rtvc's
   inputs, and its outputs, would connect to;
+- `counts - JSON` prints {device: [capture, playback]} for each client named in JSON's list, as `ports` counts;
 - `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON (a snapshot's lists, for the directions it
   holds) and prints {"failed": [what it could not do], "gone": [[direction, port, peer] whose peer is gone]};
 - `add CLIENT JSON` makes the connections of JSON (as restore's) and cuts none; prints as restore does.
@@ -82,6 +83,11 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         command, client = argv[0], argv[1]
+        if command == "counts":
+            counts = {d: [len(device_ports(c, d, "inputs")), len(device_ports(c, d, "outputs"))]
+                      for d in json.loads(argv[2])}  # fmt: skip
+            print("rtvc-links " + json.dumps(counts), flush=True)
+            return 0
         if command == "ports":
             counts = {
                 "capture": len(device_ports(c, client, "inputs")),
