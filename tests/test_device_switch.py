@@ -89,13 +89,15 @@ class Mic:
 
 
 class Program:
-    """A JACK program in a process of its own: a client `name` playing a -9 dBFS tone on out_1; `kill()` ends it
-    at once, as a program that crashes or is closed."""
+    """A JACK program in a process of its own: a client `name` playing a -9 dBFS tone on out_1 (with `records`, one
+    with an input port in_1 too, as OBS); `kill()` ends it at once, as a program that crashes or is closed."""
 
     CODE = """
 import sys, time, numpy as np, jack
 c = jack.Client(sys.argv[1], no_start_server=True)
 out = c.outports.register("out_1")
+if sys.argv[2:]:
+    c.inports.register("in_1")
 n = [0]
 w = 2 * np.pi * 440.0 / c.samplerate
 def process(frames):
@@ -107,9 +109,10 @@ print("ready", flush=True)
 sys.stdin.read()
 """
 
-    def __init__(self, server: str, name: str):
+    def __init__(self, server: str, name: str, records: bool = False):
         env = {**os.environ, "JACK_DEFAULT_SERVER": server, "JACK_NO_START_SERVER": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, name], env=env, text=True,
+        args = [name, "records"] if records else [name]
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, *args], env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
 
@@ -566,6 +569,7 @@ def test_a_switch_of_speakers_keeps_the_programs_the_user_connected_rtvcs_output
     speakers = Mic(jack_bare.name, "rtvc-speakers", -90.0)
     devices = ["--host-api", "JACK", "--input-device", "rtvc-mic", "--output-device", "system"]
     served = Served(jack_bare.name, tmp_path, devices=[*devices, "--output-channels", "1"])
+    recorder = None
     try:
         rpc = served.connect()
         wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
@@ -588,17 +592,33 @@ def test_a_switch_of_speakers_keeps_the_programs_the_user_connected_rtvcs_output
         assert longest_silence_ms(obs.take()) < 1.0
         assert abs(speakers.heard_db(0.3) - TONE_DB) < 1.0
 
+        # a recorder the user connected too, closed (crashed) just before the next switch: waited for
+        recorder = Program(jack_bare.name, "rtvc-rec", records=True)
+        obs.client.connect(port, "rtvc-rec:in_1")
+        time.sleep(1.0)  # (the JACK watch has seen the connection)
+        recorder.kill()
+
+        def waiting() -> list:
+            return rpc.call("devices.list")["result"]["in_use"].get("waiting", [])
+
+        wait_for("the recorder waited for", lambda: [q for _p, q in waiting()] == ["rtvc-rec:in_1"])
+
         # a reopen (the microphone's client for the speakers too: one duplex stream, another shape): OBS connected
-        # again to the new output port, the old speakers' connection not made again
+        # again to the new output port, the old speakers' connection not made again, the recorder still waited for
         got = rpc.call("devices.select", output="rtvc-mic")
         assert "rtvc-mic" in got["result"]["in_use"]["output"], (got, served.log())
         port = obs.rtvc_out_port()
         wait_for("OBS connected again", lambda: peers() == ["rtvc-mic:in_1", "rtvc-obs:in_1"], 10)
         assert abs(obs.heard_db(0.3) - TONE_DB) < 1.0
         assert abs(mic.heard_db(0.3) - TONE_DB) < 1.0
-        assert rpc.call("devices.list")["result"]["in_use"].get("waiting", []) == []
+        assert waiting() == [[port, "rtvc-rec:in_1"]]  # (on the new port: PortAudio numbered them anew)
+        recorder = Program(jack_bare.name, "rtvc-rec", records=True)
+        wait_for("the recorder connected again", lambda: "rtvc-rec:in_1" in peers(), 10)
+        assert waiting() == []
     finally:
         served.stop()
+        if recorder is not None:
+            recorder.kill()
         for m in (mic, obs, speakers):
             m.close()
 
@@ -608,17 +628,24 @@ def test_a_switch_of_speakers_keeps_the_programs_the_user_connected_rtvcs_output
 def test_a_switch_between_mono_and_stereo_speakers_moves_rtvcs_ports_too(jack_bare, tmp_path, first):
     """The voice is the same on every output channel: where rtvc chose how many (up to 2), a switch from stereo
     speakers ("system") to mono ones (a headset's mono profile) or back moves rtvc's ports too (it reopened the
-    streams: a gap): one mono port on both speakers' ports, or the first of two on the mono one."""
+    streams: a gap): one mono port on both speakers' ports, or the first of two on the mono one. A reopen after such
+    a move (a rescan) opens as many channels as the device has, and each role's ports get their own connections
+    (they were restored by place, the monitor's shifted onto the output's)."""
     mic = Mic(jack_bare.name, "rtvc-mic")
     speakers = Mic(jack_bare.name, "rtvc-speakers", -90.0)  # (one playback port: in_1)
     obs = Mic(jack_bare.name, "rtvc-obs", -90.0)
+    phones = Mic(jack_bare.name, "rtvc-phones", -90.0)  # (hear-myself's: its port after the output's)
     devices = ["--host-api", "JACK", "--input-device", "rtvc-mic", "--output-device", first]
-    served = Served(jack_bare.name, tmp_path, devices=devices)
+    served = Served(jack_bare.name, tmp_path, devices=[*devices, "--monitor-device", "rtvc-phones"])
     try:
         rpc = served.connect()
         wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
-        ports = [p.name for p in obs.client.get_ports(RTVC_PORTS, is_audio=True, is_output=True)]
-        assert len(ports) == (2 if first == "system" else 1), ports
+
+        def rtvc_ports() -> list[str]:
+            return [p.name for p in obs.client.get_ports(RTVC_PORTS, is_audio=True, is_output=True)]
+
+        ports = rtvc_ports()
+        assert len(ports) == (3 if first == "system" else 2), ports
         obs.client.connect(ports[0], obs.inp)
         wait_for("the tone in OBS", lambda: abs(obs.heard_db(0.2) - TONE_DB) < 1.0)
 
@@ -626,9 +653,9 @@ def test_a_switch_between_mono_and_stereo_speakers_moves_rtvcs_ports_too(jack_ba
             return [sorted(q.name for q in obs.client.get_all_connections(p) if q.name != "rtvc-obs:in_1")
                     for p in ports]  # fmt: skip
 
-        playback = ["system:playback_1", "system:playback_2"]
-        stereo = [playback[:1], playback[1:]] if len(ports) == 2 else [playback]
-        mono = [["rtvc-speakers:in_1"], []] if len(ports) == 2 else [["rtvc-speakers:in_1"]]
+        playback, ear = ["system:playback_1", "system:playback_2"], [["rtvc-phones:in_1"]]
+        stereo = [playback[:1], playback[1:], *ear] if len(ports) == 3 else [playback, *ear]
+        mono = [["rtvc-speakers:in_1"], [], *ear] if len(ports) == 3 else [["rtvc-speakers:in_1"], *ear]
         steps = [("rtvc-speakers", mono), ("system", stereo)]
         for k, (name, want) in enumerate(steps if first == "system" else steps[::-1]):
             obs.take()
@@ -642,11 +669,21 @@ def test_a_switch_between_mono_and_stereo_speakers_moves_rtvcs_ports_too(jack_ba
             assert longest_silence_ms(obs.take()) < 1.0, f"a gap in OBS at the switch to {name}"
             if name == "rtvc-speakers":
                 assert abs(speakers.heard_db(0.3) - TONE_DB) < 1.0
-        assert [p.name for p in obs.client.get_ports(RTVC_PORTS, is_audio=True, is_output=True)] == ports
+        assert rtvc_ports() == ports
         assert rpc.call("status.get")["result"]["engine"]["xruns"]["output_underrun_events"] == 0
+
+        # once more to the other speakers (the streams' channels not the device's now), then a reopen
+        other = "rtvc-speakers" if first == "system" else "system"
+        assert other in rpc.call("devices.select", output=other)["result"]["in_use"]["output"]
+        rpc.call("devices.list", rescan=True)
+        ports = rtvc_ports()
+        fresh = [["rtvc-speakers:in_1"], *ear] if other == "rtvc-speakers" else [playback[:1], playback[1:], *ear]
+        wait_for("the reopened ports' connections", lambda: peers()[: len(fresh)] == fresh and len(ports) == 3 - (
+            other == "rtvc-speakers"), 10)  # fmt: skip
+        assert "rtvc-obs:in_1" in [q.name for q in obs.client.get_all_connections(ports[0])]
     finally:
         served.stop()
-        for m in (mic, speakers, obs):
+        for m in (mic, speakers, obs, phones):
             m.close()
 
 

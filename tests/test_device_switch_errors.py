@@ -450,24 +450,42 @@ def test_rtvcs_own_jack_client_is_no_device_to_move_to(switcher, monkeypatch):
     assert moved == [] and PortAudio.rescans == 1 and switcher.in_use()["input"] == "usb mic"
 
 
-def test_a_reopen_on_other_devices_connects_rtvcs_ports_again_to_the_programs_the_user_connected():
-    """rtvc's output was fed to OBS beside the speakers; the new streams (stereo speakers for mono ones, another
-    monitor) get those connections again on the same ports of each role, not those to the old or the new device."""
-    from rtvc.audio.switch import _extra_links
+def test_a_reopen_connects_rtvcs_new_ports_as_each_role_had_them():
+    """After a reopen, the ports of a role whose device and channels are the same get their connections back, and
+    those waited for on them (by the old port's name: PortAudio numbers the ports anew); a role on another device,
+    or with another count of channels (stereo speakers for mono ones), gets PortAudio's connections to its device
+    and, again, those to the programs the user connected (OBS), on the same ports of the role."""
+    from rtvc.audio.switch import _links_after
 
-    mono, stereo, phones, desk = Dev("mono"), Dev("stereo"), Dev("phones"), Dev("desk")
-    old = Choice(Dev("mic"), mono, phones, monitor_channels=2, output_channels=1)
-    new = Choice(Dev("mic"), stereo, desk, monitor_channels=1, output_channels=2)
+    jack = "JACK Audio Connection Kit"
+    mic, mono, stereo, phones, desk = (Dev(n, jack) for n in ("mic", "mono", "stereo", "phones", "desk"))
+    old = Choice(mic, mono, phones, monitor_channels=2, output_channels=1)
     peers = {
         "inputs": [["mic:capture_1", "suppressor:out"]],
-        "outputs": [["mono:in", "obs:in_1", "stereo:playback_2"], ["phones:l", "rec:in"], ["phones:r", "rec:in_r"]],
+        "outputs": [["mono:in", "obs:in_1", "stereo:playback_2"], ["phones:l", "rec:in"], ["phones:r"]],
     }
-    before = {"input": old.input, "output": mono, "monitor": phones}
-    got = _extra_links(peers, old, before, new, ("inputs",))
-    # (the output's first port: OBS; the monitor's first, now after two output ports: the recorder's; the monitor's
-    # second port has no place in the new one-channel monitor)
-    assert got == {"outputs": [["obs:in_1"], [], ["rec:in"]]}
-    assert _extra_links(peers, old, before, new, ("inputs", "outputs")) == {}
-    # the input's device changed: the suppressor the user connected beside it stays
-    other = Choice(Dev("usb"), stereo, desk, monitor_channels=1, output_channels=2)
-    assert _extra_links(peers, old, before, other, ())["inputs"] == [["suppressor:out"]]
+    links = ("rtvc", peers, {"inputs": ["rtvc:in_0"], "outputs": ["rtvc:out_0", "rtvc:out_1", "rtvc:out_2"]})
+    waited = [
+        ["outputs", "rtvc:out_0", "obs2:in_1"],
+        ["outputs", "rtvc:out_2", "rec:in_r"],
+        ["inputs", "rtvc:in_0", "mic:x"],
+    ]
+    before = {"input": mic, "output": mono, "monitor": phones}
+    # other speakers (stereo), the same headphones on the same ports' count, the same microphone
+    new = Choice(mic, stereo, phones, monitor_channels=2, output_channels=2)
+    restore, add, expected = _links_after(links, waited, old, before, new)
+    assert restore == {
+        "inputs": [["mic:capture_1", "mic:x", "suppressor:out"]],
+        "outputs": [None, None, ["phones:l", "rec:in"], ["phones:r", "rec:in_r"]],
+    }
+    assert add == {"outputs": [["obs2:in_1", "obs:in_1"], []]}  # (not the old nor the new speakers')
+    assert expected["outputs"] == [["obs:in_1"], [], ["phones:l", "rec:in"], ["phones:r"]]  # (no program gone)
+    # the headphones with one channel now: the monitor's first port's others only; the input's device changed too
+    other = Choice(Dev("usb", jack), stereo, desk, monitor_channels=1, output_channels=2)
+    restore, add, _ = _links_after(links, waited, old, before, other)
+    assert restore == {}
+    assert add == {"inputs": [["suppressor:out"]], "outputs": [["obs2:in_1", "obs:in_1"], [], ["rec:in"]]}
+    # the output off JACK: the monitor's ports are the first of the client's
+    alsa = Choice(mic, Dev("hdmi"), phones, monitor_channels=2, output_channels=2)
+    restore, add, _ = _links_after(links, [], old, before, alsa)
+    assert restore["outputs"] == [["phones:l", "rec:in"], ["phones:r"]] and add == {}

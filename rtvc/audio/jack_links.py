@@ -94,13 +94,21 @@ def own_name() -> str | None:
         return None
 
 
-def snapshot() -> tuple[str, dict[str, list[list[str]]]] | None:
-    """rtvc's JACK client name and its ports' connections, or None (no JACK client, no server)."""
-    name = own_name()
-    if name is None:
+# rtvc's JACK client name, its ports' connections ({direction: [[peer, ...] per port]}), and its ports ({direction:
+# [port, ...]}), in the order PortAudio registered them
+Links = tuple[str, dict[str, list[list[str]]], dict[str, list[str]]]
+
+
+def _links(name: str, got: Any) -> Links | None:
+    if not isinstance(got, dict):
         return None
-    peers = _child("snapshot", name)
-    return None if not isinstance(peers, dict) else (name, peers)
+    return name, {d: got.get(d, []) for d in ("inputs", "outputs")}, got.get("ports") or {}
+
+
+def snapshot() -> Links | None:
+    """rtvc's JACK ports and their connections, or None (no JACK client, no server)."""
+    name = own_name()
+    return None if name is None else _links(name, _child("snapshot", name))
 
 
 def port_latency() -> tuple[list[int | None], list[int | None], int] | None:
@@ -118,15 +126,16 @@ def port_latency() -> tuple[list[int | None], list[int | None], int] | None:
     return list(got.get("inputs", [])), list(got.get("outputs", [])), int(got.get("period") or 0)
 
 
-def restore(saved: tuple[str, dict[str, list[list[str]]]], directions: tuple[str, ...]) -> list[list[str]]:
-    """Connect rtvc's (new) ports as `saved` says for `directions` ("inputs", "outputs"), under the client name
-    PortAudio uses now. Returns the connections whose other port is gone ([direction, rtvc's port, the other port]:
-    its program closed meanwhile), for rtvc.audio.jack_watch to wait for."""
+def restore(saved: str, want: dict[str, list[list[str] | None]]) -> list[list[str]]:
+    """Make the connections of rtvc's (new) ports those of `want` ({direction: [[peer, ...] per port]}, None for a
+    port left as it is), under the client name PortAudio uses now (`saved`: the one before, where it cannot be
+    asked). Returns the connections whose other port is gone ([direction, rtvc's port, the other port]: its program
+    closed meanwhile), for rtvc.audio.jack_watch to wait for."""
     try:
-        name = client_name() or saved[0]
+        name = client_name() or saved
     except DeviceError:
-        name = saved[0]
-    done = _child("restore", name, json.dumps({d: saved[1].get(d, []) for d in directions}))
+        name = saved
+    done = _child("restore", name, json.dumps(want))
     if not isinstance(done, dict):
         return []
     failed, gone = done.get("failed", []), done.get("gone", [])
@@ -161,10 +170,10 @@ def add(extra: dict[str, list[list[str]]]) -> list[list[str]]:
     return gone
 
 
-def route(groups: list[tuple[str, int, int, str, str]]) -> tuple[list[str] | None, Any, Any]:
+def route(groups: list[tuple[str, int, int, str, str, int]]) -> tuple[list[str] | None, Links | None, Links | None]:
     """Move rtvc's running ports to other devices on the same JACK server, its streams untouched (a switch with
-    no gap: rtvc.audio.switch): `groups` [(direction, first port, count, device, old device)], see
-    jack_links_child: only the connections to the old device are cut (those to other programs stay). The ports
+    no gap: rtvc.audio.switch): `groups` [(direction, first port, count, device, old device, the device's ports)],
+    see jack_links_child: only the connections to the old device are cut (those to other programs stay). The ports
     moved, or None (logged) where any part failed: the caller reopens the streams then, on the new devices; the
     connections before (a `snapshot`: for that reopen, which makes those of the devices kept again) and after (for
     the JACK watch that starts then: a program that closes meanwhile is seen), each None when the child did not
@@ -175,7 +184,7 @@ def route(groups: list[tuple[str, int, int, str, str]]) -> tuple[list[str] | Non
     done = _child("route", name, json.dumps([list(g) for g in groups]))
     if not isinstance(done, dict):
         return None, None, None
-    before, after = ((name, done[k]) if isinstance(done.get(k), dict) else None for k in ("before", "after"))
+    before, after = _links(name, done.get("before")), _links(name, done.get("after"))
     if done.get("failed"):
         log.info("JACK: rtvc's ports not moved to the new devices: could not %s", "; ".join(done["failed"]))
         return None, before, after

@@ -1,6 +1,7 @@
 """The child process of rtvc.audio.jack_links: `python -P -m rtvc.audio.jack_links_child COMMAND CLIENT [JSON]`.
 
-- `snapshot CLIENT` prints {"inputs": [[peer, ...] per port], "outputs": [...]}, in the order of CLIENT's ports;
+- `snapshot CLIENT` prints {"inputs": [[peer, ...] per port], "outputs": [...], "ports": {"inputs": [CLIENT's port,
+  ...], "outputs": [...]}}, in the order of CLIENT's ports;
 - `latency CLIENT` prints libjack.latency's answer for CLIENT's ports;
 - `route CLIENT JSON` connects CLIENT's ports to another device's, JSON [[direction, first port, count, device,
   old device, the device's ports], ...]: the `count` ports of `direction` from the `first` (in CLIENT's order) to
@@ -14,8 +15,9 @@
 - `ports DEVICE` prints {"capture": n, "playback": n}: how many audio ports JACK client DEVICE has that rtvc's
   inputs, and its outputs, would connect to;
 - `counts - JSON` prints {device: [capture, playback]} for each client named in JSON's list, as `ports` counts;
-- `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON (a snapshot's lists, for the directions it
-  holds) and prints {"failed": [what it could not do], "gone": [[direction, port, peer] whose peer is gone]};
+- `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON ({direction: [[peer, ...] per port]}, as a
+  snapshot's; a port whose list is null is left as it is) and prints {"failed": [what it could not do], "gone":
+  [[direction, port, peer] whose peer is gone]};
 - `add CLIENT JSON` makes the connections of JSON (as restore's) and cuts none; prints as restore does.
 Each answer is one line, "rtvc-links JSON". Exit 2: no JACK server to connect to.
 """
@@ -35,6 +37,8 @@ def restore(c, now: dict[str, dict[str, list[str]]], want: dict[str, list[list[s
     failed, gone = [], []
     for d in ("inputs", "outputs"):
         for (port, peers), wanted in zip(now[d].items(), want.get(d, []), strict=False):  # (as many as both have)
+            if wanted is None:  # (a port left as it is)
+                continue
             for peer in sorted(set(peers) - set(wanted)) if cut else ():
                 if jack_disconnect(c, d, port, peer):
                     failed.append(f"disconnect {port} {peer}")
@@ -73,8 +77,11 @@ def route(c, client: str, now: dict[str, dict[str, list[str]]], groups: list[lis
                 if jack_disconnect(c, d, port, was):
                     failed.append(f"disconnect {port} {was}")
     after = ports_and_peers(c, client)
-    return {"ports": moved, "failed": failed, **{k: {d: list(ps.values()) for d, ps in v.items()}
-                                                  for k, v in (("before", now), ("after", after))}}  # fmt: skip
+    return {"ports": moved, "failed": failed, "before": snapshot(now), "after": snapshot(after)}
+
+
+def snapshot(now: dict[str, dict[str, list[str]]]) -> dict:
+    return {**{d: list(ps.values()) for d, ps in now.items()}, "ports": {d: list(ps) for d, ps in now.items()}}
 
 
 def main(argv: list[str]) -> int:
@@ -97,7 +104,7 @@ def main(argv: list[str]) -> int:
             return 0
         now = ports_and_peers(c, client)
         if command == "snapshot":
-            answer: object = {d: list(ps.values()) for d, ps in now.items()}
+            answer: object = snapshot(now)
         elif command == "latency":
             answer = jack_latency(c, now)
         elif command == "route":

@@ -332,34 +332,22 @@ class DeviceSwitcher:
         return jack_links.snapshot()
 
     def _relink(self, links: Any, before: dict[str, Device | None], after: DeviceChoice) -> None:
-        """After a reopen (a rescan, a recovery, a refused switch, a switch of another role): the JACK connections
-        of the ports whose devices did not change, as they were: the input port's when the input is the same,
-        the output ports' when the output and the monitor are. A device changed: PortAudio's own connections
-        stand for it (the user chose that device), and those the ports had to other programs are made again
-        (_extra_links). The next watch waits on for those directions' programs that
-        were waited for, and for those gone meanwhile, and knows what the ports should be connected to now."""
+        """After a reopen (a rescan, a recovery, a refused switch, a switch of another role): the JACK connections of
+        the ports of each role whose device and channels did not change, as they were (`links`: a snapshot of the
+        ports before, self.choice's), and those waited for on them; for a role on another device (or another count
+        of channels), PortAudio's own connections stand for it (the user chose that device), and those the ports had
+        to other programs are made again, waited for or not (_links_after). The next watch waits on for those whose
+        program is gone, and knows what the ports should be connected to now."""
         waited, self._waiting, self._seed = self._waiting, [], {}
         if links is None:
             return
-        now = {"input": after.input, "output": after.output, "monitor": after.monitor}
-
-        def same(role: str) -> bool:
-            a, b = before.get(role), now[role]
-            return (a is None) == (b is None) and (a is None or (a.name, a.host_api) == (b.name, b.host_api))
-
-        directions = (("inputs",) if same("input") else ()) + (
-            ("outputs",) if same("output") and same("monitor") else ()
-        )
         from rtvc.audio import jack_links
 
-        extra = _extra_links(links[1], self.choice, before, after, directions)  # (self.choice: what `links` shows)
-        gone = jack_links.restore(links, directions) if directions else []
-        gone += [g for g in jack_links.add(extra) if g not in gone]
-        name = jack_links.own_name()  # (rtvc's ports under the client's name now: a reopen can rename it)
-        kept = [[d, f"{name}:{p.split(':', 1)[1]}" if name else p, q] for d, p, q in waited if d in directions]
-        lost = kept + [g for g in gone if g not in kept]
-        self._seed = {"lost": lost, "expected": {**{d: links[1].get(d, []) for d in directions}, **extra}}
-        self._waiting = lost
+        restore, add, expected = _links_after(links, waited, self.choice, before, after)
+        gone = jack_links.restore(links[0], restore) if restore else []
+        gone += [g for g in jack_links.add(add) if g not in gone] if add else []
+        self._seed = {"lost": gone, "expected": expected}
+        self._waiting = gone
 
     def _switched(
         self,
@@ -468,8 +456,9 @@ class DeviceSwitcher:
             return None, before
         # a connection to the old device waited for (its program closed) on a port moved is not made again: the new
         # device stands; one to another program (OBS restarting) still is
-        olds = {g[4] for g in groups}
-        self._waiting = [w for w in self._waiting if w[1] not in moved or _client(w[2]) not in olds]
+        ports = before[2] if before else {}
+        replaced = {(p, g[4]) for g in groups for p in ports.get(g[0], [])[g[1] : g[1] + g[2]]}
+        self._waiting = [w for w in self._waiting if (w[1], _client(w[2])) not in replaced]
         # (and the connections as the move left them: a program that closes before the new watch looks is seen)
         self._seed = {"lost": self._waiting, **({"expected": after[1]} if after else {})}
         self.streams.choice = choice
@@ -786,37 +775,62 @@ def _client(port: str) -> str:
     return port.split(":", 1)[0]  # (JACK splits a port's name at its first colon)
 
 
-def _extra_links(
-    peers: dict[str, list[list[str]]],
-    old: DeviceChoice,
-    before: dict[str, Device | None],
-    after: DeviceChoice,
-    restored: tuple[str, ...],
-) -> dict[str, list[list[str]]]:
-    """For the directions a reopen on other devices does not restore wholesale (`restored` are): the connections
-    rtvc's ports had to other programs than their devices' (`peers`, a snapshot's, of `old`'s ports: OBS or a
-    recorder fed by rtvc's output, which the user connected and PortAudio does not know), for the same ports of
-    each role in `after`'s streams (the n-th output port's for the n-th, the monitor's after the output's);
-    {direction: [[peer, ...] per port]}. Those to the old and the new device of a role are PortAudio's to make."""
+def _links_after(
+    links: Any, waited: list[list[str]], old: DeviceChoice, before: dict[str, Device | None], after: DeviceChoice
+) -> tuple[dict[str, list[list[str] | None]], dict[str, list[list[str]]], dict[str, list[list[str]]]]:
+    """What rtvc's new ports (`after`'s streams) are to be connected to after a reopen, from `links` (a snapshot of
+    the old ports, `old`'s streams on the `before` devices) and the connections `waited` for on them (their program
+    closed): ({direction: [[peer, ...] or None per new port]} to restore, for the roles whose device and channels
+    are the same (None: a port of another role, left as PortAudio connected it); {direction: [[peer, ...] per new
+    port]} to add, for the others: the connections to other programs than the old and the new device (OBS fed by
+    rtvc's output), the n-th port's for the n-th; and the connections expected now, for the next watch (those
+    waited for left out: they are gone). The ports of each role are found by their place: the output's first, the
+    monitor's after them, among those on JACK; a waited connection's port by its name in the snapshot (PortAudio
+    numbers the ports anew at a reopen)."""
+    _name, peers, ports = links
     now = {"input": after.input, "output": after.output, "monitor": after.monitor}
-    # (role, direction, its first port and count in the old streams, and in the new)
-    o, a = old, after
-    roles = [
-        ("input", "inputs", 0, o.input_channel, 0, a.input_channel),
-        ("output", "outputs", 0, o.output_channels, 0, a.output_channels),
-        ("monitor", "outputs", o.output_channels, o.monitor_channels, a.output_channels, a.monitor_channels),
-    ]
-    extra: dict[str, list[list[str]]] = {}
-    for role, d, first, count, new_first, new_count in roles:
-        was, device = before.get(role), now[role]
-        if d in restored or was is None or device is None:
+
+    def places(c: DeviceChoice, devices: dict[str, Device | None]) -> dict[str, tuple[int, int]]:
+        jack = {role: d is not None and "JACK" in d.host_api for role, d in devices.items()}
+        at = {"input": (0, c.input_channel), "output": (0, c.output_channels)}
+        at["monitor"] = (c.output_channels if jack["output"] else 0, c.monitor_channels)
+        return {role: at[role] for role in at if jack[role]}
+
+    was_at, now_at = places(old, before), places(after, now)
+    restore: dict[str, list[list[str] | None]] = {}
+    add: dict[str, list[list[str]]] = {}
+    expected: dict[str, list[list[str]]] = {}
+    for role, d in (("input", "inputs"), ("output", "outputs"), ("monitor", "outputs")):
+        if role not in was_at or role not in now_at:
             continue
-        ports = extra.setdefault(d, [[] for _ in range(new_first + new_count)])
-        ports.extend([] for _ in range(new_first + new_count - len(ports)))
+        (first, count), (new_first, new_count) = was_at[role], now_at[role]
+        was, device = before[role], now[role]
+        assert was is not None and device is not None
+        had = [list(qs) for qs in peers.get(d, [])[first : first + count]]
+        had += [[] for _ in range(count - len(had))]
+        lost: list[list[str]] = [[] for _ in range(count)]
+        names = ports.get(d, [])[first : first + count]
+        for wd, port, peer in waited:
+            if wd == d and port in names:
+                lost[names.index(port)].append(peer)
+        size = new_first + new_count
+        table = expected.setdefault(d, [])
+        table += [[] for _ in range(size - len(table))]
+        if (was.name, was.host_api) == (device.name, device.host_api) and count == new_count:
+            kept = restore.setdefault(d, [])
+            kept += [None] * (size - len(kept))
+            for k in range(count):
+                kept[new_first + k] = sorted(set(had[k] + lost[k]))
+                table[new_first + k] += had[k]
+            continue
         theirs = {was.name, device.name}
-        for k, qs in enumerate(peers.get(d, [])[first : first + min(count, new_count)]):
-            ports[new_first + k] += [q for q in qs if _client(q) not in theirs]
-    return {d: ports for d, ports in extra.items() if any(ports)}
+        more = add.setdefault(d, [])
+        more += [[] for _ in range(size - len(more))]
+        for k in range(min(count, new_count)):
+            others = [q for q in had[k] if _client(q) not in theirs]
+            more[new_first + k] += sorted(set(others + [q for q in lost[k] if _client(q) not in theirs]))
+            table[new_first + k] += others
+    return restore, {d: ps for d, ps in add.items() if any(ps)}, expected
 
 
 def _given_indices(cfg: AudioConfig, given: dict[str, str | None]) -> dict[str, Device]:
