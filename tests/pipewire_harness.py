@@ -373,7 +373,9 @@ class Served:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def run_once(pw: PipeWire, via: str, period: int, seconds: float, output: str = "speakers", out_of: str = "") -> dict:
+def run_once(
+    pw: PipeWire, via: str, period: int, seconds: float, output: str = "speakers", out_of: str = "", into: str = ""
+) -> dict:
     """One `rtvc run --headless` on PipeWire, impulses through it: every delay, and what rtvc declared. Under pw-jack
     (`via` "jack") rtvc plays into `output`, and the impulses are recorded from `out_of`; "jack-defaults": under
     pw-jack on PipeWire's default devices; "voice-mic": `--virtual-mic` (record from "rtvc voice:capture_MONO")."""
@@ -407,7 +409,7 @@ def run_once(pw: PipeWire, via: str, period: int, seconds: float, output: str = 
                 if time.monotonic() > deadline or rtvc.poll() is not None:
                     raise RuntimeError(f"no {out_of}")
                 time.sleep(0.2)
-        delays = impulses(pw, warm, seconds, out_of=out_of)
+        delays = impulses(pw, warm, seconds, out_of=out_of, **({"into": into} if into else {}))
         rtvc.wait(60)
     except RuntimeError as e:
         log = (work / "rtvc.log").read_text(errors="replace")[-1500:]

@@ -221,6 +221,22 @@ def test_under_pw_jack_rtvc_takes_pipewires_default_microphone_and_speakers(pipe
     assert on_time(r), r
 
 
+def test_under_pw_jack_devices_named_with_a_patterns_characters_are_taken(pipewire):
+    """PipeWire's JACK names a sound card's devices by their description: "... Speaker + Headphones" (Intel laptops),
+    "... (HDMI)". PortAudio's JACK host API (19.6) reads a device's name as a regular expression, found none of their
+    ports and listed them with no channels: under pw-jack rtvc refused to start on such defaults ("PipeWire's default
+    output ... is not among them"). rtvc opens their streams on another device and moves its ports to them; every
+    impulse goes from that microphone to those speakers on time."""
+    pipewire.add_node("alsa_input.sof", "Audio/Source/Virtual", "Digital Microphone (SOF)")
+    pipewire.add_node("alsa_output.sof", "Audio/Sink", "Speaker + Headphones")
+    pipewire.set_default("source", "alsa_input.sof")
+    pipewire.set_default("sink", "alsa_output.sof")
+    r = run_once(pipewire, "jack-defaults", 0, 3.0, into="Digital Microphone (SOF):input_MONO",
+                 out_of="Speaker + Headphones:monitor_MONO")  # fmt: skip
+    assert sum(r["measured"].values()) >= 4, r
+    assert on_time(r), r
+
+
 def rtvc_run(pw: PipeWire, tmp_path, *flags: str, seconds: float = 1.0):
     import subprocess
     import sys
