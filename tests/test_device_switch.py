@@ -736,6 +736,40 @@ def test_jack_devices_whose_names_portaudio_reads_as_a_pattern_run(jack_bare, tm
 
 
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_device_that_closes_right_after_the_streams_reopened_on_it_is_waited_for(jack_bare, tmp_path):
+    """A switch that reopens the streams (here from one duplex stream on "system" to two) and a program chosen as the
+    microphone that closes at once, before the JACK watch that starts with the new streams first looks: the watch
+    knew only the connections rtvc made again, not PortAudio's, and the program was never said nor connected again
+    when it was back."""
+    served = Served(jack_bare.name, tmp_path)
+    program = flaky = None
+    try:
+        rpc = served.connect()
+        wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
+        program = Program(jack_bare.name, "rtvc-flaky")
+        got = rpc.call("devices.select", input="rtvc-flaky")
+        program.kill()
+        assert "rtvc-flaky" in got["result"]["in_use"]["input"], got
+        assert "rtvc's JACK ports moved" not in served.log()  # (a reopen)
+
+        def waiting() -> list:
+            return rpc.call("devices.list")["result"]["in_use"].get("waiting", [])
+
+        lost = wait_for("the loss said", waiting)
+        assert [q for _p, q in lost] == ["rtvc-flaky:out_1"], lost
+        flaky = Mic(jack_bare.name, "rtvc-flaky", -9.0)
+        wait_for("the program's tone", lambda: abs(rpc.call("status.get")["result"]["engine"]["levels"]["in_peak"]
+                                                   + 9.0) < 1.0)  # fmt: skip
+        assert waiting() == []
+    finally:
+        served.stop()
+        if program is not None:
+            program.kill()
+        if flaky is not None:
+            flaky.close()
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
 def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconnected(jack_bare, tmp_path):
     """Under JACK the user routes rtvc in a patchbay, and programs at the other end come and go (rtvc.audio.
     jack_watch). Rerouting rtvc from the sound card to programs (one feeding it, one recording it) changes the

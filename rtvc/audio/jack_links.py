@@ -126,19 +126,22 @@ def port_latency() -> tuple[list[int | None], list[int | None], int] | None:
     return list(got.get("inputs", [])), list(got.get("outputs", [])), int(got.get("period") or 0)
 
 
-def restore(saved: str, want: dict[str, list[list[str] | None]]) -> list[list[str]]:
+def restore(saved: str, want: dict[str, list[list[str] | None]]) -> tuple[list[list[str]], Links | None]:
     """Make the connections of rtvc's (new) ports those of `want` ({direction: [[peer, ...] per port]}, None for a
     port left as it is), under the client name PortAudio uses now (`saved`: the one before, where it cannot be
     asked). Returns the connections whose other port is gone ([direction, rtvc's port, the other port]: its program
-    closed meanwhile), for rtvc.audio.jack_watch to wait for."""
+    closed meanwhile), for rtvc.audio.jack_watch to wait for, and rtvc's connections then (None: not known)."""
     try:
         name = client_name() or saved
     except DeviceError:
         name = saved
     done = _child("restore", name, json.dumps(want))
     if not isinstance(done, dict):
-        return []
+        return [], None
+    after = _links(name, done.get("after"))
     failed, gone = done.get("failed", []), done.get("gone", [])
+    if not any(w for ws in want.values() for w in ws):
+        return gone, after  # (nothing to restore: asked for the connections PortAudio made)
     if failed:
         log.info("JACK connections after reopening the devices: could not %s", "; ".join(failed))
     elif not gone:
@@ -148,26 +151,27 @@ def restore(saved: str, want: dict[str, list[list[str] | None]]) -> list[list[st
             "JACK connections after reopening the devices: %s gone meanwhile (waited for)",
             ", ".join(sorted({q for _d, _p, q in gone})),
         )
-    return gone
+    return gone, after
 
 
-def add(extra: dict[str, list[list[str]]]) -> list[list[str]]:
+def add(extra: dict[str, list[list[str]]]) -> tuple[list[list[str]], Links | None]:
     """Connect rtvc's ports to more peers, cutting none (`extra`: {direction: [[peer, ...] per port]}): after a
     reopen on other devices, the programs the user had connected rtvc's ports to (OBS recording its output), which
-    PortAudio does not know. Returns the connections whose other port is gone, as `restore` does."""
+    PortAudio does not know. Returns what `restore` returns."""
     name = own_name()
     if name is None or not any(peers for ports in extra.values() for peers in ports):
-        return []
+        return [], None
     done = _child("add", name, json.dumps(extra))
     if not isinstance(done, dict):
-        return []
+        return [], None
+    after = _links(name, done.get("after"))
     failed, gone = done.get("failed", []), done.get("gone", [])
     if failed:
         log.info("JACK connections to other programs after the switch: could not %s", "; ".join(failed))
     if gone:
         programs = ", ".join(sorted({q for *_, q in gone}))
         log.info("JACK connections after the switch: %s gone meanwhile (waited for)", programs)
-    return gone
+    return gone, after
 
 
 def route(groups: list[tuple[str, int, int, str, str, int]]) -> tuple[list[str] | None, Links | None, Links | None]:

@@ -17,7 +17,7 @@
 - `counts - JSON` prints {device: [capture, playback]} for each client named in JSON's list, as `ports` counts;
 - `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON ({direction: [[peer, ...] per port]}, as a
   snapshot's; a port whose list is null is left as it is) and prints {"failed": [what it could not do], "gone":
-  [[direction, port, peer] whose peer is gone]};
+  [[direction, port, peer] whose peer is gone], "after": CLIENT's connections then, as `snapshot` prints them};
 - `add CLIENT JSON` makes the connections of JSON (as restore's) and cuts none; prints as restore does.
 Each answer is one line, "rtvc-links JSON". Exit 2: no JACK server to connect to.
 """
@@ -111,6 +111,7 @@ def main(argv: list[str]) -> int:
             answer = route(c, client, now, json.loads(argv[2]))
         elif command in ("restore", "add"):
             answer = restore(c, now, json.loads(argv[2]), cut=command == "restore")
+            answer["after"] = snapshot(ports_and_peers(c, client))
         else:
             sys.stderr.write(f"no command {command!r}\n")
             return 2

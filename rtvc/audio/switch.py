@@ -344,9 +344,13 @@ class DeviceSwitcher:
         from rtvc.audio import jack_links
 
         restore, add, expected = _links_after(links, waited, self.choice, before, after)
-        gone = jack_links.restore(links[0], restore) if restore else []
-        gone += [g for g in jack_links.add(add) if g not in gone] if add else []
-        self._seed = {"lost": gone, "expected": expected}
+        # (always: what the ports are connected to then, PortAudio's connections too, is what the watch starts from,
+        # so that a program that closes before its first look, the new device included, is seen)
+        gone, now = jack_links.restore(links[0], restore)
+        if add:
+            more, later = jack_links.add(add)
+            gone, now = gone + [g for g in more if g not in gone], later or now
+        self._seed = {"lost": gone, "expected": now[1] if now else expected}
         self._waiting = gone
 
     def _switched(
