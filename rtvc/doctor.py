@@ -255,6 +255,12 @@ def check_devices(audio) -> list[Check]:
     said = f"input {choice.input.title()}, output {choice.output.title()}"
     if choice.monitor is not None:
         said += f", monitor {choice.monitor.title()}"
+    moved = [d.name for d in (choice.input, choice.output, choice.monitor) if d is not None and d.opened_by_move]
+    if moved:  # (rtvc.audio.devices: _reach_by_move)
+        said += (
+            f" ('{', '.join(dict.fromkeys(moved))}': PortAudio's JACK host API reads the name as a pattern and cannot"
+            " open it itself; rtvc opens its streams on another JACK device and moves its ports to it)"
+        )
     return [Check(True, "sound devices", f"{said} at {audio.samplerate} Hz"), *check_quantum(choice, audio)]
 
 

@@ -703,6 +703,13 @@ def test_jack_devices_whose_names_portaudio_reads_as_a_pattern_run(jack_bare, tm
     rows = {ln[5:41].strip(): ln.split()[-3:-1] for ln in listing.stdout.splitlines() if "JACK" in ln}
     for name in ("Speaker + Headphones", "Mic (USB)", "Phones"):
         assert rows.get(name) == ["1", "1"], listing.stdout
+    config = tmp_path / "doctor.toml"
+    config.write_text('[audio]\nhost_api = "JACK"\ninput_device = "Mic (USB)"\noutput_device = "Phones"\n')
+    doctor = subprocess.run([sys.executable, "-m", "rtvc", "doctor", "--config", str(config)], env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    said = [ln for ln in doctor.stdout.splitlines() if "sound devices" in ln]
+    why = "'Mic (USB), Phones': PortAudio's JACK host API reads the name as a pattern"
+    assert said and why in said[0], doctor.stdout
     devices = ["--host-api", "JACK", "--input-device", "Mic (USB)", "--output-device", "Speaker + Headphones"]
     served = Served(jack_bare.name, tmp_path, devices=[*devices, "--monitor-device", "Phones"])
     try:
