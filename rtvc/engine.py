@@ -79,8 +79,11 @@ class Engine:
         self.gate = NoiseGate(samplerate, self.block, gate if gate is not None else GateSettings(on=False))
         self.muted = False  # mic mute: silence out (speakers and monitor), faded over one block
         # silence out as muted, while rtvc's JACK ports are moved from the device a stream opened on to the one meant
-        # (rtvc.audio.io: by_move): not the user's mute
+        # (rtvc.audio.io: by_move): not the user's mute; counted (`hold`), as streams of a switch may start while the
+        # first ones still move theirs
         self.held = False
+        self._holds = 0
+        self._holds_lock = threading.Lock()
         self._muted_now = False
         self.has_monitor_device = False  # a monitor stream is open and playing (set by the device layer)
         self.monitor_error = ""  # why the monitor stream stopped (unplugged headphones); "" otherwise
@@ -560,6 +563,12 @@ class Engine:
         if self._next is nxt:  # (another voice may have been handed over meanwhile: it goes next block)
             self._next = None
         return y
+
+    def hold(self, on: bool) -> None:
+        """Silence out (at once; faded in when the last hold is let go), for as long as a hold is on."""
+        with self._holds_lock:
+            self._holds = max(0, self._holds + (1 if on else -1))
+            self.held = self._holds > 0
 
     def _fade_mute(self, y: np.ndarray) -> np.ndarray:
         if self.held:  # (at once: a stream on a device not meant gets no voice at all; faded in after)

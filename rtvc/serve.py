@@ -244,6 +244,7 @@ def devices_again(
             try:
                 choice = choose_devices(audio, restart.pinned({"pins": pinned}))
                 streams = DeviceStreams(choice, engine, audio.samplerate, audio.period)
+                choice = streams.choice  # (the streams' channels: rtvc.audio.io)
             except DeviceError as e:
                 last = e.what
             else:
@@ -316,6 +317,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         if resumed is None:
             choice = choose_devices(cfg.audio)
             streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
+            choice = streams.choice  # (the streams' channels: rtvc.audio.io)
         else:
             audio, choice, streams = devices_again(cfg, configured, resumed, engine, stop)
             cfg = dataclasses.replace(cfg, audio=audio)

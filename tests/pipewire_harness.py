@@ -198,11 +198,14 @@ class PipeWire:
         cmd = ["pw-metadata", "-n", "settings", *(["-d", "0", key] if value is None else ["0", key, str(value)])]
         subprocess.run(cmd, env=self.env, capture_output=True, check=True, timeout=10)
 
-    def add_node(self, name: str, cls: str, description: str = "") -> None:
+    def add_node(self, name: str, cls: str, description: str = "", stereo: bool = False) -> None:
         """A device plugged in, as the null sinks of the start: "Audio/Sink" (speakers), "Audio/Source/Virtual" (a
         microphone, as "mic"); with a `description` (a sound card's node has one: its JACK name, and what sound
-        settings show) unlike those. Returns once PipeWire's JACK shows its ports."""
+        settings show) unlike those; `stereo`: two channels (FL, FR), not one. Returns once PipeWire's JACK shows
+        its ports."""
         props = _NODE.format(name=name, cls=cls).replace("\n", " ")
+        if stereo:
+            props = props.replace("[ MONO ]", "[ FL FR ]")
         if description:
             props = props.replace("node.name =", f'node.description = "{description}" node.name =', 1)
         done = subprocess.run(
@@ -211,7 +214,7 @@ class PipeWire:
         )  # fmt: skip
         assert done.returncode == 0 and "error" not in done.stdout.lower(), done.stdout + done.stderr
         deadline = time.monotonic() + 10
-        port = f"{description or name}:{'monitor_MONO' if cls == 'Audio/Sink' else 'capture_MONO'}"
+        port = f"{description or name}:{'monitor' if cls == 'Audio/Sink' else 'capture'}_{'FR' if stereo else 'MONO'}"
         while port not in subprocess.run(["pw-jack", "jack_lsp"], env=self.env, capture_output=True, text=True).stdout:
             assert time.monotonic() < deadline, f"{name}: no ports"
             time.sleep(0.2)

@@ -777,6 +777,36 @@ def test_a_device_that_closes_right_after_the_streams_reopened_on_it_is_waited_f
 
 
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_device_whose_name_a_later_clients_ends_with_is_opened_by_a_move(jack_bare, tmp_path):
+    """PortAudio's pattern for "Headset" finds "USB Headset"'s ports too, and connects the first JACK lists: a
+    client that came after the list was read, in a slot another client freed, took rtvc's output at the next reopen
+    while rtvc said "Headset" (a helper's hunt). Such a device is opened by a move at each open (JACK asked then)."""
+    freed = Mic(jack_bare.name, "rtvc-gone", -90.0)
+    headset = Mic(jack_bare.name, "Headset", -90.0)
+    mic = Mic(jack_bare.name, "rtvc-mic")
+    served = Served(jack_bare.name, tmp_path)
+    usb = None
+    try:
+        rpc = served.connect()
+        wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
+        freed.close()
+        time.sleep(0.3)
+        usb = Mic(jack_bare.name, "USB Headset", -90.0)  # (in the slot rtvc-gone freed: JACK lists its ports first)
+        # another shape (two streams, a monitor): a reopen, on the list as read before "USB Headset" came
+        got = rpc.call("devices.select", input="rtvc-mic", output="Headset", monitor="system")
+        assert "Headset" in got["result"]["in_use"]["output"], (got, served.log())
+        assert "rtvc's JACK ports moved to them" not in served.log()
+        wait_for("the tone in the headset", lambda: abs(headset.heard_db(0.2) - TONE_DB) < 1.0)
+        assert usb.heard_db(0.3) < -80.0, "the voice went to USB Headset"
+        assert "PortAudio's device list read again" not in served.log()
+    finally:
+        served.stop()
+        for m in (headset, mic, usb):
+            if m is not None:
+                m.close()
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
 def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconnected(jack_bare, tmp_path):
     """Under JACK the user routes rtvc in a patchbay, and programs at the other end come and go (rtvc.audio.
     jack_watch). Rerouting rtvc from the sound card to programs (one feeding it, one recording it) changes the

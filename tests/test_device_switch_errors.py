@@ -52,7 +52,7 @@ class Streams:
 
     running = True  # (started, not stopped: what a move of JACK ports asks)
 
-    def __init__(self, choice, engine, samplerate, period):
+    def __init__(self, choice, engine, samplerate, period, jack_clients=None):
         if choice.input.name in self.gone or (choice.monitor and choice.monitor.name in self.gone):
             name = choice.input.name if choice.input.name in self.gone else choice.monitor.name
             raise DeviceError(f"{name} could not be opened", "plug it back in")
@@ -299,7 +299,7 @@ def test_new_devices_that_do_not_open_are_looked_for_in_a_new_list_once(switcher
     opened = []
 
     class Stale(Streams):
-        def __init__(self, choice, engine, samplerate, period):
+        def __init__(self, choice, engine, samplerate, period, jack_clients=None):
             opened.append(choice.input.name)
             if choice.input.name == "webcam mic" and PortAudio.rescans == 0:
                 raise DeviceError("could not open the audio device: Unanticipated host error", "check it")
@@ -489,3 +489,41 @@ def test_a_reopen_connects_rtvcs_new_ports_as_each_role_had_them():
     alsa = Choice(mic, Dev("hdmi"), phones, monitor_channels=2, output_channels=2)
     restore, add, _ = _links_after(links, [], old, before, alsa)
     assert restore["outputs"] == [["phones:l", "rec:in"], ["phones:r"]] and add == {}
+
+
+def test_a_stream_on_a_device_portaudio_cannot_open_opens_on_another_and_its_ports_are_moved(monkeypatch):
+    """rtvc.audio.io._carriers: a JACK device PortAudio cannot open (a pattern's characters in its name) opens on
+    another JACK device with as many ports, "system" first; with fewer where none has as many (an output: the voice
+    is the same on each channel); a monitor's ports after the output's only where the output is on JACK too."""
+    from rtvc.audio import devices, io, jack_links
+    from rtvc.audio.devices import Device
+
+    jack = "JACK Audio Connection Kit"
+
+    def dev(index, name, api=jack, inputs=2, outputs=2, by_move=False):
+        return Device(index, name, api, inputs, outputs, 48000.0, 0.0, 0.0, by_move)
+
+    system, voice = dev(0, "system", outputs=1), dev(1, "rtvc voice", inputs=1, outputs=1)
+    speakers = dev(2, "Speaker + Headphones", inputs=0, outputs=2, by_move=True)
+    mic, hdmi = dev(3, "mic", inputs=1, outputs=0), dev(4, "hdmi", api="ALSA", inputs=0)
+    monkeypatch.setattr(devices, "list_devices", lambda: [voice, system, speakers, mic, hdmi])
+    monkeypatch.setattr(jack_links, "clients", lambda: ["system", "rtvc voice", "Speaker + Headphones", "mic"])
+    # the output on JACK: the monitor's ports after its one; "system" before rtvc's virtual microphone, with one
+    # port for the speakers' two
+    choice = io.DeviceChoice(mic, voice, speakers, 1, 1, 2)
+    streams, opened, moves = io._carriers(choice)
+    assert opened == {"input": mic, "output": voice, "monitor": system}
+    assert moves == [("outputs", 1, 1, "Speaker + Headphones", "system", 2)]
+    assert (streams.output_channels, streams.monitor_channels) == (1, 1)
+    # the output on ALSA: the monitor's are the JACK client's first outputs
+    streams, opened, moves = io._carriers(io.DeviceChoice(mic, hdmi, speakers, 1, 2, 2))
+    assert moves == [("outputs", 0, 1, "Speaker + Headphones", "system", 2)] and streams.output_channels == 2
+    # no JACK device with an output port: refused, naming it
+    monkeypatch.setattr(devices, "list_devices", lambda: [speakers, mic, hdmi])
+    with pytest.raises(DeviceError, match="no other JACK device has 1 output port"):
+        io._carriers(choice)
+    # a device another client's name ends with (come since the list was read): moved to as well
+    monkeypatch.setattr(devices, "list_devices", lambda: [voice, system, mic])
+    monkeypatch.setattr(jack_links, "clients", lambda: ["system", "rtvc voice", "mic", "USB mic"])
+    _, opened, moves = io._carriers(io.DeviceChoice(mic, voice, None, 1, 1, 0))
+    assert opened["input"] == system and moves == [("inputs", 0, 1, "mic", "system", 1)]

@@ -859,13 +859,17 @@ def test_a_held_engine_plays_silence_at_once_and_fades_back_in_when_let_go():
     fade-out; then the voice fades in over one block."""
     x = np.full(SR, 0.5, dtype=np.float32)
     engine = make_engine(480)
-    engine.held = True
+    engine.hold(True)
+    engine.hold(True)  # (two: the streams of a switch that start while the first ones still move their ports)
     dev = VirtualDevice(engine, x, 128, paced=True)
 
     def let_go():
+        while dev.frames_done < SR // 4:
+            time.sleep(0.005)
+        engine.hold(False)
         while dev.frames_done < SR // 2:
             time.sleep(0.005)
-        engine.held = False
+        engine.hold(False)
 
     threading.Thread(target=let_go, daemon=True).start()
     engine.start()

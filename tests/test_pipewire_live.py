@@ -237,6 +237,25 @@ def test_under_pw_jack_devices_named_with_a_patterns_characters_are_taken(pipewi
     assert on_time(r), r
 
 
+def test_hear_myself_on_stereo_speakers_named_with_a_patterns_characters(pipewire):
+    """An AMD laptop's speakers under PipeWire: "Family 17h (Models 10h-1fh) HD Audio Controller Analog Stereo", the
+    default, followed by hear-myself under --virtual-mic. No other device has two playback ports to open the stream
+    on first (rtvc's virtual microphone and the harness's sinks are mono): it opens with one, spread over both of the
+    speakers' ports (the voice is the same on each), rather than refuse to start."""
+    amd = "Family 17h (Models 10h-1fh) HD Audio Controller Analog Stereo"
+    pipewire.add_node("alsa_output.pci-0000_05_00.6.analog-stereo", "Audio/Sink", amd, stereo=True)
+    pipewire.set_default("sink", "alsa_output.pci-0000_05_00.6.analog-stereo")
+    with Served(pipewire, "default", via="voice-mic") as rtvc:
+        wait_for(lambda: rtvc.latency(), rtvc)
+        got = rtvc.rpc.call("devices.list")["in_use"]
+        assert amd in (got["monitor"] or ""), (got, rtvc.log()[-3000:])
+        assert rtvc.rpc.call("monitor.set", on=True)["on"] is True
+        for side in ("FL", "FR"):
+            heard = impulses(pipewire, 0.5, 1.5, out_of=f"{amd}:monitor_{side}")
+            assert len(heard) >= 2, (side, heard, rtvc.log()[-3000:])
+        assert "opens on" in rtvc.log() and "Traceback" not in rtvc.log(), rtvc.log()[-3000:]
+
+
 def rtvc_run(pw: PipeWire, tmp_path, *flags: str, seconds: float = 1.0):
     import subprocess
     import sys

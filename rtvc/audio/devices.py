@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -184,9 +185,11 @@ def _read_devices(sd) -> list[Device]:
 
 
 PATTERN_CHARACTERS = set("\\[](){}*+?|^$")  # (a '.' matches itself too)
-# JACK's port counts (None: not to be had), per reading of the list (_generation)
+# JACK's port counts (None: a client it does not know), per reading of the list (_generation)
 _by_move: dict[int, dict[str, tuple[int, int] | None]] = {}
 _generation = 0
+_failed_at = -1e9  # when JACK last did not answer (each question can take jack_links.TIMEOUT_S, under _pa_lock)
+RETRY_COUNTS_S = 10.0
 
 
 def _reach_by_move(devices: list[Device]) -> list[Device]:
@@ -203,12 +206,16 @@ def _reach_by_move(devices: list[Device]) -> list[Device]:
     odd = [n for n in jack if PATTERN_CHARACTERS & set(n) or any(o != n and o.endswith(n) for o in jack)]
     if not odd:
         return devices
+    global _failed_at
     counts = _by_move.setdefault(_generation, {})
-    if any(name not in counts for name in odd):
+    if any(name not in counts for name in odd) and time.monotonic() - _failed_at > RETRY_COUNTS_S:
         from rtvc.audio import jack_links
 
-        got = jack_links.client_counts(odd)  # (None: logged, and not asked again for this list: PortAudio's stand)
-        counts.update({name: (got or {}).get(name) for name in odd})
+        got = jack_links.client_counts(odd)  # (None: logged; PortAudio's stand, and JACK is asked again later)
+        if got is None:
+            _failed_at = time.monotonic()
+        else:
+            counts.update({name: got.get(name) for name in odd})
     fixed = []
     for d in devices:
         ports = counts.get(d.name) if "JACK" in d.host_api else None

@@ -8,6 +8,7 @@ stream it is and which of its input channels the microphone is on.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import math
 import threading
@@ -108,54 +109,83 @@ def _plausible(latency: float, device: Device, kind: str, period: int, samplerat
     return guess
 
 
-def _carriers(choice: DeviceChoice) -> tuple[dict[str, Device | None], list[tuple[str, int, int, str, str, int]]]:
-    """The device each role's stream opens on ({role: device}), and the moves of rtvc's ports that then take them to
-    the devices meant (rtvc.audio.jack_links.route's groups), for the devices PortAudio cannot open a stream on
-    (Device.opened_by_move: a JACK client named with a pattern's characters, or one it has not listed yet): another
-    JACK device with as many ports, the server's own ("system") first, rtvc's virtual microphone last; the voice is
-    held silent until the move is made (DeviceStreams.start). DeviceError where none has the ports."""
+def _carriers(
+    choice: DeviceChoice, clients: list[str] | None = None
+) -> tuple[DeviceChoice, dict[str, Device | None], list[tuple]]:
+    """For the devices PortAudio cannot open a stream on (Device.opened_by_move: a JACK client named with a pattern's
+    characters, one another client's name ends with, or one it has not listed yet), the device each role's stream
+    opens on instead, and the moves of rtvc's ports that then take them to the devices meant (jack_links.route's
+    groups): another JACK device with as many ports, the server's own ("system") first, rtvc's virtual microphone
+    last; the voice is held silent until the move is made (DeviceStreams.start). An output (or a monitor) opens with
+    fewer channels where no device has as many ports (the voice is the same on each: its ports are spread over the
+    device's); so the choice returned holds the streams' channels. DeviceError where none has the ports. `clients`:
+    JACK's clients, where the caller asked already (None: asked here)."""
     from rtvc.audio import voice_mic
     from rtvc.audio.devices import list_devices
 
     roles = {"input": choice.input, "output": choice.output, "monitor": choice.monitor}
+    jack = {role: d for role, d in roles.items() if d is not None and "JACK" in d.host_api}
+    if not jack:
+        return choice, dict(roles), []
+    lookalikes = _lookalikes([d for d in jack.values() if not d.opened_by_move], clients)
     counts = {"input": choice.input_channel, "output": choice.output_channels, "monitor": choice.monitor_channels}
     opened: dict[str, Device | None] = dict(roles)
     moves = []
-    for role, device in roles.items():
-        if device is None or not device.opened_by_move:
+    for role, device in jack.items():
+        if not (device.opened_by_move or device.name in lookalikes):
             continue
         kind: Kind = "input" if role == "input" else "output"
         need = counts[role]
         others = [
             d for d in list_devices()
-            if d.host_api == device.host_api and not d.opened_by_move and d.channels(kind) >= need
+            if d.host_api == device.host_api and not d.opened_by_move and d.name not in lookalikes
+            and d.channels(kind) >= (need if kind == "input" else 1)
         ]  # fmt: skip
-        others.sort(key=lambda d: (d.name == voice_mic.LABEL, d.name != "system"))
+        others.sort(key=lambda d: (d.channels(kind) < need, d.name == voice_mic.LABEL, d.name != "system"))
         if not others:
             raise DeviceError(
                 f"PortAudio cannot open a stream on the {role} device {device.title()} itself (its name holds "
-                "characters PortAudio's JACK host API reads as a pattern, or it came after the list was read), and no "
-                f"other JACK device has {need} {kind} port(s) to open it on first",
+                "characters PortAudio's JACK host API reads as a pattern, another client's name ends with it, or it "
+                f"came after the list was read), and no other JACK device has {need if kind == 'input' else 1} "
+                f"{kind} port(s) to open it on first",
                 "choose another device (`rtvc devices`), or rename this one (PipeWire: its node.description)",
             )
-        opened[role] = others[0]
-        first = counts["output"] if role == "monitor" else 0  # (a monitor's ports come after the output's)
-        moves.append(("inputs" if role == "input" else "outputs", first, need, device.name, others[0].name, need))
+        carrier = opened[role] = others[0]
+        counts[role] = min(need, carrier.channels(kind))  # (the stream's; `need` of the device's ports, spread)
+        # (a monitor's ports come after the output's, where the output is on JACK)
+        first = counts["output"] if role == "monitor" and "output" in jack else 0
+        moves.append(("inputs" if role == "input" else "outputs", first, counts[role], device.name, carrier.name, need))
         log.info(
             "the %s device %s opens on %s first, and rtvc's ports are moved to it (PortAudio cannot open it itself)",
-            role, device.title(), others[0].title(),
+            role, device.title(), carrier.title(),
         )  # fmt: skip
-    return opened, moves
+    streams = dataclasses.replace(choice, output_channels=counts["output"], monitor_channels=counts["monitor"])
+    return streams, opened, moves
+
+
+def _lookalikes(devices: list[Device], clients: list[str] | None) -> set[str]:
+    """The names of `devices` that another JACK client's name ends with now ("Headset" beside "USB Headset": one may
+    have come since the list was read), whose ports PortAudio's unanchored pattern would find too."""
+    if not devices:
+        return set()
+    if clients is None:
+        from rtvc.audio import jack_links
+
+        clients = jack_links.clients() or []
+    return {d.name for d in devices if any(c != d.name and c.endswith(d.name) for c in clients)}
 
 
 class DeviceStreams:
     """Opened, not started. `start()`/`stop()`/`close()`; device failures reach engine status."""
 
-    def __init__(self, choice: DeviceChoice, engine: Engine, samplerate: int, period: int):
+    def __init__(
+        self, choice: DeviceChoice, engine: Engine, samplerate: int, period: int, jack_clients: list[str] | None = None
+    ):
+        """`jack_clients`: JACK's clients, asked by the caller already (rtvc.audio.switch: while the audio ran)."""
         sd = portaudio()
         # the devices PortAudio cannot open a stream on: opened on another JACK device, rtvc's ports moved after
-        opened, self._moves = _carriers(choice)
-        self.choice = choice
+        choice, opened, self._moves = _carriers(choice, jack_clients)
+        self.choice = choice  # (the streams' channels: where a stream opened on another device had to take fewer)
         self.engine = engine
         self._streams: list[sd._StreamBase] = []
         self._stopping = False
@@ -283,7 +313,9 @@ class DeviceStreams:
         """Start the streams; then, under JACK, take the devices' latency from JACK (`jack_latency`; a caller that
         reconnects the ports first, rtvc.audio.switch, asks for it after)."""
         sd = portaudio()
-        self.engine.held = bool(self._moves)  # (no voice to a device not meant, until the ports are moved)
+        held = bool(self._moves)  # (no voice to a device not meant, until the ports are moved)
+        if held:
+            self.engine.hold(True)
         try:
             for s in self._streams:
                 s.start()
@@ -291,7 +323,8 @@ class DeviceStreams:
         except sd.PortAudioError as e:
             raise DeviceError(f"could not start the audio stream: {e}", "is the device in use or unplugged?") from None
         finally:
-            self.engine.held = False
+            if held:
+                self.engine.hold(False)
         self._started = True
         if jack_latency:
             self.jack_latency()

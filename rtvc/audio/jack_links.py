@@ -211,3 +211,9 @@ def client_counts(devices: list[str]) -> dict[str, tuple[int, int]] | None:
     if not isinstance(got, dict):
         return None
     return {d: (int(v[0]), int(v[1])) for d, v in got.items() if isinstance(v, list) and len(v) == 2}
+
+
+def clients() -> list[str] | None:
+    """The names of the JACK clients with audio ports now, or None when JACK cannot be asked (logged)."""
+    got = _child("clients", "-")
+    return [str(n) for n in got] if isinstance(got, list) else None

@@ -15,6 +15,7 @@
 - `ports DEVICE` prints {"capture": n, "playback": n}: how many audio ports JACK client DEVICE has that rtvc's
   inputs, and its outputs, would connect to;
 - `counts - JSON` prints {device: [capture, playback]} for each client named in JSON's list, as `ports` counts;
+- `clients -` prints the names of the JACK clients with audio ports, sorted;
 - `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON ({direction: [[peer, ...] per port]}, as a
   snapshot's; a port whose list is null is left as it is) and prints {"failed": [what it could not do], "gone":
   [[direction, port, peer] whose peer is gone], "after": CLIENT's connections then, as `snapshot` prints them};
@@ -27,7 +28,7 @@ from __future__ import annotations
 import json
 import sys
 
-from rtvc.audio.libjack import EEXIST, device_ports, exists, lib, open_client, ports_and_peers
+from rtvc.audio.libjack import AUDIO, EEXIST, device_ports, exists, lib, names, open_client, ports_and_peers
 from rtvc.audio.libjack import connect as jack_connect
 from rtvc.audio.libjack import disconnect as jack_disconnect
 from rtvc.audio.libjack import latency as jack_latency
@@ -90,6 +91,10 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         command, client = argv[0], argv[1]
+        if command == "clients":
+            ports = names(lib.jack_get_ports(c, None, AUDIO, 0))
+            print("rtvc-links " + json.dumps(sorted({p.split(":", 1)[0] for p in ports})), flush=True)
+            return 0
         if command == "counts":
             counts = {d: [len(device_ports(c, d, "inputs")), len(device_ports(c, d, "outputs"))]
                       for d in json.loads(argv[2])}  # fmt: skip

@@ -122,6 +122,7 @@ class DeviceSwitcher:
         self._waiting: list[list[str]] = []  # [direction, rtvc port, peer]: JACK connections lost with their program
         self._seed: dict[str, Any] = {}  # for the next watch, after a reopen (_relink)
         self._reopening = False  # the switch under way keeps every device (a rescan, a recovery)
+        self._clients: list[str] | None = None  # JACK's clients, asked before a switch stopped the streams (_open)
         # which devices run: one more at each reopen and each move of rtvc's JACK ports (which keeps the streams),
         # so that what a watch or a thread asked for about earlier ones is not done to these (switch's only_if)
         self._setup = 0
@@ -213,10 +214,12 @@ class DeviceSwitcher:
                     return got
             # (a move that failed part-way: the connections as they were before it, for _relink)
             links = links if links is not None else self._jack_links(current)
+            # (JACK's clients asked while the audio still runs, not in the gap: rtvc.audio.io, _lookalikes)
+            self._clients = self._jack_clients(current, choice)
             self._stop_and_suspend()
             if choice is not None:
                 try:
-                    self._open(choice, cfg)
+                    choice = self._open(choice, cfg)
                     return self._switched(cfg, choice, links, current, set() if follow else asked)
                 except DeviceError as e:  # an entry gone stale (unplugged since the list was read)? Read it again
                     log.info("devices: the new ones did not open (%s); reading the device list again", e)
@@ -231,7 +234,7 @@ class DeviceSwitcher:
                 self._fall_back(current, old_cfg, {}, e, links)
             try:
                 choice = choose_devices(cfg, {role: find_pinned(p, role) for role, p in wanted.items()})
-                self._open(choice, cfg)
+                choice = self._open(choice, cfg)
             except DeviceError as e:
                 self._fall_back(None, old_cfg, pins, e, links)
             return self._switched(cfg, choice, links, current, set() if follow else asked)
@@ -320,6 +323,16 @@ class DeviceSwitcher:
                 return
             tries += 1
             time.sleep(1.0 if tries < 60 else 5.0)  # (a Python child each time: less often once it is long gone)
+
+    @staticmethod
+    def _jack_clients(current: dict[str, Device | None], choice: DeviceChoice | None) -> list[str] | None:
+        """JACK's clients now, where the devices are JACK's (for the streams to open: rtvc.audio.io); None otherwise."""
+        new = () if choice is None else (choice.input, choice.output, choice.monitor)
+        if not _on_jack((*current.values(), *new)):
+            return None
+        from rtvc.audio import jack_links
+
+        return jack_links.clients()
 
     @staticmethod
     def _jack_links(current: dict[str, Device | None]) -> Any:
@@ -488,7 +501,7 @@ class DeviceSwitcher:
                 old = {role: find_pinned(p, role) for role, p in pins.items()}
             fixed = {role: d for role, d in old.items() if d is not None}
             choice = choose_devices(old_cfg, fixed)
-            self._open(choice, old_cfg)
+            choice = self._open(choice, old_cfg)
             self._relink(
                 links, {"input": self.choice.input, "output": self.choice.output, "monitor": choice.monitor}, choice
             )
@@ -505,10 +518,12 @@ class DeviceSwitcher:
         self._watch_jack()
         raise e
 
-    def _open(self, choice: DeviceChoice, cfg: AudioConfig) -> None:
+    def _open(self, choice: DeviceChoice, cfg: AudioConfig) -> DeviceChoice:
         """Open and start `choice`'s streams; they become the running ones only once started (a device can
-        open and then refuse to start: busy, or unplugged in between)."""
-        streams = DeviceStreams(choice, self.engine, cfg.samplerate, cfg.period)
+        open and then refuse to start: busy, or unplugged in between). Returns the streams' choice (a stream opened
+        on another JACK device may have taken fewer channels: rtvc.audio.io)."""
+        clients, self._clients = self._clients, None  # (asked before the streams stopped, for the first open only)
+        streams = DeviceStreams(choice, self.engine, cfg.samplerate, cfg.period, jack_clients=clients)
         self.engine.resume(streams.period)
         try:
             streams.start(jack_latency=False)  # (asked once the ports are reconnected: _switched, _fall_back)
@@ -517,6 +532,7 @@ class DeviceSwitcher:
             raise
         self.streams = streams
         self._setup += 1
+        return streams.choice
 
     def recover_due(self, now: float) -> bool:
         """Called now and then by the daemon (serve's loop): whether to call `recover` now (on a thread of its
@@ -585,12 +601,12 @@ class DeviceSwitcher:
         """Start the streams; under JACK, its figures for the devices' latency are asked on a thread of its own (a
         child process, up to seconds while a server does not answer: serve's loop, which looks after a stalled
         server, must not wait for it), and kept only if these streams still run when the answer comes."""
-        streams = self.streams
-        streams.start(jack_latency=False)
-        if _on_jack((self.choice.input, self.choice.output)):
-            args = (streams, self._setup)
-            threading.Thread(target=self._ask_jack, args=args, name="rtvc-jack-latency", daemon=True).start()
-        with self._lock:
+        with self._lock:  # (a switch asked for meanwhile waits: these streams may be moving their ports, rtvc.audio.io)
+            streams = self.streams
+            streams.start(jack_latency=False)
+            if _on_jack((self.choice.input, self.choice.output)):
+                args = (streams, self._setup)
+                threading.Thread(target=self._ask_jack, args=args, name="rtvc-jack-latency", daemon=True).start()
             self._watch_jack()
 
     def _ask_jack(self, streams: DeviceStreams, setup: int) -> None:
