@@ -527,3 +527,10 @@ def test_a_stream_on_a_device_portaudio_cannot_open_opens_on_another_and_its_por
     monkeypatch.setattr(jack_links, "clients", lambda: ["system", "rtvc voice", "mic", "USB mic"])
     _, opened, moves = io._carriers(io.DeviceChoice(mic, voice, None, 1, 1, 0))
     assert opened["input"] == system and moves == [("inputs", 0, 1, "mic", "system", 1)]
+    # nor one another client's name ends with now, nor one closed since the list was read: PortAudio would find
+    # another client's ports for it too, or fail
+    phones = dev(5, "Phones", outputs=2)
+    monkeypatch.setattr(devices, "list_devices", lambda: [phones, dev(6, "rtvc-gone", outputs=2), voice, speakers])
+    monkeypatch.setattr(jack_links, "clients", lambda: ["Phones", "USB Phones", "rtvc voice", "Speaker + Headphones"])
+    _, opened, moves = io._carriers(io.DeviceChoice(mic, voice, speakers, 1, 1, 2))
+    assert opened["monitor"] == voice and moves == [("outputs", 1, 1, "Speaker + Headphones", "rtvc voice", 2)]

@@ -189,7 +189,7 @@ PATTERN_CHARACTERS = set("\\[](){}*+?|^$")  # (a '.' matches itself too)
 _by_move: dict[int, dict[str, tuple[int, int] | None]] = {}
 _generation = 0
 _failed_at = -1e9  # when JACK last did not answer (each question can take jack_links.TIMEOUT_S, under _pa_lock)
-RETRY_COUNTS_S = 10.0
+RETRY_COUNTS_S = 30.0
 
 
 def _reach_by_move(devices: list[Device]) -> list[Device]:

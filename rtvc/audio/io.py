@@ -120,14 +120,17 @@ def _carriers(
     fewer channels where no device has as many ports (the voice is the same on each: its ports are spread over the
     device's); so the choice returned holds the streams' channels. DeviceError where none has the ports. `clients`:
     JACK's clients, where the caller asked already (None: asked here)."""
-    from rtvc.audio import voice_mic
+    from rtvc.audio import jack_links, voice_mic
     from rtvc.audio.devices import list_devices
 
     roles = {"input": choice.input, "output": choice.output, "monitor": choice.monitor}
     jack = {role: d for role, d in roles.items() if d is not None and "JACK" in d.host_api}
     if not jack:
         return choice, dict(roles), []
-    lookalikes = _lookalikes([d for d in jack.values() if not d.opened_by_move], clients)
+    listed = [d for d in list_devices() if "JACK" in d.host_api]
+    clients = jack_links.clients() if clients is None else clients  # (None: JACK did not answer)
+    # (the devices meant and those to open on: PortAudio would find another client's ports for either)
+    lookalikes = _lookalikes([*listed, *jack.values()], clients or [])
     counts = {"input": choice.input_channel, "output": choice.output_channels, "monitor": choice.monitor_channels}
     opened: dict[str, Device | None] = dict(roles)
     moves = []
@@ -137,8 +140,9 @@ def _carriers(
         kind: Kind = "input" if role == "input" else "output"
         need = counts[role]
         others = [
-            d for d in list_devices()
+            d for d in listed
             if d.host_api == device.host_api and not d.opened_by_move and d.name not in lookalikes
+            and (clients is None or d.name in clients)  # (not one closed since the list was read)
             and d.channels(kind) >= (need if kind == "input" else 1)
         ]  # fmt: skip
         others.sort(key=lambda d: (d.channels(kind) < need, d.name == voice_mic.LABEL, d.name != "system"))
@@ -155,23 +159,18 @@ def _carriers(
         # (a monitor's ports come after the output's, where the output is on JACK)
         first = counts["output"] if role == "monitor" and "output" in jack else 0
         moves.append(("inputs" if role == "input" else "outputs", first, counts[role], device.name, carrier.name, need))
+        spread = f" with {counts[role]} channel(s), spread over its {need}" if counts[role] < need else ""
         log.info(
-            "the %s device %s opens on %s first, and rtvc's ports are moved to it (PortAudio cannot open it itself)",
-            role, device.title(), carrier.title(),
+            "the %s device %s opens on %s first%s, and rtvc's ports are moved to it (PortAudio cannot open it itself)",
+            role, device.title(), carrier.title(), spread,
         )  # fmt: skip
     streams = dataclasses.replace(choice, output_channels=counts["output"], monitor_channels=counts["monitor"])
     return streams, opened, moves
 
 
-def _lookalikes(devices: list[Device], clients: list[str] | None) -> set[str]:
+def _lookalikes(devices: list[Device], clients: list[str]) -> set[str]:
     """The names of `devices` that another JACK client's name ends with now ("Headset" beside "USB Headset": one may
     have come since the list was read), whose ports PortAudio's unanchored pattern would find too."""
-    if not devices:
-        return set()
-    if clients is None:
-        from rtvc.audio import jack_links
-
-        clients = jack_links.clients() or []
     return {d.name for d in devices if any(c != d.name and c.endswith(d.name) for c in clients)}
 
 

@@ -444,10 +444,9 @@ class DeviceSwitcher:
             all(d is None or "JACK" in d.host_api for d in devices)
             and old.duplex == choice.duplex
             and (old.monitor is None) == (choice.monitor is None)
+            # (the voice is the same on each output channel: rtvc's ports are spread over the new device's as many
+            # as the choice says, one mono port on stereo speakers, the first of two on a mono headset)
             and old.input_channel == choice.input_channel
-            # (the voice is the same on each output channel: where rtvc chose how many (up to 2), its ports are
-            # spread over the new device's, one mono port on stereo speakers; a count the user set stays)
-            and (not cfg.output_channels or old.output_channels == choice.output_channels)
         )
         if not same_shape or self.engine.devices_failed or not self.streams.running:
             return None, None
