@@ -312,9 +312,12 @@ stays `running`; an `engine` event carries the error as `monitor_error`. A monit
 `monitor` off. `monitor.set` on with no monitor device open is refused (-32002) with the fix; `devices.select`
 with `monitor` opens one (an empty string: none), and drops one that was lost when it is not given.
 A switch stops the streams and opens them on the new devices (the audio stops for a moment), except on JACK (and
-PipeWire's JACK) where the new devices take the streams as they are (the same channels, one stream or two for input
-and output, a monitor or none): there rtvc's running ports are moved to the new devices' and the audio runs on; the
-log says "rtvc's JACK ports moved to them".
+PipeWire's JACK) where the new devices take the streams as they are (the same input channel, one stream or two for
+input and output, a monitor or none; mono and stereo speakers alike): there rtvc's running ports are moved to the
+new devices' and the audio runs on; the log says "rtvc's JACK ports moved to them". On JACK a switch, a move or a
+reopen, cuts only the old device's connections: those the user made to other programs (rtvc's output into OBS)
+stay, or are made again on the same ports of each role after a reopen (the first ones, where the new device takes
+fewer channels), waited for if their program is closed at the time.
 The system's device list is read when rtvc starts. `devices.select` reads it again, stopping the audio for a
 moment, when a name it is given is not in it (a device plugged in since; on JACK a client of exactly that name is
 moved to without reading it, shown as `[-] NAME` until the list is read again), when the new devices do not open,
