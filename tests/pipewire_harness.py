@@ -170,7 +170,10 @@ class PipeWire:
         return self
 
     def _start(self) -> None:
-        """PipeWire and WirePlumber, until they serve the null sinks (RuntimeError, both stopped, if not in 20 s)."""
+        """PipeWire and WirePlumber, until they serve the null sinks and WirePlumber has named the default microphone
+        and speakers, as a desktop's session has by the time a user starts rtvc (RuntimeError, both stopped, if not
+        in 20 s: a CI run once had none 10 s after WirePlumber connected, and rtvc, which waits 5 s for them, refused
+        to start)."""
         by = "" if self.conf.parent.name == "pipewire" else f" -c {self.conf}"
         script = f"pipewire{by} & sleep 1; wireplumber & wait"
         self.log = (self.dir / "server.log").open("ab")
@@ -186,8 +189,10 @@ class PipeWire:
             ports = subprocess.run(["pw-jack", "jack_lsp"], env=self.env, capture_output=True, text=True).stdout
             clients = subprocess.run(["pw-cli", "ls", "Client"], env=self.env, capture_output=True, text=True).stdout
             if "mic:capture_MONO" in ports and "speakers:monitor_MONO" in ports and "WirePlumber" in clients:
-                time.sleep(1.0)  # (its scripts load after it connects)
-                return
+                named = subprocess.run(["pw-metadata", "-n", "default", "0"], env=self.env, capture_output=True,
+                                       text=True, timeout=10).stdout  # fmt: skip
+                if "key:'default.audio.source'" in named and "key:'default.audio.sink'" in named:
+                    return
             time.sleep(0.3)
         self.stop()
         raise RuntimeError(f"PipeWire did not come up: {(self.dir / 'server.log').read_text(errors='replace')[-2000:]}")
