@@ -184,7 +184,7 @@ class PipeWire:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 20
+        deadline, nudge = time.monotonic() + 20, time.monotonic() + 8
         while time.monotonic() < deadline:
             ports = subprocess.run(["pw-jack", "jack_lsp"], env=self.env, capture_output=True, text=True).stdout
             clients = subprocess.run(["pw-cli", "ls", "Client"], env=self.env, capture_output=True, text=True).stdout
@@ -193,6 +193,10 @@ class PipeWire:
                                        text=True, timeout=10).stdout  # fmt: skip
                 if "key:'default.audio.source'" in named and "key:'default.audio.sink'" in named:
                     return
+                if time.monotonic() > nudge:  # (none yet: the user's stored choice, as a desktop's session keeps it)
+                    nudge = deadline
+                    self.set_default("source", "mic")
+                    self.set_default("sink", "speakers")
             time.sleep(0.3)
         self.stop()
         raise RuntimeError(f"PipeWire did not come up: {(self.dir / 'server.log').read_text(errors='replace')[-2000:]}")
