@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtvc.errors import ConfigError, ModelError
+from rtvc.errors import ConfigError, ModelError, RtvcError
 from rtvc.settings import from_table, read_toml
 from rtvc.voices import VOICES, voice_class
 
@@ -117,6 +117,17 @@ def profile_label(label: str, where: str, name: str) -> str:
     and a save read it alike."""
     check_label(label, where)
     return label.strip() or name
+
+
+def stored_label(name: str, profiles_dir: Path) -> str:
+    """The label profiles/NAME.toml gives, read alone: a profile that does not load (a value out of range, a
+    model file gone) still has its label; '' where the file has none (or none that is text), or cannot be read."""
+    try:
+        raw = read_toml(profile_path(name, profiles_dir))
+        label = raw.get("label")
+        return profile_label(label, "label", name) if isinstance(label, str) else ""
+    except (RtvcError, OSError):
+        return ""
 
 
 def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:

@@ -147,6 +147,27 @@ def test_saving_over_a_profile_without_a_label_keeps_its_label(daemon):
     assert (p.label, p.params.pitch) == ("Deeper", -5.0)
 
 
+def test_saving_over_a_profile_that_does_not_load_keeps_its_label(daemon):
+    """A hand-edited profile with a value out of range, mended by saving the playing voice over it: its label
+    became its name (the label was read by a load of the whole profile, which failed), its comments stayed."""
+    server, profiles = daemon
+    (profiles / "tuned.toml").write_text(
+        '# tuned by hand\nlabel = "My Tuned Voice"\nvoice = "pitch"\n[params]\npitch = 30.0  # too high\n'
+    )
+
+    async def main():
+        c = await Client.open(server.port, load_or_create_token())
+        got = await c.call("profiles.save", name="tuned", overwrite=True)
+        assert got["state"]["voice"] == "My Tuned Voice: pitch + formant shifter", got
+        listed = {v["name"]: v["label"] for v in (await c.call("voices.list"))["voices"]}
+        assert listed["tuned"] == "My Tuned Voice", listed
+        await c.close()
+
+    run(main())
+    p = load_profile("tuned", profiles)
+    assert p.label == "My Tuned Voice" and "# tuned by hand" in p.path.read_text()
+
+
 def test_a_save_over_a_name_that_is_a_path_reads_nothing(daemon, tmp_path):
     """profiles.save with overwrite and no label read the profile it replaces before it checked the name, and a
     name may be a path: /dev/zero filled the memory, a FIFO hung the client's connection. The name is refused

@@ -13,7 +13,6 @@ the talk key. Holders are named (a client id), so a client's presses are release
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from rtvc.converter import StreamingConverter
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
 from rtvc.gate import GateSettings
-from rtvc.profiles import load_profile, profile_files, profile_label, profile_name, unusable
+from rtvc.profiles import load_profile, profile_files, profile_label, profile_name, stored_label, unusable
 from rtvc.settings import describe, from_table
 
 Listener = Callable[[dict[str, Any]], None]
@@ -222,8 +221,7 @@ class Controller:
 
         check_name(name)  # (before the replaced profile is read: a client's name must not name another file)
         if not label and overwrite:  # the label of the profile replaced (its comments stay too), else the name
-            with contextlib.suppress(RtvcError, OSError):
-                label = load_profile(name, self.profiles_dir).label
+            label = stored_label(name, self.profiles_dir)  # (also of one that does not load: a value out of range)
         label = profile_label(label or "", "profiles.save: 'label'", name)  # what a load of the file will show
         with self._load_lock:
             with self._lock:
@@ -318,6 +316,8 @@ class Controller:
 
     def ptt_press(self, holder: str, by: str) -> int:
         with self._lock:
+            if holder in self._held:  # (a key that repeats while held: nothing changes, no event)
+                return len(self._held)
             self._held.add(holder)
             self._apply_mute()
             n = len(self._held)
