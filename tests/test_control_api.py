@@ -29,6 +29,7 @@ import pytest
 from control_client import WS_UPGRADE, Client, RpcFailure, http_get
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from rtvc.audio.virtual import VirtualDevice
 from rtvc.config import load_config
@@ -946,6 +947,51 @@ def test_200_connections_at_once_are_capped_and_the_daemon_keeps_serving(daemon)
         assert (await c.call("status.get"))["control"] == before
         await c.close()
         print(f"\n200 connections at once: {len(live)} served, the rest refused ({dropped} timed out), in {took:.2f} s")
+
+    run(main())
+
+
+def test_a_burst_of_requests_from_a_client_that_reads_is_answered(daemon):
+    """300 requests in one write (a macro, a Stream Deck page) from a client reading all along: the daemon answered
+    14 and closed it (4008 "too slow"), having answered the buffered frames one after another with no turn for
+    its writer, so the replies filled the send queue unsent."""
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+        sent, frames = [], []
+        for i in range(1, 301):
+            sent.append(asyncio.get_running_loop().create_future())
+            c._waiting[f"b{i}"] = sent[-1]
+            msg = {"jsonrpc": "2.0", "id": f"b{i}", "method": "mute.set", "params": {"on": bool(i % 2)}}
+            frames.append(Frame(Opcode.TEXT, json.dumps(msg).encode()).serialize(mask=True, extensions=[]))
+        c.ws.transport.write(b"".join(frames))  # (one write: the server finds them all buffered at once)
+        replies = await asyncio.wait_for(asyncio.gather(*sent), 20)
+        assert [r["result"] for r in replies] == [{"on": bool(i % 2)} for i in range(1, 301)]
+        assert await c.call("mute.set", on=False) == {"on": False} and not c.closed.done()
+        await c.close()
+
+    run(main())
+
+
+def test_a_value_nested_to_the_edge_is_refused_as_invalid(daemon):
+    """A value nested just under what json.loads takes: quoting it in the error (json.dumps, deeper on the stack)
+    raised RecursionError: -32603 "internal error (please report it)" and a traceback in the log."""
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+        codes = set()
+        for depth in range(900, 1000, 2):
+            text = '{"jsonrpc":"2.0","id":1,"method":"mute.set","params":{"on":' + "[" * depth + "]" * depth + "}}"
+            loop = asyncio.get_running_loop()
+            c._waiting[1], c._waiting[None] = loop.create_future(), loop.create_future()  # (None: not parsed)
+            replies = (c._waiting[1], c._waiting[None])
+            await c.ws.send(text)
+            done, _ = await asyncio.wait(replies, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            c._waiting.pop(1, None), c._waiting.pop(None, None)
+            codes.add(done.pop().result()["error"]["code"])
+        assert codes <= {rpc.INVALID_PARAMS, rpc.INVALID_REQUEST} and rpc.INVALID_PARAMS in codes, codes
+        assert await c.call("mute.set", on=False) == {"on": False}
+        await c.close()
 
     run(main())
 

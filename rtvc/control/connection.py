@@ -91,6 +91,9 @@ class Connection:
                 task.add_done_callback(_background.discard)
             else:
                 await self._answer(call, methods)
+            # the writer's turn: frames already buffered come back from recv() without a wait, and a quick answer
+            # has none either, so a burst of requests from a client that reads filled the queue unsent (4008)
+            await asyncio.sleep(0)
         await asyncio.wait({self._writer}, timeout=2 * KICK_TIMEOUT_S)  # let the writer deliver the close frame
 
     async def _answer(self, call: rpc.Call, methods: dict[str, rpc.Method]) -> None:

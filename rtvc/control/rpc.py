@@ -114,7 +114,10 @@ class LongNumber:
 
 def quoted(value: Any) -> str:
     """A value as an error message quotes it: as JSON, cut to 40 characters (a LongNumber by its size)."""
-    return json.dumps(value, default=repr)[:40]
+    try:
+        return json.dumps(value, default=repr)[:40]
+    except RecursionError:  # (parse's json.loads took it a few frames higher up the stack)
+        return "(a value nested too deeply)"
 
 
 def _parse_int(text: str) -> int | LongNumber:
