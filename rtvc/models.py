@@ -202,6 +202,7 @@ def is_url(text: str) -> bool:
 
 def download(url: str, into: Path, say: Callable[[str], None]) -> Path:
     """Fetch `url` (what the user asked for: rtvc downloads nothing else) into a new file under `into`."""
+    import http.client
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -238,7 +239,11 @@ def download(url: str, into: Path, say: Callable[[str], None]) -> Path:
                 print(file=sys.stderr)
     except urllib.error.HTTPError as e:
         raise ModelError(f"{url}: download failed (HTTP {e.code} {e.reason})", fix) from None
-    except (urllib.error.URLError, OSError, ValueError) as e:  # (no route, DNS, a timeout, a cut connection)
+    except http.client.IncompleteRead as e:  # (a chunked reply cut off)
+        raise ModelError(f"{url}: the server cut the download off ({len(e.partial)} bytes into a chunk)", fix) from None
+    except http.client.InvalidURL as e:  # (a space or a control character in it; a port that is not a number)
+        raise ModelError(f"{url}: not a valid address ({e})", "write a space as %20; check the port") from None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:  # (no route, DNS, a timeout)
         reason = getattr(e, "reason", None) or e
         raise ModelError(f"{url}: cannot download ({reason})", fix) from None
     if total and size != total:

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -145,6 +146,16 @@ def test_a_damaged_token_file_or_a_folder_in_its_place_is_named_not_a_traceback(
     for renew in (False, True):
         with pytest.raises(ConfigError, match=r"is a folder, not the token file.*rmdir"):
             load_or_create_token(path, renew=renew)
+    # a file where the folder goes, a folder that cannot be written (a `sudo rtvc` left it root's): tracebacks before
+    (tmp_path / "x1").mkdir()
+    (tmp_path / "x1" / "rtvc").write_text("")
+    with pytest.raises(ConfigError, match=r"x1/rtvc is a file, not a folder.*XDG_CONFIG_HOME"):
+        load_or_create_token(tmp_path / "x1" / "rtvc" / "token")
+    locked = tmp_path / "x2" / "rtvc"
+    locked.mkdir(parents=True)
+    refused = PermissionError(13, "Permission denied", str(locked / "token"))
+    with mock.patch("os.open", side_effect=refused), pytest.raises(ConfigError, match=r"Permission denied.*chown"):
+        load_or_create_token(locked / "token")
 
 
 def test_rtvc_token_prints_the_token_and_the_dock_url(tmp_path, monkeypatch, capsys):

@@ -457,6 +457,14 @@ def web(downloads):
                 self.end_headers()
                 self.wfile.write(b"PK\x03\x04" + bytes(1000))
                 self.close_connection = True
+            elif self.path == "/resolve/main/chunked.pth":  # a chunked reply cut off inside a chunk
+                self.protocol_version = "HTTP/1.1"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"186a0\r\n" + b"PK\x03\x04" + bytes(1000))
+                self.close_connection = True
             elif self.path == "/resolve/main/model?download=true":  # a name given by Content-Disposition
                 data = (downloads / "hubert_base.pt").read_bytes()
                 self.send_response(200)
@@ -495,6 +503,7 @@ def test_addresses_are_downloaded_and_imported_as_files_are(home, downloads, web
         ("/nothing.pth", "download failed (HTTP 404 File not found)"),
         ("/blob/main/voice.pth", "is a web page, not a model file (use the file's download link"),
         ("/resolve/main/cut.pth", "the download stopped at 1.0 kB of 0.1 MB"),
+        ("/resolve/main/chunked.pth", "the server cut the download off"),  # (was an IncompleteRead traceback)
     ],
 )
 def test_a_failed_download_is_named_and_changes_nothing(home, downloads, web, capsys, path, said):
@@ -614,6 +623,11 @@ def test_a_failed_import_whose_undo_fails_too_shows_the_first_error(home, downlo
 def test_an_address_that_does_not_parse_is_named(home, capsys):
     code, _out, err = rtvc(home, capsys, "import", "http://[::1")
     assert code == 2 and "http://[::1: not a valid address" in err, err
+    # (these two were http.client.InvalidURL tracebacks)
+    code, _out, err = rtvc(home, capsys, "import", "https://huggingface.co/x/resolve/main/voice 1.pth")
+    assert code == 2 and "voice 1.pth: not a valid address" in err and "%20" in err, err
+    code, _out, err = rtvc(home, capsys, "import", "http://127.0.0.1:abc/x.pth")
+    assert code == 2 and "http://127.0.0.1:abc/x.pth: not a valid address" in err, err
 
 
 def test_a_registry_entry_of_the_wrong_type_is_named(home, downloads, capsys):

@@ -33,8 +33,27 @@ def token_path() -> Path:
 
 
 def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
-    """The token, made at first use. Refuses a token file other users can read (it would be no secret)."""
+    """The token, made at first use. Refuses a token file other users can read (it would be no secret).
+    ConfigError naming the file or folder where it cannot be made or read (a file where the folder goes, a folder
+    a `sudo rtvc` left owned by root, no permission)."""
     path = path or token_path()
+    try:
+        return _load_or_create(path, renew)
+    except OSError as e:
+        where = e.filename or path
+        if isinstance(e, (FileExistsError, NotADirectoryError)):
+            raise ConfigError(
+                f"cannot keep the control token at {path}: {where} is a file, not a folder",
+                f"move {where} away, or set XDG_CONFIG_HOME to another folder",
+            ) from None
+        raise ConfigError(
+            f"cannot keep the control token at {path}: {e.strerror} ({where})",
+            f"make {path.parent} yours (`sudo chown -R $USER {path.parent}`: a `sudo rtvc` may have made it), "
+            "or set XDG_CONFIG_HOME to another folder",
+        ) from None
+
+
+def _load_or_create(path: Path, renew: bool) -> str:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     if renew and not path.is_dir():  # (a folder there: read_token says so)
@@ -50,6 +69,8 @@ def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
 
 
 def read_token(path: Path) -> str:
+    """The token in the file. ConfigError for a folder, a file others can read, or one that holds no token;
+    OSError where it cannot be read."""
     if path.is_dir():
         raise ConfigError(f"{path} is a folder, not the token file", f"remove it (`rmdir {path}`), then run rtvc again")
     mode = stat.S_IMODE(path.stat().st_mode)
