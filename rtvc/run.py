@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
@@ -31,11 +32,13 @@ from rtvc.wavio import (
     check_output_name,
     load_mono,
     peak_note,
+    replace_whole,
     save,
     silence_nonfinite,
 )
 
 VIRTUAL_PERIOD = 256  # frames per virtual-device callback when audio.period is 0
+DEFAULT_RECORD = Path("out/rtvc-run.wav")  # where the virtual device's output goes without --record
 EXIT_DEVICE_HUNG = 3  # the device never acknowledged the stop: exit without terminating PortAudio
 
 
@@ -160,6 +163,13 @@ class RunOptions:
     status_every: float = 1.0
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (links too), there or not yet."""
+    if Path(a).exists() and Path(b).exists():
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def _sigterm_to_interrupt() -> None:
     def handler(_sig, _frame):
         raise KeyboardInterrupt
@@ -172,11 +182,19 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     print(f"rtvc {__import__('rtvc').__version__}", file=out)
     print(format_config(cfg), file=out)
     # where the results go is checked before the run, not found unwritable after it
+    record = opts.record or DEFAULT_RECORD
+    check_not_same(opts.clip or bundled_speech(), record)  # (the default one too: --clip out/rtvc-run.wav)
     if opts.record is not None:
-        check_output(opts.record)
-        check_not_same(opts.clip or bundled_speech(), opts.record)
+        check_output(opts.record, samplerate=cfg.audio.samplerate)
     if opts.report_json is not None:
         check_output(opts.report_json, audio=False)
+        kept = {"--clip": opts.clip, "--record": record, "the config file": cfg.path}
+        for what, other in kept.items():
+            if other is not None and _same_file(opts.report_json, other):
+                raise RtvcError(
+                    f"--report-json {opts.report_json} is also {what}: writing it would destroy that",
+                    "name another file for the report (e.g. out/report.json)",
+                )
     virtual = opts.virtual
     if virtual and cfg.audio.virtual_mic:
         print("virtual device: audio.virtual_mic is not used (the virtual device plays no sound out)", file=out)
@@ -192,11 +210,20 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
         virtual = True
 
     device: VirtualDevice | DeviceStreams
+    if not virtual and (opts.clip is not None or opts.record is not None):
+        given = " and ".join(f for f, v in (("--clip", opts.clip), ("--record", opts.record)) if v is not None)
+        raise RtvcError(
+            f"{given}: for the virtual device, and rtvc runs on your sound devices",
+            "add --virtual to run the clip through the voice (and record it), or leave them out",
+        )
     if virtual:
         clip = opts.clip or bundled_speech()
-        x = load_mono(clip, sr)
+        notes: list[str] = []
+        x = load_mono(clip, sr, notes)
+        for note in notes:  # (a NaN played as silence, channels that cancel: said as convert says them)
+            print(f"note: {clip}: {note}", file=out)
         x = np.concatenate([x, np.zeros(sr, dtype=np.float32)])  # 1 s of silence lets the tail play out
-        record = opts.record or Path("out/rtvc-run.wav")
+        check_output(record, samplerate=sr)
         device = VirtualDevice(engine, x, cfg.audio.period or VIRTUAL_PERIOD, paced=True)
         print(
             f"virtual device: playing {clip} ({len(x) / sr - 1:.2f} s, then 1 s of silence) as the microphone, "
@@ -242,11 +269,10 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
         save(record, played, sr)
         print(f"wrote {record} ({len(played) / sr:.1f} s)", file=out)
     if opts.report_json:
-        try:
-            opts.report_json.write_text(json.dumps(status.to_dict(), indent=2))
-            print(f"wrote {opts.report_json} (the status as JSON)", file=out)
-        except OSError as e:
-            raise RtvcError(f"cannot write {opts.report_json}: {e.strerror}", "check the folder's space") from None
+        text = json.dumps(status.to_dict(), indent=2)
+        target = Path(os.path.realpath(opts.report_json))
+        replace_whole(target, lambda tmp: tmp.write_text(text), str(opts.report_json))
+        print(f"wrote {opts.report_json} (the status as JSON)", file=out)
     if not stopped:
         return EXIT_DEVICE_HUNG
     return 1 if status.state == "failed" or status.voice_errors["blocks"] else 0
@@ -321,7 +347,7 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> tuple[Engine
     notes: list[str] = []
     x = load_mono(src, sr, notes)
     engine = build_engine(cfg)
-    check_output(dst)  # before the work: an unwritable output would throw the conversion away
+    check_output(dst, samplerate=sr)  # before the work: an unwritable output would throw the conversion away
     engine.realtime = False  # as fast as it can, not against a clock: no reason to preempt the machine
     engine.watch_load = False  # (nor is a block slower than real time an overload)
     engine.gate.settings = GateSettings(on=False)  # the gate keeps a room's noise off the air; a file is as it is
@@ -371,7 +397,7 @@ def convert_file_offline(cfg: Config, src: Path, dst: Path) -> tuple[str, str]:
         )
     notes: list[str] = []
     x = load_mono(src, sr, notes)
-    check_output(dst)
+    check_output(dst, samplerate=sr)
     x_v = x if voice.samplerate == sr else resample_block(x, sr, voice.samplerate, len(x) * voice.samplerate // sr)
     y_v = offline(x_v, profile.params)
     y = y_v if voice.out_samplerate == sr else resample_block(y_v, voice.out_samplerate, sr, len(x))

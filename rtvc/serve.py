@@ -306,6 +306,11 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             raise devices.no_devices_error()
         log.info("no sound card found: serving on the virtual device instead")
         virtual = True
+    if not virtual and opts.clip is not None:
+        raise RtvcError(
+            f"--clip {opts.clip}: for the virtual device, and rtvc serves on your sound devices",
+            "add --virtual to play the clip through the voice in a loop, or leave --clip out",
+        )
     device: LoopingDevice | DeviceSwitcher
     if virtual:
         clip = opts.clip or bundled_speech()

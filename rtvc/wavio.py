@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import stat
 from fractions import Fraction
@@ -38,6 +40,8 @@ def load_mono(path: Path, samplerate: int, notes: list[str] | None = None) -> np
         )
     if path.is_dir():
         raise RtvcError(f"{path}: is a folder, not an audio file", "name a WAV, FLAC or OGG file")
+    if not os.access(path, os.R_OK):  # (libsndfile says only "System error")
+        raise RtvcError(f"{path}: permission denied", "give yourself read permission (chmod u+r), or copy it")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
@@ -149,11 +153,38 @@ def check_output_name(path: Path, audio: bool = True) -> None:
         _format(path)
 
 
-def check_output(path: Path, audio: bool = True) -> None:
+def check_rate(path: Path, samplerate: int) -> None:
+    """The format the name says holds audio at this rate (MP3 stops at 48 kHz; a few formats, .xi and .wve, write
+    a fixed rate of their own: the audio would play at the wrong speed). A few samples written in memory tell."""
+    fmt, subtype = _format(path)
+    buf = io.BytesIO()
+    try:
+        sf.write(buf, np.zeros(256, np.float32), samplerate, subtype=subtype, format=fmt)
+        buf.seek(0)
+        got = sf.info(buf).samplerate
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as e:
+        raise RtvcError(
+            f"{path}: a .{fmt.lower()} file cannot hold {samplerate} Hz audio ({str(e).split(': ', 1)[-1]})",
+            "end the name in .wav or .flac, or set audio.samplerate (--samplerate) to 48000 or less",
+        ) from None
+    if got != samplerate:
+        raise RtvcError(
+            f"{path}: a .{fmt.lower()} file is written at {got} Hz whatever the audio's rate ({samplerate} Hz): it "
+            "would play at the wrong speed",
+            "end the name in .wav, .flac, .ogg or .aiff",
+        )
+
+
+def check_output(path: Path, audio: bool = True, samplerate: int | None = None) -> None:
     """Before the work: the file can be written there (its folder exists or can be made; for audio, the
-    name says a format libsndfile writes). Makes the folder."""
+    name says a format libsndfile writes, at `samplerate` where given; a file there is not read-only). Makes the
+    folder."""
     path = Path(path)
     check_output_name(path, audio)
+    if audio and samplerate is not None:
+        check_rate(path, samplerate)
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise RtvcError(f"cannot write {path}: the file there is read-only", "name another file, or chmod u+w it")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as e:
@@ -173,13 +204,35 @@ def check_not_same(src: Path, dst: Path) -> None:
 
 
 def save(path: Path, x: np.ndarray, samplerate: int) -> None:
+    """Write the audio file whole or not at all: a file there before stays as it was where the write fails (a
+    full disk, a quota) and is replaced at once where it succeeds (a link: the file it points to)."""
     path = Path(path)
-    check_output(path)
+    check_output(path, samplerate=samplerate)
     fmt, subtype = _format(path)
+    target = Path(os.path.realpath(path))
+    replace_whole(target, lambda tmp: sf.write(str(tmp), x, samplerate, subtype=subtype, format=fmt), str(path))
+
+
+def replace_whole(target: Path, write, shown: str) -> None:
+    """`write(tmp)` a file beside `target`, then put it in its place (the mode of the file there kept); RtvcError
+    where it fails, with nothing left of it and the file there untouched."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        sf.write(str(path), x, samplerate, subtype=subtype, format=fmt)
+        write(tmp)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # (on the disk before the rename: a crash leaves the old file or the new one)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise RtvcError(f"cannot write {path}: {e}", "check the folder's space and permissions") from None
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        kept = "; the file there before is unchanged" if target.exists() else ""
+        raise RtvcError(f"cannot write {shown}: {why}{kept}", "check the folder's free space and permissions") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def silence_nonfinite(x: np.ndarray, samplerate: int, what: str = "input") -> str:

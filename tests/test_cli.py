@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -163,6 +164,35 @@ def test_a_run_cut_short_records_what_was_played_and_no_trailing_silence(tmp_pat
     assert f"({len(y) / sr:.1f} s)" in r.stdout
 
 
+def test_the_default_recording_is_not_written_over_the_clip_and_clip_or_record_need_the_virtual_device(tmp_path):
+    """`run --virtual --clip out/rtvc-run.wav` wrote the recording over the clip (only --record was checked);
+    on sound devices --clip and --record were taken without a word and did nothing."""
+    (tmp_path / "out").mkdir()
+    clip = tmp_path / "out" / "rtvc-run.wav"
+    sf.write(clip, np.zeros(4800, np.float32), 48000)
+    before = clip.read_bytes()
+    r = rtvc("run", "--virtual", "--duration", "1", "--clip", "out/rtvc-run.wav", env=NO_SERVER, cwd=tmp_path)
+    assert r.returncode == 2 and "out/rtvc-run.wav is also the input" in r.stderr, (r.stdout, r.stderr)
+    assert clip.read_bytes() == before
+    home = tmp_path / "home"  # ALSA's null device: a sound device that plays nothing, here without a sound card
+    home.mkdir()
+    (home / ".asoundrc").write_text("pcm.!default { type null }\n")
+    env, cfg = {**NO_SERVER, "HOME": str(home)}, ["--config", str(ROOT / "config.toml")]
+    other = tmp_path / "clip.wav"
+    other.write_bytes(before)
+    for flags in (["--record", f"{tmp_path}/r.wav"], ["--clip", str(other)]):
+        r = rtvc("run", *cfg, "--headless", "--duration", "1", *flags, env=env, cwd=tmp_path)
+        assert r.returncode == 2 and f"{flags[0]}: for the virtual device" in r.stderr, (r.stdout, r.stderr)
+        assert "add --virtual" in r.stderr and "Traceback" not in r.stderr
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    r = rtvc("serve", *cfg, "--port", port, "--clip", str(other), env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "--clip" in r.stderr and "for the virtual device" in r.stderr, (r.stdout, r.stderr)
+    assert not (tmp_path / "r.wav").exists()
+
+
 def test_bad_inputs_and_outputs_are_named_before_any_work_and_the_input_is_never_overwritten(tmp_path, capsys):
     sr = 48000
     src = tmp_path / "in.wav"
@@ -171,6 +201,7 @@ def test_bad_inputs_and_outputs_are_named_before_any_work_and_the_input_is_never
     (tmp_path / "empty.wav").write_bytes(b"")
     sf.write(tmp_path / "zero.wav", np.zeros(0, np.float32), sr)
     (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "c.toml").write_text("")
     (tmp_path / "folder").mkdir()
     (tmp_path / "cut.wav").write_bytes(original[: len(original) // 2])  # an interrupted copy: libsndfile reads half
     t = str(tmp_path)
@@ -187,6 +218,12 @@ def test_bad_inputs_and_outputs_are_named_before_any_work_and_the_input_is_never
         (["convert", "--offline", str(src), f"{t}/o.mp4"], "cannot tell an audio format"),
         (["run", "--virtual", "--clip", str(src), "--record", str(src)], "is also the input"),
         (["run", "--virtual", "--report-json", f"{t}/folder"], "e.g. " + f"{t}/folder/report.json"),
+        # the report written over the clip, the recording or the config (each was, whole, with "wrote" said)
+        (["run", "--virtual", "--clip", str(src), "--report-json", str(src)], "in.wav is also --clip"),
+        (["run", "--virtual", "--record", f"{t}/r.wav", "--report-json", f"{t}/r.wav"], "r.wav is also --record"),
+        (["run", "--config", f"{t}/c.toml", "--virtual", "--report-json", f"{t}/c.toml"], "c.toml is also the config"),
+        (["run", "--virtual", "--record", f"{t}/r.xi"], "r.xi: a .xi file is written at 44100 Hz"),
+        (["convert", str(src), f"{t}/o.wve"], "o.wve: a .wve file is written at 8000 Hz"),
     ]
     for argv, words in cases:
         assert main(argv) == 2, argv
@@ -195,6 +232,7 @@ def test_bad_inputs_and_outputs_are_named_before_any_work_and_the_input_is_never
         assert "Traceback" not in err
     assert src.read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "c.toml",
         "cut.wav",
         "empty.wav",
         "file.txt",

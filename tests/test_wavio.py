@@ -113,3 +113,69 @@ def test_flac_is_written_in_24_bits_and_an_output_past_full_scale_is_said(tmp_pa
     assert "clipped in the file" in peak_note(y, tmp_path / "o.flac")
     assert "kept in the float file" in peak_note(y, tmp_path / "o.wav")
     assert peak_note(y / 2, tmp_path / "o.wav") == ""
+
+
+def test_a_failed_write_leaves_the_file_there_as_it_was(tmp_path):
+    """A full disk (here a file-size limit) while writing the output: the file there before was cut to what fitted
+    (12780 of 48000 samples in a helper's run), or a new one was left half-written. Now nothing of the failed write
+    stays, the old file is whole, and the error says so."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "keep.wav"
+    sf.write(out, np.full(1000, 0.25, np.float32), 48000, subtype="FLOAT")
+    before = out.read_bytes()
+    script = (
+        "import resource, signal, sys, numpy as np\n"
+        "from rtvc.errors import RtvcError\n"
+        "from rtvc.wavio import save\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"  # (a write past the limit fails with EFBIG instead)
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (50000, 50000))\n"
+        "try:\n"
+        "    save(sys.argv[1], np.zeros(48000, np.float32), 48000)\n"
+        "except RtvcError as e:\n"
+        "    print(e)\n"
+    )
+    for target in (out, tmp_path / "new.wav"):
+        done = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and f"cannot write {target}" in done.stdout, (done.stdout, done.stderr)
+        assert ("the file there before is unchanged" in done.stdout) == (target == out), done.stdout
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["keep.wav"]
+
+
+def test_a_format_that_cannot_hold_the_rate_is_refused_before_the_work(tmp_path):
+    """.xi and .wve files are written at a rate of their own (44100, 8000 Hz): 48 kHz audio played slow and low,
+    said nowhere; MP3 stops at 48 kHz, found after the whole conversion (and the file there emptied)."""
+    import pytest
+
+    from rtvc.errors import RtvcError
+    from rtvc.wavio import check_output, save
+
+    for name, rate in (("a.xi", 48000), ("a.wve", 48000)):
+        with pytest.raises(RtvcError, match=r"is written at \d+ Hz whatever the audio's rate.*wrong speed"):
+            check_output(tmp_path / name, samplerate=rate)
+    if "MP3" in sf.available_formats():
+        (tmp_path / "t.mp3").write_bytes(b"an older mp3")
+        with pytest.raises(RtvcError, match=r"a \.mp3 file cannot hold 96000 Hz audio.*48000 or less"):
+            save(tmp_path / "t.mp3", np.zeros(96000, np.float32), 96000)
+        assert (tmp_path / "t.mp3").read_bytes() == b"an older mp3"
+    for name in ("a.wav", "a.flac", "a.ogg", "a.aiff"):
+        check_output(tmp_path / name, samplerate=48000)
+    save(tmp_path / "a.flac", np.zeros(480, np.float32), 48000)
+    assert sf.info(str(tmp_path / "a.flac")).samplerate == 48000
+
+
+def test_files_without_permission_are_named_as_such(tmp_path, monkeypatch):
+    """An unreadable input said "System error" (libsndfile's words); a read-only output was found after the
+    conversion. (os.access is what rtvc asks: the tests run as root, whom permissions do not stop.)"""
+    import pytest
+
+    from rtvc.errors import RtvcError
+    from rtvc.wavio import check_output, load_mono
+
+    src, dst = wav(tmp_path / "in.wav"), wav(tmp_path / "out.wav")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(RtvcError, match=r"in\.wav: permission denied.*chmod u\+r"):
+        load_mono(src, 48000)
+    with pytest.raises(RtvcError, match=r"out\.wav: the file there is read-only"):
+        check_output(dst, samplerate=48000)
