@@ -924,6 +924,30 @@ def test_keys_typed_right_after_the_find_key_go_into_the_filter(daemon: Daemon, 
     run(main())
 
 
+def test_an_enter_typed_right_after_the_filters_enter_selects_the_voice(daemon: Daemon, rpc: RpcClient) -> None:
+    """'/ h i g h Enter Enter' in one burst (a macro key, a fast typist): the second Enter reached the filter before
+    its first had handed the focus to the list, and was lost: the voice stayed."""
+    from textual import events
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            keys = [("slash", "/"), *((c, c) for c in "high"), ("enter", "\r"), ("enter", "\r")]
+            for key, char in keys:  # queued before any is handled, as a terminal's burst is
+                event = events.Key(key, char)
+                event.set_sender(app)
+                app._driver.send_message(event)
+            await until(pilot, "the voice selected", lambda: control(rpc)["profile"] == "higher")
+            await pilot.press("slash", *"deep", "enter")  # (paced: the first Enter only moves to the list)
+            await pilot.pause(0.3)
+            assert control(rpc)["profile"] == "higher"
+            await pilot.press("enter")
+            await until(pilot, "the voice selected", lambda: control(rpc)["profile"] == "default")
+
+    run(main())
+
+
 def test_resizing_under_a_pop_up_lays_the_main_screen_out_for_the_new_width(daemon: Daemon, rpc: RpcClient) -> None:
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
@@ -986,6 +1010,91 @@ def test_a_long_voice_label_takes_one_row_cut_with_an_ellipsis(daemon: Daemon, r
         (daemon.root / "profiles" / "longlabel.toml").unlink(missing_ok=True)
 
 
+def test_a_refused_value_is_said_until_the_next_action_that_works_and_values_show_as_the_daemon_holds_them(
+    daemon: Daemon, rpc: RpcClient
+) -> None:
+    """A value typed that is no number, or past its range, or a voice that cannot load, stayed red on the message
+    line through every later step and toggle that worked; -4.25 typed showed as -4.2 (the step's decimals), -0 as
+    -0.0; a 12.5 ms block's budget showed as 12."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            app.query_one("#p-pitch", Stepper).focus()
+            await pilot.press(*"1.2.3", "enter")
+            await until(pilot, "the refusal", lambda: "pitch: '1.2.3' is not a number" in message())
+            await pilot.press("right")  # (-4 -> -3: a call that works)
+            await until(pilot, "the message cleared", lambda: message() == "")
+            await pilot.press("9", "9", "enter")
+            await until(pilot, "pitch 24", lambda: control(rpc)["params"]["pitch"] == 24.0)
+            await pilot.pause(0.3)
+            assert "pitch: 99 is past its range" in message(), message()  # (its own set does not clear it)
+            await pilot.press("left")
+            await until(pilot, "the message cleared", lambda: message() == "")
+            await pilot.press("minus", *"4.25", "enter")
+            await until(pilot, "-4.25 set", lambda: control(rpc)["params"]["pitch"] == -4.25)
+            await until(pilot, "-4.25 shown", lambda: "-4.25 st" in screen_text(app))
+            app.query_one("#p-gain_db", Stepper).focus()
+            await pilot.press("3", "enter")
+            await until(pilot, "gain 3", lambda: control(rpc)["params"]["gain_db"] == 3.0)
+            await pilot.press("minus", "0", "enter")
+            await until(pilot, "gain 0", lambda: control(rpc)["params"]["gain_db"] == 0.0)
+            assert "-0.0 dB" not in screen_text(app) and " 0.0 dB" in screen_text(app)
+            assert str(control(rpc)["params"]["gain_db"]) == "0.0"  # (not -0.0)
+            app._timing(1.27, 12.5, 0)
+            await until(pilot, "a 12.5 ms budget", lambda: "block p99 1.27/12.5 ms" in screen_text(app))
+            # a voice that cannot load, picked in the list: said, and cleared by the next action that works
+            (daemon.root / "profiles" / "gone.toml").write_text('voice = "rvc"\n[model]\npath = "gone.pth"\n')
+            await until(pilot, "the broken voice listed", lambda: "✖ gone" in screen_text(app))
+            app.select_voice("gone")
+            await until(pilot, "its refusal", lambda: "voice 'gone' cannot load" in message())
+            app.query_one("#p-pitch", Stepper).focus()
+            await pilot.press("right")
+            await until(pilot, "the message cleared", lambda: message() == "")
+
+    try:
+        run(main())
+    finally:
+        (daemon.root / "profiles" / "gone.toml").unlink(missing_ok=True)
+
+
+def test_the_playing_voice_whose_file_broke_keeps_its_label_and_says_so_and_q_closes_the_device_picker(
+    daemon: Daemon, rpc: RpcClient
+) -> None:
+    """The profile playing, edited to a value out of range: the list showed '▶ default' (its file's name, no ✖),
+    and voices.list called it not active; in the device picker, whose words say "q quits it", q did nothing."""
+    path = daemon.root / "profiles" / "default.toml"
+    good = path.read_text()
+
+    async def main() -> None:
+        # (as under rtvc run, whose daemon it is: the picker's words are rtvc run's)
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()), own_daemon=lambda: None)
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await until(pilot, "the voice playing", lambda: "▶ Deeper" in screen_text(app))
+            path.write_text(good.replace("formant = -1.5", "formant = 99"))
+            await until(pilot, "the file's fault said", lambda: "▶✖ Deeper" in screen_text(app))
+            listed = {v["name"]: v for v in rpc.call("voices.list")["voices"]}
+            assert listed["default"]["active"] and listed["default"]["label"] == "Deeper", listed["default"]
+            assert "formant" in listed["default"]["error"]
+            assert control(rpc)["profile"] == "default"  # (it plays on)
+            await pilot.press("d")
+            await until(pilot, "the picker", lambda: isinstance(app.screen, DeviceScreen))
+            words = lambda: " ".join(screen_text(app).replace("│", " ").split())  # noqa: E731 (it wraps in its box)
+            said = lambda: "restart rtvc run (q," in words() and "then q again, quits it)" in words()  # noqa: E731
+            await until(pilot, "its words", said)
+            await pilot.press("q")
+            await until(pilot, "the picker closed", lambda: not isinstance(app.screen, DeviceScreen))
+            assert app.is_running
+
+    try:
+        run(main())
+    finally:
+        path.write_text(good)
+
+
 def test_typing_into_a_stepper_says_what_it_did_and_a_long_value_stays_in_its_box() -> None:
     """Enter, Enter said "'' is not a number"; 1.5 into a whole-number parameter became 2 in silence, and 0.5 became
     0 (Python rounds halves to even); a long typed value ran off the line (its end and the cursor hidden)."""
@@ -1000,7 +1109,7 @@ def test_typing_into_a_stepper_says_what_it_did_and_a_long_value_stays_in_its_bo
         def compose(self):
             yield Stepper(Spec("speaker", 0.0, 2.0, 1.0, 1.0, integer=True), 0, id="s")
 
-        def show_message(self, text: str, error: bool = False) -> None:
+        def show_message(self, text: str, error: bool = False, **_kw: Any) -> None:
             said.append(text)
 
         def on_stepper_changed(self, event: Stepper.Changed) -> None:

@@ -113,8 +113,10 @@ class Controller:
                 if why := unusable(p):  # said here, not first when it is selected on stream
                     entry["error"] = why
                 out.append(entry)
-            except ConfigError as e:  # listed, so the user sees why it cannot be chosen
-                out.append({"name": path.stem, "label": path.stem, "voice": "", "active": False, "error": str(e)})
+            except ConfigError as e:  # listed, so the user sees why it cannot be chosen (the one playing stays it)
+                label = stored_label(path.stem, self.profiles_dir) or path.stem
+                active = path.stem == self.profile
+                out.append({"name": path.stem, "label": label, "voice": "", "active": active, "error": str(e)})
         return out
 
     def params(self) -> dict[str, Any]:

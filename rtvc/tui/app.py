@@ -38,7 +38,7 @@ from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
 from rtvc.tui.stepper import Stepper
 from rtvc.tui.texts import latency_text, scheduling_text, spec_for
 from rtvc.tui.toggle import Toggle
-from rtvc.tui.voicelist import VoiceListMixin
+from rtvc.tui.voicelist import FilterInput, VoiceListMixin
 
 _GATE_DB = describe(GateConfig)["threshold_db"]  # the threshold's range (the daemon checks it too)
 SPARK_POINTS = 60  # block-time history: the last few seconds of meter readings
@@ -129,14 +129,15 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._meters_at = clock()  # when the last meter event came
         self._quit_deadline: threading.Timer | None = None
         self._frozen_said = False  # the message line asked whether the daemon is frozen
-        self._refusal_shown = False  # the message line shows a call's refusal (the next call that works clears it)
+        self._refusal_shown = False  # the message line shows a refusal (the next call that works clears it)
+        self._refusal_calls_after = 0  # calls that work and do not clear it yet (show_message)
 
     # -- layout ---------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(id="link")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield Input(placeholder="/ find a voice", id="filter")
+                yield FilterInput(placeholder="/ find a voice", id="filter")
                 yield OptionList(id="voices")
             with Vertical(id="right"):
                 with Horizontal(id="toggles"):
@@ -394,7 +395,7 @@ class RtvcApp(VoiceListMixin, App[None]):
 
     def _timing(self, p99: float, budget: float, xruns: int) -> None:
         xr = f"[bold red]xruns {xruns}[/]" if xruns else "xruns 0"
-        text = f"block p99 {p99:.2f}/{budget:.0f} ms  {xr}"
+        text = f"block p99 {p99:.2f}/{budget:.3g} ms  {xr}"  # (a 12.5 ms block: 12.5, not 12)
         if text != self._timing_text:  # a Static update lays the screen out again: only when it changed
             self._timing_text = text
             self.query_one("#timing", Static).update(text)
@@ -406,9 +407,12 @@ class RtvcApp(VoiceListMixin, App[None]):
                 text = text.replace(said, meant)
         return text
 
-    def show_message(self, text: str, error: bool = False) -> None:
+    def show_message(self, text: str, error: bool = False, refusal: bool = False, calls_after: int = 0) -> None:
+        """The message line. `refusal`: something the user did was refused (a call, a value typed, a voice that
+        cannot load): the next call that works clears it, but for the `calls_after` the same action makes (a
+        value past its range is set to the end it passed, and said)."""
         text = self._advice(text)
-        self._refusal_shown = False
+        self._refusal_shown, self._refusal_calls_after = refusal, calls_after
         msg = self.query_one("#message", Static)
         msg.update(Content(("✖ " if error else "") + text))  # (errors quote labels, paths and "[model]")
         msg.set_class(error, "error")
@@ -417,10 +421,6 @@ class RtvcApp(VoiceListMixin, App[None]):
     @on(Input.Changed, "#filter")
     def _filter(self) -> None:
         self._fill_voice_list()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self.filter_submitted()
 
     @on(OptionList.OptionSelected, "#voices")
     def _picked(self, event: OptionList.OptionSelected) -> None:
@@ -438,10 +438,12 @@ class RtvcApp(VoiceListMixin, App[None]):
                 err = e
             else:
                 if self._refusal_shown and method not in READS:  # (something the user did worked: it is old)
-                    self.show_message("")
+                    if self._refusal_calls_after:
+                        self._refusal_calls_after -= 1
+                    else:
+                        self.show_message("")
                 return got
-        self.show_message(str(err), error=True)
-        self._refusal_shown = True
+        self.show_message(str(err), error=True, refusal=True)
         raise err
 
     @on(Stepper.Changed)

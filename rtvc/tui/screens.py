@@ -100,12 +100,17 @@ class DeviceScreen(Modal):
     the monitor: none), or ("rescan", "") for `r`: look for devices plugged in since the daemon started. The
     device is its name where no other has it, else its index."""
 
-    BINDINGS: ClassVar[list[Binding]] = [*Modal.BINDINGS, Binding("r", "dismiss(('rescan', ''))", "Look again")]
+    BINDINGS: ClassVar[list[Binding]] = [
+        *Modal.BINDINGS,
+        Binding("r", "dismiss(('rescan', ''))", "Look again"),
+        Binding("q", "dismiss(None)", show=False),  # (as in help: q here closes this, a second q quits)
+    ]
 
     def __init__(self, listing: dict[str, Any], words: Callable[[str], str] = str):
         super().__init__()
         self.listing = listing
-        self.words = words  # (the daemon's words as they read in this app: RtvcApp._advice)
+        # the daemon's words as they read in this app (RtvcApp._advice), where q closes this screen first
+        self.words = lambda text: words(text).replace("(q quits it)", "(q, then q again, quits it)")
 
     def compose(self) -> ComposeResult:
         in_use = self.listing.get("in_use", {})

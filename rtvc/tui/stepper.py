@@ -25,6 +25,7 @@ from textual.widget import Widget
 LABEL_W = 11
 VALUE_W = 10
 MIN_BAR = 5  # narrower than this, the bar goes (then the label's tail): the value always shows
+DECIMALS = 3  # a typed value is kept to this many (a thousandth of a semitone is 0.1 cent)
 BAR_MAX_POINTS = 1000  # wider ranges (a speaker id) show no bar: a position in 0..100000 means nothing
 
 
@@ -41,12 +42,17 @@ class Spec:
 
     def clamp(self, v: float) -> float:
         v = min(self.hi, max(self.lo, v))
-        # (an int for an integer: a speaker id is sent as 1, not 1.0; halves up, not Python's to-even: 0.5 is 1)
-        return math.floor(v + 0.5) if self.integer else round(v, 4)
+        # (an int for an integer: a speaker id is sent as 1, not 1.0; halves up, not Python's to-even: 0.5 is 1;
+        # + 0.0: -0 is 0, not a change to -0.0 that sounds the same)
+        return math.floor(v + 0.5) if self.integer else round(v, DECIMALS) + 0.0
 
     def show(self, v: float) -> str:
+        """The value as the daemon holds it: the step's decimals, more where it has them (-4.25 typed is not
+        -4.2 on screen), to DECIMALS."""
         digits = 0 if self.integer else (2 if self.step < 0.1 else 1)
-        return f"{v:.{digits}f}{(' ' + self.unit) if self.unit else ''}"
+        while digits < DECIMALS and abs(round(v, digits) - v) > 1e-9:
+            digits += 1
+        return f"{v + 0.0:.{digits}f}{(' ' + self.unit) if self.unit else ''}"
 
 
 class Stepper(Widget, can_focus=True):
@@ -129,11 +135,12 @@ class Stepper(Widget, can_focus=True):
                 self._say(f"{self.spec.name}: {text!r} is not a number")
             else:
                 s = self.spec
+                sets = int(s.clamp(typed) != self._value)  # (the set that follows: it must not clear what is said)
                 if not s.lo <= typed <= s.hi:  # (set to the end it passed, and said: 99 became 24 in silence)
                     ends = f"{s.show(s.lo)} to {s.show(s.hi)}"
-                    self._say(f"{s.name}: {text} is past its range ({ends}): {s.show(s.clamp(typed))}")
+                    self._say(f"{s.name}: {text} is past its range ({ends}): {s.show(s.clamp(typed))}", sets)
                 elif s.integer and typed != int(typed):  # (1.5 became 2 in silence, 0.5 became 0)
-                    self._say(f"{s.name} takes whole numbers: {text} set as {s.show(s.clamp(typed))}")
+                    self._say(f"{s.name} takes whole numbers: {text} set as {s.show(s.clamp(typed))}", sets)
                 self._user_set(typed)
         elif event.key == "minus":
             self._flip_sign()
@@ -145,11 +152,12 @@ class Stepper(Widget, can_focus=True):
         event.prevent_default()
         self.refresh()
 
-    def _say(self, text: str) -> None:
-        """On the app's message line where it has one (rtvc's), else as a notification."""
+    def _say(self, text: str, calls_after: int = 0) -> None:
+        """On the app's message line where it has one (rtvc's: a refusal, cleared by the next call that works but
+        the `calls_after` this key makes), else as a notification."""
         show = getattr(self.app, "show_message", None)
         if show is not None:
-            show(text, error=True)
+            show(text, error=True, refusal=True, calls_after=calls_after)
         else:
             self.notify(text, severity="warning", markup=False)
 
@@ -164,7 +172,8 @@ class Stepper(Widget, can_focus=True):
         w = self.size.width
         if w - LABEL_W - VALUE_W - 4 >= MIN_BAR:
             return LABEL_W, LABEL_W + 2, w - VALUE_W - 2, VALUE_W
-        value_w = len(self.spec.show(self.spec.lo if self.spec.lo < 0 else self.spec.hi)) + 1
+        s = self.spec
+        value_w = max(len(s.show(s.lo if s.lo < 0 else s.hi)), len(s.show(self._value))) + 1
         label_w = max(1, min(LABEL_W, w - value_w - 4))
         return label_w, label_w + 2, label_w + 2, value_w
 

@@ -17,6 +17,31 @@ from textual.widgets.option_list import Option
 from rtvc.tui.client import CallError
 
 
+class FilterInput(Input):
+    """The voice list's filter: Enter hands the focus to the list, on its first match, at once (not at the next
+    idle moment, and with the list filtered by what was typed, whose Changed messages may wait yet: a second Enter
+    typed in the same burst, by a fast typist or a macro key, is the list's and selects that voice; it was lost,
+    submitting the filter again)."""
+
+    async def action_submit(self) -> None:
+        voices = self.screen.query_one("#voices", OptionList)
+        fill = getattr(self.app, "_fill_voice_list", None)
+        if fill is not None:  # (the list as this filter has it: the keys typed into it may not be handled yet)
+            fill()
+        if voices.option_count:
+            voices.highlighted = 0
+            self.screen.set_focus(voices)
+        await super().action_submit()
+
+
+def _mark(voice: dict[str, Any], profile: str | None) -> str:
+    """In front of a voice's label: ▶ the one playing, ✖ one that cannot load now (selecting it shows why), both
+    for the one playing whose file broke since it loaded (it plays on); in front, where a long label's cut leaves
+    it be."""
+    active, broken = voice["name"] == profile, bool(voice.get("error"))
+    return "▶✖ " if active and broken else "▶ " if active else "✖ " if broken else "  "
+
+
 class VoiceListMixin:
     def _fill_voice_list(self) -> None:
         needle = self.query_one("#filter", Input).value.strip().lower()
@@ -28,9 +53,7 @@ class VoiceListMixin:
             label = v.get("label") or v["name"]
             if needle and needle not in label.lower() and needle not in v["name"].lower():
                 continue
-            # ✖: it cannot load now, and selecting it shows why; in front, where a long label's cut leaves it be
-            mark = "▶ " if v["name"] == self.state.get("profile") else ("✖ " if v.get("error") else "  ")
-            text = f"{mark}{label}"
+            text = f"{_mark(v, self.state.get('profile'))}{label}"
             ol.add_option(Option(Content(text), id=v["name"], disabled=False))  # (a label is text, not markup)
         self._mark_active(self.state.get("profile"))
         # the cursor stays where it was (a list refilled on every voice change lost it: the next down-arrow
@@ -43,24 +66,18 @@ class VoiceListMixin:
 
     def _mark_active(self, profile: str | None) -> None:
         ol = self.query_one("#voices", OptionList)
-        broken = {v["name"] for v in self.voices if v.get("error")}
+        by_name = {v["name"]: v for v in self.voices}
         for i in range(ol.option_count):
             opt = ol.get_option_at_index(i)
-            mark = "▶ " if opt.id == profile else ("✖ " if opt.id in broken else "  ")
-            text = str(opt.prompt)
-            if text[:2] != mark:  # (Content again: a string would be read as markup)
-                ol.replace_option_prompt_at_index(i, Content(mark + text[2:]))
+            v = by_name.get(opt.id or "", {"name": opt.id})
+            text = f"{_mark(v, profile)}{v.get('label') or v['name']}"
+            if str(opt.prompt) != text:  # (Content again: a string would be read as markup)
+                ol.replace_option_prompt_at_index(i, Content(text))
 
     def on_key(self, event: Any) -> None:
         if event.key == "escape" and self.focused is self.query_one("#filter", Input):
             self.query_one("#voices", OptionList).focus()
             event.stop()
-
-    def filter_submitted(self) -> None:
-        ol = self.query_one("#voices", OptionList)
-        if ol.option_count:
-            ol.highlighted = 0
-            ol.focus()
 
     def option_picked(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
@@ -76,7 +93,7 @@ class VoiceListMixin:
                 return
             v = next((v for v in self.voices if v["name"] == name), {})
         if v.get("error"):
-            self.show_message(f"voice '{name}' cannot load: {v['error']}", error=True)
+            self.show_message(f"voice '{name}' cannot load: {v['error']}", error=True, refusal=True)
             return
         self.show_message(f"loading voice '{name}'…")
         try:
