@@ -258,9 +258,10 @@ def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None 
 
 def _beside(profile: str, base: Path) -> str:
     """A profile given as a relative path (it ends in .toml or holds a '/', as profile_path reads it) in config.toml:
-    that path from the file's folder; a profile name as it is."""
-    if (profile.endswith(".toml") or "/" in profile) and not Path(profile).is_absolute():
-        return str(base / profile)
+    that path from the file's folder (~ is the user's home, as in [model] paths); a profile name as it is."""
+    if profile.endswith(".toml") or "/" in profile:
+        path = Path(profile).expanduser()
+        return str(path if path.is_absolute() else base / profile)
     return profile
 
 

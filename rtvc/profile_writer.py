@@ -142,6 +142,9 @@ def write_profile(
     check_label(label, "profiles.save: 'label'")
     path = profiles_dir / f"{name}.toml"
     with _SAVING:  # two clients saving one name: the check and the rename are one step
+        if path.is_dir() or (path.is_symlink() and not path.exists()):  # (a rename would fail, or replace the link)
+            what = "a folder" if path.is_dir() else "a link to nothing"
+            raise ConfigError(f"cannot save profile '{name}': {path} is {what}", "choose another name, or remove it")
         if path.exists() and not overwrite:
             raise ConfigError(
                 f"profile '{name}' already exists ({path})",

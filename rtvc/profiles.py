@@ -39,7 +39,7 @@ def profile_path(name_or_path: str, profiles_dir: Path) -> Path:
     if name_or_path.endswith(".toml") and "/" not in name_or_path and listed.is_file():
         return listed
     if name_or_path.endswith(".toml") or "/" in name_or_path:
-        return Path(name_or_path)
+        return Path(name_or_path).expanduser()  # (~/voices/x.toml: as [model] paths are read)
     return listed
 
 

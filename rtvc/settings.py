@@ -117,6 +117,8 @@ def _coerce(value: Any, annotation: Any) -> Any:
             return float(value)
         except OverflowError:  # too large for a float: kept, so the range check names it
             return value
+    if annotation is float and isinstance(value, float):
+        return value + 0.0  # (-0.0 is 0.0: a change to it would be an event, a log line and a saved "-0.0")
     return value
 
 

@@ -203,6 +203,11 @@ def test_a_profile_path_in_the_config_file_is_taken_from_the_files_folder(tmp_pa
     assert [p.split(":")[0] for p in unknown_scene_profiles(cfg)] == ["[obs.scenes] 'Chat' = 'x'"]
     flag = load_config(home / "config.toml", {"voice.profile": ("voices/alice.toml", "--profile")})
     assert flag.voice.profile == "voices/alice.toml"  # a flag's path is the shell's: from the working directory
+    # ~ is the home folder, as in [model] paths ("no file ~/rtvc/voices/alice.toml" before, in the file and quoted)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tilde = load_config(write(home, '[voice]\nprofile = "~/rtvc/voices/alice.toml"\n'))
+    assert load_profile(tilde.voice.profile, profiles_dir(tilde)).name == "alice"
+    assert load_profile("~/rtvc/voices/alice.toml", profiles_dir(tilde)).name == "alice"
 
 
 def test_a_key_above_every_section_is_named_with_the_section_it_belongs_in(tmp_path):

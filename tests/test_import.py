@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -150,6 +151,13 @@ def test_a_damaged_voice_stops_the_import_before_anything_is_copied(home, downlo
     assert code == 2
     assert f"{bad}: truncated or damaged checkpoint" in err
     assert state(home) == before  # the good hubert_base.pt given first was not copied either
+    # bytes that open like a pickle: torch's two-line warning on its protocol came before rtvc's one line
+    bad.write_bytes(b"\x80\x04garbage, not a model")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        code, _out, err = rtvc(home, capsys, "import", str(bad))
+    assert code == 2 and f"{bad}: truncated or damaged checkpoint" in err, err
+    assert not [w for w in seen if "pickle protocol" in str(w.message)], [str(w.message) for w in seen]
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,14 @@ def test_save_refuses_to_replace_a_profile_unless_asked(daemon):
                 await c.call("profiles.save", name=bad)
         with pytest.raises(RpcFailure, match="'overwrite' = \"yes\" must be a boolean"):
             await c.call("profiles.save", name="ok", overwrite="yes")
+        # a folder, a link to nothing: "Is a directory (check the folder's permissions)" before
+        (profiles / "dir.toml").mkdir()
+        (profiles / "dangling.toml").symlink_to(profiles / "nowhere.toml")
+        for name, what in (("dir", "a folder"), ("dangling", "a link to nothing")):
+            with pytest.raises(RpcFailure, match=rf"cannot save profile '{name}': .*{name}\.toml is {what}"):
+                await c.call("profiles.save", name=name, overwrite=True)
+        (profiles / "dir.toml").rmdir()
+        (profiles / "dangling.toml").unlink()
         await c.close()
 
     run(main())

@@ -363,3 +363,12 @@ def test_params_get_shows_the_speakers_the_model_has(models):
     assert from_table(RvcParams, {"speaker": 2.0}, "params", "params").speaker == 2
     with pytest.raises(ConfigError, match=r"'params\.speaker' = 1\.5 has the wrong type"):
         from_table(RvcParams, {"speaker": 1.5}, "params", "params")
+    # params.set said "from 0 to 100000" to a speaker of -1 (the kind's range, checked before the voice's)
+    import threading
+
+    conv = SimpleNamespace(voice=voice, params=RvcParams(), set_params=lambda p: None)
+    host = SimpleNamespace(_lock=threading.Lock(), engine=SimpleNamespace(active=(conv, None)), _emit=print)
+    for bad in (-1, 3, 100001):
+        with pytest.raises(ConfigError, match=rf"'params\.speaker' = {bad} is not allowed.*it must be from 0 to 2"):
+            Controller.set_params(host, {"speaker": bad}, "t")
+    assert str(Controller.set_params(host, {"speaker": 2, "pitch": -0.0}, "t")["pitch"]) == "0.0"  # (not -0.0)

@@ -203,6 +203,13 @@ class Controller:
             )
         with self._lock:
             conv, _ = self.engine.active
+            narrow = getattr(conv.voice, "param_ranges", None)
+            for name, (lo, hi) in (narrow() if narrow else {}).items():  # (said as this voice has them, both ends)
+                v = values.get(name)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
+                    raise ConfigError(
+                        f"params: 'params.{name}' = {v} is not allowed for this voice", f"it must be from {lo} to {hi}"
+                    )
             merged = {**asdict(conv.params), **values}
             new = from_table(type(conv.params), merged, "params", "params")
             check = getattr(conv.voice, "check_params", None)

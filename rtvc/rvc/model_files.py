@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ def torch_load(path: Path, **kwargs: Any) -> Any:
 
     if zipfile.is_zipfile(path):
         _check_members(path)
-    return torch.load(path, **kwargs)
+    with warnings.catch_warnings():  # (torch's note on a legacy file's pickle protocol: ours says what is wrong)
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(path, **kwargs)
 
 
 def check_voice_file(path: Path) -> None:
