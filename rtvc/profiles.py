@@ -102,11 +102,14 @@ def check_label(label: str, where: str) -> None:
     (an escape sequence would reach the terminal), no line or paragraph separator (U+2028/9: a line break in
     the dock and the log) and no bidirectional override or isolate, which would reorder what follows it on
     the line (the label "\u202eevil" shows as "live")."""
-    bad = next((ch for ch in label if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI), None)
+    bad = next((ch for ch in label if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ch in _BIDI), None)
     if bad is not None:  # (other Cf characters stay: emoji joiners)
-        kind = {"Cc": "a control character", "Zl": "a line separator", "Zp": "a paragraph separator"}.get(
-            unicodedata.category(bad), "a text-direction override"
-        )
+        kind = {
+            "Cc": "a control character",
+            "Cs": "half of a surrogate pair (no character: a client's JSON escape cut in two)",
+            "Zl": "a line separator",
+            "Zp": "a paragraph separator",
+        }.get(unicodedata.category(bad), "a text-direction override")
         raise ConfigError(f"{where} = {label[:60]!r} holds {kind} ({bad!r})", "use printable text on one line")
     if len(label) > MAX_LABEL:
         raise ConfigError(f"{where} is {len(label)} characters long", f"keep it to {MAX_LABEL}")

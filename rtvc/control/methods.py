@@ -176,7 +176,7 @@ async def _select(s: Session, name: str) -> dict[str, Any]:
     "Save the running voice and its current parameters as profiles/NAME.toml; it becomes the active profile",
     "{name, path, state}",
     {
-        "name": Param("string", "1-64 letters, digits, - or _ (the file name)"),
+        "name": Param("string", "1-64 ASCII letters, digits, - or _, the first a letter or digit (the file name)"),
         "label": Param(
             "string", "what the voice list shows (default: the label of the profile replaced, else the name)", False
         ),
