@@ -96,6 +96,8 @@ def from_table(cls: type, table: Mapping[str, Any], where: str | Mapping[str, st
             )
         value = _coerce(value, hints[key])
         shown = "(not shown)" if fields[key].metadata.get("secret") else _shown(value)  # (a password)
+        if getattr(value, "too_large", False):  # (an API number of thousands of digits: rtvc.control.rpc)
+            raise ConfigError(f"{source}: '{name}' = {shown} is too large", f"{fields[key].metadata['help']}")
         if not _type_ok(value, hints[key]):
             raise ConfigError(
                 f"{source}: '{name}' = {shown} has the wrong type",

@@ -661,7 +661,12 @@ BAD = [  # (what is sent, the error code, words the message must hold)
     (  # valid JSON with a number longer than Python reads: answered under its id, the value refused by name
         '{"jsonrpc": "2.0", "id": 1, "method": "params.set", "params": {"values": {"gain_db": ' + "7" * 5000 + "}}}",
         rpc.INVALID_PARAMS,
-        "'params.gain_db' = <a number of 5000 digits> has the wrong type",
+        "'params.gain_db' = <a number of 5000 digits> is too large",  # (it said "has the wrong type")
+    ),
+    (  # (quoted as a string before: "<a number of 5000 digits>")
+        '{"jsonrpc": "2.0", "id": 1, "method": "gate.set", "params": {"hold_ms": ' + "7" * 5000 + "}}",
+        rpc.INVALID_PARAMS,
+        " = <a number of 5000 digits> ",
     ),
     (
         '{"jsonrpc": "2.0", "id": 1, "method": "status.get", "params": null}',

@@ -105,6 +105,8 @@ class LongNumber:
     """A JSON integer with more digits than Python reads (sys.get_int_max_str_digits(), 4300): valid JSON, kept
     as this so that the request is still answered under its id, and the parameter refused by name."""
 
+    too_large = True  # (rtvc.settings.from_table: "is too large", not "has the wrong type")
+
     def __init__(self, digits: str):
         self.digits = len(digits)
 
@@ -114,6 +116,8 @@ class LongNumber:
 
 def quoted(value: Any) -> str:
     """A value as an error message quotes it: as JSON, cut to 40 characters (a LongNumber by its size)."""
+    if isinstance(value, LongNumber):  # (a number, not the string its repr would be quoted as)
+        return repr(value)
     try:
         return json.dumps(value, default=repr)[:40]
     except RecursionError:  # (parse's json.loads took it a few frames higher up the stack)
