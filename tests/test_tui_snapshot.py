@@ -178,3 +178,28 @@ def test_a_quit_by_signal_ends_the_process_if_the_app_hangs(monkeypatch):
     fine.returned()  # (run() came back in time)
     time.sleep(0.5)
     assert exits == [128 + signal.SIGHUP]
+
+
+def test_block_times_are_drawn_on_the_blocks_budget() -> None:
+    """The block-time line scaled to its own largest reading (Textual's Sparkline): a 5.9 ms block in a 20 ms
+    budget drew a full bar, as a late one would. A full bar is the budget now, red there, yellow from half."""
+    from textual.app import App
+
+    from rtvc.tui.meter import BlockTimes
+
+    class Host(App):
+        def compose(self):
+            yield BlockTimes(id="b")
+
+    async def main() -> None:
+        app = Host()
+        async with app.run_test(size=(8, 1)) as pilot:
+            bars = app.query_one("#b", BlockTimes)
+            bars.show([1.0, 5.9, 10.0, 19.0, 20.0, 31.0], 20.0)
+            await pilot.pause()
+            text = bars.render()
+            assert text.plain == "  ▁▃▄███", text.plain
+            colours = [str(span.style) for span in text.spans]
+            assert colours == ["green", "green", "yellow", "yellow", "red", "red"], colours
+
+    asyncio.run(main())

@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.css.query import NoMatches
-from textual.widgets import Footer, Input, OptionList, Sparkline, Static
+from textual.widgets import Footer, Input, OptionList, Static
 
 from rtvc.config import GateConfig
 from rtvc.settings import describe
@@ -33,7 +33,7 @@ from rtvc.tui.client import CallError, DaemonClient, Endpoint, Link
 from rtvc.tui.commands import RtvcCommands
 from rtvc.tui.gateline import GateLine
 from rtvc.tui.keys import ACTIONS, FOOTER, shown
-from rtvc.tui.meter import LevelMeter
+from rtvc.tui.meter import BlockTimes, LevelMeter
 from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
 from rtvc.tui.stepper import Stepper
 from rtvc.tui.texts import latency_text, scheduling_text, spec_for
@@ -153,7 +153,7 @@ class RtvcApp(VoiceListMixin, App[None]):
                 yield LevelMeter("out", self.clock, id="m-out")
                 yield Static(id="latency")
                 with Horizontal(id="timing-row"):
-                    yield Sparkline([], id="blocks")  # (one value is drawn as a full bar: "full load")
+                    yield BlockTimes(id="blocks")
                     yield Static(id="timing")
                 yield Static(id="scheduling")
         yield Static(id="message")
@@ -378,7 +378,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.query_one("#m-out", LevelMeter).set_level(ev["out_peak"])
         if ev.get("block_ms") is not None:
             self.blocks = [*self.blocks[-(SPARK_POINTS - 1) :], ev["block_ms"]]
-            self.query_one("#blocks", Sparkline).data = self.blocks
+            self.query_one("#blocks", BlockTimes).show(self.blocks, ev.get("budget_ms") or 0.0)
         if "p99_ms" in ev:
             self._timing(ev["p99_ms"], ev.get("budget_ms", 0.0), ev.get("xruns", 0))
 

@@ -7,6 +7,7 @@ the same every run.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -75,4 +76,34 @@ class LevelMeter(Widget):
             t.append("·" * (width - len(bar)), style="dim")
         shown = "no reading" if not self.reading else "  silence" if self.level <= -120 else f"{self.level:6.1f} dBFS"
         t.append(f"{shown:>{VALUE_W}}")
+        return t
+
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+class BlockTimes(Widget):
+    """The worker's recent block times, one cell each, newest on the right, on the block's own budget: a full bar
+    is the whole budget (a block that late leaves the output nothing), yellow from half of it, red at it. (Textual's
+    Sparkline scales to its own largest reading: a 6 ms block in a 20 ms budget drew a full bar, as if late.)"""
+
+    DEFAULT_CSS = "BlockTimes { height: 1; width: 1fr; }"
+
+    def __init__(self, id: str | None = None):
+        super().__init__(id=id)
+        self.times: list[float] = []
+        self.budget = 0.0
+
+    def show(self, times: list[float], budget: float) -> None:
+        self.times, self.budget = times, budget
+        self.refresh()
+
+    def render(self) -> Text:
+        width = self.size.width
+        shown = self.times[-width:] if width > 0 and self.budget > 0 else []
+        t = Text(" " * (width - len(shown)) if width > 0 else "")
+        for ms in shown:
+            share = ms / self.budget
+            level = 0 if ms <= 0 else min(8, max(1, math.ceil(share * 8)))
+            t.append(BARS[level], style="red" if share >= 1 else "yellow" if share >= 0.5 else "green")
         return t
