@@ -18,14 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from rtvc.errors import ConfigError
-from rtvc.profiles import check_label, load_profile
+from rtvc.profiles import check_label, load_profile, profile_files
 
 _SAVING = threading.Lock()
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 SAVED = "Saved by rtvc (profiles.save)."
 
 
-def check_name(name: str) -> None:
+def check_name(name: str, profiles_dir: Path | None = None) -> None:
+    """A name for a new profile: NAME_RE (a file name on any system). A profile `profiles_dir` lists already ("my
+    voice", "声", made by hand) may be saved over by its own name: it names a file there, and no other."""
+    if profiles_dir is not None and isinstance(name, str) and name in {p.stem for p in profile_files(profiles_dir)}:
+        return
     if not NAME_RE.fullmatch(name):
         raise ConfigError(
             f"profile name {name[:70]!r} is not allowed",
@@ -138,7 +142,7 @@ def write_profile(
     """Write profiles_dir/NAME.toml; returns its path. Refuses to replace an existing profile unless asked.
     `keep_layout`: a profile of the same voice kind it replaces keeps its comments and layout (`update`), where
     the result loads; else the file is written afresh."""
-    check_name(name)
+    check_name(name, profiles_dir)
     check_label(label, "profiles.save: 'label'")
     path = profiles_dir / f"{name}.toml"
     with _SAVING:  # two clients saving one name: the check and the rename are one step

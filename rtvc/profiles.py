@@ -106,11 +106,14 @@ def check_label(label: str, where: str) -> None:
     if bad is not None:  # (other Cf characters stay: emoji joiners)
         kind = {
             "Cc": "a control character",
-            "Cs": "half of a surrogate pair (no character: a client's JSON escape cut in two)",
+            "Cs": "half of a surrogate pair (no character)",
             "Zl": "a line separator",
             "Zp": "a paragraph separator",
         }.get(unicodedata.category(bad), "a text-direction override")
-        raise ConfigError(f"{where} = {label[:60]!r} holds {kind} ({bad!r})", "use printable text on one line")
+        fix = "use printable text on one line"
+        if unicodedata.category(bad) == "Cs":
+            fix = "send valid Unicode text (in JSON escapes an emoji is a whole pair, e.g. \\ud83c\\udfa4)"
+        raise ConfigError(f"{where} = {label[:60]!r} holds {kind} ({bad!r})", fix)
     if len(label) > MAX_LABEL:
         raise ConfigError(f"{where} is {len(label)} characters long", f"keep it to {MAX_LABEL}")
 

@@ -155,6 +155,28 @@ def test_saving_over_a_profile_without_a_label_keeps_its_label(daemon):
     assert (p.label, p.params.pitch) == ("Deeper", -5.0)
 
 
+def test_a_profile_made_by_hand_with_any_name_can_be_saved_over(daemon):
+    """"my voice.toml", "声.toml" load and are listed, but profiles.save (and the TUI's save) refused their names;
+    a new profile's name still follows the rule (a file name on any system)."""
+    server, profiles = daemon
+    for name in ("my voice", "声"):
+        (profiles / f"{name}.toml").write_text(f'label = "{name}!"\nvoice = "pitch"\n')
+
+    async def main():
+        c = await Client.open(server.port, load_or_create_token())
+        await c.call("params.set", values={"pitch": 3.0})
+        for name in ("my voice", "声"):
+            got = await c.call("profiles.save", name=name, overwrite=True)
+            assert got["state"]["profile"] == name and got["state"]["voice"].startswith(f"{name}!:"), got
+        with pytest.raises(RpcFailure, match=r"'new voice' is not allowed"):
+            await c.call("profiles.save", name="new voice")
+        await c.close()
+
+    run(main())
+    assert load_profile("my voice", profiles).params.pitch == 3.0
+    assert not (profiles / "new voice.toml").exists()
+
+
 def test_saving_over_a_profile_that_does_not_load_keeps_its_label(daemon):
     """A hand-edited profile with a value out of range, mended by saving the playing voice over it: its label
     became its name (the label was read by a load of the whole profile, which failed), its comments stayed."""

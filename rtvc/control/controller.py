@@ -228,7 +228,7 @@ class Controller:
         from rtvc.profile_writer import check_name, portable_model, write_profile
         from rtvc.run import converter_key
 
-        check_name(name)  # (before the replaced profile is read: a client's name must not name another file)
+        check_name(name, self.profiles_dir)  # (before the profile replaced is read: a name must name no other file)
         if not label and overwrite:  # the label of the profile replaced (its comments stay too), else the name
             label = stored_label(name, self.profiles_dir)  # (also of one that does not load: a value out of range)
         label = profile_label(label or "", "profiles.save: 'label'", name)  # what a load of the file will show

@@ -76,7 +76,7 @@ class SaveScreen(Modal):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         name = event.value.strip()
-        if not NAME_RE.fullmatch(name):
+        if not NAME_RE.fullmatch(name) and name not in self.taken:  # (a profile made by hand: "my voice")
             self.query_one("#why", Label).update("use 1-64 letters, digits, - or _, starting with a letter or digit")
             return
         if name in self.taken and self._confirm != name:
@@ -88,7 +88,7 @@ class SaveScreen(Modal):
     def on_input_changed(self, event: Input.Changed) -> None:
         """While a name is typed the hint says what Enter will do with it (a refusal stayed on screen)."""
         name = event.value.strip()
-        if not name or NAME_RE.fullmatch(name):
+        if not name or NAME_RE.fullmatch(name) or name in self.taken:
             said = "Enter saves"
             if name in self.taken:
                 said = f"profile '{name}' exists: Enter, then Enter again, replaces it"
