@@ -158,8 +158,19 @@ def test_keys_change_the_daemons_state(daemon: Daemon, rpc: RpcClient) -> None:
             await pilot.press("enter")
             saved = daemon.root / "profiles" / "tui-saved.toml"
             await until(pilot, "replaced", lambda: "pitch = 5.0" in saved.read_text())
+            # a profile made by hand, named as the rule for new ones would not allow: saved over by its name
+            odd.write_text('label = "Odd"\nvoice = "pitch"\n')
+            await until(pilot, "'my voice' listed", lambda: "my voice" in {v["name"] for v in app.voices})
+            await pilot.press("s", *"my voice", "enter")
+            await until(pilot, "the question", lambda: "profile 'my voice' exists: Enter again" in screen_text(app))
+            await pilot.press("enter")
+            await until(pilot, "saved over", lambda: "pitch = 5.0" in odd.read_text())
 
-    run(main())
+    odd = daemon.root / "profiles" / "my voice.toml"
+    try:
+        run(main())
+    finally:
+        odd.unlink(missing_ok=True)
 
 
 def test_labels_and_messages_show_as_written_not_as_markup(daemon: Daemon, rpc: RpcClient) -> None:
