@@ -26,7 +26,7 @@ from rtvc import restart
 from rtvc.audio import devices, voice_mic
 from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
 from rtvc.audio.switch import DeviceSwitcher, describe_follow, following, left_to_default
-from rtvc.config import AudioConfig, Config, format_config
+from rtvc.config import AudioConfig, Config, format_config, load_config
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
 from rtvc.control.controller import Controller
 from rtvc.control.obs import ObsLink, ObsSettings
@@ -35,7 +35,7 @@ from rtvc.control.server import ControlServer
 from rtvc.engine import Engine
 from rtvc.errors import DeviceError, RtvcError
 from rtvc.priority import AWAITING_CALLBACKS
-from rtvc.profiles import profile_files, profile_name, profile_path, voice_kinds
+from rtvc.profiles import load_profile, profile_files, profile_name, profile_path, unusable, voice_kinds
 from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report
 from rtvc.voices import VOICES
 from rtvc.wavio import bundled_speech, load_mono
@@ -143,21 +143,41 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
 
 
 def unknown_scene_profiles(cfg: Config) -> list[str]:
-    """[obs.scenes] entries whose profile has no file now: said at start, not first when the scene comes up
-    on stream (not an error: the profile may be saved later, and selecting it then works)."""
+    """[obs.scenes] entries whose profile has no file now, or one that cannot load (a value out of range, its
+    model files missing): said at start, not first when the scene comes up on stream (not an error: the profile
+    may be saved or mended later, and selecting it then works)."""
     folder = profiles_dir(cfg)
     there = [p.stem for p in profile_files(folder)]
-    return [
-        f"[obs.scenes] {scene!r} = {name!r}: no such profile ({profile_path(name, folder)}); "
-        f"profiles: {', '.join(there) or 'none'}"
-        for scene, name in cfg.obs.scenes.items()
-        if not profile_path(name, folder).is_file()
-    ]
+    said = []
+    for scene, name in cfg.obs.scenes.items():
+        path = profile_path(name, folder)
+        if not path.is_file():
+            said.append(
+                f"[obs.scenes] {scene!r} = {name!r}: no such profile ({path}); profiles: {', '.join(there) or 'none'}"
+            )
+            continue
+        try:
+            why = unusable(load_profile(str(path), folder))
+        except RtvcError as e:
+            why = str(e)
+        if why:
+            said.append(f"[obs.scenes] {scene!r} = {name!r}: the profile cannot load now: {why}")
+    return said
+
+
+def _obs_keys_set(cfg: Config) -> list[str]:
+    """The [obs] settings config.toml sets (but enabled)."""
+    return [k for k, src in cfg.sources.items() if k.startswith("obs.") and k != "obs.enabled" and src != "default"]
 
 
 def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     """With [obs] enabled: follow OBS's program scene; a scene mapped in [obs.scenes] selects its voice."""
     if not cfg.obs.enabled:
+        keys = _obs_keys_set(cfg) if cfg.sources.get("obs.enabled", "default") == "default" else []
+        if keys:  # (a link set up but never switched on, not one switched off: silence looked like a broken link)
+            why = f"[obs] sets {', '.join(keys)} but not enabled = true: rtvc does not connect to OBS"
+            log.warning("%s", why)
+            controller.set_link("obs", "stopped", f"{why} (set enabled = true under [obs], then restart rtvc serve)")
         return None
     scenes = dict(cfg.obs.scenes)
     for problem in unknown_scene_profiles(cfg):
@@ -180,7 +200,17 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
             voices.request(profile)
 
     settings = ObsSettings(True, cfg.obs.host, cfg.obs.port, cfg.obs.password, scenes)
-    link = ObsLink(settings, on_scene, lambda state, detail: controller.set_link("obs", state, detail))
+
+    def reread() -> ObsSettings | None:  # (a password mended in config.toml after "auth failed": taken at once)
+        if cfg.path is None:
+            return None
+        try:
+            o = load_config(cfg.path).obs
+        except RtvcError:
+            return None
+        return ObsSettings(o.enabled, o.host, o.port, o.password, {})
+
+    link = ObsLink(settings, on_scene, lambda state, detail: controller.set_link("obs", state, detail), reread)
     link.start()
     return link
 

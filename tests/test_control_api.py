@@ -1033,6 +1033,7 @@ def test_a_client_that_never_reads_is_closed_and_stalls_no_one(daemon):
         await asyncio.sleep(0.2)
         slow_id = max(daemon.server.clients, key=lambda c: int(c.id.split()[1])).id
         fast = await Client.open(daemon.port, daemon.token)
+        await fast.call("mute.set", on=True)  # (so that the first of the loop, off, is a change: an event)
         await fast.call("events.subscribe")
         t0 = time.perf_counter()
         worst = 0.0

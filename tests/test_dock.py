@@ -441,3 +441,49 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
         finally:
             with contextlib.suppress(Exception):
                 api.close()
+
+
+def test_the_dock_shows_the_obs_link_and_why_it_is_down(tmp_path: Path) -> None:
+    """The dock (and the TUI) showed nothing of the OBS link: with OBS gone it said "connected · live" while
+    status.get said links.obs "disconnected". A scene mapped to a profile that cannot load is said at start, and
+    each change of the link is one log line (the link's own and serve's made two)."""
+    d = Daemon(tmp_path / "daemon", free_port())
+    closed = free_port()  # (nothing listens: "connection refused")
+    d.profile("broken").write_text('voice = "pitch"\n[params]\npitch = 999\n')
+    d.config.write_text(
+        d.config.read_text() + f'\n[obs]\nenabled = true\nport = {closed}\n[obs.scenes]\n"Gaming" = "broken"\n'
+    )
+    d.start()
+    try:
+        with chromium(tmp_path / "chromium") as page:
+            d.wait_ready()
+            page.send("Page.navigate", url=f"http://127.0.0.1:{d.port}/dock?token={d.token()}")
+            wait_until("the dock's first state", lambda: page.js("document.body?.dataset.ready === '1'"), 15)
+            shown = "(() => { const e = document.getElementById('obs'); return [e.hidden, e.textContent, e.title]; })()"
+            wait_until("the OBS link on the dock", lambda: page.js(shown)[1] == "OBS disconnected", 10)
+            hidden, _text, title = page.js(shown)
+            assert not hidden and f"127.0.0.1:{closed}: connection refused" in title, title
+        log = d.log()
+        assert "[obs.scenes] 'Gaming' = 'broken': the profile cannot load now:" in log and "999" in log, log
+        assert log.count("connection refused") == 1, log  # (one line, not one per retry nor two per change)
+        assert "OBS link: disconnected" not in log, log
+    finally:
+        d.stop()
+
+
+def test_obs_settings_without_enabled_are_said(tmp_path: Path) -> None:
+    """[obs] with a port and scenes but no `enabled = true`: rtvc never connected and said nothing at all."""
+    d = Daemon(tmp_path / "daemon", free_port())
+    d.config.write_text(d.config.read_text() + '\n[obs]\nport = 4461\n[obs.scenes]\n"Gaming" = "higher"\n')
+    d.start()
+    try:
+        d.wait_ready()
+        api = RpcClient(d.port, d.token())
+        try:
+            link = api.call("status.get")["control"]["links"]["obs"]
+        finally:
+            api.close()
+        assert link["state"] == "stopped" and "set enabled = true under [obs]" in link["detail"], link
+        assert "[obs] sets obs.port, obs.scenes but not enabled = true: rtvc does not connect to OBS" in d.log()
+    finally:
+        d.stop()

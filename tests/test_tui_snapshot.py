@@ -203,3 +203,28 @@ def test_block_times_are_drawn_on_the_blocks_budget() -> None:
             assert colours == ["green", "green", "yellow", "yellow", "red", "red"], colours
 
     asyncio.run(main())
+
+
+def test_the_obs_link_is_on_the_top_line_and_why_it_went_down_on_the_message_line() -> None:
+    """The TUI showed nothing of the daemon's OBS link (status.get's links.obs): OBS gone, or a wrong password,
+    and a streamer's scenes stopped switching voices without a word on screen."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), clock=lambda: 100.0, connect=False)
+        async with app.run_test(size=(100, 24)) as pilot:
+            app.apply_link(Link("connected", "ws://127.0.0.1:47800/rpc", 0, "client 1"))
+            app.apply_voices(VOICES)
+            await app.apply_params({"kind": "pitch", "values": VALUES, "ranges": RANGES})
+            up = {**STATE, "links": {"obs": {"state": "connected", "detail": "connected to OBS at 127.0.0.1:4455"}}}
+            app.apply_state(up)
+            await pilot.pause()
+            assert "engine running  OBS connected" in screen_text(app).splitlines()[0]
+            why = "OBS at 127.0.0.1:4455 refused the password: check `password` under [obs]; retrying in 10 s"
+            down = {**STATE, "links": {"obs": {"state": "auth failed", "detail": why}}}
+            app.apply_event({"type": "state", "changed": ["obs"], "by": "obs", "state": down})
+            await pilot.pause()
+            text = screen_text(app)
+            assert "OBS auth failed" in text.splitlines()[0], text
+            assert "✖ OBS auth failed: OBS at 127.0.0.1:4455 refused the password" in " ".join(text.split()), text
+
+    asyncio.run(main())

@@ -362,14 +362,15 @@ class Controller:
         self._emit(["devices"] + (["monitor"] if monitor_changed else []), "pipewire", error)
 
     def set_link(self, name: str, state: str, detail: str) -> None:
-        """An outside link (OBS) reports its connection state."""
+        """An outside link (OBS) reports its connection state: an event (a log line) for each change of state, or
+        of the reason it is down (not for a retry's "; retrying in N s")."""
         with self._lock:
-            before = self.links.get(name, {}).get("state")
-            if state == "connecting" and before in ("disconnected", "auth failed"):
-                self.links[name]["detail"] = detail  # a retry: still down, not a change
-                return
+            was = self.links.get(name, {})
+            if state == "connecting" and was.get("state") in ("disconnected", "auth failed"):
+                return  # a retry: still down, and why stays said (it was overwritten with "connecting to ...")
             self.links[name] = {"state": state, "detail": detail}
-        if state != before:
+        reason = lambda d: d.split("; retrying in ")[0]  # noqa: E731
+        if state != was.get("state") or reason(detail) != reason(was.get("detail", "")):
             self._emit([name], name)
 
     def routing_changed(self, routing: dict[str, Any]) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
+import difflib
 import hashlib
 import inspect
 import json
@@ -36,6 +38,7 @@ RPC_VERSION = 1
 SUBSCRIBE_SCENES = 1 << 2  # EventSubscription.Scenes: CurrentProgramSceneChanged and friends
 CLOSE_AUTH_FAILED, CLOSE_UNSUPPORTED_RPC, CLOSE_SESSION_INVALIDATED = 4009, 4010, 4011
 FIRST_RETRY_S, MAX_RETRY_S, SLOW_RETRY_S = 0.5, 5.0, 10.0
+SCENE_LIST_ID = "rtvc-scene-list"
 HANDSHAKE_TIMEOUT_S = 5.0
 _CONNECT_OPTIONS: dict[str, Any] = {
     "subprotocols": [Subprotocol("obswebsocket.json")],
@@ -48,7 +51,10 @@ _CONNECT_OPTIONS: dict[str, Any] = {
 }
 if "proxy" in inspect.signature(connect).parameters:  # websockets 15 goes through $HTTPS_PROXY by default
     _CONNECT_OPTIONS["proxy"] = None
-_FIX_PASSWORD = "check `password` under [obs] in config.toml against OBS's Tools > WebSocket Server Settings"
+_FIX_PASSWORD = (
+    "check `password` under [obs] in config.toml against OBS's Tools > WebSocket Server Settings (rtvc reads it"
+    " again before each try)"
+)
 _FIX_SERVER = "is OBS running, with Tools > WebSocket Server Settings > Enable WebSocket server on, at this port?"
 
 
@@ -99,10 +105,13 @@ class ObsLink:
         settings: ObsSettings,
         on_scene: Callable[[str], None],
         on_state: Callable[[str, str], None] | None = None,
+        reread: Callable[[], ObsSettings | None] | None = None,
     ) -> None:
         self.settings = settings
         self.on_scene = on_scene
-        self.on_state = on_state
+        self.on_state = on_state  # (given: its owner says each state; the link's own lines go to debug)
+        self.reread = reread  # [obs] as config.toml has it now (None: unreadable), asked before a retry
+        self.scene: str | None = None  # the program scene last delivered, over reconnections
         self.state = "stopped"
         self.detail = f"OBS link to {settings.address} not started"
         self._lock = threading.Lock()
@@ -111,7 +120,7 @@ class ObsLink:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._identified = False
-        self._logged = ""
+        self._logged: tuple[str, str] = ("", "")
 
     def start(self) -> None:
         """Start the link's thread (no-op when it runs or the link is disabled in the settings)."""
@@ -180,7 +189,24 @@ class ObsLink:
                 await asyncio.wait_for(wake.wait(), wait)
             except TimeoutError:
                 pass
+            self._take_new_settings()
         self._report("stopped", f"OBS link to {addr} stopped")
+
+    def _take_new_settings(self) -> None:
+        """Before a retry: the host, port and password config.toml holds now (a password mended after "auth failed"
+        is tried at once, with no restart); the scenes stay as they started."""
+        try:
+            now = self.reread() if self.reread is not None else None
+        except Exception:  # (a config being written: the settings in use stay)
+            log.debug("OBS link: config.toml not read again", exc_info=True)
+            return
+        if now is None or not now.enabled:
+            return
+        was = self.settings
+        if (now.host, now.port, now.password) != (was.host, was.port, was.password):
+            which = [n for n in ("host", "port", "password") if getattr(now, n) != getattr(was, n)]
+            log.info("OBS link: [obs] %s changed in config.toml: trying it", ", ".join(which))
+            self.settings = dataclasses.replace(was, host=now.host, port=now.port, password=now.password)
 
     async def _session(self) -> _Ended:
         """One connection, from TCP connect to close. Returns why it ended; never raises (but CancelledError)."""
@@ -194,6 +220,8 @@ class ObsLink:
                 rid = "rtvc-current-scene"  # one per connection
                 request = {"requestType": "GetCurrentProgramScene", "requestId": rid}
                 await ws.send(json.dumps({"op": OP_REQUEST, "d": request}))
+                listing = {"requestType": "GetSceneList", "requestId": SCENE_LIST_ID}  # ([obs.scenes] checked)
+                await ws.send(json.dumps({"op": OP_REQUEST, "d": listing}))
                 self._report("connected", f"connected to OBS at {addr}")
                 await self._follow(ws, rid)
         except ConnectionClosed as e:
@@ -239,19 +267,57 @@ class ObsLink:
         return data
 
     async def _follow(self, ws: ClientConnection, rid: str) -> None:
-        """Deliver the answer to GetCurrentProgramScene and every program scene change until the connection ends."""
+        """Deliver the answer to GetCurrentProgramScene and every program scene change until the connection ends.
+        The answer after a reconnection that names the scene delivered last is not delivered again: the voice
+        someone chose since (in the dock, the TUI) stays, as it would have with no reconnection."""
         changed = False  # a change event that came before the answer is newer than (or the same as) the answer
         async for raw in ws:
             op, data = _decode(raw)
-            if op == OP_EVENT and data.get("eventType") == "CurrentProgramSceneChanged":
+            event = data.get("eventType") if op == OP_EVENT else None
+            if event == "CurrentProgramSceneChanged":
                 changed = True
                 self._scene(str(data.get("eventData", {}).get("sceneName", "")))
+            elif event == "SceneNameChanged":
+                got = data.get("eventData", {})
+                self._renamed(str(got.get("oldSceneName", "")), str(got.get("sceneName", "")))
             elif op == OP_RESPONSE and data.get("requestId") == rid:
                 status = data.get("requestStatus", {})
+                name = str(data.get("responseData", {}).get("currentProgramSceneName", ""))
                 if not status.get("result"):
                     log.warning("OBS link: GetCurrentProgramScene failed: %s", status.get("comment", status))
-                elif not changed:
-                    self._scene(str(data.get("responseData", {}).get("currentProgramSceneName", "")))
+                elif changed:
+                    pass
+                elif name and name == self.scene:
+                    log.info("OBS program scene still %r: the voice playing stays", name)
+                else:
+                    self._scene(name)
+            elif op == OP_RESPONSE and data.get("requestId") == SCENE_LIST_ID:
+                scenes = data.get("responseData", {}).get("scenes", [])
+                self._check_scenes([str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)])
+
+    def _check_scenes(self, names: list[str]) -> None:
+        """[obs.scenes] names OBS has no scene of (a typo, a scene renamed while rtvc was off): said at each
+        connection, as they would otherwise never switch a voice without a word."""
+        missing = [scene for scene in self.settings.scenes if scene not in names]
+        for scene in missing:
+            near = difflib.get_close_matches(scene, names, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            log.warning(
+                "[obs.scenes] %r: OBS has no scene of that name (%sits scenes: %s): that voice is never chosen by OBS",
+                scene, hint, ", ".join(repr(n) for n in names) or "none",
+            )  # fmt: skip
+
+    def _renamed(self, old: str, new: str) -> None:
+        """A scene renamed in OBS: its voice follows the new name until rtvc restarts (said, with the fix)."""
+        scenes = self.settings.scenes  # (the dict the owner maps with: it sees the new name too)
+        if old in scenes and new and new not in scenes:
+            scenes[new] = scenes.pop(old)
+            if self.scene == old:
+                self.scene = new
+            log.warning(
+                "OBS scene %r renamed %r: its voice '%s' follows it until rtvc restarts; rename it in [obs.scenes] in"
+                " config.toml", old, new, scenes[new],
+            )  # fmt: skip
 
     def _closed(self, code: int | None, reason: str) -> _Ended:
         addr = self.settings.address
@@ -273,14 +339,19 @@ class ObsLink:
             log.warning("OBS link: OBS reported a program scene without a name; ignored")
             return
         log.debug("OBS link: program scene %r", name)
+        self.scene = name
         try:
             self.on_scene(name)
         except Exception:
             log.exception("OBS link: on_scene(%r) failed", name)
 
     def _report(self, state: str, detail: str) -> None:
-        # the log gets each settled state once (not every retry); "connecting" and repeats go to debug
-        quiet, self._logged = state in ("connecting", self._logged), self._logged if state == "connecting" else state
+        # the log gets each settled state once, and a new reason in it (not every retry); "connecting" goes to
+        # debug, and all of it where the owner says the states (on_state: one line per change, not two)
+        said = (state, detail.split("; retrying in ")[0])
+        quiet = state == "connecting" or said == self._logged or self.on_state is not None
+        if state != "connecting":
+            self._logged = said
         level = logging.DEBUG if quiet else logging.WARNING if state == "auth failed" else logging.INFO
         log.log(level, "OBS link: %s: %s", state, detail)
         self.state, self.detail = state, detail

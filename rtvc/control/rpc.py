@@ -261,10 +261,12 @@ edit the table, not this file.
 
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
 `silent` (the output is muted now), `gate` {on, threshold_db, hold_ms}, `loading` (a profile being loaded, or
-null), `engine` and `links` (outside links such as `obs`: {state, detail}; a change arrives as an event with
-`changed: ["obs"]`). `changed: ["profiles"]` (`by`: `profiles`) says a profile was added to, edited in or removed
-from the profiles folder (looked at once a second): `profiles` {added, removed, edited} names them, and `voices.list`
-has the new list. `changed: ["devices"]` says a `devices.select` switched the sound devices, or (`by`: `pipewire`)
+null), `engine` and `links` (outside links such as `obs`: {state, detail}, state one of connecting, connected,
+disconnected, auth failed, stopped (also: `[obs]` set without `enabled = true`); a change of state, or of the reason
+it is down, arrives as an event with `changed: ["obs"]`; while it retries, `detail` keeps why it is down).
+`changed: ["profiles"]` (`by`: `profiles`) says a profile was added to, edited in or removed from the profiles
+folder (looked at once a second): `profiles` {added, removed, edited} names them, and `voices.list` has the new list.
+`changed: ["devices"]` says a `devices.select` switched the sound devices, or (`by`: `pipewire`)
 that rtvc followed PipeWire's default devices to new ones: `devices.list` has them; `state` holds no devices key
 (devices reopened after a failure show in `engine` events: the state goes back to `running`). Under JACK, `changed:
 ["routing"]` (`by`: `jack`) says connections of rtvc's ports were lost because the program at their other end closed

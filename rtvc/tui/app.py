@@ -230,7 +230,10 @@ class RtvcApp(VoiceListMixin, App[None]):
         text = f"rtvc  [{colour}]{icon} {link.state}[/]  $where{extra}"  # (an IPv6 address has brackets)
         if engine:
             text += f"  engine [{'green' if engine == 'running' else 'red'}]$engine[/]"
-        self.query_one("#link", Static).update(Content.from_markup(text, where=where, engine=engine))
+        obs = self.state.get("links", {}).get("obs", {}).get("state", "") if link.state == "connected" else ""
+        if obs:  # (the daemon's OBS link, with [obs] in its config: the message line says why it is down)
+            text += f"  OBS [{'green' if obs == 'connected' else 'yellow' if obs == 'connecting' else 'red'}]$obs[/]"
+        self.query_one("#link", Static).update(Content.from_markup(text, where=where, engine=engine, obs=obs))
 
     async def _on_ready(self) -> None:
         """A (re)connection: everything the screen shows, fresh."""
@@ -290,6 +293,10 @@ class RtvcApp(VoiceListMixin, App[None]):
         said += [f"{p} no longer waits for {q} (connected elsewhere)" for p, q in routing.get("dropped", [])]
         if said and not ev.get("error"):
             self.show_message("JACK: " + ", ".join(said))
+        obs = ev["state"].get("links", {}).get("obs") if "obs" in ev.get("changed", ()) else None
+        if obs:  # (the OBS link's state is on the top line; why it is down, here)
+            trouble = obs["state"] in ("disconnected", "auth failed", "stopped")
+            self.show_message(f"OBS {obs['state']}" + (f": {obs['detail']}" if trouble else ""), error=trouble)
         self._events += 1
         changed = set(ev.get("changed", ()))
         mine = self.client is not None and ev.get("by") == self.client.link.client

@@ -285,6 +285,21 @@
     renderToggles();
     renderSliders(state ? state.params || {} : {});
     renderEngine();
+    renderLinks();
+  }
+
+  // the OBS link, where the daemon has one ([obs] in its config.toml): connected, or why not
+  function renderLinks() {
+    const el = $("obs");
+    const link = state && state.links && state.links.obs;
+    if (!link || typeof link.state !== "string") {
+      el.hidden = true;
+      return;
+    }
+    el.hidden = false;
+    el.dataset.state = link.state;
+    el.textContent = "OBS " + link.state;
+    el.title = typeof link.detail === "string" ? link.detail : "";
   }
 
   function setConn(kind, text) {
