@@ -156,7 +156,7 @@ def test_saving_over_a_profile_without_a_label_keeps_its_label(daemon):
 
 
 def test_a_profile_made_by_hand_with_any_name_can_be_saved_over(daemon):
-    """"my voice.toml", "声.toml" load and are listed, but profiles.save (and the TUI's save) refused their names;
+    """ "my voice.toml", "声.toml" load and are listed, but profiles.save (and the TUI's save) refused their names;
     a new profile's name still follows the rule (a file name on any system)."""
     server, profiles = daemon
     for name in ("my voice", "声"):
