@@ -184,19 +184,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rtvc.audio.devices import format_devices, list_devices, no_devices_error
         from rtvc.doctor import check_devices
 
+        failed: RtvcError | None = None
         try:
             cfg, problem = _load(args), ""
         except ConfigError as e:  # (the list stands; the config's own error is the answer for it)
-            cfg, problem = None, str(e)
+            cfg, problem, failed = None, str(e), e
         said = ""
         if cfg is not None and cfg.audio.virtual_mic:  # (before PortAudio: the list is then PipeWire's JACK's)
             try:
                 cfg, said = voice_mic.apply(cfg)
             except DeviceError as e:
-                cfg, problem = None, str(e)
+                cfg, problem, failed = None, str(e), e
         devices = list_devices()
-        if not devices:
-            raise no_devices_error(listing=True)
+        if not devices:  # (without PipeWire, --virtual-mic lists nothing: its error is the cause, not "no devices")
+            raise failed if failed is not None else no_devices_error(listing=True)
         print(format_devices(devices))
         # what `rtvc run` would open with this config (a config that does not load is said by its own error)
         if cfg is None:

@@ -223,7 +223,7 @@ def preload_voices(cfg: Config) -> None:
         if kind not in usable and getattr(VOICES.get(kind), "preload", None) is not None:
             log.info(
                 "profiles %s use the '%s' voice but cannot load now (voices.list says why): its runtime is not"
-                " loaded; it loads, giving way to the audio, when one is selected",
+                " loaded now; it loads, giving way to the audio, once such a profile can load and is selected",
                 ", ".join(names),
                 kind,
             )

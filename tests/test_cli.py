@@ -58,6 +58,11 @@ def test_no_devices_at_all():
         r = rtvc("run", flag, "mic", "--headless", env=NO_SERVER)
         assert r.returncode == 2, (flag, r.stdout)
         assert "no sound devices found" in one_error_line(r.stderr)
+    # without a PipeWire to make the virtual microphone in, that is the cause (it said "no sound devices found")
+    no_pw = {**NO_SERVER, "PIPEWIRE_REMOTE": "rtvc-no-such-pipewire", "XDG_RUNTIME_DIR": "/nonexistent"}
+    r = rtvc("devices", "--virtual-mic", env=no_pw)
+    assert r.returncode == 2 and "audio.virtual_mic: " in one_error_line(r.stderr), r.stderr
+    assert "no sound devices found" not in r.stderr
 
 
 def test_bad_config_key_and_value_from_the_command_line(tmp_path):
