@@ -766,7 +766,9 @@ def _write_voice_profile(cfg, opts, plan, voice: Found, placed: dict[str, Path],
         params["index_rate"] = 0.5
     if voice.details["speakers"] > 1:
         params["speaker"] = 0
-    params.update(protect=0.33, rms_mix=0.25)
+    if "index" in placed and voice.details["f0"]:  # (protect acts on the index's blend of voiced audio)
+        params["protect"] = 0.33
+    params["rms_mix"] = 0.25
     where = _where_it_runs()
     model.update(where)
     label = plan["label"]

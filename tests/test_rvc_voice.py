@@ -372,3 +372,12 @@ def test_params_get_shows_the_speakers_the_model_has(models):
         with pytest.raises(ConfigError, match=rf"'params\.speaker' = {bad} is not allowed.*it must be from 0 to 2"):
             Controller.set_params(host, {"speaker": bad}, "t")
     assert str(Controller.set_params(host, {"speaker": 2, "pitch": -0.0}, "t")["pitch"]) == "0.0"  # (not -0.0)
+    # index_rate and protect on a voice without an .index were taken and did nothing (bit-identical output): no
+    # control for them in params.get, and a change is refused as pitch is on a voice without F0
+    assert "index_rate" not in ranges and "protect" not in ranges and "pitch" in ranges, sorted(ranges)
+    for name, value in (("index_rate", 0.9), ("protect", 0.1)):
+        with pytest.raises(ConfigError, match=rf"{name} = {value:g}, but v2f0\.pth runs without an \.index"):
+            Controller.set_params(host, {name: value}, "t")
+    no_f0 = RvcVoice(SR, RvcModelSettings(path="v2nof0.pth", content="hubert.pt"), models)
+    shown = Controller._ranges(SimpleNamespace(voice=no_f0, params=RvcParams()))
+    assert "pitch" not in shown and "index_rate" not in shown and "rms_mix" in shown, sorted(shown)

@@ -134,6 +134,9 @@ class Controller:
         narrow = getattr(conv.voice, "param_ranges", None)
         for name, (lo, hi) in (narrow() if narrow else {}).items():
             ranges[name] = {**ranges[name], "min": lo, "max": hi}
+        inert = getattr(conv.voice, "inert_params", None)
+        for name in inert() if inert else ():  # (no control for what does nothing: a voice without an .index)
+            ranges.pop(name, None)
         return ranges
 
     # -- changing -----------------------------------------------------------------------------------

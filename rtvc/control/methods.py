@@ -194,7 +194,12 @@ async def _save_profile(s: Session, name: str, label: str | None = None, overwri
     return await asyncio.to_thread(c.save_profile, name, label, overwrite, s.id)
 
 
-@method("params.get", "The voice's parameters, with their types, ranges and help", "{kind, values, ranges}")
+@method(
+    "params.get",
+    "The voice's parameters, with their types, ranges and help (`ranges` leaves out those that do nothing for this"
+    " voice: pitch of a voice without F0, index_rate and protect without an .index; params.set refuses them)",
+    "{kind, values, ranges}",
+)
 async def _params(s: Session) -> dict[str, Any]:
     return s.hub.controller.params()
 

@@ -353,6 +353,22 @@ class RvcVoice:
                 " pitch, so a shift does nothing",
                 "leave pitch at 0, or choose a voice trained with F0 (f0 = 1 in its file)",
             )
+        default = RvcParams()
+        name = self.rvc.path.name
+        if self.pipeline.index is None and params.index_rate != default.index_rate:  # (accepted, did nothing)
+            raise ConfigError(
+                f"{where}: index_rate = {params.index_rate:g}, but {name} runs without an .index: there is nothing to"
+                " blend in, so it does nothing",
+                f"leave index_rate at {default.index_rate:g}, or set index = the voice's .index file in [model]",
+            )
+        blends = self.pipeline.index is not None and self.f0 is not None
+        if not blends and params.protect != default.protect:  # (it acts on the index's blend, on unvoiced frames)
+            why = "runs without an .index" if self.pipeline.index is None else "was trained without F0"
+            raise ConfigError(
+                f"{where}: protect = {params.protect:g}, but {name} {why}: protect keeps unvoiced frames out of the"
+                " index's blend, so it does nothing here",
+                f"leave protect at {default.protect:g}",
+            )
         if params.speaker >= self.rvc.n_speakers:
             raise ConfigError(
                 f"{where}: speaker = {params.speaker}, but {self.rvc.path.name} has {self.rvc.n_speakers} speaker(s)",
@@ -362,6 +378,16 @@ class RvcVoice:
     def param_ranges(self) -> dict[str, tuple[int, int]]:
         """Ranges narrower than RvcParams' for this model (params.get shows them; check_params enforces them)."""
         return {"speaker": (0, self.rvc.n_speakers - 1)}
+
+    def inert_params(self) -> set[str]:
+        """Parameters that do nothing for this voice (check_params refuses changing them): params.get leaves them
+        out, so the TUI and the dock offer no control that does nothing."""
+        inert = set() if self.f0 is not None else {"pitch"}
+        if self.pipeline.index is None:
+            inert |= {"index_rate", "protect"}
+        elif self.f0 is None:
+            inert.add("protect")
+        return inert
 
     def context_for(self, tail: int) -> int:
         self._tail_req = tail
