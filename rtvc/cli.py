@@ -188,7 +188,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         try:
             cfg, problem = _load(args), ""
         except ConfigError as e:  # (the list stands; the config's own error is the answer for it)
-            cfg, problem, failed = None, str(e), e
+            cfg, problem = None, str(e)
         said = ""
         if cfg is not None and cfg.audio.virtual_mic:  # (before PortAudio: the list is then PipeWire's JACK's)
             try:

@@ -260,7 +260,10 @@ def _beside(profile: str, base: Path) -> str:
     """A profile given as a relative path (it ends in .toml or holds a '/', as profile_path reads it) in config.toml:
     that path from the file's folder (~ is the user's home, as in [model] paths); a profile name as it is."""
     if profile.endswith(".toml") or "/" in profile:
-        path = Path(profile).expanduser()
+        try:
+            path = Path(profile).expanduser()
+        except RuntimeError:  # (~name of no user: kept as written, and said not found)
+            path = Path(profile)
         return str(path if path.is_absolute() else base / profile)
     return profile
 

@@ -32,6 +32,14 @@ class Profile:
     model: Any = None  # the voice's Model settings dataclass (model voices), else None
 
 
+def expand_home(path: str) -> Path:
+    """~ and ~user as the home folder; a ~name of no user (a typo for ~/) as written: "not found" names it."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
+
+
 def profile_path(name_or_path: str, profiles_dir: Path) -> Path:
     """A profile name (looked up in `profiles_dir`) or a path to a .toml file. A name the folder lists comes first:
     `alice.toml.toml` there is listed as 'alice.toml', and selecting that read ./alice.toml instead (or failed)."""
@@ -39,7 +47,7 @@ def profile_path(name_or_path: str, profiles_dir: Path) -> Path:
     if name_or_path.endswith(".toml") and "/" not in name_or_path and listed.is_file():
         return listed
     if name_or_path.endswith(".toml") or "/" in name_or_path:
-        return Path(name_or_path).expanduser()  # (~/voices/x.toml: as [model] paths are read)
+        return expand_home(name_or_path)  # (~/voices/x.toml: as [model] paths are read)
     return listed
 
 

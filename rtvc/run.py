@@ -188,7 +188,9 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
         check_output(opts.record, samplerate=cfg.audio.samplerate)
     if opts.report_json is not None:
         check_output(opts.report_json, audio=False)
-        kept = {"--clip": opts.clip, "--record": record, "the config file": cfg.path}
+        recorded = opts.record if opts.record is not None else (DEFAULT_RECORD if opts.virtual else None)
+        named = "--record" if opts.record is not None else f"the recording ({DEFAULT_RECORD})"
+        kept = {"--clip": opts.clip, named: recorded, "the config file": cfg.path}
         for what, other in kept.items():
             if other is not None and _same_file(opts.report_json, other):
                 raise RtvcError(

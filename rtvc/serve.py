@@ -26,7 +26,7 @@ from rtvc import restart
 from rtvc.audio import devices, voice_mic
 from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
 from rtvc.audio.switch import DeviceSwitcher, describe_follow, following, left_to_default
-from rtvc.config import AudioConfig, Config, format_config, load_config
+from rtvc.config import AudioConfig, Config, ObsConfig, format_config
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
 from rtvc.control.controller import Controller
 from rtvc.control.obs import ObsLink, ObsSettings
@@ -37,6 +37,7 @@ from rtvc.errors import DeviceError, RtvcError
 from rtvc.priority import AWAITING_CALLBACKS
 from rtvc.profiles import load_profile, profile_files, profile_name, profile_path, unusable, voice_kinds
 from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report
+from rtvc.settings import from_table, read_toml
 from rtvc.voices import VOICES
 from rtvc.wavio import bundled_speech, load_mono
 
@@ -201,14 +202,20 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
 
     settings = ObsSettings(True, cfg.obs.host, cfg.obs.port, cfg.obs.password, scenes)
 
+    said_unread = [""]
+
     def reread() -> ObsSettings | None:  # (a password mended in config.toml after "auth failed": taken at once)
+        """[obs] as config.toml has it now: that table alone (the rest of the file, and flags, are not its)."""
         if cfg.path is None:
             return None
         try:
-            o = load_config(cfg.path).obs
-        except RtvcError:
+            o = from_table(ObsConfig, read_toml(cfg.path).get("obs", {}), str(cfg.path), "obs")
+            return ObsSettings(o.enabled, o.host, o.port, o.password, {})
+        except (RtvcError, AttributeError) as e:  # (AttributeError: an "obs" that is no table)
+            if str(e) != said_unread[0]:  # (once per new reason: it is asked before each try)
+                said_unread[0] = str(e)
+                log.warning("OBS link: [obs] in %s not read again (%s): the settings in use stay", cfg.path, e)
             return None
-        return ObsSettings(o.enabled, o.host, o.port, o.password, {})
 
     link = ObsLink(settings, on_scene, lambda state, detail: controller.set_link("obs", state, detail), reread)
     link.start()

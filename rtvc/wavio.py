@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import io
+import errno
 import os
+import shutil
 import stat
 from fractions import Fraction
 from importlib import resources
@@ -155,19 +156,25 @@ def check_output_name(path: Path, audio: bool = True) -> None:
 
 def check_rate(path: Path, samplerate: int) -> None:
     """The format the name says holds audio at this rate (MP3 stops at 48 kHz; a few formats, .xi and .wve, write
-    a fixed rate of their own: the audio would play at the wrong speed). A few samples written in memory tell."""
+    a fixed rate of their own: the audio would play at the wrong speed). A few samples written beside the output
+    (its folder exists) and read back tell; a headerless .raw keeps no rate to check."""
     fmt, subtype = _format(path)
-    buf = io.BytesIO()
+    if fmt == "RAW":
+        return
+    probe = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.probe")
     try:
-        sf.write(buf, np.zeros(256, np.float32), samplerate, subtype=subtype, format=fmt)
-        buf.seek(0)
-        got = sf.info(buf).samplerate
+        sf.write(str(probe), np.zeros(256, np.float32), samplerate, subtype=subtype, format=fmt)
+        got = sf.info(str(probe)).samplerate
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as e:
+        hint = "or set audio.samplerate (--samplerate) to 48000 or less" if fmt == "MP3" else "or check the folder"
         raise RtvcError(
-            f"{path}: a .{fmt.lower()} file cannot hold {samplerate} Hz audio ({str(e).split(': ', 1)[-1]})",
-            "end the name in .wav or .flac, or set audio.samplerate (--samplerate) to 48000 or less",
+            f"{path}: a .{fmt.lower()} file of {samplerate} Hz audio cannot be written ({str(e).split(': ', 1)[-1]})",
+            f"end the name in .wav or .flac, {hint}",
         ) from None
-    if got != samplerate:
+    finally:
+        probe.unlink(missing_ok=True)
+        probe.with_name(f"._{probe.name}").unlink(missing_ok=True)  # (.sd2's resource fork, beside it)
+    if abs(got - samplerate) > samplerate / 1000:  # (a header that rounds, .sds's 44101 for 44100: not a speed)
         raise RtvcError(
             f"{path}: a .{fmt.lower()} file is written at {got} Hz whatever the audio's rate ({samplerate} Hz): it "
             "would play at the wrong speed",
@@ -181,8 +188,6 @@ def check_output(path: Path, audio: bool = True, samplerate: int | None = None) 
     folder."""
     path = Path(path)
     check_output_name(path, audio)
-    if audio and samplerate is not None:
-        check_rate(path, samplerate)
     if path.is_file() and not os.access(path, os.W_OK):
         raise RtvcError(f"cannot write {path}: the file there is read-only", "name another file, or chmod u+w it")
     try:
@@ -195,6 +200,8 @@ def check_output(path: Path, audio: bool = True, samplerate: int | None = None) 
         ) from None
     if not os.access(path.parent, os.W_OK):
         raise RtvcError(f"cannot write {path}: its folder is not writable", "choose a folder you can write to")
+    if audio and samplerate is not None:
+        check_rate(path, samplerate)
 
 
 def check_not_same(src: Path, dst: Path) -> None:
@@ -214,25 +221,49 @@ def save(path: Path, x: np.ndarray, samplerate: int) -> None:
 
 
 def replace_whole(target: Path, write, shown: str) -> None:
-    """`write(tmp)` a file beside `target`, then put it in its place (the mode of the file there kept); RtvcError
-    where it fails, with nothing left of it and the file there untouched."""
+    """`write(tmp)` a file beside `target`, then put it in its place (the mode, owner and group of the file there
+    kept); RtvcError where it fails, with nothing left of it and the file there untouched. A target that is no
+    regular file (a FIFO a reader waits on, /dev/null) is written into, as before; one that cannot be replaced
+    (a file bind-mounted into a container: EBUSY, EXDEV) gets the finished file copied over it."""
+    try:
+        there = os.stat(target)
+    except OSError:
+        there = None
+    if there is not None and not stat.S_ISREG(there.st_mode):
+        try:
+            write(target)
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            raise RtvcError(f"cannot write {shown}: {_why(e)}", "check what it is and its permissions") from None
+        return
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        if there is not None:
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, stat.S_IMODE(there.st_mode))
+                os.chown(tmp, there.st_uid, there.st_gid)  # (root writing a user's file: it stays theirs)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)  # (on the disk before the rename: a crash leaves the old file or the new one)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as e:
+            if e.errno not in (errno.EBUSY, errno.EXDEV):
+                raise
+            shutil.copyfile(tmp, target)  # (a mount point cannot be renamed over: written in place, finished)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        kept = "; the file there before is unchanged" if target.exists() else ""
-        raise RtvcError(f"cannot write {shown}: {why}{kept}", "check the folder's free space and permissions") from None
+        kept = "; the file there before is unchanged" if there is not None else ""
+        raise RtvcError(
+            f"cannot write {shown}: {_why(e)}{kept}", "check the folder's free space and permissions"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _why(e: Exception) -> str:
+    return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
 
 
 def silence_nonfinite(x: np.ndarray, samplerate: int, what: str = "input") -> str:

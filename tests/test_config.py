@@ -210,6 +210,9 @@ def test_a_profile_path_in_the_config_file_is_taken_from_the_files_folder(tmp_pa
     tilde = load_config(write(home, '[voice]\nprofile = "~/rtvc/voices/alice.toml"\n'))
     assert load_profile(tilde.voice.profile, profiles_dir(tilde)).name == "alice"
     assert load_profile("~/rtvc/voices/alice.toml", profiles_dir(tilde)).name == "alice"
+    typo = load_config(write(home, '[voice]\nprofile = "~nosuchuser8/x.toml"\n'))  # (RuntimeError from expanduser)
+    with pytest.raises(ConfigError, match=r"profile '.*~nosuchuser8/x.toml' not found"):
+        load_profile(typo.voice.profile, profiles_dir(typo))
 
 
 def test_a_key_above_every_section_is_named_with_the_section_it_belongs_in(tmp_path):

@@ -151,6 +151,9 @@ def test_a_damaged_token_file_or_a_folder_in_its_place_is_named_not_a_traceback(
     (tmp_path / "x1" / "rtvc").write_text("")
     with pytest.raises(ConfigError, match=r"x1/rtvc is a file, not a folder.*XDG_CONFIG_HOME"):
         load_or_create_token(tmp_path / "x1" / "rtvc" / "token")
+    (tmp_path / "x3").write_text("")  # (a file further up: it is the one named, not the folder below it)
+    with pytest.raises(ConfigError, match=r"token: .*/x3 is a file, not a folder \(move .*/x3 away"):
+        load_or_create_token(tmp_path / "x3" / "cfg" / "rtvc" / "token")
     locked = tmp_path / "x2" / "rtvc"
     locked.mkdir(parents=True)
     refused = PermissionError(13, "Permission denied", str(locked / "token"))

@@ -376,8 +376,12 @@ def test_params_get_shows_the_speakers_the_model_has(models):
     # control for them in params.get, and a change is refused as pitch is on a voice without F0
     assert "index_rate" not in ranges and "protect" not in ranges and "pitch" in ranges, sorted(ranges)
     for name, value in (("index_rate", 0.9), ("protect", 0.1)):
-        with pytest.raises(ConfigError, match=rf"{name} = {value:g}, but v2f0\.pth runs without an \.index"):
+        with pytest.raises(ConfigError, match=rf"'{name}' = {value:g}, but v2f0\.pth runs without an \.index"):
             Controller.set_params(host, {name: value}, "t")
+    # the settings that say "none" are true here, and taken; a profile that sets them loads as it did (a copy of
+    # profiles/rvc-example.toml, whose comments say 0.5 turns protect off)
+    assert Controller.set_params(host, {"index_rate": 0, "protect": 0.5}, "t")["protect"] == 0.5
+    voice.check_params(RvcParams(index_rate=0.75, protect=0.2), "p.toml")
     no_f0 = RvcVoice(SR, RvcModelSettings(path="v2nof0.pth", content="hubert.pt"), models)
     shown = Controller._ranges(SimpleNamespace(voice=no_f0, params=RvcParams()))
     assert "pitch" not in shown and "index_rate" not in shown and "rms_mix" in shown, sorted(shown)

@@ -831,8 +831,11 @@ def test_the_tui_gets_in_while_sockets_without_a_token_hold_every_slot(daemon: D
 
     for _ in range(3):
         codes, took = run(attempt())
-        # the oldest timed out unauthenticated (4001) before the TUI came (a loaded machine: CI once) proves nothing
-        if not (codes == [4001] and took >= AUTH_TIMEOUT_S - 1):
+        # the oldest timed out unauthenticated (4001) before the TUI came (a loaded machine: CI once) proves nothing;
+        # nor does a TUI let in without a slot given up, every held socket timing out after (another client of the
+        # daemon left after the slots were counted: seen once, all 4001 with the TUI in at 0.2 s)
+        late = codes == [4001] and took >= AUTH_TIMEOUT_S - 1
+        if not late and not (codes and set(codes) == {4001}):
             break
     # given the oldest socket's slot (1013), not let in after they all timed out unauthenticated (4001)
     assert codes == [1013], (codes, f"the TUI was in {took:.1f} s after the oldest socket opened")

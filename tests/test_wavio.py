@@ -156,11 +156,13 @@ def test_a_format_that_cannot_hold_the_rate_is_refused_before_the_work(tmp_path)
             check_output(tmp_path / name, samplerate=rate)
     if "MP3" in sf.available_formats():
         (tmp_path / "t.mp3").write_bytes(b"an older mp3")
-        with pytest.raises(RtvcError, match=r"a \.mp3 file cannot hold 96000 Hz audio.*48000 or less"):
+        with pytest.raises(RtvcError, match=r"a \.mp3 file of 96000 Hz audio cannot be written.*48000 or less"):
             save(tmp_path / "t.mp3", np.zeros(96000, np.float32), 96000)
         assert (tmp_path / "t.mp3").read_bytes() == b"an older mp3"
-    for name in ("a.wav", "a.flac", "a.ogg", "a.aiff"):
+    for name in ("a.wav", "a.flac", "a.ogg", "a.aiff", "a.raw", "a.sd2"):  # (.raw keeps no rate; .sd2 needs a file)
         check_output(tmp_path / name, samplerate=48000)
+    check_output(tmp_path / "a.sds", samplerate=44100)  # (its header says 44101: a rounding, not another speed)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # (the probes are gone)
     save(tmp_path / "a.flac", np.zeros(480, np.float32), 48000)
     assert sf.info(str(tmp_path / "a.flac")).samplerate == 48000
 
@@ -179,3 +181,21 @@ def test_files_without_permission_are_named_as_such(tmp_path, monkeypatch):
         load_mono(src, 48000)
     with pytest.raises(RtvcError, match=r"out\.wav: the file there is read-only"):
         check_output(dst, samplerate=48000)
+
+
+def test_an_output_that_is_no_regular_file_is_written_into_not_replaced(tmp_path):
+    """--report-json into a FIFO (a reader waiting on it): the atomic write replaced the FIFO with a file, and
+    the reader waited for ever. A target that is no regular file is written into, as before."""
+    import json
+
+    from rtvc.wavio import replace_whole
+
+    fifo = tmp_path / "report.json"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    replace_whole(fifo, lambda p: p.write_text(json.dumps({"state": "stopped"})), str(fifo))
+    reader.join(10)
+    assert got == ['{"state": "stopped"}'] and not fifo.is_file() and fifo.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]

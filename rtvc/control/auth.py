@@ -41,10 +41,11 @@ def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
         return _load_or_create(path, renew)
     except OSError as e:
         where = e.filename or path
-        if isinstance(e, (FileExistsError, NotADirectoryError)):
+        if isinstance(e, (FileExistsError, NotADirectoryError)):  # (the file in the way: the folder or one above)
+            block = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), where)
             raise ConfigError(
-                f"cannot keep the control token at {path}: {where} is a file, not a folder",
-                f"move {where} away, or set XDG_CONFIG_HOME to another folder",
+                f"cannot keep the control token at {path}: {block} is a file, not a folder",
+                f"move {block} away, or set XDG_CONFIG_HOME to another folder",
             ) from None
         raise ConfigError(
             f"cannot keep the control token at {path}: {e.strerror} ({where})",

@@ -206,6 +206,15 @@ class Controller:
             )
         with self._lock:
             conv, _ = self.engine.active
+            inert = getattr(conv.voice, "inert_params", None)
+            for name, why in (inert() if inert else {}).items():  # (a change to what does nothing here: said)
+                v, now = values.get(name), getattr(conv.params, name, None)
+                off = (name, v) in (("index_rate", 0), ("protect", 0.5))  # (the settings that say "none": true here)
+                if name in values and v != now and not off and name != "pitch":  # (pitch: check_params says it)
+                    raise ConfigError(
+                        f"params: '{name}' = {v!r}, but {why}, so it does nothing",
+                        f"leave {name} at {now:g}",
+                    )
             narrow = getattr(conv.voice, "param_ranges", None)
             for name, (lo, hi) in (narrow() if narrow else {}).items():  # (said as this voice has them, both ends)
                 v = values.get(name)

@@ -164,9 +164,10 @@ class ObsLink:
             self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
             if self._stopping:
                 self._wake.set()
-        wake, addr = self._wake, self.settings.address
+        wake = self._wake
         delay = FIRST_RETRY_S
         while not wake.is_set():
+            addr = self.settings.address  # (read again: config.toml may name another since, _take_new_settings)
             self._report("connecting", f"connecting to OBS at {addr}")
             self._identified = False
             session = asyncio.create_task(self._session())
@@ -190,7 +191,7 @@ class ObsLink:
             except TimeoutError:
                 pass
             self._take_new_settings()
-        self._report("stopped", f"OBS link to {addr} stopped")
+        self._report("stopped", f"OBS link to {self.settings.address} stopped")
 
     def _take_new_settings(self) -> None:
         """Before a retry: the host, port and password config.toml holds now (a password mended after "auth failed"
@@ -292,8 +293,11 @@ class ObsLink:
                 else:
                     self._scene(name)
             elif op == OP_RESPONSE and data.get("requestId") == SCENE_LIST_ID:
-                scenes = data.get("responseData", {}).get("scenes", [])
-                self._check_scenes([str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)])
+                scenes = (data.get("responseData") or {}).get("scenes")
+                if not data.get("requestStatus", {}).get("result") or not isinstance(scenes, list):
+                    log.info("OBS link: GetSceneList gave no list: [obs.scenes] not checked against OBS's scenes")
+                else:
+                    self._check_scenes([str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)])
 
     def _check_scenes(self, names: list[str]) -> None:
         """[obs.scenes] names OBS has no scene of (a typo, a scene renamed while rtvc was off): said at each

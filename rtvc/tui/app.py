@@ -130,7 +130,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._quit_deadline: threading.Timer | None = None
         self._frozen_said = False  # the message line asked whether the daemon is frozen
         self._refusal_shown = False  # the message line shows a refusal (the next call that works clears it)
-        self._refusal_calls_after = 0  # calls that work and do not clear it yet (show_message)
+        self._refusal_calls_after = 0  # params.set calls that work and do not clear it yet (show_message)
 
     # -- layout ---------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -445,7 +445,7 @@ class RtvcApp(VoiceListMixin, App[None]):
                 err = e
             else:
                 if self._refusal_shown and method not in READS:  # (something the user did worked: it is old)
-                    if self._refusal_calls_after:
+                    if self._refusal_calls_after and method == "params.set":  # (the stepper's own set of it)
                         self._refusal_calls_after -= 1
                     else:
                         self.show_message("")

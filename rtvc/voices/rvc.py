@@ -353,22 +353,6 @@ class RvcVoice:
                 " pitch, so a shift does nothing",
                 "leave pitch at 0, or choose a voice trained with F0 (f0 = 1 in its file)",
             )
-        default = RvcParams()
-        name = self.rvc.path.name
-        if self.pipeline.index is None and params.index_rate != default.index_rate:  # (accepted, did nothing)
-            raise ConfigError(
-                f"{where}: index_rate = {params.index_rate:g}, but {name} runs without an .index: there is nothing to"
-                " blend in, so it does nothing",
-                f"leave index_rate at {default.index_rate:g}, or set index = the voice's .index file in [model]",
-            )
-        blends = self.pipeline.index is not None and self.f0 is not None
-        if not blends and params.protect != default.protect:  # (it acts on the index's blend, on unvoiced frames)
-            why = "runs without an .index" if self.pipeline.index is None else "was trained without F0"
-            raise ConfigError(
-                f"{where}: protect = {params.protect:g}, but {name} {why}: protect keeps unvoiced frames out of the"
-                " index's blend, so it does nothing here",
-                f"leave protect at {default.protect:g}",
-            )
         if params.speaker >= self.rvc.n_speakers:
             raise ConfigError(
                 f"{where}: speaker = {params.speaker}, but {self.rvc.path.name} has {self.rvc.n_speakers} speaker(s)",
@@ -379,15 +363,18 @@ class RvcVoice:
         """Ranges narrower than RvcParams' for this model (params.get shows them; check_params enforces them)."""
         return {"speaker": (0, self.rvc.n_speakers - 1)}
 
-    def inert_params(self) -> set[str]:
-        """Parameters that do nothing for this voice (check_params refuses changing them): params.get leaves them
-        out, so the TUI and the dock offer no control that does nothing."""
-        inert = set() if self.f0 is not None else {"pitch"}
+    def inert_params(self) -> dict[str, str]:
+        """Parameters that do nothing for this voice, and why: params.get leaves them out (the TUI and the dock
+        offer no control that does nothing) and params.set refuses a change to one (rtvc.control.controller). A
+        profile that sets one loads as it did (pitch on a voice without F0 is refused: check_params)."""
+        name = self.rvc.path.name
+        why = {} if self.f0 is not None else {"pitch": f"{name} was trained without F0: it takes no pitch"}
         if self.pipeline.index is None:
-            inert |= {"index_rate", "protect"}
+            why["index_rate"] = f"{name} runs without an .index: there is nothing to blend in"
+            why["protect"] = f"{name} runs without an .index: protect keeps unvoiced frames out of the index's blend"
         elif self.f0 is None:
-            inert.add("protect")
-        return inert
+            why["protect"] = f"{name} was trained without F0: protect keeps unvoiced frames out of the index's blend"
+        return why
 
     def context_for(self, tail: int) -> int:
         self._tail_req = tail
