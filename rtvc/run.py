@@ -33,6 +33,7 @@ from rtvc.wavio import (
     load_mono,
     peak_note,
     replace_whole,
+    same_file,
     save,
     silence_nonfinite,
 )
@@ -163,13 +164,6 @@ class RunOptions:
     status_every: float = 1.0
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file (links too), there or not yet."""
-    if Path(a).exists() and Path(b).exists():
-        return os.path.samefile(a, b)
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
 def _sigterm_to_interrupt() -> None:
     def handler(_sig, _frame):
         raise KeyboardInterrupt
@@ -192,7 +186,7 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
         named = "--record" if opts.record is not None else f"the recording ({DEFAULT_RECORD})"
         kept = {"--clip": opts.clip, named: recorded, "the config file": cfg.path}
         for what, other in kept.items():
-            if other is not None and _same_file(opts.report_json, other):
+            if other is not None and same_file(opts.report_json, other):
                 raise RtvcError(
                     f"--report-json {opts.report_json} is also {what}: writing it would destroy that",
                     "name another file for the report (e.g. out/report.json)",

@@ -204,9 +204,16 @@ def check_output(path: Path, audio: bool = True, samplerate: int | None = None) 
         check_rate(path, samplerate)
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (links and mounts too), there or not yet."""
+    if Path(a).exists() and Path(b).exists():
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def check_not_same(src: Path, dst: Path) -> None:
     """Writing the output over the input would lose the input."""
-    if Path(dst).exists() and Path(src).exists() and os.path.samefile(src, dst):  # (links and mounts too)
+    if same_file(src, dst):
         raise RtvcError(f"{dst} is also the input: writing it would destroy the original", "name another output file")
 
 
