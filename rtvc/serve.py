@@ -184,9 +184,13 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     for problem in unknown_scene_profiles(cfg):
         log.warning("%s", problem)
 
+    scene_of: dict[str, str] = {}  # profile -> the scene that asked for it last (said where its load fails)
+
     def select(profile: str) -> None:
         try:
-            controller.select_voice(profile, "obs")
+            controller.select_voice(
+                profile, "obs", f" for OBS scene {scene_of[profile]!r}" if profile in scene_of else ""
+            )
         except RtvcError:
             pass  # the controller's event carries the error; the serve log prints it
 
@@ -198,6 +202,7 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
         profile = scenes.get(scene)
         log.info("OBS program scene %r%s", scene, f": voice '{profile}'" if profile else " (no voice mapped)")
         if profile:
+            scene_of[profile] = scene
             voices.request(profile)
 
     settings = ObsSettings(True, cfg.obs.host, cfg.obs.port, cfg.obs.password, scenes)

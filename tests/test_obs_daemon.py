@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +25,9 @@ def daemon(tmp_path: Path, studio: ObsStudio) -> Iterator[Daemon]:
     d.config.write_text(
         d.config.read_text()
         + f'\n[obs]\nenabled = true\nport = {studio.port}\npassword = "{PASSWORD}"\n'
-        + '[obs.scenes]\n"Just Chatting" = "higher"\n"Gaming" = "passthrough"\n'
+        + '[obs.scenes]\n"Just Chatting" = "higher"\n"Gaming" = "passthrough"\n"Starting" = "broken"\n'
     )
+    d.profile("broken").write_text('voice = "pitch"\n[params]\npitch = 999\n')  # (said at start, and at its scene)
     d.start()
     try:
         d.wait_ready()
@@ -52,8 +52,9 @@ def test_the_program_scene_selects_the_voice_and_an_obs_restart_is_survived(stud
         obs.set_scene("Just Chatting")
         wait_until("the voice mapped to 'Just Chatting'", lambda: profile(rpc) == "higher", 10)
         assert rpc.call("params.get")["values"]["pitch"] == 4.0  # profiles/higher.toml
-        obs.set_scene("Starting")  # not mapped: the voice stays
-        time.sleep(1.0)
+        obs.set_scene("Starting")  # mapped to a profile that cannot load: the voice stays, the error names the scene
+        failed = "voice 'broken' for OBS scene 'Starting' did not load"
+        wait_until("the failed load said", lambda: failed in daemon.log(), 10)
         assert profile(rpc) == "higher"
         obs.close()
 
@@ -78,4 +79,5 @@ def test_the_program_scene_selects_the_voice_and_an_obs_restart_is_survived(stud
         rpc.close()
     log = daemon.log()
     assert "OBS program scene 'Gaming': voice 'passthrough'" in log
+    assert "[obs.scenes] 'Starting' = 'broken': the profile cannot load now:" in log
     assert PASSWORD not in log

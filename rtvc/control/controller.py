@@ -140,10 +140,11 @@ class Controller:
         return ranges
 
     # -- changing -----------------------------------------------------------------------------------
-    def select_voice(self, name: str, by: str) -> dict[str, Any]:
+    def select_voice(self, name: str, by: str, why: str = "") -> dict[str, Any]:
         """Load a profile (seconds, for a model voice) and switch to it; on any error nothing changes. The voice
         played before is kept loaded: selecting it again, unchanged (its profile, its model files, the stream
-        settings: run.converter_key), takes it back at once, from a clean start and the profile's parameters."""
+        settings: run.converter_key), takes it back at once, from a clean start and the profile's parameters.
+        `why`: what asked for it, in the error a failed load says (" for OBS scene 'Gaming'")."""
         from rtvc.run import build_converter, converter_key
 
         with self._load_lock:
@@ -158,7 +159,7 @@ class Controller:
             except Exception as e:
                 with self._lock:
                     self.loading = None
-                self._emit(["loading"], by, error=f"voice '{name}' did not load: {e}")
+                self._emit(["loading"], by, error=f"voice '{name}'{why} did not load: {e}")
                 raise
             with self._lock:
                 self.loading = None
