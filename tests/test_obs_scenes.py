@@ -79,7 +79,7 @@ def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_pa
         def __init__(self) -> None:
             self.profile, self.selected = "default", []
 
-        def select_voice(self, name: str, by: str) -> None:
+        def select_voice(self, name: str, by: str, why: str = "") -> None:
             self.selected.append(name)
             self.profile = profile_name(name, profiles_dir(cfg))  # (as rtvc.control.controller names it)
 
