@@ -253,9 +253,9 @@ def test_a_reconnection_to_the_scene_it_had_keeps_the_voice_chosen_since(obs: Ob
         assert [n for t, n in rec.scenes if t >= t_cut] == [], rec.scenes
         assert "OBS program scene still 'Just Chatting': the voice playing stays" in caplog.text
         client.request("SetSceneName", {"sceneName": "Just Chatting", "newSceneName": "Chatting"})
-        wait_for(lambda: "Chatting" in scenes, "the rename followed")
+        renamed = "OBS scene 'Just Chatting' renamed 'Chatting': its voice 'higher' follows it"
+        wait_for(lambda: renamed in caplog.text, "the rename followed and said")  # (said after the dict changes)
         assert scenes == {"Chatting": "higher", "Gamming": "passthrough"} and link.scene == "Chatting"
-        assert "OBS scene 'Just Chatting' renamed 'Chatting': its voice 'higher' follows it" in caplog.text
         client.set_scene("Gaming")
         client.set_scene("Chatting")
         rec.wait_scene("Chatting")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import difflib
 import hashlib
 import inspect
@@ -21,7 +20,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -198,8 +197,8 @@ class ObsLink:
         is tried at once, with no restart); the scenes stay as they started."""
         try:
             now = self.reread() if self.reread is not None else None
-        except Exception:  # (a config being written: the settings in use stay)
-            log.debug("OBS link: config.toml not read again", exc_info=True)
+        except Exception:  # (the owner's reread says its own errors: this one is unexpected, and said)
+            log.warning("OBS link: [obs] not read again: the settings in use stay", exc_info=True)
             return
         if now is None or not now.enabled:
             return
@@ -207,7 +206,7 @@ class ObsLink:
         if (now.host, now.port, now.password) != (was.host, was.port, was.password):
             which = [n for n in ("host", "port", "password") if getattr(now, n) != getattr(was, n)]
             log.info("OBS link: [obs] %s changed in config.toml: trying it", ", ".join(which))
-            self.settings = dataclasses.replace(was, host=now.host, port=now.port, password=now.password)
+            self.settings = replace(was, host=now.host, port=now.port, password=now.password)
 
     async def _session(self) -> _Ended:
         """One connection, from TCP connect to close. Returns why it ended; never raises (but CancelledError)."""
