@@ -115,6 +115,7 @@ def _export_functions():
 
 
 def build_profile(cfg: Config, opts: BuildOptions, out: TextIO = sys.stdout) -> int:
+    from rtvc.backends.base import check_choice
     from rtvc.backends.manifest import Manifest, build_command, engine_filename, rvc_models
     from rtvc.backends.manifest import timing_cache_path as cache_path
     from rtvc.backends.tensorrt import build_engine
@@ -133,7 +134,16 @@ def build_profile(cfg: Config, opts: BuildOptions, out: TextIO = sys.stdout) -> 
             "use TensorRT engines",
             f'set backend = "tensorrt" and device = "cuda" in {profile.path}\'s [model] table, then build again',
         )
-    precision = opts.precision or getattr(profile.model, "precision", "fp32")
+    model = profile.model
+    check_choice(backend, model.device, model.precision, str(profile.path))  # (its own fault first, then the GPU's)
+    precision = opts.precision or model.precision
+    if precision != model.precision:  # (built, said "done", and never found: the voice looks up its own precision)
+        raise RtvcError(
+            f"--precision {precision}, but profile '{profile.name}' runs precision = '{model.precision}': it would "
+            f"not use {precision} engines",
+            f'leave out --precision (it builds the profile\'s), or set precision = "{precision}" in '
+            f"{profile.path}'s [model] table first",
+        )
     _trt, target = require_gpu_build()
     export_steps, stream_shape = _export_functions()
     sr = cfg.audio.samplerate

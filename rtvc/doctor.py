@@ -153,11 +153,14 @@ def check_cuda_bindings() -> list[Check]:
 
 
 def check_tensorrt() -> list[Check]:
-    from rtvc.backends.tensorrt import SUPPORTED, install_hint
+    from rtvc.backends.tensorrt import SUPPORTED, failed_import, install_hint
 
     try:
         import tensorrt as trt
     except (ImportError, OSError) as e:
+        broken = failed_import(e)
+        if broken:  # (installed, and its native libraries do not load: installing it again is not the fix)
+            return [Check(False, "tensorrt", broken[0], broken[1])]
         return [Check(False, "tensorrt", f"absent ({type(e).__name__})", f"optional, for engines: {install_hint()}")]
     ok = int(trt.__version__.split(".")[0]) in SUPPORTED
     return [Check(ok, "tensorrt", trt.__version__, f"rtvc supports TensorRT 10.x and 11.x: {install_hint()}")]
@@ -210,13 +213,19 @@ def check_engines(folder: Path) -> list[Check]:
         mine = [x for x in entries if x.gpu == gpu]
         found = f"{where}, {len(mine)} built for {gpu}, none usable without TensorRT ({getattr(e, 'what', e)})"
         return [Check(False, "engines", found, "install TensorRT (see the tensorrt line)")]
-    mine = manifest.for_target(target)
-    other = len([x for x in entries if x.gpu == gpu]) - len(mine)
-    found = f"{where}, {len(mine)} for {gpu} with TensorRT {target.tensorrt}: " + ", ".join(
+    built = manifest.for_target(target)
+    other = len([x for x in entries if x.gpu == gpu]) - len(built)
+    problems = {id(e): manifest.problem(e) for e in built}  # (what a voice's load would refuse them for)
+    mine = [e for e in built if not problems[id(e)]]
+    found = f"{where}, {len(mine)} usable on {gpu} with TensorRT {target.tensorrt}: " + ", ".join(
         sorted({f"{e.step}/{e.precision}" for e in mine})
     )
     found = found.rstrip(": ") + (f"; {other} built with another TensorRT (stale)" if other else "")
-    return [Check(bool(mine), "engines", found, "rtvc build PROFILE on this machine")]
+    bad = [f"{e.step}/{e.precision} ({problems[id(e)]})" for e in built if problems[id(e)]]
+    if bad:
+        found += f"; {len(bad)} not usable: " + ", ".join(bad)
+    fix = "rtvc build PROFILE on this machine" + (" (it replaces the ones not usable)" if bad else "")
+    return [Check(bool(mine) and not bad, "engines", found, fix)]
 
 
 def check_core() -> list[Check]:

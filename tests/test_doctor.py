@@ -107,7 +107,7 @@ def test_doctor_reads_the_engines_and_the_token(tmp_path: Path):
     if not torch.cuda.is_available():
         assert "none usable: no GPU" in got["engines"]
     else:
-        assert f"0 for {torch.cuda.get_device_name()}" in got["engines"]
+        assert f"0 usable on {torch.cuda.get_device_name()}" in got["engines"]
     (tmp_path / "engines" / "manifest.json").write_text("{broken")
     got = doctor(tmp_path, tmp_path / "config")
     assert got["engines"].startswith("missing") and "is not a valid engine manifest" in got["engines"]

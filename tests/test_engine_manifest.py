@@ -269,7 +269,7 @@ def test_doctor_counts_the_engines_this_tensorrt_can_run(voice, tmp_path, monkey
     monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: None)
     monkeypatch.setattr(trt_backend, "current_target", lambda trt: H100)
     (check,) = check_engines(folder)
-    assert check.ok and f"1 for {H100.gpu} with TensorRT {H100.tensorrt}: synth/fp16" in check.found, check.found
+    assert check.ok and f"1 usable on {H100.gpu} with TensorRT {H100.tensorrt}: synth/fp16" in check.found, check.found
     assert check.found.endswith("; 1 built with another TensorRT (stale)")
 
     def absent():
@@ -278,3 +278,80 @@ def test_doctor_counts_the_engines_this_tensorrt_can_run(voice, tmp_path, monkey
     monkeypatch.setattr(trt_backend, "import_tensorrt", absent)
     (check,) = check_engines(folder)
     assert not check.ok and "2 built for" in check.found and "none usable without TensorRT" in check.found
+
+
+def test_doctor_does_not_call_an_engine_usable_that_a_voice_would_refuse(voice, tmp_path, monkeypatch):
+    """An engine whose file is gone or corrupt, or whose model file changed since the build, is what a voice's load
+    refuses: doctor said "ok engines 2 ... usable" for them (it counted entries)."""
+    import torch
+
+    import rtvc.backends.tensorrt as trt_backend
+    from rtvc.doctor import check_engines
+
+    models, paths, base = voice
+    folder = tmp_path / "engines"
+    synth, content, f0 = (_built(folder, models, paths, step=s) for s in ("synth", "content", "f0"))
+    _saved(folder, synth, content, f0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: H100.gpu)
+    monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: None)
+    monkeypatch.setattr(trt_backend, "current_target", lambda trt: H100)
+    (check,) = check_engines(folder)
+    assert check.ok and "3 usable on" in check.found and "content/fp16, f0/fp16, synth/fp16" in check.found
+    (folder / content.file).unlink()
+    (folder / f0.file).write_bytes(b"garbage")
+    (check,) = check_engines(folder)
+    assert not check.ok, check.found
+    assert "1 usable on" in check.found and ": synth/fp16;" in check.found, check.found
+    assert "2 not usable: content/fp16 (engine file gone), f0/fp16 (engine file corrupt)" in check.found
+    assert "rtvc build PROFILE on this machine (it replaces the ones not usable)" in check.fix
+    (base / "alice.pth").write_bytes(b"voice weights v2: retrained")
+    (check,) = check_engines(folder)
+    assert (
+        "0 usable on" in check.found
+        and "synth/fp16 (stale: alice.pth changed since 2026-11-22T04:00:00Z)" in check.found
+    )
+
+
+@pytest.mark.parametrize(
+    "file", ["../victim.txt", "/tmp/victim.engine", "sub/x.engine", "manifest.json", ".engine", ""]
+)
+def test_an_entry_naming_a_file_outside_the_engines_folder_is_a_corrupt_manifest(tmp_path: Path, voice, file):
+    """A rebuild deletes the files of the entries it replaces: an entry edited to name "../victim.txt" had rtvc build
+    delete that file outside engines/ (and a load read it)."""
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    _saved(folder, _built(folder, models, paths))
+    doc = json.loads((folder / "manifest.json").read_text())
+    doc["engines"][0]["file"] = file
+    (folder / "manifest.json").write_text(json.dumps(doc))
+    err = _why(folder, _request(models, paths))
+    assert err.reason == "corrupt" and "'file'" in str(err) and "is not the name of an .engine file" in str(err)
+
+
+def test_model_paths_are_resolved_so_a_rebuild_from_elsewhere_replaces_the_stale_engines(tmp_path: Path, voice):
+    """The same .pth named through another folder (`rtvc build --config` from elsewhere, a `..` in the profile) is
+    one file: its rebuild replaced nothing and left the stale engines beside the new ones."""
+    _, paths, base = voice
+    settings = RvcModelSettings(path="../profiles/alice.pth", content="hubert", f0="rmvpe", f0_model="rmvpe.pt")
+    _, other = rvc_models(settings, base)
+    assert other == paths and paths["voice"] == str((base / "alice.pth").resolve())
+    models, _, _ = voice
+    folder = tmp_path / "engines"
+    m = Manifest(folder)
+    m.record(_built(folder, models, paths))
+    (base / "alice.pth").write_bytes(b"retrained")
+    new, _ = rvc_models(settings, base)
+    gone = m.record(_built(folder, new, other))
+    assert len(m.entries) == 1 and len(gone) == 1
+
+
+def test_an_entry_with_a_model_role_the_request_lacks_is_an_engine_error_not_an_index_error(tmp_path: Path, voice):
+    """A hand-edited entry whose models table has a role the voice does not ask for (its model paths the same) was
+    taken as the voice's, with no difference found: IndexError from the lookup, a traceback at the voice's load."""
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    entry = _built(folder, models, paths)
+    _saved(folder, replace(entry, models={**models, "extra": "rmvpe-old"}))
+    err = _why(folder, _request(models, paths))
+    assert err.reason == "stale", str(err)

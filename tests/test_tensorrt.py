@@ -74,6 +74,56 @@ def test_build_refuses_a_profile_that_would_not_use_the_engines(tmp_path: Path):
     assert not (tmp_path / "engines").exists()
 
 
+def test_build_refuses_a_precision_the_profile_would_not_look_up_and_a_device_it_cannot_run_on(tmp_path: Path):
+    """`--precision fp16` for a profile that runs fp32 built engines, said "done", and the voice then found none; a
+    profile with backend tensorrt on device cpu heard only of the missing GPU (its own fault said later)."""
+    res = rtvc("build", "alice", "--precision", "fp16", cwd=_profiles(tmp_path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--precision fp16, but profile 'alice' runs precision = 'fp32'" in lines[0], lines
+    assert "leave out --precision" in lines[0] and 'set precision = "fp16"' in lines[0]
+    (tmp_path / "profiles" / "cpu.toml").write_text(
+        'voice = "rvc"\n[model]\npath = "alice.pth"\ncontent = "hubert_base.pt"\nf0 = "yin"\nbackend = "tensorrt"\n'
+    )
+    res = rtvc("build", "cpu", cwd=tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "backend = 'tensorrt' runs on a CUDA device, but device = 'cpu'" in res.stderr, res.stderr
+    assert "needs TensorRT and a CUDA GPU" not in res.stderr
+    assert not (tmp_path / "engines").exists()
+
+
+@pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed: it would import")
+def test_a_tensorrt_installed_whose_libraries_do_not_load_is_not_called_absent(tmp_path: Path):
+    """doctor said "absent (OSError) -> pip install tensorrt-cu13" and rtvc build "TensorRT is not installed" for a
+    wheel that is installed and whose libnvinfer does not load: installing it again is not the fix."""
+    site = tmp_path / "site"
+    (site / "tensorrt").mkdir(parents=True)
+    (site / "tensorrt" / "__init__.py").write_text(
+        'raise OSError("libnvinfer.so.10: cannot open shared object file: No such file or directory")\n'
+    )
+    (site / "tensorrt-10.13.3.9.dist-info").mkdir()
+    (site / "tensorrt-10.13.3.9.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: tensorrt\nVersion: 10.13.3.9\n"
+    )
+    code = (
+        "from rtvc.doctor import check_tensorrt\n"
+        "from rtvc.backends.tensorrt import import_tensorrt\n"
+        "from rtvc.errors import RtvcError\n"
+        "(c,) = check_tensorrt(); print(c.ok, '|', c.found, '|', c.fix)\n"
+        "try:\n    import_tensorrt()\nexcept RtvcError as e:\n    print(e.what, '|', e.fix)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    doctor_line, build_line = res.stdout.splitlines()
+    assert doctor_line.startswith("False | TensorRT 10.13.3.9 is installed but does not load (OSError: libnvinfer"), (
+        doctor_line
+    )
+    assert "--force-reinstall" in doctor_line and "absent" not in doctor_line
+    assert build_line.startswith("TensorRT 10.13.3.9 is installed but does not load"), build_line
+    assert "not installed" not in build_line
+
+
 def test_build_of_a_voice_without_engines_says_so(tmp_path: Path):
     res = rtvc("build", "deep", cwd=_profiles(tmp_path))
     assert res.returncode == 0, res.stderr

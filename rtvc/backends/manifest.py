@@ -113,7 +113,9 @@ def rvc_models(settings, base: Path) -> tuple[dict[str, str], dict[str, str]]:
     files = {"voice": settings.path, "content": settings.content}
     if settings.f0 == "rmvpe":
         files["f0"] = settings.f0_model
-    paths = {role: str(model_path(base, v)) for role, v in files.items()}
+    # resolved: one file named from another folder (--config) or through `..` is the same file, so its rebuild
+    # replaces its engines (Manifest.record keys on these paths) instead of keeping stale ones beside them
+    paths = {role: str(model_path(base, v).resolve()) for role, v in files.items()}
     ids = {role: model_identity(Path(p)) for role, p in paths.items()}
     if settings.f0 in ("fcpe", "crepe", "crepe-tiny"):
         package = "torchfcpe" if settings.f0 == "fcpe" else "torchcrepe"
@@ -166,6 +168,13 @@ def _check_types(e: EngineEntry) -> None:
     for name in ("inputs", "outputs"):
         if not isinstance(getattr(e, name), list):
             raise ValueError(f"an entry's {name!r} is not a list")
+    # the engines folder's own file, as rtvc build names them: a path elsewhere ("../x", "/home/...") would have a
+    # rebuild delete it, and a load read it
+    if not _ENGINE_FILE.fullmatch(e.file):
+        raise ValueError(f"an entry's 'file' {e.file[:80]!r} is not the name of an .engine file in the engines folder")
+
+
+_ENGINE_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\.engine")
 
 
 class Manifest:
@@ -240,18 +249,43 @@ class Manifest:
 
     def _verify(self, e: EngineEntry, want: EngineRequest) -> None:
         path = self.dir / e.file
-        if not path.is_file():
+        problem = self._file_problem(e)
+        if problem == "missing":
             raise EngineError(
                 "missing",
                 f"the '{e.step}' engine {path} is listed in {self.path} but the file is gone",
                 f"rebuild it: {want.command}",
             )
-        if sha256_file(path) != e.engine_sha256:
+        if problem:
             raise EngineError(
                 "corrupt",
                 f"the '{e.step}' engine {path} is corrupt (its sha256 differs from the manifest's)",
                 f"rebuild it: {want.command}",
             )
+
+    def _file_problem(self, e: EngineEntry) -> str:
+        """'missing' or 'corrupt' for an entry's engine file; '' where it is there and intact."""
+        path = self.dir / e.file
+        if not path.is_file():
+            return "missing"
+        return "corrupt" if sha256_file(path) != e.engine_sha256 else ""
+
+    def problem(self, e: EngineEntry) -> str:
+        """What keeps an entry from serving, as `rtvc doctor` says it: its engine file gone or corrupt, a model file
+        it was built from gone or changed since ('' where none: it serves on its target). Model files named by a
+        relative path (manifests written before the paths were resolved) are not checked: relative to what?"""
+        found = self._file_problem(e)
+        if found:
+            return "engine file gone" if found == "missing" else "engine file corrupt"
+        for role, where in e.model_paths.items():
+            if e.models.get(role) == where or not Path(where).is_absolute():  # (a package's label, not a file)
+                continue
+            path = Path(where)
+            if not path.exists():
+                return f"{path.name} gone"
+            if model_identity(path) != e.models.get(role):
+                return f"stale: {path.name} changed since {e.built_at}"
+        return ""
 
     def _why_not(self, want: EngineRequest, target: Target) -> EngineError:
         fix = f"build it: {want.command}"
@@ -272,7 +306,10 @@ class Manifest:
                 out.append(("gpu", f"built for {e.gpu} (sm {e.compute_capability}), but this GPU is {here}"))
             if e.tensorrt != target.tensorrt:
                 out.append(("tensorrt", f"built with TensorRT {e.tensorrt}, but this is TensorRT {target.tensorrt}"))
-            changed = [want.model_paths.get(r, r) for r, sha in want.models.items() if e.models.get(r) != sha]
+            roles = [*want.models, *(r for r in e.models if r not in want.models)]  # (an entry edited by hand)
+            changed = [
+                want.model_paths.get(r, e.model_paths.get(r, r)) for r in roles if e.models.get(r) != want.models.get(r)
+            ]
             if changed:
                 out.append(("stale", f"stale: {', '.join(changed)} changed since it was built ({e.built_at})"))
             if e.shape != want.shape.key():
@@ -281,7 +318,12 @@ class Manifest:
                 out.append(("precision", f"built for {e.precision}, but the profile asks for {want.precision}"))
             return out
 
-        reason, detail = min((mismatches(e) for e in mine), key=len)[0]
+        found = min((mismatches(e) for e in mine), key=len)
+        if not found:  # (it matches, yet lookup passed it by: an entry whose fields contradict each other)
+            return EngineError(
+                "corrupt", f"{what}: {self.path} lists one that does not add up", f"rebuild it: {want.command}"
+            )
+        reason, detail = found[0]
         return EngineError(reason, f"{what}: the one in {self.dir} was {detail}", f"rebuild it: {want.command}")
 
 

@@ -38,10 +38,38 @@ def install_hint() -> str:
     return "pip install tensorrt-cu13 (CUDA 13) or tensorrt-cu12 (CUDA 12), matching torch.version.cuda"
 
 
+def installed_version() -> str | None:
+    """The installed TensorRT wheel's version (its Python package, whether or not it imports), or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu13-bindings", "tensorrt-cu12-bindings"):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def failed_import(e: Exception) -> tuple[str, str] | None:
+    """(what, fix) where `import tensorrt` failed though a TensorRT wheel is installed (its native libraries do
+    not load: a libnvinfer of another version, a CUDA major torch does not use); None where none is installed."""
+    v = installed_version()
+    if v is None:
+        return None
+    return (
+        f"TensorRT {v} is installed but does not load ({type(e).__name__}: {e})",
+        f"its native libraries are missing or of another version: reinstall them together, {install_hint()} "
+        "with --force-reinstall, and check that LD_LIBRARY_PATH names no other libnvinfer",
+    )
+
+
 def import_tensorrt() -> Any:
     try:
         import tensorrt as trt
     except (ImportError, OSError) as e:  # OSError: the wheel is there but its native libraries are not
+        broken = failed_import(e)
+        if broken:
+            raise RtvcError(*broken) from None
         raise RtvcError(f"TensorRT is not installed ({type(e).__name__}: {e})", install_hint()) from None
     if int(trt.__version__.split(".")[0]) not in SUPPORTED:
         raise RtvcError(f"TensorRT {trt.__version__} is not supported (10.x or 11.x)", install_hint())
