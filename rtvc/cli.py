@@ -103,7 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build a profile's TensorRT engines for this GPU and stream (engines/)")
     _add_config_flags(b, ("--samplerate", "--block-ms"))
     b.add_argument("profile", help="a profile name in profiles/ or a path to a .toml file")
-    b.add_argument("--precision", choices=("fp16", "fp32"), help="default: the profile's [model] precision")
+    b.add_argument(
+        "--precision",
+        choices=("fp16", "fp32"),
+        help="the profile's [model] precision (the default; another is refused: the voice would not use it)",
+    )
     b.add_argument("--workspace-mb", type=int, default=2048, metavar="N", help="TensorRT workspace limit (MiB)")
 
     i = sub.add_parser(
