@@ -9,8 +9,9 @@ dock) and execs itself with the same command line: a new process image on the sa
 The new serve reads the state back: the voice and its parameters, mute, the voice changer on or off, hear-myself,
 push-to-talk mode, the noise gate, the devices in use (pinned: name, host API and place among devices of that name,
 since indices change; a monitor already lost is left out) and the control port. At most MAX_RESTARTS in WINDOW_S,
-so that a device that wedges PortAudio at every start does not restart rtvc for ever. SIGTERM and SIGINT are
-blocked from the last look at them to the exec; the new serve takes one that came meanwhile as soon as it can.
+so that a device that wedges PortAudio at every start does not restart rtvc for ever. SIGTERM, SIGINT and
+SIGHUP are blocked from the last look at them to the exec; the new serve takes one that came meanwhile as soon as
+it can.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ RESTARTS_ENV = "RTVC_RESTARTS"  # when the earlier restarts were (Unix times, co
 MAX_RESTARTS = 3
 WINDOW_S = 600.0
 BY = "rtvc restart"  # who the state's changes are from, in the events and the log
-STOPS = {signal.SIGTERM, signal.SIGINT}
+STOPS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
 def recent_restarts(now: float | None = None) -> list[float]:
@@ -97,8 +98,8 @@ def snapshot(controller: Any, audio: Any, choice: Any, port: int, follow: Iterab
 
 
 def block_stops() -> None:
-    """SIGTERM and SIGINT held from here (this thread) to the exec: one that comes now stays pending, and the new
-    serve, which unblocks them once its handlers are in, stops at once."""
+    """SIGTERM, SIGINT and SIGHUP held from here (this thread) to the exec: one that comes now stays pending, and the
+    new serve, which unblocks them once its handlers are in, stops at once."""
     signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
 
 

@@ -165,10 +165,25 @@ class RunOptions:
 
 
 def _sigterm_to_interrupt() -> None:
+    """SIGTERM (`kill`, a service manager) and SIGHUP (the terminal closed) stop the run as Ctrl-C does: the
+    report printed, the recording and --report-json written (SIGHUP ended it with none of them). A SIGHUP ignored
+    by whoever started rtvc (nohup) stays ignored."""
+
     def handler(_sig, _frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
+    for sig in stop_signals():
+        signal.signal(sig, handler)
+
+
+def stop_signals() -> list[signal.Signals]:
+    """The signals that stop rtvc run and rtvc serve cleanly: SIGTERM, SIGINT, and SIGHUP unless it is ignored
+    (nohup; a SIGHUP handler would undo that)."""
+    sigs = [signal.SIGTERM, signal.SIGINT]
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
+        sigs.append(hup)
+    return sigs
 
 
 def run_live(cfg: Config, opts: RunOptions) -> int:

@@ -3,7 +3,7 @@
 Real sound cards, or (`--virtual`, or when there are none) the virtual device playing a clip in a loop on
 the audio clock. Every control change, whoever made it, is logged as one line (`mute on (by client 3)`);
 the engine's own state is polled four times a second so a stalled or failed device becomes an event.
-SIGTERM and SIGINT stop the devices first, then the engine, then tell the clients and close the server.
+SIGTERM, SIGINT and SIGHUP stop the devices first, then the engine, then tell the clients and close the server.
 The token is never logged: `rtvc token` prints it.
 """
 
@@ -36,7 +36,7 @@ from rtvc.engine import Engine
 from rtvc.errors import DeviceError, RtvcError
 from rtvc.priority import AWAITING_CALLBACKS
 from rtvc.profiles import load_profile, profile_files, profile_name, profile_path, unusable, voice_kinds
-from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report
+from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report, stop_signals
 from rtvc.settings import from_table, read_toml
 from rtvc.voices import VOICES
 from rtvc.wavio import bundled_speech, load_mono
@@ -307,14 +307,14 @@ def devices_again(
 
 
 def serve(cfg: Config, opts: ServeOptions) -> int:
-    stop = threading.Event()  # set by SIGTERM/SIGINT, even one that comes while the daemon starts
+    stop = threading.Event()  # set by SIGTERM/SIGINT/SIGHUP, even one that comes while the daemon starts
     caught: list[str] = []
 
     def on_signal(signum: int, _frame: object) -> None:
         caught.append(signal.Signals(signum).name)
         stop.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in stop_signals():  # (SIGHUP too: the terminal it ran in closed; it ended serve with no report)
         signal.signal(sig, on_signal)
     restart.unblock_stops()  # (blocked across a restart's exec: one that came then is taken now)
     handler = logging.StreamHandler(sys.stdout)

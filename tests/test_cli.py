@@ -504,3 +504,29 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out == f"rtvc {__version__}\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+def test_a_headless_run_stopped_by_its_terminal_closing_writes_its_recording_and_report(tmp_path, sig):
+    """SIGHUP (the terminal `rtvc run --headless` ran in, closed; an ssh session dropped) ended it at once with exit
+    129: no latency report, the recording and --report-json not written. It stops as Ctrl-C does."""
+    rec, rep = tmp_path / "rec.wav", tmp_path / "report.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtvc", "run", "--virtual", "--headless", "--duration", "60", "--record", str(rec),
+         "--report-json", str(rep)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),  # (as a terminal's child has it)
+    )  # fmt: skip
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("virtual device: playing"):
+            break
+    time.sleep(2.0)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    out = "".join(seen) + out
+    assert proc.returncode == 0, out
+    assert "latency report:" in out and f"wrote {rec}" in out, out
+    assert sf.info(rec).duration > 1.0 and rep.stat().st_size > 0

@@ -1260,6 +1260,7 @@ def serving(tmp_path: Path, profiles: dict[str, str]) -> Iterator[Served]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_hangup_default,  # (a test run under nohup would hand the daemon an ignored SIGHUP: it keeps that)
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
@@ -1309,8 +1310,13 @@ def test_rtvc_serve_stops_at_once_while_a_voice_loads(tmp_path):
     assert "Traceback" not in log
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def _hangup_default() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
+    """SIGHUP (the terminal serve ran in, closed) ended it at once with exit 129: no report, clients not told."""
     # (once: importing torch takes seconds) an RVC profile: its runtime loads first; one whose model file is not
     # there does not load it (the bundled example, its files absent, loaded torch for every serve: 5-7 s, 700 MB)
     neural = {"neural": 'voice = "rvc"\n[model]\npath = "here.pth"\n'} if sig == signal.SIGTERM else {}
