@@ -534,6 +534,16 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
             assert whole.count("rtvc's JACK ports moved to them") == k + 1, served.log()
         assert engine()["xruns"]["output_underrun_events"] == underruns
         assert engine()["state"] == "running"
+        # the device in use asked for again: kept, and no change said (it logged "sound devices switched" and sent
+        # a `devices` event)
+        said = (tmp_path / "serve.log").read_text(errors="replace").count("sound devices switched (by")
+        assert said >= 3, served.log()  # (the three switches above)
+        again = rpc.call("devices.select", input="rtvc-mic")["result"]
+        assert "rtvc-mic" in again["in_use"]["input"] and "changed" not in again, again
+        time.sleep(0.3)
+        whole = (tmp_path / "serve.log").read_text(errors="replace")
+        assert "devices kept (the same devices: nothing stopped)" in whole, served.log()
+        assert whole.count("sound devices switched (by") == said, served.log()
         # the devices' latency: JACK's for the ports rtvc's are connected to now (a client that declares none: 0)
         assert engine()["latency"]["device_in"] == jack_port_latency(jack_bare.name, "rtvc-mic:out_1")["capture"]
 

@@ -104,6 +104,9 @@ def describe_choice(choice: DeviceChoice) -> dict[str, Any]:
     }
 
 
+KEPT = "kept (the same devices: nothing stopped)"  # (a switch to the devices in use: no change)
+
+
 class DeviceSwitcher:
     """Owns the running DeviceStreams of `rtvc serve`; `switch()` and `recover()` run on worker threads."""
 
@@ -379,13 +382,17 @@ class DeviceSwitcher:
         return self._took(cfg, choice, asked, "reopened" if self._reopening else "switched")
 
     def _took(self, cfg: AudioConfig, choice: DeviceChoice, asked: set[str], how: str) -> dict[str, Any]:
+        """The switch's answer: the devices in use and the latency; `changed` False where nothing changed (the same
+        devices asked for again, kept as they ran: the caller sends no event)."""
         self.streams.jack_latency()
+        followed = self.follow
         self.audio, self.choice, self._stopped = cfg, choice, ""
         self.follow = (self.follow - asked) | following(choice, left_to_default(cfg) & asked)
         self._tried = {role: node for role, node in self._tried.items() if role not in asked}
         self._watch_jack()
         log.info("devices %s:\n%s", how, choice.describe())
-        return {"in_use": self.in_use(), "latency_ms": self._latency_ms()}
+        changed = how != KEPT or self.follow != followed
+        return {"in_use": self.in_use(), "latency_ms": self._latency_ms(), "changed": changed}
 
     def _unlisted_choice(
         self, cfg: AudioConfig, kept: dict[str, Device], given: dict[str, str | None]
@@ -463,7 +470,7 @@ class DeviceSwitcher:
         choice = dataclasses.replace(choice, output_channels=old.output_channels, monitor_channels=old.monitor_channels)
         if not groups:  # (a reopen gave a gap and the same connections: _relink)
             self._seed = {"lost": self._waiting}
-            return self._took(cfg, choice, asked, "kept (the same devices: nothing stopped)"), None
+            return self._took(cfg, choice, asked, KEPT), None
         from rtvc.audio import jack_links
 
         self._unwatch(keep=True)  # (the move is no reroute of the user's, nor a program lost)

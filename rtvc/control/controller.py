@@ -364,8 +364,10 @@ class Controller:
         assert self.device_switcher is not None
         hearing = self.engine.monitor_enabled
         result = self.device_switcher(input, output, monitor, rescan=rescan)
+        changed = result.pop("changed", True)
         # without a monitor device hear-myself goes off (Engine.monitor_opened): say so with the switch
-        self._emit(["devices"] + (["monitor"] if self.engine.monitor_enabled != hearing else []), by)
+        if changed or self.engine.monitor_enabled != hearing:  # (the devices in use asked for again: no event)
+            self._emit(["devices"] + (["monitor"] if self.engine.monitor_enabled != hearing else []), by)
         return result
 
     def devices_followed(self, error: str, monitor_changed: bool) -> None:
