@@ -499,6 +499,10 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
     one, two = Mic(jack_bare.name, "rtvc-mic"), Mic(jack_bare.name, "rtvc mic (2)", LATE_DB)
     usb = Mic(jack_bare.name, "USB Headset.1", -15.0)  # (listed; its name holds the late "Headset.1"'s)
     ear = Mic(jack_bare.name, "rtvc-ear", -90.0)  # (what rtvc plays, recorded block by block)
+    # speakers: a client with an input port only, listed by PortAudio as an output device (never activated: no
+    # process thread to end before its close)
+    sink = jack.Client("rtvc-sink", no_start_server=True)
+    sink.inports.register("in_1")
     devices = ["--host-api", "JACK", "--input-device", "rtvc-mic", "--output-device", "system"]
     devices += ["--output-channels", "1"]
     served = Served(jack_bare.name, tmp_path, devices=devices)
@@ -544,6 +548,16 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
         whole = (tmp_path / "serve.log").read_text(errors="replace")
         assert "devices kept (the same devices: nothing stopped)" in whole, served.log()
         assert whole.count("sound devices switched (by") == said, served.log()
+        # a device named the wrong way round (speakers, as the input) is refused as such, and the audio runs on
+        # (it was "no input device matches", after the list was read again: the streams stopped for 336 ms)
+        ear.take()
+        time.sleep(0.3)
+        wrong = rpc.call("devices.select", input="rtvc-sink")
+        assert "error" in wrong and wrong["error"]["code"] == -32002, (wrong, served.log())
+        assert "'rtvc-sink' is an output device (no input channels)" in wrong["error"]["message"], wrong
+        time.sleep(0.3)
+        assert longest_silence_ms(ear.take()) < 1.0, "the refused select stopped the audio"
+        assert "reading the device list again" not in (tmp_path / "serve.log").read_text(errors="replace")[len(whole) :]
         # the devices' latency: JACK's for the ports rtvc's are connected to now (a client that declares none: 0)
         assert engine()["latency"]["device_in"] == jack_port_latency(jack_bare.name, "rtvc-mic:out_1")["capture"]
 
@@ -577,6 +591,7 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
         for m in (one, two, usb, ear, late, flaky):
             if m is not None:
                 m.close()
+        sink.close()
 
 
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)

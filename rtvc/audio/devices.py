@@ -383,8 +383,16 @@ def _find(spec: int | str, kind: Kind, host_api: str, flag: str) -> Device:
             f"{kind} device '{spec}' is on {elsewhere[0].host_api}, but audio.host_api is '{host_api}'",
             f"choose a device on {host_api}, or set audio.host_api (or --host-api) to '{elsewhere[0].host_api}'",
         )
+    names = ", ".join(f"'{d.name}'" for d in usable) or "none"
+    wrong_way = [d for d in devices if d.channels(kind) == 0 and host_api.lower() in d.host_api.lower()]
+    wrong_way = [d for d in wrong_way if spec.lower() in d.name.lower()]
+    if not match and wrong_way:  # (listed, the other way round: no list read again, which stops the audio a moment)
+        other = "output" if kind == "input" else "input"
+        raise DeviceError(
+            f"'{spec}' is an {other} device (no {kind} channels): {wrong_way[0].title()}",
+            f"choose an {kind} device: {names}",
+        )
     if not match:
-        names = ", ".join(f"'{d.name}'" for d in usable) or "none"
         raise DeviceNotFound(f"no {kind} device matches '{spec}'", f"{kind} devices: {names}; see `rtvc devices`")
     if len(match) > 1:
         exact = [d for d in match if d.name.lower() == spec.lower()]
