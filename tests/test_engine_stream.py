@@ -882,3 +882,23 @@ def test_a_held_engine_plays_silence_at_once_and_fades_back_in_when_let_go():
     assert np.mean(np.isclose(y[-SR // 5 :], 0.5)) > 0.9, "not let go"
     rise = np.flatnonzero(y)[0]
     assert np.all(np.diff(y[rise : rise + 480]) >= 0) and y[rise] < 0.01, "no fade in"
+
+
+def test_jack_latency_keeps_a_side_whose_ports_reach_nothing():
+    """When the JACK server shuts down its clients close first: rtvc's ports then reach no port, and the answer
+    (None per port) set the devices' latency to 0 each side, which status and the final report then showed. A
+    side with no known figure keeps its own; one with figures takes them."""
+    from rtvc.audio.devices import Device
+    from rtvc.audio.io import DeviceChoice, DeviceStreams
+
+    engine = make_engine(960)
+    system = Device(0, "system", "JACK Audio Connection Kit", 2, 2, 48000.0, 0.005, 0.005)
+    streams = DeviceStreams.__new__(DeviceStreams)  # (no PortAudio stream: only JACK's answer is applied)
+    streams.choice = DeviceChoice(system, system, None, 1, 2, 0)
+    streams.engine, streams.period = engine, 0
+    streams.apply_jack(([256, 256], [512, 512], 0))
+    assert engine.device_latency == (256, 512)
+    streams.apply_jack(([None, None], [None, None], 0), watched=True)
+    assert engine.device_latency == (256, 512)
+    streams.apply_jack(([128, None], [None, None], 0), watched=True)
+    assert engine.device_latency == (128, 512)

@@ -385,10 +385,14 @@ class DeviceStreams:
             log.info("JACK ports' latency: not known; PortAudio's figures are used (%d in, %d out)", lat_in, lat_out)
             return
         inputs, outputs, at_period = got
-        if jin:  # (only the main stream has inputs)
-            lat_in = max((f for f in inputs if f is not None), default=0)
-        if jout:  # the main stream's output ports are the first (a monitor stream opens after it)
-            lat_out = max((f for f in outputs[: c.output_channels] if f is not None), default=0)
+        # a side whose ports reach nothing (None: every peer gone, as when the JACK server shuts down and its clients
+        # close first) keeps its figure: it said 0 frames each side, and the report after the server died showed it
+        known_in = [f for f in inputs if f is not None]
+        known_out = [f for f in outputs[: c.output_channels] if f is not None]
+        if jin and known_in:  # (only the main stream has inputs)
+            lat_in = max(known_in)
+        if jout and known_out:  # the main stream's output ports are the first (a monitor stream opens after it)
+            lat_out = max(known_out)
             if c.duplex and self.period:
                 # PortAudio's own buffering: a duplex stream with a fixed callback size on JACK (whose buffer size
                 # it takes as unknown) starts its output a user buffer late (pa_process.c); measured, 256 frames
