@@ -78,6 +78,25 @@ def test_passthrough_skips_sola_and_adds_no_delay():
     np.testing.assert_array_equal(stream(conv, x), x[: len(x) // 480 * 480])
 
 
+def test_a_passthrough_gain_change_glides_instead_of_stepping():
+    """passthrough takes no SOLA crossfade: a new gain took effect in one sample at the block edge (+12 dB on a
+    0.5 sine: a 0.86 step, a click; a fader's changes a zipper). It glides over 5 ms, then holds."""
+    conv = StreamingConverter(PassthroughVoice(SR), PassthroughParams(), StreamShape(SR, 960, 192, 384))
+    x = sine(221.25, 1.0)  # (at the changes' block edges its phase is 90 and 225 degrees: a step would be large)
+    b, out = conv.block, []
+    for k, i in enumerate(range(0, len(x) - b + 1, b)):
+        if k in (10, 25):
+            conv.set_params(PassthroughParams(gain_db=12.0 if k == 10 else -24.0))
+        out.append(conv.process_block(x[i : i + b]))
+    y = np.concatenate(out)
+    steepest = np.abs(np.diff(x)).max()  # the sine's own largest step
+    assert np.abs(np.diff(y)).max() < 4.5 * steepest, np.abs(np.diff(y)).max() / steepest  # (x 3.98 at most: +12 dB)
+    g12, g24 = 10 ** (12 / 20), 10 ** (-24 / 20)
+    np.testing.assert_allclose(y[10 * b + 240 : 25 * b], g12 * x[10 * b + 240 : 25 * b], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y[25 * b + 240 :], g24 * x[25 * b + 240 : len(y)], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(y[: 10 * b], x[: 10 * b])  # (unity until the change: the samples themselves)
+
+
 def test_the_shape_is_validated():
     with pytest.raises(ConfigError, match=r"crossfade_ms \(5 ms\) is longer than the block \(2 ms\)"):
         StreamingConverter(PassthroughVoice(SR), PassthroughParams(), StreamShape(SR, 96, 240, 0))

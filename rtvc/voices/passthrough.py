@@ -21,19 +21,30 @@ class PassthroughVoice:
 
     seamless: ClassVar[bool] = True  # consecutive tails continue each other: no SOLA needed
 
+    RAMP_S: ClassVar[float] = 0.005  # a gain change glides over this long (the converter crossfades no tails here)
+
     def __init__(self, samplerate: int):
         self.label = "passthrough (no voice change)"
         self.samplerate = samplerate
         self.latency = 0
+        self._gain: float | None = None  # the gain the last tail ended at (None: none played yet)
 
     def context_for(self, tail: int) -> int:
         return tail
 
     def convert(self, window: np.ndarray, tail: int, params: PassthroughParams) -> np.ndarray:
+        """The newest `tail` samples times the gain. A new gain glides from the last one over RAMP_S: applied in
+        one sample at a block edge, +12 dB was a 0.43 full-scale step on a sine (a click), and a fader's 50 changes
+        a second a zipper."""
         out = window[len(window) - tail :]
-        if params.gain_db == 0.0:
-            return out
-        return out * np.float32(10.0 ** (params.gain_db / 20.0))
+        gain, was = 10.0 ** (params.gain_db / 20.0), self._gain
+        self._gain = gain
+        if was is None or was == gain:
+            return out if gain == 1.0 else out * np.float32(gain)
+        n = min(tail, max(1, round(self.RAMP_S * self.samplerate)))
+        curve = np.full(tail, gain, np.float32)
+        curve[:n] = was + (gain - was) * np.arange(1, n + 1, dtype=np.float32) / n
+        return out * curve
 
     def reset(self) -> None:
-        pass
+        self._gain = None
