@@ -162,7 +162,24 @@ def _load(args: argparse.Namespace):
         overrides["gate.enabled"] = (False, "--no-gate")
     if getattr(args, "virtual_mic", None):
         overrides["audio.virtual_mic"] = (True, "--virtual-mic")
-    return load_config(path, overrides)
+    if args.command != "serve":
+        return load_config(path, overrides)
+    from rtvc import restart
+
+    try:
+        return load_config(path, overrides)
+    except ConfigError as e:
+        # a serve that starts anew (its sound server restarted) after config.toml was edited into an error: it runs on
+        # with the file as the serve before read it (it exited, its voice and settings lost, a state file left)
+        kept = restart.config_kept() if restart.pending() else None
+        if kept is None:
+            restart.discard()
+            raise
+        restart.config_error = (
+            f"config.toml has an error now ({e}): rtvc started anew with the file as it was before the edit; mend "
+            "it, it is read again at the next start"
+        )
+        return load_config(path, overrides, raw=kept)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -204,6 +204,9 @@ class Config:
     # dotted key -> where its value came from ("default", the file, or "--flag")
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
     path: Path | None = None
+    # the file's tables as read (rtvc.restart keeps them: a serve that starts anew after config.toml was edited
+    # into an error starts with these)
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
 SECTIONS: dict[str, type] = {
@@ -216,13 +219,17 @@ SECTIONS: dict[str, type] = {
 }
 
 
-def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None = None) -> Config:
-    """Read `path` (None: defaults only), then apply `overrides` {"audio.samplerate": (48000, "--flag")}."""
+def load_config(
+    path: Path | None, overrides: dict[str, tuple[Any, str]] | None = None, raw: dict[str, Any] | None = None
+) -> Config:
+    """Read `path` (None: defaults only), then apply `overrides` {"audio.samplerate": (48000, "--flag")}. `raw`:
+    the file's tables as read before (Config.raw), taken instead of reading it again."""
     tables: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     sources: dict[str, str] = {}
     where: dict[str, str] = {}
+    if raw is None:
+        raw = read_toml(path) if path is not None else {}
     if path is not None:
-        raw = read_toml(path)
         for name, table in raw.items():
             if name not in SECTIONS:
                 if not isinstance(table, dict):  # a key above every [section] header (a common TOML slip)
@@ -253,7 +260,7 @@ def load_config(path: Path | None, overrides: dict[str, tuple[Any, str]] | None 
     _check_bind(sections["control"], sources["control.bind"])
     _check_monitor(sections["audio"], sources["audio.monitor"])
     _check_virtual_mic(sections["audio"], sources)
-    return Config(**sections, sources=sources, path=path)
+    return Config(**sections, sources=sources, path=path, raw=raw)
 
 
 def _beside(profile: str, base: Path) -> str:

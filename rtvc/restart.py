@@ -58,11 +58,14 @@ def allowed() -> bool:
     return os.name == "posix" and len(recent_restarts()) < MAX_RESTARTS
 
 
-def snapshot(controller: Any, audio: Any, choice: Any, port: int, follow: Iterable[str] = ()) -> dict[str, Any]:
+def snapshot(
+    controller: Any, audio: Any, choice: Any, port: int, follow: Iterable[str] = (), config: dict | None = None
+) -> dict[str, Any]:
     """What the new serve takes back. `audio`: the AudioConfig in use (devices.select changes it); `choice`: the
     devices in use, pinned (a monitor the engine lost is not: the new serve would wait for it); `port`: the
     control server's (kept where the config let the system choose it); `follow`: the roles that follow PipeWire's
-    default devices (rtvc.audio.switch)."""
+    default devices (rtvc.audio.switch); `config`: the config file's tables this serve runs with (Config.raw):
+    the new one reads the file again, and starts with these where it has an error now (edited meanwhile)."""
     from rtvc.audio.devices import Pin, pin_device
     from rtvc.errors import DeviceError
 
@@ -94,6 +97,7 @@ def snapshot(controller: Any, audio: Any, choice: Any, port: int, follow: Iterab
         "pins": pins,
         "port": port,
         "follow": sorted(follow),
+        "config": config or {},
     }
 
 
@@ -157,6 +161,33 @@ def take() -> dict[str, Any] | None:
     finally:
         Path(path).unlink(missing_ok=True)
     return state if isinstance(state, dict) else None
+
+
+# what rtvc.cli says when config.toml had an error at a restart and the serve before's tables were taken instead
+config_error = ""
+
+
+def pending() -> bool:
+    """Whether this process is a serve that started anew (its state not taken yet)."""
+    return bool(os.environ.get(RESUME_ENV))
+
+
+def config_kept() -> dict[str, Any] | None:
+    """The config file's tables the serve before this one ran with (snapshot's "config"), read from the state a
+    restart left without taking it; None where there are none."""
+    try:
+        state = json.loads(Path(os.environ[RESUME_ENV]).read_text())
+    except (KeyError, OSError, ValueError):
+        return None
+    raw = state.get("config") if isinstance(state, dict) else None
+    return raw if isinstance(raw, dict) else None
+
+
+def discard() -> None:
+    """The state of a restart that ends here (the new serve could not start: said by the caller): its file removed."""
+    path = os.environ.pop(RESUME_ENV, None)
+    if path:
+        Path(path).unlink(missing_ok=True)
 
 
 def config_for(cfg: Config, state: dict[str, Any]) -> Config:

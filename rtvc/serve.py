@@ -323,6 +323,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     log.setLevel(logging.INFO)
     log.propagate = False
     print(f"rtvc {__import__('rtvc').__version__}\n{format_config(cfg)}", flush=True)
+    if restart.config_error:  # (rtvc.cli: config.toml has an error at this restart: the last good one runs)
+        log.info("%s", restart.config_error)
     resumed = restart.take()  # (a serve that started anew: rtvc.restart)
     token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
     ControlServer.check_port(cfg.control)  # (before seconds of loading)
@@ -419,7 +421,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
                 " anew, with its voice, settings and devices; clients reconnect",
                 device.restart_wanted,
             )
-            again = restart.snapshot(controller, device.audio, device.choice, server.port, device.follow)
+            follow = device.follow
+            again = restart.snapshot(controller, device.audio, device.choice, server.port, follow, configured.raw)
             break
         if isinstance(device, DeviceSwitcher) and device.recover_due(time.monotonic()):
             # devices that failed are looked for and reopened (seconds, when a stop hangs): beside this loop

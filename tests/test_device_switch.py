@@ -387,6 +387,10 @@ def test_a_jack_server_restarted_under_serve_gets_rtvc_back_as_it_was(jack_bare,
         call("gate.set", on=True, threshold_db=-50.0)
         before = call("status.get")["control"]
         pid = daemon.proc.pid
+        # config.toml edited into an error meanwhile (not read while serve runs): the new serve exited on it, its
+        # voice and settings lost; it starts with the file as the serve before read it, and says so
+        with (tmp_path / "config.toml").open("a") as f:
+            f.write("[stream]\nblok_ms = 10\n")
         jack_bare.stop()
         time.sleep(1.0)
         jack_bare.start()
@@ -405,6 +409,8 @@ def test_a_jack_server_restarted_under_serve_gets_rtvc_back_as_it_was(jack_bare,
         assert st["callbacks"] > calls + 100 and st["levels"]["in_peak"] > -30, st
         log = daemon.log()
         assert "Traceback" not in log and log.count("control: ws://") == 2, log[-3000:]
+        assert "config.toml has an error now (" in log and "unknown key 'stream.blok_ms'" in log, log[-3000:]
+        assert "rtvc started anew with the file as it was before the edit" in log
     finally:
         daemon.stop()
     assert daemon.proc.returncode == 0, daemon.log()[-3000:]
