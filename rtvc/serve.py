@@ -264,46 +264,57 @@ def resumed_engine(cfg: Config, state: dict[str, Any]) -> Engine:
         return build_engine(restart.config_for(cfg, state))  # (hear-myself as it was)
 
 
-RESUME_DEVICES_S = 15.0  # how long a restarted serve waits for its devices (a sound server that starts anew)
+RESUME_DEVICES_S = 15.0  # how long a restarted serve waits for its devices as they were (a sound server starting)
+LOOK_AGAIN_S = 2.0  # then how often it looks for any of them
 
 
 def devices_again(
     cfg: Config, configured: Config, state: dict[str, Any], engine: Engine, stop: threading.Event
-) -> tuple[AudioConfig, DeviceChoice, DeviceStreams]:
+) -> tuple[AudioConfig, DeviceChoice, DeviceStreams] | None:
     """A restarted serve's devices, opened: they may come a moment after the server (WirePlumber makes
     PipeWire's), so the list is read again until they are there, for up to RESUME_DEVICES_S. Then without the
-    monitor (a Bluetooth headset takes longer), then the `configured` ones: a restart must not end rtvc.
-    DeviceError, with the last reason, when none open."""
+    monitor (a Bluetooth headset takes longer), then the `configured` ones. A restart must not end rtvc: when
+    none opens, all are looked for again every LOOK_AGAIN_S (said, and again whenever the reason changes) until
+    one way opens or `stop` is set (None then). It ended serve after 15 s: a USB microphone not plugged back in,
+    a server started again at another rate, and the voice and settings were lost."""
     pins = state.get("pins", {})
     ways = [("as they were", cfg.audio, pins)]
     if cfg.audio.monitor_device != "":
         alone = {role: pin for role, pin in pins.items() if role != "monitor"}
         ways.append(("without the monitor", dataclasses.replace(cfg.audio, monitor_device=""), alone))
     ways.append(("as configured", configured.audio, {}))
-    deadline, last, said = time.monotonic() + RESUME_DEVICES_S, "", False
-    for n, (how, audio, pinned) in enumerate(ways):
-        while True:
+    deadline, last, said = time.monotonic() + RESUME_DEVICES_S, "", ""
+    while not stop.is_set():
+        late = time.monotonic() > deadline
+        for n, (how, audio, pinned) in enumerate(ways):
+            if n and not late:
+                break  # (the first way only, until the deadline: the server may not list them yet)
             try:
                 choice = choose_devices(audio, restart.pinned({"pins": pinned}))
                 streams = DeviceStreams(choice, engine, audio.samplerate, audio.period)
                 choice = streams.choice  # (the streams' channels: rtvc.audio.io)
             except DeviceError as e:
                 last = e.what
-            else:
-                if n:
-                    log.info("restarted: the devices as they were did not come back (%s); %s instead", last, how)
-                return audio, choice, streams
-            if n or time.monotonic() > deadline or stop.is_set():
-                break
-            if not said:
-                log.info("restarted: waiting up to %g s for the devices (%s)", RESUME_DEVICES_S, last)
-                said = True
-            time.sleep(1.0)  # (the first way only: the server may not list them yet)
-            try:
-                devices.rescan()
-            except DeviceError:
-                pass  # (no server yet: the next try says so)
-    raise DeviceError(f"restarted, and no devices opened: {last}", "check the sound server, then start rtvc serve")
+                continue
+            if n:
+                log.info("restarted: the devices as they were did not come back (%s); %s instead", last, how)
+            return audio, choice, streams
+        if not said:
+            log.info("restarted: waiting up to %g s for the devices (%s)", RESUME_DEVICES_S, last)
+            said = "waiting"
+        elif late and said != last:
+            log.info(
+                "restarted, and no devices open yet: %s; rtvc looks for them every %g s (plug them in, or mend the"
+                " sound server; SIGTERM or Ctrl-C stops it)", last, LOOK_AGAIN_S,
+            )  # fmt: skip
+            said = last
+        if stop.wait(1.0 if not late else LOOK_AGAIN_S):
+            break
+        try:
+            devices.rescan()
+        except DeviceError:
+            pass  # (no server yet: the next try says so)
+    return None
 
 
 def serve(cfg: Config, opts: ServeOptions) -> int:
@@ -368,7 +379,11 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
             choice = streams.choice  # (the streams' channels: rtvc.audio.io)
         else:
-            audio, choice, streams = devices_again(cfg, configured, resumed, engine, stop)
+            got = devices_again(cfg, configured, resumed, engine, stop)
+            if got is None:  # (stopped while it looked for them)
+                log.info("stopping (%s): no devices had opened since the restart", caught[0] if caught else "stop")
+                return 0
+            audio, choice, streams = got
             cfg = dataclasses.replace(cfg, audio=audio)
         if streams.period:
             engine.prepare(streams.period)

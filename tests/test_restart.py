@@ -172,4 +172,20 @@ def test_a_restarted_serve_whose_monitor_is_not_back_opens_without_it(jack_serve
     audio, choice, streams = serve.devices_again(restart.config_for(cfg, gone), cfg, gone, engine, threading.Event())
     streams.close()
     assert audio == cfg.audio and choice.input.name == "system", (audio, choice)
+
+    # nothing opens, the configured devices neither (a USB microphone not plugged back in): it ended serve after the
+    # wait ("restarted, and no devices opened", exit 2); now it keeps looking, says why, and stops when asked to
+    monkeypatch.setattr(serve, "LOOK_AGAIN_S", 0.3)
+    usb = load_config(None, {**overrides, "audio.input_device": ("USB mic", "test")})
+    stop = threading.Event()
+    timer = threading.Timer(3.0, stop.set)
+    timer.start()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="rtvc"):
+        t0 = time.monotonic()
+        assert serve.devices_again(restart.config_for(usb, gone), usb, gone, engine, stop) is None
+    assert 2.9 < time.monotonic() - t0 < 5.0
+    said = [r.getMessage() for r in caplog.records if "no devices open yet" in r.getMessage()]
+    assert len(said) == 1 and "no input device matches 'USB mic'" in said[0], caplog.text  # (once: the same reason)
+    assert "rtvc looks for them every 0.3 s" in said[0]
     engine.close()
