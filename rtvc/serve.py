@@ -264,6 +264,11 @@ def resumed_engine(cfg: Config, state: dict[str, Any]) -> Engine:
         return build_engine(restart.config_for(cfg, state))  # (hear-myself as it was)
 
 
+# why a serve not asked for the virtual device plays it, and the fix (a user service started before the sound server)
+NO_CARD_AT_START = (
+    "rtvc serve found no sound devices when it started (no sound card, or the sound server was not running yet): "
+    "start rtvc serve again once they are there (`rtvc devices` lists them)"
+)
 RESUME_DEVICES_S = 15.0  # how long a restarted serve waits for its devices as they were (a sound server starting)
 LOOK_AGAIN_S = 2.0  # then how often it looks for any of them
 
@@ -359,7 +364,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     if not virtual and resumed is None and not devices.list_devices():
         if devices.names_a_device(cfg.audio):
             raise devices.no_devices_error()
-        log.info("no sound card found: serving on the virtual device instead")
+        log.info("no sound card found: serving on the virtual device instead (%s)", NO_CARD_AT_START)
         virtual = True
     if not virtual and opts.clip is not None:
         raise RtvcError(
@@ -372,6 +377,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         audio = clip_audio if clip_audio is not None else load_mono(clip, cfg.audio.samplerate)
         device = LoopingDevice(engine, audio, cfg.audio.period or VIRTUAL_PERIOD)
         in_use: dict[str, Any] = {"virtual": True, "clip": str(clip)}
+        if not opts.virtual:  # (chosen for want of a sound card: said in devices.list, and in the refusals)
+            in_use["fallback"] = NO_CARD_AT_START
         log.info("virtual device: playing %s in a loop as the microphone", clip)
     else:
         if resumed is None:

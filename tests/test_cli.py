@@ -530,3 +530,39 @@ def test_a_headless_run_stopped_by_its_terminal_closing_writes_its_recording_and
     assert proc.returncode == 0, out
     assert "latency report:" in out and f"wrote {rec}" in out, out
     assert sf.info(rec).duration > 1.0 and rep.stat().st_size > 0
+
+
+@pytest.mark.skipif("has_sound_card()", reason="this machine has a sound card: serve would open it")
+def test_a_serve_that_found_no_sound_devices_says_so_and_how_to_reach_them(tmp_path):
+    """serve started before the sound server (a user service) plays the virtual device: devices.list said nothing
+    of why, and devices.select told the user to name devices in config.toml (a plain restart is the fix)."""
+    import json
+    import socket
+
+    from websockets.sync.client import connect
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, **NO_SERVER, "XDG_CONFIG_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "rtvc", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if " control: ws://" in line:
+                break
+        assert any("no sound card found: serving on the virtual device instead" in ln for ln in seen), seen
+        token = (tmp_path / "rtvc" / "token").read_text().strip()
+        with connect(f"ws://127.0.0.1:{port}/rpc?token={token}", open_timeout=10) as ws:
+            ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "devices.list"}))
+            in_use = json.loads(ws.recv(timeout=10))["result"]["in_use"]
+            assert in_use["virtual"] and "found no sound devices when it started" in in_use["fallback"], in_use
+            ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "devices.select", "params": {"input": "system"}}))
+            err = json.loads(ws.recv(timeout=10))["error"]
+        assert "start rtvc serve again once they are there" in err["message"], err
+        assert "config.toml" not in err["message"]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

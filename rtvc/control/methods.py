@@ -362,7 +362,10 @@ async def _select_devices(
 ) -> dict[str, Any]:
     switch = s.hub.controller.device_switcher
     if switch is None:
-        where = "on the virtual device" if s.hub.devices_in_use().get("virtual") else "while this daemon runs"
+        in_use = s.hub.devices_in_use()
+        where = "on the virtual device" if in_use.get("virtual") else "while this daemon runs"
+        if in_use.get("fallback"):  # (serve found no sound card at its start: a sound server started after it)
+            raise RpcError(NOT_AVAILABLE, f"devices.select is not available {where}: {in_use['fallback']}")
         raise RpcError(
             NOT_AVAILABLE,
             f"devices.select is not available {where}: "

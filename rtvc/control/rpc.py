@@ -339,6 +339,8 @@ desktop's default changes (a headset plugged in, a choice in the sound settings)
 (hear-myself's speakers among them under `audio.virtual_mic` with no monitor device named). A device named stays.
 Under `audio.virtual_mic` the output is rtvc's virtual microphone, what the call records (`in_use.virtual_mic`):
 `devices.select` with another `output` is refused (-32002) and names hear-myself's monitor for speakers.
+A `rtvc serve` that found no sound devices at its start (no sound card, or a sound server started after it) plays the
+virtual device: `in_use.virtual` and `in_use.fallback` (why, and the fix: start it again once they are there).
 Devices in use that failed are looked for every 2 s and reopened when they are back (status says so meanwhile).
 
 ## Errors
