@@ -64,6 +64,7 @@ class StreamingConverter:
         out_rate = getattr(voice, "out_samplerate", voice.samplerate)
         self._rates = _Rates(shape, voice.samplerate, out_rate, getattr(voice, "frame_ms", 0.0))
         self._advance = getattr(voice, "advance", None)
+        self._moved = getattr(voice, "moved", None)  # (told how far the window moved: a voice on the stream's time)
         if hasattr(voice, "set_origin"):
             # a voice that works on a fixed frame grid puts the stream's time zero where it arrives
             voice.set_origin(self._rates.delay_v)
@@ -123,6 +124,8 @@ class StreamingConverter:
         if len(w) > nv:
             w[:-nv] = w[nv:]
         w[-nv:] = new
+        if self._moved is not None:
+            self._moved(nv)
         pending, bypass = self._pending, self.bypass
         if self._advance is not None:
             # once per block, whatever is rendered: the voice's own streaming state (features, F0 cache)

@@ -40,6 +40,13 @@ class Voice(Protocol):
         state here (features, F0 cache), so that `convert` stays a function of (window, params)."""
         ...
 
+    def moved(self, new: int) -> None:
+        """Optional: called once per block, before any `convert`, with how many frames arrived: the stream's time,
+        for a voice that processes on a grid of its own (the pitch voice's formant filter) and keeps what it
+        computed for whole steps of it. Unlike `advance` it is no streaming state of the window's: the window may
+        be given another's history (a voice switch), and a `convert` must then give what it would have."""
+        ...
+
     def set_origin(self, frames: int) -> None:
         """Optional: the stream's time zero arrives `frames` into the voice's input (the converter's input
         resampler delays it). A voice that analyses on a fixed frame grid starts its grid there, so a

@@ -5,10 +5,16 @@ Pitch: each block's tail is read from the window at `ratio` times the speed, ban
 `ratio` times its pitch; the converter's SOLA joins consecutive tails where their waveforms line up.
 Reading faster moves the formants up with the pitch ("chipmunk"), so:
 
-Formants: short-time spectra of the shifted tail are multiplied by E(w / f) / E(w / r), where E is
-the spectral envelope of the input (cepstrally smoothed), r the pitch ratio and f the formant ratio:
-the formants land at f times their original frequencies whatever the pitch. With f = r nothing is
-done (the chipmunk/giant presets cost no FFT).
+Formants: the input is filtered, before it is read, by a gain E(v r / f) / E(v) per input frequency v, where E is
+the spectral envelope of the input (cepstrally smoothed), r the pitch ratio and f the formant ratio: read at r
+times the speed, the formants land at f times their original frequencies whatever the pitch. With f = r nothing
+is done (the chipmunk/giant presets cost no FFT). The filter is causal (minimum phase, from the gain's cepstrum),
+changes every hop on the stream's own time grid and is crossfaded over the hop, and its envelope is that of the
+input before the hop: each filtered sample depends on the input up to it alone. So every block reads the same
+filtered signal where it overlaps the last, as the pitch shift needs for SOLA to join them in phase. (The
+correction was made on each block's output with one envelope a block, on frames anchored to the block: blocks
+overlapped with different spectra, SOLA found no in-phase join on pulse-like voices, and a 100 Hz vowel through
+the default profile came out with a 50 Hz buzz, -1.6 dB of its energy between the harmonics.)
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d
+from scipy.signal import lfilter
 
 from rtvc.settings import in_range, setting
 
@@ -27,7 +35,10 @@ FRAME_S = 0.0213  # STFT frame for the envelope (1024 at 48 kHz)
 LIFTER_S = 0.0016  # cepstral cut-off for frames with no clear pitch
 MAX_LIFTER_S = 0.004  # the longest cut-off (voices below 200 Hz): keeps F1 and F2 apart
 ENV_RANGE = 7.0  # nepers (~60 dB) below an envelope's peak count as empty
+FOLLOW_S = 0.01  # the level follower's time constant
+SMOOTH = 2  # hops whose envelopes the formant filter averages
 MAX_GAIN = 3.0  # nepers (~26 dB): the most the formant correction boosts or cuts a band
+MAX_BOOST = 1.5  # nepers (~13 dB): the most it boosts a band (more rang: peaks 6 dB over the input)
 
 
 @dataclass(frozen=True)
@@ -47,107 +58,175 @@ class PitchVoice:
         self.label = "pitch + formant shifter"
         self.samplerate = samplerate
         self.latency = 0
-        self._frame = 1 << round(math.log2(FRAME_S * samplerate))  # 1024 at 48 kHz
-        self._hop = self._frame // 2
-        self._nfft = self._frame  # the correction is a smooth gain: little circular aliasing
-        self._margin = self._frame  # left warm-up of the STFT, cut away
-        # sqrt of a periodic Hann on analysis and synthesis: their product overlap-adds to one at hop N/2
-        self._win = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self._frame) / self._frame))
+        frame = 1 << round(math.log2(FRAME_S * samplerate))  # 1024 at 48 kHz
+        self._hop = frame // 2  # the formant filter changes every hop (10.7 ms at 48 kHz)
+        self._taps = self._hop  # its impulse response's length
         # the envelope is analysed on longer input frames: two periods of a 50 Hz voice
-        self._env_frame = 2 * self._frame
+        self._env_frame = 2 * frame
         self._env_win = np.hanning(self._env_frame)
         self._quef = np.minimum(np.arange(self._env_frame), self._env_frame - np.arange(self._env_frame))
         self._pitch_range = (round(samplerate / 600), round(samplerate / 50))  # cepstral pitch search (samples)
         self._default_lifter = LIFTER_S * samplerate
         self._max_lifter = MAX_LIFTER_S * samplerate
-        # synthesis bins (N-point FFT) on the envelope's (2N-point) grid
-        self._bins = np.arange(self._nfft // 2 + 1, dtype=np.float64) * (self._env_frame / self._nfft)
-        self._norms: dict[tuple[int, int], np.ndarray] = {}
+        self._env_bins = np.arange(self._env_frame // 2 + 1, dtype=np.float64)
+        fade = np.ones(self._taps)
+        fade[-self._taps // 4 :] = np.hanning(self._taps // 2)[-self._taps // 4 :]
+        self._fade = fade  # (the minimum-phase response, cut to its length)
+        self._ramp = (np.arange(self._hop) + 0.5) / self._hop  # one hop's filter into the next
+        self._t = 0  # the stream's samples so far: the window's end (moved)
+        # per (r, f): the filter of each hop (its spectrum) and each whole hop's filtered input (with the level
+        # follower's state after it), by absolute start
+        self._filters: dict[tuple[float, float], dict[int, np.ndarray]] = {}
+        self._filtered: dict[tuple[float, float], dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+        self._follow = math.exp(-1.0 / (FOLLOW_S * samplerate))  # the level follower's pole
+        self._looks: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the input's envelope before each hop
+        self._window_id = 0  # the window they were computed from (another converter's: computed again)
 
     def context_for(self, tail: int) -> int:
         ratio = 2.0 ** (MAX_SEMITONES / 12)
-        return math.ceil((tail + self._margin) * ratio + 64 * ratio) + self._env_frame
+        read = math.ceil(tail * ratio) + 16 + math.ceil(16 * ratio)  # (resample_at's taps and low-pass)
+        return read + 2 * self._hop + self._env_frame + self._taps  # (the formant filter's hops before it)
+
+    def moved(self, new: int) -> None:
+        """The stream moved on by `new` samples (the converter, once per block, before that block is rendered): the
+        formant filter's hops lie on the stream's time, so that every block filters a sample alike."""
+        self._t += new
 
     def reset(self) -> None:
-        pass
+        self._t = 0
+        self.reset_filters()
+
+    def reset_filters(self) -> None:
+        self._filters.clear()
+        self._filtered.clear()
+        self._looks.clear()
 
     # -- the conversion ---------------------------------------------------------------------------
     def convert(self, window: np.ndarray, tail: int, params: PitchParams) -> np.ndarray:
         r = 2.0 ** (params.pitch / 12.0)
         f = 2.0 ** (params.formant / 12.0)
-        n = tail + self._margin
         # output frame j reads the window at pos[j]; the last output frame is the newest input frame
-        pos = (len(window) - 1) - (n - 1 - np.arange(n)) * r
-        y = resample_at(window, pos, cutoff=min(1.0, 1.0 / r))
+        pos = (len(window) - 1) - (tail - 1 - np.arange(tail)) * r
+        cutoff = min(1.0, 1.0 / r)
         if abs(math.log(r / f)) > 1e-6:
-            y = self._move_formants(y, window, pos, r, f)
-        y = y[self._margin :]
+            first = max(0, math.floor(pos[0]) - 17 - math.ceil(16 / cutoff))  # (what resample_at reads)
+            src, first = self._formant_filtered(window, first, r, f)
+            y = resample_at(src, pos - first, cutoff=cutoff)
+        else:
+            y = resample_at(window, pos, cutoff=cutoff)
         if params.gain_db:
             y = y * 10.0 ** (params.gain_db / 20.0)
         return y.astype(np.float32)
 
-    def _envelope(self, frames: np.ndarray) -> np.ndarray:
-        """frames: (F, 2N) windowed -> (F, N + 1) log-magnitude spectral envelope.
+    def _envelope(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """frame: (2N,) windowed -> (1, N + 1) log-magnitude spectral envelope, and the frame's power spectrum.
 
-        Cepstral smoothing with the cut-off adapted to each frame's pitch (0.6 of the period found as
-        the cepstral peak): low enough to drop the harmonics, high enough to keep F1 and F2 apart."""
-        spec = np.fft.rfft(frames, axis=1)
-        logmag = np.log(np.abs(spec) + 1e-9)
-        cep = np.fft.irfft(logmag, self._env_frame, axis=1)
-        lo, hi = self._pitch_range
-        peak = lo + np.argmax(cep[:, lo:hi], axis=1)  # (F,) pitch period in samples, if voiced
-        voiced = cep[np.arange(len(cep)), peak] > 0.08
-        cut = np.where(voiced, np.minimum(0.55 * peak, self._max_lifter), self._default_lifter)
-        lifter = np.clip(cut[:, None] - self._quef[None, :] + 0.5, 0.0, 1.0)
-        env = np.fft.rfft(cep * lifter, axis=1).real
-        # an empty band (nothing above the tone's last harmonic) must not be "restored" by a huge gain
-        return np.maximum(env, env.max(axis=1, keepdims=True) - ENV_RANGE)
-
-    def _move_formants(self, y: np.ndarray, window: np.ndarray, pos: np.ndarray, r: float, f: float) -> np.ndarray:
-        N, hop = self._frame, self._hop
-        n = len(y)
-        starts = np.arange(-N + hop, n, hop)  # frames covering every output sample
-        padded = np.concatenate([np.zeros(N), y, np.zeros(N)])
-        idx = (starts + N)[:, None] + np.arange(N)[None, :]
-        frames = padded[idx] * self._win  # (F, N)
-        spec = np.fft.rfft(frames, self._nfft, axis=1)
-        # one input envelope per tail, from around where its newest part was read: the envelope changes
-        # slowly next to a 5-20 ms block, and SOLA crossfades into the next tail's
+        For a voiced frame (a cepstral peak at its pitch period) the log spectrum is first raised to its harmonics'
+        peaks (a running maximum one harmonic wide): the valleys between harmonics change with where the window
+        falls on the periods, and an envelope through them moved by 1-2 dB from hop to hop on a steady vowel (its
+        filter then modulated the voice: a buzz). Then cepstral smoothing, its cut-off 0.55 of the period (at
+        most MAX_LIFTER_S): low enough to drop the harmonics, high enough to keep F1 and F2 apart."""
         E = self._env_frame
-        src = int(np.clip(round(pos[n - self._margin // 2]) - E // 2, 0, len(window) - E))
-        env = self._envelope(window[None, src : src + E].astype(np.float64) * self._env_win)  # (1, bins)
-        # gain = E(w / f) / E(w / r): the shifted spectrum has E(w / r); we want E(w / f)
-        target = _interp_rows(env, self._bins / f)
-        current = _interp_rows(env, self._bins / r)
-        gain = np.exp(np.clip(target - current, -MAX_GAIN, MAX_GAIN))  # (1, bins)
-        # moving formants reshapes the spectrum, it should not make the voice louder: keep each frame's energy
-        power = np.abs(spec) ** 2
-        gain = gain * np.sqrt(
-            power.sum(axis=1, keepdims=True) / np.maximum((power * gain**2).sum(axis=1, keepdims=True), 1e-20)
-        )
-        spec *= gain
-        out_frames = np.fft.irfft(spec, self._nfft, axis=1)[:, :N] * self._win
-        out = _overlap_add(out_frames, hop, n + 2 * N, first=hop)
-        norm = self._norm(len(out_frames), n + 2 * N)
-        return out[N : N + n] / norm[N : N + n]
+        power = np.abs(np.fft.rfft(frame)) ** 2
+        logmag = 0.5 * np.log(power + 1e-18)
+        cep = np.fft.irfft(logmag, E)
+        lo, hi = self._pitch_range
+        peak = lo + int(np.argmax(cep[lo:hi]))  # the pitch period in samples, if voiced
+        if cep[peak] > 0.08:
+            cep = np.fft.irfft(maximum_filter1d(logmag, size=max(1, round(E / peak)), mode="nearest"), E)
+            cut = min(0.55 * peak, self._max_lifter)
+        else:
+            cut = self._default_lifter
+        env = np.fft.rfft(cep * np.clip(cut - self._quef + 0.5, 0.0, 1.0)).real[None, :]
+        # an empty band (nothing above the tone's last harmonic) must not be "restored" by a huge gain
+        return np.maximum(env, env.max() - ENV_RANGE), power
 
-    def _norm(self, frames: int, length: int) -> np.ndarray:
-        key = (frames, length)
-        if key not in self._norms:  # one per stream shape
-            w2 = np.broadcast_to(self._win**2, (frames, self._frame))
-            self._norms[key] = np.maximum(_overlap_add(w2, self._hop, length, first=self._hop), 1e-3)
-        return self._norms[key]
+    def _formant_filtered(self, window: np.ndarray, first: int, r: float, f: float) -> tuple[np.ndarray, int]:
+        """The window filtered by the formant correction from about index `first` to its end, and the index it
+        starts at (on the hop grid, at or before `first`). Whole hops are kept (per r and f) for the next blocks."""
+        if id(window) != self._window_id:  # (another converter's window: its samples are not those kept)
+            self.reset_filters()
+            self._window_id = id(window)
+        key = (r, f)
+        if key not in self._filters and len(self._filters) >= 2:  # (the one playing and one more: a change)
+            old = next(iter(self._filters))
+            del self._filters[old], self._filtered[old]
+        filters = self._filters.setdefault(key, {})
+        done = self._filtered.setdefault(key, {})
+        hop, end = self._hop, self._t
+        base = end - len(window)  # the stream's time of window[0]
+        start = (base + first) // hop * hop
+        out = np.empty(end - start)
+        for s in range(start, end, hop):
+            got = done.get(s)
+            if got is None:
+                got = self._filter_hop(window, base, s, min(hop, end - s), filters, done.get(s - hop), r, f)
+                if len(got[0]) == hop:
+                    done[s] = got
+            out[s - start : s - start + len(got[0])] = got[0]
+        for s in [s for s in filters if s < start - hop]:  # (older than any block reads again)
+            del filters[s]
+        for s in [s for s in done if s < start - hop]:
+            del done[s]
+        for s in [s for s in self._looks if s < start - SMOOTH * hop]:
+            del self._looks[s]
+        return out, start - base
+
+    def _filter_hop(
+        self, window: np.ndarray, base: int, s: int, m: int, filters: dict, last: tuple | None, r: float, f: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first `m` filtered samples of the hop at stream time `s` (the last hop's filter crossfaded into this
+        one's over the hop: overlap-save, one FFT of the input for both), and the level follower's state after them.
+        `last`: what this gave for the hop before (None: not kept; the follower then starts at this hop's level)."""
+        hop, taps = self._hop, self._taps
+        x = _slice(window, s - base - taps + 1, s - base + m)
+        spec = np.fft.rfft(x, 2 * hop)
+        now, before = (self._filter(window, base, t, filters, r, f) for t in (s, s - hop))
+        a = np.fft.irfft(spec * before, 2 * hop)[taps - 1 : taps - 1 + m]
+        b = np.fft.irfft(spec * now, 2 * hop)[taps - 1 : taps - 1 + m]
+        y = a + self._ramp[:m] * (b - a)
+        # the filters keep the energy of the input they were made from (the envelope's frames, before the hop): where
+        # the voice changes (an onset, a fricative after a vowel) they boosted the new sound by up to MAX_GAIN. A level
+        # follower (energy in and energy out, one pole each) brings it back, sample by sample, causally
+        xx = x[taps - 1 :]
+        state = last[1] if last is not None else np.full(2, float(np.dot(xx, xx)) / max(m, 1) + 1e-12)
+        k = self._follow
+        ex = lfilter([1.0 - k], [1.0, -k], xx * xx, zi=[k * state[0]])[0]
+        ey = lfilter([1.0 - k], [1.0, -k], y * y, zi=[k * state[1]])[0]
+        gain = np.sqrt((ex + 1e-12) / (ey + 1e-12))
+        np.clip(gain, math.exp(-MAX_GAIN), math.exp(MAX_GAIN), out=gain)
+        return y * gain, np.array([ex[-1], ey[-1]])
+
+    def _filter(self, window: np.ndarray, base: int, s: int, filters: dict, r: float, f: float) -> np.ndarray:
+        """The formant filter from stream time `s` on (its spectrum on 2 hops): from the envelope of the input just
+        before `s` (averaged over SMOOTH hops), the gain E(v r / f) / E(v), the energy of those frames kept, as a
+        minimum-phase impulse response."""
+        got = filters.get(s)
+        if got is not None:
+            return got
+        E, hop = self._env_frame, self._hop
+        ends = range(s - (SMOOTH - 1) * hop, s + 1, hop)
+        for t in ends:
+            if t not in self._looks:
+                self._looks[t] = self._envelope(_slice(window, t - base - E, t - base) * self._env_win)
+        env = np.mean([self._looks[t][0] for t in ends], axis=0)
+        power = np.mean([self._looks[t][1] for t in ends], axis=0)
+        gain = np.clip(_interp_rows(env, self._env_bins * (r / f)) - env, -MAX_GAIN, MAX_BOOST)[0]
+        gain += 0.5 * math.log((power.sum() + 1e-30) / max(float((power * np.exp(2 * gain)).sum()), 1e-30))
+        cep = np.fft.irfft(gain, E)  # the log gain's cepstrum (even); folded: the minimum-phase filter's
+        cep[1 : E // 2] *= 2.0
+        cep[E // 2 + 1 :] = 0.0
+        h = np.fft.irfft(np.exp(np.fft.rfft(cep)), E)[: self._taps] * self._fade
+        filters[s] = got = np.fft.rfft(h, 2 * hop)
+        return got
 
 
-def _overlap_add(frames: np.ndarray, hop: int, length: int, first: int) -> np.ndarray:
-    """Sum (F, N) frames, frame i starting at first + i*hop (N a multiple of hop), into (length,)."""
-    n = frames.shape[1]
-    out = np.zeros(length)
-    for q in range(n // hop):  # frames q, q + n/hop, ... lie back to back
-        run = frames[q :: n // hop].ravel()
-        start = first + q * hop
-        end = min(length, start + len(run))
-        out[start:end] += run[: end - start]
+def _slice(x: np.ndarray, a: int, b: int) -> np.ndarray:
+    """x[a:b] as float64, zeros where it lies outside x."""
+    out = np.zeros(b - a)
+    lo, hi = max(a, 0), min(b, len(x))
+    if hi > lo:
+        out[lo - a : hi - a] = x[lo:hi]
     return out
 
 
