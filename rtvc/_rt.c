@@ -72,8 +72,14 @@ typedef struct {
     _Atomic int64_t overrun_events;
     _Atomic int64_t underrun_frames; /* consumer: played as zeros */
     _Atomic int64_t underrun_events;
+    int64_t fade; /* consumer (rtvc_ring_read_timeline): frames after a gap still fading in */
     float *buf;
 } rtvc_ring;
+
+/* After a gap (an underrun played as zeros) the audio fades in over this many frames: it came back at full
+   amplitude from zero, a click (a helper measured 43 times the tone's largest step). The gap's start cannot be
+   faded: its frames were played before the ring knew it would run dry. */
+#define FADE_IN_FRAMES 128
 
 static inline int64_t load(_Atomic int64_t *x) { return atomic_load_explicit(x, RELAXED); }
 static inline void store(_Atomic int64_t *x, int64_t v) { atomic_store_explicit(x, v, RELAXED); }
@@ -217,10 +223,13 @@ RTVC_EXPORT int64_t rtvc_ring_read_timeline(rtvc_ring *r, float *out, int64_t wa
         get(r, rp, out, n);
         if (copy_torn(r, rp)) n = 0;
     }
+    for (int64_t k = 0; k < n && r->fade > 0; k++, r->fade--)
+        out[k] *= (float)(FADE_IN_FRAMES - r->fade + 1) / (float)(FADE_IN_FRAMES + 1);
     if (n < want) {
         memset(out + n, 0, (size_t)(want - n) * sizeof(float));
         bump(&r->underrun_frames, want - n);
         bump(&r->underrun_events, 1);
+        r->fade = FADE_IN_FRAMES;
     }
     atomic_store_explicit(&r->read_pos, rp + want, RELEASE);
     return n;
@@ -624,7 +633,7 @@ RTVC_EXPORT int rtvc_pa_callback(const void *input, void *output, unsigned long 
 
 /* ---- the layout rtvc/callbacks.py mirrors (checked at import: a build older than the Python fails there) -- */
 
-#define RTVC_ABI 2
+#define RTVC_ABI 3
 
 RTVC_EXPORT int rtvc_layout(int64_t *out, int n) {
     int64_t v[] = {

@@ -73,7 +73,7 @@ class StreamFields(ctypes.Structure):
     ]
 
 
-ABI = 2  # RTVC_ABI in rtvc/_rt.c
+ABI = 3  # RTVC_ABI in rtvc/_rt.c
 
 
 def _check_layout() -> None:

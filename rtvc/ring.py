@@ -48,6 +48,7 @@ class RingFields(ctypes.Structure):
         ("overrun_events", ctypes.c_int64),
         ("underrun_frames", ctypes.c_int64),
         ("underrun_events", ctypes.c_int64),
+        ("fade", ctypes.c_int64),
         ("buf", ctypes.c_void_p),
     ]
 

@@ -18,16 +18,19 @@ ops = st.lists(
 )
 
 
+FADE_IN = 128  # FADE_IN_FRAMES in rtvc/_rt.c
+
+
 @given(capacity=st.integers(min_value=1, max_value=64), ops=ops)
 @settings(max_examples=400, deadline=None)
 def test_ring_matches_a_model(capacity, ops):
     """Every frame a reader gets is the one at its position, in order; a write is never refused (positions stay
     the clock's), so past a full ring the newest frames are kept; every frame dropped, overwritten or zero-filled
-    is counted."""
+    is counted. On the timeline, the frames after a gap (zero-filled) fade in over FADE_IN frames (a click)."""
     ring = SpscRing(capacity)
     model: dict[int, float] = {}  # timeline position -> value the ring holds there
     w = r = 0  # model positions
-    overrun = late = underrun = 0
+    overrun = late = underrun = fade = 0
     counter = 1.0
     for op, n in ops:
         if op == "write":
@@ -55,10 +58,15 @@ def test_ring_matches_a_model(capacity, ops):
         else:
             got = ring.read_timeline(out)
             assert got == max(0, min(n, w - r))
-            np.testing.assert_array_equal(out[:got], [model.pop(r + i) for i in range(got)])
+            want = np.array([model.pop(r + i) for i in range(got)], dtype=np.float32)
+            k = min(got, fade)
+            want[:k] *= ((FADE_IN - fade + 1 + np.arange(k)) / (FADE_IN + 1)).astype(np.float32)
+            fade -= k
+            np.testing.assert_allclose(out[:got], want, rtol=1e-6)
             assert np.all(out[got:] == 0.0)  # what had not arrived plays as silence
             if got < n:
                 underrun += n - got
+                fade = FADE_IN
             r += n
             for k in [k for k in model if k < r]:  # skipped slots are gone
                 del model[k]
