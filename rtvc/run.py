@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -166,14 +167,17 @@ class RunOptions:
 
 def _sigterm_to_interrupt() -> None:
     """SIGTERM (`kill`, a service manager) and SIGHUP (the terminal closed) stop the run as Ctrl-C does: the
-    report printed, the recording and --report-json written (SIGHUP ended it with none of them). A SIGHUP ignored
-    by whoever started rtvc (nohup) stays ignored."""
+    report printed, the recording and --report-json written (SIGHUP ended it with none of them). SIGINT stays
+    Python's (a KeyboardInterrupt, or ignored where whoever started rtvc ignores it: `rtvc run &` in a script)."""
 
-    def handler(_sig, _frame):
+    def handler(sig, _frame):
+        if sig == getattr(signal, "SIGHUP", None):
+            quiet_hung_terminal()
         raise KeyboardInterrupt
 
     for sig in stop_signals():
-        signal.signal(sig, handler)
+        if sig != signal.SIGINT:
+            signal.signal(sig, handler)
 
 
 def stop_signals() -> list[signal.Signals]:
@@ -184,6 +188,26 @@ def stop_signals() -> list[signal.Signals]:
     if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
         sigs.append(hup)
     return sigs
+
+
+def quiet_hung_terminal() -> None:
+    """After SIGHUP: standard output and error on a terminal that hung up (closed: every write fails with EIO) go
+    to /dev/null, so that the rest of the stop (the recording, the report file, the clients told) is not ended by
+    an OSError from a print. A pipe or a file stays as it is."""
+    try:
+        import termios
+    except ImportError:  # (not on POSIX: no hang-up either)
+        return
+    for fd in (1, 2):
+        try:
+            termios.tcgetattr(fd)
+        except termios.error as e:
+            if e.args and e.args[0] == errno.EIO:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, fd)
+                os.close(null)
+        except (OSError, ValueError):
+            continue
 
 
 def run_live(cfg: Config, opts: RunOptions) -> int:

@@ -36,7 +36,15 @@ from rtvc.engine import Engine
 from rtvc.errors import DeviceError, RtvcError
 from rtvc.priority import AWAITING_CALLBACKS
 from rtvc.profiles import load_profile, profile_files, profile_name, profile_path, unusable, voice_kinds
-from rtvc.run import EXIT_DEVICE_HUNG, VIRTUAL_PERIOD, build_engine, profiles_dir, report, stop_signals
+from rtvc.run import (
+    EXIT_DEVICE_HUNG,
+    VIRTUAL_PERIOD,
+    build_engine,
+    profiles_dir,
+    quiet_hung_terminal,
+    report,
+    stop_signals,
+)
 from rtvc.settings import from_table, read_toml
 from rtvc.voices import VOICES
 from rtvc.wavio import bundled_speech, load_mono
@@ -327,6 +335,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     caught: list[str] = []
 
     def on_signal(signum: int, _frame: object) -> None:
+        if signum == getattr(signal, "SIGHUP", None):
+            quiet_hung_terminal()  # (its terminal closed: the report's print must not end the stop)
         caught.append(signal.Signals(signum).name)
         stop.set()
 

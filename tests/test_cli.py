@@ -566,3 +566,48 @@ def test_a_serve_that_found_no_sound_devices_says_so_and_how_to_reach_them(tmp_p
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_terminal_that_closes_under_rtvc_leaves_its_files_and_a_clean_exit(tmp_path, command):
+    """The terminal rtvc ran in, closed: SIGHUP, and every later write to it fails (EIO). The stop's prints raised
+    OSError: `rtvc run` exited 1 with no recording and no --report-json, serve exited 1 with a traceback. Output to
+    a hung-up terminal now goes nowhere and the stop finishes."""
+    import pty
+
+    rec, rep = tmp_path / "rec.wav", tmp_path / "report.json"
+    if command == "run":
+        argv = ["run", "--virtual", "--headless", "--duration", "60", "--record", str(rec), "--report-json", str(rep)]
+    else:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            argv = ["serve", "--virtual", "--port", str(sock.getsockname()[1])]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path)}
+    pid, fd = pty.fork()
+    if pid == 0:  # (the child: rtvc on the terminal, SIGHUP as a terminal's program has it)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "rtvc", *argv], env)
+    seen, deadline = b"", time.monotonic() + 60
+    while b"virtual device: playing" not in seen and time.monotonic() < deadline:
+        try:
+            seen += os.read(fd, 4096)
+        except OSError:
+            break
+    assert b"virtual device: playing" in seen, seen[-2000:]
+    time.sleep(1.5)
+    os.close(fd)  # the terminal closes: the kernel hangs it up and sends SIGHUP
+    for _ in range(600):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("rtvc did not stop after its terminal closed")
+    assert os.waitstatus_to_exitcode(status) == 0, os.waitstatus_to_exitcode(status)
+    if command == "run":
+        assert sf.info(rec).duration > 1.0 and rep.stat().st_size > 0
