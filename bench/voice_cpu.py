@@ -4,7 +4,8 @@ For 10 ms and 20 ms blocks and each profile: thread CPU time and wall time per b
 the p50/p99 CPU time as a fraction of the block's duration (1.0 = one core fully used; the aim for the
 default voice is <= 0.15). Input: the bundled espeak-ng speech clip, looped. All rows in one run. The row
 `default+gate` is the default voice with the noise gate after it (on, -60 dBFS, as config.toml ships it): what
-the gate adds per block, beside the row without it, and the gate's own time inside those same blocks.
+the gate adds per block, beside the row without it, and the gate's own time inside those same blocks. The row
+`default+fader` moves the default voice's formant every block (a fader held: 50 changes a second at 20 ms).
 
     python bench/voice_cpu.py [--seconds 20]
 
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from common import machine, write_result
 
+from rtvc.config import load_config
 from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.gate import GateSettings, NoiseGate
 from rtvc.profiles import load_profile, make_voice
@@ -30,10 +33,15 @@ SR = 48000
 PROFILES = ["default", "higher", "feminine", "chipmunk", "giant", "passthrough"]
 
 
-def run(profile_name: str, block_ms: float, seconds: float, x: np.ndarray, gated: bool = False) -> dict:
+def run(
+    profile_name: str, block_ms: float, seconds: float, x: np.ndarray, gated: bool = False, fader: bool = False
+) -> dict:
+    """`fader`: the profile's formant moved every block (50 changes a second at 20 ms: a MIDI fader or a Stream
+    Deck dial held), in steps of 0.1 semitone over 2 semitones and back."""
     profile = load_profile(profile_name, ROOT / "profiles")
     block = round(block_ms * SR / 1000)
-    shape = StreamShape(SR, block, crossfade=round(0.003 * SR), search=round(0.008 * SR))  # config.toml's
+    st = load_config(ROOT / "config.toml").stream  # (crossfade and search as config.toml ships them)
+    shape = StreamShape(SR, block, crossfade=round(st.crossfade_ms * SR / 1e3), search=round(st.search_ms * SR / 1e3))
     conv = StreamingConverter(make_voice(profile, SR), profile.params, shape)
     gate = NoiseGate(SR, block, GateSettings()) if gated else None
     n = int(seconds * SR) // block
@@ -46,6 +54,9 @@ def run(profile_name: str, block_ms: float, seconds: float, x: np.ndarray, gated
     gate_wall = np.zeros(n)  # the gate's own share of each block (gated rows)
     for i in range(n):
         b = src[i * block : (i + 1) * block]
+        if fader:  # (the change itself costs nothing here: it takes effect in the next process_block)
+            step = i % 40 if i % 40 < 20 else 40 - i % 40
+            conv.set_params(replace(profile.params, formant=profile.params.formant + 0.1 * step))
         c0, w0 = time.thread_time(), time.perf_counter()
         y = conv.process_block(b)
         if gate is not None:
@@ -63,7 +74,7 @@ def run(profile_name: str, block_ms: float, seconds: float, x: np.ndarray, gated
         else {}
     )
     return gate_share | {
-        "profile": profile_name + ("+gate" if gated else ""),
+        "profile": profile_name + ("+gate" if gated else "") + ("+fader" if fader else ""),
         "voice": profile.voice,
         "block_ms": block_ms,
         "blocks": n,
@@ -83,19 +94,19 @@ def main() -> None:
     args = ap.parse_args()
     x = load_mono(bundled_speech(), SR)
     rows = [
-        run(p, b, args.seconds, x, g)
+        run(p, b, args.seconds, x, g, f)
         for b in (10.0, 20.0)
-        for p, g in [*((p, False) for p in PROFILES), ("default", True)]
+        for p, g, f in [*((p, False, False) for p in PROFILES), ("default", True, False), ("default", False, True)]
     ]
     head = (
-        f"{'profile':<12} {'block':>6} {'cpu p50 ms':>10} {'cpu p99 ms':>10} {'wall p50':>9} {'wall p99':>9} "
+        f"{'profile':<14} {'block':>6} {'cpu p50 ms':>10} {'cpu p99 ms':>10} {'wall p50':>9} {'wall p99':>9} "
         f"{'load p50':>8} {'load p99':>8}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r['profile']:<12} {r['block_ms']:>4.0f}ms {r['cpu_p50_ms']:>10.3f} {r['cpu_p99_ms']:>10.3f} "
+            f"{r['profile']:<14} {r['block_ms']:>4.0f}ms {r['cpu_p50_ms']:>10.3f} {r['cpu_p99_ms']:>10.3f} "
             f"{r['wall_p50_ms']:>9.3f} {r['wall_p99_ms']:>9.3f} {r['cpu_p50_load']:>8.3f} {r['cpu_p99_load']:>8.3f}"
         )
     result = {

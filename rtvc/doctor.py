@@ -215,7 +215,8 @@ def check_engines(folder: Path) -> list[Check]:
         return [Check(False, "engines", found, "install TensorRT (see the tensorrt line)")]
     built = manifest.for_target(target)
     other = len([x for x in entries if x.gpu == gpu]) - len(built)
-    problems = {id(e): manifest.problem(e) for e in built}  # (what a voice's load would refuse them for)
+    hashes: dict[str, str] = {}
+    problems = {id(e): manifest.problem(e, hashes) for e in built}  # (what a voice's load would refuse them for)
     mine = [e for e in built if not problems[id(e)]]
     found = f"{where}, {len(mine)} usable on {gpu} with TensorRT {target.tensorrt}: " + ", ".join(
         sorted({f"{e.step}/{e.precision}" for e in mine})
@@ -224,7 +225,12 @@ def check_engines(folder: Path) -> list[Check]:
     bad = [f"{e.step}/{e.precision} ({problems[id(e)]})" for e in built if problems[id(e)]]
     if bad:
         found += f"; {len(bad)} not usable: " + ", ".join(bad)
-    fix = "rtvc build PROFILE on this machine" + (" (it replaces the ones not usable)" if bad else "")
+    fix = "rtvc build PROFILE on this machine" + (
+        " (it replaces those of its model files, at every block size); engines of model files gone: remove them from "
+        f"{folder} with the manifest, then build again"
+        if bad
+        else ""
+    )
     return [Check(bool(mine) and not bad, "engines", found, fix)]
 
 

@@ -278,7 +278,8 @@ NO_CARD_AT_START = (
     "start rtvc serve again once they are there (`rtvc devices` lists them)"
 )
 RESUME_DEVICES_S = 15.0  # how long a restarted serve waits for its devices as they were (a sound server starting)
-LOOK_AGAIN_S = 2.0  # then how often it looks for any of them
+LOOK_AGAIN_S = 2.0  # then how often it looks for any of them, for a minute
+LOOK_LATER_S = 30.0  # and after that (each look reads the device list again: PortAudio keeps ~17 KiB of it)
 
 
 def devices_again(
@@ -287,9 +288,9 @@ def devices_again(
     """A restarted serve's devices, opened: they may come a moment after the server (WirePlumber makes
     PipeWire's), so the list is read again until they are there, for up to RESUME_DEVICES_S. Then without the
     monitor (a Bluetooth headset takes longer), then the `configured` ones. A restart must not end rtvc: when
-    none opens, all are looked for again every LOOK_AGAIN_S (said, and again whenever the reason changes) until
-    one way opens or `stop` is set (None then). It ended serve after 15 s: a USB microphone not plugged back in,
-    a server started again at another rate, and the voice and settings were lost."""
+    none opens, all are looked for again every LOOK_AGAIN_S, after a minute every LOOK_LATER_S (said, and again
+    whenever the reason changes) until one way opens or `stop` is set (None then). It ended serve after 15 s: a
+    USB microphone not plugged back in, a server started again at another rate, and the voice and settings lost."""
     pins = state.get("pins", {})
     ways = [("as they were", cfg.audio, pins)]
     if cfg.audio.monitor_device != "":
@@ -317,11 +318,13 @@ def devices_again(
             said = "waiting"
         elif late and said != last:
             log.info(
-                "restarted, and no devices open yet: %s; rtvc looks for them every %g s (plug them in, or mend the"
-                " sound server; SIGTERM or Ctrl-C stops it)", last, LOOK_AGAIN_S,
+                "restarted, and no devices open yet: %s; rtvc looks for them every %g s, after a minute every %g s"
+                " (plug them in, or mend the sound server; SIGTERM or Ctrl-C stops it)", last, LOOK_AGAIN_S,
+                LOOK_LATER_S,
             )  # fmt: skip
             said = last
-        if stop.wait(1.0 if not late else LOOK_AGAIN_S):
+        wait = 1.0 if not late else LOOK_AGAIN_S if time.monotonic() < deadline + 60.0 else LOOK_LATER_S
+        if stop.wait(wait):
             break
         try:
             devices.rescan()

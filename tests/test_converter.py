@@ -97,6 +97,21 @@ def test_a_passthrough_gain_change_glides_instead_of_stepping():
     np.testing.assert_array_equal(y[: 10 * b], x[: 10 * b])  # (unity until the change: the samples themselves)
 
 
+def test_a_passthrough_gain_glide_spans_blocks_shorter_than_it():
+    """With 1 ms blocks the glide was one block long (the gain there in 1 ms, not 5): it carries over blocks."""
+    conv = StreamingConverter(PassthroughVoice(SR), PassthroughParams(), StreamShape(SR, 48, 0, 0))
+    x = np.full(SR // 10, 0.25, np.float32)
+    out = []
+    for k, i in enumerate(range(0, len(x), 48)):
+        if k == 20:
+            conv.set_params(PassthroughParams(gain_db=12.0))
+        out.append(conv.process_block(x[i : i + 48]))
+    gain = np.concatenate(out)[20 * 48 :] / 0.25
+    ramp = 240  # 5 ms at 48 kHz
+    np.testing.assert_allclose(gain[:ramp], 1 + (10**0.6 - 1) * np.arange(1, ramp + 1) / ramp, rtol=1e-5)
+    np.testing.assert_allclose(gain[ramp:], 10**0.6, rtol=1e-6)
+
+
 def test_the_shape_is_validated():
     with pytest.raises(ConfigError, match=r"crossfade_ms \(5 ms\) is longer than the block \(2 ms\)"):
         StreamingConverter(PassthroughVoice(SR), PassthroughParams(), StreamShape(SR, 96, 240, 0))

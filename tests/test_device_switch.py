@@ -512,7 +512,7 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
     devices = ["--host-api", "JACK", "--input-device", "rtvc-mic", "--output-device", "system"]
     devices += ["--output-channels", "1"]
     served = Served(jack_bare.name, tmp_path, devices=devices)
-    late = flaky = program = None
+    late = flaky = program = headset = None
     try:
         rpc = served.connect()
 
@@ -590,11 +590,18 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
         flaky = Mic(jack_bare.name, "rtvc-flaky", -9.0)
         wait_for("the program's tone again", lambda: abs(engine()["levels"]["in_peak"] + 9.0) < 1.0)
         assert waiting() == []
+
+        # part of the name of speakers listed (rtvc-sink), and of a microphone plugged in since: the list is read
+        # again and the microphone taken (refused as "an output device", it was not looked for)
+        headset = Mic(jack_bare.name, "rtvc-sink mic", -6.0)
+        got = rpc.call("devices.select", input="rtvc-sin")
+        assert "result" in got and "rtvc-sink mic" in got["result"]["in_use"]["input"], (got, served.log())
+        wait_for("the headset's tone", lambda: abs(engine()["levels"]["in_peak"] + 6.0) < 1.0)
     finally:
         served.stop()
         if program is not None:
             program.kill()
-        for m in (one, two, usb, ear, late, flaky):
+        for m in (one, two, usb, ear, late, flaky, headset):
             if m is not None:
                 m.close()
         sink.close()

@@ -188,10 +188,13 @@ def test_corrupt_engine_file(tmp_path: Path, voice):
 def test_record_replaces_and_round_trips(tmp_path: Path, voice):
     models, paths, _ = voice
     folder = tmp_path / "engines"
-    old = _built(folder, models, paths)
-    m = _saved(folder, old, _built(folder, models, paths, step="content"))
+    old, content = _built(folder, models, paths), _built(folder, models, paths, step="content")
+    m = _saved(folder, old, content)
     newer = _built(folder, {**models, "voice": "f" * 64}, paths)  # rebuilt after the voice changed
-    assert m.record(newer) == [old.file]  # the stale engine's file is no longer referenced
+    # the stale engines' files are no longer referenced: this step's, and the content step's (it keys on the voice
+    # file too: a build makes it again next)
+    assert m.record(newer) == sorted([old.file, content.file])
+    m.record(_built(folder, {**models, "voice": "f" * 64}, paths, step="content"))
     m.save()
     again = Manifest.load(folder)
     assert sorted(e.step for e in again.entries) == ["content", "synth"]
@@ -304,7 +307,7 @@ def test_doctor_does_not_call_an_engine_usable_that_a_voice_would_refuse(voice, 
     assert not check.ok, check.found
     assert "1 usable on" in check.found and ": synth/fp16;" in check.found, check.found
     assert "2 not usable: content/fp16 (engine file gone), f0/fp16 (engine file corrupt)" in check.found
-    assert "rtvc build PROFILE on this machine (it replaces the ones not usable)" in check.fix
+    assert "rtvc build PROFILE on this machine (it replaces those of its model files, at every block size)" in check.fix
     (base / "alice.pth").write_bytes(b"voice weights v2: retrained")
     (check,) = check_engines(folder)
     assert (
@@ -355,3 +358,18 @@ def test_an_entry_with_a_model_role_the_request_lacks_is_an_engine_error_not_an_
     _saved(folder, replace(entry, models={**models, "extra": "rmvpe-old"}))
     err = _why(folder, _request(models, paths))
     assert err.reason == "stale", str(err)
+
+
+def test_a_rebuild_after_the_model_changed_drops_its_stale_engines_for_every_stream(tmp_path: Path, voice):
+    """A rebuild replaced only the engines of the stream it built: those of another block size, built from the
+    model before it changed, stayed (doctor called them "not usable", and said a build would replace them)."""
+    models, paths, base = voice
+    folder = tmp_path / "engines"
+    m = Manifest(folder)
+    other = StreamShape(samplerate=16000, out_samplerate=48000, block=160, context=16480, tail=1200)
+    for shape in (SHAPE, other):
+        m.record(_built(folder, models, paths, shape=shape))
+    (base / "alice.pth").write_bytes(b"voice weights v2: retrained")
+    new, _ = rvc_models(RvcModelSettings(path="alice.pth", content="hubert", f0="rmvpe", f0_model="rmvpe.pt"), base)
+    gone = m.record(_built(folder, new, paths, shape=SHAPE))
+    assert len(gone) == 2 and [e.shape for e in m.entries] == [SHAPE.key()], (gone, m.entries)

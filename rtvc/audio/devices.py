@@ -386,12 +386,16 @@ def _find(spec: int | str, kind: Kind, host_api: str, flag: str) -> Device:
     names = ", ".join(f"'{d.name}'" for d in usable) or "none"
     wrong_way = [d for d in devices if d.channels(kind) == 0 and host_api.lower() in d.host_api.lower()]
     wrong_way = [d for d in wrong_way if spec.lower() in d.name.lower()]
-    if not match and wrong_way:  # (listed, the other way round: no list read again, which stops the audio a moment)
+    if not match and wrong_way:
         other = "output" if kind == "input" else "input"
-        raise DeviceError(
-            f"'{spec}' is an {other} device (no {kind} channels): {wrong_way[0].title()}",
-            f"choose an {kind} device: {names}",
-        )
+        what = f"'{spec}' is an {other} device (no {kind} channels): {wrong_way[0].title()}"
+        if any(d.name.lower() == spec.lower() for d in wrong_way):
+            # its whole name, listed the other way round: refused as it is (reading the list again, for a device of
+            # that name plugged in since, stopped the audio a moment)
+            raise DeviceError(what, f"choose an {kind} device: {names}")
+        # part of a name ("Headset" for "Headset Speakers"): an input of that name may have been plugged in since (a
+        # Bluetooth headset switched to its headset mode), which reading the list again finds
+        raise DeviceNotFound(f"no {kind} device matches '{spec}'; {what}", f"{kind} devices: {names}")
     if not match:
         raise DeviceNotFound(f"no {kind} device matches '{spec}'", f"{kind} devices: {names}; see `rtvc devices`")
     if len(match) > 1:

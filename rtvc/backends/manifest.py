@@ -223,13 +223,17 @@ class Manifest:
             ) from None
 
     def record(self, entry: EngineEntry) -> list[str]:
-        """Add `entry`, dropping entries it replaces (same step, model files, stream, precision and machine);
-        returns the engine files no entry refers to any more."""
+        """Add `entry`, dropping entries it replaces (same step, model files, stream, precision and machine) and those
+        built from an earlier version of its model files (the same files, other contents: for any stream, no voice
+        can use them again); returns the engine files no entry refers to any more."""
 
         def slot(e: EngineEntry) -> tuple:
             return (e.step, sorted(e.model_paths.items()), e.shape, e.precision, e.target())
 
-        old = [e for e in self.entries if slot(e) == slot(entry) or e.file == entry.file]
+        def outdated(e: EngineEntry) -> bool:
+            return e.model_paths == entry.model_paths and e.models != entry.models
+
+        old = [e for e in self.entries if slot(e) == slot(entry) or e.file == entry.file or outdated(e)]
         self.entries = [e for e in self.entries if e not in old] + [entry]
         kept = {e.file for e in self.entries}
         return sorted({e.file for e in old} - kept)
@@ -270,10 +274,11 @@ class Manifest:
             return "missing"
         return "corrupt" if sha256_file(path) != e.engine_sha256 else ""
 
-    def problem(self, e: EngineEntry) -> str:
+    def problem(self, e: EngineEntry, hashes: dict[str, str] | None = None) -> str:
         """What keeps an entry from serving, as `rtvc doctor` says it: its engine file gone or corrupt, a model file
         it was built from gone or changed since ('' where none: it serves on its target). Model files named by a
-        relative path (manifests written before the paths were resolved) are not checked: relative to what?"""
+        relative path (manifests written before the paths were resolved) are not checked: relative to what?
+        `hashes`: model file -> identity, filled and reused across calls (one doctor run)."""
         found = self._file_problem(e)
         if found:
             return "engine file gone" if found == "missing" else "engine file corrupt"
@@ -283,7 +288,11 @@ class Manifest:
             path = Path(where)
             if not path.exists():
                 return f"{path.name} gone"
-            if model_identity(path) != e.models.get(role):
+            if hashes is None:
+                hashes = {}
+            if where not in hashes:  # (one hash per file however many entries name it: hundreds of MB each)
+                hashes[where] = model_identity(path)
+            if hashes[where] != e.models.get(role):
                 return f"stale: {path.name} changed since {e.built_at}"
         return ""
 

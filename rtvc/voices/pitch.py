@@ -38,7 +38,7 @@ ENV_RANGE = 7.0  # nepers (~60 dB) below an envelope's peak count as empty
 FOLLOW_S = 0.01  # the level follower's time constant
 SMOOTH = 2  # hops whose envelopes the formant filter averages
 MAX_GAIN = 3.0  # nepers (~26 dB): the most the formant correction boosts or cuts a band
-MAX_BOOST = 1.5  # nepers (~13 dB): the most it boosts a band (more rang: peaks 6 dB over the input)
+MAX_BOOST = 1.0  # nepers (~9 dB): the most it boosts a band (more rang: peaks up to 6 dB over the input)
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,10 @@ class PitchVoice:
         self._fade = fade  # (the minimum-phase response, cut to its length)
         self._ramp = (np.arange(self._hop) + 0.5) / self._hop  # one hop's filter into the next
         self._t = 0  # the stream's samples so far: the window's end (moved)
-        # per (r, f): the filter of each hop (its spectrum) and each whole hop's filtered input (with the level
-        # follower's state after it), by absolute start
-        self._filters: dict[tuple[float, float], dict[int, np.ndarray]] = {}
-        self._filtered: dict[tuple[float, float], dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+        # the filter of each hop (its spectrum) and each whole hop's filtered input (with the level follower's state
+        # after it), by the hop's start on the stream's time
+        self._filters: dict[int, np.ndarray] = {}
+        self._filtered: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._follow = math.exp(-1.0 / (FOLLOW_S * samplerate))  # the level follower's pole
         self._looks: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the input's envelope before each hop
         self._window_id = 0  # the window they were computed from (another converter's: computed again)
@@ -143,16 +143,14 @@ class PitchVoice:
 
     def _formant_filtered(self, window: np.ndarray, first: int, r: float, f: float) -> tuple[np.ndarray, int]:
         """The window filtered by the formant correction from about index `first` to its end, and the index it
-        starts at (on the hop grid, at or before `first`). Whole hops are kept (per r and f) for the next blocks."""
+        starts at (on the hop grid, at or before `first`). Whole hops are kept for the next blocks."""
         if id(window) != self._window_id:  # (another converter's window: its samples are not those kept)
             self.reset_filters()
             self._window_id = id(window)
-        key = (r, f)
-        if key not in self._filters and len(self._filters) >= 2:  # (the one playing and one more: a change)
-            old = next(iter(self._filters))
-            del self._filters[old], self._filtered[old]
-        filters = self._filters.setdefault(key, {})
-        done = self._filtered.setdefault(key, {})
+        # one filtered signal, each hop filtered with the ratio asked for when it is first needed: a change of pitch or
+        # formant reaches the hops that come after it (a fader filtered every hop a block reads again at each of its
+        # steps: p99 7-8 ms a block at +24 semitones), and what a block read before stays what the next one reads
+        filters, done = self._filters, self._filtered
         hop, end = self._hop, self._t
         base = end - len(window)  # the stream's time of window[0]
         start = (base + first) // hop * hop
