@@ -28,11 +28,12 @@ import numpy as np
 
 from rtvc import native, quiet_import
 from rtvc.callbacks import MONITOR, OUTPUT, DeviceSide
-from rtvc.converter import StreamingConverter
+from rtvc.converter import AFTER, JOINED, StreamingConverter
 from rtvc.errors import words
 from rtvc.gate import GateSettings, NoiseGate
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
 from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_worker_realtime
+from rtvc.sola import crossfade
 from rtvc.status import EngineStatus, Levels, Xruns
 from rtvc.timing import BlockTimer
 
@@ -550,13 +551,20 @@ class Engine:
 
     def _swap(self, nxt: tuple[StreamingConverter, str], fresh: bool = False) -> np.ndarray:
         """The block where a new voice takes over: joined to the old one's output by its own SOLA crossfade
-        where the two stream alike (StreamingConverter.continue_from), else crossfaded with it over the block."""
-        if nxt[0].continue_from(self.converter, fresh):
+        where the two stream alike (StreamingConverter.continue_from), else crossfaded with it over the block,
+        equal-power for their correlation (two pitches: linearly, -3 dB half-way)."""
+        how = nxt[0].continue_from(self.converter, fresh)
+        if how == JOINED:
+            y = self._convert(nxt[0])
+        elif how == AFTER:
+            nxt[0].join_after(self._convert(self.converter, fresh))
             y = self._convert(nxt[0])
         else:
             old = self._convert(self.converter, fresh)
             new = self._convert(nxt[0])
-            y = old + self._ramp * (new - old)
+            e = float(np.dot(old, old)) * float(np.dot(new, new))
+            rho = float(np.clip(np.dot(old, new) / np.sqrt(e), 0.0, 1.0)) if e > 1e-18 else 1.0
+            y = crossfade(old, new, self._ramp, rho)
         self._retired.put(self.converter)
         self.converter, self.voice_label = nxt
         self._load_from = self.timer.count + 1  # the new voice is judged on its own blocks (this one may run two)
