@@ -32,6 +32,7 @@ from rtvc.converter import AFTER, JOINED, StreamingConverter
 from rtvc.errors import words
 from rtvc.gate import GateSettings, NoiseGate
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
+from rtvc.limiter import Limiter
 from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_worker_realtime
 from rtvc.sola import crossfade
 from rtvc.status import EngineStatus, Levels, Xruns
@@ -78,6 +79,7 @@ class Engine:
         self.monitor_enabled = monitor  # read by the worker at block boundaries
         # the noise gate (rtvc.gate): off unless given; `gate.settings` may be replaced from any thread
         self.gate = NoiseGate(samplerate, self.block, gate if gate is not None else GateSettings(on=False))
+        self.limiter = Limiter(samplerate, self.block)  # last, on what plays: nothing beyond full scale
         self.muted = False  # mic mute: silence out (speakers and monitor), faded over one block
         # silence out as muted, while rtvc's JACK ports are moved from the device a stream opened on to the one meant
         # (rtvc.audio.io: by_move): not the user's mute; counted (`hold`), as streams of a switch may start while the
@@ -203,6 +205,7 @@ class Engine:
         for ring in (self.in_ring, self.out_ring, self.mon_ring):
             ring.restart()
         self.gate.reset()  # (new streams: it starts open, as at the start)
+        self.limiter.reset()
         self._done_pos = 0
         self._load_from = self.timer.count
         self._lag_limit = plan.prefill + 2 * (self.block + period) + self.samplerate // 20
@@ -449,6 +452,7 @@ class Engine:
                 y = self.gate.process(self._block_in, y, self.converter.latency)
                 if self.muted or self.held or self._muted_now:
                     y = self._fade_mute(y)
+                y = self.limiter.process(y)
                 self.out_ring.write(y)
                 if self.has_monitor_device:
                     self.mon_ring.write(y if self.monitor_enabled else self._silence)
@@ -722,7 +726,8 @@ class Engine:
             worker_slack_ms=1e3 * self.plan.slack / self.samplerate if self.plan else 0.0,
             timing=self.timer.stats(),
             xruns=xruns,
-            levels=Levels.from_linear(*lv),
+            levels=Levels.from_linear(*lv, limit_db=self.limiter.reduction_db),
+            limited_blocks=self.limiter.limited_blocks,
             monitor=self.monitor_enabled,
             worker_priority=self.priority or "normal",
             nonfinite={"input_blocks": self.nonfinite_in, "output_blocks": self.nonfinite_out},

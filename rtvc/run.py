@@ -360,6 +360,13 @@ def report(st: EngineStatus) -> str:
             f"  period changes    the audio server changed its period {st.period_changes} time(s) under the "
             f"streams; the latency above is the one planned for the last ({st.period} frames)",
         )
+    if st.limited_blocks:
+        s = st.limited_blocks * st.block / st.samplerate
+        lines.insert(
+            -1,
+            f"  limiter           lowered {st.limited_blocks} blocks ({s:.1f} s) that would have clipped: lower the "
+            "voice's gain_db or the microphone's level",
+        )
     bad_in, bad_out = st.nonfinite["input_blocks"], st.nonfinite["output_blocks"]
     if bad_in or bad_out:
         lines.insert(
@@ -386,6 +393,7 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> tuple[Engine
     engine.realtime = False  # as fast as it can, not against a clock: no reason to preempt the machine
     engine.watch_load = False  # (nor is a block slower than real time an overload)
     engine.gate.settings = GateSettings(on=False)  # the gate keeps a room's noise off the air; a file is as it is
+    engine.limiter.on = False  # (a float file keeps what is beyond full scale, and the note below says so)
     pad = plan_prefill(engine.block, period, engine.headroom).prefill + engine.converter.latency
     dev = VirtualDevice(engine, np.concatenate([x, np.zeros(pad, dtype=np.float32)]), period, paced=False)
     engine.start()

@@ -23,10 +23,13 @@ class Levels:
     in_rms: float
     out_peak: float
     out_rms: float
+    limit_db: float = 0.0  # what the output limiter took off the block at most (rtvc.limiter), <= 0
 
     @classmethod
-    def from_linear(cls, in_peak: float, in_rms: float, out_peak: float, out_rms: float) -> Levels:
-        return cls(*(round(dbfs(v), 2) for v in (in_peak, in_rms, out_peak, out_rms)))
+    def from_linear(
+        cls, in_peak: float, in_rms: float, out_peak: float, out_rms: float, limit_db: float = 0.0
+    ) -> Levels:
+        return cls(*(round(dbfs(v), 2) for v in (in_peak, in_rms, out_peak, out_rms)), round(limit_db, 2) + 0.0)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class EngineStatus:
     period_changes: int = 0
     # blocks converted while the state was overloaded, and the latest such state's words (they outlive it)
     overload: dict = field(default_factory=lambda: {"blocks": 0, "last": ""})
+    # blocks the output limiter lowered (rtvc.limiter): they would have clipped where they were played
+    limited_blocks: int = 0
     # the noise gate (rtvc.gate): its settings, whether it lets the voice through now, seconds it silenced
     gate: dict = field(
         default_factory=lambda: {"on": False, "threshold_db": -60.0, "hold_ms": 200.0, "open": True, "closed_s": 0.0}
@@ -101,6 +106,7 @@ class EngineStatus:
         lat = f"{self.latency.ms(self.latency.total):.1f} ms" if self.latency else "-"
         t = self.timing
         gate = "" if self.gate["open"] else "  gate closed"
+        gate += f"  limiting {-self.levels.limit_db:.1f} dB" if self.levels.limit_db < -0.05 else ""
         detail = f"  [{self.detail}]" if self.detail else ""
         full = (
             f"{self.state:<8} latency {lat}  block {t.p50_ms:.2f}/{t.p99_ms:.2f} ms p50/p99"

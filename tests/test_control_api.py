@@ -449,7 +449,7 @@ def test_meters_come_at_the_subscribers_rate(daemon):
             if rates[-1] >= 15:
                 break
         assert all(r <= 23 for r in rates) and rates[-1] >= 15, f"meter updates a second: {rates}, not 20"
-        levels = {"in_peak", "in_rms", "out_peak", "out_rms"}
+        levels = {"in_peak", "in_rms", "out_peak", "out_rms", "limit_db"}
         assert set(first) == {"type", *levels, "gate", "block_ms", "p99_ms", "budget_ms", "xruns"}
         assert first["gate"] == "open"  # (the sine is far above the gate's threshold)
         assert first["budget_ms"] == pytest.approx(20.0) and first["p99_ms"] > 0

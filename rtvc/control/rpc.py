@@ -257,7 +257,7 @@ edit the table, not this file.
 |---|---|---|
 | `state` | any control change, by anyone | `changed` (keys of `state`), `by` (`client N`, `obs`, ...), `state` |
 | `engine` | engine state changes (running, voice failed, ...) | `by`: `engine`, `engine` (below), `state` |
-| `meters` | `meter_hz` per second | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS; -120: none), `gate`, timing |
+| `meters` | `meter_hz`/s | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS; -120: none), `limit_db`, `gate`, timing |
 
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
 `silent` (the output is muted now), `gate` {on, threshold_db, hold_ms}, `loading` (a profile being loaded, or
@@ -284,6 +284,12 @@ dated back to the start of the window whose level crossed, faded in over 5 ms be
 (which lags by the converter's latency) has not yet played it: a word's start is not cut. `meters.gate` is
 `open` or `closed` (`open` while the gate is off); `status.get`'s `engine.gate` adds `closed_s`, the seconds of
 output it has silenced. The gate does not apply to `rtvc convert` (a file).
+
+The output never goes beyond full scale (0 dBFS): where it would (a voice's gain_db raised, a shout), the
+limiter lowers the gain just enough, with no added latency, and gives it back at 40 dB/s. `meters.limit_db`
+(and `status.get`'s `engine.levels.limit_db`) is what it took off the latest block (0: nothing, the output is
+untouched); `engine.limited_blocks` counts the blocks it lowered. A voice that is limited often wants a lower
+gain_db. The limiter does not apply to `rtvc convert` (a float file keeps what is beyond full scale, and says).
 
 `meters` also holds the block processing time, for a sparkline: `block_ms` (the slowest block since the
 previous meters reading, by any client; null if none), `p99_ms` (p99 of the last 2048 blocks), `budget_ms`

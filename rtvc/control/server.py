@@ -360,7 +360,7 @@ class ControlServer:
             recent = engine.timer.since(self._blocks_seen)
             self._blocks_seen = engine.timer.count
             params = {"type": "meters", "in_peak": lv.in_peak, "in_rms": lv.in_rms}
-            params |= {"out_peak": lv.out_peak, "out_rms": lv.out_rms}
+            params |= {"out_peak": lv.out_peak, "out_rms": lv.out_rms, "limit_db": lv.limit_db}
             params["gate"] = "open" if st.gate["open"] else "closed"  # ("open" while it is off)
             params |= {
                 "block_ms": round(float(recent.max()) * 1e3, 3) if len(recent) else None,

@@ -382,7 +382,7 @@ class RtvcApp(VoiceListMixin, App[None]):
             self.show_message("readings from the daemon again")
         self.query_one("#m-in", LevelMeter).set_level(ev["in_peak"])
         self.query_one("#gate", GateLine).set_meters(ev)
-        self.query_one("#m-out", LevelMeter).set_level(ev["out_peak"])
+        self.query_one("#m-out", LevelMeter).set_level(ev["out_peak"], ev.get("limit_db", 0.0))
         if ev.get("block_ms") is not None:
             self.blocks = [*self.blocks[-(SPARK_POINTS - 1) :], ev["block_ms"]]
             self.query_one("#blocks", BlockTimes).show(self.blocks, ev.get("budget_ms") or 0.0)

@@ -38,6 +38,8 @@ class LevelMeter(Widget):
         self.hold = -120.0
         self._hold_at = 0.0
         self.reading = True  # False: no readings come (the daemon lost or frozen): no bar, not a level
+        self.limit = 0.0  # dB the output limiter took off (rtvc.limiter), shown for HOLD_S after it did
+        self._limit_at = -math.inf
 
     def no_reading(self) -> None:
         """The daemon sends no readings: the meter shows none (a frozen bar looked like a live level)."""
@@ -45,8 +47,14 @@ class LevelMeter(Widget):
             self.reading, self.level, self.hold = False, -120.0, -120.0
             self.refresh()
 
-    def set_level(self, db: float) -> None:
+    def set_level(self, db: float, limit_db: float = 0.0) -> None:
+        """`limit_db`: what the output limiter took off (< 0: the voice would have clipped), shown in place of the
+        level for HOLD_S, the most of that time."""
         now = self.clock()
+        if limit_db < -0.05:
+            if now - self._limit_at > HOLD_S or limit_db < self.limit:
+                self.limit = limit_db
+            self._limit_at = now
         held = self.hold - max(0.0, now - self._hold_at - HOLD_S) * FALL_DB_PER_S
         if db >= held:
             self.hold, self._hold_at = db, now
@@ -74,6 +82,9 @@ class LevelMeter(Widget):
             t.append("·" * (width - hold - 1), style="dim")
         else:
             t.append("·" * (width - len(bar)), style="dim")
+        if self.reading and self.clock() - self._limit_at <= HOLD_S:  # (the limiter: the level shows 0 dBFS)
+            t.append(f"{f'limit {self.limit:.1f}':>{VALUE_W}}", style="bold red")
+            return t
         shown = "no reading" if not self.reading else "  silence" if self.level <= -120 else f"{self.level:6.1f} dBFS"
         t.append(f"{shown:>{VALUE_W}}")
         return t
