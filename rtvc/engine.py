@@ -328,6 +328,7 @@ class Engine:
         gc.freeze()
         quiet_import.give_way(self)
         self._state = "running" if self._live else "starting"
+        self._detail = ""  # (a restarted serve's wait for its devices: rtvc.serve)
         self._starting_since = native.now()
         self._thread = threading.Thread(target=self._run, name="rtvc-worker", daemon=True)
         self._thread.start()

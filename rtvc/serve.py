@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 from rtvc import restart
 from rtvc.audio import devices, voice_mic
 from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
+from rtvc.audio.jack_probe import GONE, WITHOUT
 from rtvc.audio.switch import DeviceSwitcher, describe_follow, following, left_to_default
 from rtvc.config import AudioConfig, Config, ObsConfig, format_config
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
@@ -282,22 +284,56 @@ LOOK_AGAIN_S = 2.0  # then how often it looks for any of them, for a minute
 LOOK_LATER_S = 30.0  # and after that (each look reads the device list again: PortAudio keeps ~17 KiB of it)
 
 
+# devices_again's answer where the JACK server was started again meanwhile: only a new process reaches it
+START_ANEW = "start anew"
+
+
+def jack_server_now() -> str:
+    """Where this process's PortAudio runs on JACK: whether the server it connected to still runs
+    (rtvc.audio.jack_probe: ANSWERS; GONE; WITHOUT: another server runs, started since); "" where it has no JACK."""
+    from rtvc.audio import jack_links
+    from rtvc.audio.jack_probe import GONE, WITHOUT, jack_server
+
+    try:
+        if not any("JACK" in a["name"] for a in devices.portaudio().query_hostapis()):
+            return ""
+    except Exception:  # (PortAudio unusable: nothing to restart it for)
+        return ""
+    name = jack_links.own_name()
+    if name is None:
+        return ""
+    said = jack_server(client=name, not_client=(voice_mic.LABEL,))
+    if said in (GONE, WITHOUT):  # (asked twice: one failed open of a client is no server gone)
+        time.sleep(0.5)
+        said = jack_server(client=name, not_client=(voice_mic.LABEL,))
+    return said
+
+
 def devices_again(
-    cfg: Config, configured: Config, state: dict[str, Any], engine: Engine, stop: threading.Event
-) -> tuple[AudioConfig, DeviceChoice, DeviceStreams] | None:
+    cfg: Config,
+    configured: Config,
+    state: dict[str, Any],
+    engine: Engine,
+    stop: threading.Event,
+    why: Callable[[str], None] = lambda _: None,
+) -> tuple[AudioConfig, DeviceChoice, DeviceStreams] | str | None:
     """A restarted serve's devices, opened: they may come a moment after the server (WirePlumber makes
     PipeWire's), so the list is read again until they are there, for up to RESUME_DEVICES_S. Then without the
     monitor (a Bluetooth headset takes longer), then the `configured` ones. A restart must not end rtvc: when
     none opens, all are looked for again every LOOK_AGAIN_S, after a minute every LOOK_LATER_S (said, and again
     whenever the reason changes) until one way opens or `stop` is set (None then). It ended serve after 15 s: a
-    USB microphone not plugged back in, a server started again at another rate, and the voice and settings lost."""
+    USB microphone not plugged back in, a server started again at another rate, and the voice and settings lost.
+    START_ANEW where PortAudio runs on a JACK server that is gone and another one runs (started again at the right
+    rate, say): reading the device list again then aborted the process (PortAudio's JACK host API), so serve starts
+    anew instead, as it did for the first server. While the server is gone the list is not read again. `why` is
+    told each new reason none opens (the control API shows it meanwhile)."""
     pins = state.get("pins", {})
     ways = [("as they were", cfg.audio, pins)]
     if cfg.audio.monitor_device != "":
         alone = {role: pin for role, pin in pins.items() if role != "monitor"}
         ways.append(("without the monitor", dataclasses.replace(cfg.audio, monitor_device=""), alone))
     ways.append(("as configured", configured.audio, {}))
-    deadline, last, said = time.monotonic() + RESUME_DEVICES_S, "", ""
+    deadline, last, said, told = time.monotonic() + RESUME_DEVICES_S, "", "", ""
     while not stop.is_set():
         late = time.monotonic() > deadline
         for n, (how, audio, pinned) in enumerate(ways):
@@ -313,6 +349,9 @@ def devices_again(
             if n:
                 log.info("restarted: the devices as they were did not come back (%s); %s instead", last, how)
             return audio, choice, streams
+        if last != told:
+            why(last)
+            told = last
         if not said:
             log.info("restarted: waiting up to %g s for the devices (%s)", RESUME_DEVICES_S, last)
             said = "waiting"
@@ -326,6 +365,12 @@ def devices_again(
         wait = 1.0 if not late else LOOK_AGAIN_S if time.monotonic() < deadline + 60.0 else LOOK_LATER_S
         if stop.wait(wait):
             break
+        jack = jack_server_now()
+        if jack == WITHOUT:
+            return START_ANEW
+        if jack == GONE:
+            last = "the JACK server rtvc runs on is gone: start it again (rtvc starts anew when it runs)"
+            continue
         try:
             devices.rescan()
         except DeviceError:
@@ -384,12 +429,38 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             f"--clip {opts.clip}: for the virtual device, and rtvc serves on your sound devices",
             "add --virtual to play the clip through the voice in a loop, or leave --clip out",
         )
+    controller: Controller | None = None
+    server: ControlServer | None = None
+    in_use: dict[str, Any] = {}
+    shown: list[Callable[[], dict[str, Any]]] = [lambda: in_use]  # what devices.list says is in use
+
+    def open_control(cfg: Config) -> tuple[Controller, ControlServer]:
+        controller = Controller(cfg, engine, profile_name(cfg.voice.profile, profiles_dir(cfg)))
+        controller.add_listener(
+            lambda e: log.info(describe_change(e, engine_words(engine.status()) if e["changed"] == ["engine"] else ""))
+        )
+        if resumed is not None:
+            restart.apply(controller, resumed)
+        server = ControlServer(
+            cfg.control, controller, token, devices_in_use=lambda: shown[0](), token_file=token_path()
+        )
+        server.start()
+        where = connect_host(cfg.control, server.port)
+        log.info("voice: %s", engine.voice_label)
+        log.info("control: ws://%s/rpc, dock http://%s/dock (`rtvc token` prints the token)", where, where)
+        return controller, server
+
+    def close_control() -> None:
+        if controller is not None and server is not None:
+            controller.close()
+            server.stop()
+
     device: LoopingDevice | DeviceSwitcher
     if virtual:
         clip = opts.clip or bundled_speech()
         audio = clip_audio if clip_audio is not None else load_mono(clip, cfg.audio.samplerate)
         device = LoopingDevice(engine, audio, cfg.audio.period or VIRTUAL_PERIOD)
-        in_use: dict[str, Any] = {"virtual": True, "clip": str(clip)}
+        in_use.update({"virtual": True, "clip": str(clip)})
         if not opts.virtual:  # (chosen for want of a sound card: said in devices.list, and in the refusals)
             in_use["fallback"] = NO_CARD_AT_START
         log.info("virtual device: playing %s in a loop as the microphone", clip)
@@ -399,8 +470,37 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
             choice = streams.choice  # (the streams' channels: rtvc.audio.io)
         else:
-            got = devices_again(cfg, configured, resumed, engine, stop)
-            if got is None:  # (stopped while it looked for them)
+            # clients (the TUI, the OBS dock) reconnect at once, and are told why there is no sound yet
+            resuming = {"resuming": "rtvc serve started anew and looks for its sound devices"}
+            shown[0] = lambda: resuming
+
+            def why(reason: str) -> None:
+                resuming["resuming"] = f"rtvc serve started anew and waits for its sound devices: {reason}"
+                engine.report_device_error(resuming["resuming"])
+
+            why("looking for them")
+            controller, server = open_control(cfg)
+            got: Any = None
+            try:
+                got = devices_again(cfg, configured, resumed, engine, stop, why)
+            finally:
+                if not isinstance(got, tuple):  # (stopped, or starting anew: the clients reconnect)
+                    close_control()
+            if got == START_ANEW and restart.allowed():
+                log.info(
+                    "the JACK server was started again, and PortAudio cannot reach it from this process: rtvc serve "
+                    "starts anew, with its voice, settings and devices"
+                )
+                restart.block_stops()
+                restart.exec_again(resumed, caught)  # (returns when that failed, or a stop signal came)
+                return 0 if caught else 1
+            if got == START_ANEW:
+                raise RtvcError(
+                    f"the JACK server was started again, and rtvc serve has started anew {restart.MAX_RESTARTS} "
+                    f"times in {restart.WINDOW_S / 60:g} minutes already",
+                    "restart rtvc serve",
+                )
+            if not isinstance(got, tuple):  # (stopped while it looked for them)
                 log.info("stopping (%s): no devices had opened since the restart", caught[0] if caught else "stop")
                 return 0
             audio, choice, streams = got
@@ -420,29 +520,21 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     except BaseException:
         if isinstance(device, DeviceSwitcher):
             device.streams.close()  # opened, not started: release the sound card
+        close_control()
         raise
 
-    controller = Controller(cfg, engine, profile_name(cfg.voice.profile, profiles_dir(cfg)))
-    controller.add_listener(
-        lambda e: log.info(describe_change(e, engine_words(engine.status()) if e["changed"] == ["engine"] else ""))
-    )
-    if resumed is not None:
-        restart.apply(controller, resumed)
+    if controller is None or server is None:
+        try:
+            controller, server = open_control(cfg)
+        except Exception:
+            if isinstance(device, DeviceSwitcher):
+                device.streams.close()  # opened, not started: release the sound card
+            raise
     if isinstance(device, DeviceSwitcher):
         controller.device_switcher = device.switch
         device.on_routing = controller.routing_changed
         device.on_followed = controller.devices_followed
-    in_use_now = device.in_use if isinstance(device, DeviceSwitcher) else lambda: in_use
-    server = ControlServer(cfg.control, controller, token, devices_in_use=in_use_now, token_file=token_path())
-    try:
-        server.start()
-    except Exception:
-        if isinstance(device, DeviceSwitcher):
-            device.streams.close()  # opened, not started: release the sound card
-        raise
-    where = connect_host(cfg.control, server.port)
-    log.info("voice: %s", engine.voice_label)
-    log.info("control: ws://%s/rpc, dock http://%s/dock (`rtvc token` prints the token)", where, where)
+        shown[0] = device.in_use
 
     engine.start()
     device.start()

@@ -417,6 +417,70 @@ def test_a_jack_server_restarted_under_serve_gets_rtvc_back_as_it_was(jack_bare,
 
 
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_jack_server_started_again_at_another_rate_keeps_serve_answering_until_it_is_right(jack_bare, tmp_path):
+    """The JACK server restarted at 44.1 kHz under a serve at 48 kHz: the new serve's devices do not open. Its control
+    port was closed while it looked for them (the TUI and the OBS dock saw no daemon, and no reason), and when the
+    user started the server again at 48 kHz, reading the device list again aborted the process (PortAudio's JACK
+    host API, on the server gone: `pa_jack.c: Terminate: Assertion`), the voice and settings lost. Now it answers
+    meanwhile, with the reason, and starts anew once more when the server is started again."""
+    from daemon_harness import RpcClient
+    from jack_daemon import JackDaemon
+
+    daemon = JackDaemon(jack_bare.name, tmp_path, "passthrough")
+
+    def call(method: str, **params):
+        rpc = RpcClient(daemon.port, daemon.token)
+        try:
+            return rpc.call(method, **params)
+        finally:
+            rpc.close()
+
+    def engine():
+        try:
+            return call("status.get")["engine"]
+        except (OSError, AssertionError, ValueError, TimeoutError) as e:  # (between the two processes)
+            return {"state": "not answering", "detail": repr(e)}
+
+    try:
+        wait_for("the engine to run", lambda: engine()["state"] == "running", 30)
+        call("params.set", values={"gain_db": -6.0})
+        pid = daemon.proc.pid
+        jack_bare.stop()
+        time.sleep(1.0)
+        jack_bare.samplerate = 44100
+        jack_bare.start()
+        # (the serve before says the server was restarted, failed too: then the new one answers)
+        st = wait_for("the new serve to answer", lambda: "48000 Hz" in (e := engine())["detail"] and e, 40)
+        assert st["state"] == "failed" and "started anew and waits for its sound devices" in st["detail"], st
+        rpc = RpcClient(daemon.port, daemon.token)
+        try:
+            with pytest.raises(AssertionError) as refused:
+                rpc.call("devices.select", input="system")
+            said = "'code': -32004, 'message': 'devices.select is not available yet: rtvc serve started anew and waits"
+            assert said in str(refused.value) and "48000 Hz" in str(refused.value), refused.value
+            listed = rpc.call("devices.list")
+            assert "48000 Hz" in listed["in_use"]["resuming"] and not listed["switchable"], listed
+            assert rpc.call("status.get")["control"]["params"]["gain_db"] == -6.0
+        finally:
+            rpc.close()
+        jack_bare.stop()
+        time.sleep(1.0)
+        jack_bare.samplerate = 48000
+        jack_bare.start()
+        st = wait_for("rtvc to run again", lambda: (e := engine())["state"] == "running" and e, 40)
+        assert daemon.proc.poll() is None and daemon.proc.pid == pid, daemon.log()[-3000:]
+        assert st["samplerate"] == 48000 and st["detail"] == "", st
+        assert call("status.get")["control"]["params"]["gain_db"] == -6.0
+        log = daemon.log()
+        assert "Assertion" not in log and "Traceback" not in log, log[-3000:]
+        assert "the JACK server was started again, and PortAudio cannot reach it from this process" in log
+        assert "started anew (2 of at most 3 restarts" in log, log[-3000:]
+    finally:
+        daemon.stop()
+    assert daemon.proc.returncode == 0, daemon.log()[-3000:]
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
 def test_a_virtual_daemon_that_listed_jack_devices_survives_the_server(jack_bare, tmp_path):
     """`rtvc serve --virtual` listed the devices (PortAudio then holds the JACK server), and the server died: the
     list is not read again (PortAudio would abort the process), the reply says why, and the daemon exits

@@ -10,7 +10,9 @@ waits for it, touching nothing, until the callbacks come back or the server answ
 
 A server that answers without rtvc's own client (`client`) is a new one (a JACK server or PipeWire restarted) or
 one that dropped rtvc: its streams cannot be stopped either (PortAudio waits ten minutes for a callback from the
-old server), and neither can they where the server is gone.
+old server), and neither can they where the server is gone. The client counts where it has ports in the graph,
+or, with none (PortAudio's, with no stream open), by its exact name: then PortAudio cannot be restarted either
+(its JACK host API aborts the process closing a client of a server gone).
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ if len(sys.argv) > 1:  # a client whose ports should be in the graph
     # not those named after it: rtvc's virtual microphone, "rtvc voice", which PipeWire may make again at its start)
     others = set(sys.argv[2:])
     ours = any(sys.argv[1] in c and c not in others for c in (n.split(":", 1)[0] for n in names))
+    if not ours and hasattr(lib, "jack_get_uuid_for_client_name"):  # a client with no port (PortAudio's, idle)
+        lib.jack_get_uuid_for_client_name.restype = ctypes.c_void_p
+        lib.jack_get_uuid_for_client_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        ours = bool(lib.jack_get_uuid_for_client_name(client, sys.argv[1].encode()))
 lib.jack_client_close(client)
 sys.exit(0 if ours else 4)
 """

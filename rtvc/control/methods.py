@@ -312,6 +312,8 @@ async def _devices(s: Session, rescan: bool = False) -> dict[str, Any]:
                 if e.code == BUSY:
                     raise
                 error = e.message
+        elif resuming := s.hub.devices_in_use().get("resuming"):
+            raise RpcError(NOT_AVAILABLE, f"devices.list: {resuming}; it reads the list again itself")
         elif s.hub.devices_in_use().get("virtual"):  # no stream of PortAudio's is open
             try:
                 await asyncio.to_thread(rescan_devices)
@@ -363,6 +365,12 @@ async def _select_devices(
     switch = s.hub.controller.device_switcher
     if switch is None:
         in_use = s.hub.devices_in_use()
+        if in_use.get("resuming"):  # (a restarted serve whose devices are not back: it looks for them itself)
+            raise RpcError(
+                NOT_AVAILABLE,
+                f"devices.select is not available yet: {in_use['resuming']} (plug them in or mend the sound server; "
+                "to use other devices, restart rtvc serve with --input-device / --output-device)",
+            )
         where = "on the virtual device" if in_use.get("virtual") else "while this daemon runs"
         if in_use.get("fallback"):  # (serve found no sound card at its start: a sound server started after it)
             raise RpcError(NOT_AVAILABLE, f"devices.select is not available {where}: {in_use['fallback']}")

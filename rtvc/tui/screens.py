@@ -116,6 +116,8 @@ class DeviceScreen(Modal):
         in_use = self.listing.get("in_use", {})
         if in_use.get("virtual"):
             now = f"in use: the virtual device (playing {in_use.get('clip', 'a clip')})"
+        elif in_use.get("resuming"):  # (a restarted serve whose devices are not back yet)
+            now = f"no device runs: {self.words(in_use['resuming'])}"
         else:
             # (a device that is PipeWire's default and followed: a headset plugged in takes its place)
             tag = {role: " (the desktop's default, followed)" for role in in_use.get("follows", [])}
