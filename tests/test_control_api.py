@@ -356,9 +356,9 @@ def test_a_set_that_changes_nothing_sends_no_event(daemon):
             await setter.call(method, **params)
         await setter.call("mute.set", on=True)  # the one change
         ev = await asyncio.wait_for(watcher.event(), 5)
-        assert ev["changed"] == ["mute"], ev
+        assert ev["changed"] == ["mute", "silent"], ev  # (silent: what mute and push-to-talk make of the output)
         await setter.call("mute.set", on=False)
-        assert (await asyncio.wait_for(watcher.event(), 5))["changed"] == ["mute"]
+        assert (await asyncio.wait_for(watcher.event(), 5))["changed"] == ["mute", "silent"]
         assert watcher.events.empty(), watcher.events.get_nowait()
         for c in (setter, watcher):
             await c.close()
@@ -377,12 +377,12 @@ def test_a_change_by_one_client_reaches_every_subscriber_with_who_made_it(daemon
         await clients[1].call("mute.set", on=True)
         for c in clients:
             ev = await c.event()
-            assert ev["changed"] == ["mute"] and ev["by"] == ids[1] and ev["state"]["mute"] is True
+            assert ev["changed"] == ["mute", "silent"] and ev["by"] == ids[1] and ev["state"]["mute"] is True
         # the reply comes before the event it caused, on the wire
         frames = [json.loads(f) for f in clients[1].frames]
         assert [("id" in f, f.get("params", {}).get("changed")) for f in frames[-2:]] == [
             (True, None),
-            (False, ["mute"]),
+            (False, ["mute", "silent"]),
         ]
 
         # a change made on another thread (as the OBS link does) crosses the one bridge to every client
@@ -1121,6 +1121,34 @@ def test_the_noise_gate_on_the_wire_silences_the_output_and_refuses_bad_values(d
     run(main())
 
 
+def test_silent_is_named_in_changed_whenever_mute_or_push_to_talk_turn_it(daemon):
+    """`silent` is a key of `state` that mute and push-to-talk move: events named only "mute" or "ptt", so a tally
+    light that follows `changed` never lit (a third-party client's review)."""
+
+    async def main():
+        a = await Client.open(daemon.port, daemon.token)
+        b = await Client.open(daemon.port, daemon.token)
+        await a.call("mute.set", on=False)
+        await a.call("ptt.mode", on=False)
+        await b.call("events.subscribe", events=["state"])
+
+        async def step(method: str, **params) -> tuple[list[str], bool]:
+            await a.call(method, **params)
+            ev = await asyncio.wait_for(b.event("state"), 5)
+            return ev["changed"], ev["state"]["silent"]
+
+        assert await step("ptt.mode", on=True) == (["ptt", "silent"], True)
+        assert await step("ptt.press") == (["ptt", "silent"], False)
+        assert await step("mute.set", on=True) == (["mute", "silent"], True)
+        assert await step("ptt.release") == (["ptt"], True)  # (muted as it was: silent stays)
+        assert await step("mute.set", on=False) == (["mute"], True)  # (push-to-talk, nobody holding)
+        assert await step("ptt.mode", on=False) == (["ptt", "silent"], False)
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
 def test_a_gate_set_that_changes_nothing_announces_nothing(daemon):
     """gate.set {} (or the values it has) answered the settings and also sent every client a state event and wrote
     a log line, for no change."""
@@ -1133,7 +1161,7 @@ def test_a_gate_set_that_changes_nothing_announces_nothing(daemon):
         assert await a.call("gate.set", **now) == now
         await a.call("mute.toggle")
         ev = await b.event("state")
-        assert ev["changed"] == ["mute"], ev  # the first event is the mute's: none for the gate
+        assert ev["changed"] == ["mute", "silent"], ev  # the first event is the mute's: none for the gate
         await a.call("mute.toggle")
         await a.close()
         await b.close()
@@ -1392,7 +1420,11 @@ def test_a_profile_added_edited_or_removed_in_the_folder_is_an_event(tmp_path):
             assert labels == {"passthrough": "passthrough", "giant": "Giant, lower"}, labels
             await c.call("profiles.save", name="saved")
             ev = await asyncio.wait_for(c.event(), 5)
-            assert ev["changed"] == ["profile", "voice"] and ev["state"]["profile"] == "saved"
+            assert ev["changed"] == ["profile", "voice", "profiles"] and ev["state"]["profile"] == "saved"
+            assert ev["profiles"] == {"added": ["saved"], "removed": [], "edited": []}, ev
+            await c.call("profiles.save", name="saved", overwrite=True)
+            ev = await asyncio.wait_for(c.event(), 5)
+            assert ev["changed"] == ["profile", "voice", "profiles"] and ev["profiles"]["edited"] == ["saved"], ev
             await asyncio.sleep(2.5)  # two looks at the folder: the saved file is not said again
             assert c.events.empty(), c.events.get_nowait()
             await c.close()

@@ -67,7 +67,8 @@ def test_save_writes_the_running_voice_and_its_params(daemon):
         while "profile" not in ev["changed"]:
             ev = await other.event("state")
         assert ev["by"] == "client 1" and ev["state"]["profile"] == "my-voice"
-        assert ev["changed"] == ["profile", "voice"] and ev["state"]["voice"].startswith("Mine: ")
+        assert ev["changed"] == ["profile", "voice", "profiles"] and ev["state"]["voice"].startswith("Mine: ")
+        assert ev["profiles"] == {"added": ["my-voice"], "removed": [], "edited": []}, ev  # (the voice lists' cue)
         listed = {v["name"]: v for v in (await c.call("voices.list"))["voices"]}
         assert listed["my-voice"]["active"] and listed["my-voice"]["label"] == "Mine"
         await c.call("params.set", values={"pitch": 0.0})

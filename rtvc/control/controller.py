@@ -73,6 +73,7 @@ class Controller:
         self.started = time.time()
         self._engine_seen: tuple[str, str, str] | None = None
         self._profiles_seen = profiles_seen(self.profiles_dir)  # profiles/ as poll_profiles last saw it
+        self._silent_said = self.engine.muted  # `silent` as the last event had it
         self._profiles_at = time.monotonic()
         self._profiles_lock = threading.Lock()  # (a save, on an RPC thread, and the poll, on serve's loop)
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
@@ -258,6 +259,7 @@ class Controller:
                 raw = {f.name: v for f in fields(settings) if (v := getattr(settings, f.name)) != f.default}
                 model = portable_model(raw, conv.voice.base, self.profiles_dir)
             with self._profiles_lock:  # (the event below says so: no "profiles" one for it, before or after)
+                existed = (self.profiles_dir / f"{name}.toml").exists()
                 path = write_profile(self.profiles_dir, name, label, kind, params, model, overwrite, keep_layout=True)
                 self._profiles_seen = profiles_seen(self.profiles_dir)
             key = converter_key(self.cfg, name)
@@ -267,7 +269,9 @@ class Controller:
                 # it was loaded from (one replaced since would make a kept voice stale)
                 self._key = key if key is not None and self._key is not None and key[2] == self._key[2] else None
                 self.engine.relabel(conv, f"{label}: {conv.voice.label}")  # (as a load of the file names it)
-        self._emit(["profile", "voice"], by)
+        # "profiles" as for a file written by hand: a client whose voice list follows those events shows this one
+        files = {"added": [] if existed else [name], "removed": [], "edited": [name] if existed else []}
+        self._emit(["profile", "voice", "profiles"], by, profiles=files)
         return {"name": name, "path": str(path), "state": self.state()}
 
     def set_voice_on(self, on: bool, by: str) -> bool:
@@ -443,7 +447,12 @@ class Controller:
             self._listeners = [f for f in self._listeners if f is not fn]
 
     def _emit(self, changed: list[str], by: str, error: str = "", **extra: Any) -> None:
-        event = {"type": "state", "changed": changed, "by": by, "state": self.state(), **extra}
+        state = self.state()
+        with self._lock:  # `silent` follows mute and push-to-talk: named where it changed, as a key of state is
+            if state["silent"] != self._silent_said:
+                self._silent_said = state["silent"]
+                changed = [*changed, "silent"]
+        event = {"type": "state", "changed": changed, "by": by, "state": state, **extra}
         if error:
             event["error"] = error
         for fn in self._listeners:  # a copy-on-write list: no lock held while listeners run

@@ -107,7 +107,11 @@ async def _status(s: Session) -> dict[str, Any]:
     return s.hub.controller.status()
 
 
-@method("voices.list", "The voice profiles; `error` says why one cannot load", "{voices, active}")
+@method(
+    "voices.list",
+    "The voice profiles; `error` says why one cannot load. Names are the file names, case and all",
+    "{voices: [{name, label, voice, active, error?}], active}",
+)
 async def _voices(s: Session) -> dict[str, Any]:
     return {"voices": s.hub.controller.voices(), "active": s.hub.controller.profile}
 
@@ -286,7 +290,8 @@ async def _ptt_release(s: Session) -> dict[str, Any]:
 @method(
     "devices.list",
     "Sound devices, the ones in use (with `stopped`: why none runs), and whether they can be switched",
-    "{devices, in_use, switchable, error?}",
+    "{devices: [{index, name, host_api, max_input, max_output, default_samplerate, low_input_latency, "
+    "low_output_latency, by_move}], in_use, switchable, error?}",
     {
         "rescan": Param(
             "boolean",
@@ -345,13 +350,13 @@ async def _device_change(s: Session, change: Callable[[], dict[str, Any]]) -> di
         s.hub.busy.discard("devices")
 
 
-_DEV = "a device index or part of its name, from devices.list"
+_DEV = 'a device index (as a string: "3") or part of its name, from devices.list'
 
 
 @method(
     "devices.select",
     "Switch the input, output and/or monitor (hear myself) device",
-    "object",
+    "{in_use, latency_ms}: the devices now, as devices.list says, and the declared latency with them",
     {
         "input": Param("string", _DEV, False),
         "output": Param("string", _DEV, False),

@@ -248,8 +248,19 @@ edit the table, not this file.
 ```
 -> {"jsonrpc":"2.0","id":2,"method":"mute.set","params":{"on":true}}
 <- {"jsonrpc":"2.0","id":2,"result":{"on":true}}
-<- {"jsonrpc":"2.0","method":"event","params":{"type":"state","changed":["mute"],"by":"client 3","state":{...}}}
+<- {"jsonrpc":"2.0","method":"event","params":{"type":"state","changed":["mute","silent"],"by":"client 3",...}}
 ```
+
+- A request's reply and the events it causes come in no set order: a quick set (`mute.set`, `params.set`)
+  is answered before its event; `voices.select` and `profiles.save` send their events (`loading`, then the
+  voice) before the reply. Match replies by `id`, and take the state from events or from replies alike.
+- A request with no `id` (a JSON-RPC notification) is carried out and not answered; `"id": null` is answered with
+  `"id": null`. `auth` on a connection that is logged in answers its client id again with the right token, and
+  closes it (4001) with a wrong one.
+- When the daemon stops (SIGTERM, Ctrl-C) a subscribed client gets an `engine` event with `state` `stopped`, then
+  the close 1001 (going away): reconnect with a delay (a restart of `rtvc serve` keeps the port and the token).
+- Refusals before the WebSocket opens are HTTP: 403 with the reason as text (an Origin or Host not allowed),
+  503 (too many clients), 426 (a plain GET of `/rpc`), 404 (another path).
 
 ## Events (after `events.subscribe`)
 
@@ -259,14 +270,18 @@ edit the table, not this file.
 | `engine` | engine state changes (running, voice failed, ...) | `by`: `engine`, `engine` (below), `state` |
 | `meters` | `meter_hz`/s | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS; -120: none), `limit_db`, `gate`, timing |
 
-`state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held},
-`silent` (the output is muted now), `gate` {on, threshold_db, hold_ms}, `loading` (a profile being loaded, or
-null), `engine` and `links` (outside links such as `obs`: {state, detail}, state one of connecting, connected,
-disconnected, auth failed, stopped (also: `[obs]` set without `enabled = true`); a change of state, or of the reason
-it is down, arrives as an event with `changed: ["obs"]`; while it retries, `detail` keeps why it is down).
+`state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held: how many
+clients hold the talk button now, 0 when none}, `silent` (the output is muted now: by `mute`, or by push-to-talk
+mode with nobody holding; named in `changed` when it changes), `gate` {on, threshold_db, hold_ms}, `loading` (a
+profile being loaded, or null), `engine` and `links` (outside links such as `obs`: {state, detail}, state one of
+connecting, connected, disconnected, auth failed, stopped (also: `[obs]` set without `enabled = true`); a change of
+state, or of the reason it is down, arrives as an event with `changed: ["obs"]`; while it retries, `detail` keeps
+why it is down).
 `changed: ["profiles"]` (`by`: `profiles`) says a profile was added to, edited in or removed from the profiles
-folder (looked at once a second): `profiles` {added, removed, edited} names them, and `voices.list` has the new list.
-`changed: ["devices"]` says a `devices.select` switched the sound devices, or (`by`: `pipewire`)
+folder (looked at once a second): `profiles` {added, removed, edited} names them, and `voices.list` has the new list;
+a `profiles.save` says it in its own event (`changed: ["profile", "voice", "profiles"]`, by the client that saved).
+`changed: ["devices"]` says a `devices.select` switched the sound devices (or a `devices.list` with `rescan` reopened
+them: the same devices, read again), or (`by`: `pipewire`)
 that rtvc followed PipeWire's default devices to new ones: `devices.list` has them; `state` holds no devices key
 (devices reopened after a failure show in `engine` events: the state goes back to `running`). Under JACK, `changed:
 ["routing"]` (`by`: `jack`) says connections of rtvc's ports were lost because the program at their other end closed
@@ -276,7 +291,8 @@ still waited for, also across a reopen of the devices. A connection the user cut
 user connects elsewhere meanwhile is `dropped`. Rerouting rtvc's ports (a patchbay) changes `engine.latency`'s device
 parts to JACK's figures for the new peers, within a second. A `state` event for a voice that did not load carries
 `error`, saying why. A set that changes nothing (`mute.set` as it is, `params.set` with the values there) is answered
-and sends no event.
+and sends no event. `voices.select` of the voice already playing loads its profile again (its parameters as the file
+has them): its events name `loading`, `profile`, `voice` and `params` though the state may read as before.
 
 The noise gate silences the output while the microphone is quieter than `threshold_db` (dBFS RMS over 10 ms):
 it opens at the threshold, closes after `hold_ms` below 6 dB under it and fades out over 100 ms. An opening is
