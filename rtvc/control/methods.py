@@ -182,7 +182,10 @@ async def _select(s: Session, name: str) -> dict[str, Any]:
     {
         "name": Param("string", "1-64 ASCII letters, digits, - or _, the first a letter or digit (the file name)"),
         "label": Param(
-            "string", "what the voice list shows (default: the label of the profile replaced, else the name)", False
+            "string",
+            "what the voice list shows, at most 100 characters (default, and when empty: the label of the profile "
+            "replaced, else the name)",
+            False,
         ),
         "overwrite": Param(
             "boolean",
@@ -392,7 +395,7 @@ async def _select_devices(
 @method(
     "events.subscribe",
     "Receive `event` notifications (replaces this client's earlier subscription)",
-    "{events, meter_hz, state}",
+    "{events, meter_hz (null without meters), state}",
     {
         "events": Param("array", "of state, engine, meters (default: state and engine)", False),
         "meter_hz": Param("number", "meter updates per second, with meters (default 10)", False, 1, 30),

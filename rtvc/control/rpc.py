@@ -273,10 +273,10 @@ edit the table, not this file.
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held: how many
 clients hold the talk button now, 0 when none}, `silent` (the output is muted now: by `mute`, or by push-to-talk
 mode with nobody holding; named in `changed` when it changes), `gate` {on, threshold_db, hold_ms}, `loading` (a
-profile being loaded, or null), `engine` and `links` (outside links such as `obs`: {state, detail}, state one of
-connecting, connected, disconnected, auth failed, stopped (also: `[obs]` set without `enabled = true`); a change of
-state, or of the reason it is down, arrives as an event with `changed: ["obs"]`; while it retries, `detail` keeps
-why it is down).
+profile being loaded, or null), `engine` and `links` (outside links such as `obs`, `{}` without `[obs]`: {state,
+detail}, state one of connecting, connected, disconnected, auth failed, stopped (also: `[obs]` set without `enabled
+= true`); a change of state, or of the reason it is down, arrives as an event with `changed: ["obs"]`; while it
+retries, `detail` keeps why it is down).
 `changed: ["profiles"]` (`by`: `profiles`) says a profile was added to, edited in or removed from the profiles
 folder (looked at once a second): `profiles` {added, removed, edited} names them, and `voices.list` has the new list;
 a `profiles.save` says it in its own event (`changed: ["profile", "voice", "profiles"]`, by the client that saved).
@@ -298,8 +298,8 @@ The noise gate silences the output while the microphone is quieter than `thresho
 it opens at the threshold, closes after `hold_ms` below 6 dB under it and fades out over 100 ms. An opening is
 dated back to the start of the window whose level crossed, faded in over 5 ms before it, as far as the output
 (which lags by the converter's latency) has not yet played it: a word's start is not cut. `meters.gate` is
-`open` or `closed` (`open` while the gate is off); `status.get`'s `engine.gate` adds `closed_s`, the seconds of
-output it has silenced. The gate does not apply to `rtvc convert` (a file).
+`open` or `closed` (`open` while the gate is off); `status.get`'s `engine.gate` has `open` as a boolean and adds
+`closed_s`, the seconds of output it has silenced. The gate does not apply to `rtvc convert` (a file).
 
 The output never goes beyond full scale (0 dBFS): where it would (a voice's gain_db raised, a shout), the
 limiter lowers the gain just enough, with no added latency, and gives it back at 40 dB/s. `meters.limit_db`
