@@ -310,6 +310,13 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
                 seen = [s[k] for s in samples]
                 assert len(set(seen)) >= 4 and max(seen) > -50, f"the {side} meter did not move: {seen}"
 
+            # the output limiter at work is shown on the output meter (its peak reads 0.0 dBFS then)
+            api.call("params.set", values={"gain_db": 24.0})
+            limit = "document.querySelector('[data-testid=meter-out] .meter-db').textContent"
+            wait_until("the output meter to show the limiter", lambda: page.js(limit).startswith("lim -"), 5)
+            assert float(page.js(limit).split()[1]) < -1.0, page.js(limit)
+            api.call("params.set", values={"gain_db": 0.0})
+
             # a real click on another voice: the daemon switches (asked through its own API, not the page)
             t1 = time.monotonic()
             page.click("voice-higher")

@@ -619,7 +619,11 @@
       const fp = frac(peak);
       m.peak.style.left = "calc(" + (100 * fp).toFixed(1) + "% - 2px)";
       m.peak.style.opacity = fp > 0 ? "1" : "0";
-      m.db.textContent = peak <= SILENCE_DB ? "\u2013" : peak.toFixed(1);
+      // the output limiter at work (rtvc.limiter): the peak reads 0.0, so what it takes off is shown instead
+      const limit = m.key === "out" && ev && typeof ev.limit_db === "number" && ev.limit_db < -0.05 ? ev.limit_db : 0;
+      m.db.textContent = limit ? "lim " + limit.toFixed(1) : peak <= SILENCE_DB ? "\u2013" : peak.toFixed(1);
+      m.db.title = limit ? "the limiter took " + (-limit).toFixed(1) + " dB off: lower the voice's gain" : "";
+      m.el.dataset.limit = String(limit);
       m.el.classList.toggle("clip", peak > -0.1);
     }
   }
