@@ -81,6 +81,11 @@ class StreamingConverter:
         self._bypass_now = False
         rt = self._rates
         context = max(rt.to_voice(shape.context), voice.context_for(rt.tail_v + rt.pad_v))
+        if getattr(voice, "seamless", False):
+            # passthrough needs no input before its block, but a voice switched to from it takes its window as the
+            # input before (continue_from): a pitch voice read silence there (its formant filter made a 5 ms burst
+            # of its 2-3 kHz band, +18 dB, out of the frames half empty; it reads 0.2-0.3 s back)
+            context = max(context, round(SWITCH_HISTORY_S * voice.samplerate))
         self._window = np.zeros(context + rt.block_v, dtype=np.float32)  # (context + block,) at the voice's rate
         prepare = getattr(voice, "prepare_stream", None)
         if prepare is not None:  # shapes are fixed from here on: a voice may capture graphs or load engines now
@@ -199,6 +204,8 @@ def _block_step(device: int, step: int, frame_ms: float) -> int:
             return int(frames)
     return step  # (no such block: the voice's own check names the rule)
 
+
+SWITCH_HISTORY_S = 0.5  # the input a seamless voice keeps for the voice switched to after it
 
 # how a voice switch joins the new converter to the old (StreamingConverter.continue_from)
 JOINED, AFTER, MIXED = "joined", "after", "mixed"

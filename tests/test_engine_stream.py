@@ -710,7 +710,7 @@ def _switch_mid_tone(new_pitch: float | None, bypass: bool, old_pitch: float | N
 @pytest.mark.parametrize(
     ("old_pitch", "new_pitch", "bypass"),
     [(-4.0, 8.0, False), (-4.0, -4.0, False), (-4.0, -4.0, True), (-4.0, 12.0, True), (None, -4.0, False),
-     (-4.0, None, False), (0.0, None, False)],
+     (None, 8.0, False), (None, 12.0, False), (-4.0, None, False), (0.0, None, False)],
 )  # fmt: skip
 def test_a_voice_switch_plays_no_click_and_no_dip(old_pitch, new_pitch, bypass):
     """The new voice takes the old one's input history and pending output and joins by its own SOLA
