@@ -26,6 +26,10 @@ import numpy as np
 CEILING = 1.0  # full scale
 ATTACK_DB_MS = 6.0  # how fast the gain goes down towards a peak
 RELEASE_DB_S = 40.0  # how fast it comes back after one
+# the most it takes off: a sample far beyond any voice (a model's glitch of 1e6, 1e30) ducked the output for 3 to
+# 19 s; beyond this it is cut at full scale instead (the limit is reached from +40 dBFS: +24 dB of gain on a
+# full-scale input is within it)
+MAX_REDUCTION_DB = 40.0
 
 
 class Limiter:
@@ -36,7 +40,7 @@ class Limiter:
         self._j = np.arange(block, dtype=np.float64)
         self._gain_db = 0.0  # at the end of the last block (<= 0)
         self.reduction_db = 0.0  # the most it took off in the latest block (<= 0), for the meters
-        self.limited_blocks = 0  # blocks it lowered any sample of, in total
+        self.limited_blocks = 0  # blocks with a sample beyond full scale, in total (not those of the release only)
 
     def reset(self) -> None:
         self._gain_db, self.reduction_db = 0.0, 0.0
@@ -55,7 +59,8 @@ class Limiter:
         j = self._j[:n] if n <= len(self._j) else np.arange(n, dtype=np.float64)
         need = np.zeros(n)
         over = a > CEILING
-        need[over] = 20.0 * np.log10(CEILING / a[over].astype(np.float64))
+        big = np.minimum(a[over].astype(np.float64), 1e300)  # (an infinity: the most it takes off, as any such)
+        need[over] = np.maximum(20.0 * np.log10(CEILING / big), -MAX_REDUCTION_DB)
         # attack: g_a[i] = min over j >= i of need[j] + attack * (j - i)
         g = np.minimum.accumulate((need + self._attack * j)[::-1])[::-1] - self._attack * j
         # release: g[i] = min over j <= i of g_a[j] + release * (i - j), and the last block's gain (at j = -1)
@@ -65,7 +70,7 @@ class Limiter:
         if self._gain_db > -1e-4:  # (back within a ten-thousandth of a dB: done)
             self._gain_db = 0.0
         self.reduction_db = float(g.min())
-        if self.reduction_db < 0.0:
+        if over.any():
             self.limited_blocks += 1
         out = y * (10.0 ** (g / 20.0)).astype(np.float32)
         return np.clip(out, -CEILING, CEILING, out=out)

@@ -364,8 +364,8 @@ def report(st: EngineStatus) -> str:
         s = st.limited_blocks * st.block / st.samplerate
         lines.insert(
             -1,
-            f"  limiter           lowered {st.limited_blocks} blocks ({s:.1f} s) that would have clipped: lower the "
-            "voice's gain_db or the microphone's level",
+            f"  limiter           {st.limited_blocks} blocks ({s:.1f} s) went beyond full scale and were lowered: "
+            "lower the voice's gain_db or the microphone's level",
         )
     bad_in, bad_out = st.nonfinite["input_blocks"], st.nonfinite["output_blocks"]
     if bad_in or bad_out:

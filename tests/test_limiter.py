@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtvc.limiter import RELEASE_DB_S, Limiter
+from rtvc.limiter import MAX_REDUCTION_DB, RELEASE_DB_S, Limiter
 from rtvc.tui.meter import HOLD_S, LevelMeter
 
 SR, BLOCK = 48000, 960
@@ -106,7 +106,7 @@ def test_the_engine_limits_what_plays_and_says_so(tmp_path):
     st = engine.status()
     assert st.levels.limit_db == pytest.approx(-6.0, abs=0.2) and st.limited_blocks >= 40
     assert "limiting 6.0 dB" in st.line()
-    assert "limiter           lowered" in report(st) and "lower the voice's gain_db" in report(st)
+    assert "went beyond full scale and were lowered" in report(st) and "lower the voice's gain_db" in report(st)
 
 
 def test_the_tui_meter_shows_what_the_limiter_took_off_for_a_while():
@@ -118,3 +118,25 @@ def test_the_tui_meter_shows_what_the_limiter_took_off_for_a_while():
     now[0] += HOLD_S + 0.1
     m.set_level(-3.0, 0.0)
     assert "limit" not in m.render().plain and "-3.0 dBFS" in m.render().plain
+
+
+def test_blocks_are_counted_where_they_went_beyond_full_scale_not_while_the_gain_comes_back():
+    """A single +12 dB sample counted 31 blocks (its release), and the report said 0.3 s "would have clipped"."""
+    x = tone(1.0, 0.5)
+    x[4000] = 2.0
+    lim = Limiter(SR, 480)
+    through(lim, x, 480)
+    assert lim.limited_blocks == 1
+
+
+def test_a_sample_far_beyond_any_voice_is_cut_not_a_duck_of_seconds():
+    """One sample of 1e30 (a model's glitch) took the gain down 599 dB: 15 s back at 40 dB/s. At most 40 dB off, and
+    the sample itself cut at full scale."""
+    for spike in (1e6, 1e30, np.finfo(np.float32).max, np.inf):
+        x = tone(2.0, 0.5)
+        x[1000] = spike
+        lim = Limiter(SR, BLOCK)
+        y = through(lim, x)
+        assert np.isfinite(y).all() and np.abs(y).max() <= 1.0, spike
+        back = int((MAX_REDUCTION_DB / RELEASE_DB_S + 0.05) * SR)
+        np.testing.assert_array_equal(y[back + BLOCK :], x[back + BLOCK :])  # (exact again, a block after)
