@@ -190,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         if e.__cause__ is not None and os.environ.get("RTVC_TRACEBACK"):  # (what a bug report needs, on request)
             traceback.print_exception(e.__cause__, file=sys.stderr)
         print(f"rtvc: error: {e}", file=sys.stderr)
+        if "sounddevice" in sys.modules:
+            from rtvc.audio.devices import must_not_terminate
+
+            if must_not_terminate():  # (serve on a JACK server that was started again: PortAudio would abort)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(EXIT_USER_ERROR)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # Ctrl-C where no command handles it itself (convert, build): nothing half-written
         print(f"rtvc: {args.command} interrupted", file=sys.stderr)

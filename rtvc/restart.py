@@ -86,6 +86,17 @@ def snapshot(
     if lost_monitor:
         devices["monitor_device"] = ""
     return {
+        **_controls(controller, st),
+        "audio": {**dataclasses.asdict(audio), **devices, "monitor": st["monitor"]},
+        "pins": pins,
+        "port": port,
+        "follow": sorted(follow),
+        "config": config or {},
+    }
+
+
+def _controls(controller: Any, st: dict[str, Any]) -> dict[str, Any]:
+    return {
         "profile": controller.profile,
         "params": st["params"],
         "voice_on": st["voice_on"],
@@ -93,12 +104,14 @@ def snapshot(
         "ptt_mode": st["ptt"]["mode"],
         "monitor": st["monitor"],
         "gate": st["gate"],
-        "audio": {**dataclasses.asdict(audio), **devices, "monitor": st["monitor"]},
-        "pins": pins,
-        "port": port,
-        "follow": sorted(follow),
-        "config": config or {},
     }
+
+
+def with_controls(state: dict[str, Any], controller: Any) -> dict[str, Any]:
+    """A restarted serve's `state` with its live settings as clients left them (it starts anew again before its
+    devices came back: a voice selected, a mute set meanwhile were lost)."""
+    st = controller.state()
+    return {**state, **_controls(controller, st), "audio": {**state.get("audio", {}), "monitor": st["monitor"]}}
 
 
 def block_stops() -> None:

@@ -334,10 +334,11 @@ def devices_again(
         ways.append(("without the monitor", dataclasses.replace(cfg.audio, monitor_device=""), alone))
     ways.append(("as configured", configured.audio, {}))
     deadline, last, said, told = time.monotonic() + RESUME_DEVICES_S, "", "", ""
+    gone = False  # the JACK server PortAudio runs on is gone: its device list is stale, nothing to try
     while not stop.is_set():
         late = time.monotonic() > deadline
         for n, (how, audio, pinned) in enumerate(ways):
-            if n and not late:
+            if gone or (n and not late):
                 break  # (the first way only, until the deadline: the server may not list them yet)
             try:
                 choice = choose_devices(audio, restart.pinned({"pins": pinned}))
@@ -368,7 +369,8 @@ def devices_again(
         jack = jack_server_now()
         if jack == WITHOUT:
             return START_ANEW
-        if jack == GONE:
+        gone = jack == GONE
+        if gone:
             last = "the JACK server rtvc runs on is gone: start it again (rtvc starts anew when it runs)"
             continue
         try:
@@ -492,7 +494,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
                     "starts anew, with its voice, settings and devices"
                 )
                 restart.block_stops()
-                restart.exec_again(resumed, caught)  # (returns when that failed, or a stop signal came)
+                restart.exec_again(restart.with_controls(resumed, controller), caught)  # (returns: failed, or stop)
                 return 0 if caught else 1
             if got == START_ANEW:
                 raise RtvcError(

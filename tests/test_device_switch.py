@@ -461,16 +461,21 @@ def test_a_jack_server_started_again_at_another_rate_keeps_serve_answering_until
             listed = rpc.call("devices.list")
             assert "48000 Hz" in listed["in_use"]["resuming"] and not listed["switchable"], listed
             assert rpc.call("status.get")["control"]["params"]["gain_db"] == -6.0
+            # changes made meanwhile are the serve's (a later start anew lost them: the state it started with)
+            rpc.call("params.set", values={"gain_db": -3.0})
+            rpc.call("mute.set", on=True)
         finally:
             rpc.close()
-        jack_bare.stop()
-        time.sleep(1.0)
+        jack_bare.stop()  # (and while no server runs, that is the reason said)
+        gone = "the JACK server rtvc runs on is gone"
+        wait_for("the reason to be the server gone", lambda: gone in engine()["detail"], 20)
         jack_bare.samplerate = 48000
         jack_bare.start()
         st = wait_for("rtvc to run again", lambda: (e := engine())["state"] == "running" and e, 40)
         assert daemon.proc.poll() is None and daemon.proc.pid == pid, daemon.log()[-3000:]
         assert st["samplerate"] == 48000 and st["detail"] == "", st
-        assert call("status.get")["control"]["params"]["gain_db"] == -6.0
+        control = call("status.get")["control"]
+        assert control["params"]["gain_db"] == -3.0 and control["mute"] is True, control
         log = daemon.log()
         assert "Assertion" not in log and "Traceback" not in log, log[-3000:]
         assert "the JACK server was started again, and PortAudio cannot reach it from this process" in log
@@ -478,6 +483,35 @@ def test_a_jack_server_started_again_at_another_rate_keeps_serve_answering_until
     finally:
         daemon.stop()
     assert daemon.proc.returncode == 0, daemon.log()[-3000:]
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_serve_past_its_restarts_exits_with_the_reason_not_an_abort(jack_bare, tmp_path, monkeypatch):
+    """Its restarts spent (3 in 10 minutes; two are made to have been), a serve waiting for its devices whose JACK
+    server is started again cannot start anew: it said so, then PortAudio's exit handler aborted the process in the
+    server gone (`pa_jack.c: Terminate: Assertion`, SIGABRT). It exits 2 (an error the user mends) with the reason."""
+    from jack_daemon import JackDaemon
+
+    monkeypatch.setenv("RTVC_RESTARTS", f"{time.time() - 60:.3f},{time.time() - 30:.3f}")
+    daemon = JackDaemon(jack_bare.name, tmp_path, "passthrough")
+    try:
+        wait_for("the engine to run", lambda: "engine running" in daemon.log(), 30)
+        jack_bare.stop()
+        time.sleep(1.0)
+        jack_bare.samplerate = 44100
+        jack_bare.start()
+        wait_for("the new serve to wait", lambda: "does not support 48000 Hz" in daemon.log(), 40)
+        jack_bare.stop()
+        time.sleep(1.0)
+        jack_bare.samplerate = 48000
+        jack_bare.start()
+        code = daemon.proc.wait(40)
+    finally:
+        daemon.stop()
+    log = daemon.log()
+    assert code == 2, (code, log[-3000:])
+    assert "has started anew 3 times in 10 minutes already (restart rtvc serve)" in log, log[-3000:]
+    assert "Assertion" not in log and "Traceback" not in log, log[-3000:]
 
 
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)

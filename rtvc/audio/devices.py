@@ -293,8 +293,9 @@ def rescan() -> list[Device]:
 
 def must_not_terminate() -> bool:
     """Whether PortAudio, loaded in this process, must not be terminated at exit (sounddevice does it from an
-    exit handler): a restart of it hung, or it runs on a JACK server that died (its JACK host API aborts the
-    process then). The caller exits with os._exit instead."""
+    exit handler): a restart of it hung, or it runs on a JACK server that died, though another may run now (its
+    JACK host API aborts the process then: `pa_jack.c: Terminate: Assertion`). The caller exits with os._exit
+    instead."""
     sd = sys.modules.get("sounddevice")
     if sd is None or not getattr(sd, "_initialized", 0):
         return False
@@ -305,7 +306,16 @@ def must_not_terminate() -> bool:
             jack = any("JACK" in a["name"] for a in sd.query_hostapis())
     except Exception:  # (a PortAudio that cannot answer this cannot be terminated safely either)
         return True
-    return jack and not jack_server_answers()
+    if not jack:
+        return False
+    from rtvc.audio import jack_links, voice_mic
+    from rtvc.audio.jack_probe import ANSWERS, jack_server
+
+    name = jack_links.own_name()
+    if name is None:
+        return not jack_server_answers()
+    # (its own client in the server's graph: the server it connected to, still running)
+    return jack_server(client=name, not_client=(voice_mic.LABEL,)) != ANSWERS
 
 
 def format_devices(devices: list[Device]) -> str:

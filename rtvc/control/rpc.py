@@ -304,8 +304,9 @@ dated back to the start of the window whose level crossed, faded in over 5 ms be
 The output never goes beyond full scale (0 dBFS): where it would (a voice's gain_db raised, a shout), the
 limiter lowers the gain just enough, with no added latency, and gives it back at 40 dB/s. `meters.limit_db`
 (and `status.get`'s `engine.levels.limit_db`) is what it took off the latest block (0: nothing, the output is
-untouched); `engine.limited_blocks` counts the blocks it lowered. A voice that is limited often wants a lower
-gain_db. The limiter does not apply to `rtvc convert` (a float file keeps what is beyond full scale, and says).
+untouched); `engine.limited_blocks` counts the blocks that went beyond full scale. A voice that is limited often
+wants a lower gain_db. The limiter does not apply to `rtvc convert` (a float file keeps what is beyond full scale,
+and says).
 
 `meters` also holds the block processing time, for a sparkline: `block_ms` (the slowest block since the
 previous meters reading, by any client; null if none), `p99_ms` (p99 of the last 2048 blocks), `budget_ms`
