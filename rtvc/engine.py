@@ -34,7 +34,7 @@ from rtvc.gate import GateSettings, NoiseGate
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
 from rtvc.limiter import Limiter
 from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_worker_realtime
-from rtvc.sola import crossfade
+from rtvc.sola import correlation, crossfade
 from rtvc.status import EngineStatus, Levels, Xruns
 from rtvc.timing import BlockTimer
 
@@ -567,9 +567,7 @@ class Engine:
         else:
             old = self._convert(self.converter, fresh)
             new = self._convert(nxt[0])
-            e = float(np.dot(old, old)) * float(np.dot(new, new))
-            rho = float(np.clip(np.dot(old, new) / np.sqrt(e), 0.0, 1.0)) if e > 1e-18 else 1.0
-            y = crossfade(old, new, self._ramp, rho)
+            y = crossfade(old, new, self._ramp, correlation(old, new))
         self._retired.put(self.converter)
         self.converter, self.voice_label = nxt
         self._load_from = self.timer.count + 1  # the new voice is judged on its own blocks (this one may run two)

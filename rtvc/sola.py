@@ -50,3 +50,9 @@ def crossfade(old: np.ndarray, new: np.ndarray, shape: np.ndarray, rho: float) -
     x = shape
     d = np.sqrt(x * x + (1 - x) ** 2 + 2 * rho * x * (1 - x))
     return ((x / d) * new + ((1 - x) / d) * old).astype(np.float32)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised correlation of two blocks at lag 0, in [0, 1] (as `crossfade` takes it; 1 for silence)."""
+    e = float(np.dot(a, a)) * float(np.dot(b, b))
+    return float(np.clip(np.dot(a, b) / np.sqrt(e), 0.0, 1.0)) if e > SILENT * SILENT else 1.0

@@ -190,6 +190,32 @@ def test_a_parameter_change_costs_one_render():
         assert calls[0].pitch == (float(i % 5) if i % 2 else conv.params.pitch)
 
 
+@pytest.mark.parametrize(("pitch", "formant"), [(-4.0, -1.5), (5.0, 2.5), (12.0, 0.0)])
+@pytest.mark.parametrize("off", [True, False])
+def test_voice_off_and_on_keep_the_level_over_the_ramp(pitch, formant, off):
+    """Voice on/off (bypass) ramps the voice into the dry signal over a block: at another pitch the two are
+    uncorrelated, and a linear ramp dipped them 1.9-3.0 dB over 20 ms (2-4 dB over 10 ms) half-way. Equal-power for
+    their correlation, as a voice switch."""
+    shape = StreamShape(SR, 960, crossfade=144, search=768)
+    conv = StreamingConverter(PitchVoice(SR), PitchParams(pitch=pitch, formant=formant), shape)
+    conv.bypass = not off
+    t = np.arange(SR) / SR
+    x = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 11))
+    x = (0.3 * x / np.abs(x).max()).astype(np.float32)
+    out = []
+    for b in range(0, SR, 960):
+        if b == SR // 2:
+            conv.bypass = off
+        out.append(conv.process_block(x[b : b + 960]))
+    y, at = np.concatenate(out), SR // 2
+
+    def rms(a: int, b: int) -> float:  # the lowest level over 20 ms windows in [a, b)
+        return min(float(np.sqrt(np.mean(y[i : i + 960] ** 2))) for i in range(a, b, 60))
+
+    dip = 20 * np.log10(rms(at - 2400, at + 2400) / min(rms(at - 9600, at - 4800), rms(at + 4800, at + 9600)))
+    assert dip > -1.5, (dip, pitch, formant, off)
+
+
 def test_bypass_is_ramped_and_exact_once_on():
     shape = StreamShape(SR, 480, crossfade=96, search=192)
     conv = StreamingConverter(PitchVoice(SR), PitchParams(pitch=7.0), shape)
