@@ -362,10 +362,11 @@ def report(st: EngineStatus) -> str:
         )
     if st.limited_blocks:
         s = st.limited_blocks * st.block / st.samplerate
+        often = st.limited_blocks > 0.01 * max(st.blocks, 1)  # (a peak now and then is what the limiter is for)
         lines.insert(
             -1,
-            f"  limiter           {st.limited_blocks} blocks ({s:.1f} s) went beyond full scale and were lowered: "
-            "lower the voice's gain_db or the microphone's level",
+            f"  limiter           {st.limited_blocks} blocks ({s:.1f} s) went beyond full scale and were lowered"
+            + (": lower the voice's gain_db or the microphone's level" if often else ""),
         )
     bad_in, bad_out = st.nonfinite["input_blocks"], st.nonfinite["output_blocks"]
     if bad_in or bad_out:
