@@ -1,0 +1,125 @@
+"""Voice switches and voice on/off, measured: the level dip and the largest step around each, through the live engine.
+
+A voice switch (voices.select) joins the new voice to the old by SOLA, or crossfades the two over a block; voice
+on/off (bypass) ramps the voice into the dry signal over a block. Where the two play different pitches they are
+uncorrelated, and a linear ramp dips -3 dB half-way; where they play the same sound at different delays they
+can cancel. For each pair, on a 150 Hz harmonic tone (a voice-like spectrum) and a 220 Hz sine (the worst case):
+- dip: the lowest RMS over 10 ms (and 20 ms) windows around the switch, against the lower of the two voices' own
+  levels, in dB (0: no dip);
+- step: the largest second difference around the switch against either voice's own largest (1: no click).
+
+    python bench/voice_switch.py
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from common import machine, write_result
+
+SR = 48000
+DEFAULT = (-4.0, -1.5)
+
+
+def signal(kind: str) -> np.ndarray:
+    t = np.arange(SR) / SR
+    if kind == "sine":
+        x = np.sin(2 * np.pi * 220 * t)
+    else:
+        x = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 11))
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+def converter(voice, shape):
+    from rtvc.converter import StreamingConverter
+    from rtvc.voices.passthrough import PassthroughParams, PassthroughVoice
+    from rtvc.voices.pitch import PitchParams, PitchVoice
+
+    if voice == "passthrough":
+        return StreamingConverter(PassthroughVoice(SR), PassthroughParams(), shape)
+    return StreamingConverter(PitchVoice(SR), PitchParams(pitch=voice[0], formant=voice[1]), shape)
+
+
+def measure(y: np.ndarray, at: int) -> dict[str, float]:
+    def low(a: int, b: int, w: int) -> float:
+        return min(float(np.sqrt(np.mean(y[i : i + w] ** 2))) for i in range(a, b, 60))
+
+    out = {}
+    for w in (480, 960):
+        ref = min(low(at - 9600, at - 4800, w), low(at + 4800, at + 9600, w))
+        out[f"dip_{w // 48}ms_db"] = round(20 * np.log10(low(at - 2400, at + 2400, w) / ref), 2)
+    d2 = np.abs(np.diff(y.astype(np.float64), 2))
+    steady = max(d2[at - 9600 : at - 2400].max(), d2[at + 4800 : at + 12000].max())
+    out["step"] = round(float(d2[at - 1200 : at + 2400].max() / steady), 2)
+    return out
+
+
+def switch(old, new, kind: str) -> dict[str, float]:
+    from rtvc.converter import StreamShape
+    from rtvc.engine import Engine
+
+    shape = StreamShape(SR, 960, crossfade=144, search=768)
+    x = signal(kind)
+    engine = Engine(converter(old, shape), SR, headroom=192, voice_label="old")
+    engine.realtime, engine.watch_load = False, False
+    engine.set_device(0, 0, separate_streams=False)
+    engine.prepare(240)
+    engine.start()
+    y, out = np.zeros(len(x), np.float32), np.zeros((240, 1), np.float32)
+    try:
+        for pos in range(0, len(x), 240):
+            if pos == SR // 2:
+                engine.swap_converter(converter(new, shape), "new")
+            engine.on_duplex(x[pos : pos + 240], out, 240, None)
+            y[pos : pos + 240] = out[:, 0]
+            engine.wait_for_worker()
+    finally:
+        engine.stop()
+    return measure(y, SR // 2 + engine.latency().total)
+
+
+def bypass(voice, kind: str, off: bool) -> dict[str, float]:
+    from rtvc.converter import StreamShape
+
+    conv = converter(voice, StreamShape(SR, 960, crossfade=144, search=768))
+    conv.bypass = not off
+    x = signal(kind)
+    blocks = []
+    for b in range(0, SR, 960):
+        if b == SR // 2:
+            conv.bypass = off
+        blocks.append(conv.process_block(x[b : b + 960]))
+    return measure(np.concatenate(blocks), SR // 2)
+
+
+def name(v) -> str:
+    return v if isinstance(v, str) else f"pitch {v[0]:+g}/{v[1]:+g}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "voice_switch.json")
+    args = ap.parse_args()
+    rows = []
+    pairs = [(DEFAULT, "passthrough"), ("passthrough", DEFAULT), ("passthrough", (12.0, -1.5)), (DEFAULT, (5.0, 2.5)),
+             ((0.0, 3.0), "passthrough")]  # fmt: skip
+    print(f"{'what':<48} {'signal':<6} {'dip 10ms':>9} {'dip 20ms':>9} {'step':>6}")
+    for old, new in pairs:
+        for kind in ("tone", "sine"):
+            r = {"what": f"switch {name(old)} -> {name(new)}", "signal": kind, **switch(old, new, kind)}
+            rows.append(r)
+            print(f"{r['what']:<48} {kind:<6} {r['dip_10ms_db']:9.1f} {r['dip_20ms_db']:9.1f} {r['step']:6.2f}")
+    for voice in (DEFAULT, (5.0, 2.5), (12.0, 0.0)):
+        for off in (True, False):
+            for kind in ("tone", "sine"):
+                what = f"voice {'off' if off else 'on'} ({name(voice)})"
+                r = {"what": what, "signal": kind, **bypass(voice, kind, off)}
+                rows.append(r)
+                print(f"{r['what']:<48} {kind:<6} {r['dip_10ms_db']:9.1f} {r['dip_20ms_db']:9.1f} {r['step']:6.2f}")
+    write_result(args.out, "voice_switch", {"machine": machine(), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
