@@ -111,7 +111,12 @@ def with_controls(state: dict[str, Any], controller: Any) -> dict[str, Any]:
     """A restarted serve's `state` with its live settings as clients left them (it starts anew again before its
     devices came back: a voice selected, a mute set meanwhile were lost)."""
     st = controller.state()
-    return {**state, **_controls(controller, st), "audio": {**state.get("audio", {}), "monitor": st["monitor"]}}
+    got = {**state, **_controls(controller, st), "audio": {**state.get("audio", {}), "monitor": st["monitor"]}}
+    if st["loading"]:  # a voice asked for and still loading: the new serve loads it, with its profile's parameters
+        log.info("voice '%s' was still loading: rtvc loads it when it has started anew", st["loading"])
+        got["profile"] = st["loading"]
+        got.pop("params", None)
+    return got
 
 
 def block_stops() -> None:

@@ -76,6 +76,28 @@ def test_a_restarted_serve_takes_back_its_voice_settings_and_devices(setup):
     assert {e["by"] for e in events} == {restart.BY}, events  # (each change said, as from the restart)
 
 
+def test_starting_anew_during_the_wait_hands_on_the_live_settings_and_a_voice_still_loading(setup, caplog):
+    """A restarted serve that starts anew once more before its devices came back (its JACK server started again)
+    handed on the state it had started with: a mute or a voice chosen meanwhile were lost, and a voice still
+    loading then was dropped with no word (reviews)."""
+    _, cfg = setup
+    controller = Controller(cfg, build_engine(cfg), "passthrough")
+    state = {"profile": "passthrough", "params": {"gain_db": -6.0}, "mute": False, "pins": {"input": {"x": 1}},
+             "audio": {"input_device": "system", "monitor": False}, "port": 47999, "config": {"a": 1}}  # fmt: skip
+    controller.set_params({"gain_db": -3.0}, "client 1")
+    controller.set_mute(True, "client 1")
+    controller.set_ptt_mode(True, "client 1")
+    got = restart.with_controls(state, controller)
+    assert got["params"] == {"gain_db": -3.0} and got["mute"] is True and got["ptt_mode"] is True, got
+    assert got["pins"] == state["pins"] and got["port"] == 47999 and got["config"] == {"a": 1}
+    assert got["audio"]["input_device"] == "system"
+    controller.loading = "deeper"  # (voices.select under way: Controller.select_voice sets it for the load)
+    with caplog.at_level("INFO", logger="rtvc"):
+        got = restart.with_controls(state, controller)
+    assert got["profile"] == "deeper" and "params" not in got, got  # (its own profile's, not the other voice's)
+    assert "voice 'deeper' was still loading: rtvc loads it when it has started anew" in caplog.text
+
+
 def test_settings_the_voice_no_longer_takes_are_said_and_the_rest_applied(setup, caplog):
     _, cfg = setup
     controller = Controller(cfg, build_engine(cfg), "passthrough")
