@@ -352,6 +352,17 @@ def test_a_jack_server_that_dies_under_serve_gets_one_answer_and_a_prompt_exit(j
     assert "Traceback" not in out and "Assertion" not in out, out
 
 
+def call_once(daemon, method: str, **params):
+    """One request on a connection of its own (a daemon that starts anew closes the ones it had)."""
+    from daemon_harness import RpcClient
+
+    rpc = RpcClient(daemon.port, daemon.token)
+    try:
+        return rpc.call(method, **params)
+    finally:
+        rpc.close()
+
+
 @pytest.mark.parametrize("jack_bare", [256], indirect=True)
 def test_a_jack_server_restarted_under_serve_gets_rtvc_back_as_it_was(jack_bare, tmp_path):
     """The JACK server restarted under rtvc serve (as PipeWire's is, under pw-jack, by `systemctl --user restart
@@ -359,17 +370,12 @@ def test_a_jack_server_restarted_under_serve_gets_rtvc_back_as_it_was(jack_bare,
     it. Now serve starts anew by itself once the server runs again: the same process (PID), port and token, the
     same devices and live settings, and sound through it again (the C reference client's sine heard at its
     input). The test's own process stays off JACK (its client would be stuck on the old server too)."""
-    from daemon_harness import RpcClient
     from jack_daemon import JackDaemon
 
     daemon = JackDaemon(jack_bare.name, tmp_path, "passthrough")
 
     def call(method: str, **params):
-        rpc = RpcClient(daemon.port, daemon.token)
-        try:
-            return rpc.call(method, **params)
-        finally:
-            rpc.close()
+        return call_once(daemon, method, **params)
 
     def answering_running():
         try:
@@ -429,11 +435,7 @@ def test_a_jack_server_started_again_at_another_rate_keeps_serve_answering_until
     daemon = JackDaemon(jack_bare.name, tmp_path, "passthrough")
 
     def call(method: str, **params):
-        rpc = RpcClient(daemon.port, daemon.token)
-        try:
-            return rpc.call(method, **params)
-        finally:
-            rpc.close()
+        return call_once(daemon, method, **params)
 
     def engine():
         try:
