@@ -26,7 +26,7 @@ import numpy as np
 from rtvc import restart
 from rtvc.audio import devices, voice_mic
 from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
-from rtvc.audio.jack_probe import GONE, WITHOUT
+from rtvc.audio.jack_probe import GONE, WITHOUT, jack_server
 from rtvc.audio.switch import DeviceSwitcher, describe_follow, following, left_to_default
 from rtvc.config import AudioConfig, Config, ObsConfig, format_config
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
@@ -292,7 +292,6 @@ def jack_server_now() -> str:
     """Where this process's PortAudio runs on JACK: whether the server it connected to still runs
     (rtvc.audio.jack_probe: ANSWERS; GONE; WITHOUT: another server runs, started since); "" where it has no JACK."""
     from rtvc.audio import jack_links
-    from rtvc.audio.jack_probe import GONE, WITHOUT, jack_server
 
     try:
         if not any("JACK" in a["name"] for a in devices.portaudio().query_hostapis()):
