@@ -172,8 +172,8 @@ class PipeWire:
     def _start(self) -> None:
         """PipeWire and WirePlumber, until they serve the null sinks and WirePlumber has named the default microphone
         and speakers, as a desktop's session has by the time a user starts rtvc (RuntimeError, both stopped, if not
-        in 20 s: a CI run once had none 10 s after WirePlumber connected, and rtvc, which waits 5 s for them, refused
-        to start)."""
+        in 40 s: a CI run once had none 10 s after WirePlumber connected, and rtvc, which waits 5 s for them, refused
+        to start; another, twice, did not have them in 20 s, the log saying nothing)."""
         by = "" if self.conf.parent.name == "pipewire" else f" -c {self.conf}"
         script = f"pipewire{by} & sleep 1; wireplumber & wait"
         self.log = (self.dir / "server.log").open("ab")
@@ -184,11 +184,15 @@ class PipeWire:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline, nudge = time.monotonic() + 20, time.monotonic() + 8
+        deadline, nudge = time.monotonic() + 40, time.monotonic() + 8
+        missing = "nothing asked yet"
         while time.monotonic() < deadline:
             ports = subprocess.run(["pw-jack", "jack_lsp"], env=self.env, capture_output=True, text=True).stdout
             clients = subprocess.run(["pw-cli", "ls", "Client"], env=self.env, capture_output=True, text=True).stdout
-            if "mic:capture_MONO" in ports and "speakers:monitor_MONO" in ports and "WirePlumber" in clients:
+            have_ports = "mic:capture_MONO" in ports and "speakers:monitor_MONO" in ports
+            have_wp = "WirePlumber" in clients
+            missing = "the null sinks' ports" if not have_ports else "WirePlumber" if not have_wp else "the defaults"
+            if have_ports and have_wp:
                 named = subprocess.run(["pw-metadata", "-n", "default", "0"], env=self.env, capture_output=True,
                                        text=True, timeout=10).stdout  # fmt: skip
                 if "key:'default.audio.source'" in named and "key:'default.audio.sink'" in named:
@@ -199,7 +203,10 @@ class PipeWire:
                     self.set_default("sink", "speakers")
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"PipeWire did not come up: {(self.dir / 'server.log').read_text(errors='replace')[-2000:]}")
+        raise RuntimeError(
+            f"PipeWire did not come up in 40 s (missing: {missing}): "
+            f"{(self.dir / 'server.log').read_text(errors='replace')[-2000:]}"
+        )
 
     def setting(self, key: str, value: int | None) -> None:
         """What `pw-metadata -n settings 0 clock.force-quantum N` does on a desktop; None removes the setting
