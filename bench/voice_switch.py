@@ -8,7 +8,12 @@ can cancel. For each pair, on a 150 Hz harmonic tone (a voice-like spectrum) and
   levels, in dB (0: no dip);
 - step: the largest second difference around the switch against either voice's own largest (1: no click).
 
-    python bench/voice_switch.py
+Switches to and from RVC voices (`--rvc`: tiny random-weight models in RVC's real file formats, a 2-layer HuBERT,
+F0 by yin; on speech): the dip, and what an RVC voice switched to hears: its content features on its first block,
+after 100 ms and 500 ms, against a voice that ran all along (relative error; 0: the same). A voice switched to takes
+the engine's input history (StreamingConverter.continue_from); before, an RVC voice started from an empty window.
+
+    python bench/voice_switch.py [--rvc]
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ SR = 48000
 DEFAULT = (-4.0, -1.5)
 
 
-def signal(kind: str) -> np.ndarray:
-    t = np.arange(SR) / SR
+def signal(kind: str, seconds: int = 1) -> np.ndarray:
+    if kind == "speech":
+        from rtvc.wavio import bundled_speech, load_mono
+
+        return (0.5 * load_mono(bundled_speech(), SR)[: seconds * SR]).astype(np.float32)
+    t = np.arange(seconds * SR) / SR
     if kind == "sine":
         x = np.sin(2 * np.pi * 220 * t)
     else:
@@ -32,11 +41,32 @@ def signal(kind: str) -> np.ndarray:
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 
+RVC_DIR: Path | None = None  # the tiny RVC models (--rvc)
+
+
+def rvc_models() -> Path:
+    import tempfile
+
+    from rtvc.rvc.factory import write_rvc_checkpoint
+    from rtvc.rvc.hubert_factory import write_fairseq_hubert
+
+    d = Path(tempfile.mkdtemp(prefix="rtvc-bench-switch-"))
+    write_rvc_checkpoint(d / "a.pth", version="v2", sr="48k", f0=1, size="tiny", seed=1)
+    write_rvc_checkpoint(d / "b.pth", version="v2", sr="40k", f0=1, size="tiny", seed=2)
+    write_fairseq_hubert(d / "hubert.pt", seed=0, layers=2, dim=768, heads=12, ffn=512)
+    return d
+
+
 def converter(voice, shape):
     from rtvc.converter import StreamingConverter
     from rtvc.voices.passthrough import PassthroughParams, PassthroughVoice
     from rtvc.voices.pitch import PitchParams, PitchVoice
 
+    if isinstance(voice, str) and voice.startswith("rvc "):
+        from rtvc.voices.rvc import RvcModelSettings, RvcParams, RvcVoice
+
+        model = RvcModelSettings(path=f"{voice[4:]}.pth", content="hubert.pt", f0="yin")
+        return StreamingConverter(RvcVoice(SR, model, RVC_DIR), RvcParams(), shape)
     if voice == "passthrough":
         return StreamingConverter(PassthroughVoice(SR), PassthroughParams(), shape)
     return StreamingConverter(PitchVoice(SR), PitchParams(pitch=voice[0], formant=voice[1]), shape)
@@ -56,28 +86,42 @@ def measure(y: np.ndarray, at: int) -> dict[str, float]:
     return out
 
 
-def switch(old, new, kind: str) -> dict[str, float]:
+def switch(old, new, kind: str, at: int = SR // 2) -> dict[str, float]:
     from rtvc.converter import StreamShape
     from rtvc.engine import Engine
 
     shape = StreamShape(SR, 960, crossfade=144, search=768)
-    x = signal(kind)
+    x = signal(kind, -(-(at + SR // 2) // SR))
     engine = Engine(converter(old, shape), SR, headroom=192, voice_label="old")
     engine.realtime, engine.watch_load = False, False
     engine.set_device(0, 0, separate_streams=False)
     engine.prepare(240)
     engine.start()
     y, out = np.zeros(len(x), np.float32), np.zeros((240, 1), np.float32)
+    conv, heard, seen = converter(new, shape), [], -1
     try:
         for pos in range(0, len(x), 240):
-            if pos == SR // 2:
-                engine.swap_converter(converter(new, shape), "new")
+            if pos == at:
+                engine.swap_converter(conv, "new")
             engine.on_duplex(x[pos : pos + 240], out, 240, None)
             y[pos : pos + 240] = out[:, 0]
             engine.wait_for_worker()
+            if engine.converter is conv and hasattr(conv.voice, "_content") and engine.blocks_done != seen:
+                heard.append(conv.voice._content[-3:].copy())  # (the newest 60 ms of features, each block)
+                seen = engine.blocks_done
     finally:
         engine.stop()
-    return measure(y, SR // 2 + engine.latency().total)
+    result = measure(y, at + engine.latency().total)
+    if heard:  # the same voice run alone from the start: the features it had at those blocks
+        ref, want = converter(new, shape), []
+        for b in range(0, at + 960 * len(heard), 960):
+            ref.process_block(x[b : b + 960])
+            if b >= at:
+                want.append(ref.voice._content[-3:])
+        for k, ms in ((0, 0), (5, 100), (25, 500)):
+            err = np.linalg.norm(heard[k] - want[k]) / np.linalg.norm(want[k]) if heard[k].shape == want[k].shape else 1
+            result[f"content_err_{ms}ms"] = round(float(err), 3)
+    return result
 
 
 def bypass(voice, kind: str, off: bool) -> dict[str, float]:
@@ -101,8 +145,28 @@ def name(v) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "voice_switch.json")
+    ap.add_argument("--rvc", action="store_true", help="switches to and from RVC voices only (tiny models, torch)")
     args = ap.parse_args()
     rows = []
+    if args.rvc:
+        global RVC_DIR
+        import torch
+
+        torch.set_num_threads(2)
+        RVC_DIR = rvc_models()
+        print(f"{'what':<48} {'dip 10ms':>9} {'dip 20ms':>9} {'step':>6}  content error at 0 / 100 / 500 ms")
+        for old, new in ((DEFAULT, "rvc a"), ("passthrough", "rvc a"), ("rvc a", "rvc b"), ("rvc a", DEFAULT)):
+            # (past an RVC voice's 1 s window, so that what it hears is all signal; the dip on the tone, what the
+            # voice hears on speech)
+            r = {"what": f"switch {name(old)} -> {name(new)}", "signal": "tone", **switch(old, new, "tone", 2 * SR)}
+            heard = switch(old, new, "speech", 2 * SR)
+            r.update({k: v for k, v in heard.items() if k.startswith("content")})
+            rows.append(r)
+            errs = " / ".join(f"{r[f'content_err_{ms}ms']:.3f}" for ms in (0, 100, 500) if f"content_err_{ms}ms" in r)
+            print(f"{r['what']:<48} {r['dip_10ms_db']:9.1f} {r['dip_20ms_db']:9.1f} {r['step']:6.2f}  {errs}")
+        out = args.out.with_name(args.out.stem + "_rvc.json")
+        write_result(out, "voice_switch_rvc", {"machine": machine(), "models": "tiny, random weights", "rows": rows})
+        return
     pairs = [(DEFAULT, "passthrough"), ("passthrough", DEFAULT), ("passthrough", (12.0, -1.5)), (DEFAULT, (5.0, 2.5)),
              ((0.0, 3.0), "passthrough")]  # fmt: skip
     print(f"{'what':<48} {'signal':<6} {'dip 10ms':>9} {'dip 20ms':>9} {'step':>6}")

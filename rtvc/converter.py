@@ -81,11 +81,6 @@ class StreamingConverter:
         self._bypass_now = False
         rt = self._rates
         context = max(rt.to_voice(shape.context), voice.context_for(rt.tail_v + rt.pad_v))
-        if getattr(voice, "seamless", False):
-            # passthrough needs no input before its block, but a voice switched to from it takes its window as the
-            # input before (continue_from): a pitch voice read silence there (its formant filter made a 5 ms burst
-            # of its 2-3 kHz band, +18 dB, out of the frames half empty; it reads 0.2-0.3 s back)
-            context = max(context, round(SWITCH_HISTORY_S * voice.samplerate))
         self._window = np.zeros(context + rt.block_v, dtype=np.float32)  # (context + block,) at the voice's rate
         prepare = getattr(voice, "prepare_stream", None)
         if prepare is not None:  # shapes are fixed from here on: a voice may capture graphs or load engines now
@@ -152,26 +147,36 @@ class StreamingConverter:
             self._overlap[:] = tail[k + n : k + n + x]
         return out
 
-    def continue_from(self, old: StreamingConverter, fresh: bool = False) -> str:
-        """Before this converter's first block, as it takes over from `old` (a voice switch). It starts bypassed
-        if it is to be (no voice-to-dry ramp in its first block). Where the two stream alike (no resampler
-        state to carry, no streaming state of the voice's own) its window gets old's input history: a voice
-        that reads back (a higher pitch, the dry signal) rendered its first block from silence, a click and a
-        hole. Returns how the engine joins the two in the switch's block (`fresh`: input was dropped, so there
-        is no history to go on):
+    @property
+    def history(self) -> int:
+        """Device frames of input before its first block that fill this converter's window (whole blocks, and
+        one more for the input resampler's start-up): what a voice switch primes it with (`continue_from`)."""
+        rt = self._rates
+        frames = -(-len(self._window) * rt.device // rt.voice)
+        return (-(-frames // self.block) + (rt.input is not None)) * self.block
+
+    def continue_from(self, old: StreamingConverter, history: np.ndarray | None) -> str:
+        """Before this converter's first block, as it takes over from `old` (a voice switch). `history`: the
+        input before this block at the device rate, whole blocks, oldest first (None: input was dropped, there
+        is none to go on). The converter takes it as if it had streamed it (`prime`): a voice that reads back (a
+        higher pitch, the dry signal, RVC's content encoder) rendered its first blocks from silence: a click and
+        a hole, and RVC's features were off by more than their own size for 0.2 s and settled only as its 1 s
+        window filled. It starts bypassed if it is to be (no voice-to-dry ramp in its first block). Returns how
+        the engine joins the two in the switch's block:
         - JOINED: this converter took old's pending output (the same crossfade), so its first block is joined to
           what played by its own SOLA crossfade, as a parameter change is;
         - AFTER: old renders its block first and this converter joins to the head of it (`join_after`) by its
           own SOLA crossfade: a voice with a crossfade after one with none (passthrough), whose pending output
           is the block old plays now. Mixed, the two played the sound at delays 7 ms apart: dips of 1-5 dB on
           a voice-like tone, 6 dB on a sine (bench/voice_switch.py);
-        - MIXED: the engine crossfades the two blocks."""
+        - MIXED: the engine crossfades the two blocks: where either side resamples, or the new voice has
+          streaming state of its own (RVC), their pending outputs lie at other delays; and to passthrough."""
         self._bypass_now = self.bypass
-        rt, ort = self._rates, old._rates
-        if fresh or rt.input is not None or ort.input is not None or self._advance is not None:
+        if history is None:
             return MIXED
-        m = min(len(self._window), len(old._window))
-        self._window[-m:] = old._window[-m:]
+        self.prime(history)
+        if self._rates.input is not None or old._rates.input is not None or self._advance is not None:
+            return MIXED
         if not self.shape.crossfade:
             return MIXED
         if self.shape.crossfade != old.shape.crossfade:
@@ -179,6 +184,24 @@ class StreamingConverter:
         self._overlap[:] = old._overlap
         self._bypass_now = old._bypass_now  # (a change of bypass rides this converter's own ramp)
         return JOINED
+
+    def prime(self, history: np.ndarray) -> None:
+        """A fresh converter takes `history` (device rate, whole blocks, oldest first) as the input it streamed
+        before its first block: its window, its input resampler's state, the voice's time (the pitch voice's
+        filter grid, RVC's frames) all as if it had; what the voice computes from its window (features, filters)
+        it computes on its first block. Nothing is rendered."""
+        rt, n = self._rates, self.block
+        history = history[len(history) % n :][-self.history :]
+        if not len(history):
+            return
+        new = history if rt.input is None else rt.input.prime(history)
+        keep = min(len(new), len(self._window))
+        self._window[-keep:] = new[-keep:]
+        if self._moved is not None:
+            self._moved(len(new))
+        primed = getattr(self.voice, "primed", None)
+        if primed is not None:  # (a voice with streaming state of its own: RVC's time on its frame grid)
+            primed(len(new))
 
     def join_after(self, played: np.ndarray) -> None:
         """AFTER: `played` (block,) is what old plays in the switch's block; this converter's first block fades
@@ -207,7 +230,42 @@ def _block_step(device: int, step: int, frame_ms: float) -> int:
     return step  # (no such block: the voice's own check names the rule)
 
 
-SWITCH_HISTORY_S = 0.5  # the input a seamless voice keeps for the voice switched to after it
+class InputHistory:
+    """The last input the engine converted, at the device rate, in whole blocks: a voice switched to is primed with
+    it (StreamingConverter.continue_from). A mirrored buffer: every read is one slice, no copy."""
+
+    def __init__(self, frames: int, block: int):
+        self.block = block
+        self.frames = 0
+        self._buf = np.zeros(0, np.float32)
+        self._at = 0  # where the next block goes
+        self.grow(frames)
+
+    def push(self, block: np.ndarray) -> None:
+        n, a = self.frames, self._at
+        self._buf[a : a + len(block)] = block
+        self._buf[n + a : n + a + len(block)] = block
+        self._at = (a + len(block)) % n
+
+    def last(self, frames: int) -> np.ndarray:
+        """The newest `frames` (at most all it keeps), oldest first: a view, valid until the next push."""
+        end = self._at + self.frames
+        return self._buf[end - min(frames, self.frames) : end]
+
+    def clear(self) -> None:
+        self._buf[:] = 0
+
+    def grow(self, frames: int) -> None:
+        """Keep at least `frames` from now on (what it has is kept)."""
+        n = -(-frames // self.block) * self.block
+        if n <= self.frames:
+            return
+        kept = self.last(self.frames).copy()
+        self._buf = np.zeros(2 * n, np.float32)
+        self._buf[n - len(kept) : n] = kept
+        self._buf[2 * n - len(kept) :] = kept
+        self.frames, self._at = n, 0
+
 
 # how a voice switch joins the new converter to the old (StreamingConverter.continue_from)
 JOINED, AFTER, MIXED = "joined", "after", "mixed"

@@ -28,7 +28,7 @@ import numpy as np
 
 from rtvc import native, quiet_import
 from rtvc.callbacks import MONITOR, OUTPUT, DeviceSide
-from rtvc.converter import AFTER, JOINED, StreamingConverter
+from rtvc.converter import AFTER, JOINED, InputHistory, StreamingConverter
 from rtvc.errors import words
 from rtvc.gate import GateSettings, NoiseGate
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
@@ -44,6 +44,9 @@ from rtvc.timing import BlockTimer
 SWITCH_INTERVAL_S = 0.0005
 NO_CALLBACK_S = 3.0  # started streams with no callback this long are said to be so (status stays "starting")
 PERIOD_CHANGED = "the device's period changed"
+# the input kept for a voice switched to (StreamingConverter.continue_from): an RVC voice's window at its default 1 s
+# context, and more where a converter wants it
+HISTORY_S = 1.5
 # The state while the playing voice raises on its blocks (a GPU out of memory, a driver error): the engine plays
 # silence for each such block, restarts the voice's stream state and tries it again at the next block; devices
 # and worker run on, so another voice can be selected. A live voice is never replaced by the dry microphone.
@@ -97,6 +100,7 @@ class Engine:
         self.device = DeviceSide(cap, self.block)  # (a worker stalled longer finds the newest second waiting)
         self.in_ring, self.out_ring, self.mon_ring = self.device.in_ring, self.device.out_ring, self.device.mon_ring
         self._block_in = np.zeros(self.block, dtype=np.float32)
+        self._history = InputHistory(max(round(HISTORY_S * samplerate), converter.history), self.block)
         self._silence = np.zeros(self.block, dtype=np.float32)
         self._ramp = (np.arange(self.block, dtype=np.float32) + 0.5) / self.block  # 0 -> 1 over a block
 
@@ -444,7 +448,10 @@ class Engine:
                     self.nonfinite_in += 1
                     np.nan_to_num(self._block_in, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
                 nxt = self._next
+                if fresh:  # (what came before the gap does not lead into this block)
+                    self._history.clear()
                 y = self._convert(self.converter, fresh) if nxt is None else self._swap(nxt, fresh)
+                self._history.push(self._block_in)
                 fresh = False
                 if not np.isfinite(y).all():
                     self.nonfinite_out += 1
@@ -558,15 +565,17 @@ class Engine:
         """The block where a new voice takes over: joined to the old one's output by its own SOLA crossfade
         where the two stream alike (StreamingConverter.continue_from), else crossfaded with it over the block,
         equal-power for their correlation (two pitches: linearly, -3 dB half-way)."""
-        how = nxt[0].continue_from(self.converter, fresh)
+        conv = nxt[0]
+        how = conv.continue_from(self.converter, None if fresh else self._history.last(conv.history))
+        self._history.grow(conv.history)  # (a voice with a longer window: the next switch has it all)
         if how == JOINED:
-            y = self._convert(nxt[0])
+            y = self._convert(conv)
         elif how == AFTER:
-            nxt[0].join_after(self._convert(self.converter, fresh))
-            y = self._convert(nxt[0])
+            conv.join_after(self._convert(self.converter, fresh))
+            y = self._convert(conv)
         else:
             old = self._convert(self.converter, fresh)
-            new = self._convert(nxt[0])
+            new = self._convert(conv)
             y = crossfade(old, new, self._ramp, correlation(old, new))
         self._retired.put(self.converter)
         self.converter, self.voice_label = nxt

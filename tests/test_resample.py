@@ -82,3 +82,69 @@ def test_lengths_that_do_not_fit_the_voice_rate_are_refused():
         ConfigError, match=r"stream block 961 frames .* \(set stream.block_ms = 20.0625 \(multiples of 0.0625 ms\)\)"
     ):
         StreamingConverter(Identity16k(), NoParams(), StreamShape(48000, 961, 192, 384))
+
+
+@pytest.mark.parametrize(("src", "dst"), [(48000, 16000), (44100, 16000), (48000, 40000), (16000, 48000)])
+def test_prime_is_process_in_one_pass(src, dst):
+    """A voice switched to takes the engine's input history through its resampler in one pass (prime): the
+    output, and the state the next block streams on from, are those of process() on the same input."""
+    rng = np.random.default_rng(1)
+    for n in (0, 5, 960, 50880):  # (5: fewer than the filter's taps of history)
+        x, more = rng.standard_normal(n).astype(np.float32), rng.standard_normal(999).astype(np.float32)
+        streamed, primed = StreamResampler(src, dst), StreamResampler(src, dst)
+        primed.process(rng.standard_normal(77).astype(np.float32))  # (prime starts from the start, as after reset)
+        np.testing.assert_array_equal(primed.prime(x), streamed.process(x))
+        np.testing.assert_array_equal(primed.process(more), streamed.process(more))
+
+
+@pytest.mark.parametrize("to", ["16k", "pitch"])
+def test_a_voice_switched_to_across_rates_is_primed_with_the_input_before(to):
+    """A voice switch hands the new converter the engine's input history (device rate); through its resampler where
+    its voice runs at another rate. Its window and its voice's time are then those of a converter that ran since
+    the oldest input handed on (the pitch voice's formant filter lies on that time). Across rates it started from
+    an empty window: a pitch voice after an RVC voice read silence (its formant filter's burst), an RVC voice heard
+    its first second half silent."""
+    from rtvc.converter import MIXED, InputHistory
+    from rtvc.voices.pitch import PitchParams, PitchVoice
+
+    shape = StreamShape(48000, 960, crossfade=192, search=384)
+
+    def make(kind: str) -> StreamingConverter:
+        if kind == "16k":
+            return StreamingConverter(Identity16k(), NoParams(), shape)
+        return StreamingConverter(PitchVoice(48000), PitchParams(pitch=-4.0, formant=-1.5), shape)
+
+    x = sine(220.0, seconds=2.0)
+    old, new, ref = make("pitch" if to == "16k" else "16k"), make(to), make(to)
+    history = InputHistory(72000, 960)
+    for b in range(0, 90 * 960, 960):
+        old.process_block(x[b : b + 960])
+        if b >= 90 * 960 - new.history:
+            ref.process_block(x[b : b + 960])
+        history.push(x[b : b + 960])
+    assert len(history.last(new.history)) == new.history < 72000
+    assert new.continue_from(old, history.last(new.history)) == MIXED  # (different rates: crossfaded over the block)
+    new.process_block(x[90 * 960 : 91 * 960])
+    ref.process_block(x[90 * 960 : 91 * 960])
+    np.testing.assert_allclose(new._window, ref._window, atol=1e-6)
+    if to == "pitch":
+        assert new.voice._t == ref.voice._t
+
+
+def test_the_input_history_keeps_the_newest_blocks_in_order():
+    from rtvc.converter import InputHistory
+
+    h = InputHistory(2500, 1000)  # (whole blocks: 3000)
+    assert h.frames == 3000 and not h.last(5000).any()
+    blocks = [np.full(1000, k, np.float32) for k in range(1, 6)]
+    for b in blocks:
+        h.push(b)
+    np.testing.assert_array_equal(h.last(3000), np.concatenate(blocks[2:]))
+    np.testing.assert_array_equal(h.last(1500), np.concatenate(blocks[3:])[-1500:])
+    h.grow(4500)  # (kept, and room for more)
+    assert h.frames == 5000
+    np.testing.assert_array_equal(h.last(5000)[-3000:], np.concatenate(blocks[2:]))
+    h.push(np.full(1000, 6, np.float32))
+    np.testing.assert_array_equal(h.last(4000), np.concatenate([*blocks[2:], np.full(1000, 6, np.float32)]))
+    h.clear()
+    assert not h.last(5000).any()

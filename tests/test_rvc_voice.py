@@ -385,3 +385,42 @@ def test_params_get_shows_the_speakers_the_model_has(models):
     no_f0 = RvcVoice(SR, RvcModelSettings(path="v2nof0.pth", content="hubert.pt"), models)
     shown = Controller._ranges(SimpleNamespace(voice=no_f0, params=RvcParams()))
     assert "pitch" not in shown and "index_rate" not in shown and "rms_mix" in shown, sorted(shown)
+
+
+def test_an_rvc_voice_switched_to_hears_the_input_before_the_switch(models):
+    """A voice switched to takes the engine's last input as if it had streamed it (its window, its resampler's
+    state, its time): an RVC voice's content features on its first block are those of a voice that ran all along.
+    It started from an empty window: the features were off by more than their own size (relative error 1.3) for
+    0.2 s and settled only as its 1 s window filled (HuBERT's normalisation and attention read the silence)."""
+    from rtvc.engine import Engine
+    from rtvc.voices.pitch import PitchParams, PitchVoice
+
+    shape = StreamShape(SR, BLOCK, 144, 384)
+    settings = RvcModelSettings(path="v2f0.pth", content="hubert.pt", f0="yin")
+
+    def rvc() -> StreamingConverter:
+        return StreamingConverter(RvcVoice(SR, settings, models), RvcParams(), shape)
+
+    x = 0.5 * load_mono(bundled_speech(), SR)[: 2 * SR]
+    new, at = rvc(), 80 * BLOCK
+    assert new.history < at
+    engine = Engine(StreamingConverter(PitchVoice(SR), PitchParams(pitch=-4.0), shape), SR, headroom=192)
+    engine.realtime, engine.watch_load = False, False
+    engine.set_device(0, 0, separate_streams=False)
+    engine.prepare(240)
+    engine.start()
+    out, first = np.zeros((240, 1), np.float32), None
+    try:
+        for pos in range(0, at + 2 * BLOCK, 240):
+            if pos == at:
+                engine.swap_converter(new, "rvc")
+            engine.on_duplex(x[pos : pos + 240], out, 240, None)
+            engine.wait_for_worker()
+            if first is None and engine.converter is new:
+                first = new.voice._content.copy()
+    finally:
+        engine.stop()
+    ref = rvc()
+    stream(ref, x[at - new.history : at + BLOCK])  # (a voice that ran since the oldest input the switch handed on)
+    want = ref.voice._content
+    assert first.shape == want.shape and np.linalg.norm(first - want) <= 1e-5 * np.linalg.norm(want)

@@ -476,6 +476,11 @@ class RvcVoice:
         self._phase = 0.0  # cycles
 
     # -- streaming state, once per block ------------------------------------------------------------
+    def primed(self, new: int) -> None:
+        """The converter filled the window with `new` samples of input before the first block (a voice switch):
+        the stream's time moves on by them, so the first block's content features and F0 read that audio."""
+        self._pos += new
+
     def advance(self, window: np.ndarray, new: int, params: RvcParams) -> None:
         if new % HOP:
             raise ConfigError(
