@@ -90,6 +90,17 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--host", help="the daemon's address (default: where control.bind makes it listen, 127.0.0.1)")
     u.add_argument("--token", help="the daemon's token (default: this machine's token file; `rtvc token` prints it)")
 
+    k = sub.add_parser(
+        "ctl",
+        help="one request to the running daemon, for a desktop's keyboard shortcuts and scripts (e.g. rtvc ctl mute)",
+        description="status | mute|voice|monitor|gate|ptt-mode [on|off|toggle] | select NAME|next|previous | "
+        "pitch +N|-N|=N | call METHOD [JSON] (docs/API.md)",
+    )
+    _add_config_flags(k, ("--port",))
+    k.add_argument("--token", help="the daemon's token (default: this machine's token file; `rtvc token` prints it)")
+    k.add_argument("action", help="status, mute, voice, monitor, gate, ptt-mode, select, pitch or call")
+    k.add_argument("args", nargs=argparse.REMAINDER, help="on|off|toggle; a profile, next or previous; +N; METHOD JSON")
+
     t = sub.add_parser("token", help="print the control API token and the OBS dock URL")
     _add_config_flags(t, ("--port",))
     t.add_argument("--new", action="store_true", help="make a new token (clients must use the new one)")
@@ -259,6 +270,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rtvc.models import list_models
 
         print(list_models(cfg))
+        return 0
+    if args.command == "ctl":
+        from rtvc.control import ctl
+
+        print(ctl.run(ctl.daemon_for(cfg, cfg.control.port, args.token), args.action, args.args))
         return 0
     if args.command == "tui":
         from rtvc.control.auth import connect_host

@@ -1,0 +1,262 @@
+"""`rtvc ctl`: one request to the running daemon, for a desktop's keyboard shortcuts and for shell scripts.
+
+A desktop's shortcut runs a command (GNOME: Settings > Keyboard > Custom Shortcuts; KDE: Shortcuts > Custom), and
+the terminal UI's keys work only while its window has the focus: `rtvc ctl mute` bound to a key mutes the voice from
+inside a game. Each call connects to the control API (docs/API.md) as any client does, with this machine's token,
+sends its request, prints what it changed in one line and exits: 0 done, 2 refused (the reason and the fix on
+stderr, as every rtvc error). Nothing of the engine is imported: a call takes a Python start and a connection.
+
+    rtvc ctl status                                   voice, on/off, mute, gate, latency, xruns
+    rtvc ctl mute | voice | monitor | gate | ptt-mode [on | off | toggle]   (toggle when not given)
+    rtvc ctl select NAME | next | previous            next/previous: in voices.list's order, round
+    rtvc ctl pitch +N | -N | =N                       semitones up or down from now, or to N
+    rtvc ctl call METHOD [JSON]                       any method; its result printed as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rtvc.errors import ConfigError, RtvcError
+
+OPEN_TIMEOUT_S = 5.0
+CALL_TIMEOUT_S = 30.0
+# voices.select answers once the voice plays: a first RVC load imports torch and reads its files
+SLOW_METHODS = {"voices.select": 300.0, "devices.select": 60.0, "devices.list": 60.0}
+# the switches: the action's name -> (the API's name for it, what the line says)
+SWITCHES = {
+    "mute": ("mute", "mute"),
+    "voice": ("voice", "voice changer"),
+    "monitor": ("monitor", "hear myself"),
+    "gate": ("gate", "noise gate"),
+    "ptt-mode": ("ptt.mode", "push-to-talk mode"),
+}
+ACTIONS = ("status", *SWITCHES, "select", "pitch", "call")
+USAGE = (
+    "rtvc ctl status | mute|voice|monitor|gate|ptt-mode [on|off|toggle] | select NAME|next|previous | "
+    "pitch +N|-N|=N | call METHOD [JSON]"
+)
+
+
+class CallError(RtvcError):
+    """The daemon answered the request with an error."""
+
+
+@dataclass(frozen=True)
+class Daemon:
+    host: str  # as a URL takes it ([::1] for IPv6)
+    port: int
+    token: str
+    token_file: Path | None = None  # where the token was read (None: given)
+
+
+class Connection:
+    """One authenticated connection, requests answered in turn (events, unasked for, are not subscribed)."""
+
+    def __init__(self, daemon: Daemon):
+        from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+        from websockets.sync.client import connect
+
+        where = f"{daemon.host}:{daemon.port}"
+        try:
+            # (no proxy: websockets 15 goes through $HTTP_PROXY by default, 127.0.0.1 too)
+            self._ws = connect(f"ws://{where}/rpc", open_timeout=OPEN_TIMEOUT_S, proxy=None, max_size=2**24)
+        except InvalidStatus as e:
+            raise RtvcError(
+                f"the daemon at {where} refused the connection (HTTP {e.response.status_code}: "
+                f"{e.response.body.decode(errors='replace').strip() or 'no reason given'})",
+                "see control.max_clients and control.bind in config.toml",
+            ) from None
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as e:
+            raise RtvcError(
+                f"no rtvc daemon answers at {where} ({type(e).__name__}: {e})",
+                "start it with `rtvc serve` (or `rtvc run`), or give its port with --port",
+            ) from None
+        self._where = where
+        self._next_id = 1
+        try:
+            self.call("auth", token=daemon.token)
+        except CallError:
+            self.close()
+            raise RtvcError(
+                f"the daemon at {where} refused the token"
+                + (f" in {daemon.token_file}" if daemon.token_file else " given with --token"),
+                "the daemon runs as another user or with another $XDG_CONFIG_HOME, or its token was renewed: pass "
+                "--token (`rtvc token` where the daemon runs prints it)"
+                if daemon.token_file
+                else "`rtvc token` where the daemon runs prints it",
+            ) from None
+
+    def call(self, method: str, **params: Any) -> Any:
+        from websockets.exceptions import ConnectionClosed
+
+        request: dict[str, Any] = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
+        if params:
+            request["params"] = params
+        self._next_id += 1
+        timeout = SLOW_METHODS.get(method, CALL_TIMEOUT_S)
+        try:
+            self._ws.send(json.dumps(request))
+            while True:
+                reply = json.loads(self._ws.recv(timeout=timeout))
+                if isinstance(reply, dict) and reply.get("id") == request["id"]:
+                    break
+        except TimeoutError:
+            raise RtvcError(
+                f"the daemon at {self._where} did not answer {method} within {timeout:g} s",
+                "see its log (rtvc serve's output)",
+            ) from None
+        except ConnectionClosed as e:
+            code = e.rcvd.code if e.rcvd is not None else None
+            if code == 4001:
+                raise RtvcError(
+                    f"the daemon at {self._where} refused the token ({e.rcvd.reason or 'wrong token'})",
+                    "give the one `rtvc token` prints with --token (after `rtvc token --new`, the new one)",
+                ) from None
+            raise RtvcError(f"the daemon at {self._where} closed the connection during {method} ({e})") from None
+        error = reply.get("error")
+        if error is not None:
+            raise CallError(f"{method}: {error.get('message', error)} ({error.get('code')})")
+        return reply.get("result")
+
+    def close(self) -> None:
+        self._ws.close()
+
+
+def daemon_for(cfg: Any, port: int, token: str | None) -> Daemon:
+    """The daemon this machine's config points at, with this machine's token unless one is given."""
+    from rtvc.control.auth import connect_host, read_token, token_path
+
+    host = connect_host(cfg.control, port).rpartition(":")[0]
+    if token is not None:
+        return Daemon(host, port, token.strip())
+    path = token_path()
+    if not path.is_file():
+        raise ConfigError(
+            f"no token file at {path}: is the daemon running on this machine as this user?",
+            "start it with `rtvc serve`, or pass --token (`rtvc token` on the daemon's machine prints it)",
+        )
+    return Daemon(host, port, read_token(path), path)
+
+
+def run(daemon: Daemon, action: str, args: list[str]) -> str:
+    """Carry out one action; returns the line to print. RtvcError for what the daemon or the user got wrong."""
+    if action not in ACTIONS:
+        raise ConfigError(f"unknown action '{action}'", f"use {USAGE}")
+    conn = Connection(daemon)
+    try:
+        if action == "status":
+            _no_more(action, args, 0)
+            return status_line(conn.call("status.get"))
+        if action in SWITCHES:
+            return _switch(conn, action, args)
+        if action == "select":
+            return _select(conn, args)
+        if action == "pitch":
+            return _pitch(conn, args)
+        return _raw(conn, args)
+    finally:
+        conn.close()
+
+
+def _no_more(action: str, args: list[str], most: int) -> None:
+    if len(args) > most:
+        raise ConfigError(f"'{action}' takes {most or 'no'} argument{'s' if most != 1 else ''}, got {args}", USAGE)
+
+
+def _switch(conn: Connection, action: str, args: list[str]) -> str:
+    _no_more(action, args, 1)
+    how = args[0] if args else "toggle"
+    if how not in ("on", "off", "toggle"):
+        raise ConfigError(f"'{action} {how}': say on, off or toggle", f"e.g. rtvc ctl {action} toggle")
+    api, words = SWITCHES[action]
+    if how == "toggle" and action != "ptt-mode":
+        result = conn.call(f"{api}.toggle")
+    elif how == "toggle":  # (ptt.mode has no toggle: read it, then set the other way)
+        now = conn.call("status.get")["control"]["ptt"]["mode"]
+        result = conn.call(f"{api}", on=not now)
+    else:
+        result = conn.call(f"{api}.set" if action != "ptt-mode" else api, on=how == "on")
+    line = f"{words} {'on' if result['on'] else 'off'}"
+    if action == "gate" and result["on"]:
+        line += f" ({result['threshold_db']:g} dBFS)"
+    return line
+
+
+def _select(conn: Connection, args: list[str]) -> str:
+    if len(args) != 1:
+        raise ConfigError("'select' takes one profile name, next or previous", USAGE)
+    name = args[0]
+    if name in ("next", "previous"):
+        listed = conn.call("voices.list")
+        names = [v["name"] for v in listed["voices"] if not v.get("error")]
+        if not names:
+            raise RtvcError("no voice in the profiles folder can load", "see `rtvc ctl call voices.list`")
+        active = listed.get("active")
+        at = names.index(active) if active in names else (-1 if name == "next" else 0)
+        name = names[(at + (1 if name == "next" else -1)) % len(names)]
+    state = conn.call("voices.select", name=name)
+    label = next((v["label"] for v in conn.call("voices.list")["voices"] if v["name"] == state["profile"]), "")
+    return f"voice '{state['profile']}'" + (f" ({label})" if label and label != state["profile"] else "")
+
+
+def _pitch(conn: Connection, args: list[str]) -> str:
+    if len(args) != 1:
+        raise ConfigError("'pitch' takes one number of semitones: +N or -N (from now), or =N (to N)", USAGE)
+    text = args[0]
+    try:
+        value = float(text.removeprefix("="))
+    except ValueError:
+        raise ConfigError(f"'pitch {text}': not a number of semitones", "e.g. rtvc ctl pitch +1") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"'pitch {text}': not a number of semitones", "e.g. rtvc ctl pitch +1")
+    got = conn.call("params.get")
+    if "pitch" not in got["ranges"]:
+        raise RtvcError(
+            f"the voice playing ({got['kind']}) has no pitch to change", "select a voice with one (rtvc ctl select)"
+        )
+    lo, hi = got["ranges"]["pitch"]["min"], got["ranges"]["pitch"]["max"]
+    want = got["values"]["pitch"] + value if text[0] in "+-" else value  # (=-4 or 4: to that pitch)
+    pitch = min(max(want, lo), hi)  # (a key pressed once more at the end of the range stays there)
+    conn.call("params.set", values={"pitch": pitch})
+    edge = " (its highest)" if pitch == hi and want > hi else " (its lowest)" if pitch == lo and want < lo else ""
+    return f"pitch {pitch:+g} semitones{edge}"
+
+
+def _raw(conn: Connection, args: list[str]) -> str:
+    if not args or len(args) > 2:
+        raise ConfigError("'call' takes a method and, if it has any, its parameters as one JSON object", USAGE)
+    params: Any = {}
+    if len(args) == 2:
+        try:
+            params = json.loads(args[1])
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"the parameters are not JSON ({e})", """quote them, e.g. '{"on": true}'""") from None
+        if not isinstance(params, dict):
+            raise ConfigError("the parameters must be a JSON object of name: value", """e.g. '{"on": true}'""")
+    return json.dumps(conn.call(args[0], **params), indent=2)
+
+
+def status_line(status: dict[str, Any]) -> str:
+    c, e = status["control"], status["engine"]
+    parts = [f"voice '{c['profile']}' {'on' if c['voice_on'] else 'off (microphone as it is)'}"]
+    if c.get("loading"):
+        parts.append(f"loading '{c['loading']}'")
+    parts.append(f"mute {'on' if c['mute'] else 'off'}")
+    if c["ptt"]["mode"]:
+        parts.append(f"push-to-talk ({'held' if c['ptt']['held'] else 'not held'})")
+    parts.append(f"hear myself {'on' if c['monitor'] else 'off'}")
+    gate = c["gate"]
+    parts.append(f"gate {'on ' + format(gate['threshold_db'], 'g') + ' dBFS' if gate['on'] else 'off'}")
+    if e.get("latency"):
+        parts.append(f"latency {e['latency']['ms']['total']:.1f} ms")
+    parts.append(f"xruns {e['xruns']['total']}")
+    line = ", ".join(parts)
+    state = e.get("state", "")
+    if state != "running":
+        line += f"; engine {state}" + (f": {e['detail']}" if e.get("detail") else "")
+    return line

@@ -1,0 +1,126 @@
+"""`rtvc ctl`: one request to a real `rtvc serve --virtual` per call, as a desktop shortcut runs it; what it prints,
+and what the daemon's state is after it (asked by the test's own client)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_harness import Daemon, RpcClient, free_port
+
+from rtvc.cli import main
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory) -> Iterator[Daemon]:
+    d = Daemon(tmp_path_factory.mktemp("ctl") / "daemon", free_port())
+    d.start()
+    try:
+        d.wait_ready()
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture
+def ctl(daemon: Daemon, monkeypatch, capsys):
+    """rtvc ctl ARGS... against the daemon, with its token file as this machine's: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(daemon.xdg))
+
+    def run(*args: str, port: int | None = None) -> tuple[int, str, str]:
+        code = main(["ctl", "--port", str(port or daemon.port), *args])
+        out, err = capsys.readouterr()
+        return code, out.strip(), err.strip()
+
+    return run
+
+
+@pytest.fixture
+def rpc(daemon: Daemon) -> Iterator[RpcClient]:
+    client = RpcClient(daemon.port, daemon.token())
+    yield client
+    client.close()
+
+
+def test_switches_toggle_or_set_and_say_what_they_did(ctl, rpc):
+    rpc.call("mute.set", on=False)
+    assert ctl("mute") == (0, "mute on", "")
+    assert rpc.call("status.get")["control"]["mute"] is True
+    assert ctl("mute") == (0, "mute off", "")
+    assert ctl("mute", "on")[1] == "mute on" and ctl("mute", "on")[1] == "mute on"  # (on stays on)
+    assert rpc.call("status.get")["control"]["mute"] is True
+    assert ctl("mute", "off")[1] == "mute off"
+    assert ctl("voice", "off")[1] == "voice changer off"
+    assert rpc.call("status.get")["control"]["voice_on"] is False
+    assert ctl("voice")[1] == "voice changer on"
+    assert ctl("gate", "off")[1] == "noise gate off"
+    assert ctl("gate")[1] == "noise gate on (-60 dBFS)"
+    assert ctl("ptt-mode")[1] == "push-to-talk mode on"
+    assert rpc.call("status.get")["control"]["ptt"]["mode"] is True
+    assert ctl("ptt-mode")[1] == "push-to-talk mode off"
+    code, out, err = ctl("mute", "sometimes")
+    assert code == 2 and out == "" and "'mute sometimes': say on, off or toggle" in err
+    code, _, err = ctl("monitor")  # (the virtual device has no monitor: the daemon's reason, and its fix)
+    assert code == 2 and "monitor.toggle: monitor not switched on: hear myself needs a monitor device" in err
+
+
+def test_select_goes_round_the_voices_and_pitch_steps_within_its_range(ctl, rpc):
+    rpc.call("voices.select", name="default")
+    names = [v["name"] for v in rpc.call("voices.list")["voices"]]
+    assert names == ["default", "edited", "higher", "passthrough"]
+    assert ctl("select", "next")[1] == "voice 'edited' (Edited)"
+    assert ctl("select", "previous")[1] == "voice 'default' (Deeper)"
+    assert ctl("select", "previous")[1] == "voice 'passthrough' (Passthrough)"  # (round: the last)
+    assert rpc.call("status.get")["control"]["profile"] == "passthrough"
+    code, _, err = ctl("pitch", "+1")
+    assert code == 2 and "the voice playing (passthrough) has no pitch to change" in err
+    assert ctl("select", "next")[1] == "voice 'default' (Deeper)"
+    assert ctl("pitch", "+3") == (0, "pitch -1 semitones", "")  # (default: -4)
+    assert rpc.call("params.get")["values"]["pitch"] == -1.0
+    assert ctl("pitch", "-2.5")[1] == "pitch -3.5 semitones"
+    assert ctl("pitch", "=-4")[1] == "pitch -4 semitones"
+    assert ctl("pitch", "20")[1] == "pitch +20 semitones"
+    assert ctl("pitch", "+10")[1] == "pitch +24 semitones (its highest)"
+    assert rpc.call("params.get")["values"]["pitch"] == 24.0
+    code, _, err = ctl("select", "nobody")
+    assert code == 2 and "voices.select: no voice 'nobody': voices: default, edited, higher, passthrough" in err
+    assert rpc.call("status.get")["control"]["profile"] == "default"  # (kept)
+    code, _, err = ctl("pitch", "up")
+    assert code == 2 and "'pitch up': not a number of semitones" in err
+
+
+def test_call_sends_any_method_and_status_is_one_line(ctl, rpc):
+    code, out, _ = ctl("call", "mute.set", '{"on": true}')
+    assert code == 0 and out == '{\n  "on": true\n}'
+    assert rpc.call("status.get")["control"]["mute"] is True
+    rpc.call("mute.set", on=False)
+    code, out, _ = ctl("status")
+    latency = rpc.call("status.get")["engine"]["latency"]["ms"]["total"]
+    assert code == 0 and out.startswith("voice '") and f"latency {latency:.1f} ms" in out and "mute off" in out
+    for args, said in (
+        (("call", "mute.set", "{on: true}"), "the parameters are not JSON"),
+        (("call", "mute.set", "[true]"), "the parameters must be a JSON object"),
+        (("call", "mute.sett"), "unknown method 'mute.sett'"),
+        (("call", "mute.set", '{"on": 3}'), "(-32602)"),
+        (("frobnicate",), "unknown action 'frobnicate'"),
+    ):
+        code, out, err = ctl(*args)
+        assert code == 2 and out == "" and said in err, (args, err)
+
+
+def test_no_daemon_or_a_wrong_token_is_said_with_the_fix(ctl, daemon: Daemon, monkeypatch, tmp_path: Path):
+    code, _, err = ctl("mute", port=free_port())
+    assert code == 2 and "no rtvc daemon answers at 127.0.0.1:" in err and "start it with `rtvc serve`" in err
+    code, _, err = ctl("--token", "not-the-token", "mute")
+    assert code == 2 and "refused the token given with --token" in err
+    other = tmp_path / "xdg" / "rtvc"
+    other.mkdir(parents=True)
+    (other / "token").write_text("a" * 43 + "\n")
+    (other / "token").chmod(0o600)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    code, _, err = ctl("mute")
+    assert code == 2 and f"refused the token in {other / 'token'}" in err and "pass --token" in err
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "nowhere"))
+    code, _, err = ctl("mute")
+    assert code == 2 and "no token file at" in err
