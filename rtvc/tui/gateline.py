@@ -2,17 +2,24 @@
 
 Its settings come with the state events, whether it is open and the input's level with each meters event
 (15 a second: it redraws itself, without a new layout, and only when a figure it shows has changed). The input
-level is the one the gate judges (RMS), so the user sets the threshold a few dB above what it reads while
-silent. Clicking it (or Enter/space while focused) flips the gate like the `g` key.
+level is the one the gate judges (RMS), so the user sets the threshold by what it reads while silent: about 10 dB
+above it, as the gate closes only 6 dB under its threshold (HYSTERESIS_DB). Where the input has stayed in those
+6 dB with the gate open for NEAR_S (a room a few dB under the threshold: the gate never closes), the line says so
+and what to do. Clicking it (or Enter/space while focused) flips the gate like the `g` key.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
 
+from rtvc.gate import HYSTERESIS_DB
 from rtvc.tui.toggle import Toggle
+
+NEAR_S = 2.0  # the input this long within HYSTERESIS_DB under the threshold, the gate open: said on the line
+clock = time.monotonic  # (a test's own)
 
 
 class GateLine(Toggle):
@@ -23,6 +30,8 @@ class GateLine(Toggle):
         self.threshold_db: float | None = None
         self.closed = False
         self.in_rms: float | None = None
+        self._near_since: float | None = None  # since when the input has kept the gate open from under its threshold
+        self.stuck = False  # ... for NEAR_S
 
     def set_settings(self, gate: dict[str, Any]) -> None:
         self.threshold_db = gate["threshold_db"]
@@ -31,14 +40,20 @@ class GateLine(Toggle):
     def set_meters(self, ev: dict[str, Any]) -> None:
         closed = ev.get("gate") == "closed"
         rms = round(ev["in_rms"]) if "in_rms" in ev else None
-        if (closed, rms) != (self.closed, self.in_rms):
-            self.closed, self.in_rms = closed, rms
+        th = self.threshold_db
+        near = self.on and not closed and rms is not None and th is not None and th - HYSTERESIS_DB <= rms < th
+        now = clock()
+        self._near_since = (self._near_since or now) if near else None
+        stuck = near and now - self._near_since >= NEAR_S
+        if (closed, rms, stuck) != (self.closed, self.in_rms, self.stuck):
+            self.closed, self.in_rms, self.stuck = closed, rms, stuck
             self.refresh()
 
     def no_reading(self) -> None:
         """No meter events (the daemon lost or frozen): neither open/closed nor the input level is known."""
-        if self.in_rms is not None or self.closed:
-            self.closed, self.in_rms = False, None
+        self._near_since = None
+        if self.in_rms is not None or self.closed or self.stuck:
+            self.closed, self.in_rms, self.stuck = False, None, False
             self.refresh()
 
     def render(self) -> Text:
@@ -52,4 +67,6 @@ class GateLine(Toggle):
         if self.in_rms is not None:
             shown = "silence" if self.in_rms <= -120 else f"{self.in_rms:g} dBFS rms"
             t.append(f"  input {shown}", style="dim")
+        if self.stuck and self.on:  # (the room holds it open: it closes only HYSTERESIS_DB under the threshold)
+            t.append(f"  ⚠ closes under {self.threshold_db - HYSTERESIS_DB:g}: raise it", style="bold yellow")
         return t
