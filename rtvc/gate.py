@@ -28,7 +28,7 @@ tens of microseconds per block (`python bench/voice_cpu.py` times it inside the 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,23 @@ RELEASE_MS = 100.0
 HYSTERESIS_DB = 6.0
 QUIET_DB = 20.0  # input this far under the threshold before an opening is silence: the opening may jump there
 MAX_DELAY_S = 2.0  # a converter latency beyond this is read as this (no voice comes near it)
+# learn(): the threshold is set this far above the loudest the room was (the level judged), so that the room stays
+# LEARN_MARGIN_DB under the closing level. What swung more than LEARN_SWING_DB (its loudest against its 10th
+# percentile: a voice's level drops between syllables, a room's does not) or was louder than LEARN_LOUDEST_DB was not
+# a room but a voice, typing or a knock, and the threshold it gave would cut speech: refused. (Measured over 1 s and
+# more: white noise swings 1.0 dB, a fan's hum under noise 10.5; the bundled speech, anywhere in it, 23.8 at least.)
+LEARN_MARGIN_DB = 2.0
+LEARN_SWING_DB = 15.0
+LEARN_LOUDEST_DB = -30.0
+LEARN_MIN_S = 1.0  # (over half a second, speech swung 13 dB)
+
+
+@dataclass
+class _Learning:
+    want: int  # frames of input to judge
+    frames: int = 0  # judged so far
+    seen: int = 0  # frames since it began
+    powers: list = field(default_factory=list)  # the levels judged (mean squares)
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,8 @@ class NoiseGate:
         self._settled = True  # every stored gain is 1: the output passes untouched
         self._span = 0  # gains kept up to date before the newest block (the delay of the block before)
         self.closed_frames = 0  # output frames the gate silenced (gain 0), in total
+        self._learning: _Learning | None = None  # learn(): the room's levels being gathered (one reference store)
+        self.learned: tuple[float, float] | None = None  # ... then: its loudest and 10th percentile, dBFS RMS
 
     def reset(self) -> None:
         """Open and settled, as at the start (a new stream after a device switch)."""
@@ -79,15 +98,34 @@ class NoiseGate:
         self._gain, self.open, self._held, self._settled, self._span = 1.0, True, 0, True, 0
         self._played, self._before = 1.0, 0.0
 
+    def learn(self, seconds: float) -> None:
+        """Any thread: gather the level the gate judges (RMS over WINDOW_MS, every HOP_MS) for `seconds` of input from
+        the next block on, on or off; `learned` holds its loudest and 10th percentile then (dBFS; -120 for digital
+        silence). The caller sets the threshold from them (rtvc.control.controller: learn_gate)."""
+        if seconds < LEARN_MIN_S:
+            raise ValueError(f"learn over {LEARN_MIN_S:g} s at least, not {seconds:g}")
+        self.learned = None
+        self._learning = _Learning(round(seconds * self.samplerate))
+
+    def learning_off(self) -> None:
+        """Any thread: stop a learn() that gets no input (nothing learned)."""
+        self._learning = None
+
     def process(self, x: np.ndarray, y: np.ndarray, delay: int) -> np.ndarray:
         """x: this block's input (block,), y: the converter's output for it (block,), lagging x by `delay`
         frames. Returns y gated (a new array), or y itself where the gate passes it untouched."""
         s, n = self.settings, self.block
-        if not s.on and self._settled:
+        learning = self._learning
+        if not s.on and self._settled and learning is None:
             self._played = 1.0
             return y
         self._input[: self._window] = self._input[n:]
         self._input[self._window :] = x
+        if learning is not None:
+            self._gather(learning)
+            if not s.on and self._settled:
+                self._played = 1.0
+                return y
         g = self._gains
         end = len(g)
         delay = min(self._max_delay, max(0, delay))
@@ -117,6 +155,19 @@ class NoiseGate:
             return y
         self.closed_frames += int(np.count_nonzero(gains == 0.0))
         return y * gains
+
+    def _gather(self, learning: _Learning) -> None:
+        """learn(): this block's levels, once the window holds only input that came since it began."""
+        learning.seen += self.block
+        if learning.seen >= self._window:  # (before, the gate off, the window held input from before)
+            sq = np.concatenate(([0.0], np.cumsum(self._input * self._input)))
+            ends = np.array(self._edges[1:])
+            learning.powers.extend((sq[ends + self._window] - sq[ends]) / self._window)
+            learning.frames += self.block
+        if learning.frames >= learning.want:
+            db = 10.0 * np.log10(np.maximum(np.array(learning.powers), 1e-12))
+            self.learned = (float(db.max()), float(np.percentile(db, 10)))
+            self._learning = None
 
     def _judge(self, s: GateSettings, g: np.ndarray, first: int) -> None:
         sq = np.concatenate(([0.0], np.cumsum(self._input * self._input)))

@@ -59,6 +59,10 @@ def test_switches_toggle_or_set_and_say_what_they_did(ctl, rpc):
     assert ctl("ptt-mode")[1] == "push-to-talk mode on"
     assert rpc.call("status.get")["control"]["ptt"]["mode"] is True
     assert ctl("ptt-mode")[1] == "push-to-talk mode off"
+    # (the daemon's microphone is the bundled speech: no room to learn, refused, the gate as it was)
+    code, out, err = ctl("gate", "learn")
+    assert code == 2 and "gate.learn: the input went from" in err and "more than a room" in err, err
+    assert rpc.call("status.get")["control"]["gate"] == {"on": True, "threshold_db": -60.0, "hold_ms": 200.0}
     code, out, err = ctl("mute", "sometimes")
     assert code == 2 and out == "" and "'mute sometimes': say on, off or toggle" in err
     code, _, err = ctl("monitor")  # (the virtual device has no monitor: the daemon's reason, and its fix)

@@ -294,3 +294,75 @@ def test_engine_speech_over_room_noise(gated):
     else:
         assert db_rms(y[after]) > -75  # the noise floor, pitched, plays on
         assert engine.status().gate["open"]
+
+
+def _room(seconds: float, level_db: float) -> np.ndarray:
+    """A fan's hum (50 Hz and its harmonics) under pink-ish noise, at about `level_db` dBFS RMS."""
+    t = np.arange(round(seconds * SR)) / SR
+    hum = sum(np.sin(2 * np.pi * 50 * k * t + k) / k for k in range(1, 8))
+    pink = np.cumsum(np.random.default_rng(3).standard_normal(len(t)))
+    pink -= np.convolve(pink, np.ones(480) / 480, mode="same")  # (a random walk, its slow drift taken out)
+    x = hum / np.sqrt(np.mean(hum**2)) + 0.7 * pink / np.sqrt(np.mean(pink**2))
+    return (x / np.sqrt(np.mean(x**2)) * 10 ** (level_db / 20)).astype(np.float32)
+
+
+def test_learning_the_room_sets_a_threshold_that_it_closes_under_and_speech_opens():
+    """gate.learn through the live engine (the controller, a paced virtual device): with the threshold a few dB
+    over the room (-57 over a room at -60, the old advice) the gate never closed; 2 s of the room learnt, the
+    threshold is 8 dB over its loudest level: the room plays as digital silence, speech over it comes through,
+    and the room after it is silent again."""
+    import time
+
+    from rtvc.config import load_config
+    from rtvc.control.controller import Controller
+    from rtvc.run import build_engine
+
+    speech = 0.5 * load_mono(bundled_speech(), SR)
+    x = np.concatenate([_room(4.0, -60), speech + _room(len(speech) / SR, -60), _room(2.0, -60)])
+    cfg = load_config(None, {"gate.threshold_db": (-57.0, "test"), "voice.profile": ("passthrough", "test")})
+    engine = build_engine(cfg)
+    controller = Controller(cfg, engine, "passthrough")
+    dev = VirtualDevice(engine, x, 256, paced=True)
+    engine.start()
+    dev.start()
+    try:
+        time.sleep(0.5)
+        got = controller.learn_gate("test", 2.0)
+        dev.join(30)
+    finally:
+        engine.stop()
+    y = dev.recording[engine.latency().total :]
+    assert got["on"] and got["threshold_db"] == np.ceil(got["room_db"] + 8.0) and -61 < got["room_db"] < -54, got
+    assert engine.gate.settings.threshold_db == got["threshold_db"]
+    assert db_rms(y[int(0.5 * SR) : int(2.0 * SR)]) > -65  # (before: the room kept the gate open)
+    assert np.all(y[int(3.0 * SR) : int(4.0 * SR)] == 0)  # the room, learnt: closed
+    words = np.abs(speech) > 0.05
+    part = y[int(4.0 * SR) : int(4.0 * SR) + len(speech)]
+    assert abs(db_rms(part[words]) - db_rms(x[int(4.0 * SR) : int(4.0 * SR) + len(speech)][words])) < 0.5
+    assert np.all(y[len(x) - int(1.2 * SR) : len(x) - engine.latency().total] == 0)
+
+
+@pytest.mark.parametrize("level_db", [-20.0, -45.0])  # (a hot microphone, a quiet one)
+def test_learning_tells_a_voice_from_a_room(level_db):
+    """What the controller refuses to learn from (LEARN_SWING_DB, LEARN_LOUDEST_DB): speech, anywhere in the bundled
+    clip, over 1 or 2 s, at a hot or a quiet microphone's level; what it takes: steady noise and a fan's hum."""
+    from rtvc.gate import LEARN_LOUDEST_DB, LEARN_SWING_DB
+
+    def learnt(x: np.ndarray, seconds: float) -> tuple[float, float]:
+        gate = NoiseGate(SR, BLOCK, GateSettings(False))
+        gate.learn(seconds)
+        for i in range(0, len(x) - BLOCK + 1, BLOCK):
+            gate.process(x[i : i + BLOCK], x[i : i + BLOCK].copy(), 0)
+            if gate.learned is not None:
+                return gate.learned
+        raise AssertionError("not learnt")
+
+    speech = load_mono(bundled_speech(), SR)
+    speech *= 10 ** ((level_db - db_rms(speech)) / 20)
+    for start in range(0, len(speech) - 2 * SR, SR // 2):
+        for seconds in (1.0, 2.0):
+            loudest, low = learnt(speech[start:], seconds)
+            assert loudest - low > LEARN_SWING_DB or loudest > LEARN_LOUDEST_DB, (start, seconds)
+    for room in (noise(3.0, level_db - 20), _room(3.0, level_db - 20)):
+        loudest, low = learnt(room, 2.0)
+        assert loudest - low < LEARN_SWING_DB and loudest < LEARN_LOUDEST_DB

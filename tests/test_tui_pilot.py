@@ -262,6 +262,22 @@ def test_the_gate_line_says_when_the_room_keeps_the_gate_open(monkeypatch) -> No
     assert "raise it" not in feed(3.0, "open", -63.0)
 
 
+def test_learning_the_room_from_the_tui_says_what_it_heard(daemon: Daemon, rpc: RpcClient) -> None:
+    """`G`: gate.learn listens for 2 s; the daemon's microphone here is the bundled speech, no room: the refusal, why
+    and what to do, on the message line, and the gate as it was."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await pilot.press("G")
+            await until(pilot, "the learning said", lambda: "listening to the room for 2 s" in screen_text(app))
+            await until(pilot, "the refusal", lambda: "more than a room" in screen_text(app), timeout=15)
+            assert control(rpc)["gate"] == {"on": True, "threshold_db": -60.0, "hold_ms": 200.0}
+
+    run(main())
+
+
 def test_gate_keys_switch_it_and_move_its_threshold(daemon: Daemon, rpc: RpcClient) -> None:
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))

@@ -13,6 +13,7 @@ the talk key. Holders are named (a client id), so a client's presses are release
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from rtvc.config import Config, GateConfig
 from rtvc.converter import StreamingConverter
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
-from rtvc.gate import GateSettings
+from rtvc.gate import HYSTERESIS_DB, LEARN_LOUDEST_DB, LEARN_MARGIN_DB, LEARN_SWING_DB, GateSettings
 from rtvc.profiles import load_profile, profile_files, profile_label, profile_name, stored_label, unusable
 from rtvc.settings import describe, from_table
 
@@ -60,6 +61,7 @@ class Controller:
         self._held: set[str] = set()
         self._lock = threading.RLock()  # state changes; a voice load runs outside it
         self._load_lock = threading.Lock()  # one voice load at a time
+        self._learn_lock = threading.Lock()  # one gate.learn at a time
         self._listeners: list[Listener] = []
         self.loading: str | None = None
         # the voice played before this one, kept loaded for a quick switch back: (converter_key, converter, label)
@@ -327,6 +329,34 @@ class Controller:
         if self.engine.gate.settings != now:  # (gate.set {} changes nothing: no event, no log line)
             self._emit(["gate"], by)
         return self._gate_settings()
+
+    def learn_gate(self, by: str, seconds: float = 2.0) -> dict[str, Any]:
+        """Listen to the room for `seconds` (the user silent), then switch the gate on with its threshold where the
+        room stays LEARN_MARGIN_DB under the closing level: its loudest level + HYSTERESIS_DB + the margin, in whole
+        dB (-100 at the lowest). Any thread but the worker; returns the gate's settings and `room_db` (the loudest
+        level heard). RtvcError where no input came (the engine not running) or the level swung like a voice."""
+        gate = self.engine.gate
+        with self._learn_lock:  # (two at once would share one measurement, the second cutting the first short)
+            gate.learn(seconds)
+            deadline = time.monotonic() + seconds + max(1.0, seconds)
+            while gate.learned is None:
+                if time.monotonic() > deadline:
+                    gate.learning_off()
+                    raise RtvcError(
+                        f"no input came to learn from in {seconds + max(1.0, seconds):g} s: the engine is "
+                        f"{self.engine.status().state}",
+                        "see status.get's engine.detail; learn again once it runs",
+                    )
+                time.sleep(0.02)
+            loudest, low = gate.learned
+        if loudest - low > LEARN_SWING_DB or loudest > LEARN_LOUDEST_DB:
+            raise RtvcError(
+                f"the input went from {low:.0f} up to {loudest:.0f} dBFS while the room was learnt: more than a room "
+                "(a voice, typing, a knock?); the gate is as it was",
+                f"stay quiet for those {seconds:g} s and learn again, or set the threshold yourself",
+            )
+        threshold = min(0.0, max(-100.0, math.ceil(loudest + HYSTERESIS_DB + LEARN_MARGIN_DB)))
+        return {**self.set_gate(by, True, threshold), "room_db": round(max(loudest, -120.0), 1)}
 
     def _gate_settings(self) -> dict[str, Any]:
         s = self.engine.gate.settings

@@ -8,6 +8,7 @@ stderr, as every rtvc error). Nothing of the engine is imported: a call takes a 
 
     rtvc ctl status                                   voice, on/off, mute, gate, latency, xruns
     rtvc ctl mute | voice | monitor | gate | ptt-mode [on | off | toggle]   (toggle when not given)
+    rtvc ctl gate learn                               listen to the room for 2 s (quiet), set the threshold
     rtvc ctl select NAME | next | previous            next/previous: in voices.list's order, round
     rtvc ctl pitch +N | -N | =N                       semitones up or down from now, or to N
     rtvc ctl call METHOD [JSON]                       any method; its result printed as JSON
@@ -26,7 +27,7 @@ from rtvc.errors import ConfigError, RtvcError
 OPEN_TIMEOUT_S = 5.0
 CALL_TIMEOUT_S = 30.0
 # voices.select answers once the voice plays: a first RVC load imports torch and reads its files
-SLOW_METHODS = {"voices.select": 300.0, "devices.select": 60.0, "devices.list": 60.0}
+SLOW_METHODS = {"voices.select": 300.0, "devices.select": 60.0, "devices.list": 60.0, "gate.learn": 60.0}
 # the switches: the action's name -> (the API's name for it, what the line says)
 SWITCHES = {
     "mute": ("mute", "mute"),
@@ -171,8 +172,13 @@ def _no_more(action: str, args: list[str], most: int) -> None:
 def _switch(conn: Connection, action: str, args: list[str]) -> str:
     _no_more(action, args, 1)
     how = args[0] if args else "toggle"
+    if action == "gate" and how == "learn":  # (the room for 2 s, the user quiet: the threshold from it)
+        got = conn.call("gate.learn")
+        room = "digital silence" if got["room_db"] <= -120 else f"{got['room_db']:g} dBFS at its loudest"
+        return f"noise gate on ({got['threshold_db']:g} dBFS; the room: {room})"
     if how not in ("on", "off", "toggle"):
-        raise ConfigError(f"'{action} {how}': say on, off or toggle", f"e.g. rtvc ctl {action} toggle")
+        also = " (or learn)" if action == "gate" else ""
+        raise ConfigError(f"'{action} {how}': say on, off or toggle{also}", f"e.g. rtvc ctl {action} toggle")
     api, words = SWITCHES[action]
     if how == "toggle" and action != "ptt-mode":
         result = conn.call(f"{api}.toggle")

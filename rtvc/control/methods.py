@@ -269,6 +269,23 @@ async def _gate_set(
     return s.hub.controller.set_gate(s.id, on, threshold_db, hold_ms)
 
 
+@method(
+    "gate.learn",
+    "Listen to the room for `seconds` (be quiet meanwhile), then switch the gate on with its threshold 8 dB over the "
+    "loudest the room was (so that the room closes it: it closes 6 dB under the threshold). Refused (-32004) where "
+    "the level swung by over 15 dB or rose over -30 dBFS (a voice, typing, a knock), or where no input came (the "
+    "engine not running): the gate stays as it was",
+    "{on, threshold_db, hold_ms, room_db}: the gate's settings now, and the loudest level heard (dBFS RMS)",
+    {"seconds": Param("number", "how long to listen (default 2)", False, 1.0, 10.0)},
+    slow=True,
+)
+async def _gate_learn(s: Session, seconds: float = 2.0) -> dict[str, Any]:
+    try:
+        return await asyncio.to_thread(s.hub.controller.learn_gate, s.id, float(seconds))
+    except RtvcError as e:
+        raise RpcError(NOT_AVAILABLE, str(e)) from None
+
+
 @method("gate.toggle", "Flip the noise gate on or off", "{on, threshold_db, hold_ms}")
 async def _gate_toggle(s: Session) -> dict[str, Any]:
     c = s.hub.controller

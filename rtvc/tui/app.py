@@ -42,6 +42,7 @@ from rtvc.tui.voicelist import FilterInput, VoiceListMixin
 
 _GATE_DB = describe(GateConfig)["threshold_db"]  # the threshold's range (the daemon checks it too)
 SPARK_POINTS = 60  # block-time history: the last few seconds of meter readings
+LEARN_S = 2.0  # `G`: how long the gate listens to the room
 # Narrower terminals: below TIGHT_COLS the toggles' row does not fit beside the voice list and goes into three
 # columns; below NARROW_COLS the voice list narrows and the toggles take two columns
 TIGHT_COLS = 78
@@ -492,6 +493,20 @@ class RtvcApp(VoiceListMixin, App[None]):
             self.query_one("#gate", GateLine).set_settings(got)
             if not got["on"]:  # (the gate line shows no threshold while the gate is off)
                 self.show_message(f"noise gate threshold {got['threshold_db']:g} dBFS (the gate is off: g turns it on)")
+
+    @work(group="learn", exclusive=True, exit_on_error=False)
+    async def action_learn_gate(self) -> None:
+        """gate.learn: the daemon listens for LEARN_S while the user is quiet, then sets the gate from the room (a
+        worker: the meters and keys carry on meanwhile)."""
+        self.show_message(f"listening to the room for {LEARN_S:g} s: be quiet ...")
+        try:
+            got = await self._call("gate.learn", seconds=LEARN_S)
+        except CallError:
+            return
+        self.state = {**self.state, "gate": {k: got[k] for k in ("on", "threshold_db", "hold_ms")}}
+        self.query_one("#gate", GateLine).set_settings(self.state["gate"])
+        room = "digital silence" if got["room_db"] <= -120 else f"{got['room_db']:g} dBFS at its loudest"
+        self.show_message(f"noise gate on at {got['threshold_db']:g} dBFS (the room: {room})")
 
     async def action_toggle_ptt_mode(self) -> None:
         try:

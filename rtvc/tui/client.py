@@ -33,7 +33,7 @@ CALL_TIMEOUT_S = 30.0  # a daemon that never answers is an error
 # methods that do seconds of work in the daemon (a first RVC load imports torch and reads hundreds of MB;
 # a device switch waits for the old device): their replies come when the work is done, and the state
 # events show the work going on meanwhile
-SLOW_METHODS = {"voices.select": 300.0, "devices.select": 60.0, "devices.list": 60.0}
+SLOW_METHODS = {"voices.select": 300.0, "devices.select": 60.0, "devices.list": 60.0, "gate.learn": 60.0}
 METER_HZ = 15.0  # >= 10 Hz meters (the issue), light on the daemon's loop
 PING_S = 5.0
 

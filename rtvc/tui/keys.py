@@ -10,6 +10,7 @@ ACTIONS: list[tuple[str, str, str]] = [
     ("g", "toggle('gate')", "Noise gate on/off"),
     ("left_square_bracket", "gate_step(-2)", "Noise gate: threshold 2 dB lower (opens on quieter input)"),
     ("right_square_bracket", "gate_step(2)", "Noise gate: threshold 2 dB higher (keeps more noise out)"),
+    ("G", "learn_gate", "Noise gate: listen to the room for 2 s (be quiet) and set the threshold from it"),
     ("t", "toggle_ptt_mode", "Push-to-talk mode on/off"),
     ("space", "talk", "Push-to-talk: start / stop talking"),
     ("slash", "find_voice", "Find a voice (filter the list)"),
