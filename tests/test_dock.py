@@ -251,6 +251,8 @@ DOM_SUMMARY = """(() => {
     voice_on: visible(q('voice-on')) && q('voice-on').getAttribute('aria-pressed'),
     monitor: visible(q('monitor')) && q('monitor').getAttribute('aria-pressed'),
     gate: visible(q('gate')) && q('gate').getAttribute('aria-pressed'),
+    gate_threshold: q('gate-threshold').textContent,
+    gate_learn: visible(q('gate-learn')) && !q('gate-learn').disabled && q('gate-learn').textContent,
     ptt: visible(q('ptt')),
     pitch: visible(pitch) ? {min: +pitch.min, max: +pitch.max, value: +pitch.value,
                               shown: q('pitch-value').textContent} : null,
@@ -343,6 +345,17 @@ def test_dock_drives_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
             wait_until("the page to show the gate off", lambda: page.js(DOM_SUMMARY)["gate"] == "false", 5)
             page.click("gate")
             wait_until("the gate on again", lambda: api.call("status.get")["control"]["gate"]["on"] is True, 5)
+            wait_until(
+                "its threshold shown", lambda: page.js(DOM_SUMMARY)["gate_threshold"] == "gate opens at -60 dBFS", 5
+            )
+            # Learn room: the daemon listens 2 s; its microphone here is the bundled speech, no room: refused, said
+            page.click("gate-learn")
+            wait_until("the button to say it listens", lambda: page.js(DOM_SUMMARY)["gate_learn"] is False, 5)
+            wait_until("the refusal", lambda: "more than a room" in (page.js(DOM_SUMMARY)["error"] or ""), 15)
+            wait_until("the button back", lambda: page.js(DOM_SUMMARY)["gate_learn"] == "Learn room", 5)
+            assert api.call("status.get")["control"]["gate"]["threshold_db"] == -60.0
+            page.click("error-close")
+            wait_until("the refusal dismissed", lambda: page.js(DOM_SUMMARY)["error"] is None, 5)
 
             # the pitch slider: a click three quarters along its track sets the daemon's pitch there
             page.click("pitch", 0.75)

@@ -31,6 +31,7 @@
   let ranges = {}; // params.get ranges for the current voice
   let selecting = null; // a voice this page asked for, until the daemon answers
   let pttDown = false;
+  let learning = false; // gate.learn asked, not answered yet
   let errorTimer = null;
 
   // measurements the test reads (ms since navigation start)
@@ -404,6 +405,8 @@
       ? "noise gate on: the output is silent while your microphone is below " + gate.threshold_db +
         " dBFS (now " + ($("gate").dataset.open === "false" ? "closed" : "open") + "); click to switch it off"
       : "noise gate off: everything your microphone hears is converted; click to switch it on";
+    $("gate-threshold").textContent = gate.on ? "gate opens at " + gate.threshold_db + " dBFS" : "";
+    $("gate-learn").disabled = !online || learning;
 
     const ptt = $("ptt");
     const held = s.ptt ? s.ptt.held || 0 : 0;
@@ -656,6 +659,26 @@
         }
       })
       .catch(() => {});
+  });
+  // the room learnt: the daemon listens for 2 s (the user quiet), then sets the threshold (gate.learn)
+  $("gate-learn").addEventListener("click", () => {
+    if (!state || learning) return;
+    learning = true;
+    const button = $("gate-learn");
+    button.textContent = "Listening… be quiet";
+    renderToggles();
+    act("gate.learn", { seconds: 2 })
+      .then((r) => {
+        if (r && typeof r.on === "boolean" && state) {
+          state = Object.assign({}, state, { gate: { on: r.on, threshold_db: r.threshold_db, hold_ms: r.hold_ms } });
+        }
+      })
+      .catch(() => {})
+      .finally(() => {
+        learning = false;
+        button.textContent = "Learn room";
+        renderToggles();
+      });
   });
   $("ptt-mode").addEventListener("click", () => {
     if (!state) return;
