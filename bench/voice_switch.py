@@ -9,8 +9,10 @@ can cancel. For each pair, on a 150 Hz harmonic tone (a voice-like spectrum) and
 - step: the largest second difference around the switch against either voice's own largest (1: no click).
 
 Switches to and from RVC voices (`--rvc`: tiny random-weight models in RVC's real file formats, a 2-layer HuBERT,
-F0 by yin; on speech): the dip, and what an RVC voice switched to hears: its content features on its first block,
-after 100 ms and 500 ms, against a voice that ran all along (relative error; 0: the same). A voice switched to takes
+F0 by yin; on speech): the dip, the switch block's time against the old and the new voice's own (a switch that
+rendered two RVC voices took two blocks' time, and the live output underran), and what an RVC voice switched to hears:
+its content features on its first block, after 100 ms and 500 ms, against a voice that ran all along (relative
+error; 0: the same). A voice switched to takes
 the engine's input history (StreamingConverter.continue_from); before, an RVC voice started from an empty window.
 
     python bench/voice_switch.py [--rvc]
@@ -63,10 +65,13 @@ def converter(voice, shape):
     from rtvc.voices.pitch import PitchParams, PitchVoice
 
     if isinstance(voice, str) and voice.startswith("rvc "):
+        from rtvc.run import rehearse
         from rtvc.voices.rvc import RvcModelSettings, RvcParams, RvcVoice
 
         model = RvcModelSettings(path=f"{voice[4:]}.pth", content="hubert.pt", f0="yin")
-        return StreamingConverter(RvcVoice(SR, model, RVC_DIR), RvcParams(), shape)
+        conv = StreamingConverter(RvcVoice(SR, model, RVC_DIR), RvcParams(), shape)
+        rehearse(conv, RVC_DIR)  # (as the daemon's loader does: the first block's warm-up is not the switch's)
+        return conv
     if voice == "passthrough":
         return StreamingConverter(PassthroughVoice(SR), PassthroughParams(), shape)
     return StreamingConverter(PitchVoice(SR), PitchParams(pitch=voice[0], formant=voice[1]), shape)
@@ -102,6 +107,7 @@ def switch(old, new, kind: str, at: int = SR // 2) -> dict[str, float]:
     try:
         for pos in range(0, len(x), 240):
             if pos == at:
+                switch_block = engine.timer.count  # (the next block takes the new voice: it is its time)
                 engine.swap_converter(conv, "new")
             engine.on_duplex(x[pos : pos + 240], out, 240, None)
             y[pos : pos + 240] = out[:, 0]
@@ -112,6 +118,11 @@ def switch(old, new, kind: str, at: int = SR // 2) -> dict[str, float]:
     finally:
         engine.stop()
     result = measure(y, at + engine.latency().total)
+    times = engine.timer.since(0)
+    # the switch's block against the old voice's own (the new one may be lighter or heavier: both shown)
+    result["switch_block_ms"] = round(1e3 * float(times[switch_block]), 2)
+    result["old_block_p50_ms"] = round(1e3 * float(np.median(times[switch_block - 20 : switch_block])), 2)
+    result["new_block_p50_ms"] = round(1e3 * float(np.median(times[switch_block + 1 : switch_block + 21])), 2)
     if heard:  # the same voice run alone from the start: the features it had at those blocks
         ref, want = converter(new, shape), []
         for b in range(0, at + 960 * len(heard), 960):
@@ -154,7 +165,8 @@ def main() -> None:
 
         torch.set_num_threads(2)
         RVC_DIR = rvc_models()
-        print(f"{'what':<48} {'dip 10ms':>9} {'dip 20ms':>9} {'step':>6}  content error at 0 / 100 / 500 ms")
+        print(f"{'what':<40} {'dip 10ms':>9} {'dip 20ms':>9} {'step':>6}  {'switch block / old / new, ms':<29} "
+              "content error at 0 / 100 / 500 ms")  # fmt: skip
         for old, new in ((DEFAULT, "rvc a"), ("passthrough", "rvc a"), ("rvc a", "rvc b"), ("rvc a", DEFAULT)):
             # (past an RVC voice's 1 s window, so that what it hears is all signal; the dip on the tone, what the
             # voice hears on speech)
@@ -163,7 +175,9 @@ def main() -> None:
             r.update({k: v for k, v in heard.items() if k.startswith("content")})
             rows.append(r)
             errs = " / ".join(f"{r[f'content_err_{ms}ms']:.3f}" for ms in (0, 100, 500) if f"content_err_{ms}ms" in r)
-            print(f"{r['what']:<48} {r['dip_10ms_db']:9.1f} {r['dip_20ms_db']:9.1f} {r['step']:6.2f}  {errs}")
+            cost = f"{r['switch_block_ms']:.1f} / {r['old_block_p50_ms']:.1f} / {r['new_block_p50_ms']:.1f}"
+            dips = f"{r['dip_10ms_db']:9.1f} {r['dip_20ms_db']:9.1f} {r['step']:6.2f}"
+            print(f"{r['what']:<40} {dips}  {cost:<29} {errs}")
         out = args.out.with_name(args.out.stem + "_rvc.json")
         write_result(out, "voice_switch_rvc", {"machine": machine(), "models": "tiny, random weights", "rows": rows})
         return

@@ -18,6 +18,7 @@ ramped over a block (its dry side costs nothing), and so is a new voice (the eng
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -86,6 +87,10 @@ class StreamingConverter:
         if prepare is not None:  # shapes are fixed from here on: a voice may capture graphs or load engines now
             prepare(len(self._window), rt.block_v)
         self._overlap = np.zeros(shape.crossfade, dtype=np.float32)  # pending output, not yet played
+        # all the output rendered past the block played (the overlap first): what a voice switch fades out of
+        # without rendering this voice again (`ahead`)
+        self._ahead = np.zeros(0, dtype=np.float32)
+        self.cost_s = 0.0  # its block time, a decaying peak (each block's, or 0.95 of the one before)
         self._shape = fade_shape(shape.crossfade)
         self._ramp = ((np.arange(shape.block) + 0.5) / shape.block).astype(np.float32)
 
@@ -118,6 +123,18 @@ class StreamingConverter:
 
     def process_block(self, block: np.ndarray) -> np.ndarray:
         """block: (block,) float32 -> (block,) float32."""
+        t0 = time.perf_counter()
+        out = self._process(block)
+        self.cost_s = max(time.perf_counter() - t0, 0.95 * self.cost_s)
+        return out
+
+    @property
+    def ahead(self) -> np.ndarray:
+        """The output this converter rendered past the block it played last (crossfade + search - its SOLA offset
+        frames; none for passthrough): how it would go on, at no cost."""
+        return self._ahead
+
+    def _process(self, block: np.ndarray) -> np.ndarray:
         n, x = self.block, self.shape.crossfade
         new = block if self._rates.input is None else self._rates.input.process(block)
         w, nv = self._window, len(new)
@@ -145,6 +162,7 @@ class StreamingConverter:
         if x:
             out[:x] = crossfade(self._overlap, out[:x], self._shape, rho)
             self._overlap[:] = tail[k + n : k + n + x]
+        self._ahead = np.array(tail[k + n :], dtype=np.float32)
         return out
 
     @property
@@ -211,6 +229,7 @@ class StreamingConverter:
     def reset(self) -> None:
         self._window[:] = 0
         self._overlap[:] = 0
+        self._ahead = np.zeros(0, dtype=np.float32)
         if self._rates.input is not None:
             self._rates.input.reset()
         self.voice.reset()

@@ -47,6 +47,10 @@ PERIOD_CHANGED = "the device's period changed"
 # the input kept for a voice switched to (StreamingConverter.continue_from): an RVC voice's window at its default 1 s
 # context, and more where a converter wants it
 HISTORY_S = 1.5
+# a switch that crossfades two voices (MIXED) renders the old one's block too only where its block time is at most this
+# share of the worker's time per block; a heavier one (RVC) is faded out of what it rendered ahead last block: two
+# RVC voices in one block took twice a block's time, and the output underran at switches (a review: 7-9 of 10)
+SWITCH_SHARE = 0.25
 # The state while the playing voice raises on its blocks (a GPU out of memory, a driver error): the engine plays
 # silence for each such block, restarts the voice's stream state and tries it again at the next block; devices
 # and worker run on, so another voice can be selected. A live voice is never replaced by the dry microphone.
@@ -111,6 +115,7 @@ class Engine:
         self.timer = BlockTimer(self.block / samplerate)
         self._levels = np.full(4, 0.0)  # in peak, in rms, out peak, out rms (linear)
         self.blocks_done = 0
+        self.switches_ahead = 0  # MIXED switches faded out of the old voice's output ahead (it was too heavy to render)
         self._done_pos = 0  # the input position the worker is done with (converted or dropped): wait_for_worker
         # blocks holding NaN or infinity: from the input (a driver, a clip) they would poison the voice's
         # state; from a voice (fp16 overflow) they would reach the speakers. Both become silence, counted.
@@ -574,14 +579,31 @@ class Engine:
             conv.join_after(self._convert(self.converter, fresh))
             y = self._convert(conv)
         else:
-            old = self._convert(self.converter, fresh)
-            new = self._convert(conv)
-            y = crossfade(old, new, self._ramp, correlation(old, new))
+            y = self._mixed(conv, fresh)
         self._retired.put(self.converter)
         self.converter, self.voice_label = nxt
         self._load_from = self.timer.count + 1  # the new voice is judged on its own blocks (this one may run two)
         if self._next is nxt:  # (another voice may have been handed over meanwhile: it goes next block)
             self._next = None
+        return y
+
+    def _mixed(self, conv: StreamingConverter, fresh: bool) -> np.ndarray:
+        """A MIXED switch's block: the old voice crossfaded into the new one, equal-power for their correlation,
+        over the block where the old one is light enough to render it too (SWITCH_SHARE), else over what the old
+        one rendered ahead last block (its SOLA overlap and search: 3-19 ms), at no cost of its own."""
+        old = self.converter
+        slack_s = (self.plan.slack if self.plan else self.block) / self.samplerate
+        ahead = old.ahead
+        if fresh or not len(ahead) or old.cost_s <= SWITCH_SHARE * slack_s:
+            before = self._convert(old, fresh)
+            new = self._convert(conv)
+            return crossfade(before, new, self._ramp, correlation(before, new))
+        new = self._convert(conv)
+        m = min(len(ahead), self.block)
+        y = new.copy()
+        ramp = ((np.arange(m) + 0.5) / m).astype(np.float32)
+        y[:m] = crossfade(ahead[:m], new[:m], ramp, correlation(ahead[:m], new[:m]))
+        self.switches_ahead += 1
         return y
 
     def hold(self, on: bool) -> None:
