@@ -3,6 +3,7 @@ small synchronous JSON-RPC client that asks the daemon what its state is."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,17 @@ class Daemon:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def serving(daemon: Daemon) -> Iterator[Daemon]:
+    """The daemon started and listening; stopped after."""
+    daemon.start()
+    try:
+        daemon.wait_ready()
+        yield daemon
+    finally:
+        daemon.stop()
 
 
 class RpcClient:

@@ -7,20 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_harness import Daemon, RpcClient, free_port
+from daemon_harness import Daemon, RpcClient, free_port, serving
 
 from rtvc.cli import main
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory) -> Iterator[Daemon]:
-    d = Daemon(tmp_path_factory.mktemp("ctl") / "daemon", free_port())
-    d.start()
-    try:
-        d.wait_ready()
+    with serving(Daemon(tmp_path_factory.mktemp("ctl") / "daemon", free_port())) as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import Daemon, RpcClient, free_port, wait_until
+from daemon_harness import Daemon, RpcClient, free_port, serving, wait_until
 from tui_screen import screen_text
 
 from rtvc.control.auth import load_or_create_token
@@ -32,13 +32,8 @@ SIZE = (100, 30)
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory) -> Iterator[Daemon]:
-    d = Daemon(tmp_path_factory.mktemp("tui") / "daemon", free_port())
-    d.start()
-    try:
-        d.wait_ready()
+    with serving(Daemon(tmp_path_factory.mktemp("tui") / "daemon", free_port())) as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture
