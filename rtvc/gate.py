@@ -164,7 +164,7 @@ class NoiseGate:
             ends = np.array(self._edges[1:])
             learning.powers.extend((sq[ends + self._window] - sq[ends]) / self._window)
             learning.frames += self.block
-        if learning.frames >= learning.want:
+        if learning.frames >= learning.want and self._learning is learning:  # (not one given up and asked anew)
             db = 10.0 * np.log10(np.maximum(np.array(learning.powers), 1e-12))
             self.learned = (float(db.max()), float(np.percentile(db, 10)))
             self._learning = None
