@@ -54,7 +54,6 @@ LEARN_MIN_S = 1.0  # (over half a second, speech swung 13 dB)
 @dataclass
 class _Learning:
     want: int  # frames of input to judge
-    frames: int = 0  # judged so far
     seen: int = 0  # frames since it began
     powers: list = field(default_factory=list)  # the levels judged (mean squares)
 
@@ -157,14 +156,18 @@ class NoiseGate:
         return y * gains
 
     def _gather(self, learning: _Learning) -> None:
-        """learn(): this block's levels, once the window holds only input that came since it began."""
+        """learn(): this block's levels, of the windows that hold only input that came since it began (the gate off,
+        `_input` held what came before it was switched off; on, the last window before the learn: a review's loud
+        sound then was taken for the room's)."""
+        w, before = self._window, learning.seen
         learning.seen += self.block
-        if learning.seen >= self._window:  # (before, the gate off, the window held input from before)
+        starts = np.array(self._edges[1:])  # (the window judged at each hop's end starts there in `_input`)
+        fresh = starts[starts >= w - before]
+        if len(fresh):
             sq = np.concatenate(([0.0], np.cumsum(self._input * self._input)))
-            ends = np.array(self._edges[1:])
-            learning.powers.extend((sq[ends + self._window] - sq[ends]) / self._window)
-            learning.frames += self.block
-        if learning.frames >= learning.want and self._learning is learning:  # (not one given up and asked anew)
+            learning.powers.extend((sq[fresh + w] - sq[fresh]) / w)
+        done = learning.seen - w >= learning.want  # (windows ending over `want` frames judged)
+        if done and self._learning is learning:  # (not one given up and asked anew)
             db = 10.0 * np.log10(np.maximum(np.array(learning.powers), 1e-12))
             self.learned = (float(db.max()), float(np.percentile(db, 10)))
             self._learning = None

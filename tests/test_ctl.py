@@ -102,6 +102,7 @@ def test_call_sends_any_method_and_status_is_one_line(ctl, rpc):
         (("call", "mute.set", "[true]"), "the parameters must be a JSON object"),
         (("call", "mute.sett"), "unknown method 'mute.sett'"),
         (("call", "mute.set", '{"on": 3}'), "(-32602)"),
+        (("call", "status.get", '{"method": 1, "self": 2}'), "(-32602)"),  # (not the client's own argument names)
         (("frobnicate",), "unknown action 'frobnicate'"),
     ):
         code, out, err = ctl(*args)

@@ -366,3 +366,43 @@ def test_learning_tells_a_voice_from_a_room(level_db):
     for room in (noise(3.0, level_db - 20), _room(3.0, level_db - 20)):
         loudest, low = learnt(room, 2.0)
         assert loudest - low < LEARN_SWING_DB and loudest < LEARN_LOUDEST_DB
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_learning_hears_only_what_came_after_it_began(on):
+    """A loud tone until the learn begins, the room (-50 dBFS) after: the windows that reach back before the learn are
+    not the room's. The gate off, `_input` held the tone from when it was on (a review: refused as "more than a
+    room", -50 up to -15 dBFS); on, the last window before the learn (the tone's -11 dBFS taken for the room's)."""
+    gate = NoiseGate(SR, BLOCK, GateSettings(True, -60.0, 200.0))
+    loud, room = tone(1.0, -15.0), noise(3.0, -50.0)
+    for i in range(0, len(loud), BLOCK):
+        if i == SR // 2 and not on:
+            gate.settings = GateSettings(False)
+        gate.process(loud[i : i + BLOCK], loud[i : i + BLOCK].copy(), 0)
+    gate.learn(1.0)
+    for i in range(0, len(room), BLOCK):
+        gate.process(room[i : i + BLOCK], room[i : i + BLOCK].copy(), 0)
+        if gate.learned is not None:
+            break
+    loudest, low = gate.learned
+    assert -51.5 < low < loudest < -48.0, gate.learned
+
+
+def test_a_learning_ends_at_once_when_the_daemon_stops():
+    """No blocks come once the engine stops: the learn waited out its deadline (seconds + seconds), and the daemon's
+    exit waited for it (18 s after Ctrl-C, a review). Closing the controller ends it."""
+    import threading
+    import time
+
+    from rtvc.config import load_config
+    from rtvc.control.controller import Controller
+    from rtvc.errors import RtvcError
+    from rtvc.run import build_engine
+
+    cfg = load_config(None, {"voice.profile": ("passthrough", "test")})
+    controller = Controller(cfg, build_engine(cfg), "passthrough")  # (never started: no blocks)
+    threading.Timer(0.3, controller.close).start()
+    t0 = time.monotonic()
+    with pytest.raises(RtvcError, match="rtvc is stopping: the room was not learnt"):
+        controller.learn_gate("test", 10.0)
+    assert time.monotonic() - t0 < 1.0

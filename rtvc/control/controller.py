@@ -340,6 +340,9 @@ class Controller:
             gate.learn(seconds)
             deadline = time.monotonic() + seconds + max(1.0, seconds)
             while gate.learned is None:
+                if self.closed:  # (the daemon stops: no more blocks come; its exit must not wait for the deadline)
+                    gate.learning_off()
+                    raise RtvcError("rtvc is stopping: the room was not learnt")
                 if time.monotonic() > deadline:
                     gate.learning_off()
                     raise RtvcError(

@@ -92,7 +92,7 @@ class Connection:
                 else "`rtvc token` where the daemon runs prints it",
             ) from None
 
-    def call(self, method: str, **params: Any) -> Any:
+    def call(self, method: str, /, **params: Any) -> Any:  # (positional: a parameter may be named "method")
         from websockets.exceptions import ConnectionClosed
 
         request: dict[str, Any] = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
