@@ -178,6 +178,9 @@ def main() -> None:
             cost = f"{r['switch_block_ms']:.1f} / {r['old_block_p50_ms']:.1f} / {r['new_block_p50_ms']:.1f}"
             dips = f"{r['dip_10ms_db']:9.1f} {r['dip_20ms_db']:9.1f} {r['step']:6.2f}"
             print(f"{r['what']:<40} {dips}  {cost:<29} {errs}")
+        import shutil
+
+        shutil.rmtree(RVC_DIR, ignore_errors=True)  # (the tiny models: made for this run)
         out = args.out.with_name(args.out.stem + "_rvc.json")
         write_result(out, "voice_switch_rvc", {"machine": machine(), "models": "tiny, random weights", "rows": rows})
         return
