@@ -332,10 +332,13 @@ def test_learning_the_room_sets_a_threshold_that_it_closes_under_and_speech_open
     finally:
         engine.stop()
     y = dev.recording[engine.latency().total :]
-    assert got["on"] and got["threshold_db"] == np.ceil(got["room_db"] + 8.0) and -61 < got["room_db"] < -54, got
+    # (the room's loudest 10 ms window: -53.6 dBFS over its 4 s; which 2 s the learn hears depends on the machine)
+    assert got["on"] and got["threshold_db"] == np.ceil(got["room_db"] + 8.0) and -61 < got["room_db"] < -53, got
     assert engine.gate.settings.threshold_db == got["threshold_db"]
     assert db_rms(y[int(0.5 * SR) : int(2.0 * SR)]) > -65  # (before: the room kept the gate open)
-    assert np.all(y[int(3.0 * SR) : int(4.0 * SR)] == 0)  # the room, learnt: closed
+    # the room, learnt: closed (the learn ends about 2.5 s in, the hold and the fade-out 0.3 s later; a late start
+    # under load has 0.5 s)
+    assert np.all(y[int(3.3 * SR) : int(3.95 * SR)] == 0)
     words = np.abs(speech) > 0.05
     part = y[int(4.0 * SR) : int(4.0 * SR) + len(speech)]
     assert abs(db_rms(part[words]) - db_rms(x[int(4.0 * SR) : int(4.0 * SR) + len(speech)][words])) < 0.5
