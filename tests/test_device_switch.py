@@ -355,8 +355,12 @@ def test_a_jack_server_that_dies_under_serve_gets_one_answer_and_a_prompt_exit(j
 def call_once(daemon, method: str, **params):
     """One request on a connection of its own (a daemon that starts anew closes the ones it had)."""
     from daemon_harness import RpcClient
+    from websockets.exceptions import InvalidHandshake
 
-    rpc = RpcClient(daemon.port, daemon.token)
+    try:
+        rpc = RpcClient(daemon.port, daemon.token)
+    except InvalidHandshake as e:  # (the serve before, its control server closing: HTTP 503, "shutting down")
+        raise OSError(f"refused while a serve stops: {e}") from None
     try:
         return rpc.call(method, **params)
     finally:
