@@ -22,12 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rtvc.control.rpc import CALL_TIMEOUT_S, SLOW_METHODS
 from rtvc.errors import ConfigError, RtvcError
 
 OPEN_TIMEOUT_S = 5.0
-CALL_TIMEOUT_S = 30.0
-# voices.select answers once the voice plays: a first RVC load imports torch and reads its files
-SLOW_METHODS = {"voices.select": 300.0, "devices.select": 60.0, "devices.list": 60.0, "gate.learn": 60.0}
 # the switches: the action's name -> (the API's name for it, what the line says)
 SWITCHES = {
     "mute": ("mute", "mute"),

@@ -26,6 +26,11 @@ SUPERSEDED = -32006
 CLOSE_UNAUTHORIZED, CLOSE_TOO_SLOW, CLOSE_FULL = 4001, 4008, 1013
 AUTH_TIMEOUT_S = 10.0
 API_VERSION = 1
+# how long a client waits for a reply (rtvc's own: the TUI, rtvc ctl): a daemon that never answers is an error; methods
+# that do seconds of work in the daemon (a first RVC load imports torch and reads hundreds of MB; a device switch waits
+# for the old device; gate.learn listens for up to 10 s) answer when the work is done
+CALL_TIMEOUT_S = 30.0
+SLOW_METHODS = {"voices.select": 300.0, "devices.select": 60.0, "devices.list": 60.0, "gate.learn": 60.0}
 
 
 class RpcError(Exception):

@@ -29,11 +29,8 @@ from rtvc.errors import ConfigError
 # websockets 15 connects through $HTTP(S)_PROXY by default, also to 127.0.0.1 without $NO_PROXY
 _NO_PROXY: dict[str, Any] = {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between attempts; the last repeats
-CALL_TIMEOUT_S = 30.0  # a daemon that never answers is an error
-# methods that do seconds of work in the daemon (a first RVC load imports torch and reads hundreds of MB;
-# a device switch waits for the old device): their replies come when the work is done, and the state
-# events show the work going on meanwhile
-SLOW_METHODS = {"voices.select": 300.0, "devices.select": 60.0, "devices.list": 60.0, "gate.learn": 60.0}
+# (replies to slow methods come when the work is done; the state events show the work going on meanwhile)
+CALL_TIMEOUT_S, SLOW_METHODS = rpc.CALL_TIMEOUT_S, rpc.SLOW_METHODS
 METER_HZ = 15.0  # >= 10 Hz meters (the issue), light on the daemon's loop
 PING_S = 5.0
 
