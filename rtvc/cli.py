@@ -101,6 +101,17 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("action", help="status, mute, voice, monitor, gate, ptt-mode, select, pitch or call")
     k.add_argument("args", nargs=argparse.REMAINDER, help="on|off|toggle; a profile, next or previous; +N; METHOD JSON")
 
+    lat = sub.add_parser(
+        "latency",
+        help="measure the real round trip through your devices (output looped back to input) against rtvc's figure",
+        description="Plays short sweeps on the output and listens for them on the input: loop the output back to "
+        "the input first (a cable; under JACK a connection; or the microphone near the speaker).",
+    )
+    _add_config_flags(lat, tuple(f for f in RUN_FLAGS if f not in ("--profile", "--gate-db", "--monitor-device")))
+    lat.add_argument("--count", type=_count, default=8, help="how many sweeps, one a second (3-60; default 8)")
+    lat.add_argument("--level-db", type=_level, default=-20.0, help="their peak in dBFS (-60 to -6; default -20)")
+    lat.add_argument("--json", type=Path, help="also write the result as JSON")
+
     t = sub.add_parser("token", help="print the control API token and the OBS dock URL")
     _add_config_flags(t, ("--port",))
     t.add_argument("--new", action="store_true", help="make a new token (clients must use the new one)")
@@ -154,6 +165,28 @@ def _parser() -> argparse.ArgumentParser:
         help="install: PipeWire makes it at each start (a call program started before rtvc finds it); remove: gone",
     )  # fmt: skip
     return p
+
+
+def _count(text: str) -> int:
+    """--count: 3 to 60 sweeps (a median needs a few; one a second)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 3 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"{value}: give 3 to 60 sweeps")
+    return value
+
+
+def _level(text: str) -> float:
+    """--level-db: the sweeps' peak, -60 to -6 dBFS (louder than that is no test sound to play on speakers)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of dB") from None
+    if not -60.0 <= value <= -6.0:
+        raise argparse.ArgumentTypeError(f"{text} dBFS: give -60 to -6")
+    return value
 
 
 def _load(args: argparse.Namespace):
@@ -304,6 +337,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             sys.stderr.flush()
             os._exit(code)
         return code
+    if args.command == "latency":
+        from rtvc.audio.devices import must_not_terminate
+        from rtvc.loopback import LatencyOptions, measure
+
+        if cfg.audio.virtual_mic:
+            print("audio.virtual_mic is not used: the sweeps play on the output device, to come back on the input")
+        measure(cfg, LatencyOptions(args.count, args.level_db, args.json))
+        if must_not_terminate():  # as for run: PortAudio's exit handler would hang on a dead device
+            sys.stdout.flush()
+            os._exit(0)
+        return 0
     if args.command == "serve":
         from rtvc.audio.devices import must_not_terminate
         from rtvc.run import EXIT_DEVICE_HUNG

@@ -1,0 +1,200 @@
+"""`rtvc latency`: sweeps played through the engine come back through a loop after exactly the round trip
+(rtvc.loopback). The loop is the test's: the virtual device's output fed back to its input after a known delay
+(the engine's own figure plus that delay, to the frame), and on JACK a client that copies its input to its output
+(JACK runs such a cycle one period late: the engine's figure plus one period)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rtvc.converter import StreamingConverter, StreamShape
+from rtvc.engine import Engine
+from rtvc.errors import RtvcError
+from rtvc.gate import GateSettings
+from rtvc.latency import LatencyBreakdown
+from rtvc.loopback import EVERY_S, LoopProbe, ProbeParams, analyse, check_heard, find_arrivals, sweep
+
+SR = 48000
+
+
+def run_loop(block: int, period: int, delay: int, gain: float = 1.0, noise_db: float | None = None, count: int = 3):
+    """The probe on an engine whose output comes back to its input `delay` frames later (times `gain`, plus white
+    noise at `noise_db` dBFS RMS), callback by callback in lockstep with the worker (as `rtvc convert` runs)."""
+    assert delay >= period, "a callback's input cannot hold its own output"
+    probe = LoopProbe(SR, count, -20.0)
+    conv = StreamingConverter(probe, ProbeParams(), StreamShape(SR, block, crossfade=0, search=0))
+    engine = Engine(conv, SR, headroom=round(0.008 * SR), gate=GateSettings(on=False))
+    engine.realtime, engine.watch_load = False, False
+    engine.set_device(0, 0, separate_streams=False)
+    engine.prepare(period)
+    rng = np.random.default_rng(7)
+    played = np.zeros(probe.length + 4 * SR, np.float32)
+    out = np.zeros((period, 1), np.float32)
+    engine.start()
+    try:
+        pos = 0
+        while not probe.done:
+            x = np.zeros(period, np.float32)
+            a = pos - delay
+            if a + period > 0:
+                lo = max(a, 0)
+                x[lo - a :] = gain * played[lo : a + period]
+            if noise_db is not None:
+                x += (10 ** (noise_db / 20) * rng.standard_normal(period)).astype(np.float32)
+            engine.on_duplex(x, out, period, None)
+            played[pos : pos + period] = out[:, 0]
+            engine.wait_for_worker()
+            pos += period
+    finally:
+        engine.stop()
+    return analyse(probe, engine.latency()), engine.latency()
+
+
+@pytest.mark.parametrize(
+    "block, period, delay, gain, noise_db",
+    [
+        (960, 256, 256, 1.0, None),  # a cable on a card that declares nothing: the loop's one period
+        (480, 64, 1000, 0.03, -60.0),  # through the air: 30 dB down, a room's noise
+        (240, 256, 4801, -0.1, -50.0),  # 100 ms of hidden buffers; a loop that inverts polarity
+        (441, 147, 30000, 0.5, None),  # blocks and periods that do not line up; over half a second
+    ],
+)
+def test_the_sweeps_come_back_after_the_declared_latency_plus_the_loops_own_delay(block, period, delay, gain, noise_db):
+    result, declared = run_loop(block, period, delay, gain, noise_db)
+    assert len(result.delays) == 3, result.arrivals
+    assert result.delays == [declared.total + delay] * 3  # every sweep, to the frame
+    assert result.measured == declared.total + delay
+    assert result.own == declared.block + declared.prefill  # (the probe has no converter delay of its own)
+    d = result.to_dict()
+    assert d["unreported_ms"] == pytest.approx(1e3 * delay / SR, abs=1e-3)
+    assert d["spread_ms"] == 0.0
+
+
+def declared(total_dev_in: int = 0, dev_out: int = 0) -> LatencyBreakdown:
+    return LatencyBreakdown(SR, device_in=total_dev_in, block=960, converter=0, prefill=448, device_out=dev_out)
+
+
+def test_an_echo_weaker_than_the_sound_and_noise_do_not_move_the_arrival():
+    probe = sweep(SR, -20.0)
+    every = round(EVERY_S * SR)
+    heard = np.zeros(3 * every + SR, np.float32)
+    starts = [SR // 2 + i * every for i in range(3)]
+    rng = np.random.default_rng(1)
+    for s in starts:
+        for lag, g in ((2000, 0.05), (2000 + 170, 0.035), (2000 + 900, 0.02)):  # direct, then two reflections
+            heard[s + lag : s + lag + len(probe)] += g * probe
+    heard += (0.001 * rng.standard_normal(len(heard))).astype(np.float32)
+    found = find_arrivals(heard, probe, starts, every)
+    assert [a.delay for a in found] == [2000] * 3
+    assert all(a.over_db > 20 for a in found)
+
+
+def test_noise_alone_is_not_taken_for_a_sweep():
+    probe = sweep(SR, -20.0)
+    every = round(EVERY_S * SR)
+    starts = [SR // 2 + i * every for i in range(8)]
+    for seed in range(5):
+        heard = (0.05 * np.random.default_rng(seed).standard_normal(9 * every + SR)).astype(np.float32)
+        assert find_arrivals(heard, probe, starts, every) == [None] * 8
+
+
+def test_a_loop_that_brings_nothing_back_is_an_error_that_says_what_to_do():
+    probe = LoopProbe(SR, 3, -20.0)  # nothing heard: digital silence
+    with pytest.raises(RtvcError, match=r"stayed silent .*loop the output back to the input"):
+        check_heard(analyse(probe, declared()))
+    probe.heard[:] = (0.01 * np.random.default_rng(3).standard_normal(probe.length)).astype(np.float32)
+    with pytest.raises(RtvcError, match=r"heard 0 of the 3 test sweeps .*dB over the noise; 20 needed.*--level-db"):
+        check_heard(analyse(probe, declared()))
+    # one of three heard is no median: refused too
+    s = probe.starts[0] + 3000
+    probe.heard[s : s + len(probe.sweep)] += probe.sweep
+    with pytest.raises(RtvcError, match="heard 1 of the 3"):
+        check_heard(analyse(probe, declared()))
+
+
+@pytest.mark.parametrize(
+    "extra, says",
+    [
+        (0, "rtvc's declared latency is right on these devices"),
+        (240, "the devices take 5.00 ms more than they declare"),
+        (-96, "the devices take 2.00 ms less than they declare"),
+    ],
+)
+def test_the_report_compares_the_round_trip_with_the_declared_latency(extra, says):
+    d = declared(256, 512)
+    probe = LoopProbe(SR, 3, -20.0)
+    for s in probe.starts:
+        at = s + d.total + extra
+        probe.heard[at : at + len(probe.sweep)] = probe.sweep
+    result = analyse(probe, d)
+    check_heard(result)
+    text = result.report()
+    assert f"measured   {1e3 * (d.total + extra) / SR:.2f} ms ({d.total + extra} frames; median of 3 of 3" in text
+    assert f"devices    measured {1e3 * (768 + extra) / SR:.2f} ms, declared 16.00 ms" in text
+    assert says in text
+
+
+@pytest.mark.jack
+@pytest.mark.timeout(120)
+def test_rtvc_latency_on_jack_measures_a_connection_from_its_output_to_its_input(jack_bare, tmp_path):
+    import jack
+
+    from tests.jack_harness import client_env
+
+    env = client_env(jack_bare.name)
+    cable = jack.Client("cable", servername=jack_bare.name, no_start_server=True)
+    port_in, port_out = cable.inports.register("in_1"), cable.outports.register("out_1")
+
+    @cable.set_process_callback
+    def _copy(frames):
+        port_out.get_array()[:] = port_in.get_array()
+
+    cable.activate()
+    try:
+        report = tmp_path / "latency.json"
+        run = subprocess.run(
+            [sys.executable, "-m", "rtvc", "latency", "--host-api", "JACK", "--input-device", "cable",
+             "--output-device", "cable", "--count", "3", "--json", str(report)],
+            env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        got = json.loads(report.read_text())
+        assert got["heard"] >= 2, got
+        # JACK runs the cycle rtvc -> cable -> rtvc one period late: the loop's own delay, all the cable adds
+        assert got["measured_frames"] == got["declared"]["total"] + jack_bare.period, got
+        assert "round trip (microphone to speaker through rtvc" in run.stdout
+        assert f"devices    measured {1e3 * jack_bare.period / SR:.2f} ms, declared 0.00 ms" in run.stdout
+        # the dummy backend's own ports bring back nothing: said, with what to do, and no report written
+        report.unlink()
+        none = subprocess.run(
+            [sys.executable, "-m", "rtvc", "latency", "--host-api", "JACK", "--count", "3", "--json", str(report)],
+            env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+        assert none.returncode == 2, none.stdout + none.stderr
+        assert "the input stayed silent (digital zero) the whole run" in none.stderr
+        assert not report.exists()
+    finally:
+        cable.deactivate()
+        cable.close()
+
+
+@pytest.mark.parametrize(
+    "flag, says",
+    [
+        (["--count", "2"], "2: give 3 to 60 sweeps"),
+        (["--count", "many"], "'many' is not a whole number"),
+        (["--level-db", "0"], "0 dBFS: give -60 to -6"),
+        (["--level-db", "nan"], "nan dBFS: give -60 to -6"),
+    ],
+)
+def test_rtvc_latency_refuses_a_bad_flag_before_it_plays_anything(flag, says, tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "rtvc", "latency", *flag], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert run.returncode == 2
+    assert says in run.stderr
