@@ -79,7 +79,10 @@ def test_select_goes_round_the_voices_and_pitch_steps_within_its_range(ctl, rpc)
     assert rpc.call("params.get")["values"]["pitch"] == -1.0
     assert ctl("pitch", "-2.5")[1] == "pitch -3.5 semitones"
     assert ctl("pitch", "=-4")[1] == "pitch -4 semitones"
-    assert ctl("pitch", "20")[1] == "pitch +20 semitones"
+    code, _, err = ctl("pitch", "20")  # (+20 or =20? said, not guessed: a bare -3 is "down 3")
+    assert code == 2 and "'pitch 20': say which: +20 (up from now) or =20 (to 20)" in err
+    assert rpc.call("params.get")["values"]["pitch"] == -4.0
+    assert ctl("pitch", "=20")[1] == "pitch +20 semitones"
     assert ctl("pitch", "+10")[1] == "pitch +24 semitones (its highest)"
     assert rpc.call("params.get")["values"]["pitch"] == 24.0
     code, _, err = ctl("select", "nobody")

@@ -218,13 +218,17 @@ def _pitch(conn: Connection, args: list[str]) -> str:
         raise ConfigError(f"'pitch {text}': not a number of semitones", "e.g. rtvc ctl pitch +1") from None
     if not math.isfinite(value):
         raise ConfigError(f"'pitch {text}': not a number of semitones", "e.g. rtvc ctl pitch +1")
+    if text[:1] not in ("+", "-", "="):  # (a bare 3 read as =3 beside -3 read as "3 down" was a trap)
+        raise ConfigError(
+            f"'pitch {text}': say which: +{text} (up from now) or ={text} (to {text})", "e.g. rtvc ctl pitch =0"
+        )
     got = conn.call("params.get")
     if "pitch" not in got["ranges"]:
         raise RtvcError(
             f"the voice playing ({got['kind']}) has no pitch to change", "select a voice with one (rtvc ctl select)"
         )
     lo, hi = got["ranges"]["pitch"]["min"], got["ranges"]["pitch"]["max"]
-    want = got["values"]["pitch"] + value if text[0] in "+-" else value  # (=-4 or 4: to that pitch)
+    want = got["values"]["pitch"] + value if text[0] in "+-" else value  # (=-4: to that pitch)
     pitch = min(max(want, lo), hi)  # (a key pressed once more at the end of the range stays there)
     conn.call("params.set", values={"pitch": pitch})
     edge = " (its highest)" if pitch == hi and want > hi else " (its lowest)" if pitch == lo and want < lo else ""
