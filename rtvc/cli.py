@@ -206,6 +206,8 @@ def _load(args: argparse.Namespace):
         overrides["gate.enabled"] = (False, "--no-gate")
     if getattr(args, "virtual_mic", None):
         overrides["audio.virtual_mic"] = (True, "--virtual-mic")
+    if args.command == "latency":  # (the sweeps go out on the output device, to come back on the input)
+        overrides["audio.virtual_mic"] = (False, "rtvc latency")
     if args.command != "serve":
         return load_config(path, overrides)
     from rtvc import restart
@@ -341,8 +343,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rtvc.audio.devices import must_not_terminate
         from rtvc.loopback import LatencyOptions, measure
 
-        if cfg.audio.virtual_mic:
-            print("audio.virtual_mic is not used: the sweeps play on the output device, to come back on the input")
         measure(cfg, LatencyOptions(args.count, args.level_db, args.json))
         if must_not_terminate():  # as for run: PortAudio's exit handler would hang on a dead device
             sys.stdout.flush()

@@ -33,6 +33,12 @@ SWEEP_HZ = (300.0, 8000.0)  # (up to 0.45 of the rate): what a laptop speaker an
 EVERY_S = 1.0  # one sweep a second: a round trip up to this long is told apart from the next sweep's
 LEAD_S = 0.5  # silence first: the streams settle (a device's first callbacks, the worker's first block)
 HEARD_DB = 20.0  # a sweep counts as heard at this much over the correlation's level elsewhere (noise: ~13 dB)
+# ... and this much over its level around the peak: a sweep's own correlation is a sharp peak (28-38 dB over its
+# surroundings, echoes or not), the other direction's a broad hump (10-11 dB). Sweeps alternate up and down, so a
+# round trip longer than their spacing, which would meet the sweep played before, is not taken for one.
+SHARP_DB = 18.0
+PEAK_S = 0.001  # the peak itself: this much either side of it
+STUCK_S = 2.0  # no block converted for this long, the device running: the measurement is stopped and said why
 SPREAD_MS = 1.0  # sweeps that disagree by more: echoes, or input and output on two clocks
 
 
@@ -67,13 +73,14 @@ class LoopProbe:
         self.level_db = level_db
         self.samplerate = samplerate
         self.latency = 0
-        self.sweep = sweep(samplerate, level_db)
+        up = sweep(samplerate, level_db)
+        self.sweeps = [up if i % 2 == 0 else up[::-1].copy() for i in range(count)]  # up, down, up...
         every, lead = round(EVERY_S * samplerate), round(LEAD_S * samplerate)
         self.starts = [lead + i * every for i in range(count)]  # stream time of each sweep's first frame
-        self.length = lead + count * every  # the last sweep's second is over here
+        self.length = lead + count * every + len(up)  # the last sweep's second is over here (and one more sweep)
         self.signal = np.zeros(self.length, np.float32)
-        for s in self.starts:
-            self.signal[s : s + len(self.sweep)] = self.sweep
+        for s, w in zip(self.starts, self.sweeps, strict=True):
+            self.signal[s : s + len(w)] = w
         self.heard = np.zeros(self.length, np.float32)  # the input, by stream time
         self._t = 0  # stream time of the window's end
 
@@ -113,24 +120,46 @@ class Arrival:
     over_db: float  # the correlation's peak over its level elsewhere in that second
 
 
-def find_arrivals(heard: np.ndarray, probe: np.ndarray, starts: list[int], every: int) -> list[Arrival | None]:
-    """Each sweep's round trip: where, within `every` frames after it was played, the input correlates with it
-    best; None where that peak is not HEARD_DB over the rest (nothing came back, or noise)."""
+def _peak(heard: np.ndarray, probe: np.ndarray, start: int, every: int, rate: int) -> tuple[int, float, float]:
+    """Where within `every` frames after `start` the input correlates best with `probe`: (lag, dB over the
+    correlation's level elsewhere in that second, dB over its level around the peak)."""
     from scipy.signal import correlate
 
-    found: list[Arrival | None] = []
     n = len(probe)
-    for s in starts:
-        seg = heard[s : s + every + n - 1]
-        if len(seg) < n:
-            found.append(None)
-            continue
-        c = np.abs(correlate(seg.astype(np.float64), probe.astype(np.float64), mode="valid"))  # (every,)
-        i = int(np.argmax(c))
-        rest = np.concatenate([c[: max(i - n, 0)], c[i + n :]])
-        floor = math.sqrt(float(np.mean(rest**2))) if len(rest) else 0.0
-        found.append(Arrival(i, over) if (over := _over_db(c[i], floor)) >= HEARD_DB else None)
+    seg = heard[start : start + every + n - 1]
+    if len(seg) < n or not np.any(seg):
+        return 0, 0.0, 0.0
+    c = np.abs(correlate(seg.astype(np.float64), probe.astype(np.float64), mode="valid"))  # (every,)
+    i, k = int(np.argmax(c)), round(PEAK_S * rate)
+    rest = np.concatenate([c[: max(i - n, 0)], c[i + n :]])
+    near = np.concatenate([c[max(i - n, 0) : max(i - k, 0)], c[i + k : i + n]])
+    rms = [math.sqrt(float(np.mean(x**2))) if len(x) else 0.0 for x in (rest, near)]
+    return i, _over_db(c[i], rms[0]), _over_db(c[i], rms[1])
+
+
+def _over_db(peak: float, floor: float) -> float:
+    """A correlation's peak over a level, dB (a digital loop's floor is rounding: held at 120 dB)."""
+    if peak <= 0:
+        return 0.0
+    return round(min(20 * math.log10(peak / floor), 120.0) if floor > 0 else 120.0, 1)
+
+
+def find_arrivals(
+    heard: np.ndarray, sweeps: list[np.ndarray], starts: list[int], every: int, rate: int
+) -> list[Arrival | None]:
+    """Each sweep's round trip: where, within `every` frames after it was played, the input correlates with it
+    best; None where that peak is not HEARD_DB over the rest and SHARP_DB over its surroundings (nothing came back,
+    noise, or the sweep before it)."""
+    found: list[Arrival | None] = []
+    for w, s in zip(sweeps, starts, strict=True):
+        lag, over, sharp = _peak(heard, w, s, every, rate)
+        found.append(Arrival(lag, over) if over >= HEARD_DB and sharp >= SHARP_DB else None)
     return found
+
+
+def clearest(heard: np.ndarray, sweeps: list[np.ndarray], starts: list[int], every: int, rate: int) -> float:
+    """The clearest peak of any sweep's correlation, dB over the rest (for the message when too few were heard)."""
+    return max((min(_peak(heard, w, s, every, rate)[1:]) for w, s in zip(sweeps, starts, strict=True)), default=0.0)
 
 
 @dataclass
@@ -231,62 +260,56 @@ def check_heard(result: LoopResult) -> None:
             "(jack_connect), or the microphone close to the speaker; check that the input device is the one looped",
         )
     raise RtvcError(
-        f"heard {heard} of the {len(result.arrivals)} test sweeps back on the input (the clearest was "
-        f"{result.best_miss_db:.0f} dB over the noise; {HEARD_DB:g} needed)"
+        f"heard {heard} of the {len(result.arrivals)} test sweeps back on the input, too few for a measure (of those "
+        f"missed the clearest was {result.best_miss_db:.0f} dB over the noise; {HEARD_DB:g} needed)"
         + (f"; {result.xruns} xruns during the run" if result.xruns else ""),
         "loop the output back to the input: a cable from the output to the input, under JACK a connection "
-        "(jack_connect), or the microphone close to the speaker with the volume up; --level-db plays them louder",
+        "(jack_connect), or the microphone close to the speaker with the volume up; --level-db plays them louder. "
+        "A round trip over 0.95 s (a Bluetooth device) cannot be measured",
     )
-
-
-def best_peak(heard: np.ndarray, probe: np.ndarray, starts: list[int], every: int) -> float:
-    """The clearest peak of any sweep's correlation, dB over the rest (for the message when none was heard)."""
-    from scipy.signal import correlate
-
-    best = 0.0
-    n = len(probe)
-    for s in starts:
-        seg = heard[s : s + every + n - 1]
-        if len(seg) < n or not np.any(seg):
-            continue
-        c = np.abs(correlate(seg.astype(np.float64), probe.astype(np.float64), mode="valid"))
-        i = int(np.argmax(c))
-        rest = np.concatenate([c[: max(i - n, 0)], c[i + n :]])
-        best = max(best, _over_db(c[i], math.sqrt(float(np.mean(rest**2))) if len(rest) else 0.0))
-    return best
-
-
-def _over_db(peak: float, floor: float) -> float:
-    """A correlation's peak over its level elsewhere, dB (a digital loop's floor is rounding: held at 120 dB)."""
-    if peak <= 0:
-        return 0.0
-    return round(min(20 * math.log10(peak / floor), 120.0) if floor > 0 else 120.0, 1)
 
 
 def analyse(probe: LoopProbe, declared: LatencyBreakdown, **kw) -> LoopResult:
     every = round(EVERY_S * probe.samplerate)
-    arrivals = find_arrivals(probe.heard, probe.sweep, probe.starts, every)
-    result = LoopResult(probe.samplerate, declared, arrivals, probe.level_db, **kw)
+    sr = probe.samplerate
+    arrivals = find_arrivals(probe.heard, probe.sweeps, probe.starts, every, sr)
+    result = LoopResult(sr, declared, arrivals, probe.level_db, **kw)
     if result.measured is None:
-        result.best_miss_db = best_peak(probe.heard, probe.sweep, probe.starts, every)
+        missed = [(w, s) for a, w, s in zip(arrivals, probe.sweeps, probe.starts, strict=True) if a is None]
+        result.best_miss_db = clearest(probe.heard, [w for w, _ in missed], [s for _, s in missed], every, sr)
         result.silent = not np.any(probe.heard)
     return result
 
 
-def run_probe(engine, probe: LoopProbe, device, timeout: float, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Start the engine and `device`, wait for the probe's last sweep to be over on its time, stop both."""
+def run_probe(
+    engine, probe: LoopProbe, device, timeout: float, period: int = 0, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Start the engine and `device`, wait for the probe's last sweep to be over on its time, stop both. `period`:
+    audio.period (for the message where the blocks stop coming)."""
     engine.start()
     try:
         device.start()
         t0 = time.monotonic()
+        moved, played = t0, probe.played_s
         while not probe.done:
-            if engine.status().state == "failed":
-                st = engine.status()
+            st = engine.status()
+            if st.state in ("failed", "stalled"):  # (a dead server, an unplugged device: said at once)
                 raise RtvcError(f"the audio stopped during the measurement: {st.detail}", "check the devices and retry")
-            if time.monotonic() - t0 > timeout:
+            now = time.monotonic()
+            if probe.played_s != played:
+                moved, played = now, probe.played_s
+            if now - moved > STUCK_S or now - t0 - played > STUCK_S + 1.0 or now - t0 > timeout:
+                # the callbacks run but no block reaches the worker's voice: dropped, the worker behind its slots
                 raise RtvcError(
-                    f"the measurement did not finish in {timeout:.0f} s (the audio ran {probe.played_s:.1f} s of it)",
-                    "check that the devices are running (`rtvc devices`)",
+                    f"the measurement stopped after {played:.1f} of {probe.length / probe.samplerate:.1f} s of "
+                    f"audio in {now - t0:.1f} s: "
+                    + (f"no block converted for {now - moved:.1f} s" if now - moved > STUCK_S else "it fell behind")
+                    + f" (blocks skipped {st.skipped_blocks}, "
+                    f"output underruns {st.xruns.output_underrun_events}; callbacks of {st.period} frames"
+                    + (f" against audio.period = {period}" if period and st.period != period else "")
+                    + ")",
+                    "leave audio.period at 0 (the server's period), or try a longer --block-ms; `rtvc run` with the "
+                    "same settings underruns too",
                 )
             sleep(0.05)
     finally:
@@ -318,15 +341,19 @@ def measure(cfg, opts: LatencyOptions, out=None) -> LoopResult:
     from rtvc.converter import StreamingConverter, StreamShape
     from rtvc.engine import Engine
     from rtvc.gate import GateSettings
-    from rtvc.run import frames
-    from rtvc.wavio import check_output
+    from rtvc.run import check_block, frames, sigterm_to_interrupt
+    from rtvc.wavio import check_output, same_file
 
     out = out or sys.stdout
-    if opts.json is not None:
-        check_output(opts.json, audio=False)  # (before the sweeps are played, not after)
+    if opts.json is not None:  # (before the sweeps are played, not after)
+        check_output(opts.json, audio=False)
+        if cfg.path is not None and same_file(opts.json, cfg.path):
+            raise RtvcError(
+                f"--json {opts.json} is the config file: writing it would destroy that", "name another file"
+            )
     sr = cfg.audio.samplerate
     probe = LoopProbe(sr, opts.count, opts.level_db)
-    shape = StreamShape(samplerate=sr, block=frames(cfg.stream.block_ms, sr), crossfade=0, search=0)
+    shape = StreamShape(samplerate=sr, block=check_block(cfg), crossfade=0, search=0)  # (as rtvc run refuses it)
     conv = StreamingConverter(probe, ProbeParams(), shape)
     # no gate (the input is silent until the first sweep comes back), no monitor (the sweeps stay off the headphones)
     engine = Engine(
@@ -343,7 +370,8 @@ def measure(cfg, opts: LatencyOptions, out=None) -> LoopResult:
         file=out,
         flush=True,
     )
-    run_probe(engine, probe, device, timeout=probe.length / sr + 10.0)
+    sigterm_to_interrupt()  # (SIGTERM and SIGHUP stop it as Ctrl-C does: the devices closed in order)
+    run_probe(engine, probe, device, timeout=probe.length / sr + 10.0, period=cfg.audio.period)
     st = engine.status()
     result = analyse(probe, st.latency, devices=choice.describe(), xruns=st.xruns.total)
     if st.xruns.total:

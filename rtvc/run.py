@@ -74,13 +74,7 @@ def _build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter
 
         command = build_command(profile_name, cfg.stream.block_ms, voice.model.precision, sr, cfg.path)
         voice.engine_context = EngineContext(engines_dir(cfg), command)
-    block = frames(cfg.stream.block_ms, sr)
-    if cfg.audio.period and block < cfg.audio.period and cfg.audio.period % block:
-        raise ConfigError(
-            f"stream.block_ms = {cfg.stream.block_ms} ({block} frames) is shorter than audio.period "
-            f"({cfg.audio.period} frames) and does not divide it",
-            "make the block a whole divisor or a multiple of the period",
-        )
+    block = check_block(cfg)
     shape = StreamShape(
         samplerate=sr,
         block=block,
@@ -91,6 +85,18 @@ def _build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter
     conv = StreamingConverter(voice, profile.params, shape)
     rehearse(conv, profile.path)
     return conv, f"{profile.label}: {voice.label}"
+
+
+def check_block(cfg: Config) -> int:
+    """stream.block_ms in frames, where the device period allows it (ConfigError where not)."""
+    block = frames(cfg.stream.block_ms, cfg.audio.samplerate)
+    if cfg.audio.period and block < cfg.audio.period and cfg.audio.period % block:
+        raise ConfigError(
+            f"stream.block_ms = {cfg.stream.block_ms} ({block} frames) is shorter than audio.period "
+            f"({cfg.audio.period} frames) and does not divide it",
+            "make the block a whole divisor or a multiple of the period",
+        )
+    return block
 
 
 def converter_key(cfg: Config, profile_name: str) -> tuple | None:
@@ -168,7 +174,7 @@ class RunOptions:
     status_every: float = 1.0
 
 
-def _sigterm_to_interrupt() -> None:
+def sigterm_to_interrupt() -> None:
     """SIGTERM (`kill`, a service manager) and SIGHUP (the terminal closed) stop the run as Ctrl-C does: the
     report printed, the recording and --report-json written (SIGHUP ended it with none of them). SIGINT stays
     Python's (a KeyboardInterrupt, or ignored where whoever started rtvc ignores it: `rtvc run &` in a script)."""
@@ -275,7 +281,7 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
             engine.prepare(device.period)
     print(f"voice: {engine.voice_label}", file=out)
 
-    _sigterm_to_interrupt()
+    sigterm_to_interrupt()
     engine.start()
     device.start()
     t0 = time.monotonic()

@@ -17,7 +17,7 @@ from rtvc.engine import Engine
 from rtvc.errors import RtvcError
 from rtvc.gate import GateSettings
 from rtvc.latency import LatencyBreakdown
-from rtvc.loopback import EVERY_S, LoopProbe, ProbeParams, analyse, check_heard, find_arrivals, sweep
+from rtvc.loopback import EVERY_S, LoopProbe, ProbeParams, analyse, check_heard, find_arrivals
 
 SR = 48000
 
@@ -79,28 +79,46 @@ def declared(total_dev_in: int = 0, dev_out: int = 0) -> LatencyBreakdown:
     return LatencyBreakdown(SR, device_in=total_dev_in, block=960, converter=0, prefill=448, device_out=dev_out)
 
 
+def looped(probe: LoopProbe, delay: int, paths=((0, 1.0),)) -> None:
+    """What a loop `delay` frames long (and its echoes: (lag, gain) after it) brings back, into probe.heard."""
+    for lag, gain in paths:
+        at = delay + lag
+        probe.heard[at:] += gain * probe.signal[: len(probe.heard) - at]
+
+
 def test_an_echo_weaker_than_the_sound_and_noise_do_not_move_the_arrival():
-    probe = sweep(SR, -20.0)
-    every = round(EVERY_S * SR)
-    heard = np.zeros(3 * every + SR, np.float32)
-    starts = [SR // 2 + i * every for i in range(3)]
-    rng = np.random.default_rng(1)
-    for s in starts:
-        for lag, g in ((2000, 0.05), (2000 + 170, 0.035), (2000 + 900, 0.02)):  # direct, then two reflections
-            heard[s + lag : s + lag + len(probe)] += g * probe
-    heard += (0.001 * rng.standard_normal(len(heard))).astype(np.float32)
-    found = find_arrivals(heard, probe, starts, every)
-    assert [a.delay for a in found] == [2000] * 3
+    probe = LoopProbe(SR, 4, -20.0)
+    looped(probe, 2000, ((0, 0.05), (170, 0.035), (900, 0.02)))  # direct, then two reflections
+    probe.heard += (0.001 * np.random.default_rng(1).standard_normal(len(probe.heard))).astype(np.float32)
+    found = analyse(probe, declared()).arrivals
+    assert [a.delay for a in found] == [2000] * 4
     assert all(a.over_db > 20 for a in found)
 
 
 def test_noise_alone_is_not_taken_for_a_sweep():
-    probe = sweep(SR, -20.0)
+    probe = LoopProbe(SR, 8, -20.0)
     every = round(EVERY_S * SR)
-    starts = [SR // 2 + i * every for i in range(8)]
     for seed in range(5):
-        heard = (0.05 * np.random.default_rng(seed).standard_normal(9 * every + SR)).astype(np.float32)
-        assert find_arrivals(heard, probe, starts, every) == [None] * 8
+        heard = (0.05 * np.random.default_rng(seed).standard_normal(len(probe.heard))).astype(np.float32)
+        assert find_arrivals(heard, probe.sweeps, probe.starts, every, SR) == [None] * 8
+
+
+@pytest.mark.parametrize("delay_s", [1.2, 1.9])
+def test_a_round_trip_longer_than_the_sweeps_spacing_is_not_taken_for_a_short_one(delay_s):
+    # each sweep's second would hold the one played before it, a second earlier: same direction, it was taken for
+    # it (a 1.23 s loop measured 234.67 ms, 3 of 4 heard); the sweeps alternate up and down, so it is none
+    probe = LoopProbe(SR, 4, -20.0)
+    looped(probe, round(delay_s * SR))
+    result = analyse(probe, declared())
+    assert result.arrivals == [None] * 4
+    with pytest.raises(RtvcError, match=r"heard 0 of the 4 .*A round trip over 0.95 s .* cannot be measured"):
+        check_heard(result)
+
+
+def test_a_round_trip_near_the_spacing_is_measured_in_every_sweep():
+    probe = LoopProbe(SR, 4, -20.0)
+    looped(probe, 45600)  # 950 ms: the last sweep comes back after the probe's last full second
+    assert analyse(probe, declared()).delays == [45600] * 4
 
 
 def test_a_loop_that_brings_nothing_back_is_an_error_that_says_what_to_do():
@@ -112,8 +130,8 @@ def test_a_loop_that_brings_nothing_back_is_an_error_that_says_what_to_do():
         check_heard(analyse(probe, declared()))
     # one of three heard is no median: refused too
     s = probe.starts[0] + 3000
-    probe.heard[s : s + len(probe.sweep)] += probe.sweep
-    with pytest.raises(RtvcError, match="heard 1 of the 3"):
+    probe.heard[s : s + len(probe.sweeps[0])] += probe.sweeps[0]
+    with pytest.raises(RtvcError, match=r"heard 1 of the 3 .*too few for a measure .*of those missed the clearest"):
         check_heard(analyse(probe, declared()))
 
 
@@ -128,9 +146,7 @@ def test_a_loop_that_brings_nothing_back_is_an_error_that_says_what_to_do():
 def test_the_report_compares_the_round_trip_with_the_declared_latency(extra, says):
     d = declared(256, 512)
     probe = LoopProbe(SR, 3, -20.0)
-    for s in probe.starts:
-        at = s + d.total + extra
-        probe.heard[at : at + len(probe.sweep)] = probe.sweep
+    looped(probe, d.total + extra)
     result = analyse(probe, d)
     check_heard(result)
     text = result.report()
@@ -198,3 +214,18 @@ def test_rtvc_latency_refuses_a_bad_flag_before_it_plays_anything(flag, says, tm
     )
     assert run.returncode == 2
     assert says in run.stderr
+
+
+def test_rtvc_latency_refuses_what_rtvc_run_refuses_and_its_own_config_as_the_json(tmp_path):
+    (tmp_path / "config.toml").write_text("[audio]\nperiod = 1024\n")
+    cases = [
+        (["--block-ms", "5"], "stream.block_ms = 5.0 (240 frames) is shorter than audio.period (1024 frames)"),
+        (["--json", "config.toml"], "--json config.toml is the config file: writing it would destroy that"),
+    ]
+    for flags, says in cases:
+        run = subprocess.run(
+            [sys.executable, "-m", "rtvc", "latency", *flags], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+        assert run.returncode == 2 and says in run.stderr, run.stdout + run.stderr
+        assert "playing" not in run.stdout
+    assert (tmp_path / "config.toml").read_text() == "[audio]\nperiod = 1024\n"
