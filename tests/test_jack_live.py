@@ -168,6 +168,40 @@ def test_a_buffer_size_changed_live_is_planned_for(jack_server):
     assert np.all(np.delete(rec, at + own) == 0)
 
 
+def test_an_audio_period_shorter_than_the_servers_takes_the_servers(jack_server, caplog):
+    """audio.period = 256 under a JACK server at 1024: PortAudio called back four times at once each server period,
+    and the worker's plan for callbacks 256 frames apart underran all the time (a review: 349 underruns in 5 s of
+    `rtvc run`). The streams take the server's period, the log says so, and an impulse comes out after the declared
+    latency to the frame."""
+    env = client_env(jack_server.name)
+    assert jack_tool(env, "jack_bufsize", "1024").returncode == 0
+    try:
+        with (
+            caplog.at_level("WARNING", logger="rtvc"),
+            live_engine(stream__block_ms=20.0, audio__period=256) as engine,
+            Harness(jack_server.name) as h,
+        ):
+            wait_running(engine)
+            h.wire()
+            time.sleep(0.5)
+            before = engine.status().xruns.output_underrun_events
+            time.sleep(2.0)
+            # (before: 40-50 a second, whatever the VM; a VM's stall now and then costs one or two)
+            st = engine.status()
+            underruns = st.xruns.output_underrun_events - before
+            assert underruns <= 4 and st.period == 1024, (underruns, st)
+            assert "audio.period = 256 is shorter than the JACK server's period (1024 frames)" in caplog.text
+            declared = engine.latency()
+            sig = np.zeros(SR, dtype=np.float32)
+            at = 4800
+            sig[at] = 0.5
+            rec = measure_clean(engine, "impulse at 1024", lambda: h.play_and_record(sig, 0.5))
+    finally:
+        jack_tool(env, "jack_bufsize", str(jack_server.period))
+    own = port_to_port(declared)
+    assert impulse_delay(rec, at) == own, (impulse_delay(rec, at), declared)
+
+
 @pytest.mark.parametrize("jack_server", [256], indirect=True)
 @pytest.mark.parametrize("ask", ["before the re-plan", "after the re-plan"])
 def test_jacks_figures_asked_around_a_buffer_size_change_are_counted_once(jack_server, ask):

@@ -168,6 +168,14 @@ def _carriers(
     return streams, opened, moves
 
 
+def _jack_period() -> int:
+    """The JACK server's period (frames), asked from a child process (rtvc.audio.jack_links); 0 where it cannot be."""
+    from rtvc.audio import jack_links
+
+    got = jack_links.port_latency()
+    return got[2] if got is not None else 0
+
+
 def _lookalikes(devices: list[Device], clients: list[str]) -> set[str]:
     """The names of `devices` that another JACK client's name ends with now ("Headset" beside "USB Headset": one may
     have come since the list was read), whose ports PortAudio's unanchored pattern would find too."""
@@ -231,6 +239,19 @@ class DeviceStreams:
                 " %d frames (%.1f ms); under pw-jack (--host-api JACK) the devices' part is shorter",
                 self.sized_for, key, blocksize, blocksize / samplerate * 1e3,
             )  # fmt: skip
+        on_jack = any(d is not None and "JACK" in d.host_api for d in (choice.input, choice.output, choice.monitor))
+        server = _jack_period() if period and on_jack and not self.sized_for else 0
+        if server > period:
+            # PortAudio's JACK streams call back `server / period` times at once each server period (its buffer
+            # adapter): the worker's plan for callbacks `period` apart underran all the time (a 5 s run at 256 under
+            # a server at 1024: 349 underruns), and the latency PortAudio adds was not declared
+            log.warning(
+                "audio.period = %d is shorter than the JACK server's period (%d frames): the callbacks take the "
+                "server's (shorter ones came %d at once and underran); for less latency set the server's period "
+                "(jack_bufsize, qjackctl), or leave audio.period at 0",
+                period, server, server // period,
+            )  # fmt: skip
+            blocksize, self.period = 0, 0
         common = dict(samplerate=samplerate, blocksize=blocksize, dtype="float32", latency=latency)
         mic = dict(in_channels=choice.input_channel, in_channel=choice.input_channel - 1)
         try:
