@@ -157,6 +157,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_flags(d, ())
     d.add_argument("--virtual-mic", action="store_true", default=None, help=VIRTUAL_MIC_HELP)
 
+    sv = sub.add_parser("service", help="rtvc serve from each login on, as a systemd user service (install), or not")
+    _add_config_flags(sv, ())
+    sv.add_argument(
+        "action", choices=("install", "remove"),
+        help="install: write ~/.config/systemd/user/rtvc.service for this config and start it; remove: stop it, gone",
+    )  # fmt: skip
+
     v = sub.add_parser(
         "virtual-mic", help="keep the virtual microphone 'rtvc voice' in PipeWire for good (install), or remove it"
     )
@@ -284,6 +291,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "doctor":  # before the config: it reports a broken one instead of stopping at it
         return _doctor(args)
+    if args.command == "service":
+        from rtvc import service
+
+        if args.action == "install":
+            from rtvc.profiles import load_profile
+            from rtvc.run import profiles_dir
+
+            cfg = _load(args)  # (a config or a profile that does not load is refused before anything is written)
+            load_profile(cfg.voice.profile, profiles_dir(cfg))
+            print("\n".join(service.install(cfg.path)))
+        else:
+            print("\n".join(service.remove()))
+        return 0
     if args.command == "virtual-mic":
         from rtvc.audio import voice_mic
 
