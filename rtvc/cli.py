@@ -174,26 +174,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _count(text: str) -> int:
-    """--count: 3 to 60 sweeps (a median needs a few; one a second)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if not 3 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"{value}: give 3 to 60 sweeps")
-    return value
+def _ranged(cast: type, what: str, lo: float, hi: float, unit: str):
+    """An argparse type: `cast` of the text, within [lo, hi] (NaN is not), or a message naming both."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text} {unit}: give {lo:g} to {hi:g}")
+        return value
+
+    return parse
 
 
-def _level(text: str) -> float:
-    """--level-db: the sweeps' peak, -60 to -6 dBFS (louder than that is no test sound to play on speakers)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of dB") from None
-    if not -60.0 <= value <= -6.0:
-        raise argparse.ArgumentTypeError(f"{text} dBFS: give -60 to -6")
-    return value
+# rtvc latency: a median needs a few sweeps (one a second); louder than -6 dBFS is no test sound for speakers
+_count = _ranged(int, "a whole number", 3, 60, "sweeps")
+_level = _ranged(float, "a number of dB", -60.0, -6.0, "dBFS")
 
 
 def _load(args: argparse.Namespace):

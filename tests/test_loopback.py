@@ -202,7 +202,7 @@ def test_rtvc_latency_on_jack_measures_a_connection_from_its_output_to_its_input
 @pytest.mark.parametrize(
     "flag, says",
     [
-        (["--count", "2"], "2: give 3 to 60 sweeps"),
+        (["--count", "2"], "2 sweeps: give 3 to 60"),
         (["--count", "many"], "'many' is not a whole number"),
         (["--level-db", "0"], "0 dBFS: give -60 to -6"),
         (["--level-db", "nan"], "nan dBFS: give -60 to -6"),
