@@ -173,6 +173,7 @@ class LoopResult:
     silent: bool = False  # the input was digital zero throughout
     xruns: int = 0
     notes: list[str] = field(default_factory=list)
+    voice: tuple[str, int] | None = None  # the profile's voice and its converter delay (frames), where known
 
     @property
     def delays(self) -> list[int]:
@@ -212,6 +213,13 @@ class LoopResult:
             "unreported_ms": None if m is None else round(self.ms(m - self.declared.total), 3),
             "xruns": self.xruns,
             "notes": self.notes,
+            "with_voice": None
+            if self.voice is None or m is None
+            else {
+                "voice": self.voice[0],
+                "converter_ms": round(self.ms(self.voice[1]), 3),
+                "total_ms": round(self.ms(m + self.voice[1]), 3),
+            },
         }
 
     def report(self) -> str:
@@ -238,6 +246,12 @@ class LoopResult:
         else:
             lines.append(
                 f"  the devices take {self.ms(-gap):.2f} ms less than they declare: rtvc's figure is that much high"
+            )
+        if self.voice is not None:
+            name, delay = self.voice
+            lines.append(
+                f"  with {name}: {self.ms(m + delay):.2f} ms microphone to speaker (its converter adds "
+                f"{self.ms(delay):.2f} ms, exactly as declared)"
             )
         if spread > SPREAD_MS:
             lines.append(
@@ -326,6 +340,25 @@ def write_json(path: Path, result: LoopResult) -> None:
     replace_whole(path, lambda tmp: tmp.write_text(text), str(path))
 
 
+def voice_delay(cfg, shape) -> tuple[tuple[str, int] | None, str]:
+    """The converter delay of config.toml's voice at these settings (frames) for the report, where it costs nothing
+    to know: a built-in voice (an RVC voice would load its models for it); else None and why."""
+    from rtvc.converter import StreamingConverter, StreamShape
+    from rtvc.profiles import load_profile, make_voice
+    from rtvc.run import frames, profiles_dir
+
+    try:
+        profile = load_profile(cfg.voice.profile, profiles_dir(cfg))
+    except RtvcError as e:
+        return None, f"the voice config.toml names does not load ({e}): its converter delay is not in the figures"
+    if profile.model is not None:
+        return None, f"voice '{profile.name}' adds its converter delay on top (`rtvc run` shows the total)"
+    sr = cfg.audio.samplerate
+    full = StreamShape(sr, shape.block, frames(cfg.stream.crossfade_ms, sr), frames(cfg.stream.search_ms, sr))
+    conv = StreamingConverter(make_voice(profile, sr), profile.params, full)
+    return (f"voice '{profile.name}' ({profile.label})", conv.latency), ""
+
+
 @dataclass
 class LatencyOptions:
     count: int = 8  # sweeps
@@ -376,6 +409,9 @@ def measure(cfg, opts: LatencyOptions, out=None) -> LoopResult:
     result = analyse(probe, st.latency, devices=choice.describe(), xruns=st.xruns.total)
     if st.xruns.total:
         result.notes.append(f"{st.xruns.total} xruns during the run: a sweep that met one may be off")
+    result.voice, why = voice_delay(cfg, shape)
+    if why:
+        result.notes.append(why)
     check_heard(result)
     print(result.report(), file=out)
     if opts.json is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,6 +172,7 @@ def test_rtvc_latency_on_jack_measures_a_connection_from_its_output_to_its_input
         port_out.get_array()[:] = port_in.get_array()
 
     cable.activate()
+    (tmp_path / "profiles").symlink_to(Path(__file__).resolve().parent.parent / "profiles")
     try:
         report = tmp_path / "latency.json"
         run = subprocess.run(
@@ -185,6 +187,12 @@ def test_rtvc_latency_on_jack_measures_a_connection_from_its_output_to_its_input
         assert got["measured_frames"] == got["declared"]["total"] + jack_bare.period, got
         assert "round trip (microphone to speaker through rtvc" in run.stdout
         assert f"devices    measured {1e3 * jack_bare.period / SR:.2f} ms, declared 0.00 ms" in run.stdout
+        # config.toml's voice (the default: pitch and formant, SOLA's crossfade 3 ms + half the 16 ms search) on top
+        total = 1e3 * got["measured_frames"] / SR + 11.0
+        assert f"with voice 'default' (Deeper): {total:.2f} ms microphone to speaker (its converter adds 11.00 ms" in (
+            run.stdout
+        )
+        assert got["with_voice"] == {"voice": "voice 'default' (Deeper)", "converter_ms": 11.0, "total_ms": round(total, 3)}
         # the dummy backend's own ports bring back nothing: said, with what to do, and no report written
         report.unlink()
         none = subprocess.run(
