@@ -2,8 +2,9 @@
 
 The voice is then there whenever the desktop is: the OBS dock, `rtvc ctl` shortcuts and `rtvc tui` attach to it.
 The unit runs this Python and this config file (its folder as the working directory: profiles/ beside it), after
-the sound server (PipeWire, when there is one), restarted when it fails (a device that hung: exit 3), but not after
-a mistake in the config (exit 2: a restart would only fail again; `journalctl --user -u rtvc` shows why).
+the sound server (PipeWire, when there is one), and starts it again 5 s after it stops with an error, for as long
+as it takes: at login the devices may not be there yet (a JACK server started later, a headset plugged in later),
+and a mistake in the config is taken once it is mended (`journalctl --user -u rtvc` shows each try's reason).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rtvc.cli import EXIT_USER_ERROR
 from rtvc.errors import RtvcError
 
 UNIT = "rtvc.service"
+RETRY_S = 5  # between tries after an error (systemd's default start limit never trips at this pace: it is off)
 
 
 def unit_path() -> Path:
@@ -28,30 +29,57 @@ def unit_path() -> Path:
     return root / "systemd" / "user" / UNIT
 
 
-def quote(arg: str) -> str:
-    """One ExecStart argument as systemd reads it: double-quoted, with its escapes (a backslash and a double quote
-    escaped; % and $ doubled: systemd would expand them as specifiers and variables)."""
-    text = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
-    return f'"{text}"'
+def quote(arg: str, command: bool = False) -> str:
+    """One ExecStart word as systemd reads it: double-quoted, a backslash and a double quote escaped, % doubled (a
+    specifier otherwise), and $ doubled (a variable otherwise) except in the command's own path, which systemd
+    takes as it is (a doubled one stayed doubled there)."""
+    text = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return f'"{text if command else text.replace("$", "$$")}"'
+
+
+def check_path(path: str, what: str, command: bool = False) -> None:
+    """Refuse a path the unit cannot hold: a line break or control character (it would end the line: the rest of
+    a folder's name read as settings of its own), a name ending in a backslash (the line goes on into the next) or
+    in white space (systemd strips it: another folder), and for the command, the characters systemd refuses in a
+    program's name."""
+    bad = [c for c in path if ord(c) < 32 or c == "\x7f"]
+    ends = path != path.rstrip() or path.endswith("\\")
+    named = command and any(c in path for c in "\"\\'")
+    if bad or ends or named:
+        why = (
+            "a line break or control character"
+            if bad
+            else "a backslash or white space at its end"
+            if ends
+            else "a quote or backslash, which systemd refuses in a program's path"
+        )
+        raise RtvcError(
+            f"{what} {path!r} has {why}: a systemd unit cannot name it", "move it to a folder whose name has none"
+        )
 
 
 def unit_text(python: str, config: Path | None, workdir: Path) -> str:
     """The unit (WorkingDirectory= takes the rest of its line as the path, specifiers expanded: no quotes there)."""
+    check_path(python, "this Python", command=True)
+    check_path(str(workdir), "the folder")
+    if config is not None:
+        check_path(str(config), "the config file")
     command = [python, "-m", "rtvc", "serve"] + (["--config", str(config)] if config is not None else [])
+    words = [quote(command[0], command=True)] + [quote(a) for a in command[1:]]
     return f"""\
 # rtvc serve at each login (`rtvc service install` wrote this; `rtvc service remove` removes it)
 [Unit]
 Description=rtvc voice changer (rtvc serve)
 After=pipewire.service pipewire-pulse.service wireplumber.service
+# tried again for as long as it takes (devices not there yet at login; a config mistake, once mended)
+StartLimitIntervalSec=0
 
 [Service]
 Type=simple
 WorkingDirectory={str(workdir).replace("%", "%%")}
-ExecStart={" ".join(quote(a) for a in command)}
+ExecStart={" ".join(words)}
 Restart=on-failure
-RestartSec=2
-# a mistake in the config (exit {EXIT_USER_ERROR}) is not restarted: it would only fail again
-RestartPreventExitStatus={EXIT_USER_ERROR}
+RestartSec={RETRY_S}
 
 [Install]
 WantedBy=default.target
@@ -89,12 +117,15 @@ def install(config: Path | None) -> list[str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     except OSError as e:
-        raise RtvcError(f"could not write {path}: {e.strerror or e}", "check that folder's owner and space") from None
+        raise RtvcError(
+            f"could not write {path}: {e.strerror or e} ({e.filename or path})", "check that folder's owner and space"
+        ) from None
     said = [f"wrote {path}: rtvc serve with " + (f"{config.resolve()}" if config else f"the defaults in {workdir}")]
     why = _manager()
     if why:
         return [*said, f"{why}: where there is one, `systemctl --user enable --now {UNIT}` starts it at each login"]
-    for step in (("daemon-reload",), ("enable", "--now", UNIT)):
+    # (restart: `enable --now` leaves a serve that runs as it is, with the config it started with)
+    for step in (("daemon-reload",), ("enable", UNIT), ("restart", UNIT)):
         code, out = _systemctl(*step)
         if code != 0:
             raise RtvcError(
@@ -103,7 +134,7 @@ def install(config: Path | None) -> list[str]:
             )
     return [
         *said,
-        f"enabled and started: rtvc serve runs now and from each login (`systemctl --user status {UNIT}`, its log: "
+        f"enabled and (re)started: rtvc serve runs now and from each login (`systemctl --user status {UNIT}`, its log: "
         f"`journalctl --user -u {UNIT}`); stop it for now with `systemctl --user stop {UNIT}`",
     ]
 
@@ -119,11 +150,20 @@ def remove() -> list[str]:
         if code != 0:
             raise RtvcError(f"systemctl --user disable --now {UNIT} failed: {out}", f"systemctl --user stop {UNIT}")
         said.append("stopped, and no longer started at login")
+    # without a manager to ask, the link `enable` made goes too (else a dangling one stays; it would start nothing)
+    wanted = path.parent / "default.target.wants" / UNIT
     try:
         path.unlink()
+        if not managed and wanted.is_symlink():
+            wanted.unlink()
     except OSError as e:
-        raise RtvcError(f"could not remove {path}: {e.strerror or e}", "remove it by hand") from None
+        raise RtvcError(f"could not remove {e.filename or path}: {e.strerror or e}", "remove it by hand") from None
     said.append(f"removed {path}")
     if managed:
         _systemctl("daemon-reload")
+    else:
+        said.append(
+            f"{_manager()}: a serve that a user manager started (another login of yours) runs until it stops or "
+            f"`systemctl --user stop {UNIT}` there"
+        )
     return said

@@ -47,9 +47,19 @@ def rtvc(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProc
 
 
 def exec_start(unit: str) -> list[str]:
-    """ExecStart's command as systemd reads it: its quoting, then %% and $$ back to % and $."""
+    """ExecStart's command as systemd reads it (near enough: shlex for its quoting, then %% back to %, and $$ to $
+    past the command's own path, which systemd takes as it is)."""
     line = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
-    return [a.replace("%%", "%").replace("$$", "$") for a in shlex.split(line.removeprefix("ExecStart="))]
+    words = [a.replace("%%", "%") for a in shlex.split(line.removeprefix("ExecStart="))]
+    return words[:1] + [a.replace("$$", "$") for a in words[1:]]
+
+
+def verify(unit: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """systemd's own reading of a unit file (Debian's systemd package), or None where it is not installed."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    return subprocess.run(["systemd-analyze", "verify", str(unit)], env=env, capture_output=True, text=True, timeout=60)
 
 
 def free_port() -> int:
@@ -76,13 +86,8 @@ def test_the_unit_systemd_accepts_runs_rtvc_serve_with_this_config(tmp_path):
     text = unit.read_text()
     assert text == unit_text(sys.executable, folder / "config.toml", folder)
     if shutil.which("systemd-analyze"):  # (Debian's systemd package: systemd's own reading of the unit)
-        runtime = tmp_path / "run"
-        runtime.mkdir(mode=0o700)
-        verify = subprocess.run(
-            ["systemd-analyze", "verify", str(unit)], env={**env, "XDG_RUNTIME_DIR": str(runtime)},
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert verify.returncode == 0, verify.stdout + verify.stderr
+        checked = verify(unit, tmp_path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
     command = exec_start(text)
     assert command == [sys.executable, "-m", "rtvc", "serve", "--config", str(folder / "config.toml")]
     workdir = next(ln for ln in text.splitlines() if ln.startswith("WorkingDirectory=")).split("=", 1)[1]
@@ -114,9 +119,10 @@ def test_install_enables_and_starts_it_where_systemd_runs_and_remove_takes_it_aw
     assert done.returncode == 0, done.stderr
     unit = tmp_path / "xdg" / "systemd" / "user" / "rtvc.service"
     assert unit.is_file() and f"rtvc serve with the defaults in {tmp_path}" in done.stdout
-    assert "enabled and started: rtvc serve runs now and from each login" in done.stdout
+    assert "enabled and (re)started: rtvc serve runs now and from each login" in done.stdout
+    # (restart, not enable --now: a serve already running would keep the config it started with)
     assert log.read_text().splitlines() == [
-        "--user show-environment", "--user daemon-reload", "--user enable --now rtvc.service"
+        "--user show-environment", "--user daemon-reload", "--user enable rtvc.service", "--user restart rtvc.service"
     ]  # fmt: skip
     assert "--config" not in unit.read_text()  # (no config.toml here: serve's defaults, as rtvc serve here runs)
     log.unlink()
@@ -143,3 +149,45 @@ def test_a_config_that_would_not_serve_is_refused_before_a_unit_is_written(tmp_p
     assert done.returncode == 2
     assert says in done.stderr
     assert not (tmp_path / "xdg" / "systemd").exists() and not log.exists()
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze (Debian's systemd package) absent")
+def test_systemd_reads_a_python_whose_path_has_a_dollar_a_percent_and_a_space(tmp_path):
+    odd = tmp_path / "py $HOME 100% é"  # (a $ in the command's path was doubled, and systemd kept it doubled)
+    odd.mkdir()
+    (odd / "python").symlink_to(sys.executable)
+    unit = tmp_path / "rtvc.service"
+    unit.write_text(unit_text(str(odd / "python"), tmp_path / "a b" / "config.toml", tmp_path / "a b"))
+    checked = verify(unit, tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert exec_start(unit.read_text())[0] == str(odd / "python")
+
+
+@pytest.mark.parametrize(
+    "python, folder, says",
+    [
+        (sys.executable, "/tmp/x\nExecStartPre=/bin/touch /tmp/pwned\n#", "has a line break or control character"),
+        (sys.executable, "/tmp/ends in a backslash\\", "has a backslash or white space at its end"),
+        (sys.executable, "/tmp/ends in a space ", "has a backslash or white space at its end"),
+        ("/opt/it's/python", "/tmp/ok", "has a quote or backslash, which systemd refuses in a program's path"),
+    ],
+)
+def test_a_path_the_unit_cannot_hold_is_refused_not_written(python, folder, says):
+    from rtvc.errors import RtvcError
+
+    with pytest.raises(RtvcError, match=f"{says}: a systemd unit cannot name it"):
+        unit_text(python, Path(folder) / "config.toml", Path(folder))
+
+
+def test_remove_without_a_user_manager_takes_the_enabled_link_too(tmp_path):
+    env, log = fake_systemctl(tmp_path, manager=False)
+    units = tmp_path / "xdg" / "systemd" / "user"
+    (units / "default.target.wants").mkdir(parents=True)
+    (units / "rtvc.service").write_text("[Service]\nExecStart=/bin/true\n")
+    (units / "default.target.wants" / "rtvc.service").symlink_to("../rtvc.service")  # (as `enable` leaves it)
+    gone = rtvc(env, tmp_path, "service", "remove")
+    assert gone.returncode == 0, gone.stderr
+    assert not (units / "rtvc.service").exists()
+    assert not (units / "default.target.wants" / "rtvc.service").is_symlink()  # (it was left dangling)
+    assert "no systemd user manager answers" in gone.stdout and "systemctl --user stop rtvc.service" in gone.stdout
+    assert "disable" not in log.read_text()  # (nothing to ask it)
