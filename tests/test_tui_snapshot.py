@@ -104,6 +104,32 @@ def test_main_screen(size: tuple[int, int]) -> None:
         pytest.fail(f"the screen differs from {path.name} (RTVC_UPDATE_SNAPSHOTS=1 to accept):\n{diff}")
 
 
+def test_the_top_line_takes_one_line_at_any_width_and_follows_a_resize() -> None:
+    """At 40 and 60 columns the top line took three and two of the screen's lines (the address wrapped): it drops
+    ws:// and /rpc below 78 columns and the words its colours say below 60, also when the terminal is resized."""
+
+    async def run() -> list[str]:
+        app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), connect=False)
+        tops = []
+        async with app.run_test(size=(120, 24)) as pilot:
+            app.apply_link(Link("connected", "ws://127.0.0.1:47800/rpc", 0, "client 1"))
+            app.apply_state({**STATE, "links": {"obs": {"state": "connected"}}})
+            for width in (120, 70, 40, 120):
+                await pilot.resize_terminal(width, 24)
+                await pilot.pause()
+                tops.append(screen_text(app).splitlines()[:2])
+        return tops
+
+    tops = asyncio.run(run())
+    assert [t[0].strip() for t in tops] == [
+        "rtvc  ● connected  ws://127.0.0.1:47800/rpc  engine running  OBS connected",
+        "rtvc  ● connected  127.0.0.1:47800  engine running  OBS connected",
+        "rtvc ● 127.0.0.1:47800 running OBS ●",
+        "rtvc  ● connected  ws://127.0.0.1:47800/rpc  engine running  OBS connected",
+    ]
+    assert all("find a voice" in t[1] or "find a voic" in t[1] for t in tops)  # (the second line: the voice list's)
+
+
 def test_a_refused_real_time_request_is_on_screen_with_its_fix() -> None:
     """The worker on the normal scheduler although the user asked for real-time is the likely cause of
     crackle: the screen says so and names the fix (the daemon's own words), and updates when it changes."""

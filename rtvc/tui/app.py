@@ -164,6 +164,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         main = self.screen_stack[0]  # (not a pop-up that is open: the main screen kept the old width's layout)
         main.set_class(event.size.width < TIGHT_COLS, "tight")
         main.set_class(event.size.width < NARROW_COLS, "narrow")
+        with contextlib.suppress(NoMatches):  # (a resize before the screen is composed: on_mount draws it)
+            self._draw_link(event.size.width)
 
     def on_mount(self) -> None:
         # SIGTERM (a service manager, `kill`) and SIGHUP (the terminal closed) quit as `q` does: the terminal is
@@ -222,18 +224,26 @@ class RtvcApp(VoiceListMixin, App[None]):
         elif link.state == "connected" and before.state != "connected":
             self.show_message(f"connected to {link.detail} as {link.client}")
 
-    def _draw_link(self) -> None:
+    def _draw_link(self, width: int | None = None) -> None:
+        """The top line. Under TIGHT_COLS the address loses ws:// and /rpc, under NARROW_COLS the words the colours
+        say too (connected, engine, OBS's state): at 40 columns it took three of 24 lines."""
         link = self.link
+        width = width or self.size.width  # (a resize's own: the app's size is the old one while it is handled)
         icon, colour = {"connected": ("●", "green"), "connecting": ("◌", "yellow")}.get(link.state, ("✖", "red"))
         where = self.endpoint.url if self.endpoint else "no daemon"
+        if self.endpoint and width < TIGHT_COLS:
+            where = where.removeprefix("ws://").removesuffix("/rpc")
         extra = f"  attempt {link.attempt}" if link.state == "connecting" and link.attempt > 1 else ""
         engine = self.state.get("engine", "") if link.state == "connected" else ""
-        text = f"rtvc  [{colour}]{icon} {link.state}[/]  $where{extra}"  # (an IPv6 address has brackets)
+        narrow = width < NARROW_COLS and link.state == "connected"
+        state, gap = ("", " ") if narrow else (f" {link.state}", "  ")
+        text = f"rtvc{gap}[{colour}]{icon}{state}[/]{gap}$where{extra}"  # (an IPv6 address has brackets)
         if engine:
-            text += f"  engine [{'green' if engine == 'running' else 'red'}]$engine[/]"
+            text += f"{gap}{'' if narrow else 'engine '}[{'green' if engine == 'running' else 'red'}]$engine[/]"
         obs = self.state.get("links", {}).get("obs", {}).get("state", "") if link.state == "connected" else ""
         if obs:  # (the daemon's OBS link, with [obs] in its config: the message line says why it is down)
-            text += f"  OBS [{'green' if obs == 'connected' else 'yellow' if obs == 'connecting' else 'red'}]$obs[/]"
+            hue = "green" if obs == "connected" else "yellow" if obs == "connecting" else "red"
+            text += f"{gap}OBS [{hue}]{'●' if narrow and obs == 'connected' else '$obs'}[/]"
         self.query_one("#link", Static).update(Content.from_markup(text, where=where, engine=engine, obs=obs))
 
     async def _on_ready(self) -> None:
