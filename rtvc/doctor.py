@@ -353,6 +353,16 @@ def check_token() -> list[Check]:
     return [Check(False, "control token", f"no {path}", "rtvc token (or rtvc serve) makes one")]
 
 
+def check_service() -> list[Check]:
+    from rtvc.service import UNIT, unit_path
+
+    path = unit_path()
+    if path.is_file():
+        return [Check(True, "service", f"{path} (`systemctl --user status {UNIT}`; `rtvc service remove` removes it)")]
+    fix = "optional: `rtvc service install` runs rtvc serve from each login"
+    return [Check(False, "service", "not installed", fix)]
+
+
 def doctor(folder: Path, out: TextIO = sys.stdout, audio=None) -> int:
     """`audio`: config.toml's [audio], whose devices are looked for (None: a config that did not load)."""
     planned = [audio]  # (with the virtual microphone: the devices rtvc opens with it, once it is there)
@@ -383,7 +393,7 @@ def doctor(folder: Path, out: TextIO = sys.stdout, audio=None) -> int:
     checks: list[Callable[[], list[Check]]] = [
         check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_compile, check_onnx,
         functools.partial(check_engines, folder), check_core, check_virtual_mic, check_audio, check_devices_planned,
-        check_jack, check_realtime, check_token,
+        check_jack, check_realtime, check_token, check_service,
     ]  # fmt: skip
     for run in checks:
         try:

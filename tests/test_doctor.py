@@ -74,6 +74,8 @@ def test_doctor_reports_this_machine(tmp_path: Path):
     assert got["engines"].startswith("missing") and f"none in {tmp_path / 'engines'}" in got["engines"]
     assert "rtvc build PROFILE" in got["engines"]
     assert got["control token"].startswith("missing") and "-> rtvc token" in got["control token"]
+    assert got["service"] == "missing  service        not installed  -> optional: `rtvc service install` runs rtvc " \
+        "serve from each login"  # fmt: skip
     assert got["real-time"].startswith("ok" if _realtime_allowed() else "missing"), got["real-time"]
     if got["real-time"].startswith("missing"):
         assert "no permission" in got["real-time"] and "-> sudo usermod -aG audio $USER" in got["real-time"]
@@ -101,8 +103,14 @@ def test_doctor_reads_the_engines_and_the_token(tmp_path: Path):
         "build_seconds": 1.0, "engine_sha256": "0" * 64,
     }  # fmt: skip
     (tmp_path / "engines" / "manifest.json").write_text(json.dumps({"format": 1, "engines": [entry]}))
+    (tmp_path / "config" / "systemd" / "user").mkdir(parents=True)
+    (tmp_path / "config" / "systemd" / "user" / "rtvc.service").write_text("[Service]\n")
     got = doctor(tmp_path, tmp_path / "config")
     assert got["control token"].startswith("ok") and str(tmp_path / "config" / "rtvc" / "token") in got["control token"]
+    assert (
+        got["service"].startswith("ok")
+        and str(tmp_path / "config" / "systemd" / "user" / "rtvc.service") in (got["service"])
+    )
     assert got["engines"].startswith("missing") and f"1 in {tmp_path / 'engines'}" in got["engines"]
     if not torch.cuda.is_available():
         assert "none usable: no GPU" in got["engines"]
