@@ -13,6 +13,7 @@ takes back what this import copied: a failed import changes nothing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -303,10 +304,18 @@ def expand(items: list[str | Path], into: Path, say: Callable[[str], None]) -> l
                     m
                     for m in z.infolist()
                     if not m.is_dir()
-                    and not _member_path(m).startswith("__MACOSX/")
+                    # (as in a folder: macOS's __MACOSX/ and ._ files, other hidden ones; a ._NAME.pth beside the
+                    # voice stopped the import as "not a model file")
+                    and not any(part.startswith(".") or part == "__MACOSX" for part in Path(_member_path(m)).parts)
                     and Path(_member_path(m)).suffix.lower() in (".pth", ".pt", ".index")
                 ]
                 if not members:
+                    inner = [n for n in z.namelist() if n.lower().endswith(".zip") and "__MACOSX" not in n]
+                    if inner:
+                        raise ModelError(
+                            f"{given}: the archive holds {', '.join(inner[:3])}, not the model files themselves",
+                            f"unpack {given} and import {Path(inner[0]).name}",
+                        )
                     raise ModelError(f"{given}: the archive holds no .pth, .pt or .index file", f"give {KNOWN}")
                 folder = into / f"{len(out)}-{p.stem}"
                 folder.mkdir(parents=True)
@@ -409,6 +418,20 @@ class ImportOptions:
     label: str | None = None
     f0: str | None = None  # default fcpe (rmvpe when the import brings an rmvpe.pt)
     force: bool = False  # replace an existing profile of that name (and the voice's files under models/NAME/)
+
+
+GENERIC_STEMS = ("model", "voice", "weights", "rvc", "final")  # (many community zips name the voice so)
+
+
+def _voice_stem(voice) -> str:
+    """The name a voice's profile and label come from: its file's, or where that says nothing (model.pth, or no
+    letter left in ASCII: every such voice was 'voice'), the zip's it came in."""
+    stem = voice.path.stem
+    if profile_name(stem) in GENERIC_STEMS and ".zip:" in voice.source:
+        zipped = Path(voice.source.partition(".zip:")[0]).name
+        if profile_name(zipped) not in GENERIC_STEMS:
+            return zipped
+    return stem
 
 
 def profile_name(stem: str) -> str:
@@ -558,14 +581,15 @@ def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, An
             f"{version} voice ({voice.details['dim']}-d)",
             "give the .index that came with this voice, or import the voice without one",
         )
-    name = opts.name if opts.name is not None else profile_name(voice.path.stem)  # (--name "": refused by name)
+    stem = _voice_stem(voice)
+    name = opts.name if opts.name is not None else profile_name(stem)  # (--name "": refused by name)
     check_name(name)
     if name in SHARED_FOLDER.values():  # a voice's files go to models/NAME/: these hold every voice's shared models
         raise ConfigError(
             f"rtvc import: the voice cannot be named '{name}': models/{name}/ holds the models every voice shares",
             "choose another name with --name",
         )
-    label = opts.label if opts.label is not None else _printable(voice.path.stem)[:100]
+    label = opts.label if opts.label is not None else _printable(stem)[:100]
     check_label(label, "rtvc import: --label")  # (here: once files are copied, a refused label would leave them)
     target = profiles / f"{name}.toml"
     if target.exists() and not opts.force:
@@ -698,22 +722,30 @@ def _now() -> str:
 def _copy(src: Path, dest: Path, undo: _Undo) -> None:
     """Copy a file or folder to `dest` by way of a hidden name beside it (no half-copied model under its name)."""
     try:
+        made = next((d for d in reversed((dest.parent, *dest.parent.parents)) if not d.exists()), None)
+        if made is not None:  # (a folder this import makes goes again with it: models/NAME/ was left empty)
+            undo.copied.append(made)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.importing")
+        # (a short name of its own: the file's name and a suffix went past the file system's 255 bytes)
+        tmp = dest.with_name(f".rtvc-import-{os.getpid()}-{len(undo.copied)}.importing")
         undo.copied.append(tmp)
         if src.is_dir():
             shutil.copytree(src, tmp)
         else:
             shutil.copyfile(src, tmp)
         if dest.exists():  # (--force over a file or folder of that name: set aside, back if the import fails)
-            old = dest.with_name(f".{dest.name}.{os.getpid()}.replaced")
+            old = dest.with_name(f".rtvc-import-{os.getpid()}-{len(undo.copied)}.replaced")
             os.replace(dest, old)
             undo.aside.append((dest, old))
         os.replace(tmp, dest)
         undo.copied[-1] = dest
     except OSError as e:
+        long = e.errno == errno.ENAMETOOLONG
         raise RtvcError(
-            f"cannot copy {src} to {dest} ({e.strerror or e})", "check the free space and the folder's permissions"
+            f"cannot copy {src} to {dest} ({e.strerror or e})",
+            "rename the file (a shorter name) and import it again"
+            if long
+            else "check the free space and the folder's permissions",
         ) from None
 
 

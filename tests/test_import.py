@@ -215,6 +215,7 @@ def test_a_copy_that_fails_part_way_takes_back_what_it_copied(home, downloads, c
     )
     assert len(calls) == 2
     assert state(home) == before  # the content model copied first is gone again; no registry, no profile
+    assert not (home / "models").exists()  # (nor the folders the import made: models/alice/ was left, empty)
 
 
 def test_a_damaged_registry_is_named_and_left_alone(home, downloads, capsys):
@@ -749,3 +750,39 @@ def test_a_file_name_a_label_cannot_hold_becomes_a_label_it_can(home, downloads,
     assert 'label = "Eveevil"' in (home / "profiles" / "eveevil.toml").read_text(), out
     code, _out, err = rtvc(home, capsys, "import", "/dev/null")
     assert code == 2 and "/dev/null: not a file (a device, a pipe or a socket)" in err, err
+
+
+def test_community_zip_layouts_import_under_a_name_that_says_which_voice(home, downloads, capsys, tmp_path):
+    """From a review of community zips: a macOS ._ file beside the voice stopped the import ("not a model file"); a
+    voice named model.pth, or with no letter left in ASCII, was profile 'model' or 'voice' whatever the zip said; a
+    file name of 244 characters failed to copy (its temporary name went past 255 bytes) with a wrong fix."""
+    alice = downloads / "Alice (RVC v2) 300e.pth"
+    long = "A" * 240 + ".pth"
+    cases = [
+        ("Miku (RVC v2).zip", {"Miku/model.pth": alice, "Miku/._model.pth": b"\0\x05\x16\x07junk"}, "miku-rvc-v2"),
+        ("Hatsune.zip", {"初音ミク.pth": alice}, "hatsune"),
+        ("long.zip", {f"Long/{long}": alice}, long.lower().removesuffix(".pth")[:64]),
+    ]
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))[0] == 0
+    for zip_name, members, want in cases:
+        with zipfile.ZipFile(tmp_path / zip_name, "w") as z:
+            for name, data in members.items():
+                z.writestr(name, data if isinstance(data, bytes) else data.read_bytes())
+        code, out, err = rtvc(home, capsys, "import", str(tmp_path / zip_name))
+        assert code == 0, err
+        assert f"wrote {home / 'profiles' / want}.toml" in out or f"profiles/{want}.toml" in out, out
+        assert (home / "profiles" / f"{want}.toml").is_file()
+
+
+def test_a_zip_that_holds_a_zip_says_so(home, downloads, capsys, tmp_path):
+    with zipfile.ZipFile(tmp_path / "inner.zip", "w") as z:
+        z.write(downloads / "Alice (RVC v2) 300e.pth", "Alice.pth")
+    with zipfile.ZipFile(tmp_path / "outer.zip", "w") as z:
+        z.write(tmp_path / "inner.zip", "Alice/inner.zip")
+        z.writestr("readme.txt", "hi")
+    before = state(home)
+    code, _, err = rtvc(home, capsys, "import", str(tmp_path / "outer.zip"))
+    assert code == 2
+    assert "the archive holds Alice/inner.zip, not the model files themselves (unpack" in err
+    assert "and import inner.zip)" in err
+    assert state(home) == before
