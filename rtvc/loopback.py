@@ -409,6 +409,9 @@ def measure(cfg, opts: LatencyOptions, out=None) -> LoopResult:
     result = analyse(probe, st.latency, devices=choice.describe(), xruns=st.xruns.total)
     if st.xruns.total:
         result.notes.append(f"{st.xruns.total} xruns during the run: a sweep that met one may be off")
+    if st.skipped_blocks:  # (the probe's time is the blocks it converted: one dropped between a sweep and its return
+        # moves that sweep's figure by a block; the spread shows it)
+        result.notes.append(f"{st.skipped_blocks} blocks dropped (the worker fell behind): a sweep across one is off")
     result.voice, why = voice_delay(cfg, shape)
     if why:
         result.notes.append(why)
