@@ -144,7 +144,8 @@ def remove() -> list[str]:
     path, said = unit_path(), []
     if not path.is_file():
         return [f"no rtvc service to remove ({path} absent)"]
-    managed = not _manager()
+    why = _manager()
+    managed = not why
     if managed:
         code, out = _systemctl("disable", "--now", UNIT)
         if code != 0:
@@ -163,7 +164,7 @@ def remove() -> list[str]:
         _systemctl("daemon-reload")
     else:
         said.append(
-            f"{_manager()}: a serve that a user manager started (another login of yours) runs until it stops or "
+            f"{why}: a serve that a user manager started (another login of yours) runs until it stops or "
             f"`systemctl --user stop {UNIT}` there"
         )
     return said
