@@ -63,7 +63,7 @@ def test_each_step_of_a_v2_voice_matches_eager_in_onnxruntime(voice, tmp_path, c
     shape = stream_shape(voice, 20.0, 48000)
     assert (shape.samplerate, shape.out_samplerate, shape.block) == (16000, 48000, 320)
     ref_modules = voice.steps(shape, "fp32")
-    assert set(ref_modules) == {"content", "f0", "synth"}
+    assert set(ref_modules) == {"content", "f0", "f0_window", "synth"}
     refs = {}
     for name, module in ref_modules.items():
         args = example_inputs(module, seed=3)
@@ -72,7 +72,7 @@ def test_each_step_of_a_v2_voice_matches_eager_in_onnxruntime(voice, tmp_path, c
     errors = {}
     for precision in ("fp32", "fp16"):
         exported = export_steps(voice, shape, tmp_path, precision)
-        assert [e.name for e in exported] == ["content", "f0", "synth"]
+        assert [e.name for e in exported] == ["content", "f0", "f0_window", "synth"]
         for e in exported:
             assert e.path.name == f"{e.name}-{precision}.onnx" and e.precision == precision
             model = onnx.load(str(e.path))

@@ -130,7 +130,7 @@ def test_cuda_graphs_equal_eager(models, precision, tol):
     voice = RvcVoice(SR, RvcModelSettings(path="v2.pth", content="hubert.pt", f0="fcpe"), models)
     shape = stream_shape(voice, 20.0, SR)
     ref_steps = voice.steps(shape, "fp32")
-    assert set(ref_steps) == {"content", "f0", "synth"}
+    assert set(ref_steps) == {"content", "f0", "f0_window", "synth"}
     for name, module in voice.steps(shape, precision).items():
         err = graph_vs_eager(name, module, ref_steps[name])
         assert err <= tol, f"{name} {precision}: {err:.2e}"
@@ -190,7 +190,7 @@ def test_every_step_runs_off_the_cpu_without_a_host_sync(models, f0):
         shape = stream_shape(voice, block_ms, SR)
         for precision in ("fp32", "fp16"):
             steps = voice.steps(shape, precision)
-            assert set(steps) == {"content", "f0", "synth"}
+            assert set(steps) == {"content", "f0", "f0_window", "synth"}
             for name, module in steps.items():
                 args = [a.to("meta") for a in example_inputs(module)]
                 module.to("meta")
@@ -222,7 +222,7 @@ def test_a_tensorrt_voice_hands_its_runners_its_own_modules_not_fp16_copies(mode
     voice.fixed = True  # (what those settings give, past the CUDA check that a CPU-only machine fails first)
     voice.engine_context = EngineContext(models / "engines", "rtvc build p")
     StreamingConverter(voice, RvcParams(), StreamShape(SR, 960, 144, 384))
-    assert set(got) == {"content", "f0", "synth"}
+    assert set(got) == {"content", "f0", "f0_window", "synth"}
     for name, module in got.items():
         assert module.inputs and module.outputs, name
         halves = [n for n, p in module.named_parameters() if p.dtype != torch.float32]

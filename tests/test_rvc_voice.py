@@ -391,7 +391,10 @@ def test_an_rvc_voice_switched_to_hears_the_input_before_the_switch(models):
     """A voice switched to takes the engine's last input as if it had streamed it (its window, its resampler's
     state, its time): an RVC voice's content features on its first block are those of a voice that ran all along.
     It started from an empty window: the features were off by more than their own size (relative error 1.3) for
-    0.2 s and settled only as its 1 s window filled (HuBERT's normalisation and attention read the silence)."""
+    0.2 s and settled only as its 1 s window filled (HuBERT's normalisation and attention read the silence).
+    So is its F0 over every frame the synthesizer reads (YIN is local: exactly): it estimated only the newest
+    audio, so the primed second's frames were unvoiced to the text encoder (37% of them voiced here) until its
+    window had passed."""
     from rtvc.engine import Engine
     from rtvc.voices.pitch import PitchParams, PitchVoice
 
@@ -417,10 +420,15 @@ def test_an_rvc_voice_switched_to_hears_the_input_before_the_switch(models):
             engine.on_duplex(x[pos : pos + 240], out, 240, None)
             engine.wait_for_worker()
             if first is None and engine.converter is new:
-                first = new.voice._content.copy()
+                v = new.voice
+                first, first_f0 = v._content.copy(), v._f0_rows(v._first, v._first + v._frames)
     finally:
         engine.stop()
     ref = rvc()
     stream(ref, x[at - new.history : at + BLOCK])  # (a voice that ran since the oldest input the switch handed on)
     want = ref.voice._content
     assert first.shape == want.shape and np.linalg.norm(first - want) <= 1e-5 * np.linalg.norm(want)
+    r = ref.voice
+    want_f0 = r._f0_rows(r._first, r._first + r._frames)
+    assert (want_f0 > 0).mean() > 0.3  # (speech: voiced frames to compare)
+    np.testing.assert_allclose(first_f0, want_f0, rtol=1e-5)

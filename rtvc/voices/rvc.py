@@ -388,7 +388,8 @@ class RvcVoice:
 
     def steps(self, shape, precision: str = "fp32") -> dict:
         """The voice's step modules for a StreamShape (rtvc.voices.rvc_steps.stream_shape), by name, each with
-        `.inputs` / `.outputs` TensorSpecs; F0 is a step for the estimators with a network (not yin)."""
+        `.inputs` / `.outputs` TensorSpecs; F0 is a step for the estimators with a network (not yin): "f0" over
+        the newest audio every block, "f0_window" over the whole window once, where a switch primed it."""
         from rtvc.rvc.f0_steps import f0_step
         from rtvc.rvc.steps import ContentStep, SynthStep
         from rtvc.voices.rvc_steps import f0_lookahead, plan_from_shape
@@ -398,6 +399,8 @@ class RvcVoice:
         f0 = f0_step(self.f0, plan.f0_segment, precision) if self.f0 is not None else None
         if f0 is not None:
             out["f0"] = f0
+            # the same over every frame the synthesizer reads: run once, on the first block after a voice switch
+            out["f0_window"] = f0_step(self.f0, plan.synth.frames * HOP, precision)
         out["synth"] = SynthStep(self.rvc.net, plan.synth, precision)
         return out
 
@@ -474,12 +477,17 @@ class RvcVoice:
         # as the whole file does; frames before it are silent, so nothing accumulates there either)
         self._phase_frame = 0
         self._phase = 0.0  # cycles
+        self._f0_whole = False  # estimate F0 over the whole window on the next block (primed: a voice switch)
 
     # -- streaming state, once per block ------------------------------------------------------------
     def primed(self, new: int) -> None:
         """The converter filled the window with `new` samples of input before the first block (a voice switch):
-        the stream's time moves on by them, so the first block's content features and F0 read that audio."""
+        the stream's time moves on by them, so the first block's content features and F0 read that audio: F0 over
+        the whole window then, not only over the newest audio as every later block (the text encoder reads the
+        pitch of every frame, the sine source's phase runs over them: a cache of zeros played the primed second as
+        unvoiced, and its phase stayed off for good)."""
         self._pos += new
+        self._f0_whole = True
 
     def advance(self, window: np.ndarray, new: int, params: RvcParams) -> None:
         if new % HOP:
@@ -505,7 +513,7 @@ class RvcVoice:
         self._audio = audio
         self._content = self.pipeline.content_frames(audio)
         if self.f0 is not None:
-            self._update_f0(audio, new, n // HOP + 2)
+            self._update_f0(audio, new, n // HOP + 2, whole=(audio, self.f0.estimate) if self._f0_whole else None)
         if self._tail_frames is not None:  # carry the sine phase to where the next render starts
             a = end // HOP - self._tail_frames
             if a > self._phase_frame:
@@ -531,7 +539,8 @@ class RvcVoice:
         self._content = feats[0].float().cpu().numpy()  # (rows, dim)
         if self.f0 is not None:
             estimate = None if salience is None else self._decoder(salience, len(segment))  # (yin: numpy, CPU)
-            self._update_f0(segment, new, n // HOP + 2, estimate)
+            whole = self._f0_window(plan) if self._f0_whole else None
+            self._update_f0(segment, new, n // HOP + 2, estimate, whole)
         if self._tail_frames is not None:
             a = end // HOP - self._tail_frames
             if a > self._phase_frame:
@@ -562,9 +571,20 @@ class RvcVoice:
 
         return estimate
 
-    def _update_f0(self, audio: np.ndarray, new: int, size: int, estimate=None) -> None:
+    def _f0_window(self, plan):
+        """(audio, estimate) for F0 over every frame the synthesizer reads, on the fixed-shape path: the F0 window
+        step where the estimator has one (its output read at once: the "f0" step runs after it), else the
+        estimator."""
+        audio = self._audio[len(self._audio) - plan.synth.frames * HOP :]
+        if "f0_window" not in self.runners:
+            return audio, self.f0.estimate
+        salience = self.runners["f0_window"](audio=audio[None])["salience"].float().cpu().numpy()
+        return audio, lambda _audio: self.f0.decode(salience)
+
+    def _update_f0(self, audio: np.ndarray, new: int, size: int, estimate=None, whole=None) -> None:
         """Estimate F0 over the newest audio into the rolling cache; `estimate` replaces the estimator's own
-        (the fixed-shape path's F0 step), given exactly the segment the estimator would get."""
+        (the fixed-shape path's F0 step), given exactly the segment the estimator would get. `whole`: (audio ending
+        where `audio` does, its estimate): F0 of all its frames first (the first block after a voice switch)."""
         est = self.f0
         rows = len(audio) // HOP
         cache = self._f0_cache
@@ -573,6 +593,12 @@ class RvcVoice:
         shift = new // HOP
         cache[:-shift] = cache[shift:]
         cache[-shift:] = 0.0
+        if whole is not None:  # (the newest frames are written again below, as every block writes them)
+            self._f0_whole = False
+            wa, west = whole
+            f0 = west(wa)[: len(wa) // HOP]
+            k = min(len(f0), len(cache))
+            cache[len(cache) - k :] = f0[len(f0) - k :]
         look = -(-est.lookahead // HOP)  # frames of context each side an estimate needs
         seg = min(rows, shift + 2 * look + 2) * HOP  # newest audio only
         f0 = (estimate or est.estimate)(audio[-seg:])  # frame k centred on sample end - seg + HOP k
