@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rtvc.errors import ConfigError
-from rtvc.profiles import check_label, load_profile, profile_files
+from rtvc.profiles import check_label, load_profile, missing_files, profile_files
 
 _SAVING = threading.Lock()
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -169,12 +169,19 @@ def write_profile(
                 fresh = render(label, kind, params, model, comment)
                 _write_synced(f, kept if kept is not None else fresh)
                 try:
-                    load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any profile
+                    saved = load_profile(str(tmp), profiles_dir)  # what we wrote must load: validated like any
                 except ConfigError:
                     if kept is None:
                         raise
                     _write_synced(f, fresh)  # what the old file kept does not load (a key typed wrong by hand)
-                    load_profile(str(tmp), profiles_dir)
+                    saved = load_profile(str(tmp), profiles_dir)
+            gone = missing_files(saved)
+            if gone:  # (the voice playing was loaded from files removed or replaced since: `rtvc import --force`)
+                raise ConfigError(
+                    f"cannot save profile '{name}': the model files it would name are gone: {'; '.join(gone)}",
+                    "they were removed or replaced since the voice playing was loaded: select the voice again (its "
+                    "profile names its files as they are now), then save",
+                )
             os.replace(tmp, path)
         except ConfigError:
             tmp.unlink(missing_ok=True)

@@ -86,14 +86,20 @@ def voice_kinds(profiles_dir: Path) -> tuple[dict[str, list[str]], dict[str, lis
     return usable, not_now
 
 
+def missing_files(p: Profile) -> list[str]:
+    """The model files the profile names that are not there, each as `key = value (path): why` (none read)."""
+    missing = getattr(voice_class(p.voice, str(p.path)), "missing_files", None) if p.model is not None else None
+    return missing(p.model, p.path.parent) if missing is not None else []
+
+
 def unusable(p: Profile) -> str:
     """Why the profile's voice cannot load on this machine now, found without reading a model file (its files
     missing; a backend this machine cannot run, as far as it is known before torch loads), or ""."""
     if p.model is None:
         return ""
     kind = voice_class(p.voice, str(p.path))
-    missing, cannot_run = getattr(kind, "missing_files", None), getattr(kind, "cannot_run", None)
-    gone = missing(p.model, p.path.parent) if missing is not None else []
+    cannot_run = getattr(kind, "cannot_run", None)
+    gone = missing_files(p)
     if gone:
         return f"{p.path}: [model] {'; '.join(gone)}: put the files there or point the profile at them"
     return cannot_run(p.model, str(p.path)) if cannot_run is not None else ""

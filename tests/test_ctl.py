@@ -103,6 +103,10 @@ def test_call_sends_any_method_and_status_is_one_line(ctl, rpc):
     for args, said in (
         (("call", "mute.set", "{on: true}"), "the parameters are not JSON"),
         (("call", "mute.set", "[true]"), "the parameters must be a JSON object"),
+        # (Python's json reads these; the daemon refuses them as not JSON, with no id: ctl waited 30 s for its reply)
+        (("call", "params.set", '{"values": {"pitch": NaN}}'), "NaN is not a JSON number"),
+        (("call", "params.set", '{"values": {"pitch": -Infinity}}'), "-Infinity is not a JSON number"),
+        (("call", "params.set", '{"values": {"pitch": 1e400}}'), "1e400 is beyond what a number can hold"),
         (("call", "mute.sett"), "unknown method 'mute.sett'"),
         (("call", "mute.set", '{"on": 3}'), "(-32602)"),
         (("call", "status.get", '{"method": 1, "self": 2}'), "(-32602)"),  # (not the client's own argument names)

@@ -223,7 +223,8 @@ def test_write_profile_keeps_a_model_voice_loadable_from_another_folder(tmp_path
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     (src / "voice.pth").write_bytes(b"x")
-    model = {"path": "voice.pth", "content": "/abs/hubert_base.pt", "f0": "yin", "seed": 3}
+    (tmp_path / "hubert_base.pt").write_bytes(b"x")
+    model = {"path": "voice.pth", "content": str(tmp_path / "hubert_base.pt"), "f0": "yin", "seed": 3}
     moved = portable_model(model, src, dst)
     assert moved == {**model, "path": str((src / "voice.pth").resolve())}
     assert portable_model(model, src, src) == model
@@ -297,6 +298,18 @@ def test_a_model_voice_is_saved_with_the_model_it_runs_not_its_edited_or_removed
         p = load_profile(name, profiles)
         assert (p.model.f0, p.model.seed, p.params.pitch) == ("yin", 7, 3.0), name
         assert (profiles / p.model.path).resolve() == (models / "v2.pth").resolve()
+    # its model file replaced since (`rtvc import --force` removes the voice's earlier file): a save wrote a profile
+    # naming the file that is gone ("a saved profile always loads"), over the one the import wrote
+    (models / "v2.pth").rename(models / "v2-new.pth")
+    before = (profiles / "alice-copy.toml").read_text()
+    with pytest.raises(
+        ConfigError,
+        match=r"cannot save profile 'alice-copy': the model files it would name are gone: "
+        r"path = '.*v2\.pth' \(.*\): no such file.*select the voice again",
+    ):
+        controller.save_profile("alice-copy", None, True, "test")
+    assert (profiles / "alice-copy.toml").read_text() == before
+    assert sorted(f.name for f in profiles.iterdir()) == ["alice-again.toml", "alice-copy.toml"]  # (no temporary)
 
 
 def test_a_save_racing_a_voice_select_names_the_voice_that_plays(daemon, monkeypatch):

@@ -102,7 +102,10 @@ class Connection:
             self._ws.send(json.dumps(request))
             while True:
                 reply = json.loads(self._ws.recv(timeout=timeout))
-                if isinstance(reply, dict) and reply.get("id") == request["id"]:
+                # (an error with no id answers a request the daemon could not read: requests go one at a time)
+                if isinstance(reply, dict) and (
+                    reply.get("id") == request["id"] or (reply.get("id") is None and "error" in reply)
+                ):
                     break
         except TimeoutError:
             raise RtvcError(
@@ -235,15 +238,28 @@ def _pitch(conn: Connection, args: list[str]) -> str:
     return f"pitch {pitch:+g} semitones{edge}"
 
 
+def _not_json(word: str) -> float:
+    raise ValueError(f"{word} is not a JSON number")  # (Python's json reads NaN and Infinity; JSON has neither)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond what a number can hold")
+    return value
+
+
 def _raw(conn: Connection, args: list[str]) -> str:
     if not args or len(args) > 2:
         raise ConfigError("'call' takes a method and, if it has any, its parameters as one JSON object", USAGE)
     params: Any = {}
     if len(args) == 2:
         try:
-            params = json.loads(args[1])
+            params = json.loads(args[1], parse_constant=_not_json, parse_float=_finite)
         except json.JSONDecodeError as e:
             raise ConfigError(f"the parameters are not JSON ({e})", """quote them, e.g. '{"on": true}'""") from None
+        except ValueError as e:
+            raise ConfigError(f"the parameters are not JSON ({e})", "give numbers as finite decimals") from None
         if not isinstance(params, dict):
             raise ConfigError("the parameters must be a JSON object of name: value", """e.g. '{"on": true}'""")
     return json.dumps(conn.call(args[0], **params), indent=2)
