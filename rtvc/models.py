@@ -589,7 +589,9 @@ def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, An
             f"rtvc import: the voice cannot be named '{name}': models/{name}/ holds the models every voice shares",
             "choose another name with --name",
         )
-    label = opts.label if opts.label is not None else _printable(stem)[:100]
+    # the voice list shows labels: the name asked for, not the file's (two imports of one file under two names were
+    # two rows alike)
+    label = opts.label if opts.label is not None else opts.name or _printable(stem)[:100]
     check_label(label, "rtvc import: --label")  # (here: once files are copied, a refused label would leave them)
     target = profiles / f"{name}.toml"
     if target.exists() and not opts.force:

@@ -128,6 +128,8 @@ def test_the_next_voice_reuses_the_imported_content_model(home, downloads, capsy
     assert code == 0, err
     text = (home / "profiles" / "al.toml").read_text()
     assert 'content = "../models/content/hubert_base.pt"' in text and 'f0 = "yin"' in text and "index" not in text
+    # --name names the voice where the list shows it too (it was labelled after the file: two names, one label)
+    assert 'label = "al"' in text and "wrote " in out and "label 'al'" in out
     kinds = [e["kind"] for e in json.loads((home / "models" / "registry.json").read_text())["models"]]
     assert sorted(kinds) == ["content", "voice"]  # one content model, copied once
     assert len(list((home / "models" / "content").iterdir())) == 1
