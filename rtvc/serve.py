@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -144,6 +145,8 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
         elif key == "profiles":
             files = event.get("profiles", {})
             said = [f"{how} {', '.join(files[how])}" for how in ("added", "removed", "edited") if files.get(how)]
+            if files.get("model_files"):
+                said.append(f"model files put in place or moved away for {', '.join(files['model_files'])}")
             parts.append("profiles folder: " + ("; ".join(said) or "changed"))
         elif key == "engine":
             parts.append(f"engine {st['engine']}" + (f": {engine_detail}" if engine_detail else ""))
@@ -151,6 +154,21 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
         parts.append(event["error"])
     silent = ", output silent" if st["silent"] and set(event["changed"]) & {"mute", "ptt"} else ""
     return f"{', '.join(parts) or '/'.join(event['changed'])}{silent} (by {event['by']})"
+
+
+_UNSEEN = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\n(?! )")
+
+
+class LogFormatter(logging.Formatter):
+    """Log lines as text: a control character in what a line names (a profile's file name, an OBS scene, a device)
+    is written as its escape, not sent to the terminal or the journal as it is: an escape sequence would recolour or
+    clear the terminal, a line break followed by a time would read as a line rtvc wrote, a text-direction override
+    would reorder the rest of the line (as rtvc.profiles.check_label refuses them in labels). rtvc's own lines of
+    more than one line go on indented (the devices chosen)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _UNSEEN.sub(lambda m: m.group().encode("unicode_escape").decode(), record.message)
+        return super().formatMessage(record)
 
 
 def unknown_scene_profiles(cfg: Config) -> list[str]:
@@ -393,7 +411,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         signal.signal(sig, on_signal)
     restart.unblock_stops()  # (blocked across a restart's exec: one that came then is taken now)
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(LogFormatter("%(asctime)s %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False

@@ -1404,8 +1404,11 @@ def test_a_profile_added_edited_or_removed_in_the_folder_is_an_event(tmp_path):
             async def change(expect: dict[str, list[str]]) -> None:
                 ev = await asyncio.wait_for(c.event(), 5)
                 assert ev["changed"] == ["profiles"] and ev["by"] == "profiles", ev
-                assert ev["profiles"] == {"added": [], "removed": [], "edited": [], **expect}, ev
+                assert ev["profiles"] == {"added": [], "removed": [], "edited": [], "model_files": [], **expect}, ev
                 assert ev["state"]["profile"] == "passthrough"  # (the voice that plays is untouched)
+
+            async def listed(name: str) -> dict:
+                return {v["name"]: v for v in (await c.call("voices.list"))["voices"]}[name]
 
             (folder / "giant.toml").write_text('label = "Giant"\nvoice = "pitch"\n')
             await change({"added": ["giant"]})
@@ -1418,10 +1421,36 @@ def test_a_profile_added_edited_or_removed_in_the_folder_is_an_event(tmp_path):
             await change({"removed": ["elf"]})
             labels = {v["name"]: v["label"] for v in (await c.call("voices.list"))["voices"]}
             assert labels == {"passthrough": "passthrough", "giant": "Giant, lower"}, labels
+            # the model files a profile names put in place, or moved away: voices.list's mark changes, and was said
+            # by no event (the TUI showed a voice as broken, or not, until the next change of a profile file)
+            (folder / "ana.toml").write_text('voice = "rvc"\n[model]\npath = "ana.pth"\ncontent = "hubert.pt"\n')
+            await change({"added": ["ana"]})
+            assert "ana.pth" in (await listed("ana"))["error"]
+            (folder / "ana.pth").write_bytes(b"x")
+            await change({"model_files": ["ana"]})
+            assert "hubert.pt" in (await listed("ana"))["error"] and "ana.pth" not in (await listed("ana"))["error"]
+            (folder / "hubert.pt").write_bytes(b"x")
+            await change({"model_files": ["ana"]})
+            assert not (await listed("ana")).get("error"), await listed("ana")
+            (folder / "ana.pth").unlink()
+            await change({"model_files": ["ana"]})
+            (folder / "ana.toml").unlink()
+            await change({"removed": ["ana"]})
+            # a link to nothing is listed (with its error) as soon as it is there, and gone when it is
+            (folder / "nowhere.toml").symlink_to(folder / "missing.toml")
+            await change({"added": ["nowhere"]})
+            (folder / "nowhere.toml").unlink()
+            await change({"removed": ["nowhere"]})
+            # a file name with a line break that reads as a log line of its own (and an escape sequence)
+            (folder / "evil\n12:00:00 voice 'hacked' (by obs)\x1b[31m.toml").write_text('voice = "pitch"\n')
+            await change({"added": ["evil\n12:00:00 voice 'hacked' (by obs)\x1b[31m"]})
+            # a profile added just before a save: said in an event of its own first (the save's took it over)
+            (folder / "sneaky.toml").write_text('voice = "pitch"\n')
             await c.call("profiles.save", name="saved")
+            await change({"added": ["sneaky"]})
             ev = await asyncio.wait_for(c.event(), 5)
             assert ev["changed"] == ["profile", "voice", "profiles"] and ev["state"]["profile"] == "saved"
-            assert ev["profiles"] == {"added": ["saved"], "removed": [], "edited": []}, ev
+            assert ev["profiles"] == {"added": ["saved"], "removed": [], "edited": [], "model_files": []}, ev
             await c.call("profiles.save", name="saved", overwrite=True)
             ev = await asyncio.wait_for(c.event(), 5)
             assert ev["changed"] == ["profile", "voice", "profiles"] and ev["profiles"]["edited"] == ["saved"], ev
@@ -1433,8 +1462,16 @@ def test_a_profile_added_edited_or_removed_in_the_folder_is_an_event(tmp_path):
         d.proc.send_signal(signal.SIGTERM)
         assert d.proc.wait(20) == 0
     log = "".join(d.lines)
-    for said in ("added giant", "added elf", "edited giant", "removed elf"):
+    for said in (
+        "added giant",
+        "added elf",
+        "edited giant",
+        "removed elf",
+        "model files put in place or moved away for ana",
+    ):
         assert f"profiles folder: {said} (by profiles)" in log, log
+    assert "profiles folder: added evil\\n12:00:00 voice 'hacked' (by obs)\\x1b[31m (by profiles)" in log, log
+    assert "\x1b" not in log and "\n12:00:00 voice 'hacked'" not in log
 
 
 def test_the_tui_waits_longer_for_exactly_the_methods_that_take_seconds():

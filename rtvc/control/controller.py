@@ -26,7 +26,15 @@ from rtvc.converter import StreamingConverter
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
 from rtvc.gate import HYSTERESIS_DB, LEARN_LOUDEST_DB, LEARN_MARGIN_DB, LEARN_SWING_DB, GateSettings
-from rtvc.profiles import load_profile, profile_files, profile_label, profile_name, stored_label, unusable
+from rtvc.profiles import (
+    load_profile,
+    missing_files,
+    profile_files,
+    profile_label,
+    profile_name,
+    stored_label,
+    unusable,
+)
 from rtvc.settings import describe, from_table
 
 Listener = Callable[[dict[str, Any]], None]
@@ -35,15 +43,38 @@ Listener = Callable[[dict[str, Any]], None]
 PROFILES_CHECK_S = 1.0  # how often profiles/ is looked at (a stat per profile)
 
 
-def profiles_seen(folder) -> tuple:
-    """What tells a change in a profiles folder: each profile's name, modification time and size."""
+def profiles_seen(folder, parsed: dict | None = None) -> tuple:
+    """What tells a change in a profiles folder: each profile's name, modification time and size, and the model
+    files it names that are not there (voices.list marks such a profile: files put in place or moved away change
+    what the lists show as an edit does). `parsed`: name -> ((mtime, size), profile or None), kept between looks,
+    so a profile is read again only when its file changed (the model files are looked at every time: a stat)."""
     seen = []
     for path in profile_files(folder):
         try:
             st = path.stat()
-        except OSError:  # (removed between the listing and the stat: the next look sees it gone)
+        except FileNotFoundError:  # a link to nothing (voices.list lists it, with its error), or removed since
+            try:
+                st = path.lstat()
+            except OSError:  # (removed between the listing and the stat: the next look sees it gone)
+                continue
+        except OSError:
             continue
-        seen.append((path.name, st.st_mtime_ns, st.st_size))
+        stamp = (st.st_mtime_ns, st.st_size)
+        gone: tuple[str, ...] = ()
+        if parsed is not None:
+            known = parsed.get(path.name)
+            if known is None or known[0] != stamp:
+                try:
+                    known = (stamp, load_profile(str(path), folder))
+                except (ConfigError, OSError):
+                    known = (stamp, None)
+                parsed[path.name] = known
+            if known[1] is not None:
+                gone = tuple(missing_files(known[1]))
+        seen.append((path.name, *stamp, gone))
+    if parsed is not None:
+        for name in parsed.keys() - {n for n, *_ in seen}:
+            del parsed[name]
     return tuple(seen)
 
 
@@ -74,7 +105,8 @@ class Controller:
         self.closed = False  # the daemon is stopping: a voice that finishes loading now is not switched to
         self.started = time.time()
         self._engine_seen: tuple[str, str, str] | None = None
-        self._profiles_seen = profiles_seen(self.profiles_dir)  # profiles/ as poll_profiles last saw it
+        self._profiles_parsed: dict = {}  # profiles_seen's: the profiles as last read
+        self._profiles_seen = profiles_seen(self.profiles_dir, self._profiles_parsed)  # as poll_profiles last saw it
         self._silent_said = self.engine.muted  # `silent` as the last event had it
         self._profiles_at = time.monotonic()
         self._profiles_lock = threading.Lock()  # (a save, on an RPC thread, and the poll, on serve's loop)
@@ -261,9 +293,10 @@ class Controller:
                 raw = {f.name: v for f in fields(settings) if (v := getattr(settings, f.name)) != f.default}
                 model = portable_model(raw, conv.voice.base, self.profiles_dir)
             with self._profiles_lock:  # (the event below says so: no "profiles" one for it, before or after)
+                self._poll_profiles()  # what changed in the folder before: said first (it was taken for the save's)
                 existed = (self.profiles_dir / f"{name}.toml").exists()
                 path = write_profile(self.profiles_dir, name, label, kind, params, model, overwrite, keep_layout=True)
-                self._profiles_seen = profiles_seen(self.profiles_dir)
+                self._profiles_seen = profiles_seen(self.profiles_dir, self._profiles_parsed)
             key = converter_key(self.cfg, name)
             with self._lock:
                 self.profile = name
@@ -273,6 +306,7 @@ class Controller:
                 self.engine.relabel(conv, f"{label}: {conv.voice.label}")  # (as a load of the file names it)
         # "profiles" as for a file written by hand: a client whose voice list follows those events shows this one
         files = {"added": [] if existed else [name], "removed": [], "edited": [name] if existed else []}
+        files["model_files"] = []
         self._emit(["profile", "voice", "profiles"], by, profiles=files)
         return {"name": name, "path": str(path), "state": self.state()}
 
@@ -459,14 +493,19 @@ class Controller:
             self._poll_profiles()
 
     def _poll_profiles(self) -> None:
-        now = profiles_seen(self.profiles_dir)
+        now = profiles_seen(self.profiles_dir, self._profiles_parsed)
         if now != self._profiles_seen:
-            before, after = {n: (t, z) for n, t, z in self._profiles_seen}, {n: (t, z) for n, t, z in now}
+            before, after = {n: rest for n, *rest in self._profiles_seen}, {n: rest for n, *rest in now}
             self._profiles_seen = now
+            both = after.keys() & before.keys()
             files = {
                 "added": sorted(Path(n).stem for n in after.keys() - before.keys()),
                 "removed": sorted(Path(n).stem for n in before.keys() - after.keys()),
-                "edited": sorted(Path(n).stem for n in after.keys() & before.keys() if after[n] != before[n]),
+                "edited": sorted(Path(n).stem for n in both if after[n][:2] != before[n][:2]),
+                # the model files a profile names put in place or moved away (voices.list's mark changes)
+                "model_files": sorted(
+                    Path(n).stem for n in both if after[n][:2] == before[n][:2] and after[n] != before[n]
+                ),
             }
             self._emit(["profiles"], "profiles", profiles=files)
 

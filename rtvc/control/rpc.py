@@ -283,7 +283,8 @@ detail}, state one of connecting, connected, disconnected, auth failed, stopped 
 = true`); a change of state, or of the reason it is down, arrives as an event with `changed: ["obs"]`; while it
 retries, `detail` keeps why it is down).
 `changed: ["profiles"]` (`by`: `profiles`) says a profile was added to, edited in or removed from the profiles
-folder (looked at once a second): `profiles` {added, removed, edited} names them, and `voices.list` has the new list;
+folder (looked at once a second), or that model files a profile names were put in place or moved away (its mark in
+`voices.list` changed): `profiles` {added, removed, edited, model_files} names them, and `voices.list` has the new list;
 a `profiles.save` says it in its own event (`changed: ["profile", "voice", "profiles"]`, by the client that saved).
 `changed: ["devices"]` says a `devices.select` switched the sound devices (or a `devices.list` with `rescan` reopened
 them: the same devices, read again), or (`by`: `pipewire`)
