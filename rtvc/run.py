@@ -394,8 +394,8 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> tuple[Engine
     The output is aligned to the input: the declared latency is trimmed from its start.
     """
     sr = cfg.audio.samplerate
-    check_not_same(src, dst)
     check_output_name(dst)
+    check_not_same(src, dst)
     notes: list[str] = []
     x = load_mono(src, sr, notes)
     engine = build_engine(cfg)
@@ -439,8 +439,8 @@ def convert_file_offline(cfg: Config, src: Path, dst: Path) -> tuple[str, str]:
     is compared with. Only model voices have it (the others are streaming by construction). Returns the voice's
     label and a note for the user ("" or what was wrong with the input)."""
     sr = cfg.audio.samplerate
-    check_not_same(src, dst)
     check_output_name(dst)
+    check_not_same(src, dst)
     profile = load_profile(cfg.voice.profile, profiles_dir(cfg))
     voice = make_voice(profile, sr)
     offline = getattr(voice, "convert_offline", None)

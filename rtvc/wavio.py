@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import shutil
 import stat
@@ -26,6 +27,8 @@ def bundled_speech() -> Path:
 
 RATES = (1000, 768000)  # the sample rates a file may declare: outside them its header is wrong
 MAX_FACTOR = 10000  # resampling ratios with larger terms are approximated (to parts in 10^8): see _resample
+SILENT_CHANNEL_DB = 50.0  # a channel this far below the loudest is left out of the mix to mono (a one-mic recording)
+_NAMES = itertools.count()  # temporary files beside an output: short names (the output's may be near 255 bytes)
 CANCELLED_DB = 20.0  # a mix-down this far below its loudest channel is reported (channels in opposite phase)
 
 
@@ -61,6 +64,15 @@ def load_mono(path: Path, samplerate: int, notes: list[str] | None = None) -> np
             "the header is damaged: export the audio again (48000 Hz is what rtvc runs at)",
         )
     said = silence_nonfinite(data, sr)  # (counted at the file's own rate: resampling would smear a NaN)
+    if data.shape[1] > 1:
+        # a channel with nothing in it (a one-microphone recording on a two-channel interface) would halve the
+        # level of the mix: the channels with sound are mixed
+        rms = np.sqrt(np.mean(data.astype(np.float64) ** 2, axis=0))
+        sound = rms > rms.max() * 10 ** (-SILENT_CHANNEL_DB / 20)
+        if rms.max() > 0 and not sound.all():
+            quiet = ", ".join(str(k + 1) for k in np.flatnonzero(~sound))
+            said += (", and " if said else "") + f"channel(s) {quiet} of {data.shape[1]} silent: left out of the mix"
+            data = data[:, sound]
     x = data.mean(axis=1)
     if data.shape[1] > 1:
         loudest = float(np.sqrt(np.mean(data.astype(np.float64) ** 2, axis=0)).max())
@@ -133,6 +145,8 @@ def _format(path: Path) -> tuple[str, str]:
     """(libsndfile format, subtype) for a file name: 32-bit float where the format has it (WAV, AIFF, ...), else
     24-bit PCM (FLAC), else the format's own default (OGG: Vorbis)."""
     ext = path.suffix[1:].upper()
+    if ext == "SD2":  # (its audio goes in a '._' resource fork beside the file: unreadable once renamed into place)
+        raise RtvcError(f"{path}: rtvc does not write Sound Designer II files", "end the name in .wav, .flac or .aiff")
     if ext not in sf.available_formats():
         raise RtvcError(
             f"{path}: cannot tell an audio format from the name '{path.name}'",
@@ -147,6 +161,9 @@ def check_output_name(path: Path, audio: bool = True) -> None:
     """Before anything else: the name can be written (not a folder; for audio, it names a format libsndfile
     writes). Touches nothing."""
     path = Path(path)
+    size = len(os.fsencode(path.name))
+    if size > 255:  # (every file system rtvc runs on: a look at the path would fail with a traceback)
+        raise RtvcError(f"{path}: the file name is {size} bytes long; names are 255 bytes at most", "name it shorter")
     if path.is_dir():
         example = path / ("out.wav" if audio else "report.json")
         raise RtvcError(f"{path}: is a folder", f"name a file in it, e.g. {example}")
@@ -161,7 +178,7 @@ def check_rate(path: Path, samplerate: int) -> None:
     fmt, subtype = _format(path)
     if fmt == "RAW":
         return
-    probe = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.probe")
+    probe = Path(path).with_name(_temporary("probe"))
     try:
         sf.write(str(probe), np.zeros(256, np.float32), samplerate, subtype=subtype, format=fmt)
         got = sf.info(str(probe)).samplerate
@@ -190,6 +207,7 @@ def check_output(path: Path, audio: bool = True, samplerate: int | None = None) 
     check_output_name(path, audio)
     if path.is_file() and not os.access(path, os.W_OK):
         raise RtvcError(f"cannot write {path}: the file there is read-only", "name another file, or chmod u+w it")
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # (deepest first)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as e:
@@ -201,7 +219,13 @@ def check_output(path: Path, audio: bool = True, samplerate: int | None = None) 
     if not os.access(path.parent, os.W_OK):
         raise RtvcError(f"cannot write {path}: its folder is not writable", "choose a folder you can write to")
     if audio and samplerate is not None:
-        check_rate(path, samplerate)
+        try:
+            check_rate(path, samplerate)
+        except RtvcError:  # refused: the folders made for it go too
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -242,7 +266,7 @@ def replace_whole(target: Path, write, shown: str) -> None:
         except (sf.LibsndfileError, RuntimeError, OSError) as e:
             raise RtvcError(f"cannot write {shown}: {_why(e)}", "check what it is and its permissions") from None
         return
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(_temporary("tmp"))
     try:
         write(tmp)
         if there is not None:
@@ -269,6 +293,10 @@ def replace_whole(target: Path, write, shown: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _temporary(kind: str) -> str:
+    return f".rtvc-{os.getpid()}-{next(_NAMES)}.{kind}"
+
+
 def _why(e: Exception) -> str:
     return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
 
@@ -292,8 +320,8 @@ def peak_note(y: np.ndarray, path: Path) -> str:
     if peak <= 1.0:
         return ""
     over = int(np.count_nonzero(np.abs(y) > 1.0))
-    kept = _format(Path(path))[1] == "FLOAT"
-    how = "kept in the float file; it clips where it is played" if kept else "clipped in the file"
+    kept = _format(Path(path))[1] in ("FLOAT", "VORBIS", "OPUS", "MPEG_LAYER_III")  # (the codecs' are float too)
+    how = "kept in the file; it clips where it is played" if kept else "clipped in the file"
     return (
         f"the output peaks at +{20 * np.log10(peak):.1f} dBFS ({over} samples beyond full scale, {how}): "
         "lower the voice's gain_db or the input's level"

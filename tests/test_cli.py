@@ -147,7 +147,7 @@ def test_convert_runs_a_file_through_the_streaming_path(tmp_path):
     sf.write(src, 5 * x, sr, subtype="FLOAT")  # 1.5: past full scale: kept in a float file, and said
     r = rtvc("convert", str(src), str(dst), "--block-ms", "10", "--profile", "passthrough")
     assert r.returncode == 0 and "the output peaks at +3.5 dBFS" in r.stdout, (r.stdout, r.stderr)
-    assert "kept in the float file; it clips where it is played" in r.stdout
+    assert "kept in the file; it clips where it is played" in r.stdout
 
 
 def test_run_without_a_sound_card_uses_the_virtual_device(tmp_path):

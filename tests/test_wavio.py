@@ -111,7 +111,7 @@ def test_flac_is_written_in_24_bits_and_an_output_past_full_scale_is_said(tmp_pa
     assert sf.info(str(tmp_path / "o.flac")).subtype == "PCM_24"
     assert peak_note(y, tmp_path / "o.flac").startswith("the output peaks at +6.0 dBFS (2 samples beyond full scale,")
     assert "clipped in the file" in peak_note(y, tmp_path / "o.flac")
-    assert "kept in the float file" in peak_note(y, tmp_path / "o.wav")
+    assert "kept in the file" in peak_note(y, tmp_path / "o.wav")
     assert peak_note(y / 2, tmp_path / "o.wav") == ""
 
 
@@ -159,8 +159,15 @@ def test_a_format_that_cannot_hold_the_rate_is_refused_before_the_work(tmp_path)
         with pytest.raises(RtvcError, match=r"a \.mp3 file of 96000 Hz audio cannot be written.*48000 or less"):
             save(tmp_path / "t.mp3", np.zeros(96000, np.float32), 96000)
         assert (tmp_path / "t.mp3").read_bytes() == b"an older mp3"
-    for name in ("a.wav", "a.flac", "a.ogg", "a.aiff", "a.raw", "a.sd2"):  # (.raw keeps no rate; .sd2 needs a file)
+    for name in ("a.wav", "a.flac", "a.ogg", "a.aiff", "a.raw"):  # (.raw keeps no rate)
         check_output(tmp_path / name, samplerate=48000)
+    # a refused output leaves none of the folders made for it (the probe needs its folder)
+    with pytest.raises(RtvcError, match="wrong speed"):
+        check_output(tmp_path / "new" / "a" / "b" / "x.xi", samplerate=48000)
+    assert not (tmp_path / "new").exists()
+    # .sd2: its audio is in a '._' file beside it, which the rename into place left behind (the file unreadable)
+    with pytest.raises(RtvcError, match="rtvc does not write Sound Designer II files"):
+        check_output(tmp_path / "a.sd2", samplerate=48000)
     check_output(tmp_path / "a.sds", samplerate=44100)  # (its header says 44101: a rounding, not another speed)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # (the probes are gone)
     save(tmp_path / "a.flac", np.zeros(480, np.float32), 48000)
@@ -199,3 +206,41 @@ def test_an_output_that_is_no_regular_file_is_written_into_not_replaced(tmp_path
     reader.join(10)
     assert got == ['{"state": "stopped"}'] and not fifo.is_file() and fifo.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_an_output_name_near_the_limit_is_written_and_one_past_it_is_refused(tmp_path):
+    """The temporary names beside the output were its name + ~17 bytes: a legal 250-byte name (80 CJK characters)
+    failed with a traceback ("File name too long" from the probe), and a name past 255 bytes too (from a stat)."""
+    import pytest
+
+    from rtvc.errors import RtvcError
+    from rtvc.wavio import check_output, save
+
+    for name in ("b" * 246 + ".wav", "声" * 80 + ".wav"):
+        assert len(os.fsencode(name)) in (250, 244)
+        save(tmp_path / name, np.zeros(480, np.float32), 48000)
+        assert sf.info(str(tmp_path / name)).frames == 480
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["b" * 246 + ".wav", "声" * 80 + ".wav"])
+    with pytest.raises(RtvcError, match=r"the file name is 259 bytes long; names are 255 bytes at most"):
+        check_output(tmp_path / ("c" * 255 + ".wav"), samplerate=48000)
+
+
+def test_a_silent_channel_is_left_out_of_the_mix_and_lossy_outputs_keep_their_peaks(tmp_path):
+    """A one-microphone recording on a two-channel interface (speech left, nothing right) came out 6 dB down; an
+    .ogg or .mp3 output beyond full scale was said "clipped in the file" (the codecs decode to float: it was not)."""
+    from rtvc.wavio import load_mono, peak_note
+
+    tone = (0.5 * np.sin(np.arange(48000) * 0.05)).astype(np.float32)
+    sf.write(tmp_path / "left.wav", np.stack([tone, np.zeros_like(tone)], axis=1), 48000, subtype="FLOAT")
+    notes: list[str] = []
+    np.testing.assert_array_equal(load_mono(tmp_path / "left.wav", 48000, notes), tone)
+    assert notes == ["channel(s) 2 of 2 silent: left out of the mix"], notes
+    both = np.stack([tone, 0.5 * tone], axis=1)  # (two channels with sound: mixed as they were)
+    sf.write(tmp_path / "both.wav", both, 48000, subtype="FLOAT")
+    notes = []
+    np.testing.assert_allclose(load_mono(tmp_path / "both.wav", 48000, notes), 0.75 * tone, atol=1e-7)
+    assert notes == []
+    y = np.array([0.0, 2.0], np.float32)
+    for name in ("o.ogg", "o.mp3"):
+        if name[2:].upper() in sf.available_formats():
+            assert "kept in the file" in peak_note(y, tmp_path / name), name
