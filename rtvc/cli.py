@@ -406,7 +406,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "convert":
         from rtvc.run import VIRTUAL_PERIOD, convert_file
 
-        st, note = convert_file(cfg, args.input, args.output, cfg.audio.period or VIRTUAL_PERIOD)
+        st, note = convert_file(cfg, args.input, args.output, cfg.audio.period or VIRTUAL_PERIOD, progress=True)
         print(
             f"wrote {args.output}: {st.blocks} block{'s' if st.blocks != 1 else ''}, voice {st.voice}, "
             f"block time p50 {st.timing.p50_ms:.3f} ms p99 {st.timing.p99_ms:.3f} ms" + (f"; {note}" if note else "")

@@ -387,9 +387,51 @@ def report(st: EngineStatus) -> str:
     return "\n".join(lines)
 
 
-def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> tuple[EngineStatus, str]:
+class ConvertProgress:
+    """How far a file's conversion is, on stderr, for one that takes a while (a 10-minute recording through an RVC
+    voice on a CPU takes half an hour): after FIRST_S, on a terminal one line drawn again twice a second and cleared
+    at the end, into a pipe or a log a line every PIPE_EVERY_S."""
+
+    FIRST_S = 2.0
+    PIPE_EVERY_S = 10.0
+
+    def __init__(self, total_s: float, stream=None, clock=time.monotonic):
+        self.total_s, self.stream, self.clock = total_s, stream or sys.stderr, clock
+        self.tty = self.stream.isatty()
+        self.t0 = clock()
+        self.said_at: float | None = None
+        self.drawn = False
+
+    def __call__(self, done_s: float) -> None:
+        now = self.clock() - self.t0
+        every = 0.5 if self.tty else self.PIPE_EVERY_S
+        if now < self.FIRST_S or (self.said_at is not None and now - self.said_at < every) or done_s <= 0:
+            return
+        self.said_at = now
+        speed = done_s / now
+        left = (self.total_s - done_s) / speed
+        line = f"converting: {done_s:.1f} of {self.total_s:.1f} s ({speed:.2g}x real time, {_duration(left)} left)"
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{line}")
+            self.drawn = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _duration(s: float) -> str:
+    s = max(0, round(s))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def convert_file(cfg: Config, src: Path, dst: Path, period: int, progress: bool = False) -> tuple[EngineStatus, str]:
     """Run a file through the streaming path (rings, worker, converter) as fast as it can: its status, and a
-    note for the user ("" or what was wrong with the input).
+    note for the user ("" or what was wrong with the input). `progress`: say how far it is (ConvertProgress).
 
     The output is aligned to the input: the declared latency is trimmed from its start.
     """
@@ -406,12 +448,19 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int) -> tuple[Engine
     engine.limiter.on = False  # (a float file keeps what is beyond full scale, and the note below says so)
     pad = plan_prefill(engine.block, period, engine.headroom).prefill + engine.converter.latency
     dev = VirtualDevice(engine, np.concatenate([x, np.zeros(pad, dtype=np.float32)]), period, paced=False)
+    shown = ConvertProgress(len(x) / sr) if progress else None
     engine.start()
     try:
         dev.start()
+        while dev.running:
+            dev.join(0.25)
+            if shown is not None:
+                shown(min(dev.frames_done, len(x)) / sr)
         dev.join()
     finally:  # Ctrl-C too: the worker stops, nothing is written
         try:
+            if shown is not None:
+                shown.close()
             dev.stop()
         finally:
             engine.stop()

@@ -150,6 +150,45 @@ def test_convert_runs_a_file_through_the_streaming_path(tmp_path):
     assert "kept in the file; it clips where it is played" in r.stdout
 
 
+def test_a_long_conversion_says_how_far_it_is(tmp_path, monkeypatch, capsys):
+    """A 12-minute recording converted without a word for 76 s (an RVC voice on a CPU: half an hour): how far it is,
+    on stderr, after 2 s; on a terminal one line drawn again and cleared at the end, into a pipe a line every 10 s."""
+    import io
+
+    from rtvc.cli import main
+    from rtvc.run import ConvertProgress
+
+    now = [0.0]
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, every in ((io.StringIO(), 10.0), (Tty(), 0.5)):
+        p = ConvertProgress(600.0, stream, clock=lambda: now[0])
+        for t in (1.0, 2.5, 2.75, 3.0, 12.0, 13.0):
+            now[0] = t
+            p(t * 4)  # (4x real time)
+        p.close()
+        said = stream.getvalue()
+        if every == 10.0:
+            assert said.splitlines() == [
+                "converting: 10.0 of 600.0 s (4x real time, 2 min 28 s left)",
+                "converting: 52.0 of 600.0 s (4x real time, 2 min 17 s left)",
+            ], said
+        else:  # (each drawn over the last; cleared at the end: the "wrote" line follows on a clean line)
+            assert said.count("\r\x1b[K") == 5 and said.endswith("\r\x1b[K") and "\n" not in said, repr(said)
+            assert "converting: 12.0 of 600.0 s" in said and "converting: 11.0" not in said, repr(said)
+        now[0] = 0.0
+    # and from `rtvc convert` itself
+    monkeypatch.setattr(ConvertProgress, "FIRST_S", 0.0)
+    monkeypatch.setattr(ConvertProgress, "PIPE_EVERY_S", 0.0)
+    sf.write(tmp_path / "in.wav", np.zeros(3 * 48000, np.float32), 48000)
+    assert main(["convert", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--profile", "passthrough"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("converting: ") and " of 3.0 s (" in err and " left)" in err, err
+
+
 def test_run_without_a_sound_card_uses_the_virtual_device(tmp_path):
     record = tmp_path / "run.wav"
     r = rtvc("run", "--virtual", "--record", str(record), env=NO_SERVER)

@@ -56,6 +56,10 @@ class VirtualDevice:
         if self.error is not None:
             raise self.error
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self.join(5)
