@@ -118,7 +118,11 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("convert", help="run a file through the streaming path as fast as it can")
     _add_config_flags(c, ("--samplerate", "--block-ms", "--prefill-ms", "--profile", "--period"))  # (no gate: a file)
-    c.add_argument("--offline", action="store_true", help="model voices: convert the whole file in one pass")
+    c.add_argument(
+        "--offline",
+        action="store_true",
+        help="model voices: the whole file at once, not streamed (past 45 s in passes of about 30 s)",
+    )
     c.add_argument("input", type=Path)
     c.add_argument("output", type=Path)
 
@@ -400,8 +404,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "convert" and args.offline:
         from rtvc.run import convert_file_offline
 
-        label, note = convert_file_offline(cfg, args.input, args.output)
-        print(f"wrote {args.output}: whole file in one pass, voice {label}" + (f"; {note}" if note else ""))
+        label, note = convert_file_offline(cfg, args.input, args.output, progress=True)
+        print(f"wrote {args.output}: offline, voice {label}" + (f"; {note}" if note else ""))
         return 0
     if args.command == "convert":
         from rtvc.run import VIRTUAL_PERIOD, convert_file

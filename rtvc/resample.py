@@ -103,12 +103,19 @@ def resample_block(x: np.ndarray, src: int, dst: int, n_out: int) -> np.ndarray:
     on input position t * src / dst. Frames beyond the segment's ends count as silence."""
     up, down = ratio(src, dst)
     c = (len(_design(up, down)) - 1) // 2
-    p = np.arange(n_out) * down + c  # upsampled position of each output, shifted by the centre tap
     taps = _polyphase(up, down)
     q = taps.shape[1]
-    phase = p % up
-    newest = p // up
-    idx = newest[:, None] - np.arange(q)[None, :]
-    valid = (idx >= 0) & (idx < len(x))
-    xs = np.where(valid, x[np.clip(idx, 0, len(x) - 1)], 0.0)
-    return np.einsum("ij,ij->i", xs, taps[phase]).astype(np.float32)
+    out = np.empty(n_out, np.float32)
+    # in pieces: each output takes q taps, and (outputs, q) index and sample arrays for a 3-minute file at once
+    # were gigabytes (`rtvc convert --offline` peaked at 6.7 GB for 180 s)
+    for a in range(0, n_out, RESAMPLE_PIECE):
+        p = np.arange(a, min(a + RESAMPLE_PIECE, n_out)) * down + c  # upsampled position, shifted by the centre tap
+        phase = p % up
+        idx = (p // up)[:, None] - np.arange(q)[None, :]
+        valid = (idx >= 0) & (idx < len(x))
+        xs = np.where(valid, x[np.clip(idx, 0, len(x) - 1)], 0.0)
+        out[a : a + len(p)] = np.einsum("ij,ij->i", xs, taps[phase])
+    return out
+
+
+RESAMPLE_PIECE = 1 << 15  # outputs resample_block computes at once

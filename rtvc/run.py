@@ -483,10 +483,11 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int, progress: bool 
     return st, "; ".join(filter(None, [*notes, peak_note(y, dst)]))
 
 
-def convert_file_offline(cfg: Config, src: Path, dst: Path) -> tuple[str, str]:
+def convert_file_offline(cfg: Config, src: Path, dst: Path, progress: bool = False) -> tuple[str, str]:
     """The whole file in one pass of the voice (no blocks, no SOLA): the reference a streamed conversion
-    is compared with. Only model voices have it (the others are streaming by construction). Returns the voice's
-    label and a note for the user ("" or what was wrong with the input)."""
+    is compared with (a long one in passes: RvcVoice.convert_offline). Only model voices have it (the others are
+    streaming by construction). Returns the voice's label and a note for the user ("" or what was wrong with the
+    input). `progress`: say how far it is after each pass (ConvertProgress)."""
     sr = cfg.audio.samplerate
     check_output_name(dst)
     check_not_same(src, dst)
@@ -501,7 +502,12 @@ def convert_file_offline(cfg: Config, src: Path, dst: Path) -> tuple[str, str]:
     x = load_mono(src, sr, notes)
     check_output(dst, samplerate=sr)
     x_v = x if voice.samplerate == sr else resample_block(x, sr, voice.samplerate, len(x) * voice.samplerate // sr)
-    y_v = offline(x_v, profile.params)
+    shown = ConvertProgress(len(x) / sr) if progress else None
+    try:
+        y_v = offline(x_v, profile.params, progress=shown)
+    finally:
+        if shown is not None:
+            shown.close()
     y = y_v if voice.out_samplerate == sr else resample_block(y_v, voice.out_samplerate, sr, len(x))
     if len(y) < len(x):  # (a file of a few samples: less than one sample at the voice's rate)
         y = np.concatenate([y, np.zeros(len(x) - len(y), np.float32)])

@@ -148,3 +148,19 @@ def test_the_input_history_keeps_the_newest_blocks_in_order():
     np.testing.assert_array_equal(h.last(4000), np.concatenate([*blocks[2:], np.full(1000, 6, np.float32)]))
     h.clear()
     assert not h.last(5000).any()
+
+
+@pytest.mark.parametrize(("src", "dst"), RATES)
+def test_resample_block_in_pieces_equals_it_at_once(src, dst, monkeypatch):
+    """resample_block computes its outputs in pieces (its (outputs, taps) arrays for a 3-minute file at once were
+    gigabytes): the result is the one computed at once, to the bit."""
+    import rtvc.resample as resample
+
+    x = np.random.default_rng(3).uniform(-1, 1, src // 2).astype(np.float32)
+    n = len(x) * dst // src
+    monkeypatch.setattr(resample, "RESAMPLE_PIECE", 1 << 30)
+    whole = resample_block(x, src, dst, n)
+    monkeypatch.setattr(resample, "RESAMPLE_PIECE", 777)
+    pieces = resample_block(x, src, dst, n)
+    assert pieces.dtype == np.float32 and len(pieces) == n
+    np.testing.assert_array_equal(pieces, whole)

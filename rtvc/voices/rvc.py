@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import itertools
 import math
 import os
 import sys
@@ -646,14 +647,80 @@ class RvcVoice:
         return out[len(out) - want :]
 
     # -- offline: the whole file at once -------------------------------------------------------------
-    def convert_offline(self, audio16k: np.ndarray, params: RvcParams) -> np.ndarray:
-        """(N,) at 16 kHz -> (N * out / 16000,) at the model's rate, in one decode (frames from 0, phase 0)."""
+    def convert_offline(self, audio16k: np.ndarray, params: RvcParams, progress=None) -> np.ndarray:
+        """(N,) at 16 kHz -> (N * out / 16000,) at the model's rate, in one decode (frames from 0, phase 0) up to
+        OFFLINE_ONE_PASS_S. A longer file goes in passes (`offline_cuts`): HuBERT's and the text encoder's attention
+        take memory as the square of the length (a helper measured 1.8 GB at 30 s, 14 GB at 180 s: a 4-minute file
+        would not fit 24 GB). `progress(seconds done)` after each pass.
+
+        oneDNN is off meanwhile: it builds and keeps kernels and buffers for each new input length, and a whole file
+        or a pass is one (RSS grew 0.4 GB a pass and each pass took twice as long; measured, tiny model, 2 vCPU)."""
+        mkldnn = self._torch.backends.mkldnn
+        prior = mkldnn.enabled
+        mkldnn.enabled = False  # (the flags() context manager sets oneDNN's TF32 too, with a warning on stderr)
+        try:
+            return self._convert_offline(audio16k, params, progress)
+        finally:
+            mkldnn.enabled = prior
+
+    def _convert_offline(self, audio16k: np.ndarray, params: RvcParams, progress) -> np.ndarray:
         n = len(audio16k)
         shortest = -(-self.pipeline.content.min_samples // GRID) * GRID  # (a file shorter than one content frame)
         padded = np.zeros(max(-(-n // GRID) * GRID, shortest), np.float32)
         padded[:n] = audio16k
         frames = len(padded) // HOP
-        content = self.pipeline.content_frames(padded)
-        f0 = self.f0.estimate(padded)[:frames] if self.f0 is not None else np.zeros(frames, np.float32)
-        out = self.pipeline.decode(self._step(0, content, f0, padded), 0, params, 0.0)
-        return out[: n * self.out_samplerate // IN_RATE]
+        upp, want = self.rvc.upp, n * self.out_samplerate // IN_RATE
+        if n <= OFFLINE_ONE_PASS_S * IN_RATE:
+            return self._offline_pass(padded, 0, frames, params, 0.0)[0][:want]
+        cuts = offline_cuts(padded)
+        context = round(OFFLINE_CONTEXT_S * IN_RATE / GRID) * 2  # frames, even: passes start on the content grid
+        join = OFFLINE_JOIN_FRAMES
+        out = np.zeros(frames * upp, np.float32)
+        ramp = (np.arange(join * upp, dtype=np.float32) + 0.5) / (join * upp)
+        phase, phase_at, f0_prev = 0.0, 0, None
+        for c0, c1 in itertools.pairwise(cuts):
+            a, b = max(0, c0 - context), min(frames, c1 + context)
+            if f0_prev is not None and a > phase_at:  # the sine's phase at frame a, over the last pass's F0
+                shifted = f0_prev[: a - phase_at] * np.float32(2.0 ** (params.pitch / 12.0))
+                phase = self._sine_phase_end(self._torch.from_numpy(shifted), self.rvc.samplerate, upp, phase0=phase)
+            y, f0_prev = self._offline_pass(padded, a, b, params, phase)
+            phase_at = a
+            # this pass's frames [c0 - join/2, c1 + join/2), faded in and out over `join` frames at the cuts
+            lo, hi = max(0, c0 - join // 2), min(frames, c1 + join // 2)
+            part = y[(lo - a) * upp : (hi - a) * upp].copy()
+            if c0 > 0:
+                part[: len(ramp)] *= ramp
+            if c1 < frames:
+                part[len(part) - len(ramp) :] *= ramp[::-1]
+            out[lo * upp : hi * upp] += part
+            if progress is not None:
+                progress(min(c1 * HOP, n) / IN_RATE)
+        return out[:want]
+
+    def _offline_pass(self, audio: np.ndarray, a: int, b: int, params: RvcParams, phase0: float):
+        """Frames [a, b) of `audio` (16 kHz, from frame 0) in one decode: (output, its source F0)."""
+        part = audio[a * HOP : b * HOP]
+        content = self.pipeline.content_frames(part)
+        f0 = self.f0.estimate(part)[: b - a] if self.f0 is not None else np.zeros(b - a, np.float32)
+        return self.pipeline.decode(self._step(a, content, f0, part), 0, params, phase0), f0
+
+
+OFFLINE_ONE_PASS_S = 45.0  # up to this, a file is converted in one pass (the reference a stream is compared with)
+OFFLINE_PASS_S = 30.0  # longer ones in passes of about this
+OFFLINE_SEARCH_S = 5.0  # each cut at the quietest 20 ms within this of its place
+OFFLINE_CONTEXT_S = 2.0  # the audio each side of a pass its models read too (its output there is dropped)
+OFFLINE_JOIN_FRAMES = 2  # the passes' outputs cross-fade over these 10 ms frames at each cut
+
+
+def offline_cuts(audio: np.ndarray) -> list[int]:
+    """Where a long file's passes meet, in 10 ms frames on the 20 ms content grid (first 0, last the file's end):
+    every OFFLINE_PASS_S, moved to the quietest 20 ms within OFFLINE_SEARCH_S (a pause between words, where
+    the passes' outputs differ least)."""
+    rows = len(audio) // GRID
+    energy = np.sum(audio[: rows * GRID].reshape(rows, GRID).astype(np.float64) ** 2, axis=1)
+    step, search = round(OFFLINE_PASS_S * IN_RATE / GRID), round(OFFLINE_SEARCH_S * IN_RATE / GRID)
+    cuts = [0]
+    while rows - cuts[-1] > step + search:
+        lo, hi = cuts[-1] + step - search, cuts[-1] + step + search
+        cuts.append(lo + int(np.argmin(energy[lo:hi])))
+    return [c * 2 for c in cuts] + [len(audio) // HOP]
