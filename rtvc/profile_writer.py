@@ -182,7 +182,10 @@ def write_profile(
                     "they were removed or replaced since the voice playing was loaded: select the voice again (its "
                     "profile names its files as they are now), then save",
                 )
-            os.replace(tmp, path)
+            if path.is_symlink():  # (a profile kept elsewhere, linked in: it is written, the link stays a link)
+                _replace_target(tmp, Path(os.path.realpath(path)))
+            else:
+                os.replace(tmp, path)
         except ConfigError:
             tmp.unlink(missing_ok=True)
             raise
@@ -190,6 +193,20 @@ def write_profile(
             tmp.unlink(missing_ok=True)
             raise ConfigError(f"cannot write profile '{name}' in {profiles_dir}: {e.strerror or e}", _fix(e)) from None
     return path
+
+
+def _replace_target(tmp: Path, target: Path) -> None:
+    """What `tmp` holds, in place of `target` (a file a profile link points to, perhaps on another disk): written
+    beside it and renamed, as the profile itself would be."""
+    fd, name = tempfile.mkstemp(prefix=".rtvc-", suffix=".toml.saving", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), target.stat().st_mode & 0o777)
+            _write_synced(f, tmp.read_text(encoding="utf-8"))
+        os.replace(name, target)
+    finally:
+        Path(name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def _write_synced(f, text: str) -> None:
@@ -205,7 +222,7 @@ def _write_synced(f, text: str) -> None:
 def _readable(path: Path) -> str | None:
     """The text of the profile being replaced, or None (none there, or not text)."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # (a BOM, as Windows' Notepad writes: the file loads with it)
     except (OSError, UnicodeDecodeError):
         return None
 

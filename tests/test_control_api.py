@@ -1456,6 +1456,12 @@ def test_a_profile_added_edited_or_removed_in_the_folder_is_an_event(tmp_path):
             assert ev["changed"] == ["profile", "voice", "profiles"] and ev["profiles"]["edited"] == ["saved"], ev
             await asyncio.sleep(2.5)  # two looks at the folder: the saved file is not said again
             assert c.events.empty(), c.events.get_nowait()
+            # the profile config.toml starts with, removed: said with what it means (the next start fails on it)
+            (folder / "passthrough.toml").rename(tmp_path / "passthrough.toml")
+            ev = await asyncio.wait_for(c.event(), 5)
+            assert ev["profiles"]["removed"] == ["passthrough"], ev
+            assert ev["error"].startswith("voice.profile 'passthrough' (the voice rtvc starts with) was removed"), ev
+            assert "put passthrough.toml back, or set voice.profile in config.toml to another profile" in ev["error"]
             await c.close()
 
         run(drive())

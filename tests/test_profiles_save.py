@@ -68,7 +68,8 @@ def test_save_writes_the_running_voice_and_its_params(daemon):
             ev = await other.event("state")
         assert ev["by"] == "client 1" and ev["state"]["profile"] == "my-voice"
         assert ev["changed"] == ["profile", "voice", "profiles"] and ev["state"]["voice"].startswith("Mine: ")
-        assert ev["profiles"] == {"added": ["my-voice"], "removed": [], "edited": []}, ev  # (the voice lists' cue)
+        # (the voice lists' cue)
+        assert ev["profiles"] == {"added": ["my-voice"], "removed": [], "edited": [], "model_files": []}, ev
         listed = {v["name"]: v for v in (await c.call("voices.list"))["voices"]}
         assert listed["my-voice"]["active"] and listed["my-voice"]["label"] == "Mine"
         await c.call("params.set", values={"pitch": 0.0})
@@ -379,6 +380,29 @@ def test_a_saved_profile_is_readable_as_the_one_it_replaces_and_hidden_files_are
     assert voice_kinds(tmp_path) == ({"pitch": ["mic"]}, {})
     with pytest.raises(ConfigError, match=r"profiles in .*: mic;"):
         load_profile("other", tmp_path)
+
+
+def test_a_profile_linked_in_is_saved_through_its_link_and_one_with_a_bom_keeps_its_notes(tmp_path):
+    """A profile kept with the user's dotfiles and linked into profiles/: a save replaced the link with a file (the
+    dotfiles' copy stayed as it was). A profile saved by Windows' Notepad (a UTF-8 BOM) loads, but a save over it
+    lost its comments (its text was not taken as the profile's)."""
+    kept = tmp_path / "dotfiles" / "mine.toml"
+    kept.parent.mkdir()
+    kept.write_text('label = "Mine"\nvoice = "pitch"\n[params]\npitch = 3.0  # by ear\n')
+    kept.chmod(0o640)
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "mine.toml").symlink_to(kept)
+    write_profile(folder, "mine", "Mine", "pitch", {"pitch": 5.0}, None, True, keep_layout=True)
+    assert (folder / "mine.toml").is_symlink() and load_profile("mine", folder).params.pitch == 5.0
+    assert "pitch = 5.0  # by ear" in kept.read_text() and kept.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in folder.iterdir()) == ["mine.toml"]
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["mine.toml"]  # (no temporary left, either side)
+    bom = folder / "notepad.toml"
+    bom.write_bytes(b'\xef\xbb\xbf# my notes\nlabel = "Pad"\nvoice = "pitch"\n[params]\npitch = 3.0  # tuned\n')
+    assert load_profile("notepad", folder).params.pitch == 3.0
+    write_profile(folder, "notepad", "Pad", "pitch", {"pitch": 4.0}, None, True, keep_layout=True)
+    assert bom.read_text() == '# my notes\nlabel = "Pad"\nvoice = "pitch"\n[params]\npitch = 4.0  # tuned\n'
 
 
 def test_saving_over_a_profile_keeps_its_comments_and_layout(tmp_path):

@@ -507,7 +507,14 @@ class Controller:
                     Path(n).stem for n in both if after[n][:2] == before[n][:2] and after[n] != before[n]
                 ),
             }
-            self._emit(["profiles"], "profiles", profiles=files)
+            start = profile_name(self.cfg.voice.profile, self.profiles_dir)
+            gone = (
+                f"voice.profile '{start}' (the voice rtvc starts with) was removed: rtvc will not start with it; put "
+                f"{start}.toml back, or set voice.profile in {self.cfg.path or 'config.toml'} to another profile"
+                if start in files["removed"]
+                else ""
+            )
+            self._emit(["profiles"], "profiles", error=gone, profiles=files)
 
     # -- events -------------------------------------------------------------------------------------
     def add_listener(self, fn: Listener) -> None:
