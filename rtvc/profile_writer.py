@@ -183,7 +183,7 @@ def write_profile(
                     "profile names its files as they are now), then save",
                 )
             if path.is_symlink():  # (a profile kept elsewhere, linked in: it is written, the link stays a link)
-                _replace_target(tmp, Path(os.path.realpath(path)))
+                _replace_target(tmp, Path(os.path.realpath(path)), name)
             else:
                 os.replace(tmp, path)
         except ConfigError:
@@ -195,17 +195,25 @@ def write_profile(
     return path
 
 
-def _replace_target(tmp: Path, target: Path) -> None:
+def _replace_target(tmp: Path, target: Path, profile: str) -> None:
     """What `tmp` holds, in place of `target` (a file a profile link points to, perhaps on another disk): written
     beside it and renamed, as the profile itself would be."""
-    fd, name = tempfile.mkstemp(prefix=".rtvc-", suffix=".toml.saving", dir=target.parent)
+    name = None
     try:
+        fd, name = tempfile.mkstemp(prefix=".rtvc-", suffix=".toml.saving", dir=target.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             os.fchmod(f.fileno(), target.stat().st_mode & 0o777)
             _write_synced(f, tmp.read_text(encoding="utf-8"))
         os.replace(name, target)
+    except OSError as e:  # (said for the folder the link points into: the profiles folder is not where it failed)
+        raise ConfigError(
+            f"cannot write profile '{profile}' in {target.parent} (profiles/{profile}.toml links there): "
+            f"{e.strerror or e}",
+            _fix(e),
+        ) from None
     finally:
-        Path(name).unlink(missing_ok=True)
+        if name is not None:
+            Path(name).unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -37,6 +36,7 @@ from rtvc.control.scenes import SceneVoices
 from rtvc.control.server import ControlServer
 from rtvc.engine import Engine
 from rtvc.errors import DeviceError, RtvcError
+from rtvc.logtext import Lines, LogFormatter
 from rtvc.priority import AWAITING_CALLBACKS
 from rtvc.profiles import load_profile, profile_files, profile_name, profile_path, unusable, voice_kinds
 from rtvc.run import (
@@ -154,21 +154,6 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
         parts.append(event["error"])
     silent = ", output silent" if st["silent"] and set(event["changed"]) & {"mute", "ptt"} else ""
     return f"{', '.join(parts) or '/'.join(event['changed'])}{silent} (by {event['by']})"
-
-
-_UNSEEN = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\n(?! )")
-
-
-class LogFormatter(logging.Formatter):
-    """Log lines as text: a control character in what a line names (a profile's file name, an OBS scene, a device)
-    is written as its escape, not sent to the terminal or the journal as it is: an escape sequence would recolour or
-    clear the terminal, a line break followed by a time would read as a line rtvc wrote, a text-direction override
-    would reorder the rest of the line (as rtvc.profiles.check_label refuses them in labels). rtvc's own lines of
-    more than one line go on indented (the devices chosen)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = _UNSEEN.sub(lambda m: m.group().encode("unicode_escape").decode(), record.message)
-        return super().formatMessage(record)
 
 
 def unknown_scene_profiles(cfg: Config) -> list[str]:
@@ -532,7 +517,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         device.follow = following(choice, defaults if resumed is None else set(resumed.get("follow", [])))
         if device.follow:
             log.info("following PipeWire's default %s (the desktop's sound settings)", describe_follow(device.follow))
-        log.info("devices:\n%s", choice.describe())
+        log.info("devices:\n%s", Lines(choice.describe()))
     # (seconds, when a profile uses an RVC voice: after the devices, so that a wrong one is said at once)
     try:
         preload_voices(cfg)

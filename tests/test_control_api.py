@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -1441,9 +1442,15 @@ def test_a_profile_added_edited_or_removed_in_the_folder_is_an_event(tmp_path):
             await change({"added": ["nowhere"]})
             (folder / "nowhere.toml").unlink()
             await change({"removed": ["nowhere"]})
+            (folder / "loop.toml").symlink_to("loop.toml")  # (and one to itself)
+            await change({"added": ["loop"]})
+            (folder / "loop.toml").unlink()
+            await change({"removed": ["loop"]})
             # a file name with a line break that reads as a log line of its own (and an escape sequence)
             (folder / "evil\n12:00:00 voice 'hacked' (by obs)\x1b[31m.toml").write_text('voice = "pitch"\n')
             await change({"added": ["evil\n12:00:00 voice 'hacked' (by obs)\x1b[31m"]})
+            (folder / "evil2\n 12:00:01 voice 'indented'.toml").write_text('voice = "pitch"\n')  # (as rtvc's own)
+            await change({"added": ["evil2\n 12:00:01 voice 'indented'"]})
             # a profile added just before a save: said in an event of its own first (the save's took it over)
             (folder / "sneaky.toml").write_text('voice = "pitch"\n')
             await c.call("profiles.save", name="saved")
@@ -1477,7 +1484,16 @@ def test_a_profile_added_edited_or_removed_in_the_folder_is_an_event(tmp_path):
     ):
         assert f"profiles folder: {said} (by profiles)" in log, log
     assert "profiles folder: added evil\\n12:00:00 voice 'hacked' (by obs)\\x1b[31m (by profiles)" in log, log
-    assert "\x1b" not in log and "\n12:00:00 voice 'hacked'" not in log
+    assert "\x1b" not in log and "\n12:00:00 voice 'hacked'" not in log and "\n 12:00:01" not in log
+    assert "profiles folder: added evil2\\n 12:00:01 voice 'indented' (by profiles)" in log, log
+    # rtvc's own lines of more than one line go as written; the values in a line are escaped
+    from rtvc.logtext import Lines, LogFormatter
+
+    def line(msg: str, *args: object) -> str:
+        return LogFormatter("%(message)s").format(logging.LogRecord("rtvc", 20, "", 0, msg, args or None, None))
+
+    assert line("devices %s:\n%s", "kept", Lines("  input a\n  output b")) == "devices kept:\n  input a\n  output b"
+    assert line("scene %r: %s, %.1f s", "a\nb", OSError("x\n y\x1b[0m"), 1.25) == "scene 'a\\nb': x\\n y\\x1b[0m, 1.2 s"
 
 
 def test_the_tui_waits_longer_for_exactly_the_methods_that_take_seconds():

@@ -398,6 +398,23 @@ def test_a_profile_linked_in_is_saved_through_its_link_and_one_with_a_bom_keeps_
     assert "pitch = 5.0  # by ear" in kept.read_text() and kept.stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in folder.iterdir()) == ["mine.toml"]
     assert sorted(p.name for p in kept.parent.iterdir()) == ["mine.toml"]  # (no temporary left, either side)
+    # a failure there is said for the folder the link points into (the profiles folder is writable)
+    import errno
+    import tempfile
+
+    made = tempfile.mkstemp
+
+    def mkstemp(**kw):
+        if os.path.samefile(kw["dir"], kept.parent):  # (as a folder root cannot write either: read-only, immutable)
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return made(**kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tempfile, "mkstemp", mkstemp)
+        with pytest.raises(ConfigError, match=r"cannot write profile 'mine' in .*dotfiles \(profiles/mine\.toml links"):
+            write_profile(folder, "mine", "Mine", "pitch", {"pitch": 6.0}, None, True, keep_layout=True)
+    assert "pitch = 5.0  # by ear" in kept.read_text()
+    assert sorted(p.name for p in folder.iterdir()) == ["mine.toml"]
     bom = folder / "notepad.toml"
     bom.write_bytes(b'\xef\xbb\xbf# my notes\nlabel = "Pad"\nvoice = "pitch"\n[params]\npitch = 3.0  # tuned\n')
     assert load_profile("notepad", folder).params.pitch == 3.0

@@ -40,6 +40,7 @@ from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices, same_devi
 from rtvc.config import AudioConfig
 from rtvc.engine import Engine
 from rtvc.errors import DeviceError
+from rtvc.logtext import Lines
 
 log = logging.getLogger("rtvc")
 SUSPEND_S = 10.0  # how long a switch waits for the worker to finish its block
@@ -390,7 +391,7 @@ class DeviceSwitcher:
         self.follow = (self.follow - asked) | following(choice, left_to_default(cfg) & asked)
         self._tried = {role: node for role, node in self._tried.items() if role not in asked}
         self._watch_jack()
-        log.info("devices %s:\n%s", how, choice.describe())
+        log.info("devices %s:\n%s", how, Lines(choice.describe()))
         changed = how != KEPT or self.follow != followed
         return {"in_use": self.in_use(), "latency_ms": self._latency_ms(), "changed": changed}
 

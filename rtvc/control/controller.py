@@ -52,13 +52,11 @@ def profiles_seen(folder, parsed: dict | None = None) -> tuple:
     for path in profile_files(folder):
         try:
             st = path.stat()
-        except FileNotFoundError:  # a link to nothing (voices.list lists it, with its error), or removed since
+        except OSError:  # a link to nothing or to itself (voices.list lists it, with its error), or removed since
             try:
                 st = path.lstat()
             except OSError:  # (removed between the listing and the stat: the next look sees it gone)
                 continue
-        except OSError:
-            continue
         stamp = (st.st_mtime_ns, st.st_size)
         gone: tuple[str, ...] = ()
         if parsed is not None:
