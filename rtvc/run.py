@@ -478,9 +478,18 @@ def convert_file(cfg: Config, src: Path, dst: Path, period: int, progress: bool 
     if st.nonfinite["output_blocks"]:
         notes.append(
             f"the voice gave NaN/infinite samples in {st.nonfinite['output_blocks']} blocks, written as silence"
-            " (its model files may be damaged)"
+            f" ({_nonfinite_cause(x)})"
         )
     return st, "; ".join(filter(None, [*notes, peak_note(y, dst)]))
+
+
+def _nonfinite_cause(x: np.ndarray) -> str:
+    """Why a voice gave NaN or infinity for input `x`: damaged model files, or an input no recording holds (a float
+    file's 1e30: the models overflow)."""
+    peak = float(np.max(np.abs(x))) if len(x) else 0.0
+    if peak > 10 ** (40 / 20):
+        return f"the input peaks at +{20 * np.log10(peak):.0f} dBFS, which no recording does: check the file"
+    return "its model files may be damaged"
 
 
 def convert_file_offline(cfg: Config, src: Path, dst: Path, progress: bool = False) -> tuple[str, str]:
@@ -504,7 +513,8 @@ def convert_file_offline(cfg: Config, src: Path, dst: Path, progress: bool = Fal
     x_v = x if voice.samplerate == sr else resample_block(x, sr, voice.samplerate, len(x) * voice.samplerate // sr)
     shown = ConvertProgress(len(x) / sr) if progress else None
     try:
-        y_v = offline(x_v, profile.params, progress=shown)
+        with np.errstate(over="ignore", invalid="ignore"):  # (an input beyond what floats hold: said below, once)
+            y_v = offline(x_v, profile.params, progress=shown)
     finally:
         if shown is not None:
             shown.close()
@@ -513,7 +523,7 @@ def convert_file_offline(cfg: Config, src: Path, dst: Path, progress: bool = Fal
         y = np.concatenate([y, np.zeros(len(x) - len(y), np.float32)])
     said = silence_nonfinite(y, sr, "output")
     if said:
-        notes.append(f"{said}: the voice gave them (its model files may be damaged)")
+        notes.append(f"{said}: the voice gave them ({_nonfinite_cause(x)})")
     save(dst, y, sr)
     note = "; ".join(filter(None, [*notes, peak_note(y, dst)]))
     # the whole-file pass is the reference: eager torch on the CPU, in fp32, whatever backend streams the voice

@@ -304,6 +304,11 @@ def test_cli_converts_streamed_and_offline_and_reports_bad_models(models, tmp_pa
         assert "2 NaN/infinite input samples played as silence (the first at 0.021 s)" in said, said
         y = load_mono(out, SR)
         assert np.isfinite(y).all() and np.sqrt(np.mean(y**2)) > 1e-3
+    # samples of 1e30 (finite, +600 dBFS): the models overflow; that is the input's doing, not damaged model files
+    sf.write(tmp_path / "huge.wav", np.full(SR // 2, 1e30, np.float32), SR, subtype="FLOAT")
+    assert main(["convert", "--offline", "--profile", prof, str(tmp_path / "huge.wav"), str(b)]) == 0
+    said = capsys.readouterr().out
+    assert "the voice gave them (the input peaks at +600 dBFS, which no recording does: check the file)" in said, said
     profile(models, "cli-bad", {"path": "missing.pth", "content": "hubert.pt"})
     assert main(["convert", "--profile", str(models / "cli-bad.toml"), str(src), str(a)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
