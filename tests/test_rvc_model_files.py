@@ -103,3 +103,32 @@ def test_a_zip_checkpoint_with_a_damaged_part_is_refused_by_name(tmp_path):
 
     with pytest.raises(ModelError, match=r"voice\.pth: damaged: its part '.*' fails its checksum"):
         load_rvc(path)  # (the voice loader says so too, not "truncated or damaged checkpoint (ModelError)")
+
+
+def test_a_zip_of_a_voice_named_pth_is_said_to_be_a_zip(tmp_path):
+    """A voice's download (a zip of its .pth and .index) saved or renamed as .pth was called "truncated or damaged
+    checkpoint": the fix, download again, gave the same file."""
+    import zipfile
+
+    import pytest
+
+    from rtvc.errors import ModelError
+    from rtvc.rvc.checkpoint import load_rvc
+
+    torch.save(_checkpoint(), tmp_path / "inner.pth")
+    path = tmp_path / "voice.pth"
+    with zipfile.ZipFile(path, "w") as z:
+        z.write(tmp_path / "inner.pth", "Alice/alice.pth")
+        z.writestr("Alice/added_alice.index", b"x")
+    with pytest.raises(
+        ModelError,
+        match=r"voice\.pth: a zip archive, not a PyTorch checkpoint \(it holds "
+        r"Alice/alice\.pth, Alice/added_alice\.index\).*rename it to \.zip and give it to `rtvc import`",
+    ):
+        load_rvc(path)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("readme.txt", b"x")
+    with pytest.raises(ModelError, match=r"a zip archive, not a PyTorch checkpoint \(1 files, no model among them\)"):
+        torch_load(path, map_location="cpu", weights_only=True)
+    torch.save(_checkpoint(), path)  # (torch's own zip: loads)
+    _same(_checkpoint(), torch_load(path, map_location="cpu", weights_only=True))

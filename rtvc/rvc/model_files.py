@@ -34,6 +34,7 @@ def torch_load(path: Path, **kwargs: Any) -> Any:
 
     if zipfile.is_zipfile(path):
         _check_members(path)
+        _check_torch_zip(path)
     with warnings.catch_warnings():  # (torch's note on a legacy file's pickle protocol: ours says what is wrong)
         warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
         return torch.load(path, **kwargs)
@@ -57,6 +58,23 @@ def check_voice_file(path: Path) -> None:
             f"{path}: not a PyTorch checkpoint (starts with bytes {head.hex() or 'nothing: the file is empty'})",
             "RVC voices are .pth files written by torch.save; check that this is the right file",
         )
+
+
+def _check_torch_zip(path: Path) -> None:
+    """ModelError for a zip that is no torch checkpoint (torch's has a data.pkl in one folder): a voice's download,
+    a zip of the .pth and its index, renamed .pth (torch called it "truncated or damaged": download again)."""
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        return
+    inside = [n for n in names if n.lower().endswith((".pth", ".pt", ".index", ".onnx"))][:3]
+    raise ModelError(
+        f"{path}: a zip archive, not a PyTorch checkpoint"
+        + (f" (it holds {', '.join(inside)})" if inside else f" ({len(names)} files, no model among them)"),
+        "rename it to .zip and give it to `rtvc import`, which unpacks it"
+        if inside
+        else "check that this is the right file",
+    )
 
 
 def _check_members(path: Path) -> None:
