@@ -483,12 +483,80 @@ def test_the_dock_shows_the_obs_link_and_why_it_is_down(tmp_path: Path) -> None:
             wait_until("the OBS link on the dock", lambda: page.js(shown)[1] == "OBS disconnected", 10)
             hidden, _text, title = page.js(shown)
             assert not hidden and f"127.0.0.1:{closed}: connection refused" in title, title
+            # an OBS dock is often 250-300 px wide: the header with the link's state fits it (it was 377 px wide)
+            for width in (250, 300):
+                page.send("Emulation.setDeviceMetricsOverride", width=width, height=HEIGHT, deviceScaleFactor=1,
+                          mobile=False)  # fmt: skip
+                wide = page.js("[document.documentElement.scrollWidth, document.querySelector('header').scrollWidth]")
+                assert max(wide) <= width, (width, wide)
         log = d.log()
         assert "[obs.scenes] 'Gaming' = 'broken': the profile cannot load now:" in log and "999" in log, log
         assert log.count("connection refused") == 1, log  # (one line, not one per retry nor two per change)
         assert "OBS link: disconnected" not in log, log
     finally:
         d.stop()
+
+
+def key(page: Cdp, kind: str, name: str) -> None:
+    """A real key event: "down" or "up" of Space or Tab."""
+    code = {"Space": (" ", 32), "Tab": ("Tab", 9)}[name]
+    page.send(
+        "Input.dispatchKeyEvent",
+        type="keyDown" if kind == "down" else "keyUp",
+        key=code[0],
+        code=name,
+        windowsVirtualKeyCode=code[1],
+        **({"text": " "} if kind == "down" and name == "Space" else {}),
+    )
+
+
+def test_the_talk_key_lets_go_wherever_the_focus_went_and_a_hung_daemon_is_said(daemon: Daemon, tmp_path: Path):
+    """Space held on "Hold to talk", then Tab (or a click on another control) before it was let go: the key went up
+    elsewhere and the talk key stayed held, the voice on air with nobody holding it. A daemon stopped (SIGSTOP) with
+    its connection open showed "connected" for as long as it lasted, and clicks made then ran when it woke: now the
+    dock says it is not answering within seconds, sends nothing meanwhile, and is back when it answers again."""
+    with chromium(tmp_path / "chromium") as page:
+        daemon.wait_ready()
+        api = RpcClient(daemon.port, daemon.token())
+        try:
+            api.call("ptt.mode", on=True)
+            page.send("Page.navigate", url=f"http://127.0.0.1:{daemon.port}/dock?token={daemon.token()}")
+            wait_until("the dock's first state", lambda: page.js("document.body?.dataset.ready === '1'"), 15)
+            held = lambda: api.call("status.get")["control"]["ptt"]["held"]  # noqa: E731
+            for away in ("Tab", "click"):
+                page.js("document.getElementById('ptt').focus()")
+                key(page, "down", "Space")
+                wait_until("the talk key held", lambda: held() == 1, 5)
+                if away == "Tab":
+                    key(page, "down", "Tab")
+                    key(page, "up", "Tab")
+                else:
+                    page.click("gate")
+                wait_until("the talk key let go as the focus left", lambda: held() == 0, 5)
+                key(page, "up", "Space")
+                time.sleep(0.3)
+                assert held() == 0 and page.js("document.getElementById('ptt').getAttribute('aria-pressed')") == "false"
+            api.call("gate.set", on=True)
+            assert daemon.proc is not None
+            os.kill(daemon.proc.pid, signal.SIGSTOP)
+            try:
+                wait_until(
+                    "the dock to say the daemon is not answering", lambda: page.js(DOM_SUMMARY)["conn"] == "error", 10
+                )
+                assert page.js("document.getElementById('conn').textContent") == "not answering"
+                assert page.js("document.getElementById('mute').disabled") is True
+                page.js("document.getElementById('mute').disabled = false")  # (a click that comes anyway: not sent)
+                page.click("mute")
+                time.sleep(0.3)
+            finally:
+                os.kill(daemon.proc.pid, signal.SIGCONT)
+            wait_until("the dock to be back", lambda: page.js(DOM_SUMMARY)["conn"] == "connected", 10)
+            time.sleep(1.0)
+            assert api.call("status.get")["control"]["mute"] is False  # (the click while it slept was not queued)
+            assert page.js("document.getElementById('mute').disabled") is False
+        finally:
+            with contextlib.suppress(Exception):
+                api.close()
 
 
 def test_obs_settings_without_enabled_are_said(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@
   const CLOSE_UNAUTHORIZED = 4001; // the daemon's close code for a wrong token
   const EDIT_HOLD_MS = 700; // a slider the user just moved ignores the daemon's echo for this long
   const VOICE_SETTLE_MS = 250; // after a voice switch: the engine takes the new voice at its next block
+  const QUIET_MS = 5000; // nothing from the daemon this long (its meters come 15 times a second): it is not answering
   const LABELS = { pitch: "Pitch", formant: "Formant", gain_db: "Gain dB", index_rate: "Index", rms_mix: "RMS mix" };
 
   const $ = (id) => document.getElementById(id);
@@ -31,6 +32,9 @@
   let ranges = {}; // params.get ranges for the current voice
   let selecting = null; // a voice this page asked for, until the daemon answers
   let pttDown = false;
+  let pttKey = ""; // the key that holds push-to-talk ("" for the pointer)
+  let heardAt = 0; // when the daemon last sent anything (performance.now())
+  let quiet = false; // the daemon has sent nothing for QUIET_MS: hung or stopped (SIGSTOP, a debugger, swap)
   let learning = false; // gate.learn asked, not answered yet
   let errorTimer = null;
 
@@ -55,6 +59,10 @@
     return new Promise((resolve, reject) => {
       if (!ws || ws.readyState !== WebSocket.OPEN) {
         reject(new Error("not connected to rtvc: " + method + " was not sent"));
+        return;
+      }
+      if (quiet && method !== "status.get") {  // (a click now would run whenever it answers again, seconds late)
+        reject(new Error("rtvc is not answering: " + method + " was not sent"));
         return;
       }
       const id = nextId++;
@@ -119,7 +127,10 @@
       });
     };
     sock.onmessage = (e) => {
-      if (ws === sock) onMessage(e.data);
+      if (ws !== sock) return;
+      heardAt = performance.now();
+      if (quiet) setQuiet(false);
+      onMessage(e.data);
     };
     sock.onclose = (e) => {
       if (ws !== sock) return;
@@ -158,6 +169,7 @@
     document.body.dataset.ready = "1";
     clearInterval(pollTimer);
     polls = 0;
+    heardAt = performance.now();
     pollTimer = setInterval(poll, POLL_MS);
   }
 
@@ -168,6 +180,7 @@
 
   function poll() {
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (!quiet && performance.now() - heardAt > QUIET_MS) setQuiet(true);
     call("status.get").then(applyStatus, () => {});
     if (++polls % VOICES_EVERY === 0) reloadVoices();
   }
@@ -179,7 +192,26 @@
     }, () => {});
   }
 
+  // the daemon sends nothing (it is stopped or hung, the connection still open): shown, and no action is sent
+  function setQuiet(on) {
+    if (on) pttRelease(); // (sent before: it runs when the daemon answers again, as a click made now would not)
+    quiet = on;
+    if (on) {
+      setConn("error", "not answering");
+      setFoot("rtvc has sent nothing for " + Math.round(QUIET_MS / 1000) + " s (hung or stopped?): nothing is sent " +
+        "until it answers");
+      document.body.classList.add("offline");
+    } else {
+      setConn("connected", "connected");
+      setFoot("");
+      document.body.classList.remove("offline");
+    }
+    renderAll();
+  }
+
   function goOffline() {
+    quiet = false;
+    pttKey = "";
     clearInterval(pollTimer);
     pollTimer = null;
     pttDown = false;
@@ -350,7 +382,7 @@
         box.append(b);
       }
     }
-    const online = !!(ws && ws.readyState === WebSocket.OPEN && state);
+    const online = !!(ws && ws.readyState === WebSocket.OPEN && state && !quiet);
     const loading = (state && state.loading) || selecting;
     voices.forEach((v, i) => {
       const b = box.children[i];
@@ -392,7 +424,7 @@
   }
 
   function renderToggles() {
-    const online = !!(ws && ws.readyState === WebSocket.OPEN && state);
+    const online = !!(ws && ws.readyState === WebSocket.OPEN && state && !quiet);
     const s = state || {};
     setPressed($("voice-on"), !!s.voice_on, online);
     $("voice-on").textContent = s.voice_on === false ? "Voice off" : "Voice on";
@@ -582,7 +614,7 @@
   }
 
   function renderSliders(values) {
-    const online = !!(ws && ws.readyState === WebSocket.OPEN && state);
+    const online = !!(ws && ws.readyState === WebSocket.OPEN && state && !quiet);
     const now = performance.now();
     for (const [name, s] of sliders) {
       s.input.disabled = !online;
@@ -706,6 +738,7 @@
   function pttRelease() {
     if (!pttDown) return;
     pttDown = false;
+    pttKey = "";
     renderToggles();
     act("ptt.release").catch(() => {});
   }
@@ -725,14 +758,20 @@
   ptt.addEventListener("keydown", (e) => {
     if ((e.key === " " || e.key === "Enter") && !e.repeat) {
       e.preventDefault();
+      if (!pttDown) pttKey = e.key;
       pttPress();
     }
   });
-  ptt.addEventListener("keyup", (e) => {
-    if (e.key === " " || e.key === "Enter") {
-      e.preventDefault();
+  // the key's release lets go wherever the focus is by then (Tab, or a click on another control, while it is held:
+  // the key went up elsewhere and the talk key stayed held, the voice on air), and so does the focus leaving it
+  document.addEventListener("keyup", (e) => {
+    if (pttKey && e.key === pttKey) {
+      if (document.activeElement === ptt) e.preventDefault();
       pttRelease();
     }
+  });
+  ptt.addEventListener("blur", () => {
+    if (pttKey) pttRelease();
   });
   ptt.addEventListener("contextmenu", (e) => e.preventDefault());
   window.addEventListener("blur", pttRelease);
