@@ -554,6 +554,19 @@ def test_the_talk_key_lets_go_wherever_the_focus_went_and_a_hung_daemon_is_said(
             time.sleep(1.0)
             assert api.call("status.get")["control"]["mute"] is False  # (the click while it slept was not queued)
             assert page.js("document.getElementById('mute').disabled") is False
+            # the playing voice's profile file removed: its button went, and no button said what was on air
+            api.call("voices.select", name="higher")
+            daemon.profile("higher").unlink()
+
+            def gone() -> dict | None:
+                return next((v for v in page.js(DOM_SUMMARY)["voices"] if v["name"] == "higher"), None)
+
+            listed = lambda: [v["name"] for v in api.call("voices.list")["voices"]]  # noqa: E731
+            wait_until("the voice list without higher.toml", lambda: "higher" not in listed(), 5)
+            time.sleep(1.0)
+            shown = gone()
+            assert shown and shown["active"] and shown["disabled"] and shown["text"] == "Higherfile removed", shown
+            assert sum(v["active"] for v in page.js(DOM_SUMMARY)["voices"]) == 1
         finally:
             with contextlib.suppress(Exception):
                 api.close()

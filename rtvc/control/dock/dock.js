@@ -363,11 +363,15 @@
 
   function renderVoices() {
     const box = $("voices");
-    const names = voices.map((v) => v.name).join("\n");
+    // the voice that plays though its profile's file is gone (removed or renamed since): still shown, as playing
+    const playing = state && state.profile && !voices.some((v) => v.name === state.profile);
+    const label = playing && typeof state.voice === "string" ? state.voice.split(": ")[0] : "";
+    const shown = playing ? [...voices, { name: state.profile, label: label || state.profile, gone: true }] : voices;
+    const names = shown.map((v) => v.name).join("\n");
     if (box.dataset.names !== names) {
       box.dataset.names = names;
       box.textContent = "";
-      for (const v of voices) {
+      for (const v of shown) {
         const b = document.createElement("button");
         b.type = "button";
         b.className = "voice";
@@ -384,19 +388,21 @@
     }
     const online = !!(ws && ws.readyState === WebSocket.OPEN && state && !quiet);
     const loading = (state && state.loading) || selecting;
-    voices.forEach((v, i) => {
+    shown.forEach((v, i) => {
       const b = box.children[i];
       const active = !!state && state.profile === v.name;
       const isLoading = loading === v.name;
       b.querySelector(".label").textContent = v.label || v.name;
-      b.querySelector(".sub").textContent = v.error ? "cannot load" : isLoading ? "loading\u2026" : v.voice || "";
-      b.title = v.error ? v.name + ": " + v.error : v.name + " (" + (v.voice || "?") + ")";
+      b.querySelector(".sub").textContent = v.gone ? "file removed" : v.error ? "cannot load" :
+        isLoading ? "loading\u2026" : v.voice || "";
+      b.title = v.gone ? v.name + ": playing; its profile's file is no longer in profiles/" :
+        v.error ? v.name + ": " + v.error : v.name + " (" + (v.voice || "?") + ")";
       b.classList.toggle("active", active);
       b.classList.toggle("loading", isLoading);
       b.classList.toggle("broken", !!v.error);
       b.dataset.active = active ? "true" : "false";
       b.setAttribute("aria-pressed", active ? "true" : "false");
-      b.disabled = !online || (!!loading && !isLoading);
+      b.disabled = !online || (!!loading && !isLoading) || !!v.gone;
     });
   }
 
