@@ -544,6 +544,7 @@ def test_the_talk_key_lets_go_wherever_the_focus_went_and_a_hung_daemon_is_said(
                     "the dock to say the daemon is not answering", lambda: page.js(DOM_SUMMARY)["conn"] == "error", 10
                 )
                 assert page.js("document.getElementById('conn').textContent") == "not answering"
+                assert "rtvc has sent nothing for 5 s" in page.js("document.getElementById('foot').textContent")
                 assert page.js("document.getElementById('mute').disabled") is True
                 page.js("document.getElementById('mute').disabled = false")  # (a click that comes anyway: not sent)
                 page.click("mute")

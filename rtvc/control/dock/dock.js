@@ -487,7 +487,7 @@
     } else {
       lat.textContent = "\u2013 ms";
     }
-    if (!ws || ws.readyState !== WebSocket.OPEN || !engine) return;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !engine || quiet) return; // (the foot says why it is quiet)
     const bits = [];
     bits.push(engine.state + (engine.detail ? ": " + engine.detail : ""));
     if (engine.xruns && typeof engine.xruns.total === "number") bits.push("xruns " + engine.xruns.total);
