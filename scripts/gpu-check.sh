@@ -5,7 +5,7 @@
 #     run(command="bash scripts/gpu-check.sh", carry=[".whl"], timeout_s=540)
 # What it does, each step under its own deadline, all output in $OUT/gpu-check.log:
 #   1. the GPU, driver, torch and triton it finds; `rtvc doctor`;
-#   2. CUDA-graph vs eager parity per step (content, F0, synth; fp32 <= 1e-4, fp16 <= 1e-2) on the tiny test
+#   2. CUDA-graph vs eager parity per step (content, F0, F0 over the window, synth; fp32 <= 1e-4, fp16 <= 1e-2) on the tiny test
 #      models: tests/test_backend_seam.py -k cuda_graphs_equal_eager;
 #      and the voice streamed with the concurrency forms (steps and the decoder's branches side by side);
 #   3. bench/rvc_gpu.py: the same parity on the full-size models, then full-size RVC v2 48k + HuBERT base,
