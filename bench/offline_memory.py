@@ -6,7 +6,7 @@ and the resampling to 16 kHz built (outputs x taps) arrays for the whole file. N
 about 30 s (rtvc.voices.rvc.offline_cuts). Each row is a fresh `rtvc convert --offline` process (its peak RSS
 from the kernel: wait4's usage of the finished child) on the bundled speech repeated to the length, through a tiny
 random-weight RVC v2 48k voice with YIN. `--before PATH`: the same rows with PYTHONPATH at another checkout (a
-worktree of an older commit), side by side in one run.
+worktree of an older commit, with this checkout's rtvc/_rt*.so copied into its rtvc/), side by side in one run.
 
     python bench/offline_memory.py --seconds 40 60 180 600 [--before /tmp/old --before-seconds 60 120]
 """
