@@ -80,6 +80,7 @@ class StreamingConverter:
         self._pending: Any = None  # params that take over at the next block
         self.bypass = False
         self._bypass_now = False
+        self._dry = getattr(voice, "dry", True)  # (bypass plays the microphone as it is; not for NoVoice)
         rt = self._rates
         context = max(rt.to_voice(shape.context), voice.context_for(rt.tail_v + rt.pad_v))
         self._window = np.zeros(context + rt.block_v, dtype=np.float32)  # (context + block,) at the voice's rate
@@ -112,7 +113,7 @@ class StreamingConverter:
         """The tail at the device rate: (block + crossfade + search,)."""
         rt = self._rates
         n = rt.tail_v + rt.pad_v
-        if bypass:
+        if bypass and self._dry:
             tail_o, rate = self._window[-n:], rt.voice
         else:
             tail_o, rate = self.voice.convert(self._window, n, params), rt.out

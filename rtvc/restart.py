@@ -96,9 +96,9 @@ def snapshot(
 
 
 def _controls(controller: Any, st: dict[str, Any]) -> dict[str, Any]:
+    voice = {"profile": controller.profile, "params": st["params"]} if controller.profile is not None else {}
     return {
-        "profile": controller.profile,
-        "params": st["params"],
+        **voice,  # (no voice plays: the new serve tries the configured one again)
         "voice_on": st["voice_on"],
         "mute": st["mute"],
         "ptt_mode": st["ptt"]["mode"],

@@ -23,7 +23,7 @@ from rtvc.engine import Engine
 from rtvc.errors import ConfigError, RtvcError, words
 from rtvc.gate import GateSettings
 from rtvc.latency import plan_prefill
-from rtvc.profiles import load_profile, make_voice
+from rtvc.profiles import load_profile, make_voice, profile_name
 from rtvc.resample import resample_block
 from rtvc.status import EngineStatus
 from rtvc.wavio import (
@@ -74,17 +74,22 @@ def _build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter
 
         command = build_command(profile_name, cfg.stream.block_ms, voice.model.precision, sr, cfg.path)
         voice.engine_context = EngineContext(engines_dir(cfg), command)
-    block = check_block(cfg)
-    shape = StreamShape(
+    shape = stream_shape(cfg)
+    conv = StreamingConverter(voice, profile.params, shape)
+    rehearse(conv, profile.path)
+    return conv, f"{profile.label}: {voice.label}"
+
+
+def stream_shape(cfg: Config) -> StreamShape:
+    """The converter's shapes from config.toml's [audio] and [stream] (ConfigError: stream.block_ms)."""
+    sr = cfg.audio.samplerate
+    return StreamShape(
         samplerate=sr,
-        block=block,
+        block=check_block(cfg),
         crossfade=frames(cfg.stream.crossfade_ms, sr),
         search=frames(cfg.stream.search_ms, sr),
         context=frames(cfg.stream.context_ms, sr),
     )
-    conv = StreamingConverter(voice, profile.params, shape)
-    rehearse(conv, profile.path)
-    return conv, f"{profile.label}: {voice.label}"
 
 
 def check_block(cfg: Config) -> int:
@@ -150,10 +155,29 @@ def rehearse(conv: StreamingConverter, where: Path) -> None:
 
 def build_engine(cfg: Config) -> Engine:
     conv, label = build_converter(cfg, cfg.voice.profile)
+    return _engine(cfg, conv, label)
+
+
+def _engine(cfg: Config, conv: StreamingConverter, label: str) -> Engine:
     sr = cfg.audio.samplerate
     headroom = frames(cfg.stream.prefill_ms, sr)
     gate = GateSettings(cfg.gate.enabled, cfg.gate.threshold_db, cfg.gate.hold_ms)
     return Engine(conv, sr, headroom, cfg.audio.monitor, label, realtime=cfg.stream.realtime, gate=gate)
+
+
+def no_voice_label(profile: str) -> str:
+    return f"no voice: '{profile}' did not load"
+
+
+def no_voice_engine(cfg: Config) -> Engine:
+    """An engine that plays silence (rtvc.voices.none) until a voice is selected: `rtvc serve` whose start profile
+    did not load. ConfigError where the stream settings themselves are wrong (no voice would run)."""
+    from rtvc.voices.none import NoParams, NoVoice
+
+    sr = cfg.audio.samplerate
+    label = no_voice_label(profile_name(cfg.voice.profile, profiles_dir(cfg)))
+    conv = StreamingConverter(NoVoice(sr, label), NoParams(), stream_shape(cfg))
+    return _engine(cfg, conv, label)
 
 
 def switch_voice(engine: Engine, cfg: Config, profile_name: str) -> str:

@@ -43,6 +43,7 @@ from rtvc.run import (
     EXIT_DEVICE_HUNG,
     VIRTUAL_PERIOD,
     build_engine,
+    no_voice_engine,
     profiles_dir,
     quiet_hung_terminal,
     report,
@@ -265,16 +266,37 @@ def preload_voices(cfg: Config) -> None:
         log.info("loaded the '%s' voice's runtime for %s in %.1f s", kind, ", ".join(names), time.monotonic() - t0)
 
 
-def resumed_engine(cfg: Config, state: dict[str, Any]) -> Engine:
-    """A restarted serve's engine, on the voice it had; on the configured one when that no longer loads (its
-    profile removed or broken meanwhile: said)."""
+def start_engine(cfg: Config) -> tuple[Engine, str]:
+    """serve's engine on the configured voice; where that profile does not load (its model files moved, a value out
+    of range, torch missing), an engine with no voice (silence out) and why: the daemon comes up, so the TUI, the dock
+    and `rtvc ctl select` can pick another voice or load this one once it is mended. Its stream settings wrong: no
+    voice would run, ConfigError as before."""
     try:
-        return build_engine(restart.config_for(cfg, state))
+        return build_engine(cfg), ""
     except RtvcError as e:
-        log.info("restarted: voice '%s' does not load now (%s); the configured one instead", state.get("profile"), e)
+        engine = no_voice_engine(cfg)  # (raises where it is the stream settings, not the voice: said as they are)
+        start = profile_name(cfg.voice.profile, profiles_dir(cfg))
+        why = f"voice '{start}' (voice.profile) did not load: {e}"
+        log.info(
+            "%s. rtvc serves with no voice (silence out) until one is selected: the TUI's voice list, the OBS dock, "
+            "or `rtvc ctl select NAME`; it loads '%s' by itself once its profile or model files change",
+            why,
+            start,
+        )
+        return engine, why
+
+
+def resumed_engine(cfg: Config, state: dict[str, Any]) -> tuple[Engine, str]:
+    """A restarted serve's engine, on the voice it had; on the configured one when that no longer loads (its
+    profile removed or broken meanwhile: said); with no voice where neither loads (start_engine)."""
+    try:
+        return build_engine(restart.config_for(cfg, state)), ""
+    except RtvcError as e:
+        if state.get("profile"):
+            log.info("restarted: voice '%s' does not load now (%s); the configured one instead", state["profile"], e)
         state.pop("profile", None)
         state.pop("params", None)  # (the other voice's)
-        return build_engine(restart.config_for(cfg, state))  # (hear-myself as it was)
+        return start_engine(restart.config_for(cfg, state))  # (hear-myself as it was)
 
 
 # why a serve not asked for the virtual device plays it, and the fix (a user service started before the sound server)
@@ -412,14 +434,14 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     elif cfg.audio.virtual_mic:  # (before PortAudio loads: it must take PipeWire's JACK)
         cfg, said = voice_mic.apply(cfg, patience_s=0.0 if resumed is None else RESUME_DEVICES_S)
         log.info("%s", said)
-    engine = build_engine(cfg) if resumed is None else resumed_engine(cfg, resumed)
+    engine, no_voice = start_engine(cfg) if resumed is None else resumed_engine(cfg, resumed)
     configured = cfg
     if resumed is not None:
         cfg = restart.config_for(cfg, resumed)
         log.info(
-            "started anew (%d of at most %d restarts in %g minutes): voice '%s', with its settings and devices",
+            "started anew (%d of at most %d restarts in %g minutes): %s, with its settings and devices",
             len(restart.recent_restarts()), restart.MAX_RESTARTS, restart.WINDOW_S / 60,
-            profile_name(cfg.voice.profile, profiles_dir(cfg)),
+            "no voice" if no_voice else f"voice '{profile_name(cfg.voice.profile, profiles_dir(cfg))}'",
         )  # fmt: skip
     clip_audio = load_mono(opts.clip, cfg.audio.samplerate) if opts.clip else None  # a bad clip: said at once
     virtual = opts.virtual
@@ -439,7 +461,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     shown: list[Callable[[], dict[str, Any]]] = [lambda: in_use]  # what devices.list says is in use
 
     def open_control(cfg: Config) -> tuple[Controller, ControlServer]:
-        controller = Controller(cfg, engine, profile_name(cfg.voice.profile, profiles_dir(cfg)))
+        start = profile_name(cfg.voice.profile, profiles_dir(cfg))
+        controller = Controller(cfg, engine, None if no_voice else start, no_voice=no_voice)
         controller.add_listener(
             lambda e: log.info(describe_change(e, engine_words(engine.status()) if e["changed"] == ["engine"] else ""))
         )

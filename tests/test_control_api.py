@@ -1391,6 +1391,98 @@ def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
         assert "loaded the 'rvc' voice's runtime" not in log
 
 
+def test_rtvc_serve_whose_start_profile_does_not_load_serves_silence_until_a_voice_is_picked(tmp_path):
+    """A start profile that did not load (its model files moved, a value out of range) stopped `rtvc serve` at start
+    (exit 2; under `rtvc service` tried again every 5 s, the TUI and the dock finding nothing to connect to). It now
+    comes up with no voice: silence out (voice on or off: the raw microphone is not what anyone chose), the state
+    saying why, params.set and profiles.save refused, and the profile loaded by itself once its file is mended."""
+    broken = 'voice = "passthrough"\n[params]\ngain_db = 99.0\n'  # (out of range: the load fails)
+    with serving(tmp_path, {"passthrough": broken, "deeper": 'voice = "pitch"\n[params]\npitch = -4.0\n'}) as d:
+
+        async def levels(c: Client, seconds: float) -> tuple[float, float]:
+            """The loudest input and output peaks status.get reports over `seconds`."""
+            ins, outs = [], []
+            for _ in range(int(seconds / 0.1)):
+                lv = (await c.call("status.get"))["engine"]["levels"]
+                ins.append(lv["in_peak"])
+                outs.append(lv["out_peak"])
+                await asyncio.sleep(0.1)
+            return max(ins), max(outs)
+
+        async def drive():
+            c = await Client.open(d.port, d.token)
+            await c.call("events.subscribe", events=["state"])
+            st = (await c.call("status.get"))["control"]
+            assert st["profile"] is None and st["kind"] == "none" and st["params"] == {} and st["silent"], st
+            assert st["no_voice"].startswith("voice 'passthrough' (voice.profile) did not load: "), st
+            assert "gain_db" in st["no_voice"] and st["voice"] == "no voice: 'passthrough' did not load", st
+            heard, played = await levels(c, 2.0)
+            assert heard > -40 and played == -120, (heard, played)  # the clip comes in; nothing goes out
+            await c.call("voice.set", on=False)  # voice off: not the microphone as it is either
+            heard, played = await levels(c, 1.0)
+            assert heard > -40 and played == -120, (heard, played)
+            await c.call("voice.set", on=True)
+            for call, args in (("params.set", {"values": {"gain_db": 0.0}}), ("profiles.save", {"name": "x"})):
+                with pytest.raises(RpcFailure) as e:
+                    await c.call(call, **args)
+                assert e.value.code == -32004 and f"{call}: no voice plays (voice 'passthrough'" in e.value.message
+                assert "select a voice first" in e.value.message
+            assert not (tmp_path / "profiles" / "x.toml").exists()
+            while not c.events.empty():
+                c.events.get_nowait()
+            # mended by hand: loaded by itself, as a select by "profiles" ("edited" said first)
+            (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+            while True:
+                ev = await asyncio.wait_for(c.event(), 10)
+                if "profile" in ev["changed"]:
+                    break
+            assert ev["by"] == "profiles" and {"profile", "no_voice", "silent"} <= set(ev["changed"]), ev
+            st = ev["state"]
+            assert st["profile"] == "passthrough" and st["no_voice"] is None and not st["silent"], st
+            await asyncio.sleep(0.3)
+            heard, played = await levels(c, 2.0)
+            assert heard > -40 and played > -40, (heard, played)
+            await c.close()
+
+        run(drive())
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(20) == 0
+    log = "".join(d.lines)
+    assert "voice 'passthrough' (voice.profile) did not load: " in log, log
+    assert "rtvc serves with no voice (silence out) until one is selected" in log, log
+    assert "voice 'passthrough' (by profiles)" in log, log
+    assert "Traceback" not in log
+
+
+def test_a_start_profile_mended_wrongly_stays_silent_and_says_why(tmp_path):
+    """The start profile loaded again after an edit that still does not load: said in the event's error and in
+    `no_voice`, silence goes on; `voices.select` of another profile ends it."""
+    broken = 'voice = "passthrough"\n[params]\ngain_db = 99.0\n'
+    with serving(tmp_path, {"passthrough": broken, "deeper": 'voice = "pitch"\n[params]\npitch = -4.0\n'}) as d:
+
+        async def drive():
+            c = await Client.open(d.port, d.token)
+            await c.call("events.subscribe", events=["state"])
+            (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n[params]\ngain = 1\n')
+            while True:
+                ev = await asyncio.wait_for(c.event(), 10)
+                if ev["changed"] == ["no_voice"]:
+                    break
+            assert ev["by"] == "profiles" and ev["state"]["profile"] is None, ev
+            assert "unknown key 'params.gain'" in ev["state"]["no_voice"] and "99" not in ev["state"]["no_voice"], ev
+            state = await c.call("voices.select", name="deeper")
+            assert state["profile"] == "deeper" and state["no_voice"] is None and state["kind"] == "pitch", state
+            assert (await c.call("params.set", values={"pitch": -3.0}))["values"]["pitch"] == -3.0
+            await c.close()
+
+        run(drive())
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(20) == 0
+    log = "".join(d.lines)
+    assert "voice 'passthrough' (tried again: its files changed) did not load" in log, log
+    assert "Traceback" not in log
+
+
 def test_a_profile_added_edited_or_removed_in_the_folder_is_an_event(tmp_path):
     """Profiles copied into profiles/ by hand or by another program reached the clients' lists only at the next
     voice change. `rtvc serve` looks at the folder once a second: each change is one `state` event naming the
@@ -1463,11 +1555,12 @@ def test_a_profile_added_edited_or_removed_in_the_folder_is_an_event(tmp_path):
             assert ev["changed"] == ["profile", "voice", "profiles"] and ev["profiles"]["edited"] == ["saved"], ev
             await asyncio.sleep(2.5)  # two looks at the folder: the saved file is not said again
             assert c.events.empty(), c.events.get_nowait()
-            # the profile config.toml starts with, removed: said with what it means (the next start fails on it)
+            # the profile config.toml starts with, removed: said with what it means (the next start has no voice)
             (folder / "passthrough.toml").rename(tmp_path / "passthrough.toml")
             ev = await asyncio.wait_for(c.event(), 5)
             assert ev["profiles"]["removed"] == ["passthrough"], ev
-            assert ev["error"].startswith("voice.profile 'passthrough' (the voice rtvc starts with) was removed"), ev
+            said = "voice.profile 'passthrough' (the voice rtvc starts with) was removed: rtvc will start with no voice"
+            assert ev["error"].startswith(said), ev
             assert "put passthrough.toml back, or set voice.profile in config.toml to another profile" in ev["error"]
             await c.close()
 

@@ -131,3 +131,15 @@ def test_no_daemon_or_a_wrong_token_is_said_with_the_fix(ctl, daemon: Daemon, mo
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "nowhere"))
     code, _, err = ctl("mute")
     assert code == 2 and "no token file at" in err
+
+
+def test_status_says_no_voice_plays_and_why() -> None:
+    """`rtvc ctl status` of a daemon whose start profile did not load said "voice 'None' on"."""
+    from rtvc.control.ctl import status_line
+
+    why = "voice 'default' (voice.profile) did not load: profiles/default.toml: no such file"
+    control = {"profile": None, "no_voice": why, "voice_on": True, "mute": False, "ptt": {"mode": False, "held": 0},
+               "monitor": False, "gate": {"on": False, "threshold_db": -60.0}}  # fmt: skip
+    line = status_line({"control": control, "engine": {"xruns": {"total": 0}, "state": "running"}})
+    assert line.startswith(f"no voice, output silent ({why}; `rtvc ctl select NAME` picks one), mute off"), line
+    assert "None" not in line

@@ -497,6 +497,38 @@ def test_the_dock_shows_the_obs_link_and_why_it_is_down(tmp_path: Path) -> None:
         d.stop()
 
 
+def test_a_daemon_with_no_voice_says_why_on_the_dock_until_a_voice_is_picked(tmp_path: Path) -> None:
+    """`rtvc serve` whose start profile did not load comes up with no voice (it stopped at start before): the dock
+    says why and that the output is silent, no voice marked playing, until one is clicked."""
+    d = Daemon(tmp_path / "daemon", free_port())
+    d.profile("default").write_text('label = "Deeper"\nvoice = "pitch"\n[params]\npitch = 99.0\n')
+    d.start()
+    try:
+        with chromium(tmp_path / "chromium") as page:
+            d.wait_ready()
+            api = RpcClient(d.port, d.token())
+            try:
+                page.send("Page.navigate", url=f"http://127.0.0.1:{d.port}/dock?token={d.token()}")
+                wait_until("the dock's first state", lambda: page.js("document.body?.dataset.ready === '1'"), 15)
+                dom = wait_until("the reason on the dock", lambda: (x := page.js(DOM_SUMMARY))["error"] and x, 5)
+                assert dom["error"].strip().startswith("voice 'default' (voice.profile) did not load: "), dom
+                assert "'params.pitch' = 99.0" in dom["error"] and "The output is silent: pick a voice." in dom["error"]
+                assert not any(v["active"] for v in dom["voices"]) and dom["pitch"] is None, dom
+                foot = page.js("document.getElementById('foot').textContent")
+                assert "no voice: 'default' did not load" in foot, foot
+                sticky = page.js("document.getElementById('error').dataset.sticky")
+                assert sticky == "1", sticky  # (kept: not an error that goes after 12 s)
+                page.click("voice-higher")
+                wait_until("higher selected", lambda: api.call("status.get")["control"]["profile"] == "higher", 15)
+                wait_until("the reason gone", lambda: page.js(DOM_SUMMARY)["error"] is None, 5)
+                dom = page.js(DOM_SUMMARY)
+                assert [v["name"] for v in dom["voices"] if v["active"]] == ["higher"] and dom["pitch"], dom
+            finally:
+                api.close()
+    finally:
+        d.stop()
+
+
 def key(page: Cdp, kind: str, name: str) -> None:
     """A real key event: "down" or "up" of Space or Tab."""
     code = {"Space": (" ", 32), "Tab": ("Tab", 9)}[name]

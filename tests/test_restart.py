@@ -211,3 +211,27 @@ def test_a_restarted_serve_whose_monitor_is_not_back_opens_without_it(jack_serve
     assert len(said) == 1 and "no input device matches 'USB mic'" in said[0], caplog.text  # (once: the same reason)
     assert "rtvc looks for them every 0.3 s, after a minute every 30 s" in said[0]
     engine.close()
+
+
+def test_a_restart_where_neither_its_voice_nor_the_configured_one_loads_comes_up_with_no_voice(setup, caplog):
+    """A serve that starts anew whose voice and configured voice both fail to load now came up with none: it raised
+    (the restart ended the daemon); it now serves silence and says why, and hands no voice on to the next restart
+    (which tries the configured one again)."""
+    from rtvc.serve import resumed_engine
+
+    root, cfg = setup
+    (root / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n[params]\ngain_db = 99.0\n')
+    (root / "profiles" / "deeper.toml").unlink()
+    state = {"profile": "deeper", "params": {"pitch": -4.0}, "mute": True}
+    with caplog.at_level("INFO", logger="rtvc"):
+        engine, why = resumed_engine(cfg, state)
+    assert why.startswith("voice 'passthrough' (voice.profile) did not load: ") and "gain_db" in why, why
+    assert "restarted: voice 'deeper' does not load now" in caplog.text, caplog.text
+    assert "rtvc serves with no voice (silence out)" in caplog.text, caplog.text
+    assert engine.active[0].voice.kind == "none" and "profile" not in state and "params" not in state
+    controller = Controller(cfg, engine, None, no_voice=why)
+    restart.apply(controller, state)
+    assert controller.state()["mute"] is True and controller.state()["no_voice"] == why
+    got = restart.with_controls(state, controller)
+    assert "profile" not in got and "params" not in got and got["mute"] is True, got
+    assert restart.config_for(cfg, got).voice.profile == cfg.voice.profile

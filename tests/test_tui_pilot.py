@@ -1203,3 +1203,32 @@ def test_while_not_connected_the_daemons_last_state_is_dimmed_and_nothing_is_off
             assert not isinstance(app.screen, SaveScreen)
 
     run(main())
+
+
+def test_a_daemon_with_no_voice_says_why_and_a_voice_picked_in_the_list_plays(tmp_path: Path) -> None:
+    """`rtvc serve` whose start profile did not load comes up with no voice (it stopped at start before): the TUI
+    says which voice did not load and why, that the output is silent and what to do; picking one in the list ends
+    it."""
+    d = Daemon(tmp_path / "daemon", free_port())
+    d.profile("default").write_text('label = "Deeper"\nvoice = "pitch"\n[params]\npitch = 99.0\n')  # (out of range)
+
+    async def main() -> None:
+        rpc = RpcClient(d.port, d.token())
+        try:
+            app = RtvcApp(Endpoint("127.0.0.1", d.port, d.token()))
+            async with app.run_test(size=SIZE) as pilot:
+                said = ("no voice: 'default' did not load", "OUTPUT SILENT", "voice 'default' (voice.profile) did not")
+                await until(pilot, "no voice said", lambda: all(s in screen_text(app) for s in said))
+                message = " ".join(str(app.query_one("#message").render()).split())
+                assert "'params.pitch' = 99.0" in message and "pick a voice in the list (Enter)" in message, message
+                await pilot.press("slash", *"high", "enter")
+                await pilot.press("enter")
+                await until(pilot, "the voice selected", lambda: control(rpc)["profile"] == "higher")
+                await until(pilot, "it shown", lambda: "Higher: pitch" in screen_text(app) and "OUTPUT SILENT"
+                            not in screen_text(app) and app.query(Stepper))  # fmt: skip
+        finally:
+            rpc.close()
+
+    with serving(d):
+        run(main())
+    assert "rtvc serves with no voice (silence out)" in d.log(), d.log()

@@ -40,6 +40,10 @@ from rtvc.settings import describe, from_table
 Listener = Callable[[dict[str, Any]], None]
 
 
+class NoVoiceError(RtvcError):
+    """A request that needs a voice (params.set, profiles.save) while none plays (Controller.no_voice)."""
+
+
 PROFILES_CHECK_S = 1.0  # how often profiles/ is looked at (a stat per profile)
 
 
@@ -77,13 +81,17 @@ def profiles_seen(folder, parsed: dict | None = None) -> tuple:
 
 
 class Controller:
-    def __init__(self, cfg: Config, engine: Engine, profile: str):
+    def __init__(self, cfg: Config, engine: Engine, profile: str | None, no_voice: str = ""):
+        """`profile`: the one playing; None with `no_voice`, why no voice plays (the start profile did not load:
+        rtvc.serve.start_engine), until one is selected."""
         from rtvc.run import profiles_dir
 
         self.cfg = cfg
         self.engine = engine
         self.profiles_dir = profiles_dir(cfg)
         self.profile = profile
+        self.no_voice = no_voice
+        self._retry: threading.Thread | None = None  # the start profile loaded again after a change to its files
         self.voice_on = True
         self.mute = False
         self.ptt_mode = False
@@ -105,7 +113,7 @@ class Controller:
         self._engine_seen: tuple[str, str, str] | None = None
         self._profiles_parsed: dict = {}  # profiles_seen's: the profiles as last read
         self._profiles_seen = profiles_seen(self.profiles_dir, self._profiles_parsed)  # as poll_profiles last saw it
-        self._silent_said = self.engine.muted  # `silent` as the last event had it
+        self._silent_said = self.engine.muted or bool(no_voice)  # `silent` as the last event had it
         self._profiles_at = time.monotonic()
         self._profiles_lock = threading.Lock()  # (a save, on an RPC thread, and the poll, on serve's loop)
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
@@ -127,7 +135,8 @@ class Controller:
                 "monitor": self.engine.monitor_enabled,
                 "mute": self.mute,
                 "ptt": {"mode": self.ptt_mode, "held": len(self._held)},
-                "silent": self.engine.muted,
+                "silent": self.engine.muted or bool(self.no_voice),
+                "no_voice": self.no_voice or None,
                 "gate": self._gate_settings(),
                 "loading": self.loading,
                 "engine": self.engine.status().state,
@@ -199,10 +208,12 @@ class Controller:
                 if self.closed:  # (the engine has stopped: nobody would hear it, and the log would say it)
                     raise RtvcError(f"voice '{name}' loaded after rtvc began to stop: not switched to")
             with self._lock:
+                had_none = bool(self.no_voice)
                 outgoing = self.engine.active
                 conv.bypass = not self.voice_on
                 self.engine.swap_converter(conv, label)
                 self.profile = profile_name(name, self.profiles_dir)  # as loaded: the file is not read again
+                self.no_voice = ""
                 # the voice that played is kept, and the one kept before goes; but a reload of the voice that
                 # plays keeps no second copy of it, and leaves the kept one as it was
                 dropped = None
@@ -210,7 +221,7 @@ class Controller:
                     dropped, self._kept = self._kept, ((self._key, *outgoing) if self._key is not None else None)
                 self._key = key
             del dropped  # (a voice kept before: freed here, outside the lock)
-        self._emit(["loading", "profile", "voice", "params"], by)
+        self._emit(["loading", "profile", "voice", "params"] + (["no_voice"] if had_none else []), by)
         return self.state()
 
     def _take_kept(self, key: tuple | None, name: str) -> tuple[StreamingConverter, str] | None:
@@ -239,6 +250,7 @@ class Controller:
                 "params: give a non-empty object of name: value", f"names: {', '.join(self.params()['values'])}"
             )
         with self._lock:
+            self._check_voice("params.set")
             conv, _ = self.engine.active
             inert = getattr(conv.voice, "inert_params", None)
             for name, why in (inert() if inert else {}).items():  # (a change to what does nothing here: said)
@@ -280,6 +292,7 @@ class Controller:
         label = profile_label(label or "", "profiles.save: 'label'", name)  # what a load of the file will show
         with self._load_lock:
             with self._lock:
+                self._check_voice("profiles.save")
                 conv, _ = self.engine.active
                 kind = getattr(conv.voice, "kind", "")
                 params = asdict(conv.params)
@@ -307,6 +320,13 @@ class Controller:
         files["model_files"] = []
         self._emit(["profile", "voice", "profiles"], by, profiles=files)
         return {"name": name, "path": str(path), "state": self.state()}
+
+    def _check_voice(self, what: str) -> None:
+        if self.no_voice:
+            raise NoVoiceError(
+                f"{what}: no voice plays ({self.no_voice})",
+                "select a voice first (voices.select; the TUI's voice list, the dock)",
+            )
 
     def set_voice_on(self, on: bool, by: str) -> bool:
         with self._lock:
@@ -507,12 +527,34 @@ class Controller:
             }
             start = profile_name(self.cfg.voice.profile, self.profiles_dir)
             gone = (
-                f"voice.profile '{start}' (the voice rtvc starts with) was removed: rtvc will not start with it; put "
-                f"{start}.toml back, or set voice.profile in {self.cfg.path or 'config.toml'} to another profile"
+                f"voice.profile '{start}' (the voice rtvc starts with) was removed: rtvc will start with no voice; "
+                f"put {start}.toml back, or set voice.profile in {self.cfg.path or 'config.toml'} to another profile"
                 if start in files["removed"]
                 else ""
             )
             self._emit(["profiles"], "profiles", error=gone, profiles=files)
+            if self.no_voice and start in {*files["added"], *files["edited"], *files["model_files"]}:
+                self._load_again(start)
+
+    def _load_again(self, name: str) -> None:
+        """No voice plays because the start profile did not load, and its file or model files changed (mended, put
+        back, a drive mounted): loaded again beside the daemon's loop (seconds, for a model voice), as a select by
+        "profiles"; failing, it says why in its event and no voice plays on. Not while another load runs."""
+        if self.loading is not None or (self._retry is not None and self._retry.is_alive()):
+            return
+
+        def load() -> None:
+            try:
+                self.select_voice(name, "profiles", " (tried again: its files changed)")
+            except Exception as e:  # (said: the loading event's error, and the log)
+                with self._lock:
+                    if not self.no_voice:  # (another voice was selected meanwhile)
+                        return
+                    self.no_voice = f"voice '{name}' (voice.profile) did not load: {e}"
+                self._emit(["no_voice"], "profiles")
+
+        self._retry = threading.Thread(target=load, name="rtvc-voice-again", daemon=True)
+        self._retry.start()
 
     # -- events -------------------------------------------------------------------------------------
     def add_listener(self, fn: Listener) -> None:

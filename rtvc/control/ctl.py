@@ -267,7 +267,10 @@ def _raw(conn: Connection, args: list[str]) -> str:
 
 def status_line(status: dict[str, Any]) -> str:
     c, e = status["control"], status["engine"]
-    parts = [f"voice '{c['profile']}' {'on' if c['voice_on'] else 'off (microphone as it is)'}"]
+    if c.get("no_voice"):  # (the start profile did not load: silence until a voice is selected)
+        parts = [f"no voice, output silent ({c['no_voice']}; `rtvc ctl select NAME` picks one)"]
+    else:
+        parts = [f"voice '{c['profile']}' {'on' if c['voice_on'] else 'off (microphone as it is)'}"]
     if c.get("loading"):
         parts.append(f"loading '{c['loading']}'")
     parts.append(f"mute {'on' if c['mute'] else 'off'}")

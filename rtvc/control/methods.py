@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from rtvc.audio.switch import AudioLost
 from rtvc.config import GateConfig
-from rtvc.control.controller import Controller
+from rtvc.control.controller import Controller, NoVoiceError
 from rtvc.control.rpc import (
     API_VERSION,
     BUSY,
@@ -198,7 +198,10 @@ async def _save_profile(s: Session, name: str, label: str | None = None, overwri
     c = s.hub.controller
     if "voice" in s.hub.busy or c.loading is not None:
         raise RpcError(BUSY, "a voice is loading: save once it has loaded")
-    return await asyncio.to_thread(c.save_profile, name, label, overwrite, s.id)
+    try:
+        return await asyncio.to_thread(c.save_profile, name, label, overwrite, s.id)
+    except NoVoiceError as e:
+        raise RpcError(NOT_AVAILABLE, str(e)) from None
 
 
 @method(
@@ -222,7 +225,10 @@ async def _set_params(s: Session, values: dict[str, Any]) -> dict[str, Any]:
     if "voice" in s.hub.busy or c.loading is not None:  # they would reach the voice that is about to go
         loading = f"voice '{c.loading}'" if c.loading else "another voice"
         raise RpcError(BUSY, f"{loading} is loading with its profile's params: change them once it is in")
-    return {"values": c.set_params(values, s.id)}
+    try:
+        return {"values": c.set_params(values, s.id)}
+    except NoVoiceError as e:
+        raise RpcError(NOT_AVAILABLE, str(e)) from None
 
 
 def _switch(name: str, doc: str, get: Callable[[Controller], bool], set_: str) -> None:

@@ -276,8 +276,11 @@ edit the table, not this file.
 | `meters` | `meter_hz`/s | `in_peak`, `in_rms`, `out_peak`, `out_rms` (dBFS; -120: none), `limit_db`, `gate`, timing |
 
 `state` holds `profile`, `voice`, `kind`, `params`, `voice_on`, `monitor`, `mute`, `ptt` {mode, held: how many
-clients hold the talk button now, 0 when none}, `silent` (the output is muted now: by `mute`, or by push-to-talk
-mode with nobody holding; named in `changed` when it changes), `gate` {on, threshold_db, hold_ms}, `loading` (a
+clients hold the talk button now, 0 when none}, `silent` (the output is muted now: by `mute`, by push-to-talk
+mode with nobody holding, or with no voice; named in `changed` when it changes), `no_voice` (null, or why no voice
+plays: the profile `rtvc serve` started with did not load; `profile` is then null, `kind` `none`, `params` {}, and
+the output silent, voice on or off, until a `voices.select`; rtvc loads that profile again by itself when its file
+or model files change, an event by `profiles`), `gate` {on, threshold_db, hold_ms}, `loading` (a
 profile being loaded, or null), `engine` and `links` (outside links such as `obs`, `{}` without `[obs]`: {state,
 detail}, state one of connecting, connected, disconnected, auth failed, stopped (also: `[obs]` set without `enabled
 = true`); a change of state, or of the reason it is down, arrives as an event with `changed: ["obs"]`; while it
@@ -388,7 +391,7 @@ Devices in use that failed are looked for every 2 s and reopened when they are b
 | -32001 | unauthorized: send `auth` first |
 | -32002 | not found: unknown voice or device |
 | -32003 | load failed: the voice's files did not load; the current voice stays |
-| -32004 | not available here (e.g. switching devices on the virtual device) |
+| -32004 | not available here (switching devices on the virtual device; params.set, profiles.save with no voice) |
 | -32005 | busy: a voice loads (params.set, profiles.save; voices.select during an OBS scene's load), devices switch |
 | -32006 | superseded: a later voices.select came in while this one waited for a load; the later one is loaded |
 

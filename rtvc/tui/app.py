@@ -118,6 +118,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.state: dict[str, Any] = {}
         self._events = 0  # state and engine events applied (a snapshot asked for before one is older)
         self._engine_trouble = False  # the message line shows an engine error (cleared when it runs again)
+        self._no_voice_said: str | None = None  # why no voice plays, as the message line said it last
         self._gate_calls = 0  # gate.set calls out: a quick gate step starts from _gate_sent, not the state shown
         self._gate_sent: float | None = None
         self.voices: list[dict[str, Any]] = []
@@ -344,6 +345,10 @@ class RtvcApp(VoiceListMixin, App[None]):
                     s.value = st["params"][s.spec.name]
         self._mark_active(st["profile"])
         self._draw_link()
+        no_voice = st.get("no_voice")  # (the start profile did not load: silence until a voice is picked)
+        if no_voice and no_voice != self._no_voice_said:
+            self.show_message(f"{no_voice}; output silent: pick a voice in the list (Enter)", error=True)
+        self._no_voice_said = no_voice
 
     def apply_voices(self, voices: list[dict[str, Any]]) -> None:
         self.voices = voices

@@ -37,6 +37,7 @@
   let quiet = false; // the daemon has sent nothing for QUIET_MS: hung or stopped (SIGSTOP, a debugger, swap)
   let learning = false; // gate.learn asked, not answered yet
   let errorTimer = null;
+  let noVoiceShown = ""; // the error box's text while no voice plays (state.no_voice), else ""
 
   // measurements the test reads (ms since navigation start)
   const marks = { firstState: null, connects: 0 };
@@ -162,6 +163,7 @@
     document.body.classList.remove("offline");
     setConn("connected", "connected");
     hideError(true);
+    noVoiceShown = ""; // (said again, if so, from this connection's state)
     voices = voiceList(vl, []);
     applyParams(pr);
     applyStatus(st);
@@ -319,6 +321,16 @@
     renderSliders(state ? state.params || {} : {});
     renderEngine();
     renderLinks();
+    renderNoVoice();
+  }
+
+  // rtvc serve came up with no voice (its start profile did not load): why, kept on screen until a voice plays
+  function renderNoVoice() {
+    const why = state && typeof state.no_voice === "string" ? state.no_voice : "";
+    const text = why ? why + ". The output is silent: pick a voice." : "";
+    if (text && text !== noVoiceShown) showError(text, true);
+    else if (!text && noVoiceShown && $("error-text").textContent === noVoiceShown) hideError(true);
+    noVoiceShown = text;
   }
 
   // the OBS link, where the daemon has one ([obs] in its config.toml): connected, or why not
