@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_config_flags(k, ("--port",))
     k.add_argument("--token", help="the daemon's token (default: this machine's token file; `rtvc token` prints it)")
-    k.add_argument("action", help="status, mute, voice, monitor, gate, ptt-mode, select, pitch or call")
+    k.add_argument("action", nargs="?", help="status, mute, voice, monitor, gate, ptt-mode, select, pitch or call")
     k.add_argument("args", nargs=argparse.REMAINDER, help="on|off|toggle; a profile, next or previous; +N; METHOD JSON")
 
     lat = sub.add_parser(
@@ -237,8 +237,42 @@ def _load(args: argparse.Namespace):
         return load_config(path, overrides, raw=kept)
 
 
+# rtvc ctl's own options: also taken after the action (`rtvc ctl status --port 47801`), which the action's words
+# (kept as written: `pitch -3`, `call METHOD JSON`) would otherwise swallow
+CTL_OPTIONS = ("--port", "--config", "--token")
+
+
+def ctl_options_first(argv: list[str]) -> list[str]:
+    """`rtvc ctl ACTION ... --port N ...` as `rtvc ctl --port N ACTION ...`: the options rtvc ctl has, written
+    after the action, moved before it (argparse took them as the action's words); not `call`'s method name, nor
+    an option with no value after it."""
+    if not argv or argv[0] != "ctl":
+        return argv
+    head, rest, i = ["ctl"], argv[1:], 0
+    while i < len(rest) and rest[i].startswith("-"):  # (the options before the action, each with its value)
+        i += 1 if "=" in rest[i] or rest[i] in ("-h", "--help") else 2
+    head += rest[:i]
+    action, words, moved = rest[i : i + 1], [], []
+    tail = rest[i + 1 :]
+    j = 0
+    while j < len(tail):
+        word = tail[j]
+        name = word.split("=", 1)[0]
+        if name in CTL_OPTIONS and (action != ["call"] or j > 0) and ("=" in word or j + 1 < len(tail)):
+            if "=" in word:
+                moved.append(word)
+                j += 1
+            else:
+                moved += tail[j : j + 2]
+                j += 2
+            continue
+        words.append(word)
+        j += 1
+    return [*head, *moved, *action, *words]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(ctl_options_first(list(sys.argv[1:] if argv is None else argv)))
     try:
         return _dispatch(args)
     except RtvcError as e:
@@ -331,6 +365,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "ctl":
         from rtvc.control import ctl
 
+        if args.action is None:
+            raise ConfigError("rtvc ctl: which action?", f"use {ctl.USAGE}")
+        ctl.check_args(args.action, args.args)  # (before the token file is read: the words first)
         print(ctl.run(ctl.daemon_for(cfg, cfg.control.port, args.token), args.action, args.args))
         return 0
     if args.command == "tui":

@@ -143,3 +143,52 @@ def test_status_says_no_voice_plays_and_why() -> None:
     line = status_line({"control": control, "engine": {"xruns": {"total": 0}, "state": "running"}})
     assert line.startswith(f"no voice, output silent ({why}; `rtvc ctl select NAME` picks one), mute off"), line
     assert "None" not in line
+
+
+def test_options_after_the_action_and_wrong_words_without_a_daemon(daemon: Daemon, monkeypatch, capsys) -> None:
+    """`rtvc ctl status --port N` took --port as the action's words ("'status' takes no arguments"; with `mute`,
+    the daemon on the default port was asked); a wrong word with no daemon up said "no rtvc daemon answers"."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(daemon.xdg))
+    for argv in (["status", "--port", str(daemon.port)], ["status", f"--port={daemon.port}"]):
+        assert main(["ctl", *argv]) == 0, capsys.readouterr()
+        assert capsys.readouterr().out.startswith("voice '")
+    assert main(["ctl", "call", "mute.set", '{"on": false}', "--port", str(daemon.port)]) == 0
+    assert capsys.readouterr().out == '{\n  "on": false\n}\n'
+    nobody = str(free_port())
+    for words, said in (
+        (["mute", "maybe"], "'mute maybe': say on, off or toggle"),
+        (["pitch", "3"], "'pitch 3': say which: +3 (up from now) or =3"),
+        (["select"], "'select' takes one profile name"),
+        (["call", "mute.set", "{on: 1}"], "the parameters are not JSON"),
+        (["frobnicate"], "unknown action 'frobnicate'"),
+        ([], "rtvc ctl: which action?"),
+    ):
+        assert main(["ctl", "--port", nobody, *words]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "no rtvc daemon answers" not in err, (words, err)
+
+
+def test_sockets_that_send_no_token_do_not_lock_ctl_out(ctl, daemon: Daemon) -> None:
+    """Every client slot held by sockets that never authenticate (another local program, by mistake or not): the
+    TUI and the dock got in (their token is in the address: the oldest such socket gives way), `rtvc ctl` did not
+    (it sent its token afterwards): "refused the connection (HTTP 503: too many clients)"."""
+    from websockets.sync.client import connect
+
+    held = []
+    try:
+        for _ in range(40):  # (control.max_clients is 32: the last ones are refused, 503)
+            try:
+                held.append(connect(f"ws://127.0.0.1:{daemon.port}/rpc", open_timeout=5))
+            except Exception:
+                break
+        assert len(held) >= 30, len(held)
+        code, out, err = ctl("status")
+        assert code == 0 and out.startswith("voice '"), err
+    finally:
+        for ws in held:
+            ws.close()
+
+
+def test_an_error_names_the_method_once(ctl) -> None:
+    code, _, err = ctl("call", "mute.set")
+    assert code == 2 and "missing parameter 'on'" in err and err.count("mute.set:") == 1, err

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from rtvc.control.rpc import CALL_TIMEOUT_S, SLOW_METHODS
 from rtvc.errors import ConfigError, RtvcError
@@ -53,6 +54,10 @@ class Daemon:
     token_file: Path | None = None  # where the token was read (None: given)
 
 
+class TokenRefused(RtvcError):
+    """The daemon closed the connection for a wrong token (4001)."""
+
+
 class Connection:
     """One authenticated connection, requests answered in turn (events, unasked for, are not subscribed)."""
 
@@ -63,7 +68,10 @@ class Connection:
         where = f"{daemon.host}:{daemon.port}"
         try:
             # (no proxy: websockets 15 goes through $HTTP_PROXY by default, 127.0.0.1 too)
-            self._ws = connect(f"ws://{where}/rpc", open_timeout=OPEN_TIMEOUT_S, proxy=None, max_size=2**24)
+            # the token in the address too (never shown: messages name `where`): a daemon whose every slot is held by
+            # sockets that sent none gives the oldest one's to a client that has it (rtvc.control.server._room_for)
+            address = f"ws://{where}/rpc?token={quote(daemon.token, safe='')}"
+            self._ws = connect(address, open_timeout=OPEN_TIMEOUT_S, proxy=None, max_size=2**24)
         except InvalidStatus as e:
             raise RtvcError(
                 f"the daemon at {where} refused the connection (HTTP {e.response.status_code}: "
@@ -79,7 +87,7 @@ class Connection:
         self._next_id = 1
         try:
             self.call("auth", token=daemon.token)
-        except CallError:
+        except (CallError, TokenRefused):  # (refused in the address: the socket closed, 4001; by auth: its error)
             self.close()
             raise RtvcError(
                 f"the daemon at {where} refused the token"
@@ -115,14 +123,16 @@ class Connection:
         except ConnectionClosed as e:
             code = e.rcvd.code if e.rcvd is not None else None
             if code == 4001:
-                raise RtvcError(
+                raise TokenRefused(
                     f"the daemon at {self._where} refused the token ({e.rcvd.reason or 'wrong token'})",
                     "give the one `rtvc token` prints with --token (after `rtvc token --new`, the new one)",
                 ) from None
             raise RtvcError(f"the daemon at {self._where} closed the connection during {method} ({e})") from None
         error = reply.get("error")
         if error is not None:
-            raise CallError(f"{method}: {error.get('message', error)} ({error.get('code')})")
+            message = str(error.get("message", error))
+            said = message if message.startswith(f"{method}:") else f"{method}: {message}"  # (once, not twice)
+            raise CallError(f"{said} ({error.get('code')})")
         return reply.get("result")
 
     def close(self) -> None:
@@ -147,12 +157,10 @@ def daemon_for(cfg: Any, port: int, token: str | None) -> Daemon:
 
 def run(daemon: Daemon, action: str, args: list[str]) -> str:
     """Carry out one action; returns the line to print. RtvcError for what the daemon or the user got wrong."""
-    if action not in ACTIONS:
-        raise ConfigError(f"unknown action '{action}'", f"use {USAGE}")
+    check_args(action, args)  # (before connecting: a wrong word is said as such, daemon or none)
     conn = Connection(daemon)
     try:
         if action == "status":
-            _no_more(action, args, 0)
             return status_line(conn.call("status.get"))
         if action in SWITCHES:
             return _switch(conn, action, args)
@@ -165,21 +173,42 @@ def run(daemon: Daemon, action: str, args: list[str]) -> str:
         conn.close()
 
 
+def check_args(action: str, args: list[str]) -> None:
+    """The action's words, checked as the action itself checks them (ConfigError), with no daemon asked."""
+    if action not in ACTIONS:
+        raise ConfigError(f"unknown action '{action}'", f"use {USAGE}")
+    if action == "status":
+        _no_more(action, args, 0)
+    elif action in SWITCHES:
+        _switch_how(action, args)
+    elif action == "select":
+        _select_name(args)
+    elif action == "pitch":
+        _pitch_value(args)
+    else:
+        _raw_call(args)
+
+
 def _no_more(action: str, args: list[str], most: int) -> None:
     if len(args) > most:
         raise ConfigError(f"'{action}' takes {most or 'no'} argument{'s' if most != 1 else ''}, got {args}", USAGE)
 
 
-def _switch(conn: Connection, action: str, args: list[str]) -> str:
+def _switch_how(action: str, args: list[str]) -> str:
     _no_more(action, args, 1)
     how = args[0] if args else "toggle"
+    if how not in ("on", "off", "toggle") and not (action == "gate" and how == "learn"):
+        also = " (or learn)" if action == "gate" else ""
+        raise ConfigError(f"'{action} {how}': say on, off or toggle{also}", f"e.g. rtvc ctl {action} toggle")
+    return how
+
+
+def _switch(conn: Connection, action: str, args: list[str]) -> str:
+    how = _switch_how(action, args)
     if action == "gate" and how == "learn":  # (the room for 2 s, the user quiet: the threshold from it)
         got = conn.call("gate.learn")
         room = "digital silence" if got["room_db"] <= -120 else f"{got['room_db']:g} dBFS at its loudest"
         return f"noise gate on ({got['threshold_db']:g} dBFS; the room: {room})"
-    if how not in ("on", "off", "toggle"):
-        also = " (or learn)" if action == "gate" else ""
-        raise ConfigError(f"'{action} {how}': say on, off or toggle{also}", f"e.g. rtvc ctl {action} toggle")
     api, words = SWITCHES[action]
     if how == "toggle" and action != "ptt-mode":
         result = conn.call(f"{api}.toggle")
@@ -194,10 +223,14 @@ def _switch(conn: Connection, action: str, args: list[str]) -> str:
     return line
 
 
-def _select(conn: Connection, args: list[str]) -> str:
+def _select_name(args: list[str]) -> str:
     if len(args) != 1:
         raise ConfigError("'select' takes one profile name, next or previous", USAGE)
-    name = args[0]
+    return args[0]
+
+
+def _select(conn: Connection, args: list[str]) -> str:
+    name = _select_name(args)
     if name in ("next", "previous"):
         listed = conn.call("voices.list")
         names = [v["name"] for v in listed["voices"] if not v.get("error")]
@@ -211,7 +244,7 @@ def _select(conn: Connection, args: list[str]) -> str:
     return f"voice '{state['profile']}'" + (f" ({label})" if label and label != state["profile"] else "")
 
 
-def _pitch(conn: Connection, args: list[str]) -> str:
+def _pitch_value(args: list[str]) -> tuple[str, float]:
     if len(args) != 1:
         raise ConfigError("'pitch' takes one number of semitones: +N or -N (from now), or =N (to N)", USAGE)
     text = args[0]
@@ -225,6 +258,11 @@ def _pitch(conn: Connection, args: list[str]) -> str:
         raise ConfigError(
             f"'pitch {text}': say which: +{text} (up from now) or ={text} (to {text})", "e.g. rtvc ctl pitch =0"
         )
+    return text, value
+
+
+def _pitch(conn: Connection, args: list[str]) -> str:
+    text, value = _pitch_value(args)
     got = conn.call("params.get")
     if "pitch" not in got["ranges"]:
         raise RtvcError(
@@ -250,6 +288,11 @@ def _finite(text: str) -> float:
 
 
 def _raw(conn: Connection, args: list[str]) -> str:
+    method, params = _raw_call(args)
+    return json.dumps(conn.call(method, **params), indent=2)
+
+
+def _raw_call(args: list[str]) -> tuple[str, dict[str, Any]]:
     if not args or len(args) > 2:
         raise ConfigError("'call' takes a method and, if it has any, its parameters as one JSON object", USAGE)
     params: Any = {}
@@ -262,7 +305,7 @@ def _raw(conn: Connection, args: list[str]) -> str:
             raise ConfigError(f"the parameters are not JSON ({e})", "give numbers as finite decimals") from None
         if not isinstance(params, dict):
             raise ConfigError("the parameters must be a JSON object of name: value", """e.g. '{"on": true}'""")
-    return json.dumps(conn.call(args[0], **params), indent=2)
+    return args[0], params
 
 
 def status_line(status: dict[str, Any]) -> str:
