@@ -610,6 +610,37 @@ def test_a_bind_on_another_loopback_address_is_reached_there(daemon):
         server.stop()
 
 
+def test_a_bind_on_every_address_is_reached_on_ipv4_and_ipv6_and_a_foreign_address_is_said(daemon):
+    """control.bind = "::" listened on IPv6 alone (asyncio makes such a socket IPv6-only): the URLs rtvc prints
+    (127.0.0.1), `rtvc ctl` and the network's IPv4 clients found nothing there. An address that is not this machine's
+    was said as a port in use."""
+    from dataclasses import replace
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    port = free_port()
+    cfg = replace(daemon.cfg.control, bind="::", allow_remote=True, port=port)
+    server = ControlServer(cfg, daemon.controller, daemon.token, port=port)
+    server.start()
+
+    async def main():
+        for host in ("127.0.0.1", "[::1]"):
+            async with connect(f"ws://{host}:{port}/rpc?token={daemon.token}", open_timeout=10) as ws:
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "status.get"}))
+                assert json.loads(await asyncio.wait_for(ws.recv(), 10))["result"]["control"]["profile"], host
+
+    try:
+        run(main())
+    finally:
+        server.stop()
+    foreign = replace(daemon.cfg.control, bind="192.0.2.1", allow_remote=True, port=free_port())  # (TEST-NET-1)
+    with pytest.raises(ConfigError, match=r"control.bind = '192.0.2.1' is no address of this machine"):
+        ControlServer.check_port(foreign)
+
+
 def test_with_allow_remote_the_dock_opened_from_another_machine_connects(daemon):
     """With control.allow_remote the dock is meant to be opened from another machine (OBS on a streaming PC:
     http://rig.local:PORT/dock?token=...), but its page's Origin was not 127.0.0.1 or localhost: its websocket was
@@ -1389,6 +1420,74 @@ def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
     if sig == signal.SIGINT:
         assert "profiles absent use the 'rvc' voice but cannot load now (voices.list says why)" in log, log
         assert "loaded the 'rvc' voice's runtime" not in log
+
+
+def test_a_program_opening_sockets_and_sending_nothing_does_not_end_the_daemon(tmp_path):
+    """Sockets opened as fast as a program can, sending nothing, took `rtvc serve` to its file limit (1024 on a
+    desktop) and its next look at profiles/ raised EMFILE out of its loop: the daemon ended with a traceback, the
+    audio with it. Sockets past SOCKETS_PER_CLIENT * max_clients are closed as they open, said in the log; a client
+    with the token gets in once they are gone, and the audio never stopped."""
+    import resource
+
+    with serving(tmp_path, {}) as d:
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (256, 256))  # (as low as a desktop's 1024 is, for 4x)
+        held: list[socket.socket] = []
+        try:
+            for _ in range(600):
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", d.port))
+                held.append(s)
+            time.sleep(2.5)  # (several looks at profiles/)
+            assert d.proc.poll() is None, "".join(d.lines)
+        finally:
+            for s in held:
+                s.close()
+
+        async def after():
+            c = await Client.open(d.port, d.token)
+            st = await c.call("status.get")
+            await c.close()
+            return st
+
+        st = run(after())
+        assert st["engine"]["state"] == "running", st["engine"]
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(20) == 0
+    log = "".join(d.lines)
+    assert "sockets open (a program opening connections and sending nothing?)" in log, log
+    assert "Traceback" not in log and log.count("opening handshake failed") <= 2, log  # (one line every 10 s)
+
+
+def test_a_folder_that_cannot_be_read_for_a_moment_is_said_once_and_looked_at_again(tmp_path, caplog, monkeypatch):
+    from rtvc.control import controller as module
+
+    cfg_path = tmp_path / "config.toml"
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+    cfg_path.write_text('[voice]\nprofile = "passthrough"\n')
+    cfg = load_config(cfg_path)
+    c = Controller(cfg, build_engine(cfg), "passthrough")
+    events: list[dict] = []
+    c.add_listener(events.append)
+    real = module.profiles_seen
+
+    def failing(*a, **k):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(module, "profiles_seen", failing)
+    with caplog.at_level("INFO", logger="rtvc"):
+        for _ in range(3):
+            c._profiles_at = 0.0
+            c.poll_profiles()
+        monkeypatch.setattr(module, "profiles_seen", real)
+        (tmp_path / "profiles" / "giant.toml").write_text('voice = "pitch"\n')
+        c._profiles_at = 0.0
+        c.poll_profiles()
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("could not be read ([Errno 24] Too many open files)" in m for m in said) == 1, said
+    assert any("read again" in m for m in said), said
+    assert [e["profiles"]["added"] for e in events] == [["giant"]], events
 
 
 def test_rtvc_serve_whose_start_profile_does_not_load_serves_silence_until_a_voice_is_picked(tmp_path):

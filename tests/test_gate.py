@@ -409,3 +409,36 @@ def test_a_learning_ends_at_once_when_the_daemon_stops():
     with pytest.raises(RtvcError, match="rtvc is stopping: the room was not learnt"):
         controller.learn_gate("test", 10.0)
     assert time.monotonic() - t0 < 1.0
+
+
+def test_a_second_learn_while_one_listens_is_refused_at_once():
+    """gate.learn queued behind one that listens held a control-server thread each (eight of 10 s: 80 s), and another
+    client's voices.select waited 30 s behind them (a review): the second is refused at once, busy (-32005)."""
+    import threading
+    import time
+
+    from rtvc.config import load_config
+    from rtvc.control.controller import Controller, LearnBusy
+    from rtvc.errors import RtvcError
+    from rtvc.run import build_engine
+
+    cfg = load_config(None, {"voice.profile": ("passthrough", "test")})
+    controller = Controller(cfg, build_engine(cfg), "passthrough")  # (never started: the first learn waits)
+    ended: list[str] = []
+
+    def learn() -> None:
+        try:
+            controller.learn_gate("a", 10.0)
+        except RtvcError as e:
+            ended.append(str(e))
+
+    first = threading.Thread(target=learn)
+    first.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    with pytest.raises(LearnBusy, match="the room is being learnt already"):
+        controller.learn_gate("b", 10.0)
+    assert time.monotonic() - t0 < 0.1
+    controller.close()
+    first.join(2)
+    assert not first.is_alive() and ended == ["rtvc is stopping: the room was not learnt"], ended

@@ -13,6 +13,7 @@ the talk key. Holders are named (a client id), so a client's presses are release
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -38,6 +39,11 @@ from rtvc.profiles import (
 from rtvc.settings import describe, from_table
 
 Listener = Callable[[dict[str, Any]], None]
+log = logging.getLogger("rtvc.control")
+
+
+class LearnBusy(RtvcError):
+    """gate.learn while another listens to the room."""
 
 
 class NoVoiceError(RtvcError):
@@ -115,6 +121,7 @@ class Controller:
         self._profiles_seen = profiles_seen(self.profiles_dir, self._profiles_parsed)  # as poll_profiles last saw it
         self._silent_said = self.engine.muted or bool(no_voice)  # `silent` as the last event had it
         self._profiles_at = time.monotonic()
+        self._profiles_error = ""  # why the last look at profiles/ failed (said once), "" when it worked
         self._profiles_lock = threading.Lock()  # (a save, on an RPC thread, and the poll, on serve's loop)
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
         # virtual device, where there is nothing to switch
@@ -388,7 +395,12 @@ class Controller:
         dB (-100 at the lowest). Any thread but the worker; returns the gate's settings and `room_db` (the loudest
         level heard). RtvcError where no input came (the engine not running) or the level swung like a voice."""
         gate = self.engine.gate
-        with self._learn_lock:  # (two at once would share one measurement, the second cutting the first short)
+        # one at a time, the next refused (two at once would share one measurement, the second cutting the first
+        # short; queued, eight of 10 s held the control server's worker threads for 80 s, and a voices.select of
+        # another client waited behind them)
+        if not self._learn_lock.acquire(blocking=False):
+            raise LearnBusy("the room is being learnt already: learn again once that has answered")
+        try:
             gate.learn(seconds)
             deadline = time.monotonic() + seconds + max(1.0, seconds)
             while gate.learned is None:
@@ -404,6 +416,8 @@ class Controller:
                     )
                 time.sleep(0.02)
             loudest, low = gate.learned
+        finally:
+            self._learn_lock.release()
         if loudest - low > LEARN_SWING_DB or loudest > LEARN_LOUDEST_DB:
             raise RtvcError(
                 f"the input went from {low:.0f} up to {loudest:.0f} dBFS while the room was learnt: more than a room "
@@ -508,7 +522,17 @@ class Controller:
             return
         self._profiles_at = time.monotonic()
         with self._profiles_lock:
-            self._poll_profiles()
+            try:
+                self._poll_profiles()
+            except OSError as e:  # (out of file descriptors, a network drive gone): said once; looked at again
+                said = f"profiles folder {self.profiles_dir} could not be read ({e}); looked at again each second"
+                if said != self._profiles_error:
+                    self._profiles_error = said
+                    log.warning("%s", said)
+                return
+            if self._profiles_error:
+                log.info("profiles folder %s read again", self.profiles_dir)
+                self._profiles_error = ""
 
     def _poll_profiles(self) -> None:
         now = profiles_seen(self.profiles_dir, self._profiles_parsed)

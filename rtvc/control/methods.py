@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from rtvc.audio.switch import AudioLost
 from rtvc.config import GateConfig
-from rtvc.control.controller import Controller, NoVoiceError
+from rtvc.control.controller import Controller, LearnBusy, NoVoiceError
 from rtvc.control.rpc import (
     API_VERSION,
     BUSY,
@@ -280,7 +280,7 @@ async def _gate_set(
     "Listen to the room for `seconds` (be quiet meanwhile), then switch the gate on with its threshold 8 dB over the "
     "loudest the room was (so that the room closes it: it closes 6 dB under the threshold). Refused (-32004) where "
     "the level swung by over 15 dB or rose over -30 dBFS (a voice, typing, a knock), or where no input came (the "
-    "engine not running): the gate stays as it was",
+    "engine not running): the gate stays as it was. One at a time: another, while one listens, is refused (-32005)",
     "{on, threshold_db, hold_ms, room_db}: the gate's settings now, and the loudest level heard (dBFS RMS)",
     {"seconds": Param("number", "how long to listen (default 2)", False, 1.0, 10.0)},
     slow=True,
@@ -288,6 +288,8 @@ async def _gate_set(
 async def _gate_learn(s: Session, seconds: float = 2.0) -> dict[str, Any]:
     try:
         return await asyncio.to_thread(s.hub.controller.learn_gate, s.id, float(seconds))
+    except LearnBusy as e:
+        raise RpcError(BUSY, str(e)) from None
     except RtvcError as e:
         raise RpcError(NOT_AVAILABLE, str(e)) from None
 

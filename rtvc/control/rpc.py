@@ -392,7 +392,7 @@ Devices in use that failed are looked for every 2 s and reopened when they are b
 | -32002 | not found: unknown voice or device |
 | -32003 | load failed: the voice's files did not load; the current voice stays |
 | -32004 | not available here (switching devices on the virtual device; params.set, profiles.save with no voice) |
-| -32005 | busy: a voice loads (params.set, profiles.save; voices.select during an OBS scene's load), devices switch |
+| -32005 | busy: a voice loads (params.set, profiles.save; a select in an OBS scene's load), devices switch, a learn |
 | -32006 | superseded: a later voices.select came in while this one waited for a load; the later one is loaded |
 
 ## Methods

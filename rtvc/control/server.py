@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import itertools
 import logging
 import mimetypes
@@ -42,16 +43,33 @@ PING_S = 10.0
 log = logging.getLogger("rtvc.control")
 DOCK_DIR = Path(__file__).parent / "dock"
 TOKEN_CHECK_S = 1.0  # how often the token file is looked at (a stat)
+# open sockets at most, handshakes and clients together, beyond which a new one is closed at once: a program opening
+# sockets and sending nothing took the daemon to its file limit (1024), and its next look at profiles/ ended it
+SOCKETS_PER_CLIENT = 4
+SOCKETS_SAID_S = 10.0  # sockets closed so are said at most this often
 METER_CACHE_S = 0.01  # clients subscribed at different rates share one reading of the levels
 
 
+_handshakes = {"said": -SOCKETS_SAID_S, "unsaid": 0}  # failed handshakes: when one was last said, how many since
+
+
 def _one_line(record: logging.LogRecord) -> bool:
-    """websockets logs a failed handshake (a port scan, a plain HTTP client) with a traceback: one line does."""
+    """websockets logs a failed handshake (a port scan, a plain HTTP client) with a traceback: one line does, and one
+    every SOCKETS_SAID_S at most, with how many more failed meanwhile (600 sockets opened and closed unused wrote
+    600 lines)."""
     if record.exc_info and record.exc_info[1] is not None:
         said = str(record.exc_info[1])
         said = said if len(said) <= 200 else said[:200] + "…"  # (a 5 KB request path came back in it whole)
         record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: {said}"
         record.args, record.exc_info, record.exc_text = None, None, None
+    if str(record.msg).startswith("opening handshake failed"):
+        now = time.monotonic()
+        if now - _handshakes["said"] < SOCKETS_SAID_S:
+            _handshakes["unsaid"] += 1
+            return False
+        if _handshakes["unsaid"]:
+            record.msg = f"{record.msg} ({_handshakes['unsaid']} more failed in the {SOCKETS_SAID_S:g} s before)"
+        _handshakes["said"], _handshakes["unsaid"] = now, 0
     return True
 
 
@@ -61,6 +79,36 @@ def _file_key(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _listen_fix(cfg: ControlConfig, e: OSError) -> str:
+    """What to do about a port the control server could not listen on, by why."""
+    if e.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"control.bind = {cfg.bind!r} is no address of this machine: 127.0.0.1 (this machine only), 0.0.0.0 or :: "
+            "(every address), or one `ip address` lists"
+        )
+    if e.errno == errno.EACCES:
+        return "ports under 1024 need root: set control.port to one from 1024 up (47800 is rtvc's)"
+    return "another rtvc serve (or another program) uses that port: stop it, or set control.port"
+
+
+_said_at: dict[str, float] = {}  # a loop error's one line -> when it was last logged
+
+
+def _loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's errors that are the machine's, not a bug (accept() out of file descriptors: asyncio waits a second
+    and accepts again): one line, at most every SOCKETS_SAID_S, not a traceback a second. Others as asyncio says
+    them."""
+    e = context.get("exception")
+    if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+        line = f"control: {context.get('message', 'socket error')}: {e.strerror}; accepting again in a second"
+        now = time.monotonic()
+        if now - _said_at.get(line, -SOCKETS_SAID_S) >= SOCKETS_SAID_S:
+            _said_at[line] = now
+            log.warning("%s", line)
+        return
+    loop.default_exception_handler(context)
 
 
 class ControlServer:
@@ -111,8 +159,7 @@ class ControlServer:
                 probe.bind(addr)
         except OSError as e:
             raise ConfigError(
-                f"the control server cannot listen on {cfg.bind}:{cfg.port}: {e.strerror or e}",
-                "another rtvc serve (or another program) uses that port: stop it, or set control.port",
+                f"the control server cannot listen on {cfg.bind}:{cfg.port}: {e.strerror or e}", _listen_fix(cfg, e)
             ) from None
 
     def start(self) -> None:
@@ -123,7 +170,7 @@ class ControlServer:
         if self._error is not None:
             raise ConfigError(
                 f"the control server cannot listen on {self.cfg.bind}:{self.port}: {self._error}",
-                "another rtvc serve (or another program) uses that port: stop it, or set control.port",
+                _listen_fix(self.cfg, self._error),
             )
 
     def _run_loop(self) -> None:
@@ -160,8 +207,39 @@ class ControlServer:
             except RuntimeError:  # the loop has closed: shutting down, nobody left to tell
                 pass
 
+    def _capped_connection(self) -> type[ServerConnection]:
+        """The server's connection class, counting open sockets: past SOCKETS_PER_CLIENT * max_clients (at least 64)
+        a new socket is closed as it opens (before any handshake: the file descriptors are what runs out), said in
+        the log at most every SOCKETS_SAID_S. Clients already in are untouched."""
+        limit = max(64, SOCKETS_PER_CLIENT * self.cfg.max_clients)
+        counts = {"open": 0, "refused": 0, "said": 0.0}
+
+        class Capped(ServerConnection):
+            def connection_made(self, transport: Any) -> None:
+                counts["open"] += 1
+                super().connection_made(transport)
+                if counts["open"] > limit:
+                    transport.abort()
+                    counts["refused"] += 1
+                    now = time.monotonic()
+                    if now - counts["said"] >= SOCKETS_SAID_S:
+                        counts["said"] = now
+                        log.warning(
+                            "control: %d sockets open (a program opening connections and sending nothing?): %d new "
+                            "one(s) closed at once since this was last said; clients already in are served",
+                            limit, counts["refused"],
+                        )  # fmt: skip
+                        counts["refused"] = 0
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                counts["open"] -= 1
+                super().connection_lost(exc)
+
+        return Capped
+
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop.set_exception_handler(_loop_error)
         self._stop = asyncio.Event()
         quiet = logging.getLogger("rtvc.control.websockets")  # never DEBUG: frames would show the token
         quiet.setLevel(logging.WARNING)
@@ -169,8 +247,11 @@ class ControlServer:
         try:
             server = await serve(
                 self._serve_client,
-                self.cfg.bind,
+                # "::", every address: IPv4's too (asyncio makes a "::" socket IPv6-only: clients on 127.0.0.1, where
+                # rtvc's own tools and the URLs it prints go, and on the network's IPv4 found nothing listening)
+                None if self.cfg.bind == "::" and self.port else self.cfg.bind,
                 self.port,
+                create_connection=self._capped_connection(),
                 process_request=self._check_request,
                 max_size=self.cfg.max_frame_kb * 1024,
                 compression=None,  # CPU and the GIL belong to the audio worker; messages are small
