@@ -202,8 +202,9 @@ def _load(args: argparse.Namespace):
     from rtvc.config import load_config
 
     path = args.config
-    if path is None and Path("config.toml").is_file():
-        path = Path("config.toml")
+    here = Path("config.toml")
+    if path is None and (here.exists() or here.is_symlink()):  # (a folder, a link to nothing: said, not passed over)
+        path = here
     overrides = {}
     for flag, (key, _typ) in FLAGS.items():
         value = getattr(args, key, None)
@@ -222,7 +223,12 @@ def _load(args: argparse.Namespace):
     from rtvc import restart
 
     try:
-        return load_config(path, overrides)
+        cfg = load_config(path, overrides)
+        if restart.pending():
+            from rtvc.run import check_stream
+
+            check_stream(cfg)  # (an edit load_config takes but no voice would run with: as an error in the file)
+        return cfg
     except ConfigError as e:
         # a serve that starts anew (its sound server restarted) after config.toml was edited into an error: it runs on
         # with the file as the serve before read it (it exited, its voice and settings lost, a state file left)
@@ -459,15 +465,23 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from rtvc.build import engines_dir
     from rtvc.doctor import doctor
+    from rtvc.run import check_stream
 
+    stream_ok = True
     try:
         cfg = _load(args)
     except RtvcError as e:  # reported with the rest; the exit code says rtvc would not start with it
         print(f"missing  config         {e}")
         cfg = None
+    if cfg is not None:
+        try:
+            check_stream(cfg)  # (what load_config takes but no voice runs with: the block against the period)
+        except RtvcError as e:
+            print(f"missing  config         {e}")
+            stream_ok = False
     folder = engines_dir(cfg) if cfg is not None else Path.cwd() / "engines"
     code = doctor(folder, audio=cfg.audio if cfg is not None else None)
-    return code if cfg is not None else EXIT_USER_ERROR
+    return code if cfg is not None and stream_ok else EXIT_USER_ERROR
 
 
 def _interactive(args: argparse.Namespace) -> bool:

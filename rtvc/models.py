@@ -375,12 +375,15 @@ class Registry:
             for e in entries:
                 if e.kind not in KINDS or not isinstance(e.file, str) or not isinstance(e.details, dict):
                     raise ValueError(f"an entry of kind {e.kind!r} for {e.file!r}")
+                if not e.file or "\x00" in e.file:  # (no file can be named so: each look at it raised)
+                    raise ValueError(f"the entry file name {e.file!r} names no file")
                 texts = (e.sha256, e.about, e.source, e.imported)
                 if not all(isinstance(t, str) for t in texts) or type(e.bytes) is not int:
                     raise ValueError(f"the entry for {e.file!r} has a field of the wrong type")
         except OSError as e:
             raise RtvcError(f"cannot read the model registry {path} ({e.strerror or e})", fix) from None
-        except (ValueError, KeyError, TypeError) as e:  # (JSONDecodeError and UnicodeDecodeError are ValueErrors)
+        # (JSONDecodeError is a ValueError; RecursionError: brackets nested deeper than Python's stack)
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise RtvcError(f"{path} is not a valid model registry ({type(e).__name__}: {e})", fix) from None
         return cls(folder, entries)
 

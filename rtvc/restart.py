@@ -214,7 +214,7 @@ def config_for(cfg: Config, state: dict[str, Any]) -> Config:
     audio = dataclasses.replace(cfg.audio, **{k: v for k, v in state.get("audio", {}).items() if k in fields})
     voice = dataclasses.replace(cfg.voice, profile=state.get("profile") or cfg.voice.profile)
     control = cfg.control
-    if control.port == 0 and isinstance(state.get("port"), int):  # (the system chose it: clients know that one)
+    if isinstance(state.get("port"), int):  # (the port clients know, whatever config.toml says now: the next start)
         control = dataclasses.replace(control, port=state["port"])
     return dataclasses.replace(cfg, audio=audio, voice=voice, control=control)
 

@@ -92,6 +92,12 @@ def stream_shape(cfg: Config) -> StreamShape:
     )
 
 
+def check_stream(cfg: Config) -> None:
+    """config.toml's [stream] against its [audio], as a voice's converter will take them (ConfigError): the checks
+    load_config cannot make alone (the block against the period; the crossfade against the block)."""
+    stream_shape(cfg).validate()
+
+
 def check_block(cfg: Config) -> int:
     """stream.block_ms in frames, where the device period allows it (ConfigError where not)."""
     block = frames(cfg.stream.block_ms, cfg.audio.samplerate)

@@ -427,7 +427,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         log.info("%s", restart.config_error)
     resumed = restart.take()  # (a serve that started anew: rtvc.restart)
     token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
-    ControlServer.check_port(cfg.control)  # (before seconds of loading)
+    ControlServer.check_port(cfg.control if resumed is None else restart.config_for(cfg, resumed).control)  # (early)
     asked = cfg.audio  # (what the config names: the devices it leaves to the desktop's default are followed)
     if opts.virtual and cfg.audio.virtual_mic:
         log.info("virtual device: audio.virtual_mic is not used (the virtual device plays no sound out)")
@@ -438,6 +438,17 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     configured = cfg
     if resumed is not None:
         cfg = restart.config_for(cfg, resumed)
+        changed = [
+            f"{where} = {now!r} (the file: {said!r})"
+            for where, now, said in (
+                ("audio.samplerate", cfg.audio.samplerate, configured.audio.samplerate),
+                ("audio.period", cfg.audio.period, configured.audio.period),
+                ("control.port", cfg.control.port, configured.control.port),
+            )
+            if now != said
+        ]
+        if changed:  # (the settings printed above are the file's)
+            log.info("kept as before the restart, though config.toml says otherwise now: %s", "; ".join(changed))
         log.info(
             "started anew (%d of at most %d restarts in %g minutes): %s, with its settings and devices",
             len(restart.recent_restarts()), restart.MAX_RESTARTS, restart.WINDOW_S / 60,

@@ -164,6 +164,10 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         data = _read_settings_file(path)
     except FileNotFoundError:
+        if path.is_symlink():  # (a link to a file moved or deleted: "not found" named only the link)
+            raise ConfigError(
+                f"{path}: a link to {os.readlink(path)}, which is not there", "put the file back, or remove the link"
+            ) from None
         raise ConfigError(f"{path}: file not found", "check the path (a .toml file)") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a file", "name a .toml file") from None

@@ -246,3 +246,19 @@ def test_a_settings_file_that_is_a_device_a_fifo_or_huge_is_refused_unread(tmp_p
         with pytest.raises(ConfigError) as e:
             read_toml(path)
         assert str(e.value) == words
+
+
+def test_a_config_toml_here_that_is_a_folder_or_a_link_to_nothing_is_said(tmp_path, monkeypatch, capsys):
+    """./config.toml that is a folder, or a link to a file moved away, was passed over: rtvc ran on its defaults
+    ("settings (no config file)") with no word why the user's settings did not apply (a review)."""
+    from rtvc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml").mkdir()
+    assert main(["run", "--headless", "--virtual", "--duration", "0.1"]) == 2
+    assert "config.toml: is a folder, not a file" in capsys.readouterr().err
+    (tmp_path / "config.toml").rmdir()
+    (tmp_path / "config.toml").symlink_to(tmp_path / "moved" / "config.toml")
+    assert main(["run", "--headless", "--virtual", "--duration", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert f"config.toml: a link to {tmp_path / 'moved' / 'config.toml'}, which is not there" in err, err

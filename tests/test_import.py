@@ -228,6 +228,13 @@ def test_a_damaged_registry_is_named_and_left_alone(home, downloads, capsys):
     assert (home / "models" / "registry.json").read_text() == '{"format": 1, "models": [{"kind": "voice"'
     code, _out, err = rtvc(home, capsys, "models")
     assert code == 2 and "not a valid model registry" in err
+    # edited by hand into what json reads but no file can be named, or nested past Python's stack: tracebacks were
+    entry = {"kind": "content", "file": "x\u0000.pt", "sha256": "0" * 64, "bytes": 1, "about": "", "source": "",
+             "imported": "", "details": {}}  # fmt: skip
+    for text in (json.dumps({"format": 1, "models": [entry]}), "[" * 100000):
+        (home / "models" / "registry.json").write_text(text)
+        code, _out, err = rtvc(home, capsys, "models")
+        assert code == 2 and "not a valid model registry" in err and "Traceback" not in err, err
 
 
 def test_models_lists_nothing_imported_and_files_gone_missing(home, downloads, capsys):

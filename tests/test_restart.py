@@ -235,3 +235,38 @@ def test_a_restart_where_neither_its_voice_nor_the_configured_one_loads_comes_up
     got = restart.with_controls(state, controller)
     assert "profile" not in got and "params" not in got and got["mute"] is True, got
     assert restart.config_for(cfg, got).voice.profile == cfg.voice.profile
+
+
+def test_a_config_edited_into_stream_settings_no_voice_runs_with_is_taken_as_it_was(tmp_path, monkeypatch):
+    """config.toml edited meanwhile into settings load_config takes but no voice runs with (a 1 ms block under the
+    3 ms crossfade; a block that does not divide the period): the serve that started anew exited on them, its voice
+    and settings lost (a review). It now runs on the file as the serve before read it, as for a file that does not
+    load, and says so; `rtvc doctor` says such a file is wrong."""
+    import argparse
+
+    from rtvc.cli import _load, main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+    kept = {"voice": {"profile": "passthrough"}, "stream": {"block_ms": 10.0}}
+    for edit in ("[stream]\nblock_ms = 1.0\n", "[audio]\nperiod = 8192\n[stream]\nblock_ms = 20.0\n"):
+        (tmp_path / "config.toml").write_text('[voice]\nprofile = "passthrough"\n' + edit)
+        state = tmp_path / "rtvc-resume-1.json"
+        state.write_text(json.dumps({"profile": "passthrough", "config": kept}))
+        monkeypatch.setenv(restart.RESUME_ENV, str(state))
+        monkeypatch.setattr(restart, "config_error", "")
+        cfg = _load(argparse.Namespace(config=None, command="serve"))
+        assert cfg.stream.block_ms == 10.0 and cfg.audio.period == 0, cfg
+        assert restart.config_error.startswith("config.toml has an error now (stream."), restart.config_error
+        monkeypatch.delenv(restart.RESUME_ENV)
+        assert main(["doctor"]) == 2  # (its line: "missing config stream...")
+
+
+def test_a_restarted_serve_keeps_its_port_whatever_the_file_says_now(setup):
+    """The README promises the same port after a restart (clients reconnect there); config_for kept it only where the
+    system had chosen it (port 0, which config.toml cannot hold): an edited port moved the daemon away from them."""
+    _, cfg = setup
+    state = {"port": 47999, "audio": {"samplerate": 48000}}
+    edited = dataclasses.replace(cfg, control=dataclasses.replace(cfg.control, port=47123))
+    assert restart.config_for(edited, state).control.port == 47999
