@@ -20,7 +20,7 @@ from tui_screen import screen_text
 
 from rtvc.control.auth import load_or_create_token
 from rtvc.control.rpc import AUTH_TIMEOUT_S
-from rtvc.tui.app import RtvcApp
+from rtvc.tui.app import QUIET_S, RtvcApp
 from rtvc.tui.client import Endpoint
 from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
 from rtvc.tui.stepper import Stepper
@@ -794,11 +794,20 @@ def test_a_frozen_daemon_shows_no_readings_then_a_lost_link(daemon: Daemon, rpc:
             try:
                 await until(pilot, "no reading", lambda: screen_text(app).count("no reading ") >= 2, timeout=6)
                 assert "dBFS rms" not in screen_text(app) and "is it frozen?" in screen_text(app)
+                # a key pressed now is not sent: it ran when the daemon woke, late, after the link had dropped
+                await until(pilot, "5 s of quiet", lambda: app.clock() - app._meters_at > QUIET_S + 0.2, timeout=10)
+                await pilot.press("m")
+                message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+                await until(pilot, "the key refused", lambda: "not sent: the daemon has sent nothing for" in message())
                 await until(pilot, "the link dropped", lambda: app.link.state != "connected", timeout=20)
                 assert "M mute ?" in screen_text(app)
+                # said as the daemon going quiet, not as the daemon closing the connection (the TUI dropped it)
+                await until(pilot, "why", lambda: "stopped answering (nothing for 10 s" in message(), timeout=5)
             finally:
                 os.kill(daemon.proc.pid, signal.SIGCONT)
             await connected(pilot)
+            await pilot.pause(1.0)
+            assert control(rpc)["mute"] is False  # (the key pressed while it was frozen never reached it)
             await until(pilot, "readings again", lambda: "dBFS rms" in screen_text(app) and "no reading" not in
                         screen_text(app), timeout=30)  # fmt: skip
 

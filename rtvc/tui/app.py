@@ -56,6 +56,7 @@ RUN_ADVICE = (
 )
 READS = ("status.get", "voices.list", "params.get", "devices.list")  # calls that change nothing the user did
 STALE_S = 2.0  # no meter event for this long (they come 15 a second): the meters show no reading
+QUIET_S = 5.0  # and for this long: what the user does is not sent (it would run late, when the daemon wakes)
 
 
 class RtvcApp(VoiceListMixin, App[None]):
@@ -452,8 +453,13 @@ class RtvcApp(VoiceListMixin, App[None]):
     # -- actions --------------------------------------------------------------------------------------
     async def _call(self, method: str, **params: Any) -> Any:
         """An API call; a refusal goes to the message line (and is raised, for the caller to stop)."""
+        quiet = self.clock() - self._meters_at
         if self.client is None:
             err = CallError(method, 0, "not connected to a daemon")
+        elif method not in READS and self.link.state == "connected" and quiet > QUIET_S:
+            # (sent now, it would run when the daemon wakes, late and unseen: a mute pressed twice undone)
+            err = CallError(method, 0, f"not sent: the daemon has sent nothing for {quiet:.0f} s (frozen?); press again"
+                            " once its meters move")  # fmt: skip
         else:
             try:
                 got = await self.client.call(method, **params)

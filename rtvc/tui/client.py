@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import itertools
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ BACKOFF_S = (0.25, 0.5, 1.0, 2.0)  # waits between attempts; the last repeats
 CALL_TIMEOUT_S, SLOW_METHODS = rpc.CALL_TIMEOUT_S, rpc.SLOW_METHODS
 METER_HZ = 15.0  # >= 10 Hz meters (the issue), light on the daemon's loop
 PING_S = 5.0
+FROZEN = "frozen"  # a connected session's end: nothing heard before it (the ping's timeout, the daemon stopped)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class DaemonClient:
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._wake = asyncio.Event()
+        self._heard = time.monotonic()  # when the daemon last sent anything
         self.link = Link("connecting")
 
     def _set(self, link: Link) -> None:
@@ -115,7 +118,12 @@ class DaemonClient:
             refused = await self._session()
             if refused is not None and refused.state == "connected":
                 attempt = 0  # it was up: the next wait starts short
-                refused = Link("disconnected", f"the daemon at {self.endpoint.url} closed the connection; reconnecting")
+                how = (  # (the TUI's own ping timeout was said as the daemon closing the connection)
+                    f"stopped answering (nothing for {2 * PING_S:g} s: frozen, or its machine stalled)"
+                    if refused.detail == FROZEN
+                    else "closed the connection"
+                )
+                refused = Link("disconnected", f"the daemon at {self.endpoint.url} {how}; reconnecting")
             wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
             assert refused is not None
             self._set(Link(refused.state, refused.detail, attempt))
@@ -146,7 +154,9 @@ class DaemonClient:
             return Link("disconnected", f"the daemon at {url} refused the connection: {e.response.status_code} {body}")
         except (InvalidURI, ValueError):  # (its words hold the address, and the address the token: never shown)
             return Link("unauthorized", f"{url} is not an address a websocket can connect to: check --host and --port")
-        except (OSError, TimeoutError, InvalidHandshake) as e:
+        except TimeoutError:  # (its port took the connection: something is there, and says nothing)
+            return Link("disconnected", f"the daemon at {url} does not answer (frozen, or busy starting?); retrying")
+        except (OSError, InvalidHandshake) as e:
             why = getattr(e, "strerror", None) or str(e) or type(e).__name__
             return Link(
                 "disconnected",
@@ -174,11 +184,13 @@ class DaemonClient:
             self._ws = None
             self._fail_waiting("the connection closed")
             await ws.close()
-        return Link("connected")
+        # nothing heard for most of the ping's wait (meters come 15 times a second): the link ended as the daemon froze
+        return Link("connected", FROZEN if time.monotonic() - self._heard > PING_S / 2 else "")
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for text in ws:
+                self._heard = time.monotonic()
                 msg = json.loads(text)
                 fut = self._waiting.pop(msg.get("id"), None) if "id" in msg else None
                 if fut is not None:
