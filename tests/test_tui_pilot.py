@@ -1241,3 +1241,28 @@ def test_a_daemon_with_no_voice_says_why_and_a_voice_picked_in_the_list_plays(tm
     with serving(d):
         run(main())
     assert "rtvc serves with no voice (silence out)" in d.log(), d.log()
+
+
+def test_the_help_fits_an_80_by_24_terminal_and_scrolls() -> None:
+    """At 80x24 (a terminal's default) the help was cut after 'up/down, tab' with its border: the keys after it and
+    'Esc closes' were not on screen, and nothing scrolled. A long line wraps under its words, not under the keys."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", free_port(), "x" * 43))  # (nothing listens: the help needs no daemon)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("question_mark")
+            await until(pilot, "the help", lambda: isinstance(app.screen, HelpScreen) and "rtvc: keys" in
+                        screen_text(app))  # fmt: skip
+            await pilot.pause(0.3)
+            shown = screen_text(app)
+            assert "Esc closes; up/down, PgUp/PgDn scroll." in shown and "v  Voice changer on/off" in shown, shown
+            assert "command palette" not in shown, shown
+            await pilot.press("end")
+            await until(pilot, "the last key", lambda: "ctrl+p  command palette" in screen_text(app))
+            shown = screen_text(app)
+            assert "Esc closes; up/down, PgUp/PgDn scroll." in shown, shown
+            rows = shown.splitlines()
+            at = next(i for i, ln in enumerate(rows) if "0-9 . - Enter  type a value" in ln)
+            assert rows[at + 1].index("sign, Esc cancels)") == rows[at].index("type a value"), shown
+
+    run(main())

@@ -10,10 +10,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from rich.text import Text
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
@@ -36,21 +36,43 @@ class Modal(ModalScreen[Any]):
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Close")]
 
 
+HELP_HINT = "Esc closes; up/down, PgUp/PgDn scroll. Ctrl+P: every action by name."
+
+
 class HelpScreen(Modal):
+    DEFAULT_CSS = """
+    HelpScreen #keys { height: auto; }
+    """
+
     def __init__(self, keys: list[tuple[str, str]]):
         super().__init__()
         self.keys = keys
 
     def compose(self) -> ComposeResult:
-        t = Text()
-        w = max((len(key) for key, _ in self.keys), default=0)  # (12 cut "0-9 . - Enter" out of line)
+        t = Table.grid(padding=(0, 2))  # (a long line wraps in its own column, under its words, not the keys')
+        t.add_column(justify="right", style="bold cyan", no_wrap=True)  # (as wide as "0-9 . - Enter")
+        t.add_column()
         for key, what in self.keys:
-            t.append(f"{key:>{w}}  ", style="bold cyan")
-            t.append(what + "\n")
+            t.add_row(key, what)
         with Vertical():
             yield Label("rtvc: keys", classes="title")
-            yield Static(t)
-            yield Label("Esc closes. Ctrl+P: every action by name.", classes="hint")
+            with VerticalScroll(id="keys"):  # (at 80x24 the last keys and this hint were cut off, and nothing scrolled)
+                yield Static(t)
+            yield Label(HELP_HINT, classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#keys", VerticalScroll).focus()
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """The keys' part as tall as the box leaves it (the box: 90% of the screen, less its border, title and
+        hint), so the hint stays on screen and the keys scroll."""
+        inner = max(10, min(90, self.size.width * 95 // 100) - 4)  # (Modal's box: its border and padding)
+        hint_rows = -(-len(HELP_HINT) // inner) + 1  # (words wrap short of the edge: one row spare)
+        self.query_one("#keys", VerticalScroll).styles.max_height = max(2, self.size.height * 9 // 10 - 3 - hint_rows)
 
     BINDINGS: ClassVar[list[Binding]] = [*Modal.BINDINGS, Binding("question_mark,f1,q", "dismiss(None)", show=False)]
 
