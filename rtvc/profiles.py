@@ -10,6 +10,7 @@ path = "alice.pth"           # taken from the profile's folder
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,11 @@ def stored_label(name: str, profiles_dir: Path) -> str:
 
 def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     path = profile_path(name_or_path, profiles_dir)
+    if not path.exists() and path.is_symlink():  # (said "not found", listing its own name among the profiles)
+        raise ConfigError(
+            f"profile '{name_or_path}': {path} is a link to {os.readlink(path)}, which leads to no file",
+            "put the file it names back, or remove the link",
+        )
     if not path.exists():  # a folder or an unreadable file: read_toml says which
         there = [p.stem for p in profile_files(profiles_dir)]
         raise ConfigError(
@@ -181,7 +187,8 @@ def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
         model = from_table(model_cls, table, str(path), "model")
     elif "model" in raw:
         raise ConfigError(f"{path}: a '{kind}' voice takes no [model] table", "remove it")
-    label = raw.get("label", path.stem)
+    stem = path.stem  # (the label where the file gives none: a long file name cut, not refused as a long 'label')
+    label = raw.get("label", stem if len(stem) <= MAX_LABEL else stem[: MAX_LABEL - 1] + "…")
     if not isinstance(label, str):
         raise ConfigError(f"{path}: 'label' = {label!r} must be a string", "quote it")
     label = profile_label(label, f"{path}: 'label'", path.stem)  # (an empty label: the file's name, as without one)

@@ -262,3 +262,19 @@ def test_a_config_toml_here_that_is_a_folder_or_a_link_to_nothing_is_said(tmp_pa
     assert main(["run", "--headless", "--virtual", "--duration", "0.1"]) == 2
     err = capsys.readouterr().err
     assert f"config.toml: a link to {tmp_path / 'moved' / 'config.toml'}, which is not there" in err, err
+
+
+def test_a_long_file_name_is_cut_as_a_label_and_a_link_to_nothing_is_said_as_such(tmp_path):
+    """A profile with no label and a 200-character file name did not load: "'label' is 200 characters long", though
+    the file has no 'label' (its name stood in). A link to a file moved away was "not found", the profiles listed
+    after it naming the link itself."""
+    from rtvc.profiles import MAX_LABEL, load_profile
+
+    long = "x" * 200
+    (tmp_path / f"{long}.toml").write_text('voice = "pitch"\n')
+    got = load_profile(long, tmp_path)
+    assert got.name == long and len(got.label) == MAX_LABEL and got.label.endswith("…"), got.label
+    (tmp_path / "moved.toml").symlink_to(tmp_path / "elsewhere" / "moved.toml")
+    with pytest.raises(ConfigError, match=r"profile 'moved': .*moved.toml is a link to .*elsewhere/moved.toml, which "
+                       r"leads to no file \(put the file it names back, or remove the link\)"):  # fmt: skip
+        load_profile("moved", tmp_path)

@@ -701,7 +701,7 @@ BAD = [  # (what is sent, the error code, words the message must hold)
     (  # (quoted as a string before: "<a number of 5000 digits>")
         '{"jsonrpc": "2.0", "id": 1, "method": "gate.set", "params": {"hold_ms": ' + "7" * 5000 + "}}",
         rpc.INVALID_PARAMS,
-        " = <a number of 5000 digits> ",
+        "gate.set: 'hold_ms' = <a number of 5000 digits> is too large: from 0 to 5000",  # (it said "must be a number")
     ),
     (
         '{"jsonrpc": "2.0", "id": 1, "method": "status.get", "params": null}',

@@ -405,6 +405,8 @@ def test_errors_are_shown_not_raised(daemon: Daemon, rpc: RpcClient, tmp_path: P
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, "the wrong token", lambda: app.link.state == "unauthorized")
             await until(pilot, "its message", lambda: "wrong token" in screen_text(app))
+            # not tried again by itself (a wrong token stays wrong): said how to try again
+            assert "r tries again" in " ".join(str(app.query_one("#message").render()).split())
             await pilot.press("m")  # no crash: the refusal is a message
             await until(pilot, "not connected", lambda: "not connected" in screen_text(app))
         assert control(rpc)["mute"] is False
@@ -1266,3 +1268,81 @@ def test_the_help_fits_an_80_by_24_terminal_and_scrolls() -> None:
             assert rows[at + 1].index("sign, Esc cancels)") == rows[at].index("type a value"), shown
 
     run(main())
+
+
+def test_a_long_message_keeps_its_end_where_the_fix_is(daemon: Daemon, rpc: RpcClient) -> None:
+    """At 40 columns the message line's 5 rows cut "hear myself has no device ... or audio.monitor_device /" before the
+    option that fixes it; a longer message now loses its middle, and is drawn again for a new width."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=(40, 24)) as pilot:
+            await connected(pilot)
+            await pilot.press("h")  # (the virtual device has no monitor device)
+            said = lambda: " ".join(screen_text(app).split())  # noqa: E731
+            await until(pilot, "the refusal", lambda: "monitor not switched on:" in said())
+            assert "--monitor-device (`rtvc devices`))" in said() and " … " in said(), screen_text(app)
+            await pilot.resize_terminal(100, 30)
+            await until(pilot, "the whole message", lambda: " … " not in said() and "needs a monitor device" in said())
+            assert "--monitor-device (`rtvc devices`))" in said()
+
+    run(main())
+
+
+def test_a_voice_changed_by_another_client_replaces_a_stale_message(daemon: Daemon, rpc: RpcClient) -> None:
+    """ "voice 'x' cannot load: ..." stayed red on the message line after another client (rtvc ctl, the dock, OBS)
+    switched to a voice that loaded; so did this TUI's own "voice 'higher'" after others switched twice."""
+    broken = daemon.root / "profiles" / "broken.toml"
+    broken.write_text('voice = "pitch"\n[params]\npitch = 99.0\n')
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+            await pilot.press("slash", *"broken", "enter")
+            await pilot.press("enter")
+            await until(pilot, "the refusal", lambda: "voice 'broken' cannot load" in message())
+            rpc.call("voices.select", name="higher")
+            await until(pilot, "the other client's voice", lambda: message().startswith("voice 'higher' (by client"))
+
+    try:
+        run(main())
+    finally:
+        broken.unlink()
+
+
+def test_an_obs_link_down_before_the_tui_attached_says_why(tmp_path: Path) -> None:
+    """The top line said "OBS disconnected" and the message line only "connected to ...": why it was down came in an
+    event, before the TUI attached; status.get held it."""
+    d = Daemon(tmp_path / "daemon", free_port())
+    closed = free_port()  # (nothing listens there)
+    d.config.write_text(d.config.read_text() + f"\n[obs]\nenabled = true\nport = {closed}\n")
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", d.port, d.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+            await until(pilot, "why OBS is down", lambda: f"OBS disconnected: OBS at 127.0.0.1:{closed}: connection"
+                        " refused" in message())  # fmt: skip
+
+    with serving(d):
+        wait_until("the link down", lambda: "OBS" in d.log() and "connection refused" in d.log(), 15)
+        run(main())
+
+
+def test_rtvc_run_says_it_is_stopping_a_daemon_that_takes_long(monkeypatch, capsys) -> None:
+    """`q` with a daemon that did not stop at once (SIGSTOPped, a hung device) left "starting the daemon (log: ...)"
+    on the terminal for the 15 s `rtvc run` waited before killing it."""
+    import subprocess
+    import sys
+
+    from rtvc.tui import launch
+
+    monkeypatch.setattr(launch, "STOP_TIMEOUT_S", 2.0)
+    deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", deaf], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    launch._stop(proc)
+    assert proc.returncode == -9
+    assert "stopping the daemon (it is killed if it has not stopped within 2 s)…" in capsys.readouterr().out

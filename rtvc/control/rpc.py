@@ -186,6 +186,10 @@ def _check_params(name: str, m: Method, params: dict[str, Any]) -> None:
                 raise RpcError(INVALID_PARAMS, f"{name}: missing parameter '{key}' ({p.type}: {p.doc})")
             continue
         v = params[key]
+        if p.type == "number" and (isinstance(v, LongNumber) or (isinstance(v, float) and math.isinf(v))):
+            # (a number all the same: "must be a number" was said of a 5000-digit one; the range is what it is past)
+            where = f": from {p.lo:g} to {p.hi:g}" if p.lo is not None and p.hi is not None else ""
+            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {quoted(v)} is too large{where}")
         if not _TYPES[p.type](v):
             raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {quoted(v)} must be {_A_TYPE[p.type]}: {p.doc}")
         if p.lo is not None and p.hi is not None and not p.lo <= v <= p.hi:

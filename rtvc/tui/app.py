@@ -56,6 +56,7 @@ RUN_ADVICE = (
 )
 READS = ("status.get", "voices.list", "params.get", "devices.list")  # calls that change nothing the user did
 STALE_S = 2.0  # no meter event for this long (they come 15 a second): the meters show no reading
+MESSAGE_ROWS = 5  # the message line's rows at most (its CSS max-height)
 QUIET_S = 5.0  # and for this long: what the user does is not sent (it would run late, when the daemon wakes)
 
 
@@ -119,6 +120,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.state: dict[str, Any] = {}
         self._events = 0  # state and engine events applied (a snapshot asked for before one is older)
         self._engine_trouble = False  # the message line shows an engine error (cleared when it runs again)
+        self._message: tuple[str, bool] = ("", False)  # the message line's whole text, and whether it is an error
         self._no_voice_said: str | None = None  # why no voice plays, as the message line said it last
         self._gate_calls = 0  # gate.set calls out: a quick gate step starts from _gate_sent, not the state shown
         self._gate_sent: float | None = None
@@ -168,6 +170,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         main.set_class(event.size.width < NARROW_COLS, "narrow")
         with contextlib.suppress(NoMatches):  # (a resize before the screen is composed: on_mount draws it)
             self._draw_link(event.size.width)
+            self._draw_message(event.size.width)
 
     def on_mount(self) -> None:
         # SIGTERM (a service manager, `kill`) and SIGHUP (the terminal closed) quit as `q` does: the terminal is
@@ -221,7 +224,9 @@ class RtvcApp(VoiceListMixin, App[None]):
         ended = self.own_daemon() if self.own_daemon is not None and link.state == "disconnected" else None
         if ended:
             self.show_message(f"the daemon that `rtvc run` started {ended}: q quits and prints its log", error=True)
-        elif link.state in ("disconnected", "unauthorized"):
+        elif link.state == "unauthorized":  # (not tried again on a timer: a wrong token stays wrong)
+            self.show_message(f"{link.detail}; r tries again (the token file mended, or run with --token)", True)
+        elif link.state == "disconnected":
             self.show_message(link.detail, error=True)
         elif link.state == "connected" and before.state != "connected":
             self.show_message(f"connected to {link.detail} as {link.client}")
@@ -268,6 +273,9 @@ class RtvcApp(VoiceListMixin, App[None]):
         if st and listed and params:
             if self._events == seen:  # else an event (another client's change) already showed newer state
                 self.apply_state(st["control"])  # (first: the list then puts its cursor on the active voice)
+                obs = st["control"].get("links", {}).get("obs")
+                if obs and obs["state"] in ("disconnected", "auth failed", "stopped"):  # (down before we came: why)
+                    self.show_message(f"OBS {obs['state']}: {obs['detail']}", error=True)
                 self.apply_voices(listed["voices"])
                 self.apply_status(st["engine"])
             else:  # keep the newer state; take the engine's figures (latency, timing) only
@@ -313,6 +321,10 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._events += 1
         changed = set(ev.get("changed", ()))
         mine = self.client is not None and ev.get("by") == self.client.link.client
+        if kind == "state" and "profile" in changed and not mine and not ev.get("error"):
+            # another client's voice change: the message line's "voice 'x'" or its refusal of a voice was stale
+            who = ev["state"].get("profile")
+            self.show_message(f"{f'voice {who!r}' if who else ev['state'].get('voice')} (by {ev.get('by')})")
         self.apply_state(ev["state"], params=not (mine and changed == {"params"}))
         if changed & {"profile", "voice", "profiles"}:  # (profiles: a file added, edited or removed in profiles/)
             self.refresh_voice_lists()
@@ -437,8 +449,22 @@ class RtvcApp(VoiceListMixin, App[None]):
         value past its range is set to the end it passed, and said)."""
         text = self._advice(text)
         self._refusal_shown, self._refusal_calls_after = refusal, calls_after
+        self._message = (("✖ " if error else "") + text, error)
+        self._draw_message()
+
+    def _draw_message(self, width: int | None = None) -> None:
+        """The message as its MESSAGE_ROWS rows hold it: a longer one loses its middle, not its end (where the fix is:
+        at 40 columns, "hear myself has no device ... or --monitor-device" lost the option that fixes it)."""
+        text, error = self._message
+        room = (width or self.size.width) - 2  # (its padding)
+        most = MESSAGE_ROWS * room - room // 2  # (words wrap short of the edge: half a row spare)
+        if len(text) > most > 40:
+            head, tail = most // 3, len(text) - (most - most // 3 - 3)
+            head = text.rfind(" ", 0, head) if " " in text[head // 2 : head] else head  # (at a space, where near)
+            space = text.find(" ", tail, tail + 12)
+            text = text[:head].rstrip() + " … " + text[space if space > 0 else tail :].lstrip()
         msg = self.query_one("#message", Static)
-        msg.update(Content(("✖ " if error else "") + text))  # (errors quote labels, paths and "[model]")
+        msg.update(Content(text))  # (errors quote labels, paths and "[model]": text, not markup)
         msg.set_class(error, "error")
 
     # -- the voice list's messages (handled in VoiceListMixin) ---------------------------------------------

@@ -23,6 +23,7 @@ from rtvc.tui.client import Endpoint
 
 START_TIMEOUT_S = 120.0  # a model voice loads for seconds to a minute before the daemon listens
 STOP_TIMEOUT_S = 15.0
+STOP_SAID_S = 1.0  # a daemon that takes longer to stop is said to be stopping
 LISTENING = re.compile(r"control: ws://(\S+):(\d+)/rpc")
 
 
@@ -100,10 +101,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            proc.wait(STOP_SAID_S)
+        except subprocess.TimeoutExpired:  # (the terminal showed "starting the daemon" all the while)
+            print(f"stopping the daemon (it is killed if it has not stopped within {STOP_TIMEOUT_S:g} s)…", flush=True)
+            try:
+                proc.wait(STOP_TIMEOUT_S - STOP_SAID_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def run_with_daemon(serve_argv: list[str]) -> int:

@@ -93,13 +93,15 @@ class SaveScreen(Modal):
             yield Label(
                 Content(f"voice and parameters as they are now; the active profile is '{self.current}'"), classes="hint"
             )
-            yield Input(placeholder="profile name (letters, digits, - and _)", id="name")
+            yield Input(placeholder="profile name (ASCII letters, digits, - and _)", id="name")
             yield Label("Enter saves, Esc cancels.", classes="hint", id="why")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         name = event.value.strip()
         if not NAME_RE.fullmatch(name) and name not in self.taken:  # (a profile made by hand: "my voice")
-            self.query_one("#why", Label).update("use 1-64 letters, digits, - or _, starting with a letter or digit")
+            self.query_one("#why", Label).update(
+                "use 1-64 ASCII letters (a-z, A-Z), digits, - or _, starting with a letter or digit"
+            )
             return
         if name in self.taken and self._confirm != name:
             self._confirm = name
