@@ -3,7 +3,6 @@ when parameters change live."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -12,15 +11,11 @@ from scipy.signal import butter, lfilter, sosfiltfilt
 
 from rtvc.converter import StreamingConverter, StreamShape
 from rtvc.errors import ConfigError
+from rtvc.voices.none import NoParams  # (a voice without parameters: the daemon's no-voice state has one)
 from rtvc.voices.passthrough import PassthroughParams, PassthroughVoice
 from rtvc.voices.pitch import PitchParams, PitchVoice
 
 SR = 48000
-
-
-@dataclass(frozen=True)
-class NoParams:
-    pass
 
 
 class FirVoice:
@@ -231,3 +226,16 @@ def test_bypass_is_ramped_and_exact_once_on():
     lags = range(conv.latency - 96, conv.latency + 97)
     errs = [np.abs(y[start:] - x[start - lag : len(y) - lag]).max() for lag in lags]
     assert min(errs) <= 1e-6, min(errs)
+
+
+def test_no_voice_plays_silence_with_the_voice_off_too():
+    """The daemon's no-voice state (its start profile did not load): voice off (bypass) played the microphone as it
+    is, which is what nobody chose; NoVoice has no dry path."""
+    from rtvc.voices.none import NoVoice
+
+    shape = StreamShape(samplerate=SR, block=480, crossfade=144, search=96)
+    conv = StreamingConverter(NoVoice(SR, "no voice"), NoParams(), shape)
+    x = (0.5 * np.sin(2 * np.pi * 220 * np.arange(20 * 480) / SR)).astype(np.float32)
+    for k, block in enumerate(x.reshape(-1, 480)):
+        conv.bypass = k % 4 >= 2  # (on and off every two blocks, across the ramp)
+        assert not conv.process_block(block).any(), k
