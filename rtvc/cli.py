@@ -224,10 +224,13 @@ def _load(args: argparse.Namespace):
 
     try:
         cfg = load_config(path, overrides)
-        if restart.pending():
+        state = restart.pending_state()
+        if state is not None:
             from rtvc.run import check_stream
 
-            check_stream(cfg)  # (an edit load_config takes but no voice would run with: as an error in the file)
+            # an edit load_config takes but no voice would run with, as the new serve will run it (the rate and the
+            # period it had): as an error in the file
+            check_stream(restart.config_for(cfg, state))
         return cfg
     except ConfigError as e:
         # a serve that starts anew (its sound server restarted) after config.toml was edited into an error: it runs on

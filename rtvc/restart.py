@@ -190,14 +190,21 @@ def pending() -> bool:
     return bool(os.environ.get(RESUME_ENV))
 
 
-def config_kept() -> dict[str, Any] | None:
-    """The config file's tables the serve before this one ran with (snapshot's "config"), read from the state a
-    restart left without taking it; None where there are none."""
+def pending_state() -> dict[str, Any] | None:
+    """The state a restart left, read without taking it (take() does); None where this serve did not start anew or
+    it cannot be read."""
     try:
         state = json.loads(Path(os.environ[RESUME_ENV]).read_text())
     except (KeyError, OSError, ValueError):
         return None
-    raw = state.get("config") if isinstance(state, dict) else None
+    return state if isinstance(state, dict) else None
+
+
+def config_kept() -> dict[str, Any] | None:
+    """The config file's tables the serve before this one ran with (snapshot's "config"), read from the state a
+    restart left without taking it; None where there are none."""
+    state = pending_state()
+    raw = state.get("config") if state is not None else None
     return raw if isinstance(raw, dict) else None
 
 

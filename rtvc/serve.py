@@ -135,6 +135,8 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
             parts.append(f"{key.upper()} {link['state']}" + (f": {link['detail']}" if link["detail"] else ""))
         elif key == "profile":
             parts.append(f"voice '{st['profile']}'")
+        elif key == "no_voice" and st.get("no_voice") and "profile" not in event["changed"]:
+            parts.append(f"still no voice: {st['no_voice']}")
         elif key == "devices":
             parts.append("sound devices switched")
         elif key == "routing":
@@ -210,7 +212,7 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
 
     # a model loads for seconds: not on the link's thread, which must keep reading OBS; the latest scene wins
     folder = profiles_dir(cfg)
-    voices = SceneVoices(lambda: controller.profile, select, lambda p: profile_name(p, folder))
+    voices = SceneVoices(lambda: controller.upcoming, select, lambda p: profile_name(p, folder))
 
     def on_scene(scene: str) -> None:
         profile = scenes.get(scene)
@@ -279,7 +281,7 @@ def start_engine(cfg: Config) -> tuple[Engine, str]:
         why = f"voice '{start}' (voice.profile) did not load: {e}"
         log.info(
             "%s. rtvc serves with no voice (silence out) until one is selected: the TUI's voice list, the OBS dock, "
-            "or `rtvc ctl select NAME`; it loads '%s' by itself once its profile or model files change",
+            "or `rtvc ctl select NAME`; it loads '%s' by itself once its profile or model files have changed",
             why,
             start,
         )
@@ -289,11 +291,13 @@ def start_engine(cfg: Config) -> tuple[Engine, str]:
 def resumed_engine(cfg: Config, state: dict[str, Any]) -> tuple[Engine, str]:
     """A restarted serve's engine, on the voice it had; on the configured one when that no longer loads (its
     profile removed or broken meanwhile: said); with no voice where neither loads (start_engine)."""
+    if not state.get("profile"):  # (no voice played before the restart: the configured one is tried, once)
+        state.pop("params", None)
+        return start_engine(restart.config_for(cfg, state))
     try:
         return build_engine(restart.config_for(cfg, state)), ""
     except RtvcError as e:
-        if state.get("profile"):
-            log.info("restarted: voice '%s' does not load now (%s); the configured one instead", state["profile"], e)
+        log.info("restarted: voice '%s' does not load now (%s); the configured one instead", state["profile"], e)
         state.pop("profile", None)
         state.pop("params", None)  # (the other voice's)
         return start_engine(restart.config_for(cfg, state))  # (hear-myself as it was)

@@ -1425,8 +1425,8 @@ def test_rtvc_serve_logs_one_line_per_change_and_stops_cleanly(tmp_path, sig):
 def test_a_program_opening_sockets_and_sending_nothing_does_not_end_the_daemon(tmp_path):
     """Sockets opened as fast as a program can, sending nothing, took `rtvc serve` to its file limit (1024 on a
     desktop) and its next look at profiles/ raised EMFILE out of its loop: the daemon ended with a traceback, the
-    audio with it. Sockets past SOCKETS_PER_CLIENT * max_clients are closed as they open, said in the log; a client
-    with the token gets in once they are gone, and the audio never stopped."""
+    audio with it. Past SOCKETS_PER_CLIENT * max_clients the oldest socket still in its handshake is closed, said in
+    the log; a client gets in meanwhile, and the audio never stopped."""
     import resource
 
     with serving(tmp_path, {}) as d:
@@ -1440,23 +1440,23 @@ def test_a_program_opening_sockets_and_sending_nothing_does_not_end_the_daemon(t
                 held.append(s)
             time.sleep(2.5)  # (several looks at profiles/)
             assert d.proc.poll() is None, "".join(d.lines)
+
+            async def meanwhile():  # (the oldest socket in its handshake gives way: a client gets in during it)
+                c = await Client.open(d.port, d.token)
+                st = await c.call("status.get")
+                await c.close()
+                return st
+
+            st = run(meanwhile())
+            assert st["engine"]["state"] == "running", st["engine"]
         finally:
             for s in held:
                 s.close()
-
-        async def after():
-            c = await Client.open(d.port, d.token)
-            st = await c.call("status.get")
-            await c.close()
-            return st
-
-        st = run(after())
-        assert st["engine"]["state"] == "running", st["engine"]
         d.proc.send_signal(signal.SIGTERM)
         assert d.proc.wait(20) == 0
     log = "".join(d.lines)
     assert "sockets open (a program opening connections and sending nothing?)" in log, log
-    assert "Traceback" not in log and log.count("opening handshake failed") <= 2, log  # (one line every 10 s)
+    assert "Traceback" not in log and 1 <= log.count("opening handshake failed") <= 2, log  # (a line every 10 s)
 
 
 def test_a_folder_that_cannot_be_read_for_a_moment_is_said_once_and_looked_at_again(tmp_path, caplog, monkeypatch):
@@ -1521,6 +1521,10 @@ def test_rtvc_serve_whose_start_profile_does_not_load_serves_silence_until_a_voi
             heard, played = await levels(c, 1.0)
             assert heard > -40 and played == -120, (heard, played)
             await c.call("voice.set", on=True)
+            await c.call("ptt.mode", on=True)  # (talking: the output is still silent, and said so)
+            assert (await c.call("ptt.press"))["silent"] is True
+            await c.call("ptt.release")
+            await c.call("ptt.mode", on=False)
             for call, args in (("params.set", {"values": {"gain_db": 0.0}}), ("profiles.save", {"name": "x"})):
                 with pytest.raises(RpcFailure) as e:
                     await c.call(call, **args)
@@ -1553,6 +1557,61 @@ def test_rtvc_serve_whose_start_profile_does_not_load_serves_silence_until_a_voi
     assert "Traceback" not in log
 
 
+def test_the_start_profile_is_loaded_again_once_its_files_hold_still_and_never_over_a_voice_picked(tmp_path):
+    """No voice plays (the start profile did not load). A change to its files (a model file being copied exists from
+    the copy's start) is loaded once it has held still START_SETTLE_S, not at once; a change seen while another load
+    runs is taken after it, not dropped; and a load of it that waited behind a client's voices.select leaves that
+    client's voice playing."""
+    from rtvc.control import controller as module
+    from rtvc.run import no_voice_engine
+
+    (tmp_path / "profiles").mkdir()
+    start = tmp_path / "profiles" / "passthrough.toml"
+    start.write_text('voice = "passthrough"\n[params]\ngain_db = 99.0\n')
+    (tmp_path / "profiles" / "deeper.toml").write_text('voice = "pitch"\n[params]\npitch = -4.0\n')
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "passthrough"\n')
+    cfg = load_config(tmp_path / "config.toml")
+    c = Controller(cfg, no_voice_engine(cfg), None, no_voice="voice 'passthrough' (voice.profile) did not load: ...")
+    clock = [1000.0]
+    module_time = module.time
+
+    class Clock:  # (the controller's monotonic clock, moved by the test)
+        @staticmethod
+        def monotonic() -> float:
+            return clock[0]
+
+        sleep = staticmethod(module_time.sleep)
+        time = staticmethod(module_time.time)
+
+    def look(after: float) -> None:
+        clock[0] += after
+        c._profiles_at = 0.0
+        c.poll_profiles()
+        if c._retry is not None:
+            c._retry.join(10)
+
+    try:
+        module.time = Clock
+        look(1.0)
+        start.write_text('voice = "passthrough"\n')  # (mended)
+        look(1.0)
+        look(1.0)
+        assert c.no_voice and c.profile is None  # (changed 1 s ago: not yet)
+        c.loading = "other"  # (another load under way: the change waits, it is not dropped)
+        look(1.5)
+        assert c.no_voice
+        c.loading = None
+        look(1.0)
+        assert not c.no_voice and c.profile == "passthrough", c.state()
+        # a load of it that waited behind a client's select: the client's voice stays
+        c.no_voice = "again"
+        c.select_voice("deeper", "client 1")
+        got = c.select_voice("passthrough", "profiles", only_if_no_voice=True)
+        assert got["profile"] == "deeper" and c.profile == "deeper"
+    finally:
+        module.time = module_time
+
+
 def test_a_start_profile_mended_wrongly_stays_silent_and_says_why(tmp_path):
     """The start profile loaded again after an edit that still does not load: said in the event's error and in
     `no_voice`, silence goes on; `voices.select` of another profile ends it."""
@@ -1579,6 +1638,7 @@ def test_a_start_profile_mended_wrongly_stays_silent_and_says_why(tmp_path):
         assert d.proc.wait(20) == 0
     log = "".join(d.lines)
     assert "voice 'passthrough' (tried again: its files changed) did not load" in log, log
+    assert "still no voice: voice 'passthrough' (voice.profile) did not load: " in log, log
     assert "Traceback" not in log
 
 

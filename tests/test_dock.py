@@ -518,6 +518,15 @@ def test_a_daemon_with_no_voice_says_why_on_the_dock_until_a_voice_is_picked(tmp
                 assert "no voice: 'default' did not load" in foot, foot
                 sticky = page.js("document.getElementById('error').dataset.sticky")
                 assert sticky == "1", sticky  # (kept: not an error that goes after 12 s)
+                # another error said meanwhile (a voice that cannot load, clicked) takes its place for its 12 s: then
+                # the reason is back (it went with that error's box, the output silent and nothing saying why)
+                d.profile("edited").write_text('voice = "pitch"\n[params]\npitch = 99.0\n')
+                wait_until("the broken voice listed", lambda: any(v["name"] == "edited" and "cannot load" in v["text"]
+                           for v in page.js(DOM_SUMMARY)["voices"]), 20)  # fmt: skip
+                page.click("voice-edited")
+                wait_until("its error", lambda: "edited: " in (page.js(DOM_SUMMARY)["error"] or ""), 5)
+                wait_until("the reason back", lambda: "did not load" in (page.js(DOM_SUMMARY)["error"] or ""), 20)
+                assert page.js("document.getElementById('error').dataset.sticky") == "1"
                 page.click("voice-higher")
                 wait_until("higher selected", lambda: api.call("status.get")["control"]["profile"] == "higher", 15)
                 wait_until("the reason gone", lambda: page.js(DOM_SUMMARY)["error"] is None, 5)

@@ -79,6 +79,10 @@ def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_pa
         def __init__(self) -> None:
             self.profile, self.selected = "default", []
 
+        @property
+        def upcoming(self) -> str:  # (no load under way here)
+            return self.profile
+
         def select_voice(self, name: str, by: str, why: str = "") -> None:
             self.selected.append(name)
             self.profile = profile_name(name, profiles_dir(cfg))  # (as rtvc.control.controller names it)
@@ -112,3 +116,43 @@ def test_a_long_stream_of_scene_cuts_keeps_only_the_latest_loads():
         settle(scenes)
     assert c.profile == "default" and len(scenes.loaded) == LOADED_KEPT
     assert list(scenes.loaded)[-2:] == ["giant", "default"]
+
+
+def test_a_scene_cut_during_a_voice_picked_by_hand_loading_ends_on_the_scenes_voice(tmp_path, monkeypatch):
+    """A voice picked by hand (the dock, rtvc ctl) still loading when OBS cut to a scene: the scene was compared with
+    the voice that played before the pick. To another voice, the cut was skipped as "already playing" (the picked
+    voice stayed on air, the log saying the scene's); to the picked voice, it was loaded a second time (seconds,
+    params.set refused meanwhile). With the real controller, loads made slow."""
+    import rtvc.run
+    from rtvc.config import load_config
+    from rtvc.control.controller import Controller
+
+    (tmp_path / "profiles").mkdir()
+    for name, pitch in (("default", -4.0), ("higher", 4.0), ("deeper", -8.0)):
+        (tmp_path / "profiles" / f"{name}.toml").write_text(f'voice = "pitch"\n[params]\npitch = {pitch}\n')
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "default"\n')
+    cfg = load_config(tmp_path / "config.toml")
+    c = Controller(cfg, rtvc.run.build_engine(cfg), "default")
+    built: list[str] = []
+    real = rtvc.run.build_converter
+
+    def slow(cfg, name):
+        built.append(name)
+        time.sleep(0.8)
+        return real(cfg, name)
+
+    monkeypatch.setattr(rtvc.run, "build_converter", slow)
+    for scene_voice, ends, loads in (("higher", "higher", ["deeper", "higher"]), ("deeper", "deeper", ["deeper"])):
+        c.select_voice("default", "reset")
+        built.clear()
+        scenes = SceneVoices(lambda: c.upcoming, lambda p: c.select_voice(p, "obs"))
+        picked = threading.Thread(target=c.select_voice, args=("deeper", "client 1"))
+        picked.start()
+        deadline = time.monotonic() + 5
+        while c.loading != "deeper":  # (the hand-picked load under way)
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        scenes.request(scene_voice)
+        picked.join(10)
+        settle(scenes)
+        assert c.profile == ends and built == loads, (scene_voice, c.profile, built)

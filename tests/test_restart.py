@@ -62,9 +62,7 @@ def test_a_restarted_serve_takes_back_its_voice_settings_and_devices(setup):
     again = restart.config_for(cfg, state)
     assert again.audio.input_device == "USB Mic" and again.audio.output_device == "system", again.audio
     assert again.audio.host_api == "JACK" and again.voice.profile == "deeper"
-    assert again.control.port == cfg.control.port  # (configured: kept)
-    chosen = restart.config_for(dataclasses.replace(cfg, control=dataclasses.replace(cfg.control, port=0)), state)
-    assert chosen.control.port == 47999  # (the system's choice, which the clients know)
+    assert again.control.port == 47999  # (the port it listened on, which the clients know, whatever the file says)
     fresh = Controller(again, build_engine(again), "deeper")
     events = []
     fresh.add_listener(events.append)
@@ -250,17 +248,25 @@ def test_a_config_edited_into_stream_settings_no_voice_runs_with_is_taken_as_it_
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
     kept = {"voice": {"profile": "passthrough"}, "stream": {"block_ms": 10.0}}
-    for edit in ("[stream]\nblock_ms = 1.0\n", "[audio]\nperiod = 8192\n[stream]\nblock_ms = 20.0\n"):
+    state = tmp_path / "rtvc-resume-1.json"
+    # (the serve before ran at period 960: the new one runs at it too, whatever the file says now)
+    for edit, bad in (
+        ("[stream]\nblock_ms = 1.0\n", True),  # (under the 3 ms crossfade)
+        ("[audio]\nperiod = 8192\n[stream]\nblock_ms = 20.0\n", False),  # (wrong alone; the kept 960 takes it)
+        ("[audio]\nperiod = 720\n[stream]\nblock_ms = 15.0\n", True),  # (fine alone; 720 frames do not divide 960)
+    ):
         (tmp_path / "config.toml").write_text('[voice]\nprofile = "passthrough"\n' + edit)
-        state = tmp_path / "rtvc-resume-1.json"
-        state.write_text(json.dumps({"profile": "passthrough", "config": kept}))
+        state.write_text(json.dumps({"profile": "passthrough", "config": kept, "audio": {"period": 960}}))
         monkeypatch.setenv(restart.RESUME_ENV, str(state))
         monkeypatch.setattr(restart, "config_error", "")
         cfg = _load(argparse.Namespace(config=None, command="serve"))
-        assert cfg.stream.block_ms == 10.0 and cfg.audio.period == 0, cfg
-        assert restart.config_error.startswith("config.toml has an error now (stream."), restart.config_error
+        if bad:
+            assert cfg.stream.block_ms == 10.0 and cfg.audio.period == 0, cfg  # (the file as the serve before had it)
+            assert restart.config_error.startswith("config.toml has an error now (stream."), restart.config_error
+        else:
+            assert cfg.stream.block_ms == 20.0 and cfg.audio.period == 8192 and not restart.config_error, cfg
         monkeypatch.delenv(restart.RESUME_ENV)
-        assert main(["doctor"]) == 2  # (its line: "missing config stream...")
+        assert main(["doctor"]) == (0 if "720" in edit else 2)  # (the file alone: its line "missing config ...")
 
 
 def test_a_restarted_serve_keeps_its_port_whatever_the_file_says_now(setup):

@@ -51,6 +51,7 @@ class NoVoiceError(RtvcError):
 
 
 PROFILES_CHECK_S = 1.0  # how often profiles/ is looked at (a stat per profile)
+START_SETTLE_S = 2.0  # no voice: the start profile's files unchanged this long before they are loaded again
 
 
 def profiles_seen(folder, parsed: dict | None = None) -> tuple:
@@ -97,7 +98,14 @@ class Controller:
         self.profiles_dir = profiles_dir(cfg)
         self.profile = profile
         self.no_voice = no_voice
-        self._retry: threading.Thread | None = None  # the start profile loaded again after a change to its files
+        # while no voice plays: the start profile's files (run.converter_key) as a load last failed on them, and as
+        # last seen with when they changed (loaded again once they differ and held still START_SETTLE_S)
+        self._retry: threading.Thread | None = None
+        self._start_failed: tuple | None = None
+        self._start_seen: tuple[tuple | None, float] = (None, 0.0)
+        if no_voice:
+            self._start_failed = self._start_files()
+            self._start_seen = (self._start_failed, time.monotonic())
         self.voice_on = True
         self.mute = False
         self.ptt_mode = False
@@ -107,6 +115,7 @@ class Controller:
         self._learn_lock = threading.Lock()  # one gate.learn at a time
         self._listeners: list[Listener] = []
         self.loading: str | None = None
+        self.loading_by = ""  # who asked for the voice loading (a client, "obs", "profiles")
         # the voice played before this one, kept loaded for a quick switch back: (converter_key, converter, label)
         self._kept: tuple[tuple, StreamingConverter, str] | None = None
         self._key: tuple | None = None  # converter_key of the voice that plays (None: not known)
@@ -142,13 +151,24 @@ class Controller:
                 "monitor": self.engine.monitor_enabled,
                 "mute": self.mute,
                 "ptt": {"mode": self.ptt_mode, "held": len(self._held)},
-                "silent": self.engine.muted or bool(self.no_voice),
+                "silent": self.silent,
                 "no_voice": self.no_voice or None,
                 "gate": self._gate_settings(),
                 "loading": self.loading,
                 "engine": self.engine.status().state,
                 "links": {k: dict(v) for k, v in self.links.items()},
             }
+
+    @property
+    def upcoming(self) -> str | None:
+        """The profile that plays once the load under way is in (by name), else the one playing."""
+        loading = self.loading
+        return profile_name(loading, self.profiles_dir) if loading else self.profile
+
+    @property
+    def silent(self) -> bool:
+        """The output is silent now: muted, push-to-talk with nobody holding, or no voice."""
+        return self.engine.muted or bool(self.no_voice)
 
     def status(self) -> dict[str, Any]:
         return {"engine": self.engine.status().to_dict(), "control": self.state()}
@@ -189,7 +209,7 @@ class Controller:
         return ranges
 
     # -- changing -----------------------------------------------------------------------------------
-    def select_voice(self, name: str, by: str, why: str = "") -> dict[str, Any]:
+    def select_voice(self, name: str, by: str, why: str = "", only_if_no_voice: bool = False) -> dict[str, Any]:
         """Load a profile (seconds, for a model voice) and switch to it; on any error nothing changes. The voice
         played before is kept loaded: selecting it again, unchanged (its profile, its model files, the stream
         settings: run.converter_key), takes it back at once, from a clean start and the profile's parameters.
@@ -200,7 +220,9 @@ class Controller:
             with self._lock:
                 if self.closed:
                     raise RtvcError(f"rtvc is stopping: voice '{name}' not loaded")
-                self.loading = name
+                if only_if_no_voice and not self.no_voice:  # (a voice was selected while this waited: it stays)
+                    return self.state()
+                self.loading, self.loading_by = name, by
             self._emit(["loading"], by)
             try:
                 key = converter_key(self.cfg, name)
@@ -557,24 +579,46 @@ class Controller:
                 else ""
             )
             self._emit(["profiles"], "profiles", error=gone, profiles=files)
-            if self.no_voice and start in {*files["added"], *files["edited"], *files["model_files"]}:
-                self._load_again(start)
+        if self.no_voice:
+            self._watch_start()
 
-    def _load_again(self, name: str) -> None:
-        """No voice plays because the start profile did not load, and its file or model files changed (mended, put
-        back, a drive mounted): loaded again beside the daemon's loop (seconds, for a model voice), as a select by
-        "profiles"; failing, it says why in its event and no voice plays on. Not while another load runs."""
-        if self.loading is not None or (self._retry is not None and self._retry.is_alive()):
+    def _start_files(self) -> tuple:
+        """What tells the start profile's files apart from an edited or replaced copy: the profile file's bytes (None:
+        not there) and run.converter_key (its model files; None where the profile does not load)."""
+        from rtvc.profiles import profile_path
+        from rtvc.run import converter_key
+
+        try:
+            text = profile_path(self.cfg.voice.profile, self.profiles_dir).read_bytes()
+        except (OSError, RtvcError):
+            text = None
+        return text, converter_key(self.cfg, self.cfg.voice.profile)
+
+    def _watch_start(self) -> None:
+        """No voice plays because the start profile did not load: once its file or model files differ from those
+        the last load failed on (mended, put back, a copy finished, a drive mounted) and have held still for
+        START_SETTLE_S (a model file being copied exists from the copy's start), it is loaded again beside the
+        daemon's loop (seconds, for a model voice), as a select by "profiles"; failing, it says why, and no voice
+        plays on until they change again. A change seen during another load is taken after it."""
+        name = self.cfg.voice.profile
+        key, now = self._start_files(), time.monotonic()
+        if key != self._start_seen[0]:
+            self._start_seen = (key, now)
             return
+        if key[0] is None or key == self._start_failed or now - self._start_seen[1] < START_SETTLE_S:
+            return  # (no profile file: nothing to load)
+        if self.loading is not None or (self._retry is not None and self._retry.is_alive()):
+            return  # (looked at again at the next poll)
+        self._start_failed = key  # (these files are tried now: a failure waits for the next change)
 
         def load() -> None:
             try:
-                self.select_voice(name, "profiles", " (tried again: its files changed)")
+                self.select_voice(name, "profiles", " (tried again: its files changed)", only_if_no_voice=True)
             except Exception as e:  # (said: the loading event's error, and the log)
                 with self._lock:
                     if not self.no_voice:  # (another voice was selected meanwhile)
                         return
-                    self.no_voice = f"voice '{name}' (voice.profile) did not load: {e}"
+                    self.no_voice = f"voice '{profile_name(name, self.profiles_dir)}' (voice.profile) did not load: {e}"
                 self._emit(["no_voice"], "profiles")
 
         self._retry = threading.Thread(target=load, name="rtvc-voice-again", daemon=True)

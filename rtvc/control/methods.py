@@ -133,7 +133,8 @@ async def _select(s: Session, name: str) -> dict[str, Any]:
         hint = f"did you mean '{near[0]}'? " if near else ""
         raise RpcError(NOT_FOUND, f"no voice '{name[:60]}': {hint}voices: {', '.join(known) or 'none'}")
     if c.loading is not None and q.loading is None:  # (OBS scenes load on their own thread, latest scene first)
-        raise RpcError(BUSY, f"voice '{c.loading}' is loading for an OBS scene: select again once it is in")
+        why = {"obs": "for an OBS scene", "profiles": "again, its files changed (voice.profile)"}.get(c.loading_by, "")
+        raise RpcError(BUSY, f"voice '{c.loading}' is loading {why}: select again once it is in".replace("  ", " "))
     if q.waiting is not None:
         if q.waiting[0] == name:
             return await asyncio.shield(q.waiting[1])
@@ -307,12 +308,12 @@ async def _ptt_mode(s: Session, on: bool) -> dict[str, bool]:
 
 @method("ptt.press", "Hold the talk key; released by ptt.release or when this connection closes", "{held, silent}")
 async def _ptt_press(s: Session) -> dict[str, Any]:
-    return {"held": s.hub.controller.ptt_press(s.id, s.id), "silent": s.hub.controller.engine.muted}
+    return {"held": s.hub.controller.ptt_press(s.id, s.id), "silent": s.hub.controller.silent}
 
 
 @method("ptt.release", "Release this client's talk key", "{held, silent}")
 async def _ptt_release(s: Session) -> dict[str, Any]:
-    return {"held": s.hub.controller.ptt_release(s.id, s.id), "silent": s.hub.controller.engine.muted}
+    return {"held": s.hub.controller.ptt_release(s.id, s.id), "silent": s.hub.controller.silent}
 
 
 @method(

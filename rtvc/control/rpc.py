@@ -113,7 +113,8 @@ class LongNumber:
     too_large = True  # (rtvc.settings.from_table: "is too large", not "has the wrong type")
 
     def __init__(self, digits: str):
-        self.digits = len(digits)
+        self.digits = len(digits.lstrip("-"))
+        self.negative = digits.startswith("-")
 
     def __repr__(self) -> str:
         return f"<a number of {self.digits} digits>"
@@ -189,7 +190,8 @@ def _check_params(name: str, m: Method, params: dict[str, Any]) -> None:
         if p.type == "number" and (isinstance(v, LongNumber) or (isinstance(v, float) and math.isinf(v))):
             # (a number all the same: "must be a number" was said of a 5000-digit one; the range is what it is past)
             where = f": from {p.lo:g} to {p.hi:g}" if p.lo is not None and p.hi is not None else ""
-            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {quoted(v)} is too large{where}")
+            low = v.negative if isinstance(v, LongNumber) else v < 0  # (-Infinity, -777...: too small)
+            raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {quoted(v)} is too {'small' if low else 'large'}{where}")
         if not _TYPES[p.type](v):
             raise RpcError(INVALID_PARAMS, f"{name}: '{key}' = {quoted(v)} must be {_A_TYPE[p.type]}: {p.doc}")
         if p.lo is not None and p.hi is not None and not p.lo <= v <= p.hi:

@@ -21,7 +21,9 @@ class SceneVoices:
     def __init__(
         self, current: Callable[[], str], select: Callable[[str], None], name: Callable[[str], str] = str
     ) -> None:
-        """current(): the profile playing now, by name; select(profile): load and switch to it (slow; errors are its
+        """current(): the profile playing now, by name, or the one loading to play next (a voice picked by hand whose
+        load is under way: a scene cut meanwhile to another voice was skipped as "playing", and to that one loaded it
+        twice); select(profile): load and switch to it (slow; errors are its
         own); name(profile): the name a profile plays under (a path to a .toml file: the file's stem)."""
         self._current, self._select, self._name = current, select, name
         self._lock = threading.Lock()

@@ -209,30 +209,43 @@ class ControlServer:
 
     def _capped_connection(self) -> type[ServerConnection]:
         """The server's connection class, counting open sockets: past SOCKETS_PER_CLIENT * max_clients (at least 64)
-        a new socket is closed as it opens (before any handshake: the file descriptors are what runs out), said in
-        the log at most every SOCKETS_SAID_S. Clients already in are untouched."""
+        the oldest socket still in its opening handshake is closed (the file descriptors are what runs out), said in
+        the log at most every SOCKETS_SAID_S. A new one goes on to its handshake: a client with the token (the TUI,
+        the dock, rtvc ctl) gets in past a program that keeps opening sockets and sending nothing; clients already in
+        are untouched."""
         limit = max(64, SOCKETS_PER_CLIENT * self.cfg.max_clients)
-        counts = {"open": 0, "refused": 0, "said": 0.0}
+        opening: dict[ServerConnection, None] = {}  # sockets in their opening handshake, oldest first
+        counts = {"open": 0, "closed": 0, "said": 0.0}
 
         class Capped(ServerConnection):
             def connection_made(self, transport: Any) -> None:
                 counts["open"] += 1
                 super().connection_made(transport)
-                if counts["open"] > limit:
-                    transport.abort()
-                    counts["refused"] += 1
+                if counts["open"] > limit and opening:
+                    oldest = next(iter(opening))
+                    del opening[oldest]
+                    oldest.transport.abort()
+                    counts["closed"] += 1
                     now = time.monotonic()
                     if now - counts["said"] >= SOCKETS_SAID_S:
                         counts["said"] = now
                         log.warning(
-                            "control: %d sockets open (a program opening connections and sending nothing?): %d new "
-                            "one(s) closed at once since this was last said; clients already in are served",
-                            limit, counts["refused"],
+                            "control: %d sockets open (a program opening connections and sending nothing?): %d in their"
+                            " handshake closed, the oldest first, since this was last said; clients already in are"
+                            " served", limit, counts["closed"],
                         )  # fmt: skip
-                        counts["refused"] = 0
+                        counts["closed"] = 0
+                opening[self] = None
+
+            async def handshake(self, *args: Any, **kwargs: Any) -> None:
+                try:
+                    await super().handshake(*args, **kwargs)
+                finally:
+                    opening.pop(self, None)
 
             def connection_lost(self, exc: Exception | None) -> None:
                 counts["open"] -= 1
+                opening.pop(self, None)
                 super().connection_lost(exc)
 
         return Capped

@@ -224,9 +224,9 @@ class RtvcApp(VoiceListMixin, App[None]):
         ended = self.own_daemon() if self.own_daemon is not None and link.state == "disconnected" else None
         if ended:
             self.show_message(f"the daemon that `rtvc run` started {ended}: q quits and prints its log", error=True)
-        elif link.state == "unauthorized":  # (not tried again on a timer: a wrong token stays wrong)
+        elif link.state == "unauthorized" and link.detail.startswith("wrong token"):  # (not tried on a timer)
             self.show_message(f"{link.detail}; r tries again (the token file mended, or run with --token)", True)
-        elif link.state == "disconnected":
+        elif link.state in ("disconnected", "unauthorized"):  # (unauthorized too: an address that is none)
             self.show_message(link.detail, error=True)
         elif link.state == "connected" and before.state != "connected":
             self.show_message(f"connected to {link.detail} as {link.client}")

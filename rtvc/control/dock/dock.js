@@ -364,7 +364,12 @@
     box.hidden = false;
     box.dataset.sticky = sticky ? "1" : "";
     clearTimeout(errorTimer);
-    if (!sticky) errorTimer = setTimeout(() => (box.hidden = true), ERROR_MS);
+    if (!sticky) {
+      errorTimer = setTimeout(() => {
+        box.hidden = true;
+        if (noVoiceShown) showError(noVoiceShown, true); // (an error said meanwhile had taken its place)
+      }, ERROR_MS);
+    }
   }
 
   function hideError(onlySticky) {
