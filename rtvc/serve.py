@@ -199,6 +199,12 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     scenes = dict(cfg.obs.scenes)
     for problem in unknown_scene_profiles(cfg):
         log.warning("%s", problem)
+    if cfg.obs.port == cfg.control.port and cfg.obs.host in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "[obs] port = %d is rtvc's own control port (control.port), not OBS's: set port under [obs] to the one in "
+            "OBS's Tools > WebSocket Server Settings (4455 unless changed there)",
+            cfg.obs.port,
+        )
 
     scene_of: dict[str, str] = {}  # profile -> the scene that asked for it last (said where its load fails)
 
@@ -215,8 +221,15 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     voices = SceneVoices(lambda: controller.upcoming, select, lambda p: profile_name(p, folder))
 
     def on_scene(scene: str) -> None:
+        now = read_obs()  # ([obs.scenes] edited while serve runs: taken at the next cut, as a mended password is)
+        if now is not None and dict(now.scenes) != scenes:
+            scenes.clear()
+            scenes.update(now.scenes)
+            log.info("[obs.scenes] read again from %s: %d scene(s) mapped", cfg.path, len(scenes))
+            for problem in unknown_scene_profiles(dataclasses.replace(cfg, obs=now)):
+                log.warning("%s", problem)
         profile = scenes.get(scene)
-        log.info("OBS program scene %r%s", scene, f": voice '{profile}'" if profile else " (no voice mapped)")
+        log.info("OBS program scene %r%s", scene, f": voice '{profile}'" if profile else " ([obs.scenes] maps none)")
         if profile:
             scene_of[profile] = scene
             voices.request(profile)
@@ -226,12 +239,15 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     said_unread = [""]
 
     def reread() -> ObsSettings | None:  # (a password mended in config.toml after "auth failed": taken at once)
+        o = read_obs()
+        return None if o is None else ObsSettings(o.enabled, o.host, o.port, o.password, {})
+
+    def read_obs() -> ObsConfig | None:
         """[obs] as config.toml has it now: that table alone (the rest of the file, and flags, are not its)."""
         if cfg.path is None:
             return None
         try:
-            o = from_table(ObsConfig, read_toml(cfg.path).get("obs", {}), str(cfg.path), "obs")
-            return ObsSettings(o.enabled, o.host, o.port, o.password, {})
+            return from_table(ObsConfig, read_toml(cfg.path).get("obs", {}), str(cfg.path), "obs")
         except (RtvcError, AttributeError) as e:  # (AttributeError: an "obs" that is no table)
             if str(e) != said_unread[0]:  # (once per new reason: it is asked before each try)
                 said_unread[0] = str(e)

@@ -143,6 +143,9 @@ def test_status_says_no_voice_plays_and_why() -> None:
     line = status_line({"control": control, "engine": {"xruns": {"total": 0}, "state": "running"}})
     assert line.startswith(f"no voice, output silent ({why}; `rtvc ctl select NAME` picks one), mute off"), line
     assert "None" not in line
+    control["links"] = {"obs": {"state": "auth failed", "detail": "OBS at 127.0.0.1:4455 refused the password"}}
+    line = status_line({"control": control, "engine": {"xruns": {"total": 0}, "state": "running"}})
+    assert ", OBS auth failed, xruns 0" in line, line  # (the link down was not said: status.get alone had it)
 
 
 def test_options_after_the_action_and_wrong_words_without_a_daemon(daemon: Daemon, monkeypatch, capsys) -> None:

@@ -483,6 +483,10 @@ def test_the_dock_shows_the_obs_link_and_why_it_is_down(tmp_path: Path) -> None:
             wait_until("the OBS link on the dock", lambda: page.js(shown)[1] == "OBS disconnected", 10)
             hidden, _text, title = page.js(shown)
             assert not hidden and f"127.0.0.1:{closed}: connection refused" in title, title
+            # why, on the message line too (the tooltip alone before; the README says the message line)
+            error = page.js(DOM_SUMMARY)["error"] or ""
+            assert f"OBS disconnected: OBS at 127.0.0.1:{closed}: connection refused" in error, error
+            assert "(rtvc keeps trying)" in error and "retrying in" not in error, error
             # an OBS dock is often 250-300 px wide: the header with the link's state fits it (it was 377 px wide)
             for width in (250, 300):
                 page.send("Emulation.setDeviceMetricsOverride", width=width, height=HEIGHT, deviceScaleFactor=1,
@@ -491,6 +495,7 @@ def test_the_dock_shows_the_obs_link_and_why_it_is_down(tmp_path: Path) -> None:
                 assert max(wide) <= width, (width, wide)
         log = d.log()
         assert "[obs.scenes] 'Gaming' = 'broken': the profile cannot load now:" in log and "999" in log, log
+        assert "is rtvc's own control port" not in log
         assert log.count("connection refused") == 1, log  # (one line, not one per retry nor two per change)
         assert "OBS link: disconnected" not in log, log
     finally:

@@ -74,10 +74,15 @@ def test_the_program_scene_selects_the_voice_and_an_obs_restart_is_survived(stud
         obs = ObsClient(studio.port, PASSWORD)
         obs.set_scene("Gaming")
         wait_until("the voice mapped to 'Gaming'", lambda: profile(rpc) == "passthrough", 10)
+        # [obs.scenes] edited while serve runs: taken at the next cut (it said "no voice mapped", read at start alone)
+        daemon.config.write_text(daemon.config.read_text().replace('"Starting" = "broken"', '"Starting" = "default"'))
+        obs.set_scene("Starting")
+        wait_until("the voice newly mapped to 'Starting'", lambda: profile(rpc) == "default", 10)
     finally:
         obs.close()
         rpc.close()
     log = daemon.log()
     assert "OBS program scene 'Gaming': voice 'passthrough'" in log
+    assert "[obs.scenes] read again from " in log and "OBS program scene 'Starting': voice 'default'" in log, log
     assert "[obs.scenes] 'Starting' = 'broken': the profile cannot load now:" in log
     assert PASSWORD not in log

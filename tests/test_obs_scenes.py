@@ -156,3 +156,24 @@ def test_a_scene_cut_during_a_voice_picked_by_hand_loading_ends_on_the_scenes_vo
         picked.join(10)
         settle(scenes)
         assert c.profile == ends and built == loads, (scene_voice, c.profile, built)
+
+
+def test_obs_pointed_at_rtvcs_own_control_port_is_said(tmp_path, caplog):
+    """[obs] port = control.port: the link said "not an obs-websocket 5 server (HTTP 404)", not that it was rtvc."""
+    from rtvc.config import load_config
+    from rtvc.serve import start_obs_link
+
+    config = tmp_path / "config.toml"
+    config.write_text("[control]\nport = 47811\n[obs]\nenabled = true\nport = 47811\n")
+
+    class Controller:
+        profile, loading, upcoming = "default", None, "default"
+
+        def set_link(self, *_: str) -> None:
+            pass
+
+    with caplog.at_level("WARNING", logger="rtvc"):
+        link = start_obs_link(load_config(config), Controller())
+    assert link is not None
+    link.stop()
+    assert "[obs] port = 47811 is rtvc's own control port (control.port), not OBS's" in caplog.text, caplog.text

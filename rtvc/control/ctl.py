@@ -322,6 +322,9 @@ def status_line(status: dict[str, Any]) -> str:
     parts.append(f"hear myself {'on' if c['monitor'] else 'off'}")
     gate = c["gate"]
     parts.append(f"gate {'on ' + format(gate['threshold_db'], 'g') + ' dBFS' if gate['on'] else 'off'}")
+    obs = c.get("links", {}).get("obs")
+    if obs and obs.get("state") != "connected":  # (down: `rtvc ctl call status.get` has why)
+        parts.append(f"OBS {obs['state']}")
     if e.get("latency"):
         parts.append(f"latency {e['latency']['ms']['total']:.1f} ms")
     parts.append(f"xruns {e['xruns']['total']}")

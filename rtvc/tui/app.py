@@ -275,7 +275,7 @@ class RtvcApp(VoiceListMixin, App[None]):
                 self.apply_state(st["control"])  # (first: the list then puts its cursor on the active voice)
                 obs = st["control"].get("links", {}).get("obs")
                 if obs and obs["state"] in ("disconnected", "auth failed", "stopped"):  # (down before we came: why)
-                    self.show_message(f"OBS {obs['state']}: {obs['detail']}", error=True)
+                    self.show_message(f"OBS {obs['state']}: {obs['detail'].split('; retrying in ')[0]}", error=True)
                 self.apply_voices(listed["voices"])
                 self.apply_status(st["engine"])
             else:  # keep the newer state; take the engine's figures (latency, timing) only
@@ -317,7 +317,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         obs = ev["state"].get("links", {}).get("obs") if "obs" in ev.get("changed", ()) else None
         if obs:  # (the OBS link's state is on the top line; why it is down, here)
             trouble = obs["state"] in ("disconnected", "auth failed", "stopped")
-            self.show_message(f"OBS {obs['state']}" + (f": {obs['detail']}" if trouble else ""), error=trouble)
+            why = obs["detail"].split("; retrying in ")[0]  # (the retry's seconds went stale on the line: 1 s for good)
+            self.show_message(f"OBS {obs['state']}" + (f": {why}" if trouble else ""), error=trouble)
         self._events += 1
         changed = set(ev.get("changed", ()))
         mine = self.client is not None and ev.get("by") == self.client.link.client

@@ -37,7 +37,8 @@
   let quiet = false; // the daemon has sent nothing for QUIET_MS: hung or stopped (SIGSTOP, a debugger, swap)
   let learning = false; // gate.learn asked, not answered yet
   let errorTimer = null;
-  let noVoiceShown = ""; // the error box's text while no voice plays (state.no_voice), else ""
+  let noVoiceShown = "";
+  let obsSaid = ""; // the OBS link's state and why it is down, as the message line said it last // the error box's text while no voice plays (state.no_voice), else ""
 
   // measurements the test reads (ms since navigation start)
   const marks = { firstState: null, connects: 0 };
@@ -164,6 +165,7 @@
     setConn("connected", "connected");
     hideError(true);
     noVoiceShown = ""; // (said again, if so, from this connection's state)
+    obsSaid = "";
     voices = voiceList(vl, []);
     applyParams(pr);
     applyStatus(st);
@@ -345,6 +347,12 @@
     el.dataset.state = link.state;
     el.textContent = "OBS " + link.state;
     el.title = typeof link.detail === "string" ? link.detail : "";
+    // why it is down, on the message line too (the README's word; it was in the tooltip alone): once per reason
+    const reason = el.title.split("; retrying in ")[0];
+    const trouble = ["disconnected", "auth failed", "stopped"].includes(link.state);
+    const said = trouble ? link.state + ": " + reason : "";
+    if (said && said !== obsSaid) showError("OBS " + said + (link.state === "stopped" ? "" : " (rtvc keeps trying)"));
+    obsSaid = said;
   }
 
   function setConn(kind, text) {
