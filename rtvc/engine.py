@@ -84,6 +84,7 @@ class Engine:
         self.headroom = headroom
         self.voice_label = voice_label
         self.monitor_enabled = monitor  # read by the worker at block boundaries
+        self._monitor_now = monitor  # what the monitor played at the last block (the worker's: a switch fades)
         # the noise gate (rtvc.gate): off unless given; `gate.settings` may be replaced from any thread
         self.gate = NoiseGate(samplerate, self.block, gate if gate is not None else GateSettings(on=False))
         self.limiter = Limiter(samplerate, self.block)  # last, on what plays: nothing beyond full scale
@@ -468,7 +469,7 @@ class Engine:
                 y = self.limiter.process(y)
                 self.out_ring.write(y)
                 if self.has_monitor_device:
-                    self.mon_ring.write(y if self.monitor_enabled else self._silence)
+                    self.mon_ring.write(self._monitor_block(y))
                 self.timer.record(time.perf_counter() - t0)
                 self.in_block = False
                 self._block_end.set()
@@ -614,6 +615,15 @@ class Engine:
         with self._holds_lock:
             self._holds = max(0, self._holds + (1 if on else -1))
             self.held = self._holds > 0
+
+    def _monitor_block(self, y: np.ndarray) -> np.ndarray:
+        """What hear-myself plays of the block: faded in or out over the block where it was switched (it cut in and
+        out in one sample, a click on every toggle: steps of up to 0.13 on a -12 dBFS sine)."""
+        on = self.monitor_enabled
+        if on == self._monitor_now:
+            return y if on else self._silence
+        self._monitor_now = on
+        return y * (self._ramp if on else 1.0 - self._ramp)
 
     def _fade_mute(self, y: np.ndarray) -> np.ndarray:
         if self.held:  # (at once: a stream on a device not meant gets no voice at all; faded in after)

@@ -968,3 +968,33 @@ def test_jack_latency_keeps_a_side_whose_ports_reach_nothing():
     assert engine.device_latency == (256, 512)
     streams.apply_jack(([128, None], [None, None], 0), watched=True)
     assert engine.device_latency == (128, 512)
+
+
+def test_hear_myself_switched_on_and_off_fades_over_a_block():
+    """Hear-myself cut in and out in one sample (a review under JACK: a step of up to 0.13 on a -12 dBFS sine, on
+    each of 20 toggles): it fades over one block each way, as mute does; the main output is untouched."""
+    period, block = 256, 480
+    conv = StreamingConverter(PassthroughVoice(SR), PassthroughParams(), StreamShape(SR, block, 0, 0))
+    engine = Engine(conv, SR, headroom=192)
+    engine.set_device(0, 0, separate_streams=True)
+    engine.monitor_opened(True)
+    engine.prepare(period)
+    engine.start()
+    n = int(2 * SR / period)
+    x = (0.25 * np.sin(2 * np.pi * 220 * np.arange(n * period) / SR)).astype(np.float32)
+    mon = np.zeros_like(x)
+    out = np.zeros((period, 1), dtype=np.float32)
+    try:
+        for k in range(n):
+            if k % 40 == 20:  # (on and off every ~0.2 s, wherever a block is)
+                engine.monitor_enabled = not engine.monitor_enabled
+            engine.on_input(x[k * period : (k + 1) * period], period, None)
+            engine.on_output(out, period, None)
+            engine.on_monitor(out, period, None)
+            mon[k * period : (k + 1) * period] = out[:, 0]
+            engine.wait_for_worker()
+    finally:
+        engine.stop()
+    slope = np.abs(np.diff(x)).max()
+    assert np.abs(mon).max() > 0.2  # (it played)
+    assert np.abs(np.diff(mon)).max() < 1.5 * slope, np.abs(np.diff(mon)).max() / slope
