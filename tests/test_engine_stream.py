@@ -669,10 +669,9 @@ def test_a_monitor_whose_callbacks_stopped_a_while_comes_back_at_the_declared_la
     (A monitor quiet for over 1 s froze its ring: it replayed one stale second for good.)"""
     period, block = 256, 480
     conv = StreamingConverter(PassthroughVoice(SR), PassthroughParams(), StreamShape(SR, block, 0, 0))
-    engine = Engine(conv, SR, headroom=192)
+    engine = Engine(conv, SR, headroom=192, monitor=True)  # (on from the start: no fade in)
     engine.set_device(0, 0, separate_streams=True)
     engine.monitor_opened(True)
-    engine.monitor_enabled = True
     engine.prepare(period)
     engine.start()
     n = int(5 * SR / period)
