@@ -162,11 +162,14 @@ class PitchVoice:
                 if len(got[0]) == hop:
                     done[s] = got
             out[s - start : s - start + len(got[0])] = got[0]
-        for s in [s for s in filters if s < start - hop]:  # (older than any block reads again)
+        # kept for the whole window, not from this block's start on: a block at a higher pitch reads further back
+        # than the one before, and hops filtered again there (with the new ratio, the level follower started anew)
+        # met those kept at a seam: a click of up to 20x the output's own steps at a jump of -4 to +12 semitones
+        for s in [s for s in filters if s < base - hop]:  # (older than any block reads again)
             del filters[s]
-        for s in [s for s in done if s < start - hop]:
+        for s in [s for s in done if s < base - hop]:
             del done[s]
-        for s in [s for s in self._looks if s < start - SMOOTH * hop]:
+        for s in [s for s in self._looks if s < base - SMOOTH * hop]:
             del self._looks[s]
         return out, start - base
 
