@@ -26,7 +26,7 @@ import numpy as np
 
 from rtvc.errors import ConfigError
 from rtvc.resample import StreamResampler, resample_block
-from rtvc.sola import best_offset, correlation, crossfade, fade_shape
+from rtvc.sola import best_offset, crossfade, fade_shape, local_correlation
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ class StreamingConverter:
             # the voice into the dry signal or back over the block: equal-power for their correlation (two pitches
             # are uncorrelated: linearly, -3 dB half-way; voice on/off dipped 2-4 dB over 10 ms)
             old = self._render(self._params, self._bypass_now)[k : k + n]
-            out = crossfade(old, out, self._ramp, correlation(old, out))
+            out = crossfade(old, out, self._ramp, local_correlation(old, out, self.samplerate))
             self._bypass_now = bypass
         if pending is not None:
             self._params = pending

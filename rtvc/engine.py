@@ -34,7 +34,7 @@ from rtvc.gate import GateSettings, NoiseGate
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
 from rtvc.limiter import Limiter
 from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_worker_realtime
-from rtvc.sola import correlation, crossfade
+from rtvc.sola import crossfade, local_correlation
 from rtvc.status import EngineStatus, Levels, Xruns
 from rtvc.timing import BlockTimer
 
@@ -601,12 +601,12 @@ class Engine:
         if fresh or not len(ahead) or old.cost_s <= SWITCH_SHARE * slack_s:
             before = self._convert(old, fresh)
             new = self._convert(conv)
-            return crossfade(before, new, self._ramp, correlation(before, new))
+            return crossfade(before, new, self._ramp, local_correlation(before, new, self.samplerate))
         new = self._convert(conv)
         m = min(len(ahead), self.block)
         y = new.copy()
         ramp = ((np.arange(m) + 0.5) / m).astype(np.float32)
-        y[:m] = crossfade(ahead[:m], new[:m], ramp, correlation(ahead[:m], new[:m]))
+        y[:m] = crossfade(ahead[:m], new[:m], ramp, local_correlation(ahead[:m], new[:m], self.samplerate))
         self.switches_ahead += 1
         return y
 

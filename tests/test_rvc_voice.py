@@ -405,7 +405,9 @@ def test_params_get_shows_the_speakers_the_model_has(models):
     import threading
 
     conv = SimpleNamespace(voice=voice, params=RvcParams(), set_params=lambda p: None)
-    host = SimpleNamespace(_lock=threading.Lock(), engine=SimpleNamespace(active=(conv, None)), _emit=print)
+    host = SimpleNamespace(
+        _lock=threading.Lock(), engine=SimpleNamespace(active=(conv, None)), _emit=print, _check_voice=lambda _: None
+    )  # (a voice plays: Controller._check_voice passes)
     for bad in (-1, 3, 100001):
         with pytest.raises(ConfigError, match=rf"'params\.speaker' = {bad} is not allowed.*it must be from 0 to 2"):
             Controller.set_params(host, {"speaker": bad}, "t")
