@@ -226,7 +226,7 @@ def _load(args: argparse.Namespace):
         cfg = load_config(path, overrides)
         state = restart.pending_state()
         if state is not None:
-            from rtvc.run import check_stream
+            from rtvc.stream_config import check_stream
 
             # an edit load_config takes but no voice would run with, as the new serve will run it (the rate and the
             # period it had): as an error in the file
@@ -468,7 +468,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from rtvc.build import engines_dir
     from rtvc.doctor import doctor
-    from rtvc.run import check_stream
+    from rtvc.stream_config import check_stream
 
     stream_ok = True
     try:

@@ -263,6 +263,14 @@ def load_config(
     return Config(**sections, sources=sources, path=path, raw=raw)
 
 
+def read_obs(path: Path) -> ObsConfig:
+    """[obs] as the file at `path` has it now, that table alone (the rest of the file, and flags, are not its), its
+    scenes' profile paths from the file's folder as load_config reads them. RtvcError, or AttributeError for an "obs"
+    that is no table."""
+    obs = from_table(ObsConfig, read_toml(path).get("obs", {}), str(path), "obs")
+    return dataclasses.replace(obs, scenes={k: _beside(v, path.parent) for k, v in obs.scenes.items()})
+
+
 def _beside(profile: str, base: Path) -> str:
     """A profile given as a relative path (it ends in .toml or holds a '/', as profile_path reads it) in config.toml:
     that path from the file's folder (~ is the user's home, as in [model] paths); a profile name as it is."""

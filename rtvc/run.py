@@ -18,7 +18,7 @@ from rtvc.audio import devices, voice_mic
 from rtvc.audio.io import DeviceStreams, choose_devices
 from rtvc.audio.virtual import VirtualDevice
 from rtvc.config import Config, format_config
-from rtvc.converter import StreamingConverter, StreamShape
+from rtvc.converter import StreamingConverter
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, RtvcError, words
 from rtvc.gate import GateSettings
@@ -26,6 +26,7 @@ from rtvc.latency import plan_prefill
 from rtvc.profiles import load_profile, make_voice, profile_name
 from rtvc.resample import resample_block
 from rtvc.status import EngineStatus
+from rtvc.stream_config import check_block, check_stream, frames, stream_shape  # noqa: F401 (rtvc.run's too)
 from rtvc.wavio import (
     bundled_speech,
     check_not_same,
@@ -47,10 +48,6 @@ EXIT_DEVICE_HUNG = 3  # the device never acknowledged the stop: exit without ter
 def profiles_dir(cfg: Config) -> Path:
     """profiles/ beside the config file (or in the working directory without one)."""
     return (cfg.path.parent if cfg.path else Path.cwd()) / "profiles"
-
-
-def frames(ms: float, samplerate: int) -> int:
-    return round(ms * samplerate / 1000.0)
 
 
 def build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter, str]:
@@ -78,36 +75,6 @@ def _build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter
     conv = StreamingConverter(voice, profile.params, shape)
     rehearse(conv, profile.path)
     return conv, f"{profile.label}: {voice.label}"
-
-
-def stream_shape(cfg: Config) -> StreamShape:
-    """The converter's shapes from config.toml's [audio] and [stream] (ConfigError: stream.block_ms)."""
-    sr = cfg.audio.samplerate
-    return StreamShape(
-        samplerate=sr,
-        block=check_block(cfg),
-        crossfade=frames(cfg.stream.crossfade_ms, sr),
-        search=frames(cfg.stream.search_ms, sr),
-        context=frames(cfg.stream.context_ms, sr),
-    )
-
-
-def check_stream(cfg: Config) -> None:
-    """config.toml's [stream] against its [audio], as a voice's converter will take them (ConfigError): the checks
-    load_config cannot make alone (the block against the period; the crossfade against the block)."""
-    stream_shape(cfg).validate()
-
-
-def check_block(cfg: Config) -> int:
-    """stream.block_ms in frames, where the device period allows it (ConfigError where not)."""
-    block = frames(cfg.stream.block_ms, cfg.audio.samplerate)
-    if cfg.audio.period and block < cfg.audio.period and cfg.audio.period % block:
-        raise ConfigError(
-            f"stream.block_ms = {cfg.stream.block_ms} ({block} frames) is shorter than audio.period "
-            f"({cfg.audio.period} frames) and does not divide it",
-            "make the block a whole divisor or a multiple of the period",
-        )
-    return block
 
 
 def converter_key(cfg: Config, profile_name: str) -> tuple | None:

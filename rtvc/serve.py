@@ -29,6 +29,7 @@ from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
 from rtvc.audio.jack_probe import GONE, WITHOUT, jack_server
 from rtvc.audio.switch import DeviceSwitcher, describe_follow, following, left_to_default
 from rtvc.config import AudioConfig, Config, ObsConfig, format_config
+from rtvc.config import read_obs as read_obs_file
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
 from rtvc.control.controller import Controller
 from rtvc.control.obs import ObsLink, ObsSettings
@@ -49,7 +50,6 @@ from rtvc.run import (
     report,
     stop_signals,
 )
-from rtvc.settings import from_table, read_toml
 from rtvc.voices import VOICES
 from rtvc.wavio import bundled_speech, load_mono
 
@@ -247,7 +247,7 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
         if cfg.path is None:
             return None
         try:
-            return from_table(ObsConfig, read_toml(cfg.path).get("obs", {}), str(cfg.path), "obs")
+            return read_obs_file(cfg.path)  # (its scenes' paths from the file's folder: a relative one went astray)
         except (RtvcError, AttributeError) as e:  # (AttributeError: an "obs" that is no table)
             if str(e) != said_unread[0]:  # (once per new reason: it is asked before each try)
                 said_unread[0] = str(e)
