@@ -701,20 +701,27 @@ def test_a_monitor_whose_callbacks_stopped_a_while_comes_back_at_the_declared_la
 
 
 def _switch_mid_tone(
-    new_pitch: float | None, bypass: bool, old_pitch: float | None = -4.0, heavy: bool = False
+    new_pitch: float | None,
+    bypass: bool,
+    old_pitch: float | None = -4.0,
+    heavy: bool = False,
+    x: np.ndarray | None = None,
+    switch_at: int = SR // 2,
+    search: int = 384,
 ) -> tuple[np.ndarray, int]:
-    """A 150 Hz harmonic tone through the live engine (pitch voice at `old_pitch` semitones), the voice switched
-    at 0.5 s to one at `new_pitch`, as voices.select does (bypass set on the new converter first). None:
-    passthrough. `heavy`: the old voice's block time reads as a second (an RVC voice's, say): a crossfaded switch
-    fades out of what it rendered ahead, rendering it no more (checked). Returns the output and where the switch
-    plays."""
+    """A 150 Hz harmonic tone (or `x`) through the live engine (pitch voice at `old_pitch` semitones), the voice
+    switched at `switch_at` (0.5 s) to one at `new_pitch`, as voices.select does (bypass set on the new converter
+    first). None: passthrough. `heavy`: the old voice's block time reads as a second (an RVC voice's, say): a
+    crossfaded switch fades out of what it rendered ahead, rendering it no more (checked). Returns the output and
+    where the switch plays."""
     from rtvc.voices.passthrough import PassthroughParams, PassthroughVoice
     from rtvc.voices.pitch import PitchParams, PitchVoice
 
-    shape = StreamShape(SR, 960, crossfade=144, search=384)
-    t = np.arange(SR) / SR
-    x = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 11))
-    x = (0.3 * x / np.abs(x).max()).astype(np.float32)
+    shape = StreamShape(SR, 960, crossfade=144, search=search)
+    if x is None:
+        t = np.arange(SR) / SR
+        x = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 11))
+        x = (0.3 * x / np.abs(x).max()).astype(np.float32)
 
     def conv(pitch: float | None) -> StreamingConverter:
         if pitch is None:
@@ -732,7 +739,7 @@ def _switch_mid_tone(
     y, out = np.zeros(len(x), np.float32), np.zeros((240, 1), np.float32)
     try:
         for pos in range(0, len(x), 240):
-            if pos == SR // 2:
+            if pos == switch_at:
                 if heavy:
                     engine.converter.cost_s = 1.0
                 engine.swap_converter(conv(new_pitch), "second")
@@ -742,7 +749,7 @@ def _switch_mid_tone(
     finally:
         engine.stop()
     assert engine.switches_ahead == (1 if heavy else 0)
-    return y, SR // 2 + engine.latency().total
+    return y, switch_at + engine.latency().total
 
 
 @pytest.mark.parametrize(
@@ -781,30 +788,10 @@ def test_a_switch_to_passthrough_on_a_sine_dips_little_at_any_switch_time():
     in the block's crossfade, and one correlation for the whole block took them as uncorrelated where they met out of
     phase: -3.1 to -3.9 dB over 10 ms at a third of the switch times (a review under JACK: 9 of 10 switches). The
     fade now follows their correlation around each sample; no click either."""
-    from rtvc.voices.passthrough import PassthroughParams, PassthroughVoice
-    from rtvc.voices.pitch import PitchParams, PitchVoice
-
-    shape = StreamShape(SR, 960, crossfade=144, search=768)
     x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(2 * SR) / SR)).astype(np.float32)
     dips, steps = [], []
     for k in range(8):
-        switch_at = (SR // 2 + k * 1680) // 240 * 240
-        engine = Engine(StreamingConverter(PitchVoice(SR), PitchParams(pitch=-4.0, formant=-1.5), shape), SR, 192)
-        engine.realtime, engine.watch_load = False, False
-        engine.set_device(0, 0, separate_streams=False)
-        engine.prepare(240)
-        engine.start()
-        y, out = np.zeros(len(x), np.float32), np.zeros((240, 1), np.float32)
-        try:
-            for pos in range(0, len(x), 240):
-                if pos == switch_at:
-                    engine.swap_converter(StreamingConverter(PassthroughVoice(SR), PassthroughParams(), shape), "p")
-                engine.on_duplex(x[pos : pos + 240], out, 240, None)
-                y[pos : pos + 240] = out[:, 0]
-                engine.wait_for_worker()
-        finally:
-            engine.stop()
-        at = switch_at + engine.latency().total
+        y, at = _switch_mid_tone(None, False, -4.0, x=x, switch_at=(SR // 2 + k * 1680) // 240 * 240, search=768)
 
         def low(a: int, b: int, y: np.ndarray = y) -> float:  # (the lowest RMS over 10 ms windows in [a, b))
             return min(float(np.sqrt(np.mean(y[i : i + 480] ** 2))) for i in range(a, b, 60))
