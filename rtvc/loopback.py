@@ -345,7 +345,8 @@ def voice_delay(cfg, shape) -> tuple[tuple[str, int] | None, str]:
     to know: a built-in voice (an RVC voice would load its models for it); else None and why."""
     from rtvc.converter import StreamingConverter, StreamShape
     from rtvc.profiles import load_profile, make_voice
-    from rtvc.run import frames, profiles_dir
+    from rtvc.run import profiles_dir
+    from rtvc.stream_config import frames
 
     try:
         profile = load_profile(cfg.voice.profile, profiles_dir(cfg))
@@ -374,7 +375,8 @@ def measure(cfg, opts: LatencyOptions, out=None) -> LoopResult:
     from rtvc.converter import StreamingConverter, StreamShape
     from rtvc.engine import Engine
     from rtvc.gate import GateSettings
-    from rtvc.run import check_block, frames, sigterm_to_interrupt
+    from rtvc.run import sigterm_to_interrupt
+    from rtvc.stream_config import check_block, frames
     from rtvc.wavio import check_output, same_file
 
     out = out or sys.stdout

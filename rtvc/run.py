@@ -26,7 +26,7 @@ from rtvc.latency import plan_prefill
 from rtvc.profiles import load_profile, make_voice, profile_name
 from rtvc.resample import resample_block
 from rtvc.status import EngineStatus
-from rtvc.stream_config import check_block, check_stream, frames, stream_shape  # noqa: F401 (rtvc.run's too)
+from rtvc.stream_config import frames, stream_shape
 from rtvc.wavio import (
     bundled_speech,
     check_not_same,
@@ -138,17 +138,13 @@ def _engine(cfg: Config, conv: StreamingConverter, label: str) -> Engine:
     return Engine(conv, sr, headroom, cfg.audio.monitor, label, realtime=cfg.stream.realtime, gate=gate)
 
 
-def no_voice_label(profile: str) -> str:
-    return f"no voice: '{profile}' did not load"
-
-
 def no_voice_engine(cfg: Config) -> Engine:
     """An engine that plays silence (rtvc.voices.none) until a voice is selected: `rtvc serve` whose start profile
     did not load. ConfigError where the stream settings themselves are wrong (no voice would run)."""
     from rtvc.voices.none import NoParams, NoVoice
 
     sr = cfg.audio.samplerate
-    label = no_voice_label(profile_name(cfg.voice.profile, profiles_dir(cfg)))
+    label = f"no voice: '{profile_name(cfg.voice.profile, profiles_dir(cfg))}' did not load"
     conv = StreamingConverter(NoVoice(sr, label), NoParams(), stream_shape(cfg))
     return _engine(cfg, conv, label)
 

@@ -28,8 +28,7 @@ from rtvc.audio import devices, voice_mic
 from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
 from rtvc.audio.jack_probe import GONE, WITHOUT, jack_server
 from rtvc.audio.switch import DeviceSwitcher, describe_follow, following, left_to_default
-from rtvc.config import AudioConfig, Config, ObsConfig, format_config
-from rtvc.config import read_obs as read_obs_file
+from rtvc.config import AudioConfig, Config, ObsConfig, format_config, read_obs
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
 from rtvc.control.controller import Controller
 from rtvc.control.obs import ObsLink, ObsSettings
@@ -221,7 +220,7 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     voices = SceneVoices(lambda: controller.upcoming, select, lambda p: profile_name(p, folder))
 
     def on_scene(scene: str) -> None:
-        now = read_obs()  # ([obs.scenes] edited while serve runs: taken at the next cut, as a mended password is)
+        now = obs_now()  # ([obs.scenes] edited while serve runs: taken at the next cut, as a mended password is)
         if now is not None and dict(now.scenes) != scenes:
             scenes.clear()
             scenes.update(now.scenes)
@@ -239,15 +238,15 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     said_unread = [""]
 
     def reread() -> ObsSettings | None:  # (a password mended in config.toml after "auth failed": taken at once)
-        o = read_obs()
+        o = obs_now()
         return None if o is None else ObsSettings(o.enabled, o.host, o.port, o.password, {})
 
-    def read_obs() -> ObsConfig | None:
+    def obs_now() -> ObsConfig | None:
         """[obs] as config.toml has it now: that table alone (the rest of the file, and flags, are not its)."""
         if cfg.path is None:
             return None
         try:
-            return read_obs_file(cfg.path)  # (its scenes' paths from the file's folder: a relative one went astray)
+            return read_obs(cfg.path)  # (its scenes' paths from the file's folder: a relative one went astray)
         except (RtvcError, AttributeError) as e:  # (AttributeError: an "obs" that is no table)
             if str(e) != said_unread[0]:  # (once per new reason: it is asked before each try)
                 said_unread[0] = str(e)

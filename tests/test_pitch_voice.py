@@ -139,7 +139,7 @@ def test_the_default_stream_joins_a_male_voice_made_deeper_in_phase():
     harmonics (-0.7 dB with the old 8 ms search; bench/sola_search.py)."""
     from rtvc.config import load_config
     from rtvc.profiles import load_profile
-    from rtvc.run import frames
+    from rtvc.stream_config import frames
 
     st = load_config(None, {}).stream
     shape = StreamShape(SR, frames(st.block_ms, SR), frames(st.crossfade_ms, SR), frames(st.search_ms, SR))
@@ -167,7 +167,7 @@ def test_the_default_profile_keeps_a_pulse_like_vowel_on_its_harmonics(f0):
     it). The input is now filtered on the stream's own time, causally, so every block reads the same signal."""
     from rtvc.config import load_config
     from rtvc.profiles import load_profile
-    from rtvc.run import frames
+    from rtvc.stream_config import frames
 
     st = load_config(None, {}).stream
     shape = StreamShape(SR, frames(st.block_ms, SR), frames(st.crossfade_ms, SR), frames(st.search_ms, SR))
