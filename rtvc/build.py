@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from rtvc.backends.manifest import EngineEntry
+from rtvc.backends.manifest import EngineEntry, export_identity
 from rtvc.backends.tensorrt import BuildProgress
 from rtvc.config import Config
 from rtvc.errors import RtvcError
@@ -212,4 +212,5 @@ def _entry(step, file: str, built, models: dict, paths: dict, shape, precision: 
         engine_sha256=sha256_file(built.path),
         inputs=[[s.name, list(s.shape), s.dtype] for s in step.inputs],
         outputs=[[s.name, list(s.shape), s.dtype] for s in step.outputs],
+        export=export_identity(),
     )

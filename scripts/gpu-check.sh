@@ -8,6 +8,7 @@
 #   2. CUDA-graph vs eager parity per step (content, F0, F0 over the window, synth; fp32 <= 1e-4, fp16 <= 1e-2) on the tiny test
 #      models: tests/test_backend_seam.py -k cuda_graphs_equal_eager;
 #      and the voice streamed with the concurrency forms (steps and the decoder's branches side by side);
+#      the TensorRT runner's CUDA stream and graph (cuda-bindings, no TensorRT needed): tests/test_tensorrt.py;
 #   3. bench/rvc_gpu.py: the same parity on the full-size models, then full-size RVC v2 48k + HuBERT base,
 #      eager vs CUDA graphs (default forms, and with the concurrency forms) vs the whole-window baseline,
 #      20 and 10 ms blocks, p50/p99 -> $OUT/rvc_gpu.json (written after each block size);
@@ -27,7 +28,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 RTVC_TRACEBACK=1  # (an error's cause is printed whole: the one run must tell all)
 PY=${PYTHON:-python3}
 
-step() {  # step NAME SECONDS COMMAND...: the limits add up to 330 s (compiled: 500 s), inside a 540 s call
+step() {  # step NAME SECONDS COMMAND...: the limits add up to 400 s (compiled: 500 s), inside a 540 s call
   local name=$1 limit=$2
   shift 2
   echo
@@ -66,10 +67,13 @@ checks() {
     step "gpu" 15 bash -c 'nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.mem,temperature.gpu --format=csv; '"$PY"' -c "import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"; '"$PY"' -c "import triton; print(\"triton\", triton.__version__)" || echo "no triton"; gcc --version | head -1'
     step "doctor" 15 $PY -m rtvc doctor
     step "cuda-graph parity" 60 $PY -m pytest -q -p no:cacheprovider -rs tests/test_backend_seam.py -k cuda_graphs_equal_eager
+    # the TensorRT runner's CUDA runtime calls (cuda-bindings: its stream, capture, launch), which need no TensorRT
+    step "cuda runtime graph" 30 $PY -m pytest -q -p no:cacheprovider -rs tests/test_tensorrt.py -k "graph_stream or enqueue"
     local rows=("eager fp32" "cuda-graph fp32" "cuda-graph fp16" "cuda-graph fp16, concurrent" "baseline: whole-window decode fp32")
     step "rvc_gpu bench" 150 $PY bench/rvc_gpu.py --blocks 200 --warmup 20 --rows "${rows[@]}" --out "$OUT/rvc_gpu.json"
     local live=(bench/live_virtual.py --rvc full --backend cuda-graph --device cuda --precision fp16 --block-ms 10 --seconds 60)
-    step "live 60 s at 10 ms" 90 $PY "${live[@]}" --out "$OUT/live_virtual_gpu.json"
+    # (the H200's run of this step took 85 s: the voice's load and captures before its 60 s)
+    step "live 60 s at 10 ms" 130 $PY "${live[@]}" --out "$OUT/live_virtual_gpu.json"
 
     kill "$clocks" 2>/dev/null
   fi

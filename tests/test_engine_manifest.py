@@ -20,6 +20,7 @@ from rtvc.backends.manifest import (
     Target,
     build_command,
     engine_filename,
+    export_identity,
     model_identity,
     rvc_models,
     timing_cache_path,
@@ -61,6 +62,7 @@ def _built(folder: Path, models, paths, step="synth", shape=SHAPE, precision="fp
         gpu=target.gpu, compute_capability=target.compute_capability, tensorrt=target.tensorrt,
         built_at="2026-11-22T04:00:00Z", build_seconds=12.5, engine_sha256=hashlib.sha256(data).hexdigest(),
         inputs=[["phone", [1, 100, 768], "float32"]], outputs=[["audio", [1, 2400], "float32"]],
+        export=export_identity(),
     )  # fmt: skip
 
 
@@ -173,6 +175,35 @@ def test_stale_after_the_model_changed(tmp_path: Path, voice):
     err = _why(folder, _request(new_models, paths))
     assert err.reason == "stale"
     assert f"stale: {base / 'alice.pth'} changed since it was built (2026-11-22T04:00:00Z)" in str(err)
+
+
+def test_an_engine_exported_by_other_step_code_is_stale(tmp_path: Path, voice, monkeypatch):
+    """The same models, shape, GPU and TensorRT, but the steps' code changed (an fp32 island added, another skip):
+    the engine computes what the old code did, with the same inputs' names and shapes. It was served (a review)."""
+    from rtvc.backends import manifest
+
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    built = _built(folder, models, paths)
+    for export, by in (("", "an rtvc from before engines recorded it"), ("0123", "another version of rtvc or torch")):
+        entry = replace(built, export=export)
+        _saved(folder, entry)
+        err = _why(folder, _request(models, paths))
+        assert err.reason == "export" and f"was exported by {by}" in str(err), str(err)
+        assert Manifest.load(folder).problem(entry) == "stale: built by another version of rtvc (or torch)"
+    _saved(folder, _built(folder, models, paths))
+    assert Manifest.load(folder).lookup(_request(models, paths), H100).export == export_identity()
+    assert Manifest.load(folder).problem(Manifest.load(folder).entries[0]) == ""
+    # the digest follows the step code's text: an edit to the NSF source's module changes it
+    before, read = export_identity(), Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda f: read(f) + (b"# edited" if f.name == "nsf.py" else b""))
+    manifest.export_identity.cache_clear()
+    try:
+        assert manifest.export_identity() != before and len(before) == 16
+    finally:
+        monkeypatch.undo()
+        manifest.export_identity.cache_clear()
+    assert export_identity() == before
 
 
 def test_corrupt_engine_file(tmp_path: Path, voice):

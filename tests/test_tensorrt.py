@@ -325,3 +325,128 @@ def test_an_enqueue_that_fails_inside_the_capture_is_the_error_raised(monkeypatc
     CaptureInvalidated.invalid = False
     gs.capture(lambda: None)
     assert (gs.graph, gs.exec) == (7, ("exec of", 7))
+
+
+class _StandInTensorRT:
+    """TensorRT's documented names, as far as loading an engine reads them: an engine of the I/O given, whose
+    `set_input_shape` takes `accepts` only (a real engine: its optimisation profile's shapes)."""
+
+    __version__ = "10.13.3.9"
+
+    class TensorIOMode:
+        INPUT, OUTPUT = "input", "output"
+
+    class DataType:
+        FLOAT = "float"
+
+    class ILogger:
+        class Severity:
+            ERROR, INTERNAL_ERROR = "error", "internal"
+
+        def __init__(self) -> None:
+            pass
+
+    def __init__(self, inputs: dict, outputs: dict, accepts: tuple = ()):
+        io = {**{n: ("input", s) for n, s in inputs.items()}, **{n: ("output", s) for n, s in outputs.items()}}
+
+        class Context:
+            def __init__(self):
+                self.shapes = {n: s for n, (_, s) in io.items()}
+
+            def set_input_shape(self, name, shape):
+                if tuple(shape) not in accepts:
+                    return False
+                self.shapes[name] = tuple(shape)
+                return True
+
+            def get_tensor_shape(self, name):
+                return self.shapes[name]
+
+        class Engine:
+            num_io_tensors = len(io)
+
+            def get_tensor_name(self, i):
+                return list(io)[i]
+
+            def get_tensor_mode(self, name):
+                return io[name][0]
+
+            def get_tensor_shape(self, name):
+                return io[name][1]
+
+            def get_tensor_dtype(self, name):
+                return "float"
+
+            def create_execution_context(self):
+                return Context()
+
+        class Runtime:
+            def __init__(self, log):
+                pass
+
+            def deserialize_cuda_engine(self, data):
+                return Engine()
+
+        self.Runtime = Runtime
+
+
+@pytest.mark.parametrize(
+    ("engine", "said"),
+    [
+        (({"audio": (1, 16000), "extra": (1, 4)}, {"features": (1, 49, 768)}), "takes ['audio', 'extra'], the step"),
+        (({"audio": (1, 16000)}, {"feats": (1, 49, 768)}), "gives ['feats'], the step reads ['features']"),
+        (({"audio": (1, -1)}, {"features": (1, 49, 768)}), "does not take 'audio' as (1, 16000)"),
+    ],
+)  # fmt: skip
+def test_an_engine_that_does_not_fit_its_step_is_refused_at_load_naming_the_build(monkeypatch, tmp_path, engine, said):
+    """An engine from an rtvc whose step took or gave other tensors loaded, and the first block raised "a backend
+    bug" in the audio worker; an input shape outside the engine's profile went on to a -1 output shape (a review).
+    Both are refused when the voice loads, as a stale engine, with the command that rebuilds it."""
+    from rtvc.backends import tensorrt
+    from rtvc.backends.manifest import EngineError
+
+    monkeypatch.setattr(tensorrt, "import_tensorrt", lambda: _StandInTensorRT(*engine))
+    (tmp_path / "content.engine").write_bytes(b"plan")
+    step, build = [TensorSpec("audio", (1, 16000), "float32")], "rtvc build alice --block-ms 20"
+    with pytest.raises(EngineError, match=r"rebuild it: rtvc build alice --block-ms 20") as info:
+        tensorrt.TensorRTStep("content", tmp_path / "content.engine", step, build, ["features"])
+    assert said in str(info.value), str(info.value)
+    assert info.value.reason in ("stale", "shape")
+
+
+@pytest.mark.skipif(not _cuda(), reason="no CUDA device: the CUDA runtime's stream and graph need one")
+def test_a_graph_stream_captures_torch_work_and_replays_it_on_new_inputs():
+    """The TensorRT runner's stream and graph (rtvc.backends.cudart.GraphStream) on a real GPU, with torch's work
+    enqueued on it as the runner enqueues TensorRT's: a non-blocking stream, a thread-local capture after one
+    warm-up, replays that read the static inputs' new values. No TensorRT needed: what it checks is the CUDA runtime
+    through cuda-bindings, which a GPU machine without TensorRT never ran otherwise."""
+    pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings is not installed")
+    import torch
+
+    from rtvc.backends.cudart import GraphStream
+
+    a, b = torch.zeros(4096, device="cuda"), torch.zeros(4096, device="cuda")
+    out = torch.empty(4096, device="cuda")
+    gs = GraphStream("a test graph")
+    stream = torch.cuda.ExternalStream(gs.handle)
+
+    def enqueue() -> None:
+        with torch.cuda.stream(stream):
+            torch.mul(a, b, out=out)
+            out.add_(a)
+
+    torch.cuda.synchronize()
+    enqueue()  # the warm-up, outside the capture
+    gs.synchronize()
+    gs.capture(enqueue)
+    try:
+        for k in (1.0, 3.0):
+            with torch.cuda.stream(stream):
+                a.copy_(torch.arange(4096.0) * k)
+                b.fill_(2.0 * k)
+            gs.launch()
+            gs.synchronize()
+            assert torch.equal(out.cpu(), torch.arange(4096.0) * k * (2.0 * k + 1.0)), k
+    finally:
+        gs.close()
+    assert (gs.stream, gs.graph, gs.exec) == (None, None, None)

@@ -15,6 +15,9 @@ is a ModelError naming the step.
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import torch
 
 from rtvc.backends import gpu_forms, streams
@@ -25,14 +28,20 @@ WARMUP = 3  # eager runs on the side stream before capture (torch's example uses
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "int64": torch.int64, "int32": torch.int32}
 
 
+_FLAGS = threading.Lock()  # cuDNN's flags are the process's: one runner at a time sets and restores them
+
+
+@contextmanager
 def _fastest_convolutions():
     """cuDNN's benchmark mode, the other flags as they are. A step's shapes never change, so its warm-up times each
     convolution's algorithms once and the capture records the fastest (the heuristic alone chose a slow implicit
-    GEMM for the 1-D convolutions: most of a block's GPU time on an H200, in fp16 and fp32 alike)."""
+    GEMM for the 1-D convolutions: most of a block's GPU time on an H200, in fp16 and fp32 alike). The flags are
+    global: two runners made at once on two threads (a bench, two loads) restored them out of order and could leave
+    benchmark mode on for good, so they take turns."""
     cudnn = torch.backends.cudnn
-    return cudnn.flags(
-        enabled=cudnn.enabled, benchmark=True, deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32
-    )
+    flags = {"enabled": cudnn.enabled, "deterministic": cudnn.deterministic, "allow_tf32": cudnn.allow_tf32}
+    with _FLAGS, cudnn.flags(benchmark=True, **flags):
+        yield
 
 
 class CudaGraphRunner:
@@ -104,10 +113,14 @@ class CudaGraphRunner:
         else:
             # the inputs come from the host and the last replay's outputs were read (the caller copied them to
             # the host): nothing on the current stream to wait for. Its own stream keeps this replay after the
-            # last one; the current stream waits for it before anything there reads the outputs
+            # last one; the current stream waits for it before anything there reads the outputs. An input on the
+            # GPU may still be in the making on the current stream: then this replay waits for it
+            current = torch.cuda.current_stream(self.device)
+            if any(isinstance(x, torch.Tensor) and x.is_cuda for x in inputs.values()):
+                self.stream.wait_stream(current)
             with torch.cuda.stream(self.stream):
                 self._replay(inputs)
-            torch.cuda.current_stream(self.device).wait_stream(self.stream)
+            current.wait_stream(self.stream)
         return {s.name: t for s, t in zip(self.outputs, self._static_out, strict=True)}
 
     def _replay(self, inputs: dict) -> None:

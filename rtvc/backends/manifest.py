@@ -1,7 +1,8 @@
 """engines/manifest.json: which TensorRT engine serves which step, for which models, stream, GPU and TensorRT.
 
 An engine is only valid for the exact inputs it was built from: the model files (by sha256), the stream
-shape, the precision, the GPU (name and compute capability) and the TensorRT version. Lookup returns the
+shape, the precision, the GPU (name and compute capability), the TensorRT version, and the code that made its
+ONNX (`export_identity`: rtvc's steps and their export, and torch's exporter). Lookup returns the
 entry that matches all of them, or raises an EngineError that says which one differs and names the
 `rtvc build` command that makes the right engine. Nothing here imports TensorRT or torch.
 
@@ -12,6 +13,7 @@ so the voice file decides the content engine too. A changed voice file therefore
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -28,7 +30,8 @@ DEFAULT_SAMPLERATE = 48000  # config.toml's audio.samplerate default: the build 
 
 
 class EngineError(RtvcError):
-    """An engine that cannot serve: `reason` is missing | gpu | tensorrt | stale | shape | precision | corrupt."""
+    """An engine that cannot serve: `reason` is missing | gpu | tensorrt | export | stale | shape | precision |
+    corrupt."""
 
     def __init__(self, reason: str, what: str, fix: str):
         self.reason = reason
@@ -76,12 +79,37 @@ class EngineEntry:
     engine_sha256: str
     inputs: list = field(default_factory=list)  # [[name, [dims], dtype], ...]
     outputs: list = field(default_factory=list)
+    export: str = ""  # export_identity() of the rtvc that built it ("": a manifest from before it was recorded)
 
     def target(self) -> Target:
         return Target(self.gpu, self.compute_capability, self.tensorrt)
 
     def specs(self, which: str) -> tuple[TensorSpec, ...]:
         return tuple(TensorSpec(n, tuple(s), d) for n, s, d in getattr(self, which))
+
+
+# The code whose output an engine is: the models' modules, their steps and the export. An engine built by another
+# version of it computes what that code did (an fp32 island since added, another skip baked in) with the same
+# inputs' names and shapes: nothing else would notice.
+_STEP_CODE = ("rvc", "backends/export.py", "backends/gpu_forms.py", "backends/base.py", "voices/rvc_steps.py")
+
+
+@functools.cache
+def export_identity() -> str:
+    """A digest of the code that makes a step's ONNX (rtvc's files above and torch's version: its exporter)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for where in _STEP_CODE:
+        path = root / where
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f"{f.relative_to(root).as_posix()}\0".encode() + f.read_bytes() + b"\0")
+    try:
+        h.update(f"torch {version('torch')}".encode())
+    except PackageNotFoundError:
+        h.update(b"no torch")
+    return h.hexdigest()[:16]
 
 
 def build_command(profile: str, block_ms: float, precision: str, samplerate: int | None = None, config=None) -> str:
@@ -157,7 +185,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def _check_types(e: EngineEntry) -> None:
     """ValueError naming a field of a (hand-edited) manifest entry with a value of the wrong type."""
-    text = ("step", "file", "shape", "precision", "gpu", "compute_capability", "tensorrt", "engine_sha256")
+    text = ("step", "file", "shape", "precision", "gpu", "compute_capability", "tensorrt", "engine_sha256", "export")
     for name in text:
         if not isinstance(getattr(e, name), str):
             raise ValueError(f"an entry's {name!r} is not text")
@@ -243,9 +271,9 @@ class Manifest:
 
     def lookup(self, want: EngineRequest, target: Target, verify: bool = True) -> EngineEntry:
         """The entry that serves `want` on `target`, its file present and intact; else EngineError."""
-        key = (want.models, want.shape.key(), want.precision, target)
+        key = (want.models, want.shape.key(), want.precision, target, export_identity())
         for e in self.entries:
-            if e.step == want.step and (e.models, e.shape, e.precision, e.target()) == key:
+            if e.step == want.step and (e.models, e.shape, e.precision, e.target(), e.export) == key:
                 if verify:
                     self._verify(e, want)
                 return e
@@ -282,6 +310,8 @@ class Manifest:
         found = self._file_problem(e)
         if found:
             return "engine file gone" if found == "missing" else "engine file corrupt"
+        if e.export != export_identity():
+            return "stale: built by another version of rtvc (or torch)"
         for role, where in e.model_paths.items():
             if e.models.get(role) == where or not Path(where).is_absolute():  # (a package's label, not a file)
                 continue
@@ -315,6 +345,9 @@ class Manifest:
                 out.append(("gpu", f"built for {e.gpu} (sm {e.compute_capability}), but this GPU is {here}"))
             if e.tensorrt != target.tensorrt:
                 out.append(("tensorrt", f"built with TensorRT {e.tensorrt}, but this is TensorRT {target.tensorrt}"))
+            if e.export != export_identity():
+                by = "an rtvc from before engines recorded it" if not e.export else "another version of rtvc or torch"
+                out.append(("export", f"exported by {by}: this one's steps may compute otherwise"))
             roles = [*want.models, *(r for r in e.models if r not in want.models)]  # (an entry edited by hand)
             changed = [
                 want.model_paths.get(r, e.model_paths.get(r, r)) for r in roles if e.models.get(r) != want.models.get(r)

@@ -201,9 +201,18 @@ class TensorRTStep:
     Ordering: the private stream waits (GPU-side event) for the caller's current torch stream before it
     copies the inputs, and the caller's stream waits for the graph before anything queued after the call.
     No host synchronisation: the outputs are ready for any work the caller queues on its current stream
-    (`.cpu()` included). They are the runner's static buffers, overwritten by the next call."""
+    (`.cpu()` included). They are the runner's static buffers, overwritten by the next call. So two steps called
+    one after the other (the voice's content, then its F0) run one after the other on the GPU: the second's stream
+    waits for the caller's, which waits for the first (its launch from the host still overlaps the first's work)."""
 
-    def __init__(self, name: str, engine_path: Path, inputs: Sequence[TensorSpec] = (), command: str = ""):
+    def __init__(
+        self,
+        name: str,
+        engine_path: Path,
+        inputs: Sequence[TensorSpec] = (),
+        command: str = "",
+        outputs: Sequence[str] = (),
+    ):
         import torch
 
         from rtvc.backends.cudart import GraphStream
@@ -222,22 +231,31 @@ class TensorRTStep:
         self._in: dict[str, torch.Tensor] = {}
         self._out: dict[str, torch.Tensor] = {}
         io = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        for n in io:  # inputs first: output shapes follow from them
-            if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT:
-                shape = tuple(self._engine.get_tensor_shape(n))
-                if -1 in shape:
-                    shape = want[n]
-                    self._ctx.set_input_shape(n, shape)
-                elif n in want and want[n] != shape:
-                    raise EngineError("shape", f"{what} takes '{n}' as {shape}, the step needs {want[n]}", command)
-                # zeros, not empty: the warm-up below runs the engine on them, and uninitialised int64 ids (the
-                # synth's pitch and sid) would index outside their embedding tables
-                self._in[n] = torch.zeros(
-                    shape, dtype=_torch_dtype(trt, self._engine.get_tensor_dtype(n)), device="cuda"
-                )
+        fix = f"rebuild it: {command or 'rtvc build'}"
+        names = [n for n in io if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if want and set(names) != set(want):  # (an engine built by an rtvc whose step took other inputs)
+            said = f"{what} takes {sorted(names)}, the step gives {sorted(want)}: it was built for another rtvc"
+            raise EngineError("stale", said, fix)
+        got = sorted(n for n in io if n not in names)
+        if outputs and got != sorted(outputs):
+            raise EngineError("stale", f"{what} gives {got}, the step reads {sorted(outputs)}", fix)
+        for n in names:  # inputs first: output shapes follow from them
+            shape = tuple(self._engine.get_tensor_shape(n))
+            if -1 in shape:
+                shape = want[n]
+                if not self._ctx.set_input_shape(n, shape):  # (False: outside the engine's optimisation profile)
+                    said = f"{what} does not take '{n}' as {shape} (outside the stream shape it was built for)"
+                    raise EngineError("shape", said, fix)
+            elif n in want and want[n] != shape:
+                raise EngineError("shape", f"{what} takes '{n}' as {shape}, the step needs {want[n]}", fix)
+            # zeros, not empty: the warm-up below runs the engine on them, and uninitialised int64 ids (the
+            # synth's pitch and sid) would index outside their embedding tables
+            self._in[n] = torch.zeros(shape, dtype=_torch_dtype(trt, self._engine.get_tensor_dtype(n)), device="cuda")
         for n in io:
             if n not in self._in:
                 shape = tuple(self._ctx.get_tensor_shape(n))
+                if min(shape, default=0) < 0:  # (an input shape left unset, or one the engine cannot run)
+                    raise EngineError("shape", f"{what}: output '{n}' has no fixed shape ({shape})", fix)
                 self._out[n] = torch.empty(
                     shape, dtype=_torch_dtype(trt, self._engine.get_tensor_dtype(n)), device="cuda"
                 )
@@ -330,4 +348,5 @@ def step_runner(name: str, module: Any, device: str, *, request: EngineRequest, 
     target = current_target(import_tensorrt())
     entry = Manifest.load(engines_dir, request.command).lookup(request, target)
     specs = tuple(getattr(module, "inputs", ())) or entry.specs("inputs")
-    return TensorRTStep(name, engines_dir / entry.file, specs, request.command)
+    outputs = [s.name for s in getattr(module, "outputs", ())]
+    return TensorRTStep(name, engines_dir / entry.file, specs, request.command, outputs)
