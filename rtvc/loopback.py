@@ -130,6 +130,9 @@ def _peak(heard: np.ndarray, probe: np.ndarray, start: int, every: int, rate: in
     if len(seg) < n or not np.any(seg):
         return 0, 0.0, 0.0
     c = np.abs(correlate(seg.astype(np.float64), probe.astype(np.float64), mode="valid"))  # (every,)
+    # lags whose stretch ends within the second: past them it reaches the next sweep's return, whose first frames
+    # (a sweep that never came back, the loop made later) stood alone against a silent floor and were taken for it
+    c = c[: max(every - n + 1, 1)]
     i, k = int(np.argmax(c)), round(PEAK_S * rate)
     rest = np.concatenate([c[: max(i - n, 0)], c[i + n :]])
     near = np.concatenate([c[max(i - n, 0) : max(i - k, 0)], c[i + k : i + n]])
@@ -182,8 +185,9 @@ class LoopResult:
     @property
     def measured(self) -> int | None:
         """The median round trip, frames (None: too few sweeps came back)."""
-        d = self.delays
-        return int(np.median(d)) if len(d) * 2 > len(self.arrivals) else None
+        d = sorted(self.delays)
+        # (the lower of two middle ones: a round trip one sweep took, not the mean of two that disagree)
+        return d[(len(d) - 1) // 2] if len(d) * 2 > len(self.arrivals) else None
 
     @property
     def own(self) -> int:
@@ -326,6 +330,10 @@ def run_probe(
                     "same settings underruns too",
                 )
             sleep(0.05)
+        # the devices' part as JACK says it now, of the loop the sweeps went through: it was asked when the streams
+        # started, before a loop made by hand (rtvc's ports exist only once it runs), and described the ports then
+        if hasattr(device, "jack_latency"):
+            device.jack_latency()
     finally:
         try:
             device.stop()

@@ -99,9 +99,14 @@ def latency(c, ports: dict[str, dict[str, list[str]]]) -> dict:
     """Per input port the largest capture latency of its peers, per output port the largest playback latency of
     its peers (jack_port_get_latency_range, the range's max; None for a port with no peer), and the period."""
 
-    def most(peers: list[str], mode: int) -> int | None:
+    def most(own: str, peers: list[str], mode: int) -> int | None:
         best = None
         for q in peers:
+            if q.split(":", 1)[0] == own.split(":", 1)[0]:
+                # rtvc's own port (its output looped into its input, `rtvc latency`'s JACK loop): no device between;
+                # the port's range is rtvc's other side's, which JACK left at whatever it was before the loop
+                best = 0 if best is None else best
+                continue
             r, port = (u32 * 2)(), lib.jack_port_by_name(c, q.encode())
             if port:  # (gone since it was listed)
                 lib.jack_port_get_latency_range(port, mode, ctypes.byref(r))
@@ -109,8 +114,8 @@ def latency(c, ports: dict[str, dict[str, list[str]]]) -> dict:
         return best
 
     return {
-        "inputs": [most(qs, CAPTURE) for qs in ports["inputs"].values()],
-        "outputs": [most(qs, PLAYBACK) for qs in ports["outputs"].values()],
+        "inputs": [most(p, qs, CAPTURE) for p, qs in ports["inputs"].items()],
+        "outputs": [most(p, qs, PLAYBACK) for p, qs in ports["outputs"].items()],
         "period": lib.jack_get_buffer_size(c),
     }
 
