@@ -755,7 +755,9 @@ class Engine:
             portaudio=flags,
             portaudio_events=sum(x.pa_xrun_callbacks for x in (c, self._out_counters, self._mon_counters)),
         )
-        lv = self._levels.copy()
+        # the levels are the last block's: with the devices stalled or gone no block comes, and the last one's
+        # stood on the meters (a -6 dBFS tone shown playing under "engine failed"): nothing is heard, none is shown
+        lv = np.zeros(4) if self.devices_failed else self._levels.copy()
         return EngineStatus(
             state=self._state,
             detail=self._detail,
