@@ -753,8 +753,9 @@ def _switch_mid_tone(
     try:
         for pos in range(0, len(x), 240):
             if pos == switch_at:
-                if heavy:
-                    engine.converter.cost_s = 1.0
+                # (the old voice's block time as measured decides the way it is faded out; pinned either way: on a
+                # loaded machine one slow block of the pitch voice read as a heavy voice's and took the other way)
+                engine.converter.cost_s = 1.0 if heavy else 0.0
                 engine.swap_converter(conv(new_pitch), "second")
             engine.on_duplex(x[pos : pos + 240], out, 240, None)
             y[pos : pos + 240] = out[:, 0]
