@@ -1195,6 +1195,10 @@ def test_typing_into_a_stepper_says_what_it_did_and_a_long_value_stays_in_its_bo
             await pilot.press("0", ".", "5", "enter")
             await until(pilot, "0.5 taken", lambda: len(got) == 2)
             assert got[-1] == 1, got
+            # Home and End while typing change nothing (End set the end at once, and Escape then left it there)
+            await pilot.press("2", "end", "home", "escape")
+            await pilot.pause(0.1)
+            assert got == [2, 1], got
             await pilot.press(*"1234567890123")
             await pilot.pause(0.1)
             line = screen_text(app).splitlines()[0]

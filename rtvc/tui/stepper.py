@@ -108,7 +108,8 @@ class Stepper(Widget, can_focus=True):
         self.typing = self.typing[1:] if self.typing.startswith("-") else "-" + self.typing
 
     def action_jump(self, end: int) -> None:
-        self._user_set(self.spec.hi if end > 0 else self.spec.lo)
+        if self.typing is None:  # (as a step: End while typing set the end, and Escape then left it there)
+            self._user_set(self.spec.hi if end > 0 else self.spec.lo)
 
     def on_key(self, event: events.Key) -> None:
         ch = event.character or ""
