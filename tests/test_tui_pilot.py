@@ -101,6 +101,9 @@ def test_keys_change_the_daemons_state(daemon: Daemon, rpc: RpcClient) -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
+            # a daemon on the virtual device (--virtual) says so: the screen looked as on a microphone
+            note = "the virtual device plays speech.wav as the microphone, in a loop (d: devices)"
+            await until(pilot, "the virtual device said", lambda: note in " ".join(screen_text(app).split()))
             await pilot.press("m")
             await until(pilot, "mute on in the daemon", lambda: control(rpc)["mute"])
             await until(pilot, "mute ON on screen", lambda: "M mute ON" in screen_text(app))

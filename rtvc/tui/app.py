@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import events, on, work
@@ -273,16 +274,32 @@ class RtvcApp(VoiceListMixin, App[None]):
         if st and listed and params:
             if self._events == seen:  # else an event (another client's change) already showed newer state
                 self.apply_state(st["control"])  # (first: the list then puts its cursor on the active voice)
-                obs = st["control"].get("links", {}).get("obs")
-                if obs and obs["state"] in ("disconnected", "auth failed", "stopped"):  # (down before we came: why)
-                    self.show_message(f"OBS {obs['state']}: {obs['detail'].split('; retrying in ')[0]}", error=True)
                 self.apply_voices(listed["voices"])
                 self.apply_status(st["engine"])
             else:  # keep the newer state; take the engine's figures (latency, timing) only
                 self.apply_voices(listed["voices"])
                 self.apply_status({**st["engine"], "state": None})
                 self._mark_active(self.state.get("profile"))
+            # (in either case: an engine event that came first on a loaded machine left it unsaid)
+            obs = self.state.get("links", {}).get("obs")
+            if obs and obs["state"] in ("disconnected", "auth failed", "stopped"):  # (down before we came: why)
+                self.show_message(f"OBS {obs['state']}: {obs['detail'].split('; retrying in ')[0]}", error=True)
             await self.apply_params(params)  # last: steppers on screen mean the rest is there too
+            await self._say_virtual_device()
+
+    async def _say_virtual_device(self) -> None:
+        """On the virtual device (no sound card, or --virtual) the screen looked as on a microphone: a user who
+        expected their own voice heard nothing and was not told why (the words were in the daemon's log alone)."""
+        try:
+            listing = await self.client.call("devices.list") if self.client is not None else None
+        except CallError:
+            return  # (the picker, `d`, says why when asked)
+        in_use = (listing or {}).get("in_use", {})
+        said = self._message[0]
+        if in_use.get("virtual") and (not said or said.startswith("connected to ")):  # (not over another message)
+            clip = Path(in_use.get("clip") or "a speech clip").name
+            why = "no sound card found: " if in_use.get("fallback") else ""
+            self.show_message(f"{why}the virtual device plays {clip} as the microphone, in a loop (d: devices)")
 
     def apply_event(self, ev: dict[str, Any]) -> None:
         try:
