@@ -4,7 +4,8 @@ Per block (10 ms and 20 ms at 48 kHz), p50 and p99 over many blocks, measured si
 - idle: every sample within full scale (the block passes as it is: one comparison);
 - limiting: a tone at +6 dBFS (the gain goes down and back every half period);
 - releasing: the gain coming back after a peak, the samples within full scale.
-Then the bundled speech clip raised to peak at +6 dBFS: its peak limited, and the share of blocks lowered; and
+Then the bundled speech clip raised to peak at +6 dBFS: its peak limited, and the share of its blocks that held a
+sample beyond full scale (`limited_blocks`, what the closing report counts); and
 a 220 Hz tone at +6 dBFS: the energy off its fundamental, limited and clipped flat (what played before).
 
     python bench/limiter.py [--blocks 5000]
@@ -88,7 +89,7 @@ def main() -> None:
     print(
         f"\nspeech peaking at {quality['speech_input_peak_dbfs']} dBFS: limited to "
         f"{quality['speech_limited_peak_dbfs']} dBFS, {100 * quality['speech_limited_blocks_share']:.0f}% of its 20 ms "
-        f"blocks lowered\na 220 Hz tone at +6 dBFS, energy off its fundamental: limited "
+        f"blocks beyond full scale\na 220 Hz tone at +6 dBFS, energy off its fundamental: limited "
         f"{quality['tone_off_fundamental_limited_db']} dB, clipped {quality['tone_off_fundamental_clipped_db']} dB"
     )
     write_result(args.out, "limiter", {"machine": machine(), "rows": rows, "quality": quality})
