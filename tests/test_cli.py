@@ -486,6 +486,7 @@ def test_a_taken_control_port_is_said_before_the_voices_load(tmp_path):
         _wait_listening(Exited(), log)  # type: ignore[arg-type]
     assert str(e.value).startswith("the daemon (rtvc serve) exited with 2 before listening: the control server")
     assert "audio.host_api" not in str(e.value) and f"its log: {log}" in str(e.value)
+    assert "`rtvc tui` attaches to a daemon that runs there" in e.value.fix  # (rtvc run has no --port: a dead end)
 
 
 def test_run_on_a_terminal_starts_its_daemon_with_every_setting_given(tmp_path):

@@ -89,9 +89,12 @@ def _wait_listening(proc: subprocess.Popen[bytes], log: Path) -> tuple[str, int]
         if proc.poll() is not None:
             said = [ln.removeprefix("rtvc: error: ") for ln in text.splitlines() if ln.startswith("rtvc: error: ")]
             why = said[-1] if said else f"its log ends:\n{text.strip()[-1500:]}"
-            raise RtvcError(
-                f"the daemon (rtvc serve) exited with {proc.returncode} before listening: {why}", f"its log: {log}"
-            )
+            fix = f"its log: {log}"
+            if "another rtvc serve" in why:  # (a daemon already running here, as a service or by hand: attach to it)
+                fix = (
+                    f"`rtvc tui` attaches to a daemon that runs there (stop it first to start one with rtvc run); {fix}"
+                )
+            raise RtvcError(f"the daemon (rtvc serve) exited with {proc.returncode} before listening: {why}", fix)
         time.sleep(0.05)
     raise RtvcError(f"the daemon did not listen within {START_TIMEOUT_S:g} s", f"see its log: {log}")
 
