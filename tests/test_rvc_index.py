@@ -102,6 +102,25 @@ def test_a_damaged_index_header_is_refused_before_faiss_allocates_what_it_declar
         FeatureIndex.load(bad, 32)
 
 
+def test_a_flat_index_declaring_more_than_it_holds_is_refused_in_words(tmp_path):
+    """A flat index (features alone, IxF2) with a huge feature count got faiss's C++ assertion as its error, cut
+    off mid-expression; an IVF-Flat one was said in words (a review)."""
+    import struct
+
+    import faiss
+
+    flat = faiss.IndexFlatL2(32)
+    flat.add(np.random.default_rng(0).standard_normal((300, 32)).astype(np.float32))
+    path = tmp_path / "flat.index"
+    faiss.write_index(flat, str(path))
+    assert FeatureIndex.load(path, 32).blend(np.zeros((2, 32), np.float32), 0.5).shape == (2, 32)  # (the intact one)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<q", data, 8, 10**11)
+    path.write_bytes(data)
+    with pytest.raises(ModelError, match=r"flat\.index: damaged index: it declares 100000000000 features of 32 values"):
+        FeatureIndex.load(path, 32)
+
+
 def test_noise_is_a_function_of_seed_and_absolute_frame():
     a = FrameNoise(seed=7, inter_channels=4, upp=10)
     flow, sine = a.frames(100, 110)

@@ -104,8 +104,15 @@ _HEAD = struct.Struct("<4siqqqBi")
 def _check_ivf_flat(path: Path, data: bytes, size: int, dim: int) -> None:
     """ModelError where an IVF-Flat index declares more than its file (`size` bytes, `data` its first ones)
     holds: faiss allocates (and zero-fills) what the header declares before it finds the file short (a 2-byte
-    corruption asked for 14 GB and took a minute). Other index types go to faiss unchecked."""
+    corruption asked for 14 GB and took a minute). A flat index is checked the same way; other index types go to
+    faiss unchecked."""
     fix = DAMAGED_FIX
+    if len(data) >= _HEAD.size and data[:4] in _FLAT:  # a flat index (features alone): its codes, ntotal x d floats
+        _, d, ntotal, *_ = _HEAD.unpack_from(data, 0)
+        if (d == dim or not 0 < d < 100_000) and (d <= 0 or ntotal < 0 or ntotal * d * 4 > size):
+            bad = f"it declares {ntotal} features of {d} values, more than its {size} bytes hold"
+            raise ModelError(f"{path}: damaged index: {bad}", fix)  # (faiss: its C++ assertion, cut mid-expression)
+        return
     if len(data) < _HEAD.size + 16 + _HEAD.size + 8 + 8 or data[:4] not in _IVF_FLAT:
         return
     _, d, ntotal, _, _, _, metric = _HEAD.unpack_from(data, 0)
