@@ -113,6 +113,22 @@ def test_a_name_that_matches_several_devices(monkeypatch, capsys):
     assert "'usb' matches 2 input devices" in line and "[0] USB Mic" in line and "--input-device 0" in line
 
 
+def test_a_name_twinned_but_for_case_is_chosen_by_its_own_case(monkeypatch):
+    """JACK clients 'Cam' and 'cam' (PipeWire nodes 'USB Headset Mic' and 'usb headset mic'): either name was refused
+    as matching 2 devices, so neither could be chosen by name; the one written in the same case is taken."""
+    fake = [
+        Device(0, "Cam", "JACK", 2, 0, 48000.0, 0.01, 0.01),
+        Device(1, "cam", "JACK", 2, 0, 48000.0, 0.01, 0.01),
+        Device(2, "USB Headset Mic", "JACK", 1, 0, 48000.0, 0.01, 0.01),
+        Device(3, "usb headset mic", "JACK", 1, 0, 48000.0, 0.01, 0.01),
+    ]
+    monkeypatch.setattr(devices, "list_devices", lambda: fake)
+    names = ("Cam", "cam", "USB Headset Mic", "usb headset mic")
+    assert [devices.find_device(name, "input").index for name in names] == [0, 1, 2, 3]
+    with pytest.raises(devices.DeviceError, match="'CAM' matches 2 input devices"):  # (neither is written so)
+        devices.find_device("CAM", "input")
+
+
 @pytest.mark.jack
 @pytest.mark.parametrize("jack_server", [256], indirect=True)
 def test_rtvc_devices_takes_a_config_and_says_what_it_would_open(jack_server, tmp_path):

@@ -351,8 +351,9 @@ def no_devices_error(listing: bool = False) -> DeviceError:
 
 
 def find_device(spec: int | str, kind: Kind, host_api: str = "", flag: str = "") -> Device:
-    """A device by index, by name substring (case-insensitive), or '' for the host API's default. `flag`: the
-    option that chooses it, for the fixes (default --input-device / --output-device)."""
+    """A device by index, by name substring (case-insensitive; of several, the one whose whole name it is, in the
+    same case first), or '' for the host API's default. `flag`: the option that chooses it, for the fixes (default
+    --input-device / --output-device)."""
     with _pa_lock:
         _check_usable()
         return _find(spec, kind, host_api, flag)
@@ -409,7 +410,11 @@ def _find(spec: int | str, kind: Kind, host_api: str, flag: str) -> Device:
     if not match:
         raise DeviceNotFound(f"no {kind} device matches '{spec}'", f"{kind} devices: {names}; see `rtvc devices`")
     if len(match) > 1:
-        exact = [d for d in match if d.name.lower() == spec.lower()]
+        # the whole name as written first: JACK clients 'Cam' and 'cam' (or PipeWire nodes that differ only in case)
+        # could otherwise not be chosen by name at all
+        exact = [d for d in match if d.name == spec]
+        if len(exact) != 1:
+            exact = [d for d in match if d.name.lower() == spec.lower()]
         if len(exact) == 1:
             return exact[0]
         names = ", ".join(d.title() for d in match)

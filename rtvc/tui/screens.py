@@ -155,6 +155,8 @@ class DeviceScreen(Modal):
                 now += "; waiting for " + ", ".join(f"{q} (was connected to {p})" for p, q in in_use["waiting"])
         options: list[Option] = []
         listed = self.listing.get("devices", [])
+        # (counted case and all: the daemon takes the device whose whole name is written so before those that differ
+        # only in case, so 'Cam' beside 'cam' is picked by name; rtvc.audio.devices._find)
         names = Counter(d["name"] for d in listed)
         for d in listed:
             # by name where it is the only one of that name: an index changes when the daemon reads the list
