@@ -589,6 +589,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             raise
     if isinstance(device, DeviceSwitcher):
         controller.device_switcher = device.switch
+        controller.devices_stuck = device.stuck
         device.on_routing = controller.routing_changed
         device.on_followed = controller.devices_followed
         shown[0] = device.in_use

@@ -342,6 +342,7 @@ def test_a_jack_server_that_dies_under_serve_gets_one_answer_and_a_prompt_exit(j
         said = {a["error"]["message"] for a in answers} | {listed["error"]}
         assert len(said) == 1, said
         assert "restart rtvc serve" in listed["in_use"]["stopped"], listed
+        assert listed["switchable"] is False, listed  # (it said true, and the TUI offered a switch it refused)
         assert rpc.call("status.get")["result"]["engine"]["state"] == "failed"
         served.proc.terminate()
         code = served.proc.wait(20)

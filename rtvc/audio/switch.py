@@ -143,6 +143,10 @@ class DeviceSwitcher:
         # (serve: the controller's `devices` event: an error, or ''; whether hear-myself went off with it)
         self.on_followed: Callable[[str, bool], None] | None = None
 
+    def stuck(self) -> bool:
+        """PortAudio cannot be used again in this process: every switch is refused (AudioLost) until rtvc restarts."""
+        return bool(self._wedged)
+
     def in_use(self) -> dict[str, Any]:
         """The devices in use; with `stopped` (why) while none runs: the names are then those last used."""
         got = describe_choice(self.choice)

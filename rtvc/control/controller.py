@@ -137,6 +137,8 @@ class Controller:
         self.links: dict[str, dict[str, str]] = {}  # outside links (OBS): name -> {state, detail}
         # DeviceSwitcher.switch(input, output, monitor, rescan=False), with real devices that can be switched
         self.device_switcher: Callable[..., dict[str, Any]] | None = None
+        # whether every switch is refused now (DeviceSwitcher.stuck: PortAudio stuck on a JACK server that went away)
+        self.devices_stuck: Callable[[], bool] = lambda: False
 
     # -- reading ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -359,7 +359,10 @@ async def _devices(s: Session, rescan: bool = False) -> dict[str, Any]:
         found = await asyncio.to_thread(list_devices)
     except DeviceError as e:
         raise RpcError(NOT_AVAILABLE, f"devices.list: {e}") from None
-    in_use, switchable = s.hub.devices_in_use(), s.hub.controller.device_switcher is not None
+    # (not where every devices.select would be refused: PortAudio stuck on a JACK server that went away; in_use.stopped
+    # says why, and the TUI then offers no switch)
+    switchable = s.hub.controller.device_switcher is not None and not s.hub.controller.devices_stuck()
+    in_use = s.hub.devices_in_use()
     got = {"devices": [vars(d) for d in found], "in_use": in_use, "switchable": switchable}
     return got if error is None else {**got, "error": error}
 
