@@ -1266,6 +1266,13 @@ def test_docs_api_md_is_the_generated_reference():
     )
 
 
+def test_the_reference_gives_the_code_devices_select_is_refused_with_while_resuming():
+    """It said -32002 (not found) while the daemon answers -32004 (not available: _select_devices, and
+    test_device_switch.py's restart at another rate, which gets it from a real serve)."""
+    said = rpc.markdown(METHODS).split("`in_use.resuming` says why", 1)[1].split("\n\n", 1)[0]
+    assert f"`devices.select` is refused ({rpc.NOT_AVAILABLE}) until they are" in " ".join(said.split()), said
+
+
 def test_control_config_is_validated(tmp_path):
     assert load_config(ROOT / "config.toml").control == load_config(None).control
     p = tmp_path / "config.toml"

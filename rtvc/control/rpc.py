@@ -381,7 +381,7 @@ A `rtvc serve` that found no sound devices at its start (no sound card, or a sou
 virtual device: `in_use.virtual` and `in_use.fallback` (why, and the fix: start it again once they are there).
 A `rtvc serve` that started anew (its JACK server restarted) answers at once, before its devices are back:
 `in_use.resuming` says why there is no sound yet (the engine's state is `failed` with the same words), and
-`devices.select` is refused (-32002) until they are; it looks for them itself, and starts anew once more when the
+`devices.select` is refused (-32004) until they are; it looks for them itself, and starts anew once more when the
 JACK server is started again meanwhile (at another rate, say).
 Devices in use that failed are looked for every 2 s and reopened when they are back (status says so meanwhile).
 
