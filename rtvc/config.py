@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,25 @@ from rtvc.settings import from_table, in_range, one_of, read_toml, setting
 DEVICE_HELP = "a device index, or a substring of its name (see `rtvc devices`); '' for the system default"
 
 
+def device_name_ok(value: Any) -> str | None:
+    """A device name with a control character (a NUL, a newline: pasted in, or sent by a client) names no device. A
+    NUL reached a JACK query's command line and failed there as an internal error; in a message it was invisible
+    ("no input device matches 'micA'")."""
+    bad = [c for c in value if unicodedata.category(c) == "Cc"] if isinstance(value, str) else []
+    return f"a name without control characters ({bad[0]!r} is one: retype the name)" if bad else None
+
+
 @dataclass(frozen=True)
 class AudioConfig:
-    host_api: str = setting("", "substring of the host API name (e.g. 'JACK', 'WASAPI'); '' for the default")
-    input_device: int | str = setting("", "microphone: " + DEVICE_HELP)
-    output_device: int | str = setting("", "where the converted voice goes: " + DEVICE_HELP)
+    host_api: str = setting(
+        "", "substring of the host API name (e.g. 'JACK', 'WASAPI'); '' for the default", device_name_ok
+    )
+    input_device: int | str = setting("", "microphone: " + DEVICE_HELP, device_name_ok)
+    output_device: int | str = setting("", "where the converted voice goes: " + DEVICE_HELP, device_name_ok)
     monitor_device: int | str = setting(
-        "", "'hear myself' device (e.g. headphones): " + DEVICE_HELP.replace("the system default", "none")
+        "",
+        "'hear myself' device (e.g. headphones): " + DEVICE_HELP.replace("the system default", "none"),
+        device_name_ok,
     )
     monitor: bool = setting(False, "start with the monitor ('hear myself') on")
     virtual_mic: bool = setting(

@@ -81,6 +81,18 @@ def test_a_bad_flag_is_blamed_on_the_flag(tmp_path):
         load_config(None, {"gate.threshold_db": (3.0, "--gate-db")})
 
 
+def test_a_device_name_with_a_control_character_is_refused_at_load(tmp_path):
+    """A NUL in --input-device said "no input device matches 'micA'" (the NUL invisible), and sent by the control
+    API it failed in a JACK query as an internal error: it is named where the name comes in."""
+    with pytest.raises(ConfigError, match=r"^--input-device: 'audio.input_device' = 'micA\\x00' is not allowed") as e:
+        load_config(None, {"audio.input_device": ("micA\x00", "--input-device")})
+    assert "without control characters ('\\x00' is one: retype the name)" in str(e.value)
+    p = write(tmp_path, '[audio]\nmonitor_device = "USB\\u0000"\n')
+    with pytest.raises(ConfigError, match=r"'audio.monitor_device' = 'USB\\x00' is not allowed"):
+        load_config(p)
+    assert load_config(None, {"audio.input_device": ("Mic (USB) é 2", "--input-device")}).audio.input_device
+
+
 def test_the_virtual_microphone_is_where_the_voice_goes_and_says_what_contradicts_it(tmp_path):
     """audio.virtual_mic plays the voice into rtvc's PipeWire node through PipeWire's JACK: an output device or
     another host API beside it is refused at load, naming both settings."""

@@ -220,6 +220,10 @@ def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
         assert listed["switchable"] is True, listed
         assert [d["name"] for d in listed["devices"] if d["name"] == "rtvc-mic"], listed["devices"]
         assert "system" in listed["in_use"]["input"], listed["in_use"]
+        # a NUL in a name reached a JACK query's command line: an internal error with a traceback
+        refused = rpc.call("devices.select", input="rtvc-mic\u0000")["error"]
+        assert refused["code"] == -32602 and "without control characters ('\\x00' is one" in refused["message"], refused
+        assert '"rtvc-mic\\u0000"' in refused["message"] and "Traceback" not in serve_log(), refused
 
         def in_peak() -> float:
             return rpc.call("status.get")["result"]["engine"]["levels"]["in_peak"]

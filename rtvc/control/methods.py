@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rtvc.audio.switch import AudioLost
-from rtvc.config import GateConfig
+from rtvc.config import GateConfig, device_name_ok
 from rtvc.control.controller import Controller, LearnBusy, NoVoiceError
 from rtvc.control.rpc import (
     API_VERSION,
@@ -418,6 +418,9 @@ async def _select_devices(
         )
     if input is None and output is None and monitor is None:
         raise RpcError(INVALID_PARAMS, "devices.select: give input, output, monitor or several (see devices.list)")
+    for role, name in (("input", input), ("output", output), ("monitor", monitor)):
+        if allowed := device_name_ok(name):  # (a NUL failed deep in a JACK query, as an internal error)
+            raise RpcError(INVALID_PARAMS, f"devices.select: {role} {quoted(name)} is no device: it must be {allowed}")
     return await _device_change(s, lambda: s.hub.controller.switch_devices(input, output, s.id, monitor))
 
 
