@@ -380,6 +380,7 @@ def devices_again(
     gone = False  # the JACK server PortAudio runs on is gone: its device list is stale, nothing to try
     while not stop.is_set():
         late = time.monotonic() > deadline
+        failed: list[tuple[str, str]] = []  # (how, why) of each way tried in this round
         for n, (how, audio, pinned) in enumerate(ways):
             if gone or (n and not late):
                 break  # (the first way only, until the deadline: the server may not list them yet)
@@ -388,11 +389,15 @@ def devices_again(
                 streams = DeviceStreams(choice, engine, audio.samplerate, audio.period)
                 choice = streams.choice  # (the streams' channels: rtvc.audio.io)
             except DeviceError as e:
-                last = e.what
+                failed.append((how, e.what))
                 continue
             if n:
-                log.info("restarted: the devices as they were did not come back (%s); %s instead", last, how)
+                log.info("restarted: the devices as they were did not come back (%s); %s instead", failed[0][1], how)
             return audio, choice, streams
+        if failed:
+            # the devices in use first: the last way's reason alone named the configured device (one switched away
+            # from), and sent the user to plug in the wrong one
+            last = failed[0][1] + "".join(f"; {how}: {what}" for how, what in failed[1:] if what != failed[0][1])
         if last != told:
             why(last)
             told = last
