@@ -55,7 +55,19 @@ def recent_restarts(now: float | None = None) -> list[float]:
 
 def allowed() -> bool:
     """Whether serve may start anew now (asked at each wedge): where exec keeps the process (not on Windows)."""
-    return os.name == "posix" and len(recent_restarts()) < MAX_RESTARTS
+    return refusal() == ""
+
+
+def refusal() -> str:
+    """Why serve may not start anew now, for its status and log; '' where it may."""
+    if os.name != "posix":
+        return "rtvc serve cannot start itself anew on this system"
+    if len(recent_restarts()) >= MAX_RESTARTS:
+        # (the bound: a JACK server in a crash loop must not make rtvc start anew for ever)
+        return (
+            f"rtvc serve did not start itself anew: it already did so {MAX_RESTARTS} times in {WINDOW_S / 60:g} minutes"
+        )
+    return ""
 
 
 def snapshot(

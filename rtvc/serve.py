@@ -570,7 +570,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         if streams.period:
             engine.prepare(streams.period)
         device = DeviceSwitcher(engine, cfg.audio, choice, streams)
-        device.self_restart = restart.allowed
+        device.restart_refused = restart.refusal
         defaults = left_to_default(asked, monitor_default=cfg.audio.virtual_mic and asked.monitor_device == "")
         device.follow = following(choice, defaults if resumed is None else set(resumed.get("follow", [])))
         if device.follow:

@@ -6,6 +6,7 @@ cannot be timed on a JACK server); the switch itself runs over real callbacks in
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -269,6 +270,27 @@ def test_a_stop_that_hangs_gives_the_same_answer_until_rtvc_restarts(switcher):
     with pytest.raises(switch.AudioLost, match="did not stop"):
         switcher.rescan()
     assert Streams.started == [] and PortAudio.rescans == 0  # nothing opened, PortAudio left alone
+
+
+def test_a_jack_server_gone_once_too_often_says_why_rtvc_did_not_start_anew(switcher, monkeypatch):
+    """The fourth JACK restart in 10 minutes left serve failed for good, its detail saying only "...cannot let go of
+    it (restart rtvc serve)": nothing said that rtvc had not started itself anew, or why. The bound stays (a JACK
+    server in a crash loop must not make rtvc start anew for ever); status and the answers now say it."""
+    from rtvc import restart
+
+    now = time.time()
+    monkeypatch.setenv(restart.RESTARTS_ENV, ",".join(f"{now - s:.3f}" for s in (300, 200, 100)))
+    jack = Choice(Dev("system", "JACK Audio Connection Kit"), Dev("system", "JACK Audio Connection Kit"))
+    switcher.choice = jack
+    switcher.restart_refused = restart.refusal
+    monkeypatch.setattr(switcher, "_jack_links", lambda current: None)  # (no JACK server here to ask)
+    monkeypatch.setattr(switcher, "_jack_clients", lambda current, choice: None)
+    Streams.hung = {"usb mic"}  # (the streams' device: their stop hangs, as on a JACK server gone)
+    with pytest.raises(switch.AudioLost) as e:
+        switcher.rescan()  # (its stop hangs: PortAudio stuck on the server gone)
+    said = "rtvc serve did not start itself anew: it already did so 3 times in 10 minutes: restart rtvc serve"
+    assert said in str(e.value), e.value
+    assert said in switcher.in_use()["stopped"] and said in switcher.engine.status().detail
 
 
 def test_a_rescan_that_hangs_gives_the_same_answer_until_rtvc_restarts(switcher, monkeypatch):

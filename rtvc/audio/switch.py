@@ -20,7 +20,7 @@ of that same name (`Pin`). A typo therefore costs a short gap too, and the reply
 While the devices in use have failed or stalled, the daemon looks for them every RECOVER_S and reopens them
 (`recover`), so plugging them back in is all a user has to do. A stop or restart of PortAudio that hangs
 leaves it unusable: every later switch says to restart rtvc serve, in the same words. On JACK (a JACK server that
-died or restarted, PipeWire's restarted under pw-jack) `rtvc serve` does that itself (`self_restart`, rtvc.restart):
+died or restarted, PipeWire's restarted under pw-jack) `rtvc serve` does that itself (`restart_refused`, rtvc.restart):
 once the server answers again, `restart_wanted` says why, and serve starts anew with its state.
 """
 
@@ -132,7 +132,8 @@ class DeviceSwitcher:
         self._setup = 0
         self._closed = False  # stop() was called: nothing opens again
         # serve's: PortAudio stuck on a JACK server makes the process start anew once the server answers again
-        self.self_restart: Callable[[], bool] = lambda: False  # (asked at each wedge: rtvc.restart.allowed)
+        # (asked at each wedge: why it may not, rtvc.restart.refusal; '' where it may)
+        self.restart_refused: Callable[[], str] = lambda: "rtvc serve is not set to start itself anew here"
         self.restart_wanted = ""  # why, once it may (serve's loop then restarts)
         self._fix = "restart rtvc serve"  # what the words about a stuck PortAudio tell the user to do
         self.on_routing: Callable[[dict[str, Any]], None] | None = None  # (serve: the controller's event)
@@ -313,9 +314,12 @@ class DeviceSwitcher:
 
     def _wedge(self, what: str) -> NoReturn:
         self._wedged, self._waiting = what, []  # (no watch runs any more: nothing is waited for)
-        if _on_jack((self.choice.input, self.choice.output, self.choice.monitor)) and self.self_restart():
-            self._fix = "rtvc serve restarts itself once the JACK server runs again, or restart rtvc serve"
-            threading.Thread(target=self._await_jack, args=(what,), name="rtvc-await-jack", daemon=True).start()
+        if _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
+            if refused := self.restart_refused():  # (it said "restart rtvc serve" alone, and not why it did not)
+                self._fix = f"{refused}: restart rtvc serve"
+            else:
+                self._fix = "rtvc serve restarts itself once the JACK server runs again, or restart rtvc serve"
+                threading.Thread(target=self._await_jack, args=(what,), name="rtvc-await-jack", daemon=True).start()
         self.engine.report_device_error(f"{what} ({self._fix})")
         raise AudioLost(what, self._fix)
 
