@@ -363,6 +363,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return build_profile(cfg, BuildOptions(args.profile, args.precision, args.workspace_mb))
     if args.command == "import":
         from rtvc.models import ImportOptions, import_models
+        from rtvc.run import sigterm_to_interrupt
+
+        sigterm_to_interrupt()  # (killed by SIGTERM or SIGHUP, it left half a model file under models/ and its temp)
 
         import_models(cfg, ImportOptions(args.files, args.name, args.label, args.f0, args.force))
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import warnings
 import zipfile
@@ -685,6 +686,76 @@ def test_a_voice_name_keeps_the_letters_under_accents(home, downloads, capsys, t
     shutil.copy(downloads / "Alice (RVC v2) 300e.pth", tmp_path / "Élodie.pth")
     code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), str(tmp_path / "Élodie.pth"))
     assert code == 0 and "run it: rtvc run --profile elodie" in out, (out, err)
+
+
+def test_letters_that_are_no_letter_and_accent_are_spelt_out_in_profile_names():
+    """NFKD leaves ø, ł, ß, æ, đ whole, and the ASCII step dropped them: Søren -> 'sren' (a review)."""
+    from rtvc.models import profile_name
+
+    got = [profile_name(n) for n in ("Søren", "Łukasz", "Straße", "Æsir", "Đorđe", "Ünïcødé Voice", "Élodie")]
+    assert got == ["soren", "lukasz", "strasse", "aesir", "dorde", "unicode-voice", "elodie"]
+
+
+def test_a_voice_imported_under_two_names_imports_again_under_its_second(home, downloads, capsys):
+    """The same .pth imported as 'alice-rvc-v2-300e' and as 'b', b's profile removed: importing it as 'b' again said
+    models/b/... already exists (the registry's first entry of that file, under the other name, was taken)."""
+    alice = [str(downloads / "hubert_base.pt"), str(downloads / "Alice (RVC v2) 300e.pth")]
+    assert rtvc(home, capsys, "import", *alice)[0] == 0
+    assert rtvc(home, capsys, "import", alice[1], "--name", "b")[0] == 0
+    (home / "profiles" / "b.toml").unlink()
+    code, out, err = rtvc(home, capsys, "import", alice[1], "--name", "b")
+    assert code == 0 and "already imported" in out and (home / "profiles" / "b.toml").exists(), (out, err)
+
+
+def test_files_already_under_models_but_not_registered_are_taken_where_they_are(home, downloads, capsys):
+    """The registry moved away, as its own error advises ("importing them again lists them"): the HuBERT was copied a
+    second time beside itself (-<sha>.pt, the original left unlisted) and the voice refused without --force."""
+    alice = [str(downloads / "hubert_base.pt"), str(downloads / "Alice (RVC v2) 300e.pth")]
+    assert rtvc(home, capsys, "import", *alice)[0] == 0
+    before = sorted(p.relative_to(home) for p in (home / "models").rglob("*") if p.is_file())
+    (home / "models" / "registry.json").rename(home / "registry.moved")
+    (home / "profiles" / "alice-rvc-v2-300e.toml").unlink()  # (its own refusal is --force's)
+    code, out, err = rtvc(home, capsys, "import", *alice)
+    assert code == 0 and out.count("already there: ") == 2, (out, err)
+    after = sorted(p.relative_to(home) for p in (home / "models").rglob("*") if p.is_file())
+    assert after == before, after  # (nothing copied again: the registry is written anew)
+    listed = rtvc(home, capsys, "models")[1]
+    assert "content/hubert_base.pt" in listed and "used by alice-rvc-v2-300e" in listed, listed
+
+
+def test_an_import_stopped_by_sigterm_takes_back_what_it_copied_and_a_killed_ones_copy_goes(
+    home, downloads, capsys, monkeypatch
+):
+    """SIGTERM or SIGHUP (a closed terminal) killed an import outright: half a model file stayed under models/,
+    hidden and unlisted, and its temporary folder in /tmp (a review). They now unwind it as Ctrl-C does; and a copy
+    a SIGKILLed import left is removed by the next import."""
+    import signal
+
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    before = state(home)
+    real = shutil.copyfile
+
+    def stopped(src, dest, **kw):
+        Path(dest).write_bytes(Path(src).read_bytes()[:1000])  # (part-way, as the signal comes)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(src, dest, **kw)
+
+    monkeypatch.setattr(shutil, "copyfile", stopped)
+    try:
+        code, _out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
+    assert code == 130 and "import interrupted" in err, err
+    assert state(home) == before  # (nothing under models/: not even the hidden copy)
+    monkeypatch.setattr(shutil, "copyfile", real)
+
+    left = home / "models" / "content" / ".rtvc-import-999999999-1.importing"  # (a process that is no more)
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"half a model")
+    code, out, err = rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))
+    assert code == 0 and f"removed {left}: a copy an import killed part-way left" in out, (out, err)
+    assert not left.exists()
 
 
 def test_a_voice_folder_imports_as_its_zip_would(home, downloads, capsys, tmp_path):
