@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,14 @@ from typing import Any
 
 from rtvc.errors import ConfigError
 from rtvc.settings import from_table, in_range, one_of, read_toml, setting
+
+
+def user_config_dir() -> Path:
+    """$XDG_CONFIG_HOME; ~/.config where it is unset, empty or relative (the XDG spec says to ignore a relative one:
+    it would be read from whatever folder rtvc runs in). The token, the systemd unit and PipeWire's drop-in go here."""
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    return Path(base) if base and os.path.isabs(base) else Path.home() / ".config"
+
 
 DEVICE_HELP = "a device index, or a substring of its name (see `rtvc devices`); '' for the system default"
 

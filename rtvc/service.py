@@ -9,7 +9,6 @@ and a mistake in the config is taken once it is mended (`journalctl --user -u rt
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -24,9 +23,9 @@ RETRY_S = 5  # between tries after an error (systemd's default start limit never
 def unit_path() -> Path:
     """$XDG_CONFIG_HOME/systemd/user/rtvc.service (~/.config when unset or relative), where systemd's user manager
     reads a user's own units."""
-    base = os.environ.get("XDG_CONFIG_HOME", "")
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".config"
-    return root / "systemd" / "user" / UNIT
+    from rtvc.config import user_config_dir
+
+    return user_config_dir() / "systemd" / "user" / UNIT
 
 
 def quote(arg: str, command: bool = False) -> str:

@@ -667,3 +667,17 @@ def test_a_terminal_that_closes_under_rtvc_leaves_its_files_and_a_clean_exit(tmp
     assert os.waitstatus_to_exitcode(status) == 0, os.waitstatus_to_exitcode(status)
     if command == "run":
         assert sf.info(rec).duration > 1.0 and rep.stat().st_size > 0
+
+
+def test_virtual_mic_install_ignores_a_relative_xdg_config_home(tmp_path):
+    """The XDG spec says a relative XDG_CONFIG_HOME is ignored, and `rtvc token` and `rtvc service install` use
+    ~/.config then; `rtvc virtual-mic install` wrote rel/pipewire/... under the working directory instead."""
+    home = tmp_path / "home"
+    home.mkdir()
+    no_pw = {"PIPEWIRE_REMOTE": "rtvc-no-such-pipewire", "XDG_RUNTIME_DIR": "/nonexistent"}  # (none is touched)
+    env = {**no_pw, "XDG_CONFIG_HOME": "rel", "HOME": str(home)}
+    r = rtvc("virtual-mic", "install", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    drop_in = home / ".config" / "pipewire" / "pipewire.conf.d" / "rtvc-voice.conf"
+    assert drop_in.is_file() and f"wrote {drop_in}" in r.stdout, r.stdout
+    assert not (tmp_path / "rel").exists()

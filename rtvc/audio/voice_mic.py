@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from rtvc.audio import pipewire
-from rtvc.config import AudioConfig, Config
+from rtvc.config import AudioConfig, Config, user_config_dir
 from rtvc.errors import DeviceError
 
 log = logging.getLogger("rtvc")
@@ -315,9 +315,9 @@ def apply(cfg: Config, patience_s: float = 0.0) -> tuple[Config, str]:
 
 
 def drop_in_path() -> Path:
-    """Where `install` writes the node for PipeWire to make at each start: its user config's drop-in folder."""
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "pipewire" / "pipewire.conf.d" / "rtvc-voice.conf"
+    """Where `install` writes the node for PipeWire to make at each start: its user config's drop-in folder, found
+    as the token's and the unit's are (a relative XDG_CONFIG_HOME wrote it under the working directory)."""
+    return user_config_dir() / "pipewire" / "pipewire.conf.d" / "rtvc-voice.conf"
 
 
 def installed() -> bool:

@@ -17,7 +17,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from rtvc.config import ControlConfig
+from rtvc.config import ControlConfig, user_config_dir
 from rtvc.errors import ConfigError
 
 TOKEN_BYTES = 32
@@ -27,9 +27,7 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 def token_path() -> Path:
     """$XDG_CONFIG_HOME/rtvc/token; ~/.config/rtvc/token when XDG_CONFIG_HOME is unset, empty or relative
     (the XDG spec says to ignore a relative one)."""
-    base = os.environ.get("XDG_CONFIG_HOME", "")
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".config"
-    return root / "rtvc" / "token"
+    return user_config_dir() / "rtvc" / "token"
 
 
 def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
