@@ -345,12 +345,23 @@ def check_realtime() -> list[Check]:
 
 
 def check_token() -> list[Check]:
-    from rtvc.control.auth import token_path
+    """The token file read as `rtvc token` and `rtvc serve` read it: a file others can read, one that holds no token
+    or a folder in its place is refused there, so it is named here with their fix (not "ok", nor "rtvc token makes
+    one")."""
+    from rtvc.control.auth import read_token, token_path
+    from rtvc.errors import RtvcError
 
     path = token_path()
-    if path.is_file():
-        return [Check(True, "control token", str(path))]
-    return [Check(False, "control token", f"no {path}", "rtvc token (or rtvc serve) makes one")]
+    if not path.exists() and not path.is_symlink():
+        return [Check(False, "control token", f"no {path}", "rtvc token (or rtvc serve) makes one")]
+    try:
+        read_token(path)
+    except RtvcError as e:
+        return [Check(False, "control token", e.what, e.fix)]
+    except OSError as e:
+        fix = f"make it yours (`sudo chown $USER {path}`: a `sudo rtvc` may have made it)"
+        return [Check(False, "control token", f"cannot read {path}: {e.strerror or e}", fix)]
+    return [Check(True, "control token", str(path))]
 
 
 def check_service() -> list[Check]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rtvc.doctor import Check
+
 torch = pytest.importorskip("torch", reason="torch is not installed (rvc extra)")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +96,8 @@ def test_doctor_reports_this_machine(tmp_path: Path):
 
 def test_doctor_reads_the_engines_and_the_token(tmp_path: Path):
     (tmp_path / "config" / "rtvc").mkdir(parents=True)
-    (tmp_path / "config" / "rtvc" / "token").write_text("secret\n")
+    (tmp_path / "config" / "rtvc" / "token").write_text("a" * 43 + "\n")
+    (tmp_path / "config" / "rtvc" / "token").chmod(0o600)
     (tmp_path / "engines").mkdir()
     entry = {
         "step": "synth", "file": "synth.engine", "models": {"voice": "0" * 64}, "model_paths": {"voice": "a.pth"},
@@ -213,3 +216,31 @@ def test_cuda_bindings_newer_than_the_driver_is_named(monkeypatch):
     monkeypatch.setattr(cudart, "driver_version", lambda: 13000)
     (check,) = doc.check_cuda_bindings()
     assert check.ok and check.found == "13.5.0 (CUDA driver 13.0)"
+
+
+def test_a_token_file_rtvc_would_refuse_is_named_with_its_fix(tmp_path, monkeypatch):
+    """doctor said `ok control token` for any file (mode 0644, or holding no token), which `rtvc token` and
+    `rtvc serve` refuse, and for a folder in its place "missing ... -> rtvc token makes one", which refuses it too."""
+    from rtvc.control.auth import load_or_create_token
+    from rtvc.doctor import check_token
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    path = tmp_path / "rtvc" / "token"
+    (check,) = check_token()
+    assert not check.ok and check.found == f"no {path}" and check.fix == "rtvc token (or rtvc serve) makes one"
+    load_or_create_token()
+    assert check_token() == [Check(True, "control token", str(path))]
+    path.chmod(0o644)
+    (check,) = check_token()
+    assert not check.ok and check.found == f"{path} can be read by other users (mode 0644)", check
+    assert check.fix.startswith(f"run `chmod 600 {path}`")
+    path.write_text("secret\n")
+    path.chmod(0o600)
+    (check,) = check_token()
+    assert not check.ok and check.found == f"{path} does not hold a valid token", check
+    assert check.fix == "run `rtvc token --new` to make a new one"
+    path.unlink()
+    path.mkdir()
+    (check,) = check_token()
+    assert not check.ok and check.found == f"{path} is a folder, not the token file", check
+    assert check.fix == f"remove it (`rmdir {path}`), then run rtvc again"
