@@ -365,10 +365,27 @@ def check_token() -> list[Check]:
 
 
 def check_service() -> list[Check]:
-    from rtvc.service import UNIT, unit_path
+    """The unit `rtvc service install` wrote, and the files it runs: a config file or a Python deleted (or moved)
+    since makes the service fail at each try, every 5 s, with nothing on the screen."""
+    from rtvc.service import UNIT, unit_command, unit_path
 
     path = unit_path()
     if path.is_file():
+        try:
+            command = unit_command(path.read_text(errors="replace"))
+        except OSError as e:
+            return [Check(False, "service", f"cannot read {path}: {e.strerror or e}", "make it yours, or remove it")]
+        config = command[command.index("--config") + 1] if "--config" in command[:-1] else None
+        gone = [f"this Python {command[0]}"] if command and not Path(command[0]).exists() else []
+        gone += [f"the config file {config}"] if config is not None and not Path(config).is_file() else []
+        if gone:
+            were = "which are gone" if len(gone) > 1 else "which is gone"
+            found = f"{path} runs rtvc serve with {' and '.join(gone)}, {were}: the service fails at each start"
+            fix = (
+                "`rtvc service install` again in the folder of your config.toml (or with --config FILE), from the "
+                "Python rtvc is installed in; or `rtvc service remove`"
+            )
+            return [Check(False, "service", found, fix)]
         return [Check(True, "service", f"{path} (`systemctl --user status {UNIT}`; `rtvc service remove` removes it)")]
     fix = "optional: `rtvc service install` runs rtvc serve from each login"
     return [Check(False, "service", "not installed", fix)]

@@ -9,6 +9,7 @@ and a mistake in the config is taken once it is mended (`journalctl --user -u rt
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,16 @@ RestartSec={RETRY_S}
 [Install]
 WantedBy=default.target
 """
+
+
+def unit_command(text: str) -> list[str]:
+    """A unit's ExecStart as systemd reads it (the quoting `quote` writes undone); [] where it has none it can read."""
+    line = next((ln for ln in text.splitlines() if ln.startswith("ExecStart=")), "")
+    try:
+        words = [w.replace("%%", "%") for w in shlex.split(line.removeprefix("ExecStart="))]
+    except ValueError:  # (an unclosed quote: a unit edited by hand)
+        return []
+    return words[:1] + [w.replace("$$", "$") for w in words[1:]]
 
 
 def _systemctl(*args: str) -> tuple[int, str] | None:

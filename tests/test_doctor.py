@@ -244,3 +244,33 @@ def test_a_token_file_rtvc_would_refuse_is_named_with_its_fix(tmp_path, monkeypa
     (check,) = check_token()
     assert not check.ok and check.found == f"{path} is a folder, not the token file", check
     assert check.fix == f"remove it (`rmdir {path}`), then run rtvc again"
+
+
+def test_a_service_whose_config_file_is_gone_is_named_with_its_fix(tmp_path, monkeypatch):
+    """The unit runs `rtvc serve --config FILE`: with that file deleted it fails at each start, and doctor said
+    `ok service`."""
+    from rtvc.doctor import check_service
+    from rtvc.service import unit_text
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    unit = tmp_path / "xdg" / "systemd" / "user" / "rtvc.service"
+    unit.parent.mkdir(parents=True)
+    folder = tmp_path / "my voice 100% $HOME"  # (read back through the unit's quoting)
+    folder.mkdir()
+    (folder / "config.toml").write_text("")
+    unit.write_text(unit_text(sys.executable, folder / "config.toml", folder))
+    (check,) = check_service()
+    assert check.ok and str(unit) in check.found, check
+    (folder / "config.toml").unlink()
+    (check,) = check_service()
+    assert not check.ok, check
+    assert check.found == (
+        f"{unit} runs rtvc serve with the config file {folder / 'config.toml'}, which is gone: the service fails at "
+        "each start"
+    )
+    assert check.fix.startswith("`rtvc service install` again in the folder of your config.toml") and (
+        "`rtvc service remove`" in check.fix
+    )
+    unit.write_text(unit_text(str(tmp_path / "venv-removed" / "python"), None, folder))  # (no --config: the defaults)
+    (check,) = check_service()
+    assert not check.ok and f"this Python {tmp_path / 'venv-removed' / 'python'}, which is gone" in check.found
