@@ -152,8 +152,16 @@ def install(config: Path | None) -> list[str]:
 def remove() -> list[str]:
     """Stop and disable the service where systemd runs, and delete the unit; what was done, a line each."""
     path, said = unit_path(), []
+    wanted = path.parent / "default.target.wants" / UNIT
     if not path.is_file():
-        return [f"no rtvc service to remove ({path} absent)"]
+        if not (wanted.is_symlink() and not wanted.exists()):
+            return [f"no rtvc service to remove ({path} absent)"]
+        # the unit deleted by hand after `enable`: its link stays behind, starts nothing, and systemd warns of it
+        try:
+            wanted.unlink()
+        except OSError as e:
+            raise RtvcError(f"could not remove {wanted}: {e.strerror or e}", "remove it by hand") from None
+        return [f"no rtvc service to remove ({path} absent); removed the link {wanted} left to it"]
     why = _manager()
     managed = not why
     if managed:
@@ -162,7 +170,6 @@ def remove() -> list[str]:
             raise RtvcError(f"systemctl --user disable --now {UNIT} failed: {out}", f"systemctl --user stop {UNIT}")
         said.append("stopped, and no longer started at login")
     # without a manager to ask, the link `enable` made goes too (else a dangling one stays; it would start nothing)
-    wanted = path.parent / "default.target.wants" / UNIT
     try:
         path.unlink()
         if not managed and wanted.is_symlink():

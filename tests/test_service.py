@@ -191,3 +191,24 @@ def test_remove_without_a_user_manager_takes_the_enabled_link_too(tmp_path):
     assert not (units / "default.target.wants" / "rtvc.service").is_symlink()  # (it was left dangling)
     assert "no systemd user manager answers" in gone.stdout and "systemctl --user stop rtvc.service" in gone.stdout
     assert "disable" not in log.read_text()  # (nothing to ask it)
+
+
+def test_remove_takes_a_link_left_dangling_by_a_unit_deleted_by_hand(tmp_path):
+    """The unit file deleted by hand after `enable`: remove said "no rtvc service to remove" and left the
+    default.target.wants link, dangling."""
+    env, _log = fake_systemctl(tmp_path, manager=True)
+    units = tmp_path / "xdg" / "systemd" / "user"
+    (units / "default.target.wants").mkdir(parents=True)
+    link = units / "default.target.wants" / "rtvc.service"
+    link.symlink_to("../rtvc.service")
+    gone = rtvc(env, tmp_path, "service", "remove")
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout.splitlines() == [
+        f"no rtvc service to remove ({units / 'rtvc.service'} absent); removed the link {link} left to it"
+    ]
+    assert not link.is_symlink()
+    again = rtvc(env, tmp_path, "service", "remove")
+    assert again.stdout.splitlines() == [f"no rtvc service to remove ({units / 'rtvc.service'} absent)"]
+    (units / "elsewhere.service").write_text("[Service]\n")  # (a link that leads to a unit is not rtvc's to take)
+    link.symlink_to("../elsewhere.service")
+    assert rtvc(env, tmp_path, "service", "remove").returncode == 0 and link.is_symlink()
