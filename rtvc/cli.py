@@ -486,7 +486,7 @@ def _doctor(args: argparse.Namespace) -> int:
             print(f"missing  config         {e}")
             stream_ok = False
     folder = engines_dir(cfg) if cfg is not None else Path.cwd() / "engines"
-    code = doctor(folder, audio=cfg.audio if cfg is not None else None)
+    code = doctor(folder, audio=cfg.audio if cfg is not None else None, cfg=cfg)
     return code if cfg is not None and stream_ok else EXIT_USER_ERROR
 
 

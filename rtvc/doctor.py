@@ -1,8 +1,9 @@
 """`rtvc doctor`: what this machine has for rtvc, and how to install what it lacks.
 
 One line per check: `ok` or `missing`, what was found, and for a missing piece the command that fixes it.
-It only reports (exit 0): nothing here changes the machine, starts a JACK server or touches the GPU beyond
-asking torch for its name. Optional pieces (GPU, TensorRT, JACK) say "optional" in their fix.
+It only reports: nothing here changes the machine, starts a JACK server or touches the GPU beyond asking torch for
+its name. Optional pieces (GPU, TensorRT, JACK) say "optional" in their fix. The exit code is 2 where a line found
+what `rtvc run` would refuse to start with (the start profile, the sound devices or rate config.toml names), else 0.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Check:
     name: str
     found: str
     fix: str = ""
+    blocks: bool = False  # `rtvc run` would not start with what was found: doctor's exit code says so
 
     def line(self) -> str:
         text = f"{'ok' if self.ok else 'missing':<8} {self.name:<14} {self.found}"
@@ -266,7 +268,7 @@ def check_devices(audio) -> list[Check]:
     try:
         choice = choose_devices(audio)
     except DeviceError as e:
-        return [Check(False, "sound devices", e.what, e.fix)]
+        return [Check(False, "sound devices", e.what, e.fix, blocks=_stops_a_run(audio))]
     said = f"input {choice.input.title()}, output {choice.output.title()}"
     if choice.monitor is not None:
         said += f", monitor {choice.monitor.title()}"
@@ -277,6 +279,42 @@ def check_devices(audio) -> list[Check]:
             " open it itself; rtvc opens its streams on another JACK device and moves its ports to it)"
         )
     return [Check(True, "sound devices", f"{said} at {audio.samplerate} Hz"), *check_quantum(choice, audio)]
+
+
+def check_profile(cfg) -> list[Check]:
+    """The start profile (voice.profile) loaded as `rtvc run` loads it, short of reading its model files: its file,
+    its values, its model files there, a backend this machine can run. `rtvc run` refuses one that does not load;
+    `rtvc serve` comes up with no voice, its output silent until a voice is picked: either way a problem."""
+    from rtvc.errors import RtvcError
+    from rtvc.profiles import load_profile, unusable
+    from rtvc.run import profiles_dir
+
+    try:
+        profile = load_profile(cfg.voice.profile, profiles_dir(cfg))
+        why, fix = unusable(profile), ""
+    except RtvcError as e:
+        why, fix = e.what, e.fix
+    if why:
+        said = f"voice.profile '{cfg.voice.profile}' does not load: {why}"
+        then = "until then rtvc run refuses to start, and rtvc serve plays silence until a voice is picked"
+        fix = f"{fix}; {then}" if fix else then
+        return [Check(False, "profile", said, fix, blocks=True)]
+    return [Check(True, "profile", f"'{profile.name}' ({profile.path}): {profile.label}")]
+
+
+def _stops_a_run(audio) -> bool:
+    """Whether `rtvc run` stops on the devices that did not open: no sound devices at all (or no PortAudio: the
+    portaudio line says so) with none named is not an error, rtvc runs on the virtual device there (README); a
+    device named, or one there that cannot open (at this rate, with these channels), is."""
+    from rtvc.audio.devices import list_devices, names_a_device
+    from rtvc.errors import DeviceError
+
+    if names_a_device(audio):
+        return True
+    try:
+        return bool(list_devices())
+    except DeviceError:
+        return False
 
 
 def check_quantum(choice, audio) -> list[Check]:
@@ -391,8 +429,9 @@ def check_service() -> list[Check]:
     return [Check(False, "service", "not installed", fix)]
 
 
-def doctor(folder: Path, out: TextIO = sys.stdout, audio=None) -> int:
-    """`audio`: config.toml's [audio], whose devices are looked for (None: a config that did not load)."""
+def doctor(folder: Path, out: TextIO = sys.stdout, audio=None, cfg=None) -> int:
+    """`audio`: config.toml's [audio], whose devices are looked for; `cfg`: the config, whose start profile is
+    loaded (None: a config that did not load). 2 where `rtvc run` would not start with what was found, else 0."""
     planned = [audio]  # (with the virtual microphone: the devices rtvc opens with it, once it is there)
 
     def check_virtual_mic() -> list[Check]:
@@ -412,17 +451,21 @@ def doctor(folder: Path, out: TextIO = sys.stdout, audio=None) -> int:
             planned[0], said = voice_mic.prepare(audio)
         except DeviceError as e:
             planned[0] = None
-            return [Check(False, "virtual mic", e.what, e.fix)]
+            return [Check(False, "virtual mic", e.what, e.fix, blocks=True)]
         return [Check(True, "virtual mic", said)]
+
+    def check_start_profile() -> list[Check]:
+        return check_profile(cfg) if cfg is not None else []
 
     def check_devices_planned() -> list[Check]:
         return check_devices(planned[0]) if planned[0] is not None else []
 
     checks: list[Callable[[], list[Check]]] = [
         check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_compile, check_onnx,
-        functools.partial(check_engines, folder), check_core, check_virtual_mic, check_audio, check_devices_planned,
-        check_jack, check_realtime, check_token, check_service,
+        functools.partial(check_engines, folder), check_start_profile, check_core, check_virtual_mic, check_audio,
+        check_devices_planned, check_jack, check_realtime, check_token, check_service,
     ]  # fmt: skip
+    blocked = False
     for run in checks:
         try:
             results = run()
@@ -431,4 +474,5 @@ def doctor(folder: Path, out: TextIO = sys.stdout, audio=None) -> int:
             results = [Check(False, name, f"the check failed: {type(e).__name__}: {e}", "report this")]
         for c in results:
             print(c.line(), file=out, flush=True)
-    return 0
+            blocked = blocked or c.blocks
+    return 2 if blocked else 0

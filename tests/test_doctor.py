@@ -20,13 +20,14 @@ torch = pytest.importorskip("torch", reason="torch is not installed (rvc extra)"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def doctor(cwd: Path, config_home: Path) -> dict[str, str]:
-    """`rtvc doctor` run in `cwd` (its engines/), the token under `config_home`: {check name: its line}."""
-    env = {**os.environ, "XDG_CONFIG_HOME": str(config_home), "PYTHONPATH": str(ROOT)}
+def doctor(cwd: Path, config_home: Path, code: int = 0, env: dict[str, str] | None = None) -> dict[str, str]:
+    """`rtvc doctor` run in `cwd` (its engines/, profiles/ and config.toml), the token under `config_home`, ending
+    with `code`: {check name: its line}."""
+    env = {**(env or os.environ), "XDG_CONFIG_HOME": str(config_home), "PYTHONPATH": str(ROOT)}
     res = subprocess.run(
         [sys.executable, "-m", "rtvc", "doctor"], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
     )
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == code, res.stdout + res.stderr
     lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
     assert lines and all(ln.startswith(("ok ", "missing ")) for ln in lines), res.stdout
     return {ln[9:24].strip(): ln for ln in lines}
@@ -52,7 +53,10 @@ def _realtime_allowed() -> bool:
 
 
 def test_doctor_reports_this_machine(tmp_path: Path):
+    (tmp_path / "profiles").symlink_to(ROOT / "profiles")  # (without it `rtvc run` here would not start)
     got = doctor(tmp_path, tmp_path / "config")
+    want = f"ok       profile        'default' ({tmp_path / 'profiles' / 'default.toml'}): Deeper"
+    assert got["profile"] == want, got["profile"]
     names = {"python", "rtvc", "numpy", "torch", "cuda", "driver", "tensorrt", "engines", "portaudio", "jack"}
     assert names <= got.keys(), sorted(got)
     assert got["python"].startswith("ok") and sys.version.split()[0] in got["python"]
@@ -106,6 +110,7 @@ def test_doctor_reads_the_engines_and_the_token(tmp_path: Path):
         "build_seconds": 1.0, "engine_sha256": "0" * 64,
     }  # fmt: skip
     (tmp_path / "engines" / "manifest.json").write_text(json.dumps({"format": 1, "engines": [entry]}))
+    (tmp_path / "profiles").symlink_to(ROOT / "profiles")
     (tmp_path / "config" / "systemd" / "user").mkdir(parents=True)
     (tmp_path / "config" / "systemd" / "user" / "rtvc.service").write_text("[Service]\n")
     got = doctor(tmp_path, tmp_path / "config")
@@ -177,6 +182,13 @@ def test_sounddevice_absent_is_a_missing_line_with_the_install(monkeypatch):
     (check,) = check_audio()
     assert not check.ok and check.name == "portaudio" and "sounddevice package is not installed" in check.found
     assert "pip install sounddevice" in check.fix
+    from rtvc.config import AudioConfig
+    from rtvc.doctor import check_devices
+
+    (devices,) = check_devices(AudioConfig())  # (the portaudio line says why; rtvc runs on the virtual device)
+    assert not devices.ok and "sounddevice package is not installed" in devices.found and not devices.blocks
+    (devices,) = check_devices(AudioConfig(input_device="USB"))  # (a device named: `rtvc run` stops on it)
+    assert devices.blocks
 
 
 def test_a_checkout_whose_audio_core_was_not_built_says_how_to_build_it(tmp_path: Path):
@@ -274,3 +286,51 @@ def test_a_service_whose_config_file_is_gone_is_named_with_its_fix(tmp_path, mon
     unit.write_text(unit_text(str(tmp_path / "venv-removed" / "python"), None, folder))  # (no --config: the defaults)
     (check,) = check_service()
     assert not check.ok and f"this Python {tmp_path / 'venv-removed' / 'python'}, which is gone" in check.found
+
+
+@pytest.mark.parametrize(
+    "profile, says, fix",
+    [
+        ("nosuch", "profile 'nosuch' not found: no file", "profiles in profiles: broken, default;"),
+        ("broken", "profiles/broken.toml: unknown key 'bogus'", "allowed keys: "),
+    ],
+)
+def test_a_start_profile_that_does_not_load_is_named_and_fails_the_exit_code(tmp_path: Path, profile, says, fix):
+    """`rtvc run` refuses a config.toml whose voice.profile does not load, and `rtvc serve` plays silence with it;
+    doctor showed no line for it and ended 0."""
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(ROOT / "profiles" / "default.toml", tmp_path / "profiles")
+    (tmp_path / "profiles" / "broken.toml").write_text('voice = "passthrough"\nbogus = 1\n')
+    (tmp_path / "config.toml").write_text(f'[voice]\nprofile = "{profile}"\n')
+    got = doctor(tmp_path, tmp_path / "config", code=2)
+    line = got["profile"]
+    assert line.startswith(f"missing  profile        voice.profile '{profile}' does not load: ") and says in line, line
+    assert fix in line and line.endswith(
+        "until then rtvc run refuses to start, and rtvc serve plays silence until a voice is picked"
+    ), line
+    assert "python" in got and "service" in got  # (the other checks still ran)
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "default"\n')
+    env = {**os.environ, "JACK_NO_START_SERVER": "1", "JACK_DEFAULT_SERVER": "rtvc-doctor-none"}
+    got = doctor(tmp_path, tmp_path / "config", env=env)  # (no devices named: no card is no error, `rtvc run` plays)
+    assert got["profile"].startswith("ok       profile        'default'"), got["profile"]
+
+
+@pytest.mark.skipif(not shutil.which("jackd"), reason="jackd not found: install jackd2")
+def test_a_samplerate_the_devices_refuse_fails_the_exit_code(tmp_path: Path):
+    """audio.samplerate = 44100 under a 48 kHz JACK server: `rtvc run` does not start, and doctor printed the
+    device line but ended 0."""
+    from jack_harness import JackServer, client_env
+
+    (tmp_path / "profiles").symlink_to(ROOT / "profiles")
+    (tmp_path / "config.toml").write_text("[audio]\nsamplerate = 44100\n")
+    server = JackServer(256, role="doctor-rate")
+    server.start()
+    try:
+        got = doctor(tmp_path, tmp_path / "config", code=2, env=client_env(server.name))
+        assert got["sound devices"].startswith("missing") and "does not support 44100 Hz" in got["sound devices"]
+        assert "-> set audio.samplerate (or --samplerate) to 48000" in got["sound devices"]
+        (tmp_path / "config.toml").write_text("[audio]\nsamplerate = 48000\n")
+        got = doctor(tmp_path, tmp_path / "config", env=client_env(server.name))
+        assert got["sound devices"].startswith("ok"), got["sound devices"]
+    finally:
+        server.stop()
