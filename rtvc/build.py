@@ -21,6 +21,8 @@ from rtvc.config import Config
 from rtvc.errors import RtvcError
 
 DEFAULT_WORKSPACE_MB = 2048  # TensorRT's scratch memory while timing tactics; RVC steps need far less
+MIN_WORKSPACE_MB = 64
+MAX_WORKSPACE_MB = 256 << 10  # 256 GiB: more than any one GPU has (an H200 has 141 GB)
 
 
 def engines_dir(cfg: Config) -> Path:
@@ -119,7 +121,7 @@ def build_profile(cfg: Config, opts: BuildOptions, out: TextIO = sys.stdout) -> 
     from rtvc.backends.manifest import Manifest, build_command, engine_filename, rvc_models
     from rtvc.backends.manifest import timing_cache_path as cache_path
     from rtvc.backends.tensorrt import build_engine
-    from rtvc.profiles import load_profile, make_voice
+    from rtvc.profiles import load_profile, make_voice, missing_files
     from rtvc.run import profiles_dir
 
     profile = load_profile(opts.profile, profiles_dir(cfg))
@@ -135,15 +137,34 @@ def build_profile(cfg: Config, opts: BuildOptions, out: TextIO = sys.stdout) -> 
             f'set backend = "tensorrt" and device = "cuda" in {profile.path}\'s [model] table, then build again',
         )
     model = profile.model
-    check_choice(backend, model.device, model.precision, str(profile.path))  # (its own fault first, then the GPU's)
+    # the profile's own faults first, all of them in one error, then the GPU's: a user preparing a profile on a
+    # machine without the GPU sees what to mend in it (they were said only once TensorRT and a GPU were there)
+    own: list[RtvcError] = []
+    try:
+        check_choice(backend, model.device, model.precision, str(profile.path))
+    except RtvcError as e:
+        own.append(e)
     precision = opts.precision or model.precision
     if precision != model.precision:  # (built, said "done", and never found: the voice looks up its own precision)
-        raise RtvcError(
-            f"--precision {precision}, but profile '{profile.name}' runs precision = '{model.precision}': it would "
-            f"not use {precision} engines",
-            f'leave out --precision (it builds the profile\'s), or set precision = "{precision}" in '
-            f"{profile.path}'s [model] table first",
+        own.append(
+            RtvcError(
+                f"--precision {precision}, but profile '{profile.name}' runs precision = '{model.precision}': it would "
+                f"not use {precision} engines",
+                f'leave out --precision (it builds the profile\'s), or set precision = "{precision}" in '
+                f"{profile.path}'s [model] table first",
+            )
         )
+    gone = missing_files(profile)
+    if gone:
+        own.append(
+            RtvcError(f"{profile.path}: [model] {'; '.join(gone)}", "put the files there or point the profile at them")
+        )
+    try:
+        _check_block(cfg)
+    except RtvcError as e:
+        own.append(e)
+    if own:
+        raise RtvcError("; ".join(e.what for e in own), "; ".join(e.fix for e in own if e.fix))
     _trt, target = require_gpu_build()
     export_steps, stream_shape = _export_functions()
     sr = cfg.audio.samplerate
@@ -179,6 +200,15 @@ def build_profile(cfg: Config, opts: BuildOptions, out: TextIO = sys.stdout) -> 
     print(f"done: {len(steps)} engines in {folder} ({time.perf_counter() - t_all:.1f} s); "
           f"manifest {manifest.path}", file=out)  # fmt: skip
     return 0
+
+
+def _check_block(cfg: Config) -> None:
+    """The RVC voice's rule for a block, checked before its model loads: whole 10 ms frames of its 16 kHz input
+    (the whole check, with the model's output rate, is made once it has loaded: rvc_steps.stream_shape)."""
+    from rtvc.voices.rvc import IN_RATE, RvcVoice
+
+    frames = round(cfg.stream.block_ms * cfg.audio.samplerate / 1000)  # (as the converter rounds it)
+    RvcVoice.check_block(frames * IN_RATE / cfg.audio.samplerate)
 
 
 def _check_writable(folder: Path) -> None:

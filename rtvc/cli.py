@@ -356,10 +356,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     cfg = _load(args)
     if args.command == "build":
-        from rtvc.build import BuildOptions, build_profile
+        from rtvc.build import MAX_WORKSPACE_MB, MIN_WORKSPACE_MB, BuildOptions, build_profile
 
-        if args.workspace_mb < 64:
-            raise RtvcError(f"--workspace-mb {args.workspace_mb} is too small", "give at least 64 (MiB)")
+        if args.workspace_mb < MIN_WORKSPACE_MB:
+            raise RtvcError(
+                f"--workspace-mb {args.workspace_mb} is too small", f"give at least {MIN_WORKSPACE_MB} (MiB)"
+            )
+        if args.workspace_mb > MAX_WORKSPACE_MB:  # (it was taken, and handed to TensorRT as a byte count)
+            raise RtvcError(
+                f"--workspace-mb {args.workspace_mb} is more memory than any GPU has",
+                f"give at most {MAX_WORKSPACE_MB} (MiB); the default 2048 is plenty for RVC voices",
+            )
         return build_profile(cfg, BuildOptions(args.profile, args.precision, args.workspace_mb))
     if args.command == "import":
         from rtvc.models import ImportOptions, import_models

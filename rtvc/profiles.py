@@ -152,6 +152,11 @@ def stored_label(name: str, profiles_dir: Path) -> str:
 
 
 def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
+    if not name_or_path.strip():  # (it was looked for as the file profiles/.toml, and "not found" said of that)
+        there = [p.stem for p in profile_files(profiles_dir)]
+        raise ConfigError(
+            "the profile name is empty", f"name one of the profiles in {profiles_dir}: {', '.join(there) or 'none'}"
+        )
     path = profile_path(name_or_path, profiles_dir)
     if not path.exists() and path.is_symlink():  # (said "not found", listing its own name among the profiles)
         raise ConfigError(

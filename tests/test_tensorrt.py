@@ -52,7 +52,10 @@ def _profiles(tmp_path: Path) -> Path:
 
 @pytest.mark.skipif(HAVE_TRT and _cuda(), reason="TensorRT and a CUDA device are present: the build would run")
 def test_build_without_tensorrt_or_cuda_exits_2_with_the_fix(tmp_path: Path):
-    res = rtvc("build", "alice", "--block-ms", "10", cwd=_profiles(tmp_path))
+    _profiles(tmp_path)
+    for name in ("alice.pth", "hubert_base.pt"):  # (the profile's files there: only the machine lacks something)
+        (tmp_path / "profiles" / name).write_bytes(b"")
+    res = rtvc("build", "alice", "--block-ms", "10", cwd=tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("rtvc: error: rtvc build needs TensorRT and a CUDA GPU: ")
@@ -122,6 +125,43 @@ def test_a_tensorrt_installed_whose_libraries_do_not_load_is_not_called_absent(t
     assert "--force-reinstall" in doctor_line and "absent" not in doctor_line
     assert build_line.startswith("TensorRT 10.13.3.9 is installed but does not load"), build_line
     assert "not installed" not in build_line
+
+
+def test_build_names_the_profiles_own_faults_before_the_gpus(tmp_path: Path):
+    """A TensorRT profile whose model files are not there, built with a block that is not whole 10 ms frames (which
+    the voice refuses), on a machine without TensorRT or a GPU: build said only "needs TensorRT and a CUDA GPU", and
+    the profile's faults came one at a time once the GPU was there. They come first now, all in one line."""
+    res = rtvc("build", "alice", "--block-ms", "15", cwd=_profiles(tmp_path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    profile = tmp_path / "profiles" / "alice.toml"
+    assert f"{profile}: [model] path = 'alice.pth' ({tmp_path / 'profiles' / 'alice.pth'}): no such file" in lines[0]
+    assert (
+        "content = 'hubert_base.pt'" in lines[0] and "RVC voices work in 10 ms frames but a block is 15 ms" in lines[0]
+    )
+    assert "put the files there or point the profile at them; make stream.block_ms a multiple of 10" in lines[0]
+    assert "needs TensorRT and a CUDA GPU" not in lines[0]
+    assert not (tmp_path / "engines").exists()
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["alice", "--workspace-mb", "99999999999"], "--workspace-mb 99999999999 is more memory than any GPU has"),
+        (["alice", "--workspace-mb", "63"], "--workspace-mb 63 is too small (give at least 64 (MiB))"),
+        ([""], "the profile name is empty (name one of the profiles in "),
+    ],
+)
+def test_build_refuses_a_workspace_no_gpu_has_and_an_empty_profile_name(tmp_path: Path, args, said):
+    """--workspace-mb 99999999999 was taken (and handed to TensorRT as bytes); `rtvc build ''` said "no file
+    profiles/.toml"."""
+    res = rtvc("build", *args, cwd=_profiles(tmp_path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and said in lines[0], lines
+    if not args[0]:
+        assert "alice, deep, eager" in lines[0] and ".toml" not in lines[0]
 
 
 def test_build_of_a_voice_without_engines_says_so(tmp_path: Path):
