@@ -262,9 +262,12 @@ def check_audio() -> list[Check]:
 def check_devices(audio) -> list[Check]:
     """The sound devices config.toml's [audio] names (the defaults where it names none), as `rtvc run` would choose
     them: a microphone the system does not show is found here, not at the stream's start."""
-    from rtvc.audio.io import choose_devices
-    from rtvc.errors import DeviceError
+    from rtvc.errors import DeviceError, RtvcError
 
+    try:
+        from rtvc.audio.io import choose_devices
+    except RtvcError:  # (the audio core is not built: its own line says so and how to build it)
+        return []
     try:
         choice = choose_devices(audio)
     except DeviceError as e:
@@ -286,8 +289,7 @@ def check_profile(cfg) -> list[Check]:
     its values, its model files there, a backend this machine can run. `rtvc run` refuses one that does not load;
     `rtvc serve` comes up with no voice, its output silent until a voice is picked: either way a problem."""
     from rtvc.errors import RtvcError
-    from rtvc.profiles import load_profile, unusable
-    from rtvc.run import profiles_dir
+    from rtvc.profiles import load_profile, profiles_dir, unusable  # (not rtvc.run's: doctor runs without the core)
 
     try:
         profile = load_profile(cfg.voice.profile, profiles_dir(cfg))

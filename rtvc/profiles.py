@@ -151,6 +151,11 @@ def stored_label(name: str, profiles_dir: Path) -> str:
         return ""
 
 
+def profiles_dir(cfg) -> Path:
+    """profiles/ beside the config file (or in the working directory without one)."""
+    return (cfg.path.parent if cfg.path else Path.cwd()) / "profiles"
+
+
 def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     if not name_or_path.strip():  # (it was looked for as the file profiles/.toml, and "not found" said of that)
         there = [p.stem for p in profile_files(profiles_dir)]

@@ -23,7 +23,7 @@ from rtvc.engine import Engine
 from rtvc.errors import ConfigError, RtvcError, words
 from rtvc.gate import GateSettings
 from rtvc.latency import plan_prefill
-from rtvc.profiles import load_profile, make_voice, profile_name
+from rtvc.profiles import load_profile, make_voice, profile_name, profiles_dir
 from rtvc.resample import resample_block
 from rtvc.status import EngineStatus
 from rtvc.stream_config import frames, stream_shape
@@ -43,11 +43,6 @@ from rtvc.wavio import (
 VIRTUAL_PERIOD = 256  # frames per virtual-device callback when audio.period is 0
 DEFAULT_RECORD = Path("out/rtvc-run.wav")  # where the virtual device's output goes without --record
 EXIT_DEVICE_HUNG = 3  # the device never acknowledged the stop: exit without terminating PortAudio
-
-
-def profiles_dir(cfg: Config) -> Path:
-    """profiles/ beside the config file (or in the working directory without one)."""
-    return (cfg.path.parent if cfg.path else Path.cwd()) / "profiles"
 
 
 def build_converter(cfg: Config, profile_name: str) -> tuple[StreamingConverter, str]:
