@@ -28,6 +28,7 @@ and when rtvc closes the pipe it reads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -70,7 +71,19 @@ class JackWatch:
 
     def _read(self) -> None:
         proc = self._proc
-        assert proc is not None and proc.stdout is not None
+        assert proc is not None
+        try:
+            self._take_lines(proc)
+        finally:
+            # the pipes go with the watch: left to the garbage collector, each device rescan (a new watch) kept
+            # two more fds open, 16 after a few minutes (a soak test)
+            for pipe in (proc.stdout, proc.stderr, proc.stdin):
+                with contextlib.suppress(OSError, ValueError):
+                    if pipe is not None:
+                        pipe.close()
+
+    def _take_lines(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
         for line in proc.stdout:
             if not line.startswith("rtvc-watch "):
                 continue
