@@ -203,12 +203,24 @@ def build_profile(cfg: Config, opts: BuildOptions, out: TextIO = sys.stdout) -> 
 
 
 def _check_block(cfg: Config) -> None:
-    """The RVC voice's rule for a block, checked before its model loads: whole 10 ms frames of its 16 kHz input
-    (the whole check, with the model's output rate, is made once it has loaded: rvc_steps.stream_shape)."""
-    from rtvc.voices.rvc import IN_RATE, RvcVoice
+    """The block against the RVC voice's 10 ms frames of 16 kHz, checked before its model loads, with the run's own
+    fix (at 22050 Hz a 10 ms block is off that grid: steps of 20 ms, or 48 kHz; a check of the block in 16 kHz samples
+    alone told such a user to make it a multiple of 10, which it was). The whole check, with the model's output rate
+    and the crossfade and search, is made once the model has loaded (rvc_steps.stream_shape)."""
+    from rtvc.converter import StreamShape, _Rates
+    from rtvc.errors import ConfigError
+    from rtvc.stream_config import frames
+    from rtvc.voices.rvc import IN_RATE
 
-    frames = round(cfg.stream.block_ms * cfg.audio.samplerate / 1000)  # (as the converter rounds it)
-    RvcVoice.check_block(frames * IN_RATE / cfg.audio.samplerate)
+    sr, ms = cfg.audio.samplerate, cfg.stream.block_ms
+    try:
+        _Rates(StreamShape(sr, frames(ms, sr), 0, 0), IN_RATE, IN_RATE, frame_ms=10.0)
+    except ConfigError as e:
+        raise ConfigError(
+            f"stream.block_ms = {ms:g} at audio.samplerate = {sr}: not whole 10 ms frames of the RVC voice's 16 kHz "
+            "input",
+            e.fix,
+        ) from None
 
 
 def _check_writable(folder: Path) -> None:

@@ -305,9 +305,9 @@ def check_profile(cfg) -> list[Check]:
 
 
 def _stops_a_run(audio) -> bool:
-    """Whether `rtvc run` stops on the devices that did not open: no sound devices at all (or no PortAudio: the
-    portaudio line says so) with none named is not an error, rtvc runs on the virtual device there (README); a
-    device named, or one there that cannot open (at this rate, with these channels), is."""
+    """Whether `rtvc run` stops on the devices that did not open: no sound devices at all with none named is not an
+    error, rtvc runs on the virtual device there (README); a device named, one there that cannot open (at this rate,
+    with these channels), or no PortAudio to ask (rtvc run stops on that before any fallback) is."""
     from rtvc.audio.devices import list_devices, names_a_device
     from rtvc.errors import DeviceError
 
@@ -316,7 +316,7 @@ def _stops_a_run(audio) -> bool:
     try:
         return bool(list_devices())
     except DeviceError:
-        return False
+        return True
 
 
 def check_quantum(choice, audio) -> list[Check]:
@@ -398,6 +398,8 @@ def check_token() -> list[Check]:
         read_token(path)
     except RtvcError as e:
         return [Check(False, "control token", e.what, e.fix)]
+    except FileNotFoundError:  # (a link to a file that is gone: not one to chown)
+        return [Check(False, "control token", f"{path} is a link to nothing", f"rm {path}; rtvc token makes one")]
     except OSError as e:
         fix = f"make it yours (`sudo chown $USER {path}`: a `sudo rtvc` may have made it)"
         return [Check(False, "control token", f"cannot read {path}: {e.strerror or e}", fix)]

@@ -756,8 +756,11 @@ class Engine:
             portaudio_events=sum(x.pa_xrun_callbacks for x in (c, self._out_counters, self._mon_counters)),
         )
         # the levels are the last block's: with the devices stalled or gone no block comes, and the last one's
-        # stood on the meters (a -6 dBFS tone shown playing under "engine failed"): nothing is heard, none is shown
-        lv = np.zeros(4) if self.devices_failed else self._levels.copy()
+        # stood on the meters (a -6 dBFS tone shown playing under "engine failed", the gate open, limiting): nothing
+        # is heard, none is shown
+        gone = self.devices_failed
+        lv = np.zeros(4) if gone else self._levels.copy()
+        gate = self.gate_status() | ({"open": False} if gone else {})
         return EngineStatus(
             state=self._state,
             detail=self._detail,
@@ -771,7 +774,7 @@ class Engine:
             worker_slack_ms=1e3 * self.plan.slack / self.samplerate if self.plan else 0.0,
             timing=self.timer.stats(),
             xruns=xruns,
-            levels=Levels.from_linear(*lv, limit_db=self.limiter.reduction_db),
+            levels=Levels.from_linear(*lv, limit_db=0.0 if gone else self.limiter.reduction_db),
             limited_blocks=self.limiter.limited_blocks,
             monitor=self.monitor_enabled,
             worker_priority=self.priority or "normal",
@@ -780,6 +783,6 @@ class Engine:
             skipped_blocks=self.skipped_blocks,
             period_changes=self.period_changes,
             overload={"blocks": self.overloaded_blocks, "last": self.overload},
-            gate=self.gate_status(),
+            gate=gate,
             monitor_device={"present": self.has_monitor_device, "error": self.monitor_error},
         )

@@ -538,7 +538,7 @@ def _remove_stale_copies(folder: Path, say: Callable[[str], None]) -> None:
     """Half-copied files of an import that was killed outright (SIGKILL, a power cut: SIGTERM and SIGHUP unwind it as
     Ctrl-C does, rtvc.cli) stayed under models/ for good, hidden, unlisted (35 MB of an RMVPE seen). Imports take
     turns, so one whose process is gone left it."""
-    if not folder.is_dir():
+    if not folder.is_dir() or os.name != "posix":  # (os.kill(pid, 0) asks whether it lives on POSIX alone)
         return
     for tmp in folder.rglob(".rtvc-import-*.importing"):
         pid = tmp.name.split("-")[2]

@@ -185,8 +185,9 @@ def test_sounddevice_absent_is_a_missing_line_with_the_install(monkeypatch):
     from rtvc.config import AudioConfig
     from rtvc.doctor import check_devices
 
-    (devices,) = check_devices(AudioConfig())  # (the portaudio line says why; rtvc runs on the virtual device)
-    assert not devices.ok and "sounddevice package is not installed" in devices.found and not devices.blocks
+    # (rtvc run stops on it too, before it could fall back to the virtual device: exit 2; it said 0, a review)
+    (devices,) = check_devices(AudioConfig())
+    assert not devices.ok and "sounddevice package is not installed" in devices.found and devices.blocks
     (devices,) = check_devices(AudioConfig(input_device="USB"))  # (a device named: `rtvc run` stops on it)
     assert devices.blocks
 
@@ -257,6 +258,10 @@ def test_a_token_file_rtvc_would_refuse_is_named_with_its_fix(tmp_path, monkeypa
     (check,) = check_token()
     assert not check.ok and check.found == f"{path} is a folder, not the token file", check
     assert check.fix == f"remove it (`rmdir {path}`), then run rtvc again"
+    path.rmdir()
+    path.symlink_to(tmp_path / "gone")  # (it said "cannot read ...: make it yours (sudo chown ...)")
+    (check,) = check_token()
+    assert not check.ok and check.found == f"{path} is a link to nothing" and check.fix.startswith(f"rm {path};")
 
 
 def test_a_service_whose_config_file_is_gone_is_named_with_its_fix(tmp_path, monkeypatch):

@@ -446,14 +446,16 @@ def test_an_output_or_monitor_stream_whose_callbacks_stop_is_noticed():
 def test_the_meters_show_nothing_while_the_devices_are_gone():
     """The levels are the last block's: with the JACK server killed (or stopped) no block came, and a -6 dBFS tone
     stood on the meters under "engine failed" and "stalled", the gate shown open on it (a review)."""
-    engine = make_engine(480)
+    engine = make_engine(480, gain_db=6.0)  # (over full scale: the limiter at work)
     engine.stall_after_s = 60.0
-    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)).astype(np.float32)
+    tone = (0.8 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)).astype(np.float32)
     run_virtual(engine, tone, 256, paced=False)
-    assert engine.status().levels.in_peak > -6.5
+    st = engine.status()
+    assert st.levels.in_peak > -2.5 and st.levels.limit_db < -1 and st.gate["open"], st
     engine.report_device_error("the JACK server rtvc played on is gone")
     st = engine.status()
     assert st.state == "failed" and max(st.levels.in_peak, st.levels.out_peak, st.levels.in_rms) <= -100, st.levels
+    assert st.levels.limit_db == 0.0 and not st.gate["open"], st  # (not limiting, not open: nothing passes)
 
 
 def test_a_voice_whose_reset_raises_too_is_retried_and_said():

@@ -287,3 +287,20 @@ def test_a_restarted_serve_keeps_its_port_whatever_the_file_says_now(setup):
     state = {"port": 47999, "audio": {"samplerate": 48000}}
     edited = dataclasses.replace(cfg, control=dataclasses.replace(cfg.control, port=47123))
     assert restart.config_for(edited, state).control.port == 47999
+
+
+def test_hear_myself_refused_while_portaudio_is_stuck_names_the_restart_not_the_picker(setup):
+    """With PortAudio stuck on a JACK server that went away every devices.select is refused: the refusal of hear
+    myself sent the user to `d` in the TUI anyway (devices.list said not switchable by then; a review)."""
+    from rtvc.errors import DeviceError
+
+    _, cfg = setup
+    controller = Controller(cfg, build_engine(cfg), "passthrough")
+    controller.device_switcher = lambda *a, **k: {}
+    with pytest.raises(DeviceError) as e:
+        controller.set_monitor(True, "test")
+    assert "d in the TUI" in e.value.fix
+    controller.devices_stuck = lambda: True
+    with pytest.raises(DeviceError) as e:
+        controller.set_monitor(True, "test")
+    assert "restart rtvc serve" in e.value.fix and "d in the TUI" not in e.value.fix

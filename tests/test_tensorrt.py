@@ -138,9 +138,15 @@ def test_build_names_the_profiles_own_faults_before_the_gpus(tmp_path: Path):
     profile = tmp_path / "profiles" / "alice.toml"
     assert f"{profile}: [model] path = 'alice.pth' ({tmp_path / 'profiles' / 'alice.pth'}): no such file" in lines[0]
     assert (
-        "content = 'hubert_base.pt'" in lines[0] and "RVC voices work in 10 ms frames but a block is 15 ms" in lines[0]
+        "content = 'hubert_base.pt'" in lines[0]
+        and ("stream.block_ms = 15 at audio.samplerate = 48000: not whole 10 ms frames of the RVC voice's 16 kHz input")
+        in lines[0]
     )
-    assert "put the files there or point the profile at them; make stream.block_ms a multiple of 10" in lines[0]
+    assert "put the files there or point the profile at them; set stream.block_ms = 20 (multiples of 10 ms)" in lines[0]
+    # at 22050 Hz a 10 ms block is off the voice's grid (steps of 20 ms): the run's fix, not "a multiple of 10"
+    (tmp_path / "config.toml").write_text("[audio]\nsamplerate = 22050\n")
+    res = rtvc("build", "alice", "--block-ms", "10", cwd=tmp_path)
+    assert "set stream.block_ms = 20 (multiples of 20 ms), or audio.samplerate = 48000" in res.stderr, res.stderr
     assert "needs TensorRT and a CUDA GPU" not in lines[0]
     assert not (tmp_path / "engines").exists()
 

@@ -91,7 +91,9 @@ class EngineEntry:
 # The code whose output an engine is: the models' modules, their steps and the export. An engine built by another
 # version of it computes what that code did (an fp32 island since added, another skip baked in) with the same
 # inputs' names and shapes: nothing else would notice.
-_STEP_CODE = ("rvc", "backends/export.py", "backends/gpu_forms.py", "backends/base.py", "voices/rvc_steps.py")
+_STEP_CODE = (
+    "rvc", "backends/export.py", "backends/gpu_forms.py", "backends/base.py", "voices/rvc_steps.py", "voices/rvc.py"
+)  # fmt: skip
 
 
 @functools.cache

@@ -372,7 +372,7 @@ class Controller:
         """Hear myself on the monitor device; DeviceError (nothing changes) when on is asked with none playing."""
         if on and not self.engine.has_monitor_device:
             lost = self.engine.monitor_error
-            switchable = self.device_switcher is not None
+            switchable = self.device_switcher is not None and not self.devices_stuck()  # (as devices.list)
             again = "devices.select with `monitor`; d in the TUI" if switchable else "restart rtvc serve"
             if lost:
                 raise DeviceError(f"hear myself has no device: {lost}", f"plug it back in and select it ({again})")
