@@ -238,6 +238,20 @@ def config_for(cfg: Config, state: dict[str, Any]) -> Config:
     return dataclasses.replace(cfg, audio=audio, voice=voice, control=control)
 
 
+def kept_over_the_file(kept: Config, configured: Config) -> list[str]:
+    """The settings a restarted serve keeps (config_for) where config.toml now says otherwise, a phrase each: its
+    log says them, since the settings it printed above are the file's."""
+    return [
+        f"{where} = {now!r} (the file: {said!r})"
+        for where, now, said in (
+            ("audio.samplerate", kept.audio.samplerate, configured.audio.samplerate),
+            ("audio.period", kept.audio.period, configured.audio.period),
+            ("control.port", kept.control.port, configured.control.port),
+        )
+        if now != said
+    ]
+
+
 def pinned(state: dict[str, Any]) -> dict[str, Any]:
     """The devices in use at the restart, found again in the device list as it is now (rtvc.audio.devices.Pin);
     DeviceNotFound for one that is not there (yet)."""

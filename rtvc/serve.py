@@ -462,15 +462,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     configured = cfg
     if resumed is not None:
         cfg = restart.config_for(cfg, resumed)
-        changed = [
-            f"{where} = {now!r} (the file: {said!r})"
-            for where, now, said in (
-                ("audio.samplerate", cfg.audio.samplerate, configured.audio.samplerate),
-                ("audio.period", cfg.audio.period, configured.audio.period),
-                ("control.port", cfg.control.port, configured.control.port),
-            )
-            if now != said
-        ]
+        changed = restart.kept_over_the_file(cfg, configured)
         if changed:  # (the settings printed above are the file's)
             log.info("kept as before the restart, though config.toml says otherwise now: %s", "; ".join(changed))
         log.info(

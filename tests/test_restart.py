@@ -287,6 +287,13 @@ def test_a_restarted_serve_keeps_its_port_whatever_the_file_says_now(setup):
     state = {"port": 47999, "audio": {"samplerate": 48000}}
     edited = dataclasses.replace(cfg, control=dataclasses.replace(cfg.control, port=47123))
     assert restart.config_for(edited, state).control.port == 47999
+    # and the log says what it kept over the file (the settings printed at start are the file's)
+    kept = restart.config_for(edited, {**state, "audio": {"samplerate": 44100, "period": 256}})
+    assert restart.kept_over_the_file(kept, edited) == [
+        "audio.samplerate = 44100 (the file: 48000)", "audio.period = 256 (the file: 0)",
+        "control.port = 47999 (the file: 47123)",
+    ]  # fmt: skip
+    assert restart.kept_over_the_file(edited, edited) == []
 
 
 def test_hear_myself_refused_while_portaudio_is_stuck_names_the_restart_not_the_picker(setup):
