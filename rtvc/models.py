@@ -713,9 +713,11 @@ def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: 
     sub = SHARED_FOLDER.get(f.kind) or name or "voices"
     own = Path(os.path.abspath(f.path))  # its own name, also when given as "." (a HuBERT folder one is in)
     dest = folder / sub / own.name
-    if dest.exists() and f.kind in SHARED_FOLDER and not _same_file(dest, sha):  # another file under that name
+    present = _same_file(dest, sha)  # (hashed once: a HuBERT or an RMVPE is 180-190 MB)
+    if dest.exists() and f.kind in SHARED_FOLDER and not present:  # another file under that name
         dest = dest.with_name(f"{own.stem}-{sha[:8]}{own.suffix}")
-    if _same_file(dest, sha):
+        present = _same_file(dest, sha)
+    if present:
         # the same file there, not registered (a registry moved away, as its error advises, or lost): registered
         # where it is (it was copied again beside it, 190 MB for a HuBERT, and the voice refused without --force)
         say(f"already there: {f.source} is {dest}, not in {registry.path.name} until now")
