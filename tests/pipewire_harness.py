@@ -255,7 +255,9 @@ class PipeWire:
         return " ".join(done.stdout.split()[-1:])
 
     def stop(self) -> None:
-        """PipeWire and WirePlumber stopped (as `systemctl --user stop pipewire wireplumber` on a desktop)."""
+        """PipeWire and WirePlumber stopped (as `systemctl --user stop pipewire wireplumber` on a desktop): returns
+        once every process of theirs has ended (PipeWire outlived the session's own process on a loaded machine, and
+        the next start, its lock file still held, failed)."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
             try:
@@ -263,6 +265,13 @@ class PipeWire:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
+        if self.proc is not None:
+            deadline = time.monotonic() + 10
+            while _group_alive(self.proc.pid):
+                if time.monotonic() > deadline:
+                    os.killpg(self.proc.pid, 9)
+                    deadline = time.monotonic() + 10
+                time.sleep(0.05)
         self.log.close()
 
     def restart(self) -> None:
@@ -278,6 +287,28 @@ class PipeWire:
     def __exit__(self, *exc) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """The processes of process group `pgid` that have not ended (zombies, ended but not reaped, are not counted)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # (ended meanwhile)
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def without_portaudio_noise(text: str) -> str:
+    """A log with PortAudio's own lines left out ("Expression '...' failed in '.../pa_linux_alsa.c'", several for
+    each ALSA stream that fails), counted at its end: rtvc's own lines were lost behind them in a failure's tail."""
+    lines = text.splitlines()
+    kept = [ln for ln in lines if not ln.startswith("Expression '")]
+    dropped = len(lines) - len(kept)
+    return "\n".join(kept) + (f"\n({dropped} lines of PortAudio's left out)" if dropped else "")
 
 
 def impulses(
@@ -361,7 +392,11 @@ class Served:
         deadline = time.monotonic() + timeout
         while True:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"no sound through rtvc {timeout:g} s after the restart: {self.log()[-3000:]}")
+                server = (self.pw.dir / "server.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(
+                    f"no sound through rtvc {timeout:g} s after the restart: {self.log()[-4000:]}"
+                    f"\nPipeWire's log: {server}"
+                )
             try:
                 running = self.latency() is not None
             except (ConnectionClosed, OSError, TimeoutError):  # (serve started anew: rtvc.restart)
@@ -381,7 +416,8 @@ class Served:
         return st["latency"] if st["state"] == "running" else None
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """What serve printed, less PortAudio's own lines (without_portaudio_noise)."""
+        return without_portaudio_noise(self.log_path.read_text(errors="replace"))
 
     def __exit__(self, *exc) -> None:
         if self.rpc is not None:
