@@ -85,12 +85,14 @@ class PortAudio:
     plugged: ClassVar[set[str]] = set()
     refuse: ClassVar[DeviceError | None] = None
     rescans: ClassVar[int] = 0
+    quiet: ClassVar[list[bool]] = []  # each read's `quiet` (rtvc.audio.devices.rescan: its line in the debug log)
 
     @classmethod
-    def rescan(cls) -> None:
+    def rescan(cls, quiet: bool = False) -> None:
         if cls.refuse is not None:
             raise cls.refuse
         cls.rescans += 1
+        cls.quiet.append(quiet)
         cls.unlisted = cls.unlisted - cls.plugged
 
 
@@ -123,7 +125,7 @@ def switcher(tmp_path, monkeypatch):
     monkeypatch.setattr(switch, "pin_device", lambda dev: dev)
     monkeypatch.setattr(switch, "find_pinned", find_pinned)
     monkeypatch.setattr(switch, "rescan_devices", PortAudio.rescan)
-    for name, value in (("unlisted", set()), ("plugged", set()), ("refuse", None), ("rescans", 0)):
+    for name, value in (("unlisted", set()), ("plugged", set()), ("refuse", None), ("rescans", 0), ("quiet", [])):
         monkeypatch.setattr(PortAudio, name, value)
     monkeypatch.setattr(Streams, "gone", set())
     monkeypatch.setattr(Streams, "busy", set())
@@ -294,7 +296,7 @@ def test_a_jack_server_gone_once_too_often_says_why_rtvc_did_not_start_anew(swit
 
 
 def test_a_rescan_that_hangs_gives_the_same_answer_until_rtvc_restarts(switcher, monkeypatch):
-    def hangs():
+    def hangs(quiet: bool = False):
         raise RescanHung("PortAudio did not restart within 10 s while reading the device list again", "restart rtvc")
 
     monkeypatch.setattr(switch, "rescan_devices", hangs)
@@ -354,6 +356,34 @@ def test_devices_that_failed_are_reopened_when_they_come_back(switcher):
     st = switcher.engine.status()
     assert (st.state, st.detail) == ("starting", "")  # running from the new streams' first callback
     assert not switcher.recover_due(200.0)
+
+
+def test_a_device_gone_for_long_is_said_once_in_the_log_not_at_every_try(switcher, caplog):
+    """While a device stays unplugged the daemon tries every RECOVER_S; each try logged the list read again and the
+    reopen refused: two lines every 2 s, 3600 an hour in a service's journal. The first try says them; the next ones
+    go to the debug log while the reason stays the same; once back, a new loss is said again."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="rtvc")
+
+    def said(text: str, level: int = logging.INFO) -> int:
+        return sum(text in r.getMessage() for r in caplog.records if r.levelno == level)
+
+    def lose() -> None:
+        switcher.engine.report_device_error("input stream stopped: the device failed or disappeared")
+        PortAudio.unlisted, PortAudio.plugged = {"usb mic"}, set()
+        for _ in range(5):
+            assert switcher.recover() is False
+
+    lose()
+    assert PortAudio.quiet == [False, True, True, True, True]
+    assert said("they did not reopen") == 1 and said("they did not reopen", logging.DEBUG) == 4
+    PortAudio.plugged = {"usb mic"}
+    assert switcher.recover() is True and said("devices back after a failure") == 1
+    assert switcher.recover_due(500.0) is False  # (running: what was said of the loss is forgotten)
+    lose()
+    assert PortAudio.quiet == [False, True, True, True, True, True, False, True, True, True, True]  # (+1: came back)
+    assert said("they did not reopen") == 2 and said("they did not reopen", logging.DEBUG) == 8
 
 
 def test_running_devices_are_left_alone(switcher):

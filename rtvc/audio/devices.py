@@ -250,9 +250,10 @@ def jack_server_answers(timeout: float = 5.0) -> bool:
     return probe.returncode == 0
 
 
-def rescan() -> list[Device]:
+def rescan(quiet: bool = False) -> list[Device]:
     """Restart PortAudio so that it reads the device list again, and return the new list. No stream may be
-    open. Device indices can change: a device kept across a rescan is found again by its name.
+    open. Device indices can change: a device kept across a rescan is found again by its name. `quiet`: the count
+    goes to the debug log (a recovery's tries after the first, while a device stays gone).
 
     DeviceError when PortAudio runs on a JACK server that no longer answers: PortAudio's JACK host API aborts
     the whole process if it is restarted then, so it is left as it is. RescanHung when the restart does not
@@ -287,7 +288,7 @@ def rescan() -> list[Device]:
         _generation += 1
         _by_move.clear()
         found = _read_devices(sd)
-    log.info("PortAudio's device list read again: %d devices", len(found))
+    log.log(logging.DEBUG if quiet else logging.INFO, "PortAudio's device list read again: %d devices", len(found))
     return found
 
 

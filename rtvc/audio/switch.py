@@ -121,6 +121,11 @@ class DeviceSwitcher:
         self._stopped = ""  # why no device runs (AudioLost), until one does again
         self._failed_since: float | None = None  # (recover_due: when the devices were first seen failed)
         self._lost = ""  # what the engine said when they failed, kept while they are looked for
+        # why the last recovery did not bring them back ('' after none failed): the next tries' lines (the list read
+        # again, the reopen refused) go to the debug log; the engine's line says a reason that changes (a device
+        # gone for an hour was 3600 lines in the log, two every RECOVER_S)
+        self._not_back = ""
+        self._quiet = False  # (the switch under way is such a try)
         self._watch: Any = None  # rtvc.audio.jack_watch.JackWatch while the streams run on JACK
         self._quantum_watch: Any = None  # rtvc.audio.pipewire.QuantumWatch while they run on PipeWire's ALSA plugin
         self._waiting: list[list[str]] = []  # [direction, rtvc port, peer]: JACK connections lost with their program
@@ -234,7 +239,7 @@ class DeviceSwitcher:
                     log.info("devices: the new ones did not open (%s); reading the device list again", e)
                     first = e
             try:
-                rescan_devices()
+                rescan_devices(quiet=self._quiet)
             except RescanHung as e:
                 self._wedge(e.what)
             except DeviceError as e:  # not read again (a JACK server that died): the old list stands
@@ -508,7 +513,11 @@ class DeviceSwitcher:
         """The new devices are not to be had (`e`): the previous ones run again (`old`, as they were, or found
         again from `pins` after the list was read anew) and `e` is raised; AudioLost when they do not run."""
         if self._reopening:  # (a rescan or a recovery: no new devices were asked for)
-            log.info("devices: they did not reopen (%s); trying them as they were", e)
+            log.log(
+                logging.DEBUG if self._quiet else logging.INFO,
+                "devices: they did not reopen (%s); trying them as they were",
+                e,
+            )
         else:
             log.info("devices: the new ones did not run (%s); reopening the previous ones", e)
         try:
@@ -560,7 +569,7 @@ class DeviceSwitcher:
             # next try quoted: the detail grew by a sentence at each such poll while a device stayed busy)
             return False
         if self._wedged or not self.engine.devices_failed:
-            self._failed_since, self._lost = None, ""
+            self._failed_since, self._lost, self._not_back = None, "", ""
             return False
         if self._failed_since is None:
             self._failed_since = now
@@ -587,6 +596,7 @@ class DeviceSwitcher:
         if self._wedged or not self.engine.devices_failed:
             return False
         lost = self._lost or self.engine.status().detail
+        self._quiet = bool(self._not_back)
         try:
             # (a device that follows PipeWire's default: the default now, if it is another, e.g. a headset unplugged)
             now = self._defaults_now()
@@ -596,11 +606,15 @@ class DeviceSwitcher:
             return False
         except DeviceError as e:
             if not self._wedged:  # (stuck: status already says to restart)
+                self._not_back = e.what  # (a new reason: the engine's line says it, its detail changed)
                 self.engine.report_device_error(
                     f"{lost}; not back yet ({e.what}); rtvc looks for it every {RECOVER_S:g} s"
                     " (plug it back in, or choose another device with devices.select)"
                 )
             return False
+        finally:
+            self._quiet = False
+        self._not_back = ""
         log.info("devices back after a failure (%s)", lost)
         return True
 
