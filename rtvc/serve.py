@@ -599,8 +599,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     while not stop.wait(POLL_S):
         if isinstance(device, DeviceSwitcher) and device.restart_wanted:
             log.info(
-                "the JACK server runs again, and PortAudio cannot reach it from this process (%s): rtvc serve starts"
-                " anew, with its voice, settings and devices; clients reconnect",
+                "PortAudio cannot go on in this process (%s): rtvc serve starts anew, with its voice, settings and"
+                " devices; clients reconnect",
                 device.restart_wanted,
             )
             follow = device.follow

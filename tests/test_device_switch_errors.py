@@ -48,6 +48,7 @@ class Streams:
     gone: ClassVar[set[str]] = set()  # device names that fail to open
     busy: ClassVar[set[str]] = set()  # device names that open but refuse to start
     hung: ClassVar[set[str]] = set()  # device names whose streams do not stop (a JACK server that died)
+    stuck: ClassVar[set[str]] = set()  # device names whose streams' start does not return (rtvc.audio.io.StartHung)
     started: ClassVar[list[str]] = []
     stopped: ClassVar[list[str]] = []
 
@@ -65,6 +66,10 @@ class Streams:
     def start(self, jack_latency: bool = True) -> None:
         if self.choice.input.name in self.busy:
             raise DeviceError(f"could not start {self.choice.input.name}", "is the device in use or unplugged?")
+        if self.choice.input.name in self.stuck:
+            from rtvc.audio.io import StartHung
+
+            raise StartHung("the audio stream did not start within 10 s: PortAudio hung in this process", "restart")
         self.started.append(self.choice.input.name)
 
     def jack_latency(self) -> None:  # (ALSA devices here: nothing to ask, as DeviceStreams does for them)
@@ -130,6 +135,7 @@ def switcher(tmp_path, monkeypatch):
     monkeypatch.setattr(Streams, "gone", set())
     monkeypatch.setattr(Streams, "busy", set())
     monkeypatch.setattr(Streams, "hung", set())
+    monkeypatch.setattr(Streams, "stuck", set())
     monkeypatch.setattr(Streams, "started", [])
     monkeypatch.setattr(Streams, "stopped", [])
     first = Choice(Dev("usb mic"), Dev("headphones"))
@@ -272,6 +278,32 @@ def test_a_stop_that_hangs_gives_the_same_answer_until_rtvc_restarts(switcher):
     with pytest.raises(switch.AudioLost, match="did not stop"):
         switcher.rescan()
     assert Streams.started == [] and PortAudio.rescans == 0  # nothing opened, PortAudio left alone
+
+
+def test_a_start_that_hangs_ends_the_recovery_and_serve_starts_anew(switcher, monkeypatch):
+    """After a restart of PipeWire, PortAudio's start of the reopened streams on its ALSA plugin never returned
+    (PortAudio 19.6: its stream thread's own start failed, and nothing woke the caller): the recovery held the
+    switch lock for ever, status said "not back yet" and no one was told. The start is given up after
+    START_TIMEOUT_S, nothing else is opened (PortAudio is done for in this process), and serve starts anew (off
+    JACK, at once; rtvc.restart bounds how often); where it may not, the user is told to restart it."""
+    switcher.engine.report_device_error("audio stream stopped: the device failed or disappeared")
+    Streams.stuck = {"usb mic"}
+    switcher.restart_refused = lambda: ""  # (serve's rtvc.restart.refusal, where it may start anew)
+    switcher.recover_due(0.0)
+    assert switcher.recover() is False
+    assert switcher.restart_wanted.startswith("the audio stream did not start within 10 s")
+    st = switcher.engine.status()
+    assert st.state == "failed" and "(rtvc serve restarts itself now)" in st.detail
+    assert Streams.started == [] and PortAudio.rescans == 1  # (the old devices were not tried again: hung too)
+    assert not switcher.recover_due(100.0) and switcher.stuck()
+    with pytest.raises(switch.AudioLost, match="did not start within 10 s"):
+        switcher.switch("webcam mic", None)
+
+    refused = "rtvc serve did not start itself anew: it already did so 3 times in 10 minutes"
+    switcher._wedged, switcher.restart_wanted, switcher.restart_refused = "", "", lambda: refused
+    with pytest.raises(switch.AudioLost) as e:
+        switcher.rescan()
+    assert f"{refused}: restart rtvc serve" in str(e.value) and switcher.restart_wanted == ""
 
 
 def test_a_jack_server_gone_once_too_often_says_why_rtvc_did_not_start_anew(switcher, monkeypatch):
@@ -610,3 +642,44 @@ def test_a_jack_watch_that_ended_leaves_no_pipe_open(monkeypatch):
         assert all(f.closed for f in pipes), [f.closed for f in pipes]
     finally:
         gc.enable()
+
+
+def test_a_stream_start_that_does_not_return_is_given_up_and_portaudio_left_alone(monkeypatch):
+    """rtvc.audio.io's own start: PortAudio's call runs on a helper thread, given up after START_TIMEOUT_S (the
+    streams kept alive, their callbacks may still come) and PortAudio is not restarted again in this process (its
+    locks may be held by the thread that hung)."""
+    import threading
+
+    from rtvc.audio import io
+
+    monkeypatch.setattr(io, "START_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(io, "_UNCLOSED", [])
+    monkeypatch.setattr(devices, "_stuck", "")
+    release = threading.Event()
+
+    class Hanging:
+        def start(self) -> None:
+            release.wait(10)
+
+    class Refusing:
+        def start(self) -> None:
+            raise OSError("refused")
+
+    streams = io.DeviceStreams.__new__(io.DeviceStreams)  # (no device: only the start's own code runs)
+    streams._streams = [Refusing()]
+    with pytest.raises(OSError, match="refused"):  # (an error is the caller's, as before)
+        streams._start_streams()
+    assert devices._stuck == ""
+    hanging = Hanging()
+    streams._streams = [hanging]
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(io.StartHung, match=r"did not start within 0\.3 s: PortAudio hung in this process"):
+            streams._start_streams()
+        assert time.monotonic() - t0 < 2.0
+        assert streams._streams == []
+        assert len(io._UNCLOSED) == 1 and io._UNCLOSED[0] is hanging  # (kept alive)
+        with pytest.raises(DeviceError, match=r"did not start within 0\.3 s"):
+            devices.rescan()
+    finally:
+        release.set()

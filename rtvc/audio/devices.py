@@ -40,6 +40,13 @@ class RescanHung(DeviceError):
     """PortAudio did not restart within RESCAN_TIMEOUT_S: it is unusable until rtvc restarts."""
 
 
+def mark_stuck(why: str) -> None:
+    """PortAudio hung in a call that holds its locks (a stream's start that never returned, rtvc.audio.io): the
+    device list is not read again in this process (`why` is said instead)."""
+    global _stuck
+    _stuck = _stuck or why
+
+
 @dataclass(frozen=True)
 class Device:
     index: int

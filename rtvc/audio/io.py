@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from rtvc.audio import pipewire, voice_mic
-from rtvc.audio.devices import Device, Kind, check_rate, find_device, portaudio
+from rtvc.audio.devices import Device, Kind, check_rate, find_device, mark_stuck, portaudio
 from rtvc.callbacks import DUPLEX, INPUT, MONITOR_STREAM, OUTPUT_STREAM
 from rtvc.config import AudioConfig
 from rtvc.engine import Engine
@@ -90,6 +90,15 @@ def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> 
 # Streams PortAudio would not close: kept for the life of the process, since their C callback may still run
 # and reads its userData (rtvc.callbacks.StreamFields) on every call.
 _UNCLOSED: list = []
+# how long a stream's start may take: PortAudio's waits for the stream's own thread to say it started, and under
+# PipeWire's ALSA plugin (PortAudio 19.6, Debian 12's) a start that failed in that thread left it waiting for ever
+START_TIMEOUT_S = 10.0
+
+
+class StartHung(DeviceError):
+    """A stream's start did not return within START_TIMEOUT_S: PortAudio cannot be used again in this process."""
+
+
 MAX_DEVICE_LATENCY_S = 1.0  # more than this from PortAudio is not a latency but a missing one
 
 
@@ -337,8 +346,7 @@ class DeviceStreams:
         if held:
             self.engine.hold(True)
         try:
-            for s in self._streams:
-                s.start()
+            self._start_streams()
             self._move()
         except sd.PortAudioError as e:
             raise DeviceError(f"could not start the audio stream: {e}", "is the device in use or unplugged?") from None
@@ -348,6 +356,29 @@ class DeviceStreams:
         self._started = True
         if jack_latency:
             self.jack_latency()
+
+    def _start_streams(self) -> None:
+        """Each stream started, on a helper thread left behind if PortAudio does not return (StartHung: the streams
+        are then left as they are, for the life of the process, since a stop would hang the same way)."""
+        done, failed = threading.Event(), []
+
+        def start_all() -> None:
+            try:
+                for s in self._streams:
+                    s.start()
+            except BaseException as e:  # (handed to the caller)
+                failed.append(e)
+            done.set()
+
+        threading.Thread(target=start_all, name="rtvc-stream-start", daemon=True).start()
+        if not done.wait(START_TIMEOUT_S):
+            _UNCLOSED.extend(self._streams)  # (their callbacks may still come: their userData stays alive)
+            self._streams = []
+            what = f"the audio stream did not start within {START_TIMEOUT_S:g} s: PortAudio hung in this process"
+            mark_stuck(what)
+            raise StartHung(what, "restart rtvc serve")
+        if failed:
+            raise failed[0]
 
     def _move(self) -> None:
         """rtvc's ports, on the devices their streams opened on (_carriers), moved to the devices meant."""

@@ -36,7 +36,7 @@ from typing import Any, NoReturn
 from rtvc.audio import pipewire
 from rtvc.audio.devices import Device, DeviceNotFound, RescanHung, find_device, find_pinned, pin_device
 from rtvc.audio.devices import rescan as rescan_devices
-from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices, same_device
+from rtvc.audio.io import DeviceChoice, DeviceStreams, StartHung, choose_devices, same_device
 from rtvc.config import AudioConfig
 from rtvc.engine import Engine
 from rtvc.errors import DeviceError
@@ -236,6 +236,8 @@ class DeviceSwitcher:
                     choice = self._open(choice, cfg)
                     return self._switched(cfg, choice, links, current, set() if follow else asked)
                 except DeviceError as e:  # an entry gone stale (unplugged since the list was read)? Read it again
+                    if self._wedged:  # (its start hung: PortAudio is done for in this process)
+                        raise
                     log.info("devices: the new ones did not open (%s); reading the device list again", e)
                     first = e
             try:
@@ -250,6 +252,8 @@ class DeviceSwitcher:
                 choice = choose_devices(cfg, {role: find_pinned(p, role) for role, p in wanted.items()})
                 choice = self._open(choice, cfg)
             except DeviceError as e:
+                if self._wedged:
+                    raise
                 self._fall_back(None, old_cfg, pins, e, links)
             return self._switched(cfg, choice, links, current, set() if follow else asked)
 
@@ -318,13 +322,18 @@ class DeviceSwitcher:
             raise AudioLost(what, "restart rtvc serve (and report it: a block should never take this long)") from None
 
     def _wedge(self, what: str) -> NoReturn:
+        """PortAudio cannot be used again in this process (`what`): serve starts anew where it may (on JACK once the
+        server answers again; elsewhere at once: a stream's stop or start that hung on PipeWire's ALSA plugin, after
+        a restart of PipeWire, left rtvc silent until restarted by hand), else the user is told to restart it."""
         self._wedged, self._waiting = what, []  # (no watch runs any more: nothing is waited for)
-        if _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
-            if refused := self.restart_refused():  # (it said "restart rtvc serve" alone, and not why it did not)
-                self._fix = f"{refused}: restart rtvc serve"
-            else:
-                self._fix = "rtvc serve restarts itself once the JACK server runs again, or restart rtvc serve"
-                threading.Thread(target=self._await_jack, args=(what,), name="rtvc-await-jack", daemon=True).start()
+        if refused := self.restart_refused():  # (it said "restart rtvc serve" alone, and not why it did not)
+            self._fix = f"{refused}: restart rtvc serve"
+        elif _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
+            self._fix = "rtvc serve restarts itself once the JACK server runs again, or restart rtvc serve"
+            threading.Thread(target=self._await_jack, args=(what,), name="rtvc-await-jack", daemon=True).start()
+        else:
+            self._fix = "rtvc serve restarts itself now"
+            self.restart_wanted = what
         self.engine.report_device_error(f"{what} ({self._fix})")
         raise AudioLost(what, self._fix)
 
@@ -531,6 +540,8 @@ class DeviceSwitcher:
             )
             self.streams.jack_latency()
         except DeviceError as again:  # both gone (unplugged meanwhile): say so, in status too
+            if self._wedged:
+                raise
             if again.what == e.what:  # (a device in use is gone: the new choice needed it too)
                 what = f"{e.what}; no device runs now"
             else:
@@ -551,6 +562,8 @@ class DeviceSwitcher:
         self.engine.resume(streams.period)
         try:
             streams.start(jack_latency=False)  # (asked once the ports are reconnected: _switched, _fall_back)
+        except StartHung as e:
+            self._wedge(e.what)
         except DeviceError:
             streams.stop()
             raise
