@@ -376,7 +376,7 @@ class DeviceStreams:
             self._streams = []
             what = f"the audio stream did not start within {START_TIMEOUT_S:g} s: PortAudio hung in this process"
             mark_stuck(what)
-            raise StartHung(what, "restart rtvc serve")
+            raise StartHung(what, "restart rtvc (a sound device or its driver is hung)")
         if failed:
             raise failed[0]
 
