@@ -112,8 +112,8 @@ class Cdp:
         assert box and box[2] > 0 and box[3] > 0, f"no visible element with data-testid={testid}"
         return box[0] + fx * box[2], box[1] + box[3] / 2
 
-    def mouse(self, kind: str, x: float, y: float) -> None:
-        """A real mouse event: move, press or release (the left button)."""
+    def mouse(self, kind: str, x: float, y: float, count: int = 1) -> None:
+        """A real mouse event: move, press or release (the left button); count 2 for a double click's second."""
         if kind == "move":
             self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
         else:
@@ -125,7 +125,7 @@ class Cdp:
                 y=y,
                 button="left",
                 buttons=1 if down else 0,
-                clickCount=1,
+                clickCount=count,
             )
 
     def click(self, testid: str, fx: float = 0.5) -> None:
@@ -635,3 +635,48 @@ def test_obs_settings_without_enabled_are_said(tmp_path: Path) -> None:
         assert "[obs] sets obs.port, obs.scenes but not enabled = true: rtvc does not connect to OBS" in d.log()
     finally:
         d.stop()
+
+
+def open_dock(page: Cdp, daemon: Daemon) -> None:
+    """The dock loaded as OBS loads it, with the token in its URL, and its first state shown."""
+    page.send("Page.navigate", url=f"http://127.0.0.1:{daemon.port}/dock?token={daemon.token()}")
+    wait_until("the dock's first state", lambda: page.js("document.body?.dataset.ready === '1'"), 15)
+
+
+def test_a_double_click_on_a_slider_keeps_its_value_and_a_click_on_the_playing_voice_brings_its_settings_back(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """A double click on Pitch set the voice's neutral 0, not anything the user chose: on air, the streamer's own
+    pitch went out with no warning. And a click on the playing voice did nothing: no way back to its saved pitch."""
+    with chromium(tmp_path / "chromium") as page:
+        daemon.wait_ready()
+        api = RpcClient(daemon.port, daemon.token())
+        try:
+            open_dock(page, daemon)
+            api.call("params.set", values={"pitch": 7.0})
+            wait_until("the page to show pitch 7", lambda: page.js(DOM_SUMMARY)["pitch"]["value"] == 7.0, 5)
+            r = api.call("params.get")["ranges"]["pitch"]
+            width = page.js("document.querySelector('[data-testid=pitch]').getBoundingClientRect().width")
+            # on the thumb (16 px wide): the click itself does not move it
+            at = (8 + (7.0 - r["min"]) / (r["max"] - r["min"]) * (width - 16)) / width
+            x, y = page.point("pitch", at)
+            page.mouse("move", x, y)
+            for count in (1, 2):
+                page.mouse("press", x, y, count)
+                page.mouse("release", x, y, count)
+            time.sleep(1.0)
+            pitch = api.call("params.get")["values"]["pitch"]
+            assert abs(pitch - 7.0) <= 1.0, f"a double click on the pitch slider set it to {pitch}"
+            assert abs(page.js(DOM_SUMMARY)["pitch"]["value"] - 7.0) <= 1.0
+
+            # the playing voice clicked: its profile's pitch (-4) is back, on the daemon and on the page
+            assert page.js(DOM_SUMMARY)["voices"][0]["active"]
+            page.click("voice-default")
+            wait_until("the daemon's pitch back at -4", lambda: api.call("params.get")["values"]["pitch"] == -4.0, 10)
+            wait_until("the page to show it", lambda: page.js(DOM_SUMMARY)["pitch"]["shown"] == "-4.0", 5)
+            assert api.call("status.get")["control"]["profile"] == "default"
+            dom = page.js(DOM_SUMMARY)
+            assert dom["error"] is None and [v["active"] for v in dom["voices"]] == [True, False, False, False], dom
+            assert not page.exceptions, page.exceptions
+        finally:
+            api.close()

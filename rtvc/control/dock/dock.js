@@ -421,7 +421,8 @@
       b.querySelector(".sub").textContent = v.gone ? "file removed" : v.error ? "cannot load" :
         isLoading ? "loading\u2026" : v.voice || "";
       b.title = v.gone ? v.name + ": playing; its profile's file is no longer in profiles/" :
-        v.error ? v.name + ": " + v.error : v.name + " (" + (v.voice || "?") + ")";
+        v.error ? v.name + ": " + v.error : v.name + " (" + (v.voice || "?") + ")" +
+        (active ? ": playing; click to take back its saved settings" : "");
       b.classList.toggle("active", active);
       b.classList.toggle("loading", isLoading);
       b.classList.toggle("broken", !!v.error);
@@ -437,7 +438,8 @@
       showError(v.name + ": " + v.error);
       return;
     }
-    if (!state || selecting || state.loading || state.profile === name) return;
+    // the playing voice too: the daemon loads its profile again, so its saved settings (pitch and the rest) come back
+    if (!state || selecting || state.loading) return;
     selecting = name;
     renderVoices();
     act("voices.select", { name })
@@ -603,12 +605,8 @@
     };
     input.addEventListener("pointerup", up);
     input.addEventListener("pointercancel", up);
-    input.addEventListener("dblclick", () => {
-      const cur = sliders.get(name);
-      if (!cur || typeof cur.range.default !== "number") return;
-      cur.input.value = String(cur.range.default);
-      sliderMoved(name);
-    });
+    // (no double-click reset: it set the voice's neutral 0, not the profile's pitch, and took the streamer's own
+    // pitch off air; a click on the playing voice's button brings its saved settings back)
   }
 
   function sliderMoved(name) {
