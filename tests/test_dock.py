@@ -680,3 +680,37 @@ def test_a_double_click_on_a_slider_keeps_its_value_and_a_click_on_the_playing_v
             assert not page.exceptions, page.exceptions
         finally:
             api.close()
+
+
+CONTROL_BOXES = """[...document.querySelectorAll('button, input, output, .meter')]
+  .filter((e) => !e.closest('#error'))
+  .map((e) => { const r = e.getBoundingClientRect();
+                return [e.id || e.dataset.name || e.className, r.x, r.y, r.width, r.height]; })"""
+
+
+def test_a_message_moves_no_control(daemon: Daemon, tmp_path: Path) -> None:
+    """A message (another client's voice that did not load, the OBS link down) pushed every control down by about
+    130 px for its 12 s: a streamer reaching for Mute hit another button. Now it shows where it moves nothing."""
+    with chromium(tmp_path / "chromium") as page:
+        daemon.wait_ready()
+        api = RpcClient(daemon.port, daemon.token())
+        try:
+            open_dock(page, daemon)
+            before = page.js(CONTROL_BOXES)
+            daemon.profile("edited").write_text('label = "Edited"\nvoice = "pitch"\nfrobnicate = 1\n')
+            with pytest.raises(AssertionError, match="frobnicate"):
+                api.call("voices.select", name="edited")  # (a Stream Deck's key, say)
+            wait_until("the message", lambda: "frobnicate" in (page.js(DOM_SUMMARY)["error"] or ""), 5)
+            assert page.js(CONTROL_BOXES) == before
+            # and it is seen: inside the dock, over no control
+            box = page.js("(() => { const r = document.getElementById('error').getBoundingClientRect();"
+                          " return [r.x, r.y, r.width, r.height]; })()")  # fmt: skip
+            assert box[2] > 0 and box[1] >= 0 and box[1] + box[3] <= HEIGHT, box
+            for name, x, y, w, h in before:
+                overlap = x < box[0] + box[2] and box[0] < x + w and y < box[1] + box[3] and box[1] < y + h
+                assert not overlap, f"the message covers {name}: {box} over {(x, y, w, h)}"
+            page.click("error-close")
+            wait_until("the message dismissed", lambda: page.js(DOM_SUMMARY)["error"] is None, 5)
+            assert page.js(CONTROL_BOXES) == before
+        finally:
+            api.close()
