@@ -714,3 +714,37 @@ def test_a_message_moves_no_control(daemon: Daemon, tmp_path: Path) -> None:
             assert page.js(CONTROL_BOXES) == before
         finally:
             api.close()
+
+
+CUT_OFF = """[...document.querySelectorAll('button, input, output, .meter-db, .latency, .conn, .air')]
+  .filter((e) => !e.closest('[hidden]') && e.getBoundingClientRect().width > 0)
+  .filter((e) => { const r = e.getBoundingClientRect();
+                   return r.left < 0 || r.right > innerWidth + 0.5
+                     || (!e.classList.contains('voice') && e.scrollWidth > e.clientWidth + 1); })
+  .map((e) => e.id || e.dataset.name || e.className)"""
+
+
+def test_the_dock_fits_200_px_and_still_looks_right_wide(daemon: Daemon, tmp_path: Path) -> None:
+    """OBS docks are often 200 px wide: below about 230 px the dock scrolled sideways, the Gate and talk buttons,
+    the pitch's value and the meters' dB cut off. Nothing is cut nor scrolls at 200 px; at 360 px the four toggles
+    are one row as before, and at 1600 px too, the voices' names whole. The screenshots are kept (dock-WIDTH.png)."""
+    with chromium(tmp_path / "chromium") as page:
+        daemon.wait_ready()
+        open_dock(page, daemon)
+        wait_until("the meters' dB", lambda: page.js("document.querySelector('#meter-in .meter-db').textContent")
+                   .lstrip("-").replace(".", "").isdigit(), 5)  # fmt: skip
+        tops = "[...document.querySelectorAll('.toggles button')].map((e) => e.getBoundingClientRect().top)"
+        for width in (200, 360, 1600):
+            page.send("Emulation.setDeviceMetricsOverride", width=width, height=HEIGHT, deviceScaleFactor=1,
+                      mobile=False)  # fmt: skip
+            wide = page.js("document.documentElement.scrollWidth")
+            assert wide <= width, f"at {width} px the page is {wide} px wide: it scrolls sideways"
+            assert page.js(CUT_OFF) == [], f"cut off at {width} px"
+            if width > 200:  # (two voices a row at 200 px: "Passthrough" takes its ellipsis there, and only there)
+                cut = "[...document.querySelectorAll('.voice')].filter((e) => e.scrollWidth > e.clientWidth)"
+                assert page.js(cut + ".map((e) => e.dataset.name)") == [], f"voice names cut at {width} px"
+            rows = len(set(page.js(tops)))
+            assert rows == (2 if width == 200 else 1), f"the toggles in {rows} rows at {width} px"
+            shot = base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"])
+            (tmp_path / f"dock-{width}.png").write_bytes(shot)
+        assert not page.exceptions, page.exceptions
