@@ -22,6 +22,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import time
 import urllib.request
 import zlib
@@ -748,3 +749,21 @@ def test_the_dock_fits_200_px_and_still_looks_right_wide(daemon: Daemon, tmp_pat
             shot = base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"])
             (tmp_path / f"dock-{width}.png").write_bytes(shot)
         assert not page.exceptions, page.exceptions
+
+
+def test_a_renewed_token_leaves_no_engine_line_of_the_connection_before(daemon: Daemon, tmp_path: Path) -> None:
+    """After `rtvc token --new` the dock said the token was refused, and its footer kept "running · xruns 0 ·
+    load 6%" from the connection the daemon had closed, as if the engine were still watched."""
+    with chromium(tmp_path / "chromium") as page:
+        daemon.wait_ready()
+        open_dock(page, daemon)
+        foot = "document.getElementById('foot').textContent"
+        wait_until("the engine's line", lambda: "load" in page.js(foot), 10)
+        env = {**os.environ, "XDG_CONFIG_HOME": str(daemon.xdg)}
+        new = subprocess.run([sys.executable, "-m", "rtvc", "token", "--new"], env=env, cwd=daemon.root,
+                             capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert new.returncode == 0, new.stderr
+        wait_until("the refusal", lambda: page.js(DOM_SUMMARY)["conn"] == "error", 10)
+        assert "Copy the dock URL again" in page.js(DOM_SUMMARY)["error"]
+        shown = page.js(foot)
+        assert "running" not in shown and "load" not in shown and "xruns" not in shown, shown

@@ -221,6 +221,8 @@
     pttDown = false;
     selecting = null;
     engine = null;
+    setFoot(""); // (the engine's line was the last connection's: a refused token said nothing else there)
+    delete $("foot").dataset.state;
     document.body.classList.add("offline");
     delete document.body.dataset.ready;
     setMeters(null);
