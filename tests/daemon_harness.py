@@ -53,6 +53,8 @@ class Daemon:
         self.xdg = root / "xdg"
         self.log_path = root / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.devices = ["--virtual"]  # (a test on a JACK server names its devices, and its env the server)
+        self.env: dict[str, str] = {}
         (root / "profiles").mkdir(parents=True, exist_ok=True)
         for name in ("default", "higher", "passthrough"):
             shutil.copy(ROOT / "profiles" / f"{name}.toml", self.profile(name))
@@ -63,10 +65,10 @@ class Daemon:
         return self.root / "profiles" / f"{name}.toml"
 
     def start(self) -> None:
-        env = {**os.environ, "XDG_CONFIG_HOME": str(self.xdg), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, "XDG_CONFIG_HOME": str(self.xdg), "PYTHONUNBUFFERED": "1"}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rtvc", "serve", "--virtual", "--config", str(self.config)],
+            [sys.executable, "-m", "rtvc", "serve", *self.devices, "--config", str(self.config)],
             cwd=self.root,
             env=env,
             stdout=log,

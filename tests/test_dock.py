@@ -767,3 +767,50 @@ def test_a_renewed_token_leaves_no_engine_line_of_the_connection_before(daemon: 
         assert "Copy the dock URL again" in page.js(DOM_SUMMARY)["error"]
         shown = page.js(foot)
         assert "running" not in shown and "load" not in shown and "xruns" not in shown, shown
+
+
+@pytest.mark.skipif(not shutil.which("jackd"), reason="needs jackd (jackd2): scripts/system-deps.sh test")
+def test_an_engine_whose_devices_went_is_said_in_red_until_it_runs_again(jack_bare, tmp_path: Path) -> None:
+    """The JACK server gone under rtvc serve: the dock's pill said "stalled" (or "failed") in the same grey as
+    "connecting", the latency and the load stayed at their last numbers, and why was in the footer's small print
+    alone. Now the pill is red, the reason stays on the message line, and the latency reads "– ms"."""
+    d = Daemon(tmp_path / "daemon", free_port())
+    d.devices = ["--host-api", "JACK", "--input-device", "system", "--output-device", "system",
+                 "--output-channels", "1"]  # fmt: skip
+    d.env = {"JACK_DEFAULT_SERVER": jack_bare.name, "JACK_NO_START_SERVER": "1"}
+    d.start()
+    try:
+        with chromium(tmp_path / "chromium") as page:
+            d.wait_ready()
+            open_dock(page, d)
+            air = "(() => { const e = document.getElementById('air'); return [e.dataset.state, e.textContent]; })()"
+            wait_until("the engine live", lambda: page.js(air) == ["live", "live"], 15)
+            assert jack_bare.proc is not None
+
+            def in_trouble(states: tuple[str, ...]) -> None:
+                state = wait_until("the pill in trouble", lambda: (a := page.js(air))[0] == "trouble" and a[1], 15)
+                assert state in states, state
+                dom = page.js(DOM_SUMMARY)
+                assert dom["latency"] == "\u2013 ms", dom
+                assert (dom["error"] or "").strip().startswith(f"engine {state}: "), dom
+                assert page.js("document.getElementById('error').dataset.sticky") == "1"
+                assert "load" not in page.js("document.getElementById('foot').textContent")
+                colour = page.js("getComputedStyle(document.getElementById('air')).backgroundColor")
+                assert colour == "rgb(239, 68, 68)", colour  # (--bad)
+
+            # the server stopped a while (SIGSTOP: no callbacks), then on again: the message goes with the trouble
+            os.kill(jack_bare.proc.pid, signal.SIGSTOP)
+            try:
+                in_trouble(("stalled",))
+            finally:
+                os.kill(jack_bare.proc.pid, signal.SIGCONT)
+            wait_until("the engine live again", lambda: page.js(air) == ["live", "live"], 15)
+            wait_until("the message gone", lambda: page.js(DOM_SUMMARY)["error"] is None, 5)
+            assert page.js(DOM_SUMMARY)["latency"] != "\u2013 ms"
+            # the server gone for good
+            jack_bare.stop()
+            in_trouble(("stalled", "failed"))
+            assert page.js("window.rtvcDock.connects") == 1  # (all on one connection: no reload cleared it)
+            assert not page.exceptions, page.exceptions
+    finally:
+        d.stop()

@@ -37,8 +37,8 @@
   let quiet = false; // the daemon has sent nothing for QUIET_MS: hung or stopped (SIGSTOP, a debugger, swap)
   let learning = false; // gate.learn asked, not answered yet
   let errorTimer = null;
-  let noVoiceShown = "";
-  let obsSaid = ""; // the OBS link's state and why it is down, as the message line said it last // the error box's text while no voice plays (state.no_voice), else ""
+  let stickyShown = ""; // the error box's text while no voice plays or the engine is in trouble, else ""
+  let obsSaid = ""; // the OBS link's state and why it is down, as the message line said it last
 
   // measurements the test reads (ms since navigation start)
   const marks = { firstState: null, connects: 0 };
@@ -164,7 +164,7 @@
     document.body.classList.remove("offline");
     setConn("connected", "connected");
     hideError(true);
-    noVoiceShown = ""; // (said again, if so, from this connection's state)
+    stickyShown = ""; // (said again, if so, from this connection's state)
     obsSaid = "";
     voices = voiceList(vl, []);
     applyParams(pr);
@@ -325,16 +325,26 @@
     renderSliders(state ? state.params || {} : {});
     renderEngine();
     renderLinks();
-    renderNoVoice();
+    renderSticky();
   }
 
-  // rtvc serve came up with no voice (its start profile did not load): why, kept on screen until a voice plays
-  function renderNoVoice() {
+  // the engine stalled or failed (its devices gone), its voice failing, or overloaded: the output is not what the
+  // streamer hears in the pill's "live" (starting is on the way to running, not trouble)
+  function engineTrouble() {
+    return !!(engine && typeof engine.state === "string" && !["running", "starting"].includes(engine.state));
+  }
+
+  // kept on screen while it holds: rtvc serve came up with no voice (its start profile did not load), or the engine
+  // is in trouble (the footer's small print alone said it, and the pill was grey)
+  function renderSticky() {
+    const parts = [];
+    if (engineTrouble()) parts.push("engine " + engine.state + (engine.detail ? ": " + engine.detail : ""));
     const why = state && typeof state.no_voice === "string" ? state.no_voice : "";
-    const text = why ? why + ". The output is silent: pick a voice." : "";
-    if (text && text !== noVoiceShown) showError(text, true);
-    else if (!text && noVoiceShown && $("error-text").textContent === noVoiceShown) hideError(true);
-    noVoiceShown = text;
+    if (why) parts.push(why + ". The output is silent: pick a voice.");
+    const text = parts.join("\n");
+    if (text && text !== stickyShown) showError(text, true);
+    else if (!text && stickyShown && $("error-text").textContent === stickyShown) hideError(true);
+    stickyShown = text;
   }
 
   // the OBS link, where the daemon has one ([obs] in its config.toml): connected, or why not
@@ -377,7 +387,7 @@
     if (!sticky) {
       errorTimer = setTimeout(() => {
         box.hidden = true;
-        if (noVoiceShown) showError(noVoiceShown, true); // (an error said meanwhile had taken its place)
+        if (stickyShown) showError(stickyShown, true); // (an error said meanwhile had taken its place)
       }, ERROR_MS);
     }
   }
@@ -494,7 +504,7 @@
     } else {
       air.hidden = false;
       const eng = engine && engine.state && engine.state !== "running" ? engine.state : null;
-      air.dataset.state = eng ? "engine" : s.silent ? "silent" : "live";
+      air.dataset.state = eng ? (engineTrouble() ? "trouble" : "engine") : s.silent ? "silent" : "live";
       air.textContent = eng || (s.silent ? (s.mute ? "muted" : "silent") : "live");
     }
   }
@@ -507,7 +517,9 @@
   function renderEngine() {
     const lat = $("latency");
     const L = engine && engine.latency;
-    if (L && L.ms && typeof L.ms.total === "number") {
+    // (a stalled or failed engine keeps the latency its streams had: no audio flows, so there is none to show)
+    const flowing = !!engine && (engine.state === "running" || engine.state === "overloaded");
+    if (flowing && L && L.ms && typeof L.ms.total === "number") {
       lat.textContent = L.ms.total.toFixed(1) + " ms";
       const parts = ["device_in", "block", "converter", "prefill", "device_out"]
         .filter((k) => typeof L.ms[k] === "number")
@@ -515,13 +527,15 @@
       lat.title = "declared end-to-end latency: " + parts.join(", ") + " ms";
     } else {
       lat.textContent = "\u2013 ms";
+      lat.title = engine && engine.state ? "no latency while the engine is " + engine.state
+        : "declared end-to-end latency";
     }
     if (!ws || ws.readyState !== WebSocket.OPEN || !engine || quiet) return; // (the foot says why it is quiet)
     const bits = [];
     bits.push(engine.state + (engine.detail ? ": " + engine.detail : ""));
     if (engine.xruns && typeof engine.xruns.total === "number") bits.push("xruns " + engine.xruns.total);
     const t = engine.timing;
-    if (t && typeof t.p50_ms === "number" && t.budget_ms > 0) {
+    if (flowing && t && typeof t.p50_ms === "number" && t.budget_ms > 0) {  // (no blocks run: its last p50 is old)
       bits.push("load " + Math.round((100 * t.p50_ms) / t.budget_ms) + "%"); // (the block's p50 of its duration)
     }
     if (state && state.voice) bits.push(state.voice);
