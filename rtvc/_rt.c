@@ -362,6 +362,7 @@ typedef struct {
     _Atomic int32_t policy;           /* its scheduling policy as the OS reports it; -1: no way to ask */
     _Atomic int32_t priority;         /* its real-time priority (0 on the normal scheduler) */
     _Atomic int32_t slice_us;         /* on the normal scheduler: its time slice as the kernel reports it; 0: none */
+    _Atomic int32_t tid;              /* its callback thread's id (Linux), learnt with its scheduling; 0: not known */
 } rtvc_counters;
 
 enum { MAIN = 0, OUTPUT = 1, MONITOR = 2 };
@@ -497,6 +498,7 @@ static void learn_scheduling(rtvc_engine *e, rtvc_counters *c, int want) {
     atomic_store(&c->slice_us, policy == SCHED_OTHER ? ask_short_slice() : 0);
     atomic_store(&c->policy, policy < 0 ? -1 : policy);
     atomic_store(&c->priority, got);
+    atomic_store(&c->tid, (int32_t)syscall(SYS_gettid)); /* (its CPU time tells a thread that spins: switch.py) */
 #else
     (void)e;
     atomic_store(&c->policy, -1); /* (no SCHED_FIFO binding there: rtvc.priority.SUPPORTED) */
@@ -633,7 +635,7 @@ RTVC_EXPORT int rtvc_pa_callback(const void *input, void *output, unsigned long 
 
 /* ---- the layout rtvc/callbacks.py mirrors (checked at import: a build older than the Python fails there) -- */
 
-#define RTVC_ABI 3
+#define RTVC_ABI 4
 
 RTVC_EXPORT int rtvc_layout(int64_t *out, int n) {
     int64_t v[] = {
@@ -641,7 +643,7 @@ RTVC_EXPORT int rtvc_layout(int64_t *out, int n) {
         (int64_t)sizeof(rtvc_ring),
         (int64_t)offsetof(rtvc_ring, buf),
         (int64_t)sizeof(rtvc_counters),
-        (int64_t)offsetof(rtvc_counters, slice_us),
+        (int64_t)offsetof(rtvc_counters, tid),
         (int64_t)offsetof(rtvc_engine, c),
         (int64_t)offsetof(rtvc_engine, live),
         (int64_t)offsetof(rtvc_engine, lag_limit),

@@ -41,6 +41,7 @@ class _CounterFields(ctypes.Structure):
         ("policy", ctypes.c_int32),
         ("priority", ctypes.c_int32),
         ("slice_us", ctypes.c_int32),
+        ("tid", ctypes.c_int32),
     ]
 
 
@@ -73,7 +74,7 @@ class StreamFields(ctypes.Structure):
     ]
 
 
-ABI = 3  # RTVC_ABI in rtvc/_rt.c
+ABI = 4  # RTVC_ABI in rtvc/_rt.c
 
 
 def _check_layout() -> None:
@@ -84,7 +85,7 @@ def _check_layout() -> None:
     want = [
         ABI,
         ctypes.sizeof(RingFields), RingFields.buf.offset,
-        ctypes.sizeof(_CounterFields), _CounterFields.slice_us.offset,
+        ctypes.sizeof(_CounterFields), _CounterFields.tid.offset,
         _CoreFields.counters.offset, _CoreFields.live.offset, _CoreFields.lag_limit.offset, ctypes.sizeof(_CoreFields),
         ctypes.sizeof(StreamFields), StreamFields.out_channels.offset,
     ]  # fmt: skip
@@ -163,6 +164,11 @@ class StreamCounters:
         ask_short_slice), as the kernel reports it; 0.0 where it reports none (real-time, other kernels)."""
         return self._f.slice_us / 1e3
 
+    @property
+    def tid(self) -> int:
+        """The callback thread's id (Linux), learnt at its first call; 0 before, or where it is not known."""
+        return self._f.tid
+
     def learnt(self, want: bool) -> Sched | None:
         """The callback thread's scheduling, once it has applied the real-time wish `want` (None before, or where
         the OS gives no way to ask)."""
@@ -177,6 +183,7 @@ class StreamCounters:
         self._f.raised = 0
         self._f.policy = -1
         self._f.slice_us = 0
+        self._f.tid = 0
         self._f.sched_for = -1
 
 

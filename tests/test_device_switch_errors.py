@@ -6,6 +6,7 @@ cannot be timed on a JACK server); the switch itself runs over real callbacks in
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -648,8 +649,6 @@ def test_a_stream_start_that_does_not_return_is_given_up_and_portaudio_left_alon
     """rtvc.audio.io's own start: PortAudio's call runs on a helper thread, given up after START_TIMEOUT_S (the
     streams kept alive, their callbacks may still come) and PortAudio is not restarted again in this process (its
     locks may be held by the thread that hung)."""
-    import threading
-
     from rtvc.audio import io
 
     monkeypatch.setattr(io, "START_TIMEOUT_S", 0.3)
@@ -683,3 +682,79 @@ def test_a_stream_start_that_does_not_return_is_given_up_and_portaudio_left_alon
             devices.rescan()
     finally:
         release.set()
+
+
+def test_a_stalled_streams_thread_that_spins_makes_serve_start_anew_at_once(switcher, monkeypatch):
+    """PortAudio 19.6's ALSA thread looping in its xrun handling: no callback (the engine stalled), a whole core,
+    and a stop that never returns. Told by the callback thread's CPU time across two looks of serve's loop: the
+    recovery gives PortAudio up at once (no stop tried) and serve starts anew. A stalled stream whose thread
+    sleeps (a device that went quiet) is recovered as before; JACK's threads are the server's and not looked at."""
+    import dataclasses
+
+    from rtvc.engine import Engine
+
+    monkeypatch.setattr(switch, "SPIN_SHARE", 0.3)  # (a busy Python thread on a loaded machine: not a whole core)
+    status = switcher.engine.status
+    monkeypatch.setattr(switcher.engine, "status", lambda: dataclasses.replace(status(), state="stalled"))
+    monkeypatch.setattr(Engine, "devices_failed", property(lambda self: True))
+    switcher.restart_refused = lambda: ""
+    done = threading.Event()
+    tids: list[int] = []
+
+    def spins() -> None:
+        tids.append(threading.get_native_id())
+        while not done.is_set():
+            pass
+
+    def sleeps() -> None:
+        tids.append(threading.get_native_id())
+        done.wait(10)
+
+    counters = switcher.engine.device.counters[0]
+    for body, spinning in ((sleeps, False), (spins, True)):
+        done.clear()
+        tids.clear()
+        thread = threading.Thread(target=body, daemon=True)
+        thread.start()
+        try:
+            while not tids:
+                time.sleep(0.01)
+            counters._f.tid = tids[0]
+            switcher._cpu = None
+            assert switcher._spinning() == ""  # (the first look: nothing to compare with)
+            time.sleep(0.5)
+            said = switcher._spinning()
+        finally:
+            done.set()
+            thread.join()
+        assert bool(said) is spinning, said
+    switcher._cpu = None
+    thread = threading.Thread(target=spins, daemon=True)
+    done.clear()
+    tids.clear()
+    thread.start()
+    try:
+        while not tids:
+            time.sleep(0.01)
+        counters._f.tid = tids[0]
+        assert switcher.recover_due(100.0) is False  # (the first look)
+        time.sleep(0.5)
+        assert switcher.recover_due(100.1) is True  # (at once, not RECOVER_S after the failure)
+    finally:
+        done.set()
+        thread.join()
+    assert switcher.recover() is False
+    assert switcher.restart_wanted.startswith("PortAudio's audio thread spins without calling back")
+    assert Streams.stopped == [] and PortAudio.rescans == 0  # (no stop tried: it would hang)
+    assert switcher.stuck()
+
+
+def test_a_spinning_thread_on_jack_is_left_to_the_jack_checks(switcher, monkeypatch):
+    import dataclasses
+
+    status = switcher.engine.status
+    monkeypatch.setattr(switcher.engine, "status", lambda: dataclasses.replace(status(), state="stalled"))
+    switcher.choice = Choice(Dev("system", "JACK Audio Connection Kit"), Dev("system", "JACK Audio Connection Kit"))
+    switcher.engine.device.counters[0]._f.tid = threading.get_native_id()
+    switcher._cpu = (0.0, {})
+    assert switcher._spinning() == "" and switcher._cpu == (0.0, {})  # (not even looked at)

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rtvc.audio import pipewire
@@ -45,6 +47,8 @@ from rtvc.logtext import Lines
 log = logging.getLogger("rtvc")
 SUSPEND_S = 10.0  # how long a switch waits for the worker to finish its block
 RECOVER_S = 2.0  # after the devices failed or stalled, how often they are looked for and reopened
+SPIN_SHARE = 0.8  # a stalled stream's callback thread busier than this (of one core) spins: PortAudio hung
+SPIN_OVER_S = 0.3  # ... over at least this long
 
 
 # (role, its AudioConfig key, the kind of device it takes)
@@ -126,6 +130,8 @@ class DeviceSwitcher:
         # gone for an hour was 3600 lines in the log, two every RECOVER_S)
         self._not_back = ""
         self._quiet = False  # (the switch under way is such a try)
+        self._cpu: tuple[float, dict[int, float]] | None = None  # (_spinning: the last look at the callback threads)
+        self._spins = ""  # why recover() is to give PortAudio up at once ('' otherwise)
         self._watch: Any = None  # rtvc.audio.jack_watch.JackWatch while the streams run on JACK
         self._quantum_watch: Any = None  # rtvc.audio.pipewire.QuantumWatch while they run on PipeWire's ALSA plugin
         self._waiting: list[list[str]] = []  # [direction, rtvc port, peer]: JACK connections lost with their program
@@ -582,8 +588,11 @@ class DeviceSwitcher:
             # next try quoted: the detail grew by a sentence at each such poll while a device stayed busy)
             return False
         if self._wedged or not self.engine.devices_failed:
-            self._failed_since, self._lost, self._not_back = None, "", ""
+            self._failed_since, self._lost, self._not_back, self._cpu = None, "", "", None
             return False
+        if not self._spins and (spins := self._spinning()):
+            self._spins = spins
+            return True  # (at once: such a thread writes its error lines to the log as fast as it can)
         if self._failed_since is None:
             self._failed_since = now
             self._lost = self.engine.status().detail
@@ -591,6 +600,42 @@ class DeviceSwitcher:
             return False
         self._failed_since = now
         return True
+
+    def _spinning(self) -> str:
+        """Why the stalled streams' callback thread is taken for spinning, '' if not. PortAudio 19.6's ALSA host API
+        (Debian 12's) can loop for ever in its xrun handling once the device's restart keeps failing (seen on
+        PipeWire's ALSA plugin after PipeWire restarted): no callback comes, the thread takes a whole core, its
+        error lines fill the log (about 100 MB/s) and its memory grows, and no stop can end it (it never reads the
+        stop request). Seen from the thread's CPU time across two looks (serve's loop asks every POLL_S). Not on
+        JACK, whose callback threads are the server's (a stalled JACK server: _check_jack_answers)."""
+        if self.engine.status().state != "stalled" or os.name != "posix":
+            return ""
+        if _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
+            return ""
+        now = time.monotonic()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu: dict[int, float] = {}
+        for counters in self.engine.device.counters:
+            tid = counters.tid
+            try:
+                fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split() if tid > 0 else []
+            except OSError:  # (no such thread now, or no /proc)
+                fields = []
+            if fields:
+                cpu[tid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        before, self._cpu = self._cpu, (now, cpu)
+        if before is None or now - before[0] < SPIN_OVER_S:
+            if before is not None:
+                self._cpu = before  # (the look before stands until this one is far enough from it)
+            return ""
+        for tid, seconds in cpu.items():
+            share = (seconds - before[1].get(tid, seconds)) / (now - before[0])
+            if share >= SPIN_SHARE:
+                return (
+                    f"PortAudio's audio thread spins without calling back ({min(share, 1.0):.0%} of a core): it"
+                    " cannot be stopped"
+                )
+        return ""
 
     def _defaults_now(self) -> dict[str, str]:
         """_defaults_wanted for PipeWire's default devices as they are now ({} when nothing follows them)."""
@@ -607,6 +652,13 @@ class DeviceSwitcher:
         """Reopen the devices in use, after reading the device list again (a switch that keeps them all). False
         (status says why, and that rtvc keeps looking) when they are not there."""
         if self._wedged or not self.engine.devices_failed:
+            return False
+        if self._spins:
+            with self._lock:
+                try:
+                    self._wedge(self._spins)
+                except AudioLost:  # (status says it, and serve starts anew where it may)
+                    pass
             return False
         lost = self._lost or self.engine.status().detail
         self._quiet = bool(self._not_back)
