@@ -25,7 +25,7 @@ import numpy as np
 
 from rtvc import restart
 from rtvc.audio import devices, voice_mic
-from rtvc.audio.io import DeviceChoice, DeviceStreams, choose_devices
+from rtvc.audio.io import DeviceChoice, DeviceStreams, StartHung, choose_devices
 from rtvc.audio.jack_probe import GONE, WITHOUT, jack_server
 from rtvc.audio.switch import DeviceSwitcher, describe_follow, following, left_to_default
 from rtvc.config import AudioConfig, Config, ObsConfig, format_config, read_obs
@@ -592,7 +592,17 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         shown[0] = device.in_use
 
     engine.start()
-    device.start()
+    try:
+        device.start()
+    except StartHung as e:
+        # PortAudio hung in this process: serve starts anew, as when that comes later (a serve started anew met it,
+        # PipeWire's ALSA plugin not quite back), within rtvc.restart's bound
+        if not isinstance(device, DeviceSwitcher):
+            raise
+        if refused := restart.refusal():
+            raise DeviceError(f"{e.what}; {refused}", "restart rtvc serve") from None
+        engine.report_device_error(f"{e.what} (rtvc serve restarts itself now)")
+        device.restart_wanted = e.what
     obs = start_obs_link(cfg, controller)
     scheduling = ""
     again: dict[str, Any] | None = None  # the state to start anew with (rtvc.restart)

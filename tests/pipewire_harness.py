@@ -302,15 +302,6 @@ def _group_alive(pgid: int) -> list[int]:
     return alive
 
 
-def without_portaudio_noise(text: str) -> str:
-    """A log with PortAudio's own lines left out ("Expression '...' failed in '.../pa_linux_alsa.c'", several for
-    each ALSA stream that fails), counted at its end: rtvc's own lines were lost behind them in a failure's tail."""
-    lines = text.splitlines()
-    kept = [ln for ln in lines if not ln.startswith("Expression '")]
-    dropped = len(lines) - len(kept)
-    return "\n".join(kept) + (f"\n({dropped} lines of PortAudio's left out)" if dropped else "")
-
-
 def impulses(
     pw: PipeWire, warm: float, seconds: float, into: str = "mic:input_MONO", out_of: str = "speakers:monitor_MONO"
 ) -> list[int]:
@@ -351,6 +342,7 @@ class Served:
         self.prefix = ["pw-jack"] if via == "jack" else []
         self.env = {**pw.env, "XDG_CONFIG_HOME": str(self.work / "xdg"), "PYTHONUNBUFFERED": "1"}
         self.log_path = self.work / "serve.log"
+        self._read, self._partial, self._kept, self._noise = 0, b"", [], 0  # (log: what was read of it so far)
         self.proc: subprocess.Popen | None = None
         self.rpc = None
 
@@ -416,18 +408,23 @@ class Served:
         return st["latency"] if st["state"] == "running" else None
 
     def log(self) -> str:
-        """What serve printed, less PortAudio's own lines (without_portaudio_noise); of a log over 8 MB, its first and
-        last 2 MB (PortAudio 19.6's ALSA thread, spinning in its xrun handling, wrote gigabytes of them in a minute,
-        and a reading of the whole file took the test's process down)."""
-        size = self.log_path.stat().st_size
+        """What serve printed, less PortAudio's own lines ("Expression '...' failed in '.../pa_linux_alsa.c'", several
+        for each ALSA stream that fails: rtvc's own lines were lost behind them in a failure's tail), counted at its
+        end; read on from where the last call stopped (PortAudio 19.6's ALSA thread, spinning in its xrun handling,
+        writes about 100 MB of them a second, and a reading of the whole file at each look took gigabytes)."""
         with self.log_path.open("rb") as f:
-            if size <= 8 << 20:
-                raw = f.read()
+            f.seek(self._read)
+            chunk = f.read()
+        self._read += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line.startswith(b"Expression '"):
+                self._noise += 1
             else:
-                head = f.read(2 << 20)
-                f.seek(size - (2 << 20))
-                raw = head + f"\n[... {size - (4 << 20)} bytes left out ...]\n".encode() + f.read()
-        return without_portaudio_noise(raw.decode(errors="replace"))
+                self._kept.append(line.decode(errors="replace"))
+        text = "\n".join([*self._kept, self._partial.decode(errors="replace")])
+        return text + (f"\n({self._noise} lines of PortAudio's left out)" if self._noise else "")
 
     def __exit__(self, *exc) -> None:
         if self.rpc is not None:

@@ -603,3 +603,23 @@ def test_portaudios_alsa_thread_spinning_in_its_xrun_handling_makes_serve_start_
             assert "did not stop" not in log, log[-3000:]  # (given up at once, not after a stop that hangs)
             assert rtvc.proc.poll() is None and rtvc.proc.pid == pid and len(delays) >= 3
             assert rtvc.rpc.call("status.get")["control"]["params"]["gain_db"] == -6.0
+
+
+def test_a_start_that_hangs_as_serve_starts_makes_it_start_anew(tmp_path):
+    """Seen where a serve started anew met PipeWire's ALSA plugin not quite back: its first start of the streams
+    never returned, and serve ended with an error (rtvc: error: the audio stream did not start within 10 s). It
+    starts anew again (within rtvc.restart's bound of 3 in 10 minutes), and the sound comes."""
+    shim = alsa_break(tmp_path)
+    trigger = tmp_path / "break"
+    trigger.touch()  # (from the start: the first streams' start hangs)
+    with PipeWire(256) as pw:
+        served = Served(pw, "default", via="alsa")
+        served.env.update(LD_PRELOAD=str(shim), RTVC_TEST_ALSA_BREAK=str(trigger))
+        with served as rtvc:
+            wait_for(lambda: "stopping (to start anew)" in rtvc.log(), rtvc, timeout=30)
+            trigger.unlink()
+            pid = rtvc.proc.pid
+            delays = rtvc.heard_again(40)
+            log = rtvc.log()
+            assert "PortAudio cannot go on in this process (the audio stream did not start within 10 s" in log, log
+            assert rtvc.proc.poll() is None and rtvc.proc.pid == pid and len(delays) >= 3
