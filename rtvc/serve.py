@@ -599,10 +599,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         # PipeWire's ALSA plugin not quite back), within rtvc.restart's bound
         if not isinstance(device, DeviceSwitcher):
             raise
-        if refused := restart.refusal():
-            raise DeviceError(f"{e.what}; {refused}", "restart rtvc serve") from None
-        engine.report_device_error(f"{e.what} (rtvc serve restarts itself now)")
-        device.restart_wanted = e.what
+        if not device.hung_at_start(e.what):
+            raise DeviceError(f"{e.what}; {restart.refusal()}", "restart rtvc serve") from None
     obs = start_obs_link(cfg, controller)
     scheduling = ""
     again: dict[str, Any] | None = None  # the state to start anew with (rtvc.restart)

@@ -758,3 +758,15 @@ def test_a_spinning_thread_on_jack_is_left_to_the_jack_checks(switcher, monkeypa
     switcher.engine.device.counters[0]._f.tid = threading.get_native_id()
     switcher._cpu = (0.0, {})
     assert switcher._spinning() == "" and switcher._cpu == (0.0, {})  # (not even looked at)
+
+
+def test_a_spin_seen_just_before_the_callbacks_came_back_is_forgotten(switcher):
+    """A spin told (recover_due) whose callbacks came back before the recovery ran: left set, a later unplug hours
+    on made serve start anew at once instead of reopening the device."""
+    switcher._spins = "PortAudio's audio thread spins without calling back (100% of a core): it cannot be stopped"
+    assert switcher.engine.devices_failed is False
+    assert switcher.recover_due(100.0) is False and switcher._spins == ""
+    switcher.engine.report_device_error("input stream stopped: the device failed or disappeared")
+    PortAudio.unlisted = {"usb mic"}
+    switcher.recover_due(200.0)
+    assert switcher.recover() is False and switcher.restart_wanted == "" and not switcher.stuck()

@@ -194,9 +194,9 @@ def test_pipewire_restarted_under_serve_brings_the_sound_back(via):
             assert "was restarted (or dropped rtvc)" in log or "rtvc played on is gone" in log, log[-3000:]
             assert most == lat["total"] == first["total"], (delays, lat, first)
         else:  # (the ALSA plugin's drift after a reopen: test_a_quantum_forced_while_rtvc_serves_...)
-            # reopened in the same process; or, where PortAudio hung in a stop or start (once in a CI run: its ALSA
-            # thread's restart failing in a loop), started anew, having said so
-            hung = "did not stop" in log or "did not start within" in log
+            # reopened in the same process; or, where PortAudio hung (a stop or a start that did not return, its ALSA
+            # thread spinning in its xrun handling: CI's failure, about once in 10 restarts), started anew, said so
+            hung = "PortAudio cannot go on in this process" in log
             if not hung:
                 assert "devices back after a failure" in log and "start anew" not in log, log[-3000:]
             else:
@@ -599,8 +599,12 @@ def test_portaudios_alsa_thread_spinning_in_its_xrun_handling_makes_serve_start_
             print(f"started anew {said:.1f} s after PortAudio's thread began to spin, sound again after "
                   f"{time.monotonic() - t0:.1f} s; the log {size:.0f} MB")  # fmt: skip
             log = rtvc.log()
-            assert "PortAudio's audio thread spins without calling back" in log, log[-3000:]
-            assert "did not stop" not in log, log[-3000:]  # (given up at once, not after a stop that hangs)
+            # given up at once, told by the thread's CPU time; on a machine so loaded that the spinning thread gets
+            # less than half a core, after the stop that hangs (5 s): said which
+            spotted = "PortAudio's audio thread spins without calling back" in log
+            print("told by the thread's CPU time" if spotted else "after the stop that hung")
+            assert spotted or "did not stop" in log, log[-3000:]
+            assert "PortAudio cannot go on in this process" in log, log[-3000:]
             assert rtvc.proc.poll() is None and rtvc.proc.pid == pid and len(delays) >= 3
             assert rtvc.rpc.call("status.get")["control"]["params"]["gain_db"] == -6.0
 

@@ -18,10 +18,11 @@ those given by index (from a list read before), are found again by name, host AP
 of that same name (`Pin`). A typo therefore costs a short gap too, and the reply names what the new list holds.
 
 While the devices in use have failed or stalled, the daemon looks for them every RECOVER_S and reopens them
-(`recover`), so plugging them back in is all a user has to do. A stop or restart of PortAudio that hangs
-leaves it unusable: every later switch says to restart rtvc serve, in the same words. On JACK (a JACK server that
-died or restarted, PipeWire's restarted under pw-jack) `rtvc serve` does that itself (`restart_refused`, rtvc.restart):
-once the server answers again, `restart_wanted` says why, and serve starts anew with its state.
+(`recover`), so plugging them back in is all a user has to do. A stop, start or restart of PortAudio that hangs,
+or a callback thread of its that spins (`_spinning`), leaves it unusable in this process, and `rtvc serve` starts
+anew with its state (`restart_refused`, rtvc.restart; `restart_wanted` says why): on JACK (a JACK server that died or
+restarted, PipeWire's restarted under pw-jack) once the server answers again, elsewhere at once (PipeWire's ALSA
+plugin after a restart of PipeWire). Where it may not, every later switch says to restart rtvc serve.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from rtvc.logtext import Lines
 log = logging.getLogger("rtvc")
 SUSPEND_S = 10.0  # how long a switch waits for the worker to finish its block
 RECOVER_S = 2.0  # after the devices failed or stalled, how often they are looked for and reopened
-SPIN_SHARE = 0.8  # a stalled stream's callback thread busier than this (of one core) spins: PortAudio hung
+SPIN_SHARE = 0.5  # a stalled stream's callback thread busier than this (of one core) spins: PortAudio hung
 SPIN_OVER_S = 0.3  # ... over at least this long
 
 
@@ -129,7 +130,7 @@ class DeviceSwitcher:
         # again, the reopen refused) go to the debug log; the engine's line says a reason that changes (a device
         # gone for an hour was 3600 lines in the log, two every RECOVER_S)
         self._not_back = ""
-        self._quiet = False  # (the switch under way is such a try)
+        self._quiet = False  # (the switch under way is such a try: switch's `quiet`)
         self._cpu: tuple[float, dict[int, float]] | None = None  # (_spinning: the last look at the callback threads)
         self._spins = ""  # why recover() is to give PortAudio up at once ('' otherwise)
         self._watch: Any = None  # rtvc.audio.jack_watch.JackWatch while the streams run on JACK
@@ -182,6 +183,7 @@ class DeviceSwitcher:
         rescan: bool = False,
         only_if: int | None = None,
         follow: bool = False,
+        quiet: bool = False,
     ) -> dict[str, Any] | None:
         """None keeps a device as it is; monitor "" runs without one (hear-myself then has nowhere to go).
         A monitor that was lost (unplugged) is not kept: reopening it would fail, and take the switch and the
@@ -189,8 +191,10 @@ class DeviceSwitcher:
         `only_if`: only while the devices are still those of this setup (self._setup; None back otherwise: a reopen
         they asked for, made already, or a user's switch meanwhile).
         A device named stops following PipeWire's default (self.follow), "" (the default) starts; `follow`: the
-        switch follows the default (_follow), and what follows stays so."""
+        switch follows the default (_follow), and what follows stays so. `quiet`: a recovery's try after one that
+        failed for the same reason (its lines go to the debug log)."""
         with self._lock:
+            self._quiet = quiet
             if self._closed:  # (a reopen asked for by a watch as rtvc stops: no device may open again)
                 raise DeviceError("rtvc is stopping: no device is opened now", "start rtvc again")
             if only_if is not None and self._setup != only_if:
@@ -588,7 +592,7 @@ class DeviceSwitcher:
             # next try quoted: the detail grew by a sentence at each such poll while a device stayed busy)
             return False
         if self._wedged or not self.engine.devices_failed:
-            self._failed_since, self._lost, self._not_back, self._cpu = None, "", "", None
+            self._failed_since, self._lost, self._not_back, self._cpu, self._spins = None, "", "", None, ""
             return False
         if not self._spins and (spins := self._spinning()):
             self._spins = spins
@@ -606,8 +610,9 @@ class DeviceSwitcher:
         (Debian 12's) can loop for ever in its xrun handling once the device's restart keeps failing (seen on
         PipeWire's ALSA plugin after PipeWire restarted): no callback comes, the thread takes a whole core, its
         error lines fill the log (about 100 MB/s) and its memory grows, and no stop can end it (it never reads the
-        stop request). Seen from the thread's CPU time across two looks (serve's loop asks every POLL_S). Not on
-        JACK, whose callback threads are the server's (a stalled JACK server: _check_jack_answers)."""
+        stop request). Seen from the thread's CPU time across two looks (serve's loop asks every POLL_S), timed by
+        the monotonic clock itself, not recover_due's `now` (CPU seconds are compared with real ones). Not on JACK,
+        whose callback threads are the server's (a stalled JACK server: _check_jack_answers)."""
         if self.engine.status().state != "stalled" or os.name != "posix":
             return ""
         if _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
@@ -661,11 +666,11 @@ class DeviceSwitcher:
                     pass
             return False
         lost = self._lost or self.engine.status().detail
-        self._quiet = bool(self._not_back)
         try:
             # (a device that follows PipeWire's default: the default now, if it is another, e.g. a headset unplugged)
             now = self._defaults_now()
-            self.switch(*(now.get(role) for role in ("input", "output", "monitor")), rescan=True, follow=True)
+            roles = (now.get(role) for role in ("input", "output", "monitor"))
+            self.switch(*roles, rescan=True, follow=True, quiet=bool(self._not_back))
         except ServerNotAnswering as e:  # stalled, not failed: its callbacks may come back by themselves
             self.engine.stall_note = e.what
             return False
@@ -677,8 +682,6 @@ class DeviceSwitcher:
                     " (plug it back in, or choose another device with devices.select)"
                 )
             return False
-        finally:
-            self._quiet = False
         self._not_back = ""
         log.info("devices back after a failure (%s)", lost)
         return True
@@ -702,6 +705,18 @@ class DeviceSwitcher:
                 args = (streams, self._setup)
                 threading.Thread(target=self._ask_jack, args=args, name="rtvc-jack-latency", daemon=True).start()
             self._watch_jack()
+
+    def hung_at_start(self, what: str) -> bool:
+        """The first start of the streams (`start`) hung in PortAudio (`what`, rtvc.audio.io.StartHung): PortAudio is
+        given up as when that comes later (status, the answers to a switch, serve starting anew). False where serve
+        may not start anew (then it must end, saying why: the engine's detail)."""
+        with self._lock:
+            may = not self.restart_refused()
+            try:
+                self._wedge(what)
+            except AudioLost:
+                pass
+        return may
 
     def _ask_jack(self, streams: DeviceStreams, setup: int) -> None:
         answer = streams.ask_jack()

@@ -190,18 +190,18 @@ class PitchVoice:
         y = a + self._ramp[:m] * (b - a)
         # the filters keep the energy of the input they were made from (the envelope's frames, before the hop): where
         # the voice changes (an onset, a fricative after a vowel) they boosted the new sound by up to MAX_GAIN. A level
-        # follower (energy in and energy out, one pole each) brings it back, sample by sample, causally
+        # follower (energy in and energy out, each smoothed) brings it back, sample by sample, causally
         # Two smoothing stages (a double pole), not one: through one (10 ms) the energies of a low voice rippled at
         # twice its pitch and so did the gain: a 110 Hz tone came out of the default profile with its third harmonic
         # at -38 dB (-45 dB now; 220 Hz: -44, now -57 dB), peaks on speech onsets as they were
         xx = x[taps - 1 :]
-        b, a = self._follow
+        fb, fa = self._follow
         if last is not None:
             zx, zy = last[1][:2], last[1][2:]
         else:
             zx = zy = self._follow_zi * (float(np.dot(xx, xx)) / max(m, 1) + 1e-12)
-        ex, zx = lfilter(b, a, xx * xx, zi=zx)
-        ey, zy = lfilter(b, a, y * y, zi=zy)
+        ex, zx = lfilter(fb, fa, xx * xx, zi=zx)
+        ey, zy = lfilter(fb, fa, y * y, zi=zy)
         gain = np.sqrt((np.maximum(ex, 0.0) + 1e-12) / (np.maximum(ey, 0.0) + 1e-12))
         np.clip(gain, math.exp(-MAX_GAIN), math.exp(MAX_GAIN), out=gain)
         return y * gain, np.concatenate([zx, zy])

@@ -329,9 +329,11 @@
   }
 
   // the engine stalled or failed (its devices gone), its voice failing, or overloaded: the output is not what the
-  // streamer hears in the pill's "live" (starting is on the way to running, not trouble)
+  // streamer hears in the pill's "live" (starting is on the way to running, and stopped is the daemon's own stop or
+  // restart, said by the connection's state: not trouble)
   function engineTrouble() {
-    return !!(engine && typeof engine.state === "string" && !["running", "starting"].includes(engine.state));
+    return !!(engine && typeof engine.state === "string" &&
+      !["running", "starting", "stopped"].includes(engine.state));
   }
 
   // kept on screen while it holds: rtvc serve came up with no voice (its start profile did not load), or the engine
