@@ -665,6 +665,7 @@ def test_a_stream_start_that_does_not_return_is_given_up_and_portaudio_left_alon
             raise OSError("refused")
 
     streams = io.DeviceStreams.__new__(io.DeviceStreams)  # (no device: only the start's own code runs)
+    streams.choice = Choice(Dev("pipewire"), Dev("pipewire"))  # (ALSA: PipeWire's plugin)
     streams._streams = [Refusing()]
     with pytest.raises(OSError, match="refused"):  # (an error is the caller's, as before)
         streams._start_streams()
@@ -682,6 +683,31 @@ def test_a_stream_start_that_does_not_return_is_given_up_and_portaudio_left_alon
             devices.rescan()
     finally:
         release.set()
+
+
+def test_on_jack_a_slow_start_is_waited_for(monkeypatch, caplog):
+    """A JACK server on a loaded machine may take long to run its first cycle, which PortAudio's start waits for:
+    there the start is not given up (a server that does not answer is found before: _check_jack_answers)."""
+    import logging
+
+    from rtvc.audio import io
+
+    monkeypatch.setattr(io, "START_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(io, "SLOW_START_S", 0.2)
+    monkeypatch.setattr(io, "_UNCLOSED", [])
+    monkeypatch.setattr(devices, "_stuck", "")
+
+    class Slow:
+        def start(self) -> None:
+            time.sleep(0.3)
+
+    caplog.set_level(logging.INFO, logger="rtvc")
+    streams = io.DeviceStreams.__new__(io.DeviceStreams)
+    streams.choice = Choice(Dev("system", "JACK Audio Connection Kit"), Dev("system", "JACK Audio Connection Kit"))
+    streams._streams = [Slow()]
+    streams._start_streams()
+    assert devices._stuck == "" and io._UNCLOSED == []
+    assert "the audio streams took 0.3 s to start" in caplog.text
 
 
 def test_a_stalled_streams_thread_that_spins_makes_serve_start_anew_at_once(switcher, monkeypatch):

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import threading
+import time
 from dataclasses import dataclass
 
 from rtvc.audio import pipewire, voice_mic
@@ -93,6 +94,7 @@ _UNCLOSED: list = []
 # how long a stream's start may take: PortAudio's waits for the stream's own thread to say it started, and under
 # PipeWire's ALSA plugin (PortAudio 19.6, Debian 12's) a start that failed in that thread left it waiting for ever
 START_TIMEOUT_S = 10.0
+SLOW_START_S = 2.0  # a start that takes longer is said in the log
 
 
 class StartHung(DeviceError):
@@ -359,7 +361,16 @@ class DeviceStreams:
 
     def _start_streams(self) -> None:
         """Each stream started, on a helper thread left behind if PortAudio does not return (StartHung: the streams
-        are then left as they are, for the life of the process, since a stop would hang the same way)."""
+        are then left as they are, for the life of the process, since a stop would hang the same way). Not on JACK:
+        there a start waits for the server's first cycle, which a loaded machine's server may take long to run, and
+        a server that does not answer is found before anything is started (rtvc.audio.switch)."""
+        c = self.choice
+        t0 = time.monotonic()
+        if any(d is not None and "JACK" in d.host_api for d in (c.input, c.output, c.monitor)):
+            for s in self._streams:
+                s.start()
+            self._say_slow(t0)
+            return
         done, failed = threading.Event(), []
 
         def start_all() -> None:
@@ -379,6 +390,13 @@ class DeviceStreams:
             raise StartHung(what, "restart rtvc (a sound device or its driver is hung)")
         if failed:
             raise failed[0]
+        self._say_slow(t0)
+
+    @staticmethod
+    def _say_slow(t0: float) -> None:
+        took = time.monotonic() - t0
+        if took > SLOW_START_S:  # (what a start takes, where a start given up is what follows)
+            log.info("the audio streams took %.1f s to start", took)
 
     def _move(self) -> None:
         """rtvc's ports, on the devices their streams opened on (_carriers), moved to the devices meant."""

@@ -379,8 +379,9 @@ Under `audio.virtual_mic` the output is rtvc's virtual microphone, what the call
 `devices.select` with another `output` is refused (-32002) and names hear-myself's monitor for speakers.
 A `rtvc serve` that found no sound devices at its start (no sound card, or a sound server started after it) plays the
 virtual device: `in_use.virtual` and `in_use.fallback` (why, and the fix: start it again once they are there).
-A `rtvc serve` that started anew (its JACK server restarted) answers at once, before its devices are back:
-`in_use.resuming` says why there is no sound yet (the engine's state is `failed` with the same words), and
+A `rtvc serve` that started anew (its JACK server restarted, or PortAudio hung: a stream's stop or start, a thread
+of its spinning) answers at once, before its devices are back: `in_use.resuming` says why there is no sound yet
+(the engine's state is `failed` with the same words), and
 `devices.select` is refused (-32004) until they are; it looks for them itself, and starts anew once more when the
 JACK server is started again meanwhile (at another rate, say).
 Devices in use that failed are looked for every 2 s and reopened when they are back (status says so meanwhile).
