@@ -769,6 +769,26 @@ def test_a_renewed_token_leaves_no_engine_line_of_the_connection_before(daemon: 
         assert "running" not in shown and "load" not in shown and "xruns" not in shown, shown
 
 
+def test_voice_off_is_said_on_the_pill_as_the_streamers_own_voice(daemon: Daemon, tmp_path: Path) -> None:
+    """With the voice changer off the microphone goes out as it is: the pill still said a green "live", as with the
+    voice on, and a streamer who had pressed Voice off by mistake saw nothing wrong."""
+    air = "(() => { const e = document.getElementById('air'); return [e.dataset.state, e.textContent]; })()"
+    with chromium(tmp_path / "chromium") as page:
+        daemon.wait_ready()
+        open_dock(page, daemon)
+        wait_until("the pill live", lambda: page.js(air) == ["live", "live"], 10)
+        page.js("document.getElementById('voice-on').click()")
+        wait_until("the pill on the own voice", lambda: page.js(air) == ["own", "own voice"], 10)
+        colour = page.js("getComputedStyle(document.getElementById('air')).backgroundColor")
+        assert colour == "rgb(120, 53, 15)", colour  # (amber, not the green of live)
+        page.js("document.getElementById('mute').click()")  # (muted wins: nothing goes out)
+        wait_until("the pill muted", lambda: page.js(air) == ["silent", "muted"], 10)
+        page.js("document.getElementById('mute').click()")
+        page.js("document.getElementById('voice-on').click()")
+        wait_until("the pill live again", lambda: page.js(air) == ["live", "live"], 10)
+        assert not page.exceptions, page.exceptions
+
+
 @pytest.mark.skipif(not shutil.which("jackd"), reason="needs jackd (jackd2): scripts/system-deps.sh test")
 def test_an_engine_whose_devices_went_is_said_in_red_until_it_runs_again(jack_bare, tmp_path: Path) -> None:
     """The JACK server gone under rtvc serve: the dock's pill said "stalled" (or "failed") in the same grey as

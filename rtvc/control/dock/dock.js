@@ -506,8 +506,10 @@
     } else {
       air.hidden = false;
       const eng = engine && engine.state && engine.state !== "running" ? engine.state : null;
-      air.dataset.state = eng ? (engineTrouble() ? "trouble" : "engine") : s.silent ? "silent" : "live";
-      air.textContent = eng || (s.silent ? (s.mute ? "muted" : "silent") : "live");
+      // voice off: the microphone goes out as it is, the streamer's own voice (a green "live" said nothing of it)
+      const own = !s.silent && s.voice_on === false;
+      air.dataset.state = eng ? (engineTrouble() ? "trouble" : "engine") : s.silent ? "silent" : own ? "own" : "live";
+      air.textContent = eng || (s.silent ? (s.mute ? "muted" : "silent") : own ? "own voice" : "live");
     }
   }
 
