@@ -599,7 +599,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         # PipeWire's ALSA plugin not quite back), within rtvc.restart's bound
         if not isinstance(device, DeviceSwitcher):
             raise
-        if not device.hung_at_start(e.what):
+        if not device.give_up(e.what):
             raise DeviceError(f"{e.what}; {restart.refusal()}", "restart rtvc serve") from None
     obs = start_obs_link(cfg, controller)
     scheduling = ""

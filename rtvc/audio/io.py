@@ -366,11 +366,6 @@ class DeviceStreams:
         a server that does not answer is found before anything is started (rtvc.audio.switch)."""
         c = self.choice
         t0 = time.monotonic()
-        if any(d is not None and "JACK" in d.host_api for d in (c.input, c.output, c.monitor)):
-            for s in self._streams:
-                s.start()
-            self._say_slow(t0)
-            return
         done, failed = threading.Event(), []
 
         def start_all() -> None:
@@ -381,7 +376,10 @@ class DeviceStreams:
                 failed.append(e)
             done.set()
 
-        threading.Thread(target=start_all, name="rtvc-stream-start", daemon=True).start()
+        if any(d is not None and "JACK" in d.host_api for d in (c.input, c.output, c.monitor)):
+            start_all()
+        else:
+            threading.Thread(target=start_all, name="rtvc-stream-start", daemon=True).start()
         if not done.wait(START_TIMEOUT_S):
             _UNCLOSED.extend(self._streams)  # (their callbacks may still come: their userData stays alive)
             self._streams = []

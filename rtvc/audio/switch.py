@@ -617,7 +617,9 @@ class DeviceSwitcher:
             return ""
         if _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
             return ""
-        now = time.monotonic()
+        now, before = time.monotonic(), self._cpu
+        if before is not None and now - before[0] < SPIN_OVER_S:
+            return ""  # (the look before stands until one far enough from it)
         ticks = os.sysconf("SC_CLK_TCK")
         cpu: dict[int, float] = {}
         for counters in self.engine.device.counters:
@@ -628,10 +630,8 @@ class DeviceSwitcher:
                 fields = []
             if fields:
                 cpu[tid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-        before, self._cpu = self._cpu, (now, cpu)
-        if before is None or now - before[0] < SPIN_OVER_S:
-            if before is not None:
-                self._cpu = before  # (the look before stands until this one is far enough from it)
+        self._cpu = (now, cpu)
+        if before is None:
             return ""
         for tid, seconds in cpu.items():
             share = (seconds - before[1].get(tid, seconds)) / (now - before[0])
@@ -659,11 +659,7 @@ class DeviceSwitcher:
         if self._wedged or not self.engine.devices_failed:
             return False
         if self._spins:
-            with self._lock:
-                try:
-                    self._wedge(self._spins)
-                except AudioLost:  # (status says it, and serve starts anew where it may)
-                    pass
+            self.give_up(self._spins)
             return False
         lost = self._lost or self.engine.status().detail
         try:
@@ -706,15 +702,15 @@ class DeviceSwitcher:
                 threading.Thread(target=self._ask_jack, args=args, name="rtvc-jack-latency", daemon=True).start()
             self._watch_jack()
 
-    def hung_at_start(self, what: str) -> bool:
-        """The first start of the streams (`start`) hung in PortAudio (`what`, rtvc.audio.io.StartHung): PortAudio is
-        given up as when that comes later (status, the answers to a switch, serve starting anew). False where serve
-        may not start anew (then it must end, saying why: the engine's detail)."""
+    def give_up(self, what: str) -> bool:
+        """PortAudio hung outside a switch (`what`: the first start of the streams, rtvc.audio.io.StartHung; a callback
+        thread that spins, _spinning): given up as a switch gives it up (status, the answers to a switch, serve
+        starting anew). False where serve may not start anew (serve must then end, saying why)."""
         with self._lock:
             may = not self.restart_refused()
             try:
                 self._wedge(what)
-            except AudioLost:
+            except AudioLost:  # (status says it, and serve starts anew where it may)
                 pass
         return may
 
