@@ -866,6 +866,7 @@ def test_a_voice_that_loads_slowly_does_not_stop_the_others(daemon, monkeypatch)
     monkeypatch.setattr(rtvc.run, "build_converter", slow)
     fresh = Path(daemon.controller.profiles_dir) / "slow.toml"  # (not a voice another test left kept)
     fresh.write_text('voice = "pitch"\n[params]\npitch = -4.0\n')
+    daemon.controller.voices()  # (its "profiles" event now, not among the select's below)
 
     async def main():
         a = await Client.open(daemon.port, daemon.token)
@@ -912,6 +913,7 @@ def test_during_a_load_the_latest_voices_select_wins(daemon, monkeypatch):
     fresh = [folder / f"{name}.toml" for name in ("first", "between", "last")]  # (no voice kept from other tests)
     for k, path in enumerate(fresh):
         path.write_text(f'voice = "pitch"\n[params]\npitch = {k + 1}.0\n')
+    daemon.controller.voices()  # (their "profiles" event now, not among the selects' below)
 
     async def main():
         a = await Client.open(daemon.port, daemon.token)
@@ -1495,6 +1497,29 @@ def test_a_folder_that_cannot_be_read_for_a_moment_is_said_once_and_looked_at_ag
     assert sum("could not be read ([Errno 24] Too many open files)" in m for m in said) == 1, said
     assert any("read again" in m for m in said), said
     assert [e["profiles"]["added"] for e in events] == [["giant"]], events
+
+
+def test_a_profile_listed_between_two_polls_and_removed_again_is_an_event(tmp_path):
+    """A profile copied in and removed within the poll's second, listed meanwhile (the dock's periodic reread): its
+    removal was no event (the poll saw the folder the same before and after), and the dock kept its button (a CI
+    run of session 39). voices.list now tells the poll what it read."""
+    cfg_path = tmp_path / "config.toml"
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+    cfg_path.write_text('[voice]\nprofile = "passthrough"\n')
+    cfg = load_config(cfg_path)
+    c = Controller(cfg, build_engine(cfg), "passthrough")
+    events: list[dict] = []
+    c.add_listener(events.append)
+    c._profiles_at = time.monotonic()  # (a poll just now: the next one is a second away)
+    (tmp_path / "profiles" / "copied.toml").write_text('voice = "pitch"\n')
+    assert [v["name"] for v in c.voices()] == ["copied", "passthrough"]
+    (tmp_path / "profiles" / "copied.toml").unlink()
+    c._profiles_at = 0.0
+    c.poll_profiles()
+    assert [(e["profiles"]["added"], e["profiles"]["removed"]) for e in events] == [(["copied"], []), ([], ["copied"])]
+    c.poll_profiles()  # (and no event when nothing changed)
+    assert len(events) == 2
 
 
 def test_rtvc_serve_whose_start_profile_does_not_load_serves_silence_until_a_voice_is_picked(tmp_path):

@@ -176,6 +176,10 @@ class Controller:
         return {"engine": self.engine.status().to_dict(), "control": self.state()}
 
     def voices(self) -> list[dict[str, Any]]:
+        # what a client is shown, the poll has seen (and said first): a profile added and removed again within a
+        # poll's second, listed meanwhile (the dock's periodic reread), would otherwise stay on its list, its removal
+        # never an event (the poll saw the folder the same before and after)
+        self._look_at_profiles()
         out = []
         for path in profile_files(self.profiles_dir):
             try:
@@ -545,6 +549,9 @@ class Controller:
         if time.monotonic() - self._profiles_at < PROFILES_CHECK_S:
             return
         self._profiles_at = time.monotonic()
+        self._look_at_profiles()
+
+    def _look_at_profiles(self) -> None:
         with self._profiles_lock:
             try:
                 self._poll_profiles()
