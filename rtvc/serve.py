@@ -324,8 +324,8 @@ NO_CARD_AT_START = (
     "start rtvc serve again once they are there (`rtvc devices` lists them)"
 )
 RESUME_DEVICES_S = 15.0  # how long a restarted serve waits for its devices as they were (a sound server starting)
-LOOK_AGAIN_S = 2.0  # then how often it looks for any of them, for a minute
-LOOK_LATER_S = 30.0  # and after that (each look reads the device list again: PortAudio keeps ~17 KiB of it)
+LOOK_AGAIN_S = 2.0  # then how often it looks for any of them (after a minute, a look that finds the system's sound
+# devices unchanged reads no device list: rtvc.audio.devices.Rereads)
 
 
 # devices_again's answer where the JACK server was started again meanwhile: only a new process reaches it
@@ -363,7 +363,8 @@ def devices_again(
     """A restarted serve's devices, opened: they may come a moment after the server (WirePlumber makes
     PipeWire's), so the list is read again until they are there, for up to RESUME_DEVICES_S. Then without the
     monitor (a Bluetooth headset takes longer), then the `configured` ones. A restart must not end rtvc: when
-    none opens, all are looked for again every LOOK_AGAIN_S, after a minute every LOOK_LATER_S (said, and again
+    none opens, all are looked for again every LOOK_AGAIN_S (after a minute, when the system's sound devices changed,
+    or every devices.READ_LATER_S: each look reads PortAudio's list again) (said, and again
     whenever the reason changes) until one way opens or `stop` is set (None then). It ended serve after 15 s: a
     USB microphone not plugged back in, a server started again at another rate, and the voice and settings lost.
     START_ANEW where PortAudio runs on a JACK server that is gone and another one runs (started again at the right
@@ -377,6 +378,7 @@ def devices_again(
         ways.append(("without the monitor", dataclasses.replace(cfg.audio, monitor_device=""), alone))
     ways.append(("as configured", configured.audio, {}))
     deadline, last, said, told = time.monotonic() + RESUME_DEVICES_S, "", "", ""
+    rereads: devices.Rereads | None = None  # (past the deadline: whether a look reads the device list again)
     gone = False  # the JACK server PortAudio runs on is gone: its device list is stale, nothing to try
     while not stop.is_set():
         late = time.monotonic() > deadline
@@ -406,13 +408,17 @@ def devices_again(
             said = "waiting"
         elif late and said != last:
             log.info(
-                "restarted, and no devices open yet: %s; rtvc looks for them every %g s, after a minute every %g s"
-                " (plug them in, or mend the sound server; SIGTERM or Ctrl-C stops it)", last, LOOK_AGAIN_S,
-                LOOK_LATER_S,
+                "restarted, and no devices open yet: %s; rtvc looks for them every %g s (after a minute: when a sound"
+                " card or server comes or goes, else every %g s; plug them in, or mend the sound server; SIGTERM or"
+                " Ctrl-C stops it)", last, LOOK_AGAIN_S, devices.READ_LATER_S,
             )  # fmt: skip
             said = last
-        wait = 1.0 if not late else LOOK_AGAIN_S if time.monotonic() < deadline + 60.0 else LOOK_LATER_S
-        if stop.wait(wait):
+        if late and rereads is None:
+            rereads = devices.Rereads(deadline)
+        while not stop.wait(1.0 if not late else LOOK_AGAIN_S) and rereads is not None:
+            if rereads.due(time.monotonic()):
+                break
+        if stop.is_set():
             break
         jack = jack_server_now()
         if jack == WITHOUT:

@@ -6,6 +6,7 @@ cannot be timed on a JACK server); the switch itself runs over real callbacks in
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -389,6 +390,56 @@ def test_devices_that_failed_are_reopened_when_they_come_back(switcher):
     st = switcher.engine.status()
     assert (st.state, st.detail) == ("starting", "")  # running from the new streams' first callback
     assert not switcher.recover_due(200.0)
+
+
+def test_a_device_gone_for_long_reads_the_device_list_when_the_system_changed_not_every_2_s(switcher, monkeypatch):
+    """Each try reads PortAudio's list again (20-200 ms, ~17 KiB kept where PipeWire's ALSA plugin is installed):
+    every RECOVER_S while a USB microphone stayed unplugged, 30 MB an hour. For a minute every look still tries; after
+    it, a look tries only when the system's sound devices changed (a card plugged in, a sound server started again), or
+    READ_LATER_S after the last try."""
+    system = ["no usb mic"]
+    monkeypatch.setattr(devices, "system_audio", lambda: (system[0],))
+    switcher.engine.report_device_error("input stream stopped: the device failed or disappeared")
+    t, tries = 1000.0, []
+    assert not switcher.recover_due(t)  # (first seen failed now)
+    while t < 1000.0 + 300.0:
+        t += switch.RECOVER_S
+        if switcher.recover_due(t):
+            tries.append(t - 1000.0)
+    assert tries[:29] == [switch.RECOVER_S * k for k in range(1, 30)]  # every look for the first minute
+    later = [b - a for a, b in itertools.pairwise(tries[28:])]
+    assert later and all(d == devices.READ_LATER_S for d in later), tries
+    # a card plugged in: the next look tries, at once
+    system[0] = "usb mic plugged in"
+    assert switcher.recover_due(t + switch.RECOVER_S)
+    assert not switcher.recover_due(t + 2 * switch.RECOVER_S)  # (seen: the next waits for a change or 30 s)
+
+
+def test_the_system_audio_seen_changes_when_a_sound_server_starts_again(tmp_path, monkeypatch):
+    """What Rereads compares: the real files. PipeWire started again makes a new socket (a new inode); nothing done,
+    nothing changes."""
+    import socket
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.delenv("PIPEWIRE_RUNTIME_DIR", raising=False)
+    monkeypatch.delenv("PIPEWIRE_REMOTE", raising=False)
+
+    def server() -> socket.socket:
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(tmp_path / "pipewire-0"))
+        return s
+
+    none = devices.system_audio()
+    first = server()
+    running = devices.system_audio()
+    assert running != none and devices.system_audio() == running
+    first.close()
+    (tmp_path / "pipewire-0").unlink()
+    second = server()
+    try:
+        assert devices.system_audio() not in (running, none)
+    finally:
+        second.close()
 
 
 def test_a_device_gone_for_long_is_said_once_in_the_log_not_at_every_try(switcher, caplog):

@@ -257,6 +257,71 @@ def jack_server_answers(timeout: float = 5.0) -> bool:
     return probe.returncode == 0
 
 
+# A device gone for long (a USB microphone left unplugged): its list was read again at every look (every 2 s), and
+# each read takes 20-200 ms and, where PipeWire's ALSA plugin is installed, PortAudio keeps ~17 KiB of it
+# (bench/rescan_cost.py: 30 MB an hour, a quarter of a gigabyte overnight; 2.4 MB an hour now). After READ_ALWAYS_S,
+# a look reads it only when system_audio() changed since the last read, or READ_LATER_S after it.
+READ_ALWAYS_S = 60.0
+READ_LATER_S = 30.0
+
+
+def system_audio() -> tuple:
+    """What changes when a sound card is plugged in or out, or a sound server starts or stops, read without
+    PortAudio (a file read, a few stats and folder listings; microseconds): the cards the kernel knows
+    (/proc/asound/cards), the device nodes in /dev/snd, the sockets of PipeWire and PulseAudio (a server started again
+    makes new ones), and JACK's entries in /dev/shm."""
+
+    def listing(folder: str, prefix: str = "") -> tuple:
+        try:
+            with os.scandir(folder) as it:
+                return tuple(sorted((e.name, e.inode()) for e in it if e.name.startswith(prefix)))
+        except OSError:
+            return ()
+
+    def stamp(path: str) -> tuple | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_ctime_ns
+
+    try:
+        with open("/proc/asound/cards", "rb") as f:
+            cards = f.read()
+    except OSError:
+        cards = b""
+    run = os.environ.get("XDG_RUNTIME_DIR", "")
+    pipewire = os.environ.get("PIPEWIRE_RUNTIME_DIR", run)
+    remote = os.environ.get("PIPEWIRE_REMOTE", "pipewire-0")
+    return (
+        cards,
+        listing("/dev/snd"),
+        stamp(os.path.join(pipewire, remote)) if pipewire else None,
+        stamp(os.path.join(run, "pulse", "native")) if run else None,
+        listing("/dev/shm", "jack"),
+    )
+
+
+class Rereads:
+    """When a look for devices that are gone reads PortAudio's list again (rescan): at every look for READ_ALWAYS_S
+    from `since`, then when system_audio() changed since the last read (a card plugged in, a sound server started
+    again), or READ_LATER_S after it (what that does not see: a device of a sound server, a Bluetooth headset
+    coming back, say)."""
+
+    def __init__(self, since: float):
+        self._since = since
+        self._read_at: float | None = None
+        self._seen: tuple | None = None
+
+    def due(self, now: float) -> bool:
+        seen = system_audio()
+        late = now - self._since >= READ_ALWAYS_S
+        if late and self._read_at is not None and now - self._read_at < READ_LATER_S and seen == self._seen:
+            return False
+        self._read_at, self._seen = now, seen
+        return True
+
+
 def rescan(quiet: bool = False) -> list[Device]:
     """Restart PortAudio so that it reads the device list again, and return the new list. No stream may be
     open. Device indices can change: a device kept across a rescan is found again by its name. `quiet`: the count

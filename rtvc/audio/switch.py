@@ -18,11 +18,12 @@ those given by index (from a list read before), are found again by name, host AP
 of that same name (`Pin`). A typo therefore costs a short gap too, and the reply names what the new list holds.
 
 While the devices in use have failed or stalled, the daemon looks for them every RECOVER_S and reopens them
-(`recover`), so plugging them back in is all a user has to do. A stop, start or restart of PortAudio that hangs,
-or a callback thread of its that spins (`_spinning`), leaves it unusable in this process, and `rtvc serve` starts
-anew with its state (`restart_refused`, rtvc.restart; `restart_wanted` says why): on JACK (a JACK server that died or
-restarted, PipeWire's restarted under pw-jack) once the server answers again, elsewhere at once (PipeWire's ALSA
-plugin after a restart of PipeWire). Where it may not, every later switch says to restart rtvc serve.
+(`recover`), so plugging them back in is all a user has to do (after a minute, a look reads the device list only when
+the system's sound devices changed, or every 30 s: rtvc.audio.devices.Rereads). A stop, start or restart of PortAudio
+that hangs, or a callback thread of its that spins (`_spinning`), leaves it unusable in this process, and `rtvc serve`
+starts anew with its state (`restart_refused`, rtvc.restart; `restart_wanted` says why): on JACK (a JACK server that
+died or restarted, PipeWire's restarted under pw-jack) once the server answers again, elsewhere at once (PipeWire's
+ALSA plugin after a restart of PipeWire). Where it may not, every later switch says to restart rtvc serve.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rtvc.audio import pipewire
-from rtvc.audio.devices import Device, DeviceNotFound, RescanHung, find_device, find_pinned, pin_device
+from rtvc.audio.devices import Device, DeviceNotFound, Rereads, RescanHung, find_device, find_pinned, pin_device
 from rtvc.audio.devices import rescan as rescan_devices
 from rtvc.audio.io import DeviceChoice, DeviceStreams, StartHung, choose_devices, same_device
 from rtvc.config import AudioConfig
@@ -126,6 +127,7 @@ class DeviceSwitcher:
         self._stopped = ""  # why no device runs (AudioLost), until one does again
         self._failed_since: float | None = None  # (recover_due: when the devices were first seen failed)
         self._lost = ""  # what the engine said when they failed, kept while they are looked for
+        self._rereads = Rereads(0.0)  # (recover_due: whether a try reads the device list again now)
         # why the last recovery did not bring them back ('' after none failed): the next tries' lines (the list read
         # again, the reopen refused) go to the debug log; the engine's line says a reason that changes (a device
         # gone for an hour was 3600 lines in the log, two every RECOVER_S)
@@ -600,10 +602,14 @@ class DeviceSwitcher:
         if self._failed_since is None:
             self._failed_since = now
             self._lost = self.engine.status().detail
+            self._rereads = Rereads(now)
         if now - self._failed_since < RECOVER_S:
             return False
         self._failed_since = now
-        return True
+        # (after a minute, only when the system's sound devices changed, or every 30 s: each try reads PortAudio's
+        # list again, 20-200 ms, and ~17 KiB kept where PipeWire's ALSA plugin is installed: 30 MB an hour at one every
+        # 2 s)
+        return self._rereads.due(now)
 
     def _spinning(self) -> str:
         """Why the stalled streams' callback thread is taken for spinning, '' if not. PortAudio 19.6's ALSA host API
