@@ -38,7 +38,10 @@ ENV_RANGE = 7.0  # nepers (~60 dB) below an envelope's peak count as empty
 FOLLOW_S = 0.004  # the level follower's time constant, each of its two stages (as fast as one of 10 ms on onsets)
 SMOOTH = 2  # hops whose envelopes the formant filter averages
 MAX_GAIN = 3.0  # nepers (~26 dB): the most the formant correction boosts or cuts a band
-MAX_BOOST = 1.0  # nepers (~9 dB): the most it boosts a band (more rang: peaks up to 6 dB over the input)
+MAX_BOOST = 3.0  # nepers (~26 dB): the most it boosts a band (1 neper held speech's formants back)
+PEAK_DB = 1.5  # the peak guard: the filtered input's peaks kept within this of the input's over the last PEAK_S
+PEAK_S = 0.02
+PEAK_RELEASE_S = 0.02  # seconds a neper: how fast the peak guard's gain comes back
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,11 @@ class PitchVoice:
         self._taps = self._hop  # its impulse response's length
         # the envelope is analysed on longer input frames: two periods of a 50 Hz voice
         self._env_frame = 2 * frame
+        # (a window weighted towards its newest samples, to lag less, moved speech's formants little further and
+        # its envelope varied with a tone's phase: a 220 Hz sine's 3rd harmonic at -52 dB, -56 with this one)
         self._env_win = np.hanning(self._env_frame)
+        self._peak_w = round(PEAK_S * samplerate)
+        self._release = 1.0 / (PEAK_RELEASE_S * samplerate)
         self._quef = np.minimum(np.arange(self._env_frame), self._env_frame - np.arange(self._env_frame))
         self._pitch_range = (round(samplerate / 600), round(samplerate / 50))  # cepstral pitch search (samples)
         self._default_lifter = LIFTER_S * samplerate
@@ -197,14 +204,29 @@ class PitchVoice:
         xx = x[taps - 1 :]
         fb, fa = self._follow
         if last is not None:
-            zx, zy = last[1][:2], last[1][2:]
+            zx, zy, held = last[1][:2], last[1][2:4], float(last[1][4])
         else:
             zx = zy = self._follow_zi * (float(np.dot(xx, xx)) / max(m, 1) + 1e-12)
+            held = 0.0
         ex, zx = lfilter(fb, fa, xx * xx, zi=zx)
         ey, zy = lfilter(fb, fa, y * y, zi=zy)
         gain = np.sqrt((np.maximum(ex, 0.0) + 1e-12) / (np.maximum(ey, 0.0) + 1e-12))
         np.clip(gain, math.exp(-MAX_GAIN), math.exp(MAX_GAIN), out=gain)
-        return y * gain, np.concatenate([zx, zy])
+        y = y * gain
+        # the peak guard: a boost of up to MAX_BOOST, built from the envelope before the hop, met a new sound (a vowel's
+        # onset) with its resonance and the level follower, on energy, let its peaks through (up to 4 dB over the
+        # input's on speech). Where a sample would stand over PEAK_DB above the input's peak of the last PEAK_S, its
+        # gain (log) falls to keep it there at once, and comes back at a neper per PEAK_RELEASE_S: a running minimum,
+        # causal, its state the log gain after the hop
+        w = self._peak_w
+        px = maximum_filter1d(np.abs(_slice(window, s - base - w + 1, s - base + m)), size=w, origin=(w - 1) // 2)
+        want = np.log(np.maximum(px[w - 1 :], 1e-12) * 10.0 ** (PEAK_DB / 20.0) / np.maximum(np.abs(y), 1e-12))
+        up = self._release * np.arange(m)
+        guard = np.minimum.accumulate(np.minimum(want, 0.0) - up) + up
+        guard = np.minimum(np.minimum(guard, held + up + self._release), 0.0)
+        if m:
+            held = float(guard[-1])
+        return y * np.exp(guard), np.concatenate([zx, zy, [held]])
 
     def _filter(self, window: np.ndarray, base: int, s: int, filters: dict, r: float, f: float) -> np.ndarray:
         """The formant filter from stream time `s` on (its spectrum on 2 hops): from the envelope of the input just
