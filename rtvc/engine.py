@@ -587,6 +587,7 @@ class Engine:
         self._retired.put(self.converter)
         self.converter, self.voice_label = nxt
         self._load_from = self.timer.count + 1  # the new voice is judged on its own blocks (this one may run two)
+        self.timer.restart(self._load_from)  # (and its status.timing figures)
         if self._next is nxt:  # (another voice may have been handed over meanwhile: it goes next block)
             self._next = None
         return y

@@ -936,6 +936,44 @@ def test_the_slowest_block_is_the_slowest_since_the_start_not_of_the_window():
     assert "max 500.000 ms of all" in text, text
 
 
+def test_the_block_times_status_shows_are_the_voice_playing_nows():
+    """After a switch from the default voice (2 ms a block) to an RVC voice that could not keep up (60-116 ms a
+    block, most skipped), status.get said "overloaded" beside p50 2 ms for minutes: the 2048 blocks' window still
+    held ~1750 of the old voice's (a review, live). The window starts again at a switch."""
+
+    class Slow(PassthroughVoice):
+        def convert(self, window, tail, params):
+            time.sleep(0.008)
+            return super().convert(window, tail, params)
+
+    shape = StreamShape(SR, 960, crossfade=144, search=384)
+    engine = Engine(StreamingConverter(PassthroughVoice(SR), PassthroughParams(), shape), SR, headroom=192)
+    engine.realtime, engine.watch_load = False, False
+    engine.set_device(0, 0, separate_streams=False)
+    engine.prepare(240)
+    engine.start()
+    out, x = np.zeros((240, 1), np.float32), np.zeros(240, np.float32)
+
+    def blocks(n: int) -> None:
+        for _ in range(4 * n):
+            engine.on_duplex(x, out, 240, None)
+            engine.wait_for_worker()
+
+    try:
+        blocks(40)
+        before = engine.status().timing
+        assert before.p50_ms < 4.0 and before.window_blocks == 40, before
+        engine.swap_converter(StreamingConverter(Slow(SR), PassthroughParams(), shape), "slow")
+        blocks(1)  # (the switch's own block: both voices may run in it)
+        assert engine.status().timing.window_blocks == 41  # (the window as it was, until the new voice's first)
+        blocks(6)
+        after = engine.status().timing
+        assert after.window_blocks == 6 and after.p50_ms >= 8.0 and after.count == 47, after
+        assert after.max_ms >= 8.0
+    finally:
+        engine.stop()
+
+
 def test_streams_that_never_call_back_are_said_to_and_an_old_period_change_goes_with_a_switch():
     """Streams the audio server never runs (PipeWire without WirePlumber links nothing) left the engine "starting"
     with no word of why, for ever; and after a device switch status still quoted a period change of the old

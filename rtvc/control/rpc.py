@@ -324,10 +324,11 @@ wants a lower gain_db. The limiter does not apply to `rtvc convert` (a float fil
 and says).
 
 `meters` also holds the block processing time, for a sparkline: `block_ms` (the slowest block since the
-previous meters reading, by any client; null if none), `p99_ms` (p99 of the last 2048 blocks), `budget_ms`
+previous meters reading, by any client; null if none), `p99_ms` (status.get's `engine.timing.p99_ms`), `budget_ms`
 (a block's duration: the real-time limit) and `xruns` (the total so far). `status.get`'s `engine.timing` has
-`p50_ms` and `p99_ms` of the last `window_blocks` blocks (2048 at most: what runs now), and `max_ms`, the
-slowest block since the start, of `count`.
+`p50_ms` and `p99_ms` of the last `window_blocks` blocks of the voice playing now (2048 at most: what runs now;
+after a voice switch, from the new voice's first block on), and `max_ms`, the slowest block since the start, of
+`count`.
 
 `status.get`'s `engine.worker_priority` is the worker thread's scheduling as the system granted it, e.g.
 `real-time (SCHED_FIFO 1, below the audio callback's SCHED_FIFO 5)`, or `normal (...)` with the reason and
