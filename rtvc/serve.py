@@ -144,7 +144,8 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
             said += [f"{p} no longer waits for {q} (connected elsewhere)" for p, q in routing.get("dropped", [])]
             if said:
                 parts.append("JACK: " + ", ".join(said))
-        elif key == "profiles":
+        # (with "loading": a load that failed on its files marks its profile; the line says it did not load)
+        elif key == "profiles" and "loading" not in event["changed"]:
             files = event.get("profiles", {})
             said = [f"{how} {', '.join(files[how])}" for how in ("added", "removed", "edited") if files.get(how)]
             if files.get("model_files"):

@@ -341,6 +341,109 @@ def test_a_model_path_that_cannot_be_looked_at_fails_its_voice_alone(daemon):
             (folder / f"{name}.toml").unlink()
 
 
+def test_a_model_file_a_load_found_damaged_is_marked_in_voices_list_until_it_changes(daemon):
+    """A voice .pth that is there but cut short (a download stopped at 200 kB) passes voices.list's look (the file is
+    there); its select failed with -32003, and the list went on showing it as fine, so the dock and the TUI offered it
+    unmarked. Now the failed load marks it with that load's error, says so in its event (clients that follow
+    "profiles" read the list again), and the mark goes when the file is replaced or the profile edited. A select of a
+    marked voice still loads it: the mark refuses nothing."""
+    torch = pytest.importorskip("torch")
+    from rtvc.rvc.factory import write_rvc_checkpoint
+
+    folder = daemon.controller.profiles_dir
+    pth = folder / "damaged.pth"
+    profile = folder / "rvc-damaged.toml"
+    write_rvc_checkpoint(pth, version="v2", sr="40k", f0=1, size="tiny", seed=0)
+    whole = pth.read_bytes()
+    pth.write_bytes(whole[:200_000])
+    profile.write_text('label = "Damaged"\nvoice = "rvc"\n[model]\npath = "damaged.pth"\ncontent = "."\n')
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+
+        async def listed() -> dict[str, dict]:
+            return {v["name"]: v for v in (await c.call("voices.list"))["voices"]}
+
+        async def failed_select() -> tuple[str, dict]:
+            reply = await c.request("voices.select", name="rvc-damaged")
+            assert reply["error"]["code"] == rpc.LOAD_FAILED, reply
+            assert (await c.event())["changed"] == ["loading"]  # (the load begins)
+            return reply["error"]["message"], await c.event()
+
+        assert "error" not in (await listed())["rvc-damaged"]  # (the file is there: only a load can tell)
+        await c.call("events.subscribe", events=["state"])
+        message, ev = await failed_select()
+        assert f"{pth}: truncated or damaged checkpoint" in message, message
+        assert ev["changed"] == ["loading", "profiles"] and ev["error"].startswith("voice 'rvc-damaged' did not load")
+        assert ev["profiles"] == {"added": [], "removed": [], "edited": [], "model_files": ["rvc-damaged"]}, ev
+        now = await listed()
+        assert now["rvc-damaged"]["error"] in message and f"{pth}: truncated" in now["rvc-damaged"]["error"], now
+        assert "error" not in now["pitch"] and "error" not in now["passthrough"] and now["passthrough"]["active"]
+        assert daemon.state()["profile"] == "passthrough"
+
+        # selected again, unchanged: loaded again (not refused), failing the same: the mark was there, no new event
+        message, ev = await failed_select()
+        assert f"{pth}: truncated" in message and ev["changed"] == ["loading"], ev
+        assert (await listed())["rvc-damaged"]["error"] == now["rvc-damaged"]["error"]
+        assert c.events.empty(), c.events.get_nowait()
+
+        # the file replaced by a whole one: the mark goes, said as a change of its model files
+        pth.write_bytes(whole)
+        after = await listed()
+        assert "error" not in after["rvc-damaged"], after
+        ev = await c.event()
+        assert ev["changed"] == ["profiles"] and ev["by"] == "profiles", ev
+        assert ev["profiles"] == {"added": [], "removed": [], "edited": [], "model_files": ["rvc-damaged"]}, ev
+
+        # a checkpoint of a version rtvc does not run: marked with that error; the profile edited, the mark goes
+        cpt = torch.load(pth, map_location="cpu", weights_only=True)
+        torch.save({**cpt, "version": "v3"}, pth)
+        message, ev = await failed_select()
+        assert f"{pth}: unknown RVC version 'v3'" in message and ev["changed"] == ["loading", "profiles"], ev
+        assert "unknown RVC version 'v3'" in (await listed())["rvc-damaged"]["error"]
+        profile.write_text(profile.read_text().replace('"Damaged"', '"Damaged, v3"'))
+        after = await listed()
+        assert after["rvc-damaged"]["label"] == "Damaged, v3" and "error" not in after["rvc-damaged"], after
+        ev = await c.event()
+        assert ev["profiles"] == {"added": [], "removed": [], "edited": ["rvc-damaged"], "model_files": []}, ev
+        assert c.events.empty(), c.events.get_nowait()
+        await c.close()
+
+    try:
+        run(main())
+    finally:
+        profile.unlink()
+        pth.unlink()
+        daemon.controller.voices()  # (the poll sees it gone now, not in another test's events)
+
+
+def test_a_load_marks_its_profile_only_where_a_model_file_it_names_is_why(tmp_path):
+    """Which failed loads mark a profile in voices.list: a ModelError naming one of its model files. Not one of the
+    machine (torch missing: no file named), nor of the moment (a GPU out of memory on the first block names the
+    profile, as an RtvcError): selected again later, those may load, and the lists must not show them as broken."""
+    from rtvc.control.load_failures import LoadFailures
+    from rtvc.errors import ModelError, RtvcError
+
+    pth = tmp_path / "v.pth"
+    pth.write_bytes(b"PK\x03\x04 not all of it")
+    (tmp_path / "v.toml").write_text('voice = "rvc"\n[model]\npath = "v.pth"\ncontent = "."\n')
+    failures = LoadFailures(tmp_path)
+    not_files = [
+        ModelError("RVC voices need torch", 'install the rvc extra: pip install -e ".[rvc]"'),
+        RtvcError(f"{tmp_path / 'v.toml'}: the voice failed on its first block (OutOfMemoryError: CUDA out of memory)"),
+    ]
+    for e in not_files:
+        assert not failures.failed("v", failures.before_load("v"), e)
+        assert failures.error("v") == "" and failures.changed() == []
+    damaged = ModelError(f"{pth}: truncated or not a torch checkpoint (EOFError)", "download the file again")
+    assert failures.failed("v", failures.before_load("v"), damaged)
+    assert not failures.failed("v", failures.before_load("v"), damaged)  # (marked already, with that error)
+    assert failures.error("v") == str(damaged) and failures.changed() == []
+    pth.write_bytes(b"PK\x03\x04 all of it, downloaded again")
+    assert failures.error("v") == ""  # (the stat tells: no poll needed for the list)
+    assert failures.changed() == ["v"] and failures.changed() == []  # (said once)
+
+
 # -- events -----------------------------------------------------------------------------------------------
 def test_a_set_that_changes_nothing_sends_no_event(daemon):
     """A Stream Deck key pressed twice, an OBS scene that sets what is already set: every other client got an event

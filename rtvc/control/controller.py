@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rtvc.config import Config, GateConfig
+from rtvc.control.load_failures import LoadFailures
 from rtvc.converter import StreamingConverter
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
@@ -127,6 +128,7 @@ class Controller:
         self.started = time.time()
         self._engine_seen: tuple[str, str, str] | None = None
         self._profiles_parsed: dict = {}  # profiles_seen's: the profiles as last read
+        self._failures = LoadFailures(self.profiles_dir)  # profiles whose load failed on their files: voices.list marks
         self._profiles_seen = profiles_seen(self.profiles_dir, self._profiles_parsed)  # as poll_profiles last saw it
         self._silent_said = self.engine.muted or bool(no_voice)  # `silent` as the last event had it
         self._profiles_at = time.monotonic()
@@ -185,7 +187,8 @@ class Controller:
             try:
                 p = load_profile(str(path), self.profiles_dir)
                 entry = {"name": p.name, "label": p.label, "voice": p.voice, "active": p.name == self.profile}
-                if why := unusable(p):  # said here, not first when it is selected on stream
+                # said here, not first when it is selected on stream; a damaged file, once a load found it
+                if why := unusable(p) or self._failures.error(p.name):
                     entry["error"] = why
                 out.append(entry)
             except ConfigError as e:  # listed, so the user sees why it cannot be chosen (the one playing stays it)
@@ -230,14 +233,23 @@ class Controller:
                     return self.state()
                 self.loading, self.loading_by = name, by
             self._emit(["loading"], by)
+            files = self._failures.before_load(name)
             try:
                 key = converter_key(self.cfg, name)
                 conv, label = self._take_kept(key, name) or build_converter(self.cfg, name)
             except Exception as e:
                 with self._lock:
                     self.loading = None
-                self._emit(["loading"], by, error=f"voice '{name}'{why} did not load: {e}")
+                # failed on its files: voices.list marks the profile from now on, and the clients that follow
+                # "profiles" read the list again (a TUI beside the dock that selected it showed the voice as fine)
+                said = f"voice '{name}'{why} did not load: {e}"
+                if self._failures.failed(name, files, e):
+                    marked = self._marked(profile_name(name, self.profiles_dir))
+                    self._emit(["loading", "profiles"], by, error=said, profiles=marked)
+                else:
+                    self._emit(["loading"], by, error=said)
                 raise
+            self._failures.loaded(name)
             with self._lock:
                 self.loading = None
                 if self.closed:  # (the engine has stopped: nobody would hear it, and the log would say it)
@@ -344,6 +356,7 @@ class Controller:
                 path = write_profile(self.profiles_dir, name, label, kind, params, model, overwrite, keep_layout=True)
                 self._profiles_seen = profiles_seen(self.profiles_dir, self._profiles_parsed)
             key = converter_key(self.cfg, name)
+            self._failures.loaded(name)  # (it describes the voice that plays now: a load that failed on it is past)
             with self._lock:
                 self.profile = name
                 # the voice that plays is what the saved profile describes, if its model files are still the ones
@@ -567,7 +580,8 @@ class Controller:
 
     def _poll_profiles(self) -> None:
         now = profiles_seen(self.profiles_dir, self._profiles_parsed)
-        if now != self._profiles_seen:
+        mended = self._failures.changed()  # (the files a load failed on changed: its mark goes)
+        if now != self._profiles_seen or mended:
             before, after = {n: rest for n, *rest in self._profiles_seen}, {n: rest for n, *rest in now}
             self._profiles_seen = now
             both = after.keys() & before.keys()
@@ -575,11 +589,13 @@ class Controller:
                 "added": sorted(Path(n).stem for n in after.keys() - before.keys()),
                 "removed": sorted(Path(n).stem for n in before.keys() - after.keys()),
                 "edited": sorted(Path(n).stem for n in both if after[n][:2] != before[n][:2]),
-                # the model files a profile names put in place or moved away (voices.list's mark changes)
-                "model_files": sorted(
-                    Path(n).stem for n in both if after[n][:2] == before[n][:2] and after[n] != before[n]
-                ),
             }
+            # the model files a profile names put in place, moved away, or replaced after a load failed on them
+            # (voices.list's mark changes), its file unchanged
+            moved = {Path(n).stem for n in both if after[n][:2] == before[n][:2] and after[n] != before[n]}
+            files["model_files"] = sorted(
+                (moved | set(mended)) - set(files["added"] + files["removed"] + files["edited"])
+            )
             start = profile_name(self.cfg.voice.profile, self.profiles_dir)
             gone = (
                 f"voice.profile '{start}' (the voice rtvc starts with) was removed: rtvc will start with no voice; "
@@ -590,6 +606,11 @@ class Controller:
             self._emit(["profiles"], "profiles", error=gone, profiles=files)
         if self.no_voice:
             self._watch_start()
+
+    @staticmethod
+    def _marked(name: str) -> dict[str, list[str]]:
+        """A "profiles" event's names for a profile whose mark in voices.list changed while its file did not."""
+        return {"added": [], "removed": [], "edited": [], "model_files": [name]}
 
     def _start_files(self) -> tuple:
         """What tells the start profile's files apart from an edited or replaced copy: the profile file's bytes (None:

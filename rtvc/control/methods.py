@@ -109,7 +109,8 @@ async def _status(s: Session) -> dict[str, Any]:
 
 @method(
     "voices.list",
-    "The voice profiles; `error` says why one cannot load. Names are the file names, case and all",
+    "The voice profiles; `error` says why one cannot load (its model files missing, or damaged as a load of it "
+    "found, until they change). Names are the file names, case and all",
     "{voices: [{name, label, voice, active, error?}], active}",
 )
 async def _voices(s: Session) -> dict[str, Any]:

@@ -292,9 +292,10 @@ detail}, state one of connecting, connected, disconnected, auth failed, stopped 
 = true`); a change of state, or of the reason it is down, arrives as an event with `changed: ["obs"]`; while it
 retries, `detail` keeps why it is down).
 `changed: ["profiles"]` (`by`: `profiles`) says a profile was added to, edited in or removed from the profiles
-folder (looked at once a second), or that model files a profile names were put in place or moved away (its mark in
-`voices.list` changed): `profiles` {added, removed, edited, model_files} names them, and `voices.list` has the new list;
-a `profiles.save` says it in its own event (`changed: ["profile", "voice", "profiles"]`, by the client that saved).
+folder (looked at once a second), or that model files a profile names were put in place or moved away, or changed
+after a load failed on them (its mark in `voices.list` changed): `profiles` {added, removed, edited, model_files}
+names them, and `voices.list` has the new list; a `profiles.save` says it in its own event (`changed: ["profile",
+"voice", "profiles"]`, by the client that saved).
 `changed: ["devices"]` says a `devices.select` switched the sound devices (or a `devices.list` with `rescan` reopened
 them: the same devices, read again), or (`by`: `pipewire`)
 that rtvc followed PipeWire's default devices to new ones: `devices.list` has them; `state` holds no devices key
@@ -305,9 +306,12 @@ restored, dropped, waiting}, each a list of [rtvc's port, the other port]; `devi
 still waited for, also across a reopen of the devices. A connection the user cuts is left cut, and one of a port the
 user connects elsewhere meanwhile is `dropped`. Rerouting rtvc's ports (a patchbay) changes `engine.latency`'s device
 parts to JACK's figures for the new peers, within a second. A `state` event for a voice that did not load carries
-`error`, saying why. A set that changes nothing (`mute.set` as it is, `params.set` with the values there) is answered
-and sends no event. `voices.select` of the voice already playing loads its profile again (its parameters as the file
-has them): its events name `loading`, `profile`, `voice` and `params` though the state may read as before.
+`error`, saying why; where a model file of its profile is why (truncated, of a version rtvc does not run), it names
+`profiles` too (`model_files`: that profile), and `voices.list` marks the profile with that error until its file or
+those model files change (a `voices.select` of it loads them again all the same). A set that changes nothing
+(`mute.set` as it is, `params.set` with the values there) is answered and sends no event. `voices.select` of the
+voice already playing loads its profile again (its parameters as the file has them): its events name `loading`,
+`profile`, `voice` and `params` though the state may read as before.
 
 The noise gate silences the output while the microphone is quieter than `threshold_db` (dBFS RMS over 10 ms):
 it opens at the threshold, closes after `hold_ms` below 6 dB under it and fades out over 100 ms. An opening is
