@@ -54,6 +54,17 @@ class Found:
     details: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # what the user named (a zip member reads "voice.zip:voice.pth")
     arg: str = ""  # the argument it came from, for the commands errors suggest (the .zip for its members)
+    sha256: str = ""  # filled by _sha, once
+
+
+def _sha(f: Found) -> str:
+    """The file's sha256 (rtvc.backends.manifest.model_identity), hashed once: the profile check and the copy both
+    need it, and a HuBERT or an RMVPE is 180-190 MB."""
+    from rtvc.backends.manifest import model_identity
+
+    if not f.sha256:
+        f.sha256 = model_identity(f.path)
+    return f.sha256
 
 
 # ---------------------------------------------------------------------------------------------- identifying
@@ -400,10 +411,16 @@ class Registry:
             ) from None
 
     def by_sha(self, sha: str, folder: str | None = None) -> Entry | None:
-        """An entry of that file whose copy is there; of several (one voice imported under two names), the one in
-        models/`folder`/ first (the voice imported again under its second name was copied, and refused)."""
-        have = [e for e in self.entries if e.sha256 == sha and (self.folder / e.file).exists()]
-        return next((e for e in have if Path(e.file).parent.name == folder), have[0] if have else None)
+        """An entry of that file; of several (one voice imported under two names), one in models/`folder`/ first (the
+        voice imported again under its second name was copied, and refused), and of those one whose copy is there.
+        One whose copy is gone is put back where it was: the profiles that use it name that path (a file given
+        under another name was copied beside it, and the entry and its profile stayed MISSING)."""
+        same = [e for e in self.entries if e.sha256 == sha]
+        return min(
+            same,
+            key=lambda e: (Path(e.file).parent.name != folder, not (self.folder / e.file).exists()),
+            default=None,
+        )
 
     def newest(self, kind: str, ok: Callable[[Entry], bool] = lambda e: True) -> Entry | None:
         """The most recently imported entry of `kind` whose file is still there and that `ok` accepts."""
@@ -515,13 +532,24 @@ def _import(cfg, opts: ImportOptions, folder: Path, say: Callable[[str], None]) 
         plan = _plan(opts, registry, voice, index, by_kind, profiles_dir(cfg))
         undo = _Undo(registry.path)
         try:
-            placed = {f.kind: _place(f, folder, registry, plan.get("name"), opts.force, undo, say) for f in found}
+            homes = plan.get("homes", {})
+            placed = {
+                f.kind: _place(f, folder, registry, plan.get("name"), opts.force, undo, say, homes.get(f.kind))
+                for f in found
+            }
             if voice is not None and opts.force:
                 users = model_users(profiles_dir(cfg))
                 _replace_voice_files(folder, plan["name"], set(placed.values()), registry, users, undo, say)
             registry.save()
             later: list[str] = []  # (said once it is done: a closed stdout must not take back a written profile)
-            profile = _write_voice_profile(cfg, opts, plan, voice, placed, registry, later.append) if voice else None
+            if "keep" in plan:  # (the files it names, given again: put back above, the profile left as the user has it)
+                profile = plan["keep"]
+                later.append(f"kept {profile} as it is (its settings and comments): it names these files")
+                later.append(_run_line(cfg, plan["name"]))
+            elif voice is not None:
+                profile = _write_voice_profile(cfg, opts, plan, voice, placed, registry, later.append)
+            else:
+                profile = None
         except BaseException:
             undo.undo()  # a failure part-way (a full disk, a profile that cannot be written) takes back this import
             if undo.copied or undo.aside:  # (what was said of them on stdout no longer holds)
@@ -636,11 +664,16 @@ def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, An
     label = opts.label if opts.label is not None else opts.name or _printable(stem)[:100]
     check_label(label, "rtvc import: --label")  # (here: once files are copied, a refused label would leave them)
     target = profiles / f"{name}.toml"
-    if target.exists() and not opts.force:
-        raise ConfigError(
-            f"profile '{name}' already exists ({target})", "choose another name with --name, or replace it with --force"
-        )
     plan: dict[str, Any] = {"name": name, "label": label}
+    if target.exists() and not opts.force:
+        given = {k: by_kind[k][0] for k in KINDS if by_kind[k]}
+        homes = _profile_of(target, name, registry, given, opts)
+        if homes is None:
+            raise ConfigError(
+                f"profile '{name}' already exists ({target})",
+                "choose another name with --name, or replace it with --force",
+            )
+        return {**plan, "keep": target, "homes": homes}
     content = by_kind["content"][0] if by_kind["content"] else None
     if content is not None:
         if not serves(content.details, version):
@@ -675,6 +708,71 @@ def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, An
     return plan
 
 
+# a profile's [model] key for the file of each kind
+_PROFILE_KEYS = {"voice": "path", "index": "index", "content": "content", "rmvpe": "f0_model"}
+
+
+def _profile_of(target: Path, name: str, registry: Registry, given: dict[str, Found], opts) -> dict[str, Entry] | None:
+    """Where each file given goes back, when the profile at `target` names these very files (the same sha256, by
+    the registry's entries for the paths it names); the import then puts back what is missing or damaged and keeps
+    the profile as it is. (`rtvc models` says to import a missing file again: that import was refused, the profile
+    existing, and with --force it wrote the profile anew, the user's settings and comments gone.)
+    None where the profile names other files (another voice, another .index, or none where one is given) or where
+    --label or --f0 asks for a profile written anew: that needs --name or --force, as before. ConfigError, before
+    anything is copied, where a file the profile names is missing or changed and not given: it would not load."""
+    from rtvc.settings import read_toml
+    from rtvc.voices.rvc import model_path
+
+    if opts.label is not None or opts.f0 is not None:
+        return None
+    try:
+        doc = read_toml(target)
+    except ConfigError:
+        return None
+    table = doc.get("model")
+    if doc.get("voice") != "rvc" or not isinstance(table, dict):
+        return None
+    named: dict[str, Path] = {}
+    for kind, key in _PROFILE_KEYS.items():
+        value = table.get(key)
+        if kind == "rmvpe" and table.get("f0") != "rmvpe":  # (f0_model is read for rmvpe alone)
+            continue
+        if isinstance(value, str) and value:
+            try:
+                named[kind] = model_path(target.parent, value).resolve()
+            except (ValueError, OSError):
+                return None
+
+    def entry_at(path: Path | None) -> Entry | None:
+        return next((e for e in registry.entries if (registry.folder / e.file).resolve() == path), None)
+
+    homes: dict[str, Entry] = {}
+    for kind, f in given.items():
+        entry = entry_at(named.get(kind))
+        if entry is None or entry.kind != kind or entry.sha256 != _sha(f):
+            return None
+        homes[kind] = entry
+    for kind, path in named.items():
+        if kind in given:
+            continue
+        entry = entry_at(path)
+        if not path.exists():
+            state = "missing"
+        else:  # (as `rtvc models` tells a changed copy: by its size; the files given are hashed as they are placed)
+            try:
+                state = "" if entry is None or _size(path) == entry.bytes else "changed since it was imported"
+            except OSError as e:
+                state = f"unreadable ({e.strerror or e})"
+        if state:
+            shown = registry.folder / entry.file if entry is not None else path
+            raise ConfigError(
+                f"rtvc import: profile '{name}' names {shown} too, which is {state}",
+                (f"give it too (imported from {entry.source})" if entry is not None else "put it back there")
+                + ", or write the profile anew with --force",
+            )
+    return homes
+
+
 _CONTENT_FIX = "use RVC's hubert_base.pt (ContentVec base: 12 layers, 768-d, final_proj 256-d)"
 
 
@@ -688,25 +786,26 @@ def _unfit(details: dict[str, Any], version: str) -> str:
     return f"an RVC v2 voice reads 768-d features; this content model gives {details.get('hidden')}-d"
 
 
-def _place(f: Found, folder: Path, registry: Registry, name: str | None, force: bool, undo: _Undo, say) -> Path:
-    """Copy `f` under models/ (unless the same file is there already) and register it; its path there."""
-    from rtvc.backends.manifest import model_identity
-
-    sha = model_identity(f.path)
+def _place(
+    f: Found, folder: Path, registry: Registry, name: str | None, force: bool, undo: _Undo, say, home: Entry | None
+) -> Path:
+    """Copy `f` under models/ (unless the same file is there already) and register it; its path there. `home`: the
+    entry of this file that a kept profile names (_profile_of), where it goes back."""
+    sha = _sha(f)
     size = _size(f.path)
-    same = registry.by_sha(sha, name if f.kind not in SHARED_FOLDER else None)
-    if same is not None and (f.kind in SHARED_FOLDER or Path(same.file).parent.name == name):
+    same = home or registry.by_sha(sha, name if f.kind not in SHARED_FOLDER else None)
+    if same is not None and (home or f.kind in SHARED_FOLDER or Path(same.file).parent.name == name):
         there = folder / same.file
-        try:
-            intact = model_identity(there) == sha
-        except OSError:
-            intact = False
-        if intact:
+        if _same_file(there, sha):
             say(f"already imported: {f.source} is {there} ({same.about})")
             return there
-        # the copy under models/ is not what was imported (cut short, edited: `rtvc models` says CHANGED and to
-        # import it again), so it is copied again in its place; said "already imported" and kept it damaged
-        say(f"{there} was damaged or changed since it was imported: copied again from {f.source}")
+        # the copy under models/ is gone or not what was imported (moved away, cut short, edited: `rtvc models` says
+        # MISSING or CHANGED and to import it again), so it is copied again in its place (it said "already
+        # imported" and kept a damaged copy)
+        if there.exists():
+            say(f"{there} was damaged or changed since it was imported: copied again from {f.source}")
+        else:
+            say(f"{there} was missing: copied back from {f.source}")
         _copy(f.path, there, undo)
         registry.put(replace(same, bytes=size, source=_absolute(f.source), imported=_now()))
         return there
@@ -880,11 +979,15 @@ def _write_voice_profile(cfg, opts, plan, voice: Found, placed: dict[str, Path],
     say(f"wrote {path}: label {label!r}, F0 {model.get('f0', 'none (the voice has no F0)')}, runs on {runs}")
     if not where:
         say("  (no CUDA GPU here: a full-size RVC voice runs far slower than real time on a CPU; README, GPU)")
-    run = f"rtvc run --profile {plan['name']}"
+    say(_run_line(cfg, plan["name"]))
+    return path
+
+
+def _run_line(cfg, name: str) -> str:
+    run = f"rtvc run --profile {name}"
     if cfg.path is not None and cfg.path.resolve() != Path("config.toml").resolve():  # (rtvc reads ./config.toml)
         run += f" --config {shlex.quote(str(cfg.path))}"
-    say(f"run it: {run}")
-    return path
+    return f"run it: {run}"
 
 
 def _where_it_runs() -> dict[str, str]:

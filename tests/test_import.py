@@ -866,3 +866,131 @@ def test_a_zip_that_holds_a_zip_says_so(home, downloads, capsys, tmp_path):
     assert "the archive holds Alice/inner.zip, not the model files themselves (unpack" in err
     assert "and import inner.zip)" in err
     assert state(home) == before
+
+
+ALICE = "alice-rvc-v2-300e"  # the profile the downloads' voice imports as
+ALICE_FILES = ("Alice (RVC v2) 300e.pth", "added_IVF16_Flat_nprobe_1_alice_v2.index")
+
+
+def _alice_with_my_settings(home, downloads, capsys) -> str:
+    """Alice imported with her index, and her profile edited as a user does (a setting, a comment); its text."""
+    given = [str(downloads / "hubert_base.pt"), *(str(downloads / f) for f in ALICE_FILES)]
+    assert rtvc(home, capsys, "import", *given)[0] == 0
+    profile = home / "profiles" / f"{ALICE}.toml"
+    text = profile.read_text()
+    assert "pitch = 0.0" in text
+    profile.write_text(text.replace("pitch = 0.0", "pitch = 7.0  # my setting"))
+    return profile.read_text()
+
+
+def test_a_voice_whose_files_went_missing_imports_again_into_the_profile_as_it_is(home, downloads, capsys):
+    """models/NAME/ moved away, `rtvc models` said MISSING and to import it again: that import was refused (the
+    profile exists), and with --force it wrote the profile anew, the user's pitch and comments gone."""
+    mine = _alice_with_my_settings(home, downloads, capsys)
+    shutil.move(home / "models" / ALICE, home / "moved-away")
+    out = rtvc(home, capsys, "models")[1]
+    assert out.count("MISSING: the file is gone; import it again") == 2, out
+
+    code, out, err = rtvc(home, capsys, "import", *(str(downloads / f) for f in ALICE_FILES))
+    assert code == 0, err
+    for f in ALICE_FILES:
+        copy = home / "models" / ALICE / f
+        assert f"{copy} was missing: copied back from {downloads / f}" in out, out
+        assert sha256(copy) == sha256(downloads / f)
+    kept = f"kept {home / 'profiles' / ALICE}.toml as it is (its settings and comments)"
+    assert kept in out and f"run it: rtvc run --profile {ALICE}" in out, out
+    assert (home / "profiles" / f"{ALICE}.toml").read_text() == mine  # the setting and its comment stay
+
+    from rtvc.profiles import load_profile
+
+    profile = load_profile(ALICE, home / "profiles")
+    assert profile.params.pitch == 7.0
+    assert (home / "profiles" / profile.model.index).resolve() == (home / "models" / ALICE / ALICE_FILES[1]).resolve()
+    out = rtvc(home, capsys, "models")[1]
+    assert "MISSING" not in out and out.count(f"used by {ALICE}") == 3, out
+    files = sorted(e["file"] for e in json.loads((home / "models" / "registry.json").read_text())["models"])
+    assert files == sorted([f"{ALICE}/{ALICE_FILES[0]}", f"{ALICE}/{ALICE_FILES[1]}", "content/hubert_base.pt"])
+
+    # all there: the same import again says so and keeps the profile (it was refused: "already exists")
+    code, out, err = rtvc(home, capsys, "import", *(str(downloads / f) for f in ALICE_FILES))
+    assert code == 0 and out.count("already imported") == 2 and kept in out, (out, err)
+    assert (home / "profiles" / f"{ALICE}.toml").read_text() == mine
+
+    # --force still writes the profile anew, as the user asked
+    code, out, err = rtvc(home, capsys, "import", *(str(downloads / f) for f in ALICE_FILES), "--force")
+    assert code == 0, err
+    assert "pitch = 0.0" in (home / "profiles" / f"{ALICE}.toml").read_text()
+
+
+def test_some_of_a_voices_files_missing_or_damaged_are_put_back_where_its_profile_names_them(
+    home, downloads, capsys, tmp_path
+):
+    mine = _alice_with_my_settings(home, downloads, capsys)
+    voice, index = (home / "models" / ALICE / f for f in ALICE_FILES)
+    # the index gone, the voice there
+    index.unlink()
+    code, out, err = rtvc(home, capsys, "import", *(str(downloads / f) for f in ALICE_FILES))
+    assert code == 0 and f"already imported: {downloads / ALICE_FILES[0]}" in out, (out, err)
+    assert f"{index} was missing: copied back" in out and sha256(index) == sha256(downloads / ALICE_FILES[1])
+
+    # the voice gone, given under another file name: back under the name the profile reads
+    voice.unlink()
+    (tmp_path / "dl").mkdir()
+    renamed = shutil.copy(downloads / ALICE_FILES[0], tmp_path / "dl" / "alice.pth")
+    code, out, err = rtvc(home, capsys, "import", str(renamed), str(downloads / ALICE_FILES[1]), "--name", ALICE)
+    assert code == 0 and f"{voice} was missing: copied back from {renamed}" in out, (out, err)
+    assert sha256(voice) == sha256(renamed) and sorted(p.name for p in voice.parent.iterdir()) == sorted(ALICE_FILES)
+
+    # the voice cut short (`rtvc models`: CHANGED, import it again): copied again, without --force
+    whole = voice.read_bytes()
+    voice.write_bytes(whole[: len(whole) // 2])
+    assert "CHANGED" in rtvc(home, capsys, "models")[1]
+    code, out, err = rtvc(home, capsys, "import", *(str(downloads / f) for f in ALICE_FILES))
+    assert code == 0 and f"{voice} was damaged or changed since it was imported: copied again" in out, (out, err)
+    assert voice.read_bytes() == whole
+    assert (home / "profiles" / f"{ALICE}.toml").read_text() == mine
+    assert "CHANGED" not in rtvc(home, capsys, "models")[1]
+
+    # the index gone and only the voice given: refused, naming the file the profile still lacks
+    index.unlink()
+    before = state(home)
+    code, out, err = rtvc(home, capsys, "import", str(downloads / ALICE_FILES[0]))
+    assert code == 2 and f"profile '{ALICE}' names {index} too, which is missing" in err, (out, err)
+    assert f"give it too (imported from {downloads / ALICE_FILES[1]}), or write the profile anew with --force" in err
+    assert state(home) == before
+
+
+def test_another_index_under_a_voices_name_is_refused_as_another_voice_is(home, downloads, capsys, tmp_path):
+    """Only the files the profile names are put back into it; another .index, or another voice, makes another
+    profile (--name) or replaces it (--force), as before."""
+    _alice_with_my_settings(home, downloads, capsys)
+    shutil.move(home / "models" / ALICE, home / "moved-away")
+    (tmp_path / "dl").mkdir()
+    other = tmp_path / "dl" / ALICE_FILES[1]  # (another index under the same file name)
+    write_index(other, np.random.default_rng(7).standard_normal((200, 768)).astype(np.float32))
+    newer = write_rvc_checkpoint(tmp_path / "dl" / ALICE_FILES[0], version="v2", sr="48k", f0=1, size="tiny", seed=5)
+    before = state(home)
+    for given in (
+        [str(downloads / ALICE_FILES[0]), str(other)],
+        [str(newer), str(downloads / ALICE_FILES[1])],
+        [*(str(downloads / f) for f in ALICE_FILES), "--f0", "yin"],  # (asks for another profile)
+    ):
+        code, out, err = rtvc(home, capsys, "import", *given)
+        assert code == 2 and f"profile '{ALICE}' already exists" in err and "--force" in err, (given, out, err)
+        assert state(home) == before
+
+
+def test_a_shared_model_gone_missing_goes_back_where_it_was_under_any_file_name(home, downloads, capsys, tmp_path):
+    """hubert_base.pt gone and imported again as the browser saved it ('hubert_base (1).pt'): it was copied beside
+    the old name, and the old entry, and the profiles naming it, stayed MISSING."""
+    alice = [str(downloads / "hubert_base.pt"), str(downloads / ALICE_FILES[0])]
+    assert rtvc(home, capsys, "import", *alice)[0] == 0
+    content = home / "models" / "content" / "hubert_base.pt"
+    content.unlink()
+    (tmp_path / "dl").mkdir()
+    saved = shutil.copy(downloads / "hubert_base.pt", tmp_path / "dl" / "hubert_base (1).pt")
+    code, out, err = rtvc(home, capsys, "import", str(saved))
+    assert code == 0 and f"{content} was missing: copied back from {saved}" in out, (out, err)
+    assert sorted(p.name for p in content.parent.iterdir()) == ["hubert_base.pt"]
+    out = rtvc(home, capsys, "models")[1]
+    assert "MISSING" not in out and out.count(f"used by {ALICE}") == 2, out
