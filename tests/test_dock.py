@@ -717,6 +717,41 @@ def test_a_message_moves_no_control(daemon: Daemon, tmp_path: Path) -> None:
             api.close()
 
 
+def test_with_many_voices_mute_stays_on_screen_and_the_voice_playing_is_shown(daemon: Daemon, tmp_path: Path):
+    """With 38 profiles at 360x640 the voice buttons filled the dock and pushed Mute, Voice and the talk button below
+    its fold (a review): a streamer had to scroll to silence the stream. The voices scroll in a box of their own now,
+    the controls under it in view, and a voice picked elsewhere (an OBS scene, rtvc ctl) is scrolled into that box's
+    view."""
+    for k in range(34):
+        daemon.profile(f"extra{k:02d}").write_text(f'label = "Extra voice {k}"\nvoice = "pitch"\n')
+    with chromium(tmp_path / "chromium") as page:
+        daemon.wait_ready()
+        api = RpcClient(daemon.port, daemon.token())
+        try:
+            open_dock(page, daemon)
+            assert len(page.js(DOM_SUMMARY)["voices"]) == 38
+            bottom = "(id) => document.getElementById(id).getBoundingClientRect().bottom"
+            for control in ("mute", "voice-on", "ptt", "ptt-mode", "meter-out"):
+                at = page.js(f"({bottom})('{control}')")
+                assert 0 < at <= HEIGHT, f"{control} at {at} px: below the {HEIGHT} px dock"
+            assert page.js("document.documentElement.scrollHeight") <= HEIGHT + 1, "the dock itself scrolls"
+            # a voice at the end of the list, picked by another client: its button comes into the box's view
+            api.call("voices.select", name="extra33")
+            wait_until("the page to show 'extra33' playing", lambda: any(
+                v["name"] == "extra33" and v["active"] for v in page.js(DOM_SUMMARY)["voices"]), 10)  # fmt: skip
+            seen = """(() => { const b = document.querySelector('[data-testid=voice-extra33]').getBoundingClientRect();
+                const box = document.getElementById('voices').getBoundingClientRect();
+                return b.top >= box.top - 0.5 && b.bottom <= box.bottom + 0.5; })()"""
+            wait_until("the playing voice scrolled into view", lambda: page.js(seen), 5)
+            shot = base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"])
+            (tmp_path / "dock-many.png").write_bytes(shot)  # (kept: what it looks like)
+            page.click("mute")
+            wait_until("the daemon muted", lambda: api.call("status.get")["control"]["mute"] is True, 5)
+            assert not page.exceptions, page.exceptions
+        finally:
+            api.close()
+
+
 CUT_OFF = """[...document.querySelectorAll('button, input, output, .meter-db, .latency, .conn, .air')]
   .filter((e) => !e.closest('[hidden]') && e.getBoundingClientRect().width > 0)
   .filter((e) => { const r = e.getBoundingClientRect();

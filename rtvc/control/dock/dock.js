@@ -29,6 +29,7 @@
   let state = null; // control state: profile, voice, params, voice_on, monitor, mute, ptt, silent, loading
   let engine = null; // engine status: state, latency, xruns, timing, levels
   let voices = []; // [{name, label, voice, active, error?}]
+  let scrolledTo = null; // the voice last scrolled into the voices box's view (renderVoices)
   let ranges = {}; // params.get ranges for the current voice
   let selecting = null; // a voice this page asked for, until the daemon answers
   let pttDown = false;
@@ -444,6 +445,17 @@
       b.setAttribute("aria-pressed", active ? "true" : "false");
       b.disabled = !online || (!!loading && !isLoading) || !!v.gone;
     });
+    // the voice playing, when it changed (picked here, by an OBS scene, by rtvc ctl): into the box's view, which
+    // scrolls when there are many; the user's own scrolling is left alone otherwise
+    const playingNow = state ? state.profile : null;
+    const act = box.querySelector(".voice.active");
+    if (act && playingNow !== scrolledTo) {
+      scrolledTo = playingNow;
+      if (act.offsetTop < box.scrollTop) box.scrollTop = act.offsetTop;
+      else if (act.offsetTop + act.offsetHeight > box.scrollTop + box.clientHeight) {
+        box.scrollTop = act.offsetTop + act.offsetHeight - box.clientHeight;
+      }
+    }
   }
 
   function selectVoice(name) {
