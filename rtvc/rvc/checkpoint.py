@@ -96,7 +96,7 @@ def _read(path: Path) -> object:
         if "GLOBAL" not in str(e):  # torch's weights-only refusal of a class or function names it GLOBAL
             raise ModelError(  # (what it is cannot be told yet: a voice, hubert_base.pt or rmvpe.pt)
                 f"{path}: truncated or damaged checkpoint ({e.__class__.__name__})",
-                "download it again (a voice: or export it again from RVC, its assets/weights/*.pth file)",
+                "download it again, or for a voice export its assets/weights/*.pth file from RVC again",
             ) from None
     # the pickle names a class or function: never run it, but its names tell what the file is
     names = _pickle_strings(path)
