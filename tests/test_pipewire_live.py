@@ -627,3 +627,31 @@ def test_a_start_that_hangs_as_serve_starts_makes_it_start_anew(tmp_path):
             log = rtvc.log()
             assert "PortAudio cannot go on in this process (the audio stream did not start within 10 s" in log, log
             assert rtvc.proc.poll() is None and rtvc.proc.pid == pid and len(delays) >= 3
+
+
+def test_a_followed_microphone_unplugged_while_the_default_falls_to_rtvc_voice_gives_way_to_the_highest(pipewire):
+    """A user who once made "rtvc voice" the desktop's default microphone: WirePlumber remembers it, and when a
+    headset rtvc followed is unplugged, the default falls back to rtvc's own node, not to "mic". rtvc stayed on the
+    gone headset ("connects it again when it is back"), and the call heard silence for good while status said
+    running. It takes the microphone of highest priority now, as at start, and the voice reaches the call again."""
+    import re
+    import subprocess
+
+    def mic_in_use() -> str:
+        got = rtvc.rpc.call("devices.list")["in_use"]["input"] or ""
+        return (re.search(r"\] (.*) \(", got) or [None, ""])[1]
+
+    with Served(pipewire, "default", via="voice-mic") as rtvc:
+        wait_for(lambda: rtvc.latency(), rtvc)
+        pipewire.set_default("source", "rtvc-voice")  # (the desktop's sound settings, once)
+        pipewire.add_node("headset", "Audio/Source/Virtual")
+        time.sleep(1.0)
+        assert mic_in_use() == "mic", rtvc.log()[-3000:]  # (rtvc's own as the default: the microphone stays)
+        pipewire.set_default("source", "headset")
+        wait_for(lambda: mic_in_use() == "headset", rtvc)
+        subprocess.run(["pw-cli", "destroy", "headset"], env=pipewire.env, check=True, capture_output=True, timeout=10)
+        wait_for(lambda: mic_in_use() == "mic", rtvc)
+        lat = wait_for(lambda: rtvc.latency(), rtvc)
+        delays = impulses(pipewire, 1.0, 2.0, out_of=rtvc.out_of)
+        assert len(delays) >= 3 and set(delays) == {lat["total"]}, (delays, lat, rtvc.log()[-3000:])
+        assert "Traceback" not in rtvc.log(), rtvc.log()[-3000:]

@@ -4,6 +4,7 @@ sound through rtvc's low-latency ALSA buffer (1024) or underran it (512); tests/
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -153,7 +154,7 @@ def test_a_default_device_is_gone_for_once_and_not_again_and_again(monkeypatch):
     """A followed role goes for each new default node once (by its index in the list as read, or its JACK name where
     the list does not have it yet): one that does not open, or that the list names otherwise, was tried again at each
     watch the fallback started (a gap in the voice every second), and rtvc's own node is never gone for."""
-    from rtvc.audio import devices, switch, voice_mic
+    from rtvc.audio import devices, jack_links, switch, voice_mic
     from rtvc.audio.io import DeviceChoice
     from rtvc.config import AudioConfig
 
@@ -170,6 +171,7 @@ def test_a_default_device_is_gone_for_once_and_not_again_and_again(monkeypatch):
     ]
     monkeypatch.setattr(devices, "list_devices", lambda: [mic, usb, speakers, voice])
     monkeypatch.setattr(voice_mic, "nodes", lambda: nodes)
+    monkeypatch.setattr(jack_links, "clients", lambda: ["Built-in Mic", "USB Headset Mic", "rtvc voice", "Speakers"])
     choice = DeviceChoice(mic, voice, speakers, input_channel=1, output_channels=1, monitor_channels=2)
     sw = switch.DeviceSwitcher(None, AudioConfig(virtual_mic=True), choice, None)  # type: ignore[arg-type]
     sw.follow = {"input"}
@@ -181,6 +183,43 @@ def test_a_default_device_is_gone_for_once_and_not_again_and_again(monkeypatch):
     nodes.append({"node.name": "alsa_input.bt", "node.description": "BT Mic"})  # (not in PortAudio's list yet)
     assert sw._defaults_wanted({"input": "alsa_input.bt"}) == {"input": "BT Mic"}
     assert sw._defaults_wanted({"input": "alsa_input.usb"}) == {"input": "1"}  # (another default since: again)
+
+
+def test_a_followed_microphone_gone_while_the_default_falls_to_rtvc_voice_gives_way_to_the_highest(monkeypatch):
+    """WirePlumber remembers "rtvc voice" as a default the user chose once: a headset rtvc followed, unplugged, made
+    rtvc's own node the default microphone again. rtvc stayed on the gone headset (rtvc's own node is never gone
+    for), and the call heard silence for good. Now, as at start, it takes PipeWire's microphone of highest priority,
+    once; while the microphone in use is there it stays."""
+    from rtvc.audio import devices, jack_links, switch, voice_mic
+    from rtvc.audio.io import DeviceChoice
+    from rtvc.config import AudioConfig
+
+    def dev(i: int, name: str, ins: int, outs: int) -> Device:
+        return Device(index=i, name=name, host_api="JACK Audio Connection Kit", max_input=ins, max_output=outs,
+                      default_samplerate=48000.0, low_input_latency=0.01, low_output_latency=0.01)  # fmt: skip
+
+    mic, low, headset = dev(0, "mic", 1, 0), dev(1, "Webcam Mic", 1, 0), dev(2, "headset", 1, 0)
+    speakers, voice = dev(3, "speakers", 0, 1), dev(4, "rtvc voice", 1, 1)
+    source = "Audio/Source/Virtual"
+    nodes = [
+        {"node.name": "webcam", "node.description": "Webcam Mic", "media.class": "Audio/Source"},
+        {"node.name": "mic", "media.class": source, "priority.session": 2000},
+        {"node.name": "rtvc-voice", "node.description": "rtvc voice", "media.class": source},
+        {"node.name": "headset", "media.class": source, "priority.session": 2000},
+        {"node.name": "speakers", "media.class": "Audio/Sink", "priority.session": 3000},
+    ]
+    clients = ["mic", "Webcam Mic", "rtvc voice", "headset", "speakers"]
+    monkeypatch.setattr(devices, "list_devices", lambda: [mic, low, headset, speakers, voice])
+    monkeypatch.setattr(voice_mic, "nodes", lambda: nodes)
+    monkeypatch.setattr(jack_links, "clients", lambda: clients)
+    choice = DeviceChoice(headset, voice, None, input_channel=1, output_channels=1, monitor_channels=0)
+    sw = switch.DeviceSwitcher(None, AudioConfig(virtual_mic=True), choice, None)  # type: ignore[arg-type]
+    sw.follow, sw._tried = {"input"}, {"input": "headset"}
+    assert sw._defaults_wanted({"input": "rtvc-voice"}) == {}  # (the headset is there: it stays)
+    del nodes[3], clients[3]  # (pw-cli destroy headset)
+    assert sw._defaults_wanted({"input": "rtvc-voice"}) == {"input": "0"}  # ("mic": priority 2000, the webcam's 0)
+    sw.choice = dataclasses.replace(choice, input=mic)  # (the switch made)
+    assert sw._defaults_wanted({"input": "rtvc-voice"}) == {}
 
 
 def test_pipewires_default_devices_are_waited_for_while_wireplumber_names_none_yet(monkeypatch):

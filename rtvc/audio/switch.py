@@ -819,18 +819,28 @@ class DeviceSwitcher:
         not have it yet: the switch reads it again)} for the roles that follow PipeWire's default and are not on it;
         `nodes`: the default node of each kind ("input", "output"). Each default node is gone for once per role
         (self._tried): one that does not open, or that the list names otherwise, is not tried again and again."""
-        from rtvc.audio import voice_mic
+        from rtvc.audio import jack_links, voice_mic
         from rtvc.audio.devices import list_devices
 
-        jack_names = {p.get("node.name"): voice_mic.jack_name(p) for p in voice_mic.nodes()} if self.follow else {}
+        props = voice_mic.nodes() if self.follow else []
+        jack_names = {p.get("node.name"): voice_mic.jack_name(p) for p in props}
         listed = [d for d in list_devices() if "JACK" in d.host_api] if self.follow else []
         wanted = {}
         for role in sorted(self.follow):
             kind = "input" if role == "input" else "output"
             node, current = nodes.get(kind, ""), getattr(self.choice, role)
-            # (none; rtvc's own made the default microphone: the device in use stays; one gone for already)
+            if node == voice_mic.NODE and current is not None:
+                # rtvc's own made the default microphone (its input would be its output, a loop): the microphone in
+                # use stays while PipeWire has it; once it is gone (a headset unplugged, and WirePlumber's default
+                # fell back to "rtvc voice", which it remembers as chosen once), rtvc takes the microphone of
+                # highest priority, as at start (rtvc.audio.devices._pipewire_default): it stayed on the gone one,
+                # and the call heard silence for good (JACK not answering: it stays, as before)
+                clients = jack_links.clients()
+                there = clients is None or current.name in clients
+                node = "" if there else next((n for _name, n in voice_mic.microphones(props)), "")
+            # (none; the microphone in use stays, above; one gone for already)
             name = jack_names.get(node, "")  # ('' for a node PipeWire does not list (yet): looked at next time)
-            if not name or node == voice_mic.NODE or current is None or self._tried.get(role) == node:
+            if not name or current is None or self._tried.get(role) == node:
                 continue
             self._tried[role] = node
             usable = [d for d in listed if d.channels(kind) > 0]

@@ -151,11 +151,13 @@ def on_pipewire_jack() -> bool:
     return bool(loaded) and _is_pipewires(loaded)
 
 
-def microphones() -> list[tuple[str, str]]:
+def microphones(props: list[dict] | None = None) -> list[tuple[str, str]]:
     """PipeWire's microphones but rtvc's own (sources, and virtual ones: a noise suppressor's), highest session
-    priority first (WirePlumber makes the highest the default): [(JACK name, node name)]."""
+    priority first (WirePlumber makes the highest the default): [(JACK name, node name)]. `props`: the nodes as
+    read already (nodes()); None reads them now."""
     kinds = ("Audio/Source", "Audio/Source/Virtual")
-    found = [p for p in nodes() if p.get("media.class") in kinds and p.get("node.name") not in (NODE, None)]
+    props = nodes() if props is None else props
+    found = [p for p in props if p.get("media.class") in kinds and p.get("node.name") not in (NODE, None)]
     found.sort(key=lambda p: -_priority(p))
     return [(jack_name(p), p["node.name"]) for p in found]
 
