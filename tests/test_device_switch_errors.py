@@ -849,3 +849,27 @@ def test_a_spin_seen_just_before_the_callbacks_came_back_is_forgotten(switcher):
     PortAudio.unlisted = {"usb mic"}
     switcher.recover_due(200.0)
     assert switcher.recover() is False and switcher.restart_wanted == "" and not switcher.stuck()
+
+
+def test_pipewires_alsa_device_is_refused_as_the_input_while_rtvc_voice_is_the_default_microphone(monkeypatch):
+    """ALSA's "pipewire" (and "default" on a PipeWire desktop) records PipeWire's default microphone: made "rtvc
+    voice" in the sound settings, `devices.select {"input": "0"}` was accepted and WirePlumber linked rtvc's output to
+    its input (the call heard silence, a sound went round into the limiter). Refused as "rtvc voice" named is; taken
+    while the default is a microphone."""
+    from rtvc.audio import io, voice_mic
+    from rtvc.config import AudioConfig
+
+    def alsa(i: int, name: str) -> devices.Device:
+        return devices.Device(i, name, "ALSA", 64, 64, 48000.0, 0.01, 0.01)
+
+    monkeypatch.setattr(io, "check_rate", lambda *a: None)
+    default = ["rtvc-voice"]
+    monkeypatch.setattr(voice_mic, "default_node", lambda kind: default[0] if kind == "input" else "speakers")
+    speakers = alsa(2, "hw:0")
+    for name in ("pipewire", "default"):
+        with pytest.raises(DeviceError, match="rtvc's own virtual microphone 'rtvc voice': rtvc would hear itself"):
+            io.choose_devices(AudioConfig(), {"input": alsa(0, name), "output": speakers})
+    default[0] = "alsa_input.usb"
+    assert io.choose_devices(AudioConfig(), {"input": alsa(0, "pipewire"), "output": speakers}).input.name == "pipewire"
+    default[0] = "rtvc-voice"
+    assert io.choose_devices(AudioConfig(), {"input": alsa(1, "hw:1"), "output": speakers}).input.name == "hw:1"

@@ -655,3 +655,22 @@ def test_a_followed_microphone_unplugged_while_the_default_falls_to_rtvc_voice_g
         delays = impulses(pipewire, 1.0, 2.0, out_of=rtvc.out_of)
         assert len(delays) >= 3 and set(delays) == {lat["total"]}, (delays, lat, rtvc.log()[-3000:])
         assert "Traceback" not in rtvc.log(), rtvc.log()[-3000:]
+
+
+def test_pipewires_alsa_device_is_refused_as_the_input_while_rtvc_voice_is_the_default_microphone(pipewire):
+    """With "rtvc voice" the desktop's default microphone, ALSA's "pipewire" (and "default") records it: the switch
+    to it was accepted, WirePlumber linked rtvc's own output to its input, and the call heard silence while a sound
+    went round into the limiter. Refused now, as "rtvc voice" named is: the microphone in use stays, and the voice
+    still reaches the call."""
+    with Served(pipewire, "default", via="voice-mic") as rtvc:
+        wait_for(lambda: rtvc.latency(), rtvc)
+        pipewire.set_default("source", "rtvc-voice")
+        time.sleep(1.0)
+        listed = rtvc.rpc.call("devices.list")
+        index = next(str(d["index"]) for d in listed["devices"] if d["name"] == "pipewire" and d["host_api"] == "ALSA")
+        with pytest.raises(AssertionError, match="rtvc would hear itself"):
+            rtvc.rpc.call("devices.select", input=index)
+        assert "] mic (JACK" in rtvc.rpc.call("devices.list")["in_use"]["input"], rtvc.log()[-3000:]
+        lat = wait_for(lambda: rtvc.latency(), rtvc)
+        delays = impulses(pipewire, 0.5, 1.5, out_of=rtvc.out_of)
+        assert len(delays) >= 2 and set(delays) == {lat["total"]}, (delays, lat, rtvc.log()[-3000:])

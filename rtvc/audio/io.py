@@ -69,6 +69,16 @@ def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> 
             f"the input device {inp.title()} is rtvc's own virtual microphone: rtvc would hear itself",
             "choose your microphone with audio.input_device (or --input-device); see `rtvc devices`",
         )
+    if pipewire.served((inp,)) and voice_mic.default_node("input") == voice_mic.NODE:
+        # PipeWire's ALSA device ("pipewire", "default" on a PipeWire desktop) records PipeWire's default microphone:
+        # made "rtvc voice" in the sound settings, WirePlumber linked rtvc's own output to its input, a loop (the call
+        # heard silence; a sound went round for a second and more, into the limiter)
+        raise DeviceError(
+            f"the input device {inp.title()} records PipeWire's default microphone, which is rtvc's own virtual "
+            f"microphone '{voice_mic.LABEL}': rtvc would hear itself",
+            "make your microphone the default in the desktop's sound settings, or name it on PipeWire's JACK "
+            "(pw-jack rtvc ... --host-api JACK --input-device NAME; `pw-jack rtvc devices` lists them)",
+        )
     if cfg.input_channel > inp.max_input:
         raise DeviceError(
             f"audio.input_channel = {cfg.input_channel}, but {inp.title()} has {inp.max_input} input(s)",
