@@ -873,3 +873,41 @@ def test_pipewires_alsa_device_is_refused_as_the_input_while_rtvc_voice_is_the_d
     assert io.choose_devices(AudioConfig(), {"input": alsa(0, "pipewire"), "output": speakers}).input.name == "pipewire"
     default[0] = "rtvc-voice"
     assert io.choose_devices(AudioConfig(), {"input": alsa(1, "hw:1"), "output": speakers}).input.name == "hw:1"
+
+
+def test_hear_myself_on_a_virtual_microphone_is_refused(monkeypatch):
+    """devices.select {"monitor": "mic"} (a virtual source, which has input ports on PipeWire's JACK) with the voice
+    taken from that very mic was accepted: feedback, the input's peak from -14 to -0.3 dBFS; {"monitor": "rtvc voice"}
+    gave the call the voice twice (a review on PipeWire). Refused, saying why; headphones, and jackd's "system" (a
+    sound card's capture and playback under one client), are taken."""
+    from rtvc.audio import io, voice_mic
+    from rtvc.config import AudioConfig
+
+    def jack(i: int, name: str) -> devices.Device:
+        return devices.Device(i, name, "JACK Audio Connection Kit", 2, 2, 48000.0, 0.01, 0.01)
+
+    monkeypatch.setattr(io, "check_rate", lambda *a: None)
+    monkeypatch.setattr(
+        voice_mic,
+        "nodes",
+        lambda: [
+            {"node.name": "mic-node", "node.description": "mic", "media.class": "Audio/Source/Virtual"},
+            {"node.name": "rtvc-voice", "node.description": "rtvc voice", "media.class": "Audio/Source/Virtual"},
+            {"node.name": "phones", "node.description": "Headphones", "media.class": "Audio/Sink"},
+            {"node.name": "usb-src", "node.description": "USB mic", "media.class": "Audio/Source"},
+        ],
+    )
+    mic, out = jack(0, "mic"), jack(1, "Headphones")
+
+    def choose(monitor: devices.Device, inp: devices.Device = mic) -> io.DeviceChoice:
+        return io.choose_devices(AudioConfig(), {"input": inp, "output": out, "monitor": monitor})
+
+    with pytest.raises(DeviceError, match=r"device \[0\] mic .* is a virtual microphone: .* rtvc records again"):
+        choose(jack(0, "mic"))
+    with pytest.raises(DeviceError, match="recorded as a microphone, not heard") as e:
+        choose(jack(0, "mic"), inp=jack(3, "USB mic"))
+    assert "name your headphones or speakers for hear-myself" in e.value.fix
+    with pytest.raises(DeviceError, match="rtvc's own virtual microphone: the call would hear the voice twice"):
+        choose(jack(2, "rtvc voice"))
+    assert choose(jack(1, "Headphones")).monitor.name == "Headphones"
+    assert choose(jack(4, "system"), inp=jack(4, "system")).monitor.name == "system"

@@ -79,6 +79,8 @@ def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> 
             "make your microphone the default in the desktop's sound settings, or name it on PipeWire's JACK "
             "(pw-jack rtvc ... --host-api JACK --input-device NAME; `pw-jack rtvc devices` lists them)",
         )
+    if mon is not None and "JACK" in mon.host_api and mon.name != "system":
+        check_monitor(mon, inp)
     if cfg.input_channel > inp.max_input:
         raise DeviceError(
             f"audio.input_channel = {cfg.input_channel}, but {inp.title()} has {inp.max_input} input(s)",
@@ -96,6 +98,30 @@ def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> 
     if mon:
         check_rate(mon, "output", cfg.samplerate, mon_ch)
     return DeviceChoice(inp, out, mon, cfg.input_channel, out_ch, mon_ch)
+
+
+def check_monitor(mon: Device, inp: Device) -> None:
+    """Hear-myself must play on headphones or speakers: refused on a virtual microphone of PipeWire's (its JACK
+    client takes what is played into it as a microphone's sound). "rtvc voice" gave the call the voice twice; a
+    virtual source rtvc records from (the input) fed its own output back into it, a howl (a review: the input's peak
+    from -14 to -0.3 dBFS, the limiter at work)."""
+    own = mon.name == voice_mic.LABEL
+    if not own and not any(
+        voice_mic.jack_name(p) == mon.name and p.get("media.class") == "Audio/Source/Virtual" for p in voice_mic.nodes()
+    ):
+        return
+    why = (
+        "rtvc's own virtual microphone: the call would hear the voice twice"
+        if own
+        else "a virtual microphone: what hear-myself plays into it, rtvc records again (a howl)"
+        if same_device(mon, inp)
+        else "a virtual microphone: what hear-myself plays into it is recorded as a microphone, not heard"
+    )
+    raise DeviceError(
+        f"the monitor device {mon.title()} is {why}",
+        "name your headphones or speakers for hear-myself: audio.monitor_device, --monitor-device or devices.select's"
+        " monitor; see `rtvc devices`",
+    )
 
 
 # Streams PortAudio would not close: kept for the life of the process, since their C callback may still run
