@@ -391,6 +391,43 @@ def test_rtvc_makes_its_virtual_microphone_and_a_program_records_the_voice_from_
     assert len(voice_mics(pipewire)) == 1
 
 
+def links_into_the_voice_mic(pw: PipeWire) -> list[str]:
+    """The ports playing into rtvc's virtual microphone (pw-link -l: a port, then its links indented)."""
+    got = subprocess.run(["pw-link", "-l"], env=pw.env, capture_output=True, text=True, check=True).stdout
+    into, port = [], ""
+    for line in got.splitlines():
+        if not line.startswith(" "):
+            port = line.strip()
+        elif port == "rtvc-voice:input_MONO" and line.strip().startswith("|<-"):
+            into.append(line.split("|<-", 1)[1].strip())
+    return into
+
+
+def test_a_second_rtvc_refuses_to_play_into_the_virtual_microphone_another_plays_into(pipewire, tmp_path):
+    """A second rtvc (a serve on another port, or `rtvc run --virtual-mic`) beside a serve with the virtual
+    microphone played into "rtvc voice" too: the call heard both voices summed (peaks of 1.73, 7.7 % of its samples
+    clipped) while each rtvc's status said its output stayed under full scale. The second one refuses now, naming the
+    other and the fix, and the call keeps the first one's voice alone."""
+    with Served(pipewire, "default", via="voice-mic") as rtvc:
+        wait_for(lambda: rtvc.latency(), rtvc)
+        assert len(links_into_the_voice_mic(pipewire)) == 1
+        second = rtvc_run(pipewire, tmp_path, "--virtual-mic")
+        said = second.stdout + second.stderr
+        assert second.returncode != 0, said[-2000:]
+        assert f"another rtvc, 'rtvc' (process {rtvc.proc.pid}), plays into the virtual microphone" in said, said
+        assert "stop the other rtvc" in said and "without the virtual microphone" in said, said[-2000:]
+        assert len(links_into_the_voice_mic(pipewire)) == 1
+        assert rtvc.rpc.call("status.get")["engine"]["state"] == "running"
+        delays = impulses(pipewire, 0.5, 1.5, out_of=rtvc.out_of)  # (the first one's voice: on time, to the frame)
+        assert len(delays) >= 2 and set(delays) == {rtvc.latency()["total"]}, delays
+    # the first one gone: the microphone is free again; a program the user connected to it is said, and left alone
+    subprocess.run(["pw-link", "speakers:monitor_MONO", "rtvc-voice:input_MONO"], env=pipewire.env, check=True)
+    again = rtvc_run(pipewire, tmp_path, "--virtual-mic")
+    said = again.stdout + again.stderr
+    assert again.returncode == 0, said[-2000:]
+    assert "'speakers' plays into it too: the call hears it mixed with rtvc's voice" in said, said[-2000:]
+
+
 def test_a_run_with_a_monitor_ends_without_an_xrun():
     """Every run with a monitor (hear-myself; with the virtual microphone, PipeWire's default speakers) ended on one:
     the input stream was stopped first, the worker had nothing to convert, and the monitor, stopped a JACK cycle

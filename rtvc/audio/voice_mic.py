@@ -264,16 +264,57 @@ def ensure_node() -> bool:
     )
 
 
+def _players(objects: list[dict]) -> list[dict]:
+    """The properties of the nodes of other processes that play into the virtual microphone (a link from a port
+    of theirs to its input), each once."""
+    links = [o["info"] for o in objects if o.get("type", "").endswith(":Link")]
+    mics = {p["object.id"] for p in _props(objects, "Node") if p.get("node.name") == NODE}
+    into = {i.get("output-node-id") for i in links if i.get("input-node-id") in mics}
+    clients = {p["object.id"]: p for p in _props(objects, "Client")}  # (a JACK client's process is its client's)
+    found = [{**clients.get(p.get("client.id"), {}), **p} for p in _props(objects, "Node") if p["object.id"] in into]
+    return [p for p in found if str(p.get("application.process.id", "")) != str(os.getpid())]  # (exec'd: rtvc.restart)
+
+
+def _program(props: dict) -> str:
+    pid = props.get("application.process.id")
+    return f"'{props.get('node.name') or props.get('application.name') or props['object.id']}'" + (
+        f" (process {pid})" if pid else ""
+    )
+
+
+def check_alone() -> str:
+    """'' when nothing plays into the virtual microphone; a line naming the programs that do, which the call hears
+    mixed with rtvc's voice. DeviceError when one of them is another rtvc: two voices summed into one microphone
+    went past full scale (peaks of 1.73, 7.7 % of the call's samples clipped) while each rtvc's own output did not.
+    PipeWire takes a client's links away with it, so a link seen here is a program that runs (or is stopped)."""
+    from rtvc.audio.devices import JACK_CLIENT
+
+    players = _players(_dump())
+    rtvcs = [p for p in players if str(p.get("node.name", "")).split("-")[0] == JACK_CLIENT]
+    if rtvcs:
+        raise DeviceError(
+            f"audio.virtual_mic: another rtvc, {', '.join(_program(p) for p in rtvcs)}, plays into the virtual "
+            f"microphone '{LABEL}' already: the call would hear both voices summed, and clipped",
+            "stop the other rtvc (end that process), or run this one without the virtual microphone "
+            "(audio.virtual_mic = false, no --virtual-mic)",
+        )
+    if not players:
+        return ""
+    return f"; {', '.join(_program(p) for p in players)} plays into it too: the call hears it mixed with rtvc's voice"
+
+
 def prepare(audio: AudioConfig) -> tuple[AudioConfig, str]:
     """With audio.virtual_mic on: PipeWire's JACK loaded, the node there, and the settings rtvc opens its devices
     with (the voice into the node, on JACK; hear-myself on PipeWire's default speakers unless a monitor device is
-    named); and a line for the user. DeviceError (nothing made) when PipeWire or its JACK is missing."""
+    named); and a line for the user. DeviceError (nothing made) when PipeWire or its JACK is missing, or another rtvc
+    plays into the node (check_alone)."""
     why = pipewire_runs()
     if why:
         raise DeviceError(f"audio.virtual_mic: {why}", FIX_PIPEWIRE)
     use_pipewire_jack()
     made = ensure_node()
-    monitor, note = audio.monitor_device, ""
+    others = "" if made else check_alone()
+    monitor, note = audio.monitor_device, others
     if monitor == "":  # (hear-myself, off until asked for: `h`; on PipeWire's default speakers where JACK shows them)
         from rtvc.audio.devices import list_devices
 
