@@ -99,6 +99,9 @@ class Engine:
         self.has_monitor_device = False  # a monitor stream is open and playing (set by the device layer)
         self.monitor_error = ""  # why the monitor stream stopped (unplugged headphones); "" otherwise
         self._monitor_stalled = False  # monitor_error says its callbacks stopped (and clears if they come back)
+        # why no one hears the output while the engine runs on (the device layer: the virtual microphone gone from
+        # PipeWire; its streams play on, into nothing): status's detail while nothing else is wrong; "" otherwise
+        self.output_unheard = ""
         self.stall_after_s = 0.5  # a stream quiet this long (or 20 periods) is stalled
 
         cap = max(samplerate, 8 * self.block)  # 1 s or 8 blocks: a stall long enough to notice
@@ -764,7 +767,7 @@ class Engine:
         gate = self.gate_status() | ({"open": False} if gone else {})
         return EngineStatus(
             state=self._state,
-            detail=self._detail,
+            detail=self._detail or self.output_unheard,
             voice=self.voice_label,
             samplerate=self.samplerate,
             block=self.block,

@@ -428,6 +428,39 @@ def test_a_second_rtvc_refuses_to_play_into_the_virtual_microphone_another_plays
     assert "'speakers' plays into it too: the call hears it mixed with rtvc's voice" in said, said[-2000:]
 
 
+def test_the_virtual_microphone_removed_under_serve_is_said_in_status_until_it_is_back(pipewire):
+    """`rtvc virtual-mic remove` (or pw-cli destroy rtvc-voice) while serve plays into it: status said `running`
+    with no detail while the call heard nothing. It says so now, and the fix; rtvc does not make the node again (its
+    removal was the user's own), and once it is back (`rtvc virtual-mic install`) rtvc plays into it again and the
+    detail is gone."""
+    import sys
+
+    def engine() -> dict:
+        return rtvc.rpc.call("status.get")["engine"]
+
+    with Served(pipewire, "default", via="voice-mic") as rtvc:
+        wait_for(lambda: rtvc.latency(), rtvc)
+        assert engine()["detail"] == ""
+        before = impulses(pipewire, 0.5, 1.5, out_of=rtvc.out_of)
+        assert len(before) >= 2 and set(before) == {rtvc.latency()["total"]}, before
+        subprocess.run(["pw-cli", "destroy", "rtvc-voice"], env=pipewire.env, check=True, capture_output=True)
+        said = wait_for(lambda: "the call hears nothing" in engine()["detail"] and engine()["detail"], rtvc)
+        assert "'rtvc voice' is gone from PipeWire" in said and "`rtvc virtual-mic install` makes it again" in said
+        assert engine()["state"] == "running" and voice_mics(pipewire) == []
+        time.sleep(2.0)
+        assert voice_mics(pipewire) == []  # (not made again behind the user's back)
+        done = subprocess.run(
+            [sys.executable, "-m", "rtvc", "virtual-mic", "install"], env=rtvc.env, cwd=rtvc.work,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: engine()["detail"] == "", rtvc)
+        assert len(links_into_the_voice_mic(pipewire)) == 1
+        delays = impulses(pipewire, 0.5, 1.5, out_of=rtvc.out_of)
+        assert len(delays) >= 2 and set(delays) == set(before), (before, delays)  # (the voice heard again, on time)
+        assert f"engine running: {said}" in rtvc.log() and "Traceback" not in rtvc.log(), rtvc.log()[-3000:]
+
+
 def test_a_run_with_a_monitor_ends_without_an_xrun():
     """Every run with a monitor (hear-myself; with the virtual microphone, PipeWire's default speakers) ended on one:
     the input stream was stopped first, the worker had nothing to convert, and the monitor, stopped a JACK cycle

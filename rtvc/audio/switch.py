@@ -137,7 +137,7 @@ class DeviceSwitcher:
         self._spins = ""  # why recover() is to give PortAudio up at once ('' otherwise)
         self._watch: Any = None  # rtvc.audio.jack_watch.JackWatch while the streams run on JACK
         self._quantum_watch: Any = None  # rtvc.audio.pipewire.QuantumWatch while they run on PipeWire's ALSA plugin
-        self._waiting: list[list[str]] = []  # [direction, rtvc port, peer]: JACK connections lost with their program
+        self._waited: list[list[str]] = []  # (_waiting) [direction, rtvc port, peer]: lost with their program
         self._seed: dict[str, Any] = {}  # for the next watch, after a reopen (_relink)
         self._reopening = False  # the switch under way keeps every device (a rescan, a recovery)
         self._clients: list[str] | None = None  # JACK's clients, asked before a switch stopped the streams (_open)
@@ -157,6 +157,19 @@ class DeviceSwitcher:
         self._tried: dict[str, str] = {}  # role: the default node last gone for (_defaults_wanted)
         # (serve: the controller's `devices` event: an error, or ''; whether hear-myself went off with it)
         self.on_followed: Callable[[str, bool], None] | None = None
+
+    @property
+    def _waiting(self) -> list[list[str]]:
+        return self._waited
+
+    @_waiting.setter
+    def _waiting(self, lost: list[list[str]]) -> None:
+        """(Each change of what is waited for: the engine says whether the call hears nothing now.)"""
+        from rtvc.audio import voice_mic
+
+        self._waited = lost
+        gone = any(d == "outputs" and _client(q) == voice_mic.LABEL for d, _p, q in lost)
+        self.engine.output_unheard = voice_mic.GONE if gone else ""
 
     def stuck(self) -> bool:
         """PortAudio cannot be used again in this process: every switch is refused (AudioLost) until rtvc restarts."""

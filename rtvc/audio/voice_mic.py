@@ -46,6 +46,12 @@ context.objects = [
     {{ factory = adapter args = {PROPS} }}
 ]
 """
+# status's detail when the node is removed while rtvc plays into it (`rtvc virtual-mic remove`, pw-cli destroy): rtvc
+# does not make it again, as the removal was the user's own; the JACK watch connects rtvc to it once it is back
+GONE = (
+    f"the virtual microphone '{LABEL}' is gone from PipeWire (removed): the call hears nothing; "
+    "`rtvc virtual-mic install` makes it again, and rtvc plays into it within seconds"
+)
 ASK_S = 5.0
 DEFAULTS_WAIT_S = 5.0  # how long PipeWire's default devices are waited for where it names none (yet)
 APPEAR_S = 5.0  # how long a node just made may take to show its ports

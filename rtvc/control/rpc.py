@@ -357,6 +357,9 @@ few ms, once); `engine.latency` is then the new one, `engine.detail` says what c
 An output or monitor stream on its own device whose callbacks stopped a while (so that it trails the voice by
 far more than the prefill) skips ahead to the declared latency when they resume; `xruns.output_skipped_frames`
 and `output_skipped_events` count what it never played.
+With the virtual microphone (`audio.virtual_mic`) removed from PipeWire while rtvc plays into it, the state stays
+`running` and `engine.detail` says that the call hears nothing, and the fix (`rtvc virtual-mic install`), until
+rtvc plays into it again.
 An `engine` event's `engine` holds `state`, `detail` and `monitor_error` (below).
 `engine.monitor_device` {`present`, `error`}: whether a monitor (hear myself) stream is open, and why it
 stopped if it did (headphones unplugged, or no callbacks for a while): the main output plays on and the state
