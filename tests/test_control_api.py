@@ -1571,9 +1571,9 @@ def test_a_program_opening_sockets_and_sending_nothing_does_not_end_the_daemon(t
     assert "Traceback" not in log and 1 <= log.count("opening handshake failed") <= 2, log  # (a line every 10 s)
 
 
-def test_a_folder_that_cannot_be_read_for_a_moment_is_said_once_and_looked_at_again(tmp_path, caplog, monkeypatch):
-    from rtvc.control import controller as module
-
+def passthrough_controller(tmp_path: Path) -> tuple[Controller, list[dict]]:
+    """A Controller on a passthrough profile in tmp_path/profiles (no serve, no poll of its own), and the events it
+    says."""
     cfg_path = tmp_path / "config.toml"
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
@@ -1582,6 +1582,13 @@ def test_a_folder_that_cannot_be_read_for_a_moment_is_said_once_and_looked_at_ag
     c = Controller(cfg, build_engine(cfg), "passthrough")
     events: list[dict] = []
     c.add_listener(events.append)
+    return c, events
+
+
+def test_a_folder_that_cannot_be_read_for_a_moment_is_said_once_and_looked_at_again(tmp_path, caplog, monkeypatch):
+    from rtvc.control import controller as module
+
+    c, events = passthrough_controller(tmp_path)
     real = module.profiles_seen
 
     def failing(*a, **k):
@@ -1606,14 +1613,7 @@ def test_a_profile_listed_between_two_polls_and_removed_again_is_an_event(tmp_pa
     """A profile copied in and removed within the poll's second, listed meanwhile (the dock's periodic reread): its
     removal was no event (the poll saw the folder the same before and after), and the dock kept its button (a CI
     run of session 39). voices.list now tells the poll what it read."""
-    cfg_path = tmp_path / "config.toml"
-    (tmp_path / "profiles").mkdir()
-    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
-    cfg_path.write_text('[voice]\nprofile = "passthrough"\n')
-    cfg = load_config(cfg_path)
-    c = Controller(cfg, build_engine(cfg), "passthrough")
-    events: list[dict] = []
-    c.add_listener(events.append)
+    c, events = passthrough_controller(tmp_path)
     c._profiles_at = time.monotonic()  # (a poll just now: the next one is a second away)
     (tmp_path / "profiles" / "copied.toml").write_text('voice = "pitch"\n')
     assert [v["name"] for v in c.voices()] == ["copied", "passthrough"]
