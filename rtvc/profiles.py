@@ -93,6 +93,24 @@ def missing_files(p: Profile) -> list[str]:
     return missing(p.model, p.path.parent) if missing is not None else []
 
 
+def model_paths(p: Profile) -> list[tuple[str, Path | None]]:
+    """(key, path) of each file the profile's [model] names, the path as the voice reads it (~ expanded, a relative
+    one from the profile's folder); None for one whose ~ cannot be expanded (no such user: unusable says so)."""
+    from dataclasses import fields
+
+    from rtvc.voices.rvc import model_path
+
+    out: list[tuple[str, Path | None]] = []
+    for f in fields(p.model) if p.model is not None else ():
+        value = getattr(p.model, f.name)
+        if isinstance(value, str) and value:
+            try:
+                out.append((f.name, model_path(p.path.parent, value)))
+            except ValueError:
+                out.append((f.name, None))
+    return out
+
+
 def unusable(p: Profile) -> str:
     """Why the profile's voice cannot load on this machine now, found without reading a model file (its files
     missing; a backend this machine cannot run, as far as it is known before torch loads), or ""."""

@@ -78,22 +78,14 @@ def converter_key(cfg: Config, profile_name: str) -> tuple | None:
     so one built earlier can serve again (rtvc.control.controller keeps the voice played before). None where
     the profile cannot be read: a load then says why."""
     import hashlib
-    from dataclasses import fields
 
+    from rtvc.profiles import model_paths
     from rtvc.rvc.model_files import path_identity
-    from rtvc.voices.rvc import model_path
 
     try:
         profile = load_profile(profile_name, profiles_dir(cfg))
         text = profile.path.read_bytes()
-        files = []
-        for f in fields(profile.model) if profile.model is not None else ():
-            value = getattr(profile.model, f.name)
-            if isinstance(value, str) and value:
-                try:  # (the path the voice itself reads: ~ expanded, a relative one from the profile's folder)
-                    files.append((f.name, path_identity(model_path(profile.path.parent, value))))
-                except ValueError:
-                    files.append((f.name, None))
+        files = [(key, None if path is None else path_identity(path)) for key, path in model_paths(profile)]
     except (RtvcError, OSError):
         return None
     a, s = cfg.audio, cfg.stream

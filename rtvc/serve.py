@@ -364,9 +364,9 @@ def devices_again(
     """A restarted serve's devices, opened: they may come a moment after the server (WirePlumber makes
     PipeWire's), so the list is read again until they are there, for up to RESUME_DEVICES_S. Then without the
     monitor (a Bluetooth headset takes longer), then the `configured` ones. A restart must not end rtvc: when
-    none opens, all are looked for again every LOOK_AGAIN_S (after a minute, when the system's sound devices changed,
-    or every devices.READ_LATER_S: each look reads PortAudio's list again) (said, and again
-    whenever the reason changes) until one way opens or `stop` is set (None then). It ended serve after 15 s: a
+    none opens, all are looked for again every LOOK_AGAIN_S, after a minute only when the system's sound devices
+    changed or every devices.READ_LATER_S (each look reads PortAudio's list again), said, and again
+    whenever the reason changes, until one way opens or `stop` is set (None then). It ended serve after 15 s: a
     USB microphone not plugged back in, a server started again at another rate, and the voice and settings lost.
     START_ANEW where PortAudio runs on a JACK server that is gone and another one runs (started again at the right
     rate, say): reading the device list again then aborted the process (PortAudio's JACK host API), so serve starts

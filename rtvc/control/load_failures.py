@@ -14,29 +14,17 @@ import threading
 from pathlib import Path
 
 from rtvc.errors import ModelError, RtvcError
-from rtvc.profiles import load_profile, profile_name
+from rtvc.profiles import load_profile, model_paths, profile_name
 
 
 def profile_paths(name: str, profiles_dir: Path) -> list[Path] | None:
     """The profile's file and the files its [model] names, as its voice reads them (run.converter_key's); None where
     the profile does not read (voices.list then gives that error itself)."""
-    from dataclasses import fields
-
-    from rtvc.voices.rvc import model_path
-
     try:
         profile = load_profile(name, profiles_dir)
     except (RtvcError, OSError):
         return None
-    paths = [profile.path]
-    for f in fields(profile.model) if profile.model is not None else ():
-        value = getattr(profile.model, f.name)
-        if isinstance(value, str) and value:
-            try:
-                paths.append(model_path(profile.path.parent, value))
-            except ValueError:  # (a ~user this machine lacks: unusable says so)
-                continue
-    return paths
+    return [profile.path, *(path for _key, path in model_paths(profile) if path is not None)]
 
 
 def stamp(paths: list[Path]) -> tuple:
