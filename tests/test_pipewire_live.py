@@ -727,6 +727,35 @@ def test_a_followed_microphone_unplugged_while_the_default_falls_to_rtvc_voice_g
         assert "Traceback" not in rtvc.log(), rtvc.log()[-3000:]
 
 
+def test_a_followed_microphone_unplugged_while_rtvc_voice_is_already_the_default_gives_way_to_the_highest(pipewire):
+    """As above, but "rtvc voice" became the default microphone while rtvc was on the headset: when the headset goes,
+    PipeWire's default does not change (it is rtvc's own already), no event came, and rtvc stayed on the gone
+    headset, the call silent. The loss of the followed microphone's connection is the sign now."""
+    import re
+    import subprocess
+
+    def mic_in_use() -> str:
+        got = rtvc.rpc.call("devices.list")["in_use"]["input"] or ""
+        return (re.search(r"\] (.*) \(", got) or [None, ""])[1]
+
+    with Served(pipewire, "default", via="voice-mic") as rtvc:
+        wait_for(lambda: rtvc.latency(), rtvc)
+        pipewire.add_node("headset", "Audio/Source/Virtual")
+        pipewire.set_default("source", "headset")
+        wait_for(lambda: mic_in_use() == "headset", rtvc)
+        pipewire.set_default("source", "rtvc-voice")  # (the desktop's sound settings: the headset stays in use)
+        time.sleep(1.0)
+        assert mic_in_use() == "headset", rtvc.log()[-3000:]
+        subprocess.run(["pw-cli", "destroy", "headset"], env=pipewire.env, check=True, capture_output=True, timeout=10)
+        wait_for(lambda: mic_in_use() == "mic", rtvc)
+        lat = wait_for(lambda: rtvc.latency(), rtvc)
+        delays = impulses(pipewire, 1.0, 2.0, out_of=rtvc.out_of)
+        assert len(delays) >= 3 and set(delays) == {lat["total"]}, (delays, lat, rtvc.log()[-3000:])
+        log = rtvc.log()
+        assert "a device rtvc followed is gone, PipeWire's default unchanged: rtvc follows" in log, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+
+
 def test_pipewires_alsa_device_is_refused_as_the_input_while_rtvc_voice_is_the_default_microphone(pipewire):
     """With "rtvc voice" the desktop's default microphone, ALSA's "pipewire" (and "default") records it: the switch
     to it was accepted, WirePlumber linked rtvc's own output to its input, and the call heard silence while a sound

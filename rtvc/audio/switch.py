@@ -111,6 +111,8 @@ def describe_choice(choice: DeviceChoice) -> dict[str, Any]:
     }
 
 
+DEFAULTS_CHANGED = "PipeWire's default devices changed"  # (why a role follows them: the default's change, or
+# a followed device gone while the default stayed: _follow_after_loss)
 KEPT = "kept (the same devices: nothing stopped)"  # (a switch to the devices in use: no change)
 
 
@@ -864,7 +866,20 @@ class DeviceSwitcher:
             wanted[role] = str(found[0].index) if len(found) == 1 else name
         return wanted
 
-    def _follow(self, setup: int, wanted: dict[str, str]) -> None:
+    def _follow_after_loss(self, setup: int) -> None:
+        """A program rtvc is connected to closed (a headset unplugged) while some role follows PipeWire's default:
+        where the default did not change with it ("rtvc voice" made the default microphone before: WirePlumber keeps
+        it, and no change comes), the followed microphone's loss is the only sign; the roles follow the defaults as
+        they are now (_defaults_wanted: the microphone of highest priority where the default is rtvc's own). rtvc
+        stayed on the gone microphone, the call silent for good. (A default that did change: its event does it, and
+        _defaults_wanted goes for each default once.)"""
+        if self._setup != setup or self._closed or self._wedged:
+            return
+        wanted = self._defaults_now()
+        if wanted:
+            self._follow(setup, wanted, "a device rtvc followed is gone, PipeWire's default unchanged")
+
+    def _follow(self, setup: int, wanted: dict[str, str], why: str = DEFAULTS_CHANGED) -> None:
         hearing = self.engine.monitor_enabled
         try:
             roles = (wanted.get(role) for role in ("input", "output", "monitor"))
@@ -873,7 +888,8 @@ class DeviceSwitcher:
             if self._closed:
                 return
             kept = "no device runs now" if isinstance(e, AudioLost) else "the devices in use stay"
-            error = f"PipeWire's default devices changed, and rtvc did not follow them ({e.what}): {kept}"
+            them = "them" if why == DEFAULTS_CHANGED else "PipeWire's default devices"
+            error = f"{why}, and rtvc did not follow {them} ({e.what}): {kept}"
             log.info("%s", error)
             if self.on_followed is not None:
                 self.on_followed(error, self.engine.monitor_enabled != hearing)
@@ -882,7 +898,8 @@ class DeviceSwitcher:
             return
         now = {"input": self.choice.input, "output": self.choice.output, "monitor": self.choice.monitor}
         said = ", ".join(f"{describe_follow({role})} '{now[role].name if now[role] else 'none'}'" for role in wanted)
-        log.info("PipeWire's default devices changed: rtvc follows them (%s)", said)
+        them = "them" if why == DEFAULTS_CHANGED else "PipeWire's default devices"
+        log.info("%s: rtvc follows %s (%s)", why, them, said)
         if self.on_followed is not None:
             self.on_followed("", self.engine.monitor_enabled != hearing)
 
@@ -912,6 +929,10 @@ class DeviceSwitcher:
             done = back + dropped
             self._waiting = [w for w in self._waiting if w not in done] + [w for w in lost if w not in self._waiting]
             waiting = [w[1:] for w in self._waiting]
+            setup = self._setup
+        if lost and self.follow:
+            args = (setup,)
+            threading.Thread(target=self._follow_after_loss, args=args, name="rtvc-follow", daemon=True).start()
         if not (lost or back or dropped) or self.on_routing is None:
             return
         error = ""
