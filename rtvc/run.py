@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import logging
 import os
 import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -23,6 +27,7 @@ from rtvc.engine import Engine
 from rtvc.errors import ConfigError, RtvcError, words
 from rtvc.gate import GateSettings
 from rtvc.latency import plan_prefill
+from rtvc.logtext import LogFormatter
 from rtvc.profiles import load_profile, make_voice, profile_name, profiles_dir
 from rtvc.resample import resample_block
 from rtvc.status import EngineStatus
@@ -199,6 +204,28 @@ def quiet_hung_terminal() -> None:
             continue
 
 
+@contextlib.contextmanager
+def _said_as_notes(out: TextIO) -> Iterator[None]:
+    """rtvc's log lines of the block (INFO and up) printed to `out` as notes, as they come: the choice of a device
+    (PipeWire's default microphone is "rtvc voice": the one of highest priority taken) is logged, for serve, and a
+    run off a terminal logs nowhere."""
+    log = logging.getLogger("rtvc")
+
+    class Notes(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            print(f"note: {self.format(record)}", file=out)
+
+    handler, level = Notes(logging.INFO), log.level
+    handler.setFormatter(LogFormatter())
+    log.addHandler(handler)
+    log.setLevel(min(level or logging.WARNING, logging.INFO))
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
 def run_live(cfg: Config, opts: RunOptions) -> int:
     out = sys.stdout
     print(f"rtvc {__import__('rtvc').__version__}", file=out)
@@ -254,7 +281,8 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
             f"recording to {record}"
         )
     else:
-        choice = choose_devices(cfg.audio)
+        with _said_as_notes(out):  # (why a device was taken: serve logs it, a run without the TUI prints it)
+            choice = choose_devices(cfg.audio)
         print("devices:\n" + choice.describe(), file=out)
         device = DeviceStreams(choice, engine, sr, cfg.audio.period)
         if device.period:

@@ -486,6 +486,8 @@ def test_the_virtual_microphone_as_the_default_microphone_is_not_taken_as_rtvcs_
     done = rtvc_run(pipewire, tmp_path, "--virtual-mic")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "input   [" in done.stdout and "] mic (JACK" in done.stdout, done.stdout[-2000:]
+    said = "note: input device: PipeWire's default microphone is rtvc's own 'rtvc voice'; rtvc takes 'mic' (node mic)"
+    assert said in done.stdout and "the microphone of highest priority" in done.stdout, done.stdout[-2000:]
     named = rtvc_run(pipewire, tmp_path, "--virtual-mic", "--input-device", "rtvc voice")
     assert named.returncode == 2 and "rtvc would hear itself" in named.stderr, named.stderr
 
