@@ -226,14 +226,16 @@ def test_missing_files_name_the_file_and_the_fix(models, tmp_path):
         with pytest.raises(err, match=match) as e:
             make_voice(load_profile(str(path), models), SR)
         assert str(path) in str(e.value) or err is ModelError, e.value  # a model file's error names that file
-    with pytest.raises(ConfigError, match=r"speaker = 7, but v2f0\.pth has 3 speaker"):
+    with pytest.raises(ConfigError, match=r"'params\.speaker' = 7, but v2f0\.pth has 3 speaker"):
         make_voice(
             load_profile(
                 str(profile(models, "bad", {"path": "v2f0.pth", "content": "hubert.pt"}, {"speaker": 7})), models
             ),
             SR,
         )
-    with pytest.raises(ConfigError, match=r"pitch = 3, but v2nof0\.pth was trained without F0"):  # (it did nothing)
+    with pytest.raises(
+        ConfigError, match=r"'params\.pitch' = 3, but v2nof0\.pth was trained without F0"
+    ):  # (it did nothing)
         make_voice(
             load_profile(
                 str(profile(models, "bad", {"path": "v2nof0.pth", "content": "hubert.pt"}, {"pitch": 3.0})), models
@@ -416,7 +418,7 @@ def test_params_get_shows_the_speakers_the_model_has(models):
     # control for them in params.get, and a change is refused as pitch is on a voice without F0
     assert "index_rate" not in ranges and "protect" not in ranges and "pitch" in ranges, sorted(ranges)
     for name, value in (("index_rate", 0.9), ("protect", 0.1)):
-        with pytest.raises(ConfigError, match=rf"'{name}' = {value:g}, but v2f0\.pth runs without an \.index"):
+        with pytest.raises(ConfigError, match=rf"'params\.{name}' = {value:g}, but v2f0\.pth runs without an \.index"):
             Controller.set_params(host, {name: value}, "t")
     # the settings that say "none" are true here, and taken; a profile that sets them loads as it did (a copy of
     # profiles/rvc-example.toml, whose comments say 0.5 turns protect off)

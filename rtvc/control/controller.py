@@ -305,7 +305,7 @@ class Controller:
                 off = (name, v) in (("index_rate", 0), ("protect", 0.5))  # (the settings that say "none": true here)
                 if name in values and v != now and not off and name != "pitch":  # (pitch: check_params says it)
                     raise ConfigError(
-                        f"params: '{name}' = {v!r}, but {why}, so it does nothing",
+                        f"params: 'params.{name}' = {v!r}, but {why}, so it does nothing",
                         f"leave {name} at {now:g}",
                     )
             narrow = getattr(conv.voice, "param_ranges", None)

@@ -350,13 +350,14 @@ class RvcVoice:
     def check_params(self, params: RvcParams, where: str) -> None:
         if self.f0 is None and params.pitch != 0.0:  # (accepted, it did nothing: the voice follows no pitch)
             raise ConfigError(
-                f"{where}: pitch = {params.pitch:g}, but {self.rvc.path.name} was trained without F0: it takes no"
-                " pitch, so a shift does nothing",
+                f"{where}: 'params.pitch' = {params.pitch:g}, but {self.rvc.path.name} was trained without F0: it"
+                " takes no pitch, so a shift does nothing",
                 "leave pitch at 0, or choose a voice trained with F0 (f0 = 1 in its file)",
             )
         if params.speaker >= self.rvc.n_speakers:
             raise ConfigError(
-                f"{where}: speaker = {params.speaker}, but {self.rvc.path.name} has {self.rvc.n_speakers} speaker(s)",
+                f"{where}: 'params.speaker' = {params.speaker}, but {self.rvc.path.name} has {self.rvc.n_speakers}"
+                " speaker(s)",
                 f"choose a speaker from 0 to {self.rvc.n_speakers - 1}",
             )
 
