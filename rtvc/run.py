@@ -250,7 +250,7 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     if virtual and cfg.audio.virtual_mic:
         print("virtual device: audio.virtual_mic is not used (the virtual device plays no sound out)", file=out)
     elif cfg.audio.virtual_mic:
-        cfg, said = voice_mic.apply(cfg)  # (before PortAudio loads: it must take PipeWire's JACK)
+        cfg, said = voice_mic.apply(cfg, play=True)  # (before PortAudio loads: it must take PipeWire's JACK)
         print(said, file=out)
     engine = build_engine(cfg)
     sr = cfg.audio.samplerate

@@ -463,7 +463,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     if opts.virtual and cfg.audio.virtual_mic:
         log.info("virtual device: audio.virtual_mic is not used (the virtual device plays no sound out)")
     elif cfg.audio.virtual_mic:  # (before PortAudio loads: it must take PipeWire's JACK)
-        cfg, said = voice_mic.apply(cfg, patience_s=0.0 if resumed is None else RESUME_DEVICES_S)
+        cfg, said = voice_mic.apply(cfg, patience_s=0.0 if resumed is None else RESUME_DEVICES_S, play=True)
         log.info("%s", said)
     engine, no_voice = start_engine(cfg) if resumed is None else resumed_engine(cfg, resumed)
     configured = cfg

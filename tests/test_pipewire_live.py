@@ -428,6 +428,50 @@ def test_a_second_rtvc_refuses_to_play_into_the_virtual_microphone_another_plays
     assert "'speakers' plays into it too: the call hears it mixed with rtvc's voice" in said, said[-2000:]
 
 
+def test_two_rtvc_started_at_once_do_not_both_play_into_the_virtual_microphone(pipewire, tmp_path):
+    """Two rtvc with the virtual microphone started in the same instant (a login's service and an autostart): the
+    check above sees another rtvc only once it plays, and both passed it; the call heard both voices summed. One of
+    them plays now; the other refuses, naming the first's process; "rtvc voice" stays one node, played into once."""
+    import subprocess
+    import sys
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rtvc", "run", "--headless", "--duration", "6", "--no-gate",
+             "--profile", str(ROOT / "profiles" / "passthrough.toml"), "--virtual-mic"],
+            env={**pipewire.env, "XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    warm = rtvc_run(pipewire, tmp_path, "--virtual-mic")  # (PipeWire settled, and the node there, as others find it)
+    assert warm.returncode == 0, warm.stdout[-2000:] + warm.stderr[-2000:]
+    runs = [start(), start()]
+    said = [p.communicate(timeout=90)[0] for p in runs]
+    codes = sorted(p.returncode for p in runs)
+    assert codes == [0, 2], "\n----\n".join(s[-1500:] for s in said)
+    refused = said[[p.returncode for p in runs].index(2)]
+    other = runs[[p.returncode for p in runs].index(0)].pid
+    assert f"another rtvc (process {other}) is starting to play into the virtual microphone" in refused or (
+        f"another rtvc, 'rtvc' (process {other}), plays into the virtual microphone" in refused
+    ), refused
+    assert "stop the other rtvc" in refused, refused
+    assert len(voice_mics(pipewire)) == 1, voice_mics(pipewire)
+    # one that holds the claim but plays nothing yet (it is loading its voice): refused, named
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "from rtvc.audio import voice_mic as v; v.claim(); print('held', flush=True); input()"],
+        env=pipewire.env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = rtvc_run(pipewire, tmp_path, "--virtual-mic")
+        assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+        assert f"another rtvc (process {holder.pid}) is starting to play" in second.stderr, second.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert rtvc_run(pipewire, tmp_path, "--virtual-mic").returncode == 0  # (its end lets go of it)
+
+
 def test_the_virtual_microphone_removed_under_serve_is_said_in_status_until_it_is_back(pipewire):
     """`rtvc virtual-mic remove` (or pw-cli destroy rtvc-voice) while serve plays into it: status said `running`
     with no detail while the call heard nothing. It says so now, and the fix; rtvc does not make the node again (its

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import dataclasses
+import fcntl
 import glob
 import json
 import logging
@@ -28,6 +29,7 @@ import subprocess
 import sysconfig
 import time
 from pathlib import Path
+from typing import Any
 
 from rtvc.audio import pipewire
 from rtvc.config import AudioConfig, Config, user_config_dir
@@ -84,12 +86,25 @@ def pipewire_runs() -> str:
 
 def _dump() -> list[dict]:
     """PipeWire's objects (pw-dump); [] when it cannot be asked."""
-    text = _ask(["pw-dump"])
-    try:
-        objects = json.loads(text) if text else []
-    except ValueError:
-        return []
-    return [o for o in objects if isinstance(o, dict) and isinstance(o.get("info"), dict)]
+    return _dump_asked() or []
+
+
+def _dump_asked(tries: int = 3) -> list[dict] | None:
+    """PipeWire's objects (pw-dump); None when it cannot be asked (it failed, or printed no JSON list, `tries` times
+    0.2 s apart: pw-dump fails now and then while the graph changes, as another program's JACK client comes or goes,
+    and a failed look read as "no such node" took the default microphone for missing, or made a second "rtvc
+    voice")."""
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(0.2)
+        text = _ask(["pw-dump"])
+        try:
+            objects = json.loads(text) if text else None
+        except ValueError:
+            continue
+        if isinstance(objects, list):
+            return [o for o in objects if isinstance(o, dict) and isinstance(o.get("info"), dict)]
+    return None
 
 
 def _props(objects: list[dict], kind: str) -> list[dict]:
@@ -236,8 +251,15 @@ def use_pipewire_jack() -> str:
 
 def ensure_node() -> bool:
     """Make the virtual microphone unless PipeWire has it; True when it was made now. DeviceError when PipeWire
-    refuses it, or it does not show its ports within APPEAR_S."""
-    have = [p for p in nodes() if p.get("node.name") == NODE]
+    refuses it, or it does not show its ports within APPEAR_S; also when PipeWire cannot be asked what it has (a
+    failed pw-dump read as "none" made a second node of the name, seen with two rtvc starting under load)."""
+    objects = _dump_asked()
+    if objects is None:
+        raise DeviceError(
+            f"audio.virtual_mic: PipeWire did not say whether it has the node {NODE} (pw-dump failed three times)",
+            "start rtvc again; if it fails again, check PipeWire's log (journalctl --user -u pipewire)",
+        )
+    have = [p for p in _props(objects, "Node") if p.get("node.name") == NODE]
     if have:
         if have[0].get("media.class") != "Audio/Source/Virtual":
             raise DeviceError(
@@ -309,14 +331,17 @@ def check_alone() -> str:
     return f"; {', '.join(_program(p) for p in players)} plays into it too: the call hears it mixed with rtvc's voice"
 
 
-def prepare(audio: AudioConfig) -> tuple[AudioConfig, str]:
+def prepare(audio: AudioConfig, play: bool = False) -> tuple[AudioConfig, str]:
     """With audio.virtual_mic on: PipeWire's JACK loaded, the node there, and the settings rtvc opens its devices
     with (the voice into the node, on JACK; hear-myself on PipeWire's default speakers unless a monitor device is
     named); and a line for the user. DeviceError (nothing made) when PipeWire or its JACK is missing, or another rtvc
-    plays into the node (check_alone)."""
+    plays into the node (check_alone). `play`: this process is to play into it (claim, before the node is made: two
+    made at once would be two nodes of one name)."""
     why = pipewire_runs()
     if why:
         raise DeviceError(f"audio.virtual_mic: {why}", FIX_PIPEWIRE)
+    if play:
+        claim()
     use_pipewire_jack()
     made = ensure_node()
     others = "" if made else check_alone()
@@ -345,16 +370,60 @@ def prepare(audio: AudioConfig) -> tuple[AudioConfig, str]:
     return effective, said
 
 
-def apply(cfg: Config, patience_s: float = 0.0) -> tuple[Config, str]:
+_claim: list[Any] = []  # the open lock file while this process plays into the node (claim)
+
+
+def _claim_path() -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("PIPEWIRE_RUNTIME_DIR")  # (PipeWire's, per user)
+    return Path(runtime or "/tmp") / f"rtvc-voice-{os.getuid()}.lock"
+
+
+def claim() -> None:
+    """This process plays into the virtual microphone, alone: an exclusive lock on a file beside PipeWire's socket
+    (held until the process ends or execs: rtvc.restart takes it again). check_alone sees another rtvc only once it
+    plays (its links); two started in the same instant (a login's service and an autostart) both passed it, and the
+    call heard both voices summed. DeviceError, naming the other's process, while another holds it."""
+    if _claim:
+        return
+    path = _claim_path()
+    try:
+        f = open(path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the file stays open)
+    except OSError as e:
+        raise DeviceError(
+            f"audio.virtual_mic: the lock file {path} cannot be opened ({e.strerror})",
+            f"make {path.parent} writable for this user (XDG_RUNTIME_DIR), or remove {path}",
+        ) from None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip()[:20]
+        f.close()
+        check_alone()  # (one that plays already: named by its node, as ever)
+        raise DeviceError(
+            f"audio.virtual_mic: another rtvc (process {pid or 'unknown'}) is starting to play into the virtual "
+            f"microphone '{LABEL}' (it holds {path}): the call would hear both voices summed, and clipped",
+            "stop the other rtvc (end that process), or run this one without the virtual microphone "
+            "(audio.virtual_mic = false, no --virtual-mic)",
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    _claim.append(f)
+
+
+def apply(cfg: Config, patience_s: float = 0.0, play: bool = False) -> tuple[Config, str]:
     """The config with the virtual microphone's settings, and a line for the user, when audio.virtual_mic is on
     (prepare); as it is, and '', otherwise. `patience_s`: how long to try again (a serve started anew after PipeWire
-    restarted: its session manager may not be up yet)."""
+    restarted: its session manager may not be up yet). `play`: this process is to play into the node (run, serve:
+    claim), not only to list what it would open."""
     if not cfg.audio.virtual_mic:
         return cfg, ""
     deadline = time.monotonic() + patience_s
     while True:
         try:
-            audio, said = prepare(cfg.audio)
+            audio, said = prepare(cfg.audio, play)
         except DeviceError:
             if time.monotonic() >= deadline:
                 raise
