@@ -31,7 +31,7 @@ from rtvc.audio.switch import DeviceSwitcher, describe_follow, following, left_t
 from rtvc.config import AudioConfig, Config, ObsConfig, format_config, read_obs
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
 from rtvc.control.controller import Controller
-from rtvc.control.obs import ObsLink, ObsSettings
+from rtvc.control.obs import ObsLink, ObsSettings, renamed
 from rtvc.control.scenes import SceneVoices
 from rtvc.control.server import ControlServer
 from rtvc.engine import Engine
@@ -220,11 +220,15 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     folder = profiles_dir(cfg)
     voices = SceneVoices(lambda: controller.upcoming, select, lambda p: profile_name(p, folder))
 
+    from_file = dict(scenes)  # [obs.scenes] as config.toml had it last: `scenes` is it with OBS's renames since
+
     def on_scene(scene: str) -> None:
         now = obs_now()  # ([obs.scenes] edited while serve runs: taken at the next cut, as a mended password is)
-        if now is not None and dict(now.scenes) != scenes:
+        if now is not None and dict(now.scenes) != from_file:  # (the file's own table: a rename in OBS is no edit)
+            from_file.clear()
+            from_file.update(now.scenes)
             scenes.clear()
-            scenes.update(now.scenes)
+            scenes.update(renamed(from_file, link.renames))  # (a scene renamed in OBS keeps its voice, as said)
             log.info("[obs.scenes] read again from %s: %d scene(s) mapped", cfg.path, len(scenes))
             for problem in unknown_scene_profiles(dataclasses.replace(cfg, obs=now)):
                 log.warning("%s", problem)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from obs_harness import SCENES, ObsClient, ObsStudio, free_port, running_obs
 
-from rtvc.control.obs import ObsLink, ObsSettings
+from rtvc.control.obs import ObsLink, ObsSettings, renamed
 
 pytestmark = pytest.mark.obs
 
@@ -253,9 +253,12 @@ def test_a_reconnection_to_the_scene_it_had_keeps_the_voice_chosen_since(obs: Ob
         assert [n for t, n in rec.scenes if t >= t_cut] == [], rec.scenes
         assert "OBS program scene still 'Just Chatting': the voice playing stays" in caplog.text
         client.request("SetSceneName", {"sceneName": "Just Chatting", "newSceneName": "Chatting"})
-        renamed = "OBS scene 'Just Chatting' renamed 'Chatting': its voice 'higher' follows it"
-        wait_for(lambda: renamed in caplog.text, "the rename followed and said")  # (said after the dict changes)
+        said = "OBS scene 'Just Chatting' renamed 'Chatting': its voice 'higher' follows it"
+        wait_for(lambda: said in caplog.text, "the rename followed and said")  # (said after the dict changes)
         assert scenes == {"Chatting": "higher", "Gamming": "passthrough"} and link.scene == "Chatting"
+        assert (
+            renamed({"Just Chatting": "higher", "Gamming": "passthrough"}, link.renames) == scenes
+        )  # (serve's re-read)
         client.set_scene("Gaming")
         client.set_scene("Chatting")
         rec.wait_scene("Chatting")
@@ -264,6 +267,20 @@ def test_a_reconnection_to_the_scene_it_had_keeps_the_voice_chosen_since(obs: Ob
         proxy.close()
         with contextlib.suppress(Exception):
             client.request("SetSceneName", {"sceneName": "Chatting", "newSceneName": "Just Chatting"})
+
+
+def test_renames_in_obs_are_applied_to_the_scenes_the_file_maps_now() -> None:
+    """serve reads [obs.scenes] again at each cut: a scene renamed in OBS keeps its voice under its new name over the
+    file's table, edited or not; the file renaming it itself (the fix the log says) is taken as it is, and a name
+    the file maps itself keeps the file's voice."""
+    renames = {"Gaming": "Gaming 3", "Just Chatting": "Chatting", "Starting": "Just Chatting"}  # (in OBS, in turn)
+    file = {"Gaming": "giant", "Just Chatting": "default", "Starting": "higher", "Outro": "passthrough"}
+    now = {"Gaming 3": "giant", "Chatting": "default", "Just Chatting": "higher", "Outro": "passthrough"}
+    assert renamed(file, renames) == now
+    assert renamed({"Gaming": "giant", "Outro": "higher"}, renames) == {"Gaming 3": "giant", "Outro": "higher"}
+    assert renamed({"Gaming 3": "giant"}, renames) == {"Gaming 3": "giant"}
+    assert renamed({"Gaming": "giant", "Gaming 3": "higher"}, renames)["Gaming 3"] == "higher"
+    assert renamed(file, {}) == file
 
 
 def test_a_password_mended_in_the_config_is_tried_at_the_next_retry(obs: ObsStudio, monkeypatch, caplog) -> None:

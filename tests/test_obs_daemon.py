@@ -86,3 +86,45 @@ def test_the_program_scene_selects_the_voice_and_an_obs_restart_is_survived(stud
     assert "[obs.scenes] read again from " in log and "OBS program scene 'Starting': voice 'default'" in log, log
     assert "[obs.scenes] 'Starting' = 'broken': the profile cannot load now:" in log
     assert PASSWORD not in log
+
+
+def test_a_scene_renamed_in_obs_keeps_its_voice_at_the_next_cut_and_after_an_edit_of_the_scenes(studio, daemon):
+    """ "its voice follows it until rtvc restarts": at the next cut serve read [obs.scenes] again, took the table the
+    rename had changed for an edit of the file, put the file's old name back ("read again", the start-up warnings
+    again) and the renamed scene had no voice. An edit of the file meanwhile is taken, and the rename still holds."""
+    rpc = RpcClient(daemon.port, daemon.token())
+    obs = ObsClient(studio.port, PASSWORD)
+    try:
+        wait_until(
+            "the OBS link",
+            lambda: rpc.call("status.get")["control"]["links"].get("obs", {}).get("state") == "connected",
+            15,
+        )
+        obs.set_scene("Just Chatting")
+        wait_until("the voice mapped to 'Just Chatting'", lambda: profile(rpc) == "higher", 10)
+        obs.request("SetSceneName", {"sceneName": "Gaming", "newSceneName": "Gaming 2"})
+        renamed = "OBS scene 'Gaming' renamed 'Gaming 2': its voice 'passthrough' follows it until rtvc restarts"
+        wait_until("the rename said", lambda: renamed in daemon.log(), 10)
+        obs.set_scene("Gaming 2")
+        wait_until("the renamed scene's voice", lambda: profile(rpc) == "passthrough", 10)
+        assert "[obs.scenes] read again" not in daemon.log()  # (nobody edited the file)
+        # [obs.scenes] edited while serve runs: taken, and the scene renamed in OBS keeps its voice under its new name
+        daemon.config.write_text(
+            daemon.config.read_text().replace('"Just Chatting" = "higher"', '"Just Chatting" = "default"')
+        )
+        obs.set_scene("Just Chatting")
+        wait_until("the voice newly mapped to 'Just Chatting'", lambda: profile(rpc) == "default", 10)
+        obs.set_scene("Gaming 2")
+        wait_until("the renamed scene's voice after the edit", lambda: profile(rpc) == "passthrough", 10)
+        obs.request("SetSceneName", {"sceneName": "Gaming 2", "newSceneName": "Gaming 3"})  # (renamed again)
+        obs.set_scene("Just Chatting")
+        wait_until("the voice of 'Just Chatting'", lambda: profile(rpc) == "default", 10)
+        obs.set_scene("Gaming 3")
+        wait_until("the voice of the scene renamed twice", lambda: profile(rpc) == "passthrough", 10)
+    finally:
+        obs.close()
+        rpc.close()
+    log = daemon.log()
+    assert log.count("[obs.scenes] read again from ") == 1, log
+    assert log.count("OBS program scene 'Gaming 2': voice 'passthrough'") == 2, log
+    assert "OBS program scene 'Gaming 3': voice 'passthrough'" in log and "maps none" not in log, log

@@ -82,6 +82,17 @@ class ObsSettings:
         return self.scenes.get(scene)
 
 
+def renamed(table: dict[str, str], renames: dict[str, str]) -> dict[str, str]:
+    """[obs.scenes] as config.toml has it (edited or not since rtvc started), with the scenes renamed in OBS since
+    (ObsLink.renames) under their new names. A name the table maps itself keeps the table's voice."""
+    scenes = {scene: profile for scene, profile in table.items() if renames.get(scene, scene) == scene}
+    for scene, profile in table.items():
+        now = renames.get(scene, scene)
+        if now != scene:
+            scenes.setdefault(now if now not in scenes else scene, profile)
+    return scenes
+
+
 def auth_response(password: str, salt: str, challenge: str) -> str:
     """obs-websocket's answer to a challenge: base64(sha256(base64(sha256(password + salt)) + challenge))."""
     secret = base64.b64encode(hashlib.sha256((password + salt).encode()).digest()).decode()
@@ -111,6 +122,7 @@ class ObsLink:
         self.on_state = on_state  # (given: its owner says each state; the link's own lines go to debug)
         self.reread = reread  # [obs] as config.toml has it now (None: unreadable), asked before a retry
         self.scene: str | None = None  # the program scene last delivered, over reconnections
+        self.renames: dict[str, str] = {}  # a scene's name in OBS when rtvc started -> its name since it was renamed
         self.state = "stopped"
         self.detail = f"OBS link to {settings.address} not started"
         self._lock = threading.Lock()
@@ -311,9 +323,19 @@ class ObsLink:
             )  # fmt: skip
 
     def _renamed(self, old: str, new: str) -> None:
-        """A scene renamed in OBS: its voice follows the new name until rtvc restarts (said, with the fix)."""
+        """A scene renamed in OBS: its voice follows the new name until rtvc restarts (said, with the fix). The rename
+        is kept (self.renames): the owner that reads [obs.scenes] again applies it to the file's table (renamed())."""
+        if not (old and new):
+            return
+        first = next((was for was, now in self.renames.items() if now == old), None)
+        if first is None and old not in self.renames:
+            first = old
+        if first is not None:  # (None: a scene made since under a name renamed away; no name the file had is its)
+            self.renames[first] = new
+            if first == new:  # (renamed back)
+                del self.renames[first]
         scenes = self.settings.scenes  # (the dict the owner maps with: it sees the new name too)
-        if old in scenes and new and new not in scenes:
+        if old in scenes and new not in scenes:
             scenes[new] = scenes.pop(old)
             if self.scene == old:
                 self.scene = new
