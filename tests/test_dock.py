@@ -23,6 +23,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import zlib
@@ -33,6 +34,8 @@ from typing import Any
 import pytest
 from daemon_harness import Daemon, RpcClient, free_port, wait_until
 from websockets.sync.client import connect
+from websockets.sync.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
 CHROMIUM = Path(shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium")  # Debian, Ubuntu
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +68,34 @@ CHROMIUM_FLAGS = (
     f"--window-size={WIDTH},{HEIGHT}",
     "--remote-debugging-port=0",
 )
+
+
+# ---- an OBS that answers ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def obs_stand_in(port: int) -> Iterator[None]:
+    """An obs-websocket 5 server on `port` that asks no password and answers every request (the program scene is
+    "Starting"): enough for rtvc's OBS link to say "connected". tests/test_obs*.py use a real OBS."""
+
+    def session(ws: ServerConnection) -> None:
+        ws.send(json.dumps({"op": 0, "d": {"obsWebSocketVersion": "5.1.0", "rpcVersion": 1}}))  # Hello
+        ws.recv(timeout=5)  # Identify
+        ws.send(json.dumps({"op": 2, "d": {"negotiatedRpcVersion": 1}}))  # Identified
+        for raw in ws:
+            d = json.loads(raw)["d"]
+            data = {"currentProgramSceneName": "Starting", "scenes": [{"sceneName": "Starting"}]}
+            answer = {"requestType": d["requestType"], "requestId": d["requestId"], "responseData": data}
+            ws.send(json.dumps({"op": 7, "d": answer | {"requestStatus": {"result": True, "code": 100}}}))
+
+    with serve(session, "127.0.0.1", port, subprotocols=[Subprotocol("obswebsocket.json")]) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            server.shutdown()
+            thread.join(5)
 
 
 # ---- Chromium over the DevTools protocol ------------------------------------------------------------
@@ -494,6 +525,14 @@ def test_the_dock_shows_the_obs_link_and_why_it_is_down(tmp_path: Path) -> None:
                           mobile=False)  # fmt: skip
                 wide = page.js("[document.documentElement.scrollWidth, document.querySelector('header').scrollWidth]")
                 assert max(wide) <= width, (width, wide)
+            # OBS back: its top bar said "OBS connected" while the message line still said "OBS disconnected: ...
+            # connection refused" until its 12 s were up
+            with obs_stand_in(closed):
+                link = f"[{shown}[1], {DOM_SUMMARY}.error]"
+                _text, error = wait_until(
+                    "OBS connected", lambda: (got := page.js(link))[0] == "OBS connected" and got, 10
+                )
+                assert "OBS disconnected" not in (error or ""), error
         log = d.log()
         assert "[obs.scenes] 'Gaming' = 'broken': the profile cannot load now:" in log and "999" in log, log
         assert "is rtvc's own control port" not in log

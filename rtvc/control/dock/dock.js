@@ -40,6 +40,7 @@
   let errorTimer = null;
   let stickyShown = ""; // the error box's text while no voice plays or the engine is in trouble, else ""
   let obsSaid = ""; // the OBS link's state and why it is down, as the message line said it last
+  let obsShown = ""; // that message as shown, until the link is connected again (then taken off the message line)
 
   // measurements the test reads (ms since navigation start)
   const marks = { firstState: null, connects: 0 };
@@ -366,7 +367,14 @@
     const reason = el.title.split("; retrying in ")[0];
     const trouble = ["disconnected", "auth failed", "stopped"].includes(link.state);
     const said = trouble ? link.state + ": " + reason : "";
-    if (said && said !== obsSaid) showError("OBS " + said + (link.state === "stopped" ? "" : " (rtvc keeps trying)"));
+    if (said && said !== obsSaid) {
+      obsShown = "OBS " + said + (link.state === "stopped" ? "" : " (rtvc keeps trying)");
+      showError(obsShown);
+    } else if (link.state === "connected" && obsShown) {
+      // (it stayed up for the rest of its 12 s under "OBS connected" on the top bar)
+      if (!$("error").hidden && $("error-text").textContent === obsShown) expireError();
+      obsShown = "";
+    }
     obsSaid = said;
   }
 
@@ -387,12 +395,14 @@
     box.hidden = false;
     box.dataset.sticky = sticky ? "1" : "";
     clearTimeout(errorTimer);
-    if (!sticky) {
-      errorTimer = setTimeout(() => {
-        box.hidden = true;
-        if (stickyShown) showError(stickyShown, true); // (an error said meanwhile had taken its place)
-      }, ERROR_MS);
-    }
+    if (!sticky) errorTimer = setTimeout(expireError, ERROR_MS);
+  }
+
+  // an error shown for a while (or no longer true) goes; what holds (stickyShown) comes back in its place
+  function expireError() {
+    clearTimeout(errorTimer);
+    $("error").hidden = true;
+    if (stickyShown) showError(stickyShown, true); // (an error said meanwhile had taken its place)
   }
 
   function hideError(onlySticky) {
