@@ -819,6 +819,46 @@ def test_a_frozen_daemon_shows_no_readings_then_a_lost_link(daemon: Daemon, rpc:
     run(main())
 
 
+def test_a_value_not_sent_to_a_frozen_or_lost_daemon_goes_back_to_the_daemons(daemon: Daemon, rpc: RpcClient) -> None:
+    """A step refused as not sent (the daemon quiet for QUIET_S) stayed on screen as if set: the stepper asked the
+    daemon for its value again, which waited while it was frozen and failed once the link had dropped. It shows
+    the value the daemon's last state said, at once, and so it does for a step while disconnected."""
+    import os
+    import signal
+
+    skew = [0.0]  # the app's clock ahead of time: the daemon's quiet at once, well before its link drops
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()), clock=lambda: time.monotonic() + skew[0])
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            stepper = app.query_one("#p-pitch", Stepper)
+            before = control(rpc)["params"]["pitch"]
+            await until(pilot, "the pitch stepper", lambda: stepper.value == before)
+            stepper.focus()
+            message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+            assert daemon.proc is not None
+            os.kill(daemon.proc.pid, signal.SIGSTOP)
+            try:
+                await pilot.pause(0.2)  # (its last meter event in)
+                skew[0] = QUIET_S + 1
+                await pilot.press("right")
+                await until(pilot, "the step refused", lambda: "params.set: not sent: the daemon" in message())
+                await pilot.pause(0.3)
+                assert stepper.value == before and app.link.state == "connected", (stepper.value, app.link)
+                await until(pilot, "the link dropped", lambda: app.link.state != "connected", timeout=20)
+                await pilot.press("right")
+                await until(pilot, "the step refused", lambda: "params.set: not connected" in message())
+                await pilot.pause(0.3)
+                assert stepper.value == before, stepper.value
+            finally:
+                os.kill(daemon.proc.pid, signal.SIGCONT)
+            await connected(pilot)
+            assert control(rpc)["params"]["pitch"] == before
+
+    run(main())
+
+
 def test_the_voice_list_starts_on_the_active_voice(daemon: Daemon, rpc: RpcClient) -> None:
     """At start nothing was highlighted (the list was filled before the state said which voice plays), so the first
     down-arrow went to the top of the list, not to the voice after the active one."""

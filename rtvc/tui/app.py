@@ -524,13 +524,12 @@ class RtvcApp(VoiceListMixin, App[None]):
         name = event.stepper.spec.name
         try:
             await self._call("params.set", values={name: event.value})
-        except CallError:  # refused (out of the voice's range, a voice loading): show the daemon's value again
-            try:
-                now = await self.client.call("params.get") if self.client is not None else None
-            except CallError:
-                return
-            if now and name in now["values"]:
-                event.stepper.value = now["values"][name]
+        except CallError:  # refused (out of the voice's range, a voice loading, not sent): the daemon's value again
+            # (as its last state said: asking it with params.get failed while disconnected and waited while it was
+            # frozen, and the refused value stayed on screen as if it had been set)
+            now = self.state.get("params") or {}
+            if name in now:
+                event.stepper.value = now[name]
 
     async def action_toggle(self, what: str) -> None:
         try:
