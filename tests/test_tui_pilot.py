@@ -1250,6 +1250,41 @@ def test_typing_into_a_stepper_says_what_it_did_and_a_long_value_stays_in_its_bo
     run(main())
 
 
+def test_a_click_on_the_bar_sets_a_value_on_the_steps_grid() -> None:
+    """A click on the pitch bar set -1.92, -0.96 or 0.96 st (the column's share of the range, never rounded), and
+    the scroll's steps after it kept the offset. Every column sets a whole step, within the range; its ends too."""
+    from textual.app import App
+
+    from rtvc.tui.stepper import Spec
+
+    got: list[float] = []
+
+    class Host(App):
+        def compose(self):
+            yield Stepper(Spec("pitch", -24.0, 24.0, 1.0, 12.0, unit="st"), -4.0, id="pitch")
+            yield Stepper(Spec("formant", -12.0, 12.0, 0.5, 3.0, unit="st"), 0.0, id="formant")
+
+        def on_stepper_changed(self, event: Stepper.Changed) -> None:
+            got.append(event.value)
+
+    async def main() -> None:
+        app = Host()
+        async with app.run_test(size=(80, 4)) as pilot:
+            for name, step in (("pitch", 1.0), ("formant", 0.5)):
+                drawn = screen_text(app).splitlines()[0 if name == "pitch" else 1]
+                a, b = drawn.index("◀") + 2, drawn.index("▶") - 1
+                stepper = app.query_one(f"#{name}", Stepper)
+                seen = []
+                for x in range(a, b):
+                    await pilot.click(f"#{name}", offset=(x, 0))
+                    seen.append(stepper.value)
+                off = [v for v in seen if abs(v / step - round(v / step)) > 1e-9 or not -24 <= v <= 24]
+                assert not off and seen[0] == stepper.spec.lo and seen[-1] == stepper.spec.hi, (name, seen)
+            assert got
+
+    run(main())
+
+
 def test_while_not_connected_the_daemons_last_state_is_dimmed_and_nothing_is_offered_to_save() -> None:
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", free_port(), "t"))

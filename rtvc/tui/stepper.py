@@ -46,6 +46,11 @@ class Spec:
         # + 0.0: -0 is 0, not a change to -0.0 that sounds the same)
         return math.floor(v + 0.5) if self.integer else round(v, DECIMALS) + 0.0
 
+    def snap(self, v: float) -> float:
+        """The step nearest v, counted from lo (the grid the steps walk on from either end of a range that is whole
+        steps long), within the range."""
+        return self.clamp(self.lo + round((v - self.lo) / self.step) * self.step) if self.step > 0 else self.clamp(v)
+
     def show(self, v: float) -> str:
         """The value as the daemon holds it: the step's decimals, more where it has them (-4.25 typed is not
         -4.2 on screen), to DECIMALS."""
@@ -186,7 +191,8 @@ class Stepper(Widget, can_focus=True):
             self.action_step(1)
         elif a <= event.x < b and self._has_bar():
             s = self.spec
-            self._user_set(s.lo + (s.hi - s.lo) * (event.x - a) / max(1, b - a - 1))
+            # (on the step's grid: a click set -1.92 or 0.96 st, and a scroll then stepped with the offset)
+            self._user_set(s.snap(s.lo + (s.hi - s.lo) * (event.x - a) / max(1, b - a - 1)))
         self.focus()
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
