@@ -276,6 +276,11 @@ def test_learning_the_room_from_the_tui_says_what_it_heard(daemon: Daemon, rpc: 
             await until(pilot, "the learning said", lambda: "listening to the room for 2 s" in screen_text(app))
             await until(pilot, "the refusal", lambda: "more than a room" in screen_text(app), timeout=15)
             assert control(rpc)["gate"] == {"on": True, "threshold_db": -60.0, "hold_ms": 200.0}
+            # G twice: the second cancelled the first (its answer lost) and the daemon's refusal of it stayed
+            await pilot.press("G", "G")
+            await until(pilot, "learning already said", lambda: "listening to the room already" in screen_text(app))
+            await until(pilot, "the first's answer", lambda: "more than a room" in screen_text(app), timeout=15)
+            assert "being learnt already" not in screen_text(app)
 
     run(main())
 

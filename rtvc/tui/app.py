@@ -125,6 +125,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._no_voice_said: str | None = None  # why no voice plays, as the message line said it last
         self._gate_calls = 0  # gate.set calls out: a quick gate step starts from _gate_sent, not the state shown
         self._gate_sent: float | None = None
+        self._learning = False  # a gate.learn call is out (G)
         self.voices: list[dict[str, Any]] = []
         self.ranges: dict[str, dict[str, Any]] = {}
         self.talking = False
@@ -558,15 +559,22 @@ class RtvcApp(VoiceListMixin, App[None]):
             if not got["on"]:  # (the gate line shows no threshold while the gate is off)
                 self.show_message(f"noise gate threshold {got['threshold_db']:g} dBFS (the gate is off: g turns it on)")
 
-    @work(group="learn", exclusive=True, exit_on_error=False)
+    @work(group="learn", exit_on_error=False)
     async def action_learn_gate(self) -> None:
         """gate.learn: the daemon listens for LEARN_S while the user is quiet, then sets the gate from the room (a
-        worker: the meters and keys carry on meanwhile)."""
+        worker: the meters and keys carry on meanwhile). A second G meanwhile is said here and sends nothing (an
+        exclusive worker cancelled the first, whose answer was lost, and the daemon's refusal of the second stayed)."""
+        if self._learning:
+            self.show_message(f"listening to the room already: its answer comes within {LEARN_S:g} s")
+            return
         self.show_message(f"listening to the room for {LEARN_S:g} s: be quiet ...")
+        self._learning = True
         try:
             got = await self._call("gate.learn", seconds=LEARN_S)
         except CallError:
             return
+        finally:
+            self._learning = False
         self.state = {**self.state, "gate": {k: got[k] for k in ("on", "threshold_db", "hold_ms")}}
         self.query_one("#gate", GateLine).set_settings(self.state["gate"])
         room = "digital silence" if got["room_db"] <= -120 else f"{got['room_db']:g} dBFS at its loudest"
