@@ -308,6 +308,34 @@ def test_gate_keys_switch_it_and_move_its_threshold(daemon: Daemon, rpc: RpcClie
         rpc.call("gate.set", on=True, threshold_db=-60.0)
 
 
+def test_the_output_silent_warning_shows_on_a_narrow_terminal_and_with_a_long_label(
+    daemon: Daemon, rpc: RpcClient
+) -> None:
+    """ "OUTPUT SILENT" came after the voice's label on its one row: at 60x20 with push-to-talk on it was gone, at
+    100x30 muted with a long label only "OUTPUT" showed. It comes first."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=(60, 20)) as pilot:
+            await connected(pilot)
+            await pilot.press("t")
+            await until(pilot, "push-to-talk on", lambda: control(rpc)["ptt"]["mode"] and control(rpc)["silent"])
+            await until(pilot, "the warning whole", lambda: "OUTPUT SILENT" in screen_text(app))
+        rpc.call("ptt.mode", on=False)
+        rpc.call("profiles.save", name="longlabel", label="Many voice number 01 with a long label", overwrite=True)
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await until(pilot, "the long label", lambda: "Many voice number 01 with" in screen_text(app))
+            await pilot.press("m")
+            await until(pilot, "the warning whole", lambda: "OUTPUT SILENT" in screen_text(app))
+
+    try:
+        run(main())
+    finally:
+        (daemon.root / "profiles" / "longlabel.toml").unlink(missing_ok=True)
+
+
 def test_the_device_picker_reads_the_list_again_on_r(daemon: Daemon, rpc: RpcClient) -> None:
     """`d` lists the daemon's devices; `r` there has the daemon read the system's list again (devices.list with
     rescan) and shows the new list."""

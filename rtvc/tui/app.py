@@ -368,9 +368,11 @@ class RtvcApp(VoiceListMixin, App[None]):
         if "gate" in st:
             self.query_one("#gate", GateLine).set_settings(st["gate"])
         loading = f"  loading '{st['loading']}'…" if st.get("loading") else ""
-        silent = ("  ", (" OUTPUT SILENT ", "reverse yellow")) if st.get("silent") else ()
+        # the warning first: after the voice's label on a row of its own (height 1) a long label or a narrow terminal
+        # cut it off ("OUTPUT" at 100 columns, nothing at 60 with push-to-talk)
+        silent = ((" OUTPUT SILENT ", "reverse yellow"), "  ") if st.get("silent") else ()
         # the daemon's words are text, not markup: a label "Miku [JP]" showed as "Miku ", and "[/v2]" crashed
-        self.query_one("#voice", Static).update(Content.assemble(st["voice"], loading, *silent))
+        self.query_one("#voice", Static).update(Content.assemble(*silent, st["voice"], loading))
         if params:
             for s in self.query(Stepper):
                 if s.spec.name in st["params"]:  # (while typing too: the typed text shows on top of it)
