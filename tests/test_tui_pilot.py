@@ -21,7 +21,7 @@ from tui_screen import screen_text
 from rtvc.control.auth import load_or_create_token
 from rtvc.control.rpc import AUTH_TIMEOUT_S
 from rtvc.tui.app import QUIET_S, RtvcApp
-from rtvc.tui.client import Endpoint
+from rtvc.tui.client import CallError, Endpoint
 from rtvc.tui.screens import DeviceScreen, HelpScreen, SaveScreen
 from rtvc.tui.stepper import Stepper
 from rtvc.tui.toggle import Toggle
@@ -1347,6 +1347,15 @@ def test_a_daemon_with_no_voice_says_why_and_a_voice_picked_in_the_list_plays(tm
                 await until(pilot, "no voice said", lambda: all(s in screen_text(app) for s in said))
                 message = " ".join(str(app.query_one("#message").render()).split())
                 assert "'params.pitch' = 99.0" in message and "pick a voice in the list (Enter)" in message, message
+                # s: said at once (it offered to save "the active profile 'None'"); the daemon's refusal of a save names
+                # its method once ("profiles.save: profiles.save: no voice plays")
+                await pilot.press("s")
+                await until(pilot, "nothing to save", lambda: "no voice plays: nothing to save" in screen_text(app))
+                assert not isinstance(app.screen, SaveScreen)
+                with pytest.raises(CallError):
+                    await app._call("profiles.save", name="x")
+                message = " ".join(str(app.query_one("#message").render()).split())
+                assert message.startswith("✖ profiles.save: no voice plays (") and message.count("profiles.save") == 1
                 await pilot.press("slash", *"high", "enter")
                 await pilot.press("enter")
                 await until(pilot, "the voice selected", lambda: control(rpc)["profile"] == "higher")

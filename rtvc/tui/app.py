@@ -620,6 +620,9 @@ class RtvcApp(VoiceListMixin, App[None]):
         if self.link.state != "connected":  # (it offered to save "the active profile ''")
             self.show_message("not connected to the daemon: nothing to save", error=True)
             return
+        if self.state.get("no_voice"):  # (it offered to save "the active profile 'None'", which the daemon refused)
+            self.show_message("no voice plays: nothing to save (pick a voice in the list first: Enter)", error=True)
+            return
 
         async def save(picked: tuple[str, bool] | None) -> None:
             if picked:
@@ -631,7 +634,7 @@ class RtvcApp(VoiceListMixin, App[None]):
                 self.show_message(f"{'replaced' if overwrite else 'saved'} profile '{name}' ({got['path']})")
 
         taken = {v["name"] for v in self.voices}
-        self.push_screen(SaveScreen(self.state.get("profile", ""), taken), save)
+        self.push_screen(SaveScreen(self.state.get("profile") or "", taken), save)
 
     @work(group="devices", exclusive=True, exit_on_error=False)
     async def action_devices(self) -> None:

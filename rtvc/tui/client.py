@@ -74,7 +74,9 @@ class CallError(Exception):
     """A request the daemon refused (its message says why), or could not send (not connected)."""
 
     def __init__(self, method: str, code: int, message: str):
-        super().__init__(f"{method}: {message}")
+        # the method named once: the daemon's own message may start with it ("profiles.save: no voice plays"), as
+        # `rtvc ctl` says it
+        super().__init__(message if message.startswith(f"{method}:") else f"{method}: {message}")
         self.method = method
         self.code = code
         self.message = message
