@@ -1153,6 +1153,34 @@ def test_a_long_voice_label_takes_one_row_cut_with_an_ellipsis(daemon: Daemon, r
         (daemon.root / "profiles" / "longlabel.toml").unlink(missing_ok=True)
 
 
+def test_voice_labels_that_differ_past_the_lists_width_show_as_different_rows(daemon: Daemon, rpc: RpcClient) -> None:
+    """45 profiles labelled "Many voice number NN with a long label" at 80x24: every row read "Many voice num…" (cut at
+    its end). The cut leaves where a label differs from the others in view; a label that differs early is cut at
+    its end as before."""
+    folder = daemon.root / "profiles"
+    names = [f"many{i:02}" for i in range(45)]
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await connected(pilot)
+            for i, name in enumerate(names):
+                label = f"Many voice number {i:02} with a long label"
+                (folder / f"{name}.toml").write_text(f'label = "{label}"\nvoice = "pitch"\n[params]\npitch = 3.0\n')
+            await until(pilot, "the profiles listed", lambda: len(app.voices) >= 45, timeout=10)
+            await until(pilot, "their rows", lambda: "Many" in screen_text(app))
+            listed = [ln.split("│")[0].strip() for ln in screen_text(app).splitlines() if "│" in ln]
+            rows = [ln for ln in listed if ln.startswith("Many")]
+            assert len(rows) > 5 and len(set(rows)) == len(rows), listed
+            assert all(f"{i:02}" in row for i, row in enumerate(rows)), rows
+
+    try:
+        run(main())
+    finally:
+        for name in names:
+            (folder / f"{name}.toml").unlink(missing_ok=True)
+
+
 def test_a_refused_value_is_said_until_the_next_action_that_works_and_values_show_as_the_daemon_holds_them(
     daemon: Daemon, rpc: RpcClient
 ) -> None:

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from textual import work
 from textual.content import Content
+from textual.css.styles import RulesMap
+from textual.strip import Strip
+from textual.style import Style
+from textual.visual import RenderOptions, Visual
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
@@ -42,7 +47,57 @@ def _mark(voice: dict[str, Any], profile: str | None) -> str:
     return "▶✖ " if active and broken else "▶ " if active else "✖ " if broken else "  "
 
 
+def _differs_at(label: str, labels: list[str]) -> int:
+    """Where the label first differs from the others': the length of the longest start it shares with one."""
+    shared = 0
+    for other in labels:
+        if other != label:
+            n = min(len(label), len(other))
+            shared = max(shared, next((i for i in range(n) if label[i] != other[i]), n))
+    return shared
+
+
+class VoiceRow(Visual):
+    """A voice's row: its mark, then its label cut to the list's width (known only as the row is drawn) where the
+    cut leaves the point where it differs from the other labels in view. Cut at its end alone, 45 labels "Many voice
+    number NN with a long label" all read "Many voice num…" at 80 columns; this one reads "Many…mber 07 wit…"."""
+
+    HEAD = 4  # the label's start kept before the cut, for what it is about
+
+    def __init__(self, mark: str, label: str, differs_at: int):
+        self.mark, self.label, self.differs_at = mark, label, differs_at
+
+    def __str__(self) -> str:
+        return self.mark + self.label
+
+    def cut(self, width: int) -> str:
+        label, room = self.label, width - cell_len(self.mark)
+        fits = cell_len(label) <= room or self.differs_at < room - 1  # (the end's ellipsis leaves the difference be)
+        if fits or room < 3 * self.HEAD or len(label) != cell_len(label):  # (or too narrow; or wide characters)
+            return str(self)
+        rest = room - self.HEAD - 1  # after the head and its "…"
+        start = max(self.HEAD, min(self.differs_at - rest // 2, len(label) - rest))  # (the difference in the middle)
+        tail = label[start : start + rest]
+        if start + rest < len(label):
+            tail = tail[:-1] + "…"
+        return f"{self.mark}{label[: self.HEAD]}…{tail}"
+
+    def render_strips(self, width: int, height: int | None, style: Style, options: RenderOptions) -> list[Strip]:
+        return Content(self.cut(width)).render_strips(width, height, style, options)  # (a label is text, not markup)
+
+    def get_optimal_width(self, rules: RulesMap, container_width: int) -> int:
+        return cell_len(str(self))
+
+    def get_height(self, rules: RulesMap, width: int) -> int:
+        return 1
+
+
 class VoiceListMixin:
+    def _voice_row(self, voice: dict[str, Any], profile: str | None) -> VoiceRow:
+        label = voice.get("label") or voice["name"]
+        labels = [v.get("label") or v["name"] for v in self.voices]
+        return VoiceRow(_mark(voice, profile), label, _differs_at(label, labels))
+
     def _fill_voice_list(self) -> None:
         needle = self.query_one("#filter", Input).value.strip().lower()
         ol = self.query_one("#voices", OptionList)
@@ -53,8 +108,7 @@ class VoiceListMixin:
             label = v.get("label") or v["name"]
             if needle and needle not in label.lower() and needle not in v["name"].lower():
                 continue
-            text = f"{_mark(v, self.state.get('profile'))}{label}"
-            ol.add_option(Option(Content(text), id=v["name"], disabled=False))  # (a label is text, not markup)
+            ol.add_option(Option(self._voice_row(v, self.state.get("profile")), id=v["name"], disabled=False))
         self._mark_active(self.state.get("profile"))
         # the cursor stays where it was (a list refilled on every voice change lost it: the next down-arrow
         # started from the top, and Enter picked another voice than meant); else on the active voice
@@ -70,9 +124,9 @@ class VoiceListMixin:
         for i in range(ol.option_count):
             opt = ol.get_option_at_index(i)
             v = by_name.get(opt.id or "", {"name": opt.id})
-            text = f"{_mark(v, profile)}{v.get('label') or v['name']}"
-            if str(opt.prompt) != text:  # (Content again: a string would be read as markup)
-                ol.replace_option_prompt_at_index(i, Content(text))
+            row = self._voice_row(v, profile)
+            if str(opt.prompt) != str(row):  # (a row again: a string would be read as markup)
+                ol.replace_option_prompt_at_index(i, row)
 
     def on_key(self, event: Any) -> None:
         if event.key == "escape" and self.focused is self.query_one("#filter", Input):
