@@ -441,8 +441,9 @@ def test_errors_are_shown_not_raised(daemon: Daemon, rpc: RpcClient, tmp_path: P
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, "the wrong token", lambda: app.link.state == "unauthorized")
             await until(pilot, "its message", lambda: "wrong token" in screen_text(app))
-            # not tried again by itself (a wrong token stays wrong): said how to try again
-            assert "r tries again" in " ".join(str(app.query_one("#message").render()).split())
+            # not tried again by itself (a wrong token stays wrong): said what to do (r sends the same token again)
+            said = " ".join(str(app.query_one("#message").render()).split())
+            assert "run with its token (`rtvc token` on its machine prints it)" in said and "r tries" not in said, said
             await pilot.press("m")  # no crash: the refusal is a message
             await until(pilot, "not connected", lambda: "not connected" in screen_text(app))
         assert control(rpc)["mute"] is False
@@ -550,6 +551,24 @@ def test_follows_a_token_renewed_in_the_token_file(daemon: Daemon) -> None:
                 fresh.call("mute.set", on=False)
             finally:
                 fresh.close()
+
+    run(main())
+
+
+def test_a_token_given_with_the_option_and_renewed_says_to_run_with_the_new_one(daemon: Daemon) -> None:
+    """`rtvc tui --token T`, then `rtvc token --new`: the message said "r tries again (the token file mended, ...)",
+    which never works with a token given on the command line."""
+    path = daemon.xdg / "rtvc" / "token"
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await asyncio.to_thread(load_or_create_token, path, True)
+            await until(pilot, "the wrong token", lambda: app.link.state == "unauthorized")
+            said = " ".join(str(app.query_one("#message").render()).split())
+            assert "the token given with --token is not (or no longer) the daemon's" in said, said
+            assert "r tries again" not in said, said
 
     run(main())
 

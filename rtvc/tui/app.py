@@ -227,7 +227,11 @@ class RtvcApp(VoiceListMixin, App[None]):
         if ended:
             self.show_message(f"the daemon that `rtvc run` started {ended}: q quits and prints its log", error=True)
         elif link.state == "unauthorized" and link.detail.startswith("wrong token"):  # (not tried on a timer)
-            self.show_message(f"{link.detail}; r tries again (the token file mended, or run with --token)", True)
+            if self.endpoint is not None and self.endpoint.token_file is None:  # (--token: r sends the same one again)
+                self.show_message(f"{link.detail}; the token given with --token is not (or no longer) the daemon's: run"
+                                  " with its token (`rtvc token` on its machine prints it)", True)  # fmt: skip
+            else:
+                self.show_message(f"{link.detail}; r tries again (the token file mended, or run with --token)", True)
         elif link.state in ("disconnected", "unauthorized"):  # (unauthorized too: an address that is none)
             self.show_message(link.detail, error=True)
         elif link.state == "connected" and before.state != "connected":
