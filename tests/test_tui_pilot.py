@@ -625,6 +625,33 @@ def test_the_device_picker_names_a_device_by_name_unless_it_has_a_twin() -> None
     run(main())
 
 
+def test_the_device_pickers_hints_stay_in_view_on_a_small_terminal() -> None:
+    """At 40x15 the list took its whole height and "Enter switches / Esc closes / r looks again" were below the
+    dialog's bottom; the list scrolls instead."""
+    from textual.app import App
+
+    def dev(i: int) -> dict[str, Any]:
+        return {"index": i, "name": f"Device {i}", "host_api": "ALSA", "max_input": 1, "max_output": 1}
+
+    listing = {"devices": [dev(i) for i in range(6)], "switchable": True,
+               "in_use": {"virtual": True, "clip": "speech.wav"}}  # fmt: skip
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(DeviceScreen(listing))
+
+    async def main() -> None:
+        app = Host()
+        async with app.run_test(size=(40, 15)) as pilot:
+            await until(pilot, "the picker", lambda: isinstance(app.screen, DeviceScreen))
+            await until(pilot, "the list", lambda: "Device 0" in screen_text(app))
+            await pilot.pause(0.2)
+            text = " ".join(screen_text(app).split())
+            assert "Enter switches" in text and "Esc closes" in text and "r looks again" in text, screen_text(app)
+
+    run(main())
+
+
 def test_the_device_picker_says_which_jack_programs_rtvc_waits_for() -> None:
     """Under JACK, a program connected to rtvc that closed is waited for (in_use.waiting): the picker says so."""
     from textual.app import App

@@ -196,6 +196,24 @@ class DeviceScreen(Modal):
             gap = " (the audio stops for a moment)" if self.listing.get("switchable") else ""
             yield Label(f"r looks again for devices plugged in since rtvc started{gap}.", classes="hint")
 
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """The list as tall as the box leaves it (the box: 90% of the screen, less its border and the lines around
+        the list, as they wrap), so the hints under it stay on screen and the list scrolls (at 40x15 the list took
+        its whole height and "Enter switches / Esc closes / r looks again" were off the box's bottom)."""
+        found = self.query("#devices")
+        if not found:
+            return
+        devices = found.first(OptionList)
+        box = self.query_one(Vertical)
+        around = sum(w.outer_size.height for w in box.children if w is not devices)
+        devices.styles.max_height = max(3, min(16, self.size.height * 9 // 10 - 2 - around))
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         kind, _, index = (event.option.id or "").partition(":")
         self.dismiss((kind, index))
