@@ -30,7 +30,7 @@ from rtvc.audio.jack_probe import GONE, WITHOUT, jack_server
 from rtvc.audio.switch import DeviceSwitcher, describe_follow, following, left_to_default
 from rtvc.config import AudioConfig, Config, ObsConfig, format_config, read_obs
 from rtvc.control.auth import connect_host, load_or_create_token, token_path
-from rtvc.control.controller import Controller
+from rtvc.control.controller import Controller, Superseded
 from rtvc.control.obs import ObsLink, ObsSettings, renamed
 from rtvc.control.scenes import SceneVoices
 from rtvc.control.server import ControlServer
@@ -208,17 +208,21 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
 
     scene_of: dict[str, str] = {}  # profile -> the scene that asked for it last (said where its load fails)
 
-    def select(profile: str) -> None:
+    def select(profile: str, intent: int | None) -> None:
+        scene = f" for OBS scene {scene_of[profile]!r}" if profile in scene_of else ""
         try:
-            controller.select_voice(
-                profile, "obs", f" for OBS scene {scene_of[profile]!r}" if profile in scene_of else ""
-            )
+            controller.select_voice(profile, "obs", scene, intent=intent)
+        except Superseded as e:  # (a client selected another voice after the cut: it plays)
+            log.info("%s", str(e).replace("was not loaded", f"{scene} was not loaded", 1))
         except RtvcError:
             pass  # the controller's event carries the error; the serve log prints it
 
-    # a model loads for seconds: not on the link's thread, which must keep reading OBS; the latest scene wins
+    # a model loads for seconds: not on the link's thread, which must keep reading OBS; the latest scene wins, and
+    # a cut wins over a client's select made before it (Controller.intend)
     folder = profiles_dir(cfg)
-    voices = SceneVoices(lambda: controller.upcoming, select, lambda p: profile_name(p, folder))
+    voices = SceneVoices(
+        lambda: controller.upcoming, select, lambda p: profile_name(p, folder), lambda p: controller.intend(p, "obs")
+    )
 
     from_file = dict(scenes)  # [obs.scenes] as config.toml had it last: `scenes` is it with OBS's renames since
 

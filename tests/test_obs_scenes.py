@@ -18,7 +18,7 @@ class SlowVoices:
         self.lock = threading.Lock()
         self.started = threading.Event()
 
-    def select(self, name: str) -> None:
+    def select(self, name: str, intent: int | None = None) -> None:
         with self.lock:
             self.started.set()
             time.sleep(self.seconds)
@@ -83,7 +83,10 @@ def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_pa
         def upcoming(self) -> str:  # (no load under way here)
             return self.profile
 
-        def select_voice(self, name: str, by: str, why: str = "") -> None:
+        def intend(self, name: str, by: str) -> int:
+            return 0
+
+        def select_voice(self, name: str, by: str, why: str = "", intent: int | None = None) -> None:
             self.selected.append(name)
             self.profile = profile_name(name, profiles_dir(cfg))  # (as rtvc.control.controller names it)
 
@@ -145,7 +148,7 @@ def test_a_scene_cut_during_a_voice_picked_by_hand_loading_ends_on_the_scenes_vo
     for scene_voice, ends, loads in (("higher", "higher", ["deeper", "higher"]), ("deeper", "deeper", ["deeper"])):
         c.select_voice("default", "reset")
         built.clear()
-        scenes = SceneVoices(lambda: c.upcoming, lambda p: c.select_voice(p, "obs"))
+        scenes = SceneVoices(lambda: c.upcoming, lambda p, i: c.select_voice(p, "obs", intent=i))
         picked = threading.Thread(target=c.select_voice, args=("deeper", "client 1"))
         picked.start()
         deadline = time.monotonic() + 5
@@ -156,6 +159,66 @@ def test_a_scene_cut_during_a_voice_picked_by_hand_loading_ends_on_the_scenes_vo
         picked.join(10)
         settle(scenes)
         assert c.profile == ends and built == loads, (scene_voice, c.profile, built)
+
+
+def test_a_scene_cut_wins_over_a_client_select_made_before_it_and_a_select_after_it_wins(tmp_path, monkeypatch):
+    """The latest voice asked for plays, whoever asked. A client's select waiting for a load (the dock, rtvc ctl,
+    a Stream Deck) and an OBS cut made after it queued apart, each for the one load under way, and the later to get
+    its turn played: the stream sat on "Just Chatting" with the voice of a click made before the cut. A select made
+    during a scene's load was refused (-32005) where README says it waits. With the real controller, loads slow."""
+    import rtvc.run
+    from rtvc.config import load_config
+    from rtvc.control.controller import Controller, Superseded
+
+    (tmp_path / "profiles").mkdir()
+    for name, pitch in (("default", -4.0), ("higher", 4.0), ("deeper", -8.0), ("chipmunk", 9.0)):
+        (tmp_path / "profiles" / f"{name}.toml").write_text(f'voice = "pitch"\n[params]\npitch = {pitch}\n')
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "deeper"\n')
+    cfg = load_config(tmp_path / "config.toml")
+    c = Controller(cfg, rtvc.run.build_engine(cfg), "deeper")
+    real = rtvc.run.build_converter
+    monkeypatch.setattr(rtvc.run, "build_converter", lambda cfg, name: (time.sleep(0.6), real(cfg, name))[1])
+    scenes = SceneVoices(
+        lambda: c.upcoming, lambda p, i: c.select_voice(p, "obs", intent=i), intend=lambda p: c.intend(p, "obs")
+    )
+
+    def loading(name: str) -> None:
+        deadline = time.monotonic() + 5
+        while c.loading != name:
+            assert time.monotonic() < deadline, c.loading
+            time.sleep(0.01)
+
+    def client_select(name: str, out: list) -> threading.Thread:
+        intent = c.intend(name, "client 3")  # (as voices.select takes it when the request comes)
+
+        def run() -> None:
+            try:
+                out.append(c.select_voice(name, "client 3", intent=intent)["profile"])
+            except Superseded as e:
+                out.append(str(e))
+
+        t = threading.Thread(target=run)
+        t.start()
+        return t
+
+    got: list = []
+    first = client_select("higher", got)  # loading
+    loading("higher")
+    second = client_select("chipmunk", got)  # waits for that load
+    time.sleep(0.1)
+    scenes.request("default")  # the cut, after the click: it wins
+    for t in (first, second):
+        t.join(10)
+    settle(scenes)
+    assert c.profile == "default", (c.profile, got)
+    assert got[0] == "higher" and "voice 'chipmunk' was not loaded: an OBS scene asked for voice 'default'" in got[1]
+    # a select made while a scene's voice loads waits for it, and plays after it
+    scenes.request("higher")
+    loading("higher")
+    after: list = []
+    client_select("deeper", after).join(10)
+    settle(scenes)
+    assert after == ["deeper"] and c.profile == "deeper", (after, c.profile)
 
 
 def test_obs_pointed_at_rtvcs_own_control_port_is_said(tmp_path, caplog):

@@ -47,6 +47,10 @@ class LearnBusy(RtvcError):
     """gate.learn while another listens to the room."""
 
 
+class Superseded(RtvcError):
+    """A voice select overtaken before its load began: another voice was asked for after it (Controller.intend)."""
+
+
 class NoVoiceError(RtvcError):
     """A request that needs a voice (params.set, profiles.save) while none plays (Controller.no_voice)."""
 
@@ -117,6 +121,9 @@ class Controller:
         self._listeners: list[Listener] = []
         self.loading: str | None = None
         self.loading_by = ""  # who asked for the voice loading (a client, "obs", "profiles")
+        # each voice asked for (a client's select, an OBS scene's) in the order asked: the latest wins over one
+        # asked before it whose load has not begun (intend; select_voice)
+        self._intent: tuple[int, str, str] = (0, "", "")  # (its number, the profile's name, by whom)
         # the voice played before this one, kept loaded for a quick switch back: (converter_key, converter, label)
         self._kept: tuple[tuple, StreamingConverter, str] | None = None
         self._key: tuple | None = None  # converter_key of the voice that plays (None: not known)
@@ -218,17 +225,34 @@ class Controller:
         return ranges
 
     # -- changing -----------------------------------------------------------------------------------
-    def select_voice(self, name: str, by: str, why: str = "", only_if_no_voice: bool = False) -> dict[str, Any]:
+    def intend(self, name: str, by: str) -> int:
+        """A voice asked for now (a client's voices.select, an OBS scene cut), before its load waits its turn: its
+        number for select_voice. The latest wins: a select for another voice asked before it, whose load has not
+        begun, is Superseded. Requests from the clients and from OBS queued apart, each waiting for the one load
+        under way, and the later to get its turn played: a scene cut lost to a select made before it."""
+        with self._lock:
+            number = self._intent[0] + 1
+            self._intent = (number, profile_name(name, self.profiles_dir), by)
+            return number
+
+    def select_voice(
+        self, name: str, by: str, why: str = "", only_if_no_voice: bool = False, intent: int | None = None
+    ) -> dict[str, Any]:
         """Load a profile (seconds, for a model voice) and switch to it; on any error nothing changes. The voice
         played before is kept loaded: selecting it again, unchanged (its profile, its model files, the stream
         settings: run.converter_key), takes it back at once, from a clean start and the profile's parameters.
-        `why`: what asked for it, in the error a failed load says (" for OBS scene 'Gaming'")."""
+        `why`: what asked for it, in the error a failed load says (" for OBS scene 'Gaming'"). `intent`: its number
+        from intend: Superseded, nothing loaded, where another voice was asked for since."""
         from rtvc.run import build_converter, converter_key
 
         with self._load_lock:
             with self._lock:
                 if self.closed:
                     raise RtvcError(f"rtvc is stopping: voice '{name}' not loaded")
+                latest, latest_name, latest_by = self._intent
+                if intent is not None and intent < latest and latest_name != profile_name(name, self.profiles_dir):
+                    asker = "an OBS scene" if latest_by == "obs" else f"client {latest_by}"
+                    raise Superseded(f"voice '{name}' was not loaded: {asker} asked for voice '{latest_name}' after it")
                 if only_if_no_voice and not self.no_voice:  # (a voice was selected while this waited: it stays)
                     return self.state()
                 self.loading, self.loading_by = name, by

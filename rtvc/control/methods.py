@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from rtvc.audio.switch import AudioLost
 from rtvc.config import GateConfig, device_name_ok
-from rtvc.control.controller import Controller, LearnBusy, NoVoiceError
+from rtvc.control.controller import Controller, LearnBusy, NoVoiceError, Superseded
 from rtvc.control.rpc import (
     API_VERSION,
     BUSY,
@@ -133,9 +133,9 @@ async def _select(s: Session, name: str) -> dict[str, Any]:
         near = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{near[0]}'? " if near else ""
         raise RpcError(NOT_FOUND, f"no voice '{name[:60]}': {hint}voices: {', '.join(known) or 'none'}")
-    if c.loading is not None and q.loading is None:  # (OBS scenes load on their own thread, latest scene first)
-        why = {"obs": "for an OBS scene", "profiles": "again, its files changed (voice.profile)"}.get(c.loading_by, "")
-        raise RpcError(BUSY, f"voice '{c.loading}' is loading {why}: select again once it is in".replace("  ", " "))
+    # (a load for an OBS scene, or of the start profile mended, under way: this one waits for it, as for a client's;
+    # the latest asked for wins, whoever asked: Controller.intend)
+    intent = c.intend(name, s.id)
     if q.waiting is not None:
         if q.waiting[0] == name:
             return await asyncio.shield(q.waiting[1])
@@ -156,7 +156,11 @@ async def _select(s: Session, name: str) -> dict[str, Any]:
                 return await answer
             q.waiting, q.loading = None, (name, answer)
             try:
-                state = await asyncio.to_thread(c.select_voice, name, s.id)
+                state = await asyncio.to_thread(c.select_voice, name, s.id, intent=intent)
+            except Superseded as e:  # (an OBS scene's voice asked for after it)
+                err = RpcError(SUPERSEDED, str(e))
+                answer.set_exception(err)
+                raise err from None
             except RtvcError as e:
                 err = RpcError(LOAD_FAILED, f"voice '{name}' did not load, the current voice stays: {e}")
                 answer.set_exception(err)

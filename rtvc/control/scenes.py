@@ -19,22 +19,31 @@ LOADED_KEPT = 32  # the latest scene loads remembered (a stream cuts between sce
 
 class SceneVoices:
     def __init__(
-        self, current: Callable[[], str], select: Callable[[str], None], name: Callable[[str], str] = str
+        self,
+        current: Callable[[], str],
+        select: Callable[[str, int | None], None],
+        name: Callable[[str], str] = str,
+        intend: Callable[[str], int] | None = None,
     ) -> None:
         """current(): the profile playing now, by name, or the one loading to play next (a voice picked by hand whose
         load is under way: a scene cut meanwhile to another voice was skipped as "playing", and to that one loaded it
-        twice); select(profile): load and switch to it (slow; errors are its
-        own); name(profile): the name a profile plays under (a path to a .toml file: the file's stem)."""
-        self._current, self._select, self._name = current, select, name
+        twice); select(profile, intent): load and switch to it (slow; errors are its own); name(profile): the name a
+        profile plays under (a path to a .toml file: the file's stem); intend(profile): the cut's place among the
+        voices asked for (rtvc.control.controller.Controller.intend: a client's select made before it does not
+        win over it), taken as the scene comes on air, given to select."""
+        self._current, self._select, self._name, self._intend = current, select, name, intend
         self._lock = threading.Lock()
-        self._want: str | None = None  # the latest scene's profile, not yet taken by the loader
+        self._want: tuple[str, int | None] | None = None  # the latest scene's profile (and intent), not yet taken
         self._loading = False
         self.loaded: deque[str] = deque(maxlen=LOADED_KEPT)  # the latest profiles selected, in order (for tests)
 
     def request(self, profile: str) -> None:
         """A scene that maps to `profile` came on air (any thread; returns at once)."""
+        self._ask((profile, self._intend(profile) if self._intend is not None else None))
+
+    def _ask(self, want: tuple[str, int | None]) -> None:
         with self._lock:
-            self._want = profile
+            self._want = want
             if self._loading:
                 return  # the loader takes it when its load ends
             self._loading = True
@@ -44,14 +53,15 @@ class SceneVoices:
         try:
             while True:
                 with self._lock:
-                    profile, self._want = self._want, None
-                    if profile is None:
+                    want, self._want = self._want, None
+                    if want is None:
                         return
+                profile, intent = want
                 if self._name(profile) == self._current():
                     continue
                 self.loaded.append(profile)
                 try:
-                    self._select(profile)
+                    self._select(profile, intent)
                 except Exception:  # a bug in a load: logged with its trace; the next scene still loads
                     log.exception("OBS scene's voice '%s' failed to load", profile)
         finally:  # whatever ended the loop, the next scene starts a loader again
@@ -59,4 +69,4 @@ class SceneVoices:
                 self._loading = False
                 pending, self._want = self._want, None  # (asked for between the loop's end and here)
             if pending is not None:
-                self.request(pending)
+                self._ask(pending)
