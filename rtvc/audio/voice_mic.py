@@ -374,8 +374,9 @@ _claim: list[Any] = []  # the open lock file while this process plays into the n
 
 
 def _claim_path() -> Path:
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("PIPEWIRE_RUNTIME_DIR")  # (PipeWire's, per user)
-    return Path(runtime or "/tmp") / f"rtvc-voice-{os.getuid()}.lock"
+    # (where PipeWire's socket is, as PipeWire looks for it: one lock per PipeWire, whoever runs it)
+    runtime = os.environ.get("PIPEWIRE_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR") or ""
+    return Path(runtime if os.path.isabs(runtime) else "/tmp") / f"rtvc-voice-{os.getuid()}.lock"
 
 
 def claim() -> None:
