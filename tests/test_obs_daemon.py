@@ -40,17 +40,22 @@ def profile(rpc: RpcClient) -> str:
     return rpc.call("status.get")["control"]["profile"]
 
 
+def on_just_chatting(rpc: RpcClient, obs: ObsClient) -> None:
+    """The daemon linked to OBS, and OBS cut to "Just Chatting": its voice plays."""
+    wait_until(
+        "the OBS link",
+        lambda: rpc.call("status.get")["control"]["links"].get("obs", {}).get("state") == "connected",
+        15,
+    )
+    obs.set_scene("Just Chatting")
+    wait_until("the voice mapped to 'Just Chatting'", lambda: profile(rpc) == "higher", 10)
+
+
 def test_the_program_scene_selects_the_voice_and_an_obs_restart_is_survived(studio, daemon):
     rpc = RpcClient(daemon.port, daemon.token())
     obs = ObsClient(studio.port, PASSWORD)
     try:
-        wait_until(
-            "the OBS link",
-            lambda: rpc.call("status.get")["control"]["links"].get("obs", {}).get("state") == "connected",
-            15,
-        )
-        obs.set_scene("Just Chatting")
-        wait_until("the voice mapped to 'Just Chatting'", lambda: profile(rpc) == "higher", 10)
+        on_just_chatting(rpc, obs)
         assert rpc.call("params.get")["values"]["pitch"] == 4.0  # profiles/higher.toml
         obs.set_scene("Starting")  # mapped to a profile that cannot load: the voice stays, the error names the scene
         failed = "voice 'broken' for OBS scene 'Starting' did not load"
@@ -95,13 +100,7 @@ def test_a_scene_renamed_in_obs_keeps_its_voice_at_the_next_cut_and_after_an_edi
     rpc = RpcClient(daemon.port, daemon.token())
     obs = ObsClient(studio.port, PASSWORD)
     try:
-        wait_until(
-            "the OBS link",
-            lambda: rpc.call("status.get")["control"]["links"].get("obs", {}).get("state") == "connected",
-            15,
-        )
-        obs.set_scene("Just Chatting")
-        wait_until("the voice mapped to 'Just Chatting'", lambda: profile(rpc) == "higher", 10)
+        on_just_chatting(rpc, obs)
         obs.request("SetSceneName", {"sceneName": "Gaming", "newSceneName": "Gaming 2"})
         renamed = "OBS scene 'Gaming' renamed 'Gaming 2': its voice 'passthrough' follows it until rtvc restarts"
         wait_until("the rename said", lambda: renamed in daemon.log(), 10)
