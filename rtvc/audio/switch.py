@@ -930,7 +930,8 @@ class DeviceSwitcher:
             self._waiting = [w for w in self._waiting if w not in done] + [w for w in lost if w not in self._waiting]
             waiting = [w[1:] for w in self._waiting]
             setup = self._setup
-        if lost and self.follow:
+            followed = {d.name for r in self.follow if (d := getattr(self.choice, r)) is not None}
+        if any(_client(q) in followed for _d, _p, q in lost):  # (a followed device's program gone; not OBS closing)
             args = (setup,)
             threading.Thread(target=self._follow_after_loss, args=args, name="rtvc-follow", daemon=True).start()
         if not (lost or back or dropped) or self.on_routing is None:

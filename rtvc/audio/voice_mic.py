@@ -400,6 +400,10 @@ def claim() -> None:
         f.seek(0)
         pid = f.read().strip()[:20]
         f.close()
+        try:  # (the file keeps a holder's number after it ended: named only while it is an rtvc's)
+            pid = pid if pid.isdigit() and b"rtvc" in Path(f"/proc/{pid}/cmdline").read_bytes() else ""
+        except OSError:
+            pid = ""
         check_alone()  # (one that plays already: named by its node, as ever)
         raise DeviceError(
             f"audio.virtual_mic: another rtvc (process {pid or 'unknown'}) is starting to play into the virtual "

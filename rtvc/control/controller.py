@@ -251,7 +251,7 @@ class Controller:
                     raise RtvcError(f"rtvc is stopping: voice '{name}' not loaded")
                 latest, latest_name, latest_by = self._intent
                 if intent is not None and intent < latest and latest_name != profile_name(name, self.profiles_dir):
-                    asker = "an OBS scene" if latest_by == "obs" else f"client {latest_by}"
+                    asker = "an OBS scene" if latest_by == "obs" else latest_by  # (a client's id: "client 3")
                     raise Superseded(f"voice '{name}' was not loaded: {asker} asked for voice '{latest_name}' after it")
                 if only_if_no_voice and not self.no_voice:  # (a voice was selected while this waited: it stays)
                     return self.state()
