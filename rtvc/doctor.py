@@ -298,7 +298,10 @@ def check_profile(cfg) -> list[Check]:
         why, fix = e.what, e.fix
     if why:
         said = f"voice.profile '{cfg.voice.profile}' does not load: {why}"
-        then = "until then rtvc run refuses to start, and rtvc serve plays silence until a voice is picked"
+        then = (
+            "until then rtvc run --headless refuses to start, and rtvc serve (and rtvc run with its UI) plays "
+            "silence until a voice is picked"
+        )
         fix = f"{fix}; {then}" if fix else then
         return [Check(False, "profile", said, fix, blocks=True)]
     return [Check(True, "profile", f"'{profile.name}' ({profile.path}): {profile.label}")]

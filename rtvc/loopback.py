@@ -242,6 +242,12 @@ class LoopResult:
         gap = m - d.total
         if abs(self.ms(gap)) < 0.5:
             lines.append("  rtvc's declared latency is right on these devices (within 0.5 ms)")
+        elif gap > 0 and d.device_in + d.device_out == 0:  # (rtvc's ports looped through programs, no sound card)
+            lines.append(
+                f"  {self.ms(gap):.2f} ms more than declared, and no device declares any latency here (rtvc's output "
+                "looped to its input through JACK, not a sound card): JACK runs such a loop a period late, which is "
+                "this gap, not a device's; measure through the sound card's ports for the figure to add"
+            )
         elif gap > 0:
             lines.append(
                 f"  the devices take {self.ms(gap):.2f} ms more than they declare (converters, buffers the driver does "

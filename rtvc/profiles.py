@@ -188,9 +188,14 @@ def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
         )
     if not path.exists():  # a folder or an unreadable file: read_toml says which
         there = [p.stem for p in profile_files(profiles_dir)]
+        listed = f"profiles in {profiles_dir}: {', '.join(there) or 'none'}"
+        if not profiles_dir.is_dir():  # (rtvc started in another folder than its own: a desktop shortcut's)
+            listed = (
+                f"there is no folder {profiles_dir}: run rtvc in its own folder (where config.toml and profiles/ are), "
+                "or pass --config with the path of its config.toml"
+            )
         raise ConfigError(
-            f"profile '{name_or_path}' not found: no file {path}",
-            f"profiles in {profiles_dir}: {', '.join(there) or 'none'}; or pass a path to a .toml file",
+            f"profile '{name_or_path}' not found: no file {path}", f"{listed}; or pass a path to a .toml file"
         )
     raw = read_toml(path)
     for key in raw:

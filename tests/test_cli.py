@@ -84,6 +84,12 @@ def test_unknown_profile_names_the_file_and_the_choices(tmp_path):
     assert r.returncode == 2
     line = one_error_line(r.stderr)
     assert "profile 'robot' not found" in line and "default" in line
+    # started in another folder (a desktop shortcut): no config.toml, no profiles/ there; it said "profiles in
+    # profiles: none", not where rtvc's own are
+    r = rtvc("run", "--virtual", "--duration", "1", cwd=tmp_path)
+    line = one_error_line(r.stderr)
+    assert r.returncode == 2 and f"there is no folder {tmp_path / 'profiles'}: run rtvc in its own folder" in line
+    assert "or pass --config with the path of its config.toml" in line, line
 
 
 @pytest.mark.jack

@@ -75,15 +75,15 @@ def test_select_goes_round_the_voices_and_pitch_steps_within_its_range(ctl, rpc)
     code, _, err = ctl("pitch", "+1")
     assert code == 2 and "the voice playing (passthrough) has no pitch to change" in err
     assert ctl("select", "next")[1] == "voice 'default' (Deeper)"
-    assert ctl("pitch", "+3") == (0, "pitch -1 semitones", "")  # (default: -4)
+    assert ctl("pitch", "+3") == (0, "pitch now -1 semitones (was -4)", "")  # (default: -4)
     assert rpc.call("params.get")["values"]["pitch"] == -1.0
-    assert ctl("pitch", "-2.5")[1] == "pitch -3.5 semitones"
-    assert ctl("pitch", "=-4")[1] == "pitch -4 semitones"
+    assert ctl("pitch", "-2.5")[1] == "pitch now -3.5 semitones (was -1)"
+    assert ctl("pitch", "=-4")[1] == "pitch now -4 semitones (was -3.5)"
     code, _, err = ctl("pitch", "20")  # (+20 or =20? said, not guessed: a bare -3 is "down 3")
     assert code == 2 and "'pitch 20': say which: +20 (up from now) or =20 (to 20)" in err
     assert rpc.call("params.get")["values"]["pitch"] == -4.0
-    assert ctl("pitch", "=20")[1] == "pitch +20 semitones"
-    assert ctl("pitch", "+10")[1] == "pitch +24 semitones (its highest)"
+    assert ctl("pitch", "=20")[1] == "pitch now +20 semitones (was -4)"
+    assert ctl("pitch", "+10")[1] == "pitch now +24 semitones, its highest (was +20)"
     assert rpc.call("params.get")["values"]["pitch"] == 24.0
     code, _, err = ctl("select", "nobody")
     assert code == 2 and "voices.select: no voice 'nobody': voices: default, edited, higher, passthrough" in err
@@ -146,6 +146,10 @@ def test_status_says_no_voice_plays_and_why() -> None:
     control["links"] = {"obs": {"state": "auth failed", "detail": "OBS at 127.0.0.1:4455 refused the password"}}
     line = status_line({"control": control, "engine": {"xruns": {"total": 0}, "state": "running"}})
     assert ", OBS auth failed, xruns 0" in line, line  # (the link down was not said: status.get alone had it)
+    # running, but its detail says the call hears nothing (the virtual microphone removed): it was left out
+    gone = "the virtual microphone 'rtvc voice' is gone from PipeWire (removed): the call hears nothing"
+    line = status_line({"control": control, "engine": {"xruns": {"total": 0}, "state": "running", "detail": gone}})
+    assert line.endswith(f"xruns 0; engine running: {gone}"), line
 
 
 def test_options_after_the_action_and_wrong_words_without_a_daemon(daemon: Daemon, monkeypatch, capsys) -> None:

@@ -311,9 +311,8 @@ def test_a_start_profile_that_does_not_load_is_named_and_fails_the_exit_code(tmp
     got = doctor(tmp_path, tmp_path / "config", code=2)
     line = got["profile"]
     assert line.startswith(f"missing  profile        voice.profile '{profile}' does not load: ") and says in line, line
-    assert fix in line and line.endswith(
-        "until then rtvc run refuses to start, and rtvc serve plays silence until a voice is picked"
-    ), line
+    then = "until then rtvc run --headless refuses to start, and rtvc serve (and rtvc run with its UI) plays silence"
+    assert fix in line and line.endswith(f"{then} until a voice is picked"), line
     assert "python" in got and "service" in got  # (the other checks still ran)
     (tmp_path / "config.toml").write_text('[voice]\nprofile = "default"\n')
     env = {**os.environ, "JACK_NO_START_SERVER": "1", "JACK_DEFAULT_SERVER": "rtvc-doctor-none"}

@@ -177,6 +177,17 @@ def test_the_report_compares_the_round_trip_with_the_declared_latency(extra, say
     assert says in text
 
 
+def test_a_loop_through_jack_programs_alone_is_not_said_as_a_devices_latency_to_add():
+    """rtvc's output connected to its own input (README's way under JACK): no device declares anything, and the
+    period JACK's loop adds was said as "the devices take 5.33 ms more than they declare: add it"."""
+    d = declared(0, 0)
+    probe = LoopProbe(SR, 3, -20.0)
+    looped(probe, d.total + 256)
+    text = analyse(probe, d).report()
+    assert "5.33 ms more than declared, and no device declares any latency here" in text, text
+    assert "JACK runs such a loop a period late" in text and "add it" not in text, text
+
+
 @pytest.mark.jack
 @pytest.mark.timeout(120)
 def test_rtvc_latency_on_jack_measures_a_connection_from_its_output_to_its_input(jack_bare, tmp_path):

@@ -269,11 +269,12 @@ def _pitch(conn: Connection, args: list[str]) -> str:
             f"the voice playing ({got['kind']}) has no pitch to change", "select a voice with one (rtvc ctl select)"
         )
     lo, hi = got["ranges"]["pitch"]["min"], got["ranges"]["pitch"]["max"]
-    want = got["values"]["pitch"] + value if text[0] in "+-" else value  # (=-4: to that pitch)
+    was = got["values"]["pitch"]
+    want = was + value if text[0] in "+-" else value  # (=-4: to that pitch)
     pitch = min(max(want, lo), hi)  # (a key pressed once more at the end of the range stays there)
     conn.call("params.set", values={"pitch": pitch})
-    edge = " (its highest)" if pitch == hi and want > hi else " (its lowest)" if pitch == lo and want < lo else ""
-    return f"pitch {pitch:+g} semitones{edge}"
+    edge = ", its highest" if pitch == hi and want > hi else ", its lowest" if pitch == lo and want < lo else ""
+    return f"pitch now {pitch:+g} semitones{edge} (was {was:+g})"  # ("pitch +4" after +1 read as a change of 4)
 
 
 def _not_json(word: str) -> float:
@@ -330,6 +331,7 @@ def status_line(status: dict[str, Any]) -> str:
     parts.append(f"xruns {e['xruns']['total']}")
     line = ", ".join(parts)
     state = e.get("state", "")
-    if state != "running":
+    if state != "running" or e.get("detail"):  # (running with a detail: the virtual microphone removed, the call
+        # hearing nothing; a program rtvc was connected to gone)
         line += f"; engine {state}" + (f": {e['detail']}" if e.get("detail") else "")
     return line
