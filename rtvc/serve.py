@@ -10,6 +10,7 @@ The token is never logged: `rtvc token` prints it.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import signal
@@ -169,8 +170,11 @@ def unknown_scene_profiles(cfg: Config) -> list[str]:
     for scene, name in cfg.obs.scenes.items():
         path = profile_path(name, folder)
         if not path.is_file():
+            near = difflib.get_close_matches(name, there, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
             said.append(
-                f"[obs.scenes] {scene!r} = {name!r}: no such profile ({path}); profiles: {', '.join(there) or 'none'}"
+                f"[obs.scenes] {scene!r} = {name!r}: no such profile ({path}); {hint}profiles: "
+                f"{', '.join(there) or 'none'}"
             )
             continue
         try:

@@ -140,7 +140,8 @@ def test_obs_settings_are_checked_and_unknown_scene_profiles_are_named_at_start(
     (tmp_path / "profiles" / "deep.toml").write_text('voice = "pitch"\n')
     cfg = load_config(write(tmp_path, '[obs.scenes]\n"Just Chatting" = "deep"\n"Gaming" = "deeep"\n'))
     assert unknown_scene_profiles(cfg) == [
-        f"[obs.scenes] 'Gaming' = 'deeep': no such profile ({tmp_path / 'profiles' / 'deeep.toml'}); profiles: deep"
+        f"[obs.scenes] 'Gaming' = 'deeep': no such profile ({tmp_path / 'profiles' / 'deeep.toml'}); did you mean "
+        "'deep'? profiles: deep"
     ]
 
 
