@@ -130,16 +130,18 @@ def build_profile(cfg: Config, opts: BuildOptions, out: TextIO = sys.stdout) -> 
               "nothing to build (only rvc voices have TensorRT engines)", file=out)  # fmt: skip
         return 0
     backend = getattr(profile.model, "backend", "")
-    if backend != "tensorrt":  # (engines it would never use: minutes of building, and "done" said)
-        raise RtvcError(
-            f"profile '{profile.name}' runs backend = '{backend}' (device '{profile.model.device}'): it would not "
-            "use TensorRT engines",
-            f'set backend = "tensorrt" and device = "cuda" in {profile.path}\'s [model] table, then build again',
-        )
     model = profile.model
     # the profile's own faults first, all of them in one error, then the GPU's: a user preparing a profile on a
     # machine without the GPU sees what to mend in it (they were said only once TensorRT and a GPU were there)
     own: list[RtvcError] = []
+    if backend != "tensorrt":  # (engines it would never use: minutes of building, and "done" said)
+        own.append(
+            RtvcError(
+                f"profile '{profile.name}' runs backend = '{backend}' (device '{model.device}'): it would not use "
+                "TensorRT engines",
+                f'set backend = "tensorrt" and device = "cuda" in {profile.path}\'s [model] table, then build again',
+            )
+        )
     try:
         check_choice(backend, model.device, model.precision, str(profile.path))
     except RtvcError as e:

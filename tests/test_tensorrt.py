@@ -77,6 +77,28 @@ def test_build_refuses_a_profile_that_would_not_use_the_engines(tmp_path: Path):
     assert not (tmp_path / "engines").exists()
 
 
+def test_build_says_the_wrong_backend_with_the_profiles_other_faults(tmp_path: Path):
+    """`rtvc build` on an eager profile with a 15 ms block and another precision said only the backend; the block,
+    the precision and the missing model files came one build at a time. All are said together in one line."""
+    res = rtvc("build", "eager", "--block-ms", "15", "--precision", "fp16", cwd=_profiles(tmp_path))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    for said in (
+        "profile 'eager' runs backend = 'eager' (device 'cpu'): it would not use TensorRT engines",
+        "--precision fp16, but profile 'eager' runs precision = 'fp32'",
+        f"path = 'alice.pth' ({tmp_path / 'profiles' / 'alice.pth'}): no such file",
+        "stream.block_ms = 15 at audio.samplerate = 48000: not whole 10 ms frames",
+        'set backend = "tensorrt" and device = "cuda"',
+        "leave out --precision",
+        "put the files there or point the profile at them",
+        "set stream.block_ms = 20",
+    ):
+        assert said in lines[0], (said, lines[0])
+    assert "needs TensorRT and a CUDA GPU" not in lines[0]
+    assert not (tmp_path / "engines").exists()
+
+
 def test_build_refuses_a_precision_the_profile_would_not_look_up_and_a_device_it_cannot_run_on(tmp_path: Path):
     """`--precision fp16` for a profile that runs fp32 built engines, said "done", and the voice then found none; a
     profile with backend tensorrt on device cpu heard only of the missing GPU (its own fault said later)."""
