@@ -194,8 +194,15 @@ def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
                 f"there is no folder {profiles_dir}: run rtvc in its own folder (where config.toml and profiles/ are), "
                 "or pass --config with the path of its config.toml"
             )
+        # a label, as the TUI, the dock and `rtvc ctl status` show it ('Deeper' for default.toml): say whose
+        said = name_or_path.strip().casefold()
+        owners = [n for n in there if (label := stored_label(n, profiles_dir)) != n and label.casefold() == said]
+        whose = ""
+        if owners:
+            names, plain = " and ".join(f"'{n}'" for n in owners), " or ".join(owners)
+            whose = f"'{name_or_path}' is the label of profile {names}: name it by its file name, {plain}; "
         raise ConfigError(
-            f"profile '{name_or_path}' not found: no file {path}", f"{listed}; or pass a path to a .toml file"
+            f"profile '{name_or_path}' not found: no file {path}", f"{whose}{listed}; or pass a path to a .toml file"
         )
     raw = read_toml(path)
     for key in raw:

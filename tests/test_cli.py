@@ -90,6 +90,12 @@ def test_unknown_profile_names_the_file_and_the_choices(tmp_path):
     line = one_error_line(r.stderr)
     assert r.returncode == 2 and f"there is no folder {tmp_path / 'profiles'}: run rtvc in its own folder" in line
     assert "or pass --config with the path of its config.toml" in line, line
+    # the label the TUI, the dock and `rtvc ctl status` show (profiles/default.toml's): it said only "not found"
+    r = rtvc("run", "--profile", "deeper", "--virtual")
+    assert r.returncode == 2
+    line = one_error_line(r.stderr)
+    assert "profile 'deeper' not found" in line, line
+    assert "'deeper' is the label of profile 'default': name it by its file name, default; profiles in " in line, line
 
 
 @pytest.mark.jack

@@ -889,6 +889,11 @@ BAD = [  # (what is sent, the error code, words the message must hold)
         rpc.NOT_FOUND,
         "no voice 'pich': did you mean 'pitch'?",
     ),
+    (  # the label that the TUI, the dock and `rtvc ctl status` show: it said only "voices: ..."
+        '{"jsonrpc": "2.0", "id": 1, "method": "voices.select", "params": {"name": "deeper"}}',
+        rpc.NOT_FOUND,
+        "no voice 'deeper': 'deeper' is the label of voice 'pitch': select it by its name, pitch",
+    ),
     (
         '{"jsonrpc": "2.0", "id": 1, "method": "voices.select", "params": {"name": "../../etc/passwd"}}',
         rpc.NOT_FOUND,

@@ -128,8 +128,20 @@ async def _voices(s: Session) -> dict[str, Any]:
 )
 async def _select(s: Session, name: str) -> dict[str, Any]:
     c, q = s.hub.controller, s.hub.selects
-    known = [v["name"] for v in c.voices()]
+    voices = c.voices()
+    known = [v["name"] for v in voices]
     if name not in known:
+        # a label, as the TUI, the dock and `rtvc ctl status` show it ('Deeper' for profiles/pitch.toml): say whose
+        # (a label that is only the profile's name, its file having none, is no lead: difflib's guess says more)
+        said = name.strip().casefold()
+        owners = [v["name"] for v in voices if v["label"] != v["name"] and v["label"].casefold() == said]
+        if owners:
+            whose = " and ".join(f"'{n}'" for n in owners)
+            raise RpcError(
+                NOT_FOUND,
+                f"no voice '{name[:60]}': '{name[:60]}' is the label of voice {whose}: select it by its name, "
+                f"{' or '.join(owners)}",
+            )
         near = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{near[0]}'? " if near else ""
         raise RpcError(NOT_FOUND, f"no voice '{name[:60]}': {hint}voices: {', '.join(known) or 'none'}")
