@@ -49,6 +49,9 @@ LEARN_MARGIN_DB = 2.0
 LEARN_SWING_DB = 15.0
 LEARN_LOUDEST_DB = -30.0
 LEARN_MIN_S = 1.0  # (over half a second, speech swung 13 dB)
+# learn(): the level of digital silence (a window's power floored at 1e-12): a room that loud was all zeros, a
+# microphone muted at the hardware or the wrong input, and no room: refused (its threshold, -100 dBFS, never closes)
+LEARN_SILENCE_DB = -120.0
 
 
 @dataclass

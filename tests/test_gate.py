@@ -345,6 +345,37 @@ def test_learning_the_room_sets_a_threshold_that_it_closes_under_and_speech_open
     assert np.all(y[len(x) - int(1.2 * SR) : len(x) - engine.latency().total] == 0)
 
 
+def test_learning_from_digital_silence_is_refused_and_says_the_microphone_may_be_muted():
+    """A microphone muted at the hardware gives all zeros: learnt, that set the gate on at -100 dBFS ("the room:
+    digital silence"), a gate that never closes once the real room comes, and said nothing of the muted input.
+    Refused now, with why and what to do, and the gate as it was."""
+    import time
+
+    from rtvc.config import load_config
+    from rtvc.control.controller import Controller
+    from rtvc.errors import RtvcError
+    from rtvc.run import build_engine
+
+    cfg = load_config(None, {"gate.threshold_db": (-57.0, "test"), "voice.profile": ("passthrough", "test")})
+    engine = build_engine(cfg)
+    controller = Controller(cfg, engine, "passthrough")
+    engine.gate.settings = GateSettings(False, -57.0, 200.0)
+    dev = VirtualDevice(engine, np.zeros(4 * SR, np.float32), 256, paced=True)
+    engine.start()
+    dev.start()
+    try:
+        time.sleep(0.3)
+        with pytest.raises(RtvcError) as e:
+            controller.learn_gate("test", 1.0)
+    finally:
+        dev.stop()
+        engine.stop()
+    said = str(e.value)
+    assert "the input was digital silence (all zeros) for the 1 s rtvc listened to the room" in said, said
+    assert "the microphone may be muted" in said and "the gate is as it was" in said and "learn again" in said, said
+    assert engine.gate.settings == GateSettings(False, -57.0, 200.0)
+
+
 @pytest.mark.parametrize("level_db", [-20.0, -45.0])  # (a hot microphone, a quiet one)
 def test_learning_tells_a_voice_from_a_room(level_db):
     """What the controller refuses to learn from (LEARN_SWING_DB, LEARN_LOUDEST_DB): speech, anywhere in the bundled

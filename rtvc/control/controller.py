@@ -27,7 +27,7 @@ from rtvc.control.load_failures import LoadFailures
 from rtvc.converter import StreamingConverter
 from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
-from rtvc.gate import HYSTERESIS_DB, LEARN_LOUDEST_DB, LEARN_MARGIN_DB, LEARN_SWING_DB, GateSettings
+from rtvc.gate import HYSTERESIS_DB, LEARN_LOUDEST_DB, LEARN_MARGIN_DB, LEARN_SILENCE_DB, LEARN_SWING_DB, GateSettings
 from rtvc.profiles import (
     load_profile,
     missing_files,
@@ -458,7 +458,8 @@ class Controller:
         """Listen to the room for `seconds` (the user silent), then switch the gate on with its threshold where the
         room stays LEARN_MARGIN_DB under the closing level: its loudest level + HYSTERESIS_DB + the margin, in whole
         dB (-100 at the lowest). Any thread but the worker; returns the gate's settings and `room_db` (the loudest
-        level heard). RtvcError where no input came (the engine not running) or the level swung like a voice."""
+        level heard). RtvcError where no input came (the engine not running), the input was digital silence (a muted
+        microphone: no room to learn) or the level swung like a voice."""
         gate = self.engine.gate
         # one at a time, the next refused (two at once would share one measurement, the second cutting the first
         # short; queued, eight of 10 s held the control server's worker threads for 80 s, and a voices.select of
@@ -483,6 +484,12 @@ class Controller:
             loudest, low = gate.learned
         finally:
             self._learn_lock.release()
+        if loudest <= LEARN_SILENCE_DB:  # (it set -100 dBFS, "the room: digital silence", a gate that never closed)
+            raise RtvcError(
+                f"the input was digital silence (all zeros) for the {seconds:g} s rtvc listened to the room: the "
+                "microphone may be muted or not the one rtvc listens to; the gate is as it was",
+                "unmute it, or pick the microphone (`rtvc devices` lists them), then learn again from the room",
+            )
         if loudest - low > LEARN_SWING_DB or loudest > LEARN_LOUDEST_DB:
             raise RtvcError(
                 f"the input went from {low:.0f} up to {loudest:.0f} dBFS while the room was learnt: more than a room "

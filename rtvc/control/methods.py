@@ -297,8 +297,9 @@ async def _gate_set(
     "gate.learn",
     "Listen to the room for `seconds` (be quiet meanwhile), then switch the gate on with its threshold 8 dB over the "
     "loudest the room was (so that the room closes it: it closes 6 dB under the threshold). Refused (-32004) where "
-    "the level swung by over 15 dB or rose over -30 dBFS (a voice, typing, a knock), or where no input came (the "
-    "engine not running): the gate stays as it was. One at a time: another, while one listens, is refused (-32005)",
+    "the level swung by over 15 dB or rose over -30 dBFS (a voice, typing, a knock), where the input was digital "
+    "silence (a muted microphone, or not the one meant), or where no input came (the engine not running): the gate "
+    "stays as it was. One at a time: another, while one listens, is refused (-32005)",
     "{on, threshold_db, hold_ms, room_db}: the gate's settings now, and the loudest level heard (dBFS RMS)",
     {"seconds": Param("number", "how long to listen (default 2)", False, 1.0, 10.0)},
     slow=True,
