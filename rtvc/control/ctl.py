@@ -207,7 +207,7 @@ def _switch(conn: Connection, action: str, args: list[str]) -> str:
     how = _switch_how(action, args)
     if action == "gate" and how == "learn":  # (the room for 2 s, the user quiet: the threshold from it)
         got = conn.call("gate.learn")
-        room = "digital silence" if got["room_db"] <= -120 else f"{got['room_db']:g} dBFS at its loudest"
+        room = f"{got['room_db']:g} dBFS at its loudest"  # (digital silence is refused: a muted microphone)
         return f"noise gate on ({got['threshold_db']:g} dBFS; the room: {room})"
     api, words = SWITCHES[action]
     if how == "toggle" and action != "ptt-mode":

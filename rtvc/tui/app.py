@@ -583,7 +583,7 @@ class RtvcApp(VoiceListMixin, App[None]):
             self._learning = False
         self.state = {**self.state, "gate": {k: got[k] for k in ("on", "threshold_db", "hold_ms")}}
         self.query_one("#gate", GateLine).set_settings(self.state["gate"])
-        room = "digital silence" if got["room_db"] <= -120 else f"{got['room_db']:g} dBFS at its loudest"
+        room = f"{got['room_db']:g} dBFS at its loudest"  # (digital silence is refused: a muted microphone)
         self.show_message(f"noise gate on at {got['threshold_db']:g} dBFS (the room: {room})")
 
     async def action_toggle_ptt_mode(self) -> None:
