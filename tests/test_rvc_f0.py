@@ -327,6 +327,7 @@ def test_rmvpe_file_errors(tmp_path):
     with pytest.raises(ModelError, match="needs a model file") as err:
         make_f0("rmvpe", where=where)
     assert where in str(err.value)
+    assert "`rtvc import rmvpe.pt` (it goes to models/f0/), and set f0_model in" in str(err.value)  # (what to run)
 
     missing = tmp_path / "nowhere" / "rmvpe.pt"
     with pytest.raises(ModelError, match="RMVPE model file not found") as err:

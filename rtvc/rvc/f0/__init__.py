@@ -46,7 +46,8 @@ def _rmvpe(f0_min: float, f0_max: float, model_path: Path | None, where: str) ->
     if model_path is None:
         raise ModelError(
             "F0 method 'rmvpe' needs a model file and none is set",
-            f"download rmvpe.pt (RVC's F0 model, ~181 MB) and set its path in {where}, or choose another f0 method",
+            f"download rmvpe.pt (RVC's F0 model, ~181 MB), `rtvc import rmvpe.pt` (it goes to models/f0/), and set "
+            f"f0_model in {where} to its path; or choose another f0 method",
         )
     return RmvpeF0(model_path, f0_min=f0_min, f0_max=f0_max, where=where)
 
