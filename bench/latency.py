@@ -5,8 +5,9 @@ process stand in for the sound card, one playing impulses into rtvc's input port
 port on JACK's clock (no feedback loop: JACK runs them and rtvc in order within each cycle). The declared
 latency is the sound card's ports' (JACK's capture latency before rtvc, its playback latency after: the
 devices' part) plus rtvc's own; the impulses measure rtvc's own, port to port. Reports every impulse's delay
-against it, the worker's block time (p50/p99) and the xruns seen in a steady-state window (with the clients
-jackd blamed: on this 2-vCPU VM, 64- and 128-frame periods miss JACK deadlines even with one C client alone).
+against it (an impulse a missed cycle dropped is counted lost, not measured), the worker's block time
+(p50/p99) and the xruns seen in a steady-state window (with the clients jackd blamed: on this 2-vCPU VM, 64- and
+128-frame periods miss JACK deadlines even with one C client alone).
 
     python bench/latency.py [--periods 64 128 256] [--blocks-ms 5 10 20] [--seconds 5]
 
@@ -64,10 +65,13 @@ def measure(server: JackServer, block_ms: float, seconds: float, profile: Path) 
             after = engine.status()
             blamed = server.late_clients()[blamed_before:]
         lat = engine.latency()
-        measured = []
+        measured, lost = [], 0
         for a in at:
-            win = rec[a : a + 4 * SR // 10]
-            measured.append(int(np.argmax(np.abs(win))))
+            win = np.abs(rec[a : a + spacing])  # up to the next impulse, ~200 ms
+            if win.max() < 0.25:  # played at 0.5: a cycle missed (an xrun) dropped it
+                lost += 1
+                continue
+            measured.append(int(np.argmax(win)))
     finally:
         streams.stop()
         engine.stop()
@@ -84,8 +88,9 @@ def measure(server: JackServer, block_ms: float, seconds: float, profile: Path) 
         "declared_port_to_port_ms": round(lat.ms(own), 3),
         "breakdown_ms": lat.to_dict()["ms"],
         "measured_frames": measured,
-        "measured_ms_median": round(1e3 * float(np.median(measured)) / SR, 3),
+        "measured_ms_median": round(1e3 * float(np.median(measured)) / SR, 3) if measured else None,
         "measured_minus_declared": sorted({m - own for m in measured}),
+        "impulses_lost": lost,
         "block_p50_ms": round(after.timing.p50_ms, 4),
         "block_p99_ms": round(after.timing.p99_ms, 4),
         "worker_slack_ms": round(after.worker_slack_ms, 3),
@@ -94,6 +99,10 @@ def measure(server: JackServer, block_ms: float, seconds: float, profile: Path) 
         "portaudio_xrun_flags": sum(x1.portaudio.values()) - sum(x0.portaudio.values()),
         "jackd_blamed": {c: blamed.count(c) for c in sorted(set(blamed))},
     }
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:6.2f}"
 
 
 def main() -> None:
@@ -125,7 +134,8 @@ def main() -> None:
                 print(
                     f"period {period:4d}  block {block_ms:5.1f} ms  declared {r['declared_ms']:6.2f} ms"
                     f" (devices {r['devices_ms']:.2f}, port to port {r['declared_port_to_port_ms']:.2f})"
-                    f"  measured {r['measured_ms_median']:6.2f} ms  diff {r['measured_minus_declared']}"
+                    f"  measured {_ms(r['measured_ms_median'])} ms  diff {r['measured_minus_declared']}"
+                    f"  lost {r['impulses_lost']} of 8"
                     f"  block p50/p99 {r['block_p50_ms']:.3f}/{r['block_p99_ms']:.3f} ms"
                     f"  rtvc underruns {r['rtvc_underruns']}  PA flags {r['portaudio_xrun_flags']}"
                     f"  jackd blamed {r['jackd_blamed']}",
@@ -134,15 +144,15 @@ def main() -> None:
     print()
     head = (
         f"{'period':>6} {'block ms':>8} {'declared ms':>11} {'devices ms':>10} {'rtvc ms':>8} {'measured ms':>11} "
-        f"{'diff (frames)':>14} {'p50 ms':>7} {'p99 ms':>7} {'underruns':>9} {'PA flags':>8}"
+        f"{'diff (frames)':>14} {'lost':>4} {'p50 ms':>7} {'p99 ms':>7} {'underruns':>9} {'PA flags':>8}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
             f"{r['period']:>6} {r['block_ms']:>8.1f} {r['declared_ms']:>11.2f} {r['devices_ms']:>10.2f} "
-            f"{r['declared_port_to_port_ms']:>8.2f} {r['measured_ms_median']:>11.2f} "
-            f"{','.join(map(str, r['measured_minus_declared'])):>14} {r['block_p50_ms']:>7.3f} "
+            f"{r['declared_port_to_port_ms']:>8.2f} {_ms(r['measured_ms_median']):>11} "
+            f"{','.join(map(str, r['measured_minus_declared'])):>14} {r['impulses_lost']:>4} {r['block_p50_ms']:>7.3f} "
             f"{r['block_p99_ms']:>7.3f} {r['rtvc_underruns']:>9} {r['portaudio_xrun_flags']:>8}"
         )
     result = {
