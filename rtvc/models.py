@@ -546,6 +546,8 @@ def _import(cfg, opts: ImportOptions, folder: Path, say: Callable[[str], None]) 
                 profile = plan["keep"]
                 later.append(f"kept {profile} as it is (its settings and comments): it names these files")
                 later.append(_run_line(cfg, plan["name"]))
+                if plan.get("found"):
+                    later.append("(a second profile of this voice: give it its own name, --name NAME)")
             elif voice is not None:
                 profile = _write_voice_profile(cfg, opts, plan, voice, placed, registry, later.append)
             else:
@@ -639,7 +641,7 @@ def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, An
             raise ConfigError("rtvc import: --name, --label and --f0 are for a voice", "give the voice's .pth too")
         return {}
     from rtvc.profile_writer import check_name
-    from rtvc.profiles import check_label
+    from rtvc.profiles import check_label, profile_files
     from rtvc.voices.rvc import F0_METHODS
 
     if opts.f0 is not None and opts.f0 not in F0_METHODS:
@@ -665,8 +667,15 @@ def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, An
     check_label(label, "rtvc import: --label")  # (here: once files are copied, a refused label would leave them)
     target = profiles / f"{name}.toml"
     plan: dict[str, Any] = {"name": name, "label": label}
+    given = {k: by_kind[k][0] for k in KINDS if by_kind[k]}
+    if opts.name is None and not opts.force and not target.exists():
+        # the same files imported before under another name (--name alice): that profile is theirs, as it would be
+        # with --name alice; a second profile of one voice is asked for by its name (it was a second copy, unasked)
+        for other in profile_files(profiles):
+            homes = _profile_of(other, other.stem, registry, given, opts)
+            if homes is not None:
+                return {**plan, "name": other.stem, "keep": other, "homes": homes, "found": True}
     if target.exists() and not opts.force:
-        given = {k: by_kind[k][0] for k in KINDS if by_kind[k]}
         homes = _profile_of(target, name, registry, given, opts)
         if homes is None:
             raise ConfigError(

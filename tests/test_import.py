@@ -852,6 +852,8 @@ def test_community_zip_layouts_import_under_a_name_that_says_which_voice(home, d
         assert code == 0, err
         assert f"wrote {home / 'profiles' / want}.toml" in out or f"profiles/{want}.toml" in out, out
         assert (home / "profiles" / f"{want}.toml").is_file()
+        # (one voice file in every zip: with its profile there, importing it again goes to that profile)
+        (home / "profiles" / f"{want}.toml").unlink()
 
 
 def test_a_zip_that_holds_a_zip_says_so(home, downloads, capsys, tmp_path):
@@ -994,3 +996,32 @@ def test_a_shared_model_gone_missing_goes_back_where_it_was_under_any_file_name(
     assert sorted(p.name for p in content.parent.iterdir()) == ["hubert_base.pt"]
     out = rtvc(home, capsys, "models")[1]
     assert "MISSING" not in out and out.count(f"used by {ALICE}") == 2, out
+
+
+def test_a_voice_imported_with_a_name_and_again_without_goes_to_its_profile_not_a_second_copy(home, downloads, capsys):
+    """`rtvc import alice.pth --name alice`, later `rtvc import alice.pth` (the name forgotten): a second copy under
+    models/<derived name>/ and a second profile, alike, in the voice list. The files' own profile is taken, as with
+    --name alice; --name asks for a second profile."""
+    files = [str(downloads / "hubert_base.pt"), str(downloads / "Alice (RVC v2) 300e.pth")]
+    assert rtvc(home, capsys, "import", *files, "--name", "alice")[0] == 0
+    mine = (home / "profiles" / "alice.toml").read_text().replace("pitch = 0.0", "pitch = 5.0  # mine")
+    (home / "profiles" / "alice.toml").write_text(mine)
+    before = state(home)
+
+    code, out, err = rtvc(home, capsys, "import", files[1])
+    assert code == 0 and "already imported" in out, (out, err)
+    assert f"kept {home / 'profiles' / 'alice.toml'} as it is" in out and "rtvc run --profile alice" in out, out
+    assert "--name NAME" in out, out
+    assert state(home) == before  # no second copy, no second profile; alice's settings kept
+
+    # its voice file gone: put back into alice's profile, which names it
+    voice = home / "models" / "alice" / "Alice (RVC v2) 300e.pth"
+    voice.unlink()
+    code, out, err = rtvc(home, capsys, "import", files[1])
+    assert code == 0 and f"{voice} was missing: copied back" in out, (out, err)
+    after = state(home)
+    assert after.pop("models/registry.json") and after == {k: v for k, v in before.items() if "registry" not in k}
+
+    # asked for by name: a second profile, as before
+    code, out, err = rtvc(home, capsys, "import", files[1], "--name", "alice-two")
+    assert code == 0 and (home / "profiles" / "alice-two.toml").exists(), (out, err)
