@@ -2050,3 +2050,29 @@ def test_sockets_that_never_authenticate_cannot_lock_out_a_client_with_the_token
             await s.close()
 
     run(main())
+
+
+def test_events_reach_listeners_in_the_order_their_states_were_taken(tmp_path):
+    """A voice select's event (taken on its worker thread) handed out after a mute toggle's taken later: the last
+    event a client held said the old mute, or the old voice, until the next change (a review: 7 in 400 rounds of a
+    select racing a toggle). The first listener here is slow for one event, as a thread losing the CPU is."""
+    c, events = passthrough_controller(tmp_path)
+    seen: list[dict] = []
+    taken = threading.Event()
+
+    def slow(e):
+        if e["by"] == "a":
+            taken.set()
+            time.sleep(0.3)
+
+    c.remove_listener(events.append)
+    c.add_listener(slow)
+    c.add_listener(seen.append)
+    first = threading.Thread(target=c.set_voice_on, args=(False, "a"))
+    first.start()
+    assert taken.wait(5)
+    c.set_mute(True, "b")  # (taken after the first's state: handed out after it)
+    first.join(5)
+    assert [e["by"] for e in seen] == ["a", "b"], seen
+    assert seen[-1]["state"] == c.state() and seen[-1]["state"]["mute"] and not seen[-1]["state"]["voice_on"]
+    assert seen[0]["state"]["mute"] is False  # (the state as it was taken)

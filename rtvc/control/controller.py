@@ -17,6 +17,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -119,6 +120,8 @@ class Controller:
         self._load_lock = threading.Lock()  # one voice load at a time
         self._learn_lock = threading.Lock()  # one gate.learn at a time
         self._listeners: list[Listener] = []
+        self._events: deque[dict[str, Any]] = deque()  # taken, not yet handed to the listeners (_emit)
+        self._dispatch_lock = threading.Lock()
         self.loading: str | None = None
         self.loading_by = ""  # who asked for the voice loading (a client, "obs", "profiles")
         # each voice asked for (a client's select, an OBS scene's) in the order asked: the latest wins over one
@@ -695,13 +698,22 @@ class Controller:
             self._listeners = [f for f in self._listeners if f is not fn]
 
     def _emit(self, changed: list[str], by: str, error: str = "", **extra: Any) -> None:
-        state = self.state()
-        with self._lock:  # `silent` follows mute and push-to-talk: named where it changed, as a key of state is
-            if state["silent"] != self._silent_said:
+        """Tells the listeners, in the order the states were taken: each event's snapshot is queued under the state's
+        lock and the queue is handed out by one thread at a time. (The snapshot was taken outside the lock and handed
+        out as each thread came: a voice select's event, from its worker thread, taken before a mute toggle's and
+        handed out after it, left clients holding the old mute until the next change.) When it returns, its event has
+        been handed to every listener (by this thread or by the one handing out before it)."""
+        with self._lock:
+            state = self.state()
+            if state["silent"] != self._silent_said:  # `silent` follows mute and push-to-talk: named where it changed
                 self._silent_said = state["silent"]
                 changed = [*changed, "silent"]
-        event = {"type": "state", "changed": changed, "by": by, "state": state, **extra}
-        if error:
-            event["error"] = error
-        for fn in self._listeners:  # a copy-on-write list: no lock held while listeners run
-            fn(event)
+            event = {"type": "state", "changed": changed, "by": by, "state": state, **extra}
+            if error:
+                event["error"] = error
+            self._events.append(event)
+        with self._dispatch_lock:  # (listeners hand over and never take the state's lock: no lock order to keep)
+            while self._events:
+                event = self._events.popleft()
+                for fn in self._listeners:  # a copy-on-write list
+                    fn(event)
