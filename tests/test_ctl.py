@@ -3,6 +3,7 @@ and what the daemon's state is after it (asked by the test's own client)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,6 +122,14 @@ def test_no_daemon_or_a_wrong_token_is_said_with_the_fix(ctl, daemon: Daemon, mo
     assert code == 2 and "no rtvc daemon answers at 127.0.0.1:" in err and "start it with `rtvc serve`" in err
     code, _, err = ctl("--token", "not-the-token", "mute")
     assert code == 2 and "refused the token given with --token" in err
+    # a port that takes the connection and never answers (a daemon stopped by Ctrl-Z): not "start it"
+    monkeypatch.setattr("rtvc.control.ctl.OPEN_TIMEOUT_S", 0.5)
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        code, _, err = ctl("mute", port=hung.getsockname()[1])
+    assert code == 2 and "takes connections but does not answer" in err and "start it with" not in err, err
+    assert "`fg` in its terminal" in err and "systemctl --user restart rtvc" in err, err
     other = tmp_path / "xdg" / "rtvc"
     other.mkdir(parents=True)
     (other / "token").write_text("a" * 43 + "\n")

@@ -78,7 +78,14 @@ class Connection:
                 f"{e.response.body.decode(errors='replace').strip() or 'no reason given'})",
                 "see control.max_clients and control.bind in config.toml",
             ) from None
-        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as e:
+        except TimeoutError as e:  # (before OSError, its base: a port that takes the connection and never answers)
+            raise RtvcError(
+                f"something at {where} takes connections but does not answer ({e}): an rtvc daemon stopped or hung "
+                "(Ctrl-Z in its terminal? a stalled machine?), or another program on that port",
+                "`fg` in its terminal if it was stopped there; else restart it (`systemctl --user restart rtvc` for "
+                "the service, or stop it and run `rtvc serve` again)",
+            ) from None
+        except (OSError, InvalidHandshake, InvalidURI) as e:
             raise RtvcError(
                 f"no rtvc daemon answers at {where} ({type(e).__name__}: {e})",
                 "start it with `rtvc serve` (or `rtvc run`), or give its port with --port",
