@@ -822,6 +822,11 @@ BAD = [  # (what is sent, the error code, words the message must hold)
         rpc.METHOD_NOT_FOUND,
         "did you mean 'mute.set'?",
     ),
+    (  # (a macro tool that upper-cases: no suggestion came for it)
+        '{"jsonrpc": "2.0", "id": 1, "method": "MUTE.SET", "params": {"on": true}}',
+        rpc.METHOD_NOT_FOUND,
+        "unknown method 'MUTE.SET': did you mean 'mute.set'?",
+    ),
     (
         '{"jsonrpc": "2.0", "id": 1, "method": "mute.set", "params": {"on": "yes"}}',
         rpc.INVALID_PARAMS,

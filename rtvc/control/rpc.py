@@ -208,7 +208,8 @@ async def execute(call: Call, caller: Caller, methods: dict[str, Method]) -> str
             raise RpcError(UNAUTHORIZED, "not authenticated: send auth {token} first (`rtvc token` prints it)")
         m = methods.get(call.name)
         if m is None:
-            near = difflib.get_close_matches(call.name, methods, n=1, cutoff=0.5)
+            lower = {name.lower(): name for name in methods}  # (method names are lower case: MUTE.SET was no match)
+            near = [lower[n] for n in difflib.get_close_matches(call.name.lower(), lower, n=1, cutoff=0.5)]
             hint = f"did you mean '{near[0]}'? " if near else ""
             raise RpcError(METHOD_NOT_FOUND, f"unknown method '{call.name[:60]}': {hint}server.info lists them")
         _check_params(call.name, m, call.params)
