@@ -199,7 +199,7 @@ _level = _ranged(float, "a number of dB", -60.0, -6.0, "dBFS")
 
 
 def _load(args: argparse.Namespace):
-    from rtvc.config import load_config
+    from rtvc.config import load_config, load_control
 
     path = args.config
     here = Path("config.toml")
@@ -218,6 +218,8 @@ def _load(args: argparse.Namespace):
         overrides["audio.virtual_mic"] = (True, "--virtual-mic")
     if args.command == "latency":  # (the sweeps go out on the output device, to come back on the input)
         overrides["audio.virtual_mic"] = (False, "rtvc latency")
+    if args.command in ("ctl", "tui", "token"):  # (the daemon's clients: [control] alone)
+        return load_control(path, overrides, lambda line: print(line, file=sys.stderr))
     if args.command != "serve":
         return load_config(path, overrides)
     from rtvc import restart

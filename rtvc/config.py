@@ -6,6 +6,7 @@ import dataclasses
 import ipaddress
 import os
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,6 +284,23 @@ def load_config(
     _check_monitor(sections["audio"], sources["audio.monitor"])
     _check_virtual_mic(sections["audio"], sources)
     return Config(**sections, sources=sources, path=path, raw=raw)
+
+
+def load_control(path: Path | None, overrides: dict[str, tuple[Any, str]], say: Callable[[str], None]) -> Config:
+    """For the daemon's clients (rtvc ctl, tui, token): [control] alone from the file, the rest as defaults. A mistake
+    elsewhere in the file (an edit meant for the next start) stopped them reaching the daemon that runs on the file as
+    it was: a mute shortcut did nothing. A file that does not read at all: with --port, the defaults and that port
+    (`say` tells why); without, its error and that --port gets past it."""
+    if path is None:
+        return load_config(None, overrides)
+    try:
+        raw = read_toml(path)
+    except ConfigError as e:
+        if "control.port" not in overrides:
+            raise ConfigError(e.what, f"{e.fix}; or give the daemon's port with --port") from None
+        say(f"note: {e.what}: rtvc takes the default control settings, with {overrides['control.port'][1]}")
+        return load_config(None, overrides)
+    return load_config(path, overrides, raw={"control": raw["control"]} if "control" in raw else {})
 
 
 def read_obs(path: Path) -> ObsConfig:

@@ -208,3 +208,33 @@ def test_sockets_that_send_no_token_do_not_lock_ctl_out(ctl, daemon: Daemon) -> 
 def test_an_error_names_the_method_once(ctl) -> None:
     code, _, err = ctl("call", "mute.set")
     assert code == 2 and "missing parameter 'on'" in err and err.count("mute.set:") == 1, err
+
+
+def test_a_mistake_elsewhere_in_config_toml_does_not_keep_ctl_from_the_running_daemon(
+    daemon: Daemon, rpc, tmp_path, monkeypatch, capsys
+):
+    """A value broken in [stream] (an edit meant for the next start) stopped `rtvc ctl`, `rtvc tui` and `rtvc token`
+    with the config's error, --port or not, while the daemon ran on the file as it was: a mute shortcut did nothing
+    (a review). They read [control] alone; a file that does not read at all takes --port."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(daemon.xdg))
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[control]\nport = {daemon.port}\n\n[stream]\nblock_ms = "twenty"\n')
+    rpc.call("mute.set", on=False)
+    assert main(["ctl", "--config", str(cfg), "mute", "on"]) == 0, capsys.readouterr()
+    assert rpc.call("status.get")["control"]["mute"] is True
+    assert main(["token", "--config", str(cfg)]) == 0
+    assert f"127.0.0.1:{daemon.port}/dock?token=" in capsys.readouterr().out
+
+    cfg.write_text(f"[control]\nport = {daemon.port}\n[stream\n")  # (no TOML: the port cannot be read from it)
+    capsys.readouterr()
+    assert main(["ctl", "--config", str(cfg), "mute", "off"]) == 2
+    err = capsys.readouterr().err
+    assert "or give the daemon's port with --port" in err, err
+    assert main(["ctl", "--config", str(cfg), "--port", str(daemon.port), "mute", "off"]) == 0
+    out, err = capsys.readouterr()
+    assert "rtvc takes the default control settings, with --port" in err and "mute off" in out, (out, err)
+    assert rpc.call("status.get")["control"]["mute"] is False
+
+    cfg.write_text('[control]\nport = "x"\n')  # ([control]'s own mistakes are still said)
+    assert main(["ctl", "--config", str(cfg), "status"]) == 2
+    assert "'control.port'" in capsys.readouterr().err
