@@ -162,6 +162,18 @@ def test_a_damaged_token_file_or_a_folder_in_its_place_is_named_not_a_traceback(
         load_or_create_token(locked / "token")
 
 
+def test_a_disk_that_fills_as_the_token_is_made_leaves_no_empty_token_file(tmp_path):
+    """A full disk at the first start left a 0-byte token file, and every later start, with space freed, was
+    refused: "does not hold a valid token" (a review; under the service, every 5 s until the user acted)."""
+    path = tmp_path / "xdg" / "rtvc" / "token"
+    full = OSError(28, "No space left on device")
+    with mock.patch("os.fsync", side_effect=full), pytest.raises(ConfigError, match=r"No space.*free some space"):
+        load_or_create_token(path)
+    assert sorted(path.parent.iterdir()) == []  # (nothing half-made left)
+    token = load_or_create_token(path)  # (space freed)
+    assert path.read_text() == token + "\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_rtvc_token_prints_the_token_and_the_dock_url(tmp_path, monkeypatch, capsys):
     from rtvc.cli import main
 

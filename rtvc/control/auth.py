@@ -12,6 +12,7 @@ The Host check stops DNS rebinding: a page at evil.example whose name resolves t
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -45,6 +46,11 @@ def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
                 f"cannot keep the control token at {path}: {block} is a file, not a folder",
                 f"move {block} away, or set XDG_CONFIG_HOME to another folder",
             ) from None
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise ConfigError(
+                f"cannot keep the control token at {path}: {e.strerror} ({where})",
+                "free some space on that disk (or make it writable), or set XDG_CONFIG_HOME to a folder on another",
+            ) from None
         raise ConfigError(
             f"cannot keep the control token at {path}: {e.strerror} ({where})",
             f"make {path.parent} yours (`sudo chown -R $USER {path.parent}`: a `sudo rtvc` may have made it), "
@@ -57,13 +63,29 @@ def _load_or_create(path: Path, renew: bool) -> str:
     os.chmod(path.parent, 0o700)
     if renew and not path.is_dir():  # (a folder there: read_token says so)
         path.unlink(missing_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # no window where others can read it
-    except FileExistsError:
+    if path.exists() or path.is_symlink():
         return read_token(path)
+    # written whole beside it, then linked into place: a disk that fills during the write left an empty token file,
+    # refused at every later start ("does not hold a valid token"); a second rtvc starting meanwhile read it half-made
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    part.unlink(missing_ok=True)
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # no window where others can read it
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(part, path)  # (fails where the file is there: the other's token is the one)
+        except FileExistsError:
+            return read_token(path)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise
+            os.replace(part, path)  # (a file system without hard links: FAT)
+    finally:
+        part.unlink(missing_ok=True)
     return token
 
 
