@@ -303,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # the reader went away (`rtvc doctor | head`): quiet, as a tool killed by SIGPIPE
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (Python's exit flush would raise again)
+        if "sounddevice" in sys.modules:
+            from rtvc.audio.devices import must_not_terminate
+
+            if must_not_terminate():  # (as above: PortAudio's exit handler would hang or abort on a JACK server gone)
+                sys.stderr.flush()
+                os._exit(141)
         return 141
 
 

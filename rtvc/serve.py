@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import logging
 import os
 import signal
@@ -447,6 +448,32 @@ def devices_again(
     return None
 
 
+
+_OUTPUT_GONE = (errno.EPIPE, errno.EIO)  # a pipe whose reader went away; a terminal hung up
+
+
+def _output_gone(e: OSError) -> None:
+    """Standard output (serve's log) can no longer be written: it goes to /dev/null, said once on standard error, and
+    serve goes on. (Each log line after a pipe's reader went away printed a traceback, and the report's print at the
+    stop ended serve with BrokenPipeError past PortAudio's exit guard: on a JACK server gone, a 10-minute hang.)"""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+    try:
+        print(f"rtvc: serve's log output is gone ({e.strerror}): it goes on, logging nowhere", file=sys.stderr)
+    except OSError:
+        pass
+
+
+class _LogHandler(logging.StreamHandler):
+    def handleError(self, record: logging.LogRecord) -> None:
+        e = sys.exc_info()[1]
+        if isinstance(e, OSError) and e.errno in _OUTPUT_GONE:
+            _output_gone(e)
+            return
+        super().handleError(record)
+
+
 def serve(cfg: Config, opts: ServeOptions) -> int:
     stop = threading.Event()  # set by SIGTERM/SIGINT/SIGHUP, even one that comes while the daemon starts
     caught: list[str] = []
@@ -460,7 +487,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     for sig in stop_signals():  # (SIGHUP too: the terminal it ran in closed; it ended serve with no report)
         signal.signal(sig, on_signal)
     restart.unblock_stops()  # (blocked across a restart's exec: one that came then is taken now)
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _LogHandler(sys.stdout)
     handler.setFormatter(LogFormatter("%(asctime)s %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -652,7 +679,12 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     if again is not None:
         restart.block_stops()
         restart.exec_again(again, caught)  # (returns when that failed, or a stop signal came: then as any stop)
-    print(report(engine.status()), flush=True)
+    try:
+        print(report(engine.status()), flush=True)
+    except OSError as e:  # (its reader gone: the stop goes on; an exception here skipped PortAudio's exit guard)
+        if e.errno not in _OUTPUT_GONE:
+            raise
+        _output_gone(e)
     code = 0 if stopped else EXIT_DEVICE_HUNG
     if controller.loading is not None:
         # a model load cannot be interrupted, and Python would wait for its thread (seconds; a hung network

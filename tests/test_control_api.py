@@ -2093,3 +2093,49 @@ def test_events_reach_listeners_in_the_order_their_states_were_taken(tmp_path):
     assert [e["by"] for e in seen] == ["a", "b"], seen
     assert seen[-1]["state"] == c.state() and seen[-1]["state"]["mute"] and not seen[-1]["state"]["voice_on"]
     assert seen[0]["state"]["mute"] is False  # (the state as it was taken)
+
+
+def test_serve_whose_log_pipe_closes_goes_on_and_stops_cleanly(tmp_path):
+    """serve's standard output a pipe whose reader went away (a `| tee` closed): each log line after it printed a
+    'Logging error' traceback, and the report's print at the stop ended serve with exit 141 past PortAudio's exit
+    guard (on a JACK server gone: a 10-minute hang, then an abort; a review). It now logs nowhere, says so once on
+    standard error, and stops with 0."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+    port = free_port()
+    (tmp_path / "config.toml").write_text(f'[voice]\nprofile = "passthrough"\n[control]\nport = {port}\n')
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYTHONUNBUFFERED": "1"}
+    with (tmp_path / "stderr").open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rtvc", "serve", "--virtual", "--config", "config.toml"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while " control: ws://" not in proc.stdout.readline():
+            assert proc.poll() is None and time.monotonic() < deadline
+        proc.stdout.close()  # (the reader goes away)
+        token = (tmp_path / "xdg" / "rtvc" / "token").read_text().strip()
+
+        async def changes():
+            c = await Client.open(port, token)
+            for i in range(6):
+                await c.call("mute.set", on=i % 2 == 0)  # (a log line each)
+            state = await c.call("status.get")
+            await c.close()
+            return state
+
+        assert run(changes())["engine"]["state"] == "running"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    said = (tmp_path / "stderr").read_text()
+    assert said.count("serve's log output is gone (Broken pipe): it goes on, logging nowhere") == 1, said
+    assert "Logging error" not in said and "Traceback" not in said, said
