@@ -224,6 +224,8 @@ def _load(args: argparse.Namespace):
         return load_config(path, overrides)
     from rtvc import restart
 
+    if path is None and restart.pending():  # (the file the serve before found: gone now, an error, not the defaults)
+        path = restart.config_path()
     try:
         cfg = load_config(path, overrides)
         state = restart.pending_state()

@@ -71,13 +71,20 @@ def refusal() -> str:
 
 
 def snapshot(
-    controller: Any, audio: Any, choice: Any, port: int, follow: Iterable[str] = (), config: dict | None = None
+    controller: Any,
+    audio: Any,
+    choice: Any,
+    port: int,
+    follow: Iterable[str] = (),
+    config: dict | None = None,
+    config_path: Path | None = None,
 ) -> dict[str, Any]:
     """What the new serve takes back. `audio`: the AudioConfig in use (devices.select changes it); `choice`: the
     devices in use, pinned (a monitor the engine lost is not: the new serve would wait for it); `port`: the
     control server's (kept where the config let the system choose it); `follow`: the roles that follow PipeWire's
     default devices (rtvc.audio.switch); `config`: the config file's tables this serve runs with (Config.raw):
-    the new one reads the file again, and starts with these where it has an error now (edited meanwhile)."""
+    the new one reads the file again, and starts with these where it has an error now (edited meanwhile);
+    `config_path`: that file, which the new one reads whether or not its command line names it (config_path())."""
     from rtvc.audio.devices import Pin, pin_device
     from rtvc.errors import DeviceError
 
@@ -104,6 +111,7 @@ def snapshot(
         "port": port,
         "follow": sorted(follow),
         "config": config or {},
+        "config_path": str(config_path.resolve()) if config_path is not None else None,
     }
 
 
@@ -218,6 +226,14 @@ def config_kept() -> dict[str, Any] | None:
     state = pending_state()
     raw = state.get("config") if state is not None else None
     return raw if isinstance(raw, dict) else None
+
+
+def config_path() -> Path | None:
+    """The config file the serve before this one ran with, where it found it by itself (./config.toml: gone by the
+    restart, this serve took the defaults and said the kept port differed from "the file"); None where none."""
+    state = pending_state()
+    path = state.get("config_path") if state is not None else None
+    return Path(path) if isinstance(path, str) and path else None
 
 
 def discard() -> None:

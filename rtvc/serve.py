@@ -448,7 +448,6 @@ def devices_again(
     return None
 
 
-
 _OUTPUT_GONE = (errno.EPIPE, errno.EIO)  # a pipe whose reader went away; a terminal hung up
 
 
@@ -658,7 +657,9 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
                 device.restart_wanted,
             )
             follow = device.follow
-            again = restart.snapshot(controller, device.audio, device.choice, server.port, follow, configured.raw)
+            again = restart.snapshot(
+                controller, device.audio, device.choice, server.port, follow, configured.raw, configured.path
+            )
             break
         if isinstance(device, DeviceSwitcher) and device.recover_due(time.monotonic()):
             # devices that failed are looked for and reopened (seconds, when a stop hangs): beside this loop

@@ -314,3 +314,33 @@ def test_hear_myself_refused_while_portaudio_is_stuck_names_the_restart_not_the_
     with pytest.raises(DeviceError) as e:
         controller.set_monitor(True, "test")
     assert "restart rtvc serve" in e.value.fix and "d in the TUI" not in e.value.fix
+
+
+def test_a_config_found_in_the_folder_and_gone_by_the_restart_is_taken_as_it_was(tmp_path, monkeypatch):
+    """serve started in its folder without --config (./config.toml): the file moved away, the sound server restarted,
+    the new serve ran on the defaults (the file's block, [obs] and the rest dropped) and said the kept port differed
+    from "the file" (a review). It reads the file the serve before ran with: gone, as a file with an error."""
+    import argparse
+
+    from rtvc.cli import _load
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+    kept = {"voice": {"profile": "passthrough"}, "stream": {"block_ms": 40.0}}
+    state = tmp_path / "rtvc-resume-1.json"
+    snap = {"profile": "passthrough", "config": kept, "config_path": str(tmp_path / "config.toml")}
+    state.write_text(json.dumps(snap))  # (no config.toml here now)
+    monkeypatch.setenv(restart.RESUME_ENV, str(state))
+    monkeypatch.setattr(restart, "config_error", "")
+    cfg = _load(argparse.Namespace(config=None, command="serve"))
+    assert cfg.stream.block_ms == 40.0, cfg
+    assert (
+        restart.config_error.startswith("config.toml has an error now (") and "file not found" in restart.config_error
+    )
+
+    # back, and edited: read as it is now
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "passthrough"\n[stream]\nblock_ms = 10.0\n')
+    monkeypatch.setattr(restart, "config_error", "")
+    cfg = _load(argparse.Namespace(config=None, command="serve"))
+    assert cfg.stream.block_ms == 10.0 and not restart.config_error, cfg
