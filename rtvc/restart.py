@@ -127,6 +127,14 @@ def _controls(controller: Any, st: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def devices_found(controller: Any, port: int, config: dict | None, config_path: Path | None) -> dict[str, Any]:
+    """What a serve that ran on the virtual device for want of sound devices hands on when they have come (a sound
+    server started after it, at login): its voice and settings; the new one chooses its devices as a start does."""
+    path = str(config_path.resolve()) if config_path is not None else None
+    state = {"port": port, "config": config or {}, "config_path": path, "devices_found": True}
+    return with_controls(state, controller)
+
+
 def with_controls(state: dict[str, Any], controller: Any) -> dict[str, Any]:
     """A restarted serve's `state` with its live settings as clients left them (it starts anew again before its
     devices came back: a voice selected, a mute set meanwhile were lost)."""

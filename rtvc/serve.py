@@ -335,7 +335,8 @@ def resumed_engine(cfg: Config, state: dict[str, Any]) -> tuple[Engine, str]:
 # why a serve not asked for the virtual device plays it, and the fix (a user service started before the sound server)
 NO_CARD_AT_START = (
     "rtvc serve found no sound devices when it started (no sound card, or the sound server was not running yet): "
-    "start rtvc serve again once they are there (`rtvc devices` lists them)"
+    "it plays the virtual device, heard by no one, and starts anew on your devices once they are there "
+    "(`rtvc devices` lists them)"
 )
 RESUME_DEVICES_S = 15.0  # how long a restarted serve waits for its devices as they were (a sound server starting)
 LOOK_AGAIN_S = 2.0  # then how often it looks for any of them (after a minute, a look that finds the system's sound
@@ -473,6 +474,42 @@ class _LogHandler(logging.StreamHandler):
         super().handleError(record)
 
 
+FALLBACK_LOOK_S = 3.0  # on the virtual device for want of sound devices: how often it looks whether they have come
+FALLBACK_READ_S = 30.0  # (PortAudio's list read again then, or sooner where system_audio() changed)
+
+
+class DeviceWatch:
+    """On the virtual device for want of sound devices (a login's serve started before the sound server): looks
+    beside serve's loop for the devices the config asks for; `found` says which once they are there. (It stayed on the
+    virtual device, its status saying all was well, and never exited for the service to try again.) No PortAudio
+    stream is open on the virtual device: reading the list again (rescan) is safe."""
+
+    def __init__(self, audio: AudioConfig, stop: threading.Event):
+        self.audio = audio
+        self.found = ""
+        self._stop = stop
+        threading.Thread(target=self._run, name="rtvc-look-for-devices", daemon=True).start()
+
+    def _run(self) -> None:
+        seen, read_at = devices.system_audio(), time.monotonic()
+        while not self._stop.wait(FALLBACK_LOOK_S):
+            now, system = time.monotonic(), devices.system_audio()
+            if system == seen and now - read_at < FALLBACK_READ_S:
+                continue
+            seen, read_at = system, now
+            try:
+                if not devices.rescan(quiet=True):
+                    continue
+                choice = choose_devices(self.audio)
+            except devices.RescanHung as e:
+                log.info("looking for sound devices stopped (%s): restart rtvc serve once they are there", e)
+                return
+            except RtvcError:  # (not all there yet: looked at again)
+                continue
+            self.found = f"input {choice.input.title()}, output {choice.output.title()}"
+            return
+
+
 def serve(cfg: Config, opts: ServeOptions) -> int:
     stop = threading.Event()  # set by SIGTERM/SIGINT/SIGHUP, even one that comes while the daemon starts
     caught: list[str] = []
@@ -517,7 +554,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         )  # fmt: skip
     clip_audio = load_mono(opts.clip, cfg.audio.samplerate) if opts.clip else None  # a bad clip: said at once
     virtual = opts.virtual
-    if not virtual and resumed is None and not devices.list_devices():
+    fresh = resumed is None or bool(resumed.get("devices_found"))  # (devices chosen as at a start)
+    if not virtual and fresh and not devices.list_devices():
         if devices.names_a_device(cfg.audio):
             raise devices.no_devices_error()
         log.info("no sound card found: serving on the virtual device instead (%s)", NO_CARD_AT_START)
@@ -560,11 +598,12 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         audio = clip_audio if clip_audio is not None else load_mono(clip, cfg.audio.samplerate)
         device = LoopingDevice(engine, audio, cfg.audio.period or VIRTUAL_PERIOD)
         in_use.update({"virtual": True, "clip": str(clip)})
-        if not opts.virtual:  # (chosen for want of a sound card: said in devices.list, and in the refusals)
+        if not opts.virtual:  # (chosen for want of a sound card: said in devices.list, the refusals and status)
             in_use["fallback"] = NO_CARD_AT_START
+            engine.output_unheard = NO_CARD_AT_START  # (status's detail: `rtvc ctl status` said all was well)
         log.info("virtual device: playing %s in a loop as the microphone", clip)
     else:
-        if resumed is None:
+        if fresh:
             choice = choose_devices(cfg.audio)
             streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
             choice = streams.choice  # (the streams' channels: rtvc.audio.io)
@@ -609,7 +648,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         device = DeviceSwitcher(engine, cfg.audio, choice, streams)
         device.restart_refused = restart.refusal
         defaults = left_to_default(asked, monitor_default=cfg.audio.virtual_mic and asked.monitor_device == "")
-        device.follow = following(choice, defaults if resumed is None else set(resumed.get("follow", [])))
+        device.follow = following(choice, defaults if fresh else set(resumed.get("follow", [])))
         if device.follow:
             log.info("following PipeWire's default %s (the desktop's sound settings)", describe_follow(device.follow))
         log.info("devices:\n%s", Lines(choice.describe()))
@@ -649,7 +688,19 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     obs = start_obs_link(cfg, controller)
     scheduling = ""
     again: dict[str, Any] | None = None  # the state to start anew with (rtvc.restart)
+    watch = DeviceWatch(cfg.audio, stop) if "fallback" in in_use else None
     while not stop.wait(POLL_S):
+        if watch is not None and watch.found:
+            if restart.allowed():
+                log.info(
+                    "sound devices are there now (%s): rtvc serve starts anew on them, with its voice and settings;"
+                    " clients reconnect",
+                    watch.found,
+                )
+                again = restart.devices_found(controller, server.port, configured.raw, configured.path)
+                break
+            log.info("sound devices are there now (%s), but %s: restart it to use them", watch.found, restart.refusal())
+            watch = None
         if isinstance(device, DeviceSwitcher) and device.restart_wanted:
             log.info(
                 "PortAudio cannot go on in this process (%s): rtvc serve starts anew, with its voice, settings and"

@@ -601,39 +601,70 @@ def test_a_headless_run_stopped_by_its_terminal_closing_writes_its_recording_and
 
 
 @pytest.mark.skipif("has_sound_card()", reason="this machine has a sound card: serve would open it")
-def test_a_serve_that_found_no_sound_devices_says_so_and_how_to_reach_them(tmp_path):
-    """serve started before the sound server (a user service) plays the virtual device: devices.list said nothing
-    of why, and devices.select told the user to name devices in config.toml (a plain restart is the fix)."""
+def test_a_serve_that_found_no_sound_devices_says_so_and_starts_anew_once_they_are_there(tmp_path):
+    """serve started before the sound server (a user service at login) plays the virtual device: devices.list said
+    nothing of why, devices.select told the user to name devices in config.toml; `rtvc ctl status` said all was well,
+    and it stayed on the virtual device for good (it never exited for the service to try again: a review). It says
+    so in status, and starts anew on the devices once the sound server is there, its voice and settings kept."""
     import json
     import socket
 
+    from jack_harness import JackServer, client_env
     from websockets.sync.client import connect
+
+    from rtvc.control.ctl import status_line
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, **NO_SERVER, "XDG_CONFIG_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    late = JackServer(256, role="late")  # (not running yet: its name is the one serve's JACK client asks for)
+    env = {**os.environ, **client_env(late.name), "XDG_CONFIG_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "rtvc", "serve", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    try:
-        seen = []
+    seen: list[str] = []
+
+    def until(words: str) -> None:
         for line in proc.stdout:
             seen.append(line)
-            if " control: ws://" in line:
-                break
+            if words in line:
+                return
+        raise AssertionError(f"serve ended before {words!r}: {''.join(seen)}")
+
+    def call(ws, method: str, **params) -> dict:
+        ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        return json.loads(ws.recv(timeout=10))
+
+    try:
+        until(" control: ws://")
         assert any("no sound card found: serving on the virtual device instead" in ln for ln in seen), seen
         token = (tmp_path / "rtvc" / "token").read_text().strip()
         with connect(f"ws://127.0.0.1:{port}/rpc?token={token}", open_timeout=10) as ws:
-            ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "devices.list"}))
-            in_use = json.loads(ws.recv(timeout=10))["result"]["in_use"]
+            in_use = call(ws, "devices.list")["result"]["in_use"]
             assert in_use["virtual"] and "found no sound devices when it started" in in_use["fallback"], in_use
-            ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "devices.select", "params": {"input": "system"}}))
-            err = json.loads(ws.recv(timeout=10))["error"]
-        assert "start rtvc serve again once they are there" in err["message"], err
-        assert "config.toml" not in err["message"]
+            err = call(ws, "devices.select", input="system")["error"]
+            assert "starts anew on your devices once they are there" in err["message"], err
+            assert "config.toml" not in err["message"]
+            line = status_line(call(ws, "status.get")["result"])
+            assert "engine running: rtvc serve found no sound devices when it started" in line, line
+            assert call(ws, "mute.set", on=True)["result"] == {"on": True}
+        late.start()  # (the sound server, started after serve)
+        try:
+            until("sound devices are there now (input ")
+            until("started anew (")
+            until(" control: ws://")
+            with connect(f"ws://127.0.0.1:{port}/rpc?token={token}", open_timeout=10) as ws:  # (the same port)
+                in_use = call(ws, "devices.list")["result"]["in_use"]
+                assert not in_use.get("virtual") and "system" in in_use["input"], in_use
+                status = call(ws, "status.get")["result"]
+                assert status["control"]["mute"] is True and not status["engine"].get("detail"), status
+        finally:
+            proc.terminate()  # (PortAudio first: its JACK client aborts on a server gone)
+            proc.communicate(timeout=30)
+            late.stop()
     finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
 
 
 @pytest.mark.parametrize("command", ["run", "serve"])

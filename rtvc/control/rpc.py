@@ -387,7 +387,8 @@ desktop's default changes (a headset plugged in, a choice in the sound settings)
 Under `audio.virtual_mic` the output is rtvc's virtual microphone, what the call records (`in_use.virtual_mic`):
 `devices.select` with another `output` is refused (-32002) and names hear-myself's monitor for speakers.
 A `rtvc serve` that found no sound devices at its start (no sound card, or a sound server started after it) plays the
-virtual device: `in_use.virtual` and `in_use.fallback` (why, and the fix: start it again once they are there).
+virtual device: `in_use.virtual` and `in_use.fallback` (why; the engine's detail says it too). It looks for them every
+3 s and, once they are there, starts anew on them with its voice and settings (clients reconnect, on the same port).
 A `rtvc serve` that started anew (its JACK server restarted, or PortAudio hung: a stream's stop or start, a thread
 of its spinning) answers at once, before its devices are back: `in_use.resuming` says why there is no sound yet
 (the engine's state is `failed` with the same words), and
