@@ -28,15 +28,23 @@ def harmonic_tone(f0: float, seconds: float = 2.0) -> np.ndarray:
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 
-def convert(x: np.ndarray, pitch: float, formant: float, block_ms: float, crossfade_ms: float, search_ms: float):
+def convert(
+    x: np.ndarray, pitch: float, formant: float, block_ms: float, crossfade_ms: float, search_ms: float, fixed: bool
+) -> tuple[np.ndarray, float]:
+    """The output, and the search it ran with (ms). `fixed`: exactly `search_ms`; else as rtvc runs the voice (the
+    converter widens the search to the voice's least_search)."""
     from rtvc.converter import StreamingConverter, StreamShape
     from rtvc.voices.pitch import PitchParams, PitchVoice
 
+    class Fixed(PitchVoice):
+        least_search = None  # (the search as given)
+
     shape = StreamShape(SR, round(block_ms * SR / 1e3), round(crossfade_ms * SR / 1e3), round(search_ms * SR / 1e3))
-    conv = StreamingConverter(PitchVoice(SR), PitchParams(pitch=pitch, formant=formant), shape)
+    voice = Fixed(SR) if fixed else PitchVoice(SR)
+    conv = StreamingConverter(voice, PitchParams(pitch=pitch, formant=formant), shape)
     b = shape.block
     y = np.concatenate([conv.process_block(x[i : i + b]) for i in range(0, len(x) - b + 1, b)])
-    return y[conv.latency :]
+    return y[conv.latency :], 1e3 * conv.shape.search / SR
 
 
 def off_harmonic_db(y: np.ndarray, f0: float) -> float:
@@ -57,28 +65,35 @@ def main() -> None:
     ap.add_argument("--f0", type=float, nargs="+", default=[85.0, 100.0, 120.0, 150.0, 200.0])
     ap.add_argument("--block-ms", type=float, default=20.0)
     ap.add_argument("--crossfade-ms", type=float, default=3.0)
+    ap.add_argument("--config-search-ms", type=float, default=16.0, help="config.toml's stream.search_ms")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sola_search.json")
     args = ap.parse_args()
 
     rows = []
     head = " ".join(f"{s:>7g}" for s in args.searches_ms)
-    print(f"off-harmonic energy (dB of the total; lower is cleaner) by search (ms), {args.block_ms:g} ms blocks")
-    print(f"{'profile':18s} {'in F0':>6} {'out F0':>7} {'period':>7} {head}")
+    print(f"off-harmonic energy (dB of the total; lower is cleaner) by search (ms), {args.block_ms:g} ms blocks;")
+    print(f"'rtvc': as rtvc runs the profile, config.toml's {args.config_search_ms:g} ms widened to the voice's least")
+    print(f"{'profile':18s} {'in F0':>6} {'out F0':>7} {'period':>7} {head} {'rtvc':>14}")
     for name, (pitch, formant) in PROFILES.items():
         for f0 in args.f0:
             out_f0 = f0 * 2 ** (pitch / 12)
             x = harmonic_tone(f0)
-            db = [
-                round(off_harmonic_db(convert(x, pitch, formant, args.block_ms, args.crossfade_ms, s), out_f0), 1)
-                for s in args.searches_ms
-            ]
+            db = []
+            for s in args.searches_ms:
+                y, _ = convert(x, pitch, formant, args.block_ms, args.crossfade_ms, s, fixed=True)
+                db.append(round(off_harmonic_db(y, out_f0), 1))
+            y, ran = convert(x, pitch, formant, args.block_ms, args.crossfade_ms, args.config_search_ms, fixed=False)
+            as_run = round(off_harmonic_db(y, out_f0), 1)
             by_search = dict(zip(map(str, args.searches_ms), db, strict=True))
             rows.append({
                 "profile": name, "pitch": pitch, "formant": formant, "input_f0_hz": f0,
                 "output_f0_hz": round(out_f0, 1), "off_harmonic_db": by_search,
+                "as_rtvc_runs_it": {"search_ms": round(ran, 3), "off_harmonic_db": as_run},
             })  # fmt: skip
             print(
-                f"{name:18s} {f0:6.0f} {out_f0:7.1f} {1e3 / out_f0:5.1f}ms " + " ".join(f"{v:7.1f}" for v in db),
+                f"{name:18s} {f0:6.0f} {out_f0:7.1f} {1e3 / out_f0:5.1f}ms "
+                + " ".join(f"{v:7.1f}" for v in db)
+                + f" {as_run:6.1f} ({ran:4.1f}ms)",
                 flush=True,
             )
     write_result(

@@ -61,8 +61,14 @@ class StreamingConverter:
             # consecutive tails of a seamless voice (passthrough) continue each other exactly:
             # nothing to align or crossfade, so no SOLA delay either
             shape = replace(shape, crossfade=0, search=0)
-        self.voice = voice
         out_rate = getattr(voice, "out_samplerate", voice.samplerate)
+        least = getattr(voice, "least_search", None)  # (a voice whose output goes deeper than the search spans)
+        if least is not None and shape.search:  # (no search at all: the user's choice)
+            step = _step(shape.samplerate, voice.samplerate, out_rate)
+            want = -(-least(params, shape.samplerate) // step) * step
+            if want > shape.search:
+                shape = replace(shape, search=want)
+        self.voice = voice
         self._rates = _Rates(shape, voice.samplerate, out_rate, getattr(voice, "frame_ms", 0.0))
         self._advance = getattr(voice, "advance", None)
         self._moved = getattr(voice, "moved", None)  # (told how far the window moved: a voice on the stream's time)

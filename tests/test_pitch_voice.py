@@ -202,3 +202,33 @@ def test_the_default_profile_keeps_a_pulse_like_vowel_on_its_harmonics(f0):
     band = f < 4000
     off_db = 10 * np.log10(power[band & ~near].sum() / power[band].sum())
     assert off_db < -25.0, f"{off_db:.1f} dB of the output between the harmonics"
+
+
+@pytest.mark.parametrize("f0", [80.0, 85.0])
+def test_giant_widens_the_search_to_join_a_deep_voice_in_phase(f0):
+    """Giant (-7 semitones) makes 53-57 Hz of an 80-85 Hz voice, a period longer than config.toml's 16 ms search:
+    every block joined out of phase, a buzz (-10 dB between the harmonics; a review). The pitch voice widens the
+    search to one period of what it makes of an 80 Hz voice; its latency says so."""
+    from rtvc.config import load_config
+    from rtvc.profiles import load_profile
+    from rtvc.stream_config import frames
+
+    st = load_config(None, {}).stream
+    shape = StreamShape(SR, frames(st.block_ms, SR), frames(st.crossfade_ms, SR), frames(st.search_ms, SR))
+    params = load_profile("giant", Path(__file__).resolve().parent.parent / "profiles").params
+    conv = StreamingConverter(PitchVoice(SR), params, shape)
+    assert shape.search == 768 and conv.shape.search == 899, conv.shape  # (16 ms; 48000 / 53.4 Hz, rounded up)
+    assert conv.latency == shape.crossfade + 899 - 899 // 2
+    x, b = vowel(f0), shape.block
+    y = np.concatenate([conv.process_block(x[i : i + b]) for i in range(0, len(x) - b + 1, b)])[conv.latency :]
+    seg = y[SR // 2 : SR // 2 + SR]
+    power = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
+    f = np.fft.rfftfreq(len(seg), 1 / SR)
+    out_f0 = f0 * 2 ** (params.pitch / 12)
+    near = np.min(np.abs(f[:, None] - out_f0 * np.arange(1, 4000 / out_f0)[None, :]), axis=1) < 4
+    band = f < 4000
+    off_db = 10 * np.log10(power[band & ~near].sum() / power[band].sum())
+    assert off_db < -25.0, f"{off_db:.1f} dB of the output between the harmonics"
+    # the default profile keeps config.toml's search (an 80 Hz voice makes 63.5 Hz: 15.75 ms): its latency as before
+    default = load_profile("default", Path(__file__).resolve().parent.parent / "profiles").params
+    assert StreamingConverter(PitchVoice(SR), default, shape).shape.search == 768
