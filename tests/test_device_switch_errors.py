@@ -305,7 +305,13 @@ def test_a_start_that_hangs_ends_the_recovery_and_serve_starts_anew(switcher, mo
     switcher._wedged, switcher.restart_wanted, switcher.restart_refused = "", "", lambda: refused
     with pytest.raises(switch.AudioLost) as e:
         switcher.rescan()
-    assert f"{refused}: restart rtvc serve" in str(e.value) and switcher.restart_wanted == ""
+    assert f"{refused}: it starts itself anew once that many are older, or restart rtvc serve" in str(e.value)
+    assert switcher.restart_wanted == ""
+    switcher.restart_refused = lambda: ""  # (the bound passed: off JACK, serve is asked to start anew at once)
+    deadline = time.monotonic() + 5
+    while not switcher.restart_wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert switcher.restart_wanted.startswith("the audio stream did not start within 10 s"), switcher.restart_wanted
 
 
 def test_a_jack_server_gone_once_too_often_says_why_rtvc_did_not_start_anew(switcher, monkeypatch):
@@ -322,11 +328,24 @@ def test_a_jack_server_gone_once_too_often_says_why_rtvc_did_not_start_anew(swit
     monkeypatch.setattr(switcher, "_jack_links", lambda current: None)  # (no JACK server here to ask)
     monkeypatch.setattr(switcher, "_jack_clients", lambda current, choice: None)
     Streams.hung = {"usb mic"}  # (the streams' device: their stop hangs, as on a JACK server gone)
+    monkeypatch.setattr("rtvc.audio.jack_probe.jack_server", lambda *a, **k: "answers")  # (a new one, at once)
     with pytest.raises(switch.AudioLost) as e:
         switcher.rescan()  # (its stop hangs: PortAudio stuck on the server gone)
-    said = "rtvc serve did not start itself anew: it already did so 3 times in 10 minutes: restart rtvc serve"
+    said = (
+        "rtvc serve did not start itself anew: it already did so 3 times in 10 minutes: it starts itself anew once "
+        "that many are older, or restart rtvc serve"
+    )
     assert said in str(e.value), e.value
     assert said in switcher.in_use()["stopped"] and said in switcher.engine.status().detail
+    # the bound passed, the JACK server back (answering since the rescan, below): serve is asked to start anew (it
+    # stayed silent for good: a review)
+    time.sleep(1.5)
+    assert switcher.restart_wanted == ""  # (still within the bound)
+    monkeypatch.setenv(restart.RESTARTS_ENV, ",".join(f"{now - s:.3f}" for s in (900, 200, 100)))
+    deadline = time.monotonic() + 5
+    while not switcher.restart_wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert switcher.restart_wanted, "serve was not asked to start anew once it may"
 
 
 def test_a_rescan_that_hangs_gives_the_same_answer_until_rtvc_restarts(switcher, monkeypatch):

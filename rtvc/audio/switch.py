@@ -353,25 +353,29 @@ class DeviceSwitcher:
         server answers again; elsewhere at once: a stream's stop or start that hung on PipeWire's ALSA plugin, after
         a restart of PipeWire, left rtvc silent until restarted by hand), else the user is told to restart it."""
         self._wedged, self._waiting = what, []  # (no watch runs any more: nothing is waited for)
+        jack = _on_jack((self.choice.input, self.choice.output, self.choice.monitor))
         if refused := self.restart_refused():  # (it said "restart rtvc serve" alone, and not why it did not)
-            self._fix = f"{refused}: restart rtvc serve"
-        elif _on_jack((self.choice.input, self.choice.output, self.choice.monitor)):
+            # (waited for: it stayed silent for good once the bound had passed, the JACK server long back)
+            self._fix = f"{refused}: it starts itself anew once that many are older, or restart rtvc serve"
+        elif jack:
             self._fix = "rtvc serve restarts itself once the JACK server runs again, or restart rtvc serve"
-            threading.Thread(target=self._await_jack, args=(what,), name="rtvc-await-jack", daemon=True).start()
         else:
             self._fix = "rtvc serve restarts itself now"
             self.restart_wanted = what
+        if not self.restart_wanted:
+            threading.Thread(target=self._await, args=(what, jack), name="rtvc-await-restart", daemon=True).start()
         self.engine.report_device_error(f"{what} ({self._fix})")
         raise AudioLost(what, self._fix)
 
-    def _await_jack(self, what: str) -> None:
-        """PortAudio is stuck on a JACK server that went away (or dropped rtvc): only a new process can reach the
-        server again. Once it answers (a new one started, PipeWire restarted), serve is asked to restart."""
+    def _await(self, what: str, jack: bool) -> None:
+        """PortAudio is stuck (on a JACK server that went away or dropped rtvc, or in a call that hung): only a new
+        process can play again. Once serve may start anew (rtvc.restart's bound) and, on `jack`, the server answers
+        (a new one started, PipeWire restarted), serve is asked to restart."""
         from rtvc.audio.jack_probe import ANSWERS, jack_server
 
         tries = 0
         while not self._closed:
-            if jack_server() == ANSWERS:
+            if not self.restart_refused() and (not jack or jack_server() == ANSWERS):
                 self.restart_wanted = what
                 return
             tries += 1
