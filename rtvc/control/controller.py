@@ -716,4 +716,7 @@ class Controller:
             while self._events:
                 event = self._events.popleft()
                 for fn in self._listeners:  # a copy-on-write list
-                    fn(event)
+                    try:
+                        fn(event)
+                    except Exception:  # (a bug: said, and the others told; the change it tells of stands)
+                        log.exception("a listener failed on the event %s", event.get("changed"))
