@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -291,13 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     except RtvcError as e:
         if e.__cause__ is not None and os.environ.get("RTVC_TRACEBACK"):  # (what a bug report needs, on request)
             traceback.print_exception(e.__cause__, file=sys.stderr)
-        print(f"rtvc: error: {e}", file=sys.stderr)
+        with contextlib.suppress(OSError):  # (standard error on a pipe gone too: the guard below must still run)
+            print(f"rtvc: error: {e}", file=sys.stderr)
         if "sounddevice" in sys.modules:
             from rtvc.audio.devices import must_not_terminate
 
             if must_not_terminate():  # (serve on a JACK server that was started again: PortAudio would abort)
-                sys.stdout.flush()
-                sys.stderr.flush()
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(OSError):
+                        stream.flush()
                 os._exit(EXIT_USER_ERROR)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # Ctrl-C where no command handles it itself (convert, build): nothing half-written
