@@ -671,8 +671,8 @@ def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, An
     if opts.name is None and not opts.force and not target.exists():
         # the same files imported before under another name (--name alice): that profile is theirs, as it would be
         # with --name alice; a second profile of one voice is asked for by its name (it was a second copy, unasked)
-        for other in profile_files(profiles):
-            homes = _profile_of(other, other.stem, registry, given, opts)
+        for other in profile_files(profiles):  # (--force alone would write a profile under the file's name)
+            homes = _profile_of(other, other.stem, registry, given, opts, f"--name {other.stem} --force")
             if homes is not None:
                 return {**plan, "name": other.stem, "keep": other, "homes": homes, "found": True}
     if target.exists() and not opts.force:
@@ -721,7 +721,9 @@ def _plan(opts, registry, voice, index, by_kind, profiles: Path) -> dict[str, An
 _PROFILE_KEYS = {"voice": "path", "index": "index", "content": "content", "rmvpe": "f0_model"}
 
 
-def _profile_of(target: Path, name: str, registry: Registry, given: dict[str, Found], opts) -> dict[str, Entry] | None:
+def _profile_of(
+    target: Path, name: str, registry: Registry, given: dict[str, Found], opts, anew: str = "--force"
+) -> dict[str, Entry] | None:
     """Where each file given goes back, when the profile at `target` names these very files (the same sha256, by
     the registry's entries for the paths it names); the import then puts back what is missing or damaged and keeps
     the profile as it is. (`rtvc models` says to import a missing file again: that import was refused, the profile
@@ -777,7 +779,7 @@ def _profile_of(target: Path, name: str, registry: Registry, given: dict[str, Fo
             raise ConfigError(
                 f"rtvc import: profile '{name}' names {shown} too, which is {state}",
                 (f"give it too (imported from {entry.source})" if entry is not None else "put it back there")
-                + ", or write the profile anew with --force",
+                + f", or write the profile anew with {anew}",
             )
     return homes
 

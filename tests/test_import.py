@@ -1025,3 +1025,21 @@ def test_a_voice_imported_with_a_name_and_again_without_goes_to_its_profile_not_
     # asked for by name: a second profile, as before
     code, out, err = rtvc(home, capsys, "import", files[1], "--name", "alice-two")
     assert code == 0 and (home / "profiles" / "alice-two.toml").exists(), (out, err)
+
+
+def test_a_voice_imported_again_without_its_name_while_its_index_is_missing_names_the_fix_that_mends_it(
+    home, downloads, capsys
+):
+    """Its profile names an index that is gone, only the voice given: refused, and the fix must mend alice's profile
+    (--force alone wrote a second copy and profile under the file's name, alice left broken: a review)."""
+    voice, index = (str(downloads / f) for f in ALICE_FILES)
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"), voice, index, "--name", "alice")[0] == 0
+    (home / "models" / "alice" / ALICE_FILES[1]).unlink()
+    before = state(home)
+    code, out, err = rtvc(home, capsys, "import", voice)
+    assert code == 2 and "profile 'alice' names" in err and "which is missing" in err, (out, err)
+    assert "or write the profile anew with --name alice --force" in err, err
+    assert state(home) == before
+    code, out, err = rtvc(home, capsys, "import", voice, "--name", "alice", "--force")  # (the fix it names)
+    assert code == 0 and not (home / "profiles" / f"{ALICE}.toml").exists(), (out, err)
+    assert sorted(p.stem for p in (home / "profiles").glob("*.toml") if p.stem != "default") == ["alice"]
