@@ -121,7 +121,8 @@ def main() -> None:
     out = args.out or ROOT / "bench" / "results" / f"latency-{args.voice}.json"
     if args.voice == "passthrough":
         profile = ROOT / "profiles" / "passthrough.toml"
-    else:  # same voice, converter and latency as the default profile; params do not change latency
+    else:  # the default profile's voice and converter at pitch 0 (a pitch below -4.9 semitones widens the search:
+        # PitchVoice.least_search)
         profile = Path(tempfile.mkdtemp()) / "pitch-zero.toml"
         profile.write_text('voice = "pitch"\n[params]\npitch = 0.0\nformant = 0.0\n')
 

@@ -333,11 +333,11 @@ def resumed_engine(cfg: Config, state: dict[str, Any]) -> tuple[Engine, str]:
 
 
 # why a serve not asked for the virtual device plays it, and the fix (a user service started before the sound server)
-NO_CARD_AT_START = (
-    "rtvc serve found no sound devices when it started (no sound card, or the sound server was not running yet): "
-    "it plays the virtual device, heard by no one, and starts anew on your devices once they are there "
-    "(`rtvc devices` lists them)"
+NO_CARD = (
+    "rtvc serve found no sound devices when it started (no sound card, or the sound server was not running yet): it "
+    "plays the virtual device, heard by no one, and {then} (`rtvc devices` lists them)"
 )
+NO_CARD_AT_START = NO_CARD.format(then="starts anew on your devices once they are there")
 RESUME_DEVICES_S = 15.0  # how long a restarted serve waits for its devices as they were (a sound server starting)
 LOOK_AGAIN_S = 2.0  # then how often it looks for any of them (after a minute, a look that finds the system's sound
 # devices unchanged reads no device list: rtvc.audio.devices.Rereads)
@@ -481,30 +481,43 @@ FALLBACK_READ_S = 30.0  # (PortAudio's list read again then, or sooner where sys
 class DeviceWatch:
     """On the virtual device for want of sound devices (a login's serve started before the sound server): looks
     beside serve's loop for the devices the config asks for; `found` says which once they are there. (It stayed on the
-    virtual device, its status saying all was well, and never exited for the service to try again.) No PortAudio
+    virtual device, its status saying all was well, and never exited for the service to try again.) `says(text)`: what
+    status should say instead of NO_CARD_AT_START where that no longer holds (devices there that do not fit the
+    config; the look given up). `changed_only`: a restarted serve whose devices did not open looks again only once the
+    system's sound devices change (not every FALLBACK_READ_S: it would start anew on the same ones). No PortAudio
     stream is open on the virtual device: reading the list again (rescan) is safe."""
 
-    def __init__(self, audio: AudioConfig, stop: threading.Event):
+    def __init__(
+        self, audio: AudioConfig, stop: threading.Event, says: Callable[[str], None], changed_only: bool = False
+    ):
         self.audio = audio
         self.found = ""
         self._stop = stop
+        self._says = says
+        self._changed_only = changed_only
         threading.Thread(target=self._run, name="rtvc-look-for-devices", daemon=True).start()
 
     def _run(self) -> None:
-        seen, read_at = devices.system_audio(), time.monotonic()
+        seen, read_at, unfit = devices.system_audio(), time.monotonic(), ""
         while not self._stop.wait(FALLBACK_LOOK_S):
             now, system = time.monotonic(), devices.system_audio()
-            if system == seen and now - read_at < FALLBACK_READ_S:
+            if system == seen and (self._changed_only or now - read_at < FALLBACK_READ_S):
                 continue
-            seen, read_at = system, now
+            seen, read_at, self._changed_only = system, now, False
             try:
                 if not devices.rescan(quiet=True):
                     continue
                 choice = choose_devices(self.audio)
             except devices.RescanHung as e:
-                log.info("looking for sound devices stopped (%s): restart rtvc serve once they are there", e)
+                said = f"looking for them stopped ({e}): restart rtvc serve once they are there"
+                log.info("sound devices: %s", said)
+                self._says(NO_CARD.format(then=said))
                 return
-            except RtvcError:  # (not all there yet: looked at again)
+            except RtvcError as e:  # (there, but not what the config asks for: said once, and looked at again)
+                if str(e) != unfit:
+                    unfit = str(e)
+                    log.info("sound devices are there now, but rtvc cannot take them: %s", e)
+                    self._says(NO_CARD.format(then=f"sound devices are there now, but: {e}"))
                 continue
             self.found = f"input {choice.input.title()}, output {choice.output.title()}"
             return
@@ -565,10 +578,27 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             f"--clip {opts.clip}: for the virtual device, and rtvc serves on your sound devices",
             "add --virtual to play the clip through the voice in a loop, or leave --clip out",
         )
+    opened: tuple[DeviceChoice, DeviceStreams] | None = None
+    unopened = ""  # (a serve started anew on the devices found, which did not open: on the virtual device again)
+    if not virtual and fresh:
+        try:
+            choice = choose_devices(cfg.audio)
+            streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
+            opened = (streams.choice, streams)  # (the streams' channels: rtvc.audio.io)
+        except RtvcError as e:
+            if resumed is None:
+                raise
+            unopened = str(e)
+            log.info("the sound devices found do not open (%s): serving on the virtual device again", e)
+            virtual = True
     controller: Controller | None = None
     server: ControlServer | None = None
     in_use: dict[str, Any] = {}
     shown: list[Callable[[], dict[str, Any]]] = [lambda: in_use]  # what devices.list says is in use
+
+    def fallback_says(text: str) -> None:  # why the virtual device plays: devices.list, the refusals, status's detail
+        in_use["fallback"] = text
+        engine.output_unheard = text  # (`rtvc ctl status` said all was well)
 
     def open_control(cfg: Config) -> tuple[Controller, ControlServer]:
         start = profile_name(cfg.voice.profile, profiles_dir(cfg))
@@ -599,14 +629,16 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         device = LoopingDevice(engine, audio, cfg.audio.period or VIRTUAL_PERIOD)
         in_use.update({"virtual": True, "clip": str(clip)})
         if not opts.virtual:  # (chosen for want of a sound card: said in devices.list, the refusals and status)
-            in_use["fallback"] = NO_CARD_AT_START
-            engine.output_unheard = NO_CARD_AT_START  # (status's detail: `rtvc ctl status` said all was well)
+            if unopened:
+                fallback_says(NO_CARD.format(then=f"the devices found did not open ({unopened}); it looks again"))
+            elif os.name != "posix":  # (rtvc.restart: no start anew there)
+                fallback_says(NO_CARD.format(then="start rtvc serve again once they are there"))
+            else:
+                fallback_says(NO_CARD_AT_START)
         log.info("virtual device: playing %s in a loop as the microphone", clip)
     else:
-        if fresh:
-            choice = choose_devices(cfg.audio)
-            streams = DeviceStreams(choice, engine, cfg.audio.samplerate, cfg.audio.period)
-            choice = streams.choice  # (the streams' channels: rtvc.audio.io)
+        if opened is not None:
+            choice, streams = opened
         else:
             # clients (the TUI, the OBS dock) reconnect at once, and are told why there is no sound yet
             resuming = {"resuming": "rtvc serve started anew and looks for its sound devices"}
@@ -688,7 +720,10 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     obs = start_obs_link(cfg, controller)
     scheduling = ""
     again: dict[str, Any] | None = None  # the state to start anew with (rtvc.restart)
-    watch = DeviceWatch(cfg.audio, stop) if "fallback" in in_use else None
+    watch = None
+    if "fallback" in in_use and os.name == "posix":
+        watch = DeviceWatch(cfg.audio, stop, fallback_says, changed_only=bool(unopened))
+    refused_said = ""
     while not stop.wait(POLL_S):
         if watch is not None and watch.found:
             if restart.allowed():
@@ -699,8 +734,11 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
                 )
                 again = restart.devices_found(controller, server.port, configured.raw, configured.path)
                 break
-            log.info("sound devices are there now (%s), but %s: restart it to use them", watch.found, restart.refusal())
-            watch = None
+            if restart.refusal() != refused_said:  # (the bound: it starts anew once that many restarts are older)
+                refused_said = restart.refusal()
+                said = f"sound devices are there now ({watch.found}), but {refused_said}: it does once it may"
+                log.info("%s, or restart it", said)
+                fallback_says(NO_CARD.format(then=said))
         if isinstance(device, DeviceSwitcher) and device.restart_wanted:
             log.info(
                 "PortAudio cannot go on in this process (%s): rtvc serve starts anew, with its voice, settings and"

@@ -667,6 +667,69 @@ def test_a_serve_that_found_no_sound_devices_says_so_and_starts_anew_once_they_a
             proc.communicate(timeout=30)
 
 
+@pytest.mark.skipif("has_sound_card()", reason="this machine has a sound card: serve would open it")
+def test_sound_devices_that_come_but_do_not_fit_are_said_and_the_virtual_device_plays_on(tmp_path):
+    """Devices that came after serve but that it cannot take (a rate the config asks for that they lack): the watch
+    said nothing, and status kept saying it would start anew on them (a review). And a serve started anew on the
+    devices found, that then did not open: it ended, its voice and settings lost; it plays the virtual device again."""
+    import json
+    import socket
+
+    from jack_harness import JackServer, client_env
+    from websockets.sync.client import connect
+
+    from rtvc import restart
+
+    late = JackServer(256, role="late")  # (48 kHz)
+
+    def serve(extra_env: dict[str, str]):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, **client_env(late.name), "XDG_CONFIG_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+        argv = [sys.executable, "-m", "rtvc", "serve", "--port", str(port), "--samplerate", "44100"]
+        proc = subprocess.Popen(argv, cwd=ROOT, env={**env, **extra_env}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if " control: ws://" in line:
+                break
+        return proc, port, seen
+
+    def detail(port: int) -> tuple[str, dict]:
+        token = (tmp_path / "rtvc" / "token").read_text().strip()
+        with connect(f"ws://127.0.0.1:{port}/rpc?token={token}", open_timeout=10) as ws:
+            ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "status.get"}))
+            st = json.loads(ws.recv(timeout=10))["result"]
+        return st["engine"].get("detail") or "", st["control"]
+
+    proc, port, seen = serve({})
+    try:
+        assert "starts anew on your devices once they are there" in detail(port)[0]
+        late.start()
+        deadline = time.monotonic() + 30
+        while "sound devices are there now, but:" not in (said := detail(port)[0]):
+            assert time.monotonic() < deadline and proc.poll() is None, (said, "".join(seen))
+            time.sleep(0.5)
+        assert "44100" in said, said
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+        assert out.count("sound devices are there now, but rtvc cannot take them") == 1, out  # (said once)
+
+        state = tmp_path / "rtvc-resume.json"  # (as a serve on the virtual device hands on once devices came)
+        state.write_text(json.dumps({"devices_found": True, "config": {}, "mute": True}))
+        proc, port, seen = serve({restart.RESUME_ENV: str(state)})
+        assert any("the sound devices found do not open (" in ln for ln in seen), seen
+        said, control = detail(port)
+        assert "the devices found did not open (" in said and control["mute"] is True, (said, control)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.communicate(timeout=30)
+        late.stop()
+
+
 @pytest.mark.parametrize("command", ["run", "serve"])
 def test_a_terminal_that_closes_under_rtvc_leaves_its_files_and_a_clean_exit(tmp_path, command):
     """The terminal rtvc ran in, closed: SIGHUP, and every later write to it fails (EIO). The stop's prints raised

@@ -387,8 +387,10 @@ desktop's default changes (a headset plugged in, a choice in the sound settings)
 Under `audio.virtual_mic` the output is rtvc's virtual microphone, what the call records (`in_use.virtual_mic`):
 `devices.select` with another `output` is refused (-32002) and names hear-myself's monitor for speakers.
 A `rtvc serve` that found no sound devices at its start (no sound card, or a sound server started after it) plays the
-virtual device: `in_use.virtual` and `in_use.fallback` (why; the engine's detail says it too). It looks for them every
-3 s and, once they are there, starts anew on them with its voice and settings (clients reconnect, on the same port).
+virtual device: `in_use.virtual` and `in_use.fallback` (why; the engine's detail says it too). It looks for them (every
+3 s whether the system's sound devices changed, PortAudio's list read then or every 30 s) and, once they are there,
+starts anew on them with its voice and settings (clients reconnect, on the same port); devices there that it cannot
+take (a rate the config asks for that they lack) are said in `in_use.fallback` and the engine's detail.
 A `rtvc serve` that started anew (its JACK server restarted, or PortAudio hung: a stream's stop or start, a thread
 of its spinning) answers at once, before its devices are back: `in_use.resuming` says why there is no sound yet
 (the engine's state is `failed` with the same words), and
