@@ -506,3 +506,27 @@ def test_a_profile_named_like_a_file_loads_by_the_name_it_is_listed_under(tmp_pa
     p = load_profile("alice.toml", tmp_path / "profiles")
     assert (p.name, p.label) == ("alice.toml", "Alice")
     assert load_profile("./alice.toml", tmp_path / "profiles").label == "Stray"  # a path still reads the path
+
+
+def test_a_pitch_voice_saved_lower_loads_anew_with_the_search_its_pitch_wants(tmp_path):
+    """The default voice moved live to -7 and saved: the playing converter stood for the file, with the 16 ms search
+    of its load; selected again after another voice it came back so (the buzz a fresh load of -7 avoids: a review)."""
+    import shutil
+    from pathlib import Path
+
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "profiles" / "default.toml", tmp_path / "profiles")
+    (tmp_path / "profiles" / "passthrough.toml").write_text('voice = "passthrough"\n')
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "default"\n')
+    cfg = load_config(tmp_path / "config.toml")
+    c = Controller(cfg, build_engine(cfg), "default")
+    assert c.engine.active[0].shape.search == 768
+    c.save_profile("same", None, False, "test")  # (its pitch as loaded: the playing voice stands for the file)
+    assert c._key is not None
+    c.set_params({"pitch": -7.0}, "test")
+    c.save_profile("deep", None, False, "test")
+    assert c._key is None  # (not kept as the file's voice: a select of it loads it anew)
+    c.select_voice("passthrough", "test")
+    c.select_voice("deep", "test")
+    conv = c.engine.active[0]
+    assert conv.params.pitch == -7.0 and conv.shape.search == 899, conv.shape  # (48000 / 53.4 Hz)
