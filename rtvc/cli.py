@@ -298,10 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             from rtvc.audio.devices import must_not_terminate
 
             if must_not_terminate():  # (serve on a JACK server that was started again: PortAudio would abort)
-                for stream in (sys.stdout, sys.stderr):
-                    with contextlib.suppress(OSError):
-                        stream.flush()
-                os._exit(EXIT_USER_ERROR)
+                _exit_now(EXIT_USER_ERROR)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # Ctrl-C where no command handles it itself (convert, build): nothing half-written
         print(f"rtvc: {args.command} interrupted", file=sys.stderr)
@@ -311,10 +308,18 @@ def main(argv: list[str] | None = None) -> int:
         if "sounddevice" in sys.modules:
             from rtvc.audio.devices import must_not_terminate
 
-            if must_not_terminate():  # (as above: PortAudio's exit handler would hang or abort on a JACK server gone)
-                sys.stderr.flush()
-                os._exit(141)
+            if must_not_terminate():  # (as above)
+                _exit_now(141)
         return 141
+
+
+def _exit_now(code: int) -> None:
+    """Exit past PortAudio's exit handler, which would wait on (or, for JACK, abort in) a dead device: what can be
+    flushed is (standard output or error on a pipe gone: not)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -425,19 +430,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         code = run_live(cfg, opts)
         if code == EXIT_DEVICE_HUNG or must_not_terminate():
-            # PortAudio's exit handler would wait on (or, for JACK, abort in) the dead device
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+            _exit_now(code)
         return code
     if args.command == "latency":
         from rtvc.audio.devices import must_not_terminate
         from rtvc.loopback import LatencyOptions, measure
 
         measure(cfg, LatencyOptions(args.count, args.level_db, args.json))
-        if must_not_terminate():  # as for run: PortAudio's exit handler would hang on a dead device
-            sys.stdout.flush()
-            os._exit(0)
+        if must_not_terminate():
+            _exit_now(0)
         return 0
     if args.command == "serve":
         from rtvc.audio.devices import must_not_terminate
@@ -445,9 +446,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from rtvc.serve import ServeOptions, serve
 
         code = serve(cfg, ServeOptions(virtual=args.virtual, clip=args.clip))
-        if code == EXIT_DEVICE_HUNG or must_not_terminate():  # as for run: PortAudio's exit handler would hang
-            sys.stdout.flush()
-            os._exit(code)
+        if code == EXIT_DEVICE_HUNG or must_not_terminate():
+            _exit_now(code)
         return code
     if args.command == "token":
         from rtvc.control.auth import connect_host, load_or_create_token, token_path
