@@ -475,7 +475,6 @@ class _LogHandler(logging.StreamHandler):
 
 
 FALLBACK_LOOK_S = 3.0  # on the virtual device for want of sound devices: how often it looks whether they have come
-FALLBACK_READ_S = 30.0  # (PortAudio's list read again then, or sooner where system_audio() changed)
 
 
 class DeviceWatch:
@@ -483,9 +482,10 @@ class DeviceWatch:
     beside serve's loop for the devices the config asks for; `found` says which once they are there. (It stayed on the
     virtual device, its status saying all was well, and never exited for the service to try again.) `says(text)`: what
     status should say instead of NO_CARD_AT_START where that no longer holds (devices there that do not fit the
-    config; the look given up). `changed_only`: a restarted serve whose devices did not open looks again only once the
-    system's sound devices change (not every FALLBACK_READ_S: it would start anew on the same ones). No PortAudio
-    stream is open on the virtual device: reading the list again (rescan) is safe."""
+    config; the look given up). PortAudio's list is read again as devices.Rereads says (when the system's sound
+    devices changed, or READ_LATER_S after the last read). `changed_only`: a restarted serve whose devices did not open
+    reads it only once they change (it would start anew on the same ones). No PortAudio stream is open on the virtual
+    device: reading the list again (rescan) is safe."""
 
     def __init__(
         self, audio: AudioConfig, stop: threading.Event, says: Callable[[str], None], changed_only: bool = False
@@ -498,12 +498,16 @@ class DeviceWatch:
         threading.Thread(target=self._run, name="rtvc-look-for-devices", daemon=True).start()
 
     def _run(self) -> None:
-        seen, read_at, unfit = devices.system_audio(), time.monotonic(), ""
+        rereads = devices.Rereads(time.monotonic() - devices.READ_ALWAYS_S)  # (past its first minute of every look)
+        unchanged = devices.system_audio() if self._changed_only else None
+        unfit = ""
         while not self._stop.wait(FALLBACK_LOOK_S):
-            now, system = time.monotonic(), devices.system_audio()
-            if system == seen and (self._changed_only or now - read_at < FALLBACK_READ_S):
+            if unchanged is not None:
+                if devices.system_audio() == unchanged:
+                    continue
+                unchanged = None
+            if not rereads.due(time.monotonic()):
                 continue
-            seen, read_at, self._changed_only = system, now, False
             try:
                 if not devices.rescan(quiet=True):
                     continue
