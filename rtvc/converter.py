@@ -62,12 +62,7 @@ class StreamingConverter:
             # nothing to align or crossfade, so no SOLA delay either
             shape = replace(shape, crossfade=0, search=0)
         out_rate = getattr(voice, "out_samplerate", voice.samplerate)
-        least = getattr(voice, "least_search", None)  # (a voice whose output goes deeper than the search spans)
-        if least is not None and shape.search:  # (no search at all: the user's choice)
-            step = _step(shape.samplerate, voice.samplerate, out_rate)
-            want = -(-least(params, shape.samplerate) // step) * step
-            if want > shape.search:
-                shape = replace(shape, search=want)
+        shape = replace(shape, search=_search_for(voice, params, shape))
         self.voice = voice
         self._rates = _Rates(shape, voice.samplerate, out_rate, getattr(voice, "frame_ms", 0.0))
         self._advance = getattr(voice, "advance", None)
@@ -100,6 +95,11 @@ class StreamingConverter:
         self.cost_s = 0.0  # its block time, a decaying peak (each block's, or 0.95 of the one before)
         self._shape = fade_shape(shape.crossfade)
         self._ramp = ((np.arange(shape.block) + 0.5) / shape.block).astype(np.float32)
+
+    def wants_wider_search(self, params: Any) -> bool:
+        """Whether a converter built anew at `params` would search wider than this one (a pitch voice moved lower
+        than it was loaded at: PitchVoice.least_search)."""
+        return _search_for(self.voice, params, self.shape) > self.shape.search
 
     @property
     def latency(self) -> int:
@@ -240,6 +240,17 @@ class StreamingConverter:
         if self._rates.input is not None:
             self._rates.input.reset()
         self.voice.reset()
+
+
+def _search_for(voice: Any, params: Any, shape: StreamShape) -> int:
+    """The SOLA search a converter of `voice` at `params` runs with: `shape`'s, widened to the voice's least_search
+    where it has one (a voice whose output goes deeper than the search spans), in whole steps of its rates; none stays
+    none (the user's choice)."""
+    least = getattr(voice, "least_search", None)
+    if least is None or not shape.search:
+        return shape.search
+    step = _step(shape.samplerate, voice.samplerate, getattr(voice, "out_samplerate", voice.samplerate))
+    return max(shape.search, -(-least(params, shape.samplerate) // step) * step)
 
 
 def _step(device: int, voice_rate: int, out_rate: int) -> int:

@@ -389,10 +389,8 @@ class Controller:
                 # the voice that plays is what the saved profile describes, if its model files are still the ones
                 # it was loaded from (one replaced since would make a kept voice stale)
                 self._key = key if key is not None and self._key is not None and key[2] == self._key[2] else None
-                least = getattr(conv.voice, "least_search", None)  # (a pitch saved lower than the voice was loaded
-                # at wants a wider search than this converter's: PitchVoice.least_search; a load of the file makes it)
-                if least is not None and conv.shape.search and least(conv.params, conv.samplerate) > conv.shape.search:
-                    self._key = None
+                if conv.wants_wider_search(conv.params):  # (a pitch saved lower than the voice was loaded at: a
+                    self._key = None  # load of the file makes its search)
                 self.engine.relabel(conv, f"{label}: {conv.voice.label}")  # (as a load of the file names it)
         # "profiles" as for a file written by hand: a client whose voice list follows those events shows this one
         files = {"added": [] if existed else [name], "removed": [], "edited": [name] if existed else []}
