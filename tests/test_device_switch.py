@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -1092,3 +1093,53 @@ def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconne
         mic.close()
         rec.close()
     assert served.proc.returncode == 0, served.log()
+
+
+def _watch_children(pid: int) -> list[int]:
+    """The pids of serve's JACK-watch children."""
+    got = subprocess.run(["pgrep", "-P", str(pid), "-f", "rtvc.audio.jack_watch_child"], capture_output=True, text=True)
+    return [int(p) for p in got.stdout.split()]
+
+
+@pytest.mark.parametrize("jack_bare", [256], indirect=True)
+def test_a_killed_jack_watch_starts_again_and_what_it_waited_for_is_still_connected(jack_bare, tmp_path):
+    """The JACK watch's child killed (by hand, or the kernel out of memory): rtvc went on unwatched until the next
+    reopen (a program it fed that closed was never connected again). Another starts, handed what was waited for;
+    one killed again and again is given up, said in the log."""
+    served = Served(jack_bare.name, tmp_path)
+    mic, rec = Mic(jack_bare.name), Mic(jack_bare.name, "rtvc-rec")
+    try:
+        rpc = served.connect()
+        wait_for("the engine to run", lambda: rpc.call("status.get")["result"]["engine"]["state"] == "running")
+
+        def waiting() -> list[list[str]]:
+            return sorted(rpc.call("devices.list")["result"]["in_use"].get("waiting", []))
+
+        out_of = rec.rtvc_out_port()
+        mic.client.connect("rtvc-mic:out_1", out_of.replace(":out_", ":in_"))
+        rec.listen_to(out_of)
+        first = wait_for("the watch", lambda: _watch_children(served.proc.pid))
+        time.sleep(0.5)  # (the recorder's connection seen)
+        rec.close()
+        wait_for("the recorder waited for", lambda: waiting() == [[out_of, "rtvc-rec:in_1"]], 5)
+        os.kill(first[0], signal.SIGKILL)
+        wait_for("another watch", lambda: (_watch_children(served.proc.pid) or first) != first, 10)
+        assert "JACK routing: the watch ended (the watch was killed by signal 9); it starts again" in served.log()
+        assert waiting() == [[out_of, "rtvc-rec:in_1"]]
+        rec = Mic(jack_bare.name, "rtvc-rec")
+        wait_for("the recorder connected again", lambda: not waiting(), 5)
+        assert "rtvc-rec:in_1" in [p.name for p in rec.client.get_all_connections(out_of)]
+        assert abs(rec.heard_db(0.5) - TONE_DB) < 1.0
+
+        for _ in range(3):  # killed again and again: given up, said
+            now = wait_for("a watch", lambda: _watch_children(served.proc.pid), 10)
+            os.kill(now[0], signal.SIGKILL)
+            wait_for("it gone", lambda n=now: n[0] not in _watch_children(served.proc.pid), 5)
+        wait_for("the watch given up", lambda: "killed 4 times within a minute: not started again" in served.log(), 10)
+        time.sleep(1.0)
+        assert not _watch_children(served.proc.pid)
+        assert rpc.call("status.get")["result"]["engine"]["state"] == "running"
+    finally:
+        mic.close()
+        rec.close()
+        served.stop()

@@ -47,11 +47,20 @@ GRACE_S = 0.5  # a cut connection whose peer port is gone within this long was l
 
 class JackWatch:
     """The child for rtvc's JACK client `name`. `on_line(what)` gets each of its findings (a dict, see above), on a
-    thread of its own. `seed`: {"lost": [...], "expected": {direction: [[peer, ...] per port]}} (see the child)."""
+    thread of its own. `seed`: {"lost": [...], "expected": {direction: [[peer, ...] per port]}} (see the child).
+    `on_died()`: the child was killed (a signal: not asked, nor the server's shutdown, nor a server it could not
+    reach), on that thread: the watch's owner starts another."""
 
-    def __init__(self, name: str, on_line: Callable[[dict[str, Any]], None], seed: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        name: str,
+        on_line: Callable[[dict[str, Any]], None],
+        seed: dict[str, Any] | None = None,
+        on_died: Callable[[], None] | None = None,
+    ):
         self.name = name
         self._on_line = on_line
+        self._on_died = on_died
         self._stopped = False
         try:
             args = [name, str(WAIT_S), str(GRACE_S), json.dumps(seed or {})]
@@ -102,10 +111,15 @@ class JackWatch:
             return
         if code != 0:
             err = proc.stderr.read().strip() if proc.stderr else ""
+            err = err or (f"the watch was killed by signal {-code}" if code < 0 else f"the watch exited with {code}")
+            if code < 0 and self._on_died is not None:
+                log.info("JACK routing: the watch ended (%s); it starts again", err[-200:])
+                self._on_died()
+                return
             log.info(
                 "JACK routing: not watched (%s): a reroute of rtvc's ports or a program that closes is not seen"
                 " until the devices reopen",
-                (err or f"the watch exited with {code}")[-200:],
+                err[-200:],
             )
         else:
             log.info("JACK routing: the JACK server shut down; the watch starts again with the devices")

@@ -51,6 +51,7 @@ SUSPEND_S = 10.0  # how long a switch waits for the worker to finish its block
 RECOVER_S = 2.0  # after the devices failed or stalled, how often they are looked for and reopened
 SPIN_SHARE = 0.5  # a stalled stream's callback thread busier than this (of one core) spins: PortAudio hung
 SPIN_OVER_S = 0.3  # ... over at least this long
+WATCH_RESTARTS = 3  # a JACK watch whose child was killed more often within a minute is not started again
 
 
 # (role, its AudioConfig key, the kind of device it takes)
@@ -141,6 +142,7 @@ class DeviceSwitcher:
         self._quantum_watch: Any = None  # rtvc.audio.pipewire.QuantumWatch while they run on PipeWire's ALSA plugin
         self._waited: list[list[str]] = []  # (_waiting) [direction, rtvc port, peer]: lost with their program
         self._seed: dict[str, Any] = {}  # for the next watch, after a reopen (_relink)
+        self._watch_deaths: list[float] = []  # (_watch_died: when the watch's child was killed, within the last minute)
         self._reopening = False  # the switch under way keeps every device (a rescan, a recovery)
         self._clients: list[str] | None = None  # JACK's clients, asked before a switch stopped the streams (_open)
         # which devices run: one more at each reopen and each move of rtvc's JACK ports (which keeps the streams),
@@ -767,16 +769,43 @@ class DeviceSwitcher:
             self._waiting = []
             return
         from rtvc.audio import jack_links
-        from rtvc.audio.jack_watch import JackWatch
 
         name = jack_links.own_name()
         if name is None:
             return
-        streams = self.streams
+        self._start_watch(name, self.streams, seed)
+
+    def _start_watch(self, name: str, streams: DeviceStreams, seed: dict[str, Any]) -> None:
+        from rtvc.audio.jack_watch import JackWatch
+
         # (the watch itself, not only the streams: a move of rtvc's ports keeps the streams and starts a new watch)
         watch: list[Any] = []
-        self._watch = JackWatch(name, lambda what: self._watched(streams, what, watch), seed)
+        died = lambda: self._watch_died(streams, watch)  # noqa: E731
+        self._watch = JackWatch(name, lambda what: self._watched(streams, what, watch), seed, died)
         watch.append(self._watch)
+
+    def _watch_died(self, streams: DeviceStreams, watch: list[Any]) -> None:
+        """(On the watch's thread.) Its child was killed (by hand, or the kernel out of memory): another starts, with
+        what was waited for, so that a program rtvc was connected to is still connected again when it is back. One
+        killed again and again (WATCH_RESTARTS within a minute) is given up, said, until the devices reopen."""
+        with self._lock:
+            if self.streams is not streams or self._watch is None or self._watch not in watch or self._closed:
+                return
+            now = time.monotonic()
+            self._watch_deaths = [t for t in self._watch_deaths if now - t < 60.0] + [now]
+            if len(self._watch_deaths) > WATCH_RESTARTS:
+                log.info(
+                    "JACK routing: the watch was killed %d times within a minute: not started again until the devices"
+                    " reopen (a reroute of rtvc's ports or a program that closes is not seen meanwhile)",
+                    len(self._watch_deaths),
+                )
+                self._watch = None
+                return
+            from rtvc.audio import jack_links
+
+            name = jack_links.own_name()
+            if name is not None:
+                self._start_watch(name, streams, {"lost": self._waiting})
 
     # -- PipeWire's quantum, watched while the streams run through its ALSA plugin (rtvc.audio.pipewire) ----
     def _watch_pipewire(self) -> None:
