@@ -177,6 +177,9 @@ class LoopResult:
     xruns: int = 0
     notes: list[str] = field(default_factory=list)
     voice: tuple[str, int] | None = None  # the profile's voice and its converter delay (frames), where known
+    # JACK said no latency for the ports rtvc's feed and are fed by: the loop runs through JACK alone, no sound card
+    # (rtvc's own buffering with audio.period set is in the declared devices' part even so)
+    jack_loop: bool = False
 
     @property
     def delays(self) -> list[int]:
@@ -217,12 +220,14 @@ class LoopResult:
             "unreported_ms": None if m is None else round(self.ms(m - self.declared.total), 3),
             "xruns": self.xruns,
             "notes": self.notes,
+            "jack_loop": self.jack_loop,
             "with_voice": None
             if self.voice is None or m is None
             else {
                 "voice": self.voice[0],
                 "converter_ms": round(self.ms(self.voice[1]), 3),
-                "total_ms": round(self.ms(m + self.voice[1]), 3),
+                # (a loop through JACK alone: the declared figure, its measure being a period late)
+                "total_ms": round(self.ms((self.declared.total if self.jack_loop else m) + self.voice[1]), 3),
             },
         }
 
@@ -242,7 +247,7 @@ class LoopResult:
         gap = m - d.total
         if abs(self.ms(gap)) < 0.5:
             lines.append("  rtvc's declared latency is right on these devices (within 0.5 ms)")
-        elif gap > 0 and d.device_in + d.device_out == 0:  # (rtvc's ports looped through programs, no sound card)
+        elif gap > 0 and (self.jack_loop or d.device_in + d.device_out == 0):  # (rtvc's ports looped, no card)
             lines.append(
                 f"  {self.ms(gap):.2f} ms more than declared, and no device declares any latency here (rtvc's output "
                 "looped to its input through JACK, not a sound card): JACK runs such a loop a period late, which is "
@@ -257,7 +262,13 @@ class LoopResult:
             lines.append(
                 f"  the devices take {self.ms(-gap):.2f} ms less than they declare: rtvc's figure is that much high"
             )
-        if self.voice is not None:
+        if self.voice is not None and self.jack_loop:
+            name, delay = self.voice
+            lines.append(
+                f"  with {name}: {self.ms(d.total + delay):.2f} ms declared, its converter adding "
+                f"{self.ms(delay):.2f} ms (a loop through JACK alone measures no sound card's part)"
+            )
+        elif self.voice is not None:
             name, delay = self.voice
             lines.append(
                 f"  with {name}: {self.ms(m + delay):.2f} ms microphone to speaker (its converter adds "
@@ -422,7 +433,7 @@ def measure(cfg, opts: LatencyOptions, out=None) -> LoopResult:
     sigterm_to_interrupt()  # (SIGTERM and SIGHUP stop it as Ctrl-C does: the devices closed in order)
     run_probe(engine, probe, device, timeout=probe.length / sr + 10.0, period=cfg.audio.period)
     st = engine.status()
-    result = analyse(probe, st.latency, devices=choice.describe(), xruns=st.xruns.total)
+    result = analyse(probe, st.latency, devices=choice.describe(), xruns=st.xruns.total, jack_loop=device.jack_no_card)
     if st.xruns.total:
         result.notes.append(f"{st.xruns.total} xruns during the run: a sweep that met one may be off")
     if st.skipped_blocks:  # (the probe's time is the blocks it converted: one dropped between a sweep and its return

@@ -268,6 +268,9 @@ class DeviceStreams:
         self.pipewire_defaults = None if got is None else defaults
         self.sized_for = pipewire.sizing(self.quantum)
         self.period = period  # what the engine plans for (0: the first callback's size)
+        # JACK's figures, last asked, said no latency on either side: rtvc's ports reach programs only, or each
+        # other (a loop made for `rtvc latency` without a sound card; apply_jack)
+        self.jack_no_card = False
         blocksize, latency = period, "low"
         if self.sized_for:
             if period <= self.sized_for:
@@ -493,6 +496,7 @@ class DeviceStreams:
         # close first) keeps its figure: it said 0 frames each side, and the report after the server died showed it
         known_in = [f for f in inputs if f is not None]
         known_out = [f for f in outputs[: c.output_channels] if f is not None]
+        self.jack_no_card = jin and jout and max(known_in, default=1) == 0 and max(known_out, default=1) == 0
         if jin and known_in:  # (only the main stream has inputs)
             lat_in = max(known_in)
         if jout and known_out:  # the main stream's output ports are the first (a monitor stream opens after it)
