@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -184,4 +185,38 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
+        twice = _set_twice(text) if str(e).startswith(("Cannot overwrite", "Cannot declare")) else None
+        if twice is not None:  # (tomllib's words name neither the key nor, at the file's end, the line)
+            what, first, again = twice
+            raise ConfigError(
+                f"{path}: {what} is set twice (lines {first} and {again})", "keep one of the two lines"
+            ) from None
         raise ConfigError(f"{path}: not valid TOML: {e}", "fix the syntax at that line") from None
+
+
+_HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?")
+_KEY = re.compile(r"\s*([\w.\-\"' ]+?)\s*=")
+
+
+def _set_twice(text: str) -> tuple[str, int, int] | None:
+    """(For tomllib's "Cannot overwrite a value" and "Cannot declare ... twice".) The first name set again:
+    ('stream.block_ms' or [stream], the line it was first set on, the line that sets it again), or None where the
+    file's lines do not show one (a key set inside a multi-line value)."""
+
+    def name(words: str) -> str:
+        return ".".join(w.strip().strip("\"'") for w in words.split("."))
+
+    seen: dict[str, int] = {}
+    table = ""
+    for n, line in enumerate(text.splitlines(), 1):
+        if m := _HEADER.fullmatch(line):
+            table = name(m[1])
+            if table in seen:
+                return f"[{table}]", seen[table], n
+            seen[table] = n
+        elif m := _KEY.match(line):
+            key = f"{table}.{name(m[1])}" if table else name(m[1])
+            if key in seen:
+                return f"'{key}'", seen[key], n
+            seen[key] = n
+    return None

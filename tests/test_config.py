@@ -51,6 +51,11 @@ def test_values_are_typed_and_flags_override_the_file(tmp_path):
         ("[audio]\nmonitor = 1\n", ["'audio.monitor' = 1 has the wrong type", "true or false"]),
         ("[audio]\nmonitor = true\n", ["'audio.monitor' = true (hear myself) needs a monitor device", "headphones"]),
         ("[audio\n", ["not valid TOML", "fix the syntax"]),
+        # tomllib's "Cannot overwrite a value" named no key, and no line where the file ends with the second
+        ("[stream]\nblock_ms = 20\nblock_ms = 10", ["'stream.block_ms' is set twice (lines 2 and 3)", "keep one"]),
+        ("stream = 5\n[stream]\nblock_ms = 10\n", ["[stream] is set twice (lines 1 and 2)", "keep one"]),
+        ("[gate]\non = true\n[audio]\n[gate]\n", ["[gate] is set twice (lines 1 and 4)", "keep one"]),
+        ('[obs]\n"scenes" . x = 1\nscenes.x = 2\n', ["'obs.scenes.x' is set twice (lines 2 and 3)"]),
         ("[gate]\nthreshold_db = 6\n", ["'gate.threshold_db' = 6", "a number from -100 to 0"]),
         ("[gate]\nthreshold = -50\n", ["unknown key 'gate.threshold'", "did you mean 'threshold_db'"]),
         ("[gate]\nhold_ms = -5\n", ["'gate.hold_ms' = -5", "a number from 0 to 5000"]),
