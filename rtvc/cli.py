@@ -341,7 +341,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 cfg, problem, failed = None, str(e), e
         devices = list_devices()
         if not devices:  # (without PipeWire, --virtual-mic lists nothing: its error is the cause, not "no devices")
-            raise failed if failed is not None else no_devices_error(listing=True)
+            api = cfg.audio.host_api if cfg is not None else ""
+            raise failed if failed is not None else no_devices_error(True, api)
         print(format_devices(devices))
         # what `rtvc run` would open with this config (a config that does not load is said by its own error)
         if cfg is None:

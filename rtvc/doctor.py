@@ -197,7 +197,8 @@ def check_engines(folder: Path) -> list[Check]:
         return [Check(False, "engines", e.what, e.fix)]
     entries = manifest.entries
     if not entries:
-        return [Check(False, "engines", f"none in {folder}", "optional: rtvc build PROFILE (TensorRT voices)")]
+        fix = 'optional, only for voices with backend = "tensorrt" (an NVIDIA GPU): rtvc build PROFILE'
+        return [Check(False, "engines", f"none in {folder}", fix)]
     try:
         import torch
 
@@ -336,10 +337,13 @@ def check_quantum(choice, audio) -> list[Check]:
     return [Check(False, "pipewire", found, fix)]
 
 
-def check_jack() -> list[Check]:
+def check_jack(audio=None) -> list[Check]:
+    """`audio`: config.toml's [audio]; where its host_api asks for JACK, a server is no option but needed."""
+    asked = audio is not None and "jack" in audio.host_api.lower()
+    need = "needed: config.toml asks for it (audio.host_api)" if asked else "optional"
     lsp = shutil.which("jack_lsp")
     if lsp is None:
-        return [Check(False, "jack", "JACK tools not found", "optional: sudo apt-get install jackd2")]
+        return [Check(False, "jack", "JACK tools not found", f"{need}: sudo apt-get install jackd2", blocks=asked)]
     env = {**os.environ, "JACK_NO_START_SERVER": "1"}  # ask, never start one
     try:
         res = subprocess.run([lsp], capture_output=True, text=True, timeout=5, env=env)
@@ -350,11 +354,12 @@ def check_jack() -> list[Check]:
         if runtime and os.path.exists(os.path.join(runtime, "pipewire-0")) and shutil.which("pw-jack"):
             # (PipeWire runs: its JACK is reached through pw-jack, not a jackd to start)
             fix = (
-                "optional: rtvc run --virtual-mic (a microphone for calls and OBS, on PipeWire's JACK), or run rtvc "
+                f"{need}: rtvc run --virtual-mic (a microphone for calls and OBS, on PipeWire's JACK), or run rtvc "
                 "under pw-jack (pw-jack rtvc run --host-api JACK ...)"
             )
-            return [Check(False, "jack", "no JACK server for this process (PipeWire runs)", fix)]
-        return [Check(False, "jack", "no JACK server running", "optional: start one (jackd, or via PipeWire)")]
+            return [Check(False, "jack", "no JACK server for this process (PipeWire runs)", fix, blocks=asked)]
+        fix = f"{need}: start one, e.g. `jackd -d alsa -r 48000 -p 256 &` (or QjackCtl), then rtvc run --host-api JACK"
+        return [Check(False, "jack", "no JACK server running", fix, blocks=asked)]
     return [Check(True, "jack", f"server running, {len(res.stdout.splitlines())} ports")]
 
 
@@ -470,7 +475,7 @@ def doctor(folder: Path, out: TextIO = sys.stdout, audio=None, cfg=None) -> int:
     checks: list[Callable[[], list[Check]]] = [
         check_python, check_torch, check_driver, check_cuda_bindings, check_tensorrt, check_compile, check_onnx,
         functools.partial(check_engines, folder), check_start_profile, check_core, check_virtual_mic, check_audio,
-        check_devices_planned, check_jack, check_realtime, check_token, check_service,
+        check_devices_planned, functools.partial(check_jack, audio), check_realtime, check_token, check_service,
     ]  # fmt: skip
     blocked = False
     for run in checks:

@@ -256,7 +256,7 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     sr = cfg.audio.samplerate
     if not virtual and not devices.list_devices():
         if devices.names_a_device(cfg.audio):
-            raise devices.no_devices_error()  # the user named a device: say it is not there
+            raise devices.no_devices_error(host_api=cfg.audio.host_api)  # the user named a device: say it is not there
         print("no sound card found: running the live engine on the virtual device instead", file=out)
         virtual = True
 

@@ -574,7 +574,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     fresh = resumed is None or bool(resumed.get("devices_found"))  # (devices chosen as at a start)
     if not virtual and fresh and not devices.list_devices():
         if devices.names_a_device(cfg.audio):
-            raise devices.no_devices_error()
+            raise devices.no_devices_error(host_api=cfg.audio.host_api)
         log.info("no sound card found: serving on the virtual device instead (%s)", NO_CARD_AT_START)
         virtual = True
     if not virtual and opts.clip is not None:

@@ -339,3 +339,17 @@ def test_a_samplerate_the_devices_refuse_fails_the_exit_code(tmp_path: Path):
         assert got["sound devices"].startswith("ok"), got["sound devices"]
     finally:
         server.stop()
+
+
+def test_a_config_that_asks_for_jack_without_a_server_says_jack_is_needed(tmp_path: Path):
+    """audio.host_api = "JACK" and no JACK server: doctor called the server "optional" (start one "jackd, or via
+    PipeWire", no command) and the devices' line said only "no sound devices found"."""
+    (tmp_path / "profiles").symlink_to(ROOT / "profiles")
+    (tmp_path / "config.toml").write_text('[audio]\nhost_api = "JACK"\n')
+    env = {**os.environ, "JACK_DEFAULT_SERVER": "rtvc-doctor-none", "JACK_NO_START_SERVER": "1"}
+    got = doctor(tmp_path, tmp_path / "config", code=2, env=env)
+    if shutil.which("jack_lsp"):
+        assert got["jack"].startswith("missing") and "no JACK server" in got["jack"], got["jack"]
+    assert "-> needed: config.toml asks for it (audio.host_api)" in got["jack"], got["jack"]
+    devices = got["sound devices"]
+    assert devices.startswith("missing") and "JACK" in devices and "pw-jack" in devices, devices

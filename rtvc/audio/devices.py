@@ -413,8 +413,15 @@ def names_a_device(audio: Any) -> bool:
     return audio.virtual_mic or any(getattr(audio, k) != "" for k in named)
 
 
-def no_devices_error(listing: bool = False) -> DeviceError:
-    """`listing`: for `rtvc devices` itself (its fix does not send the user back to it)."""
+def no_devices_error(listing: bool = False, host_api: str = "") -> DeviceError:
+    """`listing`: for `rtvc devices` itself (its fix does not send the user back to it); `host_api`: audio.host_api
+    (JACK asked for: its server is what is missing)."""
+    if "jack" in host_api.lower():
+        return DeviceNotFound(
+            f"no sound devices found, and audio.host_api asks for '{host_api}': no JACK server answers",
+            "start the JACK server (jackd or QjackCtl), or under PipeWire run rtvc with pw-jack (pw-jack rtvc run); "
+            "or leave audio.host_api empty for the system's devices",
+        )
     return DeviceNotFound(
         "no sound devices found",
         "plug in or enable a sound card (or start a JACK/PipeWire server)"
@@ -435,7 +442,7 @@ def find_device(spec: int | str, kind: Kind, host_api: str = "", flag: str = "")
 def _find(spec: int | str, kind: Kind, host_api: str, flag: str) -> Device:
     devices = list_devices()
     if not devices:
-        raise no_devices_error()
+        raise no_devices_error(host_api=host_api)
     flag = flag or f"--{kind}-device"
     usable = [d for d in devices if d.channels(kind) > 0 and host_api.lower() in d.host_api.lower()]
     if host_api and not usable:
