@@ -333,7 +333,12 @@ def check_quantum(choice, audio) -> list[Check]:
         return []
     ms = quantum / audio.samplerate * 1e3
     found = f"quantum held at {quantum} frames or more ({key}): rtvc's ALSA streams take periods of {ms:.1f} ms"
-    fix = f"optional: lower {key}, or run rtvc under pw-jack with --host-api JACK (no ALSA buffer on top)"
+    # (the setting as the user's own files hold it comes back at PipeWire's restart: the command is for now)
+    to = "0" if key == "clock.force-quantum" else "256"
+    fix = (
+        f"optional: lower {key} (for now: pw-metadata -n settings 0 {key} {to}; for good, in the PipeWire config "
+        "file that sets it), or run rtvc under pw-jack with --host-api JACK (no ALSA buffer on top)"
+    )
     return [Check(False, "pipewire", found, fix)]
 
 

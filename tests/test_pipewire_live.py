@@ -75,6 +75,7 @@ def test_a_quantum_held_above_256_gets_alsa_streams_of_one_quantum():
     line = [ln for ln in said.splitlines() if ln.split()[1:2] == ["pipewire"]]
     assert line and "quantum held at 1024 frames or more (clock.min-quantum)" in line[0], said
     assert "pw-jack" in line[0], said
+    assert "pw-metadata -n settings 0 clock.min-quantum 256" in line[0], said  # (a command: "lower" alone was none)
 
 
 def on_time(r: dict) -> bool:
