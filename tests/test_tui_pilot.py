@@ -264,6 +264,32 @@ def test_the_gate_line_says_when_the_room_keeps_the_gate_open(monkeypatch) -> No
     assert "raise it" not in feed(3.0, "open", -63.0)
 
 
+def test_the_gate_lines_warning_shows_when_it_comes_at_80_columns(monkeypatch) -> None:
+    """The line is as tall as its text wrapped, from its last layout: the warning that comes later ("closes under
+    -66: raise it") was cut off at 80 and 100 columns (a review)."""
+    from rtvc.tui import gateline
+
+    now = [0.0]
+    monkeypatch.setattr(gateline, "clock", lambda: now[0])
+
+    async def main() -> None:
+        app = RtvcApp(None)
+        async with app.run_test(size=(80, 24)) as pilot:
+            line = app.query_one("#gate", gateline.GateLine)
+            line.set_settings({"on": True, "threshold_db": -60.0, "hold_ms": 200.0})
+            for _ in range(2):  # (meters at 15 Hz, the room 2 dB under the threshold: the gate stays open)
+                for _ in range(20):
+                    now[0] += 1 / 15
+                    line.set_meters({"gate": "open", "in_rms": -62.0})
+                await pilot.pause(0.2)  # (laid out after the first 1.3 s: one row)
+            text = screen_text(app)
+            assert "input -62 dBFS rms" in text and "⚠ closes under -66: raise it" in text, text
+            # (and nothing asked of a daemon there is none of: Textual's own Ready called the connection's handler)
+            assert "status.get" not in text, text
+
+    run(main())
+
+
 def test_learning_the_room_from_the_tui_says_what_it_heard(daemon: Daemon, rpc: RpcClient) -> None:
     """`G`: gate.learn listens for 2 s; the daemon's microphone here is the bundled speech, no room: the refusal, why
     and what to do, on the message line, and the gate as it was."""
@@ -898,6 +924,59 @@ def test_a_frozen_daemon_shows_no_readings_then_a_lost_link(daemon: Daemon, rpc:
     run(main())
 
 
+def test_a_key_sent_as_the_daemon_froze_holds_no_other_key_and_is_said_as_sent(daemon: Daemon, rpc: RpcClient) -> None:
+    """A key pressed as the daemon froze (sent before the TUI could know) held every later key, `q` too, until the
+    link dropped (6 s after), and then was said as failed; the daemon did it when it woke. The keys go on, the
+    message says it was sent and may yet be done, the screen shows the daemon's state once connected again; and
+    `q` quits at once."""
+    import os
+    import signal
+
+    from textual.widgets import Input
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            await until(pilot, "an input level", lambda: "dBFS rms" in screen_text(app))
+            message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+            assert daemon.proc is not None
+            os.kill(daemon.proc.pid, signal.SIGSTOP)
+            try:
+                await pilot.pause(0.3)
+                t0 = time.monotonic()
+                await pilot.press("m")  # (sent: the daemon keeps it)
+                await pilot.press("slash")  # and a key after it works at once
+                assert isinstance(app.focused, Input), app.focused
+                assert time.monotonic() - t0 < 1.5
+                await until(pilot, "the link dropped", lambda: app.link.state != "connected", timeout=20)
+                said = "stopped answering (nothing for 10 s: frozen, or its machine stalled); reconnecting;"
+                said += " mute.toggle: sent, unanswered: the daemon may still do it if it wakes"
+                await until(pilot, "said", lambda: said in message(), timeout=5)
+            finally:
+                os.kill(daemon.proc.pid, signal.SIGCONT)
+            await connected(pilot)
+            await until(pilot, "the mute it did shown", lambda: "M mute ON" in screen_text(app), timeout=10)
+            assert control(rpc)["mute"] is True
+            rpc.call("mute.set", on=False)
+            await until(pilot, "mute off", lambda: "M mute off" in screen_text(app))
+            await pilot.press("escape")
+            await until(pilot, "readings", lambda: "dBFS rms" in screen_text(app), timeout=30)
+            os.kill(daemon.proc.pid, signal.SIGSTOP)
+            try:
+                await pilot.pause(0.3)
+                t0 = time.monotonic()
+                await pilot.press("m")
+                await pilot.press("q")
+                await until(pilot, "the TUI gone", lambda: not app.is_running, timeout=3)
+                assert time.monotonic() - t0 < 2.0
+            finally:
+                os.kill(daemon.proc.pid, signal.SIGCONT)
+        rpc.call("mute.set", on=False)
+
+    run(main())
+
+
 def test_a_value_not_sent_to_a_frozen_or_lost_daemon_goes_back_to_the_daemons(daemon: Daemon, rpc: RpcClient) -> None:
     """A step refused as not sent (the daemon quiet for QUIET_S) stayed on screen as if set: the stepper asked the
     daemon for its value again, which waited while it was frozen and failed once the link had dropped. It shows
@@ -1088,6 +1167,29 @@ def test_a_focused_parameter_that_goes_leaves_the_focus_on_a_parameter_not_the_t
             c = control(rpc)
             assert c["ptt"]["held"] == 0, "the typed Enter held the talk key"
             assert c["params"]["gain_db"] == 0.0, "the value meant for pitch went to the gain"
+            await pilot.press("t")
+            await until(pilot, "push-to-talk off", lambda: not control(rpc)["ptt"]["mode"])
+            # a value being typed for a parameter the next voice has too goes on being typed there (it was dropped
+            # unsaid, and the Enter began a new one: a review); one for a parameter that goes is said dropped
+            rpc.call("voices.select", name="default")
+            await until(pilot, "its pitch", lambda: app.query("#p-pitch"))
+            app.query_one("#p-gain_db", Stepper).focus()
+            await pilot.press("5")
+            rpc.call("voices.select", name="passthrough")
+            await until(pilot, "its parameters", lambda: not app.query("#p-pitch"))
+            gain = app.query_one("#p-gain_db", Stepper)
+            assert (app.focused, gain.typing) == (gain, "5"), (app.focused, gain.typing)
+            await pilot.press("enter")
+            await until(pilot, "the gain set", lambda: control(rpc)["params"]["gain_db"] == 5.0)
+            rpc.call("voices.select", name="default")
+            await until(pilot, "its pitch", lambda: app.query("#p-pitch"))
+            app.query_one("#p-pitch", Stepper).focus()
+            await pilot.press("3")
+            rpc.call("voices.select", name="passthrough")
+            message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+            await until(pilot, "said", lambda: "the voice has no pitch now: the value typed for it (3) is dropped"
+                        in message())  # fmt: skip
+            rpc.call("voices.select", name="default")
 
     run(main())
 

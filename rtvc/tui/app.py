@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -58,7 +59,10 @@ RUN_ADVICE = (
 READS = ("status.get", "voices.list", "params.get", "devices.list")  # calls that change nothing the user did
 STALE_S = 2.0  # no meter event for this long (they come 15 a second): the meters show no reading
 MESSAGE_ROWS = 5  # the message line's rows at most (its CSS max-height)
-QUIET_S = 5.0  # and for this long: what the user does is not sent (it would run late, when the daemon wakes)
+# no meter event for this long: what the user does is not sent (it would run late, when the daemon wakes: a mute
+# pressed as the screen asked "is it frozen?" was done after the TUI had quit); the same as the screen's question
+QUIET_S = STALE_S
+SENT_UNANSWERED = ("the connection closed",)  # rtvc.tui.client's words for a request sent and never answered
 
 
 class RtvcApp(VoiceListMixin, App[None]):
@@ -116,7 +120,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.clock = clock
         self.client: DaemonClient | None = None
         if endpoint is not None and connect:
-            self.client = DaemonClient(endpoint, self.apply_link, self.apply_event, self._on_ready)
+            self.client = DaemonClient(endpoint, self.apply_link, self.apply_event, self._daemon_ready)
         self.link = Link("connecting" if endpoint else "disconnected", "" if endpoint else "no daemon")
         self.state: dict[str, Any] = {}
         self._events = 0  # state and engine events applied (a snapshot asked for before one is older)
@@ -138,6 +142,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._frozen_said = False  # the message line asked whether the daemon is frozen
         self._refusal_shown = False  # the message line shows a refusal (the next call that works clears it)
         self._refusal_calls_after = 0  # params.set calls that work and do not clear it yet (show_message)
+        self._unanswered: list[str] = []  # changes sent that got no answer before the link dropped
+        self._acts: asyncio.Queue[Callable[[], Awaitable[None]]] | None = None  # the user's changes to send (_act)
 
     # -- layout ---------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -186,6 +192,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._draw_link()
         self.query_one("#timing", Static).update("block time p99 -")
         self.query_one("#latency", Static).update("latency -")
+        self._acts = asyncio.Queue()
+        self.run_worker(self._send_acts(), name="the user's changes", group="acts")
         if self.client is not None:
             self.run_worker(self.client.run(), name="daemon link", exclusive=True, exit_on_error=False)
             self.set_interval(STATUS_POLL_S, self._poll_status)
@@ -232,9 +240,12 @@ class RtvcApp(VoiceListMixin, App[None]):
                                   " with its token (`rtvc token` on its machine prints it)", True)  # fmt: skip
             else:
                 self.show_message(f"{link.detail}; r tries again (the token file mended, or run with --token)", True)
+        elif link.state == "disconnected" and self._unanswered:
+            self._say_unanswered()
         elif link.state in ("disconnected", "unauthorized"):  # (unauthorized too: an address that is none)
             self.show_message(link.detail, error=True)
         elif link.state == "connected" and before.state != "connected":
+            self._unanswered = []
             self.show_message(f"connected to {link.detail} as {link.client}")
 
     def _draw_link(self, width: int | None = None) -> None:
@@ -259,8 +270,10 @@ class RtvcApp(VoiceListMixin, App[None]):
             text += f"{gap}OBS [{hue}]{'●' if narrow and obs == 'connected' else '$obs'}[/]"
         self.query_one("#link", Static).update(Content.from_markup(text, where=where, engine=engine, obs=obs))
 
-    async def _on_ready(self) -> None:
-        """A (re)connection: everything the screen shows, fresh."""
+    async def _daemon_ready(self) -> None:
+        """A (re)connection: everything the screen shows, fresh. (Not `_on_ready`: Textual calls a method of that
+        name at the app's own start, before any connection: "status.get: not connected" stood on the screen for 5 s
+        against a daemon slow to answer, and for good against an address that is none.)"""
         # taken before the request: an event that arrives after this is either newer than the snapshot or, if
         # older, followed on the wire by the events of every later change (events carry the whole state), so
         # the screen's state is then the one to keep. (Taken after the reply, an event landing between the
@@ -400,13 +413,20 @@ class RtvcApp(VoiceListMixin, App[None]):
             # a focused parameter that goes (Textual gave the focus to the widget before it, the talk switch, and the
             # digits typed next were Enter's talk: the microphone open in push-to-talk mode): the parameter of that
             # name keeps it, or nothing has it (a value meant for pitch must not go to the gain)
+            # (and a value being typed goes on being typed there: it was dropped unsaid, the Enter then began anew)
             had = self.focused.spec.name if isinstance(self.focused, Stepper) else None
+            typed = self.focused.typing if isinstance(self.focused, Stepper) else None
             if had is not None:
                 self.screen.set_focus(None)
             await box.remove_children()
             await box.mount_all(Stepper(s, params["values"][s.name], id=f"p-{s.name}") for s in specs)
             if had is not None and self.query(f"#p-{had}"):
-                self.screen.set_focus(self.query_one(f"#p-{had}", Stepper))
+                stepper = self.query_one(f"#p-{had}", Stepper)
+                self.screen.set_focus(stepper)
+                stepper.typing = typed
+                stepper.refresh()
+            elif typed is not None:
+                self.show_message(f"the voice has no {had} now: the value typed for it ({typed or 'none'}) is dropped")
         else:
             for s in self.query(Stepper):
                 s.value = params["values"][s.spec.name]
@@ -516,6 +536,11 @@ class RtvcApp(VoiceListMixin, App[None]):
                 got = await self.client.call(method, **params)
             except CallError as e:
                 err = e
+                if method not in READS and e.code == 0 and (e.message in SENT_UNANSWERED or "no reply" in e.message):
+                    # (sent: the daemon reads it when it wakes, the TUI on or not; "failed" was untrue then)
+                    self._unanswered.append(method)
+                    self._say_unanswered()
+                    raise
             else:
                 if self._refusal_shown and method not in READS:  # (something the user did worked: it is old)
                     if self._refusal_calls_after and method == "params.set":  # (the stepper's own set of it)
@@ -526,25 +551,51 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.show_message(str(err), error=True, refusal=True)
         raise err
 
+    def _act(self, do: Callable[[], Awaitable[None]]) -> None:
+        """A change the user made, sent by one worker after those made before it (in the order they were made). The
+        key's handler returns at once: awaiting the reply there held every later key, `q` too, for as long as a
+        daemon that froze kept the request (until the link dropped, 10 s on)."""
+        if self._acts is not None:
+            self._acts.put_nowait(do)
+
+    async def _send_acts(self) -> None:
+        assert self._acts is not None
+        while True:
+            do = await self._acts.get()
+            try:
+                await do()
+            except CallError:  # (said by _call)
+                pass
+
+    def _say_unanswered(self) -> None:
+        """The changes sent that got no answer (the daemon froze, the link dropped), said after why the link went."""
+        what = " and ".join(dict.fromkeys(self._unanswered))
+        said = f"{what}: sent, unanswered: the daemon may still do it if it wakes (the screen shows what it did once"
+        said += " connected again)"
+        self.show_message(f"{self.link.detail}; {said}" if self.link.state == "disconnected" else said, error=True)
+
     @on(Stepper.Changed)
-    async def _stepped(self, event: Stepper.Changed) -> None:
-        name = event.stepper.spec.name
+    def _stepped(self, event: Stepper.Changed) -> None:
+        self._act(functools.partial(self._set_param, event.stepper, event.value))
+
+    async def _set_param(self, stepper: Stepper, value: float) -> None:
+        name = stepper.spec.name
         try:
-            await self._call("params.set", values={name: event.value})
+            await self._call("params.set", values={name: value})
         except CallError:  # refused (out of the voice's range, a voice loading, not sent): the daemon's value again
             # (as its last state said: asking it with params.get failed while disconnected and waited while it was
             # frozen, and the refused value stayed on screen as if it had been set)
             now = self.state.get("params") or {}
-            if name in now:
-                event.stepper.value = now[name]
+            if name in now and stepper.is_attached:
+                stepper.value = now[name]
 
-    async def action_toggle(self, what: str) -> None:
-        try:
-            await self._call(f"{what}.toggle")
-        except CallError:
-            pass
+    def action_toggle(self, what: str) -> None:
+        self._act(functools.partial(self._call, f"{what}.toggle"))
 
-    async def action_gate_step(self, db: float) -> None:
+    def action_gate_step(self, db: float) -> None:
+        self._act(functools.partial(self._gate_step, db))
+
+    async def _gate_step(self, db: float) -> None:
         """Raise or lower the gate's threshold (kept within its range: a step past the end stops there). Steps
         pressed faster than the daemon answers add up: each starts from the last one sent while calls are out
         (from the state shown, which the daemon's event updates only later, ten quick presses made about six)."""
@@ -586,18 +637,15 @@ class RtvcApp(VoiceListMixin, App[None]):
         room = f"{got['room_db']:g} dBFS at its loudest"  # (digital silence is refused: a muted microphone)
         self.show_message(f"noise gate on at {got['threshold_db']:g} dBFS (the room: {room})")
 
-    async def action_toggle_ptt_mode(self) -> None:
-        try:
-            await self._call("ptt.mode", on=not self.state.get("ptt", {}).get("mode", False))
-        except CallError:
-            pass
+    def action_toggle_ptt_mode(self) -> None:
+        self._act(lambda: self._call("ptt.mode", on=not self.state.get("ptt", {}).get("mode", False)))
 
-    async def action_talk(self) -> None:
+    def action_talk(self) -> None:
+        self._act(self._talk)
+
+    async def _talk(self) -> None:
         """Terminals report no key releases, so the talk key latches: press to talk, press again to stop."""
-        try:
-            got = await self._call("ptt.release" if self.talking else "ptt.press")
-        except CallError:
-            return
+        got = await self._call("ptt.release" if self.talking else "ptt.press")
         self.talking = not self.talking
         self.query_one("#t-talk", Toggle).set(self.talking)
         silent = " (output silent)" if got["silent"] else ""

@@ -220,7 +220,10 @@ class DaemonClient:
         self._waiting[mid] = fut
         limit = SLOW_METHODS.get(method, CALL_TIMEOUT_S)
         try:
-            await ws.send(rpc.dumps({"jsonrpc": "2.0", "id": mid, "method": method, "params": params}))
+            try:
+                await ws.send(rpc.dumps({"jsonrpc": "2.0", "id": mid, "method": method, "params": params}))
+            except ConnectionClosed:
+                raise CallError(method, 0, "not sent: the connection closed") from None
             # (not wait_for: Python 3.11's raises the reply's error instead of a cancellation that comes with it,
             # and a caller that catches CallError, the status poll, then loops on in a cancelled timer: the UI
             # froze on quit while a reply was pending)

@@ -1,8 +1,9 @@
 """The noise gate on one line: `G gate ON  opens at -60 dBFS  open  input -41 dBFS rms`.
 
 Its settings come with the state events, whether it is open and the input's level with each meters event
-(15 a second: it redraws itself, without a new layout, and only when a figure it shows has changed). The input
-level is the one the gate judges (RMS), so the user sets the threshold by what it reads while silent: about 10 dB
+(15 a second: it redraws itself only when a figure it shows has changed, with a new layout only when its text's
+length did). The input level is the one the gate judges (RMS), so the user sets the threshold by what it reads
+while silent: about 10 dB
 above it, as the gate closes only 6 dB under its threshold (HYSTERESIS_DB). Where the gate has stayed open for
 NEAR_S with the input under its threshold (a room a few dB under it: the gate never closes), the line says so and
 what to do. Clicking it (or Enter/space while focused) flips the gate like the `g` key.
@@ -49,15 +50,20 @@ class GateLine(Toggle):
         self._near_since = (self._near_since or now) if near else None
         stuck = near and now - self._near_since >= NEAR_S
         if (closed, rms, stuck) != (self.closed, self.in_rms, self.stuck):
-            self.closed, self.in_rms, self.stuck = closed, rms, stuck
-            self.refresh()
+            self._redraw(closed, rms, stuck)
 
     def no_reading(self) -> None:
         """No meter events (the daemon lost or frozen): neither open/closed nor the input level is known."""
         self._near_since = None
         if self.in_rms is not None or self.closed or self.stuck:
-            self.closed, self.in_rms, self.stuck = False, None, False
-            self.refresh()
+            self._redraw(False, None, False)
+
+    def _redraw(self, closed: bool, rms: float | None, stuck: bool) -> None:
+        # a new layout where the text's length changed (the line's height is its wrapped text's: kept from the last
+        # layout, the warning that comes went past 80 and 100 columns unseen, or a blank second row stayed)
+        was = self.render().cell_len
+        self.closed, self.in_rms, self.stuck = closed, rms, stuck
+        self.refresh(layout=self.render().cell_len != was)
 
     def render(self) -> Text:
         t = super().render()
