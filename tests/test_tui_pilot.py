@@ -290,6 +290,28 @@ def test_the_gate_lines_warning_shows_when_it_comes_at_80_columns(monkeypatch) -
     run(main())
 
 
+def test_a_short_terminal_scrolls_to_the_lines_it_cannot_show(daemon: Daemon, rpc: RpcClient) -> None:
+    """At 80x12 the output meter, the latency, the block times and the xruns were out of reach (the right-hand
+    column did not scroll); the gate line too at 40x12, which Tab still focused."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=(80, 12)) as pilot:
+            await connected(pilot)
+            await until(pilot, "the parameters", lambda: app.query("#p-pitch"))
+            assert " p99 " not in screen_text(app)
+            right = app.query_one("#right")
+            right.scroll_end(animate=False)
+            await until(pilot, "the lower lines", lambda: " p99 " in screen_text(app) and "out " in
+                        screen_text(app) and "latency" in screen_text(app))  # fmt: skip
+            right.scroll_home(animate=False)
+            await until(pilot, "the top again", lambda: "pitch" in screen_text(app))
+            app.query_one("#gate").focus()  # (Tab's way there) brings it into view
+            await until(pilot, "the gate line shown", lambda: "G gate" in screen_text(app))
+
+    run(main())
+
+
 def test_learning_the_room_from_the_tui_says_what_it_heard(daemon: Daemon, rpc: RpcClient) -> None:
     """`G`: gate.learn listens for 2 s; the daemon's microphone here is the bundled speech, no room: the refusal, why
     and what to do, on the message line, and the gate as it was."""

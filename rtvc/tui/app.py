@@ -74,7 +74,7 @@ class RtvcApp(VoiceListMixin, App[None]):
     #left { width: 22; border-right: solid $panel; }
     #filter { height: 1; border: none; padding: 0 1; }
     #voices { height: 1fr; border: none; text-wrap: nowrap; text-overflow: ellipsis; }
-    #right { width: 1fr; padding: 0 1; }
+    #right { width: 1fr; padding: 0 1; overflow-y: auto; scrollbar-size-vertical: 1; }
     #toggles { height: 1; }
     #gate { height: auto; }
     #voice { height: 1; text-style: bold; }
