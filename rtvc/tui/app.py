@@ -93,6 +93,7 @@ class RtvcApp(VoiceListMixin, App[None]):
     .tight Toggle { margin-right: 0; }
     .narrow #left { width: 16; }
     .narrow #toggles { grid-size: 2; }
+    .narrow #right { padding: 0 0 0 1; }  /* (the scrollbar of a short terminal takes the right-hand margin) */
     """
     ACTIONS = ACTIONS
     BINDINGS: ClassVar[list[Binding]] = [
