@@ -470,13 +470,15 @@ class Engine:
                 if self.muted or self.held or self._muted_now:
                     y = self._fade_mute(y)
                 y = self.limiter.process(y)
+                late = self.out_ring.late_frames
                 self.out_ring.write(y)
+                late = self.out_ring.late_frames - late  # (its first frames, whose slot had played: dropped)
                 if self.has_monitor_device:
                     self.mon_ring.write(self._monitor_block(y))
                 self.timer.record(time.perf_counter() - t0)
                 self.in_block = False
                 self._block_end.set()
-                self._meter(self._block_in, y)
+                self._meter(self._block_in, y[late:])
                 self.blocks_done += 1
                 self._done_pos = self.in_ring.read_pos
                 if self.watch_load and self.blocks_done % LOAD_EVERY == 0:
@@ -640,11 +642,13 @@ class Engine:
         return y * (1.0 - self._ramp if muted else self._ramp)
 
     def _meter(self, x: np.ndarray, y: np.ndarray) -> None:
+        """`y`: what of the block's output is heard (a block written after its slot played is heard not at all: an
+        overloaded voice's meter read -20 dBFS rms over a silent output)."""
         lv = self._levels
         lv[0] = np.abs(x).max()
         lv[1] = np.sqrt(np.mean(np.square(x, dtype=np.float64)))
-        lv[2] = np.abs(y).max()
-        lv[3] = np.sqrt(np.mean(np.square(y, dtype=np.float64)))
+        lv[2] = np.abs(y).max() if len(y) else 0.0
+        lv[3] = np.sqrt(np.mean(np.square(y, dtype=np.float64))) if len(y) else 0.0
 
     def _period_changed(self) -> bool:
         """The worker: an audio server changed its period under running streams (JACK's buffer size, PipeWire's

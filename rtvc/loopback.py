@@ -352,10 +352,13 @@ def run_probe(
         if hasattr(device, "jack_latency"):
             device.jack_latency()
     finally:
-        try:
-            device.stop()
-        finally:
-            engine.stop()
+        from rtvc.run import closing_in_order
+
+        with closing_in_order():
+            try:
+                device.stop()
+            finally:
+                engine.stop()
 
 
 def write_json(path: Path, result: LoopResult) -> None:

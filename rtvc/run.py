@@ -174,6 +174,27 @@ def sigterm_to_interrupt() -> None:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def closing_in_order() -> Iterator[None]:
+    """While the devices close: a stop signal that comes (an impatient second Ctrl-C; `timeout`, which signals rtvc
+    and then its whole group) is said, not raised. Raised there, it left PortAudio's JACK streams half closed and
+    the process aborted in pa_jack.c's assertions, the report never printed (a review)."""
+    said: list[int] = []
+
+    def again(sig, _frame):
+        if not said:
+            said.append(sig)
+            print("\nrtvc: stopping: the devices close in order (a moment)", file=sys.stderr, flush=True)
+
+    sigs = [s for s in stop_signals() if signal.getsignal(s) is not signal.SIG_IGN]
+    old = {s: signal.signal(s, again) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def stop_signals() -> list[signal.Signals]:
     """The signals that stop rtvc run and rtvc serve cleanly: SIGTERM, SIGINT, and SIGHUP unless it is ignored
     (nohup; a SIGHUP handler would undo that)."""
@@ -295,36 +316,39 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     t0 = time.monotonic()
     tty = out.isatty()
     last_print = 0.0
-    try:
-        while True:
-            time.sleep(0.05)
-            now = time.monotonic() - t0
-            if opts.duration is not None and now >= opts.duration:
-                break
-            if virtual and device.done:
-                break
-            if now - last_print >= (opts.status_every if tty else 5 * opts.status_every):
-                last_print = now
-                line = engine.status().line(shutil.get_terminal_size().columns if tty else None)
-                print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n", file=out, flush=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stopped = device.stop() is not False
-        engine.stop()
-    if tty:
-        print(file=out)
-    status = engine.status()
-    print(report(status), file=out)
-    if virtual:
-        played = device.recording[: device.frames_done]  # a --duration or Ctrl-C ends it before the clip does
-        save(record, played, sr)
-        print(f"wrote {record} ({len(played) / sr:.1f} s)", file=out)
-    if opts.report_json:
-        text = json.dumps(status.to_dict(), indent=2)
-        target = Path(os.path.realpath(opts.report_json))
-        replace_whole(target, lambda tmp: tmp.write_text(text), str(opts.report_json))
-        print(f"wrote {opts.report_json} (the status as JSON)", file=out)
+    # (from the stop on, a second stop signal is said, not raised: closing_in_order)
+    with contextlib.ExitStack() as closing:
+        try:
+            while True:
+                time.sleep(0.05)
+                now = time.monotonic() - t0
+                if opts.duration is not None and now >= opts.duration:
+                    break
+                if virtual and device.done:
+                    break
+                if now - last_print >= (opts.status_every if tty else 5 * opts.status_every):
+                    last_print = now
+                    line = engine.status().line(shutil.get_terminal_size().columns if tty else None)
+                    print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n", file=out, flush=True)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            closing.enter_context(closing_in_order())
+            stopped = device.stop() is not False
+            engine.stop()
+        if tty:
+            print(file=out)
+        status = engine.status()
+        print(report(status), file=out)
+        if virtual:
+            played = device.recording[: device.frames_done]  # a --duration or Ctrl-C ends it before the clip does
+            save(record, played, sr)
+            print(f"wrote {record} ({len(played) / sr:.1f} s)", file=out)
+        if opts.report_json:
+            text = json.dumps(status.to_dict(), indent=2)
+            target = Path(os.path.realpath(opts.report_json))
+            replace_whole(target, lambda tmp: tmp.write_text(text), str(opts.report_json))
+            print(f"wrote {opts.report_json} (the status as JSON)", file=out)
     if not stopped:
         return EXIT_DEVICE_HUNG
     return 1 if status.state == "failed" or status.voice_errors["blocks"] else 0

@@ -600,6 +600,46 @@ def test_a_headless_run_stopped_by_its_terminal_closing_writes_its_recording_and
     assert sf.info(rec).duration > 1.0 and rep.stat().st_size > 0
 
 
+def test_a_second_ctrl_c_while_a_headless_run_stops_is_said_not_raised(tmp_path):
+    """An impatient second Ctrl-C (or `timeout`, which signals rtvc and then its whole group) landed while the devices
+    closed: the streams were left half closed (on JACK, PortAudio aborted in its assertions) and no report came.
+    From the stop on, a stop signal is said and the stop goes on: the report, the recording, exit 0."""
+    rec = tmp_path / "rec.wav"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtvc", "run", "--virtual", "--headless", "--duration", "60", "--record", str(rec)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("virtual device: playing"):
+            break
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    for _ in range(10):  # (again and again, as a held Ctrl-C repeats: several land while the devices close)
+        time.sleep(0.003)
+        proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    out = "".join(seen) + out
+    # (one that lands after all is written and closed ends the process as Ctrl-C does: nothing is lost then)
+    assert proc.returncode in (0, -signal.SIGINT, 130), out
+    assert "latency report:" in out and f"wrote {rec}" in out and sf.info(rec).duration > 1.0, out
+    assert out.count("stopping: the devices close in order") == 1, out
+
+
+def test_closing_in_order_says_a_stop_signal_and_puts_the_handlers_back(capsys):
+    from rtvc.run import closing_in_order
+
+    before = signal.getsignal(signal.SIGINT)
+    with closing_in_order():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # (Python runs the handlers between bytecodes: nothing raised)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert capsys.readouterr().err.count("rtvc: stopping: the devices close in order") == 1
+
+
 @pytest.mark.skipif("has_sound_card()", reason="this machine has a sound card: serve would open it")
 def test_a_serve_that_found_no_sound_devices_says_so_and_starts_anew_once_they_are_there(tmp_path):
     """serve started before the sound server (a user service at login) plays the virtual device: devices.list said

@@ -974,6 +974,34 @@ def test_the_block_times_status_shows_are_the_voice_playing_nows():
         engine.stop()
 
 
+def test_an_overloaded_voice_whose_blocks_all_play_late_shows_a_silent_output_meter():
+    """A voice five times slower than the block (a full RVC voice on a 2-core machine): every block it converts is
+    written after its slot has played, and nothing is heard, yet the output meter showed the converted blocks'
+    level (-20 dBFS rms over a silent output, a review). It shows what is heard: nothing."""
+    voice = _Slow(SR)
+    voice.delay = 0.1
+    engine = Engine(StreamingConverter(voice, PassthroughParams(), StreamShape(SR, 960, 0, 0)), SR, headroom=192)
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, 6 * SR).astype(np.float32)
+    dev = VirtualDevice(engine, x, 128, paced=True)
+    engine.start()
+    dev.start()
+    try:
+        assert _wait_state(engine, "overloaded") == "overloaded"
+        start = dev.frames_done
+        seen = []
+        for _ in range(15):
+            time.sleep(0.1)
+            seen.append(engine.status().levels)
+        end = dev.frames_done
+    finally:
+        dev.stop()
+        engine.stop()
+    assert all(lv.in_peak > -7 for lv in seen), seen  # (the input is there)
+    heard = dev.recording[start:end]
+    assert np.count_nonzero(heard) == 0, np.count_nonzero(heard)  # (nothing played: every block late)
+    assert all(lv.out_peak < -100 for lv in seen), [lv.out_peak for lv in seen]
+
+
 def test_streams_that_never_call_back_are_said_to_and_an_old_period_change_goes_with_a_switch():
     """Streams the audio server never runs (PipeWire without WirePlumber links nothing) left the engine "starting"
     with no word of why, for ever; and after a device switch status still quoted a period change of the old
