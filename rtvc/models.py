@@ -448,13 +448,17 @@ GENERIC_STEMS = ("model", "voice", "weights", "rvc", "final")  # (many community
 
 def _voice_stem(voice) -> str:
     """The name a voice's profile and label come from: its file's, or where that says nothing (model.pth, or no
-    letter left in ASCII: every such voice was 'voice'), the zip's it came in."""
+    letter left in ASCII: every such voice was 'voice'), the zip's it came in, or the folder's (its own, then the
+    one given: `rtvc import Bob/` with Bob/model.pth was profile 'model')."""
     stem = voice.path.stem
-    if profile_name(stem) in GENERIC_STEMS and ".zip:" in voice.source:
-        zipped = Path(voice.source.partition(".zip:")[0]).name
-        if profile_name(zipped) not in GENERIC_STEMS:
-            return zipped
-    return stem
+    if profile_name(stem) not in GENERIC_STEMS:
+        return stem
+    if ".zip:" in voice.source:
+        names = [Path(voice.source.partition(".zip:")[0]).name]
+    else:
+        given = Path(shlex.split(voice.arg)[0]) if voice.arg else None
+        names = [voice.path.parent.name, given.resolve().name] if given is not None and given.is_dir() else []
+    return next((n for n in names if profile_name(n) not in GENERIC_STEMS), stem)
 
 
 # Latin letters that are not a letter and an accent (NFKD leaves them whole, and the ASCII step dropped them:
@@ -937,6 +941,16 @@ def _printable(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Zl", "Zp") and ch not in _BIDI)
 
 
+def _written_since(path: Path, imported: str) -> bool:
+    """Whether the file (or a file in the folder) was written after the import (2 s after: the copy's own)."""
+    try:
+        when = datetime.fromisoformat(imported).timestamp()
+    except ValueError:  # (a registry written by hand)
+        return True
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    return max((p.stat().st_mtime for p in files), default=0.0) > when + 2.0
+
+
 def _size(path: Path) -> int:
     """Bytes in a file, or in every file under a folder (a transformers HuBERT)."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
@@ -1060,6 +1074,11 @@ def list_models(cfg) -> str:
                 if now == was:  # (a few bytes apart: 0.4 MB now, 0.4 MB when imported said nothing)
                     now, was = f"{size:,} bytes", f"{e.bytes:,} bytes"
                 state = f"  CHANGED: {now} now, {was} when imported; import it again"
+            elif _written_since(where, e.imported):  # (bytes overwritten in place: hashed again, only then)
+                from rtvc.backends.manifest import model_identity
+
+                if (sha := model_identity(where)) != e.sha256:
+                    state = f"  CHANGED: its content (sha256 {sha[:12]} now) since it was imported; import it again"
         used = ", ".join(sorted(set(users.get(where, [])))) or "no profile"
         lines.append(f"  {e.kind:8s} {e.file}  ({_mb(e.bytes)}, sha256 {e.sha256[:12]}){state}")
         lines.append(f"           {e.about}; used by {used}")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -768,6 +769,11 @@ def test_a_voice_folder_imports_as_its_zip_would(home, downloads, capsys, tmp_pa
         "Alice (RVC v2) 300e.pth",
         "added_IVF16_Flat_nprobe_1_alice_v2.index",
     ]  # (not the macOS leftover)
+    # a folder whose voice file says nothing (model.pth) names the profile, as a zip does (it was 'model')
+    (tmp_path / "Bob").mkdir()
+    write_rvc_checkpoint(tmp_path / "Bob" / "model.pth", version="v2", sr="48k", f0=1, size="tiny", seed=7)
+    code, out, err = rtvc(home, capsys, "import", str(tmp_path / "Bob"))
+    assert code == 0 and (home / "profiles" / "bob.toml").is_file(), out + err
     (tmp_path / "empty").mkdir()
     before = state(home)
     code, _out, err = rtvc(home, capsys, "import", str(tmp_path / "empty"))
@@ -782,6 +788,23 @@ def test_a_copy_a_few_bytes_off_is_shown_in_bytes(home, downloads, capsys):
     imported.write_bytes(whole[:-3])
     out = rtvc(home, capsys, "models")[1]
     assert f"CHANGED: {len(whole) - 3:,} bytes now, {len(whole):,} bytes when imported" in out, out
+
+
+def test_a_file_damaged_in_place_is_shown_changed(home, downloads, capsys):
+    """Bytes overwritten inside an imported file, its size the same (a disk error, a tool that wrote into it): `rtvc
+    models` listed it unmarked (it compared sizes only); a voice then did not load. A file written after its import
+    is hashed again."""
+    assert rtvc(home, capsys, "import", str(downloads / "hubert_base.pt"))[0] == 0
+    imported = home / "models" / "content" / "hubert_base.pt"
+    assert "CHANGED" not in rtvc(home, capsys, "models")[1]
+    os.utime(imported, (time.time() + 10, time.time() + 10))  # (touched, not changed: no mark)
+    assert "CHANGED" not in rtvc(home, capsys, "models")[1]
+    with imported.open("r+b") as f:
+        f.seek(5000)
+        f.write(bytes(64))
+    os.utime(imported, (time.time() + 10, time.time() + 10))
+    out = rtvc(home, capsys, "models")[1]
+    assert "CHANGED: its content (sha256 " in out and "since it was imported; import it again" in out, out
 
 
 def test_imports_into_one_folder_take_turns(home, downloads, capsys, tmp_path):
