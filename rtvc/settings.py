@@ -209,7 +209,9 @@ def _set_twice(text: str) -> tuple[str, int, int] | None:
     seen: dict[str, int] = {}
     table = ""
     for n, line in enumerate(text.splitlines(), 1):
-        if m := _HEADER.fullmatch(line):
+        if line.lstrip().startswith("[["):  # (an array of tables: each element's keys are its own)
+            table = f"[[{n}]]"
+        elif m := _HEADER.fullmatch(line):
             table = name(m[1])
             if table in seen:
                 return f"[{table}]", seen[table], n
