@@ -19,6 +19,7 @@ is given makes the state OVERLOADED, with the fix in words.
 from __future__ import annotations
 
 import gc
+import logging
 import queue
 import sys
 import threading
@@ -33,10 +34,12 @@ from rtvc.errors import words
 from rtvc.gate import GateSettings, NoiseGate
 from rtvc.latency import LatencyBreakdown, PrefillPlan, plan_prefill
 from rtvc.limiter import Limiter
-from rtvc.priority import AWAITING_CALLBACKS, Sched, current, make_normal, make_worker_realtime
+from rtvc.priority import AWAITING_CALLBACKS, Sched, current, demote_inherited, make_normal, make_worker_realtime
 from rtvc.sola import crossfade, local_correlation
 from rtvc.status import EngineStatus, Levels, Xruns
 from rtvc.timing import BlockTimer
+
+log = logging.getLogger("rtvc")
 
 # The device callbacks are C and never wait for the GIL (rtvc/_rt.c); the worker does, behind the control
 # server's thread: Python's default 5 ms switch interval let that thread hold it for 5 ms at a time. 0.5 ms keeps
@@ -156,6 +159,7 @@ class Engine:
         self._light = True  # the voice's blocks take under half their time (loaders give way: stay_off)
         self.realtime = realtime
         self.priority = ""  # what the worker thread got ("" until it has started)
+        self._demoted_said = False  # (_demote_helpers: the threads the voice started moved off real-time, logged)
         self._thread: threading.Thread | None = None
         self._prev_switch = sys.getswitchinterval()
 
@@ -483,11 +487,22 @@ class Engine:
                 self._done_pos = self.in_ring.read_pos
                 if self.watch_load and self.blocks_done % LOAD_EVERY == 0:
                     self._check_load()
+                if self.blocks_done % LOAD_EVERY == 1 and self.priority.startswith("real-time"):
+                    self._demote_helpers()
                 self._progress.set()
         except Exception as e:  # the worker must not die silently: status carries the error
             self._state = "failed"
             self._detail = f"worker: {type(e).__name__}: {e}"
             self._progress.set()
+
+    def _demote_helpers(self) -> None:
+        """(The worker, real-time.) The threads it started (torch's intra-op pool, at a voice's first blocks) back to
+        the normal scheduler (rtvc.priority.demote_inherited); said once."""
+        keep = {c.tid for c in self._all_counters}
+        moved = demote_inherited(threading.get_native_id(), keep)
+        if moved and not self._demoted_said:
+            self._demoted_said = True
+            log.info("%d threads the voice started from the real-time worker run on the normal scheduler", moved)
 
     def _worker_priority(self, want: bool, callbacks: list[Sched]) -> str:
         if not want:

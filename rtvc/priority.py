@@ -94,6 +94,32 @@ def make_normal() -> str:
     return "normal"
 
 
+def demote_inherited(worker: int, keep: set[int]) -> int:
+    """On the real-time worker (thread id `worker`): threads it started inherit its SCHED_FIFO, and torch's
+    intra-op pool starts from the thread that first runs a parallel operation: an RVC voice on the CPU ran the
+    worker and every pool thread, one per core, real-time, and overloaded it held every core (the desktop, OBS and
+    the game got the 5 % RT throttling leaves). Threads at the worker's priority other than it and `keep` (the
+    callback threads) go back to the normal scheduler; only the worker itself is real-time. How many moved."""
+    if not SUPPORTED:
+        return 0
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return 0
+    moved = 0
+    for tid in tids:
+        if tid == worker or tid in keep:
+            continue
+        try:
+            policy = os.sched_getscheduler(tid) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
+            if policy in _REALTIME and os.sched_getparam(tid).sched_priority == WORKER_PRIORITY:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                moved += 1
+        except OSError:  # (ended meanwhile)
+            continue
+    return moved
+
+
 def make_worker_realtime(callbacks: list[Sched]) -> str:
     """On the worker thread: real-time below the slowest-ranked audio callback thread, or normal with the
     reason. `callbacks`: the scheduling each callback thread reported (after raising it, where ours)."""

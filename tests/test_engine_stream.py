@@ -230,6 +230,57 @@ def test_the_worker_goes_real_time_only_below_its_callback_thread():
         engine.stop()
 
 
+def test_threads_the_voice_starts_from_the_real_time_worker_run_on_the_normal_scheduler():
+    """torch's intra-op pool starts from the thread that first runs a parallel operation, and inherits its
+    scheduling: an RVC voice on the CPU ran one SCHED_FIFO thread per core beside the worker, and overloaded it
+    held every core. Only the worker stays real-time."""
+    import os
+    import threading
+
+    torch = pytest.importorskip("torch", reason="torch is not installed (rvc extra)")
+
+    class Parallel(PassthroughVoice):
+        def convert(self, window, tail, params):
+            w = torch.from_numpy(np.ascontiguousarray(window)).reshape(1, 1, -1).repeat(1, 32, 1)
+            torch.nn.functional.conv1d(w, torch.ones(32, 32, 9))  # (torch's threads at work)
+            return super().convert(window, tail, params)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # (a pool even on a 1-core runner)
+    shape = StreamShape(SR, 480, 0, 0)
+    engine = Engine(StreamingConverter(Parallel(SR), PassthroughParams(), shape), SR, headroom=192)
+    engine.realtime = True
+    dev = VirtualDevice(engine, np.zeros(30 * SR, dtype=np.float32), 128, paced=True)
+    engine.start()
+    dev.start()
+    try:
+        got = _wait_priority(engine, lambda p: p != "normal" and p != AWAITING_CALLBACKS)
+        if not got.startswith("real-time"):
+            pytest.skip(f"no real-time scheduling here: {got}")
+        worker = next(t for t in threading.enumerate() if t.name == "rtvc-worker")
+        mine = {worker.native_id, dev._thread.native_id}
+        deadline = time.monotonic() + 5
+        while engine.status().blocks < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        def realtime_others() -> list[int]:
+            out = []
+            for t in os.listdir("/proc/self/task"):
+                try:
+                    if int(t) not in mine and os.sched_getscheduler(int(t)) == os.SCHED_FIFO:
+                        out.append(int(t))
+                except OSError:
+                    pass
+            return out
+
+        assert realtime_others() == []
+        assert _policy(worker) == (os.SCHED_FIFO, 1) and _policy(dev._thread) == (os.SCHED_FIFO, 2)
+    finally:
+        dev.stop()
+        engine.stop()
+        torch.set_num_threads(threads)
+
+
 def _slice_us(tid: int) -> int:
     """The thread's time slice as the kernel reports it (sched_getattr's sched_runtime), in microseconds."""
     import ctypes
