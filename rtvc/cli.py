@@ -420,7 +420,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_with_daemon(_serve_argv(args))
     if args.command == "run":
         from rtvc.audio.devices import must_not_terminate
-        from rtvc.run import EXIT_DEVICE_HUNG, RunOptions, run_live
+        from rtvc.run import EXIT_DEVICE_HUNG, RunOptions, run_live, say_stop_signals
 
         opts = RunOptions(
             virtual=args.virtual,
@@ -430,14 +430,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             report_json=args.report_json,
         )
         code = run_live(cfg, opts)
+        say_stop_signals()  # (to the exit: PortAudio closes its JACK client there)
         if code == EXIT_DEVICE_HUNG or must_not_terminate():
             _exit_now(code)
         return code
     if args.command == "latency":
         from rtvc.audio.devices import must_not_terminate
         from rtvc.loopback import LatencyOptions, measure
+        from rtvc.run import say_stop_signals
 
         measure(cfg, LatencyOptions(args.count, args.level_db, args.json))
+        say_stop_signals()  # (to the exit: PortAudio closes its JACK client there)
         if must_not_terminate():
             _exit_now(0)
         return 0

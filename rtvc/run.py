@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -174,25 +174,37 @@ def sigterm_to_interrupt() -> None:
             signal.signal(sig, handler)
 
 
-@contextlib.contextmanager
-def closing_in_order() -> Iterator[None]:
-    """While the devices close: a stop signal that comes (an impatient second Ctrl-C; `timeout`, which signals rtvc
-    and then its whole group) is said, not raised. Raised there, it left PortAudio's JACK streams half closed and
-    the process aborted in pa_jack.c's assertions, the report never printed (a review)."""
-    said: list[int] = []
+_STOP_SAID: list[int] = []  # (say_stop_signals: a stop signal said already, in this process)
+
+
+def say_stop_signals() -> dict[int, Any]:
+    """From now on a stop signal (an impatient second Ctrl-C; `timeout`, which signals rtvc and then its whole group)
+    is said once, not raised, and interrupts no system call (SA_RESTART): raised while the devices closed, or
+    interrupting libjack's calls as PortAudio closed its JACK client at the exit, it aborted the process in pa_jack.c's
+    assertions (a review; the report never printed, or exit 134 after it). The handlers it replaced."""
 
     def again(sig, _frame):
-        if not said:
-            said.append(sig)
+        if not _STOP_SAID:
+            _STOP_SAID.append(sig)
             print("\nrtvc: stopping: the devices close in order (a moment)", file=sys.stderr, flush=True)
 
-    sigs = [s for s in stop_signals() if signal.getsignal(s) is not signal.SIG_IGN]
-    old = {s: signal.signal(s, again) for s in sigs}
+    old = {}
+    for s in stop_signals():
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            old[s] = signal.signal(s, again)
+            signal.siginterrupt(s, False)
+    return old
+
+
+@contextlib.contextmanager
+def closing_in_order() -> Iterator[None]:
+    """While the devices close: stop signals said, not raised (say_stop_signals); the handlers before, after."""
+    old = say_stop_signals()
     try:
         yield
     finally:
         for s, h in old.items():
-            signal.signal(s, h)
+            signal.signal(s, h)  # (and system calls interrupted again, as Python's own handlers have them)
 
 
 def stop_signals() -> list[signal.Signals]:
