@@ -356,6 +356,30 @@ def test_gate_keys_switch_it_and_move_its_threshold(daemon: Daemon, rpc: RpcClie
         rpc.call("gate.set", on=True, threshold_db=-60.0)
 
 
+def test_push_to_talk_mode_pressed_twice_quickly_ends_where_it_began(daemon: Daemon, rpc: RpcClient) -> None:
+    """`t t` (ptt.mode has no toggle: the TUI sends the other way from the mode it knows) sent the same mode twice 1
+    time in 4, the first reply coming before its change's event: the microphone left in the other mode."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            assert app.client is not None
+            on_event = app.client._on_event  # (the events late, after the replies: as a loaded machine had them)
+            app.client._on_event = lambda ev: asyncio.get_running_loop().call_later(0.15, on_event, ev)
+            for i in range(12):
+                await pilot.press("t", "t")
+                await pilot.pause(0.4)
+                assert control(rpc)["ptt"]["mode"] is False, f"pair {i}: push-to-talk left on"
+            await pilot.press("t", "t", "t")
+            await until(pilot, "three: on", lambda: control(rpc)["ptt"]["mode"] is True)
+
+    try:
+        run(main())
+    finally:
+        rpc.call("ptt.mode", on=False)
+
+
 def test_the_output_silent_warning_shows_on_a_narrow_terminal_and_with_a_long_label(
     daemon: Daemon, rpc: RpcClient
 ) -> None:

@@ -639,7 +639,13 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.show_message(f"noise gate on at {got['threshold_db']:g} dBFS (the room: {room})")
 
     def action_toggle_ptt_mode(self) -> None:
-        self._act(lambda: self._call("ptt.mode", on=not self.state.get("ptt", {}).get("mode", False)))
+        self._act(self._ptt_mode)
+
+    async def _ptt_mode(self) -> None:
+        """ptt.mode has no toggle: the other way from the mode last known, the reply's taken at once (`t t` sent the
+        same mode twice 1 time in 4, the reply coming before the first change's event)."""
+        got = await self._call("ptt.mode", on=not self.state.get("ptt", {}).get("mode", False))
+        self.state = {**self.state, "ptt": {**self.state.get("ptt", {}), "mode": got["on"]}}
 
     def action_talk(self) -> None:
         self._act(self._talk)
