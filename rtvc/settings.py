@@ -208,7 +208,14 @@ def _set_twice(text: str) -> tuple[str, int, int] | None:
 
     seen: dict[str, int] = {}
     table = ""
+    quote = ""  # the multi-line string the line is in ('' outside one): its lines set nothing
     for n, line in enumerate(text.splitlines(), 1):
+        was = quote
+        for q in ('"""', "'''"):
+            if (not quote or quote == q) and line.count(q) % 2:
+                quote = "" if quote else q
+        if was:
+            continue
         if line.lstrip().startswith("[["):  # (an array of tables: each element's keys are its own)
             table = f"[[{n}]]"
         elif m := _HEADER.fullmatch(line):

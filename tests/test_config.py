@@ -56,6 +56,15 @@ def test_values_are_typed_and_flags_override_the_file(tmp_path):
         ("stream = 5\n[stream]\nblock_ms = 10\n", ["[stream] is set twice (lines 1 and 2)", "keep one"]),
         ("[gate]\non = true\n[audio]\n[gate]\n", ["[gate] is set twice (lines 1 and 4)", "keep one"]),
         ('[obs]\n"scenes" . x = 1\nscenes.x = 2\n', ["'obs.scenes.x' is set twice (lines 2 and 3)"]),
+        # (lines inside a multi-line string, and an array of tables' elements, set nothing twice)
+        (
+            '[voice]\nnote = """\nprofile = 1\n"""\nprofile = "a"\n[audio]\nperiod = 1\nperiod = 2\n',
+            ["'audio.period' is set twice (lines 7 and 8)"],
+        ),
+        (
+            "[[obs.x]]\nname = 1\n[[obs.x]]\nname = 2\n[audio]\nperiod = 1\nperiod = 2\n",
+            ["'audio.period' is set twice (lines 6 and 7)"],
+        ),
         ("[gate]\nthreshold_db = 6\n", ["'gate.threshold_db' = 6", "a number from -100 to 0"]),
         ("[gate]\nthreshold = -50\n", ["unknown key 'gate.threshold'", "did you mean 'threshold_db'"]),
         ("[gate]\nhold_ms = -5\n", ["'gate.hold_ms' = -5", "a number from 0 to 5000"]),
