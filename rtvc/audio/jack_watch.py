@@ -113,7 +113,7 @@ class JackWatch:
             err = proc.stderr.read().strip() if proc.stderr else ""
             err = err or (f"the watch was killed by signal {-code}" if code < 0 else f"the watch exited with {code}")
             if code < 0 and self._on_died is not None:
-                log.info("JACK routing: the watch ended (%s); it starts again", err[-200:])
+                log.info("JACK routing: the watch ended (%s)", err[-200:])
                 self._on_died()
                 return
             log.info(

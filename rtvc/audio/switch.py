@@ -762,6 +762,7 @@ class DeviceSwitcher:
         """(Under the lock, the streams running.) Reroutes of rtvc's ports update the devices' latency; a program
         rtvc is connected to that closes is said, and connected again when it is back."""
         seed, self._seed = self._seed, {}
+        self._watch_deaths = []  # (a watch given up starts with the devices' reopen, as said)
         self._unwatch(keep=True)
         self._watch_pipewire()
         self._watch_defaults()
@@ -805,6 +806,7 @@ class DeviceSwitcher:
 
             name = jack_links.own_name()
             if name is not None:
+                log.info("JACK routing: the watch starts again")
                 self._start_watch(name, streams, {"lost": self._waiting})
 
     # -- PipeWire's quantum, watched while the streams run through its ALSA plugin (rtvc.audio.pipewire) ----
