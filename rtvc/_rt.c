@@ -382,6 +382,7 @@ typedef struct {
        had it (low 32): one word, so that the worker never reads a new size with the old size's count */
     _Atomic int64_t main_period;
     rtvc_bell bell;
+    _Atomic int32_t placed[3]; /* an output-only stream (OUTPUT, MONITOR) has had its first live callback */
     float scratch[3][SCRATCH_FRAMES]; /* one per stream: the output callbacks run on their own threads */
 } rtvc_engine;
 
@@ -423,6 +424,8 @@ RTVC_EXPORT void rtvc_engine_plan(rtvc_engine *e, int64_t block, int64_t prefill
 
 /* Set last by prepare (after the rings' restart and prefill), cleared first by suspend. */
 RTVC_EXPORT void rtvc_engine_set_live(rtvc_engine *e, int live) {
+    if (live)
+        for (int k = 0; k < 3; k++) atomic_store(&e->placed[k], 0);
     atomic_store_explicit(&e->live, live, RELEASE);
 }
 
@@ -593,8 +596,14 @@ RTVC_EXPORT void rtvc_play(rtvc_engine *e, int which, float *out, int channels, 
        dry (the time it missed is gone); otherwise past a limit that a late callback's burst of catch-up calls
        stays under. */
     int64_t lead = atomic_load_explicit(&r->write_pos, ACQUIRE) - load(&r->read_pos);
+    int64_t clock = atomic_load_explicit(&e->in.write_pos, ACQUIRE) - frames;
     if (lead > load(&e->lag_limit) || ((flags & PA_OUTPUT_UNDERFLOW) && lead > load(&e->prefill) + 2 * frames))
-        rtvc_ring_skip_to(r, atomic_load_explicit(&e->in.write_pos, ACQUIRE) - frames, 1);
+        rtvc_ring_skip_to(r, clock, 1);
+    else if (!atomic_exchange(&e->placed[which], 1) && clock > load(&r->read_pos))
+        /* Its first live callback, cycles after the input's first (JACK runs a stream started later from a later
+           cycle on): it starts at the input's clock, as the lag above would place it. From 0 it trailed by as many
+           periods for the whole run, under the lag limit: 1 or 2 periods more than declared, at random per start */
+        rtvc_ring_skip_to(r, clock, 0);
     play(r, e->scratch[which], out, channels, frames);
 }
 
