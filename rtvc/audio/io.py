@@ -79,6 +79,24 @@ def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> 
             "make your microphone the default in the desktop's sound settings, or name it on PipeWire's JACK "
             "(pw-jack rtvc ... --host-api JACK --input-device NAME; `pw-jack rtvc devices` lists them)",
         )
+    if mon is not None and same_device(mon, out):
+        # (both streams mixed into one device's outputs: the voice twice as loud, a tone of 0.6 peaking at 1.2, a
+        # review). Under JACK a device is all of a sound card's outputs, and the user may route the monitor's ports
+        # to others (an interface's headphone outputs 3-4): said, not refused
+        twice = "the voice plays there already, and hear-myself would play it a second time (twice as loud, past "
+        twice += "full scale)"
+        if "JACK" not in mon.host_api:
+            raise DeviceError(
+                f"the monitor device {mon.title()} is the output device: {twice}",
+                "leave audio.monitor_device empty where the output is what you hear; hear-myself is for headphones "
+                "apart from an output that goes to OBS or a call (--monitor-device, or devices.select's monitor)",
+            )
+        log.info(
+            "the monitor device %s is the output device: connect rtvc's monitor ports to other outputs of it (your "
+            "headphones' in a patchbay), else %s",
+            mon.title(),
+            twice,
+        )
     if mon is not None and "JACK" in mon.host_api and mon.name != "system":
         check_monitor(mon, inp)
     if cfg.input_channel > inp.max_input:
