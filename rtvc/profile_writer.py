@@ -11,17 +11,16 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from rtvc.errors import ConfigError
+from rtvc.names import NAME_RE
 from rtvc.profiles import check_label, load_profile, missing_files, profile_files
 
 _SAVING = threading.Lock()
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 SAVED = "Saved by rtvc (profiles.save)."
 
 

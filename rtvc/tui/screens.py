@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from rtvc.profile_writer import NAME_RE
+from rtvc.names import NAME_RE
 
 
 class Modal(ModalScreen[Any]):
