@@ -383,6 +383,9 @@ typedef struct {
     _Atomic int64_t main_period;
     rtvc_bell bell;
     _Atomic int32_t placed[3]; /* an output-only stream (OUTPUT, MONITOR) has had its first live callback */
+    /* frames an output-only stream plays behind the input's clock, to be heard with the main output: the monitor's
+       beside a duplex stream that PortAudio delays a user buffer (a fixed period on JACK), else 0 */
+    _Atomic int64_t phase[3];
     float scratch[3][SCRATCH_FRAMES]; /* one per stream: the output callbacks run on their own threads */
 } rtvc_engine;
 
@@ -420,6 +423,10 @@ RTVC_EXPORT void rtvc_engine_plan(rtvc_engine *e, int64_t block, int64_t prefill
     store(&e->prefill, prefill);
     store(&e->lag_limit, lag_limit);
     store(&e->main_period, 0); /* (the callbacks are not live: no writer meanwhile) */
+}
+
+RTVC_EXPORT void rtvc_engine_phase(rtvc_engine *e, int which, int64_t frames) {
+    if (which >= 0 && which < 3) store(&e->phase[which], frames);
 }
 
 /* Set last by prepare (after the rings' restart and prefill), cleared first by suspend. */
@@ -596,7 +603,7 @@ RTVC_EXPORT void rtvc_play(rtvc_engine *e, int which, float *out, int channels, 
        dry (the time it missed is gone); otherwise past a limit that a late callback's burst of catch-up calls
        stays under. */
     int64_t lead = atomic_load_explicit(&r->write_pos, ACQUIRE) - load(&r->read_pos);
-    int64_t clock = atomic_load_explicit(&e->in.write_pos, ACQUIRE) - frames;
+    int64_t clock = atomic_load_explicit(&e->in.write_pos, ACQUIRE) - frames - load(&e->phase[which]);
     if (lead > load(&e->lag_limit) || ((flags & PA_OUTPUT_UNDERFLOW) && lead > load(&e->prefill) + 2 * frames))
         rtvc_ring_skip_to(r, clock, 1);
     else if (!atomic_exchange(&e->placed[which], 1) && clock > load(&r->read_pos))
@@ -644,7 +651,7 @@ RTVC_EXPORT int rtvc_pa_callback(const void *input, void *output, unsigned long 
 
 /* ---- the layout rtvc/callbacks.py mirrors (checked at import: a build older than the Python fails there) -- */
 
-#define RTVC_ABI 4
+#define RTVC_ABI 5
 
 RTVC_EXPORT int rtvc_layout(int64_t *out, int n) {
     int64_t v[] = {

@@ -74,7 +74,7 @@ class StreamFields(ctypes.Structure):
     ]
 
 
-ABI = 4  # RTVC_ABI in rtvc/_rt.c
+ABI = 5  # RTVC_ABI in rtvc/_rt.c
 
 
 def _check_layout() -> None:
@@ -202,6 +202,10 @@ class DeviceSide:
     # -- set by the engine (any thread) -----------------------------------------------------------
     def plan(self, block: int, prefill: int, lag_limit: int) -> None:
         _lib.rtvc_engine_plan(self._ptr, block, prefill, lag_limit)
+
+    def phase(self, which: int, frames: int) -> None:
+        """Frames the output-only stream `which` (OUTPUT, MONITOR) plays behind the input's clock (rtvc/_rt.c)."""
+        _lib.rtvc_engine_phase(self._ptr, which, frames)
 
     @property
     def live(self) -> bool:

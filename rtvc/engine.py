@@ -185,11 +185,15 @@ class Engine:
         separate_streams: bool,
         ours: tuple[bool, bool, bool] = (True, True, True),
         input_one_period: bool = False,
+        monitor_phase: int = 0,
     ) -> None:
         """ours: per stream (input or duplex, separate output, monitor), whether its callback thread is ours to
         schedule, False where an audio server schedules it (JACK); see rtvc.priority. input_one_period: the input
         device's latency is one period of the callbacks, known once they come (`prepare`), not `latency_in`
-        (rtvc.audio.io: ALSA)."""
+        (rtvc.audio.io: ALSA). monitor_phase: frames the main output sounds behind the ring's timeline (PortAudio's
+        own user buffer on a duplex stream of a fixed period): the monitor stream plays as far behind, heard with
+        it (placed at the input's clock, it was a period ahead of the main output and of the declared figure)."""
+        self.device.phase(MONITOR, monitor_phase)
         with self._latency_lock:
             # (one period: the last callbacks' until these streams' first come, as a switch's reply says it)
             self.device_latency = (self._counters.period if input_one_period and self._counters.period else latency_in,

@@ -57,6 +57,7 @@ _SIGNATURES: dict[str, tuple[type | None, list]] = {
     "rtvc_engine_free": (None, [_ptr]),
     "rtvc_engine_plan": (None, [_ptr, _i64, _i64, _i64]),
     "rtvc_engine_set_live": (None, [_ptr, _i32]),
+    "rtvc_engine_phase": (None, [_ptr, _i32, _i64]),
     "rtvc_engine_ring": (None, [_ptr]),
     "rtvc_engine_wait": (_i32, [_ptr, _f64]),
     "rtvc_duplex": (None, [_ptr, _ptr, _i64, _ptr, _i32, _i64, _ulong]),

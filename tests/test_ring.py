@@ -304,3 +304,14 @@ def test_an_output_stream_that_starts_cycles_after_the_input_starts_at_its_clock
     mon = np.zeros((period, 1), np.float32)
     side.play(MONITOR, mon, period, 0)
     np.testing.assert_array_equal(mon[:, 0], x[:period])
+    # a monitor beside a duplex stream whose output PortAudio delays a user buffer (a fixed period on JACK) plays
+    # as far behind the clock, heard with the main output (at the clock it was a period ahead of it, a review)
+    side = DeviceSide(48000, 960)
+    side.plan(960, 448, 5280)
+    side.phase(MONITOR, period)
+    side.live = True
+    side.mon_ring.write(x)
+    for k in range(3):
+        side.input(x[k * period : (k + 1) * period], period, 0)
+    side.play(MONITOR, mon, period, 0)
+    np.testing.assert_array_equal(mon[:, 0], x[period : 2 * period])

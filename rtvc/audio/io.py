@@ -384,7 +384,12 @@ class DeviceStreams:
         # 512 (bench/latency_pipewire.py), PortAudio's figure overstated the input by up to two periods. With
         # audio.period set, PortAudio's ALSA period is a multiple of it, not known here: its figure stands then.
         one_period = choice.input is not None and choice.input.host_api == "ALSA" and not self.period
-        engine.set_device(round(lat_in * samplerate), round(lat_out * samplerate), not choice.duplex, ours, one_period)
+        # (PortAudio starts a duplex stream's output a user buffer late where the period is fixed: jack_latency; the
+        # monitor's stream, output-only, has no such delay)
+        phase = self.period if choice.duplex and self.period else 0
+        engine.set_device(
+            round(lat_in * samplerate), round(lat_out * samplerate), not choice.duplex, ours, one_period, phase
+        )
 
     def _finished(self, what: str):
         def cb():
