@@ -379,6 +379,24 @@ def _claim_path() -> Path:
     return Path(runtime if os.path.isabs(runtime) else "/tmp") / f"rtvc-voice-{os.getuid()}.lock"
 
 
+def _holder(f) -> str:
+    """The process number the lock's holder wrote, where it is an rtvc's ('' otherwise: the file keeps a holder's
+    number after it ended). A holder that took the lock this instant writes its number just after: read again for
+    a moment (a start at the same instant was named "process unknown")."""
+    deadline = time.monotonic() + 0.5
+    while True:
+        f.seek(0)
+        pid = f.read().strip()[:20]
+        try:
+            if pid.isdigit() and b"rtvc" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            return ""
+        time.sleep(0.02)
+
+
 def claim() -> None:
     """This process plays into the virtual microphone, alone: an exclusive lock on a file beside PipeWire's socket
     (held until the process ends or execs: rtvc.restart takes it again). check_alone sees another rtvc only once it
@@ -397,13 +415,8 @@ def claim() -> None:
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        f.seek(0)
-        pid = f.read().strip()[:20]
+        pid = _holder(f)
         f.close()
-        try:  # (the file keeps a holder's number after it ended: named only while it is an rtvc's)
-            pid = pid if pid.isdigit() and b"rtvc" in Path(f"/proc/{pid}/cmdline").read_bytes() else ""
-        except OSError:
-            pid = ""
         check_alone()  # (one that plays already: named by its node, as ever)
         raise DeviceError(
             f"audio.virtual_mic: another rtvc (process {pid or 'unknown'}) is starting to play into the virtual "

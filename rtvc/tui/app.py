@@ -93,7 +93,9 @@ class RtvcApp(VoiceListMixin, App[None]):
     .tight Toggle { margin-right: 0; }
     .narrow #left { width: 16; }
     .narrow #toggles { grid-size: 2; }
-    .narrow #right { padding: 0 0 0 1; }  /* (the scrollbar of a short terminal takes the right-hand margin) */
+    /* (the scrollbar of a short terminal takes the right-hand margin, kept for it: as it came and went with the
+       content's height, every line moved a column, and a click aimed at an arrow hit the value) */
+    .narrow #right { padding: 0 0 0 1; scrollbar-gutter: stable; }
     """
     ACTIONS = ACTIONS
     BINDINGS: ClassVar[list[Binding]] = [
