@@ -228,12 +228,11 @@ def check_engines(folder: Path) -> list[Check]:
     bad = [f"{e.step}/{e.precision} ({problems[id(e)]})" for e in built if problems[id(e)]]
     if bad:
         found += f"; {len(bad)} not usable: " + ", ".join(bad)
-    fix = "rtvc build PROFILE on this machine" + (
-        " (it replaces those of its model files, at every block size); engines of model files gone: remove them from "
-        f"{folder} with the manifest, then build again"
-        if bad
-        else ""
-    )
+    fix = "rtvc build PROFILE on this machine"
+    if bad or other:  # (Manifest.record drops them)
+        fix += " (it replaces the stale engines of its model files, at every block size)"
+    if any(p.endswith(" gone") and not p.startswith("engine file") for p in problems.values()):  # (a model file)
+        fix += f"; engines of model files gone: remove them from {folder} with the manifest, then build again"
     return [Check(bool(mine) and not bad, "engines", found, fix)]
 
 

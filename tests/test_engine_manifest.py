@@ -297,7 +297,9 @@ def test_doctor_counts_the_engines_this_tensorrt_can_run(voice, tmp_path, monkey
     models, paths, _ = voice
     folder = tmp_path / "engines"
     old = Target(H100.gpu, H100.compute_capability, "10.0.1")
-    _saved(folder, _built(folder, models, paths), _built(folder, models, paths, step="content", target=old))
+    # (TensorRT upgraded since the content engine's build, and only the synth step built again; a build of the profile
+    # drops such engines: Manifest.record)
+    Manifest(folder, [_built(folder, models, paths), _built(folder, models, paths, step="content", target=old)]).save()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: H100.gpu)
     monkeypatch.setattr(trt_backend, "import_tensorrt", lambda: None)
@@ -305,6 +307,7 @@ def test_doctor_counts_the_engines_this_tensorrt_can_run(voice, tmp_path, monkey
     (check,) = check_engines(folder)
     assert check.ok and f"1 usable on {H100.gpu} with TensorRT {H100.tensorrt}: synth/fp16" in check.found, check.found
     assert check.found.endswith("; 1 built with another TensorRT (stale)")
+    assert "(it replaces the stale engines of its model files, at every block size)" in check.fix, check.fix
 
     def absent():
         raise RtvcError("TensorRT is not installed", "pip install tensorrt-cu13")
@@ -338,7 +341,11 @@ def test_doctor_does_not_call_an_engine_usable_that_a_voice_would_refuse(voice, 
     assert not check.ok, check.found
     assert "1 usable on" in check.found and ": synth/fp16;" in check.found, check.found
     assert "2 not usable: content/fp16 (engine file gone), f0/fp16 (engine file corrupt)" in check.found
-    assert "rtvc build PROFILE on this machine (it replaces those of its model files, at every block size)" in check.fix
+    assert (
+        "rtvc build PROFILE on this machine (it replaces the stale engines of its model files, at every block size)"
+        in check.fix
+        and "model files gone" not in check.fix
+    )
     (base / "alice.pth").write_bytes(b"voice weights v2: retrained")
     (check,) = check_engines(folder)
     assert (
@@ -404,3 +411,33 @@ def test_a_rebuild_after_the_model_changed_drops_its_stale_engines_for_every_str
     new, _ = rvc_models(RvcModelSettings(path="alice.pth", content="hubert", f0="rmvpe", f0_model="rmvpe.pt"), base)
     gone = m.record(_built(folder, new, paths, shape=SHAPE))
     assert len(gone) == 2 and [e.shape for e in m.entries] == [SHAPE.key()], (gone, m.entries)
+
+
+@pytest.mark.parametrize("upgraded", ["rtvc", "tensorrt"])
+def test_a_rebuild_after_an_upgrade_drops_the_old_engines_of_every_stream(tmp_path: Path, voice, upgraded):
+    """A review: after an upgrade of rtvc (or torch) or of TensorRT, a rebuild at another block size left the old
+    engines on disk for good (full-size HuBERT and synth plans), and doctor kept calling them "not usable" with a fix,
+    `rtvc build`, that did not remove them. Engines of another GPU are another machine's: kept."""
+    models, paths, _ = voice
+    folder = tmp_path / "engines"
+    other = StreamShape(samplerate=16000, out_samplerate=48000, block=160, context=16480, tail=1200)
+    new_trt = replace(H100, tensorrt="10.14.1.48")
+    l40 = Target("NVIDIA L40S", "8.9", "10.13.3.9")
+    m = Manifest(folder)
+    olds = [_built(folder, models, paths, step=s) for s in ("content", "synth")]
+    if upgraded == "rtvc":
+        olds = [replace(e, export="0123456789abcdef") for e in olds]
+    l40_engine = replace(_built(folder, models, paths, target=l40), export=olds[0].export)
+    for e in (*olds, l40_engine):
+        m.record(e)
+    gone = m.record(_built(folder, models, paths, shape=other, target=new_trt if upgraded == "tensorrt" else H100))
+    if upgraded == "tensorrt":  # (another GPU's engine, from the same rtvc: kept)
+        assert gone == sorted(e.file for e in olds), (gone, m.entries)
+        assert [(e.shape, e.gpu) for e in m.entries] == [(SHAPE.key(), l40.gpu), (other.key(), H100.gpu)]
+    else:  # (exported by other code: stale on any GPU)
+        assert gone == sorted(e.file for e in (*olds, l40_engine)), (gone, m.entries)
+        assert [(e.shape, e.gpu) for e in m.entries] == [(other.key(), H100.gpu)]
+    # another profile's model files: not touched
+    m2 = Manifest(folder)
+    m2.record(olds[0])
+    assert m2.record(_built(folder, {**models, "voice": "e" * 64}, {**paths, "voice": "/x/bob.pth"}, shape=other)) == []

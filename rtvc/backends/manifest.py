@@ -254,14 +254,22 @@ class Manifest:
 
     def record(self, entry: EngineEntry) -> list[str]:
         """Add `entry`, dropping entries it replaces (same step, model files, stream, precision and machine) and those
-        built from an earlier version of its model files (the same files, other contents: for any stream, no voice
-        can use them again); returns the engine files no entry refers to any more."""
+        of its model files that no voice can use again, for any stream: built from an earlier version of the files
+        (other contents), by another version of the export code (`export`), or on this GPU with another TensorRT
+        (the one building now is the one installed). Returns the engine files no entry refers to any more.
+        Without the last two, a rebuild after an upgrade of rtvc, torch or TensorRT left the old engines of every
+        other block size on disk for good, and doctor called them "not usable" with a fix that did not remove them."""
 
         def slot(e: EngineEntry) -> tuple:
             return (e.step, sorted(e.model_paths.items()), e.shape, e.precision, e.target())
 
         def outdated(e: EngineEntry) -> bool:
-            return e.model_paths == entry.model_paths and e.models != entry.models
+            if e.model_paths != entry.model_paths:
+                return False
+            other_trt = (e.gpu, e.compute_capability) == (entry.gpu, entry.compute_capability) and (
+                e.tensorrt != entry.tensorrt
+            )
+            return e.models != entry.models or e.export != entry.export or other_trt
 
         old = [e for e in self.entries if slot(e) == slot(entry) or e.file == entry.file or outdated(e)]
         self.entries = [e for e in self.entries if e not in old] + [entry]
