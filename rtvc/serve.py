@@ -241,6 +241,7 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
             log.info("[obs.scenes] read again from %s: %d scene(s) mapped", cfg.path, len(scenes))
             for problem in unknown_scene_profiles(dataclasses.replace(cfg, obs=now)):
                 log.warning("%s", problem)
+            link.check_scenes()  # (a scene name mistyped in the edit: said now, not at the next connection)
         profile = scenes.get(scene)
         log.info("OBS program scene %r%s", scene, f": voice '{profile}'" if profile else " ([obs.scenes] maps none)")
         if profile:
@@ -251,16 +252,20 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
 
     said_unread = [""]
 
-    def reread() -> ObsSettings | None:  # (a password mended in config.toml after "auth failed": taken at once)
+    def reread() -> ObsSettings | str | None:  # (a password mended in config.toml after "auth failed": taken at once)
         o = obs_now()
-        return None if o is None else ObsSettings(o.enabled, o.host, o.port, o.password, {})
+        if o is None:  # (why, shown with the link's state until the file reads: the log alone went unseen)
+            return f"config.toml's [obs] not read again: {said_unread[0]}" if said_unread[0] else None
+        return ObsSettings(o.enabled, o.host, o.port, o.password, {})
 
     def obs_now() -> ObsConfig | None:
         """[obs] as config.toml has it now: that table alone (the rest of the file, and flags, are not its)."""
         if cfg.path is None:
             return None
         try:
-            return read_obs(cfg.path)  # (its scenes' paths from the file's folder: a relative one went astray)
+            found = read_obs(cfg.path)  # (its scenes' paths from the file's folder: a relative one went astray)
+            said_unread[0] = ""
+            return found
         except (RtvcError, AttributeError) as e:  # (AttributeError: an "obs" that is no table)
             if str(e) != said_unread[0]:  # (once per new reason: it is asked before each try)
                 said_unread[0] = str(e)

@@ -283,6 +283,28 @@ def test_renames_in_obs_are_applied_to_the_scenes_the_file_maps_now() -> None:
     assert renamed(file, {}) == file
 
 
+def test_a_scene_renamed_twice_keeps_its_voice_under_every_name_the_file_may_give_it() -> None:
+    """A review: "Gaming" -> "Gaming 2" in OBS, config.toml mended to "Gaming 2" as the log says, then "Gaming 2" ->
+    "Gaming 3": the next edit of [obs.scenes] lost the voice ("maps none"), as the renames knew only the name rtvc
+    started with; and renamed back to it, the file's intermediate name was lost the same way. A scene made since
+    under a name another scene had keeps its own."""
+    scenes = {"Gaming": "giant", "BRB": "higher"}
+    link = ObsLink(ObsSettings(enabled=True, scenes=scenes), lambda scene: None)
+    link._renamed("Gaming", "Gaming 2")
+    mended = {"Gaming 2": "giant", "BRB": "masculine"}  # (the file as the user mended it, and edited again)
+    link._renamed("Gaming 2", "Gaming 3")
+    assert scenes == {"Gaming 3": "giant", "BRB": "higher"}
+    assert renamed(mended, link.renames) == {"Gaming 3": "giant", "BRB": "masculine"}
+    assert renamed({"Gaming": "giant"}, link.renames) == {"Gaming 3": "giant"}  # (the file not mended: as before)
+    link._renamed("Gaming 3", "Gaming")  # (back to the name rtvc started with)
+    assert renamed(mended, link.renames) == {"Gaming": "giant", "BRB": "masculine"}
+    assert renamed({"Gaming": "giant"}, link.renames) == {"Gaming": "giant"}
+    link._renamed("BRB", "Be right back")
+    link._renamed("Intro", "BRB")  # (another scene takes the name "BRB")
+    link._renamed("BRB", "Intro 2")  # (and leaves it: the file's "BRB" is still the first scene's)
+    assert renamed({"BRB": "higher", "Intro": "giant"}, link.renames) == {"Be right back": "higher", "Intro 2": "giant"}
+
+
 def test_a_password_mended_in_the_config_is_tried_at_the_next_retry(obs: ObsStudio, monkeypatch, caplog) -> None:
     """ "auth failed ... check `password` under [obs] in config.toml": mending it there changed nothing, the link
     retried the old one every 10 s until rtvc restarted."""
@@ -297,6 +319,12 @@ def test_a_password_mended_in_the_config_is_tried_at_the_next_retry(obs: ObsStud
     link.start()
     try:
         wait_for(lambda: link.state == "auth failed", "the refusal")
+        # mended with a slip of TOML: the state shown (the TUI, the dock) says why it is not taken, not the old reason
+        unread = "config.toml's [obs] not read again: line 9: not valid TOML"
+        reread_now, link.reread = link.reread, lambda: unread
+        wait_for(lambda: unread in link.detail, "the file's error shown with the state")
+        assert link.state == "auth failed"
+        link.reread = reread_now
         config["password"] = PASSWORD  # (the user mends config.toml)
         wait_for(lambda: link.state == "connected", "the mended password taken", 10)
         assert "OBS link: [obs] password changed in config.toml: trying it" in caplog.text

@@ -93,6 +93,30 @@ def test_the_program_scene_selects_the_voice_and_an_obs_restart_is_survived(stud
     assert PASSWORD not in log
 
 
+def test_a_scene_name_mistyped_in_an_edit_of_the_scenes_is_said_at_the_next_cut(studio, daemon):
+    """A review: [obs.scenes] was checked against OBS's scenes only at each connection, so a typo made while the
+    stream ran never switched a voice and was never said. A scene made in OBS since the connection is no typo."""
+    rpc = RpcClient(daemon.port, daemon.token())
+    obs = ObsClient(studio.port, PASSWORD)
+    try:
+        on_just_chatting(rpc, obs)
+        obs.request("CreateScene", {"sceneName": "Outro"})
+        daemon.config.write_text(
+            daemon.config.read_text().replace(
+                '"Gaming" = "passthrough"', '"Gamming" = "passthrough"\n"Outro" = "default"'
+            )
+        )
+        obs.set_scene("Outro")
+        wait_until("the voice mapped to the new scene", lambda: profile(rpc) == "default", 10)
+        said = "[obs.scenes] 'Gamming': OBS has no scene of that name (did you mean 'Gaming'?"
+        wait_until("the typo said", lambda: said in daemon.log(), 10)
+    finally:
+        obs.close()
+        rpc.close()
+    log = daemon.log()
+    assert log.count(said) == 1 and "'Outro': OBS has no scene" not in log, log
+
+
 def test_a_scene_renamed_in_obs_keeps_its_voice_at_the_next_cut_and_after_an_edit_of_the_scenes(studio, daemon):
     """ "its voice follows it until rtvc restarts": at the next cut serve read [obs.scenes] again, took the table the
     rename had changed for an edit of the file, put the file's old name back ("read again", the start-up warnings

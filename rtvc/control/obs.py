@@ -115,14 +115,21 @@ class ObsLink:
         settings: ObsSettings,
         on_scene: Callable[[str], None],
         on_state: Callable[[str, str], None] | None = None,
-        reread: Callable[[], ObsSettings | None] | None = None,
+        reread: Callable[[], ObsSettings | str | None] | None = None,
     ) -> None:
         self.settings = settings
         self.on_scene = on_scene
         self.on_state = on_state  # (given: its owner says each state; the link's own lines go to debug)
-        self.reread = reread  # [obs] as config.toml has it now (None: unreadable), asked before a retry
+        # [obs] as config.toml has it now, asked before a retry; a str: why it could not be read (said with the state:
+        # a password mended with a slip of TOML left "asks for a password and none is set" on the TUI and the dock)
+        self.reread = reread
+        self.unread = ""
         self.scene: str | None = None  # the program scene last delivered, over reconnections
-        self.renames: dict[str, str] = {}  # a scene's name in OBS when rtvc started -> its name since it was renamed
+        # each name a scene had in OBS while rtvc ran -> its name now (renamed since): config.toml may name it by any
+        self.renames: dict[str, str] = {}
+        self.obs_scenes: list[str] | None = (
+            None  # OBS's scenes, as its scene list and events since said (None: unknown)
+        )
         self.state = "stopped"
         self.detail = f"OBS link to {settings.address} not started"
         self._lock = threading.Lock()
@@ -196,7 +203,8 @@ class ObsLink:
                 wait = ended.retry_s
             else:
                 wait, delay = delay, min(delay * 2, MAX_RETRY_S)
-            self._report(ended.state, f"{ended.what}; retrying in {wait:g} s")
+            unread = f" ({self.unread})" if self.unread else ""
+            self._report(ended.state, f"{ended.what}{unread}; retrying in {wait:g} s")
             try:
                 await asyncio.wait_for(wake.wait(), wait)
             except TimeoutError:
@@ -212,7 +220,8 @@ class ObsLink:
         except Exception:  # (the owner's reread says its own errors: this one is unexpected, and said)
             log.warning("OBS link: [obs] not read again: the settings in use stay", exc_info=True)
             return
-        if now is None or not now.enabled:
+        self.unread = now if isinstance(now, str) else ""
+        if now is None or isinstance(now, str) or not now.enabled:
             return
         was = self.settings
         if (now.host, now.port, now.password) != (was.host, was.port, was.password):
@@ -292,6 +301,8 @@ class ObsLink:
             elif event == "SceneNameChanged":
                 got = data.get("eventData", {})
                 self._renamed(str(got.get("oldSceneName", "")), str(got.get("sceneName", "")))
+            elif event in ("SceneCreated", "SceneRemoved", "SceneListChanged"):
+                self._scenes_changed(event, data.get("eventData") or {})
             elif op == OP_RESPONSE and data.get("requestId") == rid:
                 status = data.get("requestStatus", {})
                 name = str(data.get("responseData", {}).get("currentProgramSceneName", ""))
@@ -308,11 +319,33 @@ class ObsLink:
                 if not data.get("requestStatus", {}).get("result") or not isinstance(scenes, list):
                     log.info("OBS link: GetSceneList gave no list: [obs.scenes] not checked against OBS's scenes")
                 else:
-                    self._check_scenes([str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)])
+                    self.obs_scenes = [str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)]
+                    self.check_scenes()
 
-    def _check_scenes(self, names: list[str]) -> None:
+    def _scenes_changed(self, event: str, got: dict[str, Any]) -> None:
+        """OBS's scene list kept as its events say (a scene made or removed since the connection), so that a check
+        of [obs.scenes] edited meanwhile is against the scenes OBS has now."""
+        if event == "SceneListChanged":
+            scenes = got.get("scenes")
+            if isinstance(scenes, list):
+                self.obs_scenes = [str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)]
+            return
+        name = str(got.get("sceneName", ""))
+        if self.obs_scenes is None or not name or got.get("isGroup"):
+            return
+        if event == "SceneCreated" and name not in self.obs_scenes:
+            self.obs_scenes.append(name)
+        elif event == "SceneRemoved" and name in self.obs_scenes:
+            self.obs_scenes.remove(name)
+
+    def check_scenes(self) -> None:
         """[obs.scenes] names OBS has no scene of (a typo, a scene renamed while rtvc was off): said at each
-        connection, as they would otherwise never switch a voice without a word."""
+        connection, and by the owner after an edit of the table while rtvc runs (a review: a typo made mid-stream
+        went unsaid until the next connection), as they would otherwise never switch a voice without a word. Runs
+        on the link's thread (the owner's on_scene)."""
+        names = self.obs_scenes
+        if names is None:  # (not connected yet: said at the connection)
+            return
         missing = [scene for scene in self.settings.scenes if scene not in names]
         for scene in missing:
             near = difflib.get_close_matches(scene, names, n=1)
@@ -327,13 +360,16 @@ class ObsLink:
         is kept (self.renames): the owner that reads [obs.scenes] again applies it to the file's table (renamed())."""
         if not (old and new):
             return
-        first = next((was for was, now in self.renames.items() if now == old), None)
-        if first is None and old not in self.renames:
-            first = old
-        if first is not None:  # (None: a scene made since under a name renamed away; no name the file had is its)
-            self.renames[first] = new
-            if first == new:  # (renamed back)
-                del self.renames[first]
+        # every name the scene had follows it: the file may have been edited to a name between (a review: "Gaming" ->
+        # "Gaming 2", the file mended to "Gaming 2" as said, -> "Gaming 3", and any later edit of [obs.scenes] lost it)
+        for was, now in list(self.renames.items()):
+            if now == old:
+                self.renames[was] = new
+        if old not in self.renames:  # (in it: another scene's name before its rename, this scene one made since)
+            self.renames[old] = new
+        self.renames = {was: now for was, now in self.renames.items() if was != now}  # (renamed back)
+        if self.obs_scenes is not None:
+            self.obs_scenes = [new if name == old else name for name in self.obs_scenes]
         scenes = self.settings.scenes  # (the dict the owner maps with: it sees the new name too)
         if old in scenes and new not in scenes:
             scenes[new] = scenes.pop(old)
