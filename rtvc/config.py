@@ -126,6 +126,12 @@ class ControlConfig:
     )
     max_clients: int = setting(32, "most connected clients; more are refused", in_range(1, 1024))
     max_frame_kb: int = setting(64, "largest message a client may send, in KiB", in_range(1, 1024))
+    max_requests_per_s: int = setting(
+        100,
+        "requests a client may send per second; past it they wait their turn, as each holds the CPU time the voice "
+        "needs (all clients together: 3 times it)",
+        in_range(1, 100000),
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "origins", tuple(self.origins))  # TOML gives a list; keep the config hashable

@@ -44,14 +44,18 @@ class JackDaemon:
         block_ms: float | None = None,
         stream: str = "",
         source: Path | None = None,
+        control: str = "",
     ):
-        """`stream`: lines for the config's [stream] table (e.g. "prefill_ms = 4"). `source`: a checkout whose rtvc
-        runs (another revision's, for a bench that compares two); this one's by default."""
+        """`stream`: lines for the config's [stream] table (e.g. "prefill_ms = 4"); `control`: for its [control] table.
+        `source`: a checkout whose rtvc runs (another revision's, for a bench that compares two); this one's by
+        default."""
         (root / "profiles").mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "profiles" / f"{profile}.toml", root / "profiles")
         with socket.socket() as s:  # a free port (the config takes no 0)
             s.bind(("127.0.0.1", 0))
-            config = f"[control]\nport = {s.getsockname()[1]}\n" + (f"[stream]\n{stream}\n" if stream else "")
+            config = f"[control]\nport = {s.getsockname()[1]}\n{control}\n" + (
+                f"[stream]\n{stream}\n" if stream else ""
+            )
             (root / "config.toml").write_text(config)
         self.root = root
         self.env = {

@@ -29,11 +29,44 @@ SOCKET_SEND_BUFFER = 128 * 1024  # the kernel's share, fixed: autotuning would h
 METER_ROOM = 16  # meters are sent only while fewer than this many messages wait: state events come first
 KICK_TIMEOUT_S = 1.0
 STALL_S = 10.0  # a message the socket has not taken in this long: the client stopped reading
+# Requests are taken at most control.max_requests_per_s per client, and ALL_CLIENTS times that from all together: a
+# client's parse, dispatch and reply hold Python's lock, which the audio worker needs for each block. A review: one
+# local client looping on a request (a Stream Deck plugin polling status.get, a chat bot's bug), even without the
+# token, made the voice crackle from ~500-800 requests/s (status.get at 891/s: 0.72 s of gaps in 10 s). Past the
+# rate a client's requests wait (its next messages stay in its socket): answered later, none lost. A fader sending
+# params.set at 60 Hz, a plugin polling at 10 Hz are far under the default 100. A message costs a request per
+# MESSAGE_BYTES begun.
+ALL_CLIENTS = 3
+BURST = 50.0  # requests answered at once before the rate holds
+MESSAGE_BYTES = 8192
 _background: set[asyncio.Task[Any]] = set()  # tasks that outlive their connection (a voice still loading)
 
 
+class Pace:
+    """A token bucket that lends: take() returns how long to wait before the request it is asked for."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst = rate, burst
+        self.level, self._t = burst, time.monotonic()
+
+    def take(self, cost: float) -> float:
+        now = time.monotonic()
+        self.level = min(self.burst, self.level + (now - self._t) * self.rate) - cost
+        self._t = now
+        return max(0.0, -self.level / self.rate)
+
+
 class Connection:
-    def __init__(self, id_: str, ws: ServerConnection, hub: Hub, token: Callable[[], str], meters: Callable[[], str]):
+    def __init__(
+        self,
+        id_: str,
+        ws: ServerConnection,
+        hub: Hub,
+        token: Callable[[], str],
+        meters: Callable[[], str],
+        rate: float = 100.0,  # control.max_requests_per_s
+        pace_all: Pace | None = None,  # the server's, shared by its clients
+    ):
         self.id = id_
         self.ws = ws
         self.hub = hub
@@ -53,6 +86,9 @@ class Connection:
         self._writer = asyncio.create_task(self._write())
         self._meter_task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
+        self._pace = Pace(rate, BURST)
+        self._pace_all = pace_all or Pace(ALL_CLIENTS * rate, BURST)
+        self.paced = 0  # requests that waited for the rate (said once in the log, counted in the summary)
 
     # -- what handlers see (methods.Session) ----------------------------------------------------------
     def login(self, token: str) -> bool:
@@ -83,6 +119,17 @@ class Connection:
             except TimeoutError:
                 self.close_soon(rpc.CLOSE_UNAUTHORIZED, f"no auth within {rpc.AUTH_TIMEOUT_S:g} s: send auth first")
                 break
+            cost = 1 + len(message) // MESSAGE_BYTES
+            wait = max(self._pace.take(cost), self._pace_all.take(cost))
+            if wait > 0:
+                if not self.paced:
+                    log.info(
+                        "%s sends requests faster than %g/s (all clients: %g/s): they are answered at that rate, "
+                        "so that the audio keeps its share of the CPU (control.max_requests_per_s)", self.id,
+                        self._pace.rate, self._pace_all.rate,
+                    )  # fmt: skip
+                self.paced += 1
+                await asyncio.sleep(wait)
             call = rpc.parse(message)
             m = methods.get(call.name)
             if m is not None and m.slow and self.authed and call.error is None:
@@ -181,6 +228,7 @@ class Connection:
     def summary(self) -> str:
         s = f" after {time.monotonic() - self._started:.1f} s"
         s += f", {self.dropped_meters} meter updates dropped" if self.dropped_meters else ""
+        s += f", {self.paced} requests held to the rate" if self.paced else ""
         # why, when it did not leave politely: the close rtvc sent (1011 keepalive ping timeout: a ping unanswered),
         # else the one it got (1006: the connection ended without one)
         protocol = getattr(self.ws, "protocol", None)

@@ -34,7 +34,7 @@ from websockets.http11 import Request, Response
 from rtvc import __version__
 from rtvc.config import ControlConfig
 from rtvc.control import auth, rpc
-from rtvc.control.connection import Connection
+from rtvc.control.connection import ALL_CLIENTS, BURST, Connection, Pace
 from rtvc.control.controller import Controller
 from rtvc.control.methods import METHODS, Hub
 from rtvc.errors import ConfigError
@@ -131,6 +131,7 @@ class ControlServer:
         info = {"name": "rtvc", "version": __version__, "max_frame_kb": cfg.max_frame_kb}
         self.hub = Hub(controller, info, devices_in_use or (lambda: {"virtual": True}))
         self.clients: set[Connection] = set()
+        self._pace_all = Pace(ALL_CLIENTS * cfg.max_requests_per_s, BURST)  # (all clients together: connection.py)
         self._ids = itertools.count(1)
         self._origins: frozenset[str] = frozenset()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -413,7 +414,15 @@ class ControlServer:
         if full and not (ws.request is not None and self._room_for(ws.request.path) and self._make_room()):
             await ws.close(rpc.CLOSE_FULL, f"too many clients (control.max_clients = {self.cfg.max_clients})")
             return
-        client = Connection(f"client {next(self._ids)}", ws, self.hub, lambda: self._token, self.meters_text)
+        client = Connection(
+            f"client {next(self._ids)}",
+            ws,
+            self.hub,
+            lambda: self._token,
+            self.meters_text,
+            self.cfg.max_requests_per_s,
+            self._pace_all,
+        )
         self.clients.add(client)
         kind = "browser" if ws.request and ws.request.headers.get("Origin") else "native"
         log.info("%s connected (%s)", client.id, kind)
