@@ -131,11 +131,12 @@ print("impulses " + json.dumps(delays))
 class PipeWire:
     """A private PipeWire and WirePlumber (own runtime, config and state folders, own D-Bus session)."""
 
-    def __init__(self, quantum: int, max_quantum: int = 0, user_config: bool = False):
+    def __init__(self, quantum: int, max_quantum: int = 0, user_config: bool = False, own_default: bool = True):
         """`quantum`: the graph's, and its minimum (what rtvc asks does not lower it); `max_quantum`: what
         `force_quantum` may raise it to (the quantum when 0); `user_config`: PipeWire reads its config as on a desktop,
         from XDG_CONFIG_HOME/pipewire/pipewire.conf, with the drop-ins in pipewire.conf.d/ beside it (given by path,
-        it reads none)."""
+        it reads none); `own_default`: PipeWire makes the "default" metadata itself (else WirePlumber does, as on a
+        desktop: made anew when WirePlumber restarts, restart_wireplumber)."""
         self.quantum = quantum
         self.dir = Path(tempfile.mkdtemp(prefix="rtvc-pw-"))
         for sub in ("run", "config/wireplumber/main.lua.d", "config/wireplumber/wireplumber.conf.d", "state"):
@@ -146,9 +147,11 @@ class PipeWire:
         )
         self.conf = self.dir / "config" / "pipewire" / "pipewire.conf" if user_config else self.dir / "pipewire.conf"
         self.conf.parent.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(
-            _SERVER_CONF.format(rate=SR, quantum=quantum, max_quantum=max_quantum or quantum, sinks=sinks)
-        )
+        conf = _SERVER_CONF.format(rate=SR, quantum=quantum, max_quantum=max_quantum or quantum, sinks=sinks)
+        if not own_default:
+            conf = conf.replace("    { factory = metadata args = { metadata.name = default } }\n", "")
+            assert "metadata.name = default" not in conf
+        self.conf.write_text(conf)
         (self.dir / "config/wireplumber/main.lua.d/51-rtvc-bench.lua").write_text(_WP_LUA)
         (self.dir / "config/wireplumber/wireplumber.conf.d/51-rtvc-bench.conf").write_text(_WP_CONF)
         self.env = {
@@ -160,6 +163,7 @@ class PipeWire:
         }
         self.env.pop("JACK_DEFAULT_SERVER", None)
         self.proc: subprocess.Popen | None = None
+        self._wireplumbers: list[subprocess.Popen] = []  # (started again by restart_wireplumber: a session of its own)
 
     def __enter__(self) -> PipeWire:
         try:
@@ -247,6 +251,34 @@ class PipeWire:
         cmd = ["pw-metadata", "-n", "default", "0", key, value, "Spa:String:JSON"]
         subprocess.run(cmd, env=self.env, check=True, capture_output=True, timeout=10)
 
+    def restart_wireplumber(self) -> None:
+        """WirePlumber alone restarted (a crash, `systemctl --user restart wireplumber`): its "default" metadata made
+        anew (with own_default=False); returns once it has named the default devices again."""
+        assert self.proc is not None
+        for pid in _group_alive(self.proc.pid):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "wireplumber":
+                    os.kill(pid, 15)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 10
+        while "WirePlumber" in subprocess.run(["pw-cli", "ls", "Client"], env=self.env, capture_output=True,
+                                              text=True).stdout:  # fmt: skip
+            assert time.monotonic() < deadline, "WirePlumber did not stop"
+            time.sleep(0.1)
+        self._wireplumbers.append(subprocess.Popen(
+            ["dbus-run-session", "--", "wireplumber"], env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ))  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            named = subprocess.run(["pw-metadata", "-n", "default", "0"], env=self.env, capture_output=True,
+                                   text=True, timeout=10).stdout  # fmt: skip
+            if "key:'default.audio.source'" in named:
+                return
+            assert time.monotonic() < deadline, "WirePlumber named no default devices after its restart"
+            time.sleep(0.2)
+
     def force_quantum(self, quantum: int) -> None:
         self.setting("clock.force-quantum", quantum)
 
@@ -258,6 +290,15 @@ class PipeWire:
         """PipeWire and WirePlumber stopped (as `systemctl --user stop pipewire wireplumber` on a desktop): returns
         once every process of theirs has ended (PipeWire outlived the session's own process on a loaded machine, and
         the next start, its lock file still held, failed)."""
+        for wp in self._wireplumbers:
+            if wp.poll() is None:
+                os.killpg(wp.pid, 15)
+            try:
+                wp.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(wp.pid, 9)
+                wp.wait()
+        self._wireplumbers.clear()
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
             try:

@@ -693,6 +693,21 @@ def test_rtvc_follows_the_desktops_default_microphone_and_speakers(pipewire):
         assert rtvc.log().count(followed) == 2, rtvc.log()[-3000:]
 
 
+def test_rtvc_follows_the_default_microphone_after_wireplumber_restarted():
+    """A review: WirePlumber restarted alone (a crash, `systemctl --user restart wireplumber`) makes its "default"
+    metadata anew, and the watch (`pw-metadata -m`) heard nothing from the new one: a headset chosen after it was
+    never followed, with no word. The watch now looks again every CHECK_S and follows the object made anew."""
+    with PipeWire(256, own_default=False) as pw, Served(pw, "default", via="voice-mic") as rtvc:
+        wait_for(lambda: rtvc.latency(), rtvc)
+        pw.restart_wireplumber()
+        pw.add_node("alsa_input.usb-headset", "Audio/Source/Virtual", "USB Headset Mic")
+        pw.set_default("source", "alsa_input.usb-headset")
+        took = lambda: "USB Headset Mic" in (rtvc.rpc.call("devices.list")["in_use"]["input"] or "")  # noqa: E731
+        wait_for(took, rtvc, 20)
+        log = rtvc.log()
+        assert "PipeWire's default devices: watched again (made anew" in log and "Traceback" not in log, log[-3000:]
+
+
 def test_portaudios_alsa_thread_spinning_in_its_xrun_handling_makes_serve_start_anew_at_once(tmp_path):
     """Reproduced after restarts of PipeWire (about 1 in 10 without real-time scheduling, as on CI's runners; CI's
     failure of the test above): the ALSA plugin's restart kept failing, and PortAudio 19.6's xrun handling looped

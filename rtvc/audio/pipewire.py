@@ -32,6 +32,10 @@ SERVED = ("pipewire", "default")  # ALSA devices that reach PipeWire (where it r
 LOW_QUANTUM = 256  # the largest quantum PortAudio's low-latency ALSA buffer (512 frames) keeps up with
 ASK_S = 2.0
 WAIT_S = 0.2  # a change of the settings is read once they have been quiet this long
+# how often a watch looks whether its metadata object is still the one it follows: WirePlumber's own ("default")
+# is made anew when WirePlumber restarts (a crash, `systemctl --user restart wireplumber`), and `pw-metadata -m`
+# hears nothing from the new one (a review: rtvc stopped following the default devices, without a word)
+CHECK_S = 3.0
 _LINE = re.compile(r"key:'([^']*)' value:'([^']*)'")
 _REMOVED = re.compile(r"key:'([^']*)'")
 _CORE = re.compile(r'default\.clock\.([a-z-]+) = "([^"]*)"')
@@ -151,31 +155,62 @@ class MetadataWatch:
         defaults: dict[str, str] | None = None,
     ):
         self._on_quiet = on_quiet
-        self._what, self._unseen = what, unseen
-        self._values = dict(values or {})
+        self._name, self._what, self._unseen = name, what, unseen
+        self._start_values = dict(values or {})
+        self._values = dict(self._start_values)
         self._defaults = defaults
         self._stopped = False
+        self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._serial: str | None = None  # the object's, as the guard first finds it
+        self._proc: subprocess.Popen[str] | None = None
+        if not self._start():
+            return
+        threading.Thread(target=self._guard, name="rtvc-pipewire-guard", daemon=True).start()
+
+    def _start(self) -> bool:
         try:
-            self._proc: subprocess.Popen[str] | None = subprocess.Popen(
-                ["pw-metadata", "-m", "-n", name],
+            proc = subprocess.Popen(
+                ["pw-metadata", "-m", "-n", self._name],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,
             )
         except OSError as e:
-            log.info("%s: not watched (%s): %s", what, e, unseen)
-            self._proc = None
-            return
-        threading.Thread(target=self._read, name="rtvc-pipewire-watch", daemon=True).start()
+            log.info("%s: not watched (%s): %s", self._what, e, self._unseen)
+            return False
+        self._proc = proc
+        threading.Thread(target=self._read, args=(proc,), name="rtvc-pipewire-watch", daemon=True).start()
+        return True
 
-    def _read(self) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stdout is not None
+    def _guard(self) -> None:
+        """Every CHECK_S: the metadata object made anew since (another serial: its owner restarted) is watched
+        anew, its values read in full (a default chosen meanwhile is followed)."""
+        self._serial = object_serial(self._name)  # (None: not found now; taken when it is, and watched anew)
+        while not self._stop.wait(CHECK_S):
+            serial = object_serial(self._name)
+            if serial is None or serial == self._serial:
+                continue
+            with self._lock:
+                if self._stopped:
+                    return
+                was, self._serial = self._serial, serial
+                old = self._proc
+                self._values = dict(self._start_values)
+                if not self._start():
+                    continue
+            _end(old)
+            if was is not None:
+                log.info("%s: watched again (made anew: WirePlumber or PipeWire restarted)", self._what)
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
         timer: threading.Timer | None = None
         for line in proc.stdout:
             with self._lock:
+                if proc is not self._proc:  # (replaced by a watch of the object made anew)
+                    return
                 parse(line, self._values, self._defaults)
             if timer is not None:
                 timer.cancel()
@@ -184,8 +219,12 @@ class MetadataWatch:
             timer.daemon = True
             timer.start()
         proc.wait()
-        if not self._stopped:
-            log.info("%s: no longer watched (PipeWire stopped?): %s", self._what, self._unseen)
+        with self._lock:
+            said = self._stopped or proc is not self._proc
+        if not said:
+            log.info(
+                "%s: no longer watched (PipeWire stopped?): %s, until it is back", self._what, self._unseen
+            )  # fmt: skip
 
     def _quiet(self) -> None:
         with self._lock:
@@ -200,15 +239,33 @@ class MetadataWatch:
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(1.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            self._stop.set()
+            proc = self._proc
+        _end(proc)
+
+
+def _end(proc: subprocess.Popen[str] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(1.0)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def object_serial(name: str) -> str | None:
+    """The object.serial of PipeWire's metadata object of this name (serials, unlike ids, are never given twice);
+    None when PipeWire cannot be asked or has none."""
+    text = ask(["pw-cli", "ls", "Metadata"])
+    if not text:
+        return None
+    for block in re.split(r"\n(?=\s*id \d+, type )", text):
+        if re.search(rf'metadata\.name = "{re.escape(name)}"', block):
+            m = re.search(r'object\.serial = "(\d+)"', block)
+            return m.group(1) if m else None
+    return None
 
 
 class QuantumWatch:
