@@ -176,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
         "action", choices=("install", "remove"),
         help="install: PipeWire makes it at each start (a call program started before rtvc finds it); remove: gone",
     )  # fmt: skip
+    v.add_argument(
+        "--force", action="store_true",
+        help="remove it even while a program records from it (PipeWire moves that program to your real microphone)",
+    )  # fmt: skip
     return p
 
 
@@ -371,7 +375,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "virtual-mic":
         from rtvc.audio import voice_mic
 
-        print("\n".join(voice_mic.install() if args.action == "install" else voice_mic.remove()))
+        print("\n".join(voice_mic.install() if args.action == "install" else voice_mic.remove(args.force)))
         return 0
     cfg = _load(args)
     if args.command == "build":

@@ -156,7 +156,7 @@ def test_status_says_no_voice_plays_and_why() -> None:
     line = status_line({"control": control, "engine": {"xruns": {"total": 0}, "state": "running"}})
     assert ", OBS auth failed, xruns 0" in line, line  # (the link down was not said: status.get alone had it)
     # running, but its detail says the call hears nothing (the virtual microphone removed): it was left out
-    gone = "the virtual microphone 'rtvc voice' is gone from PipeWire (removed): the call hears nothing"
+    gone = "the virtual microphone 'rtvc voice' is gone from PipeWire (removed): a call that recorded from it is moved"
     line = status_line({"control": control, "engine": {"xruns": {"total": 0}, "state": "running", "detail": gone}})
     assert line.endswith(f"xruns 0; engine running: {gone}"), line
 

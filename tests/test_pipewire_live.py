@@ -404,6 +404,18 @@ def links_into_the_voice_mic(pw: PipeWire) -> list[str]:
     return into
 
 
+def links_out_of_the_voice_mic(pw: PipeWire) -> list[str]:
+    """The ports recording from rtvc's virtual microphone (pw-link -l)."""
+    got = subprocess.run(["pw-link", "-l"], env=pw.env, capture_output=True, text=True, check=True).stdout
+    out, port = [], ""
+    for line in got.splitlines():
+        if not line.startswith(" "):
+            port = line.strip()
+        elif port.startswith("rtvc-voice:") and line.strip().startswith("|->"):
+            out.append(line.split("|->", 1)[1].strip())
+    return out
+
+
 def test_a_second_rtvc_refuses_to_play_into_the_virtual_microphone_another_plays_into(pipewire, tmp_path):
     """A second rtvc (a serve on another port, or `rtvc run --virtual-mic`) beside a serve with the virtual
     microphone played into "rtvc voice" too: the call heard both voices summed (peaks of 1.73, 7.7 % of its samples
@@ -489,7 +501,7 @@ def test_the_virtual_microphone_removed_under_serve_is_said_in_status_until_it_i
         before = impulses(pipewire, 0.5, 1.5, out_of=rtvc.out_of)
         assert len(before) >= 2 and set(before) == {rtvc.latency()["total"]}, before
         subprocess.run(["pw-cli", "destroy", "rtvc-voice"], env=pipewire.env, check=True, capture_output=True)
-        said = wait_for(lambda: "the call hears nothing" in engine()["detail"] and engine()["detail"], rtvc)
+        said = wait_for(lambda: "moved by PipeWire to the default" in engine()["detail"] and engine()["detail"], rtvc)
         assert "'rtvc voice' is gone from PipeWire" in said and "`rtvc virtual-mic install` makes it again" in said
         assert engine()["state"] == "running" and voice_mics(pipewire) == []
         time.sleep(2.0)
@@ -566,7 +578,25 @@ def test_virtual_mic_install_keeps_it_over_a_pipewire_restart_and_remove_takes_i
         assert used.returncode == 0 and "'rtvc voice': there (PipeWire node rtvc-voice)" in used.stdout, used.stdout
         assert "virtual-mic install" not in used.stdout  # (the hint to install it: not when it is)
         assert len(voice_mics(pw)) == 1
-        done = rtvc("virtual-mic", "remove")
+        # a call recording from it: PipeWire would move it to the default microphone, the user's own voice (a review)
+        call = subprocess.Popen(
+            ["pw-record", "--target", "rtvc-voice", str(drop_in.parent / "call.wav")],
+            env=pw.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 15
+            while not links_out_of_the_voice_mic(pw):
+                assert time.monotonic() < deadline, "pw-record never linked to rtvc-voice"
+                time.sleep(0.2)
+            refused = rtvc("virtual-mic", "remove")
+            assert refused.returncode == 2 and "'pw-record' (process " in refused.stderr, refused.stderr
+            assert "records from the virtual microphone 'rtvc voice'" in refused.stderr, refused.stderr
+            assert "--force" in refused.stderr and drop_in.is_file() and len(voice_mics(pw)) == 1
+            done = rtvc("virtual-mic", "remove", "--force")
+            assert "recorded from it: PipeWire moves it to the default microphone" in done.stdout, done.stdout
+        finally:
+            call.terminate()
+            call.wait(10)
         assert done.returncode == 0 and not drop_in.exists(), done.stderr
         assert "removed the node rtvc-voice" in done.stdout, done.stdout
         assert voice_mics(pw) == []

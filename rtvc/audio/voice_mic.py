@@ -50,9 +50,12 @@ context.objects = [
 """
 # status's detail when the node is removed while rtvc plays into it (`rtvc virtual-mic remove`, pw-cli destroy): rtvc
 # does not make it again, as the removal was the user's own; the JACK watch connects rtvc to it once it is back
+# (a review: not silence, as it said: WirePlumber moves a program that recorded from it to the default microphone,
+# the user's own voice, unconverted, and leaves it there when the node is back)
 GONE = (
-    f"the virtual microphone '{LABEL}' is gone from PipeWire (removed): the call hears nothing; "
-    "`rtvc virtual-mic install` makes it again, and rtvc plays into it within seconds"
+    f"the virtual microphone '{LABEL}' is gone from PipeWire (removed): a call that recorded from it is moved by "
+    "PipeWire to the default microphone, your own voice; `rtvc virtual-mic install` makes it again (rtvc plays "
+    f"into it within seconds), then choose '{LABEL}' in the call again"
 )
 ASK_S = 5.0
 DEFAULTS_WAIT_S = 5.0  # how long PipeWire's default devices are waited for where it names none (yet)
@@ -303,6 +306,16 @@ def _players(objects: list[dict]) -> list[dict]:
     return [p for p in found if str(p.get("application.process.id", "")) != str(os.getpid())]  # (exec'd: rtvc.restart)
 
 
+def _recorders(objects: list[dict]) -> list[dict]:
+    """The properties of the nodes that record from the virtual microphone (a link from it to an input of theirs: a
+    call, OBS), each once."""
+    links = [o["info"] for o in objects if o.get("type", "").endswith(":Link")]
+    mics = {p["object.id"] for p in _props(objects, "Node") if p.get("node.name") == NODE}
+    outof = {i.get("input-node-id") for i in links if i.get("output-node-id") in mics}
+    clients = {p["object.id"]: p for p in _props(objects, "Client")}
+    return [{**clients.get(p.get("client.id"), {}), **p} for p in _props(objects, "Node") if p["object.id"] in outof]
+
+
 def _program(props: dict) -> str:
     pid = props.get("application.process.id")
     return f"'{props.get('node.name') or props.get('application.name') or props['object.id']}'" + (
@@ -477,18 +490,33 @@ def install() -> list[str]:
     return said
 
 
-def remove() -> list[str]:
-    """`rtvc virtual-mic remove`: the drop-in deleted and the node destroyed (a program recording from it loses
-    it)."""
+def remove(force: bool = False) -> list[str]:
+    """`rtvc virtual-mic remove`: the drop-in deleted and the node destroyed. While a program records from it (a
+    call) refused without `force`: PipeWire would move that program to the default microphone, the user's own
+    voice (a review: the call heard the user unconverted, rtvc muted)."""
     path, said = drop_in_path(), []
+    objects = _dump() if not pipewire_runs() else []
+    recording = _recorders(objects)
+    if recording and not force:
+        names = ", ".join(_program(p) for p in recording)
+        raise DeviceError(
+            f"{names} records from the virtual microphone '{LABEL}': removed, PipeWire would move "
+            f"{'it' if len(recording) == 1 else 'them'} to the default microphone, your own voice",
+            "choose another microphone in that program first, or remove it anyway: rtvc virtual-mic remove --force",
+        )
     if path.is_file():
         try:
             path.unlink()
         except OSError as e:
             raise DeviceError(f"could not remove {path}: {e.strerror or e}", "remove it by hand") from None
         said.append(f"removed {path}")
-    if not pipewire_runs() and any(p.get("node.name") == NODE for p in nodes()):
+    if any(p.get("node.name") == NODE for p in _props(objects, "Node")):
         if _ask(["pw-cli", "destroy", NODE]) is None:
             raise DeviceError(f"PipeWire did not remove the node {NODE}", f"pw-cli destroy {NODE}")
         said.append(f"removed the node {NODE} ('{LABEL}') from PipeWire")
+        if recording:
+            said.append(
+                f"{', '.join(_program(p) for p in recording)} recorded from it: PipeWire moves "
+                f"{'it' if len(recording) == 1 else 'them'} to the default microphone (your own voice)"
+            )
     return said or [f"no virtual microphone to remove ({path} absent, no node {NODE})"]
