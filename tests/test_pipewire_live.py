@@ -193,6 +193,7 @@ def test_pipewire_restarted_under_serve_brings_the_sound_back(via):
             # (the server gone when rtvc asked, or back without rtvc's client: never the stop that hangs first)
             assert "did not stop" not in log, log[-3000:]
             assert "was restarted (or dropped rtvc)" in log or "rtvc played on is gone" in log, log[-3000:]
+            assert "PipeWire (its JACK, which rtvc plays through)" in log, log[-3000:]  # (not "the JACK server")
             assert most == lat["total"] == first["total"], (delays, lat, first)
         else:  # (the ALSA plugin's drift after a reopen: test_a_quantum_forced_while_rtvc_serves_...)
             # reopened in the same process; or, where PortAudio hung (a stop or a start that did not return, its ALSA

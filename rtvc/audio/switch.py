@@ -326,10 +326,13 @@ class DeviceSwitcher:
         if said in (GONE, WITHOUT):  # (asked twice: one failed open of a client is no server gone)
             time.sleep(0.5)
             said = jack_server(client=name, not_client=others)
+        # (on PipeWire's JACK, the virtual microphone's or pw-jack's, the server is PipeWire: a review found "the JACK
+        # server" named to a user who never set one up, and no word of PipeWire)
+        server = "PipeWire (its JACK, which rtvc plays through)" if voice_mic.on_pipewire_jack() else "the JACK server"
         if said == GONE:
-            self._wedge("the JACK server rtvc played on is gone, and PortAudio cannot let go of it")
+            self._wedge(f"{server} rtvc played on is gone, and PortAudio cannot let go of it")
         if said == WITHOUT:
-            self._wedge("the JACK server was restarted (or dropped rtvc), and PortAudio cannot let go of the old one")
+            self._wedge(f"{server} was restarted (or dropped rtvc), and PortAudio cannot let go of the old one")
         if said == NOT_ANSWERING:
             raise ServerNotAnswering(
                 "the JACK server is not answering (stopped, or stuck): the devices were left as they are, since "
@@ -360,7 +363,15 @@ class DeviceSwitcher:
             # (waited for: it stayed silent for good once the bound had passed, the JACK server long back)
             self._fix = f"{refused}: it starts itself anew once that many are older, or restart rtvc serve"
         elif jack:
-            self._fix = "rtvc serve restarts itself once the JACK server runs again, or restart rtvc serve"
+            from rtvc.audio import voice_mic
+
+            if voice_mic.on_pipewire_jack():
+                self._fix = (
+                    "rtvc serve restarts itself once PipeWire runs again (systemctl --user start pipewire "
+                    "wireplumber), or restart rtvc serve"
+                )
+            else:
+                self._fix = "rtvc serve restarts itself once the JACK server runs again, or restart rtvc serve"
         else:
             self._fix = "rtvc serve restarts itself now"
             self.restart_wanted = what
