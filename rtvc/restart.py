@@ -169,6 +169,11 @@ def exec_again(state: dict[str, Any], caught: list[str]) -> None:
         times = [*recent_restarts(), time.time()]
         env = {**os.environ, RESUME_ENV: path, RESTARTS_ENV: ",".join(f"{t:.3f}" for t in times)}
         _close_on_exec()
+        from rtvc.audio import voice_mic
+
+        kept = voice_mic.keep_claim_over_exec()  # (a second rtvc took it in the moment of the exec: a review)
+        if kept is not None:
+            env[voice_mic.CLAIM_FD_ENV] = str(kept)
         sys.stdout.flush()
         sys.stderr.flush()
         if caught:

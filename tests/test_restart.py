@@ -344,3 +344,43 @@ def test_a_config_found_in_the_folder_and_gone_by_the_restart_is_taken_as_it_was
     monkeypatch.setattr(restart, "config_error", "")
     cfg = _load(argparse.Namespace(config=None, command="serve"))
     assert cfg.stream.block_ms == 10.0 and not restart.config_error, cfg
+
+
+# a serve that holds the virtual microphone's lock and starts anew (restart.exec_again: the same command line), then,
+# started anew, finds the lock still held over the exec (another claimer refused) and takes it over (claim)
+_SERVE = """
+import os, subprocess, sys
+from rtvc import restart
+from rtvc.audio import voice_mic
+if restart.RESUME_ENV not in os.environ:
+    voice_mic.claim()
+    restart.block_stops()
+    restart.exec_again({}, [])
+    sys.exit("exec_again returned")
+restart.unblock_stops()
+restart.take()
+other = subprocess.run([sys.executable, "-c", "from rtvc.audio import voice_mic; voice_mic.claim()"],
+                       capture_output=True, text=True)
+print("other:", other.returncode, "starting to play into the virtual" in other.stderr, flush=True)
+voice_mic.claim()
+print("adopted:", len(voice_mic._claim), voice_mic.CLAIM_FD_ENV in os.environ,
+      voice_mic._claim_path().read_text().strip() == str(os.getpid()), flush=True)
+"""
+
+
+def test_the_virtual_microphones_lock_is_held_over_the_restarts_exec(tmp_path):
+    """A review: the exec closed the lock file, and a second rtvc with the virtual microphone started in that moment
+    took it; the restarted serve then refused to start ("another rtvc ... plays into the virtual microphone") and
+    ended, the second one playing instead. The lock's descriptor now stays open over the exec and the new serve
+    takes it over."""
+    import os
+
+    env = {
+        **os.environ,
+        "XDG_RUNTIME_DIR": str(tmp_path),
+        "PIPEWIRE_RUNTIME_DIR": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop(restart.RESUME_ENV, None)
+    done = subprocess.run([sys.executable, "-c", _SERVE], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == ["other: 1 True", "adopted: 1 False True"], done.stdout + done.stderr

@@ -16,6 +16,7 @@ children (rtvc.audio.jack_probe, jack_watch, jack_links).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -384,6 +385,7 @@ def prepare(audio: AudioConfig, play: bool = False) -> tuple[AudioConfig, str]:
 
 
 _claim: list[Any] = []  # the open lock file while this process plays into the node (claim)
+CLAIM_FD_ENV = "RTVC_VOICE_LOCK_FD"  # the lock's descriptor, kept over a restart's exec (keep_claim_over_exec)
 
 
 def _claim_path() -> Path:
@@ -418,6 +420,8 @@ def claim() -> None:
     if _claim:
         return
     path = _claim_path()
+    if _adopt_claim(path):
+        return
     try:
         f = open(path, "a+")  # noqa: SIM115 (held open: the lock lives as long as the file stays open)
     except OSError as e:
@@ -444,12 +448,51 @@ def claim() -> None:
     _claim.append(f)
 
 
+def keep_claim_over_exec() -> int | None:
+    """(rtvc.restart, just before its exec.) The lock's descriptor, kept open over the exec, for the new serve to
+    adopt (claim): closed by the exec, a second rtvc started in that moment took it, and the restarted serve
+    refused to start and ended (a review). None where this process holds none."""
+    if not _claim:
+        return None
+    fd = _claim[0].fileno()
+    os.set_inheritable(fd, True)
+    return fd
+
+
+def _adopt_claim(path: Path) -> bool:
+    """The lock a serve held before it started anew (keep_claim_over_exec), taken over: True where it is that
+    file's and still this process's."""
+    fd_text = os.environ.pop(CLAIM_FD_ENV, "")  # (not for this process's children)
+    if not fd_text.isdigit():
+        return False
+    fd = int(fd_text)
+    try:
+        same = os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+    if not same:
+        return False
+    f = os.fdopen(fd, "a+")
+    os.set_inheritable(fd, False)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (held by this open file already: granted)
+    except BlockingIOError:
+        f.close()
+        return False
+    _claim.append(f)
+    return True
+
+
 def apply(cfg: Config, patience_s: float = 0.0, play: bool = False) -> tuple[Config, str]:
     """The config with the virtual microphone's settings, and a line for the user, when audio.virtual_mic is on
     (prepare); as it is, and '', otherwise. `patience_s`: how long to try again (a serve started anew after PipeWire
     restarted: its session manager may not be up yet). `play`: this process is to play into the node (run, serve:
     claim), not only to list what it would open."""
     if not cfg.audio.virtual_mic:
+        fd_text = os.environ.pop(CLAIM_FD_ENV, "")  # (restarted with the virtual microphone off since: let it go)
+        if fd_text.isdigit():
+            with contextlib.suppress(OSError):
+                os.close(int(fd_text))
         return cfg, ""
     deadline = time.monotonic() + patience_s
     while True:
