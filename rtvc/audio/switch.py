@@ -923,7 +923,7 @@ class DeviceSwitcher:
             return
         wanted = self._defaults_now()
         if wanted:
-            self._follow(setup, wanted, "a device rtvc followed is gone, PipeWire's default unchanged")
+            self._follow(setup, wanted, "a device rtvc followed is gone")  # (the default may have changed too)
 
     def _follow(self, setup: int, wanted: dict[str, str], why: str = DEFAULTS_CHANGED) -> None:
         hearing = self.engine.monitor_enabled
