@@ -118,8 +118,29 @@ def test_call_sends_any_method_and_status_is_one_line(ctl, rpc):
 
 
 def test_no_daemon_or_a_wrong_token_is_said_with_the_fix(ctl, daemon: Daemon, monkeypatch, tmp_path: Path):
-    code, _, err = ctl("mute", port=free_port())
+    import subprocess
+
+    from rtvc.control import ctl as ctl_module
+
+    with monkeypatch.context() as m:
+        m.setattr(ctl_module, "serve_processes", lambda: [])  # (no serve of this user runs, another test's or not)
+        code, _, err = ctl("mute", port=free_port())
     assert code == 2 and "no rtvc daemon answers at 127.0.0.1:" in err and "start it with `rtvc serve`" in err
+    # a serve that runs but has not opened its port yet (starting anew after PipeWire restarted: up to ~15 s): "start
+    # it" had the user start another, which took the port, and the restarted one ended (a review)
+    fake = tmp_path / "bin" / "rtvc"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nsleep 30\n")
+    fake.chmod(0o755)
+    starting = subprocess.Popen([str(fake), "serve", "--config", "x.toml"])
+    try:
+        code, _, err = ctl("mute", port=free_port())
+    finally:
+        starting.kill()
+        starting.wait()
+    named = err.split("but rtvc serve runs (process ", 1)[-1].split(")", 1)[0].split(", ")
+    assert code == 2 and str(starting.pid) in named, err  # (with any other serve of this user's that runs)
+    assert "wait a moment and try again, rather than starting another" in err and "start it with" not in err, err
     code, _, err = ctl("--token", "not-the-token", "mute")
     assert code == 2 and "refused the token given with --token" in err
     # a port that takes the connection and never answers (a daemon stopped by Ctrl-Z): not "start it"

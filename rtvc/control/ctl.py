@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,24 @@ USAGE = (
     "rtvc ctl status | mute|voice|monitor|gate|ptt-mode [on|off|toggle] | select NAME|next|previous | "
     "pitch +N|-N|=N | call METHOD [JSON]"
 )
+
+
+def serve_processes() -> list[str]:
+    """The process numbers of this user's `rtvc serve` (`rtvc run` with its UI starts one), from /proc ([] where
+    there is none, or no /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.stat().st_uid != os.getuid() or cmdline.parent.name == str(os.getpid()):
+                continue
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:  # (ended meanwhile)
+            continue
+        for i, arg in enumerate(args[:3]):
+            if os.path.basename(arg) == b"rtvc" and args[i + 1 : i + 2] == [b"serve"]:
+                found.append(cmdline.parent.name)
+                break
+    return sorted(found, key=int)
 
 
 class CallError(RtvcError):
@@ -86,6 +105,16 @@ class Connection:
                 "the service, or stop it and run `rtvc serve` again)",
             ) from None
         except (OSError, InvalidHandshake, InvalidURI) as e:
+            serving = serve_processes()
+            if serving:  # (a review: a serve starting anew after PipeWire restarted was told to be started, and the
+                # one started then took its port: the restarted serve ended)
+                raise RtvcError(
+                    f"no rtvc daemon answers at {where} ({type(e).__name__}: {e}), but rtvc serve runs (process "
+                    f"{', '.join(serving)}): it opens its control port once it has started (up to ~15 s when it starts "
+                    "anew after the sound server came back)",
+                    "wait a moment and try again, rather than starting another; if it stays so, that serve listens "
+                    "elsewhere: give its port with --port",
+                ) from None
             raise RtvcError(
                 f"no rtvc daemon answers at {where} ({type(e).__name__}: {e})",
                 "start it with `rtvc serve` (or `rtvc run`), or give its port with --port",
