@@ -348,6 +348,29 @@ LOOK_AGAIN_S = 2.0  # then how often it looks for any of them (after a minute, a
 # devices unchanged reads no device list: rtvc.audio.devices.Rereads)
 
 
+def virtual_mic_resumed(cfg: Config, stop: threading.Event) -> tuple[Config, str] | None:
+    """A serve started anew with the virtual microphone (PipeWire restarted): it is ready once PipeWire and its
+    session manager are back. It ended serve where they were not within RESUME_DEVICES_S (a review: PipeWire slow to
+    come back, or a log-out's order); a restart must not end rtvc, so it is looked for every LOOK_AGAIN_S after
+    that, each new reason said, until `stop` (None then). The control port opens once it is ready (`rtvc ctl` says
+    a serve is starting meanwhile, not to start one)."""
+    told = ""
+    patience = RESUME_DEVICES_S
+    while True:
+        try:
+            return voice_mic.apply(cfg, patience_s=patience, play=True)
+        except DeviceError as e:
+            if str(e) != told:
+                log.info(
+                    "restarted: the virtual microphone is not ready (%s); rtvc looks for it every %g s (SIGTERM or "
+                    "Ctrl-C stops it)", e, LOOK_AGAIN_S,
+                )  # fmt: skip
+                told = str(e)
+        patience = 0.0
+        if stop.wait(LOOK_AGAIN_S):
+            return None
+
+
 # devices_again's answer where the JACK server was started again meanwhile: only a new process reaches it
 START_ANEW = "start anew"
 
@@ -560,7 +583,11 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     if opts.virtual and cfg.audio.virtual_mic:
         log.info("virtual device: audio.virtual_mic is not used (the virtual device plays no sound out)")
     elif cfg.audio.virtual_mic:  # (before PortAudio loads: it must take PipeWire's JACK)
-        cfg, said = voice_mic.apply(cfg, patience_s=0.0 if resumed is None else RESUME_DEVICES_S, play=True)
+        got = virtual_mic_resumed(cfg, stop) if resumed is not None else voice_mic.apply(cfg, play=True)
+        if got is None:
+            log.info("stopped (%s) while the virtual microphone was waited for", ", ".join(caught) or "asked to")
+            return 0
+        cfg, said = got
         log.info("%s", said)
     engine, no_voice = start_engine(cfg) if resumed is None else resumed_engine(cfg, resumed)
     configured = cfg

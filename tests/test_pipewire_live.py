@@ -739,6 +739,48 @@ def test_rtvc_follows_the_default_microphone_after_wireplumber_restarted():
         assert "PipeWire's default devices: watched again (made anew" in log and "Traceback" not in log, log[-3000:]
 
 
+def test_a_serve_started_anew_waits_for_pipewire_past_its_patience_with_the_virtual_microphone(tmp_path):
+    """A review: a serve started anew (PipeWire restarted) with the virtual microphone ended when PipeWire and its
+    session manager were not back within RESUME_DEVICES_S ("audio.virtual_mic: PipeWire does not answer"). A restart
+    must not end rtvc: it looks again every 2 s, says why, and plays into "rtvc voice" once PipeWire is there."""
+    import json
+    import sys
+
+    from rtvc import restart
+    from rtvc.serve import RESUME_DEVICES_S
+
+    pw = PipeWire(256)  # (its folders made; PipeWire itself not started yet)
+    served = Served(pw, "default", via="voice-mic")
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({}))
+    served.env[restart.RESUME_ENV] = str(state)  # (as rtvc.restart's exec leaves it)
+    with served.log_path.open("wb") as log:
+        served.proc = subprocess.Popen(
+            [sys.executable, "-m", "rtvc", "serve", "--config", str(served.work / "config.toml")],
+            env=served.env, cwd=served.work, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        t0 = time.monotonic()
+        said = "restarted: the virtual microphone is not ready (audio.virtual_mic: PipeWire does not answer"
+        wait_for(lambda: said in served.log(), served, RESUME_DEVICES_S + 10)
+        time.sleep(max(0.0, RESUME_DEVICES_S + 3 - (time.monotonic() - t0)))
+        assert served.proc.poll() is None, served.log()[-3000:]  # (past its patience: still there)
+        with pw:
+            served.connect(60)
+            wait_for(lambda: served.latency(), served, 30)
+            assert len(voice_mics(pw)) == 1 and len(links_into_the_voice_mic(pw)) == 1, served.log()[-3000:]
+            assert served.log().count(said) == 1, served.log()[-3000:]  # (said once, not every 2 s)
+            served.__exit__()
+    finally:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.wait()
+        import shutil
+
+        shutil.rmtree(served.work, ignore_errors=True)
+        shutil.rmtree(pw.dir, ignore_errors=True)
+
+
 def test_portaudios_alsa_thread_spinning_in_its_xrun_handling_makes_serve_start_anew_at_once(tmp_path):
     """Reproduced after restarts of PipeWire (about 1 in 10 without real-time scheduling, as on CI's runners; CI's
     failure of the test above): the ALSA plugin's restart kept failing, and PortAudio 19.6's xrun handling looped
