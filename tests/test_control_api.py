@@ -1151,44 +1151,58 @@ def test_a_burst_of_requests_from_a_client_that_reads_is_answered(daemon):
     run(main())
 
 
+def _pipelined(client: Client, n: int, prefix: str) -> list[asyncio.Future]:
+    """`n` status.get requests written at once (as a macro or a looping tool sends them): their replies' futures."""
+    futures, frames = [], []
+    for i in range(n):
+        futures.append(asyncio.get_running_loop().create_future())
+        client._waiting[f"{prefix}{i}"] = futures[-1]
+        msg = {"jsonrpc": "2.0", "id": f"{prefix}{i}", "method": "status.get"}
+        frames.append(Frame(Opcode.TEXT, json.dumps(msg).encode()).serialize(mask=True, extensions=[]))
+    client.ws.transport.write(b"".join(frames))
+    return futures
+
+
 def test_a_client_flooding_requests_is_held_to_the_rate_and_the_others_are_answered(daemon, caplog):
     """A review: one local client looping on a request, without the token even, made the voice crackle (each
     request holds Python's lock, which the audio worker needs: status.get at 891/s gave 0.72 s of gaps in 10 s).
-    A client's requests past RATE_PER_CLIENT wait their turn, answered in order, none lost; another client is
-    answered at once meanwhile. bench/control_flood.py measures the audio under such a flood."""
+    A client's requests past control.max_requests_per_s wait their turn, answered in order, none lost; another
+    client is answered at once meanwhile. One more than MAX_BEHIND_S behind is closed, said (4029): waiting, its
+    socket went unread, and the keepalive dropped it (1011) with its requests, unsaid (a second review).
+    bench/control_flood.py measures the audio under such a flood."""
     from rtvc.control import connection
 
+    rate = daemon.cfg.control.max_requests_per_s
     n = 250
 
     async def main():
-        flood = await Client.open(daemon.port)  # (no token: refused requests cost the daemon's time too)
+        flood = await Client.open(daemon.port, daemon.token)
         other = await Client.open(daemon.port, daemon.token)
-        futures, frames = [], []
-        for i in range(n):
-            futures.append(asyncio.get_running_loop().create_future())
-            flood._waiting[f"f{i}"] = futures[-1]
-            msg = {"jsonrpc": "2.0", "id": f"f{i}", "method": "status.get"}
-            frames.append(Frame(Opcode.TEXT, json.dumps(msg).encode()).serialize(mask=True, extensions=[]))
         t0 = time.monotonic()
-        flood.ws.transport.write(b"".join(frames))
+        futures = _pipelined(flood, n, "f")
         await asyncio.sleep(0.3)
         t = time.monotonic()
         assert await other.call("mute.set", on=True) == {"on": True}
         answered = time.monotonic() - t
         replies = await asyncio.wait_for(asyncio.gather(*futures), 30)
         took = time.monotonic() - t0
-        assert [r["error"]["code"] for r in replies] == [rpc.UNAUTHORIZED] * n
-        rate = daemon.cfg.control.max_requests_per_s
+        assert all("result" in r for r in replies) and not flood.closed.done()
         assert took >= 0.9 * (n - connection.BURST) / rate, took  # (the rate held)
         assert answered < took / 2, (answered, took)  # (the other client did not queue behind the flood)
         await other.call("mute.set", on=False)
-        await flood.close()
+        # far ahead of its rate: closed once MAX_BEHIND_S behind, its earlier requests answered in order
+        ahead = int((connection.MAX_BEHIND_S + 2) * rate + connection.BURST)
+        futures = _pipelined(flood, ahead, "g")
+        code, reason = await asyncio.wait_for(flood.closed, 30)
+        assert code == rpc.CLOSE_TOO_MANY and "too many requests: over 5 s of them at 100/s" in reason, reason
+        got = [f.result() for f in futures if f.done() and not f.cancelled() and not f.exception()]
+        assert all("result" in r for r in got) and [f.done() for f in futures][: len(got)] == [True] * len(got)
         await other.close()
 
     with caplog.at_level("INFO", logger="rtvc.control"):
         run(main())
     said = [r.getMessage() for r in caplog.records if "faster than" in r.getMessage()]
-    assert len(said) == 1 and "they are answered at that rate" in said[0], said
+    assert len(said) == 2 and "they are answered at that rate" in said[0] and "closed" in said[1], said
 
 
 def test_a_value_nested_to_the_edge_is_refused_as_invalid(daemon):

@@ -33,11 +33,18 @@ STALL_S = 10.0  # a message the socket has not taken in this long: the client st
 # client's parse, dispatch and reply hold Python's lock, which the audio worker needs for each block. A review: one
 # local client looping on a request (a Stream Deck plugin polling status.get, a chat bot's bug), even without the
 # token, made the voice crackle from ~500-800 requests/s (status.get at 891/s: 0.72 s of gaps in 10 s). Past the
-# rate a client's requests wait (its next messages stay in its socket): answered later, none lost. A fader sending
+# rate a client's requests wait their turn (read, not answered yet): answered later, in order. A fader sending
 # params.set at 60 Hz, a plugin polling at 10 Hz are far under the default 100. A message costs a request per
 # MESSAGE_BYTES begun.
+# Clients that have not sent the token share a small budget of their own: they have nothing to ask but `auth`, and
+# twenty of them sending 60 KB frames put half a second of wait on an authorised client's push-to-talk (a review).
+# A client with more than MAX_BEHIND_S of requests waiting at its rate is closed (4029, said). (Left in its socket
+# instead, they held its pong to the keepalive ping unread, and it was dropped (1011) with its requests, unsaid: a
+# second review; a knob's changes answered 11 s late are no use either.)
 ALL_CLIENTS = 3
 BURST = 50.0  # requests answered at once before the rate holds
+UNAUTHORISED_RATE = 20.0  # requests per second from all clients without the token, together
+MAX_BEHIND_S = 5.0
 MESSAGE_BYTES = 8192
 _background: set[asyncio.Task[Any]] = set()  # tasks that outlive their connection (a voice still loading)
 
@@ -66,6 +73,7 @@ class Connection:
         meters: Callable[[], str],
         rate: float = 100.0,  # control.max_requests_per_s
         pace_all: Pace | None = None,  # the server's, shared by its clients
+        pace_unauthorised: Pace | None = None,  # the server's, shared by its clients without the token
     ):
         self.id = id_
         self.ws = ws
@@ -88,7 +96,9 @@ class Connection:
         self._started = time.monotonic()
         self._pace = Pace(rate, BURST)
         self._pace_all = pace_all or Pace(ALL_CLIENTS * rate, BURST)
+        self._pace_unauthorised = pace_unauthorised or Pace(UNAUTHORISED_RATE, BURST)
         self.paced = 0  # requests that waited for the rate (said once in the log, counted in the summary)
+        self._queued = 0  # the cost of the messages read and not yet answered
 
     # -- what handlers see (methods.Session) ----------------------------------------------------------
     def login(self, token: str) -> bool:
@@ -110,38 +120,82 @@ class Connection:
 
     # -- in -----------------------------------------------------------------------------------------
     async def run(self, methods: dict[str, rpc.Method]) -> None:
-        """Serve requests until the client goes, or is sent away."""
+        """Serve requests until the client goes, or is sent away. Its messages are read as they come (its socket
+        read, its pongs to the keepalive taken: a client waiting on the rate was dropped by the keepalive, its
+        requests lost unsaid), and answered at the rate (_paced)."""
+        inbox: asyncio.Queue[tuple[str | bytes, int] | BaseException | None] = asyncio.Queue()
+        reader = asyncio.create_task(self._read(inbox))
         deadline = asyncio.get_running_loop().time() + rpc.AUTH_TIMEOUT_S
-        while not self.closing:
-            try:
-                async with asyncio.timeout_at(None if self.authed else deadline):
-                    message = await self.ws.recv()
-            except TimeoutError:
-                self.close_soon(rpc.CLOSE_UNAUTHORIZED, f"no auth within {rpc.AUTH_TIMEOUT_S:g} s: send auth first")
-                break
-            cost = 1 + len(message) // MESSAGE_BYTES
-            wait = max(self._pace.take(cost), self._pace_all.take(cost))
-            if wait > 0:
-                if not self.paced:
-                    log.info(
-                        "%s sends requests faster than %g/s (all clients: %g/s): they are answered at that rate, "
-                        "so that the audio keeps its share of the CPU (control.max_requests_per_s)", self.id,
-                        self._pace.rate, self._pace_all.rate,
-                    )  # fmt: skip
-                self.paced += 1
-                await asyncio.sleep(wait)
-            call = rpc.parse(message)
-            m = methods.get(call.name)
-            if m is not None and m.slow and self.authed and call.error is None:
-                task = asyncio.create_task(self._answer(call, methods))  # the loop keeps serving this client too
-                _background.add(task)
-                task.add_done_callback(_background.discard)
-            else:
-                await self._answer(call, methods)
-            # the writer's turn: frames already buffered come back from recv() without a wait, and a quick answer
-            # has none either, so a burst of requests from a client that reads filled the queue unsent (4008)
-            await asyncio.sleep(0)
+        try:
+            while not self.closing:
+                try:
+                    async with asyncio.timeout_at(None if self.authed else deadline):
+                        item = await inbox.get()
+                except TimeoutError:
+                    self.close_soon(rpc.CLOSE_UNAUTHORIZED, f"no auth within {rpc.AUTH_TIMEOUT_S:g} s: send auth first")
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if item is None:  # (closed for too many requests)
+                    break
+                message, cost = item
+                self._queued -= cost
+                await self._paced(cost)
+                call = rpc.parse(message)
+                m = methods.get(call.name)
+                if m is not None and m.slow and self.authed and call.error is None:
+                    task = asyncio.create_task(self._answer(call, methods))  # the loop keeps serving this client too
+                    _background.add(task)
+                    task.add_done_callback(_background.discard)
+                else:
+                    await self._answer(call, methods)
+                # the writer's turn: frames already buffered come back from recv() without a wait, and a quick answer
+                # has none either, so a burst of requests from a client that reads filled the queue unsent (4008)
+                await asyncio.sleep(0)
+        finally:
+            reader.cancel()
         await asyncio.wait({self._writer}, timeout=2 * KICK_TIMEOUT_S)  # let the writer deliver the close frame
+
+    async def _read(self, inbox: asyncio.Queue[tuple[str | bytes, int] | BaseException | None]) -> None:
+        """The client's messages into `inbox`, each with its cost; past MAX_BEHIND_S of them at its rate, the client
+        is closed (4029) and None put; the connection's end (ConnectionClosed) is put as it is."""
+        limit = BURST + MAX_BEHIND_S * self._pace.rate
+        try:
+            while True:
+                message = await self.ws.recv()
+                cost = 1 + len(message) // MESSAGE_BYTES
+                self._queued += cost
+                if self._queued > limit:
+                    log.warning(
+                        "%s sends requests faster than %g/s, over %g s of them waiting: closed "
+                        "(control.max_requests_per_s)", self.id, self._pace.rate, MAX_BEHIND_S,
+                    )  # fmt: skip
+                    self.close_soon(
+                        rpc.CLOSE_TOO_MANY,
+                        f"too many requests: over {MAX_BEHIND_S:g} s of them at {self._pace.rate:g}/s waiting "
+                        "(control.max_requests_per_s)",
+                    )
+                    inbox.put_nowait(None)
+                    return
+                inbox.put_nowait((message, cost))
+        except Exception as e:  # (ConnectionClosed: the client went; another: raised where recv() raised it before)
+            inbox.put_nowait(e)
+
+    async def _paced(self, cost: int) -> None:
+        """Wait for this request's turn: the client's own rate, and all clients' (those with the token), or that of
+        the clients without it."""
+        shared = self._pace_all if self.authed else self._pace_unauthorised
+        wait = max(self._pace.take(cost), shared.take(cost))
+        if wait <= 0:
+            return
+        if not self.paced:
+            log.info(
+                "%s sends requests faster than %g/s (all clients: %g/s): they are answered at that rate, so that "
+                "the audio keeps its share of the CPU (control.max_requests_per_s)", self.id, self._pace.rate,
+                self._pace_all.rate,
+            )  # fmt: skip
+        self.paced += 1
+        await asyncio.sleep(wait)
 
     async def _answer(self, call: rpc.Call, methods: dict[str, rpc.Method]) -> None:
         text = await rpc.execute(call, self, methods)

@@ -24,6 +24,7 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR =
 UNAUTHORIZED, NOT_FOUND, LOAD_FAILED, NOT_AVAILABLE, BUSY = -32001, -32002, -32003, -32004, -32005
 SUPERSEDED = -32006
 CLOSE_UNAUTHORIZED, CLOSE_TOO_SLOW, CLOSE_FULL = 4001, 4008, 1013
+CLOSE_TOO_MANY = 4029  # requests past control.max_requests_per_s for longer than connection.MAX_BEHIND_S
 AUTH_TIMEOUT_S = 10.0
 API_VERSION = 1
 # how long a client waits for a reply (rtvc's own: the TUI, rtvc ctl): a daemon that never answers is an error; methods
@@ -256,6 +257,13 @@ edit the table, not this file.
   (1011): its slot is free within 22 s (a client that stops reading meters at 30 Hz fills no socket for
   minutes: this is what ends it). Up to SEND_QUEUE replies and events wait for a client beyond what its socket
   holds: a client that sends hundreds of requests before it reads any answer is one that does not read.
+- Rate: a client's requests are answered at most `control.max_requests_per_s` per second (default 100), after a
+  burst of 50 answered at once; those of all clients with the token together at 3 times it, and those of clients
+  without it at 20 per second together; a message costs one request per 8 KiB begun. Past it they wait their turn,
+  answered in order, none refused (the daemon logs it once per connection): each request takes CPU time the voice
+  needs, and one client in a tight loop made the voice crackle. A client with more than 5 s of requests waiting
+  at its rate (hundreds sent ahead of their answers) is closed with 4029 ("too many requests"), the rest of them
+  unanswered.
 
 ```
 -> {"jsonrpc":"2.0","id":2,"method":"mute.set","params":{"on":true}}

@@ -34,7 +34,7 @@ from websockets.http11 import Request, Response
 from rtvc import __version__
 from rtvc.config import ControlConfig
 from rtvc.control import auth, rpc
-from rtvc.control.connection import ALL_CLIENTS, BURST, Connection, Pace
+from rtvc.control.connection import ALL_CLIENTS, BURST, UNAUTHORISED_RATE, Connection, Pace
 from rtvc.control.controller import Controller
 from rtvc.control.methods import METHODS, Hub
 from rtvc.errors import ConfigError
@@ -132,6 +132,7 @@ class ControlServer:
         self.hub = Hub(controller, info, devices_in_use or (lambda: {"virtual": True}))
         self.clients: set[Connection] = set()
         self._pace_all = Pace(ALL_CLIENTS * cfg.max_requests_per_s, BURST)  # (all clients together: connection.py)
+        self._pace_unauthorised = Pace(UNAUTHORISED_RATE, BURST)
         self._ids = itertools.count(1)
         self._origins: frozenset[str] = frozenset()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -422,6 +423,7 @@ class ControlServer:
             self.meters_text,
             self.cfg.max_requests_per_s,
             self._pace_all,
+            self._pace_unauthorised,
         )
         self.clients.add(client)
         kind = "browser" if ws.request and ws.request.headers.get("Origin") else "native"
