@@ -580,6 +580,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     token = load_or_create_token()  # before listening: a client may read it as soon as the port answers
     ControlServer.check_port(cfg.control if resumed is None else restart.config_for(cfg, resumed).control)  # (early)
     asked = cfg.audio  # (what the config names: the devices it leaves to the desktop's default are followed)
+    if opts.virtual or not cfg.audio.virtual_mic:
+        voice_mic.drop_inherited_claim()  # (a serve started anew that no longer plays into it)
     if opts.virtual and cfg.audio.virtual_mic:
         log.info("virtual device: audio.virtual_mic is not used (the virtual device plays no sound out)")
     elif cfg.audio.virtual_mic:  # (before PortAudio loads: it must take PipeWire's JACK)

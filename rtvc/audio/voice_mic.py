@@ -459,6 +459,17 @@ def keep_claim_over_exec() -> int | None:
     return fd
 
 
+def drop_inherited_claim() -> None:
+    """A serve started anew that does not play into the virtual microphone (turned off in config.toml since, or
+    --virtual): the lock kept over the exec let go (it held it for its whole run, and another rtvc was refused: a
+    review)."""
+    fd_text = os.environ.pop(CLAIM_FD_ENV, "")
+    if fd_text.isdigit():
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.fstat(int(fd_text)), os.stat(_claim_path())):  # (that file's, nothing else)
+                os.close(int(fd_text))
+
+
 def _adopt_claim(path: Path) -> bool:
     """The lock a serve held before it started anew (keep_claim_over_exec), taken over: True where it is that
     file's and still this process's."""
@@ -489,10 +500,7 @@ def apply(cfg: Config, patience_s: float = 0.0, play: bool = False) -> tuple[Con
     restarted: its session manager may not be up yet). `play`: this process is to play into the node (run, serve:
     claim), not only to list what it would open."""
     if not cfg.audio.virtual_mic:
-        fd_text = os.environ.pop(CLAIM_FD_ENV, "")  # (restarted with the virtual microphone off since: let it go)
-        if fd_text.isdigit():
-            with contextlib.suppress(OSError):
-                os.close(int(fd_text))
+        drop_inherited_claim()
         return cfg, ""
     deadline = time.monotonic() + patience_s
     while True:
