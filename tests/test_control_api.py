@@ -353,6 +353,28 @@ def test_a_model_path_that_cannot_be_looked_at_fails_its_voice_alone(daemon):
             (folder / f"{name}.toml").unlink()
 
 
+def test_a_select_that_fails_on_an_unreadable_path_ends_its_load(daemon):
+    """A review: a profile whose model path the machine cannot use (a NUL in it; a name a Latin-1 locale cannot
+    encode) raised before the load's error handling: the select said "internal error" and the daemon stayed
+    "loading" for good, every later change refused as busy, and the dock (it waits for a load to end) locked."""
+    profile = daemon.controller.profiles_dir / "nul-path.toml"
+    profile.write_text('label = "NUL"\nvoice = "rvc"\n[model]\npath = "bad\\u0000.pth"\ncontent = "."\n')
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+        reply = await c.request("voices.select", name="nul-path")
+        assert "error" in reply, reply
+        assert daemon.controller.state()["loading"] is None
+        assert await c.call("mute.set", on=True) == {"on": True}  # (not refused as busy)
+        await c.call("mute.set", on=False)
+        await c.close()
+
+    try:
+        run(main())
+    finally:
+        profile.unlink()
+
+
 def test_a_model_file_a_load_found_damaged_is_marked_in_voices_list_until_it_changes(daemon):
     """A voice .pth that is there but cut short (a download stopped at 200 kB) passes voices.list's look (the file is
     there); its select failed with -32003, and the list went on showing it as fine, so the dock and the TUI offered it

@@ -260,8 +260,11 @@ class Controller:
                     return self.state()
                 self.loading, self.loading_by = name, by
             self._emit(["loading"], by)
-            files = self._failures.before_load(name)
+            files = None
             try:
+                # (in the try: raising here, for a path this locale cannot encode or with a NUL in it, left the
+                # daemon "loading" for good, and the dock, which waits for a load to end, locked: a review)
+                files = self._failures.before_load(name)
                 key = converter_key(self.cfg, name)
                 conv, label = self._take_kept(key, name) or build_converter(self.cfg, name)
             except Exception as e:
@@ -276,11 +279,11 @@ class Controller:
                 else:
                     self._emit(["loading"], by, error=said)
                 raise
-            self._failures.loaded(name)
             with self._lock:
                 self.loading = None
                 if self.closed:  # (the engine has stopped: nobody would hear it, and the log would say it)
                     raise RtvcError(f"voice '{name}' loaded after rtvc began to stop: not switched to")
+            self._failures.loaded(name)
             with self._lock:
                 had_none = bool(self.no_voice)
                 outgoing = self.engine.active

@@ -39,7 +39,7 @@ def stamp(paths: list[Path]) -> tuple:
             for f in inside:
                 s = f.stat()
                 out.append((str(f), s.st_size, s.st_mtime_ns))
-        except OSError:
+        except (OSError, ValueError):  # (ValueError: a NUL in the path, or a name this locale cannot encode)
             out.append((str(path), None))
     return tuple(out)
 
