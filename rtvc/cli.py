@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 import traceback
@@ -315,6 +316,22 @@ def main(argv: list[str] | None = None) -> int:
             if must_not_terminate():  # (as above)
                 _exit_now(141)
         return 141
+    except OSError as e:  # (after BrokenPipeError, one of its kind)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        # a disk full under its output, a log, a temporary folder (a review: a traceback, or a report lost at the
+        # stop of a run that had gone well); standard output may be on it: what Python flushes at its exit too
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        where = f" ({e.filename})" if e.filename else " (writing its output or log)"
+        with contextlib.suppress(OSError):
+            print(f"rtvc: error: {e.strerror}{where}: free space on that disk, or write elsewhere", file=sys.stderr)
+        if "sounddevice" in sys.modules:
+            from rtvc.audio.devices import must_not_terminate
+
+            if must_not_terminate():  # (as above)
+                _exit_now(EXIT_USER_ERROR)
+        return EXIT_USER_ERROR
 
 
 def _exit_now(code: int) -> None:

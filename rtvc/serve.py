@@ -477,7 +477,8 @@ def devices_again(
     return None
 
 
-_OUTPUT_GONE = (errno.EPIPE, errno.EIO)  # a pipe whose reader went away; a terminal hung up
+_OUTPUT_GONE = (errno.EPIPE, errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a pipe whose reader went away;
+# a terminal hung up; the disk the log is on full (a review: the report's print at the stop ended serve with exit 1)
 
 
 def _output_gone(e: OSError) -> None:
@@ -573,7 +574,12 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    print(f"rtvc {__import__('rtvc').__version__}\n{format_config(cfg)}", flush=True)
+    try:
+        print(f"rtvc {__import__('rtvc').__version__}\n{format_config(cfg)}", flush=True)
+    except OSError as e:  # (its log's disk full, its reader gone: serve runs on, logging nowhere, as later)
+        if e.errno not in _OUTPUT_GONE:
+            raise
+        _output_gone(e)
     if restart.config_error:  # (rtvc.cli: config.toml has an error at this restart: the last good one runs)
         log.info("%s", restart.config_error)
     resumed = restart.take()  # (a serve that started anew: rtvc.restart)

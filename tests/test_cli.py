@@ -839,3 +839,38 @@ def test_virtual_mic_install_ignores_a_relative_xdg_config_home(tmp_path):
     drop_in = home / ".config" / "pipewire" / "pipewire.conf.d" / "rtvc-voice.conf"
     assert drop_in.is_file() and f"wrote {drop_in}" in r.stdout, r.stdout
     assert not (tmp_path / "rel").exists()
+
+
+def test_a_full_disk_under_the_output_is_an_error_not_a_traceback_and_serve_stops_cleanly(tmp_path: Path):
+    """A review: a full disk under standard output (a log file: /dev/full answers every write so) gave a traceback;
+    under `rtvc serve`, the report's print at the stop ended it with exit 1 (past PortAudio's exit guard)."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "rtvc", "token"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "rtvc: error: No space left on device (writing its output or log): free space on that disk" in done.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "config.toml").write_text(f"[control]\nport = {port}\n")
+    with open("/dev/full", "w") as full:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "rtvc", "serve", "--virtual", "--config", str(tmp_path / "config.toml")],
+            stdout=full, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            assert serve.poll() is None and time.monotonic() < deadline, serve.stderr.read() if serve.stderr else ""
+            time.sleep(0.2)
+        serve.send_signal(signal.SIGTERM)
+        _, err = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    assert serve.returncode == 0 and "Traceback" not in err, err
+    assert "serve's log output is gone (No space left on device): it goes on, logging nowhere" in err, err
