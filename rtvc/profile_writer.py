@@ -162,7 +162,7 @@ def write_profile(
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 # mkstemp makes a private (0600) file: a profile is readable as the one it replaces, or as files are
-                os.fchmod(f.fileno(), path.stat().st_mode & 0o777 if path.exists() else 0o644)
+                os.fchmod(f.fileno(), path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
                 old = _readable(path) if keep_layout else None
                 kept = update(old, label, kind, params, model) if old is not None else None
                 fresh = render(label, kind, params, model, comment)
@@ -240,3 +240,15 @@ def _fix(e: OSError) -> str:
     if e.errno == errno.EROFS:
         return "the folder is on a read-only file system: run rtvc with a config.toml in a folder you can write to"
     return "check the folder's permissions"
+
+
+def _umask() -> int:
+    """This process's umask (a new profile is made as other files are: 0644 under 022, 0600 under 077; it was 0644
+    whatever the umask, a review)."""
+    try:  # (read, not set and put back: os.umask is the whole process's, and other threads make files meanwhile)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022

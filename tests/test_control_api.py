@@ -133,6 +133,21 @@ def test_token_file_is_private_and_kept(tmp_path):
         load_or_create_token(path)
 
 
+def test_a_token_in_a_read_only_private_folder_is_read(tmp_path, monkeypatch):
+    """A review: on a read-only file system (a remounted home, a locked-down config), a token already there and its
+    folder already private were refused: the folder was chmod-ed at every start, and that failed."""
+    import errno
+
+    path = tmp_path / "xdg" / "rtvc" / "token"
+    token = load_or_create_token(path)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "chmod", read_only)
+    assert load_or_create_token(path) == token
+
+
 def test_a_damaged_token_file_or_a_folder_in_its_place_is_named_not_a_traceback(tmp_path):
     """A token file with a byte that is not text gave a UnicodeDecodeError traceback from `rtvc token` and stopped
     `rtvc serve` the same way; a folder in its place gave IsADirectoryError (and told to chmod 600)."""

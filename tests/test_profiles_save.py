@@ -530,3 +530,19 @@ def test_a_pitch_voice_saved_lower_loads_anew_with_the_search_its_pitch_wants(tm
     c.select_voice("deep", "test")
     conv = c.engine.active[0]
     assert conv.params.pitch == -7.0 and conv.shape.search == 899, conv.shape  # (48000 / 53.4 Hz)
+
+
+def test_a_new_profile_is_made_as_the_users_other_files_are(tmp_path):
+    """A review: a profile saved by a daemon started under umask 077 was 0644 (readable by others) whatever it was."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import pathlib, sys; from rtvc.profile_writer import write_profile; "
+        "write_profile(pathlib.Path(sys.argv[1]), 'own', 'Own', 'pitch', {}, None)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], check=True, timeout=60, preexec_fn=lambda: os.umask(0o077)
+    )
+    assert (tmp_path / "own.toml").stat().st_mode & 0o777 == 0o600
