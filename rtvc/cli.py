@@ -290,7 +290,28 @@ def ctl_options_first(argv: list[str]) -> list[str]:
     return [*head, *moved, *action, *words]
 
 
+def _in_utf8_mode() -> None:
+    """(A command line's start.) Under a locale whose encoding is not UTF-8 (de_DE.ISO-8859-1, say), rtvc runs again
+    in Python's UTF-8 mode, the same command line: a review found it wrote profiles whose model paths were mangled
+    ("MÃ¼ller", missing once back in a UTF-8 session or under the service), crashed after a select had worked on a
+    label it could not print, and left the daemon loading on a path it could not encode. File names and text are
+    UTF-8 everywhere else rtvc runs (and in its files). PYTHONUTF8=0 set by the user is left alone."""
+    import codecs
+    import locale
+
+    if sys.flags.utf8_mode or os.environ.get("PYTHONUTF8") == "0":
+        return
+    try:
+        utf8 = codecs.lookup(locale.getpreferredencoding(False)).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if not utf8 and sys.executable:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONUTF8": "1"})
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # (a command line, not a call from Python: that process is not rtvc's to run again)
+        _in_utf8_mode()
     args = _parser().parse_args(ctl_options_first(list(sys.argv[1:] if argv is None else argv)))
     try:
         return _dispatch(args)

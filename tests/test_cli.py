@@ -874,3 +874,36 @@ def test_a_full_disk_under_the_output_is_an_error_not_a_traceback_and_serve_stop
             serve.wait()
     assert serve.returncode == 0 and "Traceback" not in err, err
     assert "serve's log output is gone (No space left on device): it goes on, logging nowhere" in err, err
+
+
+def test_under_a_latin_1_locale_rtvc_runs_in_utf_8_mode(tmp_path: Path):
+    """A review: under de_DE.ISO-8859-1 `rtvc convert` wrote its output and then crashed printing the voice's label
+    (an emoji), `rtvc ctl select` likewise after the switch had worked, and `rtvc import` wrote profiles whose model
+    paths were mangled (missing once back in a UTF-8 session). rtvc runs again in Python's UTF-8 mode there."""
+    import shutil
+
+    if shutil.which("localedef") is None or not Path("/usr/share/i18n/locales/de_DE").is_file():
+        pytest.skip("needs localedef and glibc's locale sources (Debian: the locales package) to make a Latin-1 locale")
+    locales = tmp_path / "locales"
+    locales.mkdir()
+    made = subprocess.run(["localedef", "-i", "de_DE", "-f", "ISO-8859-1", str(locales / "de_DE.ISO-8859-1")],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert made.returncode in (0, 1) and (locales / "de_DE.ISO-8859-1").is_dir(), made.stderr  # (1: warnings)
+    env = {"LOCPATH": str(locales), "LC_ALL": "de_DE.ISO-8859-1", "PYTHONUTF8": "", "PYTHONIOENCODING": ""}
+    probe = rtvc_env_python("import locale; print(locale.getpreferredencoding(False))", env)
+    assert probe == "ISO-8859-1", probe  # (the locale is in effect: else this test would prove nothing)
+    (tmp_path / "emoji.toml").write_text('label = "Stimme 🎤"\nvoice = "pitch"\n[params]\npitch = 2.0\n', "utf-8")
+    sr = 48000
+    sf.write(tmp_path / "in.wav", (0.3 * np.sin(2 * np.pi * 220 * np.arange(sr // 2) / sr)).astype(np.float32), sr)
+    done = subprocess.run(
+        [sys.executable, "-m", "rtvc", "convert", "in.wav", "out.wav", "--profile", "emoji.toml"],
+        capture_output=True, timeout=120, cwd=tmp_path, env={**os.environ, **env},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert "voice Stimme 🎤: pitch".encode() in done.stdout, done.stdout  # (UTF-8 bytes, not a crash)
+
+
+def rtvc_env_python(code: str, env: dict) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **env})  # fmt: skip
+    return done.stdout.strip()
