@@ -299,24 +299,10 @@ def test_a_scene_renamed_twice_keeps_its_voice_under_every_name_the_file_may_giv
     link._renamed("Gaming 3", "Gaming")  # (back to the name rtvc started with)
     assert renamed(mended, link.renames) == {"Gaming": "giant", "BRB": "masculine"}
     assert renamed({"Gaming": "giant"}, link.renames) == {"Gaming": "giant"}
-    # a name a scene had, taken by another scene since (made under it, or renamed to it), is that scene's: the file
-    # naming it maps the scene that has it in OBS now (a second review: the new "Gaming 2" had no voice, and a cut to
-    # "Gaming 3" played the one the file gave "Gaming 2")
-    link._renamed("Gaming", "Gaming 3")
-    link._scenes_changed("SceneCreated", {"sceneName": "Gaming 2", "isGroup": False})
-    assert renamed({"Gaming 2": "robot", "Gaming 3": "giant"}, link.renames) == {
-        "Gaming 2": "robot",
-        "Gaming 3": "giant",
-    }
     link._renamed("BRB", "Be right back")
-    link._renamed("Intro", "BRB")
-    assert renamed({"BRB": "giant", "Be right back": "higher"}, link.renames) == {
-        "BRB": "giant",
-        "Be right back": "higher",
-    }
-    link._renamed("Gaming 3", "Old")
-    link._scene_list(["Gaming 3", "Old", "BRB"])  # (at a connection: OBS has a "Gaming 3" again, made while away)
-    assert renamed({"Gaming 3": "giant"}, link.renames) == {"Gaming 3": "giant"}
+    link._renamed("Intro", "BRB")  # (another scene takes the name "BRB")
+    link._renamed("BRB", "Intro 2")  # (and leaves it: the file's "BRB" is still the first scene's)
+    assert renamed({"BRB": "higher", "Intro": "giant"}, link.renames) == {"Be right back": "higher", "Intro 2": "giant"}
 
 
 def test_a_password_mended_in_the_config_is_tried_at_the_next_retry(obs: ObsStudio, monkeypatch, caplog) -> None:

@@ -319,7 +319,7 @@ class ObsLink:
                 if not data.get("requestStatus", {}).get("result") or not isinstance(scenes, list):
                     log.info("OBS link: GetSceneList gave no list: [obs.scenes] not checked against OBS's scenes")
                 else:
-                    self._scene_list([str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)])
+                    self.obs_scenes = [str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)]
                     self.check_scenes()
 
     def _scenes_changed(self, event: str, got: dict[str, Any]) -> None:
@@ -328,27 +328,15 @@ class ObsLink:
         if event == "SceneListChanged":
             scenes = got.get("scenes")
             if isinstance(scenes, list):
-                self._scene_list([str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)])
+                self.obs_scenes = [str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)]
             return
         name = str(got.get("sceneName", ""))
-        if not name or got.get("isGroup"):
+        if self.obs_scenes is None or not name or got.get("isGroup"):
             return
-        if event == "SceneCreated":
-            # a name another scene had before its rename is the new scene's now: [obs.scenes] naming it maps this one
-            # (a review: it mapped the renamed scene, and the new one had no voice)
-            self.renames.pop(name, None)
-            if self.obs_scenes is not None and name not in self.obs_scenes:
-                self.obs_scenes.append(name)
-            return
-        if event == "SceneRemoved" and self.obs_scenes is not None and name in self.obs_scenes:
+        if event == "SceneCreated" and name not in self.obs_scenes:
+            self.obs_scenes.append(name)
+        elif event == "SceneRemoved" and name in self.obs_scenes:
             self.obs_scenes.remove(name)
-
-    def _scene_list(self, names: list[str]) -> None:
-        """OBS's scenes as its list says (at each connection, and as it changes): a name one of them has is that
-        scene's, not an earlier name of another one renamed since."""
-        self.obs_scenes = names
-        for name in names:
-            self.renames.pop(name, None)
 
     def check_scenes(self) -> None:
         """[obs.scenes] names OBS has no scene of (a typo, a scene renamed while rtvc was off): said at each
@@ -379,9 +367,7 @@ class ObsLink:
                 self.renames[was] = new
         if old not in self.renames:  # (in it: another scene's name before its rename, this scene one made since)
             self.renames[old] = new
-        # (renamed back; or to a name another scene had before: the name is this scene's now, as for a scene made
-        # under it, _scenes_changed)
-        self.renames.pop(new, None)
+        self.renames = {was: now for was, now in self.renames.items() if was != now}  # (renamed back)
         if self.obs_scenes is not None:
             self.obs_scenes = [new if name == old else name for name in self.obs_scenes]
         scenes = self.settings.scenes  # (the dict the owner maps with: it sees the new name too)
