@@ -234,10 +234,12 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
     def on_scene(scene: str) -> None:
         now = obs_now()  # ([obs.scenes] edited while serve runs: taken at the next cut, as a mended password is)
         if now is not None and dict(now.scenes) != from_file:  # (the file's own table: a rename in OBS is no edit)
+            edited = [name for name, profile in now.scenes.items() if from_file.get(name) != profile]
             from_file.clear()
             from_file.update(now.scenes)
             scenes.clear()
-            scenes.update(renamed(from_file, link.renames))  # (a scene renamed in OBS keeps its voice, as said)
+            # (a scene renamed in OBS keeps its voice, as said; the entries edited name OBS's scenes as they are now)
+            scenes.update(renamed(from_file, link.renames, edited))
             log.info("[obs.scenes] read again from %s: %d scene(s) mapped", cfg.path, len(scenes))
             for problem in unknown_scene_profiles(dataclasses.replace(cfg, obs=now)):
                 log.warning("%s", problem)

@@ -305,6 +305,28 @@ def test_a_scene_renamed_twice_keeps_its_voice_under_every_name_the_file_may_giv
     assert renamed({"BRB": "higher", "Intro": "giant"}, link.renames) == {"Be right back": "higher", "Intro 2": "giant"}
 
 
+def test_an_edit_of_the_scenes_keeps_the_mapping_in_use_and_takes_what_it_wrote_as_written() -> None:
+    """Two reviews: a scene made (or renamed) under another's earlier name and mapped in the file gave its voice to
+    the renamed scene ("Gaming" -> "Gaming 2" -> "Gaming 3", a new "Gaming 2" mapped: a cut to "Gaming 3" played
+    it); and a rule that gave the name to its new holder moved voices between scenes at any later edit, unlike the
+    mapping in use. The entries an edit adds or changes name OBS's scenes as they are now; the others follow their
+    scenes, as the mapping in use does."""
+    scenes = {"Gaming": "giant", "BRB": "robot", "Intro": "higher"}
+    link = ObsLink(ObsSettings(enabled=True, scenes=scenes), lambda scene: None)
+    link._renamed("Gaming", "Gaming 2")
+    link._renamed("Gaming 2", "Gaming 3")
+    link._renamed("BRB", "Be right back")
+    link._renamed("Intro", "BRB")
+    assert scenes == {"Gaming 3": "giant", "Be right back": "robot", "BRB": "higher"}  # (the mapping in use)
+    file = {"Gaming": "giant", "BRB": "robot", "Intro": "higher"}
+    # an unrelated edit: the same mapping, plus the new entry
+    assert renamed({**file, "Outro": "passthrough"}, link.renames, ["Outro"]) == {**scenes, "Outro": "passthrough"}
+    # a new scene "Gaming 2" mapped (the line the user had mended to "Gaming 2" for the first one, given another voice)
+    edited = {"Gaming 2": "robot2", "BRB": "robot", "Intro": "higher"}
+    got = renamed(edited, link.renames, ["Gaming 2"])
+    assert got["Gaming 2"] == "robot2" and "Gaming 3" not in got, got
+
+
 def test_a_password_mended_in_the_config_is_tried_at_the_next_retry(obs: ObsStudio, monkeypatch, caplog) -> None:
     """ "auth failed ... check `password` under [obs] in config.toml": mending it there changed nothing, the link
     retried the old one every 10 s until rtvc restarted."""

@@ -19,7 +19,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -82,11 +82,19 @@ class ObsSettings:
         return self.scenes.get(scene)
 
 
-def renamed(table: dict[str, str], renames: dict[str, str]) -> dict[str, str]:
+def renamed(table: dict[str, str], renames: dict[str, str], literal: Iterable[str] = ()) -> dict[str, str]:
     """[obs.scenes] as config.toml has it (edited or not since rtvc started), with the scenes renamed in OBS since
-    (ObsLink.renames) under their new names. A name the table maps itself keeps the table's voice."""
-    scenes = {scene: profile for scene, profile in table.items() if renames.get(scene, scene) == scene}
+    (ObsLink.renames) under their new names. A name the table maps itself keeps the table's voice, and so does one
+    in `literal`, the entries the edit added or changed: written now, they name OBS's scenes as they are now (a
+    review: a new scene made under a renamed one's old name, mapped in the file, gave its voice to the renamed one;
+    entries not edited still follow their scenes, as the mapping in use does)."""
+    literal = frozenset(literal)
+    scenes = {
+        scene: profile for scene, profile in table.items() if scene in literal or renames.get(scene, scene) == scene
+    }
     for scene, profile in table.items():
+        if scene in literal:
+            continue
         now = renames.get(scene, scene)
         if now != scene:
             scenes.setdefault(now if now not in scenes else scene, profile)
