@@ -60,7 +60,9 @@ def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
 
 def _load_or_create(path: Path, renew: bool) -> str:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.parent.stat().st_mode & 0o777 != 0o700:  # (a read-only folder already private refused a valid token)
+    if (
+        path.parent.stat().st_mode & 0o077
+    ):  # (others may look in: made private; a private read-only one refused a token)
         os.chmod(path.parent, 0o700)
     if renew and not path.is_dir():  # (a folder there: read_token says so)
         path.unlink(missing_ok=True)

@@ -125,10 +125,15 @@ class Connection:
         requests lost unsaid), and answered at the rate (_paced)."""
         inbox: asyncio.Queue[tuple[str | bytes, int] | BaseException | None] = asyncio.Queue()
         reader = asyncio.create_task(self._read(inbox))
-        deadline = asyncio.get_running_loop().time() + rpc.AUTH_TIMEOUT_S
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + rpc.AUTH_TIMEOUT_S
         try:
             while not self.closing:
                 try:
+                    # (looked at on each message too: with a backlog, get() returns without a wait, and a client
+                    # sending without the token held its slot past the deadline: a review)
+                    if not self.authed and loop.time() >= deadline:
+                        raise TimeoutError
                     async with asyncio.timeout_at(None if self.authed else deadline):
                         item = await inbox.get()
                 except TimeoutError:
