@@ -290,6 +290,9 @@ def ctl_options_first(argv: list[str]) -> list[str]:
     return [*head, *moved, *action, *words]
 
 
+UTF8_AGAIN = "RTVC_UTF8_AGAIN"  # set when rtvc runs again for UTF-8 mode (_in_utf8_mode): only once
+
+
 def _in_utf8_mode() -> None:
     """(A command line's start.) Under a locale whose encoding is not UTF-8 (de_DE.ISO-8859-1, say), rtvc runs again
     in Python's UTF-8 mode, the same command line: a review found it wrote profiles whose model paths were mangled
@@ -299,14 +302,15 @@ def _in_utf8_mode() -> None:
     import codecs
     import locale
 
-    if sys.flags.utf8_mode or os.environ.get("PYTHONUTF8") == "0":
-        return
+    if sys.flags.utf8_mode or os.environ.get("PYTHONUTF8") == "0" or os.environ.get(UTF8_AGAIN):
+        return  # (UTF8_AGAIN: run again once; -E, -I or -X utf8=0 keep Python from taking PYTHONUTF8, a review)
     try:
         utf8 = codecs.lookup(locale.getpreferredencoding(False)).name == "utf-8"
     except LookupError:
         utf8 = False
     if not utf8 and sys.executable:
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONUTF8": "1"})
+        env = {**os.environ, "PYTHONUTF8": "1", UTF8_AGAIN: "1"}
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
 def main(argv: list[str] | None = None) -> int:

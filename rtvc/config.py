@@ -129,7 +129,7 @@ class ControlConfig:
     max_requests_per_s: int = setting(
         100,
         "requests a client may send per second; past it they wait their turn, as each holds the CPU time the voice "
-        "needs (all clients together: 3 times it)",
+        "needs (all clients together: 3 times it); one with over 5 s of them waiting is closed (4029)",
         in_range(1, 100000),
     )
 

@@ -901,6 +901,11 @@ def test_under_a_latin_1_locale_rtvc_runs_in_utf_8_mode(tmp_path: Path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert "voice Stimme 🎤: pitch".encode() in done.stdout, done.stdout  # (UTF-8 bytes, not a crash)
+    # once: where Python does not take PYTHONUTF8 (-E, -I, -X utf8=0), it ran again and again (a second reader)
+    for flags in (["-E"], ["-X", "utf8=0"]):
+        again = subprocess.run([sys.executable, *flags, "-m", "rtvc", "--version"], capture_output=True, text=True,
+                               timeout=30, cwd=ROOT, env={**os.environ, **env})  # fmt: skip
+        assert again.returncode == 0 and again.stdout.startswith("rtvc "), (flags, again.stdout, again.stderr)
 
 
 def rtvc_env_python(code: str, env: dict) -> str:
