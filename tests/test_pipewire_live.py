@@ -394,27 +394,26 @@ def test_rtvc_makes_its_virtual_microphone_and_a_program_records_the_voice_from_
 
 
 def links_into_the_voice_mic(pw: PipeWire) -> list[str]:
-    """The ports playing into rtvc's virtual microphone (pw-link -l: a port, then its links indented)."""
-    got = subprocess.run(["pw-link", "-l"], env=pw.env, capture_output=True, text=True, check=True).stdout
-    into, port = [], ""
-    for line in got.splitlines():
-        if not line.startswith(" "):
-            port = line.strip()
-        elif port == "rtvc-voice:input_MONO" and line.strip().startswith("|<-"):
-            into.append(line.split("|<-", 1)[1].strip())
-    return into
+    """The ports playing into rtvc's virtual microphone."""
+    return _voice_mic_links(pw, "|<-")
 
 
 def links_out_of_the_voice_mic(pw: PipeWire) -> list[str]:
-    """The ports recording from rtvc's virtual microphone (pw-link -l)."""
+    """The ports recording from rtvc's virtual microphone."""
+    return _voice_mic_links(pw, "|->")
+
+
+def _voice_mic_links(pw: PipeWire, arrow: str) -> list[str]:
+    """The ports linked to rtvc's virtual microphone's, the way `arrow` points (pw-link -l: a port, then its links
+    indented)."""
     got = subprocess.run(["pw-link", "-l"], env=pw.env, capture_output=True, text=True, check=True).stdout
-    out, port = [], ""
+    found, port = [], ""
     for line in got.splitlines():
         if not line.startswith(" "):
             port = line.strip()
-        elif port.startswith("rtvc-voice:") and line.strip().startswith("|->"):
-            out.append(line.split("|->", 1)[1].strip())
-    return out
+        elif port.startswith("rtvc-voice:") and line.strip().startswith(arrow):
+            found.append(line.split(arrow, 1)[1].strip())
+    return found
 
 
 def test_a_second_rtvc_refuses_to_play_into_the_virtual_microphone_another_plays_into(pipewire, tmp_path):

@@ -373,16 +373,7 @@ def test_the_virtual_microphones_lock_is_held_over_the_restarts_exec(tmp_path):
     took it; the restarted serve then refused to start ("another rtvc ... plays into the virtual microphone") and
     ended, the second one playing instead. The lock's descriptor now stays open over the exec and the new serve
     takes it over."""
-    import os
-
-    env = {
-        **os.environ,
-        "XDG_RUNTIME_DIR": str(tmp_path),
-        "PIPEWIRE_RUNTIME_DIR": str(tmp_path),
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop(restart.RESUME_ENV, None)
-    done = subprocess.run([sys.executable, "-c", _SERVE], env=env, capture_output=True, text=True, timeout=60)
+    done = _serve_claiming(_SERVE, tmp_path)
     assert done.stdout.splitlines() == ["other: 1 True", "adopted: 1 False True"], done.stdout + done.stderr
 
 
@@ -390,17 +381,17 @@ def test_a_serve_started_anew_without_the_virtual_microphone_lets_its_lock_go(tm
     """A second review: with audio.virtual_mic turned off in config.toml before a restart, the new serve kept the lock
     it was handed over the exec for its whole run, and another rtvc was refused ("another rtvc ... is starting to
     play into the virtual microphone"), untrue."""
-    import os
-
     serve = _SERVE.replace('voice_mic.claim()\nprint("adopted:"', 'print("adopted:"').replace(
         "other = subprocess.run", "voice_mic.drop_inherited_claim()\nother = subprocess.run"
     )
-    env = {
-        **os.environ,
-        "XDG_RUNTIME_DIR": str(tmp_path),
-        "PIPEWIRE_RUNTIME_DIR": str(tmp_path),
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop(restart.RESUME_ENV, None)
-    done = subprocess.run([sys.executable, "-c", serve], env=env, capture_output=True, text=True, timeout=60)
+    done = _serve_claiming(serve, tmp_path)
     assert done.stdout.splitlines()[0] == "other: 0 False", done.stdout + done.stderr  # (the other took it)
+
+
+def _serve_claiming(code: str, runtime: Path) -> subprocess.CompletedProcess:
+    """`code` (_SERVE or a variant) run with its lock file in `runtime`, as a plain start (no state to resume)."""
+    import os
+
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "PIPEWIRE_RUNTIME_DIR": str(runtime), "PYTHONPATH": str(ROOT)}
+    env.pop(restart.RESUME_ENV, None)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
