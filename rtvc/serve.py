@@ -496,6 +496,17 @@ def _output_gone(e: OSError) -> None:
         pass
 
 
+def _say(text: str) -> None:
+    """Printed to serve's log; where it can no longer be written (its reader gone, its disk full), serve runs on,
+    logging nowhere (_output_gone)."""
+    try:
+        print(text, flush=True)
+    except OSError as e:
+        if e.errno not in _OUTPUT_GONE:
+            raise
+        _output_gone(e)
+
+
 class _LogHandler(logging.StreamHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         e = sys.exc_info()[1]
@@ -576,12 +587,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    try:
-        print(f"rtvc {__import__('rtvc').__version__}\n{format_config(cfg)}", flush=True)
-    except OSError as e:  # (its log's disk full, its reader gone: serve runs on, logging nowhere, as later)
-        if e.errno not in _OUTPUT_GONE:
-            raise
-        _output_gone(e)
+    _say(f"rtvc {__import__('rtvc').__version__}\n{format_config(cfg)}")
     if restart.config_error:  # (rtvc.cli: config.toml has an error at this restart: the last good one runs)
         log.info("%s", restart.config_error)
     resumed = restart.take()  # (a serve that started anew: rtvc.restart)
@@ -815,12 +821,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
     if again is not None:
         restart.block_stops()
         restart.exec_again(again, caught)  # (returns when that failed, or a stop signal came: then as any stop)
-    try:
-        print(report(engine.status()), flush=True)
-    except OSError as e:  # (its reader gone: the stop goes on; an exception here skipped PortAudio's exit guard)
-        if e.errno not in _OUTPUT_GONE:
-            raise
-        _output_gone(e)
+    _say(report(engine.status()))  # (an exception here skipped PortAudio's exit guard)
     code = 0 if stopped else EXIT_DEVICE_HUNG
     if controller.loading is not None:
         # a model load cannot be interrupted, and Python would wait for its thread (seconds; a hung network
