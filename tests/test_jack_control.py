@@ -6,9 +6,13 @@ driver changes the pitch every 50 ms and times the round trip. Issue 7: the real
 process, takes meters at 15 Hz for a minute. In both, the daemon must count no xrun at all.
 
 This shared 2-vCPU VM sometimes stops scheduling every JACK client for milliseconds; jackd then blames
-whichever client it was waiting for. A window in which it also blamed the C reference client is the
-machine's, not rtvc's: it is measured again, up to four times. xruns while the reference client was on time,
-in three windows, fail the test.
+whichever client it was waiting for. A window in which it also blamed the C reference client, with no more
+xruns than such stalls explain (STALL_XRUNS per blamed cycle), is the machine's, not rtvc's: it is measured
+again, up to four times. Any other window with xruns is followed by a quiet one (as long, nobody attached):
+half as many xruns there or more are the machine's of the moment (CI once saw rtvc's worker late in all three
+TUI windows, jackd blaming nobody, while test_jack_live's tone, no client attached, missed deadlines in all
+its attempts). xruns that neither explains, in three windows, fail the test. (A meter push made to hold
+Python's lock for 20 ms fails it: 1,200 xruns a minute, jackd blaming the reference client too.)
 
 Why three and not one: jackd finds a client that was woken but had not finished "Running". A vCPU the
 hypervisor takes away while rtvc's client thread runs (this VM reports 10-800 ms of steal a minute) looks
@@ -17,11 +21,12 @@ is the likelier one to be caught. Measured on this VM (blame states and steal in
 rtvc's client was blamed alone, "Running", in 1 of 10 windows on a --no-realtime server and in 2 of 4 on a
 --realtime one, while `bench/tui_xruns.py` (the same daemon, 60 s without and with the TUI, in turns) saw it
 in none of 8, with the TUI or without. A control plane that costs xruns (Python callbacks waiting for the GIL
-did) costs them in every window, and fails.
+did) costs them in every window with it, and fails.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,7 +38,8 @@ from jack_harness import SERVER_LATE, JackServer, steal_ms
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 ATTEMPTS = 4
-ALONE_FAILS = 3  # windows with xruns while the reference client was on time that fail the test
+ALONE_FAILS = 3  # windows with xruns neither a stall nor the quiet window after explains: the test fails
+STALL_XRUNS = 4  # rtvc's xrun counts a machine's stall explains, per cycle jackd blamed on a client
 
 
 @pytest.fixture(scope="module")
@@ -52,44 +58,70 @@ def served(tmp_path_factory) -> Iterator[tuple[JackServer, JackDaemon]]:
         server.stop()
 
 
+def idle(seconds: float) -> dict[str, Any]:
+    time.sleep(seconds)
+    return {}
+
+
+def measured(served: tuple[JackServer, JackDaemon], window: Callable[[], dict]) -> dict[str, Any]:
+    """window()'s figures, and the daemon's counters, jackd's blame and the steal over it."""
+    server, daemon = served
+    assert daemon.proc.poll() is None, daemon.log()[-3000:]
+    blamed0 = len(server.blame_states())
+    steal0 = steal_ms()
+    before = daemon.counters()
+    t0 = time.monotonic()
+    figures = window()
+    elapsed = time.monotonic() - t0
+    after = daemon.counters()
+    states = server.blame_states()[blamed0:]
+    got = {k: after[k] - before[k] for k in after}
+    engine = daemon.engine()
+    assert engine["state"] == "running", daemon.log()[-3000:]
+    due = elapsed * engine["latency"]["samplerate"] / engine["latency"]["block"]
+    return {
+        "figures": figures,
+        "elapsed": elapsed,
+        "got": got,
+        "due": due,
+        "blamed": [client for client, _ in states],
+        "xruns": max(got["total"], 1 if got["output_late_frames"] else 0),
+        "stalls": sum(1 for client, _ in states if client in (REFERENCE, SERVER_LATE)),
+        "seen": f"{got}, {due:.0f} blocks due, jackd blamed {states}, {steal_ms() - steal0:.0f} ms stolen",
+    }
+
+
 def without_xrun(served: tuple[JackServer, JackDaemon], what: str, window: Callable[[], dict]) -> dict[str, Any]:
     """window()'s figures from the first window in which the daemon counted no xrun (see the module's doc)."""
-    server, daemon = served
     noisy: list[str] = []
     alone: list[str] = []
     for _ in range(ATTEMPTS):
-        assert daemon.proc.poll() is None, daemon.log()[-3000:]
-        blamed0 = len(server.blame_states())
-        steal0 = steal_ms()
-        before = daemon.counters()
-        t0 = time.monotonic()
-        figures = window()
-        elapsed = time.monotonic() - t0
-        after = daemon.counters()
-        states = server.blame_states()[blamed0:]
-        blamed = [client for client, _ in states]
-        stolen = steal_ms() - steal0
-        got = {k: after[k] - before[k] for k in after}
-        engine = daemon.engine()
-        assert engine["state"] == "running", daemon.log()[-3000:]
-        due = elapsed * engine["latency"]["samplerate"] / engine["latency"]["block"]
-        seen = f"{got}, {due:.0f} blocks due, jackd blamed {states}, {stolen:.0f} ms stolen"
-        if got["total"] == 0 and got["output_late_frames"] == 0:
-            if got["blocks"] >= 0.98 * due:  # and the engine kept up all along
-                return {**figures, "seconds": round(elapsed, 1), "blocks": got["blocks"]}
-            noisy.append(seen)  # JACK itself ran late (the dummy driver's clock thread starved): no xrun to see
+        w = measured(served, window)
+        if not w["xruns"]:
+            if w["got"]["blocks"] >= 0.98 * w["due"]:  # and the engine kept up all along
+                return {**w["figures"], "seconds": round(w["elapsed"], 1), "blocks": w["got"]["blocks"]}
+            noisy.append(w["seen"])  # JACK itself ran late (the dummy driver's clock thread starved): no xrun to see
             continue
-        if REFERENCE in blamed or SERVER_LATE in blamed:  # the machine stalled a C client or jackd itself
-            noisy.append(seen)
+        # the machine stalled a C client or jackd itself: a stall's cycle costs rtvc its PortAudio flag, the ring's
+        # underrun and a late block or two; more than that is not the stall's (a review: a meter push holding Python's
+        # lock for 20 ms cost 1,200 xruns a minute, jackd blaming the reference client too in every window)
+        if w["stalls"] and w["xruns"] <= STALL_XRUNS * len(w["blamed"]):
+            noisy.append(w["seen"])
             continue
-        alone.append(seen)
+        quiet = measured(served, functools.partial(idle, w["elapsed"]))  # nobody attached, as long
+        if 2 * quiet["xruns"] >= w["xruns"]:  # the machine's now, load or not
+            noisy.append(f"{w['seen']}; and without the load just after: {quiet['seen']}")
+            continue
+        alone.append(f"{w['seen']}; without the load just after: {quiet['seen']}")
         if len(alone) == ALONE_FAILS:
             pytest.fail(
-                f"{what}: rtvc had xruns while the C reference client was on time, {ALONE_FAILS} times: {alone}"
+                f"{what}: rtvc had xruns that neither a stall of the machine (the C reference client or jackd "
+                f"late) nor a quiet window just after explain, {ALONE_FAILS} times: {alone}"
             )
     pytest.skip(
-        f"{what}: no window without xruns; the machine's (the C reference client or jackd late too) in "
-        f"{len(noisy)} of {ATTEMPTS}: {noisy}; rtvc's alone in {len(alone)}: {alone}"
+        f"{what}: no window without xruns; the machine's (a stall: the C reference client or jackd late too; or "
+        f"as many xruns without the load just after) in {len(noisy)} of {ATTEMPTS}: {noisy}; rtvc's alone in "
+        f"{len(alone)}: {alone}"
     )
 
 
