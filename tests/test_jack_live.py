@@ -79,7 +79,8 @@ def measure_clean(engine, what: str, measure):
     This shared 2-vCPU VM sometimes stops scheduling every JACK client for milliseconds (C clients
     included: see the soak test). A JACK cycle a client misses can shift the harness's timeline
     against rtvc's by whole periods, so a measurement during which any xrun was counted says nothing
-    about rtvc: it is taken again. If every attempt was disturbed, the test is skipped, saying so.
+    about rtvc: it is taken again. If every attempt was disturbed, the test is skipped, saying so (xruns
+    themselves are test_sixty_seconds_without_an_xrun's and test_jack_control's to fail on).
     """
     seen: list[int | str] = []
     for _ in range(ATTEMPTS):
@@ -310,6 +311,9 @@ def soak_once(server, seconds: float, tmp_path) -> tuple[dict, str, list[str], i
     return json.loads(report.read_text()), out, server.late_clients()[blamed_before:], proc.returncode
 
 
+STALL_XRUNS = 4  # rtvc's xrun counts a stall of the machine explains, per cycle jackd blamed on a client
+
+
 def machine_stalled(blamed: list[str]) -> bool:
     """jackd blamed the C reference client or its own clock thread: the machine, not rtvc, was late."""
     return "jack_simple_client" in blamed or SERVER_LATE in blamed
@@ -330,7 +334,8 @@ def test_sixty_seconds_without_an_xrun(jack_bare, tmp_path):
     whichever client it was waiting for, C clients included), and JACK raises every client's PortAudio
     flags for any client's xrun. A run in which jackd also blamed the C reference client, or its own
     clock thread (a server xrun, no client named: CI once failed on one), is the machine's, not rtvc's:
-    it is run again, up to three times. rtvc blamed alone twice fails the test
+    it is run again, up to three times, unless rtvc counted more xruns than those blamed cycles explain
+    (STALL_XRUNS each). rtvc's xruns twice fail the test
     (once happened in CI on a VM where the C client alone missed hundreds of deadlines a minute).
     At 128 frames the VM misses deadlines even with one C client alone (4 in 30 s measured):
     bench/latency.py reports those periods instead.
@@ -351,10 +356,11 @@ def test_sixty_seconds_without_an_xrun(jack_bare, tmp_path):
         if x["total"] == 0 and x["output_late_frames"] == 0:
             assert st["blocks"] >= 60 * 100 * 0.99  # every block of the minute was processed
             return
-        if not machine_stalled(blamed):
+        # (a stall's cycle costs a flag, an underrun, a late block: hundreds of xruns are rtvc's, blamed with it or not)
+        if not machine_stalled(blamed) or x["total"] > STALL_XRUNS * len(blamed):
             alone.append(f"{x['total']} xruns, jackd blamed {blamed[:20]}")
             if len(alone) == 2:
-                pytest.fail(f"rtvc had xruns while the C reference client had none, twice: {alone}")
+                pytest.fail(f"rtvc had xruns that no stall of the machine explains, twice: {alone}")
             continue
         noisy.append(len(blamed))
     pytest.skip(
