@@ -59,7 +59,7 @@ def profile_name(name_or_path: str, profiles_dir: Path) -> str:
     path = profile_path(name_or_path, profiles_dir)
     try:
         inside = path.parent.resolve() == profiles_dir.resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # (RuntimeError: a link that leads to itself, in Python 3.11)
         inside = False
     return path.stem if inside else str(path)
 
@@ -189,7 +189,12 @@ def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     if not path.exists():  # a folder or an unreadable file: read_toml says which
         there = [p.stem for p in profile_files(profiles_dir)]
         listed = f"profiles in {profiles_dir}: {', '.join(there) or 'none'}"
-        if not profiles_dir.is_dir():  # (rtvc started in another folder than its own: a desktop shortcut's)
+        if not profiles_dir.is_dir() and profiles_dir.is_symlink():  # (a link to itself crashed serve at its start)
+            listed = (
+                f"{profiles_dir} is a link to {os.readlink(profiles_dir)}, which leads to no folder: point it at "
+                "the folder of your profiles, or remove it"
+            )
+        elif not profiles_dir.is_dir():  # (rtvc started in another folder than its own: a desktop shortcut's)
             listed = (
                 f"there is no folder {profiles_dir}: run rtvc in its own folder (where config.toml and profiles/ are), "
                 "or pass --config with the path of its config.toml"

@@ -80,6 +80,25 @@ def test_bad_config_key_and_value_from_the_command_line(tmp_path):
     )
 
 
+def test_a_profiles_folder_that_is_a_link_to_nowhere_is_said_and_serve_starts_without_a_voice(tmp_path):
+    """A `profiles` link that leads to itself: `rtvc serve` ended at its start in a traceback (Python 3.11's
+    resolve() raises RuntimeError for the loop), and "there is no folder profiles" was all `rtvc run` said."""
+    from rtvc.config import load_config
+    from rtvc.run import no_voice_engine
+
+    (tmp_path / "config.toml").write_text((ROOT / "config.toml").read_text())
+    (tmp_path / "profiles").symlink_to("profiles")
+    r = rtvc("run", "--virtual", "--duration", "1", cwd=tmp_path)
+    line = one_error_line(r.stderr)
+    assert r.returncode == 2 and "profile 'default' not found" in line, line
+    assert "(profiles is a link to profiles, which leads to no folder: point it at the folder of your profiles" in line
+    engine = no_voice_engine(load_config(tmp_path / "config.toml", {}))  # (what serve plays until a voice is picked)
+    try:
+        assert engine.status().voice == f"no voice: '{tmp_path / 'profiles' / 'default.toml'}' did not load"
+    finally:
+        engine.close()
+
+
 def test_unknown_profile_names_the_file_and_the_choices(tmp_path):
     r = rtvc("run", "--profile", "robot", "--virtual")
     assert r.returncode == 2
