@@ -332,11 +332,13 @@ def _beside(profile: str, base: Path) -> str:
 def format_config(cfg: Config) -> str:
     """The resolved settings, one per line, with where each value came from."""
     lines = [f"settings ({cfg.path or 'no config file'}):"]
+    rows = []
     for name in SECTIONS:
         section = getattr(cfg, name)
         for f in dataclasses.fields(section):
             key = f"{name}.{f.name}"
             value = getattr(section, f.name)
-            shown = ("'***'" if value else "''") if f.name == "password" else repr(value)
-            lines.append(f"  {key:<24} = {shown:<12} [{cfg.sources.get(key, 'default')}]")
+            rows.append((key, ("'***'" if value else "''") if f.name == "password" else repr(value)))
+    width = max(len(key) for key, _ in rows)  # (control.max_requests_per_s pushed its value out of the column)
+    lines += [f"  {key:<{width}} = {shown:<12} [{cfg.sources.get(key, 'default')}]" for key, shown in rows]
     return "\n".join(lines)

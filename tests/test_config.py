@@ -32,9 +32,11 @@ def test_values_are_typed_and_flags_override_the_file(tmp_path):
     assert cfg.audio.samplerate == 48000 and cfg.audio.input_device == 3
     assert cfg.stream.block_ms == 10.0 and isinstance(cfg.stream.block_ms, float)
     text = format_config(cfg)
-    assert "audio.samplerate         = 48000        [--samplerate]" in text
-    assert f"audio.input_device       = 3            [{p}]" in text
-    assert "stream.prefill_ms        = 8.0          [default]" in text
+    assert "audio.samplerate           = 48000        [--samplerate]" in text
+    assert f"audio.input_device         = 3            [{p}]" in text
+    assert "stream.prefill_ms          = 8.0          [default]" in text
+    # one column for every value: the longest key's width (control.max_requests_per_s's pushed its value out)
+    assert len({line.index(" = ") for line in text.splitlines()[1:]}) == 1, text
 
 
 @pytest.mark.parametrize(
