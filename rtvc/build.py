@@ -19,6 +19,7 @@ from rtvc.backends.manifest import EngineEntry, export_identity
 from rtvc.backends.tensorrt import BuildProgress
 from rtvc.config import Config
 from rtvc.errors import RtvcError
+from rtvc.logtext import redraws
 
 DEFAULT_WORKSPACE_MB = 2048  # TensorRT's scratch memory while timing tactics; RVC steps need far less
 MIN_WORKSPACE_MB = 64
@@ -180,7 +181,7 @@ def build_profile(cfg: Config, opts: BuildOptions, out: TextIO = sys.stdout) -> 
     models, paths = rvc_models(profile.model, profile.path.parent)
     print(f"building {precision} engines for '{profile.name}' ({voice.label}), stream {shape.key()}, "
           f"on {target.gpu} (sm {target.compute_capability}), TensorRT {target.tensorrt}", file=out)  # fmt: skip
-    tty = out.isatty()
+    tty = redraws(out)
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=folder, prefix=".onnx-") as tmp:
         t0 = time.perf_counter()

@@ -564,7 +564,16 @@ def _interactive(args: argparse.Namespace) -> bool:
     """`rtvc run` shows the TUI (daemon + client) on a terminal; scripted runs keep the in-process engine."""
     if args.headless or args.duration is not None or args.record or args.report_json:
         return False
-    return sys.stdin.isatty() and sys.stdout.isatty()
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return False
+    if os.environ.get("TERM", "") == "dumb":  # (the full-screen UI drew escapes as text there, keys unread)
+        print(
+            "rtvc: this terminal (TERM=dumb: an editor's shell, an IDE's console) cannot show the UI: status lines "
+            "instead; for the UI run rtvc in a terminal program (or `rtvc serve` here and `rtvc tui` in one)",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _serve_argv(args: argparse.Namespace) -> list[str]:

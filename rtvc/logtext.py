@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import logging
 import numbers
+import os
 import re
+from typing import IO
 
 _UNSEEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def redraws(stream: IO[str]) -> bool:
+    """Whether a line can be drawn over in place on `stream` (\\r, \\e[K): a terminal, and not TERM=dumb (Emacs'
+    shell, an IDE's console: the escapes showed as text, one status line after another on a single line)."""
+    try:
+        return stream.isatty() and os.environ.get("TERM", "") != "dumb"
+    except (AttributeError, ValueError):  # (no isatty, or a closed stream)
+        return False
 
 
 def _escaped(text: str) -> str:

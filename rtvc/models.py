@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rtvc.errors import ConfigError, ModelError, RtvcError
+from rtvc.logtext import redraws
 
 REGISTRY = "registry.json"
 KINDS = ("voice", "index", "content", "rmvpe")
@@ -244,7 +245,7 @@ def download(url: str, into: Path, say: Callable[[str], None]) -> Path:
                 while chunk := r.read(1 << 20):
                     f.write(chunk)
                     size += len(chunk)
-                    if total and sys.stderr.isatty() and (pct := 100 * size // total) != shown:
+                    if total and redraws(sys.stderr) and (pct := 100 * size // total) != shown:
                         shown = pct
                         print(f"\rdownloading {name}: {pct}% of {_mb(total)}", end="", file=sys.stderr, flush=True)
             if shown >= 0:

@@ -27,7 +27,7 @@ from rtvc.engine import Engine
 from rtvc.errors import ConfigError, RtvcError, words
 from rtvc.gate import GateSettings
 from rtvc.latency import plan_prefill
-from rtvc.logtext import LogFormatter
+from rtvc.logtext import LogFormatter, redraws
 from rtvc.profiles import load_profile, make_voice, profile_name, profiles_dir
 from rtvc.resample import resample_block
 from rtvc.status import EngineStatus
@@ -326,7 +326,7 @@ def run_live(cfg: Config, opts: RunOptions) -> int:
     engine.start()
     device.start()
     t0 = time.monotonic()
-    tty = out.isatty()
+    tty = redraws(out)
     last_print = 0.0
     # (from the stop on, a second stop signal is said, not raised: closing_in_order)
     with contextlib.ExitStack() as closing:
@@ -441,7 +441,7 @@ class ConvertProgress:
 
     def __init__(self, total_s: float, stream=None, clock=time.monotonic):
         self.total_s, self.stream, self.clock = total_s, stream or sys.stderr, clock
-        self.tty = self.stream.isatty()
+        self.tty = redraws(self.stream)
         self.t0 = clock()
         self.said_at: float | None = None
         self.drawn = False

@@ -580,6 +580,51 @@ def test_tui_without_a_terminal_says_so(tmp_path, capsys):
     assert "rtvc tui needs a terminal, and its standard input is not one" in err and "rtvc run --headless" in err
 
 
+def in_a_terminal(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 60) -> tuple[int, str]:
+    """`rtvc ARGS` with a pseudo-terminal as its standard input and output: its exit code and all it wrote."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "rtvc", *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
+                            env={**os.environ, **env})  # fmt: skip
+    os.close(slave)
+    out, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # (EIO: the terminal's other end closed)
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        return proc.wait(10), out.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_a_dumb_terminal_gets_status_lines_not_the_full_screen_ui(tmp_path):
+    """TERM=dumb (Emacs' shell, an IDE's console): `rtvc run` drew the full-screen UI's escapes as text, and its
+    status line's \\r and \\e[K; `rtvc tui` too. Now `rtvc run` says so and prints status lines, `rtvc tui` refuses."""
+    code, out = in_a_terminal(["run", "--virtual"], {"TERM": "dumb", "XDG_CONFIG_HOME": str(tmp_path)}, ROOT)
+    assert code == 0, out
+    assert "this terminal (TERM=dumb: an editor's shell, an IDE's console) cannot show the UI: status lines" in out
+    assert "\x1b" not in out, out  # no escape at all: no UI, no line drawn over
+    assert "\nrunning  latency " in out.replace("\r\n", "\n"), out
+    config = tmp_path / "config.toml"
+    config.write_text("[control]\nport = 47999\n")
+    code, out = in_a_terminal(["tui", "--config", str(config), "--token", "t"], {"TERM": "dumb"}, tmp_path)
+    assert code == 2 and "rtvc tui needs a terminal that can draw a screen, and this one says TERM=dumb" in out, out
+    assert "\x1b" not in out, out
+
+
 def test_a_daemon_killed_by_a_signal_exits_as_a_shell_says():
     from rtvc.tui.launch import exit_status
 

@@ -60,6 +60,13 @@ def attach(host: str, port: int, token: str | None) -> int:
             f"rtvc tui needs a terminal, and its {which} is not one",
             "run it in a terminal; scripts use the websocket API (docs/API.md) or `rtvc run --headless`",
         )
+    if os.environ.get("TERM", "") == "dumb":  # (the full-screen UI drew escapes as text there, keys unread)
+        raise ConfigError(
+            "rtvc tui needs a terminal that can draw a screen, and this one says TERM=dumb (an editor's shell, an "
+            "IDE's console)",
+            "run it in a terminal program (or set TERM to what yours is, e.g. TERM=xterm-256color); `rtvc ctl` "
+            "works here",
+        )
     if token is None:
         if not token_path().is_file():
             raise ConfigError(
