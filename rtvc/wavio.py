@@ -248,14 +248,20 @@ def save(path: Path, x: np.ndarray, samplerate: int) -> None:
     check_output(path, samplerate=samplerate)
     fmt, subtype = _format(path)
     target = Path(os.path.realpath(path))
-    replace_whole(target, lambda tmp: sf.write(str(tmp), x, samplerate, subtype=subtype, format=fmt), str(path))
+    need = 0 if fmt in ("FLAC", "OGG", "MP3") else x.size * {"FLOAT": 4, "PCM_24": 3}.get(subtype, 0)  # (compressed: ?)
+    replace_whole(target, lambda tmp: sf.write(str(tmp), x, samplerate, subtype=subtype, format=fmt), str(path), need)
 
 
-def replace_whole(target: Path, write, shown: str) -> None:
+FULL_UNDER = 1 << 20  # free bytes under which a failed write of unknown size was the disk's being full
+
+
+def replace_whole(target: Path, write, shown: str, need: int = 0) -> None:
     """`write(tmp)` a file beside `target`, then put it in its place (the mode, owner and group of the file there
     kept); RtvcError where it fails, with nothing left of it and the file there untouched. A target that is no
     regular file (a FIFO a reader waits on, /dev/null) is written into, as before; one that cannot be replaced
-    (a file bind-mounted into a container: EBUSY, EXDEV) gets the finished file copied over it."""
+    (a file bind-mounted into a container: EBUSY, EXDEV) gets the finished file copied over it. `need`: the bytes
+    it writes, where known: a failed write with less free than that says the disk is full (libsndfile's own words
+    for it are "System error.")."""
     try:
         there = os.stat(target)
     except OSError:
@@ -285,10 +291,15 @@ def replace_whole(target: Path, write, shown: str) -> None:
                 raise
             shutil.copyfile(tmp, target)  # (a mount point cannot be renamed over: written in place, finished)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        tmp.unlink(missing_ok=True)
         kept = "; the file there before is unchanged" if there is not None else ""
-        raise RtvcError(
-            f"cannot write {shown}: {_why(e)}{kept}", "check the folder's free space and permissions"
-        ) from None
+        why = _why(e)
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(target.parent).free
+            if isinstance(e, sf.LibsndfileError) and free < max(need, FULL_UNDER):
+                takes = f", the file takes {need / 1e6:.1f} MB" if need else ""
+                why = f"the disk is full ({free / 1e6:.1f} MB free in {target.parent}{takes})"
+        raise RtvcError(f"cannot write {shown}: {why}{kept}", "check the folder's free space and permissions") from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -190,6 +190,37 @@ def test_files_without_permission_are_named_as_such(tmp_path, monkeypatch):
         check_output(dst, samplerate=48000)
 
 
+def test_a_full_disk_is_named_as_such(tmp_path):
+    """A file written to a full disk said "System error." (libsndfile's words for it). A real full disk: a 64 KiB
+    tmpfs."""
+    import subprocess
+
+    import pytest
+
+    from rtvc.errors import RtvcError
+    from rtvc.wavio import save
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a small tmpfs cannot be mounted here (not root, or no mount in this container): {mounted}")
+    try:
+        (disk / "before.wav").write_bytes(b"kept")
+        x = (0.3 * np.random.default_rng(1).standard_normal(48000 * 7)).astype(np.float32)  # (FLAC: no silence)
+        for name, takes in (("out.wav", ", the file takes 1.3 MB)"), ("before.wav", ", the file takes 1.3 MB)"),
+                            ("out.flac", ")")):  # fmt: skip
+            with pytest.raises(RtvcError) as e:
+                save(disk / name, x, 48000)
+            said = str(e.value)
+            assert f"cannot write {disk / name}: the disk is full (" in said and f"MB free in {disk}{takes}" in said
+            assert ("the file there before is unchanged" in said) == (name == "before.wav"), said
+        assert sorted(p.name for p in disk.iterdir()) == ["before.wav"]  # nothing half-written left
+        assert (disk / "before.wav").read_bytes() == b"kept"
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
 def test_an_output_that_is_no_regular_file_is_written_into_not_replaced(tmp_path):
     """--report-json into a FIFO (a reader waiting on it): the atomic write replaced the FIFO with a file, and
     the reader waited for ever. A target that is no regular file is written into, as before."""
