@@ -174,8 +174,23 @@ def test_a_damaged_token_file_or_a_folder_in_its_place_is_named_not_a_traceback(
     locked = tmp_path / "x2" / "rtvc"
     locked.mkdir(parents=True)
     refused = PermissionError(13, "Permission denied", str(locked / "token"))
-    with mock.patch("os.open", side_effect=refused), pytest.raises(ConfigError, match=r"Permission denied.*chown"):
+    with (
+        mock.patch("os.open", side_effect=refused),
+        mock.patch("os.getuid", return_value=os.getuid() + 1),  # (another user's folder: a `sudo rtvc`'s)
+        pytest.raises(ConfigError, match=rf"Permission denied.*make {locked} yours \(`sudo chown -R \$USER {locked}`"),
+    ):
         load_or_create_token(locked / "token")
+    # (it said "sudo chown" for a folder of the user's own made read-only, and for a home folder that is not there)
+    with mock.patch("os.open", side_effect=refused), pytest.raises(ConfigError) as e:
+        load_or_create_token(locked / "token")
+    assert f"({locked} is yours but not writable: `chmod u+rwx {locked}`, or set XDG_CONFIG_HOME" in str(e.value)
+    with (
+        mock.patch.dict(os.environ, {"HOME": str(tmp_path / "gone"), "XDG_CONFIG_HOME": ""}),
+        mock.patch("os.open", side_effect=refused),
+        pytest.raises(ConfigError) as e,
+    ):
+        load_or_create_token(locked / "token")
+    assert f"(the home folder {tmp_path / 'gone'} is not there: set HOME to the user's home" in str(e.value)
 
 
 def test_a_disk_that_fills_as_the_token_is_made_leaves_no_empty_token_file(tmp_path):

@@ -52,10 +52,26 @@ def load_or_create_token(path: Path | None = None, renew: bool = False) -> str:
                 "free some space on that disk (or make it writable), or set XDG_CONFIG_HOME to a folder on another",
             ) from None
         raise ConfigError(
-            f"cannot keep the control token at {path}: {e.strerror} ({where})",
-            f"make {path.parent} yours (`sudo chown -R $USER {path.parent}`: a `sudo rtvc` may have made it), "
-            "or set XDG_CONFIG_HOME to another folder",
+            f"cannot keep the control token at {path}: {e.strerror} ({where})", _access_fix(path)
         ) from None
+
+
+def _access_fix(path: Path) -> str:
+    """What to do where the token's folder cannot be made or written: a home folder that is not there (a service
+    user's, HOME set wrong), a folder of another user's (a `sudo rtvc` made it root's) or one of the user's own made
+    read-only. (It said "sudo chown" for all three.)"""
+    other = "or set XDG_CONFIG_HOME to another folder"
+    home = Path.home()
+    if not os.environ.get("XDG_CONFIG_HOME") and not home.is_dir():
+        return f"the home folder {home} is not there: set HOME to the user's home, or XDG_CONFIG_HOME to a folder"
+    there = next((p for p in (path, path.parent, *path.parent.parents) if p.exists()), path.parent)
+    try:
+        theirs = there.stat().st_uid != os.getuid()
+    except OSError:
+        theirs = True
+    if theirs:
+        return f"make {there} yours (`sudo chown -R $USER {there}`: a `sudo rtvc` may have made it), {other}"
+    return f"{there} is yours but not writable: `chmod u+rwx {there}`, {other}"
 
 
 def _load_or_create(path: Path, renew: bool) -> str:
