@@ -15,6 +15,7 @@ from rtvc import __version__
 from rtvc.errors import ConfigError, DeviceError, RtvcError
 
 EXIT_USER_ERROR = 2
+NEARLY_FULL = 64 << 20  # free bytes under which a disk is named as the full one
 
 # flag -> (dotted config key, type)
 FLAGS: dict[str, tuple[str, Any]] = {
@@ -348,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         # stop of a run that had gone well); standard output may be on it: what Python flushes at its exit too
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        where = f" ({e.filename})" if e.filename else " (writing its output or log)"
+        where = f" ({e.filename})" if e.filename else _full_where()
         with contextlib.suppress(OSError):
             print(f"rtvc: error: {e.strerror}{where}: free space on that disk, or write elsewhere", file=sys.stderr)
         if "sounddevice" in sys.modules:
@@ -558,6 +559,22 @@ def _doctor(args: argparse.Namespace) -> int:
     folder = engines_dir(cfg) if cfg is not None else Path.cwd() / "engines"
     code = doctor(folder, audio=cfg.audio if cfg is not None else None, cfg=cfg)
     return code if cfg is not None and stream_ok else EXIT_USER_ERROR
+
+
+def _full_where() -> str:
+    """Where a write that named no file most likely ran out of space: the folders rtvc writes into unnamed (its
+    temporary folder, for an import's unpacked .zip, and the working folder) that are nearly full. (It said
+    "writing its output or log" of a full TMPDIR: a review.)"""
+    import shutil
+    import tempfile
+
+    said = []
+    folders = {os.getcwd(): "this folder", tempfile.gettempdir(): "the temporary folder (TMPDIR)"}  # (the same: once)
+    for folder, what in reversed(folders.items()):
+        with contextlib.suppress(OSError):
+            if (free := shutil.disk_usage(folder).free) < NEARLY_FULL:
+                said.append(f"{what} {folder} has {free / 1e6:.1f} MB free")
+    return f" ({' and '.join(said)})" if said else " (writing its output or log)"
 
 
 def _interactive(args: argparse.Namespace) -> bool:

@@ -199,6 +199,34 @@ def test_an_existing_profile_is_kept_unless_force(home, downloads, capsys):
     assert sorted(kinds) == ["content", "voice"]
 
 
+def test_a_full_temporary_folder_is_named(home, downloads, tmp_path):
+    """A .zip unpacked into a full TMPDIR said "No space left on device (writing its output or log)" (a review): it
+    names the temporary folder and its free space, and nothing is imported. A real full disk: a 64 KiB tmpfs."""
+    import subprocess
+    import sys
+
+    disk = tmp_path / "tmp"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a small tmpfs cannot be mounted here (not root, or no mount in this container): {mounted}")
+    before = state(home)
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "rtvc", "import", "--config", str(home / "config.toml"), str(downloads /
+             "hubert_base.pt"), str(downloads / "alice.zip")],
+            capture_output=True, text=True, timeout=120, cwd=home,
+            env={**os.environ, "TMPDIR": str(disk), "XDG_CONFIG_HOME": str(tmp_path / "xdg")},
+        )  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        assert f"rtvc: error: No space left on device (the temporary folder (TMPDIR) {disk} has 0." in r.stderr
+        assert "MB free): free space on that disk, or write elsewhere" in r.stderr and "Traceback" not in r.stderr
+        assert list(disk.iterdir()) == []  # (its unpacked part taken away)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    assert state(home) == before
+
+
 def test_a_copy_that_fails_part_way_takes_back_what_it_copied(home, downloads, capsys, monkeypatch):
     real = shutil.copyfile
     calls = []
