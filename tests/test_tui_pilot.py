@@ -9,6 +9,7 @@ keeps running); a restarted daemon must be picked up again. Every wait is a cond
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -431,6 +432,41 @@ def test_the_device_picker_reads_the_list_again_on_r(daemon: Daemon, rpc: RpcCli
 
     run(main())
     assert "PortAudio's device list read again" in daemon.log()
+
+
+def test_voice_off_says_own_voice_and_a_focused_switch_shows_without_colour(daemon: Daemon, rpc: RpcClient) -> None:
+    """A review: `v` put the user's own voice on air under the voice's label, "off" in grey the only change (the dock
+    says "own voice"); and a focused switch differed by a background a shade lighter, the same on an 8-colour
+    terminal or under NO_COLOR: Enter switched what nobody could see was focused."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            assert "OWN VOICE" not in screen_text(app)
+            await pilot.press("v")
+            await until(pilot, "the voice off", lambda: control(rpc)["voice_on"] is False)
+            await until(pilot, "the warning", lambda: " OWN VOICE  (voice off) Deeper" in screen_text(app))
+            rpc.call("mute.set", on=True)  # (muted: nothing goes out, which is the warning then)
+            await until(pilot, "silent instead", lambda: "OUTPUT SILENT" in screen_text(app))
+            assert "OWN VOICE" not in screen_text(app)
+            rpc.call("mute.set", on=False)
+            rpc.call("voice.set", on=True)
+            await until(pilot, "the voice on again", lambda: "V voice ON" in screen_text(app))
+            assert "OWN VOICE" not in screen_text(app) and "OUTPUT SILENT" not in screen_text(app)
+
+            for switch in ("#t-voice", "#t-mute", "#t-monitor", "#gate"):
+                app.set_focus(None)
+                await pilot.pause(0.1)
+                plain = screen_text(app, styles=True, color=False)
+                app.query_one(switch).focus()
+                await until(pilot, f"{switch} focused", lambda s=switch: app.focused is app.query_one(s))
+                await pilot.pause(0.1)
+                focused = screen_text(app, styles=True, color=False)
+                assert focused != plain, f"{switch}: focused looks the same without colour"
+                assert re.search(r"\x1b\[([0-9;]*;)?4(;[0-9;]*)?m", focused), (switch, focused)  # (underlined)
+
+    run(main())
 
 
 def test_changes_by_another_client_appear_on_screen(daemon: Daemon, rpc: RpcClient) -> None:

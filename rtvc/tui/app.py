@@ -391,6 +391,11 @@ class RtvcApp(VoiceListMixin, App[None]):
         # the warning first: after the voice's label on a row of its own (height 1) a long label or a narrow terminal
         # cut it off ("OUTPUT" at 100 columns, nothing at 60 with push-to-talk)
         silent = ((" OUTPUT SILENT ", "reverse yellow"), "  ") if st.get("silent") else ()
+        # voice off: the microphone goes out as it is, the user's own voice, under the voice's label as if converted
+        # (a review: one stray `v` put a streamer's real voice on air, "off" in grey the only change; the dock said
+        # "own voice")
+        if not silent and st.get("voice_on") is False:
+            silent = ((" OWN VOICE ", "bold reverse red"), " (voice off) ")
         # the daemon's words are text, not markup: a label "Miku [JP]" showed as "Miku ", and "[/v2]" crashed
         self.query_one("#voice", Static).update(Content.assemble(*silent, st["voice"], loading))
         if params:

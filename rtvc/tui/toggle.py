@@ -1,7 +1,9 @@
 """An on/off switch on one line, `[M] mute  ON`: a key, a name and the state, clickable.
 
 Textual's Switch is three rows high with its border; a row of these fits an 80-column terminal. Clicking
-(or Enter while focused) runs the app action named in `action`; the state shown is the daemon's.
+(or Enter while focused) runs the app action named in `action`; the state shown is the daemon's. Focused, it is
+underlined: a background a shade lighter was all, unseen on most terminals and none at all on 8-colour ones
+(TERM=screen) or under NO_COLOR (a review: Enter then switched what nobody could see was focused).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from textual.widget import Widget
 class Toggle(Widget, can_focus=True):
     DEFAULT_CSS = """
     Toggle { height: 1; width: auto; margin-right: 1; }
-    Toggle:focus { background: $boost; }
+    Toggle:focus { background: $boost; text-style: underline; }
     """
     # Enter only: space is the talk key everywhere (a focused switch took it, and push-to-talk muted instead)
     BINDINGS: ClassVar[list[Binding]] = [Binding("enter", "press", show=False)]
