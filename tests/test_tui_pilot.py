@@ -1467,6 +1467,36 @@ def test_a_refused_value_is_said_until_the_next_action_that_works_and_values_sho
         (daemon.root / "profiles" / "gone.toml").unlink(missing_ok=True)
 
 
+def test_what_the_message_line_said_of_the_users_action_goes_when_another_client_changes_it(
+    daemon: Daemon, rpc: RpcClient
+) -> None:
+    """A review: "pitch: 99 is past its range ... 24.0 st" stayed beside the 0.0 another client set; "stopped
+    talking (output silent)" after another client switched push-to-talk off. The line says who changed what."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot)
+            app.query_one("#p-pitch", Stepper).focus()
+            await pilot.press("9", "9", "enter")
+            await until(pilot, "the refusal", lambda: "pitch: 99 is past its range" in message())
+            await until(pilot, "pitch 24", lambda: control(rpc)["params"]["pitch"] == 24.0)
+            rpc.call("params.set", values={"pitch": 0.0})
+            await until(pilot, "said who", lambda: message().startswith("params changed (by client "), timeout=5)
+            assert "past its range" not in message()
+            await pilot.press("t", "space", "space")  # push-to-talk, talk, stop talking
+            await until(pilot, "stopped talking", lambda: "stopped talking (output silent" in message())
+            rpc.call("ptt.mode", on=False)
+            await until(pilot, "said who", lambda: "ptt" in message() and "changed (by client " in message())
+            rpc.call("mute.set", on=True)  # (nothing of the user's own on the line: as it was)
+            await until(pilot, "muted", lambda: "OUTPUT SILENT" in screen_text(app))
+            await pilot.pause(0.3)
+            assert "ptt" in message() and "mute" not in message(), message()
+
+    run(main())
+
+
 def test_the_playing_voice_whose_file_broke_keeps_its_label_and_says_so_and_q_closes_the_device_picker(
     daemon: Daemon, rpc: RpcClient
 ) -> None:

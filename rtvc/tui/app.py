@@ -145,6 +145,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._frozen_said = False  # the message line asked whether the daemon is frozen
         self._refusal_shown = False  # the message line shows a refusal (the next call that works clears it)
         self._refusal_calls_after = 0  # params.set calls that work and do not clear it yet (show_message)
+        self._ours_shown = False  # the message line says what the user's own action did (show_message)
         self._unanswered: list[str] = []  # changes sent that got no answer before the link dropped
         self._acts: asyncio.Queue[Callable[[], Awaitable[None]]] | None = None  # the user's changes to send (_act)
 
@@ -364,6 +365,10 @@ class RtvcApp(VoiceListMixin, App[None]):
             # another client's voice change: the message line's "voice 'x'" or its refusal of a voice was stale
             who = ev["state"].get("profile")
             self.show_message(f"{f'voice {who!r}' if who else ev['state'].get('voice')} (by {ev.get('by')})")
+        elif kind == "state" and changed and not mine and ev.get("by") != "engine" and self._ours_shown:
+            # (a review: "hear myself needs a monitor device" stayed red after another client set one and switched
+            # it on; "pitch: 99 is past its range ... 24.0 st" beside the 0.0 another client set)
+            self.show_message(f"{', '.join(sorted(changed))} changed (by {ev.get('by')})")
         self.apply_state(ev["state"], params=not (mine and changed == {"params"}))
         if changed & {"profile", "voice", "profiles"}:  # (profiles: a file added, edited or removed in profiles/)
             self.refresh_voice_lists()
@@ -496,12 +501,16 @@ class RtvcApp(VoiceListMixin, App[None]):
                 text = text.replace(said, meant)
         return text
 
-    def show_message(self, text: str, error: bool = False, refusal: bool = False, calls_after: int = 0) -> None:
+    def show_message(
+        self, text: str, error: bool = False, refusal: bool = False, calls_after: int = 0, ours: bool = False
+    ) -> None:
         """The message line. `refusal`: something the user did was refused (a call, a value typed, a voice that
         cannot load): the next call that works clears it, but for the `calls_after` the same action makes (a
-        value past its range is set to the end it passed, and said)."""
+        value past its range is set to the end it passed, and said). `ours` (and a refusal): it says what the
+        user's own action did, untrue once another client changes the state (_apply_event says that instead)."""
         text = self._advice(text)
         self._refusal_shown, self._refusal_calls_after = refusal, calls_after
+        self._ours_shown = ours or refusal
         self._message = (("✖ " if error else "") + text, error)
         self._draw_message()
 
@@ -622,7 +631,9 @@ class RtvcApp(VoiceListMixin, App[None]):
             self.state = {**self.state, "gate": got}
             self.query_one("#gate", GateLine).set_settings(got)
             if not got["on"]:  # (the gate line shows no threshold while the gate is off)
-                self.show_message(f"noise gate threshold {got['threshold_db']:g} dBFS (the gate is off: g turns it on)")
+                self.show_message(
+                    f"noise gate threshold {got['threshold_db']:g} dBFS (the gate is off: g turns it on)", ours=True
+                )
 
     @work(group="learn", exit_on_error=False)
     async def action_learn_gate(self) -> None:
@@ -663,7 +674,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.talking = not self.talking
         self.query_one("#t-talk", Toggle).set(self.talking)
         silent = " (output silent)" if got["silent"] else ""
-        self.show_message(("talking" if self.talking else "stopped talking") + silent)
+        self.show_message(("talking" if self.talking else "stopped talking") + silent, ours=True)
 
     def action_find_voice(self) -> None:
         if self.screen is not self.screen_stack[0] or isinstance(self.focused, Input):
