@@ -584,8 +584,8 @@ def test_a_daemon_with_no_voice_says_why_on_the_dock_until_a_voice_is_picked(tmp
 
 
 def key(page: Cdp, kind: str, name: str) -> None:
-    """A real key event: "down" or "up" of Space or Tab."""
-    code = {"Space": (" ", 32), "Tab": ("Tab", 9)}[name]
+    """A real key event: "down" or "up" of Space, Tab or ArrowRight."""
+    code = {"Space": (" ", 32), "Tab": ("Tab", 9), "ArrowRight": ("ArrowRight", 39)}[name]
     page.send(
         "Input.dispatchKeyEvent",
         type="keyDown" if kind == "down" else "keyUp",
@@ -657,6 +657,72 @@ def test_the_talk_key_lets_go_wherever_the_focus_went_and_a_hung_daemon_is_said(
         finally:
             with contextlib.suppress(Exception):
                 api.close()
+
+
+def test_a_slider_keeps_the_keyboard_through_voice_switches_is_held_while_a_voice_loads_and_integers_have_one(
+    daemon: Daemon, tmp_path: Path, tiny_v2_models: Path
+) -> None:
+    """A review: every voice switch (another client's, OBS's) rebuilt the sliders and took the keyboard's focus off
+    the one the user was on; a slider moved during a voice's load was refused and snapped back (the voice buttons
+    are off then); a multi-speaker RVC voice's speaker (an integer) had no slider; a voice's tooltip named its file,
+    not its label (cut on the button)."""
+    daemon.profile("tiny").write_text(
+        f'label = "Tiny RVC voice with a long label"\nvoice = "rvc"\n[model]\npath = "{tiny_v2_models / "v2.pth"}"\n'
+        f'content = "{tiny_v2_models / "hubert.pt"}"\nf0 = "yin"\n'
+    )
+    focused = "document.activeElement && document.activeElement.id"
+    with chromium(tmp_path / "chromium") as page:
+        daemon.wait_ready()
+        api = RpcClient(daemon.port, daemon.token())
+        try:
+            open_dock(page, daemon)
+            gain = lambda: api.call("params.get")["values"]["gain_db"]  # noqa: E731
+            page.js("document.getElementById('more').open = true")
+            page.js("document.getElementById('param-gain_db').focus()")
+            assert page.js(focused) == "param-gain_db"
+            before = gain()
+            for kind in ("down", "up"):
+                key(page, kind, "ArrowRight")
+            wait_until("the step on the daemon", lambda: gain() == before + 0.5, 5)
+            api.call("voices.select", name="higher")  # (another client: a Stream Deck, an OBS scene)
+            held = "document.getElementById('param-gain_db').getAttribute('aria-disabled')"
+            loaded = lambda: (c := api.call("status.get")["control"])["profile"] == "higher" and not c["loading"]  # noqa: E731
+            wait_until("'higher' in", loaded, 10)
+            wait_until("the page on 'higher'", lambda: page.js(DOM_SUMMARY)["voices"][2]["active"], 5)
+            wait_until("the sliders free", lambda: page.js(held) == "false", 5)
+            time.sleep(1.0)  # (the page reads the voice's parameters again after it)
+            assert page.js(focused) == "param-gain_db"
+            before = gain()
+            for kind in ("down", "up"):
+                key(page, kind, "ArrowRight")
+            # (from the new voice's value: the page's hold on the echo of the step before is gone with that voice)
+            wait_until("the next step on the daemon", lambda: gain() == before + 0.5, 5)
+            assert page.js(DOM_SUMMARY)["error"] is None, page.js(DOM_SUMMARY)["error"]
+            title = page.js("document.querySelector('[data-testid=voice-tiny]').title")
+            assert title.startswith("Tiny RVC voice with a long label \u2013 tiny (rvc)"), title
+
+            # an RVC voice's load (seconds): the sliders are held, the focus stays, a key changes nothing
+            loading = threading.Thread(target=lambda: RpcClient(daemon.port, daemon.token()).call(
+                "voices.select", name="tiny"), daemon=True)  # fmt: skip
+            loading.start()
+            wait_until("the sliders held", lambda: page.js(held) == "true", 10)
+            assert page.js(focused) == "param-gain_db"
+            before = gain()
+            for kind in ("down", "up"):
+                key(page, kind, "ArrowRight")
+            time.sleep(0.5)
+            assert gain() == before and page.js(DOM_SUMMARY)["error"] is None, page.js(DOM_SUMMARY)
+            loading.join(120)
+            wait_until("the RVC voice's sliders", lambda: page.js("!!document.getElementById('param-speaker')"), 10)
+            wait_until("no longer held", lambda: page.js(held) == "false", 5)
+            speaker = api.call("params.get")["ranges"]["speaker"]
+            got = page.js("(() => { const e = document.getElementById('param-speaker');"
+                          " return [+e.min, +e.max, +e.step, +e.value]; })()")  # fmt: skip
+            assert got == [speaker["min"], speaker["max"], 1, 0], (got, speaker)
+            assert page.js(focused) == "param-gain_db"  # (still there in the RVC voice: kept)
+            assert not page.exceptions, page.exceptions
+        finally:
+            api.close()
 
 
 def test_obs_settings_without_enabled_are_said(tmp_path: Path) -> None:

@@ -298,6 +298,9 @@
   // the new voice's parameters and ranges. Asked again a moment later: the daemon reports a switch as soon
   // as it hands the voice to the engine, whose worker takes it at the next block edge.
   function refreshVoice() {
+    // another voice: its values, not a hold on the echo of the user's last move (the sliders are no longer built
+    // anew at each switch, which had dropped the hold: a step 0.3 s after a switch went on from the old voice's value)
+    for (const s of sliders.values()) if (!s.dragging) s.edited = -Infinity;
     call("params.get").then(applyParams, () => {});
     setTimeout(() => {
       call("params.get").then(applyParams, () => {});
@@ -314,8 +317,11 @@
 
   function applyParams(pr) {
     if (!pr || typeof pr !== "object") return;
+    const was = JSON.stringify(ranges);
     ranges = pr.ranges || {};
-    buildSliders();
+    // built again only when the parameters or their ranges change: a rebuild on every voice switch (twice) took the
+    // keyboard's focus off the slider the user was on, to the page (a review)
+    if (JSON.stringify(ranges) !== was || !sliders.size) buildSliders();
     if (pr.values && state) state = Object.assign({}, state, { params: pr.values });
     renderSliders(pr.values || (state && state.params) || {});
   }
@@ -446,7 +452,8 @@
       b.querySelector(".sub").textContent = v.gone ? "file removed" : v.error ? "cannot load" :
         isLoading ? "loading\u2026" : v.voice || "";
       b.title = v.gone ? v.name + ": playing; its profile's file is no longer in profiles/" :
-        v.error ? v.name + ": " + v.error : v.name + " (" + (v.voice || "?") + ")" +
+        v.error ? v.name + ": " + v.error : (v.label && v.label !== v.name ? v.label + " \u2013 " : "") + v.name +
+        " (" + (v.voice || "?") + ")" +
         (active ? ": playing; click to take back its saved settings" : "");
       b.classList.toggle("active", active);
       b.classList.toggle("loading", isLoading);
@@ -478,6 +485,7 @@
     if (!state || selecting || state.loading) return;
     selecting = name;
     renderVoices();
+    renderSliders(state.params || {});
     act("voices.select", { name })
       .then((st) => {
         if (st && typeof st === "object" && st.profile) state = st;
@@ -589,6 +597,7 @@
   }
 
   function buildSliders() {
+    const focused = document.activeElement && document.activeElement.dataset.param; // (kept where it still is)
     for (const [name, s] of sliders) {
       if (name !== "pitch") s.row.remove();
     }
@@ -604,7 +613,8 @@
     }
     let extra = 0;
     for (const [name, r] of Object.entries(ranges)) {
-      if (name === "pitch" || !numeric(r) || r.type !== "a number") continue;
+      // (integers too: a multi-speaker RVC voice's speaker had no control here, the TUI's stepper has one)
+      if (name === "pitch" || !numeric(r)) continue;
       const row = document.createElement("div");
       row.className = "slider";
       const label = document.createElement("label");
@@ -622,6 +632,8 @@
       extra += 1;
     }
     $("more").hidden = extra === 0;
+    const again = focused && sliders.get(focused);
+    if (again && document.activeElement !== again.input) again.input.focus();
   }
 
   function bindSlider(name, input, output, row, r) {
@@ -651,9 +663,17 @@
     // pitch off air; a click on the playing voice's button brings its saved settings back)
   }
 
+  function voiceLoading() {
+    return !!(state && state.loading) || !!selecting;
+  }
+
   function sliderMoved(name) {
     const s = sliders.get(name);
     if (!s) return;
+    if (voiceLoading()) {
+      renderSliders(state ? state.params || {} : {});
+      return;
+    }
     const v = Number(s.input.value);
     s.output.textContent = fmt(v, s.step);
     s.edited = performance.now();
@@ -686,10 +706,16 @@
 
   function renderSliders(values) {
     const online = !!(ws && ws.readyState === WebSocket.OPEN && state && !quiet);
+    // held while a voice loads, as its buttons are (a move was refused, "change them once it is in", and snapped
+    // back): not disabled, which would take the keyboard's focus off the slider the user is on
+    const held = voiceLoading();
     const now = performance.now();
     for (const [name, s] of sliders) {
       s.input.disabled = !online;
-      if (s.busy || s.dragging || now - s.edited < EDIT_HOLD_MS) continue;
+      s.input.setAttribute("aria-disabled", held ? "true" : "false");
+      s.row.classList.toggle("held", held);
+      // (held: a move made meanwhile goes back to the daemon's value at once)
+      if (s.busy || (!held && (s.dragging || now - s.edited < EDIT_HOLD_MS))) continue;
       const v = values[name];
       if (typeof v !== "number") continue;
       if (document.activeElement !== s.input || Number(s.input.value) !== v) s.input.value = String(v);
