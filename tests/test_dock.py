@@ -789,7 +789,7 @@ def test_a_double_click_on_a_slider_keeps_its_value_and_a_click_on_the_playing_v
 
 
 CONTROL_BOXES = """[...document.querySelectorAll('button, input, output, .meter')]
-  .filter((e) => !e.closest('#error'))
+  .filter((e) => !e.closest('#error') && e.id !== 'msg-hint' && e.checkVisibility())  // (not a closed More's)
   .map((e) => { const r = e.getBoundingClientRect();
                 return [e.id || e.dataset.name || e.className, r.x, r.y, r.width, r.height]; })"""
 
@@ -815,9 +815,34 @@ def test_a_message_moves_no_control(daemon: Daemon, tmp_path: Path) -> None:
             for name, x, y, w, h in before:
                 overlap = x < box[0] + box[2] and box[0] < x + w and y < box[1] + box[3] and box[1] < y + h
                 assert not overlap, f"the message covers {name}: {box} over {(x, y, w, h)}"
+            assert page.js("document.getElementById('msg-hint').hidden")  # (in view: no hint)
             page.click("error-close")
             wait_until("the message dismissed", lambda: page.js(DOM_SUMMARY)["error"] is None, 5)
             assert page.js(CONTROL_BOXES) == before
+
+            # a short dock (OBS docks are often 250-400 px high): the message below its fold was seen by nobody
+            # (a review); a hint over the latency readout says it is there, moving nothing, and a click shows it
+            page.send("Emulation.setDeviceMetricsOverride", width=250, height=400, deviceScaleFactor=1, mobile=False)
+            wait_until(
+                "laid out at 250 px", lambda: page.js("window.innerWidth === 250 && window.innerHeight === 400"), 5
+            )
+            time.sleep(0.3)  # (and drawn)
+            short = page.js(CONTROL_BOXES)
+            with pytest.raises(AssertionError, match="frobnicate"):
+                api.call("voices.select", name="edited")
+            wait_until("the hint", lambda: page.js("!document.getElementById('msg-hint').hidden"), 5)
+            assert page.js(CONTROL_BOXES) == short
+            hint = page.js("(() => { const r = document.getElementById('msg-hint').getBoundingClientRect();"
+                           " return [r.x, r.y, r.width, r.height]; })()")  # fmt: skip
+            assert hint[1] >= 0 and hint[1] + hint[3] <= 400 and hint[0] + hint[2] <= 250, hint
+            for name, x, y, w, h in short:
+                overlap = x < hint[0] + hint[2] and hint[0] < x + w and y < hint[1] + hint[3] and hint[1] < y + h
+                assert not overlap, f"the hint covers {name}: {hint} over {(x, y, w, h)}"
+            page.click("msg-hint")
+            seen = "document.getElementById('error').getBoundingClientRect().bottom <= 400"
+            wait_until("the message in view", lambda: page.js(seen), 5)
+            wait_until("the hint gone", lambda: page.js("document.getElementById('msg-hint').hidden"), 5)
+            assert not page.exceptions, page.exceptions
         finally:
             api.close()
 

@@ -578,7 +578,7 @@
   }
 
   // ---- sliders ------------------------------------------------------------------------------------
-  const sliders = new Map(); // name -> {input, output, range, busy, want, edited, dragging}
+  const sliders = new Map(); // name -> {input, output, range, busy, want, sent, edited, dragging}
 
   function stepFor(r) {
     if (r.type === "an integer") return 1;
@@ -643,7 +643,9 @@
     input.step = String(step);
     input.title = r.help || name;
     row.title = r.help || name;
-    const s = { input, output, row, range: r, step, busy: false, want: null, edited: -Infinity, dragging: false };
+    const s = {
+      input, output, row, range: r, step, busy: false, want: null, sent: null, edited: -Infinity, dragging: false,
+    };
     sliders.set(name, s);
     if (input.dataset.bound) return; // the static pitch slider keeps its listeners across voices
     input.dataset.bound = "1";
@@ -688,12 +690,17 @@
       while (s.want !== null) {
         const v = s.want;
         s.want = null;
+        // (a key's step fires "input" then "change" with one value: sent twice, the second reached the daemon after
+        // another client's voice switch had begun, and was refused on screen)
+        if (v === s.sent) continue;
         try {
           const r = await call("params.set", { values: { [name]: v } });
+          s.sent = v;
           const values = r && typeof r === "object" && r.values ? r.values : null;
           if (values && state) state = Object.assign({}, state, { params: values });
         } catch (e) {
           showError(e);
+          s.sent = null;
           s.want = null;
           s.edited = -Infinity;
         }
@@ -719,6 +726,7 @@
       const v = values[name];
       if (typeof v !== "number") continue;
       if (document.activeElement !== s.input || Number(s.input.value) !== v) s.input.value = String(v);
+      s.sent = v; // (the daemon's value now: a move back to the value sent before is a change again)
       s.output.textContent = fmt(v, s.step);
       s.input.dataset.value = String(v);
     }
@@ -877,6 +885,17 @@
   });
 
   $("error-close").addEventListener("click", () => hideError(false));
+  // a message below the fold of a short dock (OBS docks are often 250-400 px high) was shown where nobody saw it
+  // (a review): the hint over the latency says it is there; a click brings it into view
+  const hint = $("msg-hint");
+  let errorSeen = true;
+  const showHint = () => (hint.hidden = $("error").hidden || errorSeen);
+  new IntersectionObserver((entries) => {
+    for (const e of entries) errorSeen = e.isIntersecting && e.intersectionRatio > 0.5;
+    showHint();
+  }, { threshold: [0, 0.5, 1] }).observe($("error"));
+  new MutationObserver(showHint).observe($("error"), { attributes: true, attributeFilter: ["hidden"] });
+  hint.addEventListener("click", () => $("error").scrollIntoView({ block: "nearest" }));
 
   setMeters(null);
   renderAll();
