@@ -1417,6 +1417,31 @@ def test_voice_labels_that_differ_past_the_lists_width_show_as_different_rows(da
             (folder / f"{name}.toml").unlink(missing_ok=True)
 
 
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [f"🎤 Anime voice pack, girl {i}" for i in (1, 2, 3)],
+        [f"日本語の声パック その{i}" for i in (1, 2, 3)],
+        [f"Many voice number {i:02} with a long label" for i in range(12)],
+    ],
+)
+def test_labels_with_wide_characters_are_cut_where_they_differ_too(labels: list[str]) -> None:
+    """A review: labels with an emoji or CJK characters were cut only at their end ("🎤 Anime voice…" three times
+    over): the middle cut counted characters, not the cells they take. Each row fits its width and rows differ."""
+    from rich.cells import cell_len
+
+    from rtvc.tui.voicelist import VoiceRow, _cells, _differs_at
+
+    def drawn(row: str, width: int) -> str:  # (a row wider than the list: cut at its end as it is drawn)
+        return row if cell_len(row) <= width else _cells(row, width - 1) + "…"
+
+    for width in (16, 18, 20, 24):
+        rows = [drawn(VoiceRow("▶ ", label, _differs_at(label, labels)).cut(width), width) for label in labels]
+        assert len(set(rows)) == len(rows), (width, rows)
+        assert all(cell_len(row) <= width for row in rows), (width, rows)
+        assert all(row.startswith("▶ " + label[:2]) for row, label in zip(rows, labels, strict=True)), rows
+
+
 def test_a_refused_value_is_said_until_the_next_action_that_works_and_values_show_as_the_daemon_holds_them(
     daemon: Daemon, rpc: RpcClient
 ) -> None:

@@ -47,6 +47,16 @@ def _mark(voice: dict[str, Any], profile: str | None) -> str:
     return "▶✖ " if active and broken else "▶ " if active else "✖ " if broken else "  "
 
 
+def _cells(text: str, n: int) -> str:
+    """The start of `text` that takes at most `n` cells."""
+    out = ""
+    for c in text:
+        if cell_len(out + c) > n:
+            break
+        out += c
+    return out
+
+
 def _differs_at(label: str, labels: list[str]) -> int:
     """Where the label first differs from the others': the length of the longest start it shares with one."""
     shared = 0
@@ -71,16 +81,25 @@ class VoiceRow(Visual):
         return self.mark + self.label
 
     def cut(self, width: int) -> str:
+        """The row at `width` cells. Counted in cells, not characters: a label with wide characters (CJK, emoji) was
+        cut only at its end, and "🎤 Anime voice pack, girl 1/2/3" all read "🎤 Anime voice…" (a review)."""
         label, room = self.label, width - cell_len(self.mark)
-        fits = cell_len(label) <= room or self.differs_at < room - 1  # (the end's ellipsis leaves the difference be)
-        if fits or room < 3 * self.HEAD or len(label) != cell_len(label):  # (or too narrow; or wide characters)
+        # (fits; or the end's cut, which keeps room - 1 cells and its "…", leaves the difference be)
+        fits = cell_len(label) <= room or cell_len(label[: self.differs_at + 1]) <= room - 1
+        if fits or room < 3 * self.HEAD:  # (or too narrow)
             return str(self)
-        rest = room - self.HEAD - 1  # after the head and its "…"
-        start = max(self.HEAD, min(self.differs_at - rest // 2, len(label) - rest))  # (the difference in the middle)
-        tail = label[start : start + rest]
-        if start + rest < len(label):
-            tail = tail[:-1] + "…"
-        return f"{self.mark}{label[: self.HEAD]}…{tail}"
+        head = _cells(label, self.HEAD)
+        rest = room - cell_len(head) - 1  # after the head and its "…"
+        # the window of the label after the head that holds the difference in its middle, or reaches the end
+        start = max(len(head), self.differs_at)
+        while start > len(head) and cell_len(label[start - 1 : self.differs_at + 1]) <= rest // 2:
+            start -= 1
+        while start > len(head) and cell_len(label[start - 1 :]) <= rest:
+            start -= 1
+        tail = label[start:]
+        if cell_len(tail) > rest:
+            tail = _cells(tail, rest - 1) + "…"
+        return f"{self.mark}{head}…{tail}"
 
     def render_strips(self, width: int, height: int | None, style: Style, options: RenderOptions) -> list[Strip]:
         return Content(self.cut(width)).render_strips(width, height, style, options)  # (a label is text, not markup)
