@@ -104,8 +104,11 @@ class RtvcApp(VoiceListMixin, App[None]):
         *(Binding(k, a, FOOTER.get(k, t), show=k in FOOTER, priority=k == "slash") for k, a, t in ACTIONS),
         Binding("f1", "help", show=False),
         Binding("ctrl+c", "quit", show=False, priority=True),  # (Textual's default only says to press ctrl+q)
-        Binding("down", "app.focus_next", show=False),
+        Binding("down", "down", show=False),
         Binding("up", "app.focus_previous", show=False),
+        # (where the focused widget takes no such key: a stepper's big steps, the voice list's pages go first)
+        Binding("pagedown", "scroll_right(1)", show=False),
+        Binding("pageup", "scroll_right(-1)", show=False),
     ]
 
     def __init__(
@@ -605,6 +608,21 @@ class RtvcApp(VoiceListMixin, App[None]):
             now = self.state.get("params") or {}
             if name in now and stepper.is_attached:
                 stepper.value = now[name]
+
+    def action_down(self) -> None:
+        """The next widget; from the last one (the gate line), the lines under it first (the output meter, the
+        latency, the block times, the scheduling's warning and its fix): on a short terminal no key reached them,
+        nothing there takes the focus (a review)."""
+        right = self.query_one("#right")
+        chain = self.screen.focus_chain
+        if chain and self.focused is chain[-1] and right.scroll_y < right.max_scroll_y:
+            right.scroll_relative(y=max(1, right.size.height // 2), animate=False)
+            return
+        self.screen.focus_next()
+
+    def action_scroll_right(self, pages: int) -> None:
+        right = self.query_one("#right")
+        right.scroll_relative(y=pages * max(1, right.size.height - 1), animate=False)
 
     def action_toggle(self, what: str) -> None:
         self._act(functools.partial(self._call, f"{what}.toggle"))
