@@ -703,7 +703,8 @@ class RtvcApp(VoiceListMixin, App[None]):
     def action_help(self) -> None:
         keys = [(shown(k), t) for k, _a, t in self.ACTIONS]
         keys += [
-            ("up/down, tab", "move between controls"),
+            ("up/down, tab", "move between controls (down past the gate line: the lines under it)"),
+            ("pgup/pgdn", "on a switch: scroll the right-hand side (a short terminal)"),
             ("left/right +", "step the focused parameter (shift: big steps)"),
             ("home/end", "the focused parameter's lowest / highest value"),
             ("0-9 . - Enter", "type a value for the focused parameter ('-' sets its sign, Esc cancels)"),
