@@ -932,6 +932,33 @@ def test_a_40_column_terminal_shows_the_values_and_its_arrows_and_toggles_work(d
     run(main())
 
 
+def test_the_save_box_at_40x10_says_whole_what_a_second_enter_does(daemon: Daemon, rpc: RpcClient) -> None:
+    """A review: at 40x10 the box's last line, for a name in use, was cut to "profile 'giant' exists: Enter": a second
+    Enter then replaced the profile unwarned. On a short terminal the line about what is saved goes; that one stays
+    whole."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=(40, 10)) as pilot:
+            await connected(pilot)
+            await pilot.press("s", *"higher", "enter")
+            words = lambda: " ".join(screen_text(app).replace("│", " ").split())  # noqa: E731
+            await until(pilot, "the question whole", lambda: "exists: Enter again replaces it, Esc cancels" in words())
+            assert "voice and parameters as they are now" not in words()
+            await pilot.press("escape")
+            await until(pilot, "the box closed", lambda: not isinstance(app.screen, SaveScreen))
+        before = (daemon.root / "profiles" / "higher.toml").read_text()
+        app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
+        async with app.run_test(size=SIZE) as pilot:  # (where there is room: the line about what is saved)
+            await connected(pilot)
+            await pilot.press("s")
+            await until(pilot, "the box", lambda: "voice and parameters as they are now" in screen_text(app))
+            await pilot.press("escape")
+        assert (daemon.root / "profiles" / "higher.toml").read_text() == before
+
+    run(main())
+
+
 def test_typed_values_the_talk_key_and_quick_gate_steps_do_what_was_pressed(daemon: Daemon, rpc: RpcClient) -> None:
     """Three things a helper's hunt found doing something else, live:
     - typing "-5" Enter set +5 ('-' stepped down first, then 5 was set); and a pitch set by another client while

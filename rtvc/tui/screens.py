@@ -77,6 +77,9 @@ class HelpScreen(Modal):
     BINDINGS: ClassVar[list[Binding]] = [*Modal.BINDINGS, Binding("question_mark,f1,q", "dismiss(None)", show=False)]
 
 
+SAVE_ABOUT_ROWS = 16  # terminal rows under which the save box leaves out its line about what is saved
+
+
 class SaveScreen(Modal):
     """Asks for a profile name; returns (name, overwrite) or None. A name in use is replaced only after a second
     Enter (the daemon refuses to replace a profile unless told to)."""
@@ -91,10 +94,23 @@ class SaveScreen(Modal):
         with Vertical():
             yield Label("Save these settings to a profile", classes="title")
             yield Label(
-                Content(f"voice and parameters as they are now; the active profile is '{self.current}'"), classes="hint"
+                Content(f"voice and parameters as they are now; the active profile is '{self.current}'"),
+                classes="hint",
+                id="about",
             )
             yield Input(placeholder="profile name (ASCII letters, digits, - and _)", id="name")
             yield Label("Enter saves, Esc cancels.", classes="hint", id="why")
+
+    def on_mount(self) -> None:
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """On a short terminal the line about what is saved goes: the box's last line, what Enter does ("exists:
+        Enter again replaces it"), was cut at 40x10 to "profile 'giant' exists: Enter" (a review)."""
+        self.query_one("#about", Label).display = self.size.height >= SAVE_ABOUT_ROWS
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         name = event.value.strip()
