@@ -193,6 +193,39 @@ def test_a_damaged_token_file_or_a_folder_in_its_place_is_named_not_a_traceback(
     assert f"(the home folder {tmp_path / 'gone'} is not there: set HOME to the user's home" in str(e.value)
 
 
+def test_a_config_folder_of_roots_that_the_user_cannot_enter_gets_the_chown_advice() -> None:
+    """A review: ~/.config left root's with mode 700 (a `sudo rtvc`): the fix text's own search for the folder to name
+    raised PermissionError (Python 3.11's exists() under a folder that cannot be entered), a traceback. Run for real
+    as the user nobody, with the system's Python 3."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    setpriv, python = shutil.which("setpriv"), "/usr/bin/python3"
+    if os.getuid() != 0 or not setpriv or not os.path.exists(python):
+        pytest.skip("needs root, setpriv and /usr/bin/python3 to run as another user")
+    root = Path(tempfile.mkdtemp(prefix="rtvc-nobody-", dir="/tmp"))
+    try:
+        home = root / "home"
+        (home / ".config" / "rtvc").mkdir(parents=True)
+        root.chmod(0o755)
+        os.chown(home, 65534, 65534)
+        (home / ".config").chmod(0o700)  # (root's, closed)
+        script = "from rtvc.control.auth import load_or_create_token; load_or_create_token()"
+        r = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", script],
+            capture_output=True, text=True, timeout=60,
+            env={"HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        if "ModuleNotFoundError" in r.stderr:
+            pytest.skip(f"the system's Python 3 cannot import rtvc's modules: {r.stderr.strip().splitlines()[-1]}")
+        assert "ConfigError: cannot keep the control token at" in r.stderr, r.stderr
+        assert f"make {home / '.config'} yours (`sudo chown -R $USER {home / '.config'}`" in r.stderr, r.stderr
+        assert "PermissionError" not in r.stderr.replace("ConfigError", ""), r.stderr
+    finally:
+        shutil.rmtree(root)
+
+
 def test_a_disk_that_fills_as_the_token_is_made_leaves_no_empty_token_file(tmp_path):
     """A full disk at the first start left a 0-byte token file, and every later start, with space freed, was
     refused: "does not hold a valid token" (a review; under the service, every 5 s until the user acted)."""

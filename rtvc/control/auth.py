@@ -62,13 +62,16 @@ def _access_fix(path: Path) -> str:
     read-only. (It said "sudo chown" for all three.)"""
     other = "or set XDG_CONFIG_HOME to another folder"
     home = Path.home()
-    if not os.environ.get("XDG_CONFIG_HOME") and not home.is_dir():
+    if not os.environ.get("XDG_CONFIG_HOME") and not os.path.isdir(home):
         return f"the home folder {home} is not there: set HOME to the user's home, or XDG_CONFIG_HOME to a folder"
-    there = next((p for p in (path, path.parent, *path.parent.parents) if p.exists()), path.parent)
-    try:
-        theirs = there.stat().st_uid != os.getuid()
-    except OSError:
-        theirs = True
+    there, theirs = path.parent, True
+    for p in (path, path.parent, *path.parent.parents):  # (the nearest that is there and can be looked at)
+        try:
+            theirs = p.stat().st_uid != os.getuid()
+        except OSError:  # (not there; or under a folder that cannot be entered: exists() raised that, a traceback)
+            continue
+        there = p
+        break
     if theirs:
         return f"make {there} yours (`sudo chown -R $USER {there}`: a `sudo rtvc` may have made it), {other}"
     return f"{there} is yours but not writable: `chmod u+rwx {there}`, {other}"
