@@ -838,6 +838,15 @@ def test_a_message_moves_no_control(daemon: Daemon, tmp_path: Path) -> None:
             for name, x, y, w, h in short:
                 overlap = x < hint[0] + hint[2] and hint[0] < x + w and y < hint[1] + hint[3] and hint[1] < y + h
                 assert not overlap, f"the hint covers {name}: {hint} over {(x, y, w, h)}"
+            # scrolled a little (to reach a lower control): the hint stays in the top bar, which stays in view, over
+            # no control (fixed to the window, it lay over a voice button or Hear me scrolled under it: a review)
+            page.js("window.scrollBy(0, 60)")
+            rects = page.js("['msg-hint', 'bar'].map((id) => { const e = id === 'bar' ? document.querySelector('.bar')"
+                            " : document.getElementById(id); const r = e.getBoundingClientRect();"
+                            " return [r.left, r.top, r.right, r.bottom]; })")  # fmt: skip
+            (hl, ht, hr, hb), (bl, bt, br, bb) = rects
+            assert page.js("window.scrollY") > 0 and bl <= hl and bt <= ht and hr <= br and hb <= bb, rects
+            assert page.js("!document.getElementById('msg-hint').hidden")
             page.click("msg-hint")
             seen = "document.getElementById('error').getBoundingClientRect().bottom <= 400"
             wait_until("the message in view", lambda: page.js(seen), 5)
