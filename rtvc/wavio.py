@@ -252,7 +252,7 @@ def save(path: Path, x: np.ndarray, samplerate: int) -> None:
     replace_whole(target, lambda tmp: sf.write(str(tmp), x, samplerate, subtype=subtype, format=fmt), str(path), need)
 
 
-FULL_UNDER = 1 << 20  # free bytes under which a failed write of unknown size was the disk's being full
+FULL_UNDER = 1 << 20  # free bytes (with its part written) under which a failed write was the disk's being full
 
 
 def replace_whole(target: Path, write, shown: str, need: int = 0) -> None:
@@ -291,14 +291,19 @@ def replace_whole(target: Path, write, shown: str, need: int = 0) -> None:
                 raise
             shutil.copyfile(tmp, target)  # (a mount point cannot be renamed over: written in place, finished)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        full = False
+        with contextlib.suppress(OSError):  # (with the part written still there: it filled the disk, of any size)
+            full = shutil.disk_usage(target.parent).free < FULL_UNDER
         tmp.unlink(missing_ok=True)
         kept = "; the file there before is unchanged" if there is not None else ""
         why = _why(e)
         with contextlib.suppress(OSError):
             free = shutil.disk_usage(target.parent).free
-            if isinstance(e, sf.LibsndfileError) and free < max(need, FULL_UNDER):
+            if isinstance(e, sf.LibsndfileError) and (full or free < need):
                 takes = f", the file takes {need / 1e6:.1f} MB" if need else ""
-                why = f"the disk is full ({free / 1e6:.1f} MB free in {target.parent}{takes})"
+                why = (
+                    f"the disk filled up ({free / 1e6:.1f} MB free in {target.parent} without its part written{takes})"
+                )
         raise RtvcError(f"cannot write {shown}: {why}{kept}", "check the folder's free space and permissions") from None
     finally:
         tmp.unlink(missing_ok=True)

@@ -191,8 +191,9 @@ def test_files_without_permission_are_named_as_such(tmp_path, monkeypatch):
 
 
 def test_a_full_disk_is_named_as_such(tmp_path):
-    """A file written to a full disk said "System error." (libsndfile's words for it). A real full disk: a 64 KiB
-    tmpfs."""
+    """A file written to a full disk said "System error." (libsndfile's words for it). A real full disk: an 8 MB
+    tmpfs, and a minute of noise: 11.5 MB as WAV, more than 8 MB as FLAC too (whose size is not known before: a
+    review found it still said "System error." where the disk had a few MB free before the write)."""
     import subprocess
 
     import pytest
@@ -202,18 +203,19 @@ def test_a_full_disk_is_named_as_such(tmp_path):
 
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"a small tmpfs cannot be mounted here (not root, or no mount in this container): {mounted}")
     try:
         (disk / "before.wav").write_bytes(b"kept")
-        x = (0.3 * np.random.default_rng(1).standard_normal(48000 * 7)).astype(np.float32)  # (FLAC: no silence)
-        for name, takes in (("out.wav", ", the file takes 1.3 MB)"), ("before.wav", ", the file takes 1.3 MB)"),
+        x = (0.3 * np.random.default_rng(1).standard_normal(48000 * 60)).astype(np.float32)  # (FLAC: no silence)
+        for name, takes in (("out.wav", ", the file takes 11.5 MB)"), ("before.wav", ", the file takes 11.5 MB)"),
                             ("out.flac", ")")):  # fmt: skip
             with pytest.raises(RtvcError) as e:
                 save(disk / name, x, 48000)
             said = str(e.value)
-            assert f"cannot write {disk / name}: the disk is full (" in said and f"MB free in {disk}{takes}" in said
+            assert f"cannot write {disk / name}: the disk filled up (8." in said, said
+            assert f" MB free in {disk} without its part written{takes}" in said, said
             assert ("the file there before is unchanged" in said) == (name == "before.wav"), said
         assert sorted(p.name for p in disk.iterdir()) == ["before.wav"]  # nothing half-written left
         assert (disk / "before.wav").read_bytes() == b"kept"
