@@ -1546,6 +1546,11 @@ def test_what_the_message_line_said_of_the_users_action_goes_when_another_client
             await pilot.press("9", "9", "enter")
             await until(pilot, "the refusal", lambda: "pitch: 99 is past its range" in message())
             await until(pilot, "pitch 24", lambda: control(rpc)["params"]["pitch"] == 24.0)
+            # (a change no client made, a file written into profiles/: the refusal is still true, and stays)
+            (daemon.root / "profiles" / "newone.toml").write_text('voice = "pitch"\n')
+            await until(pilot, "the new profile listed", lambda: "newone" in {v["name"] for v in app.voices})
+            await pilot.pause(0.3)
+            assert "pitch: 99 is past its range" in message(), message()
             rpc.call("params.set", values={"pitch": 0.0})
             await until(pilot, "said who", lambda: message().startswith("params changed (by client "), timeout=5)
             assert "past its range" not in message()
@@ -1558,7 +1563,10 @@ def test_what_the_message_line_said_of_the_users_action_goes_when_another_client
             await pilot.pause(0.3)
             assert "ptt" in message() and "mute" not in message(), message()
 
-    run(main())
+    try:
+        run(main())
+    finally:
+        (daemon.root / "profiles" / "newone.toml").unlink(missing_ok=True)
 
 
 def test_the_playing_voice_whose_file_broke_keeps_its_label_and_says_so_and_q_closes_the_device_picker(

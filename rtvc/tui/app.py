@@ -368,9 +368,10 @@ class RtvcApp(VoiceListMixin, App[None]):
             # another client's voice change: the message line's "voice 'x'" or its refusal of a voice was stale
             who = ev["state"].get("profile")
             self.show_message(f"{f'voice {who!r}' if who else ev['state'].get('voice')} (by {ev.get('by')})")
-        elif kind == "state" and changed and not mine and ev.get("by") != "engine" and self._ours_shown:
+        elif kind == "state" and changed and not mine and str(ev.get("by")).startswith("client ") and self._ours_shown:
             # (a review: "hear myself needs a monitor device" stayed red after another client set one and switched
-            # it on; "pitch: 99 is past its range ... 24.0 st" beside the 0.0 another client set)
+            # it on; "pitch: 99 is past its range ... 24.0 st" beside the 0.0 another client set). Another client's
+            # only: a file written into profiles/ (by "profiles") took a refusal that was still true (a second review)
             self.show_message(f"{', '.join(sorted(changed))} changed (by {ev.get('by')})")
         self.apply_state(ev["state"], params=not (mine and changed == {"params"}))
         if changed & {"profile", "voice", "profiles"}:  # (profiles: a file added, edited or removed in profiles/)
