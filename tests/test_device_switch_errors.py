@@ -903,8 +903,8 @@ def test_hear_myself_on_a_virtual_microphone_is_refused(monkeypatch, caplog):
     from rtvc.audio import io, voice_mic
     from rtvc.config import AudioConfig
 
-    def jack(i: int, name: str) -> devices.Device:
-        return devices.Device(i, name, "JACK Audio Connection Kit", 2, 2, 48000.0, 0.01, 0.01)
+    def jack(i: int, name: str, outputs: int = 4) -> devices.Device:
+        return devices.Device(i, name, "JACK Audio Connection Kit", 2, outputs, 48000.0, 0.01, 0.01)
 
     monkeypatch.setattr(io, "check_rate", lambda *a: None)
     monkeypatch.setattr(
@@ -934,6 +934,11 @@ def test_hear_myself_on_a_virtual_microphone_is_refused(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="rtvc"):
         assert choose(jack(1, "Headphones")).monitor.name == "Headphones"
     assert "is the output device: connect rtvc's monitor ports to other outputs of it" in caplog.text
+    # ... where it has other outputs: a card of two (JACK's dummy "system"), both streams on the same two, the voice
+    # twice as loud with the warning in a log nobody read (a review)
+    two = jack(1, "Headphones", outputs=2)
+    with pytest.raises(DeviceError, match=r"is the output device: .* past full scale\); it has no outputs but the 2 "):
+        io.choose_devices(AudioConfig(), {"input": mic, "output": two, "monitor": two})
     alsa = devices.Device(6, "USB Audio", "ALSA", 2, 2, 48000.0, 0.01, 0.01)
     with pytest.raises(DeviceError, match=r"is the output device: the voice plays there already") as e:
         io.choose_devices(AudioConfig(), {"input": mic, "output": alsa, "monitor": alsa})

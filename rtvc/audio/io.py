@@ -79,13 +79,17 @@ def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> 
             "make your microphone the default in the desktop's sound settings, or name it on PipeWire's JACK "
             "(pw-jack rtvc ... --host-api JACK --input-device NAME; `pw-jack rtvc devices` lists them)",
         )
+    out_ch = cfg.output_channels or min(2, out.max_output)
     if mon is not None and same_device(mon, out):
         # (both streams mixed into one device's outputs: the voice twice as loud, a tone of 0.6 peaking at 1.2, a
         # review). Under JACK a device is all of a sound card's outputs, and the user may route the monitor's ports
-        # to others (an interface's headphone outputs 3-4): said, not refused
+        # to others (an interface's headphone outputs 3-4): said, not refused, where it has others (a card of two
+        # outputs: PortAudio connects both streams to the same two, and the warning was in a log nobody read)
         twice = "the voice plays there already, and hear-myself would play it a second time (twice as loud, past "
         twice += "full scale)"
-        if "JACK" not in mon.host_api:
+        if "JACK" in mon.host_api and mon.max_output <= out_ch:
+            twice += f"; it has no outputs but the {out_ch} rtvc plays the voice on"
+        if "JACK" not in mon.host_api or mon.max_output <= out_ch:
             raise DeviceError(
                 f"the monitor device {mon.title()} is the output device: {twice}",
                 "leave audio.monitor_device empty where the output is what you hear; hear-myself is for headphones "
@@ -104,7 +108,6 @@ def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> 
             f"audio.input_channel = {cfg.input_channel}, but {inp.title()} has {inp.max_input} input(s)",
             f"set audio.input_channel to 1..{inp.max_input}",
         )
-    out_ch = cfg.output_channels or min(2, out.max_output)
     if out_ch > out.max_output:
         raise DeviceError(
             f"audio.output_channels = {out_ch}, but {out.title()} has {out.max_output} output channel(s)",
