@@ -307,14 +307,17 @@ def test_a_short_terminal_scrolls_to_the_lines_it_cannot_show(daemon: Daemon, rp
             # by the keyboard: down from the last widget that takes the focus (the gate line) shows the lines under
             # it, which none does (a review: no key reached them, only the mouse's wheel)
             app.query_one("#gate").focus()
-            for _ in range(6):
-                await pilot.press("down")
             shown = lambda: screen_text(app)  # noqa: E731
-            await until(pilot, "the lower lines", lambda: all(w in shown() for w in ("block p99 ", "out ", "latency",
-                        "worker")))  # fmt: skip
-            assert right.scroll_y == right.max_scroll_y > 0
-            await pilot.press("down")  # (at the end: round to the voice list, as before)
-            await until(pilot, "the focus round", lambda: app.focused is app.query_one("#voices"))
+            lower = lambda: all(w in shown() for w in ("block p99 ", "out ", "latency", "worker"))  # noqa: E731
+            for _ in range(6):  # (half the pane a press)
+                if right.scroll_y >= right.max_scroll_y:
+                    break
+                await pilot.press("down")
+                await pilot.pause(0.1)
+            assert app.focused is app.query_one("#gate") and right.scroll_y == right.max_scroll_y > 0
+            await until(pilot, "the lower lines", lower)
+            await pilot.press("down")  # (at the end: round to the first widget, as before)
+            await until(pilot, "the focus round", lambda: app.focused is app.screen.focus_chain[0])
             app.query_one("#t-mute").focus()
             right.scroll_home(animate=False)
             await pilot.press("pagedown")  # (a switch takes no page key: the pane's)
@@ -477,6 +480,13 @@ def test_voice_off_says_own_voice_and_a_focused_switch_shows_without_colour(daem
                 focused = screen_text(app, styles=True, color=False)
                 assert focused != plain, f"{switch}: focused looks the same without colour"
                 assert re.search(r"\x1b\[([0-9;]*;)?4(;[0-9;]*)?m", focused), (switch, focused)  # (underlined)
+            # digits typed there (a pitch meant for a parameter): said, not dropped unsaid before an Enter that mutes
+            app.query_one("#t-mute").focus()
+            await pilot.press("5")
+            words = lambda: " ".join(screen_text(app).split())  # noqa: E731
+            await until(pilot, "the digit said", lambda: "'5' types a value for a parameter, and the mute switch" in
+                        words())  # fmt: skip
+            assert control(rpc)["mute"] is False
 
     run(main())
 

@@ -151,6 +151,16 @@ class VoiceListMixin:
         if event.key == "escape" and self.focused is self.query_one("#filter", Input):
             self.query_one("#voices", OptionList).focus()
             event.stop()
+        from rtvc.tui.toggle import Toggle
+
+        if event.character and event.character in "0123456789." and isinstance(self.focused, Toggle):
+            # (a user typing a pitch on the mute switch: the digits were dropped unsaid, and the Enter after them
+            # muted the stream; a review)
+            self.show_message(
+                f"'{event.character}' types a value for a parameter, and the {self.focused.label} switch has the "
+                "focus (Enter switches it): down or tab to a parameter first",
+                error=True,
+            )
 
     def option_picked(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
