@@ -145,12 +145,17 @@ def _format(path: Path) -> tuple[str, str]:
     """(libsndfile format, subtype) for a file name: 32-bit float where the format has it (WAV, AIFF, ...), else
     24-bit PCM (FLAC), else the format's own default (OGG: Vorbis)."""
     ext = path.suffix[1:].upper()
+    # (names libsndfile does not take for formats it writes: .aif was refused, "cannot tell an audio format", a review)
+    if ext in ("AIF", "AIFC"):
+        return "AIFF", "FLOAT"
+    if ext == "OPUS" and sf.check_format("OGG", "OPUS"):
+        return "OGG", "OPUS"
     if ext == "SD2":  # (its audio goes in a '._' resource fork beside the file: unreadable once renamed into place)
         raise RtvcError(f"{path}: rtvc does not write Sound Designer II files", "end the name in .wav, .flac or .aiff")
     if ext not in sf.available_formats():
         raise RtvcError(
             f"{path}: cannot tell an audio format from the name '{path.name}'",
-            "end it in .wav, .flac, .ogg or .aiff",
+            "end it in .wav, .flac, .ogg, .opus or .aiff",
         )
     if sf.check_format(ext, "FLOAT"):
         return ext, "FLOAT"
@@ -184,8 +189,9 @@ def check_rate(path: Path, samplerate: int) -> None:
         got = sf.info(str(probe)).samplerate
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as e:
         hint = "or set audio.samplerate (--samplerate) to 48000 or less" if fmt == "MP3" else "or check the folder"
+        kind = path.suffix.lower() or f".{fmt.lower()}"  # (.opus: an OGG, said as named)
         raise RtvcError(
-            f"{path}: a .{fmt.lower()} file of {samplerate} Hz audio cannot be written ({str(e).split(': ', 1)[-1]})",
+            f"{path}: a {kind} file of {samplerate} Hz audio cannot be written ({str(e).split(': ', 1)[-1]})",
             f"end the name in .wav or .flac, {hint}",
         ) from None
     finally:

@@ -172,6 +172,13 @@ def test_a_format_that_cannot_hold_the_rate_is_refused_before_the_work(tmp_path)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # (the probes are gone)
     save(tmp_path / "a.flac", np.zeros(480, np.float32), 48000)
     assert sf.info(str(tmp_path / "a.flac")).samplerate == 48000
+    # names libsndfile takes no format from, for formats it writes (a review: .aif refused, "cannot tell")
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(48000) / 48000)).astype(np.float32)
+    for name, fmt, subtype in (("a.aif", "AIFF", "FLOAT"), ("a.aifc", "AIFF", "FLOAT"), ("a.opus", "OGG", "OPUS")):
+        save(tmp_path / name, tone, 48000)
+        info = sf.info(str(tmp_path / name))
+        assert (info.format, info.subtype, info.samplerate) == (fmt, subtype, 48000), (name, info)
+        assert abs(info.frames - 48000) <= 960, (name, info.frames)  # (Opus: whole 20 ms frames)
 
 
 def test_files_without_permission_are_named_as_such(tmp_path, monkeypatch):
