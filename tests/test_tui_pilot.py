@@ -9,6 +9,7 @@ keeps running); a restarted daemon must be picked up again. Every wait is a cond
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -91,6 +92,11 @@ async def connected(pilot: Any) -> None:
     await until(pilot, "the connection", ready)
     # the widgets exist before the compositor has laid them out: the screen shows them a refresh later
     await until(pilot, "the controls on screen", lambda: "M mute" in screen_text(app))
+
+
+def message_line(app: Any) -> str:
+    """The message line's words, one space between them (as it wraps)."""
+    return " ".join(str(app.query_one("#message").render()).split())
 
 
 def control(rpc: RpcClient) -> dict[str, Any]:
@@ -1041,7 +1047,7 @@ def test_a_frozen_daemon_shows_no_readings_then_a_lost_link(daemon: Daemon, rpc:
                 # a key pressed now is not sent: it ran when the daemon woke, late, after the link had dropped
                 await until(pilot, "5 s of quiet", lambda: app.clock() - app._meters_at > QUIET_S + 0.2, timeout=10)
                 await pilot.press("m")
-                message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+                message = functools.partial(message_line, app)
                 await until(pilot, "the key refused", lambda: "not sent: the daemon has sent nothing for" in message())
                 await until(pilot, "the link dropped", lambda: app.link.state != "connected", timeout=20)
                 assert "M mute ?" in screen_text(app)
@@ -1073,7 +1079,7 @@ def test_a_key_sent_as_the_daemon_froze_holds_no_other_key_and_is_said_as_sent(d
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
             await until(pilot, "an input level", lambda: "dBFS rms" in screen_text(app))
-            message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+            message = functools.partial(message_line, app)
             assert daemon.proc is not None
             os.kill(daemon.proc.pid, signal.SIGSTOP)
             try:
@@ -1128,7 +1134,7 @@ def test_a_value_not_sent_to_a_frozen_or_lost_daemon_goes_back_to_the_daemons(da
             before = control(rpc)["params"]["pitch"]
             await until(pilot, "the pitch stepper", lambda: stepper.value == before)
             stepper.focus()
-            message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+            message = functools.partial(message_line, app)
             assert daemon.proc is not None
             os.kill(daemon.proc.pid, signal.SIGSTOP)
             try:
@@ -1320,7 +1326,7 @@ def test_a_focused_parameter_that_goes_leaves_the_focus_on_a_parameter_not_the_t
             app.query_one("#p-pitch", Stepper).focus()
             await pilot.press("3")
             rpc.call("voices.select", name="passthrough")
-            message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+            message = functools.partial(message_line, app)
             await until(pilot, "said", lambda: "the voice has no pitch now: the value typed for it (3) is dropped"
                         in message())  # fmt: skip
             rpc.call("voices.select", name="default")
@@ -1500,7 +1506,7 @@ def test_a_refused_value_is_said_until_the_next_action_that_works_and_values_sho
 
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
-        message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+        message = functools.partial(message_line, app)
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
             app.query_one("#p-pitch", Stepper).focus()
@@ -1549,7 +1555,7 @@ def test_what_the_message_line_said_of_the_users_action_goes_when_another_client
 
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
-        message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+        message = functools.partial(message_line, app)
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
             app.query_one("#p-pitch", Stepper).focus()
@@ -1799,7 +1805,7 @@ def test_a_voice_changed_by_another_client_replaces_a_stale_message(daemon: Daem
         app = RtvcApp(Endpoint("127.0.0.1", daemon.port, daemon.token()))
         async with app.run_test(size=SIZE) as pilot:
             await connected(pilot)
-            message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+            message = functools.partial(message_line, app)
             await pilot.press("slash", *"broken", "enter")
             await pilot.press("enter")
             await until(pilot, "the refusal", lambda: "voice 'broken' cannot load" in message())
@@ -1822,7 +1828,7 @@ def test_an_obs_link_down_before_the_tui_attached_says_why(tmp_path: Path) -> No
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", d.port, d.token()))
         async with app.run_test(size=SIZE) as pilot:
-            message = lambda: " ".join(str(app.query_one("#message").render()).split())  # noqa: E731
+            message = functools.partial(message_line, app)
             await until(pilot, "why OBS is down", lambda: f"OBS disconnected: OBS at 127.0.0.1:{closed}: connection"
                         " refused" in message())  # fmt: skip
 
