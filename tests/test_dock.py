@@ -711,7 +711,11 @@ def test_a_slider_keeps_the_keyboard_through_voice_switches_is_held_while_a_voic
             for kind in ("down", "up"):
                 key(page, kind, "ArrowRight")
             time.sleep(0.5)
-            assert gain() == before and page.js(DOM_SUMMARY)["error"] is None, page.js(DOM_SUMMARY)
+            # nothing sent: sent during the load, the daemon refuses it and the page shows that; the daemon's value
+            # is the old voice's still unless the load ended meanwhile (CI's took under 0.5 s)
+            still = loading.is_alive()
+            assert page.js(DOM_SUMMARY)["error"] is None, page.js(DOM_SUMMARY)
+            assert gain() == before or not still, (gain(), before)
             loading.join(120)
             wait_until("the RVC voice's sliders", lambda: page.js("!!document.getElementById('param-speaker')"), 10)
             wait_until("no longer held", lambda: page.js(held) == "false", 5)
