@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import itertools
 import os
 import shutil
@@ -254,8 +255,26 @@ def save(path: Path, x: np.ndarray, samplerate: int) -> None:
     check_output(path, samplerate=samplerate)
     fmt, subtype = _format(path)
     target = Path(os.path.realpath(path))
-    need = 0 if fmt in ("FLAC", "OGG", "MP3") else x.size * {"FLOAT": 4, "PCM_24": 3}.get(subtype, 0)  # (compressed: ?)
+    if fmt in COMPRESSED:
+        # (encoded in memory a second at a time: libsndfile 1.2's Vorbis encoder crashed the process, a segfault,
+        # given a minute in one write; its size is then known before the file is written, by Python)
+        encoded = io.BytesIO()
+        with sf.SoundFile(encoded, "w", samplerate, 1 if x.ndim == 1 else x.shape[1], subtype, format=fmt) as f:
+            for at in range(0, len(x), samplerate):
+                f.write(x[at : at + samplerate])
+        data = encoded.getbuffer()
+        replace_whole(target, lambda tmp: _write_bytes(tmp, data), str(path), len(data))
+        return
+    need = x.size * {"FLOAT": 4, "PCM_24": 3}.get(subtype, 0)
     replace_whole(target, lambda tmp: sf.write(str(tmp), x, samplerate, subtype=subtype, format=fmt), str(path), need)
+
+
+COMPRESSED = ("FLAC", "OGG", "MP3")  # (formats whose size is not known before they are encoded)
+
+
+def _write_bytes(path: Path, data) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 FULL_UNDER = 1 << 20  # free bytes (with its part written) under which a failed write was the disk's being full
@@ -305,10 +324,14 @@ def replace_whole(target: Path, write, shown: str, need: int = 0) -> None:
         why = _why(e)
         with contextlib.suppress(OSError):
             free = shutil.disk_usage(target.parent).free
-            if isinstance(e, sf.LibsndfileError) and (full or free < need):
-                takes = f", the file takes {need / 1e6:.1f} MB" if need else ""
+            if (isinstance(e, sf.LibsndfileError) and (full or free < need)) or (
+                isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+            ):
+                digits = 2 if need and f"{free / 1e6:.1f}" == f"{need / 1e6:.1f}" else 1  # (not "8.4 MB ... 8.4 MB")
+                takes = f", the file takes {need / 1e6:.{digits}f} MB" if need else ""
                 why = (
-                    f"the disk filled up ({free / 1e6:.1f} MB free in {target.parent} without its part written{takes})"
+                    f"the disk filled up ({free / 1e6:.{digits}f} MB free in {target.parent} without its part written"
+                    f"{takes})"
                 )
         raise RtvcError(f"cannot write {shown}: {why}{kept}", "check the folder's free space and permissions") from None
     finally:
