@@ -812,4 +812,5 @@ class Engine:
             overload={"blocks": self.overloaded_blocks, "last": self.overload},
             gate=gate,
             monitor_device={"present": self.has_monitor_device, "error": self.monitor_error},
+            unheard=self.output_unheard,
         )

@@ -131,6 +131,11 @@ def describe_change(event: dict[str, Any], engine_detail: str = "") -> str:
             parts.append("params " + " ".join(f"{k}={v}" for k, v in st["params"].items()))
         elif key == "loading" and st["loading"]:
             parts.append(f"loading voice '{st['loading']}'")
+        elif key in st.get("links", {}) and event.get("warned"):  # (each said as it was found, above)
+            n = len(st["links"][key].get("warnings", []))
+            parts.append(
+                f"{key.upper()}: {n} problem(s) with its settings now" if n else f"{key.upper()}: no problem now"
+            )
         elif key in st.get("links", {}):
             link = st["links"][key]
             parts.append(f"{key.upper()} {link['state']}" + (f": {link['detail']}" if link["detail"] else ""))
@@ -202,7 +207,8 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
             controller.set_link("obs", "stopped", f"{why} (set enabled = true under [obs], then restart rtvc serve)")
         return None
     scenes = dict(cfg.obs.scenes)
-    for problem in unknown_scene_profiles(cfg):
+    profile_problems = unknown_scene_profiles(cfg)
+    for problem in profile_problems:
         log.warning("%s", problem)
     if cfg.obs.port == cfg.control.port and cfg.obs.host in ("127.0.0.1", "localhost", "::1"):
         log.warning(
@@ -241,7 +247,8 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
             # (a scene renamed in OBS keeps its voice, as said; the entries edited name OBS's scenes as they are now)
             scenes.update(renamed(from_file, link.renames, edited))
             log.info("[obs.scenes] read again from %s: %d scene(s) mapped", cfg.path, len(scenes))
-            for problem in unknown_scene_profiles(dataclasses.replace(cfg, obs=now)):
+            profile_problems[:] = unknown_scene_profiles(dataclasses.replace(cfg, obs=now))
+            for problem in profile_problems:
                 log.warning("%s", problem)
             link.check_scenes()  # (a scene name mistyped in the edit: said now, not at the next connection)
         profile = scenes.get(scene)
@@ -274,7 +281,22 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
                 log.warning("OBS link: [obs] in %s not read again (%s): the settings in use stay", cfg.path, e)
             return None
 
-    link = ObsLink(settings, on_scene, lambda state, detail: controller.set_link("obs", state, detail), reread)
+    def warn() -> None:
+        """[obs.scenes]'s problems, on the dock and the TUI (they were in the log alone): its profiles missing or
+        unloadable, scenes renamed in OBS since config.toml named them, names OBS has no scene of."""
+        said = list(profile_problems)
+        for was, now in link.renames.items():
+            if was in from_file and now not in from_file:
+                said.append(
+                    f"OBS scene {was!r} renamed {now!r}: its voice '{from_file[was]}' follows it until rtvc restarts;"
+                    " rename it in [obs.scenes] in config.toml"
+                )
+        controller.set_link_warnings("obs", said + link.missing_scenes())
+
+    link = ObsLink(
+        settings, on_scene, lambda state, detail: controller.set_link("obs", state, detail), reread, on_check=warn
+    )
+    warn()
     link.start()
     return link
 

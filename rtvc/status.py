@@ -92,6 +92,9 @@ class EngineStatus:
     gate: dict = field(
         default_factory=lambda: {"on": False, "threshold_db": -60.0, "hold_ms": 200.0, "open": True, "closed_s": 0.0}
     )
+    # why no one hears the output, or the voice no microphone, while the streams run on (the virtual microphone
+    # removed, the device's JACK program closed): kept on the dock and the TUI while it holds; "" otherwise
+    unheard: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -599,13 +599,18 @@ def test_a_change_by_one_client_reaches_every_subscriber_with_who_made_it(daemon
         await clients[0].call("events.subscribe", events=["engine"])
         await asyncio.to_thread(daemon.controller.poll_engine)  # the daemon's poll, on its own thread
         ev = await clients[0].event("engine")
-        assert ev["by"] == "engine" and ev["engine"] == {"state": "running", "detail": "", "monitor_error": ""}
+        assert ev["by"] == "engine" and ev["engine"] == {
+            "state": "running",
+            "detail": "",
+            "monitor_error": "",
+            "unheard": "",
+        }
         assert ev["state"]["engine"] == "running"
         lost = "the monitor stream stopped: headphones failed or disappeared"
         daemon.engine.monitor_lost(lost)  # unplugged: the engine runs on, and says so
         await asyncio.to_thread(daemon.controller.poll_engine)
         ev = await clients[0].event("engine")
-        assert ev["engine"] == {"state": "running", "detail": "", "monitor_error": lost}
+        assert ev["engine"] == {"state": "running", "detail": "", "monitor_error": lost, "unheard": ""}
         daemon.engine.monitor_error = ""
         await clients[0].call("events.subscribe")
 

@@ -180,6 +180,12 @@ def test_status_says_no_voice_plays_and_why() -> None:
     gone = "the virtual microphone 'rtvc voice' is gone from PipeWire (removed): a call that recorded from it is moved"
     line = status_line({"control": control, "engine": {"xruns": {"total": 0}, "state": "running", "detail": gone}})
     assert line.endswith(f"xruns 0; engine running: {gone}"), line
+    # what [obs.scenes] gets wrong (a scene renamed in OBS: it switches no voice after a restart): one line each
+    renamed = "OBS scene 'Gaming' renamed 'Gaming 2': its voice 'giant' follows it until rtvc restarts"
+    control["links"] = {"obs": {"state": "connected", "detail": "connected", "warnings": [renamed, "[obs.scenes] x"]}}
+    line = status_line({"control": control, "engine": {"xruns": {"total": 0}, "state": "running"}})
+    assert line.splitlines()[1:] == [f"  {renamed}", "  [obs.scenes] x"], line
+    assert ", OBS scenes: 2 problem(s), xruns 0" in line.splitlines()[0], line
 
 
 def test_options_after_the_action_and_wrong_words_without_a_daemon(daemon: Daemon, monkeypatch, capsys) -> None:

@@ -922,10 +922,17 @@ def test_a_device_that_closes_right_after_the_streams_reopened_on_it_is_waited_f
 
         lost = wait_for("the loss said", waiting)
         assert [q for _p, q in lost] == ["rtvc-flaky:out_1"], lost
+        # status said running with nothing wrong (the loss an event alone, 12 s on the dock): a review
+        engine = rpc.call("status.get")["result"]["engine"]
+        gone = "the input device 'rtvc-flaky' is gone (its JACK program closed): the voice hears no microphone until"
+        assert engine["state"] == "running" and engine["unheard"].startswith(gone), engine["unheard"]
+        assert engine["detail"] == engine["unheard"], engine["detail"]
         flaky = Mic(jack_bare.name, "rtvc-flaky", -9.0)
         wait_for("the program's tone", lambda: abs(rpc.call("status.get")["result"]["engine"]["levels"]["in_peak"]
                                                    + 9.0) < 1.0)  # fmt: skip
         assert waiting() == []
+        engine = rpc.call("status.get")["result"]["engine"]
+        assert engine["unheard"] == "" and engine["detail"] == "", engine
     finally:
         served.stop()
         if program is not None:

@@ -533,6 +533,16 @@ def test_the_dock_shows_the_obs_link_and_why_it_is_down(tmp_path: Path) -> None:
                     "OBS connected", lambda: (got := page.js(link))[0] == "OBS connected" and got, 10
                 )
                 assert "OBS disconnected" not in (error or ""), error
+                # what [obs.scenes] gets wrong, connected: on the message line (the log alone before: a review), and
+                # a mark beside "OBS connected" whose tooltip lists it all
+                error = wait_until("the scenes' problems", lambda: (e := page.js(DOM_SUMMARY)["error"] or "")
+                                   and "OBS: " in e and e.split(), 10)  # fmt: skip
+                error = " ".join(error)
+                assert error.startswith("OBS: [obs.scenes] 'Gaming' = 'broken': the profile cannot load now:"), error
+                assert "(and 1 more: rtvc ctl status)" in error, error
+                warned = page.js("document.getElementById('obs').dataset.warned !== undefined")
+                title = page.js(shown)[2]
+                assert warned and "[obs.scenes] 'Gaming': OBS has no scene of that name (" in title, title
         log = d.log()
         assert "[obs.scenes] 'Gaming' = 'broken': the profile cannot load now:" in log and "999" in log, log
         assert "is rtvc's own control port" not in log
@@ -965,6 +975,41 @@ def test_voice_off_is_said_on_the_pill_as_the_streamers_own_voice(daemon: Daemon
         page.js("document.getElementById('voice-on').click()")
         wait_until("the pill live again", lambda: page.js(air) == ["live", "live"], 10)
         assert not page.exceptions, page.exceptions
+
+
+@pytest.mark.skipif(not shutil.which("jackd"), reason="needs jackd (jackd2): scripts/system-deps.sh test")
+def test_a_microphone_whose_jack_program_closed_stays_said_until_it_is_back(jack_bare, tmp_path: Path) -> None:
+    """The program chosen as the microphone (a USB headset through alsa_in, any device under PipeWire's JACK) closed:
+    the dock said it for 12 s, then "live" with nothing wrong while the voice heard nothing (a review). Now the
+    message stays while the device is away, and goes when it is back."""
+    from test_device_switch import Program
+
+    program = Program(jack_bare.name, "rtvc-dockmic")
+    d = Daemon(tmp_path / "daemon", free_port())
+    d.devices = ["--host-api", "JACK", "--input-device", "rtvc-dockmic", "--output-device", "system",
+                 "--output-channels", "1"]  # fmt: skip
+    d.env = {"JACK_DEFAULT_SERVER": jack_bare.name, "JACK_NO_START_SERVER": "1"}
+    d.start()
+    try:
+        with chromium(tmp_path / "chromium") as page:
+            d.wait_ready()
+            open_dock(page, d)
+            air = "document.getElementById('air').dataset.state"
+            wait_until("the engine live", lambda: page.js(air) == "live", 15)
+            program.kill()
+            gone = "the input device 'rtvc-dockmic' is gone (its JACK program closed): the voice hears no microphone"
+            said = wait_until("the loss on the message line", lambda: gone in " ".join((page.js(DOM_SUMMARY)["error"]
+                                                                                       or "").split()), 10)  # fmt: skip
+            assert said and page.js("document.getElementById('error').dataset.sticky") == "1"
+            time.sleep(13)  # (past an event's 12 s: it stays)
+            assert gone in " ".join((page.js(DOM_SUMMARY)["error"] or "").split()), page.js(DOM_SUMMARY)
+            program = Program(jack_bare.name, "rtvc-dockmic")
+            wait_until("the message gone with the device back", lambda: gone not in " ".join(
+                (page.js(DOM_SUMMARY)["error"] or "").split()), 15)  # fmt: skip
+            assert not page.exceptions, page.exceptions
+    finally:
+        d.stop()
+        program.kill()
 
 
 @pytest.mark.skipif(not shutil.which("jackd"), reason="needs jackd (jackd2): scripts/system-deps.sh test")

@@ -40,6 +40,10 @@ def profile(rpc: RpcClient) -> str:
     return rpc.call("status.get")["control"]["profile"]
 
 
+def warnings(rpc: RpcClient) -> list[str]:
+    return rpc.call("status.get")["control"]["links"]["obs"]["warnings"]
+
+
 def on_just_chatting(rpc: RpcClient, obs: ObsClient) -> None:
     """The daemon linked to OBS, and OBS cut to "Just Chatting": its voice plays."""
     wait_until(
@@ -110,6 +114,7 @@ def test_a_scene_name_mistyped_in_an_edit_of_the_scenes_is_said_at_the_next_cut(
         wait_until("the voice mapped to the new scene", lambda: profile(rpc) == "default", 10)
         said = "[obs.scenes] 'Gamming': OBS has no scene of that name (did you mean 'Gaming'?"
         wait_until("the typo said", lambda: said in daemon.log(), 10)
+        assert any(w.startswith(said) for w in warnings(rpc)), warnings(rpc)  # (and on the dock and the TUI)
     finally:
         obs.close()
         rpc.close()
@@ -144,10 +149,20 @@ def test_a_scene_renamed_in_obs_keeps_its_voice_at_the_next_cut_and_after_an_edi
         wait_until("the voice of 'Just Chatting'", lambda: profile(rpc) == "default", 10)
         obs.set_scene("Gaming 3")
         wait_until("the voice of the scene renamed twice", lambda: profile(rpc) == "passthrough", 10)
+        # on the dock and the TUI (status.get's links), not in the log alone: the rename, and the start's broken profile
+        now = "OBS scene 'Gaming' renamed 'Gaming 3': its voice 'passthrough' follows it until rtvc restarts; rename"
+        said = wait_until(
+            "the rename among the link's warnings", lambda: (w := warnings(rpc)) and now in w[-1] and w, 10
+        )
+        assert len(said) == 2 and said[0].startswith("[obs.scenes] 'Starting' = 'broken': the profile cannot"), said
+        # mended as said: gone at the next cut (the file is read again then)
+        daemon.config.write_text(daemon.config.read_text().replace('"Gaming" = ', '"Gaming 3" = '))
+        obs.set_scene("Just Chatting")
+        wait_until("the rename's warning gone", lambda: len(warnings(rpc)) == 1, 10)
     finally:
         obs.close()
         rpc.close()
     log = daemon.log()
-    assert log.count("[obs.scenes] read again from ") == 1, log
+    assert log.count("[obs.scenes] read again from ") == 2, log  # (the edit, and the rename mended in the file)
     assert log.count("OBS program scene 'Gaming 2': voice 'passthrough'") == 2, log
     assert "OBS program scene 'Gaming 3': voice 'passthrough'" in log and "maps none" not in log, log

@@ -93,6 +93,9 @@ def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_pa
         def set_link(self, *_: str) -> None:
             pass
 
+        def set_link_warnings(self, *_: object) -> None:
+            pass
+
     c = Controller()
     link = start_obs_link(cfg, c)
     assert link is not None
@@ -247,6 +250,9 @@ def test_obs_pointed_at_rtvcs_own_control_port_is_said(tmp_path, caplog):
         profile, loading, upcoming = "default", None, "default"
 
         def set_link(self, *_: str) -> None:
+            pass
+
+        def set_link_warnings(self, *_: object) -> None:
             pass
 
     with caplog.at_level("WARNING", logger="rtvc"):

@@ -254,3 +254,61 @@ def test_the_obs_link_is_on_the_top_line_and_why_it_went_down_on_the_message_lin
             assert "✖ OBS auth failed: OBS at 127.0.0.1:4455 refused the password" in " ".join(text.split()), text
 
     asyncio.run(main())
+
+
+def test_what_the_obs_scenes_get_wrong_is_on_the_message_line_once_per_change() -> None:
+    """A scene renamed in OBS, a name OBS has no scene of, a scene's profile missing: in serve's log alone (which
+    `rtvc run` deletes at a clean quit), and the scene then switched no voice without a word on screen (a review)."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), clock=lambda: 100.0, connect=False)
+        async with app.run_test(size=(160, 24)) as pilot:
+            app.apply_link(Link("connected", "ws://127.0.0.1:47800/rpc", 0, "client 1"))
+            app.apply_voices(VOICES)
+            await app.apply_params({"kind": "pitch", "values": VALUES, "ranges": RANGES})
+            link = {"state": "connected", "detail": "connected to OBS at 127.0.0.1:4455", "warnings": []}
+            app.apply_state({**STATE, "links": {"obs": link}})
+            renamed = "OBS scene 'Gaming' renamed 'Gaming 2': its voice 'giant' follows it until rtvc restarts"
+            missing = "[obs.scenes] 'Outro': OBS has no scene of that name"
+            warned = {**STATE, "links": {"obs": {**link, "warnings": [renamed, missing]}}}
+            app.apply_event({"type": "state", "changed": ["obs"], "by": "obs", "state": warned})
+            await pilot.pause()
+            text = " ".join(screen_text(app).split())
+            assert f"✖ OBS: {renamed} (and 1 more: rtvc ctl status)" in text, text
+            assert "engine running OBS connected" in text, text
+            app.show_message("pitch 2")  # (the user's own action since)
+            app.apply_event({"type": "state", "changed": ["obs"], "by": "obs", "state": warned})  # (the same again)
+            await pilot.pause()
+            assert "OBS:" not in " ".join(screen_text(app).split())  # (said once, not at every event)
+            one = {**STATE, "links": {"obs": {**link, "warnings": [missing]}}}
+            app.apply_event({"type": "state", "changed": ["obs"], "by": "obs", "state": one})
+            await pilot.pause()
+            text = " ".join(screen_text(app).split())
+            assert f"✖ OBS: {missing}" in text and "more" not in text, text
+
+    asyncio.run(main())
+
+
+def test_a_device_gone_while_the_engine_runs_on_is_said_and_its_return_too() -> None:
+    """The program chosen as the microphone closed under JACK (or the virtual microphone removed): the engine runs on,
+    and the TUI showed "engine running" with the event's words soon overwritten by anything else."""
+
+    async def main() -> None:
+        app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), clock=lambda: 100.0, connect=False)
+        async with app.run_test(size=(200, 24)) as pilot:
+            app.apply_link(Link("connected", "ws://127.0.0.1:47800/rpc", 0, "client 1"))
+            app.apply_voices(VOICES)
+            await app.apply_params({"kind": "pitch", "values": VALUES, "ranges": RANGES})
+            app.apply_state(STATE)
+            gone = "the input device 'usbhs' is gone (its JACK program closed): the voice hears no microphone"
+            engine = {"state": "running", "detail": gone, "monitor_error": "", "unheard": gone}
+            app.apply_event({"type": "engine", "changed": ["engine"], "by": "engine", "state": STATE, "engine": engine})
+            await pilot.pause()
+            assert f"✖ {gone}" in " ".join(screen_text(app).split())
+            engine = {"state": "running", "detail": "", "monitor_error": "", "unheard": ""}
+            app.apply_event({"type": "engine", "changed": ["engine"], "by": "engine", "state": STATE, "engine": engine})
+            await pilot.pause()
+            text = " ".join(screen_text(app).split())
+            assert gone not in text and "engine running again" in text, text
+
+    asyncio.run(main())

@@ -173,7 +173,7 @@ class DeviceSwitcher:
 
         self._waited = lost
         gone = any(d == "outputs" and _client(q) == voice_mic.LABEL for d, _p, q in lost)
-        self.engine.output_unheard = voice_mic.GONE if gone else ""
+        self.engine.output_unheard = voice_mic.GONE if gone else devices_gone(getattr(self, "choice", None), lost)
 
     def stuck(self) -> bool:
         """PortAudio cannot be used again in this process: every switch is refused (AudioLost) until rtvc restarts."""
@@ -991,6 +991,25 @@ class DeviceSwitcher:
         pairs = {"lost": lost, "restored": back, "dropped": dropped}
         routing = {k: [w[1:] for w in v] for k, v in pairs.items()}
         self.on_routing({**routing, "waiting": waiting, "error": error})  # (serve logs the event)
+
+
+def devices_gone(choice: DeviceChoice | None, lost: list[list[str]]) -> str:
+    """Why nothing is heard while the streams run on: the JACK program that is the input or output device chosen
+    (a USB headset through alsa_in, any device under PipeWire's JACK) closed, its connections waited for. It was
+    said once, as an event (the dock's message for 12 s), and status said running with nothing wrong."""
+    if choice is None:
+        return ""
+    device = {"inputs": choice.input.name, "outputs": choice.output.name}
+    gone = {d: _client(q) for d, _p, q in lost if _client(q) == device.get(d)}
+    if not gone:
+        return ""
+    hears = {"inputs": "the voice hears no microphone", "outputs": "no one hears the voice"}
+    what = " and ".join(f"the {'input' if d == 'inputs' else 'output'} device '{c}'" for d, c in sorted(gone.items()))
+    return (
+        f"{what} {'are' if len(gone) > 1 else 'is'} gone (its JACK program closed): "
+        f"{' and '.join(hears[d] for d in sorted(gone))} until it is back (rtvc connects it again then) or another is"
+        " chosen (`d` in the TUI)"
+    )
 
 
 def _client(port: str) -> str:

@@ -146,7 +146,7 @@ class Controller:
         self._profiles_lock = threading.Lock()  # (a save, on an RPC thread, and the poll, on serve's loop)
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
         # virtual device, where there is nothing to switch
-        self.links: dict[str, dict[str, str]] = {}  # outside links (OBS): name -> {state, detail}
+        self.links: dict[str, dict[str, Any]] = {}  # outside links (OBS): name -> {state, detail, warnings}
         # DeviceSwitcher.switch(input, output, monitor, rescan=False), with real devices that can be switched
         self.device_switcher: Callable[..., dict[str, Any]] | None = None
         # whether every switch is refused now (DeviceSwitcher.stuck: PortAudio stuck on a JACK server that went away)
@@ -170,7 +170,7 @@ class Controller:
                 "gate": self._gate_settings(),
                 "loading": self.loading,
                 "engine": self.engine.status().state,
-                "links": {k: dict(v) for k, v in self.links.items()},
+                "links": {k: {**v, "warnings": list(v.get("warnings", []))} for k, v in self.links.items()},
             }
 
     @property
@@ -566,10 +566,21 @@ class Controller:
             was = self.links.get(name, {})
             if state == "connecting" and was.get("state") in ("disconnected", "auth failed"):
                 return  # a retry: still down, and why stays said (it was overwritten with "connecting to ...")
-            self.links[name] = {"state": state, "detail": detail}
+            self.links[name] = {"state": state, "detail": detail, "warnings": was.get("warnings", [])}
         reason = lambda d: d.split("; retrying in ")[0]  # noqa: E731
         if state != was.get("state") or reason(detail) != reason(was.get("detail", "")):
             self._emit([name], name)
+
+    def set_link_warnings(self, name: str, warnings: list[str]) -> None:
+        """What an outside link's settings get wrong while it works (OBS: a scene [obs.scenes] names that OBS has
+        not, renamed since; a scene's profile missing): an event when they change. They were in serve's log alone,
+        and a scene renamed in OBS then switched no voice after a restart without a word on the dock or the TUI."""
+        with self._lock:
+            was = self.links.get(name, {"state": "connecting", "detail": ""})
+            if was.get("warnings", []) == warnings:
+                return
+            self.links[name] = {**was, "warnings": list(warnings)}
+        self._emit([name], name, warned=True)
 
     def routing_changed(self, routing: dict[str, Any]) -> None:
         """Under JACK, connections of rtvc's ports were lost with the program at their other end, made again when it

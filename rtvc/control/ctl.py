@@ -362,6 +362,8 @@ def status_line(status: dict[str, Any]) -> str:
     obs = c.get("links", {}).get("obs")
     if obs and obs.get("state") != "connected":  # (down: `rtvc ctl call status.get` has why)
         parts.append(f"OBS {obs['state']}")
+    if obs and obs.get("warnings"):  # ([obs.scenes]'s problems: a scene that will switch no voice; each said below)
+        parts.append(f"OBS scenes: {len(obs['warnings'])} problem(s)")
     if e.get("latency"):
         parts.append(f"latency {e['latency']['ms']['total']:.1f} ms")
     parts.append(f"xruns {e['xruns']['total']}")
@@ -370,4 +372,4 @@ def status_line(status: dict[str, Any]) -> str:
     if state != "running" or e.get("detail"):  # (running with a detail: the virtual microphone removed, the call
         # hearing nothing; a program rtvc was connected to gone)
         line += f"; engine {state}" + (f": {e['detail']}" if e.get("detail") else "")
-    return line
+    return "\n".join([line, *(f"  {said}" for said in (obs or {}).get("warnings", []))])

@@ -124,8 +124,10 @@ class ObsLink:
         on_scene: Callable[[str], None],
         on_state: Callable[[str, str], None] | None = None,
         reread: Callable[[], ObsSettings | str | None] | None = None,
+        on_check: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_check = on_check  # (given: told when missing_scenes() or the renames may have changed)
         self.on_scene = on_scene
         self.on_state = on_state  # (given: its owner says each state; the link's own lines go to debug)
         # [obs] as config.toml has it now, asked before a retry; a str: why it could not be read (said with the state:
@@ -337,6 +339,7 @@ class ObsLink:
             scenes = got.get("scenes")
             if isinstance(scenes, list):
                 self.obs_scenes = [str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)]
+                self._checked()
             return
         name = str(got.get("sceneName", ""))
         if self.obs_scenes is None or not name or got.get("isGroup"):
@@ -345,23 +348,38 @@ class ObsLink:
             self.obs_scenes.append(name)
         elif event == "SceneRemoved" and name in self.obs_scenes:
             self.obs_scenes.remove(name)
+        self._checked()  # (a scene made under a name [obs.scenes] has, or one it names removed)
 
     def check_scenes(self) -> None:
         """[obs.scenes] names OBS has no scene of (a typo, a scene renamed while rtvc was off): said at each
         connection, and by the owner after an edit of the table while rtvc runs (a review: a typo made mid-stream
         went unsaid until the next connection), as they would otherwise never switch a voice without a word. Runs
         on the link's thread (the owner's on_scene)."""
+        for said in self.missing_scenes():
+            log.warning("%s", said)
+        self._checked()
+
+    def missing_scenes(self) -> list[str]:
+        """What check_scenes says: each [obs.scenes] name OBS has no scene of, with the nearest it has."""
         names = self.obs_scenes
         if names is None:  # (not connected yet: said at the connection)
-            return
-        missing = [scene for scene in self.settings.scenes if scene not in names]
-        for scene in missing:
+            return []
+        said = []
+        for scene in [scene for scene in self.settings.scenes if scene not in names]:
             near = difflib.get_close_matches(scene, names, n=1)
             hint = f"did you mean {near[0]!r}? " if near else ""
-            log.warning(
-                "[obs.scenes] %r: OBS has no scene of that name (%sits scenes: %s): that voice is never chosen by OBS",
-                scene, hint, ", ".join(repr(n) for n in names) or "none",
-            )  # fmt: skip
+            said.append(
+                f"[obs.scenes] {scene!r}: OBS has no scene of that name ({hint}its scenes: "
+                f"{', '.join(repr(n) for n in names) or 'none'}): that voice is never chosen by OBS"
+            )
+        return said
+
+    def _checked(self) -> None:
+        if self.on_check is not None:
+            try:
+                self.on_check()
+            except Exception:
+                log.exception("OBS link: on_check failed")
 
     def _renamed(self, old: str, new: str) -> None:
         """A scene renamed in OBS: its voice follows the new name until rtvc restarts (said, with the fix). The rename
@@ -387,6 +405,7 @@ class ObsLink:
                 "OBS scene %r renamed %r: its voice '%s' follows it until rtvc restarts; rename it in [obs.scenes] in"
                 " config.toml", old, new, scenes[new],
             )  # fmt: skip
+        self._checked()
 
     def _closed(self, code: int | None, reason: str) -> _Ended:
         addr = self.settings.address

@@ -297,9 +297,12 @@ plays: the profile `rtvc serve` started with did not load; `profile` is then nul
 the output silent, voice on or off, until a `voices.select`; rtvc loads that profile again by itself when its file
 or model files change, an event by `profiles`), `gate` {on, threshold_db, hold_ms}, `loading` (a
 profile being loaded, or null), `engine` and `links` (outside links such as `obs`, `{}` without `[obs]`: {state,
-detail}, state one of connecting, connected, disconnected, auth failed, stopped (also: `[obs]` set without `enabled
-= true`); a change of state, or of the reason it is down, arrives as an event with `changed: ["obs"]`; while it
-retries, `detail` keeps why it is down).
+detail, warnings}, state one of connecting, connected, disconnected, auth failed, stopped (also: `[obs]` set without
+`enabled = true`); a change of state, or of the reason it is down, arrives as an event with `changed: ["obs"]`; while
+it retries, `detail` keeps why it is down; `warnings`: what `[obs.scenes]` gets wrong now, in words, each a scene
+that switches no voice as it stands (a profile missing or that cannot load, a scene renamed in OBS since config.toml
+named it, a name OBS has no scene of), `[]` when none; a change of them is an event with `changed: ["obs"]` and
+`warned: true`).
 `changed: ["profiles"]` (`by`: `profiles`) says a profile was added to, edited in or removed from the profiles
 folder (looked at once a second), or that model files a profile names were put in place or moved away, or changed
 after a load failed on them (its mark in `voices.list` changed): `profiles` {added, removed, edited, model_files}
@@ -368,8 +371,11 @@ far more than the prefill) skips ahead to the declared latency when they resume;
 and `output_skipped_events` count what it never played.
 With the virtual microphone (`audio.virtual_mic`) removed from PipeWire while rtvc plays into it, the state stays
 `running` and `engine.detail` says that the call hears nothing, and the fix (`rtvc virtual-mic install`), until
-rtvc plays into it again.
-An `engine` event's `engine` holds `state`, `detail` and `monitor_error` (below).
+rtvc plays into it again. Likewise under JACK when the program that is the input or output device chosen closes (a
+USB headset through `alsa_in`, any device under PipeWire's JACK): `running`, and `engine.detail` says which device
+is gone and what is not heard, until it is back (rtvc connects it again) or another is chosen. `engine.unheard` is
+that text alone ("" otherwise): the dock and the TUI keep it on their message lines while it holds.
+An `engine` event's `engine` holds `state`, `detail`, `monitor_error` (below) and `unheard`.
 `engine.monitor_device` {`present`, `error`}: whether a monitor (hear myself) stream is open, and why it
 stopped if it did (headphones unplugged, or no callbacks for a while): the main output plays on and the state
 stays `running`; an `engine` event carries the error as `monitor_error`. A monitor that is lost or removed turns

@@ -446,6 +446,7 @@ class ControlServer:
         if event["changed"] == ["engine"]:
             st = self.controller.engine.status()
             eng = {"state": st.state, "detail": st.detail, "monitor_error": st.monitor_device["error"]}
+            eng["unheard"] = st.unheard
             kind, event = "engine", {**event, "type": "engine", "engine": eng}
         else:
             kind = "state"

@@ -131,6 +131,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         self.state: dict[str, Any] = {}
         self._events = 0  # state and engine events applied (a snapshot asked for before one is older)
         self._engine_trouble = False  # the message line shows an engine error (cleared when it runs again)
+        self._obs_state = ""  # the OBS link's state as last said
+        self._obs_warned: list[str] = []  # its warnings ([obs.scenes]'s problems) as last said
         self._message: tuple[str, bool] = ("", False)  # the message line's whole text, and whether it is an error
         self._no_voice_said: str | None = None  # why no voice plays, as the message line said it last
         self._gate_calls = 0  # gate.set calls out: a quick gate step starts from _gate_sent, not the state shown
@@ -307,10 +309,22 @@ class RtvcApp(VoiceListMixin, App[None]):
                 self._mark_active(self.state.get("profile"))
             # (in either case: an engine event that came first on a loaded machine left it unsaid)
             obs = self.state.get("links", {}).get("obs")
+            self._obs_warned, self._obs_state = [], obs["state"] if obs else ""
             if obs and obs["state"] in ("disconnected", "auth failed", "stopped"):  # (down before we came: why)
                 self.show_message(f"OBS {obs['state']}: {obs['detail'].split('; retrying in ')[0]}", error=True)
+            elif obs:
+                self._warn_obs(obs)
             await self.apply_params(params)  # last: steppers on screen mean the rest is there too
             await self._say_virtual_device()
+
+    def _warn_obs(self, obs: dict[str, Any]) -> None:
+        """[obs.scenes]'s problems (a scene renamed in OBS, a name OBS has not: that scene switches no voice), once
+        each time they change; the first, and how many more (`rtvc ctl status` lists them all)."""
+        warnings = list(obs.get("warnings") or [])
+        if warnings and warnings != self._obs_warned:
+            more = f" (and {len(warnings) - 1} more: rtvc ctl status)" if len(warnings) > 1 else ""
+            self.show_message(f"OBS: {warnings[0]}{more}", error=True)
+        self._obs_warned = warnings
 
     async def _say_virtual_device(self) -> None:
         """On the virtual device (no sound card, or --virtual) the screen looked as on a microphone: a user who
@@ -346,6 +360,9 @@ class RtvcApp(VoiceListMixin, App[None]):
             if eng["state"] in ("stalled", "failed", "voice failed", "overloaded"):
                 self.show_message(f"engine {eng['state']}: {eng['detail']}", error=True)
                 self._engine_trouble = True
+            elif eng.get("unheard"):  # (the virtual microphone removed, the device's JACK program closed)
+                self.show_message(eng["unheard"], error=True)
+                self._engine_trouble = True
             elif eng.get("monitor_error"):
                 self.show_message(f"hear myself: {eng['monitor_error']}", error=True)
             elif eng["state"] == "running" and self._engine_trouble:  # (the error would stay on screen)
@@ -360,7 +377,11 @@ class RtvcApp(VoiceListMixin, App[None]):
         if obs:  # (the OBS link's state is on the top line; why it is down, here)
             trouble = obs["state"] in ("disconnected", "auth failed", "stopped")
             why = obs["detail"].split("; retrying in ")[0]  # (the retry's seconds went stale on the line: 1 s for good)
-            self.show_message(f"OBS {obs['state']}" + (f": {why}" if trouble else ""), error=trouble)
+            if trouble or obs["state"] != self._obs_state:
+                self.show_message(f"OBS {obs['state']}" + (f": {why}" if trouble else ""), error=trouble)
+            if not trouble:
+                self._warn_obs(obs)
+            self._obs_state = obs["state"]
         self._events += 1
         changed = set(ev.get("changed", ()))
         mine = self.client is not None and ev.get("by") == self.client.link.client

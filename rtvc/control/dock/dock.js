@@ -41,6 +41,7 @@
   let stickyShown = ""; // the error box's text while no voice plays or the engine is in trouble, else ""
   let obsSaid = ""; // the OBS link's state and why it is down, as the message line said it last
   let obsShown = ""; // that message as shown, until the link is connected again (then taken off the message line)
+  let obsWarned = ""; // the OBS link's warnings as the message line said them last
 
   // measurements the test reads (ms since navigation start)
   const marks = { firstState: null, connects: 0 };
@@ -168,6 +169,7 @@
     hideError(true);
     stickyShown = ""; // (said again, if so, from this connection's state)
     obsSaid = "";
+    obsWarned = "";
     voices = voiceList(vl, []);
     applyParams(pr);
     applyStatus(st);
@@ -349,6 +351,7 @@
   function renderSticky() {
     const parts = [];
     if (engineTrouble()) parts.push("engine " + engine.state + (engine.detail ? ": " + engine.detail : ""));
+    else if (engine && typeof engine.unheard === "string" && engine.unheard) parts.push(engine.unheard);
     const why = state && typeof state.no_voice === "string" ? state.no_voice : "";
     if (why) parts.push(why + ". The output is silent: pick a voice.");
     const text = parts.join("\n");
@@ -382,6 +385,17 @@
       obsShown = "";
     }
     obsSaid = said;
+    // [obs.scenes]'s problems (a scene renamed in OBS, a name OBS has not: it switches no voice), once per change
+    const warnings = Array.isArray(link.warnings) ? link.warnings.filter((w) => typeof w === "string") : [];
+    const warned = warnings.join("\n");
+    if (warned && warned !== obsWarned && !said) {
+      const more = warnings.length > 1 ? " (and " + (warnings.length - 1) + " more: rtvc ctl status)" : "";
+      showError("OBS: " + warnings[0] + more);
+    }
+    if (!said) obsWarned = warned;
+    el.title += warnings.length ? "\n" + warnings.join("\n") : "";
+    if (warnings.length) el.dataset.warned = "";
+    else delete el.dataset.warned;
   }
 
   function setConn(kind, text) {
