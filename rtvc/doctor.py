@@ -440,6 +440,15 @@ def check_service() -> list[Check]:
                 "Python rtvc is installed in; or `rtvc service remove`"
             )
             return [Check(False, "service", found, fix)]
+        if config is not None:  # (edited since the install: the service fails at each start, said in the journal)
+            from rtvc.config import load_config
+            from rtvc.errors import RtvcError
+
+            try:
+                load_config(Path(config))
+            except RtvcError as e:
+                found = f"{path} runs rtvc serve with {config}, which rtvc serve refuses: {e.what}"
+                return [Check(False, "service", found, e.fix or "mend it")]
         return [Check(True, "service", f"{path} (`systemctl --user status {UNIT}`; `rtvc service remove` removes it)")]
     fix = "optional: `rtvc service install` runs rtvc serve from each login"
     return [Check(False, "service", "not installed", fix)]

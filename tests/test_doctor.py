@@ -279,6 +279,12 @@ def test_a_service_whose_config_file_is_gone_is_named_with_its_fix(tmp_path, mon
     unit.write_text(unit_text(sys.executable, folder / "config.toml", folder))
     (check,) = check_service()
     assert check.ok and str(unit) in check.found, check
+    (folder / "config.toml").write_text("[stream]\nblok_ms = 20.0\n")  # (a slip in an edit since: said "ok")
+    (check,) = check_service()
+    assert not check.ok and check.found.startswith(
+        f"{unit} runs rtvc serve with {folder / 'config.toml'}, which rtvc serve refuses: "
+    ), check
+    assert "unknown key 'stream.blok_ms'" in check.found and "block_ms" in check.fix, check
     (folder / "config.toml").unlink()
     (check,) = check_service()
     assert not check.ok, check
