@@ -360,3 +360,27 @@ def wait_for(ok: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
     while not ok():
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
         time.sleep(0.05)
+
+
+def test_studio_mode_switched_off_reports_only_the_program_scene(obs: ObsStudio, client: ObsClient, make_link) -> None:
+    """Studio Mode on, another scene in preview, then off: OBS sends the preview scene as the program scene and the
+    program scene again at once, and rtvc switched to the preview scene's voice and back (a load of a model voice
+    nobody chose; a review). Program scene changes that close within SCENE_SETTLE_S report the last alone."""
+    _link, rec = make_link(obs.port)
+    rec.wait_state("connected")
+    program, preview = SCENES[0], SCENES[1]
+    client.set_scene(program)
+    rec.wait_scene(program)
+    try:
+        client.request("SetStudioModeEnabled", {"studioModeEnabled": True})
+        client.request("SetCurrentPreviewScene", {"sceneName": preview})
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        client.request("SetStudioModeEnabled", {"studioModeEnabled": False})
+        time.sleep(1.0)
+    finally:
+        with contextlib.suppress(Exception):
+            client.request("SetStudioModeEnabled", {"studioModeEnabled": False})
+    after = [n for t, n in rec.scenes if t >= t0]
+    assert preview not in after, after
+    assert client.request("GetCurrentProgramScene")["currentProgramSceneName"] == program

@@ -39,6 +39,9 @@ CLOSE_AUTH_FAILED, CLOSE_UNSUPPORTED_RPC, CLOSE_SESSION_INVALIDATED = 4009, 4010
 FIRST_RETRY_S, MAX_RETRY_S, SLOW_RETRY_S = 0.5, 5.0, 10.0
 SCENE_LIST_ID = "rtvc-scene-list"
 HANDSHAKE_TIMEOUT_S = 5.0
+# program scene changes closer together than this are one, the last delivered: Studio Mode switched off sends the
+# preview scene as the program scene, then the program scene again at once (the preview's voice loaded, a review)
+SCENE_SETTLE_S = 0.06
 _CONNECT_OPTIONS: dict[str, Any] = {
     "subprotocols": [Subprotocol("obswebsocket.json")],
     "open_timeout": HANDSHAKE_TIMEOUT_S,
@@ -302,12 +305,17 @@ class ObsLink:
         The answer after a reconnection that names the scene delivered last is not delivered again: the voice
         someone chose since (in the dock, the TUI) stays, as it would have with no reconnection."""
         changed = False  # a change event that came before the answer is newer than (or the same as) the answer
+        loop = asyncio.get_running_loop()
+        settling: asyncio.TimerHandle | None = None  # the latest change, delivered once SCENE_SETTLE_S passed
         async for raw in ws:
             op, data = _decode(raw)
             event = data.get("eventType") if op == OP_EVENT else None
             if event == "CurrentProgramSceneChanged":
                 changed = True
-                self._scene(str(data.get("eventData", {}).get("sceneName", "")))
+                if settling is not None:
+                    settling.cancel()
+                name = str(data.get("eventData", {}).get("sceneName", ""))
+                settling = loop.call_later(SCENE_SETTLE_S, self._scene, name)
             elif event == "SceneNameChanged":
                 got = data.get("eventData", {})
                 self._renamed(str(got.get("oldSceneName", "")), str(got.get("sceneName", "")))
