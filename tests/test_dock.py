@@ -543,6 +543,10 @@ def test_the_dock_shows_the_obs_link_and_why_it_is_down(tmp_path: Path) -> None:
                 warned = page.js("document.getElementById('obs').dataset.warned !== undefined")
                 title = page.js(shown)[2]
                 assert warned and "[obs.scenes] 'Gaming': OBS has no scene of that name (" in title, title
+                # the daemon gone: its link's last state ("OBS connected") is not shown as if still known (a review)
+                d.stop()
+                visible = "getComputedStyle(document.getElementById('obs')).visibility"
+                wait_until("the link's state hidden", lambda: page.js(visible) == "hidden", 10)
         log = d.log()
         assert "[obs.scenes] 'Gaming' = 'broken': the profile cannot load now:" in log and "999" in log, log
         assert "is rtvc's own control port" not in log
