@@ -241,13 +241,14 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
         now = obs_now()  # ([obs.scenes] edited while serve runs: taken at the next cut, as a mended password is)
         if now is not None and dict(now.scenes) != from_file:  # (the file's own table: a rename in OBS is no edit)
             edited = [name for name, profile in now.scenes.items() if from_file.get(name) != profile]
-            from_file.clear()
-            from_file.update(now.scenes)
-            scenes.clear()
-            # (a scene renamed in OBS keeps its voice, as said; the entries edited name OBS's scenes as they are now)
-            scenes.update(renamed(from_file, link.renames, edited))
+            with warning:  # (profiles_changed reads them on serve's thread)
+                from_file.clear()
+                from_file.update(now.scenes)
+                scenes.clear()
+                # (a scene renamed in OBS keeps its voice, as said; the entries edited name OBS's scenes as they are)
+                scenes.update(renamed(from_file, link.renames, edited))
+                profile_problems[:] = unknown_scene_profiles(dataclasses.replace(cfg, obs=now))
             log.info("[obs.scenes] read again from %s: %d scene(s) mapped", cfg.path, len(scenes))
-            profile_problems[:] = unknown_scene_profiles(dataclasses.replace(cfg, obs=now))
             for problem in profile_problems:
                 log.warning("%s", problem)
             link.check_scenes()  # (a scene name mistyped in the edit: said now, not at the next connection)
@@ -281,22 +282,38 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
                 log.warning("OBS link: [obs] in %s not read again (%s): the settings in use stay", cfg.path, e)
             return None
 
+    warning = threading.RLock()  # (warn runs on the link's thread, and on serve's after a change in profiles/)
+
     def warn() -> None:
         """[obs.scenes]'s problems, on the dock and the TUI (they were in the log alone): its profiles missing or
         unloadable, scenes renamed in OBS since config.toml named them, names OBS has no scene of."""
-        said = list(profile_problems)
-        for was, now in link.renames.items():
-            if was in from_file and now not in from_file:
-                said.append(
-                    f"OBS scene {was!r} renamed {now!r}: its voice '{from_file[was]}' follows it until rtvc restarts;"
-                    " rename it in [obs.scenes] in config.toml"
-                )
-        controller.set_link_warnings("obs", said + link.missing_scenes())
+        with warning:
+            said = list(profile_problems)
+            for was, now in list(link.renames.items()):
+                if was in from_file and now not in from_file:
+                    said.append(
+                        f"OBS scene {was!r} renamed {now!r}: its voice '{from_file[was]}' follows it until rtvc"
+                        " restarts; rename it in [obs.scenes] in config.toml"
+                    )
+            controller.set_link_warnings("obs", said + link.missing_scenes())
+
+    def profiles_changed() -> None:
+        """A scene's profile saved, mended, broken or removed since: its problem said or gone (a profile saved after
+        the start stayed "no such profile" on the dock)."""
+        with warning:
+            table = dataclasses.replace(cfg.obs, scenes=dict(from_file))
+            now = unknown_scene_profiles(dataclasses.replace(cfg, obs=table))
+            if now != profile_problems:
+                for problem in set(now) - set(profile_problems):
+                    log.warning("%s", problem)
+                profile_problems[:] = now
+                warn()
 
     link = ObsLink(
         settings, on_scene, lambda state, detail: controller.set_link("obs", state, detail), reread, on_check=warn
     )
     warn()
+    controller.profiles_watchers.append(profiles_changed)
     link.start()
     return link
 

@@ -159,6 +159,11 @@ def test_a_scene_renamed_in_obs_keeps_its_voice_at_the_next_cut_and_after_an_edi
         daemon.config.write_text(daemon.config.read_text().replace('"Gaming" = ', '"Gaming 3" = '))
         obs.set_scene("Just Chatting")
         wait_until("the rename's warning gone", lambda: len(warnings(rpc)) == 1, 10)
+        # the scene's profile mended (in profiles/, not config.toml): its warning goes too, and comes back broken
+        daemon.profile("broken").write_text('voice = "pitch"\n[params]\npitch = 9\n')
+        wait_until("the profile's warning gone", lambda: warnings(rpc) == [], 10)
+        daemon.profile("broken").write_text('voice = "pitch"\n[params]\npitch = 99\n')
+        wait_until("the profile's warning back", lambda: len(warnings(rpc)) == 1, 10)
     finally:
         obs.close()
         rpc.close()

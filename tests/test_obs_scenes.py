@@ -78,6 +78,7 @@ def test_a_scene_mapped_to_a_profile_path_whose_voice_plays_loads_nothing(tmp_pa
     class Controller:
         def __init__(self) -> None:
             self.profile, self.selected = "default", []
+            self.profiles_watchers: list = []
 
         @property
         def upcoming(self) -> str:  # (no load under way here)
@@ -254,6 +255,9 @@ def test_obs_pointed_at_rtvcs_own_control_port_is_said(tmp_path, caplog):
 
         def set_link_warnings(self, *_: object) -> None:
             pass
+
+        def __init__(self) -> None:
+            self.profiles_watchers: list = []
 
     with caplog.at_level("WARNING", logger="rtvc"):
         link = start_obs_link(load_config(config), Controller())

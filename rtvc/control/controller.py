@@ -147,6 +147,8 @@ class Controller:
         # set by the daemon when it drives real sound cards: (input, output) -> description; None on the
         # virtual device, where there is nothing to switch
         self.links: dict[str, dict[str, Any]] = {}  # outside links (OBS): name -> {state, detail, warnings}
+        # told after each change in profiles/ that poll_profiles sees (serve: [obs.scenes]'s profiles checked again)
+        self.profiles_watchers: list[Callable[[], None]] = []
         # DeviceSwitcher.switch(input, output, monitor, rescan=False), with real devices that can be switched
         self.device_switcher: Callable[..., dict[str, Any]] | None = None
         # whether every switch is refused now (DeviceSwitcher.stuck: PortAudio stuck on a JACK server that went away)
@@ -654,6 +656,11 @@ class Controller:
                 else ""
             )
             self._emit(["profiles"], "profiles", error=gone, profiles=files)
+            for fn in self.profiles_watchers:  # (after the event: not on its dispatch)
+                try:
+                    fn()
+                except Exception:
+                    log.exception("a watcher of profiles/ failed")
         if self.no_voice:
             self._watch_start()
 
