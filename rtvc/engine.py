@@ -555,10 +555,12 @@ class Engine:
         was_block = self._state == OVERLOADED and self._detail.startswith("the voice takes longer than a block")
         if took > block_s or (was_block and took > 0.9 * block_s):
             self._state = OVERLOADED
+            # (a GPU named only where the voice can use one here: "device = cuda" was the fix on machines without)
+            faster = getattr(self.converter.voice, "faster_here", "")
             self._detail = (
                 f"the voice takes longer than a block ({1e3 * block_s:.1f} ms) to convert one: it cannot keep up "
-                'here, and blocks are dropped; run it on a GPU (the profile\'s device = "cuda"), '
-                "raise stream.block_ms, or choose a lighter voice"
+                f"here, and blocks are dropped; {faster + ', ' if faster else ''}raise stream.block_ms, or choose a "
+                "lighter voice"
             )
         elif took > slack_s:
             self._state = OVERLOADED

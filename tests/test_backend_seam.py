@@ -229,3 +229,17 @@ def test_a_tensorrt_voice_hands_its_runners_its_own_modules_not_fp16_copies(mode
         assert halves == [], f"{name}: fp16 copies {halves[:3]}"
     assert got["content"].model is voice.pipeline.content.model
     assert got["synth"].net is voice.rvc.net
+
+
+def test_an_overloaded_rvc_voice_is_offered_only_what_runs_faster_here():
+    """The overload's fix said "run it on a GPU (device = cuda)" on machines where torch sees none, and that
+    profile is then refused (a review)."""
+    import torch
+
+    from rtvc.voices.rvc import RvcModelSettings, faster_here
+
+    cpu = faster_here(RvcModelSettings(path="v.pth"))
+    assert cpu == ('run it on the GPU (the profile\'s device = "cuda")' if torch.cuda.is_available() else ""), cpu
+    eager = faster_here(RvcModelSettings(path="v.pth", device="cuda"))
+    assert eager == 'replay it as CUDA graphs (the profile\'s backend = "cuda-graph")', eager
+    assert faster_here(RvcModelSettings(path="v.pth", device="cuda", backend="cuda-graph")) == ""

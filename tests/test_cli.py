@@ -454,7 +454,9 @@ def test_a_voice_too_slow_to_run_live_is_named_in_the_report_and_still_converts_
     r = rtvc("run", "--virtual", "--headless", "--duration", "3", "--record", str(dst), env=env)
     assert r.returncode == 0, r.stderr
     over = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("overloaded"))
-    assert "the voice takes longer than a block (20.0 ms) to convert one" in over and "run it on a GPU" in over
+    assert "the voice takes longer than a block (20.0 ms) to convert one" in over, over
+    # (the pitch voice runs on no GPU: not offered as the fix, as it was to every voice on any machine)
+    assert "blocks are dropped; raise stream.block_ms, or choose a lighter voice" in over and "GPU" not in over, over
     skipped = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("skipped blocks"))
     assert int(skipped.split()[2]) > 0, skipped
     r = rtvc("convert", str(src), str(dst), env=env)

@@ -187,6 +187,17 @@ def _preopen_torch() -> None:
             break
 
 
+def faster_here(model: RvcModelSettings) -> str:
+    """What runs this voice faster on this machine, for the overload's words: the GPU where torch sees one and the
+    voice is on the CPU ("run it on a GPU" was said on machines without one, whose fix is then refused); CUDA
+    graphs for an eager voice on the GPU; "" where nothing here does."""
+    import torch
+
+    if model.device == "cpu":
+        return 'run it on the GPU (the profile\'s device = "cuda")' if torch.cuda.is_available() else ""
+    return 'replay it as CUDA graphs (the profile\'s backend = "cuda-graph")' if model.backend == "eager" else ""
+
+
 class RvcVoice:
     kind: ClassVar[str] = "rvc"
     frame_ms: ClassVar[float] = 10.0  # a block is whole frames (the converter's grid check names it with the others)
@@ -336,6 +347,7 @@ class RvcVoice:
             + f" [{model.backend} {model.device} {model.precision}{' compiled' if model.compile else ''}]"
         )
         self.model = model
+        self.faster_here = faster_here(model)
         # eager on the CPU in fp32 runs the models directly on the stream's window (the reference path);
         # any other choice runs the fixed-shape steps through runners, built at the first block (rvc_steps)
         self.fixed = (model.backend, model.device, model.precision) != ("eager", "cpu", "fp32")
