@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
@@ -307,6 +307,36 @@ def check_profile(cfg) -> list[Check]:
     return [Check(True, "profile", f"'{profile.name}' ({profile.path}): {profile.label}")]
 
 
+def gpu_needs(cfg) -> tuple[str, set[str]]:
+    """Which of the optional GPU lines the start profile needs, and the words for it: "optional ... rtvc runs on the
+    CPU without" stood beside a config whose voice is a TensorRT one on the GPU (a review)."""
+    from rtvc.errors import RtvcError
+    from rtvc.profiles import load_profile, profiles_dir
+
+    try:
+        profile = load_profile(cfg.voice.profile, profiles_dir(cfg))
+    except RtvcError:
+        return "", set()
+    model = profile.model
+    if model is None or getattr(model, "device", "cpu") != "cuda":
+        return "", set()
+    needs = {"cuda", "driver"}
+    if model.backend == "tensorrt":
+        needs |= {"cuda-bindings", "tensorrt", "onnx", "engines"}
+    if getattr(model, "compile", False):
+        needs.add("compile")
+    return f"needed by voice.profile '{profile.name}' (backend = {model.backend}, device = cuda)", needs
+
+
+def needed(check: Check, said: str, profile: str) -> Check:
+    """An optional line's fix, said as needed (`said`) by the start profile."""
+    if check.ok or not check.fix.startswith("optional"):
+        return check
+    fix = check.fix.split(": ", 1)[1] if ": " in check.fix else check.fix
+    fix = fix.removesuffix("; rtvc runs on the CPU without").replace("rtvc build PROFILE", f"rtvc build {profile}")
+    return replace(check, fix=f"{said}: {fix}", blocks=True)
+
+
 def _stops_a_run(audio) -> bool:
     """Whether `rtvc run` stops on the devices that did not open: no sound devices at all with none named is not an
     error, rtvc runs on the virtual device there (README); a device named, one there that cannot open (at this rate,
@@ -491,6 +521,7 @@ def doctor(folder: Path, out: TextIO = sys.stdout, audio=None, cfg=None) -> int:
         check_devices_planned, functools.partial(check_jack, audio), check_realtime, check_token, check_service,
     ]  # fmt: skip
     blocked = False
+    said, needs = gpu_needs(cfg) if cfg is not None else ("", set())
     for run in checks:
         try:
             results = run()
@@ -498,6 +529,8 @@ def doctor(folder: Path, out: TextIO = sys.stdout, audio=None, cfg=None) -> int:
             name = getattr(getattr(run, "func", run), "__name__", "check").removeprefix("check_")
             results = [Check(False, name, f"the check failed: {type(e).__name__}: {e}", "report this")]
         for c in results:
+            if c.name in needs:
+                c = needed(c, said, cfg.voice.profile)
             print(c.line(), file=out, flush=True)
             blocked = blocked or c.blocks
     return 2 if blocked else 0

@@ -359,3 +359,26 @@ def test_a_config_that_asks_for_jack_without_a_server_says_jack_is_needed(tmp_pa
     assert "-> needed: config.toml asks for it (audio.host_api)" in got["jack"], got["jack"]
     devices = got["sound devices"]
     assert devices.startswith("missing") and "JACK" in devices and "pw-jack" in devices, devices
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU lines are there (ok) where torch sees a GPU")
+def test_the_gpu_lines_a_gpu_start_voice_needs_are_said_needed_not_optional(tmp_path: Path):
+    """A config whose start voice is a TensorRT one on the GPU: doctor said the GPU, TensorRT and engines were
+    "optional ... rtvc runs on the CPU without" (a review)."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "trt.toml").write_text(
+        'voice = "rvc"\n[model]\npath = "v.pth"\ncontent = "hubert_base.pt"\nbackend = "tensorrt"\ndevice = "cuda"\n'
+        'precision = "fp16"\n'
+    )
+    (tmp_path / "config.toml").write_text('[voice]\nprofile = "trt"\n')
+    got = doctor(tmp_path, tmp_path / "config", code=2)
+    said = "needed by voice.profile 'trt' (backend = tensorrt, device = cuda): "
+    assert said in got["cuda"] and "optional" not in got["cuda"] and "rtvc runs on the CPU" not in got["cuda"], got
+    assert said in got["engines"] and got["engines"].endswith("rtvc build trt"), got["engines"]
+    if "tensorrt" in got and got["tensorrt"].startswith("missing"):
+        assert said in got["tensorrt"], got["tensorrt"]
+    (tmp_path / "profiles" / "trt.toml").write_text(
+        'voice = "rvc"\n[model]\npath = "v.pth"\ncontent = "hubert_base.pt"\n'
+    )  # (on the CPU: the GPU lines are optional again)
+    got = doctor(tmp_path, tmp_path / "config", code=2)  # (2: its model files are not there)
+    assert "-> optional" in got["cuda"] and "-> optional" in got["engines"], got
