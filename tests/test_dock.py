@@ -727,9 +727,10 @@ def test_a_slider_keeps_the_keyboard_through_voice_switches_is_held_while_a_voic
             time.sleep(0.5)
             # nothing sent: sent during the load, the daemon refuses it and the page shows that; the daemon's value
             # is the old voice's still unless the load ended meanwhile (CI's took under 0.5 s)
-            still = loading.is_alive()
+            now = gain()
+            still = loading.is_alive()  # (after the read: the value read was the old voice's while it still loads)
             assert page.js(DOM_SUMMARY)["error"] is None, page.js(DOM_SUMMARY)
-            assert gain() == before or not still, (gain(), before)
+            assert now == before or not still, (now, before)
             loading.join(120)
             wait_until("the RVC voice's sliders", lambda: page.js("!!document.getElementById('param-speaker')"), 10)
             wait_until("no longer held", lambda: page.js(held) == "false", 5)
