@@ -443,6 +443,7 @@ def devices_again(
     engine: Engine,
     stop: threading.Event,
     why: Callable[[str], None] = lambda _: None,
+    took: list[str] | None = None,
 ) -> tuple[AudioConfig, DeviceChoice, DeviceStreams] | str | None:
     """A restarted serve's devices, opened: they may come a moment after the server (WirePlumber makes
     PipeWire's), so the list is read again until they are there, for up to RESUME_DEVICES_S. Then without the
@@ -454,7 +455,8 @@ def devices_again(
     START_ANEW where PortAudio runs on a JACK server that is gone and another one runs (started again at the right
     rate, say): reading the device list again then aborted the process (PortAudio's JACK host API), so serve starts
     anew instead, as it did for the first server. While the server is gone the list is not read again. `why` is
-    told each new reason none opens (the control API shows it meanwhile)."""
+    told each new reason none opens (the control API shows it meanwhile). `took` is given the way that opened
+    ("as they were", "without the monitor", "as configured")."""
     pins = state.get("pins", {})
     ways = [("as they were", cfg.audio, pins)]
     if cfg.audio.monitor_device != "":
@@ -479,6 +481,8 @@ def devices_again(
                 continue
             if n:
                 log.info("restarted: the devices as they were did not come back (%s); %s instead", failed[0][1], how)
+            if took is not None:
+                took.append(how)
             return audio, choice, streams
         if failed:
             # the devices in use first: the last way's reason alone named the configured device (one switched away
@@ -728,6 +732,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
                 fallback_says(NO_CARD_AT_START)
         log.info("virtual device: playing %s in a loop as the microphone", clip)
     else:
+        took: list[str] = []  # (devices_again's way: the devices as they were, or as configured)
         if opened is not None:
             choice, streams = opened
         else:
@@ -743,7 +748,7 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
             controller, server = open_control(cfg)
             got: Any = None
             try:
-                got = devices_again(cfg, configured, resumed, engine, stop, why)
+                got = devices_again(cfg, configured, resumed, engine, stop, why, took)
             finally:
                 if not isinstance(got, tuple):  # (stopped, or starting anew: the clients reconnect)
                     close_control()
@@ -771,7 +776,11 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         device = DeviceSwitcher(engine, cfg.audio, choice, streams)
         device.restart_refused = restart.refusal
         defaults = left_to_default(asked, monitor_default=cfg.audio.virtual_mic and asked.monitor_device == "")
-        device.follow = following(choice, defaults if fresh else set(resumed.get("follow", [])))
+        # (devices as configured after a restart, those it ran on gone: the defaults the config leaves to the desktop
+        # are followed as at a start; the follows of the devices gone were kept, and a headset made the default
+        # after was not taken, a review)
+        again = fresh or took == ["as configured"]
+        device.follow = following(choice, defaults if again else set(resumed.get("follow", [])))
         if device.follow:
             log.info("following PipeWire's default %s (the desktop's sound settings)", describe_follow(device.follow))
         log.info("devices:\n%s", Lines(choice.describe()))

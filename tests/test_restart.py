@@ -181,17 +181,25 @@ def test_a_restarted_serve_whose_monitor_is_not_back_opens_without_it(jack_serve
     }  # fmt: skip
     monkeypatch.setattr(serve, "RESUME_DEVICES_S", 1.5)
     resumed = restart.config_for(cfg, state)
+    took: list[str] = []
     with caplog.at_level("INFO", logger="rtvc"):
-        audio, choice, streams = serve.devices_again(resumed, cfg, state, engine, threading.Event())
+        audio, choice, streams = serve.devices_again(resumed, cfg, state, engine, threading.Event(), took=took)
     streams.close()
+    assert took == ["without the monitor"], took
     assert choice.input.name == choice.output.name == "system" and choice.monitor is None, choice
     assert audio.monitor_device == "" and "without the monitor instead" in caplog.text, caplog.text
     assert "waiting up to 1.5 s for the devices" in caplog.text and "Bluetooth headset" in caplog.text
 
     gone = {"pins": {"input": {"name": "USB mic", "host_api": jack, "nth": 0}}, "audio": {"input_device": "USB mic"}}
-    audio, choice, streams = serve.devices_again(restart.config_for(cfg, gone), cfg, gone, engine, threading.Event())
+    took = []
+    audio, choice, streams = serve.devices_again(
+        restart.config_for(cfg, gone), cfg, gone, engine, threading.Event(), took=took
+    )
     streams.close()
     assert audio == cfg.audio and choice.input.name == "system", (audio, choice)
+    # (serve then follows the defaults the config leaves to the desktop, as at a start: not the follows of the devices
+    # that are gone, whose input was a device chosen by name)
+    assert took == ["as configured"], took
 
     # nothing opens, the configured devices neither (a USB microphone not plugged back in): it ended serve after the
     # wait ("restarted, and no devices opened", exit 2); now it keeps looking, says why, and stops when asked to
