@@ -1157,3 +1157,29 @@ def test_a_killed_jack_watch_starts_again_and_what_it_waited_for_is_still_connec
         mic.close()
         rec.close()
         served.stop()
+
+
+def test_which_chosen_device_is_gone_is_said_in_the_status_words():
+    """engine.unheard's words for the JACK programs lost (rtvc.audio.switch.devices_gone): the hear-myself device's
+    loss said nothing in status (a review), and programs the user connected rtvc to (OBS) are no device of its."""
+    from types import SimpleNamespace
+
+    from rtvc.audio.switch import devices_gone
+
+    choice = SimpleNamespace(
+        input=SimpleNamespace(name="USB mic"), output=SimpleNamespace(name="system"),
+        monitor=SimpleNamespace(name="WH-1000XM4"),
+    )  # fmt: skip
+    said = devices_gone(choice, [["outputs", "rtvc:out_2", "WH-1000XM4:playback_FL"]])
+    assert said.startswith("the hear-myself device 'WH-1000XM4' is gone (its JACK program closed): you do not hear"), (
+        said
+    )
+    both = devices_gone(
+        choice, [["inputs", "rtvc:in_1", "USB mic:capture_1"], ["outputs", "rtvc:out_2", "WH-1000XM4:playback_FL"]]
+    )
+    assert both.startswith(
+        "the input device 'USB mic' and the hear-myself device 'WH-1000XM4' are gone (their JACK programs closed): the"
+        " voice hears no microphone and you do not hear yourself until they are back"
+    ), both
+    assert devices_gone(choice, [["outputs", "rtvc:out_1", "obs:in_1"]]) == ""
+    assert devices_gone(None, [["inputs", "rtvc:in_1", "USB mic:capture_1"]]) == ""

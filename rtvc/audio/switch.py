@@ -994,21 +994,29 @@ class DeviceSwitcher:
 
 
 def devices_gone(choice: DeviceChoice | None, lost: list[list[str]]) -> str:
-    """Why nothing is heard while the streams run on: the JACK program that is the input or output device chosen
-    (a USB headset through alsa_in, any device under PipeWire's JACK) closed, its connections waited for. It was
-    said once, as an event (the dock's message for 12 s), and status said running with nothing wrong."""
+    """Why nothing is heard while the streams run on: the JACK program that is the input, output or hear-myself
+    device chosen (a USB headset through alsa_in, any device under PipeWire's JACK) closed, its connections waited
+    for. It was said once, as an event (the dock's message for 12 s), and status said running with nothing wrong."""
     if choice is None:
         return ""
-    device = {"inputs": choice.input.name, "outputs": choice.output.name}
-    gone = {d: _client(q) for d, _p, q in lost if _client(q) == device.get(d)}
+    roles = [("input", "inputs", choice.input.name), ("output", "outputs", choice.output.name)]
+    if choice.monitor is not None and choice.monitor.name != choice.output.name:
+        roles.append(("hear-myself", "outputs", choice.monitor.name))
+    peers = {(d, _client(q)) for d, _p, q in lost}
+    gone = [(role, name) for role, d, name in roles if (d, name) in peers]
     if not gone:
         return ""
-    hears = {"inputs": "the voice hears no microphone", "outputs": "no one hears the voice"}
-    what = " and ".join(f"the {'input' if d == 'inputs' else 'output'} device '{c}'" for d, c in sorted(gone.items()))
+    hears = {
+        "input": "the voice hears no microphone",
+        "output": "no one hears the voice",
+        "hear-myself": "you do not hear yourself",
+    }
+    what = " and ".join(f"the {role} device '{name}'" for role, name in gone)
+    one = len(gone) == 1
     return (
-        f"{what} {'are' if len(gone) > 1 else 'is'} gone (its JACK program closed): "
-        f"{' and '.join(hears[d] for d in sorted(gone))} until it is back (rtvc connects it again then) or another is"
-        " chosen (`d` in the TUI)"
+        f"{what} {'is' if one else 'are'} gone ({'its JACK program' if one else 'their JACK programs'} closed): "
+        f"{' and '.join(hears[role] for role, _n in gone)} until {'it is' if one else 'they are'} back (rtvc "
+        f"connects {'it' if one else 'them'} again then) or another is chosen (`d` in the TUI)"
     )
 
 
