@@ -289,7 +289,7 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
         unloadable, scenes renamed in OBS since config.toml named them, names OBS has no scene of."""
         with warning:
             said = list(profile_problems)
-            for was, now in list(link.renames.items()):
+            for was, now in list(link.renames.items()):  # (a renamed scene removed since: forgotten, obs.py)
                 if was in from_file and now not in from_file:
                     said.append(
                         f"OBS scene {was!r} renamed {now!r}: its voice '{from_file[was]}' follows it until rtvc"
@@ -299,15 +299,20 @@ def start_obs_link(cfg: Config, controller: Controller) -> ObsLink | None:
 
     def profiles_changed() -> None:
         """A scene's profile saved, mended, broken or removed since: its problem said or gone (a profile saved after
-        the start stayed "no such profile" on the dock)."""
+        the start stayed "no such profile" on the dock). Read here; said on the link's thread, which owns the scene
+        tables."""
         with warning:
             table = dataclasses.replace(cfg.obs, scenes=dict(from_file))
-            now = unknown_scene_profiles(dataclasses.replace(cfg, obs=table))
+        now = unknown_scene_profiles(dataclasses.replace(cfg, obs=table))
+
+        def take() -> None:
             if now != profile_problems:
                 for problem in set(now) - set(profile_problems):
                     log.warning("%s", problem)
                 profile_problems[:] = now
                 warn()
+
+        link.call_soon(take)
 
     link = ObsLink(
         settings, on_scene, lambda state, detail: controller.set_link("obs", state, detail), reread, on_check=warn

@@ -171,3 +171,26 @@ def test_a_scene_renamed_in_obs_keeps_its_voice_at_the_next_cut_and_after_an_edi
     assert log.count("[obs.scenes] read again from ") == 2, log  # (the edit, and the rename mended in the file)
     assert log.count("OBS program scene 'Gaming 2': voice 'passthrough'") == 2, log
     assert "OBS program scene 'Gaming 3': voice 'passthrough'" in log and "maps none" not in log, log
+
+
+def test_a_renamed_scene_removed_gives_its_voice_back_to_the_name_config_toml_has(studio, daemon):
+    """A review: "Gaming" renamed "Gaming 2", then removed, and a new "Gaming" made: the new scene switched no
+    voice though config.toml maps it, and the warnings said to rename [obs.scenes] to the gone "Gaming 2"."""
+    rpc = RpcClient(daemon.port, daemon.token())
+    obs = ObsClient(studio.port, PASSWORD)
+    try:
+        on_just_chatting(rpc, obs)
+        obs.request("SetSceneName", {"sceneName": "Gaming", "newSceneName": "Gaming 2"})
+        wait_until("the rename among the warnings", lambda: any("renamed 'Gaming 2'" in w for w in warnings(rpc)), 10)
+        obs.request("RemoveScene", {"sceneName": "Gaming 2"})
+        wait_until("the rename forgotten", lambda: len(warnings(rpc)) == 2 and warnings(rpc), 10)
+        said = warnings(rpc)  # ('Starting''s broken profile, and 'Gaming': OBS has no scene of that name now)
+        assert said[1].startswith("[obs.scenes] 'Gaming': OBS has no scene of that name"), said
+        assert not any("Gaming 2" in w for w in said), said
+        obs.request("CreateScene", {"sceneName": "Gaming"})
+        wait_until("only the broken profile said", lambda: len(warnings(rpc)) == 1, 10)
+        obs.set_scene("Gaming")
+        wait_until("the voice config.toml maps to 'Gaming'", lambda: profile(rpc) == "passthrough", 10)
+    finally:
+        obs.close()
+        rpc.close()

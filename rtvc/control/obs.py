@@ -183,6 +183,19 @@ class ObsLink:
         with self._lock:
             self._thread, self._loop, self._wake = None, None, None
 
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """`fn()` on the link's thread, which owns the scene tables (another thread's read of them while a rename
+        rewrote them raised "dictionary changed size during iteration"); at once where the link does not run."""
+        with self._lock:
+            loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(fn)
+                return
+            except RuntimeError:  # (the loop has finished)
+                pass
+        fn()
+
     def _run(self) -> None:
         try:
             asyncio.run(self._main())
@@ -347,6 +360,7 @@ class ObsLink:
             scenes = got.get("scenes")
             if isinstance(scenes, list):
                 self.obs_scenes = [str(sc.get("sceneName", "")) for sc in scenes if isinstance(sc, dict)]
+                self._renamed_gone()
                 self._checked()
             return
         name = str(got.get("sceneName", ""))
@@ -356,7 +370,22 @@ class ObsLink:
             self.obs_scenes.append(name)
         elif event == "SceneRemoved" and name in self.obs_scenes:
             self.obs_scenes.remove(name)
+            self._renamed_gone()
         self._checked()  # (a scene made under a name [obs.scenes] has, or one it names removed)
+
+    def _renamed_gone(self) -> None:
+        """A scene renamed since, removed from OBS (or gone with its scene collection): the rename is forgotten, the
+        file's name for it maps its voice again (a new scene made under that name switched no voice, and the
+        warnings said to rename [obs.scenes] to the gone scene's name; a review)."""
+        names = self.obs_scenes or []
+        scenes = self.settings.scenes
+        for was, now in list(self.renames.items()):
+            if now in names:
+                continue
+            del self.renames[was]
+            if now in scenes and was not in scenes:
+                scenes[was] = scenes.pop(now)
+                log.info("OBS scene %r (renamed from %r) is gone: [obs.scenes]' %r maps its voice again", now, was, was)
 
     def check_scenes(self) -> None:
         """[obs.scenes] names OBS has no scene of (a typo, a scene renamed while rtvc was off): said at each
