@@ -285,6 +285,12 @@ def test_what_the_obs_scenes_get_wrong_is_on_the_message_line_once_per_change() 
             await pilot.pause()
             text = " ".join(screen_text(app).split())
             assert f"✖ OBS: {missing}" in text and "more" not in text, text
+            # mended: the red line went only with the next message (a review)
+            none = {**STATE, "links": {"obs": {**link, "warnings": []}}}
+            app.apply_event({"type": "state", "changed": ["obs"], "by": "obs", "state": none})
+            await pilot.pause()
+            text = " ".join(screen_text(app).split())
+            assert "✖ OBS:" not in text and "OBS: [obs.scenes] has no problem now" in text, text
 
     asyncio.run(main())
 
@@ -305,10 +311,15 @@ def test_a_device_gone_while_the_engine_runs_on_is_said_and_its_return_too() -> 
             app.apply_event({"type": "engine", "changed": ["engine"], "by": "engine", "state": STATE, "engine": engine})
             await pilot.pause()
             assert f"✖ {gone}" in " ".join(screen_text(app).split())
+            # kept on the top line while it holds, the message line's words gone with the next message (a review)
+            app.show_message("pitch 2")
+            await pilot.pause()
+            assert "engine device gone" in screen_text(app).splitlines()[0], screen_text(app)
             engine = {"state": "running", "detail": "", "monitor_error": "", "unheard": ""}
             app.apply_event({"type": "engine", "changed": ["engine"], "by": "engine", "state": STATE, "engine": engine})
             await pilot.pause()
             text = " ".join(screen_text(app).split())
             assert gone not in text and "engine running again" in text, text
+            assert "engine running" in screen_text(app).splitlines()[0], screen_text(app)
 
     asyncio.run(main())

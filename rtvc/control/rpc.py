@@ -374,7 +374,8 @@ With the virtual microphone (`audio.virtual_mic`) removed from PipeWire while rt
 rtvc plays into it again. Likewise under JACK when the program that is the input or output device chosen closes (a
 USB headset through `alsa_in`, any device under PipeWire's JACK): `running`, and `engine.detail` says which device
 is gone and what is not heard, until it is back (rtvc connects it again) or another is chosen. `engine.unheard` is
-that text alone ("" otherwise): the dock and the TUI keep it on their message lines while it holds.
+that text alone ("" otherwise): the dock keeps it on its message line while it holds, the TUI says it there and
+shows `engine device gone` on its top line.
 An `engine` event's `engine` holds `state`, `detail`, `monitor_error` (below) and `unheard`.
 `engine.monitor_device` {`present`, `error`}: whether a monitor (hear myself) stream is open, and why it
 stopped if it did (headphones unplugged, or no callbacks for a while): the main output plays on and the state

@@ -132,6 +132,7 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._events = 0  # state and engine events applied (a snapshot asked for before one is older)
         self._engine_trouble = False  # the message line shows an engine error (cleared when it runs again)
         self._obs_state = ""  # the OBS link's state as last said
+        self._unheard = ""  # the engine's `unheard`: why nothing is heard while it runs (on the top line)
         self._obs_warned: list[str] = []  # its warnings ([obs.scenes]'s problems) as last said
         self._message: tuple[str, bool] = ("", False)  # the message line's whole text, and whether it is an error
         self._no_voice_said: str | None = None  # why no voice plays, as the message line said it last
@@ -268,6 +269,8 @@ class RtvcApp(VoiceListMixin, App[None]):
             where = where.removeprefix("ws://").removesuffix("/rpc")
         extra = f"  attempt {link.attempt}" if link.state == "connecting" and link.attempt > 1 else ""
         engine = self.state.get("engine", "") if link.state == "connected" else ""
+        if engine == "running" and self._unheard:
+            engine = "device gone"
         narrow = width < NARROW_COLS and link.state == "connected"
         state, gap = ("", " ") if narrow else (f" {link.state}", "  ")
         text = f"rtvc{gap}[{colour}]{icon}{state}[/]{gap}$where{extra}"  # (an IPv6 address has brackets)
@@ -324,6 +327,8 @@ class RtvcApp(VoiceListMixin, App[None]):
         if warnings and warnings != self._obs_warned:
             more = f" (and {len(warnings) - 1} more: rtvc ctl status)" if len(warnings) > 1 else ""
             self.show_message(f"OBS: {warnings[0]}{more}", error=True)
+        elif not warnings and self._obs_warned and self._message[0].startswith("✖ OBS: "):  # (it stood, mended)
+            self.show_message("OBS: [obs.scenes] has no problem now")
         self._obs_warned = warnings
 
     async def _say_virtual_device(self) -> None:
@@ -368,6 +373,7 @@ class RtvcApp(VoiceListMixin, App[None]):
             elif eng["state"] == "running" and self._engine_trouble:  # (the error would stay on screen)
                 self.show_message("engine running again")
                 self._engine_trouble = False
+            self._set_unheard(eng.get("unheard", ""))
         routing = ev.get("routing", {}) if kind == "state" else {}
         said = [f"{p} connected to {q} again" for p, q in routing.get("restored", [])]
         said += [f"{p} no longer waits for {q} (connected elsewhere)" for p, q in routing.get("dropped", [])]
@@ -511,6 +517,14 @@ class RtvcApp(VoiceListMixin, App[None]):
         self._timing(t["p99_ms"], t["budget_ms"], st["xruns"]["total"])
         if st.get("state") and self.state:
             self.state = {**self.state, "engine": st["state"]}
+        self._set_unheard(st.get("unheard", ""))
+
+    def _set_unheard(self, unheard: str) -> None:
+        """The engine runs, and nothing is heard (a device's JACK program closed, the virtual microphone removed):
+        on the top line while it holds, as the dock keeps it (the message line's words go with the next message)."""
+        if unheard != self._unheard:
+            self._unheard = unheard
+            self._draw_link()
 
     def _timing(self, p99: float, budget: float, xruns: int) -> None:
         xr = f"[bold red]xruns {xruns}[/]" if xruns else "xruns 0"
