@@ -723,6 +723,26 @@ def test_rtvc_follows_the_desktops_default_microphone_and_speakers(pipewire):
         assert rtvc.log().count(followed) == 2, rtvc.log()[-3000:]
 
 
+def test_a_new_default_whose_name_a_listed_device_holds_is_that_new_device(pipewire):
+    """ "USB Headset" made the default speakers after rtvc read its device list, where "USB Headset Mic" (a virtual
+    source: it has ports to play into) was: rtvc took the one listed device whose name holds the default's, and played
+    hear-myself into a microphone (a review). A JACK client of the default's very name is that device."""
+    import re
+
+    def monitor() -> str:
+        got = rtvc.rpc.call("devices.list")["in_use"]
+        return (re.search(r"\] (.*) \(", got["monitor"] or "") or [None, ""])[1]
+
+    pipewire.add_node("alsa_input.usb-headset", "Audio/Source/Virtual", "USB Headset Mic")
+    with Served(pipewire, "default", via="voice-mic") as rtvc:
+        wait_for(lambda: rtvc.latency(), rtvc)
+        assert monitor() == "speakers", rtvc.log()
+        pipewire.add_node("alsa_output.usb-headset", "Audio/Sink", "USB Headset")
+        pipewire.set_default("sink", "alsa_output.usb-headset")
+        wait_for(lambda: monitor() not in ("speakers", ""), rtvc)
+        assert monitor() == "USB Headset", rtvc.log()[-3000:]
+
+
 def test_rtvc_follows_the_default_microphone_after_wireplumber_restarted():
     """A review: WirePlumber restarted alone (a crash, `systemctl --user restart wireplumber`) makes its "default"
     metadata anew, and the watch (`pw-metadata -m`) heard nothing from the new one: a headset chosen after it was

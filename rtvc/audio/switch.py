@@ -905,8 +905,12 @@ class DeviceSwitcher:
                 continue
             self._tried[role] = node
             usable = [d for d in listed if d.channels(kind) > 0]
-            # (PipeWire's JACK may add to a name: a unique one holding it is that device, as at start)
-            found = [d for d in usable if d.name == name] or [d for d in usable if name in d.name]
+            # (PipeWire's JACK may add to a name: a unique one holding it is that device, as at start; not where JACK
+            # has a client of that very name, one the list read before does not have yet: "USB Headset" made the
+            # default speakers was taken for the "USB Headset Mic" listed, and the voice played into a microphone)
+            found = [d for d in usable if d.name == name]
+            if not found and name not in (jack_links.clients() or []):
+                found = [d for d in usable if name in d.name]
             if name == current.name or (len(found) == 1 and found[0].index == current.index):
                 continue
             wanted[role] = str(found[0].index) if len(found) == 1 else name
