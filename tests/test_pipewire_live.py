@@ -743,6 +743,24 @@ def test_a_new_default_whose_name_a_listed_device_holds_is_that_new_device(pipew
         assert monitor() == "USB Headset", rtvc.log()[-3000:]
 
 
+def test_a_headset_whose_speakers_and_microphone_share_a_name_is_heard_by_its_microphone(pipewire):
+    """Under PipeWire's JACK a sink and a source of one name (a Bluetooth headset, a laptop's "Built-in Audio Analog
+    Stereo") are one JACK client, the sink's monitor ports first: rtvc's input channel 1 was the speakers' monitor,
+    and the call's voices, played into the headset, came back converted (a review). Its microphone is heard now, and
+    what its speakers play is not."""
+    pipewire.add_node("bluez_output.wh", "Audio/Sink", "WH-1000XM4")
+    pipewire.add_node("bluez_input.wh", "Audio/Source/Virtual", "WH-1000XM4")
+    pipewire.set_default("source", "bluez_input.wh")
+    with Served(pipewire, "default", via="voice-mic") as rtvc:
+        wait_for(lambda: "JACK ports' latency: " in rtvc.log(), rtvc)  # (JACK's figures for the devices, asked after)
+        lat = rtvc.latency()
+        said = "is a microphone and speakers of one name: channel 1 is its port capture_MONO (not the speakers'"
+        assert said in rtvc.log(), rtvc.log()
+        delays = impulses(pipewire, 1.0, 2.0, into="WH-1000XM4:input_MONO", out_of=rtvc.out_of)
+        assert len(delays) >= 3 and set(delays) == {lat["total"]}, (delays, lat)
+        assert impulses(pipewire, 0.5, 1.5, into="WH-1000XM4:playback_MONO", out_of=rtvc.out_of) == []
+
+
 def test_rtvc_follows_the_default_microphone_after_wireplumber_restarted():
     """A review: WirePlumber restarted alone (a crash, `systemctl --user restart wireplumber`) makes its "default"
     metadata anew, and the watch (`pw-metadata -m`) heard nothing from the new one: a headset chosen after it was

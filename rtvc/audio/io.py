@@ -114,11 +114,42 @@ def choose_devices(cfg: AudioConfig, fixed: dict[str, Device] | None = None) -> 
             f"set audio.output_channels to 1..{out.max_output}, or 0 for up to 2",
         )
     mon_ch = min(2, mon.max_output) if mon else 0
-    check_rate(inp, "input", cfg.samplerate, cfg.input_channel)
+    channel = microphone_channel(inp, cfg.input_channel)
+    check_rate(inp, "input", cfg.samplerate, channel)
     check_rate(out, "output", cfg.samplerate, out_ch)
     if mon:
         check_rate(mon, "output", cfg.samplerate, mon_ch)
-    return DeviceChoice(inp, out, mon, cfg.input_channel, out_ch, mon_ch)
+    return DeviceChoice(inp, out, mon, channel, out_ch, mon_ch)
+
+
+MONITOR_PORT = "monitor_"  # (how PipeWire's JACK names a sink's monitor ports: what the speakers play)
+
+
+def microphone_channel(inp: Device, channel: int) -> int:
+    """The input channel that is the `channel`-th microphone port of `inp`: under PipeWire's JACK a sink and a source
+    of one name (a headset, a laptop's "Built-in Audio Analog Stereo") are one JACK client, the sink's monitor ports
+    first, and channel 1 was the speakers' monitor_FL: rtvc converted what the call said, and sent it back (a review).
+    The monitor ports are skipped where the client has others; `channel` as it is elsewhere."""
+    if "JACK" not in inp.host_api or inp.name == "system":
+        return channel
+    from rtvc.audio import jack_links
+
+    names = jack_links.capture_names(inp.name) or []
+    ports = [n.split(":", 1)[-1] for n in names]
+    mics = [i for i, port in enumerate(ports, 1) if not port.startswith(MONITOR_PORT)]
+    if not mics or len(mics) == len(ports):
+        return channel
+    if channel > len(mics):
+        raise DeviceError(
+            f"audio.input_channel = {channel}, but {inp.title()} has {len(mics)} microphone port(s) "
+            f"({', '.join(ports[i - 1] for i in mics)}) beside its speakers' monitor ports",
+            f"set audio.input_channel to 1..{len(mics)}",
+        )
+    log.info(
+        "input device %s is a microphone and speakers of one name: channel %d is its port %s (not the speakers' %s)",
+        inp.title(), channel, ports[mics[channel - 1] - 1], ", ".join(p for p in ports if p.startswith(MONITOR_PORT)),
+    )  # fmt: skip
+    return mics[channel - 1]
 
 
 def check_monitor(mon: Device, inp: Device) -> None:
@@ -520,7 +551,10 @@ class DeviceStreams:
         inputs, outputs, at_period = got
         # a side whose ports reach nothing (None: every peer gone, as when the JACK server shuts down and its clients
         # close first) keeps its figure: it said 0 frames each side, and the report after the server died showed it
-        known_in = [f for f in inputs if f is not None]
+        # (the port of the channel read alone: a headset's mic and speakers of one name under PipeWire's JACK open
+        # its speakers' monitor ports too, whose figure counts the playback's, 512 frames more here)
+        read = inputs[c.input_channel - 1 : c.input_channel] if len(inputs) >= c.input_channel else inputs
+        known_in = [f for f in read if f is not None]
         known_out = [f for f in outputs[: c.output_channels] if f is not None]
         self.jack_no_card = jin and jout and max(known_in, default=1) == 0 and max(known_out, default=1) == 0
         if jin and known_in:  # (only the main stream has inputs)

@@ -204,6 +204,15 @@ def client_ports(device: str) -> tuple[int, int] | None:
     return int(got.get("capture", 0)), int(got.get("playback", 0))
 
 
+def capture_names(device: str) -> list[str] | None:
+    """The names of JACK client `device`'s ports that rtvc's inputs would connect to, in PortAudio's order (its
+    n-th input channel's is the n-th), or None when JACK cannot be asked (logged)."""
+    got = _child("ports", device)
+    if not isinstance(got, dict) or not isinstance(got.get("names"), list):
+        return None
+    return [str(n) for n in got["names"]]
+
+
 def client_counts(devices: list[str]) -> dict[str, tuple[int, int]] | None:
     """For each JACK client of `devices`, how many audio ports it has to capture from and to play to (as
     client_ports), or None when JACK cannot be asked (logged)."""

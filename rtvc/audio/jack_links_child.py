@@ -12,8 +12,8 @@
   programs, which the user made, stay); prints {"ports": [CLIENT's ports moved], "failed": [what it could not do],
   "before" and "after": CLIENT's connections before and after, as `snapshot` prints them} (a device without enough
   ports is one thing it could not do);
-- `ports DEVICE` prints {"capture": n, "playback": n}: how many audio ports JACK client DEVICE has that rtvc's
-  inputs, and its outputs, would connect to;
+- `ports DEVICE` prints {"capture": n, "playback": n, "names": [...]}: how many audio ports JACK client DEVICE has
+  that rtvc's inputs, and its outputs, would connect to, and the names of the first (in PortAudio's order);
 - `counts - JSON` prints {device: [capture, playback]} for each client named in JSON's list, as `ports` counts;
 - `clients -` prints the names of the JACK clients with audio ports, sorted;
 - `restore CLIENT JSON` makes CLIENT's ports' connections those of JSON ({direction: [[peer, ...] per port]}, as a
@@ -101,10 +101,8 @@ def main(argv: list[str]) -> int:
             print("rtvc-links " + json.dumps(counts), flush=True)
             return 0
         if command == "ports":
-            counts = {
-                "capture": len(device_ports(c, client, "inputs")),
-                "playback": len(device_ports(c, client, "outputs")),
-            }
+            capture = device_ports(c, client, "inputs")
+            counts = {"capture": len(capture), "playback": len(device_ports(c, client, "outputs")), "names": capture}
             print("rtvc-links " + json.dumps(counts), flush=True)
             return 0
         now = ports_and_peers(c, client)
