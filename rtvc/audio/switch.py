@@ -1020,7 +1020,8 @@ def devices_gone(choice: DeviceChoice | None, lost: list[list[str]]) -> str:
     return (
         f"{what} {'is' if one else 'are'} gone ({'its JACK program' if one else 'their JACK programs'} closed): "
         f"{' and '.join(hears[role] for role, _n in gone)} until {'it is' if one else 'they are'} back (rtvc "
-        f"connects {'it' if one else 'them'} again then) or another is chosen (`d` in the TUI)"
+        f"connects {'it' if one else 'them'} again then) or {'another is' if one else 'others are'} chosen"
+        f"{'' if one else ' for each'} (`d` in the TUI)"
     )
 
 
