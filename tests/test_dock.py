@@ -834,7 +834,8 @@ def test_a_message_moves_no_control(daemon: Daemon, tmp_path: Path) -> None:
             for name, x, y, w, h in before:
                 overlap = x < box[0] + box[2] and box[0] < x + w and y < box[1] + box[3] and box[1] < y + h
                 assert not overlap, f"the message covers {name}: {box} over {(x, y, w, h)}"
-            assert page.js("document.getElementById('msg-hint').hidden")  # (in view: no hint)
+            # (in view: no hint; the page's IntersectionObserver says so after a layout, not at once)
+            wait_until("no hint", lambda: page.js("document.getElementById('msg-hint').hidden"), 2)
             page.click("error-close")
             wait_until("the message dismissed", lambda: page.js(DOM_SUMMARY)["error"] is None, 5)
             assert page.js(CONTROL_BOXES) == before
@@ -982,6 +983,16 @@ def test_voice_off_is_said_on_the_pill_as_the_streamers_own_voice(daemon: Daemon
         assert not page.exceptions, page.exceptions
 
 
+def jack_daemon(jack_bare, tmp_path: Path) -> Daemon:
+    """`rtvc serve` started on the test's JACK server, its sound card ("system") in and out."""
+    d = Daemon(tmp_path / "daemon", free_port())
+    d.devices = ["--host-api", "JACK", "--input-device", "system", "--output-device", "system",
+                 "--output-channels", "1"]  # fmt: skip
+    d.env = {"JACK_DEFAULT_SERVER": jack_bare.name, "JACK_NO_START_SERVER": "1"}
+    d.start()
+    return d
+
+
 @pytest.mark.skipif(not shutil.which("jackd"), reason="needs jackd (jackd2): scripts/system-deps.sh test")
 def test_a_microphone_whose_jack_program_closed_stays_said_until_it_is_back(jack_bare, tmp_path: Path) -> None:
     """The program chosen as the microphone (a USB headset through alsa_in, any device under PipeWire's JACK) closed:
@@ -990,11 +1001,7 @@ def test_a_microphone_whose_jack_program_closed_stays_said_until_it_is_back(jack
     from test_device_switch import Program
 
     program = Program(jack_bare.name, "rtvc-dockmic")
-    d = Daemon(tmp_path / "daemon", free_port())
-    d.devices = ["--host-api", "JACK", "--input-device", "system", "--output-device", "system",
-                 "--output-channels", "1"]  # fmt: skip
-    d.env = {"JACK_DEFAULT_SERVER": jack_bare.name, "JACK_NO_START_SERVER": "1"}
-    d.start()
+    d = jack_daemon(jack_bare, tmp_path)
     try:
         with chromium(tmp_path / "chromium") as page:
             d.wait_ready()
@@ -1031,11 +1038,7 @@ def test_an_engine_whose_devices_went_is_said_in_red_until_it_runs_again(jack_ba
     """The JACK server gone under rtvc serve: the dock's pill said "stalled" (or "failed") in the same grey as
     "connecting", the latency and the load stayed at their last numbers, and why was in the footer's small print
     alone. Now the pill is red, the reason stays on the message line, and the latency reads "– ms"."""
-    d = Daemon(tmp_path / "daemon", free_port())
-    d.devices = ["--host-api", "JACK", "--input-device", "system", "--output-device", "system",
-                 "--output-channels", "1"]  # fmt: skip
-    d.env = {"JACK_DEFAULT_SERVER": jack_bare.name, "JACK_NO_START_SERVER": "1"}
-    d.start()
+    d = jack_daemon(jack_bare, tmp_path)
     try:
         with chromium(tmp_path / "chromium") as page:
             d.wait_ready()

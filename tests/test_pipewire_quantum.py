@@ -243,3 +243,19 @@ def test_pipewires_default_devices_are_waited_for_while_wireplumber_names_none_y
         devices._pipewire_default("input", usable, "--input-device")
     assert time.monotonic() - t0 >= 0.5 and "'USB Mic'" in e.value.fix
     assert voice_mic.default_device("input") == ("", "")  # (no wait asked: at once)
+
+
+def test_a_dump_written_while_the_graph_changed_is_read_whole():
+    """pw-dump writes more lists after its first where objects change as it writes (an "info" of null: removed):
+    read as one JSON document it failed ("Extra data"; the test's own reader in CI), and rtvc's retried it."""
+    from rtvc.audio.voice_mic import parse_dump
+
+    printed = (
+        '[\n  {\n    "id": 42,\n    "type": "PipeWire:Interface:Node",\n    "info": {"props": {"node.name": "a"}}\n'
+        '  },\n  {\n    "id": 43,\n    "type": "PipeWire:Interface:Node",\n    "info": {"props": {"node.name": "b"}}\n'
+        '  }\n]\n[\n  {\n    "id": 42,\n    "info": null\n  }\n]\n'
+        '[\n  {\n    "id": 44,\n    "type": "PipeWire:Interface:Node",\n    "info": {"props": {"node.name": "c"}}\n'
+        "  }\n]\n"
+    )
+    assert [o["info"]["props"]["node.name"] for o in parse_dump(printed)] == ["b", "c"]
+    assert parse_dump("") is None and parse_dump("[1] {") is None and parse_dump('{"id": 1}') is None

@@ -231,6 +231,13 @@ def test_block_times_are_drawn_on_the_blocks_budget() -> None:
     asyncio.run(main())
 
 
+async def connected(app: RtvcApp) -> None:
+    """The app as on a connection to a daemon: its voices and the pitch voice's parameters shown."""
+    app.apply_link(Link("connected", "ws://127.0.0.1:47800/rpc", 0, "client 1"))
+    app.apply_voices(VOICES)
+    await app.apply_params({"kind": "pitch", "values": VALUES, "ranges": RANGES})
+
+
 def test_the_obs_link_is_on_the_top_line_and_why_it_went_down_on_the_message_line() -> None:
     """The TUI showed nothing of the daemon's OBS link (status.get's links.obs): OBS gone, or a wrong password,
     and a streamer's scenes stopped switching voices without a word on screen."""
@@ -238,9 +245,7 @@ def test_the_obs_link_is_on_the_top_line_and_why_it_went_down_on_the_message_lin
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), clock=lambda: 100.0, connect=False)
         async with app.run_test(size=(100, 24)) as pilot:
-            app.apply_link(Link("connected", "ws://127.0.0.1:47800/rpc", 0, "client 1"))
-            app.apply_voices(VOICES)
-            await app.apply_params({"kind": "pitch", "values": VALUES, "ranges": RANGES})
+            await connected(app)
             up = {**STATE, "links": {"obs": {"state": "connected", "detail": "connected to OBS at 127.0.0.1:4455"}}}
             app.apply_state(up)
             await pilot.pause()
@@ -263,9 +268,7 @@ def test_what_the_obs_scenes_get_wrong_is_on_the_message_line_once_per_change() 
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), clock=lambda: 100.0, connect=False)
         async with app.run_test(size=(160, 24)) as pilot:
-            app.apply_link(Link("connected", "ws://127.0.0.1:47800/rpc", 0, "client 1"))
-            app.apply_voices(VOICES)
-            await app.apply_params({"kind": "pitch", "values": VALUES, "ranges": RANGES})
+            await connected(app)
             link = {"state": "connected", "detail": "connected to OBS at 127.0.0.1:4455", "warnings": []}
             app.apply_state({**STATE, "links": {"obs": link}})
             renamed = "OBS scene 'Gaming' renamed 'Gaming 2': its voice 'giant' follows it until rtvc restarts"
@@ -302,9 +305,7 @@ def test_a_device_gone_while_the_engine_runs_on_is_said_and_its_return_too() -> 
     async def main() -> None:
         app = RtvcApp(Endpoint("127.0.0.1", 47800, "t" * 43), clock=lambda: 100.0, connect=False)
         async with app.run_test(size=(200, 24)) as pilot:
-            app.apply_link(Link("connected", "ws://127.0.0.1:47800/rpc", 0, "client 1"))
-            app.apply_voices(VOICES)
-            await app.apply_params({"kind": "pitch", "values": VALUES, "ranges": RANGES})
+            await connected(app)
             app.apply_state(STATE)
             gone = "the input device 'usbhs' is gone (its JACK program closed): the voice hears no microphone"
             engine = {"state": "running", "detail": gone, "monitor_error": "", "unheard": gone}

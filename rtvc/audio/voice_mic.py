@@ -101,14 +101,37 @@ def _dump_asked(tries: int = 3) -> list[dict] | None:
     for attempt in range(tries):
         if attempt:
             time.sleep(0.2)
-        text = _ask(["pw-dump"])
-        try:
-            objects = json.loads(text) if text else None
-        except ValueError:
-            continue
-        if isinstance(objects, list):
-            return [o for o in objects if isinstance(o, dict) and isinstance(o.get("info"), dict)]
+        objects = parse_dump(_ask(["pw-dump"]) or "")
+        if objects is not None:
+            return objects
     return None
+
+
+def parse_dump(text: str) -> list[dict] | None:
+    """pw-dump's objects, from its output: a JSON list of them, and, where the graph changed while it wrote, more
+    lists after it, each object again as it is now (an "info" of null: removed). Read as one document, that failed
+    ("Extra data"), seen in CI. None where it holds no list."""
+    decoder, at, objects, found = json.JSONDecoder(), 0, {}, False
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            break
+        try:
+            doc, at = decoder.raw_decode(text, at)
+        except ValueError:
+            return None
+        if not isinstance(doc, list):
+            return None
+        found = True
+        for o in doc:
+            if not isinstance(o, dict) or "id" not in o:
+                continue
+            if isinstance(o.get("info"), dict):
+                objects[o["id"]] = o if o["id"] not in objects else {**objects[o["id"]], **o}
+            else:
+                objects.pop(o["id"], None)
+    return list(objects.values()) if found else None
 
 
 def _props(objects: list[dict], kind: str) -> list[dict]:
