@@ -784,8 +784,8 @@ def serve(cfg: Config, opts: ServeOptions) -> int:
         # (devices as configured after a restart, those it ran on gone: the defaults the config leaves to the desktop
         # are followed as at a start; the follows of the devices gone were kept, and a headset made the default
         # after was not taken, a review)
-        again = fresh or took == ["as configured"]
-        device.follow = following(choice, defaults if again else set(resumed.get("follow", [])))
+        as_at_start = fresh or took == ["as configured"]
+        device.follow = following(choice, defaults if as_at_start else set(resumed.get("follow", [])))
         if device.follow:
             log.info("following PipeWire's default %s (the desktop's sound settings)", describe_follow(device.follow))
         log.info("devices:\n%s", Lines(choice.describe()))
