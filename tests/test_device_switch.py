@@ -150,6 +150,16 @@ class Rpc:
                 self.events.append(msg["params"])
 
 
+def reopen(rpc: Rpc, server: str) -> dict:
+    """A reopen of the devices in use: devices.list with `rescan`, a device plugged in first (with nothing plugged in
+    or out since the list was read, a rescan stops nothing: rtvc.audio.devices.listing_anew)."""
+    plugged = Mic(server, "rtvc-plugged", -90.0)
+    try:
+        return rpc.call("devices.list", rescan=True)
+    finally:
+        plugged.close()
+
+
 def wait_for(what: str, fn, timeout: float = 15.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -256,6 +266,23 @@ def test_switching_the_input_device_while_serving(jack_bare, tmp_path):
         mic.listen_to(mic.rtvc_out_port())  # the new stream's port
         heard = mic.heard_db(0.5)
         assert abs(heard - TONE_DB) < 1.0, f"the daemon plays {heard:.1f} dBFS after the switch"
+
+        def quietest_period_db(x: np.ndarray) -> float:
+            periods = x[: len(x) // 256 * 256].reshape(-1, 256)
+            return float(20 * np.log10(max(np.sqrt((periods**2).mean(axis=1)).min(), 1e-9)))
+
+        # a name no device has, nothing plugged in since (a Stream Deck key's typo): refused as it is, the voice not
+        # stopped to read the device list again (a quarter of a second of silence, the answer saying the current
+        # devices stayed): a new PortAudio, in a child process, lists no device the daemon's list lacks
+        mic.take()
+        refused = rpc.call("devices.select", input="no-such-mic")["error"]
+        assert refused["code"] == -32002 and "no input device matches 'no-such-mic'" in refused["message"], refused
+        after = rpc.call("devices.list", rescan=True)["result"]  # (the picker's "look again": nothing new either)
+        assert "rtvc-mic" in after["in_use"]["input"] and "error" not in after, after
+        heard = mic.take()
+        assert len(heard) > 4800 and quietest_period_db(heard) > TONE_DB - 12, quietest_period_db(heard)
+        assert "none was plugged in since the list was read" in serve_log(), serve_log()
+        assert "lists the same devices; nothing stopped" in serve_log() and "device list read again" not in serve_log()
 
         late = Mic(jack_bare.name, "rtvc-late", LATE_DB)  # plugged in while the daemon runs
         try:
@@ -585,7 +612,7 @@ def test_a_reopen_of_the_same_devices_keeps_the_jack_routing(jack_bare, tmp_path
         wait_for("the routing back", lambda: route() == (["rtvc-mic:out_1"], ["rtvc-mic:in_1"]), 10)
         assert abs(mic.heard_db(0.5) - TONE_DB) < 1.0, "the stream went silent after the refused switch"
 
-        rpc.call("devices.list", rescan=True)
+        reopen(rpc, jack_bare.name)
         wait_for("the routing after a rescan", lambda: route() == (["rtvc-mic:out_1"], ["rtvc-mic:in_1"]), 10)
         assert abs(mic.heard_db(0.5) - TONE_DB) < 1.0
         # another input device: PortAudio connects the input to it, and the output keeps its route (not system:*)
@@ -679,7 +706,7 @@ def test_a_switch_between_jack_devices_moves_rtvcs_ports_and_the_voice_runs_on(j
 
         # a reopen (the list read again) leaves a gap, heard by the same measure
         ear.take()
-        rpc.call("devices.list", rescan=True)
+        reopen(rpc, jack_bare.name)
         wait_for("the ear reconnected", lambda: ear.rtvc_out_port() in [p.name for p in ear.inp.connections])
         time.sleep(0.4)
         gap = longest_silence_ms(ear.take())
@@ -833,7 +860,7 @@ def test_a_switch_between_mono_and_stereo_speakers_moves_rtvcs_ports_too(jack_ba
         # once more to the other speakers (the streams' channels not the device's now), then a reopen
         other = "rtvc-speakers" if first == "system" else "system"
         assert other in rpc.call("devices.select", output=other)["result"]["in_use"]["output"]
-        rpc.call("devices.list", rescan=True)
+        reopen(rpc, jack_bare.name)
         ports = rtvc_ports()
         fresh = [["rtvc-speakers:in_1"], *ear] if other == "rtvc-speakers" else [playback[:1], playback[1:], *ear]
         wait_for("the reopened ports' connections", lambda: peers()[: len(fresh)] == fresh and len(ports) == 3 - (
@@ -891,7 +918,8 @@ def test_jack_devices_whose_names_portaudio_reads_as_a_pattern_run(jack_bare, tm
             assert whole.count("opens on [0] system (JACK Audio Connection Kit) first") == 3 * (k + 1), served.log()
             engine = rpc.call("status.get")["result"]["engine"]
             assert engine["latency"]["device_in"] == jack_port_latency(jack_bare.name, "Mic (USB):out_1")["capture"]
-            in_use = rpc.call("devices.list", rescan=k == 0)["result"]["in_use"]  # (a reopen: the same way again)
+            listed = reopen(rpc, jack_bare.name) if k == 0 else rpc.call("devices.list")  # (the same way again)
+            in_use = listed["result"]["in_use"]
             assert "Speaker + Headphones" in in_use["output"] and "Mic (USB)" in in_use["input"], in_use
         assert rpc.call("status.get")["result"]["engine"]["xruns"]["output_underrun_events"] == 0
     finally:
@@ -1047,7 +1075,7 @@ def test_jack_routing_is_watched_reroutes_counted_and_restarted_programs_reconne
         # a reopen of the devices (a rescan) while a program is waited for: it still is, and is connected when back
         rec.close()
         wait_for("the recorder waited for", lambda: waiting() == [[out_of, "rtvc-rec:in_1"]], 5)
-        assert "error" not in rpc.call("devices.list", rescan=True)
+        assert "error" not in reopen(rpc, jack_bare.name)
         out_of = mic.rtvc_out_port()  # (the new streams')
         assert waiting() == [[out_of, "rtvc-rec:in_1"]]
         rec = Mic(jack_bare.name, "rtvc-rec")
@@ -1148,7 +1176,7 @@ def test_a_killed_jack_watch_starts_again_and_what_it_waited_for_is_still_connec
         assert not _watch_children(served.proc.pid)
         assert served.log().count("JACK routing: the watch starts again") == 3, served.log()
         # a reopen of the devices starts it again (and its count anew: a kill then is one)
-        assert "error" not in rpc.call("devices.list", rescan=True)
+        assert "error" not in reopen(rpc, jack_bare.name)
         now = wait_for("the watch after the reopen", lambda: _watch_children(served.proc.pid), 10)
         os.kill(now[0], signal.SIGKILL)
         wait_for("it started again", lambda: served.log().count("JACK routing: the watch starts again") == 4, 10)

@@ -103,6 +103,15 @@ class PortAudio:
         cls.quiet.append(quiet)
         cls.unlisted = cls.unlisted - cls.plugged
 
+    # what a new PortAudio would list, read in a child while the streams run (rtvc.audio.devices.listing_anew)
+    @classmethod
+    def nothing_new(cls) -> bool:
+        return not cls.unlisted & cls.plugged
+
+    @classmethod
+    def listing_unchanged(cls, in_use) -> bool:
+        return cls.nothing_new() and not any(d.name in cls.unlisted for d in in_use if d is not None)
+
 
 @pytest.fixture
 def switcher(tmp_path, monkeypatch):
@@ -133,6 +142,8 @@ def switcher(tmp_path, monkeypatch):
     monkeypatch.setattr(switch, "pin_device", lambda dev: dev)
     monkeypatch.setattr(switch, "find_pinned", find_pinned)
     monkeypatch.setattr(switch, "rescan_devices", PortAudio.rescan)
+    monkeypatch.setattr(switch, "nothing_new", PortAudio.nothing_new)
+    monkeypatch.setattr(switch, "listing_unchanged", PortAudio.listing_unchanged)
     for name, value in (("unlisted", set()), ("plugged", set()), ("refuse", None), ("rescans", 0), ("quiet", [])):
         monkeypatch.setattr(PortAudio, name, value)
     monkeypatch.setattr(Streams, "gone", set())
@@ -231,13 +242,25 @@ def test_a_device_plugged_in_after_start_is_found_by_reading_the_list_again(swit
 
 
 def test_a_name_found_nowhere_leaves_the_old_devices_running_after_looking_again(switcher):
-    PortAudio.unlisted = {"no-such-card"}
+    PortAudio.unlisted, PortAudio.plugged = {"no-such-card", "webcam"}, {"webcam"}  # (something else plugged in)
     with pytest.raises(DeviceNotFound, match="no device matches 'no-such-card'") as e:
         switcher.switch("no-such-card", None)
     assert not isinstance(e.value, switch.AudioLost)
     assert PortAudio.rescans == 1
     assert Streams.started == ["usb mic"] and switcher.in_use()["input"] == "usb mic"
     assert switcher.engine.status().state == "running"
+
+
+def test_a_name_found_nowhere_with_nothing_plugged_in_since_stops_nothing(switcher):
+    """A device name mistyped (a Stream Deck key) stopped the voice for a quarter of a second to read the list
+    again, while the answer said the current devices stayed: where a new PortAudio, in a child process, lists no
+    device the list lacks, it is refused as it is."""
+    PortAudio.unlisted = {"no-such-card"}
+    for ask in (("no-such-card", None), (None, "no-such-card"), (None, None, "no-such-card")):
+        with pytest.raises(DeviceNotFound, match="no device matches 'no-such-card'"):
+            switcher.switch(*ask)
+    assert PortAudio.rescans == 0 and Streams.stopped == [] and Streams.started == []
+    assert switcher.in_use()["input"] == "usb mic" and switcher.engine.status().state == "running"
 
 
 def test_after_the_streams_failed_the_list_is_read_again(switcher):
@@ -250,9 +273,17 @@ def test_after_the_streams_failed_the_list_is_read_again(switcher):
 
 
 def test_rescan_on_request_reopens_the_current_devices(switcher):
+    PortAudio.unlisted = PortAudio.plugged = {"new headset"}
     got = switcher.rescan()
     assert got["in_use"] == {"virtual": False, "input": "usb mic", "output": "headphones", "monitor": None}
     assert PortAudio.rescans == 1 and Streams.started == ["usb mic"]
+
+
+def test_a_rescan_on_request_with_nothing_plugged_in_or_out_stops_nothing(switcher):
+    got = switcher.rescan()
+    assert got["in_use"] == {"virtual": False, "input": "usb mic", "output": "headphones", "monitor": None}
+    assert got["changed"] is False  # (no event)
+    assert PortAudio.rescans == 0 and Streams.stopped == [] and Streams.started == []
 
 
 def test_a_list_that_cannot_be_read_again_leaves_the_old_devices(switcher):
@@ -330,6 +361,7 @@ def test_a_jack_server_gone_once_too_often_says_why_rtvc_did_not_start_anew(swit
     monkeypatch.setattr(switcher, "_jack_clients", lambda current, choice: None)
     Streams.hung = {"usb mic"}  # (the streams' device: their stop hangs, as on a JACK server gone)
     monkeypatch.setattr("rtvc.audio.jack_probe.jack_server", lambda *a, **k: "answers")  # (a new one, at once)
+    PortAudio.unlisted = PortAudio.plugged = {"new headset"}  # (so that the rescan stops the streams)
     with pytest.raises(switch.AudioLost) as e:
         switcher.rescan()  # (its stop hangs: PortAudio stuck on the server gone)
     said = (
@@ -354,6 +386,7 @@ def test_a_rescan_that_hangs_gives_the_same_answer_until_rtvc_restarts(switcher,
         raise RescanHung("PortAudio did not restart within 10 s while reading the device list again", "restart rtvc")
 
     monkeypatch.setattr(switch, "rescan_devices", hangs)
+    PortAudio.unlisted = PortAudio.plugged = {"new headset"}  # (a rescan with nothing new stops nothing)
     for _ in range(2):
         with pytest.raises(switch.AudioLost, match="PortAudio did not restart within 10 s"):
             switcher.rescan()
@@ -590,7 +623,8 @@ def test_a_switch_asked_for_about_earlier_devices_is_not_made_on_these(switcher)
 
 def test_rtvcs_own_jack_client_is_no_device_to_move_to(switcher, monkeypatch):
     """A JACK client not in PortAudio's list is moved to by its exact name; rtvc's own client (never listed: it has no
-    ports when the list is read) would feed rtvc its own output, a howl: the list is read again and the name refused."""
+    ports when the list is read) would feed rtvc its own output, a howl: the name is refused (a new PortAudio, in a
+    child, lists it, and it is no new device: rtvc.audio.devices.listing_anew)."""
     from rtvc.audio import jack_links
 
     jack = "JACK Audio Connection Kit"
@@ -603,7 +637,7 @@ def test_rtvcs_own_jack_client_is_no_device_to_move_to(switcher, monkeypatch):
     PortAudio.unlisted = {"rtvc"}
     with pytest.raises(DeviceNotFound, match="rtvc"):
         switcher.switch("rtvc", None)
-    assert moved == [] and PortAudio.rescans == 1 and switcher.in_use()["input"] == "usb mic"
+    assert moved == [] and PortAudio.rescans == 0 and switcher.in_use()["input"] == "usb mic"
 
 
 def test_a_reopen_connects_rtvcs_new_ports_as_each_role_had_them():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes.util
 import dataclasses
+import json
 import logging
 import os
 import subprocess
@@ -362,6 +363,90 @@ def rescan(quiet: bool = False) -> list[Device]:
         found = _read_devices(sd)
     log.log(logging.DEBUG if quiet else logging.INFO, "PortAudio's device list read again: %d devices", len(found))
     return found
+
+
+# PortAudio's device list as a new PortAudio reads it, in a child process (`python -P -c`): rtvc's own may not be
+# restarted while its streams run, so whether a restart would find anything new is asked there first
+_LIST_CHILD = """
+import ctypes, ctypes.util, json, sys
+found = ctypes.util.find_library("portaudio")
+name = b"rtvc-list"  # (kept referenced: PortAudio keeps the pointer)
+try:
+    fn = ctypes.CDLL(found).PaJack_SetClientName if found else None
+except (OSError, AttributeError):
+    fn = None
+if fn is not None:
+    fn.argtypes = [ctypes.c_char_p]
+    fn(name)
+import sounddevice as sd
+apis = sd.query_hostapis()
+got = [
+    [d["name"], apis[d["hostapi"]]["name"], d["max_input_channels"], d["max_output_channels"]]
+    for d in sd.query_devices()
+]
+print("rtvc-list " + json.dumps(got))
+"""
+LIST_TIMEOUT_S = 5.0
+
+
+def _kinds(entries: list[tuple[str, str, int, int]], without: str | None = None) -> list[tuple[str, str, str]]:
+    """(name, host API, kind) of each way each device can be chosen (a kind it has channels for); `without`: rtvc's
+    own JACK client (its ports are a device to a new PortAudio)."""
+    got = []
+    for name, api, ins, outs in entries:
+        if name == without and "JACK" in api:
+            continue
+        got += [(name, api, "input")] if ins > 0 else []
+        got += [(name, api, "output")] if outs > 0 else []
+    return sorted(got)
+
+
+def listing_anew() -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]] | None:
+    """The devices PortAudio lists now, read by a new PortAudio in a child process while this one's streams run,
+    and those this process's PortAudio lists (as `_kinds` gives them), or None where the child did not answer
+    (within LIST_TIMEOUT_S; logged): then only a rescan (which stops the streams) tells. A device this process
+    holds may be busy to the child (listed without its channels there)."""
+    sd = portaudio()
+    with _pa_lock:
+        _check_usable()
+        apis = sd.query_hostapis()
+        have = [(d["name"], apis[d["hostapi"]]["name"], d["max_input_channels"], d["max_output_channels"])
+                for d in sd.query_devices()]  # fmt: skip
+    from rtvc.audio import jack_links
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-P", "-c", _LIST_CHILD],
+            capture_output=True,
+            text=True,
+            timeout=LIST_TIMEOUT_S,
+            env=jack_links.child_env(),
+        )
+        line = [ln for ln in done.stdout.splitlines() if ln.startswith("rtvc-list ")][-1]
+        now = [(str(n), str(a), int(i), int(o)) for n, a, i, o in json.loads(line.removeprefix("rtvc-list "))]
+    except (subprocess.TimeoutExpired, OSError, IndexError, ValueError, TypeError) as e:
+        log.info("the device list could not be read in a child process (%s): it is read again here", e or "no answer")
+        return None
+    own = jack_links.own_name()
+    return _kinds(now, own), _kinds(have)
+
+
+def nothing_new() -> bool:
+    """Whether a rescan would find no device to choose that this process's PortAudio does not list already (a
+    device gone or busy changes nothing there): a device asked for that is not found would not be found after it
+    either, and the streams need not stop for it. False where it cannot be told."""
+    got = listing_anew()
+    return got is not None and not set(got[0]) - set(got[1])
+
+
+def listing_unchanged(in_use: list[Device | None]) -> bool:
+    """Whether a rescan would read the device list as it is (nothing plugged in or out since: see listing_anew),
+    the devices `in_use` in it (not one rtvc's ports were moved to, unlisted, and gone since)."""
+    got = listing_anew()
+    if got is None or got[0] != got[1]:
+        return False
+    now = {(name, api) for name, api, _kind in got[0]}
+    return all((d.name, d.host_api) in now for d in in_use if d is not None)
 
 
 def must_not_terminate() -> bool:

@@ -38,7 +38,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rtvc.audio import pipewire
-from rtvc.audio.devices import Device, DeviceNotFound, Rereads, RescanHung, find_device, find_pinned, pin_device
+from rtvc.audio.devices import (
+    Device,
+    DeviceNotFound,
+    Rereads,
+    RescanHung,
+    find_device,
+    find_pinned,
+    listing_unchanged,
+    nothing_new,
+    pin_device,
+)
 from rtvc.audio.devices import rescan as rescan_devices
 from rtvc.audio.io import DeviceChoice, DeviceStreams, StartHung, choose_devices, same_device
 from rtvc.config import AudioConfig
@@ -243,6 +253,19 @@ class DeviceSwitcher:
                     choice = choose_devices(cfg, kept)  # DeviceError: nothing has been touched
                 except DeviceNotFound as e:
                     first = e  # plugged in since PortAudio read its list? It is read again below
+                # (unless a new PortAudio, in a child, lists nothing new: a name mistyped, a device not plugged in,
+                # stopped the voice for a quarter of a second and the answer said the current devices stayed, a review)
+                if first is not None and nothing_new():
+                    log.info("devices: not switched (%s); none was plugged in since the list was read", first)
+                    raise first
+            elif (
+                rescan
+                and not (follow or asked or self.engine.devices_failed or lost_monitor)
+                and listing_unchanged(list(current.values()))
+            ):  # (the picker's "look again" asked while nothing was plugged in or out: no gap for it)
+                log.info("devices: a new PortAudio (in a child process) lists the same devices; nothing stopped")
+                self._seed = {"lost": self._waiting}
+                return self._took(self.audio, self.choice, set(), KEPT)
             # (before the list is read again: the devices in use, and indices given from the list as it is)
             pins = {role: pin_device(d) for role, d in current.items() if d is not None}
             wanted = {

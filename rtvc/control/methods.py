@@ -343,7 +343,8 @@ async def _ptt_release(s: Session) -> dict[str, Any]:
         "rescan": Param(
             "boolean",
             "read the system's device list again first, for a device plugged in since rtvc started"
-            " (the audio stops for a moment); `error` says why the devices in use did not reopen, if they did not",
+            " (the audio stops for a moment where anything was plugged in or out); `error` says why the devices in use"
+            " did not reopen, if they did not",
             False,
         )
     },

@@ -390,9 +390,11 @@ reopen, cuts only the old device's connections: those the user made to other pro
 stay, or are made again on the same ports of each role after a reopen (the first ones, where the new device takes
 fewer channels), waited for if their program is closed at the time.
 The system's device list is read when rtvc starts. `devices.select` reads it again, stopping the audio for a
-moment, when a name it is given is not in it (a device plugged in since; on JACK a client of exactly that name is
-moved to without reading it, shown as `[-] NAME` until the list is read again), when the new devices do not open,
-and when the current devices failed; `devices.list` with `rescan` does it on request. Indices then change: the devices
+moment, when a name it is given is not in it and a new PortAudio (in a child process, the audio running on) lists a
+device it lacks (a device plugged in since; a name no device has is refused without a gap; on JACK a client of
+exactly that name is moved to without reading it, shown as `[-] NAME` until the list is read again), when the new
+devices do not open, and when the current devices failed; `devices.list` with `rescan` does it on request, where
+that child's list differs (nothing plugged in or out: nothing stops). Indices then change: the devices
 in use, and an index given from the list read before, are found again by name and host API. `devices.list`'s
 `in_use.stopped` says why no device runs (one in use is gone), and after a rescan `error` says why the devices in
 use did not reopen. On PipeWire's JACK (`audio.virtual_mic`, or under pw-jack) a device left to the default (none

@@ -209,7 +209,7 @@ class DeviceScreen(Modal):
                 else "Esc closes.",
                 classes="hint",
             )  # fmt: skip
-            gap = " (the audio stops for a moment)" if self.listing.get("switchable") else ""
+            gap = " (the audio stops for a moment if any came or went)" if self.listing.get("switchable") else ""
             yield Label(f"r looks again for devices plugged in since rtvc started{gap}.", classes="hint")
 
     def on_mount(self) -> None:
