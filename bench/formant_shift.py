@@ -6,7 +6,8 @@ The formant control of the pitch voice (rtvc/voices/pitch.py) is tested on a ste
 estimator independent of rtvc's code: espeak-ng speech (a male and a female voice, 48 kHz) through the streaming
 converter (20 ms blocks), Praat's Burg formants every 10 ms on frames voiced in both input and output, and the
 median shift of F1, F2 and F3 in semitones. Each row also gives the share of the input's active frames that the
-voice's own envelope analysis takes for voiced (a cepstral peak over 0.08: the others get the short cut-off). The
+voice's own envelope analysis takes for voiced (a cepstral peak over 0.08, or one followed from the hop before: the
+others get the short cut-off). The
 row -4/-4 (no formant filter: a plain resampling, every formant exactly -4 semitones) is the estimator's own check: on
 the male voice Praat misreads the lowered formants there (about -1.6), so read the female rows.
 
@@ -65,19 +66,20 @@ def tracks(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def voiced_share(x: np.ndarray) -> float:
-    """The share of active envelope frames (RMS over -40 dBFS) the pitch voice's analysis takes for voiced."""
+    """The share of active envelope frames (RMS over -40 dBFS) the pitch voice's analysis takes for voiced, on its
+    hop grid (a period found is followed from hop to hop: PitchVoice._envelope)."""
     from rtvc.voices.pitch import PitchVoice
 
     v = PitchVoice(SR)
-    n, lo, hi = v._env_frame, *v._pitch_range
-    active = voiced = 0
-    for i in range(0, len(x) - n, n // 4):
+    n, hop = v._env_frame, v._hop
+    active = voiced = held = 0
+    for i in range(0, len(x) - n, hop):
         frame = x[i : i + n]
+        held = v._envelope(frame * v._env_win, held)[2]
         if np.sqrt(np.mean(frame**2)) < 0.01:
             continue
-        cep = np.fft.irfft(0.5 * np.log(np.abs(np.fft.rfft(frame * v._env_win)) ** 2 + 1e-18), n)
         active += 1
-        voiced += bool(cep[lo + int(np.argmax(cep[lo:hi]))] > 0.08)
+        voiced += bool(held)
     return voiced / max(active, 1)
 
 

@@ -39,6 +39,11 @@ LOW_VOICE_HZ = 80.0  # a deep speaking voice's low pitch: the search spans the o
 MAX_SEARCH_S = 0.04  # (at most: half the search adds to the latency)
 FOLLOW_S = 0.004  # the level follower's time constant, each of its two stages (as fast as one of 10 ms on onsets)
 SMOOTH = 2  # hops whose envelopes the formant filter averages
+VOICED = 0.08  # a frame's cepstral peak over this: voiced, at that period
+STAY_VOICED = 0.04  # a period found in the hop before is followed while its peak stays over this
+FOLLOW_PERIOD = 0.06  # how far (a share of the period) the period followed may move from one hop to the next
+KEEP_PERIOD = 0.02  # and how far it may seem to move while it is kept as it was
+H1_RANGE = 4.0  # nepers (~35 dB): a voiced frame's first harmonic is within this of its strongest
 MAX_GAIN = 3.0  # nepers (~26 dB): the most the formant correction boosts or cuts a band
 MAX_BOOST = 3.0  # nepers (~26 dB): the most it boosts a band (1 neper held speech's formants back)
 PEAK_DB = 1.5  # the peak guard: the filtered input's peaks kept within this of the input's over the last PEAK_S
@@ -139,28 +144,48 @@ class PitchVoice:
             y = y * 10.0 ** (params.gain_db / 20.0)
         return y.astype(np.float32)
 
-    def _envelope(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """frame: (2N,) windowed -> (1, N + 1) log-magnitude spectral envelope, and the frame's power spectrum.
+    def _envelope(self, frame: np.ndarray, held: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+        """frame: (2N,) windowed -> (1, N + 1) log-magnitude spectral envelope, the frame's power spectrum, and the
+        pitch period it was taken for (samples; 0: unvoiced). `held`: the period of the hop before (0: unvoiced).
 
         For a voiced frame (a cepstral peak at its pitch period) the log spectrum is first raised to its harmonics'
         peaks (a running maximum one harmonic wide): the valleys between harmonics change with where the window
         falls on the periods, and an envelope through them moved by 1-2 dB from hop to hop on a steady vowel (its
         filter then modulated the voice: a buzz). Then cepstral smoothing, its cut-off 0.55 of the period (at
-        most MAX_LIFTER_S): low enough to drop the harmonics, high enough to keep F1 and F2 apart."""
+        most MAX_LIFTER_S): low enough to drop the harmonics, high enough to keep F1 and F2 apart.
+        A period once found is followed (the peak within FOLLOW_PERIOD of it, while over STAY_VOICED), and a new one
+        needs its first harmonic (_has_fundamental): on a steady tone (a whistle, a held note) the frames' cepstral
+        peaks hovered about VOICED and jumped an octave, and the envelope switched between its two forms from hop to
+        hop, each another filter: a trembling of 6-18 dB at some pitches (a review; tests/test_pitch_voice.py)."""
         E = self._env_frame
         power = np.abs(np.fft.rfft(frame)) ** 2
         logmag = 0.5 * np.log(power + 1e-18)
         cep = np.fft.irfft(logmag, E)
         lo, hi = self._pitch_range
         peak = lo + int(np.argmax(cep[lo:hi]))  # the pitch period in samples, if voiced
-        if cep[peak] > 0.08:
+        voiced = cep[peak] > VOICED and self._has_fundamental(logmag, peak)
+        if held:
+            a, b = max(lo, math.floor(held * (1 - FOLLOW_PERIOD))), min(hi, math.ceil(held * (1 + FOLLOW_PERIOD)) + 1)
+            near = a + int(np.argmax(cep[a:b]))
+            if cep[near] > STAY_VOICED:  # (a step of a sample or two kept too: it changed the running maximum's width)
+                peak, voiced = held if abs(near - held) <= 1 + KEEP_PERIOD * held else near, True
+        if voiced:
             cep = np.fft.irfft(maximum_filter1d(logmag, size=max(1, round(E / peak)), mode="nearest"), E)
             cut = min(0.55 * peak, self._max_lifter)
         else:
             cut = self._default_lifter
         env = np.fft.rfft(cep * np.clip(cut - self._quef + 0.5, 0.0, 1.0)).real[None, :]
         # an empty band (nothing above the tone's last harmonic) must not be "restored" by a huge gain
-        return np.maximum(env, env.max() - ENV_RANGE), power
+        return np.maximum(env, env.max() - ENV_RANGE), power, peak if voiced else 0
+
+    def _has_fundamental(self, logmag: np.ndarray, period: int) -> bool:
+        """Whether the log spectrum has a harmonic at the pitch `period` gives, within H1_RANGE of its peak: a steady
+        tone above the pitch search's range (a whistle) has cepstral peaks at some multiple of its period, and was
+        taken for a voice an octave or two below it, from hop to hop or not."""
+        E = self._env_frame
+        f0 = E / period  # (bins)
+        a, b = max(0, math.floor(0.85 * f0)), math.ceil(1.15 * f0) + 1
+        return bool(logmag[a:b].max() > logmag.max() - H1_RANGE)
 
     def _formant_filtered(self, window: np.ndarray, first: int, r: float, f: float) -> tuple[np.ndarray, int]:
         """The window filtered by the formant correction from about index `first` to its end, and the index it
@@ -251,7 +276,8 @@ class PitchVoice:
         ends = range(s - (SMOOTH - 1) * hop, s + 1, hop)
         for t in ends:
             if t not in self._looks:
-                self._looks[t] = self._envelope(_slice(window, t - base - E, t - base) * self._env_win)
+                held = self._looks[t - hop][2] if t - hop in self._looks else 0
+                self._looks[t] = self._envelope(_slice(window, t - base - E, t - base) * self._env_win, held)
         env = np.mean([self._looks[t][0] for t in ends], axis=0)
         power = np.mean([self._looks[t][1] for t in ends], axis=0)
         gain = np.clip(_interp_rows(env, self._env_bins * (r / f)) - env, -MAX_GAIN, MAX_BOOST)[0]
