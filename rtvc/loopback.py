@@ -395,6 +395,31 @@ class LatencyOptions:
     json: Path | None = None  # where the result goes as JSON
 
 
+def jack_ports(choice, out) -> None:
+    """Under JACK, the names of this measurement's ports, for a loop made by hand: where rtvc serve runs on the same
+    server it holds the name "rtvc", and this one gets another ("rtvc-01"); the README's `jack_connect rtvc:out_0
+    rtvc:in_0` then rewired the live voice (the microphone cut off, the output fed back into it: a review)."""
+    from rtvc.audio import jack_links
+    from rtvc.audio.devices import JACK_CLIENT
+
+    if not any("JACK" in d.host_api for d in (choice.input, choice.output)):
+        return
+    name = jack_links.own_name()
+    if name is None:
+        return
+    print(
+        f"this measurement's JACK ports: {name}:in_0 and {name}:out_0 (once the sweeps start); to loop them by hand: "
+        f"jack_connect {name}:out_0 {name}:in_0",
+        file=out,
+    )
+    if name != JACK_CLIENT:
+        print(
+            f"(another program holds the JACK name '{JACK_CLIENT}', rtvc serve most likely: its ports carry the live "
+            f"voice; leave {JACK_CLIENT}:* as they are)",
+            file=out,
+        )
+
+
 def measure(cfg, opts: LatencyOptions, out=None) -> LoopResult:
     """The round trip on the devices `cfg` chooses, at its rate, period, block and prefill (rtvc run's)."""
     import sys
@@ -424,6 +449,7 @@ def measure(cfg, opts: LatencyOptions, out=None) -> LoopResult:
     )
     choice = choose_devices(cfg.audio)
     print("devices:\n" + choice.describe(), file=out)
+    jack_ports(choice, out)
     device = DeviceStreams(choice, engine, sr, cfg.audio.period)
     if device.period:
         engine.prepare(device.period)

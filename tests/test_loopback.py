@@ -218,6 +218,8 @@ def test_rtvc_latency_on_jack_measures_a_connection_from_its_output_to_its_input
         # JACK runs the cycle rtvc -> cable -> rtvc one period late: the loop's own delay, all the cable adds
         assert got["measured_frames"] == got["declared"]["total"] + jack_bare.period, got
         assert "round trip (microphone to speaker through rtvc" in run.stdout
+        assert "this measurement's JACK ports: rtvc:in_0 and rtvc:out_0" in run.stdout, run.stdout
+        assert "another program holds the JACK name" not in run.stdout
         assert f"devices    measured {1e3 * jack_bare.period / SR:.2f} ms, declared 0.00 ms" in run.stdout
         # config.toml's voice (the default: pitch and formant, SOLA's crossfade 3 ms + half the 16 ms search) on top
         # of the declared figure (the measure, a period late here, is JACK's loop's, not a microphone's to a speaker)
@@ -227,11 +229,20 @@ def test_rtvc_latency_on_jack_measures_a_connection_from_its_output_to_its_input
         voice = {"voice": "voice 'default' (Deeper)", "converter_ms": 11.0, "total_ms": round(total, 3)}
         assert got["with_voice"] == voice
         # the dummy backend's own ports bring back nothing: said, with what to do, and no report written
+        # (rtvc serve on the same server holds the name "rtvc": the measurement's ports are another client's, said, so
+        # that a loop made by hand does not rewire the live voice: a review)
         report.unlink()
-        none = subprocess.run(
-            [sys.executable, "-m", "rtvc", "latency", "--host-api", "JACK", "--count", "3", "--json", str(report)],
-            env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
-        )  # fmt: skip
+        daemon = jack.Client("rtvc", servername=jack_bare.name, no_start_server=True)
+        try:
+            none = subprocess.run(
+                [sys.executable, "-m", "rtvc", "latency", "--host-api", "JACK", "--count", "3", "--json", str(report)],
+                env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            )  # fmt: skip
+        finally:
+            daemon.close()
+        assert "JACK ports: rtvc-01:in_0 and rtvc-01:out_0 (once the sweeps start)" in none.stdout
+        assert "jack_connect rtvc-01:out_0 rtvc-01:in_0" in none.stdout, none.stdout
+        assert "another program holds the JACK name 'rtvc', rtvc serve most likely" in none.stdout, none.stdout
         assert none.returncode == 2, none.stdout + none.stderr
         assert "the input stayed silent (digital zero) the whole run" in none.stderr
         assert not report.exists()
