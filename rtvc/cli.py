@@ -264,8 +264,8 @@ CTL_OPTIONS = ("--port", "--config", "--token")
 
 def ctl_options_first(argv: list[str]) -> list[str]:
     """`rtvc ctl ACTION ... --port N ...` as `rtvc ctl --port N ACTION ...`: the options rtvc ctl has, written
-    after the action, moved before it (argparse took them as the action's words); not `call`'s method name, nor
-    an option with no value after it."""
+    after the action, moved before it (argparse took them as the action's words; `call --port N METHOD` too: no
+    method's name starts with '-'); not an option with no value after it."""
     if not argv or argv[0] != "ctl":
         return argv
     head, rest, i = ["ctl"], argv[1:], 0
@@ -278,7 +278,7 @@ def ctl_options_first(argv: list[str]) -> list[str]:
     while j < len(tail):
         word = tail[j]
         name = word.split("=", 1)[0]
-        if name in CTL_OPTIONS and (action != ["call"] or j > 0) and ("=" in word or j + 1 < len(tail)):
+        if name in CTL_OPTIONS and ("=" in word or j + 1 < len(tail)):
             if "=" in word:
                 moved.append(word)
                 j += 1

@@ -4,6 +4,7 @@ and what the daemon's state is after it (asked by the test's own client)."""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def test_switches_toggle_or_set_and_say_what_they_did(ctl, rpc):
     assert code == 2 and "monitor.toggle: monitor not switched on: hear myself needs a monitor device" in err
 
 
-def test_select_goes_round_the_voices_and_pitch_steps_within_its_range(ctl, rpc):
+def test_select_goes_round_the_voices_and_pitch_steps_within_its_range(ctl, rpc, daemon: Daemon):
     rpc.call("voices.select", name="default")
     names = [v["name"] for v in rpc.call("voices.list")["voices"]]
     assert names == ["default", "edited", "higher", "passthrough"]
@@ -76,6 +77,23 @@ def test_select_goes_round_the_voices_and_pitch_steps_within_its_range(ctl, rpc)
     code, _, err = ctl("pitch", "+1")
     assert code == 2 and "the voice playing (passthrough) has no pitch to change" in err
     assert ctl("select", "next")[1] == "voice 'default' (Deeper)"
+    # the voice playing, its file edited into an error since: next and previous are still its neighbours (they
+    # were the first and the last voice), the voices with errors skipped
+    rpc.call("voices.select", name="edited")
+    edited = daemon.profile("edited")
+    was = edited.read_text()
+    try:
+        edited.write_text(was.replace("pitch = 2.0", "pitch = 99.0"))
+        wait_for_error = time.monotonic() + 10
+        while not any(v.get("error") for v in rpc.call("voices.list")["voices"] if v["name"] == "edited"):
+            assert time.monotonic() < wait_for_error, rpc.call("voices.list")
+            time.sleep(0.1)
+        assert ctl("select", "next")[1] == "voice 'higher' (Higher)"
+        rpc.call("voices.select", name="passthrough")
+        assert ctl("select", "previous")[1] == "voice 'higher' (Higher)"  # ('edited' skipped: it cannot load)
+    finally:
+        edited.write_text(was)
+    rpc.call("voices.select", name="default")
     assert ctl("pitch", "+3") == (0, "pitch now -1 semitones (was -4)", "")  # (default: -4)
     assert rpc.call("params.get")["values"]["pitch"] == -1.0
     assert ctl("pitch", "-2.5")[1] == "pitch now -3.5 semitones (was -1)"
@@ -196,6 +214,8 @@ def test_options_after_the_action_and_wrong_words_without_a_daemon(daemon: Daemo
         assert main(["ctl", *argv]) == 0, capsys.readouterr()
         assert capsys.readouterr().out.startswith("voice '")
     assert main(["ctl", "call", "mute.set", '{"on": false}', "--port", str(daemon.port)]) == 0
+    assert capsys.readouterr().out == '{\n  "on": false\n}\n'
+    assert main(["ctl", "call", "--port", str(daemon.port), "mute.set", '{"on": false}']) == 0, capsys.readouterr()
     assert capsys.readouterr().out == '{\n  "on": false\n}\n'
     nobody = str(free_port())
     for words, said in (

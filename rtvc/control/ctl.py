@@ -269,12 +269,15 @@ def _select(conn: Connection, args: list[str]) -> str:
     name = _select_name(args)
     if name in ("next", "previous"):
         listed = conn.call("voices.list")
-        names = [v["name"] for v in listed["voices"] if not v.get("error")]
-        if not names:
+        names = [v["name"] for v in listed["voices"]]
+        loadable = [v["name"] for v in listed["voices"] if not v.get("error")]
+        if not loadable:
             raise RtvcError("no voice in the profiles folder can load", "see `rtvc ctl call voices.list`")
-        active = listed.get("active")
+        # (the playing voice's place in the whole list, its file's error or not: a profile edited into an error
+        # while it played sent next and previous to the ends of the list, a review)
+        active, step = listed.get("active"), 1 if name == "next" else -1
         at = names.index(active) if active in names else (-1 if name == "next" else 0)
-        name = names[(at + (1 if name == "next" else -1)) % len(names)]
+        name = next(n for k in range(1, len(names) + 1) if (n := names[(at + k * step) % len(names)]) in loadable)
     state = conn.call("voices.select", name=name)
     label = next((v["label"] for v in conn.call("voices.list")["voices"] if v["name"] == state["profile"]), "")
     return f"voice '{state['profile']}'" + (f" ({label})" if label and label != state["profile"] else "")
