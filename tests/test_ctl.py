@@ -285,3 +285,17 @@ def test_a_mistake_elsewhere_in_config_toml_does_not_keep_ctl_from_the_running_d
     cfg.write_text('[control]\nport = "x"\n')  # ([control]'s own mistakes are still said)
     assert main(["ctl", "--config", str(cfg), "status"]) == 2
     assert "'control.port'" in capsys.readouterr().err
+
+
+def test_a_token_renewed_a_moment_ago_is_waited_for(ctl, daemon: Daemon, capsys) -> None:
+    """`rtvc token --new` then `rtvc ctl ...` at once was refused (the daemon looks at its token file once a second):
+    a script that renews the token and goes on must work."""
+    for _ in range(3):
+        assert main(["token", "--new", "--config", str(daemon.config)]) == 0
+        capsys.readouterr()
+        t0 = time.monotonic()
+        code, out, err = ctl("status")
+        assert code == 0 and out.startswith("voice '"), err
+        assert time.monotonic() - t0 < 4.0
+    code, _, err = ctl("status", "--token", "0" * 43)  # (a wrong token given is said at once, as before)
+    assert code == 2 and "refused the token given with --token" in err, err

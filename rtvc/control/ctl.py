@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,10 +78,52 @@ class TokenRefused(RtvcError):
     """The daemon closed the connection for a wrong token (4001)."""
 
 
+class _Refused(Exception):
+    """The daemon refused the token (Connection: said by _refused)."""
+
+
+RENEWED_S = 2.5  # a token file written this recently may not be the daemon's yet (it looks every TOKEN_CHECK_S)
+
+
+def _renewed_wait(token_file: Path | None) -> float | None:
+    """How long to wait before asking again with a token file written a moment ago (None: not so)."""
+    try:
+        age = time.time() - token_file.stat().st_mtime if token_file is not None else None
+    except OSError:
+        return None
+    return None if age is None or not -1.0 < age < RENEWED_S else RENEWED_S - max(age, 0.0)
+
+
+def _refused(daemon: Daemon) -> RtvcError:
+    return RtvcError(
+        f"the daemon at {daemon.host}:{daemon.port} refused the token"
+        + (f" in {daemon.token_file}" if daemon.token_file else " given with --token"),
+        "the daemon runs as another user or with another $XDG_CONFIG_HOME, or its token was renewed: pass "
+        "--token (`rtvc token` where the daemon runs prints it)"
+        if daemon.token_file
+        else "`rtvc token` where the daemon runs prints it",
+    )
+
+
 class Connection:
     """One authenticated connection, requests answered in turn (events, unasked for, are not subscribed)."""
 
     def __init__(self, daemon: Daemon):
+        try:
+            self._open(daemon)
+        except _Refused:
+            wait = _renewed_wait(daemon.token_file)
+            if wait is None:
+                raise _refused(daemon) from None
+            # (`rtvc token --new` a moment ago: the daemon takes the new token within TOKEN_CHECK_S; a script that
+            # renewed it and asked at once was refused, a review)
+            time.sleep(wait)
+            try:
+                self._open(daemon)
+            except _Refused:
+                raise _refused(daemon) from None
+
+    def _open(self, daemon: Daemon) -> None:
         from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
         from websockets.sync.client import connect
 
@@ -125,14 +168,7 @@ class Connection:
             self.call("auth", token=daemon.token)
         except (CallError, TokenRefused):  # (refused in the address: the socket closed, 4001; by auth: its error)
             self.close()
-            raise RtvcError(
-                f"the daemon at {where} refused the token"
-                + (f" in {daemon.token_file}" if daemon.token_file else " given with --token"),
-                "the daemon runs as another user or with another $XDG_CONFIG_HOME, or its token was renewed: pass "
-                "--token (`rtvc token` where the daemon runs prints it)"
-                if daemon.token_file
-                else "`rtvc token` where the daemon runs prints it",
-            ) from None
+            raise _Refused() from None
 
     def call(self, method: str, /, **params: Any) -> Any:  # (positional: a parameter may be named "method")
         from websockets.exceptions import ConnectionClosed
