@@ -50,8 +50,9 @@ def phase(name: str, source: Path, server: JackServer, tmp: Path, seconds: float
     if got["link"] != "connected":
         raise SystemExit(f"the TUI client lost its connection: {got}")
     row: dict[str, Any] = {"callbacks": name, "seconds": round(elapsed, 1), **{k: after[k] - before[k] for k in after}}
-    row["jackd_blamed_rtvc"] = sum(1 for c, _s in blamed if c == "rtvc")
-    row["rtvc_running"] = sum(1 for c, s in blamed if c == "rtvc" and s == "Running")  # (its own processing)
+    mine = ("rtvc", "PortAudio")  # (the baseline's JACK client was PortAudio's default name)
+    row["jackd_blamed_rtvc"] = sum(1 for c, _s in blamed if c in mine)
+    row["rtvc_running"] = sum(1 for c, s in blamed if c in mine and s == "Running")  # (its own processing)
     row["jackd_blamed_reference"] = sum(1 for c, _s in blamed if c == REFERENCE)
     row["meter_hz_received"] = round(got["meter_updates"] / seconds, 1)
     return row

@@ -11,13 +11,14 @@ others get the short cut-off). The
 row -4/-4 (no formant filter: a plain resampling, every formant exactly -4 semitones) is the estimator's own check: on
 the male voice Praat misreads the lowered formants there (about -1.6), so read the female rows.
 
-    python bench/formant_shift.py
+    python bench/formant_shift.py [--out FILE]
 
 Prints a table and writes bench/results/formant_shift.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import subprocess
 from pathlib import Path
@@ -84,6 +85,9 @@ def voiced_share(x: np.ndarray) -> float:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "formant_shift.json")
+    args = ap.parse_args()
     rows = []
     print(f"{'voice':7} {'pitch':>6} {'formant':>8} | {'F1 st':>6} {'F2 st':>6} {'F3 st':>6} | frames")
     for name, voice in VOICES.items():
@@ -101,8 +105,7 @@ def main() -> None:
             shown = " ".join(f"{g:+6.2f}" for g in got)
             print(f"{name:7} {pitch:+6.1f} {formant:+8.1f} | {shown} | {both.sum()}")
         print(f"{name}: {share:.0%} of the active frames analysed as voiced")
-    out = ROOT / "bench" / "results" / "formant_shift.json"
-    write_result(out, "formant_shift", {"machine": machine(), "rows": rows})
+    write_result(args.out, "formant_shift", {"machine": machine(), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ declared converter latency; and beside it the mean extra delay of the played fra
 ((SOLA delay + (block - 1) / 2) * (ratio - 1)), which the envelope follows for pitches down but not up (a read
 faster than real time skips input: no one lag fits).
 
-    python bench/pitch_delay.py
+    python bench/pitch_delay.py [--out FILE]
 
 Prints a table and writes bench/results/pitch_delay.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import subprocess
 from pathlib import Path
@@ -53,6 +54,9 @@ def envelope_lag_ms(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pitch_delay.json")
+    args = ap.parse_args()
     from rtvc.converter import StreamingConverter, StreamShape
     from rtvc.voices.pitch import PitchParams, PitchVoice
 
@@ -77,7 +81,7 @@ def main() -> None:
         )
         print(f"{p:>+6.0f} {declared:>11.2f} {measured:>11.2f} {measured - declared:>+19.2f} {geometry:>+13.2f}")
     write_result(
-        ROOT / "bench" / "results" / "pitch_delay.json",
+        args.out,
         "pitch_delay",
         {"machine": machine(), "stream": {"block": BLOCK, "crossfade": 144, "search": 768}, "rows": rows},
     )

@@ -92,7 +92,8 @@ class JackDaemon:
         deadline = time.monotonic() + 20
         while True:
             ports = jack_tool(self.env, "jack_lsp").stdout.split()
-            rtvc_in = [p for p in ports if is_rtvc_port(p) and ":in_" in p]
+            # (a checkout before rtvc named its JACK client: "PortAudio", bench/callback_xruns.py's baseline)
+            rtvc_in = [p for p in ports if (is_rtvc_port(p) or p.startswith("PortAudio:")) and ":in_" in p]
             if rtvc_in and f"{REFERENCE}:output1" in ports:
                 break
             if time.monotonic() > deadline:
