@@ -67,6 +67,10 @@ class StreamingConverter:
         self._rates = _Rates(shape, voice.samplerate, out_rate, getattr(voice, "frame_ms", 0.0))
         self._advance = getattr(voice, "advance", None)
         self._moved = getattr(voice, "moved", None)  # (told how far the window moved: a voice on the stream's time)
+        # (told up to which tail frame each block was played, where its tail is at the device's rate: the pitch
+        # voice's replay guard)
+        same_rate = voice.samplerate == out_rate == shape.samplerate
+        self._joined = getattr(voice, "joined", None) if same_rate else None
         if hasattr(voice, "set_origin"):
             # a voice that works on a fixed frame grid puts the stream's time zero where it arrives
             voice.set_origin(self._rates.delay_v)
@@ -156,6 +160,8 @@ class StreamingConverter:
             self._advance(w, nv, pending if pending is not None else self._params)
         tail = self._render(pending if pending is not None else self._params, bypass)
         k, rho = best_offset(self._overlap, tail, self.shape.search, self._nominal)
+        if self._joined is not None and not bypass:
+            self._joined(k + n + x)
         out = np.array(tail[k : k + n], dtype=np.float32)
         if bypass != self._bypass_now:
             # the voice into the dry signal or back over the block: equal-power for their correlation (two pitches

@@ -46,6 +46,7 @@ KEEP_PERIOD = 0.02  # and how far it may seem to move while it is kept as it was
 H1_RANGE = 4.0  # nepers (~35 dB): a voiced frame's first harmonic is within this of its strongest
 MAX_GAIN = 3.0  # nepers (~26 dB): the most the formant correction boosts or cuts a band
 MAX_BOOST = 3.0  # nepers (~26 dB): the most it boosts a band (1 neper held speech's formants back)
+GUARD_S = 0.002  # the replay guard's level window (a 440 Hz tone's period, with room)
 PEAK_DB = 1.5  # the peak guard: the filtered input's peaks kept within this of the input's over the last PEAK_S
 PEAK_S = 0.02
 PEAK_RELEASE_S = 0.02  # seconds a neper: how fast the peak guard's gain comes back
@@ -105,7 +106,12 @@ class PitchVoice:
         k = math.exp(-1.0 / (FOLLOW_S * samplerate))  # the level follower's pole, twice (a double pole)
         self._follow = ([(1.0 - k) ** 2], [1.0, -2.0 * k, k * k])
         self._follow_zi = lfilter_zi(*self._follow)  # its state under a steady unit energy
-        self._looks: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the input's envelope before each hop
+        self._looks: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}  # the input's envelope before each hop
+        # the replay guard (_replay_gain): the first read of each block (stream time of its first tail frame, the
+        # ratio, the block's stream time), and the stream time of the newest input the last block played
+        self._read: tuple[float, float, int] | None = None
+        self._played: float | None = None
+        self._guard_w = max(1, round(GUARD_S * samplerate))
         self._window_id = 0  # the window they were computed from (another converter's: computed again)
 
     def context_for(self, tail: int) -> int:
@@ -126,6 +132,14 @@ class PitchVoice:
         self._filters.clear()
         self._filtered.clear()
         self._looks.clear()
+        self._read = self._played = None
+
+    def joined(self, end: int) -> None:
+        """The converter played this block's tail up to frame `end` (its SOLA offset + the block, and the crossfade
+        kept for the next block): the newest input heard so far, for the next block's replay guard."""
+        if self._read is not None and self._read[2] == self._t:
+            start, r, _t = self._read
+            self._played = start + (end - 1) * r
 
     # -- the conversion ---------------------------------------------------------------------------
     def convert(self, window: np.ndarray, tail: int, params: PitchParams) -> np.ndarray:
@@ -137,12 +151,38 @@ class PitchVoice:
         if abs(math.log(r / f)) > 1e-6:
             first = max(0, math.floor(pos[0]) - 17 - math.ceil(16 / cutoff))  # (what resample_at reads)
             src, first = self._formant_filtered(window, first, r, f)
-            y = resample_at(src, pos - first, cutoff=cutoff)
         else:
-            y = resample_at(window, pos, cutoff=cutoff)
+            src, first = window, 0
+        y = resample_at(src, pos - first, cutoff=cutoff)
+        base = self._t - len(window)  # the stream's time of window[0]
+        if r > 1.0 and self._played is not None:
+            y = y * self._replay_gain(src, pos - first, self._played - base - first)
+        if self._read is None or self._read[2] != self._t:  # (the block's first read: the one the converter joins)
+            self._read = (base + float(pos[0]), r, self._t)
         if params.gain_db:
             y = y * 10.0 ** (params.gain_db / 20.0)
         return y.astype(np.float32)
+
+    def _replay_gain(self, src: np.ndarray, pos: np.ndarray, played: float) -> np.ndarray:
+        """A higher pitch reads each block's tail faster than time, ending at the newest input: its head reads input
+        the block before played already, (ratio - 1) blocks of it. Where a sound stopped in there (a note cut off, a
+        stop consonant) the block before ended in silence and this one played the sound's end again: a 4-6 ms ghost
+        at full level after the silence (Chipmunk: 6 of 12 cut-off tones; a review). `src`: what is read (the
+        window, or its formant-filtered part: its filter rings on), `pos` and `played` indices into it. The frames
+        that read input already played (before `played`) are held to twice the largest |x| of all the input after it
+        (a block and more: longer than a low voice's period), each against its own level (over GUARD_S around it):
+        a sound that goes on is as loud there as before, and passes; one that stopped is not heard again."""
+        again = pos < played
+        if not again.any():
+            return np.ones(len(pos))
+        w, end = self._guard_w, min(max(int(played), 0), len(src) - 1)
+        left = float(np.abs(src[end:]).max())
+        lo = max(0, int(pos[again].min()) - w)
+        level = maximum_filter1d(np.abs(src[lo : end + w + 1]), size=w)
+        at = np.clip(np.rint(pos[again]).astype(np.int64) - lo, 0, len(level) - 1)
+        gain = np.ones(len(pos))
+        gain[again] = np.minimum(1.0, (2.0 * left + 1e-5) / (level[at] + 1e-9))
+        return gain
 
     def _envelope(self, frame: np.ndarray, held: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
         """frame: (2N,) windowed -> (1, N + 1) log-magnitude spectral envelope, the frame's power spectrum, and the
