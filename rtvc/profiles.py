@@ -64,6 +64,11 @@ def profile_name(name_or_path: str, profiles_dir: Path) -> str:
     return path.stem if inside else str(path)
 
 
+def shown_name(path: Path) -> str:
+    """A profile file's name as text (bytes that are not UTF-8 shown as U+FFFD)."""
+    return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def profile_files(profiles_dir: Path) -> list[Path]:
     """The profiles in a folder, sorted: its *.toml files, but no hidden ones (an editor's lock or backup file,
     `.#default.toml`, is no voice)."""
@@ -209,6 +214,12 @@ def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
         raise ConfigError(
             f"profile '{name_or_path}' not found: no file {path}", f"{whose}{listed}; or pass a path to a .toml file"
         )
+    try:
+        path.stem.encode("utf-8")
+    except UnicodeEncodeError:  # (the API's JSON would carry lone surrogates, which strict parsers refuse)
+        raise ConfigError(
+            f"{shown_name(path)}: the file's name is not UTF-8 text, so no client can name it", "rename the file"
+        ) from None
     raw = read_toml(path)
     for key in raw:
         if key not in PROFILE_KEYS:

@@ -2309,3 +2309,27 @@ def test_a_listener_that_raises_is_logged_and_the_others_are_still_told(tmp_path
         assert c.set_mute(True, "a") is True
     assert [e["changed"] for e in after] == [["mute", "silent"]], after
     assert any("a listener failed on the event ['mute', 'silent']" in r.getMessage() for r in caplog.records)
+
+
+def test_a_profile_whose_file_name_is_not_utf8_is_listed_with_what_to_do(daemon):
+    """A file name that is not UTF-8 (bytes from another system's encoding) went out as lone surrogates in the
+    API's JSON ("bad\\udcffutf"), which strict parsers refuse, and no client could name it to select it."""
+    folder = daemon.controller.profiles_dir
+    odd = folder / os.fsdecode(b"bad\xffutf.toml")
+    odd.write_text('voice = "pitch"\n')
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+        listed = await c.call("voices.list")
+        wire = c.frames[-1]
+        assert "\\udc" not in wire, wire  # (no lone surrogate on the wire)
+        json.loads(wire.encode("utf-8"))  # (strict UTF-8: what other languages' parsers take)
+        entry = next(v for v in listed["voices"] if v["name"].startswith("bad"))
+        assert entry["name"] == "bad\ufffdutf", entry
+        assert "the file's name is not UTF-8 text, so no client can name it (rename the file)" in entry["error"], entry
+        await c.close()
+
+    try:
+        run(main())
+    finally:
+        odd.unlink()

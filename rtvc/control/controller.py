@@ -35,6 +35,7 @@ from rtvc.profiles import (
     profile_files,
     profile_label,
     profile_name,
+    shown_name,
     stored_label,
     unusable,
 )
@@ -204,9 +205,10 @@ class Controller:
                     entry["error"] = why
                 out.append(entry)
             except ConfigError as e:  # listed, so the user sees why it cannot be chosen (the one playing stays it)
-                label = stored_label(path.stem, self.profiles_dir) or path.stem
+                name = shown_name(path).removesuffix(".toml")  # (a name that is not UTF-8: U+FFFD in its place)
+                label = (stored_label(path.stem, self.profiles_dir) or name) if name == path.stem else name
                 active = path.stem == self.profile
-                out.append({"name": path.stem, "label": label, "voice": "", "active": active, "error": str(e)})
+                out.append({"name": name, "label": label, "voice": "", "active": active, "error": str(e)})
         return out
 
     def params(self) -> dict[str, Any]:
