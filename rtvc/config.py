@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
+import tomllib
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -302,11 +304,38 @@ def load_control(path: Path | None, overrides: dict[str, tuple[Any, str]], say: 
     try:
         raw = read_toml(path)
     except ConfigError as e:
+        control = _control_alone(path)  # (a syntax error elsewhere, half-way through an edit: a review)
+        if control is not None:
+            say(f"note: {e.what}: rtvc read its [control] table alone")
+            return load_config(path, overrides, raw={"control": control} if control else {})
         if "control.port" not in overrides:
             raise ConfigError(e.what, f"{e.fix}; or give the daemon's port with --port") from None
         say(f"note: {e.what}: rtvc takes the default control settings, with {overrides['control.port'][1]}")
         return load_config(None, overrides)
     return load_config(path, overrides, raw={"control": raw["control"]} if "control" in raw else {})
+
+
+_TABLE = re.compile(r"^\s*\[")
+_CONTROL = re.compile(r"^\s*\[\s*control\s*\]\s*(#.*)?$")
+
+
+def _control_alone(path: Path) -> dict[str, Any] | None:
+    """The [control] table of a file that does not read as TOML, read alone: its lines from its header to the next
+    table's ({} where it has none and no 'control' appears elsewhere); None where that does not read either, or the
+    file cannot be read at all."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    start = next((i for i, line in enumerate(lines) if _CONTROL.match(line)), None)
+    if start is None:
+        return None if any("control" in line for line in lines) else {}  # (control.port = ... at the top: not known)
+    end = next((i for i in range(start + 1, len(lines)) if _TABLE.match(lines[i])), len(lines))
+    try:
+        got = tomllib.loads("\n".join(lines[start:end]))
+    except tomllib.TOMLDecodeError:
+        return None
+    return got.get("control", {})
 
 
 def read_obs(path: Path) -> ObsConfig:

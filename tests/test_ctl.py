@@ -262,7 +262,8 @@ def test_a_mistake_elsewhere_in_config_toml_does_not_keep_ctl_from_the_running_d
 ):
     """A value broken in [stream] (an edit meant for the next start) stopped `rtvc ctl`, `rtvc tui` and `rtvc token`
     with the config's error, --port or not, while the daemon ran on the file as it was: a mute shortcut did nothing
-    (a review). They read [control] alone; a file that does not read at all takes --port."""
+    (a review). They read [control] alone, its lines alone where the file is no TOML; a [control] that does not read
+    takes --port."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(daemon.xdg))
     cfg = tmp_path / "config.toml"
     cfg.write_text(f'[control]\nport = {daemon.port}\n\n[stream]\nblock_ms = "twenty"\n')
@@ -272,7 +273,15 @@ def test_a_mistake_elsewhere_in_config_toml_does_not_keep_ctl_from_the_running_d
     assert main(["token", "--config", str(cfg)]) == 0
     assert f"127.0.0.1:{daemon.port}/dock?token=" in capsys.readouterr().out
 
-    cfg.write_text(f"[control]\nport = {daemon.port}\n[stream\n")  # (no TOML: the port cannot be read from it)
+    # a syntax error elsewhere (half-way through an edit): [control]'s lines read alone (it was refused, a review)
+    cfg.write_text(f"[control]\nport = {daemon.port}\n\n[stream]\nblock_ms = 20.0 oops\n[audio\n")
+    capsys.readouterr()
+    assert main(["ctl", "--config", str(cfg), "mute", "on"]) == 0, capsys.readouterr()
+    out, err = capsys.readouterr()
+    assert "not valid TOML" in err and "rtvc read its [control] table alone" in err and "mute on" in out, (out, err)
+    assert rpc.call("status.get")["control"]["mute"] is True
+
+    cfg.write_text(f"[control]\nport = {daemon.port} oops\n")  # (no TOML there: the port cannot be read from it)
     capsys.readouterr()
     assert main(["ctl", "--config", str(cfg), "mute", "off"]) == 2
     err = capsys.readouterr().err
