@@ -74,7 +74,19 @@ def profile_files(profiles_dir: Path) -> list[Path]:
     `.#default.toml`, is no voice)."""
     if not profiles_dir.is_dir():
         return []
-    return sorted(p for p in profiles_dir.glob("*.toml") if not p.name.startswith("."))
+    try:  # (Path.glob said nothing of a folder it could not read: every profile "removed", a review)
+        with os.scandir(profiles_dir) as found:
+            names = [e.name for e in found]
+    except OSError as e:
+        raise ProfilesUnreadable(
+            f"the profiles folder {profiles_dir} cannot be read ({e.strerror or e})",
+            f"check its permissions (ls -ld '{profiles_dir}'): rtvc needs to read and enter it",
+        ) from None
+    return sorted(profiles_dir / n for n in names if n.endswith(".toml") and not n.startswith("."))
+
+
+class ProfilesUnreadable(ConfigError):
+    """The profiles folder is there but cannot be listed (its permissions, a network drive gone)."""
 
 
 def voice_kinds(profiles_dir: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:

@@ -2333,3 +2333,40 @@ def test_a_profile_whose_file_name_is_not_utf8_is_listed_with_what_to_do(daemon)
         run(main())
     finally:
         odd.unlink()
+
+
+def test_a_profiles_folder_that_cannot_be_read_is_said_not_taken_for_empty(daemon, monkeypatch, caplog):
+    """`chmod 000 profiles` (or a network drive gone): Path.glob said nothing, so every profile was "removed" in the
+    log, voices.list was empty with no error, and profiles.save failed with an internal PermissionError (a review;
+    root reads any folder, so the folder's listing fails here as it does for a user)."""
+    import rtvc.profiles
+
+    folder = daemon.controller.profiles_dir
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(rtvc.profiles.os, "scandir", scandir)
+
+    async def main():
+        c = await Client.open(daemon.port, daemon.token)
+        with pytest.raises(RpcFailure) as e:
+            await c.call("voices.list")
+        assert e.value.code == -32004, e.value
+        assert f"the profiles folder {folder} cannot be read (Permission denied)" in e.value.message
+        assert "check its permissions" in e.value.message
+        with pytest.raises(RpcFailure) as e:
+            await c.call("profiles.save", name="kept")
+        assert "cannot be read (Permission denied)" in e.value.message and "internal error" not in e.value.message
+        await c.close()
+
+    with caplog.at_level(logging.INFO, logger="rtvc"):
+        run(main())
+        time.sleep(1.5)  # (the folder's poll)
+    said = caplog.text
+    assert "removed" not in said, said
+    monkeypatch.undo()
+    assert not (folder / "kept.toml").exists()

@@ -30,6 +30,7 @@ from rtvc.engine import Engine
 from rtvc.errors import ConfigError, DeviceError, RtvcError
 from rtvc.gate import HYSTERESIS_DB, LEARN_LOUDEST_DB, LEARN_MARGIN_DB, LEARN_SILENCE_DB, LEARN_SWING_DB, GateSettings
 from rtvc.profiles import (
+    ProfilesUnreadable,
     load_profile,
     missing_files,
     profile_files,
@@ -622,8 +623,13 @@ class Controller:
         with self._profiles_lock:
             try:
                 self._poll_profiles()
-            except OSError as e:  # (out of file descriptors, a network drive gone): said once; looked at again
-                said = f"profiles folder {self.profiles_dir} could not be read ({e}); looked at again each second"
+            except (OSError, ProfilesUnreadable) as e:  # (out of file descriptors, a network drive gone, its
+                # permissions): said once, nothing taken for removed; looked at again
+                said = (
+                    f"{e}; looked at again each second"
+                    if isinstance(e, ProfilesUnreadable)
+                    else f"profiles folder {self.profiles_dir} could not be read ({e}); looked at again each second"
+                )
                 if said != self._profiles_error:
                     self._profiles_error = said
                     log.warning("%s", said)

@@ -114,7 +114,12 @@ async def _status(s: Session) -> dict[str, Any]:
     "{voices: [{name, label, voice, active, error?}], active}",
 )
 async def _voices(s: Session) -> dict[str, Any]:
-    return {"voices": s.hub.controller.voices(), "active": s.hub.controller.profile}
+    from rtvc.profiles import ProfilesUnreadable
+
+    try:
+        return {"voices": s.hub.controller.voices(), "active": s.hub.controller.profile}
+    except ProfilesUnreadable as e:  # (not an empty list: every voice seemed gone)
+        raise RpcError(NOT_AVAILABLE, f"voices.list: {e}") from None
 
 
 @method(
@@ -220,6 +225,9 @@ async def _save_profile(s: Session, name: str, label: str | None = None, overwri
         return await asyncio.to_thread(c.save_profile, name, label, overwrite, s.id)
     except NoVoiceError as e:
         raise RpcError(NOT_AVAILABLE, str(e)) from None
+    except PermissionError as e:  # (the folder cannot be looked into: its permissions)
+        raise RpcError(NOT_AVAILABLE, f"profile '{name}' not saved: {e.strerror} ({e.filename}): check the profiles"
+                       " folder's permissions") from None  # fmt: skip
 
 
 @method(
