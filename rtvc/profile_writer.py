@@ -160,9 +160,11 @@ def write_profile(
             raise ConfigError(f"cannot write profile '{name}' in {profiles_dir}: {e.strerror}", _fix(e)) from None
         tmp = Path(tmp_name)
         try:
+            # mkstemp makes a private (0600) file: a profile is readable as the one it replaces, or as files are; set
+            # once it has been read back (a profile of mode 000 made the check read of the new file fail, and the
+            # error named the temporary file: a review)
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                # mkstemp makes a private (0600) file: a profile is readable as the one it replaces, or as files are
-                os.fchmod(f.fileno(), path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
                 old = _readable(path) if keep_layout else None
                 kept = update(old, label, kind, params, model) if old is not None else None
                 fresh = render(label, kind, params, model, comment)
@@ -184,6 +186,7 @@ def write_profile(
             if path.is_symlink():  # (a profile kept elsewhere, linked in: it is written, the link stays a link)
                 _replace_target(tmp, Path(os.path.realpath(path)), name)
             else:
+                os.chmod(tmp, mode)
                 os.replace(tmp, path)
         except ConfigError:
             tmp.unlink(missing_ok=True)

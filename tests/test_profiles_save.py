@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +25,8 @@ from rtvc.errors import ConfigError
 from rtvc.profile_writer import portable_model, write_profile
 from rtvc.profiles import load_profile
 from rtvc.run import build_engine
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SR = 48000
 PASSTHROUGH = '# shipped\nlabel = "Passthrough"\nvoice = "passthrough"\n'
@@ -546,3 +553,25 @@ def test_a_new_profile_is_made_as_the_users_other_files_are(tmp_path):
         [sys.executable, "-c", code, str(tmp_path)], check=True, timeout=60, preexec_fn=lambda: os.umask(0o077)
     )
     assert (tmp_path / "own.toml").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs root's setpriv to drop DAC")
+def test_a_profile_nobody_may_read_is_saved_over_and_keeps_its_mode(tmp_path):
+    """A profile of mode 000 (chmod by hand): the new file took that mode before it was read back to check it, and
+    the save failed naming the temporary file, '.default.0zkdx328.toml.saving: cannot be read' (a review). Run
+    without root's power to read anything (setpriv), as a user would."""
+    (tmp_path / "d.toml").write_text('voice = "pitch"\n[params]\npitch = 1.0\n')
+    (tmp_path / "d.toml").chmod(0)
+    code = (
+        "import sys; from pathlib import Path; from rtvc.profile_writer import write_profile; "
+        "print(write_profile(Path(sys.argv[1]), 'd', 'D', 'pitch', {'pitch': 2.0}, None, True, keep_layout=True))"
+    )
+    caps = "-dac_override,-dac_read_search"
+    done = subprocess.run(
+        ["setpriv", "--bounding-set", caps, "--inh-caps", caps, sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE((tmp_path / "d.toml").stat().st_mode) == 0
+    assert "pitch = 2.0" in (tmp_path / "d.toml").read_text()  # (root reads it here)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.toml"]
