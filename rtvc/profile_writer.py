@@ -80,7 +80,12 @@ def update(old: str, label: str, kind: str, params: dict[str, Any], model: dict[
     are defaults now). None where the old text does not parse or names another voice kind: comments written
     for another voice would describe what is no longer there, so that profile is written afresh."""
     import tomlkit
-    from tomlkit.items import Table
+    from tomlkit.container import OutOfOrderTableProxy
+    from tomlkit.items import InlineTable, Table
+
+    # (a table as [params], as params = { ... } or as params.pitch = ... keys: each kept as written; the last two were
+    # written afresh, their comments lost: a review)
+    tables = (Table, InlineTable, OutOfOrderTableProxy)
 
     try:
         doc = tomlkit.parse(old)
@@ -93,7 +98,7 @@ def update(old: str, label: str, kind: str, params: dict[str, Any], model: dict[
     doc["label"] = label
     for name, values in (("model", model or {}), ("params", params)):
         table = doc.get(name)
-        if not isinstance(table, Table):
+        if not isinstance(table, tables):
             if name in doc:
                 del doc[name]
             if values:

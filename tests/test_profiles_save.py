@@ -575,3 +575,20 @@ def test_a_profile_nobody_may_read_is_saved_over_and_keeps_its_mode(tmp_path):
     assert stat.S_IMODE((tmp_path / "d.toml").stat().st_mode) == 0
     assert "pitch = 2.0" in (tmp_path / "d.toml").read_text()  # (root reads it here)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.toml"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        "params.pitch = -3.0    # semitones: keep me\nparams.formant = 0.0   # formants: keep me\n",
+        "params = { pitch = -3.0, formant = 0.0 }  # keep me\n",
+    ],
+)
+def test_a_params_table_written_as_dotted_keys_or_inline_keeps_its_comments(tmp_path, params):
+    """profiles.save over a profile whose [params] was written as `params.pitch = ...` keys or as an inline table
+    rewrote it as a plain [params] table, its comments gone (a review)."""
+    (tmp_path / "dot.toml").write_text(f'# my voice\nvoice = "pitch"\nlabel = "Dot"\n{params}')
+    write_profile(tmp_path, "dot", "Dot", "pitch", {"pitch": -2.0, "formant": 0.0}, None, True, keep_layout=True)
+    text = (tmp_path / "dot.toml").read_text()
+    assert "# my voice" in text and "keep me" in text and "[params]" not in text, text
+    assert load_profile(str(tmp_path / "dot.toml"), tmp_path).params.pitch == -2.0
