@@ -69,6 +69,12 @@ def shown_name(path: Path) -> str:
     return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def profile_names(profiles_dir: Path) -> list[str]:
+    """The profiles' names as text (a file name that is not UTF-8 with U+FFFD: never lone surrogates in a message or
+    the API's JSON)."""
+    return [shown_name(p).removesuffix(".toml") for p in profile_files(profiles_dir)]
+
+
 def profile_files(profiles_dir: Path) -> list[Path]:
     """The profiles in a folder, sorted: its *.toml files, but no hidden ones (an editor's lock or backup file,
     `.#default.toml`, is no voice)."""
@@ -193,7 +199,7 @@ def profiles_dir(cfg) -> Path:
 
 def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
     if not name_or_path.strip():  # (it was looked for as the file profiles/.toml, and "not found" said of that)
-        there = [p.stem for p in profile_files(profiles_dir)]
+        there = profile_names(profiles_dir)
         raise ConfigError(
             "the profile name is empty", f"name one of the profiles in {profiles_dir}: {', '.join(there) or 'none'}"
         )
@@ -204,7 +210,12 @@ def load_profile(name_or_path: str, profiles_dir: Path) -> Profile:
             "put the file it names back, or remove the link",
         )
     if not path.exists():  # a folder or an unreadable file: read_toml says which
-        there = [p.stem for p in profile_files(profiles_dir)]
+        there = profile_names(profiles_dir)
+        if name_or_path in there and name_or_path not in {p.stem for p in profile_files(profiles_dir)}:
+            raise ConfigError(  # (the name voices.list gives a file whose name is not UTF-8)
+                f"profile '{name_or_path}': the file's name is not UTF-8 text, so no client can name it",
+                "rename the file",
+            )
         listed = f"profiles in {profiles_dir}: {', '.join(there) or 'none'}"
         if not profiles_dir.is_dir() and profiles_dir.is_symlink():  # (a link to itself crashed serve at its start)
             listed = (

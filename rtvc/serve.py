@@ -40,7 +40,7 @@ from rtvc.engine import Engine
 from rtvc.errors import DeviceError, RtvcError
 from rtvc.logtext import Lines, LogFormatter
 from rtvc.priority import AWAITING_CALLBACKS
-from rtvc.profiles import load_profile, profile_files, profile_name, profile_path, unusable, voice_kinds
+from rtvc.profiles import load_profile, profile_name, profile_names, profile_path, unusable, voice_kinds
 from rtvc.run import (
     EXIT_DEVICE_HUNG,
     VIRTUAL_PERIOD,
@@ -171,7 +171,7 @@ def unknown_scene_profiles(cfg: Config) -> list[str]:
     model files missing): said at start, not first when the scene comes up on stream (not an error: the profile
     may be saved or mended later, and selecting it then works)."""
     folder = profiles_dir(cfg)
-    there = [p.stem for p in profile_files(folder)]
+    there = profile_names(folder)
     said = []
     for scene, name in cfg.obs.scenes.items():
         path = profile_path(name, folder)

@@ -2327,6 +2327,12 @@ def test_a_profile_whose_file_name_is_not_utf8_is_listed_with_what_to_do(daemon)
         entry = next(v for v in listed["voices"] if v["name"].startswith("bad"))
         assert entry["name"] == "bad\ufffdutf", entry
         assert "the file's name is not UTF-8 text, so no client can name it (rename the file)" in entry["error"], entry
+        with pytest.raises(RpcFailure) as e:  # (the name the list gives: said so, not "not found", and no surrogate)
+            await c.call("voices.select", name=entry["name"])
+        assert "the file's name is not UTF-8 text" in e.value.message and "\\udc" not in c.frames[-1], c.frames[-1]
+        with pytest.raises(RpcFailure):  # (another name: the profiles listed, U+FFFD for it)
+            await c.call("voices.select", name="no-such-voice")
+        assert "\\udc" not in c.frames[-1] and "bad\ufffdutf" in json.loads(c.frames[-1])["error"]["message"]
         await c.close()
 
     try:
