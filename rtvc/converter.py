@@ -160,8 +160,6 @@ class StreamingConverter:
             self._advance(w, nv, pending if pending is not None else self._params)
         tail = self._render(pending if pending is not None else self._params, bypass)
         k, rho = best_offset(self._overlap, tail, self.shape.search, self._nominal)
-        if self._joined is not None and not bypass:
-            self._joined(k + n + x)
         out = np.array(tail[k : k + n], dtype=np.float32)
         if bypass != self._bypass_now:
             # the voice into the dry signal or back over the block: equal-power for their correlation (two pitches
@@ -176,6 +174,8 @@ class StreamingConverter:
             out[:x] = crossfade(self._overlap, out[:x], self._shape, rho)
             self._overlap[:] = tail[k + n : k + n + x]
         self._ahead = np.array(tail[k + n :], dtype=np.float32)
+        if self._joined is not None and not bypass:  # (after every render of this block: the old voice's, above, too)
+            self._joined(k + n + x)
         return out
 
     @property
