@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from daemon_harness import free_port
 from websockets.sync.client import connect
 
 SCENES = ("Starting", "Just Chatting", "Gaming")
@@ -53,12 +54,6 @@ DebugEnabled=false
 _PROFILE_INI = (
     "[General]\nName=Test\n[Video]\nBaseCX=320\nBaseCY=180\nOutputCX=320\nOutputCY=180\nFPSType=2\nFPSNum=5\nFPSDen=1\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port: int) -> bool:

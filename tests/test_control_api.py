@@ -29,6 +29,7 @@ from unittest import mock
 import numpy as np
 import pytest
 from control_client import WS_UPGRADE, Client, RpcFailure, http_get
+from daemon_harness import free_port
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
 from websockets.frames import Frame, Opcode
@@ -1577,12 +1578,6 @@ def test_a_port_in_use_is_a_clear_error(daemon):
 
 
 # -- the daemon process -----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Served:
     proc: subprocess.Popen[str]

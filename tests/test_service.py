@@ -9,13 +9,13 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from daemon_harness import free_port
 
 from rtvc.service import unit_text
 
@@ -60,12 +60,6 @@ def verify(unit: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     runtime.mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
     return subprocess.run(["systemd-analyze", "verify", str(unit)], env=env, capture_output=True, text=True, timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.timeout(120)
